@@ -1,0 +1,309 @@
+"""The command line: parse arguments into a :class:`Settings`, run, return an exit code.
+
+``bids-fixedfx BIDS_DIR OUTPUT_DIR {participant,group} [options]`` (SPEC.md §1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
+from .settings import MOTION_CONFOUNDS, ContrastSpec, ModelSettings, Settings
+
+logger = logging.getLogger("bids_fixedfx")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors exit with SPEC's usage code, 64."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _strip(prefix):
+    def convert(value):
+        return value[len(prefix):] if value.startswith(prefix) else value
+
+    return convert
+
+
+def _nonnegative_float(value):
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return number
+
+
+def _positive_int(value):
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return number
+
+
+def _contrast(value):
+    name, sep, definition = value.partition("=")
+    if not sep or not name.strip() or not definition.strip():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not NAME=SPEC (for example faces=faces-houses or faces=1,-1)"
+        )
+    return ContrastSpec(name.strip(), definition.strip())
+
+
+def _default_nprocs():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the whole argument parser of the app.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        Positional arguments of the BIDS App contract and option groups.
+    """
+    parser = _Parser(
+        prog="bids-fixedfx",
+        description="Task-fMRI statistics for BIDS datasets: run-level GLMs, "
+        "fixed effects across each subject's runs, and group-level tests.",
+    )
+    parser.add_argument("bids_dir", type=Path, help="the root of the BIDS dataset")
+    parser.add_argument("output_dir", type=Path, help="where the derivatives are written")
+    parser.add_argument(
+        "analysis_level",
+        choices=["participant", "group"],
+        help="participant: fit runs and combine them per subject; "
+        "group: test the subjects' maps across subjects",
+    )
+    parser.add_argument("--version", action="version", version=f"bids-fixedfx {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail in the log (repeatable)"
+    )
+
+    select = parser.add_argument_group("Selecting data")
+    select.add_argument(
+        "--participant-label", "--participant_label", nargs="+", default=[],
+        type=_strip("sub-"), metavar="LABEL",
+        help="subjects to process, with or without 'sub-' (default: all)",
+    )
+    select.add_argument(
+        "--session-label", nargs="+", default=[], type=_strip("ses-"), metavar="LABEL",
+        help="sessions to include, with or without 'ses-' (default: all)",
+    )
+    select.add_argument(
+        "-t", "--task", nargs="+", default=[], type=_strip("task-"),
+        help="tasks to model (default: every task that has events)",
+    )
+    select.add_argument(
+        "--space",
+        help="the derivatives' space- to use; 'none' for files without a space entity "
+        "(default: MNI152NLin2009cAsym if present, else the only space present)",
+    )
+    select.add_argument(
+        "-d", "--derivatives", nargs="+", type=Path, default=[], metavar="PATH",
+        help="preprocessed derivatives in fMRIPrep's layout (default: every dataset "
+        "under BIDS_DIR/derivatives)",
+    )
+    select.add_argument(
+        "--bids-filter-file", type=Path, metavar="FILE",
+        help='JSON of pybids queries in fMRIPrep\'s format, e.g. {"bold": {"acquisition": "x"}}',
+    )
+    select.add_argument(
+        "--skip-bids-validation", "--skip_bids_validation", action="store_true",
+        help="do not run the BIDS validator on the input",
+    )
+
+    model = parser.add_argument_group("Model")
+    model.add_argument(
+        "--contrast", action="append", type=_contrast, default=[], metavar="NAME=SPEC",
+        help="a t contrast (repeatable): an expression over design columns "
+        "(DSt+DSp-SSt-SSp) or comma-separated weights (-1,-1,1,1), zero-padded "
+        "(default: one contrast per condition)",
+    )
+    model.add_argument(
+        "--design-dir", type=Path, metavar="DIR",
+        help="precomputed per-run design matrices (.tsv with a header, or .npz with "
+        "the matrix under key X), named with their run's entities",
+    )
+    model.add_argument(
+        "--mask", type=Path, metavar="FILE",
+        help="one mask for every run (default: each run's desc-brain_mask)",
+    )
+    model.add_argument(
+        "--smoothing-fwhm", type=_nonnegative_float, default=5.0, metavar="MM",
+        help="isotropic Gaussian smoothing in mm; 0 disables (default: 5)",
+    )
+    model.add_argument(
+        "--hrf-model", default="glover",
+        help="nilearn HRF model: glover, spm, 'glover + derivative', ... (default: glover)",
+    )
+    model.add_argument(
+        "--drift-model", choices=["cosine", "polynomial", "none"], default="cosine",
+        help="drift regressors (default: cosine)",
+    )
+    model.add_argument(
+        "--high-pass", type=_nonnegative_float, default=0.01, metavar="HZ",
+        help="cut-off of the cosine drift model in Hz (default: 0.01)",
+    )
+    model.add_argument(
+        "--drift-order", type=_positive_int, default=1, metavar="N",
+        help="order of the polynomial drift model (default: 1)",
+    )
+    model.add_argument(
+        "--noise-model", choices=["ar1", "ols"], default="ar1", help="(default: ar1)"
+    )
+    model.add_argument(
+        "--confounds", nargs="+", default=list(MOTION_CONFOUNDS), metavar="X",
+        help="confound columns (wildcards allowed: 'trans_*'), a nilearn load_confounds "
+        "strategy (motion, wm_csf, global_signal, compcor, ...), or 'none' "
+        "(default: the six motion parameters)",
+    )
+    model.add_argument(
+        "--precision-weighted", action="store_true",
+        help="inverse-variance weighting in fixed effects (default: off, as in nilearn)",
+    )
+    model.add_argument(
+        "--group-model", choices=["random", "fixed"], default="random",
+        help="group level: a one-sample t-test across subjects (random) or fixed "
+        "effects over the subjects' maps (default: random)",
+    )
+
+    report = parser.add_argument_group("Reports")
+    report.add_argument(
+        "--report-threshold", type=_nonnegative_float, default=3.0, metavar="Z",
+        help="|z| threshold of the report's maps (default: 3)",
+    )
+    report.add_argument("--no-reports", action="store_true", help="do not write HTML reports")
+    report.add_argument(
+        "--boilerplate-only", action="store_true",
+        help="write only the methods boilerplate (logs/CITATION.*)",
+    )
+
+    run = parser.add_argument_group("Running")
+    run.add_argument("-w", "--work-dir", type=Path, metavar="DIR", help="scratch space")
+    run.add_argument(
+        "--nprocs", "--n_cpus", type=_positive_int, default=_default_nprocs(), metavar="N",
+        help="processes for independent runs (default: all available cores)",
+    )
+    return parser
+
+
+def _read_filters(path):
+    if path is None:
+        return {}
+    try:
+        filters = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise UsageError(f"--bids-filter-file {path} cannot be read: {error.strerror}.") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--bids-filter-file {path} is not valid JSON: {error.msg}.") from None
+    if not isinstance(filters, dict) or not all(isinstance(v, dict) for v in filters.values()):
+        raise UsageError(
+            f'--bids-filter-file {path} must map file kinds to queries, like {{"bold": {{"run": 1}}}}.'
+        )
+    return filters
+
+
+def parse_settings(argv=None) -> Settings:
+    """Parse the command line into the app's settings.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    settings : Settings
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    confounds = tuple(args.confounds)
+    if confounds in (("none",), ("",)):
+        confounds = ()
+    model = ModelSettings(
+        smoothing_fwhm=args.smoothing_fwhm or None,
+        hrf_model=args.hrf_model,
+        drift_model=None if args.drift_model == "none" else args.drift_model,
+        high_pass=args.high_pass,
+        drift_order=args.drift_order,
+        noise_model=args.noise_model,
+        confounds=confounds,
+        precision_weighted=args.precision_weighted,
+    )
+    names = [c.name for c in args.contrast]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise UsageError(f"--contrast {duplicated[0]} is given more than once.")
+    return Settings(
+        bids_dir=args.bids_dir.absolute(),
+        output_dir=args.output_dir.absolute(),
+        analysis_level=args.analysis_level,
+        participant_label=tuple(dict.fromkeys(args.participant_label)),
+        session_label=tuple(dict.fromkeys(args.session_label)),
+        task=tuple(dict.fromkeys(args.task)),
+        space=args.space,
+        derivatives=tuple(p.absolute() for p in args.derivatives),
+        bids_filters=_read_filters(args.bids_filter_file),
+        skip_bids_validation=args.skip_bids_validation,
+        contrasts=tuple(args.contrast),
+        design_dir=args.design_dir.absolute() if args.design_dir else None,
+        mask=args.mask.absolute() if args.mask else None,
+        model=model,
+        group_model=args.group_model,
+        work_dir=args.work_dir.absolute() if args.work_dir else None,
+        nprocs=args.nprocs,
+        verbose=args.verbose,
+        reports=not args.no_reports,
+        report_threshold=args.report_threshold,
+        boilerplate_only=args.boilerplate_only,
+        command=shlex.join(["bids-fixedfx", *argv]),
+    )
+
+
+def _setup_logging(verbose):
+    level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def main(argv=None) -> int:
+    """Run the app from the command line and return its exit code."""
+    try:
+        settings = parse_settings(argv)
+    except FixedFxError as error:
+        print(f"bids-fixedfx: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except SystemExit as stop:  # argparse: --help, --version, or a usage error
+        return stop.code if isinstance(stop.code, int) else EX_USAGE
+    _setup_logging(settings.verbose)
+
+    from .workflow import run  # heavy imports (nilearn, pybids) only once arguments are good
+
+    try:
+        run(settings)
+    except FixedFxError as error:
+        logger.error("%s", error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        logger.error("Interrupted; files already in %s are complete.", settings.output_dir)
+        return EX_FAILURE
+    except Exception as error:  # noqa: BLE001 - the app's last line of defence
+        logger.error("Processing failed: %s (run with -v for the traceback).", error)
+        logger.debug("Traceback:", exc_info=True)
+        return EX_FAILURE
+    return 0

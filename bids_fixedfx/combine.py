@@ -1,0 +1,150 @@
+"""Combining maps: fixed effects across a subject's runs, and the group level across subjects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .glm import NILEARN_OUTPUTS, ContrastMaps
+
+
+@dataclass(frozen=True)
+class GroupContrast:
+    """The group level's one contrast: the mean effect across subjects."""
+
+    name: str
+    label: str
+    weights: dict
+
+
+def intersect_masks(mask_imgs):
+    """The voxels inside every mask (nilearn's ``intersect_masks`` with threshold 1).
+
+    Parameters
+    ----------
+    mask_imgs : list of Nifti1Image or paths
+        Masks on one grid.
+
+    Returns
+    -------
+    mask : Nifti1Image
+    """
+    from nilearn.masking import intersect_masks as nilearn_intersect
+
+    if len(mask_imgs) == 1:
+        from nilearn.image import load_img
+
+        img = load_img(mask_imgs[0])
+        return nilearn_intersect([img, img], threshold=1, connected=False)
+    return nilearn_intersect(list(mask_imgs), threshold=1, connected=False)
+
+
+def same_grid(imgs) -> bool:
+    """Whether all images share one voxel grid (shape and affine)."""
+    from nilearn.image import load_img
+
+    first = load_img(imgs[0])
+    for img in imgs[1:]:
+        img = load_img(img)
+        if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine, atol=1e-4):
+            return False
+    return True
+
+
+def fixed_effects(effects, variances, mask, dofs, precision_weighted=False) -> dict:
+    """Combine maps by fixed effects, as nilearn's ``compute_fixed_effects``.
+
+    Parameters
+    ----------
+    effects, variances : list of Nifti1Image
+        One effect and one variance map per run (or subject).
+    mask : Nifti1Image
+        Where to compute (the intersection of the inputs' masks).
+    dofs : sequence of float
+        The inputs' degrees of freedom; the result has their sum.
+    precision_weighted : bool
+        Inverse-variance weighting (nilearn's default: off).
+
+    Returns
+    -------
+    maps : dict
+        ``effect``, ``variance``, ``t``, ``z`` and ``p`` images.
+    """
+    from nilearn.glm import compute_fixed_effects
+    from nilearn.glm.contrasts import Contrast
+    from nilearn.maskers import NiftiMasker
+
+    effect, variance, t, z = compute_fixed_effects(
+        list(effects), list(variances), mask,
+        precision_weighted=precision_weighted, dofs=list(dofs),
+    )
+    masker = NiftiMasker(mask_img=mask, standardize=None).fit()
+    contrast = Contrast(
+        effect=masker.transform(effect).ravel(),
+        variance=masker.transform(variance).ravel(),
+        dof=float(np.sum(dofs)),
+        stat_type="t",
+    )
+    p = masker.inverse_transform(contrast.p_value())
+    return {"effect": effect, "variance": variance, "t": t, "z": z, "p": p}
+
+
+def combine_runs(run_maps, mask, precision_weighted=False) -> ContrastMaps:
+    """A subject's maps for one contrast from its runs' maps.
+
+    Parameters
+    ----------
+    run_maps : list of ContrastMaps
+        The contrast's maps in each run.
+    mask : Nifti1Image
+        The subject mask (intersection of its runs' masks).
+    precision_weighted : bool
+
+    Returns
+    -------
+    maps : ContrastMaps
+        With one run, the run's own maps; else fixed effects with the summed dof.
+    """
+    if len(run_maps) == 1:
+        return run_maps[0]
+    dofs = [m.dof for m in run_maps]
+    maps = fixed_effects(
+        [m.maps["effect"] for m in run_maps],
+        [m.maps["variance"] for m in run_maps],
+        mask, dofs, precision_weighted,
+    )
+    return ContrastMaps(run_maps[0].contrast, maps, float(np.sum(dofs)))
+
+
+def one_sample_test(effects, mask, contrast) -> ContrastMaps:
+    """Random effects across subjects: nilearn's ``SecondLevelModel`` one-sample t-test.
+
+    Parameters
+    ----------
+    effects : list of Nifti1Image or paths
+        One effect map per subject.
+    mask : Nifti1Image
+        The group mask (intersection of the subjects' masks).
+    contrast : GroupContrast
+
+    Returns
+    -------
+    maps : ContrastMaps
+        With ``n_subjects - 1`` degrees of freedom.
+    """
+    import pandas as pd
+    from nilearn.glm.second_level import SecondLevelModel
+
+    design = pd.DataFrame({"intercept": np.ones(len(effects))})
+    model = SecondLevelModel(mask_img=mask, minimize_memory=True)
+    model.fit(list(effects), design_matrix=design)
+    outputs = model.compute_contrast("intercept", second_level_stat_type="t", output_type="all")
+    maps = {stat: outputs[name] for stat, name in NILEARN_OUTPUTS.items()}
+    return ContrastMaps(contrast, maps, float(len(effects) - 1))
+
+
+def group_fixed_effects(effects, variances, dofs, mask, contrast) -> ContrastMaps:
+    """Fixed effects across subjects, over their effect and variance maps."""
+    maps = fixed_effects(effects, variances, mask, dofs)
+    return ContrastMaps(contrast, maps, float(np.sum(dofs)))

@@ -1,0 +1,334 @@
+"""Designs: a run's design matrix (from events and confounds, or precomputed) and its contrasts."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import warnings as pywarnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import FixedFxError, UsageError
+
+#: nilearn ``load_confounds`` strategies accepted in place of column names.
+CONFOUND_STRATEGIES = (
+    "motion", "high_pass", "wm_csf", "global_signal", "compcor",
+    "ica_aroma", "scrub", "non_steady_state",
+)
+_WEIGHTS = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*,\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*\s*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """A run's design matrix and what it was built from.
+
+    Attributes
+    ----------
+    matrix : pandas.DataFrame
+        One row per volume (before any ``sample_mask``), one column per regressor.
+    conditions : tuple of str
+        The columns that model the task (default contrasts are made from them).
+    confounds : tuple of str
+        The confound columns.
+    condition_counts : dict
+        Number of events of each condition.
+    sample_mask : numpy.ndarray or None
+        Volumes kept for the fit (from a scrubbing confound strategy).
+    precomputed : bool
+        Whether the matrix was read from ``--design-dir``.
+    warnings : tuple of str
+        What a user should know about how it was built.
+    """
+
+    matrix: pd.DataFrame
+    conditions: tuple[str, ...]
+    confounds: tuple[str, ...]
+    condition_counts: dict = field(default_factory=dict)
+    sample_mask: np.ndarray | None = None
+    precomputed: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class ContrastWeights:
+    """A t contrast over one design: its name, file label and weight vector."""
+
+    name: str
+    label: str
+    vector: np.ndarray
+    columns: tuple[str, ...]
+
+    @property
+    def weights(self) -> dict:
+        """Weights by design column, as written to the sidecars (non-zero ones)."""
+        return {c: float(w) for c, w in zip(self.columns, self.vector) if w != 0}
+
+
+def bids_label(name: str) -> str:
+    """Turn a contrast name into a BIDS label: letters and digits, camel-cased.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    label : str
+
+    Examples
+    --------
+    >>> bids_label("faces_vs_houses")
+    'facesVsHouses'
+    >>> bids_label("DSt+DSp-SSt-SSp")
+    'DStDSpSStSSp'
+    """
+    parts = [p for p in re.split(r"[^0-9a-zA-Z]+", name) if p]
+    if not parts:
+        raise UsageError(f"Contrast name {name!r} has no letters or digits to make a BIDS label of.")
+    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+
+def read_events(path) -> pd.DataFrame:
+    """Read a BIDS ``events.tsv`` (``n/a`` as missing)."""
+    events = pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+    for column in ("onset", "duration"):
+        if column not in events.columns:
+            raise FixedFxError(f"{path} has no {column!r} column, which BIDS events files need.")
+    if "trial_type" in events.columns:
+        events["trial_type"] = events["trial_type"].astype(str)
+    return events
+
+
+def select_confounds(run, names):
+    """Read a run's confounds: columns by name (wildcards allowed) or a nilearn strategy.
+
+    Parameters
+    ----------
+    run : Run
+        The run; its ``confounds`` file (fMRIPrep's ``desc-confounds_timeseries.tsv``).
+    names : tuple of str
+        Column names or patterns, or ``load_confounds`` strategies.
+
+    Returns
+    -------
+    confounds : pandas.DataFrame or None
+    sample_mask : numpy.ndarray or None
+    notes : list of str
+        What was imputed, for the report.
+    """
+    if not names:
+        return None, None, []
+    if all(n in CONFOUND_STRATEGIES for n in names):
+        from nilearn.interfaces.fmriprep import load_confounds
+
+        try:
+            confounds, sample_mask = load_confounds(str(run.bold), strategy=tuple(names))
+        except Exception as error:  # nilearn raises ValueError for missing columns/files
+            raise UsageError(f"--confounds {' '.join(names)} cannot be applied to {run.bold.name}: {error}") from None
+        return confounds, sample_mask, [f"confounds from nilearn's load_confounds strategy {', '.join(names)}"]
+    if run.confounds is None:
+        raise UsageError(f"--confounds given but {run.name} has no confounds file.")
+    table = pd.read_csv(run.confounds, sep="\t", na_values="n/a", keep_default_na=False)
+    columns = []
+    for pattern in names:
+        matched = [c for c in table.columns if fnmatch.fnmatchcase(c, pattern)]
+        if not matched:
+            raise UsageError(
+                f"--confounds {pattern} matches no column of {run.confounds.name}."
+            )
+        columns += [c for c in matched if c not in columns]
+    confounds = table[columns].astype(float).copy()
+    notes = []
+    first = confounds.iloc[0].isna().to_numpy()
+    if first.any() and len(confounds) > 1:
+        # as nilearn's load_confounds: a derivative's missing first value takes the second's
+        confounds.iloc[0, first] = confounds.iloc[1, first]
+        notes.append(
+            f"{run.name}: first value of {', '.join(np.array(columns)[first])} was n/a "
+            "and was set to the second, as nilearn's load_confounds does"
+        )
+    if confounds.isna().to_numpy().any():
+        bad = confounds.columns[confounds.isna().any()].tolist()
+        raise UsageError(f"Confound column {bad[0]} of {run.confounds.name} has n/a values past the first row.")
+    return confounds, None, notes
+
+
+def frame_times(n_volumes: int, tr: float) -> np.ndarray:
+    """Acquisition times of the volumes, as nilearn's ``FirstLevelModel`` computes them."""
+    return np.linspace(0.0, (n_volumes - 1) * tr, n_volumes)
+
+
+def build_design(run, model) -> Design:
+    """Build a run's design matrix from its events and confounds, as nilearn does.
+
+    Parameters
+    ----------
+    run : Run
+    model : ModelSettings
+
+    Returns
+    -------
+    design : Design
+    """
+    if run.design is not None:
+        return load_design(run)
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
+    events = read_events(run.events)
+    confounds, sample_mask, notes = select_confounds(run, model.confounds)
+    if confounds is not None and len(confounds) != run.n_volumes:
+        raise UsageError(
+            f"{run.confounds.name} has {len(confounds)} rows but {run.bold.name} has {run.n_volumes} volumes."
+        )
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always")
+        try:
+            matrix = make_first_level_design_matrix(
+                frame_times(run.n_volumes, run.tr),
+                events,
+                hrf_model=model.hrf_model,
+                drift_model=model.drift_model,
+                high_pass=model.high_pass,
+                drift_order=model.drift_order,
+                add_regs=None if confounds is None else confounds.to_numpy(),
+                add_reg_names=None if confounds is None else list(confounds.columns),
+            )
+        except ValueError as error:
+            raise UsageError(f"The design of {run.name} cannot be built from {run.events.name}: {error}") from None
+    notes += [f"{run.name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
+    trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
+    counts = trial_types.value_counts().sort_index()
+    conditions = tuple(c for c in matrix.columns if c in set(counts.index))
+    return Design(
+        matrix=matrix,
+        conditions=conditions,
+        confounds=tuple(confounds.columns) if confounds is not None else (),
+        condition_counts={str(k): int(v) for k, v in counts.items()},
+        sample_mask=sample_mask,
+        warnings=tuple(notes),
+    )
+
+
+def load_design(run) -> Design:
+    """Read a precomputed design: ``.tsv`` with a header, or ``.npz`` with the matrix under ``X``.
+
+    ``.npz`` columns are named by position (``X0``, ``X1``, ...). Default contrasts are
+    made from every column that is not constant and not a drift term.
+    """
+    path = run.design
+    if path.suffix == ".npz":
+        with np.load(path) as archive:
+            if "X" not in archive:
+                raise UsageError(f"Design file {path} has no matrix under key 'X'.")
+            values = np.asarray(archive["X"], dtype=float)
+        if values.ndim != 2:
+            raise UsageError(f"Design file {path} holds a {values.ndim}-D array, not a matrix.")
+        matrix = pd.DataFrame(values, columns=[f"X{i}" for i in range(values.shape[1])])
+    else:
+        matrix = pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+        try:
+            matrix = matrix.astype(float)
+        except ValueError:
+            raise UsageError(f"Design file {path} has non-numeric values.") from None
+    if len(matrix) != run.n_volumes:
+        raise UsageError(
+            f"Design file {path} has {len(matrix)} rows but {run.bold.name} has {run.n_volumes} volumes."
+        )
+    if matrix.isna().to_numpy().any():
+        raise UsageError(f"Design file {path} has missing values.")
+    drift = re.compile(r"^(drift_\d+|cosine\d*|constant|intercept)$")
+    conditions = tuple(
+        c for c in matrix.columns if not drift.match(str(c)) and np.ptp(matrix[c].to_numpy()) > 0
+    )
+    return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
+
+
+def contrast_weights(specs, design: Design) -> tuple[ContrastWeights, ...]:
+    """The t contrasts of one run's design.
+
+    Parameters
+    ----------
+    specs : sequence of ContrastSpec
+        User-given contrasts; when empty, one contrast per condition.
+    design : Design
+
+    Returns
+    -------
+    contrasts : tuple of ContrastWeights
+        A contrast whose expression names a column absent from this design is left out
+        (its absence is checked across runs by :func:`check_contrasts`).
+
+    Raises
+    ------
+    UsageError
+        A weight list longer than the design, or an expression that is not valid.
+    """
+    from nilearn.glm.contrasts import expression_to_contrast_vector
+
+    columns = tuple(str(c) for c in design.matrix.columns)
+    if not specs:
+        return tuple(
+            ContrastWeights(c, bids_label(c), expression_to_contrast_vector(c, list(columns)), columns)
+            for c in design.conditions
+        )
+    contrasts = []
+    for spec in specs:
+        if _WEIGHTS.match(spec.definition):
+            weights = np.array([float(w) for w in spec.definition.split(",")])
+            if len(weights) > len(columns):
+                raise UsageError(
+                    f"--contrast {spec.name} has {len(weights)} weights but the design has "
+                    f"only {len(columns)} columns ({', '.join(columns)})."
+                )
+            vector = np.pad(weights, (0, len(columns) - len(weights)))
+        else:
+            unknown = [
+                n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", spec.definition) if n not in columns
+            ]
+            if unknown:
+                continue
+            try:
+                vector = expression_to_contrast_vector(spec.definition, list(columns))
+            except ValueError as error:
+                raise UsageError(f"--contrast {spec.name}={spec.definition} is not valid: {error}") from None
+        if not np.any(vector):
+            raise UsageError(f"--contrast {spec.name} has only zero weights.")
+        contrasts.append(ContrastWeights(spec.name, bids_label(spec.name), vector, columns))
+    return tuple(contrasts)
+
+
+def check_contrasts(specs, designs) -> list[str]:
+    """Check user contrasts against all designs; return warnings for runs they skip.
+
+    Raises
+    ------
+    UsageError
+        A contrast names a column that no design has, or two contrasts share a label.
+    """
+    notes = []
+    labels = {}
+    for spec in specs:
+        label = bids_label(spec.name)
+        if label in labels:
+            raise UsageError(
+                f"--contrast {spec.name} and --contrast {labels[label]} both make the file label {label}."
+            )
+        labels[label] = spec.name
+        if _WEIGHTS.match(spec.definition):
+            continue
+        missing = []
+        for name, design in designs.items():
+            columns = [str(c) for c in design.matrix.columns]
+            unknown = [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", spec.definition) if n not in columns]
+            if unknown:
+                missing.append((name, unknown[0], columns))
+        if len(missing) == len(designs):
+            _, column, columns = missing[0]
+            raise UsageError(
+                f"--contrast {spec.name} names {column}, which is not a design column "
+                f"(columns: {', '.join(columns)})."
+            )
+        notes += [f"{name}: contrast {spec.name} skipped, this run has no column {col}" for name, col, _ in missing]
+    return notes

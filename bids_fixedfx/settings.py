@@ -1,0 +1,60 @@
+"""The settings record that the command line produces and the workflow reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MOTION_CONFOUNDS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+DEFAULT_SPACE = "MNI152NLin2009cAsym"
+STATS = ("effect", "variance", "t", "z", "p")
+
+
+@dataclass(frozen=True)
+class ContrastSpec:
+    """A user-given t contrast: a name and an expression or weight list."""
+
+    name: str
+    definition: str
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The first-level model: what nilearn's ``FirstLevelModel`` is given."""
+
+    smoothing_fwhm: float | None = 5.0
+    hrf_model: str = "glover"
+    drift_model: str | None = "cosine"
+    high_pass: float = 0.01
+    drift_order: int = 1
+    noise_model: str = "ar1"
+    confounds: tuple[str, ...] = MOTION_CONFOUNDS
+    precision_weighted: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one invocation of the app was asked to do."""
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: str
+    participant_label: tuple[str, ...] = ()
+    session_label: tuple[str, ...] = ()
+    task: tuple[str, ...] = ()
+    space: str | None = None
+    derivatives: tuple[Path, ...] = ()
+    bids_filters: dict = field(default_factory=dict, hash=False, compare=False)
+    skip_bids_validation: bool = False
+    contrasts: tuple[ContrastSpec, ...] = ()
+    design_dir: Path | None = None
+    mask: Path | None = None
+    model: ModelSettings = ModelSettings()
+    group_model: str = "random"
+    work_dir: Path | None = None
+    nprocs: int = 1
+    verbose: int = 0
+    reports: bool = True
+    report_threshold: float = 3.0
+    boilerplate_only: bool = False
+    command: str = ""

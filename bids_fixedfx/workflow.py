@@ -1,0 +1,384 @@
+"""The two analysis levels, end to end: discover -> design -> glm -> combine -> outputs -> report.
+
+Everything that can be wrong with the input is checked before the first file is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import combine, design, discover, glm, outputs
+from .errors import NoDataError, UsageError
+
+logger = logging.getLogger("bids_fixedfx")
+
+
+@dataclass(frozen=True, eq=False)
+class RunPlan:
+    """A run ready to fit: its files, its design and its contrasts."""
+
+    run: discover.Run
+    design: design.Design
+    contrasts: tuple[design.ContrastWeights, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class SubjectResult:
+    """A subject's fixed-effects maps for one task."""
+
+    subject: str
+    task: str
+    space: str | None
+    mask: object
+    runs: tuple[str, ...]
+    contrasts: tuple[glm.ContrastMaps, ...]
+
+
+def run(settings) -> None:
+    """Run the analysis level the settings ask for."""
+    check_output_dir(settings.bids_dir, settings.output_dir)
+    if settings.analysis_level == "participant":
+        run_participant(settings)
+    else:
+        run_group(settings)
+
+
+def check_output_dir(bids_dir: Path, output_dir: Path) -> None:
+    """Refuse an OUTPUT_DIR equal to or inside BIDS_DIR, unless under ``BIDS_DIR/derivatives/``."""
+    bids_dir, output_dir = bids_dir.resolve(), output_dir.resolve()
+    if output_dir == bids_dir:
+        raise UsageError(f"OUTPUT_DIR {output_dir} is BIDS_DIR; the input dataset is never written to.")
+    if bids_dir in output_dir.parents and (bids_dir / "derivatives") not in output_dir.parents:
+        raise UsageError(
+            f"OUTPUT_DIR {output_dir} is inside BIDS_DIR; use a folder outside it "
+            f"or under {bids_dir / 'derivatives'}."
+        )
+
+
+def plan_runs(selection, settings) -> tuple[list[RunPlan], list[str]]:
+    """Build every run's design and contrasts, checking them before anything is written.
+
+    Returns
+    -------
+    plans : list of RunPlan
+    notes : list of str
+        Warnings for the report.
+    """
+    notes = list(selection.warnings)
+    designs = {}
+    for run in selection.runs:
+        designs[run.name] = design.build_design(run, settings.model)
+        notes += designs[run.name].warnings
+        _check_mask_grid(run, settings.mask)
+    notes += design.check_contrasts(settings.contrasts, designs)
+    plans = []
+    for run in selection.runs:
+        contrasts = design.contrast_weights(settings.contrasts, designs[run.name])
+        if not contrasts:
+            notes.append(f"{run.name} has no contrast to compute and was left out.")
+            continue
+        plans.append(RunPlan(run, designs[run.name], contrasts))
+    if not plans:
+        raise NoDataError("No run has a contrast to compute: the designs have no condition columns.")
+    return plans, notes
+
+
+def _check_mask_grid(run, mask):
+    import nibabel as nib
+    import numpy as np
+
+    mask = mask or run.mask
+    if mask is None:
+        return
+    try:
+        mask_img = nib.load(str(mask))
+    except (OSError, nib.filebasedimages.ImageFileError) as error:
+        raise NoDataError(f"Mask {mask} cannot be read: {error}.") from None
+    bold_img = nib.load(str(run.bold))
+    if mask_img.shape[:3] != bold_img.shape[:3] or not np.allclose(mask_img.affine, bold_img.affine, atol=1e-3):
+        option = "--mask " if mask != run.mask else ""
+        raise UsageError(
+            f"{option}{mask} is on another grid than {run.bold.name} "
+            f"(shape {mask_img.shape[:3]} vs {bold_img.shape[:3]}); give a mask in the BOLD's space."
+        )
+
+
+def _fit(plan, model, limit_threads):
+    """Fit one run (in a worker process when --nprocs > 1)."""
+    start = time.perf_counter()
+    if limit_threads:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            result = _fit_plan(plan, model)
+    else:
+        result = _fit_plan(plan, model)
+    return result, time.perf_counter() - start
+
+
+def _fit_plan(plan, model):
+    run = plan.run
+    return glm.fit_run(
+        run.bold, plan.design, plan.contrasts, tr=run.tr,
+        mask=run.mask,
+        smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model, name=run.name,
+    )
+
+
+def run_participant(settings) -> None:
+    """Fit every selected run, combine each subject's runs, write it all."""
+    discover.check_bids_dir(settings.bids_dir)
+    if not settings.skip_bids_validation:
+        discover.validate_input_dir(settings.bids_dir)
+    selection = discover.select_runs(settings)
+    if settings.mask is not None and not settings.mask.is_file():
+        raise NoDataError(f"--mask {settings.mask} does not exist.")
+    if settings.mask is not None:
+        selection = _with_mask(selection, settings.mask)
+    plans, notes = plan_runs(selection, settings)
+    for note in notes:
+        logger.warning(note)
+    logger.info(
+        "%d runs of %d subjects (%s), space %s",
+        len(plans), len({p.run.subject for p in plans}),
+        ", ".join(sorted({p.run.task for p in plans})), selection.space or "none",
+    )
+
+    output_dir = settings.output_dir
+    outputs.write_dataset_files(settings.bids_dir, output_dir)
+    if settings.boilerplate_only:
+        _write_boilerplate(settings, plans, None)
+        return
+
+    expected = defaultdict(int)
+    for plan in plans:
+        expected[(plan.run.subject, plan.run.task)] += 1
+    collected = defaultdict(list)
+    for index, (plan, result, seconds) in enumerate(_fit_all(plans, settings), start=1):
+        logger.info("[%d/%d] %s fitted in %.1f s", index, len(plans), plan.run.name, seconds)
+        write_run(plan, result, settings)
+        key = (plan.run.subject, plan.run.task)
+        collected[key].append((plan, result))
+        if len(collected[key]) == expected[key]:
+            subject = combine_subject(collected.pop(key), settings)
+            write_subject(subject, settings)
+            logger.info("sub-%s task-%s: fixed effects over %d runs written",
+                        subject.subject, subject.task, len(subject.runs))
+    _write_boilerplate(settings, plans, None)
+    if settings.reports:
+        _write_reports(settings, plans, notes)
+
+
+def _with_mask(selection, mask):
+    from dataclasses import replace
+
+    return replace(selection, runs=tuple(replace(run, mask=mask) for run in selection.runs))
+
+
+def _fit_all(plans, settings):
+    """Yield (plan, result, seconds) for every run, in order, fitting them in parallel."""
+    nprocs = min(settings.nprocs, len(plans))
+    if nprocs <= 1:
+        for plan in plans:
+            result, seconds = _fit(plan, settings.model, False)
+            yield plan, result, seconds
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(
+        n_jobs=nprocs, return_as="generator",
+        temp_folder=str(settings.work_dir) if settings.work_dir else None,
+    )
+    results = parallel(delayed(_fit)(plan, settings.model, True) for plan in plans)
+    for plan, (result, seconds) in zip(plans, results):
+        yield plan, result, seconds
+
+
+def write_run(plan, result, settings) -> None:
+    """Write a run's design and contrast maps with their sidecars."""
+    run, output_dir, model = plan.run, settings.output_dir, settings.model
+    entities = outputs.run_entities(run)
+    design_tsv = outputs.build("design", extension=".tsv", **entities)
+    outputs.write_tsv(plan.design.matrix, output_dir / design_tsv)
+    outputs.write_json(
+        {
+            "RepetitionTime": run.tr,
+            "Columns": [str(c) for c in plan.design.matrix.columns],
+            "Conditions": list(plan.design.conditions),
+            "Confounds": list(plan.design.confounds),
+            "Precomputed": plan.design.precomputed,
+            "HRFModel": model.hrf_model,
+            "DriftModel": model.drift_model or "none",
+            "HighPass": model.high_pass,
+            "Sources": [outputs.source(p, output_dir) for p in (run.design, run.events, run.confounds) if p],
+        },
+        output_dir / outputs.build("design", extension=".json", **entities),
+    )
+    sources = [run.bold, run.mask, run.events, run.confounds if not plan.design.precomputed else None,
+               run.design, design_tsv]
+    sources = [outputs.source(p, output_dir) for p in sources if p is not None]
+    for maps in result.contrasts:
+        sidecar = outputs.contrast_sidecar(maps, model, sources)
+        outputs.write_statmaps("run_statmap", maps, output_dir, sidecar, space=run.space, **entities)
+
+
+def combine_subject(fitted, settings) -> SubjectResult:
+    """Fixed effects over one subject's runs of one task."""
+    plans = [p for p, _ in fitted]
+    results = [r for _, r in fitted]
+    run = plans[0].run
+    masks = [r.mask for r in results]
+    if not combine.same_grid(masks):
+        raise NoDataError(
+            f"The runs of sub-{run.subject} task-{run.task} are on different voxel grids; "
+            "choose a common --space (e.g. MNI152NLin2009cAsym)."
+        )
+    mask = results[0].mask if len(results) == 1 else combine.intersect_masks(masks)
+    labels = list(dict.fromkeys(m.contrast.label for r in results for m in r.contrasts))
+    contrasts = []
+    for label in labels:
+        run_maps = [r.maps_of(label) for r in results if r.maps_of(label) is not None]
+        contrasts.append(combine.combine_runs(run_maps, mask, settings.model.precision_weighted))
+    return SubjectResult(
+        subject=run.subject, task=run.task, space=run.space, mask=mask,
+        runs=tuple(p.run.name for p in plans), contrasts=tuple(contrasts),
+    )
+
+
+def write_subject(subject, settings) -> None:
+    """Write a subject's fixed-effects maps, sidecars and mask."""
+    output_dir, model = settings.output_dir, settings.model
+    common = {"subject": subject.subject, "task": subject.task, "space": subject.space}
+    mask_path = outputs.build("subject_mask", extension=".nii.gz", **common)
+    outputs.write_nifti(subject.mask, output_dir / mask_path)
+    for maps in subject.contrasts:
+        run_files = [
+            outputs.build("run_statmap", contrast=maps.contrast.label, stat=stat, extension=".nii.gz",
+                          space=subject.space, **_entities_of(name))
+            for name in subject.runs for stat in ("effect", "variance")
+        ]
+        run_files = [f for f in run_files if (output_dir / f).exists()]
+        sources = [outputs.source(f, output_dir) for f in [*run_files, mask_path]]
+        sidecar = outputs.contrast_sidecar(maps, model, sources)
+        sidecar["FixedEffects"] = {
+            "PrecisionWeighted": model.precision_weighted,
+            "NumberOfRuns": len(run_files) // 2,
+        }
+        outputs.write_statmaps("subject_statmap", maps, output_dir, sidecar, **common)
+
+
+def _entities_of(run_name):
+    pairs = [part.split("-", 1) for part in run_name.split("_")]
+    long = {"sub": "subject", "ses": "session", "task": "task", "acq": "acquisition",
+            "ce": "ceagent", "rec": "reconstruction", "dir": "direction", "run": "run", "echo": "echo"}
+    return {long[k]: v for k, v in pairs}
+
+
+def run_group(settings) -> None:
+    """Test every task, space and contrast across subjects; write ``group/``."""
+    output_dir = settings.output_dir
+    found = outputs.find_subject_maps(output_dir) if output_dir.is_dir() else []
+    if not found:
+        raise NoDataError(
+            f"OUTPUT_DIR {output_dir} has no subject-level maps; run the participant level first."
+        )
+    if settings.participant_label:
+        found = [f for f in found if f["subject"] in settings.participant_label]
+    if settings.task:
+        found = [f for f in found if f["task"] in settings.task]
+    if settings.space:
+        wanted = None if settings.space.lower() == "none" else settings.space
+        found = [f for f in found if f["space"] == wanted]
+    subjects = sorted({f["subject"] for f in found})
+    if len(subjects) < 2:
+        raise NoDataError(
+            f"The group level needs at least two subjects with maps in {output_dir}; "
+            f"found {len(subjects)}{' (sub-' + subjects[0] + ')' if subjects else ''}."
+        )
+    groups = defaultdict(list)
+    for item in found:
+        groups[(item["task"], item["space"], item["contrast"])].append(item)
+    tested = 0
+    for (task, space, label), items in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if len(items) < 2:
+            logger.warning("task-%s contrast-%s has maps for one subject only; it was not tested.", task, label)
+            continue
+        for item in items:
+            for key in ("variance", "sidecar", "mask"):
+                if not item[key].is_file():
+                    raise NoDataError(f"{item[key]} is missing; rerun the participant level for sub-{item['subject']}.")
+        write_group(task, space, label, items, settings)
+        tested += 1
+        logger.info("task-%s contrast-%s: group %s over %d subjects written", task, label,
+                    settings.group_model, len(items))
+    if not tested:
+        raise NoDataError("No contrast has maps for two or more subjects; nothing to test at the group level.")
+    outputs.write_dataset_files(settings.bids_dir, output_dir)
+    _write_boilerplate(settings, None, groups)
+    if settings.reports:
+        _write_group_report(settings, groups)
+
+
+def write_group(task, space, label, items, settings) -> None:
+    """Compute and write one group-level contrast."""
+    output_dir = settings.output_dir
+    sidecars = [json.loads(item["sidecar"].read_text()) for item in items]
+    masks = [item["mask"] for item in items]
+    if not combine.same_grid(masks):
+        raise NoDataError(f"The subjects' task-{task} masks are on different grids; use one --space for all.")
+    mask = combine.intersect_masks(masks)
+    name = sidecars[0].get("Contrast", {}).get("Name", label)
+    contrast = combine.GroupContrast(name, label, {"intercept": 1.0})
+    effects = [item["effect"] for item in items]
+    if settings.group_model == "fixed":
+        dofs = [float(s["DegreesOfFreedom"]) for s in sidecars]
+        maps = combine.group_fixed_effects(effects, [i["variance"] for i in items], dofs, mask, contrast)
+        model_name = "fixed effects"
+    else:
+        maps = combine.one_sample_test(effects, mask, contrast)
+        model_name = "one-sample t-test"
+    common = {"task": task, "space": space}
+    mask_path = outputs.build("group_mask", extension=".nii.gz", **common)
+    outputs.write_nifti(mask, output_dir / mask_path)
+    sources = [outputs.source(p, output_dir) for p in effects]
+    if settings.group_model == "fixed":
+        sources += [outputs.source(i["variance"], output_dir) for i in items]
+    sidecar = {
+        "Sources": sources + [outputs.source(mask_path, output_dir)],
+        "Contrast": {"Name": name, "Test": "t", "Weights": {"intercept": 1.0}},
+        "DegreesOfFreedom": maps.dof,
+        "GroupModel": model_name,
+        "NumberOfSubjects": len(items),
+        "Subjects": [item["subject"] for item in items],
+    }
+    outputs.write_statmaps("group_statmap", maps, output_dir, sidecar, **common)
+
+
+def _write_boilerplate(settings, plans, groups):
+    """Write the methods boilerplate (logs/CITATION.*), when the boilerplate module is present."""
+    try:
+        from . import boilerplate
+    except ImportError:
+        return
+    boilerplate.write(settings, plans, groups)
+
+
+def _write_reports(settings, plans, notes):
+    try:
+        from . import report
+    except ImportError:
+        return
+    report.write_participant_reports(settings, plans, notes)
+
+
+def _write_group_report(settings, groups):
+    try:
+        from . import report
+    except ImportError:
+        return
+    report.write_group_report(settings, groups)
