@@ -118,7 +118,7 @@ def validate_input_dir(bids_dir: Path) -> None:
         return
     logger.info("Validating %s with the BIDS validator", bids_dir)
     done = subprocess.run(
-        [command, "--json", "--ignoreWarnings", str(bids_dir)],
+        [command, "--format", "json", "--ignoreWarnings", str(bids_dir)],
         capture_output=True, text=True, check=False,
     )
     errors = _validator_errors(done.stdout)

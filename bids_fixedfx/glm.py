@@ -1,12 +1,25 @@
 """Run-level GLM: a design and a BOLD series in, per-contrast effect/variance/t/z/p maps out.
 
-The numbers are nilearn's ``FirstLevelModel`` (masking, smoothing, percent-signal
-scaling, OLS or AR(1) noise model) and its ``compute_contrast(..., output_type='all')``.
+The numbers are those of nilearn's ``FirstLevelModel`` (masking, smoothing,
+percent-signal scaling, OLS or AR(1) noise model, ``compute_contrast(...,
+output_type='all')``), computed with nilearn's own ``mean_scaling``, ``run_glm`` and
+``compute_contrast`` functions. Two things differ, for speed and memory only:
+
+- the BOLD series is smoothed volume by volume and masked as it goes, so the whole
+  4D series is never held in double precision (``FirstLevelModel`` smooths a copy of
+  the whole series);
+- voxels are fitted in chunks, on ``n_threads`` threads. nilearn's AR(1) model bins
+  each voxel's own AR coefficient, so every voxel's estimate is independent of the
+  others and chunking gives the same numbers.
+
+Tests compare every map with ``FirstLevelModel`` on the same data.
 """
 
 from __future__ import annotations
 
 import warnings as pywarnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +34,7 @@ NILEARN_OUTPUTS = {
     "z": "z_score",
     "p": "p_value",
 }
+CHUNK_VOXELS = 5000
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,8 +64,142 @@ class RunResult:
         return None
 
 
-def fit_run(bold, design, contrasts, *, tr, mask=None, smoothing_fwhm=None,
-            noise_model="ar1", name="run") -> RunResult:
+def load_mask(mask, bold_img):
+    """The run's mask image: the given one, or the one nilearn computes from the BOLD.
+
+    Parameters
+    ----------
+    mask : str, Path, Nifti1Image or None
+    bold_img : Nifti1Image
+
+    Returns
+    -------
+    mask_img : Nifti1Image
+        Binary (int8), as nilearn's maskers hold it.
+    """
+    import nibabel as nib
+    from nilearn.maskers import NiftiMasker
+    from nilearn.masking import load_mask_img
+
+    if mask is None:  # as FirstLevelModel does: NiftiMasker's default (background) mask
+        return NiftiMasker().fit(bold_img).mask_img_
+    values, affine = load_mask_img(mask)
+    return nib.Nifti1Image(values.astype(np.int8), affine)
+
+
+def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndarray:
+    """The BOLD series inside the mask, smoothed as nilearn smooths it.
+
+    Each volume is smoothed with ``scipy.ndimage.gaussian_filter1d`` along the three
+    spatial axes in single precision (nilearn's ``smooth_array``; NaNs set to 0 first)
+    and masked straight away.
+
+    Parameters
+    ----------
+    bold_img : Nifti1Image
+        4D series.
+    mask_img : Nifti1Image
+        Binary mask on the same grid.
+    smoothing_fwhm : float or None
+        Isotropic FWHM in mm.
+    n_threads : int
+
+    Returns
+    -------
+    series : numpy.ndarray, shape (n_volumes, n_voxels)
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    inside = np.asanyarray(mask_img.dataobj).astype(bool)
+    data = np.asanyarray(bold_img.dataobj)
+    sigma = None
+    if smoothing_fwhm:
+        voxel_size = np.sqrt(np.sum(bold_img.affine[:3, :3] ** 2, axis=0))
+        sigma = smoothing_fwhm / (np.sqrt(8 * np.log(2)) * voxel_size)
+    if data.dtype.kind == "f":
+        dtype = data.dtype
+    elif sigma is not None:  # nilearn's smooth_array works on integers in single precision
+        dtype = np.float64 if data.dtype.itemsize == 8 else np.float32
+    else:
+        dtype = np.float64
+    series = np.empty((data.shape[3], int(inside.sum())), dtype=dtype)
+
+    def one_volume(t):
+        volume = np.array(data[..., t], dtype=dtype, copy=True)
+        if sigma is not None:
+            volume[~np.isfinite(volume)] = 0
+            for axis, s in enumerate(sigma):
+                if s > 0:
+                    gaussian_filter1d(volume, s, output=volume, axis=axis)
+        series[t] = volume[inside]
+
+    _map(one_volume, range(data.shape[3]), n_threads)
+    return series
+
+
+def _map(function, items, n_threads):
+    items = list(items)
+    if n_threads <= 1:
+        for item in items:
+            function(item)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _ in pool.map(function, items):
+            pass
+
+
+def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS):
+    """Fit the GLM voxel chunk by voxel chunk and compute t contrasts, with nilearn.
+
+    Parameters
+    ----------
+    series : numpy.ndarray, shape (n_volumes, n_voxels)
+        Masked (and smoothed) BOLD, before scaling.
+    design_matrix : numpy.ndarray, shape (n_volumes, n_regressors)
+    vectors : list of numpy.ndarray
+        One weight vector per contrast.
+    noise_model : {'ar1', 'ols'}
+    n_threads : int
+    chunk : int
+        Voxels per chunk.
+
+    Returns
+    -------
+    maps : list of dict
+        Per contrast, ``effect``, ``variance``, ``t``, ``z`` and ``p`` arrays (n_voxels,).
+    dof : float
+        Residual degrees of freedom.
+    """
+    from nilearn.glm.contrasts import compute_contrast
+    from nilearn.glm.first_level import mean_scaling, run_glm
+
+    n_voxels = series.shape[1]
+    maps = [{stat: np.zeros(n_voxels) for stat in STATS} for _ in vectors]
+    dofs = []
+
+    def one_chunk(bounds):
+        start, stop = bounds
+        scaled, _ = mean_scaling(series[:, start:stop], 0)
+        labels, results = run_glm(scaled, design_matrix, noise_model=noise_model)
+        for vector, out in zip(vectors, maps):
+            contrast = compute_contrast(labels, results, vector, "t")
+            for stat in STATS:
+                out[stat][start:stop] = getattr(contrast, NILEARN_OUTPUTS[stat])()
+        dofs.append(next(iter(results.values())).df_residuals)
+
+    bounds = [(i, min(i + chunk, n_voxels)) for i in range(0, n_voxels, chunk)]
+    limit = nullcontext()
+    if n_threads > 1:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(limits=1)
+    with limit:
+        _map(one_chunk, bounds, n_threads)
+    return maps, float(dofs[0])
+
+
+def fit_run(bold, design, contrasts, *, mask=None, smoothing_fwhm=None, noise_model="ar1",
+            name="run", n_threads=1) -> RunResult:
     """Fit one run's GLM and compute its contrasts, as nilearn's ``FirstLevelModel``.
 
     Parameters
@@ -61,53 +209,46 @@ def fit_run(bold, design, contrasts, *, tr, mask=None, smoothing_fwhm=None,
     design : Design
         Its design matrix (and sample mask, if any).
     contrasts : sequence of ContrastWeights
-    tr : float
-        Repetition time in seconds.
     mask : str, Path, Nifti1Image or None
         Brain mask; None lets nilearn compute one from the BOLD.
     smoothing_fwhm : float or None
     noise_model : {'ar1', 'ols'}
     name : str
         The run's name, for messages.
+    n_threads : int
+        Threads for smoothing and fitting.
 
     Returns
     -------
     result : RunResult
     """
-    from nilearn.glm.first_level import FirstLevelModel
+    from nilearn.image import load_img
+    from nilearn.masking import unmask
 
-    model = FirstLevelModel(
-        t_r=tr,
-        mask_img=mask,
-        smoothing_fwhm=smoothing_fwhm,
-        noise_model=noise_model,
-        signal_scaling=0,
-        minimize_memory=True,
-    )
+    bold_img = load_img(bold)
+    mask_img = load_mask(mask, bold_img)
+    series = masked_series(bold_img, mask_img, smoothing_fwhm, n_threads)
+    del bold_img
+    matrix = design.matrix.to_numpy()
+    if design.sample_mask is not None:
+        series = series[design.sample_mask]
+        matrix = matrix[design.sample_mask]
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
-        model.fit(
-            bold,
-            design_matrices=[design.matrix],
-            sample_masks=None if design.sample_mask is None else [design.sample_mask],
+        maps, dof = glm_maps(
+            series, matrix, [c.vector for c in contrasts], noise_model, n_threads
         )
-        maps = []
-        for contrast in contrasts:
-            outputs = model.compute_contrast(contrast.vector, stat_type="t", output_type="all")
-            maps.append(
-                ContrastMaps(contrast, {stat: outputs[NILEARN_OUTPUTS[stat]] for stat in STATS}, 0.0)
-            )
-    # nilearn's own residual degrees of freedom (volumes minus the design's rank)
-    dof = float(next(iter(model.results_[0].values())).df_residuals)
-    notes = tuple(
-        f"{name}: {w.message}" for w in caught
-        if issubclass(w.category, UserWarning) and "design" not in str(w.message).lower()
-    )
+    del series
+    notes = tuple(dict.fromkeys(
+        f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
+    ))
     return RunResult(
         name=name,
-        mask=model.masker_.mask_img_,
+        mask=mask_img,
         dof=dof,
-        contrasts=tuple(ContrastMaps(m.contrast, m.maps, dof) for m in maps),
+        contrasts=tuple(
+            ContrastMaps(contrast, {stat: unmask(values[stat], mask_img) for stat in STATS}, dof)
+            for contrast, values in zip(contrasts, maps)
+        ),
         warnings=notes,
     )
-

@@ -36,13 +36,22 @@ _LONG = {
     "rec": "reconstruction", "dir": "direction", "run": "run", "echo": "echo",
 }
 BIDSIGNORE = """\
-# Files of bids-fixedfx that BIDS does not define yet
-*_design.tsv
-*_design.json
-group/
-*.html
-*/figures/
-logs/
+# Files of bids-fixedfx that the BIDS specification does not define yet
+*_statmap.*
+*_design.*
+/group
+/sub-*/figures
+/*.html
+"""
+README = """\
+# Statistical maps made by bids-fixedfx
+
+Each run's GLM (nilearn FirstLevelModel) gives contrast maps under
+sub-<label>/[ses-<label>/]func/; each subject's runs are combined by fixed
+effects into sub-<label>/func/; group/ holds the tests across subjects.
+Maps are named ..._contrast-<label>_stat-<effect|variance|t|z|p>_statmap.nii.gz
+with a JSON sidecar giving their sources, contrast weights, degrees of freedom
+and model settings. logs/ holds the methods text (CITATION.md) to cite them.
 """
 
 
@@ -144,6 +153,17 @@ def write_dataset_files(bids_dir, output_dir) -> None:
     output_dir = Path(output_dir)
     write_json(dataset_description(bids_dir, output_dir), output_dir / "dataset_description.json")
     write_text(BIDSIGNORE, output_dir / ".bidsignore")
+    write_text(README, output_dir / "README.md")
+
+
+def mask_sidecar(description, space, sources) -> dict:
+    """The sidecar of a mask we write (subject or group mask)."""
+    return {
+        "Type": "Brain",
+        "Description": description,
+        "SpatialReference": space or "orig",
+        "Sources": list(sources),
+    }
 
 
 def contrast_sidecar(contrast_maps, model, sources) -> dict:

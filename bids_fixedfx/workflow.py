@@ -36,6 +36,7 @@ class SubjectResult:
     space: str | None
     mask: object
     runs: tuple[str, ...]
+    run_masks: tuple[Path | None, ...]
     contrasts: tuple[glm.ContrastMaps, ...]
 
 
@@ -108,26 +109,16 @@ def _check_mask_grid(run, mask):
         )
 
 
-def _fit(plan, model, limit_threads):
-    """Fit one run (in a worker process when --nprocs > 1)."""
+def _fit(plan, settings):
+    """Fit one run with ``--nprocs`` threads; return the result and the seconds it took."""
+    run, model = plan.run, settings.model
     start = time.perf_counter()
-    if limit_threads:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1):
-            result = _fit_plan(plan, model)
-    else:
-        result = _fit_plan(plan, model)
-    return result, time.perf_counter() - start
-
-
-def _fit_plan(plan, model):
-    run = plan.run
-    return glm.fit_run(
-        run.bold, plan.design, plan.contrasts, tr=run.tr,
-        mask=run.mask,
-        smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model, name=run.name,
+    result = glm.fit_run(
+        run.bold, plan.design, plan.contrasts, mask=run.mask,
+        smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model,
+        name=run.name, n_threads=settings.nprocs,
     )
+    return result, time.perf_counter() - start
 
 
 def run_participant(settings) -> None:
@@ -167,7 +158,7 @@ def run_participant(settings) -> None:
         if len(collected[key]) == expected[key]:
             subject = combine_subject(collected.pop(key), settings)
             write_subject(subject, settings)
-            logger.info("sub-%s task-%s: fixed effects over %d runs written",
+            logger.info("sub-%s task-%s: fixed effects over %d run(s) written",
                         subject.subject, subject.task, len(subject.runs))
     _write_boilerplate(settings, plans, None)
     if settings.reports:
@@ -181,21 +172,13 @@ def _with_mask(selection, mask):
 
 
 def _fit_all(plans, settings):
-    """Yield (plan, result, seconds) for every run, in order, fitting them in parallel."""
-    nprocs = min(settings.nprocs, len(plans))
-    if nprocs <= 1:
-        for plan in plans:
-            result, seconds = _fit(plan, settings.model, False)
-            yield plan, result, seconds
-        return
-    from joblib import Parallel, delayed
+    """Yield (plan, result, seconds) for every run, in order.
 
-    parallel = Parallel(
-        n_jobs=nprocs, return_as="generator",
-        temp_folder=str(settings.work_dir) if settings.work_dir else None,
-    )
-    results = parallel(delayed(_fit)(plan, settings.model, True) for plan in plans)
-    for plan, (result, seconds) in zip(plans, results):
+    Runs are fitted one at a time, each on ``--nprocs`` threads (voxels and volumes
+    are independent), so memory stays that of one run whatever the dataset's size.
+    """
+    for plan in plans:
+        result, seconds = _fit(plan, settings)
         yield plan, result, seconds
 
 
@@ -246,7 +229,8 @@ def combine_subject(fitted, settings) -> SubjectResult:
         contrasts.append(combine.combine_runs(run_maps, mask, settings.model.precision_weighted))
     return SubjectResult(
         subject=run.subject, task=run.task, space=run.space, mask=mask,
-        runs=tuple(p.run.name for p in plans), contrasts=tuple(contrasts),
+        runs=tuple(p.run.name for p in plans), run_masks=tuple(p.run.mask for p in plans),
+        contrasts=tuple(contrasts),
     )
 
 
@@ -256,6 +240,11 @@ def write_subject(subject, settings) -> None:
     common = {"subject": subject.subject, "task": subject.task, "space": subject.space}
     mask_path = outputs.build("subject_mask", extension=".nii.gz", **common)
     outputs.write_nifti(subject.mask, output_dir / mask_path)
+    run_masks = [outputs.source(p, output_dir) for p in subject.run_masks if p is not None]
+    outputs.write_json(
+        outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks),
+        output_dir / outputs.build("subject_mask", extension=".json", **common),
+    )
     for maps in subject.contrasts:
         run_files = [
             outputs.build("run_statmap", contrast=maps.contrast.label, stat=stat, extension=".nii.gz",
@@ -345,6 +334,13 @@ def write_group(task, space, label, items, settings) -> None:
     common = {"task": task, "space": space}
     mask_path = outputs.build("group_mask", extension=".nii.gz", **common)
     outputs.write_nifti(mask, output_dir / mask_path)
+    outputs.write_json(
+        outputs.mask_sidecar(
+            "Intersection of the subjects' fixed-effects masks", space,
+            [outputs.source(item["mask"], output_dir) for item in items],
+        ),
+        output_dir / outputs.build("group_mask", extension=".json", **common),
+    )
     sources = [outputs.source(p, output_dir) for p in effects]
     if settings.group_model == "fixed":
         sources += [outputs.source(i["variance"], output_dir) for i in items]
