@@ -75,7 +75,7 @@ def plan_runs(selection, settings) -> tuple[list[RunPlan], list[str]]:
     for run in selection.runs:
         designs[run.name] = design.build_design(run, settings.model)
         notes += designs[run.name].warnings
-        _check_mask_grid(run, settings.mask)
+        _check_mask_grid(run, given=settings.mask is not None)
     notes += design.check_contrasts(settings.contrasts, designs)
     plans = []
     for run in selection.runs:
@@ -89,11 +89,11 @@ def plan_runs(selection, settings) -> tuple[list[RunPlan], list[str]]:
     return plans, notes
 
 
-def _check_mask_grid(run, mask):
+def _check_mask_grid(run, given):
     import nibabel as nib
     import numpy as np
 
-    mask = mask or run.mask
+    mask = run.mask
     if mask is None:
         return
     try:
@@ -102,7 +102,7 @@ def _check_mask_grid(run, mask):
         raise NoDataError(f"Mask {mask} cannot be read: {error}.") from None
     bold_img = nib.load(str(run.bold))
     if mask_img.shape[:3] != bold_img.shape[:3] or not np.allclose(mask_img.affine, bold_img.affine, atol=1e-3):
-        option = "--mask " if mask != run.mask else ""
+        option = "--mask " if given else ""
         raise UsageError(
             f"{option}{mask} is on another grid than {run.bold.name} "
             f"(shape {mask_img.shape[:3]} vs {bold_img.shape[:3]}); give a mask in the BOLD's space."

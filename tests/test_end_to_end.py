@@ -1,0 +1,322 @@
+"""The command line end to end, checked against a plain nilearn computation.
+
+The participant and group levels run once on the example dataset; every map they
+write is compared with nilearn's ``FirstLevelModel``, ``compute_fixed_effects`` and
+``SecondLevelModel`` run by hand on the same files, and the known effects of the
+example dataset must be recovered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm import compute_fixed_effects
+from nilearn.glm.first_level import FirstLevelModel, make_first_level_design_matrix
+from nilearn.glm.second_level import SecondLevelModel
+from nilearn.masking import intersect_masks
+from scipy import stats
+
+from bids_fixedfx.cli import main
+from bids_fixedfx.discover import validator_command
+
+SPACE = "MNI152NLin2009cAsym"
+MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+STATS = {"effect": "effect_size", "variance": "effect_variance", "t": "stat", "z": "z_score", "p": "p_value"}
+TOLERANCE = 1e-4
+
+
+def relative_difference(ours, theirs):
+    ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
+    assert ours.shape == theirs.shape
+    return np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), 1e-30)
+
+
+def data(path):
+    return nib.load(str(path)).get_fdata()
+
+
+def run_files(dataset, subject, session, run):
+    """The input files of one run, found by hand (not by the app's discovery)."""
+    ses = f"ses-{session}/" if session else ""
+    ses_ent = f"_ses-{session}" if session else ""
+    stem = f"sub-{subject}{ses_ent}_task-checkerboard_run-{run}"
+    fmriprep = dataset.path / "derivatives" / "fmriprep" / f"sub-{subject}" / ses / "func"
+    return {
+        "stem": stem,
+        "bold": fmriprep / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz",
+        "mask": fmriprep / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz",
+        "confounds": fmriprep / f"{stem}_desc-confounds_timeseries.tsv",
+        "events": dataset.path / f"sub-{subject}" / ses / "func" / f"{stem}_events.tsv",
+    }
+
+
+def subject_runs(dataset, subject):
+    runs = []
+    for bold in sorted((dataset.path / "derivatives" / "fmriprep" / f"sub-{subject}").rglob(
+            f"*space-{SPACE}_desc-preproc_bold.nii.gz")):
+        entities = dict(part.split("-", 1) for part in bold.name.split("_")[:-1] if "-" in part)
+        runs.append(run_files(dataset, subject, entities.get("ses"), entities["run"]))
+    return runs
+
+
+def nilearn_run(files, tr):
+    """nilearn's FirstLevelModel on one run, as a user would write it."""
+    events = pd.read_csv(files["events"], sep="\t")
+    confounds = pd.read_csv(files["confounds"], sep="\t")[MOTION].bfill()
+    model = FirstLevelModel(t_r=tr, mask_img=str(files["mask"]), smoothing_fwhm=5)
+    model.fit(str(files["bold"]), events=events, confounds=confounds)
+    design = model.design_matrices_[0]
+    dof = design.shape[0] - np.linalg.matrix_rank(design.to_numpy())
+    return model, dof
+
+
+def repetition_time(dataset):
+    return json.loads((dataset.path / "task-checkerboard_bold.json").read_text())["RepetitionTime"]
+
+
+@pytest.fixture(scope="module")
+def analysed(example_dataset, tmp_path_factory):
+    """The example dataset through the participant and group levels."""
+    output = tmp_path_factory.mktemp("e2e") / "out"
+    assert main([str(example_dataset.path), str(output), "participant", "--nprocs", "2"]) == 0
+    assert main([str(example_dataset.path), str(output), "group"]) == 0
+    return output
+
+
+@pytest.fixture(scope="module")
+def reference(example_dataset):
+    """Plain nilearn: every run's maps, every subject's fixed effects, the group test."""
+    tr = repetition_time(example_dataset)
+    runs, subjects = {}, {}
+    for subject in example_dataset.subjects:
+        effects, variances, dofs, masks = {}, {}, [], []
+        for files in subject_runs(example_dataset, subject):
+            model, dof = nilearn_run(files, tr)
+            dofs.append(dof)
+            masks.append(str(files["mask"]))
+            for condition in example_dataset.conditions:
+                maps = model.compute_contrast(condition, output_type="all")
+                runs[(files["stem"], condition)] = maps
+                effects.setdefault(condition, []).append(maps["effect_size"])
+                variances.setdefault(condition, []).append(maps["effect_variance"])
+        mask = intersect_masks(masks, threshold=1, connected=False) if len(masks) > 1 else nib.load(masks[0])
+        for condition in example_dataset.conditions:
+            if len(dofs) == 1:
+                subjects[(subject, condition)] = {
+                    s: runs[(subject_runs(example_dataset, subject)[0]["stem"], condition)][n]
+                    for s, n in STATS.items()
+                } | {"dof": dofs[0], "mask": mask}
+                continue
+            effect, variance, t, z = compute_fixed_effects(
+                effects[condition], variances[condition], mask, dofs=dofs)
+            p = stats.t.sf(t.get_fdata(), np.sum(dofs)) * mask.get_fdata()
+            subjects[(subject, condition)] = {
+                "effect": effect, "variance": variance, "t": t, "z": z, "p": p,
+                "dof": float(np.sum(dofs)), "mask": mask,
+            }
+    return {"runs": runs, "subjects": subjects}
+
+
+def test_run_maps_equal_nilearn(example_dataset, analysed, reference):
+    checked = 0
+    for (stem, condition), maps in reference["runs"].items():
+        subject = stem.split("_")[0]
+        session = next((p for p in stem.split("_") if p.startswith("ses-")), "")
+        folder = analysed / subject / session / "func"
+        for stat_name, nilearn_name in STATS.items():
+            ours = folder / f"{stem}_space-{SPACE}_contrast-{condition}_stat-{stat_name}_statmap.nii.gz"
+            assert relative_difference(data(ours), maps[nilearn_name].get_fdata()) < TOLERANCE, ours.name
+            checked += 1
+    assert checked == 9 * 2 * 5  # 9 runs, 2 conditions, 5 maps
+
+
+def test_subject_maps_equal_nilearn_fixed_effects(example_dataset, analysed, reference):
+    for (subject, condition), maps in reference["subjects"].items():
+        folder = analysed / f"sub-{subject}" / "func"
+        for stat_name in STATS:
+            ours = folder / f"sub-{subject}_task-checkerboard_space-{SPACE}_contrast-{condition}_stat-{stat_name}_statmap.nii.gz"
+            theirs = maps[stat_name]
+            theirs = theirs if isinstance(theirs, np.ndarray) else theirs.get_fdata()
+            assert relative_difference(data(ours), theirs) < TOLERANCE, ours.name
+        sidecar = json.loads(ours.with_name(ours.name.replace(".nii.gz", ".json")).read_text())
+        assert sidecar["DegreesOfFreedom"] == pytest.approx(maps["dof"])
+        mask = folder / f"sub-{subject}_task-checkerboard_space-{SPACE}_desc-fixedfx_mask.nii.gz"
+        assert np.array_equal(data(mask) > 0, maps["mask"].get_fdata() > 0)
+
+
+def test_group_maps_equal_nilearn_second_level(example_dataset, analysed, reference):
+    for condition in example_dataset.conditions:
+        effects = [reference["subjects"][(s, condition)]["effect"] for s in example_dataset.subjects]
+        masks = [reference["subjects"][(s, condition)]["mask"] for s in example_dataset.subjects]
+        mask = intersect_masks(masks, threshold=1, connected=False)
+        design = pd.DataFrame({"intercept": np.ones(len(effects))})
+        model = SecondLevelModel(mask_img=mask).fit(effects, design_matrix=design)
+        maps = model.compute_contrast("intercept", output_type="all")
+        for stat_name, nilearn_name in STATS.items():
+            ours = analysed / "group" / f"task-checkerboard_space-{SPACE}_contrast-{condition}_stat-{stat_name}_statmap.nii.gz"
+            assert relative_difference(data(ours), maps[nilearn_name].get_fdata()) < TOLERANCE, ours.name
+        sidecar = json.loads(ours.with_name(ours.name.replace(".nii.gz", ".json")).read_text())
+        assert sidecar["GroupModel"] == "one-sample t-test"
+        assert sidecar["NumberOfSubjects"] == len(example_dataset.subjects)
+        assert sidecar["DegreesOfFreedom"] == len(example_dataset.subjects) - 1
+        assert len(sidecar["Sources"]) == len(example_dataset.subjects) + 1
+
+
+def test_known_effects_are_recovered(example_dataset, analysed):
+    """Each condition's box lights up in its own contrast, and not in the other's."""
+    for subject in example_dataset.subjects:
+        for condition in example_dataset.conditions:
+            z = data(analysed / f"sub-{subject}" / "func" /
+                     f"sub-{subject}_task-checkerboard_space-{SPACE}_contrast-{condition}_stat-z_statmap.nii.gz")
+            own = z[example_dataset.active[condition]]
+            other = z[example_dataset.active[next(c for c in example_dataset.conditions if c != condition)]]
+            assert np.median(own) > 3, (subject, condition)
+            assert abs(np.median(other)) < 2, (subject, condition)
+            effect = data(analysed / f"sub-{subject}" / "func" /
+                          f"sub-{subject}_task-checkerboard_space-{SPACE}_contrast-{condition}_stat-effect_statmap.nii.gz")
+            assert np.max(effect[example_dataset.active[condition]]) == pytest.approx(
+                example_dataset.effect_size, rel=0.5)
+    for condition in example_dataset.conditions:
+        t = data(analysed / "group" / f"task-checkerboard_space-{SPACE}_contrast-{condition}_stat-t_statmap.nii.gz")
+        assert np.median(t[example_dataset.active[condition]]) > 3
+
+
+def test_sidecars_hold_what_spec_requires(analysed):
+    run = json.loads(next(analysed.glob(
+        "sub-01/ses-1/func/sub-01_ses-1_task-checkerboard_run-01_space-*_contrast-audio_stat-z_statmap.json")).read_text())
+    for key in ("Sources", "Contrast", "DegreesOfFreedom", "SmoothingFWHM", "NoiseModel", "HRFModel",
+                "DriftModel", "HighPass"):
+        assert key in run
+    assert run["Contrast"] == {"Name": "audio", "Test": "t", "Weights": {"audio": 1.0}}
+    names = [Path(s.split(":")[-1]).name for s in run["Sources"]]
+    assert any(n.endswith("_desc-preproc_bold.nii.gz") for n in names)
+    assert any(n.endswith("_desc-brain_mask.nii.gz") for n in names)
+    assert any(n.endswith("_events.tsv") for n in names)
+    assert any(n.endswith("_desc-confounds_timeseries.tsv") for n in names)
+    assert any(n.endswith("_design.tsv") for n in names)
+    for source in run["Sources"]:  # resolvable: relative to OUTPUT_DIR, or bids:: in it
+        path = analysed / source[len("bids::"):] if source.startswith("bids::") else analysed / source
+        assert path.exists(), source
+    subject = json.loads((analysed / "sub-01" / "func" /
+                          f"sub-01_task-checkerboard_space-{SPACE}_contrast-audio_stat-z_statmap.json").read_text())
+    assert subject["FixedEffects"] == {"PrecisionWeighted": False, "NumberOfRuns": 4}
+    assert len([s for s in subject["Sources"] if "stat-effect" in s]) == 4
+    description = json.loads((analysed / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert {"Name", "Version", "CodeURL"} <= set(description["GeneratedBy"][0])
+
+
+def test_output_passes_the_bids_validator(analysed):
+    command = validator_command()
+    assert command, "bids-validator-deno must be installed (pip install bids-validator-deno)"
+    done = subprocess.run([command, "--format", "json", str(analysed)], capture_output=True, text=True)
+    report = json.loads(done.stdout)
+    errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
+    assert errors == [] and done.returncode == 0
+
+
+def test_rerun_gives_the_same_maps(example_dataset, analysed, tmp_path):
+    again = tmp_path / "again"
+    assert main([str(example_dataset.path), str(again), "participant", "--skip-bids-validation",
+                 "--participant-label", "01", "--nprocs", "1"]) == 0
+    for ours in sorted(again.rglob("*_statmap.nii.gz")):
+        first = analysed / ours.relative_to(again)
+        assert np.array_equal(data(ours), data(first)), ours.name
+
+
+def checksums(root):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def make_read_only(root):
+    for path in [root, *Path(root).rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def test_read_only_input_is_untouched(fresh_dataset, tmp_path):
+    dataset = fresh_dataset(subjects=("03",))
+    make_read_only(dataset.path)
+    before = checksums(dataset.path)
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant"]) == 0
+    assert checksums(dataset.path) == before  # same files, same bytes
+    assert not list(out.rglob(".*.tmp*")) and not [p for p in out.rglob(".*") if p.name != ".bidsignore"]
+
+
+def test_output_under_derivatives_is_allowed_and_not_read_back(fresh_dataset):
+    dataset = fresh_dataset(subjects=("03",))
+    out = dataset.path / "derivatives" / "bids-fixedfx"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation"]) == 0
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation"]) == 0
+    assert list(out.glob("sub-03/func/*_stat-z_statmap.nii.gz"))
+
+
+def test_seed_case_npz_designs_given_mask_padded_vector(fresh_dataset, tmp_path):
+    """nilearn's fixed-effects example: two runs, .npz designs, one mask, a padded vector."""
+    dataset = fresh_dataset(subjects=("01",))
+    tr = repetition_time(dataset)
+    runs = [run_files(dataset, "01", "1", "01"), run_files(dataset, "01", "1", "02")]
+    design_dir = tmp_path / "designs"
+    design_dir.mkdir()
+    designs = []
+    for files in runs:
+        n_scans = nib.load(str(files["bold"])).shape[3]
+        events = pd.read_csv(files["events"], sep="\t")
+        design = make_first_level_design_matrix(np.arange(n_scans) * tr, events, drift_model="polynomial",
+                                                drift_order=3)
+        np.savez(design_dir / f"{files['stem']}_design.npz", X=design.to_numpy())
+        designs.append(design)
+    mask = runs[0]["mask"]
+    weights = [1.0, -1.0]  # audio - visual, zero-padded to the design's width
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--session-label", "1",
+                 "--design-dir", str(design_dir), "--mask", str(mask), "--contrast", "AudioMinusVisual=1,-1"]) == 0
+    # the example, by hand
+    effects, variances, dofs, run_maps = [], [], [], []
+    for files, design in zip(runs, designs):
+        model = FirstLevelModel(mask_img=str(mask), smoothing_fwhm=5)
+        model.fit(str(files["bold"]), design_matrices=[pd.DataFrame(design.to_numpy())])
+        vector = np.pad(weights, (0, design.shape[1] - len(weights)))
+        maps = model.compute_contrast(vector, output_type="all")
+        run_maps.append(maps)
+        effects.append(maps["effect_size"])
+        variances.append(maps["effect_variance"])
+        dofs.append(design.shape[0] - np.linalg.matrix_rank(design.to_numpy()))
+    for files, maps in zip(runs, run_maps):
+        for stat_name, nilearn_name in STATS.items():
+            ours = out / "sub-01" / "ses-1" / "func" / f"{files['stem']}_space-{SPACE}_contrast-AudioMinusVisual_stat-{stat_name}_statmap.nii.gz"
+            assert relative_difference(data(ours), maps[nilearn_name].get_fdata()) < TOLERANCE
+    fixed = dict(zip(("effect", "variance", "t", "z"), compute_fixed_effects(effects, variances, mask, dofs=dofs)))
+    example_z = compute_fixed_effects(effects, variances, mask)[3]  # the example's 100 dofs per run
+    prefix = out / "sub-01" / "func" / f"sub-01_task-checkerboard_space-{SPACE}_contrast-AudioMinusVisual_stat-"
+    for stat_name, img in fixed.items():
+        assert relative_difference(data(f"{prefix}{stat_name}_statmap.nii.gz"), img.get_fdata()) < TOLERANCE
+    assert relative_difference(data(f"{prefix}z_statmap.nii.gz"), example_z.get_fdata()) > TOLERANCE
+    sidecar = json.loads(Path(f"{prefix}z_statmap.json").read_text())
+    assert sidecar["DegreesOfFreedom"] == float(sum(dofs))
+    assert sidecar["Contrast"]["Weights"] == {"X0": 1.0, "X1": -1.0}
+    audio, visual = (dataset.active[c] for c in ("audio", "visual"))
+    z = data(f"{prefix}z_statmap.nii.gz")
+    assert np.median(z[audio]) > 3 and np.median(z[visual]) < -3
+
+
+def test_console_script_and_module_run(example_dataset, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(example_dataset.path), str(out), "participant",
+                           "--participant-label", "sub-03", "--skip-bids-validation", "--no-reports"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "sub-03_ses-1_task-checkerboard_run-01" in done.stderr  # a progress line per run
+    assert list(out.glob("sub-03/func/*_stat-z_statmap.nii.gz"))

@@ -1,0 +1,158 @@
+"""Bad input (SPEC §1): one clear sentence naming the file or option, the exit code,
+nothing written to OUTPUT_DIR, and the input dataset untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_fixedfx.cli import main
+
+SPACE = "MNI152NLin2009cAsym"
+
+
+def checksums(root):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def fails(capsys, args, code, *named, output=None):
+    """Run the app; check the exit code, that the message names each of ``named``,
+    that it is one line, and that nothing was written to the output."""
+    bids_dir = Path(args[0])
+    before = checksums(bids_dir) if bids_dir.is_dir() else None
+    assert main([str(a) for a in args]) == code
+    message = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line or "error:" in line]
+    assert len(message) == 1, message
+    for name in named:
+        assert str(name) in message[0], (name, message[0])
+    out = Path(output or args[1])
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], "files were written"
+    if before is not None:
+        assert checksums(bids_dir) == before
+    return message[0]
+
+
+@pytest.fixture
+def one_subject(fresh_dataset):
+    return fresh_dataset(subjects=("01",))
+
+
+def test_not_a_bids_directory(tmp_path, capsys):
+    (tmp_path / "notbids").mkdir()
+    fails(capsys, [tmp_path / "notbids", tmp_path / "out", "participant"], 66, "notbids", "dataset_description.json")
+
+
+def test_missing_bids_directory(tmp_path, capsys):
+    fails(capsys, [tmp_path / "nowhere", tmp_path / "out", "participant"], 64, "nowhere")
+
+
+def test_input_failing_validation_exits_16(one_subject, tmp_path, capsys):
+    description = one_subject.path / "dataset_description.json"
+    content = json.loads(description.read_text())
+    del content["Name"]
+    content["BIDSVersion"] = 1.9  # a number, where the schema wants a string
+    description.write_text(json.dumps(content))
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant"], 16, str(one_subject.path), "--skip-bids-validation")
+
+
+def test_unknown_participant(one_subject, tmp_path, capsys):
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--participant-label", "99"], 66,
+          "--participant-label", "99")
+
+
+def test_unknown_task(one_subject, tmp_path, capsys):
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "-t", "rest"], 66, "--task", "rest")
+
+
+def test_unknown_space(one_subject, tmp_path, capsys):
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--space", "fsLR"], 66, "--space", "fsLR", "T1w")
+
+
+def test_ambiguous_space(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("03",))
+    for path in (dataset.path / "derivatives").rglob(f"*space-{SPACE}_*"):
+        path.rename(path.with_name(path.name.replace(SPACE, "MNI152NLin6Asym")))
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
+          "--space", "MNI152NLin6Asym", "T1w")
+
+
+def test_run_without_events(one_subject, tmp_path, capsys):
+    events = next(one_subject.path.rglob("*ses-1_task-checkerboard_run-02_events.tsv"))
+    events.unlink()
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant"], 66,
+          "sub-01_ses-1_task-checkerboard_run-02", "events")
+
+
+def test_missing_repetition_time(one_subject, tmp_path, capsys):
+    for sidecar in [*one_subject.path.glob("task-*_bold.json"),
+                    *(one_subject.path / "derivatives").rglob("*_desc-preproc_bold.json")]:
+        content = json.loads(sidecar.read_text())
+        content.pop("RepetitionTime", None)
+        sidecar.write_text(json.dumps(content))
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 66,
+          "RepetitionTime", "sub-01_ses-1_task-checkerboard_run-01")
+
+
+def test_unknown_confound_column(one_subject, tmp_path, capsys):
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--confounds", "trans_x", "heart_rate"], 64,
+          "--confounds heart_rate", "desc-confounds_timeseries.tsv")
+
+
+def test_contrast_with_unknown_column(one_subject, tmp_path, capsys):
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--contrast", "av=audio-tactile"], 64,
+          "--contrast av", "tactile")
+
+
+def test_contrast_with_too_many_weights(one_subject, tmp_path, capsys):
+    weights = ",".join(["1"] * 40)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--contrast", f"many={weights}"], 64,
+          "--contrast many", "40 weights")
+
+
+def test_design_file_with_wrong_rows(one_subject, tmp_path, capsys):
+    design_dir = tmp_path / "designs"
+    design_dir.mkdir()
+    for bold in (one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"):
+        stem = bold.name.split("_space-")[0]
+        rows = nib.load(str(bold)).shape[3] - (5 if "ses-2_task-checkerboard_run-01" in stem else 0)
+        pd.DataFrame({"a": np.arange(rows, dtype=float), "constant": 1.0}).to_csv(
+            design_dir / f"{stem}_design.tsv", sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--design-dir", design_dir], 64,
+          "sub-01_ses-2_task-checkerboard_run-01_design.tsv", "rows")
+
+
+def test_mask_on_another_grid(one_subject, tmp_path, capsys):
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.uint8), np.eye(4)), mask)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--mask", mask], 64, "--mask", str(mask))
+
+
+def test_output_inside_the_input_is_refused(one_subject, capsys):
+    fails(capsys, [one_subject.path, one_subject.path / "results", "participant"], 64, "OUTPUT_DIR", "derivatives")
+    assert not (one_subject.path / "results").exists()
+
+
+def test_argparse_errors_exit_64(one_subject, tmp_path, capsys):
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--noise-model", "ar3"], 64, "--noise-model")
+    fails(capsys, [one_subject.path, tmp_path / "out", "everything"], 64, "analysis_level")
+
+
+def test_group_before_participant(one_subject, tmp_path, capsys):
+    fails(capsys, [one_subject.path, tmp_path / "out", "group"], 66, "participant level first")
+
+
+def test_group_with_one_subject(one_subject, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(one_subject.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    capsys.readouterr()
+    written = checksums(out)
+    assert main([str(one_subject.path), str(out), "group"]) == 66
+    message = capsys.readouterr().err
+    assert "at least two subjects" in message and "sub-01" in message
+    assert checksums(out) == written and not (out / "group").exists()
