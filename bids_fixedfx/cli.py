@@ -18,6 +18,10 @@ from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
 from .settings import MOTION_CONFOUNDS, ContrastSpec, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
+HRF_MODELS = (
+    "glover", "spm", "glover + derivative", "spm + derivative",
+    "glover + derivative + dispersion", "spm + derivative + dispersion",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="isotropic Gaussian smoothing in mm; 0 disables (default: 5)",
     )
     model.add_argument(
-        "--hrf-model", default="glover",
-        help="nilearn HRF model: glover, spm, 'glover + derivative', ... (default: glover)",
+        "--hrf-model", default="glover", choices=HRF_MODELS, metavar="HRF",
+        help=f"nilearn HRF model: {', '.join(repr(m) for m in HRF_MODELS)} (default: glover)",
     )
     model.add_argument(
         "--drift-model", choices=["cosine", "polynomial", "none"], default="cosine",
@@ -194,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-w", "--work-dir", type=Path, metavar="DIR", help="scratch space")
     run.add_argument(
         "--nprocs", "--n_cpus", type=_positive_int, default=_default_nprocs(), metavar="N",
-        help="processes for independent runs (default: all available cores)",
+        help="CPU cores to use: each run is smoothed and fitted on this many threads "
+        "(default: all available cores)",
     )
     return parser
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ class SubjectResult:
 def run(settings) -> None:
     """Run the analysis level the settings ask for."""
     check_output_dir(settings.bids_dir, settings.output_dir)
+    if settings.work_dir is not None:  # scratch space for any temporary file
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.tempdir = str(settings.work_dir)
     if settings.analysis_level == "participant":
         run_participant(settings)
     else:
