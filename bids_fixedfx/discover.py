@@ -298,13 +298,21 @@ def select_runs(settings) -> Selection:
     tasks = _select_tasks(layout, settings, query)
     query["task"] = list(tasks)
 
-    preproc = layout.get(
-        scope="derivatives", suffix="bold", extension=NIFTI, return_type="object",
-        **{"desc": "preproc", **query, **bold_filters},
-    )
-    if not preproc and not layout.get(
-        scope="derivatives", suffix="bold", extension=NIFTI, **query
-    ):
+    preproc, unfiltered = [], []
+    if derivatives:
+        preproc = layout.get(
+            scope="derivatives", suffix="bold", extension=NIFTI, return_type="object",
+            **{"desc": "preproc", **query, **bold_filters},
+        )
+        unfiltered = preproc or layout.get(
+            scope="derivatives", suffix="bold", extension=NIFTI, desc="preproc", **query
+        )
+    if unfiltered and not preproc:
+        raise NoDataError(
+            f"The --bids-filter-file query {json.dumps(filters.get('bold'))} matches none of the "
+            f"preprocessed BOLD series of sub-{', sub-'.join(query['subject'])}."
+        )
+    if not preproc:
         return _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings)
 
     spaces = sorted({f.get_entities().get("space") or "none" for f in preproc})
@@ -475,7 +483,9 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
     if not raw:
         raise NoDataError(
             f"No BOLD series matches the selection (subjects {', '.join(query['subject'])}, "
-            f"tasks {', '.join(query['task'])}) in {settings.bids_dir}."
+            f"tasks {', '.join(query['task'])}"
+            + (f", --bids-filter-file query {json.dumps(settings.bids_filters.get('bold'))}" if bold_filters else "")
+            + f") in {settings.bids_dir}."
         )
     if settings.space not in (None, "none"):
         raise NoDataError(
