@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import re
 import warnings as pywarnings
@@ -245,6 +246,21 @@ def load_design(run) -> Design:
     return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
 
 
+def expression_names(expression: str) -> list[str]:
+    """The design-column names an expression refers to (numbers like ``5e-1`` are not names).
+
+    Raises
+    ------
+    UsageError
+        When the expression is not valid Python syntax.
+    """
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        raise UsageError(f"--contrast expression {expression!r} is not a valid expression.") from None
+    return sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)})
+
+
 def contrast_weights(specs, design: Design) -> tuple[ContrastWeights, ...]:
     """The t contrasts of one run's design.
 
@@ -284,10 +300,7 @@ def contrast_weights(specs, design: Design) -> tuple[ContrastWeights, ...]:
                 )
             vector = np.pad(weights, (0, len(columns) - len(weights)))
         else:
-            unknown = [
-                n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", spec.definition) if n not in columns
-            ]
-            if unknown:
+            if [n for n in expression_names(spec.definition) if n not in columns]:
                 continue
             try:
                 vector = expression_to_contrast_vector(spec.definition, list(columns))
@@ -321,7 +334,7 @@ def check_contrasts(specs, designs) -> list[str]:
         missing = []
         for name, design in designs.items():
             columns = [str(c) for c in design.matrix.columns]
-            unknown = [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", spec.definition) if n not in columns]
+            unknown = [n for n in expression_names(spec.definition) if n not in columns]
             if unknown:
                 missing.append((name, unknown[0], columns))
         if len(missing) == len(designs):

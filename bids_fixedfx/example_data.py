@@ -708,6 +708,8 @@ def _confounds(motion, global_signal, baseline_level, tr, rng):
         deriv[0] = np.nan
         deriv[1:] = np.diff(motion[:, k])
         table[f"{name}_derivative1"] = deriv
+        table[f"{name}_power2"] = motion[:, k] ** 2
+        table[f"{name}_derivative1_power2"] = deriv**2
     fd = np.empty(n)
     fd[0] = np.nan
     step = np.abs(np.diff(motion, axis=0))

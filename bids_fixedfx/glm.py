@@ -78,11 +78,11 @@ def load_mask(mask, bold_img):
         Binary (int8), as nilearn's maskers hold it.
     """
     import nibabel as nib
-    from nilearn.maskers import NiftiMasker
+    from nilearn.maskers import MultiNiftiMasker
     from nilearn.masking import load_mask_img
 
-    if mask is None:  # as FirstLevelModel does: NiftiMasker's default (background) mask
-        return NiftiMasker().fit(bold_img).mask_img_
+    if mask is None:  # as FirstLevelModel does: an EPI mask computed by its masker
+        return MultiNiftiMasker(mask_strategy="epi").fit([bold_img]).mask_img_
     values, affine = load_mask_img(mask)
     return nib.Nifti1Image(values.astype(np.int8), affine)
 

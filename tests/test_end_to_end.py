@@ -320,3 +320,60 @@ def test_console_script_and_module_run(example_dataset, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "sub-03_ses-1_task-checkerboard_run-01" in done.stderr  # a progress line per run
     assert list(out.glob("sub-03/func/*_stat-z_statmap.nii.gz"))
+
+
+def test_group_fixed_effects_equal_nilearn(example_dataset, analysed, reference, tmp_path):
+    output = tmp_path / "out"
+    shutil.copytree(analysed, output)
+    assert main([str(example_dataset.path), str(output), "group", "--group-model", "fixed"]) == 0
+    for condition in example_dataset.conditions:
+        subjects = [reference["subjects"][(s, condition)] for s in example_dataset.subjects]
+        mask = intersect_masks([s["mask"] for s in subjects], threshold=1, connected=False)
+        dofs = [s["dof"] for s in subjects]
+        maps = dict(zip(("effect", "variance", "t", "z"), compute_fixed_effects(
+            [s["effect"] for s in subjects], [s["variance"] for s in subjects], mask, dofs=dofs)))
+        prefix = output / "group" / f"task-checkerboard_space-{SPACE}_contrast-{condition}_stat-"
+        for stat_name, img in maps.items():
+            assert relative_difference(data(f"{prefix}{stat_name}_statmap.nii.gz"), img.get_fdata()) < TOLERANCE
+        p = stats.t.sf(maps["t"].get_fdata(), np.sum(dofs)) * mask.get_fdata()
+        assert relative_difference(data(f"{prefix}p_statmap.nii.gz"), p) < TOLERANCE
+        sidecar = json.loads(Path(f"{prefix}z_statmap.json").read_text())
+        assert sidecar["GroupModel"] == "fixed effects" and sidecar["DegreesOfFreedom"] == sum(dofs)
+
+
+def test_precision_weighted_fixed_effects(example_dataset, reference, tmp_path):
+    output = tmp_path / "out"
+    assert main([str(example_dataset.path), str(output), "participant", "--participant-label", "02",
+                 "--precision-weighted", "--skip-bids-validation", "--no-reports"]) == 0
+    runs = subject_runs(example_dataset, "02")
+    effects = [reference["runs"][(r["stem"], "visual")]["effect_size"] for r in runs]
+    variances = [reference["runs"][(r["stem"], "visual")]["effect_variance"] for r in runs]
+    dofs = [reference["subjects"][("02", "visual")]["dof"] / len(runs)] * len(runs)
+    mask = reference["subjects"][("02", "visual")]["mask"]
+    maps = dict(zip(("effect", "variance", "t", "z"), compute_fixed_effects(
+        effects, variances, mask, precision_weighted=True, dofs=dofs)))
+    prefix = output / "sub-02" / "func" / f"sub-02_task-checkerboard_space-{SPACE}_contrast-visual_stat-"
+    for stat_name, img in maps.items():
+        assert relative_difference(data(f"{prefix}{stat_name}_statmap.nii.gz"), img.get_fdata()) < TOLERANCE
+    sidecar = json.loads(Path(f"{prefix}t_statmap.json").read_text())
+    assert sidecar["FixedEffects"] == {"PrecisionWeighted": True, "NumberOfRuns": 4}
+
+
+def test_single_run_named_by_subject_and_task_only(fresh_dataset, tmp_path):
+    """A run without ses- or run- has the subject maps' names: written once, sources not circular."""
+    dataset = fresh_dataset(subjects=("03",))
+    for root in (dataset.path, dataset.path / "derivatives" / "fmriprep"):
+        session = root / "sub-03" / "ses-1"
+        for path in sorted(session.rglob("*")):
+            if path.is_file():
+                target = root / "sub-03" / path.relative_to(session).parent / path.name.replace(
+                    "_ses-1", "").replace("_run-01", "")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.rename(target)
+        shutil.rmtree(session)
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    sidecar_path = out / "sub-03" / "func" / f"sub-03_task-checkerboard_space-{SPACE}_contrast-audio_stat-z_statmap.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    assert not any(s.endswith(sidecar_path.name.replace(".json", ".nii.gz")) for s in sidecar["Sources"])
+    assert any(s.endswith("_desc-preproc_bold.nii.gz") for s in sidecar["Sources"])

@@ -1,0 +1,302 @@
+"""The command line (SPEC §1): options, defaults, labels, contrasts and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bids_fixedfx
+from bids_fixedfx import cli
+from bids_fixedfx.errors import EX_USAGE, UsageError
+from bids_fixedfx.settings import MOTION_CONFOUNDS, ContrastSpec
+
+POSITIONAL = ["bids", "out", "participant"]
+
+
+def parse(*options):
+    return cli.parse_settings([*POSITIONAL, *options])
+
+
+# ---------------------------------------------------------------- defaults
+
+
+def test_positional_arguments_become_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = cli.parse_settings(["data/bids", "data/out", "group"])
+    assert settings.bids_dir == tmp_path / "data" / "bids"
+    assert settings.output_dir == tmp_path / "data" / "out"
+    assert settings.analysis_level == "group"
+    assert cli.parse_settings(["b", "o", "participant"]).analysis_level == "participant"
+
+
+def test_every_option_has_the_spec_default():
+    settings = parse()
+    model = settings.model
+    assert settings.participant_label == ()  # all subjects
+    assert settings.session_label == ()  # all sessions
+    assert settings.task == ()  # all tasks with events
+    assert settings.space is None  # MNI152NLin2009cAsym if present, decided by discovery
+    assert settings.derivatives == ()  # found under BIDS_DIR/derivatives
+    assert settings.bids_filters == {}
+    assert settings.skip_bids_validation is False
+    assert settings.contrasts == ()  # one per condition
+    assert settings.design_dir is None
+    assert settings.mask is None
+    assert model.smoothing_fwhm == 5.0
+    assert model.hrf_model == "glover"
+    assert model.drift_model == "cosine"
+    assert model.high_pass == 0.01
+    assert model.drift_order == 1  # nilearn's default
+    assert model.noise_model == "ar1"
+    assert model.confounds == ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+    assert model.confounds == MOTION_CONFOUNDS
+    assert model.precision_weighted is False
+    assert settings.group_model == "random"
+    assert settings.work_dir is None
+    assert settings.nprocs == len(os.sched_getaffinity(0))
+    assert settings.verbose == 0
+
+
+def test_every_option_is_parsed(tmp_path):
+    settings = parse(
+        "--participant-label", "01", "02",
+        "--session-label", "1",
+        "-t", "checkerboard",
+        "--space", "T1w",
+        "-d", str(tmp_path / "fmriprep"), "rel/deriv",
+        "--skip-bids-validation",
+        "--contrast", "av=audio-visual",
+        "--contrast", "w=1,-1",
+        "--design-dir", "designs",
+        "--mask", "mask.nii.gz",
+        "--smoothing-fwhm", "6.5",
+        "--hrf-model", "spm + derivative",
+        "--drift-model", "polynomial",
+        "--high-pass", "0.02",
+        "--drift-order", "3",
+        "--noise-model", "ols",
+        "--confounds", "trans_*", "csf",
+        "--precision-weighted",
+        "--group-model", "fixed",
+        "-w", "work",
+        "--nprocs", "3",
+        "-v", "-v",
+    )
+    model = settings.model
+    assert settings.participant_label == ("01", "02")
+    assert settings.session_label == ("1",)
+    assert settings.task == ("checkerboard",)
+    assert settings.space == "T1w"
+    assert settings.derivatives == (tmp_path / "fmriprep", Path("rel/deriv").absolute())
+    assert settings.skip_bids_validation is True
+    assert settings.contrasts == (ContrastSpec("av", "audio-visual"), ContrastSpec("w", "1,-1"))
+    assert settings.design_dir == Path("designs").absolute()
+    assert settings.mask == Path("mask.nii.gz").absolute()
+    assert model.smoothing_fwhm == 6.5
+    assert model.hrf_model == "spm + derivative"
+    assert model.drift_model == "polynomial"
+    assert model.high_pass == 0.02
+    assert model.drift_order == 3
+    assert model.noise_model == "ols"
+    assert model.confounds == ("trans_*", "csf")
+    assert model.precision_weighted is True
+    assert settings.group_model == "fixed"
+    assert settings.work_dir == Path("work").absolute()
+    assert settings.nprocs == 3
+    assert settings.verbose == 2
+
+
+def test_long_and_short_option_spellings_agree():
+    assert parse("--task", "x").task == parse("-t", "x").task == ("x",)
+    assert parse("--derivatives", "d").derivatives == parse("-d", "d").derivatives
+    assert parse("--work-dir", "w").work_dir == parse("-w", "w").work_dir
+    assert parse("--verbose").verbose == parse("-v").verbose == 1
+    assert parse("-vvv").verbose == 3
+    # the BIDS-Apps spellings
+    assert parse("--participant_label", "01").participant_label == ("01",)
+    assert parse("--skip_bids_validation").skip_bids_validation is True
+
+
+def test_special_values():
+    assert parse("--smoothing-fwhm", "0").model.smoothing_fwhm is None
+    assert parse("--drift-model", "none").model.drift_model is None
+    assert parse("--confounds", "none").model.confounds == ()
+    assert parse("--space", "none").space == "none"
+
+
+# ---------------------------------------------------------------- labels
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (["01"], ("01",)),
+        (["sub-01"], ("01",)),
+        (["sub-01", "02"], ("01", "02")),
+        (["sub-01", "01"], ("01",)),  # the same subject twice is processed once
+        (["sub-control01"], ("control01",)),
+    ],
+)
+def test_participant_labels_with_or_without_prefix(given, expected):
+    assert parse("--participant-label", *given).participant_label == expected
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (["1"], ("1",)),
+        (["ses-1"], ("1",)),
+        (["ses-pre", "post"], ("pre", "post")),
+        (["ses-2", "2"], ("2",)),
+    ],
+)
+def test_session_labels_with_or_without_prefix(given, expected):
+    assert parse("--session-label", *given).session_label == expected
+
+
+def test_task_labels_with_or_without_prefix():
+    assert parse("-t", "task-checkerboard", "rest").task == ("checkerboard", "rest")
+
+
+# ---------------------------------------------------------------- contrasts
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("faces=faces-houses", ContrastSpec("faces", "faces-houses")),
+        ("fiac=DSt+DSp-SSt-SSp", ContrastSpec("fiac", "DSt+DSp-SSt-SSp")),
+        ("weights=-1,-1,1,1", ContrastSpec("weights", "-1,-1,1,1")),
+        (" spaced = audio - visual ", ContrastSpec("spaced", "audio - visual")),
+        ("half=0.5*audio+0.5*visual", ContrastSpec("half", "0.5*audio+0.5*visual")),
+    ],
+)
+def test_contrast_name_and_spec(given, expected):
+    assert parse("--contrast", given).contrasts == (expected,)
+
+
+def test_contrasts_are_repeatable_and_keep_their_order():
+    settings = parse("--contrast", "b=visual", "--contrast", "a=audio")
+    assert [c.name for c in settings.contrasts] == ["b", "a"]
+
+
+@pytest.mark.parametrize("bad", ["faces", "=1,-1", "faces=", " = ", "faces=  "])
+def test_bad_contrast_forms_exit_64(bad, capsys):
+    assert cli.main([*POSITIONAL, "--contrast", bad]) == EX_USAGE
+    err = capsys.readouterr().err
+    assert "--contrast" in err
+    assert "NAME=SPEC" in err
+
+
+def test_duplicated_contrast_name_exits_64(capsys):
+    with pytest.raises(UsageError, match="--contrast a"):
+        parse("--contrast", "a=audio", "--contrast", "a=visual")
+    assert cli.main([*POSITIONAL, "--contrast", "a=audio", "--contrast", "a=visual"]) == EX_USAGE
+    assert "--contrast a" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- exit codes
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        ([], "bids_dir"),  # positional arguments missing
+        (["bids", "out"], "analysis_level"),
+        (["bids", "out", "session"], "analysis_level"),
+        ([*POSITIONAL, "--no-such-option"], "--no-such-option"),
+        ([*POSITIONAL, "--smoothing-fwhm", "-2"], "--smoothing-fwhm"),
+        ([*POSITIONAL, "--smoothing-fwhm", "wide"], "--smoothing-fwhm"),
+        ([*POSITIONAL, "--high-pass", "-0.01"], "--high-pass"),
+        ([*POSITIONAL, "--drift-order", "0"], "--drift-order"),
+        ([*POSITIONAL, "--drift-model", "spline"], "--drift-model"),
+        ([*POSITIONAL, "--noise-model", "ar2"], "--noise-model"),
+        ([*POSITIONAL, "--hrf-model", "gamma"], "--hrf-model"),
+        ([*POSITIONAL, "--group-model", "mixed"], "--group-model"),
+        ([*POSITIONAL, "--nprocs", "0"], "--nprocs"),
+        ([*POSITIONAL, "--nprocs", "many"], "--nprocs"),
+        ([*POSITIONAL, "--participant-label"], "--participant-label"),
+    ],
+)
+def test_argparse_errors_exit_64(argv, option, capsys):
+    assert cli.main(argv) == EX_USAGE
+    err = capsys.readouterr().err
+    assert option in err
+    assert "usage:" in err
+
+
+def test_module_entry_point_exits_64_on_bad_usage(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bids_fixedfx", "bids", "out", "participant", "--noise-model", "ar9"],
+        capture_output=True, text=True, cwd=tmp_path, check=False, timeout=120,
+    )
+    assert done.returncode == EX_USAGE, done.stderr
+    assert "--noise-model" in done.stderr
+
+
+def test_version(capsys):
+    assert cli.main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert bids_fixedfx.__version__ in out
+    assert out.strip() == f"bids-fixedfx {bids_fixedfx.__version__}"
+
+
+def test_help_exits_0_and_lists_the_options(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for option in (
+        "--participant-label", "--session-label", "--task", "--space", "--derivatives",
+        "--bids-filter-file", "--skip-bids-validation", "--contrast", "--design-dir", "--mask",
+        "--smoothing-fwhm", "--hrf-model", "--drift-model", "--high-pass", "--drift-order",
+        "--noise-model", "--confounds", "--precision-weighted", "--work-dir", "--nprocs",
+        "--verbose", "--version",
+    ):
+        assert option in out, option
+
+
+# ---------------------------------------------------------------- --bids-filter-file
+
+
+def test_bids_filter_file_is_read(tmp_path):
+    path = tmp_path / "filters.json"
+    path.write_text(json.dumps({"bold": {"run": 1, "acquisition": None}}))
+    assert parse("--bids-filter-file", str(path)).bids_filters == {
+        "bold": {"run": 1, "acquisition": None}
+    }
+
+
+def test_missing_bids_filter_file_exits_64(tmp_path, capsys):
+    path = tmp_path / "no_such_filters.json"
+    with pytest.raises(UsageError) as error:
+        parse("--bids-filter-file", str(path))
+    assert "--bids-filter-file" in str(error.value)
+    assert str(path) in str(error.value)
+    assert cli.main([*POSITIONAL, "--bids-filter-file", str(path)]) == EX_USAGE
+    assert str(path) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"bold": {"run": 1}',  # not valid JSON
+        "bold: run: 1",
+        "",
+        '["bold"]',  # valid JSON but not queries by file kind
+        '{"bold": 1}',
+    ],
+)
+def test_invalid_bids_filter_file_exits_64(tmp_path, content, capsys):
+    path = tmp_path / "filters.json"
+    path.write_text(content)
+    with pytest.raises(UsageError) as error:
+        parse("--bids-filter-file", str(path))
+    assert "--bids-filter-file" in str(error.value)
+    assert str(path) in str(error.value)
+    assert cli.main([*POSITIONAL, "--bids-filter-file", str(path)]) == EX_USAGE
+    err = capsys.readouterr().err
+    assert str(path) in err

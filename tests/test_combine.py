@@ -1,0 +1,183 @@
+"""Combining maps: fixed effects across runs (nilearn compute_fixed_effects) and the group level."""
+
+from __future__ import annotations
+
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm import compute_fixed_effects
+from nilearn.glm.second_level import SecondLevelModel
+from scipy import stats
+
+from bids_fixedfx import combine
+from bids_fixedfx.glm import ContrastMaps
+from bids_fixedfx.settings import STATS
+
+SHAPE = (7, 8, 6)
+AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
+
+
+def image(values):
+    return nib.Nifti1Image(np.asarray(values, dtype=np.float64), AFFINE)
+
+
+@pytest.fixture(scope="module")
+def maps():
+    """Effect and variance maps of four runs, a mask, and each run's dof."""
+    rng = np.random.default_rng(7)
+    inside = np.zeros(SHAPE, bool)
+    inside[1:-1, 1:-1, 1:-2] = True
+    effects, variances = [], []
+    for _ in range(4):
+        effect = rng.normal(0.8, 1.0, SHAPE) * inside
+        variance = rng.uniform(0.05, 0.6, SHAPE) * inside
+        effects.append(image(effect))
+        variances.append(image(variance))
+    mask = nib.Nifti1Image(inside.astype(np.int8), AFFINE)
+    dofs = [83.0, 79.0, 85.0, 40.0]  # volumes minus design rank, different per run
+    return effects, variances, mask, dofs
+
+
+def values(img, mask):
+    return np.asarray(img.get_fdata())[np.asarray(mask.get_fdata()) > 0]
+
+
+@pytest.mark.parametrize("precision_weighted", [False, True])
+def test_fixed_effects_equal_nilearn(maps, precision_weighted):
+    effects, variances, mask, dofs = maps
+    ours = combine.fixed_effects(effects, variances, mask, dofs, precision_weighted=precision_weighted)
+    theirs = compute_fixed_effects(effects, variances, mask, precision_weighted=precision_weighted, dofs=dofs)
+    assert set(ours) == set(STATS)
+    for stat, expected in zip(("effect", "variance", "t", "z"), theirs):
+        np.testing.assert_allclose(
+            ours[stat].get_fdata(), expected.get_fdata(), rtol=1e-4, atol=0, err_msg=stat
+        )
+    t = values(ours["t"], mask)
+    np.testing.assert_allclose(values(ours["p"], mask), stats.t.sf(t, np.sum(dofs)), rtol=1e-6, atol=0)
+    # outside the mask there is nothing
+    outside = mask.get_fdata() == 0
+    for stat in STATS:
+        assert not np.any(ours[stat].get_fdata()[outside]), stat
+
+
+def test_precision_weighting_changes_the_result(maps):
+    effects, variances, mask, dofs = maps
+    plain = combine.fixed_effects(effects, variances, mask, dofs)
+    weighted = combine.fixed_effects(effects, variances, mask, dofs, precision_weighted=True)
+    assert not np.allclose(values(plain["effect"], mask), values(weighted["effect"], mask))
+    # nilearn's default: the plain mean of the effects
+    np.testing.assert_allclose(
+        values(plain["effect"], mask), np.mean([values(e, mask) for e in effects], axis=0), rtol=1e-10
+    )
+
+
+def test_real_dofs_are_used(maps):
+    """The p map uses the runs' real dofs, not nilearn's default of 100 per run."""
+    effects, variances, mask, dofs = maps
+    ours = combine.fixed_effects(effects, variances, mask, dofs)
+    default = combine.fixed_effects(effects, variances, mask, [100.0] * len(dofs))
+    assert not np.allclose(values(ours["p"], mask), values(default["p"], mask), rtol=1e-6)
+
+
+def _contrast_maps(effect, variance, dof, contrast="c"):
+    return ContrastMaps(contrast, {"effect": effect, "variance": variance, "t": None, "z": None, "p": None}, dof)
+
+
+def test_combine_runs_with_one_run_returns_its_maps(maps):
+    effects, variances, mask, dofs = maps
+    run = ContrastMaps("c", {stat: image(np.full(SHAPE, i + 1.0)) for i, stat in enumerate(STATS)}, dofs[0])
+    combined = combine.combine_runs([run], mask)
+    assert combined.dof == run.dof
+    assert combined.contrast == run.contrast
+    for stat in STATS:
+        np.testing.assert_array_equal(combined.maps[stat].get_fdata(), run.maps[stat].get_fdata())
+
+
+@pytest.mark.parametrize("precision_weighted", [False, True])
+def test_combine_runs_is_fixed_effects_with_summed_dofs(maps, precision_weighted):
+    effects, variances, mask, dofs = maps
+    runs = [_contrast_maps(e, v, d) for e, v, d in zip(effects, variances, dofs)]
+    combined = combine.combine_runs(runs, mask, precision_weighted=precision_weighted)
+    assert combined.dof == np.sum(dofs)
+    assert combined.contrast == "c"
+    theirs = compute_fixed_effects(effects, variances, mask, precision_weighted=precision_weighted, dofs=dofs)
+    for stat, expected in zip(("effect", "variance", "t", "z"), theirs):
+        np.testing.assert_allclose(combined.maps[stat].get_fdata(), expected.get_fdata(), rtol=1e-4, err_msg=stat)
+    t = values(combined.maps["t"], mask)
+    np.testing.assert_allclose(values(combined.maps["p"], mask), stats.t.sf(t, np.sum(dofs)), rtol=1e-6)
+
+
+def test_one_sample_test_equals_second_level_model(maps):
+    effects, _, mask, _ = maps
+    contrast = combine.GroupContrast("audio", "audio", {"intercept": 1.0})
+    ours = combine.one_sample_test(effects, mask, contrast)
+    assert ours.contrast is contrast
+    assert ours.dof == len(effects) - 1
+    model = SecondLevelModel(mask_img=mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(effects, design_matrix=pd.DataFrame({"intercept": np.ones(len(effects))}))
+        theirs = model.compute_contrast("intercept", output_type="all")
+    assert set(ours.maps) == set(STATS)
+    for stat in STATS:
+        np.testing.assert_allclose(
+            ours.maps[stat].get_fdata(), theirs[{"effect": "effect_size", "variance": "effect_variance",
+                                                   "t": "stat", "z": "z_score", "p": "p_value"}[stat]].get_fdata(),
+            rtol=1e-4, atol=1e-12, err_msg=stat,
+        )
+    # and that is the classical one-sample t-test across subjects
+    data = np.array([values(e, mask) for e in effects])
+    test = stats.ttest_1samp(data, 0.0, axis=0)
+    np.testing.assert_allclose(values(ours.maps["t"], mask), test.statistic, rtol=1e-6)
+    np.testing.assert_allclose(values(ours.maps["effect"], mask), data.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(values(ours.maps["p"], mask), stats.t.sf(test.statistic, len(effects) - 1), rtol=1e-5)
+
+
+def test_group_fixed_effects(maps):
+    effects, variances, mask, dofs = maps
+    contrast = combine.GroupContrast("audio", "audio", {"intercept": 1.0})
+    ours = combine.group_fixed_effects(effects, variances, dofs, mask, contrast)
+    assert ours.dof == np.sum(dofs)
+    theirs = compute_fixed_effects(effects, variances, mask, dofs=dofs)
+    for stat, expected in zip(("effect", "variance", "t", "z"), theirs):
+        np.testing.assert_allclose(ours.maps[stat].get_fdata(), expected.get_fdata(), rtol=1e-4, err_msg=stat)
+
+
+def test_intersect_masks():
+    rng = np.random.default_rng(3)
+    arrays = [rng.random(SHAPE) > 0.3 for _ in range(3)]
+    result = combine.intersect_masks([nib.Nifti1Image(a.astype(np.int8), AFFINE) for a in arrays])
+    np.testing.assert_array_equal(result.get_fdata() > 0, np.logical_and.reduce(arrays))
+    np.testing.assert_allclose(result.affine, AFFINE)
+
+
+def test_intersect_masks_of_the_example_runs(example_selection):
+    """A subject's runs have different masks; the subject mask is their intersection."""
+    runs = [run for run in example_selection.runs if run.subject == "01"]
+    arrays = [nib.load(run.mask).get_fdata() > 0 for run in runs]
+    assert not all(np.array_equal(arrays[0], a) for a in arrays[1:])
+    result = combine.intersect_masks([run.mask for run in runs])
+    np.testing.assert_array_equal(result.get_fdata() > 0, np.logical_and.reduce(arrays))
+
+
+def test_intersect_one_mask_is_the_mask():
+    array = np.zeros(SHAPE, bool)
+    array[2:5, 1:3, 3:6] = True
+    result = combine.intersect_masks([nib.Nifti1Image(array.astype(np.uint8), AFFINE)])
+    np.testing.assert_array_equal(result.get_fdata() > 0, array)
+
+
+def test_same_grid():
+    a = nib.Nifti1Image(np.zeros(SHAPE), AFFINE)
+    b = nib.Nifti1Image(np.ones(SHAPE), AFFINE.copy())
+    four_d = nib.Nifti1Image(np.zeros(SHAPE + (3,)), AFFINE)
+    shifted = AFFINE.copy()
+    shifted[0, 3] = 1.5
+    assert combine.same_grid([a, b])
+    assert combine.same_grid([a, b, four_d])
+    assert not combine.same_grid([a, nib.Nifti1Image(np.zeros(SHAPE), shifted)])
+    assert not combine.same_grid([a, nib.Nifti1Image(np.zeros((7, 8, 5)), AFFINE)])
+    assert not combine.same_grid([a, b, nib.Nifti1Image(np.zeros(SHAPE), np.diag([2.0, 3.0, 3.0, 1.0]))])

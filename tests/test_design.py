@@ -1,0 +1,350 @@
+"""Designs: nilearn's design matrix from events and confounds, precomputed designs, contrasts."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.first_level import FirstLevelModel
+from nilearn.interfaces.fmriprep import load_confounds
+
+from bids_fixedfx import design
+from bids_fixedfx.errors import EX_USAGE, UsageError
+from bids_fixedfx.settings import ContrastSpec, ModelSettings
+
+
+def nilearn_design(run, model, confounds):
+    """The design matrix nilearn's FirstLevelModel builds for the run."""
+    flm = FirstLevelModel(
+        t_r=run.tr,
+        mask_img=str(run.mask),
+        hrf_model=model.hrf_model,
+        drift_model=model.drift_model,
+        high_pass=model.high_pass,
+        drift_order=model.drift_order,
+        minimize_memory=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "given mask will be used"
+        flm.fit(str(run.bold), events=str(run.events), confounds=confounds)
+    return flm.design_matrices_[0]
+
+
+def assert_same_matrix(ours, theirs):
+    assert list(ours.columns) == list(theirs.columns)
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=0, atol=1e-10)
+
+
+def read_confounds(run):
+    return pd.read_csv(run.confounds, sep="\t", na_values="n/a", keep_default_na=False)
+
+
+# ---------------------------------------------------------------- build_design
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ModelSettings(),
+        ModelSettings(hrf_model="spm + derivative", drift_model="polynomial", drift_order=3),
+        ModelSettings(hrf_model="glover + derivative + dispersion", high_pass=0.02),
+        ModelSettings(drift_model=None, confounds=("trans_x", "rot_z", "csf")),
+    ],
+    ids=["defaults", "spm-polynomial", "dispersion-highpass", "nodrift-columns"],
+)
+def test_build_design_equals_first_level_model(example_run, model):
+    ours = design.build_design(example_run, model)
+    confounds = read_confounds(example_run)[list(model.confounds)]
+    theirs = nilearn_design(example_run, model, confounds)
+    assert_same_matrix(ours.matrix, theirs)
+    assert ours.confounds == tuple(model.confounds)
+    assert ours.precomputed is False
+    assert ours.sample_mask is None
+
+
+def test_build_design_of_every_example_run(example_selection):
+    model = ModelSettings()
+    for run in example_selection.runs:
+        ours = design.build_design(run, model)
+        theirs = nilearn_design(run, model, read_confounds(run)[list(model.confounds)])
+        assert_same_matrix(ours.matrix, theirs)
+
+
+def test_conditions_and_counts(example_dataset, example_run):
+    events = pd.read_csv(example_run.events, sep="\t")
+    built = design.build_design(example_run, ModelSettings())
+    assert set(built.conditions) == set(example_dataset.conditions)
+    assert built.conditions == tuple(c for c in built.matrix.columns if c in set(events["trial_type"]))
+    assert built.condition_counts == events["trial_type"].value_counts().to_dict()
+
+
+def test_build_design_without_confounds(example_run):
+    model = ModelSettings(confounds=())
+    built = design.build_design(example_run, model)
+    assert built.confounds == ()
+    theirs = nilearn_design(example_run, model, None)
+    assert_same_matrix(built.matrix, theirs)
+
+
+def test_first_row_na_filled_as_load_confounds_does(example_run):
+    table = read_confounds(example_run)
+    columns = ["trans_x", "trans_x_derivative1", "rot_y_derivative1"]
+    assert table[columns[1:]].iloc[0].isna().all()  # fMRIPrep's derivative columns start with n/a
+    built = design.build_design(example_run, ModelSettings(confounds=tuple(columns)))
+    ours = built.matrix[columns]
+    # second row's value, as nilearn's load_confounds (which we ask not to demean)
+    nilearn_confounds, _ = load_confounds(
+        str(example_run.bold), strategy=("motion",), motion="derivatives", demean=False
+    )
+    np.testing.assert_allclose(ours.to_numpy(), nilearn_confounds[columns].to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ours.iloc[0, 1:].to_numpy(), table[columns[1:]].iloc[1].to_numpy())
+    assert any("derivative1" in w for w in built.warnings)
+
+
+def test_wildcard_confounds(example_run):
+    header = list(read_confounds(example_run).columns)
+    expected = [c for c in header if c.startswith("trans_")]
+    assert len(expected) > 3  # translations and their derivatives
+    built = design.build_design(example_run, ModelSettings(confounds=("trans_*",)))
+    assert built.confounds == tuple(expected)
+    assert [c for c in built.matrix.columns if c.startswith("trans_")] == expected
+
+
+def test_wildcards_and_names_together_without_repeats(example_run):
+    built = design.build_design(example_run, ModelSettings(confounds=("rot_x", "rot_*")))
+    header = list(read_confounds(example_run).columns)
+    assert built.confounds == ("rot_x", *[c for c in header if c.startswith("rot_") and c != "rot_x"])
+
+
+def test_unknown_confound_column_is_a_usage_error(example_run):
+    with pytest.raises(UsageError) as error:
+        design.build_design(example_run, ModelSettings(confounds=("trans_x", "no_such_column")))
+    assert error.value.exit_code == EX_USAGE
+    assert "no_such_column" in str(error.value)
+    assert example_run.confounds.name in str(error.value)
+
+
+@pytest.mark.parametrize("strategy", [("wm_csf",), ("high_pass", "global_signal")])
+def test_load_confounds_strategy(example_run, strategy):
+    built = design.build_design(example_run, ModelSettings(confounds=strategy))
+    expected, sample_mask = load_confounds(str(example_run.bold), strategy=strategy)
+    assert sample_mask is None and built.sample_mask is None
+    assert built.confounds == tuple(expected.columns)
+    np.testing.assert_allclose(
+        built.matrix[list(expected.columns)].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-10
+    )
+    model = ModelSettings(confounds=strategy)
+    assert_same_matrix(built.matrix, nilearn_design(example_run, model, expected))
+
+
+def test_confounds_with_another_length_than_the_bold(example_run, tmp_path):
+    short = tmp_path / example_run.confounds.name
+    read_confounds(example_run).iloc[:-3].to_csv(short, sep="\t", index=False, na_rep="n/a")
+    run = dataclasses.replace(example_run, confounds=short)
+    with pytest.raises(UsageError) as error:
+        design.build_design(run, ModelSettings())
+    assert short.name in str(error.value)
+
+
+def test_na_past_the_first_row_is_a_usage_error(example_run, tmp_path):
+    table = read_confounds(example_run)
+    table.loc[5, "rot_y"] = np.nan
+    broken = tmp_path / example_run.confounds.name
+    table.to_csv(broken, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(UsageError) as error:
+        design.build_design(dataclasses.replace(example_run, confounds=broken), ModelSettings())
+    assert "rot_y" in str(error.value)
+    assert broken.name in str(error.value)
+
+
+# ---------------------------------------------------------------- contrasts
+
+
+@pytest.fixture(scope="module")
+def example_design(example_run):
+    return design.build_design(example_run, ModelSettings())
+
+
+def test_default_contrasts_one_per_condition(example_design):
+    columns = list(example_design.matrix.columns)
+    contrasts = design.contrast_weights((), example_design)
+    assert [c.name for c in contrasts] == list(example_design.conditions)
+    assert [c.label for c in contrasts] == list(example_design.conditions)
+    for contrast in contrasts:
+        expected = np.array([1.0 if c == contrast.name else 0.0 for c in columns])
+        np.testing.assert_array_equal(contrast.vector, expected)
+        assert contrast.columns == tuple(columns)
+        assert contrast.weights == {contrast.name: 1.0}
+
+
+def test_expression_contrast(example_design):
+    columns = list(example_design.matrix.columns)
+    (contrast,) = design.contrast_weights([ContrastSpec("audio-visual", "audio-visual")], example_design)
+    expected = np.zeros(len(columns))
+    expected[columns.index("audio")] = 1
+    expected[columns.index("visual")] = -1
+    np.testing.assert_array_equal(contrast.vector, expected)
+    assert contrast.name == "audio-visual"
+    assert contrast.label == "audioVisual"
+    assert contrast.weights == {"audio": 1.0, "visual": -1.0}
+
+
+def test_expression_with_coefficients(example_design):
+    columns = list(example_design.matrix.columns)
+    (contrast,) = design.contrast_weights([ContrastSpec("mean", "0.5*audio+0.5*visual")], example_design)
+    expected = np.zeros(len(columns))
+    expected[columns.index("audio")] = expected[columns.index("visual")] = 0.5
+    np.testing.assert_allclose(contrast.vector, expected)
+
+
+def test_expression_with_a_number_in_scientific_notation(example_design):
+    columns = list(example_design.matrix.columns)
+    specs = [ContrastSpec("sci", "audio-5e-1*visual")]
+    assert design.check_contrasts(specs, {"run1": example_design}) == []
+    (contrast,) = design.contrast_weights(specs, example_design)
+    expected = np.zeros(len(columns))
+    expected[columns.index("audio")] = 1
+    expected[columns.index("visual")] = -0.5
+    np.testing.assert_allclose(contrast.vector, expected)
+
+
+@pytest.mark.parametrize("weights", ["1,-1", "-1, 1, 0", "0.5,0.5", "1e0,-1e0"])
+def test_comma_weights_are_zero_padded(example_design, weights):
+    width = example_design.matrix.shape[1]
+    (contrast,) = design.contrast_weights([ContrastSpec("w", weights)], example_design)
+    given = [float(w) for w in weights.split(",")]
+    assert contrast.vector.shape == (width,)
+    np.testing.assert_array_equal(contrast.vector, given + [0.0] * (width - len(given)))
+
+
+def test_weights_as_long_as_the_design(example_design):
+    width = example_design.matrix.shape[1]
+    weights = ",".join(["0"] * (width - 1) + ["1"])
+    (contrast,) = design.contrast_weights([ContrastSpec("last", weights)], example_design)
+    assert contrast.weights == {example_design.matrix.columns[-1]: 1.0}
+
+
+def test_too_many_weights_is_a_usage_error(example_design):
+    width = example_design.matrix.shape[1]
+    with pytest.raises(UsageError) as error:
+        design.contrast_weights([ContrastSpec("long", ",".join(["1"] * (width + 1)))], example_design)
+    assert error.value.exit_code == EX_USAGE
+    assert "--contrast long" in str(error.value)
+
+
+def test_zero_weights_is_a_usage_error(example_design):
+    with pytest.raises(UsageError, match="--contrast nothing"):
+        design.contrast_weights([ContrastSpec("nothing", "0,0")], example_design)
+
+
+def test_check_contrasts_unknown_column_is_a_usage_error(example_design):
+    designs = {"run1": example_design, "run2": example_design}
+    with pytest.raises(UsageError) as error:
+        design.check_contrasts([ContrastSpec("odd", "audio-smell")], designs)
+    assert error.value.exit_code == EX_USAGE
+    assert "--contrast odd" in str(error.value)
+    assert "smell" in str(error.value)
+
+
+def test_check_contrasts_accepts_known_columns(example_design):
+    designs = {"run1": example_design}
+    assert design.check_contrasts([ContrastSpec("av", "audio-visual"), ContrastSpec("w", "1,-1")], designs) == []
+
+
+def test_check_contrasts_refuses_two_names_with_one_label(example_design):
+    with pytest.raises(UsageError) as error:
+        design.check_contrasts(
+            [ContrastSpec("audio-visual", "audio-visual"), ContrastSpec("audio_visual", "audio-visual")],
+            {"run1": example_design},
+        )
+    assert "audio-visual" in str(error.value) and "audio_visual" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("audio", "audio"),
+        ("faces_vs_houses", "facesVsHouses"),
+        ("DSt+DSp-SSt-SSp", "DStDSpSStSSp"),
+        ("audio - visual", "audioVisual"),
+        ("effects of interest", "effectsOfInterest"),
+        ("2back-0back", "2back0back"),
+    ],
+)
+def test_bids_label(name, label):
+    assert design.bids_label(name) == label
+    assert re.fullmatch(r"[A-Za-z0-9]+", design.bids_label(name))
+
+
+def test_bids_label_of_a_name_without_letters():
+    with pytest.raises(UsageError, match=re.escape("+-")):
+        design.bids_label("+-")
+
+
+# ---------------------------------------------------------------- precomputed designs
+
+
+@pytest.fixture
+def precomputed(example_run, example_design, tmp_path):
+    """The example run's design written as .tsv and .npz files."""
+
+    def write(kind, rows=None):
+        matrix = example_design.matrix if rows is None else example_design.matrix.iloc[:rows]
+        path = tmp_path / f"{example_run.name}_design.{kind}"
+        if kind == "tsv":
+            matrix.to_csv(path, sep="\t", index=False, float_format="%.17g")
+        else:
+            np.savez(path, X=matrix.to_numpy())
+        return dataclasses.replace(example_run, design=path, events=None, confounds=None)
+
+    return write
+
+
+def test_load_design_tsv(precomputed, example_design):
+    run = precomputed("tsv")
+    loaded = design.load_design(run)
+    assert_same_matrix(loaded.matrix, example_design.matrix)
+    assert loaded.precomputed is True
+    # conditions: the non-constant, non-drift columns
+    assert "constant" not in loaded.conditions
+    assert not any(c.startswith("drift_") for c in loaded.conditions)
+    assert set(example_design.conditions) <= set(loaded.conditions)
+    # build_design reads it instead of the events
+    assert_same_matrix(design.build_design(run, ModelSettings()).matrix, example_design.matrix)
+
+
+def test_load_design_npz(precomputed, example_design):
+    loaded = design.load_design(precomputed("npz"))
+    width = example_design.matrix.shape[1]
+    assert list(loaded.matrix.columns) == [f"X{i}" for i in range(width)]
+    np.testing.assert_array_equal(loaded.matrix.to_numpy(), example_design.matrix.to_numpy())
+    constant = f"X{list(example_design.matrix.columns).index('constant')}"
+    assert constant not in loaded.conditions
+    assert f"X{list(example_design.matrix.columns).index('audio')}" in loaded.conditions
+    # default contrasts and weights over positional columns
+    contrasts = design.contrast_weights((), loaded)
+    assert [c.name for c in contrasts] == list(loaded.conditions)
+    (weights,) = design.contrast_weights([ContrastSpec("first", "1,-1")], loaded)
+    assert weights.weights == {"X0": 1.0, "X1": -1.0}
+
+
+@pytest.mark.parametrize("kind", ["tsv", "npz"])
+def test_load_design_with_the_wrong_number_of_rows(precomputed, example_run, kind):
+    run = precomputed(kind, rows=example_run.n_volumes - 2)
+    with pytest.raises(UsageError) as error:
+        design.load_design(run)
+    assert error.value.exit_code == EX_USAGE
+    assert run.design.name in str(error.value)
+
+
+def test_load_design_npz_without_x(example_run, tmp_path):
+    path = tmp_path / f"{example_run.name}_design.npz"
+    np.savez(path, Y=np.ones((example_run.n_volumes, 2)))
+    with pytest.raises(UsageError) as error:
+        design.load_design(dataclasses.replace(example_run, design=path))
+    assert path.name in str(error.value)
+    assert "'X'" in str(error.value)

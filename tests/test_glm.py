@@ -1,0 +1,229 @@
+"""Run-level GLM: glm.fit_run gives nilearn FirstLevelModel's maps and degrees of freedom."""
+
+from __future__ import annotations
+
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.first_level import FirstLevelModel, make_first_level_design_matrix
+
+from bids_fixedfx import design, glm
+from bids_fixedfx.settings import STATS, ContrastSpec, ModelSettings
+
+TR = 2.0
+N_VOLUMES = 48
+SHAPE = (8, 9, 7)
+
+
+def nilearn_fit(bold, matrix, *, mask, smoothing_fwhm, noise_model, sample_mask=None):
+    model = FirstLevelModel(t_r=TR, mask_img=mask, smoothing_fwhm=smoothing_fwhm, noise_model=noise_model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(bold, design_matrices=[matrix], sample_masks=None if sample_mask is None else [sample_mask])
+    return model
+
+
+def assert_same_maps(result, reference, tr_contrasts):
+    """Every map of every contrast equals nilearn's compute_contrast(..., output_type='all')."""
+    assert len(result.contrasts) == len(tr_contrasts)
+    for maps, contrast in zip(result.contrasts, tr_contrasts):
+        assert maps.contrast is contrast
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = reference.compute_contrast(contrast.vector, output_type="all")
+        assert set(maps.maps) == set(STATS)
+        for stat in STATS:
+            ours = maps.maps[stat]
+            theirs = expected[glm.NILEARN_OUTPUTS[stat]]
+            assert ours.shape == theirs.shape
+            np.testing.assert_allclose(ours.affine, theirs.affine)
+            assert np.abs(theirs.get_fdata()).max() > 0
+            theirs = theirs.get_fdata()
+            # 1e-4 relative; values near zero (where a relative error means nothing) are
+            # compared to the map's own scale, at float32 round-off
+            np.testing.assert_allclose(
+                ours.get_fdata(), theirs, rtol=1e-4, atol=1e-5 * np.abs(theirs).max(),
+                err_msg=f"{contrast.name} {stat}",
+            )
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """A small BOLD series made from a known design plus noise, with a mask."""
+    rng = np.random.default_rng(42)
+    frame_times = np.arange(N_VOLUMES) * TR
+    events = pd.DataFrame(
+        {"onset": [4.0, 22.0, 40.0, 58.0, 76.0], "duration": [8.0] * 5, "trial_type": ["a", "b", "a", "b", "a"]}
+    )
+    matrix = make_first_level_design_matrix(frame_times, events, hrf_model="glover", drift_model="cosine", high_pass=0.01)
+    betas = rng.normal(0.0, 4.0, SHAPE + (matrix.shape[1],))
+    betas[..., list(matrix.columns).index("constant")] = rng.uniform(500, 1500, SHAPE)
+    noise = rng.normal(0.0, 5.0, SHAPE + (N_VOLUMES,))
+    noise[..., 1:] += 0.3 * noise[..., :-1]  # some autocorrelation for the AR(1) model
+    data = betas @ matrix.to_numpy().T + noise
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[1:-1, 1:-1, 1:-1] = 1
+    # outside the brain: small non-negative noise, as in skull-stripped data
+    data[mask == 0] = np.abs(rng.normal(0.0, 2.0, (int((mask == 0).sum()), N_VOLUMES)))
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[:3, 3] = [-12.0, -13.5, -9.0]
+    bold = nib.Nifti1Image(data.astype(np.float32), affine)
+    mask_img = nib.Nifti1Image(mask, affine)
+    run_design = design.Design(matrix=matrix, conditions=("a", "b"), confounds=())
+    contrasts = design.contrast_weights((), run_design) + design.contrast_weights(
+        [ContrastSpec("a-b", "a-b"), ContrastSpec("w", "1,1")], run_design
+    )
+    return bold, mask_img, run_design, contrasts
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+@pytest.mark.parametrize("smoothing_fwhm", [None, 6.0])
+def test_fit_run_equals_first_level_model(synthetic, noise_model, smoothing_fwhm):
+    bold, mask, run_design, contrasts = synthetic
+    result = glm.fit_run(
+        bold, run_design, contrasts, mask=mask, smoothing_fwhm=smoothing_fwhm,
+        noise_model=noise_model, name="sub-01_task-x",
+    )
+    reference = nilearn_fit(bold, run_design.matrix, mask=mask, smoothing_fwhm=smoothing_fwhm, noise_model=noise_model)
+    assert_same_maps(result, reference, contrasts)
+    np.testing.assert_array_equal(result.mask.get_fdata(), reference.masker_.mask_img_.get_fdata())
+    np.testing.assert_array_equal(result.mask.get_fdata(), mask.get_fdata())
+    assert result.name == "sub-01_task-x"
+    assert result.maps_of("aB").contrast.name == "a-b"
+    assert result.maps_of("nothing") is None
+
+
+def test_smoothing_and_noise_model_are_applied(synthetic):
+    """The options reach nilearn: other options give other maps."""
+    bold, mask, run_design, contrasts = synthetic
+    plain = glm.fit_run(bold, run_design, contrasts[:1], mask=mask, noise_model="ols")
+    smooth = glm.fit_run(bold, run_design, contrasts[:1], mask=mask, smoothing_fwhm=8.0, noise_model="ols")
+    ar1 = glm.fit_run(bold, run_design, contrasts[:1], mask=mask, noise_model="ar1")
+    t = plain.contrasts[0].maps["t"].get_fdata()
+    assert not np.allclose(t, smooth.contrasts[0].maps["t"].get_fdata(), rtol=1e-3)
+    assert not np.allclose(t, ar1.contrasts[0].maps["t"].get_fdata(), rtol=1e-3)
+
+
+def test_dof_is_volumes_minus_design_rank(synthetic):
+    bold, mask, run_design, contrasts = synthetic
+    result = glm.fit_run(bold, run_design, contrasts, mask=mask)
+    rank = np.linalg.matrix_rank(run_design.matrix.to_numpy())
+    assert result.dof == N_VOLUMES - rank
+    assert all(maps.dof == result.dof for maps in result.contrasts)
+
+
+def test_dof_of_a_rank_deficient_design(synthetic):
+    bold, mask, run_design, _ = synthetic
+    matrix = run_design.matrix.copy()
+    matrix.insert(2, "a_again", 2.0 * matrix["a"])  # linearly dependent column
+    deficient = design.Design(matrix=matrix, conditions=("a", "b"), confounds=())
+    contrasts = design.contrast_weights([ContrastSpec("b", "b")], deficient)
+    result = glm.fit_run(bold, deficient, contrasts, mask=mask, noise_model="ols")
+    rank = np.linalg.matrix_rank(matrix.to_numpy())
+    assert rank == matrix.shape[1] - 1
+    assert result.dof == N_VOLUMES - rank
+    reference = nilearn_fit(bold, matrix, mask=mask, smoothing_fwhm=None, noise_model="ols")
+    assert_same_maps(result, reference, contrasts)
+
+
+def test_sample_mask_is_used(synthetic):
+    bold, mask, run_design, contrasts = synthetic
+    keep = np.arange(3, N_VOLUMES)
+    censored = design.Design(matrix=run_design.matrix, conditions=("a", "b"), confounds=(), sample_mask=keep)
+    result = glm.fit_run(bold, censored, contrasts, mask=mask, noise_model="ols")
+    reference = nilearn_fit(bold, run_design.matrix, mask=mask, smoothing_fwhm=None, noise_model="ols", sample_mask=keep)
+    assert_same_maps(result, reference, contrasts)
+    assert result.dof == len(keep) - np.linalg.matrix_rank(run_design.matrix.to_numpy()[keep])
+
+
+def test_fit_run_without_a_mask_lets_nilearn_compute_one(synthetic):
+    bold, _, run_design, contrasts = synthetic
+    result = glm.fit_run(bold, run_design, contrasts[:1], mask=None, noise_model="ols")
+    reference = nilearn_fit(bold, run_design.matrix, mask=None, smoothing_fwhm=None, noise_model="ols")
+    np.testing.assert_array_equal(result.mask.get_fdata(), reference.masker_.mask_img_.get_fdata())
+    assert_same_maps(result, reference, contrasts[:1])
+
+
+def test_fit_run_on_an_example_run(example_run):
+    model = ModelSettings()
+    run_design = design.build_design(example_run, model)
+    contrasts = design.contrast_weights([ContrastSpec("av", "audio-visual")], run_design)
+    result = glm.fit_run(
+        example_run.bold, run_design, contrasts, mask=example_run.mask,
+        smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model, name=example_run.name,
+    )
+    reference = FirstLevelModel(
+        t_r=example_run.tr, mask_img=str(example_run.mask), smoothing_fwhm=model.smoothing_fwhm,
+        noise_model=model.noise_model,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference.fit(str(example_run.bold), design_matrices=[run_design.matrix])
+    assert_same_maps(result, reference, contrasts)
+    assert result.dof == example_run.n_volumes - np.linalg.matrix_rank(run_design.matrix.to_numpy())
+
+
+@pytest.mark.parametrize("smoothing_fwhm", [None, 5.0])
+def test_integer_bold_equals_first_level_model(synthetic, smoothing_fwhm):
+    """Raw BOLD series are stored as integers; nilearn converts them its own way."""
+    bold, mask, run_design, contrasts = synthetic
+    as_int = nib.Nifti1Image(np.round(bold.get_fdata()).astype(np.int16), bold.affine)
+    result = glm.fit_run(as_int, run_design, contrasts, mask=mask, smoothing_fwhm=smoothing_fwhm, noise_model="ar1")
+    reference = nilearn_fit(as_int, run_design.matrix, mask=mask, smoothing_fwhm=smoothing_fwhm, noise_model="ar1")
+    assert_same_maps(result, reference, contrasts)
+
+
+def test_threads_give_the_same_maps(synthetic):
+    bold, mask, run_design, contrasts = synthetic
+    one = glm.fit_run(bold, run_design, contrasts, mask=mask, smoothing_fwhm=4.0, n_threads=1)
+    two = glm.fit_run(bold, run_design, contrasts, mask=mask, smoothing_fwhm=4.0, n_threads=2)
+    assert one.dof == two.dof
+    for a, b in zip(one.contrasts, two.contrasts):
+        for stat in STATS:
+            np.testing.assert_array_equal(a.maps[stat].get_fdata(), b.maps[stat].get_fdata())
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+def test_voxel_chunks_give_the_same_maps(synthetic, noise_model):
+    bold, mask, run_design, contrasts = synthetic
+    series = glm.masked_series(bold, glm.load_mask(mask, bold))
+    vectors = [c.vector for c in contrasts]
+    whole, dof = glm.glm_maps(series, run_design.matrix.to_numpy(), vectors, noise_model)
+    chunked, chunked_dof = glm.glm_maps(series, run_design.matrix.to_numpy(), vectors, noise_model, n_threads=2, chunk=17)
+    assert series.shape[1] > 17 * 2
+    assert dof == chunked_dof
+    for a, b in zip(whole, chunked):
+        for stat in STATS:
+            np.testing.assert_allclose(a[stat], b[stat], rtol=1e-10, atol=0)
+
+
+def test_fit_run_on_a_raw_example_run_without_mask(example_dataset, example_run):
+    """Without a mask (raw BOLD, no derivatives), the mask is the one FirstLevelModel computes."""
+    raw = example_run.raw_bold
+    run_design = design.build_design(example_run, ModelSettings())
+    contrasts = design.contrast_weights((), run_design)
+    result = glm.fit_run(raw, run_design, contrasts, mask=None, smoothing_fwhm=None, noise_model="ols")
+    reference = nilearn_fit(str(raw), run_design.matrix, mask=None, smoothing_fwhm=None, noise_model="ols")
+    reference_mask = reference.masker_.mask_img_.get_fdata()
+    assert 0 < reference_mask.sum() < reference_mask.size
+    np.testing.assert_array_equal(result.mask.get_fdata(), reference_mask)
+    assert_same_maps(result, reference, contrasts)
+
+
+def test_the_example_effects_are_recovered(example_dataset, example_run):
+    """The test grid is small, but each condition's known effect is found in its own box."""
+    run_design = design.build_design(example_run, ModelSettings())
+    contrasts = design.contrast_weights((), run_design)
+    result = glm.fit_run(example_run.bold, run_design, contrasts, mask=example_run.mask, smoothing_fwhm=None)
+    for condition, box in example_dataset.active.items():
+        maps = result.maps_of(condition)
+        effect = maps.maps["effect"].get_fdata()
+        z = maps.maps["z"].get_fdata()
+        assert effect[box].mean() == pytest.approx(example_dataset.effect_size, rel=0.25)
+        assert z[box].mean() > 3
+        for other, other_box in example_dataset.active.items():
+            if other != condition:
+                assert abs(effect[other_box].mean()) < 0.25 * example_dataset.effect_size
