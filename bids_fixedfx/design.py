@@ -126,9 +126,21 @@ def select_confounds(run, names):
 
         try:
             confounds, sample_mask = load_confounds(str(run.bold), strategy=tuple(names))
+        except KeyError as error:
+            raise UsageError(
+                f"--confounds {' '.join(names)} needs column {error} that the confounds of "
+                f"{run.name} do not have."
+            ) from None
         except Exception as error:  # nilearn raises ValueError for missing columns/files
             raise UsageError(f"--confounds {' '.join(names)} cannot be applied to {run.bold.name}: {error}") from None
-        return confounds, sample_mask, [f"confounds from nilearn's load_confounds strategy {', '.join(names)}"]
+        notes = []
+        if sample_mask is not None and len(sample_mask) < run.n_volumes:
+            notes.append(
+                f"{run.name}: --confounds {' '.join(names)} left out "
+                f"{run.n_volumes - len(sample_mask)} of {run.n_volumes} volumes (high motion or "
+                "non-steady state); check that enough remain"
+            )
+        return confounds, sample_mask, notes
     if run.confounds is None:
         raise UsageError(f"--confounds given but {run.name} has no confounds file.")
     table = pd.read_csv(run.confounds, sep="\t", na_values="n/a", keep_default_na=False)

@@ -715,6 +715,11 @@ def _confounds(motion, global_signal, baseline_level, tr, rng):
     step = np.abs(np.diff(motion, axis=0))
     fd[1:] = step[:, :3].sum(axis=1) + 50.0 * step[:, 3:].sum(axis=1)
     table["framewise_displacement"] = fd
+    dvars = np.empty(n)
+    dvars[0] = np.nan
+    dvars[1:] = np.abs(np.diff(global_signal)) + rng.gamma(4.0, 2.0, n - 1)
+    table["dvars"] = dvars
+    table["std_dvars"] = dvars / np.nanmean(dvars)
     table["global_signal"] = global_signal
     slow = np.convolve(rng.normal(0, 1, n + 9), np.ones(10) / 10, mode="valid")
     table["csf"] = 1.3 * baseline_level * (1 + 0.005 * slow + rng.normal(0, 0.004, n))
