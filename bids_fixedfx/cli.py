@@ -63,10 +63,19 @@ def _contrast(value):
 
 
 def _default_nprocs():
+    """The cores this process may use: CPU affinity, capped by a cgroup CPU quota
+    (``docker run --cpus N``, SLURM's cgroups)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -165,15 +166,21 @@ def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
         else every folder under it that has one.
     """
     root = bids_dir / "derivatives"
-    output_dir = output_dir.resolve()
     if not root.is_dir():
         return ()
-    if (root / "dataset_description.json").is_file() and root.resolve() != output_dir:
+
+    def is_output(path):  # the same folder, even when bound at two places in a container
+        try:
+            return output_dir.exists() and os.path.samefile(path, output_dir)
+        except OSError:
+            return False
+
+    if (root / "dataset_description.json").is_file() and not is_output(root):
         return (root,)
     return tuple(
         path
         for path in sorted(root.iterdir())
-        if (path / "dataset_description.json").is_file() and path.resolve() != output_dir
+        if (path / "dataset_description.json").is_file() and not is_output(path)
     )
 
 

@@ -125,6 +125,11 @@ def write_text(text: str, path: Path) -> Path:
     return _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def write_bytes(data: bytes, path: Path) -> Path:
+    """Write bytes (an encoded figure, say) atomically."""
+    return _atomic(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
 def write_json(data, path: Path) -> Path:
     """Write a JSON file atomically, keys in the given order, indented."""
     return write_text(json.dumps(data, indent=2) + "\n", path)

@@ -144,11 +144,10 @@ def run_participant(settings) -> None:
         ", ".join(sorted({p.run.task for p in plans})), selection.space or "none",
     )
 
-    output_dir = settings.output_dir
-    outputs.write_dataset_files(settings.bids_dir, output_dir)
     if settings.boilerplate_only:
         _write_boilerplate(settings, plans, None)
         return
+    outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
 
     expected = defaultdict(int)
     for plan in plans:
@@ -156,6 +155,9 @@ def run_participant(settings) -> None:
     collected = defaultdict(list)
     for index, (plan, result, seconds) in enumerate(_fit_all(plans, settings), start=1):
         logger.info("[%d/%d] %s fitted in %.1f s", index, len(plans), plan.run.name, seconds)
+        for note in result.warnings:
+            logger.warning(note)
+            notes.append(note)
         write_run(plan, result, settings)
         key = (plan.run.subject, plan.run.task)
         collected[key].append((plan, result))
@@ -199,9 +201,15 @@ def write_run(plan, result, settings) -> None:
             "Conditions": list(plan.design.conditions),
             "Confounds": list(plan.design.confounds),
             "Precomputed": plan.design.precomputed,
+            "ConfoundsOption": list(model.confounds),
+            "VolumesExcluded": (
+                0 if plan.design.sample_mask is None
+                else run.n_volumes - len(plan.design.sample_mask)
+            ),
             "HRFModel": model.hrf_model,
             "DriftModel": model.drift_model or "none",
-            "HighPass": model.high_pass,
+            "HighPass": model.high_pass if model.drift_model == "cosine" else None,
+            "DriftOrder": model.drift_order if model.drift_model == "polynomial" else None,
             "Sources": [outputs.source(p, output_dir) for p in (run.design, run.events, run.confounds) if p],
         },
         output_dir / outputs.build("design", extension=".json", **entities),
@@ -256,6 +264,11 @@ def write_subject(subject, settings) -> None:
             for name in subject.runs for stat in ("effect", "variance")
         ]
         run_files = [f for f in run_files if (output_dir / f).exists()]
+        own = outputs.build("subject_statmap", contrast=maps.contrast.label, stat="effect",
+                            extension=".nii.gz", **common)
+        if own in run_files:
+            # A single run named by sub and task only: its run maps are the subject maps.
+            continue
         sources = [outputs.source(f, output_dir) for f in [*run_files, mask_path]]
         sidecar = outputs.contrast_sidecar(maps, model, sources)
         sidecar["FixedEffects"] = {
@@ -296,21 +309,28 @@ def run_group(settings) -> None:
     groups = defaultdict(list)
     for item in found:
         groups[(item["task"], item["space"], item["contrast"])].append(item)
-    tested = 0
+    testable = {}
     for (task, space, label), items in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         if len(items) < 2:
-            logger.warning("task-%s contrast-%s has maps for one subject only; it was not tested.", task, label)
+            logger.warning(
+                "task-%s contrast-%s has maps for one subject only (sub-%s), so it is not tested; "
+                "run the participant level for the other subjects first.", task, label, items[0]["subject"])
             continue
         for item in items:
             for key in ("variance", "sidecar", "mask"):
                 if not item[key].is_file():
-                    raise NoDataError(f"{item[key]} is missing; rerun the participant level for sub-{item['subject']}.")
+                    raise NoDataError(
+                        f"{item[key]} is missing; rerun the participant level for sub-{item['subject']}.")
+        testable[(task, space, label)] = items
+    if not testable:
+        raise NoDataError("No contrast has maps for two or more subjects; nothing to test at the group level.")
+    if settings.boilerplate_only:
+        _write_boilerplate(settings, None, groups)
+        return
+    for (task, space, label), items in testable.items():
         write_group(task, space, label, items, settings)
-        tested += 1
         logger.info("task-%s contrast-%s: group %s over %d subjects written", task, label,
                     settings.group_model, len(items))
-    if not tested:
-        raise NoDataError("No contrast has maps for two or more subjects; nothing to test at the group level.")
     outputs.write_dataset_files(settings.bids_dir, output_dir)
     _write_boilerplate(settings, None, groups)
     if settings.reports:
@@ -360,25 +380,21 @@ def write_group(task, space, label, items, settings) -> None:
 
 
 def _write_boilerplate(settings, plans, groups):
-    """Write the methods boilerplate (logs/CITATION.*), when the boilerplate module is present."""
-    try:
-        from . import boilerplate
-    except ImportError:
-        return
+    """Write the methods boilerplate (``logs/CITATION.*``)."""
+    from . import boilerplate
+
     boilerplate.write(settings, plans, groups)
 
 
 def _write_reports(settings, plans, notes):
-    try:
-        from . import report
-    except ImportError:
-        return
+    """Write each subject's HTML report and its figures."""
+    from . import report
+
     report.write_participant_reports(settings, plans, notes)
 
 
 def _write_group_report(settings, groups):
-    try:
-        from . import report
-    except ImportError:
-        return
+    """Write the group's HTML report and its figures."""
+    from . import report
+
     report.write_group_report(settings, groups)

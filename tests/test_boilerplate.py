@@ -1,0 +1,199 @@
+"""The methods boilerplate: logs/CITATION.* state what the run did, and only that.
+
+Most tests use ``--boilerplate-only`` (no model is fitted), changing settings and checking
+that the text follows; one runs both levels on a small copy of the example dataset to check
+the group level's text, which is read back from the outputs' sidecars.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bids_fixedfx import boilerplate
+from bids_fixedfx.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def citation(output):
+    return (output / "logs" / "CITATION.md").read_text(encoding="utf-8")
+
+
+def boilerplate_only(dataset, output, *options):
+    assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation",
+                 "--boilerplate-only", *options]) == 0
+    return citation(output)
+
+
+def test_boilerplate_only_writes_the_citation_files_and_no_map_or_report(example_dataset, tmp_path):
+    output = tmp_path / "out"
+    boilerplate_only(example_dataset, output)
+    logs = sorted(p.name for p in (output / "logs").iterdir())
+    expected = ["CITATION.bib", "CITATION.html", "CITATION.md"] + (["CITATION.tex"] if shutil.which("pandoc") else [])
+    assert logs == expected
+    assert not list(output.glob("sub-*")) and not list(output.glob("*.html")) and not (output / "group").exists()
+
+
+def test_default_settings_are_stated(example_dataset, tmp_path):
+    text = boilerplate_only(example_dataset, tmp_path / "out")
+    for expected in (
+        "9 BOLD runs of the checkerboard task from 3 subjects",
+        "2 sessions (ses-1 and ses-2)",
+        "1 to 4 runs per subject",
+        "fMRIPrep 23.2.0",
+        "MNI152NLin2009cAsym space",
+        "The repetition time was 2 s",
+        "Glover hemodynamic response function",
+        "discrete cosine basis set, a high-pass filter with a cut-off of 0.01 Hz (100 s)",
+        "Six nuisance regressors",
+        "`trans_x`, `trans_y`, `trans_z`, `rot_x`, `rot_y` and `rot_z`",
+        "isotropic Gaussian kernel of 5 mm full width at half maximum",
+        "first-order autoregressive model, AR(1)",
+        "each run's brain mask from the preprocessed derivatives",
+        "the mean of the runs' effects",
+        "For the one subject with a single run",
+        "--boilerplate-only",
+    ):
+        assert expected in text, expected
+    # it states nothing that was not done
+    for absent in ("Group level", "SPM", "polynomial", "precision", "ordinary least squares, without",
+                   "No spatial smoothing", "precomputed"):
+        assert absent not in text, absent
+
+
+def test_changing_two_settings_changes_the_text(example_dataset, tmp_path):
+    default = boilerplate_only(example_dataset, tmp_path / "a")
+    changed = boilerplate_only(example_dataset, tmp_path / "b", "--smoothing-fwhm", "0", "--noise-model", "ols")
+    assert "5 mm full width at half maximum" in default and "autoregressive" in default
+    assert "No spatial smoothing was applied" in changed
+    assert "ordinary least squares, without modelling the temporal autocorrelation" in changed
+    assert "5 mm" not in changed and "autoregressive" not in changed and "Worsley et al., 2002" not in changed
+    assert "worsley2002" not in (tmp_path / "b" / "logs" / "CITATION.bib").read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "present", "absent"),
+    [
+        (["--hrf-model", "spm + derivative", "--drift-model", "polynomial", "--drift-order", "2"],
+         ["canonical hemodynamic response function of SPM", "and its time derivative",
+          "polynomial regressors up to order 2", "Friston et al., 1998"],
+         ["Glover", "cosine"]),
+        (["--confounds", "none", "--precision-weighted", "--drift-model", "none"],
+         ["No confound regressor was included", "weighted by their inverse variance",
+          "No drift regressor was included"],
+         ["nuisance regressor", "`trans_x`", "cosine", "divided by the number of runs"]),
+        (["--participant-label", "03"],
+         ["1 BOLD run of the checkerboard task from 1 subject", "Each subject had a single run"],
+         ["combined by fixed effects", "sessions ("]),
+    ],
+)
+def test_other_settings_are_stated(example_dataset, tmp_path, options, present, absent):
+    text = boilerplate_only(example_dataset, tmp_path / "out", *options)
+    for expected in present:
+        assert expected in text, expected
+    for unexpected in absent:
+        assert unexpected not in text, unexpected
+
+
+def test_citations_and_bibtex_agree(example_dataset, tmp_path):
+    output = tmp_path / "out"
+    text = boilerplate_only(example_dataset, output)
+    bib = (output / "logs" / "CITATION.bib").read_text()
+    keys = re.findall(r"@\w+\{([^,]+),", bib)
+    assert keys and "glover1999" in keys and "abraham2014" in keys and "gorgolewski2016" in keys
+    assert "holmes1998" not in keys  # no group level was run
+    assert "[@" not in text and "(Glover, 1999)" in text.replace("HRF, ", "")
+    assert "## References" in text and "https://doi.org/10.1006/nimg.1998.0419" in text
+    html = (output / "logs" / "CITATION.html").read_text()
+    assert html.count('href="#ref-') >= len(keys) and "<script" not in html and " src=" not in html
+
+
+def test_every_reference_of_the_bibliography_parses():
+    references = boilerplate.read_references()
+    assert {"abraham2014", "nilearn", "yarkoni2019", "nibabel", "gorgolewski2016", "glover1999",
+            "friston1998", "worsley2002", "holmes1998"} <= set(references)
+    for key, entry in references.items():
+        assert entry.get("title") and entry.get("author"), key
+        assert boilerplate.author_year(entry) and boilerplate.reference(entry)
+
+
+def test_the_repository_boilerplate_folder_is_the_packaged_one():
+    assert (ROOT / "boilerplate" / "methods.md.jinja").is_file()
+    assert (ROOT / "boilerplate" / "references.bib").resolve() == (
+        ROOT / "bids_fixedfx" / "data" / "boilerplate" / "references.bib").resolve()
+
+
+def test_templates_are_package_data(tmp_path):
+    """What setuptools puts in a wheel (``build_py``) holds the templates."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "bids_fixedfx", source / "bids_fixedfx",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    (tmp_path / "egg").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "egg_info", "--egg-base",
+         str(tmp_path / "egg"), "build_py", "--build-lib", str(tmp_path / "lib")],
+        cwd=source, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    built = tmp_path / "lib" / "bids_fixedfx" / "data"
+    for name in ("boilerplate/methods.md.jinja", "boilerplate/references.bib", "report/subject.html.jinja",
+                 "report/group.html.jinja", "report/base.html.jinja", "report/macros.html.jinja",
+                 "report/report.css"):
+        assert (built / name).is_file(), f"{name} would be missing from the wheel (setup.cfg package_data)"
+
+
+def test_html_keeps_code_spans_apart_from_emphasis():
+    references = boilerplate.read_references()
+    html = boilerplate.to_html("A contrast (`0.5*a + 0.5*b`), *see* [@glover1999].\n", references)
+    assert "<code>0.5*a + 0.5*b</code>" in html and "<em>see</em>" in html
+    assert '(<a href="#ref-glover1999">Glover, 1999</a>)' in html
+
+
+def test_format_weights():
+    assert boilerplate.format_weights({"audio": 1.0}) == "audio"
+    assert boilerplate.format_weights({"a": 1.0, "b": -1.0}) == "a - b"
+    assert boilerplate.format_weights({"a": -0.5, "b": 0.5, "c": 0.0}) == "-0.5*a + 0.5*b"
+
+
+def test_group_level_text_is_read_back_from_the_outputs(fresh_dataset, tmp_path):
+    dataset = fresh_dataset(subjects=("01", "03"))
+    output = tmp_path / "out"
+    common = [str(dataset.path), str(output)]
+    assert main([*common, "participant", "--skip-bids-validation", "--no-reports", "--nprocs", "1",
+                 "--smoothing-fwhm", "4", "--noise-model", "ols"]) == 0
+    assert not list(output.glob("*.html"))
+    participant = citation(output)
+    assert "5 BOLD runs" in participant and "Group level" not in participant
+    # the group level is run with default options: its text must give the participant level's
+    assert main([*common, "group", "--group-model", "fixed", "--no-reports"]) == 0
+    text = citation(output)
+    for expected in ("5 BOLD runs of the checkerboard task from 2 subjects", "1 to 4 runs per subject",
+                     "4 mm full width at half maximum", "ordinary least squares",
+                     "combined by fixed effects (nilearn's `compute_fixed_effects`, unweighted)",
+                     "sub-01 and sub-03", "Six nuisance regressors", "fMRIPrep 23.2.0", "## Group level"):
+        assert expected in text, expected
+    for absent in ("autoregressive", "5 mm", "one-sample t-test", "--boilerplate-only"):
+        assert absent not in text, absent
+    assert not (output / "group.html").exists()
+
+
+def test_subjects_fitted_with_different_settings_are_described_apart(fresh_dataset, tmp_path):
+    dataset = fresh_dataset(subjects=("02", "03"))
+    output = tmp_path / "out"
+    common = [str(dataset.path), str(output)]
+    options = ["--skip-bids-validation", "--no-reports", "--nprocs", "1"]
+    assert main([*common, "participant", *options, "--participant-label", "02"]) == 0
+    assert main([*common, "participant", *options, "--participant-label", "03", "--smoothing-fwhm", "0"]) == 0
+    assert main([*common, "group", "--no-reports"]) == 0
+    text = citation(output)
+    assert "## Run and subject level: sub-02" in text and "## Run and subject level: sub-03" in text
+    assert "5 mm full width at half maximum" in text and "No spatial smoothing was applied" in text
+    assert "one-sample t-test" in text and "sub-02 and sub-03" in text
