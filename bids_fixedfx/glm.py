@@ -87,6 +87,24 @@ def load_mask(mask, bold_img):
     return nib.Nifti1Image(values.astype(np.int8), affine)
 
 
+def read_bold(path):
+    """Read a BOLD series into memory (decompressed), keeping its on-disk data type.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    img : Nifti1Image
+        With its data array in memory.
+    """
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    return nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header)
+
+
 def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndarray:
     """The BOLD series inside the mask, smoothed as nilearn smooths it.
 

@@ -10,6 +10,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,12 +114,12 @@ def _check_mask_grid(run, given):
         )
 
 
-def _fit(plan, settings):
+def _fit(plan, bold, settings):
     """Fit one run with ``--nprocs`` threads; return the result and the seconds it took."""
     run, model = plan.run, settings.model
     start = time.perf_counter()
     result = glm.fit_run(
-        run.bold, plan.design, plan.contrasts, mask=run.mask,
+        bold, plan.design, plan.contrasts, mask=run.mask,
         smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model,
         name=run.name, n_threads=settings.nprocs,
     )
@@ -181,11 +182,24 @@ def _fit_all(plans, settings):
     """Yield (plan, result, seconds) for every run, in order.
 
     Runs are fitted one at a time, each on ``--nprocs`` threads (voxels and volumes
-    are independent), so memory stays that of one run whatever the dataset's size.
+    are independent), so memory stays that of about two runs whatever the dataset's
+    size. With more than one core, the next run's series is read (decompressed) while
+    the current one is fitted.
     """
-    for plan in plans:
-        result, seconds = _fit(plan, settings)
-        yield plan, result, seconds
+    if settings.nprocs <= 1:
+        for plan in plans:
+            result, seconds = _fit(plan, plan.run.bold, settings)
+            yield plan, result, seconds
+        return
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(glm.read_bold, plans[0].run.bold)
+        for index, plan in enumerate(plans):
+            bold = pending.result()
+            if index + 1 < len(plans):
+                pending = reader.submit(glm.read_bold, plans[index + 1].run.bold)
+            result, seconds = _fit(plan, bold, settings)
+            del bold
+            yield plan, result, seconds
 
 
 def write_run(plan, result, settings) -> None:
