@@ -216,6 +216,65 @@ def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chu
     return maps, float(dofs[0])
 
 
+@dataclass(frozen=True, eq=False)
+class MaskedRun:
+    """A run's BOLD series inside its mask, smoothed: what the GLM is fitted on."""
+
+    series: np.ndarray  # (n_volumes, n_voxels)
+    mask: object  # Nifti1Image
+
+
+def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
+    """Read a run's BOLD series, mask and smooth it (see :func:`masked_series`).
+
+    Parameters
+    ----------
+    bold : str, Path or Nifti1Image
+    mask : str, Path, Nifti1Image or None
+        Brain mask; None lets nilearn compute one from the BOLD.
+    smoothing_fwhm : float or None
+    n_threads : int
+
+    Returns
+    -------
+    masked : MaskedRun
+    """
+    from nilearn.image import load_img
+
+    bold_img = load_img(bold)
+    mask_img = load_mask(mask, bold_img)
+    return MaskedRun(masked_series(bold_img, mask_img, smoothing_fwhm, n_threads), mask_img)
+
+
+def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_threads=1) -> RunResult:
+    """Fit a masked run's GLM and compute its contrasts (see :func:`fit_run`)."""
+    from nilearn.masking import unmask
+
+    series, mask_img = masked.series, masked.mask
+    matrix = design.matrix.to_numpy()
+    if design.sample_mask is not None:
+        series = series[design.sample_mask]
+        matrix = matrix[design.sample_mask]
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always")
+        maps, dof = glm_maps(
+            series, matrix, [c.vector for c in contrasts], noise_model, n_threads
+        )
+    notes = tuple(dict.fromkeys(
+        f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
+    ))
+    return RunResult(
+        name=name,
+        mask=mask_img,
+        dof=dof,
+        contrasts=tuple(
+            ContrastMaps(contrast, {stat: unmask(values[stat], mask_img) for stat in STATS}, dof)
+            for contrast, values in zip(contrasts, maps)
+        ),
+        warnings=notes,
+    )
+
+
 def fit_run(bold, design, contrasts, *, mask=None, smoothing_fwhm=None, noise_model="ar1",
             name="run", n_threads=1) -> RunResult:
     """Fit one run's GLM and compute its contrasts, as nilearn's ``FirstLevelModel``.
@@ -240,33 +299,5 @@ def fit_run(bold, design, contrasts, *, mask=None, smoothing_fwhm=None, noise_mo
     -------
     result : RunResult
     """
-    from nilearn.image import load_img
-    from nilearn.masking import unmask
-
-    bold_img = load_img(bold)
-    mask_img = load_mask(mask, bold_img)
-    series = masked_series(bold_img, mask_img, smoothing_fwhm, n_threads)
-    del bold_img
-    matrix = design.matrix.to_numpy()
-    if design.sample_mask is not None:
-        series = series[design.sample_mask]
-        matrix = matrix[design.sample_mask]
-    with pywarnings.catch_warnings(record=True) as caught:
-        pywarnings.simplefilter("always")
-        maps, dof = glm_maps(
-            series, matrix, [c.vector for c in contrasts], noise_model, n_threads
-        )
-    del series
-    notes = tuple(dict.fromkeys(
-        f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
-    ))
-    return RunResult(
-        name=name,
-        mask=mask_img,
-        dof=dof,
-        contrasts=tuple(
-            ContrastMaps(contrast, {stat: unmask(values[stat], mask_img) for stat in STATS}, dof)
-            for contrast, values in zip(contrasts, maps)
-        ),
-        warnings=notes,
-    )
+    masked = prepare_run(bold, mask, smoothing_fwhm, n_threads)
+    return fit_masked(masked, design, contrasts, noise_model=noise_model, name=name, n_threads=n_threads)

@@ -114,16 +114,18 @@ def _check_mask_grid(run, given):
         )
 
 
-def _fit(plan, bold, settings):
-    """Fit one run with ``--nprocs`` threads; return the result and the seconds it took."""
-    run, model = plan.run, settings.model
-    start = time.perf_counter()
-    result = glm.fit_run(
-        bold, plan.design, plan.contrasts, mask=run.mask,
-        smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model,
-        name=run.name, n_threads=settings.nprocs,
+def _prepare(plan, bold, settings):
+    """Mask and smooth one run's BOLD series (a path, or an image read ahead)."""
+    model = settings.model
+    return glm.prepare_run(bold, plan.run.mask, model.smoothing_fwhm, settings.nprocs)
+
+
+def _fit(plan, masked, settings):
+    """Fit one prepared run with ``--nprocs`` threads."""
+    return glm.fit_masked(
+        masked, plan.design, plan.contrasts, noise_model=settings.model.noise_model,
+        name=plan.run.name, n_threads=settings.nprocs,
     )
-    return result, time.perf_counter() - start
 
 
 def run_participant(settings) -> None:
@@ -183,23 +185,28 @@ def _fit_all(plans, settings):
 
     Runs are fitted one at a time, each on ``--nprocs`` threads (voxels and volumes
     are independent), so memory stays that of about two runs whatever the dataset's
-    size. With more than one core, the next run's series is read (decompressed) while
-    the current one is fitted.
+    size. With more than one core, the next run's series is read (decompressed)
+    while the current one is fitted.
     """
     if settings.nprocs <= 1:
         for plan in plans:
-            result, seconds = _fit(plan, plan.run.bold, settings)
-            yield plan, result, seconds
+            start = time.perf_counter()
+            result = _fit(plan, _prepare(plan, plan.run.bold, settings), settings)
+            yield plan, result, time.perf_counter() - start
         return
     with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = reader.submit(glm.read_bold, plans[0].run.bold)
+        following = reader.submit(glm.read_bold, plans[0].run.bold)
         for index, plan in enumerate(plans):
-            bold = pending.result()
+            start = time.perf_counter()
+            bold = following.result()
+            following = None  # the future would keep the series alive
             if index + 1 < len(plans):
-                pending = reader.submit(glm.read_bold, plans[index + 1].run.bold)
-            result, seconds = _fit(plan, bold, settings)
-            del bold
-            yield plan, result, seconds
+                following = reader.submit(glm.read_bold, plans[index + 1].run.bold)
+            masked = _prepare(plan, bold, settings)
+            del bold  # only the masked series is kept while fitting
+            result = _fit(plan, masked, settings)
+            del masked
+            yield plan, result, time.perf_counter() - start
 
 
 def write_run(plan, result, settings) -> None:
