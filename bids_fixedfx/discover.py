@@ -427,8 +427,8 @@ def _preprocessed_run(layout, settings, bold, space, warnings):
         mask = _one([m.path for m in masks], "brain mask", name)
         if mask is None:
             warnings.append(
-                f"{name} has no desc-brain_mask in the derivatives; "
-                "nilearn computed a mask from the BOLD."
+                f"{name} has no desc-brain_mask in the derivatives, so nilearn computed a mask "
+                "from the BOLD; pass --mask to use your own."
             )
     confound_query = dict(match)
     confound_query.update(_pybids_filters(settings.bids_filters.get("confounds", {})))

@@ -78,6 +78,10 @@ def plan_runs(selection, settings) -> tuple[list[RunPlan], list[str]]:
     notes = list(selection.warnings)
     designs = {}
     for run in selection.runs:
+        logger.debug(
+            "%s: BOLD %s, mask %s, events %s, confounds %s, design %s, TR %g s, %d volumes",
+            run.name, run.bold, run.mask, run.events, run.confounds, run.design, run.tr, run.n_volumes,
+        )
         designs[run.name] = design.build_design(run, settings.model)
         notes += designs[run.name].warnings
         _check_mask_grid(run, given=settings.mask is not None)
@@ -202,9 +206,16 @@ def _fit_all(plans, settings):
             following = None  # the future would keep the series alive
             if index + 1 < len(plans):
                 following = reader.submit(glm.read_bold, plans[index + 1].run.bold)
+            read = time.perf_counter()
             masked = _prepare(plan, bold, settings)
             del bold  # only the masked series is kept while fitting
+            prepared = time.perf_counter()
             result = _fit(plan, masked, settings)
+            logger.debug(
+                "%s: waited %.1f s for the read-ahead, masked and smoothed %d voxels in %.1f s, "
+                "GLM and contrasts in %.1f s", plan.run.name, read - start, masked.series.shape[1],
+                prepared - read, time.perf_counter() - prepared,
+            )
             del masked
             yield plan, result, time.perf_counter() - start
 
