@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise-model", choices=["ar1", "ols"], default="ar1", help="(default: ar1)"
     )
     model.add_argument(
-        "--confounds", nargs="+", default=list(MOTION_CONFOUNDS), metavar="X",
+        "--confounds", nargs="+", default=None, metavar="X",
         help="confound columns (wildcards allowed: 'trans_*'), a nilearn load_confounds "
         "strategy (motion, wm_csf, global_signal, compcor, ...), or 'none' "
         "(default: the six motion parameters)",
@@ -243,7 +243,7 @@ def parse_settings(argv=None) -> Settings:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    confounds = tuple(args.confounds)
+    confounds = MOTION_CONFOUNDS if args.confounds is None else tuple(args.confounds)
     if confounds in (("none",), ("",)):
         confounds = ()
     model = ModelSettings(
@@ -254,6 +254,7 @@ def parse_settings(argv=None) -> Settings:
         drift_order=args.drift_order,
         noise_model=args.noise_model,
         confounds=confounds,
+        confounds_given=args.confounds is not None,
         precision_weighted=args.precision_weighted,
     )
     names = [c.name for c in args.contrast]

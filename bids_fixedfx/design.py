@@ -11,12 +11,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import FixedFxError, UsageError
+from .errors import FixedFxError, NoDataError, UsageError
 
 #: nilearn ``load_confounds`` strategies accepted in place of column names.
 CONFOUND_STRATEGIES = (
     "motion", "high_pass", "wm_csf", "global_signal", "compcor",
     "ica_aroma", "scrub", "non_steady_state",
+)
+#: Columns of a precomputed design that are not conditions: drifts, constants and
+#: fMRIPrep's confounds (default contrasts are made from the other columns).
+NUISANCE_COLUMNS = re.compile(
+    r"^(drift_\d+|cosine\d*|constant|intercept|(trans|rot)_[xyz](_derivative1)?(_power2)?"
+    r"|(csf|white_matter|global_signal)(_derivative1)?(_power2)?|[at]_comp_cor_\d+|c_comp_cor_\d+"
+    r"|w_comp_cor_\d+|framewise_displacement|std_dvars|dvars|rmsd|non_steady_state_outlier\d+"
+    r"|motion_outlier\d+|aroma_motion_\d+)$"
 )
 _WEIGHTS = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*,\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*\s*$")
 
@@ -142,7 +150,11 @@ def select_confounds(run, names):
             )
         return confounds, sample_mask, notes
     if run.confounds is None:
-        raise UsageError(f"--confounds given but {run.name} has no confounds file.")
+        return None, None, [
+            f"{run.name} has no confounds file, so it was modelled without confounds "
+            "(the default is the six motion parameters); run fMRIPrep, or pass "
+            "--confounds none to say so"
+        ]
     table = pd.read_csv(run.confounds, sep="\t", na_values="n/a", keep_default_na=False)
     columns = []
     for pattern in names:
@@ -168,9 +180,10 @@ def select_confounds(run, names):
     return confounds, None, notes
 
 
-def frame_times(n_volumes: int, tr: float) -> np.ndarray:
-    """Acquisition times of the volumes, as nilearn's ``FirstLevelModel`` computes them."""
-    return np.linspace(0.0, (n_volumes - 1) * tr, n_volumes)
+def frame_times(n_volumes: int, tr: float, start_time: float = 0.0) -> np.ndarray:
+    """Acquisition times of the volumes, as nilearn's ``FirstLevelModel`` computes them
+    (``slice_time_ref = start_time / tr``)."""
+    return np.linspace(start_time, (n_volumes - 1) * tr + start_time, n_volumes)
 
 
 def build_design(run, model) -> Design:
@@ -190,6 +203,10 @@ def build_design(run, model) -> Design:
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     events = read_events(run.events)
+    if run.confounds is None and model.confounds_given and model.confounds and not (
+        all(n in CONFOUND_STRATEGIES for n in model.confounds)
+    ):
+        raise NoDataError(f"--confounds {' '.join(model.confounds)} given, but {run.name} has no confounds file.")
     confounds, sample_mask, notes = select_confounds(run, model.confounds)
     if confounds is not None and len(confounds) != run.n_volumes:
         raise UsageError(
@@ -199,7 +216,7 @@ def build_design(run, model) -> Design:
         pywarnings.simplefilter("always")
         try:
             matrix = make_first_level_design_matrix(
-                frame_times(run.n_volumes, run.tr),
+                frame_times(run.n_volumes, run.tr, run.start_time),
                 events,
                 hrf_model=model.hrf_model,
                 drift_model=model.drift_model,
@@ -251,9 +268,9 @@ def load_design(run) -> Design:
         )
     if matrix.isna().to_numpy().any():
         raise UsageError(f"Design file {path} has missing values.")
-    drift = re.compile(r"^(drift_\d+|cosine\d*|constant|intercept)$")
     conditions = tuple(
-        c for c in matrix.columns if not drift.match(str(c)) and np.ptp(matrix[c].to_numpy()) > 0
+        c for c in matrix.columns
+        if not NUISANCE_COLUMNS.match(str(c)) and np.ptp(matrix[c].to_numpy()) > 0
     )
     return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
 

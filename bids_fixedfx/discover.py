@@ -57,6 +57,7 @@ class Run:
     tr: float
     n_volumes: int
     preprocessed: bool
+    start_time: float = 0.0  # StartTime of slice-timing corrected data: where each frame is sampled
 
     @property
     def subject(self) -> str:
@@ -327,15 +328,48 @@ def select_runs(settings) -> Selection:
     space_query = Query.NONE if space is None else space
     preproc = [f for f in preproc if f.get_entities().get("space", Query.NONE) == space_query]
 
+    _refuse_several_per_run(preproc)
     runs = [
         _preprocessed_run(layout, settings, bold, space, warnings)
         for bold in sorted(preproc, key=lambda f: f.path)
     ]
+    warnings += _unmatched_designs(settings.design_dir, runs)
     return Selection(tuple(runs), space, tuple(derivatives), tuple(warnings))
 
 
+def _refuse_several_per_run(bold_files):
+    """One preprocessed BOLD per run: several (res-, cohort-, ...) would be fitted twice."""
+    by_run = {}
+    for bold in bold_files:
+        by_run.setdefault(_run_entities(bold), []).append(Path(bold.path).name)
+    for entities, names in by_run.items():
+        if len(names) > 1:
+            name = "_".join(f"{k}-{v}" for k, v in entities)
+            raise UsageError(
+                f"{name} has several preprocessed BOLD series in the chosen space "
+                f"({', '.join(sorted(names))}); choose one with --bids-filter-file, "
+                'e.g. {"bold": {"resolution": "2"}}.'
+            )
+
+
+def _unmatched_designs(design_dir, runs):
+    """Warnings for files of --design-dir that name a selected subject and task but no run."""
+    if design_dir is None:
+        return []
+    used = {run.design for run in runs}
+    subjects = {run.subject for run in runs}
+    tasks = {run.task for run in runs}
+    return [
+        f"--design-dir file {path.name} matches no selected run (check its entities, "
+        "e.g. ses- and run-), so it was not used."
+        for entities, path in _design_files(design_dir)
+        if path not in used and entities.get("subject") in subjects and entities.get("task") in tasks
+    ]
+
+
 def _select_tasks(layout, settings, query):
-    with_events = set(layout.get_tasks(suffix="events", extension=".tsv", **query))
+    # events files may be inherited from the dataset root, so they are not filtered by subject
+    with_events = set(layout.get_tasks(suffix="events", extension=".tsv", scope="raw"))
     if settings.design_dir is not None:
         with_events |= {
             ent["task"] for ent, _ in _design_files(settings.design_dir) if "task" in ent
@@ -446,7 +480,7 @@ def _preprocessed_run(layout, settings, bold, space, warnings):
             + (f" and no design file in --design-dir {settings.design_dir}." if settings.design_dir else ".")
         )
     confound_file = _one(confounds, "confounds", name) if design is None else None
-    if design is None and settings.model.confounds and confound_file is None:
+    if design is None and settings.model.confounds_given and settings.model.confounds and confound_file is None:
         raise NoDataError(
             f"{name} has no desc-confounds_timeseries.tsv in the derivatives; "
             "pass --confounds none to model it without confounds."
@@ -456,7 +490,23 @@ def _preprocessed_run(layout, settings, bold, space, warnings):
         entities=entities, space=space, bold=Path(bold.path),
         mask=Path(mask) if mask else None, events=events, confounds=confound_file,
         design=design, raw_bold=raw, tr=tr, n_volumes=_n_volumes(bold.path), preprocessed=True,
+        start_time=_start_time(layout, Path(bold.path), tr),
     )
+
+
+def _start_time(layout, bold, tr):
+    """fMRIPrep's StartTime of slice-timing corrected series (0 when absent), as nilearn's
+    ``first_level_from_bids`` reads it to set ``slice_time_ref``."""
+    value = layout.get_metadata(str(bold)).get("StartTime")
+    if value is None:
+        return 0.0
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise NoDataError(f"StartTime of {bold.name} is not a number: {value!r}.") from None
+    if not 0 <= value <= tr:
+        raise NoDataError(f"StartTime of {bold.name} ({value} s) is not within the TR ({tr} s).")
+    return value
 
 
 def _grid_entities(bids_file):
@@ -504,7 +554,6 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
         "No preprocessed BOLD was found, so the raw BOLD series were modelled "
         "(unpreprocessed, with masks computed by nilearn); run fMRIPrep first or pass -d."
     )
-    logger.warning(warnings[-1])
     runs = []
     for bold in sorted(raw, key=lambda f: f.path):
         entities = _run_entities(bold)
@@ -520,6 +569,7 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
             tr=_repetition_time(layout, [Path(bold.path)], name),
             n_volumes=_n_volumes(bold.path), preprocessed=False,
         ))
+    warnings += _unmatched_designs(settings.design_dir, runs)
     return Selection(tuple(runs), None, tuple(derivatives), tuple(warnings))
 
 

@@ -29,6 +29,7 @@ class ModelSettings:
     drift_order: int = 1
     noise_model: str = "ar1"
     confounds: tuple[str, ...] = MOTION_CONFOUNDS
+    confounds_given: bool = False  # --confounds was on the command line (not the default)
     precision_weighted: bool = False
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import combine, design, discover, glm, outputs
 from .errors import NoDataError, UsageError
+from .settings import STATS
 
 logger = logging.getLogger("bids_fixedfx")
 
@@ -92,10 +93,64 @@ def plan_runs(selection, settings) -> tuple[list[RunPlan], list[str]]:
         if not contrasts:
             notes.append(f"{run.name} has no contrast to compute and was left out.")
             continue
+        _check_labels(run, contrasts)
         plans.append(RunPlan(run, designs[run.name], contrasts))
     if not plans:
         raise NoDataError("No run has a contrast to compute: the designs have no condition columns.")
+    notes += _missing_contrasts(plans)
+    _check_subject_grids(plans)
     return plans, notes
+
+
+def _check_labels(run, contrasts):
+    """Two contrasts of a run must not share a file label (``go_left`` and ``go-left``)."""
+    seen = {}
+    for contrast in contrasts:
+        if contrast.label in seen:
+            raise UsageError(
+                f"Contrasts {seen[contrast.label]!r} and {contrast.name!r} of {run.name} both make "
+                f"the file label {contrast.label}; name them apart with --contrast NAME=SPEC."
+            )
+        seen[contrast.label] = contrast.name
+
+
+def _missing_contrasts(plans):
+    """Notes for runs of a subject that lack a contrast its other runs have."""
+    notes = []
+    by_subject = defaultdict(list)
+    for plan in plans:
+        by_subject[(plan.run.subject, plan.run.task)].append(plan)
+    for group in by_subject.values():
+        labels = {c.label: c.name for plan in group for c in plan.contrasts}
+        for plan in group:
+            missing = sorted(set(labels) - {c.label for c in plan.contrasts})
+            if missing:
+                notes.append(
+                    f"{plan.run.name} has no {', '.join(labels[m] for m in missing)} "
+                    "(no such events or column), so its subject's maps of that contrast "
+                    "combine the other runs only"
+                )
+    return notes
+
+
+def _check_subject_grids(plans):
+    """A subject's runs of a task are combined voxel by voxel: one grid for all."""
+    import nibabel as nib
+    import numpy as np
+
+    by_subject = defaultdict(list)
+    for plan in plans:
+        by_subject[(plan.run.subject, plan.run.task)].append(plan.run)
+    for (subject, task), runs in by_subject.items():
+        first = nib.load(str(runs[0].bold))
+        for run in runs[1:]:
+            img = nib.load(str(run.bold))
+            if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine, atol=1e-3):
+                raise NoDataError(
+                    f"The runs of sub-{subject} task-{task} are on different voxel grids "
+                    f"({runs[0].bold.name} and {run.bold.name}); choose a common --space "
+                    "(e.g. MNI152NLin2009cAsym)."
+                )
 
 
 def _check_mask_grid(run, given):
@@ -229,6 +284,7 @@ def write_run(plan, result, settings) -> None:
     outputs.write_json(
         {
             "RepetitionTime": run.tr,
+            "StartTime": run.start_time,
             "Columns": [str(c) for c in plan.design.matrix.columns],
             "Conditions": list(plan.design.conditions),
             "Confounds": list(plan.design.confounds),
@@ -299,7 +355,14 @@ def write_subject(subject, settings) -> None:
         own = outputs.build("subject_statmap", contrast=maps.contrast.label, stat="effect",
                             extension=".nii.gz", **common)
         if own in run_files:
-            # A single run named by sub and task only: its run maps are the subject maps.
+            # A single run named by sub and task only: its run maps are the subject maps,
+            # whose sidecars get the subject level's FixedEffects key.
+            for stat in STATS:
+                path = output_dir / outputs.build("subject_statmap", contrast=maps.contrast.label,
+                                                  stat=stat, extension=".json", **common)
+                sidecar = json.loads(path.read_text())
+                sidecar["FixedEffects"] = {"PrecisionWeighted": model.precision_weighted, "NumberOfRuns": 1}
+                outputs.write_json(sidecar, path)
             continue
         sources = [outputs.source(f, output_dir) for f in [*run_files, mask_path]]
         sidecar = outputs.contrast_sidecar(maps, model, sources)
@@ -353,6 +416,11 @@ def run_group(settings) -> None:
                 if not item[key].is_file():
                     raise NoDataError(
                         f"{item[key]} is missing; rerun the participant level for sub-{item['subject']}.")
+        if not combine.same_grid([item["mask"] for item in items]):
+            raise NoDataError(
+                f"The subjects' task-{task} masks in {output_dir} are on different voxel grids; "
+                "rerun the participant level with one --space for all subjects."
+            )
         testable[(task, space, label)] = items
     if not testable:
         raise NoDataError("No contrast has maps for two or more subjects; nothing to test at the group level.")
@@ -369,14 +437,21 @@ def run_group(settings) -> None:
         _write_group_report(settings, groups)
 
 
+#: First-level settings that the group sidecars carry over from the subjects' sidecars.
+MODEL_KEYS = ("SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass")
+
+
 def write_group(task, space, label, items, settings) -> None:
     """Compute and write one group-level contrast."""
     output_dir = settings.output_dir
     sidecars = [json.loads(item["sidecar"].read_text()) for item in items]
-    masks = [item["mask"] for item in items]
-    if not combine.same_grid(masks):
-        raise NoDataError(f"The subjects' task-{task} masks are on different grids; use one --space for all.")
-    mask = combine.intersect_masks(masks)
+    mask = combine.intersect_masks([item["mask"] for item in items])
+    model_keys = {key: sidecars[0].get(key) for key in MODEL_KEYS}
+    differing = [key for key in MODEL_KEYS if any(s.get(key) != model_keys[key] for s in sidecars)]
+    if differing:
+        logger.warning(
+            "The subjects of task-%s contrast-%s were fitted with different %s; rerun the "
+            "participant level with the same options for all of them.", task, label, ", ".join(differing))
     name = sidecars[0].get("Contrast", {}).get("Name", label)
     contrast = combine.GroupContrast(name, label, {"intercept": 1.0})
     effects = [item["effect"] for item in items]
@@ -404,6 +479,7 @@ def write_group(task, space, label, items, settings) -> None:
         "Sources": sources + [outputs.source(mask_path, output_dir)],
         "Contrast": {"Name": name, "Test": "t", "Weights": {"intercept": 1.0}},
         "DegreesOfFreedom": maps.dof,
+        **{key: value for key, value in model_keys.items() if key not in differing},
         "GroupModel": model_name,
         "NumberOfSubjects": len(items),
         "Subjects": [item["subject"] for item in items],

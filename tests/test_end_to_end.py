@@ -376,3 +376,81 @@ def test_single_run_named_by_subject_and_task_only(fresh_dataset, tmp_path):
     sidecar = json.loads(sidecar_path.read_text())
     assert not any(s.endswith(sidecar_path.name.replace(".json", ".nii.gz")) for s in sidecar["Sources"])
     assert any(s.endswith("_desc-preproc_bold.nii.gz") for s in sidecar["Sources"])
+    assert sidecar["FixedEffects"] == {"PrecisionWeighted": False, "NumberOfRuns": 1}
+
+
+def test_raw_only_dataset_runs_with_the_defaults(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("03",), derivatives=False)
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--no-reports"]) == 0
+    log = capsys.readouterr().err
+    assert log.count("No preprocessed BOLD was found") == 1
+    assert "has no confounds file, so it was modelled without confounds" in log
+    assert list(out.glob("sub-03/func/sub-03_task-checkerboard_contrast-audio_stat-z_statmap.nii.gz"))
+
+
+def test_events_inherited_from_the_dataset_root(fresh_dataset, tmp_path):
+    dataset = fresh_dataset(subjects=("03",))
+    events = next(dataset.path.rglob("*_events.tsv"))
+    events.rename(dataset.path / "task-checkerboard_events.tsv")
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    sidecar = json.loads(next(out.rglob("*run-01_design.json")).read_text())
+    assert any(s.endswith("/task-checkerboard_events.tsv") for s in sidecar["Sources"])
+
+
+def test_precomputed_tsv_designs_default_to_condition_contrasts(analysed, fresh_dataset, tmp_path, caplog):
+    dataset = fresh_dataset(subjects=("01",))
+    design_dir = tmp_path / "designs"
+    design_dir.mkdir()
+    for design in (analysed / "sub-01").rglob("*_design.tsv"):
+        shutil.copy(design, design_dir / design.name)
+    (design_dir / "sub-01_task-checkerboard_run-01_design.tsv").write_text("a\n1\n")  # no ses-: matches no run
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--design-dir", str(design_dir)]) == 0
+    labels = {p.name.split("_contrast-")[1].split("_")[0] for p in out.rglob("*_stat-z_statmap.nii.gz")}
+    assert labels == {"audio", "visual"}
+    runs = json.loads(next(out.rglob("*ses-1*run-01_design.json")).read_text())
+    assert runs["Precomputed"] is True
+    first = out / "sub-01" / "ses-1" / "func" / f"sub-01_ses-1_task-checkerboard_run-01_space-{SPACE}_contrast-audio_stat-z_statmap.nii.gz"
+    assert relative_difference(data(first), data(analysed / first.relative_to(out))) < TOLERANCE
+
+
+def test_unmatched_design_file_is_reported(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("03",))
+    design_dir = tmp_path / "designs"
+    design_dir.mkdir()
+    (design_dir / "sub-03_task-checkerboard_run-1_design.tsv").write_text("a\n1\n")
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--design-dir", str(design_dir)]) == 0
+    assert "sub-03_task-checkerboard_run-1_design.tsv matches no selected run" in capsys.readouterr().err
+
+
+def test_group_sidecars_carry_the_model_settings(analysed):
+    sidecar = json.loads((analysed / "group" / f"task-checkerboard_space-{SPACE}_contrast-audio_stat-z_statmap.json").read_text())
+    assert sidecar["SmoothingFWHM"] == 5.0 and sidecar["NoiseModel"] == "ar1" and sidecar["HRFModel"] == "glover"
+
+
+def test_slice_timing_start_time_sets_the_frame_times(fresh_dataset, tmp_path):
+    """fMRIPrep's StartTime of slice-timing corrected data: nilearn's slice_time_ref = StartTime / TR."""
+    dataset = fresh_dataset(subjects=("03",))
+    tr = repetition_time(dataset)
+    files = run_files(dataset, "03", "1", "01")
+    sidecar = files["bold"].with_name(files["bold"].name.replace(".nii.gz", ".json"))
+    content = json.loads(sidecar.read_text())
+    content["StartTime"] = tr / 2
+    sidecar.write_text(json.dumps(content))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    events = pd.read_csv(files["events"], sep="\t")
+    confounds = pd.read_csv(files["confounds"], sep="\t")[MOTION].bfill()
+    model = FirstLevelModel(t_r=tr, slice_time_ref=0.5, mask_img=str(files["mask"]), smoothing_fwhm=5)
+    model.fit(str(files["bold"]), events=events, confounds=confounds)
+    maps = model.compute_contrast("audio", output_type="all")
+    ours = out / "sub-03" / "ses-1" / "func" / f"{files['stem']}_space-{SPACE}_contrast-audio_stat-z_statmap.nii.gz"
+    assert relative_difference(data(ours), maps["z_score"].get_fdata()) < TOLERANCE
+    unshifted = FirstLevelModel(t_r=tr, mask_img=str(files["mask"]), smoothing_fwhm=5).fit(
+        str(files["bold"]), events=events, confounds=confounds).compute_contrast("audio", output_type="z_score")
+    assert relative_difference(data(ours), unshifted.get_fdata()) > TOLERANCE

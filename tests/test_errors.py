@@ -156,3 +156,38 @@ def test_group_with_one_subject(one_subject, tmp_path, capsys):
     message = capsys.readouterr().err
     assert "at least two subjects" in message and "sub-01" in message
     assert checksums(out) == written and not (out / "group").exists()
+
+
+def test_several_resolutions_of_one_space(one_subject, tmp_path, capsys):
+    for bold in list((one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.*")):
+        copy = bold.with_name(bold.name.replace(f"space-{SPACE}_", f"space-{SPACE}_res-2_"))
+        copy.write_bytes(bold.read_bytes())
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
+          "res-2", "--bids-filter-file")
+
+
+def test_runs_of_a_subject_on_different_grids(one_subject, tmp_path, capsys):
+    bold = next((one_subject.path / "derivatives").rglob(
+        f"*ses-2_task-checkerboard_run-02_space-{SPACE}_desc-preproc_bold.nii.gz"))
+    img = nib.load(str(bold))
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[1:], img.affine, img.header), bold)
+    mask = bold.with_name(bold.name.replace("desc-preproc_bold", "desc-brain_mask"))
+    img = nib.load(str(mask))
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[1:], img.affine, img.header), mask)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 66,
+          "different voxel grids", bold.name)
+
+
+def test_default_contrasts_with_the_same_label(one_subject, tmp_path, capsys):
+    for events in one_subject.path.rglob("*_events.tsv"):
+        table = pd.read_csv(events, sep="\t")
+        table["trial_type"] = table["trial_type"].map({"audio": "go_left", "visual": "go-left"})
+        table.to_csv(events, sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
+          "go_left", "go-left", "goLeft")
+
+
+def test_given_confounds_without_a_confounds_file(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("03",), derivatives=False)
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", "--confounds", "trans_x"], 66,
+          "--confounds trans_x", "sub-03_ses-1_task-checkerboard_run-01")
