@@ -40,14 +40,14 @@ def intersect_masks(mask_imgs):
     return nilearn_intersect(list(mask_imgs), threshold=1, connected=False)
 
 
-def same_grid(imgs) -> bool:
-    """Whether all images share one voxel grid (shape and affine)."""
+def same_grid(imgs, atol=1e-4) -> bool:
+    """Whether all images share one voxel grid (shape, and affine within ``atol``)."""
     from nilearn.image import load_img
 
     first = load_img(imgs[0])
     for img in imgs[1:]:
         img = load_img(img)
-        if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine, atol=1e-4):
+        if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine, atol=atol):
             return False
     return True
 

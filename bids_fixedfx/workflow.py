@@ -38,9 +38,9 @@ class SubjectResult:
     task: str
     space: str | None
     mask: object
-    runs: tuple[str, ...]
-    run_masks: tuple[Path | None, ...]
+    runs: tuple[discover.Run, ...]
     contrasts: tuple[glm.ContrastMaps, ...]
+    runs_of: dict  # contrast label -> the runs that have it
 
 
 def run(settings) -> None:
@@ -135,17 +135,12 @@ def _missing_contrasts(plans):
 
 def _check_subject_grids(plans):
     """A subject's runs of a task are combined voxel by voxel: one grid for all."""
-    import nibabel as nib
-    import numpy as np
-
     by_subject = defaultdict(list)
     for plan in plans:
         by_subject[(plan.run.subject, plan.run.task)].append(plan.run)
     for (subject, task), runs in by_subject.items():
-        first = nib.load(str(runs[0].bold))
         for run in runs[1:]:
-            img = nib.load(str(run.bold))
-            if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine, atol=1e-3):
+            if not combine.same_grid([runs[0].bold, run.bold], atol=1e-3):
                 raise NoDataError(
                     f"The runs of sub-{subject} task-{task} are on different voxel grids "
                     f"({runs[0].bold.name} and {run.bold.name}); choose a common --space "
@@ -315,22 +310,19 @@ def combine_subject(fitted, settings) -> SubjectResult:
     plans = [p for p, _ in fitted]
     results = [r for _, r in fitted]
     run = plans[0].run
+    # one grid for all runs: checked by plan_runs before anything was written
     masks = [r.mask for r in results]
-    if not combine.same_grid(masks):
-        raise NoDataError(
-            f"The runs of sub-{run.subject} task-{run.task} are on different voxel grids; "
-            "choose a common --space (e.g. MNI152NLin2009cAsym)."
-        )
     mask = results[0].mask if len(results) == 1 else combine.intersect_masks(masks)
     labels = list(dict.fromkeys(m.contrast.label for r in results for m in r.contrasts))
-    contrasts = []
+    contrasts, runs_of = [], {}
     for label in labels:
-        run_maps = [r.maps_of(label) for r in results if r.maps_of(label) is not None]
-        contrasts.append(combine.combine_runs(run_maps, mask, settings.model.precision_weighted))
+        having = [(p.run, r.maps_of(label)) for p, r in fitted if r.maps_of(label) is not None]
+        runs_of[label] = tuple(run for run, _ in having)
+        contrasts.append(combine.combine_runs(
+            [maps for _, maps in having], mask, settings.model.precision_weighted))
     return SubjectResult(
         subject=run.subject, task=run.task, space=run.space, mask=mask,
-        runs=tuple(p.run.name for p in plans), run_masks=tuple(p.run.mask for p in plans),
-        contrasts=tuple(contrasts),
+        runs=tuple(p.run for p in plans), contrasts=tuple(contrasts), runs_of=runs_of,
     )
 
 
@@ -340,7 +332,7 @@ def write_subject(subject, settings) -> None:
     common = {"subject": subject.subject, "task": subject.task, "space": subject.space}
     mask_path = outputs.build("subject_mask", extension=".nii.gz", **common)
     outputs.write_nifti(subject.mask, output_dir / mask_path)
-    run_masks = [outputs.source(p, output_dir) for p in subject.run_masks if p is not None]
+    run_masks = [outputs.source(run.mask, output_dir) for run in subject.runs if run.mask is not None]
     outputs.write_json(
         outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks),
         output_dir / outputs.build("subject_mask", extension=".json", **common),
@@ -348,10 +340,9 @@ def write_subject(subject, settings) -> None:
     for maps in subject.contrasts:
         run_files = [
             outputs.build("run_statmap", contrast=maps.contrast.label, stat=stat, extension=".nii.gz",
-                          space=subject.space, **_entities_of(name))
-            for name in subject.runs for stat in ("effect", "variance")
+                          space=run.space, **outputs.run_entities(run))
+            for run in subject.runs_of[maps.contrast.label] for stat in ("effect", "variance")
         ]
-        run_files = [f for f in run_files if (output_dir / f).exists()]
         own = outputs.build("subject_statmap", contrast=maps.contrast.label, stat="effect",
                             extension=".nii.gz", **common)
         if own in run_files:
@@ -368,16 +359,9 @@ def write_subject(subject, settings) -> None:
         sidecar = outputs.contrast_sidecar(maps, model, sources)
         sidecar["FixedEffects"] = {
             "PrecisionWeighted": model.precision_weighted,
-            "NumberOfRuns": len(run_files) // 2,
+            "NumberOfRuns": len(subject.runs_of[maps.contrast.label]),
         }
         outputs.write_statmaps("subject_statmap", maps, output_dir, sidecar, **common)
-
-
-def _entities_of(run_name):
-    pairs = [part.split("-", 1) for part in run_name.split("_")]
-    long = {"sub": "subject", "ses": "session", "task": "task", "acq": "acquisition",
-            "ce": "ceagent", "rec": "reconstruction", "dir": "direction", "run": "run", "echo": "echo"}
-    return {long[k]: v for k, v in pairs}
 
 
 def run_group(settings) -> None:
