@@ -38,6 +38,11 @@ CONFOUNDS_DESCS = ["confounds"]
 CONFOUNDS_SUFFIXES = ["timeseries", "regressors"]
 
 
+def run_name(entities) -> str:
+    """A run's (key, value) entities as a file-name stem, e.g. ``sub-01_task-x_run-01``."""
+    return "_".join(f"{key}-{value}" for key, value in entities)
+
+
 @dataclass(frozen=True)
 class Run:
     """One BOLD series to fit, with every file its model needs.
@@ -74,7 +79,7 @@ class Run:
     @property
     def name(self) -> str:
         """The run's entities as a file-name stem, e.g. ``sub-01_task-x_run-01``."""
-        return "_".join(f"{key}-{value}" for key, value in self.entities)
+        return run_name(self.entities)
 
 
 @dataclass(frozen=True)
@@ -344,7 +349,7 @@ def _refuse_several_per_run(bold_files):
         by_run.setdefault(_run_entities(bold), []).append(Path(bold.path).name)
     for entities, names in by_run.items():
         if len(names) > 1:
-            name = "_".join(f"{k}-{v}" for k, v in entities)
+            name = run_name(entities)
             raise UsageError(
                 f"{name} has several preprocessed BOLD series in the chosen space "
                 f"({', '.join(sorted(names))}); choose one with --bids-filter-file, "
@@ -440,8 +445,10 @@ def _n_volumes(path):
 
 
 def _preprocessed_run(layout, settings, bold, space, warnings):
+    from bids.layout import Query
+
     entities = _run_entities(bold)
-    name = "_".join(f"{k}-{v}" for k, v in entities)
+    name = run_name(entities)
     match = _match_query(entities)
     raw = _one(
         layout.get(scope="raw", suffix="bold", extension=NIFTI, **match),
@@ -453,7 +460,7 @@ def _preprocessed_run(layout, settings, bold, space, warnings):
         mask_query.update(_pybids_filters(settings.bids_filters.get("mask", {})))
         masks = layout.get(
             scope="derivatives", suffix="mask", desc="brain", extension=NIFTI,
-            space=space if space is not None else _none(), datatype="func", **mask_query,
+            space=space if space is not None else Query.NONE, datatype="func", **mask_query,
         )
         # Several masks (res-, den- variants): take the one on the BOLD's own entities.
         same = [m for m in masks if _grid_entities(m) == _grid_entities(bold)]
@@ -514,12 +521,6 @@ def _grid_entities(bids_file):
     return {k: str(v) for k, v in bids_file.get_entities().items() if k not in ignored}
 
 
-def _none():
-    from bids.layout import Query
-
-    return Query.NONE
-
-
 def _events_for(layout, settings, match, raw, name):
     query = {k: v for k, v in match.items() if k != "echo"}
     query.update(_pybids_filters(settings.bids_filters.get("events", {})))
@@ -557,7 +558,7 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
     runs = []
     for bold in sorted(raw, key=lambda f: f.path):
         entities = _run_entities(bold)
-        name = "_".join(f"{k}-{v}" for k, v in entities)
+        name = run_name(entities)
         match = _match_query(entities)
         design = _design_for(settings.design_dir, entities)
         events = _events_for(layout, settings, match, Path(bold.path), name) if design is None else None
