@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         help='JSON of pybids queries in fMRIPrep\'s format, e.g. {"bold": {"acquisition": "x"}}',
     )
     select.add_argument(
+        "--bids-database-dir", type=Path, metavar="DIR",
+        help="save the pybids index there and reuse it in later jobs (default: index afresh)",
+    )
+    select.add_argument(
         "--skip-bids-validation", "--skip_bids_validation", action="store_true",
         help="do not run the BIDS validator on the input",
     )
@@ -272,6 +276,7 @@ def parse_settings(argv=None) -> Settings:
         derivatives=tuple(p.absolute() for p in args.derivatives),
         bids_filters=_read_filters(args.bids_filter_file),
         skip_bids_validation=args.skip_bids_validation,
+        bids_database_dir=args.bids_database_dir.absolute() if args.bids_database_dir else None,
         contrasts=tuple(args.contrast),
         design_dir=args.design_dir.absolute() if args.design_dir else None,
         mask=args.mask.absolute() if args.mask else None,

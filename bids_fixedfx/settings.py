@@ -47,6 +47,7 @@ class Settings:
     derivatives: tuple[Path, ...] = ()
     bids_filters: dict = field(default_factory=dict, hash=False, compare=False)
     skip_bids_validation: bool = False
+    bids_database_dir: Path | None = None
     contrasts: tuple[ContrastSpec, ...] = ()
     design_dir: Path | None = None
     mask: Path | None = None
