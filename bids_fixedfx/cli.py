@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
+from .expression import WEIGHT_LIST, check_characters
 from .settings import MOTION_CONFOUNDS, ContrastSpec, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
@@ -59,7 +60,13 @@ def _contrast(value):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not NAME=SPEC (for example faces=faces-houses or faces=1,-1)"
         )
-    return ContrastSpec(name.strip(), definition.strip())
+    name, definition = name.strip(), definition.strip()
+    if not WEIGHT_LIST.match(definition):
+        try:  # parsed, never evaluated; the full parse waits for the design's columns
+            check_characters(definition, f"--contrast {name}")
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return ContrastSpec(name, definition)
 
 
 def _default_nprocs():

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import re
+import unicodedata
 import warnings as pywarnings
 from dataclasses import dataclass, field
 
@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import FixedFxError, NoDataError, UsageError
+from .expression import WEIGHT_LIST as _WEIGHTS
+from .expression import parse_expression
 
 #: nilearn ``load_confounds`` strategies accepted in place of column names.
 CONFOUND_STRATEGIES = (
@@ -26,7 +28,6 @@ NUISANCE_COLUMNS = re.compile(
     r"|w_comp_cor_\d+|framewise_displacement|std_dvars|dvars|rmsd|non_steady_state_outlier\d+"
     r"|motion_outlier\d+|aroma_motion_\d+)$"
 )
-_WEIGHTS = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*,\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*\s*$")
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,8 +93,12 @@ def bids_label(name: str) -> str:
     'facesVsHouses'
     >>> bids_label("DSt+DSp-SSt-SSp")
     'DStDSpSStSSp'
+    >>> bids_label("áudio")
+    'audio'
     """
-    parts = [p for p in re.split(r"[^0-9a-zA-Z]+", name) if p]
+    # accented letters keep their base letter (áudio -> audio), as BIDS labels are ASCII
+    ascii_name = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    parts = [p for p in re.split(r"[^0-9a-zA-Z]+", ascii_name) if p]
     if not parts:
         raise UsageError(f"Contrast name {name!r} has no letters or digits to make a BIDS label of.")
     return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
@@ -275,19 +280,26 @@ def load_design(run) -> Design:
     return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
 
 
-def expression_names(expression: str) -> list[str]:
+def expression_names(expression: str, columns=(), where: str = "Contrast expression") -> list[str]:
     """The design-column names an expression refers to (numbers like ``5e-1`` are not names).
+
+    An expression that is exactly one of ``columns`` names that column, whatever its
+    characters (as in nilearn).
 
     Raises
     ------
     UsageError
-        When the expression is not valid Python syntax.
+        When the expression is not a linear combination of names (see :mod:`.expression`).
     """
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError:
-        raise UsageError(f"--contrast expression {expression!r} is not a valid expression.") from None
-    return sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)})
+    if expression in columns:
+        return [expression]
+    return sorted(set(parse_expression(expression, where).names))
+
+
+def _unit(column, columns):
+    vector = np.zeros(len(columns))
+    vector[list(columns).index(column)] = 1.0
+    return vector
 
 
 def contrast_weights(specs, design: Design) -> tuple[ContrastWeights, ...]:
@@ -310,12 +322,10 @@ def contrast_weights(specs, design: Design) -> tuple[ContrastWeights, ...]:
     UsageError
         A weight list longer than the design, or an expression that is not valid.
     """
-    from nilearn.glm.contrasts import expression_to_contrast_vector
-
     columns = tuple(str(c) for c in design.matrix.columns)
     if not specs:
         return tuple(
-            ContrastWeights(c, bids_label(c), expression_to_contrast_vector(c, list(columns)), columns)
+            ContrastWeights(c, bids_label(c), _unit(str(c), columns), columns)
             for c in design.conditions
         )
     contrasts = []
@@ -329,12 +339,13 @@ def contrast_weights(specs, design: Design) -> tuple[ContrastWeights, ...]:
                 )
             vector = np.pad(weights, (0, len(columns) - len(weights)))
         else:
-            if [n for n in expression_names(spec.definition) if n not in columns]:
-                continue
-            try:
-                vector = expression_to_contrast_vector(spec.definition, list(columns))
-            except ValueError as error:
-                raise UsageError(f"--contrast {spec.name}={spec.definition} is not valid: {error}") from None
+            if spec.definition in columns:
+                vector = _unit(spec.definition, columns)
+            else:
+                combination = parse_expression(spec.definition, f"--contrast {spec.name}")
+                if [n for n in combination.names if n not in columns]:
+                    continue
+                vector = combination.vector(columns)
         if not np.any(vector):
             raise UsageError(f"--contrast {spec.name} has only zero weights.")
         contrasts.append(ContrastWeights(spec.name, bids_label(spec.name), vector, columns))
@@ -363,7 +374,10 @@ def check_contrasts(specs, designs) -> list[str]:
         missing = []
         for name, design in designs.items():
             columns = [str(c) for c in design.matrix.columns]
-            unknown = [n for n in expression_names(spec.definition) if n not in columns]
+            unknown = [
+                n for n in expression_names(spec.definition, columns, f"--contrast {spec.name}")
+                if n not in columns
+            ]
             if unknown:
                 missing.append((name, unknown[0], columns))
         if len(missing) == len(designs):

@@ -348,3 +348,10 @@ def test_load_design_npz_without_x(example_run, tmp_path):
         design.load_design(dataclasses.replace(example_run, design=path))
     assert path.name in str(error.value)
     assert "'X'" in str(error.value)
+
+
+def test_accented_condition_keeps_its_base_letters():
+    from bids_fixedfx.design import bids_label
+
+    assert bids_label("áudio") == "audio"
+    assert bids_label("café_noir") == "cafeNoir"

@@ -3,7 +3,6 @@ nothing written to OUTPUT_DIR, and the input dataset untouched."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,29 +12,9 @@ import pandas as pd
 import pytest
 
 from bids_fixedfx.cli import main
+from tools import checksums, fails
 
 SPACE = "MNI152NLin2009cAsym"
-
-
-def checksums(root):
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
-
-
-def fails(capsys, args, code, *named, output=None):
-    """Run the app; check the exit code, that the message names each of ``named``,
-    that it is one line, and that nothing was written to the output."""
-    bids_dir = Path(args[0])
-    before = checksums(bids_dir) if bids_dir.is_dir() else None
-    assert main([str(a) for a in args]) == code
-    message = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line or "error:" in line]
-    assert len(message) == 1, message
-    for name in named:
-        assert str(name) in message[0], (name, message[0])
-    out = Path(output or args[1])
-    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], "files were written"
-    if before is not None:
-        assert checksums(bids_dir) == before
-    return message[0]
 
 
 @pytest.fixture

@@ -1,0 +1,222 @@
+"""Contrast expressions: user text parsed into a linear combination of design columns.
+
+A contrast such as ``DSt+DSp-SSt-SSp`` or ``0.5*(faces + houses) - scrambled`` comes from a
+command line, a web form or a model file, so it is parsed here and never handed to an
+evaluator (nilearn's ``expression_to_contrast_vector`` runs ``DataFrame.eval``, which
+allows attribute access and calls). The grammar is that of a linear combination::
+
+    expression := term (("+" | "-") term)*
+    term       := factor (("*" | "/") factor)*
+    factor     := ("+" | "-") factor | NUMBER | NAME | "(" expression ")"
+
+A product needs a number on one side, a division a non-zero number below it; a
+constant term on its own (``faces + 1``) is refused. Names are design columns: letters
+(accented ones too), digits, ``_`` and ``.`` (pybids' ``trial_type.face``), not starting
+with a digit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UsageError
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+    r"|(?P<name>[^\W\d]\w*(?:\.\w+)*)"
+    r"|(?P<op>[-+*/()]))"
+)
+#: A list of comma-separated weights (``-1,-1,1,1``), the other form of a contrast.
+WEIGHT_LIST = re.compile(
+    r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*,\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*\s*$"
+)
+#: Longest expression accepted, in characters (a form field, not a program).
+MAX_LENGTH = 10_000
+
+
+@dataclass(frozen=True)
+class LinearCombination:
+    """A parsed contrast expression: a weight per column name and a constant.
+
+    Attributes
+    ----------
+    weights : tuple of (str, float)
+        Column names and their weights, in order of first appearance.
+    constant : float
+        The part that names no column (must be 0 for a contrast).
+    """
+
+    weights: tuple[tuple[str, float], ...]
+    constant: float = 0.0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The column names the expression refers to."""
+        return tuple(name for name, _ in self.weights)
+
+    def vector(self, columns) -> np.ndarray:
+        """The weight vector over ``columns`` (0 for columns the expression does not name).
+
+        Raises
+        ------
+        KeyError
+            A name of the expression is not among ``columns``.
+        """
+        columns = list(columns)
+        index = {column: i for i, column in reversed(list(enumerate(columns)))}
+        vector = np.zeros(len(columns))
+        for name, weight in self.weights:
+            vector[index[name]] += weight
+        return vector
+
+
+def _tokens(text: str, where: str = "Contrast expression"):
+    position = 0
+    tokens = []
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            if text[position:].strip() == "":
+                break
+            raise UsageError(
+                f"{where} {text!r} has {text[position:].strip()[:1]!r} at character "
+                f"{position + 1}; only numbers, column names, + - * / and parentheses are allowed."
+            )
+        kind = match.lastgroup
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+class _Parser:
+    """Recursive descent over the tokens; each rule returns (weights dict, constant)."""
+
+    def __init__(self, text, where):
+        self.text = text
+        self.where = where
+        self.tokens = _tokens(text, where)
+        self.index = 0
+
+    def fail(self, why):
+        raise UsageError(f"{self.where} {self.text!r} is not a linear combination of columns: {why}.")
+
+    def peek(self):
+        return self.tokens[self.index] if self.index < len(self.tokens) else (None, None)
+
+    def take(self):
+        token = self.peek()
+        self.index += 1
+        return token
+
+    def parse(self):
+        if not self.tokens:
+            self.fail("it is empty")
+        result = self.expression(depth=0)
+        if self.index < len(self.tokens):
+            self.fail(f"unexpected {self.peek()[1]!r}")
+        return result
+
+    def expression(self, depth):
+        weights, constant = self.term(depth)
+        while self.peek() in (("op", "+"), ("op", "-")):
+            sign = 1.0 if self.take()[1] == "+" else -1.0
+            other, other_constant = self.term(depth)
+            for name, weight in other.items():
+                weights[name] = weights.get(name, 0.0) + sign * weight
+            constant += sign * other_constant
+        return weights, constant
+
+    def term(self, depth):
+        weights, constant = self.factor(depth)
+        while self.peek() in (("op", "*"), ("op", "/")):
+            operator = self.take()[1]
+            other, other_constant = self.factor(depth)
+            if operator == "/":
+                if other:
+                    self.fail("it divides by a column")
+                if other_constant == 0:
+                    self.fail("it divides by zero")
+                weights = {n: w / other_constant for n, w in weights.items()}
+                constant /= other_constant
+            elif weights and other:
+                self.fail("it multiplies two columns")
+            elif other:
+                weights = {n: w * constant for n, w in other.items()}
+                constant *= other_constant
+            else:
+                weights = {n: w * other_constant for n, w in weights.items()}
+                constant *= other_constant
+        return weights, constant
+
+    def factor(self, depth):
+        if depth > 100:
+            self.fail("it nests too deeply")
+        kind, value = self.take()
+        if kind == "op" and value in "+-":
+            weights, constant = self.factor(depth + 1)
+            sign = 1.0 if value == "+" else -1.0
+            return {n: sign * w for n, w in weights.items()}, sign * constant
+        if kind == "number":
+            number = float(value)
+            if not np.isfinite(number):
+                self.fail(f"{value} is not a finite number")
+            return {}, number
+        if kind == "name":
+            return {value: 1.0}, 0.0
+        if kind == "op" and value == "(":
+            result = self.expression(depth + 1)
+            if self.take() != ("op", ")"):
+                self.fail("a parenthesis is not closed")
+            return result
+        self.fail("it ends too early" if kind is None else f"unexpected {value!r}")
+
+
+def check_characters(text: str, where: str = "Contrast expression") -> None:
+    """Refuse text with anything but numbers, names, ``+ - * /``, parentheses and spaces.
+
+    Raises
+    ------
+    UsageError
+    """
+    _tokens(text, where)
+
+
+def parse_expression(text: str, where: str = "Contrast expression") -> LinearCombination:
+    """Parse a contrast expression into column weights, without evaluating it.
+
+    Parameters
+    ----------
+    text : str
+        For example ``"faces - houses"`` or ``"0.5*(DSt + DSp) - SSt"``.
+    where : str
+        Where the text came from, for messages (``"--contrast faces"``, a model's node).
+
+    Returns
+    -------
+    combination : LinearCombination
+
+    Raises
+    ------
+    UsageError
+        The text is not a linear combination of column names (calls, attributes,
+        subscripts, strings, products of columns, a constant term ...).
+
+    Examples
+    --------
+    >>> parse_expression("2*(a - b)/4").weights
+    (('a', 0.5), ('b', -0.5))
+    """
+    if not isinstance(text, str):
+        raise UsageError(f"{where} {text!r} is not text.")
+    if len(text) > MAX_LENGTH:
+        raise UsageError(f"{where} has {len(text)} characters, too many for a contrast (at most {MAX_LENGTH}).")
+    weights, constant = _Parser(text, where).parse()
+    if constant != 0:
+        raise UsageError(
+            f"{where} {text!r} has a constant term ({constant:g}); "
+            "a contrast weighs design columns only."
+        )
+    return LinearCombination(tuple((name, float(w)) for name, w in weights.items()), float(constant))
