@@ -1,4 +1,20 @@
-"""The app's errors, each carrying the exit code of SPEC §1."""
+"""The app's errors: one table from each kind of problem to its class and exit code (SPEC §1).
+
+========================  ===================  ====  =============================================
+kind of problem           class                code  examples
+========================  ===================  ====  =============================================
+processing failed         ``FixedFxError``     1     an image that turns out corrupt while fitting
+input fails validation    ``InvalidBIDSError`` 16    the BIDS validator reports an error
+bad usage                 ``UsageError``       64    a bad option value, a contrast that names no
+                                                     column, an option of the other level, an
+                                                     OUTPUT_DIR inside an input dataset
+no data / missing file    ``NoDataError``      66    no run matches, an events file is missing
+unusable input file       ``InputFileError``   66    an image, table or sidecar that cannot be read
+                                                     or holds values BIDS does not allow
+========================  ===================  ====  =============================================
+
+Every message is one sentence that names the file or option at fault.
+"""
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -25,7 +41,21 @@ class NoDataError(FixedFxError):
     exit_code = EX_NO_INPUT
 
 
+class InputFileError(NoDataError):
+    """An input file cannot be read or holds values it must not (exit 66): a truncated or
+    corrupt image, an empty mask, a malformed table or sidecar."""
+
+    exit_code = EX_NO_INPUT
+
+
 class InvalidBIDSError(FixedFxError):
     """The input dataset failed BIDS validation (exit 16)."""
 
     exit_code = EX_INVALID_BIDS
+
+
+#: Each kind of problem, its class and exit code, as documented above and in the README.
+EXIT_CODES = {
+    cls.__name__: cls.exit_code
+    for cls in (FixedFxError, InvalidBIDSError, UsageError, NoDataError, InputFileError)
+}

@@ -21,9 +21,11 @@ import warnings as pywarnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from .images import read_image, read_mask
 from .settings import STATS
 
 #: nilearn's output names for the maps of SPEC §3.
@@ -83,12 +85,15 @@ def load_mask(mask, bold_img):
 
     if mask is None:  # as FirstLevelModel does: an EPI mask computed by its masker
         return MultiNiftiMasker(mask_strategy="epi").fit([bold_img]).mask_img_
+    if isinstance(mask, (str, Path)):
+        return read_mask(mask)
     values, affine = load_mask_img(mask)
     return nib.Nifti1Image(values.astype(np.int8), affine)
 
 
 def read_bold(path):
-    """Read a BOLD series into memory (decompressed), keeping its on-disk data type.
+    """Read a BOLD series into memory (decompressed, gzip CRC checked), keeping its
+    on-disk data type.
 
     Parameters
     ----------
@@ -98,19 +103,22 @@ def read_bold(path):
     -------
     img : Nifti1Image
         With its data array in memory.
-    """
-    import nibabel as nib
 
-    img = nib.load(str(path))
-    return nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header)
+    Raises
+    ------
+    InputFileError
+        The file is truncated or corrupt.
+    """
+    return read_image(path, "BOLD series")
 
 
 def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndarray:
     """The BOLD series inside the mask, smoothed as nilearn smooths it.
 
-    Each volume is smoothed with ``scipy.ndimage.gaussian_filter1d`` along the three
-    spatial axes in single precision (nilearn's ``smooth_array``; NaNs set to 0 first)
-    and masked straight away.
+    Non-finite values are set to 0 (as nilearn's ``smooth_array`` does, smoothing or
+    not); each volume is smoothed with ``scipy.ndimage.gaussian_filter1d`` along the
+    three spatial axes in single precision (nilearn's ``smooth_array``) and masked
+    straight away.
 
     Parameters
     ----------
@@ -144,8 +152,9 @@ def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.nd
 
     def one_volume(t):
         volume = np.array(data[..., t], dtype=dtype, copy=True)
-        if sigma is not None:
+        if volume.dtype.kind == "f":  # nilearn sets non-finite values to 0, smoothing or not
             volume[~np.isfinite(volume)] = 0
+        if sigma is not None:
             for axis, s in enumerate(sigma):
                 if s > 0:
                     gaussian_filter1d(volume, s, output=volume, axis=axis)
@@ -241,7 +250,7 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
     """
     from nilearn.image import load_img
 
-    bold_img = load_img(bold)
+    bold_img = read_bold(bold) if isinstance(bold, (str, Path)) else load_img(bold)
     mask_img = load_mask(mask, bold_img)
     return MaskedRun(masked_series(bold_img, mask_img, smoothing_fwhm, n_threads), mask_img)
 

@@ -227,3 +227,17 @@ def test_the_example_effects_are_recovered(example_dataset, example_run):
         for other, other_box in example_dataset.active.items():
             if other != condition:
                 assert abs(effect[other_box].mean()) < 0.25 * example_dataset.effect_size
+
+
+@pytest.mark.parametrize("smoothing_fwhm", [None, 6.0])
+def test_non_finite_values_are_zeroed_as_nilearn_does(synthetic, smoothing_fwhm):
+    bold, mask, run_design, contrasts = synthetic
+    data = bold.get_fdata(dtype=np.float32)
+    data[3, 3, 3, 5] = np.nan
+    data[2, 4, 3, :] = np.inf
+    data[4, 2, 2, 7] = -np.inf
+    bad = nib.Nifti1Image(data, bold.affine)
+    result = glm.fit_run(bad, run_design, contrasts, mask=mask, smoothing_fwhm=smoothing_fwhm, noise_model="ols")
+    reference = nilearn_fit(bad, run_design.matrix, mask=mask, smoothing_fwhm=smoothing_fwhm, noise_model="ols")
+    assert np.isfinite(result.contrasts[0].maps["z"].get_fdata()).all()
+    assert_same_maps(result, reference, contrasts)

@@ -1,0 +1,87 @@
+"""Input images are read with their integrity checked (truncation, gzip CRC, masks)."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bids_fixedfx.errors import InputFileError
+from bids_fixedfx.images import check_image, read_image, read_mask
+
+
+@pytest.fixture
+def image(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.normal(100, 5, (6, 7, 5, 12)).astype(np.float32)
+    path = tmp_path / "bold.nii.gz"
+    nib.Nifti1Image(data, np.eye(4)).to_filename(path)
+    return path, data
+
+
+def test_a_sound_image_reads_as_nibabel_reads_it(image):
+    path, data = image
+    assert check_image(path).shape == data.shape
+    np.testing.assert_array_equal(read_image(path).get_fdata(dtype=np.float32), data)
+
+
+def test_uncompressed_image(tmp_path, image):
+    _, data = image
+    path = tmp_path / "bold.nii"
+    nib.Nifti1Image(data, np.eye(4)).to_filename(path)
+    np.testing.assert_array_equal(read_image(path).get_fdata(dtype=np.float32), data)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(InputFileError, match="truncated"):
+        check_image(path, "BOLD series")
+
+
+def test_truncated_gzip_is_found_from_the_header_alone(image):
+    path, _ = image
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(InputFileError, match=f"BOLD series {path}.*truncated"):
+        check_image(path, "BOLD series")
+    with pytest.raises(InputFileError, match=str(path)):
+        read_image(path, "BOLD series")
+
+
+def test_corrupted_bytes_inside_fail_the_crc(tmp_path, image):
+    path, data = image
+    # a stored (uncompressed) gzip member, so that a flipped byte still decompresses
+    raw = gzip.decompress(path.read_bytes())
+    stored = gzip.compress(raw, compresslevel=0)
+    damaged = bytearray(stored)
+    damaged[len(damaged) // 2] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    check_image(path)  # length intact: only the CRC can tell
+    assert not np.array_equal(nib.load(path).get_fdata(dtype=np.float32), data)  # nibabel reads wrong numbers
+    with pytest.raises(InputFileError, match=f"{path} is corrupt"):
+        read_image(path, "BOLD series")
+
+
+def test_not_an_image(tmp_path):
+    path = tmp_path / "x.nii.gz"
+    path.write_bytes(b"not an image")
+    with pytest.raises(InputFileError, match=str(path)):
+        check_image(path)
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [(np.zeros((4, 4, 4)), "empty"), (np.arange(64).reshape(4, 4, 4) % 3, "2 values")],
+)
+def test_unusable_masks_are_named(tmp_path, values, reason):
+    path = tmp_path / "mask.nii.gz"
+    nib.Nifti1Image(values.astype(np.int16), np.eye(4)).to_filename(path)
+    with pytest.raises(InputFileError, match=f"Mask {path} is not a usable mask.*{reason}") as error:
+        read_mask(path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_binary_mask(tmp_path):
+    path = tmp_path / "mask.nii.gz"
+    values = np.zeros((4, 4, 4))
+    values[1:3, 1:3, 1:3] = 1
+    nib.Nifti1Image(values, np.eye(4)).to_filename(path)
+    assert read_mask(path).get_fdata().sum() == 8
