@@ -1,0 +1,469 @@
+"""Read a BIDS Stats Model (BIDSModelVersion 1.0.0) into frozen records.
+
+Keys are matched without regard to case or underscores (``ConditionList``,
+``condition_list``), levels and tests likewise; the legacy spellings that pybids accepts are
+taken (a contrast's ``Type`` for ``Test``, ``Transformations`` as a list of instructions,
+``DummyContrasts.Conditions``). The pre-1.0 ``Steps`` format and transformers other than
+``pybids-transforms-v1`` are refused. Every problem is one :class:`ModelError` sentence that
+names the node, contrast or key at fault. When ``bsmschema`` is installed, the model is also
+validated against the specification's schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from ._parse import canonical, check_hrf_model, listify, parse_weights
+
+#: The analysis levels, lowest first.
+LEVELS = ("run", "session", "subject", "dataset")
+#: ``1`` in ``Model.X`` and ``ConditionList``: the intercept.
+INTERCEPT = 1
+TESTS = ("t", "F", "pass")
+MODEL_TYPES = ("glm", "meta")
+TRANSFORMER = "pybids-transforms-v1"
+#: The pybids-transforms-v1 instructions this package implements.
+TRANSFORMATION_NAMES = (
+    "And", "Assign", "Convolve", "Copy", "Delete", "Demean", "DropNA", "Factor", "Filter",
+    "Lag", "Not", "Or", "Orthogonalize", "Product", "Rename", "Replace", "Scale", "Select",
+    "Split", "Sum", "Threshold", "ToDense",
+)
+
+
+class ModelError(UsageError):
+    """A model file, or a model applied to data, is wrong (exit 64)."""
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A contrast of a node: weights over the variables of its ``ConditionList``.
+
+    Attributes
+    ----------
+    name : str
+    condition_list : tuple of (str or int)
+        Variables; ``1`` is the intercept.
+    weights : tuple of float, or tuple of tuple of float
+        One weight per condition (t), or rows of them (F).
+    test : {'t', 'F', 'pass'}
+    """
+
+    name: str
+    condition_list: tuple
+    weights: tuple
+    test: str = "t"
+
+    @property
+    def matrix_rows(self) -> tuple:
+        """The weights as rows (one row for a t contrast)."""
+        return self.weights if self.weights and isinstance(self.weights[0], tuple) else (self.weights,)
+
+
+@dataclass(frozen=True)
+class DummyContrasts:
+    """One contrast per variable, weight 1, named after it (``conditions`` None: all of X)."""
+
+    conditions: tuple | None = None
+    test: str = "t"
+
+
+@dataclass(frozen=True)
+class HRF:
+    """``Model.HRF``: the variables to convolve and nilearn's name of the HRF model."""
+
+    variables: tuple
+    model: str = "glover"
+    fir_delays: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Transformation:
+    """One pybids-transforms-v1 instruction.
+
+    Attributes
+    ----------
+    name : str
+        Canonical name (``Factor``, ``DropNA``, ...).
+    input : tuple of str
+    output : tuple of str or None
+    arguments : dict
+        The other keys, snake_case (``fir_delays``, ``replace_na``), values as in the JSON.
+    """
+
+    name: str
+    input: tuple = ()
+    output: tuple | None = None
+    arguments: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of a model: an estimator at one level.
+
+    Attributes
+    ----------
+    name, level : str
+        ``level`` is one of :data:`LEVELS`.
+    group_by : tuple of str
+    model_type : {'glm', 'meta'}
+    x : tuple of (str or int)
+        Variables, with wildcards; ``1`` is the intercept.
+    hrf : HRF or None
+    high_pass : float or None
+        ``Model.Options.HighPassFilterCutoffHz``: a cosine drift basis with that cut-off.
+    transformations : tuple of Transformation
+    contrasts : tuple of Contrast
+    dummy_contrasts : DummyContrasts or None
+    options, software : dict
+        The rest of ``Model.Options`` (``LowPassFilterCutoffHz``, ``Mask``, ...) and
+        ``Model.Software``, kept as given.
+    formula, description : str or None
+    """
+
+    name: str
+    level: str
+    group_by: tuple
+    x: tuple
+    model_type: str = "glm"
+    hrf: HRF | None = None
+    high_pass: float | None = None
+    transformations: tuple = ()
+    contrasts: tuple = ()
+    dummy_contrasts: DummyContrasts | None = None
+    options: dict = field(default_factory=dict)
+    software: dict = field(default_factory=dict)
+    formula: str | None = None
+    description: str | None = None
+
+    def contrast(self, name: str) -> Contrast:
+        """The explicit contrast of that name."""
+        for contrast in self.contrasts:
+            if contrast.name == name:
+                return contrast
+        raise ModelError(f"Node {self.name!r} has no contrast {name!r}.")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An edge: the contrasts of ``source`` (those matching ``filter``) go to ``destination``."""
+
+    source: str
+    destination: str
+    filter: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A BIDS Stats Model.
+
+    Attributes
+    ----------
+    name : str
+    nodes : tuple of Node
+    edges : tuple of Edge
+        As given, or each node to the next in list order.
+    input : dict
+        ``Input`` selectors (``{"task": ("stroop",)}``), values as tuples.
+    description : str or None
+    version : str
+        ``BIDSModelVersion``.
+    notes : tuple of str
+        Legacy spellings that were read, for the user to know (not part of equality).
+    """
+
+    name: str
+    nodes: tuple
+    edges: tuple
+    input: dict = field(default_factory=dict)
+    description: str | None = None
+    version: str = "1.0.0"
+    notes: tuple = field(default=(), compare=False)
+
+    def node(self, name: str) -> Node:
+        """The node of that name."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise ModelError(f"Model {self.name!r} has no node {name!r}.")
+
+    def parents(self, name: str) -> tuple:
+        """The edges that lead into the node."""
+        return tuple(e for e in self.edges if e.destination == name)
+
+    def children(self, name: str) -> tuple:
+        """The edges that leave the node."""
+        return tuple(e for e in self.edges if e.source == name)
+
+    @property
+    def root(self) -> Node:
+        """The node without incoming edges (the first such node)."""
+        return next(n for n in self.nodes if not self.parents(n.name))
+
+    def nodes_at(self, *levels: str) -> tuple:
+        """The nodes at the given levels, in model order."""
+        return tuple(n for n in self.nodes if n.level in levels)
+
+    def to_dict(self) -> dict:
+        """The model as a BIDS Stats Model document (canonical spelling)."""
+        from ._serialize import model_to_dict
+
+        return model_to_dict(self)
+
+    def to_json(self) -> str:
+        """The model as BIDS Stats Model JSON text; :func:`parse_model` of it gives an equal model."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "the model") -> Model:
+        """Parse JSON text (see :func:`parse_model`)."""
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ModelError(f"{source} is not valid JSON ({error.msg}, line {error.lineno}).") from None
+        return parse_model(document, source)
+
+
+def load_model(path) -> Model:
+    """Read a BIDS Stats Model file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    model : Model
+
+    Raises
+    ------
+    ModelError
+        The file cannot be read, is not JSON, or is not a model this app can run.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ModelError(f"Model file {path} cannot be read ({error.strerror or error}).") from None
+    return Model.from_json(text, source=f"Model file {path.name}")
+
+
+def parse_model(document, source: str = "the model") -> Model:
+    """Check a BIDS Stats Model document and turn it into a :class:`Model`.
+
+    Parameters
+    ----------
+    document : dict
+        The parsed JSON.
+    source : str
+        How errors name the document (``"Model file model-x_smdl.json"``).
+
+    Returns
+    -------
+    model : Model
+    """
+    notes: list[str] = []
+    if not isinstance(document, dict):
+        raise ModelError(f"{source} is not a JSON object.")
+    lowered = {re.sub(r"[_\s-]", "", str(k)).lower() for k in document}
+    if "steps" in lowered:
+        raise ModelError(
+            f"{source} uses the pre-1.0 'Steps' format of BIDS Stats Models; rewrite it with "
+            "'Nodes' and 'Edges' (BIDSModelVersion 1.0.0)."
+        )
+    doc = canonical(document, ("Name", "BIDSModelVersion", "Description", "Input", "Nodes", "Edges"), source)
+    version = str(doc.get("BIDSModelVersion", "1.0.0"))
+    if "BIDSModelVersion" not in doc:
+        notes.append(f"{source} has no BIDSModelVersion; read as 1.0.0")
+    elif not version.startswith("1."):
+        raise ModelError(f"{source} has BIDSModelVersion {version}; this app reads version 1.0.0.")
+    if not isinstance(doc.get("Name"), str) or not doc["Name"]:
+        raise ModelError(f"{source} has no Name.")
+    nodes_doc = doc.get("Nodes")
+    if not isinstance(nodes_doc, list) or not nodes_doc:
+        raise ModelError(f"{source} has no Nodes.")
+    nodes = tuple(_parse_node(n, i, source, notes) for i, n in enumerate(nodes_doc))
+    names = [n.name for n in nodes]
+    for name in names:
+        if names.count(name) > 1:
+            raise ModelError(f"{source} has two nodes named {name!r}; node names must be unique.")
+    if doc.get("Edges"):
+        edges = tuple(_parse_edge(e, source, names) for e in listify(doc["Edges"]))
+    else:
+        edges = tuple(Edge(a.name, b.name) for a, b in zip(nodes, nodes[1:]))
+    selectors = doc.get("Input") or {}
+    if not isinstance(selectors, dict):
+        raise ModelError(f"{source}: Input must be an object of entities, such as {{\"task\": [\"stroop\"]}}.")
+    model = Model(
+        name=doc["Name"], nodes=nodes, edges=edges,
+        input={str(k): tuple(listify(v)) for k, v in selectors.items()},
+        description=doc.get("Description"), version=version, notes=tuple(notes),
+    )
+    from ._checks import check_model
+
+    notes += check_model(model, source)
+    return Model(**{**model.__dict__, "notes": tuple(notes)})
+
+
+def _parse_node(raw, index, source, notes) -> Node:
+    where = f"Node {index + 1} of {source}"
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where} is not a JSON object.")
+    doc = canonical(raw, ("Level", "Name", "GroupBy", "Transformations", "Model", "Contrasts",
+                          "DummyContrasts", "Description"), where)
+    name = doc.get("Name")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"{where} has no Name.")
+    where = f"Node {name!r}"
+    level = str(doc.get("Level", "")).lower()
+    if level not in LEVELS:
+        raise ModelError(f"{where} has Level {doc.get('Level')!r}; expected Run, Session, Subject or Dataset.")
+    if "GroupBy" not in doc:
+        raise ModelError(f"{where} has no GroupBy (for example {_default_group_by(level)}).")
+    group_by = tuple(str(g) for g in listify(doc["GroupBy"]))
+    model = doc.get("Model")
+    if not isinstance(model, dict):
+        raise ModelError(f"{where} has no Model object.")
+    model = canonical(model, ("Type", "X", "Formula", "HRF", "Options", "Software", "Description",
+                              "VarianceComponents", "ErrorDistribution"), f"{where}: Model")
+    model_type = str(model.get("Type", "glm")).lower()
+    if model_type not in MODEL_TYPES:
+        raise ModelError(f"{where} has Model.Type {model.get('Type')!r}; expected 'glm' or 'meta'.")
+    if "X" not in model:
+        raise ModelError(f"{where} has no Model.X.")
+    x = tuple(_variable(v, f"{where}: Model.X") for v in listify(model["X"]))
+    options = dict(canonical(model.get("Options") or {}, ("HighPassFilterCutoffHz", "LowPassFilterCutoffHz",
+                   "ReplaceVariables", "Mask", "Aggregate", "Description"), f"{where}: Model.Options"))
+    high_pass = options.pop("HighPassFilterCutoffHz", None)
+    if high_pass is not None and (isinstance(high_pass, bool) or not isinstance(high_pass, (int, float))
+                                  or high_pass <= 0):
+        raise ModelError(f"{where} has HighPassFilterCutoffHz {high_pass!r}; expected a positive number of Hz.")
+    dummy = doc.get("DummyContrasts")
+    return Node(
+        name=name, level=level, group_by=group_by, x=x, model_type=model_type,
+        hrf=_parse_hrf(model.get("HRF"), where) if model.get("HRF") else None,
+        high_pass=None if high_pass is None else float(high_pass),
+        transformations=_parse_transformations(doc.get("Transformations"), where, notes),
+        contrasts=tuple(_parse_contrast(c, where, notes) for c in listify(doc.get("Contrasts") or [])),
+        dummy_contrasts=_parse_dummy(dummy, where, notes) if dummy not in (None, False) else None,
+        options=options, software=dict(model.get("Software") or {}),
+        formula=model.get("Formula"), description=doc.get("Description"),
+    )
+
+
+def _default_group_by(level):
+    return {"run": '["run", "subject"]', "session": '["session", "subject", "contrast"]',
+            "subject": '["subject", "contrast"]', "dataset": '["contrast"]'}[level]
+
+
+def _variable(value, where):
+    if value in (1, "1") and not isinstance(value, bool):
+        return INTERCEPT
+    if not isinstance(value, str) or not value:
+        raise ModelError(f"{where} has {value!r}; variables are names, or 1 for the intercept.")
+    return value
+
+
+def _test(value, where):
+    test = {"t": "t", "f": "F", "pass": "pass"}.get(str(value).lower())
+    if test is None:
+        raise ModelError(f"{where} has Test {value!r}; expected 't', 'F' or 'pass'.")
+    return test
+
+
+def _parse_contrast(raw, where, notes) -> Contrast:
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: a contrast is not a JSON object.")
+    doc = canonical(raw, ("Name", "ConditionList", "Weights", "Test", "Type", "Description"), f"{where}: contrast")
+    name = doc.get("Name")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"{where} has a contrast without a Name.")
+    where = f"{where}, contrast {name!r}"
+    if "Test" not in doc and "Type" in doc:
+        doc["Test"] = doc.pop("Type")
+        notes.append(f"{where}: 'Type' read as 'Test'")
+    conditions = tuple(_variable(v, f"{where}: ConditionList") for v in listify(doc.get("ConditionList")))
+    if not conditions:
+        raise ModelError(f"{where} has no ConditionList.")
+    if "Weights" not in doc:
+        raise ModelError(f"{where} has no Weights.")
+    test = _test(doc.get("Test", "t"), where)
+    weights = parse_weights(doc["Weights"], len(conditions), test, where)
+    return Contrast(name=name, condition_list=conditions, weights=weights, test=test)
+
+
+def _parse_dummy(raw, where, notes) -> DummyContrasts:
+    if raw is True:
+        return DummyContrasts()
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: DummyContrasts is not a JSON object.")
+    doc = canonical(raw, ("Contrasts", "Test", "Type", "Conditions", "ConditionList", "Description"),
+                    f"{where}: DummyContrasts")
+    if "Test" not in doc and "Type" in doc:
+        doc["Test"] = doc.pop("Type")
+        notes.append(f"{where}: DummyContrasts 'Type' read as 'Test'")
+    for legacy in ("Conditions", "ConditionList"):
+        if legacy in doc and "Contrasts" not in doc:
+            doc["Contrasts"] = doc.pop(legacy)
+            notes.append(f"{where}: DummyContrasts '{legacy}' read as 'Contrasts'")
+    conditions = doc.get("Contrasts")
+    if conditions is not None:
+        conditions = tuple(_variable(v, f"{where}: DummyContrasts.Contrasts") for v in listify(conditions))
+    return DummyContrasts(conditions=conditions, test=_test(doc.get("Test", "t"), f"{where}: DummyContrasts"))
+
+
+def _parse_hrf(raw, where) -> HRF:
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: Model.HRF is not a JSON object.")
+    doc = canonical(raw, ("Variables", "Model", "Parameters", "Description"), f"{where}: Model.HRF")
+    variables = tuple(str(v) for v in listify(doc.get("Variables")))
+    model = check_hrf_model(doc.get("Model", "glover"), f"{where}: Model.HRF")
+    parameters = {re.sub(r"[_\s]", "", str(k)).lower(): v for k, v in (doc.get("Parameters") or {}).items()}
+    delays = parameters.pop("firdelays", None)
+    if parameters:
+        raise ModelError(f"{where}: Model.HRF.Parameters has {sorted(parameters)[0]!r}; only fir_delays is known.")
+    if model == "fir":
+        if not delays or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in listify(delays)):
+            raise ModelError(f"{where}: the 'fir' HRF needs Parameters.fir_delays, a list of delays in scans.")
+        delays = tuple(listify(delays))
+    elif delays is not None:
+        raise ModelError(f"{where}: fir_delays is given but the HRF model is {model!r}, not 'fir'.")
+    return HRF(variables=variables, model=model, fir_delays=delays)
+
+
+def _parse_transformations(raw, where, notes) -> tuple:
+    if not raw:
+        return ()
+    if isinstance(raw, list):
+        notes.append(f"{where}: Transformations given as a list, read as pybids-transforms-v1 Instructions")
+        raw = {"Transformer": TRANSFORMER, "Instructions": raw}
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: Transformations is not a JSON object.")
+    doc = canonical(raw, ("Transformer", "Instructions", "Description"), f"{where}: Transformations")
+    transformer = str(doc.get("Transformer", ""))
+    if transformer.lower() != TRANSFORMER:
+        raise ModelError(
+            f"{where} uses the transformer {transformer!r}; this app implements only {TRANSFORMER}."
+        )
+    from ._parse import parse_instruction
+
+    return tuple(parse_instruction(i, where, TRANSFORMATION_NAMES, Transformation)
+                 for i in listify(doc.get("Instructions") or []))
+
+
+def _parse_edge(raw, source, names) -> Edge:
+    if not isinstance(raw, dict):
+        raise ModelError(f"{source}: an edge is not a JSON object.")
+    doc = canonical(raw, ("Source", "Destination", "Filter", "Description"), f"{source}: edge")
+    for key in ("Source", "Destination"):
+        if doc.get(key) not in names:
+            raise ModelError(
+                f"{source} has an edge whose {key} {doc.get(key)!r} is not a node (nodes: {', '.join(names)})."
+            )
+    flt = doc.get("Filter") or {}
+    if not isinstance(flt, dict):
+        raise ModelError(f"{source}: the Filter of edge {doc['Source']} -> {doc['Destination']} is not an object.")
+    return Edge(doc["Source"], doc["Destination"], {str(k): tuple(listify(v)) for k, v in flt.items()})

@@ -1,0 +1,242 @@
+"""BIDS Stats Model files: reading, legacy spellings, refusals, writing back, the default model."""
+
+import copy
+import json
+
+import pytest
+
+from bids_fixedfx.errors import EX_USAGE, UsageError
+from bids_fixedfx.model import INTERCEPT, Model, ModelError, load_model, parse_model
+from bids_fixedfx.model.defaults import MOTION, default_model
+
+#: The shape of the specification's example (run -> subject meta -> dataset glm).
+EXAMPLE = {
+    "Name": "my_first_model",
+    "BIDSModelVersion": "1.0.0",
+    "Description": "A simple 2-condition contrast.",
+    "Input": {"task": ["stroop"]},
+    "Nodes": [
+        {
+            "Level": "Run", "Name": "run", "GroupBy": ["run", "subject"],
+            "Model": {"X": ["congruent", "incongruent", "nuisance1", 1], "Type": "glm"},
+            "Contrasts": [{"Name": "incongruent_vs_congruent", "ConditionList": ["incongruent", "congruent"],
+                           "Weights": [1, -1], "Test": "t"}],
+        },
+        {"Level": "Subject", "Name": "subject", "GroupBy": ["contrast", "subject"],
+         "Model": {"X": [1], "Type": "meta"}, "DummyContrasts": {"Test": "t"}},
+        {"Level": "Dataset", "Name": "dataset", "GroupBy": ["contrast"],
+         "Model": {"X": [1], "Type": "glm"}, "DummyContrasts": {"Test": "t"}},
+    ],
+    "Edges": [{"Source": "run", "Destination": "subject"}, {"Source": "subject", "Destination": "dataset"}],
+}
+
+
+def example(**changes):
+    document = copy.deepcopy(EXAMPLE)
+    for path, value in changes.items():
+        target = document
+        keys = path.split("__")
+        for key in keys[:-1]:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[keys[-1]] = value
+    return document
+
+
+def test_example_model_records():
+    model = parse_model(EXAMPLE)
+    assert [n.name for n in model.nodes] == ["run", "subject", "dataset"]
+    run, subject, dataset = model.nodes
+    assert run.level == "run" and run.group_by == ("run", "subject") and run.model_type == "glm"
+    assert run.x == ("congruent", "incongruent", "nuisance1", INTERCEPT)
+    contrast = run.contrasts[0]
+    assert contrast.condition_list == ("incongruent", "congruent")
+    assert contrast.weights == (1.0, -1.0) and contrast.test == "t"
+    assert subject.model_type == "meta" and subject.dummy_contrasts.test == "t"
+    assert subject.dummy_contrasts.conditions is None
+    assert model.input == {"task": ("stroop",)}
+    assert [(e.source, e.destination) for e in model.edges] == [("run", "subject"), ("subject", "dataset")]
+    assert model.root.name == "run" and model.nodes_at("run", "subject") == (run, subject)
+
+
+def test_load_model_from_file(tmp_path):
+    path = tmp_path / "model-x_smdl.json"
+    path.write_text(json.dumps(EXAMPLE))
+    assert load_model(path) == parse_model(EXAMPLE)
+    path.write_text("{not json")
+    with pytest.raises(ModelError, match="model-x_smdl.json is not valid JSON"):
+        load_model(path)
+    with pytest.raises(ModelError, match="cannot be read"):
+        load_model(tmp_path / "missing.json")
+
+
+def test_model_error_is_a_usage_error():
+    assert issubclass(ModelError, UsageError) and ModelError.exit_code == EX_USAGE == 64
+
+
+def test_edges_default_to_list_order():
+    document = example()
+    del document["Edges"]
+    assert parse_model(document).edges == parse_model(EXAMPLE).edges
+
+
+def test_legacy_spellings_are_read():
+    document = {
+        "name": "legacy",
+        "nodes": [
+            {"level": "run", "name": "run", "group_by": ["run", "subject"],
+             "transformations": [{"name": "factor", "input": "trial_type"}],
+             "model": {"x": ["trial_type.a", "trial_type.b", "1"], "type": "GLM",
+                       "hrf": {"variables": ["trial_type.a", "trial_type.b"], "model": "SPM+Derivative"},
+                       "options": {"high_pass_filter_cutoff_hz": 0.008}},
+             "contrasts": [{"name": "a_vs_b", "condition_list": ["trial_type.a", "trial_type.b"],
+                            "weights": ["1", "-1"], "type": "T"}],
+             "dummy_contrasts": {"conditions": ["trial_type.a"], "type": "t"}},
+            {"level": "DATASET", "name": "group", "group_by": ["contrast"],
+             "model": {"x": [1], "type": "glm"}, "dummy_contrasts": {"test": "t"}},
+        ],
+    }
+    model = parse_model(document)
+    run = model.nodes[0]
+    assert run.x == ("trial_type.a", "trial_type.b", INTERCEPT)
+    assert run.transformations[0].name == "Factor" and run.transformations[0].input == ("trial_type",)
+    assert run.hrf.model == "spm + derivative" and run.high_pass == 0.008
+    assert run.contrasts[0].test == "t" and run.contrasts[0].weights == (1.0, -1.0)
+    assert run.dummy_contrasts.conditions == ("trial_type.a",)
+    assert model.nodes[1].level == "dataset"
+    assert any("read as 'Test'" in n for n in model.notes)
+    assert any("BIDSModelVersion" in n for n in model.notes)
+
+
+def test_string_fractions_and_f_contrasts():
+    model = parse_model(example(Nodes__0__Contrasts=[
+        {"Name": "a_vs_rest", "ConditionList": ["congruent", "incongruent", "nuisance1"],
+         "Weights": [1, "-1/2", " -0.5 "], "Test": "t"},
+        {"Name": "any", "ConditionList": ["congruent", "incongruent"], "Weights": [[1, 0], [0, "1"]], "Test": "f"},
+    ]))
+    a_vs_rest, any_effect = model.nodes[0].contrasts
+    assert a_vs_rest.weights == (1.0, -0.5, -0.5)
+    assert any_effect.test == "F" and any_effect.weights == ((1.0, 0.0), (0.0, 1.0))
+    assert any_effect.matrix_rows == ((1.0, 0.0), (0.0, 1.0)) and a_vs_rest.matrix_rows == ((1.0, -0.5, -0.5),)
+    third = parse_model(example(Nodes__0__Contrasts__0__Weights=["1/3", "-1/3"]))
+    assert third.nodes[0].contrasts[0].weights == pytest.approx((1 / 3, -1 / 3))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"Nodes__0__Contrasts__0__Weights": [1, -1, 0]}, "contrast 'incongruent_vs_congruent' has 3 weights for 2 conditions"),
+    ({"Nodes__0__Contrasts__0__Weights": [1, "__import__('os')"]}, "weights are numbers or fractions"),
+    ({"Nodes__0__Contrasts__0__Weights": [1, "1/0"]}, "division by zero"),
+    ({"Nodes__0__Contrasts__0__Weights": [[1, -1], [1, 1]]}, "only an F contrast can have several"),
+    ({"Nodes__0__Contrasts__0__Test": "FEMA"}, "Test 'FEMA'; expected 't', 'F' or 'pass'"),
+    ({"Nodes__0__Level": "Trial"}, "Node 'run' has Level 'Trial'"),
+    ({"Nodes__1__Model__Type": "mixed"}, "Node 'subject' has Model.Type 'mixed'"),
+    ({"Nodes__1__Name": "run"}, "two nodes named 'run'"),
+    ({"Nodes__0__Model__X": ["congruent", 2]}, "Model.X has 2"),
+    ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "DoubleGamma"}}, "HRF model 'DoubleGamma'"),
+    ({"Nodes__0__Model__HRF": {"Variables": ["other"], "Model": "spm"}}, "HRF variable 'other' is not in Model.X"),
+    ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "fir"}}, "needs Parameters.fir_delays"),
+    ({"Nodes__1__Model__HRF": {"Variables": ["congruent"], "Model": "spm"}}, "Node 'subject' is at subject level but has Model.HRF"),
+    ({"Nodes__0__Model__Type": "meta"}, "meta model at Run level"),
+    ({"Nodes__0__Contrastz": []}, "Node 1 of the model has an unknown key 'Contrastz'"),
+    ({"Edges": [{"Source": "subject", "Destination": "run"}]}, "edge from node 'subject' \\(subject\\) down to node 'run'"),
+    ({"Edges": [{"Source": "run", "Destination": "nowhere"}]}, "Destination 'nowhere' is not a node"),
+    ({"BIDSModelVersion": "0.9"}, "BIDSModelVersion 0.9"),
+    ({"Nodes__0__Transformations": {"Transformer": "bidspm", "Instructions": []}},
+     "Node 'run' uses the transformer 'bidspm'; this app implements only pybids-transforms-v1"),
+    ({"Nodes__0__Transformations": [{"Name": "Concatenate", "Input": ["a"]}]}, "transformation 'Concatenate'"),
+    ({"Nodes__0__Transformations": [{"Name": "Threshold", "Input": ["a"], "Cutoff": 1}]}, "unknown argument 'cutoff'"),
+    ({"Nodes__0__Transformations": [{"Name": "Filter", "Input": ["a"]}]}, "needs a Query"),
+    ({"Nodes__0__Transformations": [{"Name": "Convolve", "Input": ["a"], "Model": "afni"}]}, "HRF model 'afni'"),
+])
+def test_bad_models_are_one_sentence(changes, message):
+    with pytest.raises(ModelError, match=message) as caught:
+        parse_model(example(**changes))
+    assert "\n" not in str(caught.value)
+
+
+def test_pre_1_0_steps_are_refused():
+    with pytest.raises(ModelError, match="pre-1.0 'Steps' format"):
+        parse_model({"Name": "old", "Steps": [{"Level": "run", "Model": {"X": ["a"]}}]})
+
+
+def test_cycles_are_refused():
+    document = example(Edges=[{"Source": "run", "Destination": "subject"},
+                              {"Source": "subject", "Destination": "dataset"}])
+    document["Nodes"].append({"Level": "Dataset", "Name": "second", "GroupBy": ["contrast"],
+                              "Model": {"X": [1], "Type": "glm"}})
+    document["Edges"] += [{"Source": "dataset", "Destination": "second"}, {"Source": "second", "Destination": "dataset"}]
+    with pytest.raises(ModelError, match="cycle"):
+        parse_model(document)
+
+
+def test_f_contrasts_are_not_passed_on():
+    f_contrast = {"Name": "any", "ConditionList": ["congruent", "incongruent"], "Weights": [[1, 0], [0, 1]], "Test": "F"}
+    parse_model(example(Nodes__0__Contrasts=[f_contrast]))  # terminal: fine
+    with pytest.raises(ModelError, match="uses 'any' of node 'run', an F contrast"):
+        parse_model(example(Nodes__0__Contrasts=[f_contrast],
+                            Edges=[{"Source": "run", "Destination": "subject", "Filter": {"contrast": ["any"]}},
+                                   {"Source": "subject", "Destination": "dataset"}]))
+
+
+def test_high_pass_above_run_level_is_noted():
+    model = parse_model(example(Nodes__1__Model__Options={"HighPassFilterCutoffHz": 0.01}))
+    assert any("has no effect at subject level" in n for n in model.notes)
+
+
+def test_json_round_trip_of_a_full_model():
+    document = example()
+    run = document["Nodes"][0]
+    run["Description"] = "runs"
+    run["Transformations"] = {"Transformer": "pybids-transforms-v1", "Instructions": [
+        {"Name": "Factor", "Input": ["trial_type"]},
+        {"Name": "Scale", "Input": ["rt"], "Demean": True, "Rescale": False, "ReplaceNa": "after"},
+        {"Name": "Replace", "Input": ["rt"], "Replace": {"Fast": 1}, "Attribute": "value"},
+        {"Name": "Convolve", "Input": ["rt"], "Model": "glover", "Derivative": True},
+    ]}
+    run["Model"].update(HRF={"Variables": ["congruent"], "Model": "fir", "Parameters": {"fir_delays": [0, 1]}},
+                        Options={"HighPassFilterCutoffHz": 0.008, "LowPassFilterCutoffHz": 0.1},
+                        Software={"nilearn": {"noise_model": "ols"}})
+    run["Contrasts"].append({"Name": "F", "ConditionList": ["congruent", 1], "Weights": [[1, 0], [0, "1/3"]], "Test": "F"})
+    run["DummyContrasts"] = {"Contrasts": ["congruent", 1], "Test": "pass"}
+    document["Edges"][1]["Filter"] = {"contrast": ["incongruent_vs_congruent"]}
+    model = parse_model(document)
+    text = model.to_json()
+    again = Model.from_json(text)
+    assert again == model
+    assert json.loads(text)["Nodes"][0]["Model"]["Options"]["HighPassFilterCutoffHz"] == 0.008
+    assert again.nodes[0].transformations[1].arguments == {"demean": True, "rescale": False, "replace_na": "after"}
+
+
+def test_default_model_matches_the_command_line_defaults():
+    model = default_model(["house", "face"], tasks=["faces"])
+    run, subject, dataset = model.nodes
+    assert run.x == ("face", "house") + MOTION + (INTERCEPT,)
+    assert run.hrf.variables == ("face", "house") and run.hrf.model == "glover"
+    assert run.high_pass == 0.01 and run.software["nilearn"]["noise_model"] == "ar1"
+    assert run.dummy_contrasts.conditions == ("face", "house") and not run.contrasts
+    assert [t.name for t in run.transformations] == ["Factor", "Rename"]
+    assert run.transformations[1].output == ("face", "house")
+    assert subject.model_type == "meta" and subject.x == (INTERCEPT,)
+    assert dataset.model_type == "glm" and dataset.level == "dataset"
+    assert model.input == {"task": ("faces",)}
+    assert Model.from_json(model.to_json()) == model
+
+
+@pytest.mark.parametrize("options", [
+    {"hrf_model": "spm + derivative + dispersion"},
+    {"hrf_model": "fir", "fir_delays": [0, 1, 2]},
+    {"drift_model": "polynomial", "drift_order": 2},
+    {"drift_model": "none"},
+    {"group_model": "fixed", "precision_weighted": True},
+    {"contrasts": {"face_vs_house": {"face": 1, "house": -1}}},
+    {"modulation": True, "confounds": ["trans_*", "non_steady_state_outlier*"]},
+])
+def test_default_model_round_trips(options):
+    model = default_model(["face", "house"], **options)
+    assert Model.from_json(model.to_json()) == model
+
+
+def test_default_model_refusals():
+    with pytest.raises(ModelError, match="at least one trial_type"):
+        default_model([])
+    with pytest.raises(ModelError, match="--drift-model 'spline'"):
+        default_model(["a"], drift_model="spline")
