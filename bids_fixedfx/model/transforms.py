@@ -1,0 +1,252 @@
+"""pybids-transforms-v1: the transformations of a node, applied to :class:`~.variables.Variables`.
+
+Arguments and behaviour follow pybids (``bids.modeling.transformations``): ``Input`` names
+variables (wildcards allowed), ``Output`` names the results (default: in place), with
+``OutputPrefix``/``OutputSuffix``; an argument given as a list as long as ``Input`` is taken one
+per input. Differences, on purpose: ``Convolve`` is nilearn's (see :mod:`.hrf`); ``Filter``'s
+``Query`` is parsed by :mod:`.query`, never evaluated; ``Factor`` makes no level of missing
+values and refuses inputs that mix numbers and text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fnmatch import fnmatchcase
+
+import numpy as np
+import pandas as pd
+
+from .bsm import TRANSFORMATION_NAMES, ModelError
+from .hrf import convolve, hrf_name
+from .variables import Variables, densify, sample
+
+_REGISTRY = {}
+#: Arguments whose value is itself a list (never split one per input).
+_LIST_ARGUMENTS = ("fir_delays", "other", "weights", "by")
+
+
+def _transformation(name, *, numeric=True, each=True):
+    def register(function):
+        _REGISTRY[name] = (function, numeric, each)
+        return function
+    return register
+
+
+def apply_transformations(variables: Variables, transformations, where: str = "The node") -> Variables:
+    """Apply transformations in order.
+
+    Parameters
+    ----------
+    variables : Variables
+    transformations : sequence of Transformation
+    where : str
+        How errors name the node (``"Node 'run'"``).
+
+    Returns
+    -------
+    variables : Variables
+        A new collection; the input is not changed.
+    """
+    work = dict(variables.variables)
+    for transformation in transformations:
+        name = transformation.name
+        if name not in _REGISTRY:
+            raise ModelError(f"{where} has the transformation {name!r}, which this app does not implement.")
+        function, numeric, each = _REGISTRY[name]
+        here = f"{where}, transformation {name}"
+        context = dataclasses.replace(variables, variables=work)  # Delete, Select, Factor change work
+        arguments = dict(transformation.arguments)
+        prefix, suffix = arguments.pop("output_prefix", None) or "", arguments.pop("output_suffix", None) or ""
+        dense = arguments.pop("dense", False)
+        inputs = [work[n] for n in _expand(transformation.input, work, here)]
+        if dense:
+            inputs = [densify(v, context) for v in inputs]
+        if numeric:
+            for variable in inputs:
+                if not variable.numeric:
+                    raise ModelError(
+                        f"{here} cannot take {variable.name!r}, which holds categories; Factor it first."
+                    )
+        if each:
+            results = [function(v, context, here, **_argument_for(arguments, i, len(inputs)))
+                       for i, v in enumerate(inputs)]
+        else:
+            results = [function(inputs, context, here, **arguments)]
+        _store(work, transformation, inputs if each else inputs[:1], results, prefix, suffix, here)
+    return variables.with_variables(work)
+
+
+def _expand(patterns, work, where) -> list:
+    names = []
+    for pattern in patterns:
+        if any(c in pattern for c in "*?["):
+            matched = [n for n in work if fnmatchcase(n, pattern)]
+        else:
+            matched = [pattern] if pattern in work else []
+        if not matched:
+            raise ModelError(f"{where}: no variable {pattern!r} (variables: {', '.join(work) or 'none'}).")
+        names += [n for n in matched if n not in names]
+    return names
+
+
+def _argument_for(arguments, i, n):
+    return {k: v[i] if isinstance(v, list) and len(v) == n and n > 1 and k not in _LIST_ARGUMENTS else v
+            for k, v in arguments.items()}
+
+
+def _store(work, transformation, inputs, results, prefix, suffix, where):
+    """Put results in the collection under the Output names (default: the inputs' names)."""
+    output = transformation.output
+    if output is not None and len(output) != len(inputs):
+        raise ModelError(f"{where} has {len(output)} Output names for {len(inputs)} results.")
+    for i, (variable, result) in enumerate(zip(inputs, results)):
+        if transformation.name == "Rename":
+            work.pop(variable.name, None)
+        if result is None:
+            continue
+        many = isinstance(result, list)
+        result = result if many else [result]
+        first = result[0].name if output is None else output[i]
+        first = prefix + first + suffix
+        if first != result[0].name or not many:
+            result[0] = result[0].replace(name=first)
+        for r in result:
+            work[r.name] = r
+
+
+def _numbers(values) -> np.ndarray:
+    values = np.asarray(values, dtype=object)
+    try:
+        return values.astype(float)
+    except (TypeError, ValueError):
+        return values
+
+
+def _aligned(inputs, context, where):
+    """The inputs on one time base: sparse ones with identical events, or all dense."""
+    if all(v.kind == "sparse" for v in inputs):
+        first = inputs[0]
+        for v in inputs[1:]:
+            if len(v.onset) != len(first.onset) or not (np.allclose(v.onset, first.onset)
+                                                       and np.allclose(v.duration, first.duration)):
+                raise ModelError(
+                    f"{where}: {first.name!r} and {v.name!r} are events at different times; "
+                    "set Dense to true to combine them as time series."
+                )
+        return inputs
+    if all(v.kind == "simple" for v in inputs):
+        if len({len(v.values) for v in inputs}) > 1:
+            raise ModelError(f"{where}: the inputs have different numbers of rows.")
+        return inputs
+    base = next(v for v in inputs if v.kind == "dense")
+    return [densify(v, context, base.times) if v.kind == "sparse" else
+            v.replace(values=sample(v, base.times), times=base.times) for v in inputs]
+
+
+# --- compute ----------------------------------------------------------------------------
+
+@_transformation("Scale")
+def _scale(v, context, where, demean=True, rescale=True, replace_na=None):
+    data = pd.Series(v.values.astype(float))
+    if data.nunique() == 1 and replace_na in (None, "before"):
+        raise ModelError(f"{where}: {v.name!r} is constant ({data.dropna().iloc[0]}) and cannot be scaled; "
+                         "set ReplaceNa to 'after' for a column of zeros.")
+    if replace_na == "before":
+        data = data.fillna(0.0)
+    if demean:
+        data = data - data.mean()
+    if rescale:
+        data = data / data.std()
+    if replace_na == "after":
+        data = data.fillna(0.0)
+    return v.replace(values=data.to_numpy())
+
+
+@_transformation("Demean")
+def _demean(v, context, where):
+    return v.replace(values=v.values - np.nanmean(v.values))
+
+
+@_transformation("Threshold")
+def _threshold(v, context, where, threshold=0.0, binarize=False, above=True, signed=True):
+    data = v.values.astype(float)
+    if not signed:
+        threshold, data = abs(threshold), np.abs(data)
+    with np.errstate(invalid="ignore"):
+        keep = data >= threshold if above else data <= threshold
+    data = np.where(keep, 1.0 if binarize else data, 0.0)
+    return v.replace(values=data)
+
+
+@_transformation("Not")
+def _not(v, context, where):
+    return v.replace(values=(~v.values.astype(bool)).astype(float))
+
+
+@_transformation("Lag")
+def _lag(v, context, where, shift=1, order=3, mode="nearest", constant=0.0, difference=False):
+    from scipy import ndimage
+
+    data = v.values.astype(float)
+    shifted = ndimage.shift(data, shift=shift, order=order, mode=mode, cval=constant)
+    if difference:
+        shifted = data - shifted if shift >= 0 else shifted - data
+    return v.replace(values=shifted)
+
+
+@_transformation("Orthogonalize")
+def _orthogonalize(v, context, where, other=()):
+    others = [context[n] for n in _expand(other if isinstance(other, list) else [other], context.variables, where)]
+    for o in others:
+        if not o.numeric:
+            raise ModelError(f"{where} cannot take {o.name!r}, which holds categories; Factor it first.")
+    try:
+        aligned = _aligned([v] + others, context, where)
+    except ModelError:  # events at other times: as time series, as pybids does
+        aligned = [densify(x, context) for x in [v] + others]
+    y = aligned[0].values.astype(float)
+    x = np.column_stack([o.values.astype(float) for o in aligned[1:]])
+    coefficients = np.linalg.lstsq(np.column_stack([np.ones(len(y)), x]), y, rcond=None)[0]
+    return aligned[0].replace(values=y - x @ coefficients[1:])
+
+
+@_transformation("Product", each=False)
+def _product(inputs, context, where):
+    inputs = _aligned(inputs, context, where)
+    table = pd.DataFrame({i: v.values.astype(float) for i, v in enumerate(inputs)})
+    return inputs[0].replace(values=table.product(axis=1).to_numpy())
+
+
+@_transformation("Sum", each=False)
+def _sum(inputs, context, where, weights=None):
+    inputs = _aligned(inputs, context, where)
+    weights = np.ones(len(inputs)) if weights is None else np.asarray(weights, dtype=float).ravel()
+    if len(weights) != len(inputs):
+        raise ModelError(f"{where} has {len(weights)} Weights for {len(inputs)} inputs.")
+    table = pd.DataFrame({i: v.values.astype(float) * w for i, (v, w) in enumerate(zip(inputs, weights))})
+    return inputs[0].replace(values=table.sum(axis=1).to_numpy())
+
+
+@_transformation("And", each=False)
+def _and(inputs, context, where):
+    inputs = _aligned(inputs, context, where)
+    return inputs[0].replace(values=np.all([v.values.astype(bool) for v in inputs], axis=0).astype(float))
+
+
+@_transformation("Or", each=False)
+def _or(inputs, context, where):
+    inputs = _aligned(inputs, context, where)
+    return inputs[0].replace(values=np.any([v.values.astype(bool) for v in inputs], axis=0).astype(float))
+
+
+@_transformation("Convolve")
+def _convolve(v, context, where, model="spm", derivative=False, dispersion=False, fir_delays=None):
+    if context.frame_times is None:
+        raise ModelError(f"{where}: {v.name!r} is not a run variable and cannot be convolved.")
+    return convolve(v, hrf_name(model, derivative, dispersion, where), context.frame_times,
+                    fir_delays=fir_delays, where=where)
+
+
+from . import _munge  # noqa: E402,F401  (registers the munging transformations)
+
+assert set(_REGISTRY) == set(TRANSFORMATION_NAMES), sorted(set(TRANSFORMATION_NAMES) ^ set(_REGISTRY))

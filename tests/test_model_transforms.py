@@ -1,0 +1,220 @@
+"""pybids-transforms-v1: our transformations give pybids' results; queries are parsed, not run."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_fixedfx.model import ModelError, parse_model
+from bids_fixedfx.model.hrf import convolve, hrf_name
+from bids_fixedfx.model.query import evaluate_query
+from bids_fixedfx.model.transforms import apply_transformations
+from bids_fixedfx.model.variables import run_variables, table_variables
+
+TR, N_VOLUMES = 2.0, 30
+EVENTS = pd.DataFrame({
+    "onset": [1, 5, 9, 13, 17, 21, 25, 29.0], "duration": [1, 1, 2, 1, 1, 2, 1, 1.0],
+    "trial_type": ["a", "b", "a", "b", "c", "a", "b", "c"],
+    "RT": [0.5, 0.9, np.nan, 1.1, 0.7, 0.6, 1.3, 0.8],
+    "gain": [10, 20, 10, 30, 20, 10, 30, 20.0], "loss": [1, 0, 1, 1, 0, 0, 1, 0],
+})
+
+
+def run_node(instructions, x=(1,)):
+    return parse_model({"Name": "m", "Nodes": [{
+        "Level": "Run", "Name": "run", "GroupBy": ["run"], "Model": {"X": list(x)},
+        "Transformations": {"Transformer": "pybids-transforms-v1", "Instructions": instructions}}]}).nodes[0]
+
+
+def ours(instructions, events=EVENTS, confounds=None):
+    variables = run_variables(events, confounds, frame_times=np.arange(N_VOLUMES) * TR, tr=TR)
+    return apply_transformations(variables, run_node(instructions).transformations, "Node 'run'")
+
+
+def pybids(instructions, events=EVENTS):
+    from bids.modeling.transformations import TransformerManager
+    from bids.variables import SparseRunVariable
+    from bids.variables.collections import BIDSRunVariableCollection
+    from bids.variables.entities import RunInfo
+
+    run_info = [RunInfo({"subject": "01"}, N_VOLUMES * TR, TR, "bold.nii.gz", N_VOLUMES)]
+    collection = BIDSRunVariableCollection([
+        SparseRunVariable(name=c, data=pd.DataFrame({"onset": events.onset, "duration": events.duration,
+                                                     "amplitude": events[c]}), run_info=run_info, source="events")
+        for c in events.columns if c not in ("onset", "duration")
+    ])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        TransformerManager(keep_history=False).transform(collection, [dict(i) for i in instructions])
+    return collection.variables
+
+
+@pytest.mark.parametrize("instructions", [
+    [{"Name": "Factor", "Input": ["trial_type"]}],
+    [{"Name": "Factor", "Input": ["trial_type"], "Constraint": "mean_zero"}],
+    [{"Name": "Factor", "Input": ["trial_type"], "Constraint": "drop_one", "RefLevel": "b"}],
+    [{"Name": "Scale", "Input": ["gain"]}, {"Name": "Scale", "Input": ["RT"], "ReplaceNa": "after", "Output": ["RTs"]}],
+    [{"Name": "Scale", "Input": ["gain", "loss"], "Demean": [True, False], "Rescale": False}],
+    [{"Name": "Demean", "Input": ["loss"]}],
+    [{"Name": "Threshold", "Input": ["gain"], "Threshold": 15, "Binarize": True, "Output": "high"}],
+    [{"Name": "Threshold", "Input": ["gain"], "Threshold": -15, "Above": False, "Signed": False}],
+    [{"Name": "Product", "Input": ["gain", "loss"], "Output": "p"},
+     {"Name": "Sum", "Input": ["gain", "loss"], "Weights": [1, -2], "Output": "s"},
+     {"Name": "And", "Input": ["gain", "loss"], "Output": "a"},
+     {"Name": "Or", "Input": ["gain", "loss"], "Output": "o"},
+     {"Name": "Not", "Input": ["loss"], "Output": "n"}],
+    [{"Name": "Lag", "Input": ["gain"], "Output": "lagged"},
+     {"Name": "Lag", "Input": ["gain"], "Shift": -1, "Order": 0, "Difference": True, "Output": "diff"}],
+    [{"Name": "Filter", "Input": ["RT"], "Query": "trial_type == 'a'", "By": ["trial_type"], "Output": "RT_a"}],
+    [{"Name": "Filter", "Input": ["gain"], "Query": "gain > 15"}],
+    [{"Name": "Replace", "Input": ["trial_type"], "Replace": {"a": "x"}}],
+    [{"Name": "Split", "Input": ["gain"], "By": ["trial_type"]}],
+    [{"Name": "Split", "Input": ["gain"], "By": ["trial_type", "loss"]}],
+    [{"Name": "DropNA", "Input": ["RT"]}],
+    [{"Name": "Orthogonalize", "Input": ["gain"], "Other": ["loss"]}],
+    [{"Name": "Assign", "Input": ["RT"], "Target": "gain", "Output": "gain_rt"}],
+    [{"Name": "Assign", "Input": ["gain"], "Target": "loss", "TargetAttr": "duration"}],
+    [{"Name": "Rename", "Input": ["gain"], "Output": "G"}, {"Name": "Copy", "Input": ["G"], "Output": "G2"},
+     {"Name": "Delete", "Input": ["loss"]}],
+    [{"Name": "Select", "Input": ["gain", "RT"]}],
+    [{"Name": "Scale", "Input": ["g*"], "OutputSuffix": "_z"}],
+])
+def test_transformations_equal_pybids(instructions):
+    expected = pybids(instructions)
+    got = ours(instructions)
+    assert set(got.names) == set(expected)
+    for name, variable in expected.items():
+        values = variable.values.to_numpy().ravel()
+        mine = got[name]
+        if mine.numeric:
+            np.testing.assert_allclose(mine.values, values.astype(float), equal_nan=True, err_msg=name)
+        else:
+            assert list(mine.values) == list(values), name
+        np.testing.assert_allclose(mine.onset, variable.onset, err_msg=name)
+        np.testing.assert_allclose(mine.duration, variable.duration, err_msg=name)
+
+
+def test_input_is_not_changed():
+    variables = run_variables(EVENTS, None, frame_times=np.arange(N_VOLUMES) * TR, tr=TR)
+    apply_transformations(variables, run_node([{"Name": "Factor", "Input": ["trial_type"]},
+                                               {"Name": "Delete", "Input": ["gain"]}]).transformations)
+    assert "trial_type" in variables and "gain" in variables and "trial_type.a" not in variables
+
+
+def test_convolve_is_nilearns_regressor():
+    from nilearn.glm.first_level import compute_regressor
+
+    frame_times = np.arange(N_VOLUMES) * TR
+    got = ours([{"Name": "Convolve", "Input": ["gain"], "Model": "glover", "Derivative": True}])
+    expected, names = compute_regressor(EVENTS[["onset", "duration", "gain"]].to_numpy().T, "glover + derivative",
+                                        frame_times, con_id="gain")
+    assert names == ["gain", "gain_derivative"]
+    np.testing.assert_array_equal(got["gain"].values, expected[:, 0])
+    np.testing.assert_array_equal(got["gain_derivative"].values, expected[:, 1])
+    assert got["gain"].kind == "dense" and np.array_equal(got["gain"].times, frame_times)
+    fir = ours([{"Name": "Convolve", "Input": ["loss"], "Model": "fir", "FirDelays": [0, 1, 2]}])
+    assert {"loss_delay_0", "loss_delay_1", "loss_delay_2"} <= set(fir.names)
+
+
+def test_convolve_dense_and_to_dense():
+    got = ours([{"Name": "ToDense", "Input": ["loss"], "SamplingRate": 5, "Output": "dense"},
+                {"Name": "Convolve", "Input": ["dense"], "Model": "spm"}])
+    assert got["dense"].kind == "dense" and len(got["dense"].values) == N_VOLUMES
+    assert np.ptp(got["dense"].values) > 0
+
+
+def test_hrf_names():
+    assert hrf_name("SPM", True, True) == "spm + derivative + dispersion"
+    assert hrf_name("glover + derivative", derivative=True) == "glover + derivative"
+    with pytest.raises(ModelError, match="needs Derivative"):
+        hrf_name("spm", dispersion=True)
+    with pytest.raises(ModelError, match="do not apply"):
+        hrf_name("fir", derivative=True)
+
+
+def test_dense_confounds_and_mixed_inputs():
+    confounds = pd.DataFrame({"trans_x": np.linspace(0, 1, N_VOLUMES), "rot_x": np.ones(N_VOLUMES)})
+    got = ours([{"Name": "Scale", "Input": ["trans_*"]},
+                {"Name": "Product", "Input": ["trans_x", "loss"], "Output": "mixed"}], confounds=confounds)
+    assert got["trans_x"].kind == "dense" and abs(got["trans_x"].values.mean()) < 1e-12
+    assert got["mixed"].kind == "dense" and len(got["mixed"].values) == N_VOLUMES
+
+
+def test_simple_variables_for_higher_levels():
+    table = pd.DataFrame({"group": ["patient", "control", "patient"], "age": [30, 40, 50.0]})
+    variables = apply_transformations(table_variables(table), run_node([
+        {"Name": "Factor", "Input": ["group"]}, {"Name": "Demean", "Input": ["age"]}]).transformations)
+    assert list(variables["group.patient"].values) == [1, 0, 1]
+    assert list(variables["age"].values) == [-10, 0, 10]
+
+
+@pytest.mark.parametrize(("instructions", "message"), [
+    ([{"Name": "Scale", "Input": ["trial_type"]}], "cannot take 'trial_type', which holds categories"),
+    ([{"Name": "Scale", "Input": ["missing"]}], "no variable 'missing'"),
+    ([{"Name": "Filter", "Input": ["RT"], "Query": "RT > 0.5"}, {"Name": "Product", "Input": ["RT", "gain"],
+      "Output": "x"}], "events at different times; set Dense"),
+    ([{"Name": "Scale", "Input": ["gain", "loss"], "Output": ["x"]}], "1 Output names for 2 results"),
+    ([{"Name": "Filter", "Input": ["gain"], "Query": "gain.mean() > 1"}], "Query 'gain.mean\\(\\) > 1' is not valid"),
+    ([{"Name": "Filter", "Input": ["gain"], "Query": "RT > 1"}], "names 'RT', which is not an input or By"),
+    ([{"Name": "Convolve", "Input": ["RT"]}], "'RT' has n/a values"),
+    ([{"Name": "Convolve", "Input": ["trial_type"]}], "holds categories"),
+    ([{"Name": "Scale", "Input": ["gain"], "Dense": True},
+      {"Name": "Scale", "Input": ["loss"]}, {"Name": "Threshold", "Input": ["loss"], "Threshold": 9},
+      {"Name": "Scale", "Input": ["loss"]}], "is constant"),
+    ([{"Name": "Factor", "Input": ["trial_type"], "RefLevel": "z", "Constraint": "drop_one"}], "RefLevel 'z'"),
+])
+def test_transformation_errors_name_the_culprit(instructions, message):
+    with pytest.raises(ModelError, match=message) as caught:
+        ours(instructions)
+    assert caught.value.exit_code == 64
+
+
+def test_factor_refuses_mixed_types():
+    events = EVENTS.assign(mixed=pd.Series([1, "x", 2, "y", 1, 1, 1, 1], dtype=object))
+    with pytest.raises(ModelError, match="'mixed' mixes numbers and text"):
+        ours([{"Name": "Factor", "Input": ["mixed"]}], events=events)
+
+
+def test_unknown_transformation_is_refused_at_load():
+    with pytest.raises(ModelError, match="transformation 'Concatenate'") as caught:
+        run_node([{"Name": "Concatenate", "Input": ["a"]}])
+    assert caught.value.exit_code == 64
+
+
+COLUMNS = {
+    "trial_type": np.array(["face", "house", np.nan, "face"], dtype=object),
+    "RT": np.array([0.3, 0.7, np.nan, 0.9]),
+    "trial_type.face": np.array([1.0, 0, 0, 1]),
+}
+
+
+@pytest.mark.parametrize(("query", "rows"), [
+    ("trial_type == 'face'", [1, 0, 0, 1]),
+    ('trial_type != "face"', [0, 1, 1, 0]),
+    ("RT > 0.5", [0, 1, 0, 1]),
+    ("RT >= 0.3 and RT < 0.8", [1, 1, 0, 0]),
+    ("0.5 < RT < 1", [0, 1, 0, 1]),
+    ("trial_type in ['house', 'cat'] or RT < 0.4", [1, 1, 0, 0]),
+    ("trial_type not in ['house']", [1, 0, 1, 1]),  # missing is not in, as in pandas
+    ("not (RT > 0.5) & ~(trial_type == 'house')", [1, 0, 1, 0]),
+    ("trial_type_face == 1", [1, 0, 0, 1]),
+    ("`trial_type.face` == True", [1, 0, 0, 1]),
+    ("RT > -1", [1, 1, 0, 1]),
+])
+def test_queries(query, rows):
+    assert list(evaluate_query(query, COLUMNS)) == [bool(r) for r in rows]
+
+
+@pytest.mark.parametrize("query", [
+    "__import__('os').system('true')", "RT.mean() > 0", "RT > ", "(RT > 1", "RT = 1", "lambda: 1", "RT; 1", "",
+    "RT > 'a'",
+])
+def test_queries_are_parsed_never_run(query):
+    with pytest.raises(ModelError):
+        evaluate_query(query, COLUMNS)
+
+
+def test_convolve_refuses_simple_variables():
+    with pytest.raises(ModelError, match="no timing"):
+        convolve(table_variables(pd.DataFrame({"age": [1.0]}))["age"], "spm", np.arange(3.0))
