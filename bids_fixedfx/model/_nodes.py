@@ -1,0 +1,170 @@
+"""Nodes, contrasts, HRF, transformations and edges of a model document, into records."""
+
+from __future__ import annotations
+
+import re
+
+from ._parse import canonical, check_hrf_model, listify, parse_instruction, parse_weights
+from .bsm import (
+    INTERCEPT, LEVELS, MODEL_TYPES, TRANSFORMATION_NAMES, TRANSFORMER, Contrast, DummyContrasts, Edge, HRF,
+    ModelError, Node, Transformation,
+)
+
+
+def parse_node(raw, index, source, notes) -> Node:
+    where = f"Node {index + 1} of {source}"
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where} is not a JSON object.")
+    doc = canonical(raw, ("Level", "Name", "GroupBy", "Transformations", "Model", "Contrasts",
+                          "DummyContrasts", "Description"), where)
+    name = doc.get("Name")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"{where} has no Name.")
+    where = f"Node {name!r}"
+    level = str(doc.get("Level", "")).lower()
+    if level not in LEVELS:
+        raise ModelError(f"{where} has Level {doc.get('Level')!r}; expected Run, Session, Subject or Dataset.")
+    if "GroupBy" not in doc:
+        raise ModelError(f"{where} has no GroupBy (for example {_default_group_by(level)}).")
+    group_by = tuple(str(g) for g in listify(doc["GroupBy"]))
+    model = doc.get("Model")
+    if not isinstance(model, dict):
+        raise ModelError(f"{where} has no Model object.")
+    model = canonical(model, ("Type", "X", "Formula", "HRF", "Options", "Software", "Description",
+                              "VarianceComponents", "ErrorDistribution"), f"{where}: Model")
+    model_type = str(model.get("Type", "glm")).lower()
+    if model_type not in MODEL_TYPES:
+        raise ModelError(f"{where} has Model.Type {model.get('Type')!r}; expected 'glm' or 'meta'.")
+    if "X" not in model:
+        raise ModelError(f"{where} has no Model.X.")
+    x = tuple(_variable(v, f"{where}: Model.X") for v in listify(model["X"]))
+    options = dict(canonical(model.get("Options") or {}, ("HighPassFilterCutoffHz", "LowPassFilterCutoffHz",
+                   "ReplaceVariables", "Mask", "Aggregate", "Description"), f"{where}: Model.Options"))
+    high_pass = options.pop("HighPassFilterCutoffHz", None)
+    if high_pass is not None and (isinstance(high_pass, bool) or not isinstance(high_pass, (int, float))
+                                  or high_pass <= 0):
+        raise ModelError(f"{where} has HighPassFilterCutoffHz {high_pass!r}; expected a positive number of Hz.")
+    dummy = doc.get("DummyContrasts")
+    return Node(
+        name=name, level=level, group_by=group_by, x=x, model_type=model_type,
+        hrf=_parse_hrf(model.get("HRF"), where) if model.get("HRF") else None,
+        high_pass=None if high_pass is None else float(high_pass),
+        transformations=_parse_transformations(doc.get("Transformations"), where, notes),
+        contrasts=tuple(_parse_contrast(c, where, notes) for c in listify(doc.get("Contrasts") or [])),
+        dummy_contrasts=_parse_dummy(dummy, where, notes) if dummy not in (None, False) else None,
+        options=options, software=dict(model.get("Software") or {}),
+        formula=model.get("Formula"), description=doc.get("Description"),
+    )
+
+
+def _default_group_by(level):
+    return {"run": '["run", "subject"]', "session": '["session", "subject", "contrast"]',
+            "subject": '["subject", "contrast"]', "dataset": '["contrast"]'}[level]
+
+
+def _variable(value, where):
+    if value in (1, "1") and not isinstance(value, bool):
+        return INTERCEPT
+    if not isinstance(value, str) or not value:
+        raise ModelError(f"{where} has {value!r}; variables are names, or 1 for the intercept.")
+    return value
+
+
+def _test(value, where):
+    test = {"t": "t", "f": "F", "pass": "pass"}.get(str(value).lower())
+    if test is None:
+        raise ModelError(f"{where} has Test {value!r}; expected 't', 'F' or 'pass'.")
+    return test
+
+
+def _parse_contrast(raw, where, notes) -> Contrast:
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: a contrast is not a JSON object.")
+    doc = canonical(raw, ("Name", "ConditionList", "Weights", "Test", "Type", "Description"), f"{where}: contrast")
+    name = doc.get("Name")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"{where} has a contrast without a Name.")
+    where = f"{where}, contrast {name!r}"
+    if "Test" not in doc and "Type" in doc:
+        doc["Test"] = doc.pop("Type")
+        notes.append(f"{where}: 'Type' read as 'Test'")
+    conditions = tuple(_variable(v, f"{where}: ConditionList") for v in listify(doc.get("ConditionList")))
+    if not conditions:
+        raise ModelError(f"{where} has no ConditionList.")
+    if "Weights" not in doc:
+        raise ModelError(f"{where} has no Weights.")
+    test = _test(doc.get("Test", "t"), where)
+    weights = parse_weights(doc["Weights"], len(conditions), test, where)
+    return Contrast(name=name, condition_list=conditions, weights=weights, test=test)
+
+
+def _parse_dummy(raw, where, notes) -> DummyContrasts:
+    if raw is True:
+        return DummyContrasts()
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: DummyContrasts is not a JSON object.")
+    doc = canonical(raw, ("Contrasts", "Test", "Type", "Conditions", "ConditionList", "Description"),
+                    f"{where}: DummyContrasts")
+    if "Test" not in doc and "Type" in doc:
+        doc["Test"] = doc.pop("Type")
+        notes.append(f"{where}: DummyContrasts 'Type' read as 'Test'")
+    for legacy in ("Conditions", "ConditionList"):
+        if legacy in doc and "Contrasts" not in doc:
+            doc["Contrasts"] = doc.pop(legacy)
+            notes.append(f"{where}: DummyContrasts '{legacy}' read as 'Contrasts'")
+    conditions = doc.get("Contrasts")
+    if conditions is not None:
+        conditions = tuple(_variable(v, f"{where}: DummyContrasts.Contrasts") for v in listify(conditions))
+    return DummyContrasts(conditions=conditions, test=_test(doc.get("Test", "t"), f"{where}: DummyContrasts"))
+
+
+def _parse_hrf(raw, where) -> HRF:
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: Model.HRF is not a JSON object.")
+    doc = canonical(raw, ("Variables", "Model", "Parameters", "Description"), f"{where}: Model.HRF")
+    variables = tuple(str(v) for v in listify(doc.get("Variables")))
+    model = check_hrf_model(doc.get("Model", "glover"), f"{where}: Model.HRF")
+    parameters = {re.sub(r"[_\s]", "", str(k)).lower(): v for k, v in (doc.get("Parameters") or {}).items()}
+    delays = parameters.pop("firdelays", None)
+    if parameters:
+        raise ModelError(f"{where}: Model.HRF.Parameters has {sorted(parameters)[0]!r}; only fir_delays is known.")
+    if model == "fir":
+        if not delays or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in listify(delays)):
+            raise ModelError(f"{where}: the 'fir' HRF needs Parameters.fir_delays, a list of delays in scans.")
+        delays = tuple(listify(delays))
+    elif delays is not None:
+        raise ModelError(f"{where}: fir_delays is given but the HRF model is {model!r}, not 'fir'.")
+    return HRF(variables=variables, model=model, fir_delays=delays)
+
+
+def _parse_transformations(raw, where, notes) -> tuple:
+    if not raw:
+        return ()
+    if isinstance(raw, list):
+        notes.append(f"{where}: Transformations given as a list, read as pybids-transforms-v1 Instructions")
+        raw = {"Transformer": TRANSFORMER, "Instructions": raw}
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: Transformations is not a JSON object.")
+    doc = canonical(raw, ("Transformer", "Instructions", "Description"), f"{where}: Transformations")
+    transformer = str(doc.get("Transformer", ""))
+    if transformer.lower() != TRANSFORMER:
+        raise ModelError(
+            f"{where} uses the transformer {transformer!r}; this app implements only {TRANSFORMER}."
+        )
+    return tuple(parse_instruction(i, where, TRANSFORMATION_NAMES, Transformation)
+                 for i in listify(doc.get("Instructions") or []))
+
+
+def parse_edge(raw, source, names) -> Edge:
+    if not isinstance(raw, dict):
+        raise ModelError(f"{source}: an edge is not a JSON object.")
+    doc = canonical(raw, ("Source", "Destination", "Filter", "Description"), f"{source}: edge")
+    for key in ("Source", "Destination"):
+        if doc.get(key) not in names:
+            raise ModelError(
+                f"{source} has an edge whose {key} {doc.get(key)!r} is not a node (nodes: {', '.join(names)})."
+            )
+    flt = doc.get("Filter") or {}
+    if not isinstance(flt, dict):
+        raise ModelError(f"{source}: the Filter of edge {doc['Source']} -> {doc['Destination']} is not an object.")
+    return Edge(doc["Source"], doc["Destination"], {str(k): tuple(listify(v)) for k, v in flt.items()})
