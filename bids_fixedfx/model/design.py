@@ -1,0 +1,224 @@
+"""A run's design matrix from a run node: transformations, HRF, confounds and drift, as nilearn.
+
+For the model that the command-line options define, the matrix equals
+``make_first_level_design_matrix`` of the run's events and confounds: the convolved columns
+come from nilearn's ``compute_regressor`` at the frame times, and the drift, the constant, the
+column order (X order, then drift, then ``constant``) and the rank check are
+``make_first_level_design_matrix``'s own, called with the model's columns as ``add_regs``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+import numpy as np
+import pandas as pd
+
+from .bsm import INTERCEPT, ModelError
+from .hrf import MIN_ONSET, OVERSAMPLING, convolve
+from .transforms import apply_transformations
+from .variables import Variable, run_variables, sample
+
+#: The ``Model.Software`` key whose settings are read (``drift_model``, ``drift_order``).
+SOFTWARE = "nilearn"
+
+
+@dataclass(frozen=True, eq=False)
+class RunDesign:
+    """A run's design matrix and where its columns come from.
+
+    Attributes
+    ----------
+    matrix : pandas.DataFrame
+        One row per volume (indexed by frame time), one column per regressor.
+    conditions : tuple of str
+        Convolved columns (the task).
+    confounds : tuple of str
+        Other columns from ``Model.X``.
+    drift : tuple of str
+        Drift columns and ``constant``.
+    notes : tuple of str
+        What a user should know about how it was built.
+    """
+
+    matrix: pd.DataFrame
+    conditions: tuple
+    confounds: tuple
+    drift: tuple
+    notes: tuple = ()
+
+    @property
+    def x_columns(self) -> tuple:
+        """The columns that ``Model.X`` asked for, in design order (``constant`` for ``1``)."""
+        return tuple(c for c in self.matrix.columns if c in self.conditions or c in self.confounds)
+
+
+def software(node) -> dict:
+    """The node's ``Model.Software.nilearn`` settings (key case ignored)."""
+    for key, value in node.software.items():
+        if key.lower() == SOFTWARE and isinstance(value, dict):
+            return value
+    return {}
+
+
+def drift_settings(node) -> tuple:
+    """``(drift_model, high_pass, drift_order)`` for nilearn: a cosine basis at
+    ``HighPassFilterCutoffHz`` when given, else ``Software.nilearn.drift_model`` (``polynomial``
+    with ``drift_order``), else none (only the constant)."""
+    settings = software(node)
+    model = settings.get("drift_model")
+    if model is None:
+        model = "cosine" if node.high_pass is not None else None
+    model = None if model in (None, "none") else str(model).lower()
+    if model == "cosine" and node.high_pass is None:
+        raise ModelError(f"Node {node.name!r} asks for a cosine drift without HighPassFilterCutoffHz.")
+    if model not in (None, "cosine", "polynomial"):
+        raise ModelError(f"Node {node.name!r} has drift_model {model!r}; expected cosine, polynomial or none.")
+    return model, node.high_pass, int(settings.get("drift_order", 1))
+
+
+def _referenced(node) -> set:
+    names = {x for x in node.x if isinstance(x, str)}
+    names |= set(node.hrf.variables) if node.hrf else set()
+    for t in node.transformations:
+        names |= set(t.input)
+    for c in node.contrasts:
+        names |= {x for x in c.condition_list if isinstance(x, str)}
+    return names
+
+
+def implicit_factors(variables, node):
+    """Indicator variables for names the node uses but no variable or transformation makes.
+
+    ``column.level`` is the indicator of that level of a categorical events column that has no
+    ``Factor`` of its own (bidspm's convention); a bare value of ``trial_type`` is the indicator
+    of that condition (nilearn's convention: conditions are named by their ``trial_type``).
+    """
+    factored = {i for t in node.transformations if t.name == "Factor" for i in t.input}
+    made = {o for t in node.transformations for o in (t.output or ())}
+    added = dict(variables.variables)
+    for name in sorted(_referenced(node) - made):
+        column, level = name.rsplit(".", 1) if "." in name else ("trial_type", name)
+        if name in added or column not in variables or column in factored:
+            continue
+        source = variables[column]
+        if source.kind != "sparse" or source.numeric:
+            continue
+        if "." not in name:  # a bare condition name
+            if level in set(source.values):
+                added[name] = source.replace(name=name, values=(source.values == level).astype(float))
+            continue
+        for value in sorted({v for v in source.values if isinstance(v, str)}):
+            added.setdefault(f"{column}.{value}", source.replace(
+                name=f"{column}.{value}", values=(source.values == value).astype(float)))
+    return variables.with_variables(added)
+
+
+def expand_names(patterns, available, where: str) -> list:
+    """Names matching each pattern (exact, or wildcards ``*``/``?``/``[...]``), in order."""
+    names = []
+    for pattern in patterns:
+        if pattern == INTERCEPT:
+            continue
+        if re.search(r"[*?\[]", pattern):
+            matched = [n for n in available if fnmatchcase(n, pattern)]
+        elif pattern in available:
+            matched = [pattern]
+        else:
+            raise ModelError(f"{where} names {pattern!r}, which is not a variable "
+                             f"(variables: {', '.join(available) or 'none'}).")
+        names += [n for n in matched if n not in names]
+    return names
+
+
+def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, start_time: float = 0.0,
+                     run_name: str = "the run", oversampling: int = OVERSAMPLING,
+                     min_onset: float = MIN_ONSET) -> RunDesign:
+    """The design matrix of one run under a run node.
+
+    Parameters
+    ----------
+    node : Node
+        A run-level node.
+    events : pandas.DataFrame or None
+        The run's events (``onset``, ``duration``, other columns; missing values as NaN).
+    confounds : pandas.DataFrame or None
+        One row per volume.
+    tr : float
+    n_volumes : int
+    start_time : float
+        Time of the first volume's reference slice (nilearn's ``slice_time_ref * tr``).
+    run_name : str
+        How errors name the run.
+    oversampling : int
+    min_onset : float
+        nilearn's convolution settings.
+
+    Returns
+    -------
+    design : RunDesign
+    """
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
+    from ..design import frame_times as nilearn_frame_times
+
+    where = f"Node {node.name!r} ({run_name})"
+    times = nilearn_frame_times(n_volumes, tr, start_time)
+    variables = implicit_factors(run_variables(events, confounds, frame_times=times, tr=tr), node)
+    variables = apply_transformations(variables, node.transformations, f"Node {node.name!r} ({run_name})")
+    x_names = expand_names(node.x, variables.names, f"{where}: Model.X")
+    hrf_names = set(expand_names(node.hrf.variables, variables.names, f"{where}: Model.HRF")) if node.hrf else set()
+    columns, conditions, notes = {}, [], []
+    for name in x_names:
+        variable = variables[name]
+        if not variable.numeric:
+            raise ModelError(f"{where}: Model.X variable {name!r} holds categories; "
+                             f"Factor it or name its levels ({name}.<level>).")
+        if name in hrf_names:
+            made = convolve(variable, node.hrf.model, times, fir_delays=node.hrf.fir_delays,
+                            oversampling=oversampling, min_onset=min_onset, where=where)
+        elif variable.kind == "sparse":
+            made = convolve(variable, None, times, oversampling=oversampling, min_onset=min_onset, where=where)
+        elif variable.kind == "dense":
+            made = [_confound(variable, times, where, notes)]
+        else:
+            raise ModelError(f"{where}: Model.X variable {name!r} has no timing in a run.")
+        for column in made:
+            if column.name in columns:
+                raise ModelError(f"{where}: two design columns are named {column.name!r}.")
+            columns[column.name] = column.values
+            if variable.source == "convolved" or name in hrf_names:
+                conditions.append(column.name)
+    drift_model, high_pass, drift_order = drift_settings(node)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            matrix = make_first_level_design_matrix(
+                times, events=None, drift_model=drift_model, high_pass=high_pass or 0.01,
+                drift_order=drift_order,
+                add_regs=np.column_stack(list(columns.values())) if columns else None,
+                add_reg_names=list(columns) if columns else None,
+            )
+        except ValueError as error:
+            raise ModelError(f"{where}: the design cannot be built ({error}).") from None
+    notes += [f"{run_name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
+    confound_names = tuple(c for c in columns if c not in conditions)
+    drift = tuple(c for c in matrix.columns if c not in columns)
+    if INTERCEPT in node.x:
+        confound_names += ("constant",)
+    return RunDesign(matrix, tuple(conditions), confound_names, drift, tuple(notes))
+
+
+def _confound(variable: Variable, times, where, notes) -> Variable:
+    values = sample(variable, times)
+    missing = np.isnan(values)
+    if missing[0] and len(values) > 1 and not missing[1]:
+        values[0] = values[1]  # as nilearn's load_confounds: a derivative's first value
+        notes.append(f"{where}: the first value of {variable.name} was n/a and was set to the second")
+        missing = np.isnan(values)
+    if missing.any():
+        raise ModelError(f"{where}: {variable.name!r} has n/a values past the first row.")
+    return variable.replace(values=values, times=np.asarray(times))

@@ -1,0 +1,214 @@
+"""Run designs from run nodes equal nilearn's; contrasts over them; names passed to later nodes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.first_level import make_first_level_design_matrix
+
+from bids_fixedfx.model import INTERCEPT, ModelError, parse_model
+from bids_fixedfx.model.contrasts import (
+    check_conditions, check_group_by, contrast_matrices, output_name,
+)
+from bids_fixedfx.model.defaults import MOTION, default_model
+from bids_fixedfx.model.design import build_run_design, drift_settings
+
+N_VOLUMES, TR = 60, 2.0
+pytestmark = pytest.mark.filterwarnings("ignore:The following:UserWarning")  # nilearn, on reference designs
+
+
+def random_run(seed=0, n_events=20):
+    rng = np.random.default_rng(seed)
+    events = pd.DataFrame({
+        "onset": np.sort(rng.uniform(-5, N_VOLUMES * TR - 10, n_events)),
+        "duration": rng.choice([0.0, 0.5, 1.0, 3.2], n_events),
+        "trial_type": rng.choice(["face", "house", "scrambled face"], n_events),
+        "modulation": rng.uniform(0.5, 2, n_events),
+        "response_time": rng.uniform(0.2, 1.5, n_events),
+    })
+    confounds = pd.DataFrame(rng.normal(size=(N_VOLUMES, 8)),
+                             columns=list(MOTION) + ["non_steady_state_outlier00", "csf"])
+    return events, confounds
+
+
+def frame_times(start_time=0.0):
+    return np.linspace(start_time, (N_VOLUMES - 1) * TR + start_time, N_VOLUMES)
+
+
+def nilearn_design(events, confounds, start_time=0.0, **options):
+    return make_first_level_design_matrix(frame_times(start_time), events, add_regs=confounds.to_numpy(),
+                                          add_reg_names=list(confounds.columns), **options)
+
+
+def assert_same(design, expected):
+    assert list(design.columns) == list(expected.columns)
+    np.testing.assert_allclose(design.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(design.index.to_numpy(), expected.index.to_numpy())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("options", "model_options"), [
+    ({}, {}),
+    ({"hrf_model": "spm"}, {"hrf_model": "spm"}),
+    ({"hrf_model": "glover + derivative"}, {"hrf_model": "glover + derivative"}),
+    ({"hrf_model": "spm + derivative + dispersion"}, {"hrf_model": "spm + derivative + dispersion"}),
+    ({"hrf_model": "fir", "fir_delays": [0, 1, 3]}, {"hrf_model": "fir", "fir_delays": [0, 1, 3]}),
+    ({"high_pass": 0.02}, {"high_pass": 0.02}),
+    ({"drift_model": "polynomial", "drift_order": 3}, {"drift_model": "polynomial", "drift_order": 3}),
+    ({"drift_model": None}, {"drift_model": "none"}),
+])
+def test_default_model_design_equals_nilearn(seed, options, model_options):
+    events, confounds = random_run(seed)
+    plain = events.drop(columns=["modulation"])
+    model = default_model(plain["trial_type"].unique(), **model_options)
+    design = build_run_design(model.nodes[0], plain, confounds[list(MOTION)], tr=TR, n_volumes=N_VOLUMES,
+                              start_time=0.7)
+    assert_same(design.matrix, nilearn_design(plain, confounds[list(MOTION)], start_time=0.7, **options))
+    assert set(design.conditions) | set(design.confounds) | set(design.drift) == set(design.matrix.columns)
+
+
+def test_modulation_and_wildcard_confounds_equal_nilearn():
+    events, confounds = random_run(3)
+    model = default_model(events["trial_type"].unique(), modulation=True,
+                          confounds=["trans_?", "rot_*", "*outlier*"])
+    design = build_run_design(model.nodes[0], events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    columns = list(MOTION) + ["non_steady_state_outlier00"]
+    assert_same(design.matrix, nilearn_design(events.drop(columns=["response_time"]), confounds[columns]))
+    assert design.confounds == tuple(columns) + ("constant",)
+
+
+def run_model(x, hrf=None, transformations=(), contrasts=(), dummy=None, options=None):
+    node = {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"Type": "glm", "X": x}}
+    if hrf:
+        node["Model"]["HRF"] = hrf
+    if options:
+        node["Model"]["Options"] = options
+    if transformations:
+        node["Transformations"] = {"Transformer": "pybids-transforms-v1", "Instructions": list(transformations)}
+    if contrasts:
+        node["Contrasts"] = list(contrasts)
+    if dummy:
+        node["DummyContrasts"] = dummy
+    return parse_model({"Name": "m", "BIDSModelVersion": "1.0.0", "Nodes": [node]}).nodes[0]
+
+
+def test_implicit_trial_type_levels_and_bare_condition_names():
+    events, confounds = random_run(4)
+    events = events.drop(columns=["modulation"])
+    expected = nilearn_design(events, confounds[["csf"]], hrf_model="spm", high_pass=0.008)
+    dotted = run_model(["trial_type.face", "trial_type.house", "trial_type.scrambled face", "csf", 1],
+                       hrf={"Variables": ["trial_type.face", "trial_type.house", "trial_type.scrambled face"],
+                            "Model": "spm"}, options={"HighPassFilterCutoffHz": 0.008})
+    design = build_run_design(dotted, events, confounds, tr=TR, n_volumes=N_VOLUMES).matrix
+    np.testing.assert_allclose(design.to_numpy(), expected.to_numpy(), atol=1e-10)
+    assert list(design.columns[:3]) == ["trial_type.face", "trial_type.house", "trial_type.scrambled face"]
+    bare = run_model(["face", "house", "scrambled face", "csf", "1"],
+                     hrf={"Variables": ["face", "house", "scrambled face"], "Model": "spm"},
+                     options={"HighPassFilterCutoffHz": 0.008})
+    assert_same(build_run_design(bare, events, confounds, tr=TR, n_volumes=N_VOLUMES).matrix, expected)
+
+
+def test_parametric_modulator_by_transformations():
+    events, confounds = random_run(5)
+    node = run_model(
+        ["trial_type.face", "rt_face", 1],
+        transformations=[{"Name": "Factor", "Input": ["trial_type"]},
+                         {"Name": "Product", "Input": ["trial_type.face", "response_time"], "Output": "rt_face"},
+                         {"Name": "Demean", "Input": ["rt_face"]}],
+        hrf={"Variables": ["trial_type.face", "rt_face"], "Model": "glover"})
+    design = build_run_design(node, events, None, tr=TR, n_volumes=N_VOLUMES)
+    rt = events["response_time"].where(events["trial_type"] == "face", 0)
+    expected = make_first_level_design_matrix(
+        frame_times(), pd.concat([
+            events.assign(trial_type="trial_type.face", modulation=(events["trial_type"] == "face").astype(float)),
+            events.assign(trial_type="rt_face", modulation=rt - rt.mean())]), drift_model=None)
+    assert_same(design.matrix, expected[["trial_type.face", "rt_face", "constant"]])
+    assert design.conditions == ("trial_type.face", "rt_face") and design.drift == ("constant",)
+
+
+def test_unconvolved_events_are_nilearns_boxcar():
+    events, _ = random_run(6)
+    node = run_model(["response_time"])
+    design = build_run_design(node, events, None, tr=TR, n_volumes=N_VOLUMES)
+    expected = make_first_level_design_matrix(
+        frame_times(), events.assign(trial_type="response_time", modulation=events["response_time"]),
+        hrf_model=None, drift_model=None)
+    assert_same(design.matrix, expected)
+
+
+def test_first_confound_value_is_filled_as_load_confounds():
+    events, confounds = random_run(7)
+    confounds.loc[0, "csf"] = np.nan
+    design = build_run_design(run_model(["csf"]), events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    assert design.matrix["csf"].iloc[0] == confounds["csf"].iloc[1] and "first value of csf" in design.notes[0]
+    confounds.loc[5, "csf"] = np.nan
+    with pytest.raises(ModelError, match="'csf' has n/a values past the first row"):
+        build_run_design(run_model(["csf"]), events, confounds, tr=TR, n_volumes=N_VOLUMES)
+
+
+@pytest.mark.parametrize(("x", "message"), [
+    (["trial_type.cat"], "Model.X names 'trial_type.cat', which is not a variable"),
+    (["nothing"], "Model.X names 'nothing'"),
+    (["trial_type"], "'trial_type' holds categories; Factor it"),
+    (["constant"], "not a variable"),
+])
+def test_design_errors_name_the_variable(x, message):
+    events, confounds = random_run(8)
+    with pytest.raises(ModelError, match=message) as caught:
+        build_run_design(run_model(x), events, confounds, tr=TR, n_volumes=N_VOLUMES, run_name="sub-01_run-1")
+    assert "sub-01_run-1" in str(caught.value) and caught.value.exit_code == 64
+
+
+def test_drift_settings():
+    assert drift_settings(run_model(["a"], options={"HighPassFilterCutoffHz": 0.01})) == ("cosine", 0.01, 1)
+    assert drift_settings(run_model(["a"])) == (None, None, 1)
+    polynomial = default_model(["a"], drift_model="polynomial", drift_order=2).nodes[0]
+    assert drift_settings(polynomial) == ("polynomial", None, 2)
+
+
+def test_run_contrasts_over_the_design():
+    events, confounds = random_run(9)
+    node = run_model(
+        ["face", "house", "trans_x", 1], hrf={"Variables": ["face", "house"], "Model": "glover + derivative"},
+        contrasts=[{"Name": "face_vs_house", "ConditionList": ["face", "house"], "Weights": [1, "-1"], "Test": "t"},
+                   {"Name": "task", "ConditionList": ["face", "house"], "Weights": [[1, 0], [0, 1]], "Test": "F"},
+                   {"Name": "cat", "ConditionList": ["cat"], "Weights": [1], "Test": "t"}],
+        dummy={"Contrasts": ["face", "house"], "Test": "t"})
+    design = build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    columns = list(design.matrix.columns)
+    contrasts, notes = contrast_matrices(node, columns, x_columns=design.x_columns)
+    by_name = {c.name: c for c in contrasts}
+    assert list(by_name) == ["face", "house", "face_vs_house", "task"]
+    assert by_name["face_vs_house"].weights == {"face": 1.0, "house": -1.0}
+    assert by_name["face"].vector[columns.index("face")] == 1 and by_name["face"].vector.sum() == 1
+    assert by_name["task"].matrix.shape == (2, len(columns)) and not by_name["task"].passed_on
+    assert notes == ("Node 'run': contrast 'cat' left out, the design has no column 'cat'",)
+    everything, _ = contrast_matrices(run_model(["face", "house", 1], dummy={"Test": "t"}), columns,
+                                      x_columns=["face", "house", "constant"])
+    assert [c.name for c in everything] == ["face", "house", "intercept"]
+
+
+def test_names_in_later_nodes():
+    subject = parse_model({"Name": "m", "Nodes": [{
+        "Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"],
+        "Model": {"Type": "glm", "X": [1, "age"]}, "DummyContrasts": {"Contrasts": [1], "Test": "t"},
+        "Contrasts": [{"Name": "age", "ConditionList": ["age"], "Weights": [1], "Test": "t"}]}]}).nodes[0]
+    contrasts, _ = contrast_matrices(subject, ["intercept", "age"], incoming="IvC")
+    assert [c.name for c in contrasts] == ["IvC", "IvC_age"]
+    assert [c.source for c in contrasts] == ["intercept", "age"]
+    assert output_name("intercept", intercept=True) == "intercept"
+    assert output_name("IvC", incoming="IvC") == "IvC"
+
+
+def test_group_by_and_conditions_across_designs():
+    node = run_model(["a", INTERCEPT], contrasts=[{"Name": "a", "ConditionList": ["a"], "Weights": [1], "Test": "t"}])
+    check_group_by(node, ["run", "subject"])
+    check_group_by(parse_model({"Name": "m", "Nodes": [{"Level": "Run", "Name": "r", "GroupBy": ["run", "session", "subject"],
+                                                        "Model": {"X": ["a"]}}]}).nodes[0], ["subject"])
+    group = parse_model({"Name": "m", "Nodes": [{"Level": "Dataset", "Name": "d", "GroupBy": ["contrast", "site"],
+                                                 "Model": {"X": [1]}}]}).nodes[0]
+    with pytest.raises(ModelError, match="Node 'd' groups by 'site', which is not in the data"):
+        check_group_by(group, ["contrast", "subject"])
+    assert check_conditions(node, {"run-1": ["a", "constant"], "run-2": ["b", "constant"]}) == [
+        "run-2: contrast 'a' left out, no column 'a'"]
+    with pytest.raises(ModelError, match="contrast 'a' names 'a', which no design has"):
+        check_conditions(node, {"run-2": ["b", "constant"]})
