@@ -1,0 +1,125 @@
+"""Designs above the run: one row per input map (run, session or subject contrast maps), from
+the inputs' entities and metadata (``participants.tsv`` columns), for nilearn's
+``SecondLevelModel``.
+
+``1`` in X is a column of ones named ``intercept`` (nilearn's name); a categorical column
+``group`` is used as ``group.<level>`` indicators (implicit ``Factor``, as at run level); a
+name that is a value of ``contrast`` is the indicator of that incoming contrast (pybids).
+Rows with a missing value in a used column are left out with a note that names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .bsm import INTERCEPT, ModelError
+from .contrasts import GROUP_INTERCEPT
+from .design import expand_names, implicit_factors
+from .transforms import apply_transformations
+from .variables import table_variables
+
+
+@dataclass(frozen=True, eq=False)
+class GroupDesign:
+    """A design over input maps.
+
+    Attributes
+    ----------
+    matrix : pandas.DataFrame
+        One row per kept input (indexed as the input table), one column per X variable.
+    dropped : tuple
+        Index labels of the inputs left out for missing values.
+    notes : tuple of str
+    """
+
+    matrix: pd.DataFrame
+    dropped: tuple = ()
+    notes: tuple = ()
+
+
+def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") -> GroupDesign:
+    """The design of one group of a higher-level node.
+
+    Parameters
+    ----------
+    node : Node
+        A session, subject or dataset node.
+    inputs : pandas.DataFrame
+        One row per input map: entities (``subject``, ``session``, ``contrast``, ...) and
+        metadata columns (``participants.tsv``: ``group``, ``age``, ...).
+    label : str
+        The column that names an input in notes (``subject``).
+
+    Returns
+    -------
+    design : GroupDesign
+    """
+    where = f"Node {node.name!r}"
+    table = inputs.reset_index(drop=True)
+    if table.empty:
+        raise ModelError(f"{where} has an empty group: no inputs to model.")
+    variables = table_variables(table)
+    if "contrast" in table:
+        wanted = {x for x in node.x if isinstance(x, str)} - set(table.columns)
+        indicators = {name: variables["contrast"].replace(
+            name=name, values=(table["contrast"].astype(str) == name).to_numpy(dtype=float))
+            for name in sorted(wanted & set(table["contrast"].astype(str)))}
+        variables = variables.with_variables({**variables.variables, **indicators})
+    variables = implicit_factors(_as_events(variables), node)
+    variables = apply_transformations(variables, node.transformations, where)
+    columns = {}
+    for entry in node.x:
+        names = [GROUP_INTERCEPT] if entry == INTERCEPT else expand_names([entry], variables.names, f"{where}: Model.X")
+        for name in names:
+            if name == GROUP_INTERCEPT and entry == INTERCEPT:
+                columns[name] = np.ones(len(table))
+                continue
+            variable = variables[name]
+            if not variable.numeric:
+                raise ModelError(f"{where}: Model.X variable {name!r} holds categories; "
+                                 f"name its levels ({name}.<level>) or Factor it.")
+            columns[name] = variable.values.astype(float)
+    matrix = pd.DataFrame(columns, index=inputs.index)
+    missing = matrix.isna().any(axis=1).to_numpy()
+    dropped, notes = tuple(inputs.index[missing]), []
+    if missing.any():
+        names = inputs.loc[missing, label].astype(str).tolist() if label in inputs else [str(d) for d in dropped]
+        notes.append(f"{where}: left out {', '.join(names)} (missing values in {', '.join(matrix.columns[matrix.isna().any()])})")
+        matrix = matrix.loc[~missing]
+    if matrix.empty:
+        raise ModelError(f"{where} has an empty group: every input has a missing value.")
+    check_rank(matrix, where)
+    return GroupDesign(matrix, dropped, tuple(notes))
+
+
+def _as_events(variables):
+    """Table columns as events without timing, so that run-level naming rules apply to them."""
+    return variables.with_variables({
+        n: v.replace(onset=np.zeros(len(v.values)), duration=np.zeros(len(v.values)))
+        for n, v in variables.variables.items()
+    })
+
+
+def check_rank(matrix: pd.DataFrame, where: str = "The design") -> None:
+    """Raise :class:`ModelError` naming the columns of a rank-deficient design.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+    where : str
+        How the error names the node or run.
+    """
+    values = matrix.to_numpy(dtype=float)
+    if values.shape[0] < values.shape[1]:
+        raise ModelError(f"{where}: the design has {values.shape[1]} columns but only {values.shape[0]} rows.")
+    for k in range(values.shape[1]):
+        if np.linalg.matrix_rank(values[:, : k + 1]) <= k:
+            if not np.any(values[:, k]):
+                raise ModelError(f"{where}: design column {matrix.columns[k]!r} is all zeros.")
+            coefficients = np.linalg.lstsq(values[:, :k], values[:, k], rcond=None)[0]
+            partners = [str(matrix.columns[i]) for i in np.flatnonzero(np.abs(coefficients) > 1e-8)]
+            raise ModelError(f"{where}: design column {matrix.columns[k]!r} is a combination of "
+                             f"{', '.join(map(repr, partners))}; the design is rank deficient.")

@@ -1,0 +1,74 @@
+"""Designs above the run: one-sample, two-sample, covariates, incoming contrasts, rank checks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.second_level import make_second_level_design_matrix
+
+from bids_fixedfx.model import ModelError, parse_model
+from bids_fixedfx.model.group import build_group_design, check_rank
+
+PARTICIPANTS = pd.DataFrame({
+    "subject": ["01", "02", "03", "04", "05"],
+    "contrast": ["IvC"] * 5,
+    "group": ["patient", "control", "patient", "control", "patient"],
+    "age": [31.0, 45.0, np.nan, 52.0, 28.0],
+})
+
+
+def dataset_node(x, transformations=()):
+    node = {"Level": "Dataset", "Name": "group", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": x},
+            "DummyContrasts": {"Test": "t"}}
+    if transformations:
+        node["Transformations"] = {"Transformer": "pybids-transforms-v1", "Instructions": list(transformations)}
+    return parse_model({"Name": "m", "BIDSModelVersion": "1.0.0", "Nodes": [node]}).nodes[0]
+
+
+def test_one_sample():
+    design = build_group_design(dataset_node([1]), PARTICIPANTS)
+    assert list(design.matrix.columns) == ["intercept"] and len(design.matrix) == 5 and not design.dropped
+
+
+@pytest.mark.filterwarnings("ignore:Attention. Design matrix is singular")  # nilearn on 4 rows
+def test_covariate_equals_nilearn_and_missing_values_are_left_out():
+    design = build_group_design(dataset_node(["age", 1]), PARTICIPANTS)
+    kept = PARTICIPANTS.dropna()
+    expected = make_second_level_design_matrix(
+        [f"sub-{s}" for s in kept["subject"]],
+        pd.DataFrame({"subject_label": [f"sub-{s}" for s in kept["subject"]], "age": kept["age"]}))
+    np.testing.assert_array_equal(design.matrix.to_numpy(), expected.to_numpy())
+    assert design.dropped == (2,) and design.notes == ("Node 'group': left out 03 (missing values in age)",)
+
+
+def test_two_sample_with_demeaned_covariate():
+    node = dataset_node(["group.patient", "group.control", "age"],
+                        [{"Name": "Demean", "Input": ["age"]}])
+    design = build_group_design(node, PARTICIPANTS.fillna({"age": 40.0}))
+    assert list(design.matrix["group.patient"]) == [1, 0, 1, 0, 1]
+    assert abs(design.matrix["age"].mean()) < 1e-12
+
+
+def test_incoming_contrasts_as_indicators():
+    inputs = pd.DataFrame({"subject": ["01", "01", "02", "02"], "contrast": ["A", "B", "A", "B"]})
+    design = build_group_design(dataset_node(["A", "B"]), inputs)
+    assert design.matrix.to_dict("list") == {"A": [1, 0, 1, 0], "B": [0, 1, 0, 1]}
+
+
+def test_rank_deficient_designs_name_the_columns():
+    with pytest.raises(ModelError, match="'group.control' is a combination of 'intercept', 'group.patient'"):
+        build_group_design(dataset_node([1, "group.patient", "group.control"]), PARTICIPANTS.fillna(40))
+    with pytest.raises(ModelError, match="'zeros' is all zeros"):
+        check_rank(pd.DataFrame({"a": [1.0, 2, 3], "zeros": [0.0, 0, 0]}), "Node 'x'")
+    with pytest.raises(ModelError, match="2 columns but only 1 rows"):
+        check_rank(pd.DataFrame({"a": [1.0], "b": [2.0]}), "Node 'x'")
+
+
+@pytest.mark.parametrize(("x", "inputs", "message"), [
+    (["group"], PARTICIPANTS, "'group' holds categories"),
+    (["site"], PARTICIPANTS, "Model.X names 'site'"),
+    ([1], PARTICIPANTS.iloc[:0], "empty group"),
+    (["age"], PARTICIPANTS.assign(age=np.nan), "every input has a missing value"),
+])
+def test_group_design_errors(x, inputs, message):
+    with pytest.raises(ModelError, match=message):
+        build_group_design(dataset_node(x), inputs)
