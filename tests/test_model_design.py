@@ -187,6 +187,15 @@ def test_run_contrasts_over_the_design():
     assert [c.name for c in everything] == ["face", "house", "intercept"]
 
 
+def test_bare_trial_type_values_in_contrasts():
+    events, _ = random_run(10)
+    node = run_model(["trial_type.face", "trial_type.house"],
+                     contrasts=[{"Name": "f", "ConditionList": ["face", "house"], "Weights": [[1, 0], [0, 1]], "Test": "F"}])
+    design = build_run_design(node, events, None, tr=TR, n_volumes=N_VOLUMES)
+    (f_test,), notes = contrast_matrices(node, design.matrix.columns)
+    assert f_test.matrix.tolist() == [[1, 0, 0], [0, 1, 0]] and not notes
+
+
 def test_names_in_later_nodes():
     subject = parse_model({"Name": "m", "Nodes": [{
         "Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"],

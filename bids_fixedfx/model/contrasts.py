@@ -91,6 +91,14 @@ def _column(condition, level):
     return intercept_column(level) if condition == INTERCEPT else condition
 
 
+def _resolve(condition, index):
+    """A condition named by its bare ``trial_type`` value stands for ``trial_type.<value>``
+    when only that column exists (bidspm's convention)."""
+    if condition not in index and f"trial_type.{condition}" in index:
+        return f"trial_type.{condition}"
+    return condition
+
+
 def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = None) -> tuple:
     """The contrasts and dummy contrasts of a node over one design.
 
@@ -130,6 +138,7 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
         specs.append((contrast.name, conditions, contrast.matrix_rows, contrast.test, False))
     chosen, notes = {}, []
     for name, conditions, rows, test, is_intercept in specs:
+        conditions = tuple(_resolve(c, index) for c in conditions)
         missing = [c for c in conditions if c not in index]
         if missing:
             notes.append(f"Node {node.name!r}: contrast {name!r} left out, the design has no column {missing[0]!r}")
