@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from html import escape
 from pathlib import Path
 
-from . import __version__, outputs
+from . import __version__, naming, outputs
 
 TEMPLATE = "methods.md.jinja"
 _CITATION = re.compile(r"\[([^\[\]]*@[^\[\]]*)\]")
@@ -164,7 +164,7 @@ def methods_from_plans(settings, plans) -> Methods:
             preprocessed=run.preprocessed, pipeline=pipeline_of(run.bold) if run.preprocessed else None,
             mask=run.mask.name if run.mask else None,
             censored=run.n_volumes - len(design.sample_mask) if design.sample_mask is not None else 0,
-            imputed=any("set to the second" in w for w in design.warnings),
+            imputed=any(note.kind == "imputed" for note in design.warnings),
         ))
         for contrast in plan.contrasts:
             contrasts.setdefault(contrast.name, format_weights(contrast.weights))
@@ -180,7 +180,7 @@ def methods_from_outputs(settings, groups) -> Methods:
     by_model = defaultdict(lambda: {"runs": {}, "contrasts": {}, "space": None})
     for (task, space, _), items in tested.items():
         for item in items:
-            sidecar = _read_json(item["sidecar"])
+            sidecar = _read_json(item.sidecar)
             runs = {}
             for effect_map in _run_maps(sidecar, output_dir):
                 found = _run_facts_from_outputs(effect_map, output_dir)
@@ -191,7 +191,7 @@ def methods_from_outputs(settings, groups) -> Methods:
             entry["space"] = space
             entry["runs"].update({name: run for name, (run, _) in runs.items()})
             contrast = sidecar.get("Contrast", {})
-            entry["contrasts"].setdefault(contrast.get("Name", item["contrast"]),
+            entry["contrasts"].setdefault(contrast.get("Name", item.contrast),
                                           format_weights(contrast.get("Weights", {})))
     first_levels = []
     for facts, entry in by_model.items():
@@ -201,7 +201,7 @@ def methods_from_outputs(settings, groups) -> Methods:
         first_levels.append(FirstLevel(runs, replace(facts, mask_given=given), entry["space"],
                                        tuple(entry["contrasts"].items())))
     tests = tuple(
-        (task, _contrast_name(items), tuple(sorted({i["subject"] for i in items})))
+        (task, _contrast_name(items), tuple(sorted({i.subject for i in items})))
         for (task, _, _), items in sorted(tested.items(), key=lambda kv: tuple(map(str, kv[0])))
     )
     group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests)
@@ -209,7 +209,7 @@ def methods_from_outputs(settings, groups) -> Methods:
 
 
 def _contrast_name(items):
-    return _read_json(items[0]["sidecar"]).get("Contrast", {}).get("Name", items[0]["contrast"])
+    return _read_json(items[0].sidecar).get("Contrast", {}).get("Name", items[0].contrast)
 
 
 def _run_maps(subject_sidecar, output_dir) -> list[Path]:
@@ -233,10 +233,10 @@ def _run_facts_from_outputs(effect_map: Path, output_dir: Path):
         return None
     bold = sources[0]
     images = [p for p in sources[1:] if p.name.endswith((".nii.gz", ".nii"))]
-    entities = outputs.parse_name(effect_map)
+    entities = naming.parse(effect_map.relative_to(output_dir))
     preprocessed = "_desc-preproc_" in bold.name
     run = RunFacts(
-        subject=entities["sub"], session=entities.get("ses"), task=entities["task"],
+        subject=entities["subject"], session=entities.get("session"), task=entities["task"],
         tr=float(design.get("RepetitionTime", 0.0)), n_volumes=n_volumes,
         conditions=tuple(design.get("Conditions", [])), confounds=tuple(design.get("Confounds", [])),
         precomputed=bool(design.get("Precomputed", False)), preprocessed=preprocessed,

@@ -224,6 +224,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options that only the participant level uses, and the one only the group level uses
+#: (argparse destinations). Given at the other level they are usage errors (SPEC §4).
+PARTICIPANT_ONLY = (
+    "session_label", "bids_filter_file", "bids_database_dir", "skip_bids_validation", "contrast",
+    "design_dir", "mask", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
+    "noise_model", "confounds", "precision_weighted",
+)
+GROUP_ONLY = ("group_model",)
+
+
+def given_options(argv) -> set[str]:
+    """The destinations of the options given on the command line (abbreviations included).
+
+    Parameters
+    ----------
+    argv : list of str
+
+    Returns
+    -------
+    dests : set of str
+    """
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def check_level_options(argv, level) -> None:
+    """Refuse an option that has no effect at the chosen analysis level.
+
+    Raises
+    ------
+    UsageError
+        Naming the option and the level it belongs to.
+    """
+    parser = build_parser()
+    flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions if a.option_strings}
+    other, wrong = ("group", GROUP_ONLY) if level == "participant" else ("participant", PARTICIPANT_ONLY)
+    for dest in sorted(given_options(argv) & set(wrong)):
+        raise UsageError(
+            f"{flags[dest]} has no effect at the {level} level; it belongs to the {other} level."
+        )
+
+
 def _read_filters(path):
     if path is None:
         return {}
@@ -254,6 +298,7 @@ def parse_settings(argv=None) -> Settings:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    check_level_options(argv, args.analysis_level)
     confounds = MOTION_CONFOUNDS if args.confounds is None else tuple(args.confounds)
     if confounds in (("none",), ("",)):
         confounds = ()
@@ -319,10 +364,10 @@ def main(argv=None) -> int:
         return stop.code if isinstance(stop.code, int) else EX_USAGE
     _setup_logging(settings.verbose)
 
-    from .workflow import run  # heavy imports (nilearn, pybids) only once arguments are good
+    from .workflow import run_level  # heavy imports (nilearn, pybids) only once arguments are good
 
     try:
-        run(settings)
+        run_level(settings)
     except FixedFxError as error:
         logger.error("%s", error)
         return error.exit_code

@@ -148,3 +148,75 @@ def group_fixed_effects(effects, variances, dofs, mask, contrast) -> ContrastMap
     """Fixed effects across subjects, over their effect and variance maps."""
     maps = fixed_effects(effects, variances, mask, dofs)
     return ContrastMaps(contrast, maps, float(np.sum(dofs)))
+
+
+@dataclass(frozen=True, eq=False)
+class SubjectMaps:
+    """A subject's fixed-effects maps for one task and space.
+
+    Attributes
+    ----------
+    plan : SubjectPlan
+        The runs that were combined (and those left out).
+    mask : Nifti1Image
+        The intersection of the runs' masks.
+    contrasts : tuple of ContrastMaps
+    runs_of : dict
+        Contrast label -> the :class:`~bids_fixedfx.plan.RunPlan` s that have it.
+    """
+
+    plan: object
+    mask: object
+    contrasts: tuple
+    runs_of: dict
+
+
+def combine_subject(subject_plan, results, precision_weighted=False) -> SubjectMaps:
+    """Fixed effects over one subject's runs: each contrast over the runs that have it.
+
+    Parameters
+    ----------
+    subject_plan : SubjectPlan
+    results : sequence of RunResult
+        In the order of ``subject_plan.runs``; all on one grid (checked while planning).
+    precision_weighted : bool
+
+    Returns
+    -------
+    maps : SubjectMaps
+    """
+    masks = [result.mask for result in results]
+    mask = masks[0] if len(masks) == 1 else intersect_masks(masks)
+    labels = list(dict.fromkeys(m.contrast.label for result in results for m in result.contrasts))
+    contrasts, runs_of = [], {}
+    for label in labels:
+        having = [(plan, result.maps_of(label)) for plan, result in zip(subject_plan.runs, results)
+                  if result.maps_of(label) is not None]
+        runs_of[label] = tuple(plan for plan, _ in having)
+        contrasts.append(combine_runs([maps for _, maps in having], mask, precision_weighted))
+    return SubjectMaps(subject_plan, mask, tuple(contrasts), runs_of)
+
+
+def group_level(effects, variances, dofs, masks, contrast, group_model="random"):
+    """Test one contrast across subjects, inside the intersection of their masks.
+
+    Parameters
+    ----------
+    effects, variances : list of Nifti1Image or paths
+        One per subject (variances are used by fixed effects only).
+    dofs : list of float
+        The subjects' degrees of freedom (fixed effects only).
+    masks : list of Nifti1Image or paths
+    contrast : GroupContrast
+    group_model : {'random', 'fixed'}
+        A one-sample t-test (nilearn ``SecondLevelModel``) or fixed effects.
+
+    Returns
+    -------
+    mask : Nifti1Image
+    maps : ContrastMaps
+    """
+    mask = intersect_masks(list(masks))
+    if group_model == "fixed":
+        return mask, group_fixed_effects(effects, variances, dofs, mask, contrast)
+    return mask, one_sample_test(effects, mask, contrast)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
+import zipfile
 import warnings as pywarnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .errors import FixedFxError, NoDataError, UsageError
+from .errors import InputFileError, NoDataError, UsageError
 from .expression import WEIGHT_LIST as _WEIGHTS
 from .expression import parse_expression
+from .notes import Note
 
 #: nilearn ``load_confounds`` strategies accepted in place of column names.
 CONFOUND_STRATEGIES = (
@@ -48,7 +50,7 @@ class Design:
         Volumes kept for the fit (from a scrubbing confound strategy).
     precomputed : bool
         Whether the matrix was read from ``--design-dir``.
-    warnings : tuple of str
+    warnings : tuple of Note
         What a user should know about how it was built.
     """
 
@@ -58,7 +60,7 @@ class Design:
     condition_counts: dict = field(default_factory=dict)
     sample_mask: np.ndarray | None = None
     precomputed: bool = False
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Note, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,14 +107,51 @@ def bids_label(name: str) -> str:
 
 
 def read_events(path) -> pd.DataFrame:
-    """Read a BIDS ``events.tsv`` (``n/a`` as missing)."""
-    events = pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+    """Read a BIDS ``events.tsv`` (``n/a`` as missing) and check what the GLM relies on.
+
+    Raises
+    ------
+    InputFileError
+        A missing ``onset`` or ``duration`` column, non-numeric or non-finite onsets, or
+        negative durations.
+    """
+    events = read_table(path, "events file")
     for column in ("onset", "duration"):
         if column not in events.columns:
-            raise FixedFxError(f"{path} has no {column!r} column, which BIDS events files need.")
+            raise InputFileError(f"{path} has no {column!r} column, which BIDS events files need.")
+        values = pd.to_numeric(events[column], errors="coerce")
+        bad = events[column][values.isna() & events[column].notna()]
+        if len(bad):
+            raise InputFileError(f"{path} has a non-numeric {column} ({bad.iloc[0]!r}).")
+        events[column] = values
+    if not np.isfinite(events["onset"]).all():
+        raise InputFileError(f"{path} has onsets that are n/a or not finite; every event needs an onset.")
+    durations = events["duration"].dropna()
+    if (durations < 0).any() or not np.isfinite(durations).all():
+        raise InputFileError(
+            f"{path} has a negative or infinite duration ({durations[(durations < 0) | ~np.isfinite(durations)].iloc[0]:g}); "
+            "BIDS durations are 0 or more seconds."
+        )
     if "trial_type" in events.columns:
         events["trial_type"] = events["trial_type"].astype(str)
     return events
+
+
+def read_table(path, what: str = "table") -> pd.DataFrame:
+    """Read a BIDS TSV file (``n/a`` as missing), naming the file in any error.
+
+    Raises
+    ------
+    InputFileError
+        The file cannot be read or parsed as a tab-separated table.
+    """
+    try:
+        return pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+    except FileNotFoundError:
+        raise InputFileError(f"The {what} {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        reason = " ".join(str(error).split()).rstrip(".")
+        raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}.") from error
 
 
 def select_confounds(run, names):
@@ -129,8 +168,8 @@ def select_confounds(run, names):
     -------
     confounds : pandas.DataFrame or None
     sample_mask : numpy.ndarray or None
-    notes : list of str
-        What was imputed, for the report.
+    notes : list of Note
+        What was imputed or censored, for the report.
     """
     if not names:
         return None, None, []
@@ -144,23 +183,28 @@ def select_confounds(run, names):
                 f"--confounds {' '.join(names)} needs column {error} that the confounds of "
                 f"{run.name} do not have."
             ) from None
-        except Exception as error:  # nilearn raises ValueError for missing columns/files
-            raise UsageError(f"--confounds {' '.join(names)} cannot be applied to {run.bold.name}: {error}") from None
+        except (ValueError, FileNotFoundError) as error:  # nilearn's missing columns or files
+            reason = " ".join(str(error).split()).rstrip(".")
+            raise UsageError(
+                f"--confounds {' '.join(names)} cannot be applied to {run.bold.name}: {reason}."
+            ) from error
         notes = []
         if sample_mask is not None and len(sample_mask) < run.n_volumes:
-            notes.append(
+            notes.append(Note.for_run(
+                run, "censored",
                 f"{run.name}: --confounds {' '.join(names)} left out "
                 f"{run.n_volumes - len(sample_mask)} of {run.n_volumes} volumes (high motion or "
-                "non-steady state); check that enough remain"
-            )
+                "non-steady state); check that enough remain",
+            ))
         return confounds, sample_mask, notes
     if run.confounds is None:
-        return None, None, [
+        return None, None, [Note.for_run(
+            run, "no-confounds",
             f"{run.name} has no confounds file, so it was modelled without confounds "
             "(the default is the six motion parameters); run fMRIPrep, or pass "
-            "--confounds none to say so"
-        ]
-    table = pd.read_csv(run.confounds, sep="\t", na_values="n/a", keep_default_na=False)
+            "--confounds none to say so",
+        )]
+    table = read_table(run.confounds, "confounds file")
     columns = []
     for pattern in names:
         matched = [c for c in table.columns if fnmatch.fnmatchcase(c, pattern)]
@@ -169,19 +213,25 @@ def select_confounds(run, names):
                 f"--confounds {pattern} matches no column of {run.confounds.name}."
             )
         columns += [c for c in matched if c not in columns]
-    confounds = table[columns].astype(float).copy()
+    try:
+        confounds = table[columns].astype(float).copy()
+    except ValueError:
+        raise InputFileError(f"Confound columns {', '.join(columns)} of {run.confounds} are not all numeric.") from None
+    if not np.isfinite(confounds.fillna(0).to_numpy()).all():
+        raise InputFileError(f"Confound columns {', '.join(columns)} of {run.confounds} hold infinite values.")
     notes = []
     first = confounds.iloc[0].isna().to_numpy()
     if first.any() and len(confounds) > 1:
         # as nilearn's load_confounds: a derivative's missing first value takes the second's
         confounds.iloc[0, first] = confounds.iloc[1, first]
-        notes.append(
+        notes.append(Note.for_run(
+            run, "imputed",
             f"{run.name}: first value of {', '.join(np.array(columns)[first])} was n/a "
-            "and was set to the second, as nilearn's load_confounds does"
-        )
+            "and was set to the second, as nilearn's load_confounds does",
+        ))
     if confounds.isna().to_numpy().any():
         bad = confounds.columns[confounds.isna().any()].tolist()
-        raise UsageError(f"Confound column {bad[0]} of {run.confounds.name} has n/a values past the first row.")
+        raise InputFileError(f"Confound column {bad[0]} of {run.confounds} has n/a values past the first row.")
     return confounds, None, notes
 
 
@@ -214,8 +264,8 @@ def build_design(run, model) -> Design:
         raise NoDataError(f"--confounds {' '.join(model.confounds)} given, but {run.name} has no confounds file.")
     confounds, sample_mask, notes = select_confounds(run, model.confounds)
     if confounds is not None and len(confounds) != run.n_volumes:
-        raise UsageError(
-            f"{run.confounds.name} has {len(confounds)} rows but {run.bold.name} has {run.n_volumes} volumes."
+        raise InputFileError(
+            f"{run.confounds} has {len(confounds)} rows but {run.bold.name} has {run.n_volumes} volumes."
         )
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
@@ -231,8 +281,12 @@ def build_design(run, model) -> Design:
                 add_reg_names=None if confounds is None else list(confounds.columns),
             )
         except ValueError as error:
-            raise UsageError(f"The design of {run.name} cannot be built from {run.events.name}: {error}") from None
-    notes += [f"{run.name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
+            reason = " ".join(str(error).split()).rstrip(".")
+            raise InputFileError(f"The design of {run.name} cannot be built from {run.events}: {reason}.") from error
+    notes += [
+        Note.for_run(run, "design", f"{run.name}: {w.message}")
+        for w in caught if issubclass(w.category, UserWarning)
+    ]
     trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
     counts = trial_types.value_counts().sort_index()
     conditions = tuple(c for c in matrix.columns if c in set(counts.index))
@@ -254,25 +308,29 @@ def load_design(run) -> Design:
     """
     path = run.design
     if path.suffix == ".npz":
-        with np.load(path) as archive:
-            if "X" not in archive:
-                raise UsageError(f"Design file {path} has no matrix under key 'X'.")
-            values = np.asarray(archive["X"], dtype=float)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if "X" not in archive:
+                    raise InputFileError(f"Design file {path} has no matrix under key 'X'.")
+                values = np.asarray(archive["X"], dtype=float)
+        except (ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
+            reason = " ".join(str(error).split()).rstrip(".")
+            raise InputFileError(f"Design file {path} cannot be read as a numeric matrix: {reason}.") from error
         if values.ndim != 2:
-            raise UsageError(f"Design file {path} holds a {values.ndim}-D array, not a matrix.")
+            raise InputFileError(f"Design file {path} holds a {values.ndim}-D array, not a matrix.")
         matrix = pd.DataFrame(values, columns=[f"X{i}" for i in range(values.shape[1])])
     else:
-        matrix = pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+        matrix = read_table(path, "design file")
         try:
             matrix = matrix.astype(float)
         except ValueError:
-            raise UsageError(f"Design file {path} has non-numeric values.") from None
+            raise InputFileError(f"Design file {path} has non-numeric values.") from None
     if len(matrix) != run.n_volumes:
-        raise UsageError(
+        raise InputFileError(
             f"Design file {path} has {len(matrix)} rows but {run.bold.name} has {run.n_volumes} volumes."
         )
-    if matrix.isna().to_numpy().any():
-        raise UsageError(f"Design file {path} has missing values.")
+    if not np.isfinite(matrix.to_numpy()).all():
+        raise InputFileError(f"Design file {path} has missing or infinite values.")
     conditions = tuple(
         c for c in matrix.columns
         if not NUISANCE_COLUMNS.match(str(c)) and np.ptp(matrix[c].to_numpy()) > 0
@@ -352,8 +410,14 @@ def contrast_weights(specs, design: Design) -> tuple[ContrastWeights, ...]:
     return tuple(contrasts)
 
 
-def check_contrasts(specs, designs) -> list[str]:
-    """Check user contrasts against all designs; return warnings for runs they skip.
+def check_contrasts(specs, designs) -> list[Note]:
+    """Check user contrasts against all designs; return notes for the runs they skip.
+
+    Parameters
+    ----------
+    specs : sequence of ContrastSpec
+    designs : dict
+        :class:`Design` by :class:`~bids_fixedfx.discover.Run`.
 
     Raises
     ------
@@ -372,19 +436,22 @@ def check_contrasts(specs, designs) -> list[str]:
         if _WEIGHTS.match(spec.definition):
             continue
         missing = []
-        for name, design in designs.items():
+        for run, design in designs.items():
             columns = [str(c) for c in design.matrix.columns]
             unknown = [
                 n for n in expression_names(spec.definition, columns, f"--contrast {spec.name}")
                 if n not in columns
             ]
             if unknown:
-                missing.append((name, unknown[0], columns))
+                missing.append((run, unknown[0], columns))
         if len(missing) == len(designs):
             _, column, columns = missing[0]
             raise UsageError(
                 f"--contrast {spec.name} names {column}, which is not a design column "
                 f"(columns: {', '.join(columns)})."
             )
-        notes += [f"{name}: contrast {spec.name} skipped, this run has no column {col}" for name, col, _ in missing]
+        notes += [
+            Note.for_run(run, "contrast-skipped", f"{run.name}: contrast {spec.name} skipped, this run has no column {col}")
+            for run, col, _ in missing
+        ]
     return notes

@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import shutil
 import tempfile
 from pathlib import Path
 
-from . import __version__
-from .settings import STATS
+from . import __version__, naming
+from .errors import UsageError
+from .naming import STATS
 
 CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
-_RUN = (
-    "sub-{subject}[/ses-{session}]/func/sub-{subject}[_ses-{session}]_task-{task}"
-    "[_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}]"
-    "[_run-{run}][_echo-{echo}]"
-)
-_STAT = "_contrast-{contrast}_stat-{stat<%s>}_{suffix<statmap>}{extension<.nii.gz|.json>}" % "|".join(STATS)
-PATTERNS = {
-    "run_statmap": _RUN + "[_space-{space}]" + _STAT,
-    "design": _RUN + "_{suffix<design>}{extension<.tsv|.json>}",
-    "subject_statmap": "sub-{subject}/func/sub-{subject}_task-{task}[_space-{space}]" + _STAT,
-    "subject_mask": "sub-{subject}/func/sub-{subject}_task-{task}[_space-{space}]"
-    "_desc-{desc<fixedfx>}_{suffix<mask>}{extension<.nii.gz|.json>}",
-    "group_statmap": "group/task-{task}[_space-{space}]" + _STAT,
-    "group_mask": "group/task-{task}[_space-{space}]_desc-{desc<group>}_{suffix<mask>}"
-    "{extension<.nii.gz|.json>}",
-}
-_LONG = {
-    "sub": "subject", "ses": "session", "task": "task", "acq": "acquisition", "ce": "ceagent",
-    "rec": "reconstruction", "dir": "direction", "run": "run", "echo": "echo",
-}
+#: Hidden folder at the root of OUTPUT_DIR where a set of files is written before it is
+#: moved into place (and where a killed run leaves its leftovers, removed by a rerun).
+STAGING_ROOT = ".bids-fixedfx-tmp"
 BIDSIGNORE = """\
 # Files of bids-fixedfx that the BIDS specification does not define yet
 *_statmap.*
@@ -42,6 +26,7 @@ BIDSIGNORE = """\
 /group
 /sub-*/figures
 /*.html
+/.bids-fixedfx-tmp
 """
 README = """\
 # Statistical maps made by bids-fixedfx
@@ -53,39 +38,6 @@ Maps are named ..._contrast-<label>_stat-<effect|variance|t|z|p>_statmap.nii.gz
 with a JSON sidecar giving their sources, contrast weights, degrees of freedom
 and model settings. logs/ holds the methods text (CITATION.md) to cite them.
 """
-
-
-def build(kind: str, **entities) -> Path:
-    """The path, relative to OUTPUT_DIR, of one output file.
-
-    Parameters
-    ----------
-    kind : str
-        One of :data:`PATTERNS` (``run_statmap``, ``design``, ``subject_statmap``,
-        ``subject_mask``, ``group_statmap``, ``group_mask``).
-    **entities
-        pybids entity names (``subject``, ``task``, ``run``, ``space``, ``contrast``,
-        ``stat``, ``suffix``, ``extension`` ...); None values are left out.
-
-    Returns
-    -------
-    path : Path
-    """
-    from bids.layout.writing import build_path
-
-    entities = {k: v for k, v in entities.items() if v is not None}
-    entities.setdefault("suffix", {"design": "design"}.get(kind, "mask" if kind.endswith("mask") else "statmap"))
-    entities.setdefault("desc", {"subject_mask": "fixedfx", "group_mask": "group"}.get(kind))
-    entities = {k: v for k, v in entities.items() if v is not None}
-    path = build_path(entities, [PATTERNS[kind]], strict=False)
-    if path is None:
-        raise ValueError(f"Cannot name a {kind} file from {entities}.")
-    return Path(path)
-
-
-def run_entities(run) -> dict:
-    """A run's entities under pybids' names, values as in its input file name."""
-    return {_LONG[key]: value for key, value in run.entities}
 
 
 def source(path, output_dir) -> str:
@@ -186,64 +138,223 @@ def contrast_sidecar(contrast_maps, model, sources) -> dict:
     }
 
 
-def write_statmaps(kind, contrast_maps, output_dir, sidecar, **entities) -> list[Path]:
-    """Write a contrast's five maps and their sidecars; return the map paths."""
-    output_dir = Path(output_dir)
+def write_statmaps(kind, contrast_maps, place, sidecar, **entities) -> list[Path]:
+    """Write a contrast's five maps and their sidecars; return the maps' relative paths.
+
+    Parameters
+    ----------
+    kind : str
+        A statmap kind of :mod:`.naming`.
+    contrast_maps : ContrastMaps
+    place : Staging or Direct
+        Where files go (``place.path(relative)``).
+    sidecar : dict
+        The keys all five sidecars share; each adds ``Statistic``.
+    **entities
+        The maps' entities besides ``contrast`` and ``stat``.
+    """
     written = []
     for stat in STATS:
-        stem = build(kind, contrast=contrast_maps.contrast.label, stat=stat, extension=".nii.gz", **entities)
-        write_nifti(contrast_maps.maps[stat], output_dir / stem)
-        side = dict(sidecar)
-        side["Statistic"] = stat
-        write_json(side, output_dir / build(
-            kind, contrast=contrast_maps.contrast.label, stat=stat, extension=".json", **entities
-        ))
-        written.append(output_dir / stem)
+        names = {
+            ext: naming.build(kind, contrast=contrast_maps.contrast.label, stat=stat, extension=ext, **entities)
+            for ext in (".nii.gz", ".json")
+        }
+        write_nifti(contrast_maps.maps[stat], place.path(names[".nii.gz"]))
+        write_json({**sidecar, "Statistic": stat}, place.path(names[".json"]))
+        written.append(names[".nii.gz"])
     return written
 
 
-_PAIR = re.compile(r"([a-zA-Z]+)-([a-zA-Z0-9]+)")
 
 
-def parse_name(path) -> dict:
-    """The entities (BIDS keys) and suffix of one of our file names."""
-    name = Path(path).name.split(".")[0]
-    parts = name.split("_")
-    entities = {}
-    for part in parts[:-1]:
-        match = _PAIR.fullmatch(part)
-        if match:
-            entities[match.group(1)] = match.group(2)
-    entities["suffix"] = parts[-1]
-    return entities
+# ----------------------------------------------------------------------------
+# where the app may write (SPEC §4)
 
 
-def find_subject_maps(output_dir) -> list[dict]:
-    """Every subject-level effect map in OUTPUT_DIR, with its entities and files.
+def _description(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "dataset_description.json").read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_own_output(folder: Path) -> bool:
+    """Whether a folder is an output of this app (its ``dataset_description.json`` says so)."""
+    description = _description(folder)
+    generated = description.get("GeneratedBy") if isinstance(description, dict) else None
+    return isinstance(generated, list) and any(
+        isinstance(g, dict) and g.get("Name") == "bids-fixedfx" for g in generated
+    )
+
+
+def input_datasets(bids_dir: Path, derivatives) -> list[Path]:
+    """Every folder the app reads as input: BIDS_DIR, the given derivatives, and every
+    dataset under ``BIDS_DIR/derivatives`` (``derivatives/`` itself included) that is not
+    an output of this app."""
+    bids_dir = Path(bids_dir).resolve()
+    found = [bids_dir, *(Path(d).resolve() for d in derivatives)]
+    root = bids_dir / "derivatives"
+    if root.is_dir():
+        candidates = [root, *(p for p in sorted(root.iterdir()) if p.is_dir())]
+        for folder in candidates:
+            if (folder / "dataset_description.json").is_file() and not is_own_output(folder):
+                found.append(folder.resolve())
+    return list(dict.fromkeys(found))
+
+
+def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None:
+    """Refuse an OUTPUT_DIR or ``--work-dir`` in an input dataset (SPEC §4).
+
+    Either may be a folder under ``BIDS_DIR/derivatives/`` that is not itself an input
+    (a new folder, or an earlier output of this app); nothing else inside BIDS_DIR or
+    inside any derivatives dataset that is read.
+
+    Parameters
+    ----------
+    bids_dir, output_dir : Path
+    work_dir : Path or None
+    derivatives : sequence of Path
+        The derivatives datasets given with ``-d``.
+
+    Raises
+    ------
+    UsageError
+    """
+    bids_dir = Path(bids_dir).resolve()
+    inputs = input_datasets(bids_dir, derivatives)
+    for option, path in (("OUTPUT_DIR", output_dir), ("--work-dir", work_dir)):
+        if path is None:
+            continue
+        path = Path(path).resolve()
+        for root in inputs:
+            if path != root and root not in path.parents:
+                continue
+            if root == bids_dir and (bids_dir / "derivatives") in path.parents:
+                continue  # a folder under derivatives/ that no input dataset holds
+            where = "is" if path == root else "is inside"
+            kind = "BIDS_DIR" if root == bids_dir else f"the input dataset {root}"
+            raise UsageError(
+                f"{option} {path} {where} {kind}, which is never written to; use a folder outside "
+                f"it or a new folder under {bids_dir / 'derivatives'}."
+            )
+
+
+# ----------------------------------------------------------------------------
+# sets of files that replace each other as a whole (SPEC §4)
+
+
+class Direct:
+    """Files written straight into OUTPUT_DIR (each one atomically)."""
+
+    def __init__(self, output_dir):
+        self.output_dir = Path(output_dir)
+
+    def path(self, relative) -> Path:
+        """Where to write ``OUTPUT_DIR/relative``: there."""
+        return self.output_dir / relative
+
+
+class Staging:
+    """One set of outputs (a subject's maps for a task and space, say), written aside
+    under :data:`STAGING_ROOT` and moved into OUTPUT_DIR together, replacing the set's
+    earlier files.
+
+    Parameters
+    ----------
+    output_dir : Path
+    key : str
+        Names the set (``sub-01_task-x_space-MNI``); leftovers of a killed run with the
+        same key are removed when a new set is started.
+    """
+
+    def __init__(self, output_dir, key: str):
+        self.output_dir = Path(output_dir)
+        self.key = key
+        root = self.output_dir / STAGING_ROOT
+        root.mkdir(parents=True, exist_ok=True)
+        for leftover in root.glob(f"{key}.*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+        self.written: list[Path] = []
+
+    def path(self, relative) -> Path:
+        """Where to write the file that will be ``OUTPUT_DIR/relative``."""
+        relative = Path(relative)
+        self.written.append(relative)
+        return self.folder / relative
+
+    def commit(self, stale=()) -> list[Path]:
+        """Remove the ``stale`` files (relative paths) not written again, then move the
+        set into place; return the final paths."""
+        keep = set(self.written)
+        for relative in stale:
+            if Path(relative) not in keep:
+                (self.output_dir / relative).unlink(missing_ok=True)
+        final = []
+        for relative in self.written:
+            target = self.output_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.folder / relative, target)
+            final.append(target)
+        self.discard()
+        return final
+
+    def discard(self) -> None:
+        """Remove what was staged (the set's earlier files stay as they were)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.folder.parent.rmdir()
+        except OSError:
+            pass  # another job's set is being written
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is not None:
+            self.discard()
+
+
+def remove_files(output_dir, relatives) -> None:
+    """Remove files of OUTPUT_DIR (relative paths) that a rerun no longer makes."""
+    for relative in relatives:
+        (Path(output_dir) / relative).unlink(missing_ok=True)
+
+
+def _allowed(value) -> tuple:
+    values = value if isinstance(value, (tuple, list, set)) else (value,)
+    return tuple(None if v is None else str(v) for v in values)
+
+
+def existing_set(output_dir, folder, **wanted) -> list[Path]:
+    """The files under ``OUTPUT_DIR/folder`` whose names carry the ``wanted`` entities
+    (``space=None``: files with no space), our temporary names of them included.
+
+    Parameters
+    ----------
+    output_dir : Path
+    folder : str
+        ``sub-01`` or ``group``.
+    **wanted
+        pybids entity names and values (a tuple: any of them; None: absent).
 
     Returns
     -------
-    maps : list of dict
-        Keys ``sub``, ``task``, ``space`` (or None), ``contrast``, and the paths
-        ``effect``, ``variance``, ``sidecar``, ``mask``.
+    paths : list of Path
+        Relative to OUTPUT_DIR.
     """
     output_dir = Path(output_dir)
     found = []
-    for effect in sorted(output_dir.glob("sub-*/func/sub-*_task-*_stat-effect_statmap.nii.gz")):
-        entities = parse_name(effect)
-        if set(entities) - {"sub", "task", "space", "contrast", "stat", "suffix"}:
-            continue  # a run-level map
-        common = {
-            "subject": entities["sub"], "task": entities["task"], "space": entities.get("space"),
-        }
-        found.append({
-            **common,
-            "contrast": entities["contrast"],
-            "effect": effect,
-            "variance": output_dir / build("subject_statmap", contrast=entities["contrast"], stat="variance",
-                                           extension=".nii.gz", **common),
-            "sidecar": output_dir / build("subject_statmap", contrast=entities["contrast"], stat="effect",
-                                          extension=".json", **common),
-            "mask": output_dir / build("subject_mask", extension=".nii.gz", **common),
-        })
+    for path in sorted((output_dir / folder).rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        relative = path.relative_to(output_dir)
+        name = relative.name
+        if naming.is_temporary(name):
+            relative_for_parse = relative.with_name(name[1:])
+        else:
+            relative_for_parse = relative
+        entities = naming.parse(relative_for_parse)
+        if all(entities.get(key) in _allowed(value) for key, value in wanted.items()):
+            found.append(relative)
     return found

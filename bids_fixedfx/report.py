@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import outputs
+from . import naming, outputs
 from .boilerplate import format_weights, software_versions
 
 logger = logging.getLogger("bids_fixedfx")
@@ -56,7 +56,7 @@ def write_participant_reports(settings, plans, notes) -> list[Path]:
     settings : Settings
     plans : list of RunPlan
         The runs that were fitted (their maps are in ``settings.output_dir``).
-    notes : list of str
+    notes : list of Note
         Warnings raised while processing; each subject's page shows those about it.
 
     Returns
@@ -83,14 +83,9 @@ def write_participant_reports(settings, plans, notes) -> list[Path]:
     return paths
 
 
-def notes_about(notes, subject) -> list[str]:
-    """The notes that name ``sub-<subject>``, or name no subject at all."""
-    kept = []
-    for note in notes:
-        named = set(re.findall(r"sub-([a-zA-Z0-9]+)", note))
-        if not named or subject in named:
-            kept.append(note)
-    return kept
+def notes_about(notes, subject) -> list:
+    """The notes about ``subject``, or about no subject in particular (by their fields)."""
+    return [note for note in notes if note.about(subject)]
 
 
 def write_subject_report(settings, subject, plans, notes) -> Path:
@@ -133,13 +128,12 @@ def _task_section(settings, subject, task, plans, notes) -> dict:
     output_dir = settings.output_dir
     figures_dir = output_dir / f"sub-{subject}" / "figures"
     background = mean_epi(plans[0].run)
-    named_tasks = [set(re.findall(r"task-([a-zA-Z0-9]+)", n)) for n in notes]
     return {
         "task": task,
         "anchor": f"task-{task}",
         "space": plans[0].run.space,
         "summary": summary(settings, plans),
-        "warnings": [n for n, named in zip(notes, named_tasks) if not named or task in named],
+        "warnings": [note.text for note in notes if note.about(subject, task)],
         "runs": [_run_figures(plan, figures_dir, output_dir) for plan in plans],
         "contrasts": [
             _contrast_section(settings, subject, task, label, name, plans, background, figures_dir)
@@ -257,7 +251,7 @@ def _contrast_section(settings, subject, task, label, name, plans, background, f
     output_dir, threshold = settings.output_dir, settings.report_threshold
     space = plans[0].run.space
     common = {"subject": subject, "task": task, "space": space, "contrast": label}
-    z_file = output_dir / outputs.build("subject_statmap", stat="z", extension=".nii.gz", **common)
+    z_file = output_dir / naming.build("subject_statmap", stat="z", extension=".nii.gz", **common)
     section = {"name": name, "label": label, "anchor": f"task-{task}_contrast-{label}", "missing": None}
     if not z_file.is_file():
         section["missing"] = _rel(z_file, output_dir)
@@ -266,15 +260,15 @@ def _contrast_section(settings, subject, task, label, name, plans, background, f
     z_img = load_3d(z_file)
     run_maps = []
     for plan in plans:
-        run_file = output_dir / outputs.build(
+        run_file = output_dir / naming.build(
             "run_statmap", contrast=label, stat="z", extension=".nii.gz", space=space,
-            **outputs.run_entities(plan.run),
+            **naming.run_entities(plan.run),
         )
         if run_file.is_file():
             run_maps.append((plan.run, load_3d(run_file)))
     vmax = _vmax([z_img] + [img for _, img in run_maps], threshold)
     cuts = figures.cut_coords(z_img)
-    stem = outputs.build("subject_statmap", stat="z", extension=".nii.gz", **common).name.split("_stat-")[0]
+    stem = naming.build("subject_statmap", stat="z", extension=".nii.gz", **common).name.split("_stat-")[0]
     options = {"bg_img": background, "threshold": threshold, "cuts": cuts, "vmax": vmax}
     fixed = figures.stat_map(z_img, figures_dir / f"{stem}_desc-zmap_statmap.png",
                              title=f"{name}: fixed effects", **options)
@@ -344,13 +338,13 @@ def write_group_report(settings, groups) -> Path | None:
             "subjects": [], "contrasts": [], "untested": [],
         })
         for item in items:
-            if item["subject"] not in [s["label"] for s in section["subjects"]]:
-                report = output_dir / f"sub-{item['subject']}.html"
+            if item.subject not in [s["label"] for s in section["subjects"]]:
+                report = output_dir / naming.build("subject_report", subject=item.subject)
                 section["subjects"].append(
-                    {"label": item["subject"], "href": _rel(report, output_dir) if report.is_file() else None}
+                    {"label": item.subject, "href": _rel(report, output_dir) if report.is_file() else None}
                 )
         common = {"task": task, "space": space, "contrast": label}
-        z_file = output_dir / outputs.build("group_statmap", stat="z", extension=".nii.gz", **common)
+        z_file = output_dir / naming.build("group_statmap", stat="z", extension=".nii.gz", **common)
         if len(items) < 2 or not z_file.is_file():
             section["untested"].append(label)
             continue
@@ -370,7 +364,7 @@ def write_group_report(settings, groups) -> Path | None:
         section["contrasts"].append({
             "name": name, "label": label, "anchor": f"{section['anchor']}_contrast-{label}",
             "model": sidecar.get("GroupModel"), "dof": sidecar.get("DegreesOfFreedom"),
-            "subjects": sidecar.get("Subjects") or [i["subject"] for i in items],
+            "subjects": sidecar.get("Subjects") or [i.subject for i in items],
             "peak": _peak(z_img), "threshold": shown,
             "zmap": Figure(_rel(zmap, output_dir), f"Group z map of {name}, {shown}",
                            f"Group z map, {shown}, over the subjects' mean EPI"),
@@ -450,7 +444,7 @@ def group_background(items, output_dir):
 
     images = []
     for item in items:
-        bold = _first_bold(item["sidecar"], output_dir)
+        bold = _first_bold(item.sidecar, output_dir)
         reference = boldref_of(bold) if bold is not None else None
         if reference is None:
             continue

@@ -82,7 +82,6 @@ def test_every_option_is_parsed(tmp_path):
         "--noise-model", "ols",
         "--confounds", "trans_*", "csf",
         "--precision-weighted",
-        "--group-model", "fixed",
         "-w", "work",
         "--nprocs", "3",
         "-v", "-v",
@@ -105,7 +104,6 @@ def test_every_option_is_parsed(tmp_path):
     assert model.noise_model == "ols"
     assert model.confounds == ("trans_*", "csf")
     assert model.precision_weighted is True
-    assert settings.group_model == "fixed"
     assert settings.work_dir == Path("work").absolute()
     assert settings.nprocs == 3
     assert settings.verbose == 2
@@ -300,3 +298,37 @@ def test_invalid_bids_filter_file_exits_64(tmp_path, content, capsys):
     assert cli.main([*POSITIONAL, "--bids-filter-file", str(path)]) == EX_USAGE
     err = capsys.readouterr().err
     assert str(path) in err
+
+
+def test_group_level_options_are_parsed():
+    settings = cli.parse_settings(["bids", "out", "group", "--group-model", "fixed", "--participant-label", "01", "02",
+                               "-t", "x", "--space", "T1w", "-w", "work", "--nprocs", "2"])
+    assert settings.analysis_level == "group"
+    assert settings.group_model == "fixed"
+    assert settings.participant_label == ("01", "02")
+
+
+@pytest.mark.parametrize(
+    ("level", "option"),
+    [
+        ("group", ["--smoothing-fwhm", "8"]),
+        ("group", ["--smooth", "8"]),  # an abbreviation is the same option
+        ("group", ["--contrast", "av=audio-visual"]),
+        ("group", ["--session-label", "1"]),
+        ("group", ["--confounds", "none"]),
+        ("group", ["--noise-model", "ols"]),
+        ("group", ["--mask", "m.nii.gz"]),
+        ("group", ["--design-dir", "d"]),
+        ("group", ["--precision-weighted"]),
+        ("group", ["--skip-bids-validation"]),
+        ("group", ["--bids-database-dir", "db"]),
+        ("participant", ["--group-model", "fixed"]),
+    ],
+)
+def test_an_option_of_the_other_level_is_a_usage_error(level, option):
+    with pytest.raises(UsageError) as error:
+        cli.parse_settings(["bids", "out", level, *option])
+    message = str(error.value)
+    assert f"the {level} level" in message
+    assert option[0] in message or option[0] == "--smooth" and "--smoothing-fwhm" in message
+    assert error.value.exit_code == 64

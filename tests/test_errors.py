@@ -102,7 +102,7 @@ def test_design_file_with_wrong_rows(one_subject, tmp_path, capsys):
         rows = nib.load(str(bold)).shape[3] - (5 if "ses-2_task-checkerboard_run-01" in stem else 0)
         pd.DataFrame({"a": np.arange(rows, dtype=float), "constant": 1.0}).to_csv(
             design_dir / f"{stem}_design.tsv", sep="\t", index=False)
-    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--design-dir", design_dir], 64,
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--design-dir", design_dir], 66,
           "sub-01_ses-2_task-checkerboard_run-01_design.tsv", "rows")
 
 
@@ -133,7 +133,7 @@ def test_group_with_one_subject(one_subject, tmp_path, capsys):
     written = checksums(out)
     assert main([str(one_subject.path), str(out), "group"]) == 66
     message = capsys.readouterr().err
-    assert "at least two subjects" in message and "sub-01" in message
+    assert "at least 2 subjects" in message and "sub-01" in message
     assert checksums(out) == written and not (out / "group").exists()
 
 

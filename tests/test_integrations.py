@@ -155,13 +155,13 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
         "design_dir": str(tmp_path / "designs"), "mask": str(mask), "smoothing_fwhm": 6.5,
         "hrf_model": "glover + derivative", "drift_model": "polynomial", "high_pass": 0.02,
         "drift_order": 2, "noise_model": "ols", "confounds": ["trans_*", "rot_x"],
-        "precision_weighted": True, "group_model": "fixed", "report_threshold": 2.5,
+        "precision_weighted": True, "bids_database_dir": str(tmp_path / "db"), "report_threshold": 2.5,
         "no_reports": True, "boilerplate_only": True, "work_dir": str(tmp_path / "work dir"),
         "nprocs": 3, "verbose": True,
     }
     ids = {i["id"] for i in _descriptor()["inputs"]}
-    assert ids - set(invocation) == {"participant_level_analysis_dir"}, \
-        "exercise every input of the descriptor here"
+    assert ids - set(invocation) == {"participant_level_analysis_dir", "group_model"}, \
+        "exercise every input of the descriptor here (group_model: at the group level below)"
     argv = _app_arguments(_simulate(invocation, tmp_path), "out dir")
     args = build_parser().parse_args(argv)
     assert args.bids_dir == dataset and args.output_dir == Path("out dir")
@@ -177,21 +177,23 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     assert args.smoothing_fwhm == 6.5 and args.hrf_model == "glover + derivative"
     assert args.drift_model == "polynomial" and args.high_pass == 0.02 and args.drift_order == 2
     assert args.noise_model == "ols" and args.confounds == ["trans_*", "rot_x"]
-    assert args.group_model == "fixed" and args.report_threshold == 2.5
+    assert args.bids_database_dir == tmp_path / "db" and args.report_threshold == 2.5
     assert args.work_dir == tmp_path / "work dir" and args.nprocs == 3
     settings = parse_settings(argv)  # the settings layer takes it as well
     assert settings.bids_filters == {"bold": {"acquisition": "x"}}
 
     # The group level: the participant level's output directory as a File input.
     group = {"bids_dir": str(dataset), "participant_level_analysis_dir": str(tmp_path),
-             "analysis_level": "group"}
+             "analysis_level": "group", "group_model": "fixed"}
     argv = _app_arguments(_simulate(group, tmp_path), str(tmp_path))
     args = build_parser().parse_args(argv)
     assert (args.analysis_level, args.output_dir) == ("group", tmp_path)
+    assert args.group_model == "fixed"
+    parse_settings(argv)  # no option of the participant level is passed to the group level
     # Defaults that bosh fills in are the command line's own.
     defaults = build_parser().parse_args([str(dataset), str(tmp_path), "group"])
     for key in ("smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
-                "noise_model", "group_model", "report_threshold"):
+                "noise_model", "report_threshold"):
         assert getattr(args, key) == getattr(defaults, key), key
 
 
@@ -270,9 +272,12 @@ def test_brainlife_main_on_the_example_dataset(dataset, tmp_path):
     # Every step's command line is one the app accepts, built from the configuration.
     for step in details["steps"]:
         args = build_parser().parse_args(step["command"][len(app_command()):])
-        assert args.smoothing_fwhm == sample["smoothing_fwhm"]
         assert args.nprocs == sample["nprocs"]
-        assert args.confounds == sample["confounds"].split()
+        if step["level"] == "participant":
+            assert args.smoothing_fwhm == sample["smoothing_fwhm"]
+            assert args.confounds == sample["confounds"].split()
+        else:  # the group level is given only what it takes
+            assert args.confounds is None and args.group_model == sample["group_model"]
     assert json.loads((output / "dataset_description.json").read_text())["DatasetType"] == "derivative"
 
 

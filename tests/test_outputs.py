@@ -14,149 +14,12 @@ import pandas as pd
 import pytest
 
 import bids_fixedfx
-from bids_fixedfx import outputs
+from bids_fixedfx import naming, outputs
+from bids_fixedfx.errors import UsageError
 from bids_fixedfx.discover import Run, validator_command
 from bids_fixedfx.settings import STATS, ModelSettings
 
 SPACE = "MNI152NLin2009cAsym"
-
-
-# ---------------------------------------------------------------- names
-
-
-@pytest.mark.parametrize(
-    "kind, entities, expected",
-    [
-        (
-            "run_statmap",
-            dict(subject="01", session="pre", task="nback", acquisition="hi", run="01", echo="2", space=SPACE,
-                 contrast="faces", stat="t", extension=".nii.gz"),
-            f"sub-01/ses-pre/func/sub-01_ses-pre_task-nback_acq-hi_run-01_echo-2_space-{SPACE}"
-            "_contrast-faces_stat-t_statmap.nii.gz",
-        ),
-        (
-            "run_statmap",
-            dict(subject="01", task="nback", ceagent="gad", reconstruction="mag", direction="AP", run="3",
-                 contrast="faces", stat="effect", extension=".json"),
-            "sub-01/func/sub-01_task-nback_ce-gad_rec-mag_dir-AP_run-3_contrast-faces_stat-effect_statmap.json",
-        ),
-        (
-            "design",
-            dict(subject="01", session="1", task="checkerboard", run="01", extension=".tsv"),
-            "sub-01/ses-1/func/sub-01_ses-1_task-checkerboard_run-01_design.tsv",
-        ),
-        (
-            "design",
-            dict(subject="02", task="checkerboard", acquisition="lo", echo="1", extension=".json"),
-            "sub-02/func/sub-02_task-checkerboard_acq-lo_echo-1_design.json",
-        ),
-        (
-            "subject_statmap",
-            dict(subject="01", task="checkerboard", space=SPACE, contrast="audioVisual", stat="variance",
-                 extension=".nii.gz"),
-            f"sub-01/func/sub-01_task-checkerboard_space-{SPACE}_contrast-audioVisual_stat-variance_statmap.nii.gz",
-        ),
-        (
-            "subject_mask",
-            dict(subject="01", task="checkerboard", space="T1w", extension=".nii.gz"),
-            "sub-01/func/sub-01_task-checkerboard_space-T1w_desc-fixedfx_mask.nii.gz",
-        ),
-        (
-            "group_statmap",
-            dict(task="checkerboard", space=SPACE, contrast="audio", stat="p", extension=".nii.gz"),
-            f"group/task-checkerboard_space-{SPACE}_contrast-audio_stat-p_statmap.nii.gz",
-        ),
-        (
-            "group_mask",
-            dict(task="checkerboard", space=SPACE, extension=".nii.gz"),
-            f"group/task-checkerboard_space-{SPACE}_desc-group_mask.nii.gz",
-        ),
-    ],
-)
-def test_build_gives_the_spec_names(kind, entities, expected):
-    assert outputs.build(kind, **entities) == Path(expected)
-
-
-@pytest.mark.parametrize("stat", STATS)
-def test_every_stat_has_a_name(stat):
-    for kind in ("run_statmap", "subject_statmap", "group_statmap"):
-        path = outputs.build(kind, subject="01", task="x", run="01", contrast="c", stat=stat, extension=".nii.gz")
-        assert path.name.endswith(f"_contrast-c_stat-{stat}_statmap.nii.gz")
-
-
-@pytest.mark.parametrize(
-    "kind",
-    ["run_statmap", "subject_statmap", "subject_mask", "group_statmap", "group_mask"],
-)
-def test_no_space_means_no_space_entity(kind):
-    entities = dict(subject="01", task="x", run="01", contrast="c", stat="z", extension=".nii.gz")
-    assert "_space-" not in outputs.build(kind, space=None, **entities).name
-    assert "_space-" not in outputs.build(kind, **entities).name
-    assert outputs.build(kind, space="T1w", **entities).name.count("_space-T1w_") == 1
-
-
-def test_values_are_kept_as_given():
-    padded = outputs.build("run_statmap", subject="01", task="x", run="01", echo="01", contrast="c",
-                           stat="t", extension=".nii.gz")
-    assert "_run-01_echo-01_" in padded.name
-    plain = outputs.build("design", subject="1", task="x", run="1", extension=".tsv")
-    assert plain.name == "sub-1_task-x_run-1_design.tsv"
-
-
-def test_run_entities_come_from_the_run_record(example_selection):
-    for run in example_selection.runs:
-        entities = outputs.run_entities(run)
-        path = outputs.build("run_statmap", space=run.space, contrast="c", stat="t", extension=".nii.gz", **entities)
-        # the output name starts with the input's entities, values as in the input name
-        assert path.name.startswith(run.name + f"_space-{run.space}_")
-        assert run.raw_bold.name.startswith(run.name + "_")
-        folder = Path(f"sub-{run.subject}") / (f"ses-{run.session}" if run.session else "") / "func"
-        assert path.parent == folder
-
-
-def test_run_entities_in_bids_order():
-    run = Run(
-        entities=(("sub", "01"), ("ses", "a"), ("task", "t"), ("acq", "b"), ("ce", "c"), ("rec", "d"),
-                  ("dir", "e"), ("run", "02"), ("echo", "3")),
-        space=None, bold=Path("b"), mask=None, events=None, confounds=None, design=None, raw_bold=None,
-        tr=2.0, n_volumes=10, preprocessed=True,
-    )
-    path = outputs.build("design", extension=".tsv", **outputs.run_entities(run))
-    assert path.name == f"{run.name}_design.tsv"
-    assert run.name == "sub-01_ses-a_task-t_acq-b_ce-c_rec-d_dir-e_run-02_echo-3"
-
-
-def test_build_refuses_what_it_cannot_name():
-    with pytest.raises(ValueError):
-        outputs.build("subject_statmap", subject="01", task="x", contrast="c", stat="beta", extension=".nii.gz")
-
-
-@pytest.mark.parametrize(
-    "kind, entities",
-    [
-        ("run_statmap", dict(subject="01", session="2", task="x", acquisition="y", run="01", echo="1",
-                             space=SPACE, contrast="aB", stat="z")),
-        ("run_statmap", dict(subject="01", task="x", contrast="c", stat="p")),
-        ("subject_statmap", dict(subject="01", task="x", space="T1w", contrast="c", stat="effect")),
-        ("subject_mask", dict(subject="01", task="x", space="T1w")),
-        ("group_statmap", dict(task="x", contrast="c", stat="variance")),
-        ("group_mask", dict(task="x", space=SPACE)),
-        ("design", dict(subject="01", session="2", task="x", run="01")),
-    ],
-)
-def test_parse_name_round_trip(kind, entities):
-    short = {"subject": "sub", "session": "ses", "acquisition": "acq", "ceagent": "ce",
-             "reconstruction": "rec", "direction": "dir"}
-    path = outputs.build(kind, extension=".nii.gz" if kind != "design" else ".tsv", **entities)
-    parsed = outputs.parse_name(path)
-    suffix = parsed.pop("suffix")
-    assert suffix == {"design": "design"}.get(kind, "mask" if kind.endswith("mask") else "statmap")
-    parsed.pop("desc", None)
-    assert parsed == {short.get(k, k): v for k, v in entities.items()}
-    # and back again
-    long = {v: k for k, v in short.items()}
-    extension = "." + path.name.split(".", 1)[1]
-    assert outputs.build(kind, extension=extension, **{long.get(k, k): v for k, v in parsed.items()}) == path
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -233,13 +96,14 @@ def test_write_statmaps_writes_five_maps_and_sidecars(tmp_path):
     contrast = SimpleNamespace(name="audio - visual", label="audioVisual", weights={"audio": 1.0, "visual": -1.0})
     maps = SimpleNamespace(contrast=contrast, maps={stat: img for stat in STATS}, dof=80.0)
     sidecar = {"Sources": ["bids::x"], "DegreesOfFreedom": 80.0}
-    written = outputs.write_statmaps("subject_statmap", maps, tmp_path, sidecar, subject="01", task="x", space="T1w")
-    assert [p.relative_to(tmp_path) for p in written] == [
-        outputs.build("subject_statmap", subject="01", task="x", space="T1w", contrast="audioVisual", stat=stat,
+    written = outputs.write_statmaps("subject_statmap", maps, outputs.Direct(tmp_path), sidecar, subject="01",
+                                     task="x", space="T1w")
+    assert written == [
+        naming.build("subject_statmap", subject="01", task="x", space="T1w", contrast="audioVisual", stat=stat,
                       extension=".nii.gz")
         for stat in STATS
     ]
-    for path, stat in zip(written, STATS):
+    for path, stat in zip((tmp_path / w for w in written), STATS):
         side = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
         assert side["Statistic"] == stat
         assert side["DegreesOfFreedom"] == 80.0
@@ -326,18 +190,115 @@ def test_an_output_tree_passes_the_bids_validator(example_dataset, tmp_path):
         ("group_statmap", dict(task="checkerboard", space=SPACE)),
     ]:
         for stat in STATS:
-            outputs.write_nifti(img, out / outputs.build(kind, contrast="audio", stat=stat, extension=".nii.gz", **entities))
+            outputs.write_nifti(img, out / naming.build(kind, contrast="audio", stat=stat, extension=".nii.gz", **entities))
             outputs.write_json({"Statistic": stat},
-                               out / outputs.build(kind, contrast="audio", stat=stat, extension=".json", **entities))
-    outputs.write_tsv(pd.DataFrame({"audio": [0.0, 1.0]}), out / outputs.build("design", extension=".tsv", **run))
-    outputs.write_json({}, out / outputs.build("design", extension=".json", **run))
+                               out / naming.build(kind, contrast="audio", stat=stat, extension=".json", **entities))
+    outputs.write_tsv(pd.DataFrame({"audio": [0.0, 1.0]}), out / naming.build("design", extension=".tsv", **run))
+    outputs.write_json({}, out / naming.build("design", extension=".json", **run))
     for kind, entities in [
         ("subject_mask", dict(subject="01", task="checkerboard", space=SPACE)),
         ("group_mask", dict(task="checkerboard", space=SPACE)),
     ]:
-        outputs.write_nifti(mask, out / outputs.build(kind, extension=".nii.gz", **entities))
-        outputs.write_json(outputs.mask_sidecar("brain", SPACE, []), out / outputs.build(kind, extension=".json", **entities))
+        outputs.write_nifti(mask, out / naming.build(kind, extension=".nii.gz", **entities))
+        outputs.write_json(outputs.mask_sidecar("brain", SPACE, []), out / naming.build(kind, extension=".json", **entities))
     done = subprocess.run([command, "--format", "json", str(out)], capture_output=True, text=True, check=False)
     report = json.loads(done.stdout)
     errors = [(i.get("code"), i.get("location")) for i in report["issues"]["issues"] if i.get("severity") == "error"]
     assert errors == []
+
+
+# ---------------------------------------------------------------- where the app may write
+
+
+def _dataset(root, name="raw", generated_by=None):
+    root.mkdir(parents=True, exist_ok=True)
+    description = {"Name": name, "BIDSVersion": "1.10.0"}
+    if generated_by:
+        description.update(DatasetType="derivative", GeneratedBy=[{"Name": generated_by}])
+    (root / "dataset_description.json").write_text(json.dumps(description))
+    return root
+
+
+def test_locations_outside_the_inputs_are_allowed(tmp_path):
+    bids = _dataset(tmp_path / "bids")
+    _dataset(bids / "derivatives" / "fmriprep", generated_by="fMRIPrep")
+    outputs.check_locations(bids, tmp_path / "out", tmp_path / "work")
+    outputs.check_locations(bids, bids / "derivatives" / "fixedfx", bids / "derivatives" / "scratch")
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["", "results", "sub-01", "derivatives/fmriprep", "derivatives/fmriprep/stats", "derivatives"],
+)
+def test_locations_inside_an_input_are_refused(tmp_path, where):
+    bids = _dataset(tmp_path / "bids")
+    _dataset(bids / "derivatives" / "fmriprep", generated_by="fMRIPrep")
+    for option, kwargs in (("OUTPUT_DIR", {"output_dir": bids / where}),
+                           ("--work-dir", {"output_dir": tmp_path / "out", "work_dir": bids / where})):
+        with pytest.raises(UsageError, match=option):
+            outputs.check_locations(bids, **kwargs)
+
+
+def test_an_earlier_output_of_the_app_is_not_an_input(tmp_path):
+    bids = _dataset(tmp_path / "bids")
+    own = _dataset(bids / "derivatives" / "fixedfx", generated_by="bids-fixedfx")
+    outputs.check_locations(bids, own)
+    assert own not in outputs.input_datasets(bids, ())
+
+
+def test_a_given_derivatives_dataset_is_an_input(tmp_path):
+    bids = _dataset(tmp_path / "bids")
+    prep = _dataset(tmp_path / "prep", generated_by="fMRIPrep")
+    with pytest.raises(UsageError, match="OUTPUT_DIR"):
+        outputs.check_locations(bids, prep / "out", derivatives=[prep])
+
+
+def test_derivatives_folder_that_is_itself_a_dataset(tmp_path):
+    bids = _dataset(tmp_path / "bids")
+    _dataset(bids / "derivatives", generated_by="fMRIPrep")
+    with pytest.raises(UsageError):
+        outputs.check_locations(bids, bids / "derivatives" / "fixedfx")
+
+
+# ---------------------------------------------------------------- sets of files
+
+
+def test_staging_replaces_a_set_and_leaves_nothing_behind(tmp_path):
+    old = tmp_path / "sub-01" / "func"
+    old.mkdir(parents=True)
+    (old / "sub-01_task-x_contrast-old_stat-z_statmap.nii.gz").write_bytes(b"old")
+    (old / "sub-01_task-y_contrast-old_stat-z_statmap.nii.gz").write_bytes(b"other task")
+    (old / ".sub-01_task-x_contrast-old_stat-z_statmap.nii.gz.k3j.nii.gz").write_bytes(b"leftover")
+    stale = outputs.existing_set(tmp_path, "sub-01", subject="01", task="x", space=(None,))
+    assert len(stale) == 2
+    with outputs.Staging(tmp_path, "sub-01_task-x_space-none") as staging:
+        target = Path("sub-01/func/sub-01_task-x_contrast-new_stat-z_statmap.nii.gz")
+        outputs.write_text("new", staging.path(target))
+        assert not (tmp_path / target).exists()  # nothing in place until the set is complete
+        staging.commit(stale)
+    assert sorted(p.name for p in old.iterdir()) == [
+        "sub-01_task-x_contrast-new_stat-z_statmap.nii.gz", "sub-01_task-y_contrast-old_stat-z_statmap.nii.gz"]
+    assert not (tmp_path / outputs.STAGING_ROOT).exists()
+
+
+def test_a_failed_set_keeps_the_earlier_one(tmp_path):
+    earlier = tmp_path / "sub-01" / "func" / "sub-01_task-x_contrast-a_stat-z_statmap.nii.gz"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"earlier")
+    with pytest.raises(RuntimeError):
+        with outputs.Staging(tmp_path, "sub-01_task-x_space-none") as staging:
+            outputs.write_text("new", staging.path(earlier.relative_to(tmp_path)))
+            raise RuntimeError("the fit failed")
+    assert earlier.read_bytes() == b"earlier"
+    assert not (tmp_path / outputs.STAGING_ROOT).exists()
+
+
+def test_staging_removes_leftovers_of_a_killed_run_of_the_same_set(tmp_path):
+    leftover = tmp_path / outputs.STAGING_ROOT / "sub-01_task-x_space-none.dead"
+    leftover.mkdir(parents=True)
+    (leftover / "half.nii.gz").write_bytes(b"half")
+    other = tmp_path / outputs.STAGING_ROOT / "sub-02_task-x_space-none.alive"
+    other.mkdir()
+    with outputs.Staging(tmp_path, "sub-01_task-x_space-none") as staging:
+        staging.commit()
+    assert not leftover.exists() and other.exists()  # another job's set is left alone

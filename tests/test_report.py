@@ -125,16 +125,13 @@ def test_warnings_reach_the_reports(reports, example_dataset):
 def test_report_threshold_is_the_one_asked(reports, tmp_path):
     from dataclasses import replace
 
-    from bids_fixedfx import outputs
+    from bids_fixedfx import plan
     from bids_fixedfx.cli import parse_settings
 
     copy = tmp_path / "out"
     shutil.copytree(reports, copy)
-    groups = {}
-    for item in outputs.find_subject_maps(copy):
-        groups.setdefault((item["task"], item["space"], item["contrast"]), []).append(item)
     settings = replace(parse_settings([str(tmp_path), str(copy), "group"]), report_threshold=2.5)
-    page = report.write_group_report(settings, groups)
+    page = report.write_group_report(settings, plan.plan_group(settings).by_key)
     assert "|z| &gt; 2.5" in page.read_text(encoding="utf-8")
     assert "|z| &gt; 3" not in page.read_text(encoding="utf-8")
 
@@ -149,7 +146,14 @@ def test_group_report_lists_subjects_and_contrasts(reports, example_dataset):
 
 
 def test_notes_are_shown_to_the_subjects_they_name():
-    notes = ["sub-01_task-x_run-1: first value of a was n/a", "sub-02 has something", "a general note"]
+    from bids_fixedfx.notes import Note
+
+    notes = [
+        Note("imputed", "first value of a was n/a", subject="01", task="x", run="sub-01_task-x_run-1"),
+        Note("fit", "something", subject="02", task="x"),
+        Note("selection", "a general note"),
+        Note("fit", "about sub-02, though it names sub-01 in its text", subject="02"),
+    ]
     assert report.notes_about(notes, "01") == [notes[0], notes[2]]
     assert report.notes_about(notes, "10") == [notes[2]]
 

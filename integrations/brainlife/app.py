@@ -68,6 +68,14 @@ FLAGS = {
 }
 
 
+# Options that only one analysis level takes (bids-fixedfx refuses them at the other level).
+PARTICIPANT_ONLY = {
+    "session_label", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
+    "noise_model", "confounds", "contrasts", "precision_weighted", "skip_bids_validation",
+}
+GROUP_ONLY = {"group_model"}
+
+
 class ConfigError(Exception):
     """config.json asks for something impossible."""
 
@@ -90,8 +98,10 @@ def _truth(value, default=False) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def options_from_config(config: dict) -> list[str]:
-    """The options of both levels (without the positional arguments)."""
+def options_from_config(config: dict, level: str = "participant") -> list[str]:
+    """The options of one analysis level (without the positional arguments)."""
+    skipped = GROUP_ONLY if level == "participant" else PARTICIPANT_ONLY
+    config = {key: value for key, value in config.items() if key not in skipped}
     options: list[str] = []
     for key, flag in LIST_OPTIONS.items():
         if not _empty(config.get(key)):
@@ -197,7 +207,7 @@ def main(argv=None) -> int:
                 raise ConfigError(f"fmriprep: {config['fmriprep']} is not a folder.")
             inputs.append(fmriprep)
             derivatives = ["--derivatives", str(fmriprep)]
-        options = options_from_config(config) + derivatives
+        options = options_from_config(config, "participant") + derivatives
         command = app_command(inputs, output)
         details["command"] = command
         with open("bids-fixedfx.log", "a") as log:
@@ -206,8 +216,9 @@ def main(argv=None) -> int:
             details["steps"].append(participant)
             rc = participant["exit_code"]
             if rc == 0 and _truth(config.get("group"), default=True):
-                # The group level takes only selection, model and running options it knows too.
-                group = run_level([*command, str(bids), str(output), "group", *options],
+                # The group level takes the selection, group-model and running options.
+                group_options = options_from_config(config, "group") + derivatives
+                group = run_level([*command, str(bids), str(output), "group", *group_options],
                                   "group", log)
                 details["steps"].append(group)
                 rc = group["exit_code"]

@@ -1,0 +1,193 @@
+"""The one place that knows how files are named (SPEC §3): built and parsed with pybids.
+
+Every name the app writes (maps, designs, masks, figures, tables, pages) is built by
+:func:`build` from entities and a kind, with pybids' ``build_path`` and the patterns
+below; every name it reads back is parsed by :func:`parse`, with pybids'
+``parse_file_entities`` and the entities of this app (``contrast``, ``stat``) added.
+Paths are relative to OUTPUT_DIR (or to a dataset root): entities never come from the
+folders above it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+#: The entities of a BOLD series that name a run, in BIDS order: (pybids name, key).
+RUN_ENTITIES = (
+    ("subject", "sub"),
+    ("session", "ses"),
+    ("task", "task"),
+    ("acquisition", "acq"),
+    ("ceagent", "ce"),
+    ("reconstruction", "rec"),
+    ("direction", "dir"),
+    ("run", "run"),
+    ("echo", "echo"),
+)
+#: BIDS key (``sub``) to pybids entity name (``subject``), and back.
+ENTITY_NAMES = {key: name for name, key in RUN_ENTITIES}
+ENTITY_KEYS = {name: key for name, key in RUN_ENTITIES}
+#: The maps written for each t contrast.
+STATS = ("effect", "variance", "t", "z", "p")
+
+_RUN = (
+    "sub-{subject}[_ses-{session}]_task-{task}"
+    "[_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}]"
+    "[_run-{run}][_echo-{echo}]"
+)
+_RUN_DIR = "sub-{subject}[/ses-{session}]/func/"
+_SUBJECT = "sub-{subject}_task-{task}"
+_STAT = "_contrast-{contrast}_stat-{stat<%s>}_{suffix<statmap>}{extension<.nii.gz|.json>}" % "|".join(STATS)
+_FIGURE = "[_space-{space}][_contrast-{contrast}]_desc-{desc}_{suffix}{extension<.png|.svg|.tsv>}"
+
+#: Each kind of file and its pybids path pattern.
+PATTERNS = {
+    "run_statmap": _RUN_DIR + _RUN + "[_space-{space}]" + _STAT,
+    "design": _RUN_DIR + _RUN + "_{suffix<design>}{extension<.tsv|.json>}",
+    "subject_statmap": "sub-{subject}/func/" + _SUBJECT + "[_space-{space}]" + _STAT,
+    "subject_mask": "sub-{subject}/func/" + _SUBJECT + "[_space-{space}]"
+    "_desc-{desc<fixedfx>}_{suffix<mask>}{extension<.nii.gz|.json>}",
+    "group_statmap": "group/task-{task}[_space-{space}]" + _STAT,
+    "group_mask": "group/task-{task}[_space-{space}]_desc-{desc<group>}_{suffix<mask>}"
+    "{extension<.nii.gz|.json>}",
+    "run_figure": "sub-{subject}/figures/" + _RUN + _FIGURE,
+    "subject_figure": "sub-{subject}/figures/" + _SUBJECT + _FIGURE,
+    "group_figure": "group/figures/task-{task}" + _FIGURE,
+    "subject_report": "sub-{subject}.html",
+    "group_report": "group.html",
+}
+#: Default entities of each kind.
+_DEFAULTS = {
+    "run_statmap": {"suffix": "statmap"},
+    "subject_statmap": {"suffix": "statmap"},
+    "group_statmap": {"suffix": "statmap"},
+    "design": {"suffix": "design"},
+    "subject_mask": {"suffix": "mask", "desc": "fixedfx"},
+    "group_mask": {"suffix": "mask", "desc": "group"},
+}
+
+
+def build(kind: str, **entities) -> Path:
+    """The path, relative to OUTPUT_DIR, of one output file.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`PATTERNS`.
+    **entities
+        pybids entity names (``subject``, ``task``, ``run``, ``space``, ``contrast``,
+        ``stat``, ``desc``, ``suffix``, ``extension`` ...); None values are left out.
+
+    Returns
+    -------
+    path : Path
+
+    Raises
+    ------
+    ValueError
+        The entities do not make a name of that kind.
+
+    Examples
+    --------
+    >>> build("subject_statmap", subject="01", task="x", contrast="aB", stat="z", extension=".nii.gz")
+    PosixPath('sub-01/func/sub-01_task-x_contrast-aB_stat-z_statmap.nii.gz')
+    """
+    from bids.layout.writing import build_path
+
+    if kind not in PATTERNS:
+        raise ValueError(f"Unknown kind of file {kind!r}.")
+    values = {**_DEFAULTS.get(kind, {}), **{k: v for k, v in entities.items() if v is not None}}
+    path = build_path(values, [PATTERNS[kind]], strict=False)
+    if path is None:
+        raise ValueError(f"Cannot name a {kind} file from {values}.")
+    return Path(path)
+
+
+def build_run(kind: str, run, **entities) -> Path:
+    """:func:`build` for a run: its entities (values as in the input's name) and space
+    (``space=None`` leaves the space out)."""
+    return build(kind, **{**run_entities(run), "space": run.space, **entities})
+
+
+def run_entities(run) -> dict:
+    """A run's entities under pybids' names, values as in its input file name."""
+    return {ENTITY_NAMES[key]: value for key, value in run.entities}
+
+
+def run_name(entities) -> str:
+    """A run's (key, value) entities as a file-name stem, e.g. ``sub-01_task-x_run-01``."""
+    return "_".join(f"{key}-{value}" for key, value in entities)
+
+
+@lru_cache(maxsize=1)
+def _config():
+    from bids.layout.models import Config
+
+    own = Config(
+        name="bids-fixedfx",
+        entities=[
+            {"name": "contrast", "pattern": r"[_/\\]+contrast-([a-zA-Z0-9]+)"},
+            {"name": "stat", "pattern": r"[_/\\]+stat-([a-zA-Z0-9]+)"},
+        ],
+    )
+    return ["bids", "derivatives", own]
+
+
+def parse(path) -> dict:
+    """The entities of a file name relative to OUTPUT_DIR or a dataset root (pybids names).
+
+    Parameters
+    ----------
+    path : str or Path
+        Relative path; an absolute path is refused, since folders above the dataset
+        must not lend it entities.
+
+    Returns
+    -------
+    entities : dict
+        ``subject``, ``task``, ``space``, ``contrast``, ``stat``, ``desc``, ``suffix``,
+        ``extension`` ... as strings (``run-01`` stays ``"01"``).
+    """
+    from bids.layout import parse_file_entities
+
+    path = PurePosixPath(Path(path).as_posix())
+    if path.is_absolute():
+        raise ValueError(f"{path} is absolute; parse names relative to their dataset.")
+    name = path.name
+    entities = parse_file_entities("/" + str(path), config=_config())
+    entities = {k: str(v) for k, v in entities.items() if k != "datatype"}
+    # pybids reads run-01 as the integer 1: keep the value as written
+    for key in ("run", "echo"):
+        if ENTITY_NAMES.get(key) in entities:
+            entities[ENTITY_NAMES[key]] = _written_value(name, key)
+    return entities
+
+
+def _written_value(name: str, key: str) -> str:
+    for part in name.split(".")[0].split("_"):
+        if part.startswith(key + "-"):
+            return part[len(key) + 1:]
+    return ""
+
+
+def set_key(**entities) -> str:
+    """A name for one set of outputs (``sub-01_task-x_space-MNI``), for staging folders.
+
+    Parameters
+    ----------
+    **entities
+        pybids entity names and values; None values are written as ``none``.
+    """
+    keys = {**ENTITY_KEYS, "space": "space", "contrast": "contrast"}
+    return "_".join(f"{keys.get(k, k)}-{'none' if v is None else v}" for k, v in entities.items())
+
+
+def relative(path, root) -> Path:
+    """``path`` relative to ``root`` (both resolved), for parsing."""
+    return Path(path).resolve().relative_to(Path(root).resolve())
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of our temporary names (``.<name>.<random><ext>``)."""
+    return name.startswith(".") and name.count(".") >= 2

@@ -1,0 +1,60 @@
+"""Notes: what a user should know about a run, a subject or the whole analysis, as data.
+
+Reports and the methods text pick notes by their fields (``subject``, ``task``, ``run``,
+``kind``), never by matching their wording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The kinds of note, and what each means.
+KINDS = {
+    "selection": "about what was selected (labels, derivatives, files not used)",
+    "no-confounds": "a run was modelled without confounds",
+    "imputed": "a confound's missing first value was set to the second (as nilearn does)",
+    "censored": "volumes were left out of a fit by a confound strategy",
+    "design": "nilearn's remark while building a design",
+    "fit": "nilearn's remark while fitting",
+    "contrast-skipped": "a contrast was not computed in a run that lacks one of its columns",
+    "run-left-out": "a run was left out of its subject's maps",
+    "mask": "about a run's mask",
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    """One warning, with what it is about.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    text : str
+        The sentence shown to the user (says what to do about it).
+    subject, task, run : str or None
+        What it is about: ``run`` is the run's name (``sub-01_task-x_run-01``); None
+        where the note is about more than one.
+    """
+
+    kind: str
+    text: str
+    subject: str | None = None
+    task: str | None = None
+    run: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Unknown kind of note {self.kind!r}.")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def about(self, subject=None, task=None) -> bool:
+        """Whether the note concerns this subject (and task): its own, or everyone's."""
+        return (self.subject in (None, subject)) and (task is None or self.task in (None, task))
+
+    @classmethod
+    def for_run(cls, run, kind: str, text: str) -> Note:
+        """A note about one run (a :class:`~bids_fixedfx.discover.Run`)."""
+        return cls(kind, text, subject=run.subject, task=run.task, run=run.name)

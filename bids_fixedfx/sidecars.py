@@ -1,0 +1,238 @@
+"""Sidecars as typed records: what is written beside each map and design, and read back.
+
+Each record has ``to_json`` (the dict written, keys in the order of SPEC §3) and
+``from_json``/``read`` (a sidecar that cannot be read, or lacks a key, is an error that
+names the file; never a default).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputFileError
+
+#: First-level settings that every run and subject statmap sidecar carries.
+MODEL_KEYS = ("SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass")
+
+
+def read_json(path) -> dict:
+    """Read a JSON object, naming the file in any error.
+
+    Raises
+    ------
+    InputFileError
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise InputFileError(f"{path} does not exist; rerun the level that writes it.") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        reason = " ".join(str(error).split()).rstrip(".")
+        raise InputFileError(f"{path} cannot be read as JSON: {reason}.") from error
+    if not isinstance(data, dict):
+        raise InputFileError(f"{path} does not hold a JSON object.")
+    return data
+
+
+def _need(data, key, path):
+    if key not in data:
+        raise InputFileError(f"{path} has no {key!r}; rerun the level that writes it.")
+    return data[key]
+
+
+@dataclass(frozen=True)
+class FirstLevelModelInfo:
+    """The first-level settings a map was made with (the SPEC §3 keys)."""
+
+    smoothing_fwhm: float
+    noise_model: str
+    hrf_model: str
+    drift_model: str
+    high_pass: float | None
+
+    @classmethod
+    def from_settings(cls, model) -> FirstLevelModelInfo:
+        """From :class:`~bids_fixedfx.settings.ModelSettings` (the one place that says
+        which drift key applies: ``HighPass`` only with the cosine drift)."""
+        return cls(
+            smoothing_fwhm=model.smoothing_fwhm or 0.0,
+            noise_model=model.noise_model,
+            hrf_model=model.hrf_model,
+            drift_model=model.drift_model or "none",
+            high_pass=model.high_pass if model.drift_model == "cosine" else None,
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "SmoothingFWHM": self.smoothing_fwhm,
+            "NoiseModel": self.noise_model,
+            "HRFModel": self.hrf_model,
+            "DriftModel": self.drift_model,
+            "HighPass": self.high_pass,
+        }
+
+    @classmethod
+    def from_json(cls, data, path) -> FirstLevelModelInfo:
+        values = [_need(data, key, path) for key in MODEL_KEYS]
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class ContrastInfo:
+    """A contrast as the sidecars state it."""
+
+    name: str
+    weights: dict
+    test: str = "t"
+
+    def to_json(self) -> dict:
+        return {"Name": self.name, "Test": self.test, "Weights": dict(self.weights)}
+
+    @classmethod
+    def from_json(cls, data, path) -> ContrastInfo:
+        if not isinstance(data, dict) or "Name" not in data:
+            raise InputFileError(f"{path} has no contrast 'Name'; rerun the level that writes it.")
+        return cls(str(data["Name"]), dict(data.get("Weights", {})), str(data.get("Test", "t")))
+
+
+@dataclass(frozen=True)
+class StatmapSidecar:
+    """The sidecar of one statistical map, at the run, subject or group level.
+
+    Attributes
+    ----------
+    sources : tuple of str
+        What the map was computed from (relative paths or ``bids::`` URIs).
+    contrast : ContrastInfo
+    dof : float
+    model : FirstLevelModelInfo or None
+        The first-level settings (None at the group level when subjects differ).
+    fixed_effects : dict or None
+        Subject level: ``{"PrecisionWeighted": bool, "NumberOfRuns": n}`` (and the runs
+        left out, if any).
+    group : dict or None
+        Group level: ``GroupModel``, ``NumberOfSubjects``, ``Subjects``.
+    statistic : str or None
+        ``effect``, ``variance``, ``t``, ``z`` or ``p``.
+    """
+
+    sources: tuple[str, ...]
+    contrast: ContrastInfo
+    dof: float
+    model: FirstLevelModelInfo | None = None
+    fixed_effects: dict | None = None
+    group: dict | None = None
+    statistic: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def level(self) -> str:
+        """``run``, ``subject`` or ``group``."""
+        return "group" if self.group is not None else "subject" if self.fixed_effects is not None else "run"
+
+    def to_json(self) -> dict:
+        data = {"Sources": list(self.sources), "Contrast": self.contrast.to_json(), "DegreesOfFreedom": self.dof}
+        if self.model is not None:
+            data.update(self.model.to_json())
+        if self.fixed_effects is not None:
+            data["FixedEffects"] = dict(self.fixed_effects)
+        if self.group is not None:
+            data.update(self.group)
+        data.update(self.extra)
+        if self.statistic is not None:
+            data["Statistic"] = self.statistic
+        return data
+
+    @classmethod
+    def from_json(cls, data, path) -> StatmapSidecar:
+        """Parse a statmap sidecar written by this app.
+
+        Raises
+        ------
+        InputFileError
+            A key the level needs is missing.
+        """
+        group = None
+        if "GroupModel" in data:
+            group = {k: data[k] for k in ("GroupModel", "NumberOfSubjects", "Subjects") if k in data}
+        model = None
+        if group is None or all(key in data for key in MODEL_KEYS):
+            model = FirstLevelModelInfo.from_json(data, path)
+        known = {"Sources", "Contrast", "DegreesOfFreedom", "FixedEffects", "Statistic", *MODEL_KEYS,
+                 *(group or {})}
+        return cls(
+            sources=tuple(_need(data, "Sources", path)),
+            contrast=ContrastInfo.from_json(_need(data, "Contrast", path), path),
+            dof=float(_need(data, "DegreesOfFreedom", path)),
+            model=model,
+            fixed_effects=data.get("FixedEffects"),
+            group=group,
+            statistic=data.get("Statistic"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    @classmethod
+    def read(cls, path) -> StatmapSidecar:
+        """Read and parse a statmap sidecar (errors name the file)."""
+        return cls.from_json(read_json(path), path)
+
+
+@dataclass(frozen=True)
+class DesignSidecar:
+    """The sidecar of a run's ``_design.tsv``: how the design was made, and the run's facts
+    that later steps (the methods text, reports) need."""
+
+    repetition_time: float
+    start_time: float
+    n_volumes: int
+    columns: tuple[str, ...]
+    conditions: tuple[str, ...]
+    confounds: tuple[str, ...]
+    precomputed: bool
+    confounds_option: tuple[str, ...]
+    volumes_excluded: int
+    hrf_model: str
+    drift_model: str
+    high_pass: float | None
+    drift_order: int | None
+    bold: str
+    mask: str | None
+    preprocessed: bool
+    sources: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "RepetitionTime": self.repetition_time,
+            "StartTime": self.start_time,
+            "NumberOfVolumes": self.n_volumes,
+            "Columns": list(self.columns),
+            "Conditions": list(self.conditions),
+            "Confounds": list(self.confounds),
+            "Precomputed": self.precomputed,
+            "ConfoundsOption": list(self.confounds_option),
+            "VolumesExcluded": self.volumes_excluded,
+            "HRFModel": self.hrf_model,
+            "DriftModel": self.drift_model,
+            "HighPass": self.high_pass,
+            "DriftOrder": self.drift_order,
+            "BOLD": self.bold,
+            "Mask": self.mask,
+            "Preprocessed": self.preprocessed,
+            "Sources": list(self.sources),
+        }
+
+    @classmethod
+    def from_json(cls, data, path) -> DesignSidecar:
+        keys = ("RepetitionTime", "StartTime", "NumberOfVolumes", "Columns", "Conditions", "Confounds",
+                "Precomputed", "ConfoundsOption", "VolumesExcluded", "HRFModel", "DriftModel", "HighPass",
+                "DriftOrder", "BOLD", "Mask", "Preprocessed", "Sources")
+        values = [_need(data, key, path) for key in keys]
+        values = [tuple(v) if isinstance(v, list) else v for v in values]
+        return cls(*values)
+
+    @classmethod
+    def read(cls, path) -> DesignSidecar:
+        """Read and parse a design sidecar (errors name the file)."""
+        return cls.from_json(read_json(path), path)

@@ -1,0 +1,70 @@
+"""Sidecars are typed records: written with to_json, read back with from_json, never guessed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bids_fixedfx.errors import InputFileError
+from bids_fixedfx.settings import ModelSettings
+from bids_fixedfx.sidecars import (
+    ContrastInfo,
+    DesignSidecar,
+    FirstLevelModelInfo,
+    StatmapSidecar,
+    read_json,
+)
+
+
+def test_drift_keys_follow_the_drift_model():
+    assert FirstLevelModelInfo.from_settings(ModelSettings()).high_pass == 0.01
+    polynomial = FirstLevelModelInfo.from_settings(ModelSettings(drift_model="polynomial", smoothing_fwhm=None))
+    assert polynomial.high_pass is None and polynomial.smoothing_fwhm == 0.0
+
+
+@pytest.mark.parametrize(
+    "sidecar",
+    [
+        StatmapSidecar(("bids::a",), ContrastInfo("a - b", {"a": 1.0, "b": -1.0}), 80.0,
+                       FirstLevelModelInfo.from_settings(ModelSettings()), statistic="z"),
+        StatmapSidecar(("bids::a",), ContrastInfo("a", {"a": 1.0}), 160.0,
+                       FirstLevelModelInfo.from_settings(ModelSettings(noise_model="ols")),
+                       fixed_effects={"PrecisionWeighted": False, "NumberOfRuns": 2}, statistic="t"),
+        StatmapSidecar(("bids::a", "bids::b"), ContrastInfo("a", {"intercept": 1.0}), 2.0, None,
+                       group={"GroupModel": "one-sample t-test", "NumberOfSubjects": 3, "Subjects": ["1", "2", "3"]}),
+    ],
+)
+def test_statmap_sidecars_round_trip(tmp_path, sidecar):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(sidecar.to_json()))
+    assert StatmapSidecar.read(path) == sidecar
+    assert sidecar.level in ("run", "subject", "group")
+
+
+def test_keys_in_the_spec_order():
+    sidecar = StatmapSidecar(("s",), ContrastInfo("a", {"a": 1.0}), 10.0,
+                             FirstLevelModelInfo.from_settings(ModelSettings()),
+                             fixed_effects={"PrecisionWeighted": False, "NumberOfRuns": 1}, statistic="p")
+    assert list(sidecar.to_json()) == ["Sources", "Contrast", "DegreesOfFreedom", "SmoothingFWHM", "NoiseModel",
+                                       "HRFModel", "DriftModel", "HighPass", "FixedEffects", "Statistic"]
+
+
+def test_an_unreadable_sidecar_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(InputFileError, match="broken.json"):
+        StatmapSidecar.read(path)
+    path.write_text(json.dumps({"Sources": [], "DegreesOfFreedom": 3}))
+    with pytest.raises(InputFileError, match="broken.json has no"):
+        StatmapSidecar.read(path)
+    with pytest.raises(InputFileError, match="missing.json"):
+        read_json(tmp_path / "missing.json")
+
+
+def test_design_sidecar_round_trip(tmp_path):
+    sidecar = DesignSidecar(2.0, 0.0, 60, ("a", "constant"), ("a",), (), False, ("trans_x",), 0, "glover",
+                            "cosine", 0.01, None, "../bids/sub-01_bold.nii.gz", None, True, ())
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(sidecar.to_json()))
+    assert DesignSidecar.read(path) == sidecar
