@@ -6,9 +6,16 @@ byte-identical afterwards, and no file written.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
 import pytest
 
-from tools import fails
+from bids_fixedfx.cli import main
+from tools import checksums, fails
 
 EXPLOITS = [
     'audio.__class__.__init__.__globals__["sys"].modules["os"].system("touch PWNED")',
@@ -36,3 +43,436 @@ def test_a_name_with_attribute_syntax_is_just_an_unknown_column(one_subject, tmp
     monkeypatch.chdir(tmp_path)
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation",
                    "--contrast", "x=audio.__class__"], 64, "--contrast x", "audio.__class__")
+
+
+# ---------------------------------------------------------------- helpers
+
+SPACE = "MNI152NLin2009cAsym"
+QUICK = ["--skip-bids-validation", "--no-reports"]
+
+
+def preproc(dataset, subject="01", session="1", run="01", space=SPACE):
+    return (dataset.path / "derivatives" / "fmriprep" / f"sub-{subject}" / f"ses-{session}" / "func"
+            / f"sub-{subject}_ses-{session}_task-checkerboard_run-{run}_space-{space}_desc-preproc_bold.nii.gz")
+
+
+def brain_mask(dataset, subject="01", session="1", run="01", space=SPACE):
+    return preproc(dataset, subject, session, run, space).with_name(
+        preproc(dataset, subject, session, run, space).name.replace("desc-preproc_bold", "desc-brain_mask"))
+
+
+def events(dataset, subject="01", session="1", run="01"):
+    return (dataset.path / f"sub-{subject}" / f"ses-{session}" / "func"
+            / f"sub-{subject}_ses-{session}_task-checkerboard_run-{run}_events.tsv")
+
+
+def confounds(dataset, subject="01", session="1", run="01"):
+    return preproc(dataset, subject, session, run).parent / (
+        f"sub-{subject}_ses-{session}_task-checkerboard_run-{run}_desc-confounds_timeseries.tsv")
+
+
+@pytest.fixture
+def two_subjects(fresh_dataset):
+    return fresh_dataset(subjects=("01", "02"))
+
+
+# ---------------------------------------------------------------- nothing written into the input
+
+
+def test_output_dir_is_the_preprocessed_input(one_subject, capsys):
+    fmriprep = one_subject.path / "derivatives" / "fmriprep"
+    before = checksums(fmriprep)
+    message = fails(capsys, [one_subject.path, fmriprep, "participant", *QUICK], 64, "OUTPUT_DIR", str(fmriprep),
+                    output=fmriprep / "sub-01" / "nothing-new")
+    assert "input dataset" in message
+    assert checksums(fmriprep) == before
+
+
+def test_output_dir_inside_the_preprocessed_input(one_subject, tmp_path, capsys):
+    inside = one_subject.path / "derivatives" / "fmriprep" / "stats"
+    fails(capsys, [one_subject.path, inside, "participant", *QUICK], 64, "OUTPUT_DIR", str(inside))
+    assert not inside.exists()
+
+
+def test_output_dir_is_the_derivatives_folder_itself(one_subject, capsys):
+    folder = one_subject.path / "derivatives"
+    before = checksums(one_subject.path)
+    assert main([str(one_subject.path), str(folder), "participant", *QUICK]) == 64
+    assert "OUTPUT_DIR" in capsys.readouterr().err
+    assert checksums(one_subject.path) == before
+
+
+def test_output_dir_inside_a_given_derivatives_dataset(one_subject, tmp_path, capsys):
+    outside = tmp_path / "prep"
+    (one_subject.path / "derivatives" / "fmriprep").rename(outside)
+    fails(capsys, [one_subject.path, outside / "out", "participant", "-d", outside, *QUICK], 64,
+          "OUTPUT_DIR", str(outside))
+
+
+def test_output_dir_reaching_the_input_through_a_link(one_subject, tmp_path, capsys):
+    link = tmp_path / "link"
+    link.symlink_to(one_subject.path / "derivatives" / "fmriprep")
+    fails(capsys, [one_subject.path, link, "participant", *QUICK], 64, "OUTPUT_DIR", output=link / "nothing-new")
+
+
+@pytest.mark.parametrize("where", ["work", "derivatives/fmriprep/work", "sub-01"])
+def test_work_dir_inside_the_input(one_subject, tmp_path, capsys, where):
+    work = one_subject.path / where
+    existed = work.exists()
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "-w", work, *QUICK], 64, "--work-dir")
+    assert work.exists() == existed
+
+
+def test_a_new_folder_under_derivatives_is_allowed(one_subject):
+    out = one_subject.path / "derivatives" / "fixedfx"
+    work = one_subject.path / "derivatives" / "fixedfx-work"
+    fmriprep = checksums(one_subject.path / "derivatives" / "fmriprep")
+    raw = checksums(one_subject.path / "sub-01")
+    assert main([str(one_subject.path), str(out), "participant", "-w", str(work), *QUICK]) == 0
+    assert checksums(one_subject.path / "derivatives" / "fmriprep") == fmriprep
+    assert checksums(one_subject.path / "sub-01") == raw
+    # a rerun into the app's own output is allowed too, and models the preprocessed BOLD
+    assert main([str(one_subject.path), str(out), "participant", *QUICK]) == 0
+    design = json.loads(next(out.rglob("*run-01_design.json")).read_text())
+    assert "desc-preproc" in design["BOLD"]
+
+
+# ---------------------------------------------------------------- labels
+
+
+@pytest.mark.parametrize("label", ["../../etc", "01/../02", "*", "01;touch PWNED"])
+def test_hostile_participant_labels_match_nothing(one_subject, tmp_path, capsys, monkeypatch, label):
+    monkeypatch.chdir(tmp_path)
+    message = fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--participant-label", label,
+                             *QUICK], 66, "--participant-label")
+    assert not list(tmp_path.rglob("PWNED")) and "\n" not in message
+
+
+def test_contrast_names_become_plain_labels(one_subject, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(one_subject.path), str(out), "participant", *QUICK,
+                 "--contrast", "../../x y=audio-visual", "--contrast", "áudio=audio"]) == 0
+    names = {p.name for p in out.rglob("*_statmap.nii.gz")}
+    assert any("_contrast-xY_" in n for n in names) and any("_contrast-audio_" in n for n in names)
+    assert all(p.resolve().is_relative_to(out.resolve()) for p in out.rglob("*"))
+
+
+def test_a_contrast_name_without_letters(one_subject, tmp_path, capsys):
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK, "--contrast", "+++=audio"],
+          64, "+++")
+
+
+# ---------------------------------------------------------------- images
+
+
+def _truncate(path, keep=0.6):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_truncated_bold_of_a_later_subject_stops_everything_before_writing(two_subjects, tmp_path, capsys):
+    bold = preproc(two_subjects, subject="02", session="2", run="02")
+    _truncate(bold)
+    fails(capsys, [two_subjects.path, tmp_path / "out", "participant", *QUICK], 66, bold.name, "truncated")
+
+
+def test_corrupted_bytes_inside_a_bold_leave_that_subject_absent(two_subjects, tmp_path, capsys):
+    import gzip
+
+    bold = preproc(two_subjects, subject="02", session="2", run="02")
+    damaged = bytearray(gzip.compress(gzip.decompress(bold.read_bytes()), compresslevel=0))
+    damaged[len(damaged) // 2] ^= 0xFF
+    bold.write_bytes(bytes(damaged))
+    before = checksums(two_subjects.path)
+    out = tmp_path / "out"
+    assert main([str(two_subjects.path), str(out), "participant", *QUICK]) == 66
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and bold.name in errors[0] and "corrupt" in errors[0]
+    assert checksums(two_subjects.path) == before
+    assert list((out / "sub-01" / "func").glob("sub-01_task-checkerboard_*_stat-z_statmap.nii.gz"))
+    assert not (out / "sub-02").exists()  # complete or absent, never half
+    assert not list(out.rglob(".*.nii.gz")) and not (out / ".bids-fixedfx-tmp").exists()
+
+
+def _save_mask(path, values):
+    img = nib.load(str(path))
+    nib.save(nib.Nifti1Image(values.astype(np.uint8), img.affine), str(path))
+
+
+def test_an_empty_mask(two_subjects, tmp_path, capsys):
+    mask = brain_mask(two_subjects, subject="02")
+    _save_mask(mask, np.zeros(nib.load(str(mask)).shape))
+    fails(capsys, [two_subjects.path, tmp_path / "out", "participant", *QUICK], 66, mask.name, "empty")
+
+
+def test_a_mask_of_three_values(two_subjects, tmp_path, capsys):
+    mask = brain_mask(two_subjects, subject="02")
+    values = np.asanyarray(nib.load(str(mask)).dataobj).astype(np.uint8)
+    values[values > 0] = 1 + (np.arange(int((values > 0).sum())) % 2)
+    _save_mask(mask, values)
+    fails(capsys, [two_subjects.path, tmp_path / "out", "participant", *QUICK], 66, mask.name)
+
+
+def test_a_3d_bold(one_subject, tmp_path, capsys):
+    bold = preproc(one_subject)
+    img = nib.load(str(bold))
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[..., 0], img.affine), str(bold))
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", *QUICK]) == 66
+    assert bold.name in capsys.readouterr().err
+
+
+def test_a_bold_that_is_not_nifti(one_subject, tmp_path, capsys):
+    bold = preproc(one_subject)
+    bold.write_bytes(b"\x1f\x8b" + b"garbage" * 100)
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", *QUICK]) == 66
+    err = capsys.readouterr().err
+    assert bold.name in err and "Processing failed" not in err
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_a_negative_duration_without_validation(one_subject, tmp_path, capsys):
+    path = events(one_subject)
+    table = pd.read_csv(path, sep="\t")
+    table.loc[1, "duration"] = -4
+    table.to_csv(path, sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, path.name, "negative")
+
+
+def test_a_non_numeric_onset(one_subject, tmp_path, capsys):
+    path = events(one_subject)
+    table = pd.read_csv(path, sep="\t")
+    table["onset"] = table["onset"].astype(object)
+    table.loc[0, "onset"] = "soon"
+    table.to_csv(path, sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, path.name, "soon")
+
+
+def test_infinite_confounds(one_subject, tmp_path, capsys):
+    path = confounds(one_subject)
+    table = pd.read_csv(path, sep="\t")
+    table.loc[3, "trans_x"] = np.inf
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, path.name, "infinite")
+
+
+def test_binary_garbage_as_events(one_subject, tmp_path, capsys):
+    path = events(one_subject)
+    path.write_bytes(bytes(range(256)) * 4)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, path.name)
+
+
+# ---------------------------------------------------------------- designs
+
+
+def test_a_pickled_npz_design_is_not_loaded(one_subject, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    design_dir = tmp_path / "designs"
+    design_dir.mkdir()
+    for bold in (one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"):
+        stem = naming_stem(bold)
+        rows = nib.load(str(bold)).shape[3]
+        np.savez(design_dir / f"{stem}_design.npz", X=np.array([[object()] * 2] * rows, dtype=object))
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK, "--design-dir", design_dir], 66,
+          "_design.npz")
+
+
+def naming_stem(bold):
+    from bids_fixedfx import naming
+
+    entities = naming.parse(bold.relative_to(bold.parents[3]))
+    keys = [("subject", "sub"), ("session", "ses"), ("task", "task"), ("run", "run")]
+    return naming.run_name([(key, entities[name]) for name, key in keys if name in entities])
+
+
+def _shorten(bold, n_volumes):
+    img = nib.load(str(bold))
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[..., :n_volumes], img.affine, img.header), str(bold))
+
+
+def test_a_run_without_degrees_of_freedom_is_left_out_and_recorded(one_subject, tmp_path, capsys):
+    bold = preproc(one_subject, session="2", run="02")
+    _shorten(bold, 2)
+    path = confounds(one_subject, session="2", run="02")
+    pd.read_csv(path, sep="\t").iloc[:2].to_csv(path, sep="\t", index=False, na_rep="n/a")
+    out = tmp_path / "out"
+    assert main([str(one_subject.path), str(out), "participant", *QUICK]) == 0
+    err = capsys.readouterr().err
+    assert "sub-01_ses-2_task-checkerboard_run-02 was left out" in err and "degrees of freedom" in err
+    sidecar = json.loads(next((out / "sub-01" / "func").glob("sub-01_task-checkerboard_*_stat-z_statmap.json"))
+                         .read_text())
+    assert sidecar["FixedEffects"]["NumberOfRuns"] == 3
+    assert sidecar["FixedEffects"]["RunsLeftOut"][0]["Run"] == "sub-01_ses-2_task-checkerboard_run-02"
+    assert not list(out.rglob("*ses-2_task-checkerboard_run-02_*statmap*"))
+    assert not any("run-02" in s and "ses-2" in s for s in sidecar["Sources"])
+
+
+def test_only_runs_without_degrees_of_freedom(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("03",))  # one run
+    bold = next((dataset.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"))
+    _shorten(bold, 3)
+    conf = next((dataset.path / "derivatives").rglob("*desc-confounds_timeseries.tsv"))
+    pd.read_csv(conf, sep="\t").iloc[:3].to_csv(conf, sep="\t", index=False, na_rep="n/a")
+    assert main([str(dataset.path), str(tmp_path / "out"), "participant", *QUICK, "--space", SPACE]) == 66
+    assert "No run can be fitted" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- levels
+
+
+@pytest.mark.parametrize(
+    ("level", "option"),
+    [("group", ["--smoothing-fwhm", "8"]), ("group", ["--contrast", "av=audio-visual"]),
+     ("participant", ["--group-model", "fixed"])],
+)
+def test_options_of_the_other_level(one_subject, tmp_path, capsys, level, option):
+    fails(capsys, [one_subject.path, tmp_path / "out", level, *option], 64, option[0], "level")
+
+
+# ---------------------------------------------------------------- stale outputs and leftovers
+
+
+def test_a_rerun_replaces_the_subjects_set(one_subject, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(one_subject.path), str(out), "participant", *QUICK, "--contrast", "old=audio-visual"]) == 0
+    assert list(out.rglob("*_contrast-old_*"))
+    # leftovers of a killed run: our hidden temporary names and a staging folder
+    func = out / "sub-01" / "func"
+    (func / ".sub-01_task-checkerboard_contrast-old_stat-z_statmap.nii.gz.x1y2.nii.gz").write_bytes(b"partial")
+    staged = out / ".bids-fixedfx-tmp" / "sub-01_task-checkerboard_space-MNI152NLin2009cAsym.abc"
+    staged.mkdir(parents=True)
+    (staged / "partial.nii.gz").write_bytes(b"partial")
+    assert main([str(one_subject.path), str(out), "participant", *QUICK, "--contrast", "new=visual"]) == 0
+    assert not list(out.rglob("*_contrast-old_*")), "stale maps of the first run remain"
+    assert list(out.rglob("*_contrast-new_*"))
+    assert not [p for p in out.rglob(".*") if p.name != ".bidsignore"]
+
+
+def test_group_refuses_subjects_fitted_with_different_models(two_subjects, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(two_subjects.path), str(out), "participant", *QUICK]) == 0
+    assert main([str(two_subjects.path), str(out), "participant", *QUICK, "--participant-label", "02",
+                 "--smoothing-fwhm", "8"]) == 0
+    capsys.readouterr()
+    written = checksums(out)
+    assert main([str(two_subjects.path), str(out), "group", "--no-reports"]) == 64
+    err = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(err) == 1 and "sub-01" in err[0] and "sub-02" in err[0] and "SmoothingFWHM" in err[0]
+    assert checksums(out) == written
+
+
+def test_group_drops_contrasts_no_longer_made(two_subjects, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(two_subjects.path), str(out), "participant", *QUICK, "--contrast", "old=audio"]) == 0
+    assert main([str(two_subjects.path), str(out), "group", "--no-reports"]) == 0
+    assert list((out / "group").glob("*_contrast-old_*"))
+    assert main([str(two_subjects.path), str(out), "participant", *QUICK, "--contrast", "new=visual"]) == 0
+    assert main([str(two_subjects.path), str(out), "group", "--no-reports"]) == 0
+    assert not list((out / "group").glob("*_contrast-old_*"))
+    assert list((out / "group").glob("*_contrast-new_*"))
+
+
+# ---------------------------------------------------------------- faults: killed runs, read-only input
+
+
+def _maps(out):
+    return {p.relative_to(out): nib.load(str(p)).get_fdata() for p in sorted(out.rglob("*_statmap.nii.gz"))}
+
+
+@pytest.fixture(scope="module")
+def clean_run(example_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean") / "out"
+    assert main([str(example_dataset.path), str(out), "participant", *QUICK, "--participant-label", "01",
+                 "--nprocs", "1"]) == 0
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [1.5, 3.0, 5.0, 8.0])
+def test_killed_then_rerun_gives_the_same_maps_and_no_leftovers(example_dataset, clean_run, tmp_path, delay):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bids_fixedfx", str(example_dataset.path), str(out), "participant",
+               *QUICK, "--participant-label", "01", "--nprocs", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    # whatever the kill left, no half subject is in place: maps are all there or none
+    subject_maps = list(out.glob("sub-01/func/sub-01_task-checkerboard_*_statmap.nii.gz")) if out.exists() else []
+    assert len(subject_maps) in (0, len([p for p in _maps(clean_run) if p.parent == Path("sub-01/func")]))
+    assert subprocess.run(command, capture_output=True, check=False).returncode == 0
+    ours, clean = _maps(out), _maps(clean_run)
+    assert ours.keys() == clean.keys()
+    for key in clean:
+        np.testing.assert_array_equal(ours[key], clean[key])
+    leftovers = [p for p in out.rglob(".*") if p.name != ".bidsignore"]
+    assert not leftovers
+
+
+@pytest.mark.slow
+def test_read_only_input_as_a_non_root_user(example_dataset, tmp_path):
+    import os
+    import shutil
+    import stat
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the app as another user")
+    python, env = _interpreter_for_anyone()
+    base = Path(tempfile.mkdtemp(prefix="bids-fixedfx-ro-"))
+    try:
+        os.chmod(base, 0o755)
+        data = base / "data"
+        shutil.copytree(example_dataset.path, data, ignore=shutil.ignore_patterns("sub-02", "sub-03"))
+        for path in [data, *data.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        out = base / "out"
+        out.mkdir()
+        os.chown(out, 54321, 54321)
+        before = checksums(data)
+        done = subprocess.run(
+            [python, "-m", "bids_fixedfx", str(data), str(out), "participant", *QUICK],
+            capture_output=True, text=True, check=False, user=54321, group=54321,
+            env={**env, "HOME": str(out), "MPLCONFIGDIR": str(out / ".mpl")}, cwd=out,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert checksums(data) == before
+        written = [p for p in out.rglob("*") if p.is_file() and ".mpl" not in p.parts]
+        assert written and all(p.stat().st_uid == 54321 for p in written)
+        assert all(not (p.stat().st_mode & stat.S_IWOTH) for p in written)
+    finally:
+        for path in [base, *base.rglob("*")]:
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _interpreter_for_anyone():
+    """A Python another user can run, with this environment's packages: this one, or (where it
+    lives in root's home) the system's Python of the same version with the packages on its path."""
+    import os
+    import site
+    import sys
+    import sysconfig
+
+    import bids_fixedfx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    real = Path(os.path.realpath(sys.executable))
+    if all(os.stat(parent).st_mode & 0o001 for parent in real.parents):
+        return sys.executable, env
+    system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    if not system.is_file():
+        pytest.fail(f"{real} cannot be run by another user and there is no {system}")
+    paths = [str(Path(bids_fixedfx.__file__).parents[1]), sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return str(system), env
