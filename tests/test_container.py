@@ -630,7 +630,13 @@ def test_image_runs_as_a_bids_app(image, image_dataset, tmp_path):
     for subject in subjects:
         assert list((out / subject / "func").glob("*_contrast-*_stat-z_statmap.nii.gz")), subject
     assert list((out / "group").glob("*_stat-z_statmap.nii.gz"))
-    assert (out / "dataset_description.json").is_file()
+    # The versions that dataset_description.json records are the lock's.
+    description = json.loads((out / "dataset_description.json").read_text())
+    pins = _lock()
+    for entry in description["GeneratedBy"]:
+        pin = pins.get(canonicalize_name(entry["Name"]))
+        if pin:
+            assert entry.get("Version") == pin["version"], (entry, pin["version"])
     not_callers = [str(p.relative_to(out)) for p in out.rglob("*")
                    if (p.lstat().st_uid, p.lstat().st_gid) != (image.uid, image.gid)]
     assert not not_callers, f"outputs not owned by the caller's UID: {not_callers[:5]}"
