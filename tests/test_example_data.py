@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +18,10 @@ import pytest
 from nilearn.glm.first_level import compute_regressor
 
 from bids_fixedfx.example_data import ExampleDataset, main, make_example_dataset
+from bids_fixedfx.example_data import files, grids, names, simulate
+from bids_fixedfx.example_data.confounds import MOTION_COLUMNS, make_confounds
+from bids_fixedfx.example_data.metadata import make_participants
+from bids_fixedfx.example_data.study import CONDITIONS, RunKey, Study
 
 MNI = "MNI152NLin2009cAsym"
 TASK = "checkerboard"
@@ -106,6 +112,30 @@ def test_raw_files_have_bids_names(dataset):
     assert {"Name", "License", "Authors"} <= set(description)
     participants = pd.read_csv(root / "participants.tsv", sep="\t")
     assert list(participants["participant_id"]) == ["sub-01", "sub-02", "sub-03"]
+
+
+def test_participants_have_group_and_age(dataset):
+    table = pd.read_csv(dataset.path / "participants.tsv", sep="\t")
+    assert list(table.columns) == ["participant_id", "age", "sex", "group"]
+    assert list(table["group"]) == ["patient", "control", "patient"]
+    assert pd.api.types.is_integer_dtype(table["age"])
+    assert table["age"].between(19, 44).all()
+    described = json.loads((dataset.path / "participants.json").read_text())
+    assert set(described) == {"age", "sex", "group"}
+    assert all("Description" in column for column in described.values())
+    assert described["age"]["Units"] == "year"
+    assert set(described["group"]["Levels"]) == set(table["group"])
+    assert set(described["sex"]["Levels"]) >= set(table["sex"])
+
+
+def test_participants_follow_the_seed():
+    def rows(seed, n=6):
+        labels = tuple(f"{i:02d}" for i in range(1, n + 1))
+        return make_participants(labels, Study(seed=seed).dataset_rng())
+
+    assert rows(0) == rows(0)
+    assert [p.age for p in rows(0)] != [p.age for p in rows(1)]
+    assert [p.group for p in rows(1)] == ["patient", "control"] * 3
 
 
 def test_derivative_files_have_fmriprep_names(dataset):
@@ -263,6 +293,118 @@ def test_masks_differ_between_runs_and_contain_the_boxes(dataset):
 
 
 # --------------------------------------------------------------------------
+# the modules, on arrays
+
+
+def test_study_checks_and_lists_the_runs():
+    study = Study(n_subjects=3, n_sessions=2, n_runs=2, shape=[16, 18, 14])
+    assert study.shape == (16, 18, 14) and study.subjects == ("01", "02", "03")
+    assert study.runs_of(0) == tuple(
+        RunKey("01", ses, run) for ses in (1, 2) for run in (1, 2)
+    )
+    assert study.runs_of(2) == (RunKey("03", 1, 1),)  # the last subject: one run
+    assert Study(n_sessions=1).runs_of(0)[0].session is None
+    with pytest.raises(ValueError, match="n_runs"):
+        Study(n_runs=0)
+    with pytest.raises(ValueError, match="60 s"):
+        Study(n_volumes=20, tr=2.0)
+
+
+def test_names_are_bids_names():
+    key = RunKey("02", 1, 3)
+    assert names.run_file(key, "bold", ".nii.gz").as_posix() == (
+        "sub-02/ses-1/func/sub-02_ses-1_task-checkerboard_run-03_bold.nii.gz"
+    )
+    preproc = names.run_file(
+        RunKey("02", None, 1), "bold", ".json", space="T1w", desc="preproc"
+    )
+    assert preproc.as_posix() == (
+        "sub-02/func/sub-02_task-checkerboard_run-01_space-T1w_desc-preproc_bold.json"
+    )
+    assert names.anat_t1w("02", 2).as_posix() == "sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz"
+    assert names.anat_t1w("02", 1).as_posix() == "sub-02/anat/sub-02_T1w.nii.gz"
+
+
+def test_masks_and_boxes_on_arrays():
+    anatomy = grids.make_anatomy((16, 18, 14))
+    smaller = grids.run_mask(anatomy.brain, 1)
+    assert grids.run_mask(anatomy.brain, 0) is anatomy.brain
+    assert (smaller <= anatomy.brain).all() and smaller.sum() < anatomy.brain.sum()
+    for box in anatomy.active.values():
+        assert smaller[box].all()
+    native = grids.to_native(anatomy.brain)
+    assert native.shape == anatomy.grids.native_shape
+    for condition, box in anatomy.active.items():
+        assert native[anatomy.native_boxes[condition]].all()
+        assert np.array_equal(
+            native[anatomy.native_boxes[condition]], anatomy.brain[box]
+        )
+
+
+def test_regressors_are_nilearns_and_the_bold_carries_them():
+    rng = np.random.default_rng(0)
+    events = simulate.make_events(120.0, rng)
+    assert set(events["trial_type"]) == set(CONDITIONS)
+    regressors = simulate.condition_regressors(events, 60, 2.0)
+    for c, condition in enumerate(CONDITIONS):
+        sel = events[events["trial_type"] == condition]
+        expected, _ = compute_regressor(
+            np.vstack([sel["onset"], sel["duration"], np.ones(len(sel))]),
+            "glover",
+            np.arange(60) * 2.0,
+        )
+        np.testing.assert_allclose(regressors[:, c], expected[:, 0], rtol=1e-6)
+
+    anatomy = grids.make_anatomy((12, 12, 12))
+    mask = grids.to_native(anatomy.brain)
+    scene = simulate.Scene(mask, anatomy.baseline, anatomy.native_boxes)
+    data, motion, global_signal = simulate.simulate_bold(scene, events, 60, 2.0, rng)
+    assert data.dtype == np.float32 and data.flags.f_contiguous
+    assert data.shape == mask.shape + (60,) and motion.shape == (60, 6)
+    assert (data[~mask] >= 0).all() and (data[~mask] < 20).all()
+    np.testing.assert_array_equal(data * 16, np.round(data * 16))  # 1/16 steps
+    np.testing.assert_allclose(global_signal, data[mask].mean(axis=0), rtol=1e-3)
+
+
+def test_confounds_on_arrays():
+    rng = np.random.default_rng(0)
+    motion = simulate.motion_parameters(30, rng)
+    confounds = make_confounds(motion, np.full(30, 1000.0), 1000.0, 2.0, rng)
+    table = confounds.table
+    assert len(table) == 30
+    np.testing.assert_array_equal(table[list(MOTION_COLUMNS)].to_numpy(), motion)
+    assert table.iloc[0][["trans_x_derivative1", "framewise_displacement"]].isna().all()
+    assert set(confounds.sidecar) >= {"a_comp_cor_00", "cosine00", "framewise_displacement"}
+    components = table.filter(like="a_comp_cor").to_numpy()
+    np.testing.assert_allclose(components.T @ components, np.eye(5), atol=1e-10)
+
+
+# --------------------------------------------------------------------------
+# atomic writes
+
+
+def test_writes_leave_no_temporary_files(dataset):
+    hidden = [p for p in dataset.path.rglob(".*") if p.name != ".bidsignore"]
+    assert hidden == []
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "x.json"
+    files.write_json(target, {"a": 1})
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(files.os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        files.write_json(target, {"a": 2})
+    with pytest.raises(OSError, match="disk full"):
+        files.save_nifti(files.Nifti(tmp_path / "y.nii.gz", np.zeros((2, 2, 2)), np.eye(4)))
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+# --------------------------------------------------------------------------
 # behaviour
 
 
@@ -285,6 +427,25 @@ def test_same_seed_gives_identical_data(tmp_path):
         np.asanyarray(nib.load(first / bold).dataobj),
         np.asanyarray(nib.load(other / bold).dataobj),
     )
+
+
+#: Digest of the content of the SMALL dataset with seed 0 (NIfTI files decompressed, so
+#: that zlib versions do not matter; participants files left out). If it changes, the
+#: example data changed: on purpose (then update it), or after a numpy or nilearn upgrade.
+SMALL_DIGEST = "949ad2771748cf3b2cf63bcde6f4c9560791bb0f43490f3ba5f356febe5763d1"
+
+
+def test_the_data_stay_the_same(tmp_path):
+    root = make_example_dataset(tmp_path, seed=0, **SMALL).path
+    digest = hashlib.sha256()
+    for name in _relative_files(root):
+        if name in ("participants.tsv", "participants.json"):
+            continue
+        content = (root / name).read_bytes()
+        if name.endswith(".gz"):
+            content = gzip.decompress(content)
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    assert digest.hexdigest() == SMALL_DIGEST
 
 
 def test_effect_follows_the_condition_regressor(dataset):
@@ -395,3 +556,13 @@ def test_runnable_as_module(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(out)
     assert (out / "derivatives" / "fmriprep" / "dataset_description.json").is_file()
+
+
+def test_console_script_entry_point():
+    from importlib.metadata import entry_points
+
+    (entry,) = [
+        e for e in entry_points(group="console_scripts") if e.name == "bids-fixedfx-example"
+    ]
+    assert entry.value == "bids_fixedfx.example_data:main"
+    assert entry.load() is main

@@ -1,0 +1,216 @@
+"""Writing a whole example dataset: :func:`make_example_dataset` coordinates the other modules.
+
+It checks the parameters (:class:`~.study.Study`), lays out the grids (:mod:`.grids`),
+draws each subject's signal gain, simulates each run (:mod:`.simulate`, :mod:`.confounds`)
+from its own random stream and hands the records to :mod:`.writer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from . import grids, names, writer
+from .confounds import make_confounds
+from .metadata import make_participants
+from .simulate import Scene, simulate_run
+from .study import CONDITIONS, EFFECT_SIZE, TASK, Study
+
+
+@dataclass(frozen=True)
+class ExampleDataset:
+    """Description of a dataset written by :func:`make_example_dataset`.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        Root of the raw BIDS dataset.
+    subjects : tuple of str
+        Subject labels without the ``sub-`` prefix, e.g. ``("01", "02")``.
+    tasks : tuple of str
+        Task labels, e.g. ``("checkerboard",)``.
+    conditions : tuple of str
+        ``trial_type`` values used in the events files.
+    spaces : tuple of str
+        Output spaces of the derivatives.
+    active : Mapping of str to tuple of slice
+        For each condition, the voxel box (indices into the template/MNI
+        grid) in which that condition has a positive effect.  Boxes do not
+        overlap.  In the ``T1w`` grid the same box is shifted by the padding
+        (2, 2, 1) voxels; see :func:`make_example_dataset`.
+    effect_size : float
+        Percent signal change of the effect in the active box, as the
+        amplitude of nilearn's Glover-convolved regressor of the condition.
+    """
+
+    path: Path
+    subjects: tuple[str, ...]
+    tasks: tuple[str, ...]
+    conditions: tuple[str, ...]
+    spaces: tuple[str, ...]
+    active: Mapping[str, tuple[slice, slice, slice]]
+    effect_size: float
+
+
+def make_example_dataset(
+    path,
+    *,
+    n_subjects=3,
+    n_sessions=2,
+    n_runs=2,
+    shape=(24, 28, 20),
+    n_volumes=90,
+    tr=2.0,
+    spaces=("MNI152NLin2009cAsym", "T1w"),
+    seed=0,
+    derivatives=True,
+) -> ExampleDataset:
+    """Write a small BIDS task-fMRI dataset with fMRIPrep-shaped derivatives.
+
+    The raw dataset holds, for every subject, session and run, a BOLD series
+    of the task ``checkerboard`` and its events (blocks of the conditions
+    ``audio`` and ``visual`` in random order), plus one small T1w image per
+    subject.  The repetition time lives only in the top-level
+    ``task-checkerboard_bold.json`` (BIDS inheritance).  ``participants.tsv``
+    has the columns ``age`` (years, drawn from the seed), ``sex`` and
+    ``group`` (``patient``, ``control``, ``patient``, ... in subject order;
+    nominal: the effects are the same in both groups), described in
+    ``participants.json``.  With ``derivatives=True``,
+    ``derivatives/fmriprep`` holds per run and space a preprocessed BOLD
+    series, a brain mask and a BOLD reference, and per run a confounds table.
+
+    The signal inside the brain mask is::
+
+        B(x) * (1 + drift(t) + motion(t, x)
+                + effect_size / 100 * sum_c box_c(x) * X_c(t)
+                + noise(t, x))
+
+    where ``B`` is a smooth baseline between about 800 and 1200, ``X_c`` is
+    the regressor of condition ``c`` computed by nilearn's
+    ``compute_regressor`` with the ``glover`` HRF at frame times
+    ``arange(n_volumes) * tr`` (so a GLM with that design and percent signal
+    scaling recovers ``effect_size`` in the box of ``c``), ``drift`` is a slow
+    drift of about 1 %, ``motion`` is a small contribution of the motion
+    confounds, and ``noise`` is AR(1) noise (rho 0.3) with a standard
+    deviation of 2 % of the baseline, drawn anew for every run.  Outside the
+    mask the data are small non-negative noise, as in skull-stripped data.
+
+    Grids: the template spaces (every space but ``T1w``) use ``shape`` with
+    3 mm isotropic voxels.  The native grid, used by the raw BOLD series, the
+    raw T1w image and the ``T1w`` space, is the template grid padded by
+    (2, 2, 1) voxels on each side, with the same world coordinates; the
+    subjects' anatomy is taken to coincide with the template.  Hence the
+    active box of a condition in the ``T1w`` grid is ``ExampleDataset.active``
+    shifted by (2, 2, 1) voxels, and the T1w-space data are the same data as
+    the template-space data, padded.
+
+    Layout: with ``n_sessions == 1`` there is no session level; otherwise the
+    sessions are ``ses-1``, ``ses-2``, ...  Runs are ``run-01``, ``run-02``,
+    ...  When ``n_subjects >= 3`` the last subject has a single run
+    (``ses-1``, ``run-01``).  The brain mask is an ellipsoid whose superior
+    face is one voxel lower in every other run, so a subject's runs have
+    different masks.  Existing files at the same names are overwritten; each
+    file is written whole or not at all.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Root directory of the dataset to write; created if needed.
+    n_subjects : int, default=3
+        Number of subjects.
+    n_sessions : int, default=2
+        Number of sessions per subject.
+    n_runs : int, default=2
+        Number of runs per session.
+    shape : tuple of 3 int, default=(24, 28, 20)
+        Shape of the template (MNI) grid; each side at least 12 voxels.
+    n_volumes : int, default=90
+        Volumes per run.
+    tr : float, default=2.0
+        Repetition time in seconds.
+    spaces : sequence of str, default=("MNI152NLin2009cAsym", "T1w")
+        Output spaces of the derivatives.
+    seed : int, default=0
+        Seed of the random generator; the same seed gives identical data.
+    derivatives : bool, default=True
+        Whether to write ``derivatives/fmriprep``.
+
+    Returns
+    -------
+    ExampleDataset
+        Where the dataset is and which effects it holds.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+    study = Study(
+        n_subjects=n_subjects,
+        n_sessions=n_sessions,
+        n_runs=n_runs,
+        shape=shape,
+        n_volumes=n_volumes,
+        tr=tr,
+        spaces=spaces,
+        seed=seed,
+        derivatives=derivatives,
+    )
+    root = Path(path)
+    anatomy = grids.make_anatomy(study.shape)
+
+    root.mkdir(parents=True, exist_ok=True)
+    participants = make_participants(study.subjects, study.dataset_rng())
+    native_shape = anatomy.grids.native_shape
+    writer.write_raw_metadata(root, participants, study.tr, native_shape[2])
+    if study.derivatives:
+        writer.write_fmriprep_metadata(root)
+    for i_sub in range(study.n_subjects):
+        _write_subject(root, study, anatomy, i_sub)
+
+    return ExampleDataset(
+        path=root,
+        subjects=study.subjects,
+        tasks=(TASK,),
+        conditions=CONDITIONS,
+        spaces=study.spaces,
+        active=MappingProxyType(dict(anatomy.active)),
+        effect_size=EFFECT_SIZE,
+    )
+
+
+def _write_subject(root, study: Study, anatomy: grids.Anatomy, i_sub: int) -> None:
+    """Simulate and write a subject's T1w image and runs, from the subject's streams."""
+    subject, grid = study.subjects[i_sub], anatomy.grids
+    sub_rng = study.subject_rng(i_sub)
+    gain = np.float32(sub_rng.uniform(0.97, 1.03))
+    t1w = names.anat_t1w(subject, study.n_sessions)
+    image = grids.t1w_image(grid, grids.to_native(anatomy.brain), sub_rng)
+    writer.write_t1w(root, t1w, image, grid)
+    baseline = anatomy.baseline * gain
+    boxes = anatomy.native_boxes
+    for i_run, key in enumerate(study.runs_of(i_sub)):
+        rng = study.run_rng(i_sub, key)
+        template_mask = grids.run_mask(anatomy.brain, i_run % 2)
+        native_mask = grids.to_native(template_mask)
+        scene = Scene(mask=native_mask, baseline=baseline, boxes=boxes)
+        simulated = simulate_run(scene, study.n_volumes, study.tr, rng)
+        confounds = None
+        if study.derivatives:
+            level = float(baseline.mean())
+            confounds = make_confounds(
+                simulated.motion, simulated.global_signal, level, study.tr, rng
+            )
+        run = writer.RunOutput(
+            key=key,
+            simulated=simulated,
+            template_mask=template_mask,
+            native_mask=native_mask,
+            confounds=confounds,
+            t1w=t1w,
+        )
+        writer.write_run(root, run, grid, study.tr, study.spaces)
