@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
 from .expression import WEIGHT_LIST, check_characters
+from .inference import METHODS, InferenceSettings
 from .settings import MOTION_CONFOUNDS, ContrastSpec, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
@@ -44,6 +45,20 @@ def _nonnegative_float(value):
     number = float(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return number
+
+
+def _nonnegative_int(value):
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return number
+
+
+def _probability(value):
+    number = float(value)
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value!r}")
     return number
 
 
@@ -203,6 +218,38 @@ def build_parser() -> argparse.ArgumentParser:
         "effects over the subjects' maps (default: random)",
     )
 
+    infer = parser.add_argument_group(
+        "Corrected inference (maps written beside the unthresholded ones; subject and group level)")
+    infer.add_argument(
+        "--threshold", choices=METHODS, metavar="METHOD",
+        help="write z maps thresholded by nilearn's threshold_stats_img: fpr (uncorrected), fdr or "
+        "bonferroni, two-sided (default: none)",
+    )
+    infer.add_argument(
+        "--alpha", type=_probability, metavar="A",
+        help="error rate of --threshold (default: nilearn's, 0.001 for fpr, 0.05 for fdr and "
+        "bonferroni) and of --cluster-inference (default 0.05)",
+    )
+    infer.add_argument(
+        "--cluster-extent", type=_nonnegative_int, default=0, metavar="K",
+        help="with --threshold, remove clusters smaller than K voxels (default: 0)",
+    )
+    infer.add_argument(
+        "--cluster-inference", action="store_true",
+        help="write nilearn's cluster_level_inference map (proportion of true discoveries)",
+    )
+    infer.add_argument(
+        "--cluster-threshold", type=_nonnegative_float, default=3.0, metavar="Z",
+        help="cluster-forming z of --cluster-inference and of permutation cluster statistics (default: 3)",
+    )
+    infer.add_argument(
+        "--n-perm", type=_nonnegative_int, default=0, metavar="N",
+        help="group level: a permutation test (nilearn non_parametric_inference) with N sign flips, "
+        "written as -log10 p maps (default: 0, none)",
+    )
+    infer.add_argument("--tfce", action="store_true",
+                       help="group level, with --n-perm: add threshold-free cluster enhancement")
+
     report = parser.add_argument_group("Reports")
     report.add_argument(
         "--report-threshold", type=_nonnegative_float, default=3.0, metavar="Z",
@@ -231,7 +278,7 @@ PARTICIPANT_ONLY = (
     "design_dir", "mask", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
     "noise_model", "confounds", "precision_weighted",
 )
-GROUP_ONLY = ("group_model",)
+GROUP_ONLY = ("group_model", "n_perm", "tfce")
 
 
 def given_options(argv) -> set[str]:
@@ -313,6 +360,12 @@ def parse_settings(argv=None) -> Settings:
         confounds_given=args.confounds is not None,
         precision_weighted=args.precision_weighted,
     )
+    if args.n_perm and args.group_model == "fixed":
+        raise UsageError("--n-perm tests across subjects by sign flips; it does not go with --group-model fixed.")
+    if args.tfce and not args.n_perm:
+        raise UsageError("--tfce needs --n-perm (a permutation test) to be given.")
+    if args.cluster_extent and not args.threshold:
+        raise UsageError("--cluster-extent needs --threshold (it removes small clusters of the thresholded map).")
     names = [c.name for c in args.contrast]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -334,6 +387,11 @@ def parse_settings(argv=None) -> Settings:
         mask=args.mask.absolute() if args.mask else None,
         model=model,
         group_model=args.group_model,
+        inference=InferenceSettings(
+            method=args.threshold, alpha=args.alpha, cluster_extent=args.cluster_extent,
+            cluster_inference=args.cluster_inference, cluster_threshold=args.cluster_threshold,
+            n_perm=args.n_perm, tfce=args.tfce,
+        ),
         work_dir=args.work_dir.absolute() if args.work_dir else None,
         nprocs=args.nprocs,
         verbose=args.verbose,

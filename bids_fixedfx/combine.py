@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .glm import NILEARN_OUTPUTS, ContrastMaps
+from .glm import NILEARN_OUTPUTS, OUTSIDE_MASK, ContrastMaps, set_outside, unmask_map
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def fixed_effects(effects, variances, mask, dofs, precision_weighted=False) -> d
         dof=float(np.sum(dofs)),
         stat_type="t",
     )
-    p = masker.inverse_transform(contrast.p_value())
+    p = unmask_map(contrast.p_value(), masker.mask_img_, OUTSIDE_MASK["p"])
     return {"effect": effect, "variance": variance, "t": t, "z": z, "p": p}
 
 
@@ -141,6 +141,7 @@ def one_sample_test(effects, mask, contrast) -> ContrastMaps:
     model.fit(list(effects), design_matrix=design)
     outputs = model.compute_contrast("intercept", second_level_stat_type="t", output_type="all")
     maps = {stat: outputs[name] for stat, name in NILEARN_OUTPUTS.items()}
+    maps["p"] = set_outside(maps["p"], model.masker_.mask_img_, OUTSIDE_MASK["p"])
     return ContrastMaps(contrast, maps, float(len(effects) - 1))
 
 

@@ -37,6 +37,8 @@ NILEARN_OUTPUTS = {
     "p": "p_value",
 }
 CHUNK_VOXELS = 5000
+#: The value of each map outside the mask: 0, but 1 for p (nothing there looks significant).
+OUTSIDE_MASK = {"effect": 0.0, "variance": 0.0, "t": 0.0, "z": 0.0, "p": 1.0}
 
 
 @dataclass(frozen=True, eq=False)
@@ -255,10 +257,38 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
     return MaskedRun(masked_series(bold_img, mask_img, smoothing_fwhm, n_threads), mask_img)
 
 
+def unmask_map(values, mask_img, outside=0.0):
+    """A map image from its values inside the mask, ``outside`` elsewhere.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (n_voxels,)
+    mask_img : Nifti1Image
+    outside : float
+
+    Returns
+    -------
+    img : Nifti1Image
+    """
+    import nibabel as nib
+
+    inside = np.asanyarray(mask_img.dataobj).astype(bool)
+    data = np.full(inside.shape, outside, dtype=np.asarray(values).dtype)
+    data[inside] = values
+    return nib.Nifti1Image(data, mask_img.affine)
+
+
+def set_outside(img, mask_img, outside):
+    """A copy of a 3D map with ``outside`` wherever the mask is 0."""
+    import nibabel as nib
+
+    data = np.asarray(img.get_fdata(), dtype=np.float64).reshape(img.shape[:3])
+    data[~np.asanyarray(mask_img.dataobj).astype(bool)] = outside
+    return nib.Nifti1Image(data, img.affine)
+
+
 def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_threads=1) -> RunResult:
     """Fit a masked run's GLM and compute its contrasts (see :func:`fit_run`)."""
-    from nilearn.masking import unmask
-
     series, mask_img = masked.series, masked.mask
     matrix = design.matrix.to_numpy()
     if design.sample_mask is not None:
@@ -277,7 +307,9 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         mask=mask_img,
         dof=dof,
         contrasts=tuple(
-            ContrastMaps(contrast, {stat: unmask(values[stat], mask_img) for stat in STATS}, dof)
+            ContrastMaps(
+                contrast, {stat: unmask_map(values[stat], mask_img, OUTSIDE_MASK[stat]) for stat in STATS}, dof
+            )
             for contrast, values in zip(contrasts, maps)
         ),
         warnings=notes,

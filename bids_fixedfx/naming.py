@@ -30,6 +30,11 @@ ENTITY_NAMES = {key: name for name, key in RUN_ENTITIES}
 ENTITY_KEYS = {name: key for name, key in RUN_ENTITIES}
 #: The maps written for each t contrast.
 STATS = ("effect", "variance", "t", "z", "p")
+#: Maps of corrected inference: thresholded z (``desc-<method>``), proportion of true
+#: discoveries (``stat-tdp``), permutation ``-log10 p`` (``stat-logp``).
+INFERENCE_STATS = ("tdp", "logp")
+#: The ``desc`` of group maps made by fixed effects over subjects (random effects have none).
+GROUP_FIXED_DESC = "fixedfx"
 
 _RUN = (
     "sub-{subject}[_ses-{session}]_task-{task}"
@@ -38,7 +43,8 @@ _RUN = (
 )
 _RUN_DIR = "sub-{subject}[/ses-{session}]/func/"
 _SUBJECT = "sub-{subject}_task-{task}"
-_STAT = "_contrast-{contrast}_stat-{stat<%s>}_{suffix<statmap>}{extension<.nii.gz|.json>}" % "|".join(STATS)
+_STAT = "_contrast-{contrast}_stat-{stat<%s>}[_desc-{desc}]_{suffix<statmap>}{extension<.nii.gz|.json>}" % (
+    "|".join(STATS + INFERENCE_STATS))
 _FIGURE = "[_space-{space}][_contrast-{contrast}]_desc-{desc}_{suffix}{extension<.png|.svg|.tsv>}"
 
 #: Each kind of file and its pybids path pattern.
@@ -169,6 +175,27 @@ def _written_value(name: str, key: str) -> str:
         if part.startswith(key + "-"):
             return part[len(key) + 1:]
     return ""
+
+
+def statmap_desc(group_model: str | None = None, method: str | None = None) -> str | None:
+    """The ``desc`` of a statmap: what group model made it (fixed effects over subjects get
+    ``fixedfx``) and what corrected inference it shows (``fdr``, ``permmaxt`` ...), camel-cased.
+
+    Examples
+    --------
+    >>> statmap_desc("fixed", "fdr"), statmap_desc("random", "fdr"), statmap_desc()
+    ('fixedfxFdr', 'fdr', None)
+    """
+    parts = [GROUP_FIXED_DESC] if group_model == "fixed" else []
+    parts += [method] if method else []
+    if not parts:
+        return None
+    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+
+def group_model_of(entities: dict) -> str:
+    """Which group model made a group map, from its parsed entities (``fixed`` or ``random``)."""
+    return "fixed" if (entities.get("desc") or "").startswith(GROUP_FIXED_DESC) else "random"
 
 
 def set_key(**entities) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import __version__, naming
 from .errors import UsageError
 from .naming import STATS
+from .sidecars import STAT_KEYS
 
 CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
 #: Hidden folder at the root of OUTPUT_DIR where a set of files is written before it is
@@ -72,6 +73,17 @@ def write_nifti(img, path: Path) -> Path:
     return _atomic(Path(path), lambda tmp: img.to_filename(str(tmp)))
 
 
+def as_float32(img):
+    """A map in single precision (half the size on disk; well within 1e-4 of the doubles)."""
+    import nibabel as nib
+    import numpy as np
+
+    data = np.asarray(img.get_fdata(dtype=np.float32))
+    out = nib.Nifti1Image(data, img.affine)
+    out.header.set_data_dtype(np.float32)
+    return out
+
+
 def write_text(text: str, path: Path) -> Path:
     """Write a text file atomically."""
     return _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -94,13 +106,26 @@ def write_tsv(frame, path: Path) -> Path:
     )
 
 
+#: Distributions whose versions decide the numbers; recorded in ``GeneratedBy``.
+RECORDED_DEPENDENCIES = ("nilearn", "pybids", "nibabel", "numpy", "scipy")
+
+
 def dataset_description(bids_dir, output_dir) -> dict:
-    """The output's ``dataset_description.json`` content."""
+    """The output's ``dataset_description.json`` content (with the versions of the
+    libraries that compute the maps in ``GeneratedBy``)."""
+    from importlib import metadata
+
+    generated_by = [{"Name": "bids-fixedfx", "Version": __version__, "CodeURL": CODE_URL}]
+    for name in RECORDED_DEPENDENCIES:
+        try:
+            generated_by.append({"Name": name, "Version": metadata.version(name)})
+        except metadata.PackageNotFoundError:
+            pass
     return {
         "Name": "bids-fixedfx: fixed-effects fMRI statistics",
         "BIDSVersion": "1.10.0",
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "bids-fixedfx", "Version": __version__, "CodeURL": CODE_URL}],
+        "GeneratedBy": generated_by,
         "SourceDatasets": [{"URL": Path(os.path.relpath(bids_dir, output_dir)).as_posix()}],
     }
 
@@ -159,8 +184,47 @@ def write_statmaps(kind, contrast_maps, place, sidecar, **entities) -> list[Path
             ext: naming.build(kind, contrast=contrast_maps.contrast.label, stat=stat, extension=ext, **entities)
             for ext in (".nii.gz", ".json")
         }
-        write_nifti(contrast_maps.maps[stat], place.path(names[".nii.gz"]))
-        write_json({**sidecar, "Statistic": stat}, place.path(names[".json"]))
+        write_nifti(as_float32(contrast_maps.maps[stat]), place.path(names[".nii.gz"]))
+        write_json({**sidecar, "Statistic": stat, **STAT_KEYS.get(stat, {})}, place.path(names[".json"]))
+        written.append(names[".nii.gz"])
+    return written
+
+
+def write_inference_maps(kind, label, inference_maps, place, sidecar, group_model=None, **entities) -> list[Path]:
+    """Write a contrast's corrected-inference maps (:mod:`.inference`) and their sidecars.
+
+    Parameters
+    ----------
+    kind : str
+        ``subject_statmap`` or ``group_statmap``.
+    label : str
+        The contrast's file label.
+    inference_maps : list of InferenceMap
+    place : Staging or Direct
+    sidecar : dict
+        Keys every map shares (``Contrast``, ``DegreesOfFreedom`` ...); ``Sources`` is
+        set to the unthresholded z map of the same contrast.
+    group_model : str or None
+        The group model, which the maps' ``desc`` names too.
+    **entities
+
+    Returns
+    -------
+    paths : list of Path
+        Relative to OUTPUT_DIR.
+    """
+    z_map = naming.build(kind, contrast=label, stat="z", desc=naming.statmap_desc(group_model),
+                         extension=".nii.gz", **entities)
+    written = []
+    for item in inference_maps:
+        desc = naming.statmap_desc(group_model, item.desc)
+        names = {
+            ext: naming.build(kind, contrast=label, stat=item.stat, desc=desc, extension=ext, **entities)
+            for ext in (".nii.gz", ".json")
+        }
+        write_nifti(as_float32(item.img), place.path(names[".nii.gz"]))
+        write_json({**sidecar, "Sources": [source(z_map, place.output_dir)], "Statistic": item.stat,
+                    **item.sidecar}, place.path(names[".json"]))
         written.append(names[".nii.gz"])
     return written
 

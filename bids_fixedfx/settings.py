@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .inference import InferenceSettings
+
 MOTION_CONFOUNDS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
 STATS = ("effect", "variance", "t", "z", "p")
@@ -53,6 +55,7 @@ class Settings:
     mask: Path | None = None
     model: ModelSettings = ModelSettings()
     group_model: str = "random"
+    inference: InferenceSettings = InferenceSettings()
     work_dir: Path | None = None
     nprocs: int = 1
     verbose: int = 0

@@ -17,6 +17,20 @@ from .errors import InputFileError
 MODEL_KEYS = ("SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass")
 
 
+#: What the sidecars of p and z maps state about them (SPEC §4: their tail; outside the mask).
+STAT_KEYS = {
+    "p": {
+        "Tail": "one-sided: p of the t statistic being this large or larger (small for positive effects)",
+        "ValueOutsideMask": 1,
+    },
+    "z": {
+        "Tail": "one-sided: the standard normal quantile of 1 - p (positive for positive effects, "
+        "negative for negative ones)",
+        "ValueOutsideMask": 0,
+    },
+}
+
+
 def read_json(path) -> dict:
     """Read a JSON object, naming the file in any error.
 

@@ -12,7 +12,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import combine, discover, glm, naming, outputs, plan, sidecars
+from . import combine, discover, glm, inference, naming, outputs, plan, sidecars
 from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
@@ -200,6 +200,9 @@ def write_subject(maps, place, settings) -> None:
             _contrast_info(contrast_maps), contrast_maps.dof, info, fixed_effects=fixed_effects,
         )
         outputs.write_statmaps("subject_statmap", contrast_maps, place, sidecar.to_json(), **common)
+        if settings.inference.any:
+            found = inference.inference_maps(contrast_maps.maps, maps.mask, settings.inference)
+            outputs.write_inference_maps("subject_statmap", label, found, place, sidecar.to_json(), **common)
 
 
 def run_group(settings) -> None:
@@ -244,8 +247,9 @@ def write_group(test, settings) -> None:
         [i.mask for i in items], contrast, settings.group_model,
     )
     common = {"task": test.task, "space": test.space}
+    desc = naming.statmap_desc(settings.group_model)
     mask_path = naming.build("group_mask", extension=".nii.gz", **common)
-    key = naming.set_key(group="group", task=test.task, space=test.space, contrast=test.contrast)
+    key = naming.set_key(group=settings.group_model, task=test.task, space=test.space, contrast=test.contrast)
     with outputs.Staging(output_dir, key) as staging:
         outputs.write_nifti(mask, staging.path(mask_path))
         outputs.write_json(
@@ -262,9 +266,19 @@ def write_group(test, settings) -> None:
             sidecars.ContrastInfo(test.name, {"intercept": 1.0}), maps.dof, items[0].info.model,
             group={"GroupModel": model_name, "NumberOfSubjects": len(items), "Subjects": list(test.subjects)},
         )
-        outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), **common)
-        stale = outputs.existing_set(output_dir, "group", task=test.task, space=test.space,
-                                     contrast=test.contrast)
+        outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), desc=desc, **common)
+        if settings.inference.any:
+            found = inference.inference_maps(
+                maps.maps, mask, settings.inference,
+                effects=[i.effect for i in items] if settings.group_model == "random" else None,
+            )
+            outputs.write_inference_maps("group_statmap", test.contrast, found, staging, sidecar.to_json(),
+                                         group_model=settings.group_model, **common)
+        stale = [
+            relative for relative in outputs.existing_set(output_dir, "group", task=test.task, space=test.space,
+                                                          contrast=test.contrast)
+            if naming.group_model_of(naming.parse(relative)) == settings.group_model
+        ]
         staging.commit(stale)
 
 

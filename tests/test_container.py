@@ -633,6 +633,7 @@ def test_image_runs_as_a_bids_app(image, image_dataset, tmp_path):
     # The versions that dataset_description.json records are the lock's.
     description = json.loads((out / "dataset_description.json").read_text())
     pins = _lock()
+    assert {"nilearn", "pybids", "nibabel", "numpy"} <= {e["Name"] for e in description["GeneratedBy"]}
     for entry in description["GeneratedBy"]:
         pin = pins.get(canonicalize_name(entry["Name"]))
         if pin:

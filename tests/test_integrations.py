@@ -113,7 +113,7 @@ def test_boutiques_descriptor_matches_the_command_line():
             assert default == action.default or str(default) == str(action.default), \
                 f"{item['id']}: default {default!r} but the command line's is {action.default!r}"
         if item["type"] == "Number":
-            integer = getattr(action.type, "__name__", "") in ("int", "_positive_int")
+            integer = getattr(action.type, "__name__", "") in ("int", "_positive_int", "_nonnegative_int")
             assert bool(item.get("integer")) == integer, f"{item['id']}: integer should be {integer}"
     missing = sorted(set(options) - covered)
     assert not missing, f"options of bids-fixedfx missing from the Boutiques descriptor: {missing}"
@@ -156,11 +156,12 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
         "hrf_model": "glover + derivative", "drift_model": "polynomial", "high_pass": 0.02,
         "drift_order": 2, "noise_model": "ols", "confounds": ["trans_*", "rot_x"],
         "precision_weighted": True, "bids_database_dir": str(tmp_path / "db"), "report_threshold": 2.5,
+        "threshold": "fdr", "alpha": 0.01, "cluster_extent": 10, "cluster_inference": True, "cluster_threshold": 3.1,
         "no_reports": True, "boilerplate_only": True, "work_dir": str(tmp_path / "work dir"),
         "nprocs": 3, "verbose": True,
     }
     ids = {i["id"] for i in _descriptor()["inputs"]}
-    assert ids - set(invocation) == {"participant_level_analysis_dir", "group_model"}, \
+    assert ids - set(invocation) == {"participant_level_analysis_dir", "group_model", "n_perm", "tfce"}, \
         "exercise every input of the descriptor here (group_model: at the group level below)"
     argv = _app_arguments(_simulate(invocation, tmp_path), "out dir")
     args = build_parser().parse_args(argv)
@@ -178,17 +179,19 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     assert args.drift_model == "polynomial" and args.high_pass == 0.02 and args.drift_order == 2
     assert args.noise_model == "ols" and args.confounds == ["trans_*", "rot_x"]
     assert args.bids_database_dir == tmp_path / "db" and args.report_threshold == 2.5
+    assert (args.threshold, args.alpha, args.cluster_extent) == ("fdr", 0.01, 10)
+    assert args.cluster_inference and args.cluster_threshold == 3.1
     assert args.work_dir == tmp_path / "work dir" and args.nprocs == 3
     settings = parse_settings(argv)  # the settings layer takes it as well
     assert settings.bids_filters == {"bold": {"acquisition": "x"}}
 
     # The group level: the participant level's output directory as a File input.
     group = {"bids_dir": str(dataset), "participant_level_analysis_dir": str(tmp_path),
-             "analysis_level": "group", "group_model": "fixed"}
+             "analysis_level": "group", "group_model": "random", "n_perm": 100, "tfce": True}
     argv = _app_arguments(_simulate(group, tmp_path), str(tmp_path))
     args = build_parser().parse_args(argv)
     assert (args.analysis_level, args.output_dir) == ("group", tmp_path)
-    assert args.group_model == "fixed"
+    assert args.group_model == "random" and args.n_perm == 100 and args.tfce
     parse_settings(argv)  # no option of the participant level is passed to the group level
     # Defaults that bosh fills in are the command line's own.
     defaults = build_parser().parse_args([str(dataset), str(tmp_path), "group"])

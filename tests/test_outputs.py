@@ -157,8 +157,13 @@ def test_dataset_description(tmp_path):
     assert description["DatasetType"] == "derivative"
     assert description["Name"]
     assert description["BIDSVersion"]
-    (generated,) = description["GeneratedBy"]
+    generated, *libraries = description["GeneratedBy"]
     assert generated["Name"] == "bids-fixedfx"
+    from importlib import metadata
+
+    recorded = {entry["Name"]: entry["Version"] for entry in libraries}
+    assert {"nilearn", "pybids", "nibabel", "numpy"} <= set(recorded)
+    assert recorded["nilearn"] == metadata.version("nilearn")
     assert generated["Version"] == bids_fixedfx.__version__
     assert generated["CodeURL"].startswith("https://")
     (source_dataset,) = description["SourceDatasets"]

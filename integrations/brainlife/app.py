@@ -73,7 +73,7 @@ PARTICIPANT_ONLY = {
     "session_label", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
     "noise_model", "confounds", "contrasts", "precision_weighted", "skip_bids_validation",
 }
-GROUP_ONLY = {"group_model"}
+GROUP_ONLY = {"group_model", "n_perm", "tfce"}
 
 
 class ConfigError(Exception):

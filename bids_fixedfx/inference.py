@@ -1,0 +1,208 @@
+"""Corrected inference, with nilearn's own functions: thresholded z maps, cluster-level
+inference and (at the group level) permutation tests.
+
+The unthresholded maps stay the app's main output; these are written beside them when
+asked for (``--threshold``, ``--cluster-inference``, ``--n-perm``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Height-control methods of nilearn's ``threshold_stats_img``.
+METHODS = ("fpr", "fdr", "bonferroni")
+#: nilearn's default alpha for each method (fpr: an uncorrected p threshold).
+DEFAULT_ALPHA = {"fpr": 0.001, "fdr": 0.05, "bonferroni": 0.05}
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """What corrected inference to add to the maps.
+
+    Attributes
+    ----------
+    method : str or None
+        ``fpr``, ``fdr`` or ``bonferroni`` (``threshold_stats_img``); None for none.
+    alpha : float or None
+        Its error rate; None for nilearn's default of the method.
+    cluster_extent : int
+        Clusters smaller than this many voxels are removed from the thresholded map.
+    cluster_inference : bool
+        Also nilearn's ``cluster_level_inference`` (proportion of true discoveries).
+    cluster_threshold : float
+        The z that defines clusters for cluster-level inference and permutation cluster
+        statistics.
+    n_perm : int
+        Group level: permutations of ``non_parametric_inference`` (0: none).
+    tfce : bool
+        Group level: also threshold-free cluster enhancement in the permutation test.
+    """
+
+    method: str | None = None
+    alpha: float | None = None
+    cluster_extent: int = 0
+    cluster_inference: bool = False
+    cluster_threshold: float = 3.0
+    n_perm: int = 0
+    tfce: bool = False
+
+    @property
+    def height_alpha(self) -> float:
+        """The alpha of the height control (the method's default when none was given)."""
+        return self.alpha if self.alpha is not None else DEFAULT_ALPHA[self.method]
+
+    @property
+    def cluster_alpha(self) -> float:
+        """The alpha of cluster-level inference (0.05, nilearn's default, unless given)."""
+        return self.alpha if self.alpha is not None else 0.05
+
+    @property
+    def any(self) -> bool:
+        return bool(self.method or self.cluster_inference or self.n_perm)
+
+
+@dataclass(frozen=True, eq=False)
+class InferenceMap:
+    """One map of corrected inference and what its sidecar states.
+
+    Attributes
+    ----------
+    stat : str
+        ``z`` (thresholded z), ``tdp`` (proportion of true discoveries) or ``logp``.
+    desc : str
+        What it is (``fdr``, ``cluster``, ``permmaxt``, ...): part of its file name.
+    img : Nifti1Image
+    sidecar : dict
+        ``Method``, ``Alpha``, ``Threshold``, ``ClusterExtent``, ``Tail`` ...
+    """
+
+    stat: str
+    desc: str
+    img: object
+    sidecar: dict
+
+
+def threshold_map(z_img, mask_img, settings: InferenceSettings) -> InferenceMap:
+    """A z map thresholded by nilearn's ``threshold_stats_img`` (two-sided).
+
+    Parameters
+    ----------
+    z_img, mask_img : Nifti1Image
+    settings : InferenceSettings
+        With ``method`` set.
+
+    Returns
+    -------
+    map : InferenceMap
+        Voxels below the threshold (or in smaller clusters) are 0.
+    """
+    from nilearn.glm import threshold_stats_img
+
+    img, threshold = threshold_stats_img(
+        z_img, mask_img=mask_img, alpha=settings.height_alpha, height_control=settings.method,
+        cluster_threshold=settings.cluster_extent, two_sided=True,
+    )
+    return InferenceMap("z", settings.method, img, {
+        "Method": {"fpr": "uncorrected (false positive rate)", "fdr": "false discovery rate",
+                   "bonferroni": "Bonferroni (family-wise error rate)"}[settings.method],
+        "HeightControl": settings.method,
+        "Alpha": settings.height_alpha,
+        "Threshold": float(threshold),
+        "ClusterExtent": int(settings.cluster_extent),
+        "Tail": "two-sided: |z| above the threshold",
+        "Software": "nilearn.glm.threshold_stats_img",
+    })
+
+
+def cluster_map(z_img, mask_img, settings: InferenceSettings) -> InferenceMap:
+    """nilearn's ``cluster_level_inference``: each voxel's lower bound on the proportion of
+    true discoveries in its cluster (positive effects)."""
+    from nilearn.glm import cluster_level_inference
+
+    img = cluster_level_inference(
+        z_img, mask_img=mask_img, threshold=settings.cluster_threshold, alpha=settings.cluster_alpha,
+    )
+    return InferenceMap("tdp", "cluster", img, {
+        "Method": "cluster-level inference (all-resolution inference, Rosenblatt et al. 2018)",
+        "Alpha": settings.cluster_alpha,
+        "ClusterFormingThreshold": settings.cluster_threshold,
+        "Tail": "one-sided: positive z",
+        "Software": "nilearn.glm.cluster_level_inference",
+    })
+
+
+def permutation_maps(effects, mask_img, settings: InferenceSettings, random_state=0) -> list[InferenceMap]:
+    """A one-sample permutation test (sign flipping) with nilearn's ``non_parametric_inference``.
+
+    Parameters
+    ----------
+    effects : list of Nifti1Image or paths
+        One effect map per subject.
+    mask_img : Nifti1Image
+    settings : InferenceSettings
+        ``n_perm`` > 0; ``tfce`` and ``cluster_threshold`` add cluster statistics.
+    random_state : int
+        Seed of the permutations, so that a rerun gives the same maps.
+
+    Returns
+    -------
+    maps : list of InferenceMap
+        ``-log10`` family-wise corrected p maps: voxel-level (max t), and with a
+        cluster threshold cluster size and mass, and TFCE when asked.
+    """
+    import pandas as pd
+    from nilearn.glm.second_level import non_parametric_inference
+
+    design = pd.DataFrame({"intercept": np.ones(len(effects))})
+    threshold = _p_of_z(settings.cluster_threshold)
+    outputs = non_parametric_inference(
+        list(effects), design_matrix=design, second_level_contrast="intercept", mask=mask_img,
+        n_perm=settings.n_perm, two_sided_test=True, random_state=random_state, threshold=threshold,
+        tfce=settings.tfce,
+    )
+    common = {"Permutations": settings.n_perm, "Tail": "two-sided", "RandomState": random_state,
+              "Software": "nilearn.glm.second_level.non_parametric_inference",
+              "Values": "-log10 of family-wise error corrected p"}
+    wanted = [("logp_max_t", "permmaxt", "voxel-level max-t")]
+    wanted += [("logp_max_size", "permsize", "cluster size"), ("logp_max_mass", "permmass", "cluster mass")]
+    if settings.tfce:
+        wanted.append(("logp_max_tfce", "permtfce", "threshold-free cluster enhancement"))
+    maps = []
+    for key, desc, method in wanted:
+        extra = {"ClusterFormingThreshold": settings.cluster_threshold} if key in ("logp_max_size", "logp_max_mass") else {}
+        maps.append(InferenceMap("logp", desc, outputs[key], {"Method": f"permutation test, {method}", **common, **extra}))
+    return maps
+
+
+def _p_of_z(z: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.sf(z))
+
+
+def inference_maps(maps, mask_img, settings: InferenceSettings, effects=None) -> list[InferenceMap]:
+    """Every corrected-inference map the settings ask for, for one contrast.
+
+    Parameters
+    ----------
+    maps : dict
+        The contrast's unthresholded maps (``z`` used).
+    mask_img : Nifti1Image
+    settings : InferenceSettings
+    effects : list of images, optional
+        The subjects' effect maps, for a permutation test (group level only).
+
+    Returns
+    -------
+    maps : list of InferenceMap
+    """
+    found = []
+    if settings.method:
+        found.append(threshold_map(maps["z"], mask_img, settings))
+    if settings.cluster_inference:
+        found.append(cluster_map(maps["z"], mask_img, settings))
+    if settings.n_perm and effects is not None:
+        found += permutation_maps(effects, mask_img, settings)
+    return found

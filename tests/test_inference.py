@@ -1,0 +1,127 @@
+"""Corrected inference equals nilearn's threshold_stats_img, cluster_level_inference and
+non_parametric_inference on the same input; the maps and sidecars are written as asked."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_fixedfx import inference
+from bids_fixedfx.cli import main
+from bids_fixedfx.inference import InferenceSettings
+
+SHAPE = (12, 13, 10)
+
+
+@pytest.fixture(scope="module")
+def z_and_mask():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=SHAPE)
+    z[3:7, 3:7, 3:6] += 8.0  # an effect
+    mask = np.zeros(SHAPE, np.int8)
+    mask[1:-1, 1:-1, 1:-1] = 1
+    z[mask == 0] = 0
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    return nib.Nifti1Image(z, affine), nib.Nifti1Image(mask, affine)
+
+
+@pytest.mark.parametrize("method", inference.METHODS)
+@pytest.mark.parametrize("extent", [0, 5])
+def test_thresholded_map_equals_nilearn(z_and_mask, method, extent):
+    from nilearn.glm import threshold_stats_img
+
+    z, mask = z_and_mask
+    settings = InferenceSettings(method=method, cluster_extent=extent)
+    ours = inference.threshold_map(z, mask, settings)
+    expected, threshold = threshold_stats_img(z, mask_img=mask, alpha=inference.DEFAULT_ALPHA[method],
+                                              height_control=method, cluster_threshold=extent, two_sided=True)
+    np.testing.assert_array_equal(ours.img.get_fdata(), expected.get_fdata())
+    assert ours.sidecar["Threshold"] == pytest.approx(threshold)
+    assert ours.sidecar["Alpha"] == inference.DEFAULT_ALPHA[method] and "two-sided" in ours.sidecar["Tail"]
+    assert ours.sidecar["ClusterExtent"] == extent
+    assert ours.img.get_fdata()[4, 4, 4] != 0  # the effect survives
+    assert (ours.img.get_fdata()[mask.get_fdata() == 0] == 0).all()
+
+
+def test_cluster_inference_equals_nilearn(z_and_mask):
+    from nilearn.glm import cluster_level_inference
+
+    z, mask = z_and_mask
+    ours = inference.cluster_map(z, mask, InferenceSettings(cluster_inference=True, cluster_threshold=3.0))
+    expected = cluster_level_inference(z, mask_img=mask, threshold=3.0, alpha=0.05)
+    np.testing.assert_array_equal(ours.img.get_fdata(), expected.get_fdata())
+    assert ours.stat == "tdp" and ours.sidecar["Alpha"] == 0.05
+    assert ours.img.get_fdata()[4, 4, 4] > 0
+
+
+def test_permutation_test_equals_nilearn(z_and_mask):
+    from nilearn.glm.second_level import non_parametric_inference
+
+    _, mask = z_and_mask
+    rng = np.random.default_rng(5)
+    effects = []
+    for _ in range(6):
+        data = rng.normal(size=SHAPE)
+        data[3:7, 3:7, 3:6] += 3.0
+        effects.append(nib.Nifti1Image(data, mask.affine))
+    settings = InferenceSettings(n_perm=40, tfce=True)
+    ours = {m.desc: m for m in inference.permutation_maps(effects, mask, settings)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = non_parametric_inference(
+            effects, design_matrix=pd.DataFrame({"intercept": np.ones(6)}), second_level_contrast="intercept",
+            mask=mask, n_perm=40, two_sided_test=True, random_state=0, threshold=inference._p_of_z(3.0),
+            tfce=True)
+    for desc, key in [("permmaxt", "logp_max_t"), ("permsize", "logp_max_size"), ("permmass", "logp_max_mass"),
+                      ("permtfce", "logp_max_tfce")]:
+        np.testing.assert_allclose(ours[desc].img.get_fdata(), expected[key].get_fdata())
+        assert ours[desc].stat == "logp" and ours[desc].sidecar["Permutations"] == 40
+
+
+def test_nothing_is_asked_by_default():
+    assert not InferenceSettings().any
+    assert inference.inference_maps({}, None, InferenceSettings()) == []
+
+
+@pytest.mark.slow
+def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tmp_path):
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    out = tmp_path / "out"
+    common = [str(dataset.path), str(out)]
+    assert main([*common, "participant", "--skip-bids-validation", "--no-reports", "--threshold", "fdr",
+                 "--cluster-inference"]) == 0
+    subject = sorted((out / "sub-01" / "func").glob("*_contrast-audio_stat-z_desc-fdr_statmap.nii.gz"))
+    assert len(subject) == 1
+    side = json.loads(subject[0].with_name(subject[0].name.replace(".nii.gz", ".json")).read_text())
+    assert side["HeightControl"] == "fdr" and side["Alpha"] == 0.05 and "Threshold" in side
+    assert side["Sources"][0].endswith("_contrast-audio_stat-z_statmap.nii.gz")
+    assert list((out / "sub-01" / "func").glob("*_contrast-audio_stat-tdp_desc-cluster_statmap.nii.gz"))
+    # the thresholded subject map is nilearn's threshold of the written z map
+    from nilearn.glm import threshold_stats_img
+
+    z = subject[0].with_name(subject[0].name.replace("_desc-fdr", ""))
+    mask = next((out / "sub-01" / "func").glob("*_desc-fixedfx_mask.nii.gz"))
+    expected, _ = threshold_stats_img(str(z), mask_img=str(mask), alpha=0.05, height_control="fdr", two_sided=True)
+    np.testing.assert_allclose(nib.load(str(subject[0])).get_fdata(), expected.get_fdata(), rtol=1e-4, atol=1e-5)
+
+    assert main([*common, "group", "--no-reports", "--threshold", "bonferroni", "--n-perm", "30", "--tfce"]) == 0
+    group = out / "group"
+    for name in ("stat-z_desc-bonferroni", "stat-logp_desc-permmaxt", "stat-logp_desc-permtfce"):
+        assert list(group.glob(f"*_contrast-audio_{name}_statmap.nii.gz")), name
+    # fixed effects over subjects: other names, the random-effects maps stay
+    assert main([*common, "group", "--no-reports", "--group-model", "fixed", "--threshold", "fdr"]) == 0
+    assert list(group.glob("*_contrast-audio_stat-z_desc-fixedfx_statmap.nii.gz"))
+    assert list(group.glob("*_contrast-audio_stat-z_desc-fixedfxFdr_statmap.nii.gz"))
+    assert list(group.glob("*_contrast-audio_stat-z_statmap.nii.gz"))
+    assert list(group.glob("*_contrast-audio_stat-logp_desc-permmaxt_statmap.nii.gz"))
+    p = json.loads(next(group.glob("*_contrast-audio_stat-p_statmap.json")).read_text())
+    assert p["ValueOutsideMask"] == 1 and "one-sided" in p["Tail"]
+    p_map = nib.load(str(next(group.glob("*_contrast-audio_stat-p_statmap.nii.gz"))))
+    group_mask = nib.load(str(next(group.glob("*_desc-group_mask.nii.gz")))).get_fdata() > 0
+    assert p_map.get_data_dtype() == np.float32
+    assert (p_map.get_fdata()[~group_mask] == 1).all()
