@@ -283,22 +283,21 @@ def write_group(test, settings) -> None:
 
 
 def _write_boilerplate(settings, checked, group_plan):
-    """Write the methods boilerplate (``logs/CITATION.*``)."""
+    """Write the methods boilerplate (``logs/CITATION.*``) from the level's plan."""
     from . import boilerplate
 
-    boilerplate.write(settings, list(checked.runs) if checked else None,
-                      group_plan.by_key if group_plan else None)
+    boilerplate.write(settings, plan=checked, group_plan=group_plan, notes=checked.notes if checked else ())
 
 
 def _write_reports(settings, checked, notes):
-    """Write each subject's HTML report and its figures."""
+    """Write each subject's HTML report and its figures (the log's last line says where)."""
     from . import report
 
-    report.write_participant_reports(settings, list(checked.runs), notes)
+    report.write_participant_reports(settings, checked, notes)
 
 
 def _write_group_report(settings, group_plan):
-    """Write the group's HTML report and its figures."""
+    """Write the group's HTML report and its figures (the log's last line says where)."""
     from . import report
 
-    report.write_group_report(settings, group_plan.by_key)
+    report.write_group_report(settings, group_plan)

@@ -121,6 +121,9 @@ def test_every_reference_of_the_bibliography_parses():
     for key, entry in references.items():
         assert entry.get("title") and entry.get("author"), key
         assert boilerplate.author_year(entry) and boilerplate.reference(entry)
+        # a year, or (archived software) the version it is cited with
+        assert entry.get("year") or entry.get("type") == "software", key
+        assert "n.d." not in boilerplate.author_year(entry.with_version("1.2.3")), key
 
 
 def test_the_repository_boilerplate_folder_is_the_packaged_one():
@@ -198,3 +201,56 @@ def test_subjects_fitted_with_different_settings_are_not_tested_together(fresh_d
     assert main([*common, "group", "--no-reports"]) == 64
     assert citation(output) == before
     assert not (output / "group").exists()
+
+
+def test_contrasts_are_stated_with_their_weights(example_dataset, tmp_path):
+    default = boilerplate_only(example_dataset, tmp_path / "a")
+    assert "each condition against the implicit baseline" in default
+    assert "audio: `audio` 1; visual: `visual` 1" in default
+    given = boilerplate_only(example_dataset, tmp_path / "b", "--contrast", "audioMinusVisual=audio-visual",
+                             "--contrast", "half=0.5*audio")
+    assert "implicit baseline" not in given
+    assert "audioMinusVisual: `audio` 1, `visual` -1; half: `audio` 0.5" in given
+
+
+def test_one_subject_reads_right_and_software_has_no_nd(example_dataset, tmp_path):
+    text = boilerplate_only(example_dataset, tmp_path / "out", "--participant-label", "01")
+    assert "4 BOLD runs of the checkerboard task from 1 subject (sub-01)" in text
+    assert "per subject" not in text
+    assert "n.d." not in text
+    assert "(Abraham et al., 2014; Nilearn contributors, version " in text
+    bib = (tmp_path / "out" / "logs" / "CITATION.bib").read_text()
+    assert re.search(r"@software\{nilearn,[^@]*version = \{[0-9.]+\}", bib)
+
+
+def test_figure_threshold_and_command_are_stated(example_dataset, tmp_path):
+    output = tmp_path / "out"
+    assert main([str(example_dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1",
+                 "--participant-label", "03", "--report-threshold", "2.5"]) == 0
+    text = citation(output)
+    assert "z maps are shown thresholded at |z| > 2.5 for display only" in text
+    assert "the command `bids-fixedfx " in text and "--report-threshold 2.5`" in text
+
+
+def test_runs_left_out_and_every_level_s_command_are_stated():
+    from bids_fixedfx.boilerplate import facts, render
+
+    run = facts.RunFacts("01", None, "x", 2.0, 100, ("a",), (), False, True, "fMRIPrep 23.2.0", "m.nii.gz")
+    model = facts.ModelFacts("glover", "cosine", 0.01, None, "ar1", 5.0, False)
+    first = facts.FirstLevel(
+        (run,), model, "MNI152NLin2009cAsym", (facts.contrast_facts("a", {"a": 1.0}, ("a",)),),
+        (facts.LeftOutRun("sub-01_task-x_run-2", "it leaves 0 residual degrees of freedom"),),
+    )
+    methods = facts.Methods(
+        (first,), facts.GroupLevel("random", (("x", "a", ("01", "02")),)), True,
+        {"participant": ("bids-fixedfx in out participant --participant-label 01",
+                         "bids-fixedfx in out participant --participant-label 02"),
+         "group": ("bids-fixedfx in out group",)},
+        boilerplate.software_versions(), 3.0,
+    )
+    text = render(methods)
+    assert "One further run was left out of its subject's maps: sub-01_task-x_run-2 (it leaves 0 residual" in text
+    assert ("participant level, `bids-fixedfx in out participant --participant-label 01` and "
+            "`bids-fixedfx in out participant --participant-label 02`; group level, "
+            "`bids-fixedfx in out group`") in text
+    assert "1 BOLD run of the x task from 1 subject (sub-01)" in text

@@ -4,18 +4,22 @@ The participant and group levels run once on the example dataset; the output fol
 moved elsewhere, and every page is checked twice: statically (every image and link resolves
 relative to the page) and in headless Chromium driven over the DevTools protocol (no request
 fails, every image decodes). A full-page screenshot of each page is written for a person to
-look at: ``$BIDS_FIXEDFX_SCREENSHOTS`` or ``<tmp>/bids-fixedfx-screenshots``.
+look at: ``$BIDS_FIXEDFX_SCREENSHOTS`` or ``<tmp>/bids-fixedfx-screenshots``. A subject with
+12 runs checks that a page stays short as runs add up. The parts (slices, cluster tables,
+quality measures, figures) are tested on arrays.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -25,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from bids_fixedfx import report
+from bids_fixedfx import naming, report
 from bids_fixedfx.cli import main
 
 SCREENSHOTS = Path(os.environ.get("BIDS_FIXEDFX_SCREENSHOTS", Path(tempfile.gettempdir()) / "bids-fixedfx-screenshots"))
@@ -71,15 +75,21 @@ def links_of(page):
     return parser
 
 
+@pytest.mark.slow
 def test_a_report_per_subject_and_one_for_the_group(reports, example_dataset):
     names = {p.name for p in pages(reports)}
     assert names == {f"sub-{s}.html" for s in example_dataset.subjects} | {"group.html"}
     for subject in example_dataset.subjects:
         figures = sorted((reports / f"sub-{subject}" / "figures").glob("*.png"))
         assert figures and all(f.name.startswith(f"sub-{subject}_") for f in figures)
+        for figure in figures:  # every name is one the naming authority parses back
+            entities = naming.parse(figure.relative_to(reports))
+            assert entities["subject"] == subject and entities["extension"] == ".png", figure.name
     assert sorted((reports / "group" / "figures").glob("task-checkerboard_*_desc-zmap_statmap.png"))
+    assert sorted((reports / "group" / "figures").glob("task-checkerboard_*_desc-subjects_statmap.png"))
 
 
+@pytest.mark.slow
 def test_every_image_and_link_resolves_relative_to_the_page(reports):
     checked = 0
     for page in pages(reports):
@@ -101,27 +111,47 @@ def test_every_image_and_link_resolves_relative_to_the_page(reports):
     assert checked > 20
 
 
+@pytest.mark.slow
 def test_subject_report_shows_what_the_issue_asks(reports):
     html = (reports / "sub-01.html").read_text(encoding="utf-8")
-    for expected in ("sub-01_ses-1_task-checkerboard_run-01", "sub-01_ses-2_task-checkerboard_run-02",
-                     "Runs used", "Conditions", "Confounds used", "trans_x", "Warnings", "AR(1)",
-                     "5 mm FWHM", "|z| &gt; 3", "Peak z", "Provenance", "bids-fixedfx", "nilearn",
-                     "pybids", "nibabel", "numpy", "--nprocs 2"):
+    for expected in ("ses-1_run-01", "ses-2_run-02", "Runs", "Conditions", "Confounds used", "trans_x",
+                     "Warnings", "AR(1)", "5 mm FWHM", "|z| &gt; 3", "Peak z", "mean FD", "max VIF",
+                     "in subject mask", "Motion", "Masks", "Provenance", "bids-fixedfx", "nilearn", "pybids",
+                     "nibabel", "numpy", "--nprocs 2", "<details"):
         assert expected in html, expected
     figures = [url for tag, url in links_of(reports / "sub-01.html").urls if tag == "img"]
-    for kind in ("desc-design_matrix", "desc-correlation_matrix", "desc-contrasts_matrix",
-                 "contrast-audio_desc-zmap_statmap", "contrast-audio_desc-glassbrain_statmap"):
+    for kind in ("run-01_desc-design_matrix", "desc-fd_motion", "desc-coverage_mask",
+                 "contrast-audio_desc-zmap_statmap", "contrast-audio_desc-runs_statmap"):
         assert any(kind in f for f in figures), kind
-    run_maps = [f for f in figures if "_run-" in f and "desc-zmap" in f]
-    assert len(run_maps) == 2 * 4  # two contrasts, four runs
+    # one figure per run (its design) and per contrast, not one per run and contrast
+    assert len(set(figures)) == 4 + 2 + 2 * 2
+    # every contrast is one click away
+    ids = links_of(reports / "sub-01.html").ids
+    assert {"task-checkerboard-space-MNI152NLin2009cAsym-contrast-audio",
+            "task-checkerboard-space-MNI152NLin2009cAsym-contrast-visual"} <= ids
+    assert 'href="#task-checkerboard-space-MNI152NLin2009cAsym-contrast-audio"' in html
 
 
+@pytest.mark.slow
+def test_cluster_tables_have_coordinates_at_the_voxel_size(reports):
+    tables = sorted(reports.glob("sub-01/figures/*_desc-clusters_table.tsv"))
+    assert tables
+    for table in tables:
+        lines = table.read_text(encoding="utf-8").splitlines()
+        assert lines[0].split("\t")[:4] == ["Cluster", "X (MNI mm)", "Y (MNI mm)", "Z (MNI mm)"]
+        for line in lines[1:]:
+            x, y, z = line.split("\t")[1:4]
+            assert all(v.lstrip("-").isdigit() for v in (x, y, z)), line  # 3 mm voxels: whole mm
+
+
+@pytest.mark.slow
 def test_warnings_reach_the_reports(reports, example_dataset):
     for subject in example_dataset.subjects:
         html = (reports / f"sub-{subject}.html").read_text(encoding="utf-8")
         assert "--participant-label 99 matches no subject and was ignored" in html
 
 
+@pytest.mark.slow
 def test_report_threshold_is_the_one_asked(reports, tmp_path):
     from dataclasses import replace
 
@@ -131,18 +161,30 @@ def test_report_threshold_is_the_one_asked(reports, tmp_path):
     copy = tmp_path / "out"
     shutil.copytree(reports, copy)
     settings = replace(parse_settings([str(tmp_path), str(copy), "group"]), report_threshold=2.5)
-    page = report.write_group_report(settings, plan.plan_group(settings).by_key)
+    page = report.write_group_report(settings, plan.plan_group(settings))
     assert "|z| &gt; 2.5" in page.read_text(encoding="utf-8")
     assert "|z| &gt; 3" not in page.read_text(encoding="utf-8")
 
 
-def test_group_report_lists_subjects_and_contrasts(reports, example_dataset):
+@pytest.mark.slow
+def test_group_report_lists_subjects_design_and_contrasts(reports, example_dataset):
     html = (reports / "group.html").read_text(encoding="utf-8")
     for subject in example_dataset.subjects:
         assert f'href="sub-{subject}.html"' in html
+    ids = links_of(reports / "group.html").ids
     for condition in example_dataset.conditions:
-        assert f"Contrast {condition}" in html
-    assert "One-sample t-test" in html
+        assert f"task-checkerboard-space-MNI152NLin2009cAsym-contrast-{condition}" in ids
+    assert "One-sample t-test" in html and "the intercept" in html and "participant level" in html
+    figures = [url for tag, url in links_of(reports / "group.html").urls if tag == "img"]
+    assert len({f for f in figures if "desc-subjects_statmap" in f}) == len(example_dataset.conditions)
+
+
+@pytest.mark.slow
+def test_the_log_ends_with_where_the_report_is(example_dataset, tmp_path, capsys):
+    output = tmp_path / "out"
+    assert main([str(example_dataset.path), str(output), "participant", "--skip-bids-validation",
+                 "--participant-label", "03", "--nprocs", "1"]) == 0
+    assert str(output / "sub-03.html") in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_notes_are_shown_to_the_subjects_they_name():
@@ -158,19 +200,150 @@ def test_notes_are_shown_to_the_subjects_they_name():
     assert report.notes_about(notes, "10") == [notes[2]]
 
 
-def test_boldref_is_found_beside_the_preprocessed_bold(tmp_path):
-    bold = tmp_path / "sub-01_task-x_run-1_space-MNI_desc-preproc_bold.nii.gz"
-    assert report.boldref_of(bold) is None
-    (tmp_path / "sub-01_task-x_run-1_space-MNI_boldref.nii.gz").write_bytes(b"")
-    assert report.boldref_of(bold).name == "sub-01_task-x_run-1_space-MNI_boldref.nii.gz"
+def test_boldref_is_found_beside_the_preprocessed_bold_by_its_entities(tmp_path):
+    from bids_fixedfx.report.backgrounds import boldref_of
+
+    (tmp_path / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.10.0"}')
+    func = tmp_path / "sub-01" / "func"
+    func.mkdir(parents=True)
+    bold = func / "sub-01_task-x_run-1_space-MNI_desc-preproc_bold.nii.gz"
+    bold.write_bytes(b"")
+    assert boldref_of(bold) is None
+    (func / "sub-01_task-x_run-2_space-MNI_boldref.nii.gz").write_bytes(b"")  # another run
+    (func / "sub-01_task-x_run-1_space-T1w_boldref.nii.gz").write_bytes(b"")  # another space
+    assert boldref_of(bold) is None
+    (func / "sub-01_task-x_run-1_space-MNI_boldref.nii.gz").write_bytes(b"")
+    assert boldref_of(bold).name == "sub-01_task-x_run-1_space-MNI_boldref.nii.gz"
 
 
-def test_figures_use_the_agg_backend():
-    import matplotlib
+def test_drawing_leaves_matplotlib_alone():
+    """No process-wide state: figures are drawn without importing (or configuring) matplotlib."""
+    code = (
+        "import sys, numpy as np\n"
+        "from bids_fixedfx.report import figures, slices\n"
+        "from bids_fixedfx.report.figures import MapView\n"
+        "data = np.zeros((10, 12, 8), np.float32); data[3:6, 4:7, 2:5] = 5\n"
+        "grid = slices.Volume(data, np.diag([2.0, 2.0, 2.0, 1.0]))\n"
+        "view = MapView(None, data > -1, grid, 3.0, 6.0, template=False)\n"
+        "png = figures.stat_map(view, data, [3, 4], 'x')\n"
+        "assert png.startswith(b'\\x89PNG')\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
-    from bids_fixedfx import figures  # noqa: F401  (choosing the backend is part of importing it)
 
-    assert matplotlib.get_backend().lower() == "agg"
+# ----------------------------------------------------------------------------
+# the parts, on arrays
+
+
+def volume(shape=(20, 22, 16), zooms=(3.0, 3.0, 3.0), origin=(-30.05, -33.1, -24.0)):
+    import numpy as np
+
+    from bids_fixedfx.report import slices
+
+    affine = np.diag([*zooms, 1.0]).astype(np.float32)
+    affine[:3, 3] = origin
+    return slices.Volume(np.zeros(shape, np.float32), affine.astype(np.float64))
+
+
+def test_cluster_table_rounds_coordinates_and_names_the_frame():
+    import numpy as np
+
+    from bids_fixedfx.report import tables
+
+    grid = volume()
+    data = grid.data.copy()
+    data[2:6, 2:6, 2:6] = 4.0  # 64 voxels
+    data[3, 3, 3] = 6.0
+    data[12:15, 12:15, 10:13] = -5.0  # 27 voxels
+    data[18, 18, 14] = 9.0  # one voxel: too small
+    found = tables.cluster_table(type(grid)(data, grid.affine), 3.0, template=False)
+    assert found.n_clusters == 2
+    assert found.columns[1:4] == ("X (mm)", "Y (mm)", "Z (mm)")
+    first, second = [row for row in found.rows if row[5] != ""]
+    assert first[:6] == ("1", round(-30.05 + 9), round(-33.1 + 9), -24 + 9, 6.0, 64 * 27)
+    assert second[4] == -5.0 and second[5] == 27 * 27
+    assert all(isinstance(v, int) for row in found.rows for v in row[1:4])
+    assert "X (MNI mm)" in tables.cluster_table(type(grid)(data, grid.affine), 3.0, template=True).columns
+    tsv = found.to_tsv()
+    assert "17.0499" not in tsv and "\t-21\t" in tsv
+
+
+def test_slices_are_chosen_through_the_effects():
+    import numpy as np
+
+    from bids_fixedfx.report import slices
+
+    data = np.zeros((10, 10, 30), np.float32)
+    data[4:6, 4:6, 20:23] = 5
+    box = slices.extent(np.ones_like(data))
+    cuts = slices.choose_cuts(data, 3.0, 3, box)
+    assert len(cuts) == 3 and any(20 <= c <= 22 for c in cuts) and cuts == sorted(cuts)
+    assert slices.voxel_decimals([3, 3, 3]) == 0 and slices.voxel_decimals([0.5, 0.5, 0.5]) == 1
+    assert slices.round_to_voxels(17.04999828, 0) == 17
+
+
+def test_native_space_maps_have_no_projections_and_a_labelled_colour_bar():
+    import numpy as np
+    from PIL import Image
+
+    from bids_fixedfx.report import figures
+    from bids_fixedfx.report.figures import MapView
+
+    grid = volume()
+    data = grid.data.copy()
+    data[5:9, 5:9, 5:9] = 5.0
+    mask = np.ones(data.shape, bool)
+    native = MapView(None, mask, grid, 3.0, 6.0, template=False)
+    template = MapView(None, mask, grid, 3.0, 6.0, template=True)
+    width = {name: Image.open(io.BytesIO(figures.stat_map(view, data, [6, 7], "x"))).size[0]
+             for name, view in (("native", native), ("template", template))}
+    assert width["template"] > width["native"] + 200  # three projections more
+
+
+def test_variance_inflation_and_framewise_displacement(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from bids_fixedfx.design import Design
+    from bids_fixedfx.report import quality
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(200), rng.standard_normal(200)
+    matrix = pd.DataFrame({"a": a, "b": b, "c": a + 0.1 * rng.standard_normal(200), "constant": 1.0})
+    vif = quality.variance_inflation(Design(matrix, ("a", "b"), ("c",)))
+    assert vif["b"] < 1.1 and vif["a"] > 50 and vif["c"] > 50 and "constant" not in vif
+    names, correlations = quality.regressor_correlations(Design(matrix, ("a", "b"), ("c",)))
+    assert names == ["a", "b", "c"] and correlations[0, 2] > 0.99
+
+    confounds = tmp_path / "confounds.tsv"
+    motion = pd.DataFrame({"trans_x": [0, 1, 1], "trans_y": [0, 0, 0], "trans_z": [0, 0, 0.5],
+                           "rot_x": [0, 0.01, 0.01], "rot_y": [0, 0, 0], "rot_z": [0, 0, 0]})
+    motion.to_csv(confounds, sep="\t", index=False)
+
+    class Run:
+        pass
+
+    run = Run()
+    run.confounds = confounds
+    fd = quality.framewise_displacement(run).fd
+    assert np.isnan(fd[0]) and fd[1:] == pytest.approx([1 + 50 * 0.01, 0.5])
+    motion.assign(framewise_displacement=["n/a", 0.2, 0.3]).to_csv(confounds, sep="\t", index=False)
+    assert quality.framewise_displacement(run).fd[1:] == pytest.approx([0.2, 0.3])
+
+
+def test_masks_are_compared_with_the_subject_mask():
+    import numpy as np
+
+    from bids_fixedfx.report import quality
+
+    subject = np.zeros((4, 4, 4), bool)
+    subject[:2] = True
+    run = np.zeros((4, 4, 4), bool)
+    run[:3] = True
+    fit, missing = quality.mask_fits([run, None], subject)
+    assert fit.n_voxels == 48 and fit.kept == pytest.approx(2 / 3) and missing is None
 
 
 # ----------------------------------------------------------------------------
@@ -327,6 +500,7 @@ def open_page(port, url):
         tab.close()
 
 
+@pytest.mark.slow
 def test_pages_open_in_chromium_without_a_failed_request(reports, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for page in pages(reports) + [reports / "logs" / "CITATION.html"]:
@@ -347,3 +521,49 @@ def test_pages_open_in_chromium_without_a_failed_request(reports, browser):
         assert screenshot.startswith(b"\x89PNG")
         (SCREENSHOTS / f"{page.stem}.png").write_bytes(screenshot)
     print(f"screenshots of the reports: {SCREENSHOTS}")
+
+
+@pytest.fixture(scope="module")
+def twelve_runs(tmp_path_factory):
+    """One subject with 12 runs (2 sessions of 6), four contrasts, participant level with reports."""
+    from bids_fixedfx.example_data import make_example_dataset
+
+    root = tmp_path_factory.mktemp("twelve")
+    dataset = make_example_dataset(root / "bids", n_subjects=1, n_sessions=2, n_runs=6, shape=(16, 18, 14),
+                                   n_volumes=40, spaces=("MNI152NLin2009cAsym",))
+    output = root / "out"
+    assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1",
+                 "--contrast", "audio=audio", "--contrast", "visual=visual",
+                 "--contrast", "audioMinusVisual=audio-visual", "--contrast", "both=audio+visual"]) == 0
+    return output
+
+
+@pytest.mark.slow
+def test_a_twelve_run_page_stays_short_with_everything_reachable(twelve_runs, browser):
+    page = twelve_runs / "sub-01.html"
+    html = page.read_text(encoding="utf-8")
+    found = links_of(page)
+    images = {url for tag, url in found.urls if tag == "img"}
+    assert len(images) == 12 + 2 + 4 * 2  # a design per run; motion, masks; a map and a run grid per contrast
+    for contrast in ("audio", "visual", "audioMinusVisual", "both"):
+        assert f'href="#task-checkerboard-space-MNI152NLin2009cAsym-contrast-{contrast}"' in html
+    events, loaded, _ = open_page(browser, page.resolve().as_uri())
+    assert all(complete and width > 0 for _, complete, width in loaded)
+    height = page_height(browser, page.resolve().as_uri())
+    assert height < 8 * 1000, f"the 12-run page is {height} px tall"
+
+
+def page_height(port, url):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        target = json.load(response)
+    tab = DevTools(target["webSocketDebuggerUrl"])
+    try:
+        tab.call("Page.enable")
+        tab.call("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False)
+        tab.call("Page.navigate", url=url)
+        tab.wait_for("Page.loadEventFired")
+        return tab.call("Runtime.evaluate", returnByValue=True,
+                        expression="document.documentElement.scrollHeight")["result"]["value"]
+    finally:
+        tab.close()

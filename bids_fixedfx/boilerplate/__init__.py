@@ -1,0 +1,78 @@
+"""Methods boilerplate: a methods section that states what a run of the app did, with references.
+
+:func:`write` renders ``OUTPUT_DIR/logs/CITATION.md``, ``CITATION.bib``, ``CITATION.html``
+(and ``CITATION.tex`` when pandoc is installed) from the template
+``bids_fixedfx/data/boilerplate/methods.md.jinja`` and the entries of ``references.bib``
+beside it (the repository's ``boilerplate/`` folder links there).
+
+- :mod:`.facts`: the records the text states, filled from the participant level's plan;
+- :mod:`.readback`: the same facts read back from the sidecars at the group level;
+- :mod:`.text`: the facts in words (the template);
+- :mod:`.bibtex`, :mod:`.markdown`, :mod:`.pandoc`: references and output formats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import outputs
+from .bibtex import author_year, cited_keys, parse_bibtex, read_references, reference
+from .facts import format_weights, methods_from_plan, software_versions
+from .markdown import to_html, to_markdown
+from .pandoc import to_latex
+from .text import render
+
+__all__ = [
+    "author_year", "cited_keys", "format_weights", "parse_bibtex", "read_references", "reference",
+    "render", "software_versions", "to_html", "to_latex", "to_markdown", "write",
+]
+
+
+def write(settings, plan=None, group_plan=None, notes=()) -> list[Path]:
+    """Write ``logs/CITATION.md``, ``.bib``, ``.html`` (and ``.tex`` with pandoc) in OUTPUT_DIR.
+
+    Parameters
+    ----------
+    settings : Settings
+    plan : plan.Plan or None
+        The participant level's plan.
+    group_plan : plan.GroupPlan or None
+        The group level's plan (its first level is read back from the sidecars).
+    notes : sequence of Note
+        The participant level's notes (runs left out are stated).
+
+    Returns
+    -------
+    paths : list of Path
+        The files written.
+
+    Raises
+    ------
+    InputFileError
+        At the group level, a sidecar the text needs cannot be read.
+    """
+    if group_plan is not None:
+        from .readback import methods_from_group
+
+        methods = methods_from_group(settings, group_plan)
+    else:
+        methods = methods_from_plan(settings, plan, notes)
+    keyed = render(methods)
+    references = read_references()
+    keys = cited_keys(keyed)
+    unknown = [k for k in keys if k not in references]
+    if unknown:
+        raise ValueError(f"The methods template cites {unknown[0]}, which references.bib does not have.")
+    cited = {k: references[k].with_version(methods.versions.get(k)) for k in keys}
+    logs = Path(settings.output_dir) / "logs"
+    written = [
+        outputs.write_text(to_markdown(keyed, cited), logs / "CITATION.md"),
+        outputs.write_text("\n".join(cited[k].raw for k in keys) + "\n", logs / "CITATION.bib"),
+        outputs.write_text(to_html(keyed, cited), logs / "CITATION.html"),
+    ]
+    tex = to_latex(keyed, logs)
+    if tex is not None:
+        written.append(outputs.write_text(tex, logs / "CITATION.tex"))
+    else:
+        (logs / "CITATION.tex").unlink(missing_ok=True)  # never leave one that describes another run
+    return written

@@ -1,0 +1,237 @@
+"""What the methods text states, as records, and how the participant level fills them.
+
+The participant level knows what it did from its plan (:class:`~bids_fixedfx.plan.Plan`:
+runs, designs, contrasts, runs left out) and its settings; the group level reads the
+same facts back from the sidecars (:mod:`.readback`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import __version__
+from ..sidecars import FirstLevelModelInfo, read_json
+
+#: The libraries whose versions the methods text and the reports give.
+LIBRARIES = ("nilearn", "pybids", "nibabel", "numpy")
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the methods text needs to know of one fitted run."""
+
+    subject: str
+    session: str | None
+    task: str
+    tr: float
+    n_volumes: int
+    conditions: tuple[str, ...]
+    confounds: tuple[str, ...]
+    precomputed: bool
+    preprocessed: bool
+    pipeline: str | None  # e.g. "fMRIPrep 23.2.0"
+    mask: str | None  # file name of the mask; None when nilearn computed it
+    censored: int = 0
+    imputed: bool = False
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The first-level settings shared by a set of runs (``high_pass`` and ``drift_order``
+    are stated only with the drift model they belong to)."""
+
+    hrf_model: str
+    drift_model: str | None
+    high_pass: float | None
+    drift_order: int | None
+    noise_model: str
+    smoothing_fwhm: float | None
+    precision_weighted: bool
+    confound_strategy: tuple[str, ...] = ()
+    mask_given: bool = False
+
+
+@dataclass(frozen=True)
+class ContrastFacts:
+    """A t contrast: its name, its numeric weights, and whether it is a condition against
+    the implicit baseline (weight 1 on the condition's column, 0 elsewhere)."""
+
+    name: str
+    weights: tuple[tuple[str, float], ...]
+    baseline: bool
+
+
+@dataclass(frozen=True)
+class LeftOutRun:
+    """A run left out of its subject's maps, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FirstLevel:
+    """Runs fitted with one set of settings, their contrasts, and the runs left out."""
+
+    runs: tuple[RunFacts, ...]
+    model: ModelFacts
+    space: str | None
+    contrasts: tuple[ContrastFacts, ...]
+    left_out: tuple[LeftOutRun, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupLevel:
+    """The group-level tests: the model and, per task and contrast, the subjects tested."""
+
+    model: str  # "random" or "fixed"
+    tests: tuple[tuple[str, str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True)
+class Methods:
+    """Everything the methods text states.
+
+    Attributes
+    ----------
+    commands : dict
+        Level (``participant``, ``group``) -> the command lines that ran it.
+    figure_threshold : float or None
+        The ``|z|`` threshold of the reports' figures (None: no report).
+    """
+
+    first_levels: tuple[FirstLevel, ...]
+    group: GroupLevel | None
+    fitted: bool
+    commands: dict
+    versions: dict
+    figure_threshold: float | None = None
+
+
+def software_versions() -> dict:
+    """The versions of bids-fixedfx and of the libraries whose numbers it reports."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"bids-fixedfx": __version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def format_weights(weights: dict) -> str:
+    """A contrast's weights as an expression over design columns, e.g. ``audio - visual``."""
+    terms = []
+    for column, weight in weights.items():
+        weight = float(weight)
+        if weight == 0:
+            continue
+        size = abs(weight)
+        term = column if size == 1 else f"{size:g}*{column}"
+        terms.append(("-" if weight < 0 else "+", term))
+    if not terms:
+        return "0"
+    text = ("-" if terms[0][0] == "-" else "") + terms[0][1]
+    return text + "".join(f" {sign} {term}" for sign, term in terms[1:])
+
+
+def contrast_facts(name: str, weights: dict, conditions) -> ContrastFacts:
+    """A contrast's facts from its weights (non-zero ones) and the design's conditions."""
+    kept = tuple((str(c), float(w)) for c, w in weights.items() if float(w) != 0)
+    baseline = len(kept) == 1 and kept[0][1] == 1.0 and kept[0][0] in tuple(conditions)
+    return ContrastFacts(name, kept, baseline)
+
+
+def is_confound_strategy(names) -> bool:
+    """Whether ``--confounds`` named nilearn ``load_confounds`` strategies (not columns)."""
+    from ..design import CONFOUND_STRATEGIES
+
+    return bool(names) and all(n in CONFOUND_STRATEGIES for n in names)
+
+
+def pipeline_of(bold, descriptions: dict) -> str | None:
+    """Name and version of the pipeline that made a derivative file (its dataset's ``GeneratedBy``).
+
+    Parameters
+    ----------
+    bold : Path
+    descriptions : dict
+        Folder -> its ``dataset_description.json`` (or None), filled as folders are read
+        (one write of the methods text reads each once).
+
+    Raises
+    ------
+    InputFileError
+        A ``dataset_description.json`` that cannot be read.
+    """
+    from pathlib import Path
+
+    for folder in Path(bold).parents:
+        if folder not in descriptions:
+            path = folder / "dataset_description.json"
+            descriptions[folder] = read_json(path) if path.is_file() else None
+        description = descriptions[folder]
+        if description is None:
+            continue
+        generated = description.get("GeneratedBy") or []
+        if generated and isinstance(generated[0], dict) and generated[0].get("Name"):
+            return " ".join(str(v) for v in (generated[0]["Name"], generated[0].get("Version")) if v)
+        return None
+    return None
+
+
+def methods_from_plan(settings, plan, notes=()) -> Methods:
+    """The methods of a participant-level run, from its settings and its plan.
+
+    Parameters
+    ----------
+    settings : Settings
+    plan : plan.Plan
+    notes : sequence of Note
+        Every note of the run (those of kind ``run-left-out`` are stated).
+    """
+    model = settings.model
+    info = FirstLevelModelInfo.from_settings(model)
+    facts = ModelFacts(
+        hrf_model=info.hrf_model,
+        drift_model=None if info.drift_model == "none" else info.drift_model,
+        high_pass=info.high_pass,
+        drift_order=model.drift_order,
+        noise_model=info.noise_model,
+        smoothing_fwhm=info.smoothing_fwhm or None,
+        precision_weighted=model.precision_weighted,
+        confound_strategy=tuple(model.confounds) if is_confound_strategy(model.confounds) else (),
+        mask_given=settings.mask is not None,
+    )
+    descriptions, runs, contrasts = {}, [], {}
+    for run_plan in plan.runs:
+        run, design = run_plan.run, run_plan.design
+        runs.append(RunFacts(
+            subject=run.subject, session=run.session, task=run.task, tr=run.tr,
+            n_volumes=run.n_volumes, conditions=tuple(design.conditions),
+            confounds=tuple(design.confounds), precomputed=design.precomputed,
+            preprocessed=run.preprocessed,
+            pipeline=pipeline_of(run.bold, descriptions) if run.preprocessed else None,
+            mask=run.mask.name if run.mask else None,
+            censored=run.n_volumes - len(design.sample_mask) if design.sample_mask is not None else 0,
+            imputed=any(note.kind == "imputed" for note in design.warnings),
+        ))
+        for contrast in run_plan.contrasts:
+            contrasts.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, design.conditions))
+    left_out = {left.run.name: LeftOutRun(left.run.name, left.reason)
+                for subject in plan.subjects for left in subject.left_out}
+    for note in notes:
+        if note.kind == "run-left-out" and note.run and note.run not in left_out:
+            left_out[note.run] = LeftOutRun(note.run, note.text)
+    first = FirstLevel(tuple(runs), facts, plan.space, tuple(contrasts.values()), tuple(left_out.values()))
+    return Methods(
+        (first,), None, not settings.boilerplate_only, {"participant": (settings.command,)},
+        software_versions(), figure_threshold(settings),
+    )
+
+
+def figure_threshold(settings) -> float | None:
+    """The threshold of the reports' figures, when reports are written."""
+    return settings.report_threshold if settings.reports and not settings.boilerplate_only else None

@@ -1,0 +1,209 @@
+"""The group level's methods facts, read back from the sidecars the participant level wrote.
+
+A subject map's sidecar (:class:`~bids_fixedfx.sidecars.StatmapSidecar`) names in its
+``Sources`` the run maps it combined (or, for a subject with one run, that run's files);
+each run map's sidecar names the run's design, whose sidecar
+(:class:`~bids_fixedfx.sidecars.DesignSidecar`) holds the run's facts: BOLD series, mask,
+volumes, conditions, confounds, drift order. Every name is parsed by
+:func:`bids_fixedfx.naming.parse`; a sidecar that cannot be read is an error naming it.
+So the group's text is right however the participant level was run (all subjects at
+once, or one job per subject).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .. import naming
+from ..errors import InputFileError
+from ..sidecars import DesignSidecar, StatmapSidecar, read_json
+from .facts import (
+    FirstLevel,
+    GroupLevel,
+    LeftOutRun,
+    Methods,
+    ModelFacts,
+    RunFacts,
+    contrast_facts,
+    figure_threshold,
+    is_confound_strategy,
+    pipeline_of,
+    software_versions,
+)
+
+#: The key of a statmap sidecar that records the command line that made the map.
+COMMAND_KEY = "CommandLine"
+
+
+@dataclass(frozen=True, eq=False)
+class RunRecord:
+    """A run as the outputs describe it: its design's name, entities and sidecar."""
+
+    design_tsv: Path  # relative to OUTPUT_DIR
+    entities: dict
+    design: DesignSidecar
+
+
+class Reader:
+    """Reads sidecars of one OUTPUT_DIR, each once (for one write of the methods text or a page).
+
+    Parameters
+    ----------
+    output_dir : Path
+    """
+
+    def __init__(self, output_dir):
+        self.output_dir = Path(output_dir)
+        self._statmaps, self._designs, self._links = {}, {}, None
+        self.descriptions = {}
+
+    def resolve(self, source: str) -> Path:
+        """The file a ``Sources`` entry names: ``bids::path`` (OUTPUT_DIR), ``bids:name:path``
+        (a dataset of ``DatasetLinks``), or a path relative to OUTPUT_DIR."""
+        if source.startswith("bids::"):
+            return self.output_dir / source[len("bids::"):]
+        if source.startswith("bids:"):
+            name, _, path = source[len("bids:"):].partition(":")
+            links = self.dataset_links()
+            if name not in links:
+                raise InputFileError(
+                    f"{self.output_dir / 'dataset_description.json'} has no DatasetLinks entry {name!r} "
+                    f"for the source {source}; rerun the participant level."
+                )
+            return (self.output_dir / links[name] / path).resolve()
+        return (self.output_dir / source).resolve()
+
+    def dataset_links(self) -> dict:
+        if self._links is None:
+            self._links = read_json(self.output_dir / "dataset_description.json").get("DatasetLinks", {})
+        return self._links
+
+    def relative(self, path: Path) -> Path | None:
+        """``path`` relative to OUTPUT_DIR, or None for a file outside it."""
+        try:
+            return Path(path).relative_to(self.output_dir)
+        except ValueError:
+            return None
+
+    def statmap(self, relative) -> StatmapSidecar:
+        if relative not in self._statmaps:
+            self._statmaps[relative] = StatmapSidecar.read(self.output_dir / relative)
+        return self._statmaps[relative]
+
+    def design(self, relative) -> DesignSidecar:
+        if relative not in self._designs:
+            self._designs[relative] = DesignSidecar.read(self.output_dir / relative)
+        return self._designs[relative]
+
+    def runs_of(self, info: StatmapSidecar) -> list[RunRecord]:
+        """The runs a subject map was computed from, with their design sidecars.
+
+        Parameters
+        ----------
+        info : StatmapSidecar
+            A subject map's sidecar.
+        """
+        records = []
+        for relative, entities in self._own_sources(info):
+            if entities.get("suffix") == "statmap" and entities.get("stat") == "effect":
+                run_info = self.statmap(naming.build("run_statmap", **{**entities, "extension": ".json"}))
+                records += [self._record(r, e) for r, e in self._own_sources(run_info)
+                            if e.get("suffix") == "design" and e.get("extension") == ".tsv"]
+            elif entities.get("suffix") == "design" and entities.get("extension") == ".tsv":
+                records.append(self._record(relative, entities))
+        return records
+
+    def _own_sources(self, info):
+        for source in info.sources:
+            relative = self.relative(self.resolve(source))
+            if relative is not None:
+                yield relative, naming.parse(relative)
+
+    def _record(self, relative, entities) -> RunRecord:
+        sidecar = naming.build("design", **{**entities, "extension": ".json"})
+        return RunRecord(relative, entities, self.design(sidecar))
+
+
+def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
+    """A run's facts from its design sidecar."""
+    design = record.design
+    bold = reader.resolve(design.bold)
+    return RunFacts(
+        subject=record.entities["subject"], session=record.entities.get("session"),
+        task=record.entities["task"], tr=design.repetition_time, n_volumes=design.n_volumes,
+        conditions=tuple(design.conditions), confounds=tuple(design.confounds),
+        precomputed=design.precomputed, preprocessed=design.preprocessed,
+        pipeline=pipeline_of(bold, reader.descriptions) if design.preprocessed else None,
+        mask=reader.resolve(design.mask).name if design.mask else None,
+        censored=design.volumes_excluded,
+    )
+
+
+def model_facts(info: StatmapSidecar, records) -> ModelFacts:
+    """A subject's first-level settings, from its map's sidecar and its runs' design sidecars."""
+    model = info.model
+    first = records[0].design if records else None
+    options = tuple(first.confounds_option) if first is not None else ()
+    return ModelFacts(
+        hrf_model=model.hrf_model,
+        drift_model=None if model.drift_model in (None, "none") else model.drift_model,
+        high_pass=model.high_pass,
+        drift_order=first.drift_order if first is not None else None,
+        noise_model=model.noise_model,
+        smoothing_fwhm=model.smoothing_fwhm or None,
+        precision_weighted=bool((info.fixed_effects or {}).get("PrecisionWeighted", False)),
+        confound_strategy=options if is_confound_strategy(options) else (),
+    )
+
+
+def recorded_command(info: StatmapSidecar) -> str | None:
+    """The participant-level command line a subject map's sidecar records, if it does."""
+    return info.extra.get(COMMAND_KEY)
+
+
+def methods_from_group(settings, group_plan) -> Methods:
+    """The methods of a group-level run: the first level read back from the sidecars.
+
+    Parameters
+    ----------
+    settings : Settings
+    group_plan : plan.GroupPlan
+
+    Raises
+    ------
+    InputFileError
+        A sidecar the facts come from cannot be read.
+    """
+    reader = Reader(settings.output_dir)
+    by_model, commands = {}, []
+    for test in group_plan.tests:
+        for item in test.inputs:
+            records = reader.runs_of(item.info)
+            facts = model_facts(item.info, records)
+            entry = by_model.setdefault(facts, {"runs": {}, "contrasts": {}, "space": test.space, "left_out": {}})
+            for record in records:
+                entry["runs"][record.design_tsv] = run_facts(record, reader)
+            conditions = records[0].design.conditions if records else ()
+            contrast = item.info.contrast
+            entry["contrasts"].setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, conditions))
+            for left in (item.info.fixed_effects or {}).get("RunsLeftOut", []):
+                entry["left_out"][left["Run"]] = LeftOutRun(left["Run"], left["Reason"])
+            command = recorded_command(item.info)
+            if command and command not in commands:
+                commands.append(command)
+    first_levels = []
+    for facts, entry in by_model.items():
+        runs = tuple(entry["runs"].values())
+        masks = {run.mask for run in runs}
+        given = len(runs) > 1 and len(masks) == 1 and None not in masks  # one --mask for every run
+        first_levels.append(FirstLevel(
+            runs, replace(facts, mask_given=given), entry["space"],
+            tuple(entry["contrasts"].values()), tuple(entry["left_out"].values()),
+        ))
+    tests = tuple((test.task, test.name, tuple(sorted(test.subjects))) for test in group_plan.tests)
+    group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests)
+    return Methods(
+        tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
+        software_versions(), figure_threshold(settings),
+    )

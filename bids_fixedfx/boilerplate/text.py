@@ -1,0 +1,205 @@
+"""The methods text itself: the facts put in words by the template ``methods.md.jinja``.
+
+:func:`describe` turns a :class:`~.facts.FirstLevel` into counts, ranges and phrases;
+:func:`render` fills the template with them and returns Markdown with pandoc citations.
+Every sentence of the template is conditional on what the run did.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from .facts import Methods
+
+TEMPLATE = "methods.md.jinja"
+_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+
+
+def describe(first) -> dict:
+    """What the template says about one set of runs: counts, ranges and phrases.
+
+    Parameters
+    ----------
+    first : facts.FirstLevel
+    """
+    runs, model = first.runs, first.model
+    per_subject = defaultdict(int)
+    for run in runs:
+        per_subject[(run.subject, run.task)] += 1
+    counts = list(per_subject.values()) or [0]
+    modelled = [r for r in runs if not r.precomputed]
+    pipelines = sorted({r.pipeline for r in runs if r.pipeline})
+    preprocessed = {r.preprocessed for r in runs}
+    drift = model.drift_model if not (model.drift_model == "cosine" and not model.high_pass) else None
+    return {
+        "subjects": sorted({r.subject for r in runs}),
+        "n_subjects": len({r.subject for r in runs}),
+        "tasks": list(dict.fromkeys(r.task for r in runs)),
+        "n_runs": len(runs),
+        "sessions": sorted({r.session for r in runs if r.session}),
+        "runs_min": min(counts),
+        "runs_max": max(counts),
+        "single_run_subjects": sum(1 for c in counts if c == 1),
+        "space": first.space,
+        "preprocessed": "all" if preprocessed == {True} else "none" if preprocessed == {False} else "some",
+        "pipelines": pipelines,
+        "fmriprep": any(p.lower().startswith("fmriprep") for p in pipelines),
+        "trs": [f"{tr:g}" for tr in sorted({r.tr for r in runs})],
+        "volumes_min": min((r.n_volumes for r in runs), default=0),
+        "volumes_max": max((r.n_volumes for r in runs), default=0),
+        "from_events": len(modelled),
+        "precomputed": len(runs) - len(modelled),
+        "conditions": list(dict.fromkeys(c for r in modelled for c in r.conditions)),
+        "hrf_text": hrf_text(model.hrf_model),
+        "drift_model": drift,
+        "high_pass": model.high_pass,
+        "high_pass_period": round(1 / model.high_pass) if drift == "cosine" else None,
+        "drift_order": model.drift_order,
+        "confounds": list(dict.fromkeys(c for r in modelled for c in r.confounds)),
+        "confound_strategy": list(model.confound_strategy),
+        "imputed": any(r.imputed for r in modelled),
+        "censored": sum(r.censored for r in modelled),
+        "noise_model": model.noise_model,
+        "smoothing_fwhm": model.smoothing_fwhm,
+        "mask_text": mask_text(runs, model.mask_given),
+        "precision_weighted": model.precision_weighted,
+        "contrasts": list(first.contrasts),
+        "baseline_only": bool(first.contrasts) and all(c.baseline for c in first.contrasts),
+        "left_out": list(first.left_out),
+    }
+
+
+def hrf_text(hrf_model: str) -> str:
+    """The HRF model of nilearn's design matrices, in words, with its reference."""
+    base, *extras = [part.strip() for part in str(hrf_model).lower().split("+")]
+    functions = {
+        "glover": "the Glover hemodynamic response function [HRF, @glover1999]",
+        "spm": "the canonical hemodynamic response function of SPM [HRF, @friston1998]",
+    }
+    if base in functions:
+        text = functions[base]
+        if "derivative" in extras and "dispersion" in extras:
+            text += " and its time and dispersion derivatives"
+        elif "derivative" in extras:
+            text += " and its time derivative"
+        return text
+    if base == "fir":
+        return "a finite impulse response (FIR) basis with a single delay of 0 scans"
+    return f"nilearn's '{hrf_model}' HRF model"
+
+
+def mask_text(runs, mask_given) -> str:
+    """Which mask the runs' models were fitted in."""
+    masks = [r.mask for r in runs]
+    if mask_given and masks and masks[0]:
+        return f"the brain mask `{masks[0]}`, the same for every run"
+    if all(m is not None for m in masks):
+        return "each run's brain mask from the preprocessed derivatives"
+    if all(m is None for m in masks):
+        return "a brain mask computed by nilearn from each run's mean image"
+    return ("each run's brain mask from the derivatives where there was one, "
+            "and otherwise a mask computed by nilearn from the run's mean image")
+
+
+def and_list(values) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    values = [str(v) for v in values]
+    if len(values) <= 1:
+        return "".join(values)
+    return ", ".join(values[:-1]) + " and " + values[-1]
+
+
+def number_word(n: int) -> str:
+    """``one`` to ``twelve`` in words, larger numbers in digits."""
+    return _WORDS[n] if 0 <= n < len(_WORDS) else str(n)
+
+
+def _columns(names, limit=24) -> str:
+    names = list(names)
+    if len(names) > limit:
+        return f"{len(names)} columns ({', '.join(f'`{n}`' for n in names[:limit])}, ...)"
+    return and_list([f"`{n}`" for n in names])
+
+
+def _weights(contrast) -> str:
+    """A contrast's numeric weights: ``audio`` 1, ``visual`` -1."""
+    return ", ".join(f"`{column}` {weight:g}" for column, weight in contrast.weights) or "none"
+
+
+def _contrast_list(contrasts) -> str:
+    return "; ".join(f"{c.name}: {_weights(c)}" for c in contrasts)
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    environment = Environment(
+        loader=PackageLoader("bids_fixedfx", "data/boilerplate"),
+        autoescape=False,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters.update({
+        "s": lambda n: "" if n == 1 else "s",
+        "was": lambda n: "was" if n == 1 else "were",
+        "and_list": and_list,
+        "labels": lambda values, prefix: and_list([f"{prefix}-{v}" for v in values]),
+        "number": lambda x: f"{float(x):g}",
+        "word": number_word,
+        "capitalize_number": lambda n: number_word(n).capitalize(),
+        "columns": _columns,
+        "weights": _weights,
+        "contrast_list": _contrast_list,
+        "code": lambda values: and_list([f"`{v}`" for v in values]),
+        "tests": lambda tests: "; ".join(
+            f"task {task}, contrast {name}: {and_list([f'sub-{s}' for s in subjects])}"
+            for task, name, subjects in tests),
+    })
+    return environment
+
+
+def render(methods: Methods) -> str:
+    """The methods text as Markdown with pandoc citations (``[@key]``).
+
+    Parameters
+    ----------
+    methods : facts.Methods
+    """
+    from ..report.tables import CLUSTER_MIN_VOXELS
+
+    group = None
+    if methods.group is not None:
+        subjects = sorted({s for _, _, subjects in methods.group.tests for s in subjects})
+        group = {
+            "model": methods.group.model,
+            "tests": list(methods.group.tests),
+            "subjects": subjects,
+            "n_subjects": len(subjects),
+            "varying": len({subjects for _, _, subjects in methods.group.tests}) > 1,
+        }
+    text = _environment().get_template(TEMPLATE).render(
+        fitted=methods.fitted,
+        versions=methods.versions,
+        commands={level: list(commands) for level, commands in methods.commands.items()},
+        first_levels=[describe(f) for f in methods.first_levels],
+        group=group,
+        figure_threshold=methods.figure_threshold,
+        cluster_min_voxels=CLUSTER_MIN_VOXELS,
+    )
+    return reflow(text)
+
+
+def reflow(text: str) -> str:
+    """One line per paragraph, one blank line between blocks."""
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text) if b.strip()]
+    joined = []
+    for block in blocks:
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        if lines[0].startswith("#"):
+            joined.extend(lines[:1] + ([" ".join(lines[1:])] if lines[1:] else []))
+        else:
+            joined.append(" ".join(lines))
+    return "\n\n".join(joined) + "\n"

@@ -1,0 +1,163 @@
+"""The group's page: for each task and space, the subjects and design, then each contrast.
+
+The tests come from the group level's plan (:class:`~bids_fixedfx.plan.GroupPlan`); the
+facts of each map from its sidecar record; the subjects' runs (for the background) from
+their design sidecars (:class:`~bids_fixedfx.boilerplate.readback.Reader`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import numpy as np
+
+from .. import naming
+from ..boilerplate.readback import Reader, recorded_command
+from ..sidecars import StatmapSidecar
+from . import backgrounds, figures, slices
+from .figures import MapView
+from .pages import Files, citation_link, provenance, subject_page
+from .subject import N_CUTS, is_template
+from .tables import MAX_ROWS, cluster_table
+
+#: Subjects drawn in a contrast's grid of small maps (the first ones, by label).
+MAX_SUBJECT_TILES = 100
+
+
+def write_group_page(settings, group_plan, notes=()):
+    """Draw the group's figures and write ``group.html``.
+
+    Parameters
+    ----------
+    settings : Settings
+    group_plan : plan.GroupPlan
+    notes : sequence of Note
+
+    Returns
+    -------
+    path : Path or None
+        None when no contrast was tested.
+    """
+    if not group_plan.tests:
+        return None
+    files, reader = Files(settings.output_dir), Reader(settings.output_dir)
+    grouped = defaultdict(lambda: {"tests": [], "untested": []})
+    for test in group_plan.tests:
+        grouped[(test.task, test.space)]["tests"].append(test)
+    for test in group_plan.untested:
+        grouped[(test.task, test.space)]["untested"].append(test)
+    tasks = [
+        _task_section(settings, task, space, found["tests"], found["untested"], files, reader)
+        for (task, space), found in grouped.items() if found["tests"]
+    ]
+    commands = []
+    for test in group_plan.tests:
+        for item in test.inputs:
+            command = recorded_command(item.info)
+            if command and command not in commands:
+                commands.append(command)
+    html = files.render(
+        "group.html.jinja",
+        tasks=tasks,
+        group_model="one-sample t-test (random effects)" if settings.group_model != "fixed" else "fixed effects",
+        random=settings.group_model != "fixed",
+        warnings=[note.text for note in (*group_plan.notes, *notes)],
+        citation=citation_link(files),
+        provenance=provenance(settings, {"participant": "\n".join(commands) or "(not recorded in the subject maps)",
+                                         "group": settings.command or "(not recorded)"}),
+    )
+    return files.write_page(naming.build("group_report"), html)
+
+
+def group_statmap(test, group_model: str, stat: str, extension: str):
+    """The name of one of a group test's maps (relative to OUTPUT_DIR)."""
+    return naming.build("group_statmap", task=test.task, space=test.space, contrast=test.contrast, stat=stat,
+                        desc=naming.statmap_desc(group_model), extension=extension)
+
+
+def _task_section(settings, task, space, tests, untested, files: Files, reader: Reader) -> dict:
+    output_dir, threshold = settings.output_dir, settings.report_threshold
+    anchor = "-".join(["task", task] + (["space", space] if space else []))
+    subjects = sorted({item.subject for test in (*tests, *untested) for item in test.inputs})
+    mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space, extension=".nii.gz"))
+    mask = mask_volume.data > 0
+    first_runs = {}
+    for test in tests:
+        for item in test.inputs:
+            if item.subject not in first_runs:
+                records = reader.runs_of(item.info)
+                first_runs[item.subject] = reader.resolve(records[0].design.bold) if records else None
+    grey = backgrounds.mean_background(first_runs.values(), mask_volume, mask)
+    template = is_template(space)
+    view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, template)
+    rows = []
+    for subject in subjects:
+        cells = []
+        for test in (*tests, *untested):
+            included = test in tests and subject in test.subjects
+            cells.append("1" if included else "untested" if subject in test.subjects else "–")
+        rows.append({"label": subject, "href": files.page_link(subject_page(subject)), "cells": cells})
+    return {
+        "task": task, "space": space, "anchor": anchor,
+        "columns": [test.name for test in (*tests, *untested)],
+        "subjects": rows,
+        "untested": [test.name for test in untested],
+        "contrasts": [_contrast(settings, test, view, files, anchor) for test in tests],
+    }
+
+
+def _contrast(settings, test, view, files: Files, anchor) -> dict:
+    output_dir, threshold = settings.output_dir, settings.report_threshold
+    z_path = group_statmap(test, settings.group_model, "z", ".nii.gz")
+    section = {"name": test.name, "label": test.contrast, "anchor": f"{anchor}-contrast-{test.contrast}",
+               "missing": None}
+    if not (output_dir / z_path).is_file():
+        section["missing"] = z_path.as_posix()
+        return section
+    sidecar = StatmapSidecar.read(output_dir / group_statmap(test, settings.group_model, "z", ".json"))
+    z_map = slices.load(output_dir / z_path).data
+    peak = float(np.max(np.abs(np.nan_to_num(z_map)))) if z_map.size else 0.0
+    view = replace(view, vmax=max(peak, 1.25 * threshold, 1.0))
+    cuts = slices.choose_cuts(z_map, threshold, N_CUTS, view.box)
+    shown = f"|z| > {threshold:g}"
+    common = {"task": test.task, "space": test.space, "contrast": test.contrast}
+    n_subjects = len(test.inputs)
+    section["figure"] = files.figure(
+        naming.build("group_figure", desc="zmap", suffix="statmap", extension=".png", **common),
+        figures.stat_map(view, z_map, cuts, f"{test.name}: group, {n_subjects} subjects"),
+        f"Group z map of {test.name}, {shown}",
+        f"Group z map, {shown} (uncorrected, for display), over the subjects' mean EPI"
+        + ("; projections show the strongest value along each axis." if view.template else "."),
+    )
+    tiles = []
+    for item in test.inputs[:MAX_SUBJECT_TILES]:
+        path = output_dir / naming.build("subject_statmap", subject=item.subject, task=test.task, space=test.space,
+                                         contrast=test.contrast, stat="z", extension=".nii.gz")
+        volume = slices.load(path)
+        if volume.same_grid(view.grid):
+            tiles.append((naming.set_key(subject=item.subject), volume.data))
+    section["subjects_figure"] = None
+    if tiles:
+        cut = slices.choose_cuts(z_map, threshold, 1, view.box)[0]
+        largest = max(float(np.max(np.abs(np.nan_to_num(data)))) for _, data in tiles)
+        subjects_view = replace(view, vmax=max(largest, 1.25 * threshold, 1.0))
+        section["subjects_figure"] = files.figure(
+            naming.build("group_figure", desc="subjects", suffix="statmap", extension=".png", **common),
+            figures.tiles_grid(subjects_view, tiles, cut, f"{test.name}: each subject's fixed-effects z map"),
+            f"Each subject's z map of {test.name}, {shown}",
+            f"One slice of each subject's z map, all on one colour scale"
+            + (f" (the first {MAX_SUBJECT_TILES} subjects)" if n_subjects > MAX_SUBJECT_TILES else "") + ".",
+        )
+    table = cluster_table(slices.Volume(z_map, view.grid.affine), threshold, view.template)
+    tsv_path = naming.build("group_figure", desc="clusters", suffix="table", extension=".tsv", **common)
+    tsv = files.table(tsv_path, table.to_tsv())
+    section.update({
+        "model": (sidecar.group or {}).get("GroupModel"),
+        "dof": sidecar.dof,
+        "subjects": list(test.subjects),
+        "peak": peak,
+        "threshold": shown,
+        "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": tsv, "tsv_name": tsv_path.name},
+    })
+    return section

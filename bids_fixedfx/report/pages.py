@@ -1,0 +1,127 @@
+"""Writing pages and their files: Jinja templates, figure and table files, relative links.
+
+Every file a page refers to is named by :mod:`bids_fixedfx.naming` and linked relative to
+the page (OUTPUT_DIR), so the folder can be moved or zipped; pages request nothing from
+the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import naming, outputs
+from .tables import CLUSTER_MIN_VOXELS
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure file as a page shows it.
+
+    Attributes
+    ----------
+    src : str
+        Relative to the page.
+    alt : str
+    caption : str
+    """
+
+    src: str
+    alt: str
+    caption: str = ""
+
+
+class Files:
+    """Writes pages, their figures and tables under OUTPUT_DIR, linked relative to the pages.
+
+    Parameters
+    ----------
+    output_dir : Path
+        Where the pages are; every link is relative to it.
+    """
+
+    def __init__(self, output_dir):
+        self.output_dir = Path(output_dir)
+        self._environment = None
+
+    def link(self, relative) -> str:
+        """A link from a page in OUTPUT_DIR to a path relative to OUTPUT_DIR."""
+        return Path(relative).as_posix()
+
+    def figure(self, relative, png: bytes, alt: str, caption: str = "") -> Figure:
+        """Write a PNG at ``relative`` (a name from :func:`naming.build`) and describe it."""
+        outputs.write_bytes(png, self.output_dir / relative)
+        return Figure(self.link(relative), alt, caption)
+
+    def table(self, relative, tsv: str) -> str:
+        """Write a TSV at ``relative`` and return its link."""
+        outputs.write_text(tsv, self.output_dir / relative)
+        return self.link(relative)
+
+    def page_link(self, relative) -> str | None:
+        """A link to another page or file of OUTPUT_DIR if it exists, else None."""
+        return self.link(relative) if (self.output_dir / relative).is_file() else None
+
+    def render(self, template: str, **context) -> str:
+        """Render one of the report templates (``bids_fixedfx/data/report``); undefined
+        variables are errors. The templates are compiled once for all the pages."""
+        if self._environment is None:
+            self._environment = _environment()
+        return self._environment.get_template(template).render(**context)
+
+    def write_page(self, relative, html: str) -> Path:
+        """Write a page at ``relative`` (``naming.build("subject_report", ...)``)."""
+        return outputs.write_text(html, self.output_dir / relative)
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("bids_fixedfx", "data/report"),
+        autoescape=select_autoescape(["html", "jinja"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals["min_voxels"] = CLUSTER_MIN_VOXELS
+    environment.filters["number"] = _number
+    return environment
+
+
+def _number(value, digits: int = 3) -> str:
+    """A number for a table cell: ``3``, ``0.142``, ``inf``, ``–`` for none."""
+    if value is None:
+        return "–"
+    value = float(value)
+    if value != value:
+        return "–"
+    if value in (float("inf"), float("-inf")):
+        return "inf"
+    return f"{value:.{digits}g}"
+
+
+def provenance(settings, commands=None) -> dict:
+    """What made the report: the command lines of the levels and the software versions.
+
+    Parameters
+    ----------
+    settings : Settings
+    commands : dict or None
+        ``level -> command line``; default: this level's command.
+    """
+    from ..boilerplate import software_versions
+
+    if commands is None:
+        commands = {settings.analysis_level: settings.command or "(not recorded)"}
+    return {"commands": commands, "versions": software_versions()}
+
+
+def citation_link(files: Files) -> str | None:
+    """The link to the methods text (``logs/CITATION.html``) if it was written."""
+    return files.page_link(Path("logs") / "CITATION.html")
+
+
+def subject_page(subject: str) -> Path:
+    """Where a subject's page is, relative to OUTPUT_DIR."""
+    return naming.build("subject_report", subject=subject)

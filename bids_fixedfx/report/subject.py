@@ -1,0 +1,328 @@
+"""A subject's page: for each task, its runs at a glance, their quality, and each contrast.
+
+The facts come from the records of the plan (:class:`~bids_fixedfx.plan.SubjectPlan`,
+its :class:`~bids_fixedfx.plan.RunPlan` and :class:`~bids_fixedfx.discover.Run`), the
+maps from OUTPUT_DIR under the names :mod:`bids_fixedfx.naming` gives them. The page
+stays short with many runs: runs are rows of one table whose thumbnails expand, motion
+and masks are one figure each, and each contrast is one figure with its details folded.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import numpy as np
+
+from .. import naming
+from ..notes import KINDS
+from ..sidecars import StatmapSidecar
+from . import backgrounds, figures, quality, slices
+from .figures import MapView
+from .pages import Files, citation_link, provenance, subject_page
+from .tables import MAX_ROWS, cluster_table
+
+#: Axial slices of a contrast's map.
+N_CUTS = 4
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 run``, ``12 runs``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def is_template(space) -> bool:
+    """Whether a space is a template nilearn knows (MNI), where MNI coordinates apply."""
+    return bool(space) and str(space).startswith("MNI")
+
+
+def write_subject_report(settings, subject: str, plans, notes, files: Files | None = None):
+    """Draw one subject's figures and write its page (``sub-<subject>.html``).
+
+    Parameters
+    ----------
+    settings : Settings
+    subject : str
+        The label, without ``sub-``.
+    plans : sequence of SubjectPlan
+        The subject's plans (one per task).
+    notes : sequence of Note
+        Notes about this subject, or about every subject.
+    files : Files or None
+        Shared by the pages of one run (templates compiled once).
+
+    Returns
+    -------
+    path : Path
+    """
+    files = files or Files(settings.output_dir)
+    tasks = [task_section(settings, plan, [n for n in notes if n.about(subject, plan.task)], files)
+             for plan in plans]
+    html = files.render(
+        "subject.html.jinja",
+        subject=subject,
+        tasks=tasks,
+        n_runs=sum(len(plan.runs) for plan in plans),
+        citation=citation_link(files),
+        provenance=provenance(settings),
+    )
+    return files.write_page(subject_page(subject), html)
+
+
+def task_section(settings, plan, notes, files: Files) -> dict:
+    """What the page shows of one subject and task (a dict for the template)."""
+    output_dir, threshold = settings.output_dir, settings.report_threshold
+    common = {"subject": plan.subject, "task": plan.task, "space": plan.space}
+    mask_volume = slices.load(output_dir / naming.build("subject_mask", extension=".nii.gz", **common))
+    mask = mask_volume.data > 0
+    grey = backgrounds.on_grid(backgrounds.run_background(plan.runs[0].run.bold), mask_volume, mask)
+    template = is_template(plan.space)
+    anchor = "-".join(["task", plan.task] + (["space", plan.space] if plan.space else []))
+    run_masks = [slices.load(p.run.mask).data if p.run.mask is not None else None for p in plan.runs]
+    fits = quality.mask_fits(run_masks, mask)
+    runs = [_run_row(p, fit, files, anchor) for p, fit in zip(plan.runs, fits)]
+    view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, template)
+    section = {
+        "task": plan.task,
+        "space": plan.space,
+        "anchor": anchor,
+        "template": template,
+        "model": _model_rows(settings, plan),
+        "conditions": _conditions(plan),
+        "contrasts_table": _contrast_weights(plan),
+        "confounds": _confounds(plan),
+        "runs": runs,
+        "left_out": _left_out(plan, notes),
+        "warnings": _warnings(notes),
+        "motion": _motion_figure(plan, runs, files, common),
+        "coverage": _coverage_figure(view, plan, run_masks, files, common),
+        "contrasts": [],
+    }
+    for label, name in _contrast_labels(plan).items():
+        section["contrasts"].append(
+            _contrast(settings, plan, label, name, view, files, anchor)
+        )
+    return section
+
+
+# ----------------------------------------------------------------------------
+# runs
+
+
+def _short_name(run) -> str:
+    """A run's entities besides subject and task (``ses-1_run-02``), or its task."""
+    return naming.run_name([(k, v) for k, v in run.entities if k not in ("sub", "task")]) or run.task
+
+
+def _run_row(run_plan, fit, files: Files, anchor: str) -> dict:
+    run, design = run_plan.run, run_plan.design
+    motion = quality.framewise_displacement(run)
+    vif = quality.variance_inflation(design)
+    kept = None if design.sample_mask is None else np.isin(np.arange(run.n_volumes), design.sample_mask)
+    censored = None if kept is None else ~kept
+    contrasts = [(c.name, np.asarray(c.vector, dtype=float)) for c in run_plan.contrasts]
+    png = figures.design(
+        design.matrix, design.conditions, design.confounds, contrasts, vif,
+        quality.regressor_correlations(design), censored, f"{run.name}: design, contrasts, correlations",
+    )
+    figure = files.figure(
+        naming.build_run("run_figure", run, space=None, desc="design", suffix="matrix", extension=".png"), png,
+        f"Design matrix, contrast weights and regressor correlations of {run.name}",
+        "Design matrix (columns scaled to their largest value; conditions in blue) with the contrast weights "
+        "above its columns; correlations between conditions and confounds, and their variance inflation "
+        "factors (VIF, red above 5).",
+    )
+    condition_vif = [vif[c] for c in design.conditions if c in vif]
+    return {
+        "name": run.name,
+        "label": _short_name(run),
+        "anchor": f"{anchor}-{_short_name(run)}",
+        "tr": run.tr,
+        "n_volumes": run.n_volumes,
+        "n_kept": run.n_volumes if design.sample_mask is None else len(design.sample_mask),
+        "events": design.condition_counts if not design.precomputed else None,
+        "n_confounds": len(design.confounds),
+        "dof": run_plan.dof,
+        "motion": motion,
+        "censored": censored,
+        "fit": fit,
+        "max_vif": max(condition_vif) if condition_vif else None,
+        "vif_high": bool(condition_vif) and max(condition_vif) > quality.VIF_LIMIT,
+        "fd_high": motion is not None and motion.mean > quality.FD_LIMIT,
+        "figure": figure,
+    }
+
+
+def _left_out(plan, notes) -> list[dict]:
+    """Runs of this subject and task left out of its maps, with the reason."""
+    rows = [{"name": left.run.name, "reason": left.reason} for left in plan.left_out]
+    known = {row["name"] for row in rows}
+    rows += [{"name": note.run, "reason": note.text} for note in notes
+             if note.kind == "run-left-out" and note.run and note.run not in known]
+    return rows
+
+
+def _warnings(notes) -> list[dict]:
+    """The notes, grouped by kind (what each kind means, and its texts)."""
+    grouped = defaultdict(list)
+    for note in notes:
+        grouped[note.kind].append(note.text)
+    return [{"kind": kind, "meaning": KINDS[kind], "texts": texts} for kind, texts in grouped.items()]
+
+
+def _motion_figure(plan, runs, files: Files, common):
+    if all(row["motion"] is None for row in runs):
+        return None
+    png = figures.motion([(row["label"], row["motion"], row["censored"]) for row in runs],
+                         f"Framewise displacement of the runs of task {plan.task}")
+    return files.figure(
+        naming.build("subject_figure", desc="fd", suffix="motion", extension=".png", **{**common, "space": None}),
+        png, f"Framewise displacement of each run of task {plan.task}",
+        f"Framewise displacement (FD) of each volume, from the runs' confounds files, with the "
+        f"{quality.FD_LIMIT:g} mm line; volumes left out of the fit are ticked in red.",
+    )
+
+
+def _coverage_figure(view, plan, run_masks, files: Files, common):
+    known = [m for m in run_masks if m is not None and m.shape == view.mask.shape]
+    if len(known) < 2:
+        return None
+    count = np.sum([m > 0 for m in known], axis=0)
+    cuts = slices.even_cuts(view.box, 5)
+    png = figures.coverage(view, count, len(known), cuts, f"Masks of the {len(known)} runs of task {plan.task}")
+    return files.figure(
+        naming.build("subject_figure", desc="coverage", suffix="mask", extension=".png", **common), png,
+        f"How many run masks cover each voxel, task {plan.task}",
+        "Voxels in every run's mask form the subject's mask, where the maps are computed; "
+        "voxels in only some runs' masks are left out of it.",
+    )
+
+
+# ----------------------------------------------------------------------------
+# summary
+
+
+def _conditions(plan) -> dict:
+    counts = defaultdict(int)
+    for run_plan in plan.runs:
+        for condition, count in run_plan.design.condition_counts.items():
+            counts[condition] += count
+    return dict(counts)
+
+
+def _contrast_labels(plan) -> dict:
+    labels = {}
+    for run_plan in plan.runs:
+        for contrast in run_plan.contrasts:
+            labels.setdefault(contrast.label, contrast.name)
+    return labels
+
+
+def _contrast_weights(plan) -> list[dict]:
+    """Each contrast's numeric weights (those of its first run; the runs' columns may differ)."""
+    from ..boilerplate import format_weights
+
+    rows = {}
+    for run_plan in plan.runs:
+        for contrast in run_plan.contrasts:
+            rows.setdefault(contrast.label, {
+                "name": contrast.name, "label": contrast.label,
+                "weights": contrast.weights, "expression": format_weights(contrast.weights),
+                "n_runs": sum(1 for p in plan.runs if any(c.label == contrast.label for c in p.contrasts)),
+            })
+    return list(rows.values())
+
+
+def _confounds(plan) -> dict:
+    """The confound columns of the runs' designs: those of every run, and per run if they differ."""
+    per_run = [tuple(p.design.confounds) for p in plan.runs]
+    return {"common": list(per_run[0]) if len(set(per_run)) == 1 else None,
+            "union": list(dict.fromkeys(c for columns in per_run for c in columns))}
+
+
+def _model_rows(settings, plan) -> list[tuple[str, str]]:
+    model = settings.model
+    runs = [p.run for p in plan.runs]
+    if model.drift_model == "cosine":
+        drift = f"cosine, high-pass {model.high_pass:g} Hz"
+    elif model.drift_model == "polynomial":
+        drift = f"polynomial of order {model.drift_order}"
+    else:
+        drift = "none"
+    if settings.mask is not None:
+        mask = f"--mask {settings.mask.name}"
+    elif all(run.mask is not None for run in runs):
+        mask = "each run's brain mask from the derivatives"
+    elif any(run.mask is not None for run in runs):
+        mask = "the derivatives' brain mask where present, else computed by nilearn"
+    else:
+        mask = "computed by nilearn from the BOLD series"
+    return [
+        ("Space", plan.space or "none (files without a space entity)"),
+        ("Data", "preprocessed BOLD" if all(r.preprocessed for r in runs) else "raw BOLD (not preprocessed)"),
+        ("Mask", mask),
+        ("HRF model", model.hrf_model),
+        ("Drift model", drift),
+        ("Confounds", " ".join(model.confounds) if model.confounds else "none"),
+        ("Noise model", "AR(1)" if model.noise_model == "ar1" else "OLS"),
+        ("Smoothing", f"{model.smoothing_fwhm:g} mm FWHM" if model.smoothing_fwhm else "none"),
+        ("Signal scaling", "percent signal change (voxel mean)"),
+        ("Fixed effects", "precision-weighted" if model.precision_weighted else "unweighted (nilearn's default)"),
+        ("Figure threshold", f"|z| > {settings.report_threshold:g}, uncorrected, for display"),
+    ]
+
+
+# ----------------------------------------------------------------------------
+# contrasts
+
+
+def _contrast(settings, plan, label, name, view, files: Files, anchor) -> dict:
+    output_dir, threshold = settings.output_dir, settings.report_threshold
+    common = {"subject": plan.subject, "task": plan.task, "space": plan.space, "contrast": label}
+    z_path = naming.build("subject_statmap", stat="z", extension=".nii.gz", **common)
+    section = {"name": name, "label": label, "anchor": f"{anchor}-contrast-{label}", "missing": None}
+    if not (output_dir / z_path).is_file():
+        section["missing"] = z_path.as_posix()
+        return section
+    sidecar = StatmapSidecar.read(output_dir / naming.build("subject_statmap", stat="z", extension=".json",
+                                                             **common))
+    z_map = slices.load(output_dir / z_path).data
+    run_maps = []
+    for run_plan in plan.runs:
+        if not any(c.label == label for c in run_plan.contrasts):
+            continue
+        path = output_dir / naming.build_run("run_statmap", run_plan.run, contrast=label, stat="z",
+                                             extension=".nii.gz")
+        if path.is_file():
+            run_maps.append((_short_name(run_plan.run), slices.load(path).data))
+    peak = float(np.max(np.abs(np.nan_to_num(z_map)))) if z_map.size else 0.0
+    largest = max([peak] + [float(np.max(np.abs(np.nan_to_num(m)))) for _, m in run_maps])
+    view = replace(view, vmax=max(largest, 1.25 * threshold, 1.0))
+    cuts = slices.choose_cuts(z_map, threshold, N_CUTS, view.box)
+    shown = f"|z| > {threshold:g}"
+    section["figure"] = files.figure(
+        naming.build("subject_figure", desc="zmap", suffix="statmap", extension=".png", **common),
+        figures.stat_map(view, z_map, cuts, f"{name}: fixed effects over {plural(len(run_maps) or 1, 'run')}"),
+        f"Fixed-effects z map of {name}, {shown}",
+        f"z map, {shown} (uncorrected, for display), over the mean EPI"
+        + ("; projections show the strongest value along each axis." if view.template else "."),
+    )
+    section["runs_figure"] = None
+    if len(run_maps) > 1:
+        section["runs_figure"] = files.figure(
+            naming.build("subject_figure", desc="runs", suffix="statmap", extension=".png", **common),
+            figures.map_grid(view, run_maps, cuts, f"{name}: each run (same slices and colour scale)"),
+            f"z maps of {name} in each run, {shown}", "",
+        )
+    table = cluster_table(slices.Volume(z_map, view.grid.affine), threshold, view.template)
+    tsv_path = naming.build("subject_figure", desc="clusters", suffix="table", extension=".tsv", **common)
+    tsv = files.table(tsv_path, table.to_tsv())
+    section.update({
+        "dof": sidecar.dof,
+        "n_runs": (sidecar.fixed_effects or {}).get("NumberOfRuns", len(run_maps) or 1),
+        "weights": sidecar.contrast.weights,
+        "peak": peak,
+        "threshold": shown,
+        "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": tsv, "tsv_name": tsv_path.name},
+    })
+    return section
