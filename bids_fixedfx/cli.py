@@ -171,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: one contrast per condition)",
     )
     model.add_argument(
+        "-m", "--model", type=Path, metavar="FILE", dest="model_file",
+        help="a BIDS Stats Model (BIDSModelVersion 1.0.0); it replaces the model options "
+        "(default: the model the options define, written to OUTPUT_DIR/models/)",
+    )
+    model.add_argument(
         "--design-dir", type=Path, metavar="DIR",
         help="precomputed per-run design matrices (.tsv with a header, or .npz with "
         "the matrix under key X), named with their run's entities",
@@ -279,6 +284,11 @@ PARTICIPANT_ONLY = (
     "noise_model", "confounds", "precision_weighted",
 )
 GROUP_ONLY = ("group_model", "n_perm", "tfce")
+#: Options that a model file (-m) states itself; given with it they are usage errors.
+MODEL_DEFINED = (
+    "contrast", "design_dir", "hrf_model", "drift_model", "high_pass", "drift_order", "noise_model",
+    "confounds", "precision_weighted", "group_model",
+)
 
 
 def given_options(argv) -> set[str]:
@@ -309,10 +319,14 @@ def check_level_options(argv, level) -> None:
     parser = build_parser()
     flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions if a.option_strings}
     other, wrong = ("group", GROUP_ONLY) if level == "participant" else ("participant", PARTICIPANT_ONLY)
-    for dest in sorted(given_options(argv) & set(wrong)):
+    given = given_options(argv)
+    for dest in sorted(given & set(wrong)):
         raise UsageError(
             f"{flags[dest]} has no effect at the {level} level; it belongs to the {other} level."
         )
+    if "model_file" in given:
+        for dest in sorted(given & set(MODEL_DEFINED)):
+            raise UsageError(f"{flags[dest]} is given with --model, whose file states the model; use one or the other.")
 
 
 def _read_filters(path):
@@ -383,6 +397,7 @@ def parse_settings(argv=None) -> Settings:
         skip_bids_validation=args.skip_bids_validation,
         bids_database_dir=args.bids_database_dir.absolute() if args.bids_database_dir else None,
         contrasts=tuple(args.contrast),
+        model_file=args.model_file.absolute() if args.model_file else None,
         design_dir=args.design_dir.absolute() if args.design_dir else None,
         mask=args.mask.absolute() if args.mask else None,
         model=model,

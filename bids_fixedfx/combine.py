@@ -6,16 +6,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .glm import NILEARN_OUTPUTS, OUTSIDE_MASK, ContrastMaps, set_outside, unmask_map
+from .glm import STATS, NILEARN_OUTPUTS, OUTSIDE_MASK, ContrastMaps, set_outside, unmask_map
 
 
 @dataclass(frozen=True)
 class GroupContrast:
-    """The group level's one contrast: the mean effect across subjects."""
+    """A group-level contrast: the mean effect across subjects, or a contrast of a group design."""
 
     name: str
     label: str
-    weights: dict
+    weights: object  # {column: weight}, or one such mapping per row of an F contrast
+    test: str = "t"
 
 
 def intersect_masks(mask_imgs):
@@ -140,7 +141,7 @@ def one_sample_test(effects, mask, contrast) -> ContrastMaps:
     model = SecondLevelModel(mask_img=mask, minimize_memory=True)
     model.fit(list(effects), design_matrix=design)
     outputs = model.compute_contrast("intercept", second_level_stat_type="t", output_type="all")
-    maps = {stat: outputs[name] for stat, name in NILEARN_OUTPUTS.items()}
+    maps = {stat: outputs[NILEARN_OUTPUTS[stat]] for stat in STATS}
     maps["p"] = set_outside(maps["p"], model.masker_.mask_img_, OUTSIDE_MASK["p"])
     return ContrastMaps(contrast, maps, float(len(effects) - 1))
 
@@ -172,8 +173,10 @@ class SubjectMaps:
     runs_of: dict
 
 
-def combine_subject(subject_plan, results, precision_weighted=False) -> SubjectMaps:
-    """Fixed effects over one subject's runs: each contrast over the runs that have it.
+def combine_subject(subject_plan, results, precision_weighted=False, estimator="meta") -> SubjectMaps:
+    """One subject's maps from its runs: each contrast over the runs that have it, by fixed
+    effects (``meta``, with the runs' real dofs) or a second-level OLS across the runs
+    (``glm``: nilearn ``SecondLevelModel``, a one-sample t-test over the run effects).
 
     Parameters
     ----------
@@ -181,20 +184,29 @@ def combine_subject(subject_plan, results, precision_weighted=False) -> SubjectM
     results : sequence of RunResult
         In the order of ``subject_plan.runs``; all on one grid (checked while planning).
     precision_weighted : bool
+    estimator : {'meta', 'glm'}
 
     Returns
     -------
     maps : SubjectMaps
+        F contrasts (terminal at the run level) are not combined.
     """
     masks = [result.mask for result in results]
     mask = masks[0] if len(masks) == 1 else intersect_masks(masks)
-    labels = list(dict.fromkeys(m.contrast.label for result in results for m in result.contrasts))
+    labels = list(dict.fromkeys(
+        m.contrast.label for result in results for m in result.contrasts if getattr(m.contrast, "test", "t") == "t"
+    ))
     contrasts, runs_of = [], {}
     for label in labels:
         having = [(plan, result.maps_of(label)) for plan, result in zip(subject_plan.runs, results)
                   if result.maps_of(label) is not None]
         runs_of[label] = tuple(plan for plan, _ in having)
-        contrasts.append(combine_runs([maps for _, maps in having], mask, precision_weighted))
+        run_maps = [maps for _, maps in having]
+        if estimator == "glm" and len(run_maps) > 1:
+            tested = one_sample_test([m.maps["effect"] for m in run_maps], mask, run_maps[0].contrast)
+            contrasts.append(tested)
+        else:
+            contrasts.append(combine_runs(run_maps, mask, precision_weighted))
     return SubjectMaps(subject_plan, mask, tuple(contrasts), runs_of)
 
 
@@ -221,3 +233,39 @@ def group_level(effects, variances, dofs, masks, contrast, group_model="random")
     if group_model == "fixed":
         return mask, group_fixed_effects(effects, variances, dofs, mask, contrast)
     return mask, one_sample_test(effects, mask, contrast)
+
+
+def group_glm(effects, mask, design, contrast_matrix, contrast) -> ContrastMaps:
+    """A contrast of a group design: nilearn's ``SecondLevelModel`` on the subjects' effect
+    maps with a design made from ``participants.tsv`` (t or F).
+
+    Parameters
+    ----------
+    effects : list of Nifti1Image or paths
+        One per row of ``design``.
+    mask : Nifti1Image
+    design : pandas.DataFrame
+        The design matrix (one row per subject).
+    contrast_matrix : numpy.ndarray
+        One row (t) or several (F) over the design's columns.
+    contrast : object
+        What the maps are of (name, label, weights, test).
+
+    Returns
+    -------
+    maps : ContrastMaps
+        ``effect``, ``variance``, ``t``, ``z`` and ``p`` for t; ``F``, ``z`` and ``p`` for F;
+        with ``n_subjects - rank(design)`` degrees of freedom.
+    """
+    from nilearn.glm.second_level import SecondLevelModel
+
+    test = getattr(contrast, "test", "t")
+    model = SecondLevelModel(mask_img=mask, minimize_memory=True)
+    model.fit(list(effects), design_matrix=design)
+    weights = contrast_matrix[0] if test == "t" else contrast_matrix
+    outputs = model.compute_contrast(weights, second_level_stat_type=test, output_type="all")
+    stats = ("effect", "variance", "t", "z", "p") if test == "t" else ("F", "z", "p")
+    maps = {stat: outputs[NILEARN_OUTPUTS[stat]] for stat in stats}
+    maps["p"] = set_outside(maps["p"], model.masker_.mask_img_, OUTSIDE_MASK["p"])
+    dof = float(len(design) - np.linalg.matrix_rank(design.to_numpy()))
+    return ContrastMaps(contrast, maps, dof)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import unicodedata
 import zipfile
 import warnings as pywarnings
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import pandas as pd
 from .errors import InputFileError, NoDataError, UsageError
 from .expression import WEIGHT_LIST as _WEIGHTS
 from .expression import parse_expression
+from .naming import label_of
 from .notes import Note
 
 #: nilearn ``load_confounds`` strategies accepted in place of column names.
@@ -65,16 +65,24 @@ class Design:
 
 @dataclass(frozen=True, eq=False)
 class ContrastWeights:
-    """A t contrast over one design: its name, file label and weight vector."""
+    """A contrast over one design: its name, file label, weights and test.
+
+    ``vector`` is a weight vector for a t contrast, a matrix (one row per tested
+    combination) for an F contrast.
+    """
 
     name: str
     label: str
     vector: np.ndarray
     columns: tuple[str, ...]
+    test: str = "t"
 
     @property
-    def weights(self) -> dict:
-        """Weights by design column, as written to the sidecars (non-zero ones)."""
+    def weights(self):
+        """Weights by design column, as written to the sidecars (non-zero ones); for an F
+        contrast, one such mapping per row."""
+        if self.test == "F":
+            return [{c: float(w) for c, w in zip(self.columns, row) if w != 0} for row in np.atleast_2d(self.vector)]
         return {c: float(w) for c, w in zip(self.columns, self.vector) if w != 0}
 
 
@@ -98,16 +106,17 @@ def bids_label(name: str) -> str:
     >>> bids_label("áudio")
     'audio'
     """
-    # accented letters keep their base letter (áudio -> audio), as BIDS labels are ASCII
-    ascii_name = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
-    parts = [p for p in re.split(r"[^0-9a-zA-Z]+", ascii_name) if p]
-    if not parts:
-        raise UsageError(f"Contrast name {name!r} has no letters or digits to make a BIDS label of.")
-    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+    try:
+        return label_of(name)
+    except ValueError:
+        raise UsageError(f"Contrast name {name!r} has no letters or digits to make a BIDS label of.") from None
 
 
-def read_events(path) -> pd.DataFrame:
+def read_events(path, keep_missing_trial_types: bool = False) -> pd.DataFrame:
     """Read a BIDS ``events.tsv`` (``n/a`` as missing) and check what the GLM relies on.
+
+    ``trial_type`` values are text; a missing one becomes the text ``"nan"`` (a condition
+    of its own, as nilearn reads it) unless ``keep_missing_trial_types``.
 
     Raises
     ------
@@ -133,7 +142,8 @@ def read_events(path) -> pd.DataFrame:
             "BIDS durations are 0 or more seconds."
         )
     if "trial_type" in events.columns:
-        events["trial_type"] = events["trial_type"].astype(str)
+        text = events["trial_type"].astype(str)
+        events["trial_type"] = text.where(events["trial_type"].notna(), np.nan) if keep_missing_trial_types else text
     return events
 
 
@@ -455,3 +465,81 @@ def check_contrasts(specs, designs) -> list[Note]:
             for run, col, _ in missing
         ]
     return notes
+
+
+# ----------------------------------------------------------------------------
+# designs and contrasts from a BIDS Stats Model's run node
+
+
+def read_confounds_table(path) -> pd.DataFrame | None:
+    """A run's whole confounds table (``n/a`` as missing), for a model's ``X`` to choose from."""
+    if path is None:
+        return None
+    table = read_table(path, "confounds file")
+    numeric = table.apply(pd.to_numeric, errors="coerce")
+    first = numeric.iloc[0].isna() & numeric.iloc[1:].notna().all() if len(numeric) > 1 else None
+    if first is not None and first.any():  # as nilearn's load_confounds: the first n/a takes the second
+        numeric.loc[numeric.index[0], first] = numeric.loc[numeric.index[1], first]
+    return numeric
+
+
+def model_design(run, node) -> Design:
+    """A run's design under a model's run node: transformations, ``X``, HRF and drifts,
+    convolved as nilearn convolves (equal to ``make_first_level_design_matrix``).
+
+    Parameters
+    ----------
+    run : Run
+    node : bids_fixedfx.model.Node
+        A run-level node.
+
+    Returns
+    -------
+    design : Design
+    """
+    from .model.design import build_run_design
+
+    if run.design is not None:
+        return load_design(run)
+    events = read_events(run.events, keep_missing_trial_types=True)
+    confounds = read_confounds_table(run.confounds)
+    if confounds is not None and len(confounds) != run.n_volumes:
+        raise InputFileError(
+            f"{run.confounds} has {len(confounds)} rows but {run.bold.name} has {run.n_volumes} volumes."
+        )
+    built = build_run_design(node, events, confounds, tr=run.tr, n_volumes=run.n_volumes,
+                             start_time=run.start_time, run_name=run.name)
+    trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
+    counts = trial_types.value_counts().sort_index()
+    return Design(
+        matrix=built.matrix,
+        conditions=tuple(built.conditions),
+        confounds=tuple(c for c in built.confounds if c != "constant"),
+        condition_counts={str(k): int(v) for k, v in counts.items()},
+        warnings=tuple(Note.for_run(run, "design", text) for text in built.notes),
+    )
+
+
+def model_contrasts(run, node, design: Design) -> tuple[tuple[ContrastWeights, ...], list[Note]]:
+    """The contrasts of a model's run node over one run's design.
+
+    Returns
+    -------
+    contrasts : tuple of ContrastWeights
+        t contrasts (one row) and F contrasts (several rows).
+    notes : list of Note
+        Contrasts left out because this run lacks a column they need.
+    """
+    from .model.contrasts import contrast_matrices
+
+    columns = tuple(str(c) for c in design.matrix.columns)
+    x_columns = tuple(c for c in columns if c in design.conditions or c in design.confounds)
+    if "constant" in columns and any(x in (1, "1") for x in node.x):
+        x_columns += ("constant",)
+    matrices, skipped = contrast_matrices(node, columns, x_columns=x_columns)
+    contrasts = tuple(
+        ContrastWeights(m.name, bids_label(m.name), m.matrix[0] if m.test != "F" else m.matrix, columns,
+                        test="F" if m.test == "F" else "t")
+        for m in matrices if m.test in ("t", "F", "pass")
+    )
+    return contrasts, [Note.for_run(run, "contrast-skipped", f"{run.name}: {text}") for text in skipped]

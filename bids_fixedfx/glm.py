@@ -33,12 +33,20 @@ NILEARN_OUTPUTS = {
     "effect": "effect_size",
     "variance": "effect_variance",
     "t": "stat",
+    "F": "stat",
     "z": "z_score",
     "p": "p_value",
 }
+#: The maps of an F contrast (its effects are several; its statistic is F).
+F_STATS = ("F", "z", "p")
 CHUNK_VOXELS = 5000
 #: The value of each map outside the mask: 0, but 1 for p (nothing there looks significant).
-OUTSIDE_MASK = {"effect": 0.0, "variance": 0.0, "t": 0.0, "z": 0.0, "p": 1.0}
+OUTSIDE_MASK = {"effect": 0.0, "variance": 0.0, "t": 0.0, "F": 0.0, "z": 0.0, "p": 1.0}
+
+
+def stats_of(test: str) -> tuple[str, ...]:
+    """The maps written for a contrast of this test (``t`` or ``F``)."""
+    return F_STATS if test == "F" else STATS
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +185,7 @@ def _map(function, items, n_threads):
             pass
 
 
-def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS):
+def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None):
     """Fit the GLM voxel chunk by voxel chunk and compute t contrasts, with nilearn.
 
     Parameters
@@ -186,11 +194,13 @@ def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chu
         Masked (and smoothed) BOLD, before scaling.
     design_matrix : numpy.ndarray, shape (n_volumes, n_regressors)
     vectors : list of numpy.ndarray
-        One weight vector per contrast.
+        One weight vector (t) or matrix (F) per contrast.
     noise_model : {'ar1', 'ols'}
     n_threads : int
     chunk : int
         Voxels per chunk.
+    tests : list of str, optional
+        ``t`` or ``F`` per contrast (default: all ``t``).
 
     Returns
     -------
@@ -203,16 +213,17 @@ def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chu
     from nilearn.glm.first_level import mean_scaling, run_glm
 
     n_voxels = series.shape[1]
-    maps = [{stat: np.zeros(n_voxels) for stat in STATS} for _ in vectors]
+    tests = list(tests) if tests is not None else ["t"] * len(vectors)
+    maps = [{stat: np.zeros(n_voxels) for stat in stats_of(test)} for test in tests]
     dofs = []
 
     def one_chunk(bounds):
         start, stop = bounds
         scaled, _ = mean_scaling(series[:, start:stop], 0)
         labels, results = run_glm(scaled, design_matrix, noise_model=noise_model)
-        for vector, out in zip(vectors, maps):
-            contrast = compute_contrast(labels, results, vector, "t")
-            for stat in STATS:
+        for vector, test, out in zip(vectors, tests, maps):
+            contrast = compute_contrast(labels, results, vector, test)
+            for stat in out:
                 out[stat][start:stop] = getattr(contrast, NILEARN_OUTPUTS[stat])()
         dofs.append(next(iter(results.values())).df_residuals)
 
@@ -297,7 +308,8 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
         maps, dof = glm_maps(
-            series, matrix, [c.vector for c in contrasts], noise_model, n_threads
+            series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
+            tests=[getattr(c, "test", "t") for c in contrasts],
         )
     notes = tuple(dict.fromkeys(
         f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
@@ -308,7 +320,7 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         dof=dof,
         contrasts=tuple(
             ContrastMaps(
-                contrast, {stat: unmask_map(values[stat], mask_img, OUTSIDE_MASK[stat]) for stat in STATS}, dof
+                contrast, {stat: unmask_map(values[stat], mask_img, OUTSIDE_MASK[stat]) for stat in values}, dof
             )
             for contrast, values in zip(contrasts, maps)
         ),

@@ -32,7 +32,7 @@ ENTITY_KEYS = {name: key for name, key in RUN_ENTITIES}
 STATS = ("effect", "variance", "t", "z", "p")
 #: Maps of corrected inference: thresholded z (``desc-<method>``), proportion of true
 #: discoveries (``stat-tdp``), permutation ``-log10 p`` (``stat-logp``).
-INFERENCE_STATS = ("tdp", "logp")
+INFERENCE_STATS = ("F", "tdp", "logp")
 #: The ``desc`` of group maps made by fixed effects over subjects (random effects have none).
 GROUP_FIXED_DESC = "fixedfx"
 
@@ -61,6 +61,7 @@ PATTERNS = {
     "subject_figure": "sub-{subject}/figures/" + _SUBJECT + _FIGURE,
     "group_figure": "group/figures/task-{task}" + _FIGURE,
     "subject_report": "sub-{subject}.html",
+    "model": "models/model-{model}_{suffix<smdl>}{extension<.json>}",
     "group_report": "group.html",
 }
 #: Default entities of each kind.
@@ -69,6 +70,7 @@ _DEFAULTS = {
     "subject_statmap": {"suffix": "statmap"},
     "group_statmap": {"suffix": "statmap"},
     "design": {"suffix": "design"},
+    "model": {"suffix": "smdl", "extension": ".json"},
     "subject_mask": {"suffix": "mask", "desc": "fixedfx"},
     "group_mask": {"suffix": "mask", "desc": "group"},
 }
@@ -196,6 +198,25 @@ def statmap_desc(group_model: str | None = None, method: str | None = None) -> s
 def group_model_of(entities: dict) -> str:
     """Which group model made a group map, from its parsed entities (``fixed`` or ``random``)."""
     return "fixed" if (entities.get("desc") or "").startswith(GROUP_FIXED_DESC) else "random"
+
+
+def label_of(name: str) -> str:
+    """A name as a BIDS label: letters and digits, camel-cased (``faces_vs_houses`` ->
+    ``facesVsHouses``); accented letters keep their base letter.
+
+    Raises
+    ------
+    ValueError
+        The name has no letter or digit.
+    """
+    import re
+    import unicodedata
+
+    ascii_name = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    parts = [p for p in re.split(r"[^0-9a-zA-Z]+", ascii_name) if p]
+    if not parts:
+        raise ValueError(f"{name!r} has no letters or digits to make a BIDS label of.")
+    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
 
 
 def set_key(**entities) -> str:

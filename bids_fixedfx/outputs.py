@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__, naming
 from .errors import UsageError
 from .naming import STATS
-from .sidecars import STAT_KEYS
+from .sidecars import STAT_KEYS, STAT_KEYS_F
 
 CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
 #: Hidden folder at the root of OUTPUT_DIR where a set of files is written before it is
@@ -28,6 +28,7 @@ BIDSIGNORE = """\
 /sub-*/figures
 /*.html
 /.bids-fixedfx-tmp
+/models
 """
 README = """\
 # Statistical maps made by bids-fixedfx
@@ -179,13 +180,15 @@ def write_statmaps(kind, contrast_maps, place, sidecar, **entities) -> list[Path
         The maps' entities besides ``contrast`` and ``stat``.
     """
     written = []
-    for stat in STATS:
+    test = getattr(contrast_maps.contrast, "test", "t")
+    for stat in contrast_maps.maps:
         names = {
             ext: naming.build(kind, contrast=contrast_maps.contrast.label, stat=stat, extension=ext, **entities)
             for ext in (".nii.gz", ".json")
         }
         write_nifti(as_float32(contrast_maps.maps[stat]), place.path(names[".nii.gz"]))
-        write_json({**sidecar, "Statistic": stat, **STAT_KEYS.get(stat, {})}, place.path(names[".json"]))
+        keys = STAT_KEYS_F.get(stat, {}) if test == "F" else STAT_KEYS.get(stat, {})
+        write_json({**sidecar, "Statistic": stat, **keys}, place.path(names[".json"]))
         written.append(names[".nii.gz"])
     return written
 

@@ -91,13 +91,16 @@ def residual_dof(design: designs.Design, n_volumes: int) -> int:
     return int(n_volumes - np.linalg.matrix_rank(matrix))
 
 
-def plan_runs(selection, settings) -> Plan:
+def plan_runs(selection, settings, model=None) -> Plan:
     """Build and check every run's design and contrasts.
 
     Parameters
     ----------
     selection : discover.Selection
     settings : Settings
+    model : bids_fixedfx.model.Model, optional
+        A BIDS Stats Model (``-m``): its run node makes the designs and contrasts;
+        without one, the options do.
 
     Returns
     -------
@@ -113,6 +116,7 @@ def plan_runs(selection, settings) -> Plan:
     if settings.mask is not None:
         images.read_mask(settings.mask, "--mask")
         runs = tuple(replace(run, mask=settings.mask) for run in runs)
+    node = run_node(model) if model is not None else None
     built = {}
     for run in runs:
         logger.debug(
@@ -120,12 +124,17 @@ def plan_runs(selection, settings) -> Plan:
             run.name, run.bold, run.mask, run.events, run.confounds, run.design, run.tr, run.n_volumes,
         )
         _check_images(run, given=settings.mask is not None)
-        built[run] = designs.build_design(run, settings.model)
+        built[run] = designs.model_design(run, node) if node else designs.build_design(run, settings.model)
         notes += built[run].warnings
-    notes += designs.check_contrasts(settings.contrasts, built)
+    if node is None:
+        notes += designs.check_contrasts(settings.contrasts, built)
     plans, left_out = [], defaultdict(list)
     for run in runs:
-        contrasts = designs.contrast_weights(settings.contrasts, built[run])
+        if node is None:
+            contrasts = designs.contrast_weights(settings.contrasts, built[run])
+        else:
+            contrasts, skipped = designs.model_contrasts(run, node, built[run])
+            notes += skipped
         if not contrasts:
             notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute and was left out."))
             continue
@@ -156,6 +165,118 @@ def plan_runs(selection, settings) -> Plan:
     for subject in subjects:
         _check_subject_grid(subject)
     return Plan(tuple(subjects), selection.space, tuple(notes))
+
+
+# ----------------------------------------------------------------------------
+# models
+
+#: The levels of BIDS Stats Model nodes this version runs, and their model types.
+SUPPORTED = {"run": ("glm",), "subject": ("meta", "glm"), "dataset": ("glm", "meta")}
+
+
+def read_model(settings):
+    """The BIDS Stats Model of ``-m``, checked against what the app runs; None without ``-m``.
+
+    Raises
+    ------
+    ModelError
+        The file is not a model, or asks for what this version does not run (named).
+    """
+    if settings.model_file is None:
+        return None
+    from .model import load_model
+    from .model.bsm import ModelError
+
+    model = load_model(settings.model_file)
+    for node in model.nodes:
+        if node.level not in SUPPORTED or node.model_type not in SUPPORTED[node.level]:
+            raise ModelError(
+                f"Node {node.name!r} of {settings.model_file} is a {node.level}-level {node.model_type} node; "
+                "this version runs run-level glm, subject-level meta or glm, and dataset-level glm or meta "
+                "nodes (session nodes are not run yet)."
+            )
+        if len(model.nodes_at(node.level)) > 1:
+            raise ModelError(
+                f"{settings.model_file} has several {node.level}-level nodes; this version runs one node per level."
+            )
+    if not model.nodes_at("run"):
+        raise ModelError(f"{settings.model_file} has no run-level node.")
+    return model
+
+
+def run_node(model):
+    """The model's run-level node."""
+    return model.nodes_at("run")[0]
+
+
+def model_settings(model, settings):
+    """The first-level settings a model sets (HRF, drift, noise model, precision
+    weighting), with the options a model does not state (smoothing) from the command line.
+
+    Parameters
+    ----------
+    model : bids_fixedfx.model.Model
+    settings : Settings
+
+    Returns
+    -------
+    model_settings : ModelSettings
+    """
+    from .model.design import drift_settings, software
+
+    node = run_node(model)
+    drift_model, high_pass, drift_order = drift_settings(node)
+    subject = model.nodes_at("subject")
+    return replace(
+        settings.model,
+        hrf_model=node.hrf.model if node.hrf is not None else "none",
+        drift_model=drift_model,
+        high_pass=high_pass if high_pass is not None else settings.model.high_pass,
+        drift_order=drift_order,
+        noise_model=str(software(node).get("noise_model", "ar1")),
+        # the X entries that are not convolved: what the model takes from the confounds file
+        confounds=tuple(
+            str(x) for x in node.x
+            if x not in (1, "1") and (node.hrf is None or x not in node.hrf.variables)
+        ) or ("*",),
+        confounds_given=False,
+        precision_weighted=bool(software(subject[0]).get("precision_weighted", False)) if subject else False,
+    )
+
+
+def default_model(plan, settings):
+    """The model the options define (written to ``OUTPUT_DIR/models/``), or None with a
+    reason when the options go beyond what a model file states (confound strategies,
+    precomputed designs).
+
+    Returns
+    -------
+    model : bids_fixedfx.model.Model or None
+    reason : str or None
+    """
+    from .design import CONFOUND_STRATEGIES
+    from .model.defaults import default_model as make
+
+    model = settings.model
+    if settings.design_dir is not None:
+        return None, "--design-dir designs are not a model file"
+    if any(name in CONFOUND_STRATEGIES for name in model.confounds):
+        return None, "nilearn confound strategies are not model-file variables"
+    conditions = sorted({c for run_plan in plan.runs for c in run_plan.design.conditions})
+    contrasts = None
+    if settings.contrasts:
+        first = plan.runs[0]
+        contrasts = {
+            c.name: c.weights for c in first.contrasts if c.test == "t"
+        }
+    hrf, fir_delays = model.hrf_model, None
+    made = make(
+        conditions, confounds=model.confounds, hrf_model=hrf, fir_delays=fir_delays,
+        drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
+        noise_model=model.noise_model, contrasts=contrasts, group_model=settings.group_model,
+        precision_weighted=model.precision_weighted,
+    )
+    return made, None
 
 
 def _by_subject(plans, left_out, space):
@@ -254,12 +375,19 @@ class SubjectMapFiles:
 
 @dataclass(frozen=True, eq=False)
 class GroupTest:
-    """One group test: a task, space and contrast, over the subjects that have it."""
+    """One group test: a task, space and contrast, over the subjects that have it.
+
+    With a model's dataset node, ``design`` is its design matrix over ``inputs`` (subjects
+    with missing values already left out) and ``contrasts`` its contrasts; without one,
+    both are None (a one-sample test of the intercept, or fixed effects).
+    """
 
     task: str
     space: str | None
     contrast: str
     inputs: tuple[SubjectMapFiles, ...]
+    design: object = None  # pandas.DataFrame
+    contrasts: tuple = ()
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -319,12 +447,14 @@ def find_subject_maps(output_dir) -> list[SubjectMapFiles]:
     return found
 
 
-def plan_group(settings) -> GroupPlan:
+def plan_group(settings, model=None) -> GroupPlan:
     """Find the subject maps to test and check them, before any group file is written.
 
     Parameters
     ----------
     settings : Settings
+    model : bids_fixedfx.model.Model, optional
+        Its dataset node designs each test from ``participants.tsv``.
 
     Returns
     -------
@@ -377,7 +507,10 @@ def plan_group(settings) -> GroupPlan:
             untested.append(test)
             continue
         _check_same_model(test)
-        if not same_grid([item.mask for item in items]):
+        if model is not None and model.nodes_at("dataset"):
+            test, more = _model_test(test, model.nodes_at("dataset")[0], settings)
+            notes += more
+        if not same_grid([item.mask for item in test.inputs]):
             raise NoDataError(
                 f"The subjects' task-{task} masks in {output_dir} are on different voxel grids; "
                 "rerun the participant level with one --space for all subjects."
@@ -388,6 +521,57 @@ def plan_group(settings) -> GroupPlan:
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
         )
     return GroupPlan(tuple(tests), tuple(untested), tuple(notes))
+
+
+def read_participants(bids_dir):
+    """``participants.tsv`` as a table indexed by subject label (``sub-`` removed); an empty
+    table when the dataset has none."""
+    import pandas as pd
+
+    path = bids_dir / "participants.tsv"
+    if not path.is_file():
+        return pd.DataFrame(index=pd.Index([], name="subject"))
+    table = designs.read_table(path, "participants file")
+    if "participant_id" not in table:
+        from .errors import InputFileError
+
+        raise InputFileError(f"{path} has no participant_id column, which BIDS participants files need.")
+    table["subject"] = table.pop("participant_id").astype(str).str.replace(r"^sub-", "", regex=True)
+    return table.set_index("subject")
+
+
+def _model_test(test, node, settings):
+    """A test designed by a model's dataset node: its design over the subjects (from
+    ``participants.tsv``) and its contrasts."""
+    import pandas as pd
+
+    from .model.contrasts import contrast_matrices
+    from .model.group import build_group_design
+
+    participants = read_participants(settings.bids_dir)
+    rows = []
+    for item in test.inputs:
+        row = participants.loc[item.subject].to_dict() if item.subject in participants.index else {}
+        rows.append({**row, "subject": item.subject, "contrast": item.info.contrast.name, "task": item.task})
+    table = pd.DataFrame(rows)
+    design = build_group_design(node, table, label="subject")
+    kept = [item for item, keep in zip(test.inputs, ~table.index.isin(design.dropped)) if keep]
+    notes = [Note("selection", text, task=test.task) for text in design.notes]
+    if len(kept) < MIN_SUBJECTS:
+        raise NoDataError(
+            f"Node {node.name!r}: task-{test.task} contrast-{test.contrast} keeps {len(kept)} subject(s) "
+            f"after leaving out those with missing values; at least {MIN_SUBJECTS} are needed."
+        )
+    matrix = design.matrix.reset_index(drop=True)
+    contrasts, skipped = contrast_matrices(node, tuple(matrix.columns), incoming=test.name)
+    notes += [Note("contrast-skipped", text, task=test.task) for text in skipped]
+    dof = len(kept) - np.linalg.matrix_rank(matrix.to_numpy())
+    if dof < 1:
+        raise UsageError(
+            f"Node {node.name!r}: the design of task-{test.task} contrast-{test.contrast} has "
+            f"{matrix.shape[1]} columns for {len(kept)} subjects, leaving no degrees of freedom."
+        )
+    return replace(test, inputs=tuple(kept), design=matrix, contrasts=tuple(contrasts)), notes
 
 
 def _check_same_model(test):

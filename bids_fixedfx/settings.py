@@ -51,6 +51,8 @@ class Settings:
     skip_bids_validation: bool = False
     bids_database_dir: Path | None = None
     contrasts: tuple[ContrastSpec, ...] = ()
+    model_file: Path | None = None
+    model_node_names: dict = field(default_factory=dict, hash=False, compare=False)
     design_dir: Path | None = None
     mask: Path | None = None
     model: ModelSettings = ModelSettings()

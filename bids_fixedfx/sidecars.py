@@ -31,6 +31,13 @@ STAT_KEYS = {
 }
 
 
+#: The same for the maps of an F contrast.
+STAT_KEYS_F = {
+    "p": {"Tail": "one-sided: p of the F statistic being this large or larger", "ValueOutsideMask": 1},
+    "z": {"Tail": "one-sided: the standard normal quantile of 1 - p of the F statistic", "ValueOutsideMask": 0},
+}
+
+
 def read_json(path) -> dict:
     """Read a JSON object, naming the file in any error.
 
@@ -98,17 +105,20 @@ class ContrastInfo:
     """A contrast as the sidecars state it."""
 
     name: str
-    weights: dict
+    weights: object  # {column: weight}; for an F contrast, one such mapping per row
     test: str = "t"
 
     def to_json(self) -> dict:
-        return {"Name": self.name, "Test": self.test, "Weights": dict(self.weights)}
+        weights = [dict(row) for row in self.weights] if self.test == "F" else dict(self.weights)
+        return {"Name": self.name, "Test": self.test, "Weights": weights}
 
     @classmethod
     def from_json(cls, data, path) -> ContrastInfo:
         if not isinstance(data, dict) or "Name" not in data:
             raise InputFileError(f"{path} has no contrast 'Name'; rerun the level that writes it.")
-        return cls(str(data["Name"]), dict(data.get("Weights", {})), str(data.get("Test", "t")))
+        test = str(data.get("Test", "t"))
+        weights = data.get("Weights", {})
+        return cls(str(data["Name"]), [dict(r) for r in weights] if test == "F" else dict(weights), test)
 
 
 @dataclass(frozen=True)
@@ -140,11 +150,18 @@ class StatmapSidecar:
     group: dict | None = None
     statistic: str | None = None
     extra: dict = field(default_factory=dict)
+    node: str | None = None
+    model_file: str | None = None
 
     @property
     def level(self) -> str:
         """``run``, ``subject`` or ``group``."""
         return "group" if self.group is not None else "subject" if self.fixed_effects is not None else "run"
+
+    @property
+    def bsm_level(self) -> str:
+        """The level as BIDS Stats Models name it (``Run``, ``Subject``, ``Dataset``)."""
+        return {"run": "Run", "subject": "Subject", "group": "Dataset"}[self.level]
 
     def to_json(self) -> dict:
         data = {"Sources": list(self.sources), "Contrast": self.contrast.to_json(), "DegreesOfFreedom": self.dof}
@@ -155,6 +172,8 @@ class StatmapSidecar:
         if self.group is not None:
             data.update(self.group)
         data.update(self.extra)
+        if self.node is not None:
+            data.update({"Node": self.node, "Level": self.bsm_level, "ModelFile": self.model_file})
         if self.statistic is not None:
             data["Statistic"] = self.statistic
         return data
@@ -175,7 +194,7 @@ class StatmapSidecar:
         if group is None or all(key in data for key in MODEL_KEYS):
             model = FirstLevelModelInfo.from_json(data, path)
         known = {"Sources", "Contrast", "DegreesOfFreedom", "FixedEffects", "Statistic", *MODEL_KEYS,
-                 *(group or {})}
+                 *(group or {}), "Node", "Level", "ModelFile"}
         return cls(
             sources=tuple(_need(data, "Sources", path)),
             contrast=ContrastInfo.from_json(_need(data, "Contrast", path), path),
@@ -185,6 +204,8 @@ class StatmapSidecar:
             group=group,
             statistic=data.get("Statistic"),
             extra={k: v for k, v in data.items() if k not in known},
+            node=data.get("Node"),
+            model_file=data.get("ModelFile"),
         )
 
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from . import combine, discover, glm, inference, naming, outputs, plan, sidecars
 from .notes import Note
@@ -33,10 +34,17 @@ def run_participant(settings) -> None:
     outputs.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
     if not settings.skip_bids_validation:
         discover.validate_input_dir(settings.bids_dir)
+    model = plan.read_model(settings)
+    if model is not None:
+        settings = replace(settings, model=plan.model_settings(model, settings))
     selection = discover.select_runs(settings)
-    checked = plan.plan_runs(selection, settings)
+    checked = plan.plan_runs(selection, settings, model)
     for note in checked.notes:
         logger.warning("%s", note)
+    if model is None:
+        model, reason = plan.default_model(checked, settings)
+        if model is None:
+            logger.info("No model file is written: %s.", reason)
     logger.info(
         "%d runs of %d subjects (%s), space %s",
         len(checked.runs), len({s.subject for s in checked.subjects}),
@@ -47,6 +55,13 @@ def run_participant(settings) -> None:
         return
 
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
+    model_file = None
+    if model is not None:
+        model_file = naming.build("model", model=naming.label_of(model.name))
+        outputs.write_text(model.to_json(), settings.output_dir / model_file)
+    settings = replace(settings, model_file=model_file,
+                       model_node_names={n.level: n.name for n in model.nodes} if model else {})
+    subject_estimator = model.nodes_at("subject")[0].model_type if model and model.nodes_at("subject") else "meta"
     fitted = _fit_all(checked.runs, settings)
     total, done, notes = len(checked.runs), 0, list(checked.notes)
     for subject in checked.subjects:
@@ -62,7 +77,8 @@ def run_participant(settings) -> None:
                     notes.append(Note.for_run(run_plan.run, "fit", text))
                 write_run(run_plan, result, staging, settings)
                 results.append(result)
-            maps = combine.combine_subject(subject, results, settings.model.precision_weighted)
+            maps = combine.combine_subject(subject, results, settings.model.precision_weighted,
+                                           estimator=subject_estimator)
             write_subject(maps, staging, settings)
             stale = outputs.existing_set(
                 settings.output_dir, f"sub-{subject.subject}", subject=subject.subject, task=subject.task,
@@ -155,13 +171,20 @@ def write_run(run_plan, result, place, settings) -> None:
              run.design, design_tsv]
     sources = tuple(source(p) for p in files if p is not None)
     for maps in result.contrasts:
-        sidecar = sidecars.StatmapSidecar(sources, _contrast_info(maps), maps.dof, info)
+        sidecar = sidecars.StatmapSidecar(sources, _contrast_info(maps), maps.dof, info, **_model_keys(settings, "run"))
         outputs.write_statmaps("run_statmap", maps, place, sidecar.to_json(), space=run.space,
                                **naming.run_entities(run))
 
 
 def _contrast_info(maps) -> sidecars.ContrastInfo:
-    return sidecars.ContrastInfo(maps.contrast.name, maps.contrast.weights)
+    return sidecars.ContrastInfo(maps.contrast.name, maps.contrast.weights, getattr(maps.contrast, "test", "t"))
+
+
+def _model_keys(settings, level) -> dict:
+    """``node`` and ``model_file`` of a sidecar: the model's node of that level."""
+    if settings.model_file is None:
+        return {}
+    return {"node": settings.model_node_names.get(level, level), "model_file": f"bids::{settings.model_file.as_posix()}"}
 
 
 def write_subject(maps, place, settings) -> None:
@@ -198,6 +221,7 @@ def write_subject(maps, place, settings) -> None:
         sidecar = sidecars.StatmapSidecar(
             tuple(outputs.source(f, output_dir) for f in files if f is not None),
             _contrast_info(contrast_maps), contrast_maps.dof, info, fixed_effects=fixed_effects,
+            **_model_keys(settings, "subject"),
         )
         outputs.write_statmaps("subject_statmap", contrast_maps, place, sidecar.to_json(), **common)
         if settings.inference.any:
@@ -208,7 +232,16 @@ def write_subject(maps, place, settings) -> None:
 def run_group(settings) -> None:
     """Test every task, space and contrast across subjects; write ``group/``."""
     outputs.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
-    checked = plan.plan_group(settings)
+    model = plan.read_model(settings) if settings.model_file else None
+    if model is not None:
+        dataset = model.nodes_at("dataset")
+        group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"
+        settings = replace(settings, group_model=group_model, model_file=_copy_model(model, settings),
+                           model_node_names={n.level: n.name for n in model.nodes})
+    elif (settings.output_dir / naming.build("model", model="default")).is_file():
+        settings = replace(settings, model_file=naming.build("model", model="default"),
+                           model_node_names={"dataset": "dataset"})
+    checked = plan.plan_group(settings, model)
     for note in checked.notes:
         logger.warning("%s", note)
     if settings.boilerplate_only:
@@ -225,6 +258,16 @@ def run_group(settings) -> None:
         _write_group_report(settings, checked)
 
 
+def _copy_model(model, settings):
+    """The model's path in OUTPUT_DIR (``models/``), where the participant level wrote it;
+    the group level writes it there when it is not."""
+    relative = naming.build("model", model=naming.label_of(model.name))
+    target = settings.output_dir / relative
+    if not target.is_file() or target.read_text() != model.to_json():
+        outputs.write_text(model.to_json(), target)
+    return relative
+
+
 def _stale_group_files(output_dir, checked) -> list:
     """Group maps of the planned tasks and spaces whose contrast is no longer tested."""
     tested = {(t.task, t.space, t.contrast) for t in checked.tests}
@@ -238,48 +281,74 @@ def _stale_group_files(output_dir, checked) -> list:
 
 
 def write_group(test, settings) -> None:
-    """Compute one group-level contrast and write its maps, as one set."""
+    """Compute one group-level contrast (or a model's contrasts of it) and write its maps, as one set."""
     output_dir = settings.output_dir
     items = test.inputs
-    contrast = combine.GroupContrast(test.name, test.contrast, {"intercept": 1.0})
-    mask, maps = combine.group_level(
-        [i.effect for i in items], [i.variance for i in items], [i.info.dof for i in items],
-        [i.mask for i in items], contrast, settings.group_model,
-    )
     common = {"task": test.task, "space": test.space}
     desc = naming.statmap_desc(settings.group_model)
     mask_path = naming.build("group_mask", extension=".nii.gz", **common)
     key = naming.set_key(group=settings.group_model, task=test.task, space=test.space, contrast=test.contrast)
+    effects = [i.effect for i in items]
     with outputs.Staging(output_dir, key) as staging:
+        mask = combine.intersect_masks([i.mask for i in items])
         outputs.write_nifti(mask, staging.path(mask_path))
         outputs.write_json(
             outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
                                  [outputs.source(i.mask, output_dir) for i in items]),
             staging.path(naming.build("group_mask", extension=".json", **common)),
         )
-        sources = [i.effect for i in items]
-        if settings.group_model == "fixed":
-            sources += [i.variance for i in items]
-        model_name = "fixed effects" if settings.group_model == "fixed" else "one-sample t-test"
-        sidecar = sidecars.StatmapSidecar(
-            tuple(outputs.source(p, output_dir) for p in [*sources, mask_path]),
-            sidecars.ContrastInfo(test.name, {"intercept": 1.0}), maps.dof, items[0].info.model,
-            group={"GroupModel": model_name, "NumberOfSubjects": len(items), "Subjects": list(test.subjects)},
-        )
-        outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), desc=desc, **common)
-        if settings.inference.any:
-            found = inference.inference_maps(
-                maps.maps, mask, settings.inference,
-                effects=[i.effect for i in items] if settings.group_model == "random" else None,
+        for contrast, maps, group in _group_maps(test, mask, settings):
+            sources = [*effects, *([i.variance for i in items] if settings.group_model == "fixed" else [])]
+            sidecar = sidecars.StatmapSidecar(
+                tuple(outputs.source(p, output_dir) for p in [*sources, mask_path]),
+                sidecars.ContrastInfo(contrast.name, contrast.weights, contrast.test), maps.dof,
+                items[0].info.model,
+                group={**group, "NumberOfSubjects": len(items), "Subjects": list(test.subjects)},
+                **_model_keys(settings, "dataset"),
             )
-            outputs.write_inference_maps("group_statmap", test.contrast, found, staging, sidecar.to_json(),
-                                         group_model=settings.group_model, **common)
+            outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), desc=desc, **common)
+            if settings.inference.any and contrast.test == "t":
+                found = inference.inference_maps(
+                    maps.maps, mask, settings.inference,
+                    effects=effects if settings.group_model == "random" and test.design is None else None,
+                )
+                outputs.write_inference_maps("group_statmap", contrast.label, found, staging, sidecar.to_json(),
+                                             group_model=settings.group_model, **common)
         stale = [
             relative for relative in outputs.existing_set(output_dir, "group", task=test.task, space=test.space,
                                                           contrast=test.contrast)
             if naming.group_model_of(naming.parse(relative)) == settings.group_model
         ]
         staging.commit(stale)
+
+
+def _group_maps(test, mask, settings):
+    """Yield (contrast, maps, group sidecar keys) of one group test."""
+    items = test.inputs
+    effects = [i.effect for i in items]
+    if test.design is None or settings.group_model == "fixed":
+        contrast = combine.GroupContrast(test.name, test.contrast, {"intercept": 1.0})
+        _, maps = combine.group_level(effects, [i.variance for i in items], [i.info.dof for i in items],
+                                      [i.mask for i in items], contrast, settings.group_model)
+        name = "fixed effects" if settings.group_model == "fixed" else "one-sample t-test"
+        yield contrast, maps, {"GroupModel": name}
+        return
+    design = test.design
+    for matrix in test.contrasts:
+        if matrix.test not in ("t", "F", "pass"):
+            continue
+        test_kind = "F" if matrix.test == "F" else "t"
+        weights = ({c: float(w) for c, w in zip(design.columns, matrix.matrix[0]) if w} if test_kind == "t"
+                   else [{c: float(w) for c, w in zip(design.columns, row) if w} for row in matrix.matrix])
+        contrast = combine.GroupContrast(matrix.name, naming.label_of(matrix.name), weights, test_kind)
+        maps = combine.group_glm(effects, mask, design, matrix.matrix, contrast)
+        plain = list(design.columns) == ["intercept"]
+        group = {"GroupModel": "one-sample t-test" if plain else "general linear model"}
+        if not plain:
+            group["DesignMatrix"] = {"Columns": list(design.columns), "Rows": list(test.subjects),
+                                     "Values": design.to_numpy().round(10).tolist()}
+            group["ContrastMatrix"] = matrix.matrix.round(10).tolist()
+        yield contrast, maps, group
 
 
 def _write_boilerplate(settings, checked, group_plan):

@@ -161,7 +161,8 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
         "nprocs": 3, "verbose": True,
     }
     ids = {i["id"] for i in _descriptor()["inputs"]}
-    assert ids - set(invocation) == {"participant_level_analysis_dir", "group_model", "n_perm", "tfce"}, \
+    assert ids - set(invocation) == {"participant_level_analysis_dir", "group_model", "n_perm", "tfce",
+                                     "model_file"}, \
         "exercise every input of the descriptor here (group_model: at the group level below)"
     argv = _app_arguments(_simulate(invocation, tmp_path), "out dir")
     args = build_parser().parse_args(argv)
@@ -187,11 +188,12 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
 
     # The group level: the participant level's output directory as a File input.
     group = {"bids_dir": str(dataset), "participant_level_analysis_dir": str(tmp_path),
-             "analysis_level": "group", "group_model": "random", "n_perm": 100, "tfce": True}
+             "analysis_level": "group", "model_file": str(tmp_path / "model-x_smdl.json"), "n_perm": 100,
+             "tfce": True}
     argv = _app_arguments(_simulate(group, tmp_path), str(tmp_path))
     args = build_parser().parse_args(argv)
     assert (args.analysis_level, args.output_dir) == ("group", tmp_path)
-    assert args.group_model == "random" and args.n_perm == 100 and args.tfce
+    assert args.model_file == tmp_path / "model-x_smdl.json" and args.n_perm == 100 and args.tfce
     parse_settings(argv)  # no option of the participant level is passed to the group level
     # Defaults that bosh fills in are the command line's own.
     defaults = build_parser().parse_args([str(dataset), str(tmp_path), "group"])

@@ -121,8 +121,11 @@ def software_versions() -> dict:
     return versions
 
 
-def format_weights(weights: dict) -> str:
-    """A contrast's weights as an expression over design columns, e.g. ``audio - visual``."""
+def format_weights(weights) -> str:
+    """A contrast's weights as an expression over design columns, e.g. ``audio - visual``;
+    an F contrast's rows (a list of such mappings) as ``F(audio; visual)``."""
+    if isinstance(weights, (list, tuple)):
+        return "F(" + "; ".join(format_weights(row) for row in weights) + ")"
     terms = []
     for column, weight in weights.items():
         weight = float(weight)
@@ -139,6 +142,9 @@ def format_weights(weights: dict) -> str:
 
 def contrast_facts(name: str, weights: dict, conditions) -> ContrastFacts:
     """A contrast's facts from its weights (non-zero ones) and the design's conditions."""
+    if isinstance(weights, (list, tuple)):  # an F contrast: the weights of its rows
+        kept = tuple((str(c), float(w)) for row in weights for c, w in row.items() if float(w) != 0)
+        return ContrastFacts(name, kept, False)
     kept = tuple((str(c), float(w)) for c, w in weights.items() if float(w) != 0)
     baseline = len(kept) == 1 and kept[0][1] == 1.0 and kept[0][0] in tuple(conditions)
     return ContrastFacts(name, kept, baseline)

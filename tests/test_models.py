@@ -1,0 +1,201 @@
+"""BIDS Stats Models through the app (-m): the default model written and read back, group
+designs from participants.tsv, F contrasts, and clear errors; every map equals nilearn's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_fixedfx.cli import main
+from bids_fixedfx.example_data import make_example_dataset
+from tools import fails
+
+SPACE = "MNI152NLin2009cAsym"
+MODELS = Path(__file__).parent / "data" / "models"
+QUICK = ["--skip-bids-validation", "--no-reports"]
+
+
+def same_files(one, other, pattern):
+    names = sorted(p.relative_to(one) for p in one.rglob(pattern))
+    assert names and names == sorted(p.relative_to(other) for p in other.rglob(pattern))
+    return all((one / n).read_bytes() == (other / n).read_bytes() for n in names)
+
+
+@pytest.mark.slow
+def test_the_default_model_is_written_and_gives_identical_maps(example_dataset, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main([str(example_dataset.path), str(first), "participant", *QUICK]) == 0
+    model = first / "models" / "model-default_smdl.json"
+    document = json.loads(model.read_text())
+    assert document["BIDSModelVersion"] == "1.0.0"
+    assert [n["Level"] for n in document["Nodes"]] == ["Run", "Subject", "Dataset"]
+    assert main([str(example_dataset.path), str(second), "participant", *QUICK, "-m", str(model)]) == 0
+    assert same_files(first, second, "*.nii.gz")
+    assert same_files(first, second, "*_statmap.json")
+    assert same_files(first, second, "*_design.*")
+    sidecar = json.loads(next(first.glob("sub-01/func/*_contrast-audio_stat-z_statmap.json")).read_text())
+    assert (sidecar["Node"], sidecar["Level"], sidecar["ModelFile"]) == (
+        "subject", "Subject", "bids::models/model-default_smdl.json")
+    assert main([str(example_dataset.path), str(first), "group", "--no-reports"]) == 0
+    assert main([str(example_dataset.path), str(second), "group", "--no-reports", "-m", str(model)]) == 0
+    assert same_files(first / "group", second / "group", "*")
+
+
+@pytest.fixture(scope="module")
+def six_subjects(tmp_path_factory):
+    root = tmp_path_factory.mktemp("six") / "bids"
+    return make_example_dataset(root, n_subjects=6, n_sessions=1, n_runs=2, shape=(16, 18, 14), n_volumes=60)
+
+
+@pytest.fixture(scope="module")
+def two_sample(six_subjects, tmp_path_factory):
+    out = tmp_path_factory.mktemp("twosample") / "out"
+    model = MODELS / "model-twoSample_smdl.json"
+    assert main([str(six_subjects.path), str(out), "participant", *QUICK, "-m", str(model)]) == 0
+    assert main([str(six_subjects.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_run_level_t_and_f_contrasts_equal_first_level_model(six_subjects, two_sample):
+    from nilearn.glm.first_level import FirstLevelModel
+
+    from bids_fixedfx import naming
+
+    folder = two_sample / "sub-02" / "func"
+    stem = "sub-02_task-checkerboard_run-01"
+    design = pd.read_csv(folder / f"{stem}_design.tsv", sep="\t")
+    # the design is nilearn's: spm HRF, cosine drift, the motion confounds, by nilearn's own function
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
+    fmriprep = six_subjects.path / "derivatives" / "fmriprep" / "sub-02" / "func"
+    events = pd.read_csv(six_subjects.path / "sub-02" / "func" / f"{stem}_events.tsv", sep="\t")
+    confounds = pd.read_csv(fmriprep / f"{stem}_desc-confounds_timeseries.tsv", sep="\t")
+    motion = confounds[["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]].bfill()
+    tr = json.loads((six_subjects.path / "task-checkerboard_bold.json").read_text())["RepetitionTime"]
+    expected = make_first_level_design_matrix(
+        np.arange(len(design)) * tr, events, hrf_model="spm", drift_model="cosine", high_pass=0.01,
+        add_regs=motion.to_numpy(), add_reg_names=list(motion.columns))
+    expected = expected.rename(columns={"audio": "trial_type.audio", "visual": "trial_type.visual"})
+    np.testing.assert_allclose(design[list(expected.columns)].to_numpy(), expected.to_numpy(), rtol=1e-8, atol=1e-10)
+    model = FirstLevelModel(mask_img=str(fmriprep / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz"), smoothing_fwhm=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(str(fmriprep / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz"), design_matrices=[design])
+    columns = list(design.columns)
+    t_vector = np.zeros(len(columns))
+    t_vector[columns.index("trial_type.audio")], t_vector[columns.index("trial_type.visual")] = 1, -1
+    f_matrix = np.zeros((2, len(columns)))
+    f_matrix[0, columns.index("trial_type.audio")] = f_matrix[1, columns.index("trial_type.visual")] = 1
+    for label, weights, stats in (("audioGtVisual", t_vector, ("effect", "t", "z")), ("anyTask", f_matrix, ("F", "z"))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = model.compute_contrast(weights, stat_type="t" if label != "anyTask" else "F", output_type="all")
+        for stat in stats:
+            ours = nib.load(str(two_sample / naming.build(
+                "run_statmap", subject="02", task="checkerboard", run="01", space=SPACE, contrast=label,
+                stat=stat, extension=".nii.gz"))).get_fdata()
+            expected_map = theirs["stat" if stat in ("t", "F") else {"effect": "effect_size", "z": "z_score"}[stat]]
+            np.testing.assert_allclose(ours, expected_map.get_fdata(), rtol=1e-4,
+                                       atol=1e-5 * np.abs(expected_map.get_fdata()).max(), err_msg=f"{label} {stat}")
+    sidecar = json.loads(next(folder.glob(f"{stem}_*_contrast-anyTask_stat-F_statmap.json")).read_text())
+    assert sidecar["Contrast"]["Test"] == "F" and len(sidecar["Contrast"]["Weights"]) == 2
+    # F contrasts are terminal: no subject or group map of them
+    assert not list(two_sample.rglob("sub-02_task-checkerboard_space-*_contrast-anyTask_*"))
+
+
+@pytest.mark.slow
+def test_two_sample_design_with_a_covariate_equals_second_level_model(six_subjects, two_sample):
+    from nilearn.glm.second_level import SecondLevelModel
+    from nilearn.masking import intersect_masks
+
+    participants = pd.read_csv(six_subjects.path / "participants.tsv", sep="\t")
+    subjects = [p.removeprefix("sub-") for p in participants["participant_id"]]
+    design = pd.DataFrame({
+        "group.patient": (participants["group"] == "patient").astype(float).to_numpy(),
+        "group.control": (participants["group"] == "control").astype(float).to_numpy(),
+        "age": (participants["age"] - participants["age"].mean()).to_numpy(float),
+    })
+    folder = lambda s: two_sample / f"sub-{s}" / "func"  # noqa: E731
+    effects = [str(next(folder(s).glob(f"sub-{s}_task-checkerboard_space-{SPACE}_contrast-audioGtVisual_stat-effect_"
+                                         "statmap.nii.gz"))) for s in subjects]
+    masks = [str(next(folder(s).glob("*_desc-fixedfx_mask.nii.gz"))) for s in subjects]
+    mask = intersect_masks(masks, threshold=1, connected=False)
+    model = SecondLevelModel(mask_img=mask).fit(effects, design_matrix=design)
+    for label, weights in (("PatientsMinusControls", [1, -1, 0]), ("Age", [0, 0, 1]), ("Mean", [0.5, 0.5, 0])):
+        theirs = model.compute_contrast(np.array(weights, float), output_type="all")
+        for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
+            path = next((two_sample / "group").glob(f"*_contrast-audioGtVisual{label}_stat-{stat}_statmap.nii.gz"))
+            expected = theirs[name].get_fdata()
+            np.testing.assert_allclose(nib.load(str(path)).get_fdata(), expected, rtol=1e-4,
+                                       atol=1e-5 * np.abs(expected).max(), err_msg=f"{label} {stat}")
+        sidecar = json.loads(str(path.with_name(path.name.replace(".nii.gz", ".json")).read_text()))
+        assert sidecar["GroupModel"] == "general linear model" and sidecar["DegreesOfFreedom"] == 3
+        assert sidecar["DesignMatrix"]["Columns"] == ["group.patient", "group.control", "age"]
+        assert sidecar["Node"] == "patientsVsControls" and sidecar["Level"] == "Dataset"
+
+
+@pytest.mark.slow
+def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, two_sample, tmp_path, capsys):
+    dataset = tmp_path / "bids"
+    shutil.copytree(six_subjects.path, dataset, ignore=shutil.ignore_patterns("derivatives"))
+    table = pd.read_csv(dataset / "participants.tsv", sep="\t")
+    table["age"] = table["age"].astype(object)
+    table.loc[1, "age"] = "n/a"
+    table.to_csv(dataset / "participants.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 0
+    err = capsys.readouterr().err
+    assert "left out 02" in err
+    sidecar = json.loads(next((out / "group").glob("*_contrast-audioGtVisualAge_stat-t_statmap.json")).read_text())
+    assert sidecar["NumberOfSubjects"] == 5 and "02" not in sidecar["Subjects"]
+
+
+def _model(tmp_path, nodes, name="bad"):
+    path = tmp_path / f"model-{name}_smdl.json"
+    path.write_text(json.dumps({"Name": name, "BIDSModelVersion": "1.0.0", "Nodes": nodes}))
+    return path
+
+
+RUN = {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"Type": "glm", "X": ["audio", 1]},
+       "DummyContrasts": {"Test": "t"}}
+
+
+@pytest.mark.parametrize(
+    ("nodes", "named"),
+    [
+        ([{**RUN, "Model": {"Type": "glm", "X": ["nothing_like_it", 1]}}], "nothing_like_it"),
+        ([{**RUN, "Transformations": {"Transformer": "pybids-transforms-v1",
+                                     "Instructions": [{"Name": "Teleport", "Input": ["audio"]}]}}], "Teleport"),
+        ([RUN, {"Level": "Session", "Name": "ses", "GroupBy": ["session", "subject"],
+                "Model": {"Type": "meta", "X": [1]}}], "ses"),
+        ([{**RUN, "Contrasts": [{"Name": "c", "ConditionList": ["audio"], "Weights": [1, -1], "Test": "t"}]}], "c"),
+    ],
+)
+def test_bad_models_are_one_clear_sentence(fresh_dataset, tmp_path, capsys, nodes, named):
+    dataset = fresh_dataset(subjects=("01",))
+    model = _model(tmp_path, nodes)
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64, named)
+
+
+def test_not_a_model_file(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("01",))
+    path = tmp_path / "model.json"
+    path.write_text("{")
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", path], 64, "model.json", "JSON")
+
+
+@pytest.mark.parametrize("option", [["--contrast", "a=audio"], ["--hrf-model", "spm"], ["--noise-model", "ols"],
+                                    ["--confounds", "none"]])
+def test_options_that_the_model_states_are_refused_with_it(fresh_dataset, tmp_path, capsys, option):
+    dataset = fresh_dataset(subjects=("01",))
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", MODELS / "model-twoSample_smdl.json",
+                   *option], 64, option[0], "--model")
