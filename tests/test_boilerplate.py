@@ -254,3 +254,15 @@ def test_runs_left_out_and_every_level_s_command_are_stated():
             "`bids-fixedfx in out participant --participant-label 02`; group level, "
             "`bids-fixedfx in out group`") in text
     assert "1 BOLD run of the x task from 1 subject (sub-01)" in text
+
+
+def test_corrected_inference_is_stated(example_dataset, tmp_path):
+    text = boilerplate_only(example_dataset, tmp_path / "a", "--threshold", "fdr", "--cluster-extent", "10",
+                            "--cluster-inference")
+    assert ("each subject-level z map was corrected for multiple comparisons with nilearn: thresholded to "
+            "control the false discovery rate at 0.05 (Genovese et al., 2002)") in text
+    assert "clusters of fewer than 10 voxels were removed" in text
+    assert "clusters formed at z > 3 was bounded at a confidence of 0.95 by all-resolutions inference" in text
+    assert "All maps were written unthresholded" not in text
+    plain = boilerplate_only(example_dataset, tmp_path / "b")
+    assert "All maps were written unthresholded, without correction" in plain and "Genovese" not in plain

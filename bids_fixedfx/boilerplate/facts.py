@@ -98,6 +98,9 @@ class Methods:
         Level (``participant``, ``group``) -> the command lines that ran it.
     figure_threshold : float or None
         The ``|z|`` threshold of the reports' figures (None: no report).
+    inference : InferenceSettings or None
+        The corrected inference written beside the maps of ``inference_level``
+        (``subject`` or ``group``), if any.
     """
 
     first_levels: tuple[FirstLevel, ...]
@@ -106,6 +109,8 @@ class Methods:
     commands: dict
     versions: dict
     figure_threshold: float | None = None
+    inference: object = None
+    inference_level: str = "subject"
 
 
 def software_versions() -> dict:
@@ -234,10 +239,16 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
     first = FirstLevel(tuple(runs), facts, plan.space, tuple(contrasts.values()), tuple(left_out.values()))
     return Methods(
         (first,), None, not settings.boilerplate_only, {"participant": (settings.command,)},
-        software_versions(), figure_threshold(settings),
+        software_versions(), figure_threshold(settings), corrected_inference(settings), "subject",
     )
 
 
 def figure_threshold(settings) -> float | None:
     """The threshold of the reports' figures, when reports are written."""
     return settings.report_threshold if settings.reports and not settings.boilerplate_only else None
+
+
+def corrected_inference(settings):
+    """The corrected inference the level writes (its :class:`~bids_fixedfx.inference.InferenceSettings`),
+    or None."""
+    return settings.inference if settings.inference.any else None

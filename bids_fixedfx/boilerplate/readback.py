@@ -26,6 +26,7 @@ from .facts import (
     ModelFacts,
     RunFacts,
     contrast_facts,
+    corrected_inference,
     figure_threshold,
     is_confound_strategy,
     pipeline_of,
@@ -205,5 +206,5 @@ def methods_from_group(settings, group_plan) -> Methods:
     group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests)
     return Methods(
         tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
-        software_versions(), figure_threshold(settings),
+        software_versions(), figure_threshold(settings), corrected_inference(settings), "group",
     )

@@ -187,6 +187,8 @@ def render(methods: Methods) -> str:
         first_levels=[describe(f) for f in methods.first_levels],
         group=group,
         figure_threshold=methods.figure_threshold,
+        inference=methods.inference,
+        inference_level=methods.inference_level,
         cluster_min_voxels=CLUSTER_MIN_VOXELS,
     )
     return reflow(text)

@@ -58,14 +58,21 @@ def _compared(entities: dict) -> dict:
     return {key: value for key, value in entities.items() if key not in _NOT_COMPARED}
 
 
-def run_background(bold) -> slices.Volume:
-    """A run's background: its BOLD reference, else the first volume of its series."""
+def run_background(bold) -> tuple[slices.Volume, str]:
+    """A run's background: its BOLD reference, else the first volume of its series.
+
+    Returns
+    -------
+    volume : slices.Volume
+    what : str
+        Which image it is, for captions.
+    """
     reference = boldref_of(bold)
     if reference is not None:
         volume = slices.load(reference)
         if volume.data.ndim == 3:
-            return volume
-    return slices.first_volume(bold)
+            return volume, "the BOLD reference image"
+    return slices.first_volume(bold), "the first volume of the BOLD series"
 
 
 def on_grid(background: slices.Volume | None, grid: slices.Volume, mask=None):

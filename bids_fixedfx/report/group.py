@@ -127,7 +127,8 @@ def _contrast(settings, test, view, files: Files, anchor) -> dict:
         naming.build("group_figure", desc="zmap", suffix="statmap", extension=".png", **common),
         figures.stat_map(view, z_map, cuts, f"{test.name}: group, {n_subjects} subjects"),
         f"Group z map of {test.name}, {shown}",
-        f"Group z map, {shown} (uncorrected, for display), over the subjects' mean EPI"
+        f"Group z map, {shown} (uncorrected, for display), "
+        + ("over the mean of the subjects' BOLD reference images" if view.background is not None else "on black")
         + ("; projections show the strongest value along each axis." if view.template else "."),
     )
     tiles = []

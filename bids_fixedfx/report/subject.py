@@ -75,7 +75,9 @@ def task_section(settings, plan, notes, files: Files) -> dict:
     common = {"subject": plan.subject, "task": plan.task, "space": plan.space}
     mask_volume = slices.load(output_dir / naming.build("subject_mask", extension=".nii.gz", **common))
     mask = mask_volume.data > 0
-    grey = backgrounds.on_grid(backgrounds.run_background(plan.runs[0].run.bold), mask_volume, mask)
+    background, what = backgrounds.run_background(plan.runs[0].run.bold)
+    grey = backgrounds.on_grid(background, mask_volume, mask)
+    underlay = f"over {what} of {_short_name(plan.runs[0].run)}" if grey is not None else "on black"
     template = is_template(plan.space)
     anchor = "-".join(["task", plan.task] + (["space", plan.space] if plan.space else []))
     run_masks = [slices.load(p.run.mask).data if p.run.mask is not None else None for p in plan.runs]
@@ -99,9 +101,7 @@ def task_section(settings, plan, notes, files: Files) -> dict:
         "contrasts": [],
     }
     for label, name in _contrast_labels(plan).items():
-        section["contrasts"].append(
-            _contrast(settings, plan, label, name, view, files, anchor)
-        )
+        section["contrasts"].append(_contrast(settings, plan, label, name, view, files, anchor, underlay))
     return section
 
 
@@ -276,7 +276,7 @@ def _model_rows(settings, plan) -> list[tuple[str, str]]:
 # contrasts
 
 
-def _contrast(settings, plan, label, name, view, files: Files, anchor) -> dict:
+def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay: str) -> dict:
     output_dir, threshold = settings.output_dir, settings.report_threshold
     common = {"subject": plan.subject, "task": plan.task, "space": plan.space, "contrast": label}
     z_path = naming.build("subject_statmap", stat="z", extension=".nii.gz", **common)
@@ -304,7 +304,7 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor) -> dict:
         naming.build("subject_figure", desc="zmap", suffix="statmap", extension=".png", **common),
         figures.stat_map(view, z_map, cuts, f"{name}: fixed effects over {plural(len(run_maps) or 1, 'run')}"),
         f"Fixed-effects z map of {name}, {shown}",
-        f"z map, {shown} (uncorrected, for display), over the mean EPI"
+        f"z map, {shown} (uncorrected, for display), {underlay}"
         + ("; projections show the strongest value along each axis." if view.template else "."),
     )
     section["runs_figure"] = None
