@@ -29,6 +29,8 @@ from scipy import stats
 from bids_fixedfx.cli import main
 from bids_fixedfx.discover import validator_command
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the app; pytest -m 'not slow' leaves them out
+
 SPACE = "MNI152NLin2009cAsym"
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 STATS = {"effect": "effect_size", "variance": "effect_variance", "t": "stat", "z": "z_score", "p": "p_value"}

@@ -14,6 +14,8 @@ import pytest
 from bids_fixedfx.cli import main
 from tools import checksums, fails
 
+pytestmark = pytest.mark.slow  # runs of the app; pytest -m 'not slow' leaves them out
+
 SPACE = "MNI152NLin2009cAsym"
 
 

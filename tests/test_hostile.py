@@ -17,6 +17,8 @@ import pytest
 from bids_fixedfx.cli import main
 from tools import checksums, fails
 
+pytestmark = pytest.mark.slow  # runs of the app; pytest -m 'not slow' leaves them out
+
 EXPLOITS = [
     'audio.__class__.__init__.__globals__["sys"].modules["os"].system("touch PWNED")',
     'audio.to_csv("PWNED")',

@@ -17,6 +17,8 @@ from bids_fixedfx.cli import main
 from bids_fixedfx.example_data import make_example_dataset
 from tools import fails
 
+pytestmark = pytest.mark.slow  # runs of the app; pytest -m 'not slow' leaves them out
+
 SPACE = "MNI152NLin2009cAsym"
 MODELS = Path(__file__).parent / "data" / "models"
 QUICK = ["--skip-bids-validation", "--no-reports"]

@@ -29,6 +29,8 @@ from tools import app_command, tool
 from bids_fixedfx import __version__
 from bids_fixedfx.example_data import CONDITIONS, TASK
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the app; pytest -m 'not slow' leaves them out
+
 REPO = Path(__file__).resolve().parents[1]
 SLURM = REPO / "examples" / "slurm"
 STATS = ("effect", "variance", "t", "z", "p")
