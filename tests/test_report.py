@@ -180,11 +180,16 @@ def test_group_report_lists_subjects_design_and_contrasts(reports, example_datas
 
 
 @pytest.mark.slow
-def test_the_log_ends_with_where_the_report_is(example_dataset, tmp_path, capsys):
+def test_the_log_ends_with_where_the_report_is_and_corrected_maps_are_shown(example_dataset, tmp_path, capsys):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--skip-bids-validation",
-                 "--participant-label", "03", "--nprocs", "1"]) == 0
+                 "--participant-label", "03", "--nprocs", "1", "--threshold", "fdr"]) == 0
     assert str(output / "sub-03.html") in capsys.readouterr().err.strip().splitlines()[-1]
+    html = (output / "sub-03.html").read_text(encoding="utf-8")
+    assert "Corrected: false discovery rate, alpha 0.05" in html
+    assert "contrast-audio_desc-corrected_statmap.png" in html
+    assert (output / "sub-03" / "figures" / "sub-03_task-checkerboard_space-MNI152NLin2009cAsym_contrast-audio"
+            "_desc-corrected_table.tsv").is_file()
 
 
 def test_notes_are_shown_to_the_subjects_they_name():

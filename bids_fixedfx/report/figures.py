@@ -118,7 +118,7 @@ def stat_map(view: MapView, data: np.ndarray, cuts, title: str) -> bytes:
     frame = "MNI coordinates" if view.template else "coordinates of the image (mm)"
     bar_y = height - BAR + 8
     colour_bar(canvas, (40, bar_y), 220, view.threshold, view.vmax, label="z")
-    canvas.text((280, bar_y), f"|z| > {view.threshold:g} shown; {frame}", size=10, fill=MUTED)
+    canvas.text((280, bar_y), f"|z| > {view.threshold:.3g} shown; {frame}", size=10, fill=MUTED)
     return canvas.png()
 
 

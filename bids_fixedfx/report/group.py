@@ -19,6 +19,7 @@ from . import backgrounds, figures, slices
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
 from .subject import N_CUTS, is_template
+from .corrected import corrected_section
 from .tables import MAX_ROWS, cluster_table
 
 #: Subjects drawn in a contrast's grid of small maps (the first ones, by label).
@@ -153,6 +154,8 @@ def _contrast(settings, test, view, files: Files, anchor) -> dict:
     table = cluster_table(slices.Volume(z_map, view.grid.affine), threshold, view.template)
     tsv_path = naming.build("group_figure", desc="clusters", suffix="table", extension=".tsv", **common)
     tsv = files.table(tsv_path, table.to_tsv())
+    section["corrected"] = corrected_section(
+        settings, "group_statmap", common, "group_figure", common, view, files, test.name, settings.group_model)
     section.update({
         "model": (sidecar.group or {}).get("GroupModel"),
         "dof": sidecar.dof,

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import naming, outputs
-from .tables import CLUSTER_MIN_VOXELS
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,6 @@ def _environment():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.globals["min_voxels"] = CLUSTER_MIN_VOXELS
     environment.filters["number"] = _number
     return environment
 

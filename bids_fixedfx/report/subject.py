@@ -20,6 +20,7 @@ from ..sidecars import StatmapSidecar
 from . import backgrounds, figures, quality, slices
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
+from .corrected import corrected_section
 from .tables import MAX_ROWS, cluster_table
 
 #: Axial slices of a contrast's map.
@@ -317,6 +318,8 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
     table = cluster_table(slices.Volume(z_map, view.grid.affine), threshold, view.template)
     tsv_path = naming.build("subject_figure", desc="clusters", suffix="table", extension=".tsv", **common)
     tsv = files.table(tsv_path, table.to_tsv())
+    section["corrected"] = corrected_section(
+        settings, "subject_statmap", common, "subject_figure", common, view, files, name)
     section.update({
         "dof": sidecar.dof,
         "n_runs": (sidecar.fixed_effects or {}).get("NumberOfRuns", len(run_maps) or 1),

@@ -36,11 +36,14 @@ class ClusterTable:
     rows : tuple of tuple
         ``(cluster, x, y, z, peak, size)``; ``size`` (mm³) is empty for sub-peaks.
     n_clusters : int
+    min_voxels : int
+        The smallest cluster listed.
     """
 
     columns: tuple[str, ...]
     rows: tuple[tuple, ...]
     n_clusters: int
+    min_voxels: int = CLUSTER_MIN_VOXELS
 
     def to_tsv(self) -> str:
         """The table as BIDS TSV text."""
@@ -109,7 +112,7 @@ def cluster_table(volume, threshold: float, template: bool, min_voxels: int = CL
             value = float(data[tuple(subpeak)])
             rows.append((f"{number}{letter}", *_world(volume, subpeak, decimals), round(value, 3), ""))
     columns = ("Cluster", *coordinate_columns(template), "Peak z", "Size (mm³)")
-    return ClusterTable(columns, tuple(rows), len(found))
+    return ClusterTable(columns, tuple(rows), len(found), min_voxels)
 
 
 def _apart(kept, candidates, zooms):
