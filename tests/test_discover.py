@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -362,3 +366,397 @@ def test_validate_input_dir_reports_an_incomplete_description(fresh_dataset):
         discover.validate_input_dir(dataset.path)
     assert error.value.exit_code == EX_INVALID_BIDS
     assert "dataset_description.json" in str(error.value)
+
+
+# ---------------------------------------------------------------- entities come from paths inside the dataset
+
+
+def relocate(dataset, target):
+    """Move a private copy of the example dataset to ``target`` (its parents created)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(dataset.path, target)
+    return dataclasses.replace(dataset, path=target)
+
+
+def portable(selection, roots):
+    """The runs of a selection with every path relative to the dataset root that holds it."""
+
+    def relative(path):
+        if path is None:
+            return None
+        root = max((r for r in roots if r in path.parents), key=lambda r: len(r.parts))
+        return path.relative_to(root).as_posix()
+
+    return [
+        (run.entities, run.space, relative(run.bold), relative(run.mask), relative(run.events),
+         relative(run.confounds), relative(run.raw_bold), run.tr, run.n_volumes, run.start_time)
+        for run in selection.runs
+    ]
+
+
+def example_runs_of(example_dataset, example_selection, subject):
+    roots = (example_dataset.path, example_dataset.path / "derivatives" / "fmriprep")
+    return portable(
+        dataclasses.replace(example_selection, runs=tuple(r for r in example_selection.runs if r.subject == subject)),
+        roots,
+    )
+
+
+HOSTILE_PARENTS = [
+    "proj_task-pilot", "study_run-9", "scratch_ses-2", "data_acq-x", "sub-99", "func",
+    "x_desc-brain_space-T1w_echo-2",
+]
+
+
+@pytest.mark.parametrize("parent", HOSTILE_PARENTS)
+def test_folders_above_the_dataset_add_no_entities(
+    parent, fresh_dataset, make_settings, tmp_path, example_dataset, example_selection
+):
+    dataset = relocate(fresh_dataset(subjects=("01",)), tmp_path / "up" / parent / "ds")
+    selection = discover.select_runs(make_settings(dataset.path))
+    roots = (dataset.path, dataset.path / "derivatives" / "fmriprep")
+    assert portable(selection, roots) == example_runs_of(example_dataset, example_selection, "01")
+    assert [run.name for run in selection.runs] == [stem(p) for p in raw_bolds(dataset.path)]
+    assert {dict(run.entities)["run"] for run in selection.runs} == {"01", "02"}
+    assert {run.session for run in selection.runs} == {"1", "2"}
+    assert selection.subjects == ("01",)
+    assert selection.warnings == ()
+
+
+def test_derivatives_anywhere_under_hostile_folders(
+    fresh_dataset, make_settings, tmp_path, example_dataset, example_selection
+):
+    dataset = relocate(fresh_dataset(subjects=("01",)), tmp_path / "study_run-9" / "ds")
+    fmriprep = tmp_path / "x" / "fmriprep_ses-1_acq-y" / "out"
+    fmriprep.parent.mkdir(parents=True)
+    shutil.move(dataset.path / "derivatives" / "fmriprep", fmriprep)
+    selection = discover.select_runs(make_settings(dataset.path, derivatives=(fmriprep,)))
+    assert selection.derivatives == (fmriprep,)
+    assert all(fmriprep in run.bold.parents and fmriprep in run.mask.parents for run in selection.runs)
+    assert portable(selection, (dataset.path, fmriprep)) == example_runs_of(example_dataset, example_selection, "01")
+
+
+@pytest.mark.parametrize("database", [False, True])
+def test_hostile_folders_with_a_participant_label(
+    database, fresh_dataset, make_settings, tmp_path, example_dataset, example_selection
+):
+    dataset = relocate(fresh_dataset(subjects=("01", "03")), tmp_path / "proj_task-pilot" / "sub-99" / "ds")
+    settings = make_settings(
+        dataset.path, participant_label=("03",), bids_database_dir=tmp_path / "db" if database else None
+    )
+    selection = discover.select_runs(settings)
+    roots = (dataset.path, dataset.path / "derivatives" / "fmriprep")
+    assert portable(selection, roots) == example_runs_of(example_dataset, example_selection, "03")
+
+
+def test_entities_of_a_layout_come_from_relative_paths(fresh_dataset, tmp_path):
+    dataset = relocate(fresh_dataset(subjects=("01",)), tmp_path / "a_task-pilot_run-7" / "sub-5" / "ds")
+    layout = discover.load_layout(dataset.path, (dataset.path / "derivatives" / "fmriprep",))
+    assert layout.get_tasks() == ["checkerboard"]
+    assert layout.get_subjects() == ["01"]
+    assert sorted(map(str, layout.get_runs())) == ["01", "02"]
+    top = layout.get(return_type="object", suffix="bold", extension=".json", scope="raw")
+    assert [f.get_entities().get("subject") for f in top] == [None]  # task-checkerboard_bold.json
+
+
+# ---------------------------------------------------------------- symbolic link loops, folders skipped
+
+
+def test_a_symlink_loop_is_not_followed_and_is_named(fresh_dataset, make_settings, example_dataset, example_selection):
+    dataset = fresh_dataset(subjects=("01",))
+    raw_link = dataset.path / "sub-01" / "ses-1" / "func" / "loop"
+    raw_link.symlink_to("..")
+    derivative_link = dataset.path / "derivatives" / "fmriprep" / "sub-01" / "again"
+    derivative_link.symlink_to(dataset.path / "derivatives" / "fmriprep")
+    selection = discover.select_runs(make_settings(dataset.path))
+    roots = (dataset.path, dataset.path / "derivatives" / "fmriprep")
+    assert portable(selection, roots) == example_runs_of(example_dataset, example_selection, "01")
+    loops = [w for w in selection.warnings if "loop" in w]
+    assert len(loops) == 2
+    assert any(str(raw_link) in w for w in loops) and any(str(derivative_link) in w for w in loops)
+    assert all(w.count(".") == 1 and w.endswith(".") for w in loops)  # one sentence each
+
+
+def test_a_loop_in_an_unselected_subject_is_not_reported(fresh_dataset, make_settings, tmp_path):
+    dataset = fresh_dataset(subjects=("01", "03"))
+    (dataset.path / "sub-03" / "ses-1" / "func" / "loop").symlink_to("..")
+    plain = discover.select_runs(make_settings(dataset.path, participant_label=("01",)))
+    saved = discover.select_runs(
+        make_settings(dataset.path, participant_label=("01",), bids_database_dir=tmp_path / "db")
+    )
+    assert plain == saved
+    assert not any("loop" in w for w in plain.warnings)
+    everyone = discover.select_runs(make_settings(dataset.path))
+    assert any("sub-03" in w and "loop" in w for w in everyone.warnings)
+
+
+def test_a_derivatives_folder_without_description_is_named(fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("01",))
+    fmriprep = dataset.path / "derivatives" / "fmriprep"
+    (fmriprep / "dataset_description.json").unlink()
+    selection = discover.select_runs(make_settings(dataset.path))
+    assert all(run.preprocessed is False for run in selection.runs)
+    skipped = [w for w in selection.warnings if str(fmriprep) in w]
+    assert len(skipped) == 1
+    assert "dataset_description.json" in skipped[0]
+    assert any("raw" in w.lower() for w in selection.warnings)
+
+
+def test_skipped_derivatives(tmp_path):
+    bids = tmp_path / "bids"
+    fmriprep = _derivative(bids / "derivatives" / "fmriprep")
+    (bids / "derivatives" / "freesurfer").mkdir()
+    (bids / "derivatives" / ".cache").mkdir()
+    (bids / "derivatives" / "notes.txt").write_text("")
+    out, work = bids / "derivatives" / "out", bids / "derivatives" / "work"
+    out.mkdir()
+    work.mkdir()
+    assert discover.skipped_derivatives(bids, out, work) == (bids / "derivatives" / "freesurfer",)
+    assert discover.skipped_derivatives(bids, tmp_path / "elsewhere") == (
+        bids / "derivatives" / "freesurfer", out, work,
+    )
+    assert discover.find_derivatives(bids, out) == (fmriprep,)
+    _derivative(bids / "derivatives" / "x").parent.joinpath("dataset_description.json").write_text("{}")
+    assert discover.skipped_derivatives(bids, out, work) == ()  # derivatives/ is itself a dataset
+    assert discover.skipped_derivatives(tmp_path / "none", out) == ()
+
+
+# ---------------------------------------------------------------- sidecars: TR, StartTime, inheritance
+
+
+def first_preproc_sidecar(dataset):
+    return sorted((dataset.path / "derivatives").rglob(f"*space-{DEFAULT_SPACE}_desc-preproc_bold.json"))[0]
+
+
+def set_json_value(path, key, literal):
+    """Set ``key`` to a JSON literal as written (``NaN``, ``true``), keeping the other keys."""
+    data = json.loads(path.read_text())
+    data.pop(key, None)
+    body = json.dumps(data)[1:-1]
+    path.write_text("{" + (body + ", " if body else "") + f'"{key}": {literal}' + "}")
+
+
+@pytest.mark.parametrize("literal", ["true", "false", "NaN", "Infinity", "-Infinity", '"abc"', "[2.0]", '{"s": 2}'])
+def test_a_repetition_time_that_is_not_a_finite_number_is_refused(literal, fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("03",))
+    sidecar = first_preproc_sidecar(dataset)
+    set_json_value(sidecar, "RepetitionTime", literal)
+    with pytest.raises(NoDataError) as error:
+        discover.select_runs(make_settings(dataset.path))
+    message = str(error.value)
+    assert error.value.exit_code == EX_NO_INPUT
+    assert "RepetitionTime" in message and sidecar.name in message
+    assert "\n" not in message
+
+
+def test_an_inherited_boolean_repetition_time_names_the_top_level_sidecar(fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("03",))
+    for sidecar in (dataset.path / "derivatives").rglob("*_desc-preproc_bold.json"):
+        edit_json(sidecar, lambda d: d.pop("RepetitionTime"))
+    set_json_value(dataset.path / "task-checkerboard_bold.json", "RepetitionTime", "true")
+    with pytest.raises(NoDataError) as error:
+        discover.select_runs(make_settings(dataset.path))
+    assert "task-checkerboard_bold.json" in str(error.value)
+
+
+@pytest.mark.parametrize("literal", ["true", "NaN", "Infinity", '"x"', "-0.5", "99"])
+def test_a_bad_start_time_is_refused(literal, fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("03",))
+    sidecar = first_preproc_sidecar(dataset)
+    set_json_value(sidecar, "StartTime", literal)
+    with pytest.raises(NoDataError) as error:
+        discover.select_runs(make_settings(dataset.path))
+    assert "StartTime" in str(error.value) and sidecar.name in str(error.value)
+
+
+def test_a_start_time_is_read(fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("03",))
+    set_json_value(first_preproc_sidecar(dataset), "StartTime", "0.5")
+    assert [run.start_time for run in discover.select_runs(make_settings(dataset.path)).runs] == [0.5]
+
+
+def test_a_sidecar_that_is_not_json_is_named(fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("03",))
+    sidecar = first_preproc_sidecar(dataset)
+    sidecar.write_text('{"RepetitionTime": 2.0,')
+    with pytest.raises(NoDataError) as error:
+        discover.select_runs(make_settings(dataset.path))
+    assert sidecar.name in str(error.value)
+
+
+def test_a_more_specific_sidecar_overrides_an_inherited_one(fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("01",))
+    for sidecar in (dataset.path / "derivatives").rglob("*_desc-preproc_bold.json"):
+        edit_json(sidecar, lambda d: d.pop("RepetitionTime"))
+    (dataset.path / "task-checkerboard_run-2_bold.json").write_text(json.dumps({"RepetitionTime": 2.5}))
+    selection = discover.select_runs(make_settings(dataset.path))
+    base = raw_tr(dataset.path)
+    assert [run.tr for run in selection.runs] == [2.5 if dict(r.entities)["run"] == "02" else base for r in selection.runs]
+    metadata = discover.sidecar_metadata(selection.runs[1].raw_bold, dataset.path)
+    assert metadata["RepetitionTime"] == (2.5, dataset.path / "task-checkerboard_run-2_bold.json")
+    assert metadata["TaskName"][1] == dataset.path / "task-checkerboard_bold.json"
+
+
+def test_events_inherited_from_the_top_level(fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("03",))
+    (events,) = (dataset.path / "sub-03").rglob("*_events.tsv")
+    top = dataset.path / "task-checkerboard_events.tsv"
+    shutil.move(events, top)
+    (selection_run,) = discover.select_runs(make_settings(dataset.path)).runs
+    assert selection_run.events == top
+    # two equally specific candidates at the nearest level: an error naming both
+    shutil.copy(top, dataset.path / "sub-03_events.tsv")
+    with pytest.raises(NoDataError) as error:
+        discover.select_runs(make_settings(dataset.path))
+    assert "task-checkerboard_events.tsv" in str(error.value) and "sub-03_events.tsv" in str(error.value)
+
+
+# ---------------------------------------------------------------- indexing only the selection; the saved index
+
+
+def add_fake_subjects(root, count):
+    """``count`` more subjects, raw and fMRIPrep-like, as empty files (indexing reads no content)."""
+    fmriprep = root / "derivatives" / "fmriprep"
+    for i in range(count):
+        sub = f"sub-9{i:03d}"
+        for folder, names in (
+            (root / sub / "func", ["task-checkerboard_run-01_bold.nii.gz", "task-checkerboard_run-01_events.tsv"]),
+            (root / sub / "anat", ["T1w.nii.gz"]),
+            (fmriprep / sub / "func", [
+                f"task-checkerboard_run-01_space-{DEFAULT_SPACE}_desc-preproc_bold.nii.gz",
+                f"task-checkerboard_run-01_space-{DEFAULT_SPACE}_desc-brain_mask.nii.gz",
+                "task-checkerboard_run-01_desc-confounds_timeseries.tsv",
+            ]),
+            (fmriprep / sub / "figures", ["desc-summary_T1w.html"]),
+        ):
+            folder.mkdir(parents=True)
+            for name in names:
+                (folder / f"{sub}_{name}").write_bytes(b"")
+        (fmriprep / f"{sub}.html").write_text("")
+
+
+def indexed_files(layout):
+    return sorted(layout.get(return_type="filename", scope="all"))
+
+
+@pytest.mark.parametrize("database", [False, True])
+def test_one_participant_indexes_only_its_own_files(database, fresh_dataset, make_settings, tmp_path):
+    small, large = fresh_dataset(subjects=("01",)), fresh_dataset(subjects=("01",))
+    add_fake_subjects(small.path, 5)
+    add_fake_subjects(large.path, 50)
+    selections, counts = [], []
+    for dataset in (small, large):
+        derivatives = (dataset.path / "derivatives" / "fmriprep",)
+        files = indexed_files(discover.load_layout(dataset.path, derivatives, participant_label=("01",)))
+        assert files and not any("sub-9" in f for f in files)
+        counts.append(len(files))
+        settings = make_settings(
+            dataset.path, participant_label=("01",),
+            bids_database_dir=dataset.path.parent / "db" if database else None,
+        )
+        selections.append(portable(discover.select_runs(settings), (dataset.path, *derivatives)))
+    assert counts[0] == counts[1]
+    assert selections[0] == selections[1]
+
+
+def test_runs_are_the_same_with_a_participant_label_or_a_saved_index(example_dataset, example_selection, make_settings, tmp_path):
+    database = tmp_path / "db"
+    for label in ("01", "03"):
+        expected = tuple(run for run in example_selection.runs if run.subject == label)
+        for db in (None, database, database):  # afresh, saving, reusing
+            settings = make_settings(example_dataset.path, participant_label=(label,), bids_database_dir=db)
+            assert discover.select_runs(settings).runs == expected
+    assert discover.select_runs(make_settings(example_dataset.path, bids_database_dir=database)) == example_selection
+
+
+def test_the_saved_index_is_reused(fresh_dataset, make_settings, tmp_path, monkeypatch):
+    dataset = fresh_dataset(subjects=("01", "03"))
+    database = tmp_path / "db"
+    first = discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
+    saved = [p for p in database.iterdir() if p.is_dir()]
+    assert len(saved) == 1 and (saved[0] / "layout_index.sqlite").is_file()
+    assert not [p for p in database.iterdir() if p.name.endswith(".tmp")]
+
+    def no_indexing(*args, **kwargs):
+        raise AssertionError("the saved index was not reused")
+
+    monkeypatch.setattr(discover, "_index", no_indexing)
+    again = discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
+    other = discover.select_runs(make_settings(dataset.path, participant_label=("03",), bids_database_dir=database))
+    assert again == first
+    assert other.subjects == ("03",)
+    monkeypatch.undo()
+    assert other == discover.select_runs(make_settings(dataset.path, participant_label=("03",)))
+
+
+def test_an_out_of_date_saved_index_is_not_used(fresh_dataset, make_settings, tmp_path):
+    dataset = fresh_dataset(subjects=("01", "03"))
+    database = tmp_path / "db"
+    discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
+    victim = raw_bolds(dataset.path, "01")[1]
+    (victim.parent / f"{stem(victim)}_events.tsv").unlink()
+    with pytest.raises(NoDataError) as error:
+        discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
+    assert stem(victim) in str(error.value) and "events" in str(error.value)
+    # another subject's folders did not change: the saved index still serves it
+    assert discover.select_runs(
+        make_settings(dataset.path, participant_label=("03",), bids_database_dir=database)
+    ).subjects == ("03",)
+    # a new subject changes the dataset's root: a new index is saved beside the old one
+    shutil.copytree(dataset.path / "sub-03", dataset.path / "sub-04", ignore=lambda d, n: [x for x in n if "sub-03" in x])
+    discover.select_runs(make_settings(dataset.path, participant_label=("03",), bids_database_dir=database))
+    assert len([p for p in database.iterdir() if p.is_dir()]) == 2
+
+
+def test_while_another_job_saves_the_index_the_selection_is_indexed(fresh_dataset, make_settings, tmp_path, monkeypatch):
+    dataset = fresh_dataset(subjects=("01", "03"))
+    database = tmp_path / "db"
+    monkeypatch.setattr(discover, "_try_lock", lambda handle: False)
+    selection = discover.select_runs(make_settings(dataset.path, participant_label=("03",), bids_database_dir=database))
+    assert selection == discover.select_runs(make_settings(dataset.path, participant_label=("03",)))
+    assert not [p for p in database.iterdir() if p.is_dir()]
+
+
+def test_a_database_dir_that_cannot_be_written_falls_back(fresh_dataset, make_settings, tmp_path):
+    dataset = fresh_dataset(subjects=("03",))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    selection = discover.select_runs(make_settings(dataset.path, bids_database_dir=blocker / "db"))
+    assert selection == discover.select_runs(make_settings(dataset.path))
+
+
+def test_concurrent_jobs_share_one_saved_index(fresh_dataset, tmp_path):
+    dataset = fresh_dataset(subjects=("01", "03"))
+    database = tmp_path / "db"
+    script = (
+        "import sys; from pathlib import Path; from bids_fixedfx import discover; "
+        "from bids_fixedfx.settings import Settings; "
+        "s = Settings(bids_dir=Path(sys.argv[1]), output_dir=Path(sys.argv[2]), analysis_level='participant', "
+        "participant_label=(sys.argv[3],), bids_database_dir=Path(sys.argv[4])); "
+        "print('|'.join(r.name for r in discover.select_runs(s).runs))"
+    )
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(dataset.path), str(tmp_path / "out"), label, str(database)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for label in ("01", "03", "01", "03")
+    ]
+    results = [job.communicate(timeout=300) for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0, 0, 0], [err for _, err in results]
+    names = [out.strip() for out, _ in results]
+    assert names[0] == names[2] and names[1] == names[3] and names[0] != names[1]
+    assert len([p for p in database.iterdir() if p.is_dir()]) == 1
+    assert not [p for p in database.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_validation_of_one_participant_checks_only_its_files(fresh_dataset):
+    dataset = fresh_dataset(subjects=("01", "03"))
+    intruder = dataset.path / "sub-03" / "ses-1" / "func" / "sub-03_notes.txt"
+    intruder.write_text("not a BIDS file\n")
+    discover.validate_input_dir(dataset.path, participant_label=("01",))  # sub-03 not validated
+    with pytest.raises(InvalidBIDSError) as error:
+        discover.validate_input_dir(dataset.path, participant_label=("03",))
+    assert intruder.name in str(error.value) and str(dataset.path) in str(error.value)
+    with pytest.raises(InvalidBIDSError):
+        discover.validate_input_dir(dataset.path)
