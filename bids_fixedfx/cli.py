@@ -17,6 +17,7 @@ from . import __version__
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
 from .expression import WEIGHT_LIST, check_characters
 from .inference import METHODS, InferenceSettings
+from .progress import SUMMARY
 from .settings import MOTION_CONFOUNDS, ContrastSpec, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bids-fixedfx {__version__}")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more detail in the log (repeatable)"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="log only warnings, errors and the closing summary"
     )
 
     select = parser.add_argument_group("Selecting data")
@@ -409,7 +413,7 @@ def parse_settings(argv=None) -> Settings:
         ),
         work_dir=args.work_dir.absolute() if args.work_dir else None,
         nprocs=args.nprocs,
-        verbose=args.verbose,
+        verbose=-1 if args.quiet else args.verbose,
         reports=not args.no_reports,
         report_threshold=args.report_threshold,
         boilerplate_only=args.boilerplate_only,
@@ -417,11 +421,24 @@ def parse_settings(argv=None) -> Settings:
     )
 
 
+class _Formatter(logging.Formatter):
+    """``HH:MM:SS LEVEL: message``; the closing summary reads as INFO."""
+
+    def format(self, record):
+        if record.levelno == SUMMARY:
+            record.levelname = "INFO"
+        return super().format(record)
+
+
 def _setup_logging(verbose):
-    level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
+    """The app's own stderr handler on the ``bids_fixedfx`` logger (other handlers are kept)."""
+    level = SUMMARY if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
+    for handler in [h for h in logger.handlers if getattr(h, "bids_fixedfx", False)]:
+        logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S"))
-    logger.handlers[:] = [handler]
+    handler.bids_fixedfx = True
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
 
@@ -443,6 +460,8 @@ def main(argv=None) -> int:
         run_level(settings)
     except FixedFxError as error:
         logger.error("%s", error)
+        if error.__cause__ is not None:
+            logger.debug("Cause:", exc_info=error.__cause__)
         return error.exit_code
     except KeyboardInterrupt:
         logger.error("Interrupted; files already in %s are complete.", settings.output_dir)

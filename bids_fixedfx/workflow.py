@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from . import combine, discover, glm, inference, naming, outputs, plan, sidecars
+from . import combine, discover, glm, inference, naming, outputs, plan, progress, sidecars
 from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
@@ -33,7 +33,7 @@ def run_participant(settings) -> None:
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     outputs.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
     if not settings.skip_bids_validation:
-        discover.validate_input_dir(settings.bids_dir)
+        discover.validate_input_dir(settings.bids_dir, settings.participant_label)
     model = plan.read_model(settings)
     if model is not None:
         settings = replace(settings, model=plan.model_settings(model, settings))
@@ -64,14 +64,17 @@ def run_participant(settings) -> None:
     subject_estimator = model.nodes_at("subject")[0].model_type if model and model.nodes_at("subject") else "meta"
     fitted = _fit_all(checked.runs, settings)
     total, done, notes = len(checked.runs), 0, list(checked.notes)
-    for subject in checked.subjects:
+    started = time.perf_counter()
+    for index, subject in enumerate(checked.subjects, start=1):
         key = naming.set_key(subject=subject.subject, task=subject.task, space=subject.space)
         with outputs.Staging(settings.output_dir, key) as staging:
             results = []
             for run_plan in subject.runs:
                 _, result, seconds = next(fitted)
                 done += 1
-                logger.info("[%d/%d] %s fitted in %.1f s", done, total, run_plan.run.name, seconds)
+                elapsed = time.perf_counter() - started
+                logger.info("[%d/%d] %s fitted in %.1f s%s", done, total, run_plan.run.name, seconds,
+                            progress.remaining(done, total, elapsed))
                 for text in result.warnings:
                     logger.warning("%s", text)
                     notes.append(Note.for_run(run_plan.run, "fit", text))
@@ -85,11 +88,18 @@ def run_participant(settings) -> None:
                 space=(subject.space, None),
             )
             staging.commit(stale)
-        logger.info("sub-%s task-%s: fixed effects over %d run(s) written",
-                    subject.subject, subject.task, len(subject.runs))
+        logger.info("sub-%s task-%s: %s over %d run(s) written (subject %d of %d)",
+                    subject.subject, subject.task, "fixed effects" if subject_estimator == "meta" else "OLS",
+                    len(subject.runs), index, len(checked.subjects))
     _write_boilerplate(settings, checked, None)
     if settings.reports:
         _write_reports(settings, checked, notes)
+    pages = [settings.output_dir / naming.build("subject_report", subject=s)
+             for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if settings.reports else []
+    logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
+               progress.duration(time.perf_counter() - started), total, len(checked.subjects),
+               settings.output_dir, f" ({len(notes)} warning(s) above)" if notes else "",
+               f"; report: {pages[0]}" + (f" and {len(pages) - 1} more" if len(pages) > 1 else "") if pages else "")
 
 
 def _fit_all(run_plans, settings):
@@ -256,6 +266,10 @@ def run_group(settings) -> None:
     _write_boilerplate(settings, None, checked)
     if settings.reports:
         _write_group_report(settings, checked)
+    page = settings.output_dir / naming.build("group_report")
+    logger.log(progress.SUMMARY, "Group level done: %d test(s) of %s in %s%s", len(checked.tests),
+               ", ".join(sorted({f"task-{t.task}" for t in checked.tests})), settings.output_dir / "group",
+               f"; report: {page}" if settings.reports and page.is_file() else "")
 
 
 def _copy_model(model, settings):

@@ -466,3 +466,17 @@ def test_slice_timing_start_time_sets_the_frame_times(fresh_dataset, tmp_path):
     unshifted = FirstLevelModel(t_r=tr, mask_img=str(files["mask"]), smoothing_fwhm=5).fit(
         str(files["bold"]), events=events, confounds=confounds).compute_contrast("audio", output_type="z_score")
     assert difference(ours, unshifted.get_fdata()) > TOLERANCE
+
+
+def test_progress_lines_and_a_quiet_run(example_dataset, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(example_dataset.path), str(out), "participant", "--participant-label", "01",
+                 "--skip-bids-validation", "--no-reports"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    progress = [line for line in lines if "] sub-01_" in line and "fitted" in line]
+    assert len(progress) == 4 and "[1/4]" in progress[0] and "left" in progress[0]
+    assert "subject 1 of 1" in " ".join(lines)
+    assert main([str(example_dataset.path), str(out), "participant", "--participant-label", "01",
+                 "--skip-bids-validation", "--no-reports", "--quiet"]) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "Participant level done" in line and str(out) in line
