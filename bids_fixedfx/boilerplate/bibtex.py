@@ -32,6 +32,7 @@ class Reference:
     raw: str
 
     def get(self, name, default=None):
+        """A field's value (``default`` when the entry has none)."""
         return self.fields.get(name, default)
 
     def with_version(self, version: str | None) -> Reference:

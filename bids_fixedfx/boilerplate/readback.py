@@ -76,6 +76,7 @@ class Reader:
         return (self.output_dir / source).resolve()
 
     def dataset_links(self) -> dict:
+        """OUTPUT_DIR's ``DatasetLinks`` (name -> dataset), read once."""
         if self._links is None:
             self._links = read_json(self.output_dir / "dataset_description.json").get("DatasetLinks", {})
         return self._links
@@ -88,11 +89,13 @@ class Reader:
             return None
 
     def statmap(self, relative) -> StatmapSidecar:
+        """The statmap sidecar at ``relative`` (to OUTPUT_DIR), read once."""
         if relative not in self._statmaps:
             self._statmaps[relative] = StatmapSidecar.read(self.output_dir / relative)
         return self._statmaps[relative]
 
     def design(self, relative) -> DesignSidecar:
+        """The design sidecar at ``relative`` (to OUTPUT_DIR), read once."""
         if relative not in self._designs:
             self._designs[relative] = DesignSidecar.read(self.output_dir / relative)
         return self._designs[relative]

@@ -14,6 +14,8 @@ import numpy as np
 from .. import naming
 from . import slices
 
+#: BOLD references averaged into a group's background (the first subjects').
+MAX_AVERAGED = 20
 #: Entities that differ between a preprocessed BOLD series and its reference.
 _NOT_COMPARED = ("desc", "suffix", "extension")
 _NIFTI = (".nii.gz", ".nii")
@@ -82,7 +84,7 @@ def on_grid(background: slices.Volume | None, grid: slices.Volume, mask=None):
     return slices.grey(background, mask)
 
 
-def mean_background(bolds, grid: slices.Volume, mask=None, limit: int = 20):
+def mean_background(bolds, grid: slices.Volume, mask=None, limit: int = MAX_AVERAGED):
     """The mean of the BOLD references of several runs on the maps' grid (the first ``limit``
     found), as grey levels; None when none is."""
     total, count = None, 0

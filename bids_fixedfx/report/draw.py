@@ -42,6 +42,7 @@ class Canvas:
 
     @property
     def size(self) -> tuple[int, int]:
+        """Width and height in pixels."""
         return self.image.size
 
     def font(self, size: int = 11):
@@ -53,6 +54,7 @@ class Canvas:
         return self._fonts[size]
 
     def text_width(self, text: str, size: int = 11) -> float:
+        """How wide ``text`` is drawn at ``size``, in pixels."""
         return self.font(size).getlength(str(text))
 
     def text(self, xy, text, size: int = 11, fill=INK, anchor: str = "la") -> None:
@@ -79,9 +81,11 @@ class Canvas:
         self.image.paste(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB"), (int(xy[0]), int(xy[1])))
 
     def rectangle(self, box, fill=None, outline=None, width: int = 1) -> None:
+        """Draw a rectangle ``(x0, y0, x1, y1)``."""
         self.pen.rectangle([float(v) for v in box], fill=fill, outline=outline, width=width)
 
     def line(self, points, fill=INK, width: int = 1) -> None:
+        """Draw a polyline through ``points``."""
         self.pen.line([(float(x), float(y)) for x, y in points], fill=fill, width=width)
 
     def png(self) -> bytes:

@@ -57,24 +57,29 @@ class MapView:
 
     @cached_property
     def box(self):
+        """The part of the grid shown: the mask's bounding box (:func:`.slices.extent`)."""
         return slices.extent(self.mask)
 
     @cached_property
     def per_mm(self) -> float:
+        """Pixels per mm that make an axial tile ``tile`` pixels wide."""
         width_mm = (self.box[0].stop - self.box[0].start) * self.grid.zooms[0]
         return self.tile / max(width_mm, 1e-6)
 
     def repeats(self, row_axis, column_axis, scale=1.0) -> tuple[int, int]:
+        """Pixel repeats of a voxel along the rows and columns of a tile (nearest neighbour)."""
         zooms = self.grid.zooms
         return (max(1, round(float(zooms[row_axis]) * self.per_mm * scale)),
                 max(1, round(float(zooms[column_axis]) * self.per_mm * scale)))
 
     def axial_tile(self, data, k, scale=1.0) -> np.ndarray:
+        """Axial slice ``k`` of a map over the background, as an RGB tile."""
         grey = None if self.background is None else slices.axial(self.background, k, self.box)
         rgb = slices.overlay(grey, slices.axial(data, k, self.box), self.threshold, self.vmax)
         return slices.upscale(rgb, *self.repeats(1, 0, scale))
 
     def projection_tile(self, data, axis) -> np.ndarray:
+        """The signed maximum projection of a map along ``axis`` over the mask's outline, as an RGB tile."""
         silhouette = slices.projection(self.mask.astype(np.float32), axis, self.box) > 0
         grey = np.where(silhouette, 0.22, 0.0)
         rgb = slices.overlay(grey, slices.projection(data, axis, self.box), self.threshold, self.vmax)
@@ -82,6 +87,7 @@ class MapView:
         return slices.upscale(rgb, *self.repeats(rows, columns))
 
     def cut_label(self, k) -> str:
+        """``z = 12``: the slice's world coordinate at the grid's precision."""
         decimals = slices.voxel_decimals(self.grid.zooms)
         return f"z = {slices.round_to_voxels(self.grid.world(2, k), decimals)}"
 

@@ -14,12 +14,13 @@ import numpy as np
 
 from .. import naming
 from ..boilerplate.readback import Reader, recorded_command
+from ..plan import MIN_SUBJECTS
 from ..sidecars import StatmapSidecar
 from . import backgrounds, figures, slices
+from .corrected import corrected_section
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
 from .subject import N_CUTS, is_template
-from .corrected import corrected_section
 from .tables import MAX_ROWS, cluster_table
 
 #: Subjects drawn in a contrast's grid of small maps (the first ones, by label).
@@ -63,6 +64,7 @@ def write_group_page(settings, group_plan, notes=()):
         tasks=tasks,
         group_model="one-sample t-test (random effects)" if settings.group_model != "fixed" else "fixed effects",
         random=settings.group_model != "fixed",
+        min_subjects=MIN_SUBJECTS,
         warnings=[note.text for note in (*group_plan.notes, *notes)],
         citation=citation_link(files),
         provenance=provenance(settings, {"participant": "\n".join(commands) or "(not recorded in the subject maps)",
@@ -83,12 +85,10 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
     subjects = sorted({item.subject for test in (*tests, *untested) for item in test.inputs})
     mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space, extension=".nii.gz"))
     mask = mask_volume.data > 0
-    first_runs = {}
-    for test in tests:
-        for item in test.inputs:
-            if item.subject not in first_runs:
-                records = reader.runs_of(item.info)
-                first_runs[item.subject] = reader.resolve(records[0].design.bold) if records else None
+    first_runs = {}  # the first run of the first subjects: their BOLD references make the background
+    for item in tests[0].inputs[:backgrounds.MAX_AVERAGED]:
+        records = reader.runs_of(item.info)
+        first_runs[item.subject] = reader.resolve(records[0].design.bold) if records else None
     grey = backgrounds.mean_background(first_runs.values(), mask_volume, mask)
     template = is_template(space)
     view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, template)

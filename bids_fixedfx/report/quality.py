@@ -39,10 +39,12 @@ class Motion:
 
     @property
     def mean(self) -> float:
+        """Mean FD over the volumes that have one (mm)."""
         return float(np.nanmean(self.fd)) if np.isfinite(self.fd).any() else float("nan")
 
     @property
     def max(self) -> float:
+        """Largest FD (mm)."""
         return float(np.nanmax(self.fd)) if np.isfinite(self.fd).any() else float("nan")
 
     @property

@@ -18,9 +18,9 @@ from .. import naming
 from ..notes import KINDS
 from ..sidecars import StatmapSidecar
 from . import backgrounds, figures, quality, slices
+from .corrected import corrected_section
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
-from .corrected import corrected_section
 from .tables import MAX_ROWS, cluster_table
 
 #: Axial slices of a contrast's map.
