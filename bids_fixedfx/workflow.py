@@ -33,7 +33,7 @@ def run_participant(settings) -> None:
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     outputs.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
     if not settings.skip_bids_validation:
-        discover.validate_input_dir(settings.bids_dir, settings.participant_label)
+        discover.validate_input_dir(settings.bids_dir)
     model = plan.read_model(settings)
     if model is not None:
         settings = replace(settings, model=plan.model_settings(model, settings))

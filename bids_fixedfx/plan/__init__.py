@@ -1,0 +1,25 @@
+"""Planning: from the discovered runs (or the participant level's outputs) to checked plans,
+before any file is written.
+
+- :mod:`.runs`: run plans and subject plans of the participant level;
+- :mod:`.models`: the ``-m`` model file, the settings it implies, the default model;
+- :mod:`.group`: the group level's tests.
+"""
+
+from .group import (
+    MIN_SUBJECTS,
+    GroupPlan,
+    GroupTest,
+    SubjectMapFiles,
+    find_subject_maps,
+    plan_group,
+    read_participants,
+)
+from .models import SUPPORTED, default_model, model_settings, read_model, run_node
+from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, residual_dof
+
+__all__ = [
+    "MIN_DOF", "MIN_SUBJECTS", "SUPPORTED", "GroupPlan", "GroupTest", "LeftOut", "Plan", "RunPlan",
+    "SubjectMapFiles", "SubjectPlan", "default_model", "find_subject_maps", "model_settings", "plan_group",
+    "plan_runs", "read_model", "read_participants", "residual_dof", "run_node",
+]

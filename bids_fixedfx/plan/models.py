@@ -1,0 +1,114 @@
+"""Models for planning: the ``-m`` file checked against what the app runs, the settings it
+implies, and the default model that the options define."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+#: The levels of BIDS Stats Model nodes this version runs, and their model types.
+SUPPORTED = {"run": ("glm",), "subject": ("meta", "glm"), "dataset": ("glm", "meta")}
+
+
+def read_model(settings):
+    """The BIDS Stats Model of ``-m``, checked against what the app runs; None without ``-m``.
+
+    Raises
+    ------
+    ModelError
+        The file is not a model, or asks for what this version does not run (named).
+    """
+    if settings.model_file is None:
+        return None
+    from ..model import load_model
+    from ..model.bsm import ModelError
+
+    model = load_model(settings.model_file)
+    for node in model.nodes:
+        if node.level not in SUPPORTED or node.model_type not in SUPPORTED[node.level]:
+            raise ModelError(
+                f"Node {node.name!r} of {settings.model_file} is a {node.level}-level {node.model_type} node; "
+                "this version runs run-level glm, subject-level meta or glm, and dataset-level glm or meta "
+                "nodes (session nodes are not run yet)."
+            )
+        if len(model.nodes_at(node.level)) > 1:
+            raise ModelError(
+                f"{settings.model_file} has several {node.level}-level nodes; this version runs one node per level."
+            )
+    if not model.nodes_at("run"):
+        raise ModelError(f"{settings.model_file} has no run-level node.")
+    return model
+
+
+def run_node(model):
+    """The model's run-level node."""
+    return model.nodes_at("run")[0]
+
+
+def model_settings(model, settings):
+    """The first-level settings a model sets (HRF, drift, noise model, precision
+    weighting), with the options a model does not state (smoothing) from the command line.
+
+    Parameters
+    ----------
+    model : bids_fixedfx.model.Model
+    settings : Settings
+
+    Returns
+    -------
+    model_settings : ModelSettings
+    """
+    from ..model.design import drift_settings, software
+
+    node = run_node(model)
+    drift_model, high_pass, drift_order = drift_settings(node)
+    subject = model.nodes_at("subject")
+    return replace(
+        settings.model,
+        hrf_model=node.hrf.model if node.hrf is not None else "none",
+        drift_model=drift_model,
+        high_pass=high_pass if high_pass is not None else settings.model.high_pass,
+        drift_order=drift_order,
+        noise_model=str(software(node).get("noise_model", "ar1")),
+        # the X entries that are not convolved: what the model takes from the confounds file
+        confounds=tuple(
+            str(x) for x in node.x
+            if x not in (1, "1") and (node.hrf is None or x not in node.hrf.variables)
+        ) or ("*",),
+        confounds_given=False,
+        precision_weighted=bool(software(subject[0]).get("precision_weighted", False)) if subject else False,
+    )
+
+
+def default_model(plan, settings):
+    """The model the options define (written to ``OUTPUT_DIR/models/``), or None with a
+    reason when the options go beyond what a model file states (confound strategies,
+    precomputed designs).
+
+    Returns
+    -------
+    model : bids_fixedfx.model.Model or None
+    reason : str or None
+    """
+    from ..design import CONFOUND_STRATEGIES
+    from ..model.defaults import default_model as make
+
+    model = settings.model
+    if settings.design_dir is not None:
+        return None, "--design-dir designs are not a model file"
+    if any(name in CONFOUND_STRATEGIES for name in model.confounds):
+        return None, "nilearn confound strategies are not model-file variables"
+    conditions = sorted({c for run_plan in plan.runs for c in run_plan.design.conditions})
+    contrasts = None
+    if settings.contrasts:
+        first = plan.runs[0]
+        contrasts = {
+            c.name: c.weights for c in first.contrasts if c.test == "t"
+        }
+    hrf, fir_delays = model.hrf_model, None
+    made = make(
+        conditions, confounds=model.confounds, hrf_model=hrf, fir_delays=fir_delays,
+        drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
+        noise_model=model.noise_model, contrasts=contrasts, group_model=settings.group_model,
+        precision_weighted=model.precision_weighted,
+    )
+    return made, None

@@ -1,0 +1,239 @@
+"""Run plans: every run's design and contrasts built and checked before a file is written.
+
+Every header, mask, table and design the selection needs is read and checked here
+(SPEC §4). A run whose model leaves fewer than :data:`MIN_DOF` residual degrees of
+freedom is left out of its subject's maps, with a note that the subject's sidecars record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .. import design as designs
+from .. import images
+from ..errors import NoDataError, UsageError
+from ..notes import Note
+from .models import run_node
+
+logger = logging.getLogger("bids_fixedfx")
+
+#: The fewest residual degrees of freedom a run may have to be fitted and combined.
+MIN_DOF = 1
+
+
+@dataclass(frozen=True, eq=False)
+class RunPlan:
+    """A run ready to fit: its files, its design, its contrasts and its residual dofs."""
+
+    run: object  # discover.Run
+    design: designs.Design
+    contrasts: tuple[designs.ContrastWeights, ...]
+    dof: int
+
+
+@dataclass(frozen=True, eq=False)
+class LeftOut:
+    """A run left out of its subject's maps, and why."""
+
+    run: object  # discover.Run
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class SubjectPlan:
+    """The runs of one subject and task (in one space) that are combined into its maps."""
+
+    subject: str
+    task: str
+    space: str | None
+    runs: tuple[RunPlan, ...]
+    left_out: tuple[LeftOut, ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        return (self.subject, self.task, self.space)
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Everything the participant level will do, checked."""
+
+    subjects: tuple[SubjectPlan, ...]
+    space: str | None
+    notes: tuple[Note, ...]
+
+    @property
+    def runs(self) -> tuple[RunPlan, ...]:
+        return tuple(plan for subject in self.subjects for plan in subject.runs)
+
+
+def residual_dof(design: designs.Design, n_volumes: int) -> int:
+    """Residual degrees of freedom of a run's fit, as nilearn counts them.
+
+    Parameters
+    ----------
+    design : Design
+    n_volumes : int
+
+    Returns
+    -------
+    dof : int
+        Volumes kept for the fit minus the rank of the design over them.
+    """
+    matrix = design.matrix.to_numpy()
+    if design.sample_mask is not None:
+        matrix = matrix[design.sample_mask]
+        n_volumes = len(design.sample_mask)
+    return int(n_volumes - np.linalg.matrix_rank(matrix))
+
+
+def plan_runs(selection, settings, model=None) -> Plan:
+    """Build and check every run's design and contrasts.
+
+    Parameters
+    ----------
+    selection : discover.Selection
+    settings : Settings
+    model : bids_fixedfx.model.Model, optional
+        A BIDS Stats Model (``-m``): its run node makes the designs and contrasts;
+        without one, the options do.
+
+    Returns
+    -------
+    plan : Plan
+
+    Raises
+    ------
+    FixedFxError
+        Anything wrong with the input (the message names the file or option).
+    """
+    notes = [Note("selection", str(w)) if not isinstance(w, Note) else w for w in selection.warnings]
+    runs = selection.runs
+    if settings.mask is not None:
+        images.read_mask(settings.mask, "--mask")
+        runs = tuple(replace(run, mask=settings.mask) for run in runs)
+    node = run_node(model) if model is not None else None
+    built = {}
+    for run in runs:
+        logger.debug(
+            "%s: BOLD %s, mask %s, events %s, confounds %s, design %s, TR %g s, %d volumes",
+            run.name, run.bold, run.mask, run.events, run.confounds, run.design, run.tr, run.n_volumes,
+        )
+        _check_images(run, given=settings.mask is not None)
+        built[run] = designs.model_design(run, node) if node else designs.build_design(run, settings.model)
+        notes += built[run].warnings
+    if node is None:
+        notes += designs.check_contrasts(settings.contrasts, built)
+    plans, left_out = [], defaultdict(list)
+    for run in runs:
+        if node is None:
+            contrasts = designs.contrast_weights(settings.contrasts, built[run])
+        else:
+            contrasts, skipped = designs.model_contrasts(run, node, built[run])
+            notes += skipped
+        if not contrasts:
+            notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute and was left out."))
+            continue
+        _check_labels(run, contrasts)
+        dof = residual_dof(built[run], run.n_volumes)
+        if dof < MIN_DOF:
+            kept = run.n_volumes if built[run].sample_mask is None else len(built[run].sample_mask)
+            reason = (
+                f"its design has {built[run].matrix.shape[1]} columns (rank {kept - dof}) "
+                f"for {kept} volumes, leaving {dof} residual degrees of freedom"
+            )
+            notes.append(Note.for_run(
+                run, "run-left-out",
+                f"{run.name} was left out: {reason} (at least {MIN_DOF} needed); "
+                "check the BOLD series' length and the number of regressors",
+            ))
+            left_out[(run.subject, run.task)].append(LeftOut(run, reason))
+            continue
+        plans.append(RunPlan(run, built[run], contrasts, dof))
+    if not plans:
+        raise NoDataError(
+            "No run can be fitted: "
+            + ("every run has too few degrees of freedom" if left_out else "the designs have no condition columns")
+            + " (see the warnings above)."
+        )
+    notes += _missing_contrasts(plans)
+    subjects = _by_subject(plans, left_out, selection.space)
+    for subject in subjects:
+        _check_subject_grid(subject)
+    return Plan(tuple(subjects), selection.space, tuple(notes))
+
+
+def _by_subject(plans, left_out, space):
+    grouped = defaultdict(list)
+    for plan in plans:
+        grouped[(plan.run.subject, plan.run.task)].append(plan)
+    return [
+        SubjectPlan(subject, task, space, tuple(runs), tuple(left_out.get((subject, task), ())))
+        for (subject, task), runs in grouped.items()
+    ]
+
+
+def _check_images(run, given):
+    """Read the BOLD header (and check the file holds its data) and the whole mask."""
+    bold = images.check_image(run.bold, "BOLD series")
+    if len(bold.shape) != 4:
+        raise NoDataError(f"BOLD series {run.bold} is not 4D (shape {bold.shape}).")
+    if run.mask is None:
+        return
+    option = "--mask " if given else ""
+    mask = images.read_mask(run.mask, "--mask" if given else "Mask")
+    if mask.shape[:3] != bold.shape[:3] or not np.allclose(mask.affine, bold.affine, atol=1e-3):
+        raise UsageError(
+            f"{option}{run.mask} is on another grid than {run.bold.name} "
+            f"(shape {mask.shape[:3]} vs {bold.shape[:3]}); give a mask in the BOLD's space."
+        )
+
+
+def _check_labels(run, contrasts):
+    """Two contrasts of a run must not share a file label (``go_left`` and ``go-left``)."""
+    seen = {}
+    for contrast in contrasts:
+        if contrast.label in seen:
+            raise UsageError(
+                f"Contrasts {seen[contrast.label]!r} and {contrast.name!r} of {run.name} both make "
+                f"the file label {contrast.label}; name them apart with --contrast NAME=SPEC."
+            )
+        seen[contrast.label] = contrast.name
+
+
+def _missing_contrasts(plans):
+    """Notes for runs of a subject that lack a contrast its other runs have."""
+    notes = []
+    by_subject = defaultdict(list)
+    for plan in plans:
+        by_subject[(plan.run.subject, plan.run.task)].append(plan)
+    for group in by_subject.values():
+        labels = {c.label: c.name for plan in group for c in plan.contrasts}
+        for plan in group:
+            missing = sorted(set(labels) - {c.label for c in plan.contrasts})
+            if missing:
+                notes.append(Note.for_run(
+                    plan.run, "contrast-skipped",
+                    f"{plan.run.name} has no {', '.join(labels[m] for m in missing)} "
+                    "(no such events or column), so its subject's maps of that contrast "
+                    "combine the other runs only",
+                ))
+    return notes
+
+
+def _check_subject_grid(subject):
+    """A subject's runs of a task are combined voxel by voxel: one grid for all."""
+    from ..combine import same_grid
+
+    first = subject.runs[0].run
+    for plan in subject.runs[1:]:
+        if not same_grid([first.bold, plan.run.bold], atol=1e-3):
+            raise NoDataError(
+                f"The runs of sub-{subject.subject} task-{subject.task} are on different voxel grids "
+                f"({first.bold.name} and {plan.run.bold.name}); choose a common --space "
+                "(e.g. MNI152NLin2009cAsym)."
+            )
