@@ -12,9 +12,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputFileError, NoDataError, UsageError
-from .expression import WEIGHT_LIST as _WEIGHTS
-from .expression import parse_expression
-from .naming import label_of
 from .notes import Note
 
 #: nilearn ``load_confounds`` strategies accepted in place of column names.
@@ -61,55 +58,6 @@ class Design:
     sample_mask: np.ndarray | None = None
     precomputed: bool = False
     warnings: tuple[Note, ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class ContrastWeights:
-    """A contrast over one design: its name, file label, weights and test.
-
-    ``vector`` is a weight vector for a t contrast, a matrix (one row per tested
-    combination) for an F contrast.
-    """
-
-    name: str
-    label: str
-    vector: np.ndarray
-    columns: tuple[str, ...]
-    test: str = "t"
-
-    @property
-    def weights(self):
-        """Weights by design column, as written to the sidecars (non-zero ones); for an F
-        contrast, one such mapping per row."""
-        if self.test == "F":
-            return [{c: float(w) for c, w in zip(self.columns, row) if w != 0} for row in np.atleast_2d(self.vector)]
-        return {c: float(w) for c, w in zip(self.columns, self.vector) if w != 0}
-
-
-def bids_label(name: str) -> str:
-    """Turn a contrast name into a BIDS label: letters and digits, camel-cased.
-
-    Parameters
-    ----------
-    name : str
-
-    Returns
-    -------
-    label : str
-
-    Examples
-    --------
-    >>> bids_label("faces_vs_houses")
-    'facesVsHouses'
-    >>> bids_label("DSt+DSp-SSt-SSp")
-    'DStDSpSStSSp'
-    >>> bids_label("áudio")
-    'audio'
-    """
-    try:
-        return label_of(name)
-    except ValueError:
-        raise UsageError(f"Contrast name {name!r} has no letters or digits to make a BIDS label of.") from None
 
 
 def read_events(path, keep_missing_trial_types: bool = False) -> pd.DataFrame:
@@ -348,125 +296,6 @@ def load_design(run) -> Design:
     return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
 
 
-def expression_names(expression: str, columns=(), where: str = "Contrast expression") -> list[str]:
-    """The design-column names an expression refers to (numbers like ``5e-1`` are not names).
-
-    An expression that is exactly one of ``columns`` names that column, whatever its
-    characters (as in nilearn).
-
-    Raises
-    ------
-    UsageError
-        When the expression is not a linear combination of names (see :mod:`.expression`).
-    """
-    if expression in columns:
-        return [expression]
-    return sorted(set(parse_expression(expression, where).names))
-
-
-def _unit(column, columns):
-    vector = np.zeros(len(columns))
-    vector[list(columns).index(column)] = 1.0
-    return vector
-
-
-def contrast_weights(specs, design: Design) -> tuple[ContrastWeights, ...]:
-    """The t contrasts of one run's design.
-
-    Parameters
-    ----------
-    specs : sequence of ContrastSpec
-        User-given contrasts; when empty, one contrast per condition.
-    design : Design
-
-    Returns
-    -------
-    contrasts : tuple of ContrastWeights
-        A contrast whose expression names a column absent from this design is left out
-        (its absence is checked across runs by :func:`check_contrasts`).
-
-    Raises
-    ------
-    UsageError
-        A weight list longer than the design, or an expression that is not valid.
-    """
-    columns = tuple(str(c) for c in design.matrix.columns)
-    if not specs:
-        return tuple(
-            ContrastWeights(c, bids_label(c), _unit(str(c), columns), columns)
-            for c in design.conditions
-        )
-    contrasts = []
-    for spec in specs:
-        if _WEIGHTS.match(spec.definition):
-            weights = np.array([float(w) for w in spec.definition.split(",")])
-            if len(weights) > len(columns):
-                raise UsageError(
-                    f"--contrast {spec.name} has {len(weights)} weights but the design has "
-                    f"only {len(columns)} columns ({', '.join(columns)})."
-                )
-            vector = np.pad(weights, (0, len(columns) - len(weights)))
-        else:
-            if spec.definition in columns:
-                vector = _unit(spec.definition, columns)
-            else:
-                combination = parse_expression(spec.definition, f"--contrast {spec.name}")
-                if [n for n in combination.names if n not in columns]:
-                    continue
-                vector = combination.vector(columns)
-        if not np.any(vector):
-            raise UsageError(f"--contrast {spec.name} has only zero weights.")
-        contrasts.append(ContrastWeights(spec.name, bids_label(spec.name), vector, columns))
-    return tuple(contrasts)
-
-
-def check_contrasts(specs, designs) -> list[Note]:
-    """Check user contrasts against all designs; return notes for the runs they skip.
-
-    Parameters
-    ----------
-    specs : sequence of ContrastSpec
-    designs : dict
-        :class:`Design` by :class:`~bids_fixedfx.discover.Run`.
-
-    Raises
-    ------
-    UsageError
-        A contrast names a column that no design has, or two contrasts share a label.
-    """
-    notes = []
-    labels = {}
-    for spec in specs:
-        label = bids_label(spec.name)
-        if label in labels:
-            raise UsageError(
-                f"--contrast {spec.name} and --contrast {labels[label]} both make the file label {label}."
-            )
-        labels[label] = spec.name
-        if _WEIGHTS.match(spec.definition):
-            continue
-        missing = []
-        for run, design in designs.items():
-            columns = [str(c) for c in design.matrix.columns]
-            unknown = [
-                n for n in expression_names(spec.definition, columns, f"--contrast {spec.name}")
-                if n not in columns
-            ]
-            if unknown:
-                missing.append((run, unknown[0], columns))
-        if len(missing) == len(designs):
-            _, column, columns = missing[0]
-            raise UsageError(
-                f"--contrast {spec.name} names {column}, which is not a design column "
-                f"(columns: {', '.join(columns)})."
-            )
-        notes += [
-            Note.for_run(run, "contrast-skipped", f"{run.name}: contrast {spec.name} skipped, this run has no column {col}")
-            for run, col, _ in missing
-        ]
-    return notes
-
-
 # ----------------------------------------------------------------------------
 # designs and contrasts from a BIDS Stats Model's run node
 
@@ -520,26 +349,18 @@ def model_design(run, node) -> Design:
     )
 
 
-def model_contrasts(run, node, design: Design) -> tuple[tuple[ContrastWeights, ...], list[Note]]:
-    """The contrasts of a model's run node over one run's design.
+# The contrasts of a design live in .contrasts; these names stay importable from here.
+from .contrasts import (  # noqa: E402, F401  (re-exported)
+    ContrastWeights,
+    bids_label,
+    check_contrasts,
+    contrast_weights,
+    expression_names,
+    model_contrasts,
+)
 
-    Returns
-    -------
-    contrasts : tuple of ContrastWeights
-        t contrasts (one row) and F contrasts (several rows).
-    notes : list of Note
-        Contrasts left out because this run lacks a column they need.
-    """
-    from .model.contrasts import contrast_matrices
-
-    columns = tuple(str(c) for c in design.matrix.columns)
-    x_columns = tuple(c for c in columns if c in design.conditions or c in design.confounds)
-    if "constant" in columns and any(x in (1, "1") for x in node.x):
-        x_columns += ("constant",)
-    matrices, skipped = contrast_matrices(node, columns, x_columns=x_columns)
-    contrasts = tuple(
-        ContrastWeights(m.name, bids_label(m.name), m.matrix[0] if m.test != "F" else m.matrix, columns,
-                        test="F" if m.test == "F" else "t")
-        for m in matrices if m.test in ("t", "F", "pass")
-    )
-    return contrasts, [Note.for_run(run, "contrast-skipped", f"{run.name}: {text}") for text in skipped]
+__all__ = [
+    "CONFOUND_STRATEGIES", "NUISANCE_COLUMNS", "ContrastWeights", "Design", "bids_label", "build_design",
+    "check_contrasts", "contrast_weights", "expression_names", "frame_times", "load_design", "model_contrasts",
+    "model_design", "read_confounds_table", "read_events", "read_table", "select_confounds",
+]

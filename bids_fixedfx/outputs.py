@@ -13,7 +13,6 @@ from pathlib import Path
 
 from . import __version__, naming
 from .errors import UsageError
-from .naming import STATS
 from .sidecars import STAT_KEYS, STAT_KEYS_F
 
 CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
