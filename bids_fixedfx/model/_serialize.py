@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from .bsm import TRANSFORMER
 
 
 def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+    """A snake_case argument name as BIDS Stats Models spell keys (``fir_delays`` -> ``FirDelays``)."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"_+", name))
 
 
 def _plain(value):
