@@ -144,34 +144,91 @@ def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.nd
     -------
     series : numpy.ndarray, shape (n_volumes, n_voxels)
     """
-    from scipy.ndimage import gaussian_filter1d
-
     inside = np.asanyarray(mask_img.dataobj).astype(bool)
     data = np.asanyarray(bold_img.dataobj)
-    sigma = None
-    if smoothing_fwhm:
-        voxel_size = np.sqrt(np.sum(bold_img.affine[:3, :3] ** 2, axis=0))
-        sigma = smoothing_fwhm / (np.sqrt(8 * np.log(2)) * voxel_size)
-    if data.dtype.kind == "f":
-        dtype = data.dtype
-    elif sigma is not None:  # nilearn's smooth_array works on integers in single precision
-        dtype = np.float64 if data.dtype.itemsize == 8 else np.float32
-    else:
-        dtype = np.float64
-    series = np.empty((data.shape[3], int(inside.sum())), dtype=dtype)
+    sigma = _sigma(bold_img.affine, smoothing_fwhm)
+    series = np.empty((data.shape[3], int(inside.sum())), dtype=_series_dtype(data.dtype, sigma))
 
     def one_volume(t):
-        volume = np.array(data[..., t], dtype=dtype, copy=True)
-        if volume.dtype.kind == "f":  # nilearn sets non-finite values to 0, smoothing or not
-            volume[~np.isfinite(volume)] = 0
-        if sigma is not None:
-            for axis, s in enumerate(sigma):
-                if s > 0:
-                    gaussian_filter1d(volume, s, output=volume, axis=axis)
-        series[t] = volume[inside]
+        series[t] = _masked_volume(data[..., t], inside, sigma, series.dtype)
 
     _map(one_volume, range(data.shape[3]), n_threads)
     return series
+
+
+def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndarray:
+    """:func:`masked_series` of a BOLD file read volume by volume, as it is decompressed
+    (the whole series is never in memory; the gzip CRC is checked at the end).
+
+    Parameters
+    ----------
+    bold : str or Path
+    mask_img : Nifti1Image
+    smoothing_fwhm : float or None
+    n_threads : int
+        Threads smoothing volumes while the next ones are decompressed.
+
+    Returns
+    -------
+    series : numpy.ndarray, shape (n_volumes, n_voxels)
+
+    Raises
+    ------
+    InputFileError
+        The file is truncated or corrupt.
+    """
+    from .images import read_volumes
+
+    header_img, volumes = read_volumes(bold, "BOLD series")
+    inside = np.asanyarray(mask_img.dataobj).astype(bool)
+    sigma = _sigma(header_img.affine, smoothing_fwhm)
+    n_volumes = header_img.shape[3]
+    series = None
+    in_flight = []
+    with ThreadPoolExecutor(max(1, n_threads - 1)) if n_threads > 1 else nullcontext() as pool:
+        for t, volume in enumerate(volumes):
+            if series is None:
+                series = np.empty((n_volumes, int(inside.sum())), dtype=_series_dtype(volume.dtype, sigma))
+            if pool is None:
+                series[t] = _masked_volume(volume, inside, sigma, series.dtype)
+                continue
+            in_flight.append(pool.submit(_masked_volume, volume, inside, sigma, series.dtype))
+            if len(in_flight) >= 2 * n_threads:  # keep a few volumes in memory, not the series
+                oldest = t + 1 - len(in_flight)
+                series[oldest] = in_flight.pop(0).result()
+        for offset, future in enumerate(in_flight):
+            series[n_volumes - len(in_flight) + offset] = future.result()
+    return series
+
+
+def _sigma(affine, smoothing_fwhm):
+    """The Gaussian's standard deviation along each axis, in voxels (None: no smoothing)."""
+    if not smoothing_fwhm:
+        return None
+    voxel_size = np.sqrt(np.sum(affine[:3, :3] ** 2, axis=0))
+    return smoothing_fwhm / (np.sqrt(8 * np.log(2)) * voxel_size)
+
+
+def _series_dtype(data_dtype, sigma):
+    if data_dtype.kind == "f":
+        return data_dtype
+    if sigma is not None:  # nilearn's smooth_array works on integers in single precision
+        return np.dtype(np.float64 if data_dtype.itemsize == 8 else np.float32)
+    return np.dtype(np.float64)
+
+
+def _masked_volume(volume, inside, sigma, dtype):
+    """One volume, non-finite values zeroed, smoothed (``sigma`` not None) and masked."""
+    from scipy.ndimage import gaussian_filter1d
+
+    volume = np.array(volume, dtype=dtype, copy=True)
+    if volume.dtype.kind == "f":  # nilearn sets non-finite values to 0, smoothing or not
+        volume[~np.isfinite(volume)] = 0
+    if sigma is not None:
+        for axis, s in enumerate(sigma):
+            if s > 0:
+                gaussian_filter1d(volume, s, output=volume, axis=axis)
+    return volume[inside]
 
 
 def _map(function, items, n_threads):
@@ -186,7 +243,10 @@ def _map(function, items, n_threads):
 
 
 def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None):
-    """Fit the GLM voxel chunk by voxel chunk and compute t contrasts, with nilearn.
+    """Fit the GLM voxel chunk by voxel chunk and compute t and F contrasts, as nilearn.
+
+    The numbers are those of nilearn's ``mean_scaling``, ``run_glm`` and
+    ``compute_contrast`` (see :func:`fit_chunk`), computed on whole arrays.
 
     Parameters
     ----------
@@ -205,37 +265,201 @@ def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chu
     Returns
     -------
     maps : list of dict
-        Per contrast, ``effect``, ``variance``, ``t``, ``z`` and ``p`` arrays (n_voxels,).
+        Per contrast, ``effect``, ``variance``, ``t`` (or ``F``), ``z`` and ``p`` arrays (n_voxels,).
     dof : float
         Residual degrees of freedom.
     """
-    from nilearn.glm.contrasts import compute_contrast
-    from nilearn.glm.first_level import mean_scaling, run_glm
-
+    if noise_model not in ("ar1", "ols"):
+        raise ValueError(f"noise_model must be 'ar1' or 'ols', not {noise_model!r}.")
     n_voxels = series.shape[1]
     tests = list(tests) if tests is not None else ["t"] * len(vectors)
     maps = [{stat: np.zeros(n_voxels) for stat in stats_of(test)} for test in tests]
-    dofs = []
+    models = NoiseModels(np.asarray(design_matrix, dtype=np.float64), vectors, tests)
 
     def one_chunk(bounds):
         start, stop = bounds
-        scaled, _ = mean_scaling(series[:, start:stop], 0)
-        labels, results = run_glm(scaled, design_matrix, noise_model=noise_model)
-        for vector, test, out in zip(vectors, tests, maps):
-            contrast = compute_contrast(labels, results, vector, test)
+        for out, values in zip(maps, fit_chunk(series[:, start:stop], models, noise_model)):
             for stat in out:
-                out[stat][start:stop] = getattr(contrast, NILEARN_OUTPUTS[stat])()
-        dofs.append(next(iter(results.values())).df_residuals)
+                out[stat][start:stop] = values[stat]
 
     bounds = [(i, min(i + chunk, n_voxels)) for i in range(0, n_voxels, chunk)]
-    limit = nullcontext()
-    if n_threads > 1:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        limit = threadpool_limits(limits=1)
-    with limit:
+    # n_threads in all: the products of a chunk are small, and BLAS's own threads
+    # would compete with the chunks' (and with other processes, with --nprocs 1)
+    with threadpool_limits(limits=1):
         _map(one_chunk, bounds, n_threads)
-    return maps, float(dofs[0])
+    return maps, float(models.dof)
+
+
+class NoiseModels:
+    """nilearn's regression models of one design, one per AR(1) bin, and what each
+    contrast needs of them (built once per bin, shared by all voxel chunks).
+
+    Parameters
+    ----------
+    design_matrix : numpy.ndarray, shape (n_volumes, n_regressors)
+    vectors : list of numpy.ndarray
+        Contrast weights, padded with zeros as nilearn pads them.
+    tests : list of str
+        ``t`` or ``F`` per contrast.
+    """
+
+    def __init__(self, design_matrix, vectors, tests):
+        from nilearn.glm._utils import pad_contrast
+        from nilearn.glm.regression import OLSModel
+
+        self.design_matrix = design_matrix
+        self.ols = OLSModel(design_matrix)
+        theta = np.empty((design_matrix.shape[1], 1))
+        self.tests = list(tests)
+        self.vectors = [
+            pad_contrast(con_val=np.atleast_2d(np.asarray(v, dtype=np.float64)), theta=theta, stat_type=test)
+            for v, test in zip(vectors, self.tests)
+        ]
+        self.dof = self.ols.df_residuals
+        self._models = {}
+
+    def model(self, rho_bin):
+        """nilearn's model and per-contrast factors for an AR(1) bin (None: OLS).
+
+        Returns (whitened design, its pseudo-inverse, the factor per contrast: the
+        variance factor ``c cov c'`` of a t contrast, ``sqrtm(inv(c cov c'))`` of an F one).
+        """
+        if rho_bin not in self._models:  # computed twice at worst, by two threads: same values
+            from nilearn.glm.regression import ARModel
+            from scipy.linalg import sqrtm
+
+            model = self.ols if rho_bin is None else ARModel(self.design_matrix, rho_bin * 1.0 / AR_BINS)
+            factors = []
+            for vector, test in zip(self.vectors, self.tests):
+                variance = np.dot(vector, np.dot(model.normalized_cov_beta, np.transpose(vector)))
+                if test == "t":
+                    factors.append(variance[0, 0])
+                else:  # compute_contrast: vcov(matrix=con_val, dispersion=1.0)
+                    factors.append(sqrtm(np.linalg.inv(np.atleast_2d(variance * 1.0))))
+            self._models[rho_bin] = (model.whitened_design, model.calc_beta, factors)
+        return self._models[rho_bin]
+
+
+#: nilearn's ``run_glm(bins=100)``: AR(1) coefficients are truncated to multiples of 1/100.
+AR_BINS = 100
+
+
+def ar1_coefficients(residuals):
+    """Each voxel's lag-1 autocorrelation of its OLS residuals, as nilearn's
+    ``_yule_walker(residuals.T, 1)`` computes it (the mean removed is that of all
+    the residuals given).
+
+    Parameters
+    ----------
+    residuals : numpy.ndarray, shape (n_volumes, n_voxels)
+
+    Returns
+    -------
+    rho : numpy.ndarray, shape (n_voxels,)
+    """
+    x = residuals.T
+    n_times = x.shape[-1]
+    y = x - x.mean()
+    r = np.zeros((x.shape[0], 2), np.float64)
+    r[:, 0] += (y[:, np.newaxis, :] @ y[:, :, np.newaxis])[:, 0, 0]
+    r[:, 1] += (y[:, np.newaxis, 0:-1] @ y[:, 1:, np.newaxis])[:, 0, 0]
+    r /= (n_times - np.arange(2)) * n_times
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return r[:, 1] / r[:, 0]  # nilearn solves this 1x1 Toeplitz system per voxel
+
+
+def ar1_bins(rho):
+    """The AR(1) bin of each voxel, as ``run_glm`` bins: ``int(rho * 100)``, truncated
+    towards 0 (the model's coefficient is then ``bin / 100``). A voxel without residual
+    variance (no coefficient) gets bin 0, the OLS model."""
+    rho = np.where(np.isfinite(rho), rho, 0.0)
+    return (rho * AR_BINS).astype(int)
+
+
+def fit_chunk(series, models, noise_model="ar1"):
+    """nilearn's ``mean_scaling``, ``run_glm`` and ``compute_contrast`` on a block of voxels.
+
+    Each voxel is fitted with the model of its AR(1) bin (ARModel(design, bin / 100)),
+    whitened and fitted as nilearn's ``ARModel.fit`` does, but voxels of a bin are fitted
+    together in one product and the contrasts are computed on whole arrays instead of
+    one ``RegressionResults`` per bin.
+
+    Parameters
+    ----------
+    series : numpy.ndarray, shape (n_volumes, n_voxels)
+        Masked BOLD before scaling.
+    models : NoiseModels
+    noise_model : {'ar1', 'ols'}
+
+    Returns
+    -------
+    maps : list of dict
+        Per contrast, its maps (see :func:`glm_maps`).
+    """
+    from nilearn.glm.contrasts import Contrast
+    from nilearn.glm.first_level import mean_scaling
+
+    scaled, _ = mean_scaling(series, 0)
+    n_times, n_voxels = scaled.shape
+    ols_design, ols_pinv, _ = models.model(None)
+    if noise_model == "ols":
+        bins = np.zeros(n_voxels, dtype=int)
+        order = np.arange(n_voxels)
+        whitened = scaled
+        groups = [(None, 0, n_voxels)]
+    else:
+        residuals = scaled - np.dot(ols_design, np.dot(ols_pinv, scaled))
+        bins = ar1_bins(ar1_coefficients(residuals))
+        del residuals
+        order = np.argsort(bins, kind="stable")
+        bins = bins[order]
+        data = np.asarray(scaled, dtype=np.float64)[:, order]
+        # ARModel.whiten: x[1:] - rho * x[:-1], the first volume kept
+        whitened = data.copy()
+        whitened[1:] = data[1:] - (bins * 1.0 / AR_BINS) * data[:-1]
+        del data
+        values, starts = np.unique(bins, return_index=True)
+        stops = np.append(starts[1:], n_voxels)
+        groups = list(zip(values.tolist(), starts.tolist(), stops.tolist()))
+
+    beta = np.empty((ols_design.shape[1], n_voxels))
+    dispersion = np.empty(n_voxels)
+    factors = [np.empty(n_voxels) if test == "t" else None for test in models.tests]
+    effects = [
+        np.empty(n_voxels) if test == "t" else np.empty((len(vector), n_voxels))
+        for vector, test in zip(models.vectors, models.tests)
+    ]
+    for rho_bin, start, stop in groups:
+        design, pinv, contrast_factors = models.model(rho_bin)
+        w_y = whitened[:, start:stop]
+        theta = np.dot(pinv, w_y)
+        residuals = w_y - np.dot(design, theta)
+        beta[:, start:stop] = theta
+        dispersion[start:stop] = np.sum(residuals**2, 0) / (design.shape[0] - design.shape[1])
+        for index, (vector, test, factor) in enumerate(zip(models.vectors, models.tests, contrast_factors)):
+            if test == "t":
+                factors[index][start:stop] = factor
+            else:  # the effect whitened by the contrast's covariance, as compute_contrast
+                effects[index][:, start:stop] = np.dot(factor, np.atleast_2d(np.dot(vector, theta)))
+    del whitened
+
+    maps = []
+    for vector, test, factor, effect in zip(models.vectors, models.tests, factors, effects):
+        if test == "t":
+            effect = np.dot(vector, beta)[0]
+            variance = np.sqrt(factor * dispersion) ** 2  # Tcontrast's sd, squared back
+        else:
+            variance = dispersion
+        contrast = Contrast(effect=effect, variance=variance, dim=len(vector), dof=models.dof, stat_type=test)
+        values = {}
+        for stat in stats_of(test):
+            value = getattr(contrast, NILEARN_OUTPUTS[stat])()
+            values[stat] = np.empty(value.shape[-1])
+            values[stat][order] = value
+        maps.append(values)
+    return maps
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,6 +472,9 @@ class MaskedRun:
 
 def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
     """Read a run's BOLD series, mask and smooth it (see :func:`masked_series`).
+
+    A BOLD file with a given mask is read volume by volume (:func:`streamed_series`);
+    without a mask, nilearn computes one from the whole series.
 
     Parameters
     ----------
@@ -263,6 +490,9 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
     """
     from nilearn.image import load_img
 
+    if isinstance(bold, (str, Path)) and mask is not None:  # read, smoothed and masked as it is decompressed
+        mask_img = load_mask(mask, None)
+        return MaskedRun(streamed_series(bold, mask_img, smoothing_fwhm, n_threads), mask_img)
     bold_img = read_bold(bold) if isinstance(bold, (str, Path)) else load_img(bold)
     mask_img = load_mask(mask, bold_img)
     return MaskedRun(masked_series(bold_img, mask_img, smoothing_fwhm, n_threads), mask_img)

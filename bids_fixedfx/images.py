@@ -7,7 +7,12 @@ stream's CRC, so a file with corrupted bytes inside reads as wrong numbers. Here
   data (the gzip trailer's length, or the file size): a truncated file is found while
   planning, before anything is written;
 - :func:`read_image` decompresses the whole stream, which checks its CRC, at the cost
-  of the read that the fit needs anyway.
+  of the read that the fit needs anyway; :func:`read_volumes` does the same one volume
+  at a time, so that a series can be processed without holding it whole.
+
+The stream is decompressed in blocks straight into the image's array (no second copy
+of the file in memory), with ISA-L's inflate (the ``isal`` package, about twice as fast
+as zlib's) when it is installed, zlib's otherwise: both check the CRC and length.
 """
 
 from __future__ import annotations
@@ -21,6 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError
+
+try:  # ISA-L's inflate: the same streams, about twice as fast
+    from isal import isal_zlib as _inflate_module
+
+    _INFLATE_ERRORS = (zlib.error, _inflate_module.error)
+except ImportError:  # pragma: no cover - depends on the installation
+    _inflate_module = zlib
+    _INFLATE_ERRORS = (zlib.error,)
+
+#: Compressed bytes read at a time.
+READ_BLOCK = 1 << 22
 
 
 def _expected_size(img) -> int:
@@ -103,6 +119,48 @@ def _holds(path: Path, expected: int) -> bool:
     return length >= expected
 
 
+def _inflate(path: Path, what: str):
+    """The decompressed bytes of a gzip file, block by block, every member's CRC and
+    length checked (a stream that ends early or holds anything but gzip members and
+    zero padding is an error)."""
+    try:
+        stream = open(path, "rb")
+    except FileNotFoundError:
+        raise InputFileError(f"{what} {path} does not exist.") from None
+    with stream:
+        decompressor = _inflate_module.decompressobj(31)
+        pending = False  # a member has begun and not ended
+        try:
+            while block := stream.read(READ_BLOCK):
+                while block:
+                    if not pending and not block.strip(b"\0"):
+                        break  # zero padding after the last member, as gzip accepts
+                    pending = True
+                    out = decompressor.decompress(block)
+                    if out:
+                        yield out
+                    if decompressor.eof:  # another member may follow
+                        block = decompressor.unused_data
+                        decompressor = _inflate_module.decompressobj(31)
+                        pending = False
+                    else:
+                        block = b""
+        except _INFLATE_ERRORS as error:
+            raise InputFileError(f"{what} {path} is corrupt: {_reason(error)}.") from error
+        if pending:
+            raise InputFileError(
+                f"{what} {path} is corrupt: compressed file ended before the end-of-stream marker was reached."
+            )
+
+
+def _scaled(img, raw):
+    """The data as nibabel's array proxy gives it: scaled by the header's slope and
+    intercept when they are not 1 and 0."""
+    from nibabel.volumeutils import apply_read_scaling
+
+    return apply_read_scaling(raw, img.dataobj.slope, img.dataobj.inter)
+
+
 def read_image(path, what: str = "Image"):
     """Read a whole image into memory, verifying a gzip stream's CRC and length.
 
@@ -125,26 +183,81 @@ def read_image(path, what: str = "Image"):
     import nibabel as nib
 
     path = Path(path)
+    img = check_image(path, what)
     if not path.name.endswith(".gz"):
-        img = check_image(path, what)
         try:
             data = np.asanyarray(img.dataobj)
         except (OSError, EOFError, ValueError) as error:
             raise InputFileError(f"{what} {path} cannot be read: {_reason(error)}.") from error
         return nib.Nifti1Image(data, img.affine, img.header)
-    try:
-        raw = gzip.decompress(path.read_bytes())
-    except FileNotFoundError:
-        raise InputFileError(f"{what} {path} does not exist.") from None
-    except (OSError, EOFError, zlib.error) as error:
-        raise InputFileError(f"{what} {path} is corrupt: {_reason(error)}.") from error
-    try:
-        img = nib.Nifti1Image.from_bytes(raw)
-        data = np.asanyarray(img.dataobj)
-    except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError) as error:
-        raise InputFileError(f"{what} {path} cannot be read as NIfTI: {_reason(error)}.") from error
-    del raw
-    return nib.Nifti1Image(data, img.affine, img.header)
+    offset, shape = int(img.dataobj.offset), img.header.get_data_shape()
+    dtype = img.header.get_data_dtype()
+    buffer = np.empty(_expected_size(img), dtype=np.uint8)
+    filled = 0
+    for block in _inflate(path, what):  # read to the end: the CRC is checked there
+        take = min(len(block), buffer.size - filled)
+        buffer[filled:filled + take] = np.frombuffer(block, np.uint8, take)
+        filled += take
+    if filled < buffer.size:
+        raise InputFileError(f"{what} {path} is truncated: it holds {filled} of its {buffer.size} bytes.")
+    raw = np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset, order="F")
+    return nib.Nifti1Image(_scaled(img, raw), img.affine, img.header)
+
+
+def read_volumes(path, what: str = "Image"):
+    """Read a 4D image volume by volume, verifying a gzip stream's CRC and length.
+
+    Parameters
+    ----------
+    path : str or Path
+    what : str
+        What the file is, for messages.
+
+    Returns
+    -------
+    img : nibabel image
+        Proxy image (header, affine, shape).
+    volumes : iterator of numpy.ndarray
+        Each 3D volume in turn, in the on-disk data type (scaled as nibabel scales);
+        the stream's CRC is checked after the last one.
+
+    Raises
+    ------
+    InputFileError
+        The file is truncated, corrupt or not NIfTI (from the iterator, when found).
+    """
+    path = Path(path)
+    img = check_image(path, what)
+    shape = img.header.get_data_shape()
+    if len(shape) != 4:
+        raise InputFileError(f"{what} {path} is not a 4D series: its shape is {shape}.")
+    if not path.name.endswith(".gz"):
+        data = read_image(path, what).dataobj
+        return img, (data[..., t] for t in range(shape[3]))
+    return img, _gzip_volumes(path, what, img)
+
+
+def _gzip_volumes(path, what, img):
+    shape = img.header.get_data_shape()
+    dtype = img.header.get_data_dtype()
+    volume_bytes = int(np.prod(shape[:3], dtype=np.int64)) * dtype.itemsize
+    skip = int(img.dataobj.offset)  # header and extensions
+    volume = np.empty(volume_bytes, dtype=np.uint8)
+    filled = done = 0
+    for block in _inflate(path, what):
+        block = memoryview(block)
+        if skip:
+            cut = min(skip, len(block))
+            block, skip = block[cut:], skip - cut
+        while len(block) and done < shape[3]:
+            take = min(len(block), volume_bytes - filled)
+            volume[filled:filled + take] = np.frombuffer(block, np.uint8, take)
+            block, filled = block[take:], filled + take
+            if filled == volume_bytes:
+                yield _scaled(img, np.ndarray(shape[:3], dtype=dtype, buffer=volume, order="F").copy())
+                filled, done = 0, done + 1
+    if done < shape[3]:
+        raise InputFileError(f"{what} {path} is truncated: it holds {done} of its {shape[3]} volumes.")
 
 
 def read_mask(path, what: str = "Mask"):

@@ -245,3 +245,109 @@ def test_non_finite_values_are_zeroed_as_nilearn_does(synthetic, smoothing_fwhm)
     reference = nilearn_fit(bad, run_design.matrix, mask=mask, smoothing_fwhm=smoothing_fwhm, noise_model="ols")
     assert np.isfinite(result.contrasts[0].maps["z"].get_fdata()).all()
     assert_same_maps(result, reference, contrasts)
+
+
+def nilearn_chunk(series, matrix, vectors, tests, noise_model):
+    """nilearn's own functions on a block of voxels: what glm.fit_chunk reproduces."""
+    from nilearn.glm.contrasts import compute_contrast
+    from nilearn.glm.first_level import mean_scaling, run_glm
+
+    scaled, _ = mean_scaling(series, 0)
+    labels, results = run_glm(scaled, matrix, noise_model=noise_model)
+    maps = []
+    for vector, test in zip(vectors, tests):
+        contrast = compute_contrast(labels, results, vector, test)
+        maps.append({stat: getattr(contrast, glm.NILEARN_OUTPUTS[stat])() for stat in glm.stats_of(test)})
+    return maps, next(iter(results.values())).df_residuals, labels
+
+
+@pytest.fixture(scope="module")
+def random_glm():
+    """Random series with AR(1) noise whose coefficients span many bins, and a design
+    with a drift and a few regressors; t and F contrasts (one of them shorter than the design)."""
+    rng = np.random.default_rng(7)
+    n_times, n_voxels = 120, 3000
+    matrix = np.column_stack([
+        rng.normal(size=(n_times, 3)), np.linspace(-1, 1, n_times), np.ones(n_times),
+    ])
+    rho = rng.uniform(-0.6, 0.9, n_voxels)
+    noise = rng.normal(size=(n_times, n_voxels))
+    for t in range(1, n_times):
+        noise[t] += rho * noise[t - 1]
+    series = (matrix @ rng.normal(0, 2, (5, n_voxels)) + 5 * noise + 800).astype(np.float32)
+    vectors = [np.array([1.0, 0, 0, 0, 0]), np.array([1.0, -1.0, 0, 0, 0]), np.array([0, 0, 1.0]),
+               np.array([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0]]), np.array([[0, 0, 1.0, 0, 0]])]
+    tests = ["t", "t", "t", "F", "F"]
+    return series, matrix, vectors, tests
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vectorised_fit_equals_run_glm_and_compute_contrast(random_glm, noise_model, dtype):
+    series, matrix, vectors, tests = random_glm
+    series = series.astype(dtype)
+    expected, expected_dof, labels = nilearn_chunk(series, matrix, vectors, tests, noise_model)
+    if noise_model == "ar1":
+        assert len(np.unique(labels)) > 100  # many bins, positive and negative
+    maps, dof = glm.glm_maps(series, matrix, vectors, noise_model, chunk=series.shape[1], tests=tests)
+    assert dof == expected_dof
+    for ours, theirs in zip(maps, expected):
+        assert set(ours) == set(theirs)
+        for stat in ours:
+            assert np.isfinite(theirs[stat]).all()
+            np.testing.assert_allclose(ours[stat], theirs[stat], rtol=1e-10, atol=1e-12, err_msg=stat)
+
+
+def test_ar1_bins_are_those_of_run_glm(random_glm):
+    """Each voxel's AR(1) coefficient lands in nilearn's bin, truncated as run_glm truncates."""
+    from nilearn.glm.first_level import mean_scaling
+    from nilearn.glm.first_level.first_level import _yule_walker
+    from nilearn.glm.regression import OLSModel
+
+    series, matrix, _, _ = random_glm
+    scaled, _ = mean_scaling(series, 0)
+    residuals = OLSModel(matrix).fit(scaled).residuals
+    theirs = _yule_walker(residuals.T, 1)[:, 0]
+    ours = glm.ar1_coefficients(residuals)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-14, atol=0)
+    expected = np.array([(value * 100).astype(int) for value in theirs])
+    np.testing.assert_array_equal(glm.ar1_bins(ours), expected)
+    assert (expected < 0).any() and (expected > 50).any()
+    np.testing.assert_array_equal(glm.ar1_bins(np.array([-0.019, 0.019, np.nan])), [-1, 1, 0])
+
+
+def test_vectorised_fit_in_chunks_and_threads(random_glm):
+    series, matrix, vectors, tests = random_glm
+    whole, dof = glm.glm_maps(series, matrix, vectors, "ar1", chunk=series.shape[1], tests=tests)
+    chunked, chunked_dof = glm.glm_maps(series, matrix, vectors, "ar1", n_threads=2, chunk=701, tests=tests)
+    assert dof == chunked_dof
+    for a, b in zip(whole, chunked):
+        for stat in a:
+            np.testing.assert_allclose(a[stat], b[stat], rtol=1e-10, atol=1e-12)
+
+
+def test_an_unknown_noise_model_is_refused(random_glm):
+    series, matrix, vectors, _ = random_glm
+    with pytest.raises(ValueError, match="noise_model"):
+        glm.glm_maps(series, matrix, vectors[:1], "ar2")
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("smoothing_fwhm", [None, 5.0])
+def test_a_series_read_volume_by_volume_is_the_masked_series(synthetic, tmp_path, n_threads, smoothing_fwhm):
+    bold, mask, _, _ = synthetic
+    path = tmp_path / "bold.nii.gz"
+    bold.to_filename(path)
+    mask_img = glm.load_mask(mask, bold)
+    expected = glm.masked_series(bold, mask_img, smoothing_fwhm)
+    streamed = glm.streamed_series(path, mask_img, smoothing_fwhm, n_threads=n_threads)
+    assert streamed.dtype == expected.dtype
+    np.testing.assert_array_equal(streamed, expected)
+    prepared = glm.prepare_run(path, mask, smoothing_fwhm, n_threads)
+    np.testing.assert_array_equal(prepared.series, expected)
+    as_int = tmp_path / "int.nii.gz"
+    nib.Nifti1Image(np.round(bold.get_fdata()).astype(np.int16), bold.affine).to_filename(as_int)
+    np.testing.assert_array_equal(
+        glm.streamed_series(as_int, mask_img, smoothing_fwhm, n_threads),
+        glm.masked_series(nib.load(as_int), mask_img, smoothing_fwhm),
+    )

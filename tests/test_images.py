@@ -85,3 +85,57 @@ def test_a_binary_mask(tmp_path):
     values[1:3, 1:3, 1:3] = 1
     nib.Nifti1Image(values, np.eye(4)).to_filename(path)
     assert read_mask(path).get_fdata().sum() == 8
+
+
+def test_volumes_read_one_by_one_are_the_image(image):
+    from bids_fixedfx.images import read_volumes
+
+    path, data = image
+    img, volumes = read_volumes(path, "BOLD series")
+    assert img.shape == data.shape
+    stacked = np.stack(list(volumes), axis=-1)
+    assert stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked, data)
+
+
+def test_volumes_of_a_damaged_stream_fail_the_crc(image):
+    from bids_fixedfx.images import read_volumes
+
+    path, _ = image
+    raw = gzip.decompress(path.read_bytes())
+    damaged = bytearray(gzip.compress(raw, compresslevel=0))
+    damaged[len(damaged) // 2] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    _, volumes = read_volumes(path, "BOLD series")
+    with pytest.raises(InputFileError, match=f"{path} is corrupt"):
+        list(volumes)
+
+
+def test_scaled_integers_multi_member_streams_and_padding(tmp_path):
+    """Read as nibabel reads them: slope and intercept applied; several gzip members and
+    trailing zero bytes accepted, as gzip accepts them."""
+    from bids_fixedfx.images import read_volumes
+
+    data = np.arange(6 * 5 * 4 * 3, dtype=np.int16).reshape(6, 5, 4, 3)
+    img = nib.Nifti1Image(data, np.eye(4))
+    img.header.set_slope_inter(0.5, 10.0)
+    path = tmp_path / "scaled.nii.gz"
+    img.to_filename(path)
+    expected = nib.load(path).get_fdata()
+    np.testing.assert_array_equal(read_image(path).get_fdata(), expected)
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]) + b"\0" * 16)
+    np.testing.assert_array_equal(read_image(path).get_fdata(), expected)
+    _, volumes = read_volumes(path)
+    np.testing.assert_array_equal(np.stack(list(volumes), axis=-1), expected)
+
+
+def test_zlib_is_used_without_isal(monkeypatch, image):
+    import zlib
+
+    from bids_fixedfx import images
+
+    path, data = image
+    monkeypatch.setattr(images, "_inflate_module", zlib)
+    monkeypatch.setattr(images, "_INFLATE_ERRORS", (zlib.error,))
+    np.testing.assert_array_equal(read_image(path).get_fdata(dtype=np.float32), data)
