@@ -55,9 +55,9 @@ DOCKERFILE = REPO / "Dockerfile"
 SINGULARITY_DEF = REPO / "singularity.def"
 DOCKERIGNORE = REPO / ".dockerignore"
 LOCK = REPO / "requirements" / "image.txt"
-# Modules the package imports only if they are installed: bids_fixedfx.model validates a model
-# against the BIDS Stats Models schema when bsmschema (built on pydantic) is there.
-OPTIONAL_IMPORTS = {"bsmschema", "pydantic"}
+# Modules the package imports only if they are installed (none: bsmschema, which validates model
+# files against the BIDS Stats Models schema, is a declared requirement).
+OPTIONAL_IMPORTS: set[str] = set()
 
 # Run in the image's Python: the third-party modules that bids_fixedfx imports, which no declared
 # requirement of the installed distribution provides.
