@@ -79,7 +79,7 @@ def run_participant(settings) -> None:
                     logger.warning("%s", text)
                     notes.append(Note.for_run(run_plan.run, "fit", text))
                 write_run(run_plan, result, staging, settings)
-                results.append(result)
+                results.append(result if len(subject.runs) == 1 else _kept_for_combining(result))
             maps = combine.combine_subject(subject, results, settings.model.precision_weighted,
                                            estimator=subject_estimator)
             write_subject(maps, staging, settings)
@@ -141,6 +141,17 @@ def _fit_all(run_plans, settings):
             result = fit(run_plan, bold)
             del bold
             yield run_plan, result, time.perf_counter() - start
+
+
+def _kept_for_combining(result):
+    """What fixed effects need of a written run: its effect and variance maps, in single
+    precision (as written), so that a subject's memory does not grow by five maps a run."""
+    kept = tuple(
+        glm.ContrastMaps(maps.contrast, {stat: outputs.as_float32(maps.maps[stat]) for stat in ("effect", "variance")},
+                         maps.dof)
+        for maps in result.contrasts if "effect" in maps.maps
+    )
+    return replace(result, contrasts=kept)
 
 
 def _shares_subject_names(run) -> bool:
