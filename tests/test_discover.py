@@ -680,7 +680,7 @@ def test_the_saved_index_is_reused(fresh_dataset, make_settings, tmp_path, monke
     def no_indexing(*args, **kwargs):
         raise AssertionError("the saved index was not reused")
 
-    monkeypatch.setattr(discover, "_index", no_indexing)
+    monkeypatch.setattr(discover.index, "_index", no_indexing)
     again = discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
     other = discover.select_runs(make_settings(dataset.path, participant_label=("03",), bids_database_dir=database))
     assert again == first
@@ -711,7 +711,7 @@ def test_an_out_of_date_saved_index_is_not_used(fresh_dataset, make_settings, tm
 def test_while_another_job_saves_the_index_the_selection_is_indexed(fresh_dataset, make_settings, tmp_path, monkeypatch):
     dataset = fresh_dataset(subjects=("01", "03"))
     database = tmp_path / "db"
-    monkeypatch.setattr(discover, "_try_lock", lambda handle: False)
+    monkeypatch.setattr(discover.index, "_try_lock", lambda handle: False)
     selection = discover.select_runs(make_settings(dataset.path, participant_label=("03",), bids_database_dir=database))
     assert selection == discover.select_runs(make_settings(dataset.path, participant_label=("03",)))
     assert not [p for p in database.iterdir() if p.is_dir()]

@@ -1,0 +1,98 @@
+"""The input folders: BIDS_DIR checked, derivative datasets under it found (or skipped)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import NoDataError, UsageError
+
+
+def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
+    """List the derivative datasets under ``BIDS_DIR/derivatives`` (not our own output).
+
+    Parameters
+    ----------
+    bids_dir, output_dir : Path
+
+    Returns
+    -------
+    paths : tuple of Path
+        ``BIDS_DIR/derivatives`` itself if it has a ``dataset_description.json``,
+        else every folder under it that has one.
+    """
+    root = bids_dir / "derivatives"
+    if not root.is_dir():
+        return ()
+    if (root / "dataset_description.json").is_file() and not _same_folder(root, output_dir):
+        return (root,)
+    return tuple(
+        path
+        for path in sorted(root.iterdir())
+        if (path / "dataset_description.json").is_file() and not _same_folder(path, output_dir)
+    )
+
+
+def skipped_derivatives(
+    bids_dir: Path, output_dir: Path, work_dir: Path | None = None
+) -> tuple[Path, ...]:
+    """List the folders under ``BIDS_DIR/derivatives`` that are not used as derivatives.
+
+    A derivatives dataset needs a ``dataset_description.json``; the folders without one
+    are skipped by :func:`find_derivatives`, and the user should be told.
+
+    Parameters
+    ----------
+    bids_dir, output_dir : Path
+    work_dir : Path, optional
+        The scratch folder, which may be a new folder under ``BIDS_DIR/derivatives``.
+
+    Returns
+    -------
+    paths : tuple of Path
+        Every folder directly under ``BIDS_DIR/derivatives`` (hidden ones, OUTPUT_DIR and
+        the work dir left out) that has no ``dataset_description.json``; empty when
+        ``BIDS_DIR/derivatives`` is itself a derivatives dataset.
+    """
+    root = bids_dir / "derivatives"
+    if not root.is_dir() or (root / "dataset_description.json").is_file():
+        return ()
+    ours = [path for path in (output_dir, work_dir) if path is not None]
+    return tuple(
+        path
+        for path in sorted(root.iterdir())
+        if path.is_dir() and not path.name.startswith(".")
+        and not (path / "dataset_description.json").is_file()
+        and not any(_same_folder(path, other) for other in ours)
+    )
+
+
+def _same_folder(path, other):
+    """Whether two paths are one folder, even when bound at two places in a container."""
+    try:
+        return other.exists() and os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
+def check_bids_dir(bids_dir: Path) -> None:
+    """Refuse a BIDS_DIR that does not exist or is not a BIDS dataset.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        The root of the input dataset.
+
+    Raises
+    ------
+    UsageError
+        ``bids_dir`` is not a directory.
+    NoDataError
+        It has no ``dataset_description.json``.
+    """
+    if not bids_dir.is_dir():
+        raise UsageError(f"BIDS_DIR {bids_dir} is not a directory.")
+    if not (bids_dir / "dataset_description.json").is_file():
+        raise NoDataError(
+            f"BIDS_DIR {bids_dir} is not a BIDS dataset: it has no dataset_description.json."
+        )

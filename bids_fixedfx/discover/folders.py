@@ -1,0 +1,52 @@
+"""Which dataset, and which subject's folder, a path belongs to.
+
+Shared by indexing (which folders a selection covers), validation (which entries of a
+dataset to validate) and sidecar reading (the root a file's inheritance stops at).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+
+def _selected(entry, participant_label):
+    """Whether a top-level entry of a dataset (``sub-01``, ``sub-01.html``, ``code``) is
+    outside every subject's folder or belongs to a selected subject (all when none is)."""
+    if not participant_label or not entry.startswith("sub-"):
+        return True
+    return any(
+        re.fullmatch(rf"sub-{re.escape(label)}(?:[_.].*)?", entry) for label in participant_label
+    )
+
+
+def _in_selection(path, roots, participant_label):
+    """Whether a path lies outside every ``sub-*`` folder or in a selected subject's one."""
+    root = _dataset_root(path, roots)
+    if root is None or path == root:
+        return True
+    return _selected(path.relative_to(root).parts[0], participant_label)
+
+
+def _dataset_root(path, roots):
+    """The innermost dataset root that holds ``path`` (None when none does)."""
+    holding = [root for root in roots if root == path or root in path.parents]
+    return max(holding, key=lambda root: len(root.parts), default=None)
+
+
+def _subject_folders(roots):
+    """The labels of the ``sub-*`` folders of the datasets' roots, for messages."""
+    labels = set()
+    for root in roots:
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            continue
+        labels |= {e.name[4:] for e in entries if e.name.startswith("sub-") and e.is_dir()}
+    return sorted(labels)
+
+
+def _layout_roots(layout):
+    """The roots of the raw dataset and of the derivatives datasets of a layout."""
+    return (Path(layout.root), *(Path(d.root) for d in layout.derivatives.values()))

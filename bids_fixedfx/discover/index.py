@@ -1,0 +1,299 @@
+"""Indexing with pybids: the selected subjects only, or a saved index of the whole dataset.
+
+With ``--participant-label`` only the selected subjects' folders are indexed.
+``--bids-database-dir`` saves the index of the whole dataset once (one job at a time,
+under a lock, written to a temporary folder and renamed) and lets later jobs reuse it
+while the folders they need are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import NoDataError
+from .folders import _selected
+from .indexer import _indexer_class
+
+logger = logging.getLogger("bids_fixedfx")
+
+#: Version of what a saved index holds; a saved index of another version is not reused.
+INDEX_FORMAT = 1
+_MANIFEST = "bids_fixedfx_index.json"
+#: pybids' default exclusions, plus nested ``derivatives/`` (indexed as datasets of their own).
+_ALWAYS_IGNORED = r"^/(?:code|models|sourcedata|stimuli|derivatives)(?:/|$)"
+
+
+def load_layout(
+    bids_dir: Path,
+    derivatives: tuple[Path, ...],
+    *,
+    participant_label: tuple[str, ...] = (),
+    database_dir: Path | None = None,
+    exclude: tuple[Path, ...] = (),
+):
+    """Index the raw dataset and its derivatives with pybids.
+
+    Every file's entities are read from its path relative to its dataset's root, so that
+    folders above a dataset (``/scratch/proj_task-pilot/ds``) never add or change one.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        The raw dataset.
+    derivatives : tuple of Path
+        Derivatives datasets, each with a ``dataset_description.json``.
+    participant_label : tuple of str, optional
+        Index only these subjects' ``sub-*`` folders (and the files outside any
+        ``sub-*`` folder); all subjects when empty.
+    database_dir : Path, optional
+        Save the index of the whole dataset there, or reuse the one saved by an
+        earlier job (``--bids-database-dir``).
+    exclude : tuple of Path, optional
+        Folders never to index (OUTPUT_DIR, the work dir) when they lie inside a dataset.
+
+    Returns
+    -------
+    layout : bids.BIDSLayout
+
+    Raises
+    ------
+    NoDataError
+        A derivatives path has no ``dataset_description.json``.
+    """
+    return _open_index(bids_dir, derivatives, participant_label, database_dir, exclude)[0]
+
+
+def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, exclude=()):
+    """The layout and the symbolic links that were not followed because they loop."""
+    for path in derivatives:
+        if not (path / "dataset_description.json").is_file():
+            raise NoDataError(
+                f"--derivatives {path} is not a derivatives dataset: "
+                "it has no dataset_description.json."
+            )
+    bids_dir = bids_dir.absolute()
+    derivatives = tuple(path.absolute() for path in derivatives)
+    ignore = _ignore_patterns(bids_dir, derivatives, exclude)
+    if database_dir is not None:
+        saved = _saved_index(Path(database_dir), bids_dir, derivatives, ignore, participant_label)
+        if saved is not None:
+            return saved
+    if participant_label:
+        ignore.append(_other_subjects(participant_label))
+    start = time.perf_counter()
+    layout, indexer = _index(bids_dir, derivatives, ignore)
+    logger.info(
+        "Indexed %s%s%s in %.1f s", bids_dir, "".join(f" + {p}" for p in derivatives),
+        f" (sub-{', sub-'.join(participant_label)} only)" if participant_label else "",
+        time.perf_counter() - start,
+    )
+    return layout, tuple(indexer.loops)
+
+
+def _ignore_patterns(bids_dir, derivatives, exclude):
+    """pybids ignore regexes, matched against paths relative to each dataset's root."""
+    patterns = [_ALWAYS_IGNORED]
+    roots = (bids_dir, *derivatives)
+    for folder in (*derivatives, *exclude):
+        if folder is None:
+            continue
+        folder = Path(folder).absolute()
+        for root in roots:
+            if root not in folder.parents:
+                continue
+            relative = "/" + folder.relative_to(root).as_posix()
+            if not any(re.search(pattern, relative) for pattern in patterns):
+                patterns.append(f"^{re.escape(relative)}(?:/|$)")
+    return sorted(set(patterns))
+
+
+def _other_subjects(labels):
+    """A regex for every top-level ``sub-*`` entry of a dataset but those of ``labels``."""
+    allowed = "|".join(re.escape(label) for label in sorted(labels))
+    return rf"^/sub-(?!(?:{allowed})(?:[/_.]|$))"
+
+
+def _index(bids_dir, derivatives, ignore, database_path=None):
+    """Index afresh (into ``database_path`` when given); the layout and the indexer."""
+    from bids import BIDSLayout
+
+    indexer = _indexer_class()(ignored=ignore)
+    layout = BIDSLayout(
+        bids_dir, validate=False, derivatives=list(derivatives) or False, indexer=indexer,
+        database_path=database_path, reset_database=database_path is not None,
+    )
+    return layout, indexer
+
+
+def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label):
+    """The saved index of the whole dataset, saved first if needed; None to index afresh.
+
+    The index is saved under a name that depends on the dataset's roots and their
+    modification times, written to a temporary folder and renamed, by one job at a time
+    (a lock file); a job that finds another one saving indexes its own selection instead
+    of waiting. A saved index whose folders changed since is not used.
+    """
+    import sqlite3
+
+    import bids
+    from sqlalchemy.exc import SQLAlchemyError
+
+    roots = (bids_dir, *derivatives)
+    try:
+        stamps = [os.stat(root).st_mtime_ns for root in roots]
+    except OSError:
+        return None
+    identity = json.dumps(
+        [INDEX_FORMAT, bids.__version__, [str(r) for r in roots], stamps, ignore]
+    )
+    name = "layout-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+    final = database_dir / name
+    if not (final / _MANIFEST).is_file():
+        try:
+            database_dir.mkdir(parents=True, exist_ok=True)
+            lock = open(database_dir / f"{name}.lock", "a")  # noqa: SIM115 (held while saving)
+        except OSError as error:
+            logger.warning(
+                "--bids-database-dir %s cannot be written (%s), so the dataset was indexed afresh.",
+                database_dir, error.strerror,
+            )
+            return None
+        with lock:
+            locked = _try_lock(lock)
+            if locked is False:
+                logger.info("Another job is saving the index in %s; indexing afresh.", database_dir)
+                return None
+            try:
+                if not (final / _MANIFEST).is_file():
+                    _save_index(
+                        database_dir, name, bids_dir, derivatives, ignore, clean=locked is True
+                    )
+            except (OSError, sqlite3.Error, SQLAlchemyError) as error:
+                logger.warning(
+                    "The index could not be saved in --bids-database-dir %s (%s), so the "
+                    "dataset was indexed afresh.", database_dir, error,
+                )
+                return None
+    try:
+        return _load_saved(final, bids_dir, derivatives, participant_label)
+    except (OSError, sqlite3.Error, SQLAlchemyError) as error:
+        logger.warning(
+            "The index saved in %s could not be read (%s), so the dataset was indexed afresh.",
+            final, error,
+        )
+        return None
+
+
+def _try_lock(handle):
+    """Take an exclusive lock without waiting: True when taken, False when another process
+    holds it, None where the file system has no locks (the atomic rename keeps it safe)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
+def _save_index(database_dir, name, bids_dir, derivatives, ignore, clean=False):
+    """Index the whole dataset into a temporary folder, then rename it to ``name``.
+
+    With ``clean`` (the lock is held), temporary folders left by killed jobs are removed.
+    """
+    if clean:
+        for leftover in database_dir.glob(f".{name}.*.tmp"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=database_dir))
+    try:
+        start = time.perf_counter()
+        layout, indexer = _index(bids_dir, derivatives, ignore, database_path=temporary)
+        for each in (layout, *layout.derivatives.values()):
+            each.connection_manager.session.close()
+            each.connection_manager.engine.dispose()
+        for database in temporary.rglob("*.sqlite"):
+            _add_search_index(database)
+        manifest = {
+            "format": INDEX_FORMAT,
+            "roots": [str(root) for root in (bids_dir, *derivatives)],
+            "directories": indexer.directories,
+            "loops": [str(loop) for loop in indexer.loops],
+        }
+        (temporary / _MANIFEST).write_text(json.dumps(manifest))
+        try:
+            os.rename(temporary, database_dir / name)
+        except OSError:  # another job saved it first (where locks do not work)
+            shutil.rmtree(temporary, ignore_errors=True)
+        logger.info("Indexed %s and saved the index in %s in %.1f s",
+                    bids_dir, database_dir / name, time.perf_counter() - start)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def _add_search_index(database):
+    """Index the tags by entity and value: pybids' queries of one subject then read that
+    subject's rows, not every row of a large dataset."""
+    import sqlite3
+
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "CREATE INDEX IF NOT EXISTS ix_tags_entity_value ON tags (entity_name, _value)"
+        )
+        connection.execute("ANALYZE")
+    connection.close()
+
+
+def _load_saved(folder, bids_dir, derivatives, participant_label):
+    """The saved index in ``folder``, or None when the selection's folders changed since."""
+    from bids import BIDSLayout
+
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    changed = _changed_folders(manifest, (bids_dir, *derivatives), participant_label)
+    if changed:
+        logger.warning(
+            "The index saved in %s is out of date (%s changed since it was saved), so the "
+            "selection was indexed afresh; delete that folder to save a new one.",
+            folder, changed[0],
+        )
+        return None
+    layout = BIDSLayout(
+        bids_dir, validate=False, derivatives=list(derivatives) or False, database_path=folder
+    )
+    logger.info("Reused the index saved in %s", folder)
+    return layout, tuple(Path(loop) for loop in manifest["loops"])
+
+
+def _changed_folders(manifest, roots, participant_label):
+    """The indexed folders of the selection whose contents changed since they were indexed."""
+    changed = []
+    for root in roots:
+        groups = manifest["directories"].get(str(root), {})
+        for top, folders in groups.items():
+            if not (top == "" or _selected(top, participant_label)):
+                continue
+            for folder, stamp in folders.items():
+                try:
+                    if os.stat(folder).st_mtime_ns != stamp:
+                        changed.append(folder)
+                except OSError:
+                    changed.append(folder)
+        for label in participant_label:
+            if f"sub-{label}" not in groups and (root / f"sub-{label}").is_dir():
+                changed.append(str(root / f"sub-{label}"))
+    return changed

@@ -1,0 +1,72 @@
+"""Matching a run with its events (inherited ones included) and its --design-dir file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import NoDataError
+from ..naming import ENTITY_NAMES
+from .metadata import _name_entities, inherited_files
+from .query import _get, _one, _pybids_filters
+
+
+def _unmatched_designs(design_dir, runs):
+    """Warnings for files of --design-dir that name a selected subject and task but no run."""
+    if design_dir is None:
+        return []
+    used = {run.design for run in runs}
+    subjects = {run.subject for run in runs}
+    tasks = {run.task for run in runs}
+    return [
+        f"--design-dir file {path.name} matches no selected run (check its entities, "
+        "e.g. ses- and run-), so it was not used."
+        for entities, path in _design_files(design_dir)
+        if path not in used and entities.get("subject") in subjects and entities.get("task") in tasks
+    ]
+
+
+def _events_for(layout, settings, match, raw, name):
+    query = {k: v for k, v in match.items() if k != "echo"}
+    query.update(_pybids_filters(settings.bids_filters.get("events", {})))
+    events = _get(layout, scope="raw", suffix="events", extension=".tsv", **query)
+    if not events and raw is not None:  # events inherited from a higher level
+        levels = inherited_files(raw, Path(layout.root), "events", ".tsv")
+        nearest = next((level for level in levels if level), [])
+        # the most specific of the nearest folder's (several equally specific: an error)
+        most = len(_name_entities(nearest[-1].name)) if nearest else 0
+        events = [f for f in nearest if len(_name_entities(f.name)) == most]
+    return _one(events, "events", name)
+
+
+def _design_files(design_dir):
+    """Every design file in ``design_dir`` with its entities (run numbers unpadded)."""
+    from bids.layout import parse_file_entities
+
+    if not design_dir.is_dir():
+        raise NoDataError(f"--design-dir {design_dir} is not a directory.")
+    files = []
+    for path in sorted(design_dir.iterdir()):
+        if path.name.endswith(("_design.tsv", "_design.npz")) or path.suffix in (".tsv", ".npz"):
+            entities = parse_file_entities("/" + path.name)
+            entities = {
+                name: _unpadded(name, value)
+                for name, value in entities.items()
+                if name not in ("suffix", "extension")
+            }
+            files.append((entities, path))
+    return files
+
+
+def _unpadded(name, value):
+    value = str(value)
+    return str(int(value)) if name in ("run", "echo") and value.isdigit() else value
+
+
+def _design_for(design_dir, entities):
+    if design_dir is None:
+        return None
+    wanted = {ENTITY_NAMES[key]: _unpadded(ENTITY_NAMES[key], value) for key, value in entities}
+    for file_entities, path in _design_files(design_dir):
+        if file_entities == wanted:
+            return path
+    return None

@@ -1,0 +1,185 @@
+"""Sidecar metadata with BIDS inheritance, and the repetition time and StartTime of a run.
+
+Only the sidecars of the files used are read, so reading them costs the same whatever
+the size of the dataset.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from pathlib import Path
+
+from ..errors import InputFileError, NoDataError
+from .folders import _dataset_root, _layout_roots
+
+
+@functools.cache
+def _name_patterns():
+    """pybids' entity patterns (raw and derivatives), to parse file names."""
+    from bids.layout.models import Config
+
+    entities = {}
+    for name in ("bids", "derivatives"):
+        entities.update(Config.load(name).entities)
+    return tuple(entities.values())
+
+
+def _name_entities(name):
+    """The entities of a file name (its folder not considered), with suffix and extension."""
+    from bids.layout import parse_file_entities
+
+    return parse_file_entities("/" + name, entities=_name_patterns())
+
+
+def inherited_files(path: Path, root: Path, suffix: str, extension: str) -> list[list[Path]]:
+    """The files that apply to a data file by the BIDS inheritance principle.
+
+    A file applies when it is named with the given suffix and extension and a subset of
+    the data file's entities, in the data file's folder or a folder above it up to
+    ``root``. Only those folders are listed, whatever the size of the dataset.
+
+    Parameters
+    ----------
+    path : Path
+        The data file.
+    root : Path
+        The root of the dataset that holds it.
+    suffix, extension : str
+        What to look for, e.g. ``"bold"`` and ``".json"``, or ``"events"`` and ``".tsv"``.
+
+    Returns
+    -------
+    levels : list of list of Path
+        One list per folder, the data file's own folder first and ``root`` last; in each,
+        the files that apply, least specific (fewest entities) first.
+    """
+    entities = _name_entities(path.name)
+    entities.pop("suffix", None)
+    entities.pop("extension", None)
+    ending = f"{suffix}{extension}"
+    levels = []
+    folder = path.parent
+    while True:
+        found = []
+        try:
+            names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(ending))
+        except OSError:
+            names = []
+        for name in names:
+            own = _name_entities(name)
+            if name.startswith(".") or own.pop("suffix", None) != suffix:
+                continue
+            if own.pop("extension", None) != extension:
+                continue
+            if all(key in entities and entities[key] == value for key, value in own.items()):
+                found.append((len(own), folder / name))
+        levels.append([file for _, file in sorted(found)])
+        if folder == root or folder == folder.parent:
+            break
+        folder = folder.parent
+    return levels
+
+
+def sidecar_metadata(path: Path, root: Path) -> dict:
+    """The metadata of a data file from its JSON sidecars, with BIDS inheritance.
+
+    Only the sidecars of this one file are read (see :func:`inherited_files`); nearer
+    sidecars override farther ones, and in one folder more specific ones override less
+    specific ones. ``null`` values count as absent.
+
+    Parameters
+    ----------
+    path : Path
+        The data file.
+    root : Path
+        The root of the dataset that holds it.
+
+    Returns
+    -------
+    metadata : dict
+        Each key mapped to ``(value, sidecar)``: its value and the sidecar it came from.
+
+    Raises
+    ------
+    InputFileError
+        A sidecar that applies cannot be read or is not a JSON object.
+    """
+    suffix = _name_entities(path.name).get("suffix")
+    if suffix is None:
+        return {}
+    metadata = {}
+    for level in reversed(inherited_files(path, root, suffix, ".json")):
+        for sidecar in level:
+            for key, value in _read_sidecar(sidecar).items():
+                if value is not None:
+                    metadata[key] = (value, sidecar)
+    return metadata
+
+
+def _read_sidecar(path):
+    try:
+        content = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as error:
+        raise InputFileError(f"The sidecar {path} cannot be read: {error.strerror}.") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InputFileError(f"The sidecar {path} is not valid JSON: {error}.") from None
+    if not isinstance(content, dict):
+        raise InputFileError(
+            f"The sidecar {path} must hold a JSON object, not {type(content).__name__}."
+        )
+    return content
+
+
+def _seconds(key, value, sidecar):
+    """A duration from a sidecar as a finite float; booleans, NaN and infinity refused."""
+    number = None
+    if not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            pass
+    if number is None or not math.isfinite(number):
+        raise InputFileError(
+            f"{key} in {sidecar} must be a finite number of seconds, not {json.dumps(value)}."
+        )
+    return number
+
+
+def _metadata(layout, path):
+    """A data file's sidecar metadata: each key mapped to ``(value, sidecar)``."""
+    path = Path(path)
+    return sidecar_metadata(path, _dataset_root(path, _layout_roots(layout)) or path.parent)
+
+
+def _repetition_time(layout, files, run_name):
+    """The TR from the JSON sidecars: the derivative's, else the raw file's (inherited)."""
+    for path in files:
+        if path is None:
+            continue
+        found = _metadata(layout, path).get("RepetitionTime")
+        if found is not None:
+            tr = _seconds("RepetitionTime", *found)
+            if tr <= 0:
+                raise InputFileError(
+                    f"RepetitionTime in {found[1]} must be positive, not {found[0]}."
+                )
+            return tr
+    raise NoDataError(
+        f"No RepetitionTime for {run_name}: none of the JSON sidecars of "
+        f"{', '.join(str(p) for p in files if p is not None)} (or their inherited ones) has it."
+    )
+
+
+def _start_time(layout, bold, tr):
+    """fMRIPrep's StartTime of slice-timing corrected series (0 when absent), as nilearn's
+    ``first_level_from_bids`` reads it to set ``slice_time_ref``."""
+    found = _metadata(layout, bold).get("StartTime")
+    if found is None:
+        return 0.0
+    value = _seconds("StartTime", *found)
+    if not 0 <= value <= tr:
+        raise InputFileError(f"StartTime in {found[1]} ({value} s) is not within the TR ({tr} s).")
+    return value

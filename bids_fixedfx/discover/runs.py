@@ -1,0 +1,201 @@
+"""The :class:`Run` and :class:`Selection` records, and building each run from its files.
+
+Every selected BOLD series is matched with its raw BOLD, brain mask, confounds, events
+or design file, repetition time and StartTime; the raw series are modelled when no
+preprocessed one is found.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputFileError, NoDataError, UsageError
+from ..naming import run_name
+from .matching import _design_for, _events_for, _unmatched_designs
+from .metadata import _repetition_time, _start_time
+from .query import (
+    CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI, _get, _match_query, _one, _pybids_filters,
+    _run_entities,
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One BOLD series to fit, with every file its model needs.
+
+    ``entities`` are the run's BIDS entities in BIDS order as (key, value) pairs,
+    values exactly as in the input file name (``run-01`` stays ``01``).
+    """
+
+    entities: tuple[tuple[str, str], ...]
+    space: str | None
+    bold: Path
+    mask: Path | None
+    events: Path | None
+    confounds: Path | None
+    design: Path | None
+    raw_bold: Path | None
+    tr: float
+    n_volumes: int
+    preprocessed: bool
+    start_time: float = 0.0  # StartTime of slice-timing corrected data: where each frame is sampled
+
+    @property
+    def subject(self) -> str:
+        return dict(self.entities)["sub"]
+
+    @property
+    def session(self) -> str | None:
+        return dict(self.entities).get("ses")
+
+    @property
+    def task(self) -> str:
+        return dict(self.entities)["task"]
+
+    @property
+    def name(self) -> str:
+        """The run's entities as a file-name stem, e.g. ``sub-01_task-x_run-01``."""
+        return run_name(self.entities)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What discovery found: the runs to fit and what a user should know about them."""
+
+    runs: tuple[Run, ...]
+    space: str | None
+    derivatives: tuple[Path, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return tuple(sorted({run.subject for run in self.runs}))
+
+
+def _refuse_several_per_run(bold_files):
+    """One preprocessed BOLD per run: several (res-, cohort-, ...) would be fitted twice."""
+    by_run = {}
+    for bold in bold_files:
+        by_run.setdefault(_run_entities(bold), []).append(Path(bold.path).name)
+    for entities, names in by_run.items():
+        if len(names) > 1:
+            name = run_name(entities)
+            raise UsageError(
+                f"{name} has several preprocessed BOLD series in the chosen space "
+                f"({', '.join(sorted(names))}); choose one with --bids-filter-file, "
+                'e.g. {"bold": {"resolution": "2"}}.'
+            )
+
+
+def _n_volumes(path):
+    """The number of volumes of a BOLD series, from its header (checked as the fit will need)."""
+    from ..images import check_image
+
+    shape = check_image(path, "BOLD series").shape
+    if len(shape) != 4:
+        raise InputFileError(f"{path} is not a 4D BOLD series (shape {shape}).")
+    return int(shape[3])
+
+
+def _preprocessed_run(layout, settings, bold, space, warnings):
+    from bids.layout import Query
+
+    entities = _run_entities(bold)
+    name = run_name(entities)
+    match = _match_query(entities)
+    raw = _one(
+        _get(layout, scope="raw", suffix="bold", extension=NIFTI, **match),
+        "raw BOLD", name,
+    )
+    mask = None
+    if settings.mask is None:
+        mask_query = dict(match)
+        mask_query.update(_pybids_filters(settings.bids_filters.get("mask", {})))
+        masks = _get(
+            layout, scope="derivatives", suffix="mask", desc="brain", extension=NIFTI,
+            space=space if space is not None else Query.NONE, datatype="func", **mask_query,
+        )
+        # Several masks (res-, den- variants): take the one on the BOLD's own entities.
+        same = [m for m in masks if _grid_entities(m) == _grid_entities(bold)]
+        masks = same or masks
+        mask = _one([m.path for m in masks], "brain mask", name)
+        if mask is None:
+            warnings.append(
+                f"{name} has no desc-brain_mask in the derivatives, so nilearn computed a mask "
+                "from the BOLD; pass --mask to use your own."
+            )
+    confound_query = dict(match)
+    confound_query.update(_pybids_filters(settings.bids_filters.get("confounds", {})))
+    confounds = []
+    if settings.model.confounds:
+        confounds = _get(
+            layout, scope="derivatives", desc=CONFOUNDS_DESCS, suffix=CONFOUNDS_SUFFIXES,
+            extension=".tsv", **confound_query,
+        )
+    design = _design_for(settings.design_dir, entities)
+    events = _events_for(layout, settings, match, raw, name) if design is None else None
+    if design is None and events is None:
+        raise NoDataError(
+            f"{name} has no events.tsv in {settings.bids_dir}"
+            + (f" and no design file in --design-dir {settings.design_dir}." if settings.design_dir else ".")
+        )
+    confound_file = _one(confounds, "confounds", name) if design is None else None
+    if design is None and settings.model.confounds_given and settings.model.confounds and confound_file is None:
+        raise NoDataError(
+            f"{name} has no desc-confounds_timeseries.tsv in the derivatives; "
+            "pass --confounds none to model it without confounds."
+        )
+    tr = _repetition_time(layout, [Path(bold.path), raw], name)
+    return Run(
+        entities=entities, space=space, bold=Path(bold.path),
+        mask=Path(mask) if mask else None, events=events, confounds=confound_file,
+        design=design, raw_bold=raw, tr=tr, n_volumes=_n_volumes(bold.path), preprocessed=True,
+        start_time=_start_time(layout, Path(bold.path), tr),
+    )
+
+
+def _grid_entities(bids_file):
+    ignored = ("desc", "suffix", "extension", "datatype")
+    return {k: str(v) for k, v in bids_file.get_entities().items() if k not in ignored}
+
+
+def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings):
+    raw = _get(
+        layout, scope="raw", suffix="bold", extension=NIFTI, return_type="object", **query, **bold_filters
+    )
+    if not raw:
+        raise NoDataError(
+            f"No BOLD series matches the selection (subjects {', '.join(query['subject'])}, "
+            f"tasks {', '.join(query['task'])}"
+            + (f", --bids-filter-file query {json.dumps(settings.bids_filters.get('bold'))}" if bold_filters else "")
+            + f") in {settings.bids_dir}."
+        )
+    if settings.space not in (None, "none"):
+        raise NoDataError(
+            f"--space {settings.space} matches no preprocessed BOLD: "
+            f"no derivatives with desc-preproc BOLD were found"
+            f"{' in ' + ', '.join(map(str, derivatives)) if derivatives else ''}."
+        )
+    warnings.append(
+        "No preprocessed BOLD was found, so the raw BOLD series were modelled "
+        "(unpreprocessed, with masks computed by nilearn); run fMRIPrep first or pass -d."
+    )
+    runs = []
+    for bold in sorted(raw, key=lambda f: f.path):
+        entities = _run_entities(bold)
+        name = run_name(entities)
+        match = _match_query(entities)
+        design = _design_for(settings.design_dir, entities)
+        events = _events_for(layout, settings, match, Path(bold.path), name) if design is None else None
+        if design is None and events is None:
+            raise NoDataError(f"{name} has no events.tsv in {settings.bids_dir}.")
+        runs.append(Run(
+            entities=entities, space=None, bold=Path(bold.path), mask=None, events=events,
+            confounds=None, design=design, raw_bold=Path(bold.path),
+            tr=_repetition_time(layout, [Path(bold.path)], name),
+            n_volumes=_n_volumes(bold.path), preprocessed=False,
+        ))
+    warnings += _unmatched_designs(settings.design_dir, runs)
+    return Selection(tuple(runs), None, tuple(derivatives), tuple(warnings))

@@ -1,0 +1,177 @@
+"""``select_runs``: from the settings to the runs to fit (subjects, sessions, tasks, space)."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import NoDataError, UsageError
+from ..settings import DEFAULT_SPACE
+from .derivatives import find_derivatives, skipped_derivatives
+from .folders import _in_selection, _layout_roots, _subject_folders
+from .index import _open_index
+from .matching import _design_files, _unmatched_designs
+from .query import NIFTI, _get, _pybids_filters, _values
+from .runs import Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs
+
+
+def select_runs(settings) -> Selection:
+    """Find every run to fit, as selected by the settings.
+
+    With ``--participant-label``, only the selected subjects' folders are indexed (or the
+    index saved in ``--bids-database-dir`` is used); either way the runs found are the
+    same. Sidecars are read only for the files used.
+
+    Parameters
+    ----------
+    settings : Settings
+
+    Returns
+    -------
+    selection : Selection
+        The runs, and warnings: folders under ``BIDS_DIR/derivatives`` skipped for lack
+        of a ``dataset_description.json``, symbolic link loops not followed, labels that
+        match nothing, raw data modelled for lack of preprocessed data.
+
+    Raises
+    ------
+    NoDataError
+        No subject, task, space or run matches, or a run lacks its events or TR.
+    InputFileError
+        A sidecar or BOLD header the selection needs cannot be read, or a TR or
+        StartTime is not a finite number (booleans included).
+    UsageError
+        Several spaces are present and none was chosen.
+    """
+    from bids.layout import Query
+
+    warnings = []
+    derivatives = settings.derivatives
+    if not derivatives:
+        derivatives = find_derivatives(settings.bids_dir, settings.output_dir)
+        warnings += [
+            f"{path} was skipped as derivatives because it has no dataset_description.json."
+            for path in skipped_derivatives(
+                settings.bids_dir, settings.output_dir, settings.work_dir
+            )
+        ]
+    layout, loops = _open_index(
+        settings.bids_dir, derivatives, settings.participant_label,
+        settings.bids_database_dir, (settings.output_dir, settings.work_dir),
+    )
+    filters = settings.bids_filters
+    bold_filters = _pybids_filters(filters.get("bold", {}))
+
+    labels = list(settings.participant_label)
+    subjects = _values(layout, "subject", subject=labels) if labels else layout.get_subjects()
+    if settings.participant_label:
+        missing = [s for s in settings.participant_label if s not in subjects]
+        if len(missing) == len(settings.participant_label):
+            present = _subject_folders((settings.bids_dir, *derivatives))
+            if not present:
+                raise NoDataError(f"{settings.bids_dir} has no sub-* folders with data.")
+            raise NoDataError(
+                f"No subject matches --participant-label {' '.join(missing)} "
+                f"(the dataset has {', '.join('sub-' + s for s in present)})."
+            )
+        for label in missing:
+            warnings.append(f"--participant-label {label} matches no subject and was ignored.")
+        subjects = [s for s in subjects if s in settings.participant_label]
+    elif not subjects:
+        raise NoDataError(f"{settings.bids_dir} has no sub-* folders with data.")
+    roots = _layout_roots(layout)
+    warnings += [
+        f"{loop} is a symbolic link to one of its own parent folders (a loop), "
+        "so it was not followed."
+        for loop in loops
+        if _in_selection(loop, roots, tuple(subjects) if settings.participant_label else ())
+    ]
+    query = {"subject": subjects}
+    if settings.session_label:
+        sessions = _values(layout, "session", subject=subjects)
+        if not set(settings.session_label) & set(sessions):
+            raise NoDataError(
+                f"No session matches --session-label {' '.join(settings.session_label)} "
+                f"(the selected subjects have {', '.join(sessions) or 'no sessions'})."
+            )
+        query["session"] = list(settings.session_label)
+
+    tasks = _select_tasks(layout, settings, query)
+    query["task"] = list(tasks)
+
+    preproc, unfiltered = [], []
+    if derivatives:
+        preproc = _get(
+            layout, scope="derivatives", suffix="bold", extension=NIFTI, return_type="object",
+            **{"desc": "preproc", **query, **bold_filters},
+        )
+        unfiltered = preproc or _get(
+            layout, scope="derivatives", suffix="bold", extension=NIFTI, desc="preproc", **query
+        )
+    if unfiltered and not preproc:
+        raise NoDataError(
+            f"The --bids-filter-file query {json.dumps(filters.get('bold'))} matches none of the "
+            f"preprocessed BOLD series of sub-{', sub-'.join(query['subject'])}."
+        )
+    if not preproc:
+        return _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings)
+
+    spaces = sorted({f.get_entities().get("space") or "none" for f in preproc})
+    space = _choose_space(settings.space, spaces, preproc)
+    space_query = Query.NONE if space is None else space
+    preproc = [f for f in preproc if f.get_entities().get("space", Query.NONE) == space_query]
+
+    _refuse_several_per_run(preproc)
+    runs = [
+        _preprocessed_run(layout, settings, bold, space, warnings)
+        for bold in sorted(preproc, key=lambda f: f.path)
+    ]
+    warnings += _unmatched_designs(settings.design_dir, runs)
+    return Selection(tuple(runs), space, tuple(derivatives), tuple(warnings))
+
+
+def _select_tasks(layout, settings, query):
+    from bids.layout import Query
+
+    # the selected subjects' events, and those inherited from above the subjects' folders
+    # (so that the tasks do not depend on which other subjects were indexed)
+    events = {"suffix": "events", "extension": ".tsv", "scope": "raw"}
+    with_events = set(_values(layout, "task", subject=query["subject"], **events))
+    with_events |= set(_values(layout, "task", subject=Query.NONE, **events))
+    if settings.design_dir is not None:
+        with_events |= {
+            ent["task"] for ent, _ in _design_files(settings.design_dir) if "task" in ent
+        }
+    all_tasks = set(_values(layout, "task", suffix="bold", **query))
+    if settings.task:
+        unknown = [t for t in settings.task if t not in all_tasks]
+        if unknown:
+            raise NoDataError(
+                f"--task {unknown[0]} is not in the dataset "
+                f"(tasks: {', '.join(sorted(all_tasks)) or 'none'})."
+            )
+        return tuple(settings.task)
+    if not with_events:
+        raise NoDataError(
+            f"No task of the selected data has events.tsv files "
+            f"(tasks: {', '.join(sorted(all_tasks)) or 'none'}); give --design-dir."
+        )
+    return tuple(sorted(with_events & all_tasks) or sorted(with_events))
+
+
+def _choose_space(requested, spaces, preproc):
+    if requested is not None:
+        wanted = "none" if requested.lower() == "none" else requested
+        if wanted not in spaces:
+            raise NoDataError(
+                f"--space {requested} matches no preprocessed BOLD "
+                f"(spaces present: {', '.join(spaces)})."
+            )
+        return None if wanted == "none" else wanted
+    if DEFAULT_SPACE in spaces:
+        return DEFAULT_SPACE
+    if len(spaces) == 1:
+        return None if spaces[0] == "none" else spaces[0]
+    raise UsageError(
+        f"The preprocessed BOLD files come in several spaces ({', '.join(spaces)}); "
+        "choose one with --space."
+    )
