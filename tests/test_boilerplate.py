@@ -266,3 +266,15 @@ def test_corrected_inference_is_stated(example_dataset, tmp_path):
     assert "All maps were written unthresholded" not in text
     plain = boilerplate_only(example_dataset, tmp_path / "b")
     assert "All maps were written unthresholded, without correction" in plain and "Genovese" not in plain
+
+
+def test_the_participant_command_is_read_from_a_subject_sidecar():
+    from bids_fixedfx.boilerplate.readback import recorded_command
+    from bids_fixedfx.sidecars import StatmapSidecar
+
+    data = {"Sources": [], "Contrast": {"Name": "a", "Weights": {"a": 1}}, "DegreesOfFreedom": 10,
+            "SmoothingFWHM": 5, "NoiseModel": "ar1", "HRFModel": "glover", "DriftModel": "cosine", "HighPass": 0.01,
+            "FixedEffects": {"PrecisionWeighted": False, "NumberOfRuns": 2}}
+    assert recorded_command(StatmapSidecar.from_json(data, "x.json")) is None
+    recorded = StatmapSidecar.from_json({**data, "CommandLine": "bids-fixedfx in out participant"}, "x.json")
+    assert recorded_command(recorded) == "bids-fixedfx in out participant"
