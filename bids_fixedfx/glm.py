@@ -144,13 +144,13 @@ def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.nd
     -------
     series : numpy.ndarray, shape (n_volumes, n_voxels)
     """
-    inside = np.asanyarray(mask_img.dataobj).astype(bool)
+    where = _mask_offsets(mask_img)
     data = np.asanyarray(bold_img.dataobj)
     sigma = _sigma(bold_img.affine, smoothing_fwhm)
-    series = np.empty((data.shape[3], int(inside.sum())), dtype=_series_dtype(data.dtype, sigma))
+    series = np.empty((data.shape[3], where.size), dtype=_series_dtype(data.dtype, sigma))
 
     def one_volume(t):
-        series[t] = _masked_volume(data[..., t], inside, sigma, series.dtype)
+        series[t] = _masked_volume(data[..., t], where, sigma, series.dtype)
 
     _map(one_volume, range(data.shape[3]), n_threads)
     return series
@@ -180,7 +180,7 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndar
     from .images import read_volumes
 
     header_img, volumes = read_volumes(bold, "BOLD series")
-    inside = np.asanyarray(mask_img.dataobj).astype(bool)
+    where = _mask_offsets(mask_img)
     sigma = _sigma(header_img.affine, smoothing_fwhm)
     n_volumes = header_img.shape[3]
     series = None
@@ -188,11 +188,11 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndar
     with ThreadPoolExecutor(max(1, n_threads - 1)) if n_threads > 1 else nullcontext() as pool:
         for t, volume in enumerate(volumes):
             if series is None:
-                series = np.empty((n_volumes, int(inside.sum())), dtype=_series_dtype(volume.dtype, sigma))
+                series = np.empty((n_volumes, where.size), dtype=_series_dtype(volume.dtype, sigma))
             if pool is None:
-                series[t] = _masked_volume(volume, inside, sigma, series.dtype)
+                series[t] = _masked_volume(volume, where, sigma, series.dtype)
                 continue
-            in_flight.append(pool.submit(_masked_volume, volume, inside, sigma, series.dtype))
+            in_flight.append(pool.submit(_masked_volume, volume, where, sigma, series.dtype))
             if len(in_flight) >= 2 * n_threads:  # keep a few volumes in memory, not the series
                 oldest = t + 1 - len(in_flight)
                 series[oldest] = in_flight.pop(0).result()
@@ -217,18 +217,26 @@ def _series_dtype(data_dtype, sigma):
     return np.dtype(np.float64)
 
 
-def _masked_volume(volume, inside, sigma, dtype):
-    """One volume, non-finite values zeroed, smoothed (``sigma`` not None) and masked."""
+def _mask_offsets(mask_img):
+    """Where the mask's voxels lie in a volume stored in Fortran order (NIfTI's), in the
+    order of ``volume[mask]``."""
+    inside = np.asanyarray(mask_img.dataobj).astype(bool)
+    return np.ravel_multi_index(np.nonzero(inside), inside.shape, order="F")
+
+
+def _masked_volume(volume, where, sigma, dtype):
+    """One volume, non-finite values zeroed, smoothed (``sigma`` not None) and masked
+    (``where``: see :func:`_mask_offsets`)."""
     from scipy.ndimage import gaussian_filter1d
 
-    volume = np.array(volume, dtype=dtype, copy=True)
+    volume = np.array(volume, dtype=dtype, copy=True, order="F")
     if volume.dtype.kind == "f":  # nilearn sets non-finite values to 0, smoothing or not
         volume[~np.isfinite(volume)] = 0
     if sigma is not None:
         for axis, s in enumerate(sigma):
             if s > 0:
                 gaussian_filter1d(volume, s, output=volume, axis=axis)
-    return volume[inside]
+    return volume.ravel(order="F")[where]
 
 
 def _map(function, items, n_threads):

@@ -254,7 +254,7 @@ def _gzip_volumes(path, what, img):
             volume[filled:filled + take] = np.frombuffer(block, np.uint8, take)
             block, filled = block[take:], filled + take
             if filled == volume_bytes:
-                yield _scaled(img, np.ndarray(shape[:3], dtype=dtype, buffer=volume, order="F").copy())
+                yield _scaled(img, np.ndarray(shape[:3], dtype=dtype, buffer=volume, order="F").copy(order="F"))
                 filled, done = 0, done + 1
     if done < shape[3]:
         raise InputFileError(f"{what} {path} is truncated: it holds {done} of its {shape[3]} volumes.")
