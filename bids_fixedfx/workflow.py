@@ -242,7 +242,7 @@ def write_subject(maps, place, settings) -> None:
         sidecar = sidecars.StatmapSidecar(
             tuple(outputs.source(f, output_dir) for f in files if f is not None),
             _contrast_info(contrast_maps), contrast_maps.dof, info, fixed_effects=fixed_effects,
-            **_model_keys(settings, "subject"),
+            extra={"CommandLine": settings.command}, **_model_keys(settings, "subject"),
         )
         outputs.write_statmaps("subject_statmap", contrast_maps, place, sidecar.to_json(), **common)
         if settings.inference.any:
