@@ -8,97 +8,36 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
-from .expression import WEIGHT_LIST, check_characters
+from .arguments import (
+    GROUP_ONLY,
+    HRF_MODELS,
+    MODEL_DEFINED,
+    PARTICIPANT_ONLY,
+    contrast,
+    default_nprocs,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    probability,
+    strip_prefix,
+)
 from .inference import METHODS, InferenceSettings
 from .progress import SUMMARY
-from .settings import MOTION_CONFOUNDS, ContrastSpec, ModelSettings, Settings
+from .settings import MOTION_CONFOUNDS, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
-HRF_MODELS = (
-    "glover", "spm", "glover + derivative", "spm + derivative",
-    "glover + derivative + dispersion", "spm + derivative + dispersion",
-)
-
-
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors exit with SPEC's usage code, 64."""
 
     def error(self, message):
         self.print_usage(sys.stderr)
         self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _strip(prefix):
-    def convert(value):
-        return value[len(prefix):] if value.startswith(prefix) else value
-
-    return convert
-
-
-def _nonnegative_float(value):
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
-    return number
-
-
-def _nonnegative_int(value):
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
-    return number
-
-
-def _probability(value):
-    number = float(value)
-    if not 0 < number < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value!r}")
-    return number
-
-
-def _positive_int(value):
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
-    return number
-
-
-def _contrast(value):
-    name, sep, definition = value.partition("=")
-    if not sep or not name.strip() or not definition.strip():
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not NAME=SPEC (for example faces=faces-houses or faces=1,-1)"
-        )
-    name, definition = name.strip(), definition.strip()
-    if not WEIGHT_LIST.match(definition):
-        try:  # parsed, never evaluated; the full parse waits for the design's columns
-            check_characters(definition, f"--contrast {name}")
-        except UsageError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-    return ContrastSpec(name, definition)
-
-
-def _default_nprocs():
-    """The cores this process may use: CPU affinity, capped by a cgroup CPU quota
-    (``docker run --cpus N``, SLURM's cgroups)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,15 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     select = parser.add_argument_group("Selecting data")
     select.add_argument(
         "--participant-label", "--participant_label", nargs="+", default=[],
-        type=_strip("sub-"), metavar="LABEL",
+        type=strip_prefix("sub-"), metavar="LABEL",
         help="subjects to process, with or without 'sub-' (default: all)",
     )
     select.add_argument(
-        "--session-label", nargs="+", default=[], type=_strip("ses-"), metavar="LABEL",
+        "--session-label", nargs="+", default=[], type=strip_prefix("ses-"), metavar="LABEL",
         help="sessions to include, with or without 'ses-' (default: all)",
     )
     select.add_argument(
-        "-t", "--task", nargs="+", default=[], type=_strip("task-"),
+        "-t", "--task", nargs="+", default=[], type=strip_prefix("task-"),
         help="tasks to model (default: every task that has events)",
     )
     select.add_argument(
@@ -169,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group("Model")
     model.add_argument(
-        "--contrast", action="append", type=_contrast, default=[], metavar="NAME=SPEC",
+        "--contrast", action="append", type=contrast, default=[], metavar="NAME=SPEC",
         help="a t contrast (repeatable): an expression over design columns "
         "(DSt+DSp-SSt-SSp) or comma-separated weights (-1,-1,1,1), zero-padded "
         "(default: one contrast per condition)",
@@ -189,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one mask for every run (default: each run's desc-brain_mask)",
     )
     model.add_argument(
-        "--smoothing-fwhm", type=_nonnegative_float, default=5.0, metavar="MM",
+        "--smoothing-fwhm", type=nonnegative_float, default=5.0, metavar="MM",
         help="isotropic Gaussian smoothing in mm; 0 disables (default: 5)",
     )
     model.add_argument(
@@ -201,11 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="drift regressors (default: cosine)",
     )
     model.add_argument(
-        "--high-pass", type=_nonnegative_float, default=0.01, metavar="HZ",
+        "--high-pass", type=nonnegative_float, default=0.01, metavar="HZ",
         help="cut-off of the cosine drift model in Hz (default: 0.01)",
     )
     model.add_argument(
-        "--drift-order", type=_positive_int, default=1, metavar="N",
+        "--drift-order", type=positive_int, default=1, metavar="N",
         help="order of the polynomial drift model (default: 1)",
     )
     model.add_argument(
@@ -235,12 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
         "bonferroni, two-sided (default: none)",
     )
     infer.add_argument(
-        "--alpha", type=_probability, metavar="A",
+        "--alpha", type=probability, metavar="A",
         help="error rate of --threshold (default: nilearn's, 0.001 for fpr, 0.05 for fdr and "
         "bonferroni) and of --cluster-inference (default 0.05)",
     )
     infer.add_argument(
-        "--cluster-extent", type=_nonnegative_int, default=0, metavar="K",
+        "--cluster-extent", type=nonnegative_int, default=0, metavar="K",
         help="with --threshold, remove clusters smaller than K voxels (default: 0)",
     )
     infer.add_argument(
@@ -248,11 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nilearn's cluster_level_inference map (proportion of true discoveries)",
     )
     infer.add_argument(
-        "--cluster-threshold", type=_nonnegative_float, default=3.0, metavar="Z",
+        "--cluster-threshold", type=nonnegative_float, default=3.0, metavar="Z",
         help="cluster-forming z of --cluster-inference and of permutation cluster statistics (default: 3)",
     )
     infer.add_argument(
-        "--n-perm", type=_nonnegative_int, default=0, metavar="N",
+        "--n-perm", type=nonnegative_int, default=0, metavar="N",
         help="group level: a permutation test (nilearn non_parametric_inference) with N sign flips, "
         "written as -log10 p maps (default: 0, none)",
     )
@@ -261,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = parser.add_argument_group("Reports")
     report.add_argument(
-        "--report-threshold", type=_nonnegative_float, default=3.0, metavar="Z",
+        "--report-threshold", type=nonnegative_float, default=3.0, metavar="Z",
         help="|z| threshold of the report's maps (default: 3)",
     )
     report.add_argument("--no-reports", action="store_true", help="do not write HTML reports")
@@ -273,26 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("Running")
     run.add_argument("-w", "--work-dir", type=Path, metavar="DIR", help="scratch space")
     run.add_argument(
-        "--nprocs", "--n_cpus", type=_positive_int, default=_default_nprocs(), metavar="N",
+        "--nprocs", "--n_cpus", type=positive_int, default=default_nprocs(), metavar="N",
         help="CPU cores to use: each run is smoothed and fitted on this many threads "
         "(default: all available cores)",
     )
     return parser
-
-
-#: Options that only the participant level uses, and the one only the group level uses
-#: (argparse destinations). Given at the other level they are usage errors (SPEC §4).
-PARTICIPANT_ONLY = (
-    "session_label", "bids_filter_file", "bids_database_dir", "skip_bids_validation", "contrast",
-    "design_dir", "mask", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
-    "noise_model", "confounds", "precision_weighted",
-)
-GROUP_ONLY = ("group_model", "n_perm", "tfce")
-#: Options that a model file (-m) states itself; given with it they are usage errors.
-MODEL_DEFINED = (
-    "contrast", "design_dir", "hrf_model", "drift_model", "high_pass", "drift_order", "noise_model",
-    "confounds", "precision_weighted", "group_model",
-)
 
 
 def given_options(argv) -> set[str]:

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 from . import __version__, naming
-from .errors import UsageError
 from .sidecars import STAT_KEYS, STAT_KEYS_F
 
 CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
@@ -148,21 +147,6 @@ def mask_sidecar(description, space, sources) -> dict:
     }
 
 
-def contrast_sidecar(contrast_maps, model, sources) -> dict:
-    """The keys every statmap sidecar holds (SPEC §3), for run and subject levels."""
-    contrast = contrast_maps.contrast
-    return {
-        "Sources": list(sources),
-        "Contrast": {"Name": contrast.name, "Test": "t", "Weights": contrast.weights},
-        "DegreesOfFreedom": contrast_maps.dof,
-        "SmoothingFWHM": model.smoothing_fwhm or 0.0,
-        "NoiseModel": model.noise_model,
-        "HRFModel": model.hrf_model,
-        "DriftModel": model.drift_model or "none",
-        "HighPass": model.high_pass if model.drift_model == "cosine" else None,
-    }
-
-
 def write_statmaps(kind, contrast_maps, place, sidecar, **entities) -> list[Path]:
     """Write a contrast's five maps and their sidecars; return the maps' relative paths.
 
@@ -231,78 +215,6 @@ def write_inference_maps(kind, label, inference_maps, place, sidecar, group_mode
     return written
 
 
-
-
-# ----------------------------------------------------------------------------
-# where the app may write (SPEC §4)
-
-
-def _description(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "dataset_description.json").read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
-        return None
-
-
-def is_own_output(folder: Path) -> bool:
-    """Whether a folder is an output of this app (its ``dataset_description.json`` says so)."""
-    description = _description(folder)
-    generated = description.get("GeneratedBy") if isinstance(description, dict) else None
-    return isinstance(generated, list) and any(
-        isinstance(g, dict) and g.get("Name") == "bids-fixedfx" for g in generated
-    )
-
-
-def input_datasets(bids_dir: Path, derivatives) -> list[Path]:
-    """Every folder the app reads as input: BIDS_DIR, the given derivatives, and every
-    dataset under ``BIDS_DIR/derivatives`` (``derivatives/`` itself included) that is not
-    an output of this app."""
-    bids_dir = Path(bids_dir).resolve()
-    found = [bids_dir, *(Path(d).resolve() for d in derivatives)]
-    root = bids_dir / "derivatives"
-    if root.is_dir():
-        candidates = [root, *(p for p in sorted(root.iterdir()) if p.is_dir())]
-        for folder in candidates:
-            if (folder / "dataset_description.json").is_file() and not is_own_output(folder):
-                found.append(folder.resolve())
-    return list(dict.fromkeys(found))
-
-
-def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None:
-    """Refuse an OUTPUT_DIR or ``--work-dir`` in an input dataset (SPEC §4).
-
-    Either may be a folder under ``BIDS_DIR/derivatives/`` that is not itself an input
-    (a new folder, or an earlier output of this app); nothing else inside BIDS_DIR or
-    inside any derivatives dataset that is read.
-
-    Parameters
-    ----------
-    bids_dir, output_dir : Path
-    work_dir : Path or None
-    derivatives : sequence of Path
-        The derivatives datasets given with ``-d``.
-
-    Raises
-    ------
-    UsageError
-    """
-    bids_dir = Path(bids_dir).resolve()
-    inputs = input_datasets(bids_dir, derivatives)
-    for option, path in (("OUTPUT_DIR", output_dir), ("--work-dir", work_dir)):
-        if path is None:
-            continue
-        path = Path(path).resolve()
-        for root in inputs:
-            if path != root and root not in path.parents:
-                continue
-            if root == bids_dir and (bids_dir / "derivatives") in path.parents:
-                continue  # a folder under derivatives/ that no input dataset holds
-            where = "is" if path == root else "is inside"
-            kind = "BIDS_DIR" if root == bids_dir else f"the input dataset {root}"
-            raise UsageError(
-                f"{option} {path} {where} {kind}, which is never written to; use a folder outside "
-                f"it or a new folder under {bids_dir / 'derivatives'}."
-            )
 
 
 # ----------------------------------------------------------------------------

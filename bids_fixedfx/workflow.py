@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from . import combine, discover, glm, inference, naming, outputs, plan, progress, sidecars
+from . import combine, discover, glm, inference, locations, naming, outputs, plan, progress, sidecars
 from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
@@ -31,7 +31,7 @@ def run_participant(settings) -> None:
     """Fit every selected run, combine each subject's runs, write it all."""
     discover.check_bids_dir(settings.bids_dir)
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
-    outputs.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
+    locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
     if not settings.skip_bids_validation:
         discover.validate_input_dir(settings.bids_dir)
     model = plan.read_model(settings)
@@ -252,7 +252,7 @@ def write_subject(maps, place, settings) -> None:
 
 def run_group(settings) -> None:
     """Test every task, space and contrast across subjects; write ``group/``."""
-    outputs.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
+    locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
     model = plan.read_model(settings) if settings.model_file else None
     if model is not None:
         dataset = model.nodes_at("dataset")

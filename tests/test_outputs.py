@@ -15,9 +15,8 @@ import pytest
 
 import bids_fixedfx
 from bids_fixedfx import naming, outputs
-from bids_fixedfx.errors import UsageError
-from bids_fixedfx.discover import Run, validator_command
-from bids_fixedfx.settings import STATS, ModelSettings
+from bids_fixedfx.discover import validator_command
+from bids_fixedfx.settings import STATS
 
 SPACE = "MNI152NLin2009cAsym"
 
@@ -113,26 +112,6 @@ def test_write_statmaps_writes_five_maps_and_sidecars(tmp_path):
 # ---------------------------------------------------------------- sidecars
 
 
-@pytest.mark.parametrize(
-    "model",
-    [ModelSettings(), ModelSettings(smoothing_fwhm=None, drift_model="polynomial", noise_model="ols",
-                                   hrf_model="spm")],
-)
-def test_contrast_sidecar_has_the_spec_keys(model):
-    contrast = SimpleNamespace(name="audio - visual", label="audioVisual", weights={"audio": 1.0, "visual": -1.0})
-    maps = SimpleNamespace(contrast=contrast, dof=77.0)
-    side = outputs.contrast_sidecar(maps, model, ["bids::a", "../bids/b"])
-    assert side["Sources"] == ["bids::a", "../bids/b"]
-    assert side["Contrast"] == {"Name": "audio - visual", "Test": "t", "Weights": {"audio": 1.0, "visual": -1.0}}
-    assert side["DegreesOfFreedom"] == 77.0
-    assert side["SmoothingFWHM"] == (model.smoothing_fwhm or 0)
-    assert side["NoiseModel"] == model.noise_model
-    assert side["HRFModel"] == model.hrf_model
-    assert side["DriftModel"] == (model.drift_model or "none")
-    assert "HighPass" in side
-    json.dumps(side)
-
-
 def test_sources_resolve_by_file_name(tmp_path):
     output_dir = tmp_path / "out"
     bids_dir = tmp_path / "bids"
@@ -210,59 +189,6 @@ def test_an_output_tree_passes_the_bids_validator(example_dataset, tmp_path):
     report = json.loads(done.stdout)
     errors = [(i.get("code"), i.get("location")) for i in report["issues"]["issues"] if i.get("severity") == "error"]
     assert errors == []
-
-
-# ---------------------------------------------------------------- where the app may write
-
-
-def _dataset(root, name="raw", generated_by=None):
-    root.mkdir(parents=True, exist_ok=True)
-    description = {"Name": name, "BIDSVersion": "1.10.0"}
-    if generated_by:
-        description.update(DatasetType="derivative", GeneratedBy=[{"Name": generated_by}])
-    (root / "dataset_description.json").write_text(json.dumps(description))
-    return root
-
-
-def test_locations_outside_the_inputs_are_allowed(tmp_path):
-    bids = _dataset(tmp_path / "bids")
-    _dataset(bids / "derivatives" / "fmriprep", generated_by="fMRIPrep")
-    outputs.check_locations(bids, tmp_path / "out", tmp_path / "work")
-    outputs.check_locations(bids, bids / "derivatives" / "fixedfx", bids / "derivatives" / "scratch")
-
-
-@pytest.mark.parametrize(
-    "where",
-    ["", "results", "sub-01", "derivatives/fmriprep", "derivatives/fmriprep/stats", "derivatives"],
-)
-def test_locations_inside_an_input_are_refused(tmp_path, where):
-    bids = _dataset(tmp_path / "bids")
-    _dataset(bids / "derivatives" / "fmriprep", generated_by="fMRIPrep")
-    for option, kwargs in (("OUTPUT_DIR", {"output_dir": bids / where}),
-                           ("--work-dir", {"output_dir": tmp_path / "out", "work_dir": bids / where})):
-        with pytest.raises(UsageError, match=option):
-            outputs.check_locations(bids, **kwargs)
-
-
-def test_an_earlier_output_of_the_app_is_not_an_input(tmp_path):
-    bids = _dataset(tmp_path / "bids")
-    own = _dataset(bids / "derivatives" / "fixedfx", generated_by="bids-fixedfx")
-    outputs.check_locations(bids, own)
-    assert own not in outputs.input_datasets(bids, ())
-
-
-def test_a_given_derivatives_dataset_is_an_input(tmp_path):
-    bids = _dataset(tmp_path / "bids")
-    prep = _dataset(tmp_path / "prep", generated_by="fMRIPrep")
-    with pytest.raises(UsageError, match="OUTPUT_DIR"):
-        outputs.check_locations(bids, prep / "out", derivatives=[prep])
-
-
-def test_derivatives_folder_that_is_itself_a_dataset(tmp_path):
-    bids = _dataset(tmp_path / "bids")
-    _dataset(bids / "derivatives", generated_by="fMRIPrep")
-    with pytest.raises(UsageError):
-        outputs.check_locations(bids, bids / "derivatives" / "fixedfx")
 
 
 # ---------------------------------------------------------------- sets of files

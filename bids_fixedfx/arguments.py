@@ -1,0 +1,99 @@
+"""What the command line accepts: value types of the options, the HRF names, and which
+options belong to which analysis level (a rule of SPEC §4: an option of the other level, or
+one a model file states, is a usage error)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .expression import WEIGHT_LIST, check_characters
+from .errors import UsageError
+from .settings import ContrastSpec
+
+HRF_MODELS = (
+    "glover", "spm", "glover + derivative", "spm + derivative",
+    "glover + derivative + dispersion", "spm + derivative + dispersion",
+)
+
+
+def strip_prefix(prefix):
+    def convert(value):
+        return value[len(prefix):] if value.startswith(prefix) else value
+
+    return convert
+
+
+def nonnegative_float(value):
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return number
+
+
+def nonnegative_int(value):
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return number
+
+
+def probability(value):
+    number = float(value)
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value!r}")
+    return number
+
+
+def positive_int(value):
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return number
+
+
+def contrast(value):
+    name, sep, definition = value.partition("=")
+    if not sep or not name.strip() or not definition.strip():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not NAME=SPEC (for example faces=faces-houses or faces=1,-1)"
+        )
+    name, definition = name.strip(), definition.strip()
+    if not WEIGHT_LIST.match(definition):
+        try:  # parsed, never evaluated; the full parse waits for the design's columns
+            check_characters(definition, f"--contrast {name}")
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return ContrastSpec(name, definition)
+
+
+def default_nprocs():
+    """The cores this process may use: CPU affinity, capped by a cgroup CPU quota
+    (``docker run --cpus N``, SLURM's cgroups)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+#: Options that only the participant level uses, and the one only the group level uses
+#: (argparse destinations). Given at the other level they are usage errors (SPEC §4).
+PARTICIPANT_ONLY = (
+    "session_label", "bids_filter_file", "bids_database_dir", "skip_bids_validation", "contrast",
+    "design_dir", "mask", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
+    "noise_model", "confounds", "precision_weighted",
+)
+GROUP_ONLY = ("group_model", "n_perm", "tfce")
+#: Options that a model file (-m) states itself; given with it they are usage errors.
+MODEL_DEFINED = (
+    "contrast", "design_dir", "hrf_model", "drift_model", "high_pass", "drift_order", "noise_model",
+    "confounds", "precision_weighted", "group_model",
+)

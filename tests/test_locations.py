@@ -1,0 +1,62 @@
+"""Where the app may write (SPEC §4): never inside an input dataset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bids_fixedfx import locations
+from bids_fixedfx.errors import UsageError
+
+
+def _dataset(root, name="raw", generated_by=None):
+    root.mkdir(parents=True, exist_ok=True)
+    description = {"Name": name, "BIDSVersion": "1.10.0"}
+    if generated_by:
+        description.update(DatasetType="derivative", GeneratedBy=[{"Name": generated_by}])
+    (root / "dataset_description.json").write_text(json.dumps(description))
+    return root
+
+
+def test_locations_outside_the_inputs_are_allowed(tmp_path):
+    bids = _dataset(tmp_path / "bids")
+    _dataset(bids / "derivatives" / "fmriprep", generated_by="fMRIPrep")
+    locations.check_locations(bids, tmp_path / "out", tmp_path / "work")
+    locations.check_locations(bids, bids / "derivatives" / "fixedfx", bids / "derivatives" / "scratch")
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["", "results", "sub-01", "derivatives/fmriprep", "derivatives/fmriprep/stats", "derivatives"],
+)
+def test_locations_inside_an_input_are_refused(tmp_path, where):
+    bids = _dataset(tmp_path / "bids")
+    _dataset(bids / "derivatives" / "fmriprep", generated_by="fMRIPrep")
+    for option, kwargs in (("OUTPUT_DIR", {"output_dir": bids / where}),
+                           ("--work-dir", {"output_dir": tmp_path / "out", "work_dir": bids / where})):
+        with pytest.raises(UsageError, match=option):
+            locations.check_locations(bids, **kwargs)
+
+
+def test_an_earlier_output_of_the_app_is_not_an_input(tmp_path):
+    bids = _dataset(tmp_path / "bids")
+    own = _dataset(bids / "derivatives" / "fixedfx", generated_by="bids-fixedfx")
+    locations.check_locations(bids, own)
+    assert own not in locations.input_datasets(bids, ())
+
+
+def test_a_given_derivatives_dataset_is_an_input(tmp_path):
+    bids = _dataset(tmp_path / "bids")
+    prep = _dataset(tmp_path / "prep", generated_by="fMRIPrep")
+    with pytest.raises(UsageError, match="OUTPUT_DIR"):
+        locations.check_locations(bids, prep / "out", derivatives=[prep])
+
+
+def test_derivatives_folder_that_is_itself_a_dataset(tmp_path):
+    bids = _dataset(tmp_path / "bids")
+    _dataset(bids / "derivatives", generated_by="fMRIPrep")
+    with pytest.raises(UsageError):
+        locations.check_locations(bids, bids / "derivatives" / "fixedfx")
+
+
