@@ -29,6 +29,17 @@ NUISANCE_COLUMNS = re.compile(
 )
 
 
+def is_confound_strategy(names) -> bool:
+    """Whether ``--confounds`` names nilearn ``load_confounds`` strategies (not columns).
+
+    Examples
+    --------
+    >>> is_confound_strategy(("motion", "wm_csf")), is_confound_strategy(("trans_x",)), is_confound_strategy(())
+    (True, False, False)
+    """
+    return bool(names) and all(n in CONFOUND_STRATEGIES for n in names)
+
+
 @dataclass(frozen=True, eq=False)
 class Design:
     """A run's design matrix and what it was built from.
@@ -131,7 +142,7 @@ def select_confounds(run, names):
     """
     if not names:
         return None, None, []
-    if all(n in CONFOUND_STRATEGIES for n in names):
+    if is_confound_strategy(names):
         from nilearn.interfaces.fmriprep import load_confounds
 
         try:
@@ -217,7 +228,7 @@ def build_design(run, model) -> Design:
 
     events = read_events(run.events)
     if run.confounds is None and model.confounds_given and model.confounds and not (
-        all(n in CONFOUND_STRATEGIES for n in model.confounds)
+        is_confound_strategy(model.confounds)
     ):
         raise NoDataError(f"--confounds {' '.join(model.confounds)} given, but {run.name} has no confounds file.")
     confounds, sample_mask, notes = select_confounds(run, model.confounds)
@@ -360,7 +371,7 @@ from .contrasts import (  # noqa: E402, F401  (re-exported)
 )
 
 __all__ = [
-    "CONFOUND_STRATEGIES", "NUISANCE_COLUMNS", "ContrastWeights", "Design", "bids_label", "build_design",
+    "CONFOUND_STRATEGIES", "NUISANCE_COLUMNS", "is_confound_strategy", "ContrastWeights", "Design", "bids_label", "build_design",
     "check_contrasts", "contrast_weights", "expression_names", "frame_times", "load_design", "model_contrasts",
     "model_design", "read_confounds_table", "read_events", "read_table", "select_confounds",
 ]

@@ -157,9 +157,9 @@ def contrast_facts(name: str, weights: dict, conditions) -> ContrastFacts:
 
 def is_confound_strategy(names) -> bool:
     """Whether ``--confounds`` named nilearn ``load_confounds`` strategies (not columns)."""
-    from ..design import CONFOUND_STRATEGIES
+    from ..design import is_confound_strategy as rule
 
-    return bool(names) and all(n in CONFOUND_STRATEGIES for n in names)
+    return rule(names)
 
 
 def pipeline_of(bold, descriptions: dict) -> str | None:

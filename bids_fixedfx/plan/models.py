@@ -89,13 +89,13 @@ def default_model(plan, settings):
     model : bids_fixedfx.model.Model or None
     reason : str or None
     """
-    from ..design import CONFOUND_STRATEGIES
+    from ..design import is_confound_strategy
     from ..model.defaults import default_model as make
 
     model = settings.model
     if settings.design_dir is not None:
         return None, "--design-dir designs are not a model file"
-    if any(name in CONFOUND_STRATEGIES for name in model.confounds):
+    if is_confound_strategy(model.confounds):
         return None, "nilearn confound strategies are not model-file variables"
     conditions = sorted({c for run_plan in plan.runs for c in run_plan.design.conditions})
     contrasts = None
