@@ -110,25 +110,59 @@ def test_combine_runs_is_fixed_effects_with_summed_dofs(maps, precision_weighted
     np.testing.assert_allclose(values(combined.maps["p"], mask), stats.t.sf(t, np.sum(dofs)), rtol=1e-6)
 
 
+NILEARN_NAMES = {"effect": "effect_size", "variance": "effect_variance", "t": "stat", "F": "stat",
+                 "z": "z_score", "p": "p_value"}
+
+
+def second_level(effects, mask, design, con_val, stat_type):
+    """nilearn's SecondLevelModel maps of one contrast (what the group level must equal)."""
+    model = SecondLevelModel(mask_img=mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(effects, design_matrix=design)
+        return model.compute_contrast(con_val, second_level_stat_type=stat_type, output_type="all")
+
+
+def assert_equal_to_nilearn(ours, theirs, mask, stats_=STATS):
+    inside = mask.get_fdata() > 0
+    for stat in stats_:
+        expected = theirs[NILEARN_NAMES[stat]].get_fdata()
+        np.testing.assert_allclose(ours.maps[stat].get_fdata()[inside], expected[inside], rtol=1e-6, atol=0,
+                                   err_msg=stat)
+        # outside the mask nothing looks significant: 0, and p = 1
+        assert (ours.maps[stat].get_fdata()[~inside] == (1 if stat == "p" else 0)).all(), stat
+
+
+@pytest.fixture(params=["whole", "blocks"])
+def blocks(request, monkeypatch):
+    """The group statistics on all voxels at once, and in blocks of 1000 voxels."""
+    if request.param == "blocks":
+        monkeypatch.setattr(combine, "GROUP_BLOCK_VALUES", 1)
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def group_maps():
+    """Effect maps of 12 subjects (more voxels than one block) and a mask."""
+    rng = np.random.default_rng(11)
+    shape = (16, 14, 12)
+    inside = np.zeros(shape, bool)
+    inside[2:-2, 2:-2, 1:-1] = True  # 1,200 voxels
+    effects = [image(rng.normal(0.4, 1.0, shape) * inside) for _ in range(12)]
+    variances = [image(rng.uniform(0.05, 0.6, shape) * inside) for _ in range(12)]
+    mask = nib.Nifti1Image(inside.astype(np.int8), AFFINE)
+    return effects, variances, mask
+
+
 def test_one_sample_test_equals_second_level_model(maps):
     effects, _, mask, _ = maps
     contrast = combine.GroupContrast("audio", "audio", {"intercept": 1.0})
     ours = combine.one_sample_test(effects, mask, contrast)
     assert ours.contrast is contrast
     assert ours.dof == len(effects) - 1
-    model = SecondLevelModel(mask_img=mask)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(effects, design_matrix=pd.DataFrame({"intercept": np.ones(len(effects))}))
-        theirs = model.compute_contrast("intercept", output_type="all")
     assert set(ours.maps) == set(STATS)
-    inside = mask.get_fdata() > 0
-    for stat in STATS:
-        expected = theirs[{"effect": "effect_size", "variance": "effect_variance",
-                           "t": "stat", "z": "z_score", "p": "p_value"}[stat]].get_fdata()
-        np.testing.assert_allclose(ours.maps[stat].get_fdata()[inside], expected[inside],
-                                   rtol=1e-4, atol=1e-12, err_msg=stat)
-    assert (ours.maps["p"].get_fdata()[~inside] == 1).all()  # nothing outside looks significant
+    theirs = second_level(effects, mask, pd.DataFrame({"intercept": np.ones(len(effects))}), "intercept", "t")
+    assert_equal_to_nilearn(ours, theirs, mask)
     # and that is the classical one-sample t-test across subjects
     data = np.array([values(e, mask) for e in effects])
     test = stats.ttest_1samp(data, 0.0, axis=0)
@@ -137,14 +171,133 @@ def test_one_sample_test_equals_second_level_model(maps):
     np.testing.assert_allclose(values(ours.maps["p"], mask), stats.t.sf(test.statistic, len(effects) - 1), rtol=1e-5)
 
 
+def test_one_sample_test_in_blocks_equals_second_level_model(group_maps, blocks):
+    effects, _, mask = group_maps
+    ours = combine.one_sample_test(effects, mask, combine.GroupContrast("c", "c", {"intercept": 1.0}))
+    theirs = second_level(effects, mask, pd.DataFrame({"intercept": np.ones(len(effects))}), "intercept", "t")
+    assert_equal_to_nilearn(ours, theirs, mask)
+
+
+@pytest.mark.parametrize("weights", [[[0.0, 1.0, 0.0]], [[1.0, 0.0, -0.5]], [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]],
+                         ids=["t-age", "t-mixed", "F"])
+def test_group_glm_equals_second_level_model(group_maps, blocks, weights):
+    """A design with covariates, t and F contrasts: SecondLevelModel's numbers."""
+    effects, _, mask = group_maps
+    rng = np.random.default_rng(5)
+    design = pd.DataFrame({"intercept": np.ones(len(effects)), "age": rng.uniform(-10, 10, len(effects)),
+                           "group": np.repeat([0.5, -0.5], len(effects) // 2)})
+    matrix = np.array(weights)
+    test = "t" if len(matrix) == 1 else "F"
+    contrast = combine.GroupContrast("c", "c", {}, test)
+    ours = combine.group_glm(effects, mask, design, matrix, contrast)
+    assert ours.dof == len(effects) - 3
+    theirs = second_level(effects, mask, design, matrix[0] if test == "t" else matrix, test)
+    expected = STATS if test == "t" else ("F", "z", "p")
+    assert set(ours.maps) == set(expected)
+    assert_equal_to_nilearn(ours, theirs, mask, expected)
+
+
+def test_group_glm_checks_its_inputs(group_maps):
+    effects, _, mask = group_maps
+    design = pd.DataFrame({"intercept": np.ones(len(effects))})
+    contrast = combine.GroupContrast("c", "c", {"intercept": 1.0})
+    with pytest.raises(ValueError, match="one effect map per row"):
+        combine.group_glm(effects[:-1], mask, design, np.ones((1, 1)), contrast)
+    with pytest.raises(ValueError, match="one per design column"):
+        combine.group_glm(effects, mask, design, np.ones((1, 2)), contrast)
+    with pytest.raises(ValueError, match="null"):
+        combine.group_glm(effects, mask, design, np.zeros((1, 1)), contrast)
+    with pytest.raises(ValueError, match="at least 2"):
+        combine.one_sample_test(effects[:1], mask, contrast)
+
+
+@pytest.mark.parametrize("precision_weighted", [False, True])
+def test_streamed_fixed_effects_equal_nilearn(group_maps, precision_weighted):
+    effects, variances, mask = group_maps
+    dofs = list(np.linspace(30.0, 90.0, len(effects)))
+    ours = combine.streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted)
+    theirs = compute_fixed_effects(effects, variances, mask, precision_weighted=precision_weighted, dofs=dofs)
+    for stat, expected in zip(("effect", "variance", "t", "z"), theirs):
+        np.testing.assert_allclose(ours[stat], values(expected, mask), rtol=1e-6, atol=0, err_msg=stat)
+    np.testing.assert_allclose(ours["p"], stats.t.sf(ours["t"], np.sum(dofs)), rtol=1e-6)
+
+
 def test_group_fixed_effects(maps):
     effects, variances, mask, dofs = maps
     contrast = combine.GroupContrast("audio", "audio", {"intercept": 1.0})
     ours = combine.group_fixed_effects(effects, variances, dofs, mask, contrast)
     assert ours.dof == np.sum(dofs)
+    assert ours.contrast is contrast
     theirs = compute_fixed_effects(effects, variances, mask, dofs=dofs)
+    inside = mask.get_fdata() > 0
     for stat, expected in zip(("effect", "variance", "t", "z"), theirs):
-        np.testing.assert_allclose(ours.maps[stat].get_fdata(), expected.get_fdata(), rtol=1e-4, err_msg=stat)
+        np.testing.assert_allclose(ours.maps[stat].get_fdata(), expected.get_fdata(), rtol=1e-6, atol=0,
+                                   err_msg=stat)
+    # the same p as the runs' fixed effects
+    np.testing.assert_allclose(ours.maps["p"].get_fdata(),
+                               combine.fixed_effects(effects, variances, mask, dofs)["p"].get_fdata(), rtol=1e-6)
+    assert (ours.maps["p"].get_fdata()[~inside] == 1).all()
+
+
+def _save(img, path, dtype=np.float32):
+    nib.save(nib.Nifti1Image(np.asarray(img.get_fdata(), dtype=dtype), img.affine), path)
+    return str(path)
+
+
+def test_group_level_from_files_equals_nilearn(group_maps, tmp_path):
+    """From float32 .nii.gz files, as the participant level writes them: masks intersected, maps
+    held in float32 (no value rounded), numbers as nilearn's on the same files."""
+    from nilearn.masking import intersect_masks
+
+    effects, variances, mask = group_maps
+    rng = np.random.default_rng(2)
+    inside = mask.get_fdata() > 0
+    masks, effect_paths, variance_paths = [], [], []
+    for i, (effect, variance) in enumerate(zip(effects, variances)):
+        own = inside & (rng.random(inside.shape) > 0.02)  # each subject's mask slightly different
+        masks.append(_save(nib.Nifti1Image(own.astype(np.uint8), AFFINE), tmp_path / f"m{i}.nii.gz", np.uint8))
+        effect_paths.append(_save(effect, tmp_path / f"e{i}.nii.gz"))
+        variance_paths.append(_save(variance, tmp_path / f"v{i}.nii.gz"))
+    group_mask = combine.intersect_masks(masks)
+    np.testing.assert_array_equal(group_mask.get_fdata(),
+                                  intersect_masks(masks, threshold=1, connected=False).get_fdata())
+    assert combine.masked_matrix(effect_paths, group_mask).dtype == np.float32
+    contrast = combine.GroupContrast("c", "c", {"intercept": 1.0})
+    dofs = [50.0] * len(effects)
+    mask_out, ours = combine.group_level(effect_paths, variance_paths, dofs, masks, contrast, "random")
+    np.testing.assert_array_equal(mask_out.get_fdata(), group_mask.get_fdata())
+    theirs = second_level(effect_paths, group_mask, pd.DataFrame({"intercept": np.ones(len(effects))}),
+                          "intercept", "t")
+    assert_equal_to_nilearn(ours, theirs, group_mask)
+    _, ours = combine.group_level(effect_paths, variance_paths, dofs, masks, contrast, "fixed")
+    # nilearn sums float32 maps in float32; the sums here are in float64, as nilearn's on the same
+    # values in float64
+    as_float64 = [[image(nib.load(p).get_fdata()) for p in paths] for paths in (effect_paths, variance_paths)]
+    theirs = compute_fixed_effects(*as_float64, group_mask, dofs=dofs)
+    in_float32 = compute_fixed_effects(effect_paths, variance_paths, group_mask, dofs=dofs)
+    for stat, expected, rounded in zip(("effect", "variance", "t", "z"), theirs, in_float32):
+        np.testing.assert_allclose(ours.maps[stat].get_fdata(), expected.get_fdata(), rtol=1e-6, atol=0,
+                                   err_msg=stat)
+        scale = np.abs(expected.get_fdata()).max()
+        np.testing.assert_allclose(ours.maps[stat].get_fdata(), rounded.get_fdata(), rtol=0, atol=1e-6 * scale)
+
+
+def test_masked_matrix_keeps_float64_values(group_maps):
+    effects, _, mask = group_maps
+    matrix = combine.masked_matrix(effects, mask)
+    assert matrix.dtype == np.float64
+    np.testing.assert_array_equal(matrix, [values(e, mask) for e in effects])
+
+
+def test_maps_and_masks_on_other_grids_are_refused(group_maps):
+    effects, variances, mask = group_maps
+    shifted = nib.Nifti1Image(np.asarray(effects[0].dataobj), np.diag([2.0, 3.0, 3.0, 1.0]))
+    with pytest.raises(ValueError, match="not on the group mask's grid"):
+        combine.one_sample_test([shifted, *effects[1:]], mask, None)
+    with pytest.raises(ValueError, match="not on the grid of mask 0"):
+        combine.intersect_masks([mask, nib.Nifti1Image(np.asarray(mask.dataobj), np.diag([2.0, 3.0, 3.0, 1.0]))])
+    with pytest.raises(ValueError, match="No mask"):
+        combine.intersect_masks([])
 
 
 def test_intersect_masks():
