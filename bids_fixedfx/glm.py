@@ -2,17 +2,24 @@
 
 The numbers are those of nilearn's ``FirstLevelModel`` (masking, smoothing,
 percent-signal scaling, OLS or AR(1) noise model, ``compute_contrast(...,
-output_type='all')``), computed with nilearn's own ``mean_scaling``, ``run_glm`` and
-``compute_contrast`` functions. Two things differ, for speed and memory only:
+output_type='all')``), computed with nilearn's own ``mean_scaling``, regression models
+(``OLSModel``, ``ARModel``) and ``Contrast``. What differs is for speed and memory only:
 
-- the BOLD series is smoothed volume by volume and masked as it goes, so the whole
+- the BOLD series is decompressed, smoothed and masked volume by volume, so the whole
   4D series is never held in double precision (``FirstLevelModel`` smooths a copy of
-  the whole series);
+  the whole series), nor at all when a mask is given;
+- ``run_glm``'s AR(1) model is fitted on whole arrays: each voxel's coefficient is
+  computed as nilearn's ``_yule_walker`` computes it and truncated to nilearn's bins,
+  and the voxels of a bin are whitened and fitted together with that bin's ``ARModel``
+  (nilearn builds a ``RegressionResults`` per bin, and a Toeplitz system per voxel);
+  contrasts are computed from the fitted arrays as ``compute_contrast`` computes them;
 - voxels are fitted in chunks, on ``n_threads`` threads. nilearn's AR(1) model bins
   each voxel's own AR coefficient, so every voxel's estimate is independent of the
-  others and chunking gives the same numbers.
+  others and chunking gives the same numbers (up to the mean residual that
+  ``_yule_walker`` removes: that of the chunk, about 1e-16 of the residuals).
 
-Tests compare every map with ``FirstLevelModel`` on the same data.
+Tests compare every map with ``FirstLevelModel`` on the same data, and the fit with
+``run_glm`` and ``compute_contrast`` to 1e-10.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ NILEARN_OUTPUTS = {
 }
 #: The maps of an F contrast (its effects are several; its statistic is F).
 F_STATS = ("F", "z", "p")
-CHUNK_VOXELS = 5000
+#: Voxels fitted together: small enough that a chunk's arrays stay in cache (and memory low).
+CHUNK_VOXELS = 2000
 #: The value of each map outside the mask: 0, but 1 for p (nothing there looks significant).
 OUTSIDE_MASK = {"effect": 0.0, "variance": 0.0, "t": 0.0, "F": 0.0, "z": 0.0, "p": 1.0}
 

@@ -133,8 +133,10 @@ def _inflate(path: Path, what: str):
         try:
             while block := stream.read(READ_BLOCK):
                 while block:
-                    if not pending and not block.strip(b"\0"):
-                        break  # zero padding after the last member, as gzip accepts
+                    if not pending:  # zero padding between or after members, as gzip accepts
+                        block = block.lstrip(b"\0")
+                        if not block:
+                            break
                     pending = True
                     out = decompressor.decompress(block)
                     if out:
