@@ -8,17 +8,21 @@ its own process, on the same data:
 2. ``bids-fixedfx DS OUT participant --skip-bids-validation --no-reports`` (the same work),
 3. ``bids-fixedfx DS OUT participant`` with its defaults (validation, reports, boilerplate),
 
-and prints wall time and peak memory (the kernel's maximum resident set size of the
-process) with the app/loop ratios, and the largest relative difference between the
-app's and the loop's maps.
+in rounds (each round runs the three once, in this order, so that the load of the
+machine falls alike on all), and prints for each the median wall time and peak memory
+(the kernel's maximum resident set size of the process) over the rounds, the app/loop
+ratios with and without reports, the machine's load average before and after, and the
+largest relative difference between the app's and the loop's maps.
 
-Usage: python benchmarks/benchmark.py [--work-dir DIR] [--repeat N]
+Usage: python benchmarks/benchmark.py [--work-dir DIR] [--rounds N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import shutil
 import subprocess
 import sys
@@ -60,7 +64,8 @@ def make_dataset(path: Path) -> Path:
 
 
 def max_relative_difference(app_dir: Path, loop_dir: Path) -> float:
-    """Largest |app - loop| / max|loop| over every run and subject map of the loop."""
+    """Largest |app - loop| / max|loop| over every run and subject map of the loop
+    (outside the mask, where the app writes p = 1 and nilearn 0, p maps are not compared)."""
     import nibabel as nib
     import numpy as np
 
@@ -77,6 +82,9 @@ def max_relative_difference(app_dir: Path, loop_dir: Path) -> float:
             raise SystemExit(f"No single app map for {loop_file.name} ({pattern})")
         ours = nib.load(matches[0]).get_fdata()
         theirs = nib.load(loop_file).get_fdata()
+        if stat == "p":
+            outside = (theirs == 0) & (ours == 1)
+            ours, theirs = ours[~outside], theirs[~outside]
         scale = np.max(np.abs(theirs)) or 1.0
         worst = max(worst, float(np.max(np.abs(ours - theirs)) / scale))
     return worst
@@ -85,32 +93,41 @@ def max_relative_difference(app_dir: Path, loop_dir: Path) -> float:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, help="keep the dataset here between runs")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each command (best kept)")
+    parser.add_argument("--rounds", "--repeat", type=int, default=2,
+                        help="rounds of the three runs, alternating (median kept; default 2)")
     args = parser.parse_args(argv)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bids-fixedfx-bench-"))
     dataset = make_dataset(work / "ds")
     app = [sys.executable, "-m", "bids_fixedfx"]
     commands = {  # name: (output folder, command)
         "nilearn loop": ("out-loop", lambda out: [sys.executable, HERE / "nilearn_loop.py", dataset, out]),
-        "bids-fixedfx (same work)": ("out-app", lambda out: [
+        "bids-fixedfx --no-reports": ("out-app", lambda out: [
             *app, dataset, out, "participant", "--skip-bids-validation", "--no-reports"]),
         "bids-fixedfx (defaults)": ("out-app-full", lambda out: [*app, dataset, out, "participant"]),
     }
-    results = {}
-    for name, (folder, command) in commands.items():
-        best = None
-        for _ in range(args.repeat):
+    runs = {name: [] for name in commands}
+    load_before = os.getloadavg()
+    for round_ in range(args.rounds):
+        for name, (folder, command) in commands.items():
             out = work / folder
             shutil.rmtree(out, ignore_errors=True)
             result = measure(command(out))
-            best = result if best is None or result["seconds"] < best["seconds"] else best
-        results[name] = best
-        print(f"{name:28s} {best['seconds']:7.1f} s {best['peak_mb']:8.0f} MB peak", flush=True)
-    loop, same, full = (results[n] for n in commands)
-    print(f"wall-time ratio app/loop: {same['seconds'] / loop['seconds']:.2f}")
-    print(f"peak-memory ratio app/loop: {same['peak_mb'] / loop['peak_mb']:.2f}")
-    print(f"reports, validation and boilerplate: {full['seconds'] - same['seconds']:.1f} s "
-          f"({(full['seconds'] - same['seconds']) / full['seconds']:.0%} of the default run)")
+            runs[name].append(result)
+            print(f"round {round_ + 1}: {name:28s} {result['seconds']:7.1f} s {result['peak_mb']:8.0f} MB peak",
+                  flush=True)
+    load_after = os.getloadavg()
+    results = {
+        name: {key: statistics.median(r[key] for r in done) for key in ("seconds", "peak_mb")}
+        for name, done in runs.items()
+    }
+    print(f"median of {args.rounds} round(s); load average (1, 5, 15 min) before "
+          f"{', '.join(f'{x:.1f}' for x in load_before)}, after {', '.join(f'{x:.1f}' for x in load_after)} "
+          f"on {os.cpu_count()} CPUs")
+    loop = results["nilearn loop"]
+    for name, result in results.items():
+        ratios = "" if result is loop else (
+            f"   {result['seconds'] / loop['seconds']:.2f}x wall, {result['peak_mb'] / loop['peak_mb']:.2f}x memory")
+        print(f"{name:28s} {result['seconds']:7.1f} s {result['peak_mb']:8.0f} MB peak{ratios}")
     difference = max_relative_difference(work / "out-app", work / "out-loop")
     print(f"largest relative difference app vs loop: {difference:.2e}")
     return 0
