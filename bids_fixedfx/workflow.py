@@ -106,40 +106,43 @@ def _fit_all(run_plans, settings):
     """Yield (plan, result, seconds) for every run, in order.
 
     Runs are fitted one at a time, each on ``--nprocs`` threads (voxels and volumes
-    are independent), so memory stays that of about two runs whatever the dataset's
-    size. With more than one core, the next run's series is read (decompressed)
-    while the current one is fitted.
+    are independent), so memory stays that of about two runs' masked series whatever
+    the dataset's size. With more than one core, the next run is read, smoothed and
+    masked on one thread while the current one is fitted.
     """
     model = settings.model
 
-    def fit(run_plan, bold):
+    def prepare(run_plan, n_threads):
         start = time.perf_counter()
-        masked = glm.prepare_run(bold, run_plan.run.mask, model.smoothing_fwhm, settings.nprocs)
-        prepared = time.perf_counter()
+        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, model.smoothing_fwhm, n_threads)
+        logger.debug("%s: read, masked and smoothed %d voxels in %.1f s", run_plan.run.name,
+                     masked.series.shape[1], time.perf_counter() - start)
+        return masked
+
+    def fit(run_plan, masked):
+        start = time.perf_counter()
         result = glm.fit_masked(masked, run_plan.design, run_plan.contrasts, noise_model=model.noise_model,
                                 name=run_plan.run.name, n_threads=settings.nprocs)
-        logger.debug("%s: masked and smoothed %d voxels in %.1f s, GLM and contrasts in %.1f s",
-                     run_plan.run.name, masked.series.shape[1], prepared - start,
-                     time.perf_counter() - prepared)
+        logger.debug("%s: GLM and contrasts in %.1f s", run_plan.run.name, time.perf_counter() - start)
         return result
 
     if settings.nprocs <= 1:
         for run_plan in run_plans:
             start = time.perf_counter()
-            result = fit(run_plan, run_plan.run.bold)
+            result = fit(run_plan, prepare(run_plan, 1))
             yield run_plan, result, time.perf_counter() - start
         return
     with ThreadPoolExecutor(max_workers=1) as reader:
-        following = reader.submit(glm.read_bold, run_plans[0].run.bold)
+        following = reader.submit(prepare, run_plans[0], 1)
         for index, run_plan in enumerate(run_plans):
             start = time.perf_counter()
-            bold = following.result()
+            masked = following.result()
             following = None  # the future would keep the series alive
             if index + 1 < len(run_plans):
-                following = reader.submit(glm.read_bold, run_plans[index + 1].run.bold)
+                following = reader.submit(prepare, run_plans[index + 1], 1)
             logger.debug("%s: waited %.1f s for the read-ahead", run_plan.run.name, time.perf_counter() - start)
-            result = fit(run_plan, bold)
-            del bold
+            result = fit(run_plan, masked)
+            del masked
             yield run_plan, result, time.perf_counter() - start
 
 
