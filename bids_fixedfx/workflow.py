@@ -356,8 +356,11 @@ def _group_maps(test, mask, settings):
     effects = [i.effect for i in items]
     if test.design is None or settings.group_model == "fixed":
         contrast = combine.GroupContrast(test.name, test.contrast, {"intercept": 1.0})
-        _, maps = combine.group_level(effects, [i.variance for i in items], [i.info.dof for i in items],
-                                      [i.mask for i in items], contrast, settings.group_model)
+        if settings.group_model == "fixed":
+            maps = combine.group_fixed_effects(effects, [i.variance for i in items], [i.info.dof for i in items],
+                                               mask, contrast)
+        else:
+            maps = combine.one_sample_test(effects, mask, contrast)
         name = "fixed effects" if settings.group_model == "fixed" else "one-sample t-test"
         yield contrast, maps, {"GroupModel": name}
         return
