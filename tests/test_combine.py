@@ -13,6 +13,7 @@ from nilearn.glm.second_level import SecondLevelModel
 from scipy import stats
 
 from bids_fixedfx import combine
+from bids_fixedfx import maps as map_reading
 from bids_fixedfx.glm import ContrastMaps
 from bids_fixedfx.settings import STATS
 
@@ -137,7 +138,7 @@ def assert_equal_to_nilearn(ours, theirs, mask, stats_=STATS):
 def blocks(request, monkeypatch):
     """The group statistics on all voxels at once, and in blocks of 1000 voxels."""
     if request.param == "blocks":
-        monkeypatch.setattr(combine, "GROUP_BLOCK_VALUES", 1)
+        monkeypatch.setattr(map_reading, "GROUP_BLOCK_VALUES", 1)
     return request.param
 
 

@@ -1,0 +1,140 @@
+"""Maps and masks as the combining steps read them: one at a time, in-mask values only,
+on one voxel grid (the intersection of masks, the check that images share a grid)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+GRID_ATOL = 1e-4
+#: Subject-voxel values held at once by the group-level statistics (a block of voxels of all
+#: subjects, in float64): with a few temporary copies in ``OLSModel``, about 100 MB whatever the
+#: number of subjects.
+GROUP_BLOCK_VALUES = 4_000_000
+
+
+def intersect_masks(mask_imgs):
+    """The voxels inside every mask (nilearn's ``intersect_masks`` with threshold 1).
+
+    The masks are read one at a time, so memory does not grow with their number.
+
+    Parameters
+    ----------
+    mask_imgs : list of Nifti1Image or paths
+        Masks on one grid.
+
+    Returns
+    -------
+    mask : Nifti1Image
+        int8, 0 and 1, with the first mask's affine.
+
+    Raises
+    ------
+    ValueError
+        No mask, or masks on different grids.
+    """
+    import nibabel as nib
+
+    mask_imgs = list(mask_imgs)
+    if not mask_imgs:
+        raise ValueError("No mask to intersect: expected at least one mask image.")
+    inside = affine = None
+    for index, mask_img in enumerate(mask_imgs):
+        values, this_affine = _read_mask(mask_img)
+        if inside is None:
+            inside, affine = values.copy(), this_affine
+            continue
+        if values.shape != inside.shape or not np.allclose(this_affine, affine, atol=GRID_ATOL):
+            raise ValueError(
+                f"Mask {index} ({_name(mask_img)}) is not on the grid of mask 0: shape {values.shape} "
+                f"and affine {this_affine.round(4).tolist()}, expected {inside.shape} and {affine.round(4).tolist()}."
+            )
+        inside &= values
+    return nib.Nifti1Image(inside.astype(np.int8), affine)
+
+
+def _name(img) -> str:
+    return str(img) if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__") else "in-memory image"
+
+
+def _read_mask(mask_img):
+    """A mask's boolean array and affine, checked as nilearn checks masks (two values, 0 outside)."""
+    from nilearn.masking import load_mask_img
+
+    from .images import read_mask
+
+    if isinstance(mask_img, (str, bytes)) or hasattr(mask_img, "__fspath__"):
+        mask_img = read_mask(mask_img)  # checked there, and made 0 and 1
+        values, affine = np.asanyarray(mask_img.dataobj) != 0, mask_img.affine
+    else:
+        values, affine = load_mask_img(mask_img, allow_empty=True)
+    return np.asarray(values, dtype=bool), np.asarray(affine, dtype=np.float64)
+
+
+def _read_map(img):
+    """A 3D map's data (in its stored type, as nibabel scales it) and affine, read whole."""
+    from .images import read_image
+
+    if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__"):
+        img = read_image(img, "Subject map")
+    return np.asanyarray(img.dataobj), np.asarray(img.affine, dtype=np.float64)
+
+
+def _masked_values(img, inside, affine):
+    """The values of one map inside the mask (``inside``, on the grid of ``affine``)."""
+    data, this_affine = _read_map(img)
+    if data.size != inside.size or data.shape[:3] != inside.shape or not np.allclose(
+        this_affine, affine, atol=GRID_ATOL
+    ):
+        raise ValueError(
+            f"Map {_name(img)} is not on the group mask's grid: shape {data.shape}, "
+            f"expected {inside.shape} with affine {affine.round(4).tolist()}."
+        )
+    return data.reshape(inside.shape)[inside]
+
+
+def masked_matrix(imgs, mask_img) -> np.ndarray:
+    """The maps' values inside the mask, one row per map, reading one map at a time.
+
+    Parameters
+    ----------
+    imgs : list of Nifti1Image or paths
+        3D maps on the mask's grid.
+    mask_img : Nifti1Image
+
+    Returns
+    -------
+    values : numpy.ndarray, shape (n_maps, n_voxels)
+        float32 when every map's values are exactly float32 (the app writes its maps in
+        float32), else float64: no value is rounded.
+    """
+    inside = np.asanyarray(mask_img.dataobj).astype(bool)
+    affine = np.asarray(mask_img.affine, dtype=np.float64)
+    imgs = list(imgs)
+    matrix = None
+    for row, img in enumerate(imgs):
+        values = _masked_values(img, inside, affine)
+        dtype = np.float32 if np.can_cast(values.dtype, np.float32, "safe") else np.float64
+        if matrix is None:
+            matrix = np.empty((len(imgs), values.size), dtype=dtype)
+        elif matrix.dtype != np.result_type(matrix.dtype, dtype):
+            matrix = matrix.astype(np.float64)
+        matrix[row] = values
+    return matrix
+
+
+def _voxel_blocks(n_rows: int, n_voxels: int):
+    size = max(1000, GROUP_BLOCK_VALUES // max(n_rows, 1))
+    for start in range(0, n_voxels, size):
+        yield slice(start, min(start + size, n_voxels))
+
+
+def same_grid(imgs, atol=1e-4) -> bool:
+    """Whether all images share one voxel grid (shape, and affine within ``atol``)."""
+    from nilearn.image import load_img
+
+    first = load_img(imgs[0])
+    for img in imgs[1:]:
+        img = load_img(img)
+        if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine, atol=atol):
+            return False
+    return True
