@@ -40,8 +40,44 @@ and model settings. logs/ holds the methods text (CITATION.md) to cite them.
 """
 
 
-def source(path, output_dir) -> str:
-    """How a sidecar names a file: a BIDS URI for our own, else a path relative to OUTPUT_DIR."""
+def dataset_names(bids_dir, derivatives=()) -> dict:
+    """Names for the input datasets in BIDS URIs: ``raw`` for BIDS_DIR, each derivatives
+    dataset by its folder's name as a label (``fmriprep``), made unique.
+
+    Returns
+    -------
+    datasets : dict
+        Name -> dataset root (absolute).
+    """
+    from .naming import label_of
+
+    names = {"raw": Path(bids_dir).absolute()}
+    for root in derivatives:
+        try:
+            base = label_of(Path(root).name)
+        except ValueError:
+            base = "derivatives"
+        name, count = base, 1
+        while name in names:
+            count += 1
+            name = f"{base}{count}"
+        names[name] = Path(root).absolute()
+    return names
+
+
+def source(path, output_dir, datasets=None) -> str:
+    """How a sidecar names a file: a BIDS URI, ``bids::<path>`` for the output's own files
+    and ``bids:<name>:<path>`` for a file of an input dataset (named in ``DatasetLinks``), else
+    a path relative to OUTPUT_DIR.
+
+    Parameters
+    ----------
+    path : str or Path
+        Relative paths are the output's own.
+    output_dir : Path
+    datasets : dict, optional
+        Name -> root of each input dataset (:func:`dataset_names`).
+    """
     path = Path(path)
     output_dir = Path(output_dir)
     if not path.is_absolute():
@@ -49,7 +85,22 @@ def source(path, output_dir) -> str:
     try:
         return f"bids::{path.relative_to(output_dir).as_posix()}"
     except ValueError:
-        return Path(os.path.relpath(path, output_dir)).as_posix()
+        pass
+    found = []
+    for name, root in (datasets or {}).items():
+        try:
+            found.append((len(Path(root).parts), name, path.relative_to(root).as_posix()))
+        except ValueError:
+            continue
+    if found:  # the innermost dataset: derivatives may lie inside BIDS_DIR
+        _, name, relative = max(found)
+        return f"bids:{name}:{relative}"
+    return Path(os.path.relpath(path, output_dir)).as_posix()
+
+
+def dataset_links(output_dir, datasets) -> dict:
+    """``DatasetLinks`` of the output: each input dataset's path relative to OUTPUT_DIR."""
+    return {name: Path(os.path.relpath(root, output_dir)).as_posix() for name, root in datasets.items()}
 
 
 def _atomic(path: Path, write):
@@ -109,7 +160,7 @@ def write_tsv(frame, path: Path) -> Path:
 RECORDED_DEPENDENCIES = ("nilearn", "pybids", "nibabel", "numpy", "scipy")
 
 
-def dataset_description(bids_dir, output_dir) -> dict:
+def dataset_description(bids_dir, output_dir, datasets=None) -> dict:
     """The output's ``dataset_description.json`` content (with the versions of the
     libraries that compute the maps in ``GeneratedBy``)."""
     from importlib import metadata
@@ -120,19 +171,30 @@ def dataset_description(bids_dir, output_dir) -> dict:
             generated_by.append({"Name": name, "Version": metadata.version(name)})
         except metadata.PackageNotFoundError:
             pass
-    return {
+    description = {
         "Name": "bids-fixedfx: fixed-effects fMRI statistics",
         "BIDSVersion": "1.10.0",
         "DatasetType": "derivative",
         "GeneratedBy": generated_by,
         "SourceDatasets": [{"URL": Path(os.path.relpath(bids_dir, output_dir)).as_posix()}],
     }
+    links = dataset_links(output_dir, datasets or dataset_names(bids_dir))
+    description["DatasetLinks"] = links
+    return description
 
 
-def write_dataset_files(bids_dir, output_dir) -> None:
-    """Write ``dataset_description.json`` and ``.bidsignore`` (same content from every process)."""
+def write_dataset_files(bids_dir, output_dir, datasets=None) -> None:
+    """Write ``dataset_description.json`` and ``.bidsignore`` (same content from every process);
+    ``DatasetLinks`` keeps the links an earlier level wrote."""
     output_dir = Path(output_dir)
-    write_json(dataset_description(bids_dir, output_dir), output_dir / "dataset_description.json")
+    description = dataset_description(bids_dir, output_dir, datasets)
+    try:
+        earlier = json.loads((output_dir / "dataset_description.json").read_text()).get("DatasetLinks", {})
+    except (OSError, ValueError, AttributeError):
+        earlier = {}
+    if isinstance(earlier, dict):
+        description["DatasetLinks"] = {**earlier, **description["DatasetLinks"]}
+    write_json(description, output_dir / "dataset_description.json")
     write_text(BIDSIGNORE, output_dir / ".bidsignore")
     write_text(README, output_dir / "README.md")
 

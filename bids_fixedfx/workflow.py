@@ -54,7 +54,8 @@ def run_participant(settings) -> None:
         _write_boilerplate(settings, checked, None)
         return
 
-    outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
+    settings = replace(settings, derivatives=tuple(derivatives))
+    outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
     model_file = None
     if model is not None:
         model_file = naming.build("model", model=naming.label_of(model.name))
@@ -146,6 +147,11 @@ def _fit_all(run_plans, settings):
             yield run_plan, result, time.perf_counter() - start
 
 
+def _datasets(settings) -> dict:
+    """The input datasets by the names that ``Sources`` URIs use (``raw``, ``fmriprep``...)."""
+    return outputs.dataset_names(settings.bids_dir, settings.derivatives)
+
+
 def _kept_for_combining(result):
     """What fixed effects need of a written run: its effect and variance maps, in single
     precision (as written), so that a subject's memory does not grow by five maps a run."""
@@ -167,7 +173,8 @@ def write_run(run_plan, result, place, settings) -> None:
     run, output_dir, model = run_plan.run, settings.output_dir, settings.model
     design_tsv = naming.build_run("design", run, space=None, extension=".tsv")
     outputs.write_tsv(run_plan.design.matrix, place.path(design_tsv))
-    source = lambda path: outputs.source(path, output_dir)  # noqa: E731
+    datasets = _datasets(settings)
+    source = lambda path: outputs.source(path, output_dir, datasets)  # noqa: E731
     info = sidecars.FirstLevelModelInfo.from_settings(model)
     design = run_plan.design
     outputs.write_json(sidecars.DesignSidecar(
@@ -217,7 +224,8 @@ def write_subject(maps, place, settings) -> None:
     common = {"subject": subject.subject, "task": subject.task, "space": subject.space}
     mask_path = naming.build("subject_mask", extension=".nii.gz", **common)
     outputs.write_nifti(maps.mask, place.path(mask_path))
-    run_masks = [outputs.source(p.run.mask, output_dir) for p in subject.runs if p.run.mask is not None]
+    datasets = _datasets(settings)
+    run_masks = [outputs.source(p.run.mask, output_dir, datasets) for p in subject.runs if p.run.mask is not None]
     outputs.write_json(
         outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks),
         place.path(naming.build("subject_mask", extension=".json", **common)),
@@ -243,7 +251,7 @@ def write_subject(maps, place, settings) -> None:
                 {"Run": left.run.name, "Reason": left.reason} for left in subject.left_out
             ]
         sidecar = sidecars.StatmapSidecar(
-            tuple(outputs.source(f, output_dir) for f in files if f is not None),
+            tuple(outputs.source(f, output_dir, datasets) for f in files if f is not None),
             _contrast_info(contrast_maps), contrast_maps.dof, info, fixed_effects=fixed_effects,
             extra={"CommandLine": settings.command}, **_model_keys(settings, "subject"),
         )

@@ -216,14 +216,20 @@ def test_sidecars_hold_what_spec_requires(analysed):
     assert any(n.endswith("_events.tsv") for n in names)
     assert any(n.endswith("_desc-confounds_timeseries.tsv") for n in names)
     assert any(n.endswith("_design.tsv") for n in names)
-    for source in run["Sources"]:  # resolvable: relative to OUTPUT_DIR, or bids:: in it
-        path = analysed / source[len("bids::"):] if source.startswith("bids::") else analysed / source
-        assert path.exists(), source
+    description = json.loads((analysed / "dataset_description.json").read_text())
+    links = description["DatasetLinks"]
+    assert {"raw", "fmriprep"} <= set(links)
+    for source in run["Sources"]:  # BIDS URIs: bids:: in OUTPUT_DIR, bids:<name>: through DatasetLinks
+        assert source.startswith("bids:"), source
+        name, _, path = source[len("bids:"):].partition(":")
+        root = analysed if not name else analysed / links[name]
+        assert (root / path).exists(), source
+    assert any(s.startswith("bids:fmriprep:sub-01/ses-1/func/") for s in run["Sources"])
+    assert any(s.startswith("bids:raw:sub-01/ses-1/func/") for s in run["Sources"])
     subject = json.loads((analysed / "sub-01" / "func" /
                           f"sub-01_task-checkerboard_space-{SPACE}_contrast-audio_stat-z_statmap.json").read_text())
     assert subject["FixedEffects"] == {"PrecisionWeighted": False, "NumberOfRuns": 4}
     assert len([s for s in subject["Sources"] if "stat-effect" in s]) == 4
-    description = json.loads((analysed / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
     assert {"Name", "Version", "CodeURL"} <= set(description["GeneratedBy"][0])
 
@@ -408,7 +414,7 @@ def test_events_inherited_from_the_dataset_root(fresh_dataset, tmp_path):
     out = tmp_path / "out"
     assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
     sidecar = json.loads(next(out.rglob("*run-01_design.json")).read_text())
-    assert any(s.endswith("/task-checkerboard_events.tsv") for s in sidecar["Sources"])
+    assert "bids:raw:task-checkerboard_events.tsv" in sidecar["Sources"]
 
 
 def test_precomputed_tsv_designs_default_to_condition_contrasts(analysed, fresh_dataset, tmp_path, caplog):

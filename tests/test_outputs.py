@@ -119,10 +119,18 @@ def test_sources_resolve_by_file_name(tmp_path):
     theirs = bids_dir / "derivatives" / "fmriprep" / "sub-01" / "func" / "sub-01_task-x_run-1_desc-preproc_bold.nii.gz"
     uri = outputs.source(ours, output_dir)
     assert uri == "bids::sub-01/func/" + ours.name
-    relative = outputs.source(theirs, output_dir)
+    relative = outputs.source(theirs, output_dir)  # no dataset named: a path relative to OUTPUT_DIR
     assert not Path(relative).is_absolute()
     assert (output_dir / relative).resolve() == theirs.resolve()
     assert relative.endswith(theirs.name)
+    datasets = outputs.dataset_names(bids_dir, [bids_dir / "derivatives" / "fmriprep"])
+    assert set(datasets) == {"raw", "fmriprep"}
+    uri = outputs.source(theirs, output_dir, datasets)  # the innermost dataset names it
+    assert uri == "bids:fmriprep:sub-01/func/" + theirs.name
+    links = outputs.dataset_links(output_dir, datasets)
+    assert (output_dir / links["fmriprep"] / "sub-01/func" / theirs.name).resolve() == theirs.resolve()
+    raw = bids_dir / "sub-01" / "func" / "sub-01_task-x_run-1_events.tsv"
+    assert outputs.source(raw, output_dir, datasets) == "bids:raw:sub-01/func/sub-01_task-x_run-1_events.tsv"
 
 
 # ---------------------------------------------------------------- dataset files
