@@ -58,7 +58,7 @@ class Design:
         Volumes kept for the fit (from a scrubbing confound strategy).
     precomputed : bool
         Whether the matrix was read from ``--design-dir``.
-    warnings : tuple of Note
+    notes : tuple of Note
         What a user should know about how it was built.
     """
 
@@ -68,7 +68,7 @@ class Design:
     condition_counts: dict = field(default_factory=dict)
     sample_mask: np.ndarray | None = None
     precomputed: bool = False
-    warnings: tuple[Note, ...] = ()
+    notes: tuple[Note, ...] = ()
 
 
 def read_events(path, keep_missing_trial_types: bool = False) -> pd.DataFrame:
@@ -265,7 +265,7 @@ def build_design(run, model) -> Design:
         confounds=tuple(confounds.columns) if confounds is not None else (),
         condition_counts={str(k): int(v) for k, v in counts.items()},
         sample_mask=sample_mask,
-        warnings=tuple(notes),
+        notes=tuple(notes),
     )
 
 
@@ -356,7 +356,7 @@ def model_design(run, node) -> Design:
         conditions=tuple(built.conditions),
         confounds=tuple(c for c in built.confounds if c != "constant"),
         condition_counts={str(k): int(v) for k, v in counts.items()},
-        warnings=tuple(Note.for_run(run, "design", text) for text in built.notes),
+        notes=tuple(Note.for_run(run, "design", text) for text in built.notes),
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import warnings as pywarnings
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -62,11 +63,21 @@ def stats_of(test: str) -> tuple[str, ...]:
     return F_STATS if test == "F" else STATS
 
 
+class Contrast(Protocol):
+    """What a map says it is of: a run's ``ContrastWeights``, or a group's ``GroupContrast``."""
+
+    name: str  # as the user or the model named it
+    label: str  # as file names carry it
+    weights: object  # {column: weight}, or one such mapping per row of an F contrast
+    test: str  # "t" or "F"
+
+
 @dataclass(frozen=True, eq=False)
 class ContrastMaps:
-    """The five maps of one contrast (``effect``, ``variance``, ``t``, ``z``, ``p``)."""
+    """The maps of one contrast (``effect``, ``variance``, ``t``, ``z``, ``p``; ``F``, ``z``,
+    ``p`` for an F contrast) and their degrees of freedom."""
 
-    contrast: object  # ContrastWeights, or the group's intercept contrast
+    contrast: Contrast
     maps: dict
     dof: float
 
@@ -79,7 +90,7 @@ class RunResult:
     mask: object  # Nifti1Image
     dof: float
     contrasts: tuple[ContrastMaps, ...]
-    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # nilearn's remarks while fitting, prefixed with the run's name
 
     def maps_of(self, label):
         """The :class:`ContrastMaps` of the contrast with this file label, or None."""
@@ -89,7 +100,7 @@ class RunResult:
         return None
 
 
-def glm_maps(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None):
+def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None):
     """Fit the GLM voxel chunk by voxel chunk and compute t and F contrasts, as nilearn.
 
     The numbers are those of nilearn's ``mean_scaling``, ``run_glm`` and
@@ -243,7 +254,7 @@ def fit_chunk(series, models, noise_model="ar1"):
     Returns
     -------
     maps : list of dict
-        Per contrast, its maps (see :func:`glm_maps`).
+        Per contrast, its maps (see :func:`fit_contrasts`).
     """
     from nilearn.glm.contrasts import Contrast
     from nilearn.glm.first_level import mean_scaling
@@ -348,7 +359,7 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         matrix = matrix[design.sample_mask]
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
-        maps, dof = glm_maps(
+        maps, dof = fit_contrasts(
             series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
             tests=[getattr(c, "test", "t") for c in contrasts],
         )
@@ -365,7 +376,7 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
             )
             for contrast, values in zip(contrasts, maps)
         ),
-        warnings=notes,
+        notes=notes,
     )
 
 

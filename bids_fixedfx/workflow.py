@@ -76,7 +76,7 @@ def run_participant(settings) -> None:
                 elapsed = time.perf_counter() - started
                 logger.info("[%d/%d] %s fitted in %.1f s%s", done, total, run_plan.run.name, seconds,
                             progress.remaining(done, total, elapsed))
-                for text in result.warnings:
+                for text in result.notes:
                     logger.warning("%s", text)
                     notes.append(Note.for_run(run_plan.run, "fit", text))
                 write_run(run_plan, result, staging, settings)

@@ -102,7 +102,7 @@ def test_first_row_na_filled_as_load_confounds_does(example_run):
     )
     np.testing.assert_allclose(ours.to_numpy(), nilearn_confounds[columns].to_numpy(), rtol=0, atol=1e-12)
     np.testing.assert_array_equal(ours.iloc[0, 1:].to_numpy(), table[columns[1:]].iloc[1].to_numpy())
-    assert any(w.kind == "imputed" and "derivative1" in w.text for w in built.warnings)
+    assert any(w.kind == "imputed" and "derivative1" in w.text for w in built.notes)
 
 
 def test_wildcard_confounds(example_run):

@@ -195,8 +195,8 @@ def test_voxel_chunks_give_the_same_maps(synthetic, noise_model):
     bold, mask, run_design, contrasts = synthetic
     series = glm.masked_series(bold, glm.load_mask(mask, bold))
     vectors = [c.vector for c in contrasts]
-    whole, dof = glm.glm_maps(series, run_design.matrix.to_numpy(), vectors, noise_model)
-    chunked, chunked_dof = glm.glm_maps(series, run_design.matrix.to_numpy(), vectors, noise_model, n_threads=2, chunk=17)
+    whole, dof = glm.fit_contrasts(series, run_design.matrix.to_numpy(), vectors, noise_model)
+    chunked, chunked_dof = glm.fit_contrasts(series, run_design.matrix.to_numpy(), vectors, noise_model, n_threads=2, chunk=17)
     assert series.shape[1] > 17 * 2
     assert dof == chunked_dof
     for a, b in zip(whole, chunked):
@@ -289,7 +289,7 @@ def test_vectorised_fit_equals_run_glm_and_compute_contrast(random_glm, noise_mo
     expected, expected_dof, labels = nilearn_chunk(series, matrix, vectors, tests, noise_model)
     if noise_model == "ar1":
         assert len(np.unique(labels)) > 100  # many bins, positive and negative
-    maps, dof = glm.glm_maps(series, matrix, vectors, noise_model, chunk=series.shape[1], tests=tests)
+    maps, dof = glm.fit_contrasts(series, matrix, vectors, noise_model, chunk=series.shape[1], tests=tests)
     assert dof == expected_dof
     for ours, theirs in zip(maps, expected):
         assert set(ours) == set(theirs)
@@ -318,8 +318,8 @@ def test_ar1_bins_are_those_of_run_glm(random_glm):
 
 def test_vectorised_fit_in_chunks_and_threads(random_glm):
     series, matrix, vectors, tests = random_glm
-    whole, dof = glm.glm_maps(series, matrix, vectors, "ar1", chunk=series.shape[1], tests=tests)
-    chunked, chunked_dof = glm.glm_maps(series, matrix, vectors, "ar1", n_threads=2, chunk=701, tests=tests)
+    whole, dof = glm.fit_contrasts(series, matrix, vectors, "ar1", chunk=series.shape[1], tests=tests)
+    chunked, chunked_dof = glm.fit_contrasts(series, matrix, vectors, "ar1", n_threads=2, chunk=701, tests=tests)
     assert dof == chunked_dof
     for a, b in zip(whole, chunked):
         for stat in a:
@@ -329,7 +329,7 @@ def test_vectorised_fit_in_chunks_and_threads(random_glm):
 def test_an_unknown_noise_model_is_refused(random_glm):
     series, matrix, vectors, _ = random_glm
     with pytest.raises(ValueError, match="noise_model"):
-        glm.glm_maps(series, matrix, vectors[:1], "ar2")
+        glm.fit_contrasts(series, matrix, vectors[:1], "ar2")
 
 
 @pytest.mark.parametrize("n_threads", [1, 2, 3])

@@ -227,7 +227,7 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
             pipeline=pipeline_of(run.bold, descriptions) if run.preprocessed else None,
             mask=run.mask.name if run.mask else None,
             censored=run.n_volumes - len(design.sample_mask) if design.sample_mask is not None else 0,
-            imputed=any(note.kind == "imputed" for note in design.warnings),
+            imputed=any(note.kind == "imputed" for note in design.notes),
         ))
         for contrast in run_plan.contrasts:
             contrasts.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, design.conditions))

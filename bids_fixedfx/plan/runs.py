@@ -125,7 +125,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
         )
         _check_images(run, given=settings.mask is not None)
         built[run] = designs.model_design(run, node) if node else designs.build_design(run, settings.model)
-        notes += built[run].warnings
+        notes += built[run].notes
     if node is None:
         notes += designs.check_contrasts(settings.contrasts, built)
     plans, left_out = [], defaultdict(list)
