@@ -91,9 +91,9 @@ PARTICIPANT_ONLY = (
     "design_dir", "mask", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
     "noise_model", "confounds", "precision_weighted",
 )
-GROUP_ONLY = ("group_model", "n_perm", "tfce")
+GROUP_ONLY = ("group_model", "group_covariates", "n_perm", "tfce")
 #: Options that a model file (-m) states itself; given with it they are usage errors.
 MODEL_DEFINED = (
     "contrast", "design_dir", "hrf_model", "drift_model", "high_pass", "drift_order", "noise_model",
-    "confounds", "precision_weighted", "group_model",
+    "confounds", "precision_weighted", "group_model", "group_covariates",
 )

@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         "effects over the subjects' maps (default: random)",
     )
 
+    model.add_argument(
+        "--group-covariates", nargs="+", default=[], metavar="COLUMN",
+        help="group level: a design from participants.tsv columns instead of the one-sample test: "
+        "one group column (its levels compared) and numeric covariates (demeaned, their slopes tested)",
+    )
     infer = parser.add_argument_group(
         "Corrected inference (maps written beside the unthresholded ones; subject and group level)")
     infer.add_argument(
@@ -302,6 +307,8 @@ def parse_settings(argv=None) -> Settings:
         confounds_given=args.confounds is not None,
         precision_weighted=args.precision_weighted,
     )
+    if args.group_covariates and args.group_model == "fixed":
+        raise UsageError("--group-covariates designs a test across subjects; it does not go with --group-model fixed.")
     if args.n_perm and args.group_model == "fixed":
         raise UsageError("--n-perm tests across subjects by sign flips; it does not go with --group-model fixed.")
     if args.tfce and not args.n_perm:
@@ -330,6 +337,7 @@ def parse_settings(argv=None) -> Settings:
         mask=args.mask.absolute() if args.mask else None,
         model=model,
         group_model=args.group_model,
+        group_covariates=tuple(dict.fromkeys(args.group_covariates)),
         inference=InferenceSettings(
             method=args.threshold, alpha=args.alpha, cluster_extent=args.cluster_extent,
             cluster_inference=args.cluster_inference, cluster_threshold=args.cluster_threshold,

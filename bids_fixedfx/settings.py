@@ -57,6 +57,7 @@ class Settings:
     mask: Path | None = None
     model: ModelSettings = ModelSettings()
     group_model: str = "random"
+    group_covariates: tuple[str, ...] = ()
     inference: InferenceSettings = InferenceSettings()
     work_dir: Path | None = None
     nprocs: int = 1

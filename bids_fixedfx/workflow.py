@@ -265,6 +265,8 @@ def run_group(settings) -> None:
     """Test every task, space and contrast across subjects; write ``group/``."""
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
     model = plan.read_model(settings) if settings.model_file else None
+    if settings.group_covariates:
+        model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir))
     if model is not None:
         dataset = model.nodes_at("dataset")
         group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"

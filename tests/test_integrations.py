@@ -164,7 +164,7 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     }
     ids = {i["id"] for i in _descriptor()["inputs"]}
     assert ids - set(invocation) == {"participant_level_analysis_dir", "group_model", "n_perm", "tfce",
-                                     "model_file", "quiet"}, \
+                                     "model_file", "quiet", "group_covariates"}, \
         "exercise every input of the descriptor here (group_model: at the group level below)"
     argv = _app_arguments(_simulate(invocation, tmp_path), "out dir")
     args = build_parser().parse_args(argv)

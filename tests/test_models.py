@@ -209,3 +209,40 @@ def test_options_that_the_model_states_are_refused_with_it(fresh_dataset, tmp_pa
     dataset = fresh_dataset(subjects=("01",))
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", MODELS / "model-twoSample_smdl.json",
                    *option], 64, option[0], "--model")
+
+
+@pytest.mark.slow
+def test_group_covariates_shortcut_equals_the_model_file(six_subjects, two_sample, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    assert main([str(six_subjects.path), str(out), "group", "--no-reports", "--group-covariates", "group", "age"]) == 0
+
+    def effect(folder, label):
+        return nib.load(str(next(folder.glob(f"*_contrast-audioGtVisual{label}_stat-effect_statmap.nii.gz")))).get_fdata()
+
+    model_group, shortcut = two_sample / "group", out / "group"
+    np.testing.assert_allclose(effect(shortcut, "ControlMinusPatient"), -effect(model_group, "PatientsMinusControls"),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(effect(shortcut, "Age"), effect(model_group, "Age"), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(effect(shortcut, "Mean"), effect(model_group, "Mean"), rtol=1e-5, atol=1e-7)
+    sidecar = json.loads(next(shortcut.glob("*_contrast-audioGtVisualAge_stat-t_statmap.json")).read_text())
+    assert sidecar["DesignMatrix"]["Columns"] == ["group.control", "group.patient", "age"]
+    assert (out / "models" / "model-groupCovariates_smdl.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [(["--group-covariates", "height"], "height"),
+     (["--group-covariates", "group", "sex"], "group columns"),
+     (["--group-covariates", "sex"], "sex has 1 level"),
+     (["--group-covariates", "age", "--group-model", "fixed"], "--group-model fixed")],
+)
+def test_group_covariates_errors(fresh_dataset, tmp_path, capsys, options, named):
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports", *options]) == 64
+    err = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line or "error:" in line]
+    assert len(err) == 1 and named in err[0]
+    assert not (out / "group").exists()

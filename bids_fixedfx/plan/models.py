@@ -112,3 +112,77 @@ def default_model(plan, settings):
         precision_weighted=model.precision_weighted,
     )
     return made, None
+
+
+def covariates_model(columns, participants):
+    """The model of ``--group-covariates``: a dataset node testing columns of ``participants.tsv``.
+
+    A column of numbers is a covariate, demeaned, tested by its slope; a column of labels (at
+    most one) is a group factor, one indicator per level: its levels are compared (t for two
+    levels, F for more), and the mean effect is tested across groups (or, without groups, the
+    intercept). Subjects with a missing value are left out by the group design, named.
+
+    Parameters
+    ----------
+    columns : sequence of str
+    participants : pandas.DataFrame
+        ``participants.tsv`` indexed by subject.
+
+    Returns
+    -------
+    model : bids_fixedfx.model.Model
+
+    Raises
+    ------
+    UsageError
+        A column that ``participants.tsv`` lacks, a group column with one level, two group columns.
+    """
+    import pandas as pd
+
+    from ..errors import UsageError
+    from ..model import parse_model
+
+    x, contrasts, instructions, groups = [], [], [], None
+    for column in columns:
+        if column not in participants.columns:
+            raise UsageError(
+                f"--group-covariates {column} is not a column of participants.tsv "
+                f"(columns: {', '.join(map(str, participants.columns)) or 'none'})."
+            )
+        values = participants[column].dropna()
+        if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
+            x.append(column)
+            instructions.append({"Name": "Demean", "Input": [column]})
+            contrasts.append({"Name": column, "ConditionList": [column], "Weights": [1], "Test": "t"})
+            continue
+        if groups is not None:
+            raise UsageError(
+                f"--group-covariates {groups[0]} and {column} are both group columns; give one (or write a model file)."
+            )
+        levels = sorted(values.astype(str).unique())
+        if len(levels) < 2:
+            raise UsageError(f"--group-covariates {column} has {len(levels)} level(s); a group column needs two or more.")
+        groups = (column, levels)
+    if groups is not None:
+        column, levels = groups
+        indicators = [f"{column}.{level}" for level in levels]
+        x = indicators + x
+        mean = {"Name": "mean", "ConditionList": indicators, "Weights": [f"1/{len(levels)}"] * len(levels), "Test": "t"}
+        if len(levels) == 2:
+            difference = {"Name": f"{levels[0]} minus {levels[1]}", "ConditionList": indicators, "Weights": [1, -1],
+                          "Test": "t"}
+        else:
+            rows = [[1 if j == i else -1 if j == len(levels) - 1 else 0 for j in range(len(levels))]
+                    for i in range(len(levels) - 1)]
+            difference = {"Name": f"{column} differences", "ConditionList": indicators, "Weights": rows, "Test": "F"}
+        contrasts = [mean, difference, *contrasts]
+    else:
+        x = [1, *x]
+        contrasts = [{"Name": "mean", "ConditionList": [1], "Weights": [1], "Test": "t"}, *contrasts]
+    node = {"Level": "Dataset", "Name": "groupCovariates", "GroupBy": ["contrast"],
+            "Model": {"Type": "glm", "X": x}, "Contrasts": contrasts}
+    if instructions:
+        node["Transformations"] = {"Transformer": "pybids-transforms-v1", "Instructions": instructions}
+    document = {"Name": "groupCovariates", "BIDSModelVersion": "1.0.0",
+                "Description": f"The group design of --group-covariates {' '.join(columns)}.", "Nodes": [node]}
+    return parse_model(document, "--group-covariates")

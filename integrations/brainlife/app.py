@@ -60,6 +60,7 @@ LIST_OPTIONS = {  # config key: command-line option (several values)
     "session_label": "--session-label",
     "task": "--task",
     "confounds": "--confounds",
+    "group_covariates": "--group-covariates",
 }
 FLAGS = {
     "precision_weighted": "--precision-weighted",
@@ -73,7 +74,7 @@ PARTICIPANT_ONLY = {
     "session_label", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
     "noise_model", "confounds", "contrasts", "precision_weighted", "skip_bids_validation",
 }
-GROUP_ONLY = {"group_model", "n_perm", "tfce"}
+GROUP_ONLY = {"group_model", "group_covariates", "n_perm", "tfce"}
 
 
 class ConfigError(Exception):
