@@ -224,18 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def given_options(argv) -> set[str]:
+def given_options(argv, parser=None) -> set[str]:
     """The destinations of the options given on the command line (abbreviations included).
 
     Parameters
     ----------
     argv : list of str
+    parser : argparse.ArgumentParser, optional
+        A parser of :func:`build_parser` to use (its defaults are suppressed); a new one by default.
 
     Returns
     -------
     dests : set of str
     """
-    parser = build_parser()
+    parser = parser or build_parser()
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     return set(vars(parser.parse_args(argv)))
@@ -252,7 +254,7 @@ def check_level_options(argv, level) -> None:
     parser = build_parser()
     flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions if a.option_strings}
     other, wrong = ("group", GROUP_ONLY) if level == "participant" else ("participant", PARTICIPANT_ONLY)
-    given = given_options(argv)
+    given = given_options(argv, parser)
     for dest in sorted(given & set(wrong)):
         raise UsageError(
             f"{flags[dest]} has no effect at the {level} level; it belongs to the {other} level."

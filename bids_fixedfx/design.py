@@ -189,13 +189,11 @@ def select_confounds(run, names):
     if not np.isfinite(confounds.fillna(0).to_numpy()).all():
         raise InputFileError(f"Confound columns {', '.join(columns)} of {run.confounds} hold infinite values.")
     notes = []
-    first = confounds.iloc[0].isna().to_numpy()
-    if first.any() and len(confounds) > 1:
-        # as nilearn's load_confounds: a derivative's missing first value takes the second's
-        confounds.iloc[0, first] = confounds.iloc[1, first]
+    filled = fill_first_row(confounds)
+    if filled:
         notes.append(Note.for_run(
             run, "imputed",
-            f"{run.name}: first value of {', '.join(np.array(columns)[first])} was n/a "
+            f"{run.name}: first value of {', '.join(filled)} was n/a "
             "and was set to the second, as nilearn's load_confounds does",
         ))
     if confounds.isna().to_numpy().any():
@@ -317,10 +315,33 @@ def read_confounds_table(path) -> pd.DataFrame | None:
         return None
     table = read_table(path, "confounds file")
     numeric = table.apply(pd.to_numeric, errors="coerce")
-    first = numeric.iloc[0].isna() & numeric.iloc[1:].notna().all() if len(numeric) > 1 else None
-    if first is not None and first.any():  # as nilearn's load_confounds: the first n/a takes the second
-        numeric.loc[numeric.index[0], first] = numeric.loc[numeric.index[1], first]
+    fill_first_row(numeric, complete_only=True)
     return numeric
+
+
+def fill_first_row(confounds: pd.DataFrame, complete_only: bool = False) -> list[str]:
+    """Set a confound's missing first value to the second, as nilearn's ``load_confounds``
+    does for fMRIPrep's derivatives (in place).
+
+    Parameters
+    ----------
+    confounds : pandas.DataFrame
+    complete_only : bool
+        Only columns with no other missing value (a table whose columns a model picks later).
+
+    Returns
+    -------
+    filled : list of str
+        The columns whose first value was set.
+    """
+    if len(confounds) < 2:
+        return []
+    first = confounds.iloc[0].isna()
+    if complete_only:
+        first &= confounds.iloc[1:].notna().all()
+    first = first.to_numpy()
+    confounds.iloc[0, first] = confounds.iloc[1, first]
+    return [str(c) for c in confounds.columns[first]]
 
 
 def model_design(run, node) -> Design:
@@ -373,5 +394,5 @@ from .contrasts import (  # noqa: E402, F401  (re-exported)
 __all__ = [
     "CONFOUND_STRATEGIES", "NUISANCE_COLUMNS", "is_confound_strategy", "ContrastWeights", "Design", "bids_label", "build_design",
     "check_contrasts", "contrast_weights", "expression_names", "frame_times", "load_design", "model_contrasts",
-    "model_design", "read_confounds_table", "read_events", "read_table", "select_confounds",
+    "fill_first_row", "model_design", "read_confounds_table", "read_events", "read_table", "select_confounds",
 ]

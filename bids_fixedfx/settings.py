@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .inference import InferenceSettings
+from .naming import STATS  # noqa: F401  (the maps of a t contrast, named once in naming; kept importable here)
 
 MOTION_CONFOUNDS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
-STATS = ("effect", "variance", "t", "z", "p")
 
 
 @dataclass(frozen=True)

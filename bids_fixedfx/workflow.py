@@ -56,10 +56,7 @@ def run_participant(settings) -> None:
 
     settings = replace(settings, derivatives=tuple(derivatives))
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
-    model_file = None
-    if model is not None:
-        model_file = naming.build("model", model=naming.label_of(model.name))
-        outputs.write_text(model.to_json(), settings.output_dir / model_file)
+    model_file = _copy_model(model, settings) if model is not None else None
     settings = replace(settings, model_file=model_file,
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
     subject_estimator = model.nodes_at("subject")[0].model_type if model and model.nodes_at("subject") else "meta"
@@ -198,13 +195,20 @@ def write_run(run_plan, result, place, settings) -> None:
     ).to_json(), place.path(naming.build_run("design", run, space=None, extension=".json")))
     if _shares_subject_names(run):
         return  # its maps are written once, as the subject's (with FixedEffects)
-    files = [run.bold, run.mask, run.events, run.confounds if not design.precomputed else None,
-             run.design, design_tsv]
-    sources = tuple(source(p) for p in files if p is not None)
+    sources = tuple(source(p) for p in _run_sources(run_plan))
     for maps in result.contrasts:
         sidecar = sidecars.StatmapSidecar(sources, _contrast_info(maps), maps.dof, info, **_model_keys(settings, "run"))
         outputs.write_statmaps("run_statmap", maps, place, sidecar.to_json(), space=run.space,
                                **naming.run_entities(run))
+
+
+def _run_sources(run_plan) -> list:
+    """The files a run's maps are computed from (SPEC §3): BOLD, mask, events, confounds
+    (not with a precomputed design), the precomputed design and the design written."""
+    run = run_plan.run
+    files = [run.bold, run.mask, run.events, None if run_plan.design.precomputed else run.confounds,
+             run.design, naming.build_run("design", run, space=None, extension=".tsv")]
+    return [path for path in files if path is not None]
 
 
 def _contrast_info(maps) -> sidecars.ContrastInfo:
@@ -235,11 +239,7 @@ def write_subject(maps, place, settings) -> None:
         label = contrast_maps.contrast.label
         runs = maps.runs_of[label]
         if len(runs) == 1 and _shares_subject_names(runs[0].run):
-            # the run's maps are the subject's: the run level's sources
-            run = runs[0].run
-            design_tsv = naming.build_run("design", run, space=None, extension=".tsv")
-            files = [run.bold, run.mask, run.events, run.confounds if not runs[0].design.precomputed else None,
-                     run.design, design_tsv]
+            files = _run_sources(runs[0])  # the run's maps are the subject's
         else:
             files = [
                 naming.build_run("run_statmap", plan.run, contrast=label, stat=stat, extension=".nii.gz")
