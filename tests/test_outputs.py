@@ -53,6 +53,9 @@ class _FailingImage:
         Path(filename).write_bytes(b"half a NIfTI")
         raise OSError("disk full")
 
+    def to_bytes(self):  # a .nii.gz is serialised first, then compressed into the temporary file
+        raise OSError("disk full")
+
 
 def test_a_failing_writer_leaves_no_file(tmp_path):
     path = tmp_path / "func" / "map.nii.gz"
@@ -83,6 +86,9 @@ def test_interrupted_write_leaves_no_file(tmp_path):
     class Interrupting:
         def to_filename(self, filename):
             Path(filename).write_bytes(b"x")
+            raise KeyboardInterrupt
+
+        def to_bytes(self):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
