@@ -13,6 +13,8 @@ output_type='all')``), computed with nilearn's own ``mean_scaling``, regression 
   and the voxels of a bin are whitened and fitted together with that bin's ``ARModel``
   (nilearn builds a ``RegressionResults`` per bin, and a Toeplitz system per voxel);
   contrasts are computed from the fitted arrays as ``compute_contrast`` computes them;
+- each voxel's R² is ``RegressionResults.r_square`` (the variance of the whitened fit
+  over that of the whitened data: a pseudo-R² with AR(1)), from the same arrays;
 - voxels are fitted in chunks, on ``n_threads`` threads. nilearn's AR(1) model bins
   each voxel's own AR coefficient, so every voxel's estimate is independent of the
   others and chunking gives the same numbers (up to the mean residual that
@@ -84,13 +86,14 @@ class ContrastMaps:
 
 @dataclass(frozen=True, eq=False)
 class RunResult:
-    """A fitted run: its mask, residual degrees of freedom and contrast maps."""
+    """A fitted run: its mask, residual degrees of freedom, contrast maps and R² map."""
 
     name: str
     mask: object  # Nifti1Image
     dof: float
     contrasts: tuple[ContrastMaps, ...]
     notes: tuple[str, ...] = ()  # nilearn's remarks while fitting, prefixed with the run's name
+    r_square: object = None  # Nifti1Image: nilearn's RegressionResults.r_square, 0 outside the mask
 
     def maps_of(self, label):
         """The :class:`ContrastMaps` of the contrast with this file label, or None."""
@@ -126,17 +129,21 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
         Per contrast, ``effect``, ``variance``, ``t`` (or ``F``), ``z`` and ``p`` arrays (n_voxels,).
     dof : float
         Residual degrees of freedom.
+    r_square : numpy.ndarray, shape (n_voxels,)
+        Each voxel's R², as nilearn's ``RegressionResults.r_square``.
     """
     if noise_model not in ("ar1", "ols"):
         raise ValueError(f"noise_model must be 'ar1' or 'ols', not {noise_model!r}.")
     n_voxels = series.shape[1]
     tests = list(tests) if tests is not None else ["t"] * len(vectors)
     maps = [{stat: np.zeros(n_voxels) for stat in stats_of(test)} for test in tests]
+    r_square = np.zeros(n_voxels)
     models = NoiseModels(np.asarray(design_matrix, dtype=np.float64), vectors, tests)
 
     def one_chunk(bounds):
         start, stop = bounds
-        for out, values in zip(maps, fit_chunk(series[:, start:stop], models, noise_model)):
+        chunk_maps, r_square[start:stop] = fit_chunk(series[:, start:stop], models, noise_model)
+        for out, values in zip(maps, chunk_maps):
             for stat in out:
                 out[stat][start:stop] = values[stat]
 
@@ -147,7 +154,7 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
     # would compete with the chunks' (and with other processes, with --nprocs 1)
     with threadpool_limits(limits=1):
         _map(one_chunk, bounds, n_threads)
-    return maps, float(models.dof)
+    return maps, float(models.dof), r_square
 
 
 class NoiseModels:
@@ -255,6 +262,8 @@ def fit_chunk(series, models, noise_model="ar1"):
     -------
     maps : list of dict
         Per contrast, its maps (see :func:`fit_contrasts`).
+    r_square : numpy.ndarray, shape (n_voxels,)
+        ``RegressionResults.r_square``: ``var(whitened X @ beta) / var(whitened Y)``.
     """
     from nilearn.glm.contrasts import Contrast
     from nilearn.glm.first_level import mean_scaling
@@ -284,6 +293,7 @@ def fit_chunk(series, models, noise_model="ar1"):
 
     beta = np.empty((ols_design.shape[1], n_voxels))
     dispersion = np.empty(n_voxels)
+    r_square = np.empty(n_voxels)
     factors = [np.empty(n_voxels) if test == "t" else None for test in models.tests]
     effects = [
         np.empty(n_voxels) if test == "t" else np.empty((len(vector), n_voxels))
@@ -293,8 +303,11 @@ def fit_chunk(series, models, noise_model="ar1"):
         design, pinv, contrast_factors = models.model(rho_bin)
         w_y = whitened[:, start:stop]
         theta = np.dot(pinv, w_y)
-        residuals = w_y - np.dot(design, theta)
+        predicted = np.dot(design, theta)
+        residuals = w_y - predicted
         beta[:, start:stop] = theta
+        with np.errstate(divide="ignore", invalid="ignore"):  # a constant voxel: NaN, as nilearn
+            r_square[start:stop] = np.var(predicted, 0) / np.var(w_y, 0)
         dispersion[start:stop] = np.sum(residuals**2, 0) / (design.shape[0] - design.shape[1])
         for index, (vector, test, factor) in enumerate(zip(models.vectors, models.tests, contrast_factors)):
             if test == "t":
@@ -317,7 +330,9 @@ def fit_chunk(series, models, noise_model="ar1"):
             values[stat] = np.empty(value.shape[-1])
             values[stat][order] = value
         maps.append(values)
-    return maps
+    in_order = np.empty(n_voxels)
+    in_order[order] = r_square
+    return maps, in_order
 
 
 def unmask_map(values, mask_img, outside=0.0):
@@ -359,7 +374,7 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         matrix = matrix[design.sample_mask]
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
-        maps, dof = fit_contrasts(
+        maps, dof, r_square = fit_contrasts(
             series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
             tests=[getattr(c, "test", "t") for c in contrasts],
         )
@@ -377,6 +392,7 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
             for contrast, values in zip(contrasts, maps)
         ),
         notes=notes,
+        r_square=unmask_map(r_square, mask_img),
     )
 
 

@@ -195,8 +195,8 @@ def test_voxel_chunks_give_the_same_maps(synthetic, noise_model):
     bold, mask, run_design, contrasts = synthetic
     series = glm.masked_series(bold, glm.load_mask(mask, bold))
     vectors = [c.vector for c in contrasts]
-    whole, dof = glm.fit_contrasts(series, run_design.matrix.to_numpy(), vectors, noise_model)
-    chunked, chunked_dof = glm.fit_contrasts(series, run_design.matrix.to_numpy(), vectors, noise_model, n_threads=2, chunk=17)
+    whole, dof, _ = glm.fit_contrasts(series, run_design.matrix.to_numpy(), vectors, noise_model)
+    chunked, chunked_dof, _ = glm.fit_contrasts(series, run_design.matrix.to_numpy(), vectors, noise_model, n_threads=2, chunk=17)
     assert series.shape[1] > 17 * 2
     assert dof == chunked_dof
     for a, b in zip(whole, chunked):
@@ -289,7 +289,7 @@ def test_vectorised_fit_equals_run_glm_and_compute_contrast(random_glm, noise_mo
     expected, expected_dof, labels = nilearn_chunk(series, matrix, vectors, tests, noise_model)
     if noise_model == "ar1":
         assert len(np.unique(labels)) > 100  # many bins, positive and negative
-    maps, dof = glm.fit_contrasts(series, matrix, vectors, noise_model, chunk=series.shape[1], tests=tests)
+    maps, dof, _ = glm.fit_contrasts(series, matrix, vectors, noise_model, chunk=series.shape[1], tests=tests)
     assert dof == expected_dof
     for ours, theirs in zip(maps, expected):
         assert set(ours) == set(theirs)
@@ -318,8 +318,8 @@ def test_ar1_bins_are_those_of_run_glm(random_glm):
 
 def test_vectorised_fit_in_chunks_and_threads(random_glm):
     series, matrix, vectors, tests = random_glm
-    whole, dof = glm.fit_contrasts(series, matrix, vectors, "ar1", chunk=series.shape[1], tests=tests)
-    chunked, chunked_dof = glm.fit_contrasts(series, matrix, vectors, "ar1", n_threads=2, chunk=701, tests=tests)
+    whole, dof, _ = glm.fit_contrasts(series, matrix, vectors, "ar1", chunk=series.shape[1], tests=tests)
+    chunked, chunked_dof, _ = glm.fit_contrasts(series, matrix, vectors, "ar1", n_threads=2, chunk=701, tests=tests)
     assert dof == chunked_dof
     for a, b in zip(whole, chunked):
         for stat in a:
@@ -351,3 +351,46 @@ def test_a_series_read_volume_by_volume_is_the_masked_series(synthetic, tmp_path
         glm.streamed_series(as_int, mask_img, smoothing_fwhm, n_threads),
         glm.masked_series(nib.load(as_int), mask_img, smoothing_fwhm),
     )
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+def test_r_square_equals_regression_results_r_square(random_glm, noise_model):
+    """Each voxel's R² is that of the RegressionResults of its AR(1) bin (or of the OLS fit)."""
+    from nilearn.glm.first_level import mean_scaling, run_glm
+
+    series, matrix, vectors, tests = random_glm
+    labels, results = run_glm(mean_scaling(series, 0)[0], matrix, noise_model=noise_model)
+    expected = np.empty(series.shape[1])
+    for label, result in results.items():
+        expected[labels == label] = result.r_square
+    _, _, ours = glm.fit_contrasts(series, matrix, vectors, noise_model, n_threads=2, chunk=701, tests=tests)
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-12)
+    assert 0.05 < np.median(ours) < 0.95
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+def test_r_square_map_equals_first_level_models(example_dataset, example_run, noise_model):
+    """The run's R² map is FirstLevelModel(minimize_memory=False).r_square_, with the same design,
+    mask, smoothing and noise model; it is higher where the example's effects are (drift and motion
+    explain much of every voxel's variance, so only by a margin)."""
+    run_design = design.build_design(example_run, ModelSettings())
+    contrasts = design.contrast_weights((), run_design)
+    result = glm.fit_run(example_run.bold, run_design, contrasts, mask=example_run.mask, smoothing_fwhm=5.0,
+                         noise_model=noise_model)
+    reference = FirstLevelModel(t_r=example_run.tr, mask_img=str(example_run.mask), smoothing_fwhm=5.0,
+                                noise_model=noise_model, minimize_memory=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference.fit(str(example_run.bold), design_matrices=[run_design.matrix])
+        theirs = getattr(reference, "r_square_", None) or reference.r_square
+    theirs = theirs[0].get_fdata().reshape(result.mask.shape)  # nilearn: one volume
+    ours = result.r_square.get_fdata()
+    inside = result.mask.get_fdata() > 0
+    assert (ours[~inside] == 0).all()
+    np.testing.assert_allclose(ours[inside], theirs[inside], rtol=1e-4, atol=1e-7)
+    print(f"R² ({noise_model}): largest relative difference from nilearn "
+          f"{np.max(np.abs(ours[inside] - theirs[inside]) / np.abs(theirs[inside])):.2e}")
+    active = np.zeros(inside.shape, bool)
+    for box in example_dataset.active.values():
+        active[box] = True
+    assert np.median(ours[active & inside]) > np.median(ours[~active & inside]) + 0.05
