@@ -33,6 +33,9 @@ STATS = ("effect", "variance", "t", "z", "p")
 #: Maps of corrected inference: thresholded z (``desc-<method>``), proportion of true
 #: discoveries (``stat-tdp``), permutation ``-log10 p`` (``stat-logp``).
 INFERENCE_STATS = ("F", "tdp", "logp")
+#: Maps of a run's model fit, not of a contrast: R² (nilearn's ``r_square``; its
+#: ``save_glm_to_bids`` names it ``stat-rsquared``).
+FIT_STATS = ("rsquared",)
 #: The ``desc`` of group maps made by fixed effects over subjects (random effects have none).
 GROUP_FIXED_DESC = "fixedfx"
 
@@ -50,6 +53,8 @@ _FIGURE = "[_space-{space}][_contrast-{contrast}]_desc-{desc}_{suffix}{extension
 #: Each kind of file and its pybids path pattern.
 PATTERNS = {
     "run_statmap": _RUN_DIR + _RUN + "[_space-{space}]" + _STAT,
+    "run_fit": _RUN_DIR + _RUN + "[_space-{space}]_stat-{stat<%s>}_{suffix<statmap>}{extension<.nii.gz|.json>}"
+    % "|".join(FIT_STATS),
     "design": _RUN_DIR + _RUN + "_{suffix<design>}{extension<.tsv|.json>}",
     "subject_statmap": "sub-{subject}/func/" + _SUBJECT + "[_space-{space}]" + _STAT,
     "subject_mask": "sub-{subject}/func/" + _SUBJECT + "[_space-{space}]"
@@ -67,6 +72,7 @@ PATTERNS = {
 #: Default entities of each kind.
 _DEFAULTS = {
     "run_statmap": {"suffix": "statmap"},
+    "run_fit": {"suffix": "statmap", "stat": "rsquared"},
     "subject_statmap": {"suffix": "statmap"},
     "group_statmap": {"suffix": "statmap"},
     "design": {"suffix": "design"},

@@ -248,6 +248,13 @@ def write_statmaps(kind, contrast_maps, place, sidecar, **entities) -> list[Path
     return written
 
 
+def write_fit_map(img, sidecar, place, image, sidecar_path) -> Path:
+    """Write a run's R² map (single precision) and its sidecar; return the map's relative path."""
+    write_nifti(as_float32(img), place.path(image))
+    write_json(sidecar, place.path(sidecar_path))
+    return image
+
+
 def write_inference_maps(kind, label, inference_maps, place, sidecar, group_model=None, **entities) -> list[Path]:
     """Write a contrast's corrected-inference maps (:mod:`.inference`) and their sidecars.
 

@@ -215,6 +215,49 @@ class StatmapSidecar:
 
 
 @dataclass(frozen=True)
+class FitSidecar:
+    """The sidecar of a run's R² map: how well its model fits each voxel.
+
+    Attributes
+    ----------
+    sources : tuple of str
+        The run's files (as for its contrast maps).
+    dof : float
+        Residual degrees of freedom of the fit.
+    model : FirstLevelModelInfo
+    node, model_file : str or None
+        The model's run node and file.
+    """
+
+    sources: tuple[str, ...]
+    dof: float
+    model: FirstLevelModelInfo
+    node: str | None = None
+    model_file: str | None = None
+
+    DESCRIPTION = ("Proportion of the variance of the scaled BOLD series that the model explains in each "
+                   "voxel, computed on the whitened data and design (a pseudo-R2 with the AR(1) model), "
+                   "as nilearn's RegressionResults.r_square")
+
+    def to_json(self) -> dict:
+        data = {"Sources": list(self.sources), "Statistic": "rsquared", "Description": self.DESCRIPTION,
+                "DegreesOfFreedom": self.dof, **self.model.to_json(), "ValueOutsideMask": 0}
+        if self.node is not None:
+            data.update({"Node": self.node, "Level": "Run", "ModelFile": self.model_file})
+        return data
+
+    @classmethod
+    def from_json(cls, data, path) -> FitSidecar:
+        return cls(tuple(_need(data, "Sources", path)), float(_need(data, "DegreesOfFreedom", path)),
+                   FirstLevelModelInfo.from_json(data, path), data.get("Node"), data.get("ModelFile"))
+
+    @classmethod
+    def read(cls, path) -> FitSidecar:
+        """Read and parse an R² map's sidecar (errors name the file)."""
+        return cls.from_json(read_json(path), path)
+
+
+@dataclass(frozen=True)
 class DesignSidecar:
     """The sidecar of a run's ``_design.tsv``: how the design was made, and the run's facts
     that later steps (the methods text, reports) need."""

@@ -157,7 +157,7 @@ def _kept_for_combining(result):
                          maps.dof)
         for maps in result.contrasts if "effect" in maps.maps
     )
-    return replace(result, contrasts=kept)
+    return replace(result, contrasts=kept, r_square=None)
 
 
 def _shares_subject_names(run) -> bool:
@@ -193,9 +193,13 @@ def write_run(run_plan, result, place, settings) -> None:
         preprocessed=run.preprocessed,
         sources=tuple(source(p) for p in (run.design, run.events, run.confounds) if p),
     ).to_json(), place.path(naming.build_run("design", run, space=None, extension=".json")))
-    if _shares_subject_names(run):
-        return  # its maps are written once, as the subject's (with FixedEffects)
     sources = tuple(source(p) for p in _run_sources(run_plan))
+    # R² has no contrast: a run named by sub and task only has its own R² map beside its subject's maps
+    fit_sidecar = sidecars.FitSidecar(sources, result.dof, info, **_model_keys(settings, "run"))
+    fit_names = [naming.build_run("run_fit", run, extension=ext) for ext in (".nii.gz", ".json")]
+    outputs.write_fit_map(result.r_square, fit_sidecar.to_json(), place, *fit_names)
+    if _shares_subject_names(run):
+        return  # its contrast maps are written once, as the subject's (with FixedEffects)
     for maps in result.contrasts:
         sidecar = sidecars.StatmapSidecar(sources, _contrast_info(maps), maps.dof, info, **_model_keys(settings, "run"))
         outputs.write_statmaps("run_statmap", maps, place, sidecar.to_json(), space=run.space,

@@ -85,7 +85,7 @@ def nilearn_run(files, tr):
     """nilearn's FirstLevelModel on one run, as a user would write it."""
     events = pd.read_csv(files["events"], sep="\t")
     confounds = pd.read_csv(files["confounds"], sep="\t")[MOTION].bfill()
-    model = FirstLevelModel(t_r=tr, mask_img=str(files["mask"]), smoothing_fwhm=5)
+    model = FirstLevelModel(t_r=tr, mask_img=str(files["mask"]), smoothing_fwhm=5, minimize_memory=False)
     model.fit(str(files["bold"]), events=events, confounds=confounds)
     design = model.design_matrices_[0]
     dof = design.shape[0] - np.linalg.matrix_rank(design.to_numpy())
@@ -114,6 +114,7 @@ def reference(example_dataset):
         effects, variances, dofs, masks = {}, {}, [], []
         for files in subject_runs(example_dataset, subject):
             model, dof = nilearn_run(files, tr)
+            runs[(files["stem"], "rsquared")] = model.r_square_[0]
             dofs.append(dof)
             masks.append(str(files["mask"]))
             for condition in example_dataset.conditions:
@@ -142,6 +143,8 @@ def reference(example_dataset):
 def test_run_maps_equal_nilearn(example_dataset, analysed, reference):
     checked = 0
     for (stem, condition), maps in reference["runs"].items():
+        if condition == "rsquared":
+            continue
         subject = stem.split("_")[0]
         session = next((p for p in stem.split("_") if p.startswith("ses-")), "")
         folder = analysed / subject / session / "func"
@@ -150,6 +153,21 @@ def test_run_maps_equal_nilearn(example_dataset, analysed, reference):
             assert difference(ours, maps[nilearn_name].get_fdata()) < TOLERANCE, ours.name
             checked += 1
     assert checked == 9 * 2 * 5  # 9 runs, 2 conditions, 5 maps
+
+
+def test_run_r_square_maps_equal_nilearn(analysed, reference):
+    """Each run's R² map is FirstLevelModel(minimize_memory=False).r_square_ (0 outside the mask)."""
+    checked = 0
+    for (stem, what), theirs in reference["runs"].items():
+        if what != "rsquared":
+            continue
+        folder = analysed / stem.split("_")[0] / next((p for p in stem.split("_") if p.startswith("ses-")), "") / "func"
+        ours = folder / f"{stem}_space-{SPACE}_stat-rsquared_statmap.nii.gz"
+        assert difference(ours, theirs.get_fdata().reshape(data(ours).shape)) < TOLERANCE, ours.name
+        sidecar = json.loads(ours.with_name(ours.name.replace(".nii.gz", ".json")).read_text())
+        assert sidecar["Statistic"] == "rsquared" and sidecar["Level"] == "Run"
+        checked += 1
+    assert checked == 9
 
 
 def test_subject_maps_equal_nilearn_fixed_effects(example_dataset, analysed, reference):
@@ -395,6 +413,14 @@ def test_single_run_named_by_subject_and_task_only(fresh_dataset, tmp_path):
     assert not any(s.endswith(sidecar_path.name.replace(".json", ".nii.gz")) for s in sidecar["Sources"])
     assert any(s.endswith("_desc-preproc_bold.nii.gz") for s in sidecar["Sources"])
     assert sidecar["FixedEffects"] == {"PrecisionWeighted": False, "NumberOfRuns": 1}
+    # its R² map has no contrast, so it has a name of its own beside the subject's maps, and is
+    # part of the subject's set: a rerun replaces it and leaves nothing stale
+    r_square = out / "sub-03" / "func" / f"sub-03_task-checkerboard_space-{SPACE}_stat-rsquared_statmap.nii.gz"
+    assert json.loads(r_square.with_suffix("").with_suffix(".json").read_text())["Level"] == "Run"
+    before = sorted(p.name for p in (out / "sub-03" / "func").iterdir())
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    assert sorted(p.name for p in (out / "sub-03" / "func").iterdir()) == before
+    assert 0 < np.median(data(r_square)[data(r_square) > 0]) < 1
 
 
 def test_raw_only_dataset_runs_with_the_defaults(fresh_dataset, tmp_path, capsys):
