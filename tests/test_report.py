@@ -117,14 +117,15 @@ def test_subject_report_shows_what_the_issue_asks(reports):
     for expected in ("ses-1_run-01", "ses-2_run-02", "Runs", "Conditions", "Confounds used", "trans_x",
                      "Warnings", "AR(1)", "5 mm FWHM", "|z| &gt; 3", "Peak z", "mean FD", "max VIF",
                      "in subject mask", "Motion", "Masks", "Provenance", "bids-fixedfx", "nilearn", "pybids",
-                     "nibabel", "numpy", "--nprocs 2", "<details"):
+                     "nibabel", "numpy", "--nprocs 2", "<details", "median R²"):
         assert expected in html, expected
     figures = [url for tag, url in links_of(reports / "sub-01.html").urls if tag == "img"]
-    for kind in ("run-01_desc-design_matrix", "desc-fd_motion", "desc-coverage_mask",
+    for kind in ("run-01_desc-design_matrix", "run-01_space-MNI152NLin2009cAsym_desc-rsquared_statmap",
+                 "desc-fd_motion", "desc-coverage_mask",
                  "contrast-audio_desc-zmap_statmap", "contrast-audio_desc-runs_statmap"):
         assert any(kind in f for f in figures), kind
-    # one figure per run (its design) and per contrast, not one per run and contrast
-    assert len(set(figures)) == 4 + 2 + 2 * 2
+    # two figures per run (its design and R² map) and per contrast, not one per run and contrast
+    assert len(set(figures)) == 2 * 4 + 2 + 2 * 2
     # every contrast is one click away
     ids = links_of(reports / "sub-01.html").ids
     assert {"task-checkerboard-space-MNI152NLin2009cAsym-contrast-audio",
@@ -549,16 +550,29 @@ def test_a_twelve_run_page_stays_short_with_everything_reachable(twelve_runs, br
     html = page.read_text(encoding="utf-8")
     found = links_of(page)
     images = {url for tag, url in found.urls if tag == "img"}
-    assert len(images) == 12 + 2 + 4 * 2  # a design per run; motion, masks; a map and a run grid per contrast
+    # a design and an R² map per run; motion, masks; a map and a run grid per contrast
+    assert len(images) == 2 * 12 + 2 + 4 * 2
     for contrast in ("audio", "visual", "audioMinusVisual", "both"):
         assert f'href="#task-checkerboard-space-MNI152NLin2009cAsym-contrast-{contrast}"' in html
     events, loaded, _ = open_page(browser, page.resolve().as_uri())
     assert all(complete and width > 0 for _, complete, width in loaded)
     height = page_height(browser, page.resolve().as_uri())
     assert height < 8 * 1000, f"the 12-run page is {height} px tall"
+    # a click on a run's R² thumbnail unfolds its R² map, not its design, and not the other runs'
+    shown = page_script(browser, page.resolve().as_uri(), """
+        const row = document.querySelectorAll('tr.run')[1];
+        const before = row.nextElementSibling.offsetHeight;
+        row.querySelector('input.rsquared').click();
+        const more = row.nextElementSibling;
+        [before, more.querySelector('div.rsquared').offsetHeight, more.querySelector('div.design').offsetHeight,
+         document.querySelectorAll('tr.run')[0].nextElementSibling.offsetHeight,
+         more.querySelector('div.rsquared img').naturalWidth]""")
+    folded, r_square, design_shown, other, width = shown
+    assert folded == 0 and r_square > 50 and design_shown == 0 and other == 0 and width > 0, shown
 
 
-def page_height(port, url):
+def page_script(port, url, expression):
+    """The value of a script evaluated in a loaded page (1280 px wide, its images decoded)."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
     with urllib.request.urlopen(request, timeout=30) as response:
         target = json.load(response)
@@ -568,7 +582,10 @@ def page_height(port, url):
         tab.call("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False)
         tab.call("Page.navigate", url=url)
         tab.wait_for("Page.loadEventFired")
-        return tab.call("Runtime.evaluate", returnByValue=True,
-                        expression="document.documentElement.scrollHeight")["result"]["value"]
+        return tab.call("Runtime.evaluate", returnByValue=True, expression=expression)["result"]["value"]
     finally:
         tab.close()
+
+
+def page_height(port, url):
+    return page_script(port, url, "document.documentElement.scrollHeight")

@@ -105,21 +105,25 @@ def fit_label(canvas: Canvas, text: str, width: float, size: int = 11) -> str:
     return text + "…"
 
 
-def colour_bar(canvas: Canvas, xy, width: int, threshold: float, vmax: float, label: str = "z") -> None:
+def colour_bar(canvas: Canvas, xy, width: int, threshold: float, vmax: float, label: str = "z",
+               signed: bool = True) -> None:
     """A horizontal colour bar of a thresholded map from ``-vmax`` to ``vmax``, labelled.
 
     Values between ``-threshold`` and ``threshold`` are not shown on the maps and are grey
     on the bar. Ticks at ``±threshold`` and ``±vmax``; ``label`` names the statistic.
+    ``signed=False``: from 0 to ``vmax`` (a map of positive values, such as R²).
     """
     x, y = int(xy[0]), int(xy[1])
     height = 10
-    values = np.linspace(-vmax, vmax, width)
+    low = -vmax if signed else 0.0
+    values = np.linspace(low, vmax, width)
     strip = slices.colour(values, threshold, vmax)
     strip[np.abs(values) <= threshold] = (200, 200, 200)
     canvas.paste(np.repeat(strip[None].astype(np.uint8), height, axis=0), (x, y))
     canvas.rectangle((x, y, x + width - 1, y + height - 1), outline=MUTED)
-    for value in (-vmax, -threshold, threshold, vmax):
-        tick = x + (value + vmax) / (2 * vmax) * (width - 1)
+    ticks = (-vmax, -threshold, threshold, vmax) if signed else (0.0, vmax)
+    for value in ticks:
+        tick = x + (value - low) / (vmax - low) * (width - 1)
         canvas.line([(tick, y + height), (tick, y + height + 3)], fill=MUTED)
         canvas.text((tick, y + height + 4), f"{value:.3g}", size=10, fill=INK, anchor="ma")
     canvas.text((x - 6, y + height / 2), label, size=12, fill=INK, anchor="rm")

@@ -161,6 +161,38 @@ def map_grid(view: MapView, rows, cuts, title: str) -> bytes:
     return canvas.png()
 
 
+def _slice_row(view: MapView, tiles, cuts, title: str, below: int, min_width: int) -> Canvas:
+    """A canvas with a title and a row of axial tiles, each labelled with its cut, ``below`` pixels
+    left under them."""
+    width = sum(t.shape[1] for t in tiles) + GAP * (len(tiles) + 1)
+    canvas = Canvas(max(width, min_width), TITLE + max(t.shape[0] for t in tiles) + below)
+    _title(canvas, title)
+    x = GAP
+    for k, tile in zip(cuts, tiles):
+        canvas.paste(tile, (x, TITLE))
+        canvas.text((x + 3, TITLE + 2), view.cut_label(k), size=10, fill=(255, 255, 255))
+        x += tile.shape[1] + GAP
+    return canvas
+
+
+def r_square(view: MapView, data: np.ndarray, cuts, title: str) -> bytes:
+    """A run's R² map as a row of small axial slices, from 0 to ``view.vmax``, with its colour bar.
+
+    Parameters
+    ----------
+    view : MapView
+        Its ``threshold`` is 0 and ``vmax`` the top of the scale (shared by a subject's runs).
+    data : numpy.ndarray
+        The R² map, on the view's grid.
+    cuts : list of int
+    title : str
+    """
+    canvas = _slice_row(view, [view.axial_tile(data, k, 0.6) for k in cuts], cuts, title, GAP + BAR, 330)
+    height = canvas.size[1]
+    colour_bar(canvas, (40, height - BAR + 8), 220, view.threshold, view.vmax, label="R2", signed=False)  # the font has no ²
+    return canvas.png()
+
+
 def tiles_grid(view: MapView, items, cut: int, title: str, columns: int = 8) -> bytes:
     """One slice of many maps, in a grid with a label under each (a small map per subject).
 
@@ -216,15 +248,7 @@ def coverage(view: MapView, count: np.ndarray, n_runs: int, cuts, title: str) ->
         base[partial] = (some_runs[0] * (1 - fraction) + some_runs[1] * fraction)[partial]
         base[runs >= n_runs] = 0.45 * base[runs >= n_runs] + 0.55 * all_runs
         tiles.append(slices.upscale(base.astype(np.uint8), *view.repeats(1, 0, 0.8)))
-    width = sum(t.shape[1] for t in tiles) + GAP * (len(tiles) + 1)
-    height = TITLE + tiles[0].shape[0] + 30
-    canvas = Canvas(max(width, 420), height)
-    _title(canvas, title)
-    x = GAP
-    for k, tile in zip(cuts, tiles):
-        canvas.paste(tile, (x, TITLE))
-        canvas.text((x + 3, TITLE + 2), view.cut_label(k), size=10, fill=(255, 255, 255))
-        x += tile.shape[1] + GAP
+    canvas = _slice_row(view, tiles, cuts, title, 30, 420)
     y = TITLE + tiles[0].shape[0] + 9
     x = GAP
     for colour, text in ((all_runs, f"all {n_runs} runs (the subject's mask)"),

@@ -83,8 +83,10 @@ def task_section(settings, plan, notes, files: Files) -> dict:
     anchor = "-".join(["task", plan.task] + (["space", plan.space] if plan.space else []))
     run_masks = [slices.load(p.run.mask).data if p.run.mask is not None else None for p in plan.runs]
     fits = quality.mask_fits(run_masks, mask)
-    runs = [_run_row(p, fit, files, anchor) for p, fit in zip(plan.runs, fits)]
     view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, template)
+    fit_view, r_squares = _r_square_maps(output_dir, plan, view)
+    runs = [_run_row(p, fit, files, anchor) | {"r_square": _r_square(p, r2, fit_view, files)}
+            for p, fit, r2 in zip(plan.runs, fits, r_squares)]
     section = {
         "task": plan.task,
         "space": plan.space,
@@ -152,6 +154,35 @@ def _run_row(run_plan, fit, files: Files, anchor: str) -> dict:
         "fd_high": motion is not None and motion.mean > quality.FD_LIMIT,
         "figure": figure,
     }
+
+
+def _r_square_maps(output_dir, plan, view):
+    """The runs' R² maps (None where a run has none on the subject's grid) and the view that draws
+    them: from 0 to the largest 99th percentile of the runs, rounded up to a tenth."""
+    maps = []
+    for run_plan in plan.runs:
+        path = output_dir / naming.build_run("run_fit", run_plan.run, extension=".nii.gz")
+        volume = slices.load(path) if path.is_file() else None
+        maps.append(volume.data if volume is not None and volume.same_grid(view.grid) else None)
+    tops = [float(np.percentile(np.nan_to_num(m[view.mask]), 99)) for m in maps if m is not None]
+    vmax = float(np.clip(np.ceil(max(tops + [0.0]) * 10) / 10, 0.1, 1.0))
+    return replace(view, threshold=0.0, vmax=vmax, template=False), maps
+
+
+def _r_square(run_plan, data, view: MapView, files: Files) -> dict | None:
+    """A run's median R² in the subject's mask and its figure (a thumbnail in the runs table)."""
+    if data is None:
+        return None
+    run = run_plan.run
+    figure = files.figure(
+        naming.build_run("run_figure", run, desc="rsquared", suffix="statmap", extension=".png"),
+        figures.r_square(view, data, slices.even_cuts(view.box, N_CUTS), f"{run.name}: R-squared"),
+        f"R² map of {run.name}",
+        f"R² of each voxel: the share of the variance of the run's scaled BOLD series that its model "
+        f"(conditions, confounds, drift) explains, on the whitened data (a pseudo-R² with AR(1), as nilearn's "
+        f"r_square); 0 to {view.vmax:g}, one scale for the task's runs. Low everywhere: a run or design to check.",
+    )
+    return {"median": float(np.median(np.nan_to_num(data[view.mask]))), "figure": figure}
 
 
 def _left_out(plan, notes) -> list[dict]:
