@@ -15,6 +15,13 @@ import numpy as np
 METHODS = ("fpr", "fdr", "bonferroni")
 #: nilearn's default alpha for each method (fpr: an uncorrected p threshold).
 DEFAULT_ALPHA = {"fpr": 0.001, "fdr": 0.05, "bonferroni": 0.05}
+#: The ``desc`` of each permutation map, nilearn's key of it and what it tests.
+PERMUTATION_MAPS = {
+    "permmaxt": ("logp_max_t", "voxel-level max-t"),
+    "permsize": ("logp_max_size", "cluster size"),
+    "permmass": ("logp_max_mass", "cluster mass"),
+    "permtfce": ("logp_max_tfce", "threshold-free cluster enhancement"),
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,11 @@ class InferenceSettings:
     def cluster_alpha(self) -> float:
         """The alpha of cluster-level inference (0.05, nilearn's default, unless given)."""
         return self.alpha if self.alpha is not None else 0.05
+
+    @property
+    def permutation_alpha(self) -> float:
+        """The family-wise error rate at which reports show permutation maps (as ``cluster_alpha``)."""
+        return self.cluster_alpha
 
     @property
     def any(self) -> bool:
@@ -165,12 +177,10 @@ def permutation_maps(effects, mask_img, settings: InferenceSettings, random_stat
     common = {"Permutations": settings.n_perm, "Tail": "two-sided", "RandomState": random_state,
               "Software": "nilearn.glm.second_level.non_parametric_inference",
               "Values": "-log10 of family-wise error corrected p"}
-    wanted = [("logp_max_t", "permmaxt", "voxel-level max-t")]
-    wanted += [("logp_max_size", "permsize", "cluster size"), ("logp_max_mass", "permmass", "cluster mass")]
-    if settings.tfce:
-        wanted.append(("logp_max_tfce", "permtfce", "threshold-free cluster enhancement"))
     maps = []
-    for key, desc, method in wanted:
+    for desc, (key, method) in PERMUTATION_MAPS.items():
+        if desc == "permtfce" and not settings.tfce:
+            continue
         extra = {"ClusterFormingThreshold": settings.cluster_threshold} if key in ("logp_max_size", "logp_max_mass") else {}
         maps.append(InferenceMap("logp", desc, outputs[key], {"Method": f"permutation test, {method}", **common, **extra}))
     return maps

@@ -43,7 +43,8 @@ def reports(example_dataset, tmp_path_factory):
     # sub-99 does not exist: its warning must reach every report
     assert main([*common, "participant", "--skip-bids-validation", "--nprocs", "2",
                  "--participant-label", *example_dataset.subjects, "99"]) == 0
-    assert main([*common, "group"]) == 0
+    # three subjects have 8 sign flips: no permutation p can be below 0.125, and the page says so
+    assert main([*common, "group", "--n-perm", "20"]) == 0
     moved = tmp_path_factory.mktemp("moved") / "derivatives-copy"
     shutil.move(str(output), moved)
     return moved
@@ -176,6 +177,7 @@ def test_group_report_lists_subjects_design_and_contrasts(reports, example_datas
     for condition in example_dataset.conditions:
         assert f"task-checkerboard-space-MNI152NLin2009cAsym-contrast-{condition}" in ids
     assert "One-sample t-test" in html and "the intercept" in html and "participant level" in html
+    assert html.count("No voxel survives: the smallest family-wise p is") == len(example_dataset.conditions)
     figures = [url for tag, url in links_of(reports / "group.html").urls if tag == "img"]
     assert len({f for f in figures if "desc-subjects_statmap" in f}) == len(example_dataset.conditions)
 
@@ -569,6 +571,44 @@ def test_a_twelve_run_page_stays_short_with_everything_reachable(twelve_runs, br
          more.querySelector('div.rsquared img').naturalWidth]""")
     folded, r_square, design_shown, other, width = shown
     assert folded == 0 and r_square > 50 and design_shown == 0 and other == 0 and width > 0, shown
+
+
+@pytest.fixture(scope="module")
+def permuted(tmp_path_factory):
+    """Seven one-run subjects, the group level with a permutation test (all four statistics)."""
+    from bids_fixedfx.example_data import make_example_dataset
+
+    root = tmp_path_factory.mktemp("permuted")
+    dataset = make_example_dataset(root / "bids", n_subjects=7, n_sessions=1, n_runs=1, shape=(16, 18, 14),
+                                   n_volumes=60, spaces=("MNI152NLin2009cAsym",))
+    output = root / "out"
+    common = [str(dataset.path), str(output)]
+    assert main([*common, "participant", "--skip-bids-validation", "--nprocs", "1", "--no-reports"]) == 0
+    assert main([*common, "group", "--n-perm", "100", "--tfce", "--alpha", "0.05"]) == 0
+    return output, dataset
+
+
+@pytest.mark.slow
+def test_the_group_page_shows_the_permutation_maps_and_their_clusters(permuted, browser):
+    output, dataset = permuted
+    page = output / "group.html"
+    html = page.read_text(encoding="utf-8")
+    images = {url for tag, url in links_of(page).urls if tag == "img"}
+    for condition in dataset.conditions:
+        figure = f"group/figures/task-checkerboard_space-MNI152NLin2009cAsym_contrast-{condition}_desc-permutation_statmap.png"
+        assert figure in images
+        for desc in ("permmaxt", "permsize", "permmass", "permtfce"):
+            table = output / "group" / "figures" / (
+                f"task-checkerboard_space-MNI152NLin2009cAsym_contrast-{condition}_desc-{desc}_table.tsv")
+            rows = table.read_text(encoding="utf-8").splitlines()
+            assert rows[0].startswith("Cluster\t") and len(rows) > 1, table.name  # the known effect survives
+    for text in ("Permutation test: 100 permutations, family-wise p &lt; 0.05", "voxel-level max-t",
+                 "cluster size", "cluster mass", "threshold-free cluster enhancement", "sign flipping",
+                 "non_parametric_inference", "-log10 p &gt; 1.30", "clusters formed at |z| &gt; 3"):
+        assert text in html, text
+    assert html.count("permutation voxel-level max-t, family-wise p &lt; 0.05") == len(dataset.conditions)
+    _, loaded, _ = open_page(browser, page.resolve().as_uri())
+    assert loaded and all(complete and width > 0 for _, complete, width in loaded)
 
 
 def page_script(port, url, expression):

@@ -1,6 +1,7 @@
-"""Corrected results on a page: the thresholded z map that ``--threshold`` wrote, and its clusters.
+"""Corrected results on a page: the thresholded z map that ``--threshold`` wrote, the group's
+permutation maps (``--n-perm``), and their clusters.
 
-The map and its sidecar are found by their names (:func:`bids_fixedfx.naming.statmap_desc`
+The maps and their sidecars are found by their names (:func:`bids_fixedfx.naming.statmap_desc`
 gives the ``desc`` of a method); the threshold, method and alpha come from the sidecar
 record, as :mod:`bids_fixedfx.inference` wrote them.
 """
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from .. import naming
+from ..inference import PERMUTATION_MAPS
 from ..sidecars import StatmapSidecar
 from . import figures, slices
 from .tables import MAX_ROWS, cluster_table
@@ -71,3 +75,72 @@ def corrected_section(settings, kind: str, map_entities: dict, figure_kind: str,
                      "tsv_name": tsv_path.name},
         "threshold": f"corrected ({what})",
     }
+
+
+def permutation_section(settings, map_entities: dict, figure_entities: dict, view, z_map, files,
+                        name: str, group_model=None) -> dict | None:
+    """A group contrast's permutation maps (``stat-logp``), drawn where family-wise p < alpha,
+    and the clusters of the z map that survive each; None without them.
+
+    Parameters
+    ----------
+    settings : Settings
+        ``inference.permutation_alpha`` is the error rate shown.
+    map_entities, figure_entities : dict
+        The contrast's entities (task, space, contrast).
+    view : figures.MapView
+    z_map : numpy.ndarray
+        The contrast's group z map, whose surviving clusters the tables list.
+    files : pages.Files
+    name : str
+    group_model : str or None
+
+    Returns
+    -------
+    section : dict or None
+        ``what`` (method, permutations, alpha), ``figure`` (None when nothing survives, then
+        ``none`` says so) and one cluster ``tables`` entry per map.
+    """
+    found = []
+    for desc in PERMUTATION_MAPS:
+        names = {ext: naming.build("group_statmap", stat="logp", desc=naming.statmap_desc(group_model, desc),
+                                   extension=ext, **map_entities) for ext in (".nii.gz", ".json")}
+        if (settings.output_dir / names[".nii.gz"]).is_file():
+            info = StatmapSidecar.read(settings.output_dir / names[".json"])
+            found.append((desc, info, np.nan_to_num(slices.load(settings.output_dir / names[".nii.gz"]).data)))
+    if not found:
+        return None
+    alpha = settings.inference.permutation_alpha
+    height = -np.log10(alpha)
+    methods = [info.extra.get("Method", desc).removeprefix("permutation test, ") for desc, info, _ in found]
+    permutations = found[0][1].extra.get("Permutations")
+    forming = [info.extra["ClusterFormingThreshold"] for _, info, _ in found if "ClusterFormingThreshold" in info.extra]
+    what = f"{permutations} permutations, family-wise p < {alpha:g}: {', '.join(methods)}"
+    largest = max(float(data.max()) for _, _, data in found)
+    section = {"what": what, "figure": None, "tables": [],
+               "none": f"No voxel survives: the smallest family-wise p is {10 ** -largest:.3g}."}
+    shown = replace(view, threshold=height, vmax=max(largest, 1.25 * height), template=False)
+    if largest > height:
+        strongest = max(found, key=lambda item: float(item[2].max()))[2]
+        cuts = slices.choose_cuts(strongest, height, 4, view.box)
+        section["figure"] = files.figure(
+            naming.build("group_figure", desc="permutation", suffix="statmap", extension=".png", **figure_entities),
+            figures.map_grid(shown, [(m, data) for m, (_, _, data) in zip(methods, found)], cuts,
+                             f"{name}: permutation test, -log10 family-wise p", label="-log10 p", signed=False,
+                             scale=0.4),
+            f"Permutation maps of {name}, family-wise p < {alpha:g}",
+            f"-log10 of the family-wise error corrected p of a two-sided one-sample permutation test (sign "
+            f"flipping, {permutations} permutations, nilearn's non_parametric_inference), one row per statistic"
+            + (f" (clusters formed at |z| > {forming[0]:g})" if forming else "")
+            + f"; voxels with p < {alpha:g} (-log10 p > {height:.2f}) coloured.",
+        )
+    for method, (desc, _, data) in zip(methods, found):
+        survivors = slices.Volume(np.where(data > height, z_map, 0.0), view.grid.affine)
+        table = cluster_table(survivors, 0.0, view.template, min_voxels=1)
+        tsv_path = naming.build("group_figure", desc=desc, suffix="table", extension=".tsv", **figure_entities)
+        section["tables"].append({
+            "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": files.table(tsv_path, table.to_tsv()),
+                         "tsv_name": tsv_path.name},
+            "threshold": f"permutation {method}, family-wise p < {alpha:g}",
+        })
+    return section

@@ -121,7 +121,7 @@ def colour_bar(canvas: Canvas, xy, width: int, threshold: float, vmax: float, la
     strip[np.abs(values) <= threshold] = (200, 200, 200)
     canvas.paste(np.repeat(strip[None].astype(np.uint8), height, axis=0), (x, y))
     canvas.rectangle((x, y, x + width - 1, y + height - 1), outline=MUTED)
-    ticks = (-vmax, -threshold, threshold, vmax) if signed else (0.0, vmax)
+    ticks = (-vmax, -threshold, threshold, vmax) if signed else tuple(dict.fromkeys((0.0, threshold, vmax)))
     for value in ticks:
         tick = x + (value - low) / (vmax - low) * (width - 1)
         canvas.line([(tick, y + height), (tick, y + height + 3)], fill=MUTED)

@@ -128,7 +128,8 @@ def stat_map(view: MapView, data: np.ndarray, cuts, title: str) -> bytes:
     return canvas.png()
 
 
-def map_grid(view: MapView, rows, cuts, title: str) -> bytes:
+def map_grid(view: MapView, rows, cuts, title: str, label: str = "z", signed: bool = True,
+             scale: float = 0.6) -> bytes:
     """Several maps on the same slices and colour scale: one row per map, one column per slice.
 
     Parameters
@@ -138,12 +139,17 @@ def map_grid(view: MapView, rows, cuts, title: str) -> bytes:
         A label and a z map on the view's grid.
     cuts : list of int
     title : str
+    label : str
+        The statistic, under the colour bar.
+    signed : bool
+        False: maps of positive values (``-log10 p``), the colour bar from 0.
+    scale : float
+        Size of the tiles, relative to the view's.
     """
-    scale = 0.6
     sample = view.axial_tile(rows[0][1], cuts[0], scale)
     tile_h, tile_w = sample.shape[:2]
     probe = Canvas(1, 1)
-    label_w = min(max(probe.text_width(label, 11) for label, _ in rows) + 2 * GAP, 180)
+    label_w = min(max(probe.text_width(name, 11) for name, _ in rows) + 2 * GAP, 180)
     width = int(label_w + len(cuts) * (tile_w + GAP) + GAP)
     height = TITLE + 14 + len(rows) * (tile_h + GAP) + BAR
     canvas = Canvas(max(width, 330), height)
@@ -151,13 +157,14 @@ def map_grid(view: MapView, rows, cuts, title: str) -> bytes:
     for j, k in enumerate(cuts):
         canvas.text((label_w + j * (tile_w + GAP) + tile_w / 2, TITLE), view.cut_label(k), size=10, fill=MUTED,
                     anchor="ma")
-    for i, (label, data) in enumerate(rows):
+    for i, (name, data) in enumerate(rows):
         y = TITLE + 14 + i * (tile_h + GAP)
-        canvas.text((label_w - GAP, y + tile_h / 2), fit_label(canvas, label, label_w - 2 * GAP), size=11,
+        canvas.text((label_w - GAP, y + tile_h / 2), fit_label(canvas, name, label_w - 2 * GAP), size=11,
                     anchor="rm")
         for j, k in enumerate(cuts):
             canvas.paste(view.axial_tile(data, k, scale), (label_w + j * (tile_w + GAP), y))
-    colour_bar(canvas, (40, height - BAR + 8), 220, view.threshold, view.vmax, label="z")
+    colour_bar(canvas, (max(40, probe.text_width(label, 12) + 14), height - BAR + 8), 220, view.threshold, view.vmax,
+               label=label, signed=signed)
     return canvas.png()
 
 

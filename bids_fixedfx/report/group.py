@@ -17,7 +17,7 @@ from ..boilerplate.readback import Reader, recorded_command
 from ..plan import MIN_SUBJECTS
 from ..sidecars import StatmapSidecar
 from . import backgrounds, figures, slices
-from .corrected import corrected_section
+from .corrected import corrected_section, permutation_section
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
 from .subject import N_CUTS, is_template
@@ -156,6 +156,8 @@ def _contrast(settings, test, view, files: Files, anchor) -> dict:
     tsv = files.table(tsv_path, table.to_tsv())
     section["corrected"] = corrected_section(
         settings, "group_statmap", common, "group_figure", common, view, files, test.name, settings.group_model)
+    section["permutation"] = permutation_section(settings, common, common, view, z_map, files, test.name,
+                                                 settings.group_model)
     section.update({
         "model": (sidecar.group or {}).get("GroupModel"),
         "dof": sidecar.dof,
