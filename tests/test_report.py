@@ -531,14 +531,18 @@ def test_pages_open_in_chromium_without_a_failed_request(reports, browser):
     print(f"screenshots of the reports: {SCREENSHOTS}")
 
 
+def small_dataset(root, **counts):
+    """The example dataset on the small test grid, in MNI space only, under ``root/bids``."""
+    from bids_fixedfx.example_data import make_example_dataset
+
+    return make_example_dataset(root / "bids", shape=(16, 18, 14), spaces=("MNI152NLin2009cAsym",), **counts)
+
+
 @pytest.fixture(scope="module")
 def twelve_runs(tmp_path_factory):
     """One subject with 12 runs (2 sessions of 6), four contrasts, participant level with reports."""
-    from bids_fixedfx.example_data import make_example_dataset
-
     root = tmp_path_factory.mktemp("twelve")
-    dataset = make_example_dataset(root / "bids", n_subjects=1, n_sessions=2, n_runs=6, shape=(16, 18, 14),
-                                   n_volumes=40, spaces=("MNI152NLin2009cAsym",))
+    dataset = small_dataset(root, n_subjects=1, n_sessions=2, n_runs=6, n_volumes=40)
     output = root / "out"
     assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1",
                  "--contrast", "audio=audio", "--contrast", "visual=visual",
@@ -576,11 +580,8 @@ def test_a_twelve_run_page_stays_short_with_everything_reachable(twelve_runs, br
 @pytest.fixture(scope="module")
 def permuted(tmp_path_factory):
     """Seven one-run subjects, the group level with a permutation test (all four statistics)."""
-    from bids_fixedfx.example_data import make_example_dataset
-
     root = tmp_path_factory.mktemp("permuted")
-    dataset = make_example_dataset(root / "bids", n_subjects=7, n_sessions=1, n_runs=1, shape=(16, 18, 14),
-                                   n_volumes=60, spaces=("MNI152NLin2009cAsym",))
+    dataset = small_dataset(root, n_subjects=7, n_sessions=1, n_runs=1, n_volumes=60)
     output = root / "out"
     common = [str(dataset.path), str(output)]
     assert main([*common, "participant", "--skip-bids-validation", "--nprocs", "1", "--no-reports"]) == 0
