@@ -27,7 +27,7 @@ from .arguments import (
     probability,
     strip_prefix,
 )
-from .inference import METHODS, InferenceSettings
+from .inference import METHODS, OPTIONS, REQUIRES, InferenceSettings
 from .progress import SUMMARY
 from .settings import MOTION_CONFOUNDS, ModelSettings, Settings
 
@@ -313,10 +313,14 @@ def parse_settings(argv=None) -> Settings:
         raise UsageError("--group-covariates designs a test across subjects; it does not go with --group-model fixed.")
     if args.n_perm and args.group_model == "fixed":
         raise UsageError("--n-perm tests across subjects by sign flips; it does not go with --group-model fixed.")
-    if args.tfce and not args.n_perm:
-        raise UsageError("--tfce needs --n-perm (a permutation test) to be given.")
-    if args.cluster_extent and not args.threshold:
-        raise UsageError("--cluster-extent needs --threshold (it removes small clusters of the thresholded map).")
+    inference = InferenceSettings(
+        method=args.threshold, alpha=args.alpha, cluster_extent=args.cluster_extent,
+        cluster_inference=args.cluster_inference, cluster_threshold=args.cluster_threshold,
+        n_perm=args.n_perm, tfce=args.tfce,
+    )
+    for field, needed, why in REQUIRES:
+        if getattr(inference, field) and not getattr(inference, needed):
+            raise UsageError(f"{OPTIONS[field]} needs {OPTIONS[needed]} ({why}).")
     names = [c.name for c in args.contrast]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -340,11 +344,7 @@ def parse_settings(argv=None) -> Settings:
         model=model,
         group_model=args.group_model,
         group_covariates=tuple(dict.fromkeys(args.group_covariates)),
-        inference=InferenceSettings(
-            method=args.threshold, alpha=args.alpha, cluster_extent=args.cluster_extent,
-            cluster_inference=args.cluster_inference, cluster_threshold=args.cluster_threshold,
-            n_perm=args.n_perm, tfce=args.tfce,
-        ),
+        inference=inference,
         work_dir=args.work_dir.absolute() if args.work_dir else None,
         nprocs=args.nprocs,
         verbose=-1 if args.quiet else args.verbose,

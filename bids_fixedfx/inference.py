@@ -15,6 +15,17 @@ import numpy as np
 METHODS = ("fpr", "fdr", "bonferroni")
 #: nilearn's default alpha for each method (fpr: an uncorrected p threshold).
 DEFAULT_ALPHA = {"fpr": 0.001, "fdr": 0.05, "bonferroni": 0.05}
+#: The command-line option of each :class:`InferenceSettings` field.
+OPTIONS = {
+    "method": "--threshold", "alpha": "--alpha", "cluster_extent": "--cluster-extent",
+    "cluster_inference": "--cluster-inference", "cluster_threshold": "--cluster-threshold",
+    "n_perm": "--n-perm", "tfce": "--tfce",
+}
+#: Settings that need another: (field, the field it needs, why).
+REQUIRES = (
+    ("cluster_extent", "method", "it removes small clusters of the thresholded map"),
+    ("tfce", "n_perm", "it is a statistic of the permutation test"),
+)
 #: The ``desc`` of each permutation map, nilearn's key of it and what it tests.
 PERMUTATION_MAPS = {
     "permmaxt": ("logp_max_t", "voxel-level max-t"),

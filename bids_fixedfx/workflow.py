@@ -36,7 +36,8 @@ def run_participant(settings) -> None:
         discover.validate_input_dir(settings.bids_dir)
     model = plan.read_model(settings)
     if model is not None:
-        settings = replace(settings, model=plan.model_settings(model, settings))
+        settings = replace(settings, model=plan.model_settings(model, settings),
+                           inference=plan.inference_settings(model, settings, "participant"))
     selection = discover.select_runs(settings)
     checked = plan.plan_runs(selection, settings, model)
     for note in checked.notes:
@@ -269,8 +270,11 @@ def run_group(settings) -> None:
     """Test every task, space and contrast across subjects; write ``group/``."""
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
     model = plan.read_model(settings) if settings.model_file else None
+    if model is not None:
+        settings = replace(settings, inference=plan.inference_settings(model, settings, "group"))
     if settings.group_covariates:
-        model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir))
+        model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir),
+                                      settings.inference)
     if model is not None:
         dataset = model.nodes_at("dataset")
         group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"
@@ -352,7 +356,7 @@ def write_group(test, settings) -> None:
             if settings.inference.any and contrast.test == "t":
                 found = inference.inference_maps(
                     maps.maps, mask, settings.inference,
-                    effects=effects if settings.group_model == "random" and test.design is None else None,
+                    effects=effects if settings.group_model == "random" and _one_sample(test.design) else None,
                 )
                 outputs.write_inference_maps("group_statmap", contrast.label, found, staging, sidecar.to_json(),
                                              group_model=settings.group_model, **common)
@@ -362,6 +366,11 @@ def write_group(test, settings) -> None:
             if naming.group_model_of(naming.parse(relative)) == settings.group_model
         ]
         staging.commit(stale)
+
+
+def _one_sample(design) -> bool:
+    """Whether a group design is the one-sample test (none given, or the intercept alone)."""
+    return design is None or list(design.columns) == ["intercept"]
 
 
 def _group_maps(test, mask, settings):
@@ -387,7 +396,7 @@ def _group_maps(test, mask, settings):
                    else [{c: float(w) for c, w in zip(design.columns, row) if w} for row in matrix.matrix])
         contrast = combine.GroupContrast(matrix.name, naming.label_of(matrix.name), weights, test_kind)
         maps = combine.group_glm(effects, mask, design, matrix.matrix, contrast)
-        plain = list(design.columns) == ["intercept"]
+        plain = _one_sample(design)
         group = {"GroupModel": "one-sample t-test" if plain else "general linear model"}
         if not plain:
             group["DesignMatrix"] = {"Columns": list(design.columns), "Rows": list(test.subjects),

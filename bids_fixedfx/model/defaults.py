@@ -11,6 +11,7 @@ for sit in ``Model.Software.nilearn`` (``noise_model``, ``drift_model``, ``drift
 from __future__ import annotations
 
 from .bsm import INTERCEPT, Model, ModelError, parse_model
+from .inference import inference_software
 
 #: The six motion parameters, the default confounds.
 MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
@@ -34,6 +35,7 @@ def default_model(
     precision_weighted: bool = False,
     tasks=None,
     name: str = "default",
+    inference=None,
 ) -> Model:
     """The default model as a :class:`~.bsm.Model` (write it with ``model.to_json()``).
 
@@ -66,6 +68,9 @@ def default_model(
         ``Input.task``.
     name : str
         The model's ``Name``.
+    inference : InferenceSettings, optional
+        The participant level's corrected inference, which the subject node states
+        (``Model.Software["bids-fixedfx"]``, see :mod:`.inference`).
 
     Returns
     -------
@@ -113,7 +118,8 @@ def default_model(
     subject = {
         "Level": "Subject", "Name": "subject", "GroupBy": ["subject", "task", "contrast"],
         "Model": {"Type": "meta", "X": [INTERCEPT],
-                  "Software": {SOFTWARE: {"precision_weighted": bool(precision_weighted)}}},
+                  "Software": {SOFTWARE: {"precision_weighted": bool(precision_weighted)},
+                               **(inference_software(inference, "subject") if inference is not None else {})}},
         "DummyContrasts": {"Test": "t"},
     }
     dataset = {

@@ -15,11 +15,20 @@ from .group import (
     plan_group,
     read_participants,
 )
-from .models import SUPPORTED, covariates_model, default_model, model_settings, read_model, run_node
+from .models import (
+    SUPPORTED,
+    covariates_model,
+    default_model,
+    inference_settings,
+    model_settings,
+    read_model,
+    run_node,
+)
 from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, residual_dof
 
 __all__ = [
     "MIN_DOF", "MIN_SUBJECTS", "SUPPORTED", "GroupPlan", "GroupTest", "LeftOut", "Plan", "RunPlan",
-    "SubjectMapFiles", "SubjectPlan", "covariates_model", "default_model", "find_subject_maps", "model_settings", "plan_group",
+    "SubjectMapFiles", "SubjectPlan", "covariates_model", "default_model", "find_subject_maps", "inference_settings", "model_settings",
+    "plan_group",
     "plan_runs", "read_model", "read_participants", "residual_dof", "run_node",
 ]

@@ -79,6 +79,41 @@ def model_settings(model, settings):
     )
 
 
+def inference_settings(model, settings, level: str):
+    """The corrected inference of a level: what the model's subject node (participant level) or
+    dataset node (group level) states in ``Model.Software["bids-fixedfx"]``, else the options'.
+
+    Parameters
+    ----------
+    model : bids_fixedfx.model.Model
+    settings : Settings
+    level : {'participant', 'group'}
+
+    Returns
+    -------
+    inference : InferenceSettings
+
+    Raises
+    ------
+    UsageError
+        The node states them and an inference option is given too (one or the other).
+    """
+    from ..errors import UsageError
+    from ..model.inference import SOFTWARE, option_of, stated_inference
+
+    nodes = model.nodes_at("subject" if level == "participant" else "dataset")
+    stated = stated_inference(nodes[0]) if nodes else None
+    if stated is None:
+        return settings.inference
+    option = option_of(settings.inference)
+    if option is not None:
+        raise UsageError(
+            f"{option} is given with --model, whose node {nodes[0].name!r} states the inference settings "
+            f"(Model.Software.{SOFTWARE}); use one or the other."
+        )
+    return stated
+
+
 def default_model(plan, settings):
     """The model the options define (written to ``OUTPUT_DIR/models/``), or None with a
     reason when the options go beyond what a model file states (confound strategies,
@@ -109,12 +144,12 @@ def default_model(plan, settings):
         conditions, confounds=model.confounds, hrf_model=hrf, fir_delays=fir_delays,
         drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
         noise_model=model.noise_model, contrasts=contrasts, group_model=settings.group_model,
-        precision_weighted=model.precision_weighted,
+        precision_weighted=model.precision_weighted, inference=settings.inference,
     )
     return made, None
 
 
-def covariates_model(columns, participants):
+def covariates_model(columns, participants, inference=None):
     """The model of ``--group-covariates``: a dataset node testing columns of ``participants.tsv``.
 
     A column of numbers is a covariate, demeaned, tested by its slope; a column of labels (at
@@ -127,6 +162,8 @@ def covariates_model(columns, participants):
     columns : sequence of str
     participants : pandas.DataFrame
         ``participants.tsv`` indexed by subject.
+    inference : InferenceSettings, optional
+        The group level's corrected inference, which the dataset node states.
 
     Returns
     -------
@@ -141,6 +178,7 @@ def covariates_model(columns, participants):
 
     from ..errors import UsageError
     from ..model import parse_model
+    from ..model.inference import inference_software
 
     x, contrasts, instructions, groups = [], [], [], None
     for column in columns:
@@ -181,6 +219,9 @@ def covariates_model(columns, participants):
         contrasts = [{"Name": "mean", "ConditionList": [1], "Weights": [1], "Test": "t"}, *contrasts]
     node = {"Level": "Dataset", "Name": "groupCovariates", "GroupBy": ["contrast"],
             "Model": {"Type": "glm", "X": x}, "Contrasts": contrasts}
+    software = inference_software(inference, "dataset") if inference is not None else {}
+    if software:
+        node["Model"]["Software"] = software
     if instructions:
         node["Transformations"] = {"Transformer": "pybids-transforms-v1", "Instructions": instructions}
     document = {"Name": "groupCovariates", "BIDSModelVersion": "1.0.0",
