@@ -17,6 +17,7 @@ import pytest
 
 from bids_fixedfx import boilerplate
 from bids_fixedfx.cli import main
+from bids_fixedfx.inference import InferenceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +60,8 @@ def test_default_settings_are_stated(example_dataset, tmp_path):
         "the mean of the runs' effects",
         "For the one subject with a single run",
         "--boilerplate-only",
+        "proportion of each voxel's variance that the model explains (R², nilearn's `r_square`, computed on the "
+        "pre-whitened data and design)",
     ):
         assert expected in text, expected
     # it states nothing that was not done
@@ -246,9 +249,11 @@ def test_runs_left_out_and_every_level_s_command_are_stated():
         {"participant": ("bids-fixedfx in out participant --participant-label 01",
                          "bids-fixedfx in out participant --participant-label 02"),
          "group": ("bids-fixedfx in out group",)},
-        boilerplate.software_versions(), 3.0,
+        boilerplate.software_versions(), 3.0, InferenceSettings(n_perm=100, alpha=0.01), "group",
     )
     text = render(methods)
+    assert "with 100 sign flips" in text
+    assert "the permutation maps are shown where the family-wise error corrected p < 0.01" in text
     assert "One further run was left out of its subject's maps: sub-01_task-x_run-2 (it leaves 0 residual" in text
     assert ("participant level, `bids-fixedfx in out participant --participant-label 01` and "
             "`bids-fixedfx in out participant --participant-label 02`; group level, "
