@@ -117,7 +117,7 @@ def inference_software(settings: InferenceSettings, level: str) -> dict:
         if key in GROUP_KEYS and level != "dataset":
             continue
         value = getattr(settings, field)
-        if value is not None and (value != getattr(defaults, field) or key in ("Threshold", "ClusterInference")):
+        if value != getattr(defaults, field):
             section[key] = value
     return {SOFTWARE: section}
 
