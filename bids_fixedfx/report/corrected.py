@@ -120,20 +120,21 @@ def permutation_section(settings, map_entities: dict, figure_entities: dict, vie
     section = {"what": what, "figure": None, "tables": [],
                "none": f"No voxel survives: the smallest family-wise p is {10 ** -largest:.3g}."}
     shown = replace(view, threshold=height, vmax=max(largest, 1.25 * height), template=False)
-    if largest > height:
-        strongest = max(found, key=lambda item: float(item[2].max()))[2]
-        cuts = slices.choose_cuts(strongest, height, 4, view.box)
-        section["figure"] = files.figure(
-            naming.build("group_figure", desc="permutation", suffix="statmap", extension=".png", **figure_entities),
-            figures.map_grid(shown, [(m, data) for m, (_, _, data) in zip(methods, found)], cuts,
-                             f"{name}: permutation test, -log10 family-wise p", label="-log10 p", signed=False,
-                             scale=0.4),
-            f"Permutation maps of {name}, family-wise p < {alpha:g}",
-            f"-log10 of the family-wise error corrected p of a two-sided one-sample permutation test (sign "
-            f"flipping, {permutations} permutations, nilearn's non_parametric_inference), one row per statistic"
-            + (f" (clusters formed at |z| > {forming[0]:g})" if forming else "")
-            + f"; voxels with p < {alpha:g} (-log10 p > {height:.2f}) coloured.",
-        )
+    if largest <= height:
+        return section  # no figure and no cluster: the note says so
+    strongest = max(found, key=lambda item: float(item[2].max()))[2]
+    cuts = slices.choose_cuts(strongest, height, 4, view.box)
+    section["figure"] = files.figure(
+        naming.build("group_figure", desc="permutation", suffix="statmap", extension=".png", **figure_entities),
+        figures.map_grid(shown, [(m, data) for m, (_, _, data) in zip(methods, found)], cuts,
+                         f"{name}: permutation test, -log10 family-wise p", label="-log10 p", signed=False,
+                         scale=0.4),
+        f"Permutation maps of {name}, family-wise p < {alpha:g}",
+        f"-log10 of the family-wise error corrected p of a two-sided one-sample permutation test (sign "
+        f"flipping, {permutations} permutations, nilearn's non_parametric_inference), one row per statistic"
+        + (f" (clusters formed at |z| > {forming[0]:g})" if forming else "")
+        + f"; voxels with p < {alpha:g} (-log10 p > {height:.2f}) coloured.",
+    )
     for method, (desc, _, data) in zip(methods, found):
         survivors = slices.Volume(np.where(data > height, z_map, 0.0), view.grid.affine)
         table = cluster_table(survivors, 0.0, view.template, min_voxels=1)
