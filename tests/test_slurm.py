@@ -254,6 +254,8 @@ def expected_files(bids_dir: Path, labels) -> set[str]:
             folder = bold.parent.relative_to(bids_dir / "derivatives" / "fmriprep")
             prefix = bold.name.split(f"_space-{SPACE}")[0]
             expected |= {f"{folder}/{prefix}_design.tsv", f"{folder}/{prefix}_design.json"}
+            fit = f"{folder}/{prefix}_space-{SPACE}_stat-rsquared_statmap"
+            expected |= {f"{fit}.nii.gz", f"{fit}.json"}
             for contrast in CONDITIONS:
                 for stat in STATS:
                     stem = f"{folder}/{prefix}_space-{SPACE}_contrast-{contrast}_stat-{stat}_statmap"
