@@ -89,11 +89,11 @@ def default_nprocs():
 PARTICIPANT_ONLY = (
     "session_label", "bids_filter_file", "bids_database_dir", "skip_bids_validation", "contrast",
     "design_dir", "mask", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
-    "noise_model", "confounds", "precision_weighted",
+    "noise_model", "confounds", "precision_weighted", "dummy_scans",
 )
 GROUP_ONLY = ("group_model", "group_covariates", "n_perm", "tfce")
 #: Options that a model file (-m) states itself; given with it they are usage errors.
 MODEL_DEFINED = (
     "contrast", "design_dir", "hrf_model", "drift_model", "high_pass", "drift_order", "noise_model",
-    "confounds", "precision_weighted", "group_model", "group_covariates",
+    "confounds", "precision_weighted", "group_model", "group_covariates", "dummy_scans",
 )

@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the six motion parameters)",
     )
     model.add_argument(
+        "--dummy-scans", type=nonnegative_int, default=None, metavar="N",
+        help="leave the first N volumes of each run out of the fit where its confounds have no "
+        "non_steady_state_outlier columns (where they do, the volumes those flag are left out, always)",
+    )
+    model.add_argument(
         "--precision-weighted", action="store_true",
         help="inverse-variance weighting in fixed effects (default: off, as in nilearn)",
     )
@@ -307,6 +312,7 @@ def parse_settings(argv=None) -> Settings:
         noise_model=args.noise_model,
         confounds=confounds,
         confounds_given=args.confounds is not None,
+        dummy_scans=args.dummy_scans,
         precision_weighted=args.precision_weighted,
     )
     if args.group_covariates and args.group_model == "fixed":

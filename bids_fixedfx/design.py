@@ -6,7 +6,7 @@ import fnmatch
 import re
 import zipfile
 import warnings as pywarnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,11 @@ NUISANCE_COLUMNS = re.compile(
 )
 
 
+#: fMRIPrep's columns that flag the volumes acquired before the signal reached a steady state
+#: (dummy scans): one column per volume, 1 at that volume.
+NON_STEADY_STATE = "non_steady_state_outlier*"
+
+
 def is_confound_strategy(names) -> bool:
     """Whether ``--confounds`` names nilearn ``load_confounds`` strategies (not columns).
 
@@ -38,6 +43,41 @@ def is_confound_strategy(names) -> bool:
     (True, False, False)
     """
     return bool(names) and all(n in CONFOUND_STRATEGIES for n in names)
+
+
+@dataclass(frozen=True)
+class DummyScans:
+    """Volumes at the start of a run that are left out of the fit (dummy scans).
+
+    The design is built on all volumes (its frame times are those of the whole run) and
+    these volumes are then left out of the fit, as nilearn's ``sample_masks`` do.
+
+    Attributes
+    ----------
+    volumes : tuple of int
+        Their indices, from 0.
+    source : {'confounds', 'option'}
+        ``confounds``: flagged by fMRIPrep's ``non_steady_state_outlier`` columns;
+        ``option``: the first ``count`` volumes, as ``--dummy-scans`` (or the model's
+        ``dummy_scans``) asks, for a run without such columns.
+    """
+
+    volumes: tuple[int, ...]
+    source: str
+
+    @property
+    def reason(self) -> str:
+        """Why they were left out, in words."""
+        if self.source == "confounds":
+            return "flagged as non-steady-state by fMRIPrep (non_steady_state_outlier columns of the confounds)"
+        return f"the first {len(self.volumes)} volumes, as --dummy-scans {len(self.volumes)} asks"
+
+    def to_json(self) -> dict:
+        return {"Volumes": list(self.volumes), "Source": self.source, "Reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data) -> DummyScans | None:
+        return None if data is None else cls(tuple(int(v) for v in data["Volumes"]), str(data["Source"]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,11 +95,14 @@ class Design:
     condition_counts : dict
         Number of events of each condition.
     sample_mask : numpy.ndarray or None
-        Volumes kept for the fit (from a scrubbing confound strategy).
+        Volumes kept for the fit (without the dummy scans and the volumes a scrubbing
+        confound strategy censors).
     precomputed : bool
         Whether the matrix was read from ``--design-dir``.
     notes : tuple of Note
         What a user should know about how it was built.
+    dummy_scans : DummyScans or None
+        The volumes at the start of the run that are left out of the fit.
     """
 
     matrix: pd.DataFrame
@@ -69,6 +112,17 @@ class Design:
     sample_mask: np.ndarray | None = None
     precomputed: bool = False
     notes: tuple[Note, ...] = ()
+    dummy_scans: DummyScans | None = None
+
+    @property
+    def n_excluded(self) -> int:
+        """Volumes left out of the fit (dummy scans and censored volumes)."""
+        return 0 if self.sample_mask is None else len(self.matrix) - len(self.sample_mask)
+
+    @property
+    def n_censored(self) -> int:
+        """Volumes left out of the fit by a confound strategy, not being dummy scans."""
+        return self.n_excluded - (len(self.dummy_scans.volumes) if self.dummy_scans else 0)
 
 
 def read_events(path, keep_missing_trial_types: bool = False) -> pd.DataFrame:
@@ -181,7 +235,7 @@ def select_confounds(run, names):
             raise UsageError(
                 f"--confounds {pattern} matches no column of {run.confounds.name}."
             )
-        columns += [c for c in matched if c not in columns]
+        columns += [c for c in matched if c not in columns and not is_non_steady_state(c)]
     try:
         confounds = table[columns].astype(float).copy()
     except ValueError:
@@ -202,6 +256,77 @@ def select_confounds(run, names):
     return confounds, None, notes
 
 
+def is_non_steady_state(column) -> bool:
+    """Whether a confounds column is one of fMRIPrep's dummy-scan flags (never a regressor:
+    the volumes it flags are left out of the fit, as nilearn's ``load_confounds`` does)."""
+    return fnmatch.fnmatchcase(str(column), NON_STEADY_STATE)
+
+
+def find_dummy_scans(run, table, *, non_steady_state: bool = True, count: int | None = None,
+                     where: str = "--dummy-scans"):
+    """A run's dummy scans: the volumes that fMRIPrep's ``non_steady_state_outlier``
+    columns flag or, for a run without them, the first ``count`` volumes.
+
+    Parameters
+    ----------
+    run : Run
+    table : pandas.DataFrame or None
+        The run's confounds table.
+    non_steady_state : bool
+        Whether the volumes flagged by those columns are left out (nilearn's ``load_confounds``
+        always does).
+    count : int or None
+        ``--dummy-scans N``: the volumes to leave out where no column flags any.
+    where : str
+        How errors and notes name the setting.
+
+    Returns
+    -------
+    dummy_scans : DummyScans or None
+    notes : list of Note
+
+    Raises
+    ------
+    UsageError
+        ``count`` is negative or leaves no volume of the run.
+    """
+    if count is not None and not 0 <= count < run.n_volumes:
+        raise UsageError(
+            f"{where} {count} leaves no volume of {run.name}, which has {run.n_volumes} volumes."
+            if count >= 0 else f"{where} {count} is negative; give 0 or more volumes."
+        )
+    columns = [c for c in table.columns if is_non_steady_state(c)] if non_steady_state and table is not None else []
+    if columns:
+        flags = table[columns].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy()
+        flagged = tuple(int(v) for v in np.flatnonzero((flags != 0).any(axis=1)))
+        notes = []
+        if count is not None and count != len(flagged):
+            notes.append(Note.for_run(
+                run, "dummy-scans",
+                f"{run.name}: fMRIPrep's non_steady_state_outlier columns flag {len(flagged)} volume(s), "
+                f"which were left out; {where} {count} applies only to runs without those columns",
+            ))
+        return (DummyScans(flagged, "confounds") if flagged else None), notes
+    if count:
+        return DummyScans(tuple(range(count)), "option"), []
+    return None, []
+
+
+def with_dummy_scans(design: Design, run, table, *, non_steady_state: bool = True, count: int | None = None,
+                     where: str = "--dummy-scans") -> Design:
+    """``design`` with its run's dummy scans (:func:`find_dummy_scans`) left out of the fit.
+
+    The matrix keeps every volume (the frame times of the whole run); the dummy scans
+    leave its ``sample_mask``, as nilearn's ``FirstLevelModel.fit(..., sample_masks=...)``.
+    """
+    found, notes = find_dummy_scans(run, table, non_steady_state=non_steady_state, count=count, where=where)
+    if found is None:
+        return replace(design, notes=design.notes + tuple(notes))
+    kept = np.arange(len(design.matrix)) if design.sample_mask is None else np.asarray(design.sample_mask)
+    kept = kept[~np.isin(kept, found.volumes)]
+    return replace(design, sample_mask=kept, dummy_scans=found, notes=design.notes + tuple(notes))
+
+
 def frame_times(n_volumes: int, tr: float, start_time: float = 0.0) -> np.ndarray:
     """Acquisition times of the volumes, as nilearn's ``FirstLevelModel`` computes them
     (``slice_time_ref = start_time / tr``)."""
@@ -220,8 +345,9 @@ def build_design(run, model) -> Design:
     -------
     design : Design
     """
-    if run.design is not None:
-        return load_design(run)
+    dummy = {"non_steady_state": model.non_steady_state, "count": model.dummy_scans}
+    if run.design is not None:  # events and confounds are not used: only --dummy-scans applies
+        return with_dummy_scans(load_design(run), run, None, **dummy)
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     events = read_events(run.events)
@@ -257,7 +383,7 @@ def build_design(run, model) -> Design:
     trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
     counts = trial_types.value_counts().sort_index()
     conditions = tuple(c for c in matrix.columns if c in set(counts.index))
-    return Design(
+    design = Design(
         matrix=matrix,
         conditions=conditions,
         confounds=tuple(confounds.columns) if confounds is not None else (),
@@ -265,6 +391,8 @@ def build_design(run, model) -> Design:
         sample_mask=sample_mask,
         notes=tuple(notes),
     )
+    table = read_table(run.confounds, "confounds file") if run.confounds is not None else None
+    return with_dummy_scans(design, run, table, **dummy)
 
 
 def load_design(run) -> Design:
@@ -358,10 +486,11 @@ def model_design(run, node) -> Design:
     -------
     design : Design
     """
-    from .model.design import build_run_design
+    from .model.design import build_run_design, dummy_scan_settings
 
+    dummy = dummy_scan_settings(node)
     if run.design is not None:
-        return load_design(run)
+        return with_dummy_scans(load_design(run), run, None, **dummy)
     events = read_events(run.events, keep_missing_trial_types=True)
     confounds = read_confounds_table(run.confounds)
     if confounds is not None and len(confounds) != run.n_volumes:
@@ -372,13 +501,14 @@ def model_design(run, node) -> Design:
                              start_time=run.start_time, run_name=run.name)
     trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
     counts = trial_types.value_counts().sort_index()
-    return Design(
+    design = Design(
         matrix=built.matrix,
         conditions=tuple(built.conditions),
         confounds=tuple(c for c in built.confounds if c != "constant"),
         condition_counts={str(k): int(v) for k, v in counts.items()},
         notes=tuple(Note.for_run(run, "design", text) for text in built.notes),
     )
+    return with_dummy_scans(design, run, confounds, **dummy)
 
 
 # The contrasts of a design live in .contrasts; these names stay importable from here.
@@ -392,7 +522,8 @@ from .contrasts import (  # noqa: E402, F401  (re-exported)
 )
 
 __all__ = [
-    "CONFOUND_STRATEGIES", "NUISANCE_COLUMNS", "is_confound_strategy", "ContrastWeights", "Design", "bids_label", "build_design",
+    "CONFOUND_STRATEGIES", "NUISANCE_COLUMNS", "NON_STEADY_STATE", "is_confound_strategy", "ContrastWeights", "Design",
+    "DummyScans", "bids_label", "build_design", "find_dummy_scans", "is_non_steady_state", "with_dummy_scans",
     "check_contrasts", "contrast_weights", "expression_names", "frame_times", "load_design", "model_contrasts",
     "fill_first_row", "model_design", "read_confounds_table", "read_events", "read_table", "select_confounds",
 ]

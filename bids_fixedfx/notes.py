@@ -14,6 +14,7 @@ KINDS = {
     "no-confounds": "a run was modelled without confounds",
     "imputed": "a confound's missing first value was set to the second (as nilearn does)",
     "censored": "volumes were left out of a fit by a confound strategy",
+    "dummy-scans": "fMRIPrep's non-steady-state columns were used instead of --dummy-scans",
     "design": "nilearn's remark while building a design",
     "fit": "nilearn's remark while fitting",
     "contrast-skipped": "a contrast was not computed in a run that lacks one of its columns",

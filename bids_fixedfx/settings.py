@@ -32,6 +32,8 @@ class ModelSettings:
     noise_model: str = "ar1"
     confounds: tuple[str, ...] = MOTION_CONFOUNDS
     confounds_given: bool = False  # --confounds was on the command line (not the default)
+    non_steady_state: bool = True  # volumes flagged by fMRIPrep's non_steady_state_outlier columns left out
+    dummy_scans: int | None = None  # --dummy-scans N: the first N volumes left out where no column flags any
     precision_weighted: bool = False
 
 

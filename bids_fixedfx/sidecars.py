@@ -279,6 +279,7 @@ class DesignSidecar:
     mask: str | None
     preprocessed: bool
     sources: tuple[str, ...]
+    dummy_scans: dict | None = None  # {"Volumes", "Source", "Reason"} of design.DummyScans
 
     def to_json(self) -> dict:
         return {
@@ -291,6 +292,7 @@ class DesignSidecar:
             "Precomputed": self.precomputed,
             "ConfoundsOption": list(self.confounds_option),
             "VolumesExcluded": self.volumes_excluded,
+            "DummyScans": self.dummy_scans,
             "HRFModel": self.hrf_model,
             "DriftModel": self.drift_model,
             "HighPass": self.high_pass,
@@ -305,7 +307,7 @@ class DesignSidecar:
     def from_json(cls, data, path) -> DesignSidecar:
         keys = ("RepetitionTime", "StartTime", "NumberOfVolumes", "Columns", "Conditions", "Confounds",
                 "Precomputed", "ConfoundsOption", "VolumesExcluded", "HRFModel", "DriftModel", "HighPass",
-                "DriftOrder", "BOLD", "Mask", "Preprocessed", "Sources")
+                "DriftOrder", "BOLD", "Mask", "Preprocessed", "Sources", "DummyScans")
         values = [_need(data, key, path) for key in keys]
         values = [tuple(v) if isinstance(v, list) else v for v in values]
         return cls(*values)

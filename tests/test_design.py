@@ -355,3 +355,81 @@ def test_accented_condition_keeps_its_base_letters():
 
     assert bids_label("áudio") == "audio"
     assert bids_label("café_noir") == "cafeNoir"
+
+
+# ---------------------------------------------------------------- dummy scans
+
+
+def with_non_steady_state(run, folder, n):
+    """The run with a copy of its confounds whose ``non_steady_state_outlier`` columns flag
+    the first ``n`` volumes (as fMRIPrep writes them), beside a link to its BOLD series."""
+    folder.mkdir(exist_ok=True)
+    table = read_confounds(run)
+    for k in range(n):
+        table[f"non_steady_state_outlier{k:02d}"] = (np.arange(len(table)) == k).astype(int)
+    confounds = folder / run.confounds.name
+    table.to_csv(confounds, sep="\t", index=False, na_rep="n/a")
+    sidecar = run.confounds.with_name(run.confounds.name.replace(".tsv", ".json"))
+    if sidecar.is_file():
+        (folder / sidecar.name).write_text(sidecar.read_text())
+    bold = folder / run.bold.name
+    bold.symlink_to(run.bold)
+    return dataclasses.replace(run, bold=bold, confounds=confounds)
+
+
+def test_fmriprep_dummy_scans_leave_the_fit_not_the_design(example_run, tmp_path):
+    run = with_non_steady_state(example_run, tmp_path / "nss", 2)
+    built = design.build_design(run, ModelSettings())
+    plain = design.build_design(example_run, ModelSettings())
+    assert_same_matrix(built.matrix, plain.matrix)  # every volume, at its own frame time
+    np.testing.assert_array_equal(built.sample_mask, np.arange(2, run.n_volumes))
+    assert built.dummy_scans == design.DummyScans((0, 1), "confounds")
+    assert built.n_excluded == 2 and built.n_censored == 0
+    # named as confounds, the flags still leave the fit rather than enter the design
+    asked = design.build_design(run, ModelSettings(confounds=("trans_?", "non_steady_state_outlier*")))
+    assert asked.confounds == ("trans_x", "trans_y", "trans_z")
+    np.testing.assert_array_equal(asked.sample_mask, np.arange(2, run.n_volumes))
+
+
+def test_confound_strategy_dummy_scans_are_load_confounds_sample_mask(example_run, tmp_path):
+    run = with_non_steady_state(example_run, tmp_path / "nss", 3)
+    built = design.build_design(run, ModelSettings(confounds=("motion", "wm_csf")))
+    confounds, sample_mask = load_confounds(str(run.bold), strategy=("motion", "wm_csf"))
+    np.testing.assert_array_equal(built.sample_mask, sample_mask)
+    assert built.dummy_scans.volumes == (0, 1, 2) and built.n_censored == 0
+    assert not any(c.startswith("non_steady_state") for c in built.confounds)
+
+
+def test_dummy_scans_option_where_no_column_flags_volumes(example_run):
+    built = design.build_design(example_run, ModelSettings(dummy_scans=3))
+    np.testing.assert_array_equal(built.sample_mask, np.arange(3, example_run.n_volumes))
+    assert built.dummy_scans == design.DummyScans((0, 1, 2), "option")
+    assert "--dummy-scans 3" in built.dummy_scans.reason
+    assert design.build_design(example_run, ModelSettings(dummy_scans=0)).sample_mask is None
+
+
+def test_fmriprep_columns_win_over_the_option_with_a_note(example_run, tmp_path):
+    run = with_non_steady_state(example_run, tmp_path / "nss", 2)
+    built = design.build_design(run, ModelSettings(dummy_scans=4))
+    assert built.dummy_scans.volumes == (0, 1)
+    [note] = [n for n in built.notes if n.kind == "dummy-scans"]
+    assert "--dummy-scans 4" in note.text and run.name in note.text
+    agreeing = design.build_design(run, ModelSettings(dummy_scans=2))
+    assert not [n for n in agreeing.notes if n.kind == "dummy-scans"]
+
+
+def test_precomputed_designs_take_the_option(precomputed):
+    run = precomputed("tsv")
+    built = design.build_design(run, ModelSettings(dummy_scans=2))
+    assert built.precomputed and built.dummy_scans.source == "option"
+    np.testing.assert_array_equal(built.sample_mask, np.arange(2, run.n_volumes))
+
+
+@pytest.mark.parametrize("count", [60, 61, -1])
+def test_dummy_scans_that_leave_no_volume_are_usage_errors(example_run, count):
+    run = dataclasses.replace(example_run, n_volumes=60)
+    with pytest.raises(UsageError) as error:
+        design.find_dummy_scans(run, None, count=count)
+    assert error.value.exit_code == EX_USAGE and f"--dummy-scans {count}" in str(error.value)
+    if count >= 0:
+        assert run.name in str(error.value)

@@ -379,6 +379,24 @@ def test_confounds_on_arrays():
     np.testing.assert_allclose(components.T @ components, np.eye(5), atol=1e-10)
 
 
+def test_non_steady_state_volumes_are_brighter_and_flagged(tmp_path):
+    plain = make_example_dataset(tmp_path / "plain", **SMALL)
+    flagged = make_example_dataset(tmp_path / "flagged", **SMALL, non_steady_state=2)
+    stem = f"sub-01_task-{TASK}_run-01"
+    func = Path("derivatives") / "fmriprep" / "sub-01" / "func"
+    tables = [pd.read_csv(d.path / func / f"{stem}_desc-confounds_timeseries.tsv", sep="\t") for d in (plain, flagged)]
+    assert not [c for c in tables[0].columns if c.startswith("non_steady_state")]
+    flags = tables[1][["non_steady_state_outlier00", "non_steady_state_outlier01"]].to_numpy()
+    np.testing.assert_array_equal(flags, np.eye(40)[:, :2])
+    pd.testing.assert_frame_equal(tables[1][tables[0].columns], tables[0])
+    bold = f"{stem}_space-{MNI}_desc-preproc_bold.nii.gz"
+    mask = nib.load(str(plain.path / func / f"{stem}_space-{MNI}_desc-brain_mask.nii.gz")).get_fdata() > 0
+    data = [nib.load(str(d.path / func / bold)).get_fdata()[mask] for d in (plain, flagged)]
+    ratio = data[1].mean(axis=0) / data[0].mean(axis=0)
+    np.testing.assert_allclose(ratio[:3], [1.5, 1.25, 1.0], rtol=1e-3)
+    np.testing.assert_array_equal(data[1][:, 2:], data[0][:, 2:])
+
+
 # --------------------------------------------------------------------------
 # atomic writes
 
@@ -504,6 +522,8 @@ def test_validator_no_sessions(tmp_path):
         {"shape": (8, 30, 30)},
         {"n_volumes": 10},
         {"spaces": ("MNI_bad",)},
+        {"non_steady_state": 40},
+        {"non_steady_state": -1},
     ],
 )
 def test_invalid_parameters(tmp_path, kwargs):

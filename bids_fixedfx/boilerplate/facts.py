@@ -33,6 +33,8 @@ class RunFacts:
     mask: str | None  # file name of the mask; None when nilearn computed it
     censored: int = 0
     imputed: bool = False
+    dummy_scans: int = 0  # volumes at the start left out of the fit
+    dummy_source: str | None = None  # "confounds" (fMRIPrep's columns) or "option" (--dummy-scans)
 
 
 @dataclass(frozen=True)
@@ -226,8 +228,10 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
             preprocessed=run.preprocessed,
             pipeline=pipeline_of(run.bold, descriptions) if run.preprocessed else None,
             mask=run.mask.name if run.mask else None,
-            censored=run.n_volumes - len(design.sample_mask) if design.sample_mask is not None else 0,
+            censored=design.n_censored,
             imputed=any(note.kind == "imputed" for note in design.notes),
+            dummy_scans=len(design.dummy_scans.volumes) if design.dummy_scans else 0,
+            dummy_source=design.dummy_scans.source if design.dummy_scans else None,
         ))
         for contrast in run_plan.contrasts:
             contrasts.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, design.conditions))

@@ -133,6 +133,7 @@ def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
     """A run's facts from its design sidecar."""
     design = record.design
     bold = reader.resolve(design.bold)
+    dummy = design.dummy_scans or {"Volumes": []}
     return RunFacts(
         subject=record.entities["subject"], session=record.entities.get("session"),
         task=record.entities["task"], tr=design.repetition_time, n_volumes=design.n_volumes,
@@ -140,7 +141,9 @@ def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
         precomputed=design.precomputed, preprocessed=design.preprocessed,
         pipeline=pipeline_of(bold, reader.descriptions) if design.preprocessed else None,
         mask=reader.resolve(design.mask).name if design.mask else None,
-        censored=design.volumes_excluded,
+        censored=design.volumes_excluded - len(dummy["Volumes"]),
+        dummy_scans=len(dummy["Volumes"]),
+        dummy_source=design.dummy_scans["Source"] if design.dummy_scans else None,
     )
 
 

@@ -60,6 +60,8 @@ def describe(first) -> dict:
         "confound_strategy": list(model.confound_strategy),
         "imputed": any(r.imputed for r in modelled),
         "censored": sum(r.censored for r in modelled),
+        "dummy_confounds": _dummy_scans(runs, "confounds"),
+        "dummy_option": _dummy_scans(runs, "option"),
         "noise_model": model.noise_model,
         "smoothing_fwhm": model.smoothing_fwhm,
         "mask_text": mask_text(runs, model.mask_given),
@@ -68,6 +70,17 @@ def describe(first) -> dict:
         "baseline_only": bool(first.contrasts) and all(c.baseline for c in first.contrasts),
         "left_out": list(first.left_out),
     }
+
+
+def _dummy_scans(runs, source) -> dict | None:
+    """The runs whose dummy scans came from ``source`` (``confounds`` or ``option``): how
+    many runs, how many volumes (``2``, or ``1 to 3``) and whether that was every run."""
+    counts = [r.dummy_scans for r in runs if r.dummy_source == source]
+    if not counts:
+        return None
+    low, high = min(counts), max(counts)
+    return {"runs": len(counts), "all": len(counts) == len(runs),
+            "volumes": f"{low}" if low == high else f"{low} to {high}", "plural": high > 1}
 
 
 def hrf_text(hrf_model: str) -> str:

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tr", type=float, default=2.0, help="repetition time (s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
+        "--non-steady-state", type=int, default=0, metavar="N",
+        help="N brighter volumes at the start of each run, flagged by non_steady_state_outlier "
+        "columns of the confounds (default: 0)",
+    )
+    parser.add_argument(
         "--no-derivatives",
         dest="derivatives",
         action="store_false",
@@ -70,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tr=args.tr,
             seed=args.seed,
             derivatives=args.derivatives,
+            non_steady_state=args.non_steady_state,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -51,6 +51,7 @@ def make_confounds(
     baseline_level: float,
     tr: float,
     rng: np.random.Generator,
+    non_steady_state: int = 0,
 ) -> Confounds:
     """fMRIPrep-like confounds of one run.
 
@@ -66,6 +67,9 @@ def make_confounds(
         Repetition time (s), for the cosines' cutoff periods.
     rng : numpy.random.Generator
         Draws ``dvars``, ``csf``, ``white_matter`` and the CompCor components, in that order.
+    non_steady_state : int
+        Volumes at the start flagged by fMRIPrep's ``non_steady_state_outlier00``, ... columns
+        (one per volume, 1 there and 0 elsewhere); none by default.
 
     Returns
     -------
@@ -106,6 +110,8 @@ def make_confounds(
         table[f"cosine{k:02d}"] = np.sqrt(2.0 / n) * np.cos(
             np.pi * (2 * frames + 1) * (k + 1) / (2 * n)
         )
+    for k in range(non_steady_state):
+        table[f"non_steady_state_outlier{k:02d}"] = (frames == k).astype(float)
     return Confounds(pd.DataFrame(table), _sidecar(n, tr, singular))
 
 

@@ -68,6 +68,7 @@ def make_example_dataset(
     spaces=("MNI152NLin2009cAsym", "T1w"),
     seed=0,
     derivatives=True,
+    non_steady_state=0,
 ) -> ExampleDataset:
     """Write a small BIDS task-fMRI dataset with fMRIPrep-shaped derivatives.
 
@@ -138,6 +139,10 @@ def make_example_dataset(
         Seed of the random generator; the same seed gives identical data.
     derivatives : bool, default=True
         Whether to write ``derivatives/fmriprep``.
+    non_steady_state : int, default=0
+        Volumes at the start of every run acquired before the steady state (dummy scans): their
+        in-mask signal is brighter (by 50 %, 25 %, ...), and the confounds flag them with fMRIPrep's
+        ``non_steady_state_outlier00``, ``01``, ... columns. 0 leaves the data as without it.
 
     Returns
     -------
@@ -160,6 +165,8 @@ def make_example_dataset(
         seed=seed,
         derivatives=derivatives,
     )
+    if not 0 <= int(non_steady_state) < study.n_volumes:
+        raise ValueError(f"non_steady_state must be 0 or more and fewer than the {study.n_volumes} volumes")
     root = Path(path)
     anatomy = grids.make_anatomy(study.shape)
 
@@ -170,7 +177,7 @@ def make_example_dataset(
     if study.derivatives:
         writer.write_fmriprep_metadata(root)
     for i_sub in range(study.n_subjects):
-        _write_subject(root, study, anatomy, i_sub)
+        _write_subject(root, study, anatomy, i_sub, int(non_steady_state))
 
     return ExampleDataset(
         path=root,
@@ -183,7 +190,7 @@ def make_example_dataset(
     )
 
 
-def _write_subject(root, study: Study, anatomy: grids.Anatomy, i_sub: int) -> None:
+def _write_subject(root, study: Study, anatomy: grids.Anatomy, i_sub: int, non_steady_state: int = 0) -> None:
     """Simulate and write a subject's T1w image and runs, from the subject's streams."""
     subject, grid = study.subjects[i_sub], anatomy.grids
     sub_rng = study.subject_rng(i_sub)
@@ -199,11 +206,14 @@ def _write_subject(root, study: Study, anatomy: grids.Anatomy, i_sub: int) -> No
         native_mask = grids.to_native(template_mask)
         scene = Scene(mask=native_mask, baseline=baseline, boxes=boxes)
         simulated = simulate_run(scene, study.n_volumes, study.tr, rng)
+        for t in range(non_steady_state):  # not yet at steady state: brighter
+            simulated.data[..., t][native_mask] *= np.float32(1 + 0.5 ** (t + 1))
         confounds = None
         if study.derivatives:
             level = float(baseline.mean())
             confounds = make_confounds(
-                simulated.motion, simulated.global_signal, level, study.tr, rng
+                simulated.motion, simulated.global_signal, level, study.tr, rng,
+                non_steady_state=non_steady_state,
             )
         run = writer.RunOutput(
             key=key,

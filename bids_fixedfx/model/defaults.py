@@ -5,7 +5,9 @@ the design columns are nilearn's), the confounds, the HRF, the drift and one con
 condition; subject level: fixed effects (``meta``) over the runs; dataset level: a one-sample
 t-test (``glm``) or fixed effects over the subjects. Settings that BIDS Stats Models has no key
 for sit in ``Model.Software.nilearn`` (``noise_model``, ``drift_model``, ``drift_order``,
-``precision_weighted``).
+``precision_weighted``, and the volumes left out of the fit: ``non_steady_state``, true: those
+that fMRIPrep's ``non_steady_state_outlier`` columns flag; ``dummy_scans``: the first N volumes
+of a run without such columns).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def default_model(
     tasks=None,
     name: str = "default",
     inference=None,
+    non_steady_state: bool = True,
+    dummy_scans: int | None = None,
 ) -> Model:
     """The default model as a :class:`~.bsm.Model` (write it with ``model.to_json()``).
 
@@ -71,6 +75,11 @@ def default_model(
     inference : InferenceSettings, optional
         The participant level's corrected inference, which the subject node states
         (``Model.Software["bids-fixedfx"]``, see :mod:`.inference`).
+    non_steady_state : bool
+        Leave out of the fit the volumes that fMRIPrep's ``non_steady_state_outlier`` columns
+        flag (``Software.nilearn.non_steady_state``).
+    dummy_scans : int, optional
+        Leave out the first N volumes of runs without such columns (``Software.nilearn.dummy_scans``).
 
     Returns
     -------
@@ -90,7 +99,9 @@ def default_model(
         ]
     else:
         instructions.append({"Name": "Rename", "Input": levels, "Output": conditions})
-    software = {"noise_model": noise_model}
+    software = {"noise_model": noise_model, "non_steady_state": bool(non_steady_state)}
+    if dummy_scans is not None:
+        software["dummy_scans"] = int(dummy_scans)
     options = {}
     drift = "none" if drift_model in (None, "none") else drift_model
     if drift == "cosine":

@@ -64,6 +64,28 @@ def software(node) -> dict:
     return {}
 
 
+def dummy_scan_settings(node) -> dict:
+    """Which volumes a run node leaves out of the fit, from ``Model.Software.nilearn``:
+    ``non_steady_state`` (true: those that fMRIPrep's ``non_steady_state_outlier`` columns
+    flag, as nilearn's ``load_confounds``) and ``dummy_scans`` (N: the first N volumes of a
+    run without such columns). BIDS Stats Models has no key for them; without these keys no
+    volume is left out (``non_steady_state_outlier*`` in ``X`` are regressors, as in FitLins).
+
+    Returns
+    -------
+    settings : dict
+        ``non_steady_state``, ``count`` and ``where`` for :func:`bids_fixedfx.design.with_dummy_scans`.
+    """
+    settings = software(node)
+    flag, count = settings.get("non_steady_state", False), settings.get("dummy_scans")
+    where = f"Node {node.name!r}: Software.{SOFTWARE}.dummy_scans"
+    if not isinstance(flag, bool):
+        raise ModelError(f"Node {node.name!r}: Software.{SOFTWARE}.non_steady_state must be true or false, not {flag!r}.")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise ModelError(f"{where} must be a whole number of volumes, 0 or more, not {count!r}.")
+    return {"non_steady_state": flag, "count": count, "where": where}
+
+
 def drift_settings(node) -> tuple:
     """``(drift_model, high_pass, drift_order)`` for nilearn: a cosine basis at
     ``HighPassFilterCutoffHz`` when given, else ``Software.nilearn.drift_model`` (``polynomial``

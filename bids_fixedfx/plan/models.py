@@ -57,10 +57,11 @@ def model_settings(model, settings):
     -------
     model_settings : ModelSettings
     """
-    from ..model.design import drift_settings, software
+    from ..model.design import drift_settings, dummy_scan_settings, software
 
     node = run_node(model)
     drift_model, high_pass, drift_order = drift_settings(node)
+    dummy = dummy_scan_settings(node)
     subject = model.nodes_at("subject")
     return replace(
         settings.model,
@@ -75,6 +76,8 @@ def model_settings(model, settings):
             if x not in (1, "1") and (node.hrf is None or x not in node.hrf.variables)
         ) or ("*",),
         confounds_given=False,
+        non_steady_state=dummy["non_steady_state"],
+        dummy_scans=dummy["count"],
         precision_weighted=bool(software(subject[0]).get("precision_weighted", False)) if subject else False,
     )
 
@@ -145,6 +148,7 @@ def default_model(plan, settings):
         drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
         noise_model=model.noise_model, contrasts=contrasts, group_model=settings.group_model,
         precision_weighted=model.precision_weighted, inference=settings.inference,
+        non_steady_state=model.non_steady_state, dummy_scans=model.dummy_scans,
     )
     return made, None
 
