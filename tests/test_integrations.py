@@ -156,7 +156,7 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
         "contrast": ["visualMinusAudio=visual-audio", "both=1,1"],
         "design_dir": str(tmp_path / "designs"), "mask": str(mask), "smoothing_fwhm": 6.5,
         "hrf_model": "glover + derivative", "drift_model": "polynomial", "high_pass": 0.02,
-        "drift_order": 2, "noise_model": "ols", "confounds": ["trans_*", "rot_x"],
+        "drift_order": 2, "noise_model": "ols", "confounds": ["trans_*", "rot_x"], "dummy_scans": 4,
         "precision_weighted": True, "bids_database_dir": str(tmp_path / "db"), "report_threshold": 2.5,
         "threshold": "fdr", "alpha": 0.01, "cluster_extent": 10, "cluster_inference": True, "cluster_threshold": 3.1,
         "no_reports": True, "boilerplate_only": True, "work_dir": str(tmp_path / "work dir"),
@@ -180,7 +180,7 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     assert args.design_dir == tmp_path / "designs" and args.mask == mask
     assert args.smoothing_fwhm == 6.5 and args.hrf_model == "glover + derivative"
     assert args.drift_model == "polynomial" and args.high_pass == 0.02 and args.drift_order == 2
-    assert args.noise_model == "ols" and args.confounds == ["trans_*", "rot_x"]
+    assert args.noise_model == "ols" and args.confounds == ["trans_*", "rot_x"] and args.dummy_scans == 4
     assert args.bids_database_dir == tmp_path / "db" and args.report_threshold == 2.5
     assert (args.threshold, args.alpha, args.cluster_extent) == ("fdr", 0.01, 10)
     assert args.cluster_inference and args.cluster_threshold == 3.1

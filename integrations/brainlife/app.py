@@ -17,7 +17,7 @@ Configuration keys (see config.json.sample; empty strings and nulls mean the app
 not under bids/derivatives), ``participant_label``, ``session_label``, ``task``, ``confounds``
 (space-separated strings or lists), ``contrasts`` (a list, or one string of NAME=SPEC items
 separated by ';' or new lines), ``space``, ``smoothing_fwhm``, ``hrf_model``, ``drift_model``,
-``high_pass``, ``drift_order``, ``noise_model``, ``group_model``, ``report_threshold``, ``nprocs``,
+``high_pass``, ``drift_order``, ``noise_model``, ``dummy_scans``, ``group_model``, ``report_threshold``, ``nprocs``,
 ``precision_weighted``, ``skip_bids_validation``, ``no_reports``, ``group`` (run the group level
 too; default true), ``output`` (default ``output``).
 """
@@ -51,6 +51,7 @@ VALUE_OPTIONS = {  # config key: command-line option (one value)
     "high_pass": "--high-pass",
     "drift_order": "--drift-order",
     "noise_model": "--noise-model",
+    "dummy_scans": "--dummy-scans",
     "group_model": "--group-model",
     "report_threshold": "--report-threshold",
     "nprocs": "--nprocs",
@@ -72,7 +73,7 @@ FLAGS = {
 # Options that only one analysis level takes (bids-fixedfx refuses them at the other level).
 PARTICIPANT_ONLY = {
     "session_label", "smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
-    "noise_model", "confounds", "contrasts", "precision_weighted", "skip_bids_validation",
+    "noise_model", "confounds", "contrasts", "precision_weighted", "skip_bids_validation", "dummy_scans",
 }
 GROUP_ONLY = {"group_model", "group_covariates", "n_perm", "tfce"}
 
