@@ -38,6 +38,11 @@ INFERENCE_STATS = ("F", "tdp", "logp")
 FIT_STATS = ("rsquared",)
 #: The ``desc`` of group maps made by fixed effects over subjects (random effects have none).
 GROUP_FIXED_DESC = "fixedfx"
+#: The ``desc`` of corrected-inference maps (after the group model's, camel-cased: ``fixedfxFdr``).
+INFERENCE_DESCS = ("fpr", "fdr", "bonferroni", "cluster", "permmaxt", "permsize", "permmass", "permtfce")
+#: The ``desc`` of the group mask of the one-sample test and of fixed effects (a group design's
+#: mask takes the design's ``desc``).
+GROUP_MASK_DESC = "group"
 
 _RUN = (
     "sub-{subject}[_ses-{session}]_task-{task}"
@@ -60,7 +65,7 @@ PATTERNS = {
     "subject_mask": "sub-{subject}/func/" + _SUBJECT + "[_space-{space}]"
     "_desc-{desc<fixedfx>}_{suffix<mask>}{extension<.nii.gz|.json>}",
     "group_statmap": "group/task-{task}[_space-{space}]" + _STAT,
-    "group_mask": "group/task-{task}[_space-{space}]_desc-{desc<group>}_{suffix<mask>}"
+    "group_mask": "group/task-{task}[_space-{space}]_desc-{desc}_{suffix<mask>}"
     "{extension<.nii.gz|.json>}",
     "run_figure": "sub-{subject}/figures/" + _RUN + _FIGURE,
     "subject_figure": "sub-{subject}/figures/" + _SUBJECT + _FIGURE,
@@ -78,7 +83,7 @@ _DEFAULTS = {
     "design": {"suffix": "design"},
     "model": {"suffix": "smdl", "extension": ".json"},
     "subject_mask": {"suffix": "mask", "desc": "fixedfx"},
-    "group_mask": {"suffix": "mask", "desc": "group"},
+    "group_mask": {"suffix": "mask", "desc": GROUP_MASK_DESC},
 }
 
 
@@ -185,25 +190,62 @@ def _written_value(name: str, key: str) -> str:
     return ""
 
 
-def statmap_desc(group_model: str | None = None, method: str | None = None) -> str | None:
+def statmap_desc(group_model: str | None = None, method: str | None = None, design: str | None = None) -> str | None:
     """The ``desc`` of a statmap: what group model made it (fixed effects over subjects get
-    ``fixedfx``) and what corrected inference it shows (``fdr``, ``permmaxt`` ...), camel-cased.
+    ``fixedfx``, a group design its :func:`group_design_desc`, the one-sample test nothing) and
+    what corrected inference it shows (``fdr``, ``permmaxt`` ...), camel-cased. Maps of
+    different group models so have different names (SPEC §3).
 
     Examples
     --------
     >>> statmap_desc("fixed", "fdr"), statmap_desc("random", "fdr"), statmap_desc()
     ('fixedfxFdr', 'fdr', None)
+    >>> statmap_desc("random", design="groupCovariates"), statmap_desc("random", "fdr", design="age")
+    ('groupCovariates', 'ageFdr')
     """
-    parts = [GROUP_FIXED_DESC] if group_model == "fixed" else []
+    parts = [GROUP_FIXED_DESC] if group_model == "fixed" else [design] if design else []
     parts += [method] if method else []
     if not parts:
         return None
     return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
 
 
-def group_model_of(entities: dict) -> str:
-    """Which group model made a group map, from its parsed entities (``fixed`` or ``random``)."""
-    return "fixed" if (entities.get("desc") or "").startswith(GROUP_FIXED_DESC) else "random"
+def group_model_of(entities: dict) -> str | None:
+    """Which group model made a group map, from its parsed entities: the ``desc`` that
+    :func:`statmap_desc` gives its maps without a corrected-inference part (None for the
+    one-sample test, ``fixedfx``, or a group design's label).
+
+    Examples
+    --------
+    >>> group_model_of({}), group_model_of({"desc": "fdr"}), group_model_of({"desc": "fixedfxFdr"})
+    (None, None, 'fixedfx')
+    >>> group_model_of({"desc": "groupCovariates"}), group_model_of({"desc": "ageCluster"})
+    ('groupCovariates', 'age')
+    """
+    desc = entities.get("desc")
+    if desc is None or desc in INFERENCE_DESCS:
+        return None
+    for method in INFERENCE_DESCS:
+        suffix = method[:1].upper() + method[1:]
+        if desc.endswith(suffix) and len(desc) > len(suffix):
+            return desc[: -len(suffix)]
+    return desc
+
+
+def group_design_desc(node_name: str) -> str:
+    """The ``desc`` of the maps of a group design (a model's dataset node, ``--group-covariates``):
+    the node's label, with ``Design`` added where it would read as another group model's
+    (``group``, ``fixedfx...``, a corrected-inference ``desc``).
+
+    Examples
+    --------
+    >>> group_design_desc("groupCovariates"), group_design_desc("patients_vs_controls"), group_design_desc("group")
+    ('groupCovariates', 'patientsVsControls', 'groupDesign')
+    """
+    label = label_of(node_name)
+    if label == GROUP_MASK_DESC or label.startswith(GROUP_FIXED_DESC) or group_model_of({"desc": label}) != label:
+        label += "Design"
+    return label
 
 
 def label_of(name: str) -> str:

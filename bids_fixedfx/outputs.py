@@ -255,7 +255,8 @@ def write_fit_map(img, sidecar, place, image, sidecar_path) -> Path:
     return image
 
 
-def write_inference_maps(kind, label, inference_maps, place, sidecar, group_model=None, **entities) -> list[Path]:
+def write_inference_maps(kind, label, inference_maps, place, sidecar, group_model=None, design=None,
+                         **entities) -> list[Path]:
     """Write a contrast's corrected-inference maps (:mod:`.inference`) and their sidecars.
 
     Parameters
@@ -271,6 +272,8 @@ def write_inference_maps(kind, label, inference_maps, place, sidecar, group_mode
         set to the unthresholded z map of the same contrast.
     group_model : str or None
         The group model, which the maps' ``desc`` names too.
+    design : str or None
+        A group design's ``desc`` (:func:`.naming.group_design_desc`), likewise.
     **entities
 
     Returns
@@ -278,11 +281,11 @@ def write_inference_maps(kind, label, inference_maps, place, sidecar, group_mode
     paths : list of Path
         Relative to OUTPUT_DIR.
     """
-    z_map = naming.build(kind, contrast=label, stat="z", desc=naming.statmap_desc(group_model),
+    z_map = naming.build(kind, contrast=label, stat="z", desc=naming.statmap_desc(group_model, design=design),
                          extension=".nii.gz", **entities)
     written = []
     for item in inference_maps:
-        desc = naming.statmap_desc(group_model, item.desc)
+        desc = naming.statmap_desc(group_model, item.desc, design)
         names = {
             ext: naming.build(kind, contrast=label, stat=item.stat, desc=desc, extension=ext, **entities)
             for ext in (".nii.gz", ".json")

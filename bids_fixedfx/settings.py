@@ -60,6 +60,7 @@ class Settings:
     model: ModelSettings = ModelSettings()
     group_model: str = "random"
     group_covariates: tuple[str, ...] = ()
+    group_design: str | None = None  # the desc of a group design's maps (naming.group_design_desc)
     inference: InferenceSettings = InferenceSettings()
     work_dir: Path | None = None
     nprocs: int = 1

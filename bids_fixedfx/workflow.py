@@ -279,7 +279,8 @@ def run_group(settings) -> None:
     if model is not None:
         dataset = model.nodes_at("dataset")
         group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"
-        settings = replace(settings, group_model=group_model, model_file=_copy_model(model, settings),
+        settings = replace(settings, group_model=group_model, group_design=_design_desc(dataset),
+                           model_file=_copy_model(model, settings),
                            model_node_names={n.level: n.name for n in model.nodes})
     elif (settings.output_dir / naming.build("model", model="default")).is_file():
         settings = replace(settings, model_file=naming.build("model", model="default"),
@@ -291,7 +292,7 @@ def run_group(settings) -> None:
         _write_boilerplate(settings, None, checked)
         return
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
-    outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked))
+    outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
     for test in checked.tests:
         write_group(test, settings)
         logger.info("task-%s contrast-%s: group %s over %d subjects written", test.task, test.contrast,
@@ -315,36 +316,68 @@ def _copy_model(model, settings):
     return relative
 
 
-def _stale_group_files(output_dir, checked) -> list:
-    """Group maps of the planned tasks and spaces whose contrast is no longer tested."""
-    tested = {(t.task, t.space, t.contrast) for t in checked.tests}
+def _design_desc(dataset_nodes) -> str | None:
+    """The ``desc`` of a model's group-design maps: its dataset node's label, unless the node is
+    fixed effects (``meta``) or a one-sample test (``X`` only the intercept), whose maps are
+    named as those of ``--group-model`` (so ``-m`` of the default model gives the same names)."""
+    if not dataset_nodes or dataset_nodes[0].model_type != "glm":
+        return None
+    node = dataset_nodes[0]
+    if all(x in (1, "1") for x in node.x):
+        return None
+    return naming.group_design_desc(node.name)
+
+
+def _group_desc(settings) -> str | None:
+    """The ``desc`` of this group run's maps, without a corrected-inference part."""
+    return naming.statmap_desc(settings.group_model, design=settings.group_design)
+
+
+def _stale_group_files(output_dir, checked, settings) -> list:
+    """Files of the planned tasks and spaces that this group run does not make again: maps
+    of its own group model whose contrast it no longer tests (other group models' maps stay:
+    their names differ), and figures of contrasts the report no longer shows."""
+    written = {(t.task, t.space, contrast.label)
+               for t in checked.tests for contrast, _ in _group_contrasts(t, settings)}
+    shown = {(t.task, t.space, t.contrast) for t in checked.tests}
+    own = _group_desc(settings)
     stale = []
     for task, space in {(t.task, t.space) for t in (*checked.tests, *checked.untested)}:
         for relative in outputs.existing_set(output_dir, "group", task=task, space=space):
-            contrast = naming.parse(relative).get("contrast")
-            if contrast is not None and (task, space, contrast) not in tested:
+            entities = naming.parse(relative)
+            contrast = entities.get("contrast")
+            if contrast is None:
+                continue
+            if relative.parent.name == "figures":
+                if (task, space, contrast) not in shown:
+                    stale.append(relative)
+            elif naming.group_model_of(entities) == own and (task, space, contrast) not in written:
                 stale.append(relative)
     return stale
 
 
 def write_group(test, settings) -> None:
-    """Compute one group-level contrast (or a model's contrasts of it) and write its maps, as one set."""
+    """Compute one group-level contrast (or a model's contrasts of it) and write its maps, as one
+    set that replaces the earlier maps of the same group model (other group models' maps, named
+    apart, stay)."""
     output_dir = settings.output_dir
     items = test.inputs
     common = {"task": test.task, "space": test.space}
-    desc = naming.statmap_desc(settings.group_model)
-    mask_path = naming.build("group_mask", extension=".nii.gz", **common)
-    key = naming.set_key(group=settings.group_model, task=test.task, space=test.space, contrast=test.contrast)
+    own = _group_desc(settings)
+    mask_path = naming.build("group_mask", desc=settings.group_design, extension=".nii.gz", **common)
+    key = naming.set_key(group=own or settings.group_model, task=test.task, space=test.space, contrast=test.contrast)
     effects = [i.effect for i in items]
+    contrasts = list(_group_contrasts(test, settings))
     with outputs.Staging(output_dir, key) as staging:
         mask = combine.intersect_masks([i.mask for i in items])
         outputs.write_nifti(mask, staging.path(mask_path))
         outputs.write_json(
             outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
                                  [outputs.source(i.mask, output_dir) for i in items]),
-            staging.path(naming.build("group_mask", extension=".json", **common)),
+            staging.path(naming.build("group_mask", desc=settings.group_design, extension=".json", **common)),
         )
-        for contrast, maps, group in _group_maps(test, mask, settings):
+        for contrast, matrix in contrasts:
+            maps, group = _group_maps(test, contrast, matrix, mask, settings)
             sources = [*effects, *([i.variance for i in items] if settings.group_model == "fixed" else [])]
             sidecar = sidecars.StatmapSidecar(
                 tuple(outputs.source(p, output_dir) for p in [*sources, mask_path]),
@@ -353,18 +386,20 @@ def write_group(test, settings) -> None:
                 group={**group, "NumberOfSubjects": len(items), "Subjects": list(test.subjects)},
                 **_model_keys(settings, "dataset"),
             )
-            outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), desc=desc, **common)
+            outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), desc=own, **common)
             if settings.inference.any and contrast.test == "t":
                 found = inference.inference_maps(
                     maps.maps, mask, settings.inference,
                     effects=effects if settings.group_model == "random" and _one_sample(test.design) else None,
                 )
                 outputs.write_inference_maps("group_statmap", contrast.label, found, staging, sidecar.to_json(),
-                                             group_model=settings.group_model, **common)
+                                             group_model=settings.group_model, design=settings.group_design,
+                                             **common)
+        labels = {contrast.label for contrast, _ in contrasts}
         stale = [
             relative for relative in outputs.existing_set(output_dir, "group", task=test.task, space=test.space,
-                                                          contrast=test.contrast)
-            if naming.group_model_of(naming.parse(relative)) == settings.group_model
+                                                          contrast=tuple(labels))
+            if naming.group_model_of(naming.parse(relative)) == own
         ]
         staging.commit(stale)
 
@@ -374,19 +409,11 @@ def _one_sample(design) -> bool:
     return design is None or list(design.columns) == ["intercept"]
 
 
-def _group_maps(test, mask, settings):
-    """Yield (contrast, maps, group sidecar keys) of one group test."""
-    items = test.inputs
-    effects = [i.effect for i in items]
+def _group_contrasts(test, settings):
+    """Yield (contrast, contrast matrix or None) of one group test: its own contrast (one-sample
+    test or fixed effects), or each t, F and pass contrast of a model's dataset node."""
     if test.design is None or settings.group_model == "fixed":
-        contrast = combine.GroupContrast(test.name, test.contrast, {"intercept": 1.0})
-        if settings.group_model == "fixed":
-            maps = combine.group_fixed_effects(effects, [i.variance for i in items], [i.info.dof for i in items],
-                                               mask, contrast)
-        else:
-            maps = combine.one_sample_test(effects, mask, contrast)
-        name = "fixed effects" if settings.group_model == "fixed" else "one-sample t-test"
-        yield contrast, maps, {"GroupModel": name}
+        yield combine.GroupContrast(test.name, test.contrast, {"intercept": 1.0}), None
         return
     design = test.design
     for matrix in test.contrasts:
@@ -395,15 +422,29 @@ def _group_maps(test, mask, settings):
         test_kind = "F" if matrix.test == "F" else "t"
         weights = ({c: float(w) for c, w in zip(design.columns, matrix.matrix[0]) if w} if test_kind == "t"
                    else [{c: float(w) for c, w in zip(design.columns, row) if w} for row in matrix.matrix])
-        contrast = combine.GroupContrast(matrix.name, naming.label_of(matrix.name), weights, test_kind)
-        maps = combine.group_glm(effects, mask, design, matrix.matrix, contrast)
-        plain = _one_sample(design)
-        group = {"GroupModel": "one-sample t-test" if plain else "general linear model"}
-        if not plain:
-            group["DesignMatrix"] = {"Columns": list(design.columns), "Rows": list(test.subjects),
-                                     "Values": design.to_numpy().round(10).tolist()}
-            group["ContrastMatrix"] = matrix.matrix.round(10).tolist()
-        yield contrast, maps, group
+        yield combine.GroupContrast(matrix.name, naming.label_of(matrix.name), weights, test_kind), matrix
+
+
+def _group_maps(test, contrast, matrix, mask, settings):
+    """The maps of one contrast of a group test, and the keys of its sidecar that say how."""
+    items = test.inputs
+    effects = [i.effect for i in items]
+    if matrix is None:
+        if settings.group_model == "fixed":
+            maps = combine.group_fixed_effects(effects, [i.variance for i in items], [i.info.dof for i in items],
+                                               mask, contrast)
+        else:
+            maps = combine.one_sample_test(effects, mask, contrast)
+        return maps, {"GroupModel": "fixed effects" if settings.group_model == "fixed" else "one-sample t-test"}
+    design = test.design
+    maps = combine.group_glm(effects, mask, design, matrix.matrix, contrast)
+    plain = _one_sample(design)
+    group = {"GroupModel": "one-sample t-test" if plain else "general linear model"}
+    if not plain:
+        group["DesignMatrix"] = {"Columns": list(design.columns), "Rows": list(test.subjects),
+                                 "Values": design.to_numpy().round(10).tolist()}
+        group["ContrastMatrix"] = matrix.matrix.round(10).tolist()
+    return maps, group
 
 
 def _write_boilerplate(settings, checked, group_plan):

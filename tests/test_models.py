@@ -142,7 +142,8 @@ def test_two_sample_design_with_a_covariate_equals_second_level_model(six_subjec
     for label, weights in (("PatientsMinusControls", [1, -1, 0]), ("Age", [0, 0, 1]), ("Mean", [0.5, 0.5, 0])):
         theirs = model.compute_contrast(np.array(weights, float), output_type="all")
         for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
-            path = next((two_sample / "group").glob(f"*_contrast-audioGtVisual{label}_stat-{stat}_statmap.nii.gz"))
+            path = next((two_sample / "group").glob(
+                f"*_contrast-audioGtVisual{label}_stat-{stat}_desc-patientsVsControls_statmap.nii.gz"))
             expected = theirs[name].get_fdata()
             np.testing.assert_allclose(nib.load(str(path)).get_fdata(), expected, rtol=1e-4,
                                        atol=1e-5 * np.abs(expected).max(), err_msg=f"{label} {stat}")
@@ -165,7 +166,8 @@ def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, 
     assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 0
     err = capsys.readouterr().err
     assert "left out 02" in err
-    sidecar = json.loads(next((out / "group").glob("*_contrast-audioGtVisualAge_stat-t_statmap.json")).read_text())
+    sidecar = json.loads(next((out / "group").glob("*_contrast-audioGtVisualAge_stat-t_desc-patientsVsControls_"
+                                                    "statmap.json")).read_text())
     assert sidecar["NumberOfSubjects"] == 5 and "02" not in sidecar["Subjects"]
 
 
@@ -218,16 +220,53 @@ def test_group_covariates_shortcut_equals_the_model_file(six_subjects, two_sampl
     assert main([str(six_subjects.path), str(out), "group", "--no-reports", "--group-covariates", "group", "age"]) == 0
 
     def effect(folder, label):
-        return nib.load(str(next(folder.glob(f"*_contrast-audioGtVisual{label}_stat-effect_statmap.nii.gz")))).get_fdata()
+        return nib.load(str(next(folder.glob(f"*_contrast-audioGtVisual{label}_stat-effect_desc-*_statmap.nii.gz")))
+                        ).get_fdata()
 
     model_group, shortcut = two_sample / "group", out / "group"
     np.testing.assert_allclose(effect(shortcut, "ControlMinusPatient"), -effect(model_group, "PatientsMinusControls"),
                                rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(effect(shortcut, "Age"), effect(model_group, "Age"), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(effect(shortcut, "Mean"), effect(model_group, "Mean"), rtol=1e-5, atol=1e-7)
-    sidecar = json.loads(next(shortcut.glob("*_contrast-audioGtVisualAge_stat-t_statmap.json")).read_text())
+    sidecar = json.loads(next(shortcut.glob("*_contrast-audioGtVisualAge_stat-t_desc-groupCovariates_statmap.json"))
+                         .read_text())
     assert sidecar["DesignMatrix"]["Columns"] == ["group.control", "group.patient", "age"]
     assert (out / "models" / "model-groupCovariates_smdl.json").is_file()
+
+
+@pytest.mark.slow
+def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
+    """One-sample, fixed effects and a group design each have their own names; a rerun of one
+    replaces its own maps only, with the same bytes, and leaves nothing stale."""
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    runs = {"one-sample": [], "covariates": ["--group-covariates", "group", "age"],
+            "fixed": ["--group-model", "fixed"], "model": ["-m", str(MODELS / "model-twoSample_smdl.json")]}
+
+    def group(name):
+        assert main([str(six_subjects.path), str(out), "group", "--no-reports", *runs[name]]) == 0
+        return {p.relative_to(out / "group"): p.read_bytes() for p in (out / "group").rglob("*.nii.gz")}
+
+    made, first = {}, {}  # the maps each model added; every file's bytes when first written
+    for name in ("one-sample", "covariates", "fixed", "model") * 2:
+        files = group(name)
+        made.setdefault(name, set(files) - set().union(*made.values()))
+        assert set(files) == set().union(*made.values()), name  # every model's maps, nothing stale
+        first.update({n: content for n, content in files.items() if n not in first})
+        assert all(files[n] == first[n] for n in files), name  # the same bytes, whichever ran last
+    assert made["one-sample"] == {
+        Path(f"task-checkerboard_space-{SPACE}_contrast-audioGtVisual_stat-{s}_statmap.nii.gz")
+        for s in ("effect", "variance", "t", "z", "p")} | {Path(f"task-checkerboard_space-{SPACE}_desc-group_mask.nii.gz")}
+    assert all("_desc-fixedfx_statmap" in n.name for n in made["fixed"])
+    assert made["covariates"] and all("_desc-groupCovariates_" in n.name for n in made["covariates"])
+    assert made["model"] and all("_desc-patientsVsControls_" in n.name for n in made["model"])
+    assert not list((out / ".bids-fixedfx-tmp").glob("*"))
+    # a rerun of a group model with other contrasts removes its own earlier maps, only those
+    runs["covariates"] = ["--group-covariates", "age"]
+    files = group("covariates")
+    assert not [n for n in files if "ControlMinusPatient" in n.name]
+    assert [n for n in files if "_contrast-audioGtVisualAge_stat-t_desc-groupCovariates_" in n.name]
+    assert set().union(made["one-sample"], made["fixed"], made["model"]) <= set(files)
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,8 @@ def dummy_scan_settings(node) -> dict:
     flag, count = settings.get("non_steady_state", False), settings.get("dummy_scans")
     where = f"Node {node.name!r}: Software.{SOFTWARE}.dummy_scans"
     if not isinstance(flag, bool):
-        raise ModelError(f"Node {node.name!r}: Software.{SOFTWARE}.non_steady_state must be true or false, not {flag!r}.")
+        raise ModelError(
+            f"Node {node.name!r}: Software.{SOFTWARE}.non_steady_state must be true or false, not {flag!r}.")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise ModelError(f"{where} must be a whole number of volumes, 0 or more, not {count!r}.")
     return {"non_steady_state": flag, "count": count, "where": where}

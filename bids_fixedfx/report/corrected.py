@@ -49,7 +49,7 @@ def corrected_section(settings, kind: str, map_entities: dict, figure_kind: str,
     method = settings.inference.method
     if not method:
         return None
-    desc = naming.statmap_desc(group_model, method)
+    desc = naming.statmap_desc(group_model, method, settings.group_design if group_model else None)
     path = settings.output_dir / naming.build(kind, stat="z", desc=desc, extension=".nii.gz", **map_entities)
     if not path.is_file():
         return None

@@ -73,17 +73,18 @@ def write_group_page(settings, group_plan, notes=()):
     return files.write_page(naming.build("group_report"), html)
 
 
-def group_statmap(test, group_model: str, stat: str, extension: str):
+def group_statmap(test, group_model: str, stat: str, extension: str, design: str | None = None):
     """The name of one of a group test's maps (relative to OUTPUT_DIR)."""
     return naming.build("group_statmap", task=test.task, space=test.space, contrast=test.contrast, stat=stat,
-                        desc=naming.statmap_desc(group_model), extension=extension)
+                        desc=naming.statmap_desc(group_model, design=design), extension=extension)
 
 
 def _task_section(settings, task, space, tests, untested, files: Files, reader: Reader) -> dict:
     output_dir, threshold = settings.output_dir, settings.report_threshold
     anchor = "-".join(["task", task] + (["space", space] if space else []))
     subjects = sorted({item.subject for test in (*tests, *untested) for item in test.inputs})
-    mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space, extension=".nii.gz"))
+    mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space, desc=settings.group_design,
+                                                        extension=".nii.gz"))
     mask = mask_volume.data > 0
     first_runs = {}  # the first run of the first subjects: their BOLD references make the background
     for item in tests[0].inputs[:backgrounds.MAX_AVERAGED]:
@@ -110,13 +111,14 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
 
 def _contrast(settings, test, view, files: Files, anchor) -> dict:
     output_dir, threshold = settings.output_dir, settings.report_threshold
-    z_path = group_statmap(test, settings.group_model, "z", ".nii.gz")
+    z_path = group_statmap(test, settings.group_model, "z", ".nii.gz", settings.group_design)
     section = {"name": test.name, "label": test.contrast, "anchor": f"{anchor}-contrast-{test.contrast}",
                "missing": None}
     if not (output_dir / z_path).is_file():
         section["missing"] = z_path.as_posix()
         return section
-    sidecar = StatmapSidecar.read(output_dir / group_statmap(test, settings.group_model, "z", ".json"))
+    sidecar = StatmapSidecar.read(output_dir / group_statmap(test, settings.group_model, "z", ".json",
+                                                             settings.group_design))
     z_map = slices.load(output_dir / z_path).data
     peak = float(np.max(np.abs(np.nan_to_num(z_map)))) if z_map.size else 0.0
     view = replace(view, vmax=max(peak, 1.25 * threshold, 1.0))
