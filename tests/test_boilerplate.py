@@ -259,6 +259,24 @@ def test_runs_left_out_and_every_level_s_command_are_stated():
             "`bids-fixedfx in out participant --participant-label 02`; group level, "
             "`bids-fixedfx in out group`") in text
     assert "1 BOLD run of the x task from 1 subject (sub-01)" in text
+    assert "one-sample t-test across subjects" in text
+
+
+def test_group_designs_and_dummy_scans_are_stated():
+    from bids_fixedfx.boilerplate import facts, render
+
+    runs = [facts.RunFacts("01", None, "x", 2.0, 100, ("a",), (), False, True, "fMRIPrep 23.2.0", "m.nii.gz",
+                           dummy_scans=count, dummy_source=source)
+            for count, source in ((2, "confounds"), (3, "confounds"), (4, "option"))]
+    model = facts.ModelFacts("glover", "cosine", 0.01, None, "ar1", 5.0, False)
+    first = facts.FirstLevel(tuple(runs), model, None, (facts.contrast_facts("a", {"a": 1.0}, ("a",)),))
+    methods = facts.Methods((first,), facts.GroupLevel("random", (("x", "a", ("01", "02")),), "ageModel"), True,
+                            {"group": ("bids-fixedfx in out group",)}, boilerplate.software_versions())
+    text = render(methods)
+    assert "In 2 runs, the first 2 to 3 volumes, which fMRIPrep flagged" in text
+    assert "In the 1 run without such columns, the first 4 volumes were left out" in text
+    assert "general linear model across subjects" in text and "dataset node `ageModel`" in text
+    assert "one-sample" not in text
 
 
 def test_corrected_inference_is_stated(example_dataset, tmp_path):

@@ -267,6 +267,7 @@ def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_pa
     assert not [n for n in files if "ControlMinusPatient" in n.name]
     assert [n for n in files if "_contrast-audioGtVisualAge_stat-t_desc-groupCovariates_" in n.name]
     assert set().union(made["one-sample"], made["fixed"], made["model"]) <= set(files)
+    assert "with the design of the model's dataset node `groupCovariates`" in (out / "logs" / "CITATION.md").read_text()
 
 
 @pytest.mark.parametrize(

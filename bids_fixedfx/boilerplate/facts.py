@@ -88,6 +88,7 @@ class GroupLevel:
 
     model: str  # "random" or "fixed"
     tests: tuple[tuple[str, str, tuple[str, ...]], ...]
+    design: str | None = None  # the dataset node whose design the subjects' maps were entered into
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,8 @@ def methods_from_group(settings, group_plan) -> Methods:
             tuple(entry["contrasts"].values()), tuple(entry["left_out"].values()),
         ))
     tests = tuple((test.task, test.name, tuple(sorted(test.subjects))) for test in group_plan.tests)
-    group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests)
+    group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests,
+                       settings.model_node_names.get("dataset") if settings.group_design else None)
     return Methods(
         tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
         software_versions(), figure_threshold(settings), corrected_inference(settings), "group",

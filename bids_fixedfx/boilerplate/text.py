@@ -188,6 +188,7 @@ def render(methods: Methods) -> str:
         subjects = sorted({s for _, _, subjects in methods.group.tests for s in subjects})
         group = {
             "model": methods.group.model,
+            "design": methods.group.design,
             "tests": list(methods.group.tests),
             "subjects": subjects,
             "n_subjects": len(subjects),
