@@ -254,9 +254,9 @@ def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_pa
         assert set(files) == set().union(*made.values()), name  # every model's maps, nothing stale
         first.update({n: content for n, content in files.items() if n not in first})
         assert all(files[n] == first[n] for n in files), name  # the same bytes, whichever ran last
-    assert made["one-sample"] == {
-        Path(f"task-checkerboard_space-{SPACE}_contrast-audioGtVisual_stat-{s}_statmap.nii.gz")
-        for s in ("effect", "variance", "t", "z", "p")} | {Path(f"task-checkerboard_space-{SPACE}_desc-group_mask.nii.gz")}
+    stem = f"task-checkerboard_space-{SPACE}"
+    assert made["one-sample"] == {Path(f"{stem}_contrast-audioGtVisual_stat-{s}_statmap.nii.gz")
+                                  for s in ("effect", "variance", "t", "z", "p")} | {Path(f"{stem}_desc-group_mask.nii.gz")}
     assert all("_desc-fixedfx_statmap" in n.name for n in made["fixed"])
     assert made["covariates"] and all("_desc-groupCovariates_" in n.name for n in made["covariates"])
     assert made["model"] and all("_desc-patientsVsControls_" in n.name for n in made["model"])

@@ -83,8 +83,8 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
     output_dir, threshold = settings.output_dir, settings.report_threshold
     anchor = "-".join(["task", task] + (["space", space] if space else []))
     subjects = sorted({item.subject for test in (*tests, *untested) for item in test.inputs})
-    mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space, desc=settings.group_design,
-                                                        extension=".nii.gz"))
+    mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space,
+                                                        desc=settings.group_design, extension=".nii.gz"))
     mask = mask_volume.data > 0
     first_runs = {}  # the first run of the first subjects: their BOLD references make the background
     for item in tests[0].inputs[:backgrounds.MAX_AVERAGED]:
