@@ -19,6 +19,7 @@ from .group import (  # noqa: F401  (re-exported)
     ols_contrast,
     one_sample_test,
     streamed_fixed_effects,
+    contrasts_of,
 )
 from .maps import GRID_ATOL, intersect_masks, masked_matrix, same_grid  # noqa: F401  (re-exported)
 

@@ -21,6 +21,30 @@ class GroupContrast:
     test: str = "t"
 
 
+def contrasts_of(test, group_model: str = "random"):
+    """Yield (contrast, contrast matrix or None) of one group test: its own contrast (the
+    one-sample test, or fixed effects), or each t, F and pass contrast of a model's dataset node.
+
+    Parameters
+    ----------
+    test : plan.GroupTest
+    group_model : {'random', 'fixed'}
+    """
+    from .naming import label_of
+
+    if test.design is None or group_model == "fixed":
+        yield GroupContrast(test.name, test.contrast, {"intercept": 1.0}), None
+        return
+    columns = test.design.columns
+    for matrix in test.contrasts:
+        if matrix.test not in ("t", "F", "pass"):
+            continue
+        kind = "F" if matrix.test == "F" else "t"
+        weights = ({c: float(w) for c, w in zip(columns, matrix.matrix[0]) if w} if kind == "t"
+                   else [{c: float(w) for c, w in zip(columns, row) if w} for row in matrix.matrix])
+        yield GroupContrast(matrix.name, label_of(matrix.name), weights, kind), matrix
+
+
 def one_sample_test(effects, mask, contrast) -> ContrastMaps:
     """Random effects across subjects: the one-sample t-test of nilearn's ``SecondLevelModel``.
 

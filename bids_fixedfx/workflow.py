@@ -338,8 +338,7 @@ def _stale_group_files(output_dir, checked, settings) -> list:
     of its own group model whose contrast it no longer tests (other group models' maps stay:
     their names differ), and figures of contrasts the report no longer shows."""
     written = {(t.task, t.space, contrast.label)
-               for t in checked.tests for contrast, _ in _group_contrasts(t, settings)}
-    shown = {(t.task, t.space, t.contrast) for t in checked.tests}
+               for t in checked.tests for contrast, _ in combine.contrasts_of(t, settings.group_model)}
     own = _group_desc(settings)
     stale = []
     for task, space in {(t.task, t.space) for t in (*checked.tests, *checked.untested)}:
@@ -348,10 +347,8 @@ def _stale_group_files(output_dir, checked, settings) -> list:
             contrast = entities.get("contrast")
             if contrast is None:
                 continue
-            if relative.parent.name == "figures":
-                if (task, space, contrast) not in shown:
-                    stale.append(relative)
-            elif naming.group_model_of(entities) == own and (task, space, contrast) not in written:
+            figure = relative.parent.name == "figures"
+            if (figure or naming.group_model_of(entities) == own) and (task, space, contrast) not in written:
                 stale.append(relative)
     return stale
 
@@ -367,7 +364,7 @@ def write_group(test, settings) -> None:
     mask_path = naming.build("group_mask", desc=settings.group_design, extension=".nii.gz", **common)
     key = naming.set_key(group=own or settings.group_model, task=test.task, space=test.space, contrast=test.contrast)
     effects = [i.effect for i in items]
-    contrasts = list(_group_contrasts(test, settings))
+    contrasts = list(combine.contrasts_of(test, settings.group_model))
     with outputs.Staging(output_dir, key) as staging:
         mask = combine.intersect_masks([i.mask for i in items])
         outputs.write_nifti(mask, staging.path(mask_path))
@@ -407,22 +404,6 @@ def write_group(test, settings) -> None:
 def _one_sample(design) -> bool:
     """Whether a group design is the one-sample test (none given, or the intercept alone)."""
     return design is None or list(design.columns) == ["intercept"]
-
-
-def _group_contrasts(test, settings):
-    """Yield (contrast, contrast matrix or None) of one group test: its own contrast (one-sample
-    test or fixed effects), or each t, F and pass contrast of a model's dataset node."""
-    if test.design is None or settings.group_model == "fixed":
-        yield combine.GroupContrast(test.name, test.contrast, {"intercept": 1.0}), None
-        return
-    design = test.design
-    for matrix in test.contrasts:
-        if matrix.test not in ("t", "F", "pass"):
-            continue
-        test_kind = "F" if matrix.test == "F" else "t"
-        weights = ({c: float(w) for c, w in zip(design.columns, matrix.matrix[0]) if w} if test_kind == "t"
-                   else [{c: float(w) for c, w in zip(design.columns, row) if w} for row in matrix.matrix])
-        yield combine.GroupContrast(matrix.name, naming.label_of(matrix.name), weights, test_kind), matrix
 
 
 def _group_maps(test, contrast, matrix, mask, settings):

@@ -270,6 +270,19 @@ def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_pa
     assert "with the design of the model's dataset node `groupCovariates`" in (out / "logs" / "CITATION.md").read_text()
 
 
+@pytest.mark.slow
+def test_group_report_shows_each_contrast_of_a_group_design(six_subjects, two_sample, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    assert main([str(six_subjects.path), str(out), "group", "--group-covariates", "group", "age",
+                 "--threshold", "fdr"]) == 0
+    page = (out / "group.html").read_text()
+    assert 'class="missing"' not in page and "dataset node groupCovariates" in page
+    for label in ("ControlMinusPatient", "Age", "Mean"):
+        assert f'id="task-checkerboard-space-{SPACE}-contrast-audioGtVisual{label}"' in page
+        assert list((out / "group" / "figures").glob(f"*_contrast-audioGtVisual{label}_desc-zmap_statmap.png"))
+
+
 @pytest.mark.parametrize(
     ("options", "named"),
     [(["--group-covariates", "height"], "height"),

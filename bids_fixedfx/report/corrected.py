@@ -58,7 +58,7 @@ def corrected_section(settings, kind: str, map_entities: dict, figure_kind: str,
     threshold = float(info.extra["Threshold"])
     extent = int(info.extra.get("ClusterExtent", 0))
     volume = slices.Volume(slices.load(path).data, view.grid.affine)
-    survivors = replace(view, threshold=threshold * (1 - 1e-6))
+    survivors = replace(view, threshold=min(threshold, view.vmax) * (1 - 1e-6))  # inf: no voxel survives
     what = f"{info.extra.get('Method', method)}, alpha {info.extra.get('Alpha')}: |z| ≥ {threshold:.2f}" + (
         f", clusters of {extent} voxels or more" if extent else "")
     table = cluster_table(volume, 0.0, view.template, min_voxels=1)
@@ -103,7 +103,7 @@ def permutation_section(settings, map_entities: dict, figure_entities: dict, vie
     """
     found = []
     for desc in PERMUTATION_MAPS:
-        names = {ext: naming.build("group_statmap", stat="logp", desc=naming.statmap_desc(group_model, desc),
+        names = {ext: naming.build("group_statmap", stat="logp", desc=naming.statmap_desc(group_model, desc, settings.group_design),
                                    extension=ext, **map_entities) for ext in (".nii.gz", ".json")}
         if (settings.output_dir / names[".nii.gz"]).is_file():
             info = StatmapSidecar.read(settings.output_dir / names[".json"])

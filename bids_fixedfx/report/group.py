@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import naming
 from ..boilerplate.readback import Reader, recorded_command
+from ..combine import contrasts_of
 from ..plan import MIN_SUBJECTS
 from ..sidecars import StatmapSidecar
 from . import backgrounds, figures, slices
@@ -62,8 +63,11 @@ def write_group_page(settings, group_plan, notes=()):
     html = files.render(
         "group.html.jinja",
         tasks=tasks,
-        group_model="one-sample t-test (random effects)" if settings.group_model != "fixed" else "fixed effects",
+        group_model=("fixed effects" if settings.group_model == "fixed"
+                     else "general linear model (random effects)" if settings.group_design
+                     else "one-sample t-test (random effects)"),
         random=settings.group_model != "fixed",
+        design=settings.model_node_names.get("dataset") if settings.group_design else None,
         min_subjects=MIN_SUBJECTS,
         warnings=[note.text for note in (*group_plan.notes, *notes)],
         citation=citation_link(files),
@@ -73,10 +77,12 @@ def write_group_page(settings, group_plan, notes=()):
     return files.write_page(naming.build("group_report"), html)
 
 
-def group_statmap(test, group_model: str, stat: str, extension: str, design: str | None = None):
-    """The name of one of a group test's maps (relative to OUTPUT_DIR)."""
-    return naming.build("group_statmap", task=test.task, space=test.space, contrast=test.contrast, stat=stat,
-                        desc=naming.statmap_desc(group_model, design=design), extension=extension)
+def group_statmap(test, group_model: str, stat: str, extension: str, design: str | None = None,
+                  label: str | None = None):
+    """The name of one of a group test's maps (relative to OUTPUT_DIR): of its own contrast, or
+    of the design contrast ``label``."""
+    return naming.build("group_statmap", task=test.task, space=test.space, contrast=label or test.contrast,
+                        stat=stat, desc=naming.statmap_desc(group_model, design=design), extension=extension)
 
 
 def _task_section(settings, task, space, tests, untested, files: Files, reader: Reader) -> dict:
@@ -105,31 +111,33 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
         "columns": [test.name for test in (*tests, *untested)],
         "subjects": rows,
         "untested": [test.name for test in untested],
-        "contrasts": [_contrast(settings, test, view, files, anchor) for test in tests],
+        "contrasts": [_contrast(settings, test, contrast, view, files, anchor)
+                      for test in tests for contrast, _ in contrasts_of(test, settings.group_model)],
     }
 
 
-def _contrast(settings, test, view, files: Files, anchor) -> dict:
+def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
+    """The section of one group contrast: the test's own, or one of a group design's."""
     output_dir, threshold = settings.output_dir, settings.report_threshold
-    z_path = group_statmap(test, settings.group_model, "z", ".nii.gz", settings.group_design)
-    section = {"name": test.name, "label": test.contrast, "anchor": f"{anchor}-contrast-{test.contrast}",
-               "missing": None}
+    label, name = contrast.label, contrast.name
+    z_path = group_statmap(test, settings.group_model, "z", ".nii.gz", settings.group_design, label)
+    section = {"name": name, "label": label, "anchor": f"{anchor}-contrast-{label}", "missing": None}
     if not (output_dir / z_path).is_file():
         section["missing"] = z_path.as_posix()
         return section
     sidecar = StatmapSidecar.read(output_dir / group_statmap(test, settings.group_model, "z", ".json",
-                                                             settings.group_design))
+                                                             settings.group_design, label))
     z_map = slices.load(output_dir / z_path).data
     peak = float(np.max(np.abs(np.nan_to_num(z_map)))) if z_map.size else 0.0
     view = replace(view, vmax=max(peak, 1.25 * threshold, 1.0))
     cuts = slices.choose_cuts(z_map, threshold, N_CUTS, view.box)
     shown = f"|z| > {threshold:g}"
-    common = {"task": test.task, "space": test.space, "contrast": test.contrast}
+    common = {"task": test.task, "space": test.space, "contrast": label}
     n_subjects = len(test.inputs)
     section["figure"] = files.figure(
         naming.build("group_figure", desc="zmap", suffix="statmap", extension=".png", **common),
-        figures.stat_map(view, z_map, cuts, f"{test.name}: group, {n_subjects} subjects"),
-        f"Group z map of {test.name}, {shown}",
+        figures.stat_map(view, z_map, cuts, f"{name}: group, {n_subjects} subjects"),
+        f"Group z map of {name}, {shown}",
         f"Group z map, {shown} (uncorrected, for display), "
         + ("over the mean of the subjects' BOLD reference images" if view.background is not None else "on black")
         + ("; projections show the strongest value along each axis." if view.template else "."),
@@ -157,8 +165,8 @@ def _contrast(settings, test, view, files: Files, anchor) -> dict:
     tsv_path = naming.build("group_figure", desc="clusters", suffix="table", extension=".tsv", **common)
     tsv = files.table(tsv_path, table.to_tsv())
     section["corrected"] = corrected_section(
-        settings, "group_statmap", common, "group_figure", common, view, files, test.name, settings.group_model)
-    section["permutation"] = permutation_section(settings, common, common, view, z_map, files, test.name,
+        settings, "group_statmap", common, "group_figure", common, view, files, name, settings.group_model)
+    section["permutation"] = permutation_section(settings, common, common, view, z_map, files, name,
                                                  settings.group_model)
     section.update({
         "model": (sidecar.group or {}).get("GroupModel"),
