@@ -51,22 +51,25 @@ _RUN = (
 )
 _RUN_DIR = "sub-{subject}[/ses-{session}]/func/"
 _SUBJECT = "sub-{subject}_task-{task}"
-_STAT = "_contrast-{contrast}_stat-{stat<%s>}[_desc-{desc}]_{suffix<statmap>}{extension<.nii.gz|.json>}" % (
-    "|".join(STATS + INFERENCE_STATS))
+#: Where a map lies: its hemisphere (GIFTI), space and density (CIFTI), in BIDS order.
+_SPACE = "[_hemi-{hemi<L|R>}][_space-{space}][_den-{den}]"
+_EXTENSIONS = ".nii.gz|.json|.func.gii|.dscalar.nii"
+_STAT = "_contrast-{contrast}_stat-{stat<%s>}[_desc-{desc}]_{suffix<statmap>}{extension<%s>}" % (
+    "|".join(STATS + INFERENCE_STATS), _EXTENSIONS)
 _FIGURE = "[_space-{space}][_contrast-{contrast}]_desc-{desc}_{suffix}{extension<.png|.svg|.tsv>}"
 
 #: Each kind of file and its pybids path pattern.
 PATTERNS = {
-    "run_statmap": _RUN_DIR + _RUN + "[_space-{space}]" + _STAT,
-    "run_fit": _RUN_DIR + _RUN + "[_space-{space}]_stat-{stat<%s>}_{suffix<statmap>}{extension<.nii.gz|.json>}"
-    % "|".join(FIT_STATS),
+    "run_statmap": _RUN_DIR + _RUN + _SPACE + _STAT,
+    "run_fit": _RUN_DIR + _RUN + _SPACE + "_stat-{stat<%s>}_{suffix<statmap>}{extension<%s>}"
+    % ("|".join(FIT_STATS), _EXTENSIONS),
     "design": _RUN_DIR + _RUN + "_{suffix<design>}{extension<.tsv|.json>}",
-    "subject_statmap": "sub-{subject}/func/" + _SUBJECT + "[_space-{space}]" + _STAT,
-    "subject_mask": "sub-{subject}/func/" + _SUBJECT + "[_space-{space}]"
-    "_desc-{desc<fixedfx>}_{suffix<mask>}{extension<.nii.gz|.json>}",
-    "group_statmap": "group/task-{task}[_space-{space}]" + _STAT,
-    "group_mask": "group/task-{task}[_space-{space}]_desc-{desc}_{suffix<mask>}"
-    "{extension<.nii.gz|.json>}",
+    "subject_statmap": "sub-{subject}/func/" + _SUBJECT + _SPACE + _STAT,
+    "subject_mask": "sub-{subject}/func/" + _SUBJECT + _SPACE
+    + "_desc-{desc<fixedfx>}_{suffix<mask>}{extension<%s>}" % _EXTENSIONS,
+    "group_statmap": "group/task-{task}" + _SPACE + _STAT,
+    "group_mask": "group/task-{task}" + _SPACE + "_desc-{desc}_{suffix<mask>}"
+    "{extension<%s>}" % _EXTENSIONS,
     "run_figure": "sub-{subject}/figures/" + _RUN + _FIGURE,
     "subject_figure": "sub-{subject}/figures/" + _SUBJECT + _FIGURE,
     "group_figure": "group/figures/task-{task}" + _FIGURE,
@@ -265,6 +268,22 @@ def label_of(name: str) -> str:
     if not parts:
         raise ValueError(f"{name!r} has no letters or digits to make a BIDS label of.")
     return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+
+def hemisphere_pair(path) -> tuple[Path, Path]:
+    """A GIFTI file of the left hemisphere (``..._hemi-L_...``) and its right twin.
+
+    Raises
+    ------
+    ValueError
+        The name has no ``hemi-L`` entity.
+    """
+    path = Path(path)
+    parts = path.name.split("_")
+    if "hemi-L" not in parts:
+        raise ValueError(f"{path.name} is not the left hemisphere's file (no hemi-L entity).")
+    parts[parts.index("hemi-L")] = "hemi-R"
+    return path, path.with_name("_".join(parts))
 
 
 def set_key(**entities) -> str:

@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not write derivatives/fmriprep",
     )
+    parser.add_argument(
+        "--surfaces",
+        action="store_true",
+        help="also write fsaverage5 GIFTI and fsLR CIFTI series of every run (the demo's)",
+    )
     return parser
 
 
@@ -76,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             derivatives=args.derivatives,
             non_steady_state=args.non_steady_state,
+            surfaces=args.surfaces,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -14,11 +14,14 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import grids, names, writer
+from . import grids, names, surfaces, writer
 from .confounds import make_confounds
 from .metadata import make_participants
 from .simulate import Scene, simulate_run
 from .study import CONDITIONS, EFFECT_SIZE, TASK, Study
+
+#: The spaces of the surface and CIFTI series (``surfaces=True``).
+SURFACE_SPACES = (surfaces.GIFTI_SPACE, surfaces.CIFTI_SPACE)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ def make_example_dataset(
     seed=0,
     derivatives=True,
     non_steady_state=0,
+    surfaces=False,
 ) -> ExampleDataset:
     """Write a small BIDS task-fMRI dataset with fMRIPrep-shaped derivatives.
 
@@ -143,6 +147,10 @@ def make_example_dataset(
         Volumes at the start of every run acquired before the steady state (dummy scans): their
         in-mask signal is brighter (by 50 %, 25 %, ...), and the confounds flag them with fMRIPrep's
         ``non_steady_state_outlier00``, ``01``, ... columns. 0 leaves the data as without it.
+    surfaces : bool, default=False
+        Whether the derivatives also hold each run's fsaverage5 GIFTI pair and a reduced
+        fsLR CIFTI dense series, with known effects (:mod:`.surfaces`); the volume files
+        are the same bytes either way.
 
     Returns
     -------
@@ -164,6 +172,7 @@ def make_example_dataset(
         spaces=spaces,
         seed=seed,
         derivatives=derivatives,
+        surfaces=surfaces,
     )
     if not 0 <= int(non_steady_state) < study.n_volumes:
         raise ValueError(f"non_steady_state must be 0 or more and fewer than the {study.n_volumes} volumes")
@@ -184,7 +193,7 @@ def make_example_dataset(
         subjects=study.subjects,
         tasks=(TASK,),
         conditions=CONDITIONS,
-        spaces=study.spaces,
+        spaces=study.spaces + (SURFACE_SPACES if study.surfaces and study.derivatives else ()),
         active=MappingProxyType(dict(anatomy.active)),
         effect_size=EFFECT_SIZE,
     )
@@ -224,3 +233,6 @@ def _write_subject(root, study: Study, anatomy: grids.Anatomy, i_sub: int, non_s
             t1w=t1w,
         )
         writer.write_run(root, run, grid, study.tr, study.spaces)
+        if study.surfaces and study.derivatives:
+            surfaces.write_surfaces(root, key, simulated.events, study.n_volumes, study.tr,
+                                    study.surface_rng(i_sub, key))

@@ -31,6 +31,13 @@ def _write_atomically(path: Path, write, suffix: str = "") -> None:
         raise
 
 
+def save_image(path: Path, image) -> None:
+    """Save a nibabel image (GIFTI, CIFTI) at ``path`` atomically; the temporary name keeps
+    the extension, which tells nibabel the format."""
+    extension = "".join(path.suffixes[-2:])
+    _write_atomically(path, lambda tmp: nib.save(image, str(tmp)), extension)
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
     _write_atomically(path, lambda tmp: tmp.write_bytes(text.encode("utf-8")))

@@ -83,6 +83,14 @@ def run_file(
     return _folder(key.subject, key.session, "func") / name
 
 
+def surface_file(key: RunKey, extension: str, *, space: str, hemi=None, den=None) -> PurePosixPath:
+    """A run's surface or CIFTI BOLD series as fMRIPrep names it
+    (``..._hemi-L_space-fsaverage5_bold.func.gii``, ``..._space-fsLR_den-91k_bold.dtseries.nii``)."""
+    entities = [e for e in _run_entities(key) if e[0] not in ("space", "desc")]
+    entities += [("hemi", hemi), ("space", space), ("den", den)]
+    return _folder(key.subject, key.session, "func") / entity_name(entities, "bold", extension)
+
+
 def anat_t1w(subject: str, n_sessions: int) -> PurePosixPath:
     """The subject's raw T1w image, in the first session when there are sessions."""
     session = 1 if n_sessions > 1 else None

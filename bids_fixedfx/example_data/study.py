@@ -48,6 +48,8 @@ class Study:
         Seed of every random stream.
     derivatives : bool
         Whether ``derivatives/fmriprep`` is written.
+    surfaces : bool
+        Whether the derivatives hold surface (fsaverage5 GIFTI) and CIFTI series too.
 
     Raises
     ------
@@ -64,6 +66,7 @@ class Study:
     spaces: tuple[str, ...] = ("MNI152NLin2009cAsym", "T1w")
     seed: int = 0
     derivatives: bool = True
+    surfaces: bool = False
 
     def __post_init__(self):
         set_ = object.__setattr__  # normalise the frozen fields once, then check them
@@ -137,3 +140,8 @@ class Study:
     def run_rng(self, i_subject: int, key: RunKey) -> np.random.Generator:
         """The random stream of a run: events, then BOLD series, then confounds."""
         return np.random.default_rng([self.seed, i_subject, key.session or 0, key.run])
+
+    def surface_rng(self, i_subject: int, key: RunKey) -> np.random.Generator:
+        """The random stream of a run's surface and CIFTI series (apart from the volume
+        files' streams, so that these are the same with or without surfaces)."""
+        return np.random.default_rng([self.seed, i_subject, key.session or 0, key.run, 1])

@@ -1,0 +1,404 @@
+"""Surface and CIFTI data: a run's GIFTI pair or CIFTI dtseries read into a (volumes x
+vertices) array, and 1-D maps written back in the input's form.
+
+fMRIPrep writes surface BOLD as one GIFTI file per hemisphere
+(``..._hemi-L_space-fsaverage5_bold.func.gii`` and its ``hemi-R`` twin) and, with
+``--cifti-output``, one CIFTI dense series (``..._space-fsLR_den-91k_bold.dtseries.nii``:
+cortical vertices and subcortical voxels, its brain-model axis says which). The GLM of a
+surface run is fitted on both hemispheres at once, left vertices then right ones, as
+nilearn's ``FirstLevelModel`` fits a ``SurfaceImage``; that of a CIFTI run on every
+grayordinate, in the file's order.
+
+Between reading and writing, a surface map is held as a NIfTI image of shape
+``(n_vertices, 1, 1)`` with an identity affine (:func:`as_image`), so that the fixed
+effects, masks and group statistics, written for images, apply to it unchanged. That
+image is an internal carrier only: it is never smoothed as a volume, never given to
+nilearn's EPI masking, and never written; the files are GIFTI and CIFTI (:func:`write_map`).
+
+The mask of a surface or CIFTI run (:func:`series_mask`): every vertex (grayordinate) is
+fitted except those whose series is not finite somewhere (fMRIPrep's
+``--medial-surface-nan`` leaves NaN on the medial wall), or constant over time (zero
+included), whose GLM has no variance to estimate.
+
+Smoothing (:func:`smoothing_for`): nilearn smooths a ``SurfaceImage`` along its mesh. The
+mesh of ``fsaverage5`` ships with nilearn, so a GIFTI pair in ``fsaverage5`` is smoothed
+as nilearn smooths it on that mesh's pial surface (the mesh nilearn's own surface GLM
+examples use); other surface spaces have no mesh here and CIFTI is not a nilearn image
+type, so ``--smoothing-fwhm`` other than 0 is refused on them. The default smoothing
+(``--smoothing-fwhm`` not given) applies to volume spaces only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError, UsageError
+
+#: What a GIFTI series and a CIFTI series end with.
+GIFTI_SERIES, CIFTI_SERIES = ".func.gii", ".dtseries.nii"
+#: What a GIFTI map and a CIFTI map end with.
+GIFTI_MAP, CIFTI_MAP = ".func.gii", ".dscalar.nii"
+#: The surface spaces of fMRIPrep (GIFTI pairs).
+GIFTI_SPACES = ("fsaverage", "fsaverage3", "fsaverage4", "fsaverage5", "fsaverage6", "fsnative")
+#: Surface spaces whose mesh nilearn ships (``nilearn.datasets.load_fsaverage``, offline).
+MESH_SPACES = ("fsaverage5",)
+#: The mesh of :data:`MESH_SPACES` that smoothing and figures use.
+MESH = "pial"
+#: Each hemisphere's ``AnatomicalStructurePrimary`` in GIFTI metadata.
+STRUCTURES = {"L": "CortexLeft", "R": "CortexRight"}
+
+
+@dataclass(frozen=True, eq=False)
+class Form:
+    """The form of a surface or CIFTI run's data, which its maps are written back in.
+
+    Attributes
+    ----------
+    kind : {'gifti', 'cifti'}
+    space : str
+    n_vertices : tuple of int
+        GIFTI: the vertices of the left and right hemispheres.
+    brain_models : nibabel.cifti2.BrainModelAxis or None
+        CIFTI: the input's brain-model axis.
+    density : str or None
+        CIFTI: the ``den-`` entity of the input (``91k``).
+    """
+
+    kind: str
+    space: str
+    n_vertices: tuple[int, ...] = ()
+    brain_models: object = None
+    density: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Vertices (GIFTI, both hemispheres) or grayordinates (CIFTI)."""
+        return int(sum(self.n_vertices)) if self.kind == "gifti" else int(len(self.brain_models))
+
+    @property
+    def entities(self) -> dict:
+        """The entities its outputs carry besides ``space`` (``den`` of CIFTI)."""
+        return {"den": self.density} if self.density else {}
+
+    @property
+    def extension(self) -> str:
+        """The extension of its maps."""
+        return GIFTI_MAP if self.kind == "gifti" else CIFTI_MAP
+
+    def same_as(self, other) -> bool:
+        """Whether two runs' maps lie on the same vertices (and so can be combined)."""
+        if other is None or other.kind != self.kind:
+            return False
+        if self.kind == "gifti":
+            return tuple(self.n_vertices) == tuple(other.n_vertices)
+        return self.brain_models == other.brain_models
+
+
+def is_surface_file(path) -> bool:
+    """Whether a file is GIFTI or CIFTI data (by its extension)."""
+    name = Path(path).name
+    return name.endswith((GIFTI_SERIES, CIFTI_SERIES, CIFTI_MAP))
+
+
+def is_surface_space(space) -> bool:
+    """Whether a space is one of fMRIPrep's GIFTI surface spaces."""
+    return space in GIFTI_SPACES
+
+
+# ----------------------------------------------------------------------------
+# reading
+
+
+def _load(path, what):
+    import nibabel as nib
+
+    try:
+        return nib.load(str(path))
+    except Exception as error:  # noqa: BLE001 - nibabel raises many kinds on a bad file
+        raise InputFileError(f"{what} {path} cannot be read as GIFTI or CIFTI: {error}.") from error
+
+
+def _gifti_columns(path, what) -> np.ndarray:
+    """A GIFTI file's data arrays as columns: (n_vertices, n_arrays)."""
+    img = _load(path, what)
+    arrays = [np.asarray(d.data) for d in getattr(img, "darrays", ())]
+    if not arrays or any(a.ndim != 1 and not (a.ndim == 2 and a.shape[1] == 1) for a in arrays):
+        raise InputFileError(f"{what} {path} holds no per-vertex data arrays (a .func.gii of one value per vertex).")
+    arrays = [a.reshape(-1) for a in arrays]
+    if len({a.size for a in arrays}) != 1:
+        raise InputFileError(f"{what} {path} has data arrays of different lengths.")
+    return np.column_stack(arrays)
+
+
+def _cifti_axes(img, path, what):
+    from nibabel.cifti2 import cifti2_axes
+
+    try:
+        axes = [img.header.get_axis(i) for i in range(2)]
+    except Exception as error:  # noqa: BLE001
+        raise InputFileError(f"{what} {path} has no readable CIFTI axes: {error}.") from error
+    if not isinstance(axes[1], cifti2_axes.BrainModelAxis):
+        raise InputFileError(f"{what} {path} has no brain-model axis (a dense CIFTI file is expected).")
+    return axes
+
+
+def read_series(bold, what="BOLD series"):
+    """A surface or CIFTI run's series and form.
+
+    Parameters
+    ----------
+    bold : str or Path
+        The left hemisphere's ``.func.gii`` (its ``hemi-R`` twin is read too) or a
+        ``.dtseries.nii``.
+    what : str
+        What the file is, for messages.
+
+    Returns
+    -------
+    series : numpy.ndarray, shape (n_volumes, n_vertices)
+        Left then right vertices (GIFTI); grayordinates in the file's order (CIFTI).
+    form : Form
+
+    Raises
+    ------
+    InputFileError
+        A file cannot be read, or the hemispheres have different numbers of volumes.
+    """
+    from .naming import hemisphere_pair, parse
+
+    bold = Path(bold)
+    space = parse(bold.name).get("space") or ""
+    if bold.name.endswith(GIFTI_SERIES):
+        left, right = hemisphere_pair(bold)
+        if not right.is_file():
+            raise InputFileError(f"{what} {left} has no right hemisphere {right.name} next to it.")
+        columns = [_gifti_columns(path, what) for path in (left, right)]
+        if columns[0].shape[1] != columns[1].shape[1]:
+            raise InputFileError(
+                f"{what} {left.name} and {right.name} have different numbers of volumes "
+                f"({columns[0].shape[1]} and {columns[1].shape[1]})."
+            )
+        series = np.ascontiguousarray(np.concatenate(columns, axis=0).T)
+        return series, Form("gifti", space, (columns[0].shape[0], columns[1].shape[0]))
+    img = _load(bold, what)
+    axes = _cifti_axes(img, bold, what)
+    try:
+        series = np.asarray(img.get_fdata(dtype=np.float32))
+    except Exception as error:  # noqa: BLE001
+        raise InputFileError(f"{what} {bold} cannot be read: {error}.") from error
+    density = parse(bold.name).get("den")
+    return series, Form("cifti", space, brain_models=axes[1], density=density)
+
+
+def n_volumes(bold, what="BOLD series") -> int:
+    """The number of volumes of a surface or CIFTI series (both hemispheres checked)."""
+    return int(read_series(bold, what)[0].shape[0])
+
+
+def series_mask(series) -> np.ndarray:
+    """The vertices fitted: finite at every volume and not constant over time.
+
+    Parameters
+    ----------
+    series : numpy.ndarray, shape (n_volumes, n_vertices)
+
+    Returns
+    -------
+    inside : numpy.ndarray of bool, shape (n_vertices,)
+    """
+    finite = np.isfinite(series).all(axis=0)
+    varies = np.zeros(series.shape[1], dtype=bool)
+    varies[finite] = (series[:, finite] != series[:1, finite]).any(axis=0)
+    return finite & varies
+
+
+def as_image(values):
+    """A map (or mask) of vertices as the internal ``(n, 1, 1)`` NIfTI carrier (identity affine)."""
+    import nibabel as nib
+
+    values = np.asarray(values)
+    return nib.Nifti1Image(values.reshape(-1, 1, 1), np.eye(4))
+
+
+def values_of(img) -> np.ndarray:
+    """The vertex values of an internal ``(n, 1, 1)`` image."""
+    return np.asarray(img.dataobj).reshape(-1)
+
+
+# ----------------------------------------------------------------------------
+# smoothing
+
+
+def smoothing_for(space, kind, fwhm, given) -> float | None:
+    """The smoothing applied to a surface or CIFTI run (the rule of the module's docstring).
+
+    Parameters
+    ----------
+    space : str
+    kind : {'gifti', 'cifti'}
+    fwhm : float or None
+        ``--smoothing-fwhm``.
+    given : bool
+        Whether ``--smoothing-fwhm`` was on the command line (the default applies to volumes only).
+
+    Returns
+    -------
+    fwhm : float or None
+
+    Raises
+    ------
+    UsageError
+        Smoothing asked for on a space nilearn cannot smooth here.
+    """
+    if not given or not fwhm:
+        return None
+    if kind == "gifti" and space in MESH_SPACES:
+        return float(fwhm)
+    what = "CIFTI data (nilearn smooths volumes and surface images, not CIFTI)" if kind == "cifti" else (
+        f"space {space}, whose mesh nilearn does not ship (only {', '.join(MESH_SPACES)})"
+    )
+    raise UsageError(
+        f"--smoothing-fwhm {fwhm:g} cannot be applied to {what}; pass --smoothing-fwhm 0 "
+        "or leave it out (the default smoothing applies to volume spaces only)."
+    )
+
+
+def load_mesh(space):
+    """nilearn's mesh of a :data:`MESH_SPACES` space (``PolyMesh``, left and right), or None."""
+    if space not in MESH_SPACES:
+        return None
+    from nilearn.datasets import load_fsaverage
+
+    return load_fsaverage(space)[MESH]
+
+
+def smooth_series(series, form, fwhm):
+    """A GIFTI pair's series smoothed on its mesh as nilearn's ``smooth_img`` smooths a
+    ``SurfaceImage`` (non-finite values set to 0 first)."""
+    from nilearn.image import smooth_img
+    from nilearn.surface import SurfaceImage
+
+    mesh = load_mesh(form.space)
+    n_left = form.n_vertices[0]
+    img = SurfaceImage(mesh=mesh, data={"left": series[:, :n_left].T, "right": series[:, n_left:].T})
+    smoothed = smooth_img(img, fwhm)
+    return np.concatenate([smoothed.data.parts["left"], smoothed.data.parts["right"]], axis=0).T
+
+
+def prepare_run(bold, smoothing_fwhm=None):
+    """A surface or CIFTI run's series inside its mask (:func:`series_mask`), smoothed.
+
+    Parameters
+    ----------
+    bold : str or Path
+    smoothing_fwhm : float or None
+        Checked by :func:`smoothing_for` while planning.
+
+    Returns
+    -------
+    masked : series.MaskedRun
+        Its mask is the ``(n, 1, 1)`` carrier image.
+    """
+    from .series import MaskedRun
+
+    series, form = read_series(bold)
+    inside = series_mask(series)
+    if smoothing_fwhm:
+        series = smooth_series(series, form, smoothing_fwhm)
+    return MaskedRun(np.ascontiguousarray(series[:, inside]), as_image(inside.astype(np.int8)))
+
+
+# ----------------------------------------------------------------------------
+# maps written and read back
+
+
+def map_names(build, form, **entities) -> list:
+    """The file names of one map: a GIFTI pair (``hemi-L`` then ``hemi-R``) or one CIFTI file.
+
+    Parameters
+    ----------
+    build : callable
+        ``naming.build`` bound to a kind: ``build(**entities) -> Path``.
+    form : Form
+    **entities
+        Besides ``hemi`` and ``extension``.
+    """
+    entities = {**entities, **form.entities}
+    if form.kind == "gifti":
+        return [build(hemi=hemi, extension=GIFTI_MAP, **entities) for hemi in STRUCTURES]
+    return [build(extension=CIFTI_MAP, **entities)]
+
+
+def map_images(img, form, name="map"):
+    """An internal ``(n, 1, 1)`` map as the images to write, in the order of :func:`map_names`.
+
+    Parameters
+    ----------
+    img : Nifti1Image
+        Internal carrier (float maps are written in single precision, masks as uint8).
+    form : Form
+    name : str
+        The map's name in a CIFTI scalar axis.
+    """
+    import nibabel as nib
+
+    values = values_of(img)
+    dtype = np.uint8 if values.dtype.kind in "iub" else np.float32
+    values = values.astype(dtype)
+    if values.size != form.size:
+        raise ValueError(f"A map of {values.size} values does not fit {form.size} vertices.")
+    if form.kind == "gifti":
+        images, start = [], 0
+        for hemi, count in zip(STRUCTURES, form.n_vertices):
+            array = nib.gifti.GiftiDataArray(
+                values[start:start + count], intent="NIFTI_INTENT_NONE",
+                datatype="NIFTI_TYPE_UINT8" if dtype == np.uint8 else "NIFTI_TYPE_FLOAT32",
+                meta={"AnatomicalStructurePrimary": STRUCTURES[hemi]},
+            )
+            images.append(nib.gifti.GiftiImage(darrays=[array]))
+            start += count
+        return images
+    from nibabel.cifti2 import cifti2_axes
+
+    scalar = cifti2_axes.ScalarAxis([name])
+    out = nib.Cifti2Image(values.astype(np.float32)[None, :], header=(scalar, form.brain_models))
+    out.nifti_header.set_intent("ConnDenseScalar")
+    return [out]
+
+
+def read_map(path, what="Map"):
+    """A written map (GIFTI pair named by its ``hemi-L`` file, or a ``.dscalar.nii``) as the
+    internal ``(n, 1, 1)`` image.
+
+    Raises
+    ------
+    InputFileError
+        A file cannot be read.
+    """
+    from .naming import hemisphere_pair
+
+    path = Path(path)
+    if path.name.endswith(GIFTI_MAP):
+        values = np.concatenate([_gifti_columns(p, what)[:, 0] for p in hemisphere_pair(path)])
+    else:
+        img = _load(path, what)
+        _cifti_axes(img, path, what)
+        values = np.asanyarray(img.dataobj)[0]
+    return as_image(values)
+
+
+def read_form(path, what="Map") -> Form:
+    """The form of a written map (or of a series), from its file(s)."""
+    from .naming import hemisphere_pair, parse
+
+    path = Path(path)
+    space = parse(path.name).get("space") or ""
+    if path.name.endswith(GIFTI_MAP):
+        counts = tuple(_gifti_columns(p, what).shape[0] for p in hemisphere_pair(path))
+        return Form("gifti", space, counts)
+    img = _load(path, what)
+    axes = _cifti_axes(img, path, what)
+    return Form("cifti", space, brain_models=axes[1], density=parse(path.name).get("den"))
