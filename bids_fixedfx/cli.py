@@ -84,9 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="tasks to model (default: every task that has events)",
     )
     select.add_argument(
-        "--space",
-        help="the derivatives' space- to use; 'none' for files without a space entity "
-        "(default: MNI152NLin2009cAsym if present, else the only space present)",
+        "--space", nargs="+", metavar="SPACE",
+        help="the derivatives' space(s) to model, each separately: volume spaces, surface spaces "
+        "(fsaverage5, fsnative ...: GIFTI pairs) and fsLR (CIFTI); 'none' for files without a space "
+        "entity (default: MNI152NLin2009cAsym if present, else the only space present)",
     )
     select.add_argument(
         "-d", "--derivatives", nargs="+", type=Path, default=[], metavar="PATH",
@@ -128,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="one mask for every run (default: each run's desc-brain_mask)",
     )
     model.add_argument(
-        "--smoothing-fwhm", type=nonnegative_float, default=5.0, metavar="MM",
-        help="isotropic Gaussian smoothing in mm; 0 disables (default: 5)",
+        "--smoothing-fwhm", type=nonnegative_float, default=None, metavar="MM",
+        help="isotropic Gaussian smoothing in mm; 0 disables (default: 5 on volume spaces, none on "
+        "surface and CIFTI spaces; on fsaverage5 a given value smooths along nilearn's mesh)",
     )
     model.add_argument(
         "--hrf-model", default="glover", choices=HRF_MODELS, metavar="HRF",
@@ -304,7 +306,8 @@ def parse_settings(argv=None) -> Settings:
     if confounds in (("none",), ("",)):
         confounds = ()
     model = ModelSettings(
-        smoothing_fwhm=args.smoothing_fwhm or None,
+        smoothing_fwhm=(5.0 if args.smoothing_fwhm is None else args.smoothing_fwhm) or None,
+        smoothing_given=args.smoothing_fwhm is not None,
         hrf_model=args.hrf_model,
         drift_model=None if args.drift_model == "none" else args.drift_model,
         high_pass=args.high_pass,
@@ -338,7 +341,7 @@ def parse_settings(argv=None) -> Settings:
         participant_label=tuple(dict.fromkeys(args.participant_label)),
         session_label=tuple(dict.fromkeys(args.session_label)),
         task=tuple(dict.fromkeys(args.task)),
-        space=args.space,
+        space=None if not args.space else args.space[0] if len(args.space) == 1 else tuple(args.space),
         derivatives=tuple(p.absolute() for p in args.derivatives),
         bids_filters=_read_filters(args.bids_filter_file),
         skip_bids_validation=args.skip_bids_validation,

@@ -181,10 +181,19 @@ def read_image(path, what: str = "Image"):
     ------
     InputFileError
         The file is truncated, corrupt or not NIfTI.
+
+    Notes
+    -----
+    A surface or CIFTI map (``.func.gii``, ``.dscalar.nii``) is read as the ``(n, 1, 1)``
+    image that :mod:`.surface` holds maps in.
     """
     import nibabel as nib
 
+    from .surface import is_surface_file, read_map
+
     path = Path(path)
+    if is_surface_file(path):  # a map we wrote as GIFTI or CIFTI: as its (n, 1, 1) image
+        return read_map(path, what)
     img = check_image(path, what)
     if not path.name.endswith(".gz"):
         try:

@@ -132,9 +132,16 @@ def same_grid(imgs, atol=1e-4) -> bool:
     """Whether all images share one voxel grid (shape, and affine within ``atol``)."""
     from nilearn.image import load_img
 
-    first = load_img(imgs[0])
+    from .images import read_image
+    from .surface import is_surface_file
+
+    def load(img):
+        is_path = isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")
+        return read_image(img) if is_path and is_surface_file(img) else load_img(img)
+
+    first = load(imgs[0])
     for img in imgs[1:]:
-        img = load_img(img)
+        img = load(img)
         if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine, atol=atol):
             return False
     return True

@@ -219,7 +219,44 @@ def mask_sidecar(description, space, sources) -> dict:
     }
 
 
-def write_statmaps(kind, contrast_maps, place, sidecar, **entities) -> list[Path]:
+def map_paths(kind, form=None, sidecars=False, **entities) -> list[Path]:
+    """The relative paths of one map or mask: a ``.nii.gz`` (``form`` None), a GIFTI pair or a
+    CIFTI file (``form``: the input's :class:`~bids_fixedfx.surface.Form`); with
+    ``sidecars``, those of their JSON sidecars."""
+    from .surface import file_entities
+
+    parts = [{"extension": ".nii.gz"}] if form is None else file_entities(form)
+    json_extension = {"extension": ".json"} if sidecars else {}
+    return [naming.build(kind, **{**entities, **part, **json_extension}) for part in parts]
+
+
+def write_map(img, place, kind, form=None, **entities) -> list[Path]:
+    """Write one map or mask in the input's form; return its relative paths.
+
+    Parameters
+    ----------
+    img : Nifti1Image
+        A volume, or a surface map held as a ``(n, 1, 1)`` image (:mod:`.surface`).
+    place : Staging or Direct
+    kind : str
+        A kind of :mod:`.naming`.
+    form : Form or None
+        None for volumes.
+    **entities
+    """
+    paths = map_paths(kind, form, **entities)
+    if form is None:
+        is_mask = kind.endswith("_mask")
+        write_nifti(img if is_mask else as_float32(img), place.path(paths[0]))
+        return paths
+    from .surface import map_images
+
+    for path, image in zip(paths, map_images(img, form, name=entities.get("stat") or "mask")):
+        _atomic(Path(place.path(path)), lambda tmp, image=image: image.to_filename(str(tmp)))
+    return paths
+
+
+def write_statmaps(kind, contrast_maps, place, sidecar, form=None, **entities) -> list[Path]:
     """Write a contrast's five maps and their sidecars; return the maps' relative paths.
 
     Parameters
@@ -231,20 +268,24 @@ def write_statmaps(kind, contrast_maps, place, sidecar, **entities) -> list[Path
         Where files go (``place.path(relative)``).
     sidecar : dict
         The keys all five sidecars share; each adds ``Statistic``.
+    form : Form or None
+        Surface and CIFTI maps: the input's form (:func:`write_map`).
     **entities
         The maps' entities besides ``contrast`` and ``stat``.
     """
+    from .surface import sidecar_keys
+
     written = []
     test = getattr(contrast_maps.contrast, "test", "t")
+    extra = sidecar_keys(form) if form is not None else {}
     for stat in contrast_maps.maps:
-        names = {
-            ext: naming.build(kind, contrast=contrast_maps.contrast.label, stat=stat, extension=ext, **entities)
-            for ext in (".nii.gz", ".json")
-        }
-        write_nifti(as_float32(contrast_maps.maps[stat]), place.path(names[".nii.gz"]))
+        paths = write_map(contrast_maps.maps[stat], place, kind, form, contrast=contrast_maps.contrast.label,
+                          stat=stat, **entities)
         keys = STAT_KEYS_F.get(stat, {}) if test == "F" else STAT_KEYS.get(stat, {})
-        write_json({**sidecar, "Statistic": stat, **keys}, place.path(names[".json"]))
-        written.append(names[".nii.gz"])
+        for path in map_paths(kind, form, sidecars=True, contrast=contrast_maps.contrast.label, stat=stat,
+                              **entities):
+            write_json({**sidecar, "Statistic": stat, **keys, **extra}, place.path(path))
+        written += paths
     return written
 
 

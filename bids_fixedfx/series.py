@@ -209,6 +209,7 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
     Parameters
     ----------
     bold : str, Path or Nifti1Image
+        A GIFTI pair (its left file) or CIFTI series is read by :func:`.surface.prepare_run`.
     mask : str, Path, Nifti1Image or None
         Brain mask; None lets nilearn compute one from the BOLD.
     smoothing_fwhm : float or None
@@ -220,6 +221,12 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
     """
     from nilearn.image import load_img
 
+    from .surface import is_surface_file
+
+    if isinstance(bold, (str, Path)) and is_surface_file(bold):  # a GIFTI pair or CIFTI: masked by its data
+        from .surface import prepare_run as prepare_surface_run
+
+        return prepare_surface_run(bold, smoothing_fwhm)
     if isinstance(bold, (str, Path)) and mask is not None:  # read, smoothed and masked as it is decompressed
         mask_img = load_mask(mask, None)
         return MaskedRun(streamed_series(bold, mask_img, smoothing_fwhm, n_threads), mask_img)

@@ -34,6 +34,7 @@ class ModelSettings:
     confounds_given: bool = False  # --confounds was on the command line (not the default)
     non_steady_state: bool = True  # volumes flagged by fMRIPrep's non_steady_state_outlier columns left out
     dummy_scans: int | None = None  # --dummy-scans N: the first N volumes left out where no column flags any
+    smoothing_given: bool = False  # --smoothing-fwhm was on the command line (surfaces take no default)
     precision_weighted: bool = False
 
 
@@ -47,7 +48,7 @@ class Settings:
     participant_label: tuple[str, ...] = ()
     session_label: tuple[str, ...] = ()
     task: tuple[str, ...] = ()
-    space: str | None = None
+    space: str | tuple[str, ...] | None = None  # --space: one space, or several (a tuple)
     derivatives: tuple[Path, ...] = ()
     bids_filters: dict = field(default_factory=dict, hash=False, compare=False)
     skip_bids_validation: bool = False
@@ -69,3 +70,10 @@ class Settings:
     report_threshold: float = 3.0
     boilerplate_only: bool = False
     command: str = ""
+
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """The spaces asked for with ``--space`` (empty: the default choice)."""
+        if self.space is None:
+            return ()
+        return (self.space,) if isinstance(self.space, str) else tuple(self.space)

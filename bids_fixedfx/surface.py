@@ -315,21 +315,50 @@ def prepare_run(bold, smoothing_fwhm=None):
 # maps written and read back
 
 
-def map_names(build, form, **entities) -> list:
-    """The file names of one map: a GIFTI pair (``hemi-L`` then ``hemi-R``) or one CIFTI file.
+def file_entities(form) -> list:
+    """The entities that tell apart the files of one map and their extension: a GIFTI pair
+    (``hemi-L`` then ``hemi-R``) or one CIFTI file (with its ``den``).
 
-    Parameters
-    ----------
-    build : callable
-        ``naming.build`` bound to a kind: ``build(**entities) -> Path``.
-    form : Form
-    **entities
-        Besides ``hemi`` and ``extension``.
+    Returns
+    -------
+    files : list of dict
+        pybids entities (``hemi``, ``den``, ``extension``) of each file.
     """
-    entities = {**entities, **form.entities}
     if form.kind == "gifti":
-        return [build(hemi=hemi, extension=GIFTI_MAP, **entities) for hemi in STRUCTURES]
-    return [build(extension=CIFTI_MAP, **entities)]
+        return [{"hemi": hemi, "extension": GIFTI_MAP} for hemi in STRUCTURES]
+    return [{**form.entities, "extension": CIFTI_MAP}]
+
+
+#: What a surface map's sidecar says of where it was computed (the mask rule).
+MASK_RULE = (
+    "Every vertex (grayordinate) is fitted except those whose series is not finite at some "
+    "volume (e.g. the medial wall) or constant over time (zero included); those are 0 in the "
+    "maps (p 1) and 0 in the masks."
+)
+
+
+def sidecar_keys(form) -> dict:
+    """Keys a surface or CIFTI map's sidecar adds: the mask rule and the smoothing mesh."""
+    keys = {"VertexMask": MASK_RULE}
+    if form.kind == "gifti" and form.space in MESH_SPACES:
+        keys["SmoothingMesh"] = f"nilearn {form.space} {MESH} (when SmoothingFWHM is set)"
+    return keys
+
+
+def kind_of(path) -> str:
+    """``gifti`` or ``cifti``: the kind of a surface file, by its extension."""
+    return "gifti" if Path(path).name.endswith(GIFTI_SERIES) else "cifti"
+
+
+def run_model(run, model):
+    """A run's first-level settings: those given, with a surface or CIFTI run's smoothing
+    decided by :func:`smoothing_for` (volumes unchanged)."""
+    from dataclasses import replace
+
+    if not is_surface_file(run.bold):
+        return model
+    fwhm = smoothing_for(run.space, kind_of(run.bold), model.smoothing_fwhm, model.smoothing_given)
+    return replace(model, smoothing_fwhm=fwhm)
 
 
 def map_images(img, form, name="map"):
@@ -388,6 +417,16 @@ def read_map(path, what="Map"):
         _cifti_axes(img, path, what)
         values = np.asanyarray(img.dataobj)[0]
     return as_image(values)
+
+
+def files_of(path) -> list:
+    """The files of a map named by one path: both files of a GIFTI pair (named by its
+    ``hemi-L`` file), else the path itself."""
+    from .naming import hemisphere_pair
+
+    if Path(path).name.endswith(GIFTI_MAP) and "hemi-L" in Path(path).name.split("_"):
+        return list(hemisphere_pair(path))
+    return [path]
 
 
 def read_form(path, what="Map") -> Form:

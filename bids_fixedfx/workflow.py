@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from . import combine, discover, glm, inference, locations, naming, outputs, plan, progress, sidecars
+from . import combine, discover, glm, inference, locations, naming, outputs, plan, progress, sidecars, surface
 from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
@@ -49,7 +49,7 @@ def run_participant(settings) -> None:
     logger.info(
         "%d runs of %d subjects (%s), space %s",
         len(checked.runs), len({s.subject for s in checked.subjects}),
-        ", ".join(sorted({s.task for s in checked.subjects})), checked.space or "none",
+        ", ".join(sorted({s.task for s in checked.subjects})), " and ".join(s or "none" for s in checked.spaces),
     )
     if settings.boilerplate_only:
         _write_boilerplate(settings, checked, None)
@@ -87,8 +87,8 @@ def run_participant(settings) -> None:
                 space=(subject.space, None),
             )
             staging.commit(stale)
-        logger.info("sub-%s task-%s: %s over %d run(s) written (subject %d of %d)",
-                    subject.subject, subject.task, "fixed effects" if subject_estimator == "meta" else "OLS",
+        logger.info("sub-%s task-%s%s: %s over %d run(s) written (subject %d of %d)",
+                    subject.subject, subject.task, f" space-{subject.space}" if subject.space else "", "fixed effects" if subject_estimator == "meta" else "OLS",
                     len(subject.runs), index, len(checked.subjects))
     _write_boilerplate(settings, checked, None)
     if settings.reports:
@@ -96,7 +96,7 @@ def run_participant(settings) -> None:
     pages = [settings.output_dir / naming.build("subject_report", subject=s)
              for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if settings.reports else []
     logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
-               progress.duration(time.perf_counter() - started), total, len(checked.subjects),
+               progress.duration(time.perf_counter() - started), total, len({s.subject for s in checked.subjects}),
                settings.output_dir, f" ({len(notes)} warning(s) above)" if notes else "",
                f"; report: {pages[0]}" + (f" and {len(pages) - 1} more" if len(pages) > 1 else "") if pages else "")
 
@@ -113,7 +113,8 @@ def _fit_all(run_plans, settings):
 
     def prepare(run_plan, n_threads):
         start = time.perf_counter()
-        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, model.smoothing_fwhm, n_threads)
+        smoothing = surface.run_model(run_plan.run, model).smoothing_fwhm
+        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads)
         logger.debug("%s: read, masked and smoothed %d voxels in %.1f s", run_plan.run.name,
                      masked.series.shape[1], time.perf_counter() - start)
         return masked
@@ -168,7 +169,7 @@ def _shares_subject_names(run) -> bool:
 
 def write_run(run_plan, result, place, settings) -> None:
     """Write a run's design and contrast maps with their sidecars (into ``place``)."""
-    run, output_dir, model = run_plan.run, settings.output_dir, settings.model
+    run, output_dir, model = run_plan.run, settings.output_dir, surface.run_model(run_plan.run, settings.model)
     design_tsv = naming.build_run("design", run, space=None, extension=".tsv")
     outputs.write_tsv(run_plan.design.matrix, place.path(design_tsv))
     datasets = _datasets(settings)
@@ -204,7 +205,7 @@ def write_run(run_plan, result, place, settings) -> None:
         return  # its contrast maps are written once, as the subject's (with FixedEffects)
     for maps in result.contrasts:
         sidecar = sidecars.StatmapSidecar(sources, _contrast_info(maps), maps.dof, info, **_model_keys(settings, "run"))
-        outputs.write_statmaps("run_statmap", maps, place, sidecar.to_json(), space=run.space,
+        outputs.write_statmaps("run_statmap", maps, place, sidecar.to_json(), run_plan.form, space=run.space,
                                **naming.run_entities(run))
 
 
@@ -230,16 +231,15 @@ def _model_keys(settings, level) -> dict:
 
 def write_subject(maps, place, settings) -> None:
     """Write a subject's fixed-effects maps, sidecars and mask (into ``place``)."""
-    subject, output_dir, model = maps.plan, settings.output_dir, settings.model
+    subject, output_dir = maps.plan, settings.output_dir
+    model, form = surface.run_model(subject.runs[0].run, settings.model), subject.runs[0].form
     common = {"subject": subject.subject, "task": subject.task, "space": subject.space}
-    mask_path = naming.build("subject_mask", extension=".nii.gz", **common)
-    outputs.write_nifti(maps.mask, place.path(mask_path))
+    mask_paths = outputs.write_map(maps.mask, place, "subject_mask", form, **common)
     datasets = _datasets(settings)
     run_masks = [outputs.source(p.run.mask, output_dir, datasets) for p in subject.runs if p.run.mask is not None]
-    outputs.write_json(
-        outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks),
-        place.path(naming.build("subject_mask", extension=".json", **common)),
-    )
+    mask_sidecar = outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks)
+    for path in outputs.map_paths("subject_mask", form, sidecars=True, **common):
+        outputs.write_json({**mask_sidecar, **(surface.sidecar_keys(form) if form else {})}, place.path(path))
     info = sidecars.FirstLevelModelInfo.from_settings(model)
     for contrast_maps in maps.contrasts:
         label = contrast_maps.contrast.label
@@ -248,9 +248,10 @@ def write_subject(maps, place, settings) -> None:
             files = _run_sources(runs[0])  # the run's maps are the subject's
         else:
             files = [
-                naming.build_run("run_statmap", plan.run, contrast=label, stat=stat, extension=".nii.gz")
-                for plan in runs for stat in ("effect", "variance")
-            ] + [mask_path]
+                path for plan in runs for stat in ("effect", "variance")
+                for path in outputs.map_paths("run_statmap", plan.form, contrast=label, stat=stat,
+                                              **naming.run_entities(plan.run), space=plan.run.space)
+            ] + mask_paths
         fixed_effects = {"PrecisionWeighted": model.precision_weighted, "NumberOfRuns": len(runs)}
         if subject.left_out:
             fixed_effects["RunsLeftOut"] = [
@@ -261,7 +262,7 @@ def write_subject(maps, place, settings) -> None:
             _contrast_info(contrast_maps), contrast_maps.dof, info, fixed_effects=fixed_effects,
             extra={"CommandLine": settings.command}, **_model_keys(settings, "subject"),
         )
-        outputs.write_statmaps("subject_statmap", contrast_maps, place, sidecar.to_json(), **common)
+        outputs.write_statmaps("subject_statmap", contrast_maps, place, sidecar.to_json(), form, **common)
         if settings.inference.any:
             found = inference.inference_maps(contrast_maps.maps, maps.mask, settings.inference)
             outputs.write_inference_maps("subject_statmap", label, found, place, sidecar.to_json(), **common)
@@ -295,8 +296,8 @@ def run_group(settings) -> None:
     outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
     for test in checked.tests:
         write_group(test, settings)
-        logger.info("task-%s contrast-%s: group %s over %d subjects written", test.task, test.contrast,
-                    settings.group_model, len(test.inputs))
+        logger.info("task-%s%s contrast-%s: group %s over %d subjects written", test.task,
+                    f" space-{test.space}" if test.space else "", test.contrast, settings.group_model, len(test.inputs))
     _write_boilerplate(settings, None, checked)
     if settings.reports:
         _write_group_report(settings, checked)
@@ -361,29 +362,29 @@ def write_group(test, settings) -> None:
     items = test.inputs
     common = {"task": test.task, "space": test.space}
     own = _group_desc(settings)
-    mask_path = naming.build("group_mask", desc=settings.group_design, extension=".nii.gz", **common)
+    form = surface.read_form(items[0].effect) if surface.is_surface_file(items[0].effect) else None
     key = naming.set_key(group=own or settings.group_model, task=test.task, space=test.space, contrast=test.contrast)
     effects = [i.effect for i in items]
     contrasts = list(combine.contrasts_of(test, settings.group_model))
     with outputs.Staging(output_dir, key) as staging:
         mask = combine.intersect_masks([i.mask for i in items])
-        outputs.write_nifti(mask, staging.path(mask_path))
-        outputs.write_json(
-            outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
-                                 [outputs.source(i.mask, output_dir) for i in items]),
-            staging.path(naming.build("group_mask", desc=settings.group_design, extension=".json", **common)),
-        )
+        mask_paths = outputs.write_map(mask, staging, "group_mask", form, desc=settings.group_design, **common)
+        mask_sidecar = outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
+                                            [outputs.source(p, output_dir) for i in items
+                                             for p in surface.files_of(i.mask)])
+        for path in outputs.map_paths("group_mask", form, sidecars=True, desc=settings.group_design, **common):
+            outputs.write_json({**mask_sidecar, **(surface.sidecar_keys(form) if form else {})}, staging.path(path))
         for contrast, matrix in contrasts:
             maps, group = _group_maps(test, contrast, matrix, mask, settings)
             sources = [*effects, *([i.variance for i in items] if settings.group_model == "fixed" else [])]
             sidecar = sidecars.StatmapSidecar(
-                tuple(outputs.source(p, output_dir) for p in [*sources, mask_path]),
+                tuple(outputs.source(p, output_dir) for f in [*sources, *mask_paths] for p in surface.files_of(f)),
                 sidecars.ContrastInfo(contrast.name, contrast.weights, contrast.test), maps.dof,
                 items[0].info.model,
                 group={**group, "NumberOfSubjects": len(items), "Subjects": list(test.subjects)},
                 **_model_keys(settings, "dataset"),
             )
-            outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), desc=own, **common)
+            outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), form, desc=own, **common)
             if settings.inference.any and contrast.test == "t":
                 found = inference.inference_maps(
                     maps.maps, mask, settings.inference,

@@ -171,7 +171,7 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     assert args.bids_dir == dataset and args.output_dir == Path("out dir")
     assert args.analysis_level == "participant"
     assert args.participant_label == ["01", "02"] and args.session_label == ["1"]
-    assert args.task == ["checkerboard"] and args.space == "MNI152NLin2009cAsym"
+    assert args.task == ["checkerboard"] and args.space == ["MNI152NLin2009cAsym"]
     assert args.derivatives == [fmriprep] and args.bids_filter_file == filters
     assert args.skip_bids_validation and args.precision_weighted and args.no_reports
     assert args.boilerplate_only and args.verbose == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import InputFileError, NoDataError, UsageError
 from ..naming import run_name
+from ..surface import is_surface_file
 from .matching import _design_for, _events_for, _unmatched_designs
 from .metadata import _repetition_time, _start_time
 from .query import (
@@ -41,6 +42,12 @@ class Run:
     n_volumes: int
     preprocessed: bool
     start_time: float = 0.0  # StartTime of slice-timing corrected data: where each frame is sampled
+    density: str | None = None  # den- of a CIFTI series (its outputs carry it)
+
+    @property
+    def is_surface(self) -> bool:
+        """A GIFTI pair (``bold`` is its left file) or a CIFTI series, not a volume."""
+        return is_surface_file(self.bold)
 
     @property
     def subject(self) -> str:
@@ -65,9 +72,10 @@ class Selection:
     """What discovery found: the runs to fit and what a user should know about them."""
 
     runs: tuple[Run, ...]
-    space: str | None
+    space: str | None  # the space modelled; None for files without one, or when several are
     derivatives: tuple[Path, ...]
     warnings: tuple[str, ...]
+    spaces: tuple[str | None, ...] = ()  # every space modelled (volume and surface spaces)
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -93,6 +101,10 @@ def _n_volumes(path):
     """The number of volumes of a BOLD series, from its header (checked as the fit will need)."""
     from ..images import check_image
 
+    if is_surface_file(path):
+        from ..surface import n_volumes
+
+        return n_volumes(path)
     shape = check_image(path, "BOLD series").shape
     if len(shape) != 4:
         raise InputFileError(f"{path} is not a 4D BOLD series (shape {shape}).")
@@ -110,7 +122,14 @@ def _preprocessed_run(layout, settings, bold, space, warnings):
         "raw BOLD", name,
     )
     mask = None
-    if settings.mask is None:
+    surface = is_surface_file(bold.path)
+    if surface and settings.mask is not None:
+        raise UsageError(
+            f"--mask {settings.mask} is a volume, and {name} is a surface or CIFTI series (masked by "
+            "its own data: vertices with non-finite or constant series are left out); leave --mask out "
+            "or choose volume spaces only."
+        )
+    if settings.mask is None and not surface:
         mask_query = dict(match)
         mask_query.update(_pybids_filters(settings.bids_filters.get("mask", {})))
         masks = _get(
@@ -153,6 +172,7 @@ def _preprocessed_run(layout, settings, bold, space, warnings):
         mask=Path(mask) if mask else None, events=events, confounds=confound_file,
         design=design, raw_bold=raw, tr=tr, n_volumes=_n_volumes(bold.path), preprocessed=True,
         start_time=_start_time(layout, Path(bold.path), tr),
+        density=str(bold.get_entities()["den"]) if surface and bold.get_entities().get("den") else None,
     )
 
 
@@ -172,9 +192,10 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
             + (f", --bids-filter-file query {json.dumps(settings.bids_filters.get('bold'))}" if bold_filters else "")
             + f") in {settings.bids_dir}."
         )
-    if settings.space not in (None, "none"):
+    spaces = [space for space in settings.spaces if space.lower() != "none"]
+    if spaces:
         raise NoDataError(
-            f"--space {settings.space} matches no preprocessed BOLD: "
+            f"--space {spaces[0]} matches no preprocessed BOLD: "
             f"no derivatives with desc-preproc BOLD were found"
             f"{' in ' + ', '.join(map(str, derivatives)) if derivatives else ''}."
         )

@@ -12,6 +12,7 @@ from .index import _open_index
 from .matching import _design_files, _unmatched_designs
 from .query import NIFTI, _get, _pybids_filters, _values
 from .runs import Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs
+from .surfaces import surface_series
 
 
 def select_runs(settings) -> Selection:
@@ -98,35 +99,38 @@ def select_runs(settings) -> Selection:
     tasks = _select_tasks(layout, settings, query)
     query["task"] = list(tasks)
 
-    preproc, unfiltered = [], []
+    preproc, unfiltered, surfaces = [], [], []
     if derivatives:
         preproc = _get(
             layout, scope="derivatives", suffix="bold", extension=NIFTI, return_type="object",
             **{"desc": "preproc", **query, **bold_filters},
         )
-        unfiltered = preproc or _get(
+        surfaces = surface_series(layout, query, bold_filters)
+        unfiltered = preproc or surfaces or _get(
             layout, scope="derivatives", suffix="bold", extension=NIFTI, desc="preproc", **query
-        )
-    if unfiltered and not preproc:
+        ) or surface_series(layout, query, {})
+    if unfiltered and not preproc and not surfaces:
         raise NoDataError(
             f"The --bids-filter-file query {json.dumps(filters.get('bold'))} matches none of the "
             f"preprocessed BOLD series of sub-{', sub-'.join(query['subject'])}."
         )
-    if not preproc:
+    if not preproc and not surfaces:
         return _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings)
 
-    spaces = sorted({f.get_entities().get("space") or "none" for f in preproc})
-    space = _choose_space(settings.space, spaces, preproc)
-    space_query = Query.NONE if space is None else space
-    preproc = [f for f in preproc if f.get_entities().get("space", Query.NONE) == space_query]
-
-    _refuse_several_per_run(preproc)
-    runs = [
-        _preprocessed_run(layout, settings, bold, space, warnings)
-        for bold in sorted(preproc, key=lambda f: f.path)
-    ]
+    spaces = sorted({f.get_entities().get("space") or "none" for f in preproc + surfaces})
+    chosen = _choose_spaces(settings.spaces, spaces)
+    runs = []
+    for space in chosen:
+        space_query = Query.NONE if space is None else space
+        files = [f for f in preproc + surfaces if f.get_entities().get("space", Query.NONE) == space_query]
+        _refuse_several_per_run(files)
+        runs += [
+            _preprocessed_run(layout, settings, bold, space, warnings)
+            for bold in sorted(files, key=lambda f: f.path)
+        ]
     warnings += _unmatched_designs(settings.design_dir, runs)
-    return Selection(tuple(runs), space, tuple(derivatives), tuple(warnings))
+    return Selection(tuple(runs), chosen[0] if len(chosen) == 1 else None, tuple(derivatives), tuple(warnings),
+                     spaces=tuple(chosen))
 
 
 def _select_tasks(layout, settings, query):
@@ -158,19 +162,23 @@ def _select_tasks(layout, settings, query):
     return tuple(sorted(with_events & all_tasks) or sorted(with_events))
 
 
-def _choose_space(requested, spaces, preproc):
-    if requested is not None:
-        wanted = "none" if requested.lower() == "none" else requested
-        if wanted not in spaces:
-            raise NoDataError(
-                f"--space {requested} matches no preprocessed BOLD "
-                f"(spaces present: {', '.join(spaces)})."
-            )
-        return None if wanted == "none" else wanted
+def _choose_spaces(requested, spaces) -> list:
+    """The spaces to model: those asked for (each must be present), else the default."""
+    if requested:
+        chosen = []
+        for space in requested:
+            wanted = "none" if space.lower() == "none" else space
+            if wanted not in spaces:
+                raise NoDataError(
+                    f"--space {space} matches no preprocessed BOLD "
+                    f"(spaces present: {', '.join(spaces)})."
+                )
+            chosen.append(None if wanted == "none" else wanted)
+        return list(dict.fromkeys(chosen))
     if DEFAULT_SPACE in spaces:
-        return DEFAULT_SPACE
+        return [DEFAULT_SPACE]
     if len(spaces) == 1:
-        return None if spaces[0] == "none" else spaces[0]
+        return [None if spaces[0] == "none" else spaces[0]]
     raise UsageError(
         f"The preprocessed BOLD files come in several spaces ({', '.join(spaces)}); "
         "choose one with --space."

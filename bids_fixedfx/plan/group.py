@@ -84,21 +84,27 @@ def find_subject_maps(output_dir) -> list[SubjectMapFiles]:
     from .. import naming
 
     found = []
-    for effect in sorted(output_dir.glob("sub-*/func/sub-*_task-*_stat-effect_statmap.nii.gz")):
+    effects = [
+        *output_dir.glob("sub-*/func/sub-*_task-*_stat-effect_statmap.nii.gz"),
+        *output_dir.glob("sub-*/func/sub-*_task-*_hemi-L_*_stat-effect_statmap.func.gii"),  # a GIFTI pair's left map
+        *output_dir.glob("sub-*/func/sub-*_task-*_stat-effect_statmap.dscalar.nii"),
+    ]
+    for effect in sorted(effects):
         entities = naming.parse(effect.relative_to(output_dir))
-        if set(entities) - {"subject", "task", "space", "contrast", "stat", "suffix", "extension"}:
+        if set(entities) - {"subject", "task", "space", "hemi", "den", "contrast", "stat", "suffix", "extension"}:
             continue  # a run-level map
         common = {"subject": entities["subject"], "task": entities["task"], "space": entities.get("space")}
+        where = {key: entities[key] for key in ("hemi", "den", "extension") if key in entities}
         label = entities["contrast"]
 
         def path(kind, **more):
-            return output_dir / naming.build(kind, **common, **more)
+            return output_dir / naming.build(kind, **common, **{**where, **more})
 
         found.append(SubjectMapFiles(
             **common, contrast=label, effect=effect,
-            variance=path("subject_statmap", contrast=label, stat="variance", extension=".nii.gz"),
+            variance=path("subject_statmap", contrast=label, stat="variance"),
             sidecar=path("subject_statmap", contrast=label, stat="effect", extension=".json"),
-            mask=path("subject_mask", extension=".nii.gz"),
+            mask=path("subject_mask"),
             info=None,
         ))
     return found
@@ -131,12 +137,12 @@ def plan_group(settings, model=None) -> GroupPlan:
     found = find_subject_maps(output_dir) if output_dir.is_dir() else []
     if not found:
         raise NoDataError(f"OUTPUT_DIR {output_dir} has no subject-level maps; run the participant level first.")
-    wanted_space = None if (settings.space or "").lower() == "none" else settings.space
+    wanted_spaces = {None if space.lower() == "none" else space for space in settings.spaces}
     found = [
         item for item in found
         if (not settings.participant_label or item.subject in settings.participant_label)
         and (not settings.task or item.task in settings.task)
-        and (settings.space is None or item.space == wanted_space)
+        and (not wanted_spaces or item.space in wanted_spaces)
     ]
     subjects = sorted({item.subject for item in found})
     if len(subjects) < MIN_SUBJECTS:

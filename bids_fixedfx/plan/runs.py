@@ -33,6 +33,7 @@ class RunPlan:
     design: designs.Design
     contrasts: tuple[designs.ContrastWeights, ...]
     dof: int
+    form: object = None  # surface.Form of a surface or CIFTI run (its maps are written in it); None: a volume
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,12 +64,17 @@ class Plan:
     """Everything the participant level will do, checked."""
 
     subjects: tuple[SubjectPlan, ...]
-    space: str | None
+    space: str | None  # the space modelled (None: files without one, or several spaces)
     notes: tuple[Note, ...]
 
     @property
     def runs(self) -> tuple[RunPlan, ...]:
         return tuple(plan for subject in self.subjects for plan in subject.runs)
+
+    @property
+    def spaces(self) -> tuple[str | None, ...]:
+        """Every space modelled, in the order of the subjects' plans."""
+        return tuple(dict.fromkeys(subject.space for subject in self.subjects))
 
 
 def residual_dof(design: designs.Design, n_volumes: int) -> int:
@@ -117,13 +123,13 @@ def plan_runs(selection, settings, model=None) -> Plan:
         images.read_mask(settings.mask, "--mask")
         runs = tuple(replace(run, mask=settings.mask) for run in runs)
     node = run_node(model) if model is not None else None
-    built = {}
+    built, forms = {}, {}
     for run in runs:
         logger.debug(
             "%s: BOLD %s, mask %s, events %s, confounds %s, design %s, TR %g s, %d volumes",
             run.name, run.bold, run.mask, run.events, run.confounds, run.design, run.tr, run.n_volumes,
         )
-        _check_images(run, given=settings.mask is not None)
+        forms[run] = _check_images(run, settings)
         built[run] = designs.model_design(run, node) if node else designs.build_design(run, settings.model)
         notes += built[run].notes
     if node is None:
@@ -151,9 +157,9 @@ def plan_runs(selection, settings, model=None) -> Plan:
                 f"{run.name} was left out: {reason} (at least {MIN_DOF} needed); "
                 "check the BOLD series' length and the number of regressors",
             ))
-            left_out[(run.subject, run.task)].append(LeftOut(run, reason))
+            left_out[(run.subject, run.task, run.space)].append(LeftOut(run, reason))
             continue
-        plans.append(RunPlan(run, built[run], contrasts, dof))
+        plans.append(RunPlan(run, built[run], contrasts, dof, forms[run]))
     if not plans:
         raise NoDataError(
             "No run can be fitted: "
@@ -161,29 +167,36 @@ def plan_runs(selection, settings, model=None) -> Plan:
             + " (see the warnings above)."
         )
     notes += _missing_contrasts(plans)
-    subjects = _by_subject(plans, left_out, selection.space)
+    subjects = _by_subject(plans, left_out)
     for subject in subjects:
         _check_subject_grid(subject)
     return Plan(tuple(subjects), selection.space, tuple(notes))
 
 
-def _by_subject(plans, left_out, space):
+def _by_subject(plans, left_out):
     grouped = defaultdict(list)
     for plan in plans:
-        grouped[(plan.run.subject, plan.run.task)].append(plan)
+        grouped[(plan.run.subject, plan.run.task, plan.run.space)].append(plan)
     return [
-        SubjectPlan(subject, task, space, tuple(runs), tuple(left_out.get((subject, task), ())))
-        for (subject, task), runs in grouped.items()
+        SubjectPlan(subject, task, space, tuple(runs), tuple(left_out.get((subject, task, space), ())))
+        for (subject, task, space), runs in grouped.items()
     ]
 
 
-def _check_images(run, given):
-    """Read the BOLD header (and check the file holds its data) and the whole mask."""
+def _check_images(run, settings):
+    """Read the BOLD header (and check the file holds its data) and the whole mask; a surface
+    or CIFTI series is read whole (its form returned) and its smoothing checked."""
+    from .. import surface
+
+    if run.is_surface:
+        surface.run_model(run, settings.model)  # --smoothing-fwhm on a space that cannot take it: 64
+        return surface.read_series(run.bold)[1]
+    given = settings.mask is not None
     bold = images.check_image(run.bold, "BOLD series")
     if len(bold.shape) != 4:
         raise NoDataError(f"BOLD series {run.bold} is not 4D (shape {bold.shape}).")
     if run.mask is None:
-        return
+        return None
     option = "--mask " if given else ""
     mask = images.read_mask(run.mask, "--mask" if given else "Mask")
     if mask.shape[:3] != bold.shape[:3] or not np.allclose(mask.affine, bold.affine, atol=1e-3):
@@ -191,6 +204,7 @@ def _check_images(run, given):
             f"{option}{run.mask} is on another grid than {run.bold.name} "
             f"(shape {mask.shape[:3]} vs {bold.shape[:3]}); give a mask in the BOLD's space."
         )
+    return None
 
 
 def _check_labels(run, contrasts):
@@ -226,11 +240,19 @@ def _missing_contrasts(plans):
 
 
 def _check_subject_grid(subject):
-    """A subject's runs of a task are combined voxel by voxel: one grid for all."""
+    """A subject's runs of a task are combined voxel by voxel: one grid (or one set of
+    vertices) for all."""
     from ..combine import same_grid
 
     first = subject.runs[0].run
     for plan in subject.runs[1:]:
+        if subject.runs[0].form is not None:
+            if not subject.runs[0].form.same_as(plan.form):
+                raise NoDataError(
+                    f"The runs of sub-{subject.subject} task-{subject.task} space-{subject.space} lie on "
+                    f"different vertices ({first.bold.name} and {plan.run.bold.name}); they cannot be combined."
+                )
+            continue
         if not same_grid([first.bold, plan.run.bold], atol=1e-3):
             raise NoDataError(
                 f"The runs of sub-{subject.subject} task-{subject.task} are on different voxel grids "

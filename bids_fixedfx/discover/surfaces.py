@@ -1,0 +1,52 @@
+"""Surface and CIFTI BOLD series in the derivatives, as fMRIPrep names them.
+
+A GIFTI series comes as a pair, ``..._hemi-L_space-<sp>_bold.func.gii`` and its ``hemi-R``
+twin; the pair is represented by its left file (:func:`~bids_fixedfx.naming.hemisphere_pair`
+gives the right one). A CIFTI series is one ``..._space-fsLR_den-<d>_bold.dtseries.nii``.
+Neither carries ``desc-preproc``; a density is chosen like any entity, with
+``--bids-filter-file`` (``{"bold": {"den": "91k"}}``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import NoDataError
+from ..naming import hemisphere_pair
+from ..surface import CIFTI_SERIES, GIFTI_SERIES
+from .query import _get
+
+
+def surface_series(layout, query, bold_filters) -> list:
+    """The selected runs' surface series: each GIFTI pair's left file, and CIFTI series.
+
+    Parameters
+    ----------
+    layout : BIDSLayout
+    query : dict
+        Subjects, sessions and tasks.
+    bold_filters : dict
+        The ``bold`` query of ``--bids-filter-file`` (pybids form).
+
+    Returns
+    -------
+    files : list of BIDSFile
+
+    Raises
+    ------
+    NoDataError
+        A left hemisphere's file has no right twin.
+    """
+    from bids.layout import Query
+
+    filters = {**query, **bold_filters}
+    filters.setdefault("desc", Query.NONE)
+    gifti = _get(layout, scope="derivatives", suffix="bold", extension=GIFTI_SERIES, return_type="object",
+                 hemi="L", **filters)
+    cifti = _get(layout, scope="derivatives", suffix="bold", extension=CIFTI_SERIES, return_type="object",
+                 **filters)
+    for left in gifti:
+        right = hemisphere_pair(Path(left.path))[1]
+        if not right.is_file():
+            raise NoDataError(f"{left.path} has no right hemisphere {right.name} next to it.")
+    return list(gifti) + list(cifti)
