@@ -19,9 +19,12 @@ CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
 #: moved into place (and where a killed run leaves its leftovers, removed by a rerun).
 STAGING_ROOT = ".bids-fixedfx-tmp"
 BIDSIGNORE = """\
-# Files of bids-fixedfx that the BIDS specification does not define yet
+# Files of bids-fixedfx that the BIDS specification does not define yet (surface and CIFTI
+# masks among them: *_hemi-* and *_den-*)
 *_statmap.*
 *_design.*
+*_hemi-*
+*_den-*
 /group
 /sub-*/figures
 /*.html

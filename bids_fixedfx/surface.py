@@ -340,6 +340,8 @@ MASK_RULE = (
 def sidecar_keys(form) -> dict:
     """Keys a surface or CIFTI map's sidecar adds: the mask rule and the smoothing mesh."""
     keys = {"VertexMask": MASK_RULE}
+    if form.density:
+        keys["Density"] = {form.density: f"the grayordinates of the input series ({form.size})"}
     if form.kind == "gifti" and form.space in MESH_SPACES:
         keys["SmoothingMesh"] = f"nilearn {form.space} {MESH} (when SmoothingFWHM is set)"
     return keys

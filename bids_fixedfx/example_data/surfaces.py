@@ -6,9 +6,9 @@ of their own (:meth:`.study.Study.surface_rng`), so the volume files are the sam
 with or without them.
 
 - ``..._hemi-L_space-fsaverage5_bold.func.gii`` and its ``hemi-R`` twin: 10242 vertices per
-  hemisphere (fsaverage5's), one data array per volume. The last :data:`MEDIAL_WALL`
-  vertices of each hemisphere are NaN at every volume (fMRIPrep's ``--medial-surface-nan``)
-  and the :data:`FLAT` vertices before them are 0 (an empty patch): neither is fitted.
+  hemisphere (fsaverage5's), one data array per volume. A medial-wall patch of each
+  hemisphere is NaN at every volume (fMRIPrep's ``--medial-surface-nan``) and the
+  :data:`FLAT` vertices are 0 (an empty patch): neither is fitted (:func:`gifti_layout`).
 - ``..._space-fsLR_den-1k_bold.dtseries.nii``: a reduced CIFTI dense series with two
   cortical surface models (:data:`CIFTI_VERTICES` of a 1002-vertex mesh each) and one
   subcortical voxel model (a 4x4x4 block of 3 mm voxels, ``CIFTI_STRUCTURE_THALAMUS_LEFT``).
@@ -16,12 +16,14 @@ with or without them.
 The signal of a fitted vertex is ``B(v) * (1 + drift(t) + effect_size / 100 * sum_c
 active_c(v) X_c(t) + noise(t, v))`` with the run's events and nilearn's regressors
 (:func:`.simulate.condition_regressors`), so a GLM with percent-signal scaling recovers
-``effect_size`` on :data:`ACTIVE` (GIFTI, vertex indices into the left+right concatenation)
+``effect_size`` on the patches of :data:`PATCHES` (GIFTI: :func:`gifti_layout`, vertex
+indices into the left+right concatenation; patches on nilearn's fsaverage5 sphere)
 and :data:`CIFTI_ACTIVE` (grayordinate indices), and about 0 elsewhere.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +35,47 @@ from .study import CONDITIONS, EFFECT_SIZE
 
 #: Vertices per hemisphere of fsaverage5.
 FSAVERAGE5_VERTICES = 10242
-#: NaN vertices (medial wall) at the end of each hemisphere, and 0 vertices before them.
-MEDIAL_WALL, FLAT = 300, 20
-#: The active vertices of each condition in the GIFTI pair (left then right vertices).
-ACTIVE = {
-    "audio": slice(1000, 1600),
-    "visual": slice(FSAVERAGE5_VERTICES + 2000, FSAVERAGE5_VERTICES + 2600),
+#: Where the known effects and the left-out vertices lie on fsaverage5's sphere: for each,
+#: the hemisphere, a direction and the largest angle (degrees) from it.
+PATCHES = {
+    "audio": ("left", (-1.0, -0.2, -0.2), 25.0),  # lateral temporal
+    "visual": ("right", (0.2, -1.0, 0.0), 25.0),  # occipital
+    "medial": (None, None, 20.0),  # the medial wall of each hemisphere: NaN
 }
+#: Vertices of each hemisphere set to 0 at every volume (an empty patch), besides the medial wall.
+FLAT = slice(5000, 5020)
+
+
+@lru_cache(maxsize=1)
+def gifti_layout():
+    """The GIFTI pair's vertex sets, as indices into the left+right concatenation.
+
+    Returns
+    -------
+    active : dict
+        Condition -> the vertices where it has its effect.
+    not_finite, zero : numpy.ndarray
+        The medial walls (NaN) and the flat patches (0): left out of the fit.
+    """
+    from nilearn.datasets import load_fsaverage
+
+    sphere = load_fsaverage("fsaverage5")["sphere"]
+    offset = {"left": 0, "right": FSAVERAGE5_VERTICES}
+
+    def patch(hemi, direction, degrees):
+        points = np.asarray(sphere.parts[hemi].coordinates, dtype=float)
+        points /= np.linalg.norm(points, axis=1, keepdims=True)
+        direction = np.asarray(direction) / np.linalg.norm(direction)
+        return np.flatnonzero(points @ direction > np.cos(np.radians(degrees))) + offset[hemi]
+
+    active = {c: patch(*PATCHES[c]) for c in CONDITIONS}
+    medial_angle = PATCHES["medial"][2]
+    not_finite = np.concatenate([patch("left", (1.0, 0.0, 0.0), medial_angle),
+                                 patch("right", (-1.0, 0.0, 0.0), medial_angle)])
+    zero = np.setdiff1d(np.concatenate([np.arange(FLAT.start, FLAT.stop) + o for o in offset.values()]), not_finite)
+    return active, not_finite, zero
+
+
 #: The reduced CIFTI: vertices of each cortex model, on a mesh of ``CIFTI_MESH`` vertices.
 CIFTI_VERTICES, CIFTI_MESH = 400, 1002
 CIFTI_VOLUME_SHAPE = (4, 4, 4)
@@ -61,10 +97,10 @@ def _signal(events, n_volumes, tr, n_vertices, active, rng):
 
 def gifti_series(events, n_volumes, tr, rng):
     """The GIFTI pair's series: (n_volumes, 2 * 10242), left vertices then right."""
-    data = _signal(events, n_volumes, tr, 2 * FSAVERAGE5_VERTICES, ACTIVE, rng)
-    for end in (FSAVERAGE5_VERTICES, 2 * FSAVERAGE5_VERTICES):
-        data[:, end - MEDIAL_WALL:end] = np.nan
-        data[:, end - MEDIAL_WALL - FLAT:end - MEDIAL_WALL] = 0.0
+    active, not_finite, zero = gifti_layout()
+    data = _signal(events, n_volumes, tr, 2 * FSAVERAGE5_VERTICES, active, rng)
+    data[:, not_finite] = np.nan
+    data[:, zero] = 0.0
     return data
 
 

@@ -17,6 +17,7 @@ from ..boilerplate.readback import Reader, recorded_command
 from ..combine import contrasts_of
 from ..plan import MIN_SUBJECTS
 from ..sidecars import StatmapSidecar
+from ..surface import is_surface_file
 from . import backgrounds, figures, slices
 from .corrected import corrected_section, permutation_section
 from .figures import MapView
@@ -89,16 +90,17 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
     output_dir, threshold = settings.output_dir, settings.report_threshold
     anchor = "-".join(["task", task] + (["space", space] if space else []))
     subjects = sorted({item.subject for test in (*tests, *untested) for item in test.inputs})
-    mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space,
-                                                        desc=settings.group_design, extension=".nii.gz"))
-    mask = mask_volume.data > 0
-    first_runs = {}  # the first run of the first subjects: their BOLD references make the background
-    for item in tests[0].inputs[:backgrounds.MAX_AVERAGED]:
-        records = reader.runs_of(item.info)
-        first_runs[item.subject] = reader.resolve(records[0].design.bold) if records else None
-    grey = backgrounds.mean_background(first_runs.values(), mask_volume, mask)
-    template = is_template(space)
-    view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, template)
+    view = None  # a surface or CIFTI space: its maps are drawn on the mesh (report.surfaces)
+    if not is_surface_file(tests[0].inputs[0].effect):
+        mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space,
+                                                            desc=settings.group_design, extension=".nii.gz"))
+        mask = mask_volume.data > 0
+        first_runs = {}  # the first run of the first subjects: their BOLD references make the background
+        for item in tests[0].inputs[:backgrounds.MAX_AVERAGED]:
+            records = reader.runs_of(item.info)
+            first_runs[item.subject] = reader.resolve(records[0].design.bold) if records else None
+        grey = backgrounds.mean_background(first_runs.values(), mask_volume, mask)
+        view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, is_template(space))
     rows = []
     for subject in subjects:
         cells = []
@@ -111,7 +113,8 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
         "columns": [test.name for test in (*tests, *untested)],
         "subjects": rows,
         "untested": [test.name for test in untested],
-        "contrasts": [_contrast(settings, test, contrast, view, files, anchor)
+        "contrasts": [_contrast(settings, test, contrast, view, files, anchor) if view is not None
+                      else _surface_contrast(settings, test, contrast, files, anchor)
                       for test in tests for contrast, _ in contrasts_of(test, settings.group_model)],
     }
 
@@ -176,4 +179,30 @@ def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
         "threshold": shown,
         "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": tsv, "tsv_name": tsv_path.name},
     })
+    return section
+
+
+def _surface_contrast(settings, test, contrast, files: Files, anchor) -> dict:
+    """A group contrast of a surface or CIFTI space (the test's own, or one of a group design's):
+    its z map on the mesh (or a note), peak vertices."""
+    from .. import outputs, surface
+    from . import surfaces
+
+    output_dir, threshold = settings.output_dir, settings.report_threshold
+    label, name = contrast.label, contrast.name
+    form = surface.read_form(test.inputs[0].effect)
+    common = {"task": test.task, "space": test.space, "contrast": label}
+    desc = naming.statmap_desc(settings.group_model, design=settings.group_design)
+    z_path = outputs.map_paths("group_statmap", form, stat="z", desc=desc, **common)[0]
+    section = {"name": name, "label": label, "anchor": f"{anchor}-contrast-{label}", "missing": None}
+    if not (output_dir / z_path).is_file():
+        section["missing"] = z_path.as_posix()
+        return section
+    sidecar = StatmapSidecar.read(
+        output_dir / outputs.map_paths("group_statmap", form, sidecars=True, stat="z", desc=desc, **common)[0])
+    section.update(surfaces.map_section(
+        files, output_dir / z_path, form, threshold, f"{name}: group, {len(test.inputs)} subjects",
+        "group_figure", common, "Group z map"))
+    section.update({"subjects_figure": None, "corrected": None, "model": (sidecar.group or {}).get("GroupModel"),
+                    "dof": sidecar.dof, "subjects": list(test.subjects)})
     return section

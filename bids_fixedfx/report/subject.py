@@ -74,17 +74,22 @@ def task_section(settings, plan, notes, files: Files) -> dict:
     """What the page shows of one subject and task (a dict for the template)."""
     output_dir, threshold = settings.output_dir, settings.report_threshold
     common = {"subject": plan.subject, "task": plan.task, "space": plan.space}
-    mask_volume = slices.load(output_dir / naming.build("subject_mask", extension=".nii.gz", **common))
-    mask = mask_volume.data > 0
-    background, what = backgrounds.run_background(plan.runs[0].run.bold)
-    grey = backgrounds.on_grid(background, mask_volume, mask)
-    underlay = f"over {what} of {_short_name(plan.runs[0].run)}" if grey is not None else "on black"
-    template = is_template(plan.space)
     anchor = "-".join(["task", plan.task] + (["space", plan.space] if plan.space else []))
-    run_masks = [slices.load(p.run.mask).data if p.run.mask is not None else None for p in plan.runs]
-    fits = quality.mask_fits(run_masks, mask)
-    view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, template)
-    fit_view, r_squares = _r_square_maps(output_dir, plan, view)
+    form = plan.runs[0].form
+    template = is_template(plan.space)
+    if form is None:
+        mask_volume = slices.load(output_dir / naming.build("subject_mask", extension=".nii.gz", **common))
+        mask = mask_volume.data > 0
+        background, what = backgrounds.run_background(plan.runs[0].run.bold)
+        grey = backgrounds.on_grid(background, mask_volume, mask)
+        underlay = f"over {what} of {_short_name(plan.runs[0].run)}" if grey is not None else "on black"
+        run_masks = [slices.load(p.run.mask).data if p.run.mask is not None else None for p in plan.runs]
+        fits = quality.mask_fits(run_masks, mask)
+        view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, template)
+        fit_view, r_squares = _r_square_maps(output_dir, plan, view)
+    else:  # a surface or CIFTI space: maps on the mesh, peak vertices (report.surfaces); no R² slices
+        run_masks, fits, view, underlay = [], [None] * len(plan.runs), None, ""
+        fit_view, r_squares = None, [None] * len(plan.runs)
     runs = [_run_row(p, fit, files, anchor) | {"r_square": _r_square(p, r2, fit_view, files)}
             for p, fit, r2 in zip(plan.runs, fits, r_squares)]
     section = {
@@ -100,11 +105,14 @@ def task_section(settings, plan, notes, files: Files) -> dict:
         "left_out": _left_out(plan, notes),
         "warnings": _warnings(notes),
         "motion": _motion_figure(plan, runs, files, common),
-        "coverage": _coverage_figure(view, plan, run_masks, files, common),
+        "coverage": _coverage_figure(view, plan, run_masks, files, common) if form is None else None,
         "contrasts": [],
     }
     for label, name in _contrast_labels(plan).items():
-        section["contrasts"].append(_contrast(settings, plan, label, name, view, files, anchor, underlay))
+        if form is None:
+            section["contrasts"].append(_contrast(settings, plan, label, name, view, files, anchor, underlay))
+        else:
+            section["contrasts"].append(_surface_contrast(settings, plan, label, name, files, anchor))
     return section
 
 
@@ -273,7 +281,9 @@ def _confounds(plan) -> dict:
 
 
 def _model_rows(settings, plan) -> list[tuple[str, str]]:
-    model = settings.model
+    from ..surface import run_model
+
+    model = run_model(plan.runs[0].run, settings.model)
     runs = [p.run for p in plan.runs]
     if model.drift_model == "cosine":
         drift = f"cosine, high-pass {model.high_pass:g} Hz"
@@ -281,7 +291,9 @@ def _model_rows(settings, plan) -> list[tuple[str, str]]:
         drift = f"polynomial of order {model.drift_order}"
     else:
         drift = "none"
-    if settings.mask is not None:
+    if plan.runs[0].form is not None:
+        mask = "every vertex whose series is finite and not constant (the surface mask rule)"
+    elif settings.mask is not None:
         mask = f"--mask {settings.mask.name}"
     elif all(run.mask is not None for run in runs):
         mask = "each run's brain mask from the derivatives"
@@ -359,4 +371,28 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
         "threshold": shown,
         "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": tsv, "tsv_name": tsv_path.name},
     })
+    return section
+
+
+def _surface_contrast(settings, plan, label, name, files: Files, anchor) -> dict:
+    """A contrast of a surface or CIFTI space: its z map on the mesh (or a note), peak vertices."""
+    from .. import outputs
+    from . import surfaces
+
+    output_dir, threshold = settings.output_dir, settings.report_threshold
+    form = plan.runs[0].form
+    common = {"subject": plan.subject, "task": plan.task, "space": plan.space, "contrast": label}
+    z_path = outputs.map_paths("subject_statmap", form, stat="z", **common)[0]
+    section = {"name": name, "label": label, "anchor": f"{anchor}-contrast-{label}", "missing": None}
+    if not (output_dir / z_path).is_file():
+        section["missing"] = z_path.as_posix()
+        return section
+    sidecar = StatmapSidecar.read(output_dir / outputs.map_paths("subject_statmap", form, sidecars=True, stat="z",
+                                                                 **common)[0])
+    n_runs = (sidecar.fixed_effects or {}).get("NumberOfRuns", 1)
+    section.update(surfaces.map_section(
+        files, output_dir / z_path, form, threshold, f"{name}: fixed effects over {plural(n_runs, 'run')}",
+        "subject_figure", common, "Fixed-effects z map"))
+    section.update({"runs_figure": None, "corrected": None, "dof": sidecar.dof, "n_runs": n_runs,
+                    "weights": sidecar.contrast.weights})
     return section
