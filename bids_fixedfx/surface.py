@@ -300,11 +300,13 @@ def prepare_run(bold, smoothing_fwhm=None):
     Returns
     -------
     masked : series.MaskedRun
-        Its mask is the ``(n, 1, 1)`` carrier image.
+        In double precision (as nilearn's ``SurfaceMasker`` gives a ``SurfaceImage``'s
+        series); its mask is the ``(n, 1, 1)`` carrier image.
     """
     from .series import MaskedRun
 
     series, form = read_series(bold)
+    series = series.astype(np.float64)  # as nilearn's SurfaceMasker gives a SurfaceImage's series
     inside = series_mask(series)
     if smoothing_fwhm:
         series = smooth_series(series, form, smoothing_fwhm)

@@ -1,0 +1,448 @@
+"""Surface (GIFTI pairs) and CIFTI spaces: reading, the mask rule, writing back, and the
+command line end to end against nilearn's surface GLM.
+
+The data come from the example generator with ``surfaces=True``: fsaverage5 GIFTI pairs
+with known effects on patches of the sphere (a NaN medial wall and a flat patch left out)
+and a reduced fsLR CIFTI with two cortical surface models and one voxel model. The
+references are built in nilearn, independently of the app: ``FirstLevelModel`` on
+``SurfaceImage`` data with a mask equal to the rule, ``compute_fixed_effects`` and
+``SecondLevelModel`` on ``SurfaceImage`` maps; for CIFTI, nilearn's ``mean_scaling``,
+``run_glm`` and ``compute_contrast`` on the grayordinate matrix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_fixedfx import naming, surface
+from bids_fixedfx.cli import main
+from bids_fixedfx.errors import InputFileError, UsageError
+from bids_fixedfx.example_data import make_example_dataset
+from bids_fixedfx.example_data import surfaces as example
+from bids_fixedfx.example_data.study import CONDITIONS, EFFECT_SIZE
+
+from conftest import N_VOLUMES, SHAPE
+
+MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+STATS = {"effect": "effect_size", "variance": "effect_variance", "t": "stat", "z": "z_score", "p": "p_value"}
+TOLERANCE = 1e-4
+FS5, FSLR = example.GIFTI_SPACE, example.CIFTI_SPACE
+N = example.FSAVERAGE5_VERTICES
+
+
+@pytest.fixture(scope="module")
+def surface_dataset(tmp_path_factory):
+    """Three subjects (the last with one run), one session, two runs, with surfaces."""
+    root = tmp_path_factory.mktemp("surface") / "bids"
+    return make_example_dataset(root, n_subjects=3, n_sessions=1, n_runs=2, shape=SHAPE, n_volumes=N_VOLUMES,
+                                surfaces=True)
+
+
+def fmriprep(dataset, subject):
+    return dataset.path / "derivatives" / "fmriprep" / f"sub-{subject}" / "func"
+
+
+def gifti_pair(dataset, subject, run):
+    folder = fmriprep(dataset, subject)
+    return [folder / f"sub-{subject}_task-checkerboard_run-{run}_hemi-{h}_space-{FS5}_bold.func.gii" for h in "LR"]
+
+
+def cifti_series(dataset, subject, run):
+    return fmriprep(dataset, subject) / f"sub-{subject}_task-checkerboard_run-{run}_space-{FSLR}_den-1k_bold.dtseries.nii"
+
+
+def runs_of(dataset, subject):
+    return sorted(p.name.split("_run-")[1][:2] for p in fmriprep(dataset, subject).glob(f"*_hemi-L_space-{FS5}_bold.func.gii"))
+
+
+def gifti_values(path_left):
+    """A written GIFTI pair's values (left then right), read by nibabel."""
+    return np.concatenate([nib.load(str(p)).darrays[0].data for p in naming.hemisphere_pair(path_left)])
+
+
+def cifti_values(path):
+    return np.asanyarray(nib.load(str(path)).dataobj)[0]
+
+
+def relative_difference(ours, theirs, inside):
+    ours, theirs = np.asarray(ours, float)[inside], np.asarray(theirs, float)[inside]
+    return np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), 1e-30)
+
+
+def rule(series):
+    """The mask rule, written independently: finite everywhere, not constant over time."""
+    finite = np.isfinite(series).all(axis=0)
+    spread = np.zeros(series.shape[1])
+    spread[finite] = np.ptp(series[:, finite], axis=0)
+    return finite & (spread > 0)
+
+
+# ----------------------------------------------------------------------------
+# the module, on the generator's files
+
+
+def test_gifti_pair_read_left_then_right_with_its_form(surface_dataset):
+    left, right = gifti_pair(surface_dataset, "01", "01")
+    series, form = surface.read_series(left)
+    by_hand = np.concatenate([np.column_stack([d.data for d in nib.load(str(p)).darrays]) for p in (left, right)]).T
+    assert series.shape == (N_VOLUMES, 2 * N)
+    np.testing.assert_array_equal(series, by_hand)
+    assert (form.kind, form.space, form.n_vertices, form.size) == ("gifti", FS5, (N, N), 2 * N)
+
+
+def test_cifti_read_in_grayordinate_order_with_its_brain_models(surface_dataset):
+    path = cifti_series(surface_dataset, "01", "01")
+    series, form = surface.read_series(path)
+    img = nib.load(str(path))
+    np.testing.assert_array_equal(series, img.get_fdata(dtype=np.float32))
+    assert form.kind == "cifti" and form.density == "1k" and form.brain_models == img.header.get_axis(1)
+    assert form.size == 2 * example.CIFTI_VERTICES + int(np.prod(example.CIFTI_VOLUME_SHAPE))
+
+
+def test_mask_rule_leaves_out_non_finite_and_constant_vertices():
+    rng = np.random.default_rng(0)
+    series = rng.normal(100, 1, (30, 8)).astype(np.float32)
+    series[:, 1] = np.nan  # medial wall
+    series[4, 2] = np.inf  # one bad volume
+    series[:, 3] = 0.0  # empty
+    series[:, 4] = 7.0  # constant
+    series[:, 5] = 0.0
+    series[10, 5] = 1e-3  # nearly empty, but it varies: fitted
+    np.testing.assert_array_equal(surface.series_mask(series), [1, 0, 0, 0, 0, 1, 1, 1])
+
+
+def test_generator_layout_is_what_the_mask_rule_leaves_out(surface_dataset):
+    series, _ = surface.read_series(gifti_pair(surface_dataset, "02", "02")[0])
+    _, not_finite, zero = example.gifti_layout()
+    outside = np.flatnonzero(~surface.series_mask(series))
+    np.testing.assert_array_equal(outside, np.union1d(not_finite, zero))
+    np.testing.assert_array_equal(surface.series_mask(series), rule(series))
+
+
+@pytest.mark.parametrize("kind", ["gifti", "cifti"])
+def test_maps_written_back_in_the_input_form_and_read_back(surface_dataset, tmp_path, kind):
+    from bids_fixedfx.outputs import Direct, write_map
+
+    bold = gifti_pair(surface_dataset, "01", "01")[0] if kind == "gifti" else cifti_series(surface_dataset, "01", "01")
+    _, form = surface.read_series(bold)
+    values = np.random.default_rng(1).normal(size=form.size).astype(np.float32)
+    paths = write_map(surface.as_image(values), Direct(tmp_path), "subject_statmap", form, subject="01",
+                      task="checkerboard", space=form.space, contrast="audio", stat="z")
+    if kind == "gifti":
+        assert [p.name for p in paths] == [
+            f"sub-01_task-checkerboard_hemi-{h}_space-{FS5}_contrast-audio_stat-z_statmap.func.gii" for h in "LR"]
+        for path, hemi, part in zip(paths, "LR", (values[:N], values[N:])):
+            img = nib.load(str(tmp_path / path))
+            assert len(img.darrays) == 1 and img.darrays[0].data.dtype == np.float32
+            assert img.darrays[0].meta["AnatomicalStructurePrimary"] == surface.STRUCTURES[hemi]
+            np.testing.assert_array_equal(img.darrays[0].data, part)
+    else:
+        assert [p.name for p in paths] == [f"sub-01_task-checkerboard_space-{FSLR}_den-1k_contrast-audio_stat-z_statmap.dscalar.nii"]
+        img = nib.load(str(tmp_path / paths[0]))
+        assert isinstance(img.header.get_axis(0), nib.cifti2.cifti2_axes.ScalarAxis)
+        assert img.header.get_axis(1) == form.brain_models
+        assert img.nifti_header.get_intent()[0] == "ConnDenseScalar"
+        np.testing.assert_array_equal(np.asanyarray(img.dataobj)[0], values)
+    np.testing.assert_array_equal(surface.values_of(surface.read_map(tmp_path / paths[0])), values)
+    assert surface.read_form(tmp_path / paths[0]).same_as(form)
+
+
+def test_a_left_file_without_its_right_twin_is_refused(surface_dataset, tmp_path):
+    left = tmp_path / gifti_pair(surface_dataset, "01", "01")[0].name
+    left.write_bytes(gifti_pair(surface_dataset, "01", "01")[0].read_bytes())
+    with pytest.raises(InputFileError, match="hemi-R"):
+        surface.read_series(left)
+
+
+def test_smoothing_rule():
+    assert surface.smoothing_for(FS5, "gifti", 5.0, given=False) is None  # the default: volumes only
+    assert surface.smoothing_for(FS5, "gifti", 4.0, given=True) == 4.0  # nilearn's mesh ships
+    assert surface.smoothing_for("fsaverage6", "gifti", 0.0, given=True) is None
+    for space, kind in (("fsaverage6", "gifti"), ("fsnative", "gifti"), (FSLR, "cifti")):
+        with pytest.raises(UsageError, match="--smoothing-fwhm 4"):
+            surface.smoothing_for(space, kind, 4.0, given=True)
+
+
+def test_generator_volume_files_unchanged_by_surfaces(tmp_path):
+    def volume_files(root):
+        return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+                if p.is_file() and "_hemi-" not in p.name and "_den-" not in p.name}
+
+    kwargs = dict(n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12), n_volumes=30)
+    plain = make_example_dataset(tmp_path / "plain", **kwargs).path
+    with_surfaces = make_example_dataset(tmp_path / "surfaces", surfaces=True, **kwargs).path
+    assert volume_files(plain) == volume_files(with_surfaces)
+    assert len(list(with_surfaces.rglob("*.func.gii"))) == 2 and len(list(with_surfaces.rglob("*.dtseries.nii"))) == 1
+
+
+def test_smoothing_on_cifti_is_a_usage_error(surface_dataset, tmp_path, capsys):
+    code = main([str(surface_dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "--space", FSLR, "--smoothing-fwhm", "4", "--no-reports"])
+    assert code == 64
+    message = capsys.readouterr().err
+    assert "--smoothing-fwhm 4" in message and "CIFTI" in message
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.dscalar.nii"))
+
+
+# ----------------------------------------------------------------------------
+# end to end, against nilearn
+
+
+@pytest.fixture(scope="module")
+def analysed(surface_dataset, tmp_path_factory):
+    """Participant level on a volume space and both surface spaces in one call, then the group."""
+    output = tmp_path_factory.mktemp("surface_e2e") / "out"
+    argv = [str(surface_dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "2",
+            "--space", "MNI152NLin2009cAsym", FS5, FSLR]
+    assert main(argv) == 0
+    assert main([str(surface_dataset.path), str(output), "group"]) == 0
+    return output
+
+
+def tr_of(dataset):
+    return json.loads((dataset.path / "task-checkerboard_bold.json").read_text())["RepetitionTime"]
+
+
+def run_inputs(dataset, subject, run):
+    stem = f"sub-{subject}_task-checkerboard_run-{run}"
+    events = pd.read_csv(dataset.path / f"sub-{subject}" / "func" / f"{stem}_events.tsv", sep="\t")
+    confounds = pd.read_csv(fmriprep(dataset, subject) / f"{stem}_desc-confounds_timeseries.tsv", sep="\t")
+    return stem, events, confounds[MOTION].bfill()
+
+
+def nilearn_surface_run(dataset, subject, run, smoothing_fwhm=None):
+    """nilearn's FirstLevelModel on a GIFTI pair (fsaverage5 pial mesh), mask = the rule."""
+    from nilearn.datasets import load_fsaverage
+    from nilearn.glm.first_level import FirstLevelModel
+    from nilearn.surface import SurfaceImage
+
+    mesh = load_fsaverage(FS5)["pial"]
+    left, right = gifti_pair(dataset, subject, run)
+    bold = SurfaceImage(mesh=mesh, data={"left": str(left), "right": str(right)})
+    series = np.concatenate([np.asarray(bold.data.parts[h]) for h in ("left", "right")]).T
+    inside = rule(series)
+    mask = SurfaceImage(mesh=mesh, data={"left": inside[:N], "right": inside[N:]})
+    stem, events, confounds = run_inputs(dataset, subject, run)
+    # the mask as an image: FirstLevelModel builds its masker with its own smoothing
+    model = FirstLevelModel(t_r=tr_of(dataset), mask_img=mask, smoothing_fwhm=smoothing_fwhm, minimize_memory=False)
+    model.fit(bold, events=events, confounds=confounds)
+    design = model.design_matrices_[0]
+    return model, inside, mask, design.shape[0] - np.linalg.matrix_rank(design.to_numpy())
+
+
+def surface_values(img):
+    return np.concatenate([np.asarray(img.data.parts[h]).ravel() for h in ("left", "right")])
+
+
+@pytest.fixture(scope="module")
+def surface_reference(surface_dataset):
+    """nilearn on every run of every subject: run maps, fixed effects, and the group test."""
+    from nilearn.glm import compute_fixed_effects
+    from nilearn.glm.second_level import SecondLevelModel
+
+    runs, subjects = {}, {}
+    for subject in surface_dataset.subjects:
+        fitted = [(run, *nilearn_surface_run(surface_dataset, subject, run)) for run in runs_of(surface_dataset, subject)]
+        inside = np.logical_and.reduce([f[2] for f in fitted])
+        mask = fitted[0][3]
+        mask = type(mask)(mesh=mask.mesh, data={"left": inside[:N], "right": inside[N:]})
+        for condition in CONDITIONS:
+            maps = [model.compute_contrast(condition, output_type="all") for _, model, *_ in fitted]
+            for (run, *_), found in zip(fitted, maps):
+                runs[(subject, run, condition)] = {s: surface_values(found[n]) for s, n in STATS.items()} | {
+                    "inside": fitted[0][2] if len(fitted) == 1 else dict((f[0], f[2]) for f in fitted)[run]}
+            if len(fitted) == 1:
+                subjects[(subject, condition)] = dict(runs[(subject, fitted[0][0], condition)], inside=inside,
+                                                      effect_img=maps[0]["effect_size"])
+                continue
+            dofs = [f[4] for f in fitted]
+            effect, variance, t, z = compute_fixed_effects([m["effect_size"] for m in maps],
+                                                           [m["effect_variance"] for m in maps], mask, dofs=dofs)
+            subjects[(subject, condition)] = {"effect": surface_values(effect), "variance": surface_values(variance),
+                                              "t": surface_values(t), "z": surface_values(z), "inside": inside,
+                                              "effect_img": effect}
+    group = {}
+    for condition in CONDITIONS:
+        items = [subjects[(s, condition)] for s in surface_dataset.subjects]
+        inside = np.logical_and.reduce([item["inside"] for item in items])
+        mask_img = items[0]["effect_img"]
+        mask_img = type(mask_img)(mesh=mask_img.mesh, data={"left": inside[:N], "right": inside[N:]})
+        from nilearn.maskers import SurfaceMasker
+
+        model = SecondLevelModel(mask_img=SurfaceMasker(mask_img).fit()).fit(
+            [item["effect_img"] for item in items], design_matrix=pd.DataFrame({"intercept": np.ones(len(items))}))
+        found = model.compute_contrast("intercept", output_type="all")
+        group[condition] = {s: surface_values(found[n]) for s, n in STATS.items()} | {"inside": inside}
+    return {"runs": runs, "subjects": subjects, "group": group}
+
+
+@pytest.mark.slow
+def test_surface_run_maps_equal_nilearn_surface_glm(analysed, surface_reference):
+    checked = 0
+    for (subject, run, condition), maps in surface_reference["runs"].items():
+        inside = maps["inside"]
+        for stat in STATS:
+            ours = gifti_values(analysed / f"sub-{subject}" / "func" /
+                                f"sub-{subject}_task-checkerboard_run-{run}_hemi-L_space-{FS5}_contrast-{condition}_stat-{stat}_statmap.func.gii")
+            assert relative_difference(ours, maps[stat], inside) < TOLERANCE, (subject, run, condition, stat)
+            assert np.all(ours[~inside] == (1.0 if stat == "p" else 0.0))
+            checked += 1
+    assert checked == 5 * 2 * 5  # 5 runs, 2 conditions, 5 maps
+
+
+@pytest.mark.slow
+def test_surface_subject_maps_equal_nilearn_fixed_effects(surface_dataset, analysed, surface_reference):
+    for (subject, condition), maps in surface_reference["subjects"].items():
+        folder = analysed / f"sub-{subject}" / "func"
+        for stat in ("effect", "variance", "t", "z"):
+            ours = gifti_values(folder / f"sub-{subject}_task-checkerboard_hemi-L_space-{FS5}_contrast-{condition}_stat-{stat}_statmap.func.gii")
+            assert relative_difference(ours, maps[stat], maps["inside"]) < TOLERANCE, (subject, condition, stat)
+        mask = gifti_values(folder / f"sub-{subject}_task-checkerboard_hemi-L_space-{FS5}_desc-fixedfx_mask.func.gii")
+        np.testing.assert_array_equal(mask > 0, maps["inside"])
+        sidecar = json.loads((folder / f"sub-{subject}_task-checkerboard_hemi-R_space-{FS5}_contrast-{condition}_stat-z_statmap.json").read_text())
+        assert sidecar["SmoothingFWHM"] == 0 and "VertexMask" in sidecar
+        assert sidecar["FixedEffects"]["NumberOfRuns"] == len(runs_of(surface_dataset, subject))
+
+
+@pytest.mark.slow
+def test_surface_group_maps_equal_nilearn_second_level(surface_dataset, analysed, surface_reference):
+    for condition, maps in surface_reference["group"].items():
+        for stat in STATS:
+            ours = gifti_values(analysed / "group" / f"task-checkerboard_hemi-L_space-{FS5}_contrast-{condition}_stat-{stat}_statmap.func.gii")
+            assert relative_difference(ours, maps[stat], maps["inside"]) < TOLERANCE, (condition, stat)
+        sidecar = json.loads((analysed / "group" / f"task-checkerboard_hemi-L_space-{FS5}_contrast-{condition}_stat-t_statmap.json").read_text())
+        assert sidecar["NumberOfSubjects"] == len(surface_dataset.subjects)
+        assert sidecar["DegreesOfFreedom"] == len(surface_dataset.subjects) - 1
+
+
+@pytest.mark.slow
+def test_surface_known_effects_are_recovered(surface_dataset, analysed):
+    active, _, _ = example.gifti_layout()
+    for subject in surface_dataset.subjects:
+        for condition in CONDITIONS:
+            other = next(c for c in CONDITIONS if c != condition)
+            stem = f"sub-{subject}_task-checkerboard_hemi-L_space-{FS5}_contrast-{condition}"
+            z = gifti_values(analysed / f"sub-{subject}" / "func" / f"{stem}_stat-z_statmap.func.gii")
+            effect = gifti_values(analysed / f"sub-{subject}" / "func" / f"{stem}_stat-effect_statmap.func.gii")
+            assert np.median(z[active[condition]]) > 3 and abs(np.median(z[active[other]])) < 2
+            assert np.median(effect[active[condition]]) == pytest.approx(EFFECT_SIZE, rel=0.2)
+            assert abs(np.median(effect[active[other]])) < 0.5
+
+
+def nilearn_cifti_run(dataset, subject, run):
+    """nilearn's mean scaling, GLM and contrasts on the grayordinate matrix, mask = the rule."""
+    from nilearn.glm.contrasts import compute_contrast
+    from nilearn.glm.first_level import make_first_level_design_matrix, mean_scaling, run_glm
+
+    series = nib.load(str(cifti_series(dataset, subject, run))).get_fdata()
+    inside = rule(series)
+    stem, events, confounds = run_inputs(dataset, subject, run)
+    frame_times = np.arange(series.shape[0]) * tr_of(dataset)
+    design = make_first_level_design_matrix(frame_times, events, hrf_model="glover", drift_model="cosine",
+                                            high_pass=0.01, add_regs=confounds.to_numpy(), add_reg_names=MOTION)
+    scaled, _ = mean_scaling(series[:, inside])
+    labels, results = run_glm(scaled, design.to_numpy(), noise_model="ar1")
+    out = {}
+    for condition in CONDITIONS:
+        weights = (design.columns == condition).astype(float)
+        contrast = compute_contrast(labels, results, weights)
+        out[condition] = {"effect": contrast.effect_size(), "variance": contrast.effect_variance(),
+                          "t": contrast.stat(), "z": contrast.z_score(), "p": contrast.p_value()}
+    return out, inside
+
+
+@pytest.mark.slow
+def test_cifti_run_maps_equal_nilearn_on_the_grayordinates(surface_dataset, analysed):
+    for subject in surface_dataset.subjects:
+        for run in runs_of(surface_dataset, subject):
+            reference, inside = nilearn_cifti_run(surface_dataset, subject, run)
+            for condition, maps in reference.items():
+                for stat, theirs in maps.items():
+                    path = (analysed / f"sub-{subject}" / "func" /
+                            f"sub-{subject}_task-checkerboard_run-{run}_space-{FSLR}_den-1k_contrast-{condition}_stat-{stat}_statmap.dscalar.nii")
+                    ours = cifti_values(path)
+                    full = np.full(ours.size, np.nan)
+                    full[inside] = np.ravel(theirs)
+                    assert relative_difference(ours, full, inside) < TOLERANCE, (subject, run, condition, stat)
+                    img = nib.load(str(path))
+                    assert img.header.get_axis(1) == nib.load(str(cifti_series(surface_dataset, subject, run))).header.get_axis(1)
+
+
+@pytest.mark.slow
+def test_cifti_known_effects_and_subject_and_group_read_back(surface_dataset, analysed):
+    for subject in surface_dataset.subjects:
+        for condition in CONDITIONS:
+            other = next(c for c in CONDITIONS if c != condition)
+            effect = cifti_values(analysed / f"sub-{subject}" / "func" /
+                                  f"sub-{subject}_task-checkerboard_space-{FSLR}_den-1k_contrast-{condition}_stat-effect_statmap.dscalar.nii")
+            assert np.median(effect[example.CIFTI_ACTIVE[condition]]) == pytest.approx(EFFECT_SIZE, rel=0.2)
+            assert abs(np.median(effect[example.CIFTI_ACTIVE[other]])) < 0.5
+    group = sorted((analysed / "group").glob(f"task-checkerboard_space-{FSLR}_den-1k_*"))
+    assert {p.name.split("_stat-")[-1] for p in group if "_stat-" in p.name} >= {
+        f"{s}_statmap.dscalar.nii" for s in STATS}
+    for path in group:
+        if path.name.endswith(".dscalar.nii"):
+            img = nib.load(str(path))
+            assert img.shape == (1, len(img.header.get_axis(1))) and isinstance(
+                img.header.get_axis(1), nib.cifti2.cifti2_axes.BrainModelAxis)
+
+
+@pytest.mark.slow
+def test_volume_maps_of_a_mixed_call_equal_a_volume_only_call(surface_dataset, analysed, tmp_path):
+    volume_only = tmp_path / "volume"
+    assert main([str(surface_dataset.path), str(volume_only), "participant", "--skip-bids-validation",
+                 "--participant-label", "01", "--no-reports"]) == 0
+    maps = sorted(volume_only.rglob("*_statmap.nii.gz"))
+    assert maps
+    for path in maps:
+        assert path.read_bytes() == (analysed / path.relative_to(volume_only)).read_bytes(), path.name
+
+
+@pytest.mark.slow
+def test_surface_output_passes_the_bids_validator(analysed):
+    from bids_fixedfx.discover import validator_command
+
+    command = validator_command()
+    assert command, "bids-validator-deno must be installed (pip install bids-validator-deno)"
+    done = subprocess.run([command, "--format", "json", str(analysed)], capture_output=True, text=True)
+    errors = [i for i in json.loads(done.stdout)["issues"]["issues"] if i["severity"] == "error"]
+    assert errors == [] and done.returncode == 0
+
+
+@pytest.mark.slow
+def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
+    page = (analysed / "sub-01.html").read_text()
+    assert f"space {FS5}" in page and f"space {FSLR}" in page
+    assert "local maxima of |z| on the mesh" in page and "no mesh here" in page
+    figures = analysed / "sub-01" / "figures"
+    assert (figures / f"sub-01_task-checkerboard_space-{FS5}_contrast-audio_desc-zmap_statmap.png").stat().st_size > 10_000
+    table = pd.read_csv(figures / f"sub-01_task-checkerboard_space-{FS5}_contrast-audio_desc-peaks_table.tsv", sep="\t")
+    active, _, _ = example.gifti_layout()
+    top = table.iloc[0]
+    assert top["structure"] == "left" and top["vertex"] in set(active["audio"]) and top["z"] > 3
+    assert "peak vert" in (analysed / "group.html").read_text()
+
+
+@pytest.mark.slow
+def test_fsaverage5_smoothing_equals_nilearn_on_its_mesh(surface_dataset, tmp_path):
+    output = tmp_path / "smoothed"
+    assert main([str(surface_dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports",
+                 "--participant-label", "03", "--space", FS5, "--smoothing-fwhm", "6"]) == 0
+    model, inside, _, _ = nilearn_surface_run(surface_dataset, "03", "01", smoothing_fwhm=6)
+    for condition in CONDITIONS:
+        found = model.compute_contrast(condition, output_type="all")
+        for stat, name in STATS.items():
+            ours = gifti_values(output / "sub-03" / "func" /
+                                f"sub-03_task-checkerboard_hemi-L_space-{FS5}_contrast-{condition}_stat-{stat}_statmap.func.gii")
+            assert relative_difference(ours, surface_values(found[name]), inside) < TOLERANCE, (condition, stat)
+    sidecar = json.loads((output / "sub-03" / "func" /
+                          f"sub-03_task-checkerboard_hemi-L_space-{FS5}_contrast-audio_stat-z_statmap.json").read_text())
+    assert sidecar["SmoothingFWHM"] == 6
