@@ -266,6 +266,28 @@ def smoothing_for(space, kind, fwhm, given) -> float | None:
     )
 
 
+def check_inference(inference, spaces) -> None:
+    """Refuse corrected inference on surface or CIFTI spaces: its thresholds, clusters and
+    permutations are those of nilearn's volume tools.
+
+    Parameters
+    ----------
+    inference : InferenceSettings
+    spaces : iterable of str
+        The surface and CIFTI spaces about to be modelled or tested.
+
+    Raises
+    ------
+    UsageError
+    """
+    spaces = sorted(set(spaces))
+    if inference.any and spaces:
+        raise UsageError(
+            f"Corrected inference (--threshold, --n-perm and the cluster options) is computed on volumes; "
+            f"space {', '.join(spaces)} is a surface or CIFTI space: leave those options out or choose volume spaces."
+        )
+
+
 def load_mesh(space):
     """nilearn's mesh of a :data:`MESH_SPACES` space (``PolyMesh``, left and right), or None."""
     if space not in MESH_SPACES:

@@ -192,6 +192,23 @@ def test_smoothing_on_cifti_is_a_usage_error(surface_dataset, tmp_path, capsys):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.dscalar.nii"))
 
 
+def test_corrected_inference_on_a_surface_space_is_a_usage_error(surface_dataset, tmp_path, capsys):
+    code = main([str(surface_dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "--space", "MNI152NLin2009cAsym", FS5, "--threshold", "fdr", "--no-reports"])
+    assert code == 64
+    message = capsys.readouterr().err
+    assert "--threshold" in message and FS5 in message
+    assert not list(tmp_path.rglob("*_statmap.*"))
+
+
+def test_a_volume_mask_with_a_surface_space_is_a_usage_error(surface_dataset, tmp_path, capsys):
+    mask = next(fmriprep(surface_dataset, "01").glob("*space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz"))
+    code = main([str(surface_dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "--space", FSLR, "--mask", str(mask), "--no-reports"])
+    assert code == 64
+    assert "--mask" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------
 # end to end, against nilearn
 

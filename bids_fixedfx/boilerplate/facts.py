@@ -35,6 +35,7 @@ class RunFacts:
     imputed: bool = False
     dummy_scans: int = 0  # volumes at the start left out of the fit
     dummy_source: str | None = None  # "confounds" (fMRIPrep's columns) or "option" (--dummy-scans)
+    surface: bool = False  # a GIFTI pair or CIFTI series, masked by the surface rule
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class FirstLevel:
     space: str | None
     contrasts: tuple[ContrastFacts, ...]
     left_out: tuple[LeftOutRun, ...] = ()
+    by_space: bool = False  # one of several spaces modelled in one call
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,8 @@ def pipeline_of(bold, descriptions: dict) -> str | None:
 
 
 def methods_from_plan(settings, plan, notes=()) -> Methods:
-    """The methods of a participant-level run, from its settings and its plan.
+    """The methods of a participant-level run, from its settings and its plan (one
+    first-level section per space when several spaces were modelled).
 
     Parameters
     ----------
@@ -206,7 +209,23 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
     notes : sequence of Note
         Every note of the run (those of kind ``run-left-out`` are stated).
     """
-    model = settings.model
+    spaces = plan.spaces
+    first_levels = tuple(
+        _first_level(settings, [s for s in plan.subjects if s.space == space], space, len(spaces) > 1, notes)
+        for space in spaces
+    )
+    return Methods(
+        first_levels, None, not settings.boilerplate_only, {"participant": (settings.command,)},
+        software_versions(), figure_threshold(settings), corrected_inference(settings), "subject",
+    )
+
+
+def _first_level(settings, subjects, space, by_space, notes) -> FirstLevel:
+    """The facts of one space's runs."""
+    from ..surface import run_model
+
+    run_plans = [run_plan for subject in subjects for run_plan in subject.runs]
+    model = run_model(run_plans[0].run, settings.model) if run_plans else settings.model
     info = FirstLevelModelInfo.from_settings(model)
     facts = ModelFacts(
         hrf_model=info.hrf_model,
@@ -220,7 +239,7 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
         mask_given=settings.mask is not None,
     )
     descriptions, runs, contrasts = {}, [], {}
-    for run_plan in plan.runs:
+    for run_plan in run_plans:
         run, design = run_plan.run, run_plan.design
         runs.append(RunFacts(
             subject=run.subject, session=run.session, task=run.task, tr=run.tr,
@@ -233,19 +252,17 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
             imputed=any(note.kind == "imputed" for note in design.notes),
             dummy_scans=len(design.dummy_scans.volumes) if design.dummy_scans else 0,
             dummy_source=design.dummy_scans.source if design.dummy_scans else None,
+            surface=run.is_surface,
         ))
         for contrast in run_plan.contrasts:
             contrasts.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, design.conditions))
     left_out = {left.run.name: LeftOutRun(left.run.name, left.reason)
-                for subject in plan.subjects for left in subject.left_out}
+                for subject in subjects for left in subject.left_out}
+    names = {run_plan.run.name for run_plan in run_plans}
     for note in notes:
-        if note.kind == "run-left-out" and note.run and note.run not in left_out:
+        if note.kind == "run-left-out" and note.run and note.run not in left_out and (not by_space or note.run in names):
             left_out[note.run] = LeftOutRun(note.run, note.text)
-    first = FirstLevel(tuple(runs), facts, plan.space, tuple(contrasts.values()), tuple(left_out.values()))
-    return Methods(
-        (first,), None, not settings.boilerplate_only, {"participant": (settings.command,)},
-        software_versions(), figure_threshold(settings), corrected_inference(settings), "subject",
-    )
+    return FirstLevel(tuple(runs), facts, space, tuple(contrasts.values()), tuple(left_out.values()), by_space)
 
 
 def figure_threshold(settings) -> float | None:

@@ -42,6 +42,8 @@ def describe(first) -> dict:
         "runs_max": max(counts),
         "single_run_subjects": sum(1 for c in counts if c == 1),
         "space": first.space,
+        "by_space": first.by_space,
+        "surface": bool(runs) and all(r.surface for r in runs),
         "preprocessed": "all" if preprocessed == {True} else "none" if preprocessed == {False} else "some",
         "pipelines": pipelines,
         "fmriprep": any(p.lower().startswith("fmriprep") for p in pipelines),
@@ -105,6 +107,9 @@ def hrf_text(hrf_model: str) -> str:
 def mask_text(runs, mask_given) -> str:
     """Which mask the runs' models were fitted in."""
     masks = [r.mask for r in runs]
+    if runs and all(r.surface for r in runs):
+        return ("the vertices (grayordinates) whose series was finite and not constant over time "
+                "(the others, such as the medial wall, were left out)")
     if mask_given and masks and masks[0]:
         return f"the brain mask `{masks[0]}`, the same for every run"
     if all(m is not None for m in masks):

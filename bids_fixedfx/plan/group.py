@@ -10,6 +10,7 @@ import numpy as np
 from .. import design as designs
 from ..errors import NoDataError, UsageError
 from ..notes import Note
+from ..surface import check_inference, is_surface_file
 
 #: The fewest subjects a group test needs.
 MIN_SUBJECTS = 2
@@ -144,6 +145,7 @@ def plan_group(settings, model=None) -> GroupPlan:
         and (not settings.task or item.task in settings.task)
         and (not wanted_spaces or item.space in wanted_spaces)
     ]
+    check_inference(settings.inference, [item.space for item in found if is_surface_file(item.effect)])
     subjects = sorted({item.subject for item in found})
     if len(subjects) < MIN_SUBJECTS:
         raise NoDataError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import design as designs
-from .. import images
+from .. import images, surface
 from ..errors import NoDataError, UsageError
 from ..notes import Note
 from .models import run_node
@@ -167,6 +167,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
             + " (see the warnings above)."
         )
     notes += _missing_contrasts(plans)
+    surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface])
     subjects = _by_subject(plans, left_out)
     for subject in subjects:
         _check_subject_grid(subject)
@@ -186,8 +187,6 @@ def _by_subject(plans, left_out):
 def _check_images(run, settings):
     """Read the BOLD header (and check the file holds its data) and the whole mask; a surface
     or CIFTI series is read whole (its form returned) and its smoothing checked."""
-    from .. import surface
-
     if run.is_surface:
         surface.run_model(run, settings.model)  # --smoothing-fwhm on a space that cannot take it: 64
         return surface.read_series(run.bold)[1]
