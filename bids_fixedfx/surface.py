@@ -122,9 +122,12 @@ def _load(path, what):
 
 
 def _gifti_columns(path, what) -> np.ndarray:
-    """A GIFTI file's data arrays as columns: (n_vertices, n_arrays)."""
+    """A GIFTI file's data arrays as columns: (n_vertices, n_arrays); a file holding one
+    2D array (vertices x volumes) gives that array."""
     img = _load(path, what)
     arrays = [np.asarray(d.data) for d in getattr(img, "darrays", ())]
+    if len(arrays) == 1 and arrays[0].ndim == 2:  # the whole series in one (vertices x volumes) array
+        return arrays[0]
     if not arrays or any(a.ndim != 1 and not (a.ndim == 2 and a.shape[1] == 1) for a in arrays):
         raise InputFileError(f"{what} {path} holds no per-vertex data arrays (a .func.gii of one value per vertex).")
     arrays = [a.reshape(-1) for a in arrays]

@@ -98,6 +98,14 @@ def test_gifti_pair_read_left_then_right_with_its_form(surface_dataset):
     assert (form.kind, form.space, form.n_vertices, form.size) == ("gifti", FS5, (N, N), 2 * N)
 
 
+def test_gifti_series_in_one_2d_array_reads_the_same(surface_dataset, tmp_path):
+    pair = gifti_pair(surface_dataset, "01", "02")
+    for path in pair:
+        columns = np.column_stack([d.data for d in nib.load(str(path)).darrays])
+        nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(columns)]), str(tmp_path / path.name))
+    np.testing.assert_array_equal(surface.read_series(tmp_path / pair[0].name)[0], surface.read_series(pair[0])[0])
+
+
 def test_cifti_read_in_grayordinate_order_with_its_brain_models(surface_dataset):
     path = cifti_series(surface_dataset, "01", "01")
     series, form = surface.read_series(path)
