@@ -259,6 +259,18 @@ def write_map(img, place, kind, form=None, **entities) -> list[Path]:
     return paths
 
 
+def write_mask(mask_img, place, kind, sidecar, form=None, **entities) -> list[Path]:
+    """Write a mask in the input's form (:func:`write_map`) and its sidecar(s); surface and
+    CIFTI masks' sidecars state the mask rule. Return the mask's relative paths."""
+    from .surface import sidecar_keys
+
+    paths = write_map(mask_img, place, kind, form, **entities)
+    extra = sidecar_keys(form) if form is not None else {}
+    for path in map_paths(kind, form, sidecars=True, **entities):
+        write_json({**sidecar, **extra}, place.path(path))
+    return paths
+
+
 def write_statmaps(kind, contrast_maps, place, sidecar, form=None, **entities) -> list[Path]:
     """Write a contrast's five maps and their sidecars; return the maps' relative paths.
 

@@ -88,8 +88,9 @@ def run_participant(settings) -> None:
             )
             staging.commit(stale)
         logger.info("sub-%s task-%s%s: %s over %d run(s) written (subject %d of %d)",
-                    subject.subject, subject.task, f" space-{subject.space}" if subject.space else "", "fixed effects" if subject_estimator == "meta" else "OLS",
-                    len(subject.runs), index, len(checked.subjects))
+                    subject.subject, subject.task, f" space-{subject.space}" if subject.space else "",
+                    "fixed effects" if subject_estimator == "meta" else "OLS", len(subject.runs), index,
+                    len(checked.subjects))
     _write_boilerplate(settings, checked, None)
     if settings.reports:
         _write_reports(settings, checked, notes)
@@ -234,12 +235,13 @@ def write_subject(maps, place, settings) -> None:
     subject, output_dir = maps.plan, settings.output_dir
     model, form = surface.run_model(subject.runs[0].run, settings.model), subject.runs[0].form
     common = {"subject": subject.subject, "task": subject.task, "space": subject.space}
-    mask_paths = outputs.write_map(maps.mask, place, "subject_mask", form, **common)
     datasets = _datasets(settings)
     run_masks = [outputs.source(p.run.mask, output_dir, datasets) for p in subject.runs if p.run.mask is not None]
-    mask_sidecar = outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks)
-    for path in outputs.map_paths("subject_mask", form, sidecars=True, **common):
-        outputs.write_json({**mask_sidecar, **(surface.sidecar_keys(form) if form else {})}, place.path(path))
+    mask_paths = outputs.write_mask(
+        maps.mask, place, "subject_mask",
+        outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks),
+        form, **common,
+    )
     info = sidecars.FirstLevelModelInfo.from_settings(model)
     for contrast_maps in maps.contrasts:
         label = contrast_maps.contrast.label
@@ -368,12 +370,12 @@ def write_group(test, settings) -> None:
     contrasts = list(combine.contrasts_of(test, settings.group_model))
     with outputs.Staging(output_dir, key) as staging:
         mask = combine.intersect_masks([i.mask for i in items])
-        mask_paths = outputs.write_map(mask, staging, "group_mask", form, desc=settings.group_design, **common)
-        mask_sidecar = outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
-                                            [outputs.source(p, output_dir) for i in items
-                                             for p in surface.files_of(i.mask)])
-        for path in outputs.map_paths("group_mask", form, sidecars=True, desc=settings.group_design, **common):
-            outputs.write_json({**mask_sidecar, **(surface.sidecar_keys(form) if form else {})}, staging.path(path))
+        mask_paths = outputs.write_mask(
+            mask, staging, "group_mask",
+            outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
+                                 [outputs.source(p, output_dir) for i in items for p in surface.files_of(i.mask)]),
+            form, desc=settings.group_design, **common,
+        )
         for contrast, matrix in contrasts:
             maps, group = _group_maps(test, contrast, matrix, mask, settings)
             sources = [*effects, *([i.variance for i in items] if settings.group_model == "fixed" else [])]

@@ -260,7 +260,8 @@ def _first_level(settings, subjects, space, by_space, notes) -> FirstLevel:
                 for subject in subjects for left in subject.left_out}
     names = {run_plan.run.name for run_plan in run_plans}
     for note in notes:
-        if note.kind == "run-left-out" and note.run and note.run not in left_out and (not by_space or note.run in names):
+        mine = not by_space or note.run in names
+        if note.kind == "run-left-out" and note.run and note.run not in left_out and mine:
             left_out[note.run] = LeftOutRun(note.run, note.text)
     return FirstLevel(tuple(runs), facts, space, tuple(contrasts.values()), tuple(left_out.values()), by_space)
 

@@ -143,7 +143,8 @@ def map_figure(z, form, threshold: float, vmax: float, title: str) -> bytes:
         axes = figure.add_subplot(1, 4, column + 1, projection="3d")
         plot_surf_stat_map(
             meshes["inflated"].parts[hemi], values[hemi], hemi=hemi, view=view, threshold=threshold, vmax=vmax,
-            bg_map=sulcal.data.parts[hemi] if sulcal is not None else None, axes=axes, figure=figure, colorbar=column == 3,
+            bg_map=sulcal.data.parts[hemi] if sulcal is not None else None, axes=axes, figure=figure,
+            colorbar=column == 3,
             cmap="RdBu_r", title=f"{hemi} {view}",
         )
     figure.suptitle(title, fontsize=11)
@@ -166,8 +167,10 @@ def _sulcal_depth(space):
 
 def _note_figure(title: str, form) -> bytes:
     """A small image saying why the map is not drawn."""
-    why = ("CIFTI maps are not drawn: the mesh of their surface vertices is not shipped with nilearn"
-           if form.kind == "cifti" else f"Space {form.space}: its mesh is not shipped with nilearn, so the map is not drawn")
+    if form.kind == "cifti":
+        why = "CIFTI maps are not drawn: the mesh of their surface vertices is not shipped with nilearn"
+    else:
+        why = f"Space {form.space}: its mesh is not shipped with nilearn, so the map is not drawn"
     canvas = Canvas(760, 70)
     canvas.text((8, 8), title, size=13)
     canvas.text((8, 32), why + "; see the table of peak vertices and the map files.", size=11)
