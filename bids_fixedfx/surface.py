@@ -197,8 +197,12 @@ def read_series(bold, what="BOLD series"):
 
 
 def n_volumes(bold, what="BOLD series") -> int:
-    """The number of volumes of a surface or CIFTI series (both hemispheres checked)."""
-    return int(read_series(bold, what)[0].shape[0])
+    """The number of volumes of a surface or CIFTI series: the left file's data arrays, or
+    the CIFTI header's series axis (the whole series is read and checked while planning)."""
+    bold = Path(bold)
+    if bold.name.endswith(GIFTI_SERIES):
+        return int(_gifti_columns(bold, what).shape[1])
+    return int(_cifti_axes(_load(bold, what), bold, what)[0].size)
 
 
 def series_mask(series) -> np.ndarray:

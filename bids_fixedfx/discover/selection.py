@@ -119,6 +119,9 @@ def select_runs(settings) -> Selection:
 
     spaces = sorted({f.get_entities().get("space") or "none" for f in preproc + surfaces})
     chosen = _choose_spaces(settings.spaces, spaces)
+    # surface spaces first: a run's design sidecar (shared by its spaces) then names its volume BOLD
+    surface_spaces = {f.get_entities().get("space") for f in surfaces}
+    chosen.sort(key=lambda space: space not in surface_spaces)
     runs = []
     for space in chosen:
         space_query = Query.NONE if space is None else space
