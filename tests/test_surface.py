@@ -217,6 +217,23 @@ def test_a_volume_mask_with_a_surface_space_is_a_usage_error(surface_dataset, tm
     assert "--mask" in capsys.readouterr().err
 
 
+def test_cifti_density_is_chosen_with_the_filter_file(tmp_path, capsys):
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+                                   n_volumes=30, surfaces=True)
+    series = cifti_series(dataset, "01", "01")
+    other = series.with_name(series.name.replace("_den-1k_", "_den-2k_"))
+    other.write_bytes(series.read_bytes())
+    argv = [str(dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation", "--space", FSLR,
+            "--no-reports"]
+    assert main(argv) == 64
+    assert '{"bold": {"den": "91k"}}' in capsys.readouterr().err
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"bold": {"den": "2k"}}))
+    assert main([*argv, "--bids-filter-file", str(filters)]) == 0
+    written = sorted(p.name for p in (tmp_path / "out" / "sub-01" / "func").glob("*.dscalar.nii"))
+    assert written and all("_den-2k_" in name for name in written)
+
+
 # ----------------------------------------------------------------------------
 # end to end, against nilearn
 

@@ -93,7 +93,8 @@ def _refuse_several_per_run(bold_files):
             raise UsageError(
                 f"{name} has several preprocessed BOLD series in the chosen space "
                 f"({', '.join(sorted(names))}); choose one with --bids-filter-file, "
-                'e.g. {"bold": {"resolution": "2"}}.'
+                + ('e.g. {"bold": {"den": "91k"}}.' if any(n.endswith(".dtseries.nii") for n in names)
+                   else 'e.g. {"bold": {"resolution": "2"}}.')
             )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from .. import design as designs
 from ..errors import NoDataError, UsageError
 from ..notes import Note
-from ..surface import check_inference, is_surface_file
+from ..surface import check_inference, files_of, is_surface_file
 
 #: The fewest subjects a group test needs.
 MIN_SUBJECTS = 2
@@ -154,7 +154,7 @@ def plan_group(settings, model=None) -> GroupPlan:
         )
     grouped = defaultdict(list)
     for item in found:
-        for path in (item.variance, item.sidecar, item.mask):
+        for path in (*files_of(item.effect), *files_of(item.variance), item.sidecar, *files_of(item.mask)):
             if not path.is_file():
                 raise NoDataError(f"{path} is missing; rerun the participant level for sub-{item.subject}.")
         item = replace(item, info=StatmapSidecar.read(item.sidecar))
