@@ -281,7 +281,8 @@ def nilearn_surface_run(dataset, subject, run, smoothing_fwhm=None):
 
 
 def surface_values(img):
-    return np.concatenate([np.asarray(img.data.parts[h]).ravel() for h in ("left", "right")])
+    """A SurfaceImage's values, its parts in order (left, then right)."""
+    return np.concatenate([np.asarray(img.data.parts[part]).ravel() for part in img.data.parts])
 
 
 @pytest.fixture(scope="module")
@@ -398,14 +399,14 @@ def nilearn_cifti_run(dataset, subject, run):
         contrast = compute_contrast(labels, results, weights)
         out[condition] = {"effect": contrast.effect_size(), "variance": contrast.effect_variance(),
                           "t": contrast.stat(), "z": contrast.z_score(), "p": contrast.p_value()}
-    return out, inside
+    return out, inside, series.shape[0] - np.linalg.matrix_rank(design.to_numpy())
 
 
 @pytest.mark.slow
 def test_cifti_run_maps_equal_nilearn_on_the_grayordinates(surface_dataset, analysed):
     for subject in surface_dataset.subjects:
         for run in runs_of(surface_dataset, subject):
-            reference, inside = nilearn_cifti_run(surface_dataset, subject, run)
+            reference, inside, _ = nilearn_cifti_run(surface_dataset, subject, run)
             for condition, maps in reference.items():
                 for stat, theirs in maps.items():
                     path = (analysed / f"sub-{subject}" / "func" /
@@ -416,6 +417,63 @@ def test_cifti_run_maps_equal_nilearn_on_the_grayordinates(surface_dataset, anal
                     assert relative_difference(ours, full, inside) < TOLERANCE, (subject, run, condition, stat)
                     img = nib.load(str(path))
                     assert img.header.get_axis(1) == nib.load(str(cifti_series(surface_dataset, subject, run))).header.get_axis(1)
+
+
+def grayordinate_image(values):
+    """Grayordinate values as a nilearn SurfaceImage on a one-part placeholder mesh (nilearn
+    reads no CIFTI; its surface statistics do not use the mesh)."""
+    from nilearn.surface import InMemoryMesh, PolyMesh, SurfaceImage
+
+    values = np.asarray(values, dtype=float)
+    mesh = InMemoryMesh(coordinates=np.zeros((values.size, 3)), faces=np.array([[0, 1, 2]]))
+    return SurfaceImage(mesh=PolyMesh(left=mesh), data={"left": values})
+
+
+@pytest.mark.slow
+def test_cifti_subject_and_group_maps_equal_nilearn(surface_dataset, analysed):
+    from nilearn.glm import compute_fixed_effects
+    from nilearn.glm.second_level import SecondLevelModel
+    from nilearn.maskers import SurfaceMasker
+
+    subject_effects, subject_masks = {c: [] for c in CONDITIONS}, []
+    for subject in surface_dataset.subjects:
+        fitted = [nilearn_cifti_run(surface_dataset, subject, run) for run in runs_of(surface_dataset, subject)]
+        inside = np.logical_and.reduce([mask for _, mask, _ in fitted])
+        subject_masks.append(inside)
+        for condition in CONDITIONS:
+            full = []
+            for maps, mask, _ in fitted:
+                arrays = {}
+                for stat in ("effect", "variance"):
+                    arrays[stat] = np.zeros(inside.size)
+                    arrays[stat][mask] = np.ravel(maps[condition][stat])
+                full.append(arrays)
+            dofs = [dof for _, _, dof in fitted]
+            if len(fitted) == 1:
+                effect = full[0]["effect"]
+            else:
+                effect, variance, t, z = compute_fixed_effects(
+                    [grayordinate_image(f["effect"]) for f in full], [grayordinate_image(f["variance"]) for f in full],
+                    grayordinate_image(inside), dofs=dofs)
+                effect = surface_values(effect)
+                for stat, theirs in (("variance", variance), ("t", t), ("z", z)):
+                    ours = cifti_values(analysed / f"sub-{subject}" / "func" /
+                                        f"sub-{subject}_task-checkerboard_space-{FSLR}_den-1k_contrast-{condition}_stat-{stat}_statmap.dscalar.nii")
+                    assert relative_difference(ours, surface_values(theirs), inside) < TOLERANCE, (subject, stat)
+            ours = cifti_values(analysed / f"sub-{subject}" / "func" /
+                                f"sub-{subject}_task-checkerboard_space-{FSLR}_den-1k_contrast-{condition}_stat-effect_statmap.dscalar.nii")
+            assert relative_difference(ours, effect, inside) < TOLERANCE, (subject, condition)
+            subject_effects[condition].append(effect)
+    inside = np.logical_and.reduce(subject_masks)
+    for condition in CONDITIONS:
+        model = SecondLevelModel(mask_img=SurfaceMasker(grayordinate_image(inside)).fit()).fit(
+            [grayordinate_image(e) for e in subject_effects[condition]],
+            design_matrix=pd.DataFrame({"intercept": np.ones(len(subject_effects[condition]))}))
+        found = model.compute_contrast("intercept", output_type="all")
+        for stat, name in STATS.items():
+            ours = cifti_values(analysed / "group" /
+                                f"task-checkerboard_space-{FSLR}_den-1k_contrast-{condition}_stat-{stat}_statmap.dscalar.nii")
+            assert relative_difference(ours, surface_values(found[name]), inside) < TOLERANCE, (condition, stat)
 
 
 @pytest.mark.slow
