@@ -137,7 +137,7 @@ def map_figure(z, form, threshold: float, vmax: float, title: str) -> bytes:
     sulcal = _sulcal_depth(form.space)
     n_left = form.n_vertices[0]
     values = {"left": np.asarray(z[:n_left], dtype=float), "right": np.asarray(z[n_left:], dtype=float)}
-    figure = Figure(figsize=(10, 2.5), dpi=90)
+    figure = Figure(figsize=(10, 2.8), dpi=90)
     FigureCanvasAgg(figure)
     for column, (hemi, view) in enumerate((h, v) for h in ("left", "right") for v in VIEWS):
         axes = figure.add_subplot(1, 4, column + 1, projection="3d")
@@ -147,7 +147,8 @@ def map_figure(z, form, threshold: float, vmax: float, title: str) -> bytes:
             colorbar=column == 3,
             cmap="RdBu_r", title=f"{hemi} {view}",
         )
-    figure.suptitle(title, fontsize=11)
+    figure.suptitle(title, fontsize=11, y=0.99)
+    figure.subplots_adjust(left=0.0, right=0.94, top=0.82, bottom=-0.1, wspace=0.0)
     from io import BytesIO
 
     buffer = BytesIO()
