@@ -43,6 +43,8 @@ GIFTI_SERIES, CIFTI_SERIES = ".func.gii", ".dtseries.nii"
 GIFTI_MAP, CIFTI_MAP = ".func.gii", ".dscalar.nii"
 #: The surface spaces of fMRIPrep (GIFTI pairs).
 GIFTI_SPACES = ("fsaverage", "fsaverage3", "fsaverage4", "fsaverage5", "fsaverage6", "fsnative")
+#: Surface spaces whose vertices are each subject's own: no group test across subjects.
+NATIVE_SPACES = ("fsnative",)
 #: Surface spaces whose mesh nilearn ships (``nilearn.datasets.load_fsaverage``, offline).
 MESH_SPACES = ("fsaverage5",)
 #: The mesh of :data:`MESH_SPACES` that smoothing and figures use.
@@ -293,6 +295,37 @@ def check_inference(inference, spaces) -> None:
             f"Corrected inference (--threshold, --n-perm and the cluster options) is computed on volumes; "
             f"space {', '.join(spaces)} is a surface or CIFTI space: leave those options out or choose volume spaces."
         )
+
+
+def group_spaces(found, asked):
+    """The subject maps a group test may use: those of subject-specific surface spaces
+    (:data:`NATIVE_SPACES`) are left out, with a note; asked for by ``--space``, they are an error.
+
+    Parameters
+    ----------
+    found : list of SubjectMapFiles
+    asked : iterable of str
+        ``--space`` at the group level.
+
+    Returns
+    -------
+    kept : list
+    left_out : list of str
+        The native spaces left out.
+
+    Raises
+    ------
+    UsageError
+        ``--space`` names a native space.
+    """
+    asked_native = sorted(set(asked) & set(NATIVE_SPACES))
+    if asked_native:
+        raise UsageError(
+            f"--space {asked_native[0]}: its vertices are each subject's own, so subjects cannot be tested "
+            "together there; test a template space (fsaverage5, fsLR ...) at the group level."
+        )
+    left_out = sorted({item.space for item in found if item.space in NATIVE_SPACES})
+    return [item for item in found if item.space not in NATIVE_SPACES], left_out
 
 
 def load_mesh(space):

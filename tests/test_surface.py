@@ -179,6 +179,16 @@ def test_smoothing_rule():
             surface.smoothing_for(space, kind, 4.0, given=True)
 
 
+def test_native_surfaces_are_not_tested_across_subjects():
+    from types import SimpleNamespace
+
+    found = [SimpleNamespace(space=space) for space in ("fsnative", FS5, "fsnative", FSLR)]
+    kept, left_out = surface.group_spaces(found, asked=())
+    assert [item.space for item in kept] == [FS5, FSLR] and left_out == ["fsnative"]
+    with pytest.raises(UsageError, match="--space fsnative"):
+        surface.group_spaces(found, asked=("fsnative",))
+
+
 def test_generator_volume_files_unchanged_by_surfaces(tmp_path):
     def volume_files(root):
         return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))

@@ -10,7 +10,7 @@ import numpy as np
 from .. import design as designs
 from ..errors import NoDataError, UsageError
 from ..notes import Note
-from ..surface import check_inference, files_of, is_surface_file
+from ..surface import check_inference, files_of, group_spaces, is_surface_file
 
 #: The fewest subjects a group test needs.
 MIN_SUBJECTS = 2
@@ -145,6 +145,7 @@ def plan_group(settings, model=None) -> GroupPlan:
         and (not settings.task or item.task in settings.task)
         and (not wanted_spaces or item.space in wanted_spaces)
     ]
+    found, native = group_spaces(found, settings.spaces)
     check_inference(settings.inference, [item.space for item in found if is_surface_file(item.effect)])
     subjects = sorted({item.subject for item in found})
     if len(subjects) < MIN_SUBJECTS:
@@ -160,6 +161,8 @@ def plan_group(settings, model=None) -> GroupPlan:
         item = replace(item, info=StatmapSidecar.read(item.sidecar))
         grouped[(item.task, item.space, item.contrast)].append(item)
     tests, untested, notes = [], [], []
+    notes += [Note("selection", f"space-{space} maps were not tested: their vertices are each subject's own")
+              for space in native]
     for (task, space, label), items in sorted(grouped.items(), key=lambda kv: tuple(map(str, kv[0]))):
         test = GroupTest(task, space, label, tuple(items))
         if len(items) < MIN_SUBJECTS:
