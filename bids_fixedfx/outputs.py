@@ -259,12 +259,13 @@ def write_map(img, place, kind, form=None, **entities) -> list[Path]:
     return paths
 
 
-def write_mask(mask_img, place, kind, sidecar, form=None, **entities) -> list[Path]:
-    """Write a mask in the input's form (:func:`write_map`) and its sidecar(s); surface and
-    CIFTI masks' sidecars state the mask rule. Return the mask's relative paths."""
+def write_map_and_sidecars(img, place, kind, sidecar, form=None, **entities) -> list[Path]:
+    """Write a map or mask that has no contrast (a mask, a run's R²) in the input's form
+    (:func:`write_map`) and its sidecar(s); surface and CIFTI sidecars state the mask rule.
+    Return the map's relative paths."""
     from .surface import sidecar_keys
 
-    paths = write_map(mask_img, place, kind, form, **entities)
+    paths = write_map(img, place, kind, form, **entities)
     extra = sidecar_keys(form) if form is not None else {}
     for path in map_paths(kind, form, sidecars=True, **entities):
         write_json({**sidecar, **extra}, place.path(path))
@@ -302,13 +303,6 @@ def write_statmaps(kind, contrast_maps, place, sidecar, form=None, **entities) -
             write_json({**sidecar, "Statistic": stat, **keys, **extra}, place.path(path))
         written += paths
     return written
-
-
-def write_fit_map(img, sidecar, place, image, sidecar_path) -> Path:
-    """Write a run's R² map (single precision) and its sidecar; return the map's relative path."""
-    write_nifti(as_float32(img), place.path(image))
-    write_json(sidecar, place.path(sidecar_path))
-    return image
 
 
 def write_inference_maps(kind, label, inference_maps, place, sidecar, group_model=None, design=None,

@@ -200,8 +200,8 @@ def write_run(run_plan, result, place, settings) -> None:
     sources = tuple(source(p) for p in _run_sources(run_plan))
     # R² has no contrast: a run named by sub and task only has its own R² map beside its subject's maps
     fit_sidecar = sidecars.FitSidecar(sources, result.dof, info, **_model_keys(settings, "run"))
-    fit_names = [naming.build_run("run_fit", run, extension=ext) for ext in (".nii.gz", ".json")]
-    outputs.write_fit_map(result.r_square, fit_sidecar.to_json(), place, *fit_names)
+    outputs.write_map_and_sidecars(result.r_square, place, "run_fit", fit_sidecar.to_json(), run_plan.form,
+                                   space=run.space, **naming.run_entities(run))
     if _shares_subject_names(run):
         return  # its contrast maps are written once, as the subject's (with FixedEffects)
     for maps in result.contrasts:
@@ -237,7 +237,7 @@ def write_subject(maps, place, settings) -> None:
     common = {"subject": subject.subject, "task": subject.task, "space": subject.space}
     datasets = _datasets(settings)
     run_masks = [outputs.source(p.run.mask, output_dir, datasets) for p in subject.runs if p.run.mask is not None]
-    mask_paths = outputs.write_mask(
+    mask_paths = outputs.write_map_and_sidecars(
         maps.mask, place, "subject_mask",
         outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks),
         form, **common,
@@ -370,7 +370,7 @@ def write_group(test, settings) -> None:
     contrasts = list(combine.contrasts_of(test, settings.group_model))
     with outputs.Staging(output_dir, key) as staging:
         mask = combine.intersect_masks([i.mask for i in items])
-        mask_paths = outputs.write_mask(
+        mask_paths = outputs.write_map_and_sidecars(
             mask, staging, "group_mask",
             outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
                                  [outputs.source(p, output_dir) for i in items for p in surface.files_of(i.mask)]),

@@ -309,9 +309,9 @@ def surface_reference(surface_dataset):
         mask = type(mask)(mesh=mask.mesh, data={"left": inside[:N], "right": inside[N:]})
         for condition in CONDITIONS:
             maps = [model.compute_contrast(condition, output_type="all") for _, model, *_ in fitted]
-            for (run, *_), found in zip(fitted, maps):
+            for (run, model, run_inside, *_), found in zip(fitted, maps):
                 runs[(subject, run, condition)] = {s: surface_values(found[n]) for s, n in STATS.items()} | {
-                    "inside": fitted[0][2] if len(fitted) == 1 else dict((f[0], f[2]) for f in fitted)[run]}
+                    "inside": run_inside, "rsquared": surface_values(model.r_square_[0])}
             if len(fitted) == 1:
                 subjects[(subject, condition)] = dict(runs[(subject, fitted[0][0], condition)], inside=inside,
                                                       effect_img=maps[0]["effect_size"])
@@ -348,6 +348,9 @@ def test_surface_run_maps_equal_nilearn_surface_glm(analysed, surface_reference)
             assert relative_difference(ours, maps[stat], inside) < TOLERANCE, (subject, run, condition, stat)
             assert np.all(ours[~inside] == (1.0 if stat == "p" else 0.0))
             checked += 1
+        r_square = gifti_values(analysed / f"sub-{subject}" / "func" /
+                                f"sub-{subject}_task-checkerboard_run-{run}_hemi-L_space-{FS5}_stat-rsquared_statmap.func.gii")
+        assert relative_difference(r_square, maps["rsquared"], inside) < TOLERANCE, (subject, run)
     assert checked == 5 * 2 * 5  # 5 runs, 2 conditions, 5 maps
 
 
