@@ -542,6 +542,11 @@ def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     top = table.iloc[0]
     assert top["structure"] == "left" and top["vertex"] in set(active["audio"]) and top["z"] > 3
     assert "peak vert" in (analysed / "group.html").read_text()
+    methods = (analysed / "logs" / "CITATION.md").read_text()  # written by the group level, from the sidecars
+    for space in ("MNI152NLin2009cAsym", FS5, FSLR):
+        assert f"## Run and subject level: space {space}" in methods
+    assert methods.count("each vertex's time series") == 2 and methods.count("each voxel's time series") == 1
+    assert "whose series was finite and not constant over time" in methods
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import naming
 from ..errors import InputFileError
 from ..sidecars import DesignSidecar, StatmapSidecar, read_json
+from ..surface import is_surface_file
 from .facts import (
     FirstLevel,
     GroupLevel,
@@ -188,9 +189,11 @@ def methods_from_group(settings, group_plan) -> Methods:
         for item in test.inputs:
             records = reader.runs_of(item.info)
             facts = model_facts(item.info, records)
-            entry = by_model.setdefault(facts, {"runs": {}, "contrasts": {}, "space": test.space, "left_out": {}})
+            entry = by_model.setdefault((facts, test.space),
+                                        {"runs": {}, "contrasts": {}, "space": test.space, "left_out": {}})
+            surface = is_surface_file(item.effect)  # a surface or CIFTI space: masked by the vertex rule
             for record in records:
-                entry["runs"][record.design_tsv] = run_facts(record, reader)
+                entry["runs"][record.design_tsv] = replace(run_facts(record, reader), surface=surface)
             conditions = records[0].design.conditions if records else ()
             contrast = item.info.contrast
             entry["contrasts"].setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, conditions))
@@ -200,13 +203,14 @@ def methods_from_group(settings, group_plan) -> Methods:
             if command and command not in commands:
                 commands.append(command)
     first_levels = []
-    for facts, entry in by_model.items():
+    by_space = len({space for _, space in by_model}) > 1
+    for (facts, _), entry in by_model.items():
         runs = tuple(entry["runs"].values())
         masks = {run.mask for run in runs}
         given = len(runs) > 1 and len(masks) == 1 and None not in masks  # one --mask for every run
         first_levels.append(FirstLevel(
             runs, replace(facts, mask_given=given), entry["space"],
-            tuple(entry["contrasts"].values()), tuple(entry["left_out"].values()),
+            tuple(entry["contrasts"].values()), tuple(entry["left_out"].values()), by_space,
         ))
     tests = tuple((test.task, test.name, tuple(sorted(test.subjects))) for test in group_plan.tests)
     group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests,
