@@ -151,7 +151,7 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     invocation = {
         "bids_dir": str(dataset), "output_dir_name": "out dir", "analysis_level": "participant",
         "participant_label": ["01", "sub-02"], "session_label": ["ses-1"], "task": ["checkerboard"],
-        "space": "MNI152NLin2009cAsym", "derivatives": [str(fmriprep)],
+        "space": ["MNI152NLin2009cAsym"], "derivatives": [str(fmriprep)],
         "bids_filter_file": str(filters), "skip_bids_validation": True,
         "contrast": ["visualMinusAudio=visual-audio", "both=1,1"],
         "design_dir": str(tmp_path / "designs"), "mask": str(mask), "smoothing_fwhm": 6.5,

@@ -44,7 +44,6 @@ STATMAP = re.compile(
 RUN_ENTITIES = re.compile(r"_(ses|acq|ce|rec|dir|run|echo)-")
 
 VALUE_OPTIONS = {  # config key: command-line option (one value)
-    "space": "--space",
     "smoothing_fwhm": "--smoothing-fwhm",
     "hrf_model": "--hrf-model",
     "drift_model": "--drift-model",
@@ -60,6 +59,7 @@ LIST_OPTIONS = {  # config key: command-line option (several values)
     "participant_label": "--participant-label",
     "session_label": "--session-label",
     "task": "--task",
+    "space": "--space",
     "confounds": "--confounds",
     "group_covariates": "--group-covariates",
 }
