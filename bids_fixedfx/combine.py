@@ -1,12 +1,11 @@
-"""Combining a subject's runs: fixed effects across runs with their real degrees of freedom
-(nilearn's ``compute_fixed_effects``), or a second-level OLS across them.
+"""Combining inputs (a subject's or a session's runs, a subject's sessions): fixed effects with
+their real degrees of freedom (nilearn's ``compute_fixed_effects``), or a second-level OLS
+across them. Which inputs each node combines is :mod:`.nodes`' business.
 
 The group level lives in :mod:`.group`; its names stay importable from here.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -88,59 +87,42 @@ def combine_runs(run_maps, mask, precision_weighted=False) -> ContrastMaps:
     return ContrastMaps(run_maps[0].contrast, maps, float(np.sum(dofs)))
 
 
-@dataclass(frozen=True, eq=False)
-class SubjectMaps:
-    """A subject's fixed-effects maps for one task and space.
-
-    Attributes
-    ----------
-    plan : SubjectPlan
-        The runs that were combined (and those left out).
-    mask : Nifti1Image
-        The intersection of the runs' masks.
-    contrasts : tuple of ContrastMaps
-    runs_of : dict
-        Contrast label -> the :class:`~bids_fixedfx.plan.RunPlan` s that have it.
-    """
-
-    plan: object
-    mask: object
-    contrasts: tuple
-    runs_of: dict
-
-
-def combine_subject(subject_plan, results, precision_weighted=False, estimator="meta") -> SubjectMaps:
-    """One subject's maps from its runs: each contrast over the runs that have it, by fixed
-    effects (``meta``, with the runs' real dofs) or a second-level OLS across the runs
-    (``glm``: nilearn ``SecondLevelModel``, a one-sample t-test over the run effects).
+def combine_inputs(inputs, precision_weighted=False, estimator="meta", keep=None) -> tuple:
+    """Combine inputs' maps contrast by contrast, inside the intersection of their masks.
 
     Parameters
     ----------
-    subject_plan : SubjectPlan
-    results : sequence of RunResult
-        In the order of ``subject_plan.runs``; all on one grid (checked while planning).
+    inputs : sequence of (object, result)
+        Each input (a run plan, a session's maps) with what it holds: an object with ``mask``,
+        ``contrasts`` (:class:`ContrastMaps`) and ``maps_of(label)``.
     precision_weighted : bool
     estimator : {'meta', 'glm'}
+        Fixed effects with the inputs' summed dofs, or a one-sample t-test over their effects
+        (one input: its own maps).
+    keep : callable, optional
+        ``keep(label) -> bool``: the contrasts to combine (an edge's Filter); default all.
 
     Returns
     -------
-    maps : SubjectMaps
-        F contrasts (terminal at the run level) are not combined.
+    mask : Nifti1Image
+    contrasts : tuple of ContrastMaps
+        t contrasts only (F contrasts are terminal).
+    inputs_of : dict
+        Contrast label -> the inputs that have it.
     """
-    masks = [result.mask for result in results]
+    masks = [result.mask for _, result in inputs]
     mask = masks[0] if len(masks) == 1 else intersect_masks(masks)
     labels = list(dict.fromkeys(
-        m.contrast.label for result in results for m in result.contrasts if getattr(m.contrast, "test", "t") == "t"
+        m.contrast.label for _, result in inputs for m in result.contrasts
+        if getattr(m.contrast, "test", "t") == "t" and (keep is None or keep(m.contrast))
     ))
-    contrasts, runs_of = [], {}
+    contrasts, inputs_of = [], {}
     for label in labels:
-        having = [(plan, result.maps_of(label)) for plan, result in zip(subject_plan.runs, results)
-                  if result.maps_of(label) is not None]
-        runs_of[label] = tuple(plan for plan, _ in having)
-        run_maps = [maps for _, maps in having]
-        if estimator == "glm" and len(run_maps) > 1:
-            tested = one_sample_test([m.maps["effect"] for m in run_maps], mask, run_maps[0].contrast)
-            contrasts.append(tested)
+        having = [(item, result.maps_of(label)) for item, result in inputs if result.maps_of(label) is not None]
+        inputs_of[label] = tuple(item for item, _ in having)
+        found = [maps for _, maps in having]
+        if estimator == "glm" and len(found) > 1:
+            contrasts.append(one_sample_test([m.maps["effect"] for m in found], mask, found[0].contrast))
         else:
-            contrasts.append(combine_runs(run_maps, mask, precision_weighted))
-    return SubjectMaps(subject_plan, mask, tuple(contrasts), runs_of)
+            contrasts.append(combine_runs(found, mask, precision_weighted))
+    return mask, tuple(contrasts), inputs_of

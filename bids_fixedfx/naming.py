@@ -51,6 +51,7 @@ _RUN = (
 )
 _RUN_DIR = "sub-{subject}[/ses-{session}]/func/"
 _SUBJECT = "sub-{subject}_task-{task}"
+_SESSION = "sub-{subject}_ses-{session}_task-{task}"
 #: Where a map lies: its hemisphere (GIFTI), space and density (CIFTI), in BIDS order.
 _SPACE = "[_hemi-{hemi<L|R>}][_space-{space}][_den-{den}]"
 _EXTENSIONS = ".nii.gz|.json|.func.gii|.dscalar.nii"
@@ -66,7 +67,10 @@ PATTERNS = {
     "design": _RUN_DIR + _RUN + "_{suffix<design>}{extension<.tsv|.json>}",
     "subject_statmap": "sub-{subject}/func/" + _SUBJECT + _SPACE + _STAT,
     "subject_mask": "sub-{subject}/func/" + _SUBJECT + _SPACE
-    + "_desc-{desc<fixedfx>}_{suffix<mask>}{extension<%s>}" % _EXTENSIONS,
+    + "_desc-{desc}_{suffix<mask>}{extension<%s>}" % _EXTENSIONS,
+    "session_statmap": "sub-{subject}/ses-{session}/func/" + _SESSION + _SPACE + _STAT,
+    "session_mask": "sub-{subject}/ses-{session}/func/" + _SESSION + _SPACE
+    + "_desc-{desc}_{suffix<mask>}{extension<%s>}" % _EXTENSIONS,
     "group_statmap": "group/task-{task}" + _SPACE + _STAT,
     "group_mask": "group/task-{task}" + _SPACE + "_desc-{desc}_{suffix<mask>}"
     "{extension<%s>}" % _EXTENSIONS,
@@ -86,6 +90,8 @@ _DEFAULTS = {
     "design": {"suffix": "design"},
     "model": {"suffix": "smdl", "extension": ".json"},
     "subject_mask": {"suffix": "mask", "desc": "fixedfx"},
+    "session_statmap": {"suffix": "statmap"},
+    "session_mask": {"suffix": "mask", "desc": "fixedfx"},
     "group_mask": {"suffix": "mask", "desc": GROUP_MASK_DESC},
 }
 
@@ -193,11 +199,14 @@ def _written_value(name: str, key: str) -> str:
     return ""
 
 
-def statmap_desc(group_model: str | None = None, method: str | None = None, design: str | None = None) -> str | None:
+def statmap_desc(group_model: str | None = None, method: str | None = None, design: str | None = None,
+                 parts=()) -> str | None:
     """The ``desc`` of a statmap: what group model made it (fixed effects over subjects get
-    ``fixedfx``, a group design its :func:`group_design_desc`, the one-sample test nothing) and
-    what corrected inference it shows (``fdr``, ``permmaxt`` ...), camel-cased. Maps of
-    different group models so have different names (SPEC §3).
+    ``fixedfx``, a group design its :func:`group_design_desc`, the one-sample test nothing),
+    which node and group it belongs to (``parts``, when a level has several nodes or a node
+    groups by more than the contrast) and what corrected inference it shows (``fdr``,
+    ``permmaxt`` ...), camel-cased. Maps of different group models, nodes and groups so have
+    different names (SPEC §3).
 
     Examples
     --------
@@ -205,9 +214,21 @@ def statmap_desc(group_model: str | None = None, method: str | None = None, desi
     ('fixedfxFdr', 'fdr', None)
     >>> statmap_desc("random", design="groupCovariates"), statmap_desc("random", "fdr", design="age")
     ('groupCovariates', 'ageFdr')
+    >>> statmap_desc("random", parts=("oneSample", "groupPatient"))
+    'oneSampleGroupPatient'
     """
-    parts = [GROUP_FIXED_DESC] if group_model == "fixed" else [design] if design else []
-    parts += [method] if method else []
+    own = [GROUP_FIXED_DESC] if group_model == "fixed" else [design] if design else []
+    return _join([*own, *parts, *([method] if method else [])])
+
+
+def mask_desc(base: str, parts=()) -> str:
+    """The ``desc`` of a mask: ``fixedfx`` (subject, session), ``group`` or a group design's,
+    then the node's and group's ``parts`` when there are any (``fixedfxOls``)."""
+    return _join([base, *parts])
+
+
+def _join(parts) -> str | None:
+    parts = [p for p in parts if p]
     if not parts:
         return None
     return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])

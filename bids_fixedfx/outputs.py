@@ -305,7 +305,7 @@ def write_statmaps(kind, contrast_maps, place, sidecar, form=None, **entities) -
     return written
 
 
-def write_inference_maps(kind, label, inference_maps, place, sidecar, group_model=None, design=None,
+def write_inference_maps(kind, label, inference_maps, place, sidecar, group_model=None, design=None, desc_parts=(),
                          **entities) -> list[Path]:
     """Write a contrast's corrected-inference maps (:mod:`.inference`) and their sidecars.
 
@@ -324,6 +324,8 @@ def write_inference_maps(kind, label, inference_maps, place, sidecar, group_mode
         The group model, which the maps' ``desc`` names too.
     design : str or None
         A group design's ``desc`` (:func:`.naming.group_design_desc`), likewise.
+    desc_parts : tuple of str
+        The node's and group's parts of ``desc`` (:func:`bids_fixedfx.naming.statmap_desc`).
     **entities
 
     Returns
@@ -331,11 +333,12 @@ def write_inference_maps(kind, label, inference_maps, place, sidecar, group_mode
     paths : list of Path
         Relative to OUTPUT_DIR.
     """
-    z_map = naming.build(kind, contrast=label, stat="z", desc=naming.statmap_desc(group_model, design=design),
+    z_map = naming.build(kind, contrast=label, stat="z", desc=naming.statmap_desc(group_model, design=design,
+                                                                                 parts=desc_parts),
                          extension=".nii.gz", **entities)
     written = []
     for item in inference_maps:
-        desc = naming.statmap_desc(group_model, item.desc, design)
+        desc = naming.statmap_desc(group_model, item.desc, design, desc_parts)
         names = {
             ext: naming.build(kind, contrast=label, stat=item.stat, desc=desc, extension=ext, **entities)
             for ext in (".nii.gz", ".json")

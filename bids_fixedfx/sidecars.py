@@ -140,6 +140,11 @@ class StatmapSidecar:
         Group level: ``GroupModel``, ``NumberOfSubjects``, ``Subjects``.
     statistic : str or None
         ``effect``, ``variance``, ``t``, ``z`` or ``p``.
+    node, model_file : str or None
+        The model's node that made the map, and the model file (``Node``, ``ModelFile``).
+    bids_level : str or None
+        ``Level`` as BIDS Stats Models name it, when the node's level is not the one the
+        other keys imply (``Session``).
     """
 
     sources: tuple[str, ...]
@@ -152,6 +157,7 @@ class StatmapSidecar:
     extra: dict = field(default_factory=dict)
     node: str | None = None
     model_file: str | None = None
+    bids_level: str | None = None
 
     @property
     def level(self) -> str:
@@ -160,7 +166,9 @@ class StatmapSidecar:
 
     @property
     def bsm_level(self) -> str:
-        """The level as BIDS Stats Models name it (``Run``, ``Subject``, ``Dataset``)."""
+        """The level as BIDS Stats Models name it (``Run``, ``Session``, ``Subject``, ``Dataset``)."""
+        if self.bids_level is not None:
+            return self.bids_level
         return {"run": "Run", "subject": "Subject", "group": "Dataset"}[self.level]
 
     def to_json(self) -> dict:
@@ -206,6 +214,7 @@ class StatmapSidecar:
             extra={k: v for k, v in data.items() if k not in known},
             node=data.get("Node"),
             model_file=data.get("ModelFile"),
+            bids_level=data.get("Level"),
         )
 
     @classmethod

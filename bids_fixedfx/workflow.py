@@ -1,4 +1,4 @@
-"""The two analysis levels, coordinated: discover -> plan -> glm -> combine -> outputs -> report.
+"""The two analysis levels, coordinated: discover -> plan -> glm -> nodes (combine) -> outputs -> report.
 
 This module computes nothing and decides no rule itself: each step is the module named
 for it. Everything that can be wrong with the input is checked (by :mod:`.plan`) before
@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from . import combine, discover, glm, inference, locations, naming, outputs, plan, progress, sidecars, surface
+from . import combine, discover, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars, surface
 from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
@@ -60,7 +60,6 @@ def run_participant(settings) -> None:
     model_file = _copy_model(model, settings) if model is not None else None
     settings = replace(settings, model_file=model_file,
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
-    subject_estimator = model.nodes_at("subject")[0].model_type if model and model.nodes_at("subject") else "meta"
     fitted = _fit_all(checked.runs, settings)
     total, done, notes = len(checked.runs), 0, list(checked.notes)
     started = time.perf_counter()
@@ -77,25 +76,30 @@ def run_participant(settings) -> None:
                 for text in result.notes:
                     logger.warning("%s", text)
                     notes.append(Note.for_run(run_plan.run, "fit", text))
-                write_run(run_plan, result, staging, settings)
+                write_run(run_plan, result, staging, settings, levels={s.level for s in checked.steps})
                 results.append(result if len(subject.runs) == 1 else _kept_for_combining(result))
-            maps = combine.combine_subject(subject, results, settings.model.precision_weighted,
-                                           estimator=subject_estimator)
-            write_subject(maps, staging, settings)
+            made = nodes.node_maps(checked.steps, subject, results, settings.model.precision_weighted)
+            for maps in made:
+                write_node(maps, staging, settings)
             stale = outputs.existing_set(
                 settings.output_dir, f"sub-{subject.subject}", subject=subject.subject, task=subject.task,
                 space=(subject.space, None),
             )
             staging.commit(stale)
-        logger.info("sub-%s task-%s%s: %s over %d run(s) written (subject %d of %d)",
-                    subject.subject, subject.task, f" space-{subject.space}" if subject.space else "",
-                    "fixed effects" if subject_estimator == "meta" else "OLS", len(subject.runs), index,
-                    len(checked.subjects))
+        for maps in made:
+            logger.info("sub-%s%s task-%s%s: node %s (%s) over %d input(s) written (subject %d of %d)",
+                        subject.subject, f" ses-{maps.session}" if maps.session else "", subject.task,
+                        f" space-{subject.space}" if subject.space else "",
+                        maps.step.node.name, "fixed effects" if maps.step.node.model_type == "meta" else "OLS",
+                        len(maps.runs), index, len(checked.subjects))
     _write_boilerplate(settings, checked, None)
-    if settings.reports:
+    reports = settings.reports and not any(step.desc for step in checked.steps if step.level == "subject")
+    if settings.reports and not reports:
+        logger.info("No subject report: the model has several subject nodes, and a report shows one node's maps.")
+    if reports:
         _write_reports(settings, checked, notes)
     pages = [settings.output_dir / naming.build("subject_report", subject=s)
-             for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if settings.reports else []
+             for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if reports else []
     logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
                progress.duration(time.perf_counter() - started), total, len({s.subject for s in checked.subjects}),
                settings.output_dir, f" ({len(notes)} warning(s) above)" if notes else "",
@@ -163,12 +167,14 @@ def _kept_for_combining(result):
     return replace(result, contrasts=kept, r_square=None)
 
 
-def _shares_subject_names(run) -> bool:
-    """A run named by sub and task only: its maps' names are its subject's (SPEC §3)."""
-    return {key for key, _ in run.entities} == {"sub", "task"}
+def _shares_node_names(run, levels) -> bool:
+    """A run named by sub and task only: its maps' names are its subject's (SPEC §3); by
+    sub, ses and task only, with a session node: its session's."""
+    keys = {key for key, _ in run.entities}
+    return keys == {"sub", "task"} or ("session" in levels and keys == {"sub", "ses", "task"})
 
 
-def write_run(run_plan, result, place, settings) -> None:
+def write_run(run_plan, result, place, settings, levels=("subject",)) -> None:
     """Write a run's design and contrast maps with their sidecars (into ``place``)."""
     run, output_dir, model = run_plan.run, settings.output_dir, surface.run_model(run_plan.run, settings.model)
     design_tsv = naming.build_run("design", run, space=None, extension=".tsv")
@@ -202,8 +208,8 @@ def write_run(run_plan, result, place, settings) -> None:
     fit_sidecar = sidecars.FitSidecar(sources, result.dof, info, **_model_keys(settings, "run"))
     outputs.write_map_and_sidecars(result.r_square, place, "run_fit", fit_sidecar.to_json(), run_plan.form,
                                    space=run.space, **naming.run_entities(run))
-    if _shares_subject_names(run):
-        return  # its contrast maps are written once, as the subject's (with FixedEffects)
+    if _shares_node_names(run, levels):
+        return  # its contrast maps are written once, as the subject's or session's (with FixedEffects)
     for maps in result.contrasts:
         sidecar = sidecars.StatmapSidecar(sources, _contrast_info(maps), maps.dof, info, **_model_keys(settings, "run"))
         outputs.write_statmaps("run_statmap", maps, place, sidecar.to_json(), run_plan.form, space=run.space,
@@ -230,44 +236,73 @@ def _model_keys(settings, level) -> dict:
     return {"node": settings.model_node_names.get(level, level), "model_file": f"bids::{settings.model_file.as_posix()}"}
 
 
-def write_subject(maps, place, settings) -> None:
-    """Write a subject's fixed-effects maps, sidecars and mask (into ``place``)."""
-    subject, output_dir = maps.plan, settings.output_dir
-    model, form = surface.run_model(subject.runs[0].run, settings.model), subject.runs[0].form
-    common = {"subject": subject.subject, "task": subject.task, "space": subject.space}
+def write_node(maps, place, settings) -> None:
+    """Write a session or subject node's maps, sidecars and mask (into ``place``), in the input's form."""
+    output_dir, step = settings.output_dir, maps.step
+    model, form = surface.run_model(maps.runs[0].run, settings.model), maps.runs[0].form
+    common = _node_entities(maps)
+    parts = (step.desc,) if step.desc else ()
     datasets = _datasets(settings)
-    run_masks = [outputs.source(p.run.mask, output_dir, datasets) for p in subject.runs if p.run.mask is not None]
+    run_masks = [outputs.source(p.run.mask, output_dir, datasets) for p in maps.runs if p.run.mask is not None]
     mask_paths = outputs.write_map_and_sidecars(
-        maps.mask, place, "subject_mask",
-        outputs.mask_sidecar("Intersection of the masks of the subject's runs", subject.space, run_masks),
-        form, **common,
+        maps.mask, place, f"{maps.level}_mask",
+        outputs.mask_sidecar(f"Intersection of the masks of the {maps.level}'s runs", maps.space, run_masks),
+        form, desc=naming.mask_desc("fixedfx", parts), **common,
     )
     info = sidecars.FirstLevelModelInfo.from_settings(model)
+    weighted = nodes.precision_weighted(step.node, model.precision_weighted)
+    kind, desc = f"{maps.level}_statmap", naming.statmap_desc(parts=parts)
     for contrast_maps in maps.contrasts:
         label = contrast_maps.contrast.label
-        runs = maps.runs_of[label]
-        if len(runs) == 1 and _shares_subject_names(runs[0].run):
-            files = _run_sources(runs[0])  # the run's maps are the subject's
-        else:
+        inputs, runs = maps.inputs_of[label], maps.runs_of(label)
+        if len(inputs) == 1 and not isinstance(inputs[0], nodes.NodeMaps) and _shares_node_names(
+                inputs[0].run, {maps.level}):
+            files = _run_sources(inputs[0])  # the run's maps are the node's
+        elif step.source_level == "run":
             files = [
-                path for plan in runs for stat in ("effect", "variance")
+                path for plan in inputs for stat in ("effect", "variance")
                 for path in outputs.map_paths("run_statmap", plan.form, contrast=label, stat=stat,
                                               **naming.run_entities(plan.run), space=plan.run.space)
             ] + mask_paths
-        fixed_effects = {"PrecisionWeighted": model.precision_weighted, "NumberOfRuns": len(runs)}
-        if subject.left_out:
+        else:
+            files = [
+                path for item in inputs for stat in ("effect", "variance")
+                for path in outputs.map_paths(f"{item.level}_statmap", form, contrast=label, stat=stat,
+                                              desc=naming.statmap_desc(parts=(item.step.desc,) if item.step.desc else ()),
+                                              **_node_entities(item))
+            ] + mask_paths
+        fixed_effects = {"PrecisionWeighted": weighted, "NumberOfRuns": len(runs)}
+        if step.source_level == "session":
+            fixed_effects["NumberOfSessions"] = len(inputs)
+        if maps.left_out:
             fixed_effects["RunsLeftOut"] = [
-                {"Run": left.run.name, "Reason": left.reason} for left in subject.left_out
+                {"Run": left.run.name, "Reason": left.reason} for left in maps.left_out
             ]
         sidecar = sidecars.StatmapSidecar(
             tuple(outputs.source(f, output_dir, datasets) for f in files if f is not None),
             _contrast_info(contrast_maps), contrast_maps.dof, info, fixed_effects=fixed_effects,
-            extra={"CommandLine": settings.command}, **_model_keys(settings, "subject"),
+            extra={"CommandLine": settings.command}, **_node_keys(settings, step.node),
         )
-        outputs.write_statmaps("subject_statmap", contrast_maps, place, sidecar.to_json(), form, **common)
+        outputs.write_statmaps(kind, contrast_maps, place, sidecar.to_json(), form, desc=desc, **common)
         if settings.inference.any:
             found = inference.inference_maps(contrast_maps.maps, maps.mask, settings.inference)
-            outputs.write_inference_maps("subject_statmap", label, found, place, sidecar.to_json(), **common)
+            outputs.write_inference_maps(kind, label, found, place, sidecar.to_json(), desc_parts=parts, **common)
+
+
+def _node_entities(maps) -> dict:
+    """The entities of a participant-level node's maps (``session`` at the session level)."""
+    common = {"subject": maps.subject, "task": maps.task, "space": maps.space}
+    if maps.level == "session":
+        common["session"] = maps.session
+    return common
+
+
+def _node_keys(settings, node) -> dict:
+    """``node``, ``level`` and ``model_file`` of a sidecar (with a model file)."""
+    if settings.model_file is None:
+        return {}
+    return {"node": node.name, "bids_level": node.level.capitalize(),
+            "model_file": f"bids::{settings.model_file.as_posix()}"}
 
 
 def run_group(settings) -> None:
@@ -298,8 +333,9 @@ def run_group(settings) -> None:
     outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
     for test in checked.tests:
         write_group(test, settings)
-        logger.info("task-%s%s contrast-%s: group %s over %d subjects written", test.task,
-                    f" space-{test.space}" if test.space else "", test.contrast, settings.group_model, len(test.inputs))
+        logger.info("task-%s%s contrast-%s%s: group %s over %d subjects written", test.task,
+                    f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
+                    test.group_model or settings.group_model, len(set(test.subjects)))
     _write_boilerplate(settings, None, checked)
     if settings.reports:
         _write_group_report(settings, checked)
@@ -320,29 +356,31 @@ def _copy_model(model, settings):
 
 
 def _design_desc(dataset_nodes) -> str | None:
-    """The ``desc`` of a model's group-design maps: its dataset node's label, unless the node is
-    fixed effects (``meta``) or a one-sample test (``X`` only the intercept), whose maps are
-    named as those of ``--group-model`` (so ``-m`` of the default model gives the same names)."""
-    if not dataset_nodes or dataset_nodes[0].model_type != "glm":
-        return None
-    node = dataset_nodes[0]
-    if all(x in (1, "1") for x in node.x):
-        return None
-    return naming.group_design_desc(node.name)
+    """The ``desc`` of a model's group-design maps: its first dataset node's
+    (:func:`.plan.graph.design_desc`)."""
+    from .plan.graph import design_desc
+
+    return design_desc(dataset_nodes[0]) if dataset_nodes else None
 
 
-def _group_desc(settings) -> str | None:
-    """The ``desc`` of this group run's maps, without a corrected-inference part."""
-    return naming.statmap_desc(settings.group_model, design=settings.group_design)
+def _own(test, settings) -> tuple:
+    """A test's group model, design ``desc`` and the ``desc`` of its maps without a
+    corrected-inference part: the dataset node's, or (without a model) the settings'."""
+    group_model = test.group_model or settings.group_model
+    design = test.design_desc if test.node is not None else settings.group_design
+    return group_model, design, naming.statmap_desc(group_model, design=design, parts=test.desc_parts)
 
 
 def _stale_group_files(output_dir, checked, settings) -> list:
     """Files of the planned tasks and spaces that this group run does not make again: maps
-    of its own group model whose contrast it no longer tests (other group models' maps stay:
-    their names differ), and figures of contrasts the report no longer shows."""
-    written = {(t.task, t.space, contrast.label)
-               for t in checked.tests for contrast, _ in combine.contrasts_of(t, settings.group_model)}
-    own = _group_desc(settings)
+    of its own group models, nodes and groups whose contrast it no longer tests (other group
+    models' maps stay: their names differ), and figures of contrasts the report no longer shows."""
+    written, owns = set(), set()
+    for test in checked.tests:
+        group_model, _, own = _own(test, settings)
+        owns.add(own)
+        written |= {(test.task, test.space, contrast.label, own) for contrast, _ in combine.contrasts_of(test, group_model)}
+    shown = {(task, space, label) for task, space, label, _ in written}
     stale = []
     for task, space in {(t.task, t.space) for t in (*checked.tests, *checked.untested)}:
         for relative in outputs.existing_set(output_dir, "group", task=task, space=space):
@@ -350,50 +388,60 @@ def _stale_group_files(output_dir, checked, settings) -> list:
             contrast = entities.get("contrast")
             if contrast is None:
                 continue
-            figure = relative.parent.name == "figures"
-            if (figure or naming.group_model_of(entities) == own) and (task, space, contrast) not in written:
+            if relative.parent.name == "figures":
+                if (task, space, contrast) not in shown:
+                    stale.append(relative)
+                continue
+            own = naming.group_model_of(entities)
+            if own in owns and (task, space, contrast, own) not in written:
                 stale.append(relative)
     return stale
 
 
 def write_group(test, settings) -> None:
-    """Compute one group-level contrast (or a model's contrasts of it) and write its maps, as one
-    set that replaces the earlier maps of the same group model (other group models' maps, named
-    apart, stay)."""
+    """Compute one group-level test (or a model's contrasts of it) and write its maps, as one set
+    that replaces the earlier maps of the same group model, node and group (other group models'
+    maps, named apart, stay)."""
     output_dir = settings.output_dir
     items = test.inputs
+    group_model, design, own = _own(test, settings)
     common = {"task": test.task, "space": test.space}
-    own = _group_desc(settings)
     form = surface.read_form(items[0].effect) if surface.is_surface_file(items[0].effect) else None
-    key = naming.set_key(group=own or settings.group_model, task=test.task, space=test.space, contrast=test.contrast)
+    key = naming.set_key(group=own or group_model, task=test.task, space=test.space, contrast=test.contrast)
     effects = [i.effect for i in items]
-    contrasts = list(combine.contrasts_of(test, settings.group_model))
+    subjects = list(dict.fromkeys(test.subjects))
+    sessions = {"Sessions": [i.session for i in items]} if any(i.session for i in items) else {}
+    node_keys = _model_keys(settings, "dataset")
+    if node_keys and test.node is not None:
+        node_keys["node"] = test.node.name
+    contrasts = list(combine.contrasts_of(test, group_model))
     with outputs.Staging(output_dir, key) as staging:
         mask = combine.intersect_masks([i.mask for i in items])
         mask_paths = outputs.write_map_and_sidecars(
             mask, staging, "group_mask",
             outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
-                                 [outputs.source(p, output_dir) for i in items for p in surface.files_of(i.mask)]),
-            form, desc=settings.group_design, **common,
+                                 [outputs.source(p, output_dir) for m in dict.fromkeys(i.mask for i in items)
+                                  for p in surface.files_of(m)]),
+            form, desc=naming.mask_desc(design or naming.GROUP_MASK_DESC, test.desc_parts), **common,
         )
         for contrast, matrix in contrasts:
-            maps, group = _group_maps(test, contrast, matrix, mask, settings)
-            sources = [*effects, *([i.variance for i in items] if settings.group_model == "fixed" else [])]
+            maps, group = _group_maps(test, contrast, matrix, mask, group_model)
+            sources = [*effects, *([i.variance for i in items] if group_model == "fixed" else [])]
             sidecar = sidecars.StatmapSidecar(
                 tuple(outputs.source(p, output_dir) for f in [*sources, *mask_paths] for p in surface.files_of(f)),
                 sidecars.ContrastInfo(contrast.name, contrast.weights, contrast.test), maps.dof,
                 items[0].info.model,
-                group={**group, "NumberOfSubjects": len(items), "Subjects": list(test.subjects)},
-                **_model_keys(settings, "dataset"),
+                group={**group, "NumberOfSubjects": len(subjects), "Subjects": subjects, **sessions},
+                **node_keys,
             )
             outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), form, desc=own, **common)
             if settings.inference.any and contrast.test == "t":
                 found = inference.inference_maps(
                     maps.maps, mask, settings.inference,
-                    effects=effects if settings.group_model == "random" and _one_sample(test.design) else None,
+                    effects=effects if group_model == "random" and _one_sample(test.design) else None,
                 )
                 outputs.write_inference_maps("group_statmap", contrast.label, found, staging, sidecar.to_json(),
-                                             group_model=settings.group_model, design=settings.group_design,
+                                             group_model=group_model, design=design, desc_parts=test.desc_parts,
                                              **common)
         labels = {contrast.label for contrast, _ in contrasts}
         stale = [
@@ -409,23 +457,27 @@ def _one_sample(design) -> bool:
     return design is None or list(design.columns) == ["intercept"]
 
 
-def _group_maps(test, contrast, matrix, mask, settings):
+def _group_maps(test, contrast, matrix, mask, group_model):
     """The maps of one contrast of a group test, and the keys of its sidecar that say how."""
     items = test.inputs
     effects = [i.effect for i in items]
     if matrix is None:
-        if settings.group_model == "fixed":
+        if group_model == "fixed":
             maps = combine.group_fixed_effects(effects, [i.variance for i in items], [i.info.dof for i in items],
                                                mask, contrast)
         else:
             maps = combine.one_sample_test(effects, mask, contrast)
-        return maps, {"GroupModel": "fixed effects" if settings.group_model == "fixed" else "one-sample t-test"}
+        return maps, {"GroupModel": "fixed effects" if group_model == "fixed" else "one-sample t-test"}
     design = test.design
     maps = combine.group_glm(effects, mask, design, matrix.matrix, contrast)
     plain = _one_sample(design)
     group = {"GroupModel": "one-sample t-test" if plain else "general linear model"}
     if not plain:
-        group["DesignMatrix"] = {"Columns": list(design.columns), "Rows": list(test.subjects),
+        mixed = len({i.contrast for i in items}) > 1
+        rows = [i.subject if i.session is None and not mixed else naming.run_name(
+            (("sub", i.subject), *((("ses", i.session),) if i.session else ()),
+             *((("contrast", i.contrast),) if mixed else ()))) for i in items]
+        group["DesignMatrix"] = {"Columns": list(design.columns), "Rows": rows,
                                  "Values": design.to_numpy().round(10).tolist()}
         group["ContrastMatrix"] = matrix.matrix.round(10).tolist()
     return maps, group
@@ -446,7 +498,11 @@ def _write_reports(settings, checked, notes):
 
 
 def _write_group_report(settings, group_plan):
-    """Write the group's HTML report and its figures (the log's last line says where)."""
+    """Write the group's HTML report and its figures (the log's last line says where): of the
+    tests whose maps and inputs are named as SPEC §3 names them (one node per level)."""
     from . import report
 
-    report.write_group_report(settings, group_plan)
+    plain = tuple(t for t in group_plan.tests if t.named_plainly and t.design_desc == settings.group_design
+                  and (t.group_model or settings.group_model) == settings.group_model)
+    if plain:
+        report.write_group_report(settings, replace(group_plan, tests=plain))

@@ -73,8 +73,22 @@ class LeftOutRun:
 
 
 @dataclass(frozen=True)
+class NodeFacts:
+    """A session or subject node of a model whose graph goes beyond one subject node fed by
+    the runs: what it combined, how, what its edge let through and how its maps are named."""
+
+    name: str
+    level: str  # session or subject
+    source_level: str  # run or session
+    meta: bool  # fixed effects (else a one-sample t-test)
+    filter: str | None = None  # the edge's Filter, as JSON
+    desc: str | None = None
+
+
+@dataclass(frozen=True)
 class FirstLevel:
-    """Runs fitted with one set of settings, their contrasts, and the runs left out."""
+    """Runs fitted with one set of settings, their contrasts, the runs left out, and the
+    participant-level nodes of a model graph beyond run -> subject."""
 
     runs: tuple[RunFacts, ...]
     model: ModelFacts
@@ -82,15 +96,29 @@ class FirstLevel:
     contrasts: tuple[ContrastFacts, ...]
     left_out: tuple[LeftOutRun, ...] = ()
     by_space: bool = False  # one of several spaces modelled in one call
+    nodes: tuple[NodeFacts, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetNodeFacts:
+    """A dataset node of a model graph beyond one node over the subject maps grouped by contrast."""
+
+    name: str
+    inputs: str  # "subject" or "session" maps
+    groups: tuple[str, ...]  # GroupBy variables (but the task)
+    model: str  # how each test was computed
+    n_tests: int
 
 
 @dataclass(frozen=True)
 class GroupLevel:
-    """The group-level tests: the model and, per task and contrast, the subjects tested."""
+    """The group-level tests: the model and, per task and contrast, the subjects tested; the
+    dataset nodes, when a model's graph goes beyond one node over the subject maps."""
 
     model: str  # "random" or "fixed"
     tests: tuple[tuple[str, str, tuple[str, ...]], ...]
     design: str | None = None  # the dataset node whose design the subjects' maps were entered into
+    nodes: tuple[DatasetNodeFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,7 +239,8 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
     """
     spaces = plan.spaces
     first_levels = tuple(
-        _first_level(settings, [s for s in plan.subjects if s.space == space], space, len(spaces) > 1, notes)
+        _first_level(settings, [s for s in plan.subjects if s.space == space], space, len(spaces) > 1, notes,
+                     plan.steps)
         for space in spaces
     )
     return Methods(
@@ -220,7 +249,7 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
     )
 
 
-def _first_level(settings, subjects, space, by_space, notes) -> FirstLevel:
+def _first_level(settings, subjects, space, by_space, notes, steps=()) -> FirstLevel:
     """The facts of one space's runs."""
     from ..surface import run_model
 
@@ -263,7 +292,44 @@ def _first_level(settings, subjects, space, by_space, notes) -> FirstLevel:
         mine = not by_space or note.run in names
         if note.kind == "run-left-out" and note.run and note.run not in left_out and mine:
             left_out[note.run] = LeftOutRun(note.run, note.text)
-    return FirstLevel(tuple(runs), facts, space, tuple(contrasts.values()), tuple(left_out.values()), by_space)
+    return FirstLevel(tuple(runs), facts, space, tuple(contrasts.values()), tuple(left_out.values()), by_space,
+                      node_facts(steps))
+
+
+def node_facts(steps) -> tuple[NodeFacts, ...]:
+    """The participant-level nodes, when the graph goes beyond one subject node fed by the runs
+    (a session node, several subject nodes, a Filter); otherwise none (the text as before)."""
+    from ..plan.graph import filter_text
+
+    if len(steps) < 2 and not any(step.filter or step.source_level != "run" for step in steps):
+        return ()
+    return tuple(NodeFacts(step.node.name, step.level, step.source_level, step.node.model_type == "meta",
+                           filter_text(step.filter) if step.filter else None, step.desc) for step in steps)
+
+
+def dataset_node_facts(tests) -> tuple[DatasetNodeFacts, ...]:
+    """The dataset nodes of the group plan's tests, when any test is named apart from the
+    one-node names (several dataset nodes, GroupBy beyond the contrast, session maps)."""
+    if all(test.named_plainly for test in tests):
+        return ()
+    by_node = {}
+    for test in tests:
+        by_node.setdefault(test.node.name, []).append(test)
+    facts = []
+    for name, group in by_node.items():
+        first = group[0]
+        columns = list(first.design.columns) if first.design is not None else ["intercept"]
+        if first.group_model == "fixed":
+            model = "fixed effects (nilearn's `compute_fixed_effects`)"
+        elif columns == ["intercept"]:
+            model = "a one-sample t-test (nilearn's `SecondLevelModel`)"
+        else:
+            shown = ", ".join(f"`{c}`" for c in columns[:6]) + (", ..." if len(columns) > 6 else "")
+            model = f"a general linear model (nilearn's `SecondLevelModel`) with the columns {shown}"
+        groups = tuple(f"`{v}`" for v in first.node.group_by if v != "task")
+        inputs = "session" if any(i.session for i in first.inputs) else "subject"
+        facts.append(DatasetNodeFacts(name, inputs, groups, model, len(group)))
+    return tuple(facts)
 
 
 def figure_threshold(settings) -> float | None:

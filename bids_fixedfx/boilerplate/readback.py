@@ -28,6 +28,7 @@ from .facts import (
     RunFacts,
     contrast_facts,
     corrected_inference,
+    dataset_node_facts,
     figure_threshold,
     is_confound_strategy,
     pipeline_of,
@@ -102,19 +103,18 @@ class Reader:
         return self._designs[relative]
 
     def runs_of(self, info: StatmapSidecar) -> list[RunRecord]:
-        """The runs a subject map was computed from, with their design sidecars.
+        """The runs a subject (or session) map was computed from, with their design sidecars.
 
         Parameters
         ----------
         info : StatmapSidecar
-            A subject map's sidecar.
+            A subject or session map's sidecar (a subject map's sources may be session maps).
         """
         records = []
         for relative, entities in self._own_sources(info):
             if entities.get("suffix") == "statmap" and entities.get("stat") == "effect":
-                run_info = self.statmap(naming.build("run_statmap", **{**entities, "extension": ".json"}))
-                records += [self._record(r, e) for r, e in self._own_sources(run_info)
-                            if e.get("suffix") == "design" and e.get("extension") == ".tsv"]
+                # a run's map (whose sources are its design), or a session's (whose sources are runs')
+                records += self.runs_of(self.statmap(naming.build("run_statmap", **{**entities, "extension": ".json"})))
             elif entities.get("suffix") == "design" and entities.get("extension") == ".tsv":
                 records.append(self._record(relative, entities))
         return records
@@ -212,9 +212,10 @@ def methods_from_group(settings, group_plan) -> Methods:
             runs, replace(facts, mask_given=given), entry["space"],
             tuple(entry["contrasts"].values()), tuple(entry["left_out"].values()), by_space,
         ))
-    tests = tuple((test.task, test.name, tuple(sorted(test.subjects))) for test in group_plan.tests)
+    tests = tuple((test.task, test.name, tuple(sorted(set(test.subjects)))) for test in group_plan.tests)
     group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests,
-                       settings.model_node_names.get("dataset") if settings.group_design else None)
+                       settings.model_node_names.get("dataset") if settings.group_design else None,
+                       dataset_node_facts(group_plan.tests))
     return Methods(
         tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
         software_versions(), figure_threshold(settings), corrected_inference(settings), "group",

@@ -71,6 +71,7 @@ def describe(first) -> dict:
         "contrasts": list(first.contrasts),
         "baseline_only": bool(first.contrasts) and all(c.baseline for c in first.contrasts),
         "left_out": list(first.left_out),
+        "nodes": list(first.nodes),
     }
 
 
@@ -198,6 +199,7 @@ def render(methods: Methods) -> str:
             "subjects": subjects,
             "n_subjects": len(subjects),
             "varying": len({subjects for _, _, subjects in methods.group.tests}) > 1,
+            "nodes": list(methods.group.nodes),
         }
     text = _environment().get_template(TEMPLATE).render(
         fitted=methods.fitted,

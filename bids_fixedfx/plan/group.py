@@ -29,6 +29,7 @@ class SubjectMapFiles:
     sidecar: object
     mask: object
     info: object  # sidecars.StatmapSidecar
+    session: str | None = None  # maps of a session node
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,7 +38,10 @@ class GroupTest:
 
     With a model's dataset node, ``design`` is its design matrix over ``inputs`` (subjects
     with missing values already left out) and ``contrasts`` its contrasts; without one,
-    both are None (a one-sample test of the intercept, or fixed effects).
+    both are None (a one-sample test of the intercept, or fixed effects). ``desc_parts``
+    name the maps apart when the model has several dataset nodes (the node) or the node
+    groups by more than the contrast (``groupPatient``); ``group_model`` is the node's
+    (``random`` or ``fixed``), None for the settings'.
     """
 
     task: str
@@ -46,6 +50,21 @@ class GroupTest:
     inputs: tuple[SubjectMapFiles, ...]
     design: object = None  # pandas.DataFrame
     contrasts: tuple = ()
+    node: object = None  # model.Node
+    desc_parts: tuple = ()
+    group_model: str | None = None
+    source_desc: str | None = None  # the desc of the input maps' node
+    design_desc: str | None = None  # the desc of a group design's maps (plan.graph.design_desc)
+
+    @property
+    def parts_text(self) -> str:
+        """`` (perGroup, groupPatient)``: which node and group the test is, for messages."""
+        return f" ({', '.join(self.desc_parts)})" if self.desc_parts else ""
+
+    @property
+    def named_plainly(self) -> bool:
+        """Whether its maps and its inputs have the names of one-node models (subject maps)."""
+        return not self.desc_parts and self.source_desc is None and all(i.session is None for i in self.inputs)
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -54,6 +73,13 @@ class GroupTest:
     @property
     def name(self) -> str:
         return self.inputs[0].info.contrast.name
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The contrast labels of the maps the test writes."""
+        from ..naming import label_of
+
+        return tuple(label_of(c.name) for c in self.contrasts) if self.design is not None else (self.contrast,)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,12 +96,17 @@ class GroupPlan:
         return {(t.task, t.space, t.contrast): list(t.inputs) for t in (*self.tests, *self.untested)}
 
 
-def find_subject_maps(output_dir) -> list[SubjectMapFiles]:
-    """Every subject-level effect map in OUTPUT_DIR, with its variance, sidecar and mask.
+def find_subject_maps(output_dir, level: str = "subject", desc: str | None = None) -> list[SubjectMapFiles]:
+    """Every subject-level (or session-level) effect map in OUTPUT_DIR, with its variance,
+    sidecar and mask (volumes, GIFTI pairs by their left map, CIFTI).
 
     Parameters
     ----------
     output_dir : Path
+    level : {'subject', 'session'}
+    desc : str, optional
+        The node's ``desc`` when its level has several nodes (:mod:`.graph`); maps of other
+        nodes are not returned.
 
     Returns
     -------
@@ -84,41 +115,47 @@ def find_subject_maps(output_dir) -> list[SubjectMapFiles]:
     """
     from .. import naming
 
-    found = []
+    stem = {"subject": "sub-*/func/sub-*_task-*", "session": "sub-*/ses-*/func/sub-*_ses-*_task-*"}[level]
     effects = [
-        *output_dir.glob("sub-*/func/sub-*_task-*_stat-effect_statmap.nii.gz"),
-        *output_dir.glob("sub-*/func/sub-*_task-*_hemi-L_*_stat-effect_statmap.func.gii"),  # a GIFTI pair's left map
-        *output_dir.glob("sub-*/func/sub-*_task-*_stat-effect_statmap.dscalar.nii"),
+        *output_dir.glob(f"{stem}_stat-effect*_statmap.nii.gz"),
+        *output_dir.glob(f"{stem}_hemi-L_*_stat-effect*_statmap.func.gii"),  # a GIFTI pair's left map
+        *output_dir.glob(f"{stem}_stat-effect*_statmap.dscalar.nii"),
     ]
+    allowed = {"subject", "task", "space", "hemi", "den", "contrast", "stat", "suffix", "extension", "desc"}
+    allowed |= {"session"} if level == "session" else set()
+    found = []
     for effect in sorted(effects):
         entities = naming.parse(effect.relative_to(output_dir))
-        if set(entities) - {"subject", "task", "space", "hemi", "den", "contrast", "stat", "suffix", "extension"}:
-            continue  # a run-level map
+        if set(entities) - allowed or entities.get("desc") != desc or (level == "session") != ("session" in entities):
+            continue  # a run-level map, another node's or a corrected map
         common = {"subject": entities["subject"], "task": entities["task"], "space": entities.get("space")}
+        if level == "session":
+            common["session"] = entities["session"]
         where = {key: entities[key] for key in ("hemi", "den", "extension") if key in entities}
         label = entities["contrast"]
 
         def path(kind, **more):
-            return output_dir / naming.build(kind, **common, **{**where, **more})
+            return output_dir / naming.build(f"{level}_{kind}", **common, **{**where, **more})
 
         found.append(SubjectMapFiles(
             **common, contrast=label, effect=effect,
-            variance=path("subject_statmap", contrast=label, stat="variance"),
-            sidecar=path("subject_statmap", contrast=label, stat="effect", extension=".json"),
-            mask=path("subject_mask"),
+            variance=path("statmap", contrast=label, stat="variance", desc=desc),
+            sidecar=path("statmap", contrast=label, stat="effect", desc=desc, extension=".json"),
+            mask=path("mask", desc=naming.mask_desc("fixedfx", (desc,) if desc else ())),
             info=None,
         ))
     return found
 
 
 def plan_group(settings, model=None) -> GroupPlan:
-    """Find the subject maps to test and check them, before any group file is written.
+    """Find the subject (or session) maps to test and check them, before any group file is written.
 
     Parameters
     ----------
     settings : Settings
     model : bids_fixedfx.model.Model, optional
-        Its dataset node designs each test from ``participants.tsv``.
+        Its dataset nodes design the tests, from ``participants.tsv`` (and ``sessions.tsv``),
+        each over the maps of the node its edge comes from, grouped by its GroupBy.
 
     Returns
     -------
@@ -129,15 +166,71 @@ def plan_group(settings, model=None) -> GroupPlan:
     NoDataError
         No subject maps, fewer than two subjects, missing files, masks on other grids.
     UsageError
-        Subjects' maps made with different models.
+        Subjects' maps made with different models; a GroupBy or Filter variable the data lacks.
     """
-    from ..combine import same_grid
+    import pandas as pd
+
+    from .graph import dataset_steps
+
+    output_dir = settings.output_dir
+    tests, untested, notes, read = [], [], [], {}
+    for step in dataset_steps(model) or (None,):
+        source = (step.source_level, step.source_desc) if step is not None else ("subject", None)
+        if source not in read:  # several dataset nodes fed by one node read its maps once
+            read[source], more = _found_maps(settings, step)
+            notes += [note for note in more if note not in notes]
+        found = read[source]
+        keys, table = ("contrast",), None
+        if step is not None:
+            found, table, keys = _select(step, found, _input_table(found, settings))
+        grouped = defaultdict(list)
+        for index, item in enumerate(found):
+            values = {k: item.contrast if k == "contrast" else table.at[index, k] for k in keys}
+            if any(pd.isna(v) for v in values.values()):
+                notes.append(Note("selection", f"Node {step.node.name!r}: sub-{item.subject} left out of the "
+                                  f"task-{item.task} tests (no value of {', '.join(k for k, v in values.items() if pd.isna(v))})",
+                                  subject=item.subject, task=item.task))
+                continue
+            grouped[(item.task, item.space, *(str(values[k]) for k in keys))].append(index)
+        for key, indices in sorted(grouped.items(), key=lambda kv: tuple(map(str, kv[0]))):
+            task, space, values = key[0], key[1], dict(zip(keys, key[2:]))
+            items = [found[i] for i in indices]
+            label = values.get("contrast") or "-".join(dict.fromkeys(i.contrast for i in items))
+            test = GroupTest(task, space, label, tuple(items), **_node_fields(step, values))
+            if len(items) < MIN_SUBJECTS:
+                notes.append(Note(
+                    "selection",
+                    f"task-{task} contrast-{label}{test.parts_text} has maps for one subject only "
+                    f"(sub-{items[0].subject}), "
+                    "so it is not tested; run the participant level for the other subjects first",
+                    subject=items[0].subject, task=task,
+                ))
+                untested.append(test)
+                continue
+            _check_same_model(test)
+            if step is not None:
+                test, more = _model_test(test, step.node, table.loc[indices])
+                notes += more
+            _check_grid(test, output_dir)
+            tests.append(test)
+    if not tests:
+        raise NoDataError(
+            f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
+        )
+    return GroupPlan(tuple(tests), tuple(untested), tuple(notes))
+
+
+def _found_maps(settings, step) -> tuple:
+    """The maps a dataset node (or the options' test) receives, their sidecars read, and notes
+    of the spaces left out (each subject's own vertices)."""
     from ..sidecars import StatmapSidecar
 
     output_dir = settings.output_dir
-    found = find_subject_maps(output_dir) if output_dir.is_dir() else []
+    level, desc = (step.source_level, step.source_desc) if step is not None else ("subject", None)
+    found = find_subject_maps(output_dir, level, desc) if output_dir.is_dir() else []
     if not found:
-        raise NoDataError(f"OUTPUT_DIR {output_dir} has no subject-level maps; run the participant level first.")
+        what = "subject-level maps" if step is None else f"maps of node {step.source!r} ({level} level)"
+        raise NoDataError(f"OUTPUT_DIR {output_dir} has no {what}; run the participant level first.")
     wanted_spaces = {None if space.lower() == "none" else space for space in settings.spaces}
     found = [
         item for item in found
@@ -153,75 +246,127 @@ def plan_group(settings, model=None) -> GroupPlan:
             f"The group level needs at least {MIN_SUBJECTS} subjects with maps in {output_dir}; "
             f"found {len(subjects)}{' (sub-' + subjects[0] + ')' if subjects else ''}."
         )
-    grouped = defaultdict(list)
+    read = []
     for item in found:
         for path in (*files_of(item.effect), *files_of(item.variance), item.sidecar, *files_of(item.mask)):
             if not path.is_file():
                 raise NoDataError(f"{path} is missing; rerun the participant level for sub-{item.subject}.")
-        item = replace(item, info=StatmapSidecar.read(item.sidecar))
-        grouped[(item.task, item.space, item.contrast)].append(item)
-    tests, untested, notes = [], [], []
-    notes += [Note("selection", f"space-{space} maps were not tested: their vertices are each subject's own")
-              for space in native]
-    for (task, space, label), items in sorted(grouped.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        test = GroupTest(task, space, label, tuple(items))
-        if len(items) < MIN_SUBJECTS:
-            notes.append(Note(
-                "selection",
-                f"task-{task} contrast-{label} has maps for one subject only (sub-{items[0].subject}), "
-                "so it is not tested; run the participant level for the other subjects first",
-                subject=items[0].subject, task=task,
-            ))
-            untested.append(test)
-            continue
-        _check_same_model(test)
-        if model is not None and model.nodes_at("dataset"):
-            test, more = _model_test(test, model.nodes_at("dataset")[0], settings)
-            notes += more
-        if not same_grid([item.mask for item in test.inputs]):
-            raise NoDataError(
-                f"The subjects' task-{task} masks in {output_dir} are on different voxel grids; "
-                "rerun the participant level with one --space for all subjects."
-            )
-        tests.append(test)
-    if not tests:
+        read.append(replace(item, info=StatmapSidecar.read(item.sidecar)))
+    notes = [Note("selection", f"space-{space} maps were not tested: their vertices are each subject's own")
+             for space in native]
+    return read, notes
+
+
+def _input_table(found, settings):
+    """One row per map: its subject, session, task and contrast name, with the subject's
+    ``participants.tsv`` columns and the session's ``sessions.tsv`` columns."""
+    import pandas as pd
+
+    participants = read_participants(settings.bids_dir)
+    sessions = {}
+    rows = []
+    for item in found:
+        row = participants.loc[item.subject].to_dict() if item.subject in participants.index else {}
+        if item.session is not None:
+            if item.subject not in sessions:
+                sessions[item.subject] = read_sessions(settings.bids_dir, item.subject)
+            table = sessions[item.subject]
+            row.update(table.loc[item.session].to_dict() if item.session in table.index else {})
+            row["session"] = item.session
+        rows.append({**row, "subject": item.subject, "contrast": item.info.contrast.name, "task": item.task})
+    return pd.DataFrame(rows)
+
+
+def _select(step, found, table):
+    """The maps a dataset node's edge lets through, and the variables that group them.
+
+    Raises
+    ------
+    ModelError
+        A Filter or GroupBy variable the inputs lack; a Filter that lets nothing through.
+    """
+    from ..model.bsm import ModelError
+    from ..model.contrasts import check_group_by
+
+    columns = set(table.columns)
+    for variable in step.filter:
+        if variable not in columns:
+            raise ModelError(f"The edge {step.source} -> {step.node.name} filters on {variable!r}, which is not in "
+                             f"the data (available: {', '.join(sorted(columns))}).")
+    check_group_by(step.node, columns)
+    keep = [step.passes(**{k: (None if v != v else v) for k, v in row.items()})
+            for row in table.to_dict("records")]
+    if not any(keep):
+        from .graph import filter_text
+
+        raise ModelError(f"Node {step.node.name!r} receives no map: the Filter {filter_text(step.filter)} of its edge "
+                         f"from {step.source!r} lets none of the {step.source_level} maps through.")
+    found = [item for item, kept in zip(found, keep) if kept]
+    table = table.loc[keep].reset_index(drop=True)
+    keys = tuple(v for v in step.node.group_by if v in columns and v != "task")
+    return found, table, keys
+
+
+def _node_fields(step, values) -> dict:
+    """The GroupTest fields of a dataset node: the node, its group model and the parts of
+    ``desc`` that name its maps apart (the node, the values of GroupBy beyond the contrast)."""
+    from ..naming import label_of
+    from .graph import design_desc
+
+    if step is None:
+        return {}
+    design = design_desc(step.node)
+    parts = (step.desc,) if step.desc and design is None else ()  # a design's desc names its node already
+    parts += tuple(label_of(f"{k} {v}") for k, v in values.items() if k != "contrast")
+    return {"node": step.node, "desc_parts": parts, "source_desc": step.source_desc, "design_desc": design,
+            "group_model": "fixed" if step.node.model_type == "meta" else "random"}
+
+
+def _check_grid(test, output_dir) -> None:
+    from ..combine import same_grid
+
+    if not same_grid([item.mask for item in test.inputs]):
         raise NoDataError(
-            f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
+            f"The subjects' task-{test.task} masks in {output_dir} are on different voxel grids; "
+            "rerun the participant level with one --space for all subjects."
         )
-    return GroupPlan(tuple(tests), tuple(untested), tuple(notes))
 
 
 def read_participants(bids_dir):
     """``participants.tsv`` as a table indexed by subject label (``sub-`` removed); an empty
     table when the dataset has none."""
+    return _labelled_table(bids_dir / "participants.tsv", "participant_id", "subject", "sub", "participants")
+
+
+def read_sessions(bids_dir, subject):
+    """A subject's ``sessions.tsv`` as a table indexed by session label (``ses-`` removed);
+    an empty table when the subject has none."""
+    return _labelled_table(bids_dir / f"sub-{subject}" / f"sub-{subject}_sessions.tsv", "session_id", "session",
+                           "ses", "sessions")
+
+
+def _labelled_table(path, id_column, name, key, kind):
+    """A BIDS table of subjects or sessions, indexed by their label (``<key>-`` removed)."""
     import pandas as pd
 
-    path = bids_dir / "participants.tsv"
     if not path.is_file():
-        return pd.DataFrame(index=pd.Index([], name="subject"))
-    table = designs.read_table(path, "participants file")
-    if "participant_id" not in table:
+        return pd.DataFrame(index=pd.Index([], name=name))
+    table = designs.read_table(path, f"{kind} file")
+    if id_column not in table:
         from ..errors import InputFileError
 
-        raise InputFileError(f"{path} has no participant_id column, which BIDS participants files need.")
-    table["subject"] = table.pop("participant_id").astype(str).str.replace(r"^sub-", "", regex=True)
-    return table.set_index("subject")
+        raise InputFileError(f"{path} has no {id_column} column, which BIDS {kind} files need.")
+    table[name] = table.pop(id_column).astype(str).str.replace(f"^{key}-", "", regex=True)
+    return table.set_index(name)
 
 
-def _model_test(test, node, settings):
-    """A test designed by a model's dataset node: its design over the subjects (from
-    ``participants.tsv``) and its contrasts."""
-    import pandas as pd
-
+def _model_test(test, node, table):
+    """A test designed by a model's dataset node: its design over the inputs (from
+    ``participants.tsv`` and ``sessions.tsv``) and its contrasts."""
     from ..model.contrasts import contrast_matrices
     from ..model.group import build_group_design
 
-    participants = read_participants(settings.bids_dir)
-    rows = []
-    for item in test.inputs:
-        row = participants.loc[item.subject].to_dict() if item.subject in participants.index else {}
-        rows.append({**row, "subject": item.subject, "contrast": item.info.contrast.name, "task": item.task})
-    table = pd.DataFrame(rows)
+    table = table.reset_index(drop=True)
     design = build_group_design(node, table, label="subject")
     kept = [item for item, keep in zip(test.inputs, ~table.index.isin(design.dropped)) if keep]
     notes = [Note("selection", text, task=test.task) for text in design.notes]
@@ -231,7 +376,8 @@ def _model_test(test, node, settings):
             f"after leaving out those with missing values; at least {MIN_SUBJECTS} are needed."
         )
     matrix = design.matrix.reset_index(drop=True)
-    contrasts, skipped = contrast_matrices(node, tuple(matrix.columns), incoming=test.name)
+    names = set(table["contrast"])
+    contrasts, skipped = contrast_matrices(node, tuple(matrix.columns), incoming=names.pop() if len(names) == 1 else None)
     notes += [Note("contrast-skipped", text, task=test.task) for text in skipped]
     dof = len(kept) - np.linalg.matrix_rank(matrix.to_numpy())
     if dof < 1:
@@ -243,17 +389,20 @@ def _model_test(test, node, settings):
 
 
 def _check_same_model(test):
-    """Refuse to test together subject maps made with different models (SPEC §4)."""
-    first = test.inputs[0]
-    reference = (first.info.model, first.info.contrast.weights,
-                 (first.info.fixed_effects or {}).get("PrecisionWeighted"))
-    for item in test.inputs[1:]:
+    """Refuse to test together maps of one contrast made with different models (SPEC §4)."""
+    firsts = {}
+    for item in test.inputs:
+        first = firsts.setdefault(item.contrast, item)
+        if item is first:
+            continue
+        reference = (first.info.model, first.info.contrast.weights,
+                     (first.info.fixed_effects or {}).get("PrecisionWeighted"))
         other = (item.info.model, item.info.contrast.weights,
                  (item.info.fixed_effects or {}).get("PrecisionWeighted"))
         if other != reference:
             differing = _differences(first.info, item.info)
             raise UsageError(
-                f"sub-{first.subject} and sub-{item.subject} have task-{test.task} contrast-{test.contrast} "
+                f"sub-{first.subject} and sub-{item.subject} have task-{test.task} contrast-{item.contrast} "
                 f"maps made with different models ({differing}); rerun the participant level "
                 "for all subjects with the same options."
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 #: The levels of BIDS Stats Model nodes this version runs, and their model types.
-SUPPORTED = {"run": ("glm",), "subject": ("meta", "glm"), "dataset": ("glm", "meta")}
+SUPPORTED = {"run": ("glm",), "session": ("meta", "glm"), "subject": ("meta", "glm"), "dataset": ("glm", "meta")}
 
 
 def read_model(settings):
@@ -20,22 +20,10 @@ def read_model(settings):
     if settings.model_file is None:
         return None
     from ..model import load_model
-    from ..model.bsm import ModelError
+    from .graph import check_graph
 
     model = load_model(settings.model_file)
-    for node in model.nodes:
-        if node.level not in SUPPORTED or node.model_type not in SUPPORTED[node.level]:
-            raise ModelError(
-                f"Node {node.name!r} of {settings.model_file} is a {node.level}-level {node.model_type} node; "
-                "this version runs run-level glm, subject-level meta or glm, and dataset-level glm or meta "
-                "nodes (session nodes are not run yet)."
-            )
-        if len(model.nodes_at(node.level)) > 1:
-            raise ModelError(
-                f"{settings.model_file} has several {node.level}-level nodes; this version runs one node per level."
-            )
-    if not model.nodes_at("run"):
-        raise ModelError(f"{settings.model_file} has no run-level node.")
+    check_graph(model, str(settings.model_file))
     return model
 
 

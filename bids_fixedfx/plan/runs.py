@@ -17,6 +17,7 @@ from .. import design as designs
 from .. import images, surface
 from ..errors import NoDataError, UsageError
 from ..notes import Note
+from .graph import check_participant_inputs, participant_steps
 from .models import run_node
 
 logger = logging.getLogger("bids_fixedfx")
@@ -66,6 +67,7 @@ class Plan:
     subjects: tuple[SubjectPlan, ...]
     space: str | None  # the space modelled (None: files without one, or several spaces)
     notes: tuple[Note, ...]
+    steps: tuple = ()  # plan.graph.Step: the session and subject nodes, each after its source
 
     @property
     def runs(self) -> tuple[RunPlan, ...]:
@@ -171,7 +173,9 @@ def plan_runs(selection, settings, model=None) -> Plan:
     subjects = _by_subject(plans, left_out)
     for subject in subjects:
         _check_subject_grid(subject)
-    return Plan(tuple(subjects), selection.space, tuple(notes))
+    steps = participant_steps(model)
+    check_participant_inputs(steps, plans)
+    return Plan(tuple(subjects), selection.space, tuple(notes), steps)
 
 
 def _by_subject(plans, left_out):

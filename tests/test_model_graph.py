@@ -1,0 +1,481 @@
+"""Model graphs beyond run -> subject -> dataset: session nodes, several nodes at one level,
+edges with a Filter, GroupBy on participants.tsv and sessions.tsv columns, paired designs;
+every map equal to a plain nilearn computation, and the errors one sentence naming the node."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_fixedfx import naming
+from bids_fixedfx.cli import main
+from bids_fixedfx.example_data import make_example_dataset
+from bids_fixedfx.model import ModelError, parse_model
+from bids_fixedfx.plan.graph import check_graph, dataset_steps, participant_steps
+from tools import fails
+
+SPACE = "MNI152NLin2009cAsym"
+TASK = "checkerboard"
+QUICK = ["--skip-bids-validation", "--no-reports"]
+RUN = {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"],
+       "Transformations": {"Transformer": "pybids-transforms-v1",
+                           "Instructions": [{"Name": "Factor", "Input": ["trial_type"]},
+                                            {"Name": "Rename", "Input": ["trial_type.audio", "trial_type.visual"],
+                                             "Output": ["audio", "visual"]}]},
+       "Model": {"Type": "glm", "X": ["audio", "visual", "trans_*", "rot_*", 1],
+                 "HRF": {"Variables": ["audio", "visual"], "Model": "glover"},
+                 "Options": {"HighPassFilterCutoffHz": 0.01}},
+       "Contrasts": [{"Name": "anyTask", "ConditionList": ["audio", "visual"], "Weights": [[1, 0], [0, 1]],
+                      "Test": "F"}],
+       "DummyContrasts": {"Contrasts": ["audio", "visual"], "Test": "t"}}
+
+
+def node(level, name, model_type="meta", group_by=None, **more):
+    group_by = group_by or {"Session": ["subject", "session", "contrast"], "Subject": ["subject", "contrast"],
+                            "Dataset": ["contrast"]}[level]
+    return {"Level": level, "Name": name, "GroupBy": group_by, "Model": {"Type": model_type, "X": [1]},
+            "DummyContrasts": {"Test": "t"}, **more}
+
+
+def document(name, nodes, edges=None):
+    doc = {"Name": name, "BIDSModelVersion": "1.0.0", "Nodes": nodes}
+    if edges is not None:
+        doc["Edges"] = [dict(zip(("Source", "Destination", "Filter"), e)) for e in edges]
+    return doc
+
+
+def write_model(folder, doc):
+    path = folder / f"model-{doc['Name']}_smdl.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+PAIRED = {"Level": "Dataset", "Name": "paired", "GroupBy": ["contrast"],
+          "Transformations": {"Transformer": "pybids-transforms-v1",
+                              "Instructions": [{"Name": "Factor", "Input": ["subject"]}]},
+          "Model": {"Type": "glm", "X": ["session.2", "subject.*"]},
+          "Contrasts": [{"Name": "secondMinusFirst", "ConditionList": ["session.2"], "Weights": [1], "Test": "t"}]}
+#: run -> session (meta) -> subject (meta); four dataset nodes: one-sample over subjects,
+#: paired over sessions, one-sample per group of participants.tsv and per visit of sessions.tsv.
+CONDITIONS = {**PAIRED, "Name": "conditions", "GroupBy": [], "Model": {"Type": "glm", "X": ["audio", "subject.*"]},
+              "Contrasts": [{"Name": "audioMinusVisual", "ConditionList": ["audio"], "Weights": [1], "Test": "t"}]}
+SESSIONS = document("sessions", [
+    RUN, node("Session", "session"), node("Subject", "subject"), node("Dataset", "oneSample", "glm"),
+    PAIRED, node("Dataset", "perGroup", "glm", group_by=["contrast", "group"]),
+    node("Dataset", "perVisit", "glm", group_by=["contrast", "visit"]), CONDITIONS,
+], [("run", "session"), ("session", "subject"), ("subject", "oneSample"), ("session", "paired"),
+    ("subject", "perGroup"), ("session", "perVisit"), ("subject", "conditions", {"contrast": ["audio", "visual"]})])
+#: run -> two subject nodes (fixed effects; OLS of audio only), a dataset node over the OLS maps.
+TWO_SUBJECTS = document("twoSubjects", [
+    RUN, node("Subject", "fixed"), node("Subject", "ols", "glm"), node("Dataset", "overOls", "glm"),
+], [("run", "fixed"), ("run", "ols", {"contrast": ["audio"]}), ("ols", "overOls")])
+
+
+# ---------------------------------------------------------------------------------------------
+# the graph, without data
+
+
+def test_steps_and_the_naming_rule():
+    model = parse_model(SESSIONS)
+    check_graph(model, "m")
+    steps = participant_steps(model)
+    assert [(s.node.name, s.source, s.desc) for s in steps] == [("session", "run", None), ("subject", "session", None)]
+    datasets = dataset_steps(model)
+    assert [(s.node.name, s.source_level, s.desc) for s in datasets] == [
+        ("oneSample", "subject", "oneSample"), ("paired", "session", "paired"), ("perGroup", "subject", "perGroup"),
+        ("perVisit", "session", "perVisit"), ("conditions", "subject", "conditions")]
+    two = parse_model(TWO_SUBJECTS)
+    check_graph(two, "m")
+    fixed, ols = participant_steps(two)
+    assert (fixed.desc, ols.desc, ols.filter) == ("fixed", "ols", {"contrast": ("audio",)})
+    assert ols.passes(contrast="audio") and not ols.passes(contrast="visual")
+    runs = participant_steps(parse_model(document("m", [RUN, node("Subject", "s")], [("run", "s", {"run": [1]})])))[0]
+    assert runs.passes(run="01") and not runs.passes(run="02") and not runs.passes(run=None)
+    assert dataset_steps(two)[0].source_desc == "ols" and dataset_steps(two)[0].desc is None
+
+
+def test_a_model_without_a_subject_node_keeps_its_subject_maps():
+    model = parse_model(document("m", [RUN, node("Dataset", "dataset", "glm")]))
+    (step,) = participant_steps(model)
+    assert (step.node.name, step.node.model_type, step.source) == ("subject", "meta", "run")
+    assert dataset_steps(model)[0].source_level == "subject"
+
+
+def test_desc_names_node_and_group_apart():
+    assert naming.statmap_desc() is None and naming.statmap_desc("fixed") == "fixedfx"
+    assert naming.statmap_desc("fixed", "fdr", parts=("perGroup", "groupPatient")) == "fixedfxPerGroupGroupPatientFdr"
+    assert naming.statmap_desc("random", "fdr", "paired", ("groupPatient",)) == "pairedGroupPatientFdr"
+    assert naming.group_model_of({"desc": "oneSampleGroupPatientFdr"}) == "oneSampleGroupPatient"
+
+
+@pytest.mark.parametrize(("doc", "named"), [
+    (document("m", [RUN, node("Subject", "a"), node("Subject", "b")], [("run", "a"), ("run", "b"), ("a", "b")]),
+     "'b' of m is fed by 2 edges"),
+    (document("m", [RUN, node("Subject", "s"), node("Session", "ses")], [("run", "s"), ("s", "ses")]),
+     "down to node 'ses'"),
+    (document("m", [RUN, node("Subject", "s", group_by=["subject", "contrast", "handedness"])]), "'handedness'"),
+    (document("m", [RUN, node("Session", "ses", group_by=["subject", "contrast"])]), "'session'"),
+    (document("m", [RUN, node("Subject", "s")], [("run", "s", {"handedness": ["left"]})]), "'handedness'"),
+    (document("m", [RUN, node("Subject", "s")], [("run", "s", {"contrast": ["anyTask"]})]), "'anyTask'"),
+    (document("m", [RUN, {**RUN, "Name": "run2"}]), "2 run-level nodes"),
+    (document("m", [RUN, node("Subject", "one sample"), node("Subject", "one_sample")],
+              [("run", "one sample"), ("run", "one_sample")]), "desc-oneSample"),
+])
+def test_graphs_this_app_does_not_run_are_named(doc, named):
+    with pytest.raises(ModelError, match=named.replace("(", r"\(")):
+        check_graph(parse_model(doc, "m"), "m")
+
+
+def test_a_filter_that_lets_nothing_through_is_refused_before_writing(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("01",))
+    model = write_model(tmp_path, document("m", [RUN, node("Subject", "s")], [("run", "s", {"contrast": ["faces"]})]))
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64, "Node 's'", "faces")
+
+
+def test_an_f_contrast_passed_on_is_refused(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("01",))
+    model = write_model(tmp_path, document("m", [RUN, node("Subject", "s")], [("run", "s", {"contrast": ["anyTask"]})]))
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64, "'anyTask'", "F contrast")
+
+
+# ---------------------------------------------------------------------------------------------
+# the app on the example dataset, against nilearn
+
+
+def close(ours, theirs, what):
+    theirs = np.asarray(theirs, dtype=float)
+    np.testing.assert_allclose(np.asarray(ours, dtype=float), theirs, rtol=1e-4,
+                               atol=1e-5 * np.nanmax(np.abs(theirs)), err_msg=what)
+
+
+def load(path):
+    return nib.load(str(path)).get_fdata()
+
+
+def sidecar(path):
+    return json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+
+
+@pytest.fixture(scope="module")
+def sessions_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sessions") / "bids"
+    dataset = make_example_dataset(root, n_subjects=5, n_sessions=2, n_runs=2, shape=(16, 18, 14), n_volumes=60)
+    for subject in dataset.subjects:
+        pd.DataFrame({"session_id": ["ses-1", "ses-2"], "visit": ["baseline", "followup"]}).to_csv(
+            root / f"sub-{subject}" / f"sub-{subject}_sessions.tsv", sep="\t", index=False)
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def sessions_out(sessions_dataset, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sessions_out")
+    model = write_model(folder, SESSIONS)
+    out = folder / "out"
+    assert main([str(sessions_dataset.path), str(out), "participant", *QUICK, "-m", str(model)]) == 0
+    assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    return out
+
+
+def run_maps(out, subject, session, contrast="audio"):
+    folder = out / f"sub-{subject}" / f"ses-{session}" / "func"
+    return sorted(folder.glob(f"sub-{subject}_ses-{session}_task-{TASK}_run-*_space-{SPACE}_contrast-{contrast}"
+                              "_stat-effect_statmap.nii.gz"))
+
+
+def session_map(out, subject, session, stat, contrast="audio"):
+    return out / naming.build("session_statmap", subject=subject, session=session, task=TASK, space=SPACE,
+                              contrast=contrast, stat=stat, extension=".nii.gz")
+
+
+def subject_map(out, subject, stat, contrast="audio", desc=None):
+    return out / naming.build("subject_statmap", subject=subject, task=TASK, space=SPACE, contrast=contrast,
+                              stat=stat, desc=desc, extension=".nii.gz")
+
+
+def mask_of(run_effect, dataset):
+    """The derivatives' brain mask of the run whose effect map this is."""
+    entities = naming.parse(run_effect.relative_to(run_effect.parents[3]))
+    return next((dataset.path / "derivatives" / "fmriprep").rglob(
+        f"sub-{entities['subject']}_ses-{entities['session']}_task-{TASK}_run-{entities['run']}_space-{SPACE}"
+        "_desc-brain_mask.nii.gz"))
+
+
+def nilearn_fixed_effects(effects, masks, dofs):
+    from nilearn.glm import compute_fixed_effects
+    from nilearn.masking import intersect_masks
+
+    mask = intersect_masks([str(m) for m in masks], threshold=1, connected=False)
+    variances = [str(e).replace("stat-effect", "stat-variance") for e in effects]
+    return compute_fixed_effects([str(e) for e in effects], variances, mask, dofs=dofs)
+
+
+@pytest.mark.slow
+def test_session_maps_are_fixed_effects_over_the_session_runs(sessions_dataset, sessions_out):
+    runs = run_maps(sessions_out, "01", "1")
+    assert len(runs) == 2
+    dofs = [sidecar(r)["DegreesOfFreedom"] for r in runs]
+    expected = nilearn_fixed_effects(runs, [mask_of(r, sessions_dataset) for r in runs], dofs)
+    for stat, theirs in zip(("effect", "variance", "t", "z"), expected):
+        close(load(session_map(sessions_out, "01", "1", stat)), theirs.get_fdata(), f"session {stat}")
+    info = sidecar(session_map(sessions_out, "01", "1", "t"))
+    assert (info["Node"], info["Level"], info["DegreesOfFreedom"]) == ("session", "Session", sum(dofs))
+    assert info["FixedEffects"]["NumberOfRuns"] == 2
+    assert [s.split("/")[-1] for s in info["Sources"][:2]] == [
+        runs[0].name, runs[0].name.replace("stat-effect", "stat-variance")]
+    # a session with one run: its maps are the run's
+    (single,) = run_maps(sessions_out, "05", "1")
+    close(load(session_map(sessions_out, "05", "1", "t")), load(str(single).replace("effect", "t")), "one run")
+    assert not session_map(sessions_out, "05", "2", "t").exists()
+
+
+@pytest.mark.slow
+def test_subject_maps_are_fixed_effects_over_the_session_maps(sessions_dataset, sessions_out):
+    sessions = [session_map(sessions_out, "02", s, "effect") for s in ("1", "2")]
+    dofs = [sidecar(s)["DegreesOfFreedom"] for s in sessions]
+    masks = [mask_of(r, sessions_dataset) for s in ("1", "2") for r in run_maps(sessions_out, "02", s)]
+    expected = nilearn_fixed_effects(sessions, masks, dofs)
+    for stat, theirs in zip(("effect", "variance", "t", "z"), expected):
+        close(load(subject_map(sessions_out, "02", stat)), theirs.get_fdata(), f"subject {stat}")
+    info = sidecar(subject_map(sessions_out, "02", "z"))
+    assert (info["Node"], info["Level"]) == ("subject", "Subject")
+    assert info["FixedEffects"] == {"PrecisionWeighted": False, "NumberOfRuns": 4, "NumberOfSessions": 2}
+    assert any("/ses-2/func/sub-02_ses-2_task-" in s for s in info["Sources"])
+    # the known effect is recovered: audio is active somewhere, strongly
+    assert np.nanmax(load(subject_map(sessions_out, "02", "z"))) > 5
+
+
+def group_map(out, contrast, stat, desc):
+    return out / naming.build("group_statmap", task=TASK, space=SPACE, contrast=contrast, stat=stat, desc=desc,
+                              extension=".nii.gz")
+
+
+def second_level(effects, masks, design, contrast):
+    from nilearn.glm.second_level import SecondLevelModel
+    from nilearn.masking import intersect_masks
+
+    mask = intersect_masks([str(m) for m in masks], threshold=1, connected=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SecondLevelModel(mask_img=mask).fit([str(e) for e in effects], design_matrix=design)
+        return model.compute_contrast(contrast, output_type="all")
+
+
+@pytest.mark.slow
+def test_paired_design_over_sessions_equals_second_level_model(sessions_out):
+    from nilearn.glm.second_level import make_second_level_design_matrix
+
+    rows = [(s, ses) for s in ("01", "02", "03", "04", "05") for ses in ("1", "2")
+            if session_map(sessions_out, s, ses, "effect").exists()]
+    assert len(rows) == 9  # the last subject has one run, in session 1
+    labels = [f"sub-{s}_ses-{ses}" for s, ses in rows]
+    confounds = pd.DataFrame({"subject_label": labels, "session2": [float(ses == "2") for _, ses in rows]})
+    for other in ("02", "03", "04", "05"):  # subject factor; nilearn adds the intercept
+        confounds[f"sub{other}"] = [float(s == other) for s, _ in rows]
+    design = make_second_level_design_matrix(labels, confounds)
+    effects = [session_map(sessions_out, s, ses, "effect") for s, ses in rows]
+    masks = [str(e).replace(f"_space-{SPACE}_contrast-audio_stat-effect_statmap", f"_space-{SPACE}_desc-fixedfx_mask")
+             for e in effects]
+    theirs = second_level(effects, masks, design, "session2")
+    for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
+        close(load(group_map(sessions_out, "audioSecondMinusFirst", stat, "paired")), theirs[name].get_fdata(),
+              f"paired {stat}")
+    info = sidecar(group_map(sessions_out, "audioSecondMinusFirst", "t", "paired"))
+    assert (info["Node"], info["DegreesOfFreedom"], info["NumberOfSubjects"]) == ("paired", 9 - 6, 5)
+    assert info["Sessions"] == [ses for _, ses in rows]
+    assert info["DesignMatrix"]["Columns"][0] == "session.2" and info["DesignMatrix"]["Rows"][0] == "sub-01_ses-1"
+    methods = (sessions_out / "logs" / "CITATION.md").read_text()
+    assert "the node `paired`, over the session maps (one per subject and session), one test per value of `contrast`" in methods
+    assert "the node `perGroup`, over the subject maps (one per subject), one test per value of `contrast` and `group`" in methods
+
+
+@pytest.mark.slow
+def test_paired_design_over_two_incoming_contrasts_equals_second_level_model(sessions_out):
+    from nilearn.glm.second_level import make_second_level_design_matrix
+
+    subjects = ("01", "02", "03", "04", "05")
+    rows = [(s, c) for s in subjects for c in ("audio", "visual")]
+    labels = [f"sub-{s}_{c}" for s, c in rows]
+    confounds = pd.DataFrame({"subject_label": labels, "audio": [float(c == "audio") for _, c in rows]})
+    for other in subjects[1:]:
+        confounds[f"sub{other}"] = [float(s == other) for s, _ in rows]
+    design = make_second_level_design_matrix(labels, confounds)
+    effects = [subject_map(sessions_out, s, "effect", c) for s, c in rows]
+    masks = [sessions_out / naming.build("subject_mask", subject=s, task=TASK, space=SPACE, extension=".nii.gz")
+             for s, _ in rows]
+    theirs = second_level(effects, masks, design, "audio")
+    for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
+        close(load(group_map(sessions_out, "audioMinusVisual", stat, "conditions")), theirs[name].get_fdata(),
+              f"conditions {stat}")
+    info = sidecar(group_map(sessions_out, "audioMinusVisual", "t", "conditions"))
+    assert info["DegreesOfFreedom"] == 10 - 6 and info["DesignMatrix"]["Columns"][0] == "audio"
+    assert info["DesignMatrix"]["Rows"][:2] == ["sub-01_contrast-audio", "sub-01_contrast-visual"]
+
+
+@pytest.mark.slow
+def test_group_by_a_participants_column_runs_one_test_per_group(sessions_dataset, sessions_out):
+    participants = pd.read_csv(sessions_dataset.path / "participants.tsv", sep="\t")
+    for group in ("patient", "control"):
+        subjects = [p.removeprefix("sub-") for p in participants.loc[participants["group"] == group, "participant_id"]]
+        effects = [subject_map(sessions_out, s, "effect") for s in subjects]
+        masks = [sessions_out / naming.build("subject_mask", subject=s, task=TASK, space=SPACE, extension=".nii.gz")
+                 for s in subjects]
+        design = pd.DataFrame({"intercept": np.ones(len(subjects))})
+        theirs = second_level(effects, masks, design, "intercept")
+        desc = f"perGroupGroup{group.capitalize()}"
+        for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
+            close(load(group_map(sessions_out, "audio", stat, desc)), theirs[name].get_fdata(), f"{group} {stat}")
+        assert sidecar(group_map(sessions_out, "audio", "t", desc))["Subjects"] == subjects
+    # per visit (sessions.tsv): the session maps of the baseline visit
+    effects = [session_map(sessions_out, s, "1", "effect") for s in ("01", "02", "03", "04", "05")]
+    masks = [str(e).replace(f"_space-{SPACE}_contrast-audio_stat-effect_statmap", f"_space-{SPACE}_desc-fixedfx_mask")
+             for e in effects]
+    theirs = second_level(effects, masks, pd.DataFrame({"intercept": np.ones(5)}), "intercept")
+    close(load(group_map(sessions_out, "audio", "t", "perVisitVisitBaseline")), theirs["stat"].get_fdata(), "baseline")
+    assert sidecar(group_map(sessions_out, "audio", "t", "perVisitVisitFollowup"))["NumberOfSubjects"] == 4
+    # the one-sample node over all subjects, named apart
+    info = sidecar(group_map(sessions_out, "audio", "t", "oneSample"))
+    assert info["NumberOfSubjects"] == 5 and info["Node"] == "oneSample"
+    assert not group_map(sessions_out, "audio", "t", None).exists()
+
+
+@pytest.mark.slow
+def test_unknown_variables_empty_groups_and_rank_deficient_designs_are_one_sentence(sessions_dataset, sessions_out, tmp_path, capsys):
+    for dataset_node, named in (
+        (node("Dataset", "byHand", "glm", group_by=["contrast", "handedness"]), ("'byHand'", "'handedness'")),
+        ({**node("Dataset", "twoGroups", "glm"), "Model": {"Type": "glm", "X": [1, "group.patient", "group.control"]}},
+         ("'twoGroups'", "'group.control'", "'intercept', 'group.patient'")),
+        ({**node("Dataset", "nobody", "glm"), "Filter": {"group": ["nobody"]}}, ("'nobody'", "lets none")),
+        ({**node("Dataset", "leftHanded", "glm"), "Filter": {"handedness": ["left"]}}, ("leftHanded", "'handedness'")),
+    ):
+        out = tmp_path / dataset_node["Name"]
+        shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+        flt = dataset_node.pop("Filter", {})
+        model = write_model(tmp_path, document("bad", [RUN, node("Subject", "subject"), dataset_node],
+                                               [("run", "subject"), ("subject", dataset_node["Name"], flt)]))
+        capsys.readouterr()
+        assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 64
+        errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+        assert len(errors) == 1 and all(n in errors[0] for n in named), errors
+        assert not (out / "group").exists()
+
+
+@pytest.fixture(scope="module")
+def two_subjects_out(sessions_dataset, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_out")
+    model = write_model(folder, TWO_SUBJECTS)
+    out = folder / "out"
+    args = [str(sessions_dataset.path), str(out)]
+    assert main([*args, "participant", *QUICK, "--participant-label", "01", "02", "03", "-m", str(model)]) == 0
+    assert main([*args, "group", "--no-reports", "-m", str(model)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_two_subject_nodes_with_a_filter_are_named_apart(sessions_dataset, two_subjects_out):
+    out = two_subjects_out
+    runs = [r for ses in ("1", "2") for r in run_maps(out, "01", ses)]
+    masks = [mask_of(r, sessions_dataset) for r in runs]
+    dofs = [sidecar(r)["DegreesOfFreedom"] for r in runs]
+    expected = nilearn_fixed_effects(runs, masks, dofs)
+    for stat, theirs in zip(("effect", "variance", "t", "z"), expected):
+        close(load(subject_map(out, "01", stat, desc="fixed")), theirs.get_fdata(), f"fixed {stat}")
+    theirs = second_level(runs, masks, pd.DataFrame({"intercept": np.ones(len(runs))}), "intercept")
+    for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
+        close(load(subject_map(out, "01", stat, desc="ols")), theirs[name].get_fdata(), f"ols {stat}")
+    assert sidecar(subject_map(out, "01", "t", desc="ols"))["Node"] == "ols"
+    # the Filter: the OLS node has audio only; no map carries the one-node names
+    assert subject_map(out, "01", "t", "visual", desc="fixed").exists()
+    assert not subject_map(out, "01", "t", "visual", desc="ols").exists()
+    assert not subject_map(out, "01", "t").exists()
+    # the dataset node reads the OLS node's maps
+    effects = [subject_map(out, s, "effect", desc="ols") for s in ("01", "02", "03")]
+    masks = [out / naming.build("subject_mask", subject=s, task=TASK, space=SPACE, desc="fixedfxOls",
+                                extension=".nii.gz") for s in ("01", "02", "03")]
+    theirs = second_level(effects, masks, pd.DataFrame({"intercept": np.ones(3)}), "intercept")
+    close(load(group_map(out, "audio", "t", None)), theirs["stat"].get_fdata(), "group over ols")
+    assert not group_map(out, "visual", "t", None).exists()
+
+
+@pytest.mark.slow
+def test_outputs_of_several_nodes_pass_the_bids_validator(sessions_out, two_subjects_out):
+    import subprocess
+
+    from bids_fixedfx.discover import validator_command
+
+    command = validator_command()
+    assert command, "bids-validator-deno must be installed (pip install bids-validator-deno)"
+    for out in (sessions_out, two_subjects_out):
+        done = subprocess.run([command, "--format", "json", str(out)], capture_output=True, text=True)
+        errors = [i for i in json.loads(done.stdout)["issues"]["issues"] if i["severity"] == "error"]
+        assert errors == [] and done.returncode == 0, errors[:3]
+
+
+@pytest.mark.slow
+def test_a_rerun_replaces_its_own_nodes_maps_only(sessions_dataset, two_subjects_out, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(two_subjects_out, out)
+    stale = subject_map(out, "01", "t", "visual", desc="ols")
+    shutil.copy(subject_map(out, "01", "t", "visual", desc="fixed"), stale)  # as if an earlier model made it
+    fixed = {p: p.read_bytes() for p in out.glob("sub-01/func/*_desc-fixed_statmap.nii.gz")}
+    model = write_model(tmp_path, TWO_SUBJECTS)
+    assert main([str(sessions_dataset.path), str(out), "participant", *QUICK, "--participant-label", "01",
+                 "-m", str(model)]) == 0
+    assert not stale.exists()
+    assert fixed and all(load(p).tolist() == load(two_subjects_out / p.relative_to(out)).tolist() for p in fixed)
+    group = sorted(p.name for p in (out / "group").glob("*_statmap.nii.gz"))
+    assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    assert sorted(p.name for p in (out / "group").glob("*_statmap.nii.gz")) == group
+
+
+@pytest.mark.slow
+def test_session_and_subject_ols_equal_second_level_model(sessions_dataset, tmp_path):
+    run = {k: v for k, v in RUN.items() if k != "Contrasts"}
+    model = write_model(tmp_path, document("ols", [run, node("Session", "session", "glm"), node("Subject", "subject", "glm")]))
+    out = tmp_path / "out"
+    assert main([str(sessions_dataset.path), str(out), "participant", "--skip-bids-validation", "--participant-label",
+                 "03", "-m", str(model)]) == 0
+    assert (out / "sub-03.html").is_file()
+    sessions = []
+    for session in ("1", "2"):
+        runs = run_maps(out, "03", session)
+        masks = [mask_of(r, sessions_dataset) for r in runs]
+        theirs = second_level(runs, masks, pd.DataFrame({"intercept": np.ones(2)}), "intercept")
+        for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
+            close(load(session_map(out, "03", session, stat)), theirs[name].get_fdata(), f"ses-{session} {stat}")
+        assert sidecar(session_map(out, "03", session, "t"))["DegreesOfFreedom"] == 1
+        sessions.append(session_map(out, "03", session, "effect"))
+    masks = [mask_of(r, sessions_dataset) for s in ("1", "2") for r in run_maps(out, "03", s)]
+    theirs = second_level(sessions, masks, pd.DataFrame({"intercept": np.ones(2)}), "intercept")
+    for stat, name in (("effect", "effect_size"), ("t", "stat")):
+        close(load(subject_map(out, "03", stat)), theirs[name].get_fdata(), f"subject {stat}")
+    methods = (out / "logs" / "CITATION.md").read_text()
+    assert "the session node `session` combined each subject's runs within each session by a one-sample t-test" in methods
+    assert "the subject node `subject` combined each subject's session maps" in methods
+
+
+def test_sessions_tables_are_read_by_session_label(tmp_path):
+    from bids_fixedfx.errors import InputFileError
+    from bids_fixedfx.plan.group import read_sessions
+
+    (tmp_path / "sub-01").mkdir()
+    table = tmp_path / "sub-01" / "sub-01_sessions.tsv"
+    table.write_text("session_id\tvisit\nses-1\tbaseline\nses-2\tfollowup\n")
+    assert read_sessions(tmp_path, "01")["visit"].to_dict() == {"1": "baseline", "2": "followup"}
+    assert read_sessions(tmp_path, "02").empty
+    table.write_text("visit\nbaseline\n")
+    with pytest.raises(InputFileError, match="sub-01_sessions.tsv has no session_id column"):
+        read_sessions(tmp_path, "01")
+
+
+def test_a_session_node_on_runs_without_sessions_is_refused(tmp_path, capsys):
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=2, shape=(12, 12, 12),
+                                   n_volumes=30)
+    model = write_model(tmp_path, document("m", [RUN, node("Session", "visit"), node("Subject", "subject")]))
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64, "Node 'visit'",
+          "has no session")
