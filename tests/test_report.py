@@ -630,3 +630,19 @@ def page_script(port, url, expression):
 
 def page_height(port, url):
     return page_script(port, url, "document.documentElement.scrollHeight")
+
+
+@pytest.mark.slow
+def test_a_model_with_an_f_contrast_gets_its_report(tmp_path):
+    """An F contrast of a run node is drawn as one weight row per test it joins, and listed
+    with its rows in the contrast table."""
+    models = Path(__file__).parent / "data" / "models"
+    dataset = small_dataset(tmp_path, n_subjects=1, n_sessions=1, n_runs=2, n_volumes=40)
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1",
+                 "-m", str(models / "model-twoSample_smdl.json")]) == 0
+    page = (output / "sub-01.html").read_text()
+    assert "F test of 2 rows" in page
+    assert "<code>trial_type.audio</code>&nbsp;1); (<code>trial_type.visual</code>&nbsp;1)" in page
+    design_figures = list((output / "sub-01" / "figures").glob("*_desc-design_matrix.png"))
+    assert len(design_figures) == 2

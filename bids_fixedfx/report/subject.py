@@ -125,13 +125,26 @@ def _short_name(run) -> str:
     return naming.run_name([(k, v) for k, v in run.entities if k not in ("sub", "task")]) or run.task
 
 
+def _weight_rows(contrasts) -> list:
+    """(name, weights) of each row of each contrast: a t contrast is one row, an F
+    contrast one row per test it joins (``anyTask (F, 1 of 2)``)."""
+    rows = []
+    for contrast in contrasts:
+        matrix = np.atleast_2d(np.asarray(contrast.vector, dtype=float))
+        if len(matrix) == 1:
+            rows.append((contrast.name, matrix[0]))
+        else:
+            rows.extend((f"{contrast.name} (F, {i} of {len(matrix)})", row) for i, row in enumerate(matrix, start=1))
+    return rows
+
+
 def _run_row(run_plan, fit, files: Files, anchor: str) -> dict:
     run, design = run_plan.run, run_plan.design
     motion = quality.framewise_displacement(run)
     vif = quality.variance_inflation(design)
     kept = None if design.sample_mask is None else np.isin(np.arange(run.n_volumes), design.sample_mask)
     censored = None if kept is None else ~kept
-    contrasts = [(c.name, np.asarray(c.vector, dtype=float)) for c in run_plan.contrasts]
+    contrasts = _weight_rows(run_plan.contrasts)
     png = figures.design(
         design.matrix, design.conditions, design.confounds, contrasts, vif,
         quality.regressor_correlations(design), censored, f"{run.name}: design, contrasts, correlations",
