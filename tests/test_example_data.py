@@ -514,9 +514,35 @@ def test_validator_no_sessions(tmp_path):
     assert (code, errors) == (0, [])
 
 
+def test_task_and_conditions_are_chosen(tmp_path):
+    """A task label and condition names of one's own: in every name, sidecar and events file;
+    the first two conditions take the boxes, a third has no effect."""
+    ds = make_example_dataset(tmp_path, task="visMotion", conditions=("VisMot", "VisStat", "flashing board"),
+                              **{**SMALL, "n_volumes": 90})
+    assert ds.tasks == ("visMotion",)
+    assert ds.conditions == ("VisMot", "VisStat", "flashing board")
+    assert set(ds.active) == {"VisMot", "VisStat"}
+    default = grids.active_boxes((12, 12, 12))
+    assert ds.active["VisMot"] == default["audio"] and ds.active["VisStat"] == default["visual"]
+    files = _relative_files(tmp_path)
+    assert "task-visMotion_bold.json" in files and "task-visMotion_events.json" in files
+    assert not any("checkerboard" in f for f in files)
+    events = pd.read_csv(tmp_path / "sub-01/func/sub-01_task-visMotion_run-01_events.tsv", sep="\t")
+    assert set(events["trial_type"]) == set(ds.conditions)
+    levels = json.loads((tmp_path / "task-visMotion_events.json").read_text())["trial_type"]["Levels"]
+    assert list(levels) == list(ds.conditions)
+    preproc = next((tmp_path / "derivatives/fmriprep/sub-01/func").glob("*_desc-preproc_bold.json"))
+    assert json.loads(preproc.read_text())["TaskName"] == "visMotion"
+    assert "visMotion" in preproc.name
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
+        {"task": "a-b"},
+        {"conditions": ()},
+        {"conditions": ("a", "a")},
+        {"conditions": ("a", "n/a")},
         {"n_subjects": 0},
         {"n_runs": 0},
         {"shape": (8, 30, 30)},
@@ -550,6 +576,15 @@ def test_main(tmp_path, capsys):
     assert top["RepetitionTime"] == 1.5
     bold = nib.load(out / "sub-02/func/sub-02_task-checkerboard_run-01_bold.nii.gz")
     assert bold.header.get_zooms()[3] == pytest.approx(1.5)
+
+
+def test_main_task_and_conditions(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main([str(out), "--subjects", "1", "--sessions", "1", "--runs", "1", "--shape", "12", "12", "12",
+                 "--volumes", "40", "--no-derivatives", "--task", "stroop", "--conditions", "congruent", "incongruent"])
+    assert code == 0
+    events = pd.read_csv(out / "sub-01/func/sub-01_task-stroop_run-01_events.tsv", sep="\t")
+    assert set(events["trial_type"]) == {"congruent", "incongruent"}
 
 
 def test_main_rejects_bad_arguments(tmp_path, capsys):

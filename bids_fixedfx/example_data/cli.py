@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .dataset import make_example_dataset
+from .study import CONDITIONS, TASK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--volumes", type=int, default=90, help="volumes per run")
     parser.add_argument("--tr", type=float, default=2.0, help="repetition time (s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--task", default=TASK, help="task label (default: %(default)s)")
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        default=list(CONDITIONS),
+        metavar="NAME",
+        help="trial_type values; the first two have an effect (default: %(default)s)",
+    )
     parser.add_argument(
         "--non-steady-state", type=int, default=0, metavar="N",
         help="N brighter volumes at the start of each run, flagged by non_steady_state_outlier "
@@ -82,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             derivatives=args.derivatives,
             non_steady_state=args.non_steady_state,
             surfaces=args.surfaces,
+            task=args.task,
+            conditions=tuple(args.conditions),
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -73,6 +73,8 @@ def make_example_dataset(
     derivatives=True,
     non_steady_state=0,
     surfaces=False,
+    task=TASK,
+    conditions=CONDITIONS,
 ) -> ExampleDataset:
     """Write a small BIDS task-fMRI dataset with fMRIPrep-shaped derivatives.
 
@@ -151,6 +153,11 @@ def make_example_dataset(
         Whether the derivatives also hold each run's fsaverage5 GIFTI pair and a reduced
         fsLR CIFTI dense series, with known effects (:mod:`.surfaces`); the volume files
         are the same bytes either way.
+    task : str, default="checkerboard"
+        The task label, in every file name and ``TaskName``.
+    conditions : sequence of str, default=("audio", "visual")
+        The ``trial_type`` values of the events; the first two have an effect in the boxes
+        of ``audio`` and ``visual``, any others none (``ExampleDataset.active`` lacks them).
 
     Returns
     -------
@@ -173,16 +180,18 @@ def make_example_dataset(
         seed=seed,
         derivatives=derivatives,
         surfaces=surfaces,
+        task=task,
+        conditions=conditions,
     )
     if not 0 <= int(non_steady_state) < study.n_volumes:
         raise ValueError(f"non_steady_state must be 0 or more and fewer than the {study.n_volumes} volumes")
     root = Path(path)
-    anatomy = grids.make_anatomy(study.shape)
+    anatomy = grids.make_anatomy(study.shape, study.conditions)
 
     root.mkdir(parents=True, exist_ok=True)
     participants = make_participants(study.subjects, study.dataset_rng())
     native_shape = anatomy.grids.native_shape
-    writer.write_raw_metadata(root, participants, study.tr, native_shape[2])
+    writer.write_raw_metadata(root, participants, study.tr, native_shape[2], study.task, study.conditions)
     if study.derivatives:
         writer.write_fmriprep_metadata(root)
     for i_sub in range(study.n_subjects):
@@ -191,8 +200,8 @@ def make_example_dataset(
     return ExampleDataset(
         path=root,
         subjects=study.subjects,
-        tasks=(TASK,),
-        conditions=CONDITIONS,
+        tasks=(study.task,),
+        conditions=study.conditions,
         spaces=study.spaces + (SURFACE_SPACES if study.surfaces and study.derivatives else ()),
         active=MappingProxyType(dict(anatomy.active)),
         effect_size=EFFECT_SIZE,
@@ -214,7 +223,7 @@ def _write_subject(root, study: Study, anatomy: grids.Anatomy, i_sub: int, non_s
         template_mask = grids.run_mask(anatomy.brain, i_run % 2)
         native_mask = grids.to_native(template_mask)
         scene = Scene(mask=native_mask, baseline=baseline, boxes=boxes)
-        simulated = simulate_run(scene, study.n_volumes, study.tr, rng)
+        simulated = simulate_run(scene, study.n_volumes, study.tr, rng, study.conditions)
         for t in range(non_steady_state):  # not yet at steady state: brighter
             simulated.data[..., t][native_mask] *= np.float32(1 + 0.5 ** (t + 1))
         confounds = None

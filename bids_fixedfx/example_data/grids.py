@@ -81,22 +81,23 @@ def native_box(box: Box) -> Box:
     return tuple(slice(s.start + p, s.stop + p) for s, p in zip(box, NATIVE_PAD))
 
 
-def active_boxes(shape) -> dict[str, Box]:
+def active_boxes(shape, conditions=CONDITIONS) -> dict[str, Box]:
     """The non-overlapping voxel box of each condition in the template grid.
 
     Parameters
     ----------
     shape : tuple of 3 int
         Shape of the template grid.
+    conditions : sequence of str
+        The first two take the boxes of ``audio`` and ``visual``; others have none.
 
     Returns
     -------
     dict of str to tuple of 3 slice
-        One box per condition of :data:`~.study.CONDITIONS`.
+        One box per condition that has one.
     """
     boxes = {}
-    for condition in CONDITIONS:
-        centre, half = _BOX_FRACTIONS[condition]
+    for condition, (centre, half) in zip(conditions, _BOX_FRACTIONS.values()):
         box = []
         for n, c, h in zip(shape, centre, half):
             width = max(2, int(round(2 * h * n)))
@@ -204,7 +205,7 @@ class Anatomy:
         return {c: native_box(box) for c, box in self.active.items()}
 
 
-def make_anatomy(shape) -> Anatomy:
+def make_anatomy(shape, conditions=CONDITIONS) -> Anatomy:
     """The grids, brain, boxes and baseline of a template ``shape``.
 
     Parameters
@@ -223,7 +224,7 @@ def make_anatomy(shape) -> Anatomy:
     """
     grids = make_grids(shape)
     brain = brain_mask(shape)
-    active = active_boxes(shape)
+    active = active_boxes(shape, conditions)
     smaller = run_mask(brain, 1)
     for box in active.values():
         if not smaller[box].all():

@@ -145,14 +145,14 @@ def raw_description() -> dict:
     }
 
 
-def raw_readme() -> str:
+def raw_readme(task: str = TASK, conditions=CONDITIONS) -> str:
     """``README`` of the raw dataset."""
     return (
         "bids-fixedfx example dataset\n"
         "============================\n\n"
         "Synthetic task-fMRI data written by bids_fixedfx.example_data.\n"
-        f"Task '{TASK}' alternates blocks of the conditions "
-        f"{', '.join(repr(c) for c in CONDITIONS)} in random order; each\n"
+        f"Task '{task}' alternates blocks of the conditions "
+        f"{', '.join(repr(c) for c in conditions)} in random order; each\n"
         "condition raises the BOLD signal in its own box of voxels by a known\n"
         "amount. derivatives/fmriprep mimics fMRIPrep outputs. Not real data.\n"
     )
@@ -166,10 +166,10 @@ def slice_timing(n_slices: int, tr: float) -> list[float]:
     return [round(float(t), 4) for t in times]
 
 
-def task_bold_json(tr: float, n_slices: int) -> dict:
+def task_bold_json(tr: float, n_slices: int, task: str = TASK) -> dict:
     """The top-level BOLD sidecar: the only place of the raw ``RepetitionTime``."""
     return {
-        "TaskName": TASK,
+        "TaskName": task,
         "RepetitionTime": tr,
         "SliceTiming": slice_timing(n_slices, tr),
         "TaskDescription": "Blocks of auditory or visual stimulation.",
@@ -184,8 +184,9 @@ def t1w_json() -> dict:
     return {**_SCANNER, **_T1W_SEQUENCE}
 
 
-def task_events_json() -> dict:
+def task_events_json(conditions=CONDITIONS) -> dict:
     """The top-level events sidecar: columns and ``trial_type`` levels."""
+    described = {"audio": "auditory stimulation", "visual": "flickering checkerboard"}
     return {
         "StimulusPresentation": {
             "SoftwareName": "none: simulated stimulation",
@@ -194,10 +195,7 @@ def task_events_json() -> dict:
         "duration": {"Description": "Block duration", "Units": "s"},
         "trial_type": {
             "Description": "Stimulation of the block",
-            "Levels": {
-                "audio": "auditory stimulation",
-                "visual": "flickering checkerboard",
-            },
+            "Levels": {c: described.get(c, f"condition {c}") for c in conditions},
         },
     }
 
@@ -234,14 +232,14 @@ def spatial_reference(space: str, t1w_uri: str) -> dict:
     return {}
 
 
-def preproc_bold_json(tr: float, source: str, spatial: dict) -> dict:
+def preproc_bold_json(tr: float, source: str, spatial: dict, task: str = TASK) -> dict:
     """Sidecar of a preprocessed BOLD series."""
     return {
         "Description": "Preprocessed BOLD series (simulated).",
         "RepetitionTime": tr,
         "SkullStripped": True,
         "SliceTimingCorrected": False,
-        "TaskName": TASK,
+        "TaskName": task,
         "Sources": [source],
         **spatial,
     }

@@ -52,7 +52,7 @@ def _run_entities(key: RunKey, space=None, desc=None):
     return [
         ("sub", key.subject),
         ("ses", key.session),
-        ("task", TASK),
+        ("task", key.task),
         ("run", f"{key.run:02d}"),
         ("space", space),
         ("desc", desc),
@@ -98,9 +98,9 @@ def anat_t1w(subject: str, n_sessions: int) -> PurePosixPath:
     return _folder(subject, session, "anat") / name
 
 
-def task_sidecar(suffix: str) -> str:
+def task_sidecar(suffix: str, task: str = TASK) -> str:
     """The top-level sidecar of the task, ``task-checkerboard_<suffix>.json``."""
-    return entity_name([("task", TASK)], suffix, ".json")
+    return entity_name([("task", task)], suffix, ".json")
 
 
 def bids_uri(path: PurePosixPath) -> str:

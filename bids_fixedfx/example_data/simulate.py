@@ -62,7 +62,7 @@ class SimulatedRun:
     global_signal: np.ndarray
 
 
-def make_events(duration: float, rng: np.random.Generator) -> pd.DataFrame:
+def make_events(duration: float, rng: np.random.Generator, conditions=CONDITIONS) -> pd.DataFrame:
     """Blocks of the conditions, as balanced as possible, in random order.
 
     Parameters
@@ -84,8 +84,8 @@ def make_events(duration: float, rng: np.random.Generator) -> pd.DataFrame:
         if onset > duration - 6.0:
             break
         onsets.append(onset)
-    n_each = -(-len(onsets) // len(CONDITIONS))
-    labels = rng.permutation(np.repeat(CONDITIONS, n_each))[: len(onsets)]
+    n_each = -(-len(onsets) // len(conditions))
+    labels = rng.permutation(np.repeat(conditions, n_each))[: len(onsets)]
     return pd.DataFrame(
         {
             "onset": onsets,
@@ -95,7 +95,7 @@ def make_events(duration: float, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
-def condition_regressors(events: pd.DataFrame, n_volumes: int, tr: float) -> np.ndarray:
+def condition_regressors(events: pd.DataFrame, n_volumes: int, tr: float, conditions=CONDITIONS) -> np.ndarray:
     """nilearn's Glover-convolved regressor of each condition, at ``arange(n_volumes) * tr``.
 
     Parameters
@@ -108,11 +108,11 @@ def condition_regressors(events: pd.DataFrame, n_volumes: int, tr: float) -> np.
     Returns
     -------
     numpy.ndarray of float32
-        ``n_volumes x len(CONDITIONS)``, columns in the order of ``CONDITIONS``.
+        ``n_volumes x len(conditions)``, columns in the order of ``conditions``.
     """
     frame_times = np.arange(n_volumes) * tr
     columns = []
-    for condition in CONDITIONS:
+    for condition in conditions:
         sel = events[events["trial_type"] == condition]
         exp_condition = np.vstack(
             [sel["onset"], sel["duration"], np.ones(len(sel))]
@@ -174,12 +174,12 @@ def simulate_bold(
         In-mask mean of each volume.
     """
     shape = scene.mask.shape
-    regs = condition_regressors(events, n_volumes, tr) * np.float32(EFFECT_SIZE / 100.0)
+    regs = condition_regressors(events, n_volumes, tr, tuple(scene.boxes)) * np.float32(EFFECT_SIZE / 100.0)
     motion = motion_parameters(n_volumes, rng)
     drift = slow_drift(n_volumes, rng)
     weights = _motion_weights(shape)
     task_maps = []
-    for condition in CONDITIONS:
+    for condition in scene.boxes:
         box_map = np.zeros(shape, np.float32)
         box_map[scene.boxes[condition]] = 1.0
         task_maps.append(box_map)
@@ -207,7 +207,7 @@ def simulate_bold(
 
 
 def simulate_run(
-    scene: Scene, n_volumes: int, tr: float, rng: np.random.Generator
+    scene: Scene, n_volumes: int, tr: float, rng: np.random.Generator, conditions=CONDITIONS
 ) -> SimulatedRun:
     """The events and the BOLD series of one run (:func:`make_events`, :func:`simulate_bold`).
 
@@ -223,6 +223,6 @@ def simulate_run(
     -------
     SimulatedRun
     """
-    events = make_events(n_volumes * tr, rng)
+    events = make_events(n_volumes * tr, rng, conditions)
     data, motion, global_signal = simulate_bold(scene, events, n_volumes, tr, rng)
     return SimulatedRun(events, data, motion, global_signal)

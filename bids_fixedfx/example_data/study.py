@@ -26,6 +26,7 @@ class RunKey:
     subject: str
     session: int | None
     run: int
+    task: str = TASK
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class Study:
         Whether ``derivatives/fmriprep`` is written.
     surfaces : bool
         Whether the derivatives hold surface (fsaverage5 GIFTI) and CIFTI series too.
+    task : str
+        The task label (alphanumeric).
+    conditions : tuple of str
+        The ``trial_type`` values; the first two have an effect in their own box, any others
+        none.
 
     Raises
     ------
@@ -67,6 +73,8 @@ class Study:
     seed: int = 0
     derivatives: bool = True
     surfaces: bool = False
+    task: str = TASK
+    conditions: tuple[str, ...] = CONDITIONS
 
     def __post_init__(self):
         set_ = object.__setattr__  # normalise the frozen fields once, then check them
@@ -93,6 +101,14 @@ class Study:
         for space in self.spaces:
             if not re.fullmatch(r"[A-Za-z0-9]+", space):
                 raise ValueError(f"invalid space label {space!r}")
+        if not re.fullmatch(r"[A-Za-z0-9]+", self.task):
+            raise ValueError(f"invalid task label {self.task!r}")
+        set_(self, "conditions", tuple(self.conditions))
+        if not self.conditions or len(set(self.conditions)) != len(self.conditions):
+            raise ValueError("conditions must be one or more distinct names")
+        for condition in self.conditions:
+            if not condition or re.search(r"[\t\n\r]", condition) or condition == "n/a":
+                raise ValueError(f"invalid condition name {condition!r}")
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -122,9 +138,9 @@ class Study:
         """
         label = self.subjects[i_subject]
         if self.n_subjects >= 3 and i_subject == self.n_subjects - 1:
-            return (RunKey(label, self.sessions[0], 1),)
+            return (RunKey(label, self.sessions[0], 1, self.task),)
         return tuple(
-            RunKey(label, ses, run)
+            RunKey(label, ses, run, self.task)
             for ses in self.sessions
             for run in range(1, self.n_runs + 1)
         )

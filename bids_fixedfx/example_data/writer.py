@@ -16,7 +16,7 @@ from .confounds import Confounds
 from .files import Nifti, save_nifti, save_niftis, write_json, write_text, write_tsv
 from .grids import Grids
 from .simulate import SimulatedRun
-from .study import RunKey
+from .study import CONDITIONS, TASK, RunKey
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +47,9 @@ class RunOutput:
     t1w: PurePosixPath
 
 
-def write_raw_metadata(root: Path, participants, tr: float, n_slices: int) -> None:
+def write_raw_metadata(
+    root: Path, participants, tr: float, n_slices: int, task: str = TASK, conditions=CONDITIONS
+) -> None:
     """Write ``dataset_description.json``, ``README``, participants and task sidecars.
 
     Parameters
@@ -59,14 +61,17 @@ def write_raw_metadata(root: Path, participants, tr: float, n_slices: int) -> No
         Repetition time (s), written once, in the top-level BOLD sidecar.
     n_slices : int
         Slices of the BOLD series, for ``SliceTiming``.
+    task : str
+    conditions : sequence of str
+        The task and its conditions, named in the sidecars and the README.
     """
     write_json(root / "dataset_description.json", metadata.raw_description())
-    write_text(root / "README", metadata.raw_readme())
+    write_text(root / "README", metadata.raw_readme(task, conditions))
     write_text(root / "participants.tsv", metadata.participants_tsv(participants))
     write_json(root / "participants.json", metadata.participants_json())
-    write_json(root / names.task_sidecar("bold"), metadata.task_bold_json(tr, n_slices))
+    write_json(root / names.task_sidecar("bold", task), metadata.task_bold_json(tr, n_slices, task))
     write_json(root / "T1w.json", metadata.t1w_json())
-    write_json(root / names.task_sidecar("events"), metadata.task_events_json())
+    write_json(root / names.task_sidecar("events", task), metadata.task_events_json(conditions))
 
 
 def write_fmriprep_metadata(root: Path) -> None:
@@ -139,7 +144,7 @@ def _write_derivatives(root, run, grids, tr, spaces) -> list[Nifti]:
         )
         write_json(
             path("bold", ".json", "preproc"),
-            metadata.preproc_bold_json(tr, source, spatial),
+            metadata.preproc_bold_json(tr, source, spatial, key.task),
         )
         images.append(
             Nifti(path("mask", ".nii.gz", "brain"), mask.astype(np.uint8), affine, code=code)
