@@ -11,6 +11,7 @@ from dataclasses import dataclass
 #: The kinds of note, and what each means.
 KINDS = {
     "selection": "about what was selected (labels, derivatives, files not used)",
+    "model": "how the model file was read (legacy spellings, blanks, defaults it left open)",
     "no-confounds": "a run was modelled without confounds",
     "imputed": "a confound's missing first value was set to the second (as nilearn does)",
     "censored": "volumes were left out of a fit by a confound strategy",

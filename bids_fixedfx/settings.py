@@ -51,6 +51,8 @@ class Settings:
     space: str | tuple[str, ...] | None = None  # --space: one space, or several (a tuple)
     derivatives: tuple[Path, ...] = ()
     bids_filters: dict = field(default_factory=dict, hash=False, compare=False)
+    # what set a selection when the command line did not (``{"task": "Input.task of model-x_smdl.json"}``)
+    selected_by: dict = field(default_factory=dict, hash=False, compare=False)
     skip_bids_validation: bool = False
     bids_database_dir: Path | None = None
     contrasts: tuple[ContrastSpec, ...] = ()

@@ -36,6 +36,7 @@ def run_participant(settings) -> None:
         discover.validate_input_dir(settings.bids_dir)
     model = plan.read_model(settings)
     if model is not None:
+        settings = plan.apply_input(model, settings)
         settings = replace(settings, model=plan.model_settings(model, settings),
                            inference=plan.inference_settings(model, settings, "participant"))
     selection = discover.select_runs(settings)
@@ -310,7 +311,10 @@ def run_group(settings) -> None:
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
     model = plan.read_model(settings) if settings.model_file else None
     if model is not None:
+        settings = plan.apply_input(model, settings)
         settings = replace(settings, inference=plan.inference_settings(model, settings, "group"))
+        for text in model.notes:
+            logger.warning("%s", text)
     if settings.group_covariates:
         model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir),
                                       settings.inference)

@@ -146,9 +146,8 @@ def test_first_confound_value_is_filled_as_load_confounds():
 
 
 @pytest.mark.parametrize(("x", "message"), [
-    (["trial_type.cat"], "Model.X names 'trial_type.cat', which is not a variable"),
+    (["kind.cat"], "Model.X names 'kind.cat', which is not a variable"),
     (["nothing"], "Model.X names 'nothing'"),
-    (["trial_type"], "'trial_type' holds categories; Factor it"),
     (["constant"], "not a variable"),
 ])
 def test_design_errors_name_the_variable(x, message):
@@ -156,6 +155,40 @@ def test_design_errors_name_the_variable(x, message):
     with pytest.raises(ModelError, match=message) as caught:
         build_run_design(run_model(x), events, confounds, tr=TR, n_volumes=N_VOLUMES, run_name="sub-01_run-1")
     assert "sub-01_run-1" in str(caught.value) and caught.value.exit_code == 64
+
+
+def test_a_category_alone_in_x_is_one_column_per_level():
+    """X ["trial_type"] models each condition, as nilearn's design of the events does; a dummy
+    contrast of the category is one contrast per level."""
+    events, confounds = random_run(4)
+    node = run_model(["trial_type", *MOTION], hrf={"Variables": ["trial_type"], "Model": "glover"},
+                     dummy={"Contrasts": ["trial_type"], "Test": "t"})
+    design = build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    named = events.assign(trial_type="trial_type." + events["trial_type"])
+    expected = nilearn_design(named[["onset", "duration", "trial_type"]], confounds[list(MOTION)], drift_model=None)
+    assert_same(design.matrix, expected)
+    assert any("holds categories, modelled as one column per level (face, house, scrambled face)" in n
+               for n in design.notes)
+    contrasts, _ = contrast_matrices(node, design.matrix.columns, x_columns=design.x_columns)
+    assert [c.name for c in contrasts] == ["trial_type.face", "trial_type.house", "trial_type.scrambled face"]
+    assert all(c.vector[list(design.matrix.columns).index(c.name)] == 1 and c.vector.sum() == 1 for c in contrasts)
+
+
+def test_a_condition_absent_from_a_run_is_left_out_with_a_note():
+    """pybids and bidspm leave a level that a run lacks out of that run's design (and the
+    contrasts that name it); the other columns equal nilearn's design of the run."""
+    events, confounds = random_run(3)
+    node = run_model(["trial_type.face", "trial_type.cat", *MOTION],
+                     hrf={"Variables": ["trial_type.face", "trial_type.cat"], "Model": "glover"}, contrasts=[
+        {"Name": "face", "ConditionList": ["trial_type.face"], "Weights": [1], "Test": "t"},
+        {"Name": "cat", "ConditionList": ["trial_type.cat"], "Weights": [1], "Test": "t"}])
+    design = build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES, run_name="sub-01_run-1")
+    assert "sub-01_run-1: no event has 'trial_type.cat', which is left out of this run's design" in design.notes
+    faces = events[events["trial_type"] == "face"].assign(trial_type="trial_type.face")
+    expected = nilearn_design(faces[["onset", "duration", "trial_type"]], confounds[list(MOTION)], drift_model=None)
+    assert_same(design.matrix, expected)
+    contrasts, notes = contrast_matrices(node, design.matrix.columns, x_columns=design.x_columns)
+    assert [c.name for c in contrasts] == ["face"] and "'cat' left out" in notes[0]
 
 
 def test_drift_settings():

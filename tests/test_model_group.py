@@ -63,8 +63,22 @@ def test_rank_deficient_designs_name_the_columns():
         check_rank(pd.DataFrame({"a": [1.0], "b": [2.0]}), "Node 'x'")
 
 
+def test_a_category_alone_in_x_is_one_column_per_level_without_intercept():
+    """bidspm's one-way designs name the participants column: its levels are the columns (a
+    cell-means design, as nilearn's design of the indicators), the intercept they span is left out."""
+    design = build_group_design(dataset_node([1, "group", "age"]), PARTICIPANTS)
+    kept = PARTICIPANTS.dropna()
+    assert list(design.matrix.columns) == ["group.control", "group.patient", "age"]
+    expected = pd.DataFrame({"group.control": (kept["group"] == "control").astype(float),
+                             "group.patient": (kept["group"] == "patient").astype(float), "age": kept["age"]})
+    np.testing.assert_array_equal(design.matrix.to_numpy(), expected.to_numpy())
+    assert any("one column per level (control, patient)" in n for n in design.notes)
+    assert any("intercept is left out" in n for n in design.notes)
+    explicit = build_group_design(dataset_node(["group.control", "group.patient", "age"]), PARTICIPANTS)
+    np.testing.assert_array_equal(explicit.matrix.to_numpy(), design.matrix.to_numpy())
+
+
 @pytest.mark.parametrize(("x", "inputs", "message"), [
-    (["group"], PARTICIPANTS, "'group' holds categories"),
     (["site"], PARTICIPANTS, "Model.X names 'site'"),
     ([1], PARTICIPANTS.iloc[:0], "empty group"),
     (["age"], PARTICIPANTS.assign(age=np.nan), "every input has a missing value"),

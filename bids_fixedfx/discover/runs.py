@@ -190,13 +190,14 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
         raise NoDataError(
             f"No BOLD series matches the selection (subjects {', '.join(query['subject'])}, "
             f"tasks {', '.join(query['task'])}"
-            + (f", --bids-filter-file query {json.dumps(settings.bids_filters.get('bold'))}" if bold_filters else "")
+            + (f", {settings.selected_by.get('bids_filters', '--bids-filter-file')} query "
+               f"{json.dumps(settings.bids_filters.get('bold'))}" if bold_filters else "")
             + f") in {settings.bids_dir}."
         )
     spaces = [space for space in settings.spaces if space.lower() != "none"]
     if spaces:
         raise NoDataError(
-            f"--space {spaces[0]} matches no preprocessed BOLD: "
+            f"{settings.selected_by.get('space', '--space')} {spaces[0]} matches no preprocessed BOLD: "
             f"no derivatives with desc-preproc BOLD were found"
             f"{' in ' + ', '.join(map(str, derivatives)) if derivatives else ''}."
         )

@@ -71,11 +71,13 @@ def select_runs(settings) -> Selection:
             if not present:
                 raise NoDataError(f"{settings.bids_dir} has no sub-* folders with data.")
             raise NoDataError(
-                f"No subject matches --participant-label {' '.join(missing)} "
+                f"No subject matches {settings.selected_by.get('participant_label', '--participant-label')} "
+                f"{' '.join(missing)} "
                 f"(the dataset has {', '.join('sub-' + s for s in present)})."
             )
         for label in missing:
-            warnings.append(f"--participant-label {label} matches no subject and was ignored.")
+            warnings.append(f"{settings.selected_by.get('participant_label', '--participant-label')} {label} "
+                            "matches no subject and was ignored.")
         subjects = [s for s in subjects if s in settings.participant_label]
     elif not subjects:
         raise NoDataError(f"{settings.bids_dir} has no sub-* folders with data.")
@@ -91,7 +93,8 @@ def select_runs(settings) -> Selection:
         sessions = _values(layout, "session", subject=subjects)
         if not set(settings.session_label) & set(sessions):
             raise NoDataError(
-                f"No session matches --session-label {' '.join(settings.session_label)} "
+                f"No session matches {settings.selected_by.get('session_label', '--session-label')} "
+                f"{' '.join(settings.session_label)} "
                 f"(the selected subjects have {', '.join(sessions) or 'no sessions'})."
             )
         query["session"] = list(settings.session_label)
@@ -111,14 +114,15 @@ def select_runs(settings) -> Selection:
         ) or surface_series(layout, query, {})
     if unfiltered and not preproc and not surfaces:
         raise NoDataError(
-            f"The --bids-filter-file query {json.dumps(filters.get('bold'))} matches none of the "
+            f"The {settings.selected_by.get('bids_filters', '--bids-filter-file')} query "
+            f"{json.dumps(filters.get('bold'))} matches none of the "
             f"preprocessed BOLD series of sub-{', sub-'.join(query['subject'])}."
         )
     if not preproc and not surfaces:
         return _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings)
 
     spaces = sorted({f.get_entities().get("space") or "none" for f in preproc + surfaces})
-    chosen = _choose_spaces(settings.spaces, spaces)
+    chosen = _choose_spaces(settings.spaces, spaces, settings.selected_by.get("space", "--space"))
     # surface spaces first: a run's design sidecar (shared by its spaces) then names its volume BOLD
     surface_spaces = {f.get_entities().get("space") for f in surfaces}
     chosen.sort(key=lambda space: space not in surface_spaces)
@@ -151,9 +155,12 @@ def _select_tasks(layout, settings, query):
     all_tasks = set(_values(layout, "task", suffix="bold", **query))
     if settings.task:
         unknown = [t for t in settings.task if t not in all_tasks]
+        source = settings.selected_by.get("task")
+        if source and len(unknown) < len(settings.task):  # a model's Input: the tasks the data has
+            return tuple(t for t in settings.task if t in all_tasks)
         if unknown:
             raise NoDataError(
-                f"--task {unknown[0]} is not in the dataset "
+                f"{source or '--task'} {unknown[0]} is not in the dataset "
                 f"(tasks: {', '.join(sorted(all_tasks)) or 'none'})."
             )
         return tuple(settings.task)
@@ -165,7 +172,7 @@ def _select_tasks(layout, settings, query):
     return tuple(sorted(with_events & all_tasks) or sorted(with_events))
 
 
-def _choose_spaces(requested, spaces) -> list:
+def _choose_spaces(requested, spaces, source="--space") -> list:
     """The spaces to model: those asked for (each must be present), else the default."""
     if requested:
         chosen = []
@@ -173,7 +180,7 @@ def _choose_spaces(requested, spaces) -> list:
             wanted = "none" if space.lower() == "none" else space
             if wanted not in spaces:
                 raise NoDataError(
-                    f"--space {space} matches no preprocessed BOLD "
+                    f"{source} {space} matches no preprocessed BOLD "
                     f"(spaces present: {', '.join(spaces)})."
                 )
             chosen.append(None if wanted == "none" else wanted)

@@ -25,7 +25,9 @@ def parse_node(raw, index, source, notes) -> Node:
     if level not in LEVELS:
         raise ModelError(f"{where} has Level {doc.get('Level')!r}; expected Run, Session, Subject or Dataset.")
     if "GroupBy" not in doc:
-        raise ModelError(f"{where} has no GroupBy (for example {_default_group_by(level)}).")
+        doc["GroupBy"] = DEFAULT_GROUP_BY[level]
+        notes.append(f"{where} has no GroupBy; read as {list(DEFAULT_GROUP_BY[level])}, the usual grouping of a "
+                     f"{level} node")
     group_by = tuple(str(g) for g in listify(doc["GroupBy"]))
     model = doc.get("Model")
     if not isinstance(model, dict):
@@ -33,11 +35,16 @@ def parse_node(raw, index, source, notes) -> Node:
     model = canonical(model, ("Type", "X", "Formula", "HRF", "Options", "Software", "Description",
                               "VarianceComponents", "ErrorDistribution"), f"{where}: Model")
     model_type = str(model.get("Type", "glm")).lower()
+    if "Type" not in model and level != "run" and _uses_fema(doc):
+        model_type = "meta"
+        notes.append(f"{where} has no Model.Type and asks for 'FEMA' tests; read as a meta (fixed effects) node")
     if model_type not in MODEL_TYPES:
         raise ModelError(f"{where} has Model.Type {model.get('Type')!r}; expected 'glm' or 'meta'.")
     if "X" not in model:
         raise ModelError(f"{where} has no Model.X.")
-    x = tuple(_variable(v, f"{where}: Model.X") for v in listify(model["X"]))
+    x = tuple(_variable(v, f"{where}: Model.X") for v in _filled(listify(model["X"]), f"{where}: Model.X", notes))
+    if not x:
+        raise ModelError(f"{where} has no variables in Model.X.")
     options = dict(canonical(model.get("Options") or {}, ("HighPassFilterCutoffHz", "LowPassFilterCutoffHz",
                    "ReplaceVariables", "Mask", "Aggregate", "Description"), f"{where}: Model.Options"))
     high_pass = options.pop("HighPassFilterCutoffHz", None)
@@ -47,19 +54,41 @@ def parse_node(raw, index, source, notes) -> Node:
     dummy = doc.get("DummyContrasts")
     return Node(
         name=name, level=level, group_by=group_by, x=x, model_type=model_type,
-        hrf=_parse_hrf(model.get("HRF"), where) if model.get("HRF") else None,
+        hrf=_parse_hrf(model.get("HRF"), where, notes) if model.get("HRF") else None,
         high_pass=None if high_pass is None else float(high_pass),
         transformations=_parse_transformations(doc.get("Transformations"), where, notes),
-        contrasts=tuple(_parse_contrast(c, where, notes) for c in listify(doc.get("Contrasts") or [])),
-        dummy_contrasts=_parse_dummy(dummy, where, notes) if dummy not in (None, False) else None,
+        contrasts=tuple(_parse_contrast(c, where, notes, level) for c in listify(doc.get("Contrasts") or [])
+                        if not _placeholder(c, where, notes)),
+        dummy_contrasts=_parse_dummy(dummy, where, notes, level) if dummy not in (None, False) else None,
         options=options, software=dict(model.get("Software") or {}),
         formula=model.get("Formula"), description=doc.get("Description"),
     )
 
 
-def _default_group_by(level):
-    return {"run": '["run", "subject"]', "session": '["session", "subject", "contrast"]',
-            "subject": '["subject", "contrast"]', "dataset": '["contrast"]'}[level]
+#: The grouping of each level when a node states none (the specification's examples).
+DEFAULT_GROUP_BY = {"run": ("run", "session", "subject"), "session": ("session", "subject", "contrast"),
+                    "subject": ("subject", "contrast"), "dataset": ("contrast",)}
+
+
+def _filled(values, where, notes) -> list:
+    """``values`` without empty strings (the blanks of a model template), with a note."""
+    kept = [v for v in values if v != ""]
+    if len(kept) < len(values):
+        notes.append(f"{where} has empty entries (\"\"), which were ignored")
+    return kept
+
+
+def _placeholder(raw, where, notes) -> bool:
+    """Whether a contrast or transformation is a template's blank (its lists hold only ``""``)."""
+    if not isinstance(raw, dict):
+        return False
+    lists = [listify(v) for k, v in raw.items() if re.sub(r"[_\s]", "", str(k)).lower()
+             in ("conditionlist", "weights", "input", "inputs")]
+    if not lists or any(v != "" for values in lists for v in values):
+        return False
+    notes.append(f"{where}: a blank {'contrast' if 'Weights' in raw or 'weights' in raw else 'transformation'} "
+                 f"(named {raw.get('Name', raw.get('name', ''))!r}, with empty lists) was ignored")
+    return True
 
 
 def _variable(value, where):
@@ -70,18 +99,40 @@ def _variable(value, where):
     return value
 
 
-def _test(value, where):
+#: pybids' fixed-effects meta-analysis test: a t test of a node that combines its inputs by fixed effects.
+FEMA = "fema"
+
+
+def _test(value, where, notes, level):
+    if str(value).lower() == FEMA:
+        if level == "run":
+            raise ModelError(f"{where} has Test {value!r}, a fixed-effects test across inputs, which applies "
+                             "to nodes above the run level.")
+        notes.append(f"{where}: Test 'FEMA' read as a t test (the node's Model.Type decides fixed effects)")
+        return "t"
     test = {"t": "t", "f": "F", "pass": "pass"}.get(str(value).lower())
     if test is None:
         raise ModelError(f"{where} has Test {value!r}; expected 't', 'F' or 'pass'.")
     return test
 
 
-def _parse_contrast(raw, where, notes) -> Contrast:
+def _uses_fema(doc) -> bool:
+    """Whether any contrast of a node document asks for pybids' 'FEMA' test."""
+    tests = []
+    for item in listify(doc.get("Contrasts")) + listify(doc.get("DummyContrasts")):
+        if isinstance(item, dict):
+            tests += [v for k, v in item.items() if str(k).lower() in ("test", "type")]
+    return any(str(test).lower() == FEMA for test in tests)
+
+
+def _parse_contrast(raw, where, notes, level) -> Contrast:
     if not isinstance(raw, dict):
         raise ModelError(f"{where}: a contrast is not a JSON object.")
     doc = canonical(raw, ("Name", "ConditionList", "Weights", "Test", "Type", "Description"), f"{where}: contrast")
     name = doc.get("Name")
+    if isinstance(name, (int, float)) and not isinstance(name, bool):
+        notes.append(f"{where}: the contrast Name {name!r} is a number; read as the text {str(name)!r}")
+        name = str(name)
     if not isinstance(name, str) or not name:
         raise ModelError(f"{where} has a contrast without a Name.")
     where = f"{where}, contrast {name!r}"
@@ -93,12 +144,12 @@ def _parse_contrast(raw, where, notes) -> Contrast:
         raise ModelError(f"{where} has no ConditionList.")
     if "Weights" not in doc:
         raise ModelError(f"{where} has no Weights.")
-    test = _test(doc.get("Test", "t"), where)
+    test = _test(doc.get("Test", "t"), where, notes, level)
     weights = parse_weights(doc["Weights"], len(conditions), test, where)
     return Contrast(name=name, condition_list=conditions, weights=weights, test=test)
 
 
-def _parse_dummy(raw, where, notes) -> DummyContrasts:
+def _parse_dummy(raw, where, notes, level) -> DummyContrasts:
     if raw is True:
         return DummyContrasts()
     if not isinstance(raw, dict):
@@ -115,15 +166,17 @@ def _parse_dummy(raw, where, notes) -> DummyContrasts:
     conditions = doc.get("Contrasts")
     if conditions is not None:
         conditions = tuple(_variable(v, f"{where}: DummyContrasts.Contrasts") for v in listify(conditions))
-    return DummyContrasts(conditions=conditions, test=_test(doc.get("Test", "t"), f"{where}: DummyContrasts"))
+    return DummyContrasts(conditions=conditions, test=_test(doc.get("Test", "t"), f"{where}: DummyContrasts", notes, level))
 
 
-def _parse_hrf(raw, where) -> HRF:
+def _parse_hrf(raw, where, notes) -> HRF:
     if not isinstance(raw, dict):
         raise ModelError(f"{where}: Model.HRF is not a JSON object.")
     doc = canonical(raw, ("Variables", "Model", "Parameters", "Description"), f"{where}: Model.HRF")
     variables = tuple(str(v) for v in listify(doc.get("Variables")))
     model = check_hrf_model(doc.get("Model", "glover"), f"{where}: Model.HRF")
+    if str(doc.get("Model", "glover")).replace(" ", "").lower() != model.replace(" ", ""):
+        notes.append(f"{where}: the HRF model {doc['Model']!r} read as {model!r}")
     parameters = {re.sub(r"[_\s]", "", str(k)).lower(): v for k, v in (doc.get("Parameters") or {}).items()}
     delays = parameters.pop("firdelays", None)
     if parameters:
@@ -146,6 +199,9 @@ def _parse_transformations(raw, where, notes) -> tuple:
     if not isinstance(raw, dict):
         raise ModelError(f"{where}: Transformations is not a JSON object.")
     doc = canonical(raw, ("Transformer", "Instructions", "Description"), f"{where}: Transformations")
+    doc["Instructions"] = [i for i in listify(doc.get("Instructions")) if not _placeholder(i, where, notes)]
+    if not doc["Instructions"]:
+        return ()
     transformer = str(doc.get("Transformer", ""))
     if transformer.lower() != TRANSFORMER:
         raise ModelError(

@@ -9,6 +9,8 @@ HRF_MODELS = (
     "glover", "glover + derivative", "glover + derivative + dispersion",
     "spm", "spm + derivative", "spm + derivative + dispersion", "fir",
 )
+#: Other names of nilearn's HRF models: FSL's double-gamma (pybids' default name) is SPM's canonical HRF.
+HRF_ALIASES = {"doublegamma": "spm", "double gamma": "spm", "canonical": "spm"}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _WEIGHT = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*({_NUMBER})\s*)?$")
 #: Arguments of each transformation besides Name, Input and Output (snake_case, as pybids).
@@ -70,7 +72,7 @@ def check_hrf_model(value, where: str) -> str:
     """nilearn's name for an HRF model (``"SPM+Derivative"`` is ``"spm + derivative"``)."""
     from .bsm import ModelError
 
-    name = " + ".join(p.strip() for p in str(value).lower().split("+"))
+    name = " + ".join(HRF_ALIASES.get(p.strip(), p.strip()) for p in str(value).lower().split("+"))
     if name not in HRF_MODELS:
         raise ModelError(f"{where} has the HRF model {value!r}; known models are {', '.join(HRF_MODELS)}.")
     return name

@@ -218,13 +218,13 @@ class Model:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, source: str = "the model") -> Model:
+    def from_json(cls, text: str, source: str = "the model", default_name: str | None = None) -> Model:
         """Parse JSON text (see :func:`parse_model`)."""
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
             raise ModelError(f"{source} is not valid JSON ({error.msg}, line {error.lineno}).") from None
-        return parse_model(document, source)
+        return parse_model(document, source, default_name)
 
 
 def load_model(path) -> Model:
@@ -248,10 +248,10 @@ def load_model(path) -> Model:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ModelError(f"Model file {path} cannot be read ({error.strerror or error}).") from None
-    return Model.from_json(text, source=f"Model file {path.name}")
+    return Model.from_json(text, source=f"Model file {path.name}", default_name=path.name.split("_smdl")[0].split(".")[0])
 
 
-def parse_model(document, source: str = "the model") -> Model:
+def parse_model(document, source: str = "the model", default_name: str | None = None) -> Model:
     """Check a BIDS Stats Model document and turn it into a :class:`Model`.
 
     Parameters
@@ -260,6 +260,8 @@ def parse_model(document, source: str = "the model") -> Model:
         The parsed JSON.
     source : str
         How errors name the document (``"Model file model-x_smdl.json"``).
+    default_name : str, optional
+        The model's name when the document has none (the file's name), with a note.
 
     Returns
     -------
@@ -269,6 +271,9 @@ def parse_model(document, source: str = "the model") -> Model:
     if not isinstance(document, dict):
         raise ModelError(f"{source} is not a JSON object.")
     lowered = {re.sub(r"[_\s-]", "", str(k)).lower() for k in document}
+    if "level" in lowered and "nodes" not in lowered:
+        raise ModelError(f"{source} is a single node (it has a Level); a model file holds its nodes in 'Nodes', "
+                         "with a Name and BIDSModelVersion.")
     if "steps" in lowered:
         raise ModelError(
             f"{source} uses the pre-1.0 'Steps' format of BIDS Stats Models; rewrite it with "
@@ -280,6 +285,9 @@ def parse_model(document, source: str = "the model") -> Model:
         notes.append(f"{source} has no BIDSModelVersion; read as 1.0.0")
     elif not version.startswith("1."):
         raise ModelError(f"{source} has BIDSModelVersion {version}; this app reads version 1.0.0.")
+    if "Name" not in doc and default_name:
+        doc["Name"] = default_name
+        notes.append(f"{source} has no Name; named {default_name!r} after its file")
     if not isinstance(doc.get("Name"), str) or not doc["Name"]:
         raise ModelError(f"{source} has no Name.")
     nodes_doc = doc.get("Nodes")

@@ -99,6 +99,16 @@ def _resolve(condition, index):
     return condition
 
 
+def _levels_of_category(spec, index):
+    """A dummy contrast of a category that X modelled level by level (``trial_type``): one per
+    level (``trial_type.a``, ``trial_type.b``); any other contrast as it is."""
+    name, conditions, rows, test, is_intercept = spec
+    levels = [c for c in index if conditions[0] != INTERCEPT and str(c).startswith(f"{conditions[0]}.")]
+    if len(conditions) != 1 or conditions[0] in index or not levels or name != conditions[0]:
+        return [spec]
+    return [(level, (level,), rows, test, False) for level in levels]
+
+
 def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = None) -> tuple:
     """The contrasts and dummy contrasts of a node over one design.
 
@@ -136,6 +146,7 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
     for contrast in node.contrasts:
         conditions = tuple(_column(c, node.level) for c in contrast.condition_list)
         specs.append((contrast.name, conditions, contrast.matrix_rows, contrast.test, False))
+    specs = [expanded for spec in specs for expanded in _levels_of_category(spec, index)]
     chosen, notes = {}, []
     for name, conditions, rows, test, is_intercept in specs:
         conditions = tuple(_resolve(c, index) for c in conditions)

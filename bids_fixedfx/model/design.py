@@ -140,6 +140,66 @@ def implicit_factors(variables, node):
     return variables.with_variables(added)
 
 
+def categories_as_levels(x, variables, where: str):
+    """``Model.X`` with each categorical variable named alone replaced by the indicators of its
+    levels (``group`` -> ``group.control``, ``group.patient``), as an implicit ``Factor``.
+
+    Parameters
+    ----------
+    x : sequence of (str or int)
+    variables : Variables
+    where : str
+        How notes name the node (and run).
+
+    Returns
+    -------
+    x : tuple
+    variables : Variables
+        With the indicators added.
+    notes : list of str
+    """
+    entries, added, notes = [], dict(variables.variables), []
+    for entry in x:
+        variable = variables.variables.get(entry) if isinstance(entry, str) else None
+        if variable is None or variable.numeric:
+            entries.append(entry)
+            continue
+        values = np.asarray(variable.values, dtype=object)
+        known = ~pd.isna(pd.Series(values)).to_numpy()
+        levels = sorted({str(v) for v in values[known]})
+        for level in levels:
+            name = f"{entry}.{level}"
+            indicator = np.where(known, values.astype(str) == level, np.nan).astype(float)
+            added.setdefault(name, variable.replace(name=name, values=indicator))
+            entries.append(name)
+        notes.append(f"{where}: Model.X {entry!r} holds categories, modelled as one column per level "
+                     f"({', '.join(levels)})")
+    return tuple(entries), variables.with_variables(added), notes
+
+
+def absent_levels(patterns, available, columns) -> list:
+    """The names ``column.level`` among ``patterns`` of a level that no event of the run has.
+
+    Parameters
+    ----------
+    patterns : sequence of (str or int)
+        ``Model.X``.
+    available : collection of str
+        The run's variables after the transformations.
+    columns : collection of str
+        The run's events and confounds columns as given.
+
+    Returns
+    -------
+    names : list of str
+        Plain names (no wildcard) that are not variables but whose ``column`` is one of the
+        run's columns: a condition that does not occur in this run (pybids and bidspm leave
+        it out of that run).
+    """
+    return [p for p in patterns if isinstance(p, str) and p not in available and not re.search(r"[*?\[]", p)
+            and "." in p and p.rsplit(".", 1)[0] in columns]
+
+
 def expand_names(patterns, available, where: str) -> list:
     """Names matching each pattern (exact, or wildcards ``*``/``?``/``[...]``), in order."""
     names = []
@@ -190,11 +250,16 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
 
     where = f"Node {node.name!r} ({run_name})"
     times = nilearn_frame_times(n_volumes, tr, start_time)
-    variables = implicit_factors(run_variables(events, confounds, frame_times=times, tr=tr), node)
+    given = run_variables(events, confounds, frame_times=times, tr=tr)
+    variables = implicit_factors(given, node)
     variables = apply_transformations(variables, node.transformations, f"Node {node.name!r} ({run_name})")
-    x_names = expand_names(node.x, variables.names, f"{where}: Model.X")
-    hrf_names = set(expand_names(node.hrf.variables, variables.names, f"{where}: Model.HRF")) if node.hrf else set()
-    columns, conditions, notes = {}, [], []
+    x, variables, notes = categories_as_levels(node.x, variables, where)
+    absent = absent_levels(x, variables.names, given.names)
+    notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
+    x_names = expand_names([e for e in x if e not in absent], variables.names, f"{where}: Model.X")
+    hrf_x = categories_as_levels(node.hrf.variables, variables, where)[0] if node.hrf else ()
+    hrf_names = set(expand_names([v for v in hrf_x if v not in absent], variables.names, f"{where}: Model.HRF"))
+    columns, conditions = {}, []
     for name in x_names:
         variable = variables[name]
         if not variable.numeric:

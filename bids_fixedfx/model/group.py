@@ -17,7 +17,7 @@ import pandas as pd
 
 from .bsm import INTERCEPT, ModelError
 from .contrasts import GROUP_INTERCEPT
-from .design import expand_names, implicit_factors
+from .design import categories_as_levels, expand_names, implicit_factors
 from .transforms import apply_transformations
 from .variables import table_variables
 
@@ -70,8 +70,12 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") ->
         variables = variables.with_variables({**variables.variables, **indicators})
     variables = implicit_factors(_as_events(variables), node)
     variables = apply_transformations(variables, node.transformations, where)
+    x, variables, notes = categories_as_levels(node.x, variables, where)
+    if len(x) != len(node.x) and INTERCEPT in x:
+        x = tuple(e for e in x if e != INTERCEPT)
+        notes.append(f"{where}: the intercept is left out, as the levels of a category span it")
     columns = {}
-    for entry in node.x:
+    for entry in x:
         names = [GROUP_INTERCEPT] if entry == INTERCEPT else expand_names([entry], variables.names, f"{where}: Model.X")
         for name in names:
             if name == GROUP_INTERCEPT and entry == INTERCEPT:
@@ -84,7 +88,7 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") ->
             columns[name] = variable.values.astype(float)
     matrix = pd.DataFrame(columns, index=inputs.index)
     missing = matrix.isna().any(axis=1).to_numpy()
-    dropped, notes = tuple(inputs.index[missing]), []
+    dropped = tuple(inputs.index[missing])
     if missing.any():
         names = inputs.loc[missing, label].astype(str).tolist() if label in inputs else [str(d) for d in dropped]
         notes.append(f"{where}: left out {', '.join(names)} (missing values in {', '.join(matrix.columns[matrix.isna().any()])})")

@@ -17,6 +17,7 @@ from .group import (
 )
 from .models import (
     SUPPORTED,
+    apply_input,
     covariates_model,
     default_model,
     inference_settings,
@@ -28,7 +29,7 @@ from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, resid
 
 __all__ = [
     "MIN_DOF", "MIN_SUBJECTS", "SUPPORTED", "GroupPlan", "GroupTest", "LeftOut", "Plan", "RunPlan",
-    "SubjectMapFiles", "SubjectPlan", "covariates_model", "default_model", "find_subject_maps", "inference_settings", "model_settings",
-    "plan_group",
+    "SubjectMapFiles", "SubjectPlan", "apply_input", "covariates_model", "default_model", "find_subject_maps",
+    "inference_settings", "model_settings", "plan_group",
     "plan_runs", "read_model", "read_participants", "residual_dof", "run_node",
 ]

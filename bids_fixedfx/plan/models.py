@@ -20,11 +20,80 @@ def read_model(settings):
     if settings.model_file is None:
         return None
     from ..model import load_model
+    from ..model.bsm import ModelError
     from .graph import check_graph
 
     model = load_model(settings.model_file)
     check_graph(model, str(settings.model_file))
+    node = run_node(model)
+    if not node.contrasts and node.dummy_contrasts is None:
+        raise ModelError(
+            f"Node {node.name!r} of {settings.model_file} has no Contrasts and no DummyContrasts, so it computes "
+            "no map; add the contrasts to estimate (DummyContrasts gives one per variable)."
+        )
     return model
+
+
+#: ``Input`` keys that a command-line option also selects: the Settings field each one sets.
+INPUT_OPTIONS = {"subject": "participant_label", "session": "session_label", "task": "task", "space": "space"}
+#: Other ``Input`` keys: entities of the preprocessed BOLD (``description`` is fMRIPrep's ``desc``).
+INPUT_ENTITIES = {"acquisition": "acquisition", "ceagent": "ceagent", "reconstruction": "reconstruction",
+                  "direction": "direction", "run": "run", "echo": "echo", "description": "desc", "desc": "desc"}
+
+
+def apply_input(model, settings):
+    """The settings with the model's ``Input`` selecting the data that the command line leaves open.
+
+    ``Input.task``, ``subject``, ``session`` and ``space`` stand in for ``--task``,
+    ``--participant-label``, ``--session-label`` and ``--space`` (the options win when given);
+    other entities (``acquisition``, ``run``, ``description``...) select the preprocessed BOLD
+    as a ``--bids-filter-file`` query would (the filter file wins for an entity it names). An
+    empty value (``"acquisition": [""]``) selects files without that entity. Tasks that the
+    dataset lacks are passed over as long as one is present.
+
+    Parameters
+    ----------
+    model : bids_fixedfx.model.Model
+    settings : Settings
+
+    Returns
+    -------
+    settings : Settings
+        With ``selected_by`` naming the model for each selection it made, for messages.
+
+    Raises
+    ------
+    ModelError
+        An ``Input`` key that is not an entity of BOLD series.
+    """
+    from ..model.bsm import ModelError
+
+    source = settings.model_file.name if settings.model_file is not None else "the model"
+    changes, selected_by = {}, dict(settings.selected_by)
+    bold = dict(settings.bids_filters.get("bold", {}))
+    for key, values in model.input.items():
+        name = key.lower().replace("_", "")
+        values = tuple(None if v == "" else str(v) for v in values)
+        if name in INPUT_OPTIONS:
+            field_name = INPUT_OPTIONS[name]
+            if getattr(settings, field_name) or not any(values):
+                continue
+            labels = tuple(v for v in values if v)
+            changes[field_name] = (labels[0] if len(labels) == 1 else labels) if field_name == "space" else labels
+            selected_by[field_name] = f"Input.{key} of {source}"
+        elif name in INPUT_ENTITIES:
+            entity = INPUT_ENTITIES[name]
+            if entity not in bold:
+                bold[entity] = list(values) if len(values) > 1 else values[0]
+                selected_by["bids_filters"] = f"Input of {source}"
+        else:
+            raise ModelError(
+                f"{source}: Input has {key!r}, which is not an entity of BOLD series "
+                f"(known: {', '.join([*INPUT_OPTIONS, *INPUT_ENTITIES])})."
+            )
+    if bold != settings.bids_filters.get("bold", {}):
+        changes["bids_filters"] = {**settings.bids_filters, "bold": bold}
+    return replace(settings, **changes, selected_by=selected_by)
 
 
 def run_node(model):

@@ -119,7 +119,8 @@ def plan_runs(selection, settings, model=None) -> Plan:
     FixedFxError
         Anything wrong with the input (the message names the file or option).
     """
-    notes = [Note("selection", str(w)) if not isinstance(w, Note) else w for w in selection.warnings]
+    notes = [Note("model", text) for text in (model.notes if model is not None else ())]
+    notes += [Note("selection", str(w)) if not isinstance(w, Note) else w for w in selection.warnings]
     runs = selection.runs
     if settings.mask is not None:
         images.read_mask(settings.mask, "--mask")
@@ -165,7 +166,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     if not plans:
         raise NoDataError(
             "No run can be fitted: "
-            + ("every run has too few degrees of freedom" if left_out else "the designs have no condition columns")
+            + ("every run has too few degrees of freedom" if left_out else "no run has a contrast to compute")
             + " (see the warnings above)."
         )
     notes += _missing_contrasts(plans)
