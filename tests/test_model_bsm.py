@@ -2,12 +2,15 @@
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
 from bids_fixedfx.errors import EX_USAGE, UsageError
 from bids_fixedfx.model import INTERCEPT, Model, ModelError, load_model, parse_model
 from bids_fixedfx.model.defaults import MOTION, default_model
+
+MODELS = Path(__file__).parent / "data" / "models"
 
 #: The shape of the specification's example (run -> subject meta -> dataset glm).
 EXAMPLE = {
@@ -241,3 +244,40 @@ def test_default_model_refusals():
         default_model([])
     with pytest.raises(ModelError, match="--drift-model 'spline'"):
         default_model(["a"], drift_model="spline")
+
+
+def test_a_template_style_model_is_read_with_notes():
+    """bidspm templates leave blanks, pybids writes FEMA and DoubleGamma and may omit GroupBy:
+    read, each with a note; the same model written out reads back equal."""
+    model = load_model(MODELS / "model-wordsTemplate_smdl.json")
+    run, subject, dataset = model.nodes
+    assert run.x == ("trial_type.word", "trial_type.pseudoword", "trial_type.neverShown", INTERCEPT,
+                     "trans_?", "rot_*", "*outlier*")
+    assert run.transformations == () and [c.name for c in run.contrasts] == ["wordGtPseudo", "neverShownGtWord"]
+    assert run.hrf.model == "spm" and run.description.startswith("Each run")
+    assert run.contrasts[0].weights == (1.0, -1.0)
+    assert subject.model_type == "meta" and subject.group_by == ("subject", "contrast")
+    assert subject.dummy_contrasts.test == "t" and dataset.x == (INTERCEPT,)
+    assert model.input == {"task": ("rhymes",), "space": ("MNI152NLin2009cAsym",), "acquisition": ("",)}
+    notes = "\n".join(model.notes)
+    for expected in ("empty entries", "'DoubleGamma' read as 'spm'", "blank transformation", "blank contrast",
+                     "has no GroupBy; read as ['subject', 'contrast']", "read as a meta (fixed effects) node"):
+        assert expected in notes
+    assert Model.from_json(model.to_json()) == model
+
+
+def test_numbers_as_contrast_names_and_a_missing_name():
+    document = example()
+    del document["Name"]
+    document["Nodes"][1]["Contrasts"] = [{"Name": 1, "ConditionList": [1], "Weights": [1], "Test": "FEMA"}]
+    model = parse_model(document, "Model file model-mine_smdl.json", default_name="model-mine")
+    assert model.name == "model-mine" and model.nodes[1].contrasts[0].name == "1"
+    assert model.nodes[1].contrasts[0].test == "t" and model.nodes[1].model_type == "meta"
+    assert any("named 'model-mine' after its file" in n for n in model.notes)
+    with pytest.raises(ModelError, match="has no Name"):
+        parse_model({k: v for k, v in EXAMPLE.items() if k != "Name"})
+
+
+def test_a_single_node_is_not_a_model():
+    with pytest.raises(ModelError, match="is a single node \\(it has a Level\\)"):
+        parse_model(EXAMPLE["Nodes"][0], "Model file model-node_smdl.json")

@@ -299,3 +299,121 @@ def test_group_covariates_errors(fresh_dataset, tmp_path, capsys, options, named
     err = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line or "error:" in line]
     assert len(err) == 1 and named in err[0]
     assert not (out / "group").exists()
+
+
+# --------------------------------------------------------------------------
+# a model written as people write them (bidspm template, FitLins' run -> subject -> dataset)
+
+WORDS = MODELS / "model-wordsTemplate_smdl.json"
+
+
+@pytest.fixture(scope="module")
+def rhymes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rhymes") / "bids"
+    return make_example_dataset(root, n_subjects=3, n_sessions=1, n_runs=2, shape=(16, 18, 14), n_volumes=70,
+                                task="rhymes", conditions=("word", "pseudoword"))
+
+
+@pytest.fixture(scope="module")
+def rhymes_analysed(rhymes, tmp_path_factory):
+    import contextlib
+    import io
+
+    out, stream = tmp_path_factory.mktemp("rhymes_out") / "out", io.StringIO()
+    with contextlib.redirect_stderr(stream):
+        assert main([str(rhymes.path), str(out), "participant", *QUICK, "-m", str(WORDS)]) == 0
+        assert main([str(rhymes.path), str(out), "group", "--no-reports", "-m", str(WORDS)]) == 0
+    return out, stream.getvalue()
+
+
+def _words_design(rhymes, stem, tr):
+    """The run's design by nilearn's own function, from the files, as a user would build it."""
+    from fnmatch import fnmatch
+
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
+    fmriprep = rhymes.path / "derivatives" / "fmriprep" / stem.split("_")[0] / "func"
+    events = pd.read_csv(rhymes.path / stem.split("_")[0] / "func" / f"{stem}_events.tsv", sep="\t")
+    events["trial_type"] = "trial_type." + events["trial_type"]
+    confounds = pd.read_csv(fmriprep / f"{stem}_desc-confounds_timeseries.tsv", sep="\t")
+    columns = [c for c in confounds.columns if fnmatch(c, "trans_?") or fnmatch(c, "rot_*")]
+    n_volumes = nib.load(str(fmriprep / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz")).shape[3]
+    return make_first_level_design_matrix(
+        np.arange(n_volumes) * tr, events, hrf_model="spm", drift_model="cosine", high_pass=0.008,
+        add_regs=confounds[columns].bfill().to_numpy(), add_reg_names=columns), fmriprep
+
+
+@pytest.mark.slow
+def test_a_template_style_model_runs_and_equals_nilearn(rhymes, rhymes_analysed):
+    """Input.task and space, trial_type.<level> without Factor, Model.HRF (DoubleGamma: SPM's),
+    wildcard confounds, "1", blanks, FEMA, a condition no run has: the run maps equal
+    FirstLevelModel on nilearn's own design, the subject maps compute_fixed_effects, the group
+    map SecondLevelModel, all to 1e-4."""
+    from nilearn.glm import compute_fixed_effects
+    from nilearn.glm.first_level import FirstLevelModel
+    from nilearn.glm.second_level import SecondLevelModel
+    from nilearn.masking import intersect_masks
+
+    out, log = rhymes_analysed
+    assert "no event has 'trial_type.neverShown'" in log and "'neverShownGtWord' left out" in log
+    assert "'DoubleGamma' read as 'spm'" in log and "blank contrast" in log
+    assert not list(out.rglob("*contrast-neverShownGtWord*"))
+    tr = json.loads((rhymes.path / "task-rhymes_bold.json").read_text())["RepetitionTime"]
+    weights = {"wordGtPseudo": {"trial_type.word": 1, "trial_type.pseudoword": -1},
+               "trialTypeWord": {"trial_type.word": 1}}
+    subject_effects = []
+    for subject in rhymes.subjects:
+        stems = sorted(p.name.split("_space")[0] for p in (rhymes.path / "derivatives" / "fmriprep" / f"sub-{subject}"
+                       / "func").glob(f"*_space-{SPACE}_desc-preproc_bold.nii.gz"))
+        runs = {label: [] for label in weights}
+        dofs, masks = [], []
+        for stem in stems:
+            design, fmriprep = _words_design(rhymes, stem, tr)
+            ours = pd.read_csv(out / f"sub-{subject}" / "func" / f"{stem}_design.tsv", sep="\t")
+            assert sorted(ours.columns) == sorted(design.columns)
+            np.testing.assert_allclose(ours[list(design.columns)].to_numpy(), design.to_numpy(), rtol=1e-8, atol=1e-10)
+            mask = str(fmriprep / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz")
+            model = FirstLevelModel(mask_img=mask, smoothing_fwhm=5)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(str(fmriprep / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz"), design_matrices=[design])
+            dofs.append(design.shape[0] - np.linalg.matrix_rank(design.to_numpy()))
+            masks.append(mask)
+            for label, named in weights.items():
+                vector = np.array([named.get(c, 0.0) for c in design.columns])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    theirs = model.compute_contrast(vector, output_type="all")
+                runs[label].append(theirs)
+                for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
+                    path = next((out / f"sub-{subject}" / "func").glob(f"{stem}_*contrast-{label}_stat-{stat}_statmap.nii.gz"))
+                    expected = theirs[name].get_fdata()
+                    np.testing.assert_allclose(nib.load(str(path)).get_fdata(), expected, rtol=1e-4,
+                                               atol=1e-4 * np.abs(expected).max(), err_msg=f"{stem} {label} {stat}")
+        mask = intersect_masks(masks, threshold=1, connected=False) if len(masks) > 1 else nib.load(masks[0])
+        for label in weights:
+            path = next((out / f"sub-{subject}" / "func").glob(
+                f"sub-{subject}_task-rhymes_space-{SPACE}_contrast-{label}_stat-effect_statmap.nii.gz"))
+            if len(stems) > 1:
+                effect, _, t, _ = compute_fixed_effects([m["effect_size"] for m in runs[label]],
+                                                        [m["effect_variance"] for m in runs[label]], mask, dofs=dofs)
+            else:
+                effect, t = runs[label][0]["effect_size"], runs[label][0]["stat"]
+            for ours, theirs in ((path, effect), (Path(str(path).replace("stat-effect", "stat-t")), t)):
+                expected = theirs.get_fdata()
+                np.testing.assert_allclose(nib.load(str(ours)).get_fdata(), expected, rtol=1e-4,
+                                           atol=1e-4 * np.abs(expected).max(), err_msg=f"sub-{subject} {label}")
+            if label == "wordGtPseudo":
+                subject_effects.append((str(path), str(next(path.parent.glob("*_desc-fixedfx_mask.nii.gz")))
+                                        if len(stems) > 1 else masks[0]))
+    group_mask = intersect_masks([m for _, m in subject_effects], threshold=1, connected=False)
+    second = SecondLevelModel(mask_img=group_mask).fit(
+        [e for e, _ in subject_effects], design_matrix=pd.DataFrame({"intercept": np.ones(len(subject_effects))}))
+    theirs = second.compute_contrast("intercept", output_type="all")
+    ours = next((out / "group").glob("*_contrast-wordGtPseudo_stat-t_statmap.nii.gz"))
+    expected = theirs["stat"].get_fdata()
+    np.testing.assert_allclose(nib.load(str(ours)).get_fdata(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # the known effect: words activate their box (the generator's first condition), pseudowords do not
+    box = rhymes.active["word"]
+    word_t = nib.load(str(next((out / "group").glob("*_contrast-trialTypeWord_stat-t_statmap.nii.gz")))).get_fdata()
+    assert word_t[box].mean() > 3

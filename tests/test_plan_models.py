@@ -1,0 +1,62 @@
+"""The model's Input selects the data the command line leaves open; a run node must compute something."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bids_fixedfx import discover
+from bids_fixedfx.errors import NoDataError
+from bids_fixedfx.model import ModelError, parse_model
+from bids_fixedfx.plan import apply_input, read_model
+
+RUN = {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"Type": "glm", "X": ["audio", 1]},
+       "DummyContrasts": {"Test": "t"}}
+
+
+def model(input_, nodes=(RUN,)):
+    return parse_model({"Name": "m", "BIDSModelVersion": "1.0.0", "Input": input_, "Nodes": list(nodes)})
+
+
+def test_input_stands_in_for_the_options_it_names(make_settings, example_dataset, tmp_path):
+    settings = make_settings(example_dataset.path, model_file=tmp_path / "model-m_smdl.json")
+    chosen = apply_input(model({"task": "checkerboard", "subject": ["01", "02"], "space": ["T1w"],
+                                "acquisition": [""], "run": [1]}), settings)
+    assert chosen.task == ("checkerboard",) and chosen.participant_label == ("01", "02") and chosen.space == "T1w"
+    assert chosen.bids_filters == {"bold": {"acquisition": None, "run": "1"}}
+    assert chosen.selected_by["space"] == "Input.space of model-m_smdl.json"
+    selection = discover.select_runs(chosen)
+    assert selection.space == "T1w" and {r.subject for r in selection.runs} == {"01", "02"}
+    assert {dict(r.entities)["run"] for r in selection.runs} == {"01"}
+
+
+def test_the_command_line_wins_over_input(make_settings, example_dataset, tmp_path):
+    settings = make_settings(example_dataset.path, model_file=tmp_path / "model-m_smdl.json", space="T1w",
+                             bids_filters={"bold": {"run": 2}})
+    chosen = apply_input(model({"space": "MNI152NLin2009cAsym", "run": [1]}), settings)
+    assert chosen.space == "T1w" and chosen.bids_filters == {"bold": {"run": 2}} and "space" not in chosen.selected_by
+
+
+def test_input_tasks_the_data_lacks_are_passed_over(make_settings, example_dataset, tmp_path):
+    settings = make_settings(example_dataset.path, model_file=tmp_path / "model-m_smdl.json", participant_label=("01",))
+    selection = discover.select_runs(apply_input(model({"task": ["stroop", "checkerboard"]}), settings))
+    assert {r.task for r in selection.runs} == {"checkerboard"}
+    with pytest.raises(NoDataError, match="Input.task of model-m_smdl.json stroop is not in the dataset"):
+        discover.select_runs(apply_input(model({"task": ["stroop"]}), settings))
+    with pytest.raises(NoDataError, match="Input.space of model-m_smdl.json IXI549Space matches no preprocessed"):
+        discover.select_runs(apply_input(model({"space": ["IXI549Space"]}), settings))
+
+
+def test_input_keys_that_are_not_entities_are_refused(make_settings, example_dataset, tmp_path):
+    settings = make_settings(example_dataset.path, model_file=tmp_path / "model-m_smdl.json")
+    with pytest.raises(ModelError, match="model-m_smdl.json: Input has 'colour', which is not an entity"):
+        apply_input(model({"colour": ["red"]}), settings)
+
+
+def test_a_run_node_without_contrasts_is_refused(make_settings, example_dataset, tmp_path):
+    path = tmp_path / "model-quiet_smdl.json"
+    path.write_text(json.dumps({"Name": "quiet", "BIDSModelVersion": "1.0.0",
+                                "Nodes": [{**RUN, "DummyContrasts": None}]}))
+    with pytest.raises(ModelError, match="Node 'run' of .*model-quiet_smdl.json has no Contrasts and no DummyContrasts"):
+        read_model(make_settings(example_dataset.path, model_file=path))
