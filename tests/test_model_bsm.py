@@ -136,7 +136,6 @@ def test_string_fractions_and_f_contrasts():
     ({"Nodes__1__Name": "run"}, "two nodes named 'run'"),
     ({"Nodes__0__Model__X": ["congruent", 2]}, "Model.X has 2"),
     ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "afni"}}, "HRF model 'afni'"),
-    ({"Nodes__0__Model__HRF": {"Variables": ["other"], "Model": "spm"}}, "HRF variable 'other' is not in Model.X"),
     ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "fir"}}, "needs Parameters.fir_delays"),
     ({"Nodes__1__Model__HRF": {"Variables": ["congruent"], "Model": "spm"}}, "Node 'subject' is at subject level but has Model.HRF"),
     ({"Nodes__0__Model__Type": "meta"}, "meta model at Run level"),
@@ -281,3 +280,9 @@ def test_numbers_as_contrast_names_and_a_missing_name():
 def test_a_single_node_is_not_a_model():
     with pytest.raises(ModelError, match="is a single node \\(it has a Level\\)"):
         parse_model(EXAMPLE["Nodes"][0], "Model file model-node_smdl.json")
+
+
+def test_hrf_variables_outside_x_are_noted():
+    model = parse_model(example(Nodes__0__Model__HRF={"Variables": ["congruent", "other"], "Model": "spm"}))
+    assert model.nodes[0].hrf.variables == ("congruent", "other")
+    assert any("Model.HRF names 'other', not in Model.X, so not in the design" in n for n in model.notes)

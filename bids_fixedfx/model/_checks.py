@@ -61,7 +61,8 @@ def _check_node(node):
     if node.hrf is not None:
         unknown = [v for v in node.hrf.variables if v not in node.x and not _matches_any(v, node.x)]
         if unknown:
-            raise ModelError(f"{where}: Model.HRF variable {unknown[0]!r} is not in Model.X.")
+            notes.append(f"{where}: Model.HRF names {', '.join(map(repr, unknown))}, not in Model.X, so not in "
+                         "the design")
     seen = set()
     for contrast in node.contrasts:
         if contrast.name in seen:

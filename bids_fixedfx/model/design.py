@@ -258,7 +258,7 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
     x_names = expand_names([e for e in x if e not in absent], variables.names, f"{where}: Model.X")
     hrf_x = categories_as_levels(node.hrf.variables, variables, where)[0] if node.hrf else ()
-    hrf_names = set(expand_names([v for v in hrf_x if v not in absent], variables.names, f"{where}: Model.HRF"))
+    hrf_names = {n for n in x_names if any(n == pattern or fnmatchcase(n, pattern) for pattern in hrf_x)}
     columns, conditions = {}, []
     for name in x_names:
         variable = variables[name]
