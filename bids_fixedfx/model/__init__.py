@@ -10,6 +10,7 @@ which reads a model file; :meth:`Model.to_json` returns the text to write.
   ``pybids-transforms-v1`` transformations on them.
 - :mod:`.hrf`: convolution, equal to nilearn's ``compute_regressor``.
 - :mod:`.design`: a run's design matrix from a run node.
+- :mod:`.formula`: ``Model.Formula`` (``0 + a * b``), parsed and applied to X's columns.
 - :mod:`.group`: designs above the run, from the inputs' entities and ``participants.tsv``.
 - :mod:`.contrasts`: X and contrasts against design columns; contrast matrices and the
   names of contrasts passed to later nodes.

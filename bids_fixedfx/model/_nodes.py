@@ -9,6 +9,7 @@ from .bsm import (
     INTERCEPT, LEVELS, MODEL_TYPES, TRANSFORMATION_NAMES, TRANSFORMER, Contrast, DummyContrasts, Edge, HRF,
     ModelError, Node, Transformation,
 )
+from .formula import parse_formula
 
 
 def parse_node(raw, index, source, notes) -> Node:
@@ -51,6 +52,10 @@ def parse_node(raw, index, source, notes) -> Node:
     if high_pass is not None and (isinstance(high_pass, bool) or not isinstance(high_pass, (int, float))
                                   or high_pass <= 0):
         raise ModelError(f"{where} has HighPassFilterCutoffHz {high_pass!r}; expected a positive number of Hz.")
+    if model.get("Formula") is not None:
+        if not isinstance(model["Formula"], str):
+            raise ModelError(f"{where}: Model.Formula is not text.")
+        parse_formula(model["Formula"], where)
     dummy = doc.get("DummyContrasts")
     return Node(
         name=name, level=level, group_by=group_by, x=x, model_type=model_type,

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .bsm import INTERCEPT, ModelError
+from .formula import apply_formula, parse_formula
 from .hrf import MIN_ONSET, OVERSAMPLING, convolve
 from .transforms import apply_transformations
 from .variables import Variable, run_variables, sample
@@ -280,6 +281,12 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
             columns[column.name] = column.values
             if variable.source == "convolved" or name in hrf_names:
                 conditions.append(column.name)
+    if node.formula is not None:
+        formula = parse_formula(node.formula, where)
+        columns = apply_formula(columns, formula, where)
+        conditions = [c for c in columns if any(part in conditions for part in c.split(":"))]
+        if formula.intercept is False:
+            notes.append(f"{where}: Model.Formula drops the intercept; the run's design keeps nilearn's constant")
     drift_model, high_pass, drift_order = drift_settings(node)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

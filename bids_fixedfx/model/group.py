@@ -18,6 +18,7 @@ import pandas as pd
 from .bsm import INTERCEPT, ModelError
 from .contrasts import GROUP_INTERCEPT
 from .design import categories_as_levels, expand_names, implicit_factors
+from .formula import apply_formula, parse_formula
 from .transforms import apply_transformations
 from .variables import table_variables
 
@@ -86,6 +87,12 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") ->
                 raise ModelError(f"{where}: Model.X variable {name!r} holds categories; "
                                  f"name its levels ({name}.<level>) or Factor it.")
             columns[name] = variable.values.astype(float)
+    if node.formula is not None:
+        formula = parse_formula(node.formula, where)
+        made = apply_formula({k: v for k, v in columns.items() if k != GROUP_INTERCEPT}, formula, where)
+        keep = formula.intercept if formula.intercept is not None else GROUP_INTERCEPT in columns
+        columns = {GROUP_INTERCEPT: np.ones(len(table))} if keep else {}
+        columns.update(made)
     matrix = pd.DataFrame(columns, index=inputs.index)
     missing = matrix.isna().any(axis=1).to_numpy()
     dropped = tuple(inputs.index[missing])
