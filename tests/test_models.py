@@ -413,6 +413,9 @@ def test_a_template_style_model_runs_and_equals_nilearn(rhymes, rhymes_analysed)
     ours = next((out / "group").glob("*_contrast-wordGtPseudo_stat-t_statmap.nii.gz"))
     expected = theirs["stat"].get_fdata()
     np.testing.assert_allclose(nib.load(str(ours)).get_fdata(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # the edge's Filter: the pseudowords' dummy contrast is a subject map but not tested at the group level
+    assert list(out.glob("sub-01/func/*_contrast-trialTypePseudoword_stat-effect_statmap.nii.gz"))
+    assert not list((out / "group").glob("*_contrast-trialTypePseudoword_*"))
     # the known effect: words activate their box (the generator's first condition), pseudowords do not
     box = rhymes.active["word"]
     word_t = nib.load(str(next((out / "group").glob("*_contrast-trialTypeWord_stat-t_statmap.nii.gz")))).get_fdata()

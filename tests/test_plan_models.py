@@ -60,3 +60,4 @@ def test_a_run_node_without_contrasts_is_refused(make_settings, example_dataset,
                                 "Nodes": [{**RUN, "DummyContrasts": None}]}))
     with pytest.raises(ModelError, match="Node 'run' of .*model-quiet_smdl.json has no Contrasts and no DummyContrasts"):
         read_model(make_settings(example_dataset.path, model_file=path))
+
