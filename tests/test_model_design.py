@@ -174,6 +174,15 @@ def test_a_category_alone_in_x_is_one_column_per_level():
     assert all(c.vector[list(design.matrix.columns).index(c.name)] == 1 and c.vector.sum() == 1 for c in contrasts)
 
 
+def test_dummy_contrasts_with_wildcards_are_one_per_matching_column():
+    events, confounds = random_run(6)
+    node = run_model(["trial_type.*", "csf"], hrf={"Variables": ["trial_type.*"], "Model": "glover"},
+                     dummy={"Contrasts": ["trial_type.*s*", "csf"], "Test": "t"})
+    design = build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    contrasts, notes = contrast_matrices(node, design.matrix.columns, x_columns=design.x_columns)
+    assert [c.name for c in contrasts] == ["trial_type.house", "trial_type.scrambled face", "csf"] and not notes
+
+
 def test_a_condition_absent_from_a_run_is_left_out_with_a_note():
     """pybids and bidspm leave a level that a run lacks out of that run's design (and the
     contrasts that name it); the other columns equal nilearn's design of the run."""

@@ -9,7 +9,9 @@ lacks are left out with a note, as pybids does; an F contrast is never passed on
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 import numpy as np
 
@@ -99,6 +101,18 @@ def _resolve(condition, index):
     return condition
 
 
+def _matching(conditions, available, index):
+    """Dummy-contrast conditions with wildcards (``trial_type.face*``) replaced by the columns
+    of X they match, as Model.X matches them."""
+    out = []
+    for condition in conditions:
+        if isinstance(condition, str) and condition not in index and re.search(r"[*?\[]", condition):
+            out += [c for c in available if fnmatchcase(c, condition) and c not in out]
+        else:
+            out.append(condition)
+    return tuple(out)
+
+
 def _levels_of_category(spec, index):
     """A dummy contrast of a category that X modelled level by level (``trial_type``): one per
     level (``trial_type.a``, ``trial_type.b``); any other contrast as it is."""
@@ -136,9 +150,8 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
     specs = []
     dummy = node.dummy_contrasts
     if dummy is not None:
-        conditions = dummy.conditions
-        if conditions is None:
-            conditions = tuple(x_columns if x_columns is not None else columns)
+        available = tuple(x_columns if x_columns is not None else columns)
+        conditions = available if dummy.conditions is None else _matching(dummy.conditions, available, index)
         for condition in conditions:
             column = _column(condition, node.level)
             is_intercept = column == intercept_column(node.level)
