@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -61,3 +62,20 @@ def test_a_run_node_without_contrasts_is_refused(make_settings, example_dataset,
     with pytest.raises(ModelError, match="Node 'run' of .*model-quiet_smdl.json has no Contrasts and no DummyContrasts"):
         read_model(make_settings(example_dataset.path, model_file=path))
 
+
+@pytest.mark.parametrize(("mask", "named"), [
+    ({"desc": ["brain"], "suffix": ["mask"], "space": ["MNI152NLin2009cAsym"]}, None),
+    ("", None),
+    ({"label": ["GM"], "suffix": ["mask"]}, "the mask label ['GM']"),
+    ({"desc": ["aseg"], "suffix": ["mask"]}, "the mask desc ['aseg']"),
+])
+def test_options_mask_is_the_brain_mask_or_refused(make_settings, example_dataset, tmp_path, mask, named):
+    path = tmp_path / "model-masked_smdl.json"
+    run = {**RUN, "Model": {**RUN["Model"], "Options": {"Mask": mask}}}
+    path.write_text(json.dumps({"Name": "masked", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
+    settings = make_settings(example_dataset.path, model_file=path)
+    if named is None:
+        assert read_model(settings).nodes[0].options.get("Mask") == (mask or None)
+    else:
+        with pytest.raises(ModelError, match=f"Node 'run' of .* asks for {re.escape(named)} in Model.Options.Mask"):
+            read_model(settings)

@@ -48,6 +48,9 @@ def parse_node(raw, index, source, notes) -> Node:
         raise ModelError(f"{where} has no variables in Model.X.")
     options = dict(canonical(model.get("Options") or {}, ("HighPassFilterCutoffHz", "LowPassFilterCutoffHz",
                    "ReplaceVariables", "Mask", "Aggregate", "Description"), f"{where}: Model.Options"))
+    for key in [k for k, v in options.items() if v == ""]:
+        del options[key]
+        notes.append(f"{where}: Model.Options.{key} is blank (\"\") and was ignored")
     high_pass = options.pop("HighPassFilterCutoffHz", None)
     if high_pass is not None and (isinstance(high_pass, bool) or not isinstance(high_pass, (int, float))
                                   or high_pass <= 0):

@@ -25,6 +25,8 @@ def read_model(settings):
 
     model = load_model(settings.model_file)
     check_graph(model, str(settings.model_file))
+    for node in model.nodes:
+        _check_mask(node, settings.model_file)
     node = run_node(model)
     if not node.contrasts and node.dummy_contrasts is None:
         raise ModelError(
@@ -32,6 +34,33 @@ def read_model(settings):
             "no map; add the contrasts to estimate (DummyContrasts gives one per variable)."
         )
     return model
+
+
+#: ``Options.Mask`` entities that name each run's own brain mask, the mask this version uses.
+MASK_ENTITIES = {"desc": ("brain",), "suffix": ("mask",)}
+#: Entities a Mask may also give, which select the run's own files anyway.
+MASK_SELECTORS = ("space", "task", "ses", "session", "subject", "run", "acquisition", "extension", "datatype")
+
+
+def _check_mask(node, model_file):
+    """Refuse an ``Options.Mask`` other than each run's brain mask (the mask this version applies)."""
+    from ..model.bsm import ModelError
+
+    mask = node.options.get("Mask")
+    if mask in (None, "", False, {}):
+        return
+    wrong = None if isinstance(mask, dict) else repr(mask)
+    for key, value in (mask.items() if isinstance(mask, dict) else ()):
+        values = tuple(str(v) for v in (value if isinstance(value, list) else [value]))
+        if (key in MASK_ENTITIES and values != MASK_ENTITIES[key]) or (key not in MASK_ENTITIES and
+                                                                         key not in MASK_SELECTORS):
+            wrong = f"{key} {list(values)}"
+            break
+    if wrong is not None:
+        raise ModelError(
+            f"Node {node.name!r} of {model_file} asks for the mask {wrong} in Model.Options.Mask; this version masks "
+            "each run with its desc-brain mask (or --mask FILE)."
+        )
 
 
 #: ``Input`` keys that a command-line option also selects: the Settings field each one sets.
