@@ -136,6 +136,8 @@ def test_string_fractions_and_f_contrasts():
     ({"Nodes__1__Name": "run"}, "two nodes named 'run'"),
     ({"Nodes__0__Model__X": ["congruent", 2]}, "Model.X has 2"),
     ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "afni"}}, "HRF model 'afni'"),
+    ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "DoubleGamma", "Parameters": {"PeakDelay": 3}}},
+     "Model.HRF.Parameters has 'PeakDelay'; the HRF models of this app \\(nilearn's\\) take only fir_delays"),
     ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "fir"}}, "needs Parameters.fir_delays"),
     ({"Nodes__1__Model__HRF": {"Variables": ["congruent"], "Model": "spm"}}, "Node 'subject' is at subject level but has Model.HRF"),
     ({"Nodes__0__Model__Type": "meta"}, "meta model at Run level"),

@@ -185,10 +185,12 @@ def _parse_hrf(raw, where, notes) -> HRF:
     model = check_hrf_model(doc.get("Model", "glover"), f"{where}: Model.HRF")
     if str(doc.get("Model", "glover")).replace(" ", "").lower() != model.replace(" ", ""):
         notes.append(f"{where}: the HRF model {doc['Model']!r} read as {model!r}")
-    parameters = {re.sub(r"[_\s]", "", str(k)).lower(): v for k, v in (doc.get("Parameters") or {}).items()}
-    delays = parameters.pop("firdelays", None)
+    parameters = {str(k): v for k, v in (doc.get("Parameters") or {}).items()}
+    delays = next((parameters.pop(k) for k in list(parameters) if re.sub(r"[_\s]", "", k).lower() == "firdelays"),
+                  None)
     if parameters:
-        raise ModelError(f"{where}: Model.HRF.Parameters has {sorted(parameters)[0]!r}; only fir_delays is known.")
+        raise ModelError(f"{where}: Model.HRF.Parameters has {next(iter(parameters))!r}; the HRF models of this app "
+                         "(nilearn's) take only fir_delays.")
     if model == "fir":
         if not delays or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in listify(delays)):
             raise ModelError(f"{where}: the 'fir' HRF needs Parameters.fir_delays, a list of delays in scans.")
