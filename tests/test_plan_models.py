@@ -79,3 +79,15 @@ def test_options_mask_is_the_brain_mask_or_refused(make_settings, example_datase
     else:
         with pytest.raises(ModelError, match=f"Node 'run' of .* asks for {re.escape(named)} in Model.Options.Mask"):
             read_model(settings)
+
+
+def test_a_run_node_whose_contrasts_are_all_outside_x_is_refused(make_settings, example_dataset, tmp_path):
+    path = tmp_path / "model-outside_smdl.json"
+    run = {**RUN, "Model": {"Type": "glm", "X": ["trans_?", "rot_?"]},
+           "DummyContrasts": {"Test": "t", "Contrasts": ["trial_type.audio"]}}
+    path.write_text(json.dumps({"Name": "outside", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
+    with pytest.raises(ModelError, match="every contrast names a variable that is not in Model.X \\('trial_type.audio'\\)"):
+        read_model(make_settings(example_dataset.path, model_file=path))
+    run["Model"]["X"] = ["trial_type", "trans_?"]
+    path.write_text(json.dumps({"Name": "outside", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
+    assert read_model(make_settings(example_dataset.path, model_file=path)).name == "outside"

@@ -33,7 +33,28 @@ def read_model(settings):
             f"Node {node.name!r} of {settings.model_file} has no Contrasts and no DummyContrasts, so it computes "
             "no map; add the contrasts to estimate (DummyContrasts gives one per variable)."
         )
+    conditions = [c.condition_list for c in node.contrasts]
+    if node.dummy_contrasts is not None:
+        conditions += [(c,) for c in (node.dummy_contrasts.conditions or node.x)]
+    if not any(all(_in_x(c, node.x) for c in names) for names in conditions):
+        raise ModelError(
+            f"Node {node.name!r} of {settings.model_file}: every contrast names a variable that is not in Model.X "
+            f"({next(c for names in conditions for c in names if not _in_x(c, node.x))!r}), so it computes no map."
+        )
     return model
+
+
+def _in_x(name, x) -> bool:
+    """Whether a contrast's condition is a column that ``Model.X`` can make: itself, a match of a
+    wildcard, a level of a category named alone (``trial_type.a`` of ``trial_type``), the intercept."""
+    from fnmatch import fnmatchcase
+
+    if name in x:
+        return True
+    if not isinstance(name, str):
+        return False
+    return any(isinstance(v, str) and (fnmatchcase(name, v) or fnmatchcase(v, name) or name.startswith(f"{v}."))
+               for v in x)
 
 
 #: ``Options.Mask`` entities that name each run's own brain mask, the mask this version uses.
