@@ -420,3 +420,17 @@ def test_a_template_style_model_runs_and_equals_nilearn(rhymes, rhymes_analysed)
     box = rhymes.active["word"]
     word_t = nib.load(str(next((out / "group").glob("*_contrast-trialTypeWord_stat-t_statmap.nii.gz")))).get_fdata()
     assert word_t[box].mean() > 3
+
+
+@pytest.mark.slow
+def test_a_template_style_model_output_is_valid_bids(rhymes_analysed):
+    import subprocess
+
+    from bids_fixedfx.discover import validator_command
+
+    out, _ = rhymes_analysed
+    command = validator_command()
+    assert command, "bids-validator-deno must be installed (pip install bids-validator-deno)"
+    done = subprocess.run([command, "--format", "json", str(out)], capture_output=True, text=True)
+    errors = [i for i in json.loads(done.stdout)["issues"]["issues"] if i["severity"] == "error"]
+    assert errors == [] and done.returncode == 0
