@@ -161,10 +161,11 @@ def test_a_category_alone_in_x_is_one_column_per_level():
     """X ["trial_type"] models each condition, as nilearn's design of the events does; a dummy
     contrast of the category is one contrast per level."""
     events, confounds = random_run(4)
+    events.loc[3, "trial_type"] = np.nan  # an event of no condition: in no column
     node = run_model(["trial_type", *MOTION], hrf={"Variables": ["trial_type"], "Model": "glover"},
                      dummy={"Contrasts": ["trial_type"], "Test": "t"})
     design = build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES)
-    named = events.assign(trial_type="trial_type." + events["trial_type"])
+    named = events.dropna().assign(trial_type=lambda e: "trial_type." + e["trial_type"])
     expected = nilearn_design(named[["onset", "duration", "trial_type"]], confounds[list(MOTION)], drift_model=None)
     assert_same(design.matrix, expected)
     assert any("holds categories, modelled as one column per level (face, house, scrambled face)" in n

@@ -141,7 +141,7 @@ def implicit_factors(variables, node):
     return variables.with_variables(added)
 
 
-def categories_as_levels(x, variables, where: str):
+def categories_as_levels(x, variables, where: str, missing: float = np.nan):
     """``Model.X`` with each categorical variable named alone replaced by the indicators of its
     levels (``group`` -> ``group.control``, ``group.patient``), as an implicit ``Factor``.
 
@@ -151,6 +151,9 @@ def categories_as_levels(x, variables, where: str):
     variables : Variables
     where : str
         How notes name the node (and run).
+    missing : float
+        The indicators' value where the category is missing: NaN (the row is left out, above
+        the run) or 0 (an event of no level, at the run).
 
     Returns
     -------
@@ -170,7 +173,7 @@ def categories_as_levels(x, variables, where: str):
         levels = sorted({str(v) for v in values[known]})
         for level in levels:
             name = f"{entry}.{level}"
-            indicator = np.where(known, values.astype(str) == level, np.nan).astype(float)
+            indicator = np.where(known, values.astype(str) == level, missing).astype(float)
             added.setdefault(name, variable.replace(name=name, values=indicator))
             entries.append(name)
         notes.append(f"{where}: Model.X {entry!r} holds categories, modelled as one column per level "
@@ -254,11 +257,11 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     given = run_variables(events, confounds, frame_times=times, tr=tr)
     variables = implicit_factors(given, node)
     variables = apply_transformations(variables, node.transformations, f"Node {node.name!r} ({run_name})")
-    x, variables, notes = categories_as_levels(node.x, variables, where)
+    x, variables, notes = categories_as_levels(node.x, variables, where, missing=0.0)
     absent = absent_levels(x, variables.names, given.names)
     notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
     x_names = expand_names([e for e in x if e not in absent], variables.names, f"{where}: Model.X")
-    hrf_x = categories_as_levels(node.hrf.variables, variables, where)[0] if node.hrf else ()
+    hrf_x = categories_as_levels(node.hrf.variables, variables, where, missing=0.0)[0] if node.hrf else ()
     hrf_names = {n for n in x_names if any(n == pattern or fnmatchcase(n, pattern) for pattern in hrf_x)}
     columns, conditions = {}, []
     for name in x_names:
