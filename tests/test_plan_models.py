@@ -88,6 +88,7 @@ def test_a_run_node_whose_contrasts_are_all_outside_x_is_refused(make_settings, 
     path.write_text(json.dumps({"Name": "outside", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
     with pytest.raises(ModelError, match="every contrast names a variable that is not in Model.X \\('trial_type.audio'\\)"):
         read_model(make_settings(example_dataset.path, model_file=path))
-    run["Model"]["X"] = ["trial_type", "trans_?"]
-    path.write_text(json.dumps({"Name": "outside", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
-    assert read_model(make_settings(example_dataset.path, model_file=path)).name == "outside"
+    for x, contrasts in ((["trial_type", "trans_?"], ["trial_type.audio"]), (["trans_?"], [1])):
+        run["Model"]["X"], run["DummyContrasts"]["Contrasts"] = x, contrasts
+        path.write_text(json.dumps({"Name": "outside", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
+        assert read_model(make_settings(example_dataset.path, model_file=path)).name == "outside"
