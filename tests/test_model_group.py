@@ -74,6 +74,8 @@ def test_a_category_alone_in_x_is_one_column_per_level_without_intercept():
     np.testing.assert_array_equal(design.matrix.to_numpy(), expected.to_numpy())
     assert any("one column per level (control, patient)" in n for n in design.notes)
     assert any("intercept is left out" in n for n in design.notes)
+    one_level = build_group_design(dataset_node([1, "site"]), PARTICIPANTS.assign(site="north"))
+    assert list(one_level.matrix.columns) == ["site.north"]
     explicit = build_group_design(dataset_node(["group.control", "group.patient", "age"]), PARTICIPANTS)
     np.testing.assert_array_equal(explicit.matrix.to_numpy(), design.matrix.to_numpy())
 

@@ -72,7 +72,7 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") ->
     variables = implicit_factors(_as_events(variables), node)
     variables = apply_transformations(variables, node.transformations, where)
     x, variables, notes = categories_as_levels(node.x, variables, where)
-    if len(x) != len(node.x) and INTERCEPT in x:
+    if any(e not in node.x for e in x) and INTERCEPT in x:
         x = tuple(e for e in x if e != INTERCEPT)
         notes.append(f"{where}: the intercept is left out, as the levels of a category span it")
     columns = {}
