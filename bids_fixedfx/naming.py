@@ -40,8 +40,8 @@ FIT_STATS = ("rsquared",)
 GROUP_FIXED_DESC = "fixedfx"
 #: The ``desc`` of corrected-inference maps (after the group model's, camel-cased: ``fixedfxFdr``).
 INFERENCE_DESCS = ("fpr", "fdr", "bonferroni", "cluster", "permmaxt", "permsize", "permmass", "permtfce")
-#: The ``desc`` of the group mask of the one-sample test and of fixed effects (a group design's
-#: mask takes the design's ``desc``).
+#: The ``desc`` of the group mask of the one-sample test (fixed effects over subjects and a
+#: group design name theirs as their maps: :func:`group_mask_desc`).
 GROUP_MASK_DESC = "group"
 
 _RUN = (
@@ -219,6 +219,13 @@ def statmap_desc(group_model: str | None = None, method: str | None = None, desi
     """
     own = [GROUP_FIXED_DESC] if group_model == "fixed" else [design] if design else []
     return _join([*own, *parts, *([method] if method else [])])
+
+
+def group_mask_desc(group_model: str, design: str | None = None, parts=()) -> str:
+    """The ``desc`` of a group test's mask: a group design's, ``fixedfx`` for fixed effects
+    over subjects, ``group`` for the one-sample test, so that the masks of different group
+    models (which may be run on different subjects) are named apart, as their maps are."""
+    return mask_desc(design or (GROUP_FIXED_DESC if group_model == "fixed" else GROUP_MASK_DESC), parts)
 
 
 def mask_desc(base: str, parts=()) -> str:

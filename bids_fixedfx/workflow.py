@@ -426,7 +426,7 @@ def write_group(test, settings) -> None:
             outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
                                  [outputs.source(p, output_dir) for m in dict.fromkeys(i.mask for i in items)
                                   for p in surface.files_of(m)]),
-            form, desc=naming.mask_desc(design or naming.GROUP_MASK_DESC, test.desc_parts), **common,
+            form, desc=naming.group_mask_desc(group_model, design, test.desc_parts), **common,
         )
         for contrast, matrix in contrasts:
             maps, group = _group_maps(test, contrast, matrix, mask, group_model)

@@ -92,8 +92,9 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
     subjects = sorted({item.subject for test in (*tests, *untested) for item in test.inputs})
     view = None  # a surface or CIFTI space: its maps are drawn on the mesh (report.surfaces)
     if not is_surface_file(tests[0].inputs[0].effect):
-        mask_volume = slices.load(output_dir / naming.build("group_mask", task=task, space=space,
-                                                            desc=settings.group_design, extension=".nii.gz"))
+        mask_volume = slices.load(output_dir / naming.build(
+            "group_mask", task=task, space=space, extension=".nii.gz",
+            desc=naming.group_mask_desc(settings.group_model, settings.group_design)))
         mask = mask_volume.data > 0
         first_runs = {}  # the first run of the first subjects: their BOLD references make the background
         for item in tests[0].inputs[:backgrounds.MAX_AVERAGED]:
