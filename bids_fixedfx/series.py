@@ -15,28 +15,47 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputFileError
 from .images import read_image, read_mask
 
 
-def load_mask(mask, bold_img):
+def load_mask(mask, bold_img, name=None):
     """The run's mask image: the given one, or the one nilearn computes from the BOLD.
 
     Parameters
     ----------
     mask : str, Path, Nifti1Image or None
     bold_img : Nifti1Image
+    name : str or Path, optional
+        The BOLD file, named in the error.
 
     Returns
     -------
     mask_img : Nifti1Image
         Binary (int8), as nilearn's maskers hold it.
+
+    Raises
+    ------
+    InputFileError
+        The mask nilearn computes is empty (no voxel of the series looks like brain).
     """
     import nibabel as nib
     from nilearn.maskers import MultiNiftiMasker
     from nilearn.masking import load_mask_img
 
     if mask is None:  # as FirstLevelModel does: an EPI mask computed by its masker
-        return MultiNiftiMasker(mask_strategy="epi").fit([bold_img]).mask_img_
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Computed an empty mask")
+            computed = MultiNiftiMasker(mask_strategy="epi").fit([bold_img]).mask_img_
+        if not np.any(np.asanyarray(computed.dataobj)):
+            name = name or bold_img.get_filename() or "the BOLD series"
+            raise InputFileError(
+                f"nilearn computed an empty brain mask from {name} (no voxel looks like brain in the "
+                "series); give preprocessed derivatives with their brain masks, or --mask."
+            )
+        return computed
     if isinstance(mask, (str, Path)):
         return read_mask(mask)
     values, affine = load_mask_img(mask)
@@ -231,5 +250,5 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
         mask_img = load_mask(mask, None)
         return MaskedRun(streamed_series(bold, mask_img, smoothing_fwhm, n_threads), mask_img)
     bold_img = read_bold(bold) if isinstance(bold, (str, Path)) else load_img(bold)
-    mask_img = load_mask(mask, bold_img)
+    mask_img = load_mask(mask, bold_img, bold if isinstance(bold, (str, Path)) else None)
     return MaskedRun(masked_series(bold_img, mask_img, smoothing_fwhm, n_threads), mask_img)

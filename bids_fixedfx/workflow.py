@@ -64,7 +64,8 @@ def run_participant(settings) -> None:
     fitted = _fit_all(checked.runs, settings)
     total, done, notes = len(checked.runs), 0, list(checked.notes)
     started = time.perf_counter()
-    for index, subject in enumerate(checked.subjects, start=1):
+    ordinals = {label: n for n, label in enumerate(dict.fromkeys(s.subject for s in checked.subjects), start=1)}
+    for subject in checked.subjects:
         key = naming.set_key(subject=subject.subject, task=subject.task, space=subject.space)
         with outputs.Staging(settings.output_dir, key) as staging:
             results = []
@@ -92,7 +93,7 @@ def run_participant(settings) -> None:
                         subject.subject, f" ses-{maps.session}" if maps.session else "", subject.task,
                         f" space-{subject.space}" if subject.space else "",
                         maps.step.node.name, "fixed effects" if maps.step.node.model_type == "meta" else "OLS",
-                        len(maps.runs), index, len(checked.subjects))
+                        len(maps.runs), ordinals[subject.subject], len(ordinals))
     _write_boilerplate(settings, checked, None)
     reports = settings.reports and not any(step.desc for step in checked.steps if step.level == "subject")
     if settings.reports and not reports:

@@ -327,6 +327,39 @@ def test_a_derivatives_path_without_description_is_refused(example_dataset, tmp_
     assert str(tmp_path) in str(error.value)
 
 
+def test_subject_folders_right_under_derivatives_are_read_as_derivatives(fresh_dataset, make_settings, tmp_path,
+                                                                          caplog):
+    """nilearn's layout: ``derivatives/sub-*`` with no dataset_description.json (as
+    first_level_from_bids reads it); the same runs and maps as the fMRIPrep layout."""
+    import shutil
+
+    from bids_fixedfx.cli import main
+
+    described = fresh_dataset(subjects=("01",))
+    bare = fresh_dataset(subjects=("01",))
+    fmriprep = bare.path / "derivatives" / "fmriprep"
+    for child in fmriprep.iterdir():
+        if child.name != "dataset_description.json":
+            shutil.move(str(child), str(bare.path / "derivatives" / child.name))
+    shutil.rmtree(fmriprep)
+    assert discover.find_derivatives(bare.path, tmp_path / "out") == (bare.path / "derivatives",)
+    assert discover.skipped_derivatives(bare.path, tmp_path / "out") == ()
+    with caplog.at_level("WARNING", logger="bids_fixedfx"):
+        selection = discover.select_runs(make_settings(bare.path, space="MNI152NLin2009cAsym"))
+    assert "has no dataset_description.json; its sub-* folders were read as preprocessed" in caplog.text
+    assert selection.runs and all(run.preprocessed and run.mask is not None for run in selection.runs)
+    assert all(run.bold.relative_to(bare.path / "derivatives").parts[0] == "sub-01" for run in selection.runs)
+    outputs = {}
+    for name, dataset in (("described", described), ("bare", bare)):
+        outputs[name] = tmp_path / name
+        assert main([str(dataset.path), str(outputs[name]), "participant", "--skip-bids-validation", "--no-reports",
+                     "--space", "MNI152NLin2009cAsym"]) == 0
+    maps = sorted(p.relative_to(outputs["described"]) for p in outputs["described"].rglob("*_statmap.nii.gz"))
+    assert maps and maps == sorted(p.relative_to(outputs["bare"]) for p in outputs["bare"].rglob("*_statmap.nii.gz"))
+    for relative in maps:
+        assert (outputs["described"] / relative).read_bytes() == (outputs["bare"] / relative).read_bytes(), relative
+
+
 def test_check_bids_dir(example_dataset, tmp_path):
     discover.check_bids_dir(example_dataset.path)  # no error
     (tmp_path / "sub-01").mkdir()

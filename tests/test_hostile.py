@@ -478,3 +478,26 @@ def _interpreter_for_anyone():
     paths = [str(Path(bids_fixedfx.__file__).parents[1]), sysconfig.get_paths()["purelib"], *site.getsitepackages()]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return str(system), env
+
+
+def test_a_computed_brain_mask_that_is_empty_names_the_bold(fresh_dataset, tmp_path, capsys):
+    """Raw data without derivatives get nilearn's EPI mask; a series in which no voxel looks
+    like brain gives one sentence naming the file (exit 66), not a failure of the fit."""
+    import nibabel as nib
+    import numpy as np
+
+    from bids_fixedfx.cli import main
+
+    dataset = fresh_dataset(subjects=("01",), derivatives=False)
+    bolds = sorted(dataset.path.glob("sub-01/**/func/*_bold.nii.gz"))
+    for seed, path in enumerate(bolds):
+        img = nib.load(path)
+        # noise on a 4x4x4 grid (as in nilearn's own fake datasets): the EPI mask's opening keeps nothing
+        noise = np.random.default_rng(seed).normal(100, 1, (4, 4, 4, img.shape[3])).astype(np.float32)
+        nib.Nifti1Image(noise, img.affine, img.header).to_filename(path)
+    bold = bolds[0]
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 66
+    error = capsys.readouterr().err
+    assert "computed an empty brain mask" in error and str(bold) in error
+    assert not list(out.glob("sub-01/**/*_statmap.nii.gz"))

@@ -18,13 +18,14 @@ def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
     Returns
     -------
     paths : tuple of Path
-        ``BIDS_DIR/derivatives`` itself if it has a ``dataset_description.json``,
-        else every folder under it that has one.
+        ``BIDS_DIR/derivatives`` itself if it has a ``dataset_description.json`` or
+        holds ``sub-*`` folders directly (:func:`holds_subjects`), else every folder
+        under it that has one.
     """
     root = bids_dir / "derivatives"
     if not root.is_dir():
         return ()
-    if (root / "dataset_description.json").is_file() and not _same_folder(root, output_dir):
+    if (is_described(root) or holds_subjects(root)) and not _same_folder(root, output_dir):
         return (root,)
     return tuple(
         path
@@ -55,7 +56,7 @@ def skipped_derivatives(
         ``BIDS_DIR/derivatives`` is itself a derivatives dataset.
     """
     root = bids_dir / "derivatives"
-    if not root.is_dir() or (root / "dataset_description.json").is_file():
+    if not root.is_dir() or is_described(root) or holds_subjects(root):
         return ()
     ours = [path for path in (output_dir, work_dir) if path is not None]
     return tuple(
@@ -64,6 +65,22 @@ def skipped_derivatives(
         if path.is_dir() and not path.name.startswith(".")
         and not (path / "dataset_description.json").is_file()
         and not any(_same_folder(path, other) for other in ours)
+    )
+
+
+def is_described(path: Path) -> bool:
+    """Whether a folder is a dataset: it has a ``dataset_description.json``."""
+    return (Path(path) / "dataset_description.json").is_file()
+
+
+def holds_subjects(path: Path) -> bool:
+    """Whether a folder without a ``dataset_description.json`` holds ``sub-*`` folders
+    directly: preprocessed data laid out as nilearn's ``first_level_from_bids`` reads
+    ``BIDS_DIR/derivatives`` (and as nilearn's own example datasets are written), read
+    as a derivatives dataset with a warning."""
+    path = Path(path)
+    return not is_described(path) and path.is_dir() and any(
+        child.name.startswith("sub-") and child.is_dir() for child in path.iterdir()
     )
 
 

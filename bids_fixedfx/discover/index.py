@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..errors import NoDataError
+from .derivatives import holds_subjects, is_described
 from .folders import _selected
 from .indexer import _indexer_class
 
@@ -74,28 +75,59 @@ def load_layout(
 def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, exclude=()):
     """The layout and the symbolic links that were not followed because they loop."""
     for path in derivatives:
-        if not (path / "dataset_description.json").is_file():
+        if not is_described(path) and not holds_subjects(path):
             raise NoDataError(
                 f"--derivatives {path} is not a derivatives dataset: "
                 "it has no dataset_description.json."
             )
     bids_dir = bids_dir.absolute()
-    derivatives = tuple(path.absolute() for path in derivatives)
-    ignore = _ignore_patterns(bids_dir, derivatives, exclude)
+    everything = tuple(path.absolute() for path in derivatives)
+    derivatives = tuple(path for path in everything if is_described(path))
+    bare = tuple(path for path in everything if not is_described(path))
+    ignore = _ignore_patterns(bids_dir, everything, exclude)
+    saved = None
     if database_dir is not None:
         saved = _saved_index(Path(database_dir), bids_dir, derivatives, ignore, participant_label)
-        if saved is not None:
-            return saved
     if participant_label:
         ignore.append(_other_subjects(participant_label))
     start = time.perf_counter()
-    layout, indexer = _index(bids_dir, derivatives, ignore)
-    logger.info(
-        "Indexed %s%s%s in %.1f s", bids_dir, "".join(f" + {p}" for p in derivatives),
-        f" (sub-{', sub-'.join(participant_label)} only)" if participant_label else "",
-        time.perf_counter() - start,
+    if saved is not None:
+        layout, loops = saved
+    else:
+        layout, indexer = _index(bids_dir, derivatives, ignore)
+        loops = tuple(indexer.loops)
+    for path in bare:
+        loops += _add_bare_derivatives(layout, path, ignore)
+    if saved is None or bare:
+        logger.info(
+            "Indexed %s%s%s in %.1f s", bids_dir, "".join(f" + {p}" for p in everything),
+            f" (sub-{', sub-'.join(participant_label)} only)" if participant_label else "",
+            time.perf_counter() - start,
+        )
+    return layout, loops
+
+
+def _add_bare_derivatives(layout, path, ignore) -> tuple:
+    """Index a folder of preprocessed ``sub-*`` folders without a
+    ``dataset_description.json`` (see :func:`.derivatives.holds_subjects`) as one more
+    derivatives dataset of ``layout``, named after the folder; its symbolic link loops."""
+    from bids import BIDSLayout
+
+    logger.warning(
+        "%s has no dataset_description.json; its sub-* folders were read as preprocessed "
+        "derivatives (as nilearn's first_level_from_bids reads them). Add a "
+        "dataset_description.json with GeneratedBy to make it a BIDS derivatives dataset.", path,
     )
-    return layout, tuple(indexer.loops)
+    indexer = _indexer_class()(ignored=ignore)
+    name, count = path.name, 1
+    while name in layout.derivatives:
+        count += 1
+        name = f"{path.name}{count}"
+    layout.derivatives[name] = BIDSLayout(
+        path, is_derivative=True, validate=False, indexer=indexer, config=["bids", "derivatives"],
+        sources=layout,
+    )
+    return tuple(indexer.loops)
 
 
 def _ignore_patterns(bids_dir, derivatives, exclude):
