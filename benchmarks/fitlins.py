@@ -16,10 +16,11 @@ of the machine falls alike on both):
   group -m MODEL`` (the same nodes; reports on, as FitLins always writes its own).
 
 Each run starts from empty output and work folders (FitLins reuses cached results
-otherwise). The script prints, per tool, the median wall time and peak memory (the largest
-sum of the PSS of the process tree, sampled every 0.1 s: FitLins works in worker processes)
-and the ratios, then compares one subject's fixed-effects t map and one run's t map
-(correlation inside the app's mask, largest absolute difference relative to FitLins' peak).
+otherwise). The script prints, per tool, the median wall time, CPU time (user and system,
+of the whole process tree) and peak memory (the largest sum of the PSS of the process tree,
+sampled every 0.1 s: FitLins works in worker processes), and the ratios; then it compares
+one subject's fixed-effects t map and one run's t map (correlation inside the app's mask,
+largest absolute difference relative to FitLins' peak).
 
 What FitLins needs from the dataset, and how the model is spelled for it:
 
@@ -146,7 +147,7 @@ def run_app(dataset: Path, model: Path, work: Path) -> dict:
             raise SystemExit(f"bids-fixedfx {level} failed with exit code {result['code']} (log: {log})")
         levels.append(result)
     return {"seconds": sum(r["seconds"] for r in levels), "peak_mb": max(r["peak_mb"] for r in levels),
-            "max_rss_mb": max(r["max_rss_mb"] for r in levels)}
+            "max_rss_mb": max(r["max_rss_mb"] for r in levels), "cpu_seconds": sum(r["cpu_seconds"] for r in levels)}
 
 
 def compare_maps(work: Path) -> dict:
@@ -200,16 +201,18 @@ def main(argv=None) -> int:
         for name in order:
             result = tools[name]()
             runs[name].append(result)
-            print(f"round {round_ + 1}: {name:14s} {result['seconds']:7.1f} s {result['peak_mb']:7.0f} MB peak "
-                  f"(largest process {result['max_rss_mb']:.0f} MB)", flush=True)
+            print(f"round {round_ + 1}: {name:14s} {result['seconds']:7.1f} s ({result['cpu_seconds']:6.1f} s CPU) "
+                  f"{result['peak_mb']:7.0f} MB peak (largest process {result['max_rss_mb']:.0f} MB)", flush=True)
     load_after = os.getloadavg()
-    medians = {name: {key: statistics.median(r[key] for r in done) for key in ("seconds", "peak_mb")}
+    medians = {name: {key: statistics.median(r[key] for r in done) for key in ("seconds", "cpu_seconds", "peak_mb")}
                for name, done in runs.items()}
     print(load_text(load_before, load_after, args.rounds))
     for name, result in medians.items():
-        print(f"{name:14s} {result['seconds']:7.1f} s {result['peak_mb']:7.0f} MB peak (process tree)")
+        print(f"{name:14s} {result['seconds']:7.1f} s ({result['cpu_seconds']:6.1f} s CPU) "
+              f"{result['peak_mb']:7.0f} MB peak (process tree)")
     theirs, ours = medians["FitLins 0.11"], medians["bids-fixedfx"]
-    print(f"bids-fixedfx is {theirs['seconds'] / ours['seconds']:.1f}x faster than FitLins "
+    print(f"bids-fixedfx is {theirs['seconds'] / ours['seconds']:.1f}x faster than FitLins in wall time "
+          f"({theirs['cpu_seconds'] / ours['cpu_seconds']:.1f}x in CPU time) "
           f"and uses {theirs['peak_mb'] / ours['peak_mb']:.1f}x less memory")
     for name, numbers in compare_maps(work).items():
         print(f"t map of {CONTRAST}, {name}: correlation {numbers['correlation']:.4f}, largest |app - FitLins| "

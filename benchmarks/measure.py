@@ -27,9 +27,9 @@ from pathlib import Path
 PROC = Path("/proc")
 
 
-def _children_of() -> dict:
-    """Parent pid -> list of child pids, of every process now running."""
-    children = {}
+def _processes() -> dict:
+    """Every process now running: pid -> (parent pid, CPU time used so far in clock ticks)."""
+    found = {}
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -37,14 +37,17 @@ def _children_of() -> dict:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # ended meanwhile
-        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and brackets
-        children.setdefault(parent, []).append(int(entry.name))
-    return children
+        fields = stat.rsplit(")", 1)[1].split()  # the name may hold spaces and brackets
+        found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+    return found
 
 
-def _tree(root: int) -> list:
-    """``root`` and all its descendants now running."""
-    children, found, todo = _children_of(), [], [root]
+def _tree(root: int, processes: dict) -> list:
+    """``root`` and all its descendants among ``processes``."""
+    children = {}
+    for pid, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
         found.append(pid)
@@ -89,21 +92,28 @@ def measure_tree(command, *, cwd=None, env=None, interval: float = 0.1, log=None
     result : dict
         ``code`` (exit status), ``seconds`` (wall time), ``peak_mb`` (largest PSS sum of the
         tree over the samples, MiB), ``max_rss_mb`` (largest high-water RSS of one process of
-        the tree, MiB) and ``samples``.
+        the tree, MiB), ``cpu_seconds`` (user and system time of the tree: what the load of the
+        machine changes least; the larger of the kernel's count for the waited-for processes
+        and the sum over the processes seen in the samples, which also holds workers that
+        their parent never waits for, such as those of a multiprocessing fork server) and
+        ``samples``.
     """
     out = open(log, "w") if log else subprocess.DEVNULL
     try:
         start = time.perf_counter()
         process = subprocess.Popen([str(c) for c in command], cwd=cwd, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
-        peak_kib, hwm_kib, samples = 0, 0, 0
+        peak_kib, hwm_kib, samples, ticks = 0, 0, 0, {}
         while True:
-            pid, status = os.waitpid(process.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            memory = [_memory_kib(p) for p in _tree(process.pid)]
+            processes = _processes()
+            tree = _tree(process.pid, processes)
+            memory = [_memory_kib(p) for p in tree]
             peak_kib = max(peak_kib, sum(now for now, _ in memory))
             hwm_kib = max([hwm_kib] + [hwm for _, hwm in memory])
+            ticks.update({p: processes[p][1] for p in tree if p in processes})
             samples += 1
             time.sleep(interval)
         seconds = time.perf_counter() - start
@@ -112,7 +122,9 @@ def measure_tree(command, *, cwd=None, env=None, interval: float = 0.1, log=None
             out.close()
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return {"code": process.returncode, "seconds": seconds, "peak_mb": peak_kib / 1024,
-            "max_rss_mb": hwm_kib / 1024, "samples": samples}
+            "max_rss_mb": hwm_kib / 1024,
+            "cpu_seconds": max(usage.ru_utime + usage.ru_stime, sum(ticks.values()) / os.sysconf("SC_CLK_TCK")),
+            "samples": samples}
 
 
 def load_text(before, after, rounds: int) -> str:
