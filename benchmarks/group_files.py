@@ -15,13 +15,14 @@ subjects. This script builds participant-level outputs as the app writes them:
 3. outputs of fewer subjects (``--subjects 250 500 1000``) link the first subject folders of
    the largest.
 
-Then it runs ``bids-fixedfx DS OUT group -t checkerboard`` (reports on, as by default):
+Then it runs ``bids-fixedfx DS OUT group -t checkerboard``:
 
-- once per size under ``strace -f -e trace=openat``, counting the files opened under the
-  subject folders by task, level (subject or run) and kind (effect, variance, t, z, p, mask,
-  sidecar), each count with the number of distinct files;
-- ``--rounds`` times per size without strace (sizes alternating), printing the median wall
-  time, seconds per subject and peak memory.
+- once per size with ``--no-reports``, and once at the largest size with reports, under
+  ``strace -f -e trace=open,openat``, counting the files opened under the subject folders by
+  task, level (subject or run) and kind (effect, variance, t, z, p, mask, sidecar, folder
+  listing), each count with the number of distinct files;
+- ``--rounds`` times per size without strace, reports on (sizes alternating), printing the
+  median wall time, seconds per subject and peak memory (high-water RSS of the process).
 
 Usage: python benchmarks/group_files.py [--subjects 250 500 1000] [--rounds 2] [--work-dir DIR]
 """
