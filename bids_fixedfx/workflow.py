@@ -48,7 +48,7 @@ def run_participant(settings) -> None:
         if model is None:
             logger.info("No model file is written: %s.", reason)
     logger.info(
-        "%d runs of %d subjects (%s), space %s",
+        "%d run(s) of %d subject(s) (%s), space %s",
         len(checked.runs), len({s.subject for s in checked.subjects}),
         ", ".join(sorted({s.task for s in checked.subjects})), " and ".join(s or "none" for s in checked.spaces),
     )
