@@ -542,6 +542,10 @@ def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     top = table.iloc[0]
     assert top["structure"] == "left" and top["vertex"] in set(active["audio"]) and top["z"] > 3
     assert "peak vert" in (analysed / "group.html").read_text()
+    for name in ("sub-01.html", "group.html"):  # the navigation tells the spaces of a task apart
+        navigation = (analysed / name).read_text().split("<section", 1)[0]
+        for space in ("MNI152NLin2009cAsym", FS5, FSLR):
+            assert f">checkerboard ({space})</a>" in navigation, (name, space)
     methods = (analysed / "logs" / "CITATION.md").read_text()  # written by the group level, from the sidecars
     for space in ("MNI152NLin2009cAsym", FS5, FSLR):
         assert f"## Run and subject level: space {space}" in methods
