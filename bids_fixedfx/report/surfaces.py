@@ -209,7 +209,9 @@ def map_section(files, z_file, form, threshold: float, title: str, figure_kind: 
     shown = f"|z| > {threshold:g}"
     figure = files.figure(
         naming.build(figure_kind, desc="zmap", suffix="statmap", extension=".png", **entities), png,
-        f"{what} of {entities['contrast']}, {shown}", f"{what}, {shown} (uncorrected, for display), on the mesh.",
+        f"{what} of {entities['contrast']}, {shown}",
+        f"{what}, {shown} (uncorrected, for display), "
+        + ("on the mesh." if table.on_mesh else "not drawn: no mesh ships with nilearn for this space."),
     )
     tsv_path = naming.build(figure_kind, desc="peaks", suffix="table", extension=".tsv", **entities)
     clusters = {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": files.table(tsv_path, table.to_tsv()),
