@@ -162,6 +162,18 @@ def _config():
     return ["bids", "derivatives", own]
 
 
+@lru_cache(maxsize=1)
+def _entities() -> tuple:
+    """The entities of :func:`_config`, loaded once (pybids loads a configuration's entities
+    anew at each call given its name: milliseconds a name, minutes for a large group level)."""
+    from bids.layout.models import Config
+
+    entities = {}
+    for config in _config():
+        entities.update((config if isinstance(config, Config) else Config.load(config)).entities)
+    return tuple(entities.values())
+
+
 def parse(path) -> dict:
     """The entities of a file name relative to OUTPUT_DIR or a dataset root (pybids names).
 
@@ -183,7 +195,7 @@ def parse(path) -> dict:
     if path.is_absolute():
         raise ValueError(f"{path} is absolute; parse names relative to their dataset.")
     name = path.name
-    entities = parse_file_entities("/" + str(path), config=_config())
+    entities = parse_file_entities("/" + str(path), entities=_entities())
     entities = {k: str(v) for k, v in entities.items() if k != "datatype"}
     # pybids reads run-01 as the integer 1: keep the value as written
     for key in ("run", "echo"):
