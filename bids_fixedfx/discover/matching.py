@@ -40,14 +40,12 @@ def _events_for(layout, settings, match, raw, name):
 
 def _design_files(design_dir):
     """Every design file in ``design_dir`` with its entities (run numbers unpadded)."""
-    from bids.layout import parse_file_entities
-
     if not design_dir.is_dir():
         raise NoDataError(f"--design-dir {design_dir} is not a directory.")
     files = []
     for path in sorted(design_dir.iterdir()):
         if path.name.endswith(("_design.tsv", "_design.npz")) or path.suffix in (".tsv", ".npz"):
-            entities = parse_file_entities("/" + path.name)
+            entities = _name_entities(path.name)
             entities = {
                 name: _unpadded(name, value)
                 for name, value in entities.items()
