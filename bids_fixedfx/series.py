@@ -44,11 +44,7 @@ def load_mask(mask, bold_img, name=None):
     from nilearn.masking import load_mask_img
 
     if mask is None:  # as FirstLevelModel does: an EPI mask computed by its masker
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Computed an empty mask")
-            computed = MultiNiftiMasker(mask_strategy="epi").fit([bold_img]).mask_img_
+        computed = MultiNiftiMasker(mask_strategy="epi").fit([bold_img]).mask_img_
         if not np.any(np.asanyarray(computed.dataobj)):
             name = name or bold_img.get_filename() or "the BOLD series"
             raise InputFileError(
