@@ -162,14 +162,16 @@ def _config():
     return ["bids", "derivatives", own]
 
 
-@lru_cache(maxsize=1)
-def _entities() -> tuple:
-    """The entities of :func:`_config`, loaded once (pybids loads a configuration's entities
-    anew at each call given its name: milliseconds a name, minutes for a large group level)."""
+@lru_cache(maxsize=2)
+def entity_patterns(statmaps: bool = True) -> tuple:
+    """pybids' entities of raw and derivatives file names (with ``statmaps``, also the
+    ``contrast`` and ``stat`` of this app's maps), loaded once: pybids loads a configuration
+    given by name anew at each call (milliseconds a name, minutes for a large group level).
+    Pass them as ``entities=`` to ``bids.layout.parse_file_entities``."""
     from bids.layout.models import Config
 
     entities = {}
-    for config in _config():
+    for config in _config() if statmaps else ("bids", "derivatives"):
         entities.update((config if isinstance(config, Config) else Config.load(config)).entities)
     return tuple(entities.values())
 
@@ -195,7 +197,7 @@ def parse(path) -> dict:
     if path.is_absolute():
         raise ValueError(f"{path} is absolute; parse names relative to their dataset.")
     name = path.name
-    entities = parse_file_entities("/" + str(path), entities=_entities())
+    entities = parse_file_entities("/" + str(path), entities=entity_patterns())
     entities = {k: str(v) for k, v in entities.items() if k != "datatype"}
     # pybids reads run-01 as the integer 1: keep the value as written
     for key in ("run", "echo"):

@@ -6,32 +6,21 @@ the size of the dataset.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError
+from ..naming import entity_patterns
 from .folders import _dataset_root, _layout_roots
-
-
-@functools.cache
-def _name_patterns():
-    """pybids' entity patterns (raw and derivatives), to parse file names."""
-    from bids.layout.models import Config
-
-    entities = {}
-    for name in ("bids", "derivatives"):
-        entities.update(Config.load(name).entities)
-    return tuple(entities.values())
 
 
 def _name_entities(name):
     """The entities of a file name (its folder not considered), with suffix and extension."""
     from bids.layout import parse_file_entities
 
-    return parse_file_entities("/" + name, entities=_name_patterns())
+    return parse_file_entities("/" + name, entities=entity_patterns(statmaps=False))
 
 
 def inherited_files(path: Path, root: Path, suffix: str, extension: str) -> list[list[Path]]:
