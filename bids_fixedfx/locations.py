@@ -69,7 +69,7 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None
                 continue  # a folder under derivatives/ that no input dataset holds
             where = "is" if path == root else "is inside"
             kind = "BIDS_DIR" if root == bids_dir else f"the input dataset {root}"
+            elsewhere = "" if root == bids_dir / "derivatives" else f" or a new folder under {bids_dir / 'derivatives'}"
             raise UsageError(
-                f"{option} {path} {where} {kind}, which is never written to; use a folder outside "
-                f"it or a new folder under {bids_dir / 'derivatives'}."
+                f"{option} {path} {where} {kind}, which is never written to; use a folder outside it{elsewhere}."
             )

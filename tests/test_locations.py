@@ -60,3 +60,15 @@ def test_derivatives_folder_that_is_itself_a_dataset(tmp_path):
         locations.check_locations(bids, bids / "derivatives" / "fixedfx")
 
 
+
+
+def test_subject_folders_under_derivatives_read_as_derivatives_are_an_input(tmp_path):
+    """nilearn's layout (``derivatives/sub-*``, no description), read as derivatives: nothing
+    may be written under ``derivatives/``, and the message does not suggest it."""
+    bids = _dataset(tmp_path / "bids")
+    (bids / "derivatives" / "sub-01" / "func").mkdir(parents=True)
+    with pytest.raises(UsageError) as error:
+        locations.check_locations(bids, bids / "derivatives" / "fixedfx", derivatives=(bids / "derivatives",))
+    assert f"inside the input dataset {bids / 'derivatives'}" in str(error.value)
+    assert "new folder under" not in str(error.value)
+    locations.check_locations(bids, tmp_path / "out", derivatives=(bids / "derivatives",))
