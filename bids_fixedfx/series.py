@@ -8,6 +8,7 @@ whole in double precision, nor at all when a mask is given.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -101,13 +102,13 @@ def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.nd
     -------
     series : numpy.ndarray, shape (n_volumes, n_voxels)
     """
-    where = _mask_offsets(mask_img)
     data = np.asanyarray(bold_img.dataobj)
     sigma = _sigma(bold_img.affine, smoothing_fwhm)
+    box, where = _mask_box(mask_img, sigma)
     series = np.empty((data.shape[3], where.size), dtype=_series_dtype(data.dtype, sigma))
 
     def one_volume(t):
-        series[t] = _masked_volume(data[..., t], where, sigma, series.dtype)
+        _masked_volume(data[box + (t,)], where, sigma, series.dtype, out=series[t])
 
     _map(one_volume, range(data.shape[3]), n_threads)
     return series
@@ -137,24 +138,24 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndar
     from .images import read_volumes
 
     header_img, volumes = read_volumes(bold, "BOLD series")
-    where = _mask_offsets(mask_img)
     sigma = _sigma(header_img.affine, smoothing_fwhm)
+    box, where = _mask_box(mask_img, sigma)
     n_volumes = header_img.shape[3]
     series = None
     in_flight = []
     with ThreadPoolExecutor(max(1, n_threads - 1)) if n_threads > 1 else nullcontext() as pool:
         for t, volume in enumerate(volumes):
+            volume = volume[box]
             if series is None:
                 series = np.empty((n_volumes, where.size), dtype=_series_dtype(volume.dtype, sigma))
             if pool is None:
-                series[t] = _masked_volume(volume, where, sigma, series.dtype)
+                _masked_volume(volume, where, sigma, series.dtype, out=series[t])
                 continue
-            in_flight.append(pool.submit(_masked_volume, volume, where, sigma, series.dtype))
+            in_flight.append(pool.submit(_masked_volume, volume, where, sigma, series.dtype, series[t]))
             if len(in_flight) >= 2 * n_threads:  # keep a few volumes in memory, not the series
-                oldest = t + 1 - len(in_flight)
-                series[oldest] = in_flight.pop(0).result()
-        for offset, future in enumerate(in_flight):
-            series[n_volumes - len(in_flight) + offset] = future.result()
+                in_flight.pop(0).result()
+        for future in in_flight:
+            future.result()
     return series
 
 
@@ -174,26 +175,68 @@ def _series_dtype(data_dtype, sigma):
     return np.dtype(np.float64)
 
 
-def _mask_offsets(mask_img):
-    """Where the mask's voxels lie in a volume stored in Fortran order (NIfTI's), in the
-    order of ``volume[mask]``."""
+#: ``scipy.ndimage.gaussian_filter1d``'s default: the kernel stops at 4 standard deviations.
+TRUNCATE = 4.0
+
+
+def _mask_box(mask_img, sigma):
+    """The part of a volume that smoothing the mask's voxels needs, and where those voxels
+    lie in it.
+
+    The box is the mask's bounding box widened on each side by the Gaussian kernel's
+    radius along that axis (``int(4 * sigma + 0.5)`` voxels, as scipy truncates it), cut
+    at the volume's edges. A voxel's smoothed value depends only on the voxels within
+    that radius of it along each axis, and where the box meets the volume's edge it ends
+    where the volume does, so smoothing the box gives the mask's voxels the values that
+    smoothing the whole volume gives them, for a fraction of the work.
+
+    Returns
+    -------
+    box : tuple of slice
+        Indexes the volume's three spatial axes.
+    where : numpy.ndarray
+        The offsets of the mask's voxels in the box stored in Fortran order (NIfTI's),
+        in the order of ``volume[mask]``.
+    """
     inside = np.asanyarray(mask_img.dataobj).astype(bool)
-    return np.ravel_multi_index(np.nonzero(inside), inside.shape, order="F")
+    if not inside.any():
+        return (slice(None),) * 3, np.zeros(0, dtype=np.intp)
+    box = []
+    for axis in range(3):
+        present = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+        radius = int(TRUNCATE * sigma[axis] + 0.5) if sigma is not None and sigma[axis] > 0 else 0
+        box.append(slice(max(0, present[0] - radius), min(inside.shape[axis], present[-1] + 1 + radius)))
+    box = tuple(box)
+    inside = inside[box]
+    return box, np.ravel_multi_index(np.nonzero(inside), inside.shape, order="F")
 
 
-def _masked_volume(volume, where, sigma, dtype):
+_scratch = threading.local()
+
+
+def _masked_volume(volume, where, sigma, dtype, out=None):
     """One volume, non-finite values zeroed, smoothed (``sigma`` not None) and masked
-    (``where``: see :func:`_mask_offsets`)."""
+    (``where``: see :func:`_mask_box`), into ``out`` if given.
+
+    The volume is copied into a buffer of the calling thread's own, reused from volume to
+    volume (a thread allocating and freeing a volume each time grows its allocator's heap).
+    """
     from scipy.ndimage import gaussian_filter1d
 
-    volume = np.array(volume, dtype=dtype, copy=True, order="F")
-    if volume.dtype.kind == "f":  # nilearn sets non-finite values to 0, smoothing or not
-        volume[~np.isfinite(volume)] = 0
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.shape != volume.shape or buffer.dtype != dtype:
+        buffer = _scratch.buffer = np.empty(volume.shape, dtype=dtype, order="F")
+        _scratch.finite = np.empty(volume.shape, dtype=bool, order="F")
+    buffer[...] = volume
+    if buffer.dtype.kind == "f":  # nilearn sets non-finite values to 0, smoothing or not
+        finite = np.isfinite(buffer, out=_scratch.finite)
+        if not finite.all():
+            buffer[~finite] = 0
     if sigma is not None:
         for axis, s in enumerate(sigma):
             if s > 0:
-                gaussian_filter1d(volume, s, output=volume, axis=axis)
-    return volume.ravel(order="F")[where]
+                gaussian_filter1d(buffer, s, output=buffer, axis=axis)
+    return np.take(buffer.ravel(order="F"), where, out=out)
 
 
 def _map(function, items, n_threads):
