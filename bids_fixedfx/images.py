@@ -36,7 +36,9 @@ except ImportError:  # pragma: no cover - depends on the installation
     _INFLATE_ERRORS = (zlib.error,)
 
 #: Compressed bytes read at a time.
-READ_BLOCK = 1 << 22
+READ_BLOCK = 1 << 20
+#: Decompressed bytes at most handed on at a time (a few volumes' worth held at once).
+INFLATE_BLOCK = 1 << 20
 
 
 def _expected_size(img) -> int:
@@ -138,9 +140,13 @@ def _inflate(path: Path, what: str):
                         if not block:
                             break
                     pending = True
-                    out = decompressor.decompress(block)
-                    if out:
-                        yield out
+                    while True:  # in pieces of at most INFLATE_BLOCK bytes
+                        out = decompressor.decompress(block, INFLATE_BLOCK)
+                        if out:
+                            yield out
+                        block = decompressor.unconsumed_tail
+                        if decompressor.eof or (not block and len(out) < INFLATE_BLOCK):
+                            break
                     if decompressor.eof:  # another member may follow
                         block = decompressor.unused_data
                         decompressor = _inflate_module.decompressobj(31)
