@@ -2,8 +2,9 @@
 
 The numbers are those of nilearn's ``FirstLevelModel`` (masking, smoothing,
 percent-signal scaling, OLS or AR(1) noise model, ``compute_contrast(...,
-output_type='all')``), computed with nilearn's own ``mean_scaling``, regression models
-(``OLSModel``, ``ARModel``) and ``Contrast``. What differs is for speed and memory only:
+output_type='all')``), computed with nilearn's own regression models (``OLSModel``,
+``ARModel``) and ``Contrast``, and its ``mean_scaling`` formula. What differs is for speed
+and memory only:
 
 - the BOLD series is decompressed, smoothed and masked volume by volume, so the whole
   4D series is never held in double precision (``FirstLevelModel`` smooths a copy of
@@ -15,10 +16,14 @@ output_type='all')``), computed with nilearn's own ``mean_scaling``, regression 
   contrasts are computed from the fitted arrays as ``compute_contrast`` computes them;
 - each voxel's R² is ``RegressionResults.r_square`` (the variance of the whitened fit
   over that of the whitened data: a pseudo-R² with AR(1)), from the same arrays;
-- voxels are fitted in chunks, on ``n_threads`` threads. nilearn's AR(1) model bins
-  each voxel's own AR coefficient, so every voxel's estimate is independent of the
-  others and chunking gives the same numbers (up to the mean residual that
-  ``_yule_walker`` removes: that of the chunk, about 1e-16 of the residuals).
+- voxels are fitted in chunks, on ``n_threads`` threads: first the OLS fit that gives
+  each voxel's AR(1) bin, chunk by chunk, then each bin's voxels together (in chunks),
+  then every contrast's statistics at once. nilearn's AR(1) model bins each voxel's
+  own AR coefficient, so every voxel's estimate is independent of the others and
+  chunking gives the same numbers (up to the mean residual that ``_yule_walker``
+  removes: that of the chunk, about 1e-16 of the residuals). Each voxel's mean is taken
+  over the whole series at once, as nilearn takes it (a single-precision mean's
+  rounding depends on the order it is summed in).
 
 Tests compare every map with ``FirstLevelModel`` on the same data, and the fit with
 ``run_glm`` and ``compute_contrast`` to 1e-10.
@@ -104,10 +109,14 @@ class RunResult:
 
 
 def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None):
-    """Fit the GLM voxel chunk by voxel chunk and compute t and F contrasts, as nilearn.
+    """Fit the GLM and compute t and F contrasts, as nilearn, on whole arrays.
 
     The numbers are those of nilearn's ``mean_scaling``, ``run_glm`` and
-    ``compute_contrast`` (see :func:`fit_chunk`), computed on whole arrays.
+    ``compute_contrast``: with AR(1), each voxel's coefficient is estimated from its OLS
+    residuals (voxel chunk by voxel chunk, see :func:`ar1_coefficients`) and truncated to
+    nilearn's bins; then the voxels of each bin are fitted together with that bin's
+    ``ARModel`` (see :func:`fit_voxels`), as ``run_glm`` fits them, in chunks; the
+    contrasts' statistics are computed once over all voxels with nilearn's ``Contrast``.
 
     Parameters
     ----------
@@ -119,7 +128,7 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
     noise_model : {'ar1', 'ols'}
     n_threads : int
     chunk : int
-        Voxels per chunk.
+        Voxels fitted together at most.
     tests : list of str, optional
         ``t`` or ``F`` per contrast (default: all ``t``).
 
@@ -134,27 +143,34 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
     """
     if noise_model not in ("ar1", "ols"):
         raise ValueError(f"noise_model must be 'ar1' or 'ols', not {noise_model!r}.")
-    n_voxels = series.shape[1]
-    tests = list(tests) if tests is not None else ["t"] * len(vectors)
-    maps = [{stat: np.zeros(n_voxels) for stat in stats_of(test)} for test in tests]
-    r_square = np.zeros(n_voxels)
-    models = NoiseModels(np.asarray(design_matrix, dtype=np.float64), vectors, tests)
-
-    def one_chunk(bounds):
-        start, stop = bounds
-        chunk_maps, r_square[start:stop] = fit_chunk(series[:, start:stop], models, noise_model)
-        for out, values in zip(maps, chunk_maps):
-            for stat in out:
-                out[stat][start:stop] = values[stat]
-
-    bounds = [(i, min(i + chunk, n_voxels)) for i in range(0, n_voxels, chunk)]
     from threadpoolctl import threadpool_limits
 
-    # n_threads in all: the products of a chunk are small, and BLAS's own threads
-    # would compete with the chunks' (and with other processes, with --nprocs 1)
+    n_voxels = series.shape[1]
+    tests = list(tests) if tests is not None else ["t"] * len(vectors)
+    models = NoiseModels(np.asarray(design_matrix, dtype=np.float64), vectors, tests)
+    fitted = FittedVoxels(n_voxels, models)
+    means = voxel_means(series)
+    # n_threads in all: the products are small, and BLAS's own threads would compete
+    # with these (and with other processes, with --nprocs 1)
     with threadpool_limits(limits=1):
-        _map(one_chunk, bounds, n_threads)
-    return maps, float(models.dof), r_square
+        if noise_model == "ols":
+            groups = [(None, slice(start, stop)) for start, stop in _chunks(n_voxels, chunk)]
+        else:
+            bins = np.empty(n_voxels, dtype=int)
+
+            def estimate(bounds):
+                start, stop = bounds
+                scaled = mean_scaled(series[:, start:stop], means[start:stop])
+                bins[start:stop] = ar1_bins(ar1_coefficients(ols_residuals(scaled, models)))
+
+            _map(estimate, _chunks(n_voxels, chunk), n_threads)
+            groups = bin_groups(bins, chunk)
+        _map(lambda group: fit_voxels(series, means, *group, models, fitted), groups, n_threads)
+    return fitted.contrast_maps(), float(models.dof), fitted.r_square
+
+
+def _chunks(n_voxels, chunk):
+    return [(i, min(i + chunk, n_voxels)) for i in range(0, n_voxels, chunk)]
 
 
 class NoiseModels:
@@ -243,96 +259,119 @@ def ar1_bins(rho):
     return (rho * AR_BINS).astype(int)
 
 
-def fit_chunk(series, models, noise_model="ar1"):
-    """nilearn's ``mean_scaling``, ``run_glm`` and ``compute_contrast`` on a block of voxels.
+def voxel_means(series):
+    """Each voxel's mean as nilearn's ``mean_scaling`` takes it: computed over the whole
+    series at once (a single-precision mean's rounding depends on the order it is summed
+    in), and at least 1. Warns as nilearn does of a mean of 0."""
+    mean = series.mean(axis=0)
+    if (mean == 0).any():
+        pywarnings.warn("Mean values of 0 observed. The data have probably been centered. "
+                        "Scaling might not work as expected.", UserWarning, stacklevel=2)
+    return np.maximum(mean, 1)
 
-    Each voxel is fitted with the model of its AR(1) bin (ARModel(design, bin / 100)),
-    whitened and fitted as nilearn's ``ARModel.fit`` does, but voxels of a bin are fitted
-    together in one product and the contrasts are computed on whole arrays instead of
-    one ``RegressionResults`` per bin.
+
+def mean_scaled(voxels, means):
+    """nilearn's ``mean_scaling``: each voxel's series in percent of its mean, minus 100."""
+    return 100 * (voxels / means - 1)
+
+
+def ols_residuals(scaled, models):
+    """The residuals of nilearn's OLS fit of the mean-scaled series (``run_glm``'s first
+    pass, from which the AR(1) coefficients are estimated)."""
+    design, pinv, _ = models.model(None)
+    return scaled - np.dot(design, np.dot(pinv, scaled))
+
+
+def bin_groups(bins, chunk=CHUNK_VOXELS):
+    """The voxels of each AR(1) bin, in chunks of at most ``chunk``.
+
+    Returns
+    -------
+    groups : list of (int, numpy.ndarray)
+        A bin and the (increasing) indices of some of its voxels.
+    """
+    order = np.argsort(bins, kind="stable")
+    values, starts = np.unique(bins[order], return_index=True)
+    stops = np.append(starts[1:], len(order))
+    return [
+        (int(value), order[first:min(first + chunk, stop)])
+        for value, start, stop in zip(values, starts, stops)
+        for first in range(start, stop, chunk)
+    ]
+
+
+class FittedVoxels:
+    """What the contrasts need of each voxel's fit, filled group of voxels by group."""
+
+    def __init__(self, n_voxels, models):
+        self.models = models
+        self.dispersion = np.empty(n_voxels)
+        self.r_square = np.empty(n_voxels)
+        # per contrast: the effect (one row per F row) and, for t, the variance factor
+        self.effects = [np.empty(n_voxels) if test == "t" else np.empty((len(vector), n_voxels))
+                        for vector, test in zip(models.vectors, models.tests)]
+        self.factors = [np.empty(n_voxels) if test == "t" else None for test in models.tests]
+
+    def contrast_maps(self):
+        """Per contrast, its maps (see :func:`fit_contrasts`), through nilearn's ``Contrast``."""
+        from nilearn.glm.contrasts import Contrast
+
+        maps = []
+        for vector, test, factor, effect in zip(self.models.vectors, self.models.tests, self.factors, self.effects):
+            if test == "t":
+                variance = np.sqrt(factor * self.dispersion) ** 2  # Tcontrast's sd, squared back
+            else:
+                variance = self.dispersion
+            contrast = Contrast(effect=effect, variance=variance, dim=len(vector), dof=self.models.dof,
+                                stat_type=test)
+            values = {}
+            for stat in stats_of(test):
+                if stat == "p" and contrast.p_value_ is not None:  # z_score computed it
+                    values[stat] = np.asarray(contrast.p_value_, dtype=np.float64).reshape(-1)
+                else:
+                    values[stat] = np.asarray(getattr(contrast, NILEARN_OUTPUTS[stat])(), np.float64).reshape(-1)
+            maps.append(values)
+        return maps
+
+
+def fit_voxels(series, means, rho_bin, columns, models, fitted):
+    """nilearn's ``mean_scaling`` and ``ARModel(design, bin / 100).fit`` (``OLSModel`` for
+    bin None) on some voxels, with what each contrast needs of the fit written to ``fitted``.
 
     Parameters
     ----------
     series : numpy.ndarray, shape (n_volumes, n_voxels)
         Masked BOLD before scaling.
+    means : numpy.ndarray, shape (n_voxels,)
+        See :func:`voxel_means`.
+    rho_bin : int or None
+        The voxels' AR(1) bin (None: OLS).
+    columns : slice or numpy.ndarray
+        The voxels.
     models : NoiseModels
-    noise_model : {'ar1', 'ols'}
-
-    Returns
-    -------
-    maps : list of dict
-        Per contrast, its maps (see :func:`fit_contrasts`).
-    r_square : numpy.ndarray, shape (n_voxels,)
-        ``RegressionResults.r_square``: ``var(whitened X @ beta) / var(whitened Y)``.
+    fitted : FittedVoxels
     """
-    from nilearn.glm.contrasts import Contrast
-    from nilearn.glm.first_level import mean_scaling
-
-    scaled, _ = mean_scaling(series, 0)
-    n_times, n_voxels = scaled.shape
-    ols_design, ols_pinv, _ = models.model(None)
-    if noise_model == "ols":
-        bins = np.zeros(n_voxels, dtype=int)
-        order = np.arange(n_voxels)
-        whitened = scaled
-        groups = [(None, 0, n_voxels)]
-    else:
-        residuals = scaled - np.dot(ols_design, np.dot(ols_pinv, scaled))
-        bins = ar1_bins(ar1_coefficients(residuals))
-        del residuals
-        order = np.argsort(bins, kind="stable")
-        bins = bins[order]
-        data = np.asarray(scaled, dtype=np.float64)[:, order]
-        # ARModel.whiten: x[1:] - rho * x[:-1], the first volume kept
-        whitened = data.copy()
-        whitened[1:] = data[1:] - (bins * 1.0 / AR_BINS) * data[:-1]
-        del data
-        values, starts = np.unique(bins, return_index=True)
-        stops = np.append(starts[1:], n_voxels)
-        groups = list(zip(values.tolist(), starts.tolist(), stops.tolist()))
-
-    beta = np.empty((ols_design.shape[1], n_voxels))
-    dispersion = np.empty(n_voxels)
-    r_square = np.empty(n_voxels)
-    factors = [np.empty(n_voxels) if test == "t" else None for test in models.tests]
-    effects = [
-        np.empty(n_voxels) if test == "t" else np.empty((len(vector), n_voxels))
-        for vector, test in zip(models.vectors, models.tests)
-    ]
-    for rho_bin, start, stop in groups:
-        design, pinv, contrast_factors = models.model(rho_bin)
-        w_y = whitened[:, start:stop]
-        theta = np.dot(pinv, w_y)
-        predicted = np.dot(design, theta)
-        residuals = w_y - predicted
-        beta[:, start:stop] = theta
-        with np.errstate(divide="ignore", invalid="ignore"):  # a constant voxel: NaN, as nilearn
-            r_square[start:stop] = np.var(predicted, 0) / np.var(w_y, 0)
-        dispersion[start:stop] = np.sum(residuals**2, 0) / (design.shape[0] - design.shape[1])
-        for index, (vector, test, factor) in enumerate(zip(models.vectors, models.tests, contrast_factors)):
-            if test == "t":
-                factors[index][start:stop] = factor
-            else:  # the effect whitened by the contrast's covariance, as compute_contrast
-                effects[index][:, start:stop] = np.dot(factor, np.atleast_2d(np.dot(vector, theta)))
-    del whitened
-
-    maps = []
-    for vector, test, factor, effect in zip(models.vectors, models.tests, factors, effects):
+    # a bin's voxels are gathered each series in one piece (column-major: the operations
+    # below run along time), an OLS chunk is a view of the series
+    data = mean_scaled(series[:, columns], means[columns])  # OLSModel fits it as it is
+    design, pinv, contrast_factors = models.model(rho_bin)
+    if rho_bin is not None:  # ARModel.whiten, in double precision: x[1:] - rho * x[:-1], x[0] kept
+        data = np.asarray(data, dtype=np.float64)
+        whitened = data.copy(order="K")
+        whitened[1:] = data[1:] - (rho_bin * 1.0 / AR_BINS) * data[:-1]
+        data = whitened
+    theta = np.dot(pinv, data)
+    predicted = np.dot(design, theta)
+    residuals = data - predicted
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant voxel: NaN, as nilearn
+        fitted.r_square[columns] = np.var(predicted, 0) / np.var(data, 0)
+    fitted.dispersion[columns] = np.sum(residuals**2, 0) / (design.shape[0] - design.shape[1])
+    for index, (vector, test, factor) in enumerate(zip(models.vectors, models.tests, contrast_factors)):
         if test == "t":
-            effect = np.dot(vector, beta)[0]
-            variance = np.sqrt(factor * dispersion) ** 2  # Tcontrast's sd, squared back
-        else:
-            variance = dispersion
-        contrast = Contrast(effect=effect, variance=variance, dim=len(vector), dof=models.dof, stat_type=test)
-        values = {}
-        for stat in stats_of(test):
-            value = getattr(contrast, NILEARN_OUTPUTS[stat])()
-            values[stat] = np.empty(value.shape[-1])
-            values[stat][order] = value
-        maps.append(values)
-    in_order = np.empty(n_voxels)
-    in_order[order] = r_square
-    return maps, in_order
+            fitted.factors[index][columns] = factor
+            fitted.effects[index][columns] = np.dot(vector, theta)[0]
+        else:  # the effect whitened by the contrast's covariance, as compute_contrast
+            fitted.effects[index][:, columns] = np.dot(factor, np.atleast_2d(np.dot(vector, theta)))
 
 
 def unmask_map(values, mask_img, outside=0.0):
