@@ -18,6 +18,10 @@ from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
 
+#: Threads reading the next run: one decompresses, two smooth and mask the volumes it
+#: hands on (decompressing and smoothing release the GIL, so they run beside the fit).
+READ_THREADS = 3
+
 
 def run_level(settings) -> None:
     """Run the analysis level the settings ask for."""
@@ -114,7 +118,7 @@ def _fit_all(run_plans, settings):
     Runs are fitted one at a time, each on ``--nprocs`` threads (voxels and volumes
     are independent), so memory stays that of about two runs' masked series whatever
     the dataset's size. With more than one core, the next run is read, smoothed and
-    masked on one thread while the current one is fitted.
+    masked (on :data:`READ_THREADS` threads) while the current one is fitted.
     """
     model = settings.model
 
@@ -140,13 +144,13 @@ def _fit_all(run_plans, settings):
             yield run_plan, result, time.perf_counter() - start
         return
     with ThreadPoolExecutor(max_workers=1) as reader:
-        following = reader.submit(prepare, run_plans[0], 1)
+        following = reader.submit(prepare, run_plans[0], READ_THREADS)
         for index, run_plan in enumerate(run_plans):
             start = time.perf_counter()
             masked = following.result()
             following = None  # the future would keep the series alive
             if index + 1 < len(run_plans):
-                following = reader.submit(prepare, run_plans[index + 1], 1)
+                following = reader.submit(prepare, run_plans[index + 1], READ_THREADS)
             logger.debug("%s: waited %.1f s for the read-ahead", run_plan.run.name, time.perf_counter() - start)
             result = fit(run_plan, masked)
             del masked
