@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, allocator
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
 from .arguments import (
     GROUP_ONLY,
@@ -396,6 +396,7 @@ def main(argv=None) -> int:
     except SystemExit as stop:  # argparse: --help, --version, or a usage error
         return stop.code if isinstance(stop.code, int) else EX_USAGE
     _setup_logging(settings.verbose)
+    allocator.tune(settings.nprocs)
 
     from .workflow import run_level  # heavy imports (nilearn, pybids) only once arguments are good
 
