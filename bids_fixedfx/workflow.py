@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 
 from . import combine, discover, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars, surface
+from .errors import FixedFxError
 from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
@@ -36,15 +38,14 @@ def run_participant(settings) -> None:
     discover.check_bids_dir(settings.bids_dir)
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
-    if not settings.skip_bids_validation:
-        discover.validate_input_dir(settings.bids_dir)
-    model = plan.read_model(settings)
-    if model is not None:
-        settings = plan.apply_input(model, settings)
-        settings = replace(settings, model=plan.model_settings(model, settings),
-                           inference=plan.inference_settings(model, settings, "participant"))
-    selection = discover.select_runs(settings)
-    checked = plan.plan_runs(selection, settings, model)
+    with _validation(settings):
+        model = plan.read_model(settings)
+        if model is not None:
+            settings = plan.apply_input(model, settings)
+            settings = replace(settings, model=plan.model_settings(model, settings),
+                               inference=plan.inference_settings(model, settings, "participant"))
+        selection = discover.select_runs(settings)
+        checked = plan.plan_runs(selection, settings, model)
     for note in checked.notes:
         logger.warning("%s", note)
     if model is None:
@@ -110,6 +111,24 @@ def run_participant(settings) -> None:
                progress.duration(time.perf_counter() - started), total, len({s.subject for s in checked.subjects}),
                settings.output_dir, f" ({len(notes)} warning(s) above)" if notes else "",
                f"; report: {pages[0]}" + (f" and {len(pages) - 1} more" if len(pages) > 1 else "") if pages else "")
+
+
+@contextmanager
+def _validation(settings):
+    """Run the BIDS validator on the input (unless skipped) beside the work in the block:
+    its verdict is awaited at the end of the block, and comes before any error the block
+    raises about the input."""
+    if settings.skip_bids_validation:
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the validator is a process of its own
+        verdict = pool.submit(discover.validate_input_dir, settings.bids_dir)
+        try:
+            yield
+        except FixedFxError:
+            verdict.result()
+            raise
+        verdict.result()
 
 
 def _fit_all(run_plans, settings):
