@@ -432,6 +432,9 @@ def run() -> None:
     if run_exit_handlers is None:  # not CPython: the usual way out
         sys.exit(code)
     run_exit_handlers()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
     os._exit(code)

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 #: Compressed bytes read at a time.
 READ_BLOCK = 1 << 20
-#: Decompressed bytes at most handed on at a time (a few volumes' worth held at once).
+#: Decompressed bytes at most handed on at a time (no large buffer is held).
 INFLATE_BLOCK = 1 << 20
 
 

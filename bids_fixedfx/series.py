@@ -124,7 +124,8 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndar
     mask_img : Nifti1Image
     smoothing_fwhm : float or None
     n_threads : int
-        Threads smoothing volumes while the next ones are decompressed.
+        Threads in all: one decompresses, the others smooth and mask the volumes it hands on
+        (one thread does both in turn).
 
     Returns
     -------

@@ -248,7 +248,7 @@ def test_non_finite_values_are_zeroed_as_nilearn_does(synthetic, smoothing_fwhm)
 
 
 def nilearn_chunk(series, matrix, vectors, tests, noise_model):
-    """nilearn's own functions on a block of voxels: what glm.fit_chunk reproduces."""
+    """nilearn's own functions on a block of voxels: what glm.fit_contrasts reproduces."""
     from nilearn.glm.contrasts import compute_contrast
     from nilearn.glm.first_level import mean_scaling, run_glm
 
