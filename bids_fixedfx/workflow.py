@@ -16,7 +16,6 @@ from dataclasses import replace
 
 from . import combine, discover, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars, surface
 from .notes import Note
-from .prefetch import Prefetch
 
 logger = logging.getLogger("bids_fixedfx")
 
@@ -45,22 +44,7 @@ def run_participant(settings) -> None:
             settings = replace(settings, model=plan.model_settings(model, settings),
                                inference=plan.inference_settings(model, settings, "participant"))
         selection = discover.select_runs(settings)
-        prefetch = _start_prefetch(selection.runs[0], settings)
-        try:
-            checked = plan.plan_runs(selection, settings, model)
-        except BaseException:
-            if prefetch is not None:
-                prefetch.close()
-            raise
-    try:
-        _plan_done(settings, derivatives, model, checked, prefetch)
-    finally:
-        if prefetch is not None:
-            prefetch.close()
-
-
-def _plan_done(settings, derivatives, model, checked, prefetch) -> None:
-    """The participant level once the plan is made: fit, combine and write everything."""
+        checked = plan.plan_runs(selection, settings, model)
     for note in checked.notes:
         logger.warning("%s", note)
     if model is None:
@@ -81,7 +65,7 @@ def _plan_done(settings, derivatives, model, checked, prefetch) -> None:
     model_file = _copy_model(model, settings) if model is not None else None
     settings = replace(settings, model_file=model_file,
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
-    fitted = _fit_all(checked.runs, settings, prefetch)
+    fitted = _fit_all(checked.runs, settings)
     total, done, notes = len(checked.runs), 0, list(checked.notes)
     started = time.perf_counter()
     ordinals = {label: n for n, label in enumerate(dict.fromkeys(s.subject for s in checked.subjects), start=1)}
@@ -130,9 +114,9 @@ def _plan_done(settings, derivatives, model, checked, prefetch) -> None:
 
 @contextmanager
 def _validation(settings):
-    """Run the BIDS validator on the input (unless skipped) beside the work in the block
-    (discovery and planning, which write nothing but a ``--bids-database-dir`` index): its
-    verdict is awaited at the end of the block, and comes before any error the block raises."""
+    """Run the BIDS validator on the input (unless skipped) beside the work in the block:
+    its verdict is awaited at the end of the block, and comes before any error the block
+    raises about the input."""
     if settings.skip_bids_validation:
         yield
         return
@@ -146,16 +130,7 @@ def _validation(settings):
         verdict.result()
 
 
-def _start_prefetch(run, settings):
-    """Start reading the first run in another process while the plan is made (see
-    :mod:`.prefetch`), when there is more than one core and something to fit."""
-    if settings.nprocs <= 1 or settings.boilerplate_only:
-        return None
-    smoothing = surface.run_model(run, settings.model).smoothing_fwhm
-    return Prefetch.start(run, settings.mask, smoothing, READ_THREADS)
-
-
-def _fit_all(run_plans, settings, prefetch=None):
+def _fit_all(run_plans, settings):
     """Yield (plan, result, seconds) for every run, in order.
 
     Runs are fitted one at a time, each on ``--nprocs`` threads (voxels and volumes
@@ -168,13 +143,7 @@ def _fit_all(run_plans, settings, prefetch=None):
     def prepare(run_plan, n_threads):
         start = time.perf_counter()
         smoothing = surface.run_model(run_plan.run, model).smoothing_fwhm
-        masked = None
-        if prefetch is not None and run_plan is run_plans[0]:
-            mask_img = glm.load_mask(run_plan.run.mask, None) if run_plan.run.mask is not None else None
-            series = prefetch.take(run_plan.run, smoothing, mask_img) if mask_img is not None else None
-            masked = glm.MaskedRun(series, mask_img) if series is not None else None
-        if masked is None:
-            masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads)
+        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads)
         logger.debug("%s: read, masked and smoothed %d voxels in %.1f s", run_plan.run.name,
                      masked.series.shape[1], time.perf_counter() - start)
         return masked
