@@ -42,6 +42,13 @@ def test_input_failing_validation_exits_16(one_subject, tmp_path, capsys):
     fails(capsys, [one_subject.path, tmp_path / "out", "participant"], 16, str(one_subject.path), "--skip-bids-validation")
 
 
+def test_failing_validation_comes_before_another_input_error(one_subject, tmp_path, capsys):
+    """The validator runs beside discovery: its verdict still decides the exit code."""
+    (one_subject.path / "notes_about_the_study.txt").write_text("not a BIDS file\n")
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--participant-label", "99"], 16,
+          "notes_about_the_study.txt")
+
+
 def test_unknown_participant(one_subject, tmp_path, capsys):
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--participant-label", "99"], 66,
           "--participant-label", "99")
