@@ -429,8 +429,8 @@ def run() -> None:
 
     code = main()
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is None:  # not CPython: the usual way out
-        sys.exit(code)
+    if run_exit_handlers is None or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # not CPython, or under a profiler or debugger that reports at exit
     run_exit_handlers()
     for stream in (sys.stdout, sys.stderr):
         try:
