@@ -114,9 +114,9 @@ def run_participant(settings) -> None:
 
 @contextmanager
 def _validation(settings):
-    """Run the BIDS validator on the input (unless skipped) beside the work in the block:
-    its verdict is awaited at the end of the block, and comes before any error the block
-    raises about the input."""
+    """Run the BIDS validator on the input (unless skipped) beside the work in the block
+    (discovery and planning, which write nothing but a ``--bids-database-dir`` index): its
+    verdict is awaited at the end of the block, and comes before any error the block raises."""
     if settings.skip_bids_validation:
         yield
         return
