@@ -23,7 +23,8 @@ TITLE = 22
 BAR = 42  # height of the colour bar and its labels
 
 
-def _title(canvas: Canvas, text: str) -> None:
+def draw_title(canvas: Canvas, text: str) -> None:
+    """The figure's title, on its first line (shortened to fit)."""
     canvas.text((GAP, 5), fit_label(canvas, text, canvas.size[0] - 2 * GAP, 13), size=13, fill=INK)
 
 
@@ -111,7 +112,7 @@ def stat_map(view: MapView, data: np.ndarray, cuts, title: str) -> bytes:
     width = sum(t.shape[1] for t, _ in tiles) + GAP * (len(tiles) + 1)
     height = TITLE + max(t.shape[0] for t, _ in tiles) + GAP + BAR
     canvas = Canvas(max(width, 330), height)
-    _title(canvas, title)
+    draw_title(canvas, title)
     x = GAP
     for index, (tile, label) in enumerate(tiles):
         canvas.paste(tile, (x, TITLE))
@@ -153,7 +154,7 @@ def map_grid(view: MapView, rows, cuts, title: str, label: str = "z", signed: bo
     width = int(label_w + len(cuts) * (tile_w + GAP) + GAP)
     height = TITLE + 14 + len(rows) * (tile_h + GAP) + BAR
     canvas = Canvas(max(width, 330), height)
-    _title(canvas, title)
+    draw_title(canvas, title)
     for j, k in enumerate(cuts):
         canvas.text((label_w + j * (tile_w + GAP) + tile_w / 2, TITLE), view.cut_label(k), size=10, fill=MUTED,
                     anchor="ma")
@@ -173,7 +174,7 @@ def _slice_row(view: MapView, tiles, cuts, title: str, below: int, min_width: in
     left under them."""
     width = sum(t.shape[1] for t in tiles) + GAP * (len(tiles) + 1)
     canvas = Canvas(max(width, min_width), TITLE + max(t.shape[0] for t in tiles) + below)
-    _title(canvas, title)
+    draw_title(canvas, title)
     x = GAP
     for k, tile in zip(cuts, tiles):
         canvas.paste(tile, (x, TITLE))
@@ -220,7 +221,7 @@ def tiles_grid(view: MapView, items, cut: int, title: str, columns: int = 8) -> 
     width = columns * (tile_w + GAP) + GAP
     height = TITLE + n_rows * (tile_h + 16 + GAP) + BAR
     canvas = Canvas(max(width, 330), height)
-    _title(canvas, f"{title} ({view.cut_label(cut)})")
+    draw_title(canvas, f"{title} ({view.cut_label(cut)})")
     for index, (label, data) in enumerate(items):
         x = GAP + (index % columns) * (tile_w + GAP)
         y = TITLE + (index // columns) * (tile_h + 16 + GAP)
@@ -301,7 +302,7 @@ def design(matrix, conditions, confounds, contrasts, vif, correlations, censored
     width = left + n_columns * cell + 3 * GAP + corr_w + GAP
     height = TITLE + strip + 4 + matrix_h + labels_h + GAP
     canvas = Canvas(max(width, 360), max(height, TITLE + 40 + corr_cell * len(names) + 60))
-    _title(canvas, title)
+    draw_title(canvas, title)
     # contrast weights above the columns
     y = TITLE
     for name, weights in contrasts:
@@ -377,7 +378,7 @@ def motion(rows, title: str) -> bytes:
     longest = max([len(m.fd) for m in known] or [1])
     height = TITLE + 16 + len(rows) * row_h + 22
     canvas = Canvas(label_w + plot_w + mean_w + 2 * GAP, height)
-    _title(canvas, title)
+    draw_title(canvas, title)
     canvas.text((label_w, TITLE), f"FD (mm) per volume, each row 0 to {top_fd:.2g} mm; red line {FD_LIMIT:g} mm",
                 size=10, fill=MUTED)
     canvas.text((label_w + plot_w + 2 * GAP, TITLE), "mean FD (mm)", size=10, fill=MUTED)

@@ -15,13 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import surface
-from .draw import Canvas
+from . import mesh, slices
+from .draw import MUTED, Canvas, colour_bar
+from .figures import BAR, GAP, TITLE, draw_title
 from .tables import MAX_ROWS
 
 #: Rows a peak table holds (in its TSV); the page shows :data:`.tables.MAX_ROWS`.
 MAX_PEAKS = 100
-#: Views drawn of each hemisphere.
-VIEWS = ("lateral", "medial")
+#: Width of each view of a hemisphere in a figure, pixels.
+PANEL = 220
+#: Pixels computed per figure pixel along each axis (averaged: smooth edges).
+SUPERSAMPLE = 2
 
 
 @dataclass(frozen=True)
@@ -124,46 +128,47 @@ def peak_table(z, form, threshold: float) -> PeakTable:
 
 
 def map_figure(z, form, threshold: float, vmax: float, title: str) -> bytes:
-    """A PNG of a z map: on nilearn's inflated mesh (lateral and medial views of each
-    hemisphere) where nilearn ships the mesh, else a note that says why it is not drawn."""
+    """A PNG of a z map on nilearn's inflated mesh (lateral and medial views of each
+    hemisphere, over its sulcal depth) where nilearn ships the mesh, else a note that says
+    why it is not drawn.
+
+    Each face is coloured by the mean of its vertices' z (as nilearn's ``plot_surf``
+    colours faces), on the colour scale of the volume figures; the views of the mesh are
+    computed once per process (:func:`.mesh.hemisphere_views`).
+    """
     if form.kind != "gifti" or form.space not in surface.MESH_SPACES:
         return _note_figure(title, form)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from nilearn.datasets import load_fsaverage
-    from nilearn.plotting import plot_surf_stat_map
-
-    meshes = load_fsaverage(form.space)
-    sulcal = _sulcal_depth(form.space)
+    views = mesh.hemisphere_views(form.space, PANEL, SUPERSAMPLE)
     n_left = form.n_vertices[0]
     values = {"left": np.asarray(z[:n_left], dtype=float), "right": np.asarray(z[n_left:], dtype=float)}
-    figure = Figure(figsize=(10, 2.8), dpi=90)
-    FigureCanvasAgg(figure)
-    for column, (hemi, view) in enumerate((h, v) for h in ("left", "right") for v in VIEWS):
-        axes = figure.add_subplot(1, 4, column + 1, projection="3d")
-        plot_surf_stat_map(
-            meshes["inflated"].parts[hemi], values[hemi], hemi=hemi, view=view, threshold=threshold, vmax=vmax,
-            bg_map=sulcal.data.parts[hemi] if sulcal is not None else None, axes=axes, figure=figure,
-            colorbar=column == 3,
-            cmap="RdBu_r", title=f"{hemi} {view}",
-        )
-    figure.suptitle(title, fontsize=11, y=0.99)
-    figure.subplots_adjust(left=0.0, right=0.94, top=0.82, bottom=-0.1, wspace=0.0)
-    from io import BytesIO
+    panels = []
+    for hemi, side in mesh.CAMERAS:
+        shown = views.views[hemi, side]
+        panels.append((_panel(shown, values[hemi][views.faces[hemi]].mean(axis=1),
+                              None if views.sulcal is None else views.sulcal[hemi], threshold, vmax),
+                       f"{hemi} {side}"))
+    height = max(p.shape[0] for p, _ in panels)
+    canvas = Canvas(len(panels) * (PANEL + GAP) + GAP, TITLE + 14 + height + GAP + BAR)
+    draw_title(canvas, title)
+    for index, (rgb, label) in enumerate(panels):
+        x = GAP + index * (PANEL + GAP)
+        canvas.text((x + 3, TITLE + 1), label, size=10, fill=MUTED)
+        canvas.paste(rgb, (x, TITLE + 14))
+    bar_y = canvas.size[1] - BAR + 8
+    colour_bar(canvas, (40, bar_y), 220, threshold, vmax, label="z")
+    canvas.text((280, bar_y), f"|z| > {threshold:.3g} shown (each face: the mean of its vertices); "
+                f"{form.space} inflated mesh", size=10, fill=MUTED)
+    return canvas.png()
 
-    buffer = BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
-
-def _sulcal_depth(space):
-    """nilearn's sulcal depth of fsaverage5 (the figure's grey background), or None."""
-    from nilearn.datasets import load_fsaverage_data
-
-    try:
-        return load_fsaverage_data(mesh=space, mesh_type="inflated", data_type="sulcal")
-    except Exception:  # noqa: BLE001 - a background only: the map is drawn without it
-        return None
+def _panel(shown, face_z, sulcal, threshold, vmax) -> np.ndarray:
+    """One view as RGB: faces beyond the threshold in colour over a grey background (lighter
+    on gyri, darker in sulci, shaded by how squarely each face faces the viewer), white
+    around the mesh; averaged down from the supersampled view."""
+    grey = 0.75 if sulcal is None else 0.95 - 0.6 * shown.paint(sulcal, fill=0.0)
+    grey = np.where(shown.covered, grey * (0.55 + 0.45 * shown.facing), 1.0)
+    rgb = slices.overlay(grey, shown.paint(face_z, fill=0.0), threshold, vmax)
+    return np.rint(mesh.downsample(rgb.astype(np.float64), SUPERSAMPLE)).astype(np.uint8)
 
 
 def _note_figure(title: str, form) -> bytes:
