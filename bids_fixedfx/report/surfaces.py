@@ -11,6 +11,7 @@ apart, strongest first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -59,19 +60,28 @@ class PeakTable:
         return "\n".join(lines) + "\n"
 
 
-def _neighbour_max(values, mesh_part):
-    """Each vertex's largest value among its mesh neighbours."""
-    from scipy import sparse
-
-    faces = np.asarray(mesh_part.faces)
-    n = len(values)
-    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
-    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
-    adjacency = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    adjacency.sum_duplicates()
-    adjacency.data[:] = 1.0  # an edge of two faces is one neighbour
+def _neighbour_max(values, adjacency):
+    """Each vertex's largest value among its mesh neighbours (``adjacency``: :func:`_adjacency`)."""
     shifted = values - values.min() + 1.0  # positive, so a sparse max over neighbours is their max
     return np.asarray(adjacency.multiply(shifted[None, :]).max(axis=1).todense()).ravel() + values.min() - 1.0
+
+
+@lru_cache(maxsize=4)
+def _adjacency(space: str) -> dict:
+    """Each hemisphere's vertex adjacency on the mesh of ``space`` (sparse, 1 per edge), built once."""
+    from scipy import sparse
+
+    adjacency = {}
+    for hemi, part in surface.load_mesh(space).parts.items():
+        faces = np.asarray(part.faces)
+        n = len(np.asarray(part.coordinates))
+        rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
+        cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
+        matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0  # an edge of two faces is one neighbour
+        adjacency[hemi] = matrix
+    return adjacency
 
 
 def _labels(form):
@@ -81,12 +91,13 @@ def _labels(form):
         n_left = form.n_vertices[0]
         return lambda v: ("left", v) if v < n_left else ("right", v - n_left)
     models = form.brain_models
+    names = [name.replace("CIFTI_STRUCTURE_", "").lower() for name in models.name]
+    on_surface, vertices, voxels = models.surface_mask, models.vertex, models.voxel
 
     def label(v):
-        structure = models.name[v].replace("CIFTI_STRUCTURE_", "").lower()
-        if models.surface_mask[v]:
-            return structure, int(models.vertex[v])
-        return structure, ",".join(str(int(i)) for i in models.voxel[v])
+        if on_surface[v]:
+            return names[v], int(vertices[v])
+        return names[v], ",".join(str(int(i)) for i in voxels[v])
 
     return label
 
@@ -105,16 +116,16 @@ def peak_table(z, form, threshold: float) -> PeakTable:
     table : PeakTable
     """
     z = np.nan_to_num(np.asarray(z, dtype=np.float64))
-    mesh = surface.load_mesh(form.space) if form.kind == "gifti" else None
+    adjacency = _adjacency(form.space) if form.kind == "gifti" and form.space in surface.MESH_SPACES else None
     label = _labels(form)
     rows = []
     for sign in (1.0, -1.0):
         signed = sign * z
         above = signed > threshold
-        if mesh is not None:
+        if adjacency is not None:
             n_left = form.n_vertices[0]
-            neighbours = np.concatenate([_neighbour_max(signed[:n_left], mesh.parts["left"]),
-                                         _neighbour_max(signed[n_left:], mesh.parts["right"])])
+            neighbours = np.concatenate([_neighbour_max(signed[:n_left], adjacency["left"]),
+                                         _neighbour_max(signed[n_left:], adjacency["right"])])
             above &= signed >= neighbours
         order = np.flatnonzero(above)
         order = order[np.argsort(-signed[order], kind="stable")]
@@ -124,7 +135,7 @@ def peak_table(z, form, threshold: float) -> PeakTable:
     rows.sort(key=lambda row: -abs(row[2]))
     rows = [(rank, *row) for rank, row in enumerate(rows[:MAX_PEAKS], start=1)]
     return PeakTable(("peak", "structure", "vertex", "z"), tuple(rows), int(np.sum(np.abs(z) > threshold)),
-                     mesh is not None)
+                     adjacency is not None)
 
 
 def map_figure(z, form, threshold: float, vmax: float, title: str) -> bytes:
