@@ -793,3 +793,51 @@ def test_validation_of_one_participant_checks_only_its_files(fresh_dataset):
     assert intruder.name in str(error.value) and str(dataset.path) in str(error.value)
     with pytest.raises(InvalidBIDSError):
         discover.validate_input_dir(dataset.path)
+
+
+def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset):
+    """``RunFiles``: one query per kind, then each run's files picked by its entities, gives
+    what pybids gives for a query of the run's entities with the absent ones absent."""
+    from bids import BIDSLayout
+    from bids.layout import Query
+
+    from bids_fixedfx.discover.query import NIFTI, RunFiles, _run_entities
+    from bids_fixedfx.naming import RUN_ENTITIES
+
+    dataset = fresh_dataset()
+    fmriprep = dataset.path / "derivatives" / "fmriprep"
+    masks = sorted(fmriprep.rglob("*desc-brain_mask.nii.gz"))
+    for mask in masks[:2]:  # decoys: another acquisition, an echo, an unpadded run number
+        shutil.copy(mask, mask.with_name(mask.name.replace("_task-", "_acq-other_task-")))
+        shutil.copy(mask, mask.with_name(mask.name.replace("_space-", "_echo-2_space-")))
+    events = sorted(dataset.path.rglob("sub-*_events.tsv"))
+    shutil.copy(events[0], events[0].with_name(events[0].name.replace("_events", "_echo-1_events")))
+    layout = BIDSLayout(dataset.path, derivatives=[fmriprep], validate=False)
+    runs = layout.get(scope="derivatives", suffix="bold", desc="preproc", extension=NIFTI, return_type="object")
+    subjects = sorted({str(r.get_entities()["subject"]) for r in runs})
+    kinds = {
+        "mask": ({"scope": "derivatives", "suffix": "mask", "desc": "brain", "extension": NIFTI}, ()),
+        "events": ({"scope": "raw", "suffix": "events", "extension": ".tsv"}, ("echo",)),
+        "raw": ({"scope": "raw", "suffix": "bold", "extension": NIFTI}, ()),
+    }
+    compared = 0
+    for kind, (filters, ignored) in kinds.items():
+        found = RunFiles(layout, subjects, ignored=ignored, **filters)
+        for run in runs:
+            entities = _run_entities(run)
+            given = dict(entities)
+            query = {}
+            for name, key in RUN_ENTITIES:
+                if name in ignored:
+                    continue
+                if key in given:
+                    query[name] = int(given[key]) if name in ("run", "echo") else given[key]
+                elif name != "echo":
+                    query[name] = Query.NONE
+            expected = sorted(f.path for f in layout.get(return_type="object", **filters, **query))
+            assert sorted(f.path for f in found.of(entities)) == expected, (kind, run.path)
+            compared += bool(expected)
+        if kind == "mask":  # the decoys were candidates, and no run took them
+            candidates = [f.path for files in found.by_subject.values() for _, f in files]
+            assert sum("acq-other" in p or "echo-2" in p for p in candidates) == 4
+    assert compared >= 2 * len(runs)  # masks and raw series (and events where the run has its own)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import NoDataError
 from ..naming import ENTITY_NAMES
 from .metadata import _name_entities, inherited_files
-from .query import _get, _one, _pybids_filters
+from .query import _one
 
 
 def _unmatched_designs(design_dir, runs):
@@ -25,10 +25,10 @@ def _unmatched_designs(design_dir, runs):
     ]
 
 
-def _events_for(layout, settings, match, raw, name):
-    query = {k: v for k, v in match.items() if k != "echo"}
-    query.update(_pybids_filters(settings.bids_filters.get("events", {})))
-    events = _get(layout, scope="raw", suffix="events", extension=".tsv", **query)
+def _events_for(events_files, layout, entities, raw, name):
+    """A run's events file: its own (``events_files``: :func:`.runs.events_files`), else the
+    nearest inherited one."""
+    events = events_files.of(entities)
     if not events and raw is not None:  # events inherited from a higher level
         levels = inherited_files(raw, Path(layout.root), "events", ".tsv")
         nearest = next((level for level in levels if level), [])

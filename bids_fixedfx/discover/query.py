@@ -57,19 +57,62 @@ def _run_entities(bids_file) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _match_query(entities: tuple[tuple[str, str], ...]) -> dict:
-    """A pybids query for the files of one run: its entities, the absent ones absent."""
-    from bids.layout import Query
+class RunFiles:
+    """Files of one kind for many runs: one pybids query over the selected subjects, then
+    each run's files picked by its entities.
 
-    given = dict(entities)
-    query = {}
-    for name, key in RUN_ENTITIES:
-        if key in given:
-            value = given[key]
-            query[name] = int(value) if name in ("run", "echo") and value.isdigit() else value
-        elif name != "echo":
-            query[name] = Query.NONE
-    return query
+    A run's files are those that pybids would give for a query of the run's entities
+    with the absent ones absent (``Query.NONE``): every entity of the run equal (run and
+    echo numbers as numbers, as pybids compares them), no entity the run lacks (echo
+    excepted: a run without echo- takes files of any echo). One query per kind instead
+    of one per run and kind: each pybids query costs about 14 ms whatever it returns.
+
+    Parameters
+    ----------
+    layout : BIDSLayout
+    subjects : list of str
+        The selected subjects.
+    given : iterable of str
+        Entities (pybids names) that ``filters`` fix for every run (a ``--bids-filter-file``
+        entry): not matched to the run's, as a run's query takes the filter's value.
+    ignored : iterable of str
+        Entities not matched at all (``echo`` for events, which all echoes share).
+    **filters
+        The query's other filters (suffix, extension, scope, desc...).
+    """
+
+    def __init__(self, layout, subjects, given=(), ignored=(), **filters):
+        self.skipped = set(given) | set(ignored)
+        if "subject" not in filters:
+            filters["subject"] = list(subjects)
+        self.by_subject = {}
+        for found in _get(layout, return_type="object", **filters):
+            entities = dict(_run_entities(found))
+            self.by_subject.setdefault(entities.get("sub"), []).append((entities, found))
+
+    def of(self, entities) -> list:
+        """The files of the run with these entities ((key, value) pairs, as :class:`Run` holds them)."""
+        run = dict(entities)
+        candidates = self.by_subject.get(run.get("sub"), [])
+        if "subject" in self.skipped:
+            candidates = [c for files in self.by_subject.values() for c in files]
+        return [found for own, found in candidates if self._same_run(own, run)]
+
+    def _same_run(self, own, run) -> bool:
+        for name, key in RUN_ENTITIES:
+            if name in self.skipped:
+                continue
+            wanted, value = run.get(key), own.get(key)
+            if wanted is None:
+                if value is not None and name != "echo":
+                    return False
+            elif value is None or _number_or_text(name, value) != _number_or_text(name, wanted):
+                return False
+        return True
+
+
+def _number_or_text(name, value):
+    return int(value) if name in ("run", "echo") and value.isdigit() else value
 
 
 def _one(files, what, run_name):

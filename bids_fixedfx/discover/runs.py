@@ -17,8 +17,7 @@ from ..surface import is_surface_file
 from .matching import _design_for, _events_for, _unmatched_designs
 from .metadata import _repetition_time, _start_time
 from .query import (
-    CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI, _get, _match_query, _one, _pybids_filters,
-    _run_entities,
+    CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI, RunFiles, _get, _one, _pybids_filters, _run_entities,
 )
 
 
@@ -112,16 +111,61 @@ def _n_volumes(path):
     return int(shape[3])
 
 
-def _preprocessed_run(layout, settings, bold, space, warnings):
+@dataclass(frozen=True, eq=False)
+class RunQueries:
+    """The files that runs are matched with, each kind found with one query (:class:`.query.RunFiles`).
+
+    Attributes
+    ----------
+    raw, events : RunFiles
+    confounds : RunFiles or None
+        None when the model takes no confounds.
+    masks : dict
+        Space (None: no space) -> brain masks in it.
+    """
+
+    raw: RunFiles
+    events: RunFiles
+    confounds: RunFiles | None
+    masks: dict
+
+
+def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
+    """Query the raw BOLD, events, confounds and (unless ``--mask``) brain masks of the
+    selected subjects, for :func:`_preprocessed_run` and :func:`_select_raw_runs`."""
     from bids.layout import Query
 
+    filters = settings.bids_filters
+    confounds = _pybids_filters(filters.get("confounds", {}))
+    masks = _pybids_filters(filters.get("mask", {}))
+    return RunQueries(
+        raw=RunFiles(layout, subjects, scope="raw", suffix="bold", extension=NIFTI),
+        events=events_files(layout, settings, subjects),
+        confounds=RunFiles(
+            layout, subjects, given=confounds, scope="derivatives", desc=CONFOUNDS_DESCS,
+            suffix=CONFOUNDS_SUFFIXES, extension=".tsv", **confounds,
+        ) if settings.model.confounds else None,
+        masks={
+            space: RunFiles(
+                layout, subjects, given=masks, scope="derivatives", suffix="mask", desc="brain", extension=NIFTI,
+                space=space if space is not None else Query.NONE, datatype="func", **masks,
+            )
+            for space in spaces
+        } if settings.mask is None else {},
+    )
+
+
+def events_files(layout, settings, subjects) -> RunFiles:
+    """The selected subjects' events files (of every echo: a run's events do not depend on its echo)."""
+    events = _pybids_filters(settings.bids_filters.get("events", {}))
+    return RunFiles(layout, subjects, given=events, ignored=("echo",), scope="raw", suffix="events",
+                    extension=".tsv", **events)
+
+
+def _preprocessed_run(layout, queries, settings, bold, space, warnings):
     entities = _run_entities(bold)
     name = run_name(entities)
-    match = _match_query(entities)
-    raw = _one(
-        _get(layout, scope="raw", suffix="bold", extension=NIFTI, **match),
-        "raw BOLD", name,
-    )
+    raw = _one(queries.raw.of(entities), "raw BOLD", name)
     mask = None
     surface = is_surface_file(bold.path)
     if surface and settings.mask is not None:
@@ -131,12 +175,7 @@ def _preprocessed_run(layout, settings, bold, space, warnings):
             "or choose volume spaces only."
         )
     if settings.mask is None and not surface:
-        mask_query = dict(match)
-        mask_query.update(_pybids_filters(settings.bids_filters.get("mask", {})))
-        masks = _get(
-            layout, scope="derivatives", suffix="mask", desc="brain", extension=NIFTI,
-            space=space if space is not None else Query.NONE, datatype="func", **mask_query,
-        )
+        masks = queries.masks[space].of(entities)
         # Several masks (res-, den- variants): take the one on the BOLD's own entities.
         same = [m for m in masks if _grid_entities(m) == _grid_entities(bold)]
         masks = same or masks
@@ -146,16 +185,9 @@ def _preprocessed_run(layout, settings, bold, space, warnings):
                 f"{name} has no desc-brain_mask in the derivatives, so nilearn computed a mask "
                 "from the BOLD; pass --mask to use your own."
             )
-    confound_query = dict(match)
-    confound_query.update(_pybids_filters(settings.bids_filters.get("confounds", {})))
-    confounds = []
-    if settings.model.confounds:
-        confounds = _get(
-            layout, scope="derivatives", desc=CONFOUNDS_DESCS, suffix=CONFOUNDS_SUFFIXES,
-            extension=".tsv", **confound_query,
-        )
+    confounds = queries.confounds.of(entities) if queries.confounds is not None else []
     design = _design_for(settings.design_dir, entities)
-    events = _events_for(layout, settings, match, raw, name) if design is None else None
+    events = _events_for(queries.events, layout, entities, raw, name) if design is None else None
     if design is None and events is None:
         raise NoDataError(
             f"{name} has no events.tsv in {settings.bids_dir}"
@@ -206,12 +238,12 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
         "(unpreprocessed, with masks computed by nilearn); run fMRIPrep first or pass -d."
     )
     runs = []
+    events_found = events_files(layout, settings, query["subject"])
     for bold in sorted(raw, key=lambda f: f.path):
         entities = _run_entities(bold)
         name = run_name(entities)
-        match = _match_query(entities)
         design = _design_for(settings.design_dir, entities)
-        events = _events_for(layout, settings, match, Path(bold.path), name) if design is None else None
+        events = _events_for(events_found, layout, entities, Path(bold.path), name) if design is None else None
         if design is None and events is None:
             raise NoDataError(f"{name} has no events.tsv in {settings.bids_dir}.")
         runs.append(Run(

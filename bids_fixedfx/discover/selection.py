@@ -11,7 +11,7 @@ from .folders import _in_selection, _layout_roots, _subject_folders
 from .index import _open_index
 from .matching import _design_files, _unmatched_designs
 from .query import NIFTI, _get, _pybids_filters, _values
-from .runs import Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs
+from .runs import Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs, run_queries
 from .surfaces import surface_series
 
 
@@ -127,12 +127,14 @@ def select_runs(settings) -> Selection:
     surface_spaces = {f.get_entities().get("space") for f in surfaces}
     chosen.sort(key=lambda space: space not in surface_spaces)
     runs = []
+    volume_spaces = {f.get_entities().get("space") for f in preproc}
+    queries = run_queries(layout, settings, query["subject"], [s for s in chosen if s in volume_spaces])
     for space in chosen:
         space_query = Query.NONE if space is None else space
         files = [f for f in preproc + surfaces if f.get_entities().get("space", Query.NONE) == space_query]
         _refuse_several_per_run(files)
         runs += [
-            _preprocessed_run(layout, settings, bold, space, warnings)
+            _preprocessed_run(layout, queries, settings, bold, space, warnings)
             for bold in sorted(files, key=lambda f: f.path)
         ]
     warnings += _unmatched_designs(settings.design_dir, runs)
