@@ -45,13 +45,11 @@ LABEL org.opencontainers.image.title="bids-fixedfx" \
       org.opencontainers.image.base.name="docker.io/library/python:3.11.13-slim-bookworm" \
       org.opencontainers.image.base.digest="sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1"
 
-# Usable under any UID (docker run -u "$(id -u):$(id -g)"): a world-writable HOME, the matplotlib
-# cache in the container's own /tmp, and the BIDS validator's Deno cache filled at build time
+# Usable under any UID (docker run -u "$(id -u):$(id -g)"): a world-writable HOME and the BIDS
+# validator's Deno cache filled at build time
 # (Deno also runs with that directory read-only, as in a Singularity image).
 # One thread per process in the BLAS/OpenMP libraries, so that --nprocs alone sets the parallelism.
 ENV HOME=/home/bids \
-    MPLCONFIGDIR=/tmp/matplotlib \
-    MPLBACKEND=Agg \
     DENO_DIR=/home/bids/.cache/deno \
     DENO_NO_UPDATE_CHECK=1 \
     OMP_NUM_THREADS=1 \
