@@ -195,13 +195,12 @@ def _mask_box(mask_img, sigma):
     -------
     box : tuple of slice
         Indexes the volume's three spatial axes.
-    where : numpy.ndarray
-        The offsets of the mask's voxels in the box stored in Fortran order (NIfTI's),
-        in the order of ``volume[mask]``.
+    where : Offsets
+        The offsets of the mask's voxels in the box, in the order of ``volume[mask]``.
     """
     inside = np.asanyarray(mask_img.dataobj).astype(bool)
     if not inside.any():
-        return (slice(None),) * 3, np.zeros(0, dtype=np.intp)
+        return (slice(None),) * 3, Offsets(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
     box = []
     for axis in range(3):
         present = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
@@ -209,7 +208,21 @@ def _mask_box(mask_img, sigma):
         box.append(slice(max(0, present[0] - radius), min(inside.shape[axis], present[-1] + 1 + radius)))
     box = tuple(box)
     inside = inside[box]
-    return box, np.ravel_multi_index(np.nonzero(inside), inside.shape, order="F")
+    return box, Offsets(np.ravel_multi_index(np.nonzero(inside), inside.shape, order="F"), np.flatnonzero(inside))
+
+
+@dataclass(frozen=True, eq=False)
+class Offsets:
+    """Where the mask's voxels lie in a box, in the order of ``volume[mask]``: as offsets
+    in the box stored in Fortran order (x fastest, NIfTI's) and in C order (z fastest)."""
+
+    fortran: np.ndarray
+    c: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """The number of voxels."""
+        return self.fortran.size
 
 
 _scratch = threading.local()
@@ -221,12 +234,18 @@ def _masked_volume(volume, where, sigma, dtype, out=None):
 
     The volume is copied into a buffer of the calling thread's own, reused from volume to
     volume (a thread allocating and freeing a volume each time grows its allocator's heap).
+    The pass along z runs in a copy stored z fastest: the same sums on the same lines, but
+    in a volume stored x fastest the elements of a z line lie a slice apart, and slices of
+    a multiple of 4 KB (64 x 64 or 96 x 96 float32 voxels) put them all in one cache set,
+    which made that pass alone cost more than the other two (smoothing takes a quarter to
+    a third less time that way on such grids, the same time on others).
     """
     from scipy.ndimage import gaussian_filter1d
 
     buffer = getattr(_scratch, "buffer", None)
     if buffer is None or buffer.shape != volume.shape or buffer.dtype != dtype:
         buffer = _scratch.buffer = np.empty(volume.shape, dtype=dtype, order="F")
+        _scratch.z_fastest = np.empty(volume.shape, dtype=dtype, order="C")
         _scratch.finite = np.empty(volume.shape, dtype=bool, order="F")
     buffer[...] = volume
     if buffer.dtype.kind == "f":  # nilearn sets non-finite values to 0, smoothing or not
@@ -234,10 +253,15 @@ def _masked_volume(volume, where, sigma, dtype, out=None):
         if not finite.all():
             buffer[~finite] = 0
     if sigma is not None:
-        for axis, s in enumerate(sigma):
-            if s > 0:
-                gaussian_filter1d(buffer, s, output=buffer, axis=axis)
-    return np.take(buffer.ravel(order="F"), where, out=out)
+        for axis in (0, 1):
+            if sigma[axis] > 0:
+                gaussian_filter1d(buffer, sigma[axis], output=buffer, axis=axis)
+        if sigma[2] > 0:
+            z_fastest = _scratch.z_fastest
+            z_fastest[...] = buffer
+            gaussian_filter1d(z_fastest, sigma[2], output=z_fastest, axis=2)
+            return np.take(z_fastest.ravel(), where.c, out=out)
+    return np.take(buffer.ravel(order="F"), where.fortran, out=out)
 
 
 def _map(function, items, n_threads):

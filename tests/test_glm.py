@@ -353,24 +353,27 @@ def test_a_series_read_volume_by_volume_is_the_masked_series(synthetic, tmp_path
     )
 
 
-@pytest.mark.parametrize("where", ["inside", "at an edge"])
-def test_smoothing_only_around_the_mask_gives_nilearns_values(tmp_path, where):
+@pytest.mark.parametrize(("where", "shape"), [("inside", (21, 23, 19)), ("at an edge", (21, 23, 19)),
+                                             ("across the slices", (64, 64, 19))])  # 16 KB: see _masked_volume
+def test_smoothing_only_around_the_mask_gives_nilearns_values(tmp_path, where, shape):
     """Only the mask's box (widened by the kernel's radius) is smoothed: the values inside
     the mask are those of nilearn smoothing the whole volume, anisotropic voxels included."""
     from nilearn.masking import apply_mask
 
     rng = np.random.default_rng(3)
-    shape = (21, 23, 19)
     data = rng.normal(100.0, 10.0, shape + (6,)).astype(np.float32)
     mask = np.zeros(shape, np.uint8)
     mask[6:12, 8:15, 5:11] = 1
     mask[9, 15:17, 8] = 1
     if where == "at an edge":
         mask[0:3, 0:4, 16:] = 1
+    if where == "across the slices":  # the box is whole slices
+        mask[1:-1, 1:-1, 8:12] = 1
     affine = np.diag([2.0, 2.5, 3.5, 1.0])
     bold, mask_img = nib.Nifti1Image(data, affine), nib.Nifti1Image(mask, affine)
     box, _ = series._mask_box(mask_img, series._sigma(affine, 7.0))
     assert np.prod([s.stop - s.start for s in box]) < mask.size  # a part of the volume only
+    assert where != "across the slices" or [s.stop - s.start for s in box[:2]] == [64, 64]
     expected = apply_mask(bold, mask_img, smoothing_fwhm=7.0)
     np.testing.assert_allclose(glm.masked_series(bold, mask_img, 7.0), expected, rtol=1e-6)
     bold.to_filename(tmp_path / "bold.nii.gz")
