@@ -356,10 +356,10 @@ def fit_voxels(series, means, rho_bin, columns, models, fitted):
     data = mean_scaled(series[:, columns], means[columns])  # OLSModel fits it as it is
     design, pinv, contrast_factors = models.model(rho_bin)
     if rho_bin is not None:  # ARModel.whiten, in double precision: x[1:] - rho * x[:-1], x[0] kept
-        data = np.asarray(data, dtype=np.float64)
-        whitened = data.copy(order="K")
-        whitened[1:] = data[1:] - (rho_bin * 1.0 / AR_BINS) * data[:-1]
-        data = whitened
+        scaled, data = data, np.empty_like(data, dtype=np.float64)  # in its layout: sums run as before
+        data[0] = scaled[0]
+        np.multiply(scaled[:-1], rho_bin * 1.0 / AR_BINS, out=data[1:], dtype=np.float64)
+        np.subtract(scaled[1:], data[1:], out=data[1:], dtype=np.float64)
     theta = np.dot(pinv, data)
     predicted = np.dot(design, theta)
     residuals = data - predicted
