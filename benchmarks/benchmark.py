@@ -9,7 +9,8 @@ its own process, on the same data:
 3. ``bids-fixedfx DS OUT participant`` with its defaults (validation, reports, boilerplate),
 
 in rounds (each round runs the three once, in this order, so that the load of the
-machine falls alike on all), and prints for each the median wall time and peak memory
+machine falls alike on all; the app's modules are byte-compiled first, as an installed
+package holds them: see ``measure.compile_app``), and prints for each the median wall time and peak memory
 (the kernel's maximum resident set size of the process) over the rounds, the app/loop
 ratios with and without reports, the machine's load average before and after, and the
 largest relative difference between the app's and the loop's maps.
@@ -28,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from measure import compile_app
 
 HERE = Path(__file__).resolve().parent
 SPACE = "MNI152NLin2009cAsym"
@@ -98,6 +101,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bids-fixedfx-bench-"))
     dataset = make_dataset(work / "ds")
+    compile_app()
     app = [sys.executable, "-m", "bids_fixedfx"]
     commands = {  # name: (output folder, command)
         "nilearn loop": ("out-loop", lambda out: [sys.executable, HERE / "nilearn_loop.py", dataset, out]),

@@ -59,7 +59,7 @@ import tempfile
 from pathlib import Path
 
 from benchmark import SPACE, make_dataset
-from measure import load_text, measure_tree
+from measure import compile_app, load_text, measure_tree
 
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 CONDITIONS = ["audio", "visual"]
@@ -190,6 +190,7 @@ def main(argv=None) -> int:
     work = (args.work_dir or Path(tempfile.mkdtemp(prefix="bids-fixedfx-fitlins-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     dataset = make_dataset(work / "ds")
+    compile_app()
     model = work / "model-fitlinsBenchmark_smdl.json"
     model.write_text(json.dumps(model_document(), indent=2))
     tools = {"FitLins 0.11": lambda: run_fitlins(executable, dataset, model, work),
