@@ -31,6 +31,7 @@ type, so ``--smoothing-fwhm`` other than 0 is refused on them. The default smoot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -186,8 +187,15 @@ def read_series(bold, what="BOLD series"):
                 f"{what} {left.name} and {right.name} have different numbers of volumes "
                 f"({columns[0].shape[1]} and {columns[1].shape[1]})."
             )
+        counts = (columns[0].shape[0], columns[1].shape[0])
+        expected = mesh_vertices(space)
+        if expected is not None and counts != expected:
+            raise InputFileError(
+                f"{what} {left} and its {right.name} have {counts[0]} and {counts[1]} vertices, but "
+                f"{space} has {expected[0]} and {expected[1]} (nilearn's mesh); check the files' space- entity."
+            )
         series = np.ascontiguousarray(np.concatenate(columns, axis=0).T)
-        return series, Form("gifti", space, (columns[0].shape[0], columns[1].shape[0]))
+        return series, Form("gifti", space, counts)
     img = _load(bold, what)
     axes = _cifti_axes(img, bold, what)
     try:
@@ -326,6 +334,15 @@ def group_spaces(found, asked):
         )
     left_out = sorted({item.space for item in found if item.space in NATIVE_SPACES})
     return [item for item in found if item.space not in NATIVE_SPACES], left_out
+
+
+@lru_cache(maxsize=None)
+def mesh_vertices(space):
+    """The vertices of each hemisphere (left, right) of a :data:`MESH_SPACES` space's mesh, or None."""
+    mesh = load_mesh(space)
+    if mesh is None:
+        return None
+    return tuple(len(np.asarray(mesh.parts[hemi].coordinates)) for hemi in ("left", "right"))
 
 
 def load_mesh(space):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pytest
 
 from bids_fixedfx import naming, surface
 from bids_fixedfx.cli import main
-from bids_fixedfx.errors import InputFileError, UsageError
+from bids_fixedfx.errors import EX_NO_INPUT, InputFileError, UsageError
 from bids_fixedfx.example_data import make_example_dataset
 from bids_fixedfx.example_data import surfaces as example
 from bids_fixedfx.example_data.study import CONDITIONS, EFFECT_SIZE
@@ -168,6 +169,26 @@ def test_a_left_file_without_its_right_twin_is_refused(surface_dataset, tmp_path
     left.write_bytes(gifti_pair(surface_dataset, "01", "01")[0].read_bytes())
     with pytest.raises(InputFileError, match="hemi-R"):
         surface.read_series(left)
+
+
+def test_a_gifti_pair_with_other_vertices_than_its_spaces_mesh_is_refused_before_any_output(
+        surface_dataset, tmp_path, capsys):
+    """A pair named space-fsaverage5 whose hemispheres have other vertex counts than nilearn's
+    fsaverage5 mesh (which its figures, peak tables and smoothing use) is refused by name."""
+    dataset = tmp_path / "ds"
+    shutil.copytree(surface_dataset.path, dataset)
+    left = dataset / "derivatives" / "fmriprep" / "sub-01" / "func" / gifti_pair(surface_dataset, "01", "01")[0].name
+    for path in naming.hemisphere_pair(left):
+        img = nib.load(str(path))
+        nib.save(nib.gifti.GiftiImage(darrays=[
+            nib.gifti.GiftiDataArray(d.data[:5000], intent=d.intent, datatype=d.datatype) for d in img.darrays
+        ]), str(path))
+    with pytest.raises(InputFileError, match=r"have 5000 and 5000 vertices, but fsaverage5 has 10242 and 10242"):
+        surface.read_series(left)
+    output = tmp_path / "out"
+    assert main([str(dataset), str(output), "participant", "--skip-bids-validation", "--participant-label", "01",
+                 "--space", FS5]) == EX_NO_INPUT
+    assert left.name in capsys.readouterr().err and not output.exists()
 
 
 def test_smoothing_rule():
