@@ -6,7 +6,8 @@
 #   tools/lock.sh                          # every pin to the newest version setup.cfg allows
 #   tools/lock.sh --upgrade-package nilearn   # or only some (any pip-compile options)
 #
-# then rebuild the image and run the tests (tests/test_container.py).
+# then rebuild the image and run the tests (tests/test_container.py). requirements/image-constraints.txt
+# holds what the lock must keep below the newest versions, and why.
 #
 # It resolves with pip-compile (pip-tools) in a throwaway virtual environment, for the Python of the
 # image's base (3.11; set PYTHON to another python3.11 if `python3.11` is not on PATH). pip's own
@@ -31,5 +32,6 @@ trap 'rm -rf "$venv"' EXIT
 CUSTOM_COMPILE_COMMAND=tools/lock.sh "$venv/bin/pip-compile" --quiet \
     --extra validator --strip-extras --allow-unsafe --generate-hashes \
     --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+    --constraint requirements/image-constraints.txt \
     --output-file requirements/image.txt "$@" setup.cfg
 echo "requirements/image.txt: $(grep -c '^[a-z0-9]' requirements/image.txt) distributions pinned"
