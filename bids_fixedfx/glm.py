@@ -357,7 +357,7 @@ def fit_voxels(series, means, rho_bin, columns, models, fitted):
     design, pinv, contrast_factors = models.model(rho_bin)
     if rho_bin is not None:  # ARModel.whiten, in double precision: x[1:] - rho * x[:-1], x[0] kept
         scaled, data = data, np.empty_like(data, dtype=np.float64)  # in its layout: sums run as before
-        data[0] = scaled[0]
+        data[:1] = scaled[:1]
         np.multiply(scaled[:-1], rho_bin * 1.0 / AR_BINS, out=data[1:], dtype=np.float64)
         np.subtract(scaled[1:], data[1:], out=data[1:], dtype=np.float64)
     theta = np.dot(pinv, data)

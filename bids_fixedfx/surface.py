@@ -187,13 +187,7 @@ def read_series(bold, what="BOLD series"):
                 f"{what} {left.name} and {right.name} have different numbers of volumes "
                 f"({columns[0].shape[1]} and {columns[1].shape[1]})."
             )
-        counts = (columns[0].shape[0], columns[1].shape[0])
-        expected = mesh_vertices(space)
-        if expected is not None and counts != expected:
-            raise InputFileError(
-                f"{what} {left} and its {right.name} have {counts[0]} and {counts[1]} vertices, but "
-                f"{space} has {expected[0]} and {expected[1]} (nilearn's mesh); check the files' space- entity."
-            )
+        counts = _check_mesh(space, (columns[0].shape[0], columns[1].shape[0]), left, right, what)
         series = np.ascontiguousarray(np.concatenate(columns, axis=0).T)
         return series, Form("gifti", space, counts)
     img = _load(bold, what)
@@ -334,6 +328,18 @@ def group_spaces(found, asked):
         )
     left_out = sorted({item.space for item in found if item.space in NATIVE_SPACES})
     return [item for item in found if item.space not in NATIVE_SPACES], left_out
+
+
+def _check_mesh(space, counts, left, right, what):
+    """``counts`` (the vertices of a GIFTI pair's hemispheres), checked against the mesh of
+    its space where nilearn ships it (the figures, peak tables and smoothing use that mesh)."""
+    expected = mesh_vertices(space)
+    if expected is not None and tuple(counts) != expected:
+        raise InputFileError(
+            f"{what} {left} and its {right.name} have {counts[0]} and {counts[1]} vertices, but "
+            f"{space} has {expected[0]} and {expected[1]} (nilearn's mesh); check the files' space- entity."
+        )
+    return tuple(counts)
 
 
 @lru_cache(maxsize=None)
@@ -519,7 +525,9 @@ def read_form(path, what="Map") -> Form:
     path = Path(path)
     space = parse(path.name).get("space") or ""
     if path.name.endswith(GIFTI_MAP):
-        counts = tuple(_gifti_columns(p, what).shape[0] for p in hemisphere_pair(path))
+        left, right = hemisphere_pair(path)
+        counts = _check_mesh(space, tuple(_gifti_columns(p, what).shape[0] for p in (left, right)), left, right,
+                             what)
         return Form("gifti", space, counts)
     img = _load(path, what)
     axes = _cifti_axes(img, path, what)

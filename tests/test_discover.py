@@ -797,7 +797,9 @@ def test_validation_of_one_participant_checks_only_its_files(fresh_dataset):
 
 def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset):
     """``RunFiles``: one query per kind, then each run's files picked by its entities, gives
-    what pybids gives for a query of the run's entities with the absent ones absent."""
+    what pybids gives for a query of the run's entities with the absent ones absent (run
+    numbers compared as numbers); a run's echo number finds an echo- file written with or
+    without padding."""
     from bids import BIDSLayout
     from bids.layout import Query
 
@@ -807,9 +809,11 @@ def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset
     dataset = fresh_dataset()
     fmriprep = dataset.path / "derivatives" / "fmriprep"
     masks = sorted(fmriprep.rglob("*desc-brain_mask.nii.gz"))
-    for mask in masks[:2]:  # decoys: another acquisition, an echo, an unpadded run number
+    for mask in masks[:2]:  # decoys: another acquisition, an echo
         shutil.copy(mask, mask.with_name(mask.name.replace("_task-", "_acq-other_task-")))
         shutil.copy(mask, mask.with_name(mask.name.replace("_space-", "_echo-2_space-")))
+    unpadded = masks[0].with_name(masks[0].name.replace("_run-01_", "_run-1_"))  # the same run, as pybids has it
+    shutil.copy(masks[0], unpadded)
     events = sorted(dataset.path.rglob("sub-*_events.tsv"))
     shutil.copy(events[0], events[0].with_name(events[0].name.replace("_events", "_echo-1_events")))
     layout = BIDSLayout(dataset.path, derivatives=[fmriprep], validate=False)
@@ -840,4 +844,10 @@ def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset
         if kind == "mask":  # the decoys were candidates, and no run took them
             candidates = [f.path for files in found.by_subject.values() for _, f in files]
             assert sum("acq-other" in p or "echo-2" in p for p in candidates) == 4
+            first = next(r for r in runs if _run_entities(r)[:3] == _run_entities(
+                layout.get_file(str(masks[0])))[:3] and "_run-01_" in r.path)
+            assert str(unpadded) in [f.path for f in found.of(_run_entities(first))]
+            echoed = [f.path for f in found.of(_run_entities(first) + (("echo", "02"),))]
+            assert str(masks[0]).replace("_space-", "_echo-2_space-") in echoed
+            assert all("_echo-2_" in path for path in echoed)  # echo-02 is echo-2; echo-less files are not
     assert compared >= 2 * len(runs)  # masks and raw series (and events where the run has its own)

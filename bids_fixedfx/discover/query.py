@@ -1,7 +1,9 @@
-"""pybids queries: fast ``get``, entity values, filters, and the files of one run."""
+"""pybids queries: fast ``get``, entity values, filters, and the files of each run
+(:class:`RunFiles`: one query per kind of file, matched to the runs by their entities)."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import NoDataError
@@ -61,11 +63,15 @@ class RunFiles:
     """Files of one kind for many runs: one pybids query over the selected subjects, then
     each run's files picked by its entities.
 
-    A run's files are those that pybids would give for a query of the run's entities
-    with the absent ones absent (``Query.NONE``): every entity of the run equal (run and
-    echo numbers as numbers, as pybids compares them), no entity the run lacks (echo
-    excepted: a run without echo- takes files of any echo). One query per kind instead
-    of one per run and kind: each pybids query costs about 14 ms whatever it returns.
+    A run's files are those that pybids gives for a query of the run's entities with the
+    absent ones absent (``Query.NONE``): every entity of the run equal (run numbers as
+    numbers, as pybids compares them: ``run-1`` is ``run-01``; echo numbers too, where
+    pybids compares echo labels as text and so found no ``echo-01`` file for a run queried
+    by its echo number), no entity the run lacks (echo excepted: a run without echo- takes
+    files of any echo). One query per kind instead of one per run and kind: each pybids
+    query costs about 14 ms whatever it returns. The query is made when the first run's
+    files are asked for (a kind no run needs, such as events with ``--design-dir``, is
+    never queried).
 
     Parameters
     ----------
@@ -82,16 +88,33 @@ class RunFiles:
     """
 
     def __init__(self, layout, subjects, given=(), ignored=(), **filters):
+        self.layout = layout
         self.skipped = set(given) | set(ignored)
         if "subject" not in filters:
             filters["subject"] = list(subjects)
-        self.by_subject = {}
-        for found in _get(layout, return_type="object", **filters):
+        self.filters = filters
+
+    @cached_property
+    def by_subject(self) -> dict:
+        """The files found, as (entities, file) pairs by subject label."""
+        by_subject = {}
+        for found in _get(self.layout, return_type="object", **self.filters):
             entities = dict(_run_entities(found))
-            self.by_subject.setdefault(entities.get("sub"), []).append((entities, found))
+            by_subject.setdefault(entities.get("sub"), []).append((entities, found))
+        return by_subject
 
     def of(self, entities) -> list:
-        """The files of the run with these entities ((key, value) pairs, as :class:`Run` holds them)."""
+        """The files of the run with these entities.
+
+        Parameters
+        ----------
+        entities : tuple of (str, str)
+            The run's (key, value) pairs, as :class:`.runs.Run` holds them.
+
+        Returns
+        -------
+        files : list of BIDSFile
+        """
         run = dict(entities)
         candidates = self.by_subject.get(run.get("sub"), [])
         if "subject" in self.skipped:

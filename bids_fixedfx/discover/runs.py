@@ -131,8 +131,23 @@ class RunQueries:
 
 
 def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
-    """Query the raw BOLD, events, confounds and (unless ``--mask``) brain masks of the
-    selected subjects, for :func:`_preprocessed_run` and :func:`_select_raw_runs`."""
+    """The raw BOLD, events, confounds and (unless ``--mask``) brain masks of the selected
+    subjects, each kind found with one query when a run first needs it.
+
+    Parameters
+    ----------
+    layout : BIDSLayout
+    settings : Settings
+        Its ``--bids-filter-file`` entries (``mask``, ``confounds``, ``events``), ``--mask``
+        and whether the model takes confounds.
+    subjects : list of str
+    spaces : iterable of str or None
+        The volume spaces whose masks are wanted (None: files without space-).
+
+    Returns
+    -------
+    queries : RunQueries
+    """
     from bids.layout import Query
 
     filters = settings.bids_filters
@@ -156,7 +171,19 @@ def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
 
 
 def events_files(layout, settings, subjects) -> RunFiles:
-    """The selected subjects' events files (of every echo: a run's events do not depend on its echo)."""
+    """The selected subjects' events files, with the ``events`` entry of ``--bids-filter-file``
+    (a run's events are those of every echo: events do not depend on the echo).
+
+    Parameters
+    ----------
+    layout : BIDSLayout
+    settings : Settings
+    subjects : list of str
+
+    Returns
+    -------
+    events : RunFiles
+    """
     events = _pybids_filters(settings.bids_filters.get("events", {}))
     return RunFiles(layout, subjects, given=events, ignored=("echo",), scope="raw", suffix="events",
                     extension=".tsv", **events)

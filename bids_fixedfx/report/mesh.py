@@ -68,6 +68,13 @@ def project(coords, camera, per_mm: float, size: tuple[int, int]):
         Pixels per mm.
     size : tuple of int
         ``(height, width)`` of the image.
+
+    Returns
+    -------
+    xy : numpy.ndarray
+        ``(n_vertices, 2)`` positions in pixels.
+    depth : numpy.ndarray
+        ``(n_vertices,)``: smaller is nearer the viewer.
     """
     coords = np.asarray(coords, dtype=np.float64)
     towards, right = (np.asarray(v, dtype=np.float64) for v in camera)
@@ -154,7 +161,23 @@ def _edge(p, q, px, py):
 
 
 def facing(coords, faces, camera) -> np.ndarray:
-    """|cosine| of each face's normal with the direction of the viewer."""
+    """How squarely each face faces the viewer.
+
+    Parameters
+    ----------
+    coords : numpy.ndarray
+        ``(n_vertices, 3)``.
+    faces : numpy.ndarray
+        ``(n_faces, 3)`` vertex indices.
+    camera : tuple
+        See :data:`CAMERAS`.
+
+    Returns
+    -------
+    cosine : numpy.ndarray
+        ``(n_faces,)``: |cosine| of each face's normal with the viewing direction (0 for a
+        degenerate face).
+    """
     coords = np.asarray(coords, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
     a, b, c = (coords[faces[:, k]] for k in range(3))
@@ -164,7 +187,25 @@ def facing(coords, faces, camera) -> np.ndarray:
 
 
 def view(coords, faces, camera, per_mm: float, size: tuple[int, int]) -> MeshView:
-    """A :class:`MeshView` of a mesh (see :func:`project` and :func:`rasterise`)."""
+    """A view of a mesh: the face each pixel shows, and how squarely it faces the viewer.
+
+    Parameters
+    ----------
+    coords : numpy.ndarray
+        ``(n_vertices, 3)``, mm.
+    faces : numpy.ndarray
+        ``(n_faces, 3)`` vertex indices.
+    camera : tuple
+        See :data:`CAMERAS`.
+    per_mm : float
+        Pixels per mm.
+    size : tuple of int
+        ``(height, width)``.
+
+    Returns
+    -------
+    view : MeshView
+    """
     xy, depth = project(coords, camera, per_mm, size)
     face = rasterise(xy, depth, faces, size)
     shown = face >= 0
@@ -243,7 +284,20 @@ def _sulcal_faces(space, faces):
 
 
 def downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """The mean of each ``factor`` x ``factor`` block of an image (height and width first)."""
+    """An image shrunk by averaging blocks of pixels.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Height and width first (any trailing axes, such as RGB).
+    factor : int
+        The side of each block; the image's height and width are cut to multiples of it.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        The mean of each ``factor`` x ``factor`` block (float).
+    """
     if factor == 1:
         return image
     height, width = image.shape[0] // factor, image.shape[1] // factor

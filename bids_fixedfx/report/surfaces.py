@@ -219,7 +219,8 @@ def map_section(files, z_file, form, threshold: float, title: str, figure_kind: 
     from ..images import read_image
 
     z = surface.values_of(read_image(z_file)).astype(np.float64)
-    peak = float(np.max(np.abs(np.nan_to_num(z)))) if z.size else 0.0
+    finite = np.abs(z[np.isfinite(z)])
+    peak = float(finite.max()) if finite.size else 0.0
     png = map_figure(z, form, threshold, max(peak, 1.25 * threshold, 1.0), title)
     table = peak_table(z, form, threshold)
     shown = f"|z| > {threshold:g}"
