@@ -15,7 +15,12 @@ package holds them: see ``measure.compile_app``), and prints for each the median
 ratios with and without reports, the machine's load average before and after, and the
 largest relative difference between the app's and the loop's maps.
 
-Usage: python benchmarks/benchmark.py [--work-dir DIR] [--rounds N]
+With ``--image-env``, the loop and the app run in a virtual environment that holds the
+image's pinned distributions and the app as installed (``measure.image_environment``, made
+once in the work folder): what users of the image run, rather than this checkout's
+development environment (whose test tools, pytest among them, scikit-learn loads at start).
+
+Usage: python benchmarks/benchmark.py [--work-dir DIR] [--rounds N] [--image-env]
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import compile_app
+from measure import compile_app, image_environment
 
 HERE = Path(__file__).resolve().parent
 SPACE = "MNI152NLin2009cAsym"
@@ -98,13 +103,16 @@ def main(argv=None):
     parser.add_argument("--work-dir", type=Path, help="keep the dataset here between runs")
     parser.add_argument("--rounds", "--repeat", type=int, default=2,
                         help="rounds of the three runs, alternating (median kept; default 2)")
+    parser.add_argument("--image-env", action="store_true",
+                        help="run the loop and the app with the image's pinned distributions")
     args = parser.parse_args(argv)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bids-fixedfx-bench-"))
     dataset = make_dataset(work / "ds")
     compile_app()
-    app = [sys.executable, "-m", "bids_fixedfx"]
+    python = image_environment(work / "image-env") if args.image_env else sys.executable
+    app = [python, "-m", "bids_fixedfx"]
     commands = {  # name: (output folder, command)
-        "nilearn loop": ("out-loop", lambda out: [sys.executable, HERE / "nilearn_loop.py", dataset, out]),
+        "nilearn loop": ("out-loop", lambda out: [python, HERE / "nilearn_loop.py", dataset, out]),
         "bids-fixedfx --no-reports": ("out-app", lambda out: [
             *app, dataset, out, "participant", "--skip-bids-validation", "--no-reports"]),
         "bids-fixedfx (defaults)": ("out-app-full", lambda out: [*app, dataset, out, "participant"]),

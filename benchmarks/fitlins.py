@@ -44,7 +44,9 @@ FitLins installs in a Python 3.10 virtual environment, outside this repository::
     /path/to/fitlins-venv/bin/pip install fitlins==0.11.0 "setuptools<81" "numpy<2" \\
         "pandas<2" "matplotlib<3.8"
 
-Usage: python benchmarks/fitlins.py --fitlins-venv DIR [--work-dir DIR] [--rounds N]
+``--image-env`` runs the app with the image's pinned distributions (see ``benchmark.py``).
+
+Usage: python benchmarks/fitlins.py --fitlins-venv DIR [--work-dir DIR] [--rounds N] [--image-env]
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ import tempfile
 from pathlib import Path
 
 from benchmark import SPACE, make_dataset
-from measure import compile_app, load_text, measure_tree
+from measure import compile_app, image_environment, load_text, measure_tree
 
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 CONDITIONS = ["audio", "visual"]
@@ -134,10 +136,10 @@ def run_fitlins(executable: Path, dataset: Path, model: Path, work: Path) -> dic
     return result
 
 
-def run_app(dataset: Path, model: Path, work: Path) -> dict:
+def run_app(dataset: Path, model: Path, work: Path, python=sys.executable) -> dict:
     out = work / "out-app"
     _fresh(out)
-    app = [sys.executable, "-m", "bids_fixedfx", dataset, out]
+    app = [python, "-m", "bids_fixedfx", dataset, out]
     levels = []
     for level in ("participant", "group"):
         log = work / f"app-{level}.log"
@@ -185,16 +187,18 @@ def main(argv=None) -> int:
                         help="virtual environment with FitLins 0.11 (default: $FITLINS_VENV)")
     parser.add_argument("--work-dir", type=Path, help="keep the dataset here between runs")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, alternating the order (median kept)")
+    parser.add_argument("--image-env", action="store_true", help="run the app with the image's pinned distributions")
     args = parser.parse_args(argv)
     executable = fitlins_executable(Path(args.fitlins_venv) if args.fitlins_venv else None)
     work = (args.work_dir or Path(tempfile.mkdtemp(prefix="bids-fixedfx-fitlins-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     dataset = make_dataset(work / "ds")
     compile_app()
+    python = image_environment(work / "image-env") if args.image_env else sys.executable
     model = work / "model-fitlinsBenchmark_smdl.json"
     model.write_text(json.dumps(model_document(), indent=2))
     tools = {"FitLins 0.11": lambda: run_fitlins(executable, dataset, model, work),
-             "bids-fixedfx": lambda: run_app(dataset, model, work)}
+             "bids-fixedfx": lambda: run_app(dataset, model, work, python)}
     runs = {name: [] for name in tools}
     load_before = os.getloadavg()
     for round_ in range(args.rounds):
