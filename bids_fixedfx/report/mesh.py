@@ -247,19 +247,23 @@ def hemisphere_views(space: str, width: int, supersample: int = 2) -> Hemisphere
         Width of each view in the figure, pixels.
     supersample : int
         Pixels per figure pixel along each axis (the figure averages them: smooth edges).
+
+    Returns
+    -------
+    views : HemisphereViews
+        All four views at one scale: the widest fills ``width`` (less a 2-pixel margin on
+        each side), the tallest sets the height.
     """
     from nilearn.datasets import load_fsaverage
 
     inflated = load_fsaverage(space)["inflated"]
     coords = {h: np.asarray(inflated.parts[h].coordinates, dtype=np.float64) for h in ("left", "right")}
     faces = {h: np.asarray(inflated.parts[h].faces, dtype=np.int64) for h in ("left", "right")}
-    span = {}
-    for key, camera in CAMERAS.items():
-        xy, _ = project(coords[key[0]], camera, 1.0, (0, 0))
-        extent = xy.max(axis=0) - xy.min(axis=0)
-        span = {"x": max(span.get("x", 0.0), extent[0]), "y": max(span.get("y", 0.0), extent[1])}
-    per_mm = (width - 4) / span["x"]
-    size = (int(np.ceil(span["y"] * per_mm)) + 4, width)
+    extents = [np.ptp(project(coords[hemi], camera, 1.0, (0, 0))[0], axis=0)
+               for (hemi, _), camera in CAMERAS.items()]  # mm across and up
+    across, up = np.max(extents, axis=0)
+    per_mm = (width - 4) / across
+    size = (int(np.ceil(up * per_mm)) + 4, width)
     big = tuple(s * supersample for s in size)
     views = {key: view(coords[key[0]], faces[key[0]], camera, per_mm * supersample, big)
              for key, camera in CAMERAS.items()}
