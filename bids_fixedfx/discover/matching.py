@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import NoDataError
 from ..naming import ENTITY_NAMES
 from .metadata import _name_entities, inherited_files
-from .query import _one
+from .query import _one, _unpadded
 
 
 def _unmatched_designs(design_dir, runs):
@@ -53,11 +53,6 @@ def _design_files(design_dir):
             }
             files.append((entities, path))
     return files
-
-
-def _unpadded(name, value):
-    value = str(value)
-    return str(int(value)) if name in ("run", "echo") and value.isdigit() else value
 
 
 def _design_for(design_dir, entities):

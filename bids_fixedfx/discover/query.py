@@ -129,13 +129,15 @@ class RunFiles:
             if wanted is None:
                 if value is not None and name != "echo":
                     return False
-            elif value is None or _number_or_text(name, value) != _number_or_text(name, wanted):
+            elif value is None or _unpadded(name, value) != _unpadded(name, wanted):
                 return False
         return True
 
 
-def _number_or_text(name, value):
-    return int(value) if name in ("run", "echo") and value.isdigit() else value
+def _unpadded(name, value):
+    """An entity's value as text, run and echo numbers without their padding (``01`` -> ``1``)."""
+    value = str(value)
+    return str(int(value)) if name in ("run", "echo") and value.isdigit() else value
 
 
 def _one(files, what, run_name):
