@@ -342,7 +342,6 @@ def _check_mesh(space, counts, left, right, what):
     return tuple(counts)
 
 
-@lru_cache(maxsize=None)
 def mesh_vertices(space):
     """The vertices of each hemisphere (left, right) of a :data:`MESH_SPACES` space's mesh, or None."""
     mesh = load_mesh(space)
@@ -351,8 +350,10 @@ def mesh_vertices(space):
     return tuple(len(np.asarray(mesh.parts[hemi].coordinates)) for hemi in ("left", "right"))
 
 
+@lru_cache(maxsize=None)
 def load_mesh(space):
-    """nilearn's mesh of a :data:`MESH_SPACES` space (``PolyMesh``, left and right), or None."""
+    """nilearn's mesh of a :data:`MESH_SPACES` space (``PolyMesh``, left and right), or None;
+    read once per process (it is read for every surface run's check and smoothing)."""
     if space not in MESH_SPACES:
         return None
     from nilearn.datasets import load_fsaverage
