@@ -8,16 +8,24 @@ its earlier set (:class:`.outputs.Staging`).
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 
-from . import combine, discover, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars, surface
+from . import (combine, discover, forked, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars,
+               surface)
 from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
+
+#: What planning and fitting import (nilearn loads scikit-learn and SciPy with them): with
+#: more than one core, imported while a forked child selects the runs (:mod:`.forked`).
+FITTING_MODULES = ("nilearn.glm.first_level", "nilearn.glm.regression", "nilearn.glm.contrasts",
+                   "nilearn.masking", "scipy.ndimage")
 
 #: Threads reading the next run: one decompresses, two smooth and mask the volumes it
 #: hands on (decompressing and smoothing release the GIL, so they run beside the fit).
@@ -37,13 +45,15 @@ def run_participant(settings) -> None:
     discover.check_bids_dir(settings.bids_dir)
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
-    with _validation(settings):
-        model = plan.read_model(settings)
-        if model is not None:
-            settings = plan.apply_input(model, settings)
-            settings = replace(settings, model=plan.model_settings(model, settings),
-                               inference=plan.inference_settings(model, settings, "participant"))
-        selection = discover.select_runs(settings)
+    beside = settings.nprocs > 1 and any(name not in sys.modules for name in FITTING_MODULES)
+    if beside:
+        importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
+    with forked.Forked(_select, settings, fork=beside) as selecting, _validation(settings):
+        if selecting.pid is not None:
+            logger.debug("Selecting the runs in process %d while nilearn loads", selecting.pid)
+            for name in FITTING_MODULES:
+                importlib.import_module(name)
+        model, settings, selection = selecting.result()
         checked = plan.plan_runs(selection, settings, model)
     for note in checked.notes:
         logger.warning("%s", note)
@@ -110,6 +120,23 @@ def run_participant(settings) -> None:
                progress.duration(time.perf_counter() - started), total, len({s.subject for s in checked.subjects}),
                settings.output_dir, f" ({len(notes)} warning(s) above)" if notes else "",
                f"; report: {pages[0]}" + (f" and {len(pages) - 1} more" if len(pages) > 1 else "") if pages else "")
+
+
+def _select(settings):
+    """The model of ``-m`` (None without), the settings it sets, and the runs it selects.
+
+    Returns
+    -------
+    model : Model or None
+    settings : Settings
+    selection : discover.Selection
+    """
+    model = plan.read_model(settings)
+    if model is not None:
+        settings = plan.apply_input(model, settings)
+        settings = replace(settings, model=plan.model_settings(model, settings),
+                           inference=plan.inference_settings(model, settings, "participant"))
+    return model, settings, discover.select_runs(settings)
 
 
 @contextmanager

@@ -270,6 +270,34 @@ def test_rerun_gives_the_same_maps(example_dataset, analysed, tmp_path):
         assert np.array_equal(data(ours), data(first)), ours.name
 
 
+def test_a_fresh_process_selects_the_runs_in_a_child_and_writes_the_same_maps(example_dataset, analysed, tmp_path):
+    """A new process (unlike this one, which has nilearn loaded) selects the runs in a forked
+    child while it loads nilearn; the maps are those of the in-process run."""
+    again = tmp_path / "again"
+    done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(example_dataset.path), str(again), "participant",
+                           "--participant-label", "01", "--skip-bids-validation", "--no-reports", "--nprocs", "2", "-v"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "Selecting the runs in process" in done.stderr
+    assert "Indexed" in done.stderr  # the child's log lines reach the same stream
+    written = sorted(again.rglob("*_statmap.nii.gz"))
+    assert len(written) == len(list((analysed / "sub-01").rglob("*_statmap.nii.gz")))
+    for ours in written:
+        assert np.array_equal(data(ours), data(analysed / ours.relative_to(again))), ours.name
+
+
+def test_an_error_in_the_selecting_child_is_reported_as_in_process(example_dataset, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(example_dataset.path), str(out), "participant",
+                           "--participant-label", "99", "--skip-bids-validation", "--nprocs", "2", "-v"],
+                          capture_output=True, text=True, timeout=600)
+    assert "Selecting the runs in process" in done.stderr
+    assert done.returncode == 66, done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR: " in line]
+    assert len(errors) == 1 and "99" in errors[0], done.stderr
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))  # nothing written
+
+
 def checksums(root):
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
 
