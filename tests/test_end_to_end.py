@@ -286,16 +286,22 @@ def test_a_fresh_process_selects_the_runs_in_a_child_and_writes_the_same_maps(ex
         assert np.array_equal(data(ours), data(analysed / ours.relative_to(again))), ours.name
 
 
-def test_an_error_in_the_selecting_child_is_reported_as_in_process(example_dataset, tmp_path):
-    out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(example_dataset.path), str(out), "participant",
-                           "--participant-label", "99", "--skip-bids-validation", "--nprocs", "2", "-v"],
-                          capture_output=True, text=True, timeout=600)
-    assert "Selecting the runs in process" in done.stderr
-    assert done.returncode == 66, done.stderr
-    errors = [line for line in done.stderr.splitlines() if " ERROR: " in line]
-    assert len(errors) == 1 and "99" in errors[0], done.stderr
-    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))  # nothing written
+def test_an_error_in_the_selecting_child_is_reported_as_without_it(example_dataset, tmp_path):
+    """The same error line and exit code whether the runs are selected in a child (two cores)
+    or not (one core), and nothing written."""
+    outcomes = {}
+    for nprocs in ("1", "2"):
+        out = tmp_path / f"out-{nprocs}"
+        done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(example_dataset.path), str(out), "participant",
+                               "--participant-label", "99", "--skip-bids-validation", "--nprocs", nprocs, "-v"],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 66, done.stderr
+        errors = [line.split(" ", 1)[1] for line in done.stderr.splitlines() if " ERROR: " in line]
+        assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))  # nothing written
+        outcomes[nprocs] = ("Selecting the runs in process" in done.stderr, errors)
+    assert outcomes["1"][0] is False and outcomes["2"][0] is True
+    assert len(outcomes["2"][1]) == 1 and "99" in outcomes["2"][1][0]
+    assert outcomes["1"][1] == outcomes["2"][1]
 
 
 def checksums(root):
