@@ -435,6 +435,6 @@ def run() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+        except (AttributeError, OSError, ValueError):  # no stream, or a closed pipe: nothing more can be said
             pass
     os._exit(code)

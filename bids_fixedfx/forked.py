@@ -3,32 +3,42 @@
 A participant run starts with two long steps that need nothing of each other: pybids'
 index and the selection of the runs (~0.3 s on the benchmark, more on large datasets),
 and the import of nilearn with scikit-learn and SciPy that planning and fitting need
-(~0.9 s). On one core they run one after the other; with two, the selection is made in
-a forked child (:class:`Forked`) while this process imports nilearn, and the child sends
-back its result, or the exception it raised, through a pipe.
+(~0.9 s). One after the other they take one core; with ``--nprocs`` above 1, the
+selection is made in a forked child (:class:`Forked`) while this process imports
+nilearn, and the child sends back its result, or the exception it raised, through a pipe.
 
 Forking copies the process as it is, so the child needs no imports or set-up of its own.
-What it logs (the app's logger) and warns is sent back with its answer and logged and
-warned here, so that it reaches this process's handlers, whatever they are. Forking is
-done only where it is safe: on Linux, with no other Python thread running
-(:func:`can_fork`).
+What it logs to the app's logger and what it warns are sent back with its answer, then
+logged and warned here, so that they reach this process's handlers, whatever they are
+(other libraries' log records stay in the child). Forking is done only where it is safe:
+on Linux, with no other Python thread running (:func:`can_fork`). The child ends when
+this process does (a SIGTERM, which it turns into ``SystemExit`` so that its clean-up
+runs, as it does for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import signal
 import sys
 import threading
 import traceback
 import warnings
 
+from .errors import FixedFxError
+
 #: The logger whose records the child sends back (the app's: every module logs to it).
 LOGGER = "bids_fixedfx"
+#: Seconds the child is given to end by itself (it had the same Ctrl-C), then after a SIGTERM.
+GRACE = 5.0
 
 
 class ChildTraceback(Exception):
     """The traceback of the child's error, as text: the ``__cause__`` of the error raised
-    again here (the command line shows it with ``-v``)."""
+    again here when it had a cause there, or was not one of the app's errors (the command
+    line shows it with ``-v``)."""
 
 
 class Forked:
@@ -45,7 +55,8 @@ class Forked:
 
     Notes
     -----
-    Use as a context manager: leaving the block early (an error, Ctrl-C) ends the child.
+    Use as a context manager: leaving the block before :meth:`result` has answered (an
+    error here, Ctrl-C) ends the child, after :data:`GRACE` seconds for it to end by itself.
     """
 
     def __init__(self, function, *args, fork: bool = True):
@@ -57,9 +68,17 @@ class Forked:
             context = multiprocessing.get_context("fork")
             self._receive, send = context.Pipe(duplex=False)
             for stream in (sys.stdout, sys.stderr):  # else the child would write their buffers again
-                stream.flush()
-            self._child = context.Process(target=_answer, args=(send, function, args), daemon=True)
-            self._child.start()
+                try:
+                    stream.flush()
+                except (AttributeError, OSError, ValueError):  # None, or closed
+                    pass
+            self._child = context.Process(target=_answer, args=(send, self._receive, os.getpid(), function, args),
+                                          daemon=True)
+            with warnings.catch_warnings():
+                # Python 3.12+ warns of any other thread of the process; the others here are
+                # BLAS's idle workers (can_fork saw to Python's), which OpenBLAS handles at a fork
+                warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)", category=DeprecationWarning)
+                self._child.start()
             send.close()
 
     @property
@@ -68,14 +87,14 @@ class Forked:
         return None if self._child is None else self._child.pid
 
     def result(self):
-        """The call's return value; its exception, raised again here.
+        """The call's return value; its exception, raised again here (ask once).
 
         The child's log records and warnings are logged and warned here first, in order.
 
         Raises
         ------
         Exception
-            What the call raised, with the child's traceback (as text) as its cause.
+            What the call raised (see :class:`ChildTraceback`).
         RuntimeError
             The child ended without an answer (killed, out of memory).
         """
@@ -86,7 +105,8 @@ class Forked:
         except EOFError:
             self._child.join()
             raise RuntimeError(
-                f"the process selecting the runs ended with exit code {self._child.exitcode} before answering"
+                f"the forked process (running {getattr(self._function, '__name__', 'a call')}) "
+                f"ended with exit code {self._child.exitcode} before answering"
             ) from None
         finally:
             self._receive.close()
@@ -96,6 +116,8 @@ class Forked:
         for message, category, filename, lineno in caught:
             warnings.warn_explicit(message, category, filename, lineno)
         if kind == "error":
+            if text is None:
+                raise value
             raise value from ChildTraceback(text)
         return value
 
@@ -103,9 +125,14 @@ class Forked:
         return self
 
     def __exit__(self, *exc_info):
-        if self._child is not None and self._child.is_alive():
-            self._child.terminate()
-            self._child.join()
+        child = self._child
+        if child is not None and child.is_alive():
+            self._receive.close()  # an answer the child still sends fails, instead of filling the pipe
+            child.join(GRACE if isinstance(exc_info[1], KeyboardInterrupt) else 0)
+            for end in (child.terminate, child.kill):
+                if child.is_alive():
+                    end()
+                    child.join(GRACE)
         return False
 
 
@@ -116,23 +143,29 @@ def can_fork() -> bool:
     return sys.platform == "linux" and threading.active_count() == 1
 
 
+#: The attributes every log record has: only these are sent back (an ``extra`` may not pickle).
+_RECORD_KEYS = frozenset(logging.makeLogRecord({}).__dict__) - {"args", "exc_info", "exc_text", "stack_info"}
+
+
 class _Kept(logging.Handler):
-    """Keeps the records it handles, their messages formatted (they are sent as text)."""
+    """Keeps the records it handles, their messages formatted (with any traceback)."""
 
     def __init__(self):
         super().__init__()
         self.records = []
 
     def emit(self, record):
-        record.msg, record.args = self.format(record), None  # the arguments may not pickle
-        record.exc_info = record.exc_text = record.stack_info = None  # formatted into msg
-        self.records.append(record)
+        kept = {key: value for key, value in record.__dict__.items() if key in _RECORD_KEYS}
+        self.records.append(logging.makeLogRecord(kept | {"msg": self.format(record)}))
 
 
-def _answer(send, function, args) -> None:
+def _answer(send, receive, parent, function, args) -> None:
     """In the child: call, and send (kind, value, traceback text, log records, warnings):
-    kind "value" and the result, or "error" and the exception (pickling it keeps neither its
-    traceback nor its cause, hence the text)."""
+    kind "value" and the result, or "error" and the exception (pickling keeps neither its
+    traceback nor its cause, hence the text, sent when :class:`ChildTraceback` says)."""
+    receive.close()  # the parent's end: with it closed, sending to a parent that died fails
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _end_with(parent)
     kept = _Kept()
     logger = logging.getLogger(LOGGER)
     logger.handlers, logger.propagate = [kept], False  # this process's copy of the parent's
@@ -140,12 +173,43 @@ def _answer(send, function, args) -> None:
         try:
             answer = ("value", function(*args), None)
         except BaseException as error:  # noqa: BLE001 - every outcome goes back to the parent
-            answer = ("error", error, "".join(traceback.format_exception(error)))
+            shown = error.__cause__ is not None or not isinstance(error, FixedFxError)
+            answer = ("error", error, "".join(traceback.format_exception(error)) if shown else None)
     warned = [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
     try:
+        try:
+            pickle.loads(pickle.dumps(answer))  # what the parent will get back, or fail on
+        except Exception:  # noqa: BLE001 - say what it was, as an error of the same kind
+            answer = ("error", _unsent(*answer[:2]), answer[2])
         send.send((*answer, kept.records, warned))
-    except Exception:  # noqa: BLE001 - the answer does not pickle: say what it was
-        error = RuntimeError(f"the {answer[0]} ({type(answer[1]).__name__}) could not be sent back")
-        send.send(("error", error, answer[2], kept.records, warned))
+    except OSError:  # the parent is gone
+        pass
     finally:
         send.close()
+
+
+def _unsent(kind, value) -> Exception:
+    """The error sent instead of an answer that does not pickle: an app's error keeps its
+    message and exit code."""
+    if kind == "error" and isinstance(value, FixedFxError):
+        error = FixedFxError(str(value))
+        error.exit_code = value.exit_code
+        return error
+    return RuntimeError(f"the {kind} of the forked call ({type(value).__name__}) could not be sent back: {value}")
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _end_with(parent: int) -> None:
+    """Have the kernel send this process a SIGTERM when its parent ends (Linux's
+    ``PR_SET_PDEATHSIG``), so that it does not go on alone."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request was made
+        raise SystemExit(128 + signal.SIGTERM)

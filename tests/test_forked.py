@@ -2,12 +2,16 @@
 
 import logging
 import os
+import subprocess
+import sys
 import threading
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 
-from bids_fixedfx.errors import NoDataError
+from bids_fixedfx.errors import InputFileError, NoDataError
 from bids_fixedfx.forked import ChildTraceback, Forked, can_fork
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="forking is used on Linux only")
@@ -23,6 +27,31 @@ def _refuse(label):
 
 def _fail():
     return {}["missing"]
+
+
+def _refuse_from(path):
+    try:
+        Path(path).read_bytes()
+    except OSError as error:
+        raise InputFileError(f"{path} cannot be read.") from error
+
+
+class _Unpicklable(NoDataError):
+    def __init__(self, message, handle):
+        super().__init__(message)
+        self.handle = handle
+
+
+def _refuse_unpicklably():
+    raise _Unpicklable("No events file for run 2.", threading.Lock())
+
+
+def _clean_up_when_ended(marker):
+    try:
+        Path(marker).write_text("started")
+        time.sleep(60)
+    finally:
+        Path(marker).write_text("cleaned")
 
 
 def _log_and_warn(path):
@@ -72,8 +101,21 @@ def test_the_apps_error_comes_back_with_its_class_message_and_exit_code():
         call.result()
     assert str(raised.value) == "No BOLD series of participant 07 was found."
     assert raised.value.exit_code == NoDataError.exit_code
+    assert raised.value.__cause__ is None  # as raised there: -v shows no cause
+
+
+def test_the_apps_error_with_a_cause_comes_back_with_the_childs_traceback(tmp_path):
+    with Forked(_refuse_from, tmp_path / "missing.tsv") as call, pytest.raises(InputFileError) as raised:
+        call.result()
     assert isinstance(raised.value.__cause__, ChildTraceback)
-    assert "_refuse" in str(raised.value.__cause__)  # the child's traceback, for -v
+    assert "FileNotFoundError" in str(raised.value.__cause__)  # the cause, for -v
+
+
+def test_an_error_that_does_not_pickle_keeps_its_message_and_exit_code():
+    with Forked(_refuse_unpicklably) as call, pytest.raises(Exception) as raised:
+        call.result()
+    assert str(raised.value) == "No events file for run 2."
+    assert raised.value.exit_code == NoDataError.exit_code
 
 
 def test_an_unexpected_error_comes_back_with_the_childs_traceback():
@@ -111,7 +153,46 @@ def test_a_value_that_cannot_be_sent_back_is_an_error_naming_its_type():
         call.result()
 
 
-def test_leaving_the_block_early_ends_the_child():
-    with Forked(threading.Event().wait, 60) as call:
-        child = call._child
-    assert not child.is_alive()
+def test_leaving_the_block_early_ends_the_child_and_its_clean_up_runs(tmp_path):
+    marker = tmp_path / "cleaned"
+    with pytest.raises(ValueError), Forked(_clean_up_when_ended, marker) as call:
+        pid = call.pid
+        while not marker.exists():  # the child is in the call
+            time.sleep(0.01)
+        raise ValueError("an error here, before the answer")
+    assert marker.read_text() == "cleaned"
+    assert not Path(f"/proc/{pid}").exists()
+
+
+CHILD_OF_A_DYING_PARENT = """
+import os, sys, time
+from bids_fixedfx.forked import Forked
+call = Forked(time.sleep, 60)
+print(call.pid, flush=True)
+os._exit(0)
+"""
+
+
+def test_the_child_ends_when_its_parent_does():
+    done = subprocess.run([sys.executable, "-c", CHILD_OF_A_DYING_PARENT], capture_output=True, text=True,
+                          timeout=60)
+    pid = int(done.stdout)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+    assert not _running(pid)
+
+
+def _running(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_forking_without_standard_streams(monkeypatch):
+    """Started with stdout closed (``>&-``), Python has no ``sys.stdout``."""
+    monkeypatch.setattr(sys, "stdout", None)
+    with Forked(_pid_and, 5) as call:
+        assert call.result()[1] == 5
