@@ -33,20 +33,20 @@ REPO = Path(__file__).resolve().parent.parent
 def image_environment(folder: Path) -> Path:
     """The Python of a virtual environment that holds what the image holds: the pinned
     distributions of ``requirements/image.txt`` (hashes checked) and the app installed from
-    this checkout (not editable, so byte-compiled). Made once in ``folder``, reused after.
+    this checkout (not editable, so byte-compiled). The distributions are installed once in
+    ``folder``; the app is installed again at every call, as the checkout stands.
 
     The lock is for the image's Python (3.11): ``python3.11`` must be on the PATH, or be the
     Python running this.
     """
     python = folder / "bin" / "python"
-    if python.exists():
-        return python
-    base = sys.executable if sys.version_info[:2] == (3, 11) else "python3.11"
-    print(f"Making the image's environment in {folder} ...", file=sys.stderr)
-    subprocess.run([base, "-m", "venv", str(folder)], check=True)
     pip = [str(python), "-m", "pip", "install", "-q", "--no-deps"]
-    subprocess.run([*pip, "--require-hashes", "-r", str(REPO / "requirements" / "image.txt")], check=True)
-    subprocess.run([*pip, str(REPO)], check=True)
+    if not python.exists():
+        base = sys.executable if sys.version_info[:2] == (3, 11) else "python3.11"
+        print(f"Making the image's environment in {folder} ...", file=sys.stderr)
+        subprocess.run([base, "-m", "venv", str(folder)], check=True)
+        subprocess.run([*pip, "--require-hashes", "-r", str(REPO / "requirements" / "image.txt")], check=True)
+    subprocess.run([*pip, "--force-reinstall", str(REPO)], check=True)
     return python
 
 
