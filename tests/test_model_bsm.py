@@ -8,6 +8,7 @@ import pytest
 
 from bids_fixedfx.errors import EX_USAGE, UsageError
 from bids_fixedfx.model import INTERCEPT, Model, ModelError, load_model, parse_model
+from bids_fixedfx.model._checks import _check_schema
 from bids_fixedfx.model.defaults import MOTION, default_model
 
 MODELS = Path(__file__).parent / "data" / "models"
@@ -236,7 +237,9 @@ def test_default_model_matches_the_command_line_defaults():
     {"modulation": True, "confounds": ["trans_*", "non_steady_state_outlier*"]},
 ])
 def test_default_model_round_trips(options):
+    """And follows the schema: the app does not check its own default model at run time."""
     model = default_model(["face", "house"], **options)
+    _check_schema(model, "the default model")
     assert Model.from_json(model.to_json()) == model
 
 

@@ -251,7 +251,7 @@ def load_model(path) -> Model:
     return Model.from_json(text, source=f"Model file {path.name}", default_name=path.name.split("_smdl")[0].split(".")[0])
 
 
-def parse_model(document, source: str = "the model", default_name: str | None = None) -> Model:
+def parse_model(document, source: str = "the model", default_name: str | None = None, schema: bool = True) -> Model:
     """Check a BIDS Stats Model document and turn it into a :class:`Model`.
 
     Parameters
@@ -262,6 +262,9 @@ def parse_model(document, source: str = "the model", default_name: str | None = 
         How errors name the document (``"Model file model-x_smdl.json"``).
     default_name : str, optional
         The model's name when the document has none (the file's name), with a note.
+    schema : bool
+        Also check the document against the specification's schema (``bsmschema``); the
+        app's own default model is not (the tests check it), which saves loading the schema.
 
     Returns
     -------
@@ -314,5 +317,5 @@ def parse_model(document, source: str = "the model", default_name: str | None = 
     )
     from ._checks import check_model
 
-    notes += check_model(model, source)
+    notes += check_model(model, source, schema=schema)
     return Model(**{**model.__dict__, "notes": tuple(notes)})
