@@ -386,8 +386,13 @@ def _setup_logging(verbose):
     logger.propagate = False
 
 
-def main(argv=None) -> int:
-    """Run the app from the command line and return its exit code."""
+def main(argv=None, fork: bool = False) -> int:
+    """Run the app from the command line and return its exit code.
+
+    With ``fork`` (the ``bids-fixedfx`` command's choice, :func:`run`), the participant level
+    may select the runs in a forked child while nilearn loads (:mod:`.forked`); a caller's
+    own process (a test, a notebook) is otherwise left alone.
+    """
     try:
         settings = parse_settings(argv)
     except FixedFxError as error:
@@ -401,7 +406,7 @@ def main(argv=None) -> int:
     from .workflow import run_level  # heavy imports (nilearn, pybids) only once arguments are good
 
     try:
-        run_level(settings)
+        run_level(settings, fork=fork)
     except FixedFxError as error:
         logger.error("%s", error)
         if error.__cause__ is not None:
@@ -418,7 +423,7 @@ def main(argv=None) -> int:
 
 
 def run() -> None:
-    """The ``bids-fixedfx`` command: :func:`main`, then a quick exit.
+    """The ``bids-fixedfx`` command: :func:`main` (with ``fork``), then a quick exit.
 
     Once the work is done, the exit handlers run (logging's last flush, temporary
     files' removal) and the process ends without tearing down, one by one, the
@@ -427,7 +432,7 @@ def run() -> None:
     import atexit
     import os
 
-    code = main()
+    code = main(fork=True)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is None or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)  # not CPython, or under a profiler or debugger that reports at exit

@@ -4,8 +4,9 @@ A participant run starts with two long steps that need nothing of each other: py
 index and the selection of the runs (~0.3 s on the benchmark, more on large datasets),
 and the import of nilearn with scikit-learn and SciPy that planning and fitting need
 (~0.9 s). One after the other they take one core; with ``--nprocs`` above 1, the
-selection is made in a forked child (:class:`Forked`) while this process imports
-nilearn, and the child sends back its result, or the exception it raised, through a pipe.
+command (not a caller's process that runs ``cli.main``) makes the selection in a forked
+child (:class:`Forked`) while it imports nilearn, and the child sends back its result, or
+the exception it raised, through a pipe.
 
 Forking copies the process as it is, so the child needs no imports or set-up of its own.
 What it logs to the app's logger and what it warns are sent back with its answer, then

@@ -32,20 +32,24 @@ FITTING_MODULES = ("nilearn.glm.first_level", "nilearn.glm.regression", "nilearn
 READ_THREADS = 3
 
 
-def run_level(settings) -> None:
-    """Run the analysis level the settings ask for."""
+def run_level(settings, fork: bool = False) -> None:
+    """Run the analysis level the settings ask for (``fork``: see :func:`run_participant`)."""
     if settings.analysis_level == "participant":
-        run_participant(settings)
+        run_participant(settings, fork)
     else:
         run_group(settings)
 
 
-def run_participant(settings) -> None:
-    """Fit every selected run, combine each subject's runs, write it all."""
+def run_participant(settings, fork: bool = False) -> None:
+    """Fit every selected run, combine each subject's runs, write it all.
+
+    With ``fork``, ``--nprocs`` above 1 and nilearn not loaded yet, the runs are selected in a
+    forked child while this process loads nilearn (:mod:`.forked`).
+    """
     discover.check_bids_dir(settings.bids_dir)
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
-    beside = settings.nprocs > 1 and any(name not in sys.modules for name in FITTING_MODULES)
+    beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in FITTING_MODULES)
     if beside:
         importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
     with forked.Forked(_select, settings, fork=beside) as selecting, _validation(settings):

@@ -287,21 +287,26 @@ def test_a_fresh_process_selects_the_runs_in_a_child_and_writes_the_same_maps(ex
 
 
 def test_an_error_in_the_selecting_child_is_reported_as_without_it(example_dataset, tmp_path):
-    """The same error line and exit code whether the runs are selected in a child (two cores)
-    or not (one core), and nothing written."""
+    """The same error line and exit code whether the runs are selected in a child (the
+    command, two cores) or not (one core; or ``cli.main`` called in a caller's process, which
+    the app does not fork), and nothing written."""
     outcomes = {}
-    for nprocs in ("1", "2"):
-        out = tmp_path / f"out-{nprocs}"
-        done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(example_dataset.path), str(out), "participant",
-                               "--participant-label", "99", "--skip-bids-validation", "--nprocs", nprocs, "-v"],
-                              capture_output=True, text=True, timeout=600)
+    for how, nprocs in (("command", "1"), ("command", "2"), ("library", "2")):
+        out = tmp_path / f"out-{how}-{nprocs}"
+        arguments = [str(example_dataset.path), str(out), "participant", "--participant-label", "99",
+                     "--skip-bids-validation", "--nprocs", nprocs, "-v"]
+        start = (["-m", "bids_fixedfx"] if how == "command"
+                 else ["-c", "import sys; from bids_fixedfx.cli import main; sys.exit(main(sys.argv[1:]))"])
+        done = subprocess.run([sys.executable, *start, *arguments], capture_output=True, text=True, timeout=600)
         assert done.returncode == 66, done.stderr
         errors = [line.split(" ", 1)[1] for line in done.stderr.splitlines() if " ERROR: " in line]
         assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))  # nothing written
-        outcomes[nprocs] = ("Selecting the runs in process" in done.stderr, errors)
-    assert outcomes["1"][0] is False and outcomes["2"][0] is True
-    assert len(outcomes["2"][1]) == 1 and "99" in outcomes["2"][1][0]
-    assert outcomes["1"][1] == outcomes["2"][1]
+        outcomes[how, nprocs] = ("Selecting the runs in process" in done.stderr, errors)
+    forked = {key: outcome[0] for key, outcome in outcomes.items()}
+    assert forked == {("command", "1"): False, ("command", "2"): True, ("library", "2"): False}
+    errors = [outcome[1] for outcome in outcomes.values()]
+    assert len(errors[0]) == 1 and "99" in errors[0][0]
+    assert errors[0] == errors[1] == errors[2]
 
 
 def checksums(root):
