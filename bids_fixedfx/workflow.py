@@ -50,14 +50,15 @@ def run_participant(settings, fork: bool = False) -> None:
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
     beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in FITTING_MODULES)
-    if beside:
-        importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
-    with forked.Forked(_select, settings, fork=beside) as selecting, _validation(settings):
-        if selecting.pid is not None:
-            logger.debug("Selecting the runs in process %d while nilearn loads", selecting.pid)
-            for name in FITTING_MODULES:
-                importlib.import_module(name)
-        model, settings, selection = selecting.result()
+    with _validation(settings):  # the validator first: it uses a core that pybids' import leaves idle
+        if beside:
+            importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
+        with forked.Forked(_select, settings, fork=beside) as selecting:
+            if selecting.pid is not None:
+                logger.debug("Selecting the runs in process %d while nilearn loads", selecting.pid)
+                for name in FITTING_MODULES:
+                    importlib.import_module(name)
+            model, settings, selection = selecting.result()
         checked = plan.plan_runs(selection, settings, model)
     for note in checked.notes:
         logger.warning("%s", note)
@@ -145,20 +146,23 @@ def _select(settings):
 
 @contextmanager
 def _validation(settings):
-    """Run the BIDS validator on the input (unless skipped) beside the work in the block
-    (discovery and planning, which write nothing but a ``--bids-database-dir`` index): its
-    verdict is awaited at the end of the block, and comes before any error the block raises."""
+    """Run the BIDS validator on the input (unless skipped), in a process of its own, beside
+    the work in the block (discovery and planning, which write nothing but a
+    ``--bids-database-dir`` index): its verdict is awaited at the end of the block, and
+    comes before any error the block raises."""
     if settings.skip_bids_validation:
         yield
         return
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the validator is a process of its own
-        verdict = pool.submit(discover.validate_input_dir, settings.bids_dir)
+    validation = discover.Validation(settings.bids_dir)
+    try:
         try:
             yield
         except Exception:
-            verdict.result()
+            validation.verdict()
             raise
-        verdict.result()
+        validation.verdict()
+    finally:
+        validation.close()
 
 
 def _fit_all(run_plans, settings):

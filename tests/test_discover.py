@@ -382,6 +382,17 @@ def test_validate_input_dir_passes_on_the_example(example_dataset):
     discover.validate_input_dir(example_dataset.path)
 
 
+def test_a_validation_runs_beside_and_close_ends_it(fresh_dataset):
+    """An interrupted run ends the validator and removes its folder of links."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    validation = discover.Validation(dataset.path, ("01",))
+    links = Path(validation._scratch.name) / "dataset"
+    assert sorted(p.name for p in links.iterdir() if p.name.startswith("sub-")) == ["sub-01"]
+    validation.close()
+    assert validation._process.returncode is not None
+    assert not links.exists()
+
+
 def test_validate_input_dir_reports_an_invalid_file_name(fresh_dataset):
     dataset = fresh_dataset()
     (dataset.path / "notes_about_the_study.txt").write_text("not a BIDS file\n")

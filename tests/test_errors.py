@@ -4,6 +4,8 @@ nothing written to OUTPUT_DIR, and the input dataset untouched."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -47,6 +49,18 @@ def test_failing_validation_comes_before_another_input_error(one_subject, tmp_pa
     (one_subject.path / "notes_about_the_study.txt").write_text("not a BIDS file\n")
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--participant-label", "99"], 16,
           "notes_about_the_study.txt")
+
+
+def test_failing_validation_comes_first_also_with_the_forked_selection(one_subject, tmp_path):
+    """The command selects the runs in a forked child beside the validator: the validator's
+    verdict still decides the exit code."""
+    (one_subject.path / "notes_about_the_study.txt").write_text("not a BIDS file\n")
+    done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(one_subject.path), str(tmp_path / "out"),
+                           "participant", "--participant-label", "99", "--nprocs", "2", "-v"],
+                          capture_output=True, text=True, timeout=600)
+    assert "Selecting the runs in process" in done.stderr
+    assert done.returncode == 16, done.stderr
+    assert "notes_about_the_study.txt" in done.stderr
 
 
 def test_unknown_participant(one_subject, tmp_path, capsys):

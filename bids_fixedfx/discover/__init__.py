@@ -32,11 +32,11 @@ from .metadata import inherited_files, sidecar_metadata
 from .query import CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI
 from .runs import Run, Selection
 from .selection import select_runs
-from .validate import validate_input_dir, validator_command
+from .validate import Validation, validate_input_dir, validator_command
 
 __all__ = [
     "CONFOUNDS_DESCS", "CONFOUNDS_SUFFIXES", "INDEX_FORMAT", "NIFTI", "RUN_ENTITIES", "Run",
-    "Selection", "check_bids_dir", "find_derivatives", "index", "inherited_files", "load_layout",
+    "Selection", "Validation", "check_bids_dir", "find_derivatives", "index", "inherited_files", "load_layout",
     "run_name", "select_runs", "sidecar_metadata", "skipped_derivatives", "validate_input_dir",
     "validator_command",
 ]

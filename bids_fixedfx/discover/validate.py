@@ -46,42 +46,79 @@ def validate_input_dir(bids_dir: Path, participant_label: tuple[str, ...] = ()) 
     InvalidBIDSError
         When the validator reports an error; the message names the first file at fault.
     """
-    command = validator_command()
-    if command is None:
-        logger.warning(
-            "bids-validator-deno is not installed, so %s was not validated; "
-            "install it (pip install bids-validator-deno) or pass --skip-bids-validation.",
-            bids_dir,
-        )
-        return
-    logger.info("Validating %s with the BIDS validator", bids_dir)
-    with tempfile.TemporaryDirectory(prefix="bids-fixedfx-validate-") as scratch:
+    Validation(bids_dir, participant_label).verdict()
+
+
+class Validation:
+    """The official BIDS validator, started at once in a process of its own on the input
+    dataset (see :func:`validate_input_dir`); :meth:`verdict` waits for it.
+
+    The work done meanwhile may fork (:mod:`..forked`): no thread waits for the validator.
+    """
+
+    def __init__(self, bids_dir: Path, participant_label: tuple[str, ...] = ()):
+        self.bids_dir = bids_dir
+        self._process = self._scratch = None
+        command = validator_command()
+        if command is None:
+            logger.warning(
+                "bids-validator-deno is not installed, so %s was not validated; "
+                "install it (pip install bids-validator-deno) or pass --skip-bids-validation.",
+                bids_dir,
+            )
+            return
+        logger.info("Validating %s with the BIDS validator", bids_dir)
         target = bids_dir
         if participant_label:
-            target = Path(scratch) / "dataset"
+            self._scratch = tempfile.TemporaryDirectory(prefix="bids-fixedfx-validate-")
+            target = Path(self._scratch.name) / "dataset"
             target.mkdir()
             for entry in os.scandir(bids_dir):
                 if _selected(entry.name, participant_label) or not entry.is_dir():
                     (target / entry.name).symlink_to(Path(bids_dir, entry.name).absolute())
-        done = subprocess.run(
+        self._process = subprocess.Popen(
             [command, "--format", "json", "--ignoreWarnings", str(target)],
-            capture_output=True, text=True, check=False,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-    errors = _validator_errors(done.stdout)
-    if errors is None:
-        if done.returncode != 0:
+
+    def verdict(self) -> None:
+        """Wait for the validator, and raise if the dataset is not valid.
+
+        Raises
+        ------
+        InvalidBIDSError
+            When the validator reports an error; the message names the first file at fault.
+        """
+        if self._process is None:
+            return
+        try:
+            stdout, stderr = self._process.communicate()
+        finally:
+            self.close()
+        errors = _validator_errors(stdout)
+        if errors is None:
+            if self._process.returncode != 0:
+                raise InvalidBIDSError(
+                    f"The BIDS validator failed on {self.bids_dir}: "
+                    f"{(stderr or stdout).strip().splitlines()[-1:]}."
+                )
+            return
+        if errors:
+            code, location, count = errors[0][0], errors[0][1], len(errors)
             raise InvalidBIDSError(
-                f"The BIDS validator failed on {bids_dir}: "
-                f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}."
+                f"{self.bids_dir} is not valid BIDS: {code} at {location or 'the dataset root'} "
+                f"({count} error{'s' if count > 1 else ''}; run bids-validator-deno {self.bids_dir} "
+                f"for details, or pass --skip-bids-validation)."
             )
-        return
-    if errors:
-        code, location, count = errors[0][0], errors[0][1], len(errors)
-        raise InvalidBIDSError(
-            f"{bids_dir} is not valid BIDS: {code} at {location or 'the dataset root'} "
-            f"({count} error{'s' if count > 1 else ''}; run bids-validator-deno {bids_dir} "
-            f"for details, or pass --skip-bids-validation)."
-        )
+
+    def close(self) -> None:
+        """End the validator if it still runs (an interrupted run); remove its folder of links."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
 
 def _validator_errors(stdout):
