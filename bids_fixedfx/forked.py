@@ -68,11 +68,6 @@ class Forked:
 
             context = multiprocessing.get_context("fork")
             self._receive, send = context.Pipe(duplex=False)
-            for stream in (sys.stdout, sys.stderr):  # else the child would write their buffers again
-                try:
-                    stream.flush()
-                except (AttributeError, OSError, ValueError):  # None, or closed
-                    pass
             self._child = context.Process(target=_answer, args=(send, self._receive, os.getpid(), function, args),
                                           daemon=True)
             with warnings.catch_warnings():
@@ -102,7 +97,7 @@ class Forked:
         if self._child is None:
             return self._function(*self._args)
         try:
-            kind, value, text, records, caught = self._receive.recv()
+            kind, value, text, records, caught = pickle.loads(self._receive.recv_bytes())
         except EOFError:
             self._child.join()
             raise RuntimeError(
@@ -179,10 +174,11 @@ def _answer(send, receive, parent, function, args) -> None:
     warned = [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
     try:
         try:
-            pickle.loads(pickle.dumps(answer))  # what the parent will get back, or fail on
+            payload = pickle.dumps((*answer, kept.records, warned))
+            pickle.loads(payload)  # what the parent will get back, or fail on
         except Exception:  # noqa: BLE001 - say what it was, as an error of the same kind
-            answer = ("error", _unsent(*answer[:2]), answer[2])
-        send.send((*answer, kept.records, warned))
+            payload = pickle.dumps(("error", _unsent(*answer[:2]), answer[2], kept.records, warned))
+        send.send_bytes(payload)
     except OSError:  # the parent is gone
         pass
     finally:
