@@ -155,14 +155,14 @@ def _validation(settings):
         return
     validation = discover.Validation(settings.bids_dir)
     try:
-        try:
-            yield
-        except Exception:
-            validation.verdict()
-            raise
+        yield
+    except Exception:
+        validation.verdict()
+        raise
+    else:
         validation.verdict()
     finally:
-        validation.close()
+        validation.close()  # an interrupted run: the validator ended, its folder removed
 
 
 def _fit_all(run_plans, settings):
