@@ -6,7 +6,9 @@ and the import of nilearn with scikit-learn and SciPy that planning and fitting 
 (~0.9 s). One after the other they take one core; with ``--nprocs`` above 1, the
 command (not a caller's process that runs ``cli.main``) makes the selection in a forked
 child (:class:`Forked`) while it imports nilearn, and the child sends back its result, or
-the exception it raised, through a pipe.
+the exception it raised, through a pipe. The child then reads the first run's series
+(``then``), on the core that the import leaves idle once the selection is done, and
+sends it after.
 
 Forking copies the process as it is, so the child needs no imports or set-up of its own.
 What it logs to the app's logger and what it warns are sent back with its answer, then
@@ -53,6 +55,9 @@ class Forked:
         Its arguments (the child has them as they are: nothing is pickled to start it).
     fork : bool
         False, or :func:`can_fork` false: the call is made in this process, by :meth:`result`.
+    then : callable, optional
+        Called in the child on the call's value once that is sent; what it returns is had by
+        :meth:`then_result` (work done ahead: None, and this process does it, when it fails).
 
     Notes
     -----
@@ -60,15 +65,16 @@ class Forked:
     error here, Ctrl-C) ends the child, after :data:`GRACE` seconds for it to end by itself.
     """
 
-    def __init__(self, function, *args, fork: bool = True):
+    def __init__(self, function, *args, fork: bool = True, then=None):
         self._function, self._args = function, args
         self._child = self._receive = None
+        self._then = then
         if fork and can_fork():
             import multiprocessing
 
             context = multiprocessing.get_context("fork")
             self._receive, send = context.Pipe(duplex=False)
-            self._child = context.Process(target=_answer, args=(send, self._receive, os.getpid(), function, args),
+            self._child = context.Process(target=_answer, args=(send, self._receive, os.getpid(), function, args, then),
                                           daemon=True)
             with warnings.catch_warnings():
                 # Python 3.12+ warns of any other thread of the process; the others here are
@@ -99,14 +105,13 @@ class Forked:
         try:
             kind, value, text, records, caught = pickle.loads(self._receive.recv_bytes())
         except EOFError:
-            self._child.join()
+            self._close()
             raise RuntimeError(
                 f"the forked process (running {getattr(self._function, '__name__', 'a call')}) "
                 f"ended with exit code {self._child.exitcode} before answering"
             ) from None
-        finally:
-            self._receive.close()
-        self._child.join()
+        if self._then is None or kind != "value":
+            self._close()
         for record in records:
             logging.getLogger(record.name).handle(record)
         for message, category, filename, lineno in caught:
@@ -116,6 +121,28 @@ class Forked:
                 raise value
             raise value from ChildTraceback(text)
         return value
+
+    def then_result(self):
+        """What ``then`` returned in the child, called there on the result once it was sent;
+        None when the call was made in this process, there is no ``then``, the call raised,
+        warned or logged (its work is then done again here, where that is reported), or the
+        child ended without sending it. Ask after :meth:`result`, once."""
+        if self._child is None or self._then is None or self._receive.closed:
+            return None
+        try:
+            payload, sizes = pickle.loads(self._receive.recv_bytes())
+            buffers = [bytearray(size) for size in sizes]
+            for buffer in buffers:
+                self._receive.recv_bytes_into(buffer)
+            return pickle.loads(payload, buffers=buffers)
+        except EOFError:
+            return None
+        finally:
+            self._close()
+
+    def _close(self):
+        self._receive.close()
+        self._child.join()
 
     def __enter__(self):
         return self
@@ -155,7 +182,7 @@ class _Kept(logging.Handler):
         self.records.append(logging.makeLogRecord(kept | {"msg": self.format(record)}))
 
 
-def _answer(send, receive, parent, function, args) -> None:
+def _answer(send, receive, parent, function, args, then=None) -> None:
     """In the child: call, and send (kind, value, traceback text, log records, warnings):
     kind "value" and the result, or "error" and the exception (pickling keeps neither its
     traceback nor its cause, hence the text, sent when :class:`ChildTraceback` says)."""
@@ -179,10 +206,35 @@ def _answer(send, receive, parent, function, args) -> None:
         except Exception:  # noqa: BLE001 - say what it was, as an error of the same kind
             payload = pickle.dumps(("error", _unsent(*answer[:2]), answer[2], kept.records, warned))
         send.send_bytes(payload)
+        if then is not None and answer[0] == "value":
+            _then(then, answer[1], kept, send)
     except OSError:  # the parent is gone
         pass
     finally:
         send.close()
+
+
+def _then(then, value, kept, send) -> None:
+    """Send ``then(value)`` (None when it raised, warned or logged): pickled, with the
+    buffers of the arrays in it sent as they are, after their sizes, so that neither
+    process copies them (see :meth:`Forked.then_result`)."""
+    logged = len(kept.records)
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            answer = then(value)
+        except Exception:  # noqa: BLE001 - the parent does the work itself, and reports what it finds
+            answer = None
+    if caught or len(kept.records) > logged:
+        answer = None
+    buffers = []
+    try:
+        payload = pickle.dumps(answer, protocol=5, buffer_callback=buffers.append)
+        raw = [buffer.raw() for buffer in buffers]
+    except Exception:  # noqa: BLE001 - not picklable, or an array not contiguous
+        payload, raw = pickle.dumps(None), []
+    send.send_bytes(pickle.dumps((payload, [view.nbytes for view in raw])))
+    for view in raw:
+        send.send_bytes(view)
 
 
 def _unsent(kind, value) -> Exception:

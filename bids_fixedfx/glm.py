@@ -43,6 +43,7 @@ from .series import (  # noqa: F401  (a run's series; re-exported for the caller
     load_mask,
     masked_series,
     prepare_run,
+    read_ahead,
     read_bold,
     streamed_series,
 )

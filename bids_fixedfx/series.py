@@ -283,7 +283,43 @@ class MaskedRun:
     mask: object  # Nifti1Image
 
 
-def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
+@dataclass(frozen=True, eq=False)
+class ReadAhead:
+    """A run's series read by :func:`read_ahead`, with what it was read from."""
+
+    bold: Path
+    mask: Path
+    smoothing_fwhm: float | None
+    inside: np.ndarray  # the mask's voxels as read without nilearn
+    series: np.ndarray
+
+
+def read_ahead(bold, mask, smoothing_fwhm=None, n_threads=1) -> ReadAhead:
+    """:func:`streamed_series` of a BOLD file with a mask file, the mask read by nibabel
+    alone (its non-zero voxels), so that nilearn need not be loaded:
+    :func:`prepare_run` takes the series only if nilearn's reading of the mask gives the
+    same voxels.
+
+    Parameters
+    ----------
+    bold, mask : str or Path
+    smoothing_fwhm : float or None
+    n_threads : int
+
+    Returns
+    -------
+    ahead : ReadAhead
+    """
+    import nibabel as nib
+
+    img = read_image(mask, "brain mask")
+    inside = np.asanyarray(img.dataobj) != 0
+    inside_img = nib.Nifti1Image(inside.astype(np.int8), img.affine)
+    return ReadAhead(Path(bold), Path(mask), smoothing_fwhm, inside,
+                     streamed_series(bold, inside_img, smoothing_fwhm, n_threads))
+
+
+def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1, ahead=None) -> MaskedRun:
     """Read a run's BOLD series, mask and smooth it (see :func:`masked_series`).
 
     A BOLD file with a given mask is read volume by volume (:func:`streamed_series`);
@@ -297,6 +333,9 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
         Brain mask; None lets nilearn compute one from the BOLD.
     smoothing_fwhm : float or None
     n_threads : int
+    ahead : ReadAhead, optional
+        The series already read (:func:`read_ahead`): taken when read from the same files,
+        with the same smoothing and the same voxels in the mask.
 
     Returns
     -------
@@ -312,6 +351,9 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1) -> MaskedRun:
         return prepare_surface_run(bold, smoothing_fwhm)
     if isinstance(bold, (str, Path)) and mask is not None:  # read, smoothed and masked as it is decompressed
         mask_img = load_mask(mask, None)
+        if ahead is not None and (ahead.bold, ahead.mask, ahead.smoothing_fwhm) == (Path(bold), Path(mask), smoothing_fwhm) \
+                and np.array_equal(ahead.inside, np.asanyarray(mask_img.dataobj).astype(bool)):
+            return MaskedRun(ahead.series, mask_img)
         return MaskedRun(streamed_series(bold, mask_img, smoothing_fwhm, n_threads), mask_img)
     bold_img = read_bold(bold) if isinstance(bold, (str, Path)) else load_img(bold)
     mask_img = load_mask(mask, bold_img, bold if isinstance(bold, (str, Path)) else None)

@@ -44,7 +44,8 @@ def run_participant(settings, fork: bool = False) -> None:
     """Fit every selected run, combine each subject's runs, write it all.
 
     With ``fork``, ``--nprocs`` above 1 and nilearn not loaded yet, the runs are selected in a
-    forked child while this process loads nilearn (:mod:`.forked`).
+    forked child while this process loads nilearn, and the child then reads the first run
+    (:mod:`.forked`, :func:`_read_first`).
     """
     discover.check_bids_dir(settings.bids_dir)
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
@@ -53,13 +54,15 @@ def run_participant(settings, fork: bool = False) -> None:
     with _validation(settings):  # the validator first: it uses a core that pybids' import leaves idle
         if beside:
             importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
-        with forked.Forked(_select, settings, fork=beside) as selecting:
+        then = None if settings.boilerplate_only else _read_first
+        with forked.Forked(_select, settings, fork=beside, then=then) as selecting:
             if selecting.pid is not None:
                 logger.debug("Selecting the runs in process %d while nilearn loads", selecting.pid)
                 for name in FITTING_MODULES:
                     importlib.import_module(name)
             model, settings, selection = selecting.result()
-        checked = plan.plan_runs(selection, settings, model)
+            checked = plan.plan_runs(selection, settings, model)
+            ahead = selecting.then_result()
     for note in checked.notes:
         logger.warning("%s", note)
     if model is None:
@@ -80,7 +83,8 @@ def run_participant(settings, fork: bool = False) -> None:
     model_file = _copy_model(model, settings) if model is not None else None
     settings = replace(settings, model_file=model_file,
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
-    fitted = _fit_all(checked.runs, settings)
+    fitted = _fit_all(checked.runs, settings, ahead)
+    del ahead  # the first run's series: freed once fitted
     total, done, notes = len(checked.runs), 0, list(checked.notes)
     started = time.perf_counter()
     ordinals = {label: n for n, label in enumerate(dict.fromkeys(s.subject for s in checked.subjects), start=1)}
@@ -165,22 +169,43 @@ def _validation(settings):
         validation.close()  # an interrupted run: the validator ended, its folder removed
 
 
-def _fit_all(run_plans, settings):
+def _read_first(selected):
+    """In the child that selected the runs, once it sent them: the first run's series
+    (:func:`.glm.read_ahead`), read while this process still loads nilearn; None when it
+    is not a volume with a mask file."""
+    _, settings, selection = selected
+    if not selection.runs:
+        return None
+    run = selection.runs[0]
+    mask = settings.mask if settings.mask is not None else run.mask
+    if mask is None or surface.is_surface_file(run.bold):
+        return None
+    smoothing = surface.run_model(run, settings.model).smoothing_fwhm
+    return glm.read_ahead(run.bold, mask, smoothing, n_threads=2)
+
+
+def _fit_all(run_plans, settings, ahead=None):
     """Yield (plan, result, seconds) for every run, in order.
 
     Runs are fitted one at a time, each on ``--nprocs`` threads (voxels and volumes
     are independent), so memory stays that of about two runs' masked series whatever
     the dataset's size. With more than one core, the next run is read, smoothed and
-    masked (on :data:`READ_THREADS` threads) while the current one is fitted.
+    masked (on :data:`READ_THREADS` threads) while the current one is fitted. ``ahead``:
+    the first run's series as the selecting child read it (:func:`_read_first`), taken if
+    read from the same files in the same way.
     """
     model = settings.model
 
-    def prepare(run_plan, n_threads):
+    def prepare(run_plan, n_threads, ahead=None):
         start = time.perf_counter()
         smoothing = surface.run_model(run_plan.run, model).smoothing_fwhm
-        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads)
-        logger.debug("%s: read, masked and smoothed %d voxels in %.1f s", run_plan.run.name,
-                     masked.series.shape[1], time.perf_counter() - start)
+        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads, ahead)
+        if ahead is not None and masked.series is ahead.series:
+            logger.debug("%s: %d voxels read, masked and smoothed while nilearn loaded", run_plan.run.name,
+                         masked.series.shape[1])
+        else:
+            logger.debug("%s: read, masked and smoothed %d voxels in %.1f s", run_plan.run.name,
+                         masked.series.shape[1], time.perf_counter() - start)
         return masked
 
     def fit(run_plan, masked):
@@ -197,7 +222,8 @@ def _fit_all(run_plans, settings):
             yield run_plan, result, time.perf_counter() - start
         return
     with ThreadPoolExecutor(max_workers=1) as reader:
-        following = reader.submit(prepare, run_plans[0], READ_THREADS)
+        following = reader.submit(prepare, run_plans[0], READ_THREADS, ahead)
+        del ahead
         for index, run_plan in enumerate(run_plans):
             start = time.perf_counter()
             masked = following.result()

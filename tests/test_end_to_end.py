@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -272,7 +273,8 @@ def test_rerun_gives_the_same_maps(example_dataset, analysed, tmp_path):
 
 def test_a_fresh_process_selects_the_runs_in_a_child_and_writes_the_same_maps(example_dataset, analysed, tmp_path):
     """A new process (unlike this one, which has nilearn loaded) selects the runs in a forked
-    child while it loads nilearn; the maps are those of the in-process run."""
+    child while it loads nilearn, and the child reads the first run; the maps are those of
+    the in-process run."""
     again = tmp_path / "again"
     done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(example_dataset.path), str(again), "participant",
                            "--participant-label", "01", "--skip-bids-validation", "--no-reports", "--nprocs", "2", "-v"],
@@ -280,6 +282,8 @@ def test_a_fresh_process_selects_the_runs_in_a_child_and_writes_the_same_maps(ex
     assert done.returncode == 0, done.stderr
     assert "Selecting the runs in process" in done.stderr
     assert "Indexed" in done.stderr  # the child's log lines reach the same stream
+    first = sorted((example_dataset.path / "sub-01").rglob("*_bold.nii*"))[0].name.split("_bold")[0]
+    assert re.search(rf"{re.escape(first)}: \d+ voxels read, masked and smoothed while nilearn loaded", done.stderr)
     written = sorted(again.rglob("*_statmap.nii.gz"))
     assert len(written) == len(list((analysed / "sub-01").rglob("*_statmap.nii.gz")))
     for ours in written:

@@ -196,3 +196,75 @@ def test_forking_without_standard_streams(monkeypatch):
     monkeypatch.setattr(sys, "stdout", None)
     with Forked(_pid_and, 5) as call:
         assert call.result()[1] == 5
+
+
+def _twice(value):
+    return value * 2
+
+
+def _series_of(shape):
+    import numpy as np
+
+    return {"shape": shape, "series": np.arange(np.prod(shape), dtype=np.float32).reshape(shape)}
+
+
+def _raise_then(value):
+    raise OSError("the disk went away")
+
+
+def _warn_then(value):
+    warnings.warn("a library's warning", UserWarning, stacklevel=1)
+    return value
+
+
+def _log_then(value):
+    logging.getLogger("bids_fixedfx").info("read %s", value)
+    return value
+
+
+def _sleep_then(marker):
+    Path(marker).write_text("started")
+    time.sleep(60)
+
+
+def test_then_runs_in_the_child_on_the_value_sent_and_its_arrays_come_back_writable():
+    import numpy as np
+
+    with Forked(_twice, (20, 30), then=_series_of) as call:
+        assert call.result() == (20, 30, 20, 30)
+        got = call.then_result()
+    assert got["shape"] == (20, 30, 20, 30)
+    assert np.array_equal(got["series"], np.arange(20 * 30 * 20 * 30, dtype=np.float32).reshape(got["shape"]))
+    got["series"][0, 0, 0, 0] = -1  # received into memory of this process's own
+    assert call.then_result() is None  # asked once
+
+
+@pytest.mark.parametrize("then", [_raise_then, _warn_then, _log_then])
+def test_then_that_raises_warns_or_logs_gives_none_and_nothing_reaches_this_process(then, caplog):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning of the child's then-call would fail here
+        with caplog.at_level(logging.DEBUG, logger="bids_fixedfx"), Forked(_twice, 3, then=then) as call:
+            assert call.result() == 6
+            assert call.then_result() is None
+    assert not caplog.records
+
+
+def test_then_is_not_called_after_an_error_nor_in_process():
+    with Forked(_refuse, "07", then=_twice) as call, pytest.raises(NoDataError):
+        call.result()
+    assert call.then_result() is None
+    in_process = Forked(_twice, 3, fork=False, then=_twice)
+    assert in_process.result() == 6 and in_process.then_result() is None
+
+
+def test_leaving_the_block_during_then_ends_the_child(tmp_path):
+    marker = tmp_path / "then"
+    with Forked(str, marker, then=_sleep_then) as call:
+        assert call.result() == str(marker)
+        while not marker.exists():
+            time.sleep(0.01)
+        pid = call.pid
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+    assert not _running(pid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import nibabel as nib
 import numpy as np
@@ -351,6 +352,29 @@ def test_a_series_read_volume_by_volume_is_the_masked_series(synthetic, tmp_path
         glm.streamed_series(as_int, mask_img, smoothing_fwhm, n_threads),
         glm.masked_series(nib.load(as_int), mask_img, smoothing_fwhm),
     )
+
+
+def test_a_series_read_ahead_is_taken_only_when_read_as_it_would_be(synthetic, tmp_path):
+    """The series read ahead (the mask read without nilearn) is the one prepare_run reads,
+    and is taken only for the same BOLD, mask and smoothing, the mask giving the same voxels."""
+    bold, mask, _, _ = synthetic
+    path, mask_path, other_mask = tmp_path / "bold.nii.gz", tmp_path / "mask.nii.gz", tmp_path / "other.nii.gz"
+    bold.to_filename(path)
+    nib.Nifti1Image(mask.get_fdata().astype(np.float32) * 7, mask.affine).to_filename(mask_path)  # 0 and 7
+    ahead = glm.read_ahead(path, mask_path, 5.0, n_threads=2)
+    expected = glm.prepare_run(path, mask_path, 5.0, 1)
+    np.testing.assert_array_equal(ahead.series, expected.series)
+    taken = glm.prepare_run(path, mask_path, 5.0, 1, ahead)
+    assert taken.series is ahead.series
+    np.testing.assert_array_equal(taken.mask.get_fdata(), expected.mask.get_fdata())
+    assert glm.prepare_run(path, mask_path, 6.0, 1, ahead).series is not ahead.series
+    shrunk = mask.get_fdata().astype(np.uint8)
+    shrunk[2, 2, 2] = 0
+    nib.Nifti1Image(shrunk, mask.affine).to_filename(other_mask)
+    assert glm.prepare_run(path, other_mask, 5.0, 1, ahead).series is not ahead.series
+    different = replace(ahead, mask=other_mask)  # named as the other mask, but read from the first
+    again = glm.prepare_run(path, other_mask, 5.0, 1, different)
+    assert again.series is not ahead.series and again.series.shape[1] == expected.series.shape[1] - 1
 
 
 @pytest.mark.parametrize(("where", "shape"), [("inside", (21, 23, 19)), ("at an edge", (21, 23, 19)),
