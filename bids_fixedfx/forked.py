@@ -220,6 +220,7 @@ def _then(then, value, kept, send) -> None:
     process copies them (see :meth:`Forked.then_result`)."""
     logged = len(kept.records)
     with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # any warning, even one shown before, is this process's to give
         try:
             answer = then(value)
         except Exception:  # noqa: BLE001 - the parent does the work itself, and reports what it finds

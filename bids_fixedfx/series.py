@@ -293,6 +293,15 @@ class ReadAhead:
     inside: np.ndarray  # the mask's voxels as read without nilearn
     series: np.ndarray
 
+    def matches(self, bold, mask, smoothing_fwhm, mask_img) -> bool:
+        """Whether this is the series :func:`streamed_series` gives for these files, this
+        smoothing and this mask image (as nilearn read it)."""
+        return (
+            isinstance(bold, (str, Path)) and isinstance(mask, (str, Path))
+            and (self.bold, self.mask, self.smoothing_fwhm) == (Path(bold), Path(mask), smoothing_fwhm)
+            and np.array_equal(self.inside, np.asanyarray(mask_img.dataobj).astype(bool))
+        )
+
 
 def read_ahead(bold, mask, smoothing_fwhm=None, n_threads=1) -> ReadAhead:
     """:func:`streamed_series` of a BOLD file with a mask file, the mask read by nibabel
@@ -351,8 +360,7 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1, ahead=None) -
         return prepare_surface_run(bold, smoothing_fwhm)
     if isinstance(bold, (str, Path)) and mask is not None:  # read, smoothed and masked as it is decompressed
         mask_img = load_mask(mask, None)
-        if ahead is not None and (ahead.bold, ahead.mask, ahead.smoothing_fwhm) == (Path(bold), Path(mask), smoothing_fwhm) \
-                and np.array_equal(ahead.inside, np.asanyarray(mask_img.dataobj).astype(bool)):
+        if ahead is not None and ahead.matches(bold, mask, smoothing_fwhm, mask_img):
             return MaskedRun(ahead.series, mask_img)
         return MaskedRun(streamed_series(bold, mask_img, smoothing_fwhm, n_threads), mask_img)
     bold_img = read_bold(bold) if isinstance(bold, (str, Path)) else load_img(bold)
