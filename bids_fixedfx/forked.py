@@ -7,8 +7,8 @@ and the import of nilearn with scikit-learn and SciPy that planning and fitting 
 command (not a caller's process that runs ``cli.main``) makes the selection in a forked
 child (:class:`Forked`) while it imports nilearn, and the child sends back its result, or
 the exception it raised, through a pipe. The child then reads the first run's series
-(``then``), on the core that the import leaves idle once the selection is done, and
-sends it after.
+(``then``), on the core that the import leaves idle once the selection is done, into
+memory this process maps as it is (:class:`_SharedFile`).
 
 Forking copies the process as it is, so the child needs no imports or set-up of its own.
 What it logs to the app's logger and what it warns are sent back with its answer, then
@@ -21,6 +21,7 @@ runs, as it does for Ctrl-C).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -56,8 +57,11 @@ class Forked:
     fork : bool
         False, or :func:`can_fork` false: the call is made in this process, by :meth:`result`.
     then : callable, optional
-        Called in the child on the call's value once that is sent; what it returns is had by
-        :meth:`then_result` (work done ahead: None, and this process does it, when it fails).
+        ``then(value, allocate)``, called in the child on the call's value once that is sent;
+        what it returns is had by :meth:`then_result` (work done ahead: None, and this
+        process does it, when it fails). ``allocate(shape, dtype)`` gives an array in memory
+        that this process maps as it is (a ``memfd`` file): arrays made there come back
+        without being copied or sent through the pipe, and exist once in memory.
 
     Notes
     -----
@@ -67,15 +71,19 @@ class Forked:
 
     def __init__(self, function, *args, fork: bool = True, then=None):
         self._function, self._args = function, args
-        self._child = self._receive = None
+        self._child = self._receive = self._shared = None
         self._then = then
         if fork and can_fork():
             import multiprocessing
 
+            if then is not None:
+                self._shared = _SharedFile.made()
+                if self._shared is None:  # no memfd here: no work ahead
+                    self._then = then = None
             context = multiprocessing.get_context("fork")
             self._receive, send = context.Pipe(duplex=False)
-            self._child = context.Process(target=_answer, args=(send, self._receive, os.getpid(), function, args, then),
-                                          daemon=True)
+            self._child = context.Process(target=_answer, daemon=True,
+                                          args=(send, self._receive, os.getpid(), function, args, then, self._shared))
             with warnings.catch_warnings():
                 # Python 3.12+ warns of any other thread of the process; the others here are
                 # BLAS's idle workers (can_fork saw to Python's), which OpenBLAS handles at a fork
@@ -110,6 +118,9 @@ class Forked:
                 f"the forked process (running {getattr(self._function, '__name__', 'a call')}) "
                 f"ended with exit code {self._child.exitcode} before answering"
             ) from None
+        except BaseException:  # Ctrl-C while waiting: the block's end ends the child
+            self._receive.close()
+            raise
         if self._then is None or kind != "value":
             self._close()
         for record in records:
@@ -130,12 +141,18 @@ class Forked:
         if self._child is None or self._then is None or self._receive.closed:
             return None
         try:
-            payload, sizes = pickle.loads(self._receive.recv_bytes())
-            buffers = [bytearray(size) for size in sizes]
-            for buffer in buffers:
-                self._receive.recv_bytes_into(buffer)
-            return pickle.loads(payload, buffers=buffers)
-        except EOFError:
+            message = self._receive.recv_bytes()
+        except (EOFError, OSError):  # the child ended before it sent it
+            self._close()
+            return None
+        except BaseException:  # Ctrl-C while waiting: the block's end ends the child
+            self._receive.close()
+            raise
+        try:
+            unpickler = pickle.Unpickler(io.BytesIO(message))
+            unpickler.persistent_load = self._shared.array
+            return unpickler.load()
+        except Exception:  # noqa: BLE001 - not mapped (out of memory...): this process does the work
             return None
         finally:
             self._close()
@@ -143,6 +160,8 @@ class Forked:
     def _close(self):
         self._receive.close()
         self._child.join()
+        if self._shared is not None:
+            self._shared.close()  # the arrays mapped keep their memory
 
     def __enter__(self):
         return self
@@ -156,6 +175,8 @@ class Forked:
                 if child.is_alive():
                     end()
                     child.join(GRACE)
+        if self._shared is not None:
+            self._shared.close()
         return False
 
 
@@ -182,7 +203,7 @@ class _Kept(logging.Handler):
         self.records.append(logging.makeLogRecord(kept | {"msg": self.format(record)}))
 
 
-def _answer(send, receive, parent, function, args, then=None) -> None:
+def _answer(send, receive, parent, function, args, then=None, shared=None) -> None:
     """In the child: call, and send (kind, value, traceback text, log records, warnings):
     kind "value" and the result, or "error" and the exception (pickling keeps neither its
     traceback nor its cause, hence the text, sent when :class:`ChildTraceback` says)."""
@@ -207,35 +228,92 @@ def _answer(send, receive, parent, function, args, then=None) -> None:
             payload = pickle.dumps(("error", _unsent(*answer[:2]), answer[2], kept.records, warned))
         send.send_bytes(payload)
         if then is not None and answer[0] == "value":
-            _then(then, answer[1], kept, send)
-    except OSError:  # the parent is gone
+            _then(then, answer[1], kept, send, shared)
+    except (OSError, KeyboardInterrupt):  # the parent is gone, or ends (Ctrl-C): it says so
         pass
     finally:
         send.close()
 
 
-def _then(then, value, kept, send) -> None:
-    """Send ``then(value)`` (None when it raised, warned or logged): pickled, with the
-    buffers of the arrays in it sent as they are, after their sizes, so that neither
-    process copies them (see :meth:`Forked.then_result`)."""
+def _then(then, value, kept, send, shared) -> None:
+    """Send ``then(value, shared.allocate)``, pickled (None when it raised, warned or
+    logged), the arrays it allocated named by where they lie in the shared file."""
     logged = len(kept.records)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # any warning, even one shown before, is this process's to give
         try:
-            answer = then(value)
+            answer = then(value, shared.allocate)
         except Exception:  # noqa: BLE001 - the parent does the work itself, and reports what it finds
             answer = None
     if caught or len(kept.records) > logged:
         answer = None
-    buffers = []
+    payload = io.BytesIO()
     try:
-        payload = pickle.dumps(answer, protocol=5, buffer_callback=buffers.append)
-        raw = [buffer.raw() for buffer in buffers]
-    except Exception:  # noqa: BLE001 - not picklable, or an array not contiguous
-        payload, raw = pickle.dumps(None), []
-    send.send_bytes(pickle.dumps((payload, [view.nbytes for view in raw])))
-    for view in raw:
-        send.send_bytes(view)
+        pickler = pickle.Pickler(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.persistent_id = shared.place
+        pickler.dump(answer)
+    except Exception:  # noqa: BLE001 - does not pickle: the parent does the work itself
+        payload = io.BytesIO(pickle.dumps(None))
+    send.send_bytes(payload.getbuffer())
+
+
+class _SharedFile:
+    """A file in memory (``memfd_create``), made before the fork: the child makes arrays in
+    it (:meth:`allocate`), each at its own offset, and names them in its answer
+    (:meth:`place`); the parent maps them from the same file (:meth:`array`)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._size = 0
+        self._placed = {}  # id of an array allocated here -> (array, offset)
+
+    @classmethod
+    def made(cls):
+        """A new shared file, or None where there is none (not Linux, a kernel without it)."""
+        try:
+            return cls(os.memfd_create("bids-fixedfx-forked", os.MFD_CLOEXEC))
+        except (AttributeError, OSError):
+            return None
+
+    def allocate(self, shape, dtype):
+        """In the child: an array of this shape and type in the file (uninitialised)."""
+        import mmap
+
+        import numpy as np
+
+        dtype = np.dtype(dtype)
+        offset, nbytes = self._size, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        self._size = offset + -(-max(nbytes, 1) // mmap.PAGESIZE) * mmap.PAGESIZE  # next at a page
+        os.ftruncate(self.fd, self._size)
+        array = np.frombuffer(mmap.mmap(self.fd, max(nbytes, 1), offset=offset), dtype, nbytes // dtype.itemsize)
+        array = array.reshape(shape)
+        self._placed[id(array)] = (array, offset)
+        return array
+
+    def place(self, obj):
+        """In the child, pickling: where an array allocated here lies (None: pickled as usual)."""
+        placed = self._placed.get(id(obj))
+        if placed is None or placed[0] is not obj:
+            return None
+        return ("shared array", placed[1], obj.shape, obj.dtype.str)
+
+    def array(self, where):
+        """In the parent, unpickling: the array the child placed there, mapped from the file."""
+        import mmap
+
+        import numpy as np
+
+        _, offset, shape, dtype = where
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        return np.frombuffer(mmap.mmap(self.fd, max(nbytes, 1), offset=offset), dtype,
+                             nbytes // dtype.itemsize).reshape(shape)
+
+    def close(self):
+        """Close the file (the arrays mapped keep their memory until they are freed)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _unsent(kind, value) -> Exception:

@@ -114,7 +114,7 @@ def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.nd
     return series
 
 
-def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndarray:
+def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1, allocate=np.empty) -> np.ndarray:
     """:func:`masked_series` of a BOLD file read volume by volume, as it is decompressed
     (the whole series is never in memory; the gzip CRC is checked at the end).
 
@@ -126,6 +126,8 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndar
     n_threads : int
         Threads in all: one decompresses, the others smooth and mask the volumes it hands on
         (one thread does both in turn).
+    allocate : callable
+        ``allocate(shape, dtype)``: where the series is made (default ``numpy.empty``).
 
     Returns
     -------
@@ -148,7 +150,7 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndar
         for t, volume in enumerate(volumes):
             volume = volume[box]
             if series is None:
-                series = np.empty((n_volumes, where.size), dtype=_series_dtype(volume.dtype, sigma))
+                series = allocate((n_volumes, where.size), _series_dtype(volume.dtype, sigma))
             if pool is None:
                 _masked_volume(volume, where, sigma, series.dtype, out=series[t])
                 continue
@@ -303,17 +305,19 @@ class ReadAhead:
         )
 
 
-def read_ahead(bold, mask, smoothing_fwhm=None, n_threads=1) -> ReadAhead:
+def read_ahead(bold, mask, smoothing_fwhm=None, n_threads=1, allocate=np.empty) -> ReadAhead:
     """:func:`streamed_series` of a BOLD file with a mask file, the mask read by nibabel
-    alone (its non-zero voxels), so that nilearn need not be loaded:
-    :func:`prepare_run` takes the series only if nilearn's reading of the mask gives the
-    same voxels.
+    alone (its non-zero voxels; a 4D mask of one volume as its volume), so that nilearn need
+    not be loaded: :func:`prepare_run` takes the series only if nilearn's reading of the
+    mask gives the same voxels.
 
     Parameters
     ----------
     bold, mask : str or Path
     smoothing_fwhm : float or None
     n_threads : int
+    allocate : callable
+        See :func:`streamed_series`.
 
     Returns
     -------
@@ -323,9 +327,11 @@ def read_ahead(bold, mask, smoothing_fwhm=None, n_threads=1) -> ReadAhead:
 
     img = read_image(mask, "brain mask")
     inside = np.asanyarray(img.dataobj) != 0
+    if inside.ndim == 4 and inside.shape[3] == 1:
+        inside = inside[..., 0]
     inside_img = nib.Nifti1Image(inside.astype(np.int8), img.affine)
     return ReadAhead(Path(bold), Path(mask), smoothing_fwhm, inside,
-                     streamed_series(bold, inside_img, smoothing_fwhm, n_threads))
+                     streamed_series(bold, inside_img, smoothing_fwhm, n_threads, allocate))
 
 
 def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1, ahead=None) -> MaskedRun:

@@ -62,7 +62,10 @@ def run_participant(settings, fork: bool = False) -> None:
                     importlib.import_module(name)
             model, settings, selection = selecting.result()
             checked = plan.plan_runs(selection, settings, model)
-            ahead = selecting.then_result()
+            if checked.runs and checked.runs[0].run.bold == selection.runs[0].bold:
+                ahead = selecting.then_result()
+            else:  # planning left the run read ahead out: the child is ended, not waited for
+                ahead = None
     for note in checked.notes:
         logger.warning("%s", note)
     if model is None:
@@ -169,10 +172,11 @@ def _validation(settings):
         validation.close()  # an interrupted run: the validator ended, its folder removed
 
 
-def _read_first(selected):
+def _read_first(selected, allocate):
     """In the child that selected the runs, once it sent them: the first run's series
-    (:func:`.glm.read_ahead`), read while this process still loads nilearn; None when it
-    is not a volume with a mask file."""
+    (:func:`.glm.read_ahead`, made where ``allocate`` puts it: memory shared with this
+    process), read while this process still loads nilearn; None when it is not a volume
+    with a mask file."""
     _, settings, selection = selected
     if not selection.runs:
         return None
@@ -181,7 +185,7 @@ def _read_first(selected):
     if mask is None or surface.is_surface_file(run.bold):
         return None
     smoothing = surface.run_model(run, settings.model).smoothing_fwhm
-    return glm.read_ahead(run.bold, mask, smoothing, n_threads=2)
+    return glm.read_ahead(run.bold, mask, smoothing, n_threads=2, allocate=allocate)
 
 
 def _fit_all(run_plans, settings, ahead=None):

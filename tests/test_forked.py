@@ -202,51 +202,81 @@ def _twice(value):
     return value * 2
 
 
-def _series_of(shape):
+def _series_of(shape, allocate):
     import numpy as np
 
-    return {"shape": shape, "series": np.arange(np.prod(shape), dtype=np.float32).reshape(shape)}
+    shared = allocate(shape, np.float32)
+    shared[...] = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    empty = allocate((0, 3), np.int16)
+    return {"shape": shape, "series": shared, "empty": empty, "copied": np.ones(3), "pid": os.getpid()}
 
 
-def _raise_then(value):
+def _raise_then(value, allocate):
     raise OSError("the disk went away")
 
 
-def _warn_then(value):
+def _warn_then(value, allocate):
     warnings.warn("a library's warning", UserWarning, stacklevel=1)
     return value
 
 
-def _log_then(value):
+def _log_then(value, allocate):
     logging.getLogger("bids_fixedfx").info("read %s", value)
     return value
 
 
-def _sleep_then(marker):
+def _sleep_then(marker, allocate):
     Path(marker).write_text("started")
     time.sleep(60)
 
 
-def test_then_runs_in_the_child_on_the_value_sent_and_its_arrays_come_back_writable():
+def _die_then(value, allocate):
+    os._exit(5)
+
+
+def _interrupted_then(value, allocate):
+    raise KeyboardInterrupt
+
+
+def _shared_memory(pid):
+    """The shared (shmem) pages of ``pid``'s mappings of the forked calls' file, in kB."""
+    total, inside = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        if not line.split()[0].endswith(":"):  # a mapping's first line, then its fields
+            inside = "bids-fixedfx-forked" in line
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_then_runs_in_the_child_and_its_arrays_come_back_in_shared_memory():
     import numpy as np
 
     with Forked(_twice, (20, 30), then=_series_of) as call:
         assert call.result() == (20, 30, 20, 30)
         got = call.then_result()
-    assert got["shape"] == (20, 30, 20, 30)
+    assert got["pid"] != os.getpid() and got["shape"] == (20, 30, 20, 30)
     assert np.array_equal(got["series"], np.arange(20 * 30 * 20 * 30, dtype=np.float32).reshape(got["shape"]))
-    got["series"][0, 0, 0, 0] = -1  # received into memory of this process's own
+    assert got["empty"].shape == (0, 3) and got["empty"].dtype == np.int16
+    assert np.array_equal(got["copied"], np.ones(3))  # an array of its own: pickled as usual
+    assert _shared_memory(os.getpid()) >= got["series"].nbytes // 1024  # mapped, not copied
+    got["series"][0, 0, 0, 0] = -1  # writable
     assert call.then_result() is None  # asked once
+    del got
+    assert _shared_memory(os.getpid()) == 0  # freed with the arrays
 
 
-@pytest.mark.parametrize("then", [_raise_then, _warn_then, _log_then])
-def test_then_that_raises_warns_or_logs_gives_none_and_nothing_reaches_this_process(then, caplog):
+@pytest.mark.parametrize("then", [_raise_then, _warn_then, _log_then, _die_then, _interrupted_then])
+def test_then_that_fails_gives_none_and_nothing_reaches_this_process(then, caplog, capfd):
+    """Raising, warning, logging, the child dying or interrupted (Ctrl-C reaches both):
+    None, and this process does the work itself."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning of the child's then-call would fail here
         with caplog.at_level(logging.DEBUG, logger="bids_fixedfx"), Forked(_twice, 3, then=then) as call:
             assert call.result() == 6
             assert call.then_result() is None
     assert not caplog.records
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_then_is_not_called_after_an_error_nor_in_process():

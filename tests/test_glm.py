@@ -375,6 +375,10 @@ def test_a_series_read_ahead_is_taken_only_when_read_as_it_would_be(synthetic, t
     different = replace(ahead, mask=other_mask)  # named as the other mask, but read from the first
     again = glm.prepare_run(path, other_mask, 5.0, 1, different)
     assert again.series is not ahead.series and again.series.shape[1] == expected.series.shape[1] - 1
+    one_volume = tmp_path / "mask4d.nii.gz"  # nilearn reads a 4D mask of one volume as 3D
+    nib.Nifti1Image(mask.get_fdata()[..., np.newaxis].astype(np.uint8), mask.affine).to_filename(one_volume)
+    ahead = glm.read_ahead(path, one_volume, 5.0, n_threads=1)
+    assert glm.prepare_run(path, one_volume, 5.0, 1, ahead).series is ahead.series
 
 
 @pytest.mark.parametrize(("where", "shape"), [("inside", (21, 23, 19)), ("at an edge", (21, 23, 19)),
