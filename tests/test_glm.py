@@ -381,6 +381,24 @@ def test_a_series_read_ahead_is_taken_only_when_read_as_it_would_be(synthetic, t
     assert glm.prepare_run(path, one_volume, 5.0, 1, ahead).series is ahead.series
 
 
+@pytest.mark.parametrize("shape", [(64, 64, 12), (96, 96, 7), (21, 23, 19), (33, 40, 9)])
+def test_the_series_is_smoothed_bit_for_bit_as_nilearn_smooths(shape):
+    """The same values as nilearn's ``smooth_img`` of the whole 4D series, to the bit (what
+    keeps every voxel's AR(1) coefficient in nilearn's bin), on grids whose slices are a
+    multiple of 4 KB (see ``series._masked_volume``) and others."""
+    from nilearn.image import smooth_img
+
+    rng = np.random.default_rng(7)
+    data = rng.normal(100.0, 10.0, shape + (3,)).astype(np.float32)
+    mask = np.zeros(shape, np.uint8)
+    mask[2:-2, 3:-3, 1:-1] = 1
+    affine = np.diag([3.0, 3.0, 3.5, 1.0])
+    bold, mask_img = nib.Nifti1Image(data, affine), nib.Nifti1Image(mask, affine)
+    expected = np.asarray(smooth_img(bold, 5.0).dataobj)[mask.astype(bool)].T
+    assert expected.dtype == np.float32
+    np.testing.assert_array_equal(glm.masked_series(bold, mask_img, 5.0), expected)
+
+
 @pytest.mark.parametrize(("where", "shape"), [("inside", (21, 23, 19)), ("at an edge", (21, 23, 19)),
                                              ("across the slices", (64, 64, 19))])  # 16 KB: see _masked_volume
 def test_smoothing_only_around_the_mask_gives_nilearns_values(tmp_path, where, shape):
