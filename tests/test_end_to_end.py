@@ -290,6 +290,33 @@ def test_a_fresh_process_selects_the_runs_in_a_child_and_writes_the_same_maps(ex
         assert np.array_equal(data(ours), data(analysed / ours.relative_to(again))), ours.name
 
 
+def test_a_first_run_left_out_by_planning_is_not_taken_from_the_child(fresh_dataset, tmp_path):
+    """The selecting child reads the first selected run; planning leaves it out (no event of
+    the one contrast's condition): its series is not taken, the next run is read as usual,
+    and the maps are those of the in-process run."""
+    dataset = fresh_dataset(subjects=("01",))
+    events = sorted(dataset.path.rglob("sub-01_*_events.tsv"))[0]
+    table = pd.read_csv(events, sep="\t")
+    table.assign(trial_type="other").to_csv(events, sep="\t", index=False)
+    first = events.name.split("_events")[0]
+    outs = {}
+    for how in ("command", "library"):
+        outs[how] = tmp_path / how
+        start = (["-m", "bids_fixedfx"] if how == "command"
+                 else ["-c", "import sys; from bids_fixedfx.cli import main; sys.exit(main(sys.argv[1:]))"])
+        done = subprocess.run([sys.executable, *start, str(dataset.path), str(outs[how]), "participant",
+                               "--skip-bids-validation", "--no-reports", "--nprocs", "2", "-v",
+                               "--contrast", "visual=visual"],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert f"{first} has no contrast to compute and was left out" in done.stderr
+        assert "while nilearn loaded" not in done.stderr
+    written = sorted(outs["command"].rglob("*_statmap.nii.gz"))
+    assert written and not any(first in path.name for path in written)
+    for ours in written:
+        assert np.array_equal(data(ours), data(outs["library"] / ours.relative_to(outs["command"]))), ours.name
+
+
 def test_an_error_in_the_selecting_child_is_reported_as_without_it(example_dataset, tmp_path):
     """The same error line and exit code whether the runs are selected in a child (the
     command, two cores) or not (one core; or ``cli.main`` called in a caller's process, which
