@@ -149,9 +149,7 @@ class Forked:
             self._receive.close()
             raise
         try:
-            unpickler = pickle.Unpickler(io.BytesIO(message))
-            unpickler.persistent_load = self._shared.array
-            return unpickler.load()
+            return _SharedUnpickler(io.BytesIO(message), self._shared).load()
         except Exception:  # noqa: BLE001 - not mapped (out of memory...): this process does the work
             return None
         finally:
@@ -249,9 +247,7 @@ def _then(then, value, kept, send, shared) -> None:
         answer = None
     payload = io.BytesIO()
     try:
-        pickler = pickle.Pickler(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.persistent_id = shared.place
-        pickler.dump(answer)
+        _SharedPickler(payload, shared).dump(answer)
     except Exception:  # noqa: BLE001 - does not pickle: the parent does the work itself
         payload = io.BytesIO(pickle.dumps(None))
     send.send_bytes(payload.getbuffer())
@@ -314,6 +310,28 @@ class _SharedFile:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+class _SharedPickler(pickle.Pickler):
+    """Pickles the arrays of a :class:`_SharedFile` as where they lie in it."""
+
+    def __init__(self, file, shared):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.shared = shared
+
+    def persistent_id(self, obj):
+        return self.shared.place(obj)
+
+
+class _SharedUnpickler(pickle.Unpickler):
+    """Maps the arrays a :class:`_SharedPickler` named from the same file."""
+
+    def __init__(self, file, shared):
+        super().__init__(file)
+        self.shared = shared
+
+    def persistent_load(self, pid):
+        return self.shared.array(pid)
 
 
 def _unsent(kind, value) -> Exception:
