@@ -403,9 +403,9 @@ def main(argv=None, fork: bool = False) -> int:
     _setup_logging(settings.verbose)
     allocator.tune(settings.nprocs)
 
-    from .workflow import run_level  # heavy imports (nilearn, pybids) only once arguments are good
-
     try:
+        from .workflow import run_level  # heavy imports (nilearn, pybids) only once arguments are good
+
         run_level(settings, fork=fork)
     except FixedFxError as error:
         logger.error("%s", error)

@@ -60,8 +60,9 @@ class Forked:
         ``then(value, allocate)``, called in the child on the call's value once that is sent;
         what it returns is had by :meth:`then_result` (work done ahead: None, and this
         process does it, when it fails). ``allocate(shape, dtype)`` gives an array in memory
-        that this process maps as it is (a ``memfd`` file): arrays made there come back
-        without being copied or sent through the pipe, and exist once in memory.
+        that this process maps as it is (a ``memfd`` file): the arrays it gives (not views
+        of them, which are pickled as usual) come back without being copied or sent through
+        the pipe, and exist once in memory.
 
     Notes
     -----
@@ -73,6 +74,7 @@ class Forked:
         self._function, self._args = function, args
         self._child = self._receive = self._shared = None
         self._then = then
+        self._answered = False  # the call's answer received: the child is in ``then``, if anywhere
         if fork and can_fork():
             import multiprocessing
 
@@ -84,12 +86,20 @@ class Forked:
             self._receive, send = context.Pipe(duplex=False)
             self._child = context.Process(target=_answer, daemon=True,
                                           args=(send, self._receive, os.getpid(), function, args, then, self._shared))
-            with warnings.catch_warnings():
-                # Python 3.12+ warns of any other thread of the process; the others here are
-                # BLAS's idle workers (can_fork saw to Python's), which OpenBLAS handles at a fork
-                warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)", category=DeprecationWarning)
-                self._child.start()
-            send.close()
+            try:
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns of any other thread of the process; the others here are
+                    # BLAS's idle workers (can_fork saw to Python's), which OpenBLAS handles at a fork
+                    warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)",
+                                            category=DeprecationWarning)
+                    self._child.start()
+            except OSError:  # no process to be had (a limit on processes, memory): the call is made here
+                self._receive.close()
+                if self._shared is not None:
+                    self._shared.close()
+                self._child = self._receive = self._shared = None
+            finally:
+                send.close()
 
     @property
     def pid(self) -> int | None:
@@ -121,6 +131,7 @@ class Forked:
         except BaseException:  # Ctrl-C while waiting: the block's end ends the child
             self._receive.close()
             raise
+        self._answered = True
         if self._then is None or kind != "value":
             self._close()
         for record in records:
@@ -166,9 +177,11 @@ class Forked:
 
     def __exit__(self, *exc_info):
         child = self._child
-        if child is not None and child.is_alive():
+        if child is not None:
             self._receive.close()  # an answer the child still sends fails, instead of filling the pipe
-            child.join(GRACE if isinstance(exc_info[1], KeyboardInterrupt) else 0)
+            # Ctrl-C reached the child too: it may be saving what it made (an index); its
+            # work ahead (``then``) has nothing to save
+            child.join(GRACE if isinstance(exc_info[1], KeyboardInterrupt) and not self._answered else 0)
             for end in (child.terminate, child.kill):
                 if child.is_alive():
                     end()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bids_fixedfx.errors import InputFileError, NoDataError
-from bids_fixedfx.forked import ChildTraceback, Forked, can_fork
+from bids_fixedfx.forked import GRACE, ChildTraceback, Forked, can_fork
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="forking is used on Linux only")
 
@@ -297,4 +297,49 @@ def test_leaving_the_block_during_then_ends_the_child(tmp_path):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _running(pid):
         time.sleep(0.05)
+    assert not _running(pid)
+
+
+def _open_files():
+    import gc
+
+    gc.collect()  # the pipes of earlier tests' children, closed when collected
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_process_to_be_had_makes_the_call_here(monkeypatch):
+    """A fork refused (a limit on processes): the call is made in this process, nothing left open."""
+    import multiprocessing.process
+
+    def refuse(self):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+    before = _open_files()
+    with Forked(_pid_and, 4, then=_series_of) as call:
+        assert call.pid is None
+        assert call.result() == (os.getpid(), 4)
+        assert call.then_result() is None
+    assert _open_files() == before
+
+
+def test_leaving_the_block_with_then_unasked_closes_the_pipe():
+    with Forked(_twice, 3, then=_twice) as call:
+        assert call.result() == 6
+        pid = call.pid
+        while _running(pid):  # the child has sent what then gave, unread
+            time.sleep(0.01)
+    assert call._receive.closed
+
+
+def test_interrupted_during_then_ends_the_child_at_once(tmp_path):
+    """Ctrl-C here while the child works ahead: it has nothing to save, it is not waited for."""
+    marker = tmp_path / "then"
+    with pytest.raises(KeyboardInterrupt), Forked(str, marker, then=_sleep_then) as call:
+        call.result()
+        while not marker.exists():
+            time.sleep(0.01)
+        pid, start = call.pid, time.monotonic()
+        raise KeyboardInterrupt
+    assert time.monotonic() - start < GRACE / 2
     assert not _running(pid)
