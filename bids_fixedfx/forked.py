@@ -66,8 +66,9 @@ class Forked:
 
     Notes
     -----
-    Use as a context manager: leaving the block before :meth:`result` has answered (an
-    error here, Ctrl-C) ends the child, after :data:`GRACE` seconds for it to end by itself.
+    Use as a context manager: leaving the block while the child still works (an error here,
+    Ctrl-C) ends it; interrupted (Ctrl-C) before its answer came, it is first given
+    :data:`GRACE` seconds to end by itself, its clean-up done.
     """
 
     def __init__(self, function, *args, fork: bool = True, then=None):
