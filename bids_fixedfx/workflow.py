@@ -125,7 +125,8 @@ def run_participant(settings, fork: bool = False) -> None:
     if settings.reports and not reports:
         logger.info("No subject report: the model has several subject nodes, and a report shows one node's maps.")
     if reports:
-        _write_reports(settings, checked, notes)
+        fitted.close()  # its reader thread ended: the reports may fork
+        _write_reports(settings, checked, notes, fork)
     pages = [settings.output_dir / naming.build("subject_report", subject=s)
              for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if reports else []
     logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
@@ -582,11 +583,12 @@ def _write_boilerplate(settings, checked, group_plan):
     boilerplate.write(settings, plan=checked, group_plan=group_plan, notes=checked.notes if checked else ())
 
 
-def _write_reports(settings, checked, notes):
-    """Write each subject's HTML report and its figures (the log's last line says where)."""
+def _write_reports(settings, checked, notes, fork=False):
+    """Write each subject's HTML report and its figures (the log's last line says where);
+    ``fork``: see :func:`.report.write_participant_reports`."""
     from . import report
 
-    report.write_participant_reports(settings, checked, notes)
+    report.write_participant_reports(settings, checked, notes, fork=fork)
 
 
 def _write_group_report(settings, group_plan):

@@ -317,6 +317,37 @@ def test_a_first_run_left_out_by_planning_is_not_taken_from_the_child(fresh_data
         assert np.array_equal(data(ours), data(outs["library"] / ours.relative_to(outs["command"]))), ours.name
 
 
+def test_a_fresh_process_writes_the_same_reports_with_a_child(fresh_dataset, tmp_path):
+    """The command writes every other subject's report in a forked child: the pages and every
+    figure and table are those the library call (no child) writes, but for the command line."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    outs, logs = {}, {}
+    for how in ("command", "library"):
+        outs[how] = tmp_path / how
+        start = (["-m", "bids_fixedfx"] if how == "command"
+                 else ["-c", "import sys; from bids_fixedfx.cli import main; sys.exit(main(sys.argv[1:]))"])
+        done = subprocess.run([sys.executable, *start, str(dataset.path), str(outs[how]), "participant",
+                               "--skip-bids-validation", "--nprocs", "2", "-v"],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        logs[how] = done.stderr
+    assert "Writing 1 of the 3 subject reports in process" in logs["command"]
+    assert "subject reports in process" not in logs["library"]
+    reports = sorted(p.relative_to(outs["command"]) for p in outs["command"].rglob("*")
+                     if p.is_file() and (p.suffix in (".html", ".png", ".svg") or "figures" in p.parts)
+                     and p.parent.name != "logs")
+    assert {p.name for p in reports} >= {"sub-01.html", "sub-02.html", "sub-03.html"}
+    assert sum(p.suffix == ".png" for p in reports) >= 3
+    for relative in reports:
+        ours, theirs = (outs[how] / relative for how in ("command", "library"))
+        if relative.suffix == ".html":
+            ours, theirs = (path.read_text().replace(str(path.parents[len(relative.parts) - 1]), "OUT") for path in (ours, theirs))
+            ours, theirs = ([line for line in text.splitlines() if "bids-fixedfx" not in line] for text in (ours, theirs))
+            assert ours == theirs, relative
+        else:
+            assert ours.read_bytes() == theirs.read_bytes(), relative
+
+
 def test_an_error_in_the_selecting_child_is_reported_as_without_it(example_dataset, tmp_path):
     """The same error line and exit code whether the runs are selected in a child (the
     command, two cores) or not (one core; or ``cli.main`` called in a caller's process, which

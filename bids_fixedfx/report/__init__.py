@@ -27,7 +27,7 @@ def notes_about(notes, subject) -> list:
     return [note for note in notes if note.about(subject)]
 
 
-def write_participant_reports(settings, plan, notes) -> list:
+def write_participant_reports(settings, plan, notes, fork: bool = False) -> list:
     """Write ``sub-<s>.html`` and its figures for every subject of the plan.
 
     Parameters
@@ -37,26 +37,47 @@ def write_participant_reports(settings, plan, notes) -> list:
         What the participant level fitted (its maps are in ``settings.output_dir``).
     notes : sequence of Note
         Everything a user should know; each page shows the notes about its subject.
+    fork : bool
+        With several subjects and ``--nprocs`` above 1, write every other subject's page in
+        a forked child (:mod:`..forked`) while this process writes the others: each page
+        is drawn on one core, and there is nothing else left to do.
 
     Returns
     -------
     paths : list of Path
         The pages written.
     """
-    from .pages import Files
-    from .subject import write_subject_report
+    from .. import forked
 
     start = time.perf_counter()
-    files = Files(settings.output_dir)
     by_subject = defaultdict(list)
     for subject_plan in plan.subjects:
         by_subject[subject_plan.subject].append(subject_plan)
-    paths = [write_subject_report(settings, subject, plans, notes_about(notes, subject), files)
-             for subject, plans in by_subject.items()]
+    pages = [(subject, plans, notes_about(notes, subject)) for subject, plans in by_subject.items()]
+    beside = fork and settings.nprocs > 1 and len(pages) > 1
+    with forked.Forked(_write_pages, settings, pages[1::2] if beside else [], fork=beside) as other:
+        if other.pid is not None:
+            logger.debug("Writing %d of the %d subject reports in process %d", len(pages[1::2]), len(pages), other.pid)
+        here = _write_pages(settings, pages[::2] if beside else pages)
+        there = other.result()
+    paths = [None] * len(pages)
+    if beside:
+        paths[::2], paths[1::2] = here, there
+    else:
+        paths = here
     if paths:
         others = f" (and {len(paths) - 1} more sub-*.html beside it)" if len(paths) > 1 else ""
         logger.info("Reports written in %.1f s; open %s%s", time.perf_counter() - start, paths[0], others)
     return paths
+
+
+def _write_pages(settings, pages) -> list:
+    """Write these subjects' pages: (subject, its plans, its notes) each."""
+    from .pages import Files
+    from .subject import write_subject_report
+
+    files = Files(settings.output_dir)
+    return [write_subject_report(settings, subject, plans, notes, files) for subject, plans, notes in pages]
 
 
 def write_group_report(settings, group_plan, notes=()):
