@@ -289,14 +289,10 @@ class _SharedFile:
         """In the child: an array of this shape and type in the file (uninitialised)."""
         import mmap
 
-        import numpy as np
-
-        dtype = np.dtype(dtype)
-        offset, nbytes = self._size, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        self._size = offset + -(-max(nbytes, 1) // mmap.PAGESIZE) * mmap.PAGESIZE  # next at a page
+        offset = self._size
+        self._size = offset + -(-max(_nbytes(shape, dtype), 1) // mmap.PAGESIZE) * mmap.PAGESIZE  # next at a page
         os.ftruncate(self.fd, self._size)
-        array = np.frombuffer(mmap.mmap(self.fd, max(nbytes, 1), offset=offset), dtype, nbytes // dtype.itemsize)
-        array = array.reshape(shape)
+        array = self._mapped(offset, shape, dtype)
         self._placed[id(array)] = (array, offset)
         return array
 
@@ -309,21 +305,30 @@ class _SharedFile:
 
     def array(self, where):
         """In the parent, unpickling: the array the child placed there, mapped from the file."""
+        _, offset, shape, dtype = where
+        return self._mapped(offset, shape, dtype)
+
+    def _mapped(self, offset, shape, dtype):
+        """The array of this shape and type at ``offset`` in the file, mapped (shared)."""
         import mmap
 
         import numpy as np
 
-        _, offset, shape, dtype = where
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = _nbytes(shape, dtype)
         return np.frombuffer(mmap.mmap(self.fd, max(nbytes, 1), offset=offset), dtype,
-                             nbytes // dtype.itemsize).reshape(shape)
+                             nbytes // np.dtype(dtype).itemsize).reshape(shape)
 
     def close(self):
         """Close the file (the arrays mapped keep their memory until they are freed)."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _nbytes(shape, dtype) -> int:
+    import numpy as np
+
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
 class _SharedPickler(pickle.Pickler):
