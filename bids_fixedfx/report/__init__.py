@@ -55,16 +55,16 @@ def write_participant_reports(settings, plan, notes, fork: bool = False) -> list
         by_subject[subject_plan.subject].append(subject_plan)
     pages = [(subject, plans, notes_about(notes, subject)) for subject, plans in by_subject.items()]
     beside = fork and settings.nprocs > 1 and len(pages) > 1
-    with forked.Forked(_write_pages, settings, pages[1::2] if beside else [], fork=beside) as other:
+    mine, theirs = (pages[::2], pages[1::2]) if beside else (pages, [])
+    with forked.Forked(_write_pages, settings, theirs, fork=beside) as other:
         if other.pid is not None:
-            logger.debug("Writing %d of the %d subject reports in process %d", len(pages[1::2]), len(pages), other.pid)
-        here = _write_pages(settings, pages[::2] if beside else pages)
+            logger.debug("Writing %d of the %d subject reports in process %d", len(theirs), len(pages), other.pid)
+        here = _write_pages(settings, mine)
         there = other.result()
-    paths = [None] * len(pages)
-    if beside:
+    paths = here
+    if beside:  # back in the subjects' order
+        paths = [None] * len(pages)
         paths[::2], paths[1::2] = here, there
-    else:
-        paths = here
     if paths:
         others = f" (and {len(paths) - 1} more sub-*.html beside it)" if len(paths) > 1 else ""
         logger.info("Reports written in %.1f s; open %s%s", time.perf_counter() - start, paths[0], others)
