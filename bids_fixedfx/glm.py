@@ -15,7 +15,10 @@ and memory only:
   (nilearn builds a ``RegressionResults`` per bin, and a Toeplitz system per voxel);
   contrasts are computed from the fitted arrays as ``compute_contrast`` computes them;
 - each voxel's R² is ``RegressionResults.r_square`` (the variance of the whitened fit
-  over that of the whitened data: a pseudo-R² with AR(1)), from the same arrays;
+  over that of the whitened data: a pseudo-R² with AR(1)), from the same arrays; the
+  fit's variance is taken from the parameters and the design's covariance (``theta' S
+  theta``, the same number to about 1e-15) and the residuals are computed in place by
+  BLAS (``gemm``), instead of holding the fitted values in an array of the data's size;
 - voxels are fitted in chunks, on ``n_threads`` threads: first the OLS fit that gives
   each voxel's AR(1) bin, chunk by chunk, then each bin's voxels together (in chunks),
   then every contrast's statistics at once. nilearn's AR(1) model bins each voxel's
@@ -205,8 +208,9 @@ class NoiseModels:
     def model(self, rho_bin):
         """nilearn's model and per-contrast factors for an AR(1) bin (None: OLS).
 
-        Returns (whitened design, its pseudo-inverse, the factor per contrast: the
-        variance factor ``c cov c'`` of a t contrast, ``sqrtm(inv(c cov c'))`` of an F one).
+        Returns (whitened design, its pseudo-inverse, the design's covariance ``S`` (the
+        fit's variance is ``theta' S theta``), the factor per contrast: the variance factor
+        ``c cov c'`` of a t contrast, ``sqrtm(inv(c cov c'))`` of an F one).
         """
         if rho_bin not in self._models:  # computed twice at worst, by two threads: same values
             from nilearn.glm.regression import ARModel
@@ -220,7 +224,9 @@ class NoiseModels:
                     factors.append(variance[0, 0])
                 else:  # compute_contrast: vcov(matrix=con_val, dispersion=1.0)
                     factors.append(sqrtm(np.linalg.inv(np.atleast_2d(variance * 1.0))))
-            self._models[rho_bin] = (model.whitened_design, model.calc_beta, factors)
+            design = model.whitened_design
+            centered = design - design.mean(axis=0)
+            self._models[rho_bin] = (design, model.calc_beta, centered.T @ centered / design.shape[0], factors)
         return self._models[rho_bin]
 
 
@@ -279,7 +285,7 @@ def mean_scaled(voxels, means):
 def ols_residuals(scaled, models):
     """The residuals of nilearn's OLS fit of the mean-scaled series (``run_glm``'s first
     pass, from which the AR(1) coefficients are estimated)."""
-    design, pinv, _ = models.model(None)
+    design, pinv, _, _ = models.model(None)
     return scaled - np.dot(design, np.dot(pinv, scaled))
 
 
@@ -355,17 +361,17 @@ def fit_voxels(series, means, rho_bin, columns, models, fitted):
     # a bin's voxels are gathered each series in one piece (column-major: the operations
     # below run along time), an OLS chunk is a view of the series
     data = mean_scaled(series[:, columns], means[columns])  # OLSModel fits it as it is
-    design, pinv, contrast_factors = models.model(rho_bin)
+    design, pinv, covariance, contrast_factors = models.model(rho_bin)
     if rho_bin is not None:  # ARModel.whiten, in double precision: x[1:] - rho * x[:-1], x[0] kept
         scaled, data = data, np.empty_like(data, dtype=np.float64)  # in its layout: sums run as before
         data[:1] = scaled[:1]
         np.multiply(scaled[:-1], rho_bin * 1.0 / AR_BINS, out=data[1:], dtype=np.float64)
         np.subtract(scaled[1:], data[1:], out=data[1:], dtype=np.float64)
     theta = np.dot(pinv, data)
-    predicted = np.dot(design, theta)
-    residuals = data - predicted
     with np.errstate(divide="ignore", invalid="ignore"):  # a constant voxel: NaN, as nilearn
-        fitted.r_square[columns] = np.var(predicted, 0) / np.var(data, 0)
+        explained = np.maximum(np.einsum("ij,ij->j", theta, covariance @ theta), 0.0)  # a variance: >= 0
+        fitted.r_square[columns] = explained / np.var(data, 0)
+    residuals = subtract_fit(data, design, theta)
     fitted.dispersion[columns] = np.sum(residuals**2, 0) / (design.shape[0] - design.shape[1])
     for index, (vector, test, factor) in enumerate(zip(models.vectors, models.tests, contrast_factors)):
         if test == "t":
@@ -373,6 +379,31 @@ def fit_voxels(series, means, rho_bin, columns, models, fitted):
             fitted.effects[index][columns] = np.dot(vector, theta)[0]
         else:  # the effect whitened by the contrast's covariance, as compute_contrast
             fitted.effects[index][:, columns] = np.dot(factor, np.atleast_2d(np.dot(vector, theta)))
+
+
+def subtract_fit(data, design, theta):
+    """The residuals ``data - design @ theta``, written over ``data`` when it is float64 and
+    contiguous (BLAS's ``gemm``: no array of fitted values is made), else in a new array.
+
+    Parameters
+    ----------
+    data : numpy.ndarray, shape (n_volumes, n_voxels)
+    design : numpy.ndarray, shape (n_volumes, n_regressors)
+    theta : numpy.ndarray, shape (n_regressors, n_voxels)
+
+    Returns
+    -------
+    residuals : numpy.ndarray, shape (n_volumes, n_voxels)
+    """
+    from scipy.linalg.blas import dgemm
+
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    design = np.ascontiguousarray(design, dtype=np.float64)
+    if data.dtype == np.float64 and data.flags.f_contiguous:
+        return dgemm(-1.0, design.T, theta.T, 1.0, data, trans_a=1, trans_b=1, overwrite_c=1)
+    if data.dtype == np.float64 and data.flags.c_contiguous:
+        return dgemm(-1.0, theta.T, design.T, 1.0, data.T, overwrite_c=1).T
+    return data - np.dot(design, theta)
 
 
 def unmask_map(values, mask_img, outside=0.0):

@@ -442,6 +442,47 @@ def test_r_square_equals_regression_results_r_square(random_glm, noise_model):
 
 
 @pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+def test_constant_voxel_has_no_r_square_as_in_nilearn(random_glm, noise_model):
+    """A voxel without variance gets NaN (0 / 0), as RegressionResults.r_square; the others do not."""
+    from nilearn.glm.first_level import mean_scaling, run_glm
+
+    series, matrix, vectors, tests = random_glm
+    series = series.copy()
+    series[:, 5] = 700.0
+    labels, results = run_glm(mean_scaling(series, 0)[0], matrix, noise_model=noise_model)
+    expected = np.empty(series.shape[1])
+    for label, result in results.items():
+        expected[labels == label] = result.r_square
+    _, _, ours = glm.fit_contrasts(series, matrix, vectors, noise_model, tests=tests)
+    assert np.isnan(expected[5]) and np.isnan(ours[5])
+    np.testing.assert_allclose(np.delete(ours, 5), np.delete(expected, 5), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_subtract_fit_writes_the_residuals_over_double_precision_data(order):
+    rng = np.random.default_rng(3)
+    design, theta = rng.normal(size=(50, 4)), rng.normal(size=(4, 30))
+    data = np.asarray(rng.normal(size=(50, 30)), order=order)
+    expected = data - design @ theta
+    residuals = glm.subtract_fit(data, design, theta)
+    np.testing.assert_allclose(residuals, expected, rtol=1e-12, atol=1e-12)
+    assert residuals.shape == (50, 30) and np.shares_memory(residuals, data)
+
+
+@pytest.mark.parametrize("make", [lambda d: d.astype(np.float32), lambda d: d[:, ::2], lambda d: d[::2]])
+def test_subtract_fit_leaves_other_data_as_it_is(make):
+    """Single precision or a strided view: a new array, the data untouched."""
+    rng = np.random.default_rng(4)
+    data = make(rng.normal(size=(50, 30)))
+    design, theta = rng.normal(size=(data.shape[0], 3)), rng.normal(size=(3, data.shape[1]))
+    before = data.copy()
+    residuals = glm.subtract_fit(data, design, theta)
+    np.testing.assert_allclose(residuals, data.astype(np.float64) - design @ theta, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(data, before)
+    assert not np.shares_memory(residuals, data)
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
 def test_r_square_map_equals_first_level_models(example_dataset, example_run, noise_model):
     """The run's R² map is FirstLevelModel(minimize_memory=False).r_square_, with the same design,
     mask, smoothing and noise model; it is higher where the example's effects are (drift and motion
