@@ -8,7 +8,8 @@ command (not a caller's process that runs ``cli.main``) makes the selection in a
 child (:class:`Forked`) while it imports nilearn, and the child sends back its result, or
 the exception it raised, through a pipe. The child then reads the first run's series
 (``then``), on the core that the import leaves idle once the selection is done, into
-memory this process maps as it is (:class:`_SharedFile`).
+memory this process maps as it is (:class:`_SharedFile`). The group level likewise reads
+the model and plans its tests in a child while it imports nilearn.
 
 Forking copies the process as it is, so the child needs no imports or set-up of its own.
 What it logs to the app's logger and what it warns are sent back with its answer, then

@@ -129,15 +129,15 @@ def _voxel_blocks(n_rows: int, n_voxels: int):
 
 
 def same_grid(imgs, atol=1e-4) -> bool:
-    """Whether all images share one voxel grid (shape, and affine within ``atol``)."""
-    from nilearn.image import load_img
-
-    from .images import read_image
+    """Whether all images share one voxel grid (shape, and affine within ``atol``); a file's
+    grid is read from its header (:func:`.images.check_image`)."""
+    from .images import check_image, read_image
     from .surface import is_surface_file
 
     def load(img):
-        is_path = isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")
-        return read_image(img) if is_path and is_surface_file(img) else load_img(img)
+        if not (isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")):
+            return img
+        return read_image(img) if is_surface_file(img) else check_image(img)
 
     first = load(imgs[0])
     for img in imgs[1:]:

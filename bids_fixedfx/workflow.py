@@ -27,17 +27,22 @@ logger = logging.getLogger("bids_fixedfx")
 FITTING_MODULES = ("nilearn.glm.first_level", "nilearn.glm.regression", "nilearn.glm.contrasts",
                    "nilearn.masking", "scipy.ndimage")
 
+#: What the group level's statistics import (nilearn's GLM loads scikit-learn, SciPy and the
+#: rest of nilearn): with more than one core, imported while a forked child plans the tests.
+GROUP_MODULES = ("nilearn.glm.regression", "nilearn.glm.contrasts", "nilearn.masking")
+
 #: Threads reading the next run: one decompresses, two smooth and mask the volumes it
 #: hands on (decompressing and smoothing release the GIL, so they run beside the fit).
 READ_THREADS = 3
 
 
 def run_level(settings, fork: bool = False) -> None:
-    """Run the analysis level the settings ask for (``fork``: see :func:`run_participant`)."""
+    """Run the analysis level the settings ask for (``fork``: see :func:`run_participant` and
+    :func:`run_group`)."""
     if settings.analysis_level == "participant":
         run_participant(settings, fork)
     else:
-        run_group(settings)
+        run_group(settings, fork)
 
 
 def run_participant(settings, fork: bool = False) -> None:
@@ -395,30 +400,26 @@ def _node_keys(settings, node) -> dict:
             "model_file": f"bids::{settings.model_file.as_posix()}"}
 
 
-def run_group(settings) -> None:
-    """Test every task, space and contrast across subjects; write ``group/``."""
+def run_group(settings, fork: bool = False) -> None:
+    """Test every task, space and contrast across subjects; write ``group/``.
+
+    With ``fork``, ``--nprocs`` above 1 and nilearn not loaded yet, the model is read and the
+    tests are planned in a forked child while this process loads nilearn (:mod:`.forked`).
+    """
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
-    model = plan.read_model(settings) if settings.model_file else None
-    if model is not None:
-        settings = plan.apply_input(model, settings)
-        settings = replace(settings, inference=plan.inference_settings(model, settings, "group"))
-        for text in model.notes:
-            logger.warning("%s", text)
-    if settings.group_covariates:
-        model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir),
-                                      settings.inference)
-    if model is not None:
-        dataset = model.nodes_at("dataset")
-        group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"
-        settings = replace(settings, group_model=group_model, group_design=_design_desc(dataset),
-                           model_file=_copy_model(model, settings),
-                           model_node_names={n.level: n.name for n in model.nodes})
-    elif (settings.output_dir / naming.build("model", model="default")).is_file():
-        settings = replace(settings, model_file=naming.build("model", model="default"),
-                           model_node_names={"dataset": "dataset"})
-    checked = plan.plan_group(settings, model)
+    beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in GROUP_MODULES)
+    if beside:
+        importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
+    with forked.Forked(_plan_group, settings, fork=beside) as planning:
+        if planning.pid is not None:
+            logger.debug("Planning the group level in process %d while nilearn loads", planning.pid)
+            for name in GROUP_MODULES:
+                importlib.import_module(name)
+        model, settings, checked = planning.result()
     for note in checked.notes:
         logger.warning("%s", note)
+    if model is not None:
+        _copy_model(model, settings)
     if settings.boilerplate_only:
         _write_boilerplate(settings, None, checked)
         return
@@ -438,10 +439,45 @@ def run_group(settings) -> None:
                f"; report: {page}" if settings.reports and page.is_file() else "")
 
 
+def _plan_group(settings):
+    """The model of ``-m`` or ``--group-covariates`` (None without), the settings it sets, and
+    the planned tests (:func:`.plan.plan_group`): everything checked, nothing written.
+
+    Returns
+    -------
+    model : Model or None
+    settings : Settings
+    checked : plan.GroupPlan
+    """
+    model = plan.read_model(settings) if settings.model_file else None
+    if model is not None:
+        settings = plan.apply_input(model, settings)
+        settings = replace(settings, inference=plan.inference_settings(model, settings, "group"))
+        for text in model.notes:
+            logger.warning("%s", text)
+    if settings.group_covariates:
+        model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir),
+                                      settings.inference)
+    if model is not None:
+        dataset = model.nodes_at("dataset")
+        group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"
+        settings = replace(settings, group_model=group_model, group_design=_design_desc(dataset),
+                           model_file=_model_copy(model), model_node_names={n.level: n.name for n in model.nodes})
+    elif (settings.output_dir / naming.build("model", model="default")).is_file():
+        settings = replace(settings, model_file=naming.build("model", model="default"),
+                           model_node_names={"dataset": "dataset"})
+    return model, settings, plan.plan_group(settings, model)
+
+
+def _model_copy(model):
+    """The path in OUTPUT_DIR (``models/``) of the model's copy."""
+    return naming.build("model", model=naming.label_of(model.name))
+
+
 def _copy_model(model, settings):
-    """The model's path in OUTPUT_DIR (``models/``), where the participant level wrote it;
-    the group level writes it there when it is not."""
-    relative = naming.build("model", model=naming.label_of(model.name))
+    """Write the model's copy in OUTPUT_DIR (``models/``) unless it is there (the participant
+    level writes it); its path."""
+    relative = _model_copy(model)
     target = settings.output_dir / relative
     if not target.is_file() or target.read_text() != model.to_json():
         outputs.write_text(model.to_json(), target)

@@ -371,6 +371,50 @@ def test_an_error_in_the_selecting_child_is_reported_as_without_it(example_datas
     assert errors[0] == errors[1] == errors[2]
 
 
+def _participant_outputs(analysed, target):
+    """A copy of the participant level's outputs (no group/)."""
+    shutil.copytree(analysed, target, ignore=lambda folder, names: [n for n in names if n.startswith("group")])
+    return target
+
+
+def test_a_fresh_process_plans_the_group_level_in_a_child_and_writes_the_same_maps(example_dataset, analysed,
+                                                                                     tmp_path):
+    """The command plans the group level in a forked child while it loads nilearn: the maps,
+    sidecars and report are those of the library call (no child); an error in planning gives
+    the same line and exit code, and nothing is written."""
+    outs, logs = {}, {}
+    for how in ("command", "library"):
+        outs[how] = _participant_outputs(analysed, tmp_path / how)
+        start = (["-m", "bids_fixedfx"] if how == "command"
+                 else ["-c", "import sys; from bids_fixedfx.cli import main; sys.exit(main(sys.argv[1:]))"])
+        before = checksums(outs[how])
+        failed = subprocess.run([sys.executable, *start, str(example_dataset.path), str(outs[how]), "group",
+                                 "--nprocs", "2", "-v", "--group-covariates", "height"],
+                                capture_output=True, text=True, timeout=600)
+        assert checksums(outs[how]) == before  # nothing written
+        done = subprocess.run([sys.executable, *start, str(example_dataset.path), str(outs[how]), "group",
+                               "--nprocs", "2", "-v"], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        errors = [line.split(" ", 1)[1] for line in failed.stderr.splitlines() if " ERROR: " in line]
+        logs[how] = (failed.returncode, errors, done.stderr)
+    assert "Planning the group level in process" in logs["command"][2]
+    assert "Planning the group level in process" not in logs["library"][2]
+    assert logs["command"][:2] == logs["library"][:2]
+    assert logs["command"][0] != 0 and len(logs["command"][1]) == 1 and "height" in logs["command"][1][0]
+    written = sorted(p.relative_to(outs["command"]) for p in (outs["command"] / "group").rglob("*") if p.is_file())
+    assert sum(p.name.endswith("_statmap.nii.gz") for p in written) >= 10
+    assert written == sorted(p.relative_to(outs["library"]) for p in (outs["library"] / "group").rglob("*")
+                             if p.is_file())
+    for relative in [*written, Path("group.html")]:
+        ours, theirs = (outs[how] / relative for how in ("command", "library"))
+        if relative.suffix == ".html":
+            ours, theirs = ([line for line in path.read_text().replace(str(outs[how]), "OUT").splitlines()
+                             if "bids-fixedfx" not in line] for path, how in ((ours, "command"), (theirs, "library")))
+        else:
+            ours, theirs = ours.read_bytes(), theirs.read_bytes()
+        assert ours == theirs, relative
+
+
 def checksums(root):
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
 
