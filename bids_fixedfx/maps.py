@@ -128,20 +128,33 @@ def _voxel_blocks(n_rows: int, n_voxels: int):
         yield slice(start, min(start + size, n_voxels))
 
 
-def same_grid(imgs, atol=1e-4) -> bool:
-    """Whether all images share one voxel grid (shape, and affine within ``atol``); a file's
-    grid is read from its header (:func:`.images.check_image`)."""
+def same_grid(imgs, atol=1e-4, grids=None) -> bool:
+    """Whether all images share one voxel grid (shape, and affine within ``atol``).
+
+    ``grids``: a dict in which the grid of each file is kept (:func:`grid_of`), so that a
+    file checked in several calls is read once."""
+    first = None
+    for img in imgs:
+        key = img if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__") else None
+        if grids is not None and key is not None and key in grids:
+            grid = grids[key]
+        else:
+            grid = grid_of(img)
+            if grids is not None and key is not None:
+                grids[key] = grid
+        if first is None:
+            first = grid
+        elif grid[0] != first[0] or not np.allclose(grid[1], first[1], atol=atol):
+            return False
+    return True
+
+
+def grid_of(img) -> tuple:
+    """An image's voxel grid: its first three dimensions and its affine; a file's read from
+    its header (:func:`.images.check_image`)."""
     from .images import check_image, read_image
     from .surface import is_surface_file
 
-    def load(img):
-        if not (isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")):
-            return img
-        return read_image(img) if is_surface_file(img) else check_image(img)
-
-    first = load(imgs[0])
-    for img in imgs[1:]:
-        img = load(img)
-        if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine, atol=atol):
-            return False
-    return True
+    if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__"):
+        img = read_image(img) if is_surface_file(img) else check_image(img)
+    return tuple(img.shape[:3]), np.asarray(img.affine, dtype=np.float64)

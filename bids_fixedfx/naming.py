@@ -167,13 +167,37 @@ def entity_patterns(statmaps: bool = True) -> tuple:
     """pybids' entities of raw and derivatives file names (with ``statmaps``, also the
     ``contrast`` and ``stat`` of this app's maps), loaded once: pybids loads a configuration
     given by name anew at each call (milliseconds a name, minutes for a large group level).
-    Pass them as ``entities=`` to ``bids.layout.parse_file_entities``."""
+    Matched by :func:`match_entities`."""
     from bids.layout.models import Config
 
     entities = {}
     for config in _config() if statmaps else ("bids", "derivatives"):
         entities.update((config if isinstance(config, Config) else Config.load(config)).entities)
     return tuple(entities.values())
+
+
+class _FileName:
+    """What pybids' ``Entity.match_file`` reads of the ``BIDSFile`` that
+    ``parse_file_entities`` makes of a name: its path. (A ``BIDSFile`` is an SQLAlchemy
+    record: making one takes longer than matching all the entities, thousands of times in
+    a large group level.)"""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str):
+        self.path = path
+
+
+def match_entities(path: str, statmaps: bool = True) -> dict:
+    """``bids.layout.parse_file_entities(path, entities=entity_patterns(statmaps))``: pybids'
+    entities matched in ``path`` (values as pybids types them), without making a ``BIDSFile``."""
+    name = _FileName(str(path))
+    found = {}
+    for entity in entity_patterns(statmaps):
+        value = entity.match_file(name)
+        if value is not None:
+            found[entity.name] = value
+    return found
 
 
 def parse(path) -> dict:
@@ -191,15 +215,20 @@ def parse(path) -> dict:
         ``subject``, ``task``, ``space``, ``contrast``, ``stat``, ``desc``, ``suffix``,
         ``extension`` ... as strings (``run-01`` stays ``"01"``).
     """
-    from bids.layout import parse_file_entities
-
     path = PurePosixPath(Path(path).as_posix())
     if path.is_absolute():
         raise ValueError(f"{path} is absolute; parse names relative to their dataset.")
-    name = path.name
-    entities = parse_file_entities("/" + str(path), entities=entity_patterns())
+    return dict(_parsed(str(path)))
+
+
+@lru_cache(maxsize=1 << 14)
+def _parsed(path: str) -> dict:
+    """:func:`parse` of a relative POSIX path, kept for the next call with the same name (a
+    group level reads the names of thousands of maps, several times); callers get a copy."""
+    entities = match_entities("/" + path)
     entities = {k: str(v) for k, v in entities.items() if k != "datatype"}
     # pybids reads run-01 as the integer 1: keep the value as written
+    name = PurePosixPath(path).name
     for key in ("run", "echo"):
         if ENTITY_NAMES.get(key) in entities:
             entities[ENTITY_NAMES[key]] = _written_value(name, key)

@@ -425,8 +425,9 @@ def run_group(settings, fork: bool = False) -> None:
         return
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
     outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
+    intersections = {}  # the tests of one task's contrasts share their subjects' masks
     for test in checked.tests:
-        write_group(test, settings)
+        write_group(test, settings, intersections)
         logger.info("task-%s%s contrast-%s%s: group %s over %d subjects written", test.task,
                     f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
                     test.group_model or settings.group_model, len(set(test.subjects)))
@@ -527,10 +528,11 @@ def _stale_group_files(output_dir, checked, settings) -> list:
     return stale
 
 
-def write_group(test, settings) -> None:
+def write_group(test, settings, intersections=None) -> None:
     """Compute one group-level test (or a model's contrasts of it) and write its maps, as one set
     that replaces the earlier maps of the same group model, node and group (other group models'
-    maps, named apart, stay)."""
+    maps, named apart, stay). ``intersections``: a dict that keeps the group mask of each set
+    of subject masks, for the next tests over the same masks."""
     output_dir = settings.output_dir
     items = test.inputs
     group_model, design, own = _own(test, settings)
@@ -545,7 +547,12 @@ def write_group(test, settings) -> None:
         node_keys["node"] = test.node.name
     contrasts = list(combine.contrasts_of(test, group_model))
     with outputs.Staging(output_dir, key) as staging:
-        mask = combine.intersect_masks([i.mask for i in items])
+        masks = tuple(i.mask for i in items)
+        mask = intersections.get(masks) if intersections is not None else None
+        if mask is None:
+            mask = combine.intersect_masks(masks)
+            if intersections is not None:
+                intersections[masks] = mask
         mask_paths = outputs.write_map_and_sidecars(
             mask, staging, "group_mask",
             outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,

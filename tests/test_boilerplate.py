@@ -301,3 +301,24 @@ def test_the_participant_command_is_read_from_a_subject_sidecar():
     assert recorded_command(StatmapSidecar.from_json(data, "x.json")) is None
     recorded = StatmapSidecar.from_json({**data, "CommandLine": "bids-fixedfx in out participant"}, "x.json")
     assert recorded_command(recorded) == "bids-fixedfx in out participant"
+
+
+def test_only_the_outputs_own_sources_are_followed(tmp_path):
+    """A map's sources in OUTPUT_DIR are its ``bids::`` ones; input datasets' files and names
+    that lead out of OUTPUT_DIR are not followed."""
+    from types import SimpleNamespace
+
+    from bids_fixedfx.boilerplate.readback import Reader
+
+    design = "sub-01/func/sub-01_task-x_run-01_design.tsv"
+    info = SimpleNamespace(sources=(
+        "bids:raw:sub-01/func/sub-01_task-x_run-01_events.tsv",
+        f"bids::{design}",
+        "bids::../../etc/sub-01_task-x_design.tsv",
+        "bids::/etc/sub-01_task-x_design.tsv",
+        "bids::",
+        "sub-01/func/sub-01_task-x_run-02_design.tsv",
+    ))
+    found = list(Reader(tmp_path)._own_sources(info))
+    assert [(str(relative), entities["run"]) for relative, entities in found] == [(design, "01")]
+

@@ -336,3 +336,23 @@ def test_same_grid():
     assert not combine.same_grid([a, nib.Nifti1Image(np.zeros(SHAPE), shifted)])
     assert not combine.same_grid([a, nib.Nifti1Image(np.zeros((7, 8, 5)), AFFINE)])
     assert not combine.same_grid([a, b, nib.Nifti1Image(np.zeros(SHAPE), np.diag([2.0, 3.0, 3.0, 1.0]))])
+
+
+def test_same_grid_reads_each_file_once_with_a_memory_of_grids(tmp_path, monkeypatch):
+    """Files are compared by their headers; with ``grids``, a file checked by an earlier call
+    is not read again, and a file on another grid is still found."""
+    paths = {}
+    for name, affine in (("a", AFFINE), ("b", AFFINE), ("shifted", np.diag([2.0, 3.0, 3.0, 1.0]))):
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.Nifti1Image(np.ones(SHAPE, np.int8), affine).to_filename(paths[name])
+    read = []
+    original = map_reading.grid_of
+    monkeypatch.setattr(map_reading, "grid_of", lambda img: read.append(img) or original(img))
+    grids = {}
+    assert combine.same_grid([paths["a"], paths["b"]], grids=grids)
+    assert combine.same_grid([paths["a"], paths["b"]], grids=grids)
+    assert not combine.same_grid([paths["a"], paths["shifted"]], grids=grids)
+    assert read == [paths["a"], paths["b"], paths["shifted"]]
+    assert not combine.same_grid([paths["b"], paths["shifted"]])  # without: read again
+    assert len(read) == 5
+

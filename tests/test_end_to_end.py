@@ -415,6 +415,23 @@ def test_a_fresh_process_plans_the_group_level_in_a_child_and_writes_the_same_ma
         assert ours == theirs, relative
 
 
+def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset, analysed, tmp_path,
+                                                                    monkeypatch):
+    """Every contrast of a task is tested over the same subjects' masks: they are intersected
+    once, and the maps are those of the group level that intersected them per test."""
+    from bids_fixedfx import combine
+
+    out = _participant_outputs(analysed, tmp_path / "out")
+    made = []
+    original = combine.intersect_masks
+    monkeypatch.setattr(combine, "intersect_masks", lambda masks: made.append(tuple(masks)) or original(masks))
+    assert main([str(example_dataset.path), str(out), "group", "--no-reports", "--nprocs", "1"]) == 0
+    tested = {p.name.split("_contrast-")[1].split("_")[0] for p in (out / "group").glob("*_stat-t_statmap.nii.gz")}
+    assert len(tested) >= 2 and len(made) == 1 and len(made[0]) == 3
+    for ours in sorted((out / "group").glob("*_statmap.nii.gz")):
+        assert np.array_equal(data(ours), data(analysed / "group" / ours.name)), ours.name
+
+
 def checksums(root):
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
 

@@ -148,6 +148,37 @@ def test_parse_round_trip(kind, entities):
     assert naming.build(kind, extension=extension, **parsed) == path
 
 
+@pytest.mark.parametrize("statmaps", [True, False])
+@pytest.mark.parametrize("name", [
+    "/sub-01/func/sub-01_task-x_run-01_space-MNI152NLin2009cAsym_contrast-aB_stat-z_statmap.nii.gz",
+    "/sub-01/ses-2/func/sub-01_ses-2_task-rest_acq-mb4_dir-AP_echo-2_part-mag_desc-preproc_bold.nii.gz",
+    "/sub-02/func/sub-02_task-x_hemi-L_space-fsaverage5_den-10k_bold.func.gii",
+    "/sub-02/func/sub-02_task-x_run-3_desc-confounds_timeseries.tsv",
+    "/sub-02/anat/sub-02_rec-norm_T1w.json",
+    "/group/task-x_contrast-a_stat-t_desc-groupFixed_statmap.json",
+    "/task-x_events.tsv",
+    "/README",
+    "/sub-01/func/not_a_bids name.txt",
+])
+def test_match_entities_equals_pybids(name, statmaps):
+    """The entities (and their pybids types) are parse_file_entities' with the same entities."""
+    from bids.layout import parse_file_entities
+
+    expected = parse_file_entities(name, entities=naming.entity_patterns(statmaps))
+    assert naming.match_entities(name, statmaps=statmaps) == expected
+    assert {key: type(value) for key, value in naming.match_entities(name, statmaps).items()} == {
+        key: type(value) for key, value in expected.items()}
+
+
+def test_parse_gives_a_copy_each_call():
+    """Names are parsed once and kept: what a caller does with its dict does not reach the next."""
+    name = "sub-01/func/sub-01_task-x_run-02_contrast-a_stat-t_statmap.nii.gz"
+    first = naming.parse(name)
+    first["task"] = "changed"
+    second = naming.parse(Path(name))
+    assert second["task"] == "x" and second["run"] == "02" and second is not first
+
+
 def test_parse_refuses_absolute_paths():
     """Entities never come from the folders above a dataset (/data/proj_task-pilot/...)."""
     with pytest.raises(ValueError):

@@ -13,7 +13,7 @@ once, or one job per subject).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .. import naming
 from ..errors import InputFileError
@@ -120,10 +120,15 @@ class Reader:
         return records
 
     def _own_sources(self, info):
+        """The sources that are files of OUTPUT_DIR, with their entities: ``bids::`` URIs (the
+        app names its own files so; the input datasets, ``bids:<name>:``, lie outside OUTPUT_DIR),
+        none that leads out of it."""
         for source in info.sources:
-            relative = self.relative(self.resolve(source))
-            if relative is not None:
-                yield relative, naming.parse(relative)
+            if not source.startswith("bids::"):
+                continue
+            relative = PurePosixPath(source[len("bids::"):])
+            if relative.parts and not relative.is_absolute() and ".." not in relative.parts:
+                yield Path(relative), naming.parse(relative)
 
     def _record(self, relative, entities) -> RunRecord:
         sidecar = naming.build("design", **{**entities, "extension": ".json"})

@@ -12,15 +12,13 @@ import os
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError
-from ..naming import entity_patterns
+from ..naming import match_entities
 from .folders import _dataset_root, _layout_roots
 
 
 def _name_entities(name):
     """The entities of a file name (its folder not considered), with suffix and extension."""
-    from bids.layout import parse_file_entities
-
-    return parse_file_entities("/" + name, entities=entity_patterns(statmaps=False))
+    return match_entities("/" + name, statmaps=False)
 
 
 def inherited_files(path: Path, root: Path, suffix: str, extension: str) -> list[list[Path]]:

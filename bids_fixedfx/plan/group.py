@@ -173,7 +173,7 @@ def plan_group(settings, model=None) -> GroupPlan:
     from .graph import dataset_steps
 
     output_dir = settings.output_dir
-    tests, untested, notes, read = [], [], [], {}
+    tests, untested, notes, read, grids = [], [], [], {}, {}
     for step in dataset_steps(model) or (None,):
         source = (step.source_level, step.source_desc) if step is not None else ("subject", None)
         if source not in read:  # several dataset nodes fed by one node read its maps once
@@ -211,7 +211,7 @@ def plan_group(settings, model=None) -> GroupPlan:
             if step is not None:
                 test, more = _model_test(test, step.node, table.loc[indices])
                 notes += more
-            _check_grid(test, output_dir)
+            _check_grid(test, output_dir, grids)
             tests.append(test)
     if not tests:
         raise NoDataError(
@@ -322,10 +322,11 @@ def _node_fields(step, values) -> dict:
             "group_model": "fixed" if step.node.model_type == "meta" else "random"}
 
 
-def _check_grid(test, output_dir) -> None:
+def _check_grid(test, output_dir, grids) -> None:
+    """The test's masks on one grid (``grids``: see :func:`.maps.same_grid`)."""
     from ..combine import same_grid
 
-    if not same_grid([item.mask for item in test.inputs]):
+    if not same_grid([item.mask for item in test.inputs], grids=grids):
         raise NoDataError(
             f"The subjects' task-{test.task} masks in {output_dir} are on different voxel grids; "
             "rerun the participant level with one --space for all subjects."
