@@ -196,9 +196,9 @@ def dataset_description(bids_dir, output_dir, datasets=None) -> dict:
     return description
 
 
-def write_dataset_files(bids_dir, output_dir, datasets=None) -> None:
-    """Write ``dataset_description.json`` and ``.bidsignore`` (same content from every process);
-    ``DatasetLinks`` keeps the links an earlier level wrote."""
+def merged_description(bids_dir, output_dir, datasets=None) -> dict:
+    """What :func:`write_dataset_files` writes in ``dataset_description.json``: the output's
+    description, its ``DatasetLinks`` those of the file already there with this run's own."""
     output_dir = Path(output_dir)
     description = dataset_description(bids_dir, output_dir, datasets)
     try:
@@ -207,7 +207,14 @@ def write_dataset_files(bids_dir, output_dir, datasets=None) -> None:
         earlier = {}
     if isinstance(earlier, dict):
         description["DatasetLinks"] = {**earlier, **description["DatasetLinks"]}
-    write_json(description, output_dir / "dataset_description.json")
+    return description
+
+
+def write_dataset_files(bids_dir, output_dir, datasets=None) -> None:
+    """Write ``dataset_description.json`` and ``.bidsignore`` (same content from every process);
+    ``DatasetLinks`` keeps the links an earlier level wrote (:func:`merged_description`)."""
+    output_dir = Path(output_dir)
+    write_json(merged_description(bids_dir, output_dir, datasets), output_dir / "dataset_description.json")
     write_text(BIDSIGNORE, output_dir / ".bidsignore")
     write_text(README, output_dir / "README.md")
 

@@ -404,34 +404,39 @@ def run_group(settings, fork: bool = False) -> None:
     """Test every task, space and contrast across subjects; write ``group/``.
 
     With ``fork``, ``--nprocs`` above 1 and nilearn not loaded yet, the model is read and the
-    tests are planned in a forked child while this process loads nilearn (:mod:`.forked`).
+    tests are planned in a forked child while this process loads nilearn (:mod:`.forked`); the
+    child then composes the methods text (:func:`_group_methods`) while this process computes
+    the maps.
     """
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
     beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in GROUP_MODULES)
     if beside:
         importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
-    with forked.Forked(_plan_group, settings, fork=beside) as planning:
+    with forked.Forked(_plan_group, settings, fork=beside, then=_group_methods) as planning:
         if planning.pid is not None:
             logger.debug("Planning the group level in process %d while nilearn loads", planning.pid)
             for name in GROUP_MODULES:
                 importlib.import_module(name)
         model, settings, checked = planning.result()
-    for note in checked.notes:
-        logger.warning("%s", note)
-    if model is not None:
-        _copy_model(model, settings)
-    if settings.boilerplate_only:
-        _write_boilerplate(settings, None, checked)
-        return
-    outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
-    outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
-    intersections = {}  # the tests of one task's contrasts share their subjects' masks
-    for test in checked.tests:
-        write_group(test, settings, intersections)
-        logger.info("task-%s%s contrast-%s%s: group %s over %d subjects written", test.task,
-                    f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
-                    test.group_model or settings.group_model, len(set(test.subjects)))
-    _write_boilerplate(settings, None, checked)
+        for note in checked.notes:
+            logger.warning("%s", note)
+        if model is not None:
+            _copy_model(model, settings)
+        if settings.boilerplate_only:
+            _write_boilerplate(settings, None, checked, planning.then_result())
+            return
+        outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
+        outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
+        intersections = {}  # the tests of one task's contrasts share their subjects' masks
+        for test in checked.tests:
+            write_group(test, settings, intersections)
+            logger.info("task-%s%s contrast-%s%s: group %s over %d subjects written", test.task,
+                        f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
+                        test.group_model or settings.group_model, len(set(test.subjects)))
+        composed = planning.then_result()
+        if composed is not None:
+            logger.debug("Methods text composed in process %d while the maps were computed", planning.pid)
+        _write_boilerplate(settings, None, checked, composed)
     if settings.reports:
         _write_group_report(settings, checked)
     page = settings.output_dir / naming.build("group_report")
@@ -468,6 +473,16 @@ def _plan_group(settings):
         settings = replace(settings, model_file=naming.build("model", model="default"),
                            model_node_names={"dataset": "dataset"})
     return model, settings, plan.plan_group(settings, model)
+
+
+def _group_methods(planned, allocate):
+    """In the child that planned the group level, once it sent the plan: the methods text
+    (:func:`.boilerplate.compose`, which reads the first level back from every subject's
+    sidecars), made while this process computes the maps."""
+    from . import boilerplate
+
+    _, settings, checked = planned
+    return boilerplate.compose(settings, group_plan=checked)
 
 
 def _model_copy(model):
@@ -619,11 +634,13 @@ def _group_maps(test, contrast, matrix, mask, group_model):
     return maps, group
 
 
-def _write_boilerplate(settings, checked, group_plan):
-    """Write the methods boilerplate (``logs/CITATION.*``) from the level's plan."""
+def _write_boilerplate(settings, checked, group_plan, composed=None):
+    """Write the methods boilerplate (``logs/CITATION.*``) from the level's plan (``composed``:
+    its text, made beforehand, see :func:`.boilerplate.write`)."""
     from . import boilerplate
 
-    boilerplate.write(settings, plan=checked, group_plan=group_plan, notes=checked.notes if checked else ())
+    boilerplate.write(settings, plan=checked, group_plan=group_plan, notes=checked.notes if checked else (),
+                      composed=composed)
 
 
 def _write_reports(settings, checked, notes, fork=False):

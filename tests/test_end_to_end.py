@@ -379,9 +379,10 @@ def _participant_outputs(analysed, target):
 
 def test_a_fresh_process_plans_the_group_level_in_a_child_and_writes_the_same_maps(example_dataset, analysed,
                                                                                      tmp_path):
-    """The command plans the group level in a forked child while it loads nilearn: the maps,
-    sidecars and report are those of the library call (no child); an error in planning gives
-    the same line and exit code, and nothing is written."""
+    """The command plans the group level in a forked child while it loads nilearn, and the
+    child composes the methods text while the maps are computed: the maps, sidecars, report and
+    methods text are those of the library call (no child); an error in planning gives the same
+    line and exit code, and nothing is written."""
     outs, logs = {}, {}
     for how in ("command", "library"):
         outs[how] = _participant_outputs(analysed, tmp_path / how)
@@ -397,19 +398,22 @@ def test_a_fresh_process_plans_the_group_level_in_a_child_and_writes_the_same_ma
         assert done.returncode == 0, done.stderr
         errors = [line.split(" ", 1)[1] for line in failed.stderr.splitlines() if " ERROR: " in line]
         logs[how] = (failed.returncode, errors, done.stderr)
-    assert "Planning the group level in process" in logs["command"][2]
-    assert "Planning the group level in process" not in logs["library"][2]
+    for line in ("Planning the group level in process", "Methods text composed in process"):
+        assert line in logs["command"][2] and line not in logs["library"][2]
     assert logs["command"][:2] == logs["library"][:2]
     assert logs["command"][0] != 0 and len(logs["command"][1]) == 1 and "height" in logs["command"][1][0]
     written = sorted(p.relative_to(outs["command"]) for p in (outs["command"] / "group").rglob("*") if p.is_file())
     assert sum(p.name.endswith("_statmap.nii.gz") for p in written) >= 10
     assert written == sorted(p.relative_to(outs["library"]) for p in (outs["library"] / "group").rglob("*")
                              if p.is_file())
-    for relative in [*written, Path("group.html")]:
+    for relative in [*written, Path("group.html"), *(Path("logs") / f"CITATION.{kind}" for kind in ("md", "bib", "html"))]:
         ours, theirs = (outs[how] / relative for how in ("command", "library"))
         if relative.suffix == ".html":
             ours, theirs = ([line for line in path.read_text().replace(str(outs[how]), "OUT").splitlines()
                              if "bids-fixedfx" not in line] for path, how in ((ours, "command"), (theirs, "library")))
+        elif relative.parent.name == "logs":  # the methods text quotes the command line
+            ours, theirs = (path.read_text().replace(str(outs[how]), "OUT")
+                            for path, how in ((ours, "command"), (theirs, "library")))
         else:
             ours, theirs = ours.read_bytes(), theirs.read_bytes()
         assert ours == theirs, relative

@@ -24,12 +24,12 @@ from .text import render
 
 __all__ = [
     "author_year", "cited_keys", "format_weights", "parse_bibtex", "read_references", "reference",
-    "render", "software_versions", "to_html", "to_latex", "to_markdown", "write",
+    "compose", "render", "software_versions", "to_html", "to_latex", "to_markdown", "write",
 ]
 
 
-def write(settings, plan=None, group_plan=None, notes=()) -> list[Path]:
-    """Write ``logs/CITATION.md``, ``.bib``, ``.html`` (and ``.tex`` with pandoc) in OUTPUT_DIR.
+def compose(settings, plan=None, group_plan=None, notes=()) -> tuple[str, dict]:
+    """The methods text and the references it cites: what :func:`write` writes.
 
     Parameters
     ----------
@@ -43,8 +43,10 @@ def write(settings, plan=None, group_plan=None, notes=()) -> list[Path]:
 
     Returns
     -------
-    paths : list of Path
-        The files written.
+    keyed : str
+        Markdown with pandoc citations (``[@key]``).
+    cited : dict
+        Key -> :class:`.bibtex.Reference`, in the order of citation.
 
     Raises
     ------
@@ -63,11 +65,29 @@ def write(settings, plan=None, group_plan=None, notes=()) -> list[Path]:
     unknown = [k for k in keys if k not in references]
     if unknown:
         raise ValueError(f"The methods template cites {unknown[0]}, which references.bib does not have.")
-    cited = {k: references[k].with_version(methods.versions.get(k)) for k in keys}
+    return keyed, {k: references[k].with_version(methods.versions.get(k)) for k in keys}
+
+
+def write(settings, plan=None, group_plan=None, notes=(), composed=None) -> list[Path]:
+    """Write ``logs/CITATION.md``, ``.bib``, ``.html`` (and ``.tex`` with pandoc) in OUTPUT_DIR.
+
+    Parameters
+    ----------
+    settings, plan, group_plan, notes
+        See :func:`compose`.
+    composed : tuple, optional
+        What :func:`compose` returned for them, when it was called beforehand (elsewhere).
+
+    Returns
+    -------
+    paths : list of Path
+        The files written.
+    """
+    keyed, cited = composed if composed is not None else compose(settings, plan, group_plan, notes)
     logs = Path(settings.output_dir) / "logs"
     written = [
         outputs.write_text(to_markdown(keyed, cited), logs / "CITATION.md"),
-        outputs.write_text("\n".join(cited[k].raw for k in keys) + "\n", logs / "CITATION.bib"),
+        outputs.write_text("\n".join(reference.raw for reference in cited.values()) + "\n", logs / "CITATION.bib"),
         outputs.write_text(to_html(keyed, cited), logs / "CITATION.html"),
     ]
     tex = to_latex(keyed, logs)

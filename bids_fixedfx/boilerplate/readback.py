@@ -54,11 +54,13 @@ class Reader:
     Parameters
     ----------
     output_dir : Path
+    links : dict, optional
+        OUTPUT_DIR's ``DatasetLinks`` (default: read from its ``dataset_description.json``).
     """
 
-    def __init__(self, output_dir):
+    def __init__(self, output_dir, links=None):
         self.output_dir = Path(output_dir)
-        self._statmaps, self._designs, self._links = {}, {}, None
+        self._statmaps, self._designs, self._links = {}, {}, links
         self.descriptions = {}
 
     def resolve(self, source: str) -> Path:
@@ -188,7 +190,11 @@ def methods_from_group(settings, group_plan) -> Methods:
     InputFileError
         A sidecar the facts come from cannot be read.
     """
-    reader = Reader(settings.output_dir)
+    from ..outputs import merged_description
+
+    # the links as this run writes them (the text may be made before they are written)
+    links = merged_description(settings.bids_dir, settings.output_dir).get("DatasetLinks", {})
+    reader = Reader(settings.output_dir, links)
     by_model, commands = {}, []
     for test in group_plan.tests:
         for item in test.inputs:
