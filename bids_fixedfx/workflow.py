@@ -200,7 +200,9 @@ def _fit_all(run_plans, settings, ahead=None):
     Runs are fitted one at a time, each on ``--nprocs`` threads (voxels and volumes
     are independent), so memory stays that of about two runs' masked series whatever
     the dataset's size. With more than one core, the next run is read, smoothed and
-    masked (on :data:`READ_THREADS` threads) while the current one is fitted. ``ahead``:
+    masked (on :data:`READ_THREADS` threads) while the current one is fitted, on the
+    cores the readers leave (one at least: on two cores, more threads than cores cost
+    more than they gave). ``ahead``:
     the first run's series as the selecting child read it (:func:`_read_first`), taken if
     read from the same files in the same way.
     """
@@ -218,10 +220,10 @@ def _fit_all(run_plans, settings, ahead=None):
                          masked.series.shape[1], time.perf_counter() - start)
         return masked
 
-    def fit(run_plan, masked):
+    def fit(run_plan, masked, n_threads=settings.nprocs):
         start = time.perf_counter()
         result = glm.fit_masked(masked, run_plan.design, run_plan.contrasts, noise_model=model.noise_model,
-                                name=run_plan.run.name, n_threads=settings.nprocs)
+                                name=run_plan.run.name, n_threads=n_threads)
         logger.debug("%s: GLM and contrasts in %.1f s", run_plan.run.name, time.perf_counter() - start)
         return result
 
@@ -241,7 +243,9 @@ def _fit_all(run_plans, settings, ahead=None):
             if index + 1 < len(run_plans):
                 following = reader.submit(prepare, run_plans[index + 1], READ_THREADS)
             logger.debug("%s: waited %.1f s for the read-ahead", run_plan.run.name, time.perf_counter() - start)
-            result = fit(run_plan, masked)
+            # beside the next run's readers, on the cores they leave (at least one)
+            threads = settings.nprocs if following is None else max(1, settings.nprocs - READ_THREADS)
+            result = fit(run_plan, masked, threads)
             del masked
             yield run_plan, result, time.perf_counter() - start
 
