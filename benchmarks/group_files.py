@@ -44,7 +44,10 @@ from measure import load_text, measure_tree
 
 TASK, OTHER_TASK = "checkerboard", "other"
 TEMPLATE_SUBJECT = "01"
-OPENAT = re.compile(r'open(?:at)?\((?:AT_FDCWD|\d+), "([^"]+)".* = (\d+)$')
+#: strace -f's lines of an open: whole (``= fd`` at its end), or cut in two when another process
+#: made a call meanwhile (``<unfinished ...>``, then ``<... openat resumed>`` with the result).
+OPENAT = re.compile(r'^(\d+) +open(?:at)?\((?:AT_FDCWD|\d+), "([^"]+)"(.*)$')
+RESUMED = re.compile(r'^(\d+) +<\.\.\. open(?:at)? resumed>.* = (\d+)$')
 
 
 def make_template(work: Path) -> Path:
@@ -131,15 +134,22 @@ def _kind(name: str) -> str:
 
 
 def count_opens(trace: Path, output_dir: Path) -> tuple[Counter, Counter]:
-    """Files opened under OUTPUT_DIR's subject folders: (opens, distinct files) per
-    (task, level, kind)."""
-    opens, files = Counter(), {}
+    """Files opened (successfully) under OUTPUT_DIR's subject folders, by every process of the
+    trace: (opens, distinct files) per (task, level, kind)."""
+    opens, files, pending = Counter(), {}, {}
     prefix = str(output_dir)
     for line in trace.read_text().splitlines():
-        match = OPENAT.search(line)
-        if not match or not match.group(1).startswith(prefix):
+        path = None
+        match = OPENAT.match(line)
+        if match and match.group(3).endswith("<unfinished ...>"):
+            pending[match.group(1)] = match.group(2)
+        elif match and re.search(r" = \d+$", match.group(3)):
+            path = match.group(2)
+        elif (resumed := RESUMED.match(line)) and resumed.group(1) in pending:
+            path = pending.pop(resumed.group(1))
+        if path is None or not path.startswith(prefix):
             continue
-        relative = match.group(1)[len(prefix):].lstrip("/")
+        relative = path[len(prefix):].lstrip("/")
         if not relative.startswith("sub-"):
             continue
         name = relative.rsplit("/", 1)[-1]
