@@ -202,9 +202,8 @@ def _fit_all(run_plans, settings, ahead=None):
     the dataset's size. With more than one core, the next run is read, smoothed and
     masked (on :data:`READ_THREADS` threads) while the current one is fitted, on the
     cores the readers leave (one at least: on two cores, more threads than cores cost
-    more than they gave). ``ahead``:
-    the first run's series as the selecting child read it (:func:`_read_first`), taken if
-    read from the same files in the same way.
+    more than they gave). ``ahead``: the first run's series as the selecting child read
+    it (:func:`_read_first`), taken if read from the same files in the same way.
     """
     model = settings.model
 
