@@ -436,6 +436,30 @@ def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset
         assert np.array_equal(data(ours), data(analysed / "group" / ours.name)), ours.name
 
 
+def test_subject_maps_of_some_subjects_and_tasks_are_those_of_all_filtered(analysed, tmp_path):
+    """find_subject_maps lists only the selected subjects' and tasks' names: the maps are those
+    of the whole listing kept by subject and task (a longer task label, task-checkerboardx,
+    is listed and left out by its label); labels that are no BIDS label find nothing."""
+    from bids_fixedfx.plan import find_subject_maps
+
+    out = _participant_outputs(analysed, tmp_path / "out")
+    for effect in sorted((out / "sub-02" / "func").glob("sub-02_task-checkerboard_*stat-effect_statmap.nii.gz")):
+        shutil.copy(effect, effect.with_name(effect.name.replace("task-checkerboard", "task-checkerboardx")))
+    def listed(**selection):
+        return [(m.subject, m.task, m.contrast, m.effect, m.variance, m.sidecar, m.mask)
+                for m in find_subject_maps(out, **selection)]
+
+    everything = listed()
+    assert {m[1] for m in everything} == {"checkerboard", "checkerboardx"} and len(everything) >= 8
+    for subjects, tasks in ((("01", "02"), ()), ((), ("checkerboard",)), (("02",), ("checkerboardx",)),
+                            (("0*", "../01"), ("checker*", "[c]heckerboard"))):
+        expected = [m for m in everything if (not subjects or m[0] in subjects) and (not tasks or m[1] in tasks)]
+        found = listed(subjects=subjects, tasks=tasks)
+        assert [m for m in found if not tasks or m[1] in tasks] == expected, (subjects, tasks)
+        assert all(m[0] in subjects for m in found) or not subjects
+    assert listed(subjects=("0*",)) == [] and listed(tasks=("*",)) == []
+
+
 def checksums(root):
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
 

@@ -96,7 +96,8 @@ class GroupPlan:
         return {(t.task, t.space, t.contrast): list(t.inputs) for t in (*self.tests, *self.untested)}
 
 
-def find_subject_maps(output_dir, level: str = "subject", desc: str | None = None) -> list[SubjectMapFiles]:
+def find_subject_maps(output_dir, level: str = "subject", desc: str | None = None, subjects=(),
+                      tasks=()) -> list[SubjectMapFiles]:
     """Every subject-level (or session-level) effect map in OUTPUT_DIR, with its variance,
     sidecar and mask (volumes, GIFTI pairs by their left map, CIFTI).
 
@@ -107,6 +108,8 @@ def find_subject_maps(output_dir, level: str = "subject", desc: str | None = Non
     desc : str, optional
         The node's ``desc`` when its level has several nodes (:mod:`.graph`); maps of other
         nodes are not returned.
+    subjects, tasks : sequence of str, optional
+        Only these subjects' (tasks') maps, when given: the other names are not listed.
 
     Returns
     -------
@@ -115,12 +118,21 @@ def find_subject_maps(output_dir, level: str = "subject", desc: str | None = Non
     """
     from .. import naming
 
-    stem = {"subject": "sub-*/func/sub-*_task-*", "session": "sub-*/ses-*/func/sub-*_ses-*_task-*"}[level]
-    effects = [
-        *output_dir.glob(f"{stem}_stat-effect*_statmap.nii.gz"),
-        *output_dir.glob(f"{stem}_hemi-L_*_stat-effect*_statmap.func.gii"),  # a GIFTI pair's left map
-        *output_dir.glob(f"{stem}_stat-effect*_statmap.dscalar.nii"),
-    ]
+    effects = []
+    # a BIDS label is letters and digits: other labels name no file (and are no glob pattern);
+    # a task's pattern also lists longer labels (task-a: task-ab), which the caller leaves out
+    subjects = [label for label in subjects if label.isascii() and label.isalnum()] if subjects else ["*"]
+    tasks = [f"{label}*" for label in tasks if label.isascii() and label.isalnum()] if tasks else ["*"]
+    for subject in subjects:
+        for task in tasks:
+            stem = (f"sub-{subject}/func/sub-{subject}_task-{task}" if level == "subject"
+                    else f"sub-{subject}/ses-*/func/sub-{subject}_ses-*_task-{task}")
+            effects += [
+                *output_dir.glob(f"{stem}_stat-effect*_statmap.nii.gz"),
+                *output_dir.glob(f"{stem}_hemi-L_*_stat-effect*_statmap.func.gii"),  # a GIFTI pair's left map
+                *output_dir.glob(f"{stem}_stat-effect*_statmap.dscalar.nii"),
+            ]
+    effects = list(dict.fromkeys(effects))
     allowed = {"subject", "task", "space", "hemi", "den", "contrast", "stat", "suffix", "extension", "desc"}
     allowed |= {"session"} if level == "session" else set()
     found = []
@@ -227,7 +239,10 @@ def _found_maps(settings, step) -> tuple:
 
     output_dir = settings.output_dir
     level, desc = (step.source_level, step.source_desc) if step is not None else ("subject", None)
-    found = find_subject_maps(output_dir, level, desc) if output_dir.is_dir() else []
+    found = find_subject_maps(output_dir, level, desc, settings.participant_label,
+                              settings.task) if output_dir.is_dir() else []
+    if not found and (settings.participant_label or settings.task) and output_dir.is_dir():
+        found = find_subject_maps(output_dir, level, desc)  # none selected: said below, if any at all
     if not found:
         what = "subject-level maps" if step is None else f"maps of node {step.source!r} ({level} level)"
         raise NoDataError(f"OUTPUT_DIR {output_dir} has no {what}; run the participant level first.")
