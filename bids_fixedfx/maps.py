@@ -52,8 +52,13 @@ def intersect_masks(mask_imgs):
     return nib.Nifti1Image(inside.astype(np.int8), affine)
 
 
+def _is_path(img) -> bool:
+    """Whether ``img`` names a file (rather than being an image in memory)."""
+    return isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")
+
+
 def _name(img) -> str:
-    return str(img) if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__") else "in-memory image"
+    return str(img) if _is_path(img) else "in-memory image"
 
 
 def _read_mask(mask_img):
@@ -62,7 +67,7 @@ def _read_mask(mask_img):
 
     from .images import read_mask
 
-    if isinstance(mask_img, (str, bytes)) or hasattr(mask_img, "__fspath__"):
+    if _is_path(mask_img):
         mask_img = read_mask(mask_img)  # checked there, and made 0 and 1
         values, affine = np.asanyarray(mask_img.dataobj) != 0, mask_img.affine
     else:
@@ -74,7 +79,7 @@ def _read_map(img):
     """A 3D map's data (in its stored type, as nibabel scales it) and affine, read whole."""
     from .images import read_image
 
-    if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__"):
+    if _is_path(img):
         img = read_image(img, "Subject map")
     return np.asanyarray(img.dataobj), np.asarray(img.affine, dtype=np.float64)
 
@@ -135,13 +140,12 @@ def same_grid(imgs, atol=1e-4, grids=None) -> bool:
     file checked in several calls is read once."""
     first = None
     for img in imgs:
-        key = img if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__") else None
-        if grids is not None and key is not None and key in grids:
-            grid = grids[key]
+        if grids is not None and _is_path(img):
+            if img not in grids:
+                grids[img] = grid_of(img)
+            grid = grids[img]
         else:
             grid = grid_of(img)
-            if grids is not None and key is not None:
-                grids[key] = grid
         if first is None:
             first = grid
         elif grid[0] != first[0] or not np.allclose(grid[1], first[1], atol=atol):
@@ -155,6 +159,6 @@ def grid_of(img) -> tuple:
     from .images import check_image, read_image
     from .surface import is_surface_file
 
-    if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__"):
+    if _is_path(img):
         img = read_image(img) if is_surface_file(img) else check_image(img)
     return tuple(img.shape[:3]), np.asarray(img.affine, dtype=np.float64)
