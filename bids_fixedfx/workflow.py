@@ -55,16 +55,9 @@ def run_participant(settings, fork: bool = False) -> None:
     discover.check_bids_dir(settings.bids_dir)
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
-    beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in FITTING_MODULES)
     with _validation(settings):  # the validator first: it uses a core that pybids' import leaves idle
-        if beside:
-            importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
         then = None if settings.boilerplate_only else _read_first
-        with forked.Forked(_select, settings, fork=beside, then=then) as selecting:
-            if selecting.pid is not None:
-                logger.debug("Selecting the runs in process %d while nilearn loads", selecting.pid)
-                for name in FITTING_MODULES:
-                    importlib.import_module(name)
+        with _beside_imports(_select, settings, FITTING_MODULES, fork, then, "Selecting the runs") as selecting:
             model, settings, selection = selecting.result()
             checked = plan.plan_runs(selection, settings, model)
             if checked.runs and checked.runs[0].run.bold == selection.runs[0].bold:
@@ -138,6 +131,23 @@ def run_participant(settings, fork: bool = False) -> None:
                progress.duration(time.perf_counter() - started), total, len({s.subject for s in checked.subjects}),
                settings.output_dir, f" ({len(notes)} warning(s) above)" if notes else "",
                f"; report: {pages[0]}" + (f" and {len(pages) - 1} more" if len(pages) > 1 else "") if pages else "")
+
+
+@contextmanager
+def _beside_imports(function, settings, modules, fork, then, doing):
+    """``function(settings)`` as a :class:`.forked.Forked` call, made in a forked child while
+    this process imports ``modules`` (nilearn's, for what follows) when ``fork``, ``--nprocs``
+    is above 1 and they are not loaded yet; else in this process, by ``result()``. ``doing``
+    names the call in the ``-v`` line."""
+    beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in modules)
+    if beside:
+        importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
+    with forked.Forked(function, settings, fork=beside, then=then) as call:
+        if call.pid is not None:
+            logger.debug("%s in process %d while nilearn loads", doing, call.pid)
+            for name in modules:
+                importlib.import_module(name)
+        yield call
 
 
 def _select(settings):
@@ -412,14 +422,8 @@ def run_group(settings, fork: bool = False) -> None:
     the maps.
     """
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
-    beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in GROUP_MODULES)
-    if beside:
-        importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
-    with forked.Forked(_plan_group, settings, fork=beside, then=_group_methods) as planning:
-        if planning.pid is not None:
-            logger.debug("Planning the group level in process %d while nilearn loads", planning.pid)
-            for name in GROUP_MODULES:
-                importlib.import_module(name)
+    with _beside_imports(_plan_group, settings, GROUP_MODULES, fork, _group_methods,
+                         "Planning the group level") as planning:
         model, settings, checked = planning.result()
         for note in checked.notes:
             logger.warning("%s", note)
