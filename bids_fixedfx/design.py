@@ -161,7 +161,8 @@ def read_events(path, keep_missing_trial_types: bool = False) -> pd.DataFrame:
 
 
 def read_table(path, what: str = "table") -> pd.DataFrame:
-    """Read a BIDS TSV file (``n/a`` as missing), naming the file in any error.
+    """Read a BIDS TSV file (``n/a`` as missing, and an empty cell, which some tools write
+    for it), naming the file in any error. Other text (``NA``, ``null``) stays text.
 
     Raises
     ------
@@ -169,7 +170,7 @@ def read_table(path, what: str = "table") -> pd.DataFrame:
         The file cannot be read or parsed as a tab-separated table.
     """
     try:
-        return pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+        return pd.read_csv(path, sep="\t", na_values=["n/a", ""], keep_default_na=False)
     except FileNotFoundError:
         raise InputFileError(f"The {what} {path} does not exist.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:

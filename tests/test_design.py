@@ -105,6 +105,18 @@ def test_first_row_na_filled_as_load_confounds_does(example_run):
     assert any(w.kind == "imputed" and "derivative1" in w.text for w in built.notes)
 
 
+def test_empty_cells_are_missing_as_n_a_is(example_run, tmp_path):
+    text = example_run.confounds.read_text()
+    assert "n/a" in text
+    blank = tmp_path / example_run.confounds.name  # as nilearn's test-data generator writes them
+    blank.write_text(text.replace("n/a", ""))
+    model = ModelSettings(confounds=("trans_x", "trans_x_derivative1", "rot_y_derivative1"))
+    ours = design.build_design(dataclasses.replace(example_run, confounds=blank), model)
+    assert_same_matrix(ours.matrix, design.build_design(example_run, model).matrix)
+    assert any(w.kind == "imputed" for w in ours.notes)
+    assert design.read_table(blank)["trans_x_derivative1"].isna().iloc[0]
+
+
 def test_wildcard_confounds(example_run):
     header = list(read_confounds(example_run).columns)
     expected = [c for c in header if c.startswith("trans_")]

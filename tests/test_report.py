@@ -339,6 +339,10 @@ def test_variance_inflation_and_framewise_displacement(tmp_path):
     assert np.isnan(fd[0]) and fd[1:] == pytest.approx([1 + 50 * 0.01, 0.5])
     motion.assign(framewise_displacement=["n/a", 0.2, 0.3]).to_csv(confounds, sep="\t", index=False)
     assert quality.framewise_displacement(run).fd[1:] == pytest.approx([0.2, 0.3])
+    # an empty first cell (as nilearn's test-data generator writes it) and text that is no number
+    motion.assign(framewise_displacement=["", "0.2", "high"]).to_csv(confounds, sep="\t", index=False)
+    fd = quality.framewise_displacement(run).fd
+    assert np.isnan(fd[0]) and fd[1] == pytest.approx(0.2) and np.isnan(fd[2])
 
 
 def test_masks_are_compared_with_the_subject_mask():

@@ -76,14 +76,21 @@ def framewise_displacement(run) -> Motion | None:
         return None
     table = read_table(run.confounds, "confounds file")
     if "framewise_displacement" in table.columns:
-        fd = table["framewise_displacement"].to_numpy(dtype=float)
+        fd = _numbers(table["framewise_displacement"])
         return Motion(_first_missing(fd), f"column framewise_displacement of {run.confounds.name}")
     if not set(MOTION_CONFOUNDS) <= set(table.columns):
         return None
-    moves = np.abs(np.diff(table[list(MOTION_CONFOUNDS)].to_numpy(dtype=float), axis=0))
+    moves = np.abs(np.diff(np.column_stack([_numbers(table[name]) for name in MOTION_CONFOUNDS]), axis=0))
     moves[:, 3:] *= HEAD_RADIUS  # rotations (radians) as displacements on a 50 mm sphere
     fd = np.concatenate([[np.nan], moves.sum(axis=1)])
     return Motion(fd, f"computed from the motion parameters of {run.confounds.name}")
+
+
+def _numbers(column) -> np.ndarray:
+    """A confounds column as floats, text that is no number as missing (the report only)."""
+    import pandas as pd
+
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
 
 
 def _first_missing(fd: np.ndarray) -> np.ndarray:
