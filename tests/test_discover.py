@@ -810,7 +810,7 @@ def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset
     """``RunFiles``: one query per kind, then each run's files picked by its entities, gives
     what pybids gives for a query of the run's entities with the absent ones absent (run
     numbers compared as numbers); a run's echo number finds an echo- file written with or
-    without padding."""
+    without padding; an echo's run takes the events of its echo or of none, not another's."""
     from bids import BIDSLayout
     from bids.layout import Query
 
@@ -836,14 +836,14 @@ def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset
         "raw": ({"scope": "raw", "suffix": "bold", "extension": NIFTI}, ()),
     }
     compared = 0
-    for kind, (filters, ignored) in kinds.items():
-        found = RunFiles(layout, subjects, ignored=ignored, **filters)
+    for kind, (filters, shared) in kinds.items():
+        found = RunFiles(layout, subjects, shared=shared, **filters)
         for run in runs:
             entities = _run_entities(run)
             given = dict(entities)
             query = {}
             for name, key in RUN_ENTITIES:
-                if name in ignored:
+                if name in shared:  # these runs have no echo: files of any echo, or of none
                     continue
                 if key in given:
                     query[name] = int(given[key]) if name in ("run", "echo") else given[key]
@@ -861,4 +861,10 @@ def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset
             echoed = [f.path for f in found.of(_run_entities(first) + (("echo", "02"),))]
             assert str(masks[0]).replace("_space-", "_echo-2_space-") in echoed
             assert all("_echo-2_" in path for path in echoed)  # echo-02 is echo-2; echo-less files are not
+        if kind == "events":
+            run = next(r for r in runs if _run_entities(r)[:3] == _run_entities(layout.get_file(str(events[0])))[:3]
+                       and "_run-01_" in r.path)
+            echo = [f.path for f in found.of(_run_entities(run) + (("echo", "01"),))]
+            assert sorted(echo) == sorted([str(events[0]), str(events[0]).replace("_events", "_echo-1_events")])
+            assert [f.path for f in found.of(_run_entities(run) + (("echo", "2"),))] == [str(events[0])]
     assert compared >= 2 * len(runs)  # masks and raw series (and events where the run has its own)

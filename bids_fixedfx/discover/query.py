@@ -68,7 +68,9 @@ class RunFiles:
     numbers, as pybids compares them: ``run-1`` is ``run-01``; echo numbers too, where
     pybids compares echo labels as text and so found no ``echo-01`` file for a run queried
     by its echo number), no entity the run lacks (echo excepted: a run without echo- takes
-    files of any echo). One query per kind instead of one per run and kind: each pybids
+    files of any echo), and, of the ``shared`` entities, a file may lack what the run has
+    (as BIDS inheritance has it: ``events.tsv`` without echo- serves every echo, one with
+    ``echo-2`` only that echo). One query per kind instead of one per run and kind: each pybids
     query costs about 14 ms whatever it returns. The query is made when the first run's
     files are asked for (a kind no run needs, such as events with ``--design-dir``, is
     never queried).
@@ -81,15 +83,16 @@ class RunFiles:
     given : iterable of str
         Entities (pybids names) that ``filters`` fix for every run (a ``--bids-filter-file``
         entry): not matched to the run's, as a run's query takes the filter's value.
-    ignored : iterable of str
-        Entities not matched at all (``echo`` for events, which all echoes share).
+    shared : iterable of str
+        Entities that a file may lack and still be the run's (``echo`` for events).
     **filters
         The query's other filters (suffix, extension, scope, desc...).
     """
 
-    def __init__(self, layout, subjects, given=(), ignored=(), **filters):
+    def __init__(self, layout, subjects, given=(), shared=(), **filters):
         self.layout = layout
-        self.skipped = set(given) | set(ignored)
+        self.skipped = set(given)
+        self.shared = set(shared)
         if "subject" not in filters:
             filters["subject"] = list(subjects)
         self.filters = filters
@@ -129,7 +132,10 @@ class RunFiles:
             if wanted is None:
                 if value is not None and name != "echo":
                     return False
-            elif value is None or _unpadded(name, value) != _unpadded(name, wanted):
+            elif value is None:
+                if name not in self.shared:
+                    return False
+            elif _unpadded(name, value) != _unpadded(name, wanted):
                 return False
         return True
 

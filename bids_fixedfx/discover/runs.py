@@ -172,7 +172,7 @@ def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
 
 def events_files(layout, settings, subjects) -> RunFiles:
     """The selected subjects' events files, with the ``events`` entry of ``--bids-filter-file``
-    (a run's events are those of every echo: events do not depend on the echo).
+    (an events file without echo- is that of every echo of its run; one with echo-, of that echo).
 
     Parameters
     ----------
@@ -185,7 +185,7 @@ def events_files(layout, settings, subjects) -> RunFiles:
     events : RunFiles
     """
     events = _pybids_filters(settings.bids_filters.get("events", {}))
-    return RunFiles(layout, subjects, given=events, ignored=("echo",), scope="raw", suffix="events",
+    return RunFiles(layout, subjects, given=events, shared=("echo",), scope="raw", suffix="events",
                     extension=".tsv", **events)
 
 
