@@ -124,13 +124,19 @@ def _load(path, what):
         raise InputFileError(f"{what} {path} cannot be read as GIFTI or CIFTI: {error}.") from error
 
 
-def _gifti_columns(path, what) -> np.ndarray:
+def _gifti_columns(path, what, space=None, hemi=0) -> np.ndarray:
     """A GIFTI file's data arrays as columns: (n_vertices, n_arrays); a file holding one
-    2D array (vertices x volumes) gives that array."""
+    2D array gives that array, vertices x volumes, or transposed when its columns, not its
+    rows, are the vertices of the ``space``'s mesh (hemisphere ``hemi``: 0 left, 1 right) as
+    nilearn's test-data generator writes a series, and nilearn's ``load_surf_data`` reads it."""
     img = _load(path, what)
     arrays = [np.asarray(d.data) for d in getattr(img, "darrays", ())]
-    if len(arrays) == 1 and arrays[0].ndim == 2:  # the whole series in one (vertices x volumes) array
-        return arrays[0]
+    if len(arrays) == 1 and arrays[0].ndim == 2:  # the whole series in one array
+        array = arrays[0]
+        vertices = mesh_vertices(space) if space else None
+        if vertices is not None and array.shape[0] != vertices[hemi] and array.shape[1] == vertices[hemi]:
+            return array.T
+        return array
     if not arrays or any(a.ndim != 1 and not (a.ndim == 2 and a.shape[1] == 1) for a in arrays):
         raise InputFileError(f"{what} {path} holds no per-vertex data arrays (a .func.gii of one value per vertex).")
     arrays = [a.reshape(-1) for a in arrays]
@@ -181,7 +187,7 @@ def read_series(bold, what="BOLD series"):
         left, right = hemisphere_pair(bold)
         if not right.is_file():
             raise InputFileError(f"{what} {left} has no right hemisphere {right.name} next to it.")
-        columns = [_gifti_columns(path, what) for path in (left, right)]
+        columns = [_gifti_columns(path, what, space, hemi) for hemi, path in enumerate((left, right))]
         if columns[0].shape[1] != columns[1].shape[1]:
             raise InputFileError(
                 f"{what} {left.name} and {right.name} have different numbers of volumes "
@@ -203,9 +209,11 @@ def read_series(bold, what="BOLD series"):
 def n_volumes(bold, what="BOLD series") -> int:
     """The number of volumes of a surface or CIFTI series: the left file's data arrays, or
     the CIFTI header's series axis (the whole series is read and checked while planning)."""
+    from .naming import parse
+
     bold = Path(bold)
     if bold.name.endswith(GIFTI_SERIES):
-        return int(_gifti_columns(bold, what).shape[1])
+        return int(_gifti_columns(bold, what, parse(bold.name).get("space")).shape[1])
     return int(_cifti_axes(_load(bold, what), bold, what)[0].size)
 
 

@@ -107,6 +107,23 @@ def test_gifti_series_in_one_2d_array_reads_the_same(surface_dataset, tmp_path):
     np.testing.assert_array_equal(surface.read_series(tmp_path / pair[0].name)[0], surface.read_series(pair[0])[0])
 
 
+def test_gifti_series_in_one_volumes_by_vertices_array_reads_as_nilearn_reads_it(surface_dataset, tmp_path):
+    """nilearn's test-data generator writes a series as one (volumes x vertices) array, and
+    nilearn's ``load_surf_data`` reads it so: the mesh's vertex count tells the two apart."""
+    from nilearn.surface import load_surf_data
+
+    pair = gifti_pair(surface_dataset, "01", "02")
+    for path in pair:
+        rows = np.vstack([d.data for d in nib.load(str(path)).darrays])
+        assert rows.shape == (N_VOLUMES, N) and N_VOLUMES != N
+        nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(rows)]), str(tmp_path / path.name))
+    series, form = surface.read_series(tmp_path / pair[0].name)
+    np.testing.assert_array_equal(series, surface.read_series(pair[0])[0])
+    assert form.n_vertices == (N, N) and surface.n_volumes(tmp_path / pair[0].name) == N_VOLUMES
+    nilearn_left = load_surf_data(str(tmp_path / pair[0].name))  # vertices x volumes
+    np.testing.assert_array_equal(series[:, :N], nilearn_left.T)
+
+
 def test_cifti_read_in_grayordinate_order_with_its_brain_models(surface_dataset):
     path = cifti_series(surface_dataset, "01", "01")
     series, form = surface.read_series(path)
