@@ -440,13 +440,13 @@ def run_group(settings, fork: bool = False) -> None:
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
     with _beside_imports(_plan_group, settings, GROUP_MODULES, fork, _group_methods,
                          "Planning the group level") as planning:
-        model, settings, checked = planning.result()
+        model, settings, checked, methods = planning.result()
         for note in checked.notes:
             logger.warning("%s", note)
         if model is not None:
             _copy_model(model, settings)
         if settings.boilerplate_only:
-            _write_boilerplate(settings, None, checked, planning.then_result())
+            _write_boilerplate(settings, None, checked, planning.then_result(), methods)
             return
         outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
         outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
@@ -459,7 +459,7 @@ def run_group(settings, fork: bool = False) -> None:
         composed = planning.then_result()
         if composed is not None:
             logger.debug("Methods text composed in process %d while the maps were computed", planning.pid)
-        _write_boilerplate(settings, None, checked, composed)
+        _write_boilerplate(settings, None, checked, composed, methods)
     if settings.reports:
         _write_group_report(settings, checked)
     page = settings.output_dir / naming.build("group_report")
@@ -469,15 +469,19 @@ def run_group(settings, fork: bool = False) -> None:
 
 
 def _plan_group(settings):
-    """The model of ``-m`` or ``--group-covariates`` (None without), the settings it sets, and
-    the planned tests (:func:`.plan.plan_group`): everything checked, nothing written.
+    """The model of ``-m`` or ``--group-covariates`` (None without), the settings it sets, the
+    planned tests (:func:`.plan.plan_group`) and the methods facts read back from the first
+    level's sidecars (:func:`.boilerplate.group_methods`): everything checked, nothing written.
 
     Returns
     -------
     model : Model or None
     settings : Settings
     checked : plan.GroupPlan
+    methods : boilerplate.facts.Methods
     """
+    from . import boilerplate
+
     model = plan.read_model(settings) if settings.model_file else None
     if model is not None:
         settings = plan.apply_input(model, settings)
@@ -495,17 +499,18 @@ def _plan_group(settings):
     elif (settings.output_dir / naming.build("model", model="default")).is_file():
         settings = replace(settings, model_file=naming.build("model", model="default"),
                            model_node_names={"dataset": "dataset"})
-    return model, settings, plan.plan_group(settings, model)
+    checked = plan.plan_group(settings, model)
+    return model, settings, checked, boilerplate.group_methods(settings, checked)
 
 
 def _group_methods(planned, allocate):
     """In the child that planned the group level, once it sent the plan: the methods text
-    (:func:`.boilerplate.compose`, which reads the first level back from every subject's
-    sidecars), made while this process computes the maps."""
+    (:func:`.boilerplate.compose` of the facts that planning read back), made while this
+    process computes the maps."""
     from . import boilerplate
 
-    _, settings, checked = planned
-    return boilerplate.compose(settings, group_plan=checked)
+    _, settings, checked, methods = planned
+    return boilerplate.compose(settings, group_plan=checked, methods=methods)
 
 
 def _model_copy(model):
@@ -657,13 +662,13 @@ def _group_maps(test, contrast, matrix, mask, group_model):
     return maps, group
 
 
-def _write_boilerplate(settings, checked, group_plan, composed=None):
+def _write_boilerplate(settings, checked, group_plan, composed=None, methods=None):
     """Write the methods boilerplate (``logs/CITATION.*``) from the level's plan (``composed``:
-    its text, made beforehand, see :func:`.boilerplate.write`)."""
+    its text, made beforehand; ``methods``: the group level's facts; see :func:`.boilerplate.write`)."""
     from . import boilerplate
 
     boilerplate.write(settings, plan=checked, group_plan=group_plan, notes=checked.notes if checked else (),
-                      composed=composed)
+                      composed=composed, methods=methods)
 
 
 def _write_reports(settings, checked, notes, fork=False):

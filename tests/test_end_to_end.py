@@ -29,6 +29,7 @@ from scipy import stats
 
 from bids_fixedfx.cli import main
 from bids_fixedfx.discover import validator_command
+from bids_fixedfx.errors import EX_NO_INPUT
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the app; pytest -m 'not slow' leaves them out
 
@@ -417,6 +418,28 @@ def test_a_fresh_process_plans_the_group_level_in_a_child_and_writes_the_same_ma
         else:
             ours, theirs = ours.read_bytes(), theirs.read_bytes()
         assert ours == theirs, relative
+
+
+def test_an_unreadable_run_design_sidecar_stops_the_group_level_before_it_writes(example_dataset, analysed,
+                                                                                   tmp_path):
+    """The methods text reads the first level back from the runs' design sidecars: they are
+    read while planning, so one that cannot be read is an error naming it, with nothing
+    written, from the command (planning in a child) as from the library call."""
+    results = []
+    for how in ("command", "library"):
+        out = _participant_outputs(analysed, tmp_path / how)
+        broken = sorted(out.glob("sub-*/**/*_design.json"))[-1]
+        broken.write_text("{not json")
+        before = checksums(out)
+        start = (["-m", "bids_fixedfx"] if how == "command"
+                 else ["-c", "import sys; from bids_fixedfx.cli import main; sys.exit(main(sys.argv[1:]))"])
+        done = subprocess.run([sys.executable, *start, str(example_dataset.path), str(out), "group", "--nprocs", "2"],
+                              capture_output=True, text=True, timeout=600)
+        assert checksums(out) == before  # nothing written, the broken sidecar left as it was
+        errors = [line.split(" ", 1)[1] for line in done.stderr.splitlines() if " ERROR: " in line]
+        assert len(errors) == 1 and broken.name in errors[0] and "JSON" in errors[0], done.stderr
+        results.append((done.returncode, errors[0].replace(str(out), "OUT")))
+    assert results[0] == results[1] and results[0][0] == EX_NO_INPUT
 
 
 def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset, analysed, tmp_path,

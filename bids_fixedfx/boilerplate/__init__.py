@@ -24,11 +24,35 @@ from .text import render
 
 __all__ = [
     "author_year", "cited_keys", "format_weights", "parse_bibtex", "read_references", "reference",
-    "compose", "render", "software_versions", "to_html", "to_latex", "to_markdown", "write",
+    "compose", "group_methods", "render", "software_versions", "to_html", "to_latex", "to_markdown", "write",
 ]
 
 
-def compose(settings, plan=None, group_plan=None, notes=()) -> tuple[str, dict]:
+def group_methods(settings, group_plan):
+    """The group level's methods facts, its first level read back from the sidecars of every
+    subject map it tests: each sidecar the text needs is read (and checked) here, so call it
+    while planning, before anything is written.
+
+    Parameters
+    ----------
+    settings : Settings
+    group_plan : plan.GroupPlan
+
+    Returns
+    -------
+    methods : facts.Methods
+
+    Raises
+    ------
+    InputFileError
+        A sidecar the facts come from cannot be read.
+    """
+    from .readback import methods_from_group
+
+    return methods_from_group(settings, group_plan)
+
+
+def compose(settings, plan=None, group_plan=None, notes=(), methods=None) -> tuple[str, dict]:
     """The methods text and the references it cites: what :func:`write` writes.
 
     Parameters
@@ -40,6 +64,8 @@ def compose(settings, plan=None, group_plan=None, notes=()) -> tuple[str, dict]:
         The group level's plan (its first level is read back from the sidecars).
     notes : sequence of Note
         The participant level's notes (runs left out are stated).
+    methods : facts.Methods, optional
+        The group level's facts, when read beforehand (:func:`group_methods`).
 
     Returns
     -------
@@ -53,12 +79,8 @@ def compose(settings, plan=None, group_plan=None, notes=()) -> tuple[str, dict]:
     InputFileError
         At the group level, a sidecar the text needs cannot be read.
     """
-    if group_plan is not None:
-        from .readback import methods_from_group
-
-        methods = methods_from_group(settings, group_plan)
-    else:
-        methods = methods_from_plan(settings, plan, notes)
+    if methods is None:
+        methods = group_methods(settings, group_plan) if group_plan is not None else methods_from_plan(settings, plan, notes)
     keyed = render(methods)
     references = read_references()
     keys = cited_keys(keyed)
@@ -68,12 +90,12 @@ def compose(settings, plan=None, group_plan=None, notes=()) -> tuple[str, dict]:
     return keyed, {k: references[k].with_version(methods.versions.get(k)) for k in keys}
 
 
-def write(settings, plan=None, group_plan=None, notes=(), composed=None) -> list[Path]:
+def write(settings, plan=None, group_plan=None, notes=(), composed=None, methods=None) -> list[Path]:
     """Write ``logs/CITATION.md``, ``.bib``, ``.html`` (and ``.tex`` with pandoc) in OUTPUT_DIR.
 
     Parameters
     ----------
-    settings, plan, group_plan, notes
+    settings, plan, group_plan, notes, methods
         See :func:`compose`.
     composed : tuple, optional
         What :func:`compose` returned for them, when it was called beforehand (elsewhere).
@@ -83,7 +105,7 @@ def write(settings, plan=None, group_plan=None, notes=(), composed=None) -> list
     paths : list of Path
         The files written.
     """
-    keyed, cited = composed if composed is not None else compose(settings, plan, group_plan, notes)
+    keyed, cited = composed if composed is not None else compose(settings, plan, group_plan, notes, methods)
     logs = Path(settings.output_dir) / "logs"
     written = [
         outputs.write_text(to_markdown(keyed, cited), logs / "CITATION.md"),
