@@ -322,3 +322,37 @@ def test_only_the_outputs_own_sources_are_followed(tmp_path):
     found = list(Reader(tmp_path)._own_sources(info))
     assert [(str(relative), entities["run"]) for relative, entities in found] == [(design, "01")]
 
+
+
+def test_a_source_is_its_resolved_folder_and_its_own_name(tmp_path):
+    """A DataLad dataset's files are links into its annex: the file is named as the dataset
+    names it, in its folder resolved through links (once per folder)."""
+    from bids_fixedfx.boilerplate.readback import Reader
+
+    annexed = tmp_path / "annex" / "MD5E-s1--0cc175b9c0f1b6a831c399e269772661.nii.gz"
+    annexed.parent.mkdir()
+    annexed.write_bytes(b"a")
+    func = tmp_path / "data" / "sub-01" / "func"
+    func.mkdir(parents=True)
+    bold = func / "sub-01_task-x_run-01_bold.nii.gz"
+    bold.symlink_to(annexed)
+    (tmp_path / "alias").symlink_to(tmp_path / "data")
+    output = tmp_path / "out"
+    output.mkdir()
+    found = Reader(output, links={"raw": "../alias"}).resolve(f"bids:raw:sub-01/func/{bold.name}")
+    assert found == func.resolve() / bold.name and found.read_bytes() == b"a"
+
+
+@pytest.mark.parametrize("kind, name", [
+    ("design", "sub-01/ses-1/func/sub-01_ses-1_task-x_run-01_design.tsv"),
+    ("run_statmap", "sub-01/func/sub-01_task-x_run-2_space-MNI_contrast-a_stat-effect_statmap.nii.gz"),
+    ("run_statmap", "sub-01/func/sub-01_task-x_run-01_hemi-L_space-fsaverage5_contrast-a_stat-effect_statmap.func.gii"),
+    ("run_statmap", "sub-01/func/sub-01_task-x_acq-b_run-01_space-fsLR_den-91k_contrast-a_stat-effect_statmap.dscalar.nii"),
+])
+def test_a_sidecar_name_is_the_file_name_with_json(kind, name):
+    from bids_fixedfx import naming
+    from bids_fixedfx.boilerplate.readback import _sidecar_of
+
+    entities = naming.parse(name)
+    assert naming.build(kind, **entities) == Path(name)
+    assert _sidecar_of(name, entities) == naming.build(kind, **{**entities, "extension": ".json"})

@@ -13,7 +13,7 @@ once, or one job per subject).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .. import naming
 from ..errors import InputFileError
@@ -61,11 +61,14 @@ class Reader:
     def __init__(self, output_dir, links=None):
         self.output_dir = Path(output_dir)
         self._statmaps, self._designs, self._links = {}, {}, links
+        self._folders, self._pipelines = {}, {}
         self.descriptions = {}
 
     def resolve(self, source: str) -> Path:
         """The file a ``Sources`` entry names: ``bids::path`` (OUTPUT_DIR), ``bids:name:path``
-        (a dataset of ``DatasetLinks``), or a path relative to OUTPUT_DIR."""
+        (a dataset of ``DatasetLinks``), or a path relative to OUTPUT_DIR. Its folder is
+        resolved (once: thousands of runs share a few folders), its name kept (a file that is
+        a link, as in a DataLad dataset, is named as the dataset names it)."""
         if source.startswith("bids::"):
             return self.output_dir / source[len("bids::"):]
         if source.startswith("bids:"):
@@ -76,8 +79,13 @@ class Reader:
                     f"{self.output_dir / 'dataset_description.json'} has no DatasetLinks entry {name!r} "
                     f"for the source {source}; rerun the participant level."
                 )
-            return (self.output_dir / links[name] / path).resolve()
-        return (self.output_dir / source).resolve()
+            path = self.output_dir / links[name] / path
+        else:
+            path = self.output_dir / source
+        folder = self._folders.get(path.parent)
+        if folder is None:
+            folder = self._folders[path.parent] = path.parent.resolve()
+        return folder / path.name
 
     def dataset_links(self) -> dict:
         """OUTPUT_DIR's ``DatasetLinks`` (name -> dataset), read once."""
@@ -116,7 +124,7 @@ class Reader:
         for relative, entities in self._own_sources(info):
             if entities.get("suffix") == "statmap" and entities.get("stat") == "effect":
                 # a run's map (whose sources are its design), or a session's (whose sources are runs')
-                records += self.runs_of(self.statmap(naming.build("run_statmap", **{**entities, "extension": ".json"})))
+                records += self.runs_of(self.statmap(_sidecar_of(relative, entities)))
             elif entities.get("suffix") == "design" and entities.get("extension") == ".tsv":
                 records.append(self._record(relative, entities))
         return records
@@ -128,13 +136,25 @@ class Reader:
         for source in info.sources:
             if not source.startswith("bids::"):
                 continue
-            relative = PurePosixPath(source[len("bids::"):])
-            if relative.parts and not relative.is_absolute() and ".." not in relative.parts:
-                yield Path(relative), naming.parse(relative)
+            relative = source[len("bids::"):]
+            if relative.strip("/") and not relative.startswith("/") and ".." not in relative.split("/"):
+                yield relative, naming.parse(relative)
 
     def _record(self, relative, entities) -> RunRecord:
-        sidecar = naming.build("design", **{**entities, "extension": ".json"})
-        return RunRecord(relative, entities, self.design(sidecar))
+        return RunRecord(Path(relative), entities, self.design(_sidecar_of(relative, entities)))
+
+    def pipeline(self, bold: Path) -> str | None:
+        """:func:`.facts.pipeline_of` a file, once per folder."""
+        if bold.parent not in self._pipelines:
+            self._pipelines[bold.parent] = pipeline_of(bold, self.descriptions)
+        return self._pipelines[bold.parent]
+
+
+def _sidecar_of(relative: str, entities: dict) -> Path:
+    """The JSON sidecar of one of the app's files: its name with the extension swapped (the
+    app builds both names from the same entities; :func:`.naming.build` gives the same name,
+    slower: thousands of runs' sidecars are read at the group level)."""
+    return Path(relative[:-len(entities["extension"])] + ".json")
 
 
 def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
@@ -147,7 +167,7 @@ def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
         task=record.entities["task"], tr=design.repetition_time, n_volumes=design.n_volumes,
         conditions=tuple(design.conditions), confounds=tuple(design.confounds),
         precomputed=design.precomputed, preprocessed=design.preprocessed,
-        pipeline=pipeline_of(bold, reader.descriptions) if design.preprocessed else None,
+        pipeline=reader.pipeline(bold) if design.preprocessed else None,
         mask=reader.resolve(design.mask).name if design.mask else None,
         censored=design.volumes_excluded - len(dummy["Volumes"]),
         dummy_scans=len(dummy["Volumes"]),
