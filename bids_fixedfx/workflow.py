@@ -57,6 +57,7 @@ def run_participant(settings, fork: bool = False) -> None:
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
     with _validation(settings):  # the validator first: it uses a core that pybids' import leaves idle
+        discover.check_descriptions(settings.bids_dir, derivatives)
         then = None if settings.boilerplate_only else _read_first
         with _beside_imports(_select, settings, FITTING_MODULES, fork, then, "Selecting the runs") as selecting:
             model, settings, selection = selecting.result()

@@ -231,6 +231,22 @@ def test_a_bold_that_is_not_nifti(one_subject, tmp_path, capsys):
     assert bold.name in err and "Processing failed" not in err
 
 
+@pytest.mark.parametrize("where, text, named", [
+    ("", "[1, 2]", "JSON object"),
+    ("derivatives/fmriprep/", "[1, 2]", "JSON object"),
+    ("derivatives/fmriprep/", '{"Name": "x", "BIDSVersion": "1.8.0", "DatasetType": "derivative", "GeneratedBy": [5]}',
+     "GeneratedBy"),
+    ("derivatives/fmriprep/", '{"Name": "x", "BIDSVersion": "1.8.0", "DatasetType": "derivative", "GeneratedBy": {}}',
+     "GeneratedBy"),
+])
+def test_a_dataset_description_pybids_cannot_read(one_subject, tmp_path, capsys, where, text, named):
+    description = one_subject.path / where / "dataset_description.json"
+    description.write_text(text)
+    message = fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66,
+                    str(description), output=tmp_path / "out")
+    assert named in message and "Processing failed" not in message
+
+
 # ---------------------------------------------------------------- tables
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import NoDataError, UsageError
+from ..errors import InputFileError, NoDataError, UsageError
+from ..sidecars import read_json
 
 
 def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
@@ -113,3 +114,32 @@ def check_bids_dir(bids_dir: Path) -> None:
         raise NoDataError(
             f"BIDS_DIR {bids_dir} is not a BIDS dataset: it has no dataset_description.json."
         )
+
+
+def check_descriptions(bids_dir: Path, derivatives) -> None:
+    """Refuse a ``dataset_description.json`` that pybids cannot read: BIDS_DIR's or a
+    derivatives dataset's that is not a JSON object, or a derivatives dataset's whose
+    ``GeneratedBy`` is not a list of objects (``PipelineDescription``, its forerunner, not
+    an object).
+
+    Parameters
+    ----------
+    bids_dir : Path
+    derivatives : iterable of Path
+        The derivatives datasets (a folder without a description is left alone).
+
+    Raises
+    ------
+    InputFileError
+    """
+    read_json(bids_dir / "dataset_description.json")
+    for folder in derivatives:
+        path = Path(folder) / "dataset_description.json"
+        if not path.is_file():
+            continue
+        description = read_json(path)
+        generated = description.get("GeneratedBy", [])
+        if not isinstance(generated, list) or not all(isinstance(entry, dict) for entry in generated):
+            raise InputFileError(f"{path} has a GeneratedBy that is not a list of objects, as BIDS derivatives need.")
+        if not isinstance(description.get("PipelineDescription", {}), dict):
+            raise InputFileError(f"{path} has a PipelineDescription that is not an object.")
