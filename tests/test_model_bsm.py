@@ -73,6 +73,26 @@ def test_load_model_from_file(tmp_path):
         load_model(tmp_path / "missing.json")
 
 
+def test_hostile_model_files_are_usage_errors(tmp_path):
+    """Text from a web form: nesting deep enough to exhaust the parser, another encoding,
+    weights that are no finite number (JSON's NaN, an integer beyond any float)."""
+    path = tmp_path / "model-x_smdl.json"
+    path.write_text('{"Nodes": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ModelError, match="nested too deeply"):
+        load_model(path)
+    path.write_text(json.dumps(EXAMPLE), encoding="utf-16")
+    with pytest.raises(ModelError, match="not UTF-8"):
+        load_model(path)
+    path.write_text("\ufeff" + json.dumps(EXAMPLE), encoding="utf-8")  # a byte-order mark, as some editors write
+    assert load_model(path) == parse_model(EXAMPLE)
+    for weight in ("NaN", "Infinity", "-Infinity", "1" + "0" * 400, '"1e999"'):
+        text = json.dumps(EXAMPLE).replace('"Weights": [1, -1]', f'"Weights": [{weight}, -1]')
+        assert text != json.dumps(EXAMPLE)
+        path.write_text(text)
+        with pytest.raises(ModelError, match="weights are finite numbers"):
+            load_model(path)
+
+
 def test_model_error_is_a_usage_error():
     assert issubclass(ModelError, UsageError) and ModelError.exit_code == EX_USAGE == 64
 

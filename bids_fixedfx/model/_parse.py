@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 #: nilearn's HRF models (``fir`` needs delays).
@@ -79,11 +80,24 @@ def check_hrf_model(value, where: str) -> str:
 
 
 def parse_weight(value, where: str) -> float:
-    """A weight: a number, or a string such as ``"-1/3"`` or ``"0.5"`` (parsed, not evaluated)."""
+    """A weight: a finite number, or a string such as ``"-1/3"`` or ``"0.5"`` (parsed, not
+    evaluated)."""
     from .bsm import ModelError
 
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ModelError(f"{where} has the weight {value!r}; weights are numbers or fractions like \"-1/3\".")
+    try:
+        weight = _weight_value(value, where)
+    except OverflowError:  # an integer beyond any float
+        weight = math.inf
+    if not math.isfinite(weight):
+        raise ModelError(f"{where} has the weight {str(value)[:40]!r}; weights are finite numbers.")
+    return weight
+
+
+def _weight_value(value, where: str) -> float:
+    from .bsm import ModelError
+
     if not isinstance(value, str):
         return float(value)
     match = _WEIGHT.match(value)

@@ -224,6 +224,10 @@ class Model:
             document = json.loads(text)
         except json.JSONDecodeError as error:
             raise ModelError(f"{source} is not valid JSON ({error.msg}, line {error.lineno}).") from None
+        except RecursionError:
+            raise ModelError(f"{source} is nested too deeply to be a model.") from None
+        except ValueError as error:  # an integer of thousands of digits
+            raise ModelError(f"{source} is not valid JSON ({error}).") from None
         return parse_model(document, source, default_name)
 
 
@@ -245,9 +249,11 @@ def load_model(path) -> Model:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise ModelError(f"Model file {path} cannot be read ({error.strerror or error}).") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"Model file {path} is not UTF-8 text, as JSON files are.") from None
     return Model.from_json(text, source=f"Model file {path.name}", default_name=path.name.split("_smdl")[0].split(".")[0])
 
 
