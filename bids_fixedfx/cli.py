@@ -272,18 +272,35 @@ def check_level_options(argv, level) -> None:
 
 
 def _read_filters(path):
+    """The queries of ``--bids-filter-file``: file kind -> {pybids entity: value or values}."""
     if path is None:
         return {}
     try:
-        filters = json.loads(Path(path).read_text())
+        filters = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except OSError as error:
         raise UsageError(f"--bids-filter-file {path} cannot be read: {error.strerror}.") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--bids-filter-file {path} is not UTF-8 text, as JSON files are.") from None
     except json.JSONDecodeError as error:
         raise UsageError(f"--bids-filter-file {path} is not valid JSON: {error.msg}.") from None
+    except (RecursionError, ValueError):  # nested too deeply; an integer of thousands of digits
+        raise UsageError(f"--bids-filter-file {path} is not a filter file: it is nested too deeply or too long.") from None
     if not isinstance(filters, dict) or not all(isinstance(v, dict) for v in filters.values()):
         raise UsageError(
             f'--bids-filter-file {path} must map file kinds to queries, like {{"bold": {{"run": 1}}}}.'
         )
+    from .naming import entity_patterns
+
+    known = {entity.name for entity in entity_patterns(statmaps=False)}
+    plain = (str, int, float, bool, type(None))
+    for kind, query in filters.items():
+        for entity, value in query.items():
+            if entity not in known:
+                raise UsageError(f"--bids-filter-file {path}: the query of {kind!r} names {entity[:40]!r}, which is "
+                                 f"not a BIDS entity (pybids' names: {', '.join(sorted(known))}).")
+            if not isinstance(value, plain) and not (isinstance(value, list) and all(isinstance(v, plain) for v in value)):
+                raise UsageError(f"--bids-filter-file {path}: the query of {kind!r} gives {entity} a value that "
+                                 "is neither a label, a number, null nor a list of them.")
     return filters
 
 

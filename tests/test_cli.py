@@ -266,6 +266,10 @@ def test_bids_filter_file_is_read(tmp_path):
     assert parse("--bids-filter-file", str(path)).bids_filters == {
         "bold": {"run": 1, "acquisition": None}
     }
+    queries = {"bold": {"session": ["1", "2"], "desc": "*", "den": "91k", "extension": ".nii.gz"},
+               "mask": {"space": "T1w"}, "events": {"run": 2}}
+    path.write_text("\ufeff" + json.dumps(queries))  # with the byte-order mark some editors write
+    assert parse("--bids-filter-file", str(path)).bids_filters == queries
 
 
 def test_missing_bids_filter_file_exits_64(tmp_path, capsys):
@@ -286,11 +290,16 @@ def test_missing_bids_filter_file_exits_64(tmp_path, capsys):
         "",
         '["bold"]',  # valid JSON but not queries by file kind
         '{"bold": 1}',
+        '{"bold": ' + "[" * 100_000 + "]" * 100_000 + "}",  # deep enough to exhaust the parser
+        '{"bold": {"../../x": "y"}}',  # no entity (pybids would refuse the query while indexing)
+        '{"bold": {"subject": {"$ne": "01"}}}',  # a value that is no label
+        '{"bold": {"run": [1, {"a": 2}]}}',
+        b'\xff\xfe{\x00}\x00',  # UTF-16
     ],
 )
 def test_invalid_bids_filter_file_exits_64(tmp_path, content, capsys):
     path = tmp_path / "filters.json"
-    path.write_text(content)
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
     with pytest.raises(UsageError) as error:
         parse("--bids-filter-file", str(path))
     assert "--bids-filter-file" in str(error.value)
