@@ -52,6 +52,8 @@ def read_json(path) -> dict:
     except (OSError, UnicodeDecodeError, ValueError) as error:
         reason = " ".join(str(error).split()).rstrip(".")
         raise InputFileError(f"{path} cannot be read as JSON: {reason}.") from error
+    except RecursionError:
+        raise InputFileError(f"{path} cannot be read as JSON: it is nested too deeply.") from None
     if not isinstance(data, dict):
         raise InputFileError(f"{path} does not hold a JSON object.")
     return data

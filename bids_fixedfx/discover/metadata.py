@@ -113,6 +113,8 @@ def _read_sidecar(path):
         raise InputFileError(f"The sidecar {path} cannot be read: {error.strerror}.") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise InputFileError(f"The sidecar {path} is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise InputFileError(f"The sidecar {path} is not valid JSON: it is nested too deeply.") from None
     if not isinstance(content, dict):
         raise InputFileError(
             f"The sidecar {path} must hold a JSON object, not {type(content).__name__}."
