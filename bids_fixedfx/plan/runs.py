@@ -164,11 +164,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
             continue
         plans.append(RunPlan(run, built[run], contrasts, dof, forms[run]))
     if not plans:
-        raise NoDataError(
-            "No run can be fitted: "
-            + ("every run has too few degrees of freedom" if left_out else "no run has a contrast to compute")
-            + " (see the warnings above)."
-        )
+        raise NoDataError(_nothing_to_fit(runs, left_out))
     notes += _missing_contrasts(plans)
     surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface])
     subjects = _by_subject(plans, left_out)
@@ -177,6 +173,35 @@ def plan_runs(selection, settings, model=None) -> Plan:
     steps = participant_steps(model)
     check_participant_inputs(steps, plans)
     return Plan(tuple(subjects), selection.space, tuple(notes), steps)
+
+
+def _nothing_to_fit(runs, left_out) -> str:
+    """The error when no run can be fitted: it names a run and why, since the app stops before
+    the notes that say so for each run are shown.
+
+    Parameters
+    ----------
+    runs : sequence of discover.Run
+        The selected runs, none of which can be fitted.
+    left_out : dict
+        The runs left out for their degrees of freedom (:class:`LeftOut`), by subject, task and space.
+
+    Returns
+    -------
+    message : str
+    """
+    if not left_out:
+        return f"No run can be fitted: no run has a contrast to compute ({runs[0].name}, of {len(runs)})."
+    short = [item for items in left_out.values() for item in items]
+    count = (
+        "the only run has" if len(runs) == 1
+        else f"every one of the {len(runs)} runs has" if len(short) == len(runs)
+        else f"{len(short)} of the {len(runs)} runs have (the others no contrast to compute)"
+    )
+    return (
+        f"No run can be fitted: {count} too few degrees of freedom "
+        f"({short[0].run.name}: {short[0].reason}; at least {MIN_DOF} needed)."
+    )
 
 
 def _by_subject(plans, left_out):
