@@ -21,6 +21,7 @@ from .group import (  # noqa: F401  (re-exported)
     contrasts_of,
 )
 from .maps import GRID_ATOL, intersect_masks, masked_matrix, same_grid  # noqa: F401  (re-exported)
+from .naming import STATS
 
 def fixed_effects(effects, variances, mask, dofs, precision_weighted=False) -> dict:
     """Combine maps by fixed effects, as nilearn's ``compute_fixed_effects``.
@@ -74,9 +75,11 @@ def combine_runs(run_maps, mask, precision_weighted=False) -> ContrastMaps:
     Returns
     -------
     maps : ContrastMaps
-        With one run, the run's own maps; else fixed effects with the summed dof.
+        With one run, the run's own maps (its t, z and p made again from its effect, variance
+        and dof where only those were kept, as the workflow keeps a run for combining); else
+        fixed effects with the summed dof.
     """
-    if len(run_maps) == 1:
+    if len(run_maps) == 1 and set(STATS) <= set(run_maps[0].maps):
         return run_maps[0]
     dofs = [m.dof for m in run_maps]
     maps = fixed_effects(

@@ -144,6 +144,23 @@ def test_an_f_contrast_passed_on_is_refused(fresh_dataset, tmp_path, capsys):
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64, "'anyTask'", "F contrast")
 
 
+def test_a_node_passing_one_run_on_writes_its_five_maps(fresh_dataset, tmp_path):
+    """A session whose edge lets one run through: the session's maps are that run's own, all
+    five of them (the run's t, z and p were once dropped before they reached the node)."""
+    dataset = fresh_dataset(subjects=("01",))
+    model = write_model(tmp_path, document("m", [RUN, node("Session", "session"), node("Subject", "subject")],
+                                           [("run", "session", {"run": [1]}), ("session", "subject")]))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(model)]) == 0
+    for session in ("1", "2"):
+        (run,) = [p for p in run_maps(out, "01", session) if "_run-01_" in p.name]
+        for stat in naming.STATS:
+            ours = session_map(out, "01", session, stat)
+            assert ours.exists(), ours.name
+            close(load(ours), load(str(run).replace("stat-effect", f"stat-{stat}")), f"ses-{session} {stat}")
+    assert all(subject_map(out, "01", stat).exists() for stat in naming.STATS)
+
+
 # ---------------------------------------------------------------------------------------------
 # the app on the example dataset, against nilearn
 
