@@ -160,6 +160,20 @@ def test_group_with_one_subject(one_subject, tmp_path, capsys):
     assert checksums(out) == written and not (out / "group").exists()
 
 
+def test_a_group_selection_of_no_maps_names_its_option(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    capsys.readouterr()
+    written = checksums(out)
+    for option, value, present in (("--participant-label", "07", "01, 02"), ("--task", "nosuch", "checkerboard"),
+                                   ("--space", "T1w", SPACE)):
+        assert main([str(dataset.path), str(out), "group", option, value]) == 66
+        message = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+        assert len(message) == 1 and f"{option} {value}" in message[0] and present in message[0], message
+    assert checksums(out) == written and not (out / "group").exists()
+
+
 def test_several_resolutions_of_one_space(one_subject, tmp_path, capsys):
     for bold in list((one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.*")):
         copy = bold.with_name(bold.name.replace(f"space-{SPACE}_", f"space-{SPACE}_res-2_"))

@@ -246,13 +246,7 @@ def _found_maps(settings, step) -> tuple:
     if not found:
         what = "subject-level maps" if step is None else f"maps of node {step.source!r} ({level} level)"
         raise NoDataError(f"OUTPUT_DIR {output_dir} has no {what}; run the participant level first.")
-    wanted_spaces = {None if space.lower() == "none" else space for space in settings.spaces}
-    found = [
-        item for item in found
-        if (not settings.participant_label or item.subject in settings.participant_label)
-        and (not settings.task or item.task in settings.task)
-        and (not wanted_spaces or item.space in wanted_spaces)
-    ]
+    found = _selected(found, settings, "subject-level maps" if step is None else f"maps of node {step.source!r}")
     found, native = group_spaces(found, settings.spaces)
     check_inference(settings.inference, [item.space for item in found if is_surface_file(item.effect)])
     subjects = sorted({item.subject for item in found})
@@ -270,6 +264,42 @@ def _found_maps(settings, step) -> tuple:
     notes = [Note("selection", f"space-{space} maps were not tested: their vertices are each subject's own")
              for space in native]
     return read, notes
+
+
+def _selected(found, settings, what) -> list:
+    """The maps that ``--participant-label``, ``--task`` and ``--space`` select.
+
+    Parameters
+    ----------
+    found : list of SubjectMapFiles
+    settings : Settings
+    what : str
+        What the maps are, for the message (``subject-level maps``).
+
+    Returns
+    -------
+    found : list of SubjectMapFiles
+
+    Raises
+    ------
+    NoDataError
+        An option that selects none of them, named with the values the maps have.
+    """
+    selections = (
+        ("--participant-label", "subjects", settings.participant_label, lambda item: item.subject),
+        ("--task", "tasks", settings.task, lambda item: item.task),
+        ("--space", "spaces", settings.spaces, lambda item: "none" if item.space is None else item.space),
+    )
+    for option, name, given, value_of in selections:
+        wanted = {"none" if value.lower() == "none" else value for value in given}
+        kept = [item for item in found if value_of(item) in wanted] if wanted else found
+        if not kept:
+            raise NoDataError(
+                f"{option} {' '.join(given)} selects none of the {what} in {settings.output_dir} "
+                f"({name}: {', '.join(sorted({value_of(item) for item in found}))})."
+            )
+        found = kept
+    return found
 
 
 def _input_table(found, settings):
