@@ -182,6 +182,19 @@ def test_several_resolutions_of_one_space(one_subject, tmp_path, capsys):
           "res-2", "--bids-filter-file")
 
 
+@pytest.mark.parametrize("entity", ["echo", "rec"])
+def test_echoes_or_reconstructions_of_one_run_are_not_runs(one_subject, tmp_path, capsys, entity):
+    """Fitted as runs, a run's echoes would count its volumes several times in the fixed
+    effects' degrees of freedom (nilearn refuses them too): one is chosen with the filter file."""
+    where = "_space-" if entity == "echo" else "_run-"  # echo- after run-, rec- before it
+    for bold in list((one_subject.path / "derivatives").rglob(f"*run-01_space-{SPACE}_desc-preproc_bold.*")):
+        for value in ("1", "2"):
+            bold.with_name(bold.name.replace(where, f"_{entity}-{value}{where}")).write_bytes(bold.read_bytes())
+        bold.unlink()
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
+          f"{entity}-1", f"{entity}-2", "--bids-filter-file")
+
+
 def test_runs_of_a_subject_on_different_grids(one_subject, tmp_path, capsys):
     bold = next((one_subject.path / "derivatives").rglob(
         f"*ses-2_task-checkerboard_run-02_space-{SPACE}_desc-preproc_bold.nii.gz"))

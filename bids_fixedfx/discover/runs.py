@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError, UsageError
-from ..naming import run_name
+from ..naming import ENTITY_NAMES, run_name
 from ..surface import is_surface_file
 from .matching import _design_for, _events_for, _unmatched_designs
 from .metadata import _repetition_time, _start_time
@@ -81,19 +81,40 @@ class Selection:
         return tuple(sorted({run.subject for run in self.runs}))
 
 
-def _refuse_several_per_run(bold_files):
-    """One preprocessed BOLD per run: several (res-, cohort-, ...) would be fitted twice."""
-    by_run = {}
+#: Entities that tell apart series of one acquisition, not runs: each echo of a multi-echo
+#: run (fMRIPrep writes one combined series), each reconstruction of one run.
+ONE_ACQUISITION = ("echo", "rec")
+
+
+def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the chosen space"):
+    """One BOLD per run: several (res-, cohort-, ...) would be fitted twice, and echoes or
+    reconstructions of one run, fitted as runs, would count its volumes several times in
+    the fixed effects' degrees of freedom."""
+    by_run, by_acquisition = {}, {}
     for bold in bold_files:
-        by_run.setdefault(_run_entities(bold), []).append(Path(bold.path).name)
+        entities = _run_entities(bold)
+        by_run.setdefault(entities, []).append(Path(bold.path).name)
+        acquisition = tuple((k, v) for k, v in entities if k not in ONE_ACQUISITION)
+        by_acquisition.setdefault(acquisition, {}).setdefault(entities, Path(bold.path).name)
     for entities, names in by_run.items():
         if len(names) > 1:
             name = run_name(entities)
             raise UsageError(
-                f"{name} has several preprocessed BOLD series in the chosen space "
+                f"{name} has several {what} "
                 f"({', '.join(sorted(names))}); choose one with --bids-filter-file, "
                 + ('e.g. {"bold": {"den": "91k"}}.' if any(n.endswith(".dtseries.nii") for n in names)
                    else 'e.g. {"bold": {"resolution": "2"}}.')
+            )
+    for acquisition, series in by_acquisition.items():
+        if len(series) > 1:
+            differ = [key for key in ONE_ACQUISITION if len({dict(e).get(key) for e in series}) > 1]
+            entity = ENTITY_NAMES[differ[0]]
+            value = dict(next(iter(series)))[differ[0]] or "x"
+            raise UsageError(
+                f"{run_name(acquisition)} has {what} of several {differ[0]}- values "
+                f"({', '.join(sorted(series.values()))}): they are one acquisition, not runs to combine; "
+                f'fit one with --bids-filter-file, e.g. {{"bold": {{"{entity}": "{value}"}}}}'
+                + (" (fMRIPrep writes one optimally combined series of a multi-echo run)." if differ[0] == "echo" else ".")
             )
 
 
@@ -264,6 +285,7 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
         "No preprocessed BOLD was found, so the raw BOLD series were modelled "
         "(unpreprocessed, with masks computed by nilearn); run fMRIPrep first or pass -d."
     )
+    _refuse_several_per_run(raw, "raw BOLD series")
     runs = []
     events_found = events_files(layout, settings, query["subject"])
     for bold in sorted(raw, key=lambda f: f.path):
