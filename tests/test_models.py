@@ -289,12 +289,15 @@ def test_group_report_shows_each_contrast_of_a_group_design(six_subjects, two_sa
     [(["--group-covariates", "height"], "height"),
      (["--group-covariates", "group", "sex"], "group columns"),
      (["--group-covariates", "sex"], "sex has 1 level"),
-     (["--group-covariates", "age", "--group-model", "fixed"], "--group-model fixed")],
+     (["--group-covariates", "age", "--group-model", "fixed"], "--group-model fixed"),
+     (["--group-covariates", "age"], "participants.tsv, which is missing")],
 )
 def test_group_covariates_errors(fresh_dataset, tmp_path, capsys, options, named):
     dataset = fresh_dataset(subjects=("01", "02"))
     out = tmp_path / "out"
     assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    if "missing" in named:
+        (dataset.path / "participants.tsv").unlink()
     capsys.readouterr()
     assert main([str(dataset.path), str(out), "group", "--no-reports", *options]) == 64
     err = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line or "error:" in line]

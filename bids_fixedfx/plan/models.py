@@ -293,10 +293,13 @@ def covariates_model(columns, participants, inference=None):
 
     x, contrasts, instructions, groups = [], [], [], None
     for column in columns:
+        if not len(participants.columns):
+            raise UsageError(f"--group-covariates {column} needs BIDS_DIR/participants.tsv, which is missing or "
+                             "holds no column but participant_id.")
         if column not in participants.columns:
             raise UsageError(
                 f"--group-covariates {column} is not a column of participants.tsv "
-                f"(columns: {', '.join(map(str, participants.columns)) or 'none'})."
+                f"(columns: {', '.join(map(str, participants.columns))})."
             )
         values = participants[column].dropna()
         if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
