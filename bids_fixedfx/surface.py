@@ -134,9 +134,14 @@ def _gifti_columns(path, what, space=None, hemi=0) -> np.ndarray:
     if len(arrays) == 1 and arrays[0].ndim == 2:  # the whole series in one array
         array = arrays[0]
         vertices = mesh_vertices(space) if space else None
-        if vertices is not None and array.shape[0] != vertices[hemi] and array.shape[1] == vertices[hemi]:
+        if vertices is None or array.shape[0] == vertices[hemi]:
+            return array
+        if array.shape[1] == vertices[hemi]:
             return array.T
-        return array
+        raise InputFileError(
+            f"{what} {path} holds one array of {array.shape[0]} x {array.shape[1]} values, but {space} has "
+            f"{vertices[hemi]} vertices (nilearn's mesh); check the file's space- entity."
+        )
     if not arrays or any(a.ndim != 1 and not (a.ndim == 2 and a.shape[1] == 1) for a in arrays):
         raise InputFileError(f"{what} {path} holds no per-vertex data arrays (a .func.gii of one value per vertex).")
     arrays = [a.reshape(-1) for a in arrays]

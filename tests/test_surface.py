@@ -122,6 +122,11 @@ def test_gifti_series_in_one_volumes_by_vertices_array_reads_as_nilearn_reads_it
     assert form.n_vertices == (N, N) and surface.n_volumes(tmp_path / pair[0].name) == N_VOLUMES
     nilearn_left = load_surf_data(str(tmp_path / pair[0].name))  # vertices x volumes
     np.testing.assert_array_equal(series[:, :N], nilearn_left.T)
+    # neither dimension the mesh's vertices: the error gives the array's shape, not a vertex count
+    nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(np.zeros((N_VOLUMES, 100), np.float32))]),
+             str(tmp_path / pair[0].name))
+    with pytest.raises(InputFileError, match=f"one array of {N_VOLUMES} x 100 values, but {FS5} has {N} vertices"):
+        surface.read_series(tmp_path / pair[0].name)
 
 
 def test_cifti_read_in_grayordinate_order_with_its_brain_models(surface_dataset):
