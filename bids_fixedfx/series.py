@@ -9,6 +9,7 @@ whole in double precision, nor at all when a mask is given.
 from __future__ import annotations
 
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ def load_mask(mask, bold_img, name=None):
     from nilearn.masking import load_mask_img
 
     if mask is None:  # as FirstLevelModel does: an EPI mask computed by its masker
-        computed = MultiNiftiMasker(mask_strategy="epi").fit([bold_img]).mask_img_
+        with warnings.catch_warnings():  # an empty mask: nilearn's warning, said below as an error
+            warnings.filterwarnings("ignore", message="Computed an empty mask")
+            computed = MultiNiftiMasker(mask_strategy="epi").fit([bold_img]).mask_img_
         if not np.any(np.asanyarray(computed.dataobj)):
             name = name or bold_img.get_filename() or "the BOLD series"
             raise InputFileError(
