@@ -142,14 +142,16 @@ def _beside_imports(function, settings, modules, fork, then, doing):
     is above 1 and they are not loaded yet; else in this process, by ``result()``. ``doing``
     names the call in the ``-v`` line.
 
-    Python's cycle collector is paused meanwhile, and the objects made so far are then
-    frozen out of its reach (:func:`gc.freeze`): the modules live to the end, and each full
-    collection walked all of them (three or four of 0.03-0.12 s fell in these imports, and a
-    forked child copied every page one touched). The child keeps the pause for its short task.
+    When it forks (the command's start-up), Python's cycle collector is paused meanwhile, and
+    the objects made so far are then frozen out of its reach (:func:`gc.freeze`): the modules
+    live to the end, and each full collection walked all of them (three or four of 0.03-0.12 s
+    fell in these imports, and a forked child copied every page one touched). The child keeps
+    the pause for its short task. A caller's own process (no fork) keeps its collector as it is.
     """
     beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in modules)
-    collecting = gc.isenabled()
-    gc.disable()
+    paused = beside and gc.isenabled()
+    if paused:
+        gc.disable()
     try:
         if beside:
             importlib.import_module("bids.layout")  # both need pybids: imported once, before forking
@@ -158,12 +160,12 @@ def _beside_imports(function, settings, modules, fork, then, doing):
                 logger.debug("%s in process %d while nilearn loads", doing, call.pid)
                 for name in modules:
                     importlib.import_module(name)
-            gc.freeze()
-            if collecting:
+            if paused:
+                gc.freeze()
                 gc.enable()
             yield call
     finally:
-        if collecting:
+        if paused:
             gc.enable()
 
 

@@ -42,11 +42,15 @@ def test_the_collector_runs_again_when_the_start_up_fails(probe):
     assert gc.isenabled()
 
 
-def test_a_collector_turned_off_by_the_caller_stays_off(probe):
+def test_without_a_fork_the_collector_is_left_as_it_is(probe):
+    frozen = gc.get_freeze_count()
+    with workflow._beside_imports(_collecting, SimpleNamespace(nprocs=1), (probe,), True, None, "Probing") as call:
+        assert call.pid is None and call.result() is True  # one core: the call is made here
+    assert gc.isenabled() and gc.get_freeze_count() == frozen  # nothing frozen for a caller's process
     gc.disable()
     try:
-        with workflow._beside_imports(_collecting, SimpleNamespace(nprocs=1), (probe,), True, None, "Probing") as call:
-            assert call.pid is None and call.result() is False  # one core: the call is made here
-        assert not gc.isenabled()
+        with workflow._beside_imports(_collecting, SimpleNamespace(nprocs=2), (probe,), True, None, "Probing") as call:
+            assert call.result() is False
+        assert not gc.isenabled()  # turned off by the caller: off it stays
     finally:
         gc.enable()
