@@ -356,3 +356,5 @@ def test_a_sidecar_name_is_the_file_name_with_json(kind, name):
     entities = naming.parse(name)
     assert naming.build(kind, **entities) == Path(name)
     assert _sidecar_of(name, entities) == naming.build(kind, **{**entities, "extension": ".json"})
+    bare = name.split(".")[0]  # a source without extension (a sidecar written by hand): the name + .json
+    assert _sidecar_of(bare, naming.parse(bare)) == Path(bare + ".json")

@@ -154,7 +154,8 @@ def _sidecar_of(relative: str, entities: dict) -> Path:
     """The JSON sidecar of one of the app's files: its name with the extension swapped (the
     app builds both names from the same entities; :func:`.naming.build` gives the same name,
     slower: thousands of runs' sidecars are read at the group level)."""
-    return Path(relative[:-len(entities["extension"])] + ".json")
+    extension = entities.get("extension") or ""
+    return Path(relative[:len(relative) - len(extension)] + ".json")
 
 
 def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
