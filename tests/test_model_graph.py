@@ -124,6 +124,11 @@ def test_desc_names_node_and_group_apart():
     (document("m", [RUN, node("Subject", "s")], [("run", "s", {"handedness": ["left"]})]), "'handedness'"),
     (document("m", [RUN, node("Subject", "s")], [("run", "s", {"contrast": ["anyTask"]})]), "'anyTask'"),
     (document("m", [RUN, {**RUN, "Name": "run2"}]), "2 run-level nodes"),
+    (document("m", [RUN, node("Session", "ses"), {**node("Subject", "s", "glm"), "Model": {"Type": "glm", "X": ["session", 1]}}],
+              [("run", "ses"), ("ses", "s")]), "Node 's' of m has Model.X .'session', 1."),
+    (document("m", [RUN, {**node("Subject", "s", "glm"), "Contrasts": [
+        {"Name": "audioGtVisual", "ConditionList": ["audio", "visual"], "Weights": [1, -1], "Test": "t"}]}]),
+     "states the contrast 'audioGtVisual'"),
     (document("m", [RUN, node("Subject", "one sample"), node("Subject", "one_sample")],
               [("run", "one sample"), ("run", "one_sample")]), "desc-oneSample"),
 ])

@@ -151,10 +151,26 @@ def check_graph(model, source: str) -> None:
                              f"({feeder.level}); a {node.level} node is fed by a {' or '.join(SOURCES[node.level])} node.")
         if node.level in PARTICIPANT_GROUPS:
             _check_participant_group_by(node)
+            _check_participant_design(node, source)
             for variable in edges[0].filter:
                 if variable not in FILTER_ENTITIES:
                     raise ModelError(f"The edge {feeder.name} -> {node.name} of {source} filters on {variable!r}; "
                                      f"a {node.level} node's inputs are selected by {', '.join(FILTER_ENTITIES)}.")
+
+
+def _check_participant_design(node, source: str) -> None:
+    """A session or subject node combines each incoming contrast over its inputs: its design is
+    the intercept and its contrasts are its inputs' (DummyContrasts); a design of its own
+    (``Model.X`` or ``Formula`` beyond ``1``, explicit ``Contrasts``) is refused, not ignored."""
+    if any(x not in (1, "1") for x in node.x) or node.formula not in (None, "1"):
+        stated = f"Model.Formula {node.formula!r}" if node.formula not in (None, "1") else f"Model.X {list(node.x)}"
+        raise ModelError(f"Node {node.name!r} of {source} has {stated}; a {node.level} node combines each incoming "
+                         "contrast over its inputs (Model.X [1]), and a design across sessions or contrasts is a "
+                         "dataset node's (see the paired design in the README).")
+    if node.contrasts:
+        raise ModelError(f"Node {node.name!r} of {source} states the contrast {node.contrasts[0].name!r}; a "
+                         f"{node.level} node passes each incoming contrast on (DummyContrasts), so contrasts "
+                         "between conditions belong in the run node.")
 
 
 def _check_participant_group_by(node) -> None:
