@@ -374,6 +374,10 @@ def test_unknown_variables_empty_groups_and_rank_deficient_designs_are_one_sente
          ("'twoGroups'", "'group.control'", "'intercept', 'group.patient'")),
         ({**node("Dataset", "nobody", "glm"), "Filter": {"group": ["nobody"]}}, ("'nobody'", "lets none")),
         ({**node("Dataset", "leftHanded", "glm"), "Filter": {"handedness": ["left"]}}, ("leftHanded", "'handedness'")),
+        ({"Level": "Dataset", "Name": "betweenGroups", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": [1, "group"]},
+          "Contrasts": [{"Name": "blindGtControl", "ConditionList": ["Group.blind", "Group.control"], "Weights": [1, -1],
+                         "Test": "t"}]},
+         ("'betweenGroups'", "'blindGtControl'", "'Group.blind'", "group.control, group.patient")),
     ):
         out = tmp_path / dataset_node["Name"]
         shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))

@@ -204,6 +204,7 @@ def plan_group(settings, model=None) -> GroupPlan:
                                   subject=item.subject, task=item.task))
                 continue
             grouped[(item.task, item.space, *(str(values[k]) for k in keys))].append(index)
+        step_tests = []
         for key, indices in sorted(grouped.items(), key=lambda kv: tuple(map(str, kv[0]))):
             task, space, values = key[0], key[1], dict(zip(keys, key[2:]))
             items = [found[i] for i in indices]
@@ -224,7 +225,10 @@ def plan_group(settings, model=None) -> GroupPlan:
                 test, more = _model_test(test, step.node, table.loc[indices])
                 notes += more
             _check_grid(test, output_dir, grids)
-            tests.append(test)
+            step_tests.append(test)
+        if step is not None:
+            _check_computes_a_map(step.node, step_tests)
+        tests += step_tests
     if not tests:
         raise NoDataError(
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
@@ -432,6 +436,21 @@ def _model_test(test, node, table):
             f"{matrix.shape[1]} columns for {len(kept)} subjects, leaving no degrees of freedom."
         )
     return replace(test, inputs=tuple(kept), design=matrix, contrasts=tuple(contrasts)), notes
+
+
+def _check_computes_a_map(node, tests) -> None:
+    """Refuse a dataset node none of whose tests has a contrast left (each names a column that
+    its design lacks), as a run node that computes no map is refused; a contrast left out of
+    some of a node's tests only is a note."""
+    if not tests or any(test.contrasts for test in tests):
+        return
+    from ..model.bsm import ModelError
+    from ..model.contrasts import contrast_matrices
+
+    design = tests[0].design
+    _, skipped = contrast_matrices(node, tuple(design.columns))
+    raise ModelError(f"{skipped[0] if skipped else f'Node {node.name!r} has no contrast'}, so the node computes no map "
+                     f"(its design's columns: {', '.join(map(str, design.columns))}).")
 
 
 def _check_same_model(test):
