@@ -137,6 +137,14 @@ def test_graphs_this_app_does_not_run_are_named(doc, named):
         check_graph(parse_model(doc, "m"), "m")
 
 
+def test_a_subject_contrast_that_passes_one_incoming_contrast_on_is_run():
+    check_graph(parse_model(document("m", [RUN, {**node("Subject", "s", "glm"), "Contrasts": [
+        {"Name": "audio", "ConditionList": ["audio"], "Weights": [1], "Test": "t"}]}]), "m"), "m")
+    with pytest.raises(ModelError, match="states the contrast 'audioMean'"):  # renamed: a contrast of its own
+        check_graph(parse_model(document("m", [RUN, {**node("Subject", "s", "glm"), "Contrasts": [
+            {"Name": "audioMean", "ConditionList": ["audio"], "Weights": [1], "Test": "t"}]}]), "m"), "m")
+
+
 def test_a_filter_that_lets_nothing_through_is_refused_before_writing(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("01",))
     model = write_model(tmp_path, document("m", [RUN, node("Subject", "s")], [("run", "s", {"contrast": ["faces"]})]))

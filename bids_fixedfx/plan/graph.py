@@ -160,17 +160,20 @@ def check_graph(model, source: str) -> None:
 
 def _check_participant_design(node, source: str) -> None:
     """A session or subject node combines each incoming contrast over its inputs: its design is
-    the intercept and its contrasts are its inputs' (DummyContrasts); a design of its own
-    (``Model.X`` or ``Formula`` beyond ``1``, explicit ``Contrasts``) is refused, not ignored."""
+    the intercept and its contrasts are its inputs' (DummyContrasts, or a contrast of one incoming
+    contrast under its own name with weight 1); a design of its own (``Model.X`` or ``Formula``
+    beyond ``1``, other ``Contrasts``) is refused, not ignored."""
     if any(x not in (1, "1") for x in node.x) or node.formula not in (None, "1"):
         stated = f"Model.Formula {node.formula!r}" if node.formula not in (None, "1") else f"Model.X {list(node.x)}"
         raise ModelError(f"Node {node.name!r} of {source} has {stated}; a {node.level} node combines each incoming "
                          "contrast over its inputs (Model.X [1]), and a design across sessions or contrasts is a "
                          "dataset node's (see the paired design in the README).")
-    if node.contrasts:
-        raise ModelError(f"Node {node.name!r} of {source} states the contrast {node.contrasts[0].name!r}; a "
-                         f"{node.level} node passes each incoming contrast on (DummyContrasts), so contrasts "
-                         "between conditions belong in the run node.")
+    for contrast in node.contrasts:  # one that passes an incoming contrast on, under its name, is that
+        if not (contrast.test == "t" and tuple(contrast.condition_list) == (contrast.name,)
+                and tuple(contrast.weights) == (1.0,)):
+            raise ModelError(f"Node {node.name!r} of {source} states the contrast {contrast.name!r}; a "
+                             f"{node.level} node passes each incoming contrast on (DummyContrasts), so contrasts "
+                             "between conditions belong in the run node.")
 
 
 def _check_participant_group_by(node) -> None:
