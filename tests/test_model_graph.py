@@ -145,6 +145,22 @@ def test_a_subject_contrast_that_passes_one_incoming_contrast_on_is_run():
             {"Name": "audioMean", "ConditionList": ["audio"], "Weights": [1], "Test": "t"}]}]), "m"), "m")
 
 
+def test_the_contrasts_a_subject_node_names_are_those_it_passes_on():
+    """``DummyContrasts.Contrasts`` (and pass-through ``Contrasts``) of a subject node narrow
+    what passes on, as an edge's Filter does; without a list every incoming contrast passes."""
+    listed = {**node("Subject", "s"), "DummyContrasts": {"Test": "t", "Contrasts": ["audio"]}}
+    (step,) = participant_steps(parse_model(document("m", [RUN, listed])))
+    assert step.passes(contrast="audio") and not step.passes(contrast="visual")
+    passed = {**node("Subject", "s"), "Contrasts": [{"Name": "visual", "ConditionList": ["visual"], "Weights": [1]}]}
+    (step,) = participant_steps(parse_model(document("m", [RUN, passed])))
+    assert step.passes(contrast="visual") and not step.passes(contrast="audio")
+    both = document("m", [RUN, listed], [("run", "s", {"contrast": ["audio", "visual"]})])
+    (step,) = participant_steps(parse_model(both))
+    assert step.filter["contrast"] == ("audio",)
+    (step,) = participant_steps(parse_model(document("m", [RUN, node("Subject", "s")])))
+    assert step.passes(contrast="audio") and step.passes(contrast="visual")
+
+
 def test_a_filter_that_lets_nothing_through_is_refused_before_writing(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("01",))
     model = write_model(tmp_path, document("m", [RUN, node("Subject", "s")], [("run", "s", {"contrast": ["faces"]})]))

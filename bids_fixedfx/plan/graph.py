@@ -237,7 +237,22 @@ def _step(model, node) -> Step:
     edge = model.parents(node.name)[0]
     feeder = model.node(edge.source)
     flt = {str(k): tuple(str(v) for v in values) for k, values in edge.filter.items()}
+    named = _passed_on(node) if node.level in PARTICIPANT_GROUPS else None
+    if named is not None:  # the node's list narrows the edge's Filter (or is the Filter)
+        from ..naming import label_of
+
+        labels = {label_of(name) for name in named}
+        flt["contrast"] = tuple(c for c in flt.get("contrast", named) if label_of(c) in labels)
     return Step(node, feeder.name, feeder.level, flt, node_desc(model, node), node_desc(model, feeder))
+
+
+def _passed_on(node) -> tuple | None:
+    """The incoming contrasts a session or subject node names: its ``DummyContrasts.Contrasts``
+    and its pass-through ``Contrasts`` (see :func:`_check_participant_design`); None when it
+    names none (``DummyContrasts`` without a list: every incoming contrast passes on)."""
+    named = list(node.dummy_contrasts.conditions or ()) if node.dummy_contrasts is not None else []
+    named += [contrast.name for contrast in node.contrasts]
+    return tuple(dict.fromkeys(map(str, named))) or None
 
 
 def check_participant_inputs(steps, run_plans) -> None:
