@@ -13,6 +13,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+#: The longest file name (in bytes) that common file systems allow.
+NAME_MAX = 255
+
 #: The entities of a BOLD series that name a run, in BIDS order: (pybids name, key).
 RUN_ENTITIES = (
     ("subject", "sub"),
@@ -372,6 +375,19 @@ def set_key(**entities) -> str:
 def relative(path, root) -> Path:
     """``path`` relative to ``root`` (both resolved), for parsing."""
     return Path(path).resolve().relative_to(Path(root).resolve())
+
+
+def temporary_length(name: str) -> int:
+    """The length in bytes of the temporary name a file ``name`` is written under
+    (``.<name>.<8 random characters><extensions>``), which must fit :data:`NAME_MAX`.
+
+    Examples
+    --------
+    >>> temporary_length("sub-01_design.tsv")
+    31
+    """
+    suffixes = "".join(PurePosixPath(name).suffixes)
+    return len(f".{name}.{'x' * 8}{suffixes}".encode())
 
 
 def is_temporary(name: str) -> bool:

@@ -165,6 +165,19 @@ def test_a_contrast_name_without_letters(one_subject, tmp_path, capsys):
           64, "+++")
 
 
+@pytest.mark.parametrize("where", ["option", "events"])
+def test_a_contrast_name_too_long_for_a_file_name(one_subject, tmp_path, capsys, where):
+    name = "a" * 200
+    options = ["--contrast", f"{name}=audio-visual"]
+    if where == "events":
+        events = next(one_subject.path.rglob("sub-01_*run-01_events.tsv"))
+        table = pd.read_csv(events, sep="\t")
+        table.loc[0, "trial_type"] = name
+        table.to_csv(events, sep="\t", index=False)
+        options = []
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK, *options], 64, "a" * 40, "too long")
+
+
 # ---------------------------------------------------------------- images
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import design as designs
-from .. import images, surface
+from .. import images, naming, surface
 from ..errors import NoDataError, UsageError
 from ..notes import Note
 from .graph import check_participant_inputs, participant_steps
@@ -237,9 +237,22 @@ def _check_images(run, settings):
 
 
 def _check_labels(run, contrasts):
-    """Two contrasts of a run must not share a file label (``go_left`` and ``go-left``)."""
+    """Two contrasts of a run must not share a file label (``go_left`` and ``go-left``), and
+    each label must leave the longest name of its maps (and its temporary name) within
+    :data:`~bids_fixedfx.naming.NAME_MAX` bytes."""
     seen = {}
     for contrast in contrasts:
+        longest = naming.build_run(
+            "run_statmap", run, hemi="L", contrast=contrast.label, stat="variance",
+            desc=max(naming.INFERENCE_DESCS, key=len), extension=".dscalar.nii",
+        ).name
+        if naming.temporary_length(longest) > naming.NAME_MAX:
+            shown = contrast.name if len(contrast.name) <= 40 else contrast.name[:40] + "..."
+            raise UsageError(
+                f"Contrast {shown!r} of {run.name} is too long a name for the files of its maps "
+                f"(at most {naming.NAME_MAX} bytes); give it a shorter name (--contrast NAME=SPEC, "
+                "or a shorter trial_type)."
+            )
         if contrast.label in seen:
             raise UsageError(
                 f"Contrasts {seen[contrast.label]!r} and {contrast.name!r} of {run.name} both make "
