@@ -1,8 +1,9 @@
-"""Where the app may write (SPEC §4): never inside an input dataset."""
+"""Where the app may write (SPEC §4): never inside an input dataset, only in a folder it can write in."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .errors import UsageError
@@ -55,6 +56,8 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None
     Raises
     ------
     UsageError
+        Either is inside an input, or is (or would be made under) a file, or under a
+        folder that cannot be written to.
     """
     bids_dir = Path(bids_dir).resolve()
     inputs = input_datasets(bids_dir, derivatives)
@@ -62,6 +65,7 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None
         if path is None:
             continue
         path = Path(path).resolve()
+        _check_folder(option, path)
         for root in inputs:
             if path != root and root not in path.parents:
                 continue
@@ -73,3 +77,13 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None
             raise UsageError(
                 f"{option} {path} {where} {kind}, which is never written to; use a folder outside it{elsewhere}."
             )
+
+
+def _check_folder(option: str, path: Path) -> None:
+    """``path`` is a folder the app can write in, or can be made as one."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"would be made under the file {existing}"
+        raise UsageError(f"{option} {path} {where}; give a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path} cannot be written: {existing} is not writable.")

@@ -140,6 +140,17 @@ def test_output_inside_the_input_is_refused(one_subject, capsys):
     assert not (one_subject.path / "results").exists()
 
 
+@pytest.mark.parametrize("option", ["OUTPUT_DIR", "--work-dir"])
+@pytest.mark.parametrize("below", [False, True])
+def test_a_file_where_a_folder_is_written_is_refused(one_subject, tmp_path, capsys, option, below):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    folder = afile / "out" if below else afile
+    out, extra = (folder, []) if option == "OUTPUT_DIR" else (tmp_path / "out", ["--work-dir", folder])
+    fails(capsys, [one_subject.path, out, "participant", "--skip-bids-validation", *extra], 64, option, folder)
+    assert afile.read_text() == "keep me"
+
+
 def test_argparse_errors_exit_64(one_subject, tmp_path, capsys):
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--noise-model", "ar3"], 64, "--noise-model")
     fails(capsys, [one_subject.path, tmp_path / "out", "everything"], 64, "analysis_level")
