@@ -227,6 +227,13 @@ def test_default_contrasts_with_the_same_label(one_subject, tmp_path, capsys):
           "go_left", "go-left", "goLeft")
 
 
+def test_contrasts_whose_labels_differ_only_in_case(one_subject, tmp_path, capsys):
+    """``audio`` and ``Audio`` would be one file on macOS and Windows (and on such a share)."""
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation",
+                   "--contrast", "audio=audio", "--contrast", "Audio=audio-visual"], 64,
+          "'audio'", "'Audio'", "ignore case")
+
+
 def test_given_confounds_without_a_confounds_file(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",), derivatives=False)
     fails(capsys, [dataset.path, tmp_path / "out", "participant", "--confounds", "trans_x"], 66,

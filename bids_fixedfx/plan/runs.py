@@ -237,7 +237,8 @@ def _check_images(run, settings):
 
 
 def _check_labels(run, contrasts):
-    """Two contrasts of a run must not share a file label (``go_left`` and ``go-left``), and
+    """Two contrasts of a run must not share a file label (``go_left`` and ``go-left``, nor
+    ``audio`` and ``Audio``, one file where case is ignored), and
     each label must leave the longest name of its maps (and its temporary name) within
     :data:`~bids_fixedfx.naming.NAME_MAX` bytes."""
     seen = {}
@@ -253,12 +254,16 @@ def _check_labels(run, contrasts):
                 f"(at most {naming.NAME_MAX} bytes); give it a shorter name (--contrast NAME=SPEC, "
                 "or a shorter trial_type)."
             )
-        if contrast.label in seen:
+        key = contrast.label.casefold()  # audio and Audio: one file on macOS and Windows
+        if key in seen:
+            first, label = seen[key]
             raise UsageError(
-                f"Contrasts {seen[contrast.label]!r} and {contrast.name!r} of {run.name} both make "
-                f"the file label {contrast.label}; name them apart with --contrast NAME=SPEC."
+                f"Contrasts {first!r} and {contrast.name!r} of {run.name} both make the file label "
+                + (f"{label}" if label == contrast.label else f"{label} (or {contrast.label}: one name on "
+                   "file systems that ignore case)")
+                + "; name them apart with --contrast NAME=SPEC."
             )
-        seen[contrast.label] = contrast.name
+        seen[key] = (contrast.name, contrast.label)
 
 
 def _missing_contrasts(plans):
