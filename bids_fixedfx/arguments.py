@@ -19,8 +19,13 @@ HRF_MODELS = (
 
 
 def strip_prefix(prefix):
+    """A converter of labels given with or without ``prefix`` (``sub-01`` or ``01``); a label
+    that is empty once the prefix is stripped is refused."""
     def convert(value):
-        return value[len(prefix):] if value.startswith(prefix) else value
+        label = value[len(prefix):] if value.startswith(prefix) else value
+        if not label:
+            raise argparse.ArgumentTypeError(f"{value!r} names no label; give one such as {prefix}01")
+        return label
 
     return convert
 

@@ -157,6 +157,14 @@ def test_session_labels_with_or_without_prefix(given, expected):
     assert parse("--session-label", *given).session_label == expected
 
 
+@pytest.mark.parametrize("option, label", [("--participant-label", "sub-"), ("--participant-label", ""),
+                                           ("--session-label", "ses-"), ("-t", "task-")])
+def test_a_label_that_is_only_its_prefix_is_a_usage_error(option, label, capsys):
+    assert cli.main([*POSITIONAL, option, label]) == EX_USAGE
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage, then its one error line
+    assert last.startswith("bids-fixedfx: error:") and f"{label!r} names no label" in last
+
+
 def test_task_labels_with_or_without_prefix():
     assert parse("-t", "task-checkerboard", "rest").task == ("checkerboard", "rest")
 
