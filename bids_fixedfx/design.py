@@ -257,6 +257,18 @@ def select_confounds(run, names):
     return confounds, None, notes
 
 
+def _clashing_condition(events, confounds):
+    """A ``trial_type`` that is also the name of a column nilearn adds to the design (its
+    ``constant``, a ``drift_<n>``, a confound), or None."""
+    if "trial_type" not in events:
+        return None
+    added = {"constant", *(map(str, confounds.columns) if confounds is not None else ())}
+    for name in sorted(set(events["trial_type"].dropna().astype(str))):
+        if name in added or re.fullmatch(r"drift_\d+", name):
+            return name
+    return None
+
+
 def is_non_steady_state(column) -> bool:
     """Whether a confounds column is one of fMRIPrep's dummy-scan flags (never a regressor:
     the volumes it flags are left out of the fit, as nilearn's ``load_confounds`` does)."""
@@ -375,6 +387,12 @@ def build_design(run, model) -> Design:
                 add_reg_names=None if confounds is None else list(confounds.columns),
             )
         except ValueError as error:
+            clash = _clashing_condition(events, confounds)
+            if clash is not None:
+                raise InputFileError(
+                    f"{run.events} has the trial_type {clash!r}, which is also the name of a column the design "
+                    "adds (the constant, a drift or a confound); rename that condition."
+                ) from error
             reason = " ".join(str(error).split()).rstrip(".")
             raise InputFileError(f"The design of {run.name} cannot be built from {run.events}: {reason}.") from error
     notes += [

@@ -234,6 +234,16 @@ def test_contrasts_whose_labels_differ_only_in_case(one_subject, tmp_path, capsy
           "'audio'", "'Audio'", "ignore case")
 
 
+@pytest.mark.parametrize("name", ["constant", "drift_1", "trans_x"])
+def test_a_condition_named_as_a_column_the_design_adds(one_subject, tmp_path, capsys, name):
+    events = sorted(one_subject.path.rglob("*_events.tsv"))[0]
+    table = pd.read_csv(events, sep="\t")
+    table["trial_type"] = table["trial_type"].replace({"visual": name})
+    table.to_csv(events, sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 66,
+          events.name, f"trial_type {name!r}", "rename that condition")
+
+
 def test_given_confounds_without_a_confounds_file(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",), derivatives=False)
     fails(capsys, [dataset.path, tmp_path / "out", "participant", "--confounds", "trans_x"], 66,
