@@ -257,6 +257,22 @@ def select_confounds(run, names):
     return confounds, None, notes
 
 
+def _late_conditions(run, events) -> list:
+    """Notes for the conditions every event of which starts after the run's last volume: their
+    regressors are empty, so their maps hold no effect, whatever their t says."""
+    if "trial_type" not in events or not len(events):
+        return []
+    end = (run.n_volumes - 1) * run.tr + (run.start_time or 0.0)
+    starts = events.groupby(events["trial_type"].astype(str))["onset"].min()
+    return [
+        Note.for_run(run, "empty-condition",
+                     f"{run.name}: every event of {name!r} starts after the run's last volume ({end:g} s), so "
+                     "its regressor is empty and its maps estimate nothing; check the onsets in "
+                     f"{run.events.name} (seconds from the first volume)")
+        for name, first in starts.items() if first > end
+    ]
+
+
 def _clashing_condition(events, confounds):
     """A ``trial_type`` that is also the name of a column nilearn adds to the design (its
     ``constant``, a ``drift_<n>``, a confound), or None."""
@@ -399,6 +415,7 @@ def build_design(run, model) -> Design:
         Note.for_run(run, "design", f"{run.name}: {w.message}")
         for w in caught if issubclass(w.category, UserWarning)
     ]
+    notes += _late_conditions(run, events)
     trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
     counts = trial_types.value_counts().sort_index()
     conditions = tuple(c for c in matrix.columns if c in set(counts.index))

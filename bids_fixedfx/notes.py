@@ -17,6 +17,7 @@ KINDS = {
     "censored": "volumes were left out of a fit by a confound strategy",
     "dummy-scans": "fMRIPrep's non-steady-state columns were used instead of --dummy-scans",
     "design": "nilearn's remark while building a design",
+    "empty-condition": "a condition none of whose events falls within its run",
     "fit": "nilearn's remark while fitting",
     "contrast-skipped": "a contrast was not computed in a run that lacks one of its columns",
     "run-left-out": "a run was left out of its subject's maps",

@@ -117,6 +117,19 @@ def test_empty_cells_are_missing_as_n_a_is(example_run, tmp_path):
     assert design.read_table(blank)["trans_x_derivative1"].isna().iloc[0]
 
 
+def test_a_condition_whose_events_start_after_the_run_is_noted(example_run, tmp_path):
+    table = pd.read_csv(example_run.events, sep="\t")
+    end = (example_run.n_volumes - 1) * example_run.tr
+    late = table.assign(onset=np.where(table["trial_type"] == "visual", end + 10 + table["onset"], table["onset"]))
+    path = tmp_path / example_run.events.name
+    late.to_csv(path, sep="\t", index=False)
+    built = design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
+    noted = [n.text for n in built.notes if n.kind == "empty-condition"]
+    assert len(noted) == 1 and "'visual'" in noted[0] and path.name in noted[0]
+    assert np.abs(built.matrix["visual"].to_numpy()).max() < 1e-6 * np.abs(built.matrix["audio"].to_numpy()).max()
+    assert not [n for n in design.build_design(example_run, ModelSettings()).notes if n.kind == "empty-condition"]
+
+
 def test_wildcard_confounds(example_run):
     header = list(read_confounds(example_run).columns)
     expected = [c for c in header if c.startswith("trans_")]
