@@ -128,8 +128,9 @@ class Design:
 def read_events(path, keep_missing_trial_types: bool = False) -> pd.DataFrame:
     """Read a BIDS ``events.tsv`` (``n/a`` as missing) and check what the GLM relies on.
 
-    ``trial_type`` values are text; a missing one becomes the text ``"nan"`` (a condition
-    of its own, as nilearn reads it) unless ``keep_missing_trial_types``.
+    ``trial_type`` values are text; a missing one stays missing (nilearn's design matrix
+    leaves such events out: :func:`build_design` does so first, and says so).
+    ``keep_missing_trial_types`` is kept for callers that pass it; it changes nothing.
 
     Raises
     ------
@@ -155,8 +156,7 @@ def read_events(path, keep_missing_trial_types: bool = False) -> pd.DataFrame:
             "BIDS durations are 0 or more seconds."
         )
     if "trial_type" in events.columns:
-        text = events["trial_type"].astype(str)
-        events["trial_type"] = text.where(events["trial_type"].notna(), np.nan) if keep_missing_trial_types else text
+        events["trial_type"] = events["trial_type"].astype(str).where(events["trial_type"].notna(), np.nan)
     return events
 
 
@@ -380,11 +380,22 @@ def build_design(run, model) -> Design:
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     events = read_events(run.events)
+    untyped = events["trial_type"].isna() if "trial_type" in events else None
+    if untyped is not None and untyped.any():  # as nilearn's design matrix leaves them out, but said
+        events = events[~untyped].reset_index(drop=True)
+        early_notes = [Note.for_run(
+            run, "design",
+            f"{run.name}: {int(untyped.sum())} event(s) of {run.events.name} have the trial_type n/a and were "
+            "left out, as nilearn's design matrix leaves them out; give them a trial_type to model them",
+        )]
+    else:
+        early_notes = []
     if run.confounds is None and model.confounds_given and model.confounds and not (
         is_confound_strategy(model.confounds)
     ):
         raise NoDataError(f"--confounds {' '.join(model.confounds)} given, but {run.name} has no confounds file.")
     confounds, sample_mask, notes = select_confounds(run, model.confounds)
+    notes = early_notes + notes
     if confounds is not None and len(confounds) != run.n_volumes:
         raise InputFileError(
             f"{run.confounds} has {len(confounds)} rows but {run.bold.name} has {run.n_volumes} volumes."

@@ -130,6 +130,24 @@ def test_a_condition_whose_events_start_after_the_run_is_noted(example_run, tmp_
     assert not [n for n in design.build_design(example_run, ModelSettings()).notes if n.kind == "empty-condition"]
 
 
+def test_events_whose_trial_type_is_n_a_are_left_out_as_nilearn_leaves_them(example_run, tmp_path):
+    table = pd.read_csv(example_run.events, sep="\t")
+    table.loc[[1, 4], "trial_type"] = "n/a"
+    path = tmp_path / example_run.events.name
+    table.to_csv(path, sep="\t", index=False)
+    run = dataclasses.replace(example_run, events=path)
+    model = ModelSettings()
+    built = design.build_design(run, model)
+    without = tmp_path / "without" / path.name  # nilearn's design matrix drops them (its model's fit fails)
+    without.parent.mkdir()
+    table.drop(index=[1, 4]).to_csv(without, sep="\t", index=False)
+    reference = dataclasses.replace(example_run, events=without)
+    assert_same_matrix(built.matrix, nilearn_design(reference, model, read_confounds(run)[list(model.confounds)]))
+    texts = [n.text for n in built.notes]
+    assert any("2 event(s)" in t and "n/a" in t and path.name in t for t in texts)
+    assert not any("Duplicated events" in t for t in texts)
+
+
 def test_wildcard_confounds(example_run):
     header = list(read_confounds(example_run).columns)
     expected = [c for c in header if c.startswith("trans_")]
