@@ -23,6 +23,7 @@ from .group import (  # noqa: F401  (re-exported)
 from .maps import GRID_ATOL, intersect_masks, masked_matrix, same_grid  # noqa: F401  (re-exported)
 from .naming import STATS
 
+
 def fixed_effects(effects, variances, mask, dofs, precision_weighted=False) -> dict:
     """Combine maps by fixed effects, as nilearn's ``compute_fixed_effects``.
 

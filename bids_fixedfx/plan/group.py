@@ -298,10 +298,10 @@ def _selected(found, settings, what) -> list:
         wanted = {"none" if value.lower() == "none" else value for value in given}
         kept = [item for item in found if value_of(item) in wanted] if wanted else found
         if not kept:
-            raise NoDataError(
-                f"{option} {' '.join(given)} selects none of the {what} in {settings.output_dir} "
-                f"({name}: {', '.join(sorted({value_of(item) for item in found}))})."
-            )
+            present = sorted({value_of(item) for item in found})
+            listed = ", ".join(present[:10]) + (f" and {len(present) - 10} more" if len(present) > 10 else "")
+            asked = " ".join(given[:10]) + (" ..." if len(given) > 10 else "")
+            raise NoDataError(f"{option} {asked} selects none of the {what} in {settings.output_dir} ({name}: {listed}).")
         found = kept
     return found
 
