@@ -125,12 +125,11 @@ class Design:
         return self.n_excluded - (len(self.dummy_scans.volumes) if self.dummy_scans else 0)
 
 
-def read_events(path, keep_missing_trial_types: bool = False) -> pd.DataFrame:
+def read_events(path) -> pd.DataFrame:
     """Read a BIDS ``events.tsv`` (``n/a`` as missing) and check what the GLM relies on.
 
     ``trial_type`` values are text; a missing one stays missing (nilearn's design matrix
     leaves such events out: :func:`build_design` does so first, and says so).
-    ``keep_missing_trial_types`` is kept for callers that pass it; it changes nothing.
 
     Raises
     ------
@@ -538,7 +537,7 @@ def model_design(run, node) -> Design:
     dummy = dummy_scan_settings(node)
     if run.design is not None:
         return with_dummy_scans(load_design(run), run, None, **dummy)
-    events = read_events(run.events, keep_missing_trial_types=True)
+    events = read_events(run.events)
     confounds = read_confounds_table(run.confounds)
     if confounds is not None and len(confounds) != run.n_volumes:
         raise InputFileError(
