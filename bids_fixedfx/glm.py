@@ -112,7 +112,8 @@ class RunResult:
         return None
 
 
-def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None):
+def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None,
+                  overwrite_series=False):
     """Fit the GLM and compute t and F contrasts, as nilearn, on whole arrays.
 
     The numbers are those of nilearn's ``mean_scaling``, ``run_glm`` and
@@ -135,6 +136,10 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
         Voxels fitted together at most.
     tests : list of str, optional
         ``t`` or ``F`` per contrast (default: all ``t``).
+    overwrite_series : bool
+        Scale a writable floating-point ``series`` in place (it then holds nilearn's
+        mean-scaled series) instead of scaling a copy: one pass less over the series,
+        and no second copy of it in memory.
 
     Returns
     -------
@@ -153,7 +158,7 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
     tests = list(tests) if tests is not None else ["t"] * len(vectors)
     models = NoiseModels(np.asarray(design_matrix, dtype=np.float64), vectors, tests)
     fitted = FittedVoxels(n_voxels, models)
-    means = voxel_means(series)
+    scaled = mean_scaled(series, voxel_means(series), in_place=overwrite_series)
     # n_threads in all: the products are small, and BLAS's own threads would compete
     # with these (and with other processes, with --nprocs 1)
     with threadpool_limits(limits=1):
@@ -164,12 +169,11 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
 
             def estimate(bounds):
                 start, stop = bounds
-                scaled = mean_scaled(series[:, start:stop], means[start:stop])
-                bins[start:stop] = ar1_bins(ar1_coefficients(ols_residuals(scaled, models)))
+                bins[start:stop] = ar1_bins(ar1_coefficients(ols_residuals(scaled[:, start:stop], models)))
 
             _map(estimate, _chunks(n_voxels, chunk), n_threads)
             groups = bin_groups(bins, chunk)
-        _map(lambda group: fit_voxels(series, means, *group, models, fitted), groups, n_threads)
+        _map(lambda group: fit_voxels(scaled, *group, models, fitted), groups, n_threads)
     return fitted.contrast_maps(), float(models.dof), fitted.r_square
 
 
@@ -277,9 +281,17 @@ def voxel_means(series):
     return np.maximum(mean, 1)
 
 
-def mean_scaled(voxels, means):
-    """nilearn's ``mean_scaling``: each voxel's series in percent of its mean, minus 100."""
-    return 100 * (voxels / means - 1)
+def mean_scaled(voxels, means, in_place=False):
+    """nilearn's ``mean_scaling``: each voxel's series in percent of its mean, minus 100.
+
+    ``in_place``: written over ``voxels`` (the same operations in the same precision, so
+    the same values) when they are a writable floating-point array; else a new array.
+    """
+    if not (in_place and voxels.dtype.kind == "f" and voxels.flags.writeable):
+        return 100 * (voxels / means - 1)
+    np.divide(voxels, means, out=voxels)
+    np.subtract(voxels, 1, out=voxels)
+    return np.multiply(voxels, 100, out=voxels)
 
 
 def ols_residuals(scaled, models):
@@ -341,16 +353,14 @@ class FittedVoxels:
         return maps
 
 
-def fit_voxels(series, means, rho_bin, columns, models, fitted):
-    """nilearn's ``mean_scaling`` and ``ARModel(design, bin / 100).fit`` (``OLSModel`` for
-    bin None) on some voxels, with what each contrast needs of the fit written to ``fitted``.
+def fit_voxels(scaled, rho_bin, columns, models, fitted):
+    """nilearn's ``ARModel(design, bin / 100).fit`` (``OLSModel`` for bin None) on some
+    voxels, with what each contrast needs of the fit written to ``fitted``.
 
     Parameters
     ----------
-    series : numpy.ndarray, shape (n_volumes, n_voxels)
-        Masked BOLD before scaling.
-    means : numpy.ndarray, shape (n_voxels,)
-        See :func:`voxel_means`.
+    scaled : numpy.ndarray, shape (n_volumes, n_voxels)
+        Masked BOLD, mean-scaled (:func:`mean_scaled`).
     rho_bin : int or None
         The voxels' AR(1) bin (None: OLS).
     columns : slice or numpy.ndarray
@@ -358,9 +368,8 @@ def fit_voxels(series, means, rho_bin, columns, models, fitted):
     models : NoiseModels
     fitted : FittedVoxels
     """
-    # a bin's voxels are gathered each series in one piece (column-major: the operations
-    # below run along time), an OLS chunk is a view of the series
-    data = mean_scaled(series[:, columns], means[columns])  # OLSModel fits it as it is
+    # a bin's voxels are gathered (a copy), an OLS chunk is a view of the series
+    data = scaled[:, columns]  # OLSModel fits it as it is
     design, pinv, covariance, contrast_factors = models.model(rho_bin)
     if rho_bin is not None:  # ARModel.whiten, in double precision: x[1:] - rho * x[:-1], x[0] kept
         scaled, data = data, np.empty_like(data, dtype=np.float64)  # in its layout: sums run as before
@@ -436,18 +445,21 @@ def set_outside(img, mask_img, outside):
     return nib.Nifti1Image(data, img.affine)
 
 
-def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_threads=1) -> RunResult:
-    """Fit a masked run's GLM and compute its contrasts (see :func:`fit_run`)."""
+def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_threads=1,
+               overwrite_series=False) -> RunResult:
+    """Fit a masked run's GLM and compute its contrasts (see :func:`fit_run`);
+    ``overwrite_series``: the run's series may be scaled in place (see :func:`fit_contrasts`)."""
     series, mask_img = masked.series, masked.mask
     matrix = design.matrix.to_numpy()
     if design.sample_mask is not None:
-        series = series[design.sample_mask]
+        series = series[design.sample_mask]  # a copy
         matrix = matrix[design.sample_mask]
+        overwrite_series = True
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
         maps, dof, r_square = fit_contrasts(
             series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
-            tests=[getattr(c, "test", "t") for c in contrasts],
+            tests=[getattr(c, "test", "t") for c in contrasts], overwrite_series=overwrite_series,
         )
     notes = tuple(dict.fromkeys(
         f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
@@ -492,4 +504,5 @@ def fit_run(bold, design, contrasts, *, mask=None, smoothing_fwhm=None, noise_mo
     result : RunResult
     """
     masked = prepare_run(bold, mask, smoothing_fwhm, n_threads)
-    return fit_masked(masked, design, contrasts, noise_model=noise_model, name=name, n_threads=n_threads)
+    return fit_masked(masked, design, contrasts, noise_model=noise_model, name=name, n_threads=n_threads,
+                      overwrite_series=True)

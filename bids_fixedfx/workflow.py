@@ -251,7 +251,7 @@ def _fit_all(run_plans, settings, ahead=None):
     def fit(run_plan, masked, n_threads=settings.nprocs):
         start = time.perf_counter()
         result = glm.fit_masked(masked, run_plan.design, run_plan.contrasts, noise_model=model.noise_model,
-                                name=run_plan.run.name, n_threads=n_threads)
+                                name=run_plan.run.name, n_threads=n_threads, overwrite_series=True)
         logger.debug("%s: GLM and contrasts in %.1f s", run_plan.run.name, time.perf_counter() - start)
         return result
 

@@ -205,6 +205,28 @@ def test_voxel_chunks_give_the_same_maps(synthetic, noise_model):
             np.testing.assert_allclose(a[stat], b[stat], rtol=1e-10, atol=0)
 
 
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+def test_series_scaled_in_place_gives_the_same_maps(synthetic, noise_model):
+    """overwrite_series: the series becomes nilearn's mean-scaled series, the maps do not change;
+    a read-only series is scaled in a copy and left as it was."""
+    bold, mask, run_design, contrasts = synthetic
+    series = glm.masked_series(bold, glm.load_mask(mask, bold))
+    matrix, vectors = run_design.matrix.to_numpy(), [c.vector for c in contrasts]
+    kept, dof, r_square = glm.fit_contrasts(series, matrix, vectors, noise_model)
+    expected = 100 * (series / np.maximum(series.mean(axis=0), 1) - 1)
+    read_only = series.copy()
+    read_only.flags.writeable = False
+    for given in (series.copy(), read_only):
+        maps, in_place_dof, in_place_r_square = glm.fit_contrasts(given, matrix, vectors, noise_model,
+                                                                 overwrite_series=True)
+        np.testing.assert_array_equal(given, expected if given.flags.writeable else series)
+        assert in_place_dof == dof
+        np.testing.assert_array_equal(in_place_r_square, r_square)
+        for a, b in zip(kept, maps):
+            for stat in STATS:
+                np.testing.assert_array_equal(a[stat], b[stat])
+
+
 def test_fit_run_on_a_raw_example_run_without_mask(example_dataset, example_run):
     """Without a mask (raw BOLD, no derivatives), the mask is the one FirstLevelModel computes."""
     raw = example_run.raw_bold
