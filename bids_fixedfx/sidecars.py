@@ -123,6 +123,11 @@ class ContrastInfo:
         return cls(str(data["Name"]), [dict(r) for r in weights] if test == "F" else dict(weights), test)
 
 
+#: The key of a subject or session map's sidecar that says how its node combined the inputs:
+#: by fixed effects (``meta``) or by a one-sample t-test across them (``glm``).
+COMBINATION_KEYS = {"meta": "FixedEffects", "glm": "RandomEffects"}
+
+
 @dataclass(frozen=True)
 class StatmapSidecar:
     """The sidecar of one statistical map, at the run, subject or group level.
@@ -135,9 +140,13 @@ class StatmapSidecar:
     dof : float
     model : FirstLevelModelInfo or None
         The first-level settings (None at the group level when subjects differ).
-    fixed_effects : dict or None
-        Subject level: ``{"PrecisionWeighted": bool, "NumberOfRuns": n}`` (and the runs
-        left out, if any).
+    combination : dict or None
+        Subject and session levels, how the node combined its inputs: with fixed effects
+        (``estimator`` ``meta``, written as ``FixedEffects``: ``{"PrecisionWeighted": bool,
+        "NumberOfRuns": n}``, and the runs left out, if any) or by a one-sample t-test across
+        them (``glm``, written as ``RandomEffects``, without ``PrecisionWeighted``).
+    estimator : str
+        ``meta`` or ``glm``: see ``combination``.
     group : dict or None
         Group level: ``GroupModel``, ``NumberOfSubjects``, ``Subjects``.
     statistic : str or None
@@ -153,18 +162,26 @@ class StatmapSidecar:
     contrast: ContrastInfo
     dof: float
     model: FirstLevelModelInfo | None = None
-    fixed_effects: dict | None = None
+    combination: dict | None = None
     group: dict | None = None
     statistic: str | None = None
     extra: dict = field(default_factory=dict)
     node: str | None = None
     model_file: str | None = None
     bids_level: str | None = None
+    estimator: str = "meta"
 
     @property
     def level(self) -> str:
         """``run``, ``subject`` or ``group``."""
-        return "group" if self.group is not None else "subject" if self.fixed_effects is not None else "run"
+        return "group" if self.group is not None else "subject" if self.combination is not None else "run"
+
+    @property
+    def precision_weighted(self) -> bool | None:
+        """Whether fixed effects weighted the inputs by their precision (None: no fixed effects)."""
+        if self.combination is None or self.estimator != "meta":
+            return None
+        return bool(self.combination.get("PrecisionWeighted", False))
 
     @property
     def bsm_level(self) -> str:
@@ -177,8 +194,8 @@ class StatmapSidecar:
         data = {"Sources": list(self.sources), "Contrast": self.contrast.to_json(), "DegreesOfFreedom": self.dof}
         if self.model is not None:
             data.update(self.model.to_json())
-        if self.fixed_effects is not None:
-            data["FixedEffects"] = dict(self.fixed_effects)
+        if self.combination is not None:
+            data[COMBINATION_KEYS[self.estimator]] = dict(self.combination)
         if self.group is not None:
             data.update(self.group)
         data.update(self.extra)
@@ -203,20 +220,22 @@ class StatmapSidecar:
         model = None
         if group is None or all(key in data for key in MODEL_KEYS):
             model = FirstLevelModelInfo.from_json(data, path)
-        known = {"Sources", "Contrast", "DegreesOfFreedom", "FixedEffects", "Statistic", *MODEL_KEYS,
+        known = {"Sources", "Contrast", "DegreesOfFreedom", *COMBINATION_KEYS.values(), "Statistic", *MODEL_KEYS,
                  *(group or {}), "Node", "Level", "ModelFile"}
+        estimator = next((e for e, key in COMBINATION_KEYS.items() if key in data), "meta")
         return cls(
             sources=tuple(_need(data, "Sources", path)),
             contrast=ContrastInfo.from_json(_need(data, "Contrast", path), path),
             dof=float(_need(data, "DegreesOfFreedom", path)),
             model=model,
-            fixed_effects=data.get("FixedEffects"),
+            combination=data.get(COMBINATION_KEYS[estimator]),
             group=group,
             statistic=data.get("Statistic"),
             extra={k: v for k, v in data.items() if k not in known},
             node=data.get("Node"),
             model_file=data.get("ModelFile"),
             bids_level=data.get("Level"),
+            estimator=estimator,
         )
 
     @classmethod

@@ -398,16 +398,18 @@ def write_node(maps, place, settings) -> None:
                                               desc=naming.statmap_desc(parts=(item.step.desc,) if item.step.desc else ()),
                                               **_node_entities(item))
             ] + mask_paths
-        fixed_effects = {"PrecisionWeighted": weighted, "NumberOfRuns": len(runs)}
+        meta = step.node.model_type == "meta"
+        combination = {"PrecisionWeighted": weighted, "NumberOfRuns": len(runs)} if meta else {"NumberOfRuns": len(runs)}
         if step.source_level == "session":
-            fixed_effects["NumberOfSessions"] = len(inputs)
+            combination["NumberOfSessions"] = len(inputs)
         if maps.left_out:
-            fixed_effects["RunsLeftOut"] = [
+            combination["RunsLeftOut"] = [
                 {"Run": left.run.name, "Reason": left.reason} for left in maps.left_out
             ]
         sidecar = sidecars.StatmapSidecar(
             tuple(outputs.source(f, output_dir, datasets) for f in files if f is not None),
-            _contrast_info(contrast_maps), contrast_maps.dof, info, fixed_effects=fixed_effects,
+            _contrast_info(contrast_maps), contrast_maps.dof, info, combination=combination,
+            estimator="meta" if meta else "glm",
             extra={"CommandLine": settings.command}, **_node_keys(settings, step.node),
         )
         outputs.write_statmaps(kind, contrast_maps, place, sidecar.to_json(), form, desc=desc, **common)

@@ -29,7 +29,7 @@ from scipy import stats
 
 from bids_fixedfx.cli import main
 from bids_fixedfx.discover import validator_command
-from bids_fixedfx.errors import EX_NO_INPUT
+from bids_fixedfx.errors import EX_NO_INPUT, EX_USAGE
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the app; pytest -m 'not slow' leaves them out
 
@@ -440,6 +440,30 @@ def test_an_unreadable_run_design_sidecar_stops_the_group_level_before_it_writes
         assert len(errors) == 1 and broken.name in errors[0] and "JSON" in errors[0], done.stderr
         results.append((done.returncode, errors[0].replace(str(out), "OUT")))
     assert results[0] == results[1] and results[0][0] == EX_NO_INPUT
+
+
+@pytest.mark.parametrize("change, said", [
+    (lambda d: d.update(RandomEffects={"NumberOfRuns": d.pop("FixedEffects")["NumberOfRuns"]}),
+     "runs combined by fixed effects vs a one-sample t-test"),
+    (lambda d: d.update(SmoothingFWHM=8.0), "SmoothingFWHM 5.0 vs 8.0"),
+])
+def test_subject_maps_made_differently_are_not_tested_together(example_dataset, analysed, tmp_path, capsys,
+                                                               change, said):
+    """A subject whose maps were combined by another estimator (a one-sample t-test across its
+    runs instead of fixed effects) or fitted with other settings is refused by the group level,
+    in one sentence naming both subjects and the difference, before anything is written."""
+    out = _participant_outputs(analysed, tmp_path / "out")
+    subjects = sorted(p.name for p in out.glob("sub-*") if p.is_dir())
+    for path in sorted((out / subjects[-1]).rglob("*_contrast-audio_stat-*_statmap.json")):
+        if "_run-" not in path.name:
+            sidecar = json.loads(path.read_text())
+            change(sidecar)
+            path.write_text(json.dumps(sidecar))
+    before = checksums(out)
+    assert main([str(example_dataset.path), str(out), "group"]) == EX_USAGE
+    assert checksums(out) == before
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{subjects[0]} and {subjects[-1]}" in error and "contrast-audio" in error and said in error, error
 
 
 def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset, analysed, tmp_path,

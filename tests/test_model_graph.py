@@ -498,12 +498,18 @@ def test_session_and_subject_ols_equal_second_level_model(sessions_dataset, tmp_
         theirs = second_level(runs, masks, pd.DataFrame({"intercept": np.ones(2)}), "intercept")
         for stat, name in (("effect", "effect_size"), ("t", "stat"), ("z", "z_score")):
             close(load(session_map(out, "03", session, stat)), theirs[name].get_fdata(), f"ses-{session} {stat}")
-        assert sidecar(session_map(out, "03", session, "t"))["DegreesOfFreedom"] == 1
+        said = sidecar(session_map(out, "03", session, "t"))
+        assert said["DegreesOfFreedom"] == 1
+        assert "FixedEffects" not in said and said["RandomEffects"] == {"NumberOfRuns": 2}
         sessions.append(session_map(out, "03", session, "effect"))
     masks = [mask_of(r, sessions_dataset) for s in ("1", "2") for r in run_maps(out, "03", s)]
     theirs = second_level(sessions, masks, pd.DataFrame({"intercept": np.ones(2)}), "intercept")
     for stat, name in (("effect", "effect_size"), ("t", "stat")):
         close(load(subject_map(out, "03", stat)), theirs[name].get_fdata(), f"subject {stat}")
+    said = sidecar(subject_map(out, "03", "t"))
+    assert "FixedEffects" not in said and said["RandomEffects"] == {"NumberOfRuns": 4, "NumberOfSessions": 2}
+    page = (out / "sub-03.html").read_text()
+    assert "one-sample t-test across the runs or sessions" in page and "Fixed-effects z map" not in page
     methods = (out / "logs" / "CITATION.md").read_text()
     assert "the session node `session` combined each subject's runs within each session by a one-sample t-test" in methods
     assert "the subject node `subject` combined each subject's session maps" in methods

@@ -30,7 +30,10 @@ def test_drift_keys_follow_the_drift_model():
                        FirstLevelModelInfo.from_settings(ModelSettings()), statistic="z"),
         StatmapSidecar(("bids::a",), ContrastInfo("a", {"a": 1.0}), 160.0,
                        FirstLevelModelInfo.from_settings(ModelSettings(noise_model="ols")),
-                       fixed_effects={"PrecisionWeighted": False, "NumberOfRuns": 2}, statistic="t"),
+                       combination={"PrecisionWeighted": False, "NumberOfRuns": 2}, statistic="t"),
+        StatmapSidecar(("bids::a",), ContrastInfo("a", {"a": 1.0}), 2.0,
+                       FirstLevelModelInfo.from_settings(ModelSettings()),
+                       combination={"NumberOfRuns": 3}, estimator="glm", statistic="t"),
         StatmapSidecar(("bids::a", "bids::b"), ContrastInfo("a", {"intercept": 1.0}), 2.0, None,
                        group={"GroupModel": "one-sample t-test", "NumberOfSubjects": 3, "Subjects": ["1", "2", "3"]}),
     ],
@@ -45,9 +48,22 @@ def test_statmap_sidecars_round_trip(tmp_path, sidecar):
 def test_keys_in_the_spec_order():
     sidecar = StatmapSidecar(("s",), ContrastInfo("a", {"a": 1.0}), 10.0,
                              FirstLevelModelInfo.from_settings(ModelSettings()),
-                             fixed_effects={"PrecisionWeighted": False, "NumberOfRuns": 1}, statistic="p")
+                             combination={"PrecisionWeighted": False, "NumberOfRuns": 1}, statistic="p")
     assert list(sidecar.to_json()) == ["Sources", "Contrast", "DegreesOfFreedom", "SmoothingFWHM", "NoiseModel",
                                        "HRFModel", "DriftModel", "HighPass", "FixedEffects", "Statistic"]
+
+
+def test_the_combination_key_says_how_the_node_combined_its_inputs():
+    """Fixed effects (meta) or a one-sample t-test across the inputs (glm): never FixedEffects for the latter."""
+    info = FirstLevelModelInfo.from_settings(ModelSettings())
+    meta = StatmapSidecar(("s",), ContrastInfo("a", {"a": 1.0}), 10.0, info,
+                          combination={"PrecisionWeighted": True, "NumberOfRuns": 2})
+    glm = StatmapSidecar(("s",), ContrastInfo("a", {"a": 1.0}), 1.0, info, combination={"NumberOfRuns": 2},
+                         estimator="glm")
+    assert meta.to_json()["FixedEffects"] == {"PrecisionWeighted": True, "NumberOfRuns": 2}
+    assert "FixedEffects" not in glm.to_json() and glm.to_json()["RandomEffects"] == {"NumberOfRuns": 2}
+    assert (meta.level, glm.level) == ("subject", "subject")
+    assert (meta.precision_weighted, glm.precision_weighted) == (True, None)
 
 
 def test_an_unreadable_sidecar_is_an_error_naming_it(tmp_path):

@@ -188,7 +188,7 @@ def model_facts(info: StatmapSidecar, records) -> ModelFacts:
         drift_order=first.drift_order if first is not None else None,
         noise_model=model.noise_model,
         smoothing_fwhm=model.smoothing_fwhm or None,
-        precision_weighted=bool((info.fixed_effects or {}).get("PrecisionWeighted", False)),
+        precision_weighted=bool(info.precision_weighted),
         confound_strategy=options if is_confound_strategy(options) else (),
     )
 
@@ -229,7 +229,7 @@ def methods_from_group(settings, group_plan) -> Methods:
             conditions = records[0].design.conditions if records else ()
             contrast = item.info.contrast
             entry["contrasts"].setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, conditions))
-            for left in (item.info.fixed_effects or {}).get("RunsLeftOut", []):
+            for left in (item.info.combination or {}).get("RunsLeftOut", []):
                 entry["left_out"][left["Run"]] = LeftOutRun(left["Run"], left["Reason"])
             command = recorded_command(item.info)
             if command and command not in commands:

@@ -460,10 +460,9 @@ def _check_same_model(test):
         first = firsts.setdefault(item.contrast, item)
         if item is first:
             continue
-        reference = (first.info.model, first.info.contrast.weights,
-                     (first.info.fixed_effects or {}).get("PrecisionWeighted"))
-        other = (item.info.model, item.info.contrast.weights,
-                 (item.info.fixed_effects or {}).get("PrecisionWeighted"))
+        reference = (first.info.model, first.info.contrast.weights, first.info.estimator,
+                     first.info.precision_weighted)
+        other = (item.info.model, item.info.contrast.weights, item.info.estimator, item.info.precision_weighted)
         if other != reference:
             differing = _differences(first.info, item.info)
             raise UsageError(
@@ -473,15 +472,26 @@ def _check_same_model(test):
             )
 
 
+#: How a subject node combined its inputs, by its estimator (for messages).
+COMBINED_BY = {"meta": "fixed effects", "glm": "a one-sample t-test"}
+
+
 def _differences(one, other) -> str:
     one_json, other_json = one.to_json(), other.to_json()
-    keys = ["Contrast", "SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass", "FixedEffects"]
+    keys = ["Contrast", "SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass", "runs combined by",
+            "PrecisionWeighted"]
     parts = []
     for key in keys:
         a, b = one_json.get(key), other_json.get(key)
-        if key == "FixedEffects":
-            a, b = (a or {}).get("PrecisionWeighted"), (b or {}).get("PrecisionWeighted")
-            key = "PrecisionWeighted"
+        if key == "runs combined by":
+            if (one.estimator, other.estimator) == ("meta", "meta"):
+                continue
+            parts.append(f"{key} {COMBINED_BY[one.estimator]} vs {COMBINED_BY[other.estimator]}")
+            continue
+        if key == "PrecisionWeighted":
+            if None in (one.precision_weighted, other.precision_weighted):
+                continue  # not both fixed effects: said above
+            a, b = one.precision_weighted, other.precision_weighted
         if key == "Contrast":
             a, b = a.get("Weights"), b.get("Weights")
             key = "contrast weights"

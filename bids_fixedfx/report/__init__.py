@@ -56,10 +56,11 @@ def write_participant_reports(settings, plan, notes, fork: bool = False) -> list
     pages = [(subject, plans, notes_about(notes, subject)) for subject, plans in by_subject.items()]
     beside = fork and settings.nprocs > 1 and len(pages) > 1
     mine, theirs = (pages[::2], pages[1::2]) if beside else (pages, [])
-    with forked.Forked(_write_pages, settings, theirs, fork=beside) as other:
+    estimator = next((step.node.model_type for step in plan.steps if step.level == "subject"), "meta")
+    with forked.Forked(_write_pages, settings, theirs, estimator, fork=beside) as other:
         if other.pid is not None:
             logger.debug("Writing %d of the %d subject reports in process %d", len(theirs), len(pages), other.pid)
-        here = _write_pages(settings, mine)
+        here = _write_pages(settings, mine, estimator)
         there = other.result()
     paths = here
     if beside:  # back in the subjects' order
@@ -71,13 +72,15 @@ def write_participant_reports(settings, plan, notes, fork: bool = False) -> list
     return paths
 
 
-def _write_pages(settings, pages) -> list:
-    """Write these subjects' pages: (subject, its plans, its notes) each."""
+def _write_pages(settings, pages, estimator="meta") -> list:
+    """Write these subjects' pages: (subject, its plans, its notes) each; ``estimator``: the
+    subject node's (``meta`` or ``glm``)."""
     from .pages import Files
     from .subject import write_subject_report
 
     files = Files(settings.output_dir)
-    return [write_subject_report(settings, subject, plans, notes, files) for subject, plans, notes in pages]
+    return [write_subject_report(settings, subject, plans, notes, files, estimator)
+            for subject, plans, notes in pages]
 
 
 def write_group_report(settings, group_plan, notes=()):

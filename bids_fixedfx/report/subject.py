@@ -37,7 +37,7 @@ def is_template(space) -> bool:
     return bool(space) and str(space).startswith("MNI")
 
 
-def write_subject_report(settings, subject: str, plans, notes, files: Files | None = None):
+def write_subject_report(settings, subject: str, plans, notes, files: Files | None = None, estimator: str = "meta"):
     """Draw one subject's figures and write its page (``sub-<subject>.html``).
 
     Parameters
@@ -51,13 +51,16 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
         Notes about this subject, or about every subject.
     files : Files or None
         Shared by the pages of one run (templates compiled once).
+    estimator : str
+        How the subject node combined the runs: ``meta`` (fixed effects) or ``glm`` (a
+        one-sample t-test).
 
     Returns
     -------
     path : Path
     """
     files = files or Files(settings.output_dir)
-    tasks = [task_section(settings, plan, [n for n in notes if n.about(subject, plan.task)], files)
+    tasks = [task_section(settings, plan, [n for n in notes if n.about(subject, plan.task)], files, estimator)
              for plan in plans]
     html = files.render(
         "subject.html.jinja",
@@ -70,7 +73,7 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
     return files.write_page(subject_page(subject), html)
 
 
-def task_section(settings, plan, notes, files: Files) -> dict:
+def task_section(settings, plan, notes, files: Files, estimator: str = "meta") -> dict:
     """What the page shows of one subject and task (a dict for the template)."""
     output_dir, threshold = settings.output_dir, settings.report_threshold
     common = {"subject": plan.subject, "task": plan.task, "space": plan.space}
@@ -97,7 +100,7 @@ def task_section(settings, plan, notes, files: Files) -> dict:
         "space": plan.space,
         "anchor": anchor,
         "template": template,
-        "model": _model_rows(settings, plan),
+        "model": _model_rows(settings, plan, estimator),
         "conditions": _conditions(plan),
         "contrasts_table": _contrast_weights(plan),
         "confounds": _confounds(plan),
@@ -293,7 +296,7 @@ def _confounds(plan) -> dict:
             "union": list(dict.fromkeys(c for columns in per_run for c in columns))}
 
 
-def _model_rows(settings, plan) -> list[tuple[str, str]]:
+def _model_rows(settings, plan, estimator="meta") -> list[tuple[str, str]]:
     from ..surface import run_model
 
     model = run_model(plan.runs[0].run, settings.model)
@@ -324,7 +327,8 @@ def _model_rows(settings, plan) -> list[tuple[str, str]]:
         ("Noise model", "AR(1)" if model.noise_model == "ar1" else "OLS"),
         ("Smoothing", f"{model.smoothing_fwhm:g} mm FWHM" if model.smoothing_fwhm else "none"),
         ("Signal scaling", "percent signal change (voxel mean)"),
-        ("Fixed effects", "precision-weighted" if model.precision_weighted else "unweighted (nilearn's default)"),
+        ("Fixed effects", "precision-weighted" if model.precision_weighted else "unweighted (nilearn's default)")
+        if estimator == "meta" else ("Subject maps", "a one-sample t-test across the runs or sessions (OLS)"),
         ("Figure threshold", f"|z| > {settings.report_threshold:g}, uncorrected, for display"),
     ]
 
@@ -359,8 +363,8 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
     shown = f"|z| > {threshold:g}"
     section["figure"] = files.figure(
         naming.build("subject_figure", desc="zmap", suffix="statmap", extension=".png", **common),
-        figures.stat_map(view, z_map, cuts, f"{name}: fixed effects over {plural(len(run_maps) or 1, 'run')}"),
-        f"Fixed-effects z map of {name}, {shown}",
+        figures.stat_map(view, z_map, cuts, f"{name}: {_combined(sidecar)} over {plural(len(run_maps) or 1, 'run')}"),
+        f"{_combined(sidecar).capitalize()} z map of {name}, {shown}",
         f"z map, {shown} (uncorrected, for display), {underlay}"
         + ("; projections show the strongest value along each axis." if view.template else "."),
     )
@@ -378,13 +382,18 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
         settings, "subject_statmap", common, "subject_figure", common, view, files, name)
     section.update({
         "dof": sidecar.dof,
-        "n_runs": (sidecar.fixed_effects or {}).get("NumberOfRuns", len(run_maps) or 1),
+        "n_runs": (sidecar.combination or {}).get("NumberOfRuns", len(run_maps) or 1),
         "weights": sidecar.contrast.weights,
         "peak": peak,
         "threshold": shown,
         "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": tsv, "tsv_name": tsv_path.name},
     })
     return section
+
+
+def _combined(sidecar) -> str:
+    """How the subject node combined its inputs, as the figures say it."""
+    return "fixed effects" if sidecar.estimator == "meta" else "one-sample t-test"
 
 
 def _surface_contrast(settings, plan, label, name, files: Files, anchor) -> dict:
@@ -402,10 +411,10 @@ def _surface_contrast(settings, plan, label, name, files: Files, anchor) -> dict
         return section
     sidecar = StatmapSidecar.read(output_dir / outputs.map_paths("subject_statmap", form, sidecars=True, stat="z",
                                                                  **common)[0])
-    n_runs = (sidecar.fixed_effects or {}).get("NumberOfRuns", 1)
+    n_runs = (sidecar.combination or {}).get("NumberOfRuns", 1)
     section.update(surfaces.map_section(
-        files, output_dir / z_path, form, threshold, f"{name}: fixed effects over {plural(n_runs, 'run')}",
-        "subject_figure", common, "Fixed-effects z map"))
+        files, output_dir / z_path, form, threshold, f"{name}: {_combined(sidecar)} over {plural(n_runs, 'run')}",
+        "subject_figure", common, f"{_combined(sidecar).capitalize()} z map"))
     section.update({"runs_figure": None, "corrected": None, "dof": sidecar.dof, "n_runs": n_runs,
                     "weights": sidecar.contrast.weights})
     return section
