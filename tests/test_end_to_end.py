@@ -466,6 +466,19 @@ def test_subject_maps_made_differently_are_not_tested_together(example_dataset, 
     assert f"{subjects[0]} and {subjects[-1]}" in error and "contrast-audio" in error and said in error, error
 
 
+def test_a_subject_effect_map_removed_from_its_set_is_an_error_naming_it(example_dataset, analysed, tmp_path, capsys):
+    """A subject whose effect map of a contrast is gone (its variance map is there) is not left
+    out of that contrast's test without a word: the group level stops, naming the file."""
+    out = _participant_outputs(analysed, tmp_path / "out")
+    removed = sorted(out.glob("sub-*/func/sub-*_task-checkerboard_space-*_contrast-audio_stat-effect_statmap.nii.gz"))[-1]
+    removed.unlink()
+    before = checksums(out)
+    assert main([str(example_dataset.path), str(out), "group"]) == EX_NO_INPUT
+    assert checksums(out) == before
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(removed) in error and "rerun the participant level" in error, error
+
+
 def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset, analysed, tmp_path,
                                                                     monkeypatch):
     """Every contrast of a task is tested over the same subjects' masks: they are intersected

@@ -128,11 +128,11 @@ def find_subject_maps(output_dir, level: str = "subject", desc: str | None = Non
             stem = (f"sub-{subject}/func/sub-{subject}_task-{task}" if level == "subject"
                     else f"sub-{subject}/ses-*/func/sub-{subject}_ses-*_task-{task}")
             effects += [
-                *output_dir.glob(f"{stem}_stat-effect*_statmap.nii.gz"),
-                *output_dir.glob(f"{stem}_hemi-L_*_stat-effect*_statmap.func.gii"),  # a GIFTI pair's left map
-                *output_dir.glob(f"{stem}_stat-effect*_statmap.dscalar.nii"),
+                *output_dir.glob(f"{stem}_stat-[ev]*_statmap.nii.gz"),
+                *output_dir.glob(f"{stem}_hemi-L_*_stat-[ev]*_statmap.func.gii"),  # a GIFTI pair's left map
+                *output_dir.glob(f"{stem}_stat-[ev]*_statmap.dscalar.nii"),
             ]
-    effects = list(dict.fromkeys(effects))
+    effects = _effects_checked(list(dict.fromkeys(effects)))
     allowed = {"subject", "task", "space", "hemi", "den", "contrast", "stat", "suffix", "extension", "desc"}
     allowed |= {"session"} if level == "session" else set()
     found = []
@@ -157,6 +157,20 @@ def find_subject_maps(output_dir, level: str = "subject", desc: str | None = Non
             info=None,
         ))
     return found
+
+
+def _effects_checked(paths) -> list:
+    """The effect maps among effect and variance maps; a variance map without its effect map
+    (a set of subject maps from which one was removed) is an error naming the missing file,
+    rather than a subject left out of the test without a word."""
+    effects = [path for path in paths if "_stat-effect" in path.name]
+    present = set(effects)
+    for path in paths:
+        missing = path.with_name(path.name.replace("_stat-variance", "_stat-effect"))
+        if "_stat-variance" in path.name and missing not in present:
+            raise NoDataError(f"{missing} is missing (its variance map {path.name} is there); rerun the "
+                              "participant level for that subject.")
+    return effects
 
 
 def plan_group(settings, model=None) -> GroupPlan:
