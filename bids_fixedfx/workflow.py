@@ -458,9 +458,9 @@ def run_group(settings, fork: bool = False) -> None:
         intersections = {}  # the tests of one task's contrasts share their subjects' masks
         for test in checked.tests:
             write_group(test, settings, intersections)
-            logger.info("task-%s%s contrast-%s%s: group %s over %d subjects written", test.task,
+            logger.info("task-%s%s contrast-%s%s: %s over %d subjects written", test.task,
                         f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
-                        test.group_model or settings.group_model, len(set(test.subjects)))
+                        _group_test_name(test, settings), len(set(test.subjects)))
         composed = planning.then_result()
         if composed is not None:
             logger.debug("Methods text composed in process %d while the maps were computed", planning.pid)
@@ -634,6 +634,13 @@ def write_group(test, settings, intersections=None) -> None:
             if naming.group_model_of(naming.parse(relative)) == own
         ]
         staging.commit(stale)
+
+
+def _group_test_name(test, settings) -> str:
+    """What a group test computes, for the log: fixed effects, a one-sample t-test or a GLM."""
+    if (test.group_model or settings.group_model) == "fixed":
+        return "fixed effects"
+    return "one-sample t-test" if _one_sample(test.design) else "general linear model"
 
 
 def _one_sample(design) -> bool:

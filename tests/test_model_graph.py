@@ -5,6 +5,8 @@ every map equal to a plain nilearn computation, and the errors one sentence nami
 from __future__ import annotations
 
 import json
+import logging
+import logging.handlers
 import shutil
 import warnings
 
@@ -224,7 +226,13 @@ def sessions_out(sessions_dataset, tmp_path_factory):
     model = write_model(folder, SESSIONS)
     out = folder / "out"
     assert main([str(sessions_dataset.path), str(out), "participant", *QUICK, "-m", str(model)]) == 0
-    assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    logger, kept = logging.getLogger("bids_fixedfx"), logging.handlers.BufferingHandler(10_000)
+    logger.addHandler(kept)
+    try:
+        assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    finally:
+        logger.removeHandler(kept)
+    (out / "group.log").write_text("\n".join(record.getMessage() for record in kept.buffer))
     return out
 
 
@@ -387,6 +395,9 @@ def test_group_by_a_participants_column_runs_one_test_per_group(sessions_dataset
     # the one-sample node over all subjects, named apart
     info = sidecar(group_map(sessions_out, "audio", "t", "oneSample"))
     assert info["NumberOfSubjects"] == 5 and info["Node"] == "oneSample"
+    log = (sessions_out / "group.log").read_text()  # each test's line says what it computed
+    assert "contrast-audio (oneSample): one-sample t-test over 5 subjects written" in log, log
+    assert "contrast-audio: general linear model over 5 subjects written" in log, log  # the paired design
     assert not group_map(sessions_out, "audio", "t", None).exists()
 
 
