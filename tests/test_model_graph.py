@@ -232,7 +232,7 @@ def sessions_out(sessions_dataset, tmp_path_factory):
         assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
     finally:
         logger.removeHandler(kept)
-    (out / "group.log").write_text("\n".join(record.getMessage() for record in kept.buffer))
+    (folder / "group.log").write_text("\n".join(record.getMessage() for record in kept.buffer))
     return out
 
 
@@ -395,7 +395,7 @@ def test_group_by_a_participants_column_runs_one_test_per_group(sessions_dataset
     # the one-sample node over all subjects, named apart
     info = sidecar(group_map(sessions_out, "audio", "t", "oneSample"))
     assert info["NumberOfSubjects"] == 5 and info["Node"] == "oneSample"
-    log = (sessions_out / "group.log").read_text()  # each test's line says what it computed
+    log = (sessions_out.parent / "group.log").read_text()  # each test's line says what it computed
     assert "contrast-audio (oneSample): one-sample t-test over 5 subjects written" in log, log
     assert "contrast-audio: general linear model over 5 subjects written" in log, log  # the paired design
     assert not group_map(sessions_out, "audio", "t", None).exists()
@@ -520,7 +520,8 @@ def test_session_and_subject_ols_equal_second_level_model(sessions_dataset, tmp_
     said = sidecar(subject_map(out, "03", "t"))
     assert "FixedEffects" not in said and said["RandomEffects"] == {"NumberOfRuns": 4, "NumberOfSessions": 2}
     page = (out / "sub-03.html").read_text()
-    assert "one-sample t-test across the runs or sessions" in page and "Fixed-effects z map" not in page
+    assert "one-sample t-test across the runs or sessions" in page and "One-sample t-test z map of" in page
+    assert "Fixed-effects z map" not in page and "Fixed effects" not in page
     methods = (out / "logs" / "CITATION.md").read_text()
     assert "the session node `session` combined each subject's runs within each session by a one-sample t-test" in methods
     assert "the subject node `subject` combined each subject's session maps" in methods

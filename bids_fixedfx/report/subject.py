@@ -364,7 +364,7 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
     section["figure"] = files.figure(
         naming.build("subject_figure", desc="zmap", suffix="statmap", extension=".png", **common),
         figures.stat_map(view, z_map, cuts, f"{name}: {_combined(sidecar)} over {plural(len(run_maps) or 1, 'run')}"),
-        f"{_combined(sidecar).capitalize()} z map of {name}, {shown}",
+        f"{_combined(sidecar, adjective=True)} z map of {name}, {shown}",
         f"z map, {shown} (uncorrected, for display), {underlay}"
         + ("; projections show the strongest value along each axis." if view.template else "."),
     )
@@ -391,9 +391,12 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
     return section
 
 
-def _combined(sidecar) -> str:
-    """How the subject node combined its inputs, as the figures say it."""
-    return "fixed effects" if sidecar.estimator == "meta" else "one-sample t-test"
+def _combined(sidecar, adjective=False) -> str:
+    """How the subject node combined its inputs, as the figures say it (``adjective``: before
+    "z map", capitalised)."""
+    if sidecar.estimator == "meta":
+        return "Fixed-effects" if adjective else "fixed effects"
+    return "One-sample t-test" if adjective else "one-sample t-test"
 
 
 def _surface_contrast(settings, plan, label, name, files: Files, anchor) -> dict:
@@ -414,7 +417,7 @@ def _surface_contrast(settings, plan, label, name, files: Files, anchor) -> dict
     n_runs = (sidecar.combination or {}).get("NumberOfRuns", 1)
     section.update(surfaces.map_section(
         files, output_dir / z_path, form, threshold, f"{name}: {_combined(sidecar)} over {plural(n_runs, 'run')}",
-        "subject_figure", common, f"{_combined(sidecar).capitalize()} z map"))
+        "subject_figure", common, f"{_combined(sidecar, adjective=True)} z map"))
     section.update({"runs_figure": None, "corrected": None, "dof": sidecar.dof, "n_runs": n_runs,
                     "weights": sidecar.contrast.weights})
     return section
