@@ -39,12 +39,15 @@ def input_datasets(bids_dir: Path, derivatives) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None:
-    """Refuse an OUTPUT_DIR or ``--work-dir`` in an input dataset (SPEC §4).
+def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), database_dir=None) -> None:
+    """Refuse an OUTPUT_DIR, ``--work-dir`` or ``--bids-database-dir`` in an input dataset
+    (SPEC §4), and an OUTPUT_DIR that holds another dataset.
 
-    Either may be a folder under ``BIDS_DIR/derivatives/`` that is not itself an input
+    Each may be a folder under ``BIDS_DIR/derivatives/`` that is not itself an input
     (a new folder, or an earlier output of this app); nothing else inside BIDS_DIR or
-    inside any derivatives dataset that is read.
+    inside any derivatives dataset that is read. OUTPUT_DIR is a new or empty folder or an
+    earlier output of this app: a folder with another ``dataset_description.json``, or with
+    ``sub-*`` entries and none, is another dataset, whose files a run would replace.
 
     Parameters
     ----------
@@ -52,20 +55,24 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None
     work_dir : Path or None
     derivatives : sequence of Path
         The derivatives datasets given with ``-d``.
+    database_dir : Path or None
+        ``--bids-database-dir``.
 
     Raises
     ------
     UsageError
-        Either is inside an input, or is (or would be made under) a file, or under a
-        folder that cannot be written to.
+        One is inside an input, or is (or would be made under) a file, or under a folder
+        that cannot be written to; OUTPUT_DIR holds another dataset.
     """
     bids_dir = Path(bids_dir).resolve()
     inputs = input_datasets(bids_dir, derivatives)
-    for option, path in (("OUTPUT_DIR", output_dir), ("--work-dir", work_dir)):
+    for option, path in (("OUTPUT_DIR", output_dir), ("--work-dir", work_dir), ("--bids-database-dir", database_dir)):
         if path is None:
             continue
         path = Path(path).resolve()
         _check_folder(option, path)
+        if option == "OUTPUT_DIR":
+            _check_not_another_dataset(path)
         for root in inputs:
             if path != root and root not in path.parents:
                 continue
@@ -77,6 +84,22 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=()) -> None
             raise UsageError(
                 f"{option} {path} {where} {kind}, which is never written to; use a folder outside it{elsewhere}."
             )
+
+
+def _check_not_another_dataset(path: Path) -> None:
+    """OUTPUT_DIR is new, holds no dataset, or is an output of this app."""
+    if not path.is_dir() or is_own_output(path):
+        return
+    if (path / "dataset_description.json").exists():
+        raise UsageError(
+            f"OUTPUT_DIR {path} holds another dataset (its dataset_description.json was not written by "
+            "bids-fixedfx), whose files a run would replace; give a new folder or an earlier output of bids-fixedfx."
+        )
+    if any(entry.name.startswith("sub-") for entry in os.scandir(path)):
+        raise UsageError(
+            f"OUTPUT_DIR {path} holds sub-* entries but no dataset_description.json of bids-fixedfx, so it is "
+            "not an earlier output of this app; give a new folder or an earlier output of bids-fixedfx."
+        )
 
 
 def _check_folder(option: str, path: Path) -> None:

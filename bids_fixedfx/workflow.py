@@ -55,7 +55,8 @@ def run_participant(settings, fork: bool = False) -> None:
     """
     discover.check_bids_dir(settings.bids_dir)
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
-    locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives)
+    locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives,
+                              settings.bids_database_dir)
     with _validation(settings):  # the validator first: it uses a core that pybids' import leaves idle
         discover.check_descriptions(settings.bids_dir, derivatives)
         then = None if settings.boilerplate_only else _read_first
@@ -442,7 +443,8 @@ def run_group(settings, fork: bool = False) -> None:
     child then composes the methods text (:func:`_group_methods`) while this process computes
     the maps.
     """
-    locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives)
+    locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives,
+                              settings.bids_database_dir)
     with _beside_imports(_plan_group, settings, GROUP_MODULES, fork, _group_methods,
                          "Planning the group level") as planning:
         model, settings, checked, methods = planning.result()

@@ -34,9 +34,31 @@ def test_locations_inside_an_input_are_refused(tmp_path, where):
     bids = _dataset(tmp_path / "bids")
     _dataset(bids / "derivatives" / "fmriprep", generated_by="fMRIPrep")
     for option, kwargs in (("OUTPUT_DIR", {"output_dir": bids / where}),
-                           ("--work-dir", {"output_dir": tmp_path / "out", "work_dir": bids / where})):
+                           ("--work-dir", {"output_dir": tmp_path / "out", "work_dir": bids / where}),
+                           ("--bids-database-dir", {"output_dir": tmp_path / "out", "database_dir": bids / where})):
         with pytest.raises(UsageError, match=option):
             locations.check_locations(bids, **kwargs)
+
+
+def test_an_output_dir_holding_another_dataset_is_refused(tmp_path):
+    """Another BIDS dataset (or a folder of sub-* entries without our description) as OUTPUT_DIR
+    would have its files replaced as a subject's earlier outputs: refused; a new or empty folder,
+    one of other files, and an earlier output of the app are accepted."""
+    bids = _dataset(tmp_path / "bids")
+    other = _dataset(tmp_path / "other")
+    (other / "sub-01").mkdir()
+    bare = tmp_path / "bare"
+    (bare / "sub-01" / "func").mkdir(parents=True)
+    for output, said in ((other, "holds another dataset"), (bare, r"holds sub-\* entries")):
+        with pytest.raises(UsageError, match=said) as raised:
+            locations.check_locations(bids, output)
+        assert str(output) in str(raised.value)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("x")
+    for output in (tmp_path / "new", tmp_path / "new" / "deeper", notes,
+                   _dataset(tmp_path / "earlier", generated_by="bids-fixedfx")):
+        locations.check_locations(bids, output)
 
 
 def test_an_earlier_output_of_the_app_is_not_an_input(tmp_path):
