@@ -5,6 +5,7 @@ one a model file states, is a usage error)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def strip_prefix(prefix):
 
 def nonnegative_float(value):
     number = float(value)
+    if not math.isfinite(number):  # nan and inf: not a size, a frequency or a threshold
+        raise argparse.ArgumentTypeError(f"must be a finite number: {value!r}")
     if number < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
     return number

@@ -219,6 +219,12 @@ def test_duplicated_contrast_name_exits_64(capsys):
         ([*POSITIONAL, "--smoothing-fwhm", "-2"], "--smoothing-fwhm"),
         ([*POSITIONAL, "--smoothing-fwhm", "wide"], "--smoothing-fwhm"),
         ([*POSITIONAL, "--high-pass", "-0.01"], "--high-pass"),
+        ([*POSITIONAL, "--smoothing-fwhm", "inf"], "--smoothing-fwhm"),  # crashed after writing
+        ([*POSITIONAL, "--smoothing-fwhm", "nan"], "--smoothing-fwhm"),  # NaN in the sidecars
+        ([*POSITIONAL, "--high-pass", "inf"], "--high-pass"),
+        ([*POSITIONAL, "--high-pass", "nan"], "--high-pass"),
+        ([*POSITIONAL, "--cluster-threshold", "nan"], "--cluster-threshold"),
+        ([*POSITIONAL, "--report-threshold", "-inf"], "--report-threshold"),
         ([*POSITIONAL, "--drift-order", "0"], "--drift-order"),
         ([*POSITIONAL, "--drift-model", "spline"], "--drift-model"),
         ([*POSITIONAL, "--noise-model", "ar2"], "--noise-model"),

@@ -85,12 +85,19 @@ def test_hostile_model_files_are_usage_errors(tmp_path):
         load_model(path)
     path.write_text("\ufeff" + json.dumps(EXAMPLE), encoding="utf-8")  # a byte-order mark, as some editors write
     assert load_model(path) == parse_model(EXAMPLE)
-    for weight in ("NaN", "Infinity", "-Infinity", "1" + "0" * 400, '"1e999"'):
+    for weight, said in (("NaN", "NaN is not a JSON number"), ("Infinity", "Infinity is not a JSON number"),
+                         ("-Infinity", "-Infinity is not a JSON number"),
+                         ("1" + "0" * 400, "weights are finite numbers"), ('"1e999"', "weights are finite numbers")):
         text = json.dumps(EXAMPLE).replace('"Weights": [1, -1]', f'"Weights": [{weight}, -1]')
         assert text != json.dumps(EXAMPLE)
         path.write_text(text)
-        with pytest.raises(ModelError, match="weights are finite numbers"):
+        with pytest.raises(ModelError, match=said):
             load_model(path)
+    # nor anywhere else: a high-pass cut-off or a smoothing of NaN reached the design and the sidecars
+    text = json.dumps(EXAMPLE).replace('"Weights": [1, -1]', '"Weights": [1, -1], "Extra": NaN')
+    path.write_text(text)
+    with pytest.raises(ModelError, match="not valid JSON .NaN is not a JSON number"):
+        load_model(path)
 
 
 def test_model_error_is_a_usage_error():

@@ -221,7 +221,7 @@ class Model:
     def from_json(cls, text: str, source: str = "the model", default_name: str | None = None) -> Model:
         """Parse JSON text (see :func:`parse_model`)."""
         try:
-            document = json.loads(text)
+            document = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as error:
             raise ModelError(f"{source} is not valid JSON ({error.msg}, line {error.lineno}).") from None
         except RecursionError:
@@ -229,6 +229,12 @@ class Model:
         except ValueError as error:  # an integer of thousands of digits
             raise ModelError(f"{source} is not valid JSON ({error}).") from None
         return parse_model(document, source, default_name)
+
+
+def _no_constant(name):
+    """``json.loads``' hook for ``NaN``, ``Infinity`` and ``-Infinity``, which Python reads but
+    JSON does not define: refused, as no setting of a model is one of them."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_model(path) -> Model:
