@@ -71,8 +71,6 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
             continue
         path = Path(path).resolve()
         _check_folder(option, path)
-        if option == "OUTPUT_DIR":
-            _check_not_another_dataset(path)
         for root in inputs:
             if path != root and root not in path.parents:
                 continue
@@ -84,6 +82,8 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
             raise UsageError(
                 f"{option} {path} {where} {kind}, which is never written to; use a folder outside it{elsewhere}."
             )
+        if option == "OUTPUT_DIR":
+            _check_not_another_dataset(path)
 
 
 def _check_not_another_dataset(path: Path) -> None:

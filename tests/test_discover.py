@@ -212,6 +212,20 @@ def test_bids_filters(example_dataset, make_settings):
     assert [run.name for run in selection.runs] == [stem(p) for p in expected]
 
 
+@pytest.mark.parametrize("filters", [
+    {"bold": {"datatype": "func", "suffix": "bold", "desc": "preproc"}},  # fMRIPrep's own style
+    {"bold": {"extension": ".nii.gz"}, "mask": {"suffix": "mask", "extension": ".nii.gz"}},
+    {"events": {"suffix": "events", "extension": ".tsv"}, "confounds": {"desc": "confounds"}},
+])
+def test_bids_filters_may_name_what_the_queries_name(example_dataset, make_settings, filters):
+    """A filter naming suffix, extension or desc takes the place of the app's own value (it
+    raised 'got multiple values for keyword argument')."""
+    plain = discover.select_runs(make_settings(example_dataset.path, participant_label=("01",)))
+    selection = discover.select_runs(make_settings(example_dataset.path, participant_label=("01",),
+                                                   bids_filters=filters))
+    assert selection.runs and selection.runs == plain.runs
+
+
 def test_bids_filters_matching_nothing_is_no_data(example_dataset, make_settings):
     settings = make_settings(example_dataset.path, participant_label=("01",), bids_filters={"bold": {"run": 7}})
     with pytest.raises(NoDataError) as error:

@@ -177,14 +177,15 @@ def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
     return RunQueries(
         raw=RunFiles(layout, subjects, scope="raw", suffix="bold", extension=NIFTI),
         events=events_files(layout, settings, subjects),
-        confounds=RunFiles(
-            layout, subjects, given=confounds, scope="derivatives", desc=CONFOUNDS_DESCS,
-            suffix=CONFOUNDS_SUFFIXES, extension=".tsv", **confounds,
+        confounds=RunFiles(  # the filter's entities take the place of these
+            layout, subjects, given=confounds, scope="derivatives",
+            **{"desc": CONFOUNDS_DESCS, "suffix": CONFOUNDS_SUFFIXES, "extension": ".tsv", **confounds},
         ) if settings.model.confounds else None,
         masks={
             space: RunFiles(
-                layout, subjects, given=masks, scope="derivatives", suffix="mask", desc="brain", extension=NIFTI,
-                space=space if space is not None else Query.NONE, datatype="func", **masks,
+                layout, subjects, given=masks, scope="derivatives",
+                **{"suffix": "mask", "desc": "brain", "extension": NIFTI, "space": space if space is not None else Query.NONE,
+                   "datatype": "func", **masks},
             )
             for space in spaces
         } if settings.mask is None else {},
@@ -206,8 +207,8 @@ def events_files(layout, settings, subjects) -> RunFiles:
     events : RunFiles
     """
     events = _pybids_filters(settings.bids_filters.get("events", {}))
-    return RunFiles(layout, subjects, given=events, shared=("echo",), scope="raw", suffix="events",
-                    extension=".tsv", **events)
+    return RunFiles(layout, subjects, given=events, shared=("echo",), scope="raw",
+                    **{"suffix": "events", "extension": ".tsv", **events})
 
 
 def _preprocessed_run(layout, queries, settings, bold, space, warnings):
@@ -263,9 +264,7 @@ def _grid_entities(bids_file):
 
 
 def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings):
-    raw = _get(
-        layout, scope="raw", suffix="bold", extension=NIFTI, return_type="object", **query, **bold_filters
-    )
+    raw = _get(layout, scope="raw", return_type="object", **{"suffix": "bold", "extension": NIFTI, **query, **bold_filters})
     if not raw:
         raise NoDataError(
             f"No BOLD series matches the selection (subjects {', '.join(query['subject'])}, "

@@ -104,9 +104,9 @@ def select_runs(settings) -> Selection:
 
     preproc, unfiltered, surfaces = [], [], []
     if derivatives:
-        preproc = _get(
-            layout, scope="derivatives", suffix="bold", extension=NIFTI, return_type="object",
-            **{"desc": "preproc", **query, **bold_filters},
+        preproc = _get(  # the filter's entities take the place of these (fMRIPrep's filters name suffix and the like)
+            layout, scope="derivatives", return_type="object",
+            **{"suffix": "bold", "extension": NIFTI, "desc": "preproc", **query, **bold_filters},
         )
         surfaces = surface_series(layout, query, bold_filters)
         unfiltered = preproc or surfaces or _get(

@@ -39,12 +39,14 @@ def surface_series(layout, query, bold_filters) -> list:
     """
     from bids.layout import Query
 
-    filters = {**query, **bold_filters}
+    filters = {"suffix": "bold", **query, **bold_filters}
     filters.setdefault("desc", Query.NONE)
-    gifti = _get(layout, scope="derivatives", suffix="bold", extension=GIFTI_SERIES, return_type="object",
-                 hemi="L", **filters)
-    cifti = _get(layout, scope="derivatives", suffix="bold", extension=CIFTI_SERIES, return_type="object",
-                 **filters)
+    wanted = filters.pop("extension", None)  # the filter's extension, if any, picks the kind
+    wanted = None if wanted is None else {wanted} if isinstance(wanted, str) else set(wanted)
+    gifti = _get(layout, scope="derivatives", extension=GIFTI_SERIES, return_type="object",
+                 **{"hemi": "L", **filters}) if wanted is None or GIFTI_SERIES in wanted else []
+    cifti = _get(layout, scope="derivatives", extension=CIFTI_SERIES, return_type="object",
+                 **filters) if wanted is None or CIFTI_SERIES in wanted else []
     for left in gifti:
         right = hemisphere_pair(Path(left.path))[1]
         if not right.is_file():
