@@ -359,7 +359,7 @@ def parse_settings(argv=None) -> Settings:
         session_label=tuple(dict.fromkeys(args.session_label)),
         task=tuple(dict.fromkeys(args.task)),
         space=None if not args.space else args.space[0] if len(args.space) == 1 else tuple(args.space),
-        derivatives=tuple(p.absolute() for p in args.derivatives),
+        derivatives=_once(p.absolute() for p in args.derivatives),
         bids_filters=_read_filters(args.bids_filter_file),
         skip_bids_validation=args.skip_bids_validation,
         bids_database_dir=args.bids_database_dir.absolute() if args.bids_database_dir else None,
@@ -388,6 +388,14 @@ class _Formatter(logging.Formatter):
         if record.levelno == SUMMARY:
             record.levelname = "INFO"
         return super().format(record)
+
+
+def _once(paths) -> tuple:
+    """The paths, each folder once however it is spelled (pybids refuses a dataset added twice)."""
+    kept = {}
+    for path in paths:
+        kept.setdefault(path.resolve(), path)
+    return tuple(kept.values())
 
 
 def _setup_logging(verbose):

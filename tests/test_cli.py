@@ -274,6 +274,15 @@ def test_help_exits_0_and_lists_the_options(capsys):
 # ---------------------------------------------------------------- --bids-filter-file
 
 
+def test_a_derivatives_dataset_given_twice_is_read_once(tmp_path, monkeypatch):
+    """However it is spelled (pybids refused a dataset added twice: exit 1)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fmriprep").mkdir()
+    (tmp_path / "other").mkdir()
+    settings = parse("-d", "fmriprep", str(tmp_path / "fmriprep") + "/", "other", "./fmriprep")
+    assert settings.derivatives == (tmp_path / "fmriprep", tmp_path / "other")
+
+
 def test_bids_filter_file_is_read(tmp_path):
     path = tmp_path / "filters.json"
     path.write_text(json.dumps({"bold": {"run": 1, "acquisition": None}}))

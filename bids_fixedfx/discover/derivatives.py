@@ -118,7 +118,8 @@ def check_bids_dir(bids_dir: Path) -> None:
 
 def check_descriptions(bids_dir: Path, derivatives) -> None:
     """Refuse a ``dataset_description.json`` that pybids cannot read: BIDS_DIR's or a
-    derivatives dataset's that is not a JSON object, or a derivatives dataset's whose
+    derivatives dataset's that is not a JSON object, a derivatives dataset's that starts with
+    a byte-order mark, or whose
     ``GeneratedBy`` is not a list of objects (``PipelineDescription``, its forerunner, not
     an object).
 
@@ -138,6 +139,10 @@ def check_descriptions(bids_dir: Path, derivatives) -> None:
         if not path.is_file():
             continue
         description = read_json(path)
+        with open(path, "rb") as opened:
+            if opened.read(3) == b"\xef\xbb\xbf":  # pybids reads a derivatives description as plain UTF-8
+                raise InputFileError(f"{path} starts with a UTF-8 byte-order mark, which pybids cannot read in a "
+                                     "derivatives dataset's description; save it as UTF-8 without one.")
         generated = description.get("GeneratedBy", [])
         if not isinstance(generated, list) or not all(isinstance(entry, dict) for entry in generated):
             raise InputFileError(f"{path} has a GeneratedBy that is not a list of objects, as BIDS derivatives need.")
