@@ -274,6 +274,19 @@ def test_a_negative_duration_without_validation(one_subject, tmp_path, capsys):
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, path.name, "negative")
 
 
+def test_conditions_of_one_file_label_in_two_runs_are_not_combined(one_subject, tmp_path, capsys):
+    """face-1 in one run and face_1 in another both make the label face1: refused (as within a
+    run), where the subject's maps combined the two conditions as one without a word."""
+    first, second = sorted(one_subject.path.rglob("sub-01_*_events.tsv"))[:2]
+    for path, name in ((first, "face-1"), (second, "face_1")):
+        table = pd.read_csv(path, sep="\t")
+        table["trial_type"] = table["trial_type"].replace({"audio": name})
+        assert (table["trial_type"] == name).any()
+        table.to_csv(path, sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 64, "'face-1'", "'face_1'",
+          "face1", output=tmp_path / "out")
+
+
 def test_a_non_numeric_onset(one_subject, tmp_path, capsys):
     path = events(one_subject)
     table = pd.read_csv(path, sep="\t")

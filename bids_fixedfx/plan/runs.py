@@ -165,6 +165,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
         plans.append(RunPlan(run, built[run], contrasts, dof, forms[run]))
     if not plans:
         raise NoDataError(_nothing_to_fit(runs, left_out))
+    _check_labels_across_runs(plans)
     notes += _missing_contrasts(plans)
     surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface])
     subjects = _by_subject(plans, left_out)
@@ -264,6 +265,23 @@ def _check_labels(run, contrasts):
                 + "; name them apart with --contrast NAME=SPEC."
             )
         seen[key] = (contrast.name, contrast.label)
+
+
+def _check_labels_across_runs(plans):
+    """A subject's runs of a task are combined contrast by contrast through their file labels:
+    two differently named contrasts with one label (``face-1`` in one run, ``face_1`` in
+    another) would be combined as one."""
+    seen = {}
+    for plan in plans:
+        for contrast in plan.contrasts:
+            key = (plan.run.subject, plan.run.task, plan.run.space, contrast.label.casefold())
+            first = seen.setdefault(key, (contrast.name, plan.run.name))
+            if first[0] != contrast.name:
+                raise UsageError(
+                    f"Contrast {first[0]!r} of {first[1]} and {contrast.name!r} of {plan.run.name} both make the "
+                    f"file label {contrast.label}, so sub-{plan.run.subject}'s maps would combine them as one; "
+                    "name them alike in the events files, or apart with --contrast NAME=SPEC."
+                )
 
 
 def _missing_contrasts(plans):
