@@ -334,6 +334,13 @@ def test_find_derivatives_of_the_example(example_dataset, tmp_path):
     )
 
 
+def test_bids_dir_given_as_derivatives_is_refused(example_dataset, make_settings):
+    """-d BIDS_DIR fitted the raw series without confounds, with a warning to pass -d."""
+    with pytest.raises(UsageError, match="is BIDS_DIR itself") as error:
+        discover.select_runs(make_settings(example_dataset.path, derivatives=(example_dataset.path / ".",)))
+    assert error.value.exit_code == 64
+
+
 def test_a_derivatives_path_without_description_is_refused(example_dataset, tmp_path):
     with pytest.raises(NoDataError) as error:
         discover.load_layout(example_dataset.path, (tmp_path,))
@@ -605,6 +612,19 @@ def test_a_repetition_time_that_is_not_a_finite_number_is_refused(literal, fresh
     assert error.value.exit_code == EX_NO_INPUT
     assert "RepetitionTime" in message and sidecar.name in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("literal, said", [("2000", "milliseconds"), ("1e-300", "too short")])
+def test_a_repetition_time_no_bold_series_has_is_refused(literal, said, fresh_dataset, make_settings):
+    """2000 (milliseconds, the BIDS validator's bound of 100 s) blamed the events file with
+    nilearn's 'array must not contain infs or NaNs'; 1e-300 gave 'Number of samples, -9223...'."""
+    dataset = fresh_dataset(subjects=("03",))
+    sidecar = first_preproc_sidecar(dataset)
+    set_json_value(sidecar, "RepetitionTime", literal)
+    with pytest.raises(NoDataError) as error:
+        discover.select_runs(make_settings(dataset.path))
+    message = str(error.value)
+    assert error.value.exit_code == EX_NO_INPUT and said in message and sidecar.name in message
 
 
 def test_an_inherited_boolean_repetition_time_names_the_top_level_sidecar(fresh_dataset, make_settings):

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import NoDataError
+from ..errors import NoDataError, UsageError
 from .derivatives import holds_subjects, is_described
 from .folders import _selected
 from .indexer import _indexer_class
@@ -68,6 +68,8 @@ def load_layout(
     ------
     NoDataError
         A derivatives path has no ``dataset_description.json``.
+    UsageError
+        A derivatives path is BIDS_DIR itself.
     """
     return _open_index(bids_dir, derivatives, participant_label, database_dir, exclude)[0]
 
@@ -75,6 +77,11 @@ def load_layout(
 def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, exclude=()):
     """The layout and the symbolic links that were not followed because they loop."""
     for path in derivatives:
+        if Path(path).resolve() == Path(bids_dir).resolve():
+            raise UsageError(
+                f"--derivatives {path} is BIDS_DIR itself, the raw data; give the preprocessed derivatives "
+                "(fMRIPrep's output folder), or leave -d out to use those under BIDS_DIR/derivatives."
+            )
         if not is_described(path) and not holds_subjects(path):
             raise NoDataError(
                 f"--derivatives {path} is not a derivatives dataset: "

@@ -122,6 +122,11 @@ def _read_sidecar(path):
     return content
 
 
+#: Repetition times outside these bounds (seconds) are errors in the sidecar: above, the BIDS
+#: validator's sign of milliseconds; below, no BOLD series (the design's sampling overflows).
+MAX_TR, MIN_TR = 100.0, 0.001
+
+
 def _seconds(key, value, sidecar):
     """A duration from a sidecar as a finite float; booleans, NaN and infinity refused."""
     number = None
@@ -154,6 +159,16 @@ def _repetition_time(layout, files, run_name):
             if tr <= 0:
                 raise InputFileError(
                     f"RepetitionTime in {found[1]} must be positive, not {found[0]}."
+                )
+            if tr > MAX_TR:  # the BIDS validator's own bound (REPETITION_TIME_GREATER_THAN)
+                raise InputFileError(
+                    f"RepetitionTime in {found[1]} is {found[0]} s, more than {MAX_TR:g} s: BIDS gives it in "
+                    "seconds, and this looks like milliseconds; correct the sidecar."
+                )
+            if tr < MIN_TR:
+                raise InputFileError(
+                    f"RepetitionTime in {found[1]} is {found[0]} s, too short for a BOLD series' repetition "
+                    f"time (at least {MIN_TR:g} s); correct the sidecar."
                 )
             return tr
     raise NoDataError(
