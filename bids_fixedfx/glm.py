@@ -464,6 +464,10 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
     notes = tuple(dict.fromkeys(
         f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
     ))
+    if masked.nonfinite_volumes:
+        notes += (f"{name}: {masked.nonfinite_volumes} of its {masked.series.shape[0]} volumes hold non-finite "
+                  "values (NaN or infinity), which nilearn sets to 0 before smoothing and fitting, so its maps "
+                  "are biased there; check the preprocessed series",)
     return RunResult(
         name=name,
         mask=mask_img,

@@ -259,7 +259,7 @@ def test_the_example_effects_are_recovered(example_dataset, example_run):
 @pytest.mark.parametrize("smoothing_fwhm", [None, 6.0])
 def test_non_finite_values_are_zeroed_as_nilearn_does(synthetic, smoothing_fwhm):
     bold, mask, run_design, contrasts = synthetic
-    data = bold.get_fdata(dtype=np.float32)
+    data = np.array(bold.dataobj, dtype=np.float32)  # a copy: get_fdata's cached array is the image's
     data[3, 3, 3, 5] = np.nan
     data[2, 4, 3, :] = np.inf
     data[4, 2, 2, 7] = -np.inf
@@ -268,6 +268,29 @@ def test_non_finite_values_are_zeroed_as_nilearn_does(synthetic, smoothing_fwhm)
     reference = nilearn_fit(bad, run_design.matrix, mask=mask, smoothing_fwhm=smoothing_fwhm, noise_model="ols")
     assert np.isfinite(result.contrasts[0].maps["z"].get_fdata()).all()
     assert_same_maps(result, reference, contrasts)
+    # said, not only zeroed: every volume has the infinite voxel
+    n_volumes = data.shape[3]
+    said = [n for n in result.notes if "non-finite" in n]
+    assert said == [f"run: {n_volumes} of its {n_volumes} volumes hold non-finite values (NaN or infinity), which "
+                    "nilearn sets to 0 before smoothing and fitting, so its maps are biased there; check the "
+                    "preprocessed series"]
+    clean = glm.fit_run(bold, run_design, contrasts, mask=mask, smoothing_fwhm=smoothing_fwhm, noise_model="ols")
+    assert not any("non-finite" in n for n in clean.notes)
+
+
+def test_non_finite_volumes_of_a_file_are_counted(synthetic, tmp_path):
+    """Read as the workflow reads a file (volume by volume, on threads): two volumes with a NaN."""
+    bold, mask, run_design, contrasts = synthetic
+    data = np.array(bold.dataobj, dtype=np.float32)
+    data[3, 3, 3, 5] = np.nan
+    data[1, 1, 1, 2] = -np.inf
+    nib.save(nib.Nifti1Image(data, bold.affine), tmp_path / "bold.nii.gz")
+    nib.save(mask if isinstance(mask, nib.Nifti1Image) else nib.load(mask), tmp_path / "mask.nii.gz")
+    for n_threads in (1, 3):
+        masked = glm.prepare_run(tmp_path / "bold.nii.gz", tmp_path / "mask.nii.gz", 5.0, n_threads)
+        assert masked.nonfinite_volumes == 2
+        ahead = glm.read_ahead(tmp_path / "bold.nii.gz", tmp_path / "mask.nii.gz", 5.0, n_threads)
+        assert ahead.nonfinite_volumes == 2
 
 
 def nilearn_chunk(series, matrix, vectors, tests, noise_model):
