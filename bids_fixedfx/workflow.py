@@ -400,7 +400,8 @@ def write_node(maps, place, settings) -> None:
                                               **_node_entities(item))
             ] + mask_paths
         meta = step.node.model_type == "meta"
-        combination = {"PrecisionWeighted": weighted, "NumberOfRuns": len(runs)} if meta else {"NumberOfRuns": len(runs)}
+        combination = {"PrecisionWeighted": weighted} if meta else {}
+        combination["NumberOfRuns"] = len(runs)
         if step.source_level == "session":
             combination["NumberOfSessions"] = len(inputs)
         if maps.left_out:

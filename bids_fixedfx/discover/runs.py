@@ -184,8 +184,8 @@ def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
         masks={
             space: RunFiles(
                 layout, subjects, given=masks, scope="derivatives",
-                **{"suffix": "mask", "desc": "brain", "extension": NIFTI, "space": space if space is not None else Query.NONE,
-                   "datatype": "func", **masks},
+                **{"suffix": "mask", "desc": "brain", "extension": NIFTI, "datatype": "func",
+                   "space": space if space is not None else Query.NONE, **masks},
             )
             for space in spaces
         } if settings.mask is None else {},
@@ -264,7 +264,8 @@ def _grid_entities(bids_file):
 
 
 def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings):
-    raw = _get(layout, scope="raw", return_type="object", **{"suffix": "bold", "extension": NIFTI, **query, **bold_filters})
+    raw = _get(layout, scope="raw", return_type="object",
+               **{"suffix": "bold", "extension": NIFTI, **query, **bold_filters})
     if not raw:
         raise NoDataError(
             f"No BOLD series matches the selection (subjects {', '.join(query['subject'])}, "

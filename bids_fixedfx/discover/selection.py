@@ -104,7 +104,7 @@ def select_runs(settings) -> Selection:
 
     preproc, unfiltered, surfaces = [], [], []
     if derivatives:
-        preproc = _get(  # the filter's entities take the place of these (fMRIPrep's filters name suffix and the like)
+        preproc = _get(  # the filter's entities take the place of these (as in fMRIPrep's filters)
             layout, scope="derivatives", return_type="object",
             **{"suffix": "bold", "extension": NIFTI, "desc": "preproc", **query, **bold_filters},
         )

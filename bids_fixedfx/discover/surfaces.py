@@ -41,10 +41,10 @@ def surface_series(layout, query, bold_filters) -> list:
 
     filters = {"suffix": "bold", **query, **bold_filters}
     filters.setdefault("desc", Query.NONE)
-    wanted = filters.pop("extension", None)  # the filter's extension, if any, picks the kind
-    wanted = None if wanted is None else {wanted} if isinstance(wanted, str) else set(wanted)
+    wanted = filters.pop("extension", None)  # the filter's extension (or extensions), if any, picks the kind
+    wanted = {wanted} if isinstance(wanted, str) else set(wanted) if isinstance(wanted, (list, tuple)) else None
     gifti = _get(layout, scope="derivatives", extension=GIFTI_SERIES, return_type="object",
-                 **{"hemi": "L", **filters}) if wanted is None or GIFTI_SERIES in wanted else []
+                 **{**filters, "hemi": "L"}) if wanted is None or GIFTI_SERIES in wanted else []
     cifti = _get(layout, scope="derivatives", extension=CIFTI_SERIES, return_type="object",
                  **filters) if wanted is None or CIFTI_SERIES in wanted else []
     for left in gifti:
