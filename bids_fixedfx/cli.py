@@ -271,6 +271,10 @@ def check_level_options(argv, level) -> None:
             raise UsageError(f"{flags[dest]} is given with --model, whose file states the model; use one or the other.")
 
 
+#: The ``--bids-filter-file`` entries the app reads.
+FILTER_KINDS = ("bold", "mask", "confounds", "events")
+
+
 def _read_filters(path):
     """The queries of ``--bids-filter-file``: file kind -> {pybids entity: value or values}."""
     if path is None:
@@ -427,6 +431,10 @@ def main(argv=None, fork: bool = False) -> int:
         return stop.code if isinstance(stop.code, int) else EX_USAGE
     _setup_logging(settings.verbose)
     allocator.tune(settings.nprocs)
+    for kind in settings.bids_filters:
+        if kind not in FILTER_KINDS:  # fMRIPrep's filter files also hold t1w, fmap...: said, not refused
+            logger.warning("--bids-filter-file entry %r is not a kind this app reads (%s), so it is ignored; "
+                           "check its spelling.", kind[:40], ", ".join(FILTER_KINDS))
 
     try:
         from .workflow import run_level  # heavy imports (nilearn, pybids) only once arguments are good

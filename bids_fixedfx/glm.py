@@ -464,6 +464,9 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
     notes = tuple(dict.fromkeys(
         f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
     ))
+    if r_square.size and not np.isfinite(r_square).any():  # R² is 0 / 0 in a voxel without variance
+        notes += (f"{name}: its series does not vary over time in any voxel of its mask, so its maps say "
+                  "nothing and it only adds degrees of freedom to its subject's fixed effects; check the file",)
     if masked.nonfinite_volumes:
         notes += (f"{name}: {masked.nonfinite_volumes} of its {masked.series.shape[0]} volumes hold non-finite "
                   "values (NaN or infinity), which nilearn sets to 0 before smoothing and fitting, so its maps "

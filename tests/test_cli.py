@@ -295,6 +295,16 @@ def test_bids_filter_file_is_read(tmp_path):
     assert parse("--bids-filter-file", str(path)).bids_filters == queries
 
 
+def test_a_filter_entry_of_a_kind_the_app_does_not_read_is_said(tmp_path, capsys):
+    """A typo ("bolt") was ignored without a word; fMRIPrep's other kinds (t1w) are said too, not refused."""
+    path = tmp_path / "filters.json"
+    path.write_text(json.dumps({"bolt": {"run": 1}, "t1w": {"acquisition": None}, "bold": {"run": 1}}))
+    code = cli.main(["/no/such/dataset", str(tmp_path / "out"), "participant", "--bids-filter-file", str(path)])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert code != 0 and len(warnings) == 2
+    assert "'bolt'" in warnings[0] and "'t1w'" in warnings[1] and "ignored" in warnings[0]
+
+
 def test_missing_bids_filter_file_exits_64(tmp_path, capsys):
     path = tmp_path / "no_such_filters.json"
     with pytest.raises(UsageError) as error:

@@ -278,6 +278,17 @@ def test_non_finite_values_are_zeroed_as_nilearn_does(synthetic, smoothing_fwhm)
     assert not any("non-finite" in n for n in clean.notes)
 
 
+@pytest.mark.parametrize("value", [0.0, 100.0])
+def test_a_series_constant_in_every_voxel_is_said(synthetic, value):
+    """An all-zero or constant run was fitted and combined without a word (its maps all 0)."""
+    bold, mask, run_design, contrasts = synthetic
+    flat = nib.Nifti1Image(np.full(bold.shape, value, dtype=np.float32), bold.affine)
+    result = glm.fit_run(flat, run_design, contrasts, mask=mask, noise_model="ols")
+    assert any("does not vary over time in any voxel" in n for n in result.notes), result.notes
+    clean = glm.fit_run(bold, run_design, contrasts, mask=mask, noise_model="ols")
+    assert not any("does not vary" in n for n in clean.notes)
+
+
 def test_non_finite_volumes_of_a_file_are_counted(synthetic, tmp_path):
     """Read as the workflow reads a file (volume by volume, on threads): two volumes with a NaN."""
     bold, mask, run_design, contrasts = synthetic
