@@ -83,7 +83,7 @@ def read_bold(path):
     return read_image(path, "BOLD series")
 
 
-def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1, nonfinite=None) -> np.ndarray:
+def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1) -> np.ndarray:
     """The BOLD series inside the mask, smoothed as nilearn smooths it.
 
     Non-finite values are set to 0 (as nilearn's ``smooth_array`` does, smoothing or
@@ -100,13 +100,16 @@ def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1, nonfinit
     smoothing_fwhm : float or None
         Isotropic FWHM in mm.
     n_threads : int
-    nonfinite : list, optional
-        Given, the number of volumes holding non-finite values (set to 0) is appended to it.
 
     Returns
     -------
     series : numpy.ndarray, shape (n_volumes, n_voxels)
     """
+    return _masked_series(bold_img, mask_img, smoothing_fwhm, n_threads)[0]
+
+
+def _masked_series(bold_img, mask_img, smoothing_fwhm, n_threads):
+    """:func:`masked_series`, and the number of volumes that held non-finite values."""
     data = np.asanyarray(bold_img.dataobj)
     sigma = _sigma(bold_img.affine, smoothing_fwhm)
     box, where = _mask_box(mask_img, sigma)
@@ -115,13 +118,10 @@ def masked_series(bold_img, mask_img, smoothing_fwhm=None, n_threads=1, nonfinit
     def one_volume(t):
         return _masked_volume(data[box + (t,)], where, sigma, series.dtype, out=series[t])
 
-    zeroed = _map(one_volume, range(data.shape[3]), n_threads)
-    if nonfinite is not None:
-        nonfinite.append(sum(zeroed))
-    return series
+    return series, sum(_map(one_volume, range(data.shape[3]), n_threads))
 
 
-def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1, allocate=np.empty, nonfinite=None) -> np.ndarray:
+def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1, allocate=np.empty) -> np.ndarray:
     """:func:`masked_series` of a BOLD file read volume by volume, as it is decompressed
     (the whole series is never in memory; the gzip CRC is checked at the end).
 
@@ -135,8 +135,6 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1, allocate=n
         (one thread does both in turn).
     allocate : callable
         ``allocate(shape, dtype)``: where the series is made (default ``numpy.empty``).
-    nonfinite : list, optional
-        See :func:`masked_series`.
 
     Returns
     -------
@@ -147,6 +145,11 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1, allocate=n
     InputFileError
         The file is truncated or corrupt.
     """
+    return _streamed_series(bold, mask_img, smoothing_fwhm, n_threads, allocate)[0]
+
+
+def _streamed_series(bold, mask_img, smoothing_fwhm, n_threads, allocate=np.empty):
+    """:func:`streamed_series`, and the number of volumes that held non-finite values."""
     from .images import read_volumes
 
     header_img, volumes = read_volumes(bold, "BOLD series")
@@ -169,9 +172,7 @@ def streamed_series(bold, mask_img, smoothing_fwhm=None, n_threads=1, allocate=n
                 zeroed += in_flight.pop(0).result()
         for future in in_flight:
             zeroed += future.result()
-    if nonfinite is not None:
-        nonfinite.append(zeroed)
-    return series
+    return series, zeroed
 
 
 def _sigma(affine, smoothing_fwhm):
@@ -350,9 +351,8 @@ def read_ahead(bold, mask, smoothing_fwhm=None, n_threads=1, allocate=np.empty) 
     if inside.ndim == 4 and inside.shape[3] == 1:
         inside = inside[..., 0]
     inside_img = nib.Nifti1Image(inside.astype(np.int8), img.affine)
-    zeroed = []
-    series = streamed_series(bold, inside_img, smoothing_fwhm, n_threads, allocate, nonfinite=zeroed)
-    return ReadAhead(Path(bold), Path(mask), smoothing_fwhm, inside, series, zeroed[0])
+    return ReadAhead(Path(bold), Path(mask), smoothing_fwhm, inside,
+                     *_streamed_series(bold, inside_img, smoothing_fwhm, n_threads, allocate))
 
 
 def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1, ahead=None) -> MaskedRun:
@@ -389,11 +389,9 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1, ahead=None) -
         mask_img = load_mask(mask, None)
         if ahead is not None and ahead.matches(bold, mask, smoothing_fwhm, mask_img):
             return MaskedRun(ahead.series, mask_img, ahead.nonfinite_volumes)
-        zeroed = []
-        series = streamed_series(bold, mask_img, smoothing_fwhm, n_threads, nonfinite=zeroed)
-        return MaskedRun(series, mask_img, zeroed[0])
+        series, zeroed = _streamed_series(bold, mask_img, smoothing_fwhm, n_threads)
+        return MaskedRun(series, mask_img, zeroed)
     bold_img = read_bold(bold) if isinstance(bold, (str, Path)) else load_img(bold)
     mask_img = load_mask(mask, bold_img, bold if isinstance(bold, (str, Path)) else None)
-    zeroed = []
-    series = masked_series(bold_img, mask_img, smoothing_fwhm, n_threads, nonfinite=zeroed)
-    return MaskedRun(series, mask_img, zeroed[0])
+    series, zeroed = _masked_series(bold_img, mask_img, smoothing_fwhm, n_threads)
+    return MaskedRun(series, mask_img, zeroed)

@@ -399,8 +399,7 @@ def write_node(maps, place, settings) -> None:
                                               desc=naming.statmap_desc(parts=(item.step.desc,) if item.step.desc else ()),
                                               **_node_entities(item))
             ] + mask_paths
-        meta = step.node.model_type == "meta"
-        combination = {"PrecisionWeighted": weighted} if meta else {}
+        combination = {"PrecisionWeighted": weighted} if step.node.model_type == "meta" else {}  # glm: no weights
         combination["NumberOfRuns"] = len(runs)
         if step.source_level == "session":
             combination["NumberOfSessions"] = len(inputs)
@@ -411,7 +410,7 @@ def write_node(maps, place, settings) -> None:
         sidecar = sidecars.StatmapSidecar(
             tuple(outputs.source(f, output_dir, datasets) for f in files if f is not None),
             _contrast_info(contrast_maps), contrast_maps.dof, info, combination=combination,
-            estimator="meta" if meta else "glm",
+            estimator=step.node.model_type,
             extra={"CommandLine": settings.command}, **_node_keys(settings, step.node),
         )
         outputs.write_statmaps(kind, contrast_maps, place, sidecar.to_json(), form, desc=desc, **common)
