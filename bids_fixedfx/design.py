@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import io
 import re
 import zipfile
 import warnings as pywarnings
@@ -256,6 +258,37 @@ def select_confounds(run, names):
     return confounds, None, notes
 
 
+def _numeric_modulation(run, events):
+    """The events with their ``modulation`` column (which nilearn's design matrix scales each
+    event's regressor by) as numbers, and a note for the events whose modulation is n/a:
+    they are left out, as nilearn's design matrix leaves them out.
+
+    Raises
+    ------
+    InputFileError
+        A modulation that is text or infinite.
+    """
+    given = events["modulation"]
+    values = pd.to_numeric(given, errors="coerce")
+    text = given[values.isna() & given.notna()]
+    if len(text):
+        raise InputFileError(
+            f"{run.events} has a non-numeric modulation ({text.iloc[0]!r}); nilearn scales each event's "
+            "regressor by it, so it must be a number (n/a leaves the event out)."
+        )
+    if np.isinf(values).any():
+        raise InputFileError(f"{run.events} has an infinite modulation; it must be a finite number.")
+    events = events.assign(modulation=values)
+    missing = values.isna()
+    if not missing.any():
+        return events, []
+    return events[~missing].reset_index(drop=True), [Note.for_run(
+        run, "design",
+        f"{run.name}: {int(missing.sum())} event(s) of {run.events.name} have the modulation n/a and were left "
+        "out, as nilearn's design matrix leaves them out; give them a modulation to model them",
+    )]
+
+
 def _late_conditions(run, events) -> list:
     """Notes for the conditions every event of which starts after the run's last volume: their
     regressors are empty, so their maps hold no effect, whatever their t says."""
@@ -389,6 +422,9 @@ def build_design(run, model) -> Design:
         )]
     else:
         early_notes = []
+    if "modulation" in events:
+        events, unmodulated = _numeric_modulation(run, events)
+        early_notes += unmodulated
     if run.confounds is None and model.confounds_given and model.confounds and not (
         is_confound_strategy(model.confounds)
     ):
@@ -401,17 +437,18 @@ def build_design(run, model) -> Design:
         )
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
-        try:
-            matrix = make_first_level_design_matrix(
-                frame_times(run.n_volumes, run.tr, run.start_time),
-                events,
-                hrf_model=model.hrf_model,
-                drift_model=model.drift_model,
-                high_pass=model.high_pass,
-                drift_order=model.drift_order,
-                add_regs=None if confounds is None else confounds.to_numpy(),
-                add_reg_names=None if confounds is None else list(confounds.columns),
-            )
+        try:  # nilearn prints that it uses a modulation column: logs go to stderr, and this is the default
+            with contextlib.redirect_stdout(io.StringIO()):
+                matrix = make_first_level_design_matrix(
+                    frame_times(run.n_volumes, run.tr, run.start_time),
+                    events,
+                    hrf_model=model.hrf_model,
+                    drift_model=model.drift_model,
+                    high_pass=model.high_pass,
+                    drift_order=model.drift_order,
+                    add_regs=None if confounds is None else confounds.to_numpy(),
+                    add_reg_names=None if confounds is None else list(confounds.columns),
+                )
         except ValueError as error:
             clash = _clashing_condition(events, confounds)
             if clash is not None:

@@ -148,6 +148,33 @@ def test_events_whose_trial_type_is_n_a_are_left_out_as_nilearn_leaves_them(exam
     assert not any("Duplicated events" in t for t in texts)
 
 
+def test_a_modulation_column_scales_the_events_as_nilearn_scales_them(example_run, tmp_path):
+    table = pd.read_csv(example_run.events, sep="\t")
+    table["modulation"] = np.linspace(0.5, 2.0, len(table))
+    table.loc[2, "modulation"] = np.nan
+    path = tmp_path / example_run.events.name
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    run = dataclasses.replace(example_run, events=path)
+    model = ModelSettings()
+    built = design.build_design(run, model)
+    assert_same_matrix(built.matrix, nilearn_design(run, model, read_confounds(run)[list(model.confounds)]))
+    plain = design.build_design(example_run, model).matrix
+    assert not np.allclose(built.matrix[list(built.conditions)], plain[list(built.conditions)])
+    assert any("1 event(s)" in n.text and "modulation n/a" in n.text and path.name in n.text for n in built.notes)
+
+
+@pytest.mark.parametrize("value", ["high", "inf"])
+def test_a_modulation_that_is_text_or_infinite_names_the_events_file(example_run, tmp_path, value):
+    table = pd.read_csv(example_run.events, sep="\t").assign(modulation="1")
+    table.loc[1, "modulation"] = value
+    path = tmp_path / example_run.events.name
+    table.to_csv(path, sep="\t", index=False)
+    with pytest.raises(InputFileError) as error:
+        design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
+    assert error.value.exit_code == EX_NO_INPUT
+    assert str(path) in str(error.value) and "modulation" in str(error.value)
+
+
 def test_wildcard_confounds(example_run):
     header = list(read_confounds(example_run).columns)
     expected = [c for c in header if c.startswith("trans_")]
