@@ -161,9 +161,10 @@ def read_events(path) -> pd.DataFrame:
     return events
 
 
-def read_table(path, what: str = "table") -> pd.DataFrame:
+def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
     """Read a BIDS TSV file (``n/a`` as missing, and an empty cell, which some tools write
-    for it), naming the file in any error. Other text (``NA``, ``null``) stays text.
+    for it), naming the file in any error. Other text (``NA``, ``null``) stays text, and so
+    do the ``text_columns`` (labels such as ``01`` are not numbers).
 
     Raises
     ------
@@ -171,7 +172,8 @@ def read_table(path, what: str = "table") -> pd.DataFrame:
         The file cannot be read or parsed as a tab-separated table.
     """
     try:
-        return pd.read_csv(path, sep="\t", na_values=["n/a", ""], keep_default_na=False)
+        return pd.read_csv(path, sep="\t", na_values=["n/a", ""], keep_default_na=False,
+                           dtype={column: str for column in text_columns} or None)
     except FileNotFoundError:
         raise InputFileError(f"The {what} {path} does not exist.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:

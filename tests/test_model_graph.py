@@ -541,6 +541,37 @@ def test_sessions_tables_are_read_by_session_label(tmp_path):
         read_sessions(tmp_path, "01")
 
 
+def test_participants_tables_as_spreadsheets_write_them_are_read_by_label(tmp_path):
+    from bids_fixedfx.plan.group import read_participants
+
+    table = tmp_path / "participants.tsv"  # spaces around values; labels that look like numbers, no sub-
+    table.write_text("participant_id\tage \tgroup\n01 \t 41\tpatient \n02\t35\tn/a\n10\t \tcontrol\n")
+    read = read_participants(tmp_path)
+    assert list(read.index) == ["01", "02", "10"]
+    assert read["age"].dtype.kind == "f" and read["age"].to_dict()["01"] == 41 and np.isnan(read["age"]["10"])
+    assert (read["group"]["01"], read["group"]["10"]) == ("patient", "control") and pd.isna(read["group"]["02"])
+
+
+def test_a_participant_on_two_rows_is_refused_naming_the_file(tmp_path):
+    from bids_fixedfx.errors import InputFileError
+    from bids_fixedfx.plan.group import read_participants
+
+    (tmp_path / "participants.tsv").write_text("participant_id\tage\nsub-01\t41\nsub-02\t35\nsub-01\t45\n")
+    with pytest.raises(InputFileError, match="participants.tsv lists sub-01 on more than one row") as caught:
+        read_participants(tmp_path)
+    assert caught.value.exit_code == 66
+
+
+def test_group_covariates_written_with_a_decimal_comma_are_named(tmp_path):
+    from bids_fixedfx.errors import UsageError
+    from bids_fixedfx.plan import covariates_model, read_participants
+
+    (tmp_path / "participants.tsv").write_text("participant_id\tage\nsub-01\t41,5\nsub-02\t35\nsub-03\t32,25\n")
+    with pytest.raises(UsageError, match="--group-covariates age: participants.tsv writes its numbers with a "
+                                         "decimal comma \\('41,5'\\)"):
+        covariates_model(["age"], read_participants(tmp_path))
+
+
 def test_a_session_node_on_runs_without_sessions_is_refused(tmp_path, capsys):
     dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=2, shape=(12, 12, 12),
                                    n_volumes=30)

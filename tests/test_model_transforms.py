@@ -170,6 +170,12 @@ def test_transformation_errors_name_the_culprit(instructions, message):
     assert caught.value.exit_code == 64
 
 
+def test_a_transformation_given_categories_names_a_value_that_is_not_a_number():
+    table = pd.DataFrame({"age": ["41,5", "35,2", "32"]})  # a decimal comma: text to pandas
+    with pytest.raises(ModelError, match="'age', which holds categories \\('41,5' is not a number\\)"):
+        apply_transformations(table_variables(table), run_node([{"Name": "Demean", "Input": ["age"]}]).transformations)
+
+
 def test_factor_refuses_mixed_types():
     events = EVENTS.assign(mixed=pd.Series([1, "x", 2, "y", 1, 1, 1, 1], dtype=object))
     with pytest.raises(ModelError, match="'mixed' mixes numbers and text"):

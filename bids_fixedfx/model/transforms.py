@@ -64,9 +64,7 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
         if numeric:
             for variable in inputs:
                 if not variable.numeric:
-                    raise ModelError(
-                        f"{here} cannot take {variable.name!r}, which holds categories; Factor it first."
-                    )
+                    raise ModelError(f"{here} cannot take {_categories(variable)}; Factor it first.")
         if each:
             results = [function(v, context, here, **_argument_for(arguments, i, len(inputs)))
                        for i, v in enumerate(inputs)]
@@ -194,12 +192,23 @@ def _lag(v, context, where, shift=1, order=3, mode="nearest", constant=0.0, diff
     return v.replace(values=shifted)
 
 
+def _categories(variable) -> str:
+    """A variable of categories, named with a value that is not a number (a decimal comma,
+    a unit, a word)."""
+    for value in variable.values:
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return f"{variable.name!r}, which holds categories ({value!r} is not a number)"
+    return f"{variable.name!r}, which holds categories"
+
+
 @_transformation("Orthogonalize")
 def _orthogonalize(v, context, where, other=()):
     others = [context[n] for n in _expand(other if isinstance(other, list) else [other], context.variables, where)]
     for o in others:
         if not o.numeric:
-            raise ModelError(f"{where} cannot take {o.name!r}, which holds categories; Factor it first.")
+            raise ModelError(f"{where} cannot take {_categories(o)}; Factor it first.")
     try:
         aligned = _aligned([v] + others, context, where)
     except ModelError:  # events at other times: as time series, as pybids does

@@ -410,18 +410,46 @@ def read_sessions(bids_dir, subject):
 
 
 def _labelled_table(path, id_column, name, key, kind):
-    """A BIDS table of subjects or sessions, indexed by their label (``<key>-`` removed)."""
+    """A BIDS table of subjects or sessions, indexed by their label (``<key>-`` removed).
+
+    Spaces around a value are dropped (a spreadsheet's ``sub-01 `` is ``sub-01``, ``41 `` is
+    41), as is a blank column's name.
+
+    Raises
+    ------
+    InputFileError
+        No ``id_column``, or a label on two rows (which row's values hold is unknown).
+    """
     import pandas as pd
+
+    from ..errors import InputFileError
 
     if not path.is_file():
         return pd.DataFrame(index=pd.Index([], name=name))
-    table = designs.read_table(path, f"{kind} file")
+    table = _stripped(designs.read_table(path, f"{kind} file", text_columns=(id_column,)), text=(id_column,))
     if id_column not in table:
-        from ..errors import InputFileError
-
         raise InputFileError(f"{path} has no {id_column} column, which BIDS {kind} files need.")
     table[name] = table.pop(id_column).astype(str).str.replace(f"^{key}-", "", regex=True)
+    repeated = table[name][table[name].duplicated()]
+    if len(repeated):
+        raise InputFileError(f"{path} lists {key}-{repeated.iloc[0]} on more than one row; give each one row.")
     return table.set_index(name)
+
+
+def _stripped(table, text=()):
+    """The table with spaces around its names and text values dropped, ``n/a`` and empty
+    values missing, and columns that then hold only numbers made numbers (but ``text``)."""
+    import pandas as pd
+
+    table = table.rename(columns=lambda column: column.strip() if isinstance(column, str) else column)
+    for column in table.columns:
+        if table[column].dtype.kind not in "OSU" and not pd.api.types.is_string_dtype(table[column]):
+            continue
+        values = table[column].map(lambda value: value.strip() if isinstance(value, str) else value)
+        values = values.mask(values.isin(["n/a", ""]))
+        numbers = pd.to_numeric(values, errors="coerce")
+        table[column] = numbers if numbers.notna().sum() == values.notna().sum() and column not in text else values
+    return table
 
 
 def _model_test(test, node, table):

@@ -307,6 +307,12 @@ def covariates_model(columns, participants, inference=None):
             instructions.append({"Name": "Demean", "Input": [column]})
             contrasts.append({"Name": column, "ConditionList": [column], "Weights": [1], "Test": "t"})
             continue
+        decimal_comma = values.astype(str).str.fullmatch(r"[+-]?\d*,\d+")
+        if decimal_comma.any() and (decimal_comma | pd.to_numeric(values, errors="coerce").notna()).all():
+            raise UsageError(
+                f"--group-covariates {column}: participants.tsv writes its numbers with a decimal comma "
+                f"({values[decimal_comma].iloc[0]!r}); write them with a point, as BIDS tables do."
+            )
         if groups is not None:
             raise UsageError(
                 f"--group-covariates {groups[0]} and {column} are both group columns; give one (or write a model file)."
