@@ -26,6 +26,11 @@ def strip_prefix(prefix):
         label = value[len(prefix):] if value.startswith(prefix) else value
         if not label:
             raise argparse.ArgumentTypeError(f"{value!r} names no label; give one such as {prefix}01")
+        if not (label.isascii() and label.isalnum()):  # BIDS labels: a name's '-' and '_' separate entities
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a BIDS label ({label!r} holds characters other than letters and digits); "
+                f"give one such as {prefix}01"
+            )
         return label
 
     return convert
@@ -37,6 +42,13 @@ def nonnegative_float(value):
         raise argparse.ArgumentTypeError(f"must be a finite number: {value!r}")
     if number < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return number
+
+
+def positive_float(value):
+    number = nonnegative_float(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {value!r}")
     return number
 
 

@@ -233,6 +233,11 @@ def test_duplicated_contrast_name_exits_64(capsys):
         ([*POSITIONAL, "--nprocs", "0"], "--nprocs"),
         ([*POSITIONAL, "--nprocs", "many"], "--nprocs"),
         ([*POSITIONAL, "--participant-label"], "--participant-label"),
+        ([*POSITIONAL, "--high-pass", "0"], "--high-pass"),  # was "Node 'run' has HighPassFilterCutoffHz 0.0"
+        ([*POSITIONAL, "--participant-label", "sub-sub-01"], "'sub-sub-01' is not a BIDS label"),
+        ([*POSITIONAL, "--participant-label", "01", "01_a"], "'01_a' is not a BIDS label"),
+        ([*POSITIONAL, "--session-label", "1/../2"], "'1/../2' is not a BIDS label"),
+        ([*POSITIONAL, "-t", "check-board"], "'check-board' is not a BIDS label"),
     ],
 )
 def test_argparse_errors_exit_64(argv, option, capsys):

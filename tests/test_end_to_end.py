@@ -626,6 +626,19 @@ def test_group_fixed_effects_equal_nilearn(example_dataset, analysed, reference,
         assert sidecar["GroupModel"] == "fixed effects" and sidecar["DegreesOfFreedom"] == sum(dofs)
 
 
+def test_a_group_participant_label_without_maps_is_named_in_a_warning(example_dataset, analysed, tmp_path, capsys):
+    output = tmp_path / "out"
+    shutil.copytree(analysed, output)
+    capsys.readouterr()
+    assert main([str(example_dataset.path), str(output), "group", "--no-reports", "--participant-label",
+                 *example_dataset.subjects, "99"]) == 0
+    err = capsys.readouterr().err
+    assert f"--participant-label 99 has no maps in {output}" in err
+    assert not any(f"--participant-label {s} " in err for s in example_dataset.subjects)
+    sidecar = json.loads(next((output / "group").glob("*contrast-audio_stat-z_statmap.json")).read_text())
+    assert sidecar["DegreesOfFreedom"] == len(example_dataset.subjects) - 1
+
+
 def test_precision_weighted_fixed_effects(example_dataset, reference, tmp_path):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--participant-label", "02",

@@ -265,6 +265,8 @@ def _found_maps(settings, step) -> tuple:
         what = "subject-level maps" if step is None else f"maps of node {step.source!r} ({level} level)"
         raise NoDataError(f"OUTPUT_DIR {output_dir} has no {what}; run the participant level first.")
     found = _selected(found, settings, "subject-level maps" if step is None else f"maps of node {step.source!r}")
+    selected = {item.subject for item in found}
+    absent = [label for label in settings.participant_label if label not in selected]
     found, native = group_spaces(found, settings.spaces)
     check_inference(settings.inference, [item.space for item in found if is_surface_file(item.effect)])
     subjects = sorted({item.subject for item in found})
@@ -281,6 +283,8 @@ def _found_maps(settings, step) -> tuple:
         read.append(replace(item, info=StatmapSidecar.read(item.sidecar)))
     notes = [Note("selection", f"space-{space} maps were not tested: their vertices are each subject's own")
              for space in native]
+    notes += [Note("selection", f"--participant-label {label} has no maps in {output_dir} and was left out; run the "
+                                f"participant level for sub-{label} to test it") for label in absent]
     return read, notes
 
 
