@@ -542,6 +542,21 @@ def test_a_symlink_loop_is_not_followed_and_is_named(fresh_dataset, make_setting
     assert all(w.count(".") == 1 and w.endswith(".") for w in loops)  # one sentence each
 
 
+def test_a_copy_of_a_subject_folder_is_left_out_and_named(fresh_dataset, make_settings, example_dataset,
+                                                          example_selection):
+    import shutil
+
+    dataset = fresh_dataset(subjects=("01",))
+    copies = [dataset.path / "sub-01 copy", dataset.path / "derivatives" / "fmriprep" / "sub-01-old"]
+    shutil.copytree(dataset.path / "sub-01", copies[0])
+    shutil.copytree(dataset.path / "derivatives" / "fmriprep" / "sub-01", copies[1])
+    selection = discover.select_runs(make_settings(dataset.path))
+    roots = (dataset.path, dataset.path / "derivatives" / "fmriprep")
+    assert portable(selection, roots) == example_runs_of(example_dataset, example_selection, "01")
+    named = [w for w in selection.warnings if "is no subject folder" in w]
+    assert len(named) == 2 and all(any(str(c) in w for w in named) for c in copies)
+
+
 def test_a_loop_in_an_unselected_subject_is_not_reported(fresh_dataset, make_settings, tmp_path):
     dataset = fresh_dataset(subjects=("01", "03"))
     (dataset.path / "sub-03" / "ses-1" / "func" / "loop").symlink_to("..")

@@ -35,16 +35,31 @@ def _dataset_root(path, roots):
     return max(holding, key=lambda root: len(root.parts), default=None)
 
 
+#: A subject folder's name: ``sub-`` and a BIDS label (letters and digits).
+SUBJECT_FOLDER = re.compile(r"sub-[A-Za-z0-9]+")
+
+
 def _subject_folders(roots):
     """The labels of the ``sub-*`` folders of the datasets' roots, for messages."""
-    labels = set()
+    return sorted({entry.name[4:] for entry in _top_folders(roots) if SUBJECT_FOLDER.fullmatch(entry.name)})
+
+
+def stray_subject_folders(roots):
+    """The top-level folders named ``sub-`` and something other than a BIDS label (a copy,
+    ``sub-01 copy``; an old version, ``sub-01-old``), which indexing leaves out: pybids would
+    read their files as the subject's."""
+    return sorted(Path(entry.path) for entry in _top_folders(roots)
+                  if entry.name.startswith("sub-") and not SUBJECT_FOLDER.fullmatch(entry.name))
+
+
+def _top_folders(roots):
+    found = []
     for root in roots:
         try:
-            entries = list(os.scandir(root))
+            found += [entry for entry in os.scandir(root) if entry.is_dir()]
         except OSError:
             continue
-        labels |= {e.name[4:] for e in entries if e.name.startswith("sub-") and e.is_dir()}
-    return sorted(labels)
+    return found
 
 
 def _layout_roots(layout):

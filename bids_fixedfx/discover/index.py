@@ -30,6 +30,9 @@ INDEX_FORMAT = 1
 _MANIFEST = "bids_fixedfx_index.json"
 #: pybids' default exclusions, plus nested ``derivatives/`` (indexed as datasets of their own).
 _ALWAYS_IGNORED = r"^/(?:code|models|sourcedata|stimuli|derivatives)(?:/|$)"
+#: Top-level ``sub-*`` entries whose label is no BIDS label (``sub-01 copy``, ``sub-01-old``): their
+#: files would be read as the subject's (see :func:`.folders.stray_subject_folders`).
+_NOT_A_SUBJECT = r"^/sub-(?![A-Za-z0-9]+(?:[/_.]|$))"
 
 
 def load_layout(
@@ -139,7 +142,7 @@ def _add_bare_derivatives(layout, path, ignore) -> tuple:
 
 def _ignore_patterns(bids_dir, derivatives, exclude):
     """pybids ignore regexes, matched against paths relative to each dataset's root."""
-    patterns = [_ALWAYS_IGNORED]
+    patterns = [_ALWAYS_IGNORED, _NOT_A_SUBJECT]
     roots = (bids_dir, *derivatives)
     for folder in (*derivatives, *exclude):
         if folder is None:

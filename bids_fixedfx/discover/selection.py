@@ -7,7 +7,7 @@ import json
 from ..errors import NoDataError, UsageError
 from ..settings import DEFAULT_SPACE
 from .derivatives import find_derivatives, skipped_derivatives
-from .folders import _in_selection, _layout_roots, _subject_folders
+from .folders import _in_selection, _layout_roots, _subject_folders, stray_subject_folders
 from .index import _open_index
 from .matching import _design_files, _unmatched_designs
 from .query import NIFTI, _get, _pybids_filters, _values
@@ -82,6 +82,11 @@ def select_runs(settings) -> Selection:
     elif not subjects:
         raise NoDataError(f"{settings.bids_dir} has no sub-* folders with data.")
     roots = _layout_roots(layout)
+    warnings += [
+        f"{folder} is no subject folder (BIDS names them sub-<letters and digits>), so it was left out; "
+        "move it out of the dataset."
+        for folder in stray_subject_folders(roots)
+    ]
     warnings += [
         f"{loop} is a symbolic link to one of its own parent folders (a loop), "
         "so it was not followed."
