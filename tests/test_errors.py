@@ -135,6 +135,13 @@ def test_mask_on_another_grid(one_subject, tmp_path, capsys):
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--mask", mask], 64, "--mask", str(mask))
 
 
+def test_a_preprocessed_mask_on_another_grid_is_an_unusable_input(one_subject, tmp_path, capsys):
+    mask = next((one_subject.path / "derivatives" / "fmriprep" / "sub-01").rglob("*run-01_space-MNI*_mask.nii.gz"))
+    nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.uint8), np.eye(4)), mask)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 66, str(mask),
+          "another grid")
+
+
 def test_output_inside_the_input_is_refused(one_subject, capsys):
     fails(capsys, [one_subject.path, one_subject.path / "results", "participant"], 64, "OUTPUT_DIR", "derivatives")
     assert not (one_subject.path / "results").exists()

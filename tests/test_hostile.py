@@ -144,10 +144,10 @@ def test_a_new_folder_under_derivatives_is_allowed(one_subject):
 
 
 @pytest.mark.parametrize("label", ["../../etc", "01/../02", "*", "01;touch PWNED"])
-def test_hostile_participant_labels_match_nothing(one_subject, tmp_path, capsys, monkeypatch, label):
+def test_hostile_participant_labels_are_refused(one_subject, tmp_path, capsys, monkeypatch, label):
     monkeypatch.chdir(tmp_path)
     message = fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--participant-label", label,
-                             *QUICK], 66, "--participant-label")
+                             *QUICK], 64, "--participant-label", "is not a BIDS label")
     assert not list(tmp_path.rglob("PWNED")) and "\n" not in message
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import design as designs
 from .. import images, naming, surface
-from ..errors import NoDataError, UsageError
+from ..errors import InputFileError, NoDataError, UsageError
 from ..notes import Note
 from .graph import check_participant_inputs, participant_steps
 from .models import run_node
@@ -230,10 +230,11 @@ def _check_images(run, settings):
     option = "--mask " if given else ""
     mask = images.read_mask(run.mask, "--mask" if given else "Mask")
     if mask.shape[:3] != bold.shape[:3] or not np.allclose(mask.affine, bold.affine, atol=1e-3):
-        raise UsageError(
-            f"{option}{run.mask} is on another grid than {run.bold.name} "
-            f"(shape {mask.shape[:3]} vs {bold.shape[:3]}); give a mask in the BOLD's space."
-        )
+        grid = f"is on another grid than {run.bold.name} (shape {mask.shape[:3]} vs {bold.shape[:3]})"
+        if given:  # the option's value is at fault
+            raise UsageError(f"{option}{run.mask} {grid}; give a mask in the BOLD's space.")
+        raise InputFileError(f"{run.mask} {grid}; the preprocessing wrote a mask that does not fit its BOLD series "
+                             "(rerun it, or give one with --mask).")
     return None
 
 
