@@ -142,6 +142,16 @@ def test_a_preprocessed_mask_on_another_grid_is_an_unusable_input(one_subject, t
           "another grid")
 
 
+def test_a_smoothing_wider_than_the_volume_is_refused(one_subject, tmp_path, capsys):
+    bold = nib.load(next((one_subject.path / "derivatives" / "fmriprep").rglob("*_desc-preproc_bold.nii.gz")))
+    extent = max(n * size for n, size in zip(bold.shape[:3], bold.header.get_zooms()[:3]))
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation",
+                   "--smoothing-fwhm", "1e6"], 64, "--smoothing-fwhm", f"{extent:g} mm across")
+    out = tmp_path / "wide"
+    assert main([str(one_subject.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--smoothing-fwhm", str(extent * 0.9)]) == 0
+
+
 def test_output_inside_the_input_is_refused(one_subject, capsys):
     fails(capsys, [one_subject.path, one_subject.path / "results", "participant"], 64, "OUTPUT_DIR", "derivatives")
     assert not (one_subject.path / "results").exists()

@@ -225,6 +225,7 @@ def _check_images(run, settings):
     bold = images.check_image(run.bold, "BOLD series")
     if len(bold.shape) != 4:
         raise NoDataError(f"BOLD series {run.bold} is not 4D (shape {bold.shape}).")
+    _check_smoothing_width(run, bold, settings)
     if run.mask is None:
         return None
     option = "--mask " if given else ""
@@ -236,6 +237,20 @@ def _check_images(run, settings):
         raise InputFileError(f"{run.mask} {grid}; the preprocessing wrote a mask that does not fit its BOLD series "
                              "(rerun it, or give one with --mask).")
     return None
+
+
+def _check_smoothing_width(run, bold, settings):
+    """Refuse a smoothing wider than the whole volume: its kernel (4 standard deviations
+    each side) would cost time in proportion to its width for no information (every voxel
+    tends to the volume's mean; 1e6 mm is a kernel of millions of taps per line)."""
+    fwhm = settings.model.smoothing_fwhm
+    if not fwhm:
+        return
+    extent = float(np.max(np.array(bold.shape[:3]) * np.sqrt((bold.affine[:3, :3] ** 2).sum(axis=0))))
+    if fwhm > extent:
+        source = f"the smoothing of {settings.model_file}" if settings.model_file else "--smoothing-fwhm"
+        raise UsageError(f"{source} ({fwhm:g} mm FWHM) is wider than {run.bold.name} ({extent:g} mm across at "
+                         "most); give a width of a few voxels (the default is 5 mm).")
 
 
 def _check_labels(run, contrasts):
