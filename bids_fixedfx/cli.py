@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from . import __version__, allocator
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
+from .jsonfile import read_object
 from .arguments import (
     GROUP_ONLY,
     HRF_MODELS,
@@ -280,17 +280,8 @@ def _read_filters(path):
     """The queries of ``--bids-filter-file``: file kind -> {pybids entity: value or values}."""
     if path is None:
         return {}
-    try:
-        filters = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except OSError as error:
-        raise UsageError(f"--bids-filter-file {path} cannot be read: {error.strerror}.") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"--bids-filter-file {path} is not UTF-8 text, as JSON files are.") from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"--bids-filter-file {path} is not valid JSON: {error.msg}.") from None
-    except (RecursionError, ValueError):  # nested too deeply; an integer of thousands of digits
-        raise UsageError(f"--bids-filter-file {path} is not a filter file: it is nested too deeply or too long.") from None
-    if not isinstance(filters, dict) or not all(isinstance(v, dict) for v in filters.values()):
+    filters = read_object(path, "--bids-filter-file", UsageError)
+    if not all(isinstance(v, dict) for v in filters.values()):
         raise UsageError(
             f'--bids-filter-file {path} must map file kinds to queries, like {{"bold": {{"run": 1}}}}.'
         )

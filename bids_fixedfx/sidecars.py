@@ -7,11 +7,10 @@ names the file; never a default).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import InputFileError
+from .jsonfile import read_object
 
 #: First-level settings that every run and subject statmap sidecar carries.
 MODEL_KEYS = ("SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass")
@@ -39,24 +38,13 @@ STAT_KEYS_F = {
 
 
 def read_json(path) -> dict:
-    """Read a JSON object, naming the file in any error.
+    """Read a JSON object, naming the file in any error (see :func:`.jsonfile.read_object`).
 
     Raises
     ------
     InputFileError
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise InputFileError(f"{path} does not exist; rerun the level that writes it.") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        reason = " ".join(str(error).split()).rstrip(".")
-        raise InputFileError(f"{path} cannot be read as JSON: {reason}.") from error
-    except RecursionError:
-        raise InputFileError(f"{path} cannot be read as JSON: it is nested too deeply.") from None
-    if not isinstance(data, dict):
-        raise InputFileError(f"{path} does not hold a JSON object.")
-    return data
+    return read_object(path, missing="rerun the level that writes it")
 
 
 def _need(data, key, path):

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError
+from ..jsonfile import read_object
 from ..naming import match_entities
 from .folders import _dataset_root, _layout_roots
 
@@ -107,19 +108,7 @@ def sidecar_metadata(path: Path, root: Path) -> dict:
 
 
 def _read_sidecar(path):
-    try:
-        content = json.loads(path.read_text(encoding="utf-8-sig"))
-    except OSError as error:
-        raise InputFileError(f"The sidecar {path} cannot be read: {error.strerror}.") from None
-    except (UnicodeDecodeError, ValueError) as error:
-        raise InputFileError(f"The sidecar {path} is not valid JSON: {error}.") from None
-    except RecursionError:
-        raise InputFileError(f"The sidecar {path} is not valid JSON: it is nested too deeply.") from None
-    if not isinstance(content, dict):
-        raise InputFileError(
-            f"The sidecar {path} must hold a JSON object, not {type(content).__name__}."
-        )
-    return content
+    return read_object(path, "The sidecar")
 
 
 #: Repetition times outside these bounds (seconds) are errors in the sidecar: above, the BIDS

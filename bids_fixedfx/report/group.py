@@ -162,7 +162,7 @@ def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
             naming.build("group_figure", desc="subjects", suffix="statmap", extension=".png", **common),
             figures.tiles_grid(subjects_view, tiles, cut, f"{test.name}: each subject's fixed-effects z map"),
             f"Each subject's z map of {test.name}, {shown}",
-            f"One slice of each subject's z map, all on one colour scale"
+            "One slice of each subject's z map, all on one colour scale"
             + (f" (the first {MAX_SUBJECT_TILES} subjects)" if n_subjects > MAX_SUBJECT_TILES else "") + ".",
         )
     table = cluster_table(slices.Volume(z_map, view.grid.affine), threshold, view.template)

@@ -1,0 +1,55 @@
+"""Reading a JSON object from a file that a user gave (a sidecar, a filter file, a map's
+sidecar at the group level): every way it can fail is one sentence naming the file, raised
+as the caller's kind of error (an input file's, 66, or an option's, 64)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import InputFileError
+
+_TYPES = {list: "an array", str: "a string", bool: "true or false", int: "a number", float: "a number",
+          type(None): "null"}
+
+
+def read_object(path, what: str = "", error=InputFileError, missing: str = "") -> dict:
+    """Read a JSON object (a byte-order mark allowed), naming the file in any error.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    what : str
+        How the message names the file before its path (``"The sidecar"``,
+        ``"--bids-filter-file"``); empty: the path alone.
+    error : type
+        The :class:`~bids_fixedfx.errors.FixedFxError` raised.
+    missing : str
+        What to do about a file that does not exist, added to its message.
+
+    Returns
+    -------
+    data : dict
+
+    Raises
+    ------
+    FixedFxError
+        Of type ``error``: the file is missing or unreadable, not UTF-8, not JSON, nested too
+        deeply (or holds a number of thousands of digits), or holds no JSON object.
+    """
+    named = f"{what} {path}" if what else str(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise error(f"{named} does not exist{'; ' + missing if missing else ''}.") from None
+    except OSError as failure:
+        raise error(f"{named} cannot be read: {failure.strerror}.") from None
+    except UnicodeDecodeError:
+        raise error(f"{named} is not UTF-8 text, as JSON files are.") from None
+    except json.JSONDecodeError as failure:
+        raise error(f"{named} is not valid JSON: {failure.msg} (line {failure.lineno}).") from None
+    except (RecursionError, ValueError):  # nested too deeply; an integer of thousands of digits
+        raise error(f"{named} is not valid JSON: it is nested too deeply or holds too long a number.") from None
+    if not isinstance(data, dict):
+        raise error(f"{named} must hold a JSON object, not {_TYPES.get(type(data), 'a value')}.")
+    return data

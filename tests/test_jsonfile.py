@@ -1,0 +1,42 @@
+"""Reading a JSON object from a file a user gave: one sentence naming the file per failure."""
+
+from __future__ import annotations
+
+import pytest
+
+from bids_fixedfx.errors import EX_NO_INPUT, EX_USAGE, InputFileError, UsageError
+from bids_fixedfx.jsonfile import read_object
+
+
+def test_an_object_is_read_with_or_without_a_byte_order_mark(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('{"RepetitionTime": 2}', encoding="utf-8-sig")
+    assert read_object(path) == {"RepetitionTime": 2}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "does not exist; rerun it"),
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+    (b'{"a": 1,}', "is not valid JSON: Expecting property name"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "too long a number"),
+    (b"[1, 2]", "must hold a JSON object, not an array"),
+    (b'"text"', "must hold a JSON object, not a string"),
+])
+def test_each_failure_is_one_sentence_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "b.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputFileError) as caught:
+        read_object(path, "The sidecar", missing="rerun it")
+    text = str(caught.value)
+    assert text.startswith(f"The sidecar {path} ") and message in text and text.count("\n") == 0
+    assert caught.value.exit_code == EX_NO_INPUT
+
+
+def test_an_option_s_file_is_a_usage_error(tmp_path):
+    path = tmp_path / "filters.json"
+    path.write_text("{")
+    with pytest.raises(UsageError, match="--bids-filter-file .*filters.json is not valid JSON") as caught:
+        read_object(path, "--bids-filter-file", UsageError)
+    assert caught.value.exit_code == EX_USAGE
