@@ -114,6 +114,8 @@ class ContrastInfo:
 #: The key of a subject or session map's sidecar that says how its node combined the inputs:
 #: by fixed effects (``meta``) or by a one-sample t-test across them (``glm``).
 COMBINATION_KEYS = {"meta": "FixedEffects", "glm": "RandomEffects"}
+#: How each estimator is said in messages and reports.
+COMBINATION_NAMES = {"meta": "fixed effects", "glm": "one-sample t-test"}
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,12 @@ class StatmapSidecar:
         if self.combination is None or self.estimator != "meta":
             return None
         return bool(self.combination.get("PrecisionWeighted", False))
+
+    @property
+    def combined_by(self) -> str:
+        """How a subject or session node combined its inputs, in words (``fixed effects``,
+        ``one-sample t-test``)."""
+        return COMBINATION_NAMES[self.estimator]
 
     @property
     def bsm_level(self) -> str:

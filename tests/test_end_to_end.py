@@ -444,7 +444,7 @@ def test_an_unreadable_run_design_sidecar_stops_the_group_level_before_it_writes
 
 @pytest.mark.parametrize("change, said", [
     (lambda d: d.update(RandomEffects={"NumberOfRuns": d.pop("FixedEffects")["NumberOfRuns"]}),
-     "runs combined by fixed effects vs a one-sample t-test"),
+     "runs combined by fixed effects vs one-sample t-test"),
     (lambda d: d.update(SmoothingFWHM=8.0), "SmoothingFWHM 5.0 vs 8.0"),
 ])
 def test_subject_maps_made_differently_are_not_tested_together(example_dataset, analysed, tmp_path, capsys,

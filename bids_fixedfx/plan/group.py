@@ -519,9 +519,6 @@ def _check_same_model(test):
 
 
 #: How a subject node combined its inputs, by its estimator (for messages).
-COMBINED_BY = {"meta": "fixed effects", "glm": "a one-sample t-test"}
-
-
 def _differences(one, other) -> str:
     one_json, other_json = one.to_json(), other.to_json()
     keys = ["Contrast", "SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass", "runs combined by",
@@ -532,7 +529,7 @@ def _differences(one, other) -> str:
         if key == "runs combined by":
             if (one.estimator, other.estimator) == ("meta", "meta"):
                 continue
-            parts.append(f"{key} {COMBINED_BY[one.estimator]} vs {COMBINED_BY[other.estimator]}")
+            parts.append(f"{key} {one.combined_by} vs {other.combined_by}")
             continue
         if key == "PrecisionWeighted":
             if None in (one.precision_weighted, other.precision_weighted):

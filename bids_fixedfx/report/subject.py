@@ -394,9 +394,8 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
 def _combined(sidecar, adjective=False) -> str:
     """How the subject node combined its inputs, as the figures say it (``adjective``: before
     "z map", capitalised)."""
-    if sidecar.estimator == "meta":
-        return "Fixed-effects" if adjective else "fixed effects"
-    return "One-sample t-test" if adjective else "one-sample t-test"
+    words = sidecar.combined_by
+    return words.capitalize().replace("Fixed effects", "Fixed-effects") if adjective else words
 
 
 def _surface_contrast(settings, plan, label, name, files: Files, anchor) -> dict:
