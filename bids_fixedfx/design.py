@@ -139,7 +139,7 @@ def read_events(path) -> pd.DataFrame:
         A missing ``onset`` or ``duration`` column, non-numeric or non-finite onsets, or
         negative durations.
     """
-    events = read_table(path, "events file")
+    events = read_table(path, "events file", text_columns=("trial_type",))  # 01 and 1e3 are labels, not numbers
     for column in ("onset", "duration"):
         if column not in events.columns:
             raise InputFileError(f"{path} has no {column!r} column, which BIDS events files need.")

@@ -175,6 +175,18 @@ def test_a_modulation_that_is_text_or_infinite_names_the_events_file(example_run
     assert str(path) in str(error.value) and "modulation" in str(error.value)
 
 
+def test_trial_types_that_look_like_numbers_stay_labels(example_run, tmp_path):
+    table = pd.read_csv(example_run.events, sep="\t")
+    table["trial_type"] = np.where(table["trial_type"] == "audio", "01", "1e3")
+    table.loc[0, "trial_type"] = np.nan  # pandas read the column as numbers around an n/a: 1.0, 1000.0
+    path = tmp_path / example_run.events.name
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    events = design.read_events(path)
+    assert set(events["trial_type"].dropna()) == {"01", "1e3"} and events["trial_type"].isna().sum() == 1
+    built = design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
+    assert set(built.conditions) == {"01", "1e3"}
+
+
 def test_wildcard_confounds(example_run):
     header = list(read_confounds(example_run).columns)
     expected = [c for c in header if c.startswith("trans_")]
