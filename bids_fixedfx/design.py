@@ -501,6 +501,7 @@ def load_design(run) -> Design:
         matrix = pd.DataFrame(values, columns=[f"X{i}" for i in range(values.shape[1])])
     else:
         matrix = read_table(path, "design file")
+        _check_header(path)
         try:
             matrix = matrix.astype(float)
         except ValueError:
@@ -516,6 +517,22 @@ def load_design(run) -> Design:
         if not NUISANCE_COLUMNS.match(str(c)) and np.ptp(matrix[c].to_numpy()) > 0
     )
     return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
+
+
+def _check_header(path) -> None:
+    """Refuse a design table whose header has an empty or repeated name: pandas would make a
+    regressor of a table's index written beside it (``Unnamed: 0``) or rename a repeat
+    (``a.1``), and the maps would be of another design than the one meant."""
+    with open(path, encoding="utf-8-sig", errors="replace") as table:
+        names = table.readline().rstrip("\r\n").split("\t")
+    if "" in [name.strip() for name in names]:
+        raise InputFileError(
+            f"Design file {path} has a column without a name (column {[n.strip() for n in names].index('') + 1}; "
+            "a table's index written beside it?); write the design without it (pandas: index=False)."
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputFileError(f"Design file {path} names the column {repeated[0]!r} more than once.")
 
 
 # ----------------------------------------------------------------------------

@@ -423,6 +423,18 @@ def test_load_design_with_the_wrong_number_of_rows(precomputed, example_run, kin
     assert run.design.name in str(error.value)
 
 
+@pytest.mark.parametrize(("index", "said"), [(True, "column without a name \\(column 1"),
+                                             (False, "'audio' more than once")])
+def test_a_design_header_with_an_unnamed_or_repeated_column_is_refused(example_run, example_design, tmp_path,
+                                                                       index, said):
+    matrix = example_design.matrix if index else example_design.matrix.rename(columns={"visual": "audio"})
+    path = tmp_path / f"{example_run.name}_design.tsv"
+    matrix.to_csv(path, sep="\t", index=index)  # pandas' default writes the index, its name empty
+    with pytest.raises(InputFileError, match=said) as error:
+        design.load_design(dataclasses.replace(example_run, design=path, events=None, confounds=None))
+    assert error.value.exit_code == EX_NO_INPUT and str(path) in str(error.value)
+
+
 def test_load_design_npz_without_x(example_run, tmp_path):
     path = tmp_path / f"{example_run.name}_design.npz"
     np.savez(path, Y=np.ones((example_run.n_volumes, 2)))
