@@ -206,8 +206,30 @@ def test_several_resolutions_of_one_space(one_subject, tmp_path, capsys):
     for bold in list((one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.*")):
         copy = bold.with_name(bold.name.replace(f"space-{SPACE}_", f"space-{SPACE}_res-2_"))
         copy.write_bytes(bold.read_bytes())
-    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
-          "res-2", "--bids-filter-file")
+    message = fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
+                    "res-2", "--bids-filter-file")
+    hint = message[message.index("e.g. ") + 5:].rstrip(".")  # the entry it suggests works as it is
+    assert json.loads(hint) == {"bold": {"res": "2"}}
+    (tmp_path / "filter.json").write_text(hint)
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", "--skip-bids-validation", "--no-reports",
+                 "--bids-filter-file", str(tmp_path / "filter.json")]) == 0
+
+
+def test_series_in_two_formats_are_told_apart_by_extension(one_subject, tmp_path, capsys):
+    import gzip
+
+    derivatives = one_subject.path / "derivatives"
+    for path in [*one_subject.path.glob("sub-*/**/*_bold.nii.gz"), *derivatives.rglob("*_mask.nii.gz"),
+                 *derivatives.rglob("*_bold.nii.gz")]:  # as pybids' synthetic dataset holds them
+        path.with_name(path.name[:-3]).write_bytes(gzip.decompress(path.read_bytes()))
+    message = fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
+                    "desc-preproc_bold.nii,", '{"bold": {"extension": ".nii"}}')
+    assert "raw BOLD" not in message
+    (tmp_path / "filter.json").write_text('{"bold": {"extension": ".nii.gz"}}')
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", "--skip-bids-validation", "--no-reports",
+                 "--bids-filter-file", str(tmp_path / "filter.json")]) == 0
+    design = json.loads(next((tmp_path / "out").rglob("*run-01_design.json")).read_text())
+    assert design["BOLD"].endswith("_bold.nii.gz")
 
 
 @pytest.mark.parametrize("entity", ["echo", "rec"])

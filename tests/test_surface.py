@@ -279,7 +279,7 @@ def test_cifti_density_is_chosen_with_the_filter_file(tmp_path, capsys):
     argv = [str(dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation", "--space", FSLR,
             "--no-reports"]
     assert main(argv) == 64
-    assert '{"bold": {"den": "91k"}}' in capsys.readouterr().err
+    assert '{"bold": {"den": "1k"}}' in capsys.readouterr().err  # a density the run has
     filters = tmp_path / "filters.json"
     filters.write_text(json.dumps({"bold": {"den": "2k"}}))
     assert main([*argv, "--bids-filter-file", str(filters)]) == 0

@@ -35,7 +35,7 @@ def _events_for(events_files, layout, entities, raw, name):
         # the most specific of the nearest folder's (several equally specific: an error)
         most = len(_name_entities(nearest[-1].name)) if nearest else 0
         events = [f for f in nearest if len(_name_entities(f.name)) == most]
-    return _one(events, "events", name)
+    return _one(events, "events", name, kind="events")
 
 
 def _design_files(design_dir):

@@ -146,10 +146,34 @@ def _unpadded(name, value):
     return str(int(value)) if name in ("run", "echo") and value.isdigit() else value
 
 
-def _one(files, what, run_name):
+def _one(files, what, run_name, kind=None):
     if not files:
         return None
     if len(files) > 1:
         names = ", ".join(sorted(Path(f).name for f in files))
-        raise NoDataError(f"{run_name} has several {what} files ({names}); narrow with --bids-filter-file.")
+        raise NoDataError(f"{run_name} has several {what} files ({names}); narrow with --bids-filter-file"
+                          + (f", e.g. {filter_hint(kind, files)}." if kind else "."))
     return Path(files[0])
+
+
+def filter_hint(kind, files) -> str:
+    """A ``--bids-filter-file`` entry that keeps one of ``files``: their first entity (pybids'
+    name) whose values differ, or their extension (``{"bold": {"res": "2"}}``)."""
+    import json
+
+    from ..naming import match_entities
+
+    found = [match_entities("/" + Path(f).name, statmaps=False) for f in files]
+    found = [{**entities, "extension": _extension(f)} for entities, f in zip(found, files)]
+    names = [name for name in dict.fromkeys(k for entities in found for k in entities) if name != "extension"]
+    for name in [*names, "extension"]:
+        values = [entities.get(name) for entities in found]
+        if len(set(map(str, values))) > 1:
+            value = next((v for v in values if v is not None), None)
+            return json.dumps({kind: {name: value if isinstance(value, (int, float)) else str(value)}})
+    return json.dumps({kind: {}})
+
+
+def _extension(path) -> str:
+    name = Path(path).name
+    return name[name.index("."):] if "." in name else ""

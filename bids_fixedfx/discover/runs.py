@@ -17,7 +17,8 @@ from ..surface import is_surface_file
 from .matching import _design_for, _events_for, _unmatched_designs
 from .metadata import _repetition_time, _start_time
 from .query import (
-    CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI, RunFiles, _get, _one, _pybids_filters, _run_entities,
+    CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI, RunFiles, _extension, _get, _one, _pybids_filters, _run_entities,
+    filter_hint,
 )
 
 
@@ -101,9 +102,7 @@ def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the ch
             name = run_name(entities)
             raise UsageError(
                 f"{name} has several {what} "
-                f"({', '.join(sorted(names))}); choose one with --bids-filter-file, "
-                + ('e.g. {"bold": {"den": "91k"}}.' if any(n.endswith(".dtseries.nii") for n in names)
-                   else 'e.g. {"bold": {"resolution": "2"}}.')
+                f"({', '.join(sorted(names))}); choose one with --bids-filter-file, e.g. {filter_hint('bold', names)}."
             )
     for acquisition, series in by_acquisition.items():
         if len(series) > 1:
@@ -211,10 +210,27 @@ def events_files(layout, settings, subjects) -> RunFiles:
                     **{"suffix": "events", "extension": ".tsv", **events})
 
 
+def _one_format(raw_files, settings) -> list:
+    """A preprocessed run's raw series (read for its metadata and to match its events), one
+    when the dataset holds it in several formats (``.nii`` and ``.nii.gz``, as pybids'
+    synthetic data does): the ``bold`` filter's extension, else ``.nii.gz``."""
+    paths = sorted(str(getattr(f, "path", f)) for f in raw_files)
+    stems = {p[:p.index(".", p.rindex("/"))] if "." in Path(p).name else p for p in paths}
+    if len(paths) < 2 or len(stems) > 1:
+        return paths
+    wanted = settings.bids_filters.get("bold", {}).get("extension")
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted or [])
+    for extension in (*wanted, ".nii.gz"):
+        kept = [p for p in paths if p.endswith("." + extension.lstrip("."))]
+        if kept:
+            return kept[:1]
+    return paths[:1]
+
+
 def _preprocessed_run(layout, queries, settings, bold, space, warnings):
     entities = _run_entities(bold)
     name = run_name(entities)
-    raw = _one(queries.raw.of(entities), "raw BOLD", name)
+    raw = _one(_one_format(queries.raw.of(entities), settings), "raw BOLD", name, kind="bold")
     mask = None
     surface = is_surface_file(bold.path)
     if surface and settings.mask is not None:
@@ -228,7 +244,9 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings):
         # Several masks (res-, den- variants): take the one on the BOLD's own entities.
         same = [m for m in masks if _grid_entities(m) == _grid_entities(bold)]
         masks = same or masks
-        mask = _one([m.path for m in masks], "brain mask", name)
+        if len(masks) > 1:  # a mask in two formats: the BOLD's (.nii.gz beside .nii.gz)
+            masks = [m for m in masks if _extension(m.path) == _extension(bold.path)] or masks
+        mask = _one([m.path for m in masks], "brain mask", name, kind="mask")
         if mask is None:
             warnings.append(
                 f"{name} has no desc-brain_mask in the derivatives, so nilearn computed a mask "
@@ -242,7 +260,7 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings):
             f"{name} has no events.tsv in {settings.bids_dir}"
             + (f" and no design file in --design-dir {settings.design_dir}." if settings.design_dir else ".")
         )
-    confound_file = _one(confounds, "confounds", name) if design is None else None
+    confound_file = _one(confounds, "confounds", name, kind="confounds") if design is None else None
     if design is None and settings.model.confounds_given and settings.model.confounds and confound_file is None:
         raise NoDataError(
             f"{name} has no desc-confounds_timeseries.tsv in the derivatives; "
