@@ -181,7 +181,7 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
         raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}.") from error
 
 
-def select_confounds(run, names):
+def select_confounds(run, names, given=True):
     """Read a run's confounds: columns by name (wildcards allowed) or a nilearn strategy.
 
     Parameters
@@ -190,6 +190,9 @@ def select_confounds(run, names):
         The run; its ``confounds`` file (fMRIPrep's ``desc-confounds_timeseries.tsv``).
     names : tuple of str
         Column names or patterns, or ``load_confounds`` strategies.
+    given : bool
+        Whether ``--confounds`` named them (else they are the default, and a column the
+        table lacks is the table's fault).
 
     Returns
     -------
@@ -235,6 +238,11 @@ def select_confounds(run, names):
     columns = []
     for pattern in names:
         matched = [c for c in table.columns if fnmatch.fnmatchcase(c, pattern)]
+        if not matched and not given:
+            raise InputFileError(
+                f"{run.confounds} has no column {pattern}, one of the default confounds (the six motion "
+                "parameters of fMRIPrep); name its columns with --confounds, or pass --confounds none."
+            )
         if not matched:
             raise UsageError(
                 f"--confounds {pattern} matches no column of {run.confounds.name}."
@@ -431,7 +439,7 @@ def build_design(run, model) -> Design:
         is_confound_strategy(model.confounds)
     ):
         raise NoDataError(f"--confounds {' '.join(model.confounds)} given, but {run.name} has no confounds file.")
-    confounds, sample_mask, notes = select_confounds(run, model.confounds)
+    confounds, sample_mask, notes = select_confounds(run, model.confounds, model.confounds_given)
     notes = early_notes + notes
     if confounds is not None and len(confounds) != run.n_volumes:
         raise InputFileError(

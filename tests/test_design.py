@@ -204,10 +204,22 @@ def test_wildcards_and_names_together_without_repeats(example_run):
 
 def test_unknown_confound_column_is_a_usage_error(example_run):
     with pytest.raises(UsageError) as error:
-        design.build_design(example_run, ModelSettings(confounds=("trans_x", "no_such_column")))
+        design.build_design(example_run, ModelSettings(confounds=("trans_x", "no_such_column"), confounds_given=True))
     assert error.value.exit_code == EX_USAGE
     assert "no_such_column" in str(error.value)
     assert example_run.confounds.name in str(error.value)
+
+
+def test_default_confounds_a_table_lacks_are_the_table_s_fault(example_run, tmp_path):
+    table = read_confounds(example_run).rename(columns={"trans_x": "X", "rot_z": "RotZ"})  # older fMRIPrep names
+    path = tmp_path / example_run.confounds.name
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    run = dataclasses.replace(example_run, confounds=path)
+    with pytest.raises(InputFileError, match="has no column trans_x, one of the default confounds") as error:
+        design.build_design(run, ModelSettings())
+    assert error.value.exit_code == EX_NO_INPUT and str(path) in str(error.value)
+    with pytest.raises(UsageError, match="--confounds trans_x matches no column"):
+        design.build_design(run, ModelSettings(confounds_given=True))
 
 
 @pytest.mark.parametrize("strategy", [("wm_csf",), ("high_pass", "global_signal")])

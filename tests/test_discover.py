@@ -187,6 +187,15 @@ def test_unknown_session_is_no_data(example_dataset, make_settings):
     assert "--session-label 9" in str(error.value)
 
 
+def test_a_session_without_bold_is_named_in_the_no_data_message(fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("01",))
+    other = dataset.path / "sub-01" / "ses-meg" / "meg"  # a session of other data only
+    other.mkdir(parents=True)
+    (other / "sub-01_ses-meg_task-checkerboard_meg.json").write_text("{}")
+    with pytest.raises(NoDataError, match="No BOLD series matches the selection .*--session-label meg"):
+        discover.select_runs(make_settings(dataset.path, session_label=("meg",)))
+
+
 def test_task_filter(example_dataset, example_selection, make_settings):
     selection = discover.select_runs(
         make_settings(example_dataset.path, task=example_dataset.tasks, participant_label=("03",))

@@ -288,6 +288,8 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
         raise NoDataError(
             f"No BOLD series matches the selection (subjects {', '.join(query['subject'])}, "
             f"tasks {', '.join(query['task'])}"
+            + (f", {settings.selected_by.get('session_label', '--session-label')} {' '.join(query['session'])}"
+               if query.get("session") else "")
             + (f", {settings.selected_by.get('bids_filters', '--bids-filter-file')} query "
                f"{json.dumps(settings.bids_filters.get('bold'))}" if bold_filters else "")
             + f") in {settings.bids_dir}."
