@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 import pytest
 
 from bids_fixedfx import discover
@@ -299,7 +300,7 @@ def test_tr_is_never_read_from_the_nifti_header(fresh_dataset, make_settings):
     assert [run.tr for run in selection.runs] == [json_tr]
 
 
-def test_without_derivatives_the_raw_bold_is_used_with_a_warning(fresh_dataset, make_settings):
+def test_without_derivatives_the_raw_bold_is_used_with_a_warning(fresh_dataset, make_settings, tmp_path):
     dataset = fresh_dataset(subjects=("01",), derivatives=False)
     assert not (dataset.path / "derivatives").exists()
     selection = discover.select_runs(make_settings(dataset.path))
@@ -308,7 +309,12 @@ def test_without_derivatives_the_raw_bold_is_used_with_a_warning(fresh_dataset, 
     assert all(run.preprocessed is False and run.mask is None for run in selection.runs)
     assert all(run.tr == raw_tr(dataset.path) for run in selection.runs)
     assert [run.events for run in selection.runs] == [p.parent / f"{stem(p)}_events.tsv" for p in raws]
-    assert any("raw" in w.lower() for w in selection.warnings)
+    assert any("raw" in w.lower() and "masks computed by nilearn" in w for w in selection.warnings)
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones(nib.load(raws[0]).shape[:3], np.uint8), nib.load(raws[0]).affine), mask)
+    masked = discover.select_runs(make_settings(dataset.path, mask=mask))
+    assert any("within --mask" in w for w in masked.warnings)
+    assert not any("computed by nilearn" in w for w in masked.warnings)
 
 
 # ---------------------------------------------------------------- derivatives and BIDS checks

@@ -303,7 +303,9 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
         )
     warnings.append(
         "No preprocessed BOLD was found, so the raw BOLD series were modelled "
-        "(unpreprocessed, with masks computed by nilearn); run fMRIPrep first or pass -d."
+        + ("(unpreprocessed, within --mask); " if settings.mask is not None
+           else "(unpreprocessed, with masks computed by nilearn); ")
+        + "run fMRIPrep first or pass -d."
     )
     _refuse_several_per_run(raw, "raw BOLD series")
     runs = []
