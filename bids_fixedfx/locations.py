@@ -87,7 +87,15 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
 
 
 def _check_not_another_dataset(path: Path) -> None:
-    """OUTPUT_DIR is new, holds no dataset, or is an output of this app."""
+    """OUTPUT_DIR is new, holds no dataset, or is an output of this app; never a file
+    system's root or a home folder (or a folder above one), where the dataset's files would
+    sit among the user's."""
+    home = _home()
+    shared = ("a file system root" if path == Path(path.anchor) else "the home folder" if path == home
+              else "a folder that holds the home folder" if home is not None and path in home.parents else None)
+    if shared:
+        raise UsageError(f"OUTPUT_DIR {path} is {shared}; give a folder of its own for the outputs, "
+                         "e.g. a new folder under it.")
     if not path.is_dir() or is_own_output(path):
         return
     if (path / "dataset_description.json").exists():
@@ -100,6 +108,14 @@ def _check_not_another_dataset(path: Path) -> None:
             f"OUTPUT_DIR {path} holds sub-* entries but no dataset_description.json of bids-fixedfx, so it is "
             "not an earlier output of this app; give a new folder or an earlier output of bids-fixedfx."
         )
+
+
+def _home() -> Path | None:
+    """The user's home folder, if there is one (a container's account-less user may have none)."""
+    try:
+        return Path.home().resolve()
+    except (RuntimeError, KeyError, OSError):
+        return None
 
 
 def _check_folder(option: str, path: Path) -> None:

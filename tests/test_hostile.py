@@ -91,6 +91,18 @@ def test_output_dir_is_the_preprocessed_input(one_subject, capsys):
     assert checksums(fmriprep) == before
 
 
+@pytest.mark.parametrize(("where", "said"), [("home", "is the home folder"), ("above", "holds the home folder"),
+                                            ("root", "is a file system root")])
+def test_output_dir_is_a_home_folder_or_a_root(one_subject, tmp_path, capsys, monkeypatch, where, said):
+    home = tmp_path / "users" / "someone"
+    (home / "documents").mkdir(parents=True)  # a folder of the user's own, not a dataset
+    monkeypatch.setenv("HOME", str(home))
+    output = {"home": home, "above": home.parent, "root": Path("/")}[where]
+    fails(capsys, [one_subject.path, output, "participant", *QUICK], 64, f"OUTPUT_DIR {output}", said,
+          output=home / "documents")
+    assert [p.name for p in home.iterdir()] == ["documents"]
+
+
 def test_output_dir_inside_the_preprocessed_input(one_subject, tmp_path, capsys):
     inside = one_subject.path / "derivatives" / "fmriprep" / "stats"
     fails(capsys, [one_subject.path, inside, "participant", *QUICK], 64, "OUTPUT_DIR", str(inside))
