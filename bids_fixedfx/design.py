@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .errors import InputFileError, NoDataError, UsageError
+from .errors import InputFileError, NoDataError, UsageError, check_regular_file
 from .notes import Note
 
 #: nilearn ``load_confounds`` strategies accepted in place of column names.
@@ -171,6 +171,7 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
     InputFileError
         The file cannot be read or parsed as a tab-separated table.
     """
+    check_regular_file(path, f"The {what} {path}")
     try:
         return pd.read_csv(path, sep="\t", na_values=["n/a", ""], keep_default_na=False,
                            dtype={column: str for column in text_columns} or None)

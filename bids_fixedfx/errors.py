@@ -54,6 +54,26 @@ class InvalidBIDSError(FixedFxError):
     exit_code = EX_INVALID_BIDS
 
 
+def check_regular_file(path, named: str, error=InputFileError) -> None:
+    """Refuse a path that exists but is no regular file (a device such as ``/dev/zero``, a
+    named pipe, a folder), which the readers of input files would read for ever or hang on;
+    a missing file is left to the reader's own message. A link to a regular file is one.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    named : str
+        The file as the message names it (``"The events file /data/x.tsv"``).
+    error : type
+        The :class:`FixedFxError` raised.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise error(f"{named} is not a regular file (a folder, a device or a pipe); give a file.")
+
+
 #: Each kind of problem, its class and exit code, as documented above and in the README.
 EXIT_CODES = {
     cls.__name__: cls.exit_code

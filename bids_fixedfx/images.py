@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
+from .errors import InputFileError, check_regular_file
 
 try:  # ISA-L's inflate: the same streams, about twice as fast
     from isal import isal_zlib as _inflate_module
@@ -50,6 +50,7 @@ def _expected_size(img) -> int:
 def _load_header(path: Path, what: str):
     import nibabel as nib
 
+    check_regular_file(path, f"{what} {path}")
     try:
         img = nib.load(str(path))
     except FileNotFoundError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import InputFileError
+from .errors import InputFileError, check_regular_file
 
 _TYPES = {list: "an array", str: "a string", bool: "true or false", int: "a number", float: "a number",
           type(None): "null"}
@@ -38,6 +38,7 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "") -
         deeply (or holds a number of thousands of digits), or holds no JSON object.
     """
     named = f"{what} {path}" if what else str(path)
+    check_regular_file(path, named, error)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:

@@ -152,6 +152,21 @@ def test_a_new_folder_under_derivatives_is_allowed(one_subject):
     assert "desc-preproc" in design["BOLD"]
 
 
+@pytest.mark.parametrize("special", ["device", "pipe"])
+def test_an_events_file_that_is_a_device_or_a_pipe_is_refused(one_subject, tmp_path, capsys, special):
+    """A link to /dev/zero filled the memory; a named pipe hung the run."""
+    import os
+
+    events = next((one_subject.path / "sub-01").rglob("*run-01_events.tsv"))
+    events.unlink()
+    if special == "device":
+        events.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(events)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, str(events),
+          "not a regular file")
+
+
 # ---------------------------------------------------------------- labels
 
 

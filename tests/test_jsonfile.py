@@ -40,3 +40,10 @@ def test_an_option_s_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--bids-filter-file .*filters.json is not valid JSON") as caught:
         read_object(path, "--bids-filter-file", UsageError)
     assert caught.value.exit_code == EX_USAGE
+
+
+def test_a_folder_or_a_device_is_not_read(tmp_path):
+    with pytest.raises(InputFileError, match="is not a regular file"):
+        read_object(tmp_path, "The sidecar")
+    with pytest.raises(InputFileError, match="/dev/zero is not a regular file"):
+        read_object("/dev/zero")
