@@ -637,6 +637,8 @@ def set_json_value(path, key, literal):
     # milliseconds (the BIDS validator's bound, 100 s) blamed the events file with nilearn's
     # 'array must not contain infs or NaNs'; 1e-300 gave 'Number of samples, -9223...'
     ("2000", "milliseconds"), ("1e-300", "too short"),
+    ("0.0011", "too short"),  # hung in the design's convolution
+    ('"2_0"', "finite number"), ('" 2"', "finite number"),  # Python's float reads them (20, 2)
 ])
 def test_a_repetition_time_that_no_bold_series_has_is_refused(literal, said, fresh_dataset, make_settings):
     dataset = fresh_dataset(subjects=("03",))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError
@@ -112,18 +113,24 @@ def _read_sidecar(path):
 
 
 #: Repetition times outside these bounds (seconds) are errors in the sidecar: above, the BIDS
-#: validator's sign of milliseconds; below, no BOLD series (the design's sampling overflows).
-MAX_TR, MIN_TR = 100.0, 0.001
+#: validator's sign of milliseconds; below, no BOLD series (the fastest sample at 0.02-0.1 s),
+#: and the design's convolution, sampled at a fiftieth of it, takes minutes (1.1 ms: hung).
+MAX_TR, MIN_TR = 100.0, 0.01
+
+
+#: A number written as text, as some tools write a sidecar's numbers (``"2.0"``); Python's
+#: ``float`` also reads ``"2_0"`` (20) and ``" 2 "``, which no sidecar means.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _seconds(key, value, sidecar):
-    """A duration from a sidecar as a finite float; booleans, NaN and infinity refused."""
+    """A duration from a sidecar as a finite float (a number, or a number written as
+    text); booleans, NaN, infinity and other text refused."""
     number = None
-    if not isinstance(value, bool):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            pass
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value):
+        number = float(value)
     if number is None or not math.isfinite(number):
         raise InputFileError(
             f"{key} in {sidecar} must be a finite number of seconds, not {json.dumps(value)}."
