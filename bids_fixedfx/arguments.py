@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .expression import WEIGHT_LIST, check_characters
 from .errors import UsageError
-from .settings import ContrastSpec
+from .settings import MAX_HIGH_PASS, ContrastSpec
 
 HRF_MODELS = (
     "glover", "spm", "glover + derivative", "spm + derivative",
@@ -49,6 +49,14 @@ def positive_float(value):
     number = nonnegative_float(value)
     if number == 0:
         raise argparse.ArgumentTypeError(f"must be more than 0: {value!r}")
+    return number
+
+
+def cutoff_hz(value):
+    number = positive_float(value)
+    if number > MAX_HIGH_PASS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_HIGH_PASS:g} Hz (the highest frequency a BOLD "
+                                         f"series holds): {value!r}")
     return number
 
 

@@ -20,10 +20,10 @@ from .arguments import (
     MODEL_DEFINED,
     PARTICIPANT_ONLY,
     contrast,
+    cutoff_hz,
     default_nprocs,
     nonnegative_float,
     nonnegative_int,
-    positive_float,
     positive_int,
     probability,
     strip_prefix,
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="drift regressors (default: cosine)",
     )
     model.add_argument(
-        "--high-pass", type=positive_float, default=0.01, metavar="HZ",
+        "--high-pass", type=cutoff_hz, default=0.01, metavar="HZ",
         help="cut-off of the cosine drift model in Hz (default: 0.01)",
     )
     model.add_argument(

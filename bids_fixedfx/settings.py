@@ -10,6 +10,9 @@ from .naming import STATS  # noqa: F401  (the maps of a t contrast, named once i
 
 MOTION_CONFOUNDS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
+#: The highest high-pass cut-off (Hz): the Nyquist frequency of the shortest repetition time
+#: read (10 ms); above it no drift model exists (nilearn's cosine basis overflowed at 1e300 Hz).
+MAX_HIGH_PASS = 50.0
 
 
 @dataclass(frozen=True)

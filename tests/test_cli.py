@@ -234,6 +234,7 @@ def test_duplicated_contrast_name_exits_64(capsys):
         ([*POSITIONAL, "--nprocs", "many"], "--nprocs"),
         ([*POSITIONAL, "--participant-label"], "--participant-label"),
         ([*POSITIONAL, "--high-pass", "0"], "--high-pass"),  # was "Node 'run' has HighPassFilterCutoffHz 0.0"
+        ([*POSITIONAL, "--high-pass", "1e300"], "must be at most 50 Hz"),  # overflowed nilearn's drifts: exit 1
         ([*POSITIONAL, "--participant-label", "sub-sub-01"], "'sub-sub-01' is not a BIDS label"),
         ([*POSITIONAL, "--participant-label", "01", "01_a"], "'01_a' is not a BIDS label"),
         ([*POSITIONAL, "--session-label", "1/../2"], "'1/../2' is not a BIDS label"),

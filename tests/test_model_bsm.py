@@ -309,6 +309,24 @@ def test_numbers_as_contrast_names_and_a_missing_name():
         parse_model({k: v for k, v in EXAMPLE.items() if k != "Name"})
 
 
+@pytest.mark.parametrize(("change", "said"), [
+    ({"Name": 12}, "Name must be text, not 12"),
+    ({"Name": "x" * 300}, "Name is too long for the file name"),
+    ({"Nodes": {"a": 1}}, "Nodes must be a list of nodes, not dict"),
+])
+def test_a_name_or_nodes_of_the_wrong_kind_are_named(change, said):
+    with pytest.raises(ModelError, match=said) as caught:
+        parse_model({**EXAMPLE, **change}, "Model file m_smdl.json")
+    assert caught.value.exit_code == 64
+
+
+def test_a_high_pass_above_any_bold_series_frequency_is_refused():
+    document = example()
+    document["Nodes"][0]["Model"]["Options"] = {"HighPassFilterCutoffHz": 1e300}  # overflowed nilearn's drifts
+    with pytest.raises(ModelError, match="HighPassFilterCutoffHz 1e\\+300, above the highest frequency"):
+        parse_model(document)
+
+
 def test_a_single_node_is_not_a_model():
     with pytest.raises(ModelError, match="is a single node \\(it has a Level\\)"):
         parse_model(EXAMPLE["Nodes"][0], "Model file model-node_smdl.json")

@@ -9,6 +9,7 @@ from .bsm import (
     INTERCEPT, LEVELS, MODEL_TYPES, TRANSFORMATION_NAMES, TRANSFORMER, Contrast, DummyContrasts, Edge, HRF,
     ModelError, Node, Transformation,
 )
+from ..settings import MAX_HIGH_PASS
 from .formula import parse_formula
 
 
@@ -55,6 +56,10 @@ def parse_node(raw, index, source, notes) -> Node:
     if high_pass is not None and (isinstance(high_pass, bool) or not isinstance(high_pass, (int, float))
                                   or high_pass <= 0):
         raise ModelError(f"{where} has HighPassFilterCutoffHz {high_pass!r}; expected a positive number of Hz.")
+    if high_pass is not None and high_pass > MAX_HIGH_PASS:
+        raise ModelError(f"{where} has HighPassFilterCutoffHz {high_pass!r}, above the highest frequency any BOLD "
+                         f"series holds ({MAX_HIGH_PASS:g} Hz, at the shortest repetition time); give a cut-off "
+                         "such as 0.01 Hz.")
     if model.get("Formula") is not None:
         if not isinstance(model["Formula"], str):
             raise ModelError(f"{where}: Model.Formula is not text.")

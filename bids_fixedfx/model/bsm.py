@@ -237,6 +237,16 @@ def _no_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _check_name_length(name, source) -> None:
+    """The model's copy in OUTPUT_DIR is named after it (``models/model-<label>_smdl.json``):
+    a name too long for a file name is refused before anything is written."""
+    from ..naming import NAME_MAX, build, label_of, temporary_length
+
+    if len(name) > NAME_MAX or temporary_length(build("model", model=label_of(name)).name) > NAME_MAX:
+        raise ModelError(f"{source}: Name is too long for the file name of the model's copy "
+                         f"(at most {NAME_MAX} bytes); give it a shorter Name.")
+
+
 def load_model(path) -> Model:
     """Read a BIDS Stats Model file.
 
@@ -303,10 +313,15 @@ def parse_model(document, source: str = "the model", default_name: str | None = 
     if "Name" not in doc and default_name:
         doc["Name"] = default_name
         notes.append(f"{source} has no Name; named {default_name!r} after its file")
-    if not isinstance(doc.get("Name"), str) or not doc["Name"]:
+    if "Name" in doc and not isinstance(doc["Name"], str):
+        raise ModelError(f"{source}: Name must be text, not {json.dumps(doc['Name'])[:40]}.")
+    if not doc.get("Name"):
         raise ModelError(f"{source} has no Name.")
+    _check_name_length(doc["Name"], source)
     nodes_doc = doc.get("Nodes")
-    if not isinstance(nodes_doc, list) or not nodes_doc:
+    if "Nodes" in doc and not isinstance(nodes_doc, list):
+        raise ModelError(f"{source}: Nodes must be a list of nodes, not {type(nodes_doc).__name__}.")
+    if not nodes_doc:
         raise ModelError(f"{source} has no Nodes.")
     from ._nodes import parse_edge, parse_node
 
