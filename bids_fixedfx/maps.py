@@ -86,15 +86,22 @@ def _read_map(img):
 
 def _masked_values(img, inside, affine):
     """The values of one map inside the mask (``inside``, on the grid of ``affine``)."""
+    from .errors import InputFileError
+
     data, this_affine = _read_map(img)
+    error = InputFileError if _is_path(img) else ValueError  # a file on disk: the input's fault
     if data.size != inside.size or data.shape[:3] != inside.shape or not np.allclose(
         this_affine, affine, atol=GRID_ATOL
     ):
-        raise ValueError(
+        raise error(
             f"Map {_name(img)} is not on the group mask's grid: shape {data.shape}, "
             f"expected {inside.shape} with affine {affine.round(4).tolist()}."
         )
-    return data.reshape(inside.shape)[inside]
+    values = data.reshape(inside.shape)[inside]
+    if _is_path(img) and values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise error(f"Map {_name(img)} holds NaN or infinite values inside the mask ({np.sum(~np.isfinite(values))} "
+                    "voxels), which the participant level never writes; rerun it for this subject.")
+    return values
 
 
 def masked_matrix(imgs, mask_img) -> np.ndarray:

@@ -7,6 +7,7 @@ names the file; never a default).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from .errors import InputFileError
@@ -51,6 +52,15 @@ def _need(data, key, path):
     if key not in data:
         raise InputFileError(f"{path} has no {key!r}; rerun the level that writes it.")
     return data[key]
+
+
+def _dof(data, path) -> float:
+    """A sidecar's ``DegreesOfFreedom``: a positive finite number (the p values rest on it)."""
+    value = _need(data, "DegreesOfFreedom", path)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise InputFileError(f"{path} has DegreesOfFreedom {json.dumps(value)[:40]}, not a positive number; "
+                             "rerun the level that writes it.")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -222,7 +232,7 @@ class StatmapSidecar:
         return cls(
             sources=tuple(_need(data, "Sources", path)),
             contrast=ContrastInfo.from_json(_need(data, "Contrast", path), path),
-            dof=float(_need(data, "DegreesOfFreedom", path)),
+            dof=_dof(data, path),
             model=model,
             combination=data.get(COMBINATION_KEYS[estimator]),
             group=group,
@@ -274,7 +284,7 @@ class FitSidecar:
 
     @classmethod
     def from_json(cls, data, path) -> FitSidecar:
-        return cls(tuple(_need(data, "Sources", path)), float(_need(data, "DegreesOfFreedom", path)),
+        return cls(tuple(_need(data, "Sources", path)), _dof(data, path),
                    FirstLevelModelInfo.from_json(data, path), data.get("Node"), data.get("ModelFile"))
 
     @classmethod

@@ -626,6 +626,31 @@ def test_group_fixed_effects_equal_nilearn(example_dataset, analysed, reference,
         assert sidecar["GroupModel"] == "fixed effects" and sidecar["DegreesOfFreedom"] == sum(dofs)
 
 
+@pytest.mark.parametrize("tamper", ["nan", "negative dof", "text dof", "grid"])
+def test_a_tampered_subject_map_is_named_at_the_group_level(example_dataset, analysed, tmp_path, capsys, tamper):
+    """Each was exit 0 with NaN maps or p values from a wrong dof, or exit 1 ('Processing failed')."""
+    output = tmp_path / "out"
+    shutil.copytree(analysed, output)
+    shutil.rmtree(output / "group")
+    effect = (output / "sub-02" / "func"
+              / f"sub-02_task-checkerboard_space-{SPACE}_contrast-audio_stat-effect_statmap.nii.gz")
+    sidecar = effect.with_name(effect.name.replace(".nii.gz", ".json"))
+    img = nib.load(effect)
+    if tamper == "nan":
+        nib.save(nib.Nifti1Image(np.full(img.shape, np.nan, np.float32), img.affine), effect)
+    elif tamper == "grid":
+        nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.float32), img.affine), effect)
+    else:
+        data = json.loads(sidecar.read_text())
+        data["DegreesOfFreedom"] = -5 if tamper == "negative dof" else "abc"
+        sidecar.write_text(json.dumps(data))
+    capsys.readouterr()
+    for model in ("random", "fixed"):
+        assert main([str(example_dataset.path), str(output), "group", "--no-reports", "--group-model", model]) == 66
+        errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+        assert len(errors) == 1 and str(effect.name if tamper in ("nan", "grid") else sidecar.name) in errors[0]
+
+
 def test_a_group_participant_label_without_maps_is_named_in_a_warning(example_dataset, analysed, tmp_path, capsys):
     output = tmp_path / "out"
     shutil.copytree(analysed, output)
