@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -378,12 +379,22 @@ def parse_settings(argv=None) -> Settings:
 
 
 class _Formatter(logging.Formatter):
-    """``HH:MM:SS LEVEL: message``; the closing summary reads as INFO."""
+    """``HH:MM:SS LEVEL: message``; the closing summary reads as INFO. A message is one line:
+    control characters that input text carries into it (a newline in a ``trial_type``, a NUL)
+    are shown escaped, so that no input can forge a log line."""
 
     def format(self, record):
         if record.levelno == SUMMARY:
             record.levelname = "INFO"
         return super().format(record)
+
+    def formatMessage(self, record):
+        record.message = _CONTROL.sub(lambda match: repr(match.group())[1:-1], record.message)
+        return super().formatMessage(record)
+
+
+#: Control characters but the tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _once(paths) -> tuple:

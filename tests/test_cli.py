@@ -380,3 +380,11 @@ def test_an_option_of_the_other_level_is_a_usage_error(level, option):
     assert f"the {level} level" in message
     assert option[0] in message or option[0] == "--smooth" and "--smoothing-fwhm" in message
     assert error.value.exit_code == 64
+
+
+def test_a_log_message_stays_one_line_whatever_text_it_carries(capsys):
+    """A trial_type with a newline split a WARNING in two, so that input could forge log lines."""
+    cli._setup_logging(0)
+    cli.logger.warning("sub-01: condition %s has no events", "a\n12:00:00 INFO: forged\x00\x1b[31m")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\\n12:00:00 INFO: forged\\x00\\x1b[31m" in err and "\x00" not in err
