@@ -269,6 +269,19 @@ def select_confounds(run, names, given=True):
     return confounds, None, notes
 
 
+def _check_condition_count(run, events) -> None:
+    """Refuse events with as many trial types as the run has volumes: each is a column of the
+    design, which then has no residual degrees of freedom (20,000 of them hung the design)."""
+    if "trial_type" not in events:
+        return
+    n_types = events["trial_type"].nunique()
+    if n_types >= run.n_volumes:
+        raise InputFileError(
+            f"{run.events} has {n_types} trial types for the {run.n_volumes} volumes of {run.bold.name}: a design "
+            "with a column for each cannot be fitted; give the events fewer trial types."
+        )
+
+
 def _numeric_modulation(run, events):
     """The events with their ``modulation`` column (which nilearn's design matrix scales each
     event's regressor by) as numbers, and a note for the events whose modulation is n/a:
@@ -423,6 +436,7 @@ def build_design(run, model) -> Design:
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     events = read_events(run.events)
+    _check_condition_count(run, events)
     untyped = events["trial_type"].isna() if "trial_type" in events else None
     if untyped is not None and untyped.any():  # as nilearn's design matrix leaves them out, but said
         events = events[~untyped].reset_index(drop=True)
@@ -603,6 +617,7 @@ def model_design(run, node) -> Design:
     if run.design is not None:
         return with_dummy_scans(load_design(run), run, None, **dummy)
     events = read_events(run.events)
+    _check_condition_count(run, events)
     confounds = read_confounds_table(run.confounds)
     if confounds is not None and len(confounds) != run.n_volumes:
         raise InputFileError(

@@ -187,6 +187,17 @@ def test_trial_types_that_look_like_numbers_stay_labels(example_run, tmp_path):
     assert set(built.conditions) == {"01", "1e3"}
 
 
+def test_as_many_trial_types_as_volumes_are_refused_before_the_design_is_built(example_run, tmp_path):
+    n = example_run.n_volumes
+    table = pd.DataFrame({"onset": np.arange(n) * 0.5, "duration": 0.1, "trial_type": [f"t{i}" for i in range(n)]})
+    path = tmp_path / example_run.events.name
+    table.to_csv(path, sep="\t", index=False)
+    run = dataclasses.replace(example_run, events=path)
+    with pytest.raises(InputFileError, match=f"has {n} trial types for the {n} volumes") as error:
+        design.build_design(run, ModelSettings())
+    assert str(path) in str(error.value)
+
+
 def test_wildcard_confounds(example_run):
     header = list(read_confounds(example_run).columns)
     expected = [c for c in header if c.startswith("trans_")]

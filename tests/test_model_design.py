@@ -264,3 +264,15 @@ def test_group_by_and_conditions_across_designs():
         "run-2: contrast 'a' left out, no column 'a'"]
     with pytest.raises(ModelError, match="contrast 'a' names 'a', which no design has"):
         check_conditions(node, {"run-2": ["b", "constant"]})
+
+
+@pytest.mark.parametrize(("delays", "said"), [([0, 1, 10**15], "reach past the run's"),
+                                              (list(range(1000)), "1000 of them"), ([0, 1.5], "whole numbers")])
+def test_fir_delays_past_the_run_are_refused(delays, said):
+    """100,000 delays filled 23 GB of memory; 1e15 asked numpy for petabytes."""
+    from bids_fixedfx.model.hrf import convolve
+    from bids_fixedfx.model.variables import Variable
+
+    variable = Variable("audio", np.ones(3), onset=np.array([0.0, 20.0, 40.0]), duration=np.ones(3))
+    with pytest.raises(ModelError, match=said):
+        convolve(variable, "fir", np.arange(100) * 2.0, fir_delays=delays)

@@ -79,8 +79,21 @@ def convolve(variable: Variable, hrf_model: str | None, frame_times, *, fir_dela
     if hrf_model == "fir" and not fir_delays:
         raise ModelError(f"{where}: the 'fir' HRF needs fir_delays.")
     frame_times = np.asarray(frame_times, dtype=float)
+    if hrf_model == "fir":
+        _check_fir_delays(fir_delays, len(frame_times), where)
     regressors, names = compute_regressor(
         np.vstack([onset, duration, amplitude]), hrf_model, frame_times, con_id=variable.name,
         oversampling=oversampling, fir_delays=list(fir_delays) if fir_delays else None, min_onset=min_onset,
     )
     return [Variable(name, regressors[:, i], times=frame_times, source="convolved") for i, name in enumerate(names)]
+
+
+def _check_fir_delays(delays, n_volumes, where) -> None:
+    """FIR delays are whole numbers of scans, fewer than the run's volumes: a delay past the run
+    is an empty regressor, and a hundred thousand of them filled 23 GB of memory."""
+    delays = list(delays)
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in delays):
+        raise ModelError(f"{where}: fir_delays must be whole numbers of scans (0 or more).")
+    if len(delays) > n_volumes or max(delays) >= n_volumes:
+        raise ModelError(f"{where}: fir_delays ({len(delays)} of them, up to {max(delays)}) reach past the run's "
+                         f"{n_volumes} volumes; give fewer delays, each below {n_volumes} scans.")
