@@ -35,6 +35,7 @@ def test_parse(text, terms, intercept):
     ("a + ", "empty term"),
     ("a b", "two names without an operator"),
     (": a", "':' without a term before it"),
+    ("0 + audio" + " * visual" * 200, "expands to more than 1024 terms"),  # took minutes from 22 '*' on
 ])
 def test_parse_errors(text, message):
     with pytest.raises(ModelError, match=message):

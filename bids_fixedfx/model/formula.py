@@ -16,6 +16,9 @@ import numpy as np
 
 from .bsm import ModelError
 
+#: The most terms a formula may expand to (a design has a column for each, and no run has
+#: that many volumes to spare; 22 '*' took a minute to expand).
+MAX_TERMS = 1024
 _PART = r"`[^`]+`|[+\-*:]|[A-Za-z0-9_.\[\]]+"
 _TOKEN = re.compile(rf"\s*({_PART})")
 _FORMULA = re.compile(rf"(?:\s*(?:{_PART}))*\s*")
@@ -83,6 +86,9 @@ def parse_formula(text: str, where: str) -> Formula:
                 if joiner == "*":
                     groups.append([])
                 groups[-1].append(name)
+            if 2 ** len(groups) - 1 + len(terms) > MAX_TERMS:  # a*b*c*... doubles the terms with each '*'
+                raise ModelError(f"{where}: Model.Formula {text.strip()[:80]!r} expands to more than {MAX_TERMS} "
+                                 "terms; write the interactions you need with ':'.")
             for size in range(1, len(groups) + 1):
                 for chosen in itertools.combinations(groups, size):
                     term = tuple(name for group in chosen for name in group)
