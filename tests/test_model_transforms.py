@@ -163,6 +163,9 @@ def test_simple_variables_for_higher_levels():
       {"Name": "Scale", "Input": ["loss"]}, {"Name": "Threshold", "Input": ["loss"], "Threshold": 9},
       {"Name": "Scale", "Input": ["loss"]}], "is constant"),
     ([{"Name": "Factor", "Input": ["trial_type"], "RefLevel": "z", "Constraint": "drop_one"}], "RefLevel 'z'"),
+    # arguments of the wrong kind or size failed as 'Processing failed' (exit 1)
+    ([{"Name": "Threshold", "Input": ["gain"], "Threshold": "1; rm -rf /"}], "cannot be applied with the arguments"),
+    ([{"Name": "Lag", "Input": ["gain"], "Order": 1000000000, "Dense": True}], "cannot be applied with the arguments"),
 ])
 def test_transformation_errors_name_the_culprit(instructions, message):
     with pytest.raises(ModelError, match=message) as caught:

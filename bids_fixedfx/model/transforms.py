@@ -65,11 +65,15 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
             for variable in inputs:
                 if not variable.numeric:
                     raise ModelError(f"{here} cannot take {_categories(variable)}; Factor it first.")
-        if each:
-            results = [function(v, context, here, **_argument_for(arguments, i, len(inputs)))
-                       for i, v in enumerate(inputs)]
-        else:
-            results = [function(inputs, context, here, **arguments)]
+        try:
+            if each:
+                results = [function(v, context, here, **_argument_for(arguments, i, len(inputs)))
+                           for i, v in enumerate(inputs)]
+            else:
+                results = [function(inputs, context, here, **arguments)]
+        except (TypeError, ValueError, OverflowError, RuntimeError) as error:  # an argument of the wrong kind or size
+            reason = " ".join(str(error).split()).rstrip(".")[:200]
+            raise ModelError(f"{here} cannot be applied with the arguments given ({reason}).") from error
         _store(work, transformation, inputs if each else inputs[:1], results, prefix, suffix, here)
     return variables.with_variables(work)
 
