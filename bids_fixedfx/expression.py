@@ -24,6 +24,10 @@ import numpy as np
 
 from .errors import UsageError
 
+#: The largest weight: the maps are written in single precision (up to 3.4e38), and a contrast's
+#: variance grows with the square of its weights (1e308 wrote infinite maps without a word).
+MAX_WEIGHT = 1e12
+
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
     r"|(?P<name>[^\W\d]\w*(?:\.\w+)*)"
@@ -161,8 +165,8 @@ class _Parser:
             return {n: sign * w for n, w in weights.items()}, sign * constant
         if kind == "number":
             number = float(value)
-            if not np.isfinite(number):
-                self.fail(f"{value} is not a finite number")
+            if not np.isfinite(number) or abs(number) > MAX_WEIGHT:
+                self.fail(f"{value} is not a finite number of at most {MAX_WEIGHT:g}")
             return {}, number
         if kind == "name":
             return {value: 1.0}, 0.0

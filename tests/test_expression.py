@@ -71,6 +71,7 @@ HOSTILE = [
     "",
     "   ",
     "1e999 * audio",
+    "1e300 * audio",  # finite, but its variance map overflowed single precision
     "(" * 500 + "audio" + ")" * 500,
     "a" * 20_000,
     "audio\x00",

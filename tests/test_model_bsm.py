@@ -87,7 +87,8 @@ def test_hostile_model_files_are_usage_errors(tmp_path):
     assert load_model(path) == parse_model(EXAMPLE)
     for weight, said in (("NaN", "NaN is not a JSON number"), ("Infinity", "Infinity is not a JSON number"),
                          ("-Infinity", "-Infinity is not a JSON number"),
-                         ("1" + "0" * 400, "weights are finite numbers"), ('"1e999"', "weights are finite numbers")):
+                         ("1" + "0" * 400, "weights are finite numbers"), ('"1e999"', "weights are finite numbers"),
+                         ("1e308", "weights are at most 1e\\+12"), ('"-1e13"', "weights are at most")):  # inf maps
         text = json.dumps(EXAMPLE).replace('"Weights": [1, -1]', f'"Weights": [{weight}, -1]')
         assert text != json.dumps(EXAMPLE)
         path.write_text(text)

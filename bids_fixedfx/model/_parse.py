@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+from ..expression import MAX_WEIGHT
+
 #: nilearn's HRF models (``fir`` needs delays).
 HRF_MODELS = (
     "glover", "glover + derivative", "glover + derivative + dispersion",
@@ -92,6 +94,9 @@ def parse_weight(value, where: str) -> float:
         weight = math.inf
     if not math.isfinite(weight):
         raise ModelError(f"{where} has the weight {str(value)[:40]!r}; weights are finite numbers.")
+    if abs(weight) > MAX_WEIGHT:
+        raise ModelError(f"{where} has the weight {str(value)[:40]!r}; weights are at most {MAX_WEIGHT:g} in size "
+                         "(a variance map, in single precision, holds the square of the weight).")
     return weight
 
 
