@@ -140,6 +140,7 @@ def read_events(path) -> pd.DataFrame:
         negative durations.
     """
     events = read_table(path, "events file", text_columns=("trial_type",))  # 01 and 1e3 are labels, not numbers
+    _check_header(path, "Events file")
     for column in ("onset", "duration"):
         if column not in events.columns:
             raise InputFileError(f"{path} has no {column!r} column, which BIDS events files need.")
@@ -270,12 +271,13 @@ def select_confounds(run, names, given=True):
 
 
 def _check_condition_count(run, events) -> None:
-    """Refuse events with as many trial types as the run has volumes: each is a column of the
-    design, which then has no residual degrees of freedom (20,000 of them hung the design)."""
+    """Refuse events with more trial types than the run has volumes: each is a column of the
+    design, which could not be fitted (20,000 of them hung the design). A run with a few too
+    many for its volumes is left out later, as any run without degrees of freedom is."""
     if "trial_type" not in events:
         return
     n_types = events["trial_type"].nunique()
-    if n_types >= run.n_volumes:
+    if n_types > run.n_volumes:
         raise InputFileError(
             f"{run.events} has {n_types} trial types for the {run.n_volumes} volumes of {run.bold.name}: a design "
             "with a column for each cannot be fitted; give the events fewer trial types."
@@ -437,6 +439,11 @@ def build_design(run, model) -> Design:
 
     events = read_events(run.events)
     _check_condition_count(run, events)
+    if events["duration"].isna().any():
+        raise InputFileError(
+            f"{run.events} has events whose duration is n/a; nilearn's design needs a duration for every "
+            "event (0 for an impulse)."
+        )
     untyped = events["trial_type"].isna() if "trial_type" in events else None
     if untyped is not None and untyped.any():  # as nilearn's design matrix leaves them out, but said
         events = events[~untyped].reset_index(drop=True)
@@ -524,7 +531,7 @@ def load_design(run) -> Design:
         matrix = pd.DataFrame(values, columns=[f"X{i}" for i in range(values.shape[1])])
     else:
         matrix = read_table(path, "design file")
-        _check_header(path)
+        _check_header(path, "Design file")
         try:
             matrix = matrix.astype(float)
         except ValueError:
@@ -542,20 +549,23 @@ def load_design(run) -> Design:
     return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
 
 
-def _check_header(path) -> None:
-    """Refuse a design table whose header has an empty or repeated name: pandas would make a
+def _check_header(path, what: str = "Design file") -> None:
+    """Refuse a table whose header has an empty or repeated name: pandas would make a
     regressor of a table's index written beside it (``Unnamed: 0``) or rename a repeat
-    (``a.1``), and the maps would be of another design than the one meant."""
+    (``a.1``, a second ``onset``), and the maps would be of another design than the one meant."""
     with open(path, encoding="utf-8-sig", errors="replace") as table:
         names = table.readline().rstrip("\r\n").split("\t")
-    if "" in [name.strip() for name in names]:
+    stripped = [name.strip() for name in names]
+    while stripped and not stripped[-1]:  # a trailing tab, as spreadsheets write: no column
+        stripped.pop()
+    if "" in stripped:
         raise InputFileError(
-            f"Design file {path} has a column without a name (column {[n.strip() for n in names].index('') + 1}; "
-            "a table's index written beside it?); write the design without it (pandas: index=False)."
+            f"{what} {path} has a column without a name (column {stripped.index('') + 1}; a table's index "
+            "written beside it?); write the table without it (pandas: index=False)."
         )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise InputFileError(f"Design file {path} names the column {repeated[0]!r} more than once.")
+        raise InputFileError(f"{what} {path} names the column {repeated[0]!r} more than once.")
 
 
 # ----------------------------------------------------------------------------

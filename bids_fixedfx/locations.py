@@ -88,12 +88,12 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
 
 def _check_not_another_dataset(path: Path) -> None:
     """OUTPUT_DIR is new, holds no dataset, or is an output of this app; never a file
-    system's root or a home folder (or a folder above one), where the dataset's files would
-    sit among the user's."""
+    system's root, nor the home folder (or a folder above it) holding the user's files, among
+    which the dataset's files would sit (an empty one, as a container may set it, is allowed)."""
     home = _home()
     shared = ("a file system root" if path == Path(path.anchor) else "the home folder" if path == home
               else "a folder that holds the home folder" if home is not None and path in home.parents else None)
-    if shared:
+    if shared and (path == Path(path.anchor) or (path.is_dir() and any(path.iterdir()) and not is_own_output(path))):
         raise UsageError(f"OUTPUT_DIR {path} is {shared}; give a folder of its own for the outputs, "
                          "e.g. a new folder under it.")
     if not path.is_dir() or is_own_output(path):

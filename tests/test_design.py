@@ -187,15 +187,32 @@ def test_trial_types_that_look_like_numbers_stay_labels(example_run, tmp_path):
     assert set(built.conditions) == {"01", "1e3"}
 
 
-def test_as_many_trial_types_as_volumes_are_refused_before_the_design_is_built(example_run, tmp_path):
-    n = example_run.n_volumes
+def test_more_trial_types_than_volumes_are_refused_before_the_design_is_built(example_run, tmp_path):
+    n = example_run.n_volumes + 1
     table = pd.DataFrame({"onset": np.arange(n) * 0.5, "duration": 0.1, "trial_type": [f"t{i}" for i in range(n)]})
     path = tmp_path / example_run.events.name
     table.to_csv(path, sep="\t", index=False)
     run = dataclasses.replace(example_run, events=path)
-    with pytest.raises(InputFileError, match=f"has {n} trial types for the {n} volumes") as error:
+    with pytest.raises(InputFileError, match=f"has {n} trial types for the {n - 1} volumes") as error:
         design.build_design(run, ModelSettings())
     assert str(path) in str(error.value)
+
+
+def test_events_with_a_repeated_column_or_n_a_durations_are_named(example_run, tmp_path):
+    text = example_run.events.read_text()
+    header, body = text.split("\n", 1)
+    path = tmp_path / example_run.events.name
+    path.write_text(header + "\tonset\n" + "".join(line + "\t1\n" for line in body.splitlines()))
+    with pytest.raises(InputFileError, match="names the column 'onset' more than once"):  # was renamed onset.1
+        design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
+    path.write_text(header + "\t\n" + body)  # a trailing tab, as spreadsheets write it, is no column
+    assert_same_matrix(design.build_design(dataclasses.replace(example_run, events=path), ModelSettings()).matrix,
+                       design.build_design(example_run, ModelSettings()).matrix)
+    table = pd.read_csv(example_run.events, sep="\t")
+    table.loc[1, "duration"] = np.nan
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(InputFileError, match="duration is n/a"):  # was nilearn's 'must not contain nan values'
+        design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
 
 
 def test_wildcard_confounds(example_run):
