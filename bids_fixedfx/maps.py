@@ -98,9 +98,11 @@ def _masked_values(img, inside, affine):
             f"expected {inside.shape} with affine {affine.round(4).tolist()}."
         )
     values = data.reshape(inside.shape)[inside]
-    if _is_path(img) and values.dtype.kind == "f" and not np.isfinite(values).all():
-        raise error(f"Map {_name(img)} holds NaN or infinite values inside the mask ({np.sum(~np.isfinite(values))} "
-                    "voxels), which the participant level never writes; rerun it for this subject.")
+    if _is_path(img) and values.dtype.kind == "f" and values.size and not np.isfinite(values).any():
+        # a voxel or a few may be NaN (a voxel constant in a run, under precision weighting), as
+        # nilearn's are; a map with no number at all is broken
+        raise error(f"Map {_name(img)} holds no finite value inside the mask (NaN or infinite in all "
+                    f"{values.size} voxels); rerun the participant level for this subject.")
     return values
 
 
