@@ -416,8 +416,8 @@ def read_sessions(bids_dir, subject):
 def _labelled_table(path, id_column, name, key, kind):
     """A BIDS table of subjects or sessions, indexed by their label (``<key>-`` removed).
 
-    Spaces around a value are dropped (a spreadsheet's ``sub-01 `` is ``sub-01``, ``41 `` is
-    41), as is a blank column's name.
+    Spaces around a value or a column's name are dropped (a spreadsheet's ``sub-01 `` is
+    ``sub-01``, ``41 `` is 41).
 
     Raises
     ------

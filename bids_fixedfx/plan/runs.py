@@ -239,18 +239,23 @@ def _check_images(run, settings):
     return None
 
 
+#: Smoothing is refused when wider than this many times the volume's extent and than
+#: :data:`MAX_SMOOTHING_MM` (a small test image still takes the default 5 mm).
+SMOOTHING_EXTENTS, MAX_SMOOTHING_MM = 2, 100.0
+
+
 def _check_smoothing_width(run, bold, settings):
-    """Refuse a smoothing wider than the whole volume: its kernel (4 standard deviations
+    """Refuse a smoothing far wider than the whole volume: its kernel (4 standard deviations
     each side) would cost time in proportion to its width for no information (every voxel
     tends to the volume's mean; 1e6 mm is a kernel of millions of taps per line)."""
     fwhm = settings.model.smoothing_fwhm
     if not fwhm:
         return
     extent = float(np.max(np.array(bold.shape[:3]) * np.sqrt((bold.affine[:3, :3] ** 2).sum(axis=0))))
-    if fwhm > extent:
+    if fwhm > max(SMOOTHING_EXTENTS * extent, MAX_SMOOTHING_MM):
         source = f"the smoothing of {settings.model_file}" if settings.model_file else "--smoothing-fwhm"
-        raise UsageError(f"{source} ({fwhm:g} mm FWHM) is wider than {run.bold.name} ({extent:g} mm across at "
-                         "most); give a width of a few voxels (the default is 5 mm).")
+        raise UsageError(f"{source} ({fwhm:g} mm FWHM) is far wider than {run.bold.name} ({extent:g} mm across "
+                         "at most); give a width of a few voxels (the default is 5 mm).")
 
 
 def _check_labels(run, contrasts):
