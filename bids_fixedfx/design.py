@@ -144,11 +144,7 @@ def read_events(path) -> pd.DataFrame:
     for column in ("onset", "duration"):
         if column not in events.columns:
             raise InputFileError(f"{path} has no {column!r} column, which BIDS events files need.")
-        values = pd.to_numeric(events[column], errors="coerce")
-        bad = events[column][values.isna() & events[column].notna()]
-        if len(bad):
-            raise InputFileError(f"{path} has a non-numeric {column} ({bad.iloc[0]!r}).")
-        events[column] = values
+        events[column] = _numbers(events, column, path)
     if not np.isfinite(events["onset"]).all():
         raise InputFileError(f"{path} has onsets that are n/a or not finite; every event needs an onset.")
     durations = events["duration"].dropna()
@@ -160,6 +156,16 @@ def read_events(path) -> pd.DataFrame:
     if "trial_type" in events.columns:
         events["trial_type"] = events["trial_type"].astype(str).where(events["trial_type"].notna(), np.nan)
     return events
+
+
+def _numbers(events, column, path, why: str = "") -> pd.Series:
+    """An events column as numbers (``n/a`` missing); text in it is an error naming the file,
+    followed by ``why``."""
+    values = pd.to_numeric(events[column], errors="coerce")
+    text = events[column][values.isna() & events[column].notna()]
+    if len(text):
+        raise InputFileError(f"{path} has a non-numeric {column} ({text.iloc[0]!r}){why}.")
+    return values
 
 
 def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
@@ -294,14 +300,8 @@ def _numeric_modulation(run, events):
     InputFileError
         A modulation that is text or infinite.
     """
-    given = events["modulation"]
-    values = pd.to_numeric(given, errors="coerce")
-    text = given[values.isna() & given.notna()]
-    if len(text):
-        raise InputFileError(
-            f"{run.events} has a non-numeric modulation ({text.iloc[0]!r}); nilearn scales each event's "
-            "regressor by it, so it must be a number (n/a leaves the event out)."
-        )
+    values = _numbers(events, "modulation", run.events, "; nilearn scales each event's regressor by it, so it must "
+                      "be a number (n/a leaves the event out)")
     if np.isinf(values).any():
         raise InputFileError(f"{run.events} has an infinite modulation; it must be a finite number.")
     events = events.assign(modulation=values)

@@ -35,8 +35,10 @@ def _dataset_root(path, roots):
     return max(holding, key=lambda root: len(root.parts), default=None)
 
 
-#: A subject folder's name: ``sub-`` and a BIDS label (letters and digits).
-SUBJECT_FOLDER = re.compile(r"sub-[A-Za-z0-9]+")
+#: A BIDS label: letters and digits.
+LABEL = r"[A-Za-z0-9]+"
+#: A subject folder's name: ``sub-`` and a label.
+SUBJECT_FOLDER = re.compile(rf"sub-{LABEL}")
 
 
 def _subject_folders(roots):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import NoDataError, UsageError
 from .derivatives import holds_subjects, is_described
-from .folders import _selected
+from .folders import LABEL, _selected
 from .indexer import _indexer_class
 
 logger = logging.getLogger("bids_fixedfx")
@@ -32,7 +32,7 @@ _MANIFEST = "bids_fixedfx_index.json"
 _ALWAYS_IGNORED = r"^/(?:code|models|sourcedata|stimuli|derivatives)(?:/|$)"
 #: Top-level ``sub-*`` entries whose label is no BIDS label (``sub-01 copy``, ``sub-01-old``): their
 #: files would be read as the subject's (see :func:`.folders.stray_subject_folders`).
-_NOT_A_SUBJECT = r"^/sub-(?![A-Za-z0-9]+(?:[/_.]|$))"
+_NOT_A_SUBJECT = rf"^/sub-(?!{LABEL}(?:[/_.]|$))"
 
 
 def load_layout(

@@ -215,8 +215,7 @@ def _one_format(raw_files, settings) -> list:
     when the dataset holds it in several formats (``.nii`` and ``.nii.gz``, as pybids'
     synthetic data does): the ``bold`` filter's extension, else ``.nii.gz``."""
     paths = sorted(str(getattr(f, "path", f)) for f in raw_files)
-    stems = {p[:p.index(".", p.rindex("/"))] if "." in Path(p).name else p for p in paths}
-    if len(paths) < 2 or len(stems) > 1:
+    if len(paths) < 2 or len({p[:len(p) - len(_extension(p))] for p in paths}) > 1:  # not one name in formats
         return paths
     wanted = settings.bids_filters.get("bold", {}).get("extension")
     wanted = [wanted] if isinstance(wanted, str) else list(wanted or [])
