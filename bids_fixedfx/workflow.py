@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 
 from . import (combine, discover, forked, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars,
@@ -450,19 +450,27 @@ def run_group(settings, fork: bool = False) -> None:
         model, settings, checked, methods = planning.result()
         for note in checked.notes:
             logger.warning("%s", note)
-        if model is not None:
-            _copy_model(model, settings)
         if settings.boilerplate_only:
+            if model is not None:
+                _copy_model(model, settings)
             _write_boilerplate(settings, None, checked, planning.then_result(), methods)
             return
-        outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
-        outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
-        intersections = {}  # the tests of one task's contrasts share their subjects' masks
-        for test in checked.tests:
-            write_group(test, settings, intersections)
-            logger.info("task-%s%s contrast-%s%s: %s over %d subjects written", test.task,
-                        f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
-                        _group_test_name(test, settings), len(set(test.subjects)))
+        with ExitStack() as staged:  # a test that fails discards every test staged before it
+            intersections = {}  # the tests of one task's contrasts share their subjects' masks
+            sets = []
+            for test in checked.tests:
+                staging = staged.enter_context(outputs.Staging(settings.output_dir, _group_key(test, settings)))
+                sets.append((staging, write_group(test, settings, staging, intersections)))
+                logger.info("task-%s%s contrast-%s%s: %s over %d subjects computed", test.task,
+                            f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
+                            _group_test_name(test, settings), len(set(test.subjects)))
+            # every test computed: only now does OUTPUT_DIR change
+            if model is not None:
+                _copy_model(model, settings)
+            outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
+            outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
+            for staging, stale in sets:
+                staging.commit(stale)
         composed = planning.then_result()
         if composed is not None:
             logger.debug("Methods text composed in process %d while the maps were computed", planning.pid)
@@ -578,17 +586,29 @@ def _stale_group_files(output_dir, checked, settings) -> list:
     return stale
 
 
-def write_group(test, settings, intersections=None) -> None:
-    """Compute one group-level test (or a model's contrasts of it) and write its maps, as one set
-    that replaces the earlier maps of the same group model, node and group (other group models'
-    maps, named apart, stay). ``intersections``: a dict that keeps the group mask of each set
-    of subject masks, for the next tests over the same masks."""
+def _group_key(test, settings) -> str:
+    """The name of a group test's set of maps (:class:`.outputs.Staging`)."""
+    group_model, _, own = _own(test, settings)
+    return naming.set_key(group=own or group_model, task=test.task, space=test.space, contrast=test.contrast)
+
+
+def write_group(test, settings, staging, intersections=None) -> list:
+    """Compute one group-level test (or a model's contrasts of it) and write its maps into
+    ``staging`` (:class:`.outputs.Staging`), as one set that replaces the earlier maps of the
+    same group model, node and group (other group models' maps, named apart, stay).
+    ``intersections``: a dict that keeps the group mask of each set of subject masks, for the
+    next tests over the same masks.
+
+    Returns
+    -------
+    stale : list of Path
+        The set's earlier files (relative to OUTPUT_DIR), for ``staging.commit``.
+    """
     output_dir = settings.output_dir
     items = test.inputs
     group_model, design, own = _own(test, settings)
     common = {"task": test.task, "space": test.space}
     form = surface.read_form(items[0].effect) if surface.is_surface_file(items[0].effect) else None
-    key = naming.set_key(group=own or group_model, task=test.task, space=test.space, contrast=test.contrast)
     effects = [i.effect for i in items]
     subjects = list(dict.fromkeys(test.subjects))
     sessions = {"Sessions": [i.session for i in items]} if any(i.session for i in items) else {}
@@ -596,46 +616,44 @@ def write_group(test, settings, intersections=None) -> None:
     if node_keys and test.node is not None:
         node_keys["node"] = test.node.name
     contrasts = list(combine.contrasts_of(test, group_model))
-    with outputs.Staging(output_dir, key) as staging:
-        masks = tuple(i.mask for i in items)
-        mask = intersections.get(masks) if intersections is not None else None
-        if mask is None:
-            mask = combine.intersect_masks(masks)
-            if intersections is not None:
-                intersections[masks] = mask
-        mask_paths = outputs.write_map_and_sidecars(
-            mask, staging, "group_mask",
-            outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
-                                 [outputs.source(p, output_dir) for m in dict.fromkeys(i.mask for i in items)
-                                  for p in surface.files_of(m)]),
-            form, desc=naming.group_mask_desc(group_model, design, test.desc_parts), **common,
+    masks = tuple(i.mask for i in items)
+    mask = intersections.get(masks) if intersections is not None else None
+    if mask is None:
+        mask = combine.intersect_masks(masks)
+        if intersections is not None:
+            intersections[masks] = mask
+    mask_paths = outputs.write_map_and_sidecars(
+        mask, staging, "group_mask",
+        outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
+                             [outputs.source(p, output_dir) for m in dict.fromkeys(i.mask for i in items)
+                              for p in surface.files_of(m)]),
+        form, desc=naming.group_mask_desc(group_model, design, test.desc_parts), **common,
+    )
+    for contrast, matrix in contrasts:
+        maps, group = _group_maps(test, contrast, matrix, mask, group_model)
+        sources = [*effects, *([i.variance for i in items] if group_model == "fixed" else [])]
+        sidecar = sidecars.StatmapSidecar(
+            tuple(outputs.source(p, output_dir) for f in [*sources, *mask_paths] for p in surface.files_of(f)),
+            sidecars.ContrastInfo(contrast.name, contrast.weights, contrast.test), maps.dof,
+            items[0].info.model,
+            group={**group, "NumberOfSubjects": len(subjects), "Subjects": subjects, **sessions},
+            **node_keys,
         )
-        for contrast, matrix in contrasts:
-            maps, group = _group_maps(test, contrast, matrix, mask, group_model)
-            sources = [*effects, *([i.variance for i in items] if group_model == "fixed" else [])]
-            sidecar = sidecars.StatmapSidecar(
-                tuple(outputs.source(p, output_dir) for f in [*sources, *mask_paths] for p in surface.files_of(f)),
-                sidecars.ContrastInfo(contrast.name, contrast.weights, contrast.test), maps.dof,
-                items[0].info.model,
-                group={**group, "NumberOfSubjects": len(subjects), "Subjects": subjects, **sessions},
-                **node_keys,
+        outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), form, desc=own, **common)
+        if settings.inference.any and contrast.test == "t":
+            found = inference.inference_maps(
+                maps.maps, mask, settings.inference,
+                effects=effects if group_model == "random" and _one_sample(test.design) else None,
             )
-            outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), form, desc=own, **common)
-            if settings.inference.any and contrast.test == "t":
-                found = inference.inference_maps(
-                    maps.maps, mask, settings.inference,
-                    effects=effects if group_model == "random" and _one_sample(test.design) else None,
-                )
-                outputs.write_inference_maps("group_statmap", contrast.label, found, staging, sidecar.to_json(),
-                                             group_model=group_model, design=design, desc_parts=test.desc_parts,
-                                             **common)
-        labels = {contrast.label for contrast, _ in contrasts}
-        stale = [
-            relative for relative in outputs.existing_set(output_dir, "group", task=test.task, space=test.space,
-                                                          contrast=tuple(labels))
-            if naming.group_model_of(naming.parse(relative)) == own
-        ]
-        staging.commit(stale)
+            outputs.write_inference_maps("group_statmap", contrast.label, found, staging, sidecar.to_json(),
+                                         group_model=group_model, design=design, desc_parts=test.desc_parts,
+                                         **common)
+    labels = {contrast.label for contrast, _ in contrasts}
+    return [
+        relative for relative in outputs.existing_set(output_dir, "group", task=test.task, space=test.space,
+                                                      contrast=tuple(labels))
+        if naming.group_model_of(naming.parse(relative)) == own
+    ]
 
 
 def _group_test_name(test, settings) -> str:

@@ -500,7 +500,6 @@ def test_read_only_input_as_a_non_root_user(example_dataset, tmp_path):
     import shutil
     import stat
     import subprocess
-    import sys
     import tempfile
 
     if os.geteuid() != 0:

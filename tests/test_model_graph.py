@@ -396,8 +396,8 @@ def test_group_by_a_participants_column_runs_one_test_per_group(sessions_dataset
     info = sidecar(group_map(sessions_out, "audio", "t", "oneSample"))
     assert info["NumberOfSubjects"] == 5 and info["Node"] == "oneSample"
     log = (sessions_out.parent / "group.log").read_text()  # each test's line says what it computed
-    assert "contrast-audio (oneSample): one-sample t-test over 5 subjects written" in log, log
-    assert "contrast-audio: general linear model over 5 subjects written" in log, log  # the paired design
+    assert "contrast-audio (oneSample): one-sample t-test over 5 subjects computed" in log, log
+    assert "contrast-audio: general linear model over 5 subjects computed" in log, log  # the paired design
     assert not group_map(sessions_out, "audio", "t", None).exists()
 
 

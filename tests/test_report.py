@@ -258,7 +258,6 @@ def volume(shape=(20, 22, 16), zooms=(3.0, 3.0, 3.0), origin=(-30.05, -33.1, -24
 
 
 def test_cluster_table_rounds_coordinates_and_names_the_frame():
-    import numpy as np
 
     from bids_fixedfx.report import tables
 

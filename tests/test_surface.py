@@ -16,7 +16,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
