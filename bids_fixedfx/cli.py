@@ -10,6 +10,7 @@ import logging
 import re
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 
 from . import __version__, allocator
@@ -31,7 +32,7 @@ from .arguments import (
 )
 from .inference import METHODS, OPTIONS, REQUIRES, InferenceSettings
 from .progress import SUMMARY
-from .settings import MOTION_CONFOUNDS, ModelSettings, Settings
+from .settings import MAX_CONTRASTS, MOTION_CONFOUNDS, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
 class _Parser(argparse.ArgumentParser):
@@ -344,8 +345,11 @@ def parse_settings(argv=None) -> Settings:
     for field, needed, why in REQUIRES:
         if getattr(inference, field) and not getattr(inference, needed):
             raise UsageError(f"{OPTIONS[field]} needs {OPTIONS[needed]} ({why}).")
-    names = [c.name for c in args.contrast]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if len(args.contrast) > MAX_CONTRASTS:
+        raise UsageError(f"--contrast is given {len(args.contrast)} times; at most {MAX_CONTRASTS} contrasts are "
+                         "computed in one run of the app (each writes five maps a run and a subject).")
+    names = Counter(c.name for c in args.contrast)
+    duplicated = sorted(n for n, count in names.items() if count > 1)
     if duplicated:
         raise UsageError(f"--contrast {duplicated[0]} is given more than once.")
     return Settings(

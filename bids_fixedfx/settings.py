@@ -13,6 +13,9 @@ DEFAULT_SPACE = "MNI152NLin2009cAsym"
 #: The highest high-pass cut-off (Hz): the Nyquist frequency of the shortest repetition time
 #: read (10 ms); above it no drift model exists (nilearn's cosine basis overflowed at 1e300 Hz).
 MAX_HIGH_PASS = 50.0
+#: The most contrasts a node (or ``--contrast``) may define: each writes five maps a run and
+#: a subject, and a model of tens of thousands (from a web form, say) would fill the disk.
+MAX_CONTRASTS = 1000
 
 
 @dataclass(frozen=True)

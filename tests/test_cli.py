@@ -13,7 +13,7 @@ import pytest
 import bids_fixedfx
 from bids_fixedfx import cli
 from bids_fixedfx.errors import EX_USAGE, UsageError
-from bids_fixedfx.settings import MOTION_CONFOUNDS, ContrastSpec
+from bids_fixedfx.settings import MAX_CONTRASTS, MOTION_CONFOUNDS, ContrastSpec
 
 POSITIONAL = ["bids", "out", "participant"]
 
@@ -204,6 +204,13 @@ def test_duplicated_contrast_name_exits_64(capsys):
         parse("--contrast", "a=audio", "--contrast", "a=visual")
     assert cli.main([*POSITIONAL, "--contrast", "a=audio", "--contrast", "a=visual"]) == EX_USAGE
     assert "--contrast a" in capsys.readouterr().err
+
+
+def test_more_contrasts_than_allowed_exit_64(capsys):
+    many = [f"--contrast=c{i}=audio" for i in range(MAX_CONTRASTS + 1)]
+    assert len(parse(*many[:-1]).contrasts) == MAX_CONTRASTS
+    assert cli.main([*POSITIONAL, *many]) == EX_USAGE
+    assert f"--contrast is given {MAX_CONTRASTS + 1} times" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- exit codes

@@ -10,6 +10,7 @@ from bids_fixedfx.errors import EX_USAGE, UsageError
 from bids_fixedfx.model import INTERCEPT, Model, ModelError, load_model, parse_model
 from bids_fixedfx.model._checks import _check_schema
 from bids_fixedfx.model.defaults import MOTION, default_model
+from bids_fixedfx.settings import MAX_CONTRASTS
 
 MODELS = Path(__file__).parent / "data" / "models"
 
@@ -326,6 +327,18 @@ def test_a_high_pass_above_any_bold_series_frequency_is_refused():
     document["Nodes"][0]["Model"]["Options"] = {"HighPassFilterCutoffHz": 1e300}  # overflowed nilearn's drifts
     with pytest.raises(ModelError, match="HighPassFilterCutoffHz 1e\\+300, above the highest frequency"):
         parse_model(document)
+
+
+def test_a_node_of_more_contrasts_than_allowed_is_refused():
+    """Tens of thousands of contrasts wrote five maps a run each, until the disk was full."""
+    document = example()
+    one = {"Name": "c", "ConditionList": ["congruent"], "Weights": [1], "Test": "t"}
+    document["Nodes"][0]["Contrasts"] = [{**one, "Name": f"c{i}"} for i in range(MAX_CONTRASTS)]
+    assert len(parse_model(document).nodes[0].contrasts) == MAX_CONTRASTS
+    document["Nodes"][0]["Contrasts"].append(one)
+    with pytest.raises(ModelError, match=f"has {MAX_CONTRASTS + 1} contrasts; a node may have at most") as caught:
+        parse_model(document)
+    assert caught.value.exit_code == 64
 
 
 def test_a_single_node_is_not_a_model():

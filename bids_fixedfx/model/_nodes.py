@@ -9,7 +9,7 @@ from .bsm import (
     INTERCEPT, LEVELS, MODEL_TYPES, TRANSFORMATION_NAMES, TRANSFORMER, Contrast, DummyContrasts, Edge, HRF,
     ModelError, Node, Transformation,
 )
-from ..settings import MAX_HIGH_PASS
+from ..settings import MAX_CONTRASTS, MAX_HIGH_PASS
 from .formula import parse_formula
 
 
@@ -65,6 +65,9 @@ def parse_node(raw, index, source, notes) -> Node:
             raise ModelError(f"{where}: Model.Formula is not text.")
         parse_formula(model["Formula"], where)
     dummy = doc.get("DummyContrasts")
+    if len(listify(doc.get("Contrasts") or [])) > MAX_CONTRASTS:
+        raise ModelError(f"{where} has {len(listify(doc['Contrasts']))} contrasts; a node may have at most "
+                         f"{MAX_CONTRASTS} (each writes five maps a run and a subject): split the model.")
     return Node(
         name=name, level=level, group_by=group_by, x=x, model_type=model_type,
         hrf=_parse_hrf(model.get("HRF"), where, notes) if model.get("HRF") else None,
