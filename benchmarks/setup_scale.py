@@ -11,7 +11,9 @@ process:
 - ``fresh``: first run, no saved index;
 - ``db build``: ``--bids-database-dir`` given, empty (this job saves the index of the whole
   dataset);
-- ``db reuse``: ``--bids-database-dir`` given, the saved index reused (every later job).
+- ``db reuse``: ``--bids-database-dir`` given, the saved index reused (every later job);
+- ``validate``: the BIDS validator as the participant's job runs it (its subject's files and
+  the dataset's top level), when ``bids-validator-deno`` is installed.
 
 It prints the seconds of each (median of the rounds) and the ratio of the largest dataset
 to the smallest; the target is a ratio of at most 1.5 for ``fresh`` and ``db reuse``.
@@ -44,15 +46,19 @@ from pathlib import Path
 from bids_fixedfx import discover
 from bids_fixedfx.settings import Settings
 
-bids_dir, output_dir, label, database = sys.argv[1:5]
+bids_dir, output_dir, label, database, mode = sys.argv[1:6]
 settings = Settings(
     bids_dir=Path(bids_dir), output_dir=Path(output_dir), analysis_level="participant",
     participant_label=(label,), bids_database_dir=Path(database) if database else None,
 )
 start = time.perf_counter()
-selection = discover.select_runs(settings)
+if mode == "validate":
+    discover.validate_input_dir(Path(bids_dir), (label,))
+    runs = []
+else:
+    runs = [run.name for run in discover.select_runs(settings).runs]
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "runs": [run.name for run in selection.runs]}))
+print(json.dumps({"seconds": seconds, "runs": runs}))
 """
 
 
@@ -128,14 +134,15 @@ def make_dataset(root: Path, n_subjects: int) -> Path:
     return root
 
 
-def time_setup(bids_dir: Path, label: str, database: Path | None, output_dir: Path) -> dict:
-    """Run ``select_runs`` for one participant in a new process; its seconds and runs."""
+def time_setup(bids_dir: Path, label: str, database: Path | None, output_dir: Path, mode: str = "select") -> dict:
+    """Run ``select_runs`` (or, ``mode`` ``validate``, the BIDS validator as a job of this
+    participant runs it) for one participant in a new process; its seconds and runs."""
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(bids_dir), str(output_dir), label, str(database or "")],
+        [sys.executable, "-c", MEASURE, str(bids_dir), str(output_dir), label, str(database or ""), mode],
         capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
-        raise SystemExit(f"select_runs failed on {bids_dir}:\n{done.stderr}")
+        raise SystemExit(f"{mode} failed on {bids_dir}:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -152,7 +159,10 @@ def main(argv=None) -> int:
     sizes = sorted(args.subjects)
     datasets = {n: make_dataset(work / f"ds{n}", n) for n in sizes}
     label = "0005"  # the same participant in every dataset
-    results = {n: {"fresh": [], "db build": [], "db reuse": []} for n in sizes}
+    from bids_fixedfx.discover import validator_command
+
+    cases = ("fresh", "db build", "db reuse") + (("validate",) if validator_command() else ())
+    results = {n: {case: [] for case in cases} for n in sizes}
     runs = {}
     for round_ in range(args.rounds):
         for n in sizes:  # alternate the sizes within a round
@@ -163,12 +173,15 @@ def main(argv=None) -> int:
                 results[n][case].append(result["seconds"])
                 runs.setdefault(case, set()).add(tuple(result["runs"]))
             shutil.rmtree(database, ignore_errors=True)
+            if "validate" in cases:
+                results[n]["validate"].append(time_setup(datasets[n], label, None, work / "out", "validate")["seconds"])
     if any(len(found) != 1 for found in runs.values()) or len(set().union(*runs.values())) != 1:
         raise SystemExit(f"The runs found differ between datasets or cases: {runs}")
 
-    print(f"select_runs for sub-{label}, seconds (median of {args.rounds}; min in brackets)")
+    print(f"select_runs for sub-{label} (and the BIDS validator of its job: validate), seconds "
+          f"(median of {args.rounds}; min in brackets)")
     print(f"{'case':<10}" + "".join(f"{f'N={n}':>18}" for n in sizes) + f"{'ratio':>8}")
-    for case in ("fresh", "db build", "db reuse"):
+    for case in cases:
         medians = [statistics.median(results[n][case]) for n in sizes]
         cells = "".join(f"{m:>10.2f} ({min(results[n][case]):5.2f})" for m, n in zip(medians, sizes))
         print(f"{case:<10}{cells}{medians[-1] / medians[0]:>8.2f}")

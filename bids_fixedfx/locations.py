@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UsageError
@@ -126,3 +128,35 @@ def _check_folder(option: str, path: Path) -> None:
         raise UsageError(f"{option} {path} {where}; give a folder.")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path} cannot be written: {existing} is not writable.")
+
+
+@contextmanager
+def scratch(work_dir):
+    """``--work-dir`` as the scratch space of the app and of the programs it starts: Python's
+    temporary files and folders (the validator's folder of links, matplotlib's cache when the
+    home folder is read-only) and ``TMPDIR`` go there while the level runs (checked by
+    :func:`check_locations` first; made if missing). Without one, the system's temporary folder.
+
+    Parameters
+    ----------
+    work_dir : Path or None
+    """
+    if work_dir is None:
+        yield
+        return
+    work_dir = Path(work_dir)
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--work-dir {work_dir} cannot be made: {error.strerror or error}.") from None
+    before = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = str(work_dir)
+    os.environ["TMPDIR"] = str(work_dir)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before[0]
+        if before[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before[1]

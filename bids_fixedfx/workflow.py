@@ -57,6 +57,12 @@ def run_participant(settings, fork: bool = False) -> None:
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives,
                               settings.bids_database_dir)
+    with locations.scratch(settings.work_dir):
+        _participant(settings, derivatives, fork)
+
+
+def _participant(settings, derivatives, fork):
+    """:func:`run_participant` once the locations are checked."""
     with _validation(settings):  # the validator first: it uses a core that pybids' import leaves idle
         discover.check_descriptions(settings.bids_dir, derivatives)
         then = None if settings.boilerplate_only else _read_first
@@ -196,7 +202,7 @@ def _validation(settings):
     if settings.skip_bids_validation:
         yield
         return
-    validation = discover.Validation(settings.bids_dir)
+    validation = discover.Validation(settings.bids_dir, settings.participant_label)
     try:
         yield
     except Exception:
@@ -445,6 +451,12 @@ def run_group(settings, fork: bool = False) -> None:
     """
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives,
                               settings.bids_database_dir)
+    with locations.scratch(settings.work_dir):
+        _group(settings, fork)
+
+
+def _group(settings, fork):
+    """:func:`run_group` once the locations are checked."""
     with _beside_imports(_plan_group, settings, GROUP_MODULES, fork, _group_methods,
                          "Planning the group level") as planning:
         model, settings, checked, methods = planning.result()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bids_fixedfx import discover
+from bids_fixedfx.cli import main
 from bids_fixedfx.errors import EX_INVALID_BIDS, EX_NO_INPUT, EX_USAGE, InvalidBIDSError, NoDataError, UsageError
 from bids_fixedfx.example_data import make_example_dataset
 from bids_fixedfx.settings import DEFAULT_SPACE
@@ -424,6 +425,11 @@ def test_a_validation_runs_beside_and_close_ends_it(fresh_dataset):
     validation = discover.Validation(dataset.path, ("01",))
     links = Path(validation._scratch.name) / "dataset"
     assert sorted(p.name for p in links.iterdir() if p.name.startswith("sub-")) == ["sub-01"]
+    assert not (links / "derivatives").exists()  # walked by the validator, not validated
+    # its rows of participants.tsv only: the subjects the validator is shown
+    table = (links / "participants.tsv").read_text().splitlines()
+    assert table[0] == (dataset.path / "participants.tsv").read_text().splitlines()[0]
+    assert [row.split("\t")[0] for row in table[1:]] == ["sub-01"]
     validation.close()
     assert validation._process.returncode is not None
     assert not links.exists()
@@ -863,6 +869,38 @@ def test_validation_of_one_participant_checks_only_its_files(fresh_dataset):
     assert intruder.name in str(error.value) and str(dataset.path) in str(error.value)
     with pytest.raises(InvalidBIDSError):
         discover.validate_input_dir(dataset.path)
+
+
+def test_a_participant_job_validates_its_subject_only(fresh_dataset, tmp_path):
+    """One job of an array validates its subject's files, not every subject's (a thousand
+    subjects took the validator 16 s in each job); another subject's bad file is its own
+    job's error."""
+    dataset = fresh_dataset(subjects=("01", "03"))
+    (dataset.path / "sub-03" / "ses-1" / "func" / "sub-03_notes.txt").write_text("not a BIDS file\n")
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--participant-label", "01", "--boilerplate-only"]) == 0
+    assert main([str(dataset.path), str(out), "participant", "--participant-label", "03",
+                 "--boilerplate-only"]) == EX_INVALID_BIDS
+
+
+def test_a_top_level_sidecar_of_other_subjects_task_passes_a_subject_s_validation(fresh_dataset, tmp_path):
+    """A task that only other subjects did has its top-level sidecar, whose data files the
+    validator is not shown: not an error of this subject's job (it is of the whole dataset's)."""
+    dataset = fresh_dataset(subjects=("01", "03"))
+    (dataset.path / "task-rest_bold.json").write_text('{"TaskName": "rest", "RepetitionTime": 2}')
+    discover.validate_input_dir(dataset.path, participant_label=("01",))
+    with pytest.raises(InvalidBIDSError, match="SIDECAR_WITHOUT_DATAFILE at /task-rest_bold.json"):
+        discover.validate_input_dir(dataset.path)
+
+
+def test_a_participants_table_without_participant_id_is_shown_to_the_validator_as_it_is(fresh_dataset):
+    dataset = fresh_dataset(subjects=("01", "03"))
+    (dataset.path / "participants.tsv").write_text("subject\tage\nsub-01\t30\nsub-03\t31\n")
+    validation = discover.Validation(dataset.path, ("01",))
+    links = Path(validation._scratch.name) / "dataset"
+    assert (links / "participants.tsv").resolve() == (dataset.path / "participants.tsv").resolve()
+    with pytest.raises(InvalidBIDSError, match="participants.tsv"):
+        validation.verdict()
 
 
 def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset):

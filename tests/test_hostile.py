@@ -138,6 +138,22 @@ def test_work_dir_inside_the_input(one_subject, tmp_path, capsys, where):
     assert work.exists() == existed
 
 
+def test_work_dir_holds_the_scratch_of_the_validator(one_subject, tmp_path, monkeypatch):
+    """--work-dir is the scratch space: the validator (a program the app starts) gets it as
+    TMPDIR, and the folder of links of a --participant-label run is made in it."""
+    record = tmp_path / "record.txt"
+    validator = tmp_path / "validator"
+    validator.write_text(f'#!/bin/sh\necho "$TMPDIR|$4" > {record}\necho \'{{"issues": {{"issues": []}}}}\'\n')
+    validator.chmod(0o755)
+    monkeypatch.setattr("bids_fixedfx.discover.validate.validator_command", lambda: str(validator))
+    work = tmp_path / "work"
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", "--participant-label", "01",
+                 "-w", str(work), "--no-reports", "--boilerplate-only"]) == 0
+    tmpdir, target = record.read_text().strip().split("|")
+    assert tmpdir == str(work) and work in Path(target).parents
+    assert not list(work.iterdir())  # the folder of links removed
+
+
 def test_a_new_folder_under_derivatives_is_allowed(one_subject):
     out = one_subject.path / "derivatives" / "fixedfx"
     work = one_subject.path / "derivatives" / "fixedfx-work"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +97,26 @@ def test_subject_folders_under_derivatives_read_as_derivatives_are_an_input(tmp_
     assert f"inside the input dataset {bids / 'derivatives'}" in str(error.value)
     assert "new folder under" not in str(error.value)
     locations.check_locations(bids, tmp_path / "out", derivatives=(bids / "derivatives",))
+
+
+def test_scratch_is_the_temporary_folder_of_the_app_and_its_programs_while_it_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "system"))
+    before = tempfile.gettempdir()
+    work = tmp_path / "work" / "deeper"
+    with locations.scratch(work):
+        assert work.is_dir() and os.environ["TMPDIR"] == str(work)
+        with tempfile.TemporaryDirectory() as folder:
+            assert work in Path(folder).parents
+    assert tempfile.gettempdir() == before and os.environ["TMPDIR"] == str(tmp_path / "system")
+    with pytest.raises(RuntimeError), locations.scratch(work):
+        raise RuntimeError
+    assert tempfile.gettempdir() == before and os.environ["TMPDIR"] == str(tmp_path / "system")
+    with locations.scratch(None):
+        assert tempfile.gettempdir() == before
+
+
+def test_a_scratch_folder_that_cannot_be_made_is_named(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="--work-dir .*file/work cannot be made"), locations.scratch(
+            tmp_path / "file" / "work"):
+        pass

@@ -37,9 +37,11 @@ def validate_input_dir(bids_dir: Path, participant_label: tuple[str, ...] = ()) 
     bids_dir : Path
         The root of the BIDS dataset.
     participant_label : tuple of str, optional
-        Validate only these subjects' folders and the files outside every subject's folder
-        (through a temporary folder of links), so that a job of one subject of a large
-        dataset does not validate every other subject; all subjects when empty.
+        Validate only these subjects' folders, their rows of ``participants.tsv`` and the
+        files outside every subject's folder (through a temporary folder of links), so that a
+        job of one subject of a large dataset does not validate every other subject (a
+        top-level sidecar is then not required to have data files among them); all subjects
+        when empty or when none of them has a folder.
 
     Raises
     ------
@@ -47,6 +49,12 @@ def validate_input_dir(bids_dir: Path, participant_label: tuple[str, ...] = ()) 
         When the validator reports an error; the message names the first file at fault.
     """
     Validation(bids_dir, participant_label).verdict()
+
+
+#: Top-level folders that the validator does not validate (without ``--recursive``) but walks
+#: all the same: a job of one subject does not show it every subject's derivatives (2.3 s
+#: against 0.5 s for 1,000 subjects) or source data.
+UNREAD_FOLDERS = frozenset({"derivatives", "sourcedata"})
 
 
 class Validation:
@@ -59,6 +67,7 @@ class Validation:
     def __init__(self, bids_dir: Path, participant_label: tuple[str, ...] = ()):
         self.bids_dir = bids_dir
         self._process = self._scratch = None
+        self._subset = False
         command = validator_command()
         if command is None:
             logger.warning(
@@ -67,14 +76,22 @@ class Validation:
                 bids_dir,
             )
             return
-        logger.info("Validating %s with the BIDS validator", bids_dir)
+        entries = list(os.scandir(bids_dir))
+        subjects = [e.name for e in entries if e.is_dir() and e.name.startswith("sub-")]
+        self._subset = bool(participant_label) and any(_selected(name, participant_label) for name in subjects)
+        logger.info("Validating %s%s with the BIDS validator", bids_dir,
+                    f" (the files of {', '.join(f'sub-{label}' for label in participant_label)})" if self._subset else "")
         target = bids_dir
-        if participant_label:
+        if self._subset:  # (labels that match no subject: the whole dataset, whose run then stops at them)
             self._scratch = tempfile.TemporaryDirectory(prefix="bids-fixedfx-validate-")
             target = Path(self._scratch.name) / "dataset"
             target.mkdir()
-            for entry in os.scandir(bids_dir):
-                if _selected(entry.name, participant_label) or not entry.is_dir():
+            for entry in entries:
+                if entry.name in UNREAD_FOLDERS:
+                    continue
+                if entry.name == "participants.tsv" and entry.is_file():
+                    _selected_rows(Path(entry.path), target / entry.name, participant_label)
+                elif _selected(entry.name, participant_label) or not entry.is_dir():
                     (target / entry.name).symlink_to(Path(bids_dir, entry.name).absolute())
         self._process = subprocess.Popen(
             [command, "--format", "json", "--ignoreWarnings", str(target)],
@@ -96,6 +113,9 @@ class Validation:
         finally:
             self.close()
         errors = _validator_errors(stdout)
+        if errors and self._subset:  # a top-level sidecar's data files may all lie in other subjects
+            errors = [(code, location) for code, location in errors
+                      if not (code == "SIDECAR_WITHOUT_DATAFILE" and location.count("/") == 1)]
         if errors is None:
             if self._process.returncode != 0:
                 raise InvalidBIDSError(
@@ -119,6 +139,22 @@ class Validation:
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+
+
+def _selected_rows(source: Path, target: Path, participant_label) -> None:
+    """``participants.tsv`` for a validation of some subjects: its header and the rows of
+    those subjects, so that a validator that checks its rows against the subjects' folders
+    finds the ones it is shown (a table without a ``participant_id`` column, or that cannot
+    be read as text, is linked as it is, for the validator to judge)."""
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+        column = lines[0].split("\t").index("participant_id")
+    except (OSError, UnicodeDecodeError, IndexError, ValueError):
+        target.symlink_to(source.absolute())
+        return
+    wanted = {f"sub-{label}" for label in participant_label}
+    kept = [line for line in lines[1:] if (line.split("\t") + [""] * (column + 1))[column].strip() in wanted]
+    target.write_text("\n".join([lines[0], *kept]) + "\n", encoding="utf-8")
 
 
 def _validator_errors(stdout):
