@@ -455,6 +455,10 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         series = series[design.sample_mask]  # a copy
         matrix = matrix[design.sample_mask]
         overwrite_series = True
+    varies = varying_voxels(series)
+    constant = int(varies.size - np.count_nonzero(varies))
+    if 0 < constant < varies.size:  # left out of the run's mask (all constant: fitted, and said below)
+        series, mask_img, overwrite_series = series[:, varies], mask_without(mask_img, ~varies), True
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
         maps, dof, r_square = fit_contrasts(
@@ -464,9 +468,13 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
     notes = tuple(dict.fromkeys(
         f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
     ))
-    if r_square.size and not np.isfinite(r_square).any():  # R² is 0 / 0 in a voxel without variance
+    if constant == varies.size and varies.size:
         notes += (f"{name}: its series does not vary over time in any voxel of its mask, so its maps say "
                   "nothing and it only adds degrees of freedom to its subject's fixed effects; check the file",)
+    elif constant:
+        notes += (f"{name}: {constant} of the {varies.size} voxels of its mask do not vary over time (zero outside "
+                  "the field of view, say), so they are left out of its mask (their maps are 0, p 1, as "
+                  "outside it): their fit would be round-off alone",)
     if masked.nonfinite_volumes:
         notes += (f"{name}: {masked.nonfinite_volumes} of its {masked.series.shape[0]} volumes hold non-finite "
                   "values (NaN or infinity), which nilearn sets to 0 before smoothing and fitting, so its maps "
@@ -484,6 +492,31 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         notes=notes,
         r_square=unmask_map(r_square, mask_img),
     )
+
+
+def varying_voxels(series) -> np.ndarray:
+    """Which voxels' series vary over time (a constant one, zero included, has no variance
+    to model: its fit is round-off, whose z can reach 5 or more).
+
+    Parameters
+    ----------
+    series : numpy.ndarray, shape (n_volumes, n_voxels)
+
+    Returns
+    -------
+    varies : numpy.ndarray of bool, shape (n_voxels,)
+    """
+    return (series != series[:1]).any(axis=0)
+
+
+def mask_without(mask_img, dropped):
+    """The mask with some of its voxels (``dropped``, in the order of ``volume[mask]``) left out."""
+    import nibabel as nib
+
+    inside = np.asanyarray(mask_img.dataobj).astype(bool)
+    data = inside.astype(np.uint8)
+    data.flat[np.flatnonzero(inside)[dropped]] = 0
+    return nib.Nifti1Image(data, mask_img.affine, mask_img.header)
 
 
 def fit_run(bold, design, contrasts, *, mask=None, smoothing_fwhm=None, noise_model="ar1",
