@@ -233,9 +233,11 @@ def series_mask(series) -> np.ndarray:
     -------
     inside : numpy.ndarray of bool, shape (n_vertices,)
     """
+    from .glm import varying_voxels
+
     finite = np.isfinite(series).all(axis=0)
     varies = np.zeros(series.shape[1], dtype=bool)
-    varies[finite] = (series[:, finite] != series[:1, finite]).any(axis=0)
+    varies[finite] = varying_voxels(series[:, finite])
     return finite & varies
 
 
