@@ -318,6 +318,33 @@ def test_without_derivatives_the_raw_bold_is_used_with_a_warning(fresh_dataset, 
     assert not any("computed by nilearn" in w for w in masked.warnings)
 
 
+def test_raw_bold_is_not_modelled_where_derivatives_hold_other_subjects(fresh_dataset, make_settings):
+    """The derivatives lack sub-03: its raw series were modelled (exit 0, a warning that said
+    to pass -d even when -d was given), and a run of all subjects left it out silently."""
+    dataset = fresh_dataset(subjects=("01", "03"))
+    fmriprep = dataset.path / "derivatives" / "fmriprep"
+    shutil.rmtree(fmriprep / "sub-03")
+    for derivatives in ((), (fmriprep,)):
+        with pytest.raises(NoDataError, match=f"No preprocessed BOLD of the selection \\(sub-03.* is in {fmriprep}"):
+            discover.select_runs(make_settings(dataset.path, participant_label=("03",), derivatives=derivatives))
+    selection = discover.select_runs(make_settings(dataset.path))
+    assert {run.entities[0] for run in selection.runs} == {("sub", "01")}
+    missing = [w for w in selection.warnings if "has a raw BOLD series but no preprocessed one" in w]
+    assert [w.split()[0] for w in missing] == [stem(p) for p in raw_bolds(dataset.path, "03")]
+
+
+def test_a_run_missing_from_one_chosen_space_is_named(fresh_dataset, make_settings):
+    dataset = fresh_dataset(subjects=("01",))
+    func = next((dataset.path / "derivatives" / "fmriprep" / "sub-01").glob("ses-1/func"))
+    for path in func.glob("*run-02_space-MNI152NLin2009cAsym_*"):
+        path.unlink()
+    selection = discover.select_runs(make_settings(dataset.path))
+    [said] = [w for w in selection.warnings if "no preprocessed one" in w]
+    assert said.startswith("sub-01_ses-1_task-checkerboard_run-02 ") and "space MNI152NLin2009cAsym" in said
+    assert not [w for w in discover.select_runs(
+        make_settings(dataset.path, bids_filters={"bold": {"session": "2"}})).warnings if "no preprocessed one" in w]
+
+
 # ---------------------------------------------------------------- derivatives and BIDS checks
 
 

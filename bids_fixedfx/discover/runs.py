@@ -280,6 +280,46 @@ def _grid_entities(bids_file):
     return {k: str(v) for k, v in bids_file.get_entities().items() if k not in ignored}
 
 
+#: What a derivatives dataset of preprocessed BOLD holds (volumes, GIFTI pairs, CIFTI).
+PREPROCESSED_PATTERNS = ("*_desc-preproc_bold.nii*", "*_bold.func.gii", "*_bold.dtseries.nii")
+
+
+def holds_preprocessed_bold(root) -> bool:
+    """Whether a derivatives dataset holds any preprocessed BOLD series, in any subject's
+    folder (the search stops at the first found)."""
+    return any(next(Path(root).glob(f"sub-*/**/{pattern}"), None) is not None for pattern in PREPROCESSED_PATTERNS)
+
+
+def unmodelled_runs(layout, query, runs, spaces) -> list[str]:
+    """Warnings for the selected raw BOLD runs that have no preprocessed series in a
+    chosen space, and so are not modelled there.
+
+    Parameters
+    ----------
+    layout : BIDSLayout
+    query : dict
+        The selection's subjects, sessions and tasks.
+    runs : sequence of Run
+        The runs selected, in every chosen space.
+    spaces : sequence of str or None
+        The chosen spaces.
+    """
+    def one_acquisition(entities):  # a multi-echo run's echoes are one preprocessed series
+        return run_name(tuple((key, value) for key, value in entities if key != "echo"))
+
+    modelled = {}
+    for run in runs:
+        modelled.setdefault(run.space, set()).add(one_acquisition(run.entities))
+    raw = _get(layout, scope="raw", return_type="object", suffix="bold", extension=NIFTI, **query)
+    found = []
+    for name in sorted({one_acquisition(_run_entities(bold)) for bold in raw}):
+        missing = [space or "none" for space in spaces if name not in modelled.get(space, set())]
+        if missing:
+            found.append(f"{name} has a raw BOLD series but no preprocessed one in space {', '.join(missing)} "
+                         "in the derivatives, so it is not modelled there; preprocess it, or check the derivatives.")
+    return found
+
+
 def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings):
     raw = _get(layout, scope="raw", return_type="object",
                **{"suffix": "bold", "extension": NIFTI, **query, **bold_filters})
@@ -299,6 +339,14 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
             f"{settings.selected_by.get('space', '--space')} {spaces[0]} matches no preprocessed BOLD: "
             f"no derivatives with desc-preproc BOLD were found"
             f"{' in ' + ', '.join(map(str, derivatives)) if derivatives else ''}."
+        )
+    holding = [root for root in derivatives if holds_preprocessed_bold(root)]
+    if holding:  # other subjects' (or tasks', sessions') preprocessed series: no raw stand-in for these
+        raise NoDataError(
+            f"No preprocessed BOLD of the selection (sub-{', sub-'.join(query['subject'])}, "
+            f"task {', '.join(query['task'])}) is in {', '.join(map(str, holding))}, which holds preprocessed "
+            "series of other data; preprocess it (fMRIPrep) or leave it out of the selection (its raw series are "
+            "modelled only where no derivatives hold any preprocessed BOLD)."
         )
     warnings.append(
         "No preprocessed BOLD was found, so the raw BOLD series were modelled "

@@ -11,7 +11,8 @@ from .folders import _in_selection, _layout_roots, _subject_folders, stray_subje
 from .index import _open_index
 from .matching import _design_files, _unmatched_designs
 from .query import NIFTI, _get, _pybids_filters, _values
-from .runs import Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs, run_queries
+from .runs import (Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs, run_queries,
+                   unmodelled_runs)
 from .surfaces import surface_series
 
 
@@ -142,6 +143,8 @@ def select_runs(settings) -> Selection:
             _preprocessed_run(layout, queries, settings, bold, space, warnings)
             for bold in sorted(files, key=lambda f: f.path)
         ]
+    if not bold_filters:  # (a filter leaves runs out on purpose)
+        warnings += unmodelled_runs(layout, query, runs, chosen)
     warnings += _unmatched_designs(settings.design_dir, runs)
     return Selection(tuple(runs), chosen[0] if len(chosen) == 1 else None, tuple(derivatives), tuple(warnings),
                      spaces=tuple(chosen))
