@@ -299,6 +299,16 @@ def _read_filters(path):
             if not isinstance(value, plain) and not (isinstance(value, list) and all(isinstance(v, plain) for v in value)):
                 raise UsageError(f"--bids-filter-file {path}: the query of {kind!r} gives {entity} a value that "
                                  "is neither a label, a number, null nor a list of them.")
+    from .naming import RUN_ENTITIES
+
+    for kind in FILTER_KINDS[1:]:  # the files that go with a run, found by its own entities
+        named = [entity for entity, _ in RUN_ENTITIES if entity in filters.get(kind, {})]
+        if named:
+            raise UsageError(
+                f"--bids-filter-file {path}: the query of {kind!r} names {named[0]!r}, which tells runs apart: "
+                f"a run's {kind} file is its own run's (this would give the runs another run's); select runs "
+                "in the query of 'bold'."
+            )
     return filters
 
 

@@ -303,9 +303,22 @@ def test_bids_filter_file_is_read(tmp_path):
         "bold": {"run": 1, "acquisition": None}
     }
     queries = {"bold": {"session": ["1", "2"], "desc": "*", "den": "91k", "extension": ".nii.gz"},
-               "mask": {"space": "T1w"}, "events": {"run": 2}}
+               "mask": {"space": "T1w"}, "events": {"extension": ".tsv"}}
     path.write_text("\ufeff" + json.dumps(queries))  # with the byte-order mark some editors write
     assert parse("--bids-filter-file", str(path)).bids_filters == queries
+
+
+@pytest.mark.parametrize("kind", ["events", "confounds", "mask"])
+@pytest.mark.parametrize("entity", ["run", "session", "subject", "acquisition"])
+def test_a_filter_of_a_runs_files_naming_a_run_entity_is_refused(tmp_path, capsys, kind, entity):
+    """{"events": {"run": 1}} gave every run the events of run 1 (exit 0, without a word)."""
+    path = tmp_path / "filters.json"
+    path.write_text(json.dumps({"bold": {entity: "1"}, kind: {entity: "1"}}))
+    assert cli.main([*POSITIONAL, "--bids-filter-file", str(path)]) == EX_USAGE
+    err = capsys.readouterr().err
+    assert f"the query of '{kind}' names '{entity}', which tells runs apart" in err and str(path) in err
+    path.write_text(json.dumps({"bold": {entity: "1"}}))
+    assert parse("--bids-filter-file", str(path)).bids_filters == {"bold": {entity: "1"}}
 
 
 def test_a_filter_entry_of_a_kind_the_app_does_not_read_is_said(tmp_path, capsys):
