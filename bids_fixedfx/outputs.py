@@ -43,9 +43,11 @@ and model settings. logs/ holds the methods text (CITATION.md) to cite them.
 """
 
 
-def dataset_names(bids_dir, derivatives=()) -> dict:
+def dataset_names(bids_dir, derivatives=(), folders=()) -> dict:
     """Names for the input datasets in BIDS URIs: ``raw`` for BIDS_DIR, each derivatives
-    dataset by its folder's name as a label (``fmriprep``), made unique.
+    dataset by its folder's name as a label (``fmriprep``), made unique; ``folders``: other
+    folders that inputs come from, ``(name, root)`` (``--design-dir``, ``--mask``'s folder),
+    so that every file a sidecar names has a BIDS URI.
 
     Returns
     -------
@@ -55,11 +57,12 @@ def dataset_names(bids_dir, derivatives=()) -> dict:
     from .naming import label_of
 
     names = {"raw": Path(bids_dir).absolute()}
-    for root in derivatives:
-        try:
-            base = label_of(Path(root).name)
-        except ValueError:
-            base = "derivatives"
+    for root, base in [*((root, None) for root in derivatives), *((root, base) for base, root in folders)]:
+        if base is None:
+            try:
+                base = label_of(Path(root).name)
+            except ValueError:
+                base = "derivatives"
         name, count = base, 1
         while name in names:
             count += 1
@@ -71,7 +74,7 @@ def dataset_names(bids_dir, derivatives=()) -> dict:
 def source(path, output_dir, datasets=None) -> str:
     """How a sidecar names a file: a BIDS URI, ``bids::<path>`` for the output's own files
     and ``bids:<name>:<path>`` for a file of an input dataset (named in ``DatasetLinks``), else
-    a path relative to OUTPUT_DIR.
+    a path relative to OUTPUT_DIR (a file of none of them).
 
     Parameters
     ----------

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 from . import (combine, discover, forked, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars,
                surface)
@@ -287,7 +288,10 @@ def _fit_all(run_plans, settings, ahead=None):
 
 def _datasets(settings) -> dict:
     """The input datasets by the names that ``Sources`` URIs use (``raw``, ``fmriprep``...)."""
-    return outputs.dataset_names(settings.bids_dir, settings.derivatives)
+    folders = [("designs", settings.design_dir)] if settings.design_dir is not None else []
+    if settings.mask is not None:
+        folders.append(("mask", Path(settings.mask).absolute().parent))
+    return outputs.dataset_names(settings.bids_dir, settings.derivatives, folders)
 
 
 def _kept_for_combining(result):

@@ -593,6 +593,16 @@ def test_seed_case_npz_designs_given_mask_padded_vector(fresh_dataset, tmp_path)
     sidecar = json.loads(Path(f"{prefix}z_statmap.json").read_text())
     assert sidecar["DegreesOfFreedom"] == float(sum(dofs))
     assert sidecar["Contrast"]["Weights"] == {"X0": 1.0, "X1": -1.0}
+    # the designs and the mask, outside any input dataset's own files, are named by BIDS URIs too
+    links = json.loads((out / "dataset_description.json").read_text())["DatasetLinks"]
+    run_sidecar = next((out / "sub-01" / "ses-1" / "func").glob("*run-01*contrast-AudioMinusVisual_stat-z*.json"))
+    sources = [*sidecar["Sources"], *json.loads(run_sidecar.read_text())["Sources"]]
+    for uri in sources:
+        assert uri.startswith("bids:"), uri
+        name, _, relative = uri[len("bids:"):].partition(":")
+        assert ((out / links[name]) if name else out).joinpath(relative).resolve().is_file(), uri
+    assert f"bids:designs:{runs[0]['stem']}_design.npz" in sources
+    assert f"bids:mask:{Path(mask).name}" in sources
     audio, visual = (dataset.active[c] for c in ("audio", "visual"))
     z = data(f"{prefix}z_statmap.nii.gz")
     assert np.median(z[audio]) > 3 and np.median(z[visual]) < -3
