@@ -147,8 +147,20 @@ def same_grid(imgs, atol=1e-4, grids=None) -> bool:
 
     ``grids``: a dict in which the grid of each file is kept (:func:`grid_of`), so that a
     file checked in several calls is read once."""
+    return other_grid(imgs, atol, grids) is None
+
+
+def other_grid(imgs, atol=1e-4, grids=None) -> tuple | None:
+    """The first image on another voxel grid than the first image (see :func:`same_grid`).
+
+    Returns
+    -------
+    found : tuple of (int, str) or None
+        Its index in ``imgs`` and what differs (:func:`grid_difference`); None when all
+        share the first image's grid.
+    """
     first = None
-    for img in imgs:
+    for index, img in enumerate(imgs):
         if grids is not None and _is_path(img):
             if img not in grids:
                 grids[img] = grid_of(img)
@@ -158,8 +170,17 @@ def same_grid(imgs, atol=1e-4, grids=None) -> bool:
         if first is None:
             first = grid
         elif grid[0] != first[0] or not np.allclose(grid[1], first[1], atol=atol):
-            return False
-    return True
+            return index, grid_difference(first, grid)
+    return None
+
+
+def grid_difference(first, other) -> str:
+    """What tells two voxel grids (:func:`grid_of`) apart, in words for a message."""
+    (shape, affine), (other_shape, other_affine) = first, other
+    if shape != other_shape:
+        return f"shape {shape} vs {other_shape}"
+    return (f"the same shape {shape} but affines that differ by up to "
+            f"{np.abs(np.asarray(affine) - np.asarray(other_affine)).max():.3g} (mm, or rotation and zoom terms)")
 
 
 def grid_of(img) -> tuple:

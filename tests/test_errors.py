@@ -141,6 +141,17 @@ def test_a_preprocessed_mask_on_another_grid_is_an_unusable_input(one_subject, t
           "another grid")
 
 
+def test_a_mask_shifted_from_its_bold_says_how_the_grids_differ(one_subject, tmp_path, capsys):
+    """The message showed two equal shapes, '(24, 28, 20) vs (24, 28, 20)'."""
+    mask = next((one_subject.path / "derivatives" / "fmriprep" / "sub-01").rglob("*run-01_space-MNI*_mask.nii.gz"))
+    img = nib.load(mask)
+    affine = img.affine.copy()
+    affine[0, 3] += 3.0
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), affine), mask)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 66, str(mask),
+          f"the same shape {img.shape[:3]} but affines that differ by up to 3 ")
+
+
 def test_a_smoothing_wider_than_the_volume_is_refused(one_subject, tmp_path, capsys):
     bold = nib.load(next((one_subject.path / "derivatives" / "fmriprep").rglob("*_desc-preproc_bold.nii.gz")))
     extent = max(n * size for n, size in zip(bold.shape[:3], bold.header.get_zooms()[:3]))
@@ -253,7 +264,7 @@ def test_runs_of_a_subject_on_different_grids(one_subject, tmp_path, capsys):
     img = nib.load(str(mask))
     nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[1:], img.affine, img.header), mask)
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 66,
-          "different voxel grids", bold.name)
+          "different voxel grids", bold.name, "shape (", f"resample them to one grid of space {SPACE}")
 
 
 def test_default_contrasts_with_the_same_label(one_subject, tmp_path, capsys):

@@ -391,12 +391,14 @@ def _node_fields(step, values) -> dict:
 
 def _check_grid(test, output_dir, grids) -> None:
     """The test's masks on one grid (``grids``: see :func:`.maps.same_grid`)."""
-    from ..combine import same_grid
+    from ..maps import other_grid
 
-    if not same_grid([item.mask for item in test.inputs], grids=grids):
+    masks = [item.mask for item in test.inputs]
+    differ = other_grid(masks, grids=grids)
+    if differ is not None:
         raise NoDataError(
-            f"The subjects' task-{test.task} masks in {output_dir} are on different voxel grids; "
-            "rerun the participant level with one --space for all subjects."
+            f"The subjects' task-{test.task} masks in {output_dir} are on different voxel grids ({masks[0]} and "
+            f"{masks[differ[0]]}: {differ[1]}); rerun the participant level with one --space for all subjects."
         )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import design as designs
 from .. import images, naming, surface
+from ..maps import grid_difference
 from ..errors import InputFileError, NoDataError, UsageError
 from ..notes import Note
 from .graph import check_participant_inputs, participant_steps
@@ -231,7 +232,8 @@ def _check_images(run, settings):
     option = "--mask " if given else ""
     mask = images.read_mask(run.mask, "--mask" if given else "Mask")
     if mask.shape[:3] != bold.shape[:3] or not np.allclose(mask.affine, bold.affine, atol=1e-3):
-        grid = f"is on another grid than {run.bold.name} (shape {mask.shape[:3]} vs {bold.shape[:3]})"
+        difference = grid_difference((tuple(mask.shape[:3]), mask.affine), (tuple(bold.shape[:3]), bold.affine))
+        grid = f"is on another grid than {run.bold.name} ({difference})"
         if given:  # the option's value is at fault
             raise UsageError(f"{option}{run.mask} {grid}; give a mask in the BOLD's space.")
         raise InputFileError(f"{run.mask} {grid}; the preprocessing wrote a mask that does not fit its BOLD series "
@@ -328,7 +330,7 @@ def _missing_contrasts(plans):
 def _check_subject_grid(subject):
     """A subject's runs of a task are combined voxel by voxel: one grid (or one set of
     vertices) for all."""
-    from ..combine import same_grid
+    from ..maps import other_grid
 
     first = subject.runs[0].run
     for plan in subject.runs[1:]:
@@ -339,9 +341,12 @@ def _check_subject_grid(subject):
                     f"different vertices ({first.bold.name} and {plan.run.bold.name}); they cannot be combined."
                 )
             continue
-        if not same_grid([first.bold, plan.run.bold], atol=1e-3):
+        differ = other_grid([first.bold, plan.run.bold], atol=1e-3)
+        if differ is not None:
+            advice = ("choose a common --space (e.g. MNI152NLin2009cAsym)" if subject.space is None else
+                      f"resample them to one grid of space {subject.space} (fMRIPrep writes a space's runs on one)")
             raise NoDataError(
                 f"The runs of sub-{subject.subject} task-{subject.task} are on different voxel grids "
-                f"({first.bold.name} and {plan.run.bold.name}); choose a common --space "
-                "(e.g. MNI152NLin2009cAsym)."
+                f"({first.bold.name} and {plan.run.bold.name}: {differ[1]}), which fixed effects cannot combine "
+                f"voxel by voxel; {advice}."
             )
