@@ -377,6 +377,10 @@ class Direct:
         return self.output_dir / relative
 
 
+#: The staging folders of this process not yet moved into place or discarded.
+_STAGED: set = set()
+
+
 class Staging:
     """One set of outputs (a subject's maps for a task and space, say), written aside
     under :data:`STAGING_ROOT` and moved into OUTPUT_DIR together, replacing the set's
@@ -396,8 +400,10 @@ class Staging:
         root = self.output_dir / STAGING_ROOT
         root.mkdir(parents=True, exist_ok=True)
         for leftover in root.glob(f"{key}.*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+            if leftover not in _STAGED:  # (a set of this run, not yet moved: kept)
+                shutil.rmtree(leftover, ignore_errors=True)
         self.folder = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+        _STAGED.add(self.folder)
         self.written: list[Path] = []
 
     def path(self, relative) -> Path:
@@ -424,6 +430,7 @@ class Staging:
 
     def discard(self) -> None:
         """Remove what was staged (the set's earlier files stay as they were)."""
+        _STAGED.discard(self.folder)
         shutil.rmtree(self.folder, ignore_errors=True)
         try:
             self.folder.parent.rmdir()

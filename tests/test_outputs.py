@@ -247,3 +247,15 @@ def test_staging_removes_leftovers_of_a_killed_run_of_the_same_set(tmp_path):
     with outputs.Staging(tmp_path, "sub-01_task-x_space-none") as staging:
         staging.commit()
     assert not leftover.exists() and other.exists()  # another job's set is left alone
+
+
+def test_a_set_staged_twice_in_one_run_keeps_the_first_until_it_is_moved(tmp_path):
+    """The group level stages every test before it moves any: a second set of the same name
+    must not remove the first as a leftover."""
+    with outputs.Staging(tmp_path, "group_task-x") as first:
+        outputs.write_text("a", first.path("group/a.txt"))
+        with outputs.Staging(tmp_path, "group_task-x") as second:
+            outputs.write_text("b", second.path("group/b.txt"))
+            first.commit()
+            second.commit()
+    assert (tmp_path / "group" / "a.txt").read_text() == "a" and (tmp_path / "group" / "b.txt").read_text() == "b"
