@@ -333,6 +333,16 @@ def test_raw_bold_is_not_modelled_where_derivatives_hold_other_subjects(fresh_da
     assert [w.split()[0] for w in missing] == [stem(p) for p in raw_bolds(dataset.path, "03")]
 
 
+def test_derivatives_named_as_old_fmriprep_named_them_are_said(fresh_dataset, make_settings):
+    """fMRIPrep before 1.4 (*_bold_space-X_preproc.nii.gz): the raw series were modelled."""
+    dataset = fresh_dataset(subjects=("01",))
+    for path in (dataset.path / "derivatives" / "fmriprep").rglob("*_desc-preproc_bold.nii.gz"):
+        space = next(part for part in path.name.split("_") if part.startswith("space-"))
+        path.rename(path.with_name(path.name.replace(f"_{space}_desc-preproc_bold", f"_bold_{space}_preproc")))
+    with pytest.raises(NoDataError, match="named as fMRIPrep named them before version 1.4"):
+        discover.select_runs(make_settings(dataset.path))
+
+
 def test_a_run_missing_from_one_chosen_space_is_named(fresh_dataset, make_settings):
     dataset = fresh_dataset(subjects=("01",))
     func = next((dataset.path / "derivatives" / "fmriprep" / "sub-01").glob("ses-1/func"))

@@ -282,6 +282,8 @@ def _grid_entities(bids_file):
 
 #: What a derivatives dataset of preprocessed BOLD holds (volumes, GIFTI pairs, CIFTI).
 PREPROCESSED_PATTERNS = ("*_desc-preproc_bold.nii*", "*_bold.func.gii", "*_bold.dtseries.nii")
+#: fMRIPrep's names before version 1.4 (before BIDS Derivatives): not read.
+LEGACY_PATTERN = "*_bold_space-*_preproc.nii*"
 
 
 def holds_preprocessed_bold(root) -> bool:
@@ -339,6 +341,13 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
             f"{settings.selected_by.get('space', '--space')} {spaces[0]} matches no preprocessed BOLD: "
             f"no derivatives with desc-preproc BOLD were found"
             f"{' in ' + ', '.join(map(str, derivatives)) if derivatives else ''}."
+        )
+    legacy = [root for root in derivatives if next(Path(root).glob(f"sub-*/**/{LEGACY_PATTERN}"), None) is not None]
+    if legacy:
+        raise NoDataError(
+            f"{', '.join(map(str, legacy))} holds BOLD series named as fMRIPrep named them before version 1.4 "
+            "(*_bold_space-<space>_preproc.nii.gz), which this app does not read; rerun fMRIPrep, or rename them "
+            "as BIDS Derivatives name them (*_space-<space>_desc-preproc_bold.nii.gz), rather than model the raw series."
         )
     holding = [root for root in derivatives if holds_preprocessed_bold(root)]
     if holding:  # other subjects' (or tasks', sessions') preprocessed series: no raw stand-in for these
