@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .expression import WEIGHT_LIST, check_characters
 from .errors import UsageError
-from .settings import MAX_HIGH_PASS, ContrastSpec
+from .settings import MAX_DRIFT_ORDER, MAX_HIGH_PASS, ContrastSpec
 
 HRF_MODELS = (
     "glover", "spm", "glover + derivative", "spm + derivative",
@@ -78,6 +78,15 @@ def positive_int(value):
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return number
+
+
+def drift_order(value):
+    """An order of the polynomial drift: 1 to :data:`~bids_fixedfx.settings.MAX_DRIFT_ORDER`."""
+    number = positive_int(value)
+    if number > MAX_DRIFT_ORDER:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DRIFT_ORDER} (an order of a few models a run's "
+                                         f"slow drift; higher orders take minutes and add nothing): {value!r}")
     return number
 
 

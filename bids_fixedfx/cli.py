@@ -24,6 +24,7 @@ from .arguments import (
     contrast,
     cutoff_hz,
     default_nprocs,
+    drift_order,
     nonnegative_float,
     nonnegative_int,
     positive_int,
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="cut-off of the cosine drift model in Hz (default: 0.01)",
     )
     model.add_argument(
-        "--drift-order", type=positive_int, default=1, metavar="N",
+        "--drift-order", type=drift_order, default=1, metavar="N",
         help="order of the polynomial drift model (default: 1)",
     )
     model.add_argument(

@@ -420,6 +420,32 @@ def frame_times(n_volumes: int, tr: float, start_time: float = 0.0) -> np.ndarra
     return np.linspace(start_time, (n_volumes - 1) * tr + start_time, n_volumes)
 
 
+def check_drift_order(run, drift_model, drift_order, source: str = "--drift-order") -> None:
+    """Refuse a polynomial drift that leaves a run no degree of freedom, before its design is
+    built (nilearn's polynomial basis takes minutes at orders in the hundreds).
+
+    Parameters
+    ----------
+    run : Run
+    drift_model : str or None
+    drift_order : int
+    source : str
+        What set the order, as the message names it (``--drift-order``, a model's node).
+
+    Raises
+    ------
+    UsageError
+        The ``drift_order`` drift columns and the constant are as many as the run's volumes, or more.
+    """
+    if drift_model != "polynomial" or drift_order + 1 < run.n_volumes:
+        return
+    raise UsageError(
+        f"{source} {drift_order} leaves {run.name} no degree of freedom: its polynomial drift and the constant "
+        f"take {drift_order + 1} columns of a design over {run.n_volumes} volumes; give an order below "
+        f"{max(run.n_volumes - 1, 1)}."
+    )
+
+
 def build_design(run, model) -> Design:
     """Build a run's design matrix from its events and confounds, as nilearn does.
 
@@ -437,6 +463,7 @@ def build_design(run, model) -> Design:
         return with_dummy_scans(load_design(run), run, None, **dummy)
     from nilearn.glm.first_level import make_first_level_design_matrix
 
+    check_drift_order(run, model.drift_model, model.drift_order)
     events = read_events(run.events)
     _check_condition_count(run, events)
     if events["duration"].isna().any():
@@ -621,11 +648,13 @@ def model_design(run, node) -> Design:
     -------
     design : Design
     """
-    from .model.design import build_run_design, dummy_scan_settings
+    from .model.design import SOFTWARE, build_run_design, drift_settings, dummy_scan_settings
 
     dummy = dummy_scan_settings(node)
     if run.design is not None:
         return with_dummy_scans(load_design(run), run, None, **dummy)
+    drift_model, _, drift_order = drift_settings(node)
+    check_drift_order(run, drift_model, drift_order, f"Node {node.name!r}: Software.{SOFTWARE}.drift_order")
     events = read_events(run.events)
     _check_condition_count(run, events)
     confounds = read_confounds_table(run.confounds)
@@ -659,6 +688,7 @@ from .contrasts import (  # noqa: E402, F401  (re-exported)
 
 __all__ = [
     "CONFOUND_STRATEGIES", "NUISANCE_COLUMNS", "NON_STEADY_STATE", "is_confound_strategy", "ContrastWeights", "Design",
+    "check_drift_order",
     "DummyScans", "bids_label", "build_design", "find_dummy_scans", "is_non_steady_state", "with_dummy_scans",
     "check_contrasts", "contrast_weights", "expression_names", "frame_times", "load_design", "model_contrasts",
     "fill_first_row", "model_design", "read_confounds_table", "read_events", "read_table", "select_confounds",

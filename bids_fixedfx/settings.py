@@ -16,6 +16,12 @@ MAX_HIGH_PASS = 50.0
 #: The most contrasts a node (or ``--contrast``) may define: each writes five maps a run and
 #: a subject, and a model of tens of thousands (from a web form, say) would fill the disk.
 MAX_CONTRASTS = 1000
+#: The highest order of the polynomial drift (``--drift-order``, a model's ``drift_order``).
+#: nilearn builds the powers of the frame times up to it and orthogonalises them one by one
+#: (an order of 300 took 80 s a run, 100,000 hung); past a few orders the powers are
+#: numerically alike, and fine drifts are the cosine basis's work. AFNI's rule for its
+#: polynomial (1 + the run's length / 150 s) gives 25 for an hour-long run: 100 is generous.
+MAX_DRIFT_ORDER = 100
 
 
 @dataclass(frozen=True)

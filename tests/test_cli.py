@@ -233,6 +233,7 @@ def test_more_contrasts_than_allowed_exit_64(capsys):
         ([*POSITIONAL, "--cluster-threshold", "nan"], "--cluster-threshold"),
         ([*POSITIONAL, "--report-threshold", "-inf"], "--report-threshold"),
         ([*POSITIONAL, "--drift-order", "0"], "--drift-order"),
+        ([*POSITIONAL, "--drift-model", "polynomial", "--drift-order", "101"], "must be at most 100"),  # hung
         ([*POSITIONAL, "--drift-model", "spline"], "--drift-model"),
         ([*POSITIONAL, "--noise-model", "ar2"], "--noise-model"),
         ([*POSITIONAL, "--hrf-model", "gamma"], "--hrf-model"),

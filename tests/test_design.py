@@ -198,6 +198,16 @@ def test_more_trial_types_than_volumes_are_refused_before_the_design_is_built(ex
     assert str(path) in str(error.value)
 
 
+def test_a_drift_order_leaving_no_degree_of_freedom_is_refused_before_the_design_is_built(example_run):
+    n = example_run.n_volumes
+    refused = ModelSettings(drift_model="polynomial", drift_order=n - 1)
+    with pytest.raises(UsageError, match=f"--drift-order {n - 1} leaves {example_run.name} no degree") as error:
+        design.build_design(example_run, refused)
+    assert error.value.exit_code == EX_USAGE and f"below {n - 1}" in str(error.value)
+    assert design.build_design(example_run, ModelSettings(drift_model="polynomial", drift_order=3)).matrix.shape[0] == n
+    design.check_drift_order(example_run, "cosine", n + 1)  # the order applies to the polynomial drift only
+
+
 def test_events_with_a_repeated_column_or_n_a_durations_are_named(example_run, tmp_path):
     text = example_run.events.read_text()
     header, body = text.split("\n", 1)

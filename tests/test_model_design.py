@@ -76,8 +76,10 @@ def test_modulation_and_wildcard_confounds_equal_nilearn():
     assert design.confounds == tuple(columns) + ("constant",)
 
 
-def run_model(x, hrf=None, transformations=(), contrasts=(), dummy=None, options=None):
+def run_model(x, hrf=None, transformations=(), contrasts=(), dummy=None, options=None, software=None):
     node = {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"Type": "glm", "X": x}}
+    if software:
+        node["Model"]["Software"] = software
     if hrf:
         node["Model"]["HRF"] = hrf
     if options:
@@ -206,6 +208,13 @@ def test_drift_settings():
     assert drift_settings(run_model(["a"])) == (None, None, 1)
     polynomial = default_model(["a"], drift_model="polynomial", drift_order=2).nodes[0]
     assert drift_settings(polynomial) == ("polynomial", None, 2)
+
+
+@pytest.mark.parametrize("order", [0, 101, 100000, 2.5, "3", True])
+def test_a_drift_order_outside_1_to_100_is_a_model_error(order):
+    node = run_model(["a"], software={"nilearn": {"drift_model": "polynomial", "drift_order": order}})
+    with pytest.raises(ModelError, match=f"Node 'run' has Software.nilearn.drift_order {order!r}; expected"):
+        drift_settings(node)
 
 
 def test_run_contrasts_over_the_design():

@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 import numpy as np
 import pandas as pd
 
+from ..settings import MAX_DRIFT_ORDER
 from .bsm import INTERCEPT, ModelError
 from .formula import apply_formula, parse_formula
 from .hrf import MIN_ONSET, OVERSAMPLING, convolve
@@ -101,7 +102,11 @@ def drift_settings(node) -> tuple:
         raise ModelError(f"Node {node.name!r} asks for a cosine drift without HighPassFilterCutoffHz.")
     if model not in (None, "cosine", "polynomial"):
         raise ModelError(f"Node {node.name!r} has drift_model {model!r}; expected cosine, polynomial or none.")
-    return model, node.high_pass, int(settings.get("drift_order", 1))
+    order = settings.get("drift_order", 1)
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_DRIFT_ORDER:
+        raise ModelError(f"Node {node.name!r} has Software.{SOFTWARE}.drift_order {order!r}; expected a whole "
+                         f"number from 1 to {MAX_DRIFT_ORDER}.")
+    return model, node.high_pass, order
 
 
 def _referenced(node) -> set:
