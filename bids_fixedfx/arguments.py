@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .expression import WEIGHT_LIST, check_characters
 from .errors import UsageError
+from .inference import MAX_PERMUTATIONS
 from .settings import MAX_DRIFT_ORDER, MAX_HIGH_PASS, ContrastSpec
 
 HRF_MODELS = (
@@ -87,6 +88,15 @@ def drift_order(value):
     if number > MAX_DRIFT_ORDER:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_DRIFT_ORDER} (an order of a few models a run's "
                                          f"slow drift; higher orders take minutes and add nothing): {value!r}")
+    return number
+
+
+def permutations(value):
+    """A number of permutations: 0 (none) to :data:`~bids_fixedfx.inference.MAX_PERMUTATIONS`."""
+    number = nonnegative_int(value)
+    if number > MAX_PERMUTATIONS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_PERMUTATIONS:,} (time grows with the number of "
+                                         f"permutations, and more resolve no p value that matters): {value!r}")
     return number
 
 

@@ -27,6 +27,7 @@ from .arguments import (
     drift_order,
     nonnegative_float,
     nonnegative_int,
+    permutations,
     positive_int,
     probability,
     strip_prefix,
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="cluster-forming z of --cluster-inference and of permutation cluster statistics (default: 3)",
     )
     infer.add_argument(
-        "--n-perm", type=nonnegative_int, default=0, metavar="N",
+        "--n-perm", type=permutations, default=0, metavar="N",
         help="group level: a permutation test (nilearn non_parametric_inference) with N sign flips, "
         "written as -log10 p maps (default: 0, none)",
     )

@@ -115,7 +115,7 @@ def test_boutiques_descriptor_matches_the_command_line():
             assert default == action.default or str(default) == str(action.default), \
                 f"{item['id']}: default {default!r} but the command line's is {action.default!r}"
         if item["type"] == "Number":
-            integer = getattr(action.type, "__name__", "") in ("int", "positive_int", "nonnegative_int", "drift_order")
+            integer = getattr(action.type, "__name__", "") in ("int", "positive_int", "nonnegative_int", "drift_order", "permutations")
             assert bool(item.get("integer")) == integer, f"{item['id']}: integer should be {integer}"
     missing = sorted(set(options) - covered)
     assert not missing, f"options of bids-fixedfx missing from the Boutiques descriptor: {missing}"

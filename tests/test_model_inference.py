@@ -59,6 +59,7 @@ def test_nothing_is_written_when_nothing_is_asked():
     ({"ClusterExtent": 10}, "subject", "meta", "without 'Threshold'"),
     ({"TFCE": True}, "dataset", "glm", "without 'NPerm'"),
     ({"NPerm": 100}, "dataset", "meta", "fixed effects"),
+    ({"NPerm": 1000000000}, "dataset", "glm", "at most 100,000 permutations"),  # ran for hours
     ("fdr", "subject", "meta", "must be an object"),
 ])
 def test_a_bad_section_is_one_sentence_naming_the_node(section, level, model_type, named):

@@ -16,7 +16,7 @@ The subject node's apply at the participant level, the dataset node's at the gro
 
 from __future__ import annotations
 
-from ..inference import METHODS, OPTIONS, REQUIRES, InferenceSettings
+from ..inference import MAX_PERMUTATIONS, METHODS, OPTIONS, REQUIRES, InferenceSettings
 from .bsm import ModelError
 
 #: The ``Model.Software`` key of this app's settings.
@@ -86,6 +86,8 @@ def _checked(key, value, where):
     if key in ("ClusterExtent", "NPerm"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ModelError(f"{where} has {key} {value!r}; expected a whole number, 0 or more.")
+        if key == "NPerm" and value > MAX_PERMUTATIONS:
+            raise ModelError(f"{where} has NPerm {value!r}; expected at most {MAX_PERMUTATIONS:,} permutations.")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "Alpha" and not 0 < value < 1):
         expected = "a number between 0 and 1" if key == "Alpha" else "a number, 0 or more"
