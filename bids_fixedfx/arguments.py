@@ -144,3 +144,6 @@ MODEL_DEFINED = (
     "contrast", "design_dir", "hrf_model", "drift_model", "high_pass", "drift_order", "noise_model",
     "confounds", "precision_weighted", "group_model", "group_covariates", "dummy_scans",
 )
+#: Options that shape one drift model (destination: the ``--drift-model`` it belongs to); given
+#: with another drift model they have no effect, and are usage errors.
+DRIFT_OPTIONS = {"high_pass": "cosine", "drift_order": "polynomial"}

@@ -17,6 +17,7 @@ from . import __version__, allocator
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
 from .jsonfile import read_object
 from .arguments import (
+    DRIFT_OPTIONS,
     GROUP_ONLY,
     HRF_MODELS,
     MODEL_DEFINED,
@@ -276,6 +277,23 @@ def check_level_options(argv, level) -> None:
             raise UsageError(f"{flags[dest]} is given with --model, whose file states the model; use one or the other.")
 
 
+def check_drift_options(argv, drift_model) -> None:
+    """Refuse a drift option that the chosen drift model does not use: ``--high-pass`` is the
+    cut-off of the cosine drift, ``--drift-order`` the order of the polynomial one.
+
+    Raises
+    ------
+    UsageError
+        Naming the option and ``--drift-model``.
+    """
+    given = given_options(argv)
+    for dest in sorted(given & set(DRIFT_OPTIONS)):
+        if DRIFT_OPTIONS[dest] != drift_model:
+            chosen = f"--drift-model {drift_model}" + ("" if "drift_model" in given else " (the default)")
+            raise UsageError(f"--{dest.replace('_', '-')} has no effect with {chosen}; it belongs to the "
+                             f"{DRIFT_OPTIONS[dest]} drift (--drift-model {DRIFT_OPTIONS[dest]}).")
+
+
 #: The ``--bids-filter-file`` entries the app reads.
 FILTER_KINDS = ("bold", "mask", "confounds", "events")
 
@@ -329,6 +347,7 @@ def parse_settings(argv=None) -> Settings:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     check_level_options(argv, args.analysis_level)
+    check_drift_options(argv, args.drift_model)
     confounds = MOTION_CONFOUNDS if args.confounds is None else tuple(args.confounds)
     if confounds in (("none",), ("",)):
         confounds = ()

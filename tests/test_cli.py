@@ -77,7 +77,6 @@ def test_every_option_is_parsed(tmp_path):
         "--smoothing-fwhm", "6.5",
         "--hrf-model", "spm + derivative",
         "--drift-model", "polynomial",
-        "--high-pass", "0.02",
         "--drift-order", "3",
         "--noise-model", "ols",
         "--confounds", "trans_*", "csf",
@@ -99,7 +98,6 @@ def test_every_option_is_parsed(tmp_path):
     assert model.smoothing_fwhm == 6.5
     assert model.hrf_model == "spm + derivative"
     assert model.drift_model == "polynomial"
-    assert model.high_pass == 0.02
     assert model.drift_order == 3
     assert model.noise_model == "ols"
     assert model.confounds == ("trans_*", "csf")
@@ -107,6 +105,24 @@ def test_every_option_is_parsed(tmp_path):
     assert settings.work_dir == Path("work").absolute()
     assert settings.nprocs == 3
     assert settings.verbose == 2
+
+
+def test_each_drift_option_goes_with_its_drift_model():
+    assert parse("--high-pass", "0.02").model.high_pass == 0.02  # the default drift is the cosine
+    assert parse("--drift-model", "cosine", "--high-pass", "0.02").model.high_pass == 0.02
+    assert parse("--drift-model", "polynomial", "--drift-order", "3").model.drift_order == 3
+
+
+@pytest.mark.parametrize("options, said", [
+    (["--drift-model", "none", "--high-pass", "0.02"], "--high-pass has no effect with --drift-model none;"),
+    (["--drift-model", "polynomial", "--high-pass", "0.02"], "--high-pass has no effect with --drift-model polynomial;"),
+    (["--drift-order", "3"], "--drift-order has no effect with --drift-model cosine (the default);"),
+    (["--drift-model", "none", "--drift-ord", "3"], "--drift-order has no effect with --drift-model none;"),
+])
+def test_a_drift_option_of_another_drift_model_exits_64(options, said, capsys):
+    """Accepted without effect before (the sidecars said HighPass null)."""
+    assert cli.main([*POSITIONAL, *options]) == EX_USAGE
+    assert said in capsys.readouterr().err
 
 
 def test_long_and_short_option_spellings_agree():

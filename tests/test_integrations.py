@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -155,7 +156,7 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
         "bids_filter_file": str(filters), "skip_bids_validation": True,
         "contrast": ["visualMinusAudio=visual-audio", "both=1,1"],
         "design_dir": str(tmp_path / "designs"), "mask": str(mask), "smoothing_fwhm": 6.5,
-        "hrf_model": "glover + derivative", "drift_model": "polynomial", "high_pass": 0.02,
+        "hrf_model": "glover + derivative", "drift_model": "polynomial",
         "drift_order": 2, "noise_model": "ols", "confounds": ["trans_*", "rot_x"], "dummy_scans": 4,
         "precision_weighted": True, "bids_database_dir": str(tmp_path / "db"), "report_threshold": 2.5,
         "threshold": "fdr", "alpha": 0.01, "cluster_extent": 10, "cluster_inference": True, "cluster_threshold": 3.1,
@@ -164,8 +165,9 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     }
     ids = {i["id"] for i in _descriptor()["inputs"]}
     assert ids - set(invocation) == {"participant_level_analysis_dir", "group_model", "n_perm", "tfce",
-                                     "model_file", "quiet", "group_covariates"}, \
-        "exercise every input of the descriptor here (group_model: at the group level below)"
+                                     "model_file", "quiet", "group_covariates", "high_pass"}, \
+        "exercise every input of the descriptor here (group_model: at the group level below; high_pass " \
+        "is the cosine drift's, refused with the polynomial one)"
     argv = _app_arguments(_simulate(invocation, tmp_path), "out dir")
     args = build_parser().parse_args(argv)
     assert args.bids_dir == dataset and args.output_dir == Path("out dir")
@@ -179,7 +181,7 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
         ("visualMinusAudio", "visual-audio"), ("both", "1,1")]
     assert args.design_dir == tmp_path / "designs" and args.mask == mask
     assert args.smoothing_fwhm == 6.5 and args.hrf_model == "glover + derivative"
-    assert args.drift_model == "polynomial" and args.high_pass == 0.02 and args.drift_order == 2
+    assert args.drift_model == "polynomial" and args.drift_order == 2
     assert args.noise_model == "ols" and args.confounds == ["trans_*", "rot_x"] and args.dummy_scans == 4
     assert args.bids_database_dir == tmp_path / "db" and args.report_threshold == 2.5
     assert (args.threshold, args.alpha, args.cluster_extent) == ("fdr", 0.01, 10)
@@ -352,6 +354,20 @@ def test_brainlife_reports_failures(dataset, tmp_path):
     (work / "config.json").write_text(json.dumps({"bids": "testdata/bids", "contrasts": "oops"}))
     done = _run_main(work, env)
     assert done.returncode == 64 and "not NAME=SPEC" in done.stderr
+
+
+@pytest.mark.parametrize("drift, kept, left", [
+    ("cosine", "--high-pass", "--drift-order"), ("", "--high-pass", "--drift-order"),
+    ("polynomial", "--drift-order", "--high-pass"), ("none", None, "--high-pass"),
+])
+def test_brainlife_passes_the_drift_options_of_the_chosen_drift_only(drift, kept, left):
+    """brainlife's form sends every field; the app refuses an option of another drift model."""
+    spec = importlib.util.spec_from_file_location("brainlife_app", BRAINLIFE / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    options = app.options_from_config({"drift_model": drift, "high_pass": 0.01, "drift_order": 2})
+    assert left not in options and (kept is None or kept in options)
+    assert "--drift-order" not in options or "--high-pass" not in options
 
 
 def test_integrations_carry_the_package_version():

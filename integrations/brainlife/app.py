@@ -55,6 +55,9 @@ VALUE_OPTIONS = {  # config key: command-line option (one value)
     "report_threshold": "--report-threshold",
     "nprocs": "--nprocs",
 }
+#: Options of one drift model (config key: its drift_model); a form sends every field, and the
+#: app refuses an option that the chosen drift model does not use.
+DRIFT_ONLY = {"high_pass": "cosine", "drift_order": "polynomial"}
 LIST_OPTIONS = {  # config key: command-line option (several values)
     "participant_label": "--participant-label",
     "session_label": "--session-label",
@@ -108,7 +111,10 @@ def options_from_config(config: dict, level: str = "participant") -> list[str]:
     for key, flag in LIST_OPTIONS.items():
         if not _empty(config.get(key)):
             options += [flag, *_words(config[key])]
+    drift = "cosine" if _empty(config.get("drift_model")) else str(config["drift_model"]).strip()
     for key, flag in VALUE_OPTIONS.items():
+        if key in DRIFT_ONLY and DRIFT_ONLY[key] != drift:
+            continue
         if not _empty(config.get(key)):
             options += [flag, str(config[key]).strip()]
     contrasts = config.get("contrasts")
