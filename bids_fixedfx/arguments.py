@@ -37,6 +37,17 @@ def strip_prefix(prefix):
     return convert
 
 
+def nonblank(what: str, example: str):
+    """A converter of names that refuses an empty or blank one (``--space ''``), as
+    :func:`strip_prefix` refuses an empty label."""
+    def convert(value):
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{value!r} names no {what}; give one such as {example}")
+        return value
+
+    return convert
+
+
 def nonnegative_float(value):
     number = float(value)
     if not math.isfinite(number):  # nan and inf: not a size, a frequency or a threshold

@@ -26,6 +26,7 @@ from .arguments import (
     cutoff_hz,
     default_nprocs,
     drift_order,
+    nonblank,
     nonnegative_float,
     nonnegative_int,
     permutations,
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tasks to model (default: every task that has events)",
     )
     select.add_argument(
-        "--space", nargs="+", metavar="SPACE",
+        "--space", nargs="+", type=nonblank("space", "MNI152NLin2009cAsym"), metavar="SPACE",
         help="the derivatives' space(s) to model, each separately: volume spaces, surface spaces "
         "(fsaverage5, fsnative ...: GIFTI pairs) and fsLR (CIFTI); 'none' for files without a space "
         "entity (default: MNI152NLin2009cAsym if present, else the only space present)",
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model.add_argument(
-        "--group-covariates", nargs="+", default=[], metavar="COLUMN",
+        "--group-covariates", nargs="+", default=[], type=nonblank("column", "age"), metavar="COLUMN",
         help="group level: a design from participants.tsv columns instead of the one-sample test: "
         "one group column (its levels compared) and numeric covariates (demeaned, their slopes tested)",
     )

@@ -264,6 +264,13 @@ def test_more_contrasts_than_allowed_exit_64(capsys):
         ([*POSITIONAL, "--participant-label", "01", "01_a"], "'01_a' is not a BIDS label"),
         ([*POSITIONAL, "--session-label", "1/../2"], "'1/../2' is not a BIDS label"),
         ([*POSITIONAL, "-t", "check-board"], "'check-board' is not a BIDS label"),
+        # an empty value names the option, as --task '' did (--space '' was 66, 'matches no preprocessed BOLD')
+        ([*POSITIONAL, "--space", ""], "argument --space: '' names no space"),
+        ([*POSITIONAL, "--space", "T1w", " "], "argument --space: ' ' names no space"),
+        ([*POSITIONAL, "-t", ""], "argument -t/--task: '' names no label"),
+        ([*POSITIONAL, "--session-label", ""], "argument --session-label: '' names no label"),
+        ([*POSITIONAL, "--participant-label", "01", ""], "--participant_label: '' names no label"),
+        (["bids", "out", "group", "--group-covariates", ""], "argument --group-covariates: '' names no column"),
     ],
 )
 def test_argparse_errors_exit_64(argv, option, capsys):
