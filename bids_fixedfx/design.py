@@ -226,6 +226,7 @@ def select_confounds(run, names, given=True):
             raise UsageError(
                 f"--confounds {' '.join(names)} cannot be applied to {run.bold.name}: {reason}."
             ) from error
+        _refuse_missing(confounds, run.confounds, f" (--confounds {' '.join(names)} selects it)")
         notes = []
         if sample_mask is not None and len(sample_mask) < run.n_volumes:
             notes.append(Note.for_run(
@@ -270,10 +271,25 @@ def select_confounds(run, names, given=True):
             f"{run.name}: first value of {', '.join(filled)} was n/a "
             "and was set to the second, as nilearn's load_confounds does",
         ))
+    _refuse_missing(confounds, run.confounds)
+    return confounds, None, notes
+
+
+def _refuse_missing(confounds, path, why: str = "") -> None:
+    """Refuse confounds with a missing value left (past the first row, which is filled as
+    nilearn's ``load_confounds`` fills it): nilearn's design would blame its regressors.
+
+    Parameters
+    ----------
+    confounds : pandas.DataFrame
+    path : pathlib.Path
+        The confounds file they come from.
+    why : str
+        What selected them, added to the end of the message.
+    """
     if confounds.isna().to_numpy().any():
         bad = confounds.columns[confounds.isna().any()].tolist()
-        raise InputFileError(f"Confound column {bad[0]} of {run.confounds} has n/a values past the first row.")
-    return confounds, None, notes
+        raise InputFileError(f"Confound column {bad[0]} of {path} has n/a values past the first row{why}.")
 
 
 def _check_condition_count(run, events) -> None:

@@ -521,6 +521,18 @@ def with_non_steady_state(run, folder, n):
     return dataclasses.replace(run, bold=bold, confounds=confounds)
 
 
+@pytest.mark.parametrize("strategy, column", [("global_signal", "global_signal"), ("wm_csf", "white_matter")])
+def test_a_strategy_s_column_of_n_a_names_the_confounds_file(example_run, tmp_path, strategy, column):
+    """It was 'The design of ... cannot be built from ..._events.tsv: Extra regressors contain NaN values'."""
+    run = with_non_steady_state(example_run, tmp_path / "na", 0)
+    table = read_confounds(run).assign(**{column: np.nan})
+    table.to_csv(run.confounds, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(InputFileError, match=f"Confound column {column} of {re.escape(str(run.confounds))} has n/a "
+                       f"values") as error:
+        design.build_design(run, ModelSettings(confounds=(strategy,), confounds_given=True))
+    assert f"--confounds {strategy}" in str(error.value) and "events" not in str(error.value)
+
+
 def test_fmriprep_dummy_scans_leave_the_fit_not_the_design(example_run, tmp_path):
     run = with_non_steady_state(example_run, tmp_path / "nss", 2)
     built = design.build_design(run, ModelSettings())
