@@ -330,6 +330,17 @@ def test_conditions_of_one_file_label_in_two_runs_are_not_combined(one_subject, 
           "face1", output=tmp_path / "out")
 
 
+def test_a_trial_type_with_a_trailing_space_names_the_events_file(one_subject, tmp_path, capsys):
+    """'audio ' in one row of one run: it blamed the contrasts and sent the user to --contrast (64)."""
+    path = events(one_subject)
+    table = pd.read_csv(path, sep="\t", keep_default_na=False)
+    table.loc[(table["trial_type"] == "audio").idxmax(), "trial_type"] = "audio "
+    table.to_csv(path, sep="\t", index=False)
+    message = fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, str(path),
+                    "'audio'", "'audio '", output=tmp_path / "out")
+    assert "--contrast" not in message
+
+
 def test_a_non_numeric_onset(one_subject, tmp_path, capsys):
     path = events(one_subject)
     table = pd.read_csv(path, sep="\t")

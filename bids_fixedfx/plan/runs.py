@@ -148,7 +148,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
         if not contrasts:
             notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute and was left out."))
             continue
-        _check_labels(run, contrasts)
+        _check_labels(run, contrasts, built[run])
         dof = residual_dof(built[run], run.n_volumes)
         if dof < MIN_DOF:
             kept = run.n_volumes if built[run].sample_mask is None else len(built[run].sample_mask)
@@ -260,11 +260,13 @@ def _check_smoothing_width(run, bold, settings):
                          "at most); give a width of a few voxels (the default is 5 mm).")
 
 
-def _check_labels(run, contrasts):
+def _check_labels(run, contrasts, design):
     """Two contrasts of a run must not share a file label (``go_left`` and ``go-left``, nor
     ``audio`` and ``Audio``, one file where case is ignored), and
     each label must leave the longest name of its maps (and its temporary name) within
-    :data:`~bids_fixedfx.naming.NAME_MAX` bytes."""
+    :data:`~bids_fixedfx.naming.NAME_MAX` bytes. Two trial types of the events that differ only
+    in spaces at their ends or in case (``audio`` and ``audio `` in one row) are a slip of the
+    events file, named as its fault (``go-left`` and ``go_left`` are two conditions to name apart)."""
     seen = {}
     for contrast in contrasts:
         longest = naming.build_run(
@@ -281,6 +283,13 @@ def _check_labels(run, contrasts):
         key = contrast.label.casefold()  # audio and Audio: one file on macOS and Windows
         if key in seen:
             first, label = seen[key]
+            slip = first.strip().casefold() == contrast.name.strip().casefold()
+            if slip and run.events is not None and {first, contrast.name} <= set(design.condition_counts):
+                raise InputFileError(
+                    f"{run.events} has the trial types {first!r} and {contrast.name!r}, one condition spelled "
+                    f"two ways (a stray space or letter case) that make one file label {label}; spell it alike "
+                    "in every row."
+                )
             raise UsageError(
                 f"Contrasts {first!r} and {contrast.name!r} of {run.name} both make the file label "
                 + (f"{label}" if label == contrast.label else f"{label} (or {contrast.label}: one name on "
