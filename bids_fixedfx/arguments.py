@@ -48,6 +48,14 @@ def nonblank(what: str, example: str):
     return convert
 
 
+def nonblank_path(value) -> Path:
+    """A path option's value; an empty or blank one (a web form's empty field) is refused,
+    where ``Path('')`` would be the current folder."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"{value!r} names no file or folder")
+    return Path(value)
+
+
 def nonnegative_float(value):
     number = float(value)
     if not math.isfinite(number):  # nan and inf: not a size, a frequency or a threshold

@@ -11,7 +11,6 @@ import re
 import shlex
 import sys
 from collections import Counter
-from pathlib import Path
 
 from . import __version__, allocator
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
@@ -29,6 +28,7 @@ from .arguments import (
     nonblank,
     nonnegative_float,
     nonnegative_int,
+    nonblank_path,
     permutations,
     positive_int,
     probability,
@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Task-fMRI statistics for BIDS datasets: run-level GLMs, "
         "fixed effects across each subject's runs, and group-level tests.",
     )
-    parser.add_argument("bids_dir", type=Path, help="the root of the BIDS dataset")
-    parser.add_argument("output_dir", type=Path, help="where the derivatives are written")
+    parser.add_argument("bids_dir", type=nonblank_path, help="the root of the BIDS dataset")
+    parser.add_argument("output_dir", type=nonblank_path, help="where the derivatives are written")
     parser.add_argument(
         "analysis_level",
         choices=["participant", "group"],
@@ -97,16 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         "entity (default: MNI152NLin2009cAsym if present, else the only space present)",
     )
     select.add_argument(
-        "-d", "--derivatives", nargs="+", type=Path, default=[], metavar="PATH",
+        "-d", "--derivatives", nargs="+", type=nonblank_path, default=[], metavar="PATH",
         help="preprocessed derivatives in fMRIPrep's layout (default: every dataset "
         "under BIDS_DIR/derivatives)",
     )
     select.add_argument(
-        "--bids-filter-file", type=Path, metavar="FILE",
+        "--bids-filter-file", type=nonblank_path, metavar="FILE",
         help='JSON of pybids queries in fMRIPrep\'s format, e.g. {"bold": {"acquisition": "x"}}',
     )
     select.add_argument(
-        "--bids-database-dir", type=Path, metavar="DIR",
+        "--bids-database-dir", type=nonblank_path, metavar="DIR",
         help="save the pybids index there and reuse it in later jobs (default: index afresh)",
     )
     select.add_argument(
@@ -122,17 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: one contrast per condition)",
     )
     model.add_argument(
-        "-m", "--model", type=Path, metavar="FILE", dest="model_file",
+        "-m", "--model", type=nonblank_path, metavar="FILE", dest="model_file",
         help="a BIDS Stats Model (BIDSModelVersion 1.0.0); it replaces the model options "
         "(default: the model the options define, written to OUTPUT_DIR/models/)",
     )
     model.add_argument(
-        "--design-dir", type=Path, metavar="DIR",
+        "--design-dir", type=nonblank_path, metavar="DIR",
         help="precomputed per-run design matrices (.tsv with a header, or .npz with "
         "the matrix under key X), named with their run's entities",
     )
     model.add_argument(
-        "--mask", type=Path, metavar="FILE",
+        "--mask", type=nonblank_path, metavar="FILE",
         help="one mask for every run (default: each run's desc-brain_mask)",
     )
     model.add_argument(
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run = parser.add_argument_group("Running")
-    run.add_argument("-w", "--work-dir", type=Path, metavar="DIR", help="scratch space")
+    run.add_argument("-w", "--work-dir", type=nonblank_path, metavar="DIR", help="scratch space")
     run.add_argument(
         "--nprocs", "--n_cpus", type=positive_int, default=default_nprocs(), metavar="N",
         help="CPU cores to use: each run is smoothed and fitted on this many threads "

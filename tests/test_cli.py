@@ -222,6 +222,15 @@ def test_duplicated_contrast_name_exits_64(capsys):
     assert "--contrast a" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["-d", "--mask", "--design-dir", "-m", "--bids-filter-file", "-w",
+                                    "--bids-database-dir"])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(option, capsys):
+    """A web form's empty field: -d '' indexed the current folder as derivatives."""
+    assert cli.main([*POSITIONAL, option, " "]) == EX_USAGE
+    assert "names no file or folder" in capsys.readouterr().err
+    assert cli.main(["", "out", "participant"]) == EX_USAGE
+
+
 def test_more_contrasts_than_allowed_exit_64(capsys):
     many = [f"--contrast=c{i}=audio" for i in range(MAX_CONTRASTS + 1)]
     assert len(parse(*many[:-1]).contrasts) == MAX_CONTRASTS
