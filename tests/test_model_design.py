@@ -210,6 +210,14 @@ def test_drift_settings():
     assert drift_settings(polynomial) == ("polynomial", None, 2)
 
 
+@pytest.mark.parametrize("drift", ["polynomial", "none"])
+def test_a_high_pass_cutoff_with_a_drift_that_has_none_is_a_model_error(drift):
+    """It was ignored without a word (HighPass null in the sidecars)."""
+    node = run_model(["a"], options={"HighPassFilterCutoffHz": 0.02}, software={"nilearn": {"drift_model": drift}})
+    with pytest.raises(ModelError, match=f"gives HighPassFilterCutoffHz with drift_model {drift}, which has no cut-off"):
+        drift_settings(node)
+
+
 @pytest.mark.parametrize("order", [0, 101, 100000, 2.5, "3", True])
 def test_a_drift_order_outside_1_to_100_is_a_model_error(order):
     node = run_model(["a"], software={"nilearn": {"drift_model": "polynomial", "drift_order": order}})

@@ -102,6 +102,9 @@ def drift_settings(node) -> tuple:
         raise ModelError(f"Node {node.name!r} asks for a cosine drift without HighPassFilterCutoffHz.")
     if model not in (None, "cosine", "polynomial"):
         raise ModelError(f"Node {node.name!r} has drift_model {model!r}; expected cosine, polynomial or none.")
+    if model != "cosine" and node.high_pass is not None:  # the cut-off of a cosine basis only
+        raise ModelError(f"Node {node.name!r} gives HighPassFilterCutoffHz with drift_model {model or 'none'}, "
+                         "which has no cut-off; give one of the two.")
     order = settings.get("drift_order", 1)
     if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_DRIFT_ORDER:
         raise ModelError(f"Node {node.name!r} has Software.{SOFTWARE}.drift_order {order!r}; expected a whole "
