@@ -52,6 +52,35 @@ def intersect_masks(mask_imgs):
     return nib.Nifti1Image(inside.astype(np.int8), affine)
 
 
+def is_empty(mask_img) -> bool:
+    """Whether a mask (an image of 0 and 1, as :func:`intersect_masks` makes) holds no voxel."""
+    return not np.asanyarray(mask_img.dataobj).any()
+
+
+def masks_apart(mask_imgs) -> list[int]:
+    """Which masks leave the intersection of masks on one grid empty: those that hold none of
+    the voxels that the most masks share.
+
+    Parameters
+    ----------
+    mask_imgs : list of Nifti1Image or paths
+        Masks on one grid, read twice, one at a time.
+
+    Returns
+    -------
+    indices : list of int
+        The positions of those masks; empty when none stands apart (each holds some of the
+        voxels most shared, as two pairs of overlapping masks that miss each other).
+    """
+    mask_imgs = list(mask_imgs)
+    counts = None
+    for mask_img in mask_imgs:
+        values, _ = _read_mask(mask_img)
+        counts = values.astype(np.int32) if counts is None else counts + values
+    most = counts == counts.max()
+    return [index for index, mask_img in enumerate(mask_imgs) if not (_read_mask(mask_img)[0] & most).any()]
+
+
 def _is_path(img) -> bool:
     """Whether ``img`` names a file (rather than being an image in memory)."""
     return isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")

@@ -472,7 +472,7 @@ def _group(settings, fork):
             _write_boilerplate(settings, None, checked, planning.then_result(), methods)
             return
         with ExitStack() as staged:  # a test that fails discards every test staged before it
-            intersections = {}  # the tests of one task's contrasts share their subjects' masks
+            intersections = dict(checked.masks)  # made while planning; a task's contrasts share them
             sets = []
             for test in checked.tests:
                 staging = staged.enter_context(outputs.Staging(settings.output_dir, _group_key(test, settings)))

@@ -325,6 +325,21 @@ def test_intersect_one_mask_is_the_mask():
     np.testing.assert_array_equal(result.get_fdata() > 0, array)
 
 
+def test_masks_apart_are_those_missing_the_voxels_most_masks_share():
+    """The masks named when an intersection is empty: the one apart from the others, or none
+    when each holds some of the most shared voxels (two overlapping pairs that miss each other)."""
+    def mask(part):
+        array = np.zeros(SHAPE, np.int8)
+        array[part] = 1
+        return nib.Nifti1Image(array, AFFINE)
+
+    left, right, most = mask(np.s_[:3]), mask(np.s_[4:]), mask(np.s_[:4])
+    assert map_reading.masks_apart([left, most, right, left]) == [2]
+    assert map_reading.masks_apart([left, left, right, right]) == []
+    assert map_reading.is_empty(combine.intersect_masks([left, right]))
+    assert not map_reading.is_empty(combine.intersect_masks([left, most]))
+
+
 def test_same_grid():
     a = nib.Nifti1Image(np.zeros(SHAPE), AFFINE)
     b = nib.Nifti1Image(np.ones(SHAPE), AFFINE.copy())

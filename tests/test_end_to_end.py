@@ -480,6 +480,26 @@ def test_a_subject_effect_map_removed_from_its_set_is_an_error_naming_it(example
     assert str(removed) in error and "rerun the participant level" in error, error
 
 
+def test_subject_masks_with_no_voxel_in_common_stop_the_group_level_before_it_writes(example_dataset, analysed,
+                                                                                     tmp_path, capsys):
+    """Was exit 0 with an empty group mask and all-zero maps, without a word: now exit 66 naming
+    the subject whose mask leaves the group mask empty, nothing written."""
+    out = _participant_outputs(analysed, tmp_path / "out")
+    masks = {s: out / f"sub-{s}" / "func" / f"sub-{s}_task-checkerboard_space-{SPACE}_desc-fixedfx_mask.nii.gz"
+             for s in ("01", "02", "03")}
+    others = (data(masks["01"]) > 0) | (data(masks["03"]) > 0)
+    assert (~others).any()
+    img = nib.load(masks["02"])
+    nib.save(nib.Nifti1Image((~others).astype(np.int8), img.affine), masks["02"])
+    before = checksums(out)
+    capsys.readouterr()
+    assert main([str(example_dataset.path), str(out), "group", "--no-reports", "--space", SPACE]) == EX_NO_INPUT
+    assert checksums(out) == before
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "sub-02" in errors[0] and "no voxel in common" in errors[0], errors
+    assert "sub-01," not in errors[0] and "sub-03," not in errors[0]
+
+
 def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset, analysed, tmp_path,
                                                                     monkeypatch):
     """Every contrast of a task is tested over the same subjects' masks: they are intersected

@@ -264,6 +264,23 @@ def test_an_empty_mask(two_subjects, tmp_path, capsys):
     fails(capsys, [two_subjects.path, tmp_path / "out", "participant", *QUICK], 66, mask.name, "empty")
 
 
+def test_run_masks_with_no_voxel_in_common_stop_before_any_fit(two_subjects, tmp_path, capsys, monkeypatch):
+    """Was exit 1 with nilearn's 'The mask is invalid as it is empty' after every run was fitted,
+    naming neither the subject nor the runs: now exit 66 at planning, naming both."""
+    from bids_fixedfx import glm
+
+    for session, run, part in (("1", "01", np.s_[:8]), ("2", "01", np.s_[:8]), ("1", "02", np.s_[8:]),
+                               ("2", "02", np.s_[8:])):
+        mask = brain_mask(two_subjects, session=session, run=run)
+        values = np.asanyarray(nib.load(str(mask)).dataobj).copy()
+        values[part] = 0
+        _save_mask(mask, values)
+    monkeypatch.setattr(glm, "fit_masked", lambda *a, **k: pytest.fail("a run was fitted"))
+    error = fails(capsys, [two_subjects.path, tmp_path / "out", "participant", *QUICK], 66, "sub-01",
+                  "no voxel in common", "sub-01_ses-1_task-checkerboard_run-01", "sub-01_ses-1_task-checkerboard_run-02")
+    assert "sub-02" not in error
+
+
 def test_a_mask_of_three_values(two_subjects, tmp_path, capsys):
     mask = brain_mask(two_subjects, subject="02")
     values = np.asanyarray(nib.load(str(mask)).dataobj).astype(np.uint8)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -84,11 +84,15 @@ class GroupTest:
 
 @dataclass(frozen=True, eq=False)
 class GroupPlan:
-    """The group level's tests, and the contrasts left untested (fewer than two subjects)."""
+    """The group level's tests, and the contrasts left untested (fewer than two subjects).
+
+    ``masks``: the group mask of each set of subject masks (a tuple of their paths), made
+    while checking that it is not empty, for the tests to use."""
 
     tests: tuple[GroupTest, ...]
     untested: tuple[GroupTest, ...]
     notes: tuple[Note, ...]
+    masks: dict = field(default_factory=dict)
 
     @property
     def by_key(self) -> dict:
@@ -199,7 +203,7 @@ def plan_group(settings, model=None) -> GroupPlan:
     from .graph import dataset_steps
 
     output_dir = settings.output_dir
-    tests, untested, notes, read, grids = [], [], [], {}, {}
+    tests, untested, notes, read, grids, masks = [], [], [], {}, {}, {}
     for step in dataset_steps(model) or (None,):
         source = (step.source_level, step.source_desc) if step is not None else ("subject", None)
         if source not in read:  # several dataset nodes fed by one node read its maps once
@@ -239,6 +243,7 @@ def plan_group(settings, model=None) -> GroupPlan:
                 test, more = _model_test(test, step.node, table.loc[indices])
                 notes += more
             _check_grid(test, output_dir, grids)
+            _check_masks_overlap(test, output_dir, masks)
             step_tests.append(test)
         if step is not None:
             _check_computes_a_map(step.node, step_tests)
@@ -247,7 +252,7 @@ def plan_group(settings, model=None) -> GroupPlan:
         raise NoDataError(
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
         )
-    return GroupPlan(tuple(tests), tuple(untested), tuple(notes))
+    return GroupPlan(tuple(tests), tuple(untested), tuple(notes), masks)
 
 
 def _found_maps(settings, step) -> tuple:
@@ -400,6 +405,31 @@ def _check_grid(test, output_dir, grids) -> None:
             f"The subjects' task-{test.task} masks in {output_dir} are on different voxel grids ({masks[0]} and "
             f"{masks[differ[0]]}: {differ[1]}); rerun the participant level with one --space for all subjects."
         )
+
+
+def _check_masks_overlap(test, output_dir, masks) -> None:
+    """Refuse, before any group file is written, a test whose subjects' masks have no voxel in
+    common: its maps would be empty. ``masks``: the group mask of each set of subject masks,
+    made once (the tests of a task's contrasts share them) and kept for computing the tests."""
+    from .. import combine
+    from ..maps import is_empty, masks_apart
+
+    paths = tuple(item.mask for item in test.inputs)
+    if paths not in masks:
+        masks[paths] = combine.intersect_masks(paths)
+    if not is_empty(masks[paths]):
+        return
+    distinct = list(dict.fromkeys(paths))
+    owners = {item.mask: f"sub-{item.subject}" + (f" ses-{item.session}" if item.session else "")
+              for item in test.inputs}
+    apart = [owners[distinct[index]] for index in masks_apart(distinct)]
+    told = (f"the masks of {', '.join(apart)} share none of the voxels that the other subjects' masks share"
+            if apart else f"no voxel lies inside the masks of all of {', '.join(owners.values())}")
+    raise NoDataError(
+        f"The subjects' task-{test.task} masks in {output_dir} have no voxel in common ({told}), so the group "
+        f"mask of contrast-{test.contrast}{test.parts_text} would be empty; rerun the participant level for "
+        "those subjects, or leave them out with --participant-label."
+    )
 
 
 def read_participants(bids_dir):

@@ -127,13 +127,15 @@ def plan_runs(selection, settings, model=None) -> Plan:
         images.read_mask(settings.mask, "--mask")
         runs = tuple(replace(run, mask=settings.mask) for run in runs)
     node = run_node(model) if model is not None else None
-    built, forms = {}, {}
+    built, forms, inside = {}, {}, {}
     for run in runs:
         logger.debug(
             "%s: BOLD %s, mask %s, events %s, confounds %s, design %s, TR %g s, %d volumes",
             run.name, run.bold, run.mask, run.events, run.confounds, run.design, run.tr, run.n_volumes,
         )
-        forms[run] = _check_images(run, settings)
+        forms[run], mask = _check_images(run, settings)
+        if mask is not None and settings.mask is None:
+            _intersect(inside, (run.subject, run.task, run.space), mask)
         built[run] = designs.model_design(run, node) if node else designs.build_design(run, settings.model)
         notes += built[run].notes
     if node is None:
@@ -172,6 +174,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     subjects = _by_subject(plans, left_out)
     for subject in subjects:
         _check_subject_grid(subject)
+        _check_masks_overlap(subject, inside.get(subject.key))
     steps = participant_steps(model)
     check_participant_inputs(steps, plans)
     return Plan(tuple(subjects), selection.space, tuple(notes), steps)
@@ -218,17 +221,25 @@ def _by_subject(plans, left_out):
 
 def _check_images(run, settings):
     """Read the BOLD header (and check the file holds its data) and the whole mask; a surface
-    or CIFTI series is read whole (its form returned) and its smoothing checked."""
+    or CIFTI series is read whole and its smoothing checked.
+
+    Returns
+    -------
+    form : surface.Form or None
+        A surface or CIFTI series' form; None for a volume.
+    mask : Nifti1Image or None
+        A volume's mask, read (None without a mask file).
+    """
     if run.is_surface:
         surface.run_model(run, settings.model)  # --smoothing-fwhm on a space that cannot take it: 64
-        return surface.read_series(run.bold)[1]
+        return surface.read_series(run.bold)[1], None
     given = settings.mask is not None
     bold = images.check_image(run.bold, "BOLD series")
     if len(bold.shape) != 4:
         raise NoDataError(f"BOLD series {run.bold} is not 4D (shape {bold.shape}).")
     _check_smoothing_width(run, bold, settings)
     if run.mask is None:
-        return None
+        return None, None
     option = "--mask " if given else ""
     mask = images.read_mask(run.mask, "--mask" if given else "Mask")
     if mask.shape[:3] != bold.shape[:3] or not np.allclose(mask.affine, bold.affine, atol=1e-3):
@@ -238,7 +249,38 @@ def _check_images(run, settings):
             raise UsageError(f"{option}{run.mask} {grid}; give a mask in the BOLD's space.")
         raise InputFileError(f"{run.mask} {grid}; the preprocessing wrote a mask that does not fit its BOLD series "
                              "(rerun it, or give one with --mask).")
-    return None
+    return None, mask
+
+
+def _intersect(inside, key, mask) -> None:
+    """Narrow ``inside[key]`` (shape, bits) to the voxels of ``mask`` as well: the voxels inside
+    the masks of every run of a subject, task and space read so far, one bit a voxel (so that
+    the check costs no second reading of the masks, and an eighth of a mask a subject). A mask
+    on another grid is left to :func:`_check_subject_grid`."""
+    values = np.packbits(np.asanyarray(mask.dataobj) != 0)
+    shape, bits = inside.get(key, (mask.shape, None))
+    if shape == mask.shape:
+        inside[key] = (shape, values if bits is None else bits & values)
+
+
+def _check_masks_overlap(subject, inside) -> None:
+    """Refuse, before any run is fitted, a subject whose runs' masks have no voxel in common:
+    its maps would have none (nilearn's fixed effects then fail with 'The mask is invalid as
+    it is empty'). ``inside``: what :func:`_intersect` made of all the subject's runs, those
+    left out too; the masks are read again only then."""
+    from ..maps import intersect_masks, is_empty, masks_apart
+
+    if inside is None or inside[1].any() or len(subject.runs) < 2:
+        return
+    masks = [plan.run.mask for plan in subject.runs]
+    if subject.left_out and not is_empty(intersect_masks(masks)):
+        return  # the runs left out made it empty
+    names = [subject.runs[index].run.name for index in masks_apart(masks)]
+    where = f"sub-{subject.subject} task-{subject.task}" + (f" space-{subject.space}" if subject.space else "")
+    told = (f"the masks of {', '.join(names)} share none of the voxels that the others share" if names else
+            f"no voxel lies inside the masks of all of {', '.join(plan.run.name for plan in subject.runs)}")
+    raise InputFileError(f"The brain masks of the runs of {where} have no voxel in common ({told}), so its maps "
+                         "would have none; check those masks in the derivatives (or give one with --mask).")
 
 
 #: Smoothing is refused when wider than this many times the volume's extent and than
