@@ -426,6 +426,24 @@ def test_a_run_without_degrees_of_freedom_is_left_out_and_recorded(one_subject, 
     assert not any("run-02" in s and "ses-2" in s for s in sidecar["Sources"])
 
 
+@pytest.mark.parametrize("empty", ["header only", "every trial_type n/a"])
+def test_a_run_without_events_is_left_out_and_recorded(one_subject, tmp_path, capsys, empty):
+    """Was a warning only: the subject's sidecars said NumberOfRuns 3 with no RunsLeftOut."""
+    path = events(one_subject, session="2", run="02")
+    table = pd.read_csv(path, sep="\t")
+    (table.iloc[:0] if empty == "header only" else table.assign(trial_type="n/a")).to_csv(
+        path, sep="\t", index=False, na_rep="n/a")
+    out = tmp_path / "out"
+    assert main([str(one_subject.path), str(out), "participant", *QUICK]) == 0
+    assert "sub-01_ses-2_task-checkerboard_run-02 has no contrast to compute and was left out" in (
+        capsys.readouterr().err)
+    for path in sorted((out / "sub-01" / "func").glob("sub-01_task-checkerboard_*_statmap.json")):
+        combination = json.loads(path.read_text())["FixedEffects"]
+        assert combination["NumberOfRuns"] == 3, path.name
+        assert [left["Run"] for left in combination["RunsLeftOut"]] == ["sub-01_ses-2_task-checkerboard_run-02"]
+        assert "no contrast" in combination["RunsLeftOut"][0]["Reason"]
+
+
 def test_only_runs_without_degrees_of_freedom(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",))  # one run
     bold = next((dataset.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"))

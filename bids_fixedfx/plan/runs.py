@@ -2,7 +2,8 @@
 
 Every header, mask, table and design the selection needs is read and checked here
 (SPEC §4). A run whose model leaves fewer than :data:`MIN_DOF` residual degrees of
-freedom is left out of its subject's maps, with a note that the subject's sidecars record.
+freedom, or without a contrast to compute, is left out of its subject's maps, with a note
+that the subject's sidecars record.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ logger = logging.getLogger("bids_fixedfx")
 
 #: The fewest residual degrees of freedom a run may have to be fitted and combined.
 MIN_DOF = 1
+
+#: Why a run without a contrast to compute (no events of any contrast's conditions) is left out.
+NO_CONTRAST = "it has no contrast to compute: its design lacks the conditions of every contrast"
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,6 +153,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
             notes += skipped
         if not contrasts:
             notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute and was left out."))
+            left_out[(run.subject, run.task, run.space)].append(LeftOut(run, NO_CONTRAST))
             continue
         _check_labels(run, contrasts, built[run])
         dof = residual_dof(built[run], run.n_volumes)
@@ -189,15 +194,15 @@ def _nothing_to_fit(runs, left_out) -> str:
     runs : sequence of discover.Run
         The selected runs, none of which can be fitted.
     left_out : dict
-        The runs left out for their degrees of freedom (:class:`LeftOut`), by subject, task and space.
+        The runs left out (:class:`LeftOut`), by subject, task and space.
 
     Returns
     -------
     message : str
     """
-    if not left_out:
+    short = [item for items in left_out.values() for item in items if item.reason != NO_CONTRAST]
+    if not short:
         return f"No run can be fitted: no run has a contrast to compute ({runs[0].name}, of {len(runs)})."
-    short = [item for items in left_out.values() for item in items]
     count = (
         "the only run has" if len(runs) == 1
         else f"every one of the {len(runs)} runs has" if len(short) == len(runs)
