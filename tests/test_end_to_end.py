@@ -686,6 +686,24 @@ def test_a_tampered_subject_map_is_named_at_the_group_level(example_dataset, ana
         assert not list((output / outputs.STAGING_ROOT).glob("*"))
 
 
+def test_a_subject_without_maps_of_a_contrast_is_named_in_a_warning(example_dataset, analysed, tmp_path, capsys):
+    """sub-02 rerun with one contrast (av) only: audio and visual were tested over sub-01 and
+    sub-03 with a line at INFO level only; each test now warns that sub-02 is left out, and why."""
+    output = _participant_outputs(analysed, tmp_path / "out")
+    assert main([str(example_dataset.path), str(output), "participant", "--participant-label", "02",
+                 "--contrast", "av=audio-visual", "--skip-bids-validation", "--no-reports"]) == 0
+    capsys.readouterr()
+    assert main([str(example_dataset.path), str(output), "group", "--no-reports"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    for contrast in ("audio", "visual"):
+        said = [line for line in warnings if f"contrast-{contrast} " in line and "sub-02" in line]
+        assert len(said) == 1 and "sub-01" not in said[0] and "sub-03" not in said[0], warnings
+        assert f"no contrast-{contrast} maps" in said[0], said
+        sidecar = json.loads(next((output / "group").glob(f"*contrast-{contrast}_stat-z_statmap.json")).read_text())
+        assert sidecar["Subjects"] == ["01", "03"]
+    assert len([line for line in warnings if "contrast-av" in line]) == 1  # tested for sub-02 only: not tested
+
+
 def test_a_group_participant_label_without_maps_is_named_in_a_warning(example_dataset, analysed, tmp_path, capsys):
     output = tmp_path / "out"
     shutil.copytree(analysed, output)

@@ -222,6 +222,9 @@ def plan_group(settings, model=None) -> GroupPlan:
                                   subject=item.subject, task=item.task))
                 continue
             grouped[(item.task, item.space, *(str(values[k]) for k in keys))].append(index)
+        peers = defaultdict(set)  # the subjects with maps of each task, space and group, any contrast
+        for key, indices in grouped.items():
+            peers[_peer_key(key, keys)] |= {found[i].subject for i in indices}
         step_tests = []
         for key, indices in sorted(grouped.items(), key=lambda kv: tuple(map(str, kv[0]))):
             task, space, values = key[0], key[1], dict(zip(keys, key[2:]))
@@ -238,6 +241,7 @@ def plan_group(settings, model=None) -> GroupPlan:
                 ))
                 untested.append(test)
                 continue
+            notes += _without_contrast(test, peers[_peer_key(key, keys)], output_dir)
             _check_same_model(test)
             if step is not None:
                 test, more = _model_test(test, step.node, table.loc[indices])
@@ -253,6 +257,31 @@ def plan_group(settings, model=None) -> GroupPlan:
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
         )
     return GroupPlan(tuple(tests), tuple(untested), tuple(notes), masks)
+
+
+def _peer_key(key, keys) -> tuple:
+    """A test's key (task, space and the values of ``keys``) without its contrast: the subjects
+    under it are those a test of each of its contrasts would take."""
+    return key[:2] + tuple(value for name, value in zip(keys, key[2:]) if name != "contrast")
+
+
+def _without_contrast(test, peers, output_dir) -> list[Note]:
+    """A note naming the subjects that have maps of the test's task and space (and group) but
+    none of its contrast (a subject rerun with other contrasts): they are left out of it."""
+    missing = sorted(set(peers) - set(test.subjects))
+    if not missing:
+        return []
+    names = [f"sub-{label}" for label in missing[:10]]
+    named = (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]) + (
+        f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
+    return [Note(
+        "subject-left-out",
+        f"task-{test.task} contrast-{test.contrast}{test.parts_text} is tested without {named}, which "
+        f"{'has' if len(missing) == 1 else 'have'} no contrast-{test.contrast} maps in {output_dir} (only maps "
+        "of other contrasts); rerun the participant level for "
+        f"{'it' if len(missing) == 1 else 'them'} with that contrast to include {'it' if len(missing) == 1 else 'them'}",
+        subject=missing[0] if len(missing) == 1 else None, task=test.task,
+    )]
 
 
 def _found_maps(settings, step) -> tuple:
