@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import NoDataError
 from .glm import OUTSIDE_MASK, ContrastMaps, unmask_map
 from .group import (  # noqa: F401  (re-exported)
     GroupContrast,
@@ -116,6 +117,10 @@ def combine_inputs(inputs, precision_weighted=False, estimator="meta", keep=None
     """
     masks = [result.mask for _, result in inputs]
     mask = masks[0] if len(masks) == 1 else intersect_masks(masks)
+    if len(masks) > 1 and not np.asanyarray(mask.dataobj).any():  # planning saw overlapping mask files:
+        raise NoDataError(  # the voxels that do not vary over time, left out after, took the rest
+            f"The inputs {', '.join(getattr(result, 'name', str(item)) for item, result in inputs)} have no voxel "
+            "in common that varies over time in all of them, so they cannot be combined; check their series.")
     labels = list(dict.fromkeys(
         m.contrast.label for _, result in inputs for m in result.contrasts
         if getattr(m.contrast, "test", "t") == "t" and (keep is None or keep(m.contrast))

@@ -14,7 +14,8 @@ from scipy import stats
 
 from bids_fixedfx import combine
 from bids_fixedfx import maps as map_reading
-from bids_fixedfx.glm import ContrastMaps
+from bids_fixedfx.errors import NoDataError
+from bids_fixedfx.glm import ContrastMaps, RunResult
 from bids_fixedfx.settings import STATS
 
 SHAPE = (7, 8, 6)
@@ -371,3 +372,18 @@ def test_same_grid_reads_each_file_once_with_a_memory_of_grids(tmp_path, monkeyp
     assert not combine.same_grid([paths["b"], paths["shifted"]])  # without: read again
     assert len(read) == 5
 
+
+
+def test_inputs_left_with_no_common_voxel_are_named():
+    """Planning saw the mask files overlap; the voxels constant over time, left out of each
+    run's mask after, can take the rest (nilearn said 'The mask is invalid as it is empty')."""
+    affine = np.eye(4)
+    halves = []
+    for side in (slice(0, 2), slice(2, 4)):
+        data = np.zeros((4, 4, 4), np.uint8)
+        data[side] = 1
+        halves.append(nib.Nifti1Image(data, affine))
+    inputs = [(None, RunResult(name=name, mask=mask, dof=10.0, contrasts=()))
+              for name, mask in zip(("sub-01_task-x_run-1", "sub-01_task-x_run-2"), halves)]
+    with pytest.raises(NoDataError, match="sub-01_task-x_run-1, sub-01_task-x_run-2 have no voxel in common"):
+        combine.combine_inputs(inputs)
