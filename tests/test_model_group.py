@@ -48,6 +48,15 @@ def test_two_sample_with_demeaned_covariate():
     assert abs(design.matrix["age"].mean()) < 1e-12
 
 
+def test_a_level_named_in_x_is_missing_where_its_category_is():
+    """group n/a gave the subject a row of zeros in group.patient and group.control (exit 0,
+    wrong degrees of freedom), where X: ["group"] left it out."""
+    table = PARTICIPANTS.fillna({"age": 40.0}).assign(group=["patient", np.nan, "patient", "control", np.nan])
+    design = build_group_design(dataset_node(["group.patient", "group.control"]), table)
+    assert design.dropped == (1, 4) and list(design.matrix["group.patient"]) == [1, 1, 0]
+    assert design.notes == ("Node 'group': left out 02, 05 (missing values in group.patient, group.control)",)
+
+
 def test_incoming_contrasts_as_indicators():
     inputs = pd.DataFrame({"subject": ["01", "01", "02", "02"], "contrast": ["A", "B", "A", "B"]})
     design = build_group_design(dataset_node(["A", "B"]), inputs)

@@ -94,6 +94,10 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") ->
         columns = {GROUP_INTERCEPT: np.ones(len(table))} if keep else {}
         columns.update(made)
     matrix = pd.DataFrame(columns, index=inputs.index)
+    for position, name in enumerate(matrix.columns):  # a level of a category is missing where the category is
+        source = name.split(".", 1)[0]
+        if "." in name and source in table.columns:
+            matrix.iloc[np.flatnonzero(table[source].isna().to_numpy()), position] = np.nan
     missing = matrix.isna().any(axis=1).to_numpy()
     dropped = tuple(inputs.index[missing])
     if missing.any():
