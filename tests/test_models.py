@@ -235,6 +235,22 @@ def test_group_covariates_shortcut_equals_the_model_file(six_subjects, two_sampl
 
 
 @pytest.mark.slow
+def test_group_contrasts_making_one_file_label_are_refused_before_writing(six_subjects, two_sample, tmp_path, capsys):
+    """'age-slope' and 'ageSlope' wrote one set of maps over the other and failed with exit 1,
+    leaving half of the group's files."""
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    model = json.loads((MODELS / "model-twoSample_smdl.json").read_text())
+    dataset = next(node for node in model["Nodes"] if node["Level"] == "Dataset")
+    age = next(c for c in dataset["Contrasts"] if c["Name"] == "age")
+    dataset["Contrasts"] += [{**age, "Name": "age-slope"}, {**age, "Name": "ageSlope"}]
+    path = tmp_path / "model-twoSample_smdl.json"
+    path.write_text(json.dumps(model))
+    fails(capsys, [six_subjects.path, out, "group", "--no-reports", "-m", path], 64, "age-slope' and ", "ageSlope' of task-checkerboard",
+          "ageSlope", output=out / "group")
+
+
+@pytest.mark.slow
 def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
     """One-sample, fixed effects and a group design each have their own names; a rerun of one
     replaces its own maps only, with the same bytes, and leaves nothing stale."""

@@ -246,6 +246,7 @@ def plan_group(settings, model=None) -> GroupPlan:
             if step is not None:
                 test, more = _model_test(test, step.node, table.loc[indices])
                 notes += more
+            _check_labels(test, settings.group_model)
             _check_grid(test, output_dir, grids)
             _check_masks_overlap(test, output_dir, masks)
             step_tests.append(test)
@@ -257,6 +258,22 @@ def plan_group(settings, model=None) -> GroupPlan:
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
         )
     return GroupPlan(tuple(tests), tuple(untested), tuple(notes), masks)
+
+
+def _check_labels(test, group_model) -> None:
+    """A test's contrasts make distinct file labels (``age-pos`` and ``age_pos`` would write one
+    set of maps over the other)."""
+    from ..group import contrasts_of
+
+    named = {}
+    for contrast, _ in contrasts_of(test, test.group_model or group_model):
+        other = named.setdefault(contrast.label, contrast.name)
+        if other != contrast.name:
+            raise UsageError(
+                f"The group contrasts {other!r} and {contrast.name!r} of task-{test.task} both make the file label "
+                f"{contrast.label}; name them apart (in the model file, or the participants.tsv columns given "
+                "to --group-covariates)."
+            )
 
 
 def _peer_key(key, keys) -> tuple:
