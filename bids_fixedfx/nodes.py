@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from . import combine
-from .model.design import software
+from .model.design import precision_weighted_of
 from .plan.graph import run_values
 
 
@@ -65,7 +65,7 @@ class NodeMaps:
 
 def precision_weighted(node, default: bool) -> bool:
     """A node's ``Software.nilearn.precision_weighted``, else the setting's."""
-    return bool(software(node).get("precision_weighted", default))
+    return precision_weighted_of(node, default)
 
 
 def node_maps(steps, subject_plan, results, default_weighting: bool = False) -> list[NodeMaps]:

@@ -92,3 +92,21 @@ def test_a_run_node_whose_contrasts_are_all_outside_x_is_refused(make_settings, 
         run["Model"]["X"], run["DummyContrasts"]["Contrasts"] = x, contrasts
         path.write_text(json.dumps({"Name": "outside", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
         assert read_model(make_settings(example_dataset.path, model_file=path)).name == "outside"
+
+
+@pytest.mark.parametrize(("software", "said"), [
+    ({"noise_model": "ar2"}, "Software.nilearn.noise_model 'ar2'; expected 'ar1' or 'ols'"),
+    ({"precision_weighted": "false"}, "Software.nilearn.precision_weighted 'false'; expected true or false"),
+])
+def test_software_settings_of_the_wrong_kind_are_model_errors(make_settings, tmp_path, software, said):
+    """noise_model 'ar2' failed with exit 1 after OUTPUT_DIR's first files; precision_weighted
+    "false" weighted by precision (Python reads the text as true)."""
+    from bids_fixedfx.plan.models import model_settings
+
+    node = "run" if "noise_model" in software else "subject"
+    nodes = [{**RUN, "Model": {**RUN["Model"], "Software": {"nilearn": software}}} if node == "run" else RUN,
+             {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"], "Model": {
+                 "Type": "meta", "X": [1], **({"Software": {"nilearn": software}} if node == "subject" else {})},
+              "DummyContrasts": {"Test": "t"}}]
+    with pytest.raises(ModelError, match=said):
+        model_settings(model({}, nodes), make_settings(tmp_path))

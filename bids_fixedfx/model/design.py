@@ -66,6 +66,24 @@ def software(node) -> dict:
     return {}
 
 
+def noise_model_of(node) -> str:
+    """A run node's ``Software.nilearn.noise_model``: ``ar1`` (the default) or ``ols``."""
+    value = software(node).get("noise_model", "ar1")
+    if value not in ("ar1", "ols"):
+        raise ModelError(f"Node {node.name!r} has Software.{SOFTWARE}.noise_model {value!r}; expected 'ar1' or 'ols'.")
+    return value
+
+
+def precision_weighted_of(node, default: bool) -> bool:
+    """A node's ``Software.nilearn.precision_weighted`` (true or false), else ``default``
+    (text such as ``"false"`` is refused: Python reads it as true)."""
+    value = software(node).get("precision_weighted", default)
+    if not isinstance(value, bool):
+        raise ModelError(f"Node {node.name!r} has Software.{SOFTWARE}.precision_weighted {value!r}; "
+                         "expected true or false.")
+    return value
+
+
 def dummy_scan_settings(node) -> dict:
     """Which volumes a run node leaves out of the fit, from ``Model.Software.nilearn``:
     ``non_steady_state`` (true: those that fMRIPrep's ``non_steady_state_outlier`` columns

@@ -164,19 +164,21 @@ def model_settings(model, settings):
     -------
     model_settings : ModelSettings
     """
-    from ..model.design import drift_settings, dummy_scan_settings, software
+    from ..model.design import drift_settings, dummy_scan_settings, noise_model_of, precision_weighted_of
 
     node = run_node(model)
     drift_model, high_pass, drift_order = drift_settings(node)
     dummy = dummy_scan_settings(node)
     subject = model.nodes_at("subject")
+    for combining in (*model.nodes_at("session"), *subject):  # each read when combining: checked now
+        precision_weighted_of(combining, False)
     return replace(
         settings.model,
         hrf_model=node.hrf.model if node.hrf is not None else "none",
         drift_model=drift_model,
         high_pass=high_pass if high_pass is not None else settings.model.high_pass,
         drift_order=drift_order,
-        noise_model=str(software(node).get("noise_model", "ar1")),
+        noise_model=noise_model_of(node),
         # the X entries that are not convolved: what the model takes from the confounds file
         confounds=tuple(
             str(x) for x in node.x
@@ -185,7 +187,7 @@ def model_settings(model, settings):
         confounds_given=False,
         non_steady_state=dummy["non_steady_state"],
         dummy_scans=dummy["count"],
-        precision_weighted=bool(software(subject[0]).get("precision_weighted", False)) if subject else False,
+        precision_weighted=precision_weighted_of(subject[0], False) if subject else False,
     )
 
 
