@@ -251,6 +251,15 @@ def test_group_contrasts_making_one_file_label_are_refused_before_writing(six_su
 
 
 @pytest.mark.slow
+def test_a_permutation_test_of_a_group_design_is_refused(six_subjects, two_sample, tmp_path, capsys):
+    """--n-perm with a design of covariates wrote no permutation map, without a word."""
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    fails(capsys, [six_subjects.path, out, "group", "--no-reports", "--n-perm", "20", "--group-covariates", "age"], 64,
+          "--n-perm", "one-sample t-test only", "a group design of intercept, age", output=out / "group")
+
+
+@pytest.mark.slow
 def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
     """One-sample, fixed effects and a group design each have their own names; a rerun of one
     replaces its own maps only, with the same bytes, and leaves nothing stale."""

@@ -257,7 +257,24 @@ def plan_group(settings, model=None) -> GroupPlan:
         raise NoDataError(
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
         )
+    _check_permutations(tests, settings)
     return GroupPlan(tuple(tests), tuple(untested), tuple(notes), masks)
+
+
+def _check_permutations(tests, settings) -> None:
+    """A permutation test asked for (``--n-perm``, a model's ``NPerm``) is nilearn's one-sample
+    sign flipping: every test must be a one-sample t-test (it was left out of the others
+    without a word)."""
+    if not settings.inference.n_perm:
+        return
+    for test in tests:
+        fixed = (test.group_model or settings.group_model) == "fixed"
+        if fixed or not (test.design is None or list(test.design.columns) == ["intercept"]):
+            raise UsageError(
+                f"--n-perm (or a model's NPerm) asks for a permutation test, which is made for a one-sample t-test "
+                f"only (nilearn's sign flipping); task-{test.task} contrast-{test.contrast} is tested by "
+                f"{'fixed effects' if fixed else 'a group design of ' + ', '.join(test.design.columns)}: leave it out."
+            )
 
 
 def _check_labels(test, group_model) -> None:
