@@ -572,6 +572,20 @@ def test_group_covariates_written_with_a_decimal_comma_are_named(tmp_path):
         covariates_model(["age"], read_participants(tmp_path))
 
 
+def test_a_column_of_numbers_with_a_stray_token_is_named(tmp_path):
+    """'n.a.' among IQ scores made the column a group of four levels (an F test), without a word."""
+    from bids_fixedfx.errors import UsageError
+    from bids_fixedfx.plan import covariates_model, read_participants
+
+    (tmp_path / "participants.tsv").write_text(
+        "participant_id\tiq\tgroup\n" + "".join(f"sub-0{i}\t{v}\t{g}\n" for i, (v, g) in enumerate(
+            [("100", "a"), ("110", "b"), ("n.a.", "a"), ("100", "b"), ("120", "a")], start=1)))
+    with pytest.raises(UsageError, match="--group-covariates iq: participants.tsv holds numbers in that column but "
+                                         "also 'n.a.', which is not a number"):
+        covariates_model(["iq"], read_participants(tmp_path))
+    assert covariates_model(["group"], read_participants(tmp_path)) is not None
+
+
 def test_a_session_node_on_runs_without_sessions_is_refused(tmp_path, capsys):
     dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=2, shape=(12, 12, 12),
                                    n_volumes=30)

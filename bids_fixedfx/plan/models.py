@@ -315,6 +315,12 @@ def covariates_model(columns, participants, inference=None):
                 f"--group-covariates {column}: participants.tsv writes its numbers with a decimal comma "
                 f"({values[decimal_comma].iloc[0]!r}); write them with a point, as BIDS tables do."
             )
+        numbers = pd.to_numeric(values, errors="coerce").notna()
+        if numbers.sum() > len(values) / 2:  # numbers but a few: a stray token, not levels of a group
+            raise UsageError(
+                f"--group-covariates {column}: participants.tsv holds numbers in that column but also "
+                f"{values[~numbers].iloc[0]!r}, which is not a number; write n/a for a missing value."
+            )
         if groups is not None:
             raise UsageError(
                 f"--group-covariates {groups[0]} and {column} are both group columns; give one (or write a model file)."
