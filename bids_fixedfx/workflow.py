@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import (combine, discover, forked, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars,
                surface)
+from .errors import UsageError
 from .notes import Note
 
 logger = logging.getLogger("bids_fixedfx")
@@ -523,6 +524,8 @@ def _plan_group(settings):
         model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir),
                                       settings.inference)
     if model is not None:
+        if settings.model_file and not settings.group_covariates:
+            _check_model_copy(model, settings.output_dir / _model_copy(model))
         dataset = model.nodes_at("dataset")
         group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"
         settings = replace(settings, group_model=group_model, group_design=_design_desc(dataset),
@@ -547,6 +550,26 @@ def _group_methods(planned, allocate):
 def _model_copy(model):
     """The path in OUTPUT_DIR (``models/``) of the model's copy."""
     return naming.build("model", model=naming.label_of(model.name))
+
+
+def _check_model_copy(model, target) -> None:
+    """The group level's model may replace the copy of the model of the same name in OUTPUT_DIR
+    only when their nodes below the dataset level are the same: the subject maps' sidecars name
+    that copy as the model that made them."""
+    import json
+
+    def participant_nodes(document):
+        return [n for n in document.get("Nodes", []) if str(n.get("Level", "")).lower() != "dataset"]
+
+    try:
+        earlier = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(earlier, dict) and participant_nodes(earlier) != participant_nodes(json.loads(model.to_json())):
+        raise UsageError(
+            f"{target} holds another model named {model.name!r}, whose run, session or subject nodes made the "
+            "subject maps (their sidecars name it); give this model another Name."
+        )
 
 
 def _copy_model(model, settings):

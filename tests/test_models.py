@@ -251,6 +251,23 @@ def test_group_contrasts_making_one_file_label_are_refused_before_writing(six_su
 
 
 @pytest.mark.slow
+def test_a_group_model_of_the_same_name_with_other_participant_nodes_is_refused(six_subjects, two_sample, tmp_path,
+                                                                               capsys):
+    """It replaced OUTPUT_DIR's copy of the model that the subject maps' sidecars name."""
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    copy = next((out / "models").glob("*_smdl.json"))
+    before = copy.read_bytes()
+    model = json.loads((MODELS / "model-twoSample_smdl.json").read_text())
+    model["Nodes"][0]["Model"]["X"] = model["Nodes"][0]["Model"]["X"][:-1]
+    path = tmp_path / "model-twoSample_smdl.json"
+    path.write_text(json.dumps(model))
+    fails(capsys, [six_subjects.path, out, "group", "--no-reports", "-m", path], 64, str(copy), "another Name",
+          output=out / "group")
+    assert copy.read_bytes() == before
+
+
+@pytest.mark.slow
 def test_a_permutation_test_of_a_group_design_is_refused(six_subjects, two_sample, tmp_path, capsys):
     """--n-perm with a design of covariates wrote no permutation map, without a word."""
     out = tmp_path / "out"
