@@ -341,6 +341,19 @@ def test_a_node_of_more_contrasts_than_allowed_is_refused():
     assert caught.value.exit_code == 64
 
 
+def test_options_and_software_keys_the_app_does_not_apply_are_noted():
+    """LowPassFilterCutoffHz, Aggregate and Software.nilearn.smoothing_fwhm gave the maps
+    without them, without a word."""
+    document = example()
+    document["Nodes"][0]["Model"]["Options"] = {"LowPassFilterCutoffHz": 0.1, "Aggregate": "mean"}
+    document["Nodes"][0]["Model"]["Software"] = {"nilearn": {"smoothing_fwhm": 0, "noise_model": "ols"}}
+    notes = parse_model(document).notes
+    assert any("Model.Options.LowPassFilterCutoffHz is not applied" in n for n in notes), notes
+    assert any("Model.Options.Aggregate is not applied" in n for n in notes), notes
+    assert any("Model.Software.nilearn.smoothing_fwhm is not read" in n for n in notes), notes
+    assert not any("noise_model is not read" in n for n in notes)
+
+
 def test_a_single_node_is_not_a_model():
     with pytest.raises(ModelError, match="is a single node \\(it has a Level\\)"):
         parse_model(EXAMPLE["Nodes"][0], "Model file model-node_smdl.json")

@@ -13,6 +13,11 @@ from ..settings import MAX_CONTRASTS, MAX_HIGH_PASS
 from .formula import parse_formula
 
 
+#: The ``Model.Software.nilearn`` keys the app reads (:mod:`.design`).
+SOFTWARE_KEYS = ("noise_model", "drift_model", "drift_order", "precision_weighted", "non_steady_state",
+                 "dummy_scans")
+
+
 def parse_node(raw, index, source, notes) -> Node:
     where = f"Node {index + 1} of {source}"
     if not isinstance(raw, dict):
@@ -52,6 +57,14 @@ def parse_node(raw, index, source, notes) -> Node:
     for key in [k for k, v in options.items() if v == ""]:
         del options[key]
         notes.append(f"{where}: Model.Options.{key} is blank (\"\") and was ignored")
+    for key in [k for k in ("LowPassFilterCutoffHz", "ReplaceVariables", "Aggregate") if k in options]:
+        notes.append(f"{where}: Model.Options.{key} is not applied by this app (nilearn's first level has no "
+                     "such step), so the maps are those without it")
+    nilearn = next((v for k, v in (model.get("Software") or {}).items()
+                    if str(k).lower() == "nilearn" and isinstance(v, dict)), {})
+    for key in [k for k in nilearn if k not in SOFTWARE_KEYS]:
+        notes.append(f"{where}: Model.Software.nilearn.{key} is not read by this app (it reads "
+                     f"{', '.join(SOFTWARE_KEYS)}; smoothing is --smoothing-fwhm), so it was ignored")
     high_pass = options.pop("HighPassFilterCutoffHz", None)
     if high_pass is not None and (isinstance(high_pass, bool) or not isinstance(high_pass, (int, float))
                                   or high_pass <= 0):
