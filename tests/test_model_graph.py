@@ -426,6 +426,22 @@ def test_unknown_variables_empty_groups_and_rank_deficient_designs_are_one_sente
         assert not (out / "group").exists()
 
 
+@pytest.mark.slow
+def test_a_one_sample_test_over_a_filtered_edge_is_named_apart(sessions_dataset, sessions_out, tmp_path):
+    """A Filter on the patients took the plain one-sample names, over the plain test's maps (SPEC §3)."""
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    patients = {"Level": "Dataset", "Name": "patients", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": [1]},
+                "DummyContrasts": {"Test": "t"}}
+    model = write_model(tmp_path, document("patients", [RUN, node("Subject", "subject"), patients],
+                                           [("run", "subject"), ("subject", "patients", {"group": ["patient"]})]))
+    assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    assert not group_map(out, "audio", "t", None).exists()
+    participants = pd.read_csv(sessions_dataset.path / "participants.tsv", sep="\t")
+    patients_ = [p.removeprefix("sub-") for p in participants.loc[participants["group"] == "patient", "participant_id"]]
+    assert sidecar(group_map(out, "audio", "t", "groupPatient"))["Subjects"] == patients_
+
+
 @pytest.fixture(scope="module")
 def two_subjects_out(sessions_dataset, tmp_path_factory):
     folder = tmp_path_factory.mktemp("two_out")

@@ -452,6 +452,8 @@ def _node_fields(step, values) -> dict:
         return {}
     design = design_desc(step.node)
     parts = (step.desc,) if step.desc and design is None else ()  # a design's desc names its node already
+    if not parts and design is None:  # an edge's Filter of the inputs: not the plain test's maps (SPEC §3)
+        parts = tuple(label_of(f"{k} {' '.join(v)}") for k, v in step.filter.items() if k != "contrast")
     parts += tuple(label_of(f"{k} {v}") for k, v in values.items() if k != "contrast")
     return {"node": step.node, "desc_parts": parts, "source_desc": step.source_desc, "design_desc": design,
             "group_model": "fixed" if step.node.model_type == "meta" else "random"}
