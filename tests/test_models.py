@@ -205,6 +205,19 @@ def test_not_a_model_file(fresh_dataset, tmp_path, capsys):
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", path], 64, "model.json", "JSON")
 
 
+def test_model_contrasts_making_one_file_label_are_sent_back_to_the_model(fresh_dataset, tmp_path, capsys):
+    """The message advised --contrast, which a model file refuses beside it."""
+    dataset = fresh_dataset(subjects=("01",))
+    contrast = {"ConditionList": ["audio", "visual"], "Weights": [1, -1], "Test": "t"}
+    path = tmp_path / "model-labels_smdl.json"
+    path.write_text(json.dumps({"Name": "labels", "BIDSModelVersion": "1.0.0", "Nodes": [
+        {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"Type": "glm", "X": ["audio", "visual", 1]},
+         "Contrasts": [{**contrast, "Name": "a-v"}, {**contrast, "Name": "a_v"}]}]}))
+    message = fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", path], 64, "'a-v' and 'a_v'",
+                    f"name them apart in {path}")
+    assert "--contrast" not in message
+
+
 @pytest.mark.parametrize("option", [["--contrast", "a=audio"], ["--hrf-model", "spm"], ["--noise-model", "ols"],
                                     ["--confounds", "none"]])
 def test_options_that_the_model_states_are_refused_with_it(fresh_dataset, tmp_path, capsys, option):

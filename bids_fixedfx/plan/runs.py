@@ -155,7 +155,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
             notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute and was left out."))
             left_out[(run.subject, run.task, run.space)].append(LeftOut(run, NO_CONTRAST))
             continue
-        _check_labels(run, contrasts, built[run])
+        _check_labels(run, contrasts, built[run], settings.model_file)
         dof = residual_dof(built[run], run.n_volumes)
         if dof < MIN_DOF:
             kept = run.n_volumes if built[run].sample_mask is None else len(built[run].sample_mask)
@@ -307,7 +307,7 @@ def _check_smoothing_width(run, bold, settings):
                          "at most); give a width of a few voxels (the default is 5 mm).")
 
 
-def _check_labels(run, contrasts, design):
+def _check_labels(run, contrasts, design, model_file=None):
     """Two contrasts of a run must not share a file label (``go_left`` and ``go-left``, nor
     ``audio`` and ``Audio``, one file where case is ignored), and
     each label must leave the longest name of its maps (and its temporary name) within
@@ -341,7 +341,7 @@ def _check_labels(run, contrasts, design):
                 f"Contrasts {first!r} and {contrast.name!r} of {run.name} both make the file label "
                 + (f"{label}" if label == contrast.label else f"{label} (or {contrast.label}: one name on "
                    "file systems that ignore case)")
-                + "; name them apart with --contrast NAME=SPEC."
+                + (f"; name them apart in {model_file}." if model_file else "; name them apart with --contrast NAME=SPEC.")
             )
         seen[key] = (contrast.name, contrast.label)
 
