@@ -352,6 +352,8 @@ def test_options_and_software_keys_the_app_does_not_apply_are_noted():
     assert any("Model.Options.Aggregate is not applied" in n for n in notes), notes
     assert any("Model.Software.nilearn.smoothing_fwhm is not read" in n for n in notes), notes
     assert not any("noise_model is not read" in n for n in notes)
+    document["Nodes"][0]["Model"]["Software"] = {"bids-fixedfx": {"Threshold": "fdr"}}
+    assert any("Model.Software.bids-fixedfx is not read in a run node" in n for n in parse_model(document).notes)
 
 
 def test_a_single_node_is_not_a_model():

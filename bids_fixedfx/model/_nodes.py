@@ -62,6 +62,9 @@ def parse_node(raw, index, source, notes) -> Node:
                      "such step), so the maps are those without it")
     nilearn = next((v for k, v in (model.get("Software") or {}).items()
                     if str(k).lower() == "nilearn" and isinstance(v, dict)), {})
+    if level in ("run", "session") and any(str(k).lower() == "bids-fixedfx" for k in (model.get("Software") or {})):
+        notes.append(f"{where}: Model.Software.bids-fixedfx is not read in a {level} node (corrected inference is "
+                     "stated in the subject node, for the participant level, or the dataset node), so it was ignored")
     for key in [k for k in nilearn if k not in SOFTWARE_KEYS]:
         notes.append(f"{where}: Model.Software.nilearn.{key} is not read by this app (it reads "
                      f"{', '.join(SOFTWARE_KEYS)}; smoothing is --smoothing-fwhm), so it was ignored")
