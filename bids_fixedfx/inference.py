@@ -126,18 +126,25 @@ def threshold_map(z_img, mask_img, settings: InferenceSettings) -> InferenceMap:
     map : InferenceMap
         Voxels below the threshold (or in smaller clusters) are 0.
     """
+    import warnings
+
     from nilearn.glm import threshold_stats_img
 
-    img, threshold = threshold_stats_img(
-        z_img, mask_img=mask_img, alpha=settings.height_alpha, height_control=settings.method,
-        cluster_threshold=settings.cluster_extent, two_sided=True,
-    )
+    with warnings.catch_warnings():  # no voxel passes: nilearn warns of its own threshold (said below)
+        warnings.filterwarnings("ignore", message=r"The given float value must not exceed", category=UserWarning)
+        img, threshold = threshold_stats_img(
+            z_img, mask_img=mask_img, alpha=settings.height_alpha, height_control=settings.method,
+            cluster_threshold=settings.cluster_extent, two_sided=True,
+        )
+    passing = {"Threshold": float(threshold) if np.isfinite(threshold) else None}
+    if not np.asarray(img.dataobj).any():
+        passing["Description"] = "No voxel passes: the threshold is above every |z|, and the map is zero."
     return InferenceMap("z", settings.method, img, {
         "Method": {"fpr": "uncorrected (false positive rate)", "fdr": "false discovery rate",
                    "bonferroni": "Bonferroni (family-wise error rate)"}[settings.method],
         "HeightControl": settings.method,
         "Alpha": settings.height_alpha,
-        "Threshold": float(threshold),
+        **passing,
         "ClusterExtent": int(settings.cluster_extent),
         "Tail": "two-sided: |z| above the threshold",
         "Software": "nilearn.glm.threshold_stats_img",
@@ -149,9 +156,14 @@ def cluster_map(z_img, mask_img, settings: InferenceSettings) -> InferenceMap:
     true discoveries in its cluster (positive effects)."""
     from nilearn.glm import cluster_level_inference
 
-    img = cluster_level_inference(
-        z_img, mask_img=mask_img, threshold=settings.cluster_threshold, alpha=settings.cluster_alpha,
-    )
+    import warnings
+
+    with warnings.catch_warnings():  # nilearn warns of a future default whenever the threshold is 3, given or not
+        warnings.filterwarnings("ignore", message=r"\s*From nilearn version>=0.15, the default 'threshold'",
+                                category=FutureWarning)
+        img = cluster_level_inference(
+            z_img, mask_img=mask_img, threshold=settings.cluster_threshold, alpha=settings.cluster_alpha,
+        )
     return InferenceMap("tdp", "cluster", img, {
         "Method": "cluster-level inference (all-resolution inference, Rosenblatt et al. 2018)",
         "Alpha": settings.cluster_alpha,
@@ -185,11 +197,15 @@ def permutation_maps(effects, mask_img, settings: InferenceSettings, random_stat
 
     design = pd.DataFrame({"intercept": np.ones(len(effects))})
     threshold = _p_of_z(settings.cluster_threshold)
-    outputs = non_parametric_inference(
-        list(effects), design_matrix=design, second_level_contrast="intercept", mask=mask_img,
-        n_perm=settings.n_perm, two_sided_test=True, random_state=random_state, threshold=threshold,
-        tfce=settings.tfce,
-    )
+    import warnings
+
+    with warnings.catch_warnings():  # nilearn's own cluster-size image is made of int64s, and it says so
+        warnings.filterwarnings("ignore", message="Data array used to create a new image contains 64-bit ints")
+        outputs = non_parametric_inference(
+            list(effects), design_matrix=design, second_level_contrast="intercept", mask=mask_img,
+            n_perm=settings.n_perm, two_sided_test=True, random_state=random_state, threshold=threshold,
+            tfce=settings.tfce,
+        )
     common = {"Permutations": settings.n_perm, "Tail": "two-sided", "RandomState": random_state,
               "Software": "nilearn.glm.second_level.non_parametric_inference",
               "Values": "-log10 of family-wise error corrected p"}

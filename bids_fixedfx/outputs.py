@@ -6,6 +6,7 @@ This is the one place that knows how the app's files are named.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -161,8 +162,19 @@ def write_bytes(data: bytes, path: Path) -> Path:
 
 
 def write_json(data, path: Path) -> Path:
-    """Write a JSON file atomically, keys in the given order, indented."""
-    return write_text(json.dumps(data, indent=2) + "\n", path)
+    """Write a JSON file atomically, keys in the given order, indented; a value that is not a
+    finite number (NaN, infinity: not JSON) is written as null."""
+    return write_text(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n", path)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def write_tsv(frame, path: Path) -> Path:

@@ -48,6 +48,24 @@ def test_thresholded_map_equals_nilearn(z_and_mask, method, extent):
     assert (ours.img.get_fdata()[mask.get_fdata() == 0] == 0).all()
 
 
+def test_a_threshold_no_voxel_passes_is_null_not_infinity(z_and_mask, recwarn):
+    """FDR over noise alone: nilearn's threshold is infinite, which JSON cannot hold (the sidecar
+    said ``Infinity``, invalid JSON) and nilearn warned about its own value."""
+    import json
+
+    z, mask = z_and_mask
+    noise = nib.Nifti1Image(np.random.default_rng(4).normal(size=SHAPE) * 0.1 * mask.get_fdata(), z.affine)
+    ours = inference.threshold_map(noise, mask, InferenceSettings(method="fdr"))
+    assert not ours.img.get_fdata().any()
+    assert ours.sidecar["Threshold"] is None and "No voxel passes" in ours.sidecar["Description"]
+    json.loads(json.dumps(ours.sidecar), parse_constant=lambda name: pytest.fail(f"{name} in the sidecar"))
+    assert not [w for w in recwarn if "threshold=" in str(w.message)]
+    bonferroni = inference.threshold_map(noise, mask, InferenceSettings(method="bonferroni"))
+    assert bonferroni.sidecar["Threshold"] > np.abs(noise.get_fdata()).max() and "No voxel" in bonferroni.sidecar["Description"]
+    assert not [w for w in recwarn if "threshold=" in str(w.message)]
+    assert "Description" not in inference.threshold_map(z, mask, InferenceSettings(method="fdr")).sidecar
+
+
 def test_cluster_inference_equals_nilearn(z_and_mask):
     from nilearn.glm import cluster_level_inference
 

@@ -82,6 +82,17 @@ def test_unserialisable_json_leaves_no_file(tmp_path):
     assert _only(tmp_path) == []
 
 
+def test_json_never_holds_nan_or_infinity(tmp_path):
+    """Python writes NaN and Infinity, which are not JSON (the BIDS validator and JSON readers
+    refuse them): such values are written as null."""
+    import json
+
+    path = outputs.write_json({"Threshold": float("inf"), "Values": [1.5, float("nan")],
+                               "Nested": {"Low": -np.inf, "Fine": np.float64(2.0)}}, tmp_path / "side.json")
+    read = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} written"))
+    assert read == {"Threshold": None, "Values": [1.5, None], "Nested": {"Low": None, "Fine": 2.0}}
+
+
 def test_interrupted_write_leaves_no_file(tmp_path):
     class Interrupting:
         def to_filename(self, filename):
