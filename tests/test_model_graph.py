@@ -131,6 +131,9 @@ def test_desc_names_node_and_group_apart():
     (document("m", [RUN, {**node("Subject", "s", "glm"), "Contrasts": [
         {"Name": "audioGtVisual", "ConditionList": ["audio", "visual"], "Weights": [1, -1], "Test": "t"}]}]),
      "states the contrast 'audioGtVisual'"),
+    (document("m", [RUN, {**node("Subject", "s"), "DummyContrasts": {"Test": "F"}}]), "DummyContrasts with Test 'F'"),
+    (document("m", [RUN, node("Session", "ses"), {**node("Subject", "s"), "DummyContrasts": {"Test": "f"}}],
+              [("run", "ses"), ("ses", "s")]), "Node 's' of m has DummyContrasts with Test 'F'"),
     (document("m", [RUN, node("Subject", "one sample"), node("Subject", "one_sample")],
               [("run", "one sample"), ("run", "one_sample")]), "desc-oneSample"),
 ])
@@ -424,6 +427,78 @@ def test_unknown_variables_empty_groups_and_rank_deficient_designs_are_one_sente
         errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
         assert len(errors) == 1 and all(n in errors[0] for n in named), errors
         assert not (out / "group").exists()
+
+
+@pytest.mark.slow
+def test_a_group_by_session_over_subject_maps_is_one_test_and_said(sessions_dataset, sessions_out, tmp_path, caplog):
+    """Subject maps hold both sessions: a dataset node grouping them by session runs one test
+    per contrast (the subject node's maps) and says so; over session maps it tests each session."""
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    by_session = node("Dataset", "bySession", "glm", group_by=["contrast", "session"])
+    model = write_model(tmp_path, document("bySession", [RUN, node("Session", "session"), node("Subject", "subject"),
+                                                         by_session],
+                                           [("run", "session"), ("session", "subject"), ("subject", "bySession")]))
+    with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
+        assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    said = [r.getMessage() for r in caplog.records if "groups by 'session'" in r.getMessage()]
+    assert len(said) == 1 and "'subject' combine each subject's sessions" in said[0], said
+    written = sorted(p.name for p in (out / "group").rglob("*stat-t_statmap.nii.gz"))
+    assert written and not any("session" in name.lower() for name in written), written
+    caplog.clear()
+    per_session = write_model(tmp_path, document("perSession", [RUN, node("Session", "session"), node("Subject", "subject"),
+                                                               {**by_session, "Name": "perSession"}],
+                                                 [("run", "session"), ("session", "subject"), ("session", "perSession")]))
+    with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
+        assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(per_session)]) == 0
+    assert not [r for r in caplog.records if "groups by 'session'" in r.getMessage()]
+
+
+@pytest.mark.slow
+def test_a_group_of_one_subject_is_named_as_a_group_not_as_missing_maps(sessions_dataset, sessions_out, tmp_path,
+                                                                       caplog):
+    participants = pd.read_csv(sessions_dataset.path / "participants.tsv", sep="\t")
+    by_group = {g: [p.removeprefix("sub-") for p in rows["participant_id"]] for g, rows in participants.groupby("group")}
+    (many, few) = sorted(by_group, key=lambda g: -len(by_group[g]))
+    chosen = by_group[many][:2] + by_group[few][:1]
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    model = write_model(tmp_path, document("perGroup", [RUN, node("Subject", "subject"),
+                                                        node("Dataset", "perGroup", "glm", group_by=["contrast", "group"])],
+                                           [("run", "subject"), ("subject", "perGroup")]))
+    with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
+        assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model),
+                     "--participant-label", *chosen]) == 0
+    said = [r.getMessage() for r in caplog.records if "one subject only" in r.getMessage()]
+    assert said and all(f"only subject with group {few!r} of node 'perGroup'" in text and
+                        "run the participant level" not in text for text in said), said
+    assert sidecar(group_map(out, "audio", "t", f"group{many.capitalize()}"))["Subjects"] == by_group[many][:2]
+
+
+@pytest.mark.slow
+def test_a_subject_missing_from_participants_tsv_is_named_so(sessions_dataset, sessions_out, tmp_path, caplog):
+    """A subject with maps but no row in participants.tsv: left out of the tests that need its
+    values, and the warning says it has no row (not that it has 'missing values')."""
+    dataset = tmp_path / "bids"
+    shutil.copytree(sessions_dataset.path, dataset, ignore=shutil.ignore_patterns("derivatives"))
+    participants = pd.read_csv(dataset / "participants.tsv", sep="\t")
+    dropped = participants["participant_id"].iloc[-1]
+    participants.iloc[:-1].to_csv(dataset / "participants.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    age = {"Level": "Dataset", "Name": "age", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": [1, "age"]},
+           "Contrasts": [{"Name": "ageSlope", "ConditionList": ["age"], "Weights": [1], "Test": "t"}]}
+    model = write_model(tmp_path, document("unlisted", [RUN, node("Subject", "subject"), age,
+                                                        node("Dataset", "perGroup", "glm", group_by=["contrast", "group"])],
+                                           [("run", "subject"), ("subject", "age"), ("subject", "perGroup")]))
+    with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
+        assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    said = [r.getMessage() for r in caplog.records if dropped in r.getMessage() or dropped[4:] in r.getMessage()]
+    assert said and all("no row in participants.tsv" in text for text in said) and len(said) == len(set(said)), said
+    assert any("Node 'age'" in text for text in said) and any("Node 'perGroup'" in text for text in said), said
+    assert not [r for r in caplog.records if "missing values" in r.getMessage() or "no value of" in r.getMessage()]
+    info = sidecar(group_map(out, "audioAgeSlope", "t", "age"))
+    assert dropped[4:] not in info["Subjects"] and info["NumberOfSubjects"] == len(participants) - 1
 
 
 @pytest.mark.slow

@@ -72,6 +72,18 @@ def test_rank_deficient_designs_name_the_columns():
         check_rank(pd.DataFrame({"a": [1.0], "b": [2.0]}), "Node 'x'")
 
 
+def test_a_covariate_with_one_value_is_named_with_its_value():
+    """A covariate that does not vary across the test's subjects (demeaned to zeros, or the
+    intercept's twin) was 'all zeros' or 'a combination of intercept', with no word of why."""
+    table = PARTICIPANTS.fillna({"age": 40.0}).assign(age=30.0)
+    for node in (dataset_node([1, "age"], [{"Name": "Demean", "Input": ["age"]}]), dataset_node([1, "age"])):
+        with pytest.raises(ModelError, match=r"Node 'group': 'age' has one value \(30.0\) for all 5 inputs"):
+            build_group_design(node, table)
+    varying = build_group_design(dataset_node([1, "age"], [{"Name": "Demean", "Input": ["age"]}]),
+                                 PARTICIPANTS.fillna({"age": 40.0}))
+    assert list(varying.matrix.columns) == ["intercept", "age"]
+
+
 def test_a_category_alone_in_x_is_one_column_per_level_without_intercept():
     """bidspm's one-way designs name the participants column: its levels are the columns (a
     cell-means design, as nilearn's design of the indicators), the intercept they span is left out."""

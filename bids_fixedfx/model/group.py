@@ -41,7 +41,7 @@ class GroupDesign:
     notes: tuple = ()
 
 
-def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") -> GroupDesign:
+def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", unlisted=()) -> GroupDesign:
     """The design of one group of a higher-level node.
 
     Parameters
@@ -53,6 +53,9 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") ->
         metadata columns (``participants.tsv``: ``group``, ``age``, ...).
     label : str
         The column that names an input in notes (``subject``).
+    unlisted : collection of str
+        Inputs (by ``label``) without a row in ``participants.tsv``: notes say so rather than
+        speak of missing values.
 
     Returns
     -------
@@ -101,13 +104,38 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject") ->
     missing = matrix.isna().any(axis=1).to_numpy()
     dropped = tuple(inputs.index[missing])
     if missing.any():
+        index = inputs.index[missing]
         names = inputs.loc[missing, label].astype(str).tolist() if label in inputs else [str(d) for d in dropped]
-        notes.append(f"{where}: left out {', '.join(names)} (missing values in {', '.join(matrix.columns[matrix.isna().any()])})")
+        listed = [name not in set(unlisted) for name in names]
+        if not all(listed):
+            absent = [name for name, known in zip(names, listed) if not known]
+            notes.append(f"{where}: left out {', '.join(absent)} (no row in participants.tsv; add one to test "
+                         f"{'it' if len(absent) == 1 else 'them'})")
+        if any(listed):
+            lacking = matrix.loc[index[listed]]
+            notes.append(f"{where}: left out {', '.join(n for n, known in zip(names, listed) if known)} "
+                         f"(missing values in {', '.join(lacking.columns[lacking.isna().any()])})")
         matrix = matrix.loc[~missing]
     if matrix.empty:
         raise ModelError(f"{where} has an empty group: every input has a missing value.")
-    check_rank(matrix, where)
+    try:
+        check_rank(matrix, where)
+    except ModelError:
+        _check_constant(matrix, table.loc[~missing], where)
+        raise
     return GroupDesign(matrix, dropped, tuple(notes))
+
+
+def _check_constant(matrix, table, where) -> None:
+    """Name a design column whose variable has one value across the inputs (a rank-deficient
+    design's usual cause: a covariate that does not vary in this group, zero once demeaned)."""
+    for name in matrix.columns:
+        if name == GROUP_INTERCEPT or name not in table.columns:
+            continue
+        values = table[name].dropna().unique()
+        if len(values) == 1:
+            raise ModelError(f"{where}: {name!r} has one value ({values[0]}) for all {len(table)} inputs of this test, "
+                             "so its column cannot be estimated; leave it out of Model.X or test inputs that differ.")
 
 
 def _as_events(variables):

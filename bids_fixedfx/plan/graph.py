@@ -168,6 +168,10 @@ def _check_participant_design(node, source: str) -> None:
         raise ModelError(f"Node {node.name!r} of {source} has {stated}; a {node.level} node combines each incoming "
                          "contrast over its inputs (Model.X [1]), and a design across sessions or contrasts is a "
                          "dataset node's (see the paired design in the README).")
+    if node.dummy_contrasts is not None and node.dummy_contrasts.test == "F":
+        raise ModelError(f"Node {node.name!r} of {source} has DummyContrasts with Test 'F'; a {node.level} node "
+                         "combines each incoming contrast by fixed effects into t maps (Test 't'; the F of one "
+                         "contrast is t squared), and F tests across conditions belong in the run node.")
     for contrast in node.contrasts:  # one that passes an incoming contrast on, under its name, is that
         if not (contrast.test == "t" and tuple(contrast.condition_list) == (contrast.name,)
                 and tuple(contrast.weights) == (1.0,)):

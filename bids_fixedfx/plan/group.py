@@ -210,15 +210,19 @@ def plan_group(settings, model=None) -> GroupPlan:
             read[source], more = _found_maps(settings, step)
             notes += [note for note in more if note not in notes]
         found = read[source]
-        keys, table = ("contrast",), None
+        keys, table, unlisted = ("contrast",), None, set()
         if step is not None:
-            found, table, keys = _select(step, found, _input_table(found, settings))
+            table, unlisted = _input_table(found, settings)
+            found, table, keys = _select(step, found, table)
+            notes += [note for note in _combined_groups(step, found, table) if note not in notes]
         grouped = defaultdict(list)
         for index, item in enumerate(found):
             values = {k: item.contrast if k == "contrast" else table.at[index, k] for k in keys}
             if any(pd.isna(v) for v in values.values()):
+                why = ("no row in participants.tsv" if item.subject in unlisted else
+                       f"no value of {', '.join(k for k, v in values.items() if pd.isna(v))}")
                 notes.append(Note("selection", f"Node {step.node.name!r}: sub-{item.subject} left out of the "
-                                  f"task-{item.task} tests (no value of {', '.join(k for k, v in values.items() if pd.isna(v))})",
+                                  f"task-{item.task} tests ({why})",
                                   subject=item.subject, task=item.task))
                 continue
             grouped[(item.task, item.space, *(str(values[k]) for k in keys))].append(index)
@@ -232,11 +236,14 @@ def plan_group(settings, model=None) -> GroupPlan:
             label = values.get("contrast") or "-".join(dict.fromkeys(i.contrast for i in items))
             test = GroupTest(task, space, label, tuple(items), **_node_fields(step, values))
             if len(items) < MIN_SUBJECTS:
+                grouped_by = {k: v for k, v in values.items() if k not in ("contrast", "session")}
+                advice = ("run the participant level for the other subjects first" if not grouped_by else
+                          "it is the only subject with " + ", ".join(f"{k} {v!r}" for k, v in grouped_by.items())
+                          + f" of node {step.node.name!r}'s GroupBy (a test needs at least 2 subjects)")
                 notes.append(Note(
                     "selection",
                     f"task-{task} contrast-{label}{test.parts_text} has maps for one subject only "
-                    f"(sub-{items[0].subject}), "
-                    "so it is not tested; run the participant level for the other subjects first",
+                    f"(sub-{items[0].subject}), so it is not tested; {advice}",
                     subject=items[0].subject, task=task,
                 ))
                 untested.append(test)
@@ -244,7 +251,7 @@ def plan_group(settings, model=None) -> GroupPlan:
             notes += _without_contrast(test, peers[_peer_key(key, keys)], output_dir)
             _check_same_model(test)
             if step is not None:
-                test, more = _model_test(test, step.node, table.loc[indices])
+                test, more = _model_test(test, step.node, table.loc[indices], unlisted)
                 notes += more
             _check_labels(test, settings.group_model)
             _check_grid(test, output_dir, grids)
@@ -258,7 +265,7 @@ def plan_group(settings, model=None) -> GroupPlan:
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
         )
     _check_permutations(tests, settings)
-    return GroupPlan(tuple(tests), tuple(untested), tuple(notes), masks)
+    return GroupPlan(tuple(tests), tuple(untested), tuple(dict.fromkeys(notes)), masks)  # one note for all contrasts
 
 
 def _check_permutations(tests, settings) -> None:
@@ -394,7 +401,8 @@ def _selected(found, settings, what) -> list:
 
 def _input_table(found, settings):
     """One row per map: its subject, session, task and contrast name, with the subject's
-    ``participants.tsv`` columns and the session's ``sessions.tsv`` columns."""
+    ``participants.tsv`` columns and the session's ``sessions.tsv`` columns; and the subjects
+    that have no row in ``participants.tsv``."""
     import pandas as pd
 
     participants = read_participants(settings.bids_dir)
@@ -409,7 +417,7 @@ def _input_table(found, settings):
             row.update(table.loc[item.session].to_dict() if item.session in table.index else {})
             row["session"] = item.session
         rows.append({**row, "subject": item.subject, "contrast": item.info.contrast.name, "task": item.task})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), {item.subject for item in found} - set(participants.index)
 
 
 def _select(step, found, table):
@@ -440,6 +448,23 @@ def _select(step, found, table):
     table = table.loc[keep].reset_index(drop=True)
     keys = tuple(v for v in step.node.group_by if v in columns and v != "task")
     return found, table, keys
+
+
+def _combined_groups(step, found, table) -> list:
+    """Notes for a dataset node's GroupBy ``session`` or ``run`` that its inputs have combined:
+    the maps of a subject node hold each subject's sessions and runs together, so the node
+    tests them together (one test per contrast) rather than one test per session or run."""
+    notes = []
+    for variable, entity in (("session", "_ses-"), ("run", "_run-")):
+        if variable not in step.node.group_by or variable in table.columns:
+            continue
+        if any(entity in str(source).rsplit("/", 1)[-1] for item in found for source in item.info.sources):
+            where = ("feed it from a session node to test each session apart" if variable == "session"
+                     else "a dataset node tests subject or session maps, never single runs")
+            notes.append(Note("selection", f"Node {step.node.name!r} groups by {variable!r}, but the maps of node "
+                                           f"{step.source!r} combine each subject's {variable}s, so it tests them "
+                                           f"together (one test per contrast); {where}."))
+    return notes
 
 
 def _node_fields(step, values) -> dict:
@@ -553,14 +578,15 @@ def _stripped(table, text=()):
     return table
 
 
-def _model_test(test, node, table):
+def _model_test(test, node, table, unlisted=()):
     """A test designed by a model's dataset node: its design over the inputs (from
-    ``participants.tsv`` and ``sessions.tsv``) and its contrasts."""
+    ``participants.tsv`` and ``sessions.tsv``) and its contrasts; ``unlisted``: the subjects
+    without a row in ``participants.tsv``."""
     from ..model.contrasts import contrast_matrices
     from ..model.group import build_group_design
 
     table = table.reset_index(drop=True)
-    design = build_group_design(node, table, label="subject")
+    design = build_group_design(node, table, label="subject", unlisted=unlisted)
     kept = [item for item, keep in zip(test.inputs, ~table.index.isin(design.dropped)) if keep]
     notes = [Note("selection", text, task=test.task) for text in design.notes]
     if len(kept) < MIN_SUBJECTS:
