@@ -110,3 +110,29 @@ def test_software_settings_of_the_wrong_kind_are_model_errors(make_settings, tmp
               "DummyContrasts": {"Test": "t"}}]
     with pytest.raises(ModelError, match=said):
         model_settings(model({}, nodes), make_settings(tmp_path))
+
+
+def test_a_fir_model_whose_contrasts_name_the_undelayed_condition_says_which_columns_to_name(example_dataset, tmp_path,
+                                                                                             capsys):
+    """The FIR HRF turns ``audio`` into ``audio_delay_0`` ...: a contrast on ``audio`` computes
+    nothing, and the one error names the columns to use instead of only 'no contrast'."""
+    from tools import fails
+
+    run = {**RUN, "Model": {"Type": "glm", "X": ["audio", 1],
+                            "HRF": {"Variables": ["audio"], "Model": "fir", "Parameters": {"fir_delays": [0, 2]}}},
+           "Transformations": {"Transformer": "pybids-transforms-v1", "Instructions": [
+               {"Name": "Factor", "Input": ["trial_type"]},
+               {"Name": "Rename", "Input": ["trial_type.audio"], "Output": ["audio"]}]},
+           "DummyContrasts": {"Test": "t", "Contrasts": ["audio"]}}
+    path = tmp_path / "model-fir_smdl.json"
+    path.write_text(json.dumps({"Name": "fir", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
+    fails(capsys, [example_dataset.path, tmp_path / "out", "participant", "--skip-bids-validation", "-m", path], 66,
+          "no run has a contrast to compute", "no column 'audio'", "audio_delay_0, audio_delay_2: name those")
+    run["DummyContrasts"]["Contrasts"] = ["audio_delay_0", "audio_delay_2"]
+    path.write_text(json.dumps({"Name": "fir", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
+    from bids_fixedfx.cli import main
+
+    assert main([str(example_dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "--no-reports", "--participant-label", "01", "-m", str(path)]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").rglob("*contrast-audioDelay*stat-t_statmap.nii.gz"))
+    assert any("audioDelay0" in n for n in written) and any("audioDelay2" in n for n in written), written

@@ -165,7 +165,9 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
         conditions = tuple(_resolve(c, index) for c in conditions)
         missing = [c for c in conditions if c not in index]
         if missing:
-            notes.append(f"Node {node.name!r}: contrast {name!r} left out, the design has no column {missing[0]!r}")
+            delays = [c for c in columns if c.startswith(f"{missing[0]}_delay_")]
+            hint = f" (its FIR HRF made {', '.join(delays)}: name those)" if delays else ""
+            notes.append(f"Node {node.name!r}: contrast {name!r} left out, the design has no column {missing[0]!r}{hint}")
             chosen.pop(name, None)
             continue
         matrix = np.zeros((len(rows), len(columns)))

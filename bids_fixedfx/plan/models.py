@@ -46,14 +46,18 @@ def read_model(settings):
 
 def _in_x(name, x) -> bool:
     """Whether a contrast's condition is a column that ``Model.X`` can make: itself, a match of a
-    wildcard, a level of a category named alone (``trial_type.a`` of ``trial_type``), the intercept."""
+    wildcard, a level of a category named alone (``trial_type.a`` of ``trial_type``), the intercept,
+    a column the HRF adds to a variable (``audio_derivative``, ``audio_delay_2``)."""
+    import re
     from fnmatch import fnmatchcase
 
     if name in x or name == 1:  # the run's design always has nilearn's constant
         return True
     if not isinstance(name, str):
         return False
-    return any(isinstance(v, str) and (fnmatchcase(name, v) or fnmatchcase(v, name) or name.startswith(f"{v}."))
+    made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", name)
+    return any(isinstance(v, str) and any(fnmatchcase(n, v) or fnmatchcase(v, n) or n.startswith(f"{v}.")
+                                          for n in dict.fromkeys((name, made)))
                for v in x)
 
 

@@ -144,7 +144,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
         notes += built[run].notes
     if node is None:
         notes += designs.check_contrasts(settings.contrasts, built)
-    plans, left_out = [], defaultdict(list)
+    plans, left_out, why = [], defaultdict(list), []
     for run in runs:
         if node is None:
             contrasts = designs.contrast_weights(settings.contrasts, built[run])
@@ -152,6 +152,8 @@ def plan_runs(selection, settings, model=None) -> Plan:
             contrasts, skipped = designs.model_contrasts(run, node, built[run])
             notes += skipped
         if not contrasts:
+            if node is not None and skipped and not why:
+                why.append(skipped[0].text.removeprefix(f"{run.name}: "))
             notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute and was left out."))
             left_out[(run.subject, run.task, run.space)].append(LeftOut(run, NO_CONTRAST))
             continue
@@ -172,7 +174,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
             continue
         plans.append(RunPlan(run, built[run], contrasts, dof, forms[run]))
     if not plans:
-        raise NoDataError(_nothing_to_fit(runs, left_out))
+        raise NoDataError(_nothing_to_fit(runs, left_out, why))
     _check_labels_across_runs(plans)
     notes += _missing_contrasts(plans)
     surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface])
@@ -185,7 +187,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     return Plan(tuple(subjects), selection.space, tuple(notes), steps)
 
 
-def _nothing_to_fit(runs, left_out) -> str:
+def _nothing_to_fit(runs, left_out, why=()) -> str:
     """The error when no run can be fitted: it names a run and why, since the app stops before
     the notes that say so for each run are shown.
 
@@ -195,6 +197,8 @@ def _nothing_to_fit(runs, left_out) -> str:
         The selected runs, none of which can be fitted.
     left_out : dict
         The runs left out (:class:`LeftOut`), by subject, task and space.
+    why : sequence of str
+        Why the first run without a contrast has none (a contrast left out and why).
 
     Returns
     -------
@@ -202,7 +206,8 @@ def _nothing_to_fit(runs, left_out) -> str:
     """
     short = [item for items in left_out.values() for item in items if item.reason != NO_CONTRAST]
     if not short:
-        return f"No run can be fitted: no run has a contrast to compute ({runs[0].name}, of {len(runs)})."
+        because = f"; {why[0]}" if why else ""
+        return f"No run can be fitted: no run has a contrast to compute ({runs[0].name}, of {len(runs)}){because}."
     count = (
         "the only run has" if len(runs) == 1
         else f"every one of the {len(runs)} runs has" if len(short) == len(runs)
