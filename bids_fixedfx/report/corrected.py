@@ -55,11 +55,13 @@ def corrected_section(settings, kind: str, map_entities: dict, figure_kind: str,
         return None
     info = StatmapSidecar.read(settings.output_dir / naming.build(kind, stat="z", desc=desc, extension=".json",
                                                                   **map_entities))
-    threshold = float(info.extra["Threshold"])
+    threshold = info.extra.get("Threshold")
+    threshold = np.inf if threshold is None else float(threshold)  # null: no voxel passes
     extent = int(info.extra.get("ClusterExtent", 0))
     volume = slices.Volume(slices.load(path).data, view.grid.affine)
     survivors = replace(view, threshold=min(threshold, view.vmax) * (1 - 1e-6))  # inf: no voxel survives
-    what = f"{info.extra.get('Method', method)}, alpha {info.extra.get('Alpha')}: |z| ≥ {threshold:.2f}" + (
+    cut = f"|z| ≥ {threshold:.2f}" if np.isfinite(threshold) else "no voxel passes"
+    what = f"{info.extra.get('Method', method)}, alpha {info.extra.get('Alpha')}: {cut}" + (
         f", clusters of {extent} voxels or more" if extent else "")
     table = cluster_table(volume, 0.0, view.template, min_voxels=1)
     tsv_path = naming.build(figure_kind, desc="corrected", suffix="table", extension=".tsv", **figure_entities)
