@@ -341,7 +341,7 @@ def _late_conditions(run, events) -> list:
     return [
         Note.for_run(run, "empty-condition",
                      f"{run.name}: every event of {name!r} starts after the run's last volume ({end:g} s), so "
-                     "its regressor is empty and its maps estimate nothing; check the onsets in "
+                     "its regressor is empty and this run is left out of the contrasts that weigh it; check the onsets in "
                      f"{run.events.name} (seconds from the first volume)")
         for name, first in starts.items() if first > end
     ]

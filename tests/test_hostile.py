@@ -444,6 +444,33 @@ def test_a_run_without_events_is_left_out_and_recorded(one_subject, tmp_path, ca
         assert "no contrast" in combination["RunsLeftOut"][0]["Reason"]
 
 
+def test_a_condition_whose_events_all_start_after_the_run_leaves_that_run_out_of_its_contrast(one_subject, tmp_path,
+                                                                                              capsys):
+    """Was combined: the run's empty 'audio' regressor (estimate 0) halved the subject's effect."""
+    from nilearn.glm import compute_fixed_effects
+
+    path = events(one_subject, session="2", run="02")
+    table = pd.read_csv(path, sep="\t")
+    table.loc[table["trial_type"] == "audio", "onset"] += 10_000.0
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    out = tmp_path / "out"
+    assert main([str(one_subject.path), str(out), "participant", *QUICK]) == 0
+    err = capsys.readouterr().err
+    assert "sub-01_ses-2_task-checkerboard_run-02 has no audio" in err and "regressor is empty" in err
+    func = out / "sub-01" / "func"
+    assert not list(out.rglob("*ses-2_task-checkerboard_run-02_*contrast-audio_*statmap*"))
+    assert list(out.rglob("*ses-2_task-checkerboard_run-02_*contrast-visual_stat-effect_statmap.nii.gz"))
+    for contrast, n_runs in (("audio", 3), ("visual", 4)):
+        runs = sorted(out.rglob(f"sub-01_ses-*_run-*_contrast-{contrast}_stat-effect_statmap.nii.gz"))
+        assert len(runs) == n_runs
+        mask = str(next(func.glob("sub-01_task-checkerboard_*desc-fixedfx_mask.nii.gz")))
+        effect, variance, _, _ = compute_fixed_effects(
+            [str(r) for r in runs], [str(r).replace("stat-effect", "stat-variance") for r in runs], mask)
+        ours = nib.load(next(func.glob(f"sub-01_task-checkerboard_*contrast-{contrast}_stat-effect_statmap.nii.gz")))
+        inside = nib.load(mask).get_fdata() > 0
+        np.testing.assert_allclose(ours.get_fdata()[inside], effect.get_fdata()[inside], rtol=1e-4, atol=1e-6)
+
+
 def test_only_runs_without_degrees_of_freedom(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",))  # one run
     bold = next((dataset.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"))

@@ -151,6 +151,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
         else:
             contrasts, skipped = designs.model_contrasts(run, node, built[run])
             notes += skipped
+        contrasts = _estimable(contrasts, built[run])
         if not contrasts:
             if node is not None and skipped and not why:
                 why.append(skipped[0].text.removeprefix(f"{run.name}: "))
@@ -368,6 +369,24 @@ def _check_labels_across_runs(plans):
                 )
 
 
+def _estimable(contrasts, design) -> tuple:
+    """The contrasts that weigh no empty column of a run's design.
+
+    A column that is zero in every volume fitted (a condition whose events all start after
+    the run's last volume or fall in its dummy scans, or whose modulation is zero) has no
+    estimate, so a contrast weighing it is left out of that run; the subject's maps of it
+    combine the other runs (said by :func:`_missing_contrasts`).
+    """
+    values = design.matrix.to_numpy(dtype=float)
+    if design.sample_mask is not None:
+        values = values[design.sample_mask]
+    scale = np.abs(values).max(initial=0.0)
+    empty = np.abs(values).max(axis=0, initial=0.0) <= 1e-10 * scale
+    if not empty.any():
+        return tuple(contrasts)
+    return tuple(c for c in contrasts if not np.any(np.atleast_2d(c.vector)[:, empty[:np.shape(c.vector)[-1]]]))
+
+
 def _missing_contrasts(plans):
     """Notes for runs of a subject that lack a contrast its other runs have."""
     notes = []
@@ -382,7 +401,7 @@ def _missing_contrasts(plans):
                 notes.append(Note.for_run(
                     plan.run, "contrast-skipped",
                     f"{plan.run.name} has no {', '.join(labels[m] for m in missing)} "
-                    "(no such events or column), so its subject's maps of that contrast "
+                    "(no such events or column, or its regressor is empty), so its subject's maps of that contrast "
                     "combine the other runs only",
                 ))
     return notes
