@@ -90,6 +90,7 @@ def _participant(settings, derivatives, fork):
         _write_boilerplate(settings, checked, None)
         return
 
+    _check_other_sessions(checked, settings)
     settings = replace(settings, derivatives=tuple(derivatives))
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
     model_file = _copy_model(model, settings) if model is not None else None
@@ -596,6 +597,32 @@ def _own(test, settings) -> tuple:
     group_model = test.group_model or settings.group_model
     design = test.design_desc if test.node is not None else settings.group_design
     return group_model, design, naming.statmap_desc(group_model, design=design, parts=test.desc_parts)
+
+
+def _check_other_sessions(checked, settings) -> None:
+    """Refuse a ``--session-label`` job whose subject maps would replace those of an earlier
+    job over other sessions of the subject (and delete that job's run maps).
+
+    Raises
+    ------
+    UsageError
+        OUTPUT_DIR holds run maps of a session this job leaves out.
+    """
+    if not settings.session_label or "subject" not in {step.level for step in checked.steps}:
+        return
+    selected = set(settings.session_label)
+    for subject in checked.subjects:
+        found = outputs.existing_set(settings.output_dir, f"sub-{subject.subject}", subject=subject.subject,
+                                     task=subject.task, space=(subject.space, None))
+        other = sorted({entities["session"] for entities in map(naming.parse, found)
+                        if entities.get("session") not in (None, *selected) and "run" in entities})
+        if other:
+            flag = settings.selected_by.get("session_label", "--session-label")
+            raise UsageError(
+                f"{settings.output_dir} holds maps of sub-{subject.subject} ses-{', ses-'.join(other)}, which this "
+                f"job's subject maps of {flag} {' '.join(sorted(selected))} only would replace: give "
+                f"{flag} {' '.join(sorted(selected | set(other)))} to combine all of them, or another OUTPUT_DIR."
+            )
 
 
 def _stale_group_files(output_dir, checked, settings) -> list:

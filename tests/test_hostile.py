@@ -471,6 +471,21 @@ def test_a_condition_whose_events_all_start_after_the_run_leaves_that_run_out_of
         np.testing.assert_allclose(ours.get_fdata()[inside], effect.get_fdata()[inside], rtol=1e-4, atol=1e-6)
 
 
+def test_a_session_job_does_not_replace_the_maps_of_another_session_job(one_subject, tmp_path, capsys):
+    """Was silent: the --session-label 2 job deleted ses-1's run maps and wrote subject maps of ses-2 only."""
+    out = tmp_path / "out"
+    assert main([str(one_subject.path), str(out), "participant", *QUICK, "--session-label", "1"]) == 0
+    capsys.readouterr()
+    before = checksums(out)
+    assert main([str(one_subject.path), str(out), "participant", *QUICK, "--session-label", "2"]) == 64
+    message = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(message) == 1 and "sub-01 ses-1" in message[0] and "--session-label 1 2" in message[0]
+    assert checksums(out) == before
+    assert main([str(one_subject.path), str(out), "participant", *QUICK, "--session-label", "2", "1"]) == 0
+    assert list(out.rglob("sub-01_ses-1_*_run-01_*_stat-effect_statmap.nii.gz"))
+    assert list(out.rglob("sub-01_ses-2_*_run-01_*_stat-effect_statmap.nii.gz"))
+
+
 def test_only_runs_without_degrees_of_freedom(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",))  # one run
     bold = next((dataset.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"))
