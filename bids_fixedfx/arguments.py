@@ -5,6 +5,7 @@ one a model file states, is a usage error)."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 from pathlib import Path
@@ -46,6 +47,25 @@ def nonblank(what: str, example: str):
         return value
 
     return convert
+
+
+def space_label(value):
+    """A ``--space`` value: a BIDS space label (``MNI152NLin2009cAsym``, ``fsaverage5``, ``T1w``
+    or ``none``). fMRIPrep's ``SPACE:res-2`` is refused with the filter that selects a resolution."""
+    value = nonblank("space", "MNI152NLin2009cAsym")(value)
+    space, _, modifier = value.partition(":")
+    if modifier:
+        entity, _, label = modifier.partition("-")
+        selection = json.dumps({"bold": {entity: label}, "mask": {entity: label}})
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is fMRIPrep's --output-spaces syntax; give the space alone ({space}) and choose the "
+            f"{entity}- files with --bids-filter-file holding {selection}"
+        )
+    if not (value.isascii() and value.isalnum()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a BIDS space label (letters and digits); give one such as MNI152NLin2009cAsym"
+        )
+    return value
 
 
 def nonblank_path(value) -> Path:

@@ -32,6 +32,7 @@ from .arguments import (
     permutations,
     positive_int,
     probability,
+    space_label,
     strip_prefix,
 )
 from .inference import METHODS, OPTIONS, REQUIRES, InferenceSettings
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tasks to model (default: every task that has events)",
     )
     select.add_argument(
-        "--space", nargs="+", type=nonblank("space", "MNI152NLin2009cAsym"), metavar="SPACE",
+        "--space", nargs="+", type=space_label, metavar="SPACE",
         help="the derivatives' space(s) to model, each separately: volume spaces, surface spaces "
         "(fsaverage5, fsnative ...: GIFTI pairs) and fsLR (CIFTI); 'none' for files without a space "
         "entity (default: MNI152NLin2009cAsym if present, else the only space present)",

@@ -276,6 +276,9 @@ def test_more_contrasts_than_allowed_exit_64(capsys):
         # an empty value names the option, as --task '' did (--space '' was 66, 'matches no preprocessed BOLD')
         ([*POSITIONAL, "--space", ""], "argument --space: '' names no space"),
         ([*POSITIONAL, "--space", "T1w", " "], "argument --space: ' ' names no space"),
+        # fMRIPrep's syntax was 66 ('matches no preprocessed BOLD'): the filter that selects res- files is given
+        ([*POSITIONAL, "--space", "MNI152NLin6Asym:res-2"], '{"bold": {"res": "2"}, "mask": {"res": "2"}}'),
+        ([*POSITIONAL, "--space", "MNI/../x"], "'MNI/../x' is not a BIDS space label"),
         ([*POSITIONAL, "-t", ""], "argument -t/--task: '' names no label"),
         ([*POSITIONAL, "--session-label", ""], "argument --session-label: '' names no label"),
         ([*POSITIONAL, "--participant-label", "01", ""], "--participant_label: '' names no label"),
