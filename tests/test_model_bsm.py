@@ -365,3 +365,13 @@ def test_hrf_variables_outside_x_are_noted():
     model = parse_model(example(Nodes__0__Model__HRF={"Variables": ["congruent", "other"], "Model": "spm"}))
     assert model.nodes[0].hrf.variables == ("congruent", "other")
     assert any("Model.HRF names 'other', not in Model.X, so not in the design" in n for n in model.notes)
+
+
+def test_a_key_given_twice_in_one_object_is_refused():
+    """Was silent: Python's json keeps the last of two Contrasts of a node."""
+    node = ('{"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"Type": "glm", "X": [1]}, '
+            '"Contrasts": [], "Contrasts": []}')
+    text = f'{{"Name": "m", "BIDSModelVersion": "1.0.0", "Nodes": [{node}]}}'
+    with pytest.raises(ModelError, match="model.json has the key 'Contrasts' twice"):
+        Model.from_json(text, "model.json")
+    assert Model.from_json(text.replace(', "Contrasts": []}', "}"), "model.json").nodes[0].name == "run"

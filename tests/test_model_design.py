@@ -186,6 +186,18 @@ def test_dummy_contrasts_with_wildcards_are_one_per_matching_column():
     assert [c.name for c in contrasts] == ["trial_type.house", "trial_type.scrambled face", "csf"] and not notes
 
 
+def test_a_contrast_named_as_a_dummy_contrast_must_have_its_weights():
+    """Was silent: contrast-trialTypeAudio held the visual effect, replacing the dummy contrast."""
+    columns = ["trial_type.audio", "trial_type.visual", "intercept"]
+    dummy = {"Contrasts": ["trial_type.audio", "trial_type.visual"], "Test": "t"}
+    same = {"Name": "trial_type.audio", "ConditionList": ["trial_type.audio"], "Weights": [1], "Test": "t"}
+    contrasts, _ = contrast_matrices(run_model(columns, dummy=dummy, contrasts=[same]), columns)
+    assert [c.name for c in contrasts] == ["trial_type.audio", "trial_type.visual"]
+    other = {**same, "ConditionList": ["trial_type.visual"]}
+    with pytest.raises(ModelError, match="contrast 'trial_type.audio' has the name of one of its DummyContrasts"):
+        contrast_matrices(run_model(columns, dummy=dummy, contrasts=[other]), columns)
+
+
 def test_a_condition_absent_from_a_run_is_left_out_with_a_note():
     """pybids and bidspm leave a level that a run lacks out of that run's design (and the
     contrasts that name it); the other columns equal nilearn's design of the run."""

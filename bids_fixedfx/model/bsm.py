@@ -221,7 +221,10 @@ class Model:
     def from_json(cls, text: str, source: str = "the model", default_name: str | None = None) -> Model:
         """Parse JSON text (see :func:`parse_model`)."""
         try:
-            document = json.loads(text, parse_constant=_no_constant)
+            document = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        except _RepeatedKey as error:
+            raise ModelError(f"{source} has the key {error.key!r} twice in one object; JSON keeps only the last, "
+                             "so remove or merge the other.") from None
         except json.JSONDecodeError as error:
             raise ModelError(f"{source} is not valid JSON ({error.msg}, line {error.lineno}).") from None
         except RecursionError:
@@ -229,6 +232,23 @@ class Model:
         except ValueError as error:  # an integer of thousands of digits
             raise ModelError(f"{source} is not valid JSON ({error}).") from None
         return parse_model(document, source, default_name)
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs) -> dict:
+    """``json.loads``' hook for objects: a key given twice (two ``Contrasts`` of a node, a
+    merge slip) is refused, where Python would keep the last without a word."""
+    document = {}
+    for key, value in pairs:
+        if key in document:
+            raise _RepeatedKey(key)
+        document[key] = value
+    return document
 
 
 def _no_constant(name):

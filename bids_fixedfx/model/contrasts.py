@@ -140,8 +140,8 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
     Returns
     -------
     contrasts : tuple of ContrastMatrix
-        Dummy contrasts first, then the explicit ones; an explicit contrast replaces a dummy
-        one of the same name.
+        Dummy contrasts first, then the explicit ones; an explicit contrast of a dummy
+        contrast's name must have its weights and test.
     notes : tuple of str
         Contrasts left out because this design lacks a column they need.
     """
@@ -156,12 +156,15 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
             column = _column(condition, node.level)
             is_intercept = column == intercept_column(node.level)
             specs.append((str(column), (column,), ((1.0,),), dummy.test, is_intercept))
+    dummies = [expanded for spec in specs for expanded in _levels_of_category(spec, index)]
+    explicit = []
     for contrast in node.contrasts:
         conditions = tuple(_column(c, node.level) for c in contrast.condition_list)
-        specs.append((contrast.name, conditions, contrast.matrix_rows, contrast.test, False))
-    specs = [expanded for spec in specs for expanded in _levels_of_category(spec, index)]
+        explicit.append((contrast.name, conditions, contrast.matrix_rows, contrast.test, False))
+    explicit = [expanded for spec in explicit for expanded in _levels_of_category(spec, index)]
+    dummy_names = {spec[0] for spec in dummies}
     chosen, notes = {}, []
-    for name, conditions, rows, test, is_intercept in specs:
+    for name, conditions, rows, test, is_intercept in dummies + explicit:
         conditions = tuple(_resolve(c, index) for c in conditions)
         missing = [c for c in conditions if c not in index]
         if missing:
@@ -176,6 +179,12 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
                 matrix[r, index[condition]] += weight
         if not matrix.any():
             raise ModelError(f"Node {node.name!r}: contrast {name!r} has only zero weights.")
+        if name in dummy_names and name in chosen and (
+                chosen[name].test != test or not np.array_equal(chosen[name].matrix, matrix)):
+            raise ModelError(
+                f"Node {node.name!r}: contrast {name!r} has the name of one of its DummyContrasts (the effect of "
+                f"{name} alone), whose maps it would replace with other weights; give it another Name."
+            )
         chosen[name] = ContrastMatrix(output_name(name, intercept=is_intercept, incoming=incoming),
                                       test, matrix, columns, name)
     names = [c.name for c in chosen.values()]
