@@ -632,6 +632,11 @@ def test_a_derivatives_folder_without_description_is_named(fresh_dataset, make_s
     dataset = fresh_dataset(subjects=("01",))
     fmriprep = dataset.path / "derivatives" / "fmriprep"
     (fmriprep / "dataset_description.json").unlink()
+    # was a warning, then the raw series modelled: its preprocessed BOLD is not left for the raw
+    with pytest.raises(NoDataError, match=f"{fmriprep} holds preprocessed BOLD but no dataset_description.json"):
+        discover.select_runs(make_settings(dataset.path))
+    for path in fmriprep.rglob("*desc-preproc_bold*"):
+        path.unlink()
     selection = discover.select_runs(make_settings(dataset.path))
     assert all(run.preprocessed is False for run in selection.runs)
     skipped = [w for w in selection.warnings if str(fmriprep) in w]

@@ -357,6 +357,17 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
             "series of other data; preprocess it (fMRIPrep) or leave it out of the selection (its raw series are "
             "modelled only where no derivatives hold any preprocessed BOLD)."
         )
+    if not settings.derivatives:
+        from .derivatives import skipped_derivatives
+
+        undescribed = [root for root in skipped_derivatives(settings.bids_dir, settings.output_dir, settings.work_dir)
+                       if holds_preprocessed_bold(root)]
+        if undescribed:  # fMRIPrep's outputs copied without their description: not the raw series instead
+            raise NoDataError(
+                f"{undescribed[0]} holds preprocessed BOLD but no dataset_description.json, so it is not read as "
+                "derivatives; add one to it (as fMRIPrep writes, with \"DatasetType\": \"derivative\") rather "
+                "than model the raw series."
+            )
     warnings.append(
         "No preprocessed BOLD was found, so the raw BOLD series were modelled "
         + ("(unpreprocessed, within --mask); " if settings.mask is not None
