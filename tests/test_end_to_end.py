@@ -717,6 +717,24 @@ def test_a_group_participant_label_without_maps_is_named_in_a_warning(example_da
     assert sidecar["DegreesOfFreedom"] == len(example_dataset.subjects) - 1
 
 
+def test_subjects_of_the_dataset_without_maps_are_named_at_the_group_level(example_dataset, analysed, tmp_path,
+                                                                           capsys):
+    """Was silent: a subject whose participant job failed was left out of the group test."""
+    output = tmp_path / "out"
+    shutil.copytree(analysed, output)
+    capsys.readouterr()
+    assert main([str(example_dataset.path), str(output), "group", "--no-reports"]) == 0
+    assert "have no maps in" not in capsys.readouterr().err
+    first, *others = example_dataset.subjects
+    shutil.rmtree(output / f"sub-{first}")
+    shutil.rmtree(output / "group")
+    assert main([str(example_dataset.path), str(output), "group", "--no-reports"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "have no maps in" in line]
+    assert len(said) == 1 and f"(sub-{first})" in said[0] and "WARNING" in said[0]
+    sidecar = json.loads(next((output / "group").glob("*contrast-audio_stat-z_statmap.json")).read_text())
+    assert sidecar["Subjects"] == others
+
+
 def test_precision_weighted_fixed_effects(example_dataset, reference, tmp_path):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--participant-label", "02",

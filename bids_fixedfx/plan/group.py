@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
@@ -339,6 +340,7 @@ def _found_maps(settings, step) -> tuple:
     if not found:
         what = "subject-level maps" if step is None else f"maps of node {step.source!r} ({level} level)"
         raise NoDataError(f"OUTPUT_DIR {output_dir} has no {what}; run the participant level first.")
+    mapped = {item.subject for item in found}
     found = _selected(found, settings, "subject-level maps" if step is None else f"maps of node {step.source!r}")
     selected = {item.subject for item in found}
     absent = [label for label in settings.participant_label if label not in selected]
@@ -360,7 +362,27 @@ def _found_maps(settings, step) -> tuple:
              for space in native]
     notes += [Note("selection", f"--participant-label {label} has no maps in {output_dir} and was left out; run the "
                                 f"participant level for sub-{label} to test it") for label in absent]
+    if not settings.participant_label:
+        notes += _unprocessed(settings.bids_dir, mapped, output_dir)
     return read, notes
+
+
+def _unprocessed(bids_dir, selected, output_dir) -> list:
+    """A note naming the subjects of BIDS_DIR that have no maps in OUTPUT_DIR (a participant
+    job that failed or never ran), which the group level leaves out."""
+    try:
+        with os.scandir(bids_dir) as entries:
+            labels = sorted(entry.name[4:] for entry in entries
+                            if entry.name.startswith("sub-") and entry.is_dir() and entry.name[4:] not in selected)
+    except OSError:
+        return []
+    if not labels:
+        return []
+    named = ", ".join(f"sub-{label}" for label in labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10
+                                                                     else "")
+    return [Note("selection", f"{len(labels)} subject(s) of {bids_dir} have no maps in {output_dir} and were left "
+                              f"out ({named}); run the participant level for them, or give --participant-label to "
+                              "test the others")]
 
 
 def _selected(found, settings, what) -> list:
