@@ -57,6 +57,16 @@ def test_a_level_named_in_x_is_missing_where_its_category_is():
     assert design.notes == ("Node 'group': left out 02, 05 (missing values in group.patient, group.control)",)
 
 
+def test_levels_that_differ_only_in_case_are_named():
+    """Was silent: 'Patient' once made a third group of one subject."""
+    slip = PARTICIPANTS.fillna({"age": 40.0}).assign(group=["Patient", "control", "patient", "control", "patient"])
+    design = build_group_design(dataset_node([1, "group"]), slip)
+    assert list(design.matrix.columns) == ["group.Patient", "group.control", "group.patient"]
+    said = [n for n in design.notes if "differ only in case" in n]
+    assert len(said) == 1 and "'Patient' and 'patient'" in said[0] and "'group'" in said[0]
+    assert not [n for n in build_group_design(dataset_node([1, "group"]), PARTICIPANTS).notes if "case" in n]
+
+
 def test_incoming_contrasts_as_indicators():
     inputs = pd.DataFrame({"subject": ["01", "01", "02", "02"], "contrast": ["A", "B", "A", "B"]})
     design = build_group_design(dataset_node(["A", "B"]), inputs)

@@ -10,6 +10,7 @@ Rows with a missing value in a used column are left out with a note that names t
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,7 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
     variables = implicit_factors(_as_events(variables), node)
     variables = apply_transformations(variables, node.transformations, where)
     x, variables, notes = categories_as_levels(node.x, variables, where)
+    notes += _case_slips(table, node.x, where)
     if any(e not in node.x for e in x) and INTERCEPT in x:
         x = tuple(e for e in x if e != INTERCEPT)
         notes.append(f"{where}: the intercept is left out, as the levels of a category span it")
@@ -124,6 +126,24 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
         _check_constant(matrix, table.loc[~missing], where)
         raise
     return GroupDesign(matrix, dropped, tuple(notes))
+
+
+def _case_slips(table, x, where) -> list:
+    """Notes for the text columns named in ``Model.X`` whose values differ only in case or
+    spaces (``Patient`` and ``patient``): each is a level of its own, as written."""
+    named = {str(entry).split(".", 1)[0] for entry in x if isinstance(entry, str)}
+    notes = []
+    for column in table.columns:
+        if column not in named or pd.api.types.is_numeric_dtype(table[column]):
+            continue
+        spellings = defaultdict(set)
+        for value in table[column].dropna().astype(str).unique():
+            spellings[value.strip().casefold()].add(value)
+        for values in (sorted(v) for v in spellings.values() if len(v) > 1):
+            notes.append(f"{where}: the column {column!r} has the values {' and '.join(map(repr, values))}, which "
+                         "differ only in case or spaces and are modelled as different levels; correct "
+                         "participants.tsv if they are one")
+    return notes
 
 
 def _check_constant(matrix, table, where) -> None:
