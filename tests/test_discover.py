@@ -221,6 +221,7 @@ def test_bids_filters(example_dataset, make_settings):
     expected = [p for p in raw_bolds(example_dataset.path, "01") if "_run-01_" in p.name]
     assert len(expected) > 0
     assert [run.name for run in selection.runs] == [stem(p) for p in expected]
+    assert not [w for w in selection.warnings if "no preprocessed one" in w]  # the other runs: left out on purpose
 
 
 @pytest.mark.parametrize("filters", [
@@ -331,6 +332,9 @@ def test_raw_bold_is_not_modelled_where_derivatives_hold_other_subjects(fresh_da
     assert {run.entities[0] for run in selection.runs} == {("sub", "01")}
     missing = [w for w in selection.warnings if "has a raw BOLD series but no preprocessed one" in w]
     assert [w.split()[0] for w in missing] == [stem(p) for p in raw_bolds(dataset.path, "03")]
+    # a filter of the derivatives' entities leaves no raw run out on purpose (it hid the warning)
+    filtered = discover.select_runs(make_settings(dataset.path, bids_filters={"bold": {"desc": "preproc"}}))
+    assert [w for w in filtered.warnings if "has a raw BOLD series but no preprocessed one" in w] == missing
 
 
 def test_derivatives_named_as_old_fmriprep_named_them_are_said(fresh_dataset, make_settings):

@@ -143,8 +143,10 @@ def select_runs(settings) -> Selection:
             _preprocessed_run(layout, queries, settings, bold, space, warnings)
             for bold in sorted(files, key=lambda f: f.path)
         ]
-    if not bold_filters:  # (a filter leaves runs out on purpose)
-        warnings += unmodelled_runs(layout, query, runs, chosen)
+    # a filter's entities of the raw series leave runs out on purpose; its desc, space or res do not
+    raw_filters = {key: value for key, value in bold_filters.items()
+                   if key not in (*DERIVATIVE_ENTITIES, "suffix", "extension", "scope", "return_type")}
+    warnings += unmodelled_runs(layout, {**query, **raw_filters}, runs, chosen)
     warnings += _unmatched_designs(settings.design_dir, runs)
     return Selection(tuple(runs), chosen[0] if len(chosen) == 1 else None, tuple(derivatives), tuple(warnings),
                      spaces=tuple(chosen))
@@ -180,6 +182,10 @@ def _select_tasks(layout, settings, query):
             f"(tasks: {', '.join(sorted(all_tasks)) or 'none'}); give --design-dir."
         )
     return tuple(sorted(with_events & all_tasks) or sorted(with_events))
+
+
+#: Entities of derivatives only: a --bids-filter-file choosing them selects no raw series.
+DERIVATIVE_ENTITIES = ("desc", "space", "res", "den", "cohort", "label", "from", "to", "mode", "hemi")
 
 
 def _choose_spaces(requested, spaces, source="--space") -> list:
