@@ -131,9 +131,11 @@ def _participant(settings, derivatives, fork):
                         maps.step.node.name, "fixed effects" if maps.step.node.model_type == "meta" else "OLS",
                         len(maps.runs), ordinals[subject.subject], len(ordinals))
     _write_boilerplate(settings, checked, None)
-    reports = settings.reports and not any(step.desc for step in checked.steps if step.level == "subject")
+    subject_steps = [step for step in checked.steps if step.level == "subject"]
+    reports = settings.reports and subject_steps and not any(step.desc for step in subject_steps)
     if settings.reports and not reports:
-        logger.info("No subject report: the model has several subject nodes, and a report shows one node's maps.")
+        logger.info("No subject report: %s.", "the model has several subject nodes, and a report shows one node's maps"
+                    if subject_steps else "the model's run node makes F tests only, which no subject node combines")
     if reports:
         fitted.close()  # its reader thread ended: the reports may fork
         _write_reports(settings, checked, notes, fork)

@@ -181,6 +181,30 @@ RUN = {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"
        "DummyContrasts": {"Test": "t"}}
 
 
+def test_a_run_model_of_f_tests_only_writes_its_run_maps(fresh_dataset, tmp_path, capsys):
+    """Was refused: 'Node subject receives no t contrast', naming a node the file does not have."""
+    dataset = fresh_dataset(subjects=("01",))
+    f_only = {**RUN, "Model": {"Type": "glm", "X": ["audio", "visual", 1]}, "DummyContrasts": None,
+              "Contrasts": [{"Name": "anyTask", "ConditionList": ["audio", "visual"], "Weights": [[1, 0], [0, 1]],
+                             "Test": "F"}]}
+    del f_only["DummyContrasts"]
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "-m",
+                 str(_model(tmp_path, [f_only], "fOnly"))]) == 0
+    assert "F tests only" in capsys.readouterr().err
+    runs = sorted(out.rglob("sub-01_*_run-*_contrast-anyTask_stat-F_statmap.nii.gz"))
+    assert len(runs) == len(list((dataset.path / "sub-01").rglob("sub-01_*_bold.nii.gz")))
+    assert not list(out.rglob("sub-01_task-checkerboard_space-*_statmap*")) and not list(out.glob("*.html"))
+    assert "F tests are not combined across runs" in (out / "logs" / "CITATION.md").read_text()
+    with_t = {**f_only, "Contrasts": [*f_only["Contrasts"], {"Name": "av", "ConditionList": ["audio", "visual"],
+                                                             "Weights": [1, -1], "Test": "t"}]}
+    out = tmp_path / "with-t"
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(_model(tmp_path, [with_t], "withT"))]) == 0
+    methods = (out / "logs" / "CITATION.md").read_text()
+    assert "anyTask: an F test of 2 rows, (`audio` 1) and (`visual` 1); av: `audio` 1, `visual` -1." in methods
+    assert "for each F test the maps of the F, z and p statistics" in methods and "by fixed effects" in methods
+
+
 @pytest.mark.parametrize(
     ("nodes", "named"),
     [

@@ -56,12 +56,18 @@ class ModelFacts:
 
 @dataclass(frozen=True)
 class ContrastFacts:
-    """A t contrast: its name, its numeric weights, and whether it is a condition against
-    the implicit baseline (weight 1 on the condition's column, 0 elsewhere)."""
+    """A contrast: its name, its numeric weights, and whether it is a condition against
+    the implicit baseline (weight 1 on the condition's column, 0 elsewhere); an F contrast's
+    ``rows`` hold the weights of each of its rows (``weights`` then holds them all)."""
 
     name: str
     weights: tuple[tuple[str, float], ...]
     baseline: bool
+    rows: tuple[tuple[tuple[str, float], ...], ...] = ()
+
+    @property
+    def is_f(self) -> bool:
+        return bool(self.rows)
 
 
 @dataclass(frozen=True)
@@ -181,8 +187,8 @@ def format_weights(weights) -> str:
 def contrast_facts(name: str, weights: dict, conditions) -> ContrastFacts:
     """A contrast's facts from its weights (non-zero ones) and the design's conditions."""
     if isinstance(weights, (list, tuple)):  # an F contrast: the weights of its rows
-        kept = tuple((str(c), float(w)) for row in weights for c, w in row.items() if float(w) != 0)
-        return ContrastFacts(name, kept, False)
+        rows = tuple(tuple((str(c), float(w)) for c, w in row.items() if float(w) != 0) for row in weights)
+        return ContrastFacts(name, tuple(pair for row in rows for pair in row), False, rows)
     kept = tuple((str(c), float(w)) for c, w in weights.items() if float(w) != 0)
     baseline = len(kept) == 1 and kept[0][1] == 1.0 and kept[0][0] in tuple(conditions)
     return ContrastFacts(name, kept, baseline)

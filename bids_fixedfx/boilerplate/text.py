@@ -147,7 +147,13 @@ def _weights(contrast) -> str:
 
 
 def _contrast_list(contrasts) -> str:
-    return "; ".join(f"{c.name}: {_weights(c)}" for c in contrasts)
+    def described(contrast):
+        if not contrast.is_f:
+            return f"{contrast.name}: {_weights(contrast)}"
+        rows = " and ".join(f"({', '.join(f'`{c}` {w:g}' for c, w in row)})" for row in contrast.rows)
+        return f"{contrast.name}: an F test of {len(contrast.rows)} row{'s' if len(contrast.rows) != 1 else ''}, {rows}"
+
+    return "; ".join(described(c) for c in contrasts)
 
 
 def _environment():

@@ -213,9 +213,17 @@ def participant_steps(model) -> tuple[Step, ...]:
     if model is None:
         return (Step(IMPLICIT_SUBJECT, "run", "run"),)
     steps = [_step(model, node) for node in model.nodes_at("session", "subject")]
-    if not model.nodes_at("subject"):
-        steps.append(Step(IMPLICIT_SUBJECT, model.nodes_at("run")[0].name, "run"))
+    run = model.nodes_at("run")[0]
+    if not model.nodes_at("subject") and (_states_t(run) or model.nodes_at("dataset")):
+        steps.append(Step(IMPLICIT_SUBJECT, run.name, "run"))
     return tuple(steps)
+
+
+def _states_t(node) -> bool:
+    """Whether a node makes any t contrast (a model of run-level F tests only has run maps alone:
+    fixed effects combine t contrasts)."""
+    dummy_t = node.dummy_contrasts is not None and node.dummy_contrasts.test == "t"
+    return dummy_t or any(contrast.test == "t" for contrast in node.contrasts)
 
 
 def dataset_steps(model) -> tuple[Step, ...]:
