@@ -75,8 +75,8 @@ def _participant(settings, derivatives, fork):
                 ahead = selecting.then_result()
             else:  # planning left the run read ahead out: the child is ended, not waited for
                 ahead = None
-    for note in checked.notes:
-        logger.warning("%s", note)
+    for text in dict.fromkeys(map(str, checked.notes)):  # a model's note about every run: said once
+        logger.warning("%s", text)
     if model is None:
         model, reason = plan.default_model(checked, settings)
         if model is None:
@@ -143,7 +143,7 @@ def _participant(settings, derivatives, fork):
              for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if reports else []
     logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
                progress.duration(time.perf_counter() - started), total, len({s.subject for s in checked.subjects}),
-               settings.output_dir, f" ({len(notes)} warning(s) above)" if notes else "",
+               settings.output_dir, f" ({len(set(map(str, notes)))} warning(s) above)" if notes else "",
                f"; report: {pages[0]}" + (f" and {len(pages) - 1} more" if len(pages) > 1 else "") if pages else "")
 
 

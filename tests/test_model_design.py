@@ -215,6 +215,20 @@ def test_a_condition_absent_from_a_run_is_left_out_with_a_note():
     assert [c.name for c in contrasts] == ["face"] and "'cat' left out" in notes[0]
 
 
+def test_convolve_derivatives_that_x_does_not_name_are_said():
+    """Was silent: Derivative true made columns that the design left out (as pybids leaves them out)."""
+    events, confounds = random_run(5)
+    convolve = {"Name": "Convolve", "Input": ["trial_type.face"], "Model": "spm", "Derivative": True}
+    factor = {"Name": "Factor", "Input": ["trial_type"]}
+    design = build_run_design(run_model(["trial_type.face", 1], transformations=[factor, convolve]), events, confounds,
+                              tr=TR, n_volumes=N_VOLUMES)
+    assert "trial_type.face_derivative" not in design.matrix.columns
+    assert any("Convolve made 'trial_type.face_derivative', which Model.X does not name" in n for n in design.notes)
+    named = build_run_design(run_model(["trial_type.face", "trial_type.face_derivative", 1],
+                                       transformations=[factor, convolve]), events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    assert "trial_type.face_derivative" in named.matrix.columns and not [n for n in named.notes if "Convolve" in n]
+
+
 def test_drift_settings():
     assert drift_settings(run_model(["a"], options={"HighPassFilterCutoffHz": 0.01})) == ("cosine", 0.01, 1)
     assert drift_settings(run_model(["a"])) == (None, None, 1)

@@ -247,6 +247,17 @@ def expand_names(patterns, available, where: str) -> list:
     return names
 
 
+def _unused_derivatives(node, x_names, variables) -> list:
+    """A note for the columns a ``Convolve`` made with ``Derivative`` or ``Dispersion`` that
+    ``Model.X`` does not name: as in pybids, X alone chooses the design's columns."""
+    unused = [name for name in variables.names if name not in x_names and re.fullmatch(r".+_(derivative|dispersion)", name)
+              and re.sub(r"_(derivative|dispersion)$", "", name) in x_names]
+    if not unused:
+        return []
+    return [f"Node {node.name!r}: Convolve made {', '.join(map(repr, unused))}, which Model.X does not name, so "
+            "the design leaves them out; add them to Model.X to model them"]
+
+
 def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, start_time: float = 0.0,
                      run_name: str = "the run", oversampling: int = OVERSAMPLING,
                      min_onset: float = MIN_ONSET) -> RunDesign:
@@ -287,6 +298,7 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     absent = absent_levels(x, variables.names, given.names)
     notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
     x_names = expand_names([e for e in x if e not in absent], variables.names, f"{where}: Model.X")
+    notes += _unused_derivatives(node, x_names, variables)
     hrf_x = categories_as_levels(node.hrf.variables, variables, where, missing=0.0)[0] if node.hrf else ()
     hrf_names = {n for n in x_names if any(n == pattern or fnmatchcase(n, pattern) for pattern in hrf_x)}
     columns, conditions = {}, []
