@@ -454,6 +454,23 @@ def test_a_group_by_session_over_subject_maps_is_one_test_and_said(sessions_data
     assert not [r for r in caplog.records if "groups by 'session'" in r.getMessage()]
 
 
+def test_a_dataset_node_fed_by_the_run_node_says_it_tests_subject_maps(sessions_dataset, sessions_out, tmp_path,
+                                                                          caplog):
+    """Was silent: the edge run -> dataset reads as a test of every run, but each subject's maps are tested."""
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    from_runs = node("Dataset", "fromRuns", "glm")
+    model = write_model(tmp_path, document("fromRuns", [RUN, node("Session", "session"), node("Subject", "subject"),
+                                                        from_runs],
+                                           [("run", "session"), ("session", "subject"), ("run", "fromRuns")]))
+    with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
+        assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    said = [r.getMessage() for r in caplog.records if "is fed by the run node" in r.getMessage()]
+    assert len(said) == 1 and "Node 'fromRuns' is fed by the run node 'run'" in said[0], said
+    sidecar = json.loads(next((out / "group").rglob("*stat-t_statmap.json")).read_text())
+    assert len(sidecar["Subjects"]) == len(sessions_dataset.subjects)
+
+
 @pytest.mark.slow
 def test_a_group_of_one_subject_is_named_as_a_group_not_as_missing_maps(sessions_dataset, sessions_out, tmp_path,
                                                                        caplog):

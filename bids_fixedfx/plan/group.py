@@ -216,6 +216,13 @@ def plan_group(settings, model=None) -> GroupPlan:
             table, unlisted = _input_table(found, settings)
             found, table, keys = _select(step, found, table)
             notes += [note for note in _combined_groups(step, found, table) if note not in notes]
+            fed_by = model.parents(step.node.name)[0].source if model.parents(step.node.name) else None
+            if fed_by is not None and model.node(fed_by).level == "run":
+                note = Note("selection", f"Node {step.node.name!r} is fed by the run node {fed_by!r}: it tests the "
+                                         f"subjects' maps of node {step.source!r} (the fixed effects of each subject's "
+                                         "runs, one input per subject), never single runs; add an edge from a subject "
+                                         "node to say so")
+                notes += [note] if note not in notes else []
         grouped = defaultdict(list)
         for index, item in enumerate(found):
             values = {k: item.contrast if k == "contrast" else table.at[index, k] for k in keys}
