@@ -430,18 +430,26 @@ def test_unknown_variables_empty_groups_and_rank_deficient_designs_are_one_sente
 
 
 @pytest.mark.slow
+def _group_of_sessions(dataset, participant_out, tmp_path, caplog, dataset_node, source, said):
+    """The group level of a model run -> session -> subject with ``dataset_node`` fed by
+    ``source``, over a copy of the participant maps; its folder and the warnings that hold ``said``."""
+    out = tmp_path / "out"
+    shutil.copytree(participant_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    name = dataset_node["Name"]
+    model = write_model(tmp_path, document(name, [RUN, node("Session", "session"), node("Subject", "subject"),
+                                                  dataset_node],
+                                           [("run", "session"), ("session", "subject"), (source, name)]))
+    with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
+        assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    return out, [r.getMessage() for r in caplog.records if said in r.getMessage()]
+
+
 def test_a_group_by_session_over_subject_maps_is_one_test_and_said(sessions_dataset, sessions_out, tmp_path, caplog):
     """Subject maps hold both sessions: a dataset node grouping them by session runs one test
     per contrast (the subject node's maps) and says so; over session maps it tests each session."""
-    out = tmp_path / "out"
-    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
     by_session = node("Dataset", "bySession", "glm", group_by=["contrast", "session"])
-    model = write_model(tmp_path, document("bySession", [RUN, node("Session", "session"), node("Subject", "subject"),
-                                                         by_session],
-                                           [("run", "session"), ("session", "subject"), ("subject", "bySession")]))
-    with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
-        assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
-    said = [r.getMessage() for r in caplog.records if "groups by 'session'" in r.getMessage()]
+    out, said = _group_of_sessions(sessions_dataset, sessions_out, tmp_path, caplog, by_session, "subject",
+                                   "groups by 'session'")
     assert len(said) == 1 and "'subject' combine each subject's sessions" in said[0], said
     written = sorted(p.name for p in (out / "group").rglob("*stat-t_statmap.nii.gz"))
     assert written and not any("session" in name.lower() for name in written), written
@@ -457,15 +465,8 @@ def test_a_group_by_session_over_subject_maps_is_one_test_and_said(sessions_data
 def test_a_dataset_node_fed_by_the_run_node_says_it_tests_subject_maps(sessions_dataset, sessions_out, tmp_path,
                                                                           caplog):
     """Was silent: the edge run -> dataset reads as a test of every run, but each subject's maps are tested."""
-    out = tmp_path / "out"
-    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
-    from_runs = node("Dataset", "fromRuns", "glm")
-    model = write_model(tmp_path, document("fromRuns", [RUN, node("Session", "session"), node("Subject", "subject"),
-                                                        from_runs],
-                                           [("run", "session"), ("session", "subject"), ("run", "fromRuns")]))
-    with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
-        assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
-    said = [r.getMessage() for r in caplog.records if "is fed by the run node" in r.getMessage()]
+    out, said = _group_of_sessions(sessions_dataset, sessions_out, tmp_path, caplog, node("Dataset", "fromRuns", "glm"),
+                                   "run", "is fed by the run node")
     assert len(said) == 1 and "Node 'fromRuns' is fed by the run node 'run'" in said[0], said
     sidecar = json.loads(next((out / "group").rglob("*stat-t_statmap.json")).read_text())
     assert len(sidecar["Subjects"]) == len(sessions_dataset.subjects)
