@@ -375,3 +375,32 @@ def test_a_key_given_twice_in_one_object_is_refused():
     with pytest.raises(ModelError, match="model.json has the key 'Contrasts' twice"):
         Model.from_json(text, "model.json")
     assert Model.from_json(text.replace(', "Contrasts": []}', "}"), "model.json").nodes[0].name == "run"
+
+
+def test_groupings_and_keys_the_app_reads_otherwise_or_does_not_apply_are_noted():
+    """Each variant wrote the maps of the plain model without a word."""
+    assert not [n for n in parse_model(example()).notes if "groups by" in n or "not applied" in n]
+    variants = [
+        ({"1__GroupBy": ["contrast"]}, "Node 'subject' groups by ['contrast'] without 'subject'"),
+        ({"1__GroupBy": ["subject"]}, "Node 'subject' groups by ['subject'] without 'contrast'"),
+        ({"0__GroupBy": ["subject"]}, "Node 'run' groups by ['subject'] without 'run'"),
+        ({"1__Transformations": {"Transformer": "pybids-transforms-v1",
+                                 "Instructions": [{"Name": "Scale", "Input": ["congruent"]}]}},
+         "Node 'subject': Transformations are not applied in a subject node"),
+        ({"1__Model__ErrorDistribution": {"Family": "Binomial", "Link": "Logit"}},
+         "Model.ErrorDistribution Binomial/Logit is not applied"),
+        ({"2__Model__VarianceComponents": [{"LevelName": "subject", "Groupings": ["subject"]}]},
+         "Node 'dataset': Model.VarianceComponents is not applied"),
+    ]
+    for change, said in variants:
+        document = example()
+        for path, value in change.items():
+            index, *keys = path.split("__")
+            target = document["Nodes"][int(index)]
+            for key in keys[:-1]:
+                target = target[key]
+            target[keys[-1]] = value
+        assert any(said in n for n in parse_model(document).notes), (change, parse_model(document).notes)
+    gaussian = example()
+    gaussian["Nodes"][2]["Model"]["ErrorDistribution"] = {"Family": "Gaussian", "Link": "Identity"}
+    assert not [n for n in parse_model(gaussian).notes if "ErrorDistribution" in n]

@@ -36,6 +36,7 @@ def parse_node(raw, index, source, notes) -> Node:
         notes.append(f"{where} has no GroupBy; read as {list(DEFAULT_GROUP_BY[level])}, the usual grouping of a "
                      f"{level} node")
     group_by = tuple(str(g) for g in listify(doc["GroupBy"]))
+    notes += _read_group_by(where, level, group_by)
     model = doc.get("Model")
     if not isinstance(model, dict):
         raise ModelError(f"{where} has no Model object.")
@@ -60,6 +61,7 @@ def parse_node(raw, index, source, notes) -> Node:
     for key in [k for k in ("LowPassFilterCutoffHz", "ReplaceVariables", "Aggregate") if k in options]:
         notes.append(f"{where}: Model.Options.{key} is not applied by this app (nilearn's first level has no "
                      "such step), so the maps are those without it")
+    notes += _unread_model_keys(where, level, model, doc)
     nilearn = next((v for k, v in (model.get("Software") or {}).items()
                     if str(k).lower() == "nilearn" and isinstance(v, dict)), {})
     if level in ("run", "session") and any(str(k).lower() == "bids-fixedfx" for k in (model.get("Software") or {})):
@@ -95,6 +97,38 @@ def parse_node(raw, index, source, notes) -> Node:
         options=options, software=dict(model.get("Software") or {}),
         formula=model.get("Formula"), description=doc.get("Description"),
     )
+
+
+def _read_group_by(where, level, group_by) -> list:
+    """Notes for a run, session or subject node's GroupBy that lacks what this app groups by:
+    each run is fitted apart, and each subject's (session's) inputs combined contrast by contrast."""
+    wanted = {"run": ("run", "subject"), "session": (), "subject": ("subject", "contrast")}.get(level, ())
+    missing = [variable for variable in wanted if variable not in group_by]
+    if not missing:
+        return []
+    how = ("each run's GLM is fitted apart, as nilearn's FirstLevelModel fits runs" if level == "run" else
+           "a subject node combines each subject's inputs contrast by contrast")
+    return [f"{where} groups by {list(group_by)} without {' or '.join(map(repr, missing))}, which is read as grouping "
+            f"by {' and '.join(map(repr, missing))} too: {how}"]
+
+
+def _unread_model_keys(where, level, model, doc) -> list:
+    """Notes for the parts of a node that this app does not apply: a non-Gaussian
+    ``ErrorDistribution``, ``VarianceComponents`` and a session or subject node's ``Transformations``."""
+    notes = []
+    error = model.get("ErrorDistribution")
+    if isinstance(error, dict):
+        family, link = str(error.get("Family", "Gaussian")), str(error.get("Link", "Identity"))
+        if family.lower() != "gaussian" or link.lower() != "identity":
+            notes.append(f"{where}: Model.ErrorDistribution {family}/{link} is not applied (nilearn's GLMs are "
+                         "Gaussian with an identity link), so the maps are those of a Gaussian model")
+    if model.get("VarianceComponents"):
+        notes.append(f"{where}: Model.VarianceComponents is not applied (nilearn's GLMs have one error term), "
+                     "so it was ignored")
+    if level in ("session", "subject") and doc.get("Transformations"):
+        notes.append(f"{where}: Transformations are not applied in a {level} node (it combines its inputs' maps "
+                     "contrast by contrast), so they were ignored; transform variables in the run or dataset node")
+    return notes
 
 
 #: The grouping of each level when a node states none (the specification's examples).
