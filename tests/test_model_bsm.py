@@ -379,11 +379,12 @@ def test_a_key_given_twice_in_one_object_is_refused():
 
 def test_groupings_and_keys_the_app_reads_otherwise_or_does_not_apply_are_noted():
     """Each variant wrote the maps of the plain model without a word."""
-    assert not [n for n in parse_model(example()).notes if "groups by" in n or "not applied" in n]
+    assert not [n for n in parse_model(example()).notes if "groups by" in n or "not applied" in n or "no 1" in n]
     variants = [
         ({"1__GroupBy": ["contrast"]}, "Node 'subject' groups by ['contrast'] without 'subject'"),
         ({"1__GroupBy": ["subject"]}, "Node 'subject' groups by ['subject'] without 'contrast'"),
         ({"0__GroupBy": ["subject"]}, "Node 'run' groups by ['subject'] without 'run'"),
+        ({"0__Model__X": ["congruent", "incongruent"]}, "Node 'run': Model.X has no 1, but the run's design keeps"),
         ({"1__Transformations": {"Transformer": "pybids-transforms-v1",
                                  "Instructions": [{"Name": "Scale", "Input": ["congruent"]}]}},
          "Node 'subject': Transformations are not applied in a subject node"),

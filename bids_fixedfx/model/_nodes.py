@@ -53,6 +53,9 @@ def parse_node(raw, index, source, notes) -> Node:
     x = tuple(_variable(v, f"{where}: Model.X") for v in _filled(listify(model["X"]), f"{where}: Model.X", notes))
     if not x:
         raise ModelError(f"{where} has no variables in Model.X.")
+    if level == "run" and not any(v in (1, "1") for v in x) and model.get("Formula") is None:
+        notes.append(f"{where}: Model.X has no 1, but the run's design keeps nilearn's constant column (its drifts "
+                     "and the mean signal need it); add 1 to Model.X to say so")
     options = dict(canonical(model.get("Options") or {}, ("HighPassFilterCutoffHz", "LowPassFilterCutoffHz",
                    "ReplaceVariables", "Mask", "Aggregate", "Description"), f"{where}: Model.Options"))
     for key in [k for k, v in options.items() if v == ""]:
