@@ -481,7 +481,7 @@ def main(argv=None, fork: bool = False) -> int:
 
         run_level(settings, fork=fork)
     except FixedFxError as error:
-        logger.error("%s", error)
+        logger.error("%s", _naming_the_model(error, settings.model_file))
         if error.__cause__ is not None:
             logger.debug("Cause:", exc_info=error.__cause__)
         return error.exit_code
@@ -493,6 +493,17 @@ def main(argv=None, fork: bool = False) -> int:
         logger.debug("Traceback:", exc_info=True)
         return EX_FAILURE
     return 0
+
+
+def _naming_the_model(error, model_file) -> str:
+    """An error's message; a model file's error (``Node 'run': ...``) names the file given with
+    ``-m`` when it does not already."""
+    from .model import ModelError
+
+    text = str(error)
+    if model_file is None or not isinstance(error, ModelError) or model_file.name in text:
+        return text
+    return f"Model file {model_file.name}: {text}"
 
 
 def run() -> None:

@@ -89,7 +89,8 @@ def test_hostile_model_files_are_usage_errors(tmp_path):
     for weight, said in (("NaN", "NaN is not a JSON number"), ("Infinity", "Infinity is not a JSON number"),
                          ("-Infinity", "-Infinity is not a JSON number"),
                          ("1" + "0" * 400, "weights are finite numbers"), ('"1e999"', "weights are finite numbers"),
-                         ("1e308", "weights are at most 1e\\+12"), ('"-1e13"', "weights are at most")):  # inf maps
+                         ("1e308", "weights are at most 1e\\+12"), ('"-1e13"', "weights are at most"),
+                         ("9" * 5000, "it holds a number of thousands of digits")):  # inf maps; no Python advice
         text = json.dumps(EXAMPLE).replace('"Weights": [1, -1]', f'"Weights": [{weight}, -1]')
         assert text != json.dumps(EXAMPLE)
         path.write_text(text)

@@ -227,3 +227,13 @@ def test_queries_are_parsed_never_run(query):
 def test_convolve_refuses_simple_variables():
     with pytest.raises(ModelError, match="no timing"):
         convolve(table_variables(pd.DataFrame({"age": [1.0]}))["age"], "spm", np.arange(3.0))
+
+
+def test_a_missing_variable_lists_those_spelled_like_it_first_and_not_all():
+    """A confounds table's hundreds of columns were all listed in the one-line error."""
+    from bids_fixedfx.model.variables import listed
+
+    names = ["trial_type", *(f"a_comp_cor_{i:02d}" for i in range(100)), "response_time"]
+    text = listed(names, "response_tme")
+    assert text.startswith("response_time, ") and text.endswith(" and 90 more") and len(text.split(", ")) == 12
+    assert listed(["a", "b"], "c") == "a, b" and listed([], "c") == "none"

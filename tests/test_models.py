@@ -219,7 +219,7 @@ def test_a_run_model_of_f_tests_only_writes_its_run_maps(fresh_dataset, tmp_path
 def test_bad_models_are_one_clear_sentence(fresh_dataset, tmp_path, capsys, nodes, named):
     dataset = fresh_dataset(subjects=("01",))
     model = _model(tmp_path, nodes)
-    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64, named)
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64, named, model.name)
 
 
 def test_not_a_model_file(fresh_dataset, tmp_path, capsys):

@@ -229,8 +229,9 @@ class Model:
             raise ModelError(f"{source} is not valid JSON ({error.msg}, line {error.lineno}).") from None
         except RecursionError:
             raise ModelError(f"{source} is nested too deeply to be a model.") from None
-        except ValueError as error:  # an integer of thousands of digits
-            raise ModelError(f"{source} is not valid JSON ({error}).") from None
+        except ValueError as error:  # NaN or Infinity; an integer of thousands of digits
+            reason = error if "JSON number" in str(error) else "it holds a number of thousands of digits"
+            raise ModelError(f"{source} is not valid JSON ({reason}).") from None
         return parse_model(document, source, default_name)
 
 

@@ -22,7 +22,7 @@ from .bsm import INTERCEPT, ModelError
 from .formula import apply_formula, parse_formula
 from .hrf import MIN_ONSET, OVERSAMPLING, convolve
 from .transforms import apply_transformations
-from .variables import Variable, run_variables, sample
+from .variables import Variable, listed, run_variables, sample
 
 #: The ``Model.Software`` key whose settings are read (``drift_model``, ``drift_order``).
 SOFTWARE = "nilearn"
@@ -242,7 +242,7 @@ def expand_names(patterns, available, where: str) -> list:
             matched = [pattern]
         else:
             raise ModelError(f"{where} names {pattern!r}, which is not a variable "
-                             f"(variables: {', '.join(available) or 'none'}).")
+                             f"(variables: {listed(available, pattern)}).")
         names += [n for n in matched if n not in names]
     return names
 

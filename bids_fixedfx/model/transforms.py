@@ -18,7 +18,7 @@ import pandas as pd
 
 from .bsm import TRANSFORMATION_NAMES, ModelError
 from .hrf import convolve, hrf_name
-from .variables import Variables, densify, sample
+from .variables import Variables, densify, listed, sample
 
 _REGISTRY = {}
 #: Arguments whose value is itself a list (never split one per input).
@@ -86,7 +86,7 @@ def _expand(patterns, work, where) -> list:
         else:
             matched = [pattern] if pattern in work else []
         if not matched:
-            raise ModelError(f"{where}: no variable {pattern!r} (variables: {', '.join(work) or 'none'}).")
+            raise ModelError(f"{where}: no variable {pattern!r} (variables: {listed(work, pattern)}).")
         names += [n for n in matched if n not in names]
     return names
 

@@ -180,3 +180,16 @@ def densify(variable: Variable, variables: Variables, times=None) -> Variable:
         return variable
     times = dense_times(variables) if times is None else np.asarray(times, dtype=float)
     return Variable(variable.name, sample(variable, times), times=times, source=variable.source)
+
+
+def listed(names, wanted: str, limit: int = 12) -> str:
+    """Variable names for a message about ``wanted``, which is not one of them: those spelled
+    like it first, at most ``limit`` in all (a confounds table holds hundreds)."""
+    import difflib
+
+    names = list(dict.fromkeys(map(str, names)))
+    if not names:
+        return "none"
+    close = difflib.get_close_matches(str(wanted), names, n=limit, cutoff=0.6)
+    shown = close + [n for n in names if n not in close][:max(limit - len(close), 0)]
+    return ", ".join(shown) + (f" and {len(names) - len(shown)} more" if len(names) > len(shown) else "")

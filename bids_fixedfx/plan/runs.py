@@ -151,7 +151,6 @@ def plan_runs(selection, settings, model=None) -> Plan:
         else:
             contrasts, skipped = designs.model_contrasts(run, node, built[run])
             notes += skipped
-        contrasts = _estimable(contrasts, built[run])
         if not contrasts:
             if node is not None and skipped and not why:
                 why.append(skipped[0].text.removeprefix(f"{run.name}: "))
@@ -172,6 +171,12 @@ def plan_runs(selection, settings, model=None) -> Plan:
                 "check the BOLD series' length and the number of regressors",
             ))
             left_out[(run.subject, run.task, run.space)].append(LeftOut(run, reason))
+            continue
+        contrasts = _estimable(contrasts, built[run])
+        if not contrasts:
+            notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute (each weighs an "
+                                                           "empty regressor) and was left out."))
+            left_out[(run.subject, run.task, run.space)].append(LeftOut(run, NO_CONTRAST))
             continue
         plans.append(RunPlan(run, built[run], contrasts, dof, forms[run]))
     if not plans:
