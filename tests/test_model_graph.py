@@ -672,25 +672,25 @@ def test_a_participant_on_two_rows_is_refused_naming_the_file(tmp_path):
 
 
 def test_group_covariates_written_with_a_decimal_comma_are_named(tmp_path):
-    from bids_fixedfx.errors import UsageError
+    from bids_fixedfx.errors import InputFileError
     from bids_fixedfx.plan import covariates_model, read_participants
 
     (tmp_path / "participants.tsv").write_text("participant_id\tage\nsub-01\t41,5\nsub-02\t35\nsub-03\t32,25\n")
-    with pytest.raises(UsageError, match="--group-covariates age: participants.tsv writes its numbers with a "
-                                         "decimal comma \\('41,5'\\)"):
+    with pytest.raises(InputFileError, match="--group-covariates age: participants.tsv writes its numbers with a "
+                                             "decimal comma \\('41,5'\\)"):
         covariates_model(["age"], read_participants(tmp_path))
 
 
 def test_a_column_of_numbers_with_a_stray_token_is_named(tmp_path):
     """'n.a.' among IQ scores made the column a group of four levels (an F test), without a word."""
-    from bids_fixedfx.errors import UsageError
+    from bids_fixedfx.errors import InputFileError
     from bids_fixedfx.plan import covariates_model, read_participants
 
     (tmp_path / "participants.tsv").write_text(
         "participant_id\tiq\tgroup\n" + "".join(f"sub-0{i}\t{v}\t{g}\n" for i, (v, g) in enumerate(
             [("100", "a"), ("110", "b"), ("n.a.", "a"), ("100", "b"), ("120", "a")], start=1)))
-    with pytest.raises(UsageError, match="--group-covariates iq: participants.tsv holds numbers in that column but "
-                                         "also 'n.a.', which is not a number"):
+    with pytest.raises(InputFileError, match="--group-covariates iq: participants.tsv holds numbers in that column "
+                                             "but also 'n.a.', which is not a number"):
         covariates_model(["iq"], read_participants(tmp_path))
     assert covariates_model(["group"], read_participants(tmp_path)) is not None
 

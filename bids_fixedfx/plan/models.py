@@ -290,10 +290,12 @@ def covariates_model(columns, participants, inference=None):
     ------
     UsageError
         A column that ``participants.tsv`` lacks, a group column with one level, two group columns.
+    InputFileError
+        A column of numbers written with a decimal comma, or with a stray word among them.
     """
     import pandas as pd
 
-    from ..errors import UsageError
+    from ..errors import InputFileError, UsageError
     from ..model import parse_model
     from ..model.inference import inference_software
 
@@ -315,13 +317,13 @@ def covariates_model(columns, participants, inference=None):
             continue
         decimal_comma = values.astype(str).str.fullmatch(r"[+-]?\d*,\d+")
         if decimal_comma.any() and (decimal_comma | pd.to_numeric(values, errors="coerce").notna()).all():
-            raise UsageError(
+            raise InputFileError(  # the table's fault (66), named with the option that reads it
                 f"--group-covariates {column}: participants.tsv writes its numbers with a decimal comma "
                 f"({values[decimal_comma].iloc[0]!r}); write them with a point, as BIDS tables do."
             )
         numbers = pd.to_numeric(values, errors="coerce").notna()
         if numbers.sum() > len(values) / 2:  # numbers but a few: a stray token, not levels of a group
-            raise UsageError(
+            raise InputFileError(
                 f"--group-covariates {column}: participants.tsv holds numbers in that column but also "
                 f"{values[~numbers].iloc[0]!r}, which is not a number; write n/a for a missing value."
             )
