@@ -222,8 +222,9 @@ def select_confounds(run, names, given=True):
                 f"{run.name} do not have."
             ) from None
         except (ValueError, FileNotFoundError) as error:  # nilearn's missing columns or files
-            reason = " ".join(str(error).split()).rstrip(".")
-            raise UsageError(
+            reason = re.sub(r"\.(?=[A-Z])", ". ", " ".join(str(error).split())).rstrip(".")  # its sentences glued
+            missing = isinstance(error, FileNotFoundError) or "could not find" in reason.lower()
+            raise (NoDataError if missing else UsageError)(
                 f"--confounds {' '.join(names)} cannot be applied to {run.bold.name}: {reason}."
             ) from error
         _refuse_missing(confounds, run.confounds, f" (--confounds {' '.join(names)} selects it)")

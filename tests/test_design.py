@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from nilearn.glm.first_level import FirstLevelModel
 from nilearn.interfaces.fmriprep import load_confounds
 
 from bids_fixedfx import design
-from bids_fixedfx.errors import EX_NO_INPUT, EX_USAGE, InputFileError, UsageError
+from bids_fixedfx.errors import EX_NO_INPUT, EX_USAGE, InputFileError, NoDataError, UsageError
 from bids_fixedfx.settings import ContrastSpec, ModelSettings
 
 
@@ -271,6 +272,18 @@ def test_load_confounds_strategy(example_run, strategy):
     )
     model = ModelSettings(confounds=strategy)
     assert_same_matrix(built.matrix, nilearn_design(example_run, model, expected))
+
+
+def test_compcor_without_the_confounds_sidecar_is_a_missing_file(example_run, tmp_path):
+    """Was 64, and nilearn's sentences were glued ('...json.This is necessary')."""
+    import shutil
+
+    bold = shutil.copy(example_run.bold, tmp_path / example_run.bold.name)
+    confounds = shutil.copy(example_run.confounds, tmp_path / example_run.confounds.name)  # its JSON left behind
+    run = dataclasses.replace(example_run, bold=Path(bold), confounds=Path(confounds))
+    with pytest.raises(NoDataError, match="Could not find associated json file .*timeseries.json. This is") as caught:
+        design.build_design(run, ModelSettings(confounds=("high_pass", "compcor")))
+    assert caught.value.exit_code == EX_NO_INPUT and "--confounds high_pass compcor" in str(caught.value)
 
 
 def test_confounds_with_another_length_than_the_bold(example_run, tmp_path):
