@@ -629,9 +629,12 @@ def _model_test(test, node, table, unlisted=()):
     notes += [Note("contrast-skipped", text, task=test.task) for text in skipped]
     dof = len(kept) - np.linalg.matrix_rank(matrix.to_numpy())
     if dof < 1:
+        dropped = [test.inputs[i].subject for i in design.dropped]
+        why = (f" once {', '.join(f'sub-{s}' for s in dropped)} {'was' if len(dropped) == 1 else 'were'} left out "
+               "for missing values in participants.tsv (n/a or no row)" if dropped else "")
         raise UsageError(
             f"Node {node.name!r}: the design of task-{test.task} contrast-{test.contrast} has "
-            f"{matrix.shape[1]} columns for {len(kept)} subjects, leaving no degrees of freedom."
+            f"{matrix.shape[1]} columns for {len(kept)} subjects{why}, leaving no degrees of freedom."
         )
     return replace(test, inputs=tuple(kept), design=matrix, contrasts=tuple(contrasts)), notes
 
