@@ -370,6 +370,17 @@ def _derivative(path):
     return path
 
 
+def test_two_fmriprep_outputs_of_one_run_name_their_folders(fresh_dataset, make_settings):
+    """Named two identical file names and suggested the filter {"bold": {}}, which changes nothing."""
+    dataset = fresh_dataset(subjects=("01",))
+    fmriprep = dataset.path / "derivatives" / "fmriprep"
+    newer = dataset.path / "derivatives" / "fmriprep-24"
+    shutil.copytree(fmriprep, newer)
+    with pytest.raises(UsageError, match=f"several derivatives datasets \\({fmriprep}, {newer}\\); choose one with -d"):
+        discover.select_runs(make_settings(dataset.path))
+    assert discover.select_runs(make_settings(dataset.path, derivatives=(newer,))).runs
+
+
 def test_find_derivatives_excludes_the_output_dir(tmp_path):
     bids = tmp_path / "bids"
     fmriprep = _derivative(bids / "derivatives" / "fmriprep")

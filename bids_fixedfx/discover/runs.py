@@ -98,6 +98,12 @@ def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the ch
         acquisition = tuple((k, v) for k, v in entities if k not in ONE_ACQUISITION)
         by_acquisition.setdefault(acquisition, {}).setdefault(entities, Path(bold.path).name)
     for entities, names in by_run.items():
+        if len(names) > 1 and len(set(names)) == 1:  # one name in several derivatives datasets
+            roots = sorted(str(_dataset_root(bold.path)) for bold in bold_files if _run_entities(bold) == entities)
+            raise UsageError(
+                f"{run_name(entities)} has a preprocessed BOLD series in each of several derivatives datasets "
+                f"({', '.join(roots)}); choose one with -d (e.g. -d {roots[-1]})."
+            )
         if len(names) > 1:
             name = run_name(entities)
             raise UsageError(
@@ -115,6 +121,12 @@ def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the ch
                 f'fit one with --bids-filter-file, e.g. {{"bold": {{"{entity}": "{value}"}}}}'
                 + (" (fMRIPrep writes one optimally combined series of a multi-echo run)." if differ[0] == "echo" else ".")
             )
+
+
+def _dataset_root(path) -> Path:
+    """The dataset a file is in: the folder above its ``sub-*`` folder."""
+    path = Path(path)
+    return next((parent.parent for parent in path.parents if parent.name.startswith("sub-")), path.parent)
 
 
 def _n_volumes(path):
