@@ -381,6 +381,23 @@ def test_two_fmriprep_outputs_of_one_run_name_their_folders(fresh_dataset, make_
     assert discover.select_runs(make_settings(dataset.path, derivatives=(newer,))).runs
 
 
+@pytest.mark.parametrize("parts", [("echo-1", "echo-2"), ("part-mag", "part-phase")])
+def test_the_echoes_or_parts_of_a_raw_run_under_one_preprocessed_series_are_one_run(fresh_dataset, make_settings,
+                                                                                    parts):
+    """fMRIPrep combines a multi-echo run into one series: 66 'several raw BOLD files', and the
+    filter it suggested matched no preprocessed series."""
+    dataset = fresh_dataset(subjects=("01",))
+    plain = discover.select_runs(make_settings(dataset.path))
+    for bold in raw_bolds(dataset.path, "01"):
+        stem = bold.name.removesuffix("_bold.nii.gz")
+        shutil.copy(bold, bold.with_name(f"{stem}_{parts[1]}_bold.nii.gz"))
+        bold.rename(bold.with_name(f"{stem}_{parts[0]}_bold.nii.gz"))
+    selection = discover.select_runs(make_settings(dataset.path))
+    assert [(r.name, r.bold, r.events, r.tr) for r in selection.runs] == [
+        (r.name, r.bold, r.events, r.tr) for r in plain.runs]
+    assert not [w for w in selection.warnings if "no preprocessed one" in w]
+
+
 def test_find_derivatives_excludes_the_output_dir(tmp_path):
     bids = tmp_path / "bids"
     fmriprep = _derivative(bids / "derivatives" / "fmriprep")

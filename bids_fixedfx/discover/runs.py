@@ -8,6 +8,7 @@ preprocessed one is found.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,10 +239,20 @@ def _one_format(raw_files, settings) -> list:
     return paths[:1]
 
 
+def _one_series(raw_paths) -> list:
+    """The raw series a preprocessed run's metadata and events are read beside: one, when the
+    run's raw files are the echoes or parts (``part-mag``, ``part-phase``) of one acquisition,
+    which fMRIPrep combines into one preprocessed series (their sidecars share its timing)."""
+    if len(raw_paths) < 2:
+        return raw_paths
+    stems = {re.sub(r"_(echo|part)-[a-zA-Z0-9]+", "", Path(p).name) for p in raw_paths}
+    return sorted(raw_paths)[:1] if len(stems) == 1 else raw_paths
+
+
 def _preprocessed_run(layout, queries, settings, bold, space, warnings):
     entities = _run_entities(bold)
     name = run_name(entities)
-    raw = _one(_one_format(queries.raw.of(entities), settings), "raw BOLD", name, kind="bold")
+    raw = _one(_one_series(_one_format(queries.raw.of(entities), settings)), "raw BOLD", name, kind="bold")
     mask = None
     surface = is_surface_file(bold.path)
     if surface and settings.mask is not None:
