@@ -314,6 +314,8 @@ def test_a_bold_that_is_not_nifti(one_subject, tmp_path, capsys):
      "GeneratedBy"),
     ("derivatives/fmriprep/", '\ufeff{"Name": "x", "BIDSVersion": "1.8.0", "DatasetType": "derivative"}',
      "byte-order mark"),  # as some editors save it: pybids raised its JSON error
+    # a copied description: pybids read none of the raw files, and the events were said to be missing
+    ("", '{"Name": "x", "BIDSVersion": "1.8.0", "DatasetType": "derivative"}', 'give it the DatasetType "raw"'),
 ])
 def test_a_dataset_description_pybids_cannot_read(one_subject, tmp_path, capsys, where, text, named):
     description = one_subject.path / where / "dataset_description.json"

@@ -116,6 +116,12 @@ def check_bids_dir(bids_dir: Path) -> None:
         )
 
 
+def _holds_events(bids_dir) -> bool:
+    """Whether a dataset holds events files (the search stops at the first found)."""
+    patterns = ("task-*_events.tsv", "sub-*/func/*_events.tsv", "sub-*/ses-*/func/*_events.tsv")
+    return any(next(Path(bids_dir).glob(pattern), None) is not None for pattern in patterns)
+
+
 def check_descriptions(bids_dir: Path, derivatives) -> None:
     """Refuse a ``dataset_description.json`` that pybids cannot read: BIDS_DIR's or a
     derivatives dataset's that is not a JSON object, a derivatives dataset's that starts with
@@ -133,7 +139,12 @@ def check_descriptions(bids_dir: Path, derivatives) -> None:
     ------
     InputFileError
     """
-    read_json(bids_dir / "dataset_description.json")
+    own = read_json(bids_dir / "dataset_description.json")
+    if str(own.get("DatasetType", "raw")).lower() == "derivative" and _holds_events(bids_dir):
+        raise InputFileError(  # pybids then reads none of its files as raw: its events were "missing"
+            f"{bids_dir / 'dataset_description.json'} has the DatasetType \"derivative\", but BIDS_DIR holds raw "
+            "data (events files); give it the DatasetType \"raw\", or give the raw dataset as BIDS_DIR."
+        )
     for folder in derivatives:
         path = Path(folder) / "dataset_description.json"
         if not path.is_file():
