@@ -398,6 +398,35 @@ def test_the_echoes_or_parts_of_a_raw_run_under_one_preprocessed_series_are_one_
     assert not [w for w in selection.warnings if "no preprocessed one" in w]
 
 
+def test_derivatives_of_another_desc_or_one_folder_down_are_named_not_left_for_the_raw(fresh_dataset, make_settings):
+    """Each modelled the raw series (exit 0): -d holding desc-denoised (or fMRIPrep's AROMA) series,
+    and fMRIPrep 20's derivatives/fmriprep/fmriprep beside derivatives/fmriprep/freesurfer."""
+    dataset = fresh_dataset(subjects=("01",))
+    fmriprep = dataset.path / "derivatives" / "fmriprep"
+    for path in fmriprep.rglob("*_desc-preproc_bold.nii.gz"):
+        path.rename(path.with_name(path.name.replace("desc-preproc", "desc-smoothAROMAnonaggr")))
+    for derivatives in ((), (fmriprep,)):
+        with pytest.raises(NoDataError, match=f'{fmriprep} holds BOLD series of desc-smoothAROMAnonaggr but none of '
+                                              'desc-preproc; choose them with --bids-filter-file holding '
+                                              '{"bold": {"desc": "smoothAROMAnonaggr"}}'):
+            discover.select_runs(make_settings(dataset.path, derivatives=derivatives))
+    with pytest.raises(NoDataError, match="holds BOLD series of desc-smoothAROMAnonaggr"):
+        discover.select_runs(make_settings(dataset.path, space=DEFAULT_SPACE))
+    chosen = discover.select_runs(make_settings(dataset.path, bids_filters={"bold": {"desc": "smoothAROMAnonaggr"}}))
+    assert chosen.runs and all(run.preprocessed for run in chosen.runs)
+    for path in fmriprep.rglob("*_desc-smoothAROMAnonaggr_bold.nii.gz"):
+        path.rename(path.with_name(path.name.replace("desc-smoothAROMAnonaggr", "desc-preproc")))
+    nested = dataset.path / "derivatives" / "out20" / "fmriprep"
+    nested.parent.mkdir()
+    fmriprep.rename(nested)
+    with pytest.raises(NoDataError, match=f"{nested} holds preprocessed BOLD one folder below .* pass -d {nested}"):
+        discover.select_runs(make_settings(dataset.path))
+    assert discover.select_runs(make_settings(dataset.path, derivatives=(nested,))).runs
+    empty = _derivative(dataset.path / "derivatives" / "empty")
+    with pytest.raises(NoDataError, match=f"-d {empty} holds no preprocessed BOLD of the selection"):
+        discover.select_runs(make_settings(dataset.path, derivatives=(empty,)))
+
+
 def test_find_derivatives_excludes_the_output_dir(tmp_path):
     bids = tmp_path / "bids"
     fmriprep = _derivative(bids / "derivatives" / "fmriprep")

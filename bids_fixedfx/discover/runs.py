@@ -315,6 +315,19 @@ def holds_preprocessed_bold(root) -> bool:
     return any(next(Path(root).glob(f"sub-*/**/{pattern}"), None) is not None for pattern in PREPROCESSED_PATTERNS)
 
 
+def other_descs(root, limit: int = 200) -> list[str]:
+    """The ``desc-`` labels of a derivatives dataset's volume BOLD series other than ``preproc``
+    (fMRIPrep's ``smoothAROMAnonaggr``), from its first ``limit`` series."""
+    descs = {}
+    for number, path in enumerate(Path(root).glob("sub-*/**/*_desc-*_bold.nii*")):
+        if number >= limit:
+            break
+        desc = re.search(r"_desc-([a-zA-Z0-9]+)_", path.name)
+        if desc and desc.group(1) != "preproc":
+            descs[desc.group(1)] = None
+    return list(descs)
+
+
 def unmodelled_runs(layout, query, runs, spaces) -> list[str]:
     """Warnings for the selected raw BOLD runs that have no preprocessed series in a
     chosen space, and so are not modelled there.
@@ -358,6 +371,14 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
                f"{json.dumps(settings.bids_filters.get('bold'))}" if bold_filters else "")
             + f") in {settings.bids_dir}."
         )
+    for root in derivatives:  # fMRIPrep's AROMA series, a denoising pipeline's: chosen, not the raw instead
+        descs = [] if holds_preprocessed_bold(root) else other_descs(root)
+        if descs:
+            raise NoDataError(
+                f"{root} holds BOLD series of {', '.join(f'desc-{d}' for d in descs)} but none of desc-preproc; "
+                f"choose them with --bids-filter-file holding {json.dumps({'bold': {'desc': descs[0]}})} rather "
+                "than model the raw series."
+            )
     spaces = [space for space in settings.spaces if space.lower() != "none"]
     if spaces:
         raise NoDataError(
@@ -383,14 +404,26 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
     if not settings.derivatives:
         from .derivatives import skipped_derivatives
 
-        undescribed = [root for root in skipped_derivatives(settings.bids_dir, settings.output_dir, settings.work_dir)
-                       if holds_preprocessed_bold(root)]
-        if undescribed:  # fMRIPrep's outputs copied without their description: not the raw series instead
-            raise NoDataError(
-                f"{undescribed[0]} holds preprocessed BOLD but no dataset_description.json, so it is not read as "
-                "derivatives; add one to it (as fMRIPrep writes, with \"DatasetType\": \"derivative\") rather "
-                "than model the raw series."
-            )
+        for root in skipped_derivatives(settings.bids_dir, settings.output_dir, settings.work_dir):
+            if holds_preprocessed_bold(root):  # fMRIPrep's outputs copied without their description
+                raise NoDataError(
+                    f"{root} holds preprocessed BOLD but no dataset_description.json, so it is not read as "
+                    "derivatives; add one to it (as fMRIPrep writes, with \"DatasetType\": \"derivative\") "
+                    "rather than model the raw series."
+                )
+            nested = [child for child in sorted(root.iterdir()) if (child / "dataset_description.json").is_file()
+                      and holds_preprocessed_bold(child)]
+            if nested:  # fMRIPrep 20's <output>/fmriprep beside <output>/freesurfer
+                raise NoDataError(
+                    f"{nested[0]} holds preprocessed BOLD one folder below BIDS_DIR/derivatives, where it is not "
+                    f"looked for; pass -d {nested[0]} rather than model the raw series."
+                )
+    else:
+        raise NoDataError(
+            f"-d {' '.join(map(str, settings.derivatives))} holds no preprocessed BOLD of the selection "
+            "(*_desc-preproc_bold.nii.gz, or GIFTI or CIFTI series); give the derivatives of fMRIPrep, or leave -d "
+            "out to model the raw series."
+        )
     warnings.append(
         "No preprocessed BOLD was found, so the raw BOLD series were modelled "
         + ("(unpreprocessed, within --mask); " if settings.mask is not None

@@ -128,7 +128,12 @@ def select_runs(settings) -> Selection:
         return _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings)
 
     spaces = sorted({f.get_entities().get("space") or "none" for f in preproc + surfaces})
-    chosen = _choose_spaces(settings.spaces, spaces, settings.selected_by.get("space", "--space"))
+    def other_descs(space):  # the space's BOLD series of another desc (fMRIPrep's AROMA output)
+        found = _get(layout, scope="derivatives", return_type="object", suffix="bold", extension=NIFTI,
+                     space=space, **query)
+        return sorted({f.get_entities().get("desc") for f in found} - {None, "preproc"})
+
+    chosen = _choose_spaces(settings.spaces, spaces, settings.selected_by.get("space", "--space"), other_descs)
     # surface spaces first: a run's design sidecar (shared by its spaces) then names its volume BOLD
     surface_spaces = {f.get_entities().get("space") for f in surfaces}
     chosen.sort(key=lambda space: space not in surface_spaces)
@@ -188,16 +193,21 @@ def _select_tasks(layout, settings, query):
 DERIVATIVE_ENTITIES = ("desc", "space", "res", "den", "cohort", "label", "from", "to", "mode", "hemi")
 
 
-def _choose_spaces(requested, spaces, source="--space") -> list:
-    """The spaces to model: those asked for (each must be present), else the default."""
+def _choose_spaces(requested, spaces, source="--space", other_descs=None) -> list:
+    """The spaces to model: those asked for (each must be present), else the default;
+    ``other_descs(space)``: the ``desc-`` labels of a space's other BOLD series, named in the
+    message about a space without preprocessed ones."""
     if requested:
         chosen = []
         for space in requested:
             wanted = "none" if space.lower() == "none" else space
             if wanted not in spaces:
+                descs = other_descs(space) if other_descs is not None and wanted != "none" else []
+                hint = (f"; its series are of {', '.join(f'desc-{d}' for d in descs)}, which --bids-filter-file "
+                        f"holding {json.dumps({'bold': {'desc': descs[0]}})} chooses" if descs else "")
                 raise NoDataError(
                     f"{source} {space} matches no preprocessed BOLD "
-                    f"(spaces present: {', '.join(spaces)})."
+                    f"(spaces present: {', '.join(spaces)}){hint}."
                 )
             chosen.append(None if wanted == "none" else wanted)
         return list(dict.fromkeys(chosen))
