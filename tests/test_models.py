@@ -374,7 +374,9 @@ def test_group_report_shows_each_contrast_of_a_group_design(six_subjects, two_sa
      (["--group-covariates", "group", "sex"], "group columns"),
      (["--group-covariates", "sex"], "sex has 1 level"),
      (["--group-covariates", "age", "--group-model", "fixed"], "--group-model fixed"),
-     (["--group-covariates", "age"], "participants.tsv, which is missing")],
+     (["--group-covariates", "age"], "participants.tsv, which is missing"),
+     # ids 1, 2 for sub-01, sub-02: 'Demean: no variable age (variables: subject, contrast, task)', 64
+     (["--group-covariates", "age"], "none of its participant_id values (1, 2, 03) names a subject with maps")],
 )
 def test_group_covariates_errors(fresh_dataset, tmp_path, capsys, options, named):
     dataset = fresh_dataset(subjects=("01", "02"))
@@ -382,8 +384,12 @@ def test_group_covariates_errors(fresh_dataset, tmp_path, capsys, options, named
     assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
     if "missing" in named:
         (dataset.path / "participants.tsv").unlink()
+    table = dataset.path / "participants.tsv"
+    if "participant_id values" in named:
+        table.write_text(table.read_text().replace("sub-01", "1").replace("sub-02", "2"))
     capsys.readouterr()
-    assert main([str(dataset.path), str(out), "group", "--no-reports", *options]) == 64
+    assert main([str(dataset.path), str(out), "group", "--no-reports", *options]) == (
+        66 if "participant_id values" in named else 64)
     err = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line or "error:" in line]
     assert len(err) == 1 and named in err[0]
     assert not (out / "group").exists()

@@ -213,7 +213,7 @@ def plan_group(settings, model=None) -> GroupPlan:
         found = read[source]
         keys, table, unlisted = ("contrast",), None, set()
         if step is not None:
-            table, unlisted = _input_table(found, settings)
+            table, unlisted = _input_table(found, settings, step.node)
             found, table, keys = _select(step, found, table)
             notes += [note for note in _combined_groups(step, found, table) if note not in notes]
             fed_by = model.parents(step.node.name)[0].source if model.parents(step.node.name) else None
@@ -428,13 +428,24 @@ def _selected(found, settings, what) -> list:
     return found
 
 
-def _input_table(found, settings):
+def _input_table(found, settings, node=None):
     """One row per map: its subject, session, task and contrast name, with the subject's
     ``participants.tsv`` columns and the session's ``sessions.tsv`` columns; and the subjects
     that have no row in ``participants.tsv``."""
     import pandas as pd
 
     participants = read_participants(settings.bids_dir)
+    subjects = sorted({item.subject for item in found})
+    named = {str(x).split(".", 1)[0] for x in node.x if x not in (1, "1")} | set(node.group_by) if node else set()
+    if set(participants.columns) & named and not set(subjects) & set(participants.index):
+        from ..errors import InputFileError
+
+        ids = ", ".join(map(str, list(participants.index)[:5]))
+        raise InputFileError(
+            f"{settings.bids_dir / 'participants.tsv'}: none of its participant_id values ({ids}"
+            f"{', ...' if len(participants.index) > 5 else ''}) names a subject with maps (sub-{subjects[0]}"
+            f"{', ...' if len(subjects) > 1 else ''}); BIDS writes them sub-<label>, as the folders are named."
+        )
     sessions = {}
     rows = []
     for item in found:
