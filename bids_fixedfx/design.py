@@ -215,7 +215,9 @@ def select_confounds(run, names, given=True):
         from nilearn.interfaces.fmriprep import load_confounds
 
         try:
-            confounds, sample_mask = load_confounds(str(run.bold), strategy=tuple(names))
+            # nilearn finds the confounds from the series' name, which it parses as *.nii.gz only
+            name = str(run.bold) + (".gz" if str(run.bold).endswith(".nii") else "")
+            confounds, sample_mask = load_confounds(name, strategy=tuple(names))
         except KeyError as error:
             raise UsageError(
                 f"--confounds {' '.join(names)} needs column {error} that the confounds of "

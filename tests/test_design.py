@@ -274,6 +274,20 @@ def test_load_confounds_strategy(example_run, strategy):
     assert_same_matrix(built.matrix, nilearn_design(example_run, model, expected))
 
 
+def test_a_confound_strategy_reads_the_confounds_of_an_uncompressed_series(example_run, tmp_path):
+    """Was 64 with nilearn's 'Unsupported input.': its load_confounds parses *.nii.gz names only."""
+    import gzip
+    import shutil
+
+    bold = tmp_path / example_run.bold.name.removesuffix(".gz")
+    bold.write_bytes(gzip.decompress(example_run.bold.read_bytes()))
+    for path in (example_run.confounds, example_run.confounds.with_suffix(".json")):
+        shutil.copy(path, tmp_path / path.name)
+    run = dataclasses.replace(example_run, bold=bold, confounds=tmp_path / example_run.confounds.name)
+    strategy = ModelSettings(confounds=("motion", "wm_csf"))
+    assert_same_matrix(design.build_design(run, strategy).matrix, design.build_design(example_run, strategy).matrix)
+
+
 def test_compcor_without_the_confounds_sidecar_is_a_missing_file(example_run, tmp_path):
     """Was 64, and nilearn's sentences were glued ('...json.This is necessary')."""
     import shutil
