@@ -427,6 +427,16 @@ def test_derivatives_of_another_desc_or_one_folder_down_are_named_not_left_for_t
         discover.select_runs(make_settings(dataset.path, derivatives=(empty,)))
 
 
+def test_a_subject_with_anatomy_only_is_named_so(fresh_dataset, make_settings):
+    """Said 'No task of the selected data has events.tsv files (tasks: none); give --design-dir'."""
+    dataset = fresh_dataset(subjects=("01",))
+    anat = dataset.path / "sub-99" / "anat"
+    anat.mkdir(parents=True)
+    shutil.copy(next(dataset.path.rglob("sub-01_*_bold.json")), anat / "sub-99_T1w.json")
+    with pytest.raises(NoDataError, match=f"sub-99 of {dataset.path} has no BOLD series"):
+        discover.select_runs(make_settings(dataset.path, participant_label=("99",)))
+
+
 def test_find_derivatives_excludes_the_output_dir(tmp_path):
     bids = tmp_path / "bids"
     fmriprep = _derivative(bids / "derivatives" / "fmriprep")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -374,13 +375,19 @@ def _found_maps(settings, step) -> tuple:
     return read, notes
 
 
+def _has_func(subject_dir) -> bool:
+    """Whether a subject folder holds functional data (anatomy-only subjects have no maps to miss)."""
+    return (subject_dir / "func").is_dir() or next(subject_dir.glob("ses-*/func"), None) is not None
+
+
 def _unprocessed(bids_dir, selected, output_dir) -> list:
     """A note naming the subjects of BIDS_DIR that have no maps in OUTPUT_DIR (a participant
     job that failed or never ran), which the group level leaves out."""
     try:
         with os.scandir(bids_dir) as entries:
             labels = sorted(entry.name[4:] for entry in entries
-                            if entry.name.startswith("sub-") and entry.is_dir() and entry.name[4:] not in selected)
+                            if entry.name.startswith("sub-") and entry.is_dir() and entry.name[4:] not in selected
+                            and _has_func(Path(entry.path)))
     except OSError:
         return []
     if not labels:
