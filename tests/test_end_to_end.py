@@ -704,6 +704,18 @@ def test_a_subject_without_maps_of_a_contrast_is_named_in_a_warning(example_data
     assert len([line for line in warnings if "contrast-av" in line]) == 1  # tested for sub-02 only: not tested
 
 
+def test_a_group_test_in_each_subject_s_own_anatomy_is_said(fresh_dataset, tmp_path, capsys):
+    """space-T1w subject maps were tested together without a word (fsnative is left out)."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--space", "T1w"]) == 0
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "each subject's own anatomy" in line]
+    assert len(said) == 1 and "space-T1w" in said[0] and "WARNING" in said[0]
+
+
 def test_a_group_participant_label_without_maps_is_named_in_a_warning(example_dataset, analysed, tmp_path, capsys):
     output = tmp_path / "out"
     shutil.copytree(analysed, output)

@@ -368,6 +368,10 @@ def _found_maps(settings, step) -> tuple:
         read.append(replace(item, info=StatmapSidecar.read(item.sidecar)))
     notes = [Note("selection", f"space-{space} maps were not tested: their vertices are each subject's own")
              for space in native]
+    notes += [Note("selection", f"space-{space} maps lie in each subject's own anatomy, so a voxel is not one place "
+                                "across subjects unless they were registered to one template; test a template space "
+                                "(--space MNI152NLin2009cAsym at the participant level)")
+              for space in sorted({item.space for item in found if item.space in NATIVE_VOLUME_SPACES})]
     notes += [Note("selection", f"--participant-label {label} has no maps in {output_dir} and was left out; run the "
                                 f"participant level for sub-{label} to test it") for label in absent]
     if not settings.participant_label:
@@ -378,6 +382,10 @@ def _found_maps(settings, step) -> tuple:
 def _has_func(subject_dir) -> bool:
     """Whether a subject folder holds functional data (anatomy-only subjects have no maps to miss)."""
     return (subject_dir / "func").is_dir() or next(subject_dir.glob("ses-*/func"), None) is not None
+
+
+#: Volume spaces of each subject's own anatomy or acquisition (fMRIPrep's T1w, boldref).
+NATIVE_VOLUME_SPACES = ("T1w", "T2w", "anat", "func", "boldref", "scanner")
 
 
 def _unprocessed(bids_dir, selected, output_dir) -> list:
@@ -538,9 +546,13 @@ def _check_grid(test, output_dir, grids) -> None:
     masks = [item.mask for item in test.inputs]
     differ = other_grid(masks, grids=grids)
     if differ is not None:
+        space = test.inputs[0].space
+        advice = (f"space-{space} is each subject's own anatomy, so test a template space (rerun the participant "
+                  "level with --space MNI152NLin2009cAsym, say)" if space in NATIVE_VOLUME_SPACES else
+                  "rerun the participant level with one --space for all subjects")
         raise NoDataError(
             f"The subjects' task-{test.task} masks in {output_dir} are on different voxel grids ({masks[0]} and "
-            f"{masks[differ[0]]}: {differ[1]}); rerun the participant level with one --space for all subjects."
+            f"{masks[differ[0]]}: {differ[1]}); {advice}."
         )
 
 
