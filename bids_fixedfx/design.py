@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputFileError, NoDataError, UsageError, check_regular_file
-from .notes import Note
+from .notes import Note, one_line
 
 #: nilearn ``load_confounds`` strategies accepted in place of column names.
 CONFOUND_STRATEGIES = (
@@ -537,7 +537,7 @@ def build_design(run, model) -> Design:
             reason = " ".join(str(error).split()).rstrip(".")
             raise InputFileError(f"The design of {run.name} cannot be built from {run.events}: {reason}.") from error
     notes += [
-        Note.for_run(run, "design", f"{run.name}: {w.message}")
+        Note.for_run(run, "design", f"{run.name}: {one_line(w.message)}")
         for w in caught if issubclass(w.category, UserWarning)
     ]
     notes += _late_conditions(run, events)

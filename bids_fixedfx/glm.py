@@ -40,6 +40,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .notes import one_line
 from .series import (  # noqa: F401  (a run's series; re-exported for the callers of glm)
     MaskedRun,
     _map,
@@ -466,7 +467,7 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
             tests=[getattr(c, "test", "t") for c in contrasts], overwrite_series=overwrite_series,
         )
     notes = tuple(dict.fromkeys(
-        f"{name}: {w.message}" for w in caught if issubclass(w.category, UserWarning)
+        f"{name}: {one_line(w.message)}" for w in caught if issubclass(w.category, UserWarning)
     ))
     if constant == varies.size and varies.size:
         notes += (f"{name}: its series does not vary over time in any voxel of its mask, so its maps say "

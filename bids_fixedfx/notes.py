@@ -62,3 +62,9 @@ class Note:
     def for_run(cls, run, kind: str, text: str) -> Note:
         """A note about one run (a :class:`~bids_fixedfx.discover.Run`)."""
         return cls(kind, text, subject=run.subject, task=run.task, run=run.name)
+
+
+def one_line(message) -> str:
+    """A library's warning as one log line: nilearn's lists (``conditions:\\n- 'press'\\n``) joined
+    with spaces, the trailing colon and blanks gone."""
+    return " ".join(str(message).split()).rstrip(":")

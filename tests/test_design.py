@@ -131,6 +131,16 @@ def test_a_condition_whose_events_start_after_the_run_is_noted(example_run, tmp_
     assert not [n for n in design.build_design(example_run, ModelSettings()).notes if n.kind == "empty-condition"]
 
 
+def test_nilearn_s_warnings_are_one_line_each(example_run, tmp_path):
+    """nilearn's list of conditions with null durations was logged with literal newlines."""
+    table = pd.read_csv(example_run.events, sep="\t").assign(duration=0.0)
+    path = tmp_path / example_run.events.name
+    table.to_csv(path, sep="\t", index=False)
+    notes = [n.text for n in design.build_design(dataclasses.replace(example_run, events=path), ModelSettings()).notes
+             if "null duration" in n.text]
+    assert len(notes) == 1 and "\n" not in notes[0] and "'audio'" in notes[0]
+
+
 def test_events_whose_trial_type_is_n_a_are_left_out_as_nilearn_leaves_them(example_run, tmp_path):
     table = pd.read_csv(example_run.events, sep="\t")
     table.loc[[1, 4], "trial_type"] = "n/a"
