@@ -446,6 +446,11 @@ def test_find_derivatives_excludes_the_output_dir(tmp_path):
     assert discover.find_derivatives(bids, ours) == (fmriprep,)
     # also when OUTPUT_DIR is given by another spelling of the same folder
     assert discover.find_derivatives(bids, bids / "derivatives" / ".." / "derivatives" / "bids-fixedfx") == (fmriprep,)
+    # an earlier output of the app (another OUTPUT_DIR) holds no input: it was indexed and linked
+    earlier = _derivative(bids / "derivatives" / "glm")
+    (earlier / "dataset_description.json").write_text(json.dumps(
+        {"Name": "glm", "BIDSVersion": "1.9.0", "DatasetType": "derivative", "GeneratedBy": [{"Name": "bids-fixedfx"}]}))
+    assert discover.find_derivatives(bids, ours) == (fmriprep,)
 
 
 def test_find_derivatives_without_a_derivatives_folder(tmp_path):
