@@ -437,6 +437,17 @@ def test_a_subject_with_anatomy_only_is_named_so(fresh_dataset, make_settings):
         discover.select_runs(make_settings(dataset.path, participant_label=("99",)))
 
 
+def test_an_old_fmriprep_description_is_read_without_pybids_warning(fresh_dataset, make_settings, recwarn):
+    """fMRIPrep < 1.5 wrote PipelineDescription: pybids' warning reached the terminal beside the log."""
+    dataset = fresh_dataset(subjects=("01",))
+    path = dataset.path / "derivatives" / "fmriprep" / "dataset_description.json"
+    description = json.loads(path.read_text())
+    description.pop("GeneratedBy", None)
+    path.write_text(json.dumps({**description, "PipelineDescription": {"Name": "fMRIPrep", "Version": "1.4.1"}}))
+    assert discover.select_runs(make_settings(dataset.path)).runs
+    assert not [w for w in recwarn if "PipelineDescription" in str(w.message)]
+
+
 def test_find_derivatives_excludes_the_output_dir(tmp_path):
     bids = tmp_path / "bids"
     fmriprep = _derivative(bids / "derivatives" / "fmriprep")

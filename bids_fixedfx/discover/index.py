@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from ..errors import NoDataError, UsageError
@@ -96,18 +97,20 @@ def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, 
     bare = tuple(path for path in everything if not is_described(path))
     ignore = _ignore_patterns(bids_dir, everything, exclude)
     saved = None
-    if database_dir is not None:
-        saved = _saved_index(Path(database_dir), bids_dir, derivatives, ignore, participant_label)
-    if participant_label:
-        ignore.append(_other_subjects(participant_label))
-    start = time.perf_counter()
-    if saved is not None:
-        layout, loops = saved
-    else:
-        layout, indexer = _index(bids_dir, derivatives, ignore)
-        loops = tuple(indexer.loops)
-    for path in bare:
-        loops += _add_bare_derivatives(layout, path, ignore)
+    with warnings.catch_warnings():  # fMRIPrep < 1.5's description: read by pybids, nothing to do for users
+        warnings.filterwarnings("ignore", message="The PipelineDescription field was superseded", category=UserWarning)
+        if database_dir is not None:
+            saved = _saved_index(Path(database_dir), bids_dir, derivatives, ignore, participant_label)
+        if participant_label:
+            ignore.append(_other_subjects(participant_label))
+        start = time.perf_counter()
+        if saved is not None:
+            layout, loops = saved
+        else:
+            layout, indexer = _index(bids_dir, derivatives, ignore)
+            loops = tuple(indexer.loops)
+        for path in bare:
+            loops += _add_bare_derivatives(layout, path, ignore)
     if saved is None or bare:
         logger.info(
             "Indexed %s%s%s in %.1f s", bids_dir, "".join(f" + {p}" for p in everything),
