@@ -217,7 +217,10 @@ def select_confounds(run, names, given=True):
         try:
             # nilearn finds the confounds from the series' name, which it parses as *.nii.gz only
             name = str(run.bold) + (".gz" if str(run.bold).endswith(".nii") else "")
-            confounds, sample_mask = load_confounds(name, strategy=tuple(names))
+            with pywarnings.catch_warnings():  # scikit-learn on a column of n/a, which is refused below
+                pywarnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
+                pywarnings.filterwarnings("ignore", message="Numerical issues were encountered", category=UserWarning)
+                confounds, sample_mask = load_confounds(name, strategy=tuple(names))
         except KeyError as error:
             raise UsageError(
                 f"--confounds {' '.join(names)} needs column {error} that the confounds of "

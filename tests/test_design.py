@@ -558,6 +558,7 @@ def with_non_steady_state(run, folder, n):
     return dataclasses.replace(run, bold=bold, confounds=confounds)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # scikit-learn's "Mean of empty slice" reached the terminal
 @pytest.mark.parametrize("strategy, column", [("global_signal", "global_signal"), ("wm_csf", "white_matter")])
 def test_a_strategy_s_column_of_n_a_names_the_confounds_file(example_run, tmp_path, strategy, column):
     """It was 'The design of ... cannot be built from ..._events.tsv: Extra regressors contain NaN values'."""
