@@ -41,7 +41,7 @@ def input_datasets(bids_dir: Path, derivatives) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), database_dir=None) -> None:
+def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), database_dir=None, subjects=None) -> None:
     """Refuse an OUTPUT_DIR, ``--work-dir`` or ``--bids-database-dir`` in an input dataset
     (SPEC §4), and an OUTPUT_DIR that holds another dataset.
 
@@ -59,19 +59,27 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
         The derivatives datasets given with ``-d``.
     database_dir : Path or None
         ``--bids-database-dir``.
+    subjects : iterable of str or None
+        The subjects whose folders of OUTPUT_DIR a run writes in (None: every one), checked
+        for symbolic links to folders (see :func:`check_no_links`).
 
     Raises
     ------
     UsageError
         One is inside an input, or is (or would be made under) a file, or under a folder
-        that cannot be written to; OUTPUT_DIR holds another dataset.
+        that cannot be written to; OUTPUT_DIR holds another dataset or a linked folder.
     """
     bids_dir = Path(bids_dir).resolve()
     inputs = input_datasets(bids_dir, derivatives)
     for option, path in (("OUTPUT_DIR", output_dir), ("--work-dir", work_dir), ("--bids-database-dir", database_dir)):
         if path is None:
             continue
-        path = Path(path).resolve()
+        try:
+            if Path(path).is_symlink() and not Path(path).exists():
+                raise UsageError(f"{option} {path} is a symbolic link to nothing (or a loop of links); give a folder.")
+            path = Path(path).resolve()
+        except (RuntimeError, OSError):  # a loop of links: Python's resolve() gives up
+            raise UsageError(f"{option} {path} is a loop of symbolic links; give a folder.") from None
         _check_folder(option, path)
         for root in inputs:
             if path != root and root not in path.parents:
@@ -86,6 +94,46 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
             )
         if option == "OUTPUT_DIR":
             _check_not_another_dataset(path)
+            check_no_links(path, subjects)
+
+
+#: The folders of OUTPUT_DIR the app writes in and removes from, besides the subjects'.
+WRITTEN_FOLDERS = ("group", "models", "logs", ".bids-fixedfx-tmp")
+
+
+def check_no_links(output_dir: Path, subjects=None) -> None:
+    """Refuse a symbolic link to a folder where the app writes and removes files (a subject's
+    folder, ``group``, ``models`` ...): a rerun would write through it, and remove the files
+    of earlier outputs it finds there, in whatever folder it points to (an input's, say).
+
+    Parameters
+    ----------
+    output_dir : Path
+    subjects : iterable of str or None
+        The subjects whose folders are walked (None: every ``sub-*`` folder); every
+        ``sub-*`` entry is checked itself.
+
+    Raises
+    ------
+    UsageError
+        Naming the link.
+    """
+    if not output_dir.is_dir():
+        return
+    subjects = None if subjects is None else set(subjects)
+    with os.scandir(output_dir) as entries:
+        tops = [Path(e.path) for e in entries if e.name in WRITTEN_FOLDERS or e.name.startswith("sub-")]
+    for top in tops:
+        linked = top if top.is_symlink() else None
+        walked = top.name in WRITTEN_FOLDERS or subjects is None or top.name[4:] in subjects
+        if linked is None and walked and top.is_dir():
+            linked = next((Path(root) / name for root, folders, _ in os.walk(top) for name in folders
+                           if (Path(root) / name).is_symlink()), None)
+        if linked is not None:
+            raise UsageError(
+                f"{linked} in OUTPUT_DIR is a symbolic link, which a run would write and remove files through "
+                f"(in {os.path.realpath(linked)}); replace it with a folder of its own, or give another OUTPUT_DIR."
+            )
 
 
 def _check_not_another_dataset(path: Path) -> None:

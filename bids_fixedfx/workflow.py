@@ -58,7 +58,7 @@ def run_participant(settings, fork: bool = False) -> None:
     discover.check_bids_dir(settings.bids_dir)
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives,
-                              settings.bids_database_dir)
+                              settings.bids_database_dir, subjects=settings.participant_label or None)
     with locations.scratch(settings.work_dir):
         _participant(settings, derivatives, fork)
 
@@ -458,7 +458,7 @@ def run_group(settings, fork: bool = False) -> None:
     the maps.
     """
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives,
-                              settings.bids_database_dir)
+                              settings.bids_database_dir, subjects=())
     with locations.scratch(settings.work_dir):
         _group(settings, fork)
 

@@ -120,3 +120,32 @@ def test_a_scratch_folder_that_cannot_be_made_is_named(tmp_path):
     with pytest.raises(UsageError, match="--work-dir .*file/work cannot be made"), locations.scratch(
             tmp_path / "file" / "work"):
         pass
+
+
+@pytest.mark.parametrize("linked", ["sub-01", "sub-01/func", "group", "models"])
+def test_a_linked_folder_in_an_earlier_output_is_refused(tmp_path, linked):
+    """A rerun wrote through OUTPUT_DIR/sub-01 -> the input's sub-01 and removed its preprocessed
+    series there as stale maps."""
+    bids = _dataset(tmp_path / "bids")
+    out = _dataset(tmp_path / "out", generated_by="bids-fixedfx")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (out / linked).parent.mkdir(parents=True, exist_ok=True)
+    (out / linked).symlink_to(target, target_is_directory=True)
+    with pytest.raises(UsageError, match=f"{out / linked} in OUTPUT_DIR is a symbolic link"):
+        locations.check_locations(bids, out)
+    if linked == "sub-01/func":  # only the jobs that write in sub-01 walk its folder
+        locations.check_locations(bids, out, subjects=("02",))
+    if linked.startswith("sub-"):
+        with pytest.raises(UsageError):
+            locations.check_locations(bids, out, subjects=("01",))
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_an_output_dir_that_is_a_broken_link_is_named(tmp_path, kind):
+    """Both were exit 1 ('File exists', 'Symlink loop')."""
+    bids = _dataset(tmp_path / "bids")
+    link = tmp_path / kind
+    link.symlink_to(tmp_path / "nowhere" if kind == "dangling" else link)
+    with pytest.raises(UsageError, match=f"OUTPUT_DIR {link} is a symbolic link to nothing"):
+        locations.check_locations(bids, link)
