@@ -406,3 +406,19 @@ def test_groupings_and_keys_the_app_reads_otherwise_or_does_not_apply_are_noted(
     gaussian = example()
     gaussian["Nodes"][2]["Model"]["ErrorDistribution"] = {"Family": "Gaussian", "Link": "Identity"}
     assert not [n for n in parse_model(gaussian).notes if "ErrorDistribution" in n]
+
+
+def test_names_without_a_letter_of_a_label_and_too_many_nodes_are_refused():
+    """Names of no A-Z or 0-9 were exit 1 ('has no letters or digits to make a BIDS label of');
+    a model of 1,000 nodes wrote 44,147 files."""
+    for document, said in ((example(Name="日本"), "its Name has no letters or digits"),
+                           (example(**{"Nodes__1__Name": "..."}), "node '...' has no letters or digits")):
+        if "Edges" in document and said.startswith("node"):
+            document["Edges"] = [{"Source": "run", "Destination": "..."}, {"Source": "...", "Destination": "dataset"}]
+        with pytest.raises(ModelError, match=said):
+            parse_model(document, "model.json")
+    many = example()
+    many["Nodes"] = many["Nodes"][:1] * 101
+    many.pop("Edges")
+    with pytest.raises(ModelError, match="has 101 nodes; a model may have at most 100"):
+        parse_model(many, "model.json")

@@ -258,6 +258,22 @@ def _no_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
+#: The most nodes a model may have (a web form's model of thousands wrote tens of thousands of files).
+MAX_NODES = 100
+
+
+def _check_label(name, what, source) -> None:
+    """The model's copy and its nodes' maps are named after their Names (``desc-<label>``): a
+    Name without a letter or digit of A-Z, 0-9 is refused."""
+    from ..naming import label_of
+
+    try:
+        label_of(name)
+    except ValueError:
+        raise ModelError(f"{source}: {what} has no letters or digits (A-Z, 0-9) to name files after; "
+                         "give it some.") from None
+
+
 def _check_name_length(name, source) -> None:
     """The model's copy in OUTPUT_DIR is named after it (``models/model-<label>_smdl.json``):
     a name too long for a file name is refused before anything is written."""
@@ -338,6 +354,7 @@ def parse_model(document, source: str = "the model", default_name: str | None = 
         raise ModelError(f"{source}: Name must be text, not {json.dumps(doc['Name'])[:40]}.")
     if not doc.get("Name"):
         raise ModelError(f"{source} has no Name.")
+    _check_label(doc["Name"], "its Name", source)
     _check_name_length(doc["Name"], source)
     nodes_doc = doc.get("Nodes")
     if "Nodes" in doc and not isinstance(nodes_doc, list):
@@ -346,11 +363,16 @@ def parse_model(document, source: str = "the model", default_name: str | None = 
         raise ModelError(f"{source} has no Nodes.")
     from ._nodes import parse_edge, parse_node
 
+    if len(nodes_doc) > MAX_NODES:
+        raise ModelError(f"{source} has {len(nodes_doc)} nodes; a model may have at most {MAX_NODES} (each node "
+                         "writes its own maps): split the model.")
     nodes = tuple(parse_node(n, i, source, notes) for i, n in enumerate(nodes_doc))
     names = [n.name for n in nodes]
     for name in names:
         if names.count(name) > 1:
             raise ModelError(f"{source} has two nodes named {name!r}; node names must be unique.")
+    for name in names:
+        _check_label(name, f"node {name!r}", source)
     if doc.get("Edges"):
         edges = tuple(parse_edge(e, source, names) for e in listify(doc["Edges"]))
     else:
