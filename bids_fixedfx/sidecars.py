@@ -118,6 +118,11 @@ class ContrastInfo:
             raise InputFileError(f"{path} has no contrast 'Name'; rerun the level that writes it.")
         test = str(data.get("Test", "t"))
         weights = data.get("Weights", {})
+        rows = weights if test == "F" and isinstance(weights, list) else [weights]
+        if not all(isinstance(row, dict) and all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                                                 for w in row.values()) for row in rows):
+            raise InputFileError(f"{path} has Contrast.Weights that are not {{column: number}} "
+                                 f"({json.dumps(weights)[:40]}); rerun the level that writes it.")
         return cls(str(data["Name"]), [dict(r) for r in weights] if test == "F" else dict(weights), test)
 
 
@@ -234,7 +239,7 @@ class StatmapSidecar:
             contrast=ContrastInfo.from_json(_need(data, "Contrast", path), path),
             dof=_dof(data, path),
             model=model,
-            combination=data.get(COMBINATION_KEYS[estimator]),
+            combination=_object(data, COMBINATION_KEYS[estimator], path),
             group=group,
             statistic=data.get("Statistic"),
             extra={k: v for k, v in data.items() if k not in known},
@@ -248,6 +253,15 @@ class StatmapSidecar:
     def read(cls, path) -> StatmapSidecar:
         """Read and parse a statmap sidecar (errors name the file)."""
         return cls.from_json(read_json(path), path)
+
+
+def _object(data, key, path):
+    """A key whose value, if any, is a JSON object (``FixedEffects``)."""
+    value = data.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise InputFileError(f"{path} has {key} {json.dumps(value)[:40]}, not an object; rerun the level that "
+                             "writes it.")
+    return value
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,24 @@ def test_an_unreadable_sidecar_is_an_error_naming_it(tmp_path):
         read_json(tmp_path / "missing.json")
 
 
+@pytest.mark.parametrize(("change", "said"), [
+    ({"Contrast": {"Name": "a", "Weights": "x"}}, "Contrast.Weights that are not"),
+    ({"Contrast": {"Name": "a", "Weights": 5}}, "Contrast.Weights that are not"),
+    ({"Contrast": {"Name": "a", "Weights": [1, 2]}}, "Contrast.Weights that are not"),
+    ({"Contrast": {"Name": "a", "Test": "F", "Weights": [{"a": "1"}]}}, "Contrast.Weights that are not"),
+    ({"FixedEffects": "x"}, "FixedEffects \"x\", not an object"),
+])
+def test_a_tampered_sidecar_is_an_error_naming_it(tmp_path, change, said):
+    """Each was exit 1 at the group level ('dictionary update sequence element ...')."""
+    sidecar = StatmapSidecar(("bids::a",), ContrastInfo("a", {"a": 1.0}), 160.0,
+                             FirstLevelModelInfo.from_settings(ModelSettings()),
+                             combination={"PrecisionWeighted": False, "NumberOfRuns": 2}, statistic="t")
+    path = tmp_path / "tampered.json"
+    path.write_text(json.dumps({**sidecar.to_json(), **change}))
+    with pytest.raises(InputFileError, match=f"tampered.json has {said}"):
+        StatmapSidecar.read(path)
+
+
 def test_design_sidecar_round_trip(tmp_path):
     sidecar = DesignSidecar(2.0, 0.0, 60, ("a", "constant"), ("a",), (), False, ("trans_x",), 0, "glover",
                             "cosine", 0.01, None, "../bids/sub-01_bold.nii.gz", None, True, ())
