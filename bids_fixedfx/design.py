@@ -312,6 +312,10 @@ def _check_condition_count(run, events) -> None:
         )
 
 
+#: The largest modulation in size: a design of regressors of 1e15 loses its effects in round-off.
+MAX_MODULATION = 1e12
+
+
 def _numeric_modulation(run, events):
     """The events with their ``modulation`` column (which nilearn's design matrix scales each
     event's regressor by) as numbers, and a note for the events whose modulation is n/a:
@@ -326,6 +330,9 @@ def _numeric_modulation(run, events):
                       "be a number (n/a leaves the event out)")
     if np.isinf(values).any():
         raise InputFileError(f"{run.events} has an infinite modulation; it must be a finite number.")
+    if (values.abs() > MAX_MODULATION).any():  # regressors of 1e15 and more: nilearn's fit loses the effect
+        raise InputFileError(f"{run.events} has a modulation of {values[values.abs() > MAX_MODULATION].iloc[0]:g}; "
+                             f"modulations are at most {MAX_MODULATION:g} in size (scale them).")
     events = events.assign(modulation=values)
     missing = values.isna()
     if not missing.any():

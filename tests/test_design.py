@@ -174,7 +174,7 @@ def test_a_modulation_column_scales_the_events_as_nilearn_scales_them(example_ru
     assert any("1 event(s)" in n.text and "modulation n/a" in n.text and path.name in n.text for n in built.notes)
 
 
-@pytest.mark.parametrize("value", ["high", "inf"])
+@pytest.mark.parametrize("value", ["high", "inf", "1e40"])  # 1e40: the run's z was 1e-15, exit 0
 def test_a_modulation_that_is_text_or_infinite_names_the_events_file(example_run, tmp_path, value):
     table = pd.read_csv(example_run.events, sep="\t").assign(modulation="1")
     table.loc[1, "modulation"] = value
