@@ -85,6 +85,15 @@ def nonnegative_float(value):
     return number
 
 
+def smoothing_width(value):
+    """``--smoothing-fwhm``: 0 (none) or a width of at least 0.01 mm (a kernel narrower than
+    that smooths nothing, and nilearn's of 1e-160 mm gave maps of NaN)."""
+    number = nonnegative_float(value)
+    if 0 < number < 0.01:
+        raise argparse.ArgumentTypeError(f"must be 0 (no smoothing) or at least 0.01 mm: {value!r}")
+    return number
+
+
 def positive_float(value):
     number = nonnegative_float(value)
     if number == 0:

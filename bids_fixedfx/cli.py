@@ -32,6 +32,7 @@ from .arguments import (
     permutations,
     positive_int,
     probability,
+    smoothing_width,
     space_label,
     strip_prefix,
 )
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one mask for every run (default: each run's desc-brain_mask)",
     )
     model.add_argument(
-        "--smoothing-fwhm", type=nonnegative_float, default=None, metavar="MM",
+        "--smoothing-fwhm", type=smoothing_width, default=None, metavar="MM",
         help="isotropic Gaussian smoothing in mm; 0 disables (default: 5 on volume spaces, none on "
         "surface and CIFTI spaces; on fsaverage5 a given value smooths along nilearn's mesh)",
     )

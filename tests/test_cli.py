@@ -279,6 +279,7 @@ def test_more_contrasts_than_allowed_exit_64(capsys):
         # fMRIPrep's syntax was 66 ('matches no preprocessed BOLD'): the filter that selects res- files is given
         ([*POSITIONAL, "--space", "MNI152NLin6Asym:res-2"], '{"bold": {"res": "2"}, "mask": {"res": "2"}}'),
         ([*POSITIONAL, "--space", "MNI/../x"], "'MNI/../x' is not a BIDS space label"),
+        ([*POSITIONAL, "--smoothing-fwhm", "1e-160"], "must be 0 (no smoothing) or at least 0.01 mm"),  # NaN maps
         ([*POSITIONAL, "-t", ""], "argument -t/--task: '' names no label"),
         ([*POSITIONAL, "--session-label", ""], "argument --session-label: '' names no label"),
         ([*POSITIONAL, "--participant-label", "01", ""], "--participant_label: '' names no label"),
