@@ -181,7 +181,7 @@ def _select_tasks(layout, settings, query):
                 f"(tasks: {', '.join(sorted(all_tasks)) or 'none'})."
             )
         return tuple(settings.task)
-    if not all_tasks:  # anatomy only (OpenNeuro datasets hold such subjects)
+    if not all_tasks and not query.get("session"):  # anatomy only (OpenNeuro datasets hold such subjects)
         named = ", ".join(f"sub-{s}" for s in query["subject"][:5]) + (
             f" and {len(query['subject']) - 5} more" if len(query["subject"]) > 5 else "")
         raise NoDataError(f"{named} of {settings.bids_dir} {'has' if len(query['subject']) == 1 else 'have'} no "
