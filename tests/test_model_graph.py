@@ -519,6 +519,22 @@ def test_a_subject_missing_from_participants_tsv_is_named_so(sessions_dataset, s
     assert dropped[4:] not in info["Subjects"] and info["NumberOfSubjects"] == len(participants) - 1
 
 
+def test_groupby_values_that_make_one_label_are_refused(sessions_dataset, sessions_out, tmp_path, capsys):
+    """'a-b' and 'a_b' (or two names without a letter of A-Z) wrote one desc-groupAB map set, the last test's."""
+    dataset = tmp_path / "bids"
+    shutil.copytree(sessions_dataset.path, dataset, ignore=shutil.ignore_patterns("derivatives"))
+    participants = pd.read_csv(dataset / "participants.tsv", sep="\t")
+    participants["group"] = ["a-b", "a_b"] * (len(participants) // 2) + ["a-b"] * (len(participants) % 2)
+    participants.to_csv(dataset / "participants.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    model = write_model(tmp_path, document("perGroup", [RUN, node("Subject", "subject"),
+                                                        node("Dataset", "perGroup", "glm", group_by=["contrast", "group"])],
+                                           [("run", "subject"), ("subject", "perGroup")]))
+    fails(capsys, [dataset, out, "group", "--no-reports", "-m", model], 64,
+          "Node 'perGroup' groups by 'group', whose values 'a-b' and 'a_b' make one file label", output=out / "group")
+
+
 @pytest.mark.slow
 def test_a_one_sample_test_over_a_filtered_edge_is_named_apart(sessions_dataset, sessions_out, tmp_path):
     """A Filter on the patients took the plain one-sample names, over the plain test's maps (SPEC §3)."""

@@ -238,12 +238,13 @@ def plan_group(settings, model=None) -> GroupPlan:
         peers = defaultdict(set)  # the subjects with maps of each task, space and group, any contrast
         for key, indices in grouped.items():
             peers[_peer_key(key, keys)] |= {found[i].subject for i in indices}
-        step_tests = []
+        step_tests, named = [], {}
         for key, indices in sorted(grouped.items(), key=lambda kv: tuple(map(str, kv[0]))):
             task, space, values = key[0], key[1], dict(zip(keys, key[2:]))
             items = [found[i] for i in indices]
             label = values.get("contrast") or "-".join(dict.fromkeys(i.contrast for i in items))
             test = GroupTest(task, space, label, tuple(items), **_node_fields(step, values))
+            _check_one_name(named, test, values, step)
             if len(items) < MIN_SUBJECTS:
                 grouped_by = {k: v for k, v in values.items() if k not in ("contrast", "session")}
                 advice = ("run the participant level for the other subjects first" if not grouped_by else
@@ -537,6 +538,22 @@ def _node_fields(step, values) -> dict:
     parts += tuple(label_of(f"{k} {v}") for k, v in values.items() if k != "contrast")
     return {"node": step.node, "desc_parts": parts, "source_desc": step.source_desc, "design_desc": design,
             "group_model": "fixed" if step.node.model_type == "meta" else "random"}
+
+
+def _check_one_name(named, test, values, step) -> None:
+    """Two groups of a GroupBy whose values make one file label (``a-b`` and ``a_b``, ``Patient``
+    and ``patient``) would write one set of maps, the last replacing the first: refused.
+
+    ``named`` maps each test's name (task, space, contrast label, desc parts) to its values."""
+    key = (test.task, test.space, test.contrast, test.desc_parts)
+    earlier = named.setdefault(key, values)
+    if earlier != values:
+        differ = next(k for k in values if earlier.get(k) != values[k])
+        raise UsageError(
+            f"Node {step.node.name!r} groups by {differ!r}, whose values {earlier[differ]!r} and {values[differ]!r} "
+            "make one file label, so their maps would replace each other; spell them apart in letters or digits "
+            "(participants.tsv or sessions.tsv)."
+        )
 
 
 def _check_grid(test, output_dir, grids) -> None:
