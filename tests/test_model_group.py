@@ -119,3 +119,10 @@ def test_a_category_alone_in_x_is_one_column_per_level_without_intercept():
 def test_group_design_errors(x, inputs, message):
     with pytest.raises(ModelError, match=message):
         build_group_design(dataset_node(x), inputs)
+
+
+def test_a_column_too_far_apart_in_size_for_the_rank_is_named():
+    """'design column 'age' is a combination of ; the design is rank deficient' named nothing."""
+    matrix = pd.DataFrame({"intercept": np.ones(3), "age": [-1e20, 1e20, 0.0]})
+    with pytest.raises(ModelError, match="column 'age' has values so far apart in size .* rescale them"):
+        check_rank(matrix, "Node 'x'")

@@ -184,5 +184,10 @@ def check_rank(matrix: pd.DataFrame, where: str = "The design") -> None:
                 raise ModelError(f"{where}: design column {matrix.columns[k]!r} is all zeros.")
             coefficients = np.linalg.lstsq(values[:, :k], values[:, k], rcond=None)[0]
             partners = [str(matrix.columns[i]) for i in np.flatnonzero(np.abs(coefficients) > 1e-8)]
+            if not partners:  # the rank is lost to the column's scale, not to the others
+                raise ModelError(
+                    f"{where}: design column {matrix.columns[k]!r} has values so far apart in size (from "
+                    f"{np.abs(values[:, k]).min():g} to {np.abs(values[:, k]).max():g}) that the design is rank "
+                    "deficient in round-off; check its values (participants.tsv) or rescale them.")
             raise ModelError(f"{where}: design column {matrix.columns[k]!r} is a combination of "
                              f"{', '.join(map(repr, partners))}; the design is rank deficient.")
