@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import shlex
@@ -322,6 +323,11 @@ def _read_filters(path):
             if not isinstance(value, plain) and not (isinstance(value, list) and all(isinstance(v, plain) for v in value)):
                 raise UsageError(f"--bids-filter-file {path}: the query of {kind!r} gives {entity} a value that "
                                  "is neither a label, a number, null nor a list of them.")
+            odd = [v for v in (value if isinstance(value, list) else [value])
+                   if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer())]
+            if odd:  # pybids reads true and 1.9 as run 1
+                raise UsageError(f"--bids-filter-file {path}: the query of {kind!r} gives {entity} the value "
+                                 f"{json.dumps(odd[0])}, which no BIDS label or index is; give a label or a whole number.")
     from .naming import RUN_ENTITIES
 
     for kind in FILTER_KINDS[1:]:  # the files that go with a run, found by its own entities

@@ -446,3 +446,14 @@ def test_a_log_message_stays_one_line_whatever_text_it_carries(capsys):
     cli.logger.warning("sub-01: condition %s has no events", "a\n12:00:00 INFO: forged\x00\x1b[31m")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\\n12:00:00 INFO: forged\\x00\\x1b[31m" in err and "\x00" not in err
+
+
+@pytest.mark.parametrize("value", [1.9, True, [1, False]])
+def test_a_filter_value_that_is_no_label_or_whole_number_is_refused(tmp_path, capsys, value):
+    """pybids read 1.9 and true as run 1: run-01 alone was fitted, without a word."""
+    path = tmp_path / "filters.json"
+    path.write_text(json.dumps({"bold": {"run": value}}))
+    assert cli.main([*POSITIONAL, "--bids-filter-file", str(path)]) == EX_USAGE
+    assert "which no BIDS label or index is" in capsys.readouterr().err
+    path.write_text(json.dumps({"bold": {"run": 2.0}}))
+    assert parse("--bids-filter-file", str(path)).bids_filters == {"bold": {"run": 2.0}}
