@@ -224,6 +224,16 @@ def test_bids_filters(example_dataset, make_settings):
     assert not [w for w in selection.warnings if "no preprocessed one" in w]  # the other runs: left out on purpose
 
 
+@pytest.mark.parametrize("kind", ["mask", "confounds"])
+def test_a_filter_of_masks_or_confounds_matching_none_is_named(example_dataset, make_settings, kind):
+    """Was exit 0: nilearn computed the masks, or the runs were modelled without confounds, with
+    warnings that the derivatives had none."""
+    filters = {kind: {"desc": "typo"}}
+    with pytest.raises(NoDataError, match=f"The --bids-filter-file query of '{kind}' {{\"desc\": \"typo\"}} "
+                                          f"matches no {kind} file of sub-01_"):
+        discover.select_runs(make_settings(example_dataset.path, participant_label=("01",), bids_filters=filters))
+
+
 @pytest.mark.parametrize("filters", [
     {"bold": {"datatype": "func", "suffix": "bold", "desc": "preproc"}},  # fMRIPrep's own style
     {"bold": {"extension": ".nii.gz"}, "mask": {"suffix": "mask", "extension": ".nii.gz"}},

@@ -269,6 +269,8 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings):
         if len(masks) > 1:  # a mask in two formats: the BOLD's (.nii.gz beside .nii.gz)
             masks = [m for m in masks if _extension(m.path) == _extension(bold.path)] or masks
         mask = _one([m.path for m in masks], "brain mask", name, kind="mask")
+        if mask is None and settings.bids_filters.get("mask"):  # the filter's mask, not nilearn's, was asked for
+            raise NoDataError(_filter_matches_none(settings, "mask", name))
         if mask is None:
             warnings.append(
                 f"{name} has no desc-brain_mask in the derivatives, so nilearn computed a mask "
@@ -283,6 +285,8 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings):
             + (f" and no design file in --design-dir {settings.design_dir}." if settings.design_dir else ".")
         )
     confound_file = _one(confounds, "confounds", name, kind="confounds") if design is None else None
+    if design is None and confound_file is None and settings.bids_filters.get("confounds"):
+        raise NoDataError(_filter_matches_none(settings, "confounds", name))
     if design is None and settings.model.confounds_given and settings.model.confounds and confound_file is None:
         raise NoDataError(
             f"{name} has no desc-confounds_timeseries.tsv in the derivatives; "
@@ -296,6 +300,13 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings):
         start_time=_start_time(layout, Path(bold.path), tr),
         density=str(bold.get_entities()["den"]) if surface and bold.get_entities().get("den") else None,
     )
+
+
+def _filter_matches_none(settings, kind, name) -> str:
+    """The message for a ``--bids-filter-file`` query of a run's files that finds none of them."""
+    source = settings.selected_by.get("bids_filters", "--bids-filter-file")
+    return (f"The {source} query of {kind!r} {json.dumps(settings.bids_filters[kind])} matches no {kind} file of "
+            f"{name}; correct it, or leave the {kind!r} entry out.")
 
 
 def _grid_entities(bids_file):
