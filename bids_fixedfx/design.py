@@ -566,6 +566,30 @@ def build_design(run, model) -> Design:
     return with_dummy_scans(design, run, table, **dummy)
 
 
+def _check_npz_header(path, run) -> None:
+    """The shape and type of a ``.npz`` design's ``X``, from its header, before it is read: a
+    matrix of real numbers, one row per volume and no more columns than volumes (a small file can
+    hold gigabytes of zeros).
+
+    Raises
+    ------
+    InputFileError
+    """
+    with zipfile.ZipFile(path) as archive, archive.open("X.npy") as member:
+        version = np.lib.format.read_magic(member)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                           np.lib.format.read_array_header_2_0)(member)
+    if dtype.kind not in "biuf":
+        raise InputFileError(f"Design file {path} holds {dtype} values, not real numbers.")
+    if len(shape) != 2:
+        raise InputFileError(f"Design file {path} holds a {len(shape)}-D array, not a matrix.")
+    if shape[0] != run.n_volumes:
+        raise InputFileError(f"Design file {path} has {shape[0]} rows but {run.bold.name} has {run.n_volumes} volumes.")
+    if shape[1] > run.n_volumes:  # no fit: a design of more columns than volumes
+        raise InputFileError(f"Design file {path} has {shape[1]} columns for the {run.n_volumes} volumes of "
+                             f"{run.bold.name}; a design needs fewer columns than volumes.")
+
+
 def load_design(run) -> Design:
     """Read a precomputed design: ``.tsv`` with a header, or ``.npz`` with the matrix under ``X``.
 
@@ -578,6 +602,7 @@ def load_design(run) -> Design:
             with np.load(path, allow_pickle=False) as archive:
                 if "X" not in archive:
                     raise InputFileError(f"Design file {path} has no matrix under key 'X'.")
+                _check_npz_header(path, run)
                 values = np.asarray(archive["X"], dtype=float)
         except (ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
             reason = " ".join(str(error).split()).rstrip(".")

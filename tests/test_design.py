@@ -522,6 +522,18 @@ def test_a_design_header_with_an_unnamed_or_repeated_column_is_refused(example_r
     assert error.value.exit_code == EX_NO_INPUT and str(path) in str(error.value)
 
 
+@pytest.mark.parametrize(("values", "said"), [
+    (lambda n: np.zeros((n, 50 * n), dtype=np.float32), "columns for the"),  # 0.6 MB held 1.7 GB: 45 s, exit 0
+    (lambda n: np.zeros((n, 3), dtype=complex), "complex128 values, not real numbers"),  # cast to real, said raw
+    (lambda n: np.zeros((n + 1, 3)), "rows but"),
+])
+def test_an_npz_design_is_checked_from_its_header_before_it_is_read(example_run, tmp_path, values, said):
+    path = tmp_path / "sub-01_design.npz"
+    np.savez_compressed(path, X=values(example_run.n_volumes))
+    with pytest.raises(InputFileError, match=said):
+        design.load_design(dataclasses.replace(example_run, design=path))
+
+
 def test_load_design_npz_without_x(example_run, tmp_path):
     path = tmp_path / f"{example_run.name}_design.npz"
     np.savez(path, Y=np.ones((example_run.n_volumes, 2)))
