@@ -318,9 +318,13 @@ def group_design_desc(node_name: str) -> str:
     --------
     >>> group_design_desc("groupCovariates"), group_design_desc("patients_vs_controls"), group_design_desc("group")
     ('groupCovariates', 'patientsVsControls', 'groupDesign')
+    >>> group_design_desc("fixed-fx"), group_design_desc("FIXEDFX")
+    ('fixedFxDesign', 'FIXEDFXDesign')
     """
     label = label_of(node_name)
-    if label == GROUP_MASK_DESC or label.startswith(GROUP_FIXED_DESC) or group_model_of({"desc": label}) != label:
+    low = label.lower()  # FIXEDFX and fixed-fx read as fixedfx too
+    if low == GROUP_MASK_DESC.lower() or low.startswith(GROUP_FIXED_DESC.lower()) or (
+            group_model_of({"desc": label}) != label):
         label += "Design"
     return label
 

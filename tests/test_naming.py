@@ -204,3 +204,9 @@ def test_set_keys_and_temporary_names():
     assert naming.is_temporary(".sub-01_task-x_design.tsv.abc123.tsv")
     assert not naming.is_temporary("sub-01_task-x_design.tsv")
     assert not naming.is_temporary(".bidsignore")
+
+
+@pytest.mark.parametrize("name", ["fixedfx", "fixed-fx", "FIXEDFX", "group", "Group"])
+def test_a_group_design_named_like_another_group_model_is_named_apart(name):
+    """fixed-fx and FIXEDFX took desc-fixedFx and desc-FIXEDFX, read as the fixed-effects maps' names."""
+    assert naming.group_design_desc(name).endswith("Design")
