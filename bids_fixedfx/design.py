@@ -566,7 +566,7 @@ def build_design(run, model) -> Design:
     return with_dummy_scans(design, run, table, **dummy)
 
 
-def _check_npz_header(path, run) -> None:
+def _check_npz_header(archive, path, run) -> None:
     """The shape and type of a ``.npz`` design's ``X``, from its header, before it is read: a
     matrix of real numbers, one row per volume and no more columns than volumes (a small file can
     hold gigabytes of zeros).
@@ -575,7 +575,7 @@ def _check_npz_header(path, run) -> None:
     ------
     InputFileError
     """
-    with zipfile.ZipFile(path) as archive, archive.open("X.npy") as member:
+    with archive.open("X.npy") as member:  # the zip file np.load opened
         version = np.lib.format.read_magic(member)
         shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
                            np.lib.format.read_array_header_2_0)(member)
@@ -602,7 +602,7 @@ def load_design(run) -> Design:
             with np.load(path, allow_pickle=False) as archive:
                 if "X" not in archive:
                     raise InputFileError(f"Design file {path} has no matrix under key 'X'.")
-                _check_npz_header(path, run)
+                _check_npz_header(archive.zip, path, run)
                 values = np.asarray(archive["X"], dtype=float)
         except (ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
             reason = " ".join(str(error).split()).rstrip(".")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError, UsageError
+from ..locations import is_own_output
 from ..sidecars import read_json
 
 
@@ -33,19 +33,8 @@ def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
         path
         for path in sorted(root.iterdir())
         if (path / "dataset_description.json").is_file() and not _same_folder(path, output_dir)
-        and not _ours(path)
+        and not is_own_output(path)  # an earlier OUTPUT_DIR holds no input of a run
     )
-
-
-def _ours(path) -> bool:
-    """Whether a derivatives dataset is an output of this app (an earlier OUTPUT_DIR): it
-    holds no input of a run, so it is not indexed."""
-    try:
-        generated = json.loads((Path(path) / "dataset_description.json").read_text(encoding="utf-8-sig"))
-        generated = generated.get("GeneratedBy") or []
-        return any(isinstance(g, dict) and g.get("Name") == "bids-fixedfx" for g in generated)
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def skipped_derivatives(

@@ -128,12 +128,12 @@ def select_runs(settings) -> Selection:
         return _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings)
 
     spaces = sorted({f.get_entities().get("space") or "none" for f in preproc + surfaces})
-    def other_descs(space):  # the space's BOLD series of another desc (fMRIPrep's AROMA output)
+    def descs_in(space):  # the space's BOLD series of another desc (fMRIPrep's AROMA output)
         found = _get(layout, scope="derivatives", return_type="object", suffix="bold", extension=NIFTI,
                      space=space, **query)
         return sorted({f.get_entities().get("desc") for f in found} - {None, "preproc"})
 
-    chosen = _choose_spaces(settings.spaces, spaces, settings.selected_by.get("space", "--space"), other_descs)
+    chosen = _choose_spaces(settings.spaces, spaces, settings.selected_by.get("space", "--space"), descs_in)
     # surface spaces first: a run's design sidecar (shared by its spaces) then names its volume BOLD
     surface_spaces = {f.get_entities().get("space") for f in surfaces}
     chosen.sort(key=lambda space: space not in surface_spaces)

@@ -216,14 +216,8 @@ def plan_group(settings, model=None) -> GroupPlan:
         if step is not None:
             table, unlisted = _input_table(found, settings, step.node)
             found, table, keys = _select(step, found, table)
-            notes += [note for note in _combined_groups(step, found, table) if note not in notes]
-            fed_by = model.parents(step.node.name)[0].source if model.parents(step.node.name) else None
-            if fed_by is not None and model.node(fed_by).level == "run":
-                note = Note("selection", f"Node {step.node.name!r} is fed by the run node {fed_by!r}: it tests the "
-                                         f"subjects' maps of node {step.source!r} (the fixed effects of each subject's "
-                                         "runs, one input per subject), never single runs; add an edge from a subject "
-                                         "node to say so")
-                notes += [note] if note not in notes else []
+            notes += [note for note in (*_combined_groups(step, found, table), *_fed_by_runs(model, step))
+                      if note not in notes]
         grouped = defaultdict(list)
         for index, item in enumerate(found):
             values = {k: item.contrast if k == "contrast" else table.at[index, k] for k in keys}
@@ -521,6 +515,17 @@ def _combined_groups(step, found, table) -> list:
                                            f"{step.source!r} combine each subject's {variable}s, so it tests them "
                                            f"together (one test per contrast); {where}."))
     return notes
+
+
+def _fed_by_runs(model, step) -> list:
+    """A note for a dataset node whose edge comes from the run node: it tests the subjects'
+    maps (one input per subject), as :func:`.graph.dataset_steps` reads them."""
+    edges = model.parents(step.node.name)
+    if not edges or model.node(edges[0].source).level != "run":
+        return []
+    return [Note("selection", f"Node {step.node.name!r} is fed by the run node {edges[0].source!r}: it tests the "
+                              f"subjects' maps of node {step.source!r} (the fixed effects of each subject's runs, one "
+                              "input per subject), never single runs; add an edge from a subject node to say so")]
 
 
 def _node_fields(step, values) -> dict:
