@@ -7,6 +7,8 @@ The group level lives in :mod:`.group`; its names stay importable from here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .errors import NoDataError
@@ -22,6 +24,7 @@ from .group import (  # noqa: F401  (re-exported)
     contrasts_of,
 )
 from .maps import GRID_ATOL, intersect_masks, masked_matrix, same_grid  # noqa: F401  (re-exported)
+from .model.bsm import PASSED_ON
 from .naming import STATS
 
 
@@ -89,7 +92,13 @@ def combine_runs(run_maps, mask, precision_weighted=False) -> ContrastMaps:
         [m.maps["variance"] for m in run_maps],
         mask, dofs, precision_weighted,
     )
-    return ContrastMaps(run_maps[0].contrast, maps, float(np.sum(dofs)))
+    return ContrastMaps(tested(run_maps[0].contrast), maps, float(np.sum(dofs)))
+
+
+def tested(contrast):
+    """The contrast a node's t maps are of: an incoming ``pass`` contrast (untested at its own
+    level) is tested by t where it is combined."""
+    return replace(contrast, test="t") if getattr(contrast, "test", "t") == "pass" else contrast
 
 
 def combine_inputs(inputs, precision_weighted=False, estimator="meta", keep=None) -> tuple:
@@ -111,7 +120,7 @@ def combine_inputs(inputs, precision_weighted=False, estimator="meta", keep=None
     -------
     mask : Nifti1Image
     contrasts : tuple of ContrastMaps
-        t contrasts only (F contrasts are terminal).
+        t maps of the incoming t and pass contrasts (F contrasts are terminal).
     inputs_of : dict
         Contrast label -> the inputs that have it.
     """
@@ -123,7 +132,7 @@ def combine_inputs(inputs, precision_weighted=False, estimator="meta", keep=None
             "in common that varies over time in all of them, so they cannot be combined; check their series.")
     labels = list(dict.fromkeys(
         m.contrast.label for _, result in inputs for m in result.contrasts
-        if getattr(m.contrast, "test", "t") == "t" and (keep is None or keep(m.contrast))
+        if getattr(m.contrast, "test", "t") in PASSED_ON and (keep is None or keep(m.contrast))
     ))
     contrasts, inputs_of = [], {}
     for label in labels:
@@ -131,7 +140,7 @@ def combine_inputs(inputs, precision_weighted=False, estimator="meta", keep=None
         inputs_of[label] = tuple(item for item, _ in having)
         found = [maps for _, maps in having]
         if estimator == "glm" and len(found) > 1:
-            contrasts.append(one_sample_test([m.maps["effect"] for m in found], mask, found[0].contrast))
+            contrasts.append(one_sample_test([m.maps["effect"] for m in found], mask, tested(found[0].contrast)))
         else:
             contrasts.append(combine_runs(found, mask, precision_weighted))
     return mask, tuple(contrasts), inputs_of

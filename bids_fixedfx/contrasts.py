@@ -22,7 +22,8 @@ class ContrastWeights:
     """A contrast over one design: its name, file label, weights and test.
 
     ``vector`` is a weight vector for a t contrast, a matrix (one row per tested
-    combination) for an F contrast.
+    combination) for an F contrast. ``test`` is the model's: ``t``, ``F``, or ``pass`` (the
+    effect and variance of a weight vector, passed on untested).
     """
 
     name: str
@@ -191,7 +192,7 @@ def model_contrasts(run, node, design) -> tuple[tuple[ContrastWeights, ...], lis
     Returns
     -------
     contrasts : tuple of ContrastWeights
-        t contrasts (one row) and F contrasts (several rows).
+        t and pass contrasts (one row) and F contrasts (several rows).
     notes : list of Note
         Contrasts left out because this run lacks a column they need.
     """
@@ -204,7 +205,7 @@ def model_contrasts(run, node, design) -> tuple[tuple[ContrastWeights, ...], lis
     matrices, skipped = contrast_matrices(node, columns, x_columns=x_columns)
     contrasts = tuple(
         ContrastWeights(m.name, bids_label(m.name), m.matrix[0] if m.test != "F" else m.matrix, columns,
-                        test="F" if m.test == "F" else "t")
+                        test=m.test)
         for m in matrices if m.test in ("t", "F", "pass")
     )
     return contrasts, [Note.for_run(run, "contrast-skipped", f"{run.name}: {text}") for text in skipped]

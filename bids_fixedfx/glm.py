@@ -64,6 +64,9 @@ NILEARN_OUTPUTS = {
 }
 #: The maps of an F contrast (its effects are several; its statistic is F).
 F_STATS = ("F", "z", "p")
+#: The maps of a BIDS Stats Model contrast of Test "pass": no statistical test, only the
+#: effect and its variance, which the next node takes.
+PASS_STATS = ("effect", "variance")
 #: Voxels fitted together: small enough that a chunk's arrays stay in cache (and memory low).
 CHUNK_VOXELS = 2000
 #: The value of each map outside the mask: 0, but 1 for p (nothing there looks significant).
@@ -71,8 +74,14 @@ OUTSIDE_MASK = {"effect": 0.0, "variance": 0.0, "t": 0.0, "F": 0.0, "z": 0.0, "p
 
 
 def stats_of(test: str) -> tuple[str, ...]:
-    """The maps written for a contrast of this test (``t`` or ``F``)."""
-    return F_STATS if test == "F" else STATS
+    """The maps written for a contrast of this test (``t``, ``F`` or ``pass``)."""
+    return {"F": F_STATS, "pass": PASS_STATS}.get(test, STATS)
+
+
+def fitted_test(test: str) -> str:
+    """The statistic computed for a contrast of this test: a ``pass`` contrast's effect and
+    variance are those of the same weights tested by t."""
+    return "F" if test == "F" else "t"
 
 
 class Contrast(Protocol):
@@ -464,7 +473,7 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         pywarnings.simplefilter("always")
         maps, dof, r_square = fit_contrasts(
             series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
-            tests=[getattr(c, "test", "t") for c in contrasts], overwrite_series=overwrite_series,
+            tests=[fitted_test(getattr(c, "test", "t")) for c in contrasts], overwrite_series=overwrite_series,
         )
     notes = tuple(dict.fromkeys(
         f"{name}: {one_line(w.message)}" for w in caught if issubclass(w.category, UserWarning)
@@ -485,9 +494,8 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         mask=mask_img,
         dof=dof,
         contrasts=tuple(
-            ContrastMaps(
-                contrast, {stat: unmask_map(values[stat], mask_img, OUTSIDE_MASK[stat]) for stat in values}, dof
-            )
+            ContrastMaps(contrast, {stat: unmask_map(values[stat], mask_img, OUTSIDE_MASK[stat])
+                                    for stat in stats_of(getattr(contrast, "test", "t"))}, dof)
             for contrast, values in zip(contrasts, maps)
         ),
         notes=notes,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .glm import NILEARN_OUTPUTS, OUTSIDE_MASK, STATS, ContrastMaps, stats_of, unmask_map
+from .glm import NILEARN_OUTPUTS, OUTSIDE_MASK, STATS, ContrastMaps, fitted_test, stats_of, unmask_map
 from .maps import _masked_values, _voxel_blocks, intersect_masks, masked_matrix
 
 @dataclass(frozen=True)
@@ -39,10 +39,9 @@ def contrasts_of(test, group_model: str = "random"):
     for matrix in test.contrasts:
         if matrix.test not in ("t", "F", "pass"):
             continue
-        kind = "F" if matrix.test == "F" else "t"
-        weights = ({c: float(w) for c, w in zip(columns, matrix.matrix[0]) if w} if kind == "t"
+        weights = ({c: float(w) for c, w in zip(columns, matrix.matrix[0]) if w} if matrix.test != "F"
                    else [{c: float(w) for c, w in zip(columns, row) if w} for row in matrix.matrix])
-        yield GroupContrast(matrix.name, label_of(matrix.name), weights, kind), matrix
+        yield GroupContrast(matrix.name, label_of(matrix.name), weights, matrix.test), matrix
 
 
 def one_sample_test(effects, mask, contrast) -> ContrastMaps:
@@ -247,10 +246,10 @@ def group_glm(effects, mask, design, contrast_matrix, contrast) -> ContrastMaps:
     -------
     maps : ContrastMaps
         ``effect``, ``variance``, ``t``, ``z`` and ``p`` for t; ``F``, ``z`` and ``p`` for F;
-        with ``n_subjects - rank(design)`` degrees of freedom.
+        ``effect`` and ``variance`` for pass; with ``n_subjects - rank(design)`` degrees of freedom.
     """
     effects = list(effects)
-    test = getattr(contrast, "test", "t")
+    test = fitted_test(getattr(contrast, "test", "t"))
     if len(effects) != len(design):
         raise ValueError(f"Expected one effect map per row of the design ({len(design)}), got {len(effects)}.")
     contrast_matrix = np.atleast_2d(np.asarray(contrast_matrix, dtype=np.float64))
@@ -261,6 +260,7 @@ def group_glm(effects, mask, design, contrast_matrix, contrast) -> ContrastMaps:
         )
     weights = contrast_matrix[0] if test == "t" else contrast_matrix
     values = ols_contrast(masked_matrix(effects, mask), design.to_numpy(dtype=np.float64), weights, test)
-    maps = {stat: unmask_map(values[stat], mask, OUTSIDE_MASK[stat]) for stat in values}
+    maps = {stat: unmask_map(values[stat], mask, OUTSIDE_MASK[stat])
+            for stat in stats_of(getattr(contrast, "test", "t"))}
     dof = float(len(design) - np.linalg.matrix_rank(design.to_numpy()))
     return ContrastMaps(contrast, maps, dof)

@@ -210,6 +210,62 @@ def test_a_run_model_of_f_tests_only_writes_its_run_maps(fresh_dataset, tmp_path
     assert "for each F test the maps of the F, z and p statistics" in methods and "by fixed effects" in methods
 
 
+PASSES = [
+    {**RUN, "Model": {"Type": "glm", "X": ["audio", "visual", "trans_*", "rot_*", 1]},
+     "DummyContrasts": {"Contrasts": ["audio"], "Test": "pass"},
+     "Contrasts": [{"Name": "av", "ConditionList": ["audio", "visual"], "Weights": [1, -1], "Test": "t"}]},
+    {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"], "Model": {"Type": "meta", "X": [1]},
+     "DummyContrasts": {"Test": "t"}},
+    {"Level": "Dataset", "Name": "group", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": [1]},
+     "Contrasts": [{"Name": "passed", "ConditionList": [1], "Weights": [1], "Test": "pass"},
+                   {"Name": "tested", "ConditionList": [1], "Weights": [1], "Test": "t"}]},
+]
+
+
+def test_pass_contrasts_write_their_effect_and_variance_only(fresh_dataset, tmp_path):
+    """A contrast of Test "pass" is not tested where it is made (t, z and p maps were written,
+    and its sidecar said Test "t"); the node above it combines and tests it as before."""
+    from nilearn.glm import compute_fixed_effects
+
+    dataset, out = fresh_dataset(), tmp_path / "out"
+    model = str(_model(tmp_path, PASSES, "passes"))
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", model]) == 0
+    assert main([str(dataset.path), str(out), "group", "-m", model]) == 0
+
+    def stats(pattern):
+        return sorted(p.name.split("_stat-")[1].split("_")[0] for p in out.rglob(pattern))
+
+    run = f"sub-01_ses-1_task-checkerboard_run-01_space-{SPACE}"
+    assert stats(f"{run}_contrast-audio_stat-*_statmap.nii.gz") == ["effect", "variance"]
+    assert stats(f"{run}_contrast-av_stat-*_statmap.nii.gz") == ["effect", "p", "t", "variance", "z"]
+    sidecar = json.loads(next(out.rglob(f"{run}_contrast-audio_stat-effect_statmap.json")).read_text())
+    assert sidecar["Contrast"]["Test"] == "pass"
+    # the subject node tests it: fixed effects of the runs' effect and variance maps, as nilearn
+    subject = out / "sub-01" / "func" / f"sub-01_task-checkerboard_space-{SPACE}_contrast-audio_stat-"
+    assert json.loads(Path(f"{subject}t_statmap.json").read_text())["Contrast"]["Test"] == "t"
+    runs = sorted(out.glob("sub-01/ses-*/func/sub-01_*_contrast-audio_stat-effect_statmap.nii.gz"))
+    assert len(runs) == 4
+    dofs = [json.loads(Path(str(p).replace(".nii.gz", ".json")).read_text())["DegreesOfFreedom"] for p in runs]
+    mask = next(out.glob("sub-01/func/*_desc-fixedfx_mask.nii.gz"))
+    theirs = compute_fixed_effects([str(p) for p in runs], [str(p).replace("effect", "variance") for p in runs],
+                                   str(mask), dofs=dofs)
+    for stat, expected in zip(("effect", "variance", "t"), theirs[:3]):
+        expected = expected.get_fdata()
+        np.testing.assert_allclose(nib.load(f"{subject}{stat}_statmap.nii.gz").get_fdata(), expected, rtol=1e-4,
+                                   atol=1e-6 * np.abs(expected).max(), err_msg=stat)
+    # the dataset node's pass contrast: the effect and variance of its tested twin, nothing else
+    group = out / "group" / f"task-checkerboard_space-{SPACE}_contrast-"
+    assert stats("group/*_contrast-audioPassed_stat-*.nii.gz") == ["effect", "variance"]
+    for stat in ("effect", "variance"):
+        np.testing.assert_array_equal(nib.load(f"{group}audioPassed_stat-{stat}_statmap.nii.gz").get_fdata(),
+                                      nib.load(f"{group}audioTested_stat-{stat}_statmap.nii.gz").get_fdata())
+    assert json.loads(Path(f"{group}audioPassed_stat-effect_statmap.json").read_text())["Contrast"]["Test"] == "pass"
+    assert 'Test "pass": no statistical test' in (out / "group.html").read_text()
+    methods = (out / "logs" / "CITATION.md").read_text()
+    assert "The model's Test \"pass\" left audio untested at the run level" in methods
+    assert "left audio_passed and av_passed untested" in methods
+
+
 @pytest.mark.parametrize(
     ("nodes", "named"),
     [

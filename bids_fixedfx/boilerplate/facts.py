@@ -58,12 +58,14 @@ class ModelFacts:
 class ContrastFacts:
     """A contrast: its name, its numeric weights, and whether it is a condition against
     the implicit baseline (weight 1 on the condition's column, 0 elsewhere); an F contrast's
-    ``rows`` hold the weights of each of its rows (``weights`` then holds them all)."""
+    ``rows`` hold the weights of each of its rows (``weights`` then holds them all); ``passed``:
+    the model's Test "pass" (its effect and variance only, untested at this level)."""
 
     name: str
     weights: tuple[tuple[str, float], ...]
     baseline: bool
     rows: tuple[tuple[tuple[str, float], ...], ...] = ()
+    passed: bool = False
 
     @property
     def is_f(self) -> bool:
@@ -125,6 +127,7 @@ class GroupLevel:
     tests: tuple[tuple[str, str, tuple[str, ...]], ...]
     design: str | None = None  # the dataset node whose design the subjects' maps were entered into
     nodes: tuple[DatasetNodeFacts, ...] = ()
+    passed: tuple[str, ...] = ()  # the dataset nodes' contrasts of Test "pass": effect and variance only
 
 
 @dataclass(frozen=True)
@@ -184,14 +187,15 @@ def format_weights(weights) -> str:
     return text + "".join(f" {sign} {term}" for sign, term in terms[1:])
 
 
-def contrast_facts(name: str, weights: dict, conditions) -> ContrastFacts:
-    """A contrast's facts from its weights (non-zero ones) and the design's conditions."""
+def contrast_facts(name: str, weights: dict, conditions, test: str = "t") -> ContrastFacts:
+    """A contrast's facts from its weights (non-zero ones), the design's conditions and its
+    test (``t``, ``F`` or ``pass``)."""
     if isinstance(weights, (list, tuple)):  # an F contrast: the weights of its rows
         rows = tuple(tuple((str(c), float(w)) for c, w in row.items() if float(w) != 0) for row in weights)
         return ContrastFacts(name, tuple(pair for row in rows for pair in row), False, rows)
     kept = tuple((str(c), float(w)) for c, w in weights.items() if float(w) != 0)
     baseline = len(kept) == 1 and kept[0][1] == 1.0 and kept[0][0] in tuple(conditions)
-    return ContrastFacts(name, kept, baseline)
+    return ContrastFacts(name, kept, baseline, passed=test == "pass")
 
 
 def is_confound_strategy(names) -> bool:
@@ -290,7 +294,8 @@ def _first_level(settings, subjects, space, by_space, notes, steps=()) -> FirstL
             surface=run.is_surface,
         ))
         for contrast in run_plan.contrasts:
-            contrasts.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, design.conditions))
+            contrasts.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, design.conditions,
+                                                               contrast.test))
     left_out = {left.run.name: LeftOutRun(left.run.name, left.reason)
                 for subject in subjects for left in subject.left_out}
     names = {run_plan.run.name for run_plan in run_plans}

@@ -112,6 +112,14 @@ class Reader:
             self._designs[relative] = DesignSidecar.read(self.output_dir / relative)
         return self._designs[relative]
 
+    def run_test(self, info: StatmapSidecar) -> str:
+        """The model's Test of a subject (or session) map's contrast where its runs' maps were
+        made (``pass``: the runs' effect and variance only), as the first run map under it says."""
+        for relative, entities in self._own_sources(info):
+            if entities.get("suffix") == "statmap" and entities.get("stat") == "effect":
+                return self.run_test(self.statmap(_sidecar_of(relative, entities)))
+        return info.contrast.test
+
     def runs_of(self, info: StatmapSidecar) -> list[RunRecord]:
         """The runs a subject (or session) map was computed from, with their design sidecars.
 
@@ -228,7 +236,9 @@ def methods_from_group(settings, group_plan) -> Methods:
                 entry["runs"][record.design_tsv] = replace(run_facts(record, reader), surface=surface)
             conditions = records[0].design.conditions if records else ()
             contrast = item.info.contrast
-            entry["contrasts"].setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, conditions))
+            if contrast.name not in entry["contrasts"]:
+                entry["contrasts"][contrast.name] = contrast_facts(contrast.name, contrast.weights, conditions,
+                                                                   reader.run_test(item.info))
             for left in (item.info.combination or {}).get("RunsLeftOut", []):
                 entry["left_out"][left["Run"]] = LeftOutRun(left["Run"], left["Reason"])
             command = recorded_command(item.info)
@@ -247,7 +257,10 @@ def methods_from_group(settings, group_plan) -> Methods:
     tests = tuple((test.task, test.name, tuple(sorted(set(test.subjects)))) for test in group_plan.tests)
     group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests,
                        settings.model_node_names.get("dataset") if settings.group_design else None,
-                       dataset_node_facts(group_plan.tests))
+                       dataset_node_facts(group_plan.tests),
+                       tuple(dict.fromkeys(m.name for test in group_plan.tests for m in test.contrasts
+                                           if test.design is not None and settings.group_model != "fixed"
+                                           and m.test == "pass")))
     return Methods(
         tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
         software_versions(), figure_threshold(settings), corrected_inference(settings), "group",

@@ -206,6 +206,7 @@ def render(methods: Methods) -> str:
             "n_subjects": len(subjects),
             "varying": len({subjects for _, _, subjects in methods.group.tests}) > 1,
             "nodes": list(methods.group.nodes),
+            "passed": list(methods.group.passed),
         }
     text = _environment().get_template(TEMPLATE).render(
         fitted=methods.fitted,

@@ -24,6 +24,8 @@ LEVELS = ("run", "session", "subject", "dataset")
 #: ``1`` in ``Model.X`` and ``ConditionList``: the intercept.
 INTERCEPT = 1
 TESTS = ("t", "F", "pass")
+#: The tests whose maps a node passes on to the next (an F contrast is terminal).
+PASSED_ON = ("t", "pass")
 MODEL_TYPES = ("glm", "meta")
 TRANSFORMER = "pybids-transforms-v1"
 #: The pybids-transforms-v1 instructions this package implements.

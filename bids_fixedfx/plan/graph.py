@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model.bsm import ModelError, Node
+from ..model.bsm import PASSED_ON, ModelError, Node
 from .models import SUPPORTED as TYPES
 
 #: The variables every level may group by (the BIDS Stats Models reserved ones, and the task,
@@ -220,10 +220,10 @@ def participant_steps(model) -> tuple[Step, ...]:
 
 
 def _states_t(node) -> bool:
-    """Whether a node makes any t contrast (a model of run-level F tests only has run maps alone:
-    fixed effects combine t contrasts)."""
-    dummy_t = node.dummy_contrasts is not None and node.dummy_contrasts.test == "t"
-    return dummy_t or any(contrast.test == "t" for contrast in node.contrasts)
+    """Whether a node makes any t or pass contrast (a model of run-level F tests only has run
+    maps alone: fixed effects combine t contrasts)."""
+    dummy_t = node.dummy_contrasts is not None and node.dummy_contrasts.test in PASSED_ON
+    return dummy_t or any(contrast.test in PASSED_ON for contrast in node.contrasts)
 
 
 def dataset_steps(model) -> tuple[Step, ...]:
@@ -281,7 +281,7 @@ def check_participant_inputs(steps, run_plans) -> None:
     reaching = {}
     for step in steps:
         if step.source_level == "run":
-            units = [(plan.run, tuple(c for c in plan.contrasts if c.test == "t")) for plan in run_plans]
+            units = [(plan.run, tuple(c for c in plan.contrasts if c.test in PASSED_ON)) for plan in run_plans]
             units = [(run, contrasts) for run, contrasts in units if step.passes(**run_values(run))]
         else:
             units = [(run, contrasts) for run, contrasts in reaching.get(step.source, ())

@@ -114,10 +114,17 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
         "columns": [test.name for test in (*tests, *untested)],
         "subjects": rows,
         "untested": [test.name for test in untested],
-        "contrasts": [_contrast(settings, test, contrast, view, files, anchor) if view is not None
+        "contrasts": [_passed(contrast, anchor) if contrast.test == "pass"
+                      else _contrast(settings, test, contrast, view, files, anchor) if view is not None
                       else _surface_contrast(settings, test, contrast, files, anchor)
                       for test in tests for contrast, _ in contrasts_of(test, settings.group_model)],
     }
+
+
+def _passed(contrast, anchor) -> dict:
+    """The section of a contrast of Test "pass": its effect and variance maps only, no test to show."""
+    return {"name": contrast.name, "label": contrast.label, "anchor": f"{anchor}-contrast-{contrast.label}",
+            "missing": None, "passed": True, "weights": contrast.weights}
 
 
 def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
