@@ -143,8 +143,9 @@ def test_graphs_this_app_does_not_run_are_named(doc, named):
 
 
 def test_a_subject_contrast_that_passes_one_incoming_contrast_on_is_run():
-    check_graph(parse_model(document("m", [RUN, {**node("Subject", "s", "glm"), "Contrasts": [
-        {"Name": "audio", "ConditionList": ["audio"], "Weights": [1], "Test": "t"}]}]), "m"), "m")
+    for test in ("t", "pass"):  # Test "pass": the older walkthrough of the BIDS Stats Models documentation
+        check_graph(parse_model(document("m", [RUN, {**node("Subject", "s", "glm"), "Contrasts": [
+            {"Name": "audio", "ConditionList": ["audio"], "Weights": [1], "Test": test}]}]), "m"), "m")
     with pytest.raises(ModelError, match="states the contrast 'audioMean'"):  # renamed: a contrast of its own
         check_graph(parse_model(document("m", [RUN, {**node("Subject", "s", "glm"), "Contrasts": [
             {"Name": "audioMean", "ConditionList": ["audio"], "Weights": [1], "Test": "t"}]}]), "m"), "m")

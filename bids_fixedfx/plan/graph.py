@@ -173,7 +173,7 @@ def _check_participant_design(node, source: str) -> None:
                          "combines each incoming contrast by fixed effects into t maps (Test 't'; the F of one "
                          "contrast is t squared), and F tests across conditions belong in the run node.")
     for contrast in node.contrasts:  # one that passes an incoming contrast on, under its name, is that
-        if not (contrast.test == "t" and tuple(contrast.condition_list) == (contrast.name,)
+        if not (contrast.test in PASSED_ON and tuple(contrast.condition_list) == (contrast.name,)
                 and tuple(contrast.weights) == (1.0,)):
             raise ModelError(f"Node {node.name!r} of {source} states the contrast {contrast.name!r}; a "
                              f"{node.level} node passes each incoming contrast on (DummyContrasts), so contrasts "
