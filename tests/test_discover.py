@@ -1104,3 +1104,36 @@ def test_files_found_once_per_kind_are_those_a_query_per_run_finds(fresh_dataset
             assert sorted(echo) == sorted([str(events[0]), str(events[0]).replace("_events", "_echo-1_events")])
             assert [f.path for f in found.of(_run_entities(run) + (("echo", "2"),))] == [str(events[0])]
     assert compared >= 2 * len(runs)  # masks and raw series (and events where the run has its own)
+
+
+def test_files_where_bids_puts_no_data_are_not_runs(fresh_dataset, make_settings):
+    """A subject moved aside (``excluded/sub-03/``, listed in ``.bidsignore``) and a copy below a
+    datatype folder (``sub-02/ses-1/func/old/``) were read as runs: the moved subject was
+    modelled with its old events, the copy made "several events files" of one run."""
+    dataset = fresh_dataset()
+    root = dataset.path
+    func = root / "sub-02" / "ses-1" / "func"
+    old = func / "old"
+    old.mkdir()
+    for events in func.glob("*_events.tsv"):
+        shutil.copy(events, old / events.name)
+    preprocessed = root / "derivatives" / "fmriprep" / "sub-02" / "ses-1" / "func"
+    shutil.copytree(preprocessed, preprocessed / "old")
+    (root / "excluded").mkdir()
+    shutil.move(root / "sub-03", root / "excluded" / "sub-03")
+    shutil.move(root / "derivatives" / "fmriprep" / "sub-03", root / "derivatives" / "fmriprep" / "excluded_sub-03")
+    (root / ".bidsignore").write_text("excluded/\n")
+    selection = discover.select_runs(make_settings(root))
+    assert {run.subject for run in selection.runs} == {"01", "02"}
+    assert all("/old/" not in str(path) for run in selection.runs for path in (run.bold, run.events, run.mask))
+    assert not selection.warnings
+
+
+def test_a_subject_only_the_derivatives_hold_is_left_out_and_named(fresh_dataset, make_settings):
+    dataset = fresh_dataset()
+    shutil.rmtree(dataset.path / "sub-03")
+    selection = discover.select_runs(make_settings(dataset.path))
+    assert {run.subject for run in selection.runs} == {"01", "02"}
+    assert any("sub-03 has preprocessed data in the derivatives but no folder in" in w for w in selection.warnings)
+    with pytest.raises(NoDataError, match="sub-03"):  # asked for by name: an error, as before
+        discover.select_runs(make_settings(dataset.path, participant_label=("03",)))

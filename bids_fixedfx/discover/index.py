@@ -34,6 +34,11 @@ _ALWAYS_IGNORED = r"^/(?:code|models|sourcedata|stimuli|derivatives)(?:/|$)"
 #: Top-level ``sub-*`` entries whose label is no BIDS label (``sub-01 copy``, ``sub-01-old``): their
 #: files would be read as the subject's (see :func:`.folders.stray_subject_folders`).
 _NOT_A_SUBJECT = rf"^/sub-(?!{LABEL}(?:[/_.]|$))"
+#: Where BIDS puts no data file: inside a top-level folder other than ``sub-*`` (``excluded/sub-03/``,
+#: a subject moved aside and listed in ``.bidsignore``), or in a folder below a datatype folder
+#: (``sub-01/func/old/``): pybids would read the entities of the files there as a run's.
+_OUTSIDE_SUBJECTS = r"^/(?!sub-)[^/]+/"
+_BELOW_A_DATATYPE = r"^/sub-[^/]+/(?:ses-[^/]+/)?(?!ses-)[^/]+/[^/]+/"
 
 
 def load_layout(
@@ -145,7 +150,7 @@ def _add_bare_derivatives(layout, path, ignore) -> tuple:
 
 def _ignore_patterns(bids_dir, derivatives, exclude):
     """pybids ignore regexes, matched against paths relative to each dataset's root."""
-    patterns = [_ALWAYS_IGNORED, _NOT_A_SUBJECT]
+    patterns = [_ALWAYS_IGNORED, _NOT_A_SUBJECT, _OUTSIDE_SUBJECTS, _BELOW_A_DATATYPE]
     roots = (bids_dir, *derivatives)
     for folder in (*derivatives, *exclude):
         if folder is None:

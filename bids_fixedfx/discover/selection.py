@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from ..errors import NoDataError, UsageError
 from ..settings import DEFAULT_SPACE
@@ -82,6 +83,7 @@ def select_runs(settings) -> Selection:
         subjects = [s for s in subjects if s in settings.participant_label]
     elif not subjects:
         raise NoDataError(f"{settings.bids_dir} has no sub-* folders with data.")
+    subjects = _without_derivative_only_subjects(settings.bids_dir, subjects, warnings)
     roots = _layout_roots(layout)
     warnings += [
         f"{folder} is no subject folder (BIDS names them sub-<letters and digits>), so it was left out; "
@@ -155,6 +157,27 @@ def select_runs(settings) -> Selection:
     warnings += _unmatched_designs(settings.design_dir, runs)
     return Selection(tuple(runs), chosen[0] if len(chosen) == 1 else None, tuple(derivatives), tuple(warnings),
                      spaces=tuple(chosen))
+
+
+def _without_derivative_only_subjects(bids_dir, subjects, warnings) -> list:
+    """The subjects of an all-subjects job but those the derivatives hold and BIDS_DIR does not,
+    named in a warning (a subject taken out of the raw dataset, its preprocessed folder kept)."""
+    try:
+        raw = {entry.name[len("sub-"):] for entry in os.scandir(bids_dir)
+               if entry.name.startswith("sub-") and entry.is_dir()}
+    except OSError:
+        return subjects
+    absent = [subject for subject in subjects if subject not in raw]
+    if not raw or not absent:
+        return subjects
+    names, one = ", ".join("sub-" + s for s in absent), len(absent) == 1
+    said = (f"{names} {'has' if one else 'have'} preprocessed data in the derivatives but no folder in {bids_dir} "
+            "(taken out of the raw dataset)")
+    if len(absent) == len(subjects):
+        raise NoDataError(f"{said}, so there are no events to model {'it' if one else 'them'} with.")
+    warnings.append(f"{said}, so {'it was' if one else 'they were'} left out; remove the derivatives' folder "
+                    "to silence this.")
+    return [subject for subject in subjects if subject in raw]
 
 
 def _select_tasks(layout, settings, query):
