@@ -1137,3 +1137,14 @@ def test_a_subject_only_the_derivatives_hold_is_left_out_and_named(fresh_dataset
     assert any("sub-03 has preprocessed data in the derivatives but no folder in" in w for w in selection.warnings)
     with pytest.raises(NoDataError, match="sub-03"):  # asked for by name: an error, as before
         discover.select_runs(make_settings(dataset.path, participant_label=("03",)))
+
+
+def test_run_labels_padded_apart_in_the_derivatives_are_one_run(fresh_dataset, make_settings):
+    """``run-01`` in the raw data, ``run-1`` in the derivatives: paired (as before), and no more
+    warned as raw runs "not modelled"."""
+    dataset = fresh_dataset(subjects=("01",))
+    for path in (dataset.path / "derivatives" / "fmriprep").rglob("*run-0*"):
+        path.rename(path.with_name(path.name.replace("run-0", "run-")))
+    selection = discover.select_runs(make_settings(dataset.path))
+    assert len(selection.runs) == len(raw_bolds(dataset.path, "01"))
+    assert not [w for w in selection.warnings if "no preprocessed one" in w]

@@ -19,6 +19,7 @@ from .matching import _design_for, _events_for, _unmatched_designs
 from .metadata import _repetition_time, _start_time
 from .query import (
     CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI, RunFiles, _extension, _get, _one, _pybids_filters, _run_entities,
+    _unpadded,
     filter_hint,
 )
 
@@ -353,8 +354,8 @@ def unmodelled_runs(layout, query, runs, spaces) -> list[str]:
     spaces : sequence of str or None
         The chosen spaces.
     """
-    def one_acquisition(entities):  # a multi-echo run's echoes are one preprocessed series
-        return run_name(tuple((key, value) for key, value in entities if key != "echo"))
+    def one_acquisition(entities):  # a multi-echo run's echoes are one preprocessed series; run-01 is run-1
+        return run_name(tuple((key, _unpadded(key, value)) for key, value in entities if key != "echo"))
 
     modelled = {}
     for run in runs:
