@@ -106,8 +106,12 @@ def source(path, output_dir, datasets=None) -> str:
 
 
 def dataset_links(output_dir, datasets) -> dict:
-    """``DatasetLinks`` of the output: each input dataset's path relative to OUTPUT_DIR."""
-    return {name: Path(os.path.relpath(root, output_dir)).as_posix() for name, root in datasets.items()}
+    """``DatasetLinks`` of the output: each input dataset's path relative to OUTPUT_DIR, both
+    resolved (through ``BIDS_DIR/derivatives -> /scratch/derivs``, ``../..`` of the output is
+    not BIDS_DIR)."""
+    output_dir = os.path.realpath(output_dir)
+    return {name: Path(os.path.relpath(os.path.realpath(root), output_dir)).as_posix()
+            for name, root in datasets.items()}
 
 
 def _atomic(path: Path, write):

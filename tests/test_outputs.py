@@ -150,6 +150,21 @@ def test_sources_resolve_by_file_name(tmp_path):
     assert outputs.source(raw, output_dir, datasets) == "bids:raw:sub-01/func/sub-01_task-x_run-1_events.tsv"
 
 
+def test_dataset_links_lead_to_the_inputs_through_a_linked_derivatives_folder(tmp_path):
+    """``BIDS_DIR/derivatives`` a link to a scratch folder, OUTPUT_DIR inside it: ``raw`` was
+    ``../..`` (the scratch folder, seen from where the output really is)."""
+    bids_dir = tmp_path / "ds"
+    (bids_dir / "sub-01" / "func").mkdir(parents=True)
+    (tmp_path / "scratch" / "derivs" / "fmriprep").mkdir(parents=True)
+    (bids_dir / "derivatives").symlink_to(tmp_path / "scratch" / "derivs")
+    output_dir = bids_dir / "derivatives" / "glm"
+    output_dir.mkdir()
+    links = outputs.dataset_links(output_dir, outputs.dataset_names(bids_dir, [bids_dir / "derivatives" / "fmriprep"]))
+    real = Path(os.path.realpath(output_dir))
+    assert os.path.realpath(real / links["raw"] / "sub-01") == os.path.realpath(bids_dir / "sub-01")
+    assert os.path.realpath(real / links["fmriprep"]) == str(tmp_path / "scratch" / "derivs" / "fmriprep")
+
+
 # ---------------------------------------------------------------- dataset files
 
 
