@@ -1148,3 +1148,18 @@ def test_run_labels_padded_apart_in_the_derivatives_are_one_run(fresh_dataset, m
     selection = discover.select_runs(make_settings(dataset.path))
     assert len(selection.runs) == len(raw_bolds(dataset.path, "01"))
     assert not [w for w in selection.warnings if "no preprocessed one" in w]
+
+
+def test_a_run_whose_confounds_file_alone_is_missing_is_refused(fresh_dataset, tmp_path, capsys):
+    """A partial copy of the derivatives: that run was fitted without motion regressors (exit 0,
+    one warning) and folded into its subject's maps."""
+    from tools import fails
+
+    dataset = fresh_dataset(subjects=("01",))
+    confounds = sorted((dataset.path / "derivatives").rglob("*_desc-confounds_timeseries.tsv"))
+    confounds[-1].unlink()
+    name = confounds[-1].name.split("_desc-")[0]
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", "--skip-bids-validation", "--no-reports"],
+          EX_NO_INPUT, name, "--confounds none")
+    assert main([str(dataset.path), str(tmp_path / "none"), "participant", "--skip-bids-validation",
+                 "--no-reports", "--confounds", "none"]) == 0

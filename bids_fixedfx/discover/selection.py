@@ -150,6 +150,7 @@ def select_runs(settings) -> Selection:
             _preprocessed_run(layout, queries, settings, bold, space, warnings)
             for bold in sorted(files, key=lambda f: f.path)
         ]
+    _check_confounds_everywhere(runs, settings)
     # a filter's entities of the raw series leave runs out on purpose; its desc, space or res do not
     raw_filters = {key: value for key, value in bold_filters.items()
                    if key not in (*DERIVATIVE_ENTITIES, "suffix", "extension", "scope", "return_type")}
@@ -157,6 +158,22 @@ def select_runs(settings) -> Selection:
     warnings += _unmatched_designs(settings.design_dir, runs)
     return Selection(tuple(runs), chosen[0] if len(chosen) == 1 else None, tuple(derivatives), tuple(warnings),
                      spaces=tuple(chosen))
+
+
+def _check_confounds_everywhere(runs, settings) -> None:
+    """Raise :class:`NoDataError` when the default confounds leave some runs without any (no
+    confounds file) while others have theirs: a partial copy of the derivatives, not a choice.
+    (No run with a confounds file: each is modelled without, with a warning.)"""
+    if settings.model.confounds_given or not settings.model.confounds:
+        return
+    modelled = [run for run in runs if run.design is None]
+    lacking = [run for run in modelled if run.confounds is None]
+    if lacking and len(lacking) < len(modelled):
+        raise NoDataError(
+            f"{lacking[0].name}{f' (and {len(lacking) - 1} more run(s))' if len(lacking) > 1 else ''} has no "
+            "desc-confounds_timeseries.tsv in the derivatives, while the other runs have theirs; copy it beside "
+            "its preprocessed series, or pass --confounds none to model every run without confounds."
+        )
 
 
 def _without_derivative_only_subjects(bids_dir, subjects, warnings) -> list:
