@@ -250,7 +250,7 @@ def select_confounds(run, names, given=True):
             "--confounds none to say so",
         )]
     table = read_table(run.confounds, "confounds file")
-    columns = []
+    columns, notes = [], []
     for pattern in names:
         matched = [c for c in table.columns if fnmatch.fnmatchcase(c, pattern)]
         if not matched and not given:
@@ -258,7 +258,11 @@ def select_confounds(run, names, given=True):
                 f"{run.confounds} has no column {pattern}, one of the default confounds (the six motion "
                 "parameters of fMRIPrep); name its columns with --confounds, or pass --confounds none."
             )
-        if not matched:
+        if not matched and is_wildcard(pattern):  # motion_outlier*: fMRIPrep writes them for runs with outliers
+            notes.append(Note.for_run(run, "confounds-unmatched",
+                                      f"{run.name}: --confounds {pattern} matches no column of {run.confounds.name}, "
+                                      "so the run has no such regressor"))
+        elif not matched:
             raise UsageError(
                 f"--confounds {pattern} matches no column of {run.confounds.name}."
             )
@@ -269,7 +273,6 @@ def select_confounds(run, names, given=True):
         raise InputFileError(f"Confound columns {', '.join(columns)} of {run.confounds} are not all numeric.") from None
     if not np.isfinite(confounds.fillna(0).to_numpy()).all():
         raise InputFileError(f"Confound columns {', '.join(columns)} of {run.confounds} hold infinite values.")
-    notes = []
     filled = fill_first_row(confounds)
     if filled:
         notes.append(Note.for_run(
@@ -279,6 +282,38 @@ def select_confounds(run, names, given=True):
         ))
     _refuse_missing(confounds, run.confounds)
     return confounds, None, notes
+
+
+def is_wildcard(pattern: str) -> bool:
+    """Whether a ``--confounds`` name is a pattern (``trans_*``, ``motion_outlier??``)."""
+    return any(character in pattern for character in "*?[")
+
+
+def check_confound_patterns(runs, model) -> None:
+    """Raise :class:`UsageError` when a ``--confounds`` wildcard matches no column of any run's
+    confounds file (a run without a match has no such regressor: fMRIPrep writes
+    ``motion_outlier*`` columns only for runs with outliers); only the files' header lines are read.
+
+    Parameters
+    ----------
+    runs : sequence of Run
+    model : ModelSettings
+    """
+    patterns = [p for p in model.confounds if is_wildcard(p)]
+    if not patterns or not model.confounds_given or is_confound_strategy(model.confounds):
+        return
+    files = sorted({run.confounds for run in runs if run.confounds is not None and run.design is None})
+    columns = set()
+    for path in files:
+        try:
+            with open(path, encoding="utf-8-sig", errors="replace") as stream:
+                columns.update(name.strip() for name in stream.readline().rstrip("\r\n").split("\t"))
+        except OSError:
+            return  # read (and its error said) with the run's design
+    for pattern in patterns:
+        if files and not any(fnmatch.fnmatchcase(column, pattern) for column in columns):
+            raise UsageError(f"--confounds {pattern} matches no column of any run's confounds file "
+                             f"(such as {files[0].name}).")
 
 
 def _refuse_missing(confounds, path, why: str = "") -> None:

@@ -13,6 +13,7 @@ KINDS = {
     "selection": "about what was selected (labels, derivatives, files not used)",
     "model": "how the model file was read (legacy spellings, blanks, defaults it left open)",
     "no-confounds": "a run was modelled without confounds",
+    "confounds-unmatched": "a --confounds wildcard matched no column of a run's confounds (it matched others')",
     "imputed": "a confound's missing first value was set to the second (as nilearn does)",
     "censored": "volumes were left out of a fit by a confound strategy",
     "dummy-scans": "fMRIPrep's non-steady-state columns were used instead of --dummy-scans",

@@ -1163,3 +1163,25 @@ def test_a_run_whose_confounds_file_alone_is_missing_is_refused(fresh_dataset, t
           EX_NO_INPUT, name, "--confounds none")
     assert main([str(dataset.path), str(tmp_path / "none"), "participant", "--skip-bids-validation",
                  "--no-reports", "--confounds", "none"]) == 0
+
+
+def test_a_confounds_wildcard_that_some_runs_lack_is_a_note(fresh_dataset, tmp_path, capsys):
+    """fMRIPrep writes motion_outlier* columns only for runs with outliers: spike regression over
+    every run stopped the job (64) at the first run without outliers."""
+    import pandas as pd
+    from tools import fails
+
+    dataset = fresh_dataset(subjects=("01",))
+    confounds = sorted((dataset.path / "derivatives").rglob("*_desc-confounds_timeseries.tsv"))
+    table = pd.read_csv(confounds[0], sep="\t")
+    table["motion_outlier00"] = 0.0
+    table.loc[5, "motion_outlier00"] = 1.0
+    table.to_csv(confounds[0], sep="\t", index=False)
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--confounds", "trans_*", "rot_*", "motion_outlier*"]) == 0
+    assert capsys.readouterr().err.count("--confounds motion_outlier* matches no column of") == len(confounds) - 1
+    first = confounds[0].name.split("_desc-")[0]
+    assert "motion_outlier00" in (next(out.rglob(f"{first}_design.tsv")).read_text().splitlines()[0])
+    fails(capsys, [dataset.path, tmp_path / "typo", "participant", "--skip-bids-validation", "--no-reports",
+                   "--confounds", "trans_*", "motion_outlire*"], EX_USAGE, "motion_outlire*", "any run")

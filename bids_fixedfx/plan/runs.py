@@ -131,6 +131,8 @@ def plan_runs(selection, settings, model=None) -> Plan:
         images.read_mask(settings.mask, "--mask")
         runs = tuple(replace(run, mask=settings.mask) for run in runs)
     node = run_node(model) if model is not None else None
+    if node is None:
+        designs.check_confound_patterns(runs, settings.model)
     built, forms, inside = {}, {}, {}
     for run in runs:
         logger.debug(
