@@ -610,20 +610,28 @@ def _check_other_sessions(checked, settings) -> None:
     UsageError
         OUTPUT_DIR holds run maps of a session this job leaves out.
     """
-    if not settings.session_label or "subject" not in {step.level for step in checked.steps}:
+    by_filter = "session" in settings.bids_filters.get("bold", {})
+    if not (settings.session_label or by_filter) or "subject" not in {step.level for step in checked.steps}:
         return
-    selected = set(settings.session_label)
     for subject in checked.subjects:
+        selected = {plan.run.session for plan in subject.runs} - {None}
         found = outputs.existing_set(settings.output_dir, f"sub-{subject.subject}", subject=subject.subject,
                                      task=subject.task, space=(subject.space, None))
         other = sorted({entities["session"] for entities in map(naming.parse, found)
                         if entities.get("session") not in (None, *selected) and "run" in entities})
         if other:
-            flag = settings.selected_by.get("session_label", "--session-label")
+            every = " ".join(sorted(selected | set(other)))
+            if settings.session_label:
+                flag = settings.selected_by.get("session_label", "--session-label")
+                chosen, remedy = f"{flag} {' '.join(sorted(selected))}", f"give {flag} {every}"
+            else:
+                flag = settings.selected_by.get("bids_filters", "--bids-filter-file")
+                chosen = f"the session(s) {' '.join(sorted(selected))} of {flag}"
+                remedy = f"let {flag} select the sessions {every}"
             raise UsageError(
                 f"{settings.output_dir} holds maps of sub-{subject.subject} ses-{', ses-'.join(other)}, which this "
-                f"job's subject maps of {flag} {' '.join(sorted(selected))} only would replace: give "
-                f"{flag} {' '.join(sorted(selected | set(other)))} to combine all of them, or another OUTPUT_DIR."
+                f"job's subject maps of {chosen} only would replace: {remedy} to combine all of them, or use another "
+                "OUTPUT_DIR."
             )
 
 

@@ -486,6 +486,14 @@ def test_a_session_job_does_not_replace_the_maps_of_another_session_job(one_subj
     assert main([str(one_subject.path), str(out), "participant", *QUICK, "--session-label", "2", "1"]) == 0
     assert list(out.rglob("sub-01_ses-1_*_run-01_*_stat-effect_statmap.nii.gz"))
     assert list(out.rglob("sub-01_ses-2_*_run-01_*_stat-effect_statmap.nii.gz"))
+    # the same choice of sessions made by a --bids-filter-file, as fMRIPrep's users make it
+    selection = tmp_path / "ses-1.json"
+    selection.write_text('{"bold": {"session": "1"}}')
+    before = checksums(out)
+    assert main([str(one_subject.path), str(out), "participant", *QUICK, "--bids-filter-file", str(selection)]) == 64
+    message = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(message) == 1 and "sub-01 ses-2" in message[0] and "--bids-filter-file select the sessions 1 2" in message[0]
+    assert checksums(out) == before
 
 
 def test_only_runs_without_degrees_of_freedom(fresh_dataset, tmp_path, capsys):
