@@ -823,6 +823,18 @@ def test_a_start_time_is_read(fresh_dataset, make_settings):
     assert [run.start_time for run in discover.select_runs(make_settings(dataset.path)).runs] == [0.5]
 
 
+def test_slice_timing_corrected_without_a_start_time_is_said_once(fresh_dataset, make_settings):
+    """fMRIPrep before 20.1 corrected slice timing to the middle of the TR and wrote no StartTime:
+    the volumes were timed at 0 without a word (nilearn's first_level_from_bids warns)."""
+    dataset = fresh_dataset(subjects=("01",))
+    for sidecar in (dataset.path / "derivatives").rglob("*_desc-preproc_bold.json"):
+        edit_json(sidecar, lambda d: (d.pop("StartTime", None), d.update(SliceTimingCorrected=True)))
+    selection = discover.select_runs(make_settings(dataset.path))
+    assert {run.start_time for run in selection.runs} == {0.0}
+    said = [w for w in selection.warnings if "SliceTimingCorrected but give no StartTime" in w]
+    assert len(said) == 1 and "_desc-preproc_bold.json" in said[0]
+
+
 def test_a_sidecar_that_is_not_json_is_named(fresh_dataset, make_settings):
     dataset = fresh_dataset(subjects=("03",))
     sidecar = first_preproc_sidecar(dataset)

@@ -173,11 +173,25 @@ def _repetition_time(layout, files, run_name):
     )
 
 
-def _start_time(layout, bold, tr):
+#: The warning about slice-timing corrected series without a StartTime (said once per job).
+NO_START_TIME = "Preprocessed sidecars say SliceTimingCorrected but give no StartTime"
+
+
+def _start_time(layout, bold, tr, warnings=None):
     """fMRIPrep's StartTime of slice-timing corrected series (0 when absent), as nilearn's
-    ``first_level_from_bids`` reads it to set ``slice_time_ref``."""
-    found = _metadata(layout, bold).get("StartTime")
+    ``first_level_from_bids`` reads it to set ``slice_time_ref``; a sidecar that says
+    ``SliceTimingCorrected`` without it (fMRIPrep before 20.1) is said in ``warnings``."""
+    metadata = _metadata(layout, bold)
+    found = metadata.get("StartTime")
     if found is None:
+        corrected = metadata.get("SliceTimingCorrected")
+        said = any(str(w).startswith(NO_START_TIME) for w in warnings or ())
+        if warnings is not None and corrected is not None and corrected[0] is True and not said:
+            warnings.append(
+                f"{NO_START_TIME} ({corrected[1]}, and maybe others), so the model's volumes are timed at the start "
+                "of each TR (as nilearn's first_level_from_bids assumes); if the slices were corrected to another "
+                "time (fMRIPrep before 20.1: the middle of the TR), add StartTime to those sidecars."
+            )
         return 0.0
     value = _seconds("StartTime", *found)
     if not 0 <= value <= tr:

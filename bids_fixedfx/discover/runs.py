@@ -298,7 +298,7 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings):
         entities=entities, space=space, bold=Path(bold.path),
         mask=Path(mask) if mask else None, events=events, confounds=confound_file,
         design=design, raw_bold=raw, tr=tr, n_volumes=_n_volumes(bold.path), preprocessed=True,
-        start_time=_start_time(layout, Path(bold.path), tr),
+        start_time=_start_time(layout, Path(bold.path), tr, warnings),
         density=str(bold.get_entities()["den"]) if surface and bold.get_entities().get("den") else None,
     )
 
