@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import InputFileError, UsageError
 from .expression import WEIGHT_LIST as _WEIGHTS
 from .expression import parse_expression
 from .naming import label_of
@@ -89,7 +89,7 @@ def _unit(column, columns):
     return vector
 
 
-def contrast_weights(specs, design) -> tuple[ContrastWeights, ...]:
+def contrast_weights(specs, design, events=None) -> tuple[ContrastWeights, ...]:
     """The t contrasts of one run's design.
 
     Parameters
@@ -97,6 +97,8 @@ def contrast_weights(specs, design) -> tuple[ContrastWeights, ...]:
     specs : sequence of ContrastSpec
         User-given contrasts; when empty, one contrast per condition.
     design : Design
+    events : Path, optional
+        The events file of the run, named when a condition cannot name its default contrast.
 
     Returns
     -------
@@ -111,10 +113,18 @@ def contrast_weights(specs, design) -> tuple[ContrastWeights, ...]:
     """
     columns = tuple(str(c) for c in design.matrix.columns)
     if not specs:
-        return tuple(
-            ContrastWeights(c, bids_label(c), _unit(str(c), columns), columns)
-            for c in design.conditions
-        )
+        contrasts = []
+        for condition in design.conditions:
+            try:
+                label = bids_label(condition)
+            except UsageError:
+                raise InputFileError(
+                    f"The trial type {condition!r} of {events or 'the events'} has no letter or digit (A-Z, 0-9) "
+                    f"to name its contrast's files by; rename it there, or choose the contrasts with --contrast "
+                    f"(--contrast fixation={condition} names its column)."
+                ) from None
+            contrasts.append(ContrastWeights(condition, label, _unit(str(condition), columns), columns))
+        return tuple(contrasts)
     contrasts = []
     for spec in specs:
         if _WEIGHTS.match(spec.definition):

@@ -693,3 +693,17 @@ def test_a_computed_brain_mask_that_is_empty_names_the_bold(fresh_dataset, tmp_p
     assert "computed an empty brain mask" in error and str(bold) in error
     assert not [w for w in caught if "empty mask" in str(w.message)]  # nilearn's own warning not said twice
     assert not list(out.glob("sub-01/**/*_statmap.nii.gz"))
+
+
+def test_a_trial_type_without_a_letter_or_digit_names_its_events_file(fresh_dataset, tmp_path, capsys):
+    """A PsychoPy fixation condition "+": exit 64 "Contrast name '+' has no letters or digits",
+    naming neither the file nor a way out."""
+    dataset = fresh_dataset(subjects=("03",))
+    events = next(dataset.path.rglob("*_events.tsv"))
+    table = pd.read_csv(events, sep="\t")
+    table.loc[table.index[-1], "trial_type"] = "+"
+    table.to_csv(events, sep="\t", index=False)
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK], 66, events, "'+'", "--contrast")
+    assert main([str(dataset.path), str(tmp_path / "named"), "participant", *QUICK,
+                 "--contrast", "fixation=+", "--contrast", "audio=audio"]) == 0
+    assert list((tmp_path / "named").rglob("*_contrast-fixation_stat-z_statmap.nii.gz"))

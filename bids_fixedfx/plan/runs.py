@@ -149,7 +149,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     plans, left_out, why = [], defaultdict(list), []
     for run in runs:
         if node is None:
-            contrasts = designs.contrast_weights(settings.contrasts, built[run])
+            contrasts = designs.contrast_weights(settings.contrasts, built[run], run.events)
         else:
             contrasts, skipped = designs.model_contrasts(run, node, built[run])
             notes += skipped
