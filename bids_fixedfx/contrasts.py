@@ -185,9 +185,12 @@ def check_contrasts(specs, designs) -> list[Note]:
                 missing.append((run, unknown[0], columns))
         if len(missing) == len(designs):
             _, column, columns = missing[0]
+            spaced = [c for c in columns if c != column and c.strip() == column]
             raise UsageError(
                 f"--contrast {spec.name} names {column}, which is not a design column "
-                f"(columns: {', '.join(columns)})."
+                f"(columns: {', '.join(columns)})"
+                + (f"; the column {spaced[0]!r} differs from it in spaces only: correct the events file." if spaced
+                   else ".")
             )
         notes += [
             Note.for_run(run, "contrast-skipped", f"{run.name}: contrast {spec.name} skipped, this run has no column {col}")

@@ -707,3 +707,17 @@ def test_a_trial_type_without_a_letter_or_digit_names_its_events_file(fresh_data
     assert main([str(dataset.path), str(tmp_path / "named"), "participant", *QUICK,
                  "--contrast", "fixation=+", "--contrast", "audio=audio"]) == 0
     assert list((tmp_path / "named").rglob("*_contrast-fixation_stat-z_statmap.nii.gz"))
+
+
+def test_trial_types_that_differ_in_spaces_only_are_said_so(fresh_dataset, tmp_path, capsys):
+    dataset = fresh_dataset(subjects=("01",))
+    events = sorted(dataset.path.rglob("*_events.tsv"))
+    for path in events[:1]:
+        table = pd.read_csv(path, sep="\t")
+        table["trial_type"] = table["trial_type"].replace({"audio": "audio "})
+        table.to_csv(path, sep="\t", index=False)
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK], 64, "'audio '", "spaces only")
+    for path in events[1:]:
+        path.write_text(events[0].read_text())
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "--contrast", "a=audio-visual"], 64,
+          "'audio '", "spaces only")

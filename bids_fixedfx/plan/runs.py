@@ -369,10 +369,11 @@ def _check_labels_across_runs(plans):
             key = (plan.run.subject, plan.run.task, plan.run.space, contrast.label.casefold())
             first = seen.setdefault(key, (contrast.name, plan.run.name))
             if first[0] != contrast.name:
+                spaces = " (they differ in spaces only)" if first[0].strip() == contrast.name.strip() else ""
                 raise UsageError(
                     f"Contrast {first[0]!r} of {first[1]} and {contrast.name!r} of {plan.run.name} both make the "
-                    f"file label {contrast.label}, so sub-{plan.run.subject}'s maps would combine them as one; "
-                    "name them alike in the events files, or apart with --contrast NAME=SPEC."
+                    f"file label {contrast.label}{spaces}, so sub-{plan.run.subject}'s maps would combine them as "
+                    "one; name them alike in the events files, or apart with --contrast NAME=SPEC."
                 )
 
 
