@@ -1197,3 +1197,15 @@ def test_a_confounds_wildcard_that_some_runs_lack_is_a_note(fresh_dataset, tmp_p
     assert "motion_outlier00" in (next(out.rglob(f"{first}_design.tsv")).read_text().splitlines()[0])
     fails(capsys, [dataset.path, tmp_path / "typo", "participant", "--skip-bids-validation", "--no-reports",
                    "--confounds", "trans_*", "motion_outlire*"], EX_USAGE, "motion_outlire*", "any run")
+
+
+def test_several_files_of_one_name_are_named_by_their_folders():
+    """Two events files of one name in two folders: the message named one file twice and
+    suggested the filter {"events": {}}, which chooses nothing."""
+    from bids_fixedfx.discover.query import _one
+
+    files = ["/ds/sub-01/func/sub-01_task-x_events.tsv", "/ds/copy/sub-01/func/sub-01_task-x_events.tsv"]
+    with pytest.raises(NoDataError) as error:
+        _one(files, "events", "sub-01_task-x", kind="events")
+    message = str(error.value)
+    assert all(f in message for f in files) and "keep one of them" in message and '{"events": {}}' not in message

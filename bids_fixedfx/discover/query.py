@@ -150,9 +150,13 @@ def _one(files, what, run_name, kind=None):
     if not files:
         return None
     if len(files) > 1:
-        names = ", ".join(sorted(Path(f).name for f in files))
-        raise NoDataError(f"{run_name} has several {what} files ({names}); narrow with --bids-filter-file"
-                          + (f", e.g. {filter_hint(kind, files)}." if kind else "."))
+        names = sorted(Path(f).name for f in files)
+        if len(set(names)) < len(names):  # one name in two folders: the folders tell them apart
+            names = sorted(str(f) for f in files)
+        hint = filter_hint(kind, files) if kind else None
+        raise NoDataError(f"{run_name} has several {what} files ({', '.join(names)}); "
+                          + (f"narrow with --bids-filter-file, e.g. {hint}." if hint and not hint.endswith(": {}}")
+                             else "keep one of them."))
     return Path(files[0])
 
 
