@@ -354,16 +354,19 @@ def unmodelled_runs(layout, query, runs, spaces) -> list[str]:
     spaces : sequence of str or None
         The chosen spaces.
     """
-    def one_acquisition(entities):  # a multi-echo run's echoes are one preprocessed series; run-01 is run-1
-        return run_name(tuple((key, _unpadded(key, value)) for key, value in entities if key != "echo"))
+    def one_acquisition(entities):  # a multi-echo run's echoes are one preprocessed series
+        return run_name(tuple((key, value) for key, value in entities if key != "echo"))
+
+    def key(entities):  # run-01 in the raw data is run-1 in the derivatives
+        return one_acquisition(tuple((name, _unpadded(name, value)) for name, value in entities))
 
     modelled = {}
     for run in runs:
-        modelled.setdefault(run.space, set()).add(one_acquisition(run.entities))
+        modelled.setdefault(run.space, set()).add(key(run.entities))
     raw = _get(layout, scope="raw", return_type="object", suffix="bold", extension=NIFTI, **query)
     found = []
-    for name in sorted({one_acquisition(_run_entities(bold)) for bold in raw}):
-        missing = [space or "none" for space in spaces if name not in modelled.get(space, set())]
+    for name, entities in sorted({one_acquisition(e): e for e in map(_run_entities, raw)}.items()):
+        missing = [space or "none" for space in spaces if key(entities) not in modelled.get(space, set())]
         if missing:
             found.append(f"{name} has a raw BOLD series but no preprocessed one in space {', '.join(missing)} "
                          "in the derivatives, so it is not modelled there; preprocess it, or check the derivatives.")
