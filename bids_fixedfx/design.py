@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputFileError, NoDataError, UsageError, check_regular_file
+from .model.variables import is_wildcard
 from .notes import Note, one_line
 
 #: nilearn ``load_confounds`` strategies accepted in place of column names.
@@ -284,11 +285,6 @@ def select_confounds(run, names, given=True):
     return confounds, None, notes
 
 
-def is_wildcard(pattern: str) -> bool:
-    """Whether a ``--confounds`` name is a pattern (``trans_*``, ``motion_outlier??``)."""
-    return any(character in pattern for character in "*?[")
-
-
 def check_confound_patterns(runs, model) -> None:
     """Raise :class:`UsageError` when a ``--confounds`` wildcard matches no column of any run's
     confounds file (a run without a match has no such regressor: fMRIPrep writes
@@ -306,8 +302,7 @@ def check_confound_patterns(runs, model) -> None:
     columns = set()
     for path in files:
         try:
-            with open(path, encoding="utf-8-sig", errors="replace") as stream:
-                columns.update(name.strip() for name in stream.readline().rstrip("\r\n").split("\t"))
+            columns.update(name.strip() for name in header_names(path))
         except OSError:
             return  # read (and its error said) with the run's design
     for pattern in patterns:
@@ -665,12 +660,17 @@ def load_design(run) -> Design:
     return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
 
 
+def header_names(path) -> list[str]:
+    """The column names of a TSV file's header line, as written (a BOM and line end removed)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as table:
+        return table.readline().rstrip("\r\n").split("\t")
+
+
 def _check_header(path, what: str = "Design file") -> None:
     """Refuse a table whose header has an empty or repeated name: pandas would make a
     regressor of a table's index written beside it (``Unnamed: 0``) or rename a repeat
     (``a.1``, a second ``onset``), and the maps would be of another design than the one meant."""
-    with open(path, encoding="utf-8-sig", errors="replace") as table:
-        names = table.readline().rstrip("\r\n").split("\t")
+    names = header_names(path)
     stripped = [name.strip() for name in names]
     while stripped and not stripped[-1]:  # a trailing tab, as spreadsheets write: no column
         stripped.pop()

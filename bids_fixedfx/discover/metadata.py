@@ -173,25 +173,27 @@ def _repetition_time(layout, files, run_name):
     )
 
 
-#: The warning about slice-timing corrected series without a StartTime (said once per job).
-NO_START_TIME = "Preprocessed sidecars say SliceTimingCorrected but give no StartTime"
+def start_time_warning(unstated) -> str:
+    """The one warning of a job about the sidecars that say ``SliceTimingCorrected`` without
+    a ``StartTime`` (:func:`_start_time`)."""
+    sidecars = list(dict.fromkeys(unstated))
+    return (f"{len(sidecars)} preprocessed sidecar(s) say SliceTimingCorrected but give no StartTime (such as "
+            f"{sidecars[0]}), so the model's volumes are timed at the start of each TR (as nilearn's "
+            "first_level_from_bids assumes); if the slices were corrected to another time (fMRIPrep before 20.1: "
+            "the middle of the TR), add StartTime to those sidecars.")
 
 
-def _start_time(layout, bold, tr, warnings=None):
+def _start_time(layout, bold, tr, unstated=None):
     """fMRIPrep's StartTime of slice-timing corrected series (0 when absent), as nilearn's
     ``first_level_from_bids`` reads it to set ``slice_time_ref``; a sidecar that says
-    ``SliceTimingCorrected`` without it (fMRIPrep before 20.1) is said in ``warnings``."""
+    ``SliceTimingCorrected`` without it (fMRIPrep before 20.1) is added to ``unstated``
+    (see :func:`start_time_warning`)."""
     metadata = _metadata(layout, bold)
     found = metadata.get("StartTime")
     if found is None:
         corrected = metadata.get("SliceTimingCorrected")
-        said = any(str(w).startswith(NO_START_TIME) for w in warnings or ())
-        if warnings is not None and corrected is not None and corrected[0] is True and not said:
-            warnings.append(
-                f"{NO_START_TIME} ({corrected[1]}, and maybe others), so the model's volumes are timed at the start "
-                "of each TR (as nilearn's first_level_from_bids assumes); if the slices were corrected to another "
-                "time (fMRIPrep before 20.1: the middle of the TR), add StartTime to those sidecars."
-            )
+        if unstated is not None and corrected is not None and corrected[0] is True:
+            unstated.append(corrected[1])
         return 0.0
     value = _seconds("StartTime", *found)
     if not 0 <= value <= tr:

@@ -155,14 +155,14 @@ def _one(files, what, run_name, kind=None):
             names = sorted(str(f) for f in files)
         hint = filter_hint(kind, files) if kind else None
         raise NoDataError(f"{run_name} has several {what} files ({', '.join(names)}); "
-                          + (f"narrow with --bids-filter-file, e.g. {hint}." if hint and not hint.endswith(": {}}")
-                             else "keep one of them."))
+                          + (f"narrow with --bids-filter-file, e.g. {hint}." if hint else "keep one of them."))
     return Path(files[0])
 
 
-def filter_hint(kind, files) -> str:
+def filter_hint(kind, files) -> str | None:
     """A ``--bids-filter-file`` entry that keeps one of ``files``: their first entity (pybids'
-    name) whose values differ, or their extension (``{"bold": {"res": "2"}}``)."""
+    name) whose values differ, or their extension (``{"bold": {"res": "2"}}``); None when their
+    names differ in neither (a filter could not tell them apart)."""
     import json
 
     from ..naming import match_entities
@@ -175,7 +175,7 @@ def filter_hint(kind, files) -> str:
         if len(set(map(str, values))) > 1:
             value = next((v for v in values if v is not None), None)
             return json.dumps({kind: {name: value if isinstance(value, (int, float)) else str(value)}})
-    return json.dumps({kind: {}})
+    return None
 
 
 def _extension(path) -> str:

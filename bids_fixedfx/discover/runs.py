@@ -107,10 +107,10 @@ def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the ch
                 f"({', '.join(roots)}); choose one with -d (e.g. -d {roots[-1]})."
             )
         if len(names) > 1:
-            name = run_name(entities)
+            hint = filter_hint("bold", names)
             raise UsageError(
-                f"{name} has several {what} "
-                f"({', '.join(sorted(names))}); choose one with --bids-filter-file, e.g. {filter_hint('bold', names)}."
+                f"{run_name(entities)} has several {what} ({', '.join(sorted(names))}); choose one with "
+                f"--bids-filter-file{f', e.g. {hint}' if hint else ''}."
             )
     for acquisition, series in by_acquisition.items():
         if len(series) > 1:
@@ -250,7 +250,7 @@ def _one_series(raw_paths) -> list:
     return sorted(raw_paths)[:1] if len(stems) == 1 else raw_paths
 
 
-def _preprocessed_run(layout, queries, settings, bold, space, warnings):
+def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated=None):
     entities = _run_entities(bold)
     name = run_name(entities)
     raw = _one(_one_series(_one_format(queries.raw.of(entities), settings)), "raw BOLD", name, kind="bold")
@@ -298,7 +298,7 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings):
         entities=entities, space=space, bold=Path(bold.path),
         mask=Path(mask) if mask else None, events=events, confounds=confound_file,
         design=design, raw_bold=raw, tr=tr, n_volumes=_n_volumes(bold.path), preprocessed=True,
-        start_time=_start_time(layout, Path(bold.path), tr, warnings),
+        start_time=_start_time(layout, Path(bold.path), tr, unstated),
         density=str(bold.get_entities()["den"]) if surface and bold.get_entities().get("den") else None,
     )
 

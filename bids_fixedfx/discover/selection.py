@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from ..errors import NoDataError, UsageError
 from ..settings import DEFAULT_SPACE
@@ -11,6 +10,7 @@ from .derivatives import find_derivatives, skipped_derivatives
 from .folders import _in_selection, _layout_roots, _subject_folders, stray_subject_folders
 from .index import _open_index
 from .matching import _design_files, _unmatched_designs
+from .metadata import start_time_warning
 from .query import NIFTI, _get, _pybids_filters, _values
 from .runs import (Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs, run_queries,
                    unmodelled_runs)
@@ -139,7 +139,7 @@ def select_runs(settings) -> Selection:
     # surface spaces first: a run's design sidecar (shared by its spaces) then names its volume BOLD
     surface_spaces = {f.get_entities().get("space") for f in surfaces}
     chosen.sort(key=lambda space: space not in surface_spaces)
-    runs = []
+    runs, unstated = [], []  # unstated: sidecars of slice-timing corrected series without a StartTime
     volume_spaces = {f.get_entities().get("space") for f in preproc}
     queries = run_queries(layout, settings, query["subject"], [s for s in chosen if s in volume_spaces])
     for space in chosen:
@@ -147,10 +147,12 @@ def select_runs(settings) -> Selection:
         files = [f for f in preproc + surfaces if f.get_entities().get("space", Query.NONE) == space_query]
         _refuse_several_per_run(files)
         runs += [
-            _preprocessed_run(layout, queries, settings, bold, space, warnings)
+            _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated)
             for bold in sorted(files, key=lambda f: f.path)
         ]
     _check_confounds_everywhere(runs, settings)
+    if unstated:
+        warnings.append(start_time_warning(unstated))
     # a filter's entities of the raw series leave runs out on purpose; its desc, space or res do not
     raw_filters = {key: value for key, value in bold_filters.items()
                    if key not in (*DERIVATIVE_ENTITIES, "suffix", "extension", "scope", "return_type")}
@@ -179,11 +181,7 @@ def _check_confounds_everywhere(runs, settings) -> None:
 def _without_derivative_only_subjects(bids_dir, subjects, warnings) -> list:
     """The subjects of an all-subjects job but those the derivatives hold and BIDS_DIR does not,
     named in a warning (a subject taken out of the raw dataset, its preprocessed folder kept)."""
-    try:
-        raw = {entry.name[len("sub-"):] for entry in os.scandir(bids_dir)
-               if entry.name.startswith("sub-") and entry.is_dir()}
-    except OSError:
-        return subjects
+    raw = set(_subject_folders((bids_dir,)))
     absent = [subject for subject in subjects if subject not in raw]
     if not raw or not absent:
         return subjects

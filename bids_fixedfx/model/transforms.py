@@ -18,7 +18,7 @@ import pandas as pd
 
 from .bsm import TRANSFORMATION_NAMES, ModelError
 from .hrf import convolve, hrf_name
-from .variables import Variables, densify, listed, sample
+from .variables import Variables, densify, is_wildcard, listed, sample
 
 _REGISTRY = {}
 #: Arguments whose value is itself a list (never split one per input).
@@ -81,7 +81,7 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
 def _expand(patterns, work, where) -> list:
     names = []
     for pattern in patterns:
-        if any(c in pattern for c in "*?["):
+        if is_wildcard(pattern):
             matched = [n for n in work if fnmatchcase(n, pattern)]
         else:
             matched = [pattern] if pattern in work else []

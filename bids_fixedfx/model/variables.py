@@ -182,6 +182,12 @@ def densify(variable: Variable, variables: Variables, times=None) -> Variable:
     return Variable(variable.name, sample(variable, times), times=times, source=variable.source)
 
 
+def is_wildcard(pattern: str) -> bool:
+    """Whether a name is an ``fnmatch`` pattern (``trans_*``, ``motion_outlier??``), in ``X``,
+    a transformation's ``Input`` or ``--confounds``."""
+    return any(character in pattern for character in "*?[")
+
+
 def listed(names, wanted: str, limit: int = 12) -> str:
     """Variable names for a message about ``wanted``, which is not one of them: those spelled
     like it first, at most ``limit`` in all (a confounds table holds hundreds)."""
