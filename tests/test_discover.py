@@ -224,10 +224,11 @@ def test_bids_filters(example_dataset, make_settings):
     assert not [w for w in selection.warnings if "no preprocessed one" in w]  # the other runs: left out on purpose
 
 
-@pytest.mark.parametrize("kind", ["mask", "confounds"])
+@pytest.mark.parametrize("kind", ["mask", "confounds", "events"])
 def test_a_filter_of_masks_or_confounds_matching_none_is_named(example_dataset, make_settings, kind):
     """Was exit 0: nilearn computed the masks, or the runs were modelled without confounds, with
-    warnings that the derivatives had none."""
+    warnings that the derivatives had none (events: 66 'has no events.tsv', or, with events at
+    the top level, those inherited events instead)."""
     filters = {kind: {"desc": "typo"}}
     with pytest.raises(NoDataError, match=f"The --bids-filter-file query of '{kind}' {{\"desc\": \"typo\"}} "
                                           f"matches no {kind} file of sub-01_"):
@@ -864,6 +865,9 @@ def test_events_inherited_from_the_top_level(fresh_dataset, make_settings):
     shutil.move(events, top)
     (selection_run,) = discover.select_runs(make_settings(dataset.path)).runs
     assert selection_run.events == top
+    # an events query that matches no file of the run is said, not replaced by the inherited events
+    with pytest.raises(NoDataError, match="query of 'events' .* matches no events file of sub-03_"):
+        discover.select_runs(make_settings(dataset.path, bids_filters={"events": {"desc": "new"}}))
     # two equally specific candidates at the nearest level: an error naming both
     shutil.copy(top, dataset.path / "sub-03_events.tsv")
     with pytest.raises(NoDataError) as error:

@@ -25,11 +25,12 @@ def _unmatched_designs(design_dir, runs):
     ]
 
 
-def _events_for(events_files, layout, entities, raw, name):
+def _events_for(events_files, layout, entities, raw, name, filtered=False):
     """A run's events file: its own (``events_files``: :func:`.runs.events_files`), else the
-    nearest inherited one."""
+    nearest inherited one; with ``filtered`` (a ``--bids-filter-file`` query of events) its
+    own only, so that a query matching none is said rather than replaced by other events."""
     events = events_files.of(entities)
-    if not events and raw is not None:  # events inherited from a higher level
+    if not events and raw is not None and not filtered:  # events inherited from a higher level
         levels = inherited_files(raw, Path(layout.root), "events", ".tsv")
         nearest = next((level for level in levels if level), [])
         # the most specific of the nearest folder's (several equally specific: an error)

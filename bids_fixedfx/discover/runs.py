@@ -279,7 +279,10 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated
             )
     confounds = queries.confounds.of(entities) if queries.confounds is not None else []
     design = _design_for(settings.design_dir, entities)
-    events = _events_for(queries.events, layout, entities, raw, name) if design is None else None
+    events = (_events_for(queries.events, layout, entities, raw, name, bool(settings.bids_filters.get("events")))
+              if design is None else None)
+    if design is None and events is None and settings.bids_filters.get("events"):
+        raise NoDataError(_filter_matches_none(settings, "events", name))
     if design is None and events is None:
         raise NoDataError(
             f"{name} has no events.tsv in {settings.bids_dir}"
@@ -452,7 +455,10 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
         entities = _run_entities(bold)
         name = run_name(entities)
         design = _design_for(settings.design_dir, entities)
-        events = _events_for(events_found, layout, entities, Path(bold.path), name) if design is None else None
+        events = (_events_for(events_found, layout, entities, Path(bold.path), name, bool(settings.bids_filters.get("events")))
+                  if design is None else None)
+        if design is None and events is None and settings.bids_filters.get("events"):
+            raise NoDataError(_filter_matches_none(settings, "events", name))
         if design is None and events is None:
             raise NoDataError(f"{name} has no events.tsv in {settings.bids_dir}.")
         runs.append(Run(
