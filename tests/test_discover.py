@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -1143,6 +1144,52 @@ def test_files_where_bids_puts_no_data_are_not_runs(fresh_dataset, make_settings
     assert {run.subject for run in selection.runs} == {"01", "02"}
     assert all("/old/" not in str(path) for run in selection.runs for path in (run.bold, run.events, run.mask))
     assert not selection.warnings
+
+
+@pytest.mark.parametrize("database", [False, True])
+def test_files_the_raw_bidsignore_names_are_not_read(fresh_dataset, make_settings, tmp_path, database):
+    """The raw dataset's ``.bidsignore`` (``.gitignore`` syntax, as the BIDS validator reads it):
+    an old events file beside the current one made "several events files" of its run, and a
+    subject declared outside BIDS was modelled."""
+    dataset = fresh_dataset()
+    root = dataset.path
+    events = sorted((root / "sub-01").rglob("*_events.tsv"))
+    for path in events:
+        shutil.copy(path, path.with_name(path.name.replace("_events", "_desc-old_events")))
+    settings = make_settings(root, bids_database_dir=tmp_path / "db" if database else None)
+    with pytest.raises(NoDataError, match="several events files"):
+        discover.select_runs(settings)
+    # fMRIPrep's own .bidsignore lists the confounds (``*_timeseries.tsv``): a derivatives
+    # dataset's is not read, and a pattern of the raw one does not reach into the derivatives
+    (root / ".bidsignore").write_text("# moved aside\n\n*_desc-old_events.tsv\n/sub-03/\n!sub-03/anat\n"
+                                      "*_timeseries.tsv\n")
+    selection = discover.select_runs(settings)
+    assert {run.subject for run in selection.runs} == {"01", "02"}
+    assert [run.events for run in selection.runs if run.subject == "01"] == events
+    assert all(run.confounds is not None for run in selection.runs)
+    assert any("sub-03 is named in" in w and ".bidsignore" in w for w in selection.warnings)
+    with pytest.raises(NoDataError, match=r"sub-03 is named in .*\.bidsignore"):  # asked for by name
+        discover.select_runs(dataclasses.replace(settings, participant_label=("03",)))
+
+
+def test_bidsignore_patterns_read_gitignore_syntax(tmp_path):
+    from bids_fixedfx.discover.bidsignore import bidsignore_patterns
+
+    (tmp_path / ".bidsignore").write_text(
+        "extra_data/\n*_physio.tsv.gz\n/sub-*/anat/*.json\n**/beh/\nsub-0[12]_x.txt\n[z-a]\n#c\n!keep.txt\n  \n")
+    patterns = [re.compile(p) for p in bidsignore_patterns(tmp_path)]
+
+    def ignored(path):
+        return any(p.search(path) for p in patterns)
+
+    assert ignored("/extra_data") and ignored("/extra_data/a.txt") and ignored("/sub-01/extra_data/b")
+    assert ignored("/sub-01/func/sub-01_task-a_physio.tsv.gz") and not ignored("/sub-01/func/sub-01_physio.tsv")
+    assert ignored("/sub-01/anat/sub-01_T1w.json") and not ignored("/sub-01/ses-1/anat/sub-01_T1w.json")
+    assert ignored("/sub-01/ses-1/beh/x.tsv") and ignored("/sub-01/beh")
+    assert ignored("/sub-01_x.txt") and not ignored("/sub-03_x.txt")
+    assert ignored("/[z-a]") and not ignored("/z")
+    assert not ignored("/keep.txt") and not ignored("/c")
+    assert bidsignore_patterns(tmp_path / "none") == []
 
 
 def test_a_subject_only_the_derivatives_hold_is_left_out_and_named(fresh_dataset, make_settings):

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import NoDataError, UsageError
+from .bidsignore import bidsignore_patterns
 from .derivatives import holds_subjects, is_described
 from .folders import LABEL, _selected
 from .indexer import _indexer_class
@@ -101,18 +102,19 @@ def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, 
     derivatives = tuple(path for path in everything if is_described(path))
     bare = tuple(path for path in everything if not is_described(path))
     ignore = _ignore_patterns(bids_dir, everything, exclude)
+    declared = {str(bids_dir): bidsignore_patterns(bids_dir)}  # the raw dataset's .bidsignore
     saved = None
     with warnings.catch_warnings():  # fMRIPrep < 1.5's description: read by pybids, nothing to do for users
         warnings.filterwarnings("ignore", message="The PipelineDescription field was superseded", category=UserWarning)
         if database_dir is not None:
-            saved = _saved_index(Path(database_dir), bids_dir, derivatives, ignore, participant_label)
+            saved = _saved_index(Path(database_dir), bids_dir, derivatives, ignore, participant_label, declared)
         if participant_label:
             ignore.append(_other_subjects(participant_label))
         start = time.perf_counter()
         if saved is not None:
             layout, loops = saved
         else:
-            layout, indexer = _index(bids_dir, derivatives, ignore)
+            layout, indexer = _index(bids_dir, derivatives, ignore, declared=declared)
             loops = tuple(indexer.loops)
         for path in bare:
             loops += _add_bare_derivatives(layout, path, ignore)
@@ -171,11 +173,12 @@ def _other_subjects(labels):
     return rf"^/sub-(?!(?:{allowed})(?:[/_.]|$))"
 
 
-def _index(bids_dir, derivatives, ignore, database_path=None):
-    """Index afresh (into ``database_path`` when given); the layout and the indexer."""
+def _index(bids_dir, derivatives, ignore, database_path=None, declared=None):
+    """Index afresh (into ``database_path`` when given); the layout and the indexer.
+    ``declared``: more regexes by dataset root (the raw dataset's ``.bidsignore``)."""
     from bids import BIDSLayout
 
-    indexer = _indexer_class()(ignored=ignore)
+    indexer = _indexer_class()(ignored=ignore, ignored_in=declared)
     layout = BIDSLayout(
         bids_dir, validate=False, derivatives=list(derivatives) or False, indexer=indexer,
         database_path=database_path, reset_database=database_path is not None,
@@ -183,7 +186,7 @@ def _index(bids_dir, derivatives, ignore, database_path=None):
     return layout, indexer
 
 
-def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label):
+def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label, declared=None):
     """The saved index of the whole dataset, saved first if needed; None to index afresh.
 
     The index is saved under a name that depends on the dataset's roots and their
@@ -202,7 +205,7 @@ def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label)
     except OSError:
         return None
     identity = json.dumps(
-        [INDEX_FORMAT, bids.__version__, [str(r) for r in roots], stamps, ignore]
+        [INDEX_FORMAT, bids.__version__, [str(r) for r in roots], stamps, ignore, declared]
     )
     name = "layout-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
     final = database_dir / name
@@ -224,7 +227,7 @@ def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label)
             try:
                 if not (final / _MANIFEST).is_file():
                     _save_index(
-                        database_dir, name, bids_dir, derivatives, ignore, clean=locked is True
+                        database_dir, name, bids_dir, derivatives, ignore, clean=locked is True, declared=declared
                     )
             except (OSError, sqlite3.Error, SQLAlchemyError) as error:
                 logger.warning(
@@ -258,7 +261,7 @@ def _try_lock(handle):
     return True
 
 
-def _save_index(database_dir, name, bids_dir, derivatives, ignore, clean=False):
+def _save_index(database_dir, name, bids_dir, derivatives, ignore, clean=False, declared=None):
     """Index the whole dataset into a temporary folder, then rename it to ``name``.
 
     With ``clean`` (the lock is held), temporary folders left by killed jobs are removed.
@@ -269,7 +272,7 @@ def _save_index(database_dir, name, bids_dir, derivatives, ignore, clean=False):
     temporary = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=database_dir))
     try:
         start = time.perf_counter()
-        layout, indexer = _index(bids_dir, derivatives, ignore, database_path=temporary)
+        layout, indexer = _index(bids_dir, derivatives, ignore, database_path=temporary, declared=declared)
         for each in (layout, *layout.derivatives.values()):
             each.connection_manager.session.close()
             each.connection_manager.engine.dispose()

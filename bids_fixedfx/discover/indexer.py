@@ -21,7 +21,8 @@ def _indexer_class():
         ``/data/proj_task-pilot/ds`` would give every file ``task-pilot``. Each file is
         parsed here through its relative path (``/sub-01/func/...``) and stored under its
         absolute path. Folders are listed with ``os.scandir`` and the ``ignored`` regexes
-        are matched against relative paths before anything else is done with an entry,
+        (and those ``ignored_in`` the dataset's root, a mapping of roots to regexes) are
+        matched against relative paths before anything else is done with an entry,
         so that the ``sub-*`` folders of other subjects cost one string match each. A
         folder that is one of its own parents (a symbolic link loop) is not entered
         again; ``loops`` lists those links. ``directories`` maps each dataset root to its
@@ -29,9 +30,12 @@ def _indexer_class():
         for the root itself), so that a saved index can be checked one subject at a time.
         """
 
-        def __init__(self, ignored=(), **kwargs):
+        def __init__(self, ignored=(), ignored_in=None, **kwargs):
             super().__init__(validate=False, index_metadata=False, **kwargs)
             self.ignored = [re.compile(pattern) for pattern in (*ignored, r"/\.")]
+            self.ignored_in = {os.path.realpath(root): [re.compile(pattern) for pattern in patterns]
+                               for root, patterns in (ignored_in or {}).items()}
+            self._patterns = self.ignored
             self.loops = []
             self.directories = {}
             self._open = set()
@@ -39,6 +43,7 @@ def _indexer_class():
 
         def __call__(self, layout):
             self._root = str(layout._root.path).rstrip("/")
+            self._patterns = self.ignored + self.ignored_in.get(os.path.realpath(self._root), [])
             super().__call__(layout)
 
         def _index_dir(self, path, config, force=None):
@@ -65,7 +70,7 @@ def _indexer_class():
             files, tags, folders = [], [], []
             for entry in entries:
                 if entry.name == self.config_filename or any(
-                    pattern.search(f"{relative}/{entry.name}") for pattern in self.ignored
+                    pattern.search(f"{relative}/{entry.name}") for pattern in self._patterns
                 ):
                     continue
                 try:

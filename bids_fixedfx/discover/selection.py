@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ..errors import NoDataError, UsageError
 from ..settings import DEFAULT_SPACE
+from .bidsignore import declared_subjects
 from .derivatives import find_derivatives, skipped_derivatives
 from .folders import _in_selection, _layout_roots, _subject_folders, stray_subject_folders
 from .index import _open_index
@@ -180,7 +182,19 @@ def _check_confounds_everywhere(runs, settings) -> None:
 
 def _without_derivative_only_subjects(bids_dir, subjects, warnings) -> list:
     """The subjects of an all-subjects job but those the derivatives hold and BIDS_DIR does not,
-    named in a warning (a subject taken out of the raw dataset, its preprocessed folder kept)."""
+    or holds in a folder its ``.bidsignore`` names, named in a warning (a subject taken out of
+    the raw dataset, its preprocessed folder kept)."""
+    declared = declared_subjects(bids_dir, subjects)
+    if declared:
+        names, one = ", ".join("sub-" + s for s in declared), len(declared) == 1
+        said = f"{names} {'is' if one else 'are'} named in {Path(bids_dir) / '.bidsignore'} (declared not BIDS)"
+        if len(declared) == len(subjects):
+            them = "it" if one else "them"
+            raise NoDataError(f"{said}, so there is nothing to model; take {them} out of .bidsignore to model {them}.")
+        warnings.append(f"{said}, so {'it was' if one else 'they were'} left out though the derivatives hold "
+                        f"{'it' if one else 'them'}; take {'it' if one else 'them'} out of .bidsignore to model "
+                        f"{'it' if one else 'them'}.")
+        subjects = [subject for subject in subjects if subject not in declared]
     raw = set(_subject_folders((bids_dir,)))
     absent = [subject for subject in subjects if subject not in raw]
     if not raw or not absent:
