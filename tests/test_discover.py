@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -1172,24 +1171,26 @@ def test_files_the_raw_bidsignore_names_are_not_read(fresh_dataset, make_setting
         discover.select_runs(dataclasses.replace(settings, participant_label=("03",)))
 
 
-def test_bidsignore_patterns_read_gitignore_syntax(tmp_path):
-    from bids_fixedfx.discover.bidsignore import bidsignore_patterns
+def test_bidsignore_rules_read_gitignore_syntax(tmp_path):
+    from bids_fixedfx.discover.bidsignore import bidsignore_rules
 
     (tmp_path / ".bidsignore").write_text(
-        "extra_data/\n*_physio.tsv.gz\n/sub-*/anat/*.json\n**/beh/\nsub-0[12]_x.txt\n[z-a]\n#c\n!keep.txt\n  \n")
-    patterns = [re.compile(p) for p in bidsignore_patterns(tmp_path)]
+        "extra_data/\n*_physio.tsv.gz\n/sub-*/anat/*.json\n**/**/beh/\nsub-0[12]_x.txt\n[z-a]\n#c\n!keep.txt\n"
+        "  \nold/**\n" + "*a" * 400 + "b\n" + "**/" * 300 + "q\n")
+    rules = bidsignore_rules(tmp_path)
 
     def ignored(path):
-        return any(p.search(path) for p in patterns)
+        return any(rule.search(path) for rule in rules)
 
-    assert ignored("/extra_data") and ignored("/extra_data/a.txt") and ignored("/sub-01/extra_data/b")
+    assert ignored("/extra_data") and ignored("/extra_data/a.txt") and ignored("/sub-01/extra_data")
     assert ignored("/sub-01/func/sub-01_task-a_physio.tsv.gz") and not ignored("/sub-01/func/sub-01_physio.tsv")
     assert ignored("/sub-01/anat/sub-01_T1w.json") and not ignored("/sub-01/ses-1/anat/sub-01_T1w.json")
-    assert ignored("/sub-01/ses-1/beh/x.tsv") and ignored("/sub-01/beh")
+    assert ignored("/sub-01/ses-1/beh") and ignored("/sub-01/beh") and ignored("/beh")
     assert ignored("/sub-01_x.txt") and not ignored("/sub-03_x.txt")
-    assert ignored("/[z-a]") and not ignored("/z")
-    assert not ignored("/keep.txt") and not ignored("/c")
-    assert bidsignore_patterns(tmp_path / "none") == []
+    assert not ignored("/z") and not ignored("/keep.txt") and not ignored("/c")
+    assert ignored("/old/sub-01") and not ignored("/old")
+    assert not ignored("/" + "a" * 250) and ignored("/" + "a" * 5 + "/q")  # hostile patterns: at once
+    assert bidsignore_rules(tmp_path / "none") == []
 
 
 def test_a_subject_only_the_derivatives_hold_is_left_out_and_named(fresh_dataset, make_settings):

@@ -9,22 +9,68 @@ dataset's is read: a derivatives dataset's ``.bidsignore`` names files the app n
 
 from __future__ import annotations
 
-import re
+import functools
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
-#: Lines read at most (a ``.bidsignore`` of a real dataset holds a few).
-MAX_LINES = 1000
+#: Lines read at most, and the longest line used (a real dataset's file holds a few short ones).
+MAX_LINES, MAX_LENGTH = 1000, 1000
 
 
-def bidsignore_patterns(bids_dir: Path) -> list[str]:
-    """Regexes of the paths ``BIDS_DIR/.bidsignore`` names, matched as the index matches its
-    own (against ``/``-led paths relative to the dataset's root).
+@dataclass(frozen=True)
+class IgnoreRule:
+    """One ``.gitignore`` pattern, matched against a path relative to the dataset's root
+    (``/sub-01/func/x.tsv``) by :meth:`search`, as the index matches its regexes.
 
-    ``.gitignore`` syntax: a pattern without a slash but at its end matches a name at any
-    depth, one with a slash is anchored at the root; ``*`` and ``?`` stay within a folder,
-    ``**`` crosses folders; a pattern naming a folder names everything in it. Blank lines
-    and ``#`` comments are skipped; so are ``!`` lines, which re-include files: a file
-    they would re-include stays out.
+    A pattern without a slash but at its end names a file or folder of that name at any depth;
+    one with a slash is anchored at the root, its ``**`` parts standing for any number of
+    folders. Each part is matched with :func:`fnmatch.fnmatchcase` (``*``, ``?``, ``[...]``,
+    within one name; its matching does not backtrack without end on hostile patterns). A
+    path inside a folder the rule names is named too.
+    """
+
+    pattern: str
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The pattern's names, runs of ``**`` made one."""
+        parts = []
+        for part in self.pattern.strip("/").split("/"):
+            if part and not (part == "**" and parts[-1:] == ["**"]):
+                parts.append(part)
+        return tuple(parts)
+
+    @property
+    def anchored(self) -> bool:
+        return "/" in self.pattern.rstrip("/")
+
+    def search(self, path: str) -> bool:
+        """Whether the rule names ``path`` (``/``-led, relative to the dataset's root)."""
+        names = tuple(name for name in path.split("/") if name)
+        if not self.anchored:
+            return any(fnmatchcase(name, self.parts[0]) for name in names)
+        return any(_matches(self.parts, names[:end]) for end in range(1, len(names) + 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(parts: tuple[str, ...], names: tuple[str, ...]) -> bool:
+    """Whether the names match the parts, ``**`` standing for any number of names (``a/**``:
+    everything inside ``a``). Each (parts, names) pair is solved once: no blow-up."""
+    if not parts:
+        return not names
+    if parts[0] == "**":
+        if len(parts) == 1:
+            return bool(names)
+        return any(_matches(parts[1:], names[i:]) for i in range(len(names) + 1))
+    return bool(names) and fnmatchcase(names[0], parts[0]) and _matches(parts[1:], names[1:])
+
+
+def bidsignore_rules(bids_dir: Path) -> list[IgnoreRule]:
+    """The rules of ``BIDS_DIR/.bidsignore`` (see :class:`IgnoreRule`).
+
+    Blank lines and ``#`` comments are skipped; so are ``!`` lines, which re-include files:
+    a file they would re-include stays out.
 
     Parameters
     ----------
@@ -32,24 +78,19 @@ def bidsignore_patterns(bids_dir: Path) -> list[str]:
 
     Returns
     -------
-    patterns : list of str
+    rules : list of IgnoreRule
         Empty when the dataset has no readable ``.bidsignore``.
     """
     try:
         text = (Path(bids_dir) / ".bidsignore").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
-    patterns = []
+    rules = []
     for line in text.splitlines()[:MAX_LINES]:
         line = line.strip()
-        if line and not line.startswith(("#", "!")) and line.strip("/*"):
-            regex = glob_regex(line)
-            try:
-                re.compile(regex)
-            except re.error:  # a bracket no glob reads as a set (``[z-a]``): the name as written
-                regex = glob_regex(re.sub(r"([\\\[\]*?])", r"\\\1", line))
-            patterns.append(regex)
-    return patterns
+        if line and len(line) <= MAX_LENGTH and not line.startswith(("#", "!")) and line.strip("/*"):
+            rules.append(IgnoreRule(line))
+    return rules
 
 
 def declared_subjects(bids_dir: Path, subjects) -> list[str]:
@@ -65,39 +106,5 @@ def declared_subjects(bids_dir: Path, subjects) -> list[str]:
     -------
     labels : list of str
     """
-    patterns = [re.compile(pattern) for pattern in bidsignore_patterns(bids_dir)]
-    return [label for label in subjects if any(p.search(f"/sub-{label}") for p in patterns)]
-
-
-def glob_regex(pattern: str) -> str:
-    """The regex of one ``.gitignore`` pattern (see :func:`bidsignore_patterns`)."""
-    anchored = "/" in pattern.rstrip("/")
-    pattern = pattern.strip("/")
-    parts, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            parts.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            parts.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            parts.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            parts.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
-            end = pattern.index("]", i + 2)
-            members = pattern[i + 1:end]
-            negated = members[:1] in ("!", "^")
-            members = members[1:] if negated else members
-            parts.append("[" + ("^" if negated else "") + members.replace("\\", "\\\\").replace("[", "\\[") + "]")
-            i = end + 1
-        elif pattern[i] == "\\" and i + 1 < len(pattern):
-            parts.append(re.escape(pattern[i + 1]))
-            i += 2
-        else:
-            parts.append(re.escape(pattern[i]))
-            i += 1
-    return ("^/" if anchored else "(?:^|/)") + "".join(parts) + "(?:/|$)"
+    rules = bidsignore_rules(bids_dir)
+    return [label for label in subjects if any(rule.search(f"/sub-{label}") for rule in rules)]

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import NoDataError, UsageError
-from .bidsignore import bidsignore_patterns
+from .bidsignore import bidsignore_rules
 from .derivatives import holds_subjects, is_described
 from .folders import LABEL, _selected
 from .indexer import _indexer_class
@@ -102,7 +102,7 @@ def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, 
     derivatives = tuple(path for path in everything if is_described(path))
     bare = tuple(path for path in everything if not is_described(path))
     ignore = _ignore_patterns(bids_dir, everything, exclude)
-    declared = {str(bids_dir): bidsignore_patterns(bids_dir)}  # the raw dataset's .bidsignore
+    declared = {str(bids_dir): bidsignore_rules(bids_dir)}  # the raw dataset's .bidsignore
     saved = None
     with warnings.catch_warnings():  # fMRIPrep < 1.5's description: read by pybids, nothing to do for users
         warnings.filterwarnings("ignore", message="The PipelineDescription field was superseded", category=UserWarning)
@@ -175,7 +175,8 @@ def _other_subjects(labels):
 
 def _index(bids_dir, derivatives, ignore, database_path=None, declared=None):
     """Index afresh (into ``database_path`` when given); the layout and the indexer.
-    ``declared``: more regexes by dataset root (the raw dataset's ``.bidsignore``)."""
+    ``declared``: more rules by dataset root (the raw dataset's ``.bidsignore``: see
+    :class:`.bidsignore.IgnoreRule`)."""
     from bids import BIDSLayout
 
     indexer = _indexer_class()(ignored=ignore, ignored_in=declared)
@@ -205,7 +206,8 @@ def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label,
     except OSError:
         return None
     identity = json.dumps(
-        [INDEX_FORMAT, bids.__version__, [str(r) for r in roots], stamps, ignore, declared]
+        [INDEX_FORMAT, bids.__version__, [str(r) for r in roots], stamps, ignore,
+         {root: [rule.pattern for rule in rules] for root, rules in (declared or {}).items()}]
     )
     name = "layout-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
     final = database_dir / name

@@ -21,7 +21,8 @@ def _indexer_class():
         ``/data/proj_task-pilot/ds`` would give every file ``task-pilot``. Each file is
         parsed here through its relative path (``/sub-01/func/...``) and stored under its
         absolute path. Folders are listed with ``os.scandir`` and the ``ignored`` regexes
-        (and those ``ignored_in`` the dataset's root, a mapping of roots to regexes) are
+        (and those ``ignored_in`` the dataset's root: a mapping of roots to objects with a
+        regex's ``search``, :class:`.bidsignore.IgnoreRule`) are
         matched against relative paths before anything else is done with an entry,
         so that the ``sub-*`` folders of other subjects cost one string match each. A
         folder that is one of its own parents (a symbolic link loop) is not entered
@@ -33,8 +34,7 @@ def _indexer_class():
         def __init__(self, ignored=(), ignored_in=None, **kwargs):
             super().__init__(validate=False, index_metadata=False, **kwargs)
             self.ignored = [re.compile(pattern) for pattern in (*ignored, r"/\.")]
-            self.ignored_in = {os.path.realpath(root): [re.compile(pattern) for pattern in patterns]
-                               for root, patterns in (ignored_in or {}).items()}
+            self.ignored_in = {os.path.realpath(root): list(rules) for root, rules in (ignored_in or {}).items()}
             self._patterns = self.ignored
             self.loops = []
             self.directories = {}
