@@ -48,6 +48,7 @@ class ModelSettings:
     dummy_scans: int | None = None  # --dummy-scans N: the first N volumes left out where no column flags any
     smoothing_given: bool = False  # --smoothing-fwhm was on the command line (surfaces take no default)
     precision_weighted: bool = False
+    convolution: tuple[str, ...] = ()  # the HRFs of a model's Convolve transformations (for the record)
 
 
 @dataclass(frozen=True)

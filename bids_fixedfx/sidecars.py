@@ -330,6 +330,7 @@ class DesignSidecar:
     preprocessed: bool
     sources: tuple[str, ...]
     dummy_scans: dict | None = None  # {"Volumes", "Source", "Reason"} of design.DummyScans
+    convolution: tuple[str, ...] = ()  # HRFs of the model's Convolve transformations (HRFModel: the design's)
 
     def to_json(self) -> dict:
         return {
@@ -344,6 +345,7 @@ class DesignSidecar:
             "VolumesExcluded": self.volumes_excluded,
             "DummyScans": self.dummy_scans,
             "HRFModel": self.hrf_model,
+            **({"ConvolveHRFModels": list(self.convolution)} if self.convolution else {}),
             "DriftModel": self.drift_model,
             "HighPass": self.high_pass,
             "DriftOrder": self.drift_order,
@@ -360,7 +362,10 @@ class DesignSidecar:
                 "DriftOrder", "BOLD", "Mask", "Preprocessed", "Sources", "DummyScans")
         values = [_need(data, key, path) for key in keys]
         values = [tuple(v) if isinstance(v, list) else v for v in values]
-        return cls(*values)
+        convolution = data.get("ConvolveHRFModels") or []
+        if not (isinstance(convolution, list) and all(isinstance(name, str) for name in convolution)):
+            raise InputFileError(f"{path}: ConvolveHRFModels is not a list of HRF names.")
+        return cls(*values, convolution=tuple(convolution))
 
     @classmethod
     def read(cls, path) -> DesignSidecar:

@@ -337,6 +337,7 @@ def write_run(run_plan, result, place, settings, levels=("subject",)) -> None:
         volumes_excluded=design.n_excluded,
         dummy_scans=design.dummy_scans.to_json() if design.dummy_scans else None,
         hrf_model=info.hrf_model,
+        convolution=model.convolution,
         drift_model=info.drift_model,
         high_pass=info.high_pass,
         drift_order=model.drift_order if model.drift_model == "polynomial" else None,

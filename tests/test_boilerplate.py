@@ -7,6 +7,8 @@ the group level's text, which is read back from the outputs' sidecars.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -189,6 +191,46 @@ def test_group_level_text_is_read_back_from_the_outputs(fresh_dataset, tmp_path)
     for absent in ("autoregressive", "5 mm", "one-sample t-test", "--boilerplate-only"):
         assert absent not in text, absent
     assert not (output / "group.html").exists()
+
+
+def test_a_model_s_convolve_transformation_is_stated(fresh_dataset, tmp_path):
+    """A model that convolves with a ``Convolve`` transformation (the style of FitLins and of the
+    BIDS Stats Models examples) has no ``Model.HRF``: both levels' texts said the conditions were
+    "convolved with nilearn's 'none' HRF model"."""
+    dataset = fresh_dataset(subjects=("01", "03"))
+    convolve = {"Transformer": "pybids-transforms-v1", "Instructions": [
+        {"Name": "Factor", "Input": ["trial_type"]},
+        {"Name": "Rename", "Input": ["trial_type.audio", "trial_type.visual"], "Output": ["audio", "visual"]},
+        {"Name": "Convolve", "Input": ["audio", "visual"], "Model": "glover"}]}
+    nodes = [
+        {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Transformations": convolve,
+         "Model": {"Type": "glm", "X": ["audio", "visual", "trans_x", 1]}, "DummyContrasts": {"Test": "t"}},
+        {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"], "Model": {"Type": "meta", "X": [1]},
+         "DummyContrasts": {"Test": "t"}},
+        {"Level": "Dataset", "Name": "dataset", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": [1]},
+         "DummyContrasts": {"Test": "t"}},
+    ]
+    model = tmp_path / "model-convolved_smdl.json"
+    model.write_text(json.dumps({"Name": "convolved", "BIDSModelVersion": "1.0.0", "Nodes": nodes}))
+    output = tmp_path / "out"
+    common = [str(dataset.path), str(output), "-m", str(model)]
+    assert main([*common[:2], "participant", *common[2:], "--skip-bids-validation", "--nprocs", "1"]) == 0
+    expected = ("convolved with the Glover hemodynamic response function (HRF, Glover, 1999) by the model's "
+                "`Convolve` transformation")
+    assert expected in citation(output) and "'none'" not in citation(output)
+    # the report's model table: the HRF, and the confounds the designs hold (not the convolved conditions)
+    page = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", (output / "sub-01.html").read_text())))
+    assert "HRF model glover (the model's Convolve transformation)" in page
+    assert "Confounds trans_x Noise model" in page
+    assert main([*common[:2], "group", *common[2:], "--no-reports"]) == 0
+    text = citation(output)
+    assert "## Group level" in text and expected in text and "'none'" not in text
+    # no HRF at all: said so, not "convolved with 'none'"
+    plain = fresh_dataset(subjects=("01",))
+    nodes[0] = {**nodes[0], "Transformations": {**convolve, "Instructions": convolve["Instructions"][:2]}}
+    model.write_text(json.dumps({"Name": "convolved", "BIDSModelVersion": "1.0.0", "Nodes": nodes[:2]}))
+    text = boilerplate_only(plain, tmp_path / "plain", "-m", str(model))
+    assert "not convolved with a hemodynamic response function" in text and "'none'" not in text
 
 
 def test_subjects_fitted_with_different_settings_are_not_tested_together(fresh_dataset, tmp_path):

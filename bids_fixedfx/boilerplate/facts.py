@@ -52,6 +52,7 @@ class ModelFacts:
     precision_weighted: bool
     confound_strategy: tuple[str, ...] = ()
     mask_given: bool = False
+    convolution: tuple[str, ...] = ()  # the HRFs of the model's Convolve transformations
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,7 @@ def _first_level(settings, subjects, space, by_space, notes, steps=()) -> FirstL
         precision_weighted=model.precision_weighted,
         confound_strategy=tuple(model.confounds) if is_confound_strategy(model.confounds) else (),
         mask_given=settings.mask is not None,
+        convolution=model.convolution,
     )
     descriptions, runs, contrasts = {}, [], {}
     for run_plan in run_plans:

@@ -198,6 +198,7 @@ def model_facts(info: StatmapSidecar, records) -> ModelFacts:
         smoothing_fwhm=model.smoothing_fwhm or None,
         precision_weighted=bool(info.precision_weighted),
         confound_strategy=options if is_confound_strategy(options) else (),
+        convolution=tuple(first.convolution) if first is not None else (),
     )
 
 

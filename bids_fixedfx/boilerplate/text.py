@@ -53,7 +53,7 @@ def describe(first) -> dict:
         "from_events": len(modelled),
         "precomputed": len(runs) - len(modelled),
         "conditions": list(dict.fromkeys(c for r in modelled for c in r.conditions)),
-        "hrf_text": hrf_text(model.hrf_model),
+        "hrf_text": hrf_text(model.hrf_model, model.convolution),
         "drift_model": drift,
         "high_pass": model.high_pass,
         "high_pass_period": round(1 / model.high_pass) if drift == "cosine" else None,
@@ -86,8 +86,15 @@ def _dummy_scans(runs, source) -> dict | None:
             "volumes": f"{low}" if low == high else f"{low} to {high}", "plural": high > 1}
 
 
-def hrf_text(hrf_model: str) -> str:
-    """The HRF model of nilearn's design matrices, in words, with its reference."""
+def hrf_text(hrf_model: str, convolution=()) -> str | None:
+    """The HRF model of nilearn's design matrices, in words, with its reference; that of a
+    model's ``Convolve`` transformations (``convolution``) when the design convolves nothing
+    itself; None when nothing is convolved."""
+    if str(hrf_model).lower() in ("none", "") and convolution:
+        return (and_list(hrf_text(name) for name in convolution)
+                + " by the model's `Convolve` transformation (nilearn's `compute_regressor`)")
+    if str(hrf_model).lower() in ("none", ""):
+        return None
     base, *extras = [part.strip() for part in str(hrf_model).lower().split("+")]
     functions = {
         "glover": "the Glover hemodynamic response function [HRF, @glover1999]",

@@ -192,7 +192,20 @@ def model_settings(model, settings):
         non_steady_state=dummy["non_steady_state"],
         dummy_scans=dummy["count"],
         precision_weighted=precision_weighted_of(subject[0], False) if subject else False,
+        convolution=convolutions(node),
     )
+
+
+def convolutions(node) -> tuple[str, ...]:
+    """nilearn's names of the HRFs a node's ``Convolve`` transformations convolve with (its
+    ``Model.HRF`` aside), in order, each once."""
+    from ..model.hrf import hrf_name
+
+    return tuple(dict.fromkeys(
+        hrf_name(t.arguments.get("model", "spm"), t.arguments.get("derivative", False),
+                 t.arguments.get("dispersion", False))
+        for t in node.transformations if t.name == "Convolve"
+    ))
 
 
 def inference_settings(model, settings, level: str):

@@ -321,9 +321,10 @@ def _model_rows(settings, plan, estimator="meta") -> list[tuple[str, str]]:
         ("Space", plan.space or "none (files without a space entity)"),
         ("Data", "preprocessed BOLD" if all(r.preprocessed for r in runs) else "raw BOLD (not preprocessed)"),
         ("Mask", mask),
-        ("HRF model", model.hrf_model),
+        ("HRF model", model.hrf_model if model.hrf_model != "none" or not model.convolution
+         else f"{', '.join(model.convolution)} (the model's Convolve transformation)"),
         ("Drift model", drift),
-        ("Confounds", " ".join(model.confounds) if model.confounds else "none"),
+        ("Confounds", " ".join(_confounds(plan)["union"]) or "none"),
         ("Noise model", "AR(1)" if model.noise_model == "ar1" else "OLS"),
         ("Smoothing", f"{model.smoothing_fwhm:g} mm FWHM" if model.smoothing_fwhm else "none"),
         ("Signal scaling", "percent signal change (voxel mean)"),
