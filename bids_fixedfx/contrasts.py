@@ -209,11 +209,12 @@ def model_contrasts(run, node, design) -> tuple[tuple[ContrastWeights, ...], lis
     notes : list of Note
         Contrasts left out because this run lacks a column they need.
     """
+    from .model.bsm import is_intercept
     from .model.contrasts import contrast_matrices
 
     columns = tuple(str(c) for c in design.matrix.columns)
     x_columns = tuple(c for c in columns if c in design.conditions or c in design.confounds)
-    if "constant" in columns and any(x in (1, "1") for x in node.x):
+    if "constant" in columns and any(is_intercept(x) for x in node.x):
         x_columns += ("constant",)
     matrices, skipped = contrast_matrices(node, columns, x_columns=x_columns)
     contrasts = tuple(

@@ -15,6 +15,8 @@ from .jsonfile import read_object
 
 #: First-level settings that every run and subject statmap sidecar carries.
 MODEL_KEYS = ("SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass")
+#: The other first-level options a map was made with (absent from the sidecars of earlier versions).
+OPTION_KEYS = ("ConfoundsOption", "DummyScansOption", "NonSteadyState", "DriftOrder", "ConvolveHRFModels")
 
 
 #: What the sidecars of p and z maps state about them (SPEC §4: their tail; outside the mask).
@@ -65,13 +67,21 @@ def _dof(data, path) -> float:
 
 @dataclass(frozen=True)
 class FirstLevelModelInfo:
-    """The first-level settings a map was made with (the SPEC §3 keys)."""
+    """The first-level settings a map was made with: the SPEC §3 keys, and the options that
+    change a design (:data:`OPTION_KEYS`: the confounds asked for, the dummy scans, the
+    polynomial drift's order, a model's Convolve HRFs), so that the group level can refuse
+    subjects fitted with different ones (None where a sidecar of an earlier version lacks them)."""
 
     smoothing_fwhm: float
     noise_model: str
     hrf_model: str
     drift_model: str
     high_pass: float | None
+    confounds: tuple[str, ...] | None = None
+    dummy_scans: int | None = None
+    non_steady_state: bool | None = None
+    drift_order: int | None = None
+    convolution: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, model) -> FirstLevelModelInfo:
@@ -83,21 +93,51 @@ class FirstLevelModelInfo:
             hrf_model=model.hrf_model,
             drift_model=model.drift_model or "none",
             high_pass=model.high_pass if model.drift_model == "cosine" else None,
+            confounds=tuple(model.confounds),
+            dummy_scans=model.dummy_scans,
+            non_steady_state=model.non_steady_state,
+            drift_order=model.drift_order if model.drift_model == "polynomial" else None,
+            convolution=tuple(model.convolution),
         )
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "SmoothingFWHM": self.smoothing_fwhm,
             "NoiseModel": self.noise_model,
             "HRFModel": self.hrf_model,
             "DriftModel": self.drift_model,
             "HighPass": self.high_pass,
         }
+        if self.confounds is not None:
+            data.update({"ConfoundsOption": list(self.confounds), "DummyScansOption": self.dummy_scans,
+                         "NonSteadyState": self.non_steady_state})
+        if self.drift_order is not None:
+            data["DriftOrder"] = self.drift_order
+        if self.convolution:
+            data["ConvolveHRFModels"] = list(self.convolution)
+        return data
 
     @classmethod
     def from_json(cls, data, path) -> FirstLevelModelInfo:
         values = [_need(data, key, path) for key in MODEL_KEYS]
-        return cls(*values)
+        confounds, convolution = data.get("ConfoundsOption"), data.get("ConvolveHRFModels") or []
+        dummy, steady, order = data.get("DummyScansOption"), data.get("NonSteadyState"), data.get("DriftOrder")
+        for key, value, fine in (
+            ("ConfoundsOption", confounds, confounds is None or _strings(confounds)),
+            ("ConvolveHRFModels", convolution, _strings(convolution)),
+            ("DummyScansOption", dummy, dummy is None or (isinstance(dummy, int) and not isinstance(dummy, bool))),
+            ("NonSteadyState", steady, steady is None or isinstance(steady, bool)),
+            ("DriftOrder", order, order is None or (isinstance(order, int) and not isinstance(order, bool))),
+        ):
+            if not fine:
+                raise InputFileError(f"{path} has {key} {json.dumps(value)[:60]}, which this app does not write; "
+                                     "rerun the level that writes it.")
+        return cls(*values, confounds=None if confounds is None else tuple(confounds), dummy_scans=dummy,
+                   non_steady_state=steady, drift_order=order, convolution=tuple(convolution))
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 @dataclass(frozen=True)
@@ -232,6 +272,7 @@ class StatmapSidecar:
         if group is None or all(key in data for key in MODEL_KEYS):
             model = FirstLevelModelInfo.from_json(data, path)
         known = {"Sources", "Contrast", "DegreesOfFreedom", *COMBINATION_KEYS.values(), "Statistic", *MODEL_KEYS,
+                 *(OPTION_KEYS if model is not None else ()),
                  *(group or {}), "Node", "Level", "ModelFile"}
         estimator = next((e for e, key in COMBINATION_KEYS.items() if key in data), "meta")
         return cls(

@@ -467,6 +467,34 @@ def test_subject_maps_made_differently_are_not_tested_together(example_dataset, 
     assert f"{subjects[0]} and {subjects[-1]}" in error and "contrast-audio" in error and said in error, error
 
 
+def test_subjects_fitted_with_other_confounds_or_dummy_scans_are_not_tested_together(fresh_dataset, tmp_path, capsys):
+    """One subject rerun with ``--confounds trans_x`` or ``--dummy-scans 2`` was tested with the
+    others (exit 0; the methods text said six motion regressors for all)."""
+    dataset = fresh_dataset(subjects=("01", "03"))
+    out = tmp_path / "out"
+    participant = [str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]
+    assert main(participant) == 0
+    for options, said in ((["--confounds", "trans_x"], 'ConfoundsOption ["trans_x","trans_y"'),
+                          (["--dummy-scans", "2"], "DummyScansOption null vs 2")):
+        assert main([*participant, "--participant-label", "03", *options]) == 0
+        capsys.readouterr()
+        before = checksums(out)
+        assert main([str(dataset.path), str(out), "group", "--no-reports"]) == EX_USAGE
+        assert checksums(out) == before
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "sub-01 and sub-03" in error and said in error, error
+    assert main([*participant, "--participant-label", "03"]) == 0
+    assert main([str(dataset.path), str(out), "group", "--no-reports"]) == 0
+    # another model file (the same options otherwise: its transformations may differ)
+    model = json.loads((out / "models" / "model-default_smdl.json").read_text())
+    (tmp_path / "model-other_smdl.json").write_text(json.dumps({**model, "Name": "other"}))
+    assert main([*participant, "--participant-label", "03", "-m", str(tmp_path / "model-other_smdl.json")]) == 0
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports"]) == EX_USAGE
+    assert 'ModelFile "bids::models/model-default_smdl.json" vs "bids::models/model-other_smdl.json"' in \
+        capsys.readouterr().err
+
+
 def test_a_subject_effect_map_removed_from_its_set_is_an_error_naming_it(example_dataset, analysed, tmp_path, capsys):
     """A subject whose effect map of a contrast is gone (its variance map is there) is not left
     out of that contrast's test without a word: the group level stops, naming the file."""

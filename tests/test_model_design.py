@@ -319,3 +319,11 @@ def test_fir_delays_past_the_run_are_refused(delays, said):
     variable = Variable("audio", np.ones(3), onset=np.array([0.0, 20.0, 40.0]), duration=np.ones(3))
     with pytest.raises(ModelError, match=said):
         convolve(variable, "fir", np.arange(100) * 2.0, fir_delays=delays)
+
+
+def test_a_variable_s_exact_name_is_found_before_a_wildcard_reading():
+    """``Split`` names variables ``x.by[level]``; ``Model.X`` naming one read it as a wildcard class."""
+    from bids_fixedfx.model.design import expand_names
+
+    assert expand_names(["a.b[c]"], ["a.b[c]", "a.bc"], "Model.X") == ["a.b[c]"]
+    assert expand_names(["a.b[cd]"], ["a.b[c]", "a.bc", "a.bd"], "Model.X") == ["a.bc", "a.bd"]  # a pattern still

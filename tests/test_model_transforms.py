@@ -95,6 +95,16 @@ def test_transformations_equal_pybids(instructions):
         np.testing.assert_allclose(mine.duration, variable.duration, err_msg=name)
 
 
+def test_names_split_makes_can_be_named_exactly():
+    """``Split`` names its outputs as pybids does (``gain.trial_type[a]``): naming one was read as
+    a wildcard class and refused ("no variable 'gain.trial_type[a]' (variables: gain.trial_type[a], ...)")."""
+    split = {"Name": "Split", "Input": ["gain"], "By": ["trial_type"]}
+    names = ours([split]).names
+    assert "gain.trial_type[a]" in names
+    got = ours([split, {"Name": "Copy", "Input": ["gain.trial_type[a]"], "Output": "ga"}])
+    np.testing.assert_array_equal(got["ga"].values, got["gain.trial_type[a]"].values)
+
+
 def test_input_is_not_changed():
     variables = run_variables(EVENTS, None, frame_times=np.arange(N_VOLUMES) * TR, tr=TR)
     apply_transformations(variables, run_node([{"Name": "Factor", "Input": ["trial_type"]},

@@ -58,6 +58,34 @@ def test_the_default_model_is_written_and_gives_identical_maps(example_dataset, 
     assert same_files(first / "group", second / "group", "*")
 
 
+def test_the_default_model_of_numbered_trial_types_gives_identical_maps(fresh_dataset, tmp_path):
+    """Trial types "1" and "2" (common in real datasets): the written model's X held 1 (the
+    intercept) for condition "1", so -m of it left that condition out and changed the other's maps."""
+    dataset = fresh_dataset(subjects=("01",))
+    for events in dataset.path.rglob("*_events.tsv"):
+        table = pd.read_csv(events, sep="\t")
+        table["trial_type"] = table["trial_type"].map({"audio": "1", "visual": "2"})
+        table.to_csv(events, sep="\t", index=False)
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main([str(dataset.path), str(first), "participant", *QUICK]) == 0
+    model = first / "models" / "model-default_smdl.json"
+    run = json.loads(model.read_text())["Nodes"][0]
+    assert run["Model"]["X"][:2] == ["1", "2"] and run["Model"]["X"][-1] == 1
+    assert main([str(dataset.path), str(second), "participant", *QUICK, "-m", str(model)]) == 0
+    assert sorted(p.name for p in second.rglob("*_contrast-1_stat-t_statmap.nii.gz"))
+    assert same_files(first, second, "*.nii.gz") and same_files(first, second, "*_design.*")
+    # a model that spells the intercept "1" (no variable of that name made) still reads it so
+    run["Model"]["X"][-1] = "1"
+    run["Model"]["X"][:2] = ["2"]
+    run["DummyContrasts"]["Contrasts"] = ["2"]
+    run["Transformations"]["Instructions"][1] = {"Name": "Rename", "Input": ["trial_type.2"], "Output": ["2"]}
+    text = tmp_path / "model-text_smdl.json"
+    text.write_text(json.dumps({"Name": "text", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
+    assert main([str(dataset.path), str(tmp_path / "third"), "participant", *QUICK, "-m", str(text)]) == 0
+    design = next((tmp_path / "third").rglob("*_run-01_design.tsv")).read_text().splitlines()[0].split("\t")
+    assert design[0] == "2" and "1" not in design and design[-1] == "constant"
+
+
 @pytest.fixture(scope="module")
 def six_subjects(tmp_path_factory):
     root = tmp_path_factory.mktemp("six") / "bids"

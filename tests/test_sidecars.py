@@ -50,7 +50,8 @@ def test_keys_in_the_spec_order():
                              FirstLevelModelInfo.from_settings(ModelSettings()),
                              combination={"PrecisionWeighted": False, "NumberOfRuns": 1}, statistic="p")
     assert list(sidecar.to_json()) == ["Sources", "Contrast", "DegreesOfFreedom", "SmoothingFWHM", "NoiseModel",
-                                       "HRFModel", "DriftModel", "HighPass", "FixedEffects", "Statistic"]
+                                       "HRFModel", "DriftModel", "HighPass", "ConfoundsOption", "DummyScansOption",
+                                       "NonSteadyState", "FixedEffects", "Statistic"]
 
 
 def test_the_combination_key_says_how_the_node_combined_its_inputs():

@@ -7,7 +7,7 @@ import re
 from ._parse import canonical, check_hrf_model, listify, parse_instruction, parse_weights
 from .bsm import (
     INTERCEPT, LEVELS, MODEL_TYPES, TRANSFORMATION_NAMES, TRANSFORMER, Contrast, DummyContrasts, Edge, HRF,
-    ModelError, Node, Transformation,
+    ModelError, Node, Transformation, is_intercept,
 )
 from ..settings import MAX_CONTRASTS, MAX_HIGH_PASS
 from .formula import parse_formula
@@ -50,10 +50,13 @@ def parse_node(raw, index, source, notes) -> Node:
         raise ModelError(f"{where} has Model.Type {model.get('Type')!r}; expected 'glm' or 'meta'.")
     if "X" not in model:
         raise ModelError(f"{where} has no Model.X.")
-    x = tuple(_variable(v, f"{where}: Model.X") for v in _filled(listify(model["X"]), f"{where}: Model.X", notes))
+    transformations = _parse_transformations(doc.get("Transformations"), where, notes)
+    made = {name for t in transformations for name in (t.output or ())}  # names of the node's own making
+    x = tuple(_variable(v, f"{where}: Model.X", made)
+              for v in _filled(listify(model["X"]), f"{where}: Model.X", notes))
     if not x:
         raise ModelError(f"{where} has no variables in Model.X.")
-    if level == "run" and not any(v in (1, "1") for v in x) and model.get("Formula") is None:
+    if level == "run" and not any(is_intercept(v) for v in x) and model.get("Formula") is None:
         notes.append(f"{where}: Model.X has no 1, but the run's design keeps nilearn's constant column (its drifts "
                      "and the mean signal need it); add 1 to Model.X to say so")
     options = dict(canonical(model.get("Options") or {}, ("HighPassFilterCutoffHz", "LowPassFilterCutoffHz",
@@ -93,10 +96,10 @@ def parse_node(raw, index, source, notes) -> Node:
         name=name, level=level, group_by=group_by, x=x, model_type=model_type,
         hrf=_parse_hrf(model.get("HRF"), where, notes) if model.get("HRF") else None,
         high_pass=None if high_pass is None else float(high_pass),
-        transformations=_parse_transformations(doc.get("Transformations"), where, notes),
-        contrasts=tuple(_parse_contrast(c, where, notes, level) for c in listify(doc.get("Contrasts") or [])
+        transformations=transformations,
+        contrasts=tuple(_parse_contrast(c, where, notes, level, made) for c in listify(doc.get("Contrasts") or [])
                         if not _placeholder(c, where, notes)),
-        dummy_contrasts=_parse_dummy(dummy, where, notes, level) if dummy not in (None, False) else None,
+        dummy_contrasts=_parse_dummy(dummy, where, notes, level, made) if dummy not in (None, False) else None,
         options=options, software=dict(model.get("Software") or {}),
         formula=model.get("Formula"), description=doc.get("Description"),
     )
@@ -160,8 +163,11 @@ def _placeholder(raw, where, notes) -> bool:
     return True
 
 
-def _variable(value, where):
-    if value in (1, "1") and not isinstance(value, bool):
+def _variable(value, where, made=()):
+    """A variable's name, or :data:`INTERCEPT` for 1 (the number, or the text ``"1"`` unless the
+    node's transformations make a variable of that name: a trial type ``1`` renamed, as the
+    default model of a dataset whose trial types are numbers does)."""
+    if is_intercept(value) or (value == "1" and value not in made):
         return INTERCEPT
     if not isinstance(value, str) or not value:
         raise ModelError(f"{where} has {value!r}; variables are names, or 1 for the intercept.")
@@ -194,7 +200,7 @@ def _uses_fema(doc) -> bool:
     return any(str(test).lower() == FEMA for test in tests)
 
 
-def _parse_contrast(raw, where, notes, level) -> Contrast:
+def _parse_contrast(raw, where, notes, level, made=()) -> Contrast:
     if not isinstance(raw, dict):
         raise ModelError(f"{where}: a contrast is not a JSON object.")
     doc = canonical(raw, ("Name", "ConditionList", "Weights", "Test", "Type", "Description"), f"{where}: contrast")
@@ -208,7 +214,7 @@ def _parse_contrast(raw, where, notes, level) -> Contrast:
     if "Test" not in doc and "Type" in doc:
         doc["Test"] = doc.pop("Type")
         notes.append(f"{where}: 'Type' read as 'Test'")
-    conditions = tuple(_variable(v, f"{where}: ConditionList") for v in listify(doc.get("ConditionList")))
+    conditions = tuple(_variable(v, f"{where}: ConditionList", made) for v in listify(doc.get("ConditionList")))
     if not conditions:
         raise ModelError(f"{where} has no ConditionList.")
     if "Weights" not in doc:
@@ -218,7 +224,7 @@ def _parse_contrast(raw, where, notes, level) -> Contrast:
     return Contrast(name=name, condition_list=conditions, weights=weights, test=test)
 
 
-def _parse_dummy(raw, where, notes, level) -> DummyContrasts:
+def _parse_dummy(raw, where, notes, level, made=()) -> DummyContrasts:
     if raw is True:
         return DummyContrasts()
     if not isinstance(raw, dict):
@@ -234,7 +240,7 @@ def _parse_dummy(raw, where, notes, level) -> DummyContrasts:
             notes.append(f"{where}: DummyContrasts '{legacy}' read as 'Contrasts'")
     conditions = doc.get("Contrasts")
     if conditions is not None:
-        conditions = tuple(_variable(v, f"{where}: DummyContrasts.Contrasts") for v in listify(conditions))
+        conditions = tuple(_variable(v, f"{where}: DummyContrasts.Contrasts", made) for v in listify(conditions))
     return DummyContrasts(conditions=conditions, test=_test(doc.get("Test", "t"), f"{where}: DummyContrasts", notes, level))
 
 

@@ -23,6 +23,12 @@ from ._parse import canonical, listify
 LEVELS = ("run", "session", "subject", "dataset")
 #: ``1`` in ``Model.X`` and ``ConditionList``: the intercept.
 INTERCEPT = 1
+
+
+def is_intercept(value) -> bool:
+    """Whether a ``Model.X`` or ``ConditionList`` entry is the intercept: the number 1, as in
+    BIDS Stats Models and pybids (the text ``"1"`` names a variable, such as a trial type "1")."""
+    return not isinstance(value, (bool, str)) and value == INTERCEPT
 TESTS = ("t", "F", "pass")
 #: The tests whose maps a node passes on to the next (an F contrast is terminal).
 PASSED_ON = ("t", "pass")

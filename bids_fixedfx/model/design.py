@@ -232,15 +232,16 @@ def absent_levels(patterns, available, columns) -> list:
 
 
 def expand_names(patterns, available, where: str) -> list:
-    """Names matching each pattern (exact, or wildcards ``*``/``?``/``[...]``), in order."""
+    """Names matching each pattern (exact, or wildcards ``*``/``?``/``[...]``), in order; a
+    variable's exact name first (``Split`` makes names such as ``trial_type.a.response[left]``)."""
     names = []
     for pattern in patterns:
         if pattern == INTERCEPT:
             continue
-        if re.search(r"[*?\[]", pattern):
-            matched = [n for n in available if fnmatchcase(n, pattern)]
-        elif pattern in available:
+        if pattern in available:
             matched = [pattern]
+        elif re.search(r"[*?\[]", pattern):
+            matched = [n for n in available if fnmatchcase(n, pattern)]
         else:
             raise ModelError(f"{where} names {pattern!r}, which is not a variable "
                              f"(variables: {listed(available, pattern)}).")

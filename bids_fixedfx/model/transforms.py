@@ -80,11 +80,13 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
 
 def _expand(patterns, work, where) -> list:
     names = []
-    for pattern in patterns:
-        if is_wildcard(pattern):
+    for pattern in patterns:  # a variable's exact name first (Split makes names with brackets)
+        if pattern in work:
+            matched = [pattern]
+        elif is_wildcard(pattern):
             matched = [n for n in work if fnmatchcase(n, pattern)]
         else:
-            matched = [pattern] if pattern in work else []
+            matched = []
         if not matched:
             raise ModelError(f"{where}: no variable {pattern!r} (variables: {listed(work, pattern)}).")
         names += [n for n in matched if n not in names]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model.bsm import PASSED_ON, ModelError, Node
+from ..model.bsm import PASSED_ON, ModelError, Node, is_intercept
 from .models import SUPPORTED as TYPES
 
 #: The variables every level may group by (the BIDS Stats Models reserved ones, and the task,
@@ -108,7 +108,7 @@ def design_desc(node) -> str | None:
     ``--group-model`` (so ``-m`` of the default model gives the same names)."""
     from ..naming import group_design_desc
 
-    if node.model_type != "glm" or all(x in (1, "1") for x in node.x):
+    if node.model_type != "glm" or all(is_intercept(x) for x in node.x):
         return None
     return group_design_desc(node.name)
 
@@ -163,7 +163,7 @@ def _check_participant_design(node, source: str) -> None:
     the intercept and its contrasts are its inputs' (DummyContrasts, or a contrast of one incoming
     contrast under its own name with weight 1); a design of its own (``Model.X`` or ``Formula``
     beyond ``1``, other ``Contrasts``) is refused, not ignored."""
-    if any(x not in (1, "1") for x in node.x) or node.formula not in (None, "1"):
+    if any(not is_intercept(x) for x in node.x) or node.formula not in (None, "1"):
         stated = f"Model.Formula {node.formula!r}" if node.formula not in (None, "1") else f"Model.X {list(node.x)}"
         raise ModelError(f"Node {node.name!r} of {source} has {stated}; a {node.level} node combines each incoming "
                          "contrast over its inputs (Model.X [1]), and a design across sessions or contrasts is a "

@@ -444,9 +444,11 @@ def _input_table(found, settings, node=None):
     that have no row in ``participants.tsv``."""
     import pandas as pd
 
+    from ..model.bsm import is_intercept
+
     participants = read_participants(settings.bids_dir)
     subjects = sorted({item.subject for item in found})
-    named = {str(x).split(".", 1)[0] for x in node.x if x not in (1, "1")} | set(node.group_by) if node else set()
+    named = {str(x).split(".", 1)[0] for x in node.x if not is_intercept(x)} | set(node.group_by) if node else set()
     if set(participants.columns) & named and not set(subjects) & set(participants.index):
         from ..errors import InputFileError
 
@@ -714,8 +716,9 @@ def _check_same_model(test):
         if item is first:
             continue
         reference = (first.info.model, first.info.contrast.weights, first.info.estimator,
-                     first.info.precision_weighted)
-        other = (item.info.model, item.info.contrast.weights, item.info.estimator, item.info.precision_weighted)
+                     first.info.precision_weighted, first.info.model_file)
+        other = (item.info.model, item.info.contrast.weights, item.info.estimator, item.info.precision_weighted,
+                 item.info.model_file)
         if other != reference:
             differing = _differences(first.info, item.info)
             raise UsageError(
@@ -728,8 +731,9 @@ def _check_same_model(test):
 #: How a subject node combined its inputs, by its estimator (for messages).
 def _differences(one, other) -> str:
     one_json, other_json = one.to_json(), other.to_json()
-    keys = ["Contrast", "SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass", "runs combined by",
-            "PrecisionWeighted"]
+    keys = ["Contrast", "SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass", "ConfoundsOption",
+            "DummyScansOption", "NonSteadyState", "DriftOrder", "ConvolveHRFModels", "ModelFile",
+            "runs combined by", "PrecisionWeighted"]
     parts = []
     for key in keys:
         a, b = one_json.get(key), other_json.get(key)

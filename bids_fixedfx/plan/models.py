@@ -168,6 +168,7 @@ def model_settings(model, settings):
     -------
     model_settings : ModelSettings
     """
+    from ..model.bsm import is_intercept
     from ..model.design import drift_settings, dummy_scan_settings, noise_model_of, precision_weighted_of
 
     node = run_node(model)
@@ -186,7 +187,7 @@ def model_settings(model, settings):
         # the X entries that are not convolved: what the model takes from the confounds file
         confounds=tuple(
             str(x) for x in node.x
-            if x not in (1, "1") and (node.hrf is None or x not in node.hrf.variables)
+            if not is_intercept(x) and (node.hrf is None or x not in node.hrf.variables)
         ) or ("*",),
         confounds_given=False,
         non_steady_state=dummy["non_steady_state"],
