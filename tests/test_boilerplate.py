@@ -231,6 +231,9 @@ def test_a_model_s_convolve_transformation_is_stated(fresh_dataset, tmp_path):
     model.write_text(json.dumps({"Name": "convolved", "BIDSModelVersion": "1.0.0", "Nodes": nodes[:2]}))
     text = boilerplate_only(plain, tmp_path / "plain", "-m", str(model))
     assert "not convolved with a hemodynamic response function" in text and "'none'" not in text
+    # its boxcars are the events' conditions, not nuisance regressors of the confounds tables
+    nuisance = re.search(r"nuisance regressors? from the confounds tables[^:]*: [^.]*\.", text).group()
+    assert "each condition (audio and visual)" in text and "audio" not in nuisance and "trans_x" in nuisance
 
 
 def test_subjects_fitted_with_different_settings_are_not_tested_together(fresh_dataset, tmp_path):

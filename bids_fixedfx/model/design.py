@@ -322,8 +322,8 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
             if column.name in columns:
                 raise ModelError(f"{where}: two design columns are named {column.name!r}.")
             columns[column.name] = column.values
-            if variable.source == "convolved" or name in hrf_names:
-                conditions.append(column.name)
+            if variable.source == "convolved" or name in hrf_names or variable.kind == "sparse":
+                conditions.append(column.name)  # the events' regressors, convolved or boxcars
     if node.formula is not None:
         formula = parse_formula(node.formula, where)
         columns = apply_formula(columns, formula, where)
