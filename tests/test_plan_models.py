@@ -32,6 +32,15 @@ def test_input_stands_in_for_the_options_it_names(make_settings, example_dataset
     assert {dict(r.entities)["run"] for r in selection.runs} == {"01"}
 
 
+def test_input_labels_may_carry_their_prefix(make_settings, example_dataset, tmp_path):
+    """As the options: ``"subject": ["sub-01"]`` was 66 "No subject matches Input.subject ... sub-01
+    (the dataset has sub-01, ...)"."""
+    settings = make_settings(example_dataset.path, model_file=tmp_path / "model-m_smdl.json")
+    chosen = apply_input(model({"subject": ["sub-01", "02"], "session": "ses-1"}), settings)
+    assert chosen.participant_label == ("01", "02") and chosen.session_label == ("1",)
+    assert {r.subject for r in discover.select_runs(chosen).runs} == {"01", "02"}
+
+
 def test_the_command_line_wins_over_input(make_settings, example_dataset, tmp_path):
     settings = make_settings(example_dataset.path, model_file=tmp_path / "model-m_smdl.json", space="T1w",
                              bids_filters={"bold": {"run": 2}})

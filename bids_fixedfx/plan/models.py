@@ -132,7 +132,9 @@ def apply_input(model, settings):
             field_name = INPUT_OPTIONS[name]
             if getattr(settings, field_name) or not any(values):
                 continue
-            labels = tuple(v for v in values if v)
+            prefix = {"participant_label": "sub-", "session_label": "ses-"}.get(field_name, "")
+            labels = tuple(v[len(prefix):] if prefix and v.startswith(prefix) and v != prefix else v
+                           for v in values if v)  # as the options: with or without sub- or ses-
             changes[field_name] = (labels[0] if len(labels) == 1 else labels) if field_name == "space" else labels
             selected_by[field_name] = f"Input.{key} of {source}"
         elif name in INPUT_ENTITIES:
