@@ -182,6 +182,8 @@ def test_string_fractions_and_f_contrasts():
     ({"Nodes__0__Transformations": [{"Name": "Threshold", "Input": ["a"], "Cutoff": 1}]}, "unknown argument 'cutoff'"),
     ({"Nodes__0__Transformations": [{"Name": "Filter", "Input": ["a"]}]}, "needs a Query"),
     ({"Nodes__0__Transformations": [{"Name": "Convolve", "Input": ["a"], "Model": "afni"}]}, "HRF model 'afni'"),
+    # a node's maps are named after it: a job fitted every run, then stopped with "File name too long"
+    ({"Nodes__1__Name": "fixedEffectsNode" * 14}, "has a Name too long to name its maps after"),
 ])
 def test_bad_models_are_one_sentence(changes, message):
     with pytest.raises(ModelError, match=message) as caught:

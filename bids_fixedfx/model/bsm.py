@@ -268,6 +268,9 @@ def _no_constant(name):
 
 #: The most nodes a model may have (a web form's model of thousands wrote tens of thousands of files).
 MAX_NODES = 100
+#: The longest file label of a node's Name (its maps' ``desc-``): with the longest contrast label a
+#: run allows, the subject and group maps' names stay within the file systems' 255 bytes.
+MAX_NODE_LABEL = 64
 
 
 def _check_label(name, what, source) -> None:
@@ -280,6 +283,17 @@ def _check_label(name, what, source) -> None:
     except ValueError:
         raise ModelError(f"{source}: {what} has no letters or digits (A-Z, 0-9) to name files after; "
                          "give it some.") from None
+
+
+def _check_node_name_length(name, source) -> None:
+    """A node's maps are named after it (``desc-<label>``, beside the contrast's label): a Name
+    whose label is longer than :data:`MAX_NODE_LABEL` is refused before anything is fitted (a
+    job fitted every run, then stopped at its first subject map: "File name too long")."""
+    from ..naming import label_of
+
+    if len(label_of(name).encode()) > MAX_NODE_LABEL:
+        raise ModelError(f"{source}: node {name[:40] + '...' if len(name) > 40 else name!r} has a Name too long to "
+                         f"name its maps after (at most {MAX_NODE_LABEL} letters and digits); give it a shorter Name.")
 
 
 def _check_name_length(name, source) -> None:
@@ -381,6 +395,7 @@ def parse_model(document, source: str = "the model", default_name: str | None = 
             raise ModelError(f"{source} has two nodes named {name!r}; node names must be unique.")
     for name in names:
         _check_label(name, f"node {name!r}", source)
+        _check_node_name_length(name, source)
     if doc.get("Edges"):
         edges = tuple(parse_edge(e, source, names) for e in listify(doc["Edges"]))
     else:
