@@ -651,3 +651,15 @@ def test_a_model_with_an_f_contrast_gets_its_report(tmp_path):
     assert "<code>trial_type.audio</code>&nbsp;1); (<code>trial_type.visual</code>&nbsp;1)" in page
     design_figures = list((output / "sub-01" / "figures").glob("*_desc-design_matrix.png"))
     assert len(design_figures) == 2
+
+
+def test_names_lose_their_bidirectional_controls_on_the_pages():
+    """A contrast named with U+202E (right-to-left override) reversed the page's own text after
+    it (the navigation's "Provenance" read "ecnanevorP"); escaping alone keeps the character."""
+    from markupsafe import Markup
+
+    from bids_fixedfx.report.pages import _environment
+
+    page = _environment().from_string("<p>{{ name }}</p><nav>Provenance</nav>{{ safe }}")
+    html = page.render(name="\u202e<b>face\u2066", safe=Markup("<i>\u202ek</i>"))
+    assert html == "<p>&lt;b&gt;face</p><nav>Provenance</nav><i>k</i>"

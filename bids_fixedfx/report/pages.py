@@ -7,6 +7,7 @@ the network.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,9 +83,27 @@ def _environment():
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=without_bidi_controls,
     )
     environment.filters["number"] = _number
     return environment
+
+
+#: Unicode's bidirectional controls (embeddings, overrides, isolates, marks): in a name they
+#: reorder the page's own text after it (a contrast named "\u202eab" showed the navigation's
+#: "Provenance" as "ecnanevorP").
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def without_bidi_controls(value):
+    """A value for a page (the templates' ``finalize``): text without bidirectional controls,
+    anything else as it is (escaping follows)."""
+    if isinstance(value, str) and BIDI_CONTROLS.search(value):
+        from markupsafe import Markup
+
+        cleaned = BIDI_CONTROLS.sub("", value)
+        return Markup(cleaned) if isinstance(value, Markup) else cleaned
+    return value
 
 
 def _number(value, digits: int = 3) -> str:
