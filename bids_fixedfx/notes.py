@@ -21,6 +21,7 @@ KINDS = {
     "empty-condition": "a condition none of whose events falls within its run",
     "fit": "nilearn's remark while fitting",
     "contrast-skipped": "a contrast was not computed in a run that lacks one of its columns",
+    "contrast-not-estimable": "a contrast was not computed in a run whose design's columns are linearly dependent",
     "run-left-out": "a run was left out of its subject's maps",
     "subject-left-out": "a subject was left out of a group test, having no maps of its contrast",
     "mask": "about a run's mask",

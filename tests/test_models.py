@@ -238,6 +238,50 @@ def test_a_run_model_of_f_tests_only_writes_its_run_maps(fresh_dataset, tmp_path
     assert "for each F test the maps of the F, z and p statistics" in methods and "by fixed effects" in methods
 
 
+def test_a_contrast_of_linearly_dependent_columns_is_not_computed(fresh_dataset, tmp_path, capsys):
+    """``task = Or(audio, visual)`` beside audio and visual: nilearn fits the singular design through
+    its pseudo-inverse, and the app wrote maps of ``task`` (not estimable) with exit 0. The
+    estimable contrast (audio - visual) keeps nilearn's numbers: its effect equals nilearn's fit of
+    the same column space without ``task``, its t that fit's times sqrt((n - k) / (n - k + 1)) (nilearn
+    divides the residuals by the volumes less the design's columns, k, not its rank)."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    dataset = fresh_dataset(subjects=("01",))
+    run = {**RUN, "Transformations": {"Transformer": "pybids-transforms-v1", "Instructions": [
+        {"Name": "Factor", "Input": ["trial_type"]},
+        {"Name": "Rename", "Input": ["trial_type.audio", "trial_type.visual"], "Output": ["audio", "visual"]},
+        {"Name": "Or", "Input": ["audio", "visual"], "Output": ["task"]}]},
+        "Model": {"Type": "glm", "X": ["audio", "visual", "task", 1],
+                  "HRF": {"Variables": ["audio", "visual", "task"], "Model": "glover"}},
+        "Contrasts": [{"Name": "av", "ConditionList": ["audio", "visual"], "Weights": [1, -1], "Test": "t"},
+                      {"Name": "taskOnly", "ConditionList": ["task"], "Weights": [1], "Test": "t"}]}
+    del run["DummyContrasts"]
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "--nprocs", "1", "-m",
+                 str(_model(tmp_path, [run], "dependent"))]) == 0
+    assert "the design's columns audio, visual, task are linearly dependent (rank 3 of 4), so contrast 'taskOnly' " \
+           "cannot be estimated" in " ".join(capsys.readouterr().err.split())
+    assert not list(out.rglob("*contrast-taskOnly*")) and list(out.rglob("*_run-01_*contrast-av_stat-t_statmap.nii.gz"))
+    (ours,) = sorted(out.rglob("sub-01_ses-1_task-checkerboard_run-01_*contrast-av_stat-t_statmap.nii.gz"))
+    design = pd.read_csv(next(out.rglob("sub-01_ses-1_task-checkerboard_run-01_design.tsv")), sep="\t")
+    fmriprep = dataset.path / "derivatives" / "fmriprep" / "sub-01" / "ses-1" / "func"
+    stem = "sub-01_ses-1_task-checkerboard_run-01"
+    model = FirstLevelModel(mask_img=str(fmriprep / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz"), smoothing_fwhm=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reduced = design.drop(columns="task")
+        model.fit(str(fmriprep / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz"), design_matrices=[reduced])
+        theirs = model.compute_contrast(np.array([1.0, -1.0] + [0.0] * (reduced.shape[1] - 2)), output_type="all")
+    assert list(design.columns[:3]) == ["audio", "visual", "task"]
+    inside = nib.load(str(fmriprep / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz")).get_fdata() > 0
+    effect = nib.load(str(ours).replace("stat-t", "stat-effect")).get_fdata()[inside]
+    np.testing.assert_allclose(effect, theirs["effect_size"].get_fdata()[inside], rtol=1e-4, atol=1e-6)
+    residual_dof = len(design) - design.shape[1]
+    np.testing.assert_allclose(nib.load(str(ours)).get_fdata()[inside],
+                               theirs["stat"].get_fdata()[inside] * np.sqrt(residual_dof / (residual_dof + 1)),
+                               rtol=1e-4, atol=1e-6)
+
+
 PASSES = [
     {**RUN, "Model": {"Type": "glm", "X": ["audio", "visual", "trans_*", "rot_*", 1]},
      "DummyContrasts": {"Contrasts": ["audio"], "Test": "pass"},

@@ -174,10 +174,14 @@ def plan_runs(selection, settings, model=None) -> Plan:
             ))
             left_out[(run.subject, run.task, run.space)].append(LeftOut(run, reason))
             continue
-        contrasts = _estimable(contrasts, built[run])
+        contrasts, dependent = _estimable(contrasts, built[run], run)
+        notes += dependent
         if not contrasts:
-            notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute (each weighs an "
-                                                           "empty regressor) and was left out."))
+            if dependent and not why:
+                why.append(dependent[0].text.removeprefix(f"{run.name}: "))
+            cause = "of linearly dependent columns" if dependent else "an empty regressor"
+            notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute (each weighs "
+                                                           f"{cause}) and was left out."))
             left_out[(run.subject, run.task, run.space)].append(LeftOut(run, NO_CONTRAST))
             continue
         plans.append(RunPlan(run, built[run], contrasts, dof, forms[run]))
@@ -382,21 +386,53 @@ def _check_labels_across_runs(plans):
 EMPTY = 1e-10
 
 
-def _estimable(contrasts, design) -> tuple:
-    """The contrasts that weigh no empty column of a run's design.
+#: A design's singular values at most this fraction of its largest (its columns scaled to unit
+#: length) are those of linearly dependent columns.
+DEPENDENT = 1e-10
+
+
+def _estimable(contrasts, design, run) -> tuple[tuple, list]:
+    """The contrasts a run's design can estimate, and notes for those it cannot but for an
+    empty column.
 
     A column that is zero in every volume fitted (a condition whose events all start after
     the run's last volume or fall in its dummy scans, or whose modulation is zero) has no
     estimate, so a contrast weighing it is left out of that run; the subject's maps of it
-    combine the other runs (said by :func:`_missing_contrasts`).
+    combine the other runs (said by :func:`_missing_contrasts`). So is a contrast of columns
+    that are linearly dependent (a model's ``Or`` of two conditions beside them), whose
+    weights do not lie in the rows' span: nilearn fits such a design through its
+    pseudo-inverse and writes maps of it that say nothing.
     """
     values = design.matrix.to_numpy(dtype=float)
     if design.sample_mask is not None:
         values = values[design.sample_mask]
     empty = np.abs(values).max(axis=0, initial=0.0) <= EMPTY  # each column alone: one huge confound is no scale
-    if not empty.any():
-        return tuple(contrasts)
-    return tuple(c for c in contrasts if not np.any(np.atleast_2d(c.vector)[:, empty[:np.shape(c.vector)[-1]]]))
+    kept = [c for c in contrasts if not np.any(np.atleast_2d(c.vector)[:, empty[:np.shape(c.vector)[-1]]])]
+    full = values[:, ~empty]
+    if not full.size:
+        return tuple(kept), []
+    lengths = np.linalg.norm(full, axis=0)
+    _, singular, rows = np.linalg.svd(full / lengths, full_matrices=False)
+    span = rows[singular > DEPENDENT * singular.max(initial=0.0)]
+    if len(span) == full.shape[1]:
+        return tuple(kept), []
+    null = rows[len(span):]
+    columns = [str(c) for c, dependent in zip(np.asarray(design.matrix.columns)[~empty],
+                                              np.abs(null).max(axis=0) > 1e-6) if dependent]
+    estimable, notes = [], []
+    for contrast in kept:
+        weights = np.atleast_2d(contrast.vector)[:, ~empty] / lengths  # the weights of the scaled columns
+        residual = weights - (weights @ span.T) @ span
+        if np.linalg.norm(residual) <= 1e-6 * np.linalg.norm(weights):
+            estimable.append(contrast)
+            continue
+        shown = ", ".join(columns[:6]) + (", ..." if len(columns) > 6 else "")
+        notes.append(Note.for_run(
+            run, "contrast-not-estimable",
+            f"{run.name}: the design's columns {shown} are linearly dependent (rank {len(span)} of {full.shape[1]}), so "
+            f"contrast {contrast.name!r} cannot be estimated and this run is left out of it; remove a column "
+            "that the others make (Model.X, the transformations or the confounds)"))
+    return tuple(estimable), notes
 
 
 def _missing_contrasts(plans):
