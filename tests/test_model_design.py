@@ -229,6 +229,23 @@ def test_convolve_derivatives_that_x_does_not_name_are_said():
     assert "trial_type.face_derivative" in named.matrix.columns and not [n for n in named.notes if "Convolve" in n]
 
 
+def test_model_hrf_derivatives_named_in_x_are_not_said_missing():
+    """``Model.HRF`` "spm + derivative" with ``trial_type.face_derivative`` in X: the design held it,
+    and a warning said no event had it and it was left out."""
+    events, confounds = random_run(5)
+    node = run_model(["trial_type.face", "trial_type.house", "trial_type.face_derivative", 1],
+                     transformations=[{"Name": "Factor", "Input": ["trial_type"]}],
+                     hrf={"Variables": ["trial_type.face", "trial_type.house"], "Model": "spm + derivative"})
+    design = build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    assert "trial_type.face_derivative" in design.matrix.columns
+    assert not [n for n in design.notes if "no event has" in n]
+    # without Model.HRF the name is no variable: an error, not a silent drop
+    plain = run_model(["trial_type.face", "trial_type.face_derivative", 1],
+                      transformations=[{"Name": "Factor", "Input": ["trial_type"]}])
+    with pytest.raises(ModelError, match="names 'trial_type.face_derivative', which is not a variable"):
+        build_run_design(plain, events, confounds, tr=TR, n_volumes=N_VOLUMES)
+
+
 def test_drift_settings():
     assert drift_settings(run_model(["a"], options={"HighPassFilterCutoffHz": 0.01})) == ("cosine", 0.01, 1)
     assert drift_settings(run_model(["a"])) == (None, None, 1)

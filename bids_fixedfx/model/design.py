@@ -225,10 +225,18 @@ def absent_levels(patterns, available, columns) -> list:
     names : list of str
         Plain names (no wildcard) that are not variables but whose ``column`` is one of the
         run's columns: a condition that does not occur in this run (pybids and bidspm leave
-        it out of that run).
+        it out of that run). The derivative columns of ``Model.HRF`` (``x_derivative``,
+        ``x_dispersion`` of a variable ``x``) are made by the convolution, not missing.
     """
     return [p for p in patterns if isinstance(p, str) and p not in available and not re.search(r"[*?\[]", p)
-            and "." in p and p.rsplit(".", 1)[0] in columns]
+            and "." in p and p.rsplit(".", 1)[0] in columns and not convolution_made(p, available)]
+
+
+def convolution_made(name, available) -> bool:
+    """Whether a ``Model.X`` name is a column that ``Model.HRF``'s convolution makes of a
+    variable (``x_derivative``, ``x_dispersion``), rather than a variable."""
+    return (isinstance(name, str) and name not in available
+            and re.sub(r"_(derivative|dispersion)$", "", name) in set(available) - {name})
 
 
 def expand_names(patterns, available, where: str) -> list:
@@ -299,7 +307,9 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     x, variables, notes = categories_as_levels(node.x, variables, where, missing=0.0)
     absent = absent_levels(x, variables.names, given.names)
     notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
-    x_names = expand_names([e for e in x if e not in absent], variables.names, f"{where}: Model.X")
+    made_by_hrf = [e for e in x if node.hrf is not None and convolution_made(e, variables.names)]
+    x_names = expand_names([e for e in x if e not in absent and e not in made_by_hrf], variables.names,
+                           f"{where}: Model.X")
     notes += _unused_derivatives(node, x_names, variables)
     hrf_x = categories_as_levels(node.hrf.variables, variables, where, missing=0.0)[0] if node.hrf else ()
     hrf_names = {n for n in x_names if any(n == pattern or fnmatchcase(n, pattern) for pattern in hrf_x)}
