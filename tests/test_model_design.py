@@ -246,6 +246,22 @@ def test_model_hrf_derivatives_named_in_x_are_not_said_missing():
         build_run_design(plain, events, confounds, tr=TR, n_volumes=N_VOLUMES)
 
 
+def test_events_combined_with_a_time_series_at_its_times_say_the_events_missed():
+    """A Product of events and a confounds column (a PPI term) samples the events at the
+    volumes: events between two volumes were dropped in silence."""
+    events = pd.DataFrame({"onset": [10.5, 20.0, 31.0, 40.5], "duration": [0.5] * 4, "trial_type": ["face"] * 4})
+    _, confounds = random_run(1)
+    product = {"Name": "Product", "Input": ["trial_type.face", "csf"], "Output": "ppi"}
+    factor = {"Name": "Factor", "Input": ["trial_type"]}
+    design = build_run_design(run_model(["ppi", 1], transformations=[factor, product]), events, confounds,
+                              tr=TR, n_volumes=N_VOLUMES, run_name="sub-01_run-1")
+    said = [n for n in design.notes if "are missed" in n]
+    assert len(said) == 1 and "3 of its 4 events" in said[0] and "set Dense to true" in said[0], design.notes
+    dense = build_run_design(run_model(["ppi", 1], transformations=[factor, {**product, "Dense": True}]), events,
+                             confounds, tr=TR, n_volumes=N_VOLUMES, run_name="sub-01_run-1")
+    assert not [n for n in dense.notes if "are missed" in n]
+
+
 def test_drift_settings():
     assert drift_settings(run_model(["a"], options={"HighPassFilterCutoffHz": 0.01})) == ("cosine", 0.01, 1)
     assert drift_settings(run_model(["a"])) == (None, None, 1)

@@ -303,8 +303,11 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     times = nilearn_frame_times(n_volumes, tr, start_time)
     given = run_variables(events, confounds, frame_times=times, tr=tr)
     variables = implicit_factors(given, node)
-    variables = apply_transformations(variables, node.transformations, f"Node {node.name!r} ({run_name})")
+    with warnings.catch_warnings(record=True) as said:  # what a transformation warns of: the run's notes
+        warnings.simplefilter("always", UserWarning)
+        variables = apply_transformations(variables, node.transformations, where)
     x, variables, notes = categories_as_levels(node.x, variables, where, missing=0.0)
+    notes = [one_line(w.message) for w in said if issubclass(w.category, UserWarning)] + list(notes)
     absent = absent_levels(x, variables.names, given.names)
     notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
     made_by_hrf = [e for e in x if node.hrf is not None and convolution_made(e, variables.names)]

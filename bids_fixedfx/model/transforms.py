@@ -11,6 +11,7 @@ values and refuses inputs that mix numbers and text.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from fnmatch import fnmatchcase
 
 import numpy as np
@@ -143,6 +144,17 @@ def _aligned(inputs, context, where):
             raise ModelError(f"{where}: the inputs have different numbers of rows.")
         return inputs
     base = next(v for v in inputs if v.kind == "dense")
+    times = np.asarray(base.times, dtype=float)
+    for v in inputs:
+        if v.kind == "sparse" and v.onset.size:
+            events = [(onset, duration) for onset, duration, value in zip(v.onset, v.duration, v.values) if value]
+            missed = sum(not np.any((times >= onset) & (times < onset + duration)) for onset, duration in events)
+            if missed:
+                warnings.warn(
+                    f"{where}: {v.name!r} (events) is combined with {base.name!r} (a time series) at its "
+                    f"{times.size} times, so {missed} of its {len(events)} events, which fall between them, "
+                    "are missed; set Dense to true to combine them on a fine time grid",
+                    UserWarning, stacklevel=2)
     return [densify(v, context, base.times) if v.kind == "sparse" else
             v.replace(values=sample(v, base.times), times=base.times) for v in inputs]
 
