@@ -495,6 +495,21 @@ def test_subjects_fitted_with_other_confounds_or_dummy_scans_are_not_tested_toge
         capsys.readouterr().err
 
 
+def test_subjects_with_maps_in_another_space_only_are_named(fresh_dataset, tmp_path, capsys):
+    """Participant jobs run with different --space: each space's tests left out the subjects
+    fitted in the other alone, without a word (the subjects without any maps were named)."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    out = tmp_path / "out"
+    participant = [str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]
+    assert main([*participant, "--participant-label", "01", "02"]) == 0
+    assert main([*participant, "--participant-label", "02", "03", "--space", "T1w"]) == 0
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "sub-03 has no maps in space-MNI152NLin2009cAsym, only in another space" in said, said
+    assert "sub-01 has no maps in space-T1w, only in another space" in said, said
+
+
 def test_a_subject_effect_map_removed_from_its_set_is_an_error_naming_it(example_dataset, analysed, tmp_path, capsys):
     """A subject whose effect map of a contrast is gone (its variance map is there) is not left
     out of that contrast's test without a word: the group level stops, naming the file."""

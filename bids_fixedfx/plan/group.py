@@ -369,9 +369,25 @@ def _found_maps(settings, step) -> tuple:
               for space in sorted({item.space for item in found if item.space in NATIVE_VOLUME_SPACES})]
     notes += [Note("selection", f"--participant-label {label} has no maps in {output_dir} and was left out; run the "
                                 f"participant level for sub-{label} to test it") for label in absent]
+    notes += _missing_in_space(found, selected)
     if not settings.participant_label:
         notes += _unprocessed(settings.bids_dir, mapped, output_dir)
     return read, notes
+
+
+def _missing_in_space(found, subjects) -> list:
+    """Notes naming, for each space tested, the subjects with maps in another space only (a
+    participant job run with another --space), which its tests leave out."""
+    notes = []
+    for space in sorted({item.space for item in found}, key=str):
+        missing = sorted(set(subjects) - {item.subject for item in found if item.space == space})
+        if missing:
+            named = ", ".join(f"sub-{label}" for label in missing[:10]) + (
+                f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            notes.append(Note("selection", f"{named} {'has' if len(missing) == 1 else 'have'} no maps in space-{space}, "
+                                           "only in another space, so the tests of that space leave them out; run the "
+                                           f"participant level for them with --space {space}"))
+    return notes
 
 
 def _has_func(subject_dir) -> bool:
