@@ -99,10 +99,7 @@ def without_bidi_controls(value):
     """A value for a page (the templates' ``finalize``): text without bidirectional controls,
     anything else as it is (escaping follows)."""
     if isinstance(value, str) and BIDI_CONTROLS.search(value):
-        from markupsafe import Markup
-
-        cleaned = BIDI_CONTROLS.sub("", value)
-        return Markup(cleaned) if isinstance(value, Markup) else cleaned
+        return type(value)(BIDI_CONTROLS.sub("", value))  # markup (already escaped) stays markup
     return value
 
 
