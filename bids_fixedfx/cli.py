@@ -37,7 +37,7 @@ from .arguments import (
     space_label,
     strip_prefix,
 )
-from .inference import METHODS, OPTIONS, REQUIRES, InferenceSettings
+from .inference import METHODS, OPTIONS, REQUIRES, REQUIRES_ONE, InferenceSettings
 from .progress import SUMMARY
 from .settings import MAX_CONTRASTS, MOTION_CONFOUNDS, ModelSettings, Settings
 
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nilearn's cluster_level_inference map (proportion of true discoveries)",
     )
     infer.add_argument(
-        "--cluster-threshold", type=nonnegative_float, default=3.0, metavar="Z",
+        "--cluster-threshold", type=nonnegative_float, default=None, metavar="Z",
         help="cluster-forming z of --cluster-inference and of permutation cluster statistics (default: 3)",
     )
     infer.add_argument(
@@ -379,12 +379,16 @@ def parse_settings(argv=None) -> Settings:
         raise UsageError("--n-perm tests across subjects by sign flips; it does not go with --group-model fixed.")
     inference = InferenceSettings(
         method=args.threshold, alpha=args.alpha, cluster_extent=args.cluster_extent,
-        cluster_inference=args.cluster_inference, cluster_threshold=args.cluster_threshold,
+        cluster_inference=args.cluster_inference,
+        cluster_threshold=3.0 if args.cluster_threshold is None else args.cluster_threshold,
         n_perm=args.n_perm, tfce=args.tfce,
     )
     for field, needed, why in REQUIRES:
         if getattr(inference, field) and not getattr(inference, needed):
             raise UsageError(f"{OPTIONS[field]} needs {OPTIONS[needed]} ({why}).")
+    for field, needed, why in REQUIRES_ONE:  # given alone, it would change nothing
+        if getattr(args, field) is not None and not any(getattr(inference, other) for other in needed):
+            raise UsageError(f"{OPTIONS[field]} needs {' or '.join(OPTIONS[other] for other in needed)} ({why}).")
     if len(args.contrast) > MAX_CONTRASTS:
         raise UsageError(f"--contrast is given {len(args.contrast)} times; at most {MAX_CONTRASTS} contrasts are "
                          "computed in one run of the app (each writes five maps a run and a subject).")

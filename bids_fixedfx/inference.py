@@ -31,6 +31,11 @@ REQUIRES = (
     ("cluster_extent", "method", "it removes small clusters of the thresholded map"),
     ("tfce", "n_perm", "it is a statistic of the permutation test"),
 )
+#: Settings that, when given, need one of others: (field, the fields, why).
+REQUIRES_ONE = (
+    ("alpha", ("method", "cluster_inference", "n_perm"), "it is their error rate"),
+    ("cluster_threshold", ("cluster_inference", "n_perm"), "it forms their clusters"),
+)
 #: The ``desc`` of each permutation map, nilearn's key of it and what it tests.
 PERMUTATION_MAPS = {
     "permmaxt": ("logp_max_t", "voxel-level max-t"),
@@ -196,7 +201,9 @@ def permutation_maps(effects, mask_img, settings: InferenceSettings, random_stat
     from nilearn.glm.second_level import non_parametric_inference
 
     design = pd.DataFrame({"intercept": np.ones(len(effects))})
-    threshold = _p_of_z(settings.cluster_threshold)
+    # |z| > threshold on both tails: nilearn reads a two-sided test's threshold as a two-sided p
+    # (it halves it), so the p of both tails (it formed clusters at |z| > 2.74 for 2.5)
+    threshold = 2 * _p_of_z(settings.cluster_threshold)
     import warnings
 
     with warnings.catch_warnings():  # nilearn's own cluster-size image is made of int64s, and it says so

@@ -457,3 +457,19 @@ def test_a_filter_value_that_is_no_label_or_whole_number_is_refused(tmp_path, ca
     assert "which no BIDS label or index is" in capsys.readouterr().err
     path.write_text(json.dumps({"bold": {"run": 2.0}}))
     assert parse("--bids-filter-file", str(path)).bids_filters == {"bold": {"run": 2.0}}
+
+
+@pytest.mark.parametrize("level, given, named", [
+    ("participant", ["--alpha", "0.01"], "--alpha needs --threshold or --cluster-inference or --n-perm"),
+    ("participant", ["--cluster-threshold", "2.5"], "--cluster-threshold needs --cluster-inference or --n-perm"),
+    ("group", ["--alpha", "0.01"], "--alpha needs --threshold"),
+])
+def test_inference_options_that_change_nothing_alone_are_refused(example_dataset, tmp_path, capsys, level, given,
+                                                                  named):
+    """Given alone, --alpha and --cluster-threshold changed nothing, with exit 0 (SPEC §4)."""
+    from tools import fails
+
+    fails(capsys, [example_dataset.path, tmp_path / "out", level, *given], EX_USAGE, named)
+    args = [str(example_dataset.path), str(tmp_path / "out"), level, *given,
+            *(["--cluster-inference"] if level == "participant" else ["--n-perm", "10"])]
+    assert cli.parse_settings(args).inference.any  # with what they belong to: accepted

@@ -58,6 +58,9 @@ def test_nothing_is_written_when_nothing_is_asked():
     ({"NPerm": 100}, "subject", "meta", "dataset node"),
     ({"ClusterExtent": 10}, "subject", "meta", "without 'Threshold'"),
     ({"TFCE": True}, "dataset", "glm", "without 'NPerm'"),
+    # given alone they change nothing (were accepted, exit 0)
+    ({"Alpha": 0.01}, "subject", "meta", "'Alpha' without 'Threshold' or 'ClusterInference' or 'NPerm'"),
+    ({"ClusterThreshold": 2.5}, "dataset", "glm", "'ClusterThreshold' without 'ClusterInference' or 'NPerm'"),
     ({"NPerm": 100}, "dataset", "meta", "fixed effects"),
     ({"NPerm": 1000000000}, "dataset", "glm", "at most 100,000 permutations"),  # ran for hours
     ("fdr", "subject", "meta", "must be an object"),

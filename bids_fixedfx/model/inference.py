@@ -16,7 +16,7 @@ The subject node's apply at the participant level, the dataset node's at the gro
 
 from __future__ import annotations
 
-from ..inference import MAX_PERMUTATIONS, METHODS, OPTIONS, REQUIRES, InferenceSettings
+from ..inference import MAX_PERMUTATIONS, METHODS, OPTIONS, REQUIRES, REQUIRES_ONE, InferenceSettings
 from .bsm import ModelError
 
 #: The ``Model.Software`` key of this app's settings.
@@ -68,6 +68,10 @@ def stated_inference(node) -> InferenceSettings | None:
     for field, needed, why in REQUIRES:
         if getattr(settings, field) and not getattr(settings, needed):
             raise ModelError(f"{where} has {_FIELDS[field]!r} without {_FIELDS[needed]!r} ({why}).")
+    for field, needed, why in REQUIRES_ONE:
+        if field in values and not any(getattr(settings, other) for other in needed):
+            raise ModelError(f"{where} has {_FIELDS[field]!r} without "
+                             f"{' or '.join(repr(_FIELDS[other]) for other in needed)} ({why}).")
     if settings.n_perm and node.model_type == "meta":
         raise ModelError(f"{where} has 'NPerm', a sign-flip test across subjects; the node combines them by "
                          "fixed effects (Type meta).")
