@@ -526,7 +526,9 @@ def _plan_group(settings):
             logger.warning("%s", text)
     if settings.group_covariates:
         model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir),
-                                      settings.inference)
+                                      settings.inference, plan.described_columns(settings.bids_dir))
+        for text in model.notes:
+            logger.warning("%s", text)
     if model is not None:
         if settings.model_file and not settings.group_covariates:
             _check_model_copy(model, settings.output_dir / _model_copy(model))

@@ -698,6 +698,35 @@ def test_group_covariates_written_with_a_decimal_comma_are_named(tmp_path):
         covariates_model(["age"], read_participants(tmp_path))
 
 
+@pytest.mark.parametrize("ages", [["41y", "30y", "30y", "26y", "27y"], ["41 years", "30", "26.5 years"]])
+def test_group_covariates_written_with_a_unit_are_named(tmp_path, ages):
+    """'41y' read as a label made one group per age (an F test of 1 dof), exit 0."""
+    from bids_fixedfx.errors import InputFileError
+    from bids_fixedfx.plan import covariates_model, read_participants
+
+    (tmp_path / "participants.tsv").write_text(
+        "participant_id\tage\n" + "".join(f"sub-0{i}\t{a}\n" for i, a in enumerate(ages, start=1)))
+    with pytest.raises(InputFileError, match=f"--group-covariates age: participants.tsv writes its numbers with a "
+                                             f"unit \\('{ages[0]}'\\)"):
+        covariates_model(["age"], read_participants(tmp_path), described={"age": {"Units": "year"}})
+    # without Units the values may be labels (a scanner's 3T and 1.5T): read so, and said
+    model = covariates_model(["age"], read_participants(tmp_path))
+    assert len(model.notes) == 1 and "are read as labels, one group per value" in model.notes[0]
+
+
+def test_numbered_groups_that_participants_json_declares_as_levels_are_said(tmp_path):
+    """Codes 1/2/3 declared as Levels were fitted as a slope without a word."""
+    from bids_fixedfx.plan import covariates_model, described_columns, read_participants
+
+    (tmp_path / "participants.tsv").write_text(
+        "participant_id\tgroup\tage\n" + "".join(f"sub-0{i}\t{g}\t{20 + i}\n" for i, g in enumerate("12312", start=1)))
+    (tmp_path / "participants.json").write_text(json.dumps(
+        {"group": {"Levels": {"1": "a", "2": "b", "3": "c"}}, "age": {"Units": "year"}}))
+    model = covariates_model(["group", "age"], read_participants(tmp_path), described=described_columns(tmp_path))
+    assert len(model.notes) == 1 and "--group-covariates group: its values are numbers" in model.notes[0]
+    assert described_columns(tmp_path / "none") == {}
+
+
 def test_a_column_of_numbers_with_a_stray_token_is_named(tmp_path):
     """'n.a.' among IQ scores made the column a group of four levels (an F test), without a word."""
     from bids_fixedfx.errors import InputFileError

@@ -11,6 +11,7 @@ from .group import (
     GroupPlan,
     GroupTest,
     SubjectMapFiles,
+    described_columns,
     find_subject_maps,
     plan_group,
     read_participants,
@@ -29,7 +30,8 @@ from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, resid
 
 __all__ = [
     "MIN_DOF", "MIN_SUBJECTS", "SUPPORTED", "GroupPlan", "GroupTest", "LeftOut", "Plan", "RunPlan",
-    "SubjectMapFiles", "SubjectPlan", "apply_input", "covariates_model", "default_model", "find_subject_maps",
+    "SubjectMapFiles", "SubjectPlan", "apply_input", "covariates_model", "default_model", "described_columns",
+    "find_subject_maps",
     "inference_settings", "model_settings", "plan_group",
     "plan_runs", "read_model", "read_participants", "residual_dof", "run_node",
 ]

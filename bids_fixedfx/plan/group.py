@@ -627,6 +627,22 @@ def read_participants(bids_dir):
     return _labelled_table(bids_dir / "participants.tsv", "participant_id", "subject", "sub", "participants")
 
 
+def described_columns(bids_dir) -> dict:
+    """What ``participants.json`` says of each column (``Levels``, ``Units``...); nothing when
+    it is missing or unreadable (the group level does not need it)."""
+    from ..errors import InputFileError
+    from ..jsonfile import read_object
+
+    path = bids_dir / "participants.json"
+    if not path.is_file():
+        return {}
+    try:
+        described = read_object(path, "participants.json")
+    except InputFileError:
+        return {}
+    return {str(column): entry for column, entry in described.items() if isinstance(entry, dict)}
+
+
 def read_sessions(bids_dir, subject):
     """A subject's ``sessions.tsv`` as a table indexed by session label (``ses-`` removed);
     an empty table when the subject has none."""

@@ -282,7 +282,7 @@ def default_model(plan, settings):
     return made, None
 
 
-def covariates_model(columns, participants, inference=None):
+def covariates_model(columns, participants, inference=None, described=None):
     """The model of ``--group-covariates``: a dataset node testing columns of ``participants.tsv``.
 
     A column of numbers is a covariate, demeaned, tested by its slope; a column of labels (at
@@ -297,6 +297,10 @@ def covariates_model(columns, participants, inference=None):
         ``participants.tsv`` indexed by subject.
     inference : InferenceSettings, optional
         The group level's corrected inference, which the dataset node states.
+    described : dict, optional
+        What ``participants.json`` says of each column: a column of numbers that it gives
+        ``Levels`` is still a covariate, with a note in the model's ``notes``; one of numbers
+        with a unit (``41y``) is refused when it gives ``Units``, else read as labels, with a note.
 
     Returns
     -------
@@ -307,7 +311,7 @@ def covariates_model(columns, participants, inference=None):
     UsageError
         A column that ``participants.tsv`` lacks, a group column with one level, two group columns.
     InputFileError
-        A column of numbers written with a decimal comma, or with a stray word among them.
+        A column of numbers written with a decimal comma or a unit, or with a stray word among them.
     """
     import pandas as pd
 
@@ -315,7 +319,7 @@ def covariates_model(columns, participants, inference=None):
     from ..model import parse_model
     from ..model.inference import inference_software
 
-    x, contrasts, instructions, groups = [], [], [], None
+    x, contrasts, instructions, groups, notes = [], [], [], None, []
     for column in columns:
         if not len(participants.columns):
             raise UsageError(f"--group-covariates {column} needs BIDS_DIR/participants.tsv, which is missing or "
@@ -327,6 +331,10 @@ def covariates_model(columns, participants, inference=None):
             )
         values = participants[column].dropna()
         if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
+            if (described or {}).get(column, {}).get("Levels"):
+                notes.append(f"--group-covariates {column}: its values are numbers, so it is a covariate tested by "
+                             "its slope, though participants.json describes its Levels (categories); write the "
+                             "levels as labels (such as g1, g2) to compare the groups")
             x.append(column)
             instructions.append({"Name": "Demean", "Input": [column]})
             contrasts.append({"Name": column, "ConditionList": [column], "Weights": [1], "Test": "t"})
@@ -337,6 +345,16 @@ def covariates_model(columns, participants, inference=None):
                 f"--group-covariates {column}: participants.tsv writes its numbers with a decimal comma "
                 f"({values[decimal_comma].iloc[0]!r}); write them with a point, as BIDS tables do."
             )
+        with_unit = values.astype(str).str.fullmatch(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)\s*[^\W\d_][^\d]*")
+        if with_unit.any() and (with_unit | pd.to_numeric(values, errors="coerce").notna()).all():
+            if (described or {}).get(column, {}).get("Units"):  # '41y' as labels: one group per age
+                raise InputFileError(
+                    f"--group-covariates {column}: participants.tsv writes its numbers with a unit "
+                    f"({values[with_unit].iloc[0]!r}); write the numbers alone (participants.json states the unit)."
+                )
+            notes.append(f"--group-covariates {column}: its values ({values[with_unit].iloc[0]!r}, ...) are read as "
+                         "labels, one group per value; if they are numbers with a unit, write the numbers alone to "
+                         "test a slope")
         numbers = pd.to_numeric(values, errors="coerce").notna()
         if numbers.sum() > len(values) / 2:  # numbers but a few: a stray token, not levels of a group
             raise InputFileError(
@@ -376,4 +394,5 @@ def covariates_model(columns, participants, inference=None):
         node["Transformations"] = {"Transformer": "pybids-transforms-v1", "Instructions": instructions}
     document = {"Name": "groupCovariates", "BIDSModelVersion": "1.0.0",
                 "Description": f"The group design of --group-covariates {' '.join(columns)}.", "Nodes": [node]}
-    return parse_model(document, "--group-covariates")
+    model = parse_model(document, "--group-covariates")
+    return replace(model, notes=(*model.notes, *notes))
