@@ -712,7 +712,8 @@ def write_group(test, settings, staging, intersections=None) -> list:
         maps, group = _group_maps(test, contrast, matrix, mask, group_model)
         sources = [*effects, *([i.variance for i in items] if group_model == "fixed" else [])]
         sidecar = sidecars.StatmapSidecar(
-            tuple(outputs.source(p, output_dir) for f in [*sources, *mask_paths] for p in surface.files_of(f)),
+            tuple(dict.fromkeys(outputs.source(p, output_dir)  # a GIFTI pair: named once, by either file
+                                for f in [*sources, *mask_paths] for p in surface.files_of(f))),
             sidecars.ContrastInfo(contrast.name, contrast.weights, contrast.test), maps.dof,
             items[0].info.model,
             group={**group, "NumberOfSubjects": len(subjects), "Subjects": subjects, **sessions},

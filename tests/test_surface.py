@@ -419,6 +419,8 @@ def test_surface_group_maps_equal_nilearn_second_level(surface_dataset, analysed
         sidecar = json.loads((analysed / "group" / f"task-checkerboard_hemi-L_space-{FS5}_contrast-{condition}_stat-t_statmap.json").read_text())
         assert sidecar["NumberOfSubjects"] == len(surface_dataset.subjects)
         assert sidecar["DegreesOfFreedom"] == len(surface_dataset.subjects) - 1
+        # each file once: both hemispheres of every subject's effect map and of the group mask
+        assert len(sidecar["Sources"]) == len(set(sidecar["Sources"])) == 2 * len(surface_dataset.subjects) + 2
 
 
 @pytest.mark.slow
