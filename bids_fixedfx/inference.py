@@ -96,6 +96,16 @@ class InferenceSettings:
         return bool(self.method or self.cluster_inference or self.n_perm)
 
 
+def option_text(settings: InferenceSettings) -> str:
+    """The corrected inference asked for, as the options that ask it (``--threshold fdr, --n-perm 100``)."""
+    asked = []
+    for field in ("method", "cluster_inference", "n_perm"):
+        value = getattr(settings, field)
+        if value:
+            asked.append(OPTIONS[field] + ("" if value is True else f" {value}"))
+    return ", ".join(asked)
+
+
 @dataclass(frozen=True, eq=False)
 class InferenceMap:
     """One map of corrected inference and what its sidecar states.

@@ -728,6 +728,10 @@ def write_group(test, settings, staging, intersections=None) -> list:
             outputs.write_inference_maps("group_statmap", contrast.label, found, staging, sidecar.to_json(),
                                          group_model=group_model, design=design, desc_parts=test.desc_parts,
                                          **common)
+        elif settings.inference.any:
+            logger.warning("task-%s contrast-%s is an F test: the corrected inference asked for (%s) applies to t "
+                           "contrasts, so its F, z and p maps alone were written; test its rows as t contrasts to "
+                           "correct them.", test.task, contrast.label, inference.option_text(settings.inference))
     labels = {contrast.label for contrast, _ in contrasts}
     return [
         relative for relative in outputs.existing_set(output_dir, "group", task=test.task, space=test.space,

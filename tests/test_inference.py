@@ -145,3 +145,29 @@ def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tm
     group_mask = nib.load(str(next(group.glob("*_desc-group_mask.nii.gz")))).get_fdata() > 0
     assert p_map.get_data_dtype() == np.float32
     assert (p_map.get_fdata()[~group_mask] == 1).all()
+
+
+@pytest.mark.slow
+def test_a_group_f_test_with_corrected_inference_asked_says_it_has_none(fresh_dataset, tmp_path, capsys):
+    """Corrected inference applies to t contrasts: a dataset node's F test got none, in silence."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    nodes = [
+        {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"Type": "glm", "X": ["audio", 1]},
+         "DummyContrasts": {"Test": "t"}},
+        {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"], "Model": {"Type": "meta", "X": [1]},
+         "DummyContrasts": {"Test": "t"}},
+        {"Level": "Dataset", "Name": "dataset", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": [1]},
+         "Contrasts": [{"Name": "anyEffect", "ConditionList": [1], "Weights": [[1]], "Test": "F"},
+                       {"Name": "mean", "ConditionList": [1], "Weights": [1], "Test": "t"}]},
+    ]
+    model = tmp_path / "model-f_smdl.json"
+    model.write_text(json.dumps({"Name": "f", "BIDSModelVersion": "1.0.0", "Nodes": nodes}))
+    out = tmp_path / "out"
+    common = [str(dataset.path), str(out), "--no-reports", "-m", str(model)]
+    assert main([*common[:2], "participant", "--skip-bids-validation", *common[2:]]) == 0
+    capsys.readouterr()
+    assert main([*common[:2], "group", *common[2:], "--threshold", "fpr"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "contrast-audioAnyEffect is an F test: the corrected inference asked for (--threshold fpr)" in said, said
+    assert list(out.glob("group/*contrast-audioMean_stat-z_desc-fpr_statmap.nii.gz"))
+    assert not list(out.glob("group/*contrast-audioAnyEffect_*desc-fpr*"))
