@@ -12,6 +12,7 @@ references are built in nilearn, independently of the app: ``FirstLevelModel`` o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -190,6 +191,23 @@ def test_a_left_file_without_its_right_twin_is_refused(surface_dataset, tmp_path
     left.write_bytes(gifti_pair(surface_dataset, "01", "01")[0].read_bytes())
     with pytest.raises(InputFileError, match="hemi-R"):
         surface.read_series(left)
+
+
+def test_a_broken_gifti_pair_stops_only_the_jobs_of_its_space(surface_dataset, tmp_path):
+    """A run's missing hemi-R file of fsaverage5 stopped --space MNI... and --space fsLR jobs too."""
+    from bids_fixedfx import discover
+    from bids_fixedfx.errors import NoDataError
+    from bids_fixedfx.settings import Settings
+
+    copy = tmp_path / "bids"
+    shutil.copytree(surface_dataset.path, copy, symlinks=True)
+    right = gifti_pair(surface_dataset, "01", "01")[1]
+    (copy / right.relative_to(surface_dataset.path)).unlink()
+    settings = Settings(bids_dir=copy, output_dir=tmp_path / "out", analysis_level="participant",
+                        participant_label=("01",))
+    assert discover.select_runs(dataclasses.replace(settings, space=FSLR)).runs
+    with pytest.raises(NoDataError, match=f"has no right hemisphere {right.name}"):
+        discover.select_runs(dataclasses.replace(settings, space=FS5))
 
 
 def test_a_gifti_pair_with_other_vertices_than_its_spaces_mesh_is_refused_before_any_output(

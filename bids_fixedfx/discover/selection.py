@@ -16,7 +16,7 @@ from .metadata import start_time_warning
 from .query import NIFTI, _get, _pybids_filters, _values
 from .runs import (Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs, run_queries,
                    unmodelled_runs)
-from .surfaces import surface_series
+from .surfaces import check_pairs, surface_series
 
 
 def select_runs(settings) -> Selection:
@@ -147,6 +147,7 @@ def select_runs(settings) -> Selection:
     for space in chosen:
         space_query = Query.NONE if space is None else space
         files = [f for f in preproc + surfaces if f.get_entities().get("space", Query.NONE) == space_query]
+        check_pairs(files)
         _refuse_several_per_run(files)
         runs += [
             _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated)

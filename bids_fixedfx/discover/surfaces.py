@@ -31,11 +31,7 @@ def surface_series(layout, query, bold_filters) -> list:
     Returns
     -------
     files : list of BIDSFile
-
-    Raises
-    ------
-    NoDataError
-        A left hemisphere's file has no right twin.
+        Not checked: :func:`check_pairs` checks the GIFTI pairs of the spaces chosen.
     """
     from bids.layout import Query
 
@@ -47,8 +43,20 @@ def surface_series(layout, query, bold_filters) -> list:
                  **{**filters, "hemi": "L"}) if wanted is None or GIFTI_SERIES in wanted else []
     cifti = _get(layout, scope="derivatives", extension=CIFTI_SERIES, return_type="object",
                  **filters) if wanted is None or CIFTI_SERIES in wanted else []
-    for left in gifti:
-        right = hemisphere_pair(Path(left.path))[1]
-        if not right.is_file():
-            raise NoDataError(f"{left.path} has no right hemisphere {right.name} next to it.")
     return list(gifti) + list(cifti)
+
+
+def check_pairs(files) -> None:
+    """Refuse a GIFTI series whose right hemisphere's file is missing (files of the chosen
+    spaces only: a broken pair in a space not modelled stops nothing).
+
+    Raises
+    ------
+    NoDataError
+        Naming the left file and the right one it lacks.
+    """
+    for left in files:
+        if str(left.path).endswith(GIFTI_SERIES):
+            right = hemisphere_pair(Path(left.path))[1]
+            if not right.is_file():
+                raise NoDataError(f"{left.path} has no right hemisphere {right.name} next to it.")
