@@ -466,6 +466,7 @@ def run_group(settings, fork: bool = False) -> None:
 
 def _group(settings, fork):
     """:func:`run_group` once the locations are checked."""
+    started = time.time()
     with _beside_imports(_plan_group, settings, GROUP_MODULES, fork, _group_methods,
                          "Planning the group level") as planning:
         model, settings, checked, methods = planning.result()
@@ -492,6 +493,8 @@ def _group(settings, fork):
             outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
             for staging, stale in sets:
                 staging.commit(stale)
+        for text in _outdated_group_maps(settings.output_dir, started):
+            logger.warning("%s", text)
         composed = planning.then_result()
         if composed is not None:
             logger.debug("Methods text composed in process %d while the maps were computed", planning.pid)
@@ -502,6 +505,34 @@ def _group(settings, fork):
     logger.log(progress.SUMMARY, "Group level done: %d test(s) of %s in %s%s", len(checked.tests),
                ", ".join(sorted({f"task-{t.task}" for t in checked.tests})), settings.output_dir / "group",
                f"; report: {page}" if settings.reports and page.is_file() else "")
+
+
+def _outdated_group_maps(output_dir, since) -> list[str]:
+    """A warning for the group maps this job left as they were (another group model's, which a
+    job replaces only its own; ``since``: the job's start) whose subject maps were rewritten or
+    removed since: their ``Sources`` no longer name what they were computed from. One
+    ``stat-t`` sidecar is read a set."""
+    from .errors import FixedFxError
+    from .jsonfile import read_object
+
+    stale = []
+    for sidecar in sorted((output_dir / "group").glob("*_stat-t_*statmap.json")):
+        try:
+            made = sidecar.stat().st_mtime
+            if made >= since:  # written by this job
+                continue
+            sources = read_object(sidecar).get("Sources", [])
+        except (OSError, FixedFxError):
+            continue
+        for source in sources if isinstance(sources, list) else []:
+            path = output_dir / str(source).removeprefix("bids::") if str(source).startswith("bids::") else None
+            if path is not None and "/func/" in str(source) and (not path.exists() or path.stat().st_mtime > made):
+                stale.append(sidecar.name)
+                break
+    if not stale:
+        return []
+    return [f"{len(stale)} group map set(s) of another group model or contrast, such as {stale[0]}, were computed "
+            "from subject maps rewritten or removed since; rerun the group level that made them, or remove them."]
 
 
 def _plan_group(settings):

@@ -510,6 +510,24 @@ def test_subjects_with_maps_in_another_space_only_are_named(fresh_dataset, tmp_p
     assert "sub-01 has no maps in space-T1w, only in another space" in said, said
 
 
+def test_group_maps_of_another_group_model_left_behind_by_a_rerun_are_said(fresh_dataset, tmp_path, capsys):
+    """A group job replaces its own group model's maps only: after a participant rerun, the
+    fixed-effects group maps stayed, their Sources naming subject maps they were not computed from."""
+    dataset = fresh_dataset(subjects=("01", "03"))
+    out = tmp_path / "out"
+    participant = [str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]
+    group = [str(dataset.path), str(out), "group", "--no-reports"]
+    assert main(participant) == 0 and main([*group, "--group-model", "fixed"]) == 0
+    assert main(group) == 0
+    assert "computed from subject maps rewritten" not in capsys.readouterr().err  # nothing changed since
+    assert main([*participant, "--smoothing-fwhm", "4"]) == 0
+    capsys.readouterr()
+    assert main(group) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "group map set(s) of another group model or contrast, such as " in said and "desc-fixedfx" in said, said
+    assert "computed from subject maps rewritten or removed since" in said
+
+
 def test_a_subject_effect_map_removed_from_its_set_is_an_error_naming_it(example_dataset, analysed, tmp_path, capsys):
     """A subject whose effect map of a contrast is gone (its variance map is there) is not left
     out of that contrast's test without a word: the group level stops, naming the file."""
