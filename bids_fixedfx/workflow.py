@@ -752,6 +752,11 @@ def write_group(test, settings, staging, intersections=None) -> list:
         )
         outputs.write_statmaps("group_statmap", maps, staging, sidecar.to_json(), form, desc=own, **common)
         if settings.inference.any and contrast.test == "t":
+            if settings.inference.n_perm > 2 ** len(effects) and _one_sample(test.design):
+                logger.warning("task-%s contrast-%s: %d subjects have only %d distinct sign flips, fewer than the "
+                               "--n-perm %d asked for, so the permutation p values cannot go below 1/%d.", test.task,
+                               contrast.label, len(effects), 2 ** len(effects), settings.inference.n_perm,
+                               2 ** len(effects))
             found = inference.inference_maps(
                 maps.maps, mask, settings.inference,
                 effects=effects if group_model == "random" and _one_sample(test.design) else None,

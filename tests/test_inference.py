@@ -109,7 +109,7 @@ def test_nothing_is_asked_by_default():
 
 
 @pytest.mark.slow
-def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tmp_path):
+def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("01", "02", "03"))
     out = tmp_path / "out"
     common = [str(dataset.path), str(out)]
@@ -129,7 +129,10 @@ def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tm
     expected, _ = threshold_stats_img(str(z), mask_img=str(mask), alpha=0.05, height_control="fdr", two_sided=True)
     np.testing.assert_allclose(nib.load(str(subject[0])).get_fdata(), expected.get_fdata(), rtol=1e-4, atol=1e-5)
 
+    capsys.readouterr()
     assert main([*common, "group", "--no-reports", "--threshold", "bonferroni", "--n-perm", "30", "--tfce"]) == 0
+    # three subjects have 8 sign flips: the 30 permutations asked for cannot resolve p below 1/8
+    assert "3 subjects have only 8 distinct sign flips, fewer than the --n-perm 30" in capsys.readouterr().err
     group = out / "group"
     for name in ("stat-z_desc-bonferroni", "stat-logp_desc-permmaxt", "stat-logp_desc-permtfce"):
         assert list(group.glob(f"*_contrast-audio_{name}_statmap.nii.gz")), name
