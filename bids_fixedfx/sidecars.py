@@ -404,7 +404,7 @@ class DesignSidecar:
         values = [_need(data, key, path) for key in keys]
         values = [tuple(v) if isinstance(v, list) else v for v in values]
         convolution = data.get("ConvolveHRFModels") or []
-        if not (isinstance(convolution, list) and all(isinstance(name, str) for name in convolution)):
+        if not _strings(convolution):
             raise InputFileError(f"{path}: ConvolveHRFModels is not a list of HRF names.")
         return cls(*values, convolution=tuple(convolution))
 

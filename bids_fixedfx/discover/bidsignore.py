@@ -32,7 +32,7 @@ class IgnoreRule:
 
     pattern: str
 
-    @property
+    @functools.cached_property  # once a rule: the index asks for every entry it lists
     def parts(self) -> tuple[str, ...]:
         """The pattern's names, runs of ``**`` made one."""
         parts = []
@@ -41,7 +41,7 @@ class IgnoreRule:
                 parts.append(part)
         return tuple(parts)
 
-    @property
+    @functools.cached_property
     def anchored(self) -> bool:
         return "/" in self.pattern.rstrip("/")
 

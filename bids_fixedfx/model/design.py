@@ -23,7 +23,7 @@ from .bsm import INTERCEPT, ModelError
 from .formula import apply_formula, parse_formula
 from .hrf import MIN_ONSET, OVERSAMPLING, convolve
 from .transforms import apply_transformations
-from .variables import Variable, listed, run_variables, sample
+from .variables import Variable, is_wildcard, listed, run_variables, sample
 
 #: The ``Model.Software`` key whose settings are read (``drift_model``, ``drift_order``).
 SOFTWARE = "nilearn"
@@ -228,7 +228,7 @@ def absent_levels(patterns, available, columns) -> list:
         it out of that run). The derivative columns of ``Model.HRF`` (``x_derivative``,
         ``x_dispersion`` of a variable ``x``) are made by the convolution, not missing.
     """
-    return [p for p in patterns if isinstance(p, str) and p not in available and not re.search(r"[*?\[]", p)
+    return [p for p in patterns if isinstance(p, str) and p not in available and not is_wildcard(p)
             and "." in p and p.rsplit(".", 1)[0] in columns and not convolution_made(p, available)]
 
 
@@ -236,7 +236,7 @@ def convolution_made(name, available) -> bool:
     """Whether a ``Model.X`` name is a column that ``Model.HRF``'s convolution makes of a
     variable (``x_derivative``, ``x_dispersion``), rather than a variable."""
     return (isinstance(name, str) and name not in available
-            and re.sub(r"_(derivative|dispersion)$", "", name) in set(available) - {name})
+            and re.sub(r"_(derivative|dispersion)$", "", name) in available)
 
 
 def expand_names(patterns, available, where: str) -> list:
@@ -248,7 +248,7 @@ def expand_names(patterns, available, where: str) -> list:
             continue
         if pattern in available:
             matched = [pattern]
-        elif re.search(r"[*?\[]", pattern):
+        elif is_wildcard(pattern):
             matched = [n for n in available if fnmatchcase(n, pattern)]
         else:
             raise ModelError(f"{where} names {pattern!r}, which is not a variable "
