@@ -556,7 +556,8 @@ def _plan_group(settings):
         for text in model.notes:
             logger.warning("%s", text)
     if settings.group_covariates:
-        model = plan.covariates_model(settings.group_covariates, plan.read_participants(settings.bids_dir),
+        model = plan.covariates_model(settings.group_covariates,
+                                      plan.read_participants(settings.bids_dir, coded=settings.group_covariates),
                                       settings.inference, plan.described_columns(settings.bids_dir))
         for text in model.notes:
             logger.warning("%s", text)

@@ -714,16 +714,29 @@ def test_group_covariates_written_with_a_unit_are_named(tmp_path, ages):
     assert len(model.notes) == 1 and "are read as labels, one group per value" in model.notes[0]
 
 
-def test_numbered_groups_that_participants_json_declares_as_levels_are_said(tmp_path):
-    """Codes 1/2/3 declared as Levels were fitted as a slope without a word."""
+def test_numbered_groups_that_participants_json_declares_as_levels_are_groups(tmp_path):
+    """Codes 1/2/3 declared as Levels were fitted as a slope (a BIDS dataset's usual coding)."""
     from bids_fixedfx.plan import covariates_model, described_columns, read_participants
 
     (tmp_path / "participants.tsv").write_text(
-        "participant_id\tgroup\tage\n" + "".join(f"sub-0{i}\t{g}\t{20 + i}\n" for i, g in enumerate("12312", start=1)))
+        "participant_id\tgroup\tage\n" + "".join(f"sub-0{i}\t{g}\t{20 + i}\n" for i, g in enumerate("1231n", start=1)))
+    (tmp_path / "participants.tsv").write_text((tmp_path / "participants.tsv").read_text().replace("\tn\t", "\tn/a\t"))
     (tmp_path / "participants.json").write_text(json.dumps(
         {"group": {"Levels": {"1": "a", "2": "b", "3": "c"}}, "age": {"Units": "year"}}))
-    model = covariates_model(["group", "age"], read_participants(tmp_path), described=described_columns(tmp_path))
-    assert len(model.notes) == 1 and "--group-covariates group: its values are numbers" in model.notes[0]
+    table = read_participants(tmp_path, coded=["group", "age"])
+    assert table["group"].tolist()[:4] == ["1", "2", "3", "1"] and table["group"].isna().tolist()[4]
+    assert table["age"].tolist() == [21, 22, 23, 24, 25]  # no Levels: numbers still
+    model = covariates_model(["group", "age"], table, described=described_columns(tmp_path))
+    node = model.nodes[0]
+    assert model.notes == () and node.x == ("group.1", "group.2", "group.3", "age")
+    assert {c.name: c.test for c in node.contrasts} == {"mean": "t", "group differences": "F", "age": "t"}
+    assert read_participants(tmp_path)["group"].dtype.kind == "f"  # a model file's numbers stay numbers
+    # a code that Levels do not name: a covariate, and said
+    (tmp_path / "participants.json").write_text(json.dumps({"group": {"Levels": {"1": "a", "2": "b"}}}))
+    table = read_participants(tmp_path, coded=["group"])
+    model = covariates_model(["group"], table, described=described_columns(tmp_path))
+    assert model.nodes[0].x == (1, "group")
+    assert len(model.notes) == 1 and "not all of them codes of the Levels" in model.notes[0]
     assert described_columns(tmp_path / "none") == {}
 
 

@@ -37,7 +37,7 @@ def test_covariate_equals_nilearn_and_missing_values_are_left_out():
         [f"sub-{s}" for s in kept["subject"]],
         pd.DataFrame({"subject_label": [f"sub-{s}" for s in kept["subject"]], "age": kept["age"]}))
     np.testing.assert_array_equal(design.matrix.to_numpy(), expected.to_numpy())
-    assert design.dropped == (2,) and design.notes == ("Node 'group': left out 03 (missing values in age)",)
+    assert design.dropped == (2,) and design.notes == ("Node 'group': left out sub-03 (missing values in age)",)
 
 
 def test_two_sample_with_demeaned_covariate():
@@ -54,7 +54,7 @@ def test_a_level_named_in_x_is_missing_where_its_category_is():
     table = PARTICIPANTS.fillna({"age": 40.0}).assign(group=["patient", np.nan, "patient", "control", np.nan])
     design = build_group_design(dataset_node(["group.patient", "group.control"]), table)
     assert design.dropped == (1, 4) and list(design.matrix["group.patient"]) == [1, 1, 0]
-    assert design.notes == ("Node 'group': left out 02, 05 (missing values in group.patient, group.control)",)
+    assert design.notes == ("Node 'group': left out sub-02, sub-05 (missing values in group.patient, group.control)",)
 
 
 def test_levels_that_differ_only_in_case_are_named():

@@ -193,7 +193,7 @@ def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, 
     shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
     assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 0
     err = capsys.readouterr().err
-    assert "left out 02" in err
+    assert "left out sub-02" in err
     sidecar = json.loads(next((out / "group").glob("*_contrast-audioGtVisualAge_stat-t_desc-patientsVsControls_"
                                                     "statmap.json")).read_text())
     assert sidecar["NumberOfSubjects"] == 5 and "02" not in sidecar["Subjects"]

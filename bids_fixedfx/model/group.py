@@ -109,6 +109,8 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
         index = inputs.index[missing]
         names = inputs.loc[missing, label].astype(str).tolist() if label in inputs else [str(d) for d in dropped]
         listed = [name not in set(unlisted) for name in names]
+        prefix = {"subject": "sub-", "session": "ses-"}.get(label, "")
+        names = [f"{prefix}{name}" for name in names]  # named as the folders are
         if not all(listed):
             absent = [name for name, known in zip(names, listed) if not known]
             notes.append(f"{where}: left out {', '.join(absent)} (no row in participants.tsv; add one to test "

@@ -462,7 +462,7 @@ def _input_table(found, settings, node=None):
 
     from ..model.bsm import is_intercept
 
-    participants = read_participants(settings.bids_dir)
+    participants = read_participants(settings.bids_dir, coded=settings.group_covariates or ())
     subjects = sorted({item.subject for item in found})
     named = {str(x).split(".", 1)[0] for x in node.x if not is_intercept(x)} | set(node.group_by) if node else set()
     if set(participants.columns) & named and not set(subjects) & set(participants.index):
@@ -621,10 +621,44 @@ def _check_masks_overlap(test, output_dir, masks) -> None:
     )
 
 
-def read_participants(bids_dir):
+def read_participants(bids_dir, coded=()):
     """``participants.tsv`` as a table indexed by subject label (``sub-`` removed); an empty
-    table when the dataset has none."""
-    return _labelled_table(bids_dir / "participants.tsv", "participant_id", "subject", "sub", "participants")
+    table when the dataset has none.
+
+    Parameters
+    ----------
+    bids_dir : Path
+    coded : sequence of str
+        Columns read as labels where they hold numbers that ``participants.json`` gives as the
+        codes of its ``Levels`` (``1`` of ``{"1": "patient", "2": "control"}`` is the label
+        ``1``), so that ``--group-covariates`` compares their groups rather than fit a slope.
+    """
+    table = _labelled_table(bids_dir / "participants.tsv", "participant_id", "subject", "sub", "participants")
+    described = described_columns(bids_dir) if coded else {}
+    for column in set(coded) & set(table.columns):
+        labels = _level_codes(table[column], described.get(column, {}).get("Levels"))
+        if labels is not None:
+            table[column] = labels
+    return table
+
+
+def _level_codes(values, levels):
+    """``values`` (a column of numbers) as the keys of ``levels`` (participants.json's
+    ``Levels``) that they equal, or None when they are not numbers or some is not a key."""
+    import pandas as pd
+
+    if not isinstance(levels, dict) or not pd.api.types.is_numeric_dtype(values):
+        return None
+    codes = {}
+    for key in levels:
+        try:
+            codes.setdefault(float(key), str(key))
+        except (TypeError, ValueError):
+            continue
+    known = values.dropna()
+    if not len(known) or not set(known.astype(float)) <= set(codes):
+        return None
+    return values.map(lambda value: value if pd.isna(value) else codes[float(value)]).astype(object)
 
 
 def described_columns(bids_dir) -> dict:

@@ -299,7 +299,8 @@ def covariates_model(columns, participants, inference=None, described=None):
         The group level's corrected inference, which the dataset node states.
     described : dict, optional
         What ``participants.json`` says of each column: a column of numbers that it gives
-        ``Levels`` is still a covariate, with a note in the model's ``notes``; one of numbers
+        ``Levels`` not naming them all is still a covariate, with a note in the model's ``notes``
+        (codes that all are ``Levels`` come as labels: ``read_participants(coded=...)``); one of numbers
         with a unit (``41y``) is refused when it gives ``Units``, else read as labels, with a note.
 
     Returns
@@ -330,11 +331,13 @@ def covariates_model(columns, participants, inference=None, described=None):
                 f"(columns: {', '.join(map(str, participants.columns))})."
             )
         values = participants[column].dropna()
-        if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
-            if (described or {}).get(column, {}).get("Levels"):
-                notes.append(f"--group-covariates {column}: its values are numbers, so it is a covariate tested by "
-                             "its slope, though participants.json describes its Levels (categories); write the "
-                             "levels as labels (such as g1, g2) to compare the groups")
+        if len(values) and pd.api.types.is_numeric_dtype(values):
+            levels = (described or {}).get(column, {}).get("Levels")
+            if levels:  # codes that all are Levels were read as labels (read_participants(coded=...))
+                notes.append(f"--group-covariates {column}: its values are numbers, not all of them codes of the "
+                             "Levels (categories) that participants.json describes, so it is a covariate tested by "
+                             f"its slope; name every code ({', '.join(map(str, levels))}) in Levels, or write the "
+                             "levels as labels (such as g1, g2), to compare the groups")
             x.append(column)
             instructions.append({"Name": "Demean", "Input": [column]})
             contrasts.append({"Name": column, "ConditionList": [column], "Weights": [1], "Test": "t"})
@@ -356,7 +359,7 @@ def covariates_model(columns, participants, inference=None, described=None):
                          "labels, one group per value; if they are numbers with a unit, write the numbers alone to "
                          "test a slope")
         numbers = pd.to_numeric(values, errors="coerce").notna()
-        if numbers.sum() > len(values) / 2:  # numbers but a few: a stray token, not levels of a group
+        if len(values) / 2 < numbers.sum() < len(values):  # numbers but a few: a stray token, not levels of a group
             raise InputFileError(
                 f"--group-covariates {column}: participants.tsv holds numbers in that column but also "
                 f"{values[~numbers].iloc[0]!r}, which is not a number; write n/a for a missing value."
