@@ -27,6 +27,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import nibabel as nib
 import pytest
 
 from bids_fixedfx import naming, report
@@ -44,7 +45,7 @@ def reports(example_dataset, tmp_path_factory):
     assert main([*common, "participant", "--skip-bids-validation", "--nprocs", "2",
                  "--participant-label", *example_dataset.subjects, "99"]) == 0
     # three subjects have 8 sign flips: no permutation p can be below 0.125, and the page says so
-    assert main([*common, "group", "--n-perm", "20"]) == 0
+    assert main([*common, "group", "--n-perm", "20", "--cluster-inference"]) == 0
     moved = tmp_path_factory.mktemp("moved") / "derivatives-copy"
     shutil.move(str(output), moved)
     return moved
@@ -182,19 +183,36 @@ def test_group_report_lists_subjects_design_and_contrasts(reports, example_datas
     assert html.count("No voxel survives: the smallest family-wise p is") == len(example_dataset.conditions)
     figures = [url for tag, url in links_of(reports / "group.html").urls if tag == "img"]
     assert len({f for f in figures if "desc-subjects_statmap" in f}) == len(example_dataset.conditions)
+    assert html.count("Cluster-level inference: clusters at z &gt; 3, alpha 0.05") == len(example_dataset.conditions)
+    without = 0
+    for condition in example_dataset.conditions:
+        entities = f"task-checkerboard_space-MNI152NLin2009cAsym_contrast-{condition}"
+        tdp = nib.load(reports / "group" / f"{entities}_stat-tdp_desc-cluster_statmap.nii.gz").get_fdata()
+        assert (f"group/figures/{entities}_desc-tdp_statmap.png" in figures) == bool((tdp > 0).any())
+        without += not (tdp > 0).any()
+    assert html.count("No cluster holds a true discovery") == without
 
 
 @pytest.mark.slow
 def test_the_log_ends_with_where_the_report_is_and_corrected_maps_are_shown(example_dataset, tmp_path, capsys):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--skip-bids-validation",
-                 "--participant-label", "03", "--nprocs", "1", "--threshold", "fdr"]) == 0
+                 "--participant-label", "03", "--nprocs", "1", "--threshold", "fdr", "--cluster-inference"]) == 0
     assert str(output / "sub-03.html") in capsys.readouterr().err.strip().splitlines()[-1]
     html = (output / "sub-03.html").read_text(encoding="utf-8")
     assert "Corrected: false discovery rate, alpha 0.05" in html
     assert "contrast-audio_desc-corrected_statmap.png" in html
-    assert (output / "sub-03" / "figures" / "sub-03_task-checkerboard_space-MNI152NLin2009cAsym_contrast-audio"
-            "_desc-corrected_table.tsv").is_file()
+    figures = output / "sub-03" / "figures"
+    assert (figures / "sub-03_task-checkerboard_space-MNI152NLin2009cAsym_contrast-audio_desc-corrected_table.tsv").is_file()
+    # the proportion of true discoveries: drawn where it is above 0, its clusters listed
+    assert html.count("Cluster-level inference: clusters at z &gt; 3, alpha 0.05") == len(example_dataset.conditions)
+    for condition in example_dataset.conditions:
+        entities = f"sub-03_task-checkerboard_space-MNI152NLin2009cAsym_contrast-{condition}"
+        tdp = nib.load(output / "sub-03" / "func" / f"{entities}_stat-tdp_desc-cluster_statmap.nii.gz").get_fdata()
+        table = figures / f"{entities}_desc-tdp_table.tsv"
+        assert (f"{entities}_desc-tdp_statmap.png" in html) == table.is_file() == bool((tdp > 0).any())
+    assert (tdp > 0).any()  # the example's effects hold true discoveries
+    assert len(table.read_text().splitlines()) > 1
 
 
 def test_notes_are_shown_to_the_subjects_they_name():

@@ -1,5 +1,6 @@
-"""Corrected results on a page: the thresholded z map that ``--threshold`` wrote, the group's
-permutation maps (``--n-perm``), and their clusters.
+"""Corrected results on a page: the thresholded z map that ``--threshold`` wrote, the
+proportion of true discoveries that ``--cluster-inference`` wrote, the group's permutation
+maps (``--n-perm``), and their clusters.
 
 The maps and their sidecars are found by their names (:func:`bids_fixedfx.naming.statmap_desc`
 gives the ``desc`` of a method); the threshold, method and alpha come from the sidecar
@@ -146,4 +147,56 @@ def permutation_section(settings, map_entities: dict, figure_entities: dict, vie
                          "tsv_name": tsv_path.name},
             "threshold": f"permutation {method}, family-wise p < {alpha:g}",
         })
+    return section
+
+
+def tdp_section(settings, kind: str, map_entities: dict, figure_kind: str, figure_entities: dict, view, z_map,
+                files, name: str, group_model=None) -> dict | None:
+    """The proportion of true discoveries (``stat-tdp``, ``--cluster-inference``) of one
+    contrast, drawn where it is above 0, and the clusters of the z map there; None without it.
+
+    Parameters
+    ----------
+    settings, kind, map_entities, figure_kind, figure_entities, view, files, name, group_model
+        As :func:`corrected_section` takes them (``settings.inference.cluster_inference`` says
+        whether the map was written).
+    z_map : numpy.ndarray
+        The contrast's z map, whose clusters with true discoveries the table lists.
+
+    Returns
+    -------
+    section : dict or None
+        ``what`` (method, cluster-forming threshold, alpha), ``figure`` (None when no
+        cluster holds a true discovery, then ``none`` says so) and the cluster ``clusters``.
+    """
+    if not settings.inference.cluster_inference:
+        return None
+    desc = naming.statmap_desc(group_model, "cluster", settings.group_design if group_model else None)
+    path = settings.output_dir / naming.build(kind, stat="tdp", desc=desc, extension=".nii.gz", **map_entities)
+    if not path.is_file():
+        return None
+    info = StatmapSidecar.read(path.with_name(path.name.removesuffix(".nii.gz") + ".json"))
+    data = np.nan_to_num(slices.load(path).data)
+    forming, alpha = info.extra.get("ClusterFormingThreshold"), info.extra.get("Alpha")
+    what = f"clusters at z > {forming:g}, alpha {alpha:g}" if forming is not None and alpha is not None else "clusters"
+    section = {"what": what, "figure": None, "clusters": None,
+               "none": "No cluster holds a true discovery: the proportion is 0 everywhere."}
+    if not (data > 0).any():
+        return section
+    shown = replace(view, threshold=0.0, vmax=1.0, template=False)
+    cuts = slices.choose_cuts(data, 0.0, 4, view.box)
+    section["figure"] = files.figure(
+        naming.build(figure_kind, desc="tdp", suffix="statmap", extension=".png", **figure_entities),
+        figures.map_grid(shown, [("TDP", data)], cuts, f"{name}: proportion of true discoveries", label="TDP",
+                         signed=False, scale=0.6),
+        f"Proportion of true discoveries of {name} ({what})",
+        "The lower bound, at the error rate alpha, on the proportion of voxels of each cluster of the z map "
+        f"({what}; positive z) that hold a true effect: nilearn's cluster_level_inference (all-resolution "
+        "inference, Rosenblatt et al. 2018); voxels of clusters with a bound above 0 coloured.",
+    )
+    table = cluster_table(slices.Volume(np.where(data > 0, z_map, 0.0), view.grid.affine), 0.0, view.template,
+                          min_voxels=1)
+    tsv_path = naming.build(figure_kind, desc="tdp", suffix="table", extension=".tsv", **figure_entities)
+    section["clusters"] = {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": files.table(tsv_path, table.to_tsv()),
+                           "tsv_name": tsv_path.name, "threshold": f"clusters with true discoveries ({what})"}
     return section

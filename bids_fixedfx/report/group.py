@@ -19,7 +19,7 @@ from ..plan import MIN_SUBJECTS
 from ..sidecars import StatmapSidecar
 from ..surface import is_surface_file
 from . import backgrounds, figures, slices
-from .corrected import corrected_section, permutation_section
+from .corrected import corrected_section, permutation_section, tdp_section
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
 from .subject import N_CUTS, is_template
@@ -177,6 +177,8 @@ def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
     tsv = files.table(tsv_path, table.to_tsv())
     section["corrected"] = corrected_section(
         settings, "group_statmap", common, "group_figure", common, view, files, name, settings.group_model)
+    section["tdp"] = tdp_section(settings, "group_statmap", common, "group_figure", common, view, z_map, files, name,
+                                 settings.group_model)
     section["permutation"] = permutation_section(settings, common, common, view, z_map, files, name,
                                                  settings.group_model)
     section.update({

@@ -18,7 +18,7 @@ from .. import naming
 from ..notes import KINDS
 from ..sidecars import StatmapSidecar
 from . import backgrounds, figures, quality, slices
-from .corrected import corrected_section
+from .corrected import corrected_section, tdp_section
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
 from .tables import MAX_ROWS, cluster_table
@@ -381,6 +381,7 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
     tsv = files.table(tsv_path, table.to_tsv())
     section["corrected"] = corrected_section(
         settings, "subject_statmap", common, "subject_figure", common, view, files, name)
+    section["tdp"] = tdp_section(settings, "subject_statmap", common, "subject_figure", common, view, z_map, files, name)
     section.update({
         "dof": sidecar.dof,
         "n_runs": (sidecar.combination or {}).get("NumberOfRuns", len(run_maps) or 1),
