@@ -134,6 +134,33 @@ def test_dof_of_a_rank_deficient_design(synthetic):
     assert_same_maps(result, reference, contrasts)
 
 
+def test_the_planned_dof_is_the_fits_with_a_regressor_of_rounding_noise(synthetic):
+    """Events after a short run's end left a column of ~1e-15: the plan counted 1 residual
+    degree of freedom where nilearn's fit had 0 (an infinite variance, folded into the
+    subject's fixed effects)."""
+    from nilearn.glm.regression import OLSModel
+
+    from bids_fixedfx.plan import residual_dof
+
+    rng = np.random.default_rng(3)
+    n = 9  # a run cut short: an intercept, a condition, small motion parameters
+    matrix = pd.DataFrame(np.column_stack([np.ones(n), rng.standard_normal(n), 0.01 * rng.standard_normal((n, n - 3))]),
+                          columns=[f"c{i}" for i in range(n - 1)])
+    values = matrix.to_numpy()
+    nilearn_tolerance = np.abs(values).sum() * np.finfo(np.float64).eps
+    numpy_tolerance = np.linalg.svd(values, compute_uv=False).max() * n * np.finfo(np.float64).eps
+    assert nilearn_tolerance < numpy_tolerance
+    late = np.linalg.svd(values)[0][:, -1]  # the empty regressor, apart from the others, sized between the tolerances
+    matrix.insert(1, "late", late / np.linalg.norm(late) * (nilearn_tolerance + numpy_tolerance) / 2)
+    short = design.Design(matrix=matrix, conditions=("c0", "late"), confounds=())
+    fitted = OLSModel(matrix.to_numpy()).df_residuals
+    assert np.linalg.matrix_rank(matrix.to_numpy()) == n - 1  # numpy's default tolerance drops the column
+    assert residual_dof(short, n) == fitted == 0
+    # and with volumes left out
+    censored = design.Design(matrix=matrix, conditions=("c0",), confounds=(), sample_mask=np.arange(1, n))
+    assert residual_dof(censored, n) == OLSModel(matrix.to_numpy()[1:]).df_residuals
+
+
 def test_sample_mask_is_used(synthetic):
     bold, mask, run_design, contrasts = synthetic
     keep = np.arange(3, N_VOLUMES)

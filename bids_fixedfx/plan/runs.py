@@ -95,13 +95,16 @@ def residual_dof(design: designs.Design, n_volumes: int) -> int:
     Returns
     -------
     dof : int
-        Volumes kept for the fit minus the rank of the design over them.
+        Volumes kept for the fit minus the rank of the design over them, with the tolerance
+        of nilearn's ``OLSModel`` (the sum of the design's absolute values times the machine
+        epsilon), whose ``df_residuals`` the fit reports: a regressor of rounding noise
+        (events after the run's end, ~1e-16) counts as a column there as here.
     """
-    matrix = design.matrix.to_numpy()
+    matrix = design.matrix.to_numpy(dtype=np.float64)
     if design.sample_mask is not None:
         matrix = matrix[design.sample_mask]
         n_volumes = len(design.sample_mask)
-    return int(n_volumes - np.linalg.matrix_rank(matrix))
+    return int(n_volumes - np.linalg.matrix_rank(matrix, np.abs(matrix).sum() * np.finfo(np.float64).eps))
 
 
 def plan_runs(selection, settings, model=None) -> Plan:
