@@ -271,9 +271,11 @@ def select_confounds(run, names, given=True):
     try:
         confounds = table[columns].astype(float).copy()
     except ValueError:
-        raise InputFileError(f"Confound columns {', '.join(columns)} of {run.confounds} are not all numeric.") from None
-    if not np.isfinite(confounds.fillna(0).to_numpy()).all():
-        raise InputFileError(f"Confound columns {', '.join(columns)} of {run.confounds} hold infinite values.")
+        raise InputFileError(_text_confounds(table[columns], run.confounds)) from None
+    infinite = [c for c in columns if np.isinf(confounds[c].to_numpy()).any()]
+    if infinite:
+        raise InputFileError(f"Confound column{'s' if len(infinite) > 1 else ''} {', '.join(infinite)} of "
+                             f"{run.confounds} hold{'' if len(infinite) > 1 else 's'} infinite values.")
     filled = fill_first_row(confounds)
     if filled:
         notes.append(Note.for_run(
@@ -696,6 +698,22 @@ def read_confounds_table(path) -> pd.DataFrame | None:
     numeric = table.apply(pd.to_numeric, errors="coerce")
     fill_first_row(numeric, complete_only=True)
     return numeric
+
+
+def _text_confounds(table, path) -> str:
+    """The error of confound columns that hold text: which columns, and a value."""
+    def is_text(value):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return True
+        return False
+
+    text = {c: [v for v in table[c].dropna() if is_text(v)] for c in table.columns}
+    text = {c: values for c, values in text.items() if values}
+    first = next(iter(text.values()), ["?"])[0]
+    return (f"Confound column{'s' if len(text) > 1 else ''} {', '.join(text)} of {path} "
+            f"hold{'' if len(text) > 1 else 's'} text ({first!r}), not numbers; write n/a for a missing value.")
 
 
 def fill_first_row(confounds: pd.DataFrame, complete_only: bool = False) -> list[str]:

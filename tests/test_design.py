@@ -319,6 +319,19 @@ def test_confounds_with_another_length_than_the_bold(example_run, tmp_path):
     assert short.name in str(error.value)
 
 
+@pytest.mark.parametrize("value, says", [(np.inf, "Confound column rot_z of .* holds infinite values"),
+                                          ("1,5", "Confound column rot_z of .* holds text \\('1,5'\\), not numbers")])
+def test_a_confound_column_at_fault_is_named_alone(example_run, tmp_path, value, says):
+    """One infinite value of rot_z was said of all six motion columns."""
+    table = read_confounds(example_run).astype(object)
+    table.loc[4, "rot_z"] = value
+    broken = tmp_path / example_run.confounds.name
+    table.to_csv(broken, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(InputFileError, match=says) as error:
+        design.build_design(dataclasses.replace(example_run, confounds=broken), ModelSettings())
+    assert "trans_x" not in str(error.value)
+
+
 def test_na_past_the_first_row_is_an_input_file_error(example_run, tmp_path):
     table = read_confounds(example_run)
     table.loc[5, "rot_y"] = np.nan
