@@ -200,7 +200,7 @@ def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, 
     # left out until no degree of freedom is left: the error says why (it named the columns and subjects only)
     table.loc[[2, 3], "age"] = "n/a"
     table.to_csv(dataset / "participants.tsv", sep="\t", index=False)
-    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 64
+    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 66
     assert "once sub-02, sub-03, sub-04 were left out for missing values in participants.tsv" in capsys.readouterr().err
 
 

@@ -752,7 +752,8 @@ def _model_test(test, node, table, unlisted=()):
         dropped = [test.inputs[i].subject for i in design.dropped]
         why = (f" once {', '.join(f'sub-{s}' for s in dropped)} {'was' if len(dropped) == 1 else 'were'} left out "
                "for missing values in participants.tsv (n/a or no row)" if dropped else "")
-        raise UsageError(
+        error = NoDataError if dropped else UsageError  # the data's missing values, or the model's size
+        raise error(
             f"Node {node.name!r}: the design of task-{test.task} contrast-{test.contrast} has "
             f"{matrix.shape[1]} columns for {len(kept)} subjects{why}, leaving no degrees of freedom."
         )
