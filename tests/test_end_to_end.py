@@ -813,6 +813,25 @@ def test_subjects_of_the_dataset_without_maps_are_named_at_the_group_level(examp
     assert sidecar["Subjects"] == others
 
 
+def test_a_subject_without_maps_of_one_contrast_is_named_with_both_causes(example_dataset, analysed, tmp_path,
+                                                                          capsys):
+    """Said only 'rerun the participant level with that contrast', which cannot help a subject
+    whose runs have no such events."""
+    output = tmp_path / "out"
+    shutil.copytree(analysed, output, ignore=shutil.ignore_patterns("group"))
+    first, *others = example_dataset.subjects
+    for path in (output / f"sub-{first}" / "func").glob(f"sub-{first}_task-*_contrast-visual_stat-*"):
+        path.unlink()
+    capsys.readouterr()
+    assert main([str(example_dataset.path), str(output), "group", "--no-reports"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "is tested without" in line]
+    assert len(said) == 1 and f"contrast-visual is tested without sub-{first}," in said[0]
+    assert "runs hold nothing that contrast weighs" in said[0] and "ran with other contrasts" in said[0]
+    visual = json.loads(next((output / "group").glob("*contrast-visual_stat-z_statmap.json")).read_text())
+    audio = json.loads(next((output / "group").glob("*contrast-audio_stat-z_statmap.json")).read_text())
+    assert visual["Subjects"] == others and audio["Subjects"] == list(example_dataset.subjects)
+
+
 def test_precision_weighted_fixed_effects(example_dataset, reference, tmp_path):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--participant-label", "02",

@@ -322,9 +322,11 @@ def _without_contrast(test, peers, output_dir) -> list[Note]:
     return [Note(
         "subject-left-out",
         f"task-{test.task} contrast-{test.contrast}{test.parts_text} is tested without {named}, which "
-        f"{'has' if len(missing) == 1 else 'have'} no contrast-{test.contrast} maps in {output_dir} (only maps "
-        "of other contrasts); rerun the participant level for "
-        f"{'it' if len(missing) == 1 else 'them'} with that contrast to include {'it' if len(missing) == 1 else 'them'}",
+        f"{'has' if len(missing) == 1 else 'have'} no contrast-{test.contrast} maps in {output_dir}, only maps "
+        f"of other contrasts: either {'its' if len(missing) == 1 else 'their'} runs hold nothing that contrast "
+        "weighs (no such events; the subject report says so), or the participant level ran with other contrasts, "
+        f"and a rerun for {'it' if len(missing) == 1 else 'them'} with that contrast includes "
+        f"{'it' if len(missing) == 1 else 'them'}",
         subject=missing[0] if len(missing) == 1 else None, task=test.task,
     )]
 
