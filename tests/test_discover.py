@@ -211,8 +211,13 @@ def test_unknown_task_is_no_data(example_dataset, make_settings):
     with pytest.raises(NoDataError) as error:
         discover.select_runs(make_settings(example_dataset.path, task=("rest",)))
     assert error.value.exit_code == EX_NO_INPUT
-    assert "--task rest" in str(error.value)
+    assert "--task rest is not in the dataset" in str(error.value)
     assert example_dataset.tasks[0] in str(error.value)
+    # the tasks are those of the selected subjects: another subject's task is not said absent from the dataset
+    subject = example_dataset.subjects[0]
+    with pytest.raises(NoDataError, match=f"--task rest is not in the data that --participant-label {subject} "
+                                          f"selects \\(tasks: {example_dataset.tasks[0]}\\)"):
+        discover.select_runs(make_settings(example_dataset.path, task=("rest",), participant_label=(subject,)))
 
 
 def test_bids_filters(example_dataset, make_settings):

@@ -52,7 +52,8 @@ def test_input_tasks_the_data_lacks_are_passed_over(make_settings, example_datas
     settings = make_settings(example_dataset.path, model_file=tmp_path / "model-m_smdl.json", participant_label=("01",))
     selection = discover.select_runs(apply_input(model({"task": ["stroop", "checkerboard"]}), settings))
     assert {r.task for r in selection.runs} == {"checkerboard"}
-    with pytest.raises(NoDataError, match="Input.task of model-m_smdl.json stroop is not in the dataset"):
+    with pytest.raises(NoDataError, match="Input.task of model-m_smdl.json stroop is not in the data that "
+                                          "--participant-label 01 selects"):
         discover.select_runs(apply_input(model({"task": ["stroop"]}), settings))
     with pytest.raises(NoDataError, match="Input.space of model-m_smdl.json IXI549Space matches no preprocessed"):
         discover.select_runs(apply_input(model({"space": ["IXI549Space"]}), settings))

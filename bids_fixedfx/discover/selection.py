@@ -229,8 +229,13 @@ def _select_tasks(layout, settings, query):
         if source and len(unknown) < len(settings.task):  # a model's Input: the tasks the data has
             return tuple(t for t in settings.task if t in all_tasks)
         if unknown:
+            chosen = [f"{settings.selected_by.get(name, '--' + name.replace('_', '-'))} {' '.join(labels)}"
+                      for name, labels in (("participant_label", settings.participant_label),
+                                           ("session_label", settings.session_label)) if labels]
+            where = f"the data that {' and '.join(chosen)} select{'s' if len(chosen) == 1 else ''}" if chosen else (
+                "the dataset")
             raise NoDataError(
-                f"{source or '--task'} {unknown[0]} is not in the dataset "
+                f"{source or '--task'} {unknown[0]} is not in {where} "
                 f"(tasks: {', '.join(sorted(all_tasks)) or 'none'})."
             )
         return tuple(settings.task)
