@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -1174,6 +1175,31 @@ def test_files_the_raw_bidsignore_names_are_not_read(fresh_dataset, make_setting
     assert any("sub-03 is named in" in w and ".bidsignore" in w for w in selection.warnings)
     with pytest.raises(NoDataError, match=r"sub-03 is named in .*\.bidsignore"):  # asked for by name
         discover.select_runs(dataclasses.replace(settings, participant_label=("03",)))
+
+
+def test_an_events_file_the_raw_bidsignore_names_is_neither_read_nor_said_missing(fresh_dataset, make_settings):
+    """A run's own events file that .bidsignore names was read as if inherited (the folders are
+    listed for inherited files, outside the index); with its BOLD ignored too, the run was said
+    to have no events.tsv, though the file is there."""
+    dataset = fresh_dataset(subjects=("01",))
+    root = dataset.path
+    events = sorted((root / "sub-01").rglob("*_events.tsv"))
+    hidden = events[-1].relative_to(root).as_posix()
+    settings = make_settings(root)
+    for rule in (f"/{hidden}", "*" + events[-1].name.split("_", 1)[1]):
+        (root / ".bidsignore").write_text(rule + "\n")
+        with pytest.raises(NoDataError, match=f"has no events.tsv in {re.escape(str(root))}: its {re.escape(hidden)} "
+                                              f"is ignored by the rule {re.escape(repr(rule))} of "
+                                              f"{re.escape(str(root / '.bidsignore'))}; remove the rule"):
+            discover.select_runs(settings)
+    # a dataset-level events file that .bidsignore names is not inherited either
+    shutil.copy(events[-1], root / f"task-{dataset.tasks[0]}_events.tsv")
+    (root / ".bidsignore").write_text(f"/{hidden}\n/task-{dataset.tasks[0]}_events.tsv\n")
+    with pytest.raises(NoDataError, match="is ignored by the rule"):
+        discover.select_runs(settings)
+    (root / ".bidsignore").write_text(f"/{hidden}\n")  # the inherited one is the run's then
+    selection = discover.select_runs(settings)
+    assert [run.events for run in selection.runs][-1] == root / f"task-{dataset.tasks[0]}_events.tsv"
 
 
 def test_bidsignore_rules_read_gitignore_syntax(tmp_path):

@@ -108,3 +108,44 @@ def declared_subjects(bids_dir: Path, subjects) -> list[str]:
     """
     rules = bidsignore_rules(bids_dir)
     return [label for label in subjects if any(rule.search(f"/sub-{label}") for rule in rules)]
+
+
+def ignored_events(bids_dir: Path, entities) -> tuple[str, str] | None:
+    """An events file of a run in ``bids_dir`` that its ``.bidsignore`` hides, and the rule that
+    hides it, so that a run without events can say why; None when there is none.
+
+    Parameters
+    ----------
+    bids_dir : Path
+    entities : sequence of (str, str)
+        The run's entities (``("sub", "01"), ("task", "x"), ("run", "3")``); run numbers
+        compare as numbers (``run-03`` is run 3).
+
+    Returns
+    -------
+    found : (str, str) or None
+        The file's path relative to ``bids_dir``, and the rule's pattern.
+    """
+    rules = bidsignore_rules(bids_dir)
+    wanted = dict(entities)
+    if not rules or "sub" not in wanted:
+        return None
+    folder = Path(bids_dir) / f"sub-{wanted['sub']}" / (f"ses-{wanted['ses']}" if "ses" in wanted else "") / "func"
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.name.endswith("_events.tsv"))
+    except OSError:
+        return None
+    for name in names:
+        parts = dict(part.split("-", 1) for part in name.removesuffix("_events.tsv").split("_") if "-" in part)
+        if all(_same_label(parts.get(key), value) for key, value in wanted.items()):
+            relative = (folder / name).relative_to(bids_dir).as_posix()
+            rule = next((r for r in rules if r.search("/" + relative)), None)
+            if rule is not None:
+                return relative, rule.pattern
+    return None
+
+
+def _same_label(found, wanted) -> bool:
+    if found is None:
+        return False
+    return found == wanted or (found.isdigit() and str(wanted).isdigit() and int(found) == int(wanted))

@@ -89,6 +89,20 @@ class Selection:
 ONE_ACQUISITION = ("echo", "rec")
 
 
+def _no_events(settings, name, entities) -> str:
+    """The error of a run with neither events nor a design file: where neither was found, and
+    the ``.bidsignore`` rule that hides its events file, if one does."""
+    from .bidsignore import ignored_events
+
+    text = f"{name} has no events.tsv in {settings.bids_dir}" + (
+        f" and no design file in --design-dir {settings.design_dir}" if settings.design_dir else "")
+    hidden = ignored_events(settings.bids_dir, entities)
+    if hidden is not None:
+        text += (f": its {hidden[0]} is ignored by the rule {hidden[1]!r} of {settings.bids_dir / '.bidsignore'}; "
+                 "remove the rule to model the run, or leave the run out with --bids-filter-file")
+    return text + "."
+
+
 def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the chosen space"):
     """One BOLD per run: several (res-, cohort-, ...) would be fitted twice, and echoes or
     reconstructions of one run, fitted as runs, would count its volumes several times in
@@ -284,10 +298,7 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated
     if design is None and events is None and settings.bids_filters.get("events"):
         raise NoDataError(_filter_matches_none(settings, "events", name))
     if design is None and events is None:
-        raise NoDataError(
-            f"{name} has no events.tsv in {settings.bids_dir}"
-            + (f" and no design file in --design-dir {settings.design_dir}." if settings.design_dir else ".")
-        )
+        raise NoDataError(_no_events(settings, name, entities))
     confound_file = _one(confounds, "confounds", name, kind="confounds") if design is None else None
     if design is None and confound_file is None and settings.bids_filters.get("confounds"):
         raise NoDataError(_filter_matches_none(settings, "confounds", name))
@@ -460,7 +471,7 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
         if design is None and events is None and settings.bids_filters.get("events"):
             raise NoDataError(_filter_matches_none(settings, "events", name))
         if design is None and events is None:
-            raise NoDataError(f"{name} has no events.tsv in {settings.bids_dir}.")
+            raise NoDataError(_no_events(settings, name, entities))
         runs.append(Run(
             entities=entities, space=None, bold=Path(bold.path), mask=None, events=events,
             confounds=None, design=design, raw_bold=Path(bold.path),
