@@ -304,6 +304,20 @@ def test_tr_falls_back_to_the_raw_json_with_inheritance(fresh_dataset, make_sett
     assert [run.tr for run in selection.runs] == [new_tr]
 
 
+def test_a_raw_tr_that_contradicts_the_preprocessed_one_is_said_once(fresh_dataset, make_settings):
+    """The derivative's TR was used without a word where the raw sidecars gave another."""
+    dataset = fresh_dataset(subjects=("01",))
+    tr = raw_tr(dataset.path)
+    selection = discover.select_runs(make_settings(dataset.path))
+    assert not [w for w in selection.warnings if "RepetitionTime" in w]
+    edit_json(dataset.path / "task-checkerboard_bold.json", lambda d: d.update(RepetitionTime=tr * 0.75))
+    selection = discover.select_runs(make_settings(dataset.path))
+    assert {run.tr for run in selection.runs} == {tr}  # the preprocessed series' is used
+    said = [w for w in selection.warnings if "RepetitionTime" in w]
+    assert len(said) == 1 and said[0].startswith(f"{len(selection.runs)} preprocessed series have a RepetitionTime")
+    assert f"{tr:g} s in" in said[0] and f"against {tr * 0.75:g} s in {dataset.path / 'task-checkerboard_bold.json'}" in said[0]
+
+
 def test_tr_is_never_read_from_the_nifti_header(fresh_dataset, make_settings):
     dataset = fresh_dataset(subjects=("03",))
     json_tr = raw_tr(dataset.path)

@@ -144,8 +144,39 @@ def _metadata(layout, path):
     return sidecar_metadata(path, _dataset_root(path, _layout_roots(layout)) or path.parent)
 
 
-def _repetition_time(layout, files, run_name):
-    """The TR from the JSON sidecars: the derivative's, else the raw file's (inherited)."""
+def _repetition_time(layout, files, run_name, disagreeing=None):
+    """The TR from the JSON sidecars: the derivative's, else the raw file's (inherited).
+
+    ``disagreeing``, a list: where the raw file's sidecars give another TR than the
+    derivative's, ``(derivative sidecar, its TR, raw sidecar, its TR)`` is added to it
+    (see :func:`repetition_time_warning`).
+    """
+    tr = _first_repetition_time(layout, files, run_name)
+    if disagreeing is not None and len(files) > 1 and files[1] is not None:
+        used = _metadata(layout, files[0]).get("RepetitionTime")
+        raw = _metadata(layout, files[1]).get("RepetitionTime")
+        if used is not None and raw is not None and raw[1] != used[1]:
+            try:
+                other = _seconds("RepetitionTime", *raw)
+            except InputFileError:
+                other = None
+            if other is not None and not math.isclose(other, tr, rel_tol=1e-6):
+                disagreeing.append((used[1], tr, raw[1], other))
+    return tr
+
+
+def repetition_time_warning(disagreeing) -> str:
+    """The one warning of a job about the runs whose preprocessed and raw sidecars give two
+    repetition times (:func:`_repetition_time`)."""
+    used, tr, raw, other = disagreeing[0]
+    count = len({sidecar for sidecar, *_ in disagreeing})
+    return (f"{count} preprocessed series {'has' if count == 1 else 'have'} a RepetitionTime in {'its' if count == 1 else 'their'} sidecar "
+            f"that the raw series' sidecars contradict (such as {tr:g} s in {used} against {other:g} s in {raw}); the preprocessed "
+            "series' is used: correct the sidecar that is wrong.")
+
+
+def _first_repetition_time(layout, files, run_name):
+    """:func:`_repetition_time` of the first of ``files`` whose sidecars give one."""
     for path in files:
         if path is None:
             continue

@@ -264,7 +264,7 @@ def _one_series(raw_paths) -> list:
     return sorted(raw_paths)[:1] if len(stems) == 1 else raw_paths
 
 
-def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated=None):
+def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated=None, disagreeing=None):
     entities = _run_entities(bold)
     name = run_name(entities)
     raw = _one(_one_series(_one_format(queries.raw.of(entities), settings)), "raw BOLD", name, kind="bold")
@@ -307,7 +307,7 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated
             f"{name} has no desc-confounds_timeseries.tsv in the derivatives; "
             "pass --confounds none to model it without confounds."
         )
-    tr = _repetition_time(layout, [Path(bold.path), raw], name)
+    tr = _repetition_time(layout, [Path(bold.path), raw], name, disagreeing)
     return Run(
         entities=entities, space=space, bold=Path(bold.path),
         mask=Path(mask) if mask else None, events=events, confounds=confound_file,

@@ -12,7 +12,7 @@ from .derivatives import find_derivatives, skipped_derivatives
 from .folders import _in_selection, _layout_roots, _subject_folders, stray_subject_folders
 from .index import _open_index
 from .matching import _design_files, _unmatched_designs
-from .metadata import start_time_warning
+from .metadata import repetition_time_warning, start_time_warning
 from .query import NIFTI, _get, _pybids_filters, _values
 from .runs import (Selection, _preprocessed_run, _refuse_several_per_run, _select_raw_runs, run_queries,
                    unmodelled_runs)
@@ -142,6 +142,7 @@ def select_runs(settings) -> Selection:
     surface_spaces = {f.get_entities().get("space") for f in surfaces}
     chosen.sort(key=lambda space: space not in surface_spaces)
     runs, unstated = [], []  # unstated: sidecars of slice-timing corrected series without a StartTime
+    disagreeing = []  # runs whose raw sidecars give another TR
     volume_spaces = {f.get_entities().get("space") for f in preproc}
     queries = run_queries(layout, settings, query["subject"], [s for s in chosen if s in volume_spaces])
     for space in chosen:
@@ -150,12 +151,14 @@ def select_runs(settings) -> Selection:
         check_pairs(files)
         _refuse_several_per_run(files)
         runs += [
-            _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated)
+            _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated, disagreeing)
             for bold in sorted(files, key=lambda f: f.path)
         ]
     _check_confounds_everywhere(runs, settings)
     if unstated:
         warnings.append(start_time_warning(unstated))
+    if disagreeing:
+        warnings.append(repetition_time_warning(disagreeing))
     # a filter's entities of the raw series leave runs out on purpose; its desc, space or res do not
     raw_filters = {key: value for key, value in bold_filters.items()
                    if key not in (*DERIVATIVE_ENTITIES, "suffix", "extension", "scope", "return_type")}
