@@ -43,11 +43,12 @@ from .settings import MAX_CONTRASTS, MOTION_CONFOUNDS, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors exit with SPEC's usage code, 64."""
+    """An argument parser whose errors exit with SPEC's usage code, 64 (a value they quote is
+    cut when it is long: :func:`bounded`)."""
 
     def error(self, message):
         self.print_usage(sys.stderr)
-        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EX_USAGE, f"{self.prog}: error: {bounded(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -429,7 +430,9 @@ def parse_settings(argv=None) -> Settings:
 class _Formatter(logging.Formatter):
     """``HH:MM:SS LEVEL: message``; the closing summary reads as INFO. A message is one line:
     control characters that input text carries into it (a newline in a ``trial_type``, a NUL)
-    are shown escaped, so that no input can forge a log line."""
+    are shown escaped, so that no input can forge a log line, and a message that input text
+    makes longer than :data:`MAX_MESSAGE` characters (a value of megabytes quoted) is cut in
+    its middle (:func:`bounded`)."""
 
     def format(self, record):
         if record.levelno == SUMMARY:
@@ -437,8 +440,21 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
     def formatMessage(self, record):
-        record.message = _CONTROL.sub(lambda match: repr(match.group())[1:-1], record.message)
+        record.message = bounded(_CONTROL.sub(lambda match: repr(match.group())[1:-1], record.message))
         return super().formatMessage(record)
+
+
+#: The longest message written whole; a real one is a few hundred characters.
+MAX_MESSAGE = 4000
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text``, or its start and end around a note of how much was left out when it is longer
+    than ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 3 // 4, limit // 5
+    return f"{text[:head]} [... {len(text) - head - tail} characters left out ...] {text[-tail:]}"
 
 
 #: Control characters but the tab.
@@ -476,7 +492,7 @@ def main(argv=None, fork: bool = False) -> int:
     try:
         settings = parse_settings(argv)
     except FixedFxError as error:
-        print(f"bids-fixedfx: error: {error}", file=sys.stderr)
+        print(f"bids-fixedfx: error: {bounded(str(error))}", file=sys.stderr)
         return error.exit_code
     except SystemExit as stop:  # argparse: --help, --version, or a usage error
         return stop.code if isinstance(stop.code, int) else EX_USAGE

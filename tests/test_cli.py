@@ -473,3 +473,18 @@ def test_inference_options_that_change_nothing_alone_are_refused(example_dataset
     args = [str(example_dataset.path), str(tmp_path / "out"), level, *given,
             *(["--cluster-inference"] if level == "participant" else ["--n-perm", "10"])]
     assert cli.parse_settings(args).inference.any  # with what they belong to: accepted
+
+
+def test_a_message_quoting_megabytes_of_input_is_cut_in_its_middle(tmp_path, capsys):
+    """A 10 MB value of a filter file was written whole to stderr, in the error that named it."""
+    cli._setup_logging(0)
+    cli.logger.error("The query %s matches nothing.", "o" * 2_000_000)
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and len(said[0]) < cli.MAX_MESSAGE + 100
+    assert "characters left out" in said[0] and said[0].endswith("ooo matches nothing.")
+    # the errors of the arguments, written before logging is set up, too
+    (tmp_path / "bids").mkdir()
+    assert cli.main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--nprocs", "a" * 1_000_000]) == EX_USAGE
+    said = [line for line in capsys.readouterr().err.splitlines() if "aaaa" in line]
+    assert said and all(len(line) < cli.MAX_MESSAGE + 100 for line in said)
+    assert cli.bounded("x" * 10) == "x" * 10

@@ -1216,6 +1216,19 @@ def test_an_events_file_the_raw_bidsignore_names_is_neither_read_nor_said_missin
     assert [run.events for run in selection.runs][-1] == root / f"task-{dataset.tasks[0]}_events.tsv"
 
 
+def test_a_bidsignore_that_is_no_regular_file_or_is_huge_is_read_within_bounds(tmp_path):
+    """A .bidsignore linked to /dev/zero was read whole: memory grew without end."""
+    from bids_fixedfx.discover.bidsignore import MAX_LINES, bidsignore_rules
+
+    (tmp_path / ".bidsignore").symlink_to("/dev/zero")
+    assert bidsignore_rules(tmp_path) == []
+    (tmp_path / ".bidsignore").unlink()
+    (tmp_path / ".bidsignore").write_text("old/\n" + "x" * (50 * 2**20) + "\nnew/\n")  # 50 MB on one line
+    assert [rule.pattern for rule in bidsignore_rules(tmp_path)] == ["old/"]
+    (tmp_path / ".bidsignore").write_text("".join(f"d{i}/\n" for i in range(2 * MAX_LINES)))
+    assert len(bidsignore_rules(tmp_path)) == MAX_LINES
+
+
 def test_bidsignore_rules_read_gitignore_syntax(tmp_path):
     from bids_fixedfx.discover.bidsignore import bidsignore_rules
 

@@ -184,6 +184,10 @@ def test_string_fractions_and_f_contrasts():
     ({"Nodes__0__Transformations": [{"Name": "Convolve", "Input": ["a"], "Model": "afni"}]}, "HRF model 'afni'"),
     # a node's maps are named after it: a job fitted every run, then stopped with "File name too long"
     ({"Nodes__1__Name": "fixedEffectsNode" * 14}, "has a Name too long to name its maps after"),
+    # a Software of the wrong type was a Python error (exit 1)
+    ({"Nodes__0__Model__Software": "nilearn"}, "Node 'run': Model.Software must be an object, one entry per software"),
+    ({"Nodes__1__Model__Software": 5}, "Node 'subject': Model.Software must be an object"),
+    ({"Nodes__0__Model__Software": {"nilearn": ["ar1"]}}, "Model.Software.nilearn must be an object of settings"),
 ])
 def test_bad_models_are_one_sentence(changes, message):
     with pytest.raises(ModelError, match=message) as caught:

@@ -740,6 +740,22 @@ def test_numbered_groups_that_participants_json_declares_as_levels_are_groups(tm
     assert described_columns(tmp_path / "none") == {}
 
 
+def test_a_participants_cell_of_many_digits_is_refused_at_once(tmp_path):
+    """A 100,000-digit cell kept the group level busy for minutes (a regular expression that
+    tried every split of the digits)."""
+    import time
+
+    from bids_fixedfx.errors import InputFileError
+    from bids_fixedfx.plan import covariates_model, read_participants
+
+    (tmp_path / "participants.tsv").write_text(
+        "participant_id\tage\n" + "".join(f"sub-0{i}\t{v}\n" for i, v in enumerate(["9" * 100_000, 30, 41], 1)))
+    start = time.perf_counter()
+    with pytest.raises(InputFileError, match="--group-covariates age: participants.tsv holds numbers"):
+        covariates_model(["age"], read_participants(tmp_path))
+    assert time.perf_counter() - start < 10
+
+
 def test_a_column_of_numbers_with_a_stray_token_is_named(tmp_path):
     """'n.a.' among IQ scores made the column a group of four levels (an F test), without a word."""
     from bids_fixedfx.errors import InputFileError

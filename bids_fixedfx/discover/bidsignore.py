@@ -79,10 +79,15 @@ def bidsignore_rules(bids_dir: Path) -> list[IgnoreRule]:
     Returns
     -------
     rules : list of IgnoreRule
-        Empty when the dataset has no readable ``.bidsignore``.
+        Empty when the dataset has no readable ``.bidsignore`` (or one that is no regular
+        file); of a longer file, its first :data:`MAX_LINES` lines' worth of bytes is read.
     """
+    path = Path(bids_dir) / ".bidsignore"
     try:
-        text = (Path(bids_dir) / ".bidsignore").read_text(encoding="utf-8", errors="replace")
+        if not path.is_file():  # missing, or a folder, a device or a pipe (/dev/zero would be read for ever)
+            return []
+        with open(path, "rb") as file:  # at most the lines read, at their longest
+            text = file.read(MAX_LINES * (MAX_LENGTH + 1)).decode("utf-8", errors="replace")
     except OSError:
         return []
     rules = []

@@ -68,9 +68,15 @@ def parse_node(raw, index, source, notes) -> Node:
         notes.append(f"{where}: Model.Options.{key} is not applied by this app (nilearn's first level has no "
                      "such step), so the maps are those without it")
     notes += _unread_model_keys(where, level, model, doc)
-    nilearn = next((v for k, v in (model.get("Software") or {}).items()
-                    if str(k).lower() == "nilearn" and isinstance(v, dict)), {})
-    if level in ("run", "session") and any(str(k).lower() == "bids-fixedfx" for k in (model.get("Software") or {})):
+    software = model.get("Software") or {}
+    if not isinstance(software, dict):
+        raise ModelError(f"{where}: Model.Software must be an object, one entry per software "
+                         f"({{\"nilearn\": {{\"noise_model\": \"ar1\"}}}}), not {type(software).__name__} {str(software)[:40]!r}.")
+    nilearn = next((v for k, v in software.items() if str(k).lower() == "nilearn"), {})
+    if not isinstance(nilearn, dict):
+        raise ModelError(f"{where}: Model.Software.nilearn must be an object of settings ({', '.join(SOFTWARE_KEYS)}), "
+                         f"not {type(nilearn).__name__} {str(nilearn)[:40]!r}.")
+    if level in ("run", "session") and any(str(k).lower() == "bids-fixedfx" for k in software):
         notes.append(f"{where}: Model.Software.bids-fixedfx is not read in a {level} node (corrected inference is "
                      "stated in the subject node, for the participant level, or the dataset node), so it was ignored")
     for key in [k for k in nilearn if k not in SOFTWARE_KEYS]:
@@ -100,7 +106,7 @@ def parse_node(raw, index, source, notes) -> Node:
         contrasts=tuple(_parse_contrast(c, where, notes, level, made) for c in listify(doc.get("Contrasts") or [])
                         if not _placeholder(c, where, notes)),
         dummy_contrasts=_parse_dummy(dummy, where, notes, level, made) if dummy not in (None, False) else None,
-        options=options, software=dict(model.get("Software") or {}),
+        options=options, software=dict(software),
         formula=model.get("Formula"), description=doc.get("Description"),
     )
 
