@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputFileError, UsageError
 from .expression import WEIGHT_LIST as _WEIGHTS
-from .expression import parse_expression
+from .expression import parse_expression, weight_size_problem
 from .naming import label_of
 from .notes import Note
 
@@ -129,6 +129,10 @@ def contrast_weights(specs, design, events=None) -> tuple[ContrastWeights, ...]:
     for spec in specs:
         if _WEIGHTS.match(spec.definition):
             weights = np.array([float(w) for w in spec.definition.split(",")])
+            for weight in weights:
+                problem = weight_size_problem(weight)
+                if problem:
+                    raise UsageError(f"--contrast {spec.name} has the weight {weight:g}, which {problem}.")
             if len(weights) > len(columns):
                 raise UsageError(
                     f"--contrast {spec.name} has {len(weights)} weights but the design has "

@@ -27,15 +27,29 @@ from .errors import UsageError
 #: The largest weight: the maps are written in single precision (up to 3.4e38), and a contrast's
 #: variance grows with the square of its weights (1e308 wrote infinite maps without a word).
 MAX_WEIGHT = 1e12
+#: The smallest weight but 0: nilearn's fixed effects floor each variance at 1e-16, so the maps
+#: of a contrast of 1e-12 times a column came out wrong (t a hundred thousand times too small).
+MIN_WEIGHT = 1e-6
+
+
+def weight_size_problem(weight: float) -> str | None:
+    """What is wrong with the size of a weight (too large, or too small but not 0), or None."""
+    if not np.isfinite(weight) or abs(weight) > MAX_WEIGHT:
+        return (f"is not a finite number of at most {MAX_WEIGHT:g} in size (a variance map, in single "
+                "precision, holds the square of the weight)")
+    if weight != 0 and abs(weight) < MIN_WEIGHT:
+        return (f"is below {MIN_WEIGHT:g} in size, so small that fixed effects (nilearn's, which floor a variance "
+                "at 1e-16) would give wrong maps; scale the weights up (t, z and p do not depend on their scale)")
+    return None
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+    r"\s*(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
     r"|(?P<name>[^\W\d]\w*(?:\.\w+)*)"
     r"|(?P<op>[-+*/()]))"
 )
 #: A list of comma-separated weights (``-1,-1,1,1``), the other form of a contrast.
 WEIGHT_LIST = re.compile(
-    r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*,\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*\s*$"
+    r"^\s*[-+]?(\d+(?:\.\d*)?|\.\d+)([eE][-+]?\d+)?(\s*,\s*[-+]?(\d+(?:\.\d*)?|\.\d+)([eE][-+]?\d+)?)*\s*$"
 )
 #: Longest expression accepted, in characters (a form field, not a program).
 MAX_LENGTH = 10_000
@@ -223,4 +237,8 @@ def parse_expression(text: str, where: str = "Contrast expression") -> LinearCom
             f"{where} {text!r} has a constant term ({constant:g}); "
             "a contrast weighs design columns only."
         )
+    for name, weight in weights.items():
+        problem = weight_size_problem(weight)
+        if problem:
+            raise UsageError(f"{where} {text!r} gives {name} the weight {weight:g}, which {problem}.")
     return LinearCombination(tuple((name, float(w)) for name, w in weights.items()), float(constant))

@@ -383,6 +383,21 @@ def test_expression_with_coefficients(example_design):
     np.testing.assert_allclose(contrast.vector, expected)
 
 
+@pytest.mark.parametrize("spec, said", [
+    ("1e-12*audio", "gives audio the weight 1e-12, which is below 1e-06 in size"),
+    ("audio*1e-4*1e-4-visual", "gives audio the weight 1e-08"),
+    ("1e-9,1", "has the weight 1e-09, which is below 1e-06"),
+    ("1e13,1", "has the weight 1e\\+13, which is not a finite number of at most 1e\\+12"),
+])
+def test_contrast_weights_too_small_or_too_large_are_refused(example_design, spec, said):
+    """1e-12*audio gave a subject t a hundred thousand times too small (fixed effects floor the
+    variance at 1e-16), exit 0; a weight list took 1e13 (the variance overflows single precision)."""
+    with pytest.raises(UsageError, match=said):
+        design.contrast_weights([ContrastSpec("tiny", spec)], example_design)
+    (contrast,) = design.contrast_weights([ContrastSpec("small", "1e-6*audio")], example_design)
+    assert contrast.weights == {"audio": 1e-6}
+
+
 def test_expression_with_a_number_in_scientific_notation(example_design):
     columns = list(example_design.matrix.columns)
     specs = [ContrastSpec("sci", "audio-5e-1*visual")]

@@ -88,8 +88,10 @@ def test_hostile_model_files_are_usage_errors(tmp_path):
     assert load_model(path) == parse_model(EXAMPLE)
     for weight, said in (("NaN", "NaN is not a JSON number"), ("Infinity", "Infinity is not a JSON number"),
                          ("-Infinity", "-Infinity is not a JSON number"),
-                         ("1" + "0" * 400, "weights are finite numbers"), ('"1e999"', "weights are finite numbers"),
-                         ("1e308", "weights are at most 1e\\+12"), ('"-1e13"', "weights are at most"),
+                         ("1" + "0" * 400, "is not a finite number"), ('"1e999"', "is not a finite number"),
+                         ("1e308", "of at most 1e\\+12 in size"), ('"-1e13"', "of at most 1e\\+12 in size"),
+                         ("1e-12", "is below 1e-06 in size, so small that fixed effects"),
+                         ('"1/10000000"', "is below 1e-06 in size"),
                          ("9" * 5000, "it holds a number of thousands of digits")):  # inf maps; no Python advice
         text = json.dumps(EXAMPLE).replace('"Weights": [1, -1]', f'"Weights": [{weight}, -1]')
         assert text != json.dumps(EXAMPLE)
@@ -184,6 +186,9 @@ def test_string_fractions_and_f_contrasts():
     ({"Nodes__0__Transformations": [{"Name": "Convolve", "Input": ["a"], "Model": "afni"}]}, "HRF model 'afni'"),
     # a node's maps are named after it: a job fitted every run, then stopped with "File name too long"
     ({"Nodes__1__Name": "fixedEffectsNode" * 14}, "has a Name too long to name its maps after"),
+    # 200,000 rows: a 298 GiB allocation (exit 1) once the output's first files were written
+    ({"Nodes__0__Contrasts__0__Test": "F", "Nodes__0__Contrasts__0__Weights": [[1, -1]] * 1001},
+     "has 1001 rows of weights; an F contrast has at most 1000"),
     # a Software of the wrong type was a Python error (exit 1)
     ({"Nodes__0__Model__Software": "nilearn"}, "Node 'run': Model.Software must be an object, one entry per software"),
     ({"Nodes__1__Model__Software": 5}, "Node 'subject': Model.Software must be an object"),

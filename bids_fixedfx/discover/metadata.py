@@ -120,7 +120,7 @@ MAX_TR, MIN_TR = 100.0, 0.01
 
 #: A number written as text, as some tools write a sidecar's numbers (``"2.0"``); Python's
 #: ``float`` also reads ``"2_0"`` (20) and ``" 2 "``, which no sidecar means.
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _seconds(key, value, sidecar):

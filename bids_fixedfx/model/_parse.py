@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from ..expression import MAX_WEIGHT
+from ..expression import weight_size_problem
 
 #: nilearn's HRF models (``fir`` needs delays).
 HRF_MODELS = (
@@ -14,7 +14,9 @@ HRF_MODELS = (
 )
 #: Other names of nilearn's HRF models: FSL's double-gamma (pybids' default name) is SPM's canonical HRF.
 HRF_ALIASES = {"doublegamma": "spm", "double gamma": "spm", "canonical": "spm"}
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+#: The most rows of an F contrast's weights (its rank is at most the design's number of columns).
+MAX_F_ROWS = 1000
 _WEIGHT = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*({_NUMBER})\s*)?$")
 #: Arguments of each transformation besides Name, Input and Output (snake_case, as pybids).
 ARGUMENTS = {
@@ -92,11 +94,9 @@ def parse_weight(value, where: str) -> float:
         weight = _weight_value(value, where)
     except OverflowError:  # an integer beyond any float
         weight = math.inf
-    if not math.isfinite(weight):
-        raise ModelError(f"{where} has the weight {str(value)[:40]!r}; weights are finite numbers.")
-    if abs(weight) > MAX_WEIGHT:
-        raise ModelError(f"{where} has the weight {str(value)[:40]!r}; weights are at most {MAX_WEIGHT:g} in size "
-                         "(a variance map, in single precision, holds the square of the weight).")
+    problem = weight_size_problem(weight)
+    if problem:
+        raise ModelError(f"{where} has the weight {str(value)[:40]!r}, which {problem}.")
     return weight
 
 
@@ -128,6 +128,8 @@ def parse_weights(raw, n_conditions: int, test: str, where: str) -> tuple:
     if two_d:
         if not all(isinstance(r, (list, tuple)) for r in rows):
             raise ModelError(f"{where} mixes numbers and lists in its Weights.")
+        if len(rows) > MAX_F_ROWS:  # an F test of more rows than a design has columns tests nothing more
+            raise ModelError(f"{where} has {len(rows)} rows of weights; an F contrast has at most {MAX_F_ROWS}.")
         matrix = tuple(tuple(parse_weight(w, where) for w in row) for row in rows)
     else:
         matrix = (tuple(parse_weight(w, where) for w in rows),)

@@ -24,7 +24,7 @@ import numpy as np
 from .bsm import ModelError
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+    r"\s*(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
     r"|(?P<string>'[^']*'|\"[^\"]*\")"
     r"|(?P<quoted>`[^`]+`)"
     r"|(?P<name>[^\W\d][\w.]*)"
