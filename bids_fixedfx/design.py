@@ -276,6 +276,11 @@ def select_confounds(run, names, given=True):
     if infinite:
         raise InputFileError(f"Confound column{'s' if len(infinite) > 1 else ''} {', '.join(infinite)} of "
                              f"{run.confounds} hold{'' if len(infinite) > 1 else 's'} infinite values.")
+    huge = [c for c in columns if (confounds[c].abs() > MAX_MODULATION).any()]
+    if huge:  # 1e308: the fit's SVD did not converge, naming nothing
+        value = confounds[huge[0]][confounds[huge[0]].abs() > MAX_MODULATION].iloc[0]
+        raise InputFileError(f"Confound column {huge[0]} of {run.confounds} holds {value:g}, above "
+                             f"{MAX_MODULATION:g} in size, too large for a regression; check the file.")
     filled = fill_first_row(confounds)
     if filled:
         notes.append(Note.for_run(
@@ -655,6 +660,9 @@ def load_design(run) -> Design:
         )
     if not np.isfinite(matrix.to_numpy()).all():
         raise InputFileError(f"Design file {path} has missing or infinite values.")
+    if (np.abs(matrix.to_numpy()) > MAX_MODULATION).any():
+        raise InputFileError(f"Design file {path} has values above {MAX_MODULATION:g} in size, too large for a "
+                             "regression; check the file.")
     conditions = tuple(
         c for c in matrix.columns
         if not NUISANCE_COLUMNS.match(str(c)) and np.ptp(matrix[c].to_numpy()) > 0

@@ -320,6 +320,7 @@ def test_confounds_with_another_length_than_the_bold(example_run, tmp_path):
 
 
 @pytest.mark.parametrize("value, says", [(np.inf, "Confound column rot_z of .* holds infinite values"),
+                                         (1e308, "Confound column rot_z of .* holds 1e\\+308, above 1e\\+12 in size"),
                                           ("1,5", "Confound column rot_z of .* holds text \\('1,5'\\), not numbers")])
 def test_a_confound_column_at_fault_is_named_alone(example_run, tmp_path, value, says):
     """One infinite value of rot_z was said of all six motion columns."""
@@ -536,6 +537,17 @@ def test_load_design_with_the_wrong_number_of_rows(precomputed, example_run, kin
         design.load_design(run)
     assert error.value.exit_code == EX_NO_INPUT
     assert run.design.name in str(error.value)
+
+
+@pytest.mark.parametrize("value, said", [(np.nan, "has missing or infinite values"),
+                                         (1e300, "has values above 1e\\+12 in size, too large for a regression")])
+def test_a_design_file_with_values_no_fit_takes_is_refused(example_run, example_design, tmp_path, value, said):
+    matrix = example_design.matrix.copy()
+    matrix.iloc[3, 0] = value
+    path = tmp_path / f"{example_run.name}_design.npz"
+    np.savez(path, X=matrix.to_numpy())
+    with pytest.raises(InputFileError, match=f"Design file {re.escape(str(path))} {said}"):
+        design.load_design(dataclasses.replace(example_run, design=path, events=None, confounds=None))
 
 
 @pytest.mark.parametrize(("index", "said"), [(True, "column without a name \\(column 1"),
