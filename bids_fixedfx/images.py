@@ -57,6 +57,14 @@ def _load_header(path: Path, what: str):
         raise InputFileError(f"{what} {path} does not exist.") from None
     except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError, zlib.error) as error:
         raise InputFileError(f"{what} {path} cannot be read as NIfTI: {_reason(error)}.") from error
+    affine = getattr(img, "affine", None)
+    if affine is not None and np.shape(affine) == (4, 4):
+        if not np.isfinite(affine).all():
+            raise InputFileError(f"{what} {path} has a voxel-to-world affine with NaN or infinite values; "
+                                 "correct its header (sform or qform).")
+        if abs(np.linalg.det(affine[:3, :3])) < 1e-12:  # smoothing and resampling divide by the voxel sizes
+            raise InputFileError(f"{what} {path} has a voxel-to-world affine that maps the voxels to a plane or a "
+                                 "point (a voxel size of 0); correct its header (sform or qform, pixdim).")
     return img
 
 

@@ -140,3 +140,21 @@ def test_zlib_is_used_without_isal(monkeypatch, image):
     monkeypatch.setattr(images, "_inflate_module", zlib)
     monkeypatch.setattr(images, "_INFLATE_ERRORS", (zlib.error,))
     np.testing.assert_array_equal(read_image(path).get_fdata(dtype=np.float32), data)
+
+
+@pytest.mark.parametrize(("affine", "said"), [
+    (np.diag([2.0, 2.0, 0.0, 1.0]), "maps the voxels to a plane or a point"),
+    (np.full((4, 4), np.nan), "NaN or infinite values"),
+])
+def test_a_degenerate_affine_is_named(tmp_path, affine, said):
+    """A zero or NaN affine ended in nibabel's 'Could not decompose affine', exit 1, naming no file."""
+    path = tmp_path / "bold.nii.gz"
+    header = nib.Nifti1Header()
+    header.set_data_shape((4, 4, 4, 3))
+    header.set_data_dtype(np.float32)
+    header["sform_code"] = 1
+    for row, key in enumerate(("srow_x", "srow_y", "srow_z")):  # as a damaged header holds them
+        header[key] = affine[row]
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4, 3), dtype=np.float32), None, header), path)
+    with pytest.raises(InputFileError, match=f"BOLD series {path} has a voxel-to-world affine .*{said}"):
+        check_image(path, "BOLD series")
