@@ -213,7 +213,7 @@ def _surface_contrast(settings, test, contrast, files: Files, anchor) -> dict:
     section.update(surfaces.map_section(
         files, output_dir / z_path, form, threshold, f"{name}: group, {len(test.inputs)} subjects",
         "group_figure", common, "Group z map"))
-    section.update({"subjects_figure": None, "corrected": None, "permutation": None,
+    section.update({"subjects_figure": None, "corrected": None, "tdp": None, "permutation": None,
                     "model": (sidecar.group or {}).get("GroupModel"),
                     "dof": sidecar.dof, "subjects": list(test.subjects)})
     return section

@@ -419,6 +419,6 @@ def _surface_contrast(settings, plan, label, name, files: Files, anchor) -> dict
     section.update(surfaces.map_section(
         files, output_dir / z_path, form, threshold, f"{name}: {_combined(sidecar)} over {plural(n_runs, 'run')}",
         "subject_figure", common, f"{_combined(sidecar, adjective=True)} z map"))
-    section.update({"runs_figure": None, "corrected": None, "dof": sidecar.dof, "n_runs": n_runs,
+    section.update({"runs_figure": None, "corrected": None, "tdp": None, "dof": sidecar.dof, "n_runs": n_runs,
                     "weights": sidecar.contrast.weights})
     return section
