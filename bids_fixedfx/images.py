@@ -257,10 +257,18 @@ def read_volumes(path, what: str = "Image"):
     shape = img.header.get_data_shape()
     if len(shape) != 4:
         raise InputFileError(f"{what} {path} is not a 4D series: its shape is {shape}.")
-    if not path.name.endswith(".gz"):
-        data = read_image(path, what).dataobj
-        return img, (data[..., t] for t in range(shape[3]))
+    if not path.name.endswith(".gz"):  # each volume read from the file in turn, not the whole series
+        return img, _file_volumes(path, what, img)
     return img, _gzip_volumes(path, what, img)
+
+
+def _file_volumes(path, what, img):
+    """The volumes of an uncompressed image, each read (and scaled) on its own."""
+    for t in range(img.header.get_data_shape()[3]):
+        try:
+            yield np.asanyarray(img.dataobj[..., t])
+        except (OSError, EOFError, ValueError) as error:
+            raise InputFileError(f"{what} {path} cannot be read: {_reason(error)}.") from error
 
 
 def _gzip_volumes(path, what, img):

@@ -98,6 +98,25 @@ def test_volumes_read_one_by_one_are_the_image(image):
     np.testing.assert_array_equal(stacked, data)
 
 
+@pytest.mark.parametrize("scaled", [False, True])
+def test_volumes_of_an_uncompressed_series_are_read_one_at_a_time(tmp_path, monkeypatch, scaled):
+    """A .nii series was read whole before its volumes were handed on (a 21 GB file, whole)."""
+    from bids_fixedfx import images
+
+    data = np.arange(6 * 5 * 4 * 3, dtype=np.int16 if scaled else np.float32).reshape(6, 5, 4, 3)
+    img = nib.Nifti1Image(data, np.eye(4))
+    if scaled:
+        img.header.set_slope_inter(0.5, 10.0)
+    path = tmp_path / "bold.nii"
+    img.to_filename(path)
+    expected = np.asanyarray(nib.load(path).dataobj)
+    monkeypatch.setattr(images, "read_image", None)  # nothing reads the whole image
+    header, volumes = images.read_volumes(path, "BOLD series")
+    first = next(volumes)
+    assert first.shape == data.shape[:3] and first.dtype == expected.dtype
+    np.testing.assert_array_equal(np.stack([first, *volumes], axis=-1), expected)
+
+
 def test_volumes_of_a_damaged_stream_fail_the_crc(image):
     from bids_fixedfx.images import read_volumes
 
