@@ -67,10 +67,12 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
     ------
     UsageError
         One is inside an input, or is (or would be made under) a file, or under a folder
-        that cannot be written to; OUTPUT_DIR holds another dataset or a linked folder.
+        that cannot be written to; OUTPUT_DIR holds another dataset or a linked folder;
+        ``--bids-database-dir`` is inside OUTPUT_DIR.
     """
     bids_dir = Path(bids_dir).resolve()
     inputs = input_datasets(bids_dir, derivatives)
+    output = None
     for option, path in (("OUTPUT_DIR", output_dir), ("--work-dir", work_dir), ("--bids-database-dir", database_dir)):
         if path is None:
             continue
@@ -95,6 +97,10 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
         if option == "OUTPUT_DIR":
             _check_not_another_dataset(path)
             check_no_links(path, subjects)
+            output = path
+        elif option == "--bids-database-dir" and (path == output or output in path.parents):
+            raise UsageError(f"--bids-database-dir {path} is inside OUTPUT_DIR {output}, among the outputs (whose "
+                             "reruns replace files and whose BIDS validation it would fail); use a folder outside it.")
 
 
 #: The folders of OUTPUT_DIR the app writes in and removes from, besides the subjects'.

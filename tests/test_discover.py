@@ -992,6 +992,25 @@ def test_an_out_of_date_saved_index_is_not_used(fresh_dataset, make_settings, tm
     assert len([p for p in database.iterdir() if p.is_dir()]) == 2
 
 
+@pytest.mark.parametrize("manifest", ["garbage" * 10, "[]", '{"directories": 3}'])
+def test_a_damaged_saved_index_is_said_and_not_used(fresh_dataset, make_settings, tmp_path, capsys, manifest):
+    """A saved index with a damaged manifest was passed over without a word (or, a JSON list,
+    stopped the job with a Python error), and every job indexed afresh."""
+    from bids_fixedfx.cli import _setup_logging
+
+    dataset = fresh_dataset(subjects=("01",))
+    database = tmp_path / "db"
+    settings = make_settings(dataset.path, bids_database_dir=database)
+    first = discover.select_runs(settings)
+    (saved,) = [p for p in database.iterdir() if p.is_dir()]
+    (saved / discover.index._MANIFEST).write_text(manifest)
+    _setup_logging(0)
+    capsys.readouterr()
+    assert discover.select_runs(settings) == first
+    said = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert len(said) == 1 and f"The index saved in {saved} is damaged" in said[0] and "delete that folder" in said[0]
+
+
 def test_while_another_job_saves_the_index_the_selection_is_indexed(fresh_dataset, make_settings, tmp_path, monkeypatch):
     dataset = fresh_dataset(subjects=("01", "03"))
     database = tmp_path / "db"

@@ -29,6 +29,16 @@ def test_locations_outside_the_inputs_are_allowed(tmp_path):
     locations.check_locations(bids, bids / "derivatives" / "fixedfx", bids / "derivatives" / "scratch")
 
 
+@pytest.mark.parametrize("where", ["", "sub-01", "logs/index"])
+def test_a_database_dir_inside_output_dir_is_refused(tmp_path, where):
+    """The saved index went among the outputs: the BIDS validator failed them."""
+    bids = _dataset(tmp_path / "bids")
+    with pytest.raises(UsageError, match=f"--bids-database-dir {tmp_path / 'out' / where}".rstrip("/")
+                                         + f" is inside OUTPUT_DIR {tmp_path / 'out'}"):
+        locations.check_locations(bids, tmp_path / "out", database_dir=tmp_path / "out" / where)
+    locations.check_locations(bids, tmp_path / "out", database_dir=tmp_path / "outdb")
+
+
 @pytest.mark.parametrize(
     "where",
     ["", "results", "sub-01", "derivatives/fmriprep", "derivatives/fmriprep/stats", "derivatives"],

@@ -317,9 +317,12 @@ def _load_saved(folder, bids_dir, derivatives, participant_label):
 
     try:
         manifest = json.loads((folder / _MANIFEST).read_text())
-    except (OSError, ValueError):
+        changed = _changed_folders(manifest, (bids_dir, *derivatives), participant_label)
+        loops = tuple(Path(loop) for loop in manifest["loops"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        logger.warning("The index saved in %s is damaged (its %s cannot be read), so the selection was indexed "
+                       "afresh; delete that folder to save a new one.", folder, _MANIFEST)
         return None
-    changed = _changed_folders(manifest, (bids_dir, *derivatives), participant_label)
     if changed:
         logger.warning(
             "The index saved in %s is out of date (%s changed since it was saved), so the "
@@ -331,7 +334,7 @@ def _load_saved(folder, bids_dir, derivatives, participant_label):
         bids_dir, validate=False, derivatives=list(derivatives) or False, database_path=folder
     )
     logger.info("Reused the index saved in %s", folder)
-    return layout, tuple(Path(loop) for loop in manifest["loops"])
+    return layout, loops
 
 
 def _changed_folders(manifest, roots, participant_label):
