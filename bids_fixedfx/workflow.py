@@ -93,6 +93,8 @@ def _participant(settings, derivatives, fork):
     _check_other_sessions(checked, settings)
     settings = replace(settings, derivatives=tuple(derivatives))
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
+    if model is not None:
+        _warn_replaced_model(model, settings, {s.subject for s in checked.subjects})
     model_file = _copy_model(model, settings) if model is not None else None
     settings = replace(settings, model_file=model_file,
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
@@ -596,17 +598,47 @@ def _check_model_copy(model, target) -> None:
     that copy as the model that made them."""
     import json
 
-    def participant_nodes(document):
-        return [n for n in document.get("Nodes", []) if str(n.get("Level", "")).lower() != "dataset"]
-
     try:
         earlier = json.loads(target.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    if isinstance(earlier, dict) and participant_nodes(earlier) != participant_nodes(json.loads(model.to_json())):
+    if isinstance(earlier, dict) and _participant_nodes(earlier) != _participant_nodes(json.loads(model.to_json())):
         raise UsageError(
             f"{target} holds another model named {model.name!r}, whose run, session or subject nodes made the "
             "subject maps (their sidecars name it); give this model another Name."
+        )
+
+
+def _participant_nodes(document) -> list:
+    """A model document's nodes below the dataset level (those that made the subject maps)."""
+    nodes = document.get("Nodes", [])
+    return [n for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"] if isinstance(
+        nodes, list) else [nodes]
+
+
+def _warn_replaced_model(model, settings, subjects) -> None:
+    """Warn when the participant level replaces a copy of its model in OUTPUT_DIR (the default
+    model of other options, say) whose run, session or subject nodes differ, while subjects
+    this job leaves alone were made with it: their sidecars then cite a model that did not
+    make them (the group level refuses to test them together)."""
+    import json
+
+    target = settings.output_dir / _model_copy(model)
+    try:
+        earlier = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(earlier, dict) or _participant_nodes(earlier) == _participant_nodes(json.loads(model.to_json())):
+        return
+    others = sorted(p.name for p in settings.output_dir.glob("sub-*")
+                    if p.is_dir() and p.name.removeprefix("sub-") not in subjects)
+    if others:
+        logger.warning(
+            "%s described other options (%s made with them); it now describes this job's, so their sidecars cite "
+            "a model that did not make them and the group level will refuse to test them with these subjects: rerun "
+            "them with this job's options, or write this job to another OUTPUT_DIR.",
+            target, ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "") +
+            (" was" if len(others) == 1 else " were"),
         )
 
 

@@ -832,6 +832,24 @@ def test_a_subject_without_maps_of_one_contrast_is_named_with_both_causes(exampl
     assert visual["Subjects"] == others and audio["Subjects"] == list(example_dataset.subjects)
 
 
+@pytest.mark.slow
+def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example_dataset, tmp_path, capsys):
+    """A job with other options replaced models/model-default_smdl.json without a word, though
+    the subjects fitted before cite it."""
+    output = tmp_path / "out"
+    first, second, *_ = example_dataset.subjects
+    common = [str(example_dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports"]
+    assert main([*common, "--participant-label", first, "--hrf-model", "spm"]) == 0
+    assert main([*common, "--participant-label", second, "--hrf-model", "spm"]) == 0
+    assert "described other options" not in capsys.readouterr().err  # the same options
+    assert main([*common, "--participant-label", second]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "described other options" in line]
+    assert len(said) == 1 and f"(sub-{first} was made with them)" in said[0] and "WARNING" in said[0]
+    assert '"glover"' in (output / "models" / "model-default_smdl.json").read_text()
+    assert main([*common, "--participant-label", first, second]) == 0  # every subject made again: nothing to say
+    assert "described other options" not in capsys.readouterr().err
+
+
 def test_precision_weighted_fixed_effects(example_dataset, reference, tmp_path):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--participant-label", "02",
