@@ -1338,3 +1338,15 @@ def test_several_files_of_one_name_are_named_by_their_folders():
         _one(files, "events", "sub-01_task-x", kind="events")
     message = str(error.value)
     assert all(f in message for f in files) and "keep one of them" in message and '{"events": {}}' not in message
+
+
+def test_a_dataset_description_that_is_a_device_is_named_so(tmp_path):
+    """A dataset_description.json linked to /dev/urandom was said to be missing."""
+    from bids_fixedfx.discover.derivatives import check_bids_dir
+
+    (tmp_path / "dataset_description.json").symlink_to("/dev/urandom")
+    with pytest.raises(NoDataError, match="dataset_description.json is not a regular file"):
+        check_bids_dir(tmp_path)
+    (tmp_path / "dataset_description.json").unlink()
+    with pytest.raises(NoDataError, match="is not a BIDS dataset: it has no dataset_description.json"):
+        check_bids_dir(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import InputFileError, NoDataError, UsageError
+from ..errors import InputFileError, NoDataError, UsageError, check_regular_file
 from ..locations import is_own_output
 from ..sidecars import read_json
 
@@ -112,7 +112,9 @@ def check_bids_dir(bids_dir: Path) -> None:
     """
     if not bids_dir.is_dir():
         raise UsageError(f"BIDS_DIR {bids_dir} is not a directory.")
-    if not (bids_dir / "dataset_description.json").is_file():
+    description = bids_dir / "dataset_description.json"
+    if not description.is_file():
+        check_regular_file(description, f"BIDS_DIR {bids_dir}'s dataset_description.json", NoDataError)
         raise NoDataError(
             f"BIDS_DIR {bids_dir} is not a BIDS dataset: it has no dataset_description.json."
         )
