@@ -850,6 +850,20 @@ def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example
     assert "described other options" not in capsys.readouterr().err
 
 
+def test_a_subject_map_that_is_a_device_is_named_so(example_dataset, analysed, tmp_path, capsys):
+    """A subject's effect map linked to /dev/zero was said to be missing."""
+    output = tmp_path / "out"
+    shutil.copytree(analysed, output, ignore=shutil.ignore_patterns("group"))
+    first = example_dataset.subjects[0]
+    (effect,) = (output / f"sub-{first}" / "func").glob(f"sub-{first}_task-*_contrast-audio_stat-effect_statmap.nii.gz")
+    effect.unlink()
+    effect.symlink_to("/dev/zero")
+    capsys.readouterr()
+    assert main([str(example_dataset.path), str(output), "group", "--no-reports"]) == 66
+    assert f"{effect} is not a regular file (a folder, a device or a pipe); rerun" in capsys.readouterr().err
+    assert not (output / "group").exists()
+
+
 def test_precision_weighted_fixed_effects(example_dataset, reference, tmp_path):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--participant-label", "02",

@@ -756,6 +756,16 @@ def test_a_participants_cell_of_many_digits_is_refused_at_once(tmp_path):
     assert time.perf_counter() - start < 10
 
 
+def test_a_participants_table_that_is_a_device_is_named_so(tmp_path):
+    """participants.tsv linked to /dev/zero was said to be missing."""
+    from bids_fixedfx.errors import InputFileError
+    from bids_fixedfx.plan import read_participants
+
+    (tmp_path / "participants.tsv").symlink_to("/dev/zero")
+    with pytest.raises(InputFileError, match=f"{tmp_path / 'participants.tsv'} is not a regular file"):
+        read_participants(tmp_path)
+
+
 def test_a_column_of_numbers_with_a_stray_token_is_named(tmp_path):
     """'n.a.' among IQ scores made the column a group of four levels (an F test), without a word."""
     from bids_fixedfx.errors import InputFileError

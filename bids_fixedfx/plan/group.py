@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import design as designs
-from ..errors import NoDataError, UsageError
+from ..errors import NoDataError, UsageError, check_regular_file
 from ..notes import Note
 from ..surface import check_inference, files_of, group_spaces, is_surface_file
 
@@ -361,7 +361,8 @@ def _found_maps(settings, step) -> tuple:
     for item in found:
         for path in (*files_of(item.effect), *files_of(item.variance), item.sidecar, *files_of(item.mask)):
             if not path.is_file():
-                raise NoDataError(f"{path} is missing; rerun the participant level for sub-{item.subject}.")
+                what = "is not a regular file (a folder, a device or a pipe)" if path.exists() else "is missing"
+                raise NoDataError(f"{path} {what}; rerun the participant level for sub-{item.subject}.")
         read.append(replace(item, info=StatmapSidecar.read(item.sidecar)))
     notes = [Note("selection", f"space-{space} maps were not tested: their vertices are each subject's own")
              for space in native]
@@ -702,6 +703,7 @@ def _labelled_table(path, id_column, name, key, kind):
     from ..errors import InputFileError
 
     if not path.is_file():
+        check_regular_file(path, str(path))  # /dev/zero was read as a missing table
         return pd.DataFrame(index=pd.Index([], name=name))
     table = _stripped(designs.read_table(path, f"{kind} file", text_columns=(id_column,)), text=(id_column,))
     if id_column not in table:
