@@ -34,7 +34,8 @@ def _events_for(events_files, layout, entities, raw, name, filtered=False):
     if not events and raw is not None and not filtered:  # events inherited from a higher level
         root = Path(layout.root)
         rules = bidsignore_rules(root)  # what the index leaves out, the folders listed here leave out too
-        levels = [[f for f in level if not _ignored(f, root, rules)] for level in inherited_files(raw, root, "events", ".tsv")]
+        levels = [[f for f in level if not _ignored(f, root, rules)]
+                  for level in inherited_files(raw, root, "events", ".tsv")]
         nearest = next((level for level in levels if level), [])
         # the most specific of the nearest folder's (several equally specific: an error)
         most = len(_name_entities(nearest[-1].name)) if nearest else 0

@@ -170,9 +170,10 @@ def repetition_time_warning(disagreeing) -> str:
     repetition times (:func:`_repetition_time`)."""
     used, tr, raw, other = disagreeing[0]
     count = len({sidecar for sidecar, *_ in disagreeing})
-    return (f"{count} preprocessed series {'has' if count == 1 else 'have'} a RepetitionTime in {'its' if count == 1 else 'their'} sidecar "
-            f"that the raw series' sidecars contradict (such as {tr:g} s in {used} against {other:g} s in {raw}); the preprocessed "
-            "series' is used: correct the sidecar that is wrong.")
+    one = count == 1
+    return (f"{count} preprocessed series {'has' if one else 'have'} a RepetitionTime in {'its' if one else 'their'} "
+            f"sidecar that the raw series' sidecars contradict (such as {tr:g} s in {used} against {other:g} s in "
+            f"{raw}); the preprocessed series' is used: correct the sidecar that is wrong.")
 
 
 def _first_repetition_time(layout, files, run_name):

@@ -71,7 +71,8 @@ def parse_node(raw, index, source, notes) -> Node:
     software = model.get("Software") or {}
     if not isinstance(software, dict):
         raise ModelError(f"{where}: Model.Software must be an object, one entry per software "
-                         f"({{\"nilearn\": {{\"noise_model\": \"ar1\"}}}}), not {type(software).__name__} {str(software)[:40]!r}.")
+                         f"({{\"nilearn\": {{\"noise_model\": \"ar1\"}}}}), "
+                         f"not {type(software).__name__} {str(software)[:40]!r}.")
     nilearn = next((v for k, v in software.items() if str(k).lower() == "nilearn"), {})
     if not isinstance(nilearn, dict):
         raise ModelError(f"{where}: Model.Software.nilearn must be an object of settings ({', '.join(SOFTWARE_KEYS)}), "

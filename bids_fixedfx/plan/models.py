@@ -348,7 +348,8 @@ def covariates_model(columns, participants, inference=None, described=None):
                 f"--group-covariates {column}: participants.tsv writes its numbers with a decimal comma "
                 f"({values[decimal_comma].iloc[0]!r}); write them with a point, as BIDS tables do."
             )
-        with_unit = values.astype(str).str.fullmatch(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)\s*[^\W\d_][^\d]*")  # no two ways to split digits
+        # a number, then a word; its digits split one way only (a cell of many digits is quick to refuse)
+        with_unit = values.astype(str).str.fullmatch(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)\s*[^\W\d_][^\d]*")
         if with_unit.any() and (with_unit | pd.to_numeric(values, errors="coerce").notna()).all():
             if (described or {}).get(column, {}).get("Units"):  # '41y' as labels: one group per age
                 raise InputFileError(

@@ -381,7 +381,8 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
     tsv = files.table(tsv_path, table.to_tsv())
     section["corrected"] = corrected_section(
         settings, "subject_statmap", common, "subject_figure", common, view, files, name)
-    section["tdp"] = tdp_section(settings, "subject_statmap", common, "subject_figure", common, view, z_map, files, name)
+    section["tdp"] = tdp_section(settings, "subject_statmap", common, "subject_figure", common, view, z_map, files,
+                                 name)
     section.update({
         "dof": sidecar.dof,
         "n_runs": (sidecar.combination or {}).get("NumberOfRuns", len(run_maps) or 1),
