@@ -13,7 +13,7 @@ _TYPES = {list: "an array", str: "a string", bool: "true or false", int: "a numb
           type(None): "null"}
 
 
-def read_object(path, what: str = "", error=InputFileError, missing: str = "") -> dict:
+def read_object(path, what: str = "", error=InputFileError, missing: str = "", once=()) -> dict:
     """Read a JSON object (a byte-order mark allowed), naming the file in any error.
 
     Parameters
@@ -26,6 +26,9 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "") -
         The :class:`~bids_fixedfx.errors.FixedFxError` raised.
     missing : str
         What to do about a file that does not exist, added to its message.
+    once : collection of str
+        Keys of the top-level object that may not be given twice with two values (JSON
+        keeps the last one without a word).
 
     Returns
     -------
@@ -39,8 +42,18 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "") -
     """
     named = f"{what} {path}" if what else str(path)
     check_regular_file(path, named, error)
+    twice = []
+
+    def pairs(items):
+        data = {}
+        for key, value in items:
+            if key in once and key in data and data[key] != value:
+                twice.append((key, data[key], value))
+            data[key] = value
+        return data
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"), object_pairs_hook=pairs if once else None)
     except FileNotFoundError:
         raise error(f"{named} does not exist{'; ' + missing if missing else ''}.") from None
     except OSError as failure:
@@ -53,4 +66,8 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "") -
         raise error(f"{named} is not valid JSON: it is nested too deeply or holds too long a number.") from None
     if not isinstance(data, dict):
         raise error(f"{named} must hold a JSON object, not {_TYPES.get(type(data), 'a value')}.")
+    if twice:
+        key, first, last = twice[0]
+        raise error(f"{named} gives {key} twice, {json.dumps(first)[:40]} and {json.dumps(last)[:40]}; "
+                    "keep the right one (JSON readers keep the last without a word).")
     return data

@@ -16,7 +16,9 @@ import pytest
 
 from bids_fixedfx import discover
 from bids_fixedfx.cli import main
-from bids_fixedfx.errors import EX_INVALID_BIDS, EX_NO_INPUT, EX_USAGE, InvalidBIDSError, NoDataError, UsageError
+from bids_fixedfx.errors import (
+    EX_INVALID_BIDS, EX_NO_INPUT, EX_USAGE, InputFileError, InvalidBIDSError, NoDataError, UsageError,
+)
 from bids_fixedfx.example_data import make_example_dataset
 from bids_fixedfx.settings import DEFAULT_SPACE
 
@@ -316,6 +318,22 @@ def test_a_raw_tr_that_contradicts_the_preprocessed_one_is_said_once(fresh_datas
     said = [w for w in selection.warnings if "RepetitionTime" in w]
     assert len(said) == 1 and said[0].startswith(f"{len(selection.runs)} preprocessed series have a RepetitionTime")
     assert f"{tr:g} s in" in said[0] and f"against {tr * 0.75:g} s in {dataset.path / 'task-checkerboard_bold.json'}" in said[0]
+
+
+def test_a_sidecar_giving_the_tr_twice_is_refused(fresh_dataset, make_settings):
+    """{"RepetitionTime": 2.0, "RepetitionTime": 1.0}: the last was used without a word."""
+    dataset = fresh_dataset(subjects=("01",))
+    sidecar = dataset.path / "task-checkerboard_bold.json"
+    tr = raw_tr(dataset.path)
+    sidecar.write_text(sidecar.read_text().rstrip().rstrip("}") + f', "RepetitionTime": {tr}}}')
+    discover.select_runs(make_settings(dataset.path))  # twice with one value: no doubt
+    sidecar.write_text(sidecar.read_text().rstrip().rstrip("}") + f', "RepetitionTime": {tr * 2}}}')
+    preprocessed = list((dataset.path / "derivatives").rglob("*_desc-preproc_bold.json"))
+    for path in preprocessed:
+        edit_json(path, lambda d: d.pop("RepetitionTime"))
+    with pytest.raises(InputFileError, match=f"The sidecar {re.escape(str(sidecar))} gives RepetitionTime twice, "
+                                             f"{tr:g}.* and {tr * 2:g}"):
+        discover.select_runs(make_settings(dataset.path))
 
 
 def test_tr_is_never_read_from_the_nifti_header(fresh_dataset, make_settings):

@@ -108,8 +108,12 @@ def sidecar_metadata(path: Path, root: Path) -> dict:
     return metadata
 
 
+#: The sidecar keys the app reads: given twice with two values, which one holds is unknown.
+READ_KEYS = ("RepetitionTime", "StartTime", "SliceTimingCorrected")
+
+
 def _read_sidecar(path):
-    return read_object(path, "The sidecar")
+    return read_object(path, "The sidecar", once=READ_KEYS)
 
 
 #: Repetition times outside these bounds (seconds) are errors in the sidecar: above, the BIDS
