@@ -222,6 +222,9 @@ def test_a_model_s_convolve_transformation_is_stated(fresh_dataset, tmp_path):
     page = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", (output / "sub-01.html").read_text())))
     assert "HRF model glover (the model's Convolve transformation)" in page
     assert "Confounds trans_x Noise model" in page
+    # and the sidecars' ConfoundsOption: the confounds, not the convolved conditions
+    for sidecar in (output / "sub-01").rglob("*_stat-t_statmap.json"):
+        assert json.loads(sidecar.read_text())["ConfoundsOption"] == ["trans_x"], sidecar.name
     assert main([*common[:2], "group", *common[2:], "--no-reports"]) == 0
     text = citation(output)
     assert "## Group level" in text and expected in text and "'none'" not in text

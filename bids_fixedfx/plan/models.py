@@ -170,10 +170,13 @@ def model_settings(model, settings):
     -------
     model_settings : ModelSettings
     """
+    from fnmatch import fnmatchcase
+
     from ..model.bsm import is_intercept
     from ..model.design import drift_settings, dummy_scan_settings, noise_model_of, precision_weighted_of
 
     node = run_node(model)
+    convolved = {name for t in node.transformations if t.name == "Convolve" for name in (t.output or t.input)}
     drift_model, high_pass, drift_order = drift_settings(node)
     dummy = dummy_scan_settings(node)
     subject = model.nodes_at("subject")
@@ -186,10 +189,12 @@ def model_settings(model, settings):
         high_pass=high_pass if high_pass is not None else settings.model.high_pass,
         drift_order=drift_order,
         noise_model=noise_model_of(node),
-        # the X entries that are not convolved: what the model takes from the confounds file
+        # the X entries that are not convolved (by Model.HRF or a Convolve): what the model takes from the
+        # confounds file
         confounds=tuple(
             str(x) for x in node.x
             if not is_intercept(x) and (node.hrf is None or x not in node.hrf.variables)
+            and not any(fnmatchcase(str(x), name) for name in convolved)  # a Convolve's Input may be a wildcard
         ) or ("*",),
         confounds_given=False,
         non_steady_state=dummy["non_steady_state"],
