@@ -84,9 +84,15 @@ class FirstLevelModelInfo:
     convolution: tuple[str, ...] = ()
 
     @classmethod
-    def from_settings(cls, model) -> FirstLevelModelInfo:
+    def from_settings(cls, model, precomputed=False) -> FirstLevelModelInfo:
         """From :class:`~bids_fixedfx.settings.ModelSettings` (the one place that says
-        which drift key applies: ``HighPass`` only with the cosine drift)."""
+        which drift key applies: ``HighPass`` only with the cosine drift); with
+        ``precomputed`` (maps of ``--design-dir`` designs only), what the app added to those
+        designs: no HRF, drift or confounds."""
+        if precomputed:
+            return cls(smoothing_fwhm=model.smoothing_fwhm or 0.0, noise_model=model.noise_model, hrf_model="none",
+                       drift_model="none", high_pass=None, confounds=(), dummy_scans=model.dummy_scans,
+                       non_steady_state=model.non_steady_state)
         return cls(
             smoothing_fwhm=model.smoothing_fwhm or 0.0,
             noise_model=model.noise_model,

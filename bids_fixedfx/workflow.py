@@ -325,7 +325,7 @@ def write_run(run_plan, result, place, settings, levels=("subject",)) -> None:
     outputs.write_tsv(run_plan.design.matrix, place.path(design_tsv))
     datasets = _datasets(settings)
     source = lambda path: outputs.source(path, output_dir, datasets)  # noqa: E731
-    info = sidecars.FirstLevelModelInfo.from_settings(model)
+    info = sidecars.FirstLevelModelInfo.from_settings(model, run_plan.design.precomputed)
     design = run_plan.design
     outputs.write_json(sidecars.DesignSidecar(
         repetition_time=run.tr,
@@ -394,7 +394,7 @@ def write_node(maps, place, settings) -> None:
         outputs.mask_sidecar(f"Intersection of the masks of the {maps.level}'s runs", maps.space, run_masks),
         form, desc=naming.mask_desc("fixedfx", parts), **common,
     )
-    info = sidecars.FirstLevelModelInfo.from_settings(model)
+    info = sidecars.FirstLevelModelInfo.from_settings(model, all(p.design.precomputed for p in maps.runs))
     weighted = nodes.precision_weighted(step.node, model.precision_weighted)
     kind, desc = f"{maps.level}_statmap", naming.statmap_desc(parts=parts)
     for contrast_maps in maps.contrasts:

@@ -674,6 +674,12 @@ def test_seed_case_npz_designs_given_mask_padded_vector(fresh_dataset, tmp_path)
     sidecar = json.loads(Path(f"{prefix}z_statmap.json").read_text())
     assert sidecar["DegreesOfFreedom"] == float(sum(dofs))
     assert sidecar["Contrast"]["Weights"] == {"X0": 1.0, "X1": -1.0}
+    # the designs are fitted as given: the sidecars said glover, cosine 0.01 Hz and six motion confounds
+    run_z = next((out / "sub-01" / "ses-1" / "func").glob("*run-01*contrast-AudioMinusVisual_stat-z*.json"))
+    for info in (sidecar, json.loads(run_z.read_text())):
+        assert (info["HRFModel"], info["DriftModel"], info["HighPass"], info["ConfoundsOption"]) == ("none", "none",
+                                                                                                      None, [])
+        assert info["SmoothingFWHM"] == 5 and info["NoiseModel"] == "ar1"
     # the designs and the mask, outside any input dataset's own files, are named by BIDS URIs too
     links = json.loads((out / "dataset_description.json").read_text())["DatasetLinks"]
     run_sidecar = next((out / "sub-01" / "ses-1" / "func").glob("*run-01*contrast-AudioMinusVisual_stat-z*.json"))
