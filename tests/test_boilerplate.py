@@ -236,7 +236,7 @@ def test_a_model_s_convolve_transformation_is_stated(fresh_dataset, tmp_path):
     assert "not convolved with a hemodynamic response function" in text and "'none'" not in text
     # its boxcars are the events' conditions, not nuisance regressors of the confounds tables
     nuisance = re.search(r"nuisance regressors? from the confounds tables[^:]*: [^.]*\.", text).group()
-    assert "each condition (audio and visual)" in text and "audio" not in nuisance and "trans_x" in nuisance
+    assert "each condition (`audio` and `visual`)" in text and "audio" not in nuisance and "trans_x" in nuisance
 
 
 def test_subjects_fitted_with_different_settings_are_not_tested_together(fresh_dataset, tmp_path):
@@ -254,14 +254,22 @@ def test_subjects_fitted_with_different_settings_are_not_tested_together(fresh_d
     assert not (output / "group").exists()
 
 
+def test_names_from_the_data_are_never_read_as_markdown_or_html():
+    """A trial type "<b>x</b>" was written raw into CITATION.md (bold in a Markdown viewer)."""
+    from bids_fixedfx.boilerplate.text import code, plain
+
+    assert code("<b>x</b>") == "`<b>x</b>`" and code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
+    assert plain("fMRIPrep 23.1") == "fMRIPrep 23.1" and plain("a_b <i>") == "a\\_b \\<i\\>"
+
+
 def test_contrasts_are_stated_with_their_weights(example_dataset, tmp_path):
     default = boilerplate_only(example_dataset, tmp_path / "a")
     assert "each condition against the implicit baseline" in default
-    assert "audio: `audio` 1; visual: `visual` 1" in default
+    assert "`audio`: `audio` 1; `visual`: `visual` 1" in default
     given = boilerplate_only(example_dataset, tmp_path / "b", "--contrast", "audioMinusVisual=audio-visual",
                              "--contrast", "half=0.5*audio")
     assert "implicit baseline" not in given
-    assert "audioMinusVisual: `audio` 1, `visual` -1; half: `audio` 0.5" in given
+    assert "`audioMinusVisual`: `audio` 1, `visual` -1; `half`: `audio` 0.5" in given
 
 
 def test_one_subject_reads_right_and_software_has_no_nd(example_dataset, tmp_path):

@@ -141,24 +141,41 @@ def number_word(n: int) -> str:
     return _WORDS[n] if 0 <= n < len(_WORDS) else str(n)
 
 
+def code(value) -> str:
+    """``value`` (a name from the data: a condition, a column, a contrast) as a Markdown code
+    span, so that no character of it is read as Markdown or HTML (``<b>x</b>`` stays text);
+    fenced by more backticks than it holds in a row."""
+    text = str(value)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def plain(value) -> str:
+    """``value`` (a name from the data, in running text) with the characters that Markdown or
+    HTML would read escaped by a backslash."""
+    return re.sub(r"([\\`*_{}\[\]<>#|&!])", r"\\\1", str(value))
+
+
 def _columns(names, limit=24) -> str:
     names = list(names)
     if len(names) > limit:
-        return f"{len(names)} columns ({', '.join(f'`{n}`' for n in names[:limit])}, ...)"
-    return and_list([f"`{n}`" for n in names])
+        return f"{len(names)} columns ({', '.join(code(n) for n in names[:limit])}, ...)"
+    return and_list([code(n) for n in names])
 
 
 def _weights(contrast) -> str:
     """A contrast's numeric weights: ``audio`` 1, ``visual`` -1."""
-    return ", ".join(f"`{column}` {weight:g}" for column, weight in contrast.weights) or "none"
+    return ", ".join(f"{code(column)} {weight:g}" for column, weight in contrast.weights) or "none"
 
 
 def _contrast_list(contrasts) -> str:
     def described(contrast):
         if not contrast.is_f:
-            return f"{contrast.name}: {_weights(contrast)}"
-        rows = " and ".join(f"({', '.join(f'`{c}` {w:g}' for c, w in row)})" for row in contrast.rows)
-        return f"{contrast.name}: an F test of {len(contrast.rows)} row{'s' if len(contrast.rows) != 1 else ''}, {rows}"
+            return f"{code(contrast.name)}: {_weights(contrast)}"
+        rows = " and ".join(f"({', '.join(f'{code(c)} {w:g}' for c, w in row)})" for row in contrast.rows)
+        return (f"{code(contrast.name)}: an F test of {len(contrast.rows)} row{'s' if len(contrast.rows) != 1 else ''}, "
+                f"{rows}")
 
     return "; ".join(described(c) for c in contrasts)
 
@@ -185,7 +202,8 @@ def _environment():
         "columns": _columns,
         "weights": _weights,
         "contrast_list": _contrast_list,
-        "code": lambda values: and_list([f"`{v}`" for v in values]),
+        "code": lambda values: and_list([code(v) for v in values]),
+        "plain": lambda values: and_list([plain(v) for v in values]),
         "tests": lambda tests: "; ".join(
             f"task {task}, contrast {name}: {and_list([f'sub-{s}' for s in subjects])}"
             for task, name, subjects in tests),
