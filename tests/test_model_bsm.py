@@ -354,16 +354,17 @@ def test_a_node_of_more_contrasts_than_allowed_is_refused():
 
 
 def test_options_and_software_keys_the_app_does_not_apply_are_noted():
-    """LowPassFilterCutoffHz, Aggregate and Software.nilearn.smoothing_fwhm gave the maps
-    without them, without a word."""
+    """LowPassFilterCutoffHz, Aggregate and Software.nilearn.minimize_memory gave the maps
+    without them, without a word (smoothing_fwhm is read: the default model states it)."""
     document = example()
     document["Nodes"][0]["Model"]["Options"] = {"LowPassFilterCutoffHz": 0.1, "Aggregate": "mean"}
-    document["Nodes"][0]["Model"]["Software"] = {"nilearn": {"smoothing_fwhm": 0, "noise_model": "ols"}}
+    document["Nodes"][0]["Model"]["Software"] = {"nilearn": {"minimize_memory": False, "noise_model": "ols",
+                                                             "smoothing_fwhm": 0}}
     notes = parse_model(document).notes
     assert any("Model.Options.LowPassFilterCutoffHz is not applied" in n for n in notes), notes
     assert any("Model.Options.Aggregate is not applied" in n for n in notes), notes
-    assert any("Model.Software.nilearn.smoothing_fwhm is not read" in n for n in notes), notes
-    assert not any("noise_model is not read" in n for n in notes)
+    assert any("Model.Software.nilearn.minimize_memory is not read" in n for n in notes), notes
+    assert not any("noise_model is not read" in n or "smoothing_fwhm is not read" in n for n in notes)
     document["Nodes"][0]["Model"]["Software"] = {"bids-fixedfx": {"Threshold": "fdr"}}
     assert any("Model.Software.bids-fixedfx is not read in a run node" in n for n in parse_model(document).notes)
 

@@ -58,6 +58,27 @@ def test_the_default_model_is_written_and_gives_identical_maps(example_dataset, 
     assert same_files(first / "group", second / "group", "*")
 
 
+@pytest.mark.parametrize("smoothing", ["6", "0"])
+def test_the_default_model_of_a_given_smoothing_gives_identical_maps(fresh_dataset, tmp_path, capsys, smoothing):
+    """--smoothing-fwhm 6: the written model did not say it, so -m of it smoothed by 5 mm."""
+    dataset = fresh_dataset(subjects=("01",))
+    first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
+    assert main([str(dataset.path), str(first), "participant", *QUICK, "--smoothing-fwhm", smoothing]) == 0
+    model = first / "models" / "model-default_smdl.json"
+    run = json.loads(model.read_text())["Nodes"][0]
+    assert run["Model"]["Software"]["nilearn"]["smoothing_fwhm"] == float(smoothing)
+    assert main([str(dataset.path), str(second), "participant", *QUICK, "-m", str(model)]) == 0
+    assert same_files(first, second, "*.nii.gz") and same_files(first, second, "*_statmap.json")
+    # --smoothing-fwhm given beside the model comes first
+    assert main([str(dataset.path), str(third), "participant", *QUICK, "-m", str(model), "--smoothing-fwhm", "5"]) == 0
+    sidecar = json.loads(next(third.glob("sub-01/func/*_contrast-audio_stat-z_statmap.json")).read_text())
+    assert sidecar["SmoothingFWHM"] == 5.0
+    # not given: the model states none, and the default applies
+    assert main([str(dataset.path), str(third), "participant", *QUICK]) == 0
+    assert "smoothing_fwhm" not in json.loads((third / "models" / "model-default_smdl.json").read_text())[
+        "Nodes"][0]["Model"]["Software"]["nilearn"]
+
+
 def test_the_default_model_of_numbered_trial_types_gives_identical_maps(fresh_dataset, tmp_path):
     """Trial types "1" and "2" (common in real datasets): the written model's X held 1 (the
     intercept) for condition "1", so -m of it left that condition out and changed the other's maps."""

@@ -15,7 +15,7 @@ from .formula import parse_formula
 
 #: The ``Model.Software.nilearn`` keys the app reads (:mod:`.design`).
 SOFTWARE_KEYS = ("noise_model", "drift_model", "drift_order", "precision_weighted", "non_steady_state",
-                 "dummy_scans")
+                 "dummy_scans", "smoothing_fwhm")
 
 
 def parse_node(raw, index, source, notes) -> Node:
@@ -82,7 +82,7 @@ def parse_node(raw, index, source, notes) -> Node:
                      "stated in the subject node, for the participant level, or the dataset node), so it was ignored")
     for key in [k for k in nilearn if k not in SOFTWARE_KEYS]:
         notes.append(f"{where}: Model.Software.nilearn.{key} is not read by this app (it reads "
-                     f"{', '.join(SOFTWARE_KEYS)}; smoothing is --smoothing-fwhm), so it was ignored")
+                     f"{', '.join(SOFTWARE_KEYS)}), so it was ignored")
     high_pass = options.pop("HighPassFilterCutoffHz", None)
     if high_pass is not None and (isinstance(high_pass, bool) or not isinstance(high_pass, (int, float))
                                   or high_pass <= 0):

@@ -40,6 +40,7 @@ def default_model(
     inference=None,
     non_steady_state: bool = True,
     dummy_scans: int | None = None,
+    smoothing_fwhm: float | None = None,
 ) -> Model:
     """The default model as a :class:`~.bsm.Model` (write it with ``model.to_json()``).
 
@@ -80,6 +81,10 @@ def default_model(
         flag (``Software.nilearn.non_steady_state``).
     dummy_scans : int, optional
         Leave out the first N volumes of runs without such columns (``Software.nilearn.dummy_scans``).
+    smoothing_fwhm : float, optional
+        The smoothing given with ``--smoothing-fwhm`` (``Software.nilearn.smoothing_fwhm``; 0:
+        none), so that the model passed back with ``-m`` smooths as this run did; None: the
+        app's default (5 mm on volumes, none on surfaces), not stated.
 
     Returns
     -------
@@ -102,6 +107,8 @@ def default_model(
     software = {"noise_model": noise_model, "non_steady_state": bool(non_steady_state)}
     if dummy_scans is not None:
         software["dummy_scans"] = int(dummy_scans)
+    if smoothing_fwhm is not None:
+        software["smoothing_fwhm"] = float(smoothing_fwhm)
     options = {}
     drift = "none" if drift_model in (None, "none") else drift_model
     if drift == "cosine":

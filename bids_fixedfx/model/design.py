@@ -75,6 +75,18 @@ def noise_model_of(node) -> str:
     return value
 
 
+def smoothing_of(node) -> float | None:
+    """A run node's ``Software.nilearn.smoothing_fwhm`` in mm (0: none), or None when it
+    states none (``--smoothing-fwhm``, or its default, applies)."""
+    value = software(node).get("smoothing_fwhm")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value == 0 or 0.01 <= value):
+        raise ModelError(f"Node {node.name!r} has Software.{SOFTWARE}.smoothing_fwhm {value!r}; expected 0 (no "
+                         "smoothing) or a width of at least 0.01 mm, as --smoothing-fwhm takes.")
+    return float(value)
+
+
 def precision_weighted_of(node, default: bool) -> bool:
     """A node's ``Software.nilearn.precision_weighted`` (true or false), else ``default``
     (text such as ``"false"`` is refused: Python reads it as true)."""

@@ -159,7 +159,9 @@ def run_node(model):
 
 def model_settings(model, settings):
     """The first-level settings a model sets (HRF, drift, noise model, precision
-    weighting), with the options a model does not state (smoothing) from the command line.
+    weighting, and the smoothing when its run node's ``Software.nilearn.smoothing_fwhm``
+    states it and ``--smoothing-fwhm`` is not given), with those it does not state from the
+    command line.
 
     Parameters
     ----------
@@ -173,12 +175,17 @@ def model_settings(model, settings):
     from fnmatch import fnmatchcase
 
     from ..model.bsm import is_intercept
-    from ..model.design import drift_settings, dummy_scan_settings, noise_model_of, precision_weighted_of
+    from ..model.design import drift_settings, dummy_scan_settings, noise_model_of, precision_weighted_of, smoothing_of
 
     node = run_node(model)
     convolved = {name for t in node.transformations if t.name == "Convolve" for name in (t.output or t.input)}
     drift_model, high_pass, drift_order = drift_settings(node)
     dummy = dummy_scan_settings(node)
+    smoothing = smoothing_of(node)
+    if smoothing is not None and not settings.model.smoothing_given:  # --smoothing-fwhm, given, comes first
+        smoothing_settings = {"smoothing_fwhm": smoothing or None, "smoothing_given": True}
+    else:
+        smoothing_settings = {}
     subject = model.nodes_at("subject")
     for combining in (*model.nodes_at("session"), *subject):  # each read when combining: checked now
         precision_weighted_of(combining, False)
@@ -201,6 +208,7 @@ def model_settings(model, settings):
         dummy_scans=dummy["count"],
         precision_weighted=precision_weighted_of(subject[0], False) if subject else False,
         convolution=convolutions(node),
+        **smoothing_settings,
     )
 
 
@@ -283,6 +291,7 @@ def default_model(plan, settings):
         noise_model=model.noise_model, contrasts=contrasts, group_model=settings.group_model,
         precision_weighted=model.precision_weighted, inference=settings.inference,
         non_steady_state=model.non_steady_state, dummy_scans=model.dummy_scans,
+        smoothing_fwhm=(model.smoothing_fwhm or 0.0) if model.smoothing_given else None,
     )
     return made, None
 
