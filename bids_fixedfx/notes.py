@@ -22,6 +22,7 @@ KINDS = {
     "fit": "nilearn's remark while fitting",
     "contrast-skipped": "a contrast was not computed in a run that lacks one of its columns",
     "contrast-not-estimable": "a contrast was not computed in a run whose design's columns are linearly dependent",
+    "contrast-weights": "a contrast weighs other columns in other runs of a subject (a weight list)",
     "run-left-out": "a run was left out of its subject's maps",
     "subject-left-out": "a subject was left out of a group test, having no maps of its contrast",
     "mask": "about a run's mask",

@@ -870,6 +870,24 @@ def test_a_subject_map_that_is_a_device_is_named_so(example_dataset, analysed, t
     assert not (output / "group").exists()
 
 
+def test_a_weight_list_that_weighs_other_columns_in_other_runs_is_said(fresh_dataset, tmp_path, capsys):
+    """--contrast w=0,1 weighed visual in one run and trans_x in a run without visual events
+    (weights follow each run's columns, as nilearn pads them), and the subject map averaged both
+    without a word."""
+    dataset = fresh_dataset(subjects=("01",))
+    events = sorted((dataset.path / "sub-01").rglob("*_events.tsv"))
+    table = pd.read_csv(events[-1], sep="\t")
+    table[table["trial_type"] != "visual"].to_csv(events[-1], sep="\t", index=False)
+    common = [str(dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation", "--no-reports"]
+    capsys.readouterr()
+    assert main([*common, "--contrast", "w=0,1"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "weighs other columns" in line]
+    assert len(said) == 1 and "Contrast 'w' weighs other columns in other runs of sub-01" in said[0]
+    assert "visual 1" in said[0] and "trans_x 1" in said[0]
+    assert main([*common, "--contrast", "w=visual"]) == 0  # named: the run without visual goes without it
+    assert "weighs other columns" not in capsys.readouterr().err
+
+
 def test_precision_weighted_fixed_effects(example_dataset, reference, tmp_path):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--participant-label", "02",

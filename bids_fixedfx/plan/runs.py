@@ -191,6 +191,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     if not plans:
         raise NoDataError(_nothing_to_fit(runs, left_out, why))
     _check_labels_across_runs(plans)
+    notes += _weights_across_runs(plans)
     notes += _missing_contrasts(plans)
     surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface])
     subjects = _by_subject(plans, left_out)
@@ -382,6 +383,31 @@ def _check_labels_across_runs(plans):
                     f"file label {contrast.label}{spaces}, so sub-{plan.run.subject}'s maps would combine them as "
                     "one; name them alike in the events files, or apart with --contrast NAME=SPEC."
                 )
+
+
+def _weights_across_runs(plans) -> list[Note]:
+    """Notes of the contrasts that weigh other columns in other runs of a subject (a weight
+    list such as ``0,1`` follows each run's column order, as nilearn pads it: in a run
+    without the second condition it weighs a confound), which fixed effects would average."""
+    seen, said, notes = {}, set(), []
+
+    def shown(weights):
+        return ", ".join(f"{c} {w:g}" for c, w in weights.items()) or "nothing"
+
+    for plan in plans:
+        for contrast in plan.contrasts:
+            if contrast.test == "F":
+                continue
+            key = (plan.run.subject, plan.run.task, plan.run.space, contrast.label)
+            first = seen.setdefault(key, (contrast.weights, plan.run.name))
+            if first[0] != contrast.weights and key not in said:
+                said.add(key)
+                notes.append(Note("contrast-weights", (
+                    f"Contrast {contrast.name!r} weighs other columns in other runs of sub-{plan.run.subject} "
+                    f"({first[1]}: {shown(first[0])}; {plan.run.name}: {shown(contrast.weights)}), and its subject "
+                    "maps average them; name the columns (NAME=visual-audio) to weigh the same regressors in every "
+                    "run"), subject=plan.run.subject, task=plan.run.task))
+    return notes
 
 
 #: A design column whose values are all at most this is empty (nilearn's convolution of events
