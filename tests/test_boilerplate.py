@@ -347,6 +347,30 @@ def test_corrected_inference_is_stated(example_dataset, tmp_path):
     assert "All maps were written unthresholded, without correction" in plain and "Genovese" not in plain
 
 
+def test_the_group_text_keeps_the_subject_level_correction(fresh_dataset, tmp_path):
+    """After the group level, CITATION.md said "All maps were written unthresholded" though the
+    participant level had written FDR-corrected subject maps beside them."""
+    dataset = fresh_dataset(subjects=("01", "03"))
+    output = tmp_path / "out"
+    common = [str(dataset.path), str(output)]
+    assert main([*common, "participant", "--skip-bids-validation", "--no-reports", "--nprocs", "1",
+                 "--threshold", "fdr", "--cluster-inference"]) == 0
+    subject = ("each subject-level z map was corrected for multiple comparisons with nilearn: thresholded to control "
+               "the false discovery rate at 0.05")
+    assert main([*common, "group", "--no-reports"]) == 0
+    text = re.sub(r"\s+", " ", citation(output))
+    assert subject in text and "by all-resolutions inference" in text and "All maps were written" not in text
+    assert "group-level z map" not in text
+    assert main([*common, "group", "--no-reports", "--threshold", "bonferroni"]) == 0
+    text = re.sub(r"\s+", " ", citation(output))
+    assert subject in text and ("; and each group-level z map was corrected for multiple comparisons with nilearn: "
+                                "thresholded to control the family-wise error rate at 0.05 by Bonferroni") in text
+    plain = tmp_path / "plain"
+    assert main([str(dataset.path), str(plain), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    assert main([str(dataset.path), str(plain), "group", "--no-reports"]) == 0
+    assert "All maps were written unthresholded, without correction" in re.sub(r"\s+", " ", citation(plain))
+
+
 def test_the_participant_command_is_read_from_a_subject_sidecar():
     from bids_fixedfx.boilerplate.readback import recorded_command
     from bids_fixedfx.sidecars import StatmapSidecar

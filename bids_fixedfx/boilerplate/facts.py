@@ -144,6 +144,9 @@ class Methods:
     inference : InferenceSettings or None
         The corrected inference written beside the maps of ``inference_level``
         (``subject`` or ``group``), if any.
+    subject_inference : InferenceSettings or None
+        At the group level, the corrected inference that the participant level wrote beside
+        the subject maps (read back from their sidecars), if any.
     """
 
     first_levels: tuple[FirstLevel, ...]
@@ -154,6 +157,7 @@ class Methods:
     figure_threshold: float | None = None
     inference: object = None
     inference_level: str = "subject"
+    subject_inference: object = None
 
 
 def software_versions() -> dict:

@@ -265,4 +265,45 @@ def methods_from_group(settings, group_plan) -> Methods:
     return Methods(
         tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
         software_versions(), figure_threshold(settings), corrected_inference(settings), "group",
+        subject_inference(item.sidecar for test in group_plan.tests for item in test.inputs),
     )
+
+
+def subject_inference(sidecars):
+    """The corrected inference that the participant level wrote beside the subject maps: read
+    from the sidecars of the thresholded z map (``desc-<method>``) and of the proportion of
+    true discoveries (``stat-tdp_desc-cluster``) beside the first subject map (of ``sidecars``,
+    the effect maps' sidecars) that has either; None when none has.
+
+    Returns
+    -------
+    settings : InferenceSettings or None
+    """
+    from ..inference import DEFAULT_ALPHA, METHODS, InferenceSettings
+
+    def alpha_of(info):
+        value = info.get("Alpha")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    for sidecar in sidecars:
+        sidecar = Path(sidecar)
+        if "_stat-effect" not in sidecar.name:
+            continue
+        stem = sidecar.name.split("_stat-effect")[0]
+        found, height, cluster = {}, None, None
+        for method in METHODS:
+            path = sidecar.with_name(f"{stem}_stat-z_desc-{method}_statmap.json")
+            if path.is_file():
+                info = read_json(path)
+                found.update(method=method, cluster_extent=int(info.get("ClusterExtent") or 0))
+                height = alpha_of(info)
+        tdp = sidecar.with_name(f"{stem}_stat-tdp_desc-cluster_statmap.json")
+        if tdp.is_file():
+            info = read_json(tdp)
+            found.update(cluster_inference=True, cluster_threshold=float(info.get("ClusterFormingThreshold", 3.0)))
+            cluster = alpha_of(info)
+        if found:  # one --alpha for both, or each its default (the height's is the method's)
+            defaults = (height in (None, DEFAULT_ALPHA.get(found.get("method"))), cluster in (None, 0.05))
+            alpha = None if all(defaults) else height if height is not None else cluster
+            return InferenceSettings(alpha=alpha, **found)
+    return None

@@ -242,6 +242,7 @@ def render(methods: Methods) -> str:
         figure_threshold=methods.figure_threshold,
         inference=methods.inference,
         inference_level=methods.inference_level,
+        subject_inference=methods.subject_inference,
         cluster_min_voxels=CLUSTER_MIN_VOXELS,
     )
     return reflow(text)
