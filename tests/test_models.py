@@ -355,8 +355,8 @@ def test_pass_contrasts_write_their_effect_and_variance_only(fresh_dataset, tmp_
     assert json.loads(Path(f"{group}audioPassed_stat-effect_statmap.json").read_text())["Contrast"]["Test"] == "pass"
     assert 'Test "pass": no statistical test' in (out / "group.html").read_text()
     methods = (out / "logs" / "CITATION.md").read_text()
-    assert "The model's Test \"pass\" left audio untested at the run level" in methods
-    assert "left audio_passed and av_passed untested" in methods
+    assert "The model's Test \"pass\" left `audio` untested at the run level" in methods
+    assert "left `audio_passed` and `av_passed` untested" in methods
 
 
 @pytest.mark.parametrize(
