@@ -612,8 +612,9 @@ def _check_model_copy(model, target) -> None:
 def _participant_nodes(document) -> list:
     """A model document's nodes below the dataset level (those that made the subject maps)."""
     nodes = document.get("Nodes", [])
-    return [n for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"] if isinstance(
-        nodes, list) else [nodes]
+    if not isinstance(nodes, list):  # not a model this app wrote: compared whole
+        return [nodes]
+    return [n for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"]
 
 
 def _warn_replaced_model(model, settings, subjects) -> None:
