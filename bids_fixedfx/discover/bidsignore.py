@@ -115,6 +115,16 @@ def declared_subjects(bids_dir: Path, subjects) -> list[str]:
     return [label for label in subjects if any(rule.search(f"/sub-{label}") for rule in rules)]
 
 
+def ignoring_rule(rules, root: Path, path: Path) -> IgnoreRule | None:
+    """The first of ``rules`` (a dataset's, :func:`bidsignore_rules`) that names ``path``, a
+    file under ``root``; None when none does (or ``path`` is not under ``root``)."""
+    try:
+        relative = "/" + Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return None
+    return next((rule for rule in rules if rule.search(relative)), None)
+
+
 def ignored_events(bids_dir: Path, entities) -> tuple[str, str] | None:
     """An events file of a run in ``bids_dir`` that its ``.bidsignore`` hides, and the rule that
     hides it, so that a run without events can say why; None when there is none.
@@ -143,10 +153,9 @@ def ignored_events(bids_dir: Path, entities) -> tuple[str, str] | None:
     for name in names:
         parts = dict(part.split("-", 1) for part in name.removesuffix("_events.tsv").split("_") if "-" in part)
         if all(_same_label(parts.get(key), value) for key, value in wanted.items()):
-            relative = (folder / name).relative_to(bids_dir).as_posix()
-            rule = next((r for r in rules if r.search("/" + relative)), None)
+            rule = ignoring_rule(rules, Path(bids_dir), folder / name)
             if rule is not None:
-                return relative, rule.pattern
+                return (folder / name).relative_to(bids_dir).as_posix(), rule.pattern
     return None
 
 

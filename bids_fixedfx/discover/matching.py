@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import NoDataError
 from ..naming import ENTITY_NAMES
-from .bidsignore import bidsignore_rules
+from .bidsignore import ignoring_rule
 from .metadata import _name_entities, inherited_files
 from .query import _one, _unpadded
 
@@ -26,30 +26,21 @@ def _unmatched_designs(design_dir, runs):
     ]
 
 
-def _events_for(events_files, layout, entities, raw, name, filtered=False):
+def _events_for(events_files, layout, entities, raw, name, filtered=False, ignore=()):
     """A run's events file: its own (``events_files``: :func:`.runs.events_files`), else the
-    nearest inherited one; with ``filtered`` (a ``--bids-filter-file`` query of events) its
+    nearest inherited one that the raw dataset's ``.bidsignore`` rules (``ignore``, read once
+    a selection) do not name; with ``filtered`` (a ``--bids-filter-file`` query of events) its
     own only, so that a query matching none is said rather than replaced by other events."""
     events = events_files.of(entities)
     if not events and raw is not None and not filtered:  # events inherited from a higher level
-        root = Path(layout.root)
-        rules = bidsignore_rules(root)  # what the index leaves out, the folders listed here leave out too
-        levels = [[f for f in level if not _ignored(f, root, rules)]
+        root = Path(layout.root)  # what the index leaves out, the folders listed here leave out too
+        levels = [[f for f in level if ignoring_rule(ignore, root, f) is None]
                   for level in inherited_files(raw, root, "events", ".tsv")]
         nearest = next((level for level in levels if level), [])
         # the most specific of the nearest folder's (several equally specific: an error)
         most = len(_name_entities(nearest[-1].name)) if nearest else 0
         events = [f for f in nearest if len(_name_entities(f.name)) == most]
     return _one(events, "events", name, kind="events")
-
-
-def _ignored(path, root, rules) -> bool:
-    """Whether one of ``rules`` (the raw dataset's ``.bidsignore``) names ``path``."""
-    try:
-        relative = "/" + path.relative_to(root).as_posix()
-    except ValueError:
-        return False
-    return any(rule.search(relative) for rule in rules)
 
 
 def _design_files(design_dir):

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import InputFileError, NoDataError, UsageError
 from ..naming import ENTITY_NAMES, run_name
 from ..surface import is_surface_file
+from .bidsignore import bidsignore_rules, ignored_events
 from .matching import _design_for, _events_for, _unmatched_designs
 from .metadata import _repetition_time, _start_time
 from .query import (
@@ -92,8 +93,6 @@ ONE_ACQUISITION = ("echo", "rec")
 def _no_events(settings, name, entities) -> str:
     """The error of a run with neither events nor a design file: where neither was found, and
     the ``.bidsignore`` rule that hides its events file, if one does."""
-    from .bidsignore import ignored_events
-
     text = f"{name} has no events.tsv in {settings.bids_dir}" + (
         f" and no design file in --design-dir {settings.design_dir}" if settings.design_dir else "")
     hidden = ignored_events(settings.bids_dir, entities)
@@ -170,12 +169,15 @@ class RunQueries:
         None when the model takes no confounds.
     masks : dict
         Space (None: no space) -> brain masks in it.
+    ignore : list of IgnoreRule
+        The raw dataset's ``.bidsignore`` rules, which inherited events obey too.
     """
 
     raw: RunFiles
     events: RunFiles
     confounds: RunFiles | None
     masks: dict
+    ignore: list
 
 
 def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
@@ -216,6 +218,7 @@ def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
             )
             for space in spaces
         } if settings.mask is None else {},
+        ignore=bidsignore_rules(settings.bids_dir),
     )
 
 
@@ -293,7 +296,8 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated
             )
     confounds = queries.confounds.of(entities) if queries.confounds is not None else []
     design = _design_for(settings.design_dir, entities)
-    events = (_events_for(queries.events, layout, entities, raw, name, bool(settings.bids_filters.get("events")))
+    events = (_events_for(queries.events, layout, entities, raw, name, bool(settings.bids_filters.get("events")),
+                          queries.ignore)
               if design is None else None)
     if design is None and events is None and settings.bids_filters.get("events"):
         raise NoDataError(_filter_matches_none(settings, "events", name))
@@ -461,12 +465,13 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
     )
     _refuse_several_per_run(raw, "raw BOLD series")
     runs = []
-    events_found = events_files(layout, settings, query["subject"])
+    events_found, ignore = events_files(layout, settings, query["subject"]), bidsignore_rules(settings.bids_dir)
     for bold in sorted(raw, key=lambda f: f.path):
         entities = _run_entities(bold)
         name = run_name(entities)
         design = _design_for(settings.design_dir, entities)
-        events = (_events_for(events_found, layout, entities, Path(bold.path), name, bool(settings.bids_filters.get("events")))
+        events = (_events_for(events_found, layout, entities, Path(bold.path), name,
+                              bool(settings.bids_filters.get("events")), ignore)
                   if design is None else None)
         if design is None and events is None and settings.bids_filters.get("events"):
             raise NoDataError(_filter_matches_none(settings, "events", name))
