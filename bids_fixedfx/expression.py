@@ -42,15 +42,19 @@ def weight_size_problem(weight: float) -> str | None:
                 "at 1e-16) would give wrong maps; scale the weights up (t, z and p do not depend on their scale)")
     return None
 
+#: A number as user text writes it (``3``, ``0.5``, ``.5``, ``1e-3``), without a sign: the
+#: pattern of every number the app reads from text. Its digits split one way only, so that a
+#: run of many digits fails in linear time (``\d+\.?\d*`` tried every split: a cell of
+#: 100,000 digits took minutes).
+NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+
 _TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+    rf"\s*(?:(?P<number>{NUMBER})"
     r"|(?P<name>[^\W\d]\w*(?:\.\w+)*)"
     r"|(?P<op>[-+*/()]))"
 )
 #: A list of comma-separated weights (``-1,-1,1,1``), the other form of a contrast.
-WEIGHT_LIST = re.compile(
-    r"^\s*[-+]?(\d+(?:\.\d*)?|\.\d+)([eE][-+]?\d+)?(\s*,\s*[-+]?(\d+(?:\.\d*)?|\.\d+)([eE][-+]?\d+)?)*\s*$"
-)
+WEIGHT_LIST = re.compile(rf"^\s*[-+]?{NUMBER}(?:\s*,\s*[-+]?{NUMBER})*\s*$")
 #: Longest expression accepted, in characters (a form field, not a program).
 MAX_LENGTH = 10_000
 

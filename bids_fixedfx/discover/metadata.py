@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError
+from ..expression import NUMBER
 from ..jsonfile import read_object
 from ..naming import match_entities
 from .folders import _dataset_root, _layout_roots
@@ -124,7 +125,7 @@ MAX_TR, MIN_TR = 100.0, 0.01
 
 #: A number written as text, as some tools write a sidecar's numbers (``"2.0"``); Python's
 #: ``float`` also reads ``"2_0"`` (20) and ``" 2 "``, which no sidecar means.
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL = re.compile(rf"[+-]?{NUMBER}")
 
 
 def _seconds(key, value, sidecar):

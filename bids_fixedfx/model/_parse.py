@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from ..expression import weight_size_problem
+from ..expression import NUMBER, weight_size_problem
 
 #: nilearn's HRF models (``fir`` needs delays).
 HRF_MODELS = (
@@ -14,7 +14,7 @@ HRF_MODELS = (
 )
 #: Other names of nilearn's HRF models: FSL's double-gamma (pybids' default name) is SPM's canonical HRF.
 HRF_ALIASES = {"doublegamma": "spm", "double gamma": "spm", "canonical": "spm"}
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER = rf"[-+]?{NUMBER}"
 #: The most rows of an F contrast's weights (its rank is at most the design's number of columns).
 MAX_F_ROWS = 1000
 _WEIGHT = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*({_NUMBER})\s*)?$")

@@ -21,10 +21,11 @@ import re
 
 import numpy as np
 
+from ..expression import NUMBER
 from .bsm import ModelError
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+    rf"\s*(?:(?P<number>{NUMBER})"
     r"|(?P<string>'[^']*'|\"[^\"]*\")"
     r"|(?P<quoted>`[^`]+`)"
     r"|(?P<name>[^\W\d][\w.]*)"
