@@ -596,25 +596,30 @@ def _check_model_copy(model, target) -> None:
     """The group level's model may replace the copy of the model of the same name in OUTPUT_DIR
     only when their nodes below the dataset level are the same: the subject maps' sidecars name
     that copy as the model that made them."""
-    import json
-
-    try:
-        earlier = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if isinstance(earlier, dict) and _participant_nodes(earlier) != _participant_nodes(json.loads(model.to_json())):
+    if _other_participant_nodes(model, target):
         raise UsageError(
             f"{target} holds another model named {model.name!r}, whose run, session or subject nodes made the "
             "subject maps (their sidecars name it); give this model another Name."
         )
 
 
-def _participant_nodes(document) -> list:
-    """A model document's nodes below the dataset level (those that made the subject maps)."""
-    nodes = document.get("Nodes", [])
-    if not isinstance(nodes, list):  # not a model this app wrote: compared whole
-        return [nodes]
-    return [n for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"]
+def _other_participant_nodes(model, target) -> bool:
+    """Whether the model file ``target`` (a copy in OUTPUT_DIR) holds run, session or subject
+    nodes other than ``model``'s: those made the subject maps whose sidecars name it. False
+    when there is no readable copy."""
+    import json
+
+    def participant_nodes(document):
+        nodes = document.get("Nodes", [])
+        if not isinstance(nodes, list):  # not a model this app wrote: compared whole
+            return [nodes]
+        return [n for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"]
+
+    try:
+        earlier = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(earlier, dict) and participant_nodes(earlier) != participant_nodes(json.loads(model.to_json()))
 
 
 def _warn_replaced_model(model, settings, subjects) -> None:
@@ -622,14 +627,8 @@ def _warn_replaced_model(model, settings, subjects) -> None:
     model of other options, say) whose run, session or subject nodes differ, while subjects
     this job leaves alone were made with it: their sidecars then cite a model that did not
     make them (the group level refuses to test them together)."""
-    import json
-
     target = settings.output_dir / _model_copy(model)
-    try:
-        earlier = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if not isinstance(earlier, dict) or _participant_nodes(earlier) == _participant_nodes(json.loads(model.to_json())):
+    if not _other_participant_nodes(model, target):
         return
     others = sorted(p.name for p in settings.output_dir.glob("sub-*")
                     if p.is_dir() and p.name.removeprefix("sub-") not in subjects)
