@@ -17,7 +17,7 @@ from .. import naming
 from ..inference import PERMUTATION_MAPS
 from ..sidecars import StatmapSidecar
 from . import figures, slices
-from .tables import MAX_ROWS, cluster_table
+from .tables import cluster_table, listed
 
 
 def corrected_section(settings, kind: str, map_entities: dict, figure_kind: str, figure_entities: dict,
@@ -74,8 +74,7 @@ def corrected_section(settings, kind: str, map_entities: dict, figure_kind: str,
             figures.stat_map(survivors, volume.data, cuts, f"{name}: corrected ({what})"),
             f"Corrected z map of {name} ({what})", f"Voxels that survive the correction ({what}).",
         ),
-        "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": files.table(tsv_path, table.to_tsv()),
-                     "tsv_name": tsv_path.name},
+        "clusters": listed(table, files, tsv_path),
         "threshold": f"corrected ({what})",
     }
 
@@ -143,8 +142,7 @@ def permutation_section(settings, map_entities: dict, figure_entities: dict, vie
         table = cluster_table(survivors, 0.0, view.template, min_voxels=1)
         tsv_path = naming.build("group_figure", desc=desc, suffix="table", extension=".tsv", **figure_entities)
         section["tables"].append({
-            "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": files.table(tsv_path, table.to_tsv()),
-                         "tsv_name": tsv_path.name},
+            "clusters": listed(table, files, tsv_path),
             "threshold": f"permutation {method}, family-wise p < {alpha:g}",
         })
     return section
@@ -197,6 +195,5 @@ def tdp_section(settings, kind: str, map_entities: dict, figure_kind: str, figur
     table = cluster_table(slices.Volume(np.where(data > 0, z_map, 0.0), view.grid.affine), 0.0, view.template,
                           min_voxels=1)
     tsv_path = naming.build(figure_kind, desc="tdp", suffix="table", extension=".tsv", **figure_entities)
-    section["clusters"] = {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": files.table(tsv_path, table.to_tsv()),
-                           "tsv_name": tsv_path.name, "threshold": f"clusters with true discoveries ({what})"}
+    section["clusters"] = {**listed(table, files, tsv_path), "threshold": f"clusters with true discoveries ({what})"}
     return section

@@ -23,7 +23,7 @@ from .corrected import corrected_section, permutation_section, tdp_section
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
 from .subject import N_CUTS, is_template
-from .tables import MAX_ROWS, cluster_table
+from .tables import cluster_table, listed
 
 #: Subjects drawn in a contrast's grid of small maps (the first ones, by label).
 MAX_SUBJECT_TILES = 100
@@ -174,7 +174,7 @@ def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
         )
     table = cluster_table(slices.Volume(z_map, view.grid.affine), threshold, view.template)
     tsv_path = naming.build("group_figure", desc="clusters", suffix="table", extension=".tsv", **common)
-    tsv = files.table(tsv_path, table.to_tsv())
+    clusters = listed(table, files, tsv_path)
     section["corrected"] = corrected_section(
         settings, "group_statmap", common, "group_figure", common, view, files, name, settings.group_model)
     section["tdp"] = tdp_section(settings, "group_statmap", common, "group_figure", common, view, z_map, files, name,
@@ -187,7 +187,7 @@ def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
         "subjects": list(test.subjects),
         "peak": peak,
         "threshold": shown,
-        "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": tsv, "tsv_name": tsv_path.name},
+        "clusters": clusters,
     })
     return section
 

@@ -21,7 +21,7 @@ from . import backgrounds, figures, quality, slices
 from .corrected import corrected_section, tdp_section
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
-from .tables import MAX_ROWS, cluster_table
+from .tables import cluster_table, listed
 
 #: Axial slices of a contrast's map.
 N_CUTS = 4
@@ -378,7 +378,7 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
         )
     table = cluster_table(slices.Volume(z_map, view.grid.affine), threshold, view.template)
     tsv_path = naming.build("subject_figure", desc="clusters", suffix="table", extension=".tsv", **common)
-    tsv = files.table(tsv_path, table.to_tsv())
+    clusters = listed(table, files, tsv_path)
     section["corrected"] = corrected_section(
         settings, "subject_statmap", common, "subject_figure", common, view, files, name)
     section["tdp"] = tdp_section(settings, "subject_statmap", common, "subject_figure", common, view, z_map, files,
@@ -389,7 +389,7 @@ def _contrast(settings, plan, label, name, view, files: Files, anchor, underlay:
         "weights": sidecar.contrast.weights,
         "peak": peak,
         "threshold": shown,
-        "clusters": {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": tsv, "tsv_name": tsv_path.name},
+        "clusters": clusters,
     })
     return section
 

@@ -19,7 +19,7 @@ from .. import surface
 from . import mesh, slices
 from .draw import MUTED, Canvas, colour_bar
 from .figures import BAR, GAP, TITLE, draw_title
-from .tables import MAX_ROWS
+from .tables import listed
 
 #: Rows a peak table holds (in its TSV); the page shows :data:`.tables.MAX_ROWS`.
 MAX_PEAKS = 100
@@ -231,6 +231,5 @@ def map_section(files, z_file, form, threshold: float, title: str, figure_kind: 
         + ("on the mesh." if table.on_mesh else "not drawn: no mesh ships with nilearn for this space."),
     )
     tsv_path = naming.build(figure_kind, desc="peaks", suffix="table", extension=".tsv", **entities)
-    clusters = {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": files.table(tsv_path, table.to_tsv()),
-                "tsv_name": tsv_path.name}
+    clusters = listed(table, files, tsv_path)
     return {"figure": figure, "peak": peak, "threshold": shown, "clusters": clusters}

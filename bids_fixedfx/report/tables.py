@@ -52,6 +52,14 @@ class ClusterTable:
         return "\n".join(lines) + "\n"
 
 
+def listed(table, files, tsv_path) -> dict:
+    """A cluster or peak table as a page shows it: its first :data:`MAX_ROWS` rows, with all of
+    them written to ``tsv_path`` (relative to OUTPUT_DIR) and linked (``files``: the page's
+    :class:`.pages.Files`)."""
+    return {"table": table, "rows": table.rows[:MAX_ROWS], "tsv": files.table(tsv_path, table.to_tsv()),
+            "tsv_name": tsv_path.name}
+
+
 def coordinate_columns(template: bool) -> tuple[str, str, str]:
     """Headers of the coordinates: MNI in a template space, the image's own (scanner) mm otherwise."""
     frame = "MNI mm" if template else "mm"
