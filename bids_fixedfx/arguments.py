@@ -21,6 +21,12 @@ HRF_MODELS = (
 )
 
 
+def hrf_name(value: str) -> str:
+    """An HRF model's name as nilearn spells it: ``spm+derivative`` (a job script that splits
+    its options on white space cannot pass the spaces) is ``spm + derivative``."""
+    return " + ".join(part.strip() for part in value.split("+")).lower()
+
+
 def strip_prefix(prefix):
     """A converter of labels given with or without ``prefix`` (``sub-01`` or ``01``); a label
     that is empty once the prefix is stripped is refused."""

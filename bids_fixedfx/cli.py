@@ -26,6 +26,7 @@ from .arguments import (
     cutoff_hz,
     default_nprocs,
     drift_order,
+    hrf_name,
     nonblank,
     nonnegative_float,
     nonnegative_int,
@@ -145,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         "surface and CIFTI spaces; on fsaverage5 a given value smooths along nilearn's mesh)",
     )
     model.add_argument(
-        "--hrf-model", default="glover", choices=HRF_MODELS, metavar="HRF",
-        help=f"nilearn HRF model: {', '.join(repr(m) for m in HRF_MODELS)} (default: glover)",
+        "--hrf-model", default="glover", type=hrf_name, choices=HRF_MODELS, metavar="HRF",
+        help=f"nilearn HRF model: {', '.join(repr(m) for m in HRF_MODELS)}, also spelled without "
+        "spaces (spm+derivative) (default: glover)",
     )
     model.add_argument(
         "--drift-model", choices=["cosine", "polynomial", "none"], default="cosine",

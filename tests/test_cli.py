@@ -107,6 +107,13 @@ def test_every_option_is_parsed(tmp_path):
     assert settings.verbose == 2
 
 
+@pytest.mark.parametrize("spelled", ["spm+derivative", "SPM + Derivative", "spm +derivative"])
+def test_an_hrf_model_may_be_spelled_without_spaces(spelled):
+    """A job script that splits its options on white space (the SLURM example) can pass it."""
+    assert parse("--hrf-model", spelled).model.hrf_model == "spm + derivative"
+    assert parse("--hrf-model", "glover+derivative+dispersion").model.hrf_model == "glover + derivative + dispersion"
+
+
 def test_each_drift_option_goes_with_its_drift_model():
     assert parse("--high-pass", "0.02").model.high_pass == 0.02  # the default drift is the cosine
     assert parse("--drift-model", "cosine", "--high-pass", "0.02").model.high_pass == 0.02

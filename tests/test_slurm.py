@@ -486,7 +486,7 @@ def test_submit_makes_the_array_and_the_dependent_group_job(stage, dataset, tmp_
         assert job["env"]["BIDS_DIR"] == str(dataset)
         assert job["env"]["PARTICIPANTS_FILE"] == str(log_dir / "participants.txt")
         assert job["env"]["EXTRA_ARGS"] == "--smoothing-fwhm 6"
-        assert job["env"]["GROUP_EXTRA_ARGS"] == "--smoothing-fwhm 6"
+        assert job["env"]["GROUP_EXTRA_ARGS"] == "", "a participant-level option is refused by the group level"
     assert (log_dir / "participants.txt").read_text() == "01\n02\n03\n04\n"
     assert sorted(p.name for p in status_dir.iterdir()) == ["sub-09.tsv"], \
         "only the exit codes of the participants submitted again are cleared"

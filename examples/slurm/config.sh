@@ -20,10 +20,13 @@
 : "${PARTICIPANTS:=}"
 # At most this many array tasks at a time.
 : "${MAX_PARALLEL:=20}"
-# More options for the participant and the group level (split on white space), e.g.
+# More options of the participant level (split on white space), e.g.
 # EXTRA_ARGS="--task checkerboard --smoothing-fwhm 6 --contrast visualMinusAudio=visual-audio"
 : "${EXTRA_ARGS:=}"
-: "${GROUP_EXTRA_ARGS:=${EXTRA_ARGS}}"
+# More options of the group level, e.g. GROUP_EXTRA_ARGS="--task checkerboard --group-model fixed".
+# The group level refuses the participant level's model options (--smoothing-fwhm, --contrast...):
+# options both levels take (-m MODEL, --task, --space) go in both.
+: "${GROUP_EXTRA_ARGS:=}"
 # 1: run the group level on the participants that succeeded even if some failed.
 : "${ALLOW_PARTIAL:=0}"
 # Extra sbatch options, e.g. SBATCH_ARGS="--account=myproject --partition=standard".
