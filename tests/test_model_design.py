@@ -229,6 +229,19 @@ def test_convolve_derivatives_that_x_does_not_name_are_said():
     assert "trial_type.face_derivative" in named.matrix.columns and not [n for n in named.notes if "Convolve" in n]
 
 
+@pytest.mark.parametrize("hrf_variables", [["trial_type.face"], ["trial_type.*"]])
+def test_a_variable_is_not_convolved_twice(hrf_variables):
+    """Convolve, then Model.HRF naming the same variable: it was convolved again, silently
+    (its regressor peaked 8 s late, correlation with nilearn's -0.1)."""
+    events, confounds = random_run(5)
+    node = run_model(["trial_type.face", 1], transformations=[
+        {"Name": "Factor", "Input": ["trial_type"]}, {"Name": "Convolve", "Input": ["trial_type.face"], "Model": "spm"}],
+        hrf={"Variables": hrf_variables, "Model": "spm"})
+    with pytest.raises(ModelError, match="'trial_type.face' would be convolved twice") as caught:
+        build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    assert caught.value.exit_code == 64
+
+
 def test_model_hrf_derivatives_named_in_x_are_not_said_missing():
     """``Model.HRF`` "spm + derivative" with ``trial_type.face_derivative`` in X: the design held it,
     and a warning said no event had it and it was left out."""

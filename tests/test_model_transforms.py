@@ -168,6 +168,9 @@ def test_simple_variables_for_higher_levels():
     ([{"Name": "Filter", "Input": ["gain"], "Query": "gain.mean() > 1"}], "Query 'gain.mean\\(\\) > 1' is not valid"),
     ([{"Name": "Filter", "Input": ["gain"], "Query": "RT > 1"}], "names 'RT', which is not an input or By"),
     ([{"Name": "Convolve", "Input": ["RT"]}], "'RT' has n/a values"),
+    # an n/a duration: nilearn's boxcar never ends (the regressor stayed at 1 to the run's end)
+    ([{"Name": "Assign", "Input": ["RT"], "Target": "gain", "TargetAttr": "duration", "Output": "gain_rt"},
+      {"Name": "Convolve", "Input": ["gain_rt"]}], "'gain_rt' has events whose duration is n/a"),
     ([{"Name": "Convolve", "Input": ["trial_type"]}], "holds categories"),
     ([{"Name": "Scale", "Input": ["gain"], "Dense": True},
       {"Name": "Scale", "Input": ["loss"]}, {"Name": "Threshold", "Input": ["loss"], "Threshold": 9},

@@ -334,6 +334,9 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
         if not variable.numeric:
             raise ModelError(f"{where}: Model.X variable {name!r} holds categories; "
                              f"Factor it or name its levels ({name}.<level>).")
+        if name in hrf_names and variable.source == "convolved":
+            raise ModelError(f"{where}: {name!r} would be convolved twice, by a Convolve transformation and by "
+                             "Model.HRF (its Variables name it); convolve it once: leave it out of one of them.")
         if name in hrf_names:
             made = convolve(variable, node.hrf.model, times, fir_delays=node.hrf.fir_delays,
                             oversampling=oversampling, min_onset=min_onset, where=where)

@@ -72,6 +72,14 @@ def convolve(variable: Variable, hrf_model: str | None, frame_times, *, fir_dela
         onset = variable.times
         step = np.diff(onset).min() if len(onset) > 1 else 1.0
         duration = np.full(len(onset), step)
+    timing = np.asarray(onset, dtype=float), np.asarray(duration, dtype=float)
+    if not all(np.isfinite(values).all() for values in timing):  # nilearn's boxcar of an n/a duration never ends
+        what = "onset" if not np.isfinite(timing[0]).all() else "duration"
+        raise ModelError(
+            f"{where}: {variable.name!r} has events whose {what} is n/a (in the events file, or as a "
+            f"transformation made it); nilearn's design needs {'an' if what == 'onset' else 'a'} {what} for every event: leave those events "
+            "out (Filter, DropNA) or give them one (Replace, Assign) before convolving."
+        )
     if np.isnan(amplitude).any():
         raise ModelError(
             f"{where}: {variable.name!r} has n/a values; drop them (DropNA) or replace them before convolving."
