@@ -164,6 +164,19 @@ def _check_not_another_dataset(path: Path) -> None:
             f"OUTPUT_DIR {path} holds sub-* entries but no dataset_description.json of bids-fixedfx, so it is "
             "not an earlier output of this app; give a new folder or an earlier output of bids-fixedfx."
         )
+    owned = next((name for name in OWNED if os.path.lexists(path / name)), None)
+    if owned is not None:  # the app writes its dataset_description.json before any of these
+        raise UsageError(
+            f"OUTPUT_DIR {path} holds {owned} but no dataset_description.json of bids-fixedfx, so it is not an "
+            "earlier output of this app, and a run would replace that file; give a new folder or an earlier "
+            "output of bids-fixedfx."
+        )
+
+
+#: What the app writes at the top of OUTPUT_DIR besides ``sub-*`` (after its
+#: ``dataset_description.json``): a user's own file of one of these names would be replaced.
+OWNED = ("README.md", ".bidsignore", "group", "group.html", "models", "logs/CITATION.md", "logs/CITATION.bib",
+         "logs/CITATION.html")
 
 
 def _home() -> Path | None:

@@ -87,6 +87,7 @@ def _participant(settings, derivatives, fork):
         ", ".join(sorted({s.task for s in checked.subjects})), " and ".join(s or "none" for s in checked.spaces),
     )
     if settings.boilerplate_only:
+        outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
         _write_boilerplate(settings, checked, None)
         return
 
@@ -475,6 +476,7 @@ def _group(settings, fork):
         for note in checked.notes:
             logger.warning("%s", note)
         if settings.boilerplate_only:
+            outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
             if model is not None:
                 _copy_model(model, settings)
             _write_boilerplate(settings, None, checked, planning.then_result(), methods)
@@ -489,9 +491,9 @@ def _group(settings, fork):
                             f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
                             _group_test_name(test, settings), len(set(test.subjects)))
             # every test computed: only now does OUTPUT_DIR change
+            outputs.write_dataset_files(settings.bids_dir, settings.output_dir)  # first: it marks OUTPUT_DIR as ours
             if model is not None:
                 _copy_model(model, settings)
-            outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
             outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
             for staging, stale in sets:
                 staging.commit(stale)

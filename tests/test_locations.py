@@ -74,6 +74,21 @@ def test_an_output_dir_holding_another_dataset_is_refused(tmp_path):
         locations.check_locations(bids, output)
 
 
+@pytest.mark.parametrize("owned", ["README.md", "logs/CITATION.md", "group.html", "models"])
+def test_an_output_dir_holding_a_file_the_app_would_replace_is_refused(tmp_path, owned):
+    """A user's README.md or logs/CITATION.md in a folder given as OUTPUT_DIR was replaced by
+    the app's, silently; a folder of the SLURM example's logs alone is still accepted."""
+    bids = _dataset(tmp_path / "bids")
+    results = tmp_path / "results"
+    (results / "logs" / "slurm").mkdir(parents=True)
+    locations.check_locations(bids, results)
+    (results / owned).parent.mkdir(parents=True, exist_ok=True)
+    (results / owned).write_text("My own notes")
+    with pytest.raises(UsageError, match=f"holds {owned} but no dataset_description.json of bids-fixedfx"):
+        locations.check_locations(bids, results)
+    assert (results / owned).read_text() == "My own notes"
+
+
 def test_an_earlier_output_of_the_app_is_not_an_input(tmp_path):
     bids = _dataset(tmp_path / "bids")
     own = _dataset(bids / "derivatives" / "fixedfx", generated_by="bids-fixedfx")
