@@ -325,6 +325,21 @@ def second_level(effects, masks, design, contrast):
 
 
 @pytest.mark.slow
+def test_the_group_report_shows_a_test_across_contrasts(sessions_dataset, sessions_out, tmp_path):
+    """The group report of a dataset node over two contrasts of each subject (``conditions``:
+    GroupBy [], an edge Filter on audio and visual) looked for the subjects' z maps of the
+    joined label and failed (exit 1, no group.html); it tiles each input's own z map."""
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    model = write_model(tmp_path, document("across", [RUN, node("Subject", "subject"), CONDITIONS],
+                                           [("run", "subject"), ("subject", "conditions", {"contrast": ["audio", "visual"]})]))
+    assert main([str(sessions_dataset.path), str(out), "group", "-m", str(model)]) == 0
+    page = (out / "group.html").read_text()
+    assert "audioMinusVisual" in page
+    tiles = sorted((out / "group" / "figures").glob("*contrast-audioMinusVisual*desc-subjects*.png"))
+    assert tiles, "each subject's z maps of the two contrasts are tiled"
+
+
 def test_paired_design_over_sessions_equals_second_level_model(sessions_out):
     from nilearn.glm.second_level import make_second_level_design_matrix
 

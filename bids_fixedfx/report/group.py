@@ -154,12 +154,18 @@ def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
         + ("; projections show the strongest value along each axis." if view.template else "."),
     )
     tiles = []
+    across = len({item.contrast for item in test.inputs}) > 1
     for item in test.inputs[:MAX_SUBJECT_TILES]:
-        path = output_dir / naming.build("subject_statmap", subject=item.subject, task=test.task, space=test.space,
-                                         contrast=test.contrast, stat="z", extension=".nii.gz")
+        # the z map beside the input's effect map: of its own contrast and node (a test across contrasts
+        # takes several per subject; a pass contrast has none)
+        effect = output_dir / item.effect
+        path = effect.with_name(effect.name.replace("_stat-effect_", "_stat-z_"))
+        if path == effect or not path.is_file():
+            continue
         volume = slices.load(path)
         if volume.same_grid(view.grid):
-            tiles.append((naming.set_key(subject=item.subject), volume.data))
+            tiles.append((naming.set_key(subject=item.subject, **({"contrast": item.contrast} if across else {})),
+                          volume.data))
     section["subjects_figure"] = None
     if tiles:
         cut = slices.choose_cuts(z_map, threshold, 1, view.box)[0]
