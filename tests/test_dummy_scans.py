@@ -135,6 +135,33 @@ def test_fmriprep_columns_win_over_the_option_with_a_warning(flagged, fitted, tm
         assert name.read_bytes() == (out / name.relative_to(fitted)).read_bytes()
 
 
+def test_flagged_volumes_leave_the_fit_without_confounds_too(flagged, tmp_path):
+    """--confounds none did not read the confounds file, so fMRIPrep's flagged volumes were
+    fitted (t off by 10 where they are bright) while the sidecar said NonSteadyState; nilearn
+    without confounds, its sample mask without them, and the default model passed back agree."""
+    out, again = tmp_path / "out", tmp_path / "again"
+    assert main([str(flagged.path), str(out), "participant", *QUICK, "--participant-label", "01",
+                 "--confounds", "none"]) == 0
+    files = run_files(flagged, "01", None, "01")
+    tr = json.loads((flagged.path / "task-checkerboard_bold.json").read_text())["RepetitionTime"]
+    design = make_first_level_design_matrix(np.arange(60) * tr, pd.read_csv(files["events"], sep="\t"),
+                                            hrf_model="glover", drift_model="cosine", high_pass=0.01)
+    kept = np.arange(DUMMY, 60)
+    model = FirstLevelModel(mask_img=str(files["mask"]), smoothing_fwhm=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(str(files["bold"]), design_matrices=[design], sample_masks=[kept])
+    theirs = model.compute_contrast("audio", output_type="all")
+    for stat, name in (("effect", "effect_size"), ("t", "stat")):
+        assert relative_difference(ours(out, "01", "01", "audio", stat), theirs[name].get_fdata()) < 1e-4, stat
+    sidecar = next((out / "sub-01").rglob("*run-01*_design.json"))
+    assert json.loads(sidecar.read_text())["VolumesExcluded"] == DUMMY
+    assert main([str(flagged.path), str(again), "participant", *QUICK, "--participant-label", "01",
+                 "-m", str(out / "models" / "model-default_smdl.json")]) == 0
+    for name in (out / "sub-01").rglob("*_statmap.nii.gz"):
+        assert name.read_bytes() == (again / name.relative_to(out)).read_bytes()
+
+
 def test_dummy_scans_option_on_runs_without_columns(fresh_dataset, tmp_path):
     dataset = fresh_dataset(subjects=("01",))
     out, again = tmp_path / "out", tmp_path / "again"

@@ -175,7 +175,7 @@ class RunQueries:
 
     raw: RunFiles
     events: RunFiles
-    confounds: RunFiles | None
+    confounds: RunFiles
     masks: dict
     ignore: list
 
@@ -206,10 +206,10 @@ def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
     return RunQueries(
         raw=RunFiles(layout, subjects, scope="raw", suffix="bold", extension=NIFTI),
         events=events_files(layout, settings, subjects),
-        confounds=RunFiles(  # the filter's entities take the place of these
-            layout, subjects, given=confounds, scope="derivatives",
+        confounds=RunFiles(  # the filter's entities take the place of these (read with --confounds none
+            layout, subjects, given=confounds, scope="derivatives",  # too: fMRIPrep's non-steady-state columns)
             **{"desc": CONFOUNDS_DESCS, "suffix": CONFOUNDS_SUFFIXES, "extension": ".tsv", **confounds},
-        ) if settings.model.confounds else None,
+        ),
         masks={
             space: RunFiles(
                 layout, subjects, given=masks, scope="derivatives",
@@ -294,7 +294,7 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated
                 f"{name} has no desc-brain_mask in the derivatives, so nilearn computed a mask "
                 "from the BOLD; pass --mask to use your own."
             )
-    confounds = queries.confounds.of(entities) if queries.confounds is not None else []
+    confounds = queries.confounds.of(entities)
     design = _design_for(settings.design_dir, entities)
     events = (_events_for(queries.events, layout, entities, raw, name, bool(settings.bids_filters.get("events")),
                           queries.ignore)
@@ -303,7 +303,10 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated
         raise NoDataError(_filter_matches_none(settings, "events", name))
     if design is None and events is None:
         raise NoDataError(_no_events(settings, name, entities))
-    confound_file = _one(confounds, "confounds", name, kind="confounds") if design is None else None
+    if design is None and (settings.model.confounds or len(confounds) < 2):
+        confound_file = _one(confounds, "confounds", name, kind="confounds")
+    else:  # --confounds none reads it only for the volumes fMRIPrep flags as non-steady-state: of several, none
+        confound_file = None
     if design is None and confound_file is None and settings.bids_filters.get("confounds"):
         raise NoDataError(_filter_matches_none(settings, "confounds", name))
     if design is None and settings.model.confounds_given and settings.model.confounds and confound_file is None:
