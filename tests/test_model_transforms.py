@@ -64,6 +64,9 @@ def pybids(instructions, events=EVENTS):
      {"Name": "And", "Input": ["gain", "loss"], "Output": "a"},
      {"Name": "Or", "Input": ["gain", "loss"], "Output": "o"},
      {"Name": "Not", "Input": ["loss"], "Output": "n"}],
+    # n/a (RT's third event, where n is 0): Or skips it, as pandas' any (it counted as true)
+    [{"Name": "Not", "Input": ["loss"], "Output": "n"}, {"Name": "Or", "Input": ["RT", "n"], "Output": "o"},
+     {"Name": "And", "Input": ["RT", "loss"], "Output": "a"}],
     [{"Name": "Lag", "Input": ["gain"], "Output": "lagged"},
      {"Name": "Lag", "Input": ["gain"], "Shift": -1, "Order": 0, "Difference": True, "Output": "diff"}],
     [{"Name": "Filter", "Input": ["RT"], "Query": "trial_type == 'a'", "By": ["trial_type"], "Output": "RT_a"}],

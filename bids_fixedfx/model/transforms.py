@@ -263,7 +263,9 @@ def _and(inputs, context, where):
 @_transformation("Or", each=False)
 def _or(inputs, context, where):
     inputs = _aligned(inputs, context, where)
-    return inputs[0].replace(values=np.any([v.values.astype(bool) for v in inputs], axis=0).astype(float))
+    # n/a is skipped (pandas' any, as pybids): false, where astype(bool) makes it true
+    return inputs[0].replace(values=np.any([np.nan_to_num(v.values.astype(float), nan=0.0).astype(bool)
+                                            for v in inputs], axis=0).astype(float))
 
 
 @_transformation("Convolve")
