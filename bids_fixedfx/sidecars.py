@@ -8,7 +8,7 @@ names the file; never a default).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import InputFileError
 from .jsonfile import read_object
@@ -105,6 +105,12 @@ class FirstLevelModelInfo:
             drift_order=model.drift_order if model.drift_model == "polynomial" else None,
             convolution=tuple(model.convolution),
         )
+
+    def compared(self) -> FirstLevelModelInfo:
+        """These settings as maps made with them are compared: confounds asked for in any order
+        (the same columns, the same fit) and no dummy scans (None) as 0 scans."""
+        confounds = None if self.confounds is None else tuple(sorted(self.confounds))
+        return replace(self, confounds=confounds, dummy_scans=self.dummy_scans or 0)
 
     def to_json(self) -> dict:
         data = {

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from bids_fixedfx.cli import main
+from bids_fixedfx.settings import MOTION_CONFOUNDS
 from tools import checksums, fails
 
 pytestmark = pytest.mark.slow  # runs of the app; pytest -m 'not slow' leaves them out
@@ -553,6 +554,16 @@ def test_group_refuses_subjects_fitted_with_different_models(two_subjects, tmp_p
     err = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
     assert len(err) == 1 and "sub-01" in err[0] and "sub-02" in err[0] and "SmoothingFWHM" in err[0]
     assert checksums(out) == written
+
+
+def test_group_takes_subjects_fitted_with_the_same_model_spelled_otherwise(two_subjects, tmp_path):
+    """--dummy-scans 0 (the default, recorded as null) and the default confounds named in another
+    order make the same maps: the group level refused them as different models (exit 64)."""
+    out = tmp_path / "out"
+    assert main([str(two_subjects.path), str(out), "participant", *QUICK]) == 0
+    assert main([str(two_subjects.path), str(out), "participant", *QUICK, "--participant-label", "02",
+                 "--dummy-scans", "0", "--confounds", *reversed(MOTION_CONFOUNDS)]) == 0
+    assert main([str(two_subjects.path), str(out), "group", "--no-reports"]) == 0
 
 
 def test_group_drops_contrasts_no_longer_made(two_subjects, tmp_path):

@@ -786,10 +786,10 @@ def _check_same_model(test):
         first = firsts.setdefault(item.contrast, item)
         if item is first:
             continue
-        reference = (first.info.model, first.info.contrast.weights, first.info.estimator,
+        reference = (first.info.model.compared(), first.info.contrast.weights, first.info.estimator,
                      first.info.precision_weighted, first.info.model_file)
-        other = (item.info.model, item.info.contrast.weights, item.info.estimator, item.info.precision_weighted,
-                 item.info.model_file)
+        other = (item.info.model.compared(), item.info.contrast.weights, item.info.estimator,
+                 item.info.precision_weighted, item.info.model_file)
         if other != reference:
             differing = _differences(first.info, item.info)
             raise UsageError(
