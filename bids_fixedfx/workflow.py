@@ -142,6 +142,9 @@ def _participant(settings, derivatives, fork):
     if reports:
         fitted.close()  # its reader thread ended: the reports may fork
         _write_reports(settings, checked, notes, fork)
+    else:  # an earlier job's page would show maps and figures this job replaced
+        _remove_outdated_pages(settings.output_dir, [naming.build("subject_report", subject=s)
+                                                     for s in dict.fromkeys(x.subject for x in checked.subjects)])
     pages = [settings.output_dir / naming.build("subject_report", subject=s)
              for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if reports else []
     logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
@@ -505,6 +508,8 @@ def _group(settings, fork):
         _write_boilerplate(settings, None, checked, composed, methods)
     if settings.reports:
         _write_group_report(settings, checked)
+    else:
+        _remove_outdated_pages(settings.output_dir, [naming.build("group_report")])
     page = settings.output_dir / naming.build("group_report")
     logger.log(progress.SUMMARY, "Group level done: %d test(s) of %s in %s%s", len(checked.tests),
                ", ".join(sorted({f"task-{t.task}" for t in checked.tests})), settings.output_dir / "group",
@@ -866,6 +871,17 @@ def _write_reports(settings, checked, notes, fork=False):
     report.write_participant_reports(settings, checked, notes, fork=fork)
 
 
+def _remove_outdated_pages(output_dir, pages) -> None:
+    """Remove the HTML reports an earlier job wrote of the outputs this job replaced without a
+    report (``--no-reports``, or a model whose maps no report shows): they showed the earlier
+    maps, and figures this job removed."""
+    removed = [page for page in pages if (Path(output_dir) / page).is_file()]
+    outputs.remove_files(output_dir, removed)
+    if removed:
+        logger.info("Removed %s, the report of the outputs this job replaced (written without a report).",
+                    ", ".join(map(str, removed)))
+
+
 def _write_group_report(settings, group_plan):
     """Write the group's HTML report and its figures (the log's last line says where): of the
     tests whose maps and inputs are named as SPEC §3 names them (one node per level)."""
@@ -875,3 +891,5 @@ def _write_group_report(settings, group_plan):
                   and (t.group_model or settings.group_model) == settings.group_model)
     if plain:
         report.write_group_report(settings, replace(group_plan, tests=plain))
+    else:
+        _remove_outdated_pages(settings.output_dir, [naming.build("group_report")])

@@ -51,6 +51,23 @@ def reports(example_dataset, tmp_path_factory):
     return moved
 
 
+def test_a_rerun_without_reports_removes_the_pages_it_outdates(reports, example_dataset, tmp_path, caplog):
+    """A rerun with --no-reports removed the subject's figures but left its page, which showed
+    the earlier maps and linked missing images; so for the group page."""
+    output = tmp_path / "out"
+    shutil.copytree(reports, output)
+    first = example_dataset.subjects[0]
+    assert (output / f"sub-{first}.html").is_file() and (output / "group.html").is_file()
+    common = [str(example_dataset.path), str(output)]
+    assert main([*common, "participant", "--skip-bids-validation", "--no-reports", "--participant-label", first,
+                 "--smoothing-fwhm", "8"]) == 0
+    assert not (output / f"sub-{first}.html").exists()
+    assert all((output / f"sub-{s}.html").is_file() for s in example_dataset.subjects[1:])
+    assert f"Removed sub-{first}.html" in caplog.text
+    assert main([*common, "group", "--no-reports", "--participant-label", *example_dataset.subjects[1:]]) == 0
+    assert not (output / "group.html").exists()
+
+
 def pages(folder):
     return sorted(folder.glob("*.html"))
 
