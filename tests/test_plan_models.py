@@ -104,6 +104,17 @@ def test_a_run_node_whose_contrasts_are_all_outside_x_is_refused(make_settings, 
         assert read_model(make_settings(example_dataset.path, model_file=path)).name == "outside"
 
 
+def test_a_model_without_confounds_records_none(make_settings, tmp_path):
+    """X of conditions and the intercept only: the sidecars said ConfoundsOption ["*"] (read as
+    every column of the confounds file)."""
+    from bids_fixedfx.plan.models import model_settings
+
+    hrf = {**RUN, "Model": {**RUN["Model"], "HRF": {"Variables": ["audio"], "Model": "spm"}}}
+    assert model_settings(model({}, [hrf]), make_settings(tmp_path)).confounds == ()
+    named = {**hrf, "Model": {**hrf["Model"], "X": ["audio", "trans_*", 1]}}
+    assert model_settings(model({}, [named]), make_settings(tmp_path)).confounds == ("trans_*",)
+
+
 @pytest.mark.parametrize(("software", "said"), [
     ({"noise_model": "ar2"}, "Software.nilearn.noise_model 'ar2'; expected 'ar1' or 'ols'"),
     ({"precision_weighted": "false"}, "Software.nilearn.precision_weighted 'false'; expected true or false"),

@@ -197,12 +197,12 @@ def model_settings(model, settings):
         drift_order=drift_order,
         noise_model=noise_model_of(node),
         # the X entries that are not convolved (by Model.HRF or a Convolve): what the model takes from the
-        # confounds file
+        # confounds file (none: the file is still read for fMRIPrep's non-steady-state columns)
         confounds=tuple(
             str(x) for x in node.x
             if not is_intercept(x) and (node.hrf is None or x not in node.hrf.variables)
             and not any(fnmatchcase(str(x), name) for name in convolved)  # a Convolve's Input may be a wildcard
-        ) or ("*",),
+        ),
         confounds_given=False,
         non_steady_state=dummy["non_steady_state"],
         dummy_scans=dummy["count"],
