@@ -9,6 +9,7 @@ import re
 import zipfile
 import warnings as pywarnings
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -190,6 +191,26 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
         raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}.") from error
 
 
+def _refuse_other_file(run, name, names) -> None:
+    """A strategy is nilearn's ``load_confounds``, which reads the confounds file it finds beside
+    the series: refused when ``--bids-filter-file`` chose another one for the run (its columns
+    would not be those the sidecars cite)."""
+    from nilearn.interfaces.fmriprep.load_confounds_utils import get_confounds_file
+
+    if run.confounds is None:
+        return
+    try:
+        found = Path(get_confounds_file(name, flag_full_aroma=False, flag_tedana=False))
+    except (TypeError, ValueError, OSError):  # another nilearn, or none found: load_confounds said so
+        return
+    if found.resolve() != Path(run.confounds).resolve():
+        raise UsageError(
+            f"--confounds {' '.join(names)} is a strategy of nilearn's load_confounds, which reads {found.name} "
+            f"beside {run.bold.name}, while the confounds file chosen for that run is {Path(run.confounds).name}; "
+            "name that file's columns instead (--confounds trans_* rot_* ...), or leave the confounds filter out."
+        )
+
+
 def select_confounds(run, names, given=True):
     """Read a run's confounds: columns by name (wildcards allowed) or a nilearn strategy.
 
@@ -233,6 +254,7 @@ def select_confounds(run, names, given=True):
             raise (NoDataError if missing else UsageError)(
                 f"--confounds {' '.join(names)} cannot be applied to {run.bold.name}: {reason}."
             ) from error
+        _refuse_other_file(run, name, names)
         _refuse_missing(confounds, run.confounds, f" (--confounds {' '.join(names)} selects it)")
         notes = []
         if sample_mask is not None and len(sample_mask) < run.n_volumes:

@@ -284,6 +284,21 @@ def test_load_confounds_strategy(example_run, strategy):
     assert_same_matrix(built.matrix, nilearn_design(example_run, model, expected))
 
 
+def test_a_confound_strategy_refuses_a_confounds_file_it_would_not_read(example_run, tmp_path):
+    """--bids-filter-file chose desc-custom, load_confounds read desc-confounds beside the series,
+    and the sidecars cited desc-custom: the strategy is refused for such a run."""
+    import shutil
+
+    custom = tmp_path / example_run.confounds.name.replace("desc-confounds", "desc-custom")
+    shutil.copy(example_run.confounds, custom)
+    run = dataclasses.replace(example_run, confounds=custom)
+    with pytest.raises(UsageError, match=f"reads {example_run.confounds.name} beside .* chosen for that run is "
+                                         f"{custom.name}") as caught:
+        design.build_design(run, ModelSettings(confounds=("motion",)))
+    assert caught.value.exit_code == 64
+    design.build_design(run, ModelSettings(confounds=("trans_*", "rot_*")))  # its columns by name: read
+
+
 def test_a_confound_strategy_reads_the_confounds_of_an_uncompressed_series(example_run, tmp_path):
     """Was 64 with nilearn's 'Unsupported input.': its load_confounds parses *.nii.gz names only."""
     import gzip
