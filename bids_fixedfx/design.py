@@ -107,6 +107,9 @@ class Design:
         What a user should know about how it was built.
     dummy_scans : DummyScans or None
         The volumes at the start of the run that are left out of the fit.
+    modulation : str
+        Whether the events had a ``modulation`` column (``none``), of numbers (``numbers``) or
+        with n/a values (``some n/a``: those events were left out).
     """
 
     matrix: pd.DataFrame
@@ -117,6 +120,7 @@ class Design:
     precomputed: bool = False
     notes: tuple[Note, ...] = ()
     dummy_scans: DummyScans | None = None
+    modulation: str = "none"  # the events' modulation column: "none", "numbers", or "some n/a"
 
     @property
     def n_excluded(self) -> int:
@@ -569,9 +573,11 @@ def build_design(run, model) -> Design:
         )]
     else:
         early_notes = []
+    modulation = "none"
     if "modulation" in events:
         events, unmodulated = _numeric_modulation(run, events)
         early_notes += unmodulated
+        modulation = "some n/a" if unmodulated else "numbers"
     if run.confounds is None and model.confounds_given and model.confounds and not (
         is_confound_strategy(model.confounds)
     ):
@@ -620,6 +626,7 @@ def build_design(run, model) -> Design:
         condition_counts={str(k): int(v) for k, v in counts.items()},
         sample_mask=sample_mask,
         notes=tuple(notes),
+        modulation=modulation,
     )
     table = read_table(run.confounds, "confounds file") if run.confounds is not None else None
     return with_dummy_scans(design, run, table, **dummy)

@@ -839,6 +839,33 @@ def test_a_subject_without_maps_of_one_contrast_is_named_with_both_causes(exampl
 
 
 @pytest.mark.slow
+def test_the_default_model_of_modulated_events_gives_identical_maps(fresh_dataset, tmp_path, capsys):
+    """Events with a modulation column: the model written had no Product, so -m of it fitted
+    unmodulated events (effects off by 1.4 of 2.6); with a modulation n/a no model is written."""
+    dataset = fresh_dataset(subjects=("01",))
+    events = sorted((dataset.path / "sub-01").rglob("*_events.tsv"))
+    for index, path in enumerate(events):
+        table = pd.read_csv(path, sep="\t")
+        table["modulation"] = np.linspace(0.5, 2.0, len(table)) + index
+        table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    output, again = tmp_path / "out", tmp_path / "again"
+    common = [str(dataset.path), "participant", "--skip-bids-validation", "--no-reports"]
+    assert main([common[0], str(output), *common[1:]]) == 0
+    model = output / "models" / "model-default_smdl.json"
+    assert '"Product"' in model.read_text()
+    assert main([common[0], str(again), *common[1:], "-m", str(model)]) == 0
+    names = sorted(p.relative_to(output) for p in output.rglob("*_statmap.nii.gz"))
+    assert names and all((output / n).read_bytes() == (again / n).read_bytes() for n in names)
+    table = pd.read_csv(events[0], sep="\t")
+    table.loc[0, "modulation"] = np.nan
+    table.to_csv(events[0], sep="\t", index=False, na_rep="n/a")
+    missing = tmp_path / "missing"
+    capsys.readouterr()
+    assert main([common[0], str(missing), *common[1:]]) == 0
+    assert not (missing / "models").exists()
+    assert "modulation column is n/a for some events" in capsys.readouterr().err
+
+
 def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example_dataset, tmp_path, capsys):
     """A job with other options replaced models/model-default_smdl.json without a word, though
     the subjects fitted before cite it."""

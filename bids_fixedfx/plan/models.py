@@ -277,6 +277,10 @@ def default_model(plan, settings):
         return None, "--design-dir designs are not a model file"
     if is_confound_strategy(model.confounds):
         return None, "nilearn confound strategies are not model-file variables"
+    modulations = {run_plan.design.modulation for run_plan in plan.runs}
+    if len(modulations) > 1 or "some n/a" in modulations:  # a model's Product takes an n/a as 1
+        return None, ("the events' modulation column is n/a for some events, or only some runs have one, which a "
+                      "model's Product transformation cannot state as nilearn reads it")
     conditions = sorted({c for run_plan in plan.runs for c in run_plan.design.conditions})
     contrasts = None
     if settings.contrasts:
@@ -288,7 +292,8 @@ def default_model(plan, settings):
     made = make(
         conditions, confounds=model.confounds, hrf_model=hrf, fir_delays=fir_delays,
         drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
-        noise_model=model.noise_model, contrasts=contrasts, group_model=settings.group_model,
+        noise_model=model.noise_model, contrasts=contrasts, modulation=modulations == {"numbers"},
+        group_model=settings.group_model,
         precision_weighted=model.precision_weighted, inference=settings.inference,
         non_steady_state=model.non_steady_state, dummy_scans=model.dummy_scans,
         smoothing_fwhm=(model.smoothing_fwhm or 0.0) if model.smoothing_given else None,
