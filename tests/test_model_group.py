@@ -94,6 +94,25 @@ def test_a_covariate_with_one_value_is_named_with_its_value():
     assert list(varying.matrix.columns) == ["intercept", "age"]
 
 
+@pytest.mark.parametrize("contrast", [
+    {"Name": "mean", "ConditionList": [1], "Weights": [1], "Test": "t"},
+    {"Name": "mean", "ConditionList": ["intercept", "age"], "Weights": [1, 0], "Test": "t"},
+])
+def test_a_contrast_on_an_intercept_a_category_spans_is_refused(contrast):
+    """X [1, "group", "age"] with a contrast on the intercept: the intercept and the contrast
+    were left out with notes, exit 0, the node's main result missing."""
+    node = {"Level": "Dataset", "Name": "group", "GroupBy": ["contrast"],
+            "Model": {"Type": "glm", "X": [1, "group", "age"]}, "Contrasts": [contrast]}
+    node = parse_model({"Name": "m", "BIDSModelVersion": "1.0.0", "Nodes": [node]}).nodes[0]
+    with pytest.raises(ModelError, match=r"contrast 'mean' is on the intercept, which the levels of a category in "
+                                         r"Model.X \(group.control, group.patient\) span") as caught:
+        build_group_design(node, PARTICIPANTS)
+    assert caught.value.exit_code == 64
+    # the category coded with one column fewer keeps the intercept
+    kept = dataset_node([1, "group.patient", "age"], [{"Name": "Factor", "Input": ["group"], "Constraint": "drop_one"}])
+    assert "intercept" in build_group_design(kept, PARTICIPANTS).matrix.columns
+
+
 def test_a_category_alone_in_x_is_one_column_per_level_without_intercept():
     """bidspm's one-way designs name the participants column: its levels are the columns (a
     cell-means design, as nilearn's design of the indicators), the intercept they span is left out."""

@@ -78,6 +78,7 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
     x, variables, notes = categories_as_levels(node.x, variables, where)
     notes += _case_slips(table, node.x, where)
     if any(e not in node.x for e in x) and INTERCEPT in x:
+        _check_intercept_not_contrasted(node, [e for e in x if e not in node.x], where)
         x = tuple(e for e in x if e != INTERCEPT)
         notes.append(f"{where}: the intercept is left out, as the levels of a category span it")
     columns = {}
@@ -158,6 +159,27 @@ def _check_constant(matrix, table, where) -> None:
         if len(values) == 1:
             raise ModelError(f"{where}: {name!r} has one value ({values[0]}) for all {len(table)} inputs of this test, "
                              "so its column cannot be estimated; leave it out of Model.X or test inputs that differ.")
+
+
+def _check_intercept_not_contrasted(node, levels, where) -> None:
+    """Refuse a contrast on the intercept of a design whose category's levels span it (the
+    intercept is left out, and the contrast with it: the node's main result went missing)."""
+    from .contrasts import _column
+
+    named = [contrast.name for contrast in node.contrasts
+             if any(_column(c, node.level) == GROUP_INTERCEPT for c in contrast.condition_list)]
+    dummy = node.dummy_contrasts
+    if dummy is not None and dummy.conditions is not None and any(
+            _column(c, node.level) == GROUP_INTERCEPT for c in dummy.conditions):
+        named.append(GROUP_INTERCEPT)
+    if named:
+        shown = ", ".join(map(str, levels[:4])) + (", ..." if len(levels) > 4 else "")
+        raise ModelError(
+            f"{where}: contrast {named[0]!r} is on the intercept, which the levels of a category in Model.X "
+            f"({shown}) span, so the design cannot hold it; keep the intercept by coding the category with one "
+            "column fewer (Factor with Constraint 'drop_one' or 'mean_zero'), or drop 1 from Model.X and "
+            "contrast the levels."
+        )
 
 
 def _as_events(variables):
