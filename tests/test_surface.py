@@ -596,6 +596,9 @@ def test_surface_output_passes_the_bids_validator(analysed):
 def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     page = (analysed / "sub-01.html").read_text()
     assert f"space {FS5}" in page and f"space {FSLR}" in page
+    # the lead counts runs once, not once per space ("6 runs of tasks checkerboard, checkerboard, checkerboard")
+    assert (f"2 runs of task checkerboard in spaces {FS5}, {FSLR}, MNI152NLin2009cAsym, combined by fixed "
+            "effects.") in page
     assert "local maxima of |z| on the mesh" in page and "no mesh here" in page
     figures = analysed / "sub-01" / "figures"
     assert (figures / f"sub-01_task-checkerboard_space-{FS5}_contrast-audio_desc-zmap_statmap.png").stat().st_size > 10_000

@@ -66,7 +66,7 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
         "subject.html.jinja",
         subject=subject,
         tasks=tasks,
-        n_runs=sum(len(plan.runs) for plan in plans),
+        n_runs=len({p.run.name for plan in plans for p in plan.runs}),  # a run fitted in two spaces is one run
         citation=citation_link(files),
         provenance=provenance(settings),
     )
