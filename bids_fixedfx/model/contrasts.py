@@ -169,8 +169,10 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
         missing = [c for c in conditions if c not in index]
         if missing:
             delays = [c for c in columns if c.startswith(f"{missing[0]}_delay_")]
-            hint = f" (its FIR HRF made {', '.join(delays)}: name those)" if delays else ""
-            notes.append(f"Node {node.name!r}: contrast {name!r} left out, the design has no column {missing[0]!r}{hint}")
+            if delays:  # the model's own HRF split it: no design of this model has it (a model error, not the data's)
+                raise ModelError(f"Node {node.name!r}: contrast {name!r} names {missing[0]!r}, which its FIR HRF "
+                                 f"splits into {', '.join(delays)}: name those.")
+            notes.append(f"Node {node.name!r}: contrast {name!r} left out, the design has no column {missing[0]!r}")
             chosen.pop(name, None)
             continue
         matrix = np.zeros((len(rows), len(columns)))
