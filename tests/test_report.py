@@ -15,6 +15,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -66,6 +67,25 @@ def test_a_rerun_without_reports_removes_the_pages_it_outdates(reports, example_
     assert f"Removed sub-{first}.html" in caplog.text
     assert main([*common, "group", "--no-reports", "--participant-label", *example_dataset.subjects[1:]]) == 0
     assert not (output / "group.html").exists()
+
+
+def test_the_group_page_shows_the_group_design_that_was_fitted(reports, example_dataset, tmp_path):
+    """With --group-covariates the table headed "Design" showed 1 for every subject and contrast
+    (the one-sample layout), not the group.control / group.patient design the sidecars hold."""
+    output = tmp_path / "out"
+    shutil.copytree(reports, output)
+    assert main([str(example_dataset.path), str(output), "group", "--group-covariates", "group"]) == 0
+    sidecar = json.loads(next((output / "group").glob("*_stat-t_desc-groupCovariates_statmap.json")).read_text())
+    design = sidecar["DesignMatrix"]
+    html = (output / "group.html").read_text(encoding="utf-8")
+    table = html[html.index('<table class="design">'):]
+    table = table[:table.index("</table>")]
+    header = re.findall(r'<th class="num">([^<]*)</th>', table)
+    assert header == design["Columns"]
+    for subject, values in zip(design["Rows"], design["Values"]):
+        row = table[table.index(f"sub-{subject}</a>"):]
+        cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row[:row.index("</tr>")])
+        assert [float(c) for c in cells] == values, subject
 
 
 def pages(folder):

@@ -102,16 +102,21 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
             first_runs[item.subject] = reader.resolve(records[0].design.bold) if records else None
         grey = backgrounds.mean_background(first_runs.values(), mask_volume, mask)
         view = MapView(grey, mask, mask_volume, threshold, 1.25 * threshold, is_template(space))
+    matrix = _design_matrix(tests)
     rows = []
     for subject in subjects:
-        cells = []
-        for test in (*tests, *untested):
-            included = test in tests and subject in test.subjects
-            cells.append("1" if included else "untested" if subject in test.subjects else "–")
+        if matrix is not None:
+            cells = matrix[1].get(subject, ["–"] * len(matrix[0]))
+        else:
+            cells = []
+            for test in (*tests, *untested):
+                included = test in tests and subject in test.subjects
+                cells.append("1" if included else "untested" if subject in test.subjects else "–")
         rows.append({"label": subject, "href": files.page_link(subject_page(subject)), "cells": cells})
     return {
         "task": task, "space": space, "anchor": anchor,
-        "columns": [test.name for test in (*tests, *untested)],
+        "columns": matrix[0] if matrix is not None else [test.name for test in (*tests, *untested)],
+        "matrix": matrix is not None,
         "subjects": rows,
         "untested": [test.name for test in untested],
         "contrasts": [_passed(contrast, anchor) if contrast.test == "pass"
@@ -119,6 +124,22 @@ def _task_section(settings, task, space, tests, untested, files: Files, reader: 
                       else _surface_contrast(settings, test, contrast, files, anchor)
                       for test in tests for contrast, _ in contrasts_of(test, settings.group_model)],
     }
+
+
+def _design_matrix(tests):
+    """The group design the tests share (its columns, and each subject's row as text), when each
+    test has a design of the same columns with a row per subject; else None (the table then
+    marks which contrasts' maps each subject has)."""
+    if not tests or any(t.design is None or len(set(t.subjects)) != len(t.subjects) for t in tests):
+        return None
+    columns = [str(c) for c in tests[0].design.columns]
+    if any([str(c) for c in t.design.columns] != columns for t in tests):
+        return None
+    rows = {}
+    for test in tests:
+        for subject, values in zip(test.subjects, test.design.to_numpy()):
+            rows.setdefault(subject, [f"{float(v):g}" for v in values])
+    return columns, rows
 
 
 def _passed(contrast, anchor) -> dict:
