@@ -95,7 +95,7 @@ def _participant(settings, derivatives, fork):
     settings = replace(settings, derivatives=tuple(derivatives))
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
     if model is not None:
-        _warn_replaced_model(model, settings, {s.subject for s in checked.subjects})
+        _warn_replaced_model(model, settings, checked)
     model_file = _copy_model(model, settings) if model is not None else None
     settings = replace(settings, model_file=model_file,
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
@@ -629,16 +629,21 @@ def _other_participant_nodes(model, target) -> bool:
     return isinstance(earlier, dict) and participant_nodes(earlier) != participant_nodes(json.loads(model.to_json()))
 
 
-def _warn_replaced_model(model, settings, subjects) -> None:
+def _warn_replaced_model(model, settings, checked) -> None:
     """Warn when the participant level replaces a copy of its model in OUTPUT_DIR (the default
     model of other options, say) whose run, session or subject nodes differ, while subjects
-    this job leaves alone were made with it: their sidecars then cite a model that did not
-    make them (the group level refuses to test them together)."""
+    this job leaves alone were made otherwise than this job makes its own (their maps' first
+    level settings or contrasts differ): their sidecars then cite a model that did not make
+    them (the group level refuses to test them together)."""
     target = settings.output_dir / _model_copy(model)
     if not _other_participant_nodes(model, target):
         return
+    subjects = {s.subject for s in checked.subjects}
+    info = sidecars.FirstLevelModelInfo.from_settings(settings.model).compared()
+    labels = {c.label for s in checked.subjects for p in s.runs for c in p.contrasts if c.test in ("t", "pass")}
     others = sorted(p.name for p in settings.output_dir.glob("sub-*")
-                    if p.is_dir() and p.name.removeprefix("sub-") not in subjects)
+                    if p.is_dir() and p.name.removeprefix("sub-") not in subjects
+                    and _made_otherwise(p, info, labels))
     if others:
         logger.warning(
             "%s described other options (%s made with them); it now describes this job's, so their sidecars cite "
@@ -647,6 +652,27 @@ def _warn_replaced_model(model, settings, subjects) -> None:
             target, ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "") +
             (" was" if len(others) == 1 else " were"),
         )
+
+
+def _made_otherwise(folder, info, labels) -> bool:
+    """Whether a subject's maps in ``folder`` were made otherwise than with these first-level
+    settings (:meth:`.sidecars.FirstLevelModelInfo.compared`) and contrast labels: the labels of
+    its effect maps, and the settings its first effect map's sidecar records."""
+    import re
+
+    from .errors import FixedFxError
+    from .jsonfile import read_object
+
+    effects = sorted(folder.rglob("*_stat-effect_statmap.json"))
+    if not effects:
+        return False
+    if {m.group(1) for p in effects if (m := re.search(r"_contrast-([a-zA-Z0-9]+)_", p.name))} != labels:
+        return True
+    try:
+        recorded = sidecars.FirstLevelModelInfo.from_json(read_object(effects[0]), effects[0])
+    except (FixedFxError, KeyError, TypeError, ValueError):  # unreadable: cannot tell, so said
+        return True
+    return recorded.compared() != info
 
 
 def _copy_model(model, settings):

@@ -881,6 +881,15 @@ def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example
     assert '"glover"' in (output / "models" / "model-default_smdl.json").read_text()
     assert main([*common, "--participant-label", first, second]) == 0  # every subject made again: nothing to say
     assert "described other options" not in capsys.readouterr().err
+    # one subject with other options (said), then back to those of the others: the copy described
+    # the other options, but no subject left alone was made with them (it said both were)
+    assert main([*common, "--participant-label", second, "--smoothing-fwhm", "6"]) == 0
+    assert "described other options" in capsys.readouterr().err
+    assert main([*common, "--participant-label", second]) == 0
+    assert "described other options" not in capsys.readouterr().err
+    # other contrasts, the same first-level settings: said
+    assert main([*common, "--participant-label", second, "--contrast", "av=audio-visual"]) == 0
+    assert f"(sub-{first} was made with them)" in capsys.readouterr().err
 
 
 def test_a_subject_map_that_is_a_device_is_named_so(example_dataset, analysed, tmp_path, capsys):
