@@ -176,13 +176,52 @@ def default_nprocs():
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    return cores if limit is None else min(cores, max(1, int(limit)))
+
+
+def cgroup_cpu_limit(root=Path("/sys/fs/cgroup"), membership=Path("/proc/self/cgroup")) -> float | None:
+    """The CPU quota, in cores, of this process's cgroup and the cgroups above it (the smallest):
+    cgroup v2's ``cpu.max``, v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (a ``docker
+    --cpus`` on an older host); None when none is set or none can be read."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
+        lines = membership.read_text().splitlines()
+    except OSError:
+        lines = []
+    folders = []  # (folder, v2), the process's own cgroups first
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and not controllers:
+            folders.append((root, root / path.lstrip("/"), True))
+        elif "cpu" in controllers.split(","):
+            base = next((root / name for name in (controllers, "cpu", "cpu,cpuacct") if (root / name).is_dir()), None)
+            if base is not None:
+                folders.append((base, base / path.lstrip("/"), False))
+    if not folders:
+        folders = [(root, root, True)]
+    limits = []
+    for base, folder, v2 in folders:
+        for where in [folder, *folder.parents]:
+            if where != base and base not in where.parents:
+                break
+            limits += _quota(where, v2)
+    return min(limits) if limits else None
+
+
+def _quota(folder: Path, v2: bool) -> list[float]:
+    try:
+        if v2:
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+        else:
+            quota, period = ((folder / f"cpu.cfs_{name}_us").read_text().strip() for name in ("quota", "period"))
+        if quota in ("max", "-1") or int(period) <= 0:
+            return []
+        return [int(quota) / int(period)]
     except (OSError, ValueError):
-        pass
-    return cores
+        return []
 
 
 #: Options that only the participant level uses, and the one only the group level uses

@@ -495,3 +495,30 @@ def test_a_message_quoting_megabytes_of_input_is_cut_in_its_middle(tmp_path, cap
     said = [line for line in capsys.readouterr().err.splitlines() if "aaaa" in line]
     assert said and all(len(line) < cli.MAX_MESSAGE + 100 for line in said)
     assert cli.bounded("x" * 10) == "x" * 10
+
+
+def test_the_cpu_quota_of_cgroup_v2_v1_and_nested_groups_is_found(tmp_path):
+    """Only /sys/fs/cgroup/cpu.max was read: a quota of the job's own cgroup (nested v2, as
+    systemd and SLURM make them) or of cgroup v1 (docker --cpus on an older host) was not."""
+    from bids_fixedfx.arguments import cgroup_cpu_limit
+
+    root, membership = tmp_path / "cgroup", tmp_path / "membership"
+    job = root / "slurm" / "job_7"
+    job.mkdir(parents=True)
+    membership.write_text("0::/slurm/job_7\n")
+    assert cgroup_cpu_limit(root, membership) is None
+    (root / "slurm" / "cpu.max").write_text("400000 100000\n")
+    assert cgroup_cpu_limit(root, membership) == 4.0  # a parent's quota bounds the job
+    (job / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_limit(root, membership) == 1.5
+    (job / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(root, membership) == 4.0
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / "docker" / "abc").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("200000\n")
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us").write_text("100000\n")
+    membership.write_text("4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/\n")
+    assert cgroup_cpu_limit(v1, membership) == 2.0
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_limit(v1, membership) is None
+    assert cgroup_cpu_limit(tmp_path / "none", tmp_path / "missing") is None
