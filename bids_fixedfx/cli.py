@@ -40,7 +40,7 @@ from .arguments import (
 )
 from .inference import METHODS, OPTIONS, REQUIRES, REQUIRES_ONE, InferenceSettings
 from .progress import SUMMARY
-from .settings import MAX_CONTRASTS, MOTION_CONFOUNDS, ModelSettings, Settings
+from .settings import CONFOUND_STRATEGIES, MAX_CONTRASTS, MOTION_CONFOUNDS, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
 class _Parser(argparse.ArgumentParser):
@@ -363,6 +363,7 @@ def parse_settings(argv=None) -> Settings:
     confounds = MOTION_CONFOUNDS if args.confounds is None else tuple(args.confounds)
     if confounds in (("none",), ("",)):
         confounds = ()
+    _check_confounds(confounds)
     model = ModelSettings(
         smoothing_fwhm=(5.0 if args.smoothing_fwhm is None else args.smoothing_fwhm) or None,
         smoothing_given=args.smoothing_fwhm is not None,
@@ -522,6 +523,20 @@ def main(argv=None, fork: bool = False) -> int:
         logger.debug("Traceback:", exc_info=True)
         return EX_FAILURE
     return 0
+
+
+def _check_confounds(names) -> None:
+    """``--confounds`` is column names (wildcards), nilearn strategies, or ``none``, not a mix
+    (a strategy among columns was sought as a column, and said to match none)."""
+    if len(names) > 1 and ("none" in names or "" in names):
+        raise UsageError(f"--confounds {' '.join(names)}: none stands alone (no confounds); give it alone, or "
+                         "give the confounds.")
+    strategies = [n for n in names if n in CONFOUND_STRATEGIES]
+    only = [n for n in strategies if n != "global_signal"]  # global_signal is also an fMRIPrep column
+    if only and len(strategies) < len(names):
+        columns = [n for n in names if n not in CONFOUND_STRATEGIES]
+        raise UsageError(f"--confounds mixes nilearn load_confounds strategies ({', '.join(strategies)}) and column "
+                         f"names ({', '.join(columns)}); give strategies or columns, not both.")
 
 
 def _naming_the_model(error, model_file) -> str:

@@ -17,12 +17,8 @@ import pandas as pd
 from .errors import InputFileError, NoDataError, UsageError, check_regular_file
 from .model.variables import is_wildcard
 from .notes import Note, one_line
+from .settings import CONFOUND_STRATEGIES
 
-#: nilearn ``load_confounds`` strategies accepted in place of column names.
-CONFOUND_STRATEGIES = (
-    "motion", "high_pass", "wm_csf", "global_signal", "compcor",
-    "ica_aroma", "scrub", "non_steady_state",
-)
 #: Columns of a precomputed design that are not conditions: drifts, constants and
 #: fMRIPrep's confounds (default contrasts are made from the other columns).
 NUISANCE_COLUMNS = re.compile(

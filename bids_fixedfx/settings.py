@@ -9,6 +9,12 @@ from .inference import InferenceSettings
 from .naming import STATS  # noqa: F401  (the maps of a t contrast, named once in naming; kept importable here)
 
 MOTION_CONFOUNDS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+#: nilearn's ``load_confounds`` strategies (``--confounds motion wm_csf``); of them, only
+#: ``global_signal`` is also the name of an fMRIPrep column.
+CONFOUND_STRATEGIES = (
+    "motion", "high_pass", "wm_csf", "global_signal", "compcor",
+    "ica_aroma", "scrub", "non_steady_state",
+)
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
 #: The highest high-pass cut-off (Hz): the Nyquist frequency of the shortest repetition time
 #: read (10 ms); above it no drift model exists (nilearn's cosine basis overflowed at 1e300 Hz).

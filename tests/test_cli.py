@@ -522,3 +522,15 @@ def test_the_cpu_quota_of_cgroup_v2_v1_and_nested_groups_is_found(tmp_path):
     (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
     assert cgroup_cpu_limit(v1, membership) is None
     assert cgroup_cpu_limit(tmp_path / "none", tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    (["wm_csf", "trans_x"], r"mixes nilearn load_confounds strategies \(wm_csf\) and column names \(trans_x\)"),
+    (["motion", "global_signal", "trans_*"], r"strategies \(motion, global_signal\) and column names \(trans_\*\)"),
+    (["trans_x", "none"], "none stands alone"),
+])
+def test_confounds_that_mix_kinds_are_refused_by_name(values, said):
+    """A strategy among columns was sought as a column ('--confounds wm_csf matches no column')."""
+    with pytest.raises(UsageError, match=said):
+        parse("--confounds", *values)
+    assert parse("--confounds", "global_signal", "trans_x").model.confounds == ("global_signal", "trans_x")
