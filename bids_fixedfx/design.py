@@ -419,6 +419,43 @@ def _late_conditions(run, events) -> list:
     ]
 
 
+#: A condition whose regressor, in the run's volumes, peaks below this fraction of the peak its
+#: events' full response reaches (the run extended by :data:`MARGIN` seconds on each side) is said.
+FAINT = 0.01
+MARGIN = 40.0
+
+
+def _faint_conditions(run, events, matrix, hrf_model) -> list:
+    """Notes for the conditions whose events lie (almost) wholly outside the run, before its first
+    volume or at its very end: their regressors are tiny, so their effect maps are huge and their
+    statistics rest on almost no signal (nilearn fits them all the same, and so does the app)."""
+    from nilearn.glm.first_level import compute_regressor
+
+    if "trial_type" not in events or not len(events) or hrf_model in (None, "fir"):
+        return []
+    times = frame_times(run.n_volumes, run.tr, run.start_time or 0.0)
+    margin = int(np.ceil(MARGIN / run.tr))
+    extended = np.concatenate([times[0] - run.tr * np.arange(margin, 0, -1), times,
+                               times[-1] + run.tr * np.arange(1, margin + 1)])
+    notes = []
+    for name, group in events.groupby(events["trial_type"].astype(str)):
+        if name not in matrix.columns:
+            continue
+        inside = float(np.abs(matrix[name].to_numpy(dtype=float)).max(initial=0.0))
+        amplitude = group["modulation"].to_numpy(dtype=float) if "modulation" in group else np.ones(len(group))
+        full, _ = compute_regressor(np.vstack([group["onset"], group["duration"], amplitude]), hrf_model.split(" + ")[0],
+                                    extended, con_id=name, min_onset=float(extended[0] - times[0]) - 24.0)
+        peak = float(np.abs(full[:, 0]).max(initial=0.0))
+        if peak > 0 and 1e-10 < inside < FAINT * peak:  # (an empty one is said by _late_conditions, or left out)
+            notes.append(Note.for_run(
+                run, "design",
+                f"{run.name}: the events of {name!r} lie almost wholly outside the run (before its first volume or "
+                f"at its very end): in its volumes their regressor reaches {inside / peak:.1e} times their response's "
+                "peak, so its effect maps are huge and their statistics rest on almost no signal; check the onsets "
+                f"in {run.events.name} (seconds from the first volume)"))
+    return notes
+
+
 def _clashing_condition(events, confounds):
     """A ``trial_type`` that is also the name of a column nilearn adds to the design (its
     ``constant``, a ``drift_<n>``, a confound), or None."""
@@ -612,6 +649,7 @@ def build_design(run, model) -> Design:
         for w in caught if issubclass(w.category, UserWarning)
     ]
     notes += _late_conditions(run, events)
+    notes += _faint_conditions(run, events, matrix, model.hrf_model)
     trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
     counts = trial_types.value_counts().sort_index()
     conditions = tuple(c for c in matrix.columns if c in set(counts.index))

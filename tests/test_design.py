@@ -159,6 +159,22 @@ def test_events_whose_trial_type_is_n_a_are_left_out_as_nilearn_leaves_them(exam
     assert not any("Duplicated events" in t for t in texts)
 
 
+@pytest.mark.parametrize("where", ["before", "end"])
+def test_a_condition_whose_events_lie_outside_the_run_is_said(example_run, tmp_path, where):
+    """An event 40 s before the first volume, or 0.2 s before the last: its regressor peaked at 4e-5
+    and 1e-8, its effect maps at 1e5 and 4e8 with |z| > 3 here and there, and nothing was said."""
+    table = pd.read_csv(example_run.events, sep="\t")
+    onset = -40.0 if where == "before" else (example_run.n_volumes - 1) * example_run.tr - 0.2
+    table = pd.concat([table, pd.DataFrame({"onset": [onset], "duration": [0.2], "trial_type": ["edge"]})])
+    path = tmp_path / example_run.events.name
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    model = ModelSettings()
+    built = design.build_design(dataclasses.replace(example_run, events=path), model)
+    said = [n.text for n in built.notes if "'edge' lie almost wholly outside the run" in n.text]
+    assert len(said) == 1 and path.name in said[0]
+    assert not any("wholly outside" in n.text for n in design.build_design(example_run, model).notes)
+
+
 def test_a_modulation_column_scales_the_events_as_nilearn_scales_them(example_run, tmp_path):
     table = pd.read_csv(example_run.events, sep="\t")
     table["modulation"] = np.linspace(0.5, 2.0, len(table))
