@@ -443,8 +443,9 @@ def _faint_conditions(run, events, matrix, hrf_model) -> list:
             continue
         inside = float(np.abs(matrix[name].to_numpy(dtype=float)).max(initial=0.0))
         amplitude = group["modulation"].to_numpy(dtype=float) if "modulation" in group else np.ones(len(group))
-        full, _ = compute_regressor(np.vstack([group["onset"], group["duration"], amplitude]), hrf_model.split(" + ")[0],
-                                    extended, con_id=name, min_onset=float(extended[0] - times[0]) - 24.0)
+        full, _ = compute_regressor(np.vstack([group["onset"], group["duration"], amplitude]),
+                                    hrf_model.split(" + ")[0], extended, con_id=name,
+                                    min_onset=float(extended[0] - times[0]) - 24.0)
         peak = float(np.abs(full[:, 0]).max(initial=0.0))
         if peak > 0 and 1e-10 < inside < FAINT * peak:  # (an empty one is said by _late_conditions, or left out)
             notes.append(Note.for_run(
