@@ -424,10 +424,16 @@ def write_node(maps, place, settings) -> None:
         combination["NumberOfRuns"] = len(runs)
         if step.source_level == "session":
             combination["NumberOfSessions"] = len(inputs)
-        if maps.left_out:
+        combined = {plan.run.name for plan in runs}
+        lacking = [  # runs of the node that were fitted without this contrast
+            {"Run": plan.run.name, "Reason": f"its design cannot compute contrast {contrast_maps.contrast.name!r} (a "
+                                              "condition it weighs has no events, or an empty regressor, in that run)"}
+            for plan in maps.runs if plan.run.name not in combined
+        ]
+        if maps.left_out or lacking:
             combination["RunsLeftOut"] = [
                 {"Run": left.run.name, "Reason": left.reason} for left in maps.left_out
-            ]
+            ] + lacking
         sidecar = sidecars.StatmapSidecar(
             tuple(outputs.source(f, output_dir, datasets) for f in files if f is not None),
             _contrast_info(contrast_maps), contrast_maps.dof, info, combination=combination,

@@ -472,6 +472,12 @@ def test_a_condition_whose_events_all_start_after_the_run_leaves_that_run_out_of
         ours = nib.load(next(func.glob(f"sub-01_task-checkerboard_*contrast-{contrast}_stat-effect_statmap.nii.gz")))
         inside = nib.load(mask).get_fdata() > 0
         np.testing.assert_allclose(ours.get_fdata()[inside], effect.get_fdata()[inside], rtol=1e-4, atol=1e-6)
+        # the sidecar names the run left out of this contrast (it said NumberOfRuns 3, nothing of which or why)
+        sidecar = json.loads(next(func.glob(f"sub-01_task-checkerboard_*contrast-{contrast}_stat-z_statmap.json"))
+                             .read_text())["FixedEffects"]
+        left = [item["Run"] for item in sidecar.get("RunsLeftOut", [])]
+        assert left == (["sub-01_ses-2_task-checkerboard_run-02"] if contrast == "audio" else [])
+        assert contrast != "audio" or "cannot compute contrast 'audio'" in sidecar["RunsLeftOut"][0]["Reason"]
 
 
 def test_a_session_job_does_not_replace_the_maps_of_another_session_job(one_subject, tmp_path, capsys):
