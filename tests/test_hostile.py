@@ -480,6 +480,25 @@ def test_a_condition_whose_events_all_start_after_the_run_leaves_that_run_out_of
         assert contrast != "audio" or "cannot compute contrast 'audio'" in sidecar["RunsLeftOut"][0]["Reason"]
 
 
+def test_a_second_job_of_the_same_outputs_is_named_as_such(one_subject, tmp_path, capsys, monkeypatch):
+    """Two jobs of one subject at once: the second removed the first's staged files, which failed
+    with 'Processing failed: [Errno 2] No such file or directory: .../.bids-fixedfx-tmp/...'."""
+    import shutil as shell
+
+    from bids_fixedfx import outputs
+
+    commit = outputs.Staging.commit
+
+    def removed_by_another_job(self, stale=()):
+        shell.rmtree(self.folder)  # as a job starting the same set does to a set it does not own
+        return commit(self, stale)
+
+    monkeypatch.setattr(outputs.Staging, "commit", removed_by_another_job)
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", *QUICK]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Another job is writing the same outputs" in errors[0], errors
+
+
 def test_a_session_job_does_not_replace_the_maps_of_another_session_job(one_subject, tmp_path, capsys):
     """Was silent: the --session-label 2 job deleted ses-1's run maps and wrote subject maps of ses-2 only."""
     out = tmp_path / "out"
