@@ -366,6 +366,33 @@ def test_native_space_maps_have_no_projections_and_a_labelled_colour_bar():
     assert width["template"] > width["native"] + 200  # three projections more
 
 
+@pytest.mark.parametrize("n_confounds", [8, 30])
+def test_the_design_figure_names_each_correlated_regressor(monkeypatch, n_confounds):
+    """With --confounds motion wm_csf (26 columns and more) the correlation matrix lost its row
+    labels and VIF values (cells under 9 px) but kept its "VIF" heading over an empty column."""
+    import numpy as np
+    import pandas as pd
+
+    from bids_fixedfx.report import figures
+
+    rng = np.random.default_rng(0)
+    names = ["audio", "visual"] + [f"conf{i:02d}" for i in range(n_confounds)]
+    matrix = pd.DataFrame(rng.normal(size=(100, len(names))), columns=names).assign(constant=1.0)
+    written = []
+    text = figures.Canvas.text
+
+    def recorded(self, xy, label, *args, **kwargs):
+        written.append(str(label))
+        return text(self, xy, label, *args, **kwargs)
+
+    monkeypatch.setattr(figures.Canvas, "text", recorded)
+    corr = np.corrcoef(matrix[names].to_numpy().T)
+    figures.design(matrix, names[:2], names[2:], [("audio", np.eye(len(matrix.columns))[0])],
+                   {n: 1.5 for n in names}, (names, corr), None, "x")
+    assert "VIF" in written and all(name in written for name in names)
+    assert written.count("1.5") == len(names)
+
+
 def test_variance_inflation_and_framewise_displacement(tmp_path):
     import numpy as np
     import pandas as pd

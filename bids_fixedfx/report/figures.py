@@ -296,7 +296,8 @@ def design(matrix, conditions, confounds, contrasts, vif, correlations, censored
     strip = 14 * len(contrasts)
     matrix_h = 200
     names, corr = correlations
-    corr_cell = int(np.clip(240 // max(len(names), 1), 6, 16))
+    # labelled rows (9 px or more) up to LABELLED_CORRELATIONS regressors, however wide it makes the matrix
+    corr_cell = int(np.clip(240 // max(len(names), 1), 9 if len(names) <= LABELLED_CORRELATIONS else 6, 16))
     corr_left = int(min(max([probe.text_width(n, 10) for n in names] + [30]) + GAP, 120))
     corr_w = corr_left + corr_cell * len(names) + 48 if names else 0
     width = left + n_columns * cell + 3 * GAP + corr_w + GAP
@@ -342,9 +343,15 @@ def design(matrix, conditions, confounds, contrasts, vif, correlations, censored
     return canvas.png()
 
 
+#: The most regressors whose correlation matrix names its rows and gives their VIFs (beyond, its
+#: cells are too small for text: 240 px over the regressors, at least 6 px each).
+LABELLED_CORRELATIONS = 48
+
+
 def _correlations(canvas, x0, y0, names, corr, cell, left, vif):
     canvas.text((x0 + left, y0), "correlations", size=10, fill=MUTED)
-    canvas.text((x0 + left + cell * len(names) + 6, y0), "VIF", size=10, fill=MUTED)
+    if cell >= 9:  # the VIFs are written only in rows tall enough for text
+        canvas.text((x0 + left + cell * len(names) + 6, y0), "VIF", size=10, fill=MUTED)
     top = y0 + 14
     for i, name in enumerate(names):
         y = top + i * cell
