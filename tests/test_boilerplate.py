@@ -438,3 +438,21 @@ def test_a_sidecar_name_is_the_file_name_with_json(kind, name):
     assert _sidecar_of(name, entities) == naming.build(kind, **{**entities, "extension": ".json"})
     bare = name.split(".")[0]  # a source without extension (a sidecar written by hand): the name + .json
     assert _sidecar_of(bare, naming.parse(bare)) == Path(bare + ".json")
+
+
+def test_a_full_motion_and_tissue_strategy_names_every_confound():
+    """--confounds motion wm_csf (full: 32 columns) was cut at 24 with '...', white_matter left out
+    of a text meant to be copied into a manuscript; compcor's dozens are still counted."""
+    from bids_fixedfx.boilerplate import facts, render
+
+    motion = [f"{m}_{a}{d}{p}" for m in ("trans", "rot") for a in "xyz" for d in ("", "_derivative1")
+              for p in ("", "_power2")]
+    tissue = [f"{t}{d}{p}" for t in ("csf", "white_matter") for d in ("", "_derivative1") for p in ("", "_power2")]
+    for columns, every in ((motion + tissue, True), ([f"a_comp_cor_{i:02d}" for i in range(100)], False)):
+        run = facts.RunFacts("01", None, "x", 2.0, 100, ("a",), tuple(columns), False, True, None, "m.nii.gz")
+        model = facts.ModelFacts("glover", "cosine", 0.01, None, "ar1", 5.0, False)
+        first = facts.FirstLevel((run,), model, None, (facts.contrast_facts("a", {"a": 1.0}, ("a",)),))
+        text = render(facts.Methods((first,), None, False, {"participant": ("bids-fixedfx in out participant",)},
+                                    boilerplate.software_versions()))
+        assert all(f"`{c}`" in text for c in columns) == every
+        assert (f"{len(columns)} columns (" in text) != every

@@ -157,7 +157,12 @@ def plain(value) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#|&!])", r"\\\1", str(value))
 
 
-def _columns(names, limit=24) -> str:
+#: The most confound columns the methods text names one by one (a full motion and tissue
+#: strategy makes 32; beyond, as compcor's dozens, it says how many and names the first).
+MAX_COLUMNS_NAMED = 64
+
+
+def _columns(names, limit=MAX_COLUMNS_NAMED) -> str:
     names = list(names)
     if len(names) > limit:
         return f"{len(names)} columns ({', '.join(code(n) for n in names[:limit])}, ...)"
