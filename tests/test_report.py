@@ -745,3 +745,21 @@ def test_names_lose_their_bidirectional_controls_on_the_pages():
     page = _environment().from_string("<p>{{ name }}</p><nav>Provenance</nav>{{ safe }}")
     html = page.render(name="\u202e<b>face\u2066", safe=Markup("<i>\u202ek</i>"))
     assert html == "<p>&lt;b&gt;face</p><nav>Provenance</nav><i>k</i>"
+
+
+def test_the_masks_figure_cuts_through_where_the_runs_masks_disagree():
+    """Five evenly spaced slices missed the top slices where two of four runs' masks ended."""
+    import numpy as np
+
+    from bids_fixedfx.report import slices
+    from bids_fixedfx.report.subject import coverage_cuts
+
+    count = np.zeros((20, 20, 40), int)
+    count[4:16, 4:16, 5:35] = 4
+    count[4:16, 4:16, 33:35] = 2  # the top two slices: in two runs' masks only
+    box = slices.extent(count > 0)
+    cuts = coverage_cuts(count, 4, box)
+    assert len(cuts) == 5 and ({33, 34} & set(cuts))
+    assert not ({33, 34} & set(slices.even_cuts(box, 5)))
+    agreeing = coverage_cuts(np.where(count > 0, 4, 0), 4, box)  # no disagreement: evenly spaced slices
+    assert len(agreeing) == 5 and min(np.diff(agreeing)) >= 5 and box[2].start < agreeing[0] < agreeing[-1] < 36

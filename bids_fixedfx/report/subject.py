@@ -244,7 +244,8 @@ def _coverage_figure(view, plan, run_masks, files: Files, common):
     if len(known) < 2:
         return None
     count = np.sum([m > 0 for m in known], axis=0)
-    cuts = slices.even_cuts(view.box, 5)
+    view = replace(view, mask=count > 0)  # every run's voxels shown, those outside the subject's mask too
+    cuts = coverage_cuts(count, len(known), view.box)
     png = figures.coverage(view, count, len(known), cuts, f"Masks of the {len(known)} runs of task {plan.task}")
     return files.figure(
         naming.build("subject_figure", desc="coverage", suffix="mask", extension=".png", **common), png,
@@ -252,6 +253,13 @@ def _coverage_figure(view, plan, run_masks, files: Files, common):
         "Voxels in every run's mask form the subject's mask, where the maps are computed; "
         "voxels in only some runs' masks are left out of it.",
     )
+
+
+def coverage_cuts(count, n_runs, box, n_cuts=5) -> list[int]:
+    """The axial slices of the masks' figure: through the most voxels that only some runs' masks
+    cover (``0 < count < n_runs``), evenly spaced ones where none do (evenly spaced slices alone
+    missed a rim of them at the top of the brain, and the figure looked all in agreement)."""
+    return slices.choose_cuts(((count > 0) & (count < n_runs)).astype(float), 0.5, n_cuts, box)
 
 
 # ----------------------------------------------------------------------------
