@@ -397,6 +397,18 @@ class Direct:
 _STAGED: set = set()
 
 
+def _staging_folder(root: Path, key: str, attempts: int = 20) -> Path:
+    """A new folder for a set under the staging root. Another job that ends removes the root when
+    it is empty (:meth:`Staging.discard`), which can fall between making the root and the folder
+    in it: the root is then made again."""
+    for _ in range(attempts - 1):
+        try:
+            return Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+        except FileNotFoundError:
+            root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+
+
 class Staging:
     """One set of outputs (a subject's maps for a task and space, say), written aside
     under :data:`STAGING_ROOT` and moved into OUTPUT_DIR together, replacing the set's
@@ -418,7 +430,7 @@ class Staging:
         for leftover in root.glob(f"{key}.*"):
             if leftover not in _STAGED:  # (a set of this run, not yet moved: kept)
                 shutil.rmtree(leftover, ignore_errors=True)
-        self.folder = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+        self.folder = _staging_folder(root, key)
         _STAGED.add(self.folder)
         self.written: list[Path] = []
 

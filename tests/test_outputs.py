@@ -285,3 +285,26 @@ def test_a_set_staged_twice_in_one_run_keeps_the_first_until_it_is_moved(tmp_pat
             first.commit()
             second.commit()
     assert (tmp_path / "group" / "a.txt").read_text() == "a" and (tmp_path / "group" / "b.txt").read_text() == "b"
+
+
+def test_a_set_is_staged_when_another_job_removes_the_empty_staging_root_meanwhile(tmp_path, monkeypatch):
+    """A job ending removes the staging root when it is empty; between another job making the root
+    and its set's folder in it, that failed the other job ('No such file or directory')."""
+    import tempfile
+
+    made = tempfile.mkdtemp
+    removed = []
+
+    def after_the_other_job_ended(*args, **kwargs):
+        if not removed:  # the first attempt finds the root gone
+            removed.append(True)
+            (tmp_path / outputs.STAGING_ROOT).rmdir()
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", after_the_other_job_ended)
+    with outputs.Staging(tmp_path, "sub-02_task-x_space-none") as staging:
+        path = staging.path("sub-02/x.txt")
+        path.parent.mkdir(parents=True)
+        path.write_text("x")
+        staging.commit()
+    assert removed and (tmp_path / "sub-02" / "x.txt").read_text() == "x"
