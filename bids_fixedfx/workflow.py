@@ -664,15 +664,13 @@ def _made_otherwise(folder, info, labels) -> bool:
     """Whether a subject's maps in ``folder`` were made otherwise than with these first-level
     settings (:meth:`.sidecars.FirstLevelModelInfo.compared`) and contrast labels: the labels of
     its effect maps, and the settings its first effect map's sidecar records."""
-    import re
-
     from .errors import FixedFxError
     from .jsonfile import read_object
 
     effects = sorted(folder.rglob("*_stat-effect_statmap.json"))
     if not effects:
         return False
-    if {m.group(1) for p in effects if (m := re.search(r"_contrast-([a-zA-Z0-9]+)_", p.name))} != labels:
+    if {naming.parse(p.name).get("contrast") for p in effects} != labels:
         return True
     try:
         recorded = sidecars.FirstLevelModelInfo.from_json(read_object(effects[0]), effects[0])
