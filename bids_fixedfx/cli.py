@@ -518,19 +518,16 @@ def main(argv=None, fork: bool = False) -> int:
     except KeyboardInterrupt:
         logger.error("Interrupted; files already in %s are complete.", settings.output_dir)
         return EX_FAILURE
-    except OSError as error:
+    except Exception as error:  # noqa: BLE001 - the app's last line of defence
         from .outputs import STAGING_ROOT
 
-        if STAGING_ROOT not in str(getattr(error, "filename", None) or ""):
-            logger.error("Processing failed: %s (run with -v for the traceback).", error)
-        else:  # another job replaced this one's staged files: a second job of the same outputs
+        if isinstance(error, OSError) and STAGING_ROOT in str(error.filename or ""):
+            # another job replaced this one's staged files: a second job of the same outputs
             logger.error("Another job is writing the same outputs in %s at the same time (it removed the files "
                          "this job staged in %s); run one job per subject, task and space at a time, then rerun this "
                          "one.", settings.output_dir, STAGING_ROOT)
-        logger.debug("Traceback:", exc_info=True)
-        return EX_FAILURE
-    except Exception as error:  # noqa: BLE001 - the app's last line of defence
-        logger.error("Processing failed: %s (run with -v for the traceback).", error)
+        else:
+            logger.error("Processing failed: %s (run with -v for the traceback).", error)
         logger.debug("Traceback:", exc_info=True)
         return EX_FAILURE
     return 0
