@@ -188,7 +188,7 @@ def cgroup_cpu_limit(root=Path("/sys/fs/cgroup"), membership=Path("/proc/self/cg
         lines = membership.read_text().splitlines()
     except OSError:
         lines = []
-    folders = []  # (folder, v2), the process's own cgroups first
+    folders = []  # (the hierarchy's root, the process's cgroup in it, whether it is cgroup v2)
     for line in lines:
         parts = line.split(":", 2)
         if len(parts) != 3:

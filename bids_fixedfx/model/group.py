@@ -166,11 +166,12 @@ def _check_intercept_not_contrasted(node, levels, where) -> None:
     intercept is left out, and the contrast with it: the node's main result went missing)."""
     from .contrasts import _column
 
-    named = [contrast.name for contrast in node.contrasts
-             if any(_column(c, node.level) == GROUP_INTERCEPT for c in contrast.condition_list)]
+    def on_intercept(conditions):
+        return any(_column(c, node.level) == GROUP_INTERCEPT for c in conditions)
+
+    named = [contrast.name for contrast in node.contrasts if on_intercept(contrast.condition_list)]
     dummy = node.dummy_contrasts
-    if dummy is not None and dummy.conditions is not None and any(
-            _column(c, node.level) == GROUP_INTERCEPT for c in dummy.conditions):
+    if dummy is not None and dummy.conditions is not None and on_intercept(dummy.conditions):
         named.append(GROUP_INTERCEPT)
     if named:
         shown = ", ".join(map(str, levels[:4])) + (", ..." if len(levels) > 4 else "")

@@ -74,11 +74,11 @@ def convolve(variable: Variable, hrf_model: str | None, frame_times, *, fir_dela
         duration = np.full(len(onset), step)
     timing = np.asarray(onset, dtype=float), np.asarray(duration, dtype=float)
     if not all(np.isfinite(values).all() for values in timing):  # nilearn's boxcar of an n/a duration never ends
-        what = "onset" if not np.isfinite(timing[0]).all() else "duration"
+        what = "an onset" if not np.isfinite(timing[0]).all() else "a duration"
         raise ModelError(
-            f"{where}: {variable.name!r} has events whose {what} is n/a (in the events file, or as a "
-            f"transformation made it); nilearn's design needs {'an' if what == 'onset' else 'a'} {what} for every event: leave those events "
-            "out (Filter, DropNA) or give them one (Replace, Assign) before convolving."
+            f"{where}: {variable.name!r} has events whose {what.split()[1]} is n/a (in the events file, or as a "
+            f"transformation made it); nilearn's design needs {what} for every event: leave those events out "
+            "(Filter, DropNA) or give them one (Replace, Assign) before convolving."
         )
     if np.isnan(amplitude).any():
         raise ModelError(
