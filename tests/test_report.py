@@ -69,6 +69,40 @@ def test_a_rerun_without_reports_removes_the_pages_it_outdates(reports, example_
     assert not (output / "group.html").exists()
 
 
+def test_a_subject_run_by_space_in_two_jobs_keeps_one_page_of_both(tmp_path):
+    """A subject run by task or by space in separate jobs kept every job's maps and figures,
+    but its page showed only the last job's."""
+    from bids_fixedfx.example_data import make_example_dataset
+
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+                                   n_volumes=40)
+    output = tmp_path / "out"
+    page = output / f"sub-{dataset.subjects[0]}.html"
+
+    def job(space):
+        assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1",
+                     "--space", space]) == 0
+        html = page.read_text()
+        return {space: html.count(f'<section id="task-checkerboard-space-{space}">')
+                for space in ("T1w", "MNI152NLin2009cAsym")}, html
+
+    assert job("T1w")[0] == {"T1w": 1, "MNI152NLin2009cAsym": 0}
+    shown, html = job("MNI152NLin2009cAsym")
+    assert shown == {"T1w": 1, "MNI152NLin2009cAsym": 1}
+    assert "Also shown, as an earlier job wrote them: task checkerboard (space T1w)." in html
+    found = links_of(page)
+    assert "task-checkerboard-space-T1w" in found.ids
+    assert '<a href="#task-checkerboard-space-T1w">checkerboard (T1w)</a>' in html
+    for tag, url in found.urls:  # the earlier job's figures and tables are linked as they were
+        if not url.startswith(("#", "data:")):
+            assert (output / unquote(url)).is_file(), url
+    assert job("T1w")[0] == {"T1w": 1, "MNI152NLin2009cAsym": 1}  # each set once, whatever the order
+    for path in (output / page.stem).rglob("*space-MNI152NLin2009cAsym*_stat-effect_*"):  # a set gone: its section
+        path.unlink()
+    shown, html = job("T1w")
+    assert shown == {"T1w": 1, "MNI152NLin2009cAsym": 0} and "earlier job" not in html
+
+
 def test_the_group_page_shows_the_group_design_that_was_fitted(reports, example_dataset, tmp_path):
     """With --group-covariates the table headed "Design" showed 1 for every subject and contrast
     (the one-sample layout), not the group.control / group.patient design the sidecars hold."""

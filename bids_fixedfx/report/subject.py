@@ -9,12 +9,15 @@ and masks are one figure each, and each contrast is one figure with its details 
 
 from __future__ import annotations
 
+import html
+import re
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from .. import naming
+from .. import naming, outputs
 from ..notes import KINDS
 from ..sidecars import StatmapSidecar
 from . import backgrounds, figures, quality, slices
@@ -62,15 +65,81 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
     files = files or Files(settings.output_dir)
     tasks = [task_section(settings, plan, [n for n in notes if n.about(subject, plan.task)], files, estimator)
              for plan in plans]
-    html = files.render(
+    page = files.render(
         "subject.html.jinja",
         subject=subject,
         tasks=tasks,
+        earlier=earlier_sets(settings.output_dir, subject, {task["anchor"] for task in tasks}),
         n_runs=len({p.run.name for plan in plans for p in plan.runs}),  # a run fitted in two spaces is one run
         citation=citation_link(files),
         provenance=provenance(settings),
     )
-    return files.write_page(subject_page(subject), html)
+    return files.write_page(subject_page(subject), page)
+
+
+#: How a subject's page marks each task and space's section (a ``set`` comment before and
+#: after it), so that a later job over other tasks or spaces keeps it.
+MARKED = re.compile(r"<!--set (task-([A-Za-z0-9]+)(?:-space-([A-Za-z0-9]+))?) section-->(.*?)<!--/set \1 section-->",
+                    re.S)
+LINKED = re.compile(r'(?:src|href)="([^"#:]+)"')
+
+
+@dataclass(frozen=True)
+class EarlierSet:
+    """A task and space an earlier job of the subject showed on its page, as that page had it.
+
+    Attributes
+    ----------
+    anchor : str
+        ``task-<task>[-space-<space>]``, the section's id.
+    task, space : str, str or None
+    section : str
+        The section's HTML.
+    """
+
+    anchor: str
+    task: str
+    space: str | None
+    section: str
+
+
+def earlier_sets(output_dir, subject: str, anchors) -> list[EarlierSet]:
+    """The sections of the subject's page in OUTPUT_DIR for other tasks or spaces than this
+    job's (``anchors``) whose maps, figures and tables are all still there: a subject run by
+    task or by space in separate jobs keeps one page of them all.
+
+    Parameters
+    ----------
+    output_dir : Path
+    subject : str
+    anchors : set of str
+        The sections this job writes.
+
+    Returns
+    -------
+    earlier : list of EarlierSet
+    """
+    output_dir = Path(output_dir)
+    try:
+        text = (output_dir / subject_page(subject)).read_text(encoding="utf-8")
+    except (OSError, ValueError):  # no page yet, or not one of ours
+        return []
+    earlier = {}
+    for match in MARKED.finditer(text):
+        anchor, task, space, section = match.groups()
+        if anchor in anchors or anchor in earlier:
+            continue
+        if _still_written(output_dir, subject, task, space, section):
+            earlier[anchor] = EarlierSet(anchor, task, space, section)
+    return list(earlier.values())
+
+
+def _still_written(output_dir, subject, task, space, section) -> bool:
+    """Whether OUTPUT_DIR still holds a subject's effect maps of ``task`` and ``space`` and
+    every file its page section links to."""
+    effects = [p for p in outputs.existing_set(output_dir, f"sub-{subject}", subject=subject, task=task, space=space)
+               if not naming.is_temporary(p.name) and naming.parse(p).get("stat") == "effect"]
+    return bool(effects) and all((output_dir / html.unescape(link)).is_file() for link in LINKED.findall(section))
 
 
 def task_section(settings, plan, notes, files: Files, estimator: str = "meta") -> dict:
