@@ -50,6 +50,11 @@ NATIVE_SPACES = ("fsnative",)
 MESH_SPACES = ("fsaverage5",)
 #: The mesh of :data:`MESH_SPACES` that smoothing and figures use.
 MESH = "pial"
+#: The vertices of each hemisphere of FreeSurfer's fsaverage meshes (icosahedra of order 3-7).
+FSAVERAGE_VERTICES = {"fsaverage3": 642, "fsaverage4": 2562, "fsaverage5": 10242, "fsaverage6": 40962,
+                      "fsaverage": 163842}
+#: The grayordinates of the HCP's CIFTI densities (fMRIPrep's ``space-fsLR_den-<d>``).
+CIFTI_GRAYORDINATES = {"91k": 91282, "170k": 170494}
 #: Each hemisphere's ``AnatomicalStructurePrimary`` in GIFTI metadata.
 STRUCTURES = {"L": "CortexLeft", "R": "CortexRight"}
 
@@ -90,6 +95,15 @@ class Form:
     def extension(self) -> str:
         """The extension of its maps."""
         return GIFTI_MAP if self.kind == "gifti" else CIFTI_MAP
+
+    def difference(self, other) -> str:
+        """What tells its vertices apart from those of ``other`` (a Form of the same kind), in
+        words for a message."""
+        if self.kind == "gifti":
+            return f"{'+'.join(map(str, self.n_vertices))} vs {'+'.join(map(str, other.n_vertices))} vertices"
+        if self.size != other.size:
+            return f"{self.size} vs {other.size} grayordinates"
+        return f"{self.size} grayordinates each, but of other vertices, voxels or structures"
 
     def same_as(self, other) -> bool:
         """Whether two runs' maps lie on the same vertices (and so can be combined)."""
@@ -207,7 +221,7 @@ def read_series(bold, what="BOLD series"):
         series = np.asarray(img.get_fdata(dtype=np.float32))
     except Exception as error:  # noqa: BLE001
         raise InputFileError(f"{what} {bold} cannot be read: {error}.") from error
-    density = parse(bold.name).get("den")
+    density = _check_density(parse(bold.name).get("den"), axes[1], bold, what)
     return series, Form("cifti", space, brain_models=axes[1], density=density)
 
 
@@ -347,22 +361,34 @@ def group_spaces(found, asked):
 
 def _check_mesh(space, counts, left, right, what):
     """``counts`` (the vertices of a GIFTI pair's hemispheres), checked against the mesh of
-    its space where nilearn ships it (the figures, peak tables and smoothing use that mesh)."""
+    its space where that is fixed (fsaverage's; the figures, peak tables and smoothing of
+    :data:`MESH_SPACES` use nilearn's copy of it)."""
     expected = mesh_vertices(space)
     if expected is not None and tuple(counts) != expected:
         raise InputFileError(
             f"{what} {left} and its {right.name} have {counts[0]} and {counts[1]} vertices, but "
-            f"{space} has {expected[0]} and {expected[1]} (nilearn's mesh); check the files' space- entity."
+            f"{space} has {expected[0]} and {expected[1]}; check the files' space- entity."
         )
     return tuple(counts)
 
 
+def _check_density(density, brain_models, path, what):
+    """A CIFTI file's ``den-`` entity, checked against its grayordinates where the density
+    is one of the HCP's (:data:`CIFTI_GRAYORDINATES`)."""
+    expected = CIFTI_GRAYORDINATES.get(density)
+    if expected is not None and len(brain_models) != expected:
+        raise InputFileError(
+            f"{what} {path} has {len(brain_models)} grayordinates, but den-{density} has {expected}; "
+            "check the file's den- entity."
+        )
+    return density
+
+
 def mesh_vertices(space):
-    """The vertices of each hemisphere (left, right) of a :data:`MESH_SPACES` space's mesh, or None."""
-    mesh = load_mesh(space)
-    if mesh is None:
-        return None
-    return tuple(len(np.asarray(mesh.parts[hemi].coordinates)) for hemi in ("left", "right"))
+    """The vertices of each hemisphere (left, right) of an fsaverage space's mesh
+    (:data:`FSAVERAGE_VERTICES`), or None."""
+    count = FSAVERAGE_VERTICES.get(space)
+    return None if count is None else (count, count)
 
 
 @lru_cache(maxsize=None)
@@ -547,4 +573,5 @@ def read_form(path, what="Map") -> Form:
         return Form("gifti", space, counts)
     img = _load(path, what)
     axes = _cifti_axes(img, path, what)
-    return Form("cifti", space, brain_models=axes[1], density=parse(path.name).get("den"))
+    return Form("cifti", space, brain_models=axes[1], density=_check_density(parse(path.name).get("den"), axes[1], path,
+                                                                              what))

@@ -230,6 +230,53 @@ def test_a_gifti_pair_with_other_vertices_than_its_spaces_mesh_is_refused_before
     assert left.name in capsys.readouterr().err and not output.exists()
 
 
+def test_fsaverage_pairs_and_hcp_densities_of_other_sizes_than_theirs_are_refused(surface_dataset, tmp_path):
+    """Only fsaverage5's vertex counts were checked: a pair of 10242-vertex files named
+    space-fsaverage6, or a CIFTI file named den-91k with other grayordinates, was fitted."""
+    assert [surface.mesh_vertices(space) for space in ("fsaverage3", "fsaverage5", "fsaverage6", "fsaverage")] == [
+        (642, 642), (10242, 10242), (40962, 40962), (163842, 163842)]
+    assert surface.mesh_vertices("fsnative") is None
+    left, right = gifti_pair(surface_dataset, "01", "01")
+    for path in (left, right):
+        shutil.copy(path, tmp_path / path.name.replace(FS5, "fsaverage6"))
+    with pytest.raises(InputFileError, match="have 10242 and 10242 vertices, but fsaverage6 has 40962 and 40962"):
+        surface.read_series(tmp_path / left.name.replace(FS5, "fsaverage6"))
+    series = cifti_series(surface_dataset, "01", "01")
+    renamed = tmp_path / series.name.replace("_den-1k_", "_den-91k_")
+    shutil.copy(series, renamed)
+    size = surface.read_series(series)[1].size
+    for read in (surface.read_series, surface.read_form):
+        with pytest.raises(InputFileError, match=f"{renamed} has {size} grayordinates, but den-91k has 91282"):
+            read(renamed)
+
+
+def test_subjects_on_other_grayordinates_of_one_count_are_not_tested_together(surface_dataset, tmp_path, capsys):
+    """The group level compared surface and CIFTI maps by their number of values only: a
+    subject whose grayordinates were other vertices was tested with the others, value by value."""
+    dataset = tmp_path / "ds"
+    shutil.copytree(surface_dataset.path, dataset)
+    for run in runs_of(surface_dataset, "02"):
+        path = dataset / cifti_series(surface_dataset, "02", run).relative_to(surface_dataset.path)
+        img = nib.load(str(path), mmap=False)  # the file is written again below
+        series, models, data = img.header.get_axis(0), img.header.get_axis(1), img.get_fdata(dtype=np.float32)
+        name, part, surface_models = next(iter(models.iter_structures()))  # its first surface, one vertex on
+        shifted = nib.cifti2.BrainModelAxis.from_surface((surface_models.vertex + 1) % surface_models.nvertices[name],
+                                                         surface_models.nvertices[name], name)
+        for other_name, other_part, other_models in list(models.iter_structures())[1:]:
+            shifted = shifted + other_models
+        assert len(shifted) == len(models) and shifted != models
+        nib.save(nib.Cifti2Image(data, header=(series, shifted)), str(path))
+    output = tmp_path / "out"
+    assert main([str(dataset), str(output), "participant", "--skip-bids-validation", "--space", FSLR,
+                 "--no-reports"]) == 0
+    capsys.readouterr()
+    assert main([str(dataset), str(output), "group", "--no-reports"]) == EX_NO_INPUT
+    error = capsys.readouterr().err
+    assert "lie on different grayordinates" in error and "sub-02_task-checkerboard_space-fsLR" in error
+    assert f"{len(models)} grayordinates each, but of other vertices" in error
+    assert not (output / "group").exists()
+
+
 def test_smoothing_rule():
     assert surface.smoothing_for(FS5, "gifti", 5.0, given=False) is None  # the default: volumes only
     assert surface.smoothing_for(FS5, "gifti", 4.0, given=True) == 4.0  # nilearn's mesh ships

@@ -587,6 +587,9 @@ def _check_grid(test, output_dir, grids) -> None:
     from ..maps import other_grid
 
     masks = [item.mask for item in test.inputs]
+    if is_surface_file(masks[0]):
+        _check_vertices(test, output_dir, masks, grids)
+        return
     differ = other_grid(masks, grids=grids)
     if differ is not None:
         space = test.inputs[0].space
@@ -597,6 +600,27 @@ def _check_grid(test, output_dir, grids) -> None:
             f"The subjects' task-{test.task} masks in {output_dir} are on different voxel grids ({masks[0]} and "
             f"{masks[differ[0]]}: {differ[1]}); {advice}."
         )
+
+
+def _check_vertices(test, output_dir, masks, forms) -> None:
+    """The test's surface or CIFTI masks on the same vertices or grayordinates
+    (:meth:`.surface.Form.same_as`: maps of equal size may still be of other vertices).
+    ``forms``: as ``grids`` of :func:`_check_grid`, each file's form read once."""
+    from ..surface import read_form
+
+    for mask in masks:
+        if ("form", mask) not in forms:
+            forms["form", mask] = read_form(mask, what="Subject mask")
+    first = forms["form", masks[0]]
+    for mask in masks[1:]:
+        other = forms["form", mask]
+        if not first.same_as(other):
+            raise NoDataError(
+                f"The subjects' task-{test.task} space-{test.space} masks in {output_dir} lie on different "
+                f"{'vertices' if first.kind == 'gifti' else 'grayordinates'} ({masks[0]} and {mask}: "
+                f"{first.difference(other)}), so their maps cannot be tested together; check that the subjects' "
+                "series are on one mesh (their space- and den- entities, and the preprocessing that wrote them)."
+            )
 
 
 def _check_masks_overlap(test, output_dir, masks) -> None:
