@@ -193,20 +193,24 @@ def test_a_left_file_without_its_right_twin_is_refused(surface_dataset, tmp_path
         surface.read_series(left)
 
 
-def test_a_broken_gifti_pair_stops_only_the_jobs_of_its_space(surface_dataset, tmp_path):
-    """A run's missing hemi-R file of fsaverage5 stopped --space MNI... and --space fsLR jobs too."""
+@pytest.mark.parametrize("missing", ["right", "left"])
+def test_a_broken_gifti_pair_stops_only_the_jobs_of_its_space(surface_dataset, tmp_path, missing):
+    """A run's missing hemi-R file of fsaverage5 stopped --space MNI... and --space fsLR jobs too;
+    a missing hemi-L file left the run out of its subject's maps, with a warning that it had no
+    preprocessed series."""
     from bids_fixedfx import discover
     from bids_fixedfx.errors import NoDataError
     from bids_fixedfx.settings import Settings
 
     copy = tmp_path / "bids"
     shutil.copytree(surface_dataset.path, copy, symlinks=True)
-    right = gifti_pair(surface_dataset, "01", "01")[1]
-    (copy / right.relative_to(surface_dataset.path)).unlink()
+    pair = gifti_pair(surface_dataset, "01", "01")
+    gone, there = pair if missing == "left" else pair[::-1]
+    (copy / gone.relative_to(surface_dataset.path)).unlink()
     settings = Settings(bids_dir=copy, output_dir=tmp_path / "out", analysis_level="participant",
                         participant_label=("01",))
     assert discover.select_runs(dataclasses.replace(settings, space=FSLR)).runs
-    with pytest.raises(NoDataError, match=f"has no right hemisphere {right.name}"):
+    with pytest.raises(NoDataError, match=f"{there.name} has no {missing} hemisphere {gone.name} next to it"):
         discover.select_runs(dataclasses.replace(settings, space=FS5))
 
 

@@ -40,23 +40,35 @@ def surface_series(layout, query, bold_filters) -> list:
     wanted = filters.pop("extension", None)  # the filter's extension (or extensions), if any, picks the kind
     wanted = {wanted} if isinstance(wanted, str) else set(wanted) if isinstance(wanted, (list, tuple)) else None
     gifti = _get(layout, scope="derivatives", extension=GIFTI_SERIES, return_type="object",
-                 **{**filters, "hemi": "L"}) if wanted is None or GIFTI_SERIES in wanted else []
+                 **{**filters, "hemi": ["L", "R"]}) if wanted is None or GIFTI_SERIES in wanted else []
+    lefts = {Path(f.path) for f in gifti if f.get_entities().get("hemi") == "L"}
+    gifti = [f for f in gifti if Path(f.path) in lefts or _twin(Path(f.path)) not in lefts]  # a right without its left
     cifti = _get(layout, scope="derivatives", extension=CIFTI_SERIES, return_type="object",
                  **filters) if wanted is None or CIFTI_SERIES in wanted else []
     return list(gifti) + list(cifti)
 
 
 def check_pairs(files) -> None:
-    """Refuse a GIFTI series whose right hemisphere's file is missing (files of the chosen
+    """Refuse a GIFTI series one of whose hemispheres' files is missing (files of the chosen
     spaces only: a broken pair in a space not modelled stops nothing).
 
     Raises
     ------
     NoDataError
-        Naming the left file and the right one it lacks.
+        Naming the file there and its twin that is not.
     """
-    for left in files:
-        if str(left.path).endswith(GIFTI_SERIES):
-            right = hemisphere_pair(Path(left.path))[1]
-            if not right.is_file():
-                raise NoDataError(f"{left.path} has no right hemisphere {right.name} next to it.")
+    for series in files:
+        path = Path(series.path)
+        if path.name.endswith(GIFTI_SERIES):
+            twin = _twin(path)
+            if not twin.is_file():
+                side = "right" if "hemi-L" in path.name.split("_") else "left"
+                raise NoDataError(f"{path} has no {side} hemisphere {twin.name} next to it.")
+
+
+def _twin(path) -> Path:
+    """The other hemisphere's file of a GIFTI series (``hemi-L`` for ``hemi-R``, and back)."""
+    parts = path.name.split("_")
+    if "hemi-L" in parts:
+        return hemisphere_pair(path)[1]
+    return path.with_name("_".join("hemi-L" if part == "hemi-R" else part for part in parts))
