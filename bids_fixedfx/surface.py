@@ -435,6 +435,12 @@ def prepare_run(bold, smoothing_fwhm=None):
     series, form = read_series(bold)
     series = series.astype(np.float64)  # as nilearn's SurfaceMasker gives a SurfaceImage's series
     inside = series_mask(series)
+    if not inside.any():  # its maps would be empty, and its subject's (the intersection) too
+        raise InputFileError(
+            f"BOLD series {bold} has no {'vertex' if form.kind == 'gifti' else 'grayordinate'} whose series is finite "
+            "and varies over time, so it has nothing to fit; check the file, or leave the run out with "
+            "--bids-filter-file."
+        )
     if smoothing_fwhm:
         series = smooth_series(series, form, smoothing_fwhm)
     return MaskedRun(np.ascontiguousarray(series[:, inside]), as_image(inside.astype(np.int8)))

@@ -281,6 +281,34 @@ def test_subjects_on_other_grayordinates_of_one_count_are_not_tested_together(su
     assert not (output / "group").exists()
 
 
+@pytest.mark.parametrize("space", [FS5, FSLR])
+def test_a_run_with_no_vertex_to_fit_is_refused_by_name(surface_dataset, tmp_path, capsys, space):
+    """A surface run all zeros (or constant) was fitted in an empty mask without a word: a
+    one-run subject got empty maps (the group level then stopped on its mask), a subject of
+    several runs stopped with the runs' masks sharing nothing, naming no file."""
+    dataset = tmp_path / "ds"
+    shutil.copytree(surface_dataset.path, dataset)
+    for run in runs_of(surface_dataset, "03"):
+        if space == FS5:
+            for path in gifti_pair(surface_dataset, "03", run):
+                target = dataset / path.relative_to(surface_dataset.path)
+                img = nib.load(str(target))
+                nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(np.zeros_like(d.data), intent=d.intent)
+                                                       for d in img.darrays]), str(target))
+            bold = dataset / gifti_pair(surface_dataset, "03", run)[0].relative_to(surface_dataset.path)
+        else:
+            bold = dataset / cifti_series(surface_dataset, "03", run).relative_to(surface_dataset.path)
+            img = nib.load(str(bold), mmap=False)
+            data = np.full(img.shape, 7, dtype=np.float32)
+            nib.save(nib.Cifti2Image(data, header=img.header, nifti_header=img.nifti_header), str(bold))
+    output = tmp_path / "out"
+    assert main([str(dataset), str(output), "participant", "--skip-bids-validation", "--participant-label", "03",
+                 "--space", space, "--no-reports"]) == EX_NO_INPUT
+    what = "vertex" if space == FS5 else "grayordinate"
+    assert f"{bold} has no {what} whose series is finite and varies over time" in capsys.readouterr().err
+    assert not (output / "sub-03").exists()
+
+
 def test_smoothing_rule():
     assert surface.smoothing_for(FS5, "gifti", 5.0, given=False) is None  # the default: volumes only
     assert surface.smoothing_for(FS5, "gifti", 4.0, given=True) == 4.0  # nilearn's mesh ships
