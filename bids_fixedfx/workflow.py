@@ -366,10 +366,11 @@ def write_run(run_plan, result, place, settings, levels=("subject",)) -> None:
 
 
 def _run_sources(run_plan) -> list:
-    """The files a run's maps are computed from (SPEC §3): BOLD, mask, events, confounds
-    (not with a precomputed design), the precomputed design and the design written."""
+    """The files a run's maps are computed from (SPEC §3): BOLD (both files of a GIFTI pair),
+    mask, events, confounds (not with a precomputed design), the precomputed design and the
+    design written."""
     run = run_plan.run
-    files = [run.bold, run.mask, run.events, None if run_plan.design.precomputed else run.confounds,
+    files = [*surface.files_of(run.bold), run.mask, run.events, None if run_plan.design.precomputed else run.confounds,
              run.design, naming.build_run("design", run, space=None, extension=".tsv")]
     return [path for path in files if path is not None]
 

@@ -494,6 +494,18 @@ def test_surface_run_maps_equal_nilearn_surface_glm(analysed, surface_reference)
 
 
 @pytest.mark.slow
+def test_run_sidecars_of_a_gifti_pair_cite_both_hemispheres_series(surface_dataset, analysed):
+    """Every run sidecar cited the hemi-L series only, its hemi-R maps' and R² maps' included."""
+    folder = analysed / "sub-01" / "func"
+    sidecars = sorted(folder.glob(f"sub-01_task-checkerboard_run-01_hemi-*_space-{FS5}_*statmap.json"))
+    assert {p.name.split("_hemi-")[1][0] for p in sidecars} == {"L", "R"}
+    for sidecar in sidecars:
+        sources = json.loads(sidecar.read_text())["Sources"]
+        for series in gifti_pair(surface_dataset, "01", "01"):
+            assert any(source.endswith(f":sub-01/func/{series.name}") for source in sources), (sidecar.name, sources)
+
+
+@pytest.mark.slow
 def test_surface_subject_maps_equal_nilearn_fixed_effects(surface_dataset, analysed, surface_reference):
     for (subject, condition), maps in surface_reference["subjects"].items():
         folder = analysed / f"sub-{subject}" / "func"
