@@ -318,6 +318,38 @@ def test_runs_left_out_and_every_level_s_command_are_stated():
     assert "one-sample t-test across subjects" in text
 
 
+def test_surface_and_cifti_runs_are_described_in_their_own_terms():
+    """A CIFTI space's text said its runs were fitted by FirstLevelModel (which reads no CIFTI)
+    "at each voxel", and every text said the reports list clusters of voxels (surface reports
+    list peak vertices)."""
+    from bids_fixedfx.boilerplate import facts, render
+
+    model = facts.ModelFacts("glover", "cosine", 0.01, None, "ar1", None, False)
+    contrasts = (facts.contrast_facts("a", {"a": 1.0}, ("a",)),)
+
+    def text(*kinds):
+        levels = []
+        for space, kind in kinds:
+            run = facts.RunFacts("01", None, "x", 2.0, 100, ("a",), (), False, True, "fMRIPrep 23.2.0", None,
+                                 surface=kind != "volume", cifti=kind == "cifti")
+            levels.append(facts.FirstLevel((run,), model, space, contrasts, by_space=len(kinds) > 1))
+        return render(facts.Methods(tuple(levels), None, True, {"participant": ("bids-fixedfx in out participant",)},
+                                    boilerplate.software_versions(), 3.0))
+
+    cifti = text(("fsLR", "cifti"))
+    assert "in the fsLR space (CIFTI grayordinates)" in cifti and "run with nilearn's `FirstLevelModel`" not in cifti
+    assert "each grayordinate's time series" in cifti and "at each grayordinate, the AR(1)" in cifti
+    assert "within the grayordinates whose series was finite" in cifti and "voxel" not in cifti
+    assert "the peak grayordinates beyond that threshold are listed." in cifti
+    gifti = text(("fsaverage5", "gifti"))
+    assert "each vertex's variance" in gifti and "the peak vertices beyond that threshold are listed." in gifti
+    assert "`FirstLevelModel`, within the vertices whose series" in gifti and "voxel" not in gifti
+    mixed = text(("MNI152NLin2009cAsym", "volume"), ("fsaverage5", "gifti"))
+    assert ("clusters of 20 voxels or more above that threshold are listed (volumes), and the peak vertices beyond "
+            "that threshold are listed (surfaces).") in mixed
+    assert "clusters of 20 voxels or more above that threshold are listed." in text(("MNI152NLin2009cAsym", "volume"))
+
+
 def test_group_designs_and_dummy_scans_are_stated():
     from bids_fixedfx.boilerplate import facts, render
 

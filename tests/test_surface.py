@@ -705,7 +705,8 @@ def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     methods = (analysed / "logs" / "CITATION.md").read_text()  # written by the group level, from the sidecars
     for space in ("MNI152NLin2009cAsym", FS5, FSLR):
         assert f"## Run and subject level: space {space}" in methods
-    assert methods.count("each vertex's time series") == 2 and methods.count("each voxel's time series") == 1
+    assert [methods.count(f"each {unit}'s time series") for unit in ("voxel", "vertex", "grayordinate")] == [1, 1, 1]
+    assert "`run_glm` and `compute_contrast`" in methods and "in the fsLR space (CIFTI grayordinates)" in methods
     assert "whose series was finite and not constant over time" in methods
 
 

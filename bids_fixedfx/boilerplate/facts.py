@@ -36,6 +36,7 @@ class RunFacts:
     dummy_scans: int = 0  # volumes at the start left out of the fit
     dummy_source: str | None = None  # "confounds" (fMRIPrep's columns) or "option" (--dummy-scans)
     surface: bool = False  # a GIFTI pair or CIFTI series, masked by the surface rule
+    cifti: bool = False  # a CIFTI series (grayordinates)
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ def methods_from_plan(settings, plan, notes=()) -> Methods:
 
 def _first_level(settings, subjects, space, by_space, notes, steps=()) -> FirstLevel:
     """The facts of one space's runs."""
-    from ..surface import run_model
+    from ..surface import kind_of, run_model
 
     run_plans = [run_plan for subject in subjects for run_plan in subject.runs]
     model = run_model(run_plans[0].run, settings.model) if run_plans else settings.model
@@ -298,6 +299,7 @@ def _first_level(settings, subjects, space, by_space, notes, steps=()) -> FirstL
             dummy_scans=len(design.dummy_scans.volumes) if design.dummy_scans else 0,
             dummy_source=design.dummy_scans.source if design.dummy_scans else None,
             surface=run.is_surface,
+            cifti=run.is_surface and kind_of(run.bold) == "cifti",
         ))
         for contrast in run_plan.contrasts:
             contrasts.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, design.conditions,

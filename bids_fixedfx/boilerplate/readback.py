@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import naming
 from ..errors import InputFileError
 from ..sidecars import DesignSidecar, StatmapSidecar, read_json
-from ..surface import is_surface_file
+from ..surface import is_surface_file, kind_of
 from .facts import (
     FirstLevel,
     GroupLevel,
@@ -234,7 +234,8 @@ def methods_from_group(settings, group_plan) -> Methods:
                                         {"runs": {}, "contrasts": {}, "space": test.space, "left_out": {}})
             surface = is_surface_file(item.effect)  # a surface or CIFTI space: masked by the vertex rule
             for record in records:
-                entry["runs"][record.design_tsv] = replace(run_facts(record, reader), surface=surface)
+                entry["runs"][record.design_tsv] = replace(run_facts(record, reader), surface=surface,
+                                                                cifti=surface and kind_of(item.effect) == "cifti")
             conditions = records[0].design.conditions if records else ()
             contrast = item.info.contrast
             if contrast.name not in entry["contrasts"]:

@@ -44,6 +44,8 @@ def describe(first) -> dict:
         "space": first.space,
         "by_space": first.by_space,
         "surface": bool(runs) and all(r.surface for r in runs),
+        "cifti": bool(runs) and all(r.cifti for r in runs),
+        "unit": unit_of(runs),
         "preprocessed": "all" if preprocessed == {True} else "none" if preprocessed == {False} else "some",
         "pipelines": pipelines,
         "fmriprep": any(p.lower().startswith("fmriprep") for p in pipelines),
@@ -112,12 +114,23 @@ def hrf_text(hrf_model: str, convolution=()) -> str | None:
     return f"nilearn's '{hrf_model}' HRF model"
 
 
+#: The plurals of :func:`unit_of`'s nouns.
+PLURALS = {"voxel": "voxels", "vertex": "vertices", "grayordinate": "grayordinates"}
+
+
+def unit_of(runs) -> str:
+    """What the runs' maps are made of: ``voxel``, ``vertex`` (GIFTI) or ``grayordinate`` (CIFTI)."""
+    if runs and all(r.cifti for r in runs):
+        return "grayordinate"
+    return "vertex" if runs and all(r.surface for r in runs) else "voxel"
+
+
 def mask_text(runs, mask_given) -> str:
     """Which mask the runs' models were fitted in."""
     masks = [r.mask for r in runs]
     if runs and all(r.surface for r in runs):
-        return ("the vertices (grayordinates) whose series was finite and not constant over time "
-                "(the others, such as the medial wall, were left out)")
+        return (f"the {'grayordinates' if unit_of(runs) == 'grayordinate' else 'vertices'} whose series was finite "
+                "and not constant over time (the others, such as the medial wall, were left out)")
     if mask_given and masks and masks[0]:
         return f"the brain mask `{masks[0]}`, the same for every run"
     if all(m is not None for m in masks):
@@ -238,6 +251,7 @@ def render(methods: Methods) -> str:
             "nodes": list(methods.group.nodes),
             "passed": list(methods.group.passed),
         }
+    units = {unit_of(f.runs) for f in methods.first_levels} or {"voxel"}
     text = _environment().get_template(TEMPLATE).render(
         fitted=methods.fitted,
         versions=methods.versions,
@@ -245,6 +259,8 @@ def render(methods: Methods) -> str:
         first_levels=[describe(f) for f in methods.first_levels],
         group=group,
         figure_threshold=methods.figure_threshold,
+        clusters_listed="voxel" in units,
+        peaks_of=and_list(PLURALS[unit] for unit in sorted(units - {"voxel"})),
         inference=methods.inference,
         inference_level=methods.inference_level,
         subject_inference=methods.subject_inference,
