@@ -217,7 +217,8 @@ def dataset_description(bids_dir, output_dir, datasets=None) -> dict:
 
 def merged_description(bids_dir, output_dir, datasets=None) -> dict:
     """What :func:`write_dataset_files` writes in ``dataset_description.json``: the output's
-    description, its ``DatasetLinks`` those of the file already there with this run's own."""
+    description, its ``DatasetLinks`` those of the file already there with this run's own, and
+    its ``SourceDatasets`` the raw dataset and every linked one (the derivatives read)."""
     output_dir = Path(output_dir)
     description = dataset_description(bids_dir, output_dir, datasets)
     try:
@@ -226,6 +227,8 @@ def merged_description(bids_dir, output_dir, datasets=None) -> dict:
         earlier = {}
     if isinstance(earlier, dict):
         description["DatasetLinks"] = {**earlier, **description["DatasetLinks"]}
+    urls = [source["URL"] for source in description["SourceDatasets"]] + list(description["DatasetLinks"].values())
+    description["SourceDatasets"] = [{"URL": url} for url in dict.fromkeys(urls)]  # raw, then each linked input
     return description
 
 

@@ -537,6 +537,19 @@ def test_a_derivatives_path_without_description_is_refused(example_dataset, tmp_
     assert str(tmp_path) in str(error.value)
 
 
+def test_a_bids_dir_of_subject_folders_without_a_description_is_read_with_a_warning(fresh_dataset, make_settings,
+                                                                                     caplog):
+    """nilearn's fake datasets (create_fake_bids_dataset) have no dataset_description.json at
+    their root, and first_level_from_bids reads them: the app refused them (66)."""
+    dataset = fresh_dataset(subjects=("01",))
+    (dataset.path / "dataset_description.json").unlink()
+    with caplog.at_level("WARNING", logger="bids_fixedfx"):
+        discover.check_bids_dir(dataset.path)
+        selection = discover.select_runs(make_settings(dataset.path, space="MNI152NLin2009cAsym"))
+    assert f"BIDS_DIR {dataset.path} has no dataset_description.json; its sub-* folders were read" in caplog.text
+    assert selection.runs and all(run.preprocessed and run.events is not None for run in selection.runs)
+
+
 def test_subject_folders_right_under_derivatives_are_read_as_derivatives(fresh_dataset, make_settings, tmp_path,
                                                                           caplog):
     """nilearn's layout: ``derivatives/sub-*`` with no dataset_description.json (as

@@ -190,6 +190,11 @@ def test_dataset_description(tmp_path):
     assert (output_dir / url).resolve() == bids_dir.resolve() or url.startswith(("file:", "bids:", "http"))
     assert (output_dir / ".bidsignore").is_file()
     assert _only(output_dir) == sorted([".bidsignore", "README.md", "dataset_description.json"])
+    # the derivatives read are sources too (only the raw dataset was listed)
+    fmriprep = tmp_path / "data" / "fmriprep"
+    outputs.write_dataset_files(bids_dir, output_dir, outputs.dataset_names(bids_dir, [fmriprep]))
+    sources = [s["URL"] for s in json.loads((output_dir / "dataset_description.json").read_text())["SourceDatasets"]]
+    assert [(output_dir / url).resolve() for url in sources] == [bids_dir.resolve(), fmriprep.resolve()]
 
 
 def test_bidsignore_covers_what_bids_does_not_define():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError, UsageError, check_regular_file
 from ..locations import is_own_output
 from ..sidecars import read_json
+
+logger = logging.getLogger(__name__)
 
 
 def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
@@ -108,15 +111,21 @@ def check_bids_dir(bids_dir: Path) -> None:
     UsageError
         ``bids_dir`` is not a directory.
     NoDataError
-        It has no ``dataset_description.json``.
+        It has no ``dataset_description.json`` and no ``sub-*`` folder.
     """
     if not bids_dir.is_dir():
         raise UsageError(f"BIDS_DIR {bids_dir} is not a directory.")
     description = bids_dir / "dataset_description.json"
     if not description.is_file():
         check_regular_file(description, f"BIDS_DIR {bids_dir}'s dataset_description.json", NoDataError)
-        raise NoDataError(
-            f"BIDS_DIR {bids_dir} is not a BIDS dataset: it has no dataset_description.json."
+        if not holds_subjects(bids_dir):
+            raise NoDataError(
+                f"BIDS_DIR {bids_dir} is not a BIDS dataset: it has no dataset_description.json and no sub-* folder."
+            )
+        logger.warning(
+            "BIDS_DIR %s has no dataset_description.json; its sub-* folders were read as a BIDS dataset (as "
+            "nilearn's first_level_from_bids reads them). Add a dataset_description.json with Name and "
+            "BIDSVersion to make it one.", bids_dir,
         )
 
 
@@ -143,7 +152,7 @@ def check_descriptions(bids_dir: Path, derivatives) -> None:
     ------
     InputFileError
     """
-    own = read_json(bids_dir / "dataset_description.json")
+    own = read_json(bids_dir / "dataset_description.json") if is_described(bids_dir) else {}
     if str(own.get("DatasetType", "raw")).lower() == "derivative" and _holds_events(bids_dir):
         raise InputFileError(  # pybids then reads none of its files as raw: its events were "missing"
             f"{bids_dir / 'dataset_description.json'} has the DatasetType \"derivative\", but BIDS_DIR holds raw "
