@@ -537,6 +537,27 @@ def test_a_derivatives_path_without_description_is_refused(example_dataset, tmp_
     assert str(tmp_path) in str(error.value)
 
 
+def test_derivatives_of_separate_jobs_in_folders_of_one_name_are_all_read(fresh_dataset, make_settings, tmp_path):
+    """-d /scratch/a/fmriprep /scratch/b/fmriprep (fMRIPrep run per subject) stopped with
+    pybids' "Pipeline name fmriprep ... has already been added" (exit 1)."""
+    import shutil
+
+    dataset = fresh_dataset(subjects=("01", "02"))
+    folders = []
+    for job, subject in (("a", "01"), ("b", "02")):
+        folder = tmp_path / job / "fmriprep"
+        shutil.copytree(dataset.path / "derivatives" / "fmriprep", folder)
+        for other in folder.glob("sub-*"):
+            if other.is_dir() and other.name != f"sub-{subject}":
+                shutil.rmtree(other)
+        folders.append(folder)
+    shutil.rmtree(dataset.path / "derivatives")
+    selection = discover.select_runs(make_settings(dataset.path, derivatives=tuple(folders)))
+    found = {run.subject: next(p for p in run.bold.parents if p.name == "fmriprep") for run in selection.runs}
+    assert {subject: folder.resolve() for subject, folder in found.items()} == {
+        "01": folders[0].resolve(), "02": folders[1].resolve()}
+
+
 def test_a_bids_dir_of_subject_folders_without_a_description_is_read_with_a_warning(fresh_dataset, make_settings,
                                                                                      caplog):
     """nilearn's fake datasets (create_fake_bids_dataset) have no dataset_description.json at

@@ -99,7 +99,10 @@ def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, 
             )
     bids_dir = bids_dir.absolute()
     everything = tuple(path.absolute() for path in derivatives)
-    derivatives = tuple(path for path in everything if is_described(path))
+    described = tuple(path for path in everything if is_described(path))
+    names = [path.name for path in described]  # pybids names a derivatives dataset after its folder, once
+    derivatives = tuple(path for index, path in enumerate(described) if path.name not in names[:index])
+    twins = tuple(path for path in described if path not in derivatives)  # added under names of their own
     bare = tuple(path for path in everything if not is_described(path))
     ignore = _ignore_patterns(bids_dir, everything, exclude)
     declared = {str(bids_dir): bidsignore_rules(bids_dir)}  # the raw dataset's .bidsignore
@@ -116,9 +119,11 @@ def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, 
         else:
             layout, indexer = _index(bids_dir, derivatives, ignore, declared=declared)
             loops = tuple(indexer.loops)
+        for path in twins:
+            loops += _add_derivatives(layout, path, ignore)
         for path in bare:
             loops += _add_bare_derivatives(layout, path, ignore)
-    if saved is None or bare:
+    if saved is None or bare or twins:
         logger.info(
             "Indexed %s%s%s in %.1f s", bids_dir, "".join(f" + {p}" for p in everything),
             f" (sub-{', sub-'.join(participant_label)} only)" if participant_label else "",
@@ -130,14 +135,22 @@ def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, 
 def _add_bare_derivatives(layout, path, ignore) -> tuple:
     """Index a folder of preprocessed ``sub-*`` folders without a
     ``dataset_description.json`` (see :func:`.derivatives.holds_subjects`) as one more
-    derivatives dataset of ``layout``, named after the folder; its symbolic link loops."""
-    from bids import BIDSLayout
-
+    derivatives dataset of ``layout`` (:func:`_add_derivatives`), with a warning; its
+    symbolic link loops."""
     logger.warning(
         "%s has no dataset_description.json; its sub-* folders were read as preprocessed "
         "derivatives (as nilearn's first_level_from_bids reads them). Add a "
         "dataset_description.json with GeneratedBy to make it a BIDS derivatives dataset.", path,
     )
+    return _add_derivatives(layout, path, ignore)
+
+
+def _add_derivatives(layout, path, ignore) -> tuple:
+    """Index ``path`` as one more derivatives dataset of ``layout``, named after its folder
+    (``fmriprep2`` when that name is taken: pybids refuses a second dataset of one name, such
+    as two fMRIPrep folders of separate jobs given with ``-d``); its symbolic link loops."""
+    from bids import BIDSLayout
+
     indexer = _indexer_class()(ignored=ignore)
     name, count = path.name, 1
     while name in layout.derivatives:
