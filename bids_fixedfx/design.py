@@ -106,6 +106,9 @@ class Design:
     modulation : str
         Whether the events had a ``modulation`` column (``none``), of numbers (``numbers``) or
         with n/a values (``some n/a``: those events were left out).
+    untyped : bool
+        Whether the events had no ``trial_type`` column (nilearn models them as one condition,
+        ``dummy``).
     """
 
     matrix: pd.DataFrame
@@ -117,6 +120,7 @@ class Design:
     notes: tuple[Note, ...] = ()
     dummy_scans: DummyScans | None = None
     modulation: str = "none"  # the events' modulation column: "none", "numbers", or "some n/a"
+    untyped: bool = False
 
     @property
     def n_excluded(self) -> int:
@@ -662,6 +666,7 @@ def build_design(run, model) -> Design:
         sample_mask=sample_mask,
         notes=tuple(notes),
         modulation=modulation,
+        untyped="trial_type" not in events,
     )
     table = read_table(run.confounds, "confounds file") if run.confounds is not None else None
     return with_dummy_scans(design, run, table, **dummy)

@@ -58,6 +58,41 @@ def test_the_default_model_is_written_and_gives_identical_maps(example_dataset, 
     assert same_files(first / "group", second / "group", "*")
 
 
+@pytest.mark.parametrize("modulated", [False, True])
+def test_the_default_model_of_a_run_without_a_condition_gives_identical_maps(fresh_dataset, tmp_path, modulated):
+    """A run without one of the conditions (or a task without another task's): -m of the
+    default model stopped (64) at its Rename (or Product) of that condition's level."""
+
+    dataset = fresh_dataset(subjects=("01",))
+    events = sorted((dataset.path / "sub-01").rglob("*_events.tsv"))
+    for index, path in enumerate(events):
+        table = pd.read_csv(path, sep="\t")
+        if index == 1:
+            table = table[table["trial_type"] != "visual"]
+        if modulated:
+            table["modulation"] = np.linspace(0.5, 2.0, len(table)) + index
+        table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main([str(dataset.path), str(first), "participant", *QUICK]) == 0
+    model = first / "models" / "model-default_smdl.json"
+    assert ('"Product"' in model.read_text()) == modulated
+    assert main([str(dataset.path), str(second), "participant", *QUICK, "-m", str(model)]) == 0
+    assert same_files(first, second, "*.nii.gz")
+
+
+def test_no_default_model_is_written_for_events_without_a_trial_type(fresh_dataset, tmp_path, capsys):
+    """Events without trial_type are nilearn's one condition 'dummy': the model written named
+    trial_type, and -m of it stopped (64)."""
+
+    dataset = fresh_dataset(subjects=("01",))
+    for path in sorted((dataset.path / "sub-01").rglob("*_events.tsv")):
+        pd.read_csv(path, sep="\t")[["onset", "duration"]].to_csv(path, sep="\t", index=False)
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", *QUICK]) == 0
+    assert sorted(output.rglob("*contrast-dummy_stat-z_statmap.nii.gz")) and not (output / "models").exists()
+    assert "events without a trial_type column are one condition to nilearn" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("smoothing", ["6", "0"])
 def test_the_default_model_of_a_given_smoothing_gives_identical_maps(fresh_dataset, tmp_path, capsys, smoothing):
     """--smoothing-fwhm 6: the written model did not say it, so -m of it smoothed by 5 mm."""

@@ -317,10 +317,12 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     variables = implicit_factors(given, node)
     with warnings.catch_warnings(record=True) as said:  # what a transformation warns of: the run's notes
         warnings.simplefilter("always", UserWarning)
-        variables = apply_transformations(variables, node.transformations, where)
+        unmade = set()  # made of a level no event of this run has
+        variables = apply_transformations(variables, node.transformations, where, unmade)
     x, variables, notes = categories_as_levels(node.x, variables, where, missing=0.0)
     notes = [one_line(w.message) for w in said if issubclass(w.category, UserWarning)] + list(notes)
     absent = absent_levels(x, variables.names, given.names)
+    absent += [name for name in x if name in unmade - set(variables.names) and name not in absent]
     notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
     made_by_hrf = [e for e in x if node.hrf is not None and convolution_made(e, variables.names)]
     x_names = expand_names([e for e in x if e not in absent and e not in made_by_hrf], variables.names,

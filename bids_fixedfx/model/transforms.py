@@ -33,7 +33,7 @@ def _transformation(name, *, numeric=True, each=True):
     return register
 
 
-def apply_transformations(variables: Variables, transformations, where: str = "The node") -> Variables:
+def apply_transformations(variables: Variables, transformations, where: str = "The node", unmade=None) -> Variables:
     """Apply transformations in order.
 
     Parameters
@@ -42,6 +42,9 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
     transformations : sequence of Transformation
     where : str
         How errors name the node (``"Node 'run'"``).
+    unmade : set, optional
+        Where to add the names of the outputs not made because their inputs are levels of a
+        categorical variable that no event of this run has (:func:`_without_absent_levels`).
 
     Returns
     -------
@@ -55,6 +58,12 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
             raise ModelError(f"{where} has the transformation {name!r}, which this app does not implement.")
         function, numeric, each = _REGISTRY[name]
         here = f"{where}, transformation {name}"
+        given = transformation
+        transformation = _without_absent_levels(transformation, work, each)
+        if unmade is not None and transformation is not given:
+            unmade.update(_outputs(given) - (_outputs(transformation) if transformation is not None else set()))
+        if transformation is None:  # what it makes has no event in this run: left out of its design, as X says
+            continue
         context = dataclasses.replace(variables, variables=work)  # Delete, Select, Factor change work
         arguments = dict(transformation.arguments)
         prefix, suffix = arguments.pop("output_prefix", None) or "", arguments.pop("output_suffix", None) or ""
@@ -77,6 +86,51 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
             raise ModelError(f"{here} cannot be applied with the arguments given ({reason}).") from error
         _store(work, transformation, inputs if each else inputs[:1], results, prefix, suffix, here)
     return variables.with_variables(work)
+
+
+def _without_absent_levels(transformation, work, each):
+    """The transformation without the inputs that name a level of a categorical variable that
+    has no event in this run (``trial_type.visual`` in a run without visual trials; pybids
+    makes the levels of the whole dataset, zero in such a run), with their outputs and their
+    values of per-input arguments; None when that leaves nothing to do (every input absent, or
+    one input of a transformation that combines its inputs, as ``Product``)."""
+    absent = [i for i, name in enumerate(transformation.input) if _is_absent_level(name, work)]
+    if not absent:
+        return transformation
+    if not each or len(absent) == len(transformation.input):
+        return None
+    n = len(transformation.input)
+    keep = [i for i in range(n) if i not in absent]
+
+    def kept(values):
+        return tuple(values[i] for i in keep)
+
+    arguments = {key: list(kept(value)) if isinstance(value, list) and len(value) == n and key not in _LIST_ARGUMENTS
+                 else value for key, value in transformation.arguments.items()}
+    output = kept(transformation.output) if transformation.output is not None and len(transformation.output) == n \
+        else transformation.output
+    return dataclasses.replace(transformation, input=kept(transformation.input), output=output, arguments=arguments)
+
+
+def _outputs(transformation) -> set:
+    """The names a transformation makes (its Output, else its inputs, with prefix and suffix)."""
+    arguments = transformation.arguments
+    prefix, suffix = arguments.get("output_prefix") or "", arguments.get("output_suffix") or ""
+    return {f"{prefix}{name}{suffix}" for name in (transformation.output or transformation.input)}
+
+
+def _is_absent_level(name, work) -> bool:
+    """Whether ``name`` (``column.level``, not a variable here) is a level of a categorical
+    events variable of this run that no event of it has: the column is here, or other levels
+    of it that ``Factor`` made."""
+    if name in work or is_wildcard(name) or "." not in name:
+        return False
+    column_name = name.rsplit(".", 1)[0]
+    column = work.get(column_name)
+    if column is not None:
+        return column.kind == "sparse" and not column.numeric
+    return any(other.rsplit(".", 1)[0] == column_name and work[other].kind == "sparse" for other in work
+               if "." in other)
 
 
 def _expand(patterns, work, where) -> list:

@@ -281,6 +281,9 @@ def default_model(plan, settings):
     if len(modulations) > 1 or "some n/a" in modulations:  # a model's Product takes an n/a as 1
         return None, ("the events' modulation column is n/a for some events, or only some runs have one, which a "
                       "model's Product transformation cannot state as nilearn reads it")
+    if any(run_plan.design.untyped for run_plan in plan.runs):
+        return None, ("events without a trial_type column are one condition to nilearn ('dummy'), which a model's "
+                      "run node cannot name")
     conditions = sorted({c for run_plan in plan.runs for c in run_plan.design.conditions})
     contrasts = None
     if settings.contrasts:
