@@ -41,6 +41,27 @@ def input_datasets(bids_dir: Path, derivatives) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def linked_folders(roots, bids_dir) -> list[tuple[Path, Path]]:
+    """The symbolic links to folders elsewhere among the entries of the input datasets
+    (``sub-01`` linked to a store, as datalad-like layouts have), with the folders they point
+    to: inputs too. BIDS_DIR's ``derivatives`` is left to :func:`input_datasets`."""
+    linked = []
+    for root in roots:
+        try:
+            entries = sorted(root.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if root == bids_dir and entry.name == "derivatives":
+                continue
+            try:
+                if entry.is_symlink() and entry.is_dir():
+                    linked.append((entry, entry.resolve()))
+            except (OSError, RuntimeError):  # a loop of links: nothing to write into
+                continue
+    return [(link, target) for link, target in linked if not any(target == root for root in roots)]
+
+
 def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), database_dir=None, subjects=None) -> None:
     """Refuse an OUTPUT_DIR, ``--work-dir`` or ``--bids-database-dir`` in an input dataset
     (SPEC §4), and an OUTPUT_DIR that holds another dataset.
@@ -72,6 +93,7 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
     """
     bids_dir = Path(bids_dir).resolve()
     inputs = input_datasets(bids_dir, derivatives)
+    linked = linked_folders(inputs, bids_dir)
     output = None
     for option, path in (("OUTPUT_DIR", output_dir), ("--work-dir", work_dir), ("--bids-database-dir", database_dir)):
         if path is None:
@@ -83,6 +105,12 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
         except (RuntimeError, OSError):  # a loop of links: Python's resolve() gives up
             raise UsageError(f"{option} {path} is a loop of symbolic links; give a folder.") from None
         _check_folder(option, path)
+        for link, target in linked:
+            if path == target or target in path.parents:
+                raise UsageError(
+                    f"{option} {path} is inside {target}, which the input's symbolic link {link} points to and which "
+                    "is never written to; use a folder outside it."
+                )
         for root in inputs:
             if path != root and root not in path.parents:
                 continue

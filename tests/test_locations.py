@@ -53,6 +53,29 @@ def test_locations_inside_an_input_are_refused(tmp_path, where):
             locations.check_locations(bids, **kwargs)
 
 
+def test_locations_in_a_folder_an_input_links_to_are_refused(tmp_path):
+    """BIDS_DIR/sub-01 a link to store/sub-01 (datalad-like layouts): OUTPUT_DIR or --work-dir
+    in store/sub-01 wrote a whole output, or a work folder, into the raw subject folder."""
+    bids = _dataset(tmp_path / "bids")
+    fmriprep = _dataset(bids / "derivatives" / "fmriprep", generated_by="fMRIPrep")
+    for linked in (bids / "sub-01", fmriprep / "sub-01"):
+        target = tmp_path / "store" / linked.parent.name / "sub-01"
+        target.mkdir(parents=True)
+        linked.symlink_to(target, target_is_directory=True)
+        for option, kwargs in (("OUTPUT_DIR", {"output_dir": target / "stats"}),
+                               ("--work-dir", {"output_dir": tmp_path / "out", "work_dir": target / "work"}),
+                               ("--bids-database-dir", {"output_dir": tmp_path / "out", "database_dir": target})):
+            with pytest.raises(UsageError, match=f"{option} .* is inside {target}, which the input's symbolic link "
+                                                 f"{linked} points to"):
+                locations.check_locations(bids, **kwargs)
+        locations.check_locations(bids, tmp_path / "store" / "stats", tmp_path / "store" / "work")
+    derivatives = tmp_path / "elsewhere" / "derivatives"  # a linked derivatives/ stays the place for outputs
+    derivatives.parent.mkdir()
+    (bids / "derivatives").rename(derivatives)
+    (bids / "derivatives").symlink_to(derivatives, target_is_directory=True)
+    locations.check_locations(bids, bids / "derivatives" / "fixedfx", bids / "derivatives" / "scratch")
+
+
 def test_an_output_dir_holding_another_dataset_is_refused(tmp_path):
     """Another BIDS dataset (or a folder of sub-* entries without our description) as OUTPUT_DIR
     would have its files replaced as a subject's earlier outputs: refused; a new or empty folder,
