@@ -8,11 +8,13 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, check_regular_file
 
 def _description(folder: Path) -> dict | None:
+    path = folder / "dataset_description.json"
+    check_regular_file(path, str(path), UsageError)  # a pipe or /dev/zero: read for ever
     try:
-        return json.loads((folder / "dataset_description.json").read_text(encoding="utf-8-sig"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return None
 

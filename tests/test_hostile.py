@@ -184,6 +184,38 @@ def test_an_events_file_that_is_a_device_or_a_pipe_is_refused(one_subject, tmp_p
           "not a regular file")
 
 
+
+@pytest.mark.parametrize("where", ["model", "output description", "derivatives description"])
+def test_a_model_or_description_that_is_a_pipe_is_refused(one_subject, tmp_path, capsys, where):
+    """A named pipe as -m, as OUTPUT_DIR's dataset_description.json or as that of a dataset
+    given with -d hung the run (and /dev/zero as -m filled the memory)."""
+    import os
+    import shutil
+    import signal
+
+    argv = [one_subject.path, tmp_path / "out", "participant", *QUICK]
+    if where == "model":
+        pipe, code = tmp_path / "model_smdl.json", 64
+        argv += ["-m", pipe]
+    elif where == "output description":
+        (tmp_path / "out").mkdir()
+        pipe, code = tmp_path / "out" / "dataset_description.json", 64
+    else:
+        fmriprep = tmp_path / "fmriprep"
+        shutil.move(one_subject.path / "derivatives" / "fmriprep", fmriprep)
+        pipe, code = fmriprep / "dataset_description.json", 66
+        pipe.unlink()
+        argv += ["-d", fmriprep]
+    os.mkfifo(pipe)
+    signal.alarm(120)  # a run that hangs on the pipe ends the test run rather than holding it for ever
+    try:
+        fails(capsys, argv, code, str(pipe), "not a regular file")
+        if where == "model":
+            fails(capsys, [*argv[:-1], "/dev/zero"], 64, "/dev/zero", "not a regular file")
+    finally:
+        signal.alarm(0)
+
+
 # ---------------------------------------------------------------- labels
 
 

@@ -160,6 +160,7 @@ def check_descriptions(bids_dir: Path, derivatives) -> None:
         )
     for folder in derivatives:
         path = Path(folder) / "dataset_description.json"
+        check_regular_file(path, str(path))  # a pipe: pybids would wait on it for ever
         if not path.is_file():
             continue
         description = read_json(path)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, check_regular_file
 from ._parse import canonical, listify
 
 #: The analysis levels, lowest first.
@@ -323,6 +323,7 @@ def load_model(path) -> Model:
         The file cannot be read, is not JSON, or is not a model this app can run.
     """
     path = Path(path)
+    check_regular_file(path, f"Model file {path}", ModelError)  # a pipe or /dev/zero: read for ever
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
