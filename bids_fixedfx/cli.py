@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import shlex
+import signal
 import sys
 from collections import Counter
 
@@ -515,9 +516,14 @@ def main(argv=None, fork: bool = False) -> int:
         if error.__cause__ is not None:
             logger.debug("Cause:", exc_info=error.__cause__)
         return error.exit_code
-    except KeyboardInterrupt:
-        logger.error("Interrupted; files already in %s are complete.", settings.output_dir)
-        return EX_FAILURE
+    except KeyboardInterrupt as stop:  # Ctrl-C, or a SIGTERM (docker stop, SLURM's time limit): see run()
+        signal_number = stop.signal_number if isinstance(stop, Terminated) else signal.SIGINT
+        if settings.output_dir.is_dir():
+            logger.error("Interrupted (%s); files already in %s are complete, the files being written were removed.",
+                         signal.Signals(signal_number).name, settings.output_dir)
+        else:
+            logger.error("Interrupted (%s) before anything was written.", signal.Signals(signal_number).name)
+        return 128 + signal_number
     except Exception as error:  # noqa: BLE001 - the app's last line of defence
         from .outputs import STAGING_ROOT
 
@@ -558,8 +564,25 @@ def _naming_the_model(error, model_file) -> str:
     return f"Model file {model_file.name}: {text}"
 
 
+class Terminated(KeyboardInterrupt):
+    """A termination signal, raised as Ctrl-C is (:func:`run`): the files being written are
+    removed on the way out, as they are on Ctrl-C."""
+
+    def __init__(self, signal_number):
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+def _terminate(signal_number, frame):
+    raise Terminated(signal_number)
+
+
 def run() -> None:
     """The ``bids-fixedfx`` command: :func:`main` (with ``fork``), then a quick exit.
+
+    A SIGTERM (``docker stop``, ``scancel``, a job's time limit) ends it as Ctrl-C does: the
+    staged files are removed, and the exit code is 128 + the signal's number (143; 130 for
+    Ctrl-C).
 
     Once the work is done, the exit handlers run (logging's last flush, temporary
     files' removal) and the process ends without tearing down, one by one, the
@@ -568,6 +591,7 @@ def run() -> None:
     import atexit
     import os
 
+    signal.signal(signal.SIGTERM, _terminate)
     code = main(fork=True)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is None or sys.getprofile() is not None or sys.gettrace() is not None:

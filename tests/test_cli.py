@@ -534,3 +534,33 @@ def test_confounds_that_mix_kinds_are_refused_by_name(values, said):
     with pytest.raises(UsageError, match=said):
         parse("--confounds", *values)
     assert parse("--confounds", "global_signal", "trans_x").model.confounds == ("global_signal", "trans_x")
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_stopped_command_removes_what_it_was_writing_and_says_which_signal(tmp_path, stop):
+    """SIGTERM (docker stop, scancel, a time limit) killed the command outright: it left half a
+    subject's maps staged in OUTPUT_DIR/.bids-fixedfx-tmp; Ctrl-C exited 1, not 130."""
+    import signal
+
+    from bids_fixedfx.example_data import make_example_dataset
+
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=2, n_sessions=1, n_runs=3, shape=(20, 20, 20),
+                                   n_volumes=80, spaces=("MNI152NLin2009cAsym",))
+    output = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "bids_fixedfx", str(dataset.path), str(output), "participant",
+                                "--skip-bids-validation", "--nprocs", "2"],
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(Path(bids_fixedfx.__file__).parents[1])})
+    said = []
+    for line in process.stderr:  # stopped while it fits and writes: after its first run's line
+        said.append(line)
+        if "[1/6]" in line:
+            process.send_signal(getattr(signal, stop))
+            break
+    said += process.stderr.readlines()
+    assert process.wait(timeout=120) == 128 + getattr(signal, stop), "".join(said)
+    assert f"Interrupted ({stop})" in said[-1]
+    staged = output / ".bids-fixedfx-tmp"
+    assert not staged.exists() or not any(staged.iterdir()), sorted(staged.rglob("*"))
+    for sidecar in output.rglob("*_statmap.json"):  # what was written is whole: each map beside its sidecar
+        assert sidecar.with_name(sidecar.name.replace(".json", ".nii.gz")).is_file()
