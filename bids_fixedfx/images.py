@@ -55,7 +55,8 @@ def _load_header(path: Path, what: str):
         img = nib.load(str(path))
     except FileNotFoundError:
         raise InputFileError(f"{what} {path} does not exist.") from None
-    except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError, zlib.error) as error:
+    except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
+            zlib.error) as error:  # HeaderDataError: a scaling (scl_slope, scl_inter) nibabel refuses
         raise InputFileError(f"{what} {path} cannot be read as NIfTI: {_reason(error)}.") from error
     affine = getattr(img, "affine", None)
     if affine is not None and np.shape(affine) == (4, 4):

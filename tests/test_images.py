@@ -46,6 +46,18 @@ def test_truncated_gzip_is_found_from_the_header_alone(image):
         read_image(path, "BOLD series")
 
 
+def test_a_scaling_nibabel_refuses_is_an_unusable_file(tmp_path):
+    """scl_slope 1e38 with scl_inter NaN: nibabel's HeaderDataError ended the run as an
+    unexpected failure (exit 1) naming no file."""
+    img = nib.Nifti1Image(np.ones((4, 4, 4, 5), np.int16), np.eye(4))
+    img.header["scl_slope"], img.header["scl_inter"] = 1e38, np.nan
+    path = tmp_path / "bold.nii.gz"
+    img.to_filename(path)
+    for read in (check_image, read_image):
+        with pytest.raises(InputFileError, match=f"BOLD series {path} cannot be read as NIfTI: .*intercept"):
+            read(path, "BOLD series")
+
+
 def test_corrupted_bytes_inside_fail_the_crc(tmp_path, image):
     path, data = image
     # a stored (uncompressed) gzip member, so that a flipped byte still decompresses
