@@ -16,7 +16,7 @@ from collections import Counter
 
 from . import __version__, allocator
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
-from .jsonfile import read_object
+from .jsonfile import EVERY_KEY, read_object
 from .arguments import (
     DRIFT_OPTIONS,
     GROUP_ONLY,
@@ -310,7 +310,7 @@ def _read_filters(path):
     """The queries of ``--bids-filter-file``: file kind -> {pybids entity: value or values}."""
     if path is None:
         return {}
-    filters = read_object(path, "--bids-filter-file", UsageError)
+    filters = read_object(path, "--bids-filter-file", UsageError, once=EVERY_KEY)
     if not all(isinstance(v, dict) for v in filters.values()):
         raise UsageError(
             f'--bids-filter-file {path} must map file kinds to queries, like {{"bold": {{"run": 1}}}}.'

@@ -9,6 +9,19 @@ from pathlib import Path
 
 from .errors import InputFileError, check_regular_file
 
+class _EveryKey:
+    """``once`` for a file in which no key may be given twice, at any depth."""
+
+    def __contains__(self, key):
+        return True
+
+    def __bool__(self):
+        return True
+
+
+#: Every key, at every depth (:func:`read_object`'s ``once``).
+EVERY_KEY = _EveryKey()
+
 _TYPES = {list: "an array", str: "a string", bool: "true or false", int: "a number", float: "a number",
           type(None): "null"}
 
@@ -27,8 +40,8 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
     missing : str
         What to do about a file that does not exist, added to its message.
     once : collection of str
-        Keys of the top-level object that may not be given twice with two values (JSON
-        keeps the last one without a word).
+        Keys that may not be given twice with two values in an object of the file (JSON
+        keeps the last one without a word); :data:`EVERY_KEY`: none may.
 
     Returns
     -------

@@ -399,6 +399,8 @@ def test_missing_bids_filter_file_exits_64(tmp_path, capsys):
         '{"bold": {"subject": {"$ne": "01"}}}',  # a value that is no label
         '{"bold": {"run": [1, {"a": 2}]}}',
         b'\xff\xfe{\x00}\x00',  # UTF-16
+        '{"bold": {"run": 1}, "bold": {"task": "x"}}',  # a kind twice: the first query was lost without a word
+        '{"bold": {"run": 1, "run": 2}}',
     ],
 )
 def test_invalid_bids_filter_file_exits_64(tmp_path, content, capsys):
