@@ -186,13 +186,35 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
     """
     check_regular_file(path, f"The {what} {path}")
     try:
-        return pd.read_csv(path, sep="\t", na_values=["n/a", ""], keep_default_na=False,
-                           dtype={column: str for column in text_columns} or None)
+        with pywarnings.catch_warnings(record=True) as caught:
+            pywarnings.simplefilter("always", pd.errors.ParserWarning)
+            table = pd.read_csv(path, sep="\t", na_values=["n/a", ""], keep_default_na=False, index_col=False,
+                                dtype={column: str for column in text_columns} or None)
     except FileNotFoundError:
         raise InputFileError(f"The {what} {path} does not exist.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         reason = " ".join(str(error).split()).rstrip(".")
         raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}.") from error
+    if caught:  # rows with more fields than the header: pandas drops the extra ones (empty ones are harmless)
+        _check_extra_fields(path, what)
+    if any(re.fullmatch(r".+\.\d+", str(name)) for name in table.columns):  # pandas' name of a column given twice?
+        names = header_names(path)
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise InputFileError(f"The {what} {path} names the column {repeated[0]!r} more than once.")
+    return table
+
+
+def _check_extra_fields(path, what) -> None:
+    """Refuse a TSV row with more fields than the header that are not empty (pandas would
+    drop them, or read the first column as the rows' names), naming its line."""
+    with open(path, encoding="utf-8-sig") as lines:
+        width = len(next(lines, "").rstrip("\r\n").split("\t"))
+        for number, line in enumerate(lines, start=2):
+            extra = line.rstrip("\r\n").split("\t")[width:]
+            if any(field.strip() for field in extra):
+                raise InputFileError(f"The {what} {path} has {width + len(extra)} fields on line {number}, but its "
+                                     f"header names {width} columns; give each row one field per column.")
 
 
 def _refuse_other_file(run, name, names) -> None:

@@ -118,6 +118,29 @@ def test_empty_cells_are_missing_as_n_a_is(example_run, tmp_path):
     assert design.read_table(blank)["trans_x_derivative1"].isna().iloc[0]
 
 
+def test_rows_with_more_fields_than_the_header_and_columns_given_twice(example_run, tmp_path):
+    """A tab at the end of each event (not of the header) made pandas read the onsets as the
+    rows' names: every onset became the duration, without a word. A field too many with a
+    value, or a column given twice (pandas renamed it age.1), was read the same silent way."""
+    events = pd.read_csv(example_run.events, sep="\t")
+    lines = example_run.events.read_text().splitlines()
+    trailing = tmp_path / "trailing_events.tsv"
+    trailing.write_text("\n".join([lines[0]] + [line + "\t" for line in lines[1:]]) + "\n")
+    pd.testing.assert_frame_equal(design.read_table(trailing), events)
+    extra = tmp_path / "extra_events.tsv"
+    extra.write_text("\n".join([lines[0], lines[1] + "\t7", *lines[2:]]) + "\n")
+    width = len(lines[0].split("\t"))
+    with pytest.raises(InputFileError, match=f"{extra} has {width + 1} fields on line 2, but its header names {width}"):
+        design.read_table(extra, "events file")
+    twice = tmp_path / "participants.tsv"
+    twice.write_text("participant_id\tage\tage\nsub-01\t41\t42\n")
+    with pytest.raises(InputFileError, match=f"{twice} names the column 'age' more than once"):
+        design.read_table(twice, "participants table")
+    dotted = tmp_path / "dotted.tsv"  # a column whose name only looks like pandas' renaming
+    dotted.write_text("onset\tduration\tscore.1\n1\t2\t3\n")
+    assert list(design.read_table(dotted).columns) == ["onset", "duration", "score.1"]
+
+
 def test_a_condition_whose_events_start_after_the_run_is_noted(example_run, tmp_path):
     table = pd.read_csv(example_run.events, sep="\t")
     end = (example_run.n_volumes - 1) * example_run.tr
