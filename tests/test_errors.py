@@ -267,6 +267,20 @@ def test_runs_of_a_subject_on_different_grids(one_subject, tmp_path, capsys):
           "different voxel grids", bold.name, "shape (", f"resample them to one grid of space {SPACE}")
 
 
+def test_runs_each_in_its_own_bold_reference_are_combined_with_a_warning(one_subject, tmp_path, capsys):
+    """fMRIPrep's --output-spaces func (no space- entity): each run in its own reference, and
+    the subject's runs were combined voxel by voxel without a word."""
+    for path in list((one_subject.path / "derivatives").rglob(f"*_space-{SPACE}_desc-*")):
+        path.rename(path.with_name(path.name.replace(f"_space-{SPACE}", "")))
+    for path in (one_subject.path / "derivatives").rglob("*_space-T1w_*"):
+        path.unlink()
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "--no-reports"]) == 0
+    said = capsys.readouterr().err
+    assert ("The preprocessed runs of sub-01 task-checkerboard have no space- entity: each is in its own BOLD "
+            "reference") in said and "--space T1w" in said
+
+
 def test_default_contrasts_with_the_same_label(one_subject, tmp_path, capsys):
     for events in one_subject.path.rglob("*_events.tsv"):
         table = pd.read_csv(events, sep="\t")

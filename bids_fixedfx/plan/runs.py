@@ -198,6 +198,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     for subject in subjects:
         _check_subject_grid(subject)
         _check_masks_overlap(subject, inside.get(subject.key))
+    notes += _runs_in_their_own_space(subjects)
     steps = participant_steps(model)
     check_participant_inputs(steps, plans)
     return Plan(tuple(subjects), selection.space, tuple(notes), steps)
@@ -481,6 +482,30 @@ def _missing_contrasts(plans):
                     "(no such events or column, or its regressor is empty), so its subject's maps of that contrast "
                     "combine the other runs only",
                 ))
+    return notes
+
+
+#: Volume spaces in which each run is in its own BOLD reference (fMRIPrep's ``--output-spaces
+#: func``, whose files have no ``space-``): a subject's runs there are not aligned to each other.
+RUN_SPACES = (None, "func", "boldref", "run")
+
+
+def _runs_in_their_own_space(subjects) -> list:
+    """A note for each subject whose preprocessed runs, combined voxel by voxel, are each in
+    its own BOLD reference rather than one space."""
+    notes = []
+    for subject in subjects:
+        runs = [plan.run for plan in subject.runs]
+        if subject.space in RUN_SPACES and len(runs) > 1 and subject.runs[0].form is None and all(
+                run.preprocessed for run in runs):
+            where = "have no space- entity" if subject.space is None else f"are in space {subject.space}"
+            notes.append(Note(
+                "selection",
+                f"The preprocessed runs of sub-{subject.subject} task-{subject.task} {where}: each is in its own "
+                "BOLD reference (fMRIPrep's --output-spaces func), so its fixed effects combine voxels that are one "
+                "place only if the runs were aligned; model a space the runs share (--space T1w, or a template)",
+                subject=subject.subject, task=subject.task,
+            ))
     return notes
 
 
