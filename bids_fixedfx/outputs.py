@@ -152,6 +152,19 @@ def as_float32(img):
     data = np.asarray(img.get_fdata(dtype=np.float32))
     out = nib.Nifti1Image(data, img.affine)
     out.header.set_data_dtype(np.float32)
+    return with_units(out)
+
+
+def with_units(img):
+    """A volume whose header states millimetres (the BIDS validator warns of a map or mask
+    without units, as an input's header without them gave its masks)."""
+    import nibabel as nib
+    import numpy as np
+
+    if img.header.get_xyzt_units()[0] != "unknown":
+        return img
+    out = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header.copy())
+    out.header.set_xyzt_units("mm")
     return out
 
 
@@ -279,7 +292,7 @@ def write_map(img, place, kind, form=None, **entities) -> list[Path]:
     paths = map_paths(kind, form, **entities)
     if form is None:
         is_mask = kind.endswith("_mask")
-        write_nifti(img if is_mask else as_float32(img), place.path(paths[0]))
+        write_nifti(with_units(img) if is_mask else as_float32(img), place.path(paths[0]))
         return paths
     from .surface import map_images
 

@@ -219,7 +219,7 @@ def test_an_output_tree_passes_the_bids_validator(example_dataset, tmp_path):
         ("group_statmap", dict(task="checkerboard", space=SPACE)),
     ]:
         for stat in STATS:
-            outputs.write_nifti(img, out / naming.build(kind, contrast="audio", stat=stat, extension=".nii.gz", **entities))
+            outputs.write_map(img, outputs.Direct(out), kind, contrast="audio", stat=stat, **entities)
             outputs.write_json({"Statistic": stat},
                                out / naming.build(kind, contrast="audio", stat=stat, extension=".json", **entities))
     outputs.write_tsv(pd.DataFrame({"audio": [0.0, 1.0]}), out / naming.build("design", extension=".tsv", **run))
@@ -228,12 +228,14 @@ def test_an_output_tree_passes_the_bids_validator(example_dataset, tmp_path):
         ("subject_mask", dict(subject="01", task="checkerboard", space=SPACE)),
         ("group_mask", dict(task="checkerboard", space=SPACE)),
     ]:
-        outputs.write_nifti(mask, out / naming.build(kind, extension=".nii.gz", **entities))
+        outputs.write_map(mask, outputs.Direct(out), kind, **entities)
         outputs.write_json(outputs.mask_sidecar("brain", SPACE, []), out / naming.build(kind, extension=".json", **entities))
     done = subprocess.run([command, "--format", "json", str(out)], capture_output=True, text=True, check=False)
     report = json.loads(done.stdout)
     errors = [(i.get("code"), i.get("location")) for i in report["issues"]["issues"] if i.get("severity") == "error"]
     assert errors == []
+    # maps and masks state their units (masks kept an input's header without them: a warning)
+    assert not [i for i in report["issues"]["issues"] if i.get("code") == "NIFTI_UNIT"]
 
 
 # ---------------------------------------------------------------- sets of files
