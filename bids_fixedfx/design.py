@@ -451,6 +451,28 @@ FAINT = 0.01
 MARGIN = 40.0
 
 
+def _constant_confounds(run, confounds, sample_mask) -> list:
+    """A note for the confounds that do not vary over the volumes fitted (a motion parameter
+    of 0 throughout, as some older tools write): each repeats the constant, so the design is
+    singular and nilearn fits it through its pseudo-inverse, warning of a singular matrix."""
+    if confounds is None or not len(confounds.columns):
+        return []
+    values = confounds.to_numpy(dtype=float)
+    if sample_mask is not None:
+        values = values[sample_mask]
+    constant = [str(name) for name, column in zip(confounds.columns, values.T) if np.ptp(column) == 0]
+    if not constant:
+        return []
+    named = ", ".join(constant[:5]) + (f" and {len(constant) - 5} more" if len(constant) > 5 else "")
+    return [Note.for_run(
+        run, "design",
+        f"{run.name}: the confound{'s' if len(constant) > 1 else ''} {named} of {Path(run.confounds).name} "
+        f"{'do' if len(constant) > 1 else 'does'} not vary over the volumes fitted, so the design repeats its "
+        "constant and is singular (nilearn warns of a singular matrix and fits it by its pseudo-inverse); leave "
+        f"{'them' if len(constant) > 1 else 'it'} out with --confounds",
+    )]
+
+
 def _faint_conditions(run, events, matrix, hrf_model) -> list:
     """Notes for the conditions whose events lie (almost) wholly outside the run, before its first
     volume or at its very end: their regressors are tiny, so their effect maps are huge and their
@@ -677,6 +699,7 @@ def build_design(run, model) -> Design:
     ]
     notes += _late_conditions(run, events)
     notes += _faint_conditions(run, events, matrix, model.hrf_model)
+    notes += _constant_confounds(run, confounds, sample_mask)
     trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
     counts = trial_types.value_counts().sort_index()
     conditions = tuple(c for c in matrix.columns if c in set(counts.index))

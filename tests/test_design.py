@@ -141,6 +141,19 @@ def test_rows_with_more_fields_than_the_header_and_columns_given_twice(example_r
     assert list(design.read_table(dotted).columns) == ["onset", "duration", "score.1"]
 
 
+def test_a_confound_constant_over_the_run_is_named(example_run, tmp_path):
+    """rot_z 0 throughout (older tools write such columns): nilearn's only word was "Matrix is
+    singular at working precision", naming nothing."""
+    table = pd.read_csv(example_run.confounds, sep="\t")
+    table["rot_z"] = 0.0
+    constant = tmp_path / example_run.confounds.name
+    table.to_csv(constant, sep="\t", index=False, na_rep="n/a")
+    built = design.build_design(dataclasses.replace(example_run, confounds=constant), ModelSettings())
+    said = [n.text for n in built.notes if "does not vary" in n.text]
+    assert len(said) == 1 and "the confound rot_z of" in said[0] and "leave it out with --confounds" in said[0]
+    assert not [n for n in design.build_design(example_run, ModelSettings()).notes if "does not vary" in n.text]
+
+
 def test_a_condition_whose_events_start_after_the_run_is_noted(example_run, tmp_path):
     table = pd.read_csv(example_run.events, sep="\t")
     end = (example_run.n_volumes - 1) * example_run.tr
