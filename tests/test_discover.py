@@ -386,13 +386,19 @@ def test_raw_bold_is_not_modelled_where_derivatives_hold_other_subjects(fresh_da
     assert [w for w in filtered.warnings if "has a raw BOLD series but no preprocessed one" in w] == missing
 
 
-def test_derivatives_named_as_old_fmriprep_named_them_are_said(fresh_dataset, make_settings):
-    """fMRIPrep before 1.4 (*_bold_space-X_preproc.nii.gz): the raw series were modelled."""
+@pytest.mark.parametrize("described", [True, False])
+def test_derivatives_named_as_old_fmriprep_named_them_are_said(fresh_dataset, make_settings, described):
+    """fMRIPrep before 1.4 (*_bold_space-X_preproc.nii.gz): the raw series were modelled, also
+    when the folder had no dataset_description.json (as those versions wrote none)."""
     dataset = fresh_dataset(subjects=("01",))
-    for path in (dataset.path / "derivatives" / "fmriprep").rglob("*_desc-preproc_bold.nii.gz"):
+    fmriprep = dataset.path / "derivatives" / "fmriprep"
+    for path in fmriprep.rglob("*_desc-preproc_bold.nii.gz"):
         space = next(part for part in path.name.split("_") if part.startswith("space-"))
         path.rename(path.with_name(path.name.replace(f"_{space}_desc-preproc_bold", f"_bold_{space}_preproc")))
-    with pytest.raises(NoDataError, match="named as fMRIPrep named them before version 1.4"):
+    if not described:
+        (fmriprep / "dataset_description.json").unlink()
+    with pytest.raises(NoDataError, match=f"{fmriprep} holds BOLD series named as fMRIPrep named them before "
+                                          "version 1.4"):
         discover.select_runs(make_settings(dataset.path))
 
 

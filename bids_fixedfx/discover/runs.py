@@ -394,6 +394,11 @@ def unmodelled_runs(layout, query, runs, spaces) -> list[str]:
     return found
 
 
+def _holds_legacy_bold(root) -> bool:
+    """Whether a folder holds BOLD series named as fMRIPrep named them before version 1.4."""
+    return next(Path(root).glob(f"sub-*/**/{LEGACY_PATTERN}"), None) is not None
+
+
 def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warnings):
     raw = _get(layout, scope="raw", return_type="object",
                **{"suffix": "bold", "extension": NIFTI, **query, **bold_filters})
@@ -422,7 +427,12 @@ def _select_raw_runs(layout, settings, query, bold_filters, derivatives, warning
             f"no derivatives with desc-preproc BOLD were found"
             f"{' in ' + ', '.join(map(str, derivatives)) if derivatives else ''}."
         )
-    legacy = [root for root in derivatives if next(Path(root).glob(f"sub-*/**/{LEGACY_PATTERN}"), None) is not None]
+    legacy = [root for root in derivatives if _holds_legacy_bold(root)]
+    if not settings.derivatives:  # fMRIPrep < 1.4 wrote no dataset_description.json: its folder is skipped
+        from .derivatives import skipped_derivatives
+
+        legacy += [root for root in skipped_derivatives(settings.bids_dir, settings.output_dir, settings.work_dir)
+                   if _holds_legacy_bold(root)]
     if legacy:
         raise NoDataError(
             f"{', '.join(map(str, legacy))} holds BOLD series named as fMRIPrep named them before version 1.4 "
