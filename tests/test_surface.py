@@ -691,6 +691,10 @@ def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     assert (f"2 runs of task checkerboard in spaces {FS5}, {FSLR}, MNI152NLin2009cAsym, combined by fixed "
             "effects.") in page
     assert "local maxima of |z| on the mesh" in page and "no mesh here" in page
+    # a surface run's mask is the vertex rule and its R² map is written (the runs table said "computed by
+    # nilearn" and "no R² map")
+    assert "vertices finite and varying" in page and "R² map written, not drawn" in page
+    assert "computed by nilearn" not in page and "no R² map" not in page
     figures = analysed / "sub-01" / "figures"
     assert (figures / f"sub-01_task-checkerboard_space-{FS5}_contrast-audio_desc-zmap_statmap.png").stat().st_size > 10_000
     table = pd.read_csv(figures / f"sub-01_task-checkerboard_space-{FS5}_contrast-audio_desc-peaks_table.tsv", sep="\t")

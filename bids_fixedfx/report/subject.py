@@ -242,6 +242,7 @@ def _run_row(run_plan, fit, files: Files, anchor: str) -> dict:
         "motion": motion,
         "censored": censored,
         "fit": fit,
+        "surface": run.is_surface,
         "max_vif": max(condition_vif) if condition_vif else None,
         "vif_high": bool(condition_vif) and max(condition_vif) > quality.VIF_LIMIT,
         "fd_high": motion is not None and motion.mean > quality.FD_LIMIT,
