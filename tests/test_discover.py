@@ -612,11 +612,11 @@ def test_subject_folders_right_under_derivatives_are_read_as_derivatives(fresh_d
 
 def test_check_bids_dir(example_dataset, tmp_path):
     discover.check_bids_dir(example_dataset.path)  # no error
-    (tmp_path / "sub-01").mkdir()
+    (tmp_path / "code").mkdir()  # no description and no subject folder (with one: read, with a warning)
     with pytest.raises(NoDataError) as error:
         discover.check_bids_dir(tmp_path)
     assert str(tmp_path) in str(error.value)
-    assert "dataset_description.json" in str(error.value)
+    assert "dataset_description.json and no sub-* folder" in str(error.value)
     missing = tmp_path / "no-such-dir"
     with pytest.raises(UsageError) as error:
         discover.check_bids_dir(missing)
