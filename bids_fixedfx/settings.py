@@ -53,6 +53,7 @@ class ModelSettings:
     non_steady_state: bool = True  # volumes flagged by fMRIPrep's non_steady_state_outlier columns left out
     dummy_scans: int | None = None  # --dummy-scans N: the first N volumes left out where no column flags any
     smoothing_given: bool = False  # --smoothing-fwhm was on the command line (surfaces take no default)
+    smoothing_by_model: bool = False  # that smoothing is the model file's (Software.nilearn.smoothing_fwhm)
     precision_weighted: bool = False
     convolution: tuple[str, ...] = ()  # the HRFs of a model's Convolve transformations (for the record)
 

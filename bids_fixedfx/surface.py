@@ -272,7 +272,7 @@ def values_of(img) -> np.ndarray:
 # smoothing
 
 
-def smoothing_for(space, kind, fwhm, given) -> float | None:
+def smoothing_for(space, kind, fwhm, given, by_model=False) -> float | None:
     """The smoothing applied to a surface or CIFTI run (the rule of the module's docstring).
 
     Parameters
@@ -282,7 +282,10 @@ def smoothing_for(space, kind, fwhm, given) -> float | None:
     fwhm : float or None
         ``--smoothing-fwhm``.
     given : bool
-        Whether ``--smoothing-fwhm`` was on the command line (the default applies to volumes only).
+        Whether ``--smoothing-fwhm`` was on the command line, or a model file states it (the
+        default applies to volumes only).
+    by_model : bool
+        Whether the model file states it (``Software.nilearn.smoothing_fwhm``), for the message.
 
     Returns
     -------
@@ -300,6 +303,11 @@ def smoothing_for(space, kind, fwhm, given) -> float | None:
     what = "CIFTI data (nilearn smooths volumes and surface images, not CIFTI)" if kind == "cifti" else (
         f"space {space}, whose mesh nilearn does not ship (only {', '.join(MESH_SPACES)})"
     )
+    if by_model:
+        raise UsageError(
+            f"The model file's run node smooths by {fwhm:g} mm (Software.nilearn.smoothing_fwhm), which cannot be "
+            f"applied to {what}; set it to 0 there, or pass --smoothing-fwhm 0."
+        )
     raise UsageError(
         f"--smoothing-fwhm {fwhm:g} cannot be applied to {what}; pass --smoothing-fwhm 0 "
         "or leave it out (the default smoothing applies to volume spaces only)."
@@ -494,7 +502,8 @@ def run_model(run, model):
 
     if not is_surface_file(run.bold):
         return model
-    fwhm = smoothing_for(run.space, kind_of(run.bold), model.smoothing_fwhm, model.smoothing_given)
+    fwhm = smoothing_for(run.space, kind_of(run.bold), model.smoothing_fwhm, model.smoothing_given,
+                         model.smoothing_by_model)
     return replace(model, smoothing_fwhm=fwhm)
 
 

@@ -316,6 +316,8 @@ def test_smoothing_rule():
     for space, kind in (("fsaverage6", "gifti"), ("fsnative", "gifti"), (FSLR, "cifti")):
         with pytest.raises(UsageError, match="--smoothing-fwhm 4"):
             surface.smoothing_for(space, kind, 4.0, given=True)
+        with pytest.raises(UsageError, match=r"model file's run node smooths by 4 mm \(Software.nilearn"):
+            surface.smoothing_for(space, kind, 4.0, given=True, by_model=True)  # it blamed an option not given
 
 
 def test_native_surfaces_are_not_tested_across_subjects():

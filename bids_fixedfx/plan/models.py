@@ -183,7 +183,7 @@ def model_settings(model, settings):
     dummy = dummy_scan_settings(node)
     smoothing = smoothing_of(node)
     if smoothing is not None and not settings.model.smoothing_given:  # --smoothing-fwhm, given, comes first
-        smoothing_settings = {"smoothing_fwhm": smoothing or None, "smoothing_given": True}
+        smoothing_settings = {"smoothing_fwhm": smoothing or None, "smoothing_given": True, "smoothing_by_model": True}
     else:
         smoothing_settings = {}
     subject = model.nodes_at("subject")
