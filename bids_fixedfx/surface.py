@@ -532,8 +532,9 @@ def map_images(img, form, name="map"):
                 values[start:start + count], intent="NIFTI_INTENT_NONE",
                 datatype="NIFTI_TYPE_UINT8" if dtype == np.uint8 else "NIFTI_TYPE_FLOAT32",
                 meta={"AnatomicalStructurePrimary": STRUCTURES[hemi]},
-            )
-            images.append(nib.gifti.GiftiImage(darrays=[array]))
+            )  # the structure in the file's metadata too, where fMRIPrep's files and Workbench have it
+            meta = nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": STRUCTURES[hemi]})
+            images.append(nib.gifti.GiftiImage(darrays=[array], meta=meta))
             start += count
         return images
     from nibabel.cifti2 import cifti2_axes

@@ -174,6 +174,7 @@ def test_maps_written_back_in_the_input_form_and_read_back(surface_dataset, tmp_
             img = nib.load(str(tmp_path / path))
             assert len(img.darrays) == 1 and img.darrays[0].data.dtype == np.float32
             assert img.darrays[0].meta["AnatomicalStructurePrimary"] == surface.STRUCTURES[hemi]
+            assert img.meta["AnatomicalStructurePrimary"] == surface.STRUCTURES[hemi]  # where Workbench reads it
             np.testing.assert_array_equal(img.darrays[0].data, part)
     else:
         assert [p.name for p in paths] == [f"sub-01_task-checkerboard_space-{FSLR}_den-1k_contrast-audio_stat-z_statmap.dscalar.nii"]
