@@ -342,6 +342,13 @@ def _read_filters(path):
                 f"a run's {kind} file is its own run's (this would give the runs another run's); select runs "
                 "in the query of 'bold'."
             )
+    extensions = filters.get("bold", {}).get("extension")
+    series = (".nii", ".nii.gz", ".func.gii", ".dtseries.nii")
+    odd = [e for e in (extensions if isinstance(extensions, list) else [extensions])
+           if extensions is not None and str(e if str(e).startswith(".") else f".{e}") not in series]
+    if odd:  # a sidecar (.json) read as the BOLD series failed later, blaming the dataset
+        raise UsageError(f"--bids-filter-file {path}: the query of 'bold' gives the extension {json.dumps(odd[0])}, "
+                         f"which is no BOLD series' ({', '.join(series)}).")
     return filters
 
 

@@ -401,6 +401,8 @@ def test_missing_bids_filter_file_exits_64(tmp_path, capsys):
         b'\xff\xfe{\x00}\x00',  # UTF-16
         '{"bold": {"run": 1}, "bold": {"task": "x"}}',  # a kind twice: the first query was lost without a word
         '{"bold": {"run": 1, "run": 2}}',
+        '{"bold": {"extension": ".json"}}',  # the sidecars read as BOLD series, the dataset blamed (66)
+        '{"bold": {"extension": [".nii.gz", "tsv"]}}',
     ],
 )
 def test_invalid_bids_filter_file_exits_64(tmp_path, content, capsys):
