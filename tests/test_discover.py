@@ -1408,3 +1408,13 @@ def test_a_dataset_description_that_is_a_device_is_named_so(tmp_path):
     (tmp_path / "dataset_description.json").unlink()
     with pytest.raises(NoDataError, match="is not a BIDS dataset: it has no dataset_description.json"):
         check_bids_dir(tmp_path)
+
+
+def test_a_validator_that_stops_without_a_report_is_said_plainly():
+    """deno's crash ended with a stack frame in colour codes, and that line was the message."""
+    from bids_fixedfx.discover.validate import _first_reason
+
+    crash = ("error: Uncaught (in promise) PermissionDenied: Permission denied (os error 13)\n"
+             "    at async \x1b[0m\x1b[1m_readFileTree\x1b[0m (file:///x.js:1:2)\n")
+    assert _first_reason(crash, 1) == "error: Uncaught (in promise) PermissionDenied: Permission denied (os error 13)"
+    assert _first_reason("", 70) == "exit code 70"

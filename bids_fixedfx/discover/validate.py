@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,8 +120,9 @@ class Validation:
         if errors is None:
             if self._process.returncode != 0:
                 raise InvalidBIDSError(
-                    f"The BIDS validator failed on {self.bids_dir}: "
-                    f"{(stderr or stdout).strip().splitlines()[-1:]}."
+                    f"The BIDS validator stopped on {self.bids_dir} without a report "
+                    f"({_first_reason(stderr or stdout, self._process.returncode)}); run bids-validator-deno "
+                    f"{self.bids_dir} to see why (a link to a system folder, say), or pass --skip-bids-validation."
                 )
             return
         if errors:
@@ -139,6 +141,14 @@ class Validation:
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+
+
+def _first_reason(text, returncode) -> str:
+    """The first line of a validator's output that is not a stack frame, without its colours
+    (deno's traces end with one), or its exit code."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text or "")
+    lines = [line.strip() for line in plain.splitlines() if line.strip() and not line.strip().startswith("at ")]
+    return " ".join(lines[0].split())[:200].rstrip(".") if lines else f"exit code {returncode}"
 
 
 def _selected_rows(source: Path, target: Path, participant_label) -> None:
