@@ -801,3 +801,17 @@ def test_a_session_node_on_runs_without_sessions_is_refused(tmp_path, capsys):
     model = write_model(tmp_path, document("m", [RUN, node("Session", "visit"), node("Subject", "subject")]))
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64, "Node 'visit'",
           "has no session")
+
+
+def test_contrast_labels_apart_only_by_case_are_said_with_their_subjects():
+    """Go in two subjects' events, go in a third's: each was tested over its own subjects (or
+    not at all) and the warnings blamed other causes."""
+    from types import SimpleNamespace
+
+    from bids_fixedfx.plan.group import _labels_apart_by_case
+
+    found = [SimpleNamespace(task="stop", space="MNI", contrast=label, subject=subject)
+             for subject, label in (("01", "Go"), ("02", "Go"), ("03", "go"), ("01", "Stop"), ("03", "Stop"))]
+    [said] = [note.text for note in _labels_apart_by_case(found)]
+    assert said.startswith("task-stop space-MNI: the contrasts Go and go differ only in case")
+    assert "(Go: sub-01, sub-02; go: sub-03)" in said

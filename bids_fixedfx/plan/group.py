@@ -373,9 +373,31 @@ def _found_maps(settings, step) -> tuple:
     notes += [Note("selection", f"--participant-label {label} has no maps in {output_dir} and was left out; run the "
                                 f"participant level for sub-{label} to test it") for label in absent]
     notes += _missing_in_space(found, selected)
+    notes += _labels_apart_by_case(found)
     if not settings.participant_label:
         notes += _unprocessed(settings.bids_dir, mapped, output_dir)
     return read, notes
+
+
+def _labels_apart_by_case(found) -> list:
+    """Notes naming the contrast labels of a task and space that differ only in case (``Go``
+    in some subjects' events, ``go`` in others'): each is tested over its own subjects."""
+    subjects = defaultdict(lambda: defaultdict(set))
+    for item in found:
+        subjects[(item.task, item.space)][item.contrast].add(item.subject)
+    notes = []
+    for (task, space), by_label in sorted(subjects.items(), key=str):
+        spellings = defaultdict(list)
+        for label in sorted(by_label):
+            spellings[label.lower()].append(label)
+        for same in (labels for labels in spellings.values() if len(labels) > 1):
+            whose = "; ".join(f"{label}: " + ", ".join(f"sub-{s}" for s in sorted(by_label[label])[:3])
+                              + (" ..." if len(by_label[label]) > 3 else "") for label in same)
+            notes.append(Note("selection", f"task-{task} space-{space}: the contrasts {' and '.join(same)} differ "
+                                           f"only in case, so each is tested over its own subjects ({whose}); if "
+                                           "they are one condition, spell it one way in the events files and rerun "
+                                           "the participant level", task=task))
+    return notes
 
 
 def _missing_in_space(found, subjects) -> list:
