@@ -1418,3 +1418,12 @@ def test_a_validator_that_stops_without_a_report_is_said_plainly():
              "    at async \x1b[0m\x1b[1m_readFileTree\x1b[0m (file:///x.js:1:2)\n")
     assert _first_reason(crash, 1) == "error: Uncaught (in promise) PermissionDenied: Permission denied (os error 13)"
     assert _first_reason("", 70) == "exit code 70"
+
+
+def test_the_filter_suggested_for_a_cifti_series_beside_a_gifti_pair_is_its_density():
+    """It suggested {"bold": {"hemi": "L"}}, which the app overrides (a GIFTI series is its pair)."""
+    from bids_fixedfx.discover.query import filter_hint
+
+    names = ["sub-01_task-x_run-1_hemi-L_space-fsLR_den-32k_bold.func.gii",
+             "sub-01_task-x_run-1_space-fsLR_den-91k_bold.dtseries.nii"]
+    assert filter_hint("bold", names) == '{"bold": {"den": "32k"}}'

@@ -161,15 +161,16 @@ def _one(files, what, run_name, kind=None):
 
 def filter_hint(kind, files) -> str | None:
     """A ``--bids-filter-file`` entry that keeps one of ``files``: their first entity (pybids'
-    name) whose values differ, or their extension (``{"bold": {"res": "2"}}``); None when their
-    names differ in neither (a filter could not tell them apart)."""
+    name; ``hemi`` aside) whose values differ, or their extension (``{"bold": {"res": "2"}}``);
+    None when their names differ in neither (a filter could not tell them apart)."""
     import json
 
     from ..naming import match_entities
 
     found = [match_entities("/" + Path(f).name, statmaps=False) for f in files]
     found = [{**entities, "extension": _extension(f)} for entities, f in zip(found, files)]
-    names = [name for name in dict.fromkeys(k for entities in found for k in entities) if name != "extension"]
+    names = [name for name in dict.fromkeys(k for entities in found for k in entities)
+             if name not in ("extension", "hemi")]  # a GIFTI series is its pair: the app takes both hemispheres
     for name in [*names, "extension"]:
         values = [entities.get(name) for entities in found]
         if len(set(map(str, values))) > 1:
