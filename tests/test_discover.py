@@ -477,6 +477,9 @@ def test_derivatives_of_another_desc_or_one_folder_down_are_named_not_left_for_t
     with pytest.raises(NoDataError, match=f"{nested} holds preprocessed BOLD one folder below .* pass -d {nested}"):
         discover.select_runs(make_settings(dataset.path))
     assert discover.select_runs(make_settings(dataset.path, derivatives=(nested,))).runs
+    with pytest.raises(NoDataError, match=f"--derivatives {nested.parent} is not a derivatives dataset: .*; give "
+                                          f"the datasets in it \\(-d {nested}\\)"):  # the folder above it given
+        discover.select_runs(make_settings(dataset.path, derivatives=(nested.parent,)))
     empty = _derivative(dataset.path / "derivatives" / "empty")
     with pytest.raises(NoDataError, match=f"-d {empty} holds no preprocessed BOLD of the selection"):
         discover.select_runs(make_settings(dataset.path, derivatives=(empty,)))

@@ -93,9 +93,11 @@ def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, 
                 "(fMRIPrep's output folder), or leave -d out to use those under BIDS_DIR/derivatives."
             )
         if not is_described(path) and not holds_subjects(path):
+            inside = sorted(child for child in Path(path).glob("*/dataset_description.json"))[:3] \
+                if Path(path).is_dir() else []
             raise NoDataError(
-                f"--derivatives {path} is not a derivatives dataset: "
-                "it has no dataset_description.json."
+                f"--derivatives {path} is not a derivatives dataset: it has no dataset_description.json"
+                + (f"; give the datasets in it (-d {' '.join(str(c.parent) for c in inside)})." if inside else ".")
             )
     bids_dir = bids_dir.absolute()
     everything = tuple(path.absolute() for path in derivatives)
