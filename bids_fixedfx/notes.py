@@ -6,6 +6,7 @@ Reports and the methods text pick notes by their fields (``subject``, ``task``, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 #: The kinds of note, and what each means.
@@ -71,3 +72,36 @@ def one_line(message) -> str:
     """A library's warning as one log line: nilearn's lists (``conditions:\\n- 'press'\\n``) joined
     with spaces, the trailing colon and blanks gone."""
     return " ".join(str(message).split()).rstrip(":")
+
+
+#: A subject's or run's name in a note (``sub-01``, ``sub-01_ses-1_task-x_run-02``).
+_NAMED = re.compile(r"sub-[A-Za-z0-9]+(?:_[a-z]+-[A-Za-z0-9]+)*")
+#: How many notes of one wording the log says in full before it names the others only.
+SAID_IN_FULL = 3
+
+
+def said_once(texts) -> list[str]:
+    """The log's lines for notes: those of one wording about different runs or subjects (a
+    hundred runs without a brain mask) said in full up to :data:`SAID_IN_FULL` times, then once
+    more naming the others; the sidecars and reports keep every note.
+
+    Parameters
+    ----------
+    texts : iterable of str
+
+    Returns
+    -------
+    lines : list of str
+    """
+    groups = {}
+    for text in dict.fromkeys(texts):
+        groups.setdefault(_NAMED.sub("…", text), []).append(text)
+    lines = []
+    for members in groups.values():
+        lines += members[:SAID_IN_FULL]
+        rest = members[SAID_IN_FULL:]
+        if rest:
+            names = [found.group(0) for found in map(_NAMED.search, rest) if found]
+            others = f" and {len(names) - 5} others" if len(names) > 5 else ""
+            lines.append(f"The same for {len(rest)} more: {', '.join(names[:5])}{others}.")
+    return lines

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import (combine, discover, forked, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars,
                surface)
 from .errors import UsageError
-from .notes import Note
+from .notes import Note, said_once
 
 logger = logging.getLogger("bids_fixedfx")
 
@@ -75,7 +75,7 @@ def _participant(settings, derivatives, fork):
                 ahead = selecting.then_result()
             else:  # planning left the run read ahead out: the child is ended, not waited for
                 ahead = None
-    for text in dict.fromkeys(map(str, checked.notes)):  # a model's note about every run: said once
+    for text in said_once(map(str, checked.notes)):  # a note about every run: said once, and the others named
         logger.warning("%s", text)
     if model is None:
         model, reason = plan.default_model(checked, settings)
@@ -483,8 +483,8 @@ def _group(settings, fork):
     with _beside_imports(_plan_group, settings, GROUP_MODULES, fork, _group_methods,
                          "Planning the group level") as planning:
         model, settings, checked, methods = planning.result()
-        for note in checked.notes:
-            logger.warning("%s", note)
+        for text in said_once(map(str, checked.notes)):
+            logger.warning("%s", text)
         if settings.boilerplate_only:
             outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
             if model is not None:
