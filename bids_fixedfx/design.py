@@ -109,6 +109,8 @@ class Design:
     untyped : bool
         Whether the events had no ``trial_type`` column (nilearn models them as one condition,
         ``dummy``).
+    absent : tuple of str
+        A model's run node: the levels it names that no event of this run has (left out).
     """
 
     matrix: pd.DataFrame
@@ -121,6 +123,7 @@ class Design:
     dummy_scans: DummyScans | None = None
     modulation: str = "none"  # the events' modulation column: "none", "numbers", or "some n/a"
     untyped: bool = False
+    absent: tuple[str, ...] = ()
 
     @property
     def n_excluded(self) -> int:
@@ -901,6 +904,7 @@ def model_design(run, node) -> Design:
         confounds=tuple(c for c in built.confounds if c != "constant"),
         condition_counts={str(k): int(v) for k, v in counts.items()},
         notes=tuple(Note.for_run(run, "design", text) for text in built.notes),
+        absent=built.absent,
     )
     return with_dummy_scans(design, run, confounds, **dummy)
 

@@ -80,6 +80,24 @@ def test_the_default_model_of_a_run_without_a_condition_gives_identical_maps(fre
     assert same_files(first, second, "*.nii.gz")
 
 
+def test_a_misspelt_level_in_a_model_is_said_once(fresh_dataset, tmp_path, capsys):
+    """A level no run has (trial_type.vsual) is left out of each run's design, as one a run lacks
+    is; a level that no selected run has at all is said once, as a likely misspelling."""
+    dataset = fresh_dataset(subjects=("01",))
+    first = tmp_path / "first"
+    assert main([str(dataset.path), str(first), "participant", *QUICK]) == 0
+    document = json.loads((first / "models" / "model-default_smdl.json").read_text())
+    rename = document["Nodes"][0]["Transformations"]["Instructions"][1]
+    rename["Input"] = [name.replace("visual", "vsual") for name in rename["Input"]]
+    model = tmp_path / "typo_smdl.json"
+    model.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main([str(dataset.path), str(tmp_path / "second"), "participant", *QUICK, "-m", str(model)]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "check the spelling" in line]
+    assert len(said) == 1 and "names 'trial_type.vsual', which no event of the selected runs has" in said[0]
+    assert "(their trial types: audio, visual)" in said[0]
+
+
 def test_no_default_model_is_written_for_events_without_a_trial_type(fresh_dataset, tmp_path, capsys):
     """Events without trial_type are nilearn's one condition 'dummy': the model written named
     trial_type, and -m of it stopped (64)."""

@@ -45,6 +45,9 @@ class RunDesign:
         Drift columns and ``constant``.
     notes : tuple of str
         What a user should know about how it was built.
+    absent : tuple of str
+        The levels of categorical variables that the node names (in ``Model.X`` or as a
+        transformation's input) and that no event of this run has: left out.
     """
 
     matrix: pd.DataFrame
@@ -52,6 +55,7 @@ class RunDesign:
     confounds: tuple
     drift: tuple
     notes: tuple = ()
+    absent: tuple = ()
 
     @property
     def x_columns(self) -> tuple:
@@ -317,11 +321,12 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     variables = implicit_factors(given, node)
     with warnings.catch_warnings(record=True) as said:  # what a transformation warns of: the run's notes
         warnings.simplefilter("always", UserWarning)
-        unmade = set()  # made of a level no event of this run has
-        variables = apply_transformations(variables, node.transformations, where, unmade)
+        unmade, absent_inputs = set(), set()  # made of a level no event of this run has; such levels
+        variables = apply_transformations(variables, node.transformations, where, unmade, absent_inputs)
     x, variables, notes = categories_as_levels(node.x, variables, where, missing=0.0)
     notes = [one_line(w.message) for w in said if issubclass(w.category, UserWarning)] + list(notes)
     absent = absent_levels(x, variables.names, given.names)
+    levels = tuple(sorted(set(absent) | absent_inputs))
     absent += [name for name in x if name in unmade - set(variables.names) and name not in absent]
     notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
     made_by_hrf = [e for e in x if node.hrf is not None and convolution_made(e, variables.names)]
@@ -377,7 +382,7 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     drift = tuple(c for c in matrix.columns if c not in columns)
     if INTERCEPT in node.x:
         confound_names += ("constant",)
-    return RunDesign(matrix, tuple(conditions), confound_names, drift, tuple(notes))
+    return RunDesign(matrix, tuple(conditions), confound_names, drift, tuple(notes), levels)
 
 
 def _confound(variable: Variable, times, where, notes) -> Variable:

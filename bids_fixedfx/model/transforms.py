@@ -33,7 +33,8 @@ def _transformation(name, *, numeric=True, each=True):
     return register
 
 
-def apply_transformations(variables: Variables, transformations, where: str = "The node", unmade=None) -> Variables:
+def apply_transformations(variables: Variables, transformations, where: str = "The node", unmade=None,
+                          absent=None) -> Variables:
     """Apply transformations in order.
 
     Parameters
@@ -45,6 +46,8 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
     unmade : set, optional
         Where to add the names of the outputs not made because their inputs are levels of a
         categorical variable that no event of this run has (:func:`_without_absent_levels`).
+    absent : set, optional
+        Where to add the names of those inputs.
 
     Returns
     -------
@@ -62,6 +65,8 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
         transformation = _without_absent_levels(transformation, work, each)
         if unmade is not None and transformation is not given:
             unmade.update(_outputs(given) - (_outputs(transformation) if transformation is not None else set()))
+            if absent is not None:
+                absent.update(name for name in given.input if _is_absent_level(name, work))
         if transformation is None:  # what it makes has no event in this run: left out of its design, as X says
             continue
         context = dataclasses.replace(variables, variables=work)  # Delete, Select, Factor change work

@@ -149,6 +149,8 @@ def plan_runs(selection, settings, model=None) -> Plan:
         notes += built[run].notes
     if node is None:
         notes += designs.check_contrasts(settings.contrasts, built)
+    else:
+        notes += _levels_no_run_has(node, built)
     plans, left_out, why = [], defaultdict(list), []
     for run in runs:
         if node is None:
@@ -483,6 +485,22 @@ def _missing_contrasts(plans):
                     "combine the other runs only",
                 ))
     return notes
+
+
+def _levels_no_run_has(node, built) -> list:
+    """A note naming the levels a model's run node names that no event of any selected run has
+    (a misspelt condition, or another task's): left out of every design, so said once."""
+    designs_built = [design for design in built.values() if not design.precomputed]
+    if not designs_built:
+        return []
+    nowhere = set.intersection(*(set(design.absent) for design in designs_built))
+    if not nowhere:
+        return []
+    present = sorted({c for design in designs_built for c in design.condition_counts})
+    listed = ", ".join(present[:12]) + (f" and {len(present) - 12} more" if len(present) > 12 else "")
+    return [Note("model", f"Node {node.name!r} names {', '.join(map(repr, sorted(nowhere)))}, which no event of the "
+                          f"selected runs has (their trial types: {listed}), so no design has "
+                          f"{'it' if len(nowhere) == 1 else 'them'}; check the spelling in the model file")]
 
 
 #: Volume spaces in which each run is in its own BOLD reference (fMRIPrep's ``--output-spaces
