@@ -240,6 +240,10 @@ def _refuse_other_file(run, name, names) -> None:
         )
 
 
+#: The six motion parameters as fMRIPrep before 1.2 named them (``X`` ... ``RotZ``).
+OLDER_MOTION = ("X", "Y", "Z", "RotX", "RotY", "RotZ")
+
+
 def select_confounds(run, names, given=True):
     """Read a run's confounds: columns by name (wildcards allowed) or a nilearn strategy.
 
@@ -306,9 +310,12 @@ def select_confounds(run, names, given=True):
     for pattern in names:
         matched = [c for c in table.columns if fnmatch.fnmatchcase(c, pattern)]
         if not matched and not given:
+            older = [c for c in OLDER_MOTION if c in table.columns]
+            advice = (f"--confounds {' '.join(older)} names them as fMRIPrep before 1.2 did"
+                      if len(older) == len(OLDER_MOTION) else "name its columns with --confounds")
             raise InputFileError(
                 f"{run.confounds} has no column {pattern}, one of the default confounds (the six motion "
-                "parameters of fMRIPrep); name its columns with --confounds, or pass --confounds none."
+                f"parameters of fMRIPrep); {advice}, or pass --confounds none."
             )
         if not matched and is_wildcard(pattern):  # motion_outlier*: fMRIPrep writes them for runs with outliers
             notes.append(Note.for_run(run, "confounds-unmatched",

@@ -321,6 +321,11 @@ def test_default_confounds_a_table_lacks_are_the_table_s_fault(example_run, tmp_
     assert error.value.exit_code == EX_NO_INPUT and str(path) in str(error.value)
     with pytest.raises(UsageError, match="--confounds trans_x matches no column"):
         design.build_design(run, ModelSettings(confounds_given=True))
+    older = read_confounds(example_run).rename(columns=dict(zip(
+        ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"), design.OLDER_MOTION)))
+    older.to_csv(path, sep="\t", index=False, na_rep="n/a")  # all six in fMRIPrep < 1.2's names: said
+    with pytest.raises(InputFileError, match="--confounds X Y Z RotX RotY RotZ names them as fMRIPrep before 1.2"):
+        design.build_design(run, ModelSettings())
 
 
 @pytest.mark.parametrize("strategy", [("wm_csf",), ("high_pass", "global_signal")])
