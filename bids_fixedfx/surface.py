@@ -53,6 +53,11 @@ MESH = "pial"
 #: The vertices of each hemisphere of FreeSurfer's fsaverage meshes (icosahedra of order 3-7).
 FSAVERAGE_VERTICES = {"fsaverage3": 642, "fsaverage4": 2562, "fsaverage5": 10242, "fsaverage6": 40962,
                       "fsaverage": 163842}
+#: The vertices of each hemisphere of the densities of fsaverage and fsLR that TemplateFlow
+#: names (fMRIPrep's ``space-fsaverage_den-10k`` is fsaverage5's mesh).
+DENSITY_VERTICES = {("fsaverage", "3k"): 2562, ("fsaverage", "10k"): 10242, ("fsaverage", "41k"): 40962,
+                    ("fsaverage", "164k"): 163842, ("fsLR", "32k"): 32492, ("fsLR", "59k"): 59292,
+                    ("fsLR", "164k"): 163842}
 #: The grayordinates of the HCP's CIFTI densities (fMRIPrep's ``space-fsLR_den-<d>``).
 CIFTI_GRAYORDINATES = {"91k": 91282, "170k": 170494}
 #: Each hemisphere's ``AnatomicalStructurePrimary`` in GIFTI metadata.
@@ -206,13 +211,14 @@ def read_series(bold, what="BOLD series"):
         left, right = hemisphere_pair(bold)
         if not right.is_file():
             raise InputFileError(f"{what} {left} has no right hemisphere {right.name} next to it.")
-        columns = [_gifti_columns(path, what, space, hemi) for hemi, path in enumerate((left, right))]
+        mesh = mesh_name(parse(bold.name))
+        columns = [_gifti_columns(path, what, mesh, hemi) for hemi, path in enumerate((left, right))]
         if columns[0].shape[1] != columns[1].shape[1]:
             raise InputFileError(
                 f"{what} {left.name} and {right.name} have different numbers of volumes "
                 f"({columns[0].shape[1]} and {columns[1].shape[1]})."
             )
-        counts = _check_mesh(space, (columns[0].shape[0], columns[1].shape[0]), left, right, what)
+        counts = _check_mesh(mesh, (columns[0].shape[0], columns[1].shape[0]), left, right, what)
         series = np.ascontiguousarray(np.concatenate(columns, axis=0).T)
         return series, Form("gifti", space, counts)
     img = _load(bold, what)
@@ -392,10 +398,23 @@ def _check_density(density, brain_models, path, what):
     return density
 
 
-def mesh_vertices(space):
-    """The vertices of each hemisphere (left, right) of an fsaverage space's mesh
-    (:data:`FSAVERAGE_VERTICES`), or None."""
-    count = FSAVERAGE_VERTICES.get(space)
+def mesh_name(entities) -> str:
+    """The mesh a GIFTI file's entities name: its space, with its density when it has one
+    (``fsaverage den-10k``, as fMRIPrep names fsaverage5 through TemplateFlow)."""
+    space, density = entities.get("space") or "", entities.get("den")
+    return f"{space} den-{density}" if density else space
+
+
+def mesh_vertices(mesh):
+    """The vertices of each hemisphere (left, right) of a mesh (:func:`mesh_name`) whose size
+    is fixed: an fsaverage space (:data:`FSAVERAGE_VERTICES`), or a density of fsaverage or
+    fsLR (:data:`DENSITY_VERTICES`); None for others."""
+    space, _, density = str(mesh).partition(" den-")
+    if density:
+        family = "fsaverage" if space.startswith("fsaverage") else space
+        count = DENSITY_VERTICES.get((family, density))
+    else:
+        count = FSAVERAGE_VERTICES.get(space)
     return None if count is None else (count, count)
 
 
@@ -584,8 +603,8 @@ def read_form(path, what="Map") -> Form:
     space = parse(path.name).get("space") or ""
     if path.name.endswith(GIFTI_MAP):
         left, right = hemisphere_pair(path)
-        counts = _check_mesh(space, tuple(_gifti_columns(p, what).shape[0] for p in (left, right)), left, right,
-                             what)
+        counts = tuple(_gifti_columns(p, what).shape[0] for p in (left, right))
+        counts = _check_mesh(mesh_name(parse(path.name)), counts, left, right, what)
         return Form("gifti", space, counts)
     img = _load(path, what)
     axes = _cifti_axes(img, path, what)

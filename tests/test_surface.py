@@ -246,6 +246,12 @@ def test_fsaverage_pairs_and_hcp_densities_of_other_sizes_than_theirs_are_refuse
         shutil.copy(path, tmp_path / path.name.replace(FS5, "fsaverage6"))
     with pytest.raises(InputFileError, match="have 10242 and 10242 vertices, but fsaverage6 has 40962 and 40962"):
         surface.read_series(tmp_path / left.name.replace(FS5, "fsaverage6"))
+    for density in ("10k", "41k"):  # fMRIPrep's TemplateFlow name of fsaverage5 (refused when it was checked as 164k)
+        for path in (left, right):
+            shutil.copy(path, tmp_path / path.name.replace(FS5, f"fsaverage_den-{density}"))
+    assert surface.read_series(tmp_path / left.name.replace(FS5, "fsaverage_den-10k"))[1].n_vertices == (N, N)
+    with pytest.raises(InputFileError, match="but fsaverage den-41k has 40962 and 40962"):
+        surface.read_series(tmp_path / left.name.replace(FS5, "fsaverage_den-41k"))
     series = cifti_series(surface_dataset, "01", "01")
     renamed = tmp_path / series.name.replace("_den-1k_", "_den-91k_")
     shutil.copy(series, renamed)
