@@ -150,7 +150,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     if node is None:
         notes += designs.check_contrasts(settings.contrasts, built)
     else:
-        notes += _levels_no_run_has(node, built)
+        _check_levels_some_run_has(node, built)
     plans, left_out, why = [], defaultdict(list), []
     for run in runs:
         if node is None:
@@ -487,20 +487,27 @@ def _missing_contrasts(plans):
     return notes
 
 
-def _levels_no_run_has(node, built) -> list:
-    """A note naming the levels a model's run node names that no event of any selected run has
-    (a misspelt condition, or another task's): left out of every design, so said once."""
+def _check_levels_some_run_has(node, built) -> None:
+    """Refuse a level a model's run node names (in ``Model.X`` or as a transformation's input)
+    that no event of any selected run has: a misspelt trial type, as pybids refuses it (a level
+    that only some runs lack is left out of theirs, where pybids makes it a zero column).
+
+    Raises
+    ------
+    ModelError
+        Naming the level and the runs' trial types.
+    """
+    from ..model import ModelError
+
     designs_built = [design for design in built.values() if not design.precomputed]
-    if not designs_built:
-        return []
-    nowhere = set.intersection(*(set(design.absent) for design in designs_built))
+    nowhere = set.intersection(*(set(design.absent) for design in designs_built)) if designs_built else set()
     if not nowhere:
-        return []
+        return
     present = sorted({c for design in designs_built for c in design.condition_counts})
     listed = ", ".join(present[:12]) + (f" and {len(present) - 12} more" if len(present) > 12 else "")
-    return [Note("model", f"Node {node.name!r} names {', '.join(map(repr, sorted(nowhere)))}, which no event of the "
-                          f"selected runs has (their trial types: {listed}), so no design has "
-                          f"{'it' if len(nowhere) == 1 else 'them'}; check the spelling in the model file")]
+    named = ", ".join(map(repr, sorted(nowhere)))
+    raise ModelError(f"Node {node.name!r} names {named}, which no event of the selected runs has (their trial types: "
+                     f"{listed}); check the spelling in the model file.")
 
 
 #: Volume spaces in which each run is in its own BOLD reference (fMRIPrep's ``--output-spaces
