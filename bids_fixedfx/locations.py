@@ -44,18 +44,17 @@ def input_datasets(bids_dir: Path, derivatives) -> list[Path]:
 
 
 def linked_folders(roots, bids_dir) -> list[tuple[Path, Path]]:
-    """The symbolic links to folders elsewhere among the entries of the input datasets
+    """The symbolic links to folders elsewhere among the subject folders of the input datasets
     (``sub-01`` linked to a store, as datalad-like layouts have), with the folders they point
-    to: inputs too. BIDS_DIR's ``derivatives`` is left to :func:`input_datasets`."""
+    to: inputs too. Other linked folders (``code``, ``sourcedata``) are not read, and
+    BIDS_DIR's ``derivatives`` is left to :func:`input_datasets`."""
     linked = []
     for root in roots:
         try:
-            entries = sorted(root.iterdir())
+            entries = sorted(root.glob("sub-*"))
         except OSError:
             continue
         for entry in entries:
-            if root == bids_dir and entry.name == "derivatives":
-                continue
             try:
                 if entry.is_symlink() and entry.is_dir():
                     linked.append((entry, entry.resolve()))

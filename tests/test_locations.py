@@ -69,6 +69,8 @@ def test_locations_in_a_folder_an_input_links_to_are_refused(tmp_path):
                                                  f"{linked} points to"):
                 locations.check_locations(bids, **kwargs)
         locations.check_locations(bids, tmp_path / "store" / "stats", tmp_path / "store" / "work")
+    (bids / "code").symlink_to(tmp_path, target_is_directory=True)  # a linked folder the app does not read
+    locations.check_locations(bids, tmp_path / "results", tmp_path / "work")
     derivatives = tmp_path / "elsewhere" / "derivatives"  # a linked derivatives/ stays the place for outputs
     derivatives.parent.mkdir()
     (bids / "derivatives").rename(derivatives)
