@@ -580,16 +580,22 @@ class Terminated(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
+#: The signals that stop the command as Ctrl-C does (:func:`run`).
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _terminate(signal_number, frame):
+    for stopping in STOPPING:  # a second signal would interrupt the removal of the files being written
+        signal.signal(stopping, signal.SIG_IGN)
     raise Terminated(signal_number)
 
 
 def run() -> None:
     """The ``bids-fixedfx`` command: :func:`main` (with ``fork``), then a quick exit.
 
-    A SIGTERM (``docker stop``, ``scancel``, a job's time limit) ends it as Ctrl-C does: the
-    staged files are removed, and the exit code is 128 + the signal's number (143; 130 for
-    Ctrl-C).
+    A SIGTERM (``docker stop``, ``scancel``, a job's time limit) or a SIGHUP (a closed
+    terminal) ends it as Ctrl-C does: the staged files are removed (further signals meanwhile
+    ignored), and the exit code is 128 + the signal's number (143, 129; 130 for Ctrl-C).
 
     Once the work is done, the exit handlers run (logging's last flush, temporary
     files' removal) and the process ends without tearing down, one by one, the
@@ -598,7 +604,8 @@ def run() -> None:
     import atexit
     import os
 
-    signal.signal(signal.SIGTERM, _terminate)
+    for stopping in STOPPING:
+        signal.signal(stopping, _terminate)
     code = main(fork=True)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is None or sys.getprofile() is not None or sys.gettrace() is not None:

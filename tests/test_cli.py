@@ -540,10 +540,11 @@ def test_confounds_that_mix_kinds_are_refused_by_name(values, said):
     assert parse("--confounds", "global_signal", "trans_x").model.confounds == ("global_signal", "trans_x")
 
 
-@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT", "SIGHUP", "two SIGTERMs"])
 def test_a_stopped_command_removes_what_it_was_writing_and_says_which_signal(tmp_path, stop):
-    """SIGTERM (docker stop, scancel, a time limit) killed the command outright: it left half a
-    subject's maps staged in OUTPUT_DIR/.bids-fixedfx-tmp; Ctrl-C exited 1, not 130."""
+    """SIGTERM (docker stop, scancel, a time limit) or SIGHUP (a closed terminal) killed the
+    command outright: it left half a subject's maps staged in OUTPUT_DIR/.bids-fixedfx-tmp; Ctrl-C
+    exited 1, not 130; a second SIGTERM interrupted the removal of the staged files."""
     import signal
 
     from bids_fixedfx.example_data import make_example_dataset
@@ -559,11 +560,14 @@ def test_a_stopped_command_removes_what_it_was_writing_and_says_which_signal(tmp
     for line in process.stderr:  # stopped while it fits and writes: after its first run's line
         said.append(line)
         if "[1/6]" in line:
-            process.send_signal(getattr(signal, stop))
+            sent = getattr(signal, stop.removeprefix("two ").removesuffix("s"))
+            process.send_signal(sent)
+            if stop.startswith("two"):
+                process.send_signal(sent)
             break
     said += process.stderr.readlines()
-    assert process.wait(timeout=120) == 128 + getattr(signal, stop), "".join(said)
-    assert f"Interrupted ({stop})" in said[-1]
+    assert process.wait(timeout=120) == 128 + sent, "".join(said)
+    assert f"Interrupted ({signal.Signals(sent).name})" in said[-1]
     staged = output / ".bids-fixedfx-tmp"
     assert not staged.exists() or not any(staged.iterdir()), sorted(staged.rglob("*"))
     for sidecar in output.rglob("*_statmap.json"):  # what was written is whole: each map beside its sidecar
