@@ -253,3 +253,22 @@ def test_a_missing_variable_lists_those_spelled_like_it_first_and_not_all():
     text = listed(names, "response_tme")
     assert text.startswith("response_time, ") and text.endswith(" and 90 more") and len(text.split(", ")) == 12
     assert listed(["a", "b"], "c") == "a, b" and listed([], "c") == "none"
+
+
+def test_a_level_the_run_has_no_event_of_is_a_zero_column():
+    """pybids makes a factor's levels over the whole dataset, a zero column in a run without
+    such events: Sum and Or of it are their other inputs (Sum was left out whole), Orthogonalize
+    against it changes nothing (it stopped the job), Product and And of it have no event."""
+    without_c = EVENTS[EVENTS.trial_type != "c"]
+    factor = {"Name": "Factor", "Input": ["trial_type"]}
+    a = ours([factor], without_c)["trial_type.a"].values
+    found = ours([factor, {"Name": "Sum", "Input": ["trial_type.a", "trial_type.c"], "Weights": [2, 5],
+                           "Output": "both"},
+                  {"Name": "Or", "Input": ["trial_type.c", "trial_type.a"], "Output": "either"},
+                  {"Name": "Orthogonalize", "Input": ["trial_type.a"], "Other": ["trial_type.c"],
+                   "Output": "a_orth"},
+                  {"Name": "Product", "Input": ["trial_type.a", "trial_type.c"], "Output": "ac"}], without_c)
+    np.testing.assert_array_equal(found["both"].values, 2 * a)
+    np.testing.assert_array_equal(found["either"].values, a)
+    np.testing.assert_array_equal(found["a_orth"].values, a)
+    assert "ac" not in found.names  # no event

@@ -66,9 +66,13 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
         if unmade is not None and transformation is not given:
             unmade.update(_outputs(given) - (_outputs(transformation) if transformation is not None else set()))
             if absent is not None:
-                absent.update(name for name in given.input if _is_absent_level(name, work))
+                other = given.arguments.get("other") or () if given.name == "Orthogonalize" else ()
+                named = [*given.input, *(other if isinstance(other, list) else [other])]
+                absent.update(name for name in named if _is_absent_level(name, work))
         if transformation is None:  # what it makes has no event in this run: left out of its design, as X says
             continue
+        if transformation.name != name:  # an Orthogonalize against zero columns only: a Copy
+            function, numeric, each = _REGISTRY[transformation.name]
         context = dataclasses.replace(variables, variables=work)  # Delete, Select, Factor change work
         arguments = dict(transformation.arguments)
         prefix, suffix = arguments.pop("output_prefix", None) or "", arguments.pop("output_suffix", None) or ""
@@ -93,16 +97,34 @@ def apply_transformations(variables: Variables, transformations, where: str = "T
     return variables.with_variables(work)
 
 
+#: Transformations whose result is zero where any input is (a level no event has is a zero
+#: column in pybids): such a result has no event either, and is left out whole.
+ZERO_IF_ANY_ZERO = ("Product", "And")
+
+
 def _without_absent_levels(transformation, work, each):
     """The transformation without the inputs that name a level of a categorical variable that
     has no event in this run (``trial_type.visual`` in a run without visual trials; pybids
-    makes the levels of the whole dataset, zero in such a run), with their outputs and their
-    values of per-input arguments; None when that leaves nothing to do (every input absent, or
-    one input of a transformation that combines its inputs, as ``Product``)."""
+    makes the levels of the whole dataset, a zero column in such a run), with their outputs and
+    their values of per-input arguments (``Sum``'s ``Weights``), and without such levels among
+    ``Orthogonalize``'s ``Other`` (a zero column changes nothing: against such levels only, it is
+    a ``Copy`` to its Output); None when that leaves nothing to do (every input absent, or one
+    input of a ``Product`` or ``And``)."""
+    if transformation.name == "Orthogonalize":
+        other = transformation.arguments.get("other") or ()
+        other = other if isinstance(other, list) else [other]
+        kept_other = [name for name in other if not _is_absent_level(name, work)]
+        if len(kept_other) < len(other):
+            arguments = {**transformation.arguments, "other": kept_other}
+            if not kept_other:  # against zero columns only: the input as it is, under its Output names
+                arguments = {k: v for k, v in arguments.items() if k in ("output_prefix", "output_suffix")}
+                return dataclasses.replace(transformation, name="Copy", arguments=arguments) \
+                    if transformation.output or arguments else None
+            transformation = dataclasses.replace(transformation, arguments=arguments)
     absent = [i for i, name in enumerate(transformation.input) if _is_absent_level(name, work)]
     if not absent:
         return transformation
-    if not each or len(absent) == len(transformation.input):
+    if transformation.name in ZERO_IF_ANY_ZERO or len(absent) == len(transformation.input):
         return None
     n = len(transformation.input)
     keep = [i for i in range(n) if i not in absent]
@@ -110,10 +132,12 @@ def _without_absent_levels(transformation, work, each):
     def kept(values):
         return tuple(values[i] for i in keep)
 
-    arguments = {key: list(kept(value)) if isinstance(value, list) and len(value) == n and key not in _LIST_ARGUMENTS
-                 else value for key, value in transformation.arguments.items()}
-    output = kept(transformation.output) if transformation.output is not None and len(transformation.output) == n \
-        else transformation.output
+    split = each or transformation.name == "Sum"  # Sum's Weights: one per input
+    arguments = {key: list(kept(value)) if isinstance(value, list) and len(value) == n and (
+        key not in _LIST_ARGUMENTS or (key == "weights" and split)) else value
+        for key, value in transformation.arguments.items()}
+    output = kept(transformation.output) if each and transformation.output is not None and \
+        len(transformation.output) == n else transformation.output
     return dataclasses.replace(transformation, input=kept(transformation.input), output=output, arguments=arguments)
 
 
