@@ -200,6 +200,9 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
         raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}.") from error
     if caught:  # rows with more fields than the header: pandas drops the extra ones (empty ones are harmless)
         _check_extra_fields(path, what)
+    while len(table.columns) and re.fullmatch(r"Unnamed: \d+", str(table.columns[-1])) and \
+            table[table.columns[-1]].isna().all() and not header_names(path)[-1].strip():
+        table = table.iloc[:, :-1]  # a tab ending the header (as spreadsheets write): no column
     if any(re.fullmatch(r".+\.\d+", str(name)) for name in table.columns):  # pandas' name of a column given twice?
         names = header_names(path)
         repeated = sorted({name for name in names if names.count(name) > 1})

@@ -127,6 +127,9 @@ def test_rows_with_more_fields_than_the_header_and_columns_given_twice(example_r
     trailing = tmp_path / "trailing_events.tsv"
     trailing.write_text("\n".join([lines[0]] + [line + "\t" for line in lines[1:]]) + "\n")
     pd.testing.assert_frame_equal(design.read_table(trailing), events)
+    everywhere = tmp_path / "every_line_events.tsv"  # the header's own trailing tab made a column "Unnamed: 3"
+    everywhere.write_text("\n".join(line + "\t" for line in lines) + "\n")
+    pd.testing.assert_frame_equal(design.read_table(everywhere), events)
     extra = tmp_path / "extra_events.tsv"
     extra.write_text("\n".join([lines[0], lines[1] + "\t7", *lines[2:]]) + "\n")
     width = len(lines[0].split("\t"))
