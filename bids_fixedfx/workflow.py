@@ -81,6 +81,10 @@ def _participant(settings, derivatives, fork):
         model, reason = plan.default_model(checked, settings)
         if model is None:
             logger.info("No model file is written: %s.", reason)
+            earlier = settings.output_dir / naming.build("model", model="default")
+            if earlier.is_file():  # the sidecars of this job's maps cite no model file
+                logger.warning("%s, which an earlier job wrote, does not describe this job's maps (%s); do not pass "
+                               "it with -m to remake them.", earlier, reason)
     logger.info(
         "%d run(s) of %d subject(s) (%s), space %s",
         len(checked.runs), len({s.subject for s in checked.subjects}),

@@ -110,6 +110,12 @@ def test_no_default_model_is_written_for_events_without_a_trial_type(fresh_datas
     assert main([str(dataset.path), str(output), "participant", *QUICK]) == 0
     assert sorted(output.rglob("*contrast-dummy_stat-z_statmap.nii.gz")) and not (output / "models").exists()
     assert "events without a trial_type column are one condition to nilearn" in capsys.readouterr().err
+    # an earlier job's model left in OUTPUT_DIR (other subjects' sidecars cite it) is said not to be this job's
+    (output / "models").mkdir()
+    (output / "models" / "model-default_smdl.json").write_text("{}")
+    assert main([str(dataset.path), str(output), "participant", *QUICK]) == 0
+    assert "model-default_smdl.json, which an earlier job wrote, does not describe this job's maps" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.parametrize("smoothing", ["6", "0"])
