@@ -44,11 +44,18 @@ and model settings. logs/ holds the methods text (CITATION.md) to cite them.
 """
 
 
-def dataset_names(bids_dir, derivatives=(), folders=()) -> dict:
+def dataset_names(bids_dir, derivatives=(), folders=(), earlier=None) -> dict:
     """Names for the input datasets in BIDS URIs: ``raw`` for BIDS_DIR, each derivatives
     dataset by its folder's name as a label (``fmriprep``), made unique; ``folders``: other
     folders that inputs come from, ``(name, root)`` (``--design-dir``, ``--mask``'s folder),
     so that every file a sidecar names has a BIDS URI.
+
+    Parameters
+    ----------
+    earlier : dict, optional
+        Name -> root of the datasets that OUTPUT_DIR's ``DatasetLinks`` already name
+        (:func:`linked_datasets`): a dataset keeps its name, and a name another dataset has
+        is not given again (per-subject jobs over per-subject ``fmriprep`` folders).
 
     Returns
     -------
@@ -57,6 +64,7 @@ def dataset_names(bids_dir, derivatives=(), folders=()) -> dict:
     """
     from .naming import label_of
 
+    earlier = {name: os.path.realpath(root) for name, root in (earlier or {}).items() if name != "raw"}
     names = {"raw": Path(bids_dir).absolute()}
     for root, base in [*((root, None) for root in derivatives), *((root, base) for base, root in folders)]:
         if base is None:
@@ -64,12 +72,26 @@ def dataset_names(bids_dir, derivatives=(), folders=()) -> dict:
                 base = label_of(Path(root).name)
             except ValueError:
                 base = "derivatives"
-        name, count = base, 1
-        while name in names:
+        same = [n for n, r in earlier.items() if r == os.path.realpath(root) and n not in names]
+        name, count = (same[0] if same else base), 1
+        while name in names or (not same and name in earlier):
             count += 1
             name = f"{base}{count}"
         names[name] = Path(root).absolute()
     return names
+
+
+def linked_datasets(output_dir) -> dict:
+    """The datasets OUTPUT_DIR's ``dataset_description.json`` links (name -> absolute root);
+    empty when it has none, or no readable one."""
+    output_dir = Path(output_dir)
+    try:
+        links = json.loads((output_dir / "dataset_description.json").read_text(encoding="utf-8")).get("DatasetLinks")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(links, dict):
+        return {}
+    return {str(name): output_dir / str(path) for name, path in links.items() if isinstance(path, str)}
 
 
 def source(path, output_dir, datasets=None) -> str:

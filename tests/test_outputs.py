@@ -315,3 +315,20 @@ def test_a_set_is_staged_when_another_job_removes_the_empty_staging_root_meanwhi
         path.write_text("x")
         staging.commit()
     assert removed and (tmp_path / "sub-02" / "x.txt").read_text() == "x"
+
+
+def test_a_dataset_keeps_its_name_and_another_gets_one_of_its_own(tmp_path):
+    """Per-subject jobs over per-subject fMRIPrep folders (a/fmriprep, b/fmriprep) each named theirs
+    'fmriprep': the second job re-pointed the link, and the first subject's Sources broke."""
+    bids, first, second = tmp_path / "raw", tmp_path / "a" / "fmriprep", tmp_path / "b" / "fmriprep"
+    for folder in (bids, first, second):
+        folder.mkdir(parents=True)
+    out = tmp_path / "out"
+    outputs.write_dataset_files(bids, out, outputs.dataset_names(bids, [first]))
+    earlier = outputs.linked_datasets(out)
+    assert outputs.dataset_names(bids, [second], earlier=earlier) == {"raw": bids, "fmriprep2": second}
+    assert outputs.dataset_names(bids, [first], earlier=earlier) == {"raw": bids, "fmriprep": first}
+    outputs.write_dataset_files(bids, out, outputs.dataset_names(bids, [second], earlier=earlier))
+    links = json.loads((out / "dataset_description.json").read_text())["DatasetLinks"]
+    assert (out / links["fmriprep"]).resolve() == first.resolve()
+    assert (out / links["fmriprep2"]).resolve() == second.resolve()
