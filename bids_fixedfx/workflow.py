@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -146,9 +147,8 @@ def _participant(settings, derivatives, fork):
     if reports:
         fitted.close()  # its reader thread ended: the reports may fork
         _write_reports(settings, checked, notes, fork)
-    else:  # an earlier job's page would show maps and figures this job replaced
-        _remove_outdated_pages(settings.output_dir, [naming.build("subject_report", subject=s)
-                                                     for s in dict.fromkeys(x.subject for x in checked.subjects)])
+    else:  # an earlier job's page would show maps and figures this job replaced: its other sections stay
+        _prune_subject_pages(settings, checked)
     pages = [settings.output_dir / naming.build("subject_report", subject=s)
              for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if reports else []
     logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
@@ -906,6 +906,27 @@ def _write_reports(settings, checked, notes, fork=False):
     from . import report
 
     report.write_participant_reports(settings, checked, notes, fork=fork)
+
+
+def _prune_subject_pages(settings, checked) -> None:
+    """For a job without reports: each subject's page loses the sections of the tasks and spaces
+    this job replaced (they showed the earlier maps, and figures this job removed), keeping those
+    of other jobs' (:func:`.report.subject.keep_earlier_sections`); a page left empty is removed."""
+    from .report.subject import keep_earlier_sections, section_anchor
+
+    anchors = defaultdict(set)
+    for subject in checked.subjects:
+        anchors[subject.subject].add(section_anchor(subject.task, subject.space))
+    for subject, own in anchors.items():
+        page = settings.output_dir / naming.build("subject_report", subject=subject)
+        if not page.is_file():
+            continue
+        if keep_earlier_sections(settings, subject, own) is None:
+            logger.info("Removed %s, the report of the outputs this job replaced (written without a report).",
+                        page.name)
+        else:
+            logger.info("Removed from %s the sections of the outputs this job replaced (written without a report).",
+                        page.name)
 
 
 def _remove_outdated_pages(output_dir, pages) -> None:

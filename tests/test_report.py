@@ -103,6 +103,37 @@ def test_a_subject_run_by_space_in_two_jobs_keeps_one_page_of_both(tmp_path):
     assert shown == {"T1w": 1, "MNI152NLin2009cAsym": 0} and "earlier job" not in html
 
 
+def test_a_job_without_reports_removes_only_its_own_sections_of_a_page(tmp_path):
+    """A subject run by task in two jobs, then one task again with --no-reports: the whole page was
+    removed, the other task's section (its maps and figures all there) with it."""
+    import shutil
+
+    from bids_fixedfx.example_data import make_example_dataset
+
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+                                   n_volumes=40, spaces=("MNI152NLin2009cAsym",))
+    other = make_example_dataset(tmp_path / "other", n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+                                 n_volumes=40, spaces=("MNI152NLin2009cAsym",), task="other")
+    for path in other.path.rglob("*task-other*"):
+        target = dataset.path / path.relative_to(other.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    output = tmp_path / "out"
+    page = output / f"sub-{dataset.subjects[0]}.html"
+    common = [str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1"]
+    for task in ("checkerboard", "other"):
+        assert main([*common, "-t", task]) == 0
+    assert main([*common, "-t", "checkerboard", "--no-reports"]) == 0
+    html = page.read_text()
+    assert 'id="task-checkerboard-space-' not in html and 'id="task-other-space-MNI152NLin2009cAsym"' in html
+    assert "Shown, as an earlier job wrote them: task other (space MNI152NLin2009cAsym)." in html
+    for tag, url in links_of(page).urls:
+        if not url.startswith(("#", "data:")):
+            assert (output / unquote(url)).is_file(), url
+    assert main([*common, "-t", "other", "--no-reports"]) == 0
+    assert not page.exists()  # nothing of an earlier job left to show
+
+
 def test_the_group_page_shows_the_group_design_that_was_fitted(reports, example_dataset, tmp_path):
     """With --group-covariates the table headed "Design" showed 1 for every subject and contrast
     (the one-sample layout), not the group.control / group.patient design the sidecars hold."""

@@ -77,6 +77,32 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
     return files.write_page(subject_page(subject), page)
 
 
+def section_anchor(task, space) -> str:
+    """The id of a task and space's section of a subject's page (``task-x-space-MNI...``)."""
+    return "-".join(["task", task] + (["space", space] if space else []))
+
+
+def keep_earlier_sections(settings, subject: str, anchors) -> Path | None:
+    """Rewrite a subject's page with only the sections of other tasks and spaces than this
+    job's (``anchors``) that earlier jobs wrote and that are still written, when a job writes
+    no report of its own (``--no-reports``); remove the page when none is left.
+
+    Returns
+    -------
+    path : Path or None
+        The page rewritten, or None when it was removed (or there was none).
+    """
+    earlier = earlier_sets(settings.output_dir, subject, set(anchors))
+    page = settings.output_dir / subject_page(subject)
+    if not earlier:
+        outputs.remove_files(settings.output_dir, [subject_page(subject)] if page.is_file() else [])
+        return None
+    files = Files(settings.output_dir)
+    html = files.render("subject.html.jinja", subject=subject, tasks=[], earlier=earlier, n_runs=0,
+                        citation=citation_link(files), provenance=provenance(settings))
+    return files.write_page(subject_page(subject), html)
+
+
 #: How a subject's page marks each task and space's section (a ``set`` comment before and
 #: after it), so that a later job over other tasks or spaces keeps it.
 MARKED = re.compile(r"<!--set (task-([A-Za-z0-9]+)(?:-space-([A-Za-z0-9]+))?) section-->(.*?)<!--/set \1 section-->",
@@ -146,7 +172,7 @@ def task_section(settings, plan, notes, files: Files, estimator: str = "meta") -
     """What the page shows of one subject and task (a dict for the template)."""
     output_dir, threshold = settings.output_dir, settings.report_threshold
     common = {"subject": plan.subject, "task": plan.task, "space": plan.space}
-    anchor = "-".join(["task", plan.task] + (["space", plan.space] if plan.space else []))
+    anchor = section_anchor(plan.task, plan.space)
     form = plan.runs[0].form
     template = is_template(plan.space)
     if form is None:
