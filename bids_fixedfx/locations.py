@@ -43,7 +43,7 @@ def input_datasets(bids_dir: Path, derivatives) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def linked_folders(roots, bids_dir) -> list[tuple[Path, Path]]:
+def linked_folders(roots) -> list[tuple[Path, Path]]:
     """The symbolic links to folders elsewhere among the subject folders of the input datasets
     (``sub-01`` linked to a store, as datalad-like layouts have), with the folders they point
     to: inputs too. Other linked folders (``code``, ``sourcedata``) are not read, and
@@ -94,7 +94,7 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
     """
     bids_dir = Path(bids_dir).resolve()
     inputs = input_datasets(bids_dir, derivatives)
-    linked = linked_folders(inputs, bids_dir)
+    linked = linked_folders(inputs)
     output = None
     for option, path in (("OUTPUT_DIR", output_dir), ("--work-dir", work_dir), ("--bids-database-dir", database_dir)):
         if path is None:
