@@ -110,7 +110,8 @@ class Design:
         Whether the events had no ``trial_type`` column (nilearn models them as one condition,
         ``dummy``).
     absent : tuple of str
-        A model's run node: the levels it names that no event of this run has (left out).
+        A model's run node: the levels its transformations take that no event of this run has
+        (left out).
     """
 
     matrix: pd.DataFrame

@@ -46,8 +46,9 @@ class RunDesign:
     notes : tuple of str
         What a user should know about how it was built.
     absent : tuple of str
-        The levels of categorical variables that the node names (in ``Model.X`` or as a
-        transformation's input) and that no event of this run has: left out.
+        The levels of categorical variables that the node's transformations take as inputs and
+        that no event of this run has: left out (a level ``Model.X`` names that no run has, as
+        bidspm's templates name them, is left out with a note).
     """
 
     matrix: pd.DataFrame
@@ -326,7 +327,6 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     x, variables, notes = categories_as_levels(node.x, variables, where, missing=0.0)
     notes = [one_line(w.message) for w in said if issubclass(w.category, UserWarning)] + list(notes)
     absent = absent_levels(x, variables.names, given.names)
-    levels = tuple(sorted(set(absent) | absent_inputs))
     absent += [name for name in x if name in unmade - set(variables.names) and name not in absent]
     notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
     made_by_hrf = [e for e in x if node.hrf is not None and convolution_made(e, variables.names)]
@@ -382,7 +382,7 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     drift = tuple(c for c in matrix.columns if c not in columns)
     if INTERCEPT in node.x:
         confound_names += ("constant",)
-    return RunDesign(matrix, tuple(conditions), confound_names, drift, tuple(notes), levels)
+    return RunDesign(matrix, tuple(conditions), confound_names, drift, tuple(notes), tuple(sorted(absent_inputs)))
 
 
 def _confound(variable: Variable, times, where, notes) -> Variable:

@@ -488,9 +488,10 @@ def _missing_contrasts(plans):
 
 
 def _check_levels_some_run_has(node, built) -> None:
-    """Refuse a level a model's run node names (in ``Model.X`` or as a transformation's input)
-    that no event of any selected run has: a misspelt trial type, as pybids refuses it (a level
-    that only some runs lack is left out of theirs, where pybids makes it a zero column).
+    """Refuse a level a model's run node takes as a transformation's input that no event of any
+    selected run has: a misspelt trial type, as pybids refuses it (a level that only some runs
+    lack is left out of theirs, where pybids makes it a zero column; ``Model.X`` may name levels
+    no run has, as bidspm's templates do, each left out with a note).
 
     Raises
     ------
