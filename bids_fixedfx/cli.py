@@ -342,6 +342,9 @@ def _read_filters(path):
                 f"a run's {kind} file is its own run's (this would give the runs another run's); select runs "
                 "in the query of 'bold'."
             )
+    if "hemi" in filters.get("bold", {}):  # it was overridden: both files of a GIFTI pair are one series
+        raise UsageError(f"--bids-filter-file {path}: the query of 'bold' names hemi, but a GIFTI series is its "
+                         "pair of hemispheres, fitted together; leave hemi out.")
     extensions = filters.get("bold", {}).get("extension")
     series = (".nii", ".nii.gz", ".func.gii", ".dtseries.nii")
     odd = [e for e in (extensions if isinstance(extensions, list) else [extensions])

@@ -403,6 +403,7 @@ def test_missing_bids_filter_file_exits_64(tmp_path, capsys):
         '{"bold": {"run": 1, "run": 2}}',
         '{"bold": {"extension": ".json"}}',  # the sidecars read as BOLD series, the dataset blamed (66)
         '{"bold": {"extension": [".nii.gz", "tsv"]}}',
+        '{"bold": {"hemi": "R"}}',  # ignored: both hemispheres were fitted
     ],
 )
 def test_invalid_bids_filter_file_exits_64(tmp_path, content, capsys):
