@@ -84,14 +84,21 @@ def dataset_names(bids_dir, derivatives=(), folders=(), earlier=None) -> dict:
 def linked_datasets(output_dir) -> dict:
     """The datasets OUTPUT_DIR's ``dataset_description.json`` links (name -> absolute root);
     empty when it has none, or no readable one."""
-    output_dir = Path(output_dir)
+    return {name: Path(output_dir) / path for name, path in _earlier_links(output_dir).items()
+            if isinstance(path, str)}
+
+
+def _earlier_links(output_dir) -> dict:
+    """The ``DatasetLinks`` of the ``dataset_description.json`` already in OUTPUT_DIR, as
+    written (name -> path relative to it); empty when there is none, or no readable one."""
+    path = Path(output_dir) / "dataset_description.json"
+    if not path.is_file():  # none yet (or not a file: refused by the location checks)
+        return {}
     try:
-        links = json.loads((output_dir / "dataset_description.json").read_text(encoding="utf-8")).get("DatasetLinks")
+        links = json.loads(path.read_text(encoding="utf-8")).get("DatasetLinks", {})
     except (OSError, ValueError, AttributeError):
         return {}
-    if not isinstance(links, dict):
-        return {}
-    return {str(name): output_dir / str(path) for name, path in links.items() if isinstance(path, str)}
+    return {str(name): value for name, value in links.items()} if isinstance(links, dict) else {}
 
 
 def source(path, output_dir, datasets=None) -> str:
@@ -256,12 +263,7 @@ def merged_description(bids_dir, output_dir, datasets=None) -> dict:
     its ``SourceDatasets`` the raw dataset and every linked one (the derivatives read)."""
     output_dir = Path(output_dir)
     description = dataset_description(bids_dir, output_dir, datasets)
-    try:
-        earlier = json.loads((output_dir / "dataset_description.json").read_text()).get("DatasetLinks", {})
-    except (OSError, ValueError, AttributeError):
-        earlier = {}
-    if isinstance(earlier, dict):
-        description["DatasetLinks"] = {**earlier, **description["DatasetLinks"]}
+    description["DatasetLinks"] = {**_earlier_links(output_dir), **description["DatasetLinks"]}
     urls = [source["URL"] for source in description["SourceDatasets"]] + list(description["DatasetLinks"].values())
     description["SourceDatasets"] = [{"URL": url} for url in dict.fromkeys(urls)]  # raw, then each linked input
     return description

@@ -305,8 +305,7 @@ def _datasets(settings) -> dict:
     folders = [("designs", settings.design_dir)] if settings.design_dir is not None else []
     if settings.mask is not None:
         folders.append(("mask", Path(settings.mask).absolute().parent))
-    description = settings.output_dir / "dataset_description.json"
-    earlier = outputs.linked_datasets(settings.output_dir) if description.is_file() else {}
+    earlier = outputs.linked_datasets(settings.output_dir)
     return outputs.dataset_names(settings.bids_dir, settings.derivatives, folders, earlier)
 
 
