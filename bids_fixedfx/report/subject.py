@@ -40,7 +40,8 @@ def is_template(space) -> bool:
     return bool(space) and str(space).startswith("MNI")
 
 
-def write_subject_report(settings, subject: str, plans, notes, files: Files | None = None, estimator: str = "meta"):
+def write_subject_report(settings, subject: str, plans, notes, files: Files | None = None, estimator: str = "meta",
+                         earlier=None):
     """Draw one subject's figures and write its page (``sub-<subject>.html``).
 
     Parameters
@@ -57,6 +58,9 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
     estimator : str
         How the subject node combined the runs: ``meta`` (fixed effects) or ``glm`` (a
         one-sample t-test).
+    earlier : list of EarlierSet, optional
+        The sections of earlier jobs to keep (default: :func:`earlier_sets` of the others than
+        these plans').
 
     Returns
     -------
@@ -65,11 +69,13 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
     files = files or Files(settings.output_dir)
     tasks = [task_section(settings, plan, [n for n in notes if n.about(subject, plan.task)], files, estimator)
              for plan in plans]
+    if earlier is None:
+        earlier = earlier_sets(settings.output_dir, subject, {task["anchor"] for task in tasks})
     page = files.render(
         "subject.html.jinja",
         subject=subject,
         tasks=tasks,
-        earlier=earlier_sets(settings.output_dir, subject, {task["anchor"] for task in tasks}),
+        earlier=earlier,
         n_runs=len({p.run.name for plan in plans for p in plan.runs}),  # a run fitted in two spaces is one run
         citation=citation_link(files),
         provenance=provenance(settings),
@@ -93,14 +99,11 @@ def keep_earlier_sections(settings, subject: str, anchors) -> Path | None:
         The page rewritten, or None when it was removed (or there was none).
     """
     earlier = earlier_sets(settings.output_dir, subject, set(anchors))
+    if earlier:
+        return write_subject_report(settings, subject, [], [], earlier=earlier)
     page = settings.output_dir / subject_page(subject)
-    if not earlier:
-        outputs.remove_files(settings.output_dir, [subject_page(subject)] if page.is_file() else [])
-        return None
-    files = Files(settings.output_dir)
-    html = files.render("subject.html.jinja", subject=subject, tasks=[], earlier=earlier, n_runs=0,
-                        citation=citation_link(files), provenance=provenance(settings))
-    return files.write_page(subject_page(subject), html)
+    outputs.remove_files(settings.output_dir, [subject_page(subject)] if page.is_file() else [])
+    return None
 
 
 #: How a subject's page marks each task and space's section (a ``set`` comment before and
