@@ -357,11 +357,16 @@ def hemisphere_pair(path) -> tuple[Path, Path]:
         The name has no ``hemi-L`` entity.
     """
     path = Path(path)
-    parts = path.name.split("_")
-    if "hemi-L" not in parts:
+    if "hemi-L" not in path.name.split("_"):
         raise ValueError(f"{path.name} is not the left hemisphere's file (no hemi-L entity).")
-    parts[parts.index("hemi-L")] = "hemi-R"
-    return path, path.with_name("_".join(parts))
+    return path, other_hemisphere(path)
+
+
+def other_hemisphere(path) -> Path:
+    """The other hemisphere's file of a GIFTI file (``hemi-R`` for ``hemi-L``, and back)."""
+    path = Path(path)
+    swapped = {"hemi-L": "hemi-R", "hemi-R": "hemi-L"}
+    return path.with_name("_".join(swapped.get(part, part) for part in path.name.split("_")))
 
 
 def set_key(**entities) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import NoDataError
-from ..naming import hemisphere_pair
+from ..naming import other_hemisphere
 from ..surface import CIFTI_SERIES, GIFTI_SERIES
 from .query import _get
 
@@ -42,7 +42,8 @@ def surface_series(layout, query, bold_filters) -> list:
     gifti = _get(layout, scope="derivatives", extension=GIFTI_SERIES, return_type="object",
                  **{**filters, "hemi": ["L", "R"]}) if wanted is None or GIFTI_SERIES in wanted else []
     lefts = {Path(f.path) for f in gifti if f.get_entities().get("hemi") == "L"}
-    gifti = [f for f in gifti if Path(f.path) in lefts or _twin(Path(f.path)) not in lefts]  # a right without its left
+    gifti = [f for f in gifti  # a left file, or a right one without its left (refused by check_pairs)
+             if Path(f.path) in lefts or other_hemisphere(f.path) not in lefts]
     cifti = _get(layout, scope="derivatives", extension=CIFTI_SERIES, return_type="object",
                  **filters) if wanted is None or CIFTI_SERIES in wanted else []
     return list(gifti) + list(cifti)
@@ -60,15 +61,7 @@ def check_pairs(files) -> None:
     for series in files:
         path = Path(series.path)
         if path.name.endswith(GIFTI_SERIES):
-            twin = _twin(path)
+            twin = other_hemisphere(path)
             if not twin.is_file():
                 side = "right" if "hemi-L" in path.name.split("_") else "left"
                 raise NoDataError(f"{path} has no {side} hemisphere {twin.name} next to it.")
-
-
-def _twin(path) -> Path:
-    """The other hemisphere's file of a GIFTI series (``hemi-L`` for ``hemi-R``, and back)."""
-    parts = path.name.split("_")
-    if "hemi-L" in parts:
-        return hemisphere_pair(path)[1]
-    return path.with_name("_".join("hemi-L" if part == "hemi-R" else part for part in parts))
