@@ -143,7 +143,7 @@ def _load(path, what):
         raise InputFileError(f"{what} {path} cannot be read as GIFTI or CIFTI: {error}.") from error
 
 
-def _gifti_columns(path, what, space=None, hemi=0) -> np.ndarray:
+def _gifti_columns(path, what, space=None, hemi=0, density=None) -> np.ndarray:
     """A GIFTI file's data arrays as columns: (n_vertices, n_arrays); a file holding one
     2D array gives that array, vertices x volumes, or transposed when its columns, not its
     rows, are the vertices of the ``space``'s mesh (hemisphere ``hemi``: 0 left, 1 right) as
@@ -152,14 +152,15 @@ def _gifti_columns(path, what, space=None, hemi=0) -> np.ndarray:
     arrays = [np.asarray(d.data) for d in getattr(img, "darrays", ())]
     if len(arrays) == 1 and arrays[0].ndim == 2:  # the whole series in one array
         array = arrays[0]
-        vertices = mesh_vertices(space) if space else None
+        vertices = mesh_vertices(space, density) if space else None
         if vertices is None or array.shape[0] == vertices[hemi]:
             return array
         if array.shape[1] == vertices[hemi]:
             return array.T
         raise InputFileError(
-            f"{what} {path} holds one array of {array.shape[0]} x {array.shape[1]} values, but {space} has "
-            f"{vertices[hemi]} vertices (nilearn's mesh); check the file's space- entity."
+            f"{what} {path} holds one array of {array.shape[0]} x {array.shape[1]} values, but "
+            f"{mesh_name(space, density)} has {vertices[hemi]} vertices (nilearn's mesh); check the file's "
+            "space- entity."
         )
     if not arrays or any(a.ndim != 1 and not (a.ndim == 2 and a.shape[1] == 1) for a in arrays):
         raise InputFileError(f"{what} {path} holds no per-vertex data arrays (a .func.gii of one value per vertex).")
@@ -211,14 +212,14 @@ def read_series(bold, what="BOLD series"):
         left, right = hemisphere_pair(bold)
         if not right.is_file():
             raise InputFileError(f"{what} {left} has no right hemisphere {right.name} next to it.")
-        mesh = mesh_name(parse(bold.name))
-        columns = [_gifti_columns(path, what, mesh, hemi) for hemi, path in enumerate((left, right))]
+        density = parse(bold.name).get("den")
+        columns = [_gifti_columns(path, what, space, hemi, density) for hemi, path in enumerate((left, right))]
         if columns[0].shape[1] != columns[1].shape[1]:
             raise InputFileError(
                 f"{what} {left.name} and {right.name} have different numbers of volumes "
                 f"({columns[0].shape[1]} and {columns[1].shape[1]})."
             )
-        counts = _check_mesh(mesh, (columns[0].shape[0], columns[1].shape[0]), left, right, what)
+        counts = _check_mesh(space, density, (columns[0].shape[0], columns[1].shape[0]), left, right, what)
         series = np.ascontiguousarray(np.concatenate(columns, axis=0).T)
         return series, Form("gifti", space, counts)
     img = _load(bold, what)
@@ -373,15 +374,15 @@ def group_spaces(found, asked):
     return [item for item in found if item.space not in NATIVE_SPACES], left_out
 
 
-def _check_mesh(space, counts, left, right, what):
+def _check_mesh(space, density, counts, left, right, what):
     """``counts`` (the vertices of a GIFTI pair's hemispheres), checked against the mesh of
     its space where that is fixed (fsaverage's; the figures, peak tables and smoothing of
     :data:`MESH_SPACES` use nilearn's copy of it)."""
-    expected = mesh_vertices(space)
+    expected = mesh_vertices(space, density)
     if expected is not None and tuple(counts) != expected:
         raise InputFileError(
             f"{what} {left} and its {right.name} have {counts[0]} and {counts[1]} vertices, but "
-            f"{space} has {expected[0]} and {expected[1]}; check the files' space- entity."
+            f"{mesh_name(space, density)} has {expected[0]} and {expected[1]}; check the files' space- entity."
         )
     return tuple(counts)
 
@@ -398,20 +399,18 @@ def _check_density(density, brain_models, path, what):
     return density
 
 
-def mesh_name(entities) -> str:
-    """The mesh a GIFTI file's entities name: its space, with its density when it has one
-    (``fsaverage den-10k``, as fMRIPrep names fsaverage5 through TemplateFlow)."""
-    space, density = entities.get("space") or "", entities.get("den")
-    return f"{space} den-{density}" if density else space
+def mesh_name(space, density=None) -> str:
+    """A mesh as messages name it: its space, with its density when it has one (``fsaverage
+    den-10k``, as fMRIPrep names fsaverage5 through TemplateFlow)."""
+    return f"{space} den-{density}" if density else str(space)
 
 
-def mesh_vertices(mesh):
-    """The vertices of each hemisphere (left, right) of a mesh (:func:`mesh_name`) whose size
-    is fixed: an fsaverage space (:data:`FSAVERAGE_VERTICES`), or a density of fsaverage or
-    fsLR (:data:`DENSITY_VERTICES`); None for others."""
-    space, _, density = str(mesh).partition(" den-")
+def mesh_vertices(space, density=None):
+    """The vertices of each hemisphere (left, right) of a mesh whose size is fixed: an fsaverage
+    space (:data:`FSAVERAGE_VERTICES`), or a density of fsaverage or fsLR
+    (:data:`DENSITY_VERTICES`); None for others."""
     if density:
-        family = "fsaverage" if space.startswith("fsaverage") else space
+        family = "fsaverage" if str(space).startswith("fsaverage") else space
         count = DENSITY_VERTICES.get((family, density))
     else:
         count = FSAVERAGE_VERTICES.get(space)
@@ -604,7 +603,7 @@ def read_form(path, what="Map") -> Form:
     if path.name.endswith(GIFTI_MAP):
         left, right = hemisphere_pair(path)
         counts = tuple(_gifti_columns(p, what).shape[0] for p in (left, right))
-        counts = _check_mesh(mesh_name(parse(path.name)), counts, left, right, what)
+        counts = _check_mesh(space, parse(path.name).get("den"), counts, left, right, what)
         return Form("gifti", space, counts)
     img = _load(path, what)
     axes = _cifti_axes(img, path, what)
