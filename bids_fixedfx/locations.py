@@ -217,13 +217,19 @@ def _home() -> Path | None:
 
 
 def _check_folder(option: str, path: Path) -> None:
-    """``path`` is a folder the app can write in, or can be made as one."""
+    """``path`` is a folder the app can write in, or can be made as one: a folder is made in
+    it (or in the nearest folder above it that exists) and removed again."""
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         where = "is a file" if existing == path else f"would be made under the file {existing}"
         raise UsageError(f"{option} {path} {where}; give a folder.")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path} cannot be written: {existing} is not writable.")
+    try:  # permissions are not all: root-squashed NFS, ACLs, /sys and some mounts refuse anyway
+        os.rmdir(tempfile.mkdtemp(prefix=".bids-fixedfx-check-", dir=existing))
+    except OSError as error:
+        raise UsageError(f"{option} {path} cannot be written: a folder cannot be made in {existing} "
+                         f"({error.strerror or error}).") from None
 
 
 @contextmanager

@@ -199,3 +199,19 @@ def test_an_output_dir_that_is_a_broken_link_is_named(tmp_path, kind):
     link.symlink_to(tmp_path / "nowhere" if kind == "dangling" else link)
     with pytest.raises(UsageError, match=f"OUTPUT_DIR {link} is a symbolic link to nothing"):
         locations.check_locations(bids, link)
+
+
+def test_a_folder_its_permissions_allow_but_its_file_system_refuses_is_named(tmp_path, monkeypatch):
+    """Root-squashed NFS, ACLs and /sys let ``os.access`` pass and then refuse the folder: the
+    check makes one, rather than failing when the first output is written (exit 1)."""
+    bids = _dataset(tmp_path / "bids")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    locations.check_locations(bids, tmp_path / "out" / "deep")
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bids"]
+    monkeypatch.setattr(locations.tempfile, "mkdtemp", refuse)
+    with pytest.raises(UsageError, match=rf"OUTPUT_DIR {tmp_path / 'out' / 'deep'} cannot be written: a folder "
+                       rf"cannot be made in {tmp_path} \(Operation not permitted\)"):
+        locations.check_locations(bids, tmp_path / "out" / "deep")
