@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
-from .images import read_image, read_mask
+from .errors import FixedFxError, InputFileError
+from .images import check_image, read_image, read_mask
 
 
 def load_mask(mask, bold_img, name=None):
@@ -163,7 +163,10 @@ def _streamed_series(bold, mask_img, smoothing_fwhm, n_threads, allocate=np.empt
         for t, volume in enumerate(volumes):
             volume = volume[box]
             if series is None:
-                series = allocate((n_volumes, where.size), _series_dtype(volume.dtype, sigma))
+                try:
+                    series = allocate((n_volumes, where.size), _series_dtype(volume.dtype, sigma))
+                except MemoryError:
+                    raise _no_memory(bold, (n_volumes, where.size), _series_dtype(volume.dtype, sigma)) from None
             if pool is None:
                 zeroed += _masked_volume(volume, where, sigma, series.dtype, out=series[t])
                 continue
@@ -173,6 +176,17 @@ def _streamed_series(bold, mask_img, smoothing_fwhm, n_threads, allocate=np.empt
         for future in in_flight:
             zeroed += future.result()
     return series, zeroed
+
+
+def _no_memory(bold, shape, dtype) -> FixedFxError:
+    """The error of a series too large for the memory left (exit 1): a large run on a small
+    job, or a header that declares more than the file holds (a gzip stream of zeros)."""
+    gib = np.prod(shape, dtype=float) * np.dtype(dtype).itemsize / 2**30
+    return FixedFxError(
+        f"There is not enough memory to read {bold}: it needs {gib:.1f} GiB ({' x '.join(map(str, shape))} "
+        f"values of {np.dtype(dtype)}); give the job more memory, or check that the file's header states its "
+        "real size."
+    )
 
 
 def _sigma(affine, smoothing_fwhm):
@@ -391,7 +405,11 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1, ahead=None) -
             return MaskedRun(ahead.series, mask_img, ahead.nonfinite_volumes)
         series, zeroed = _streamed_series(bold, mask_img, smoothing_fwhm, n_threads)
         return MaskedRun(series, mask_img, zeroed)
-    bold_img = read_bold(bold) if isinstance(bold, (str, Path)) else load_img(bold)
+    try:
+        bold_img = read_bold(bold) if isinstance(bold, (str, Path)) else load_img(bold)
+    except MemoryError:
+        header = check_image(bold, "BOLD series").header
+        raise _no_memory(bold, header.get_data_shape(), header.get_data_dtype()) from None
     mask_img = load_mask(mask, bold_img, bold if isinstance(bold, (str, Path)) else None)
     series, zeroed = _masked_series(bold_img, mask_img, smoothing_fwhm, n_threads)
     return MaskedRun(series, mask_img, zeroed)

@@ -470,6 +470,26 @@ def test_a_series_read_volume_by_volume_is_the_masked_series(synthetic, tmp_path
     )
 
 
+def test_a_series_too_large_for_the_memory_left_is_named(synthetic, tmp_path, monkeypatch):
+    """A header may declare gigabytes that a gzip stream of zeros holds in megabytes: numpy's
+    allocation error (exit 1, naming nothing) becomes a sentence naming the file and its size."""
+    bold, mask, _, _ = synthetic
+    path = tmp_path / "bold.nii.gz"
+    bold.to_filename(path)
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate")
+
+    n = int(np.count_nonzero(mask.get_fdata()))
+    with pytest.raises(series.FixedFxError, match=rf"not enough memory to read {path}: it needs .* GiB "
+                       rf"\({bold.shape[3]} x {n} values of float32\); give the job more memory"):
+        glm.streamed_series(path, glm.load_mask(mask, bold), 5.0, allocate=no_memory)
+    monkeypatch.setattr(series, "read_bold", no_memory)  # no mask: the whole series is read
+    shape = " x ".join(map(str, bold.shape))
+    with pytest.raises(series.FixedFxError, match=rf"not enough memory to read {path}: it needs .* \({shape} values"):
+        glm.prepare_run(path, None, 5.0)
+
+
 def test_a_series_read_ahead_is_taken_only_when_read_as_it_would_be(synthetic, tmp_path):
     """The series read ahead (the mask read without nilearn) is the one prepare_run reads,
     and is taken only for the same BOLD, mask and smoothing, the mask giving the same voxels."""
