@@ -99,9 +99,40 @@ def said_once(texts) -> list[str]:
     lines = []
     for members in groups.values():
         lines += members[:SAID_IN_FULL]
-        rest = members[SAID_IN_FULL:]
-        if rest:
-            names = [found.group(0) for found in map(_NAMED.search, rest) if found]
-            others = f" and {len(names) - 5} others" if len(names) > 5 else ""
-            lines.append(f"The same for {len(rest)} more: {', '.join(names[:5])}{others}.")
+        if members[SAID_IN_FULL:]:
+            lines.append(f"The same for {_others(members[SAID_IN_FULL:])}.")
     return lines
+
+
+def _others(rest) -> str:
+    """``"7 more: sub-04_task-x_run-1, ... and 2 others"``: the runs or subjects notes name."""
+    names = [found.group(0) for found in map(_NAMED.search, rest) if found]
+    others = f" and {len(names) - 5} others" if len(names) > 5 else ""
+    return f"{len(rest)} more: {', '.join(names[:5])}{others}"
+
+
+class Repeats:
+    """:func:`said_once` for notes that come one at a time (those said while the runs are
+    fitted): :meth:`say` tells whether to log a note now (the first :data:`SAID_IN_FULL` of its
+    wording), :meth:`rest` gives the lines that name the others, for the end."""
+
+    def __init__(self):
+        self._groups = {}
+
+    def say(self, text: str) -> bool:
+        """Whether ``text`` is to be logged now (a note said before is not said again)."""
+        members = self._groups.setdefault(_NAMED.sub("…", text), [])
+        if text in members:
+            return False
+        members.append(text)
+        return len(members) <= SAID_IN_FULL
+
+    def rest(self) -> list[str]:
+        """One line for each wording said more than :data:`SAID_IN_FULL` times, naming the others."""
+        lines = []
+        for members in self._groups.values():
+            if members[SAID_IN_FULL:]:
+                first = _NAMED.search(members[0])
+                lines.append(f"The warning about {first.group(0) if first else 'the first'} above holds for "
+                             f"{_others(members[SAID_IN_FULL:])}.")
+        return lines

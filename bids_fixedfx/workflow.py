@@ -22,7 +22,7 @@ from pathlib import Path
 from . import (combine, discover, forked, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars,
                surface)
 from .errors import UsageError
-from .notes import Note, said_once
+from .notes import Note, Repeats, said_once
 
 logger = logging.getLogger("bids_fixedfx")
 
@@ -106,7 +106,7 @@ def _participant(settings, derivatives, fork):
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
     fitted = _fit_all(checked.runs, settings, ahead)
     del ahead  # the first run's series: freed once fitted
-    total, done, notes = len(checked.runs), 0, list(checked.notes)
+    total, done, notes, repeats = len(checked.runs), 0, list(checked.notes), Repeats()
     started = time.perf_counter()
     ordinals = {label: n for n, label in enumerate(dict.fromkeys(s.subject for s in checked.subjects), start=1)}
     for subject in checked.subjects:
@@ -120,7 +120,8 @@ def _participant(settings, derivatives, fork):
                 logger.info("[%d/%d] %s fitted in %.1f s%s", done, total, run_plan.run.name, seconds,
                             progress.remaining(done, total, elapsed))
                 for text in result.notes:
-                    logger.warning("%s", text)
+                    if repeats.say(text):  # a note about every run: said a few times, the others named at the end
+                        logger.warning("%s", text)
                     notes.append(Note.for_run(run_plan.run, "fit", text))
                 write_run(run_plan, result, staging, settings, levels={s.level for s in checked.steps})
                 results.append(result if len(subject.runs) == 1 else _kept_for_combining(result))
@@ -138,6 +139,8 @@ def _participant(settings, derivatives, fork):
                         f" space-{subject.space}" if subject.space else "",
                         maps.step.node.name, "fixed effects" if maps.step.node.model_type == "meta" else "OLS",
                         len(maps.runs), ordinals[subject.subject], len(ordinals))
+    for text in repeats.rest():
+        logger.warning("%s", text)
     _write_boilerplate(settings, checked, None)
     subject_steps = [step for step in checked.steps if step.level == "subject"]
     reports = settings.reports and subject_steps and not any(step.desc for step in subject_steps)

@@ -31,6 +31,7 @@ from bids_fixedfx import outputs
 from bids_fixedfx.cli import main
 from bids_fixedfx.discover import validator_command
 from bids_fixedfx.errors import EX_NO_INPUT, EX_USAGE
+from bids_fixedfx.notes import SAID_IN_FULL
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the app; pytest -m 'not slow' leaves them out
 
@@ -1060,3 +1061,26 @@ def test_progress_lines_and_a_quiet_run(example_dataset, tmp_path, capsys):
                  "--skip-bids-validation", "--no-reports", "--quiet"]) == 0
     (line,) = capsys.readouterr().err.splitlines()
     assert "Participant level done" in line and str(out) in line
+
+
+def test_a_warning_said_of_every_run_while_fitting_is_said_a_few_times_then_names_the_others(
+        fresh_dataset, tmp_path, capsys):
+    """Warnings said as runs are fitted, as those of the planning: a few in full, then one line
+    naming the other runs (a dataset of a hundred runs printed a hundred)."""
+    dataset = fresh_dataset(subjects=("01",))
+    bolds = sorted(dataset.path.rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"))
+    assert len(bolds) > SAID_IN_FULL
+    for bold in bolds:  # a volume of NaN in every run: a note about each
+        img = nib.load(bold)
+        values = img.get_fdata(dtype=np.float32)
+        values[..., 3] = np.nan
+        nib.Nifti1Image(values, img.affine, img.header).to_filename(bold)
+    capsys.readouterr()
+    assert main([str(dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation", "--no-reports",
+                 "--space", SPACE]) == 0
+    lines = [line.split(" WARNING: ", 1)[1] for line in capsys.readouterr().err.splitlines() if " WARNING: " in line]
+    assert len([line for line in lines if "volumes hold non-finite" in line]) == SAID_IN_FULL
+    last = [line for line in lines if line.startswith("The warning about")]
+    names = [bold.name.split("_space-")[0] for bold in bolds]
+    assert last == [f"The warning about {names[0]} above holds for {len(bolds) - SAID_IN_FULL} more: "
+                    f"{', '.join(names[SAID_IN_FULL:])}."]

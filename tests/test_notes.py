@@ -3,7 +3,7 @@ naming the others (the sidecars and reports keep every note)."""
 
 from __future__ import annotations
 
-from bids_fixedfx.notes import SAID_IN_FULL, said_once
+from bids_fixedfx.notes import SAID_IN_FULL, Repeats, said_once
 
 
 def test_one_wording_about_many_runs_is_said_a_few_times_then_names_the_others():
@@ -17,3 +17,14 @@ def test_one_wording_about_many_runs_is_said_a_few_times_then_names_the_others()
     assert lines[SAID_IN_FULL + 1:] == ["Another note."]
     few = texts[:SAID_IN_FULL]
     assert said_once(few) == few  # a few are all said in full
+
+
+def test_notes_said_one_at_a_time_are_said_a_few_times_then_named_at_the_end():
+    texts = [f"sub-{i:02d}_task-x_run-1: 2 of its 60 volumes hold non-finite values" for i in range(1, 8)]
+    repeats = Repeats()
+    said = [text for text in [*texts, "Another note.", texts[0]] if repeats.say(text)]
+    assert said == [*texts[:SAID_IN_FULL], "Another note."]
+    assert repeats.rest() == ["The warning about sub-01_task-x_run-1 above holds for 4 more: sub-04_task-x_run-1, "
+                              "sub-05_task-x_run-1, sub-06_task-x_run-1, sub-07_task-x_run-1."]
+    few = Repeats()
+    assert all(few.say(text) for text in texts[:SAID_IN_FULL]) and few.rest() == []
