@@ -215,6 +215,29 @@ def test_a_broken_gifti_pair_stops_only_the_jobs_of_its_space(surface_dataset, t
         discover.select_runs(dataclasses.replace(settings, space=FS5))
 
 
+@pytest.mark.parametrize("right_tr", [1.5, 2.0])
+def test_hemispheres_whose_sidecars_give_other_repetition_times_are_refused(surface_dataset, tmp_path, right_tr):
+    """The hemi-L sidecar's TR made both halves' design without a word of the hemi-R one's."""
+    from bids_fixedfx import discover
+    from bids_fixedfx.settings import Settings
+
+    copy = tmp_path / "bids"
+    shutil.copytree(surface_dataset.path, copy, symlinks=True)
+    left, right = (copy / p.relative_to(surface_dataset.path) for p in gifti_pair(surface_dataset, "01", "01"))
+    sidecar = right.with_name(right.name.replace(".func.gii", ".json"))
+    described = json.loads(sidecar.read_text())
+    assert described["RepetitionTime"] == 2.0
+    sidecar.write_text(json.dumps({**described, "RepetitionTime": right_tr}))
+    settings = Settings(bids_dir=copy, output_dir=tmp_path / "out", analysis_level="participant",
+                        participant_label=("01",), space=FS5)
+    if right_tr == described["RepetitionTime"]:
+        assert discover.select_runs(settings).runs
+        return
+    with pytest.raises(InputFileError, match=rf"RepetitionTime in {sidecar} \(1.5 s\) contradicts the 2 s in "
+                       rf"{left.with_name(left.name.replace('.func.gii', '.json'))}, the other hemisphere"):
+        discover.select_runs(settings)
+
+
 def test_a_gifti_pair_with_other_vertices_than_its_spaces_mesh_is_refused_before_any_output(
         surface_dataset, tmp_path, capsys):
     """A pair named space-fsaverage5 whose hemispheres have other vertex counts than nilearn's

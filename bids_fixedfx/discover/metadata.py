@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import InputFileError, NoDataError
 from ..expression import NUMBER
 from ..jsonfile import read_object
-from ..naming import match_entities
+from ..naming import match_entities, other_hemisphere
 from .folders import _dataset_root, _layout_roots
 
 
@@ -168,6 +168,31 @@ def _repetition_time(layout, files, run_name, disagreeing=None):
             if other is not None and not math.isclose(other, tr, rel_tol=1e-6):
                 disagreeing.append((used[1], tr, raw[1], other))
     return tr
+
+
+def check_hemispheres_agree(layout, path, tr) -> None:
+    """A GIFTI series' other hemisphere states the repetition time used (``tr``, from
+    ``path``'s sidecars), or none: both halves of one run are fitted with one design.
+
+    Raises
+    ------
+    InputFileError
+        The two hemispheres' sidecars give different repetition times.
+    """
+    path = Path(path)
+    other = other_hemisphere(path)
+    if other == path or not other.is_file():
+        return
+    found = _metadata(layout, other).get("RepetitionTime")
+    used = _metadata(layout, path).get("RepetitionTime")
+    if found is None or used is None or found[1] == used[1]:  # one sidecar for both (inherited)
+        return
+    theirs = _seconds("RepetitionTime", *found)
+    if not math.isclose(theirs, tr, rel_tol=1e-6):
+        raise InputFileError(
+            f"RepetitionTime in {found[1]} ({theirs:g} s) contradicts the {tr:g} s in {used[1]}, the other "
+            "hemisphere of the same run; correct the sidecar that is wrong."
+        )
 
 
 def repetition_time_warning(disagreeing) -> str:

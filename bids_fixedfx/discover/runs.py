@@ -17,7 +17,7 @@ from ..naming import ENTITY_NAMES, run_name
 from ..surface import is_surface_file
 from .bidsignore import bidsignore_rules, ignored_events
 from .matching import _design_for, _events_for, _unmatched_designs
-from .metadata import _repetition_time, _start_time
+from .metadata import _repetition_time, _start_time, check_hemispheres_agree
 from .query import (
     CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI, RunFiles, _extension, _get, _one, _pybids_filters, _run_entities,
     _unpadded,
@@ -315,6 +315,8 @@ def _preprocessed_run(layout, queries, settings, bold, space, warnings, unstated
             "pass --confounds none to model it without confounds."
         )
     tr = _repetition_time(layout, [Path(bold.path), raw], name, disagreeing)
+    if surface:
+        check_hemispheres_agree(layout, bold.path, tr)
     return Run(
         entities=entities, space=space, bold=Path(bold.path),
         mask=Path(mask) if mask else None, events=events, confounds=confound_file,
