@@ -1084,3 +1084,23 @@ def test_a_warning_said_of_every_run_while_fitting_is_said_a_few_times_then_name
     names = [bold.name.split("_space-")[0] for bold in bolds]
     assert last == [f"The warning about {names[0]} above holds for {len(bolds) - SAID_IN_FULL} more: "
                     f"{', '.join(names[SAID_IN_FULL:])}."]
+
+
+def test_a_run_whose_spaces_give_other_repetition_times_is_refused_before_any_output(fresh_dataset, tmp_path, capsys):
+    """A run's spaces share its design file: with a TR of 2 s in one space's sidecar and 2.5 s in
+    the other's, each space was fitted with its own design and the file held one of them."""
+    dataset = fresh_dataset(subjects=("01",))
+    sidecar = next(dataset.path.rglob("sub-01_ses-1_task-checkerboard_run-01_space-T1w_desc-preproc_bold.json"))
+    described = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**described, "RepetitionTime": described["RepetitionTime"] * 1.25}))
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--space", SPACE, "T1w"]) == EX_NO_INPUT
+    error = " ".join(capsys.readouterr().err.split())
+    assert "sub-01_ses-1_task-checkerboard_run-01 is" in error and "space-T1w_desc-preproc_bold.nii.gz" in error
+    assert "a run's spaces share one design" in error and not out.exists()
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--space", "T1w"]) == 0  # one space: its own sidecar's TR
+    design = json.loads(next(out.rglob("sub-01_ses-1_task-checkerboard_run-01_design.json")).read_text())
+    assert design["RepetitionTime"] == described["RepetitionTime"] * 1.25

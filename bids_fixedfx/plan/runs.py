@@ -147,6 +147,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
             _intersect(inside, (run.subject, run.task, run.space), mask)
         built[run] = designs.model_design(run, node) if node else designs.build_design(run, settings.model)
         notes += built[run].notes
+    _check_one_design_per_run(runs)
     if node is None:
         notes += designs.check_contrasts(settings.contrasts, built)
     else:
@@ -368,6 +369,20 @@ def _check_labels(run, contrasts, design, model_file=None):
                 + (f"; name them apart in {model_file}." if model_file else "; name them apart with --contrast NAME=SPEC.")
             )
         seen[key] = (contrast.name, contrast.label)
+
+
+def _check_one_design_per_run(runs) -> None:
+    """A run's spaces share its design file (``<run>_design.tsv`` names no space): their
+    series must give one design, of one repetition time and number of volumes."""
+    first = {}
+    for run in runs:
+        other = first.setdefault(run.name, run)
+        if (other.tr, other.n_volumes) != (run.tr, run.n_volumes):
+            raise InputFileError(
+                f"{run.name} is {other.n_volumes} volumes of {other.tr:g} s in {other.bold} but {run.n_volumes} "
+                f"volumes of {run.tr:g} s in {run.bold}; a run's spaces share one design, so correct the sidecar "
+                "or the series that is wrong."
+            )
 
 
 def _check_labels_across_runs(plans):
