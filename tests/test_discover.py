@@ -453,6 +453,30 @@ def test_the_echoes_or_parts_of_a_raw_run_under_one_preprocessed_series_are_one_
     assert not [w for w in selection.warnings if "no preprocessed one" in w]
 
 
+def test_an_echo_chosen_by_filter_keeps_the_runs_mask_and_confounds(fresh_dataset, make_settings):
+    """fMRIPrep writes one brain mask and one confounds table for every echo of a run: the echo
+    chosen as the 64 message suggests was fitted without confounds, in a mask nilearn made.
+    A file of the run's own echo goes before one of all its echoes."""
+    dataset = fresh_dataset(subjects=("01",))
+    plain = {run.name: run for run in discover.select_runs(make_settings(dataset.path, space=DEFAULT_SPACE)).runs}
+    for bold in dataset.path.rglob(f"*space-{DEFAULT_SPACE}_desc-preproc_bold.*"):
+        for echo in ("1", "2"):
+            shutil.copy(bold, bold.with_name(bold.name.replace("_space-", f"_echo-{echo}_space-")))
+        bold.unlink()
+    with pytest.raises(UsageError, match='several echo- values .* e.g. {"bold": {"echo": "1"}}'):
+        discover.select_runs(make_settings(dataset.path, space=DEFAULT_SPACE))
+    echo_2 = {"bold": {"echo": "2"}}
+    chosen = discover.select_runs(make_settings(dataset.path, space=DEFAULT_SPACE, bids_filters=echo_2))
+    assert chosen.runs and all("_echo-2_" in run.bold.name for run in chosen.runs)
+    for run in chosen.runs:
+        same = plain[run.name.replace("_echo-2", "")]
+        assert (run.mask, run.confounds, run.events) == (same.mask, same.confounds, same.events)
+    own = chosen.runs[0].mask.with_name(chosen.runs[0].mask.name.replace("_space-", "_echo-2_space-"))
+    shutil.copy(chosen.runs[0].mask, own)
+    again = discover.select_runs(make_settings(dataset.path, space=DEFAULT_SPACE, bids_filters=echo_2))
+    assert again.runs[0].mask == own and again.runs[1].mask == chosen.runs[1].mask
+
+
 def test_derivatives_of_another_desc_or_one_folder_down_are_named_not_left_for_the_raw(fresh_dataset, make_settings):
     """Each modelled the raw series (exit 0): -d holding desc-denoised (or fMRIPrep's AROMA) series,
     and fMRIPrep 20's derivatives/fmriprep/fmriprep beside derivatives/fmriprep/freesurfer."""

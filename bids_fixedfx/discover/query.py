@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import NoDataError
-from ..naming import RUN_ENTITIES
+from ..naming import ENTITY_KEYS, RUN_ENTITIES
 
 NIFTI = [".nii.gz", ".nii"]
 CONFOUNDS_DESCS = ["confounds"]
@@ -84,7 +84,9 @@ class RunFiles:
         Entities (pybids names) that ``filters`` fix for every run (a ``--bids-filter-file``
         entry): not matched to the run's, as a run's query takes the filter's value.
     shared : iterable of str
-        Entities that a file may lack and still be the run's (``echo`` for events).
+        Entities that a file may lack and still be the run's (``echo``: fMRIPrep writes one
+        mask and one confounds table for every echo of a run); a file that has the run's value
+        is taken before one that lacks it.
     **filters
         The query's other filters (suffix, extension, scope, desc...).
     """
@@ -122,7 +124,11 @@ class RunFiles:
         candidates = self.by_subject.get(run.get("sub"), [])
         if "subject" in self.skipped:
             candidates = [c for files in self.by_subject.values() for c in files]
-        return [found for own, found in candidates if self._same_run(own, run)]
+        found = [(own, file) for own, file in candidates if self._same_run(own, run)]
+        exact = [(own, file) for own, file in found  # one of the run's echo (say) and one of all its echoes:
+                 if all(own.get(ENTITY_KEYS[name]) is not None for name in self.shared  # the echo's
+                        if run.get(ENTITY_KEYS[name]) is not None)]
+        return [file for _, file in (exact if exact and len(found) > 1 else found)]
 
     def _same_run(self, own, run) -> bool:
         for name, key in RUN_ENTITIES:

@@ -130,8 +130,9 @@ def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the ch
             differ = [key for key in ONE_ACQUISITION if len({dict(e).get(key) for e in series}) > 1]
             entity = ENTITY_NAMES[differ[0]]
             value = dict(next(iter(series)))[differ[0]] or "x"
+            named = tuple((k, v) for k, v in next(iter(series)) if k not in differ)  # a rec- they share kept
             raise UsageError(
-                f"{run_name(acquisition)} has {what} of several {differ[0]}- values "
+                f"{run_name(named)} has {what} of several {differ[0]}- values "
                 f"({', '.join(sorted(series.values()))}): they are one acquisition, not runs to combine; "
                 f'fit one with --bids-filter-file, e.g. {{"bold": {{"{entity}": "{value}"}}}}'
                 + (" (fMRIPrep writes one optimally combined series of a multi-echo run)." if differ[0] == "echo" else ".")
@@ -207,12 +208,13 @@ def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
         raw=RunFiles(layout, subjects, scope="raw", suffix="bold", extension=NIFTI),
         events=events_files(layout, settings, subjects),
         confounds=RunFiles(  # the filter's entities take the place of these (read with --confounds none
-            layout, subjects, given=confounds, scope="derivatives",  # too: fMRIPrep's non-steady-state columns)
+            layout, subjects, given=confounds, shared=("echo",),  # too: fMRIPrep's non-steady-state columns;
+            scope="derivatives",  # fMRIPrep writes one table for every echo of a run, without echo-)
             **{"desc": CONFOUNDS_DESCS, "suffix": CONFOUNDS_SUFFIXES, "extension": ".tsv", **confounds},
         ),
         masks={
             space: RunFiles(
-                layout, subjects, given=masks, scope="derivatives",
+                layout, subjects, given=masks, shared=("echo",), scope="derivatives",  # one mask for every echo
                 **{"suffix": "mask", "desc": "brain", "extension": NIFTI, "datatype": "func",
                    "space": space if space is not None else Query.NONE, **masks},
             )
