@@ -37,7 +37,7 @@ def test_covariate_equals_nilearn_and_missing_values_are_left_out():
         [f"sub-{s}" for s in kept["subject"]],
         pd.DataFrame({"subject_label": [f"sub-{s}" for s in kept["subject"]], "age": kept["age"]}))
     np.testing.assert_array_equal(design.matrix.to_numpy(), expected.to_numpy())
-    assert design.dropped == (2,) and design.notes == ("Node 'group': left out sub-03 (missing values in age)",)
+    assert design.dropped == (2,) and design.notes == ("Node 'group': left out sub-03 (age missing)",)
 
 
 def test_two_sample_with_demeaned_covariate():
@@ -48,13 +48,25 @@ def test_two_sample_with_demeaned_covariate():
     assert abs(design.matrix["age"].mean()) < 1e-12
 
 
+def test_a_covariate_is_demeaned_over_the_inputs_tested_not_those_left_out():
+    """A subject left out for a missing group still counted in the mean of age: the groups'
+    contrasts were taken at another age than the tested sample's (3% off nilearn's effect)."""
+    table = PARTICIPANTS.fillna({"age": 40.0}).assign(group=["patient", np.nan, "patient", "control", "control"])
+    node = dataset_node(["group.patient", "group.control", "age"], [{"Name": "Demean", "Input": ["age"]}])
+    design = build_group_design(node, table)
+    tested = table.drop(index=[1])
+    assert design.dropped == (1,) and list(design.matrix.index) == list(tested.index)
+    np.testing.assert_allclose(design.matrix["age"], tested["age"] - tested["age"].mean())
+    assert design.notes == ("Node 'group': left out sub-02 (group missing)",)
+
+
 def test_a_level_named_in_x_is_missing_where_its_category_is():
     """group n/a gave the subject a row of zeros in group.patient and group.control (exit 0,
     wrong degrees of freedom), where X: ["group"] left it out."""
     table = PARTICIPANTS.fillna({"age": 40.0}).assign(group=["patient", np.nan, "patient", "control", np.nan])
     design = build_group_design(dataset_node(["group.patient", "group.control"]), table)
     assert design.dropped == (1, 4) and list(design.matrix["group.patient"]) == [1, 1, 0]
-    assert design.notes == ("Node 'group': left out sub-02, sub-05 (missing values in group.patient, group.control)",)
+    assert design.notes == ("Node 'group': left out sub-02 (group missing), sub-05 (group missing)",)
 
 
 def test_levels_that_differ_only_in_case_are_named():

@@ -63,9 +63,47 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
     design : GroupDesign
     """
     where = f"Node {node.name!r}"
-    table = inputs.reset_index(drop=True)
-    if table.empty:
+    if inputs.empty:
         raise ModelError(f"{where} has an empty group: no inputs to model.")
+    matrix, notes = _design_matrix(node, inputs, where)
+    missing = matrix.isna().any(axis=1).to_numpy()
+    dropped = tuple(inputs.index[missing])
+    if missing.any():
+        index = inputs.index[missing]
+        names = inputs.loc[missing, label].astype(str).tolist() if label in inputs else [str(d) for d in dropped]
+        listed = [name not in set(unlisted) for name in names]
+        prefix = {"subject": "sub-", "session": "ses-"}.get(label, "")
+        names = [f"{prefix}{name}" for name in names]  # named as the folders are
+        if not all(listed):
+            absent = [name for name, known in zip(names, listed) if not known]
+            notes.append(f"{where}: left out {', '.join(absent)} (no row in participants.tsv; add one to test "
+                         f"{'it' if len(absent) == 1 else 'them'})")
+        if any(listed):
+            lacking = [f"{name} ({', '.join(dict.fromkeys(_source(c, inputs) for c in matrix.columns[row.isna()]))} "
+                       "missing)"
+                       for name, known, (_, row) in zip(names, listed, matrix.loc[index].iterrows()) if known]
+            notes.append(f"{where}: left out {', '.join(lacking)}")
+        if missing.all():
+            raise ModelError(f"{where} has an empty group: every input has a missing value.")
+        # the design again of the inputs tested: a Demean or Scale is over them, not those left out
+        matrix, more = _design_matrix(node, inputs.loc[~missing], where)
+        notes += [note for note in more if note not in notes]
+        matrix = matrix.dropna()
+        dropped += tuple(i for i in inputs.index[~missing] if i not in matrix.index)
+    if matrix.empty:
+        raise ModelError(f"{where} has an empty group: every input has a missing value.")
+    try:
+        check_rank(matrix, where)
+    except ModelError:
+        _check_constant(matrix, inputs.loc[matrix.index].reset_index(drop=True), where)
+        raise
+    return GroupDesign(matrix, dropped, tuple(notes))
+
+
+def _design_matrix(node, inputs, where):
+    """:func:`build_group_design`'s matrix of these inputs (NaN where an input lacks a value),
+    and its notes."""
+    table = inputs.reset_index(drop=True)
     variables = table_variables(table)
     if "contrast" in table:
         wanted = {x for x in node.x if isinstance(x, str)} - set(table.columns)
@@ -104,31 +142,13 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
         source = name.split(".", 1)[0]
         if "." in name and source in table.columns:
             matrix.iloc[np.flatnonzero(table[source].isna().to_numpy()), position] = np.nan
-    missing = matrix.isna().any(axis=1).to_numpy()
-    dropped = tuple(inputs.index[missing])
-    if missing.any():
-        index = inputs.index[missing]
-        names = inputs.loc[missing, label].astype(str).tolist() if label in inputs else [str(d) for d in dropped]
-        listed = [name not in set(unlisted) for name in names]
-        prefix = {"subject": "sub-", "session": "ses-"}.get(label, "")
-        names = [f"{prefix}{name}" for name in names]  # named as the folders are
-        if not all(listed):
-            absent = [name for name, known in zip(names, listed) if not known]
-            notes.append(f"{where}: left out {', '.join(absent)} (no row in participants.tsv; add one to test "
-                         f"{'it' if len(absent) == 1 else 'them'})")
-        if any(listed):
-            lacking = matrix.loc[index[listed]]
-            notes.append(f"{where}: left out {', '.join(n for n, known in zip(names, listed) if known)} "
-                         f"(missing values in {', '.join(lacking.columns[lacking.isna().any()])})")
-        matrix = matrix.loc[~missing]
-    if matrix.empty:
-        raise ModelError(f"{where} has an empty group: every input has a missing value.")
-    try:
-        check_rank(matrix, where)
-    except ModelError:
-        _check_constant(matrix, table.loc[~missing], where)
-        raise
-    return GroupDesign(matrix, dropped, tuple(notes))
+    return matrix, notes
+
+
+def _source(column, inputs) -> str:
+    """The input column a design column comes from: ``group`` for ``group.patient``."""
+    source = column.split(".", 1)[0]
+    return source if "." in column and source in inputs.columns else column
 
 
 def _case_slips(table, x, where) -> list:
