@@ -285,6 +285,25 @@ def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, 
     assert "once sub-02, sub-03, sub-04 were left out for missing values in participants.tsv" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_a_numeric_covariate_with_a_word_for_a_missing_value_is_refused(six_subjects, two_sample, tmp_path, capsys):
+    """age holding 'unknown' for n/a was modelled as one column per age, and the slope's contrast
+    replaced by cell means (exit 0); --group-covariates age refused the same table."""
+    dataset = tmp_path / "bids"
+    shutil.copytree(six_subjects.path, dataset, ignore=shutil.ignore_patterns("derivatives"))
+    table = pd.read_csv(dataset / "participants.tsv", sep="\t")
+    table["age"] = table["age"].astype(object)
+    table.loc[1, "age"] = "unknown"
+    table.to_csv(dataset / "participants.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    capsys.readouterr()
+    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 66
+    error = " ".join(capsys.readouterr().err.split())
+    assert "Model.X 'age' is a column of participants.tsv" in error and "'unknown', which is not a number" in error
+    assert not (out / "group").exists()
+
+
 def _model(tmp_path, nodes, name="bad"):
     path = tmp_path / f"model-{name}_smdl.json"
     path.write_text(json.dumps({"Name": name, "BIDSModelVersion": "1.0.0", "Nodes": nodes}))

@@ -777,6 +777,26 @@ def _stripped(table, text=()):
     return table
 
 
+def _check_numbers_with_stray_text(node, table) -> None:
+    """A column of ``Model.X`` that holds numbers but for a word or two (``unknown`` for n/a)
+    was modelled as categories, one column per value, and the slope's contrast replaced by
+    them: refused, as ``--group-covariates`` refuses it."""
+    import pandas as pd
+
+    from ..errors import InputFileError
+
+    for entry in node.x:
+        if not isinstance(entry, str) or entry not in table.columns or table[entry].dtype.kind not in "OSU":
+            continue
+        values = table[entry].dropna()
+        numbers = pd.to_numeric(values, errors="coerce").notna()
+        if len(values) / 2 < numbers.sum() < len(values):
+            raise InputFileError(
+                f"Node {node.name!r}: Model.X {entry!r} is a column of participants.tsv (or sessions.tsv) that holds "
+                f"numbers but also {values[~numbers].iloc[0]!r}, which is not a number; write n/a for a missing value."
+            )
+
+
 def _model_test(test, node, table, unlisted=()):
     """A test designed by a model's dataset node: its design over the inputs (from
     ``participants.tsv`` and ``sessions.tsv``) and its contrasts; ``unlisted``: the subjects
@@ -785,6 +805,7 @@ def _model_test(test, node, table, unlisted=()):
     from ..model.group import build_group_design
 
     table = table.reset_index(drop=True)
+    _check_numbers_with_stray_text(node, table)
     design = build_group_design(node, table, label="subject", unlisted=unlisted)
     kept = [item for item, keep in zip(test.inputs, ~table.index.isin(design.dropped)) if keep]
     notes = [Note("selection", text, task=test.task) for text in design.notes]
