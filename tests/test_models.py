@@ -263,15 +263,21 @@ def test_two_sample_design_with_a_covariate_equals_second_level_model(six_subjec
 
 
 @pytest.mark.slow
-def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, two_sample, tmp_path, capsys):
+def _second_age(value, six_subjects, two_sample, tmp_path):
+    """A copy of the six subjects' dataset whose sub-02 has this age, and of their subject maps."""
     dataset = tmp_path / "bids"
     shutil.copytree(six_subjects.path, dataset, ignore=shutil.ignore_patterns("derivatives"))
     table = pd.read_csv(dataset / "participants.tsv", sep="\t")
     table["age"] = table["age"].astype(object)
-    table.loc[1, "age"] = "n/a"
+    table.loc[1, "age"] = value
     table.to_csv(dataset / "participants.tsv", sep="\t", index=False)
     out = tmp_path / "out"
     shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    return dataset, out, table
+
+
+def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, two_sample, tmp_path, capsys):
+    dataset, out, table = _second_age("n/a", six_subjects, two_sample, tmp_path)
     assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 0
     err = capsys.readouterr().err
     assert "left out sub-02" in err
@@ -289,16 +295,10 @@ def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, 
 def test_a_numeric_covariate_with_a_word_for_a_missing_value_is_refused(six_subjects, two_sample, tmp_path, capsys):
     """age holding 'unknown' for n/a was modelled as one column per age, and the slope's contrast
     replaced by cell means (exit 0); --group-covariates age refused the same table."""
-    dataset = tmp_path / "bids"
-    shutil.copytree(six_subjects.path, dataset, ignore=shutil.ignore_patterns("derivatives"))
-    table = pd.read_csv(dataset / "participants.tsv", sep="\t")
-    table["age"] = table["age"].astype(object)
-    table.loc[1, "age"] = "unknown"
-    table.to_csv(dataset / "participants.tsv", sep="\t", index=False)
-    out = tmp_path / "out"
-    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    dataset, out, _ = _second_age("unknown", six_subjects, two_sample, tmp_path)
     capsys.readouterr()
-    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 66
+    model = MODELS / "model-twoSample_smdl.json"
+    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(model)]) == 66
     error = " ".join(capsys.readouterr().err.split())
     assert "Model.X 'age' is a column of participants.tsv" in error and "'unknown', which is not a number" in error
     assert not (out / "group").exists()
