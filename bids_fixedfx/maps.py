@@ -148,7 +148,8 @@ def masked_matrix(imgs, mask_img) -> np.ndarray:
     -------
     values : numpy.ndarray, shape (n_maps, n_voxels)
         float32 when every map's values are exactly float32 (the app writes its maps in
-        float32), else float64: no value is rounded.
+        float32), else float64: no value is rounded. Non-finite values are 0, as nilearn's
+        maskers give them (``SecondLevelModel``, ``compute_fixed_effects``).
     """
     inside = np.asanyarray(mask_img.dataobj).astype(bool)
     affine = np.asarray(mask_img.affine, dtype=np.float64)
@@ -162,6 +163,8 @@ def masked_matrix(imgs, mask_img) -> np.ndarray:
         elif matrix.dtype != np.result_type(matrix.dtype, dtype):
             matrix = matrix.astype(np.float64)
         matrix[row] = values
+    if matrix is not None and matrix.dtype.kind == "f":  # as nilearn's maskers (ensure_finite): NaN and infinity are 0
+        np.nan_to_num(matrix, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return matrix
 
 

@@ -180,6 +180,20 @@ def test_one_sample_test_in_blocks_equals_second_level_model(group_maps, blocks)
     assert_equal_to_nilearn(ours, theirs, mask)
 
 
+def test_non_finite_voxels_of_a_subject_map_are_zero_as_nilearn_reads_them(group_maps):
+    """A few NaN voxels in one subject's effect map gave NaN group maps there; nilearn's masker
+    reads them as 0 (SecondLevelModel's maps are finite)."""
+    effects, _, mask = group_maps
+    inside = np.asanyarray(mask.dataobj).astype(bool)
+    broken = effects[1].get_fdata().astype(np.float32)
+    broken[tuple(np.argwhere(inside)[:5].T)] = [np.nan, np.nan, np.inf, -np.inf, np.nan]
+    effects = [effects[0], nib.Nifti1Image(broken, effects[1].affine), *effects[2:]]
+    ours = combine.one_sample_test(effects, mask, combine.GroupContrast("c", "c", {"intercept": 1.0}))
+    theirs = second_level(effects, mask, pd.DataFrame({"intercept": np.ones(len(effects))}), "intercept", "t")
+    assert np.isfinite(values(ours.maps["t"], mask)).all()
+    assert_equal_to_nilearn(ours, theirs, mask)
+
+
 @pytest.mark.parametrize("weights", [[[0.0, 1.0, 0.0]], [[1.0, 0.0, -0.5]], [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]],
                          ids=["t-age", "t-mixed", "F"])
 def test_group_glm_equals_second_level_model(group_maps, blocks, weights):
