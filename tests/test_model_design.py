@@ -229,6 +229,25 @@ def test_convolve_derivatives_that_x_does_not_name_are_said():
     assert "trial_type.face_derivative" in named.matrix.columns and not [n for n in named.notes if "Convolve" in n]
 
 
+def test_events_a_fir_convolve_splits_are_not_modelled_unconvolved():
+    """Convolve with the FIR model made trial_type.face_delay_0/1 and X naming trial_type.face
+    modelled its boxcar, without a word; naming the delays gives nilearn's FIR design."""
+    events, confounds = random_run(5)
+    factor = {"Name": "Factor", "Input": ["trial_type"]}
+    convolve = {"Name": "Convolve", "Input": ["trial_type.face"], "Model": "fir", "FirDelays": [0, 1]}
+    with pytest.raises(ModelError, match="Model.X names 'trial_type.face', which its Convolve with the FIR model "
+                                         "splits into trial_type.face_delay_0, trial_type.face_delay_1: name those"):
+        build_run_design(run_model(["trial_type.face", 1], transformations=[factor, convolve]), events, confounds,
+                         tr=TR, n_volumes=N_VOLUMES)
+    delays = ["trial_type.face_delay_0", "trial_type.face_delay_1"]
+    design = build_run_design(run_model([*delays, 1], transformations=[factor, convolve]), events, confounds,
+                              tr=TR, n_volumes=N_VOLUMES)
+    faces = events[events["trial_type"] == "face"].assign(trial_type="trial_type.face")
+    expected = make_first_level_design_matrix(frame_times(0.0), faces[["onset", "duration", "trial_type"]],
+                                              hrf_model="fir", fir_delays=[0, 1], drift_model=None)
+    np.testing.assert_allclose(design.matrix[delays].to_numpy(), expected[delays].to_numpy(), atol=1e-10)
+
+
 @pytest.mark.parametrize("hrf_variables", [["trial_type.face"], ["trial_type.*"]])
 def test_a_variable_is_not_convolved_twice(hrf_variables):
     """Convolve, then Model.HRF naming the same variable: it was convolved again, silently

@@ -285,6 +285,16 @@ def _unused_derivatives(node, x_names, variables) -> list:
             "the design leaves them out; add them to Model.X to model them"]
 
 
+def _check_not_split_by_fir(node, x_names, variables) -> None:
+    """A ``Convolve`` of the FIR model makes ``<name>_delay_<n>`` columns and leaves the events
+    it was given as they are: ``Model.X`` naming those events modelled them unconvolved."""
+    for name in x_names:
+        delays = [other for other in variables.names if re.fullmatch(re.escape(name) + r"_delay_\d+", other)]
+        if delays and variables[name].source != "convolved":
+            raise ModelError(f"Node {node.name!r}: Model.X names {name!r}, which its Convolve with the FIR model "
+                             f"splits into {', '.join(delays)}: name those (the events themselves are not convolved).")
+
+
 def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, start_time: float = 0.0,
                      run_name: str = "the run", oversampling: int = OVERSAMPLING,
                      min_onset: float = MIN_ONSET) -> RunDesign:
@@ -333,6 +343,7 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     x_names = expand_names([e for e in x if e not in absent and e not in made_by_hrf], variables.names,
                            f"{where}: Model.X")
     notes += _unused_derivatives(node, x_names, variables)
+    _check_not_split_by_fir(node, x_names, variables)
     hrf_x = categories_as_levels(node.hrf.variables, variables, where, missing=0.0)[0] if node.hrf else ()
     hrf_names = {n for n in x_names if any(n == pattern or fnmatchcase(n, pattern) for pattern in hrf_x)}
     columns, conditions = {}, []
