@@ -107,6 +107,8 @@ def _participant(settings, derivatives, fork):
     fitted = _fit_all(checked.runs, settings, ahead)
     del ahead  # the first run's series: freed once fitted
     total, done, notes, repeats = len(checked.runs), 0, list(checked.notes), Repeats()
+    subject_steps = [step for step in checked.steps if step.level == "subject"]
+    unreported = set()  # sets whose subject node let none of their runs through: no subject maps to show
     started = time.perf_counter()
     ordinals = {label: n for n, label in enumerate(dict.fromkeys(s.subject for s in checked.subjects), start=1)}
     for subject in checked.subjects:
@@ -126,6 +128,15 @@ def _participant(settings, derivatives, fork):
                 write_run(run_plan, result, staging, settings, levels={s.level for s in checked.steps})
                 results.append(result if len(subject.runs) == 1 else _kept_for_combining(result))
             made = nodes.node_maps(checked.steps, subject, results, settings.model.precision_weighted)
+            if subject_steps and not any(maps.step.level == "subject" for maps in made):
+                unreported.add(subject)
+                space = f" space-{subject.space}" if subject.space else ""
+                text = (f"sub-{subject.subject} task-{subject.task}{space}: the model's subject node "
+                        f"({subject_steps[0].node.name}) takes none of its runs (its Filter), so it has run maps "
+                        "only, and no subject report section")
+                if repeats.say(text):
+                    logger.warning("%s", text)
+                notes.append(Note("subject-left-out", text, subject=subject.subject, task=subject.task))
             for maps in made:
                 write_node(maps, staging, settings)
             stale = outputs.existing_set(
@@ -142,18 +153,19 @@ def _participant(settings, derivatives, fork):
     for text in repeats.rest():
         logger.warning("%s", text)
     _write_boilerplate(settings, checked, None)
-    subject_steps = [step for step in checked.steps if step.level == "subject"]
     reports = settings.reports and subject_steps and not any(step.desc for step in subject_steps)
     if settings.reports and not reports:
         logger.info("No subject report: %s.", "the model has several subject nodes, and a report shows one node's maps"
                     if subject_steps else "the model's run node makes F tests only, which no subject node combines")
     if reports:
         fitted.close()  # its reader thread ended: the reports may fork
-        _write_reports(settings, checked, notes, fork)
+        _write_reports(settings, replace(checked, subjects=tuple(s for s in checked.subjects if s not in unreported)),
+                       notes, fork)
     else:  # an earlier job's page would show maps and figures this job replaced: its other sections stay
         _prune_subject_pages(settings, checked)
     pages = [settings.output_dir / naming.build("subject_report", subject=s)
-             for s in dict.fromkeys(subject.subject for subject in checked.subjects)] if reports else []
+             for s in dict.fromkeys(subject.subject for subject in checked.subjects if subject not in unreported)
+             ] if reports else []
     logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
                progress.duration(time.perf_counter() - started), total, len({s.subject for s in checked.subjects}),
                settings.output_dir, f" ({len(set(map(str, notes)))} warning(s) above)" if notes else "",

@@ -1104,3 +1104,33 @@ def test_a_run_whose_spaces_give_other_repetition_times_is_refused_before_any_ou
                  "--space", "T1w"]) == 0  # one space: its own sidecar's TR
     design = json.loads(next(out.rglob("sub-01_ses-1_task-checkerboard_run-01_design.json")).read_text())
     assert design["RepetitionTime"] == described["RepetitionTime"] * 1.25
+
+
+@pytest.mark.slow
+def test_a_subject_whose_subject_node_takes_none_of_its_runs_is_said_and_left_out_of_the_reports(
+        fresh_dataset, tmp_path, capsys):
+    """An Edge Filter on session 2, and a subject without session 2: its maps were written, then the
+    report stopped the job on its missing subject mask (exit 1)."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    for folder in sorted(dataset.path.rglob("sub-02/ses-2")):
+        shutil.rmtree(folder)
+    model = tmp_path / "model-sessionTwo_smdl.json"
+    model.write_text(json.dumps({
+        "Name": "sessionTwo", "BIDSModelVersion": "1.0.0",
+        "Nodes": [
+            {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject", "session"],
+             "Model": {"X": ["trial_type.audio", "trial_type.visual", 1], "Type": "glm",
+                       "HRF": {"Variables": ["trial_type.audio", "trial_type.visual"], "Model": "glover"}},
+             "DummyContrasts": {"Test": "t"}},
+            {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"],
+             "Model": {"X": [1], "Type": "meta"}, "DummyContrasts": {"Test": "t"}}],
+        "Edges": [{"Source": "run", "Destination": "subject", "Filter": {"session": ["2"]}}]}))
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "-m", str(model),
+                 "--space", SPACE]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "sub-02 task-checkerboard space-MNI152NLin2009cAsym: the model's subject node (subject) takes none" in said
+    assert list((out / "sub-02").rglob("*run-01*_stat-t_statmap.nii.gz"))
+    assert not list((out / "sub-02").rglob("*desc-fixedfx*")) and not (out / "sub-02.html").exists()
+    assert (out / "sub-01.html").is_file() and list((out / "sub-01").rglob("*desc-fixedfx_mask.nii.gz"))
