@@ -189,6 +189,9 @@ def test_string_fractions_and_f_contrasts():
     # 200,000 rows: a 298 GiB allocation (exit 1) once the output's first files were written
     ({"Nodes__0__Contrasts__0__Test": "F", "Nodes__0__Contrasts__0__Weights": [[1, -1]] * 1001},
      "has 1001 rows of weights; an F contrast has at most 1000"),
+    # nilearn's compute_contrast cannot invert it: "Processing failed: Singular matrix" (exit 1) while fitting
+    ({"Nodes__0__Contrasts__0__Test": "F", "Nodes__0__Contrasts__0__Weights": [[1, -1], [-1, 1]]},
+     "has 2 rows of weights that are linearly dependent \\(rank 1\\); an F contrast's rows must be independent"),
     # a Software of the wrong type was a Python error (exit 1)
     ({"Nodes__0__Model__Software": "nilearn"}, "Node 'run': Model.Software must be an object, one entry per software"),
     ({"Nodes__1__Model__Software": 5}, "Node 'subject': Model.Software must be an object"),

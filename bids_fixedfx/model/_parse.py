@@ -142,6 +142,13 @@ def parse_weights(raw, n_conditions: int, test: str, where: str) -> tuple:
         if len(matrix) > 1:
             raise ModelError(f"{where} has {len(matrix)} rows of weights; only an F contrast can have several.")
         return matrix[0]
+    if len(matrix) > 1:
+        import numpy as np
+
+        rank = np.linalg.matrix_rank(np.array(matrix, dtype=float))
+        if rank < len(matrix):  # nilearn's compute_contrast inverts c cov c': singular
+            raise ModelError(f"{where} has {len(matrix)} rows of weights that are linearly dependent (rank {rank}); "
+                             "an F contrast's rows must be independent: leave out those the others make.")
     return matrix if two_d else matrix[0]
 
 
