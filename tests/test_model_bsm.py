@@ -326,6 +326,19 @@ def test_numbers_as_contrast_names_and_a_missing_name():
         parse_model({k: v for k, v in EXAMPLE.items() if k != "Name"})
 
 
+def test_a_node_without_a_name_is_named_after_its_level():
+    """The README reads a missing Name with a note; a node's was refused."""
+    document = example()
+    del document["Nodes"][1]["Name"]
+    document.pop("Edges", None)
+    model = parse_model(document)
+    assert [node.name for node in model.nodes][1] == "subject"
+    assert any("Node 2 of" in n and "has no Name; named 'subject' after its level" in n for n in model.notes)
+    document["Nodes"][1]["Name"] = ""
+    with pytest.raises(ModelError, match="has a Name that is not a word"):
+        parse_model(document)
+
+
 @pytest.mark.parametrize(("change", "said"), [
     ({"Name": 12}, "Name must be text, not 12"),
     ({"Name": "x" * 300}, "Name is too long for the file name"),

@@ -78,6 +78,7 @@ def pybids(instructions, events=EVENTS):
     [{"Name": "Orthogonalize", "Input": ["gain"], "Other": ["loss"]}],
     [{"Name": "Assign", "Input": ["RT"], "Target": "gain", "Output": "gain_rt"}],
     [{"Name": "Assign", "Input": ["gain"], "Target": "loss", "TargetAttr": "duration"}],
+    [{"Name": "Assign", "Input": ["RT"], "Target": ["gain"], "Output": "gain_rt"}],  # a list of one, as pybids reads
     [{"Name": "Rename", "Input": ["gain"], "Output": "G"}, {"Name": "Copy", "Input": ["G"], "Output": "G2"},
      {"Name": "Delete", "Input": ["loss"]}],
     [{"Name": "Select", "Input": ["gain", "RT"]}],
@@ -180,7 +181,10 @@ def test_simple_variables_for_higher_levels():
       {"Name": "Scale", "Input": ["loss"]}], "is constant"),
     ([{"Name": "Factor", "Input": ["trial_type"], "RefLevel": "z", "Constraint": "drop_one"}], "RefLevel 'z'"),
     # arguments of the wrong kind or size failed as 'Processing failed' (exit 1)
-    ([{"Name": "Threshold", "Input": ["gain"], "Threshold": "1; rm -rf /"}], "cannot be applied with the arguments"),
+    ([{"Name": "Threshold", "Input": ["gain"], "Threshold": "1; rm -rf /"}],
+     'its Threshold must be a number, not "1; rm -rf /"'),
+    ([{"Name": "Assign", "Input": ["RT"], "Target": ["gain", "loss"]}],
+     'its Target must name one variable, not \\["gain"'),
     ([{"Name": "Lag", "Input": ["gain"], "Order": 1000000000, "Dense": True}], "cannot be applied with the arguments"),
 ])
 def test_transformation_errors_name_the_culprit(instructions, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,10 @@ def _is_missing(value):
 
 @_transformation("Assign", numeric=False)
 def _assign(v, context, where, target=None, input_attr="amplitude", target_attr="amplitude"):
+    if isinstance(target, list) and len(target) == 1:  # ["x"], as pybids reads a Target list of one
+        target = target[0]
+    if not isinstance(target, str):
+        raise ModelError(f"{where}: its Target must name one variable, not {json.dumps(target)[:80]}.")
     if target not in context:
         raise ModelError(f"{where}: no target variable {target!r}.")
     goal = context[target]

@@ -25,12 +25,17 @@ def parse_node(raw, index, source, notes) -> Node:
     doc = canonical(raw, ("Level", "Name", "GroupBy", "Transformations", "Model", "Contrasts",
                           "DummyContrasts", "Description"), where)
     name = doc.get("Name")
-    if not isinstance(name, str) or not name:
-        raise ModelError(f"{where} has no Name.")
-    where = f"Node {name!r}"
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ModelError(f"{where} has a Name that is not a word: {str(name)[:40]!r}.")
+    if name is not None:
+        where = f"Node {name!r}"
     level = str(doc.get("Level", "")).lower()
     if level not in LEVELS:
         raise ModelError(f"{where} has Level {doc.get('Level')!r}; expected Run, Session, Subject or Dataset.")
+    if name is None:  # its maps are named after it: its level names it, as most models name theirs
+        name = level
+        notes.append(f"{where} has no Name; named {name!r} after its level")
+        where = f"Node {name!r}"
     if "GroupBy" not in doc:
         doc["GroupBy"] = DEFAULT_GROUP_BY[level]
         notes.append(f"{where} has no GroupBy; read as {list(DEFAULT_GROUP_BY[level])}, the usual grouping of a "

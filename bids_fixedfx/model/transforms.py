@@ -11,6 +11,7 @@ values and refuses inputs that mix numbers and text.
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from fnmatch import fnmatchcase
 
@@ -268,6 +269,8 @@ def _demean(v, context, where):
 
 @_transformation("Threshold")
 def _threshold(v, context, where, threshold=0.0, binarize=False, above=True, signed=True):
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ModelError(f"{where}: its Threshold must be a number, not {json.dumps(threshold)[:80]}.")
     data = v.values.astype(float)
     if not signed:
         threshold, data = abs(threshold), np.abs(data)
