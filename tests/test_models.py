@@ -80,6 +80,18 @@ def test_the_default_model_of_a_run_without_a_condition_gives_identical_maps(fre
     assert same_files(first, second, "*.nii.gz")
 
 
+def test_the_default_model_of_raw_runs_without_confounds_gives_identical_maps(fresh_dataset, tmp_path):
+    """Raw data (no confounds file) are fitted without confounds, but the model's X named the six
+    motion parameters: -m of it stopped (64), 'trans_x is not a variable'."""
+    dataset = fresh_dataset(subjects=("01",), derivatives=False)
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main([str(dataset.path), str(first), "participant", *QUICK]) == 0
+    model = first / "models" / "model-default_smdl.json"
+    assert "trans_x" not in model.read_text()
+    assert main([str(dataset.path), str(second), "participant", *QUICK, "-m", str(model)]) == 0
+    assert same_files(first, second, "*.nii.gz")
+
+
 def test_a_misspelt_level_in_a_model_is_refused(fresh_dataset, tmp_path, capsys):
     """Levels a run lacks are left out of its design; a level no selected run has at all
     (trial_type.vsual) is a misspelling, refused as pybids refuses it (it was left out of every

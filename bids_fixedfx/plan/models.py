@@ -284,6 +284,9 @@ def default_model(plan, settings):
     if any(run_plan.design.untyped for run_plan in plan.runs):
         return None, ("events without a trial_type column are one condition to nilearn ('dummy'), which a model's "
                       "run node cannot name")
+    confounds = model.confounds  # none where no run had a confounds file (raw data; a mix is refused earlier)
+    if not any(run_plan.design.confounds for run_plan in plan.runs):
+        confounds = ()
     conditions = sorted({c for run_plan in plan.runs for c in run_plan.design.conditions})
     contrasts = None
     if settings.contrasts:
@@ -293,7 +296,7 @@ def default_model(plan, settings):
         }
     hrf, fir_delays = model.hrf_model, None
     made = make(
-        conditions, confounds=model.confounds, hrf_model=hrf, fir_delays=fir_delays,
+        conditions, confounds=confounds, hrf_model=hrf, fir_delays=fir_delays,
         drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
         noise_model=model.noise_model, contrasts=contrasts, modulation=modulations == {"numbers"},
         group_model=settings.group_model,
