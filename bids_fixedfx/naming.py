@@ -75,7 +75,7 @@ PATTERNS = {
     "session_mask": "sub-{subject}/ses-{session}/func/" + _SESSION + _SPACE
     + "_desc-{desc}_{suffix<mask>}{extension<%s>}" % _EXTENSIONS,
     "group_statmap": "group/task-{task}" + _SPACE + _STAT,
-    "group_mask": "group/task-{task}" + _SPACE + "_desc-{desc}_{suffix<mask>}"
+    "group_mask": "group/task-{task}" + _SPACE + "[_contrast-{contrast}]_desc-{desc}_{suffix<mask>}"
     "{extension<%s>}" % _EXTENSIONS,
     "run_figure": "sub-{subject}/figures/" + _RUN + _FIGURE,
     "subject_figure": "sub-{subject}/figures/" + _SUBJECT + _FIGURE,

@@ -513,10 +513,11 @@ def _group(settings, fork):
             return
         with ExitStack() as staged:  # a test that fails discards every test staged before it
             intersections = dict(checked.masks)  # made while planning; a task's contrasts share them
+            own_masks, shared_written = _own_masks(checked.tests, settings), set()
             sets = []
             for test in checked.tests:
                 staging = staged.enter_context(outputs.Staging(settings.output_dir, _group_key(test, settings)))
-                sets.append((staging, write_group(test, settings, staging, intersections)))
+                sets.append((staging, write_group(test, settings, staging, intersections, own_masks, shared_written)))
                 logger.info("task-%s%s contrast-%s%s: %s over %d subjects computed", test.task,
                             f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
                             _group_test_name(test, settings), len(set(test.subjects)))
@@ -793,7 +794,24 @@ def _group_key(test, settings) -> str:
     return naming.set_key(group=own or group_model, task=test.task, space=test.space, contrast=test.contrast)
 
 
-def write_group(test, settings, staging, intersections=None) -> list:
+def _mask_key(test, settings) -> tuple:
+    """The task, space and ``desc`` of a test's group mask (``desc-group_mask``)."""
+    group_model, design, _ = _own(test, settings)
+    return test.task, test.space, naming.group_mask_desc(group_model, design, test.desc_parts)
+
+
+def _own_masks(tests, settings) -> dict:
+    """The group masks whose tests were computed in masks of their own (a subject without one
+    contrast's maps): each such mask's key (:func:`_mask_key`) and every subject mask of its
+    tests, whose intersection is the task's mask the report shows."""
+    found = defaultdict(dict)
+    for test in tests:
+        found[_mask_key(test, settings)][tuple(i.mask for i in test.inputs)] = None
+    return {key: tuple(dict.fromkeys(m for masks in sets for m in masks)) for key, sets in found.items()
+            if len(sets) > 1}
+
+
+def write_group(test, settings, staging, intersections=None, own_masks=None, shared_written=None) -> list:
     """Compute one group-level test (or a model's contrasts of it) and write its maps into
     ``staging`` (:class:`.outputs.Staging`), as one set that replaces the earlier maps of the
     same group model, node and group (other group models' maps, named apart, stay).
@@ -823,13 +841,13 @@ def write_group(test, settings, staging, intersections=None) -> list:
         mask = combine.intersect_masks(masks)
         if intersections is not None:
             intersections[masks] = mask
-    mask_paths = outputs.write_map_and_sidecars(
-        mask, staging, "group_mask",
-        outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", test.space,
-                             [outputs.source(p, output_dir) for m in dict.fromkeys(i.mask for i in items)
-                              for p in surface.files_of(m)]),
-        form, desc=naming.group_mask_desc(group_model, design, test.desc_parts), **common,
-    )
+    key = _mask_key(test, settings)
+    every = (own_masks or {}).get(key)  # this task's tests have masks of their own: each is named by its contrast
+    mask_paths = _write_group_mask(mask, masks, staging, output_dir, form, key,
+                                   contrast=test.contrast if every is not None else None)
+    if every is not None and shared_written is not None and key not in shared_written:
+        shared_written.add(key)  # the task's mask, of every subject tested: the one the report shows
+        _write_group_mask(combine.intersect_masks(every), every, staging, output_dir, form, key)
     for contrast, matrix in contrasts:
         maps, group = _group_maps(test, contrast, matrix, mask, group_model)
         sources = [*effects, *([i.variance for i in items] if group_model == "fixed" else [])]
@@ -865,6 +883,18 @@ def write_group(test, settings, staging, intersections=None) -> list:
                                                       contrast=tuple(labels))
         if naming.group_model_of(naming.parse(relative)) == own
     ]
+
+
+def _write_group_mask(mask, subject_masks, staging, output_dir, form, key, contrast=None) -> list:
+    """Write a group mask (``contrast``: a test's own) and its sidecar; its paths."""
+    task, space, desc = key
+    return outputs.write_map_and_sidecars(
+        mask, staging, "group_mask",
+        outputs.mask_sidecar("Intersection of the subjects' fixed-effects masks", space,
+                             [outputs.source(p, output_dir) for m in dict.fromkeys(subject_masks)
+                              for p in surface.files_of(m)]),
+        form, desc=desc, task=task, space=space, **({"contrast": contrast} if contrast else {}),
+    )
 
 
 def _group_test_name(test, settings) -> str:

@@ -1134,3 +1134,33 @@ def test_a_subject_whose_subject_node_takes_none_of_its_runs_is_said_and_left_ou
     assert list((out / "sub-02").rglob("*run-01*_stat-t_statmap.nii.gz"))
     assert not list((out / "sub-02").rglob("*desc-fixedfx*")) and not (out / "sub-02.html").exists()
     assert (out / "sub-01.html").is_file() and list((out / "sub-01").rglob("*desc-fixedfx_mask.nii.gz"))
+
+
+@pytest.mark.slow
+def test_contrasts_of_a_task_tested_over_other_subjects_each_cite_their_own_mask(fresh_dataset, tmp_path):
+    """sub-03 without 'visual': one desc-group_mask for the task, the last test's (its visual
+    test, without sub-03), which the audio maps cited though they were computed in another mask,
+    written nowhere."""
+    dataset = fresh_dataset()
+    for events in (dataset.path / "sub-03").rglob("*_events.tsv"):
+        table = pd.read_csv(events, sep="\t")
+        table[table["trial_type"] != "visual"].to_csv(events, sep="\t", index=False)
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--space", SPACE]) == 0
+    assert main([str(dataset.path), str(out), "group"]) == 0
+    group = out / "group"
+    for contrast, subjects in (("audio", ["01", "02", "03"]), ("visual", ["01", "02"])):
+        sidecar = json.loads((group / f"task-checkerboard_space-{SPACE}_contrast-{contrast}_stat-t_statmap.json")
+                             .read_text())
+        assert sidecar["Subjects"] == subjects
+        cited = [s for s in sidecar["Sources"] if s.endswith("_mask.nii.gz")]
+        assert cited == [f"bids::group/task-checkerboard_space-{SPACE}_contrast-{contrast}_desc-group_mask.nii.gz"]
+        own = nib.load(group / cited[0].removeprefix("bids::group/")).get_fdata() > 0
+        expected = intersect_masks([next((out / f"sub-{s}").rglob(f"*space-{SPACE}_desc-fixedfx_mask.nii.gz"))
+                                    for s in subjects], threshold=1, connected=False).get_fdata() > 0
+        np.testing.assert_array_equal(own, expected)
+        t_map = nib.load(group / f"task-checkerboard_space-{SPACE}_contrast-{contrast}_stat-t_statmap.nii.gz")
+        assert np.all(t_map.get_fdata()[own] != 0)  # every voxel of its mask tested
+    shared = nib.load(group / f"task-checkerboard_space-{SPACE}_desc-group_mask.nii.gz").get_fdata() > 0
+    assert shared.sum() <= own.sum() and (out / "group.html").is_file()
