@@ -795,6 +795,7 @@ def test_a_model_with_an_f_contrast_gets_its_report(tmp_path):
                  "-m", str(models / "model-twoSample_smdl.json")]) == 0
     page = (output / "sub-01.html").read_text()
     assert "F test of 2 rows" in page
+    assert "was not found" not in page  # F tests have run maps only: no subject map is announced missing
     assert "<code>trial_type.audio</code>&nbsp;1); (<code>trial_type.visual</code>&nbsp;1)" in page
     design_figures = list((output / "sub-01" / "figures").glob("*_desc-design_matrix.png"))
     assert len(design_figures) == 2

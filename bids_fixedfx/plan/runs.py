@@ -489,15 +489,17 @@ def _missing_contrasts(plans):
     for plan in plans:
         by_subject[(plan.run.subject, plan.run.task)].append(plan)
     for group in by_subject.values():
-        labels = {c.label: c.name for plan in group for c in plan.contrasts}
+        labels = {c.label: (c.name, c.test) for plan in group for c in plan.contrasts}
         for plan in group:
             missing = sorted(set(labels) - {c.label for c in plan.contrasts})
             if missing:
+                only_f = all(labels[m][1] == "F" for m in missing)  # F tests are the runs' alone
                 notes.append(Note.for_run(
                     plan.run, "contrast-skipped",
-                    f"{plan.run.name} has no {', '.join(labels[m] for m in missing)} "
-                    "(no such events or column, or its regressor is empty), so its subject's maps of that contrast "
-                    "combine the other runs only",
+                    f"{plan.run.name} has no {', '.join(labels[m][0] for m in missing)} "
+                    "(no such events or column, or its regressor is empty), so "
+                    + ("that F test has no map of this run" if only_f
+                       else "its subject's maps of that contrast combine the other runs only"),
                 ))
     return notes
 

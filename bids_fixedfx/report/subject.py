@@ -374,10 +374,12 @@ def _conditions(plan) -> dict:
 
 
 def _contrast_labels(plan) -> dict:
+    """The contrasts that have subject maps: F tests are the runs' alone (see the runs' table)."""
     labels = {}
     for run_plan in plan.runs:
         for contrast in run_plan.contrasts:
-            labels.setdefault(contrast.label, contrast.name)
+            if contrast.test != "F":
+                labels.setdefault(contrast.label, contrast.name)
     return labels
 
 
