@@ -488,3 +488,18 @@ def test_a_full_motion_and_tissue_strategy_names_every_confound():
                                     boilerplate.software_versions()))
         assert all(f"`{c}`" in text for c in columns) == every
         assert (f"{len(columns)} columns (" in text) != every
+
+
+def test_runs_are_counted_per_subject_and_task_when_there_are_several_tasks():
+    """Two subjects with one run of each of two tasks: '4 BOLD runs ... 1 run per subject' (each has 2)."""
+    from bids_fixedfx.boilerplate import facts, render
+
+    runs = tuple(facts.RunFacts(subject, None, task, 2.0, 100, ("a",), (), False, True, "fMRIPrep 23.2.0", "m.nii.gz")
+                 for subject in ("01", "02") for task in ("x", "y"))
+    model = facts.ModelFacts("glover", "cosine", 0.01, None, "ar1", 5.0, False)
+    first = facts.FirstLevel(runs, model, None, (facts.contrast_facts("a", {"a": 1.0}, ("a",)),))
+    text = render(facts.Methods((first,), None, True, {}, boilerplate.software_versions()))
+    assert "4 BOLD runs of the x and y tasks from 2 subjects, 1 run per subject and task" in " ".join(text.split())
+    one_task = facts.FirstLevel(runs[::2], model, None, (facts.contrast_facts("a", {"a": 1.0}, ("a",)),))
+    text = render(facts.Methods((one_task,), None, True, {}, boilerplate.software_versions()))
+    assert "1 run per subject." in " ".join(text.split())
