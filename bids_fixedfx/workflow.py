@@ -605,11 +605,26 @@ def _plan_group(settings):
         group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"
         settings = replace(settings, group_model=group_model, group_design=_design_desc(dataset),
                            model_file=_model_copy(model), model_node_names={n.level: n.name for n in model.nodes})
-    elif (settings.output_dir / naming.build("model", model="default")).is_file():
+    elif _default_model_states(settings.output_dir / naming.build("model", model="default"), settings.group_model):
         settings = replace(settings, model_file=naming.build("model", model="default"),
                            model_node_names={"dataset": "dataset"})
     checked = plan.plan_group(settings, model)
     return model, settings, checked, boilerplate.group_methods(settings, checked)
+
+
+def _default_model_states(path, group_model) -> bool:
+    """Whether the default model in OUTPUT_DIR states this group model in its dataset node
+    (``meta`` for fixed effects, ``glm`` for the t-test): the group maps' sidecars cite it
+    only then (a ``--group-model fixed`` job cited a model of the t-test)."""
+    import json
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        types = [str(node.get("Model", {}).get("Type", "glm")).lower() for node in document["Nodes"]
+                 if str(node.get("Level", "")).lower() == "dataset"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return types == ["meta" if group_model == "fixed" else "glm"]
 
 
 def _group_methods(planned, allocate):

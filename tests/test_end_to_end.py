@@ -723,6 +723,10 @@ def test_group_fixed_effects_equal_nilearn(example_dataset, analysed, reference,
         assert difference(f"{prefix}p_desc-fixedfx_statmap.nii.gz", p) < TOLERANCE
         sidecar = json.loads(Path(f"{prefix}z_desc-fixedfx_statmap.json").read_text())
         assert sidecar["GroupModel"] == "fixed effects" and sidecar["DegreesOfFreedom"] == sum(dofs)
+        # the default model's dataset node is the one-sample t-test: these maps do not cite it
+        assert "ModelFile" not in sidecar and "Node" not in sidecar
+    plain = json.loads(next((analysed / "group").glob("*_contrast-audio_stat-z_statmap.json")).read_text())
+    assert plain["ModelFile"] == "bids::models/model-default_smdl.json"
 
 
 @pytest.mark.parametrize("tamper", ["nan", "negative dof", "text dof", "grid"])
