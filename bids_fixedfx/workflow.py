@@ -609,6 +609,8 @@ def _plan_group(settings):
         settings = replace(settings, model_file=naming.build("model", model="default"),
                            model_node_names={"dataset": "dataset"})
     checked = plan.plan_group(settings, model)
+    if model is not None and settings.model_file and not settings.group_covariates:
+        _check_inputs_made_by(model, settings, checked)
     return model, settings, checked, boilerplate.group_methods(settings, checked)
 
 
@@ -651,6 +653,28 @@ def _check_model_copy(model, target) -> None:
             f"{target} holds another model named {model.name!r}, whose run, session or subject nodes made the "
             "subject maps (their sidecars name it); give this model another Name."
         )
+
+
+def _check_inputs_made_by(model, settings, checked) -> None:
+    """The group level's model, when it states run, session or subject nodes, states those
+    that made the subject maps (the model their sidecars cite): a model of other run nodes
+    (another HRF, smoothing) was accepted, and its copy cited by maps it did not make."""
+    if not any(node.level != "dataset" for node in model.nodes):
+        return  # dataset nodes alone: they say nothing of how the subject maps were made
+    own = f"bids::{_model_copy(model).as_posix()}"
+    for test in checked.tests:
+        for item in test.inputs:
+            cited = item.info.model_file
+            if cited is None or cited == own:
+                continue
+            path = settings.output_dir / cited.removeprefix("bids::")
+            if _other_participant_nodes(model, path):  # a copy gone (OUTPUT_DIR moved in parts): not compared
+                raise UsageError(
+                    f"The subject maps of task-{test.task} contrast-{item.contrast} (sub-{item.subject}'s, among "
+                    f"others) were made by {cited.removeprefix('bids::')}, whose run, session or subject nodes are "
+                    f"not those of the model {model.name!r} given with -m; run the participant level with this "
+                    "model first, or give its dataset nodes to the model that made the maps."
+                )
 
 
 def _other_participant_nodes(model, target) -> bool:

@@ -92,6 +92,27 @@ def test_the_default_model_of_raw_runs_without_confounds_gives_identical_maps(fr
     assert same_files(first, second, "*.nii.gz")
 
 
+def test_a_group_model_whose_run_node_did_not_make_the_subject_maps_is_refused(fresh_dataset, tmp_path, capsys):
+    """group -m of a model with another HRF in its run node was accepted (exit 0), its copy cited
+    by group maps whose inputs the default model made; the same nodes under another Name pass."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    document = json.loads((out / "models" / "model-default_smdl.json").read_text())
+    renamed = tmp_path / "model-renamed_smdl.json"
+    renamed.write_text(json.dumps({**document, "Name": "renamed"}))
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(renamed)]) == 0
+    document["Nodes"][0]["Model"]["HRF"]["Model"] = "spm"
+    other = tmp_path / "model-other_smdl.json"
+    other.write_text(json.dumps({**document, "Name": "other"}))
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(other)]) == 64
+    error = " ".join(capsys.readouterr().err.split())
+    assert "were made by models/model-default_smdl.json, whose run, session or subject nodes are not those of the " \
+           "model 'other'" in error
+    assert not (out / "models" / "model-other_smdl.json").exists()
+
+
 def test_a_misspelt_level_in_a_model_is_refused(fresh_dataset, tmp_path, capsys):
     """Levels a run lacks are left out of its design; a level no selected run has at all
     (trial_type.vsual) is a misspelling, refused as pybids refuses it (it was left out of every
