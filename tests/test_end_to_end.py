@@ -796,6 +796,7 @@ def test_a_group_participant_label_without_maps_is_named_in_a_warning(example_da
                  *example_dataset.subjects, "99"]) == 0
     err = capsys.readouterr().err
     assert f"--participant-label 99 has no maps in {output}" in err
+    assert f"{example_dataset.path} has no sub-99 either: check the label" in " ".join(err.split())
     assert not any(f"--participant-label {s} " in err for s in example_dataset.subjects)
     sidecar = json.loads(next((output / "group").glob("*contrast-audio_stat-z_statmap.json")).read_text())
     assert sidecar["DegreesOfFreedom"] == len(example_dataset.subjects) - 1

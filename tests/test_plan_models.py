@@ -158,3 +158,19 @@ def test_a_fir_model_whose_contrasts_name_the_undelayed_condition_says_which_col
                  "--no-reports", "--participant-label", "01", "-m", str(path)]) == 0
     written = sorted(p.name for p in (tmp_path / "out").rglob("*contrast-audioDelay*stat-t_statmap.nii.gz"))
     assert any("audioDelay0" in n for n in written) and any("audioDelay2" in n for n in written), written
+
+
+def test_subjects_without_maps_are_those_with_data_of_the_tasks_tested(tmp_path):
+    """group -t beta told subjects without any beta data to run the participant level for it."""
+    from bids_fixedfx.plan.group import _unprocessed
+
+    for subject, task in (("01", "alpha"), ("02", "beta"), ("03", "alpha")):
+        func = tmp_path / f"sub-{subject}" / "ses-1" / "func"
+        func.mkdir(parents=True)
+        (func / f"sub-{subject}_ses-1_task-{task}_bold.nii.gz").write_bytes(b"")
+    (tmp_path / "sub-04" / "anat").mkdir(parents=True)  # anatomy only
+    said = _unprocessed(tmp_path, {"01"}, tmp_path / "out", ("beta",))
+    assert len(said) == 1 and "1 subject(s)" in said[0].text and "(sub-02)" in said[0].text
+    said = _unprocessed(tmp_path, {"01"}, tmp_path / "out")
+    assert len(said) == 1 and "2 subject(s)" in said[0].text and "(sub-02, sub-03)" in said[0].text
+    assert _unprocessed(tmp_path, {"02"}, tmp_path / "out", ("beta",)) == []

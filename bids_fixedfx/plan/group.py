@@ -370,12 +370,15 @@ def _found_maps(settings, step) -> tuple:
                                 "across subjects unless they were registered to one template; test a template space "
                                 "(--space MNI152NLin2009cAsym at the participant level)")
               for space in sorted({item.space for item in found if item.space in NATIVE_VOLUME_SPACES})]
-    notes += [Note("selection", f"--participant-label {label} has no maps in {output_dir} and was left out; run the "
-                                f"participant level for sub-{label} to test it") for label in absent]
+    notes += [Note("selection", f"--participant-label {label} has no maps in {output_dir} and was left out; "
+                                + (f"run the participant level for sub-{label} to test it"
+                                   if (settings.bids_dir / f"sub-{label}").is_dir()
+                                   else f"{settings.bids_dir} has no sub-{label} either: check the label"))
+              for label in absent]
     notes += _missing_in_space(found, selected)
     notes += _labels_apart_by_case(found)
     if not settings.participant_label:
-        notes += _unprocessed(settings.bids_dir, mapped, output_dir)
+        notes += _unprocessed(settings.bids_dir, mapped, output_dir, settings.task)
     return read, notes
 
 
@@ -415,23 +418,29 @@ def _missing_in_space(found, subjects) -> list:
     return notes
 
 
-def _has_func(subject_dir) -> bool:
-    """Whether a subject folder holds functional data (anatomy-only subjects have no maps to miss)."""
-    return (subject_dir / "func").is_dir() or next(subject_dir.glob("ses-*/func"), None) is not None
+def _has_func(subject_dir, tasks=()) -> bool:
+    """Whether a subject folder holds functional data (anatomy-only subjects have no maps to
+    miss), of one of ``tasks`` when given (``-t``: a subject without that task has none either)."""
+    folders = [subject_dir / "func", *subject_dir.glob("ses-*/func")]
+    folders = [folder for folder in folders if folder.is_dir()]
+    if not tasks:
+        return bool(folders)
+    return any(next(folder.glob(f"*_task-{task}_*"), None) is not None for folder in folders for task in tasks)
 
 
 #: Volume spaces of each subject's own anatomy or acquisition (fMRIPrep's T1w, boldref).
 NATIVE_VOLUME_SPACES = ("T1w", "T2w", "anat", "func", "boldref", "scanner")
 
 
-def _unprocessed(bids_dir, selected, output_dir) -> list:
+def _unprocessed(bids_dir, selected, output_dir, tasks=()) -> list:
     """A note naming the subjects of BIDS_DIR that have no maps in OUTPUT_DIR (a participant
-    job that failed or never ran), which the group level leaves out."""
+    job that failed or never ran), which the group level leaves out; with ``tasks``, those
+    with data of one of them."""
     try:
         with os.scandir(bids_dir) as entries:
             labels = sorted(entry.name[4:] for entry in entries
                             if entry.name.startswith("sub-") and entry.is_dir() and entry.name[4:] not in selected
-                            and _has_func(Path(entry.path)))
+                            and _has_func(Path(entry.path), tasks))
     except OSError:
         return []
     if not labels:
