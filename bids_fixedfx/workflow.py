@@ -534,14 +534,18 @@ def _group(settings, fork):
         if composed is not None:
             logger.debug("Methods text composed in process %d while the maps were computed", planning.pid)
         _write_boilerplate(settings, None, checked, composed, methods)
-    if settings.reports:
-        _write_group_report(settings, checked)
-    else:
-        _remove_outdated_pages(settings.output_dir, [naming.build("group_report")])
+    plain = _reported_tests(settings, checked)
+    if settings.reports and plain:
+        from . import report
+
+        report.write_group_report(settings, replace(checked, tests=plain))
+    elif plain:  # the page showed maps this job replaced: it goes, with its figures
+        _remove_outdated_group_page(settings.output_dir)
+    # else: this job's tests are another model's, which no page shows; the page's maps are as they were
     page = settings.output_dir / naming.build("group_report")
     logger.log(progress.SUMMARY, "Group level done: %d test(s) of %s in %s%s", len(checked.tests),
                ", ".join(sorted({f"task-{t.task}" for t in checked.tests})), settings.output_dir / "group",
-               f"; report: {page}" if settings.reports and page.is_file() else "")
+               f"; report: {page}" if settings.reports and plain else "")
 
 
 def _outdated_group_maps(output_dir, since) -> list[str]:
@@ -1012,25 +1016,21 @@ def _prune_subject_pages(settings, checked) -> None:
                         page.name)
 
 
-def _remove_outdated_pages(output_dir, pages) -> None:
-    """Remove the HTML reports an earlier job wrote of the outputs this job replaced without a
-    report (``--no-reports``, or a model whose maps no report shows): they showed the earlier
-    maps, and figures this job removed."""
-    removed = [page for page in pages if (Path(output_dir) / page).is_file()]
+def _remove_outdated_group_page(output_dir) -> None:
+    """Remove the group's HTML report and its figures, which an earlier job wrote of the maps
+    this job replaced without a report (``--no-reports``)."""
+    page = naming.build("group_report")
+    figures = [path.relative_to(output_dir) for path in sorted((output_dir / "group" / "figures").glob("*"))
+               if path.is_file()]
+    removed = [path for path in (page, *figures) if (output_dir / path).is_file()]
     outputs.remove_files(output_dir, removed)
     if removed:
-        logger.info("Removed %s, the report of the outputs this job replaced (written without a report).",
-                    ", ".join(map(str, removed)))
+        logger.info("Removed %s and its %d figure(s), the report of the maps this job replaced (written without a "
+                    "report).", page, len(figures))
 
 
-def _write_group_report(settings, group_plan):
-    """Write the group's HTML report and its figures (the log's last line says where): of the
-    tests whose maps and inputs are named as SPEC §3 names them (one node per level)."""
-    from . import report
-
-    plain = tuple(t for t in group_plan.tests if t.named_plainly and t.design_desc == settings.group_design
-                  and (t.group_model or settings.group_model) == settings.group_model)
-    if plain:
-        report.write_group_report(settings, replace(group_plan, tests=plain))
-    else:
-        _remove_outdated_pages(settings.output_dir, [naming.build("group_report")])
+def _reported_tests(settings, group_plan) -> tuple:
+    """The tests the group's HTML report shows: those whose maps and inputs are named as SPEC
+    §3 names them (one node per level), of this job's group model and design."""
+    return tuple(t for t in group_plan.tests if t.named_plainly and t.design_desc == settings.group_design
+                 and (t.group_model or settings.group_model) == settings.group_model)

@@ -65,8 +65,28 @@ def test_a_rerun_without_reports_removes_the_pages_it_outdates(reports, example_
     assert not (output / f"sub-{first}.html").exists()
     assert all((output / f"sub-{s}.html").is_file() for s in example_dataset.subjects[1:])
     assert f"Removed sub-{first}.html" in caplog.text
+    assert list((output / "group" / "figures").glob("*.png"))
     assert main([*common, "group", "--no-reports", "--participant-label", *example_dataset.subjects[1:]]) == 0
     assert not (output / "group.html").exists()
+    assert not list((output / "group" / "figures").glob("*"))  # the page's figures went with it
+
+
+def test_a_group_job_of_another_model_keeps_the_page_of_the_maps_it_left(reports, example_dataset, tmp_path):
+    """A group job whose model's tests no page shows (a node grouped by a participants.tsv column)
+    removed group.html, whose one-sample maps it left as they were."""
+    output = tmp_path / "out"
+    shutil.copytree(reports, output)
+    before = (output / "group.html").read_text()
+    document = json.loads((output / "models" / "model-default_smdl.json").read_text())
+    dataset_node = next(node for node in document["Nodes"] if node["Level"] == "Dataset")
+    dataset_node.update(Name="bySex", GroupBy=["contrast", "sex"])
+    model = tmp_path / "model-bySex_smdl.json"
+    model.write_text(json.dumps({**document, "Name": "bySex", "Edges": [
+        {**edge, "Destination": "bySex"} if edge["Destination"] == "dataset" else edge
+        for edge in document.get("Edges", [])]}))
+    assert main([str(example_dataset.path), str(output), "group", "-m", str(model)]) == 0
+    assert list((output / "group").glob("*_desc-sex*_statmap.nii.gz"))
+    assert (output / "group.html").read_text() == before
 
 
 def test_a_subject_run_by_space_in_two_jobs_keeps_one_page_of_both(tmp_path):
