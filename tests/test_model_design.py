@@ -229,6 +229,18 @@ def test_convolve_derivatives_that_x_does_not_name_are_said():
     assert "trial_type.face_derivative" in named.matrix.columns and not [n for n in named.notes if "Convolve" in n]
 
 
+def test_a_wildcard_of_model_x_that_matches_nothing_is_said():
+    """X: ["motion_*"] with no such confound was dropped without a word."""
+    events, confounds = random_run(5)
+    factor = {"Name": "Factor", "Input": ["trial_type"]}
+    design = build_run_design(run_model(["trial_type.face", "motion_*", "trans_?", 1], transformations=[factor]),
+                              events, confounds, tr=TR, n_volumes=N_VOLUMES, run_name="sub-01_task-x_run-1")
+    said = [n for n in design.notes if "matches no variable" in n]
+    assert said == ["sub-01_task-x_run-1: Model.X 'motion_*' matches no variable of this run (no event or confound "
+                    "column of that name), so the design has no column of it; check the pattern if it should"]
+    assert "trans_x" in design.matrix.columns
+
+
 def test_events_a_fir_convolve_splits_are_not_modelled_unconvolved():
     """Convolve with the FIR model made trial_type.face_delay_0/1 and X naming trial_type.face
     modelled its boxcar, without a word; naming the delays gives nilearn's FIR design."""
