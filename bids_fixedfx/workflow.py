@@ -152,6 +152,8 @@ def _participant(settings, derivatives, fork):
                         len(maps.runs), ordinals[subject.subject], len(ordinals))
     for text in repeats.rest():
         logger.warning("%s", text)
+    for text in _group_maps_outdated_by(settings.output_dir, checked):
+        logger.warning("%s", text)
     _write_boilerplate(settings, checked, None)
     reports = settings.reports and subject_steps and not any(step.desc for step in subject_steps)
     if settings.reports and not reports:
@@ -835,6 +837,20 @@ def _group_key(test, settings) -> str:
     """The name of a group test's set of maps (:class:`.outputs.Staging`)."""
     group_model, _, own = _own(test, settings)
     return naming.set_key(group=own or group_model, task=test.task, space=test.space, contrast=test.contrast)
+
+
+def _group_maps_outdated_by(output_dir, checked) -> list[str]:
+    """A warning for the group maps of the tasks this participant job rewrote subject maps of:
+    they were computed from the maps it replaced (their Sources may name files now gone)."""
+    subjects = sorted({s.subject for s in checked.subjects})
+    tasks = sorted(task for task in {s.task for s in checked.subjects}
+                   if next((output_dir / "group").glob(f"task-{task}_*_statmap.json"), None) is not None)
+    if not tasks:
+        return []
+    named = ", ".join(f"sub-{s}" for s in subjects[:5])
+    named += f" and {len(subjects) - 5} more" if len(subjects) > 5 else ""
+    return [f"{output_dir / 'group'} holds group maps of {', '.join(f'task-{t}' for t in tasks)} computed before this "
+            f"job replaced the maps of {named}; rerun the group level to update them."]
 
 
 def _mask_key(test, settings) -> tuple:

@@ -65,6 +65,8 @@ def test_a_rerun_without_reports_removes_the_pages_it_outdates(reports, example_
     assert not (output / f"sub-{first}.html").exists()
     assert all((output / f"sub-{s}.html").is_file() for s in example_dataset.subjects[1:])
     assert f"Removed sub-{first}.html" in caplog.text
+    assert (f"{output / 'group'} holds group maps of task-checkerboard computed before this job replaced the maps of "
+            f"sub-{first}; rerun the group level to update them.") in caplog.text
     assert list((output / "group" / "figures").glob("*.png"))
     assert main([*common, "group", "--no-reports", "--participant-label", *example_dataset.subjects[1:]]) == 0
     assert not (output / "group.html").exists()
