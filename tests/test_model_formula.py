@@ -49,6 +49,11 @@ def test_apply_multiplies_columns_and_names_what_is_missing():
     np.testing.assert_array_equal(made["a:b"], [2.0, 0, -3])
     with pytest.raises(ModelError, match="Model.Formula names 'c', which is not a column of Model.X"):
         apply_formula(columns, parse_formula("a + c", "n"), "Node 'n'")
+    # X: ["group", "age"] with the category's levels as columns: it said 'group' was no column of X
+    levels = {"group.control": np.ones(3), "group.patient": np.zeros(3), "age": np.arange(3.0)}
+    with pytest.raises(ModelError, match="names 'group', a category that Model.X models as one column per level "
+                                         r"\(group.control, group.patient\); name those columns in the Formula"):
+        apply_formula(levels, parse_formula("0 + group * age", "n"), "Node 'n'")
 
 
 def test_run_design_with_an_interaction_equals_nilearn_columns_multiplied():

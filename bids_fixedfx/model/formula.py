@@ -140,6 +140,10 @@ def apply_formula(columns: dict, formula: Formula, where: str) -> dict:
     for term in formula.terms:
         missing = [name for name in term if name not in columns]
         if missing:
+            levels = [column for column in columns if column.startswith(f"{missing[0]}.")]
+            if levels:  # a category of X, modelled one column per level
+                raise ModelError(f"{where}: Model.Formula names {missing[0]!r}, a category that Model.X models as one "
+                                 f"column per level ({', '.join(levels)}); name those columns in the Formula.")
             raise ModelError(f"{where}: Model.Formula names {missing[0]!r}, which is not a column of Model.X "
                              f"({', '.join(columns) or 'none'}).")
         out[Formula.name(term)] = np.prod([np.asarray(columns[name], float) for name in term], axis=0)
