@@ -599,9 +599,11 @@ def _plan_group(settings):
         for text in model.notes:
             logger.warning("%s", text)
     if settings.group_covariates:
-        model = plan.covariates_model(settings.group_covariates,
-                                      plan.read_participants(settings.bids_dir, coded=settings.group_covariates),
-                                      settings.inference, plan.described_columns(settings.bids_dir))
+        participants = plan.read_participants(settings.bids_dir, coded=settings.group_covariates)
+        if settings.participant_label:  # the levels and values of the subjects tested
+            participants = participants[participants.index.isin(settings.participant_label)]
+        model = plan.covariates_model(settings.group_covariates, participants, settings.inference,
+                                      plan.described_columns(settings.bids_dir))
         for text in model.notes:
             logger.warning("%s", text)
     if model is not None:

@@ -580,6 +580,16 @@ def test_a_permutation_test_of_a_group_design_is_refused(six_subjects, two_sampl
 
 
 @pytest.mark.slow
+def test_a_group_column_of_one_level_among_the_subjects_selected_is_named(six_subjects, two_sample, tmp_path, capsys):
+    """Patients alone selected: 'Model.X names group.control, which is not a variable'."""
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    fails(capsys, [six_subjects.path, out, "group", "--no-reports", "--participant-label", "01", "03", "05",
+                   "--group-covariates", "group"], 64,
+          "--group-covariates group has 1 level(s) among the subjects selected (patient)", output=out / "group")
+
+
+@pytest.mark.slow
 def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
     """One-sample, fixed effects and a group design each have their own names; a rerun of one
     replaces its own maps only, with the same bytes, and leaves nothing stale."""

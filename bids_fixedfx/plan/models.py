@@ -396,7 +396,8 @@ def covariates_model(columns, participants, inference=None, described=None):
             )
         levels = sorted(values.astype(str).unique())
         if len(levels) < 2:
-            raise UsageError(f"--group-covariates {column} has {len(levels)} level(s); a group column needs two or more.")
+            raise UsageError(f"--group-covariates {column} has {len(levels)} level(s) among the subjects selected "
+                             f"({', '.join(levels)}); a group column needs two or more.")
         groups = (column, levels)
     if groups is not None:
         column, levels = groups
