@@ -1,5 +1,7 @@
 """Run designs from run nodes equal nilearn's; contrasts over them; names passed to later nodes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -369,6 +371,21 @@ def test_names_in_later_nodes():
     assert [c.source for c in contrasts] == ["intercept", "age"]
     assert output_name("intercept", intercept=True) == "intercept"
     assert output_name("IvC", incoming="IvC") == "IvC"
+
+
+def test_a_dummy_contrast_naming_the_incoming_contrast_tests_its_mean():
+    """bidspm's dataset nodes: X [1], DummyContrasts {"Contrasts": ["<incoming contrast>"]}. The
+    subject node took it; the dataset node refused it (no column of that name)."""
+    dataset = parse_model({"Name": "m", "Nodes": [{
+        "Level": "Dataset", "Name": "dataset", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": [1]},
+        "DummyContrasts": {"Contrasts": ["IvC"], "Test": "t"}}]}).nodes[0]
+    named, notes = contrast_matrices(dataset, ["intercept"], incoming="IvC")
+    plain, _ = contrast_matrices(replace(dataset, dummy_contrasts=replace(dataset.dummy_contrasts, conditions=(1,))),
+                                 ["intercept"], incoming="IvC")
+    assert not notes and [c.name for c in named] == [c.name for c in plain] == ["IvC"]
+    assert named[0].matrix.tolist() == plain[0].matrix.tolist() == [[1.0]]
+    _, notes = contrast_matrices(dataset, ["intercept"], incoming="other")
+    assert notes and "left out" in notes[0]
 
 
 def test_group_by_and_conditions_across_designs():

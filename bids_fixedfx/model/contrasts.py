@@ -154,6 +154,9 @@ def contrast_matrices(node, columns, *, x_columns=None, incoming: str | None = N
         conditions = available if dummy.conditions is None else _matching(dummy.conditions, available, index)
         for condition in conditions:
             column = _column(condition, node.level)
+            if incoming is not None and condition == incoming and column not in index \
+                    and intercept_column(node.level) in index:
+                column = intercept_column(node.level)  # the incoming contrast by name (bidspm's group nodes): its mean
             is_intercept = column == intercept_column(node.level)
             specs.append((str(column), (column,), ((1.0,),), dummy.test, is_intercept))
     dummies = [expanded for spec in specs for expanded in _levels_of_category(spec, index)]
