@@ -1013,6 +1013,11 @@ def test_precomputed_tsv_designs_default_to_condition_contrasts(analysed, fresh_
     assert runs["Precomputed"] is True
     first = out / "sub-01" / "ses-1" / "func" / f"sub-01_ses-1_task-checkerboard_run-01_space-{SPACE}_contrast-audio_stat-z_statmap.nii.gz"
     assert difference(first, data(analysed / first.relative_to(out))) < TOLERANCE
+    reported = tmp_path / "reported"  # the page said "None: the designs were precomputed" of the conditions
+    assert main([str(dataset.path), str(reported), "participant", "--skip-bids-validation", "--space", SPACE,
+                 "--design-dir", str(design_dir)]) == 0
+    page = " ".join((reported / "sub-01.html").read_text().split())
+    assert "No events: the designs were read precomputed (--design-dir)." in page and "<p>None:" not in page
 
 
 def test_unmatched_design_file_is_reported(fresh_dataset, tmp_path, capsys):
