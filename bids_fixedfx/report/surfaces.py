@@ -134,7 +134,8 @@ def peak_table(z, form, threshold: float) -> PeakTable:
             rows.append((structure, index, round(float(z[vertex]), 2)))
     rows.sort(key=lambda row: -abs(row[2]))
     rows = [(rank, *row) for rank, row in enumerate(rows[:MAX_PEAKS], start=1)]
-    return PeakTable(("peak", "structure", "vertex", "z"), tuple(rows), int(np.sum(np.abs(z) > threshold)),
+    where = "vertex" if form.kind == "gifti" else "vertex or voxel (i,j,k)"  # CIFTI: subcortical voxels too
+    return PeakTable(("peak", "structure", where, "z"), tuple(rows), int(np.sum(np.abs(z) > threshold)),
                      adjacency is not None)
 
 
