@@ -735,8 +735,9 @@ def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     top = table.iloc[0]
     assert top["structure"] == "left" and top["vertex"] in set(active["audio"]) and top["z"] > 3
     assert "peak vert" in (analysed / "group.html").read_text()
-    cifti = pd.read_csv(figures / f"sub-01_task-checkerboard_space-{FSLR}_contrast-audio_desc-peaks_table.tsv", sep="\t")
-    assert list(cifti.columns) == ["peak", "structure", "vertex or voxel (i,j,k)", "z"]  # its voxels were "vertex 1,3,3"
+    cifti = pd.read_csv(figures / f"sub-01_task-checkerboard_space-{FSLR}_contrast-audio_desc-peaks_table.tsv",
+                        sep="\t")
+    assert list(cifti.columns) == ["peak", "structure", "vertex or voxel (i,j,k)", "z"]  # voxels read "vertex 1,3,3"
     assert not re.search(r"at \S+ vertex \d+,\d+,\d+", page)
     for name in ("sub-01.html", "group.html"):  # the navigation tells the spaces of a task apart
         navigation = (analysed / name).read_text().split("<section", 1)[0]
