@@ -714,36 +714,47 @@ def _warn_replaced_model(model, settings, checked) -> None:
     if not _other_participant_nodes(model, target):
         return
     subjects = {s.subject for s in checked.subjects}
+    own_sets = {(s.subject, s.task, s.space) for s in checked.subjects}
     info = sidecars.FirstLevelModelInfo.from_settings(settings.model).compared()
+    weighted = bool(settings.model.precision_weighted)
     labels = {c.label for s in checked.subjects for p in s.runs for c in p.contrasts if c.test in ("t", "pass")}
-    others = sorted(p.name for p in settings.output_dir.glob("sub-*")
-                    if p.is_dir() and p.name.removeprefix("sub-") not in subjects
-                    and _made_otherwise(p, info, labels))
+    others = []
+    for folder in sorted(p for p in settings.output_dir.glob("sub-*") if p.is_dir()):
+        label = folder.name.removeprefix("sub-")
+        effects = sorted(folder.rglob("*_stat-effect_statmap.json"))
+        if label in subjects:  # the same subject's other tasks and spaces, which this job leaves alone
+            effects = [e for e in effects if (label, naming.parse(e.name).get("task"),
+                                              naming.parse(e.name).get("space")) not in own_sets]
+            if effects and _made_otherwise(effects, info, None, weighted):
+                others.append(f"{folder.name}'s other tasks or spaces")
+        elif effects and _made_otherwise(effects, info, labels, weighted):
+            others.append(folder.name)
     if others:
         logger.warning(
             "%s described other options (%s made with them); it now describes this job's, so their sidecars cite "
             "a model that did not make them and the group level will refuse to test them with these subjects: rerun "
             "them with this job's options, or write this job to another OUTPUT_DIR.",
             target, ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "") +
-            (" was" if len(others) == 1 else " were"),
+            (" was" if len(others) == 1 and others[0].startswith("sub-") and "'s other" not in others[0] else " were"),
         )
 
 
-def _made_otherwise(folder, info, labels) -> bool:
-    """Whether a subject's maps in ``folder`` were made otherwise than with these first-level
-    settings (:meth:`.sidecars.FirstLevelModelInfo.compared`) and contrast labels: the labels of
-    its effect maps, and the settings its first effect map's sidecar records."""
+def _made_otherwise(effects, info, labels, weighted) -> bool:
+    """Whether the effect maps of these sidecars were made otherwise than with these first-level
+    settings (:meth:`.sidecars.FirstLevelModelInfo.compared`), contrast labels (None: not
+    compared) and precision weighting: the settings the first sidecar records, and the
+    weighting of the first one that combined runs."""
     from .errors import FixedFxError
     from .jsonfile import read_object
 
-    effects = sorted(folder.rglob("*_stat-effect_statmap.json"))
-    if not effects:
-        return False
-    if {naming.parse(p.name).get("contrast") for p in effects} != labels:
+    if labels is not None and {naming.parse(p.name).get("contrast") for p in effects} != labels:
         return True
     try:
         recorded = sidecars.FirstLevelModelInfo.from_json(read_object(effects[0]), effects[0])
+        combined = next((sidecars.StatmapSidecar.read(p) for p in effects if "_run-" not in p.name), None)
     except (FixedFxError, KeyError, TypeError, ValueError):  # unreadable: cannot tell, so said
+        return True
+    if combined is not None and combined.precision_weighted not in (None, weighted):
         return True
     return recorded.compared() != info
 

@@ -896,6 +896,16 @@ def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example
     # other contrasts, the same first-level settings: said
     assert main([*common, "--participant-label", second, "--contrast", "av=audio-visual"]) == 0
     assert f"(sub-{first} was made with them)" in capsys.readouterr().err
+    # another weighting of the runs (the subject node's), then the same subject in another space: said
+    assert main([*common, "--participant-label", first, second]) == 0
+    capsys.readouterr()
+    assert main([*common, "--participant-label", second, "--precision-weighted"]) == 0
+    assert f"(sub-{first} was made with them)" in capsys.readouterr().err
+    assert main([*common, "--participant-label", first, second, "--space", SPACE]) == 0
+    capsys.readouterr()
+    assert main([*common, "--participant-label", first, second, "--space", "T1w", "--smoothing-fwhm", "4"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"(sub-{first}'s other tasks or spaces, sub-{second}'s other tasks or spaces were made with them)" in said
 
 
 def test_a_subject_map_that_is_a_device_is_named_so(example_dataset, analysed, tmp_path, capsys):
