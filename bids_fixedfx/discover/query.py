@@ -85,16 +85,19 @@ class RunFiles:
         entry): not matched to the run's, as a run's query takes the filter's value.
     shared : iterable of str
         Entities that a file may lack and still be the run's (``echo``: fMRIPrep writes one
-        mask and one confounds table for every echo of a run); a file that has the run's value
-        is taken before one that lacks it.
+        mask and one confounds table for every echo of a run).
+    prefer_own : bool
+        Of a file that has the run's value of a shared entity and one that lacks it, the first
+        only (events leave that choice to BIDS inheritance: :mod:`.matching`).
     **filters
         The query's other filters (suffix, extension, scope, desc...).
     """
 
-    def __init__(self, layout, subjects, given=(), shared=(), **filters):
+    def __init__(self, layout, subjects, given=(), shared=(), prefer_own=False, **filters):
         self.layout = layout
         self.skipped = set(given)
         self.shared = set(shared)
+        self.prefer_own = prefer_own
         if "subject" not in filters:
             filters["subject"] = list(subjects)
         self.filters = filters
@@ -128,7 +131,7 @@ class RunFiles:
         exact = [(own, file) for own, file in found  # one of the run's echo (say) and one of all its echoes:
                  if all(own.get(ENTITY_KEYS[name]) is not None for name in self.shared  # the echo's
                         if run.get(ENTITY_KEYS[name]) is not None)]
-        return [file for _, file in (exact if exact and len(found) > 1 else found)]
+        return [file for _, file in (exact if self.prefer_own and exact and len(found) > 1 else found)]
 
     def _same_run(self, own, run) -> bool:
         for name, key in RUN_ENTITIES:

@@ -207,14 +207,15 @@ def run_queries(layout, settings, subjects, spaces=()) -> RunQueries:
     return RunQueries(
         raw=RunFiles(layout, subjects, scope="raw", suffix="bold", extension=NIFTI),
         events=events_files(layout, settings, subjects),
-        confounds=RunFiles(  # the filter's entities take the place of these (read with --confounds none
-            layout, subjects, given=confounds, shared=("echo",),  # too: fMRIPrep's non-steady-state columns;
-            scope="derivatives",  # fMRIPrep writes one table for every echo of a run, without echo-)
+        # the filter's entities take the place of these (read with --confounds none too: fMRIPrep's
+        # non-steady-state columns); fMRIPrep writes one table and one mask for all echoes of a run
+        confounds=RunFiles(
+            layout, subjects, given=confounds, shared=("echo",), prefer_own=True, scope="derivatives",
             **{"desc": CONFOUNDS_DESCS, "suffix": CONFOUNDS_SUFFIXES, "extension": ".tsv", **confounds},
         ),
         masks={
             space: RunFiles(
-                layout, subjects, given=masks, shared=("echo",), scope="derivatives",  # one mask for every echo
+                layout, subjects, given=masks, shared=("echo",), prefer_own=True, scope="derivatives",
                 **{"suffix": "mask", "desc": "brain", "extension": NIFTI, "datatype": "func",
                    "space": space if space is not None else Query.NONE, **masks},
             )
