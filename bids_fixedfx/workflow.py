@@ -609,6 +609,8 @@ def _plan_group(settings):
     if model is not None:
         if settings.model_file and not settings.group_covariates:
             _check_model_copy(model, settings.output_dir / _model_copy(model))
+            for text in _maps_of_replaced_nodes(model, settings.output_dir):
+                logger.warning("%s", text)
         dataset = model.nodes_at("dataset")
         group_model = "fixed" if dataset and dataset[0].model_type == "meta" else "random"
         settings = replace(settings, group_model=group_model, group_design=_design_desc(dataset),
@@ -683,6 +685,28 @@ def _check_inputs_made_by(model, settings, checked) -> None:
                     f"not those of the model {model.name!r} given with -m; run the participant level with this "
                     "model first, or give its dataset nodes to the model that made the maps."
                 )
+
+
+def _maps_of_replaced_nodes(model, output_dir) -> list[str]:
+    """A warning for the group maps of nodes that the model's copy in OUTPUT_DIR holds and this
+    model (of the same Name) does not: the copy is replaced, and their sidecars cite it still."""
+    from .errors import FixedFxError
+    from .jsonfile import read_object
+
+    cited, names = f"bids::{_model_copy(model).as_posix()}", {node.name for node in model.nodes}
+    orphans = set()
+    for path in (output_dir / "group").glob("*_stat-effect*_statmap.json"):
+        try:
+            sidecar = read_object(path)
+        except FixedFxError:  # a sidecar this app cannot read is not its own
+            continue
+        if sidecar.get("ModelFile") == cited and sidecar.get("Node") not in names:
+            orphans.add(str(sidecar.get("Node")))
+    if not orphans:
+        return []
+    return [f"{output_dir / _model_copy(model)} is replaced by this model, which has no node "
+            f"{', '.join(sorted(orphans))}: that node's group maps stay and cite it still; give this model another "
+            "Name to keep both."]
 
 
 def _other_participant_nodes(model, target) -> bool:

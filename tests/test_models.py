@@ -113,6 +113,28 @@ def test_a_group_model_whose_run_node_did_not_make_the_subject_maps_is_refused(f
     assert not (out / "models" / "model-other_smdl.json").exists()
 
 
+def test_a_group_model_that_replaces_a_copy_with_other_dataset_nodes_says_so(fresh_dataset, tmp_path, capsys):
+    """Two models of one Name and other dataset nodes: the second replaced models/model-<Name>,
+    which the first's group maps cite, without a word."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    document = json.loads((out / "models" / "model-default_smdl.json").read_text())
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m",
+                 str(out / "models" / "model-default_smdl.json")]) == 0
+    node = next(n for n in document["Nodes"] if n["Level"] == "Dataset")
+    node["Name"] = "another"
+    document["Edges"] = [{**e, "Destination": "another"} if e["Destination"] == "dataset" else e
+                         for e in document.get("Edges", [])]
+    model = tmp_path / "model-default_smdl.json"
+    model.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert (f"{out / 'models' / 'model-default_smdl.json'} is replaced by this model, which has no node dataset: "
+            "that node's group maps stay and cite it still") in said
+
+
 def test_a_misspelt_level_in_a_model_is_refused(fresh_dataset, tmp_path, capsys):
     """Levels a run lacks are left out of its design; a level no selected run has at all
     (trial_type.vsual) is a misspelling, refused as pybids refuses it (it was left out of every
