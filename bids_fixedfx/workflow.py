@@ -143,6 +143,8 @@ def _participant(settings, derivatives, fork):
                 settings.output_dir, f"sub-{subject.subject}", subject=subject.subject, task=subject.task,
                 space=(subject.space, None),
             )
+            if not settings.reports:  # the figures of no space (a run's design) serve another space's section too
+                stale = _without_shared_figures(stale, settings.output_dir, subject)
             staging.commit(stale)
         for maps in made:
             logger.info("sub-%s%s task-%s%s: node %s (%s) over %d input(s) written (subject %d of %d)",
@@ -874,6 +876,18 @@ def _group_key(test, settings) -> str:
     """The name of a group test's set of maps (:class:`.outputs.Staging`)."""
     group_model, _, own = _own(test, settings)
     return naming.set_key(group=own or group_model, task=test.task, space=test.space, contrast=test.contrast)
+
+
+def _without_shared_figures(stale, output_dir, subject) -> list:
+    """The files of a subject's set to replace, but its figures of no space (a run's design,
+    its motion) while maps of the task in another space stay: that space's report section
+    shows them (the design is one for all spaces of a run)."""
+    others = [path for path in outputs.existing_set(output_dir, f"sub-{subject.subject}", subject=subject.subject,
+                                                   task=subject.task)
+              if naming.parse(path).get("space") not in (None, subject.space) and path.name.endswith("_statmap.json")]
+    if not others:
+        return stale
+    return [path for path in stale if not ("figures" in path.parts and naming.parse(path).get("space") is None)]
 
 
 def _group_maps_outdated_by(output_dir, checked) -> list[str]:

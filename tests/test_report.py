@@ -851,3 +851,24 @@ def test_the_masks_figure_cuts_through_where_the_runs_masks_disagree():
     assert not ({33, 34} & set(slices.even_cuts(box, 5)))
     agreeing = coverage_cuts(np.where(count > 0, 4, 0), 4, box)  # no disagreement: evenly spaced slices
     assert len(agreeing) == 5 and min(np.diff(agreeing)) >= 5 and box[2].start < agreeing[0] < agreeing[-1] < 36
+
+
+@pytest.mark.slow
+def test_a_job_without_reports_over_one_space_keeps_the_other_spaces_section(tmp_path):
+    """A run fitted in two spaces, then one space again with --no-reports: the job removed the run's
+    design figure (it has no space), and the page dropped the other space's section with it."""
+    from bids_fixedfx.example_data import make_example_dataset
+
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=1, n_volumes=40,
+                                   shape=(12, 12, 12), spaces=("MNI152NLin2009cAsym", "T1w"))
+    output = tmp_path / "out"
+    common = [str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1"]
+    assert main([*common, "--space", "MNI152NLin2009cAsym", "T1w"]) == 0
+    design = sorted((output / "sub-01" / "figures").glob("*_desc-design_matrix.png"))
+    assert design
+    assert main([*common, "--space", "T1w", "--no-reports"]) == 0
+    assert all(path.is_file() for path in design)
+    page = (output / "sub-01.html").read_text()
+    assert "space-MNI152NLin2009cAsym" in page and design[0].name in page
+    assert 'id="task-checkerboard-space-MNI152NLin2009cAsym"' in page
+    assert 'id="task-checkerboard-space-T1w"' not in page  # this job's own section went
