@@ -987,12 +987,13 @@ def write_group(test, settings, staging, intersections=None, own_masks=None, sha
             logger.warning("task-%s contrast-%s is an F test: the corrected inference asked for (%s) applies to t "
                            "contrasts, so its F, z and p maps alone were written; test its rows as t contrasts to "
                            "correct them.", test.task, contrast.label, inference.option_text(settings.inference))
-    labels = {contrast.label for contrast, _ in contrasts}
+    labels = {contrast.label for contrast, _ in contrasts} | {test.contrast}
     return [
         relative for relative in outputs.existing_set(output_dir, "group", task=test.task, space=test.space,
                                                       contrast=tuple(labels))
         if naming.group_model_of(naming.parse(relative)) == own
-    ]
+        or (naming.parse(relative).get("suffix") == "mask" and naming.parse(relative).get("desc") == key[2])
+    ]  # a test's own mask of an earlier job (its contrast's subjects differed then) included
 
 
 def _write_group_mask(mask, subject_masks, staging, output_dir, form, key, contrast=None) -> list:

@@ -1184,3 +1184,6 @@ def test_contrasts_of_a_task_tested_over_other_subjects_each_cite_their_own_mask
         assert np.all(t_map.get_fdata()[own] != 0)  # every voxel of its mask tested
     shared = nib.load(group / f"task-checkerboard_space-{SPACE}_desc-group_mask.nii.gz").get_fdata() > 0
     assert shared.sum() <= own.sum() and (out / "group.html").is_file()
+    # tested again over subjects that have both contrasts: one mask, and no stale contrast mask
+    assert main([str(dataset.path), str(out), "group", "--participant-label", "01", "02"]) == 0
+    assert not list(group.glob("*_contrast-*_mask.*"))
