@@ -721,7 +721,9 @@ def _other_participant_nodes(model, target) -> bool:
         nodes = document.get("Nodes", [])
         if not isinstance(nodes, list):  # not a model this app wrote: compared whole
             return [nodes]
-        return [n for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"]
+        return [{**n, "GroupBy": sorted(map(str, n["GroupBy"]))} if isinstance(n, dict)  # its order means nothing
+                and isinstance(n.get("GroupBy"), list) else n
+                for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"]
 
     try:
         earlier = json.loads(target.read_text(encoding="utf-8"))

@@ -1124,6 +1124,13 @@ def test_a_run_whose_spaces_give_other_repetition_times_is_refused_before_any_ou
                  "--space", "T1w"]) == 0  # one space: its own sidecar's TR
     design = json.loads(next(out.rglob("sub-01_ses-1_task-checkerboard_run-01_design.json")).read_text())
     assert design["RepetitionTime"] == described["RepetitionTime"] * 1.25
+    rounded = float(np.float32(described["RepetitionTime"] * 1.01))  # one TR written in single precision: the same
+    sidecar.write_text(json.dumps({**described, "RepetitionTime": rounded}))
+    other = next(dataset.path.rglob(f"sub-01_ses-1_task-checkerboard_run-01_space-{SPACE}_desc-preproc_bold.json"))
+    tr = described["RepetitionTime"] * 1.01
+    other.write_text(json.dumps({**json.loads(other.read_text()), "RepetitionTime": tr}))
+    assert main([str(dataset.path), str(tmp_path / "again"), "participant", "--skip-bids-validation", "--no-reports",
+                 "--space", SPACE, "T1w"]) == 0
 
 
 @pytest.mark.slow

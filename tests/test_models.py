@@ -100,7 +100,8 @@ def test_a_group_model_whose_run_node_did_not_make_the_subject_maps_is_refused(f
     assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
     document = json.loads((out / "models" / "model-default_smdl.json").read_text())
     renamed = tmp_path / "model-renamed_smdl.json"
-    renamed.write_text(json.dumps({**document, "Name": "renamed"}))
+    reordered = [{**node, "GroupBy": node["GroupBy"][::-1]} for node in document["Nodes"]]  # the same grouping
+    renamed.write_text(json.dumps({**document, "Name": "renamed", "Nodes": reordered}))
     assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(renamed)]) == 0
     document["Nodes"][0]["Model"]["HRF"]["Model"] = "spm"
     other = tmp_path / "model-other_smdl.json"

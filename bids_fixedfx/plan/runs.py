@@ -8,6 +8,8 @@ that the subject's sidecars record.
 
 from __future__ import annotations
 
+import math
+
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -377,7 +379,7 @@ def _check_one_design_per_run(runs) -> None:
     first = {}
     for run in runs:
         other = first.setdefault(run.name, run)
-        if (other.tr, other.n_volumes) != (run.tr, run.n_volumes):
+        if other.n_volumes != run.n_volumes or not math.isclose(other.tr, run.tr, rel_tol=1e-6):
             raise InputFileError(
                 f"{run.name} is {other.n_volumes} volumes of {other.tr:g} s in {other.bold} but {run.n_volumes} "
                 f"volumes of {run.tr:g} s in {run.bold}; a run's spaces share one design, so correct the sidecar "
