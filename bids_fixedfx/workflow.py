@@ -544,7 +544,7 @@ def _group(settings, fork):
 
         report.write_group_report(settings, replace(checked, tests=plain))
     elif plain:  # the page showed maps this job replaced: it goes, with its figures
-        _remove_outdated_group_page(settings.output_dir)
+        _remove_outdated_group_page(settings)
     # else: this job's tests are another model's, which no page shows; the page's maps are as they were
     page = settings.output_dir / naming.build("group_report")
     logger.log(progress.SUMMARY, "Group level done: %d test(s) of %s in %s%s", len(checked.tests),
@@ -1086,10 +1086,20 @@ def _prune_subject_pages(settings, checked) -> None:
                         page.name)
 
 
-def _remove_outdated_group_page(output_dir) -> None:
+def _remove_outdated_group_page(settings) -> None:
     """Remove the group's HTML report and its figures, which an earlier job wrote of the maps
-    this job replaced without a report (``--no-reports``)."""
-    page = naming.build("group_report")
+    this job replaced without a report (``--no-reports``); a page of another group model's
+    or design's maps (which this job left as they were) stays."""
+    from .report import page_maps, shown_maps
+
+    output_dir, page = settings.output_dir, naming.build("group_report")
+    try:
+        shown = shown_maps((output_dir / page).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        shown = None
+    if shown is not None and shown != page_maps(settings):
+        logger.debug("%s shows the desc-%s maps, which this job left as they were: kept", page, shown)
+        return
     figures = [path.relative_to(output_dir) for path in sorted((output_dir / "group" / "figures").glob("*"))
                if path.is_file()]
     removed = [path for path in (page, *figures) if (output_dir / path).is_file()]

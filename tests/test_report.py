@@ -91,6 +91,26 @@ def test_a_group_job_of_another_model_keeps_the_page_of_the_maps_it_left(reports
     assert (output / "group.html").read_text() == before
 
 
+def test_a_group_job_of_fixed_effects_without_reports_keeps_the_t_tests_page(reports, example_dataset, tmp_path):
+    """``group --group-model fixed --no-reports`` after the one-sample test removed group.html and
+    its figures, though it left the one-sample maps they show as they were; the same model's
+    job without reports still removes them."""
+    from bids_fixedfx.report import shown_maps
+
+    output = tmp_path / "out"
+    shutil.copytree(reports, output)
+    before = (output / "group.html").read_text()
+    figures = sorted((output / "group" / "figures").glob("*.png"))
+    assert shown_maps(before) == "group" and figures
+    common = [str(example_dataset.path), str(output), "group", "--no-reports"]
+    assert main([*common, "--group-model", "fixed"]) == 0
+    assert list((output / "group").glob("*_desc-fixedfx_statmap.nii.gz"))
+    assert (output / "group.html").read_text() == before
+    assert sorted((output / "group" / "figures").glob("*.png")) == figures
+    assert main(common) == 0
+    assert not (output / "group.html").exists() and not list((output / "group" / "figures").glob("*"))
+
+
 def test_a_subject_run_by_space_in_two_jobs_keeps_one_page_of_both(tmp_path):
     """A subject run by task or by space in separate jobs kept every job's maps and figures,
     but its page showed only the last job's."""

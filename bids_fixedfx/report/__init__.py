@@ -14,6 +14,7 @@ zipped. The pages are rendered from the Jinja templates in ``bids_fixedfx/data/r
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict
 
@@ -105,3 +106,17 @@ def write_group_report(settings, group_plan, notes=()):
     if path is not None:
         logger.info("Group report written in %.1f s; open %s", time.perf_counter() - start, path)
     return path
+
+
+def page_maps(settings) -> str:
+    """What ``group.html`` records of the maps it shows: the ``desc`` of their masks, which
+    names their group model and design apart (:func:`bids_fixedfx.naming.group_mask_desc`)."""
+    from ..naming import group_mask_desc
+
+    return group_mask_desc(settings.group_model, settings.group_design)
+
+
+def shown_maps(page) -> str | None:
+    """The maps a ``group.html`` shows, as :func:`page_maps` recorded them (None: not recorded)."""
+    found = re.search(r'<meta name="bids-fixedfx-maps" content="desc-([^"]*)">', page)
+    return found[1] if found else None

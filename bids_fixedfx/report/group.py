@@ -18,7 +18,7 @@ from ..combine import contrasts_of
 from ..plan import MIN_SUBJECTS
 from ..sidecars import StatmapSidecar
 from ..surface import is_surface_file
-from . import backgrounds, figures, slices
+from . import backgrounds, figures, page_maps, slices
 from .corrected import corrected_section, permutation_section, tdp_section
 from .figures import MapView
 from .pages import Files, citation_link, provenance, subject_page
@@ -68,6 +68,7 @@ def write_group_page(settings, group_plan, notes=()):
                      else "general linear model (random effects)" if settings.group_design
                      else "one-sample t-test (random effects)"),
         random=settings.group_model != "fixed",
+        maps_desc=page_maps(settings),
         design=settings.model_node_names.get("dataset") if settings.group_design else None,
         min_subjects=MIN_SUBJECTS,
         warnings=[note.text for note in (*group_plan.notes, *notes)],
