@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError, check_regular_file
+from .errors import FixedFxError, InputFileError, check_regular_file
 
 try:  # ISA-L's inflate: the same streams, about twice as fast
     from isal import isal_zlib as _inflate_module
@@ -39,6 +39,9 @@ except ImportError:  # pragma: no cover - depends on the installation
 READ_BLOCK = 1 << 20
 #: Decompressed bytes at most handed on at a time (no large buffer is held).
 INFLATE_BLOCK = 1 << 20
+#: Deflate's largest compression ratio (zlib's documentation: 1032 to 1), rounded up: a gzip
+#: file whose header describes more than this many times its size cannot hold its data.
+DEFLATE_MAX_RATIO = 1040
 
 
 def _expected_size(img) -> int:
@@ -101,9 +104,10 @@ def check_image(path, what: str = "Image"):
     expected = _expected_size(img)
     size = path.stat().st_size
     if path.name.endswith(".gz"):
+        if size < 18 or expected > DEFLATE_MAX_RATIO * size:  # (ISIZE, modulo 2**32, cannot tell)
+            raise InputFileError(f"{what} {path} is truncated or corrupt: its {size}-byte gzip stream cannot hold "
+                                 f"the {expected} bytes its header describes.")
         with open(path, "rb") as stream:
-            if size < 18:
-                raise InputFileError(f"{what} {path} is truncated: the file is too short to hold its data.")
             stream.seek(-4, os.SEEK_END)
             (stored,) = struct.unpack("<I", stream.read(4))  # ISIZE: length modulo 2**32
         if stored != expected % 2**32 and not _holds(path, expected):
@@ -219,7 +223,13 @@ def read_image(path, what: str = "Image"):
         return nib.Nifti1Image(data, img.affine, img.header)
     offset, shape = int(img.dataobj.offset), img.header.get_data_shape()
     dtype = img.header.get_data_dtype()
-    buffer = np.empty(_expected_size(img), dtype=np.uint8)
+    try:
+        buffer = np.empty(_expected_size(img), dtype=np.uint8)
+    except MemoryError:
+        raise FixedFxError(
+            f"There is not enough memory to read {path}: it needs {_expected_size(img) / 2**30:.1f} GiB; give the job "
+            "more memory, or check that the file's header states its real size."
+        ) from None
     filled = 0
     for block in _inflate(path, what):  # read to the end: the CRC is checked there
         take = min(len(block), buffer.size - filled)

@@ -46,6 +46,36 @@ def test_truncated_gzip_is_found_from_the_header_alone(image):
         read_image(path, "BOLD series")
 
 
+def test_a_header_larger_than_any_gzip_stream_of_the_file_is_found_from_the_header_alone(tmp_path):
+    """A header describing 2**43 bytes over a gzip stream of the header alone, whose length
+    modulo 2**32 (gzip's trailer) is the header's: read_image tried to allocate 8 TiB (exit 1)."""
+    header = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4)).header.copy()
+    header.set_data_dtype(np.float64)
+    header.set_data_shape((16384, 16384, 4096))
+    header["vox_offset"] = 352
+    path = tmp_path / "mask.nii.gz"
+    path.write_bytes(gzip.compress(header.binaryblock + b"\0" * 4))  # 2**43 + 352 bytes: 352 modulo 2**32
+    for read in (check_image, read_image):
+        with pytest.raises(InputFileError, match=f"Mask {path} is truncated or corrupt: its {path.stat().st_size}-byte "
+                           f"gzip stream cannot hold the {2**43 + 352} bytes"):
+            read(path, "Mask")
+
+
+def test_an_image_larger_than_the_memory_left_is_said_so(image, monkeypatch):
+    """A sound image the memory cannot hold: one sentence naming it (exit 1), not numpy's."""
+    from bids_fixedfx import images
+    from bids_fixedfx.errors import FixedFxError
+
+    path, _ = image
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(images.np, "empty", no_memory)
+    with pytest.raises(FixedFxError, match=f"There is not enough memory to read {path}: it needs 0.0 GiB"):
+        read_image(path, "BOLD series")
+
+
 def test_a_scaling_nibabel_refuses_is_an_unusable_file(tmp_path):
     """scl_slope 1e38 with scl_inter NaN: nibabel's HeaderDataError ended the run as an
     unexpected failure (exit 1) naming no file."""
