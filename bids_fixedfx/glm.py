@@ -16,9 +16,9 @@ and memory only:
   contrasts are computed from the fitted arrays as ``compute_contrast`` computes them;
 - each voxel's R² is ``RegressionResults.r_square`` (the variance of the whitened fit
   over that of the whitened data: a pseudo-R² with AR(1)), from the same arrays; the
-  fit's variance is taken from the parameters and the design's covariance (``theta' S
-  theta``, the same number to about 1e-15) and the residuals are computed in place by
-  BLAS (``gemm``), instead of holding the fitted values in an array of the data's size;
+  fit's variance is that of the column-centred design times the parameters (the fitted
+  values less their mean), and the residuals are computed in place by BLAS (``gemm``),
+  instead of holding the fitted values in an array of the data's size;
 - voxels are fitted in chunks, on ``n_threads`` threads: first the OLS fit that gives
   each voxel's AR(1) bin, chunk by chunk, then each bin's voxels together (in chunks),
   then every contrast's statistics at once. nilearn's AR(1) model bins each voxel's
@@ -226,9 +226,9 @@ class NoiseModels:
     def model(self, rho_bin):
         """nilearn's model and per-contrast factors for an AR(1) bin (None: OLS).
 
-        Returns (whitened design, its pseudo-inverse, the design's covariance ``S`` (the
-        fit's variance is ``theta' S theta``), the factor per contrast: the variance factor
-        ``c cov c'`` of a t contrast, ``sqrtm(inv(c cov c'))`` of an F one).
+        Returns (whitened design, its pseudo-inverse, the design with each column's mean
+        subtracted (the fit less its mean is ``centred @ theta``), the factor per contrast: the
+        variance factor ``c cov c'`` of a t contrast, ``sqrtm(inv(c cov c'))`` of an F one).
         """
         if rho_bin not in self._models:  # computed twice at worst, by two threads: same values
             from nilearn.glm.regression import ARModel
@@ -243,8 +243,7 @@ class NoiseModels:
                 else:  # compute_contrast: vcov(matrix=con_val, dispersion=1.0)
                     factors.append(sqrtm(np.linalg.inv(np.atleast_2d(variance * 1.0))))
             design = model.whitened_design
-            centered = design - design.mean(axis=0)
-            self._models[rho_bin] = (design, model.calc_beta, centered.T @ centered / design.shape[0], factors)
+            self._models[rho_bin] = (design, model.calc_beta, design - design.mean(axis=0), factors)
         return self._models[rho_bin]
 
 
@@ -384,7 +383,7 @@ def fit_voxels(scaled, rho_bin, columns, models, fitted):
     """
     # a bin's voxels are gathered (a copy), an OLS chunk is a view of the series
     data = scaled[:, columns]  # OLSModel fits it as it is
-    design, pinv, covariance, contrast_factors = models.model(rho_bin)
+    design, pinv, centred, contrast_factors = models.model(rho_bin)
     if rho_bin is not None:  # ARModel.whiten, in double precision: x[1:] - rho * x[:-1], x[0] kept
         scaled, data = data, np.empty_like(data, dtype=np.float64)  # in its layout: sums run as before
         data[:1] = scaled[:1]
@@ -392,7 +391,10 @@ def fit_voxels(scaled, rho_bin, columns, models, fitted):
         np.subtract(scaled[1:], data[1:], out=data[1:], dtype=np.float64)
     theta = np.dot(pinv, data)
     with np.errstate(divide="ignore", invalid="ignore"):  # a constant voxel: NaN, as nilearn
-        explained = np.maximum(np.einsum("ij,ij->j", theta, covariance @ theta), 0.0)  # a variance: >= 0
+        # the fit's variance as RegressionResults.r_square takes it (np.var of the fitted values):
+        # theta' S theta (S the design's covariance) was 3e-4 off in designs of condition 1e7
+        fit = centred @ theta
+        explained = np.einsum("ij,ij->j", fit, fit) / design.shape[0]
         fitted.r_square[columns] = explained / np.var(data, 0)
     residuals = subtract_fit(data, design, theta)
     fitted.dispersion[columns] = np.sum(residuals**2, 0) / (design.shape[0] - design.shape[1])

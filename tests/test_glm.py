@@ -578,6 +578,24 @@ def test_r_square_equals_regression_results_r_square(random_glm, noise_model):
 
 
 @pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+def test_r_square_of_an_ill_conditioned_design_equals_nilearns(random_glm, noise_model):
+    """A design with nearly collinear columns (condition about 1e7, as cosine drifts with
+    fMRIPrep's cosine confounds): the R² taken as theta' S theta was 3e-4 off nilearn's."""
+    from nilearn.glm.first_level import mean_scaling, run_glm
+
+    series, matrix, vectors, tests = random_glm
+    rng = np.random.default_rng(11)
+    matrix = np.column_stack([matrix, matrix[:, 3] + 1e-6 * rng.normal(size=len(matrix))])
+    assert np.linalg.cond(matrix) > 1e6
+    labels, results = run_glm(mean_scaling(series, 0)[0], matrix, noise_model=noise_model)
+    expected = np.empty(series.shape[1])
+    for label, result in results.items():
+        expected[labels == label] = result.r_square
+    _, _, ours = glm.fit_contrasts(series, matrix, vectors, noise_model, tests=tests)
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
 def test_constant_voxel_has_no_r_square_as_in_nilearn(random_glm, noise_model):
     """A voxel without variance gets NaN (0 / 0), as RegressionResults.r_square; the others do not."""
     from nilearn.glm.first_level import mean_scaling, run_glm
