@@ -1134,6 +1134,24 @@ def test_a_run_whose_spaces_give_other_repetition_times_is_refused_before_any_ou
 
 
 @pytest.mark.slow
+
+def test_a_run_whose_spaces_give_other_start_times_is_refused_before_any_output(fresh_dataset, tmp_path, capsys):
+    """A run's spaces share its design file: with StartTime 1 s (slice-timing corrected) in one
+    space's sidecar and none in the other's, each space was fitted with its own frame times and
+    the design file (which both spaces' maps cite) held the other's."""
+    dataset = fresh_dataset(subjects=("01",))
+    sidecar = next(dataset.path.rglob("sub-01_ses-1_task-checkerboard_run-01_space-T1w_desc-preproc_bold.json"))
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "SliceTimingCorrected": True, "StartTime": 1.0}))
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--space", SPACE, "T1w"]) == EX_NO_INPUT
+    error = " ".join(capsys.readouterr().err.split())
+    assert "sub-01_ses-1_task-checkerboard_run-01 has StartTime" in error and "space-T1w_desc-preproc_bold" in error
+    assert "a run's spaces share one design" in error and not out.exists()
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--space", "T1w"]) == 0  # one space: its own sidecar's StartTime
+
 def test_a_subject_whose_subject_node_takes_none_of_its_runs_is_said_and_left_out_of_the_reports(
         fresh_dataset, tmp_path, capsys):
     """An Edge Filter on session 2, and a subject without session 2: its maps were written, then the

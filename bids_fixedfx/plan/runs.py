@@ -375,7 +375,8 @@ def _check_labels(run, contrasts, design, model_file=None):
 
 def _check_one_design_per_run(runs) -> None:
     """A run's spaces share its design file (``<run>_design.tsv`` names no space): their
-    series must give one design, of one repetition time and number of volumes."""
+    series must give one design, of one repetition time, number of volumes and StartTime
+    (the frame times of slice-timing corrected series)."""
     first = {}
     for run in runs:
         other = first.setdefault(run.name, run)
@@ -384,6 +385,12 @@ def _check_one_design_per_run(runs) -> None:
                 f"{run.name} is {other.n_volumes} volumes of {other.tr:g} s in {other.bold} but {run.n_volumes} "
                 f"volumes of {run.tr:g} s in {run.bold}; a run's spaces share one design, so correct the sidecar "
                 "or the series that is wrong."
+            )
+        if not math.isclose(other.start_time, run.start_time, rel_tol=1e-6, abs_tol=1e-9):
+            raise InputFileError(
+                f"{run.name} has StartTime {other.start_time:g} s in the sidecar of {other.bold} but "
+                f"{run.start_time:g} s in that of {run.bold} (0 where a sidecar gives none); a run's spaces share "
+                "one design, so correct the sidecar that is wrong."
             )
 
 
