@@ -341,6 +341,17 @@ def test_masks_and_boxes_on_arrays():
         )
 
 
+def test_every_condition_occurs_in_a_run_with_room_for_a_block_of_each():
+    """Blocks were drawn from up to twice as many labels as needed: a run of 80 s (4 blocks)
+    of 3 conditions could lack one, whose contrasts were then left out of that run."""
+    conditions = ("audio", "visual", "motor")
+    for seed in range(40):
+        events = simulate.make_events(80.0, np.random.default_rng(seed), conditions)
+        assert len(events) >= len(conditions)
+        counts = events["trial_type"].value_counts()
+        assert set(counts.index) == set(conditions) and counts.max() - counts.min() <= 1
+
+
 def test_regressors_are_nilearns_and_the_bold_carries_them():
     rng = np.random.default_rng(0)
     events = simulate.make_events(120.0, rng)

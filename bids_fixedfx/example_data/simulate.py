@@ -76,7 +76,7 @@ def make_events(duration: float, rng: np.random.Generator, conditions=CONDITIONS
     -------
     pandas.DataFrame
         ``onset`` and ``duration`` (s, one decimal) and ``trial_type``; every condition
-        occurs.
+        occurs when the run has room for as many blocks as there are conditions.
     """
     onsets = [round(float(rng.uniform(4.0, 8.0)), 1)]
     while True:
@@ -85,7 +85,7 @@ def make_events(duration: float, rng: np.random.Generator, conditions=CONDITIONS
             break
         onsets.append(onset)
     n_each = -(-len(onsets) // len(conditions))
-    labels = rng.permutation(np.repeat(conditions, n_each))[: len(onsets)]
+    labels = rng.permutation(np.tile(conditions, n_each)[: len(onsets)])  # the counts differ by one at most
     return pd.DataFrame(
         {
             "onset": onsets,
