@@ -746,6 +746,7 @@ def _warn_replaced_model(model, settings, checked) -> None:
     info = sidecars.FirstLevelModelInfo.from_settings(settings.model).compared()
     weighted = bool(settings.model.precision_weighted)
     labels = {c.label for s in checked.subjects for p in s.runs for c in p.contrasts if c.test in ("t", "pass")}
+    labels |= _named_contrast_labels(model)  # with a condition this job's runs lack, as other subjects have
     others = []
     for folder in sorted(p for p in settings.output_dir.glob("sub-*") if p.is_dir()):
         label = folder.name.removeprefix("sub-")
@@ -767,15 +768,32 @@ def _warn_replaced_model(model, settings, checked) -> None:
         )
 
 
+def _named_contrast_labels(model) -> set:
+    """The file labels of the t contrasts a model's run node names (its dummy contrasts' plain
+    conditions, its contrasts): those of maps the model makes where their conditions are."""
+    from .contrasts import bids_label
+    from .plan.models import run_node
+
+    node = run_node(model)
+    if node is None:
+        return set()
+    names = [c.name for c in node.contrasts if c.test in ("t", "pass")]
+    dummy = node.dummy_contrasts
+    if dummy is not None and dummy.test == "t":
+        names += [c for c in (dummy.conditions if dummy.conditions is not None else node.x)
+                  if isinstance(c, str) and "*" not in c and "?" not in c]
+    return {bids_label(name) for name in names}
+
+
 def _made_otherwise(effects, info, labels, weighted) -> bool:
     """Whether the effect maps of these sidecars were made otherwise than with these first-level
     settings (:meth:`.sidecars.FirstLevelModelInfo.compared`), contrast labels (None: not
-    compared) and precision weighting: the settings the first sidecar records, and the
-    weighting of the first one that combined runs."""
+    compared; maps of contrasts outside them were) and precision weighting: the settings the
+    first sidecar records, and the weighting of the first one that combined runs."""
     from .errors import FixedFxError
     from .jsonfile import read_object
 
-    if labels is not None and {naming.parse(p.name).get("contrast") for p in effects} != labels:
+    if labels is not None and not {naming.parse(p.name).get("contrast") for p in effects} <= labels:
         return True
     try:
         recorded = sidecars.FirstLevelModelInfo.from_json(read_object(effects[0]), effects[0])

@@ -136,6 +136,28 @@ def test_a_group_model_that_replaces_a_copy_with_other_dataset_nodes_says_so(fre
             "that node's group maps stay and cite it still") in said
 
 
+def test_jobs_per_subject_write_one_default_model_that_remakes_every_subjects_maps(fresh_dataset, tmp_path, capsys):
+    """One job per subject, the same options, one subject without visual events: each job wrote
+    the default model of its own conditions, so the file named no visual after the last job,
+    warned falsely of other options, and -m of it made sub-01 no visual maps (SPEC §5)."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    for events in dataset.path.glob("sub-02/**/*_events.tsv"):
+        table = pd.read_csv(events, sep="\t")
+        table[table["trial_type"] != "visual"].to_csv(events, sep="\t", index=False)
+    out = tmp_path / "out"
+    for subject in ("01", "02"):
+        assert main([str(dataset.path), str(out), "participant", *QUICK, "--participant-label", subject]) == 0
+    assert "described other options" not in capsys.readouterr().err
+    model = out / "models" / "model-default_smdl.json"
+    assert json.loads(model.read_text())["Nodes"][0]["Model"]["HRF"]["Variables"] == ["audio", "visual"]
+    for subject in ("01", "02"):
+        again = tmp_path / f"again-{subject}"
+        assert main([str(dataset.path), str(again), "participant", *QUICK, "--participant-label", subject,
+                     "-m", str(model)]) == 0
+        assert same_files(out / f"sub-{subject}", again / f"sub-{subject}", "*_statmap.*")
+    assert not list((tmp_path / "again-02").rglob("*contrast-visual*"))
+
+
 def test_a_misspelt_level_in_a_model_is_refused(fresh_dataset, tmp_path, capsys):
     """Levels a run lacks are left out of its design; a level no selected run has at all
     (trial_type.vsual) is a misspelling, refused as pybids refuses it (it was left out of every

@@ -3,7 +3,9 @@ implies, and the default model that the options define."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 #: The levels of BIDS Stats Model nodes this version runs, and their model types.
 SUPPORTED = {"run": ("glm",), "session": ("meta", "glm"), "subject": ("meta", "glm"), "dataset": ("glm", "meta")}
@@ -295,16 +297,40 @@ def default_model(plan, settings):
             c.name: c.weights for c in first.contrasts if c.test == "t"
         }
     hrf, fir_delays = model.hrf_model, None
-    made = make(
-        conditions, confounds=confounds, hrf_model=hrf, fir_delays=fir_delays,
-        drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
-        noise_model=model.noise_model, contrasts=contrasts, modulation=modulations == {"numbers"},
-        group_model=settings.group_model,
-        precision_weighted=model.precision_weighted, inference=settings.inference,
-        non_steady_state=model.non_steady_state, dummy_scans=model.dummy_scans,
-        smoothing_fwhm=(model.smoothing_fwhm or 0.0) if model.smoothing_given else None,
-    )
-    return made, None
+
+    def made(conditions):
+        return make(
+            conditions, confounds=confounds, hrf_model=hrf, fir_delays=fir_delays,
+            drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
+            noise_model=model.noise_model, contrasts=contrasts, modulation=modulations == {"numbers"},
+            group_model=settings.group_model,
+            precision_weighted=model.precision_weighted, inference=settings.inference,
+            non_steady_state=model.non_steady_state, dummy_scans=model.dummy_scans,
+            smoothing_fwhm=(model.smoothing_fwhm or 0.0) if model.smoothing_given else None,
+        )
+
+    earlier = _earlier_default_model(settings.output_dir)
+    if earlier is not None and not set(earlier[1]) <= set(conditions) and made(earlier[1]).to_json() == earlier[0]:
+        conditions = sorted(set(conditions) | set(earlier[1]))  # the same options: the union of both jobs' conditions
+    return made(conditions), None
+
+
+def _earlier_default_model(output_dir):
+    """The default model an earlier job wrote in OUTPUT_DIR, as (its text, its conditions),
+    or None: per-subject (or per-task) jobs with the same options write one file naming every
+    job's conditions, which each subject's maps then cite (a condition a subject's runs lack
+    is left out of its designs, so the file remakes every subject's maps)."""
+    from ..naming import build
+
+    path = Path(output_dir) / build("model", model="default")
+    try:
+        text = path.read_text(encoding="utf-8")
+        conditions = json.loads(text)["Nodes"][0]["Model"]["HRF"]["Variables"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions):
+        return None
+    return text, conditions
 
 
 def covariates_model(columns, participants, inference=None, described=None):

@@ -13,6 +13,7 @@ import math
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -153,7 +154,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     if node is None:
         notes += designs.check_contrasts(settings.contrasts, built)
     else:
-        _check_levels_some_run_has(node, built)
+        _check_levels_some_run_has(node, built, settings.bids_dir)
     plans, left_out, why = [], defaultdict(list), []
     for run in runs:
         if node is None:
@@ -513,11 +514,13 @@ def _missing_contrasts(plans):
     return notes
 
 
-def _check_levels_some_run_has(node, built) -> None:
+def _check_levels_some_run_has(node, built, bids_dir) -> None:
     """Refuse a level a model's run node takes as a transformation's input that no event of any
-    selected run has: a misspelt trial type, as pybids refuses it (a level that only some runs
-    lack is left out of theirs, where pybids makes it a zero column; ``Model.X`` may name levels
-    no run has, as bidspm's templates do, each left out with a note).
+    selected run has, nor any other events file of the dataset: a misspelt trial type, as pybids
+    refuses it (a level that only some runs lack is left out of theirs, where pybids makes it a
+    zero column, and so in a job of one subject whose runs all lack a condition that other
+    subjects have; ``Model.X`` may name levels no run has, as bidspm's templates do, each left
+    out with a note).
 
     Raises
     ------
@@ -528,6 +531,7 @@ def _check_levels_some_run_has(node, built) -> None:
 
     designs_built = [design for design in built.values() if not design.precomputed]
     nowhere = set.intersection(*(set(design.absent) for design in designs_built)) if designs_built else set()
+    nowhere -= _levels_in_other_events(nowhere, bids_dir, {run.events for run in built if run.events})
     if not nowhere:
         return
     present = sorted({c for design in designs_built for c in design.condition_counts})
@@ -535,6 +539,46 @@ def _check_levels_some_run_has(node, built) -> None:
     named = ", ".join(map(repr, sorted(nowhere)))
     raise ModelError(f"Node {node.name!r} names {named}, which no event of the selected runs has (their trial types: "
                      f"{listed}); check the spelling in the model file.")
+
+
+def _levels_in_other_events(levels, bids_dir, read) -> set:
+    """The levels (``column.value``) that an events file of the dataset other than those
+    ``read`` has: each file's header read, and its rows only when it has such a column;
+    files that cannot be read are passed over (this only spares a job a refusal)."""
+    import csv
+
+    wanted = {}
+    for level in levels:
+        column, _, value = level.rpartition(".")
+        if column:
+            wanted.setdefault(column, set()).add(value)
+    found = set()
+    if not wanted:
+        return found
+    read = {Path(path).resolve() for path in read}
+    try:
+        files = [*Path(bids_dir).glob("*_events.tsv"), *Path(bids_dir).glob("sub-*/**/*_events.tsv")]
+    except OSError:
+        return found
+    for path in files:
+        try:
+            if path.resolve() in read or not path.is_file():
+                continue
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as stream:
+                rows = csv.reader(stream, delimiter="\t")
+                header = next(rows, [])
+                columns = {i: name.strip() for i, name in enumerate(header) if name.strip() in wanted}
+                if not columns:
+                    continue
+                for row in rows:
+                    for i, column in columns.items():
+                        if i < len(row) and row[i].strip() in wanted[column]:
+                            found.add(f"{column}.{row[i].strip()}")
+        except (OSError, csv.Error):
+            continue
+        if found == set(levels):
+            break
+    return found
 
 
 #: Volume spaces in which each run is in its own BOLD reference (fMRIPrep's ``--output-spaces
