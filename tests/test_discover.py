@@ -1096,6 +1096,33 @@ def test_a_damaged_saved_index_is_said_and_not_used(fresh_dataset, make_settings
     assert len(said) == 1 and f"The index saved in {saved} is damaged" in said[0] and "delete that folder" in said[0]
 
 
+def test_a_saved_index_naming_files_outside_the_dataset_is_not_used(fresh_dataset, make_settings, tmp_path, capsys):
+    """A saved index edited to name a file outside BIDS_DIR as a run's BOLD (anyone who can
+    write the shared database folder) had the job read that file as the run's."""
+    import sqlite3
+
+    from bids_fixedfx.cli import _setup_logging
+
+    dataset = fresh_dataset(subjects=("01",))
+    database = tmp_path / "db"
+    settings = make_settings(dataset.path, bids_database_dir=database)
+    first = discover.select_runs(settings)
+    bold = str(first.runs[0].bold)
+    elsewhere = tmp_path / "elsewhere_bold.nii.gz"
+    shutil.copy(bold, elsewhere)
+    edited = 0
+    for index in database.rglob("*.sqlite"):
+        with sqlite3.connect(index) as connection:
+            edited += connection.execute("UPDATE files SET path=? WHERE path=?", (str(elsewhere), bold)).rowcount
+            connection.execute("UPDATE tags SET file_path=? WHERE file_path=?", (str(elsewhere), bold))
+    assert edited == 1
+    _setup_logging(0)
+    capsys.readouterr()
+    assert discover.select_runs(settings) == first
+    said = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert len(said) == 1 and f"lists {elsewhere}, which is not in the datasets it indexes" in said[0]
+
+
 def test_while_another_job_saves_the_index_the_selection_is_indexed(fresh_dataset, make_settings, tmp_path, monkeypatch):
     dataset = fresh_dataset(subjects=("01", "03"))
     database = tmp_path / "db"

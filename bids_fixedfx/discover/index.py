@@ -345,11 +345,35 @@ def _load_saved(folder, bids_dir, derivatives, participant_label):
             folder, changed[0],
         )
         return None
+    outside = _path_outside(folder, (bids_dir, *derivatives))
+    if outside is not None:
+        logger.warning(
+            "The index saved in %s lists %s, which is not in the datasets it indexes, so the selection was "
+            "indexed afresh; delete that folder to save a new one (and check who can write to it).",
+            folder, outside[:300],
+        )
+        return None
     layout = BIDSLayout(
         bids_dir, validate=False, derivatives=list(derivatives) or False, database_path=folder
     )
     logger.info("Reused the index saved in %s", folder)
     return layout, loops
+
+
+def _path_outside(folder, roots) -> str | None:
+    """The first file a saved index (its SQLite databases) lists outside ``roots``, the datasets
+    it indexes; None when none does. The index names the files a job reads: one edited to
+    name files elsewhere would have them read as the dataset's."""
+    import sqlite3
+    from contextlib import closing
+
+    inside = tuple(os.path.join(os.path.normpath(str(root)), "") for root in roots)
+    for database in sorted(Path(folder).rglob("*.sqlite")):
+        with closing(sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)) as connection:
+            for (path,) in connection.execute("SELECT path FROM files UNION SELECT file_path FROM tags"):
+                if not isinstance(path, str) or not os.path.normpath(path).startswith(inside):
+                    return str(path)
+    return None
 
 
 def _changed_folders(manifest, roots, participant_label):
