@@ -165,7 +165,17 @@ def read_events(path) -> pd.DataFrame:
         )
     if "trial_type" in events.columns:
         events["trial_type"] = events["trial_type"].astype(str).where(events["trial_type"].notna(), np.nan)
+        lengths = events["trial_type"].str.len()
+        if (lengths > MAX_TRIAL_TYPE).any():
+            raise InputFileError(
+                f"{path} has a trial_type of {int(lengths.max())} characters (row {int(lengths.argmax()) + 1}), "
+                f"which is no condition's name; trial types are names of at most {MAX_TRIAL_TYPE} characters."
+            )
     return events
+
+
+#: The longest ``trial_type`` read as a condition's name (a file name holds 255 bytes).
+MAX_TRIAL_TYPE = 1000
 
 
 def _numbers(events, column, path, why: str = "") -> pd.Series:

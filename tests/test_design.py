@@ -291,6 +291,18 @@ def test_events_with_a_repeated_column_or_n_a_durations_are_named(example_run, t
         design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
 
 
+def test_a_trial_type_too_long_for_a_name_is_refused_when_the_events_are_read(example_run, tmp_path):
+    """One trial_type of 5 MB (a web form's upload) took about 900 MB of memory before the
+    name was refused; 20 MB, 3 GB."""
+    path = tmp_path / example_run.events.name
+    path.write_text(example_run.events.read_text() + "1\t1\t" + "x" * (5 << 20) + "\n")
+    with pytest.raises(InputFileError, match=f"{path} has a trial_type of {5 << 20} characters "
+                       r"\(row \d+\), which is no condition's name"):
+        design.read_events(path)
+    path.write_text(example_run.events.read_text() + "1\t1\t" + "x" * design.MAX_TRIAL_TYPE + "\n")
+    assert design.read_events(path)["trial_type"].str.len().max() == design.MAX_TRIAL_TYPE
+
+
 def test_wildcard_confounds(example_run):
     header = list(read_confounds(example_run).columns)
     expected = [c for c in header if c.startswith("trans_")]
