@@ -124,15 +124,27 @@ def check_image(path, what: str = "Image"):
 
 def _holds(path: Path, expected: int) -> bool:
     """Whether a gzip file decompresses to at least ``expected`` bytes (a file with bytes
-    after its data, whose trailer length differs from the header's)."""
+    after its data, whose trailer length differs from the header's); read no further."""
     length = 0
     try:
         with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(1 << 24):
+            while length < expected and (chunk := stream.read(min(1 << 24, expected - length))):
                 length += len(chunk)
     except (OSError, EOFError, zlib.error):
         return False
     return length >= expected
+
+
+#: Decompressed bytes allowed after the data a header describes (padding), before a file is
+#: refused: a small file can hold gigabytes of zeros after its data, each read to its end.
+TRAILING_BYTES = 1 << 20
+
+
+def _past_end(path, what, expected) -> InputFileError:
+    return InputFileError(
+        f"{what} {path} holds more than the {expected} bytes its header describes (over {TRAILING_BYTES} bytes "
+        "after its data); it is not the image its header describes, so check the file."
+    )
 
 
 def _inflate(path: Path, what: str):
@@ -230,11 +242,13 @@ def read_image(path, what: str = "Image"):
             f"There is not enough memory to read {path}: it needs {_expected_size(img) / 2**30:.1f} GiB; give the job "
             "more memory, or check that the file's header states its real size."
         ) from None
-    filled = 0
+    filled = past = 0
     for block in _inflate(path, what):  # read to the end: the CRC is checked there
         take = min(len(block), buffer.size - filled)
         buffer[filled:filled + take] = np.frombuffer(block, np.uint8, take)
-        filled += take
+        filled, past = filled + take, past + len(block) - take
+        if past > TRAILING_BYTES:
+            raise _past_end(path, what, buffer.size)
     if filled < buffer.size:
         raise InputFileError(f"{what} {path} is truncated: it holds {filled} of its {buffer.size} bytes.")
     raw = np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset, order="F")
@@ -288,7 +302,7 @@ def _gzip_volumes(path, what, img):
     volume_bytes = int(np.prod(shape[:3], dtype=np.int64)) * dtype.itemsize
     skip = int(img.dataobj.offset)  # header and extensions
     volume = np.empty(volume_bytes, dtype=np.uint8)
-    filled = done = 0
+    filled = done = past = 0
     for block in _inflate(path, what):
         block = memoryview(block)
         if skip:
@@ -301,6 +315,9 @@ def _gzip_volumes(path, what, img):
             if filled == volume_bytes:
                 yield _scaled(img, np.ndarray(shape[:3], dtype=dtype, buffer=volume, order="F").copy(order="F"))
                 filled, done = 0, done + 1
+        past += len(block)
+        if past > TRAILING_BYTES:
+            raise _past_end(path, what, _expected_size(img))
     if done < shape[3]:
         raise InputFileError(f"{what} {path} is truncated: it holds {done} of its {shape[3]} volumes.")
 

@@ -76,6 +76,24 @@ def test_an_image_larger_than_the_memory_left_is_said_so(image, monkeypatch):
         read_image(path, "BOLD series")
 
 
+def test_data_far_past_what_the_header_describes_is_refused_without_reading_it_all(image):
+    """A gzip stream holding its image then a gigabyte of zeros (a file of 1 MB) was read to
+    its end twice and accepted; a little padding still is."""
+    from bids_fixedfx.images import TRAILING_BYTES, read_volumes
+
+    path, data = image
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw + bytes(TRAILING_BYTES // 2)))
+    np.testing.assert_array_equal(read_image(path).get_fdata(dtype=np.float32), data)
+    assert len(list(read_volumes(path)[1])) == data.shape[3]
+    path.write_bytes(gzip.compress(raw + bytes(64 * TRAILING_BYTES)))
+    said = f"BOLD series {path} holds more than the {len(raw)} bytes its header describes"
+    with pytest.raises(InputFileError, match=said):
+        read_image(path, "BOLD series")
+    with pytest.raises(InputFileError, match=said):
+        list(read_volumes(path, "BOLD series")[1])
+
+
 def test_a_scaling_nibabel_refuses_is_an_unusable_file(tmp_path):
     """scl_slope 1e38 with scl_inter NaN: nibabel's HeaderDataError ended the run as an
     unexpected failure (exit 1) naming no file."""
