@@ -12,18 +12,28 @@ from .query import _one, _unpadded
 
 
 def _unmatched_designs(design_dir, runs):
-    """Warnings for files of --design-dir that name a selected subject and task but no run."""
+    """Warnings for files of --design-dir that name a selected subject and task but no run,
+    and for the selected runs it holds no design for (their designs are built from events)."""
     if design_dir is None:
         return []
     used = {run.design for run in runs}
     subjects = {run.subject for run in runs}
     tasks = {run.task for run in runs}
-    return [
+    warnings = [
         f"--design-dir file {path.name} matches no selected run (check its entities, "
         "e.g. ses- and run-), so it was not used."
         for entities, path in _design_files(design_dir)
         if path not in used and entities.get("subject") in subjects and entities.get("task") in tasks
     ]
+    without = [run.name for run in runs if run.design is None]
+    if without:
+        some = "none of the" if len(without) == len(runs) else f"{len(without)} of the {len(runs)}"
+        warnings.append(
+            f"--design-dir {design_dir} holds a design for {some} selected runs ({', '.join(without[:3])}"
+            f"{' ...' if len(without) > 3 else ''}; it would be {without[0]}_design.tsv or .npz), so their "
+            "designs were built from their events files; check the folder and the files' names."
+        )
+    return warnings
 
 
 def _events_for(events_files, layout, entities, raw, name, filtered=False, ignore=()):
