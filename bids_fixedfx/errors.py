@@ -70,8 +70,27 @@ def check_regular_file(path, named: str, error=InputFileError) -> None:
     from pathlib import Path
 
     path = Path(path)
+    if _unfetched(path):
+        raise error(f"{named} is a DataLad (git-annex) file whose content was not fetched; run `datalad get "
+                    f"{path}` (or `git annex get`) in its dataset first.")
     if path.exists() and not path.is_file():
         raise error(f"{named} is not a regular file (a folder, a device or a pipe); give a file.")
+
+
+def _unfetched(path) -> bool:
+    """Whether a path is a git-annex file without its content: a link into ``.git/annex/objects``
+    that leads nowhere, or the small pointer file (``/annex/objects/...``) an unlocked one is."""
+    import os
+
+    try:
+        if path.is_symlink():
+            return not path.exists() and "annex/objects/" in os.readlink(path).replace(os.sep, "/")
+        if path.is_file() and path.stat().st_size < 1024:
+            with open(path, "rb") as stream:
+                return stream.read(1024).startswith(b"/annex/objects/")
+    except OSError:
+        return False
+    return False
 
 
 #: Each kind of problem, its class and exit code, as documented above and in the README.

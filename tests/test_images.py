@@ -94,6 +94,25 @@ def test_data_far_past_what_the_header_describes_is_refused_without_reading_it_a
         list(read_volumes(path, "BOLD series")[1])
 
 
+@pytest.mark.parametrize("kind", ["link", "pointer"])
+def test_a_datalad_file_not_fetched_says_to_get_it(tmp_path, kind):
+    """A DataLad clone's file without its content (a git-annex link leading nowhere, or the pointer
+    file of an unlocked one) was said not to exist, or not to be gzip."""
+    path = tmp_path / "sub-01_bold.nii.gz"
+    target = "../.git/annex/objects/Xx/Yy/MD5E-s123--abc.nii.gz/MD5E-s123--abc.nii.gz"
+    if kind == "link":
+        path.symlink_to(target)
+    else:
+        path.write_text("/annex/objects/MD5E-s123--abc.nii.gz\n")
+    with pytest.raises(InputFileError, match=f"BOLD series {path} is a DataLad \\(git-annex\\) file whose content "
+                       f"was not fetched; run `datalad get {path}`"):
+        check_image(path, "BOLD series")
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere.nii.gz")  # a link to nothing else: as before
+    with pytest.raises(InputFileError, match="does not exist"):
+        check_image(path, "BOLD series")
+
+
 def test_a_scaling_nibabel_refuses_is_an_unusable_file(tmp_path):
     """scl_slope 1e38 with scl_inter NaN: nibabel's HeaderDataError ended the run as an
     unexpected failure (exit 1) naming no file."""
