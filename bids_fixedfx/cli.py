@@ -549,12 +549,25 @@ def main(argv=None, fork: bool = False) -> int:
     return 0
 
 
+#: nilearn's ``load_confounds_strategy`` presets that are not strategies themselves, and the
+#: strategies each stands for (``--confounds`` takes those, with load_confounds' defaults).
+STRATEGY_PRESETS = {"simple": "--confounds motion high_pass wm_csf",
+                    "scrubbing": "--confounds motion high_pass wm_csf scrub"}
+
+
 def _check_confounds(names) -> None:
     """``--confounds`` is column names (wildcards), nilearn strategies, or ``none``, not a mix
     (a strategy among columns was sought as a column, and said to match none)."""
     if len(names) > 1 and ("none" in names or "" in names):
         raise UsageError(f"--confounds {' '.join(names)}: none stands alone (no confounds); give it alone, or "
                          "give the confounds.")
+    presets = [n for n in names if n in STRATEGY_PRESETS]
+    if presets:
+        raise UsageError(
+            f"--confounds {presets[0]} is a preset of nilearn's load_confounds_strategy, which --confounds does not "
+            f"take; give its strategies ({STRATEGY_PRESETS[presets[0]]}) or column names (strategies: "
+            f"{', '.join(CONFOUND_STRATEGIES)})."
+        )
     strategies = [n for n in names if n in CONFOUND_STRATEGIES]
     only = [n for n in strategies if n != "global_signal"]  # global_signal is also an fMRIPrep column
     if only and len(strategies) < len(names):

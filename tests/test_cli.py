@@ -533,9 +533,14 @@ def test_the_cpu_quota_of_cgroup_v2_v1_and_nested_groups_is_found(tmp_path):
     (["wm_csf", "trans_x"], r"mixes nilearn load_confounds strategies \(wm_csf\) and column names \(trans_x\)"),
     (["motion", "global_signal", "trans_*"], r"strategies \(motion, global_signal\) and column names \(trans_\*\)"),
     (["trans_x", "none"], "none stands alone"),
+    (["simple"], r"--confounds simple is a preset of nilearn's load_confounds_strategy, which --confounds does not "
+                 r"take; give its strategies \(--confounds motion high_pass wm_csf\)"),
+    (["scrubbing", "global_signal"], r"--confounds scrubbing is a preset .* \(--confounds motion high_pass wm_csf "
+                                     r"scrub\) or column names \(strategies: motion, high_pass"),
 ])
 def test_confounds_that_mix_kinds_are_refused_by_name(values, said):
-    """A strategy among columns was sought as a column ('--confounds wm_csf matches no column')."""
+    """A strategy among columns was sought as a column ('--confounds wm_csf matches no column');
+    so was a preset of load_confounds_strategy, the tutorials' 'simple'."""
     with pytest.raises(UsageError, match=said):
         parse("--confounds", *values)
     assert parse("--confounds", "global_signal", "trans_x").model.confounds == ("global_signal", "trans_x")
