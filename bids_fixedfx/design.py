@@ -178,6 +178,19 @@ def read_events(path) -> pd.DataFrame:
 MAX_TRIAL_TYPE = 1000
 
 
+def _nilearns_warning(run, text: str) -> str:
+    """A warning of nilearn's design matrix, said with what it means and what to do (others as
+    nilearn words them)."""
+    if text.startswith("The following conditions contain events with null duration"):
+        listed = ", ".join(item.strip() for item in text.split(":", 1)[1].split(" - ") if item.strip(" -"))
+        return (f"events of {listed} have duration 0 in {run.events.name}, which nilearn models as impulses (a "
+                "regressor far weaker than a block's); if they last, give their durations there.")
+    if text.startswith("'trial_type' column not found"):
+        return (f"{run.events.name} has no trial_type column, so nilearn models every event as one condition, "
+                "'dummy' (maps named contrast-dummy); add a trial_type column to name the conditions.")
+    return text
+
+
 def _numbers(events, column, path, why: str = "") -> pd.Series:
     """An events column as numbers (``n/a`` missing); text in it is an error naming the file,
     followed by ``why``."""
@@ -718,7 +731,7 @@ def build_design(run, model) -> Design:
             reason = " ".join(str(error).split()).rstrip(".")
             raise InputFileError(f"The design of {run.name} cannot be built from {run.events}: {reason}.") from error
     notes += [
-        Note.for_run(run, "design", f"{run.name}: {one_line(w.message)}")
+        Note.for_run(run, "design", f"{run.name}: {_nilearns_warning(run, one_line(w.message))}")
         for w in caught if issubclass(w.category, UserWarning)
     ]
     notes += _late_conditions(run, events)

@@ -170,14 +170,23 @@ def test_a_condition_whose_events_start_after_the_run_is_noted(example_run, tmp_
     assert not [n for n in design.build_design(example_run, ModelSettings()).notes if n.kind == "empty-condition"]
 
 
-def test_nilearn_s_warnings_are_one_line_each(example_run, tmp_path):
-    """nilearn's list of conditions with null durations was logged with literal newlines."""
+def test_nilearn_s_warnings_are_one_line_each_saying_what_to_do(example_run, tmp_path):
+    """nilearn's list of conditions with null durations was logged with literal newlines, then
+    flattened to its bullets, saying neither what it means nor what to do; so for events without
+    a trial_type."""
     table = pd.read_csv(example_run.events, sep="\t").assign(duration=0.0)
     path = tmp_path / example_run.events.name
     table.to_csv(path, sep="\t", index=False)
     notes = [n.text for n in design.build_design(dataclasses.replace(example_run, events=path), ModelSettings()).notes
-             if "null duration" in n.text]
-    assert len(notes) == 1 and "\n" not in notes[0] and "'audio'" in notes[0]
+             if n.kind == "design"]
+    assert notes == [f"{example_run.name}: events of 'audio', 'visual' have duration 0 in {path.name}, which nilearn "
+                     "models as impulses (a regressor far weaker than a block's); if they last, give their durations "
+                     "there."]
+    table.drop(columns="trial_type").assign(duration=5.0).to_csv(path, sep="\t", index=False)
+    notes = [n.text for n in design.build_design(dataclasses.replace(example_run, events=path), ModelSettings()).notes
+             if n.kind == "design"]
+    assert notes == [f"{example_run.name}: {path.name} has no trial_type column, so nilearn models every event as one "
+                     "condition, 'dummy' (maps named contrast-dummy); add a trial_type column to name the conditions."]
 
 
 def test_events_whose_trial_type_is_n_a_are_left_out_as_nilearn_leaves_them(example_run, tmp_path):

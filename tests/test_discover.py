@@ -840,11 +840,14 @@ def test_a_derivatives_folder_without_description_is_named(fresh_dataset, make_s
         discover.select_runs(make_settings(dataset.path))
     for path in fmriprep.rglob("*desc-preproc_bold*"):
         path.unlink()
+    freesurfer = dataset.path / "derivatives" / "freesurfer"  # fMRIPrep 20's layout: said for nothing
+    (freesurfer / "sub-01" / "surf").mkdir(parents=True)
     selection = discover.select_runs(make_settings(dataset.path))
     assert all(run.preprocessed is False for run in selection.runs)
     skipped = [w for w in selection.warnings if str(fmriprep) in w]
     assert len(skipped) == 1
     assert "dataset_description.json" in skipped[0]
+    assert not [w for w in selection.warnings if str(freesurfer) in w]
     assert any("raw" in w.lower() for w in selection.warnings)
 
 

@@ -74,6 +74,15 @@ def skipped_derivatives(
     )
 
 
+def holds_func(path: Path) -> bool:
+    """Whether a folder holds subjects' ``func`` folders, where BOLD derivatives would be (not
+    FreeSurfer's subjects, say, which fMRIPrep writes beside its own folder)."""
+    try:
+        return any(path.glob("sub-*/func")) or any(path.glob("sub-*/ses-*/func"))
+    except OSError:
+        return False
+
+
 def is_described(path: Path) -> bool:
     """Whether a folder is a dataset: it has a ``dataset_description.json``."""
     return (Path(path) / "dataset_description.json").is_file()

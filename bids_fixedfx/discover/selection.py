@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import NoDataError, UsageError
 from ..settings import DEFAULT_SPACE
 from .bidsignore import declared_subjects
-from .derivatives import find_derivatives, skipped_derivatives
+from .derivatives import find_derivatives, holds_func, skipped_derivatives
 from .folders import _in_selection, _layout_roots, _subject_folders, stray_subject_folders
 from .index import _open_index
 from .matching import _design_files, _unmatched_designs
@@ -57,7 +57,7 @@ def select_runs(settings) -> Selection:
             f"{path} was skipped as derivatives because it has no dataset_description.json."
             for path in skipped_derivatives(
                 settings.bids_dir, settings.output_dir, settings.work_dir
-            )
+            ) if holds_func(path)  # not FreeSurfer's, which fMRIPrep writes beside its own
         ]
     layout, loops = _open_index(
         settings.bids_dir, derivatives, settings.participant_label,
