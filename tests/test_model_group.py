@@ -40,6 +40,18 @@ def test_covariate_equals_nilearn_and_missing_values_are_left_out():
     assert design.dropped == (2,) and design.notes == ("Node 'group': left out sub-03 (age missing)",)
 
 
+def test_an_infinite_covariate_is_refused_naming_the_subject():
+    """inf in participants.tsv: a Demean made every age NaN (numpy's RuntimeWarning), and each
+    subject was said to miss a value."""
+    from bids_fixedfx.errors import InputFileError
+
+    participants = PARTICIPANTS.assign(age=[np.inf, 45.0, 30.0, 52.0, 28.0])
+    with pytest.raises(InputFileError, match=r"The age of sub-01 is inf, not a finite number; correct it where it is "
+                                             r"given \(participants.tsv\), or write n/a to leave sub-01 out."):
+        build_group_design(dataset_node(["age", 1], [{"Name": "Demean", "Input": ["age"]}]), participants)
+    assert len(build_group_design(dataset_node(["group.patient", "group.control"]), participants).matrix) == 5
+
+
 def test_two_sample_with_demeaned_covariate():
     node = dataset_node(["group.patient", "group.control", "age"],
                         [{"Name": "Demean", "Input": ["age"]}])

@@ -65,6 +65,7 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
     where = f"Node {node.name!r}"
     if inputs.empty:
         raise ModelError(f"{where} has an empty group: no inputs to model.")
+    _check_finite(node, inputs, label)
     matrix, notes = _design_matrix(node, inputs, where)
     missing = matrix.isna().any(axis=1).to_numpy()
     dropped = tuple(inputs.index[missing])
@@ -143,6 +144,25 @@ def _design_matrix(node, inputs, where):
         if "." in name and source in table.columns:
             matrix.iloc[np.flatnonzero(table[source].isna().to_numpy()), position] = np.nan
     return matrix, notes
+
+
+def _check_finite(node, inputs, label) -> None:
+    """Refuse an infinite value in a column of numbers the node uses (``inf`` in participants.tsv):
+    a Demean made every input's value NaN, and the inputs were said to miss values."""
+    from ..errors import InputFileError
+
+    used = {x for x in node.x if isinstance(x, str)} | {
+        name for transformation in node.transformations for name in (transformation.input or ())}
+    for column in sorted(used & set(inputs.columns)):
+        if not pd.api.types.is_numeric_dtype(inputs[column]) or pd.api.types.is_bool_dtype(inputs[column]):
+            continue
+        infinite = np.isinf(inputs[column].to_numpy(dtype=float))
+        if infinite.any():
+            row = inputs.loc[infinite].iloc[0]
+            prefix = {"subject": "sub-", "session": "ses-"}.get(label, "")
+            name = f"{prefix}{row[label]}" if label in inputs else str(row.name)
+            raise InputFileError(f"The {column} of {name} is {row[column]}, not a finite number; correct it where it "
+                                 f"is given (participants.tsv), or write n/a to leave {name} out.")
 
 
 def _source(column, inputs) -> str:
