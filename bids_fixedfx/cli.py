@@ -550,9 +550,9 @@ def main(argv=None, fork: bool = False) -> int:
 
 
 #: nilearn's ``load_confounds_strategy`` presets that are not strategies themselves, and the
-#: strategies each stands for (``--confounds`` takes those, with load_confounds' defaults).
-STRATEGY_PRESETS = {"simple": "--confounds motion high_pass wm_csf",
-                    "scrubbing": "--confounds motion high_pass wm_csf scrub"}
+#: strategies each combines (``--confounds`` takes those, with load_confounds' defaults, which
+#: are ``simple``'s but not all of ``scrubbing``'s: its ``wm_csf`` is ``full``, for one).
+STRATEGY_PRESETS = {"simple": "motion high_pass wm_csf", "scrubbing": "motion high_pass wm_csf scrub"}
 
 
 def _check_confounds(names) -> None:
@@ -565,8 +565,8 @@ def _check_confounds(names) -> None:
     if presets:
         raise UsageError(
             f"--confounds {presets[0]} is a preset of nilearn's load_confounds_strategy, which --confounds does not "
-            f"take; give its strategies ({STRATEGY_PRESETS[presets[0]]}) or column names (strategies: "
-            f"{', '.join(CONFOUND_STRATEGIES)})."
+            f"take; give strategies, such as those it combines (--confounds {STRATEGY_PRESETS[presets[0]]}, with "
+            f"load_confounds' defaults), or column names (strategies: {', '.join(CONFOUND_STRATEGIES)})."
         )
     strategies = [n for n in names if n in CONFOUND_STRATEGIES]
     only = [n for n in strategies if n != "global_signal"]  # global_signal is also an fMRIPrep column

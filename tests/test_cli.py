@@ -534,9 +534,10 @@ def test_the_cpu_quota_of_cgroup_v2_v1_and_nested_groups_is_found(tmp_path):
     (["motion", "global_signal", "trans_*"], r"strategies \(motion, global_signal\) and column names \(trans_\*\)"),
     (["trans_x", "none"], "none stands alone"),
     (["simple"], r"--confounds simple is a preset of nilearn's load_confounds_strategy, which --confounds does not "
-                 r"take; give its strategies \(--confounds motion high_pass wm_csf\)"),
+                 r"take; give strategies, such as those it combines \(--confounds motion high_pass wm_csf, with "
+                 r"load_confounds' defaults\)"),
     (["scrubbing", "global_signal"], r"--confounds scrubbing is a preset .* \(--confounds motion high_pass wm_csf "
-                                     r"scrub\) or column names \(strategies: motion, high_pass"),
+                                     r"scrub, with load_confounds' defaults\), or column names \(strategies: motion"),
 ])
 def test_confounds_that_mix_kinds_are_refused_by_name(values, said):
     """A strategy among columns was sought as a column ('--confounds wm_csf matches no column');

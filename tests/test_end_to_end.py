@@ -1019,7 +1019,7 @@ def test_precomputed_tsv_designs_default_to_condition_contrasts(analysed, fresh_
                  "--design-dir", str(design_dir)]) == 0
     labels = {p.name.split("_contrast-")[1].split("_")[0] for p in out.rglob("*_stat-z_statmap.nii.gz")}
     assert labels == {"audio", "visual"}
-    assert "holds a design for" not in caplog.text  # every run had its own
+    assert "holds no design for" not in caplog.text  # every run had its own
     runs = json.loads(next(out.rglob("*ses-1*run-01_design.json")).read_text())
     assert runs["Precomputed"] is True
     first = out / "sub-01" / "ses-1" / "func" / f"sub-01_ses-1_task-checkerboard_run-01_space-{SPACE}_contrast-audio_stat-z_statmap.nii.gz"
@@ -1042,7 +1042,7 @@ def test_unmatched_design_file_is_reported(fresh_dataset, tmp_path, capsys):
     said = " ".join(capsys.readouterr().err.split())
     assert "sub-03_task-checkerboard_run-1_design.tsv matches no selected run" in said
     # no run got a design from it: they were all built from events, which was said of none
-    assert (f"--design-dir {design_dir} holds a design for none of the selected runs (sub-03_ses-1_task-checkerboard_"
+    assert (f"--design-dir {design_dir} holds no design for any of the selected runs (sub-03_ses-1_task-checkerboard_"
             "run-01; it would be sub-03_ses-1_task-checkerboard_run-01_design.tsv or .npz), so their designs were "
             "built from their events files") in said
 

@@ -27,9 +27,9 @@ def _unmatched_designs(design_dir, runs):
     ]
     without = [run.name for run in runs if run.design is None]
     if without:
-        some = "none of the" if len(without) == len(runs) else f"{len(without)} of the {len(runs)}"
+        some = "any of the" if len(without) == len(runs) else f"{len(without)} of the {len(runs)}"
         warnings.append(
-            f"--design-dir {design_dir} holds a design for {some} selected runs ({', '.join(without[:3])}"
+            f"--design-dir {design_dir} holds no design for {some} selected runs ({', '.join(without[:3])}"
             f"{' ...' if len(without) > 3 else ''}; it would be {without[0]}_design.tsv or .npz), so their "
             "designs were built from their events files; check the folder and the files' names."
         )
