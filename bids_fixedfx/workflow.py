@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
 import sys
 import time
 from collections import defaultdict
@@ -78,7 +79,8 @@ def _participant(settings, derivatives, fork):
                 ahead = None
     for text in said_once(map(str, checked.notes)):  # a note about every run: said once, and the others named
         logger.warning("%s", text)
-    if model is None:
+    default = model is None  # the model the options define, written for -m
+    if default:
         model, reason = plan.default_model(checked, settings)
         if model is None:
             logger.info("No model file is written: %s.", reason)
@@ -101,7 +103,12 @@ def _participant(settings, derivatives, fork):
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
     if model is not None:
         _warn_replaced_model(model, settings, checked)
-    model_file = _copy_model(model, settings) if model is not None else None
+        with _models_locked(settings.output_dir):
+            if default:  # made again under the lock: a job beside this one may have written its conditions
+                model = plan.default_model(checked, settings)[0] or model
+            model_file = _copy_model(model, settings)
+    else:
+        model_file = None
     settings = replace(settings, model_file=model_file,
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
     fitted = _fit_all(checked.runs, settings, ahead)
@@ -803,6 +810,27 @@ def _made_otherwise(effects, info, labels, weighted) -> bool:
     if combined is not None and combined.precision_weighted not in (None, weighted):
         return True
     return recorded.compared() != info
+
+
+@contextmanager
+def _models_locked(output_dir):
+    """An exclusive lock on ``OUTPUT_DIR/models`` (``flock`` on the folder, where the system has
+    it) while a job reads the model copy there and writes its own: jobs of one subject each,
+    started together, merge their default models' conditions one after the other."""
+    folder = Path(output_dir) / "models"
+    try:
+        import fcntl
+
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # the lock goes with it
 
 
 def _copy_model(model, settings):

@@ -200,6 +200,20 @@ def test_a_contrast_named_as_a_dummy_contrast_must_have_its_weights():
         contrast_matrices(run_model(columns, dummy=dummy, contrasts=[other]), columns)
 
 
+def test_an_absent_level_holding_dots_is_left_out_as_the_others():
+    """A trial type 2.5 that a run lacks: the transformation refused 'trial_type.2.5' (no
+    variable), taking it for the level 5 of a column trial_type.2."""
+    events, confounds = random_run(3)
+    events = events.assign(trial_type=events["trial_type"].map({"face": "1.5"}).fillna("0.5"))
+    node = run_model(["1.5", "2.5", *MOTION], hrf={"Variables": ["1.5", "2.5"], "Model": "glover"},
+                     transformations=[{"Name": "Factor", "Input": ["trial_type"]},
+                                      {"Name": "Rename", "Input": ["trial_type.1.5", "trial_type.2.5"],
+                                       "Output": ["1.5", "2.5"]}])
+    design = build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES, run_name="sub-01_run-1")
+    assert "sub-01_run-1: no event has '2.5', which is left out of this run's design" in design.notes
+    assert "1.5" in design.matrix.columns and "2.5" not in design.matrix.columns
+
+
 def test_a_condition_absent_from_a_run_is_left_out_with_a_note():
     """pybids and bidspm leave a level that a run lacks out of that run's design (and the
     contrasts that name it); the other columns equal nilearn's design of the run."""

@@ -156,6 +156,49 @@ def test_jobs_per_subject_write_one_default_model_that_remakes_every_subjects_ma
                      "-m", str(model)]) == 0
         assert same_files(out / f"sub-{subject}", again / f"sub-{subject}", "*_statmap.*")
     assert not list((tmp_path / "again-02").rglob("*contrast-visual*"))
+    # sub-01's events corrected (visual renamed seen), sub-01 rerun: visual, which no events file
+    # has any more, left the model (-m of it was refused as a misspelling)
+    for events in dataset.path.glob("sub-01/**/*_events.tsv"):
+        events.write_text(events.read_text().replace("\tvisual", "\tseen"))
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "--participant-label", "01"]) == 0
+    assert json.loads(model.read_text())["Nodes"][0]["Model"]["HRF"]["Variables"] == ["audio", "seen"]
+
+
+def test_levels_of_other_events_files_are_found_with_dots_in_their_values(tmp_path):
+    """A trial type 2.5 is the level trial_type.2.5: it was sought as the value 5 of a column
+    trial_type.2, so -m of a model naming it was refused for a subject without it."""
+    from bids_fixedfx.plan.runs import levels_in_other_events
+
+    func = tmp_path / "sub-02" / "func"
+    func.mkdir(parents=True)
+    (func / "sub-02_task-x_events.tsv").write_text("onset\tduration\ttrial_type\n0\t1\t2.5\n4\t1\tgo.left\n")
+    own = tmp_path / "sub-01" / "func" / "sub-01_task-x_events.tsv"
+    own.parent.mkdir(parents=True)
+    own.write_text("onset\tduration\ttrial_type\n0\t1\tstop\n")
+    wanted = {"trial_type.2.5", "trial_type.go.left", "trial_type.stop", "trial_type.7"}
+    assert levels_in_other_events(wanted, tmp_path, [own]) == {"trial_type.2.5", "trial_type.go.left"}
+    assert levels_in_other_events(wanted, tmp_path) == wanted - {"trial_type.7"}
+
+
+def test_the_models_folder_is_locked_while_a_job_writes_its_copy(tmp_path):
+    """Jobs of one subject each started together read the default model before either wrote its
+    own: the last one's conditions alone were kept."""
+    import fcntl
+    import os
+
+    from bids_fixedfx import workflow
+
+    def try_lock():
+        handle = os.open(tmp_path / "models", os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(handle)
+
+    with workflow._models_locked(tmp_path):
+        with pytest.raises(BlockingIOError):
+            try_lock()
+    try_lock()
 
 
 def test_a_misspelt_level_in_a_model_is_refused(fresh_dataset, tmp_path, capsys):

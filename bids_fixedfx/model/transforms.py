@@ -155,12 +155,14 @@ def _is_absent_level(name, work) -> bool:
     of it that ``Factor`` made."""
     if name in work or is_wildcard(name) or "." not in name:
         return False
-    column_name = name.rsplit(".", 1)[0]
-    column = work.get(column_name)
-    if column is not None:
-        return column.kind == "sparse" and not column.numeric
-    return any(other.rsplit(".", 1)[0] == column_name and work[other].kind == "sparse" for other in work
-               if "." in other)
+    # the column is the name up to one of its dots: a level may hold dots (trial_type.2.5)
+    columns = [name[:i] for i, character in enumerate(name) if character == "."]
+    for column_name in columns:
+        column = work.get(column_name)
+        if column is not None:
+            return column.kind == "sparse" and not column.numeric
+    return any(other.startswith(f"{column_name}.") and work[other].kind == "sparse" for other in work
+               for column_name in columns)
 
 
 def _expand(patterns, work, where) -> list:

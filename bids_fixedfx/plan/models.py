@@ -311,7 +311,12 @@ def default_model(plan, settings):
 
     earlier = _earlier_default_model(settings.output_dir)
     if earlier is not None and not set(earlier[1]) <= set(conditions) and made(earlier[1]).to_json() == earlier[0]:
-        conditions = sorted(set(conditions) | set(earlier[1]))  # the same options: the union of both jobs' conditions
+        # the same options: the earlier jobs' conditions that other runs of the dataset still have
+        from .runs import levels_in_other_events
+
+        others = levels_in_other_events({f"trial_type.{c}" for c in set(earlier[1]) - set(conditions)},
+                                        settings.bids_dir, {run_plan.run.events for run_plan in plan.runs})
+        conditions = sorted(set(conditions) | {level.split(".", 1)[1] for level in others})
     return made(conditions), None
 
 

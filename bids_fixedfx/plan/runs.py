@@ -531,7 +531,7 @@ def _check_levels_some_run_has(node, built, bids_dir) -> None:
 
     designs_built = [design for design in built.values() if not design.precomputed]
     nowhere = set.intersection(*(set(design.absent) for design in designs_built)) if designs_built else set()
-    nowhere -= _levels_in_other_events(nowhere, bids_dir, {run.events for run in built if run.events})
+    nowhere -= levels_in_other_events(nowhere, bids_dir, {run.events for run in built if run.events})
     if not nowhere:
         return
     present = sorted({c for design in designs_built for c in design.condition_counts})
@@ -541,19 +541,15 @@ def _check_levels_some_run_has(node, built, bids_dir) -> None:
                      f"{listed}); check the spelling in the model file.")
 
 
-def _levels_in_other_events(levels, bids_dir, read) -> set:
-    """The levels (``column.value``) that an events file of the dataset other than those
-    ``read`` has: each file's header read, and its rows only when it has such a column;
-    files that cannot be read are passed over (this only spares a job a refusal)."""
+def levels_in_other_events(levels, bids_dir, read=()) -> set:
+    """The levels (``column.value``; a value may hold dots, as ``trial_type.2.5``) that an events
+    file of the dataset other than those ``read`` has: each file's header read, and its rows
+    only when it has such a column; files that cannot be read are passed over (this only
+    spares a job a refusal, or keeps a condition in the default model)."""
     import csv
 
-    wanted = {}
-    for level in levels:
-        column, _, value = level.rpartition(".")
-        if column:
-            wanted.setdefault(column, set()).add(value)
-    found = set()
-    if not wanted:
+    levels, found = set(levels), set()
+    if not levels:
         return found
     read = {Path(path).resolve() for path in read}
     try:
@@ -566,17 +562,19 @@ def _levels_in_other_events(levels, bids_dir, read) -> set:
                 continue
             with open(path, newline="", encoding="utf-8-sig", errors="replace") as stream:
                 rows = csv.reader(stream, delimiter="\t")
-                header = next(rows, [])
-                columns = {i: name.strip() for i, name in enumerate(header) if name.strip() in wanted}
-                if not columns:
+                header = [name.strip() for name in next(rows, [])]
+                wanted = {i: {level[len(name) + 1:]: level for level in levels if level.startswith(f"{name}.")}
+                          for i, name in enumerate(header)}
+                wanted = {i: values for i, values in wanted.items() if values}
+                if not wanted:
                     continue
                 for row in rows:
-                    for i, column in columns.items():
-                        if i < len(row) and row[i].strip() in wanted[column]:
-                            found.add(f"{column}.{row[i].strip()}")
+                    for i, values in wanted.items():
+                        if i < len(row) and row[i].strip() in values:
+                            found.add(values[row[i].strip()])
         except (OSError, csv.Error):
             continue
-        if found == set(levels):
+        if found == levels:
             break
     return found
 
