@@ -102,7 +102,7 @@ def _participant(settings, derivatives, fork):
     settings = replace(settings, derivatives=tuple(derivatives))
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
     if model is not None:
-        _warn_replaced_model(model, settings, checked)
+        _warn_replaced_model(model, settings, checked, merged=default and plan.same_default_options(checked, settings))
         with _models_locked(settings.output_dir):
             if default:  # made again under the lock: a job beside this one may have written its conditions
                 model = plan.default_model(checked, settings)[0] or model
@@ -739,12 +739,15 @@ def _other_participant_nodes(model, target) -> bool:
     return isinstance(earlier, dict) and participant_nodes(earlier) != participant_nodes(json.loads(model.to_json()))
 
 
-def _warn_replaced_model(model, settings, checked) -> None:
+def _warn_replaced_model(model, settings, checked, merged=False) -> None:
     """Warn when the participant level replaces a copy of its model in OUTPUT_DIR (the default
     model of other options, say) whose run, session or subject nodes differ, while subjects
     this job leaves alone were made otherwise than this job makes its own (their maps' first
     level settings or contrasts differ): their sidecars then cite a model that did not make
-    them (the group level refuses to test them together)."""
+    them (the group level refuses to test subjects of other settings together). ``merged``:
+    the copy is a default model of these options, whose conditions this job's names too
+    (:func:`.plan.default_model`): maps of fewer contrasts (conditions their runs lack) are
+    then the model's."""
     target = settings.output_dir / _model_copy(model)
     if not _other_participant_nodes(model, target):
         return
@@ -753,26 +756,32 @@ def _warn_replaced_model(model, settings, checked) -> None:
     info = sidecars.FirstLevelModelInfo.from_settings(settings.model).compared()
     weighted = bool(settings.model.precision_weighted)
     labels = {c.label for s in checked.subjects for p in s.runs for c in p.contrasts if c.test in ("t", "pass")}
-    labels |= _named_contrast_labels(model)  # with a condition this job's runs lack, as other subjects have
-    others = []
+    if merged:  # with conditions this job's runs lack, as other subjects have
+        labels |= _named_contrast_labels(model)
+    options, contrasts = [], []
     for folder in sorted(p for p in settings.output_dir.glob("sub-*") if p.is_dir()):
         label = folder.name.removeprefix("sub-")
         effects = sorted(folder.rglob("*_stat-effect_statmap.json"))
+        name = folder.name
         if label in subjects:  # the same subject's other tasks and spaces, which this job leaves alone
             effects = [e for e in effects if (label, naming.parse(e.name).get("task"),
                                               naming.parse(e.name).get("space")) not in own_sets]
-            if effects and _made_otherwise(effects, info, None, weighted):
-                others.append(f"{folder.name}'s other tasks or spaces")
-        elif effects and _made_otherwise(effects, info, labels, weighted):
-            others.append(folder.name)
-    if others:
-        logger.warning(
-            "%s described other options (%s made with them); it now describes this job's, so their sidecars cite "
-            "a model that did not make them and the group level will refuse to test them with these subjects: rerun "
-            "them with this job's options, or write this job to another OUTPUT_DIR.",
-            target, ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "") +
-            (" was" if len(others) == 1 and others[0].startswith("sub-") and "'s other" not in others[0] else " were"),
-        )
+            name = f"{folder.name}'s other tasks or spaces"
+        made = _made_otherwise(effects, info, labels, weighted, merged) if effects else None
+        if made is not None:
+            (options if made == "options" else contrasts).append(name)
+    for others, what, then in (
+        (options, "options", "their sidecars cite a model that did not make them and the group level will refuse to "
+                             "test them with these subjects"),
+        (contrasts, "contrasts", "their sidecars cite a model that did not make them (-m of it would not remake their "
+                                 "maps)"),
+    ):
+        if others:
+            made_with = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "") + (
+                " was" if len(others) == 1 and "'s other" not in others[0] else " were")
+            logger.warning("%s described other %s (%s made with them); it now describes this job's, so %s: rerun them "
+                           "with this job's options, or write this job to another OUTPUT_DIR.",
+                           target, what, made_with, then)
 
 
 def _named_contrast_labels(model) -> set:
@@ -792,24 +801,24 @@ def _named_contrast_labels(model) -> set:
     return {bids_label(name) for name in names}
 
 
-def _made_otherwise(effects, info, labels, weighted) -> bool:
-    """Whether the effect maps of these sidecars were made otherwise than with these first-level
-    settings (:meth:`.sidecars.FirstLevelModelInfo.compared`), contrast labels (None: not
-    compared; maps of contrasts outside them were) and precision weighting: the settings the
-    first sidecar records, and the weighting of the first one that combined runs."""
+def _made_otherwise(effects, info, labels, weighted, merged=False) -> str | None:
+    """How the effect maps of these sidecars were made otherwise than with these first-level
+    settings (:meth:`.sidecars.FirstLevelModelInfo.compared`) and precision weighting
+    (``"options"``: the settings the first sidecar records, the weighting of the first one that
+    combined runs), or contrast labels (``"contrasts"``: others than ``labels``, or, ``merged``,
+    some outside them); None when they were not."""
     from .errors import FixedFxError
     from .jsonfile import read_object
 
-    if labels is not None and not {naming.parse(p.name).get("contrast") for p in effects} <= labels:
-        return True
     try:
         recorded = sidecars.FirstLevelModelInfo.from_json(read_object(effects[0]), effects[0])
         combined = next((sidecars.StatmapSidecar.read(p) for p in effects if "_run-" not in p.name), None)
     except (FixedFxError, KeyError, TypeError, ValueError):  # unreadable: cannot tell, so said
-        return True
-    if combined is not None and combined.precision_weighted not in (None, weighted):
-        return True
-    return recorded.compared() != info
+        return "options"
+    if (combined is not None and combined.precision_weighted not in (None, weighted)) or recorded.compared() != info:
+        return "options"
+    theirs = {naming.parse(p.name).get("contrast") for p in effects}
+    return "contrasts" if (not theirs <= labels if merged else theirs != labels) else None
 
 
 @contextmanager

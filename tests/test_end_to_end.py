@@ -893,9 +893,11 @@ def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example
     assert "described other options" in capsys.readouterr().err
     assert main([*common, "--participant-label", second]) == 0
     assert "described other options" not in capsys.readouterr().err
-    # other contrasts, the same first-level settings: said
+    # other contrasts, the same first-level settings: said, without the group level's refusal (it tests them)
     assert main([*common, "--participant-label", second, "--contrast", "av=audio-visual"]) == 0
-    assert f"(sub-{first} was made with them)" in capsys.readouterr().err
+    said = [line for line in capsys.readouterr().err.splitlines() if "described other" in line]
+    assert len(said) == 1 and f"described other contrasts (sub-{first} was made with them)" in said[0]
+    assert "-m of it would not remake their maps" in said[0] and "refuse" not in said[0]
     # another weighting of the runs (the subject node's), then the same subject in another space: said
     assert main([*common, "--participant-label", first, second]) == 0
     capsys.readouterr()

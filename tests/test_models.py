@@ -162,6 +162,13 @@ def test_jobs_per_subject_write_one_default_model_that_remakes_every_subjects_ma
         events.write_text(events.read_text().replace("\tvisual", "\tseen"))
     assert main([str(dataset.path), str(out), "participant", *QUICK, "--participant-label", "01"]) == 0
     assert json.loads(model.read_text())["Nodes"][0]["Model"]["HRF"]["Variables"] == ["audio", "seen"]
+    # sub-02 with contrasts of its own, then sub-01 with the default ones: the model no longer makes
+    # sub-02's maps, which is said (a subject of fewer contrasts was taken for one lacking conditions)
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "--participant-label", "02",
+                 "--contrast", "sound=audio"]) == 0
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "--participant-label", "01"]) == 0
+    assert "described other contrasts (sub-02 was made with them)" in " ".join(capsys.readouterr().err.split())
 
 
 def test_levels_of_other_events_files_are_found_with_dots_in_their_values(tmp_path):

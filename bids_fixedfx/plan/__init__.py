@@ -25,6 +25,7 @@ from .models import (
     model_settings,
     read_model,
     run_node,
+    same_default_options,
 )
 from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, residual_dof
 
@@ -33,5 +34,5 @@ __all__ = [
     "SubjectMapFiles", "SubjectPlan", "apply_input", "covariates_model", "default_model", "described_columns",
     "find_subject_maps",
     "inference_settings", "model_settings", "plan_group",
-    "plan_runs", "read_model", "read_participants", "residual_dof", "run_node",
+    "plan_runs", "read_model", "read_participants", "residual_dof", "run_node", "same_default_options",
 ]

@@ -266,41 +266,65 @@ def default_model(plan, settings):
     reason when the options go beyond what a model file states (confound strategies,
     precomputed designs).
 
+    A default model an earlier job wrote there with the same options names conditions this
+    job's runs lack: those that other events files of the dataset have are named again, so
+    that jobs of one subject (or task) each write one model of every subject's maps.
+
     Returns
     -------
     model : bids_fixedfx.model.Model or None
     reason : str or None
     """
+    made, conditions, reason = _default_maker(plan, settings)
+    if made is None:
+        return None, reason
+    earlier = _earlier_default_model(settings.output_dir)
+    if earlier is not None and not set(earlier[1]) <= set(conditions) and made(earlier[1]).to_json() == earlier[0]:
+        from .runs import levels_in_other_events
+
+        others = levels_in_other_events({f"trial_type.{c}" for c in set(earlier[1]) - set(conditions)},
+                                        settings.bids_dir, {run_plan.run.events for run_plan in plan.runs})
+        conditions = sorted(set(conditions) | {level.split(".", 1)[1] for level in others})
+    return made(conditions), None
+
+
+def same_default_options(plan, settings) -> bool:
+    """Whether the default model in OUTPUT_DIR was written with these options (its conditions
+    aside), so that the model this job writes names its conditions too."""
+    made, _, _ = _default_maker(plan, settings)
+    earlier = _earlier_default_model(settings.output_dir)
+    return made is not None and earlier is not None and made(earlier[1]).to_json() == earlier[0]
+
+
+def _default_maker(plan, settings):
+    """The default model of given conditions with this job's options (a function), the
+    conditions of this job's runs, and None; or None, None and why no model is written."""
     from ..design import is_confound_strategy
     from ..model.defaults import default_model as make
 
     model = settings.model
     if settings.design_dir is not None:
-        return None, "--design-dir designs are not a model file"
+        return None, None, "--design-dir designs are not a model file"
     if is_confound_strategy(model.confounds):
-        return None, "nilearn confound strategies are not model-file variables"
+        return None, None, "nilearn confound strategies are not model-file variables"
     modulations = {run_plan.design.modulation for run_plan in plan.runs}
     if len(modulations) > 1 or "some n/a" in modulations:  # a model's Product takes an n/a as 1
-        return None, ("the events' modulation column is n/a for some events, or only some runs have one, which a "
-                      "model's Product transformation cannot state as nilearn reads it")
+        return None, None, ("the events' modulation column is n/a for some events, or only some runs have one, "
+                            "which a model's Product transformation cannot state as nilearn reads it")
     if any(run_plan.design.untyped for run_plan in plan.runs):
-        return None, ("events without a trial_type column are one condition to nilearn ('dummy'), which a model's "
-                      "run node cannot name")
+        return None, None, ("events without a trial_type column are one condition to nilearn ('dummy'), which a "
+                            "model's run node cannot name")
     confounds = model.confounds  # none where no run had a confounds file (raw data; a mix is refused earlier)
     if not any(run_plan.design.confounds for run_plan in plan.runs):
         confounds = ()
     conditions = sorted({c for run_plan in plan.runs for c in run_plan.design.conditions})
     contrasts = None
     if settings.contrasts:
-        first = plan.runs[0]
-        contrasts = {
-            c.name: c.weights for c in first.contrasts if c.test == "t"
-        }
-    hrf, fir_delays = model.hrf_model, None
+        contrasts = {c.name: c.weights for c in plan.runs[0].contrasts if c.test == "t"}
 
     def made(conditions):
         return make(
-            conditions, confounds=confounds, hrf_model=hrf, fir_delays=fir_delays,
+            conditions, confounds=confounds, hrf_model=model.hrf_model, fir_delays=None,
             drift_model=model.drift_model or "none", high_pass=model.high_pass, drift_order=model.drift_order,
             noise_model=model.noise_model, contrasts=contrasts, modulation=modulations == {"numbers"},
             group_model=settings.group_model,
@@ -309,15 +333,7 @@ def default_model(plan, settings):
             smoothing_fwhm=(model.smoothing_fwhm or 0.0) if model.smoothing_given else None,
         )
 
-    earlier = _earlier_default_model(settings.output_dir)
-    if earlier is not None and not set(earlier[1]) <= set(conditions) and made(earlier[1]).to_json() == earlier[0]:
-        # the same options: the earlier jobs' conditions that other runs of the dataset still have
-        from .runs import levels_in_other_events
-
-        others = levels_in_other_events({f"trial_type.{c}" for c in set(earlier[1]) - set(conditions)},
-                                        settings.bids_dir, {run_plan.run.events for run_plan in plan.runs})
-        conditions = sorted(set(conditions) | {level.split(".", 1)[1] for level in others})
-    return made(conditions), None
+    return made, conditions, None
 
 
 def _earlier_default_model(output_dir):
