@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__, naming
@@ -449,6 +450,32 @@ def _staging_folder(root: Path, key: str, attempts: int = 20) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
 
 
+@contextmanager
+def stops_held():
+    """SIGINT, SIGTERM and SIGHUP held back while the block runs, then raised again: a set's
+    files are moved into place all or none (a SIGTERM among the moves left a subject's new
+    effect map beside its earlier variance and t maps, which the group level then combined).
+    In a thread other than the main one, nothing is held (Python sets handlers there only)."""
+    import signal
+
+    pending, handlers = [], {}
+    try:
+        for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(stopping) is not None:  # (None: a handler not set from Python, left alone)
+                handlers[stopping] = signal.signal(stopping, lambda number, frame: pending.append(number))
+    except ValueError:  # not the main thread
+        for stopping, handler in handlers.items():
+            signal.signal(stopping, handler)
+        handlers = {}
+    try:
+        yield
+    finally:
+        for stopping, handler in handlers.items():
+            signal.signal(stopping, handler)
+        if pending:
+            signal.raise_signal(pending[0])  # its own handler now: Ctrl-C's, or the command's (cli.run)
+
+
 class Staging:
     """One set of outputs (a subject's maps for a task and space, say), written aside
     under :data:`STAGING_ROOT` and moved into OUTPUT_DIR together, replacing the set's
@@ -482,17 +509,19 @@ class Staging:
 
     def commit(self, stale=()) -> list[Path]:
         """Remove the ``stale`` files (relative paths) not written again, then move the
-        set into place; return the final paths."""
+        set into place, whole (a stopping signal meanwhile is acted on once it is in
+        place: :func:`stops_held`); return the final paths."""
         keep = set(self.written)
-        for relative in stale:
-            if Path(relative) not in keep:
-                (self.output_dir / relative).unlink(missing_ok=True)
         final = []
-        for relative in self.written:
-            target = self.output_dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.folder / relative, target)
-            final.append(target)
+        with stops_held():
+            for relative in stale:
+                if Path(relative) not in keep:
+                    (self.output_dir / relative).unlink(missing_ok=True)
+            for relative in self.written:
+                target = self.output_dir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.folder / relative, target)
+                final.append(target)
         self.discard()
         return final
 

@@ -259,6 +259,42 @@ def test_staging_replaces_a_set_and_leaves_nothing_behind(tmp_path):
     assert not (tmp_path / outputs.STAGING_ROOT).exists()
 
 
+def test_a_stopping_signal_among_the_moves_acts_once_the_set_is_in_place(tmp_path, monkeypatch):
+    """A SIGTERM (SLURM's time limit) while a set was moved into place stopped the moves: a
+    subject's new effect map beside its earlier variance map, which the group level combined."""
+    import signal
+
+    class Stopped(Exception):
+        pass
+
+    def stop(number, frame):
+        raise Stopped(number)
+
+    names = [Path(f"sub-01/func/sub-01_task-x_contrast-a_stat-{stat}_statmap.nii.gz")
+             for stat in ("effect", "variance")]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("earlier")
+    replace = os.replace
+
+    def replace_then_signal(source, target):
+        replace(source, target)
+        signal.raise_signal(signal.SIGTERM)  # after the first move
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stopped):
+            with outputs.Staging(tmp_path, "sub-01_task-x_space-none") as staging:
+                for name in names:
+                    outputs.write_text("new", staging.path(name))
+                monkeypatch.setattr(outputs.os, "replace", replace_then_signal)
+                staging.commit()
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert [(tmp_path / name).read_text() for name in names] == ["new", "new"]
+
+
 def test_a_failed_set_keeps_the_earlier_one(tmp_path):
     earlier = tmp_path / "sub-01" / "func" / "sub-01_task-x_contrast-a_stat-z_statmap.nii.gz"
     earlier.parent.mkdir(parents=True)
