@@ -758,7 +758,7 @@ def _warn_replaced_model(model, settings, checked, merged=False) -> None:
     labels = {c.label for s in checked.subjects for p in s.runs for c in p.contrasts if c.test in ("t", "pass")}
     if merged:  # with conditions this job's runs lack, as other subjects have
         labels |= _named_contrast_labels(model)
-    options, contrasts = [], []
+    options, otherwise = [], {"options": [], "contrasts": []}  # subjects the group level refuses; the rest
     for folder in sorted(p for p in settings.output_dir.glob("sub-*") if p.is_dir()):
         label = folder.name.removeprefix("sub-")
         effects = sorted(folder.rglob("*_stat-effect_statmap.json"))
@@ -768,13 +768,14 @@ def _warn_replaced_model(model, settings, checked, merged=False) -> None:
                                               naming.parse(e.name).get("space")) not in own_sets]
             name = f"{folder.name}'s other tasks or spaces"
         made = _made_otherwise(effects, info, labels, weighted, merged) if effects else None
-        if made is not None:
-            (options if made == "options" else contrasts).append(name)
+        if made is not None:  # (the group level tests a task and space at a time: a subject's other ones apart)
+            (options if made == "options" and label not in subjects else otherwise[made]).append(name)
+    remade = "their sidecars cite a model that did not make them (-m of it would not remake their maps)"
     for others, what, then in (
         (options, "options", "their sidecars cite a model that did not make them and the group level will refuse to "
                              "test them with these subjects"),
-        (contrasts, "contrasts", "their sidecars cite a model that did not make them (-m of it would not remake their "
-                                 "maps)"),
+        (otherwise["options"], "options", remade),
+        (otherwise["contrasts"], "contrasts", remade),
     ):
         if others:
             made_with = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "") + (

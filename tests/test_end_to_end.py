@@ -908,6 +908,7 @@ def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example
     assert main([*common, "--participant-label", first, second, "--space", "T1w", "--smoothing-fwhm", "4"]) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert f"(sub-{first}'s other tasks or spaces, sub-{second}'s other tasks or spaces were made with them)" in said
+    assert "will refuse" not in said  # the group level tests a space at a time: it tested them
 
 
 def test_a_subject_map_that_is_a_device_is_named_so(example_dataset, analysed, tmp_path, capsys):
