@@ -274,9 +274,39 @@ def write_dataset_files(bids_dir, output_dir, datasets=None) -> None:
     """Write ``dataset_description.json`` and ``.bidsignore`` (same content from every process);
     ``DatasetLinks`` keeps the links an earlier level wrote (:func:`merged_description`)."""
     output_dir = Path(output_dir)
+    _remove_stale_temporaries(output_dir)
     write_json(merged_description(bids_dir, output_dir, datasets), output_dir / "dataset_description.json")
     write_text(BIDSIGNORE, output_dir / ".bidsignore")
     write_text(README, output_dir / "README.md")
+
+
+#: Seconds after which one of our temporary files outside the sets is a killed job's leftover
+#: (a write takes milliseconds; a job beside this one may be writing its own meanwhile).
+STALE_TEMPORARY = 60
+
+
+def _remove_stale_temporaries(output_dir) -> None:
+    """Remove our temporary files (``.<name>.<8 random characters><name's extensions>``) that a
+    killed job left in OUTPUT_DIR, ``logs/`` and ``models/`` (those under ``sub-*`` and
+    ``group`` go with their sets), when older than :data:`STALE_TEMPORARY`."""
+    import re
+    import time
+
+    now = time.time()
+    for folder in (output_dir, output_dir / "logs", output_dir / "models"):
+        try:
+            paths = list(folder.iterdir())
+        except OSError:
+            continue
+        for path in paths:
+            found = re.fullmatch(r"\.(.+)\.[a-z0-9_]{8}((?:\.[^.]+)*)", path.name)
+            if found is None or found[2] != "".join(Path(found[1]).suffixes):
+                continue
+            try:
+                if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > STALE_TEMPORARY:
+                    path.unlink()
+            except OSError:
+                continue
 
 
 def mask_sidecar(description, space, sources) -> dict:

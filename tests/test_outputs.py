@@ -295,6 +295,28 @@ def test_a_stopping_signal_among_the_moves_acts_once_the_set_is_in_place(tmp_pat
     assert [(tmp_path / name).read_text() for name in names] == ["new", "new"]
 
 
+def test_a_killed_jobs_temporary_files_outside_the_sets_are_removed_by_a_later_job(tmp_path, example_dataset):
+    """A job killed between writing a file under its temporary name and renaming it left
+    .dataset_description.json.XXXXXXXX.json (and the like in logs/ and models/) for ever."""
+    import time
+
+    stale = [tmp_path / ".dataset_description.json.abc12345.json", tmp_path / ".sub-01.html.k3j_x9zq.html",
+             tmp_path / "logs" / ".CITATION.md.aaaaaaaa.md",
+             tmp_path / "models" / ".model-default_smdl.json.b_c1d2e3.json"]
+    fresh = tmp_path / ".group.html.zzzzzzzz.html"  # another job's, being written
+    ours = [tmp_path / ".bidsignore", tmp_path / ".notes.txt"]
+    for path in [*stale, fresh, *ours]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    old = time.time() - 2 * outputs.STALE_TEMPORARY
+    for path in stale:
+        os.utime(path, (old, old))
+    os.utime(ours[1], (old, old))
+    outputs.write_dataset_files(example_dataset.path, tmp_path)
+    assert not any(path.exists() for path in stale)
+    assert fresh.exists() and all(path.exists() for path in ours)
+
+
 def test_a_failed_set_keeps_the_earlier_one(tmp_path):
     earlier = tmp_path / "sub-01" / "func" / "sub-01_task-x_contrast-a_stat-z_statmap.nii.gz"
     earlier.parent.mkdir(parents=True)
