@@ -101,14 +101,10 @@ def _participant(settings, derivatives, fork):
     _check_other_sessions(checked, settings)
     settings = replace(settings, derivatives=tuple(derivatives))
     outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
+    unwritten = model  # the model's copy, written with the first set (a job stopped before leaves the earlier one)
     if model is not None:
         _warn_replaced_model(model, settings, checked, merged=default and plan.same_default_options(checked, settings))
-        with _models_locked(settings.output_dir):
-            if default:  # made again under the lock: a job beside this one may have written its conditions
-                model = plan.default_model(checked, settings)[0] or model
-            model_file = _copy_model(model, settings)
-    else:
-        model_file = None
+    model_file = _model_copy(model) if model is not None else None
     settings = replace(settings, model_file=model_file,
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
     fitted = _fit_all(checked.runs, settings, ahead)
@@ -152,6 +148,9 @@ def _participant(settings, derivatives, fork):
             )
             if not settings.reports:  # the figures of no space (a run's design) serve another space's section too
                 stale = _without_shared_figures(stale, settings.output_dir, subject)
+            if unwritten is not None:
+                _write_model_copy(unwritten, default, checked, settings)
+                unwritten = None
             staging.commit(stale)
         for maps in made:
             logger.info("sub-%s%s task-%s%s: node %s (%s) over %d input(s) written (subject %d of %d)",
@@ -841,6 +840,16 @@ def _models_locked(output_dir):
         yield
     finally:
         os.close(handle)  # the lock goes with it
+
+
+def _write_model_copy(model, default, checked, settings) -> None:
+    """Write the participant level's model copy, under the lock of ``models/``; the default
+    model made again there (``default``): a job beside this one may have written its conditions
+    since (:func:`.plan.default_model`)."""
+    with _models_locked(settings.output_dir):
+        if default:
+            model = plan.default_model(checked, settings)[0] or model
+        _copy_model(model, settings)
 
 
 def _copy_model(model, settings):

@@ -872,6 +872,29 @@ def test_the_default_model_of_modulated_events_gives_identical_maps(fresh_datase
     assert "modulation column is n/a for some events" in capsys.readouterr().err
 
 
+def test_a_job_stopped_before_its_first_maps_leaves_the_model_copy_as_it_was(example_dataset, tmp_path, monkeypatch):
+    """A job of other options killed while fitting its first subject had already replaced
+    models/model-default_smdl.json, which every map then cited."""
+    from bids_fixedfx import glm
+
+    output = tmp_path / "out"
+    common = [str(example_dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports",
+              "--participant-label", example_dataset.subjects[0]]
+    assert main(common) == 0
+    model = output / "models" / "model-default_smdl.json"
+    before = model.read_text()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(glm, "fit_masked", stopped)
+    assert main([*common, "--smoothing-fwhm", "8"]) == 130
+    assert model.read_text() == before
+    monkeypatch.undo()
+    assert main([*common, "--smoothing-fwhm", "8"]) == 0
+    assert model.read_text() != before and '"smoothing_fwhm": 8.0' in model.read_text()
+
+
 def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example_dataset, tmp_path, capsys):
     """A job with other options replaced models/model-default_smdl.json without a word, though
     the subjects fitted before cite it."""
