@@ -140,6 +140,17 @@ def _holds(path: Path, expected: int) -> bool:
 TRAILING_BYTES = 1 << 20
 
 
+def no_memory(path, size, detail: str = "") -> FixedFxError:
+    """The error of a file too large to read in the memory left (exit 1): a large image on a
+    small job, or a header that declares more than the file holds. ``size`` in bytes;
+    ``detail`` follows it in parentheses."""
+    detail = f" ({detail})" if detail else ""
+    return FixedFxError(
+        f"There is not enough memory to read {path}: it needs {size / 2**30:.1f} GiB{detail}; give the job more "
+        "memory, or check that the file's header states its real size."
+    )
+
+
 def _past_end(path, what, expected) -> InputFileError:
     return InputFileError(
         f"{what} {path} holds more than the {expected} bytes its header describes (over {TRAILING_BYTES} bytes "
@@ -238,10 +249,7 @@ def read_image(path, what: str = "Image"):
     try:
         buffer = np.empty(_expected_size(img), dtype=np.uint8)
     except MemoryError:
-        raise FixedFxError(
-            f"There is not enough memory to read {path}: it needs {_expected_size(img) / 2**30:.1f} GiB; give the job "
-            "more memory, or check that the file's header states its real size."
-        ) from None
+        raise no_memory(path, _expected_size(img)) from None
     filled = past = 0
     for block in _inflate(path, what):  # read to the end: the CRC is checked there
         take = min(len(block), buffer.size - filled)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FixedFxError, InputFileError
-from .images import check_image, read_image, read_mask
+from .images import check_image, no_memory, read_image, read_mask
 
 
 def load_mask(mask, bold_img, name=None):
@@ -181,12 +181,8 @@ def _streamed_series(bold, mask_img, smoothing_fwhm, n_threads, allocate=np.empt
 def _no_memory(bold, shape, dtype) -> FixedFxError:
     """The error of a series too large for the memory left (exit 1): a large run on a small
     job, or a header that declares more than the file holds (a gzip stream of zeros)."""
-    gib = np.prod(shape, dtype=float) * np.dtype(dtype).itemsize / 2**30
-    return FixedFxError(
-        f"There is not enough memory to read {bold}: it needs {gib:.1f} GiB ({' x '.join(map(str, shape))} "
-        f"values of {np.dtype(dtype)}); give the job more memory, or check that the file's header states its "
-        "real size."
-    )
+    return no_memory(bold, np.prod(shape, dtype=float) * np.dtype(dtype).itemsize,
+                     f"{' x '.join(map(str, shape))} values of {np.dtype(dtype)}")
 
 
 def _sigma(affine, smoothing_fwhm):

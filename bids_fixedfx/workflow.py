@@ -763,8 +763,8 @@ def _warn_replaced_model(model, settings, checked, merged=False) -> None:
         effects = sorted(folder.rglob("*_stat-effect_statmap.json"))
         name = folder.name
         if label in subjects:  # the same subject's other tasks and spaces, which this job leaves alone
-            effects = [e for e in effects if (label, naming.parse(e.name).get("task"),
-                                              naming.parse(e.name).get("space")) not in own_sets]
+            effects = [e for e in effects
+                       if (label, *map(naming.parse(e.name).get, ("task", "space"))) not in own_sets]
             name = f"{folder.name}'s other tasks or spaces"
         made = _made_otherwise(effects, info, labels, weighted, merged) if effects else None
         if made is not None:  # (the group level tests a task and space at a time: a subject's other ones apart)

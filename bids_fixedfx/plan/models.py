@@ -278,11 +278,11 @@ def default_model(plan, settings):
     made, conditions, reason = _default_maker(plan, settings)
     if made is None:
         return None, reason
-    earlier = _earlier_default_model(settings.output_dir)
-    if earlier is not None and not set(earlier[1]) <= set(conditions) and made(earlier[1]).to_json() == earlier[0]:
+    earlier = _earlier_conditions(made, settings.output_dir)
+    if earlier is not None and not set(earlier) <= set(conditions):
         from .runs import levels_in_other_events
 
-        others = levels_in_other_events({f"trial_type.{c}" for c in set(earlier[1]) - set(conditions)},
+        others = levels_in_other_events({f"trial_type.{c}" for c in set(earlier) - set(conditions)},
                                         settings.bids_dir, {run_plan.run.events for run_plan in plan.runs})
         conditions = sorted(set(conditions) | {level.split(".", 1)[1] for level in others})
     return made(conditions), None
@@ -292,8 +292,7 @@ def same_default_options(plan, settings) -> bool:
     """Whether the default model in OUTPUT_DIR was written with these options (its conditions
     aside), so that the model this job writes names its conditions too."""
     made, _, _ = _default_maker(plan, settings)
-    earlier = _earlier_default_model(settings.output_dir)
-    return made is not None and earlier is not None and made(earlier[1]).to_json() == earlier[0]
+    return made is not None and _earlier_conditions(made, settings.output_dir) is not None
 
 
 def _default_maker(plan, settings):
@@ -334,6 +333,13 @@ def _default_maker(plan, settings):
         )
 
     return made, conditions, None
+
+
+def _earlier_conditions(made, output_dir):
+    """The conditions of the default model an earlier job wrote in OUTPUT_DIR, when ``made``
+    (this job's options) gives that model of them; else None."""
+    earlier = _earlier_default_model(output_dir)
+    return earlier[1] if earlier is not None and made(earlier[1]).to_json() == earlier[0] else None
 
 
 def _earlier_default_model(output_dir):
