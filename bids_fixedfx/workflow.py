@@ -549,8 +549,8 @@ def _group(settings, fork):
         from . import report
 
         report.write_group_report(settings, replace(checked, tests=plain))
-    elif plain:  # the page showed maps this job replaced: it goes, with its figures
-        _remove_outdated_group_page(settings)
+    elif plain:  # the page showed maps this job replaced: they go, with their figures
+        _remove_outdated_group_page(settings, plain)
     # else: this job's tests are another model's, which no page shows; the page's maps are as they were
     page = settings.output_dir / naming.build("group_report")
     logger.log(progress.SUMMARY, "Group level done: %d test(s) of %s in %s%s", len(checked.tests),
@@ -1151,11 +1151,15 @@ def _prune_subject_pages(settings, checked) -> None:
                         page.name)
 
 
-def _remove_outdated_group_page(settings) -> None:
+def _remove_outdated_group_page(settings, tests) -> None:
     """Remove the group's HTML report and its figures, which an earlier job wrote of the maps
-    this job replaced without a report (``--no-reports``); a page of another group model's
-    or design's maps (which this job left as they were) stays."""
+    this job replaced without a report (``--no-reports``; ``tests``: this job's tests the page
+    would show); its sections of other tasks and spaces (maps this job left as they were) stay,
+    with their figures, and so does a page of another group model's or design's maps."""
     from .report import page_maps, shown_maps
+    from .report.group import earlier_group_sets, write_group_page
+    from .report.pages import linked_files
+    from .report.subject import section_anchor
 
     output_dir, page = settings.output_dir, naming.build("group_report")
     try:
@@ -1165,8 +1169,17 @@ def _remove_outdated_group_page(settings) -> None:
     if shown is not None and shown != page_maps(settings):
         logger.debug("%s shows the desc-%s maps, which this job left as they were: kept", page, shown)
         return
+    earlier = earlier_group_sets(settings, {section_anchor(test.task, test.space) for test in tests})
+    linked = {path for kept in earlier for path in linked_files(kept.section)}
     figures = [path.relative_to(output_dir) for path in sorted((output_dir / "group" / "figures").glob("*"))
-               if path.is_file()]
+               if path.is_file() and path.relative_to(output_dir) not in linked]
+    if earlier:  # the page of the other tasks and spaces
+        write_group_page(settings, plan.GroupPlan(tests=(), untested=(), notes=()), earlier=earlier)
+        outputs.remove_files(output_dir, figures)
+        if figures:
+            logger.info("Removed from %s the sections of the maps this job replaced, and their %d figure(s) (written "
+                        "without a report).", page, len(figures))
+        return
     removed = [path for path in (page, *figures) if (output_dir / path).is_file()]
     outputs.remove_files(output_dir, removed)
     if removed:

@@ -145,21 +145,25 @@ def test_a_subject_run_by_space_in_two_jobs_keeps_one_page_of_both(tmp_path):
     assert shown == {"T1w": 1, "MNI152NLin2009cAsym": 0} and "earlier job" not in html
 
 
-def test_a_job_without_reports_removes_only_its_own_sections_of_a_page(tmp_path):
-    """A subject run by task in two jobs, then one task again with --no-reports: the whole page was
-    removed, the other task's section (its maps and figures all there) with it."""
-    import shutil
-
+def two_task_dataset(folder, n_subjects=1):
+    """An example dataset of tasks ``checkerboard`` and ``other`` (one run each, one space)."""
     from bids_fixedfx.example_data import make_example_dataset
 
-    dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12),
-                                   n_volumes=40, spaces=("MNI152NLin2009cAsym",))
-    other = make_example_dataset(tmp_path / "other", n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+    dataset = make_example_dataset(folder / "bids", n_subjects=n_subjects, n_sessions=1, n_runs=1,
+                                   shape=(12, 12, 12), n_volumes=40, spaces=("MNI152NLin2009cAsym",))
+    other = make_example_dataset(folder / "other", n_subjects=n_subjects, n_sessions=1, n_runs=1, shape=(12, 12, 12),
                                  n_volumes=40, spaces=("MNI152NLin2009cAsym",), task="other")
     for path in other.path.rglob("*task-other*"):
         target = dataset.path / path.relative_to(other.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
+    return dataset
+
+
+def test_a_job_without_reports_removes_only_its_own_sections_of_a_page(tmp_path):
+    """A subject run by task in two jobs, then one task again with --no-reports: the whole page was
+    removed, the other task's section (its maps and figures all there) with it."""
+    dataset = two_task_dataset(tmp_path)
     output = tmp_path / "out"
     page = output / f"sub-{dataset.subjects[0]}.html"
     common = [str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1"]
@@ -174,6 +178,44 @@ def test_a_job_without_reports_removes_only_its_own_sections_of_a_page(tmp_path)
             assert (output / unquote(url)).is_file(), url
     assert main([*common, "-t", "other", "--no-reports"]) == 0
     assert not page.exists()  # nothing of an earlier job left to show
+
+
+def test_a_group_level_run_task_by_task_keeps_one_page_of_all(tmp_path):
+    """`group -t a` then `group -t b` left group.html showing b only (a's maps and figures stayed,
+    unlinked); `group -t b --no-reports` then removed the page and a's figures with b's."""
+    dataset = two_task_dataset(tmp_path, n_subjects=2)
+    output = tmp_path / "out"
+    page = output / "group.html"
+    common = [str(dataset.path), str(output)]
+    assert main([*common, "participant", "--skip-bids-validation", "--nprocs", "1", "--no-reports"]) == 0
+
+    def group(*options):
+        assert main([*common, "group", "--nprocs", "1", *options]) == 0
+        html = page.read_text() if page.exists() else ""
+        for tag, url in links_of(page).urls if html else ():
+            if not url.startswith(("#", "data:")):
+                assert (output / unquote(url)).is_file(), url
+        return html, {task: html.count(f'<section id="task-{task}-space-MNI152NLin2009cAsym">')
+                      for task in ("checkerboard", "other")}
+
+    def figures(task):
+        return sorted(path.name for path in (output / "group" / "figures").glob(f"task-{task}_*"))
+
+    assert group("-t", "checkerboard")[1] == {"checkerboard": 1, "other": 0}
+    shown = figures("checkerboard")
+    html, sections = group("-t", "other")
+    assert sections == {"checkerboard": 1, "other": 1} and figures("checkerboard") == shown
+    assert "Also shown, as an earlier job of the same group model wrote them: task checkerboard" in html
+    assert group("-t", "checkerboard")[1] == {"checkerboard": 1, "other": 1}  # each task once, whatever the order
+    html, sections = group("-t", "checkerboard", "--no-reports")
+    assert sections == {"checkerboard": 0, "other": 1}
+    assert not figures("checkerboard") and figures("other")
+    assert "Shown, as an earlier job of the same group model wrote them: task other" in html
+    # a page of another group model shows that model's maps only
+    html, sections = group("-t", "checkerboard", "--group-model", "fixed")
+    assert sections == {"checkerboard": 1, "other": 0} and "earlier job" not in html
+    assert group("-t", "checkerboard", "--group-model", "fixed", "--no-reports")[1] == {"checkerboard": 0, "other": 0}
+    assert not page.exists()
 
 
 def test_the_group_page_shows_the_group_design_that_was_fitted(reports, example_dataset, tmp_path):

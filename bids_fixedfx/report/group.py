@@ -12,24 +12,24 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import naming
+from .. import naming, outputs
 from ..boilerplate.readback import Reader, recorded_command
 from ..combine import contrasts_of
 from ..plan import MIN_SUBJECTS
 from ..sidecars import StatmapSidecar
 from ..surface import is_surface_file
-from . import backgrounds, figures, page_maps, slices
+from . import backgrounds, figures, page_maps, shown_maps, slices
 from .corrected import corrected_section, permutation_section, tdp_section
 from .figures import MapView
-from .pages import Files, citation_link, provenance, subject_page
-from .subject import N_CUTS, is_template
+from .pages import EarlierSet, Files, citation_link, earlier_sections, provenance, subject_page
+from .subject import N_CUTS, is_template, section_anchor
 from .tables import cluster_table, listed
 
 #: Subjects drawn in a contrast's grid of small maps (the first ones, by label).
 MAX_SUBJECT_TILES = 100
 
 
-def write_group_page(settings, group_plan, notes=()):
+def write_group_page(settings, group_plan, notes=(), earlier=None):
     """Draw the group's figures and write ``group.html``.
 
     Parameters
@@ -37,13 +37,18 @@ def write_group_page(settings, group_plan, notes=()):
     settings : Settings
     group_plan : plan.GroupPlan
     notes : sequence of Note
+    earlier : list of EarlierSet, optional
+        The sections of earlier jobs to keep (default: :func:`earlier_group_sets` of the
+        other tasks and spaces than the plan's).
 
     Returns
     -------
     path : Path or None
-        None when no contrast was tested.
+        None when no contrast was tested and no earlier section is kept.
     """
-    if not group_plan.tests:
+    if earlier is None:
+        earlier = earlier_group_sets(settings, {section_anchor(t.task, t.space) for t in group_plan.tests})
+    if not group_plan.tests and not earlier:
         return None
     files, reader = Files(settings.output_dir), Reader(settings.output_dir)
     grouped = defaultdict(lambda: {"tests": [], "untested": []})
@@ -68,6 +73,7 @@ def write_group_page(settings, group_plan, notes=()):
                      else "general linear model (random effects)" if settings.group_design
                      else "one-sample t-test (random effects)"),
         random=settings.group_model != "fixed",
+        earlier=earlier,
         maps_desc=page_maps(settings),
         design=settings.model_node_names.get("dataset") if settings.group_design else None,
         min_subjects=MIN_SUBJECTS,
@@ -77,6 +83,36 @@ def write_group_page(settings, group_plan, notes=()):
                                          "group": settings.command or "(not recorded)"}),
     )
     return files.write_page(naming.build("group_report"), html)
+
+
+def earlier_group_sets(settings, anchors) -> list[EarlierSet]:
+    """The sections of ``group.html`` for other tasks or spaces than this job's (``anchors``)
+    whose maps (of this job's group model and design), figures and tables are all still
+    there: a group level run task by task in separate jobs keeps one page of them all. A
+    page of another group model's maps keeps none (the page shows one group model).
+
+    Returns
+    -------
+    earlier : list of EarlierSet
+    """
+    output_dir = settings.output_dir
+    try:
+        text = (output_dir / naming.build("group_report")).read_text(encoding="utf-8")
+    except (OSError, ValueError):  # no page yet, or not one of ours
+        return []
+    if shown_maps(text) != page_maps(settings):
+        return []
+    own = naming.statmap_desc(settings.group_model, design=settings.group_design)
+    return earlier_sections(output_dir, text, anchors,
+                            lambda task, space: _has_group_maps(output_dir, task, space, own))
+
+
+def _has_group_maps(output_dir, task, space, own) -> bool:
+    """Whether ``group/`` holds maps of ``task`` and ``space`` of the group model ``own``
+    (:func:`~bids_fixedfx.naming.group_model_of` of their names)."""
+    return any(path.name.endswith("_statmap.json") and not naming.is_temporary(path.name)
+               and naming.group_model_of(naming.parse(path)) == own
+               for path in outputs.existing_set(output_dir, "group", task=task, space=space))
 
 
 def group_statmap(test, group_model: str, stat: str, extension: str, design: str | None = None,
@@ -89,7 +125,7 @@ def group_statmap(test, group_model: str, stat: str, extension: str, design: str
 
 def _task_section(settings, task, space, tests, untested, files: Files, reader: Reader) -> dict:
     output_dir, threshold = settings.output_dir, settings.report_threshold
-    anchor = "-".join(["task", task] + (["space", space] if space else []))
+    anchor = section_anchor(task, space)
     subjects = sorted({item.subject for test in (*tests, *untested) for item in test.inputs})
     view = None  # a surface or CIFTI space: its maps are drawn on the mesh (report.surfaces)
     if not is_surface_file(tests[0].inputs[0].effect):
@@ -223,7 +259,7 @@ def _contrast(settings, test, contrast, view, files: Files, anchor) -> dict:
 def _surface_contrast(settings, test, contrast, files: Files, anchor) -> dict:
     """A group contrast of a surface or CIFTI space (the test's own, or one of a group design's):
     its z map on the mesh (or a note), peak vertices."""
-    from .. import outputs, surface
+    from .. import surface
     from . import surfaces
 
     output_dir, threshold = settings.output_dir, settings.report_threshold

@@ -7,6 +7,7 @@ the network.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,52 @@ def provenance(settings, commands=None) -> dict:
 def citation_link(files: Files) -> str | None:
     """The link to the methods text (``logs/CITATION.html``) if it was written."""
     return files.page_link(Path("logs") / "CITATION.html")
+
+
+#: How a page marks each task and space's section (a ``set`` comment before and after it),
+#: so that a later job over other tasks or spaces keeps it.
+MARKED = re.compile(r"<!--set (task-([A-Za-z0-9]+)(?:-space-([A-Za-z0-9]+))?) section-->(.*?)<!--/set \1 section-->",
+                    re.S)
+LINKED = re.compile(r'(?:src|href)="([^"#:]+)"')
+
+
+@dataclass(frozen=True)
+class EarlierSet:
+    """A task and space an earlier job showed on a page, as that page had it.
+
+    Attributes
+    ----------
+    anchor : str
+        ``task-<task>[-space-<space>]``, the section's id.
+    task, space : str, str or None
+    section : str
+        The section's HTML.
+    """
+
+    anchor: str
+    task: str
+    space: str | None
+    section: str
+
+
+def earlier_sections(output_dir, text: str, anchors, still_written) -> list[EarlierSet]:
+    """The marked sections of a page of OUTPUT_DIR (its HTML, ``text``) for other tasks or
+    spaces than this job's (``anchors``) whose maps are still written (``still_written(task,
+    space)``) and whose every linked file (figures, tables, pages) is still there."""
+    earlier = {}
+    for match in MARKED.finditer(text):
+        anchor, task, space, section = match.groups()
+        if anchor in anchors or anchor in earlier:
+            continue
+        if still_written(task, space) and all((Path(output_dir) / path).is_file() for path in linked_files(section)):
+            earlier[anchor] = EarlierSet(anchor, task, space, section)
+    return list(earlier.values())
+
+
+def linked_files(section: str) -> set[Path]:
+    """The files of OUTPUT_DIR that a page's HTML (a section of it) shows or links to, relative
+    to OUTPUT_DIR (where the pages are)."""
+    return {Path(html.unescape(link)) for link in LINKED.findall(section)}
 
 
 def subject_page(subject: str) -> Path:

@@ -9,10 +9,8 @@ and masks are one figure each, and each contrast is one figure with its details 
 
 from __future__ import annotations
 
-import html
-import re
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from ..sidecars import StatmapSidecar
 from . import backgrounds, figures, quality, slices
 from .corrected import corrected_section, tdp_section
 from .figures import MapView
-from .pages import Files, citation_link, provenance, subject_page
+from .pages import EarlierSet, Files, citation_link, earlier_sections, provenance, subject_page
 from .tables import cluster_table, listed
 
 #: Axial slices of a contrast's map.
@@ -106,32 +104,6 @@ def keep_earlier_sections(settings, subject: str, anchors) -> Path | None:
     return None
 
 
-#: How a subject's page marks each task and space's section (a ``set`` comment before and
-#: after it), so that a later job over other tasks or spaces keeps it.
-MARKED = re.compile(r"<!--set (task-([A-Za-z0-9]+)(?:-space-([A-Za-z0-9]+))?) section-->(.*?)<!--/set \1 section-->",
-                    re.S)
-LINKED = re.compile(r'(?:src|href)="([^"#:]+)"')
-
-
-@dataclass(frozen=True)
-class EarlierSet:
-    """A task and space an earlier job of the subject showed on its page, as that page had it.
-
-    Attributes
-    ----------
-    anchor : str
-        ``task-<task>[-space-<space>]``, the section's id.
-    task, space : str, str or None
-    section : str
-        The section's HTML.
-    """
-
-    anchor: str
-    task: str
-    space: str | None
-    section: str
-
-
 def earlier_sets(output_dir, subject: str, anchors) -> list[EarlierSet]:
     """The sections of the subject's page in OUTPUT_DIR for other tasks or spaces than this
     job's (``anchors``) whose maps, figures and tables are all still there: a subject run by
@@ -153,22 +125,14 @@ def earlier_sets(output_dir, subject: str, anchors) -> list[EarlierSet]:
         text = (output_dir / subject_page(subject)).read_text(encoding="utf-8")
     except (OSError, ValueError):  # no page yet, or not one of ours
         return []
-    earlier = {}
-    for match in MARKED.finditer(text):
-        anchor, task, space, section = match.groups()
-        if anchor in anchors or anchor in earlier:
-            continue
-        if _still_written(output_dir, subject, task, space, section):
-            earlier[anchor] = EarlierSet(anchor, task, space, section)
-    return list(earlier.values())
+    return earlier_sections(output_dir, text, anchors,
+                            lambda task, space: _has_effect_maps(output_dir, subject, task, space))
 
 
-def _still_written(output_dir, subject, task, space, section) -> bool:
-    """Whether OUTPUT_DIR still holds a subject's effect maps of ``task`` and ``space`` and
-    every file its page section links to."""
-    effects = [p for p in outputs.existing_set(output_dir, f"sub-{subject}", subject=subject, task=task, space=space)
-               if not naming.is_temporary(p.name) and naming.parse(p).get("stat") == "effect"]
-    return bool(effects) and all((output_dir / html.unescape(link)).is_file() for link in LINKED.findall(section))
+def _has_effect_maps(output_dir, subject, task, space) -> bool:
+    """Whether OUTPUT_DIR still holds a subject's effect maps of ``task`` and ``space``."""
+    return any(not naming.is_temporary(p.name) and naming.parse(p).get("stat") == "effect"
+               for p in outputs.existing_set(output_dir, f"sub-{subject}", subject=subject, task=task, space=space))
 
 
 def task_section(settings, plan, notes, files: Files, estimator: str = "meta") -> dict:
