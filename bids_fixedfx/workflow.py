@@ -95,7 +95,7 @@ def _participant(settings, derivatives, fork):
     )
     if settings.boilerplate_only:
         outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
-        _write_boilerplate(settings, checked, None)
+        _write_boilerplate(settings, checked, None, undescribed=_other_subjects(settings.output_dir, checked))
         return
 
     _check_other_sessions(checked, settings)
@@ -162,7 +162,7 @@ def _participant(settings, derivatives, fork):
         logger.warning("%s", text)
     for text in _group_maps_outdated_by(settings.output_dir, checked):
         logger.warning("%s", text)
-    _write_boilerplate(settings, checked, None)
+    _write_boilerplate(settings, checked, None, undescribed=_other_subjects(settings.output_dir, checked))
     reports = settings.reports and subject_steps and not any(step.desc for step in subject_steps)
     if settings.reports and not reports:
         logger.info("No subject report: %s.", "the model has several subject nodes, and a report shows one node's maps"
@@ -629,7 +629,17 @@ def _plan_group(settings):
     checked = plan.plan_group(settings, model)
     if model is not None and settings.model_file and not settings.group_covariates:
         _check_inputs_made_by(model, settings, checked)
-    return model, settings, checked, boilerplate.group_methods(settings, checked)
+    methods = replace(boilerplate.group_methods(settings, checked),
+                      undescribed=_other_group_tasks(settings.output_dir, checked))
+    return model, settings, checked, methods
+
+
+def _other_group_tasks(output_dir, checked) -> tuple[str, ...]:
+    """The tasks (``task-<t>``) of the group maps in OUTPUT_DIR that this job does not test,
+    which other jobs made (one per task), and its methods text does not describe."""
+    mine = {test.task for test in (*checked.tests, *checked.untested)}
+    tasks = {naming.parse(path.name).get("task") for path in (output_dir / "group").glob("task-*_statmap.json")}
+    return tuple(f"task-{task}" for task in sorted(tasks - mine - {None}))
 
 
 def _default_model_states(path, group_model) -> bool:
@@ -1113,13 +1123,28 @@ def _group_maps(test, contrast, matrix, mask, group_model):
     return maps, group
 
 
-def _write_boilerplate(settings, checked, group_plan, composed=None, methods=None):
+def _write_boilerplate(settings, checked, group_plan, composed=None, methods=None, undescribed=()):
     """Write the methods boilerplate (``logs/CITATION.*``) from the level's plan (``composed``:
-    its text, made beforehand; ``methods``: the group level's facts; see :func:`.boilerplate.write`)."""
+    its text, made beforehand; ``methods``: the group level's facts; ``undescribed``: the
+    subjects of OUTPUT_DIR this job did not make; see :func:`.boilerplate.write`)."""
     from . import boilerplate
 
     boilerplate.write(settings, plan=checked, group_plan=group_plan, notes=checked.notes if checked else (),
-                      composed=composed, methods=methods)
+                      composed=composed, methods=methods, undescribed=undescribed)
+
+
+def _other_subjects(output_dir, checked) -> tuple[str, ...]:
+    """The subjects (``sub-<s>``) whose folders OUTPUT_DIR holds but this job did not make
+    (other jobs': one per subject on a cluster), which its methods text does not describe.
+    One listing of OUTPUT_DIR."""
+    mine = {subject.subject for subject in checked.subjects}
+    try:
+        with os.scandir(output_dir) as entries:
+            folders = [entry.name for entry in entries if entry.name.startswith("sub-")
+                       and entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return ()
+    return tuple(sorted(name for name in folders if name[4:] not in mine))
 
 
 def _write_reports(settings, checked, notes, fork=False):

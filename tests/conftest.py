@@ -76,6 +76,25 @@ def fresh_dataset(example_dataset, tmp_path):
 
 
 @pytest.fixture
+def two_task_dataset(tmp_path):
+    """A factory of example datasets of two tasks, ``checkerboard`` and ``other`` (one run each,
+    one space, 12x12x12 voxels): ``two_task_dataset(n_subjects=1)`` returns an ``ExampleDataset``."""
+
+    def make(n_subjects=1):
+        common = {"n_subjects": n_subjects, "n_sessions": 1, "n_runs": 1, "shape": (12, 12, 12), "n_volumes": 40,
+                  "spaces": ("MNI152NLin2009cAsym",)}
+        dataset = make_example_dataset(tmp_path / "two-tasks", **common)
+        other = make_example_dataset(tmp_path / "other-task", task="other", **common)
+        for path in other.path.rglob("*task-other*"):
+            target = dataset.path / path.relative_to(other.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+        return dataset
+
+    return make
+
+
+@pytest.fixture
 def make_settings(tmp_path):
     """A factory of :class:`Settings` for a dataset, with OUTPUT_DIR in a temporary folder."""
 

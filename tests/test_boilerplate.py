@@ -282,6 +282,34 @@ def test_one_subject_reads_right_and_software_has_no_nd(example_dataset, tmp_pat
     assert re.search(r"@software\{nilearn,[^@]*version = \{[0-9.]+\}", bib)
 
 
+def test_a_job_of_some_subjects_says_it_does_not_describe_the_others(example_dataset, tmp_path):
+    """One job per subject (a cluster's array): each job's text described its own subject as if it were
+    the whole analysis, the maps of the others beside it in OUTPUT_DIR."""
+    output = tmp_path / "out"
+    assert main([str(example_dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1",
+                 "--no-reports", "--participant-label", "02"]) == 0
+    assert "other subject" not in citation(output)
+    text = boilerplate_only(example_dataset, output, "--participant-label", "01")
+    assert "from 1 subject (sub-01)" in text
+    assert "the participant level's command: the maps of 1 other subject in this folder (sub-02) were made by " \
+           "other commands" in text
+    assert "other subject" not in boilerplate_only(example_dataset, output)
+
+
+def test_a_group_job_of_some_tasks_says_it_does_not_describe_the_others(two_task_dataset, tmp_path):
+    """One group job per task: each job's text described its own task alone, the other task's group
+    maps beside them."""
+    dataset, output = two_task_dataset(n_subjects=2), tmp_path / "out"
+    common = [str(dataset.path), str(output)]
+    assert main([*common, "participant", "--skip-bids-validation", "--nprocs", "1", "--no-reports"]) == 0
+    assert main([*common, "group", "-t", "other", "--nprocs", "1", "--no-reports"]) == 0
+    assert "made by other commands" not in citation(output)
+    assert main([*common, "group", "-t", "checkerboard", "--nprocs", "1", "--no-reports"]) == 0
+    assert "the group maps of task-other in this folder were made by other commands" in citation(output)
+    assert main([*common, "group", "--nprocs", "1", "--no-reports"]) == 0
+    assert "made by other commands" not in citation(output)
+
+
 def test_figure_threshold_and_command_are_stated(example_dataset, tmp_path):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1",

@@ -145,25 +145,10 @@ def test_a_subject_run_by_space_in_two_jobs_keeps_one_page_of_both(tmp_path):
     assert shown == {"T1w": 1, "MNI152NLin2009cAsym": 0} and "earlier job" not in html
 
 
-def two_task_dataset(folder, n_subjects=1):
-    """An example dataset of tasks ``checkerboard`` and ``other`` (one run each, one space)."""
-    from bids_fixedfx.example_data import make_example_dataset
-
-    dataset = make_example_dataset(folder / "bids", n_subjects=n_subjects, n_sessions=1, n_runs=1,
-                                   shape=(12, 12, 12), n_volumes=40, spaces=("MNI152NLin2009cAsym",))
-    other = make_example_dataset(folder / "other", n_subjects=n_subjects, n_sessions=1, n_runs=1, shape=(12, 12, 12),
-                                 n_volumes=40, spaces=("MNI152NLin2009cAsym",), task="other")
-    for path in other.path.rglob("*task-other*"):
-        target = dataset.path / path.relative_to(other.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target)
-    return dataset
-
-
-def test_a_job_without_reports_removes_only_its_own_sections_of_a_page(tmp_path):
+def test_a_job_without_reports_removes_only_its_own_sections_of_a_page(two_task_dataset, tmp_path):
     """A subject run by task in two jobs, then one task again with --no-reports: the whole page was
     removed, the other task's section (its maps and figures all there) with it."""
-    dataset = two_task_dataset(tmp_path)
+    dataset = two_task_dataset()
     output = tmp_path / "out"
     page = output / f"sub-{dataset.subjects[0]}.html"
     common = [str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1"]
@@ -180,10 +165,10 @@ def test_a_job_without_reports_removes_only_its_own_sections_of_a_page(tmp_path)
     assert not page.exists()  # nothing of an earlier job left to show
 
 
-def test_a_group_level_run_task_by_task_keeps_one_page_of_all(tmp_path):
+def test_a_group_level_run_task_by_task_keeps_one_page_of_all(two_task_dataset, tmp_path):
     """`group -t a` then `group -t b` left group.html showing b only (a's maps and figures stayed,
     unlinked); `group -t b --no-reports` then removed the page and a's figures with b's."""
-    dataset = two_task_dataset(tmp_path, n_subjects=2)
+    dataset = two_task_dataset(n_subjects=2)
     output = tmp_path / "out"
     page = output / "group.html"
     common = [str(dataset.path), str(output)]

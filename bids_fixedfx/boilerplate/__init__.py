@@ -13,6 +13,7 @@ beside it (the repository's ``boilerplate/`` folder links there).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .. import outputs
@@ -52,7 +53,7 @@ def group_methods(settings, group_plan):
     return methods_from_group(settings, group_plan)
 
 
-def compose(settings, plan=None, group_plan=None, notes=(), methods=None) -> tuple[str, dict]:
+def compose(settings, plan=None, group_plan=None, notes=(), methods=None, undescribed=()) -> tuple[str, dict]:
     """The methods text and the references it cites: what :func:`write` writes.
 
     Parameters
@@ -66,6 +67,9 @@ def compose(settings, plan=None, group_plan=None, notes=(), methods=None) -> tup
         The participant level's notes (runs left out are stated).
     methods : facts.Methods, optional
         The group level's facts, when read beforehand (:func:`group_methods`).
+    undescribed : sequence of str
+        The participant level: the subjects of OUTPUT_DIR that other jobs made (said, as not
+        described).
 
     Returns
     -------
@@ -81,7 +85,7 @@ def compose(settings, plan=None, group_plan=None, notes=(), methods=None) -> tup
     """
     if methods is None:
         methods = group_methods(settings, group_plan) if group_plan is not None else methods_from_plan(settings, plan, notes)
-    keyed = render(methods)
+    keyed = render(replace(methods, undescribed=tuple(undescribed)) if undescribed else methods)
     references = read_references()
     keys = cited_keys(keyed)
     unknown = [k for k in keys if k not in references]
@@ -90,12 +94,12 @@ def compose(settings, plan=None, group_plan=None, notes=(), methods=None) -> tup
     return keyed, {k: references[k].with_version(methods.versions.get(k)) for k in keys}
 
 
-def write(settings, plan=None, group_plan=None, notes=(), composed=None, methods=None) -> list[Path]:
+def write(settings, plan=None, group_plan=None, notes=(), composed=None, methods=None, undescribed=()) -> list[Path]:
     """Write ``logs/CITATION.md``, ``.bib``, ``.html`` (and ``.tex`` with pandoc) in OUTPUT_DIR.
 
     Parameters
     ----------
-    settings, plan, group_plan, notes, methods
+    settings, plan, group_plan, notes, methods, undescribed
         See :func:`compose`.
     composed : tuple, optional
         What :func:`compose` returned for them, when it was called beforehand (elsewhere).
@@ -105,7 +109,8 @@ def write(settings, plan=None, group_plan=None, notes=(), composed=None, methods
     paths : list of Path
         The files written.
     """
-    keyed, cited = composed if composed is not None else compose(settings, plan, group_plan, notes, methods)
+    keyed, cited = composed if composed is not None else compose(settings, plan, group_plan, notes, methods,
+                                                                 undescribed)
     logs = Path(settings.output_dir) / "logs"
     written = [
         outputs.write_text(to_markdown(keyed, cited), logs / "CITATION.md"),

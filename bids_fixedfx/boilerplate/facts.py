@@ -148,6 +148,10 @@ class Methods:
     subject_inference : InferenceSettings or None
         At the group level, the corrected inference that the participant level wrote beside
         the subject maps (read back from their sidecars), if any.
+    undescribed : tuple of str
+        What OUTPUT_DIR holds that other jobs made and the text does not describe: at the
+        participant level, subjects (``sub-<s>``: one job per subject on a cluster); at the
+        group level, the tasks of other group maps (``task-<t>``).
     """
 
     first_levels: tuple[FirstLevel, ...]
@@ -159,6 +163,7 @@ class Methods:
     inference: object = None
     inference_level: str = "subject"
     subject_inference: object = None
+    undescribed: tuple[str, ...] = ()
 
 
 def software_versions() -> dict:

@@ -259,6 +259,7 @@ def render(methods: Methods) -> str:
         first_levels=[describe(f) for f in methods.first_levels],
         group=group,
         figure_threshold=methods.figure_threshold,
+        undescribed=list(methods.undescribed),
         clusters_listed="voxel" in units,
         peaks_of=and_list(PLURALS[unit] for unit in sorted(units - {"voxel"})),
         inference=methods.inference,
