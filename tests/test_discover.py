@@ -477,6 +477,21 @@ def test_an_echo_chosen_by_filter_keeps_the_runs_mask_and_confounds(fresh_datase
     assert again.runs[0].mask == own and again.runs[1].mask == chosen.runs[1].mask
 
 
+def test_echoes_beside_the_combined_series_suggest_the_combined_one(fresh_dataset, make_settings):
+    """fMRIPrep's --me-output-echos writes each echo beside the optimally combined series: exit 1
+    (a KeyError) when the combined one, which has no echo-, came first."""
+    dataset = fresh_dataset(subjects=("01",))
+    plain = {run.name: run for run in discover.select_runs(make_settings(dataset.path, space=DEFAULT_SPACE)).runs}
+    for bold in dataset.path.rglob(f"*space-{DEFAULT_SPACE}_desc-preproc_bold.*"):
+        for echo in ("1", "2"):
+            shutil.copy(bold, bold.with_name(bold.name.replace("_space-", f"_echo-{echo}_space-")))
+    with pytest.raises(UsageError, match='several echo- values .* e.g. {"bold": {"echo": null}}'):
+        discover.select_runs(make_settings(dataset.path, space=DEFAULT_SPACE))
+    combined = discover.select_runs(make_settings(dataset.path, space=DEFAULT_SPACE,
+                                                  bids_filters={"bold": {"echo": None}}))
+    assert {run.name: run.bold for run in combined.runs} == {name: run.bold for name, run in plain.items()}
+
+
 def test_derivatives_of_another_desc_or_one_folder_down_are_named_not_left_for_the_raw(fresh_dataset, make_settings):
     """Each modelled the raw series (exit 0): -d holding desc-denoised (or fMRIPrep's AROMA) series,
     and fMRIPrep 20's derivatives/fmriprep/fmriprep beside derivatives/fmriprep/freesurfer."""

@@ -129,12 +129,14 @@ def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the ch
         if len(series) > 1:
             differ = [key for key in ONE_ACQUISITION if len({dict(e).get(key) for e in series}) > 1]
             entity = ENTITY_NAMES[differ[0]]
-            value = dict(next(iter(series)))[differ[0]] or "x"
+            values = [dict(e).get(differ[0]) for e in series]
+            # a series without the entity (fMRIPrep's optimally combined one beside its echoes) is the one to fit
+            value = "null" if None in values else json.dumps(values[0] or "x")
             named = tuple((k, v) for k, v in next(iter(series)) if k not in differ)  # a rec- they share kept
             raise UsageError(
                 f"{run_name(named)} has {what} of several {differ[0]}- values "
                 f"({', '.join(sorted(series.values()))}): they are one acquisition, not runs to combine; "
-                f'fit one with --bids-filter-file, e.g. {{"bold": {{"{entity}": "{value}"}}}}'
+                f'fit one with --bids-filter-file, e.g. {{"bold": {{"{entity}": {value}}}}}'
                 + (" (fMRIPrep writes one optimally combined series of a multi-echo run)." if differ[0] == "echo" else ".")
             )
 
