@@ -984,18 +984,24 @@ def test_precision_weighted_fixed_effects(example_dataset, reference, tmp_path):
     assert sidecar["FixedEffects"] == {"PrecisionWeighted": True, "NumberOfRuns": 4}
 
 
-def test_single_run_named_by_subject_and_task_only(fresh_dataset, tmp_path):
-    """A run without ses- or run- has the subject maps' names: written once, sources not circular."""
-    dataset = fresh_dataset(subjects=("03",))
+def out_of_session_1(dataset, subject):
+    """Move a subject's ses-1 files (raw and derivatives) out of their session, without ses- in
+    their names, and run-01 named without run-."""
     for root in (dataset.path, dataset.path / "derivatives" / "fmriprep"):
-        session = root / "sub-03" / "ses-1"
+        session = root / f"sub-{subject}" / "ses-1"
         for path in sorted(session.rglob("*")):
             if path.is_file():
-                target = root / "sub-03" / path.relative_to(session).parent / path.name.replace(
+                target = root / f"sub-{subject}" / path.relative_to(session).parent / path.name.replace(
                     "_ses-1", "").replace("_run-01", "")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 path.rename(target)
         shutil.rmtree(session)
+
+
+def test_single_run_named_by_subject_and_task_only(fresh_dataset, tmp_path):
+    """A run without ses- or run- has the subject maps' names: written once, sources not circular."""
+    dataset = fresh_dataset(subjects=("03",))
+    out_of_session_1(dataset, "03")
     out = tmp_path / "out"
     assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
     sidecar_path = out / "sub-03" / "func" / f"sub-03_task-checkerboard_space-{SPACE}_contrast-audio_stat-z_statmap.json"
@@ -1011,6 +1017,20 @@ def test_single_run_named_by_subject_and_task_only(fresh_dataset, tmp_path):
     assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
     assert sorted(p.name for p in (out / "sub-03" / "func").iterdir()) == before
     assert 0 < np.median(data(r_square)[data(r_square) > 0]) < 1
+
+
+def test_a_run_without_run_beside_other_runs_is_refused(fresh_dataset, tmp_path, capsys):
+    """A run named without run- beside a numbered one (a run acquired again, on OpenNeuro): its maps
+    had the subject maps' names, were written over by the fixed effects, and these cited themselves."""
+    dataset = fresh_dataset(subjects=("01",))
+    for root in (dataset.path, dataset.path / "derivatives" / "fmriprep"):
+        shutil.rmtree(root / "sub-01" / "ses-2")
+    out_of_session_1(dataset, "01")
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 64
+    assert f"sub-01_task-checkerboard_space-{SPACE}_desc-preproc_bold.nii.gz has no run- entity, beside other " \
+           f"runs of its task (sub-01_task-checkerboard_run-02_space-" in capsys.readouterr().err
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
 
 
 def test_raw_only_dataset_runs_with_the_defaults(fresh_dataset, tmp_path, capsys):

@@ -206,8 +206,29 @@ def plan_runs(selection, settings, model=None) -> Plan:
         _check_masks_overlap(subject, inside.get(subject.key))
     notes += _runs_in_their_own_space(subjects)
     steps = participant_steps(model)
+    for subject in subjects:
+        _check_names_apart(subject, {step.level for step in steps})
     check_participant_inputs(steps, plans)
     return Plan(tuple(subjects), selection.space, tuple(notes), steps)
+
+
+def _check_names_apart(subject, levels) -> None:
+    """A run named by ``sub`` and ``task`` only (``ses`` too, with a session node) has its
+    subject's (session's) map names (SPEC §3), which are its maps when it is the only one: beside
+    other runs of its task, its maps would be written over by the fixed effects, and cite them."""
+    keys = {"sub", "task"}
+    for plan in subject.runs:
+        own = {key for key, _ in plan.run.entities}
+        if own == keys or ("session" in levels and own == keys | {"ses"}):
+            shared = [p for p in subject.runs if own <= {key for key, _ in p.run.entities}]
+            if len(shared) > 1:
+                other = next(p.run for p in shared if p is not plan)
+                raise UsageError(
+                    f"{plan.run.bold.name} has no run- entity, beside other runs of its task ({other.bold.name}): "
+                    f"its maps would have the names of its {'session' if 'ses' in own else 'subject'}'s; name it "
+                    "with a run- entity in the dataset (run-1), or fit one of them with --bids-filter-file, "
+                    f'e.g. {{"bold": {{"run": null}}}}.'
+                )
 
 
 def _nothing_to_fit(runs, left_out, why=()) -> str:
