@@ -56,6 +56,7 @@ class ModelSettings:
     smoothing_by_model: bool = False  # that smoothing is the model file's (Software.nilearn.smoothing_fwhm)
     precision_weighted: bool = False
     convolution: tuple[str, ...] = ()  # the HRFs of a model's Convolve transformations (for the record)
+    nodes_digest: str | None = None  # a model file's run, session and subject nodes (plan.models.nodes_digest)
 
 
 @dataclass(frozen=True)

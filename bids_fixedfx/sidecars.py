@@ -82,6 +82,7 @@ class FirstLevelModelInfo:
     non_steady_state: bool | None = None
     drift_order: int | None = None
     convolution: tuple[str, ...] = ()
+    nodes_digest: str | None = None  # ModelNodesDigest: a model file's run, session and subject nodes
 
     @classmethod
     def from_settings(cls, model, precomputed=False) -> FirstLevelModelInfo:
@@ -104,6 +105,7 @@ class FirstLevelModelInfo:
             non_steady_state=model.non_steady_state,
             drift_order=model.drift_order if model.drift_model == "polynomial" else None,
             convolution=tuple(model.convolution),
+            nodes_digest=model.nodes_digest,
         )
 
     def compared(self) -> FirstLevelModelInfo:
@@ -127,6 +129,8 @@ class FirstLevelModelInfo:
             data["DriftOrder"] = self.drift_order
         if self.convolution:
             data["ConvolveHRFModels"] = list(self.convolution)
+        if self.nodes_digest is not None:
+            data["ModelNodesDigest"] = self.nodes_digest
         return data
 
     @classmethod
@@ -134,7 +138,9 @@ class FirstLevelModelInfo:
         values = [_need(data, key, path) for key in MODEL_KEYS]
         confounds, convolution = data.get("ConfoundsOption"), data.get("ConvolveHRFModels") or []
         dummy, steady, order = data.get("DummyScansOption"), data.get("NonSteadyState"), data.get("DriftOrder")
+        digest = data.get("ModelNodesDigest")
         for key, value, fine in (
+            ("ModelNodesDigest", digest, digest is None or isinstance(digest, str)),
             ("ConfoundsOption", confounds, confounds is None or _strings(confounds)),
             ("ConvolveHRFModels", convolution, _strings(convolution)),
             ("DummyScansOption", dummy, dummy is None or (isinstance(dummy, int) and not isinstance(dummy, bool))),
@@ -145,7 +151,7 @@ class FirstLevelModelInfo:
                 raise InputFileError(f"{path} has {key} {json.dumps(value)[:60]}, which this app does not write; "
                                      "rerun the level that writes it.")
         return cls(*values, confounds=None if confounds is None else tuple(confounds), dummy_scans=dummy,
-                   non_steady_state=steady, drift_order=order, convolution=tuple(convolution))
+                   non_steady_state=steady, drift_order=order, convolution=tuple(convolution), nodes_digest=digest)
 
 
 def _strings(value) -> bool:

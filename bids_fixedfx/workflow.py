@@ -733,13 +733,7 @@ def _other_participant_nodes(model, target) -> bool:
     when there is no readable copy."""
     import json
 
-    def participant_nodes(document):
-        nodes = document.get("Nodes", [])
-        if not isinstance(nodes, list):  # not a model this app wrote: compared whole
-            return [nodes]
-        return [{**n, "GroupBy": sorted(map(str, n["GroupBy"]))} if isinstance(n, dict)  # its order means nothing
-                and isinstance(n.get("GroupBy"), list) else n
-                for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"]
+    from .plan.models import participant_nodes
 
     try:
         earlier = json.loads(target.read_text(encoding="utf-8"))

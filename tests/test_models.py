@@ -114,6 +114,36 @@ def test_a_group_model_whose_run_node_did_not_make_the_subject_maps_is_refused(f
     assert not (out / "models" / "model-other_smdl.json").exists()
 
 
+def test_subject_maps_of_two_versions_of_a_model_file_are_not_tested_together(fresh_dataset, tmp_path, capsys):
+    """sub-02 rerun with the model file edited (a Scale added, the same Name): no warning, and the group
+    level tested it with sub-01, made by the earlier version (no sidecar key records transformations)."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    sidecar = next(out.rglob("sub-01_task-*_stat-effect_statmap.json"))
+    assert "ModelNodesDigest" not in json.loads(sidecar.read_text())  # the options' model: its options say it
+    document = {**json.loads((out / "models" / "model-default_smdl.json").read_text()), "Name": "probe"}
+    first = tmp_path / "model-probe_smdl.json"
+    first.write_text(json.dumps(document))
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(first)]) == 0
+    digest = json.loads(sidecar.read_text())["ModelNodesDigest"]
+    assert digest.startswith("sha256:")
+    document["Nodes"][0]["Transformations"]["Instructions"].append({"Name": "Scale", "Input": ["audio"]})
+    second = tmp_path / "edited" / "model-probe_smdl.json"
+    second.parent.mkdir()
+    second.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(second), "--participant-label", "02"]) == 0
+    warned = " ".join(capsys.readouterr().err.split())
+    assert "model-probe_smdl.json described other options (sub-01 was made with them)" in warned
+    assert json.loads(next(out.rglob("sub-02_task-*_stat-effect_statmap.json")).read_text())["ModelNodesDigest"] \
+        not in (digest, None)
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(second)]) == 64
+    assert "the run, session or subject nodes of the model file" in capsys.readouterr().err
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(second), "--participant-label", "01"]) == 0
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(second)]) == 0
+
+
 def test_a_group_model_that_replaces_a_copy_with_other_dataset_nodes_says_so(fresh_dataset, tmp_path, capsys):
     """Two models of one Name and other dataset nodes: the second replaced models/model-<Name>,
     which the first's group maps cite, without a word."""

@@ -159,6 +159,34 @@ def run_node(model):
     return model.nodes_at("run")[0]
 
 
+#: The ``Name`` of the model the options define (``models/model-default_smdl.json``): its maps
+#: are told apart by the options their sidecars record, not by its nodes (which name the
+#: conditions of the jobs that wrote it).
+DEFAULT_MODEL_NAME = "default"
+
+
+def participant_nodes(document) -> list:
+    """The run, session and subject nodes of a BIDS Stats Model document (a dict, as read from
+    JSON), ``GroupBy`` sorted (its order means nothing): what makes the subject maps."""
+    nodes = document.get("Nodes", [])
+    if not isinstance(nodes, list):  # not a model this app wrote: compared whole
+        return [nodes]
+    return [{**n, "GroupBy": sorted(map(str, n["GroupBy"]))} if isinstance(n, dict)
+            and isinstance(n.get("GroupBy"), list) else n
+            for n in nodes if not isinstance(n, dict) or str(n.get("Level", "")).lower() != "dataset"]
+
+
+def nodes_digest(model) -> str:
+    """``sha256:<hex>`` of a model's run, session and subject nodes (:func:`participant_nodes`),
+    which the sidecars of its maps record (``ModelNodesDigest``), so that the group level
+    refuses subject maps made by two versions of a model file of one name (a transformation or
+    ``X`` changed between jobs, which no other key records)."""
+    import hashlib
+
+    text = json.dumps(participant_nodes(json.loads(model.to_json())), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def model_settings(model, settings):
     """The first-level settings a model sets (HRF, drift, noise model, precision
     weighting, and the smoothing when its run node's ``Software.nilearn.smoothing_fwhm``
@@ -193,6 +221,7 @@ def model_settings(model, settings):
         precision_weighted_of(combining, False)
     return replace(
         settings.model,
+        nodes_digest=nodes_digest(model) if model.name != DEFAULT_MODEL_NAME else None,
         hrf_model=node.hrf.model if node.hrf is not None else "none",
         drift_model=drift_model,
         high_pass=high_pass if high_pass is not None else settings.model.high_pass,
