@@ -222,7 +222,7 @@ def group_level(effects, variances, dofs, masks, contrast, group_model="random")
     return mask, one_sample_test(effects, mask, contrast)
 
 
-def group_glm(effects, mask, design, contrast_matrix, contrast) -> ContrastMaps:
+def group_glm(effects, mask, design, contrast_matrix, contrast, values=None) -> ContrastMaps:
     """A contrast of a group design: nilearn's ``SecondLevelModel`` on the subjects' effect
     maps with a design made from ``participants.tsv`` (t or F).
 
@@ -241,6 +241,9 @@ def group_glm(effects, mask, design, contrast_matrix, contrast) -> ContrastMaps:
         One row (t) or several (F) over the design's columns.
     contrast : object
         What the maps are of (name, label, weights, test).
+    values : numpy.ndarray, optional
+        ``masked_matrix(effects, mask)``, when read beforehand: the contrasts of one design
+        share it, so each map is read once for them all.
 
     Returns
     -------
@@ -259,7 +262,9 @@ def group_glm(effects, mask, design, contrast_matrix, contrast) -> ContrastMaps:
             f"({list(design.columns)})."
         )
     weights = contrast_matrix[0] if test == "t" else contrast_matrix
-    values = ols_contrast(masked_matrix(effects, mask), design.to_numpy(dtype=np.float64), weights, test)
+    if values is None:
+        values = masked_matrix(effects, mask)
+    values = ols_contrast(values, design.to_numpy(dtype=np.float64), weights, test)
     maps = {stat: unmask_map(values[stat], mask, OUTSIDE_MASK[stat])
             for stat in stats_of(getattr(contrast, "test", "t"))}
     dof = float(len(design) - np.linalg.matrix_rank(design.to_numpy()))

@@ -1029,8 +1029,11 @@ def write_group(test, settings, staging, intersections=None, own_masks=None, sha
     if every is not None and shared_written is not None and key not in shared_written:
         shared_written.add(key)  # the task's mask, of every subject tested: the one the report shows
         _write_group_mask(combine.intersect_masks(every), every, staging, output_dir, form, key)
+    values = None  # the effect maps inside the mask, read once for the contrasts of a group design
+    if any(matrix is not None for _, matrix in contrasts):
+        values = combine.masked_matrix(effects, mask)
     for contrast, matrix in contrasts:
-        maps, group = _group_maps(test, contrast, matrix, mask, group_model)
+        maps, group = _group_maps(test, contrast, matrix, mask, group_model, values)
         sources = [*effects, *([i.variance for i in items] if group_model == "fixed" else [])]
         sidecar = sidecars.StatmapSidecar(
             tuple(dict.fromkeys(outputs.source(p, output_dir)  # a GIFTI pair: named once, by either file
@@ -1091,8 +1094,9 @@ def _one_sample(design) -> bool:
     return design is None or list(design.columns) == ["intercept"]
 
 
-def _group_maps(test, contrast, matrix, mask, group_model):
-    """The maps of one contrast of a group test, and the keys of its sidecar that say how."""
+def _group_maps(test, contrast, matrix, mask, group_model, values=None):
+    """The maps of one contrast of a group test, and the keys of its sidecar that say how
+    (``values``: the effect maps inside the mask, read beforehand, for a group design)."""
     items = test.inputs
     effects = [i.effect for i in items]
     if matrix is None:
@@ -1103,7 +1107,7 @@ def _group_maps(test, contrast, matrix, mask, group_model):
             maps = combine.one_sample_test(effects, mask, contrast)
         return maps, {"GroupModel": "fixed effects" if group_model == "fixed" else "one-sample t-test"}
     design = test.design
-    maps = combine.group_glm(effects, mask, design, matrix.matrix, contrast)
+    maps = combine.group_glm(effects, mask, design, matrix.matrix, contrast, values)
     plain = _one_sample(design)
     group = {"GroupModel": "one-sample t-test" if plain else "general linear model"}
     if not plain:

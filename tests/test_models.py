@@ -434,6 +434,24 @@ def _second_age(value, six_subjects, two_sample, tmp_path):
     return dataset, out, table
 
 
+def test_a_group_design_reads_each_map_once_for_all_its_contrasts(six_subjects, two_sample, tmp_path, monkeypatch):
+    """Each subject's effect map was read again for every contrast of the group design (three here):
+    at 1,000 subjects and 8 contrasts, 20,000 reads of 2,000 maps."""
+    from collections import Counter
+
+    from bids_fixedfx import maps
+
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    reads, read = Counter(), maps._masked_values
+    monkeypatch.setattr(maps, "_masked_values", lambda img, *rest: (reads.update([str(img)]), read(img, *rest))[1])
+    assert main([str(six_subjects.path), str(out), "group", "--no-reports", "-m",
+                 str(MODELS / "model-twoSample_smdl.json")]) == 0
+    effects = [name for name in reads if "_stat-effect_" in name]
+    assert len(effects) >= 6 and {reads[name] for name in effects} == {1}
+    assert len(list((out / "group").glob("*_stat-t_desc-patientsVsControls_statmap.nii.gz"))) >= 3
+
+
 def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, two_sample, tmp_path, capsys):
     dataset, out, table = _second_age("n/a", six_subjects, two_sample, tmp_path)
     assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 0
