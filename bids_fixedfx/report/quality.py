@@ -120,22 +120,30 @@ def variance_inflation(design) -> dict[str, float]:
     if design.sample_mask is not None:
         matrix = matrix[design.sample_mask]
     columns = [str(c) for c in design.matrix.columns]
+    centred = matrix - matrix.mean(axis=0)
+    totals = np.einsum("ij,ij->j", centred, centred)
+    varying = totals > 1e-12 * np.maximum(1.0, np.einsum("ij,ij->j", matrix, matrix))
+    wanted = [columns.index(name) for name in dict.fromkeys([*design.conditions, *design.confounds])
+              if name in columns and varying[columns.index(name)]]
+    # the diagonal of the inverse of the varying columns' correlation matrix (constant ones are the
+    # intercept's): one inversion, not one regression per column (a design of 100 conditions and
+    # 2,000 volumes took 1 to 11 s); a design near singular is regressed column by column
+    kept = np.flatnonzero(varying)
+    scaled = centred[:, kept] / np.sqrt(totals[kept])
+    correlation = scaled.T @ scaled
+    eigenvalues = np.linalg.eigvalsh(correlation) if kept.size else np.ones(1)
+    if eigenvalues[0] > 1e-8 * eigenvalues[-1]:
+        diagonal = np.diag(np.linalg.inv(correlation))
+        return {columns[j]: float(diagonal[np.searchsorted(kept, j)]) for j in wanted}
     intercept = np.ones((matrix.shape[0], 1))
     vif = {}
-    for name in dict.fromkeys([*design.conditions, *design.confounds]):
-        if name not in columns:
-            continue
-        j = columns.index(name)
+    for j in wanted:
         target = matrix[:, j]
-        centred = target - target.mean()
-        total = float(centred @ centred)
-        if total <= 1e-12 * max(1.0, float(target @ target)):
-            continue
         others = np.hstack([np.delete(matrix, j, axis=1), intercept])
         coefficients, *_ = np.linalg.lstsq(others, target, rcond=None)
         residual = target - others @ coefficients
-        explained = 1.0 - float(residual @ residual) / total
-        vif[name] = float("inf") if explained >= 1 - 1e-10 else 1.0 / (1.0 - explained)
+        explained = 1.0 - float(residual @ residual) / float(totals[j])
+        vif[columns[j]] = float("inf") if explained >= 1 - 1e-10 else 1.0 / (1.0 - explained)
     return vif
 
 
