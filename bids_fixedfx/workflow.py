@@ -80,8 +80,9 @@ def _participant(settings, derivatives, fork):
     for text in said_once(map(str, checked.notes)):  # a note about every run: said once, and the others named
         logger.warning("%s", text)
     default = model is None  # the model the options define, written for -m
+    looked_for = {}  # the conditions of an earlier default model looked for in other events files (and found?)
     if default:
-        model, reason = plan.default_model(checked, settings)
+        model, reason = plan.default_model(checked, settings, looked_for)
         if model is None:
             logger.info("No model file is written: %s.", reason)
             earlier = settings.output_dir / naming.build("model", model="default")
@@ -149,7 +150,7 @@ def _participant(settings, derivatives, fork):
             if not settings.reports:  # the figures of no space (a run's design) serve another space's section too
                 stale = _without_shared_figures(stale, settings.output_dir, subject)
             if unwritten is not None:
-                _write_model_copy(unwritten, default, checked, settings)
+                _write_model_copy(unwritten, default, checked, settings, looked_for)
                 unwritten = None
             staging.commit(stale)
         for maps in made:
@@ -846,13 +847,14 @@ def _models_locked(output_dir):
         os.close(handle)  # the lock goes with it
 
 
-def _write_model_copy(model, default, checked, settings) -> None:
+def _write_model_copy(model, default, checked, settings, looked_for=None) -> None:
     """Write the participant level's model copy, under the lock of ``models/``; the default
     model made again there (``default``): a job beside this one may have written its conditions
-    since (:func:`.plan.default_model`)."""
+    since (:func:`.plan.default_model`; ``looked_for``: the conditions planning looked for in
+    other events files, which are not looked for again)."""
     with _models_locked(settings.output_dir):
         if default:
-            model = plan.default_model(checked, settings)[0] or model
+            model = plan.default_model(checked, settings, looked_for)[0] or model
         _copy_model(model, settings)
 
 

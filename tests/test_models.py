@@ -4,6 +4,7 @@ designs from participants.tsv, F contrasts, and clear errors; every map equals n
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -215,6 +216,29 @@ def test_levels_of_other_events_files_are_found_with_dots_in_their_values(tmp_pa
     wanted = {"trial_type.2.5", "trial_type.go.left", "trial_type.stop", "trial_type.7"}
     assert levels_in_other_events(wanted, tmp_path, [own]) == {"trial_type.2.5", "trial_type.go.left"}
     assert levels_in_other_events(wanted, tmp_path) == wanted - {"trial_type.7"}
+
+
+def test_other_events_files_are_sought_where_bids_puts_them_and_once_a_job(tmp_path, monkeypatch):
+    """Per-subject jobs of a 1,000-subject dataset each globbed sub-*/**/*_events.tsv (every folder
+    of every subject: anat, dwi, fmap...) twice, the second time under the lock of models/."""
+    from bids_fixedfx.plan import runs
+
+    for folder in ("sub-01/ses-1/func", "sub-02/func", "sub-02/anat", "sub-03/ses-2"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "task-x_events.tsv").write_text("onset\tduration\ttrial_type\n0\t1\ttop\n")
+    (tmp_path / "sub-01/ses-1/func/sub-01_ses-1_task-x_events.tsv").write_text("onset\tduration\ttrial_type\n0\t1\ta\n")
+    (tmp_path / "sub-02/func/sub-02_task-x_events.tsv").write_text("onset\tduration\ttrial_type\n0\t1\tb\n")
+    (tmp_path / "sub-03/ses-2/sub-03_ses-2_task-x_events.tsv").write_text("onset\tduration\ttrial_type\n0\t1\tc\n")
+    listed, scandir = [], os.scandir
+    monkeypatch.setattr(runs.os, "scandir", lambda folder: (listed.append(Path(folder).name), scandir(folder))[1])
+    known = {}
+    levels = {"trial_type.top", "trial_type.a", "trial_type.b", "trial_type.c", "trial_type.none"}
+    assert runs.levels_in_other_events(levels, tmp_path, known=known) == levels - {"trial_type.none"}
+    assert "anat" not in listed and listed.count("func") == 2
+    assert known == {level: level != "trial_type.none" for level in levels}
+    listed.clear()
+    assert runs.levels_in_other_events(levels, tmp_path, known=known) == levels - {"trial_type.none"}
+    assert listed == []  # the job's second call reads nothing
 
 
 def test_the_models_folder_is_locked_while_a_job_writes_its_copy(tmp_path):

@@ -290,7 +290,7 @@ def inference_settings(model, settings, level: str):
     return stated
 
 
-def default_model(plan, settings):
+def default_model(plan, settings, known=None):
     """The model the options define (written to ``OUTPUT_DIR/models/``), or None with a
     reason when the options go beyond what a model file states (confound strategies,
     precomputed designs).
@@ -298,6 +298,8 @@ def default_model(plan, settings):
     A default model an earlier job wrote there with the same options names conditions this
     job's runs lack: those that other events files of the dataset have are named again, so
     that jobs of one subject (or task) each write one model of every subject's maps.
+    ``known``: a dict the job's calls share, of the conditions looked for in the other events
+    files (see :func:`.runs.levels_in_other_events`), which are not looked for again.
 
     Returns
     -------
@@ -312,7 +314,7 @@ def default_model(plan, settings):
         from .runs import levels_in_other_events
 
         others = levels_in_other_events({f"trial_type.{c}" for c in set(earlier) - set(conditions)},
-                                        settings.bids_dir, {run_plan.run.events for run_plan in plan.runs})
+                                        settings.bids_dir, {run_plan.run.events for run_plan in plan.runs}, known)
         conditions = sorted(set(conditions) | {level.split(".", 1)[1] for level in others})
     return made(conditions), None
 

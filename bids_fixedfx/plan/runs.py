@@ -8,9 +8,9 @@ that the subject's sidecars record.
 
 from __future__ import annotations
 
-import math
-
 import logging
+import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -562,22 +562,30 @@ def _check_levels_some_run_has(node, built, bids_dir) -> None:
                      f"{listed}); check the spelling in the model file.")
 
 
-def levels_in_other_events(levels, bids_dir, read=()) -> set:
+def levels_in_other_events(levels, bids_dir, read=(), known=None) -> set:
     """The levels (``column.value``; a value may hold dots, as ``trial_type.2.5``) that an events
     file of the dataset other than those ``read`` has: each file's header read, and its rows
     only when it has such a column; files that cannot be read are passed over (this only
-    spares a job a refusal, or keeps a condition in the default model)."""
-    import csv
-
-    levels, found = set(levels), set()
+    spares a job a refusal, or keeps a condition in the default model). ``known``: a dict of
+    the levels an earlier call of the same job looked for (level -> found), which it updates:
+    those are not looked for again."""
+    known = {} if known is None else known
+    found = {level for level in levels if known.get(level)}
+    levels = {level for level in levels if level not in known}
     if not levels:
         return found
+    found |= _levels_in_events(levels, bids_dir, read)
+    known.update({level: level in found for level in levels})
+    return found
+
+
+def _levels_in_events(levels, bids_dir, read) -> set:
+    """:func:`levels_in_other_events` of levels not looked for before."""
+    import csv
+
+    found = set()
     read = {Path(path).resolve() for path in read}
-    try:
-        files = [*Path(bids_dir).glob("*_events.tsv"), *Path(bids_dir).glob("sub-*/**/*_events.tsv")]
-    except OSError:
-        return found
-    for path in files:
+    for path in _events_files(bids_dir):
         try:
             if path.resolve() in read or not path.is_file():
                 continue
@@ -598,6 +606,36 @@ def levels_in_other_events(levels, bids_dir, read=()) -> set:
         if found == levels:
             break
     return found
+
+
+def _events_files(bids_dir):
+    """The events files of a dataset, one folder at a time (a generator: a caller that finds what
+    it wants stops early): those at its top level (inherited), then each subject's, in its
+    folder, its ``func``, its sessions and their ``func`` folders, where BIDS puts them; the
+    subjects' other folders (``anat``, ``dwi``, ``fmap``...) are not listed."""
+    def listed(folder):
+        try:
+            with os.scandir(folder) as entries:
+                return sorted((entry.name, entry.is_dir()) for entry in entries)
+        except OSError:
+            return []
+
+    def events_in(folder, entries):  # the folder's events files, then its func folder's
+        yield from (folder / name for name, is_dir in entries if not is_dir and name.endswith("_events.tsv"))
+        if ("func", True) in entries:
+            yield from events_in(folder / "func", [e for e in listed(folder / "func") if not e[1]])
+
+    root = Path(bids_dir)
+    top = listed(root)
+    yield from events_in(root, [e for e in top if not e[1]])
+    for subject, is_dir in top:
+        if not (is_dir and subject.startswith("sub-")):
+            continue
+        entries = listed(root / subject)
+        yield from events_in(root / subject, entries)
+        for session, session_dir in entries:
+            if session_dir and session.startswith("ses-"):
+                yield from events_in(root / subject / session, listed(root / subject / session))
 
 
 #: Volume spaces in which each run is in its own BOLD reference (fMRIPrep's ``--output-spaces
