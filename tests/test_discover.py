@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -1114,9 +1115,12 @@ def test_a_damaged_saved_index_is_said_and_not_used(fresh_dataset, make_settings
     assert len(said) == 1 and f"The index saved in {saved} is damaged" in said[0] and "delete that folder" in said[0]
 
 
-def test_a_saved_index_naming_files_outside_the_dataset_is_not_used(fresh_dataset, make_settings, tmp_path, capsys):
+@pytest.mark.parametrize("climbing", [False, True])
+def test_a_saved_index_naming_files_outside_the_dataset_is_not_used(fresh_dataset, make_settings, tmp_path, capsys,
+                                                                     climbing):
     """A saved index edited to name a file outside BIDS_DIR as a run's BOLD (anyone who can
-    write the shared database folder) had the job read that file as the run's."""
+    write the shared database folder) had the job read that file as the run's; so for a path
+    that begins in BIDS_DIR and climbs out of it (``..``)."""
     import sqlite3
 
     from bids_fixedfx.cli import _setup_logging
@@ -1126,8 +1130,9 @@ def test_a_saved_index_naming_files_outside_the_dataset_is_not_used(fresh_datase
     settings = make_settings(dataset.path, bids_database_dir=database)
     first = discover.select_runs(settings)
     bold = str(first.runs[0].bold)
-    elsewhere = tmp_path / "elsewhere_bold.nii.gz"
-    shutil.copy(bold, elsewhere)
+    shutil.copy(bold, tmp_path / "elsewhere_bold.nii.gz")
+    elsewhere = Path(os.path.relpath(tmp_path / "elsewhere_bold.nii.gz", dataset.path))
+    elsewhere = dataset.path / elsewhere if climbing else tmp_path / "elsewhere_bold.nii.gz"
     edited = 0
     for index in database.rglob("*.sqlite"):
         with sqlite3.connect(index) as connection:

@@ -363,14 +363,22 @@ def _load_saved(folder, bids_dir, derivatives, participant_label):
 def _path_outside(folder, roots) -> str | None:
     """The first file a saved index (its SQLite databases) lists outside ``roots``, the datasets
     it indexes; None when none does. The index names the files a job reads: one edited to
-    name files elsewhere would have them read as the dataset's."""
+    name files elsewhere would have them read as the dataset's. Its ``files`` table is what
+    names them (a ``tags`` row names a file only through a ``files`` row of the same path)."""
     import sqlite3
     from contextlib import closing
 
     inside = tuple(os.path.join(os.path.normpath(str(root)), "") for root in roots)
+    # SQLite passes over the paths plainly inside a root (at the speed of C: once per file); the
+    # others (".." or "//" in them, or another beginning) are then normalised and checked here
+    plain = " OR ".join(["(path >= ? AND path < ?)"] * len(inside)) or "0"  # begins with the root: sorts after
+    query = (f"SELECT path FROM files WHERE NOT (typeof(path) = 'text' AND ({plain}) AND instr(path, '/../') = 0 "
+             "AND instr(path, '/./') = 0 AND instr(path, '//') = 0 AND substr(path, -3) != '/..' "
+             "AND substr(path, -2) != '/.')")
+    arguments = [value for root in inside for value in (root, root[:-1] + chr(ord(root[-1]) + 1))]
     for database in sorted(Path(folder).rglob("*.sqlite")):
         with closing(sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)) as connection:
-            for (path,) in connection.execute("SELECT path FROM files UNION SELECT file_path FROM tags"):
+            for (path,) in connection.execute(query, arguments):
                 if not isinstance(path, str) or not os.path.normpath(path).startswith(inside):
                     return str(path)
     return None
