@@ -1017,6 +1017,8 @@ def write_group(test, settings, staging, intersections=None, own_masks=None, sha
     node_keys = _model_keys(settings, "dataset")
     if node_keys and test.node is not None:
         node_keys["node"] = test.node.name
+    elif node_keys and any(i.info.model_file != node_keys["model_file"] for i in items):
+        node_keys = {}  # the default model's copy, which did not make these subject maps (a model file's did)
     contrasts = list(combine.contrasts_of(test, group_model))
     masks = tuple(i.mask for i in items)
     mask = intersections.get(masks) if intersections is not None else None

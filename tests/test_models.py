@@ -145,6 +145,23 @@ def test_subject_maps_of_two_versions_of_a_model_file_are_not_tested_together(fr
     assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(second)]) == 0
 
 
+def test_group_maps_cite_the_default_model_only_when_it_made_their_subject_maps(fresh_dataset, tmp_path):
+    """Subjects rerun with a model file of other contrasts, then the group level without -m: its maps
+    cited models/model-default_smdl.json, which names none of their contrasts."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    assert main([str(dataset.path), str(out), "group", "--no-reports"]) == 0
+    cited = json.loads(next((out / "group").glob("*_contrast-audio_stat-t_statmap.json")).read_text())
+    assert cited["ModelFile"] == "bids::models/model-default_smdl.json" and cited["Level"] == "Dataset"
+    model = _model(tmp_path, [{**RUN, "Contrasts": [{"Name": "loud", "ConditionList": ["audio"], "Weights": [2],
+                                                     "Test": "t"}], "DummyContrasts": None}], name="loud")
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(model)]) == 0
+    assert main([str(dataset.path), str(out), "group", "--no-reports"]) == 0
+    sidecar = json.loads(next((out / "group").glob("*_contrast-loud_stat-t_statmap.json")).read_text())
+    assert "ModelFile" not in sidecar and "Node" not in sidecar
+
+
 def test_a_group_model_that_replaces_a_copy_with_other_dataset_nodes_says_so(fresh_dataset, tmp_path, capsys):
     """Two models of one Name and other dataset nodes: the second replaced models/model-<Name>,
     which the first's group maps cite, without a word."""
