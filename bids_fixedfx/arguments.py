@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 from .expression import WEIGHT_LIST, check_characters
@@ -80,6 +81,16 @@ def nonblank_path(value) -> Path:
     if not value.strip():
         raise argparse.ArgumentTypeError(f"{value!r} names no file or folder")
     return Path(value)
+
+
+def derivatives_path(value) -> Path:
+    """A ``-d`` value: a folder, or ``NAME=PATH`` as fMRIPrep (23.2 and later) and FitLins
+    take it, when no folder of that whole name exists (the dataset is then named by its
+    folder in the outputs, as any other)."""
+    name, _, folder = value.partition("=")
+    if folder.strip() and re.fullmatch(r"[A-Za-z0-9_.-]+", name) and not Path(value).exists():
+        return nonblank_path(folder)
+    return nonblank_path(value)
 
 
 def nonnegative_float(value):

@@ -26,6 +26,7 @@ from .arguments import (
     contrast,
     cutoff_hz,
     default_nprocs,
+    derivatives_path,
     drift_order,
     hrf_name,
     nonblank,
@@ -103,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         "entity (default: MNI152NLin2009cAsym if present, else the only space present)",
     )
     select.add_argument(
-        "-d", "--derivatives", nargs="+", type=nonblank_path, default=[], metavar="PATH",
+        "-d", "--derivatives", nargs="+", type=derivatives_path, default=[], metavar="PATH",
         help="preprocessed derivatives in fMRIPrep's layout (default: every dataset "
-        "under BIDS_DIR/derivatives)",
+        "under BIDS_DIR/derivatives); NAME=PATH, as fMRIPrep and FitLins take it, is read as PATH",
     )
     select.add_argument(
         "--bids-filter-file", type=nonblank_path, metavar="FILE",

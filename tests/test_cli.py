@@ -341,6 +341,16 @@ def test_a_derivatives_dataset_given_twice_is_read_once(tmp_path, monkeypatch):
     assert settings.derivatives == (tmp_path / "fmriprep", tmp_path / "other")
 
 
+def test_a_derivatives_dataset_given_as_name_and_path_is_read_at_the_path(tmp_path, monkeypatch):
+    """-d fmriprep=/data/fmriprep, as fMRIPrep 23.2 and FitLins take it, was read as a folder of
+    that whole name (exit 66, naming a path the user never typed); a folder so named still is one."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "preprocessed").mkdir()
+    (tmp_path / "odd=name").mkdir()
+    settings = parse("-d", f"fmriprep={tmp_path / 'preprocessed'}", "odd=name")
+    assert settings.derivatives == (tmp_path / "preprocessed", tmp_path / "odd=name")
+
+
 def test_bids_filter_file_is_read(tmp_path):
     path = tmp_path / "filters.json"
     path.write_text(json.dumps({"bold": {"run": 1, "acquisition": None}}))
