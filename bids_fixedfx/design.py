@@ -178,15 +178,21 @@ def read_events(path) -> pd.DataFrame:
 MAX_TRIAL_TYPE = 1000
 
 
-def _nilearns_warning(run, text: str) -> str:
+#: The events columns nilearn's design matrix reads (it ignores, with a warning, any other).
+NILEARN_EVENTS_COLUMNS = ("onset", "duration", "trial_type", "modulation")
+
+
+def _nilearns_warning(run, text: str, columns=()) -> str:
     """A warning of nilearn's design matrix, said with what it means and what to do (others as
-    nilearn words them)."""
+    nilearn words them); ``columns``: the events file's."""
     if text.startswith("The following conditions contain events with null duration"):
         listed = ", ".join(item.strip() for item in text.split(":", 1)[1].split(" - ") if item.strip(" -"))
         return (f"events of {listed} have duration 0 in {run.events.name}, which nilearn models as impulses (a "
                 "regressor far weaker than a block's); if they last, give their durations there.")
     if text.startswith("'trial_type' column not found"):
-        return (f"{run.events.name} has no trial_type column, so nilearn models every event as one condition, "
+        near = [c for c in columns if str(c).strip().lower() == "trial_type"]
+        named = f" (its column {str(near[0])!r} is not spelled so)" if near else ""
+        return (f"{run.events.name} has no trial_type column{named}, so nilearn models every event as one condition, "
                 "'dummy' (maps named contrast-dummy); add a trial_type column to name the conditions.")
     return text
 
@@ -707,6 +713,10 @@ def build_design(run, model) -> Design:
         raise InputFileError(
             f"{run.confounds} has {len(confounds)} rows but {run.bold.name} has {run.n_volumes} volumes."
         )
+    # the columns nilearn reads: it warns of every other one (response_time, HED, stim_file... that
+    # BIDS defines), on every run, with nothing to do about it
+    columns = list(events.columns)
+    events = events[[c for c in columns if c in NILEARN_EVENTS_COLUMNS]]
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
         try:  # nilearn prints that it uses a modulation column: logs go to stderr, and this is the default
@@ -731,7 +741,7 @@ def build_design(run, model) -> Design:
             reason = " ".join(str(error).split()).rstrip(".")
             raise InputFileError(f"The design of {run.name} cannot be built from {run.events}: {reason}.") from error
     notes += [
-        Note.for_run(run, "design", f"{run.name}: {_nilearns_warning(run, one_line(w.message))}")
+        Note.for_run(run, "design", f"{run.name}: {_nilearns_warning(run, one_line(w.message), columns)}")
         for w in caught if issubclass(w.category, UserWarning)
     ]
     notes += _late_conditions(run, events)

@@ -187,6 +187,23 @@ def test_nilearn_s_warnings_are_one_line_each_saying_what_to_do(example_run, tmp
              if n.kind == "design"]
     assert notes == [f"{example_run.name}: {path.name} has no trial_type column, so nilearn models every event as one "
                      "condition, 'dummy' (maps named contrast-dummy); add a trial_type column to name the conditions."]
+    # a header of "trial_type " (a trailing space) is named
+    table.assign(duration=5.0).rename(columns={"trial_type": "trial_type "}).to_csv(path, sep="\t", index=False)
+    notes = [n.text for n in design.build_design(dataclasses.replace(example_run, events=path), ModelSettings()).notes
+             if n.kind == "design"]
+    assert len(notes) == 1 and "has no trial_type column (its column 'trial_type ' is not spelled so)" in notes[0]
+
+
+def test_the_events_columns_bids_defines_beside_nilearn_s_are_not_warned_about(example_run, tmp_path):
+    """response_time, HED, stim_file, value (BIDS columns, common on OpenNeuro): nilearn's "unexpected
+    columns ... will be ignored" reached the user as a warning on every run, with nothing to do."""
+    table = pd.read_csv(example_run.events, sep="\t")
+    table = table.assign(response_time=0.5, HED="Sensory-event", stim_file="tone.wav", value=3)
+    path = tmp_path / example_run.events.name
+    table.to_csv(path, sep="\t", index=False)
+    built = design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
+    assert not [n.text for n in built.notes if n.kind == "design"]
+    assert_same_matrix(built.matrix, design.build_design(example_run, ModelSettings()).matrix)
 
 
 def test_events_whose_trial_type_is_n_a_are_left_out_as_nilearn_leaves_them(example_run, tmp_path):
