@@ -216,6 +216,25 @@ def test_a_broken_gifti_pair_stops_only_the_jobs_of_its_space(surface_dataset, t
         discover.select_runs(dataclasses.replace(settings, space=FS5))
 
 
+def test_surface_series_named_as_fmriprep_20_named_them_are_said_to_be(surface_dataset, tmp_path):
+    """fMRIPrep before 21.0 named them *_space-fsaverage5_hemi-L.func.gii (no _bold): --space
+    fsaverage5 said only that no such space was present."""
+    from bids_fixedfx import discover
+    from bids_fixedfx.errors import NoDataError
+    from bids_fixedfx.settings import Settings
+
+    copy = tmp_path / "bids"
+    shutil.copytree(surface_dataset.path, copy, symlinks=True)
+    for path in sorted(copy.rglob(f"*_space-{FS5}_bold.func.gii")):
+        hemi = re.search(r"_hemi-([LR])_", path.name)[1]
+        path.rename(path.with_name(path.name.replace(f"_hemi-{hemi}_space-{FS5}_bold", f"_space-{FS5}_hemi-{hemi}")))
+    settings = Settings(bids_dir=copy, output_dir=tmp_path / "out", analysis_level="participant",
+                        participant_label=("01",), space=FS5)
+    with pytest.raises(NoDataError, match=rf"--space {FS5} matches no preprocessed BOLD .*named as fMRIPrep named "
+                                          r"them before version 21\.0"):
+        discover.select_runs(settings)
+
+
 @pytest.mark.parametrize("right_tr", [1.5, 2.0])
 def test_hemispheres_whose_sidecars_give_other_repetition_times_are_refused(surface_dataset, tmp_path, right_tr):
     """The hemi-L sidecar's TR made both halves' design without a word of the hemi-R one's."""

@@ -137,7 +137,12 @@ def select_runs(settings) -> Selection:
                      space=space, **query)
         return sorted({f.get_entities().get("desc") for f in found} - {None, "preproc"})
 
-    chosen = _choose_spaces(settings.spaces, spaces, settings.selected_by.get("space", "--space"), descs_in)
+    def legacy_surfaces(space):  # fMRIPrep before 21.0: *_space-fsaverage5_hemi-L.func.gii (no _bold)
+        return any(next(Path(root).glob(f"sub-{subject}/**/*_space-{space}_hemi-[LR].func.gii"), None) is not None
+                   for root in derivatives for subject in query["subject"])
+
+    chosen = _choose_spaces(settings.spaces, spaces, settings.selected_by.get("space", "--space"), descs_in,
+                            legacy_surfaces)
     # surface spaces first: a run's design sidecar (shared by its spaces) then names its volume BOLD
     surface_spaces = {f.get_entities().get("space") for f in surfaces}
     chosen.sort(key=lambda space: space not in surface_spaces)
@@ -259,10 +264,11 @@ def _select_tasks(layout, settings, query):
 DERIVATIVE_ENTITIES = ("desc", "space", "res", "den", "cohort", "label", "from", "to", "mode", "hemi")
 
 
-def _choose_spaces(requested, spaces, source="--space", other_descs=None) -> list:
+def _choose_spaces(requested, spaces, source="--space", other_descs=None, legacy_surfaces=None) -> list:
     """The spaces to model: those asked for (each must be present), else the default;
     ``other_descs(space)``: the ``desc-`` labels of a space's other BOLD series, named in the
-    message about a space without preprocessed ones."""
+    message about a space without preprocessed ones; ``legacy_surfaces(space)``: whether the
+    derivatives hold its surface series under fMRIPrep's names before version 21.0."""
     if requested:
         chosen = []
         for space in requested:
@@ -271,6 +277,11 @@ def _choose_spaces(requested, spaces, source="--space", other_descs=None) -> lis
                 descs = other_descs(space) if other_descs is not None and wanted != "none" else []
                 hint = (f"; its series are of {', '.join(f'desc-{d}' for d in descs)}, which --bids-filter-file "
                         f"holding {json.dumps({'bold': {'desc': descs[0]}})} chooses" if descs else "")
+                if not descs and wanted != "none" and legacy_surfaces is not None and legacy_surfaces(space):
+                    hint = (f"; its surface series are named as fMRIPrep named them before version 21.0 "
+                            f"(*_space-{space}_hemi-L.func.gii, without _bold), which this app does not read: rename "
+                            f"them as BIDS Derivatives name them (*_hemi-L_space-{space}_bold.func.gii), or rerun "
+                            "fMRIPrep")
                 raise NoDataError(
                     f"{source} {space} matches no preprocessed BOLD "
                     f"(spaces present: {', '.join(spaces)}){hint}."
