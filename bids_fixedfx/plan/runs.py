@@ -584,10 +584,10 @@ def _levels_in_events(levels, bids_dir, read) -> set:
     import csv
 
     found = set()
-    read = {Path(path).resolve() for path in read}
+    read = {Path(path) for path in read}  # passed over to save time: they lack the levels looked for
     for path in _events_files(bids_dir):
         try:
-            if path.resolve() in read or not path.is_file():
+            if path in read:
                 continue
             with open(path, newline="", encoding="utf-8-sig", errors="replace") as stream:
                 rows = csv.reader(stream, delimiter="\t")
@@ -613,29 +613,32 @@ def _events_files(bids_dir):
     it wants stops early): those at its top level (inherited), then each subject's, in its
     folder, its ``func``, its sessions and their ``func`` folders, where BIDS puts them; the
     subjects' other folders (``anat``, ``dwi``, ``fmap``...) are not listed."""
-    def listed(folder):
+    def listed(folder):  # (events files, folders)
         try:
             with os.scandir(folder) as entries:
-                return sorted((entry.name, entry.is_dir()) for entry in entries)
+                found = [(entry.name, entry.is_dir()) for entry in entries]
         except OSError:
-            return []
+            return [], []
+        return (sorted(name for name, is_dir in found if not is_dir and name.endswith("_events.tsv")),
+                sorted(name for name, is_dir in found if is_dir))
 
-    def events_in(folder, entries):  # the folder's events files, then its func folder's
-        yield from (folder / name for name, is_dir in entries if not is_dir and name.endswith("_events.tsv"))
-        if ("func", True) in entries:
-            yield from events_in(folder / "func", [e for e in listed(folder / "func") if not e[1]])
+    def events_in(folder, listing):  # the folder's events files, then its func folder's
+        yield from (Path(folder, name) for name in listing[0])
+        if "func" in listing[1]:
+            yield from (Path(folder, "func", name) for name in listed(os.path.join(folder, "func"))[0])
 
-    root = Path(bids_dir)
+    root = str(bids_dir)
     top = listed(root)
-    yield from events_in(root, [e for e in top if not e[1]])
-    for subject, is_dir in top:
-        if not (is_dir and subject.startswith("sub-")):
+    yield from (Path(root, name) for name in top[0])
+    for subject in top[1]:
+        if not subject.startswith("sub-"):
             continue
-        entries = listed(root / subject)
-        yield from events_in(root / subject, entries)
-        for session, session_dir in entries:
-            if session_dir and session.startswith("ses-"):
-                yield from events_in(root / subject / session, listed(root / subject / session))
+        folder = os.path.join(root, subject)
+        listing = listed(folder)
+        yield from events_in(folder, listing)
+        for session in listing[1]:
+            if session.startswith("ses-"):
+                yield from events_in(os.path.join(folder, session), listed(os.path.join(folder, session)))
 
 
 #: Volume spaces in which each run is in its own BOLD reference (fMRIPrep's ``--output-spaces
