@@ -755,6 +755,8 @@ def _warn_replaced_model(model, settings, checked, merged=False) -> None:
     target = settings.output_dir / _model_copy(model)
     if not _other_participant_nodes(model, target):
         return
+    if merged and plan.models.adds_to_earlier_default_model(model, settings.output_dir):
+        return  # the maps that cite the copy, of these options, are remade by the new one: none is looked at
     subjects = {s.subject for s in checked.subjects}
     own_sets = {(s.subject, s.task, s.space) for s in checked.subjects}
     info = sidecars.FirstLevelModelInfo.from_settings(settings.model).compared()

@@ -219,6 +219,29 @@ def test_jobs_per_subject_write_one_default_model_that_remakes_every_subjects_ma
     assert "described other contrasts (sub-02 was made with them)" in " ".join(capsys.readouterr().err.split())
 
 
+def test_a_job_that_adds_its_conditions_to_the_default_model_reads_no_other_maps(fresh_dataset, tmp_path,
+                                                                                monkeypatch):
+    """The first job of a subject with a condition the others lack read the effect sidecars of every
+    subject in OUTPUT_DIR (1.2 s at 1,000 subjects) to warn of none: each is remade by the new model."""
+    from bids_fixedfx import workflow
+
+    dataset = fresh_dataset(subjects=("01", "02"))
+    for events in dataset.path.glob("sub-01/**/*_events.tsv"):
+        table = pd.read_csv(events, sep="\t")
+        table[table["trial_type"] != "visual"].to_csv(events, sep="\t", index=False)
+    read = []
+    monkeypatch.setattr(workflow, "_made_otherwise", lambda *args, **kwargs: read.append(args) or None)
+    out = tmp_path / "out"
+    for subject in ("01", "02"):
+        assert main([str(dataset.path), str(out), "participant", *QUICK, "--participant-label", subject]) == 0
+    assert json.loads((out / "models" / "model-default_smdl.json").read_text())["Nodes"][0]["Model"]["HRF"][
+        "Variables"] == ["audio", "visual"]
+    assert read == []
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "--participant-label", "02",
+                 "--smoothing-fwhm", "3"]) == 0
+    assert read  # other options: the others' maps are looked at
+
+
 def test_levels_of_other_events_files_are_found_with_dots_in_their_values(tmp_path):
     """A trial type 2.5 is the level trial_type.2.5: it was sought as the value 5 of a column
     trial_type.2, so -m of a model naming it was refused for a subject without it."""

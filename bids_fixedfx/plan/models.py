@@ -373,6 +373,18 @@ def _earlier_conditions(made, output_dir):
     return earlier[1] if earlier is not None and made(earlier[1]).to_json() == earlier[0] else None
 
 
+def adds_to_earlier_default_model(model, output_dir) -> bool:
+    """Whether the default model ``model`` names every condition of the one an earlier job wrote
+    in OUTPUT_DIR (a job with the same options adding its own): every map that cites the
+    earlier one is then remade by ``model`` too."""
+    earlier = _earlier_default_model(output_dir)
+    try:
+        conditions = json.loads(model.to_json())["Nodes"][0]["Model"]["HRF"]["Variables"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+    return earlier is not None and set(earlier[1]) <= set(conditions)
+
+
 def _earlier_default_model(output_dir):
     """The default model an earlier job wrote in OUTPUT_DIR, as (its text, its conditions),
     or None: per-subject (or per-task) jobs with the same options write one file naming every
