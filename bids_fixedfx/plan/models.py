@@ -377,12 +377,8 @@ def adds_to_earlier_default_model(model, output_dir) -> bool:
     """Whether the default model ``model`` names every condition of the one an earlier job wrote
     in OUTPUT_DIR (a job with the same options adding its own): every map that cites the
     earlier one is then remade by ``model`` too."""
-    earlier = _earlier_default_model(output_dir)
-    try:
-        conditions = json.loads(model.to_json())["Nodes"][0]["Model"]["HRF"]["Variables"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return False
-    return earlier is not None and set(earlier[1]) <= set(conditions)
+    earlier, conditions = _earlier_default_model(output_dir), _default_conditions(model.to_json())
+    return earlier is not None and conditions is not None and set(earlier[1]) <= set(conditions)
 
 
 def _earlier_default_model(output_dir):
@@ -392,15 +388,24 @@ def _earlier_default_model(output_dir):
     is left out of its designs, so the file remakes every subject's maps)."""
     from ..naming import build
 
-    path = Path(output_dir) / build("model", model="default")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (Path(output_dir) / build("model", model="default")).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    conditions = _default_conditions(text)
+    return None if conditions is None else (text, conditions)
+
+
+def _default_conditions(text):
+    """The conditions a default model's text names (its run node's HRF variables), or None when
+    it is not such a model."""
+    try:
         conditions = json.loads(text)["Nodes"][0]["Model"]["HRF"]["Variables"]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError):
         return None
     if not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions):
         return None
-    return text, conditions
+    return conditions
 
 
 def covariates_model(columns, participants, inference=None, described=None):
