@@ -54,3 +54,35 @@ def test_without_a_fork_the_collector_is_left_as_it_is(probe):
         assert not gc.isenabled()  # turned off by the caller: off it stays
     finally:
         gc.enable()
+
+
+def _numpy_blas_threads(settings=None):
+    from threadpoolctl import threadpool_info
+
+    import numpy  # noqa: F401  (its BLAS is the one limited)
+
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("level", ["participant", "group"])
+def test_a_level_runs_numpy_blas_on_one_thread_and_its_forked_children_too(level, monkeypatch, probe):
+    """Planning's small products (a design's rank) ran on BLAS's default threads, whose waiting
+    made each call last a second on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    seen = {}
+
+    def level_function(settings, fork):
+        seen["process"] = _numpy_blas_threads()
+        with workflow._beside_imports(_numpy_blas_threads, SimpleNamespace(nprocs=2), (probe,), True, None,
+                                      "Probing") as call:
+            seen["child"], seen["forked"] = call.result(), call.pid is not None
+
+    monkeypatch.setattr(workflow, f"run_{level}", level_function)
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a machine of two cores or more
+        before = _numpy_blas_threads()
+        workflow.run_level(SimpleNamespace(analysis_level=level), fork=True)
+        assert _numpy_blas_threads() == before  # the caller's setting is given back
+    assert before and max(before) == 2
+    assert seen["process"] and set(seen["process"]) == {1}
+    assert seen["forked"] and seen["child"] == seen["process"]
