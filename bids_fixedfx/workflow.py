@@ -45,10 +45,11 @@ def run_level(settings, fork: bool = False) -> None:
     """Run the analysis level the settings ask for (``fork``: see :func:`run_participant` and
     :func:`run_group`).
 
-    NumPy's BLAS computes on one thread meanwhile (the children forked keep the setting):
-    outside the fit, which sets its own threads, its products are small (a design's rank, a
-    group design's fit), and on a busy machine, an HPC node shared with other jobs, BLAS's
-    waiting threads made each such call last 0.5-1.2 s instead of 0.02 s (a 2,000 x 150
+    BLAS computes on one thread meanwhile: NumPy's from the start (the children forked keep
+    the setting), SciPy's once nilearn has loaded it (:func:`_beside_imports`). Outside the
+    fit, which sets its own threads, its products are small (a design's rank and SVD, a group
+    design's fit), and on a busy machine, an HPC node shared with other jobs, BLAS's waiting
+    threads made each such call last 0.5-1.2 s instead of 0.02 s (a 2,000 x 150
     ``matrix_rank`` at a load of 4 on 2 cores: a second or so for every run planned).
     """
     from threadpoolctl import threadpool_limits
@@ -205,7 +206,13 @@ def _beside_imports(function, settings, modules, fork, then, doing):
     live to the end, and each full collection walked all of them (three or four of 0.03-0.12 s
     fell in these imports, and a forked child copied every page one touched). The child keeps
     the pause for its short task. A caller's own process (no fork) keeps its collector as it is.
+
+    ``modules`` are imported before ``function`` is called when it is not forked, and BLAS
+    computes on one thread through the block (:func:`run_level`), SciPy's included, which
+    nilearn loads with them (nilearn's design matrices take a SciPy SVD each).
     """
+    from threadpoolctl import threadpool_limits
+
     beside = fork and settings.nprocs > 1 and any(name not in sys.modules for name in modules)
     paused = beside and gc.isenabled()
     if paused:
@@ -216,12 +223,13 @@ def _beside_imports(function, settings, modules, fork, then, doing):
         with forked.Forked(function, settings, fork=beside, then=then) as call:
             if call.pid is not None:
                 logger.debug("%s in process %d while nilearn loads", doing, call.pid)
-                for name in modules:
-                    importlib.import_module(name)
+            for name in modules:  # without a fork, before the call: SciPy's BLAS is then loaded, and limited
+                importlib.import_module(name)
             if paused:
                 gc.freeze()
                 gc.enable()
-            yield call
+            with threadpool_limits(limits=1, user_api="blas"):  # SciPy's too (see run_level)
+                yield call
     finally:
         if paused:
             gc.enable()

@@ -57,9 +57,10 @@ def test_without_a_fork_the_collector_is_left_as_it_is(probe):
 
 
 def _numpy_blas_threads(settings=None):
+    """The threads of each BLAS loaded (NumPy's, and SciPy's once loaded)."""
     from threadpoolctl import threadpool_info
 
-    import numpy  # noqa: F401  (its BLAS is the one limited)
+    import numpy  # noqa: F401
 
     return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
 
@@ -77,6 +78,7 @@ def test_a_level_runs_numpy_blas_on_one_thread_and_its_forked_children_too(level
         with workflow._beside_imports(_numpy_blas_threads, SimpleNamespace(nprocs=2), (probe,), True, None,
                                       "Probing") as call:
             seen["child"], seen["forked"] = call.result(), call.pid is not None
+            seen["planning"] = _numpy_blas_threads()
 
     monkeypatch.setattr(workflow, f"run_{level}", level_function)
     with threadpool_limits(limits=2, user_api="blas"):  # as on a machine of two cores or more
@@ -86,3 +88,19 @@ def test_a_level_runs_numpy_blas_on_one_thread_and_its_forked_children_too(level
     assert before and max(before) == 2
     assert seen["process"] and set(seen["process"]) == {1}
     assert seen["forked"] and seen["child"] == seen["process"]
+    assert set(seen["planning"]) == {1}
+
+
+def test_without_a_fork_the_modules_are_loaded_before_the_call_and_blas_limited_through_it(probe):
+    """Planning's designs (nilearn: a SciPy SVD each) ran on SciPy's BLAS at its default
+    threads with --nprocs 1, the set-up of jobs packed on a shared node: SciPy loaded during
+    the call, after the limit was set."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        with workflow._beside_imports(lambda settings: (probe in sys.modules, _numpy_blas_threads()),
+                                      SimpleNamespace(nprocs=1), (probe,), True, None, "Probing") as call:
+            assert call.pid is None
+            loaded, threads = call.result()
+        assert loaded and set(threads) == {1}
+        assert max(_numpy_blas_threads()) == 2
