@@ -572,6 +572,14 @@ class Staging:
             self.discard()
 
 
+def remove_if_empty(folder) -> None:
+    """Remove ``folder`` if it exists and holds nothing."""
+    try:
+        Path(folder).rmdir()
+    except OSError:
+        pass  # not empty, or gone
+
+
 def remove_files(output_dir, relatives) -> None:
     """Remove files of OUTPUT_DIR (relative paths) that a rerun no longer makes."""
     for relative in relatives:

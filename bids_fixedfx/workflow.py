@@ -72,8 +72,14 @@ def run_participant(settings, fork: bool = False) -> None:
     derivatives = settings.derivatives or discover.find_derivatives(settings.bids_dir, settings.output_dir)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, derivatives,
                               settings.bids_database_dir, subjects=settings.participant_label or None)
-    with locations.scratch(settings.work_dir):
-        _participant(settings, derivatives, fork)
+    made = not settings.output_dir.exists()
+    try:
+        with locations.scratch(settings.work_dir):
+            _participant(settings, derivatives, fork)
+    except BaseException:
+        if made:  # the sets staged in it were discarded: a folder this job made, empty, goes too
+            outputs.remove_if_empty(settings.output_dir)
+        raise
 
 
 def _participant(settings, derivatives, fork):
@@ -112,8 +118,10 @@ def _participant(settings, derivatives, fork):
 
     _check_other_sessions(checked, settings)
     settings = replace(settings, derivatives=tuple(derivatives))
-    outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
-    unwritten = model  # the model's copy, written with the first set (a job stopped before leaves the earlier one)
+    # the dataset's files and the model's copy are written with the first set: a run that fails
+    # in its fit (a mask nilearn computes empty) leaves OUTPUT_DIR as it was
+    undescribed = True
+    unwritten = model  # (a job stopped before the first set leaves the earlier copy)
     if model is not None:
         _warn_replaced_model(model, settings, checked, merged=default and plan.same_default_options(checked, settings))
     model_file = _model_copy(model) if model is not None else None
@@ -160,6 +168,9 @@ def _participant(settings, derivatives, fork):
             )
             if not settings.reports:  # the figures of no space (a run's design) serve another space's section too
                 stale = _without_shared_figures(stale, settings.output_dir, subject)
+            if undescribed:
+                outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
+                undescribed = False
             if unwritten is not None:
                 _write_model_copy(unwritten, default, checked, settings, looked_for)
                 unwritten = None
@@ -554,7 +565,10 @@ def _group(settings, fork):
             outputs.write_dataset_files(settings.bids_dir, settings.output_dir)  # first: it marks OUTPUT_DIR as ours
             if model is not None:
                 _copy_model(model, settings)
-            outputs.remove_files(settings.output_dir, _stale_group_files(settings.output_dir, checked, settings))
+            stale = _stale_group_files(settings.output_dir, checked, settings)
+            for text in _untested_maps_removed(stale, checked):
+                logger.warning("%s", text)
+            outputs.remove_files(settings.output_dir, stale)
             for staging, stale in sets:
                 staging.commit(stale)
         for text in _outdated_group_maps(settings.output_dir, started):
@@ -941,18 +955,28 @@ def _check_other_sessions(checked, settings) -> None:
 def _stale_group_files(output_dir, checked, settings) -> list:
     """Files of the planned tasks and spaces that this group run does not make again: maps
     of its own group models, nodes and groups whose contrast it no longer tests (other group
-    models' maps stay: their names differ), and figures of contrasts the report no longer shows."""
+    models' maps stay: their names differ), their group masks once no test of theirs is made,
+    and figures of contrasts the report no longer shows."""
     written, owns = set(), set()
     for test in checked.tests:
         group_model, _, own = _own(test, settings)
         owns.add(own)
         written |= {(test.task, test.space, contrast.label, own) for contrast, _ in combine.contrasts_of(test, group_model)}
     shown = {(task, space, label) for task, space, label, _ in written}
+    # the group masks of this job's models: a task's (no contrast) stays while a test of it is made
+    tested_masks = {_mask_key(test, settings) for test in checked.tests}
+    tested_contrasts = {(*_mask_key(test, settings), test.contrast) for test in checked.tests}
+    mask_keys = tested_masks | {_mask_key(test, settings) for test in checked.untested}
     stale = []
     for task, space in {(t.task, t.space) for t in (*checked.tests, *checked.untested)}:
         for relative in outputs.existing_set(output_dir, "group", task=task, space=space):
             entities = naming.parse(relative)
             contrast = entities.get("contrast")
+            if entities.get("suffix") == "mask" and (task, space, entities.get("desc")) in mask_keys:
+                key = (task, space, entities.get("desc"))
+                if (key not in tested_masks) if contrast is None else ((*key, contrast) not in tested_contrasts):
+                    stale.append(relative)  # the mask of maps removed below (a contrast's own: its test's)
+                continue
             if contrast is None:
                 continue
             if relative.parent.name == "figures":
@@ -963,6 +987,23 @@ def _stale_group_files(output_dir, checked, settings) -> list:
             if own in owns and (task, space, contrast, own) not in written:
                 stale.append(relative)
     return stale
+
+
+def _untested_maps_removed(stale, checked) -> list[str]:
+    """A warning per task and space whose earlier group maps of a contrast this job does not
+    test (too few subjects now) are among ``stale``: they go, so that no map outlives the
+    subjects it was computed from, and the user is told."""
+    untested = {(t.task, t.space, t.contrast) for t in checked.untested}
+    removed = defaultdict(set)
+    for relative in stale:
+        entities = naming.parse(relative)
+        key = (entities.get("task"), entities.get("space"), entities.get("contrast"))
+        if entities.get("suffix") == "statmap" and key in untested:
+            removed[key[:2]].add(key[2])
+    return [f"task-{task}{f' space-{space}' if space else ''}: the group maps of contrast(s) "
+            f"{', '.join(sorted(labels))} that an earlier job wrote were removed, since this job does not test them "
+            "(see above); rerun the group level over the subjects that made them to make them again"
+            for (task, space), labels in sorted(removed.items(), key=lambda item: (item[0][0], item[0][1] or ""))]
 
 
 def _group_key(test, settings) -> str:

@@ -529,6 +529,29 @@ def test_group_maps_of_another_group_model_left_behind_by_a_rerun_are_said(fresh
     assert "computed from subject maps rewritten or removed since" in said
 
 
+def test_a_narrower_group_rerun_removes_an_untested_tasks_maps_with_their_mask_and_says_so(two_task_dataset, tmp_path,
+                                                                                          capsys):
+    """A group rerun over fewer subjects left one task with a single subject: its earlier group
+    maps were removed without a word, and its group mask stayed, its Sources naming the
+    subjects of maps that were gone."""
+    dataset = two_task_dataset(n_subjects=3)
+    out = tmp_path / "out"
+    participant = [str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]
+    group = [str(dataset.path), str(out), "group", "--no-reports"]
+    assert main([*participant, "--participant-label", "01", "02"]) == 0
+    assert main([*participant, "--participant-label", "03", "--task", "checkerboard"]) == 0
+    assert main(group) == 0
+    other = sorted(p.name for p in (out / "group").rglob("*task-other*"))
+    assert any("_mask." in name for name in other) and any("_statmap." in name for name in other), other
+    capsys.readouterr()
+    assert main([*group, "--participant-label", "01", "03"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert sorted((out / "group").rglob("*task-other*")) == []
+    assert sorted((out / "group").rglob("*task-checkerboard*mask.nii.gz")), "the tested task keeps its mask"
+    assert "task-other space-MNI152NLin2009cAsym: the group maps of contrast(s) audio, visual that an earlier job " \
+           "wrote were removed, since this job does not test them" in said, said
+
+
 def test_a_subject_effect_map_removed_from_its_set_is_an_error_naming_it(example_dataset, analysed, tmp_path, capsys):
     """A subject whose effect map of a contrast is gone (its variance map is there) is not left
     out of that contrast's test without a word: the group level stops, naming the file."""

@@ -311,3 +311,17 @@ def test_given_confounds_without_a_confounds_file(fresh_dataset, tmp_path, capsy
     dataset = fresh_dataset(subjects=("03",), derivatives=False)
     fails(capsys, [dataset.path, tmp_path / "out", "participant", "--confounds", "trans_x"], 66,
           "--confounds trans_x", "sub-03_ses-1_task-checkerboard_run-01")
+
+
+def test_a_mask_nilearn_computes_empty_leaves_no_output_folder(fresh_dataset, tmp_path, capsys):
+    """Raw series without derivatives, one of noise alone (no voxel brighter than the rest):
+    the run's mask, computed by nilearn when its fit starts, is empty. The error came once
+    OUTPUT_DIR had been made with its dataset_description.json, README and .bidsignore."""
+    dataset = fresh_dataset(subjects=("03",), derivatives=False)
+    bold = sorted(dataset.path.rglob("sub-03_*_bold.nii.gz"))[-1]  # the last run: the others fit first
+    img = nib.load(bold)
+    noise = np.random.default_rng(0).random(img.shape).astype(np.float32)
+    nib.save(nib.Nifti1Image(noise, img.affine, img.header), bold)
+    out = tmp_path / "out"
+    fails(capsys, [dataset.path, out, "participant", "--skip-bids-validation"], 66, bold, "empty brain mask")
+    assert not out.exists()
