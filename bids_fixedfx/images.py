@@ -54,6 +54,8 @@ def _load_header(path: Path, what: str):
     import nibabel as nib
 
     check_regular_file(path, f"{what} {path}")
+    if path.is_file() and path.stat().st_size == 0:  # as the BIDS examples' placeholders are
+        raise InputFileError(f"{what} {path} is empty (0 bytes), not an image; copy or download the file again.")
     try:
         img = nib.load(str(path))
     except FileNotFoundError:

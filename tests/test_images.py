@@ -113,6 +113,19 @@ def test_a_datalad_file_not_fetched_says_to_get_it(tmp_path, kind):
         check_image(path, "BOLD series")
 
 
+@pytest.mark.parametrize("name", ["bold.nii.gz", "bold.nii"])
+def test_an_empty_file_is_said_to_be_empty(tmp_path, name):
+    """A file of 0 bytes (the BIDS examples' placeholders, a copy interrupted) was named twice
+    in nibabel's words ("cannot be read as NIfTI: Empty file: '<path>'"), with nothing to do."""
+    path = tmp_path / name
+    path.write_bytes(b"")
+    for read in (check_image, read_image, read_mask):
+        with pytest.raises(InputFileError) as error:
+            read(path, "BOLD series")
+        assert str(error.value) == f"BOLD series {path} is empty (0 bytes), not an image; copy or download the file " \
+                                   "again."
+
+
 def test_a_scaling_nibabel_refuses_is_an_unusable_file(tmp_path):
     """scl_slope 1e38 with scl_inter NaN: nibabel's HeaderDataError ended the run as an
     unexpected failure (exit 1) naming no file."""
