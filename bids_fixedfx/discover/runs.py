@@ -97,9 +97,11 @@ def _no_events(settings, name, entities) -> str:
         f" and no design file in --design-dir {settings.design_dir}" if settings.design_dir else "")
     hidden = ignored_events(settings.bids_dir, entities)
     if hidden is not None:
-        text += (f": its {hidden[0]} is ignored by the rule {hidden[1]!r} of {settings.bids_dir / '.bidsignore'}; "
-                 "remove the rule to model the run, or leave the run out with --bids-filter-file")
-    return text + "."
+        return text + (f": its {hidden[0]} is ignored by the rule {hidden[1]!r} of "
+                       f"{settings.bids_dir / '.bidsignore'}; remove the rule to model the run, or leave the run out "
+                       "with --bids-filter-file.")
+    return text + ("; add its events file, give its design with --design-dir, or leave the run out (--task, "
+                   "--bids-filter-file).")
 
 
 def _refuse_several_per_run(bold_files, what="preprocessed BOLD series in the chosen space"):
