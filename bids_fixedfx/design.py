@@ -227,7 +227,8 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
         raise InputFileError(f"The {what} {path} does not exist.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         reason = " ".join(str(error).split()).rstrip(".")
-        raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}.") from error
+        raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}; write it again as a "
+                             "tab-separated table with a header line.") from error
     if caught:  # rows with more fields than the header: pandas drops the extra ones (empty ones are harmless)
         _check_extra_fields(path, what)
     while len(table.columns) and re.fullmatch(r"Unnamed: \d+", str(table.columns[-1])) and \

@@ -118,6 +118,17 @@ def test_empty_cells_are_missing_as_n_a_is(example_run, tmp_path):
     assert design.read_table(blank)["trans_x_derivative1"].isna().iloc[0]
 
 
+def test_a_table_that_cannot_be_read_says_what_to_do(tmp_path):
+    """An empty confounds file (a copy interrupted, the BIDS examples' placeholders) said only
+    pandas' 'No columns to parse from file'."""
+    empty = tmp_path / "sub-01_task-x_desc-confounds_timeseries.tsv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputFileError) as error:
+        design.read_table(empty, "confounds file")
+    assert str(error.value) == (f"The confounds file {empty} cannot be read as a TSV table: No columns to parse from "
+                                "file; write it again as a tab-separated table with a header line.")
+
+
 def test_rows_with_more_fields_than_the_header_and_columns_given_twice(example_run, tmp_path):
     """A tab at the end of each event (not of the header) made pandas read the onsets as the
     rows' names: every onset became the duration, without a word. A field too many with a
