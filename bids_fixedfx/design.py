@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import glob
 import io
 import re
 import zipfile
@@ -335,7 +336,7 @@ def select_confounds(run, names, given=True):
     if run.confounds is None:
         return None, None, [Note.for_run(
             run, "no-confounds",
-            f"{run.name} has no confounds file, so it was modelled without confounds "
+            f"{run.name} has no confounds file{_other_timeseries(run)}, so it was modelled without confounds "
             "(the default is the six motion parameters); run fMRIPrep, or pass "
             "--confounds none to say so",
         )]
@@ -662,6 +663,18 @@ def check_drift_order(run, drift_model, drift_order, source: str = "--drift-orde
         f"take {drift_order + 1} columns of a design over {run.n_volumes} volumes; give an order below "
         f"{max(run.n_volumes - 1, 1)}."
     )
+
+
+def _other_timeseries(run) -> str:
+    """The words that name a run's time series of another ``desc`` beside its BOLD (a
+    ``desc-motion_timeseries.tsv``), which is not read as its confounds file; else nothing."""
+    folder = Path(run.bold).parent
+    descs = sorted({match.group(1) for path in folder.glob(f"{glob.escape(run.name)}_desc-*_timeseries.tsv")
+                    if (match := re.search(r"_desc-([a-zA-Z0-9]+)_timeseries\.tsv$", path.name))} - {"confounds"})
+    if not descs:
+        return ""
+    return (f" (fMRIPrep's desc-confounds_timeseries.tsv; its {', '.join(f'desc-{d}' for d in descs)}_timeseries.tsv "
+            "is not read as one: rename it if it is)")
 
 
 def build_design(run, model) -> Design:

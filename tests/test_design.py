@@ -91,6 +91,27 @@ def test_build_design_without_confounds(example_run):
     assert_same_matrix(built.matrix, theirs)
 
 
+def test_a_timeseries_of_another_desc_is_named_where_the_confounds_file_is_missing(example_run, tmp_path):
+    """A confounds file named otherwise (nilearn's fake datasets' confounds_tag, a renamed copy):
+    the warning said only that the run had no confounds file, though one lay beside the BOLD."""
+    folder = tmp_path / "func"
+    folder.mkdir()
+    bold = folder / example_run.bold.name
+    bold.symlink_to(example_run.bold)
+    run = dataclasses.replace(example_run, bold=bold, confounds=None)
+    said = design.build_design(run, ModelSettings()).notes
+    assert [str(n) for n in said] == [f"{run.name} has no confounds file, so it was modelled without confounds (the "
+                                      "default is the six motion parameters); run fMRIPrep, or pass --confounds none "
+                                      "to say so"]
+    (folder / f"{run.name}_desc-motion_timeseries.tsv").write_text("trans_x\n0\n")
+    (folder / f"{run.name}_desc-confounds_timeseries.json").write_text("{}")  # not a time series
+    said = design.build_design(run, ModelSettings()).notes
+    assert [str(n) for n in said] == [
+        f"{run.name} has no confounds file (fMRIPrep's desc-confounds_timeseries.tsv; its "
+        "desc-motion_timeseries.tsv is not read as one: rename it if it is), so it was modelled without confounds "
+        "(the default is the six motion parameters); run fMRIPrep, or pass --confounds none to say so"]
+
+
 def test_first_row_na_filled_as_load_confounds_does(example_run):
     table = read_confounds(example_run)
     columns = ["trans_x", "trans_x_derivative1", "rot_y_derivative1"]
