@@ -668,9 +668,11 @@ def check_drift_order(run, drift_model, drift_order, source: str = "--drift-orde
 def _other_timeseries(run) -> str:
     """The words that name a run's time series of another ``desc`` beside its BOLD (a
     ``desc-motion_timeseries.tsv``), which is not read as its confounds file; else nothing."""
+    from .naming import parse
+
     folder = Path(run.bold).parent
-    descs = sorted({match.group(1) for path in folder.glob(f"{glob.escape(run.name)}_desc-*_timeseries.tsv")
-                    if (match := re.search(r"_desc-([a-zA-Z0-9]+)_timeseries\.tsv$", path.name))} - {"confounds"})
+    found = folder.glob(f"{glob.escape(run.name)}_desc-*_timeseries.tsv")
+    descs = sorted({parse(path.name).get("desc") for path in found} - {None, "confounds"})
     if not descs:
         return ""
     return (f" (fMRIPrep's desc-confounds_timeseries.tsv; its {', '.join(f'desc-{d}' for d in descs)}_timeseries.tsv "

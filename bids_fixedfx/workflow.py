@@ -119,9 +119,9 @@ def _participant(settings, derivatives, fork):
     _check_other_sessions(checked, settings)
     settings = replace(settings, derivatives=tuple(derivatives))
     # the dataset's files and the model's copy are written with the first set: a run that fails
-    # in its fit (a mask nilearn computes empty) leaves OUTPUT_DIR as it was
-    undescribed = True
-    unwritten = model  # (a job stopped before the first set leaves the earlier copy)
+    # in its fit (a mask nilearn computes empty) leaves OUTPUT_DIR as it was, and a job stopped
+    # before it leaves the earlier copy
+    first_set = True
     if model is not None:
         _warn_replaced_model(model, settings, checked, merged=default and plan.same_default_options(checked, settings))
     model_file = _model_copy(model) if model is not None else None
@@ -168,12 +168,11 @@ def _participant(settings, derivatives, fork):
             )
             if not settings.reports:  # the figures of no space (a run's design) serve another space's section too
                 stale = _without_shared_figures(stale, settings.output_dir, subject)
-            if undescribed:
+            if first_set:
                 outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
-                undescribed = False
-            if unwritten is not None:
-                _write_model_copy(unwritten, default, checked, settings, looked_for)
-                unwritten = None
+                if model is not None:
+                    _write_model_copy(model, default, checked, settings, looked_for)
+                first_set = False
             staging.commit(stale)
         for maps in made:
             logger.info("sub-%s%s task-%s%s: node %s (%s) over %d input(s) written (subject %d of %d)",
@@ -964,8 +963,8 @@ def _stale_group_files(output_dir, checked, settings) -> list:
         written |= {(test.task, test.space, contrast.label, own) for contrast, _ in combine.contrasts_of(test, group_model)}
     shown = {(task, space, label) for task, space, label, _ in written}
     # the group masks of this job's models: a task's (no contrast) stays while a test of it is made
-    tested_masks = {_mask_key(test, settings) for test in checked.tests}
     tested_contrasts = {(*_mask_key(test, settings), test.contrast) for test in checked.tests}
+    tested_masks = {tested[:3] for tested in tested_contrasts}
     mask_keys = tested_masks | {_mask_key(test, settings) for test in checked.untested}
     stale = []
     for task, space in {(t.task, t.space) for t in (*checked.tests, *checked.untested)}:
