@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .dependence import NILEARN_SINGULAR, singular_design
 from .errors import InputFileError, NoDataError, UsageError, check_regular_file
 from .model.variables import is_wildcard
 from .notes import Note, one_line
@@ -756,13 +757,15 @@ def build_design(run, model) -> Design:
                 ) from error
             reason = " ".join(str(error).split()).rstrip(".")
             raise InputFileError(f"The design of {run.name} cannot be built from {run.events}: {reason}.") from error
+    said = [one_line(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    explained = _late_conditions(run, events) + _constant_confounds(run, confounds, sample_mask)
     notes += [
-        Note.for_run(run, "design", f"{run.name}: {_nilearns_warning(run, one_line(w.message), columns)}")
-        for w in caught if issubclass(w.category, UserWarning)
+        Note.for_run(run, "design", singular_design(run.name, matrix) if text.startswith(NILEARN_SINGULAR)
+                     else f"{run.name}: {_nilearns_warning(run, text, columns)}")
+        for text in said if not (text.startswith(NILEARN_SINGULAR) and explained)  # those notes say why
     ]
-    notes += _late_conditions(run, events)
+    notes += explained
     notes += _faint_conditions(run, events, matrix, model.hrf_model)
-    notes += _constant_confounds(run, confounds, sample_mask)
     trial_types = events["trial_type"] if "trial_type" in events else pd.Series(["dummy"] * len(events))
     counts = trial_types.value_counts().sort_index()
     conditions = tuple(c for c in matrix.columns if c in set(counts.index))

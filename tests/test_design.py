@@ -186,7 +186,24 @@ def test_a_confound_constant_over_the_run_is_named(example_run, tmp_path):
     built = design.build_design(dataclasses.replace(example_run, confounds=constant), ModelSettings())
     said = [n.text for n in built.notes if "does not vary" in n.text]
     assert len(said) == 1 and "the confound rot_z of" in said[0] and "leave it out with --confounds" in said[0]
+    assert not [n for n in built.notes if "Matrix is singular" in n.text or "linearly dependent" in n.text]
     assert not [n for n in design.build_design(example_run, ModelSettings()).notes if "does not vary" in n.text]
+
+
+def test_a_confound_given_twice_names_the_dependent_columns(example_run, tmp_path):
+    """Two equal confounds: nilearn regularises the design and warns "Matrix is singular at
+    working precision, regularizing...", naming no column; the note names them and what to do."""
+    table = pd.read_csv(example_run.confounds, sep="\t")
+    table["trans_x_copy"] = table["trans_x"]
+    twice = tmp_path / example_run.confounds.name
+    table.to_csv(twice, sep="\t", index=False, na_rep="n/a")
+    settings = ModelSettings(confounds=("trans_x", "trans_x_copy", "rot_y"), confounds_given=True)
+    texts = [n.text for n in design.build_design(dataclasses.replace(example_run, confounds=twice), settings).notes]
+    assert not [t for t in texts if "Matrix is singular" in t]
+    said = [t for t in texts if "linearly dependent" in t]
+    assert len(said) == 1 and "columns trans_x, trans_x_copy are" in said[0] and "--confounds" in said[0]
+    once = dataclasses.replace(settings, confounds=("trans_x", "rot_y"))
+    assert not [n for n in design.build_design(example_run, once).notes if "linearly dependent" in n.text]
 
 
 def test_a_condition_whose_events_start_after_the_run_is_noted(example_run, tmp_path):

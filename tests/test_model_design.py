@@ -149,6 +149,17 @@ def test_first_confound_value_is_filled_as_load_confounds():
         build_run_design(run_model(["csf"]), events, confounds, tr=TR, n_volumes=N_VOLUMES)
 
 
+def test_a_design_of_dependent_columns_names_them():
+    """A model's X naming a confound and its copy: nilearn's warning names no column."""
+    events, confounds = random_run(8)
+    confounds["csf_again"] = 2 * confounds["csf"]
+    design = build_run_design(run_model(["csf", "csf_again", "trans_x"]), events, confounds, tr=TR,
+                              n_volumes=N_VOLUMES, run_name="sub-01_task-x_run-1")
+    assert [n for n in design.notes if "linearly dependent" in n] == [
+        n for n in design.notes if n.startswith("sub-01_task-x_run-1: the design's columns csf, csf_again are")]
+    assert len(design.notes) == 1 and "Matrix is singular" not in design.notes[0]
+
+
 @pytest.mark.parametrize(("x", "message"), [
     (["kind.cat"], "Model.X names 'kind.cat', which is not a variable"),
     (["nothing"], "Model.X names 'nothing'"),

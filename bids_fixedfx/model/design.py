@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 import numpy as np
 import pandas as pd
 
+from ..dependence import NILEARN_SINGULAR, singular_design
 from ..notes import one_line
 from ..settings import MAX_DRIFT_ORDER
 from .bsm import INTERCEPT, ModelError
@@ -392,7 +393,9 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
             )
         except ValueError as error:
             raise ModelError(f"{where}: the design cannot be built ({error}).") from None
-    notes += [f"{run_name}: {one_line(w.message)}" for w in caught if issubclass(w.category, UserWarning)]
+    said = [one_line(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    notes += [singular_design(run_name, matrix) if text.startswith(NILEARN_SINGULAR) else f"{run_name}: {text}"
+              for text in said]
     confound_names = tuple(c for c in columns if c not in conditions)
     drift = tuple(c for c in matrix.columns if c not in columns)
     if INTERCEPT in node.x:

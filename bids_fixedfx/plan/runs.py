@@ -20,6 +20,7 @@ import numpy as np
 from .. import design as designs
 from .. import images, naming, surface
 from ..maps import grid_difference
+from ..dependence import column_span, empty_columns
 from ..errors import InputFileError, NoDataError, UsageError
 from ..notes import Note
 from .graph import check_participant_inputs, participant_steps
@@ -459,16 +460,6 @@ def _weights_across_runs(plans) -> list[Note]:
     return notes
 
 
-#: A design column whose values are all at most this is empty (nilearn's convolution of events
-#: after the last volume leaves about 1e-14).
-EMPTY = 1e-10
-
-
-#: A design's singular values at most this fraction of its largest (its columns scaled to unit
-#: length) are those of linearly dependent columns.
-DEPENDENT = 1e-10
-
-
 def _estimable(contrasts, design, run) -> tuple[tuple, list]:
     """The contrasts a run's design can estimate, and notes for those it cannot but for an
     empty column.
@@ -484,19 +475,14 @@ def _estimable(contrasts, design, run) -> tuple[tuple, list]:
     values = design.matrix.to_numpy(dtype=float)
     if design.sample_mask is not None:
         values = values[design.sample_mask]
-    empty = np.abs(values).max(axis=0, initial=0.0) <= EMPTY  # each column alone: one huge confound is no scale
+    empty = empty_columns(values)  # each column alone: one huge confound is no scale
     kept = [c for c in contrasts if not np.any(np.atleast_2d(c.vector)[:, empty[:np.shape(c.vector)[-1]]])]
     full = values[:, ~empty]
     if not full.size:
         return tuple(kept), []
-    lengths = np.linalg.norm(full, axis=0)
-    _, singular, rows = np.linalg.svd(full / lengths, full_matrices=False)
-    span = rows[singular > DEPENDENT * singular.max(initial=0.0)]
+    span, lengths, columns = column_span(full, np.asarray(design.matrix.columns)[~empty])
     if len(span) == full.shape[1]:
         return tuple(kept), []
-    null = rows[len(span):]
-    columns = [str(c) for c, dependent in zip(np.asarray(design.matrix.columns)[~empty],
-                                              np.abs(null).max(axis=0) > 1e-6) if dependent]
     estimable, notes = [], []
     for contrast in kept:
         weights = np.atleast_2d(contrast.vector)[:, ~empty] / lengths  # the weights of the scaled columns
