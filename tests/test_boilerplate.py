@@ -8,6 +8,7 @@ the group level's text, which is read back from the outputs' sidecars.
 from __future__ import annotations
 
 import html
+import html.parser
 import json
 import re
 import shutil
@@ -163,6 +164,37 @@ def test_html_keeps_code_spans_apart_from_emphasis():
     html = boilerplate.to_html("A contrast (`0.5*a + 0.5*b`), *see* [@glover1999].\n", references)
     assert "<code>0.5*a + 0.5*b</code>" in html and "<em>see</em>" in html
     assert '(<a href="#ref-glover1999">Glover, 1999</a>)' in html
+
+
+HOSTILE = "audio`[x](https://a\"onmouseover=\"location='javascript:alert(1)'\"y)"
+
+
+class _Elements(html.parser.HTMLParser):
+    """Every start tag of a page with its attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_html_reads_names_as_text_whatever_their_backticks_and_quotes():
+    """A condition holding a backtick, a link and quotes, fenced by code() with two backticks and
+    escaped by plain(): the page made a link of it with an onmouseover attribute (script)."""
+    from bids_fixedfx.boilerplate.text import code, plain
+
+    references = boilerplate.read_references()
+    page = boilerplate.to_html(f"Conditions {code(HOSTILE)} and {plain(HOSTILE)}, *see* [@glover1999].\n", references)
+    elements = _Elements()
+    elements.feed(page)
+    assert [attrs for _, attrs in elements.tags if set(attrs) - {"lang", "charset", "rel", "href", "class", "id"}] == []
+    assert [attrs["href"] for tag, attrs in elements.tags if tag == "a"] == ["#ref-glover1999"] + [
+        attrs["href"] for tag, attrs in elements.tags if tag == "a" and attrs["href"].startswith("https://doi.org/")]
+    body = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert f"Conditions {HOSTILE} and {HOSTILE}, see (Glover, 1999)." in body
+    assert "<code>audio`[x](https://a&quot;onmouseover=" in page and "<em>see</em>" in page
 
 
 def test_format_weights():

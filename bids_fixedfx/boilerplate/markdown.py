@@ -65,14 +65,43 @@ def to_html(keyed: str, references: dict) -> str:
     )
 
 
+#: The characters :func:`~.text.plain` escapes with a backslash (CommonMark's escapes among them).
+_ESCAPABLE = frozenset("\\`*_{}[]<>#|&!")
+
+
 def _inline(text: str, references: dict) -> str:
-    """Markdown inline markup to HTML: code spans, citations, emphasis and links."""
-    html = []
-    for part in re.split(r"(`[^`]+`)", text):
-        if len(part) > 1 and part.startswith("`") and part.endswith("`"):
-            html.append(f"<code>{escape(part[1:-1], quote=False)}</code>")
-            continue
-        part = _cite(escape(part, quote=False), references, link=True)
+    """Markdown inline markup to HTML: backslash escapes, code spans (fenced by any number of
+    backticks, as :func:`~.text.code` writes them), then citations, emphasis and links in the
+    rest, every character of the text escaped (quotes too: a link's address stays inside its
+    attribute)."""
+    html, prose, i = [], [], 0
+
+    def flush():
+        part = _cite("".join(prose), references, link=True)
         part = re.sub(r"\*([^*]+)\*", r"<em>\1</em>", part)
         html.append(re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r'<a href="\2">\1</a>', part))
+        prose.clear()
+
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPABLE:
+            prose.append(f"&#{ord(text[i + 1])};")  # a character reference: no markup reads it
+            i += 2
+            continue
+        if text[i] == "`":
+            fence = len(text) - i - len(text[i:].lstrip("`"))
+            closing = re.compile(f"(?<!`){'`' * fence}(?!`)").search(text, i + fence)
+            if closing is not None:
+                inner = text[i + fence:closing.start()]
+                if len(inner) > 1 and inner[0] == inner[-1] == " " and inner.strip(" "):
+                    inner = inner[1:-1]  # the space that code() puts beside a backtick
+                flush()
+                html.append(f"<code>{escape(inner)}</code>")
+                i = closing.end()
+                continue
+            prose.append("&#96;" * fence)
+            i += fence
+            continue
+        prose.append(escape(text[i]))
+        i += 1
+    flush()
     return "".join(html)
