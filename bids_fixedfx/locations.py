@@ -89,7 +89,7 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
     ------
     UsageError
         One is inside an input, or is (or would be made under) a file, or under a folder
-        that cannot be written to; OUTPUT_DIR holds another dataset or a linked folder;
+        that cannot be written to; OUTPUT_DIR holds an input, another dataset or a linked folder;
         ``--bids-database-dir`` is inside OUTPUT_DIR.
     """
     bids_dir = Path(bids_dir).resolve()
@@ -105,7 +105,6 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
             path = Path(path).resolve()
         except (RuntimeError, OSError):  # a loop of links: Python's resolve() gives up
             raise UsageError(f"{option} {path} is a loop of symbolic links; give a folder.") from None
-        _check_folder(option, path)
         for link, target in linked:
             if path == target or target in path.parents:
                 raise UsageError(
@@ -123,8 +122,13 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
             raise UsageError(
                 f"{option} {path} {where} {kind}, which is never written to; use a folder outside it{elsewhere}."
             )
+        _check_folder(option, path)  # after the inputs: its trial folder is made in no input
         if option == "OUTPUT_DIR":
             _check_not_another_dataset(path)
+            held = next((root for root in inputs if path in root.parents), None)
+            if held is not None:
+                raise UsageError(f"OUTPUT_DIR {path} holds the input dataset {held}, which is never written to (the app "
+                                 "writes and replaces folders of OUTPUT_DIR); use an OUTPUT_DIR outside it.")
             check_no_links(path, subjects)
             output = path
         elif option == "--bids-database-dir" and (path == output or output in path.parents):

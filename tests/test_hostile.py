@@ -110,6 +110,33 @@ def test_output_dir_inside_the_preprocessed_input(one_subject, tmp_path, capsys)
     assert not inside.exists()
 
 
+@pytest.mark.parametrize("level", ["participant", "group"])
+def test_an_input_inside_output_dir_is_refused(one_subject, tmp_path, capsys, level):
+    """BIDS_DIR moved to OUTPUT_DIR/group: the group level wrote its maps into the input's root
+    (and the participant level its model into OUTPUT_DIR/models, were it there)."""
+    output = tmp_path / "out"
+    assert main([str(one_subject.path), str(output), "participant", *QUICK]) == 0  # an earlier output
+    bids_dir = Path(one_subject.path).rename(output / "group")
+    before, written = checksums(bids_dir), checksums(output)
+    capsys.readouterr()
+    assert main([str(bids_dir), str(output), level, *(QUICK if level == "participant" else ["--no-reports"])]) == 64
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and f"OUTPUT_DIR {output} holds the input dataset {bids_dir}" in errors[0]
+    assert checksums(bids_dir) == before and checksums(output) == written
+
+
+@pytest.mark.parametrize("option", ["OUTPUT_DIR", "--work-dir", "--bids-database-dir"])
+def test_a_refused_location_inside_an_input_makes_no_trial_folder_there(one_subject, tmp_path, capsys, option):
+    """The writability check made (and removed) a folder in the input before the refusal."""
+    subject = Path(one_subject.path) / "sub-01"
+    inside = subject / "stats"
+    args = {"OUTPUT_DIR": [inside], "--work-dir": [tmp_path / "out", "-w", inside],
+            "--bids-database-dir": [tmp_path / "out", "--bids-database-dir", inside]}[option]
+    stamp = subject.stat().st_mtime_ns
+    fails(capsys, [one_subject.path, args[0], "participant", *args[1:], *QUICK], 64, option, str(inside))
+    assert subject.stat().st_mtime_ns == stamp and not inside.exists()
+
+
 def test_output_dir_is_the_derivatives_folder_itself(one_subject, capsys):
     folder = one_subject.path / "derivatives"
     before = checksums(one_subject.path)
