@@ -340,6 +340,23 @@ def test_no_default_model_is_written_for_events_without_a_trial_type(fresh_datas
         capsys.readouterr().err
 
 
+def test_no_default_model_is_written_with_a_mask_file(fresh_dataset, tmp_path, capsys):
+    """--mask FILE: the model written was the one without it, so -m of it fitted each run's
+    brain mask and every map differed, while the sidecars cited that model."""
+    dataset = fresh_dataset(subjects=("01",))
+    mask = next((dataset.path / "derivatives").rglob("*space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz"))
+    small = nib.load(mask)
+    data = np.asanyarray(small.dataobj).copy()
+    data[: data.shape[0] // 2] = 0
+    nib.save(nib.Nifti1Image(data, small.affine, small.header), tmp_path / "half_mask.nii.gz")
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", *QUICK, "--mask", str(tmp_path / "half_mask.nii.gz")]) == 0
+    assert f"No model file is written: --mask {tmp_path / 'half_mask.nii.gz'} is no model-file option" in \
+        capsys.readouterr().err
+    sidecars = [json.loads(p.read_text()) for p in output.rglob("*_statmap.json")]
+    assert sidecars and not (output / "models").exists() and not [s for s in sidecars if "ModelFile" in s]
+
+
 @pytest.mark.parametrize("smoothing", ["6", "0"])
 def test_the_default_model_of_a_given_smoothing_gives_identical_maps(fresh_dataset, tmp_path, capsys, smoothing):
     """--smoothing-fwhm 6: the written model did not say it, so -m of it smoothed by 5 mm."""
