@@ -350,7 +350,8 @@ def test_no_default_model_is_written_with_a_mask_file(fresh_dataset, tmp_path, c
     data[: data.shape[0] // 2] = 0
     nib.save(nib.Nifti1Image(data, small.affine, small.header), tmp_path / "half_mask.nii.gz")
     output = tmp_path / "out"
-    assert main([str(dataset.path), str(output), "participant", *QUICK, "--mask", str(tmp_path / "half_mask.nii.gz")]) == 0
+    given = ["--mask", str(tmp_path / "half_mask.nii.gz")]
+    assert main([str(dataset.path), str(output), "participant", *QUICK, *given]) == 0
     assert f"No model file is written: --mask {tmp_path / 'half_mask.nii.gz'} is no model-file option" in \
         capsys.readouterr().err
     sidecars = [json.loads(p.read_text()) for p in output.rglob("*_statmap.json")]

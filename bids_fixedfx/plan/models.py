@@ -338,7 +338,8 @@ def _default_maker(plan, settings):
     if is_confound_strategy(model.confounds):
         return None, None, "nilearn confound strategies are not model-file variables"
     if settings.mask is not None:  # with -m, the maps are remade only with --mask given again
-        return None, None, f"--mask {settings.mask} is no model-file option (a model's Options.Mask names the runs' masks)"
+        return None, None, (f"--mask {settings.mask} is no model-file option (a model's Options.Mask names the "
+                            "runs' masks)")
     modulations = {run_plan.design.modulation for run_plan in plan.runs}
     if len(modulations) > 1 or "some n/a" in modulations:  # a model's Product takes an n/a as 1
         return None, None, ("the events' modulation column is n/a for some events, or only some runs have one, "
