@@ -21,7 +21,6 @@ from .bsm import ModelError
 MAX_TERMS = 1024
 _PART = r"`[^`]+`|[+\-*:]|[A-Za-z0-9_.\[\]]+"
 _TOKEN = re.compile(rf"\s*({_PART})")
-_FORMULA = re.compile(rf"(?:\s*(?:{_PART}))*\s*")
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,14 @@ def parse_formula(text: str, where: str) -> Formula:
         Parentheses, powers or other operators this subset does not read, or an empty term.
     """
     text = text.split("~", 1)[-1]
-    tokens = _TOKEN.findall(text)
-    if not _FORMULA.fullmatch(text):
-        raise ModelError(f"{where}: Model.Formula {text.strip()!r} uses notation this app does not read "
-                         "(it reads names, +, -1, 0, 1, : and *).")
+    tokens, position = [], 0
+    while match := _TOKEN.match(text, position):  # token after token: a pattern of the whole text backtracked
+        tokens.append(match.group(1))  # exponentially over a long name followed by a character it does not read
+        position = match.end()
+    if text[position:].strip():
+        shown = text.strip() if len(text.strip()) <= 80 else text.strip()[:77] + "..."
+        raise ModelError(f"{where}: Model.Formula {shown!r} uses notation this app does not read at "
+                         f"{text[position:].strip()[:20]!r} (it reads names, +, -1, 0, 1, : and *).")
     terms, intercept, sign, factors, operator = [], None, 1, [], None
 
     def close():
