@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -106,9 +107,23 @@ def _level_name(level):
     return str(level)
 
 
+#: The most columns one Factor or Split may make (one per level, or combination of levels): a
+#: design has a column for each, and a column of unique values made thousands, quadratically.
+MAX_COLUMNS = 1000
+#: ToDense's highest SamplingRate (Hz): a run of 1,000 s then makes a million samples a variable.
+MAX_SAMPLING_RATE = 1000.0
+
+
+def _check_columns(n, what, where):
+    if n > MAX_COLUMNS:
+        raise ModelError(f"{where}: {what} makes {n:,} columns, more than {MAX_COLUMNS:,}; a design has a column for "
+                         "each (a column of values unique to each event is no condition).")
+
+
 @_transformation("Factor", numeric=False)
 def _factor(v, context, where, constraint="none", ref_level=None, sep="."):
     levels = _levels(v, where)
+    _check_columns(len(levels), f"Factor of {v.name!r} ({len(levels)} levels)", where)
     if constraint not in ("none", "drop_one", "mean_zero"):
         raise ModelError(f"{where}: Constraint {constraint!r} is not one of none, drop_one, mean_zero.")
     if ref_level is not None:
@@ -141,6 +156,8 @@ def _split(v, context, where, by=None):
     else:
         _aligned([v] + groups, context, where)
     level_sets = [_levels(g, where) for g in groups]
+    _check_columns(math.prod(len(levels) for levels in level_sets),
+                   f"Split of {v.name!r} by {', '.join(map(repr, names))} (every combination of their levels)", where)
     out = []
     for combination in itertools.product(*level_sets):
         rows = np.all([[x == lv for x in g.values] for g, lv in zip(groups, combination)], axis=0)
@@ -158,6 +175,12 @@ def _to_dense(v, context, where, sampling_rate=None):
         raise ModelError(f"{where}: {v.name!r} is not a run variable.")
     if v.kind == "dense":
         return v
-    rate = float(sampling_rate or context.sampling_rate)
+    try:
+        rate = float(context.sampling_rate if sampling_rate is None else sampling_rate)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not 0 < rate <= MAX_SAMPLING_RATE:
+        raise ModelError(f"{where}: SamplingRate {sampling_rate!r} is not a rate in Hz above 0 and at most "
+                         f"{MAX_SAMPLING_RATE:g}.")
     return densify(v, context, dense_times(context.__class__(duration=context.duration, sampling_rate=rate)))
 
