@@ -802,8 +802,14 @@ def _check_npz_header(archive, path, run) -> None:
         raise InputFileError(f"Design file {path} holds a {len(shape)}-D array, not a matrix.")
     if shape[0] != run.n_volumes:
         raise InputFileError(f"Design file {path} has {shape[0]} rows but {run.bold.name} has {run.n_volumes} volumes.")
-    if shape[1] > run.n_volumes:  # no fit: a design of more columns than volumes
-        raise InputFileError(f"Design file {path} has {shape[1]} columns for the {run.n_volumes} volumes of "
+    _check_width(shape[1], path, run)
+
+
+def _check_width(n_columns, path, run) -> None:
+    """No fit: a design of more columns than volumes (and a file of 20,000 columns made as many
+    default contrasts, in gigabytes)."""
+    if n_columns > run.n_volumes:
+        raise InputFileError(f"Design file {path} has {n_columns} columns for the {run.n_volumes} volumes of "
                              f"{run.bold.name}; a design needs fewer columns than volumes.")
 
 
@@ -828,6 +834,9 @@ def load_design(run) -> Design:
             raise InputFileError(f"Design file {path} holds a {values.ndim}-D array, not a matrix.")
         matrix = pd.DataFrame(values, columns=[f"X{i}" for i in range(values.shape[1])])
     else:
+        check_regular_file(path, f"The design file {path}")
+        if path.is_file():  # before the table is read (a missing file is read_table's to say)
+            _check_width(len(header_names(path)), path, run)
         matrix = read_table(path, "design file")
         _check_header(path, "Design file")
         try:
