@@ -328,8 +328,12 @@ def _read_filters(path):
             if not isinstance(value, plain) and not (isinstance(value, list) and all(isinstance(v, plain) for v in value)):
                 raise UsageError(f"--bids-filter-file {path}: the query of {kind!r} gives {entity} a value that "
                                  "is neither a label, a number, null nor a list of them.")
+            if value == []:  # pybids selects every file for it
+                raise UsageError(f"--bids-filter-file {path}: the query of {kind!r} gives {entity} an empty list; "
+                                 f"list the values to select, or leave {entity} out to select every one.")
             odd = [v for v in (value if isinstance(value, list) else [value])
-                   if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer())]
+                   if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer())
+                   or (isinstance(v, (int, float)) and not 0 <= v < 2 ** 63)]  # pybids' index: SQLite's integers
             if odd:  # pybids reads true and 1.9 as run 1
                 raise UsageError(f"--bids-filter-file {path}: the query of {kind!r} gives {entity} the value "
                                  f"{json.dumps(odd[0])}, which no BIDS label or index is; give a label or a whole number.")

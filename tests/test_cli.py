@@ -470,7 +470,7 @@ def test_a_log_message_stays_one_line_whatever_text_it_carries(capsys):
     assert err.count("\n") == 1 and "\\n12:00:00 INFO: forged\\x00\\x1b[31m" in err and "\x00" not in err
 
 
-@pytest.mark.parametrize("value", [1.9, True, [1, False]])
+@pytest.mark.parametrize("value", [1.9, True, [1, False], 10 ** 23, -1, [2, 2 ** 63]])
 def test_a_filter_value_that_is_no_label_or_whole_number_is_refused(tmp_path, capsys, value):
     """pybids read 1.9 and true as run 1: run-01 alone was fitted, without a word."""
     path = tmp_path / "filters.json"
@@ -479,6 +479,14 @@ def test_a_filter_value_that_is_no_label_or_whole_number_is_refused(tmp_path, ca
     assert "which no BIDS label or index is" in capsys.readouterr().err
     path.write_text(json.dumps({"bold": {"run": 2.0}}))
     assert parse("--bids-filter-file", str(path)).bids_filters == {"bold": {"run": 2.0}}
+
+
+def test_an_empty_list_in_a_filter_is_refused(tmp_path, capsys):
+    """pybids takes an empty list as no condition: every subject was selected."""
+    path = tmp_path / "filters.json"
+    path.write_text(json.dumps({"bold": {"subject": []}}))
+    assert cli.main([*POSITIONAL, "--bids-filter-file", str(path)]) == EX_USAGE
+    assert f"--bids-filter-file {path}: the query of 'bold' gives subject an empty list" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("level, given, named", [
