@@ -563,6 +563,21 @@ def test_find_derivatives_excludes_the_output_dir(tmp_path):
     assert discover.find_derivatives(bids, ours) == (fmriprep,)
 
 
+def test_a_link_under_derivatives_back_to_the_dataset_is_skipped_and_said(tmp_path, caplog):
+    """derivatives/loop -> .. was taken for a derivatives dataset, then refused as '--derivatives
+    .../loop is BIDS_DIR itself' though -d was not given."""
+    bids = _derivative(tmp_path / "bids")
+    fmriprep = _derivative(bids / "derivatives" / "fmriprep")
+    (bids / "derivatives" / "loop").symlink_to("..")
+    (bids / "derivatives" / "up").symlink_to("../..")
+    (tmp_path / "dataset_description.json").write_text((bids / "dataset_description.json").read_text())
+    with caplog.at_level("WARNING"):
+        assert discover.find_derivatives(bids, tmp_path / "out") == (fmriprep,)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all("(BIDS_DIR or a folder above it) and is not read as derivatives" in t for t in said)
+    assert f"{bids / 'derivatives' / 'loop'} is a symbolic link to {bids}" in said[0]
+
+
 def test_find_derivatives_without_a_derivatives_folder(tmp_path):
     assert discover.find_derivatives(tmp_path, tmp_path / "out") == ()
 

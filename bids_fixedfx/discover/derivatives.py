@@ -37,7 +37,22 @@ def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
         for path in sorted(root.iterdir())
         if (path / "dataset_description.json").is_file() and not _same_folder(path, output_dir)
         and not is_own_output(path)  # an earlier OUTPUT_DIR holds no input of a run
+        and not _leads_back(path, bids_dir)
     )
+
+
+def _leads_back(path: Path, bids_dir: Path) -> bool:
+    """Whether a folder under ``BIDS_DIR/derivatives`` is a symbolic link to BIDS_DIR or a folder
+    above it (said in a warning): the raw data, not derivatives of it."""
+    try:
+        target, raw = path.resolve(), bids_dir.resolve()
+    except (OSError, RuntimeError):
+        return False
+    if target != raw and target not in raw.parents:
+        return False
+    logger.warning("%s is a symbolic link to %s (BIDS_DIR or a folder above it) and is not read as derivatives; "
+                   "remove it, or give the derivatives with -d.", path, target)
+    return True
 
 
 def skipped_derivatives(
