@@ -50,6 +50,9 @@ def test_an_infinite_covariate_is_refused_naming_the_subject():
                                              r"given \(participants.tsv\), or write n/a to leave sub-01 out."):
         build_group_design(dataset_node(["age", 1], [{"Name": "Demean", "Input": ["age"]}]), participants)
     assert len(build_group_design(dataset_node(["group.patient", "group.control"]), participants).matrix) == 5
+    huge = PARTICIPANTS.assign(age=[35.0, 1e308, 30.0, 52.0, 28.0])  # the design was said rank deficient
+    with pytest.raises(InputFileError, match=r"The age of sub-02 is 1e\+308, beyond 1e\+12 in size; correct it"):
+        build_group_design(dataset_node(["age", 1]), huge)
 
 
 def test_two_sample_with_demeaned_covariate():

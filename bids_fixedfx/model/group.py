@@ -146,9 +146,15 @@ def _design_matrix(node, inputs, where):
     return matrix, notes
 
 
+#: The largest covariate in size (as design.MAX_MODULATION): beyond, beside the intercept, the
+#: design loses its other columns in round-off.
+MAX_COVARIATE = 1e12
+
+
 def _check_finite(node, inputs, label) -> None:
-    """Refuse an infinite value in a column of numbers the node uses (``inf`` in participants.tsv):
-    a Demean made every input's value NaN, and the inputs were said to miss values."""
+    """Refuse an infinite (or huge) value in a column of numbers the node uses (``inf`` in
+    participants.tsv): a Demean made every input's value NaN, and the inputs were said to miss
+    values; ``1e308`` made the design rank deficient, the model blamed."""
     from ..errors import InputFileError
 
     used = {x for x in node.x if isinstance(x, str)} | {
@@ -156,12 +162,14 @@ def _check_finite(node, inputs, label) -> None:
     for column in sorted(used & set(inputs.columns)):
         if not pd.api.types.is_numeric_dtype(inputs[column]) or pd.api.types.is_bool_dtype(inputs[column]):
             continue
-        infinite = np.isinf(inputs[column].to_numpy(dtype=float))
-        if infinite.any():
-            row = inputs.loc[infinite].iloc[0]
+        values = inputs[column].to_numpy(dtype=float)
+        huge = np.abs(values) > MAX_COVARIATE  # inf, and 1e308, whose design was said rank deficient
+        if huge.any():
+            row = inputs.loc[huge].iloc[0]
             prefix = {"subject": "sub-", "session": "ses-"}.get(label, "")
             name = f"{prefix}{row[label]}" if label in inputs else str(row.name)
-            raise InputFileError(f"The {column} of {name} is {row[column]}, not a finite number; correct it where it "
+            what = "not a finite number" if np.isinf(row[column]) else f"beyond {MAX_COVARIATE:g} in size"
+            raise InputFileError(f"The {column} of {name} is {row[column]}, {what}; correct it where it "
                                  f"is given (participants.tsv), or write n/a to leave {name} out.")
 
 
