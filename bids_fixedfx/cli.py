@@ -547,6 +547,9 @@ def main(argv=None, fork: bool = False) -> int:
             logger.error("Another job is writing the same outputs in %s at the same time (it removed the files "
                          "this job staged in %s); run one job per subject, task and space at a time, then rerun this "
                          "one.", settings.output_dir, STAGING_ROOT)
+        elif isinstance(error, MemoryError):  # numpy's says how much; a Python allocation says nothing
+            logger.error("Processing failed: not enough memory%s; give the job more memory, or fewer runs or subjects "
+                         "at a time (--participant-label).", f" ({error})" if str(error) else "")
         else:
             logger.error("Processing failed: %s (run with -v for the traceback).", error)
         logger.debug("Traceback:", exc_info=True)

@@ -816,3 +816,18 @@ def test_trial_types_that_differ_in_spaces_only_are_said_so(fresh_dataset, tmp_p
         path.write_text(events[0].read_text())
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "--contrast", "a=audio-visual"], 64,
           "'audio '", "spaces only")
+
+
+@pytest.mark.parametrize("error", [MemoryError(), MemoryError("Unable to allocate 894. GiB for an array")])
+def test_running_out_of_memory_is_said_as_such(one_subject, tmp_path, capsys, monkeypatch, error):
+    """A Python allocation that fails says nothing: 'Processing failed:  (run with -v ...)'."""
+    from bids_fixedfx import workflow
+
+    def out_of_memory(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(workflow, "run_level", out_of_memory)
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", *QUICK]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Processing failed: not enough memory" in errors[0] and "more memory" in errors[0]
+    assert ("(Unable to allocate 894. GiB for an array)" in errors[0]) == bool(str(error))
