@@ -76,6 +76,9 @@ def singular_design(run_name: str, matrix) -> str:
         return (f"{run_name}: the design's column {shown} is zero in every volume, so the design is singular and "
                 "nilearn regularises it (its maps have no estimate); leave it out of the model or the confounds")
     span, _, dependent = column_span(values, names)
+    if not dependent:  # nearly dependent at nilearn's precision only
+        return (f"{run_name}: the design is singular at working precision (nilearn regularises it); look for "
+                "columns that nearly repeat others among the confounds or the model's X")
     shown = ", ".join(dependent[:6]) + (", ..." if len(dependent) > 6 else "")
     return (f"{run_name}: the design's columns {shown} are linearly dependent (rank {len(span)} of {len(names)}: "
             "one is made of the others, such as a column given twice or a constant one), so nilearn regularises the "

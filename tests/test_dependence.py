@@ -34,3 +34,16 @@ def test_singular_design_text_names_the_columns_or_the_empty_one():
     empty = design(a=a, late=np.zeros(30), constant=np.ones(30))
     assert empty_columns(empty.to_numpy()).tolist() == [False, True, False]
     assert "column late is zero in every volume" in singular_design("run", empty)
+
+
+def test_a_design_singular_at_nilearns_precision_only_is_said_without_naming_columns(monkeypatch):
+    from bids_fixedfx import dependence
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((2, 30))
+    near = design(a=a, b=b, c=a + 1e-6 * b)
+    assert column_span(near.to_numpy(), list(near.columns))[2] == []
+    monkeypatch.setattr(dependence, "column_span", lambda values, names: (np.eye(3), np.ones(3), []))
+    assert singular_design("run", near) == ("run: the design is singular at working precision (nilearn regularises "
+                                            "it); look for columns that nearly repeat others among the confounds or "
+                                            "the model's X")
