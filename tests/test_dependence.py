@@ -40,8 +40,8 @@ def test_a_design_singular_at_nilearns_precision_only_is_said_without_naming_col
     from bids_fixedfx import dependence
 
     rng = np.random.default_rng(3)
-    a, b = rng.standard_normal((2, 30))
-    near = design(a=a, b=b, c=a + 1e-6 * b)
+    a, b, d = rng.standard_normal((3, 30))
+    near = design(a=a, b=b, c=a + 1e-6 * d)  # independent, if barely
     assert column_span(near.to_numpy(), list(near.columns))[2] == []
     monkeypatch.setattr(dependence, "column_span", lambda values, names: (np.eye(3), np.ones(3), []))
     assert singular_design("run", near) == ("run: the design is singular at working precision (nilearn regularises "
