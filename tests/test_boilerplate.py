@@ -197,6 +197,23 @@ def test_html_reads_names_as_text_whatever_their_backticks_and_quotes():
     assert "<code>audio`[x](https://a&quot;onmouseover=" in page and "<em>see</em>" in page
 
 
+def test_line_breaks_and_direction_controls_in_names_stay_inside_their_code_span(example_dataset, tmp_path):
+    """A contrast named "a\\n\\n## Injected\\n\\n[x](https://evil.example/)": the methods page
+    had a heading and a link of it; U+202E reversed the rest of the paragraph in a browser."""
+    name = "a\n\n## Injected\n\n[x](https://evil.example/)\n\nb\u202eX"
+    text = boilerplate_only(example_dataset, tmp_path / "out", "--contrast", f"{name}=audio")
+    page = (tmp_path / "out" / "logs" / "CITATION.html").read_text()
+    elements = _Elements()
+    elements.feed(page)
+    boilerplate_only(example_dataset, tmp_path / "plain", "--contrast", "plain=audio")
+    plain = _Elements()
+    plain.feed((tmp_path / "plain" / "logs" / "CITATION.html").read_text())
+    assert [tag for tag, _ in elements.tags] == [tag for tag, _ in plain.tags]
+    assert not [attrs for tag, attrs in elements.tags if tag == "a" and "evil" in attrs.get("href", "")]
+    escaped = "a\\n\\n## Injected\\n\\n[x](https://evil.example/)\\n\\nb\\u202eX"
+    assert escaped in text and escaped in html.unescape(page) and "\u202e" not in text + page
+
+
 def test_format_weights():
     assert boilerplate.format_weights({"audio": 1.0}) == "audio"
     assert boilerplate.format_weights({"a": 1.0, "b": -1.0}) == "a - b"

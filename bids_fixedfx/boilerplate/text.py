@@ -154,11 +154,24 @@ def number_word(n: int) -> str:
     return _WORDS[n] if 0 <= n < len(_WORDS) else str(n)
 
 
+#: Characters that end a line or paragraph, or reorder the text around them (bidirectional
+#: controls): in a name from the data, a newline made a paragraph of its own, read as Markdown.
+_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(value):
+    """``value`` with the characters of :data:`_UNSEEN` shown as escapes (``\\n``, ``\\u202e``),
+    as the log shows them; anything but text is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    return _UNSEEN.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), value)
+
+
 def code(value) -> str:
     """``value`` (a name from the data: a condition, a column, a contrast) as a Markdown code
     span, so that no character of it is read as Markdown or HTML (``<b>x</b>`` stays text);
     fenced by more backticks than it holds in a row."""
-    text = str(value)
+    text = visible(str(value))
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -167,7 +180,7 @@ def code(value) -> str:
 def plain(value) -> str:
     """``value`` (a name from the data, in running text) with the characters that Markdown or
     HTML would read escaped by a backslash."""
-    return re.sub(r"([\\`*_{}\[\]<>#|&!])", r"\\\1", str(value))
+    return re.sub(r"([\\`*_{}\[\]<>#|&!])", r"\\\1", visible(str(value)))
 
 
 #: The most confound columns the methods text names one by one (a full motion and tissue
@@ -208,6 +221,7 @@ def _environment():
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=visible,  # every value the template writes: no name from the data breaks a line
     )
     environment.filters.update({
         "s": lambda n: "" if n == 1 else "s",
