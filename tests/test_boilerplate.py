@@ -580,3 +580,18 @@ def test_runs_are_counted_per_subject_and_task_when_there_are_several_tasks():
     one_task = facts.FirstLevel(runs[::2], model, None, (facts.contrast_facts("a", {"a": 1.0}, ("a",)),))
     text = render(facts.Methods((one_task,), None, True, {}, boilerplate.software_versions()))
     assert "1 run per subject." in " ".join(text.split())
+
+
+@pytest.mark.parametrize("source", ["bids:raw:/etc/passwd", "bids:raw:../../secret/x.nii.gz", "bids::../outside.json",
+                                    "bids::/etc/passwd", "../elsewhere/x.tsv", "bids:raw:"])
+def test_a_source_leading_out_of_its_dataset_is_refused(tmp_path, source):
+    """A design sidecar of a shared OUTPUT_DIR whose BOLD named a file elsewhere: the group level
+    read that file's folder, description and reference image into its methods text and figures."""
+    from bids_fixedfx.boilerplate.readback import Reader
+    from bids_fixedfx.errors import InputFileError
+
+    reader = Reader(tmp_path / "out", links={"raw": "../bids"})
+    assert reader.resolve("bids:raw:sub-01/func/x_bold.nii.gz") == (tmp_path / "bids" / "sub-01" / "func" /
+                                                                    "x_bold.nii.gz").resolve()
+    with pytest.raises(InputFileError, match=f"The source {re.escape(source)} of a sidecar leads out of"):
+        reader.resolve(source)

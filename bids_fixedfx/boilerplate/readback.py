@@ -70,7 +70,7 @@ class Reader:
         resolved (once: thousands of runs share a few folders), its name kept (a file that is
         a link, as in a DataLad dataset, is named as the dataset names it)."""
         if source.startswith("bids::"):
-            return self.output_dir / source[len("bids::"):]
+            return self.output_dir / _within(source[len("bids::"):], source, self.output_dir)
         if source.startswith("bids:"):
             name, _, path = source[len("bids:"):].partition(":")
             links = self.dataset_links()
@@ -79,9 +79,9 @@ class Reader:
                     f"{self.output_dir / 'dataset_description.json'} has no DatasetLinks entry {name!r} "
                     f"for the source {source}; rerun the participant level."
                 )
-            path = self.output_dir / links[name] / path
+            path = self.output_dir / links[name] / _within(path, source, f"the dataset {name!r}")
         else:
-            path = self.output_dir / source
+            path = self.output_dir / _within(source, source, self.output_dir)
         folder = self._folders.get(path.parent)
         if folder is None:
             folder = self._folders[path.parent] = path.parent.resolve()
@@ -156,6 +156,16 @@ class Reader:
         if bold.parent not in self._pipelines:
             self._pipelines[bold.parent] = pipeline_of(bold, self.descriptions)
         return self._pipelines[bold.parent]
+
+
+def _within(relative: str, source: str, dataset) -> str:
+    """A source's path in its dataset, refused when it leads out of it (an absolute path, or
+    ``..``): a sidecar of a shared OUTPUT_DIR could otherwise have the group level read any file
+    its user can (a description, an image) into its methods text and figures."""
+    if not relative.strip("/") or relative.startswith("/") or ".." in relative.replace("\\", "/").split("/"):
+        raise InputFileError(f"The source {source} of a sidecar leads out of {dataset}; rerun the participant "
+                             "level to write the sidecars again.")
+    return relative
 
 
 def _sidecar_of(relative: str, entities: dict) -> Path:
