@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import re
 import shlex
 import signal
@@ -542,7 +544,12 @@ def main(argv=None, fork: bool = False) -> int:
     except Exception as error:  # noqa: BLE001 - the app's last line of defence
         from .outputs import STAGING_ROOT
 
-        if isinstance(error, OSError) and STAGING_ROOT in str(error.filename or ""):
+        if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:  # labels joined: a contrast, a column
+            name = os.path.basename(str(error.filename or ""))
+            logger.error("A file name the outputs need, %s (%d bytes), is longer than the file system allows; shorten "
+                         "the names it is made of (contrasts, conditions, columns, model nodes).", name, len(name.encode()))
+            return EX_USAGE
+        if isinstance(error, OSError) and error.errno == errno.ENOENT and STAGING_ROOT in str(error.filename or ""):
             # another job replaced this one's staged files: a second job of the same outputs
             logger.error("Another job is writing the same outputs in %s at the same time (it removed the files "
                          "this job staged in %s); run one job per subject, task and space at a time, then rerun this "

@@ -831,3 +831,23 @@ def test_running_out_of_memory_is_said_as_such(one_subject, tmp_path, capsys, mo
     errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "Processing failed: not enough memory" in errors[0] and "more memory" in errors[0]
     assert ("(Unable to allocate 894. GiB for an array)" in errors[0]) == bool(str(error))
+
+
+def test_an_output_name_too_long_for_the_file_system_is_said_as_such(fresh_dataset, tmp_path, capsys):
+    """A participants.tsv column of 200 letters tested with --group-covariates: its maps' names
+    exceed 255 bytes, and the OSError was said as another job removing this job's files."""
+    dataset = fresh_dataset()
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", *QUICK]) == 0
+    table = pd.read_csv(dataset.path / "participants.tsv", sep="\t")
+    long = "a" * 200
+    table[long] = np.arange(len(table), dtype=float) ** 2
+    table.to_csv(dataset.path / "participants.tsv", sep="\t", index=False, na_rep="n/a")
+    capsys.readouterr()
+    before = checksums(output)
+    assert main([str(dataset.path), str(output), "group", "--no-reports", "--group-covariates", long]) == 64
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "is longer than the file system allows; shorten the names" in errors[0], errors
+    assert "contrast-audioA" + "a" * 100 in errors[0] and "Another job" not in errors[0]
+    assert {p: d for p, d in checksums(output).items() if "models" not in p.parts} == \
+        {p: d for p, d in before.items() if "models" not in p.parts}
