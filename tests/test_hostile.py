@@ -851,3 +851,20 @@ def test_an_output_name_too_long_for_the_file_system_is_said_as_such(fresh_datas
     assert "contrast-audioA" + "a" * 100 in errors[0] and "Another job" not in errors[0]
     assert {p: d for p, d in checksums(output).items() if "models" not in p.parts} == \
         {p: d for p, d in before.items() if "models" not in p.parts}
+
+
+def test_a_map_among_its_own_sources_is_refused_by_the_group_level(fresh_dataset, tmp_path, capsys):
+    """A run map's sidecar naming the map itself among its Sources: exit 1, 'maximum recursion
+    depth exceeded'."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", *QUICK]) == 0
+    sidecar = sorted(output.glob("sub-01/ses-1/func/*_run-*_contrast-audio_stat-effect_statmap.json"))[0]
+    document = json.loads(sidecar.read_text())
+    document["Sources"].append(f"bids::{sidecar.relative_to(output).with_suffix('').with_suffix('.nii.gz')}")
+    sidecar.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main([str(dataset.path), str(output), "group"]) == 66
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and f"{sidecar} is among its own sources" in errors[0], errors
+    assert not (output / "group").exists()

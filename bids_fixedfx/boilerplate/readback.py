@@ -112,15 +112,16 @@ class Reader:
             self._designs[relative] = DesignSidecar.read(self.output_dir / relative)
         return self._designs[relative]
 
-    def run_test(self, info: StatmapSidecar) -> str:
+    def run_test(self, info: StatmapSidecar, _seen=()) -> str:
         """The model's Test of a subject (or session) map's contrast where its runs' maps were
         made (``pass``: the runs' effect and variance only), as the first run map under it says."""
         for relative, entities in self._own_sources(info):
             if entities.get("suffix") == "statmap" and entities.get("stat") == "effect":
-                return self.run_test(self.statmap(_sidecar_of(relative, entities)))
+                sidecar = _sidecar_of(relative, entities)
+                return self.run_test(self.statmap(sidecar), _unseen(sidecar, _seen, self.output_dir))
         return info.contrast.test
 
-    def runs_of(self, info: StatmapSidecar) -> list[RunRecord]:
+    def runs_of(self, info: StatmapSidecar, _seen=()) -> list[RunRecord]:
         """The runs a subject (or session) map was computed from, with their design sidecars.
 
         Parameters
@@ -132,7 +133,8 @@ class Reader:
         for relative, entities in self._own_sources(info):
             if entities.get("suffix") == "statmap" and entities.get("stat") == "effect":
                 # a run's map (whose sources are its design), or a session's (whose sources are runs')
-                records += self.runs_of(self.statmap(_sidecar_of(relative, entities)))
+                sidecar = _sidecar_of(relative, entities)
+                records += self.runs_of(self.statmap(sidecar), _unseen(sidecar, _seen, self.output_dir))
             elif entities.get("suffix") == "design" and entities.get("extension") == ".tsv":
                 records.append(self._record(relative, entities))
         return records
@@ -156,6 +158,15 @@ class Reader:
         if bold.parent not in self._pipelines:
             self._pipelines[bold.parent] = pipeline_of(bold, self.descriptions)
         return self._pipelines[bold.parent]
+
+
+def _unseen(sidecar, seen: tuple, output_dir) -> tuple:
+    """``seen`` and ``sidecar``, the maps followed down from a subject map; a map among its own
+    sources (a tampered sidecar) is refused rather than followed for ever."""
+    if sidecar in seen:
+        raise InputFileError(f"{output_dir / sidecar} is among its own sources (through {len(seen)} other maps); "
+                             "rerun the participant level to write the sidecars again.")
+    return (*seen, sidecar)
 
 
 def _within(relative: str, source: str, dataset) -> str:
