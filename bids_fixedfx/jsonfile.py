@@ -26,6 +26,11 @@ _TYPES = {list: "an array", str: "a string", bool: "true or false", int: "a numb
           type(None): "null"}
 
 
+#: The largest JSON file read: sidecars and model files are kilobytes (a model of a thousand
+#: contrasts, a few megabytes).
+MAX_BYTES = 64 << 20
+
+
 def read_object(path, what: str = "", error=InputFileError, missing: str = "", once=()) -> dict:
     """Read a JSON object (a byte-order mark allowed), naming the file in any error.
 
@@ -66,6 +71,10 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
         return data
 
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_BYTES:  # read whole, a file of gigabytes took several times its size in memory
+            raise error(f"{named} holds {size / 2 ** 20:,.0f} MB, more than any JSON file the app reads "
+                        f"({MAX_BYTES // 2 ** 20} MB at most); check the file.")
         data = json.loads(Path(path).read_text(encoding="utf-8-sig"), object_pairs_hook=pairs if once else None)
     except FileNotFoundError:
         raise error(f"{named} does not exist{'; ' + missing if missing else ''}.") from None
