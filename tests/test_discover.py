@@ -1131,6 +1131,30 @@ def test_a_damaged_saved_index_is_said_and_not_used(fresh_dataset, make_settings
     assert len(said) == 1 and f"The index saved in {saved} is damaged" in said[0] and "delete that folder" in said[0]
 
 
+@pytest.mark.parametrize("table", ["tags", "entities", "files"])
+def test_a_saved_index_without_a_table_is_said_and_not_used(fresh_dataset, make_settings, tmp_path, capsys, table):
+    """'DROP TABLE tags' in the saved index: the first query failed, exit 1 with SQLAlchemy's error."""
+    import sqlite3
+    from contextlib import closing
+
+    from bids_fixedfx.cli import _setup_logging
+
+    dataset = fresh_dataset(subjects=("01",))
+    database = tmp_path / "db"
+    settings = make_settings(dataset.path, bids_database_dir=database)
+    first = discover.select_runs(settings)
+    (saved,) = [p for p in database.iterdir() if p.is_dir()]
+    sqlite = sorted(saved.rglob("*.sqlite"))[0]
+    with closing(sqlite3.connect(sqlite)) as connection:
+        connection.execute(f"DROP TABLE {table}")
+        connection.commit()
+    _setup_logging(0)
+    capsys.readouterr()
+    assert discover.select_runs(settings) == first
+    said = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert len(said) == 1 and f"The index saved in {saved} is damaged ({sqlite.name} has no table {table}" in said[0]
+
+
 @pytest.mark.parametrize("climbing", [False, True])
 def test_a_saved_index_naming_files_outside_the_dataset_is_not_used(fresh_dataset, make_settings, tmp_path, capsys,
                                                                      climbing):

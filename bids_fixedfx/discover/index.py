@@ -345,6 +345,11 @@ def _load_saved(folder, bids_dir, derivatives, participant_label):
             folder, changed[0],
         )
         return None
+    missing = _missing_table(folder)
+    if missing is not None:
+        logger.warning("The index saved in %s is damaged (%s), so the selection was indexed afresh; delete that "
+                       "folder to save a new one.", folder, missing)
+        return None
     outside = _path_outside(folder, (bids_dir, *derivatives))
     if outside is not None:
         logger.warning(
@@ -358,6 +363,28 @@ def _load_saved(folder, bids_dir, derivatives, participant_label):
     )
     logger.info("Reused the index saved in %s", folder)
     return layout, loops
+
+
+#: The tables of pybids' index that the queries read (and their columns).
+_TABLES = {"files": {"path"}, "tags": {"file_path", "entity_name", "_value"}, "entities": {"name"}}
+
+
+def _missing_table(folder) -> str | None:
+    """What a saved index lacks of the tables (and columns) pybids' queries read, said in a
+    few words; None when it has them all (a dropped table failed the first query, exit 1)."""
+    import sqlite3
+    from contextlib import closing
+
+    databases = sorted(Path(folder).rglob("*.sqlite"))
+    if not databases:
+        return "it holds no database"
+    for database in databases:
+        with closing(sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)) as connection:
+            for table, columns in _TABLES.items():
+                held = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+                if not columns <= held:
+                    return f"{database.name} has no table {table} with columns {', '.join(sorted(columns))}"
+    return None
 
 
 def _path_outside(folder, roots) -> str | None:
