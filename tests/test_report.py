@@ -947,3 +947,25 @@ def test_a_job_without_reports_over_one_space_keeps_the_other_spaces_section(tmp
     assert "space-MNI152NLin2009cAsym" in page and design[0].name in page
     assert 'id="task-checkerboard-space-MNI152NLin2009cAsym"' in page
     assert 'id="task-checkerboard-space-T1w"' not in page  # this job's own section went
+
+
+@pytest.mark.parametrize("payload", ["<script>alert(1)</script>", '<img src="x.png" onerror="alert(2)">',
+                                     '<a href=" JaVa\nScRiPt:alert(3)">x</a>', "<svg onload=alert(4)></svg>",
+                                     '<iframe srcdoc="&lt;script&gt;"></iframe>'])
+def test_an_earlier_section_holding_active_markup_is_not_carried_over(tmp_path, caplog, payload):
+    """A page of a shared OUTPUT_DIR edited to hold a script in another task's section: the next
+    job's page carried the section over as it was, script and all."""
+    from bids_fixedfx.report.pages import earlier_sections
+
+    (tmp_path / "x.png").write_bytes(b"")
+
+    def marked(task, body):
+        return f"<!--set task-{task} section--><section><p>{task}</p>{body}</section><!--/set task-{task} section-->"
+
+    text = marked("evil", payload) + marked("kind", '<img src="x.png" alt="a map">')
+    with caplog.at_level("WARNING"):
+        kept = earlier_sections(tmp_path, text, set(), lambda task, space: True)
+    assert [s.task for s in kept] == ["kind"]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "The section of task evil, space none in a page of" in said[0] and \
+        "holds markup the app never writes" in said[0]

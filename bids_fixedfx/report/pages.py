@@ -8,11 +8,14 @@ the network.
 from __future__ import annotations
 
 import html
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import naming, outputs
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,9 +175,47 @@ def earlier_sections(output_dir, text: str, anchors, still_written) -> list[Earl
         anchor, task, space, section = match.groups()
         if anchor in anchors or anchor in earlier:
             continue
-        if still_written(task, space) and all((Path(output_dir) / path).is_file() for path in linked_files(section)):
-            earlier[anchor] = EarlierSet(anchor, task, space, section)
+        if not still_written(task, space) or not all((Path(output_dir) / path).is_file()
+                                                      for path in linked_files(section)):
+            continue
+        active = active_markup(section)
+        if active is not None:  # a page of a shared OUTPUT_DIR edited: not carried into the new one
+            logger.warning("The section of task %s, space %s in a page of %s holds markup the app never writes (%s), "
+                           "so it was left out of the page; rerun the job of that task and space to write it again.",
+                           task, space or "none", output_dir, active)
+            continue
+        earlier[anchor] = EarlierSet(anchor, task, space, section)
     return list(earlier.values())
+
+
+#: Elements the report's sections never hold that run or load anything.
+ACTIVE_ELEMENTS = frozenset({"script", "iframe", "frame", "object", "embed", "applet", "base", "form", "meta", "link",
+                             "style", "svg", "math", "template", "portal"})
+
+
+def active_markup(section: str) -> str | None:
+    """What in a page's section could run a script or load another page (an element such as
+    ``script``, an ``on*`` attribute, a ``javascript:`` or ``data:`` address other than an
+    image's), said in a few words; None when there is nothing of the kind."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Elements(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag in ACTIVE_ELEMENTS:
+                found.append(f"a {tag} element")
+            for name, value in attrs:
+                address = re.sub(r"[\s\x00-\x1f]", "", value or "").lower()
+                if name.startswith("on") or name in ("srcdoc", "formaction", "xlink:href") or \
+                        address.startswith(("javascript:", "vbscript:")) or \
+                        (address.startswith("data:") and not address.startswith("data:image/png")):
+                    found.append(f"a {name} attribute")
+
+    parser = Elements()
+    parser.feed(section)
+    parser.close()
+    return found[0] if found else None
 
 
 def linked_files(section: str) -> set[Path]:
