@@ -113,19 +113,28 @@ def _read_map(img):
     return np.asanyarray(img.dataobj), np.asarray(img.affine, dtype=np.float64)
 
 
+def _check_grid(img, shape, this_affine, inside, affine, error) -> None:
+    if int(np.prod(shape, dtype=float)) != inside.size or tuple(shape[:3]) != inside.shape or not np.allclose(
+        np.asarray(this_affine, dtype=np.float64), affine, atol=GRID_ATOL
+    ):
+        raise error(
+            f"Map {_name(img)} is not on the group mask's grid: shape {tuple(shape)}, "
+            f"expected {inside.shape} with affine {affine.round(4).tolist()}."
+        )
+
+
 def _masked_values(img, inside, affine):
     """The values of one map inside the mask (``inside``, on the grid of ``affine``)."""
     from .errors import InputFileError
 
-    data, this_affine = _read_map(img)
     error = InputFileError if _is_path(img) else ValueError  # a file on disk: the input's fault
-    if data.size != inside.size or data.shape[:3] != inside.shape or not np.allclose(
-        this_affine, affine, atol=GRID_ATOL
-    ):
-        raise error(
-            f"Map {_name(img)} is not on the group mask's grid: shape {data.shape}, "
-            f"expected {inside.shape} with affine {affine.round(4).tolist()}."
-        )
+    if _is_path(img):  # from its header, before its data are read (a header can declare gigabytes)
+        from .images import check_image
+
+        header = check_image(img, "Subject map")
+        _check_grid(img, header.shape, header.affine, inside, affine, error)
+    data, this_affine = _read_map(img)
+    _check_grid(img, data.shape, this_affine, inside, affine, error)
     values = data.reshape(inside.shape)[inside]
     if _is_path(img) and values.dtype.kind == "f" and values.size and not np.isfinite(values).any():
         # a voxel or a few may be NaN (a voxel constant in a run, under precision weighting), as

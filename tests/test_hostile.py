@@ -868,3 +868,17 @@ def test_a_map_among_its_own_sources_is_refused_by_the_group_level(fresh_dataset
     errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and f"{sidecar} is among its own sources" in errors[0], errors
     assert not (output / "group").exists()
+
+
+def test_a_subject_map_off_the_grid_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A small gzip of zeros declaring 1200**3 voxels as a subject's effect map: 7 GB of memory
+    and 50 s before 'not on the group mask's grid', which its header already said."""
+    from bids_fixedfx import images, maps
+    from bids_fixedfx.errors import InputFileError
+
+    mask = nib.Nifti1Image(np.ones((4, 5, 6), dtype=np.uint8), np.eye(4))
+    big = tmp_path / "sub-01_task-x_contrast-a_stat-effect_statmap.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((200, 200, 100), dtype=np.float32), np.eye(4)), big)
+    monkeypatch.setattr(images, "read_image", lambda *args, **kwargs: pytest.fail("the map's data were read"))
+    with pytest.raises(InputFileError, match=r"is not on the group mask's grid: shape \(200, 200, 100\)"):
+        maps.masked_matrix([big], mask)
