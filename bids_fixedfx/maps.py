@@ -128,7 +128,9 @@ def _masked_values(img, inside, affine):
     from .errors import InputFileError
 
     error = InputFileError if _is_path(img) else ValueError  # a file on disk: the input's fault
-    if _is_path(img):  # from its header, before its data are read (a header can declare gigabytes)
+    from .surface import is_surface_file
+
+    if _is_path(img) and not is_surface_file(img):  # from its header, before its data (it can declare gigabytes)
         from .images import check_image
 
         header = check_image(img, "Subject map")
