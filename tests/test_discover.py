@@ -563,7 +563,7 @@ def test_find_derivatives_excludes_the_output_dir(tmp_path):
     assert discover.find_derivatives(bids, ours) == (fmriprep,)
 
 
-def test_a_link_under_derivatives_back_to_the_dataset_is_skipped_and_said(tmp_path, caplog):
+def test_a_link_under_derivatives_back_to_the_dataset_is_skipped_and_said(fresh_dataset, make_settings, tmp_path):
     """derivatives/loop -> .. was taken for a derivatives dataset, then refused as '--derivatives
     .../loop is BIDS_DIR itself' though -d was not given."""
     bids = _derivative(tmp_path / "bids")
@@ -571,11 +571,13 @@ def test_a_link_under_derivatives_back_to_the_dataset_is_skipped_and_said(tmp_pa
     (bids / "derivatives" / "loop").symlink_to("..")
     (bids / "derivatives" / "up").symlink_to("../..")
     (tmp_path / "dataset_description.json").write_text((bids / "dataset_description.json").read_text())
-    with caplog.at_level("WARNING"):
-        assert discover.find_derivatives(bids, tmp_path / "out") == (fmriprep,)
-    said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 2 and all("(BIDS_DIR or a folder above it) and is not read as derivatives" in t for t in said)
-    assert f"{bids / 'derivatives' / 'loop'} is a symbolic link to {bids}" in said[0]
+    assert discover.find_derivatives(bids, tmp_path / "out") == (fmriprep,)
+    assert discover.derivatives.looping_derivatives(bids) == (bids / "derivatives" / "loop", bids / "derivatives" / "up")
+    dataset = fresh_dataset(subjects=("01",))
+    (dataset.path / "derivatives" / "loop").symlink_to("..")
+    said = [w for w in discover.select_runs(make_settings(dataset.path)).warnings if "symbolic link" in w]
+    assert said == [f"{dataset.path / 'derivatives' / 'loop'} is a symbolic link to {dataset.path.resolve()} (BIDS_DIR "
+                    "or a folder above it) and is not read as derivatives; remove it, or give the derivatives with -d."]
 
 
 def test_find_derivatives_without_a_derivatives_folder(tmp_path):

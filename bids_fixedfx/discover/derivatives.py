@@ -43,16 +43,21 @@ def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
 
 def _leads_back(path: Path, bids_dir: Path) -> bool:
     """Whether a folder under ``BIDS_DIR/derivatives`` is a symbolic link to BIDS_DIR or a folder
-    above it (said in a warning): the raw data, not derivatives of it."""
+    above it: the raw data, not derivatives of it (:func:`looping_derivatives` says so)."""
     try:
         target, raw = path.resolve(), bids_dir.resolve()
     except (OSError, RuntimeError):
         return False
-    if target != raw and target not in raw.parents:
-        return False
-    logger.warning("%s is a symbolic link to %s (BIDS_DIR or a folder above it) and is not read as derivatives; "
-                   "remove it, or give the derivatives with -d.", path, target)
-    return True
+    return target == raw or target in raw.parents
+
+
+def looping_derivatives(bids_dir: Path) -> tuple[Path, ...]:
+    """The folders under ``BIDS_DIR/derivatives`` that :func:`find_derivatives` passes over as
+    symbolic links back to BIDS_DIR or a folder above it (which the user should be told)."""
+    root = bids_dir / "derivatives"
+    if not root.is_dir():
+        return ()
+    return tuple(path for path in sorted(root.iterdir()) if path.is_symlink() and _leads_back(path, bids_dir))
 
 
 def skipped_derivatives(

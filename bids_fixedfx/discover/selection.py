@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import NoDataError, UsageError
 from ..settings import DEFAULT_SPACE
 from .bidsignore import declared_subjects
-from .derivatives import find_derivatives, holds_func, skipped_derivatives
+from .derivatives import find_derivatives, holds_func, looping_derivatives, skipped_derivatives
 from .folders import _in_selection, _layout_roots, _subject_folders, stray_subject_folders
 from .index import _open_index
 from .matching import _design_files, _unmatched_designs
@@ -59,6 +59,9 @@ def select_runs(settings) -> Selection:
                 settings.bids_dir, settings.output_dir, settings.work_dir
             ) if holds_func(path)  # not FreeSurfer's, which fMRIPrep writes beside its own
         ]
+        warnings += [f"{path} is a symbolic link to {path.resolve()} (BIDS_DIR or a folder above it) and is not read "
+                     "as derivatives; remove it, or give the derivatives with -d."
+                     for path in looping_derivatives(settings.bids_dir)]
     layout, loops = _open_index(
         settings.bids_dir, derivatives, settings.participant_label,
         settings.bids_database_dir, (settings.output_dir, settings.work_dir),
