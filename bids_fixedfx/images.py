@@ -208,7 +208,7 @@ def _scaled(img, raw):
     return apply_read_scaling(raw, img.dataobj.slope, img.dataobj.inter)
 
 
-def read_image(path, what: str = "Image"):
+def read_image(path, what: str = "Image", check=None):
     """Read a whole image into memory, verifying a gzip stream's CRC and length.
 
     Parameters
@@ -216,6 +216,9 @@ def read_image(path, what: str = "Image"):
     path : str or Path
     what : str
         What the file is, for messages.
+    check : callable, optional
+        Called with a NIfTI file's header image (its data not read) before its data are read,
+        to refuse it from its header (a map off the expected grid can declare gigabytes).
 
     Returns
     -------
@@ -240,6 +243,8 @@ def read_image(path, what: str = "Image"):
     if is_surface_file(path):  # a map we wrote as GIFTI or CIFTI: as its (n, 1, 1) image
         return read_map(path, what)
     img = check_image(path, what)
+    if check is not None:
+        check(img)
     if not path.name.endswith(".gz"):
         try:
             data = np.asanyarray(img.dataobj)

@@ -104,23 +104,14 @@ def _read_mask(mask_img):
     return np.asarray(values, dtype=bool), np.asarray(affine, dtype=np.float64)
 
 
-def _read_map(img):
-    """A 3D map's data (in its stored type, as nibabel scales it) and affine, read whole."""
+def _read_map(img, check=None):
+    """A 3D map's data (in its stored type, as nibabel scales it) and affine, read whole
+    (``check``: see :func:`.images.read_image`)."""
     from .images import read_image
 
     if _is_path(img):
-        img = read_image(img, "Subject map")
+        img = read_image(img, "Subject map", check)
     return np.asanyarray(img.dataobj), np.asarray(img.affine, dtype=np.float64)
-
-
-def _check_grid(img, shape, this_affine, inside, affine, error) -> None:
-    if int(np.prod(shape, dtype=float)) != inside.size or tuple(shape[:3]) != inside.shape or not np.allclose(
-        np.asarray(this_affine, dtype=np.float64), affine, atol=GRID_ATOL
-    ):
-        raise error(
-            f"Map {_name(img)} is not on the group mask's grid: shape {tuple(shape)}, "
-            f"expected {inside.shape} with affine {affine.round(4).tolist()}."
-        )
 
 
 def _masked_values(img, inside, affine):
@@ -128,15 +119,18 @@ def _masked_values(img, inside, affine):
     from .errors import InputFileError
 
     error = InputFileError if _is_path(img) else ValueError  # a file on disk: the input's fault
-    from .surface import is_surface_file
 
-    if _is_path(img) and not is_surface_file(img):  # from its header, before its data (it can declare gigabytes)
-        from .images import check_image
+    def on_grid(shape, this_affine):
+        if int(np.prod(shape, dtype=float)) != inside.size or tuple(shape[:3]) != inside.shape or not np.allclose(
+            np.asarray(this_affine, dtype=np.float64), affine, atol=GRID_ATOL
+        ):
+            raise error(
+                f"Map {_name(img)} is not on the group mask's grid: shape {tuple(shape)}, "
+                f"expected {inside.shape} with affine {affine.round(4).tolist()}."
+            )
 
-        header = check_image(img, "Subject map")
-        _check_grid(img, header.shape, header.affine, inside, affine, error)
-    data, this_affine = _read_map(img)
-    _check_grid(img, data.shape, this_affine, inside, affine, error)
+    data, this_affine = _read_map(img, check=lambda header: on_grid(header.shape, header.affine))  # before its data
+    on_grid(data.shape, this_affine)
     values = data.reshape(inside.shape)[inside]
     if _is_path(img) and values.dtype.kind == "f" and values.size and not np.isfinite(values).any():
         # a voxel or a few may be NaN (a voxel constant in a run, under precision weighting), as

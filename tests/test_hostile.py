@@ -879,6 +879,6 @@ def test_a_subject_map_off_the_grid_is_refused_from_its_header(tmp_path, monkeyp
     mask = nib.Nifti1Image(np.ones((4, 5, 6), dtype=np.uint8), np.eye(4))
     big = tmp_path / "sub-01_task-x_contrast-a_stat-effect_statmap.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((200, 200, 100), dtype=np.float32), np.eye(4)), big)
-    monkeypatch.setattr(images, "read_image", lambda *args, **kwargs: pytest.fail("the map's data were read"))
+    monkeypatch.setattr(images, "_inflate", lambda *args, **kwargs: pytest.fail("the map's data were read"))
     with pytest.raises(InputFileError, match=r"is not on the group mask's grid: shape \(200, 200, 100\)"):
         maps.masked_matrix([big], mask)
