@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+from ..report.pages import BIDI_CONTROLS
 from .facts import Methods
 
 TEMPLATE = "methods.md.jinja"
@@ -154,9 +155,9 @@ def number_word(n: int) -> str:
     return _WORDS[n] if 0 <= n < len(_WORDS) else str(n)
 
 
-#: Characters that end a line or paragraph, or reorder the text around them (bidirectional
-#: controls): in a name from the data, a newline made a paragraph of its own, read as Markdown.
-_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: Characters that end a line or paragraph, or reorder the text around them (the pages'
+#: bidirectional controls): in a name from the data, a newline made a paragraph of its own.
+_UNSEEN = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]|{BIDI_CONTROLS.pattern}")
 
 
 def visible(value):
