@@ -305,6 +305,22 @@ def check_drift_options(argv, drift_model) -> None:
                              f"{DRIFT_OPTIONS[dest]} drift (--drift-model {DRIFT_OPTIONS[dest]}).")
 
 
+def check_report_options(argv) -> None:
+    """Refuse ``--report-threshold`` when no report is written (``--no-reports``,
+    ``--boilerplate-only``): the threshold a figure would have been drawn at is lost silently.
+
+    Raises
+    ------
+    UsageError
+        Naming both options.
+    """
+    given = given_options(argv)
+    for without in ("no_reports", "boilerplate_only"):
+        if "report_threshold" in given and without in given:
+            raise UsageError(f"--report-threshold has no effect with --{without.replace('_', '-')}, which writes no "
+                             "report; drop one or the other.")
+
+
 #: The ``--bids-filter-file`` entries the app reads.
 FILTER_KINDS = ("bold", "mask", "confounds", "events")
 
@@ -378,6 +394,7 @@ def parse_settings(argv=None) -> Settings:
     args = build_parser().parse_args(argv)
     check_level_options(argv, args.analysis_level)
     check_drift_options(argv, args.drift_model)
+    check_report_options(argv)
     confounds = MOTION_CONFOUNDS if args.confounds is None else tuple(args.confounds)
     if confounds in (("none",), ("",)):
         confounds = ()

@@ -132,6 +132,15 @@ def test_a_drift_option_of_another_drift_model_exits_64(options, said, capsys):
     assert said in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("without", ["--no-reports", "--boilerplate-only"])
+def test_a_report_threshold_without_reports_exits_64(without, capsys):
+    """Accepted without effect before: a job script's threshold silently drew nothing."""
+    assert parse("--report-threshold", "2.5").report_threshold == 2.5
+    assert parse(without).report_threshold == 3.0  # the default with either: nothing said
+    assert cli.main([*POSITIONAL, "--report-threshold", "2.5", without]) == EX_USAGE
+    assert f"--report-threshold has no effect with {without}, which writes no report" in capsys.readouterr().err
+
+
 def test_long_and_short_option_spellings_agree():
     assert parse("--task", "x").task == parse("-t", "x").task == ("x",)
     assert parse("--derivatives", "d").derivatives == parse("-d", "d").derivatives

@@ -158,16 +158,17 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
         "design_dir": str(tmp_path / "designs"), "mask": str(mask), "smoothing_fwhm": 6.5,
         "hrf_model": "glover + derivative", "drift_model": "polynomial",
         "drift_order": 2, "noise_model": "ols", "confounds": ["trans_*", "rot_x"], "dummy_scans": 4,
-        "precision_weighted": True, "bids_database_dir": str(tmp_path / "db"), "report_threshold": 2.5,
+        "precision_weighted": True, "bids_database_dir": str(tmp_path / "db"),
         "threshold": "fdr", "alpha": 0.01, "cluster_extent": 10, "cluster_inference": True, "cluster_threshold": 3.1,
         "no_reports": True, "boilerplate_only": True, "work_dir": str(tmp_path / "work dir"),
         "nprocs": 3, "verbose": True,
     }
     ids = {i["id"] for i in _descriptor()["inputs"]}
     assert ids - set(invocation) == {"participant_level_analysis_dir", "group_model", "n_perm", "tfce",
-                                     "model_file", "quiet", "group_covariates", "high_pass"}, \
-        "exercise every input of the descriptor here (group_model: at the group level below; high_pass " \
-        "is the cosine drift's, refused with the polynomial one)"
+                                     "model_file", "quiet", "group_covariates", "high_pass", "report_threshold"}, \
+        "exercise every input of the descriptor here (group_model and report_threshold: at the group level " \
+        "below, as --no-reports disables the threshold; high_pass is the cosine drift's, refused with the " \
+        "polynomial one)"
     argv = _app_arguments(_simulate(invocation, tmp_path), "out dir")
     args = build_parser().parse_args(argv)
     assert args.bids_dir == dataset and args.output_dir == Path("out dir")
@@ -183,7 +184,7 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     assert args.smoothing_fwhm == 6.5 and args.hrf_model == "glover + derivative"
     assert args.drift_model == "polynomial" and args.drift_order == 2
     assert args.noise_model == "ols" and args.confounds == ["trans_*", "rot_x"] and args.dummy_scans == 4
-    assert args.bids_database_dir == tmp_path / "db" and args.report_threshold == 2.5
+    assert args.bids_database_dir == tmp_path / "db"
     assert (args.threshold, args.alpha, args.cluster_extent) == ("fdr", 0.01, 10)
     assert args.cluster_inference and args.cluster_threshold == 3.1
     assert args.work_dir == tmp_path / "work dir" and args.nprocs == 3
@@ -193,16 +194,17 @@ def test_boutiques_simulated_command_line_is_accepted(dataset, tmp_path):
     # The group level: the participant level's output directory as a File input.
     group = {"bids_dir": str(dataset), "participant_level_analysis_dir": str(tmp_path),
              "analysis_level": "group", "model_file": str(tmp_path / "model-x_smdl.json"), "n_perm": 100,
-             "tfce": True}
+             "tfce": True, "report_threshold": 2.5}
     argv = _app_arguments(_simulate(group, tmp_path), str(tmp_path))
     args = build_parser().parse_args(argv)
     assert (args.analysis_level, args.output_dir) == ("group", tmp_path)
     assert args.model_file == tmp_path / "model-x_smdl.json" and args.n_perm == 100 and args.tfce
+    assert args.report_threshold == 2.5
     parse_settings(argv)  # no option of the participant level is passed to the group level
     # Defaults that bosh fills in are the command line's own.
     defaults = build_parser().parse_args([str(dataset), str(tmp_path), "group"])
     for key in ("smoothing_fwhm", "hrf_model", "drift_model", "high_pass", "drift_order",
-                "noise_model", "report_threshold"):
+                "noise_model"):
         assert getattr(args, key) == getattr(defaults, key), key
 
 
@@ -368,6 +370,26 @@ def test_brainlife_passes_the_drift_options_of_the_chosen_drift_only(drift, kept
     options = app.options_from_config({"drift_model": drift, "high_pass": 0.01, "drift_order": 2})
     assert left not in options and (kept is None or kept in options)
     assert "--drift-order" not in options or "--high-pass" not in options
+
+
+@pytest.mark.parametrize("no_reports, kept", [(False, True), ("", True), (True, False), ("true", False)])
+def test_brainlife_passes_the_report_threshold_with_reports_only(no_reports, kept):
+    """The form sends the threshold with no_reports too; the app refuses it without reports."""
+    spec = importlib.util.spec_from_file_location("brainlife_app", BRAINLIFE / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    options = app.options_from_config({"report_threshold": 2.5, "no_reports": no_reports})
+    assert ("--report-threshold" in options) == kept and ("--no-reports" in options) != kept
+    parse_settings(["ds", "out", "participant", *options])  # accepted
+
+
+def test_boutiques_disables_the_report_threshold_without_reports(tmp_path):
+    """bosh once filled in the threshold's default beside --no-reports, which the app refuses."""
+    for flag in ("no_reports", "boilerplate_only"):
+        line = _simulate({"bids_dir": str(tmp_path), "output_dir_name": "out", "analysis_level": "participant",
+                          flag: True}, tmp_path)
+        assert "--report-threshold" not in line and f"--{flag.replace('_', '-')}" in line
+        parse_settings(_app_arguments(line, "out"))
 
 
 def test_integrations_carry_the_package_version():

@@ -58,6 +58,8 @@ VALUE_OPTIONS = {  # config key: command-line option (one value)
 #: Options of one drift model (config key: its drift_model); a form sends every field, and the
 #: app refuses an option that the chosen drift model does not use.
 DRIFT_ONLY = {"high_pass": "cosine", "drift_order": "polynomial"}
+#: Options of the reports: sent by the form with no_reports too, which the app refuses.
+REPORT_ONLY = {"report_threshold"}
 LIST_OPTIONS = {  # config key: command-line option (several values)
     "participant_label": "--participant-label",
     "session_label": "--session-label",
@@ -112,8 +114,9 @@ def options_from_config(config: dict, level: str = "participant") -> list[str]:
         if not _empty(config.get(key)):
             options += [flag, *_words(config[key])]
     drift = "cosine" if _empty(config.get("drift_model")) else str(config["drift_model"]).strip()
+    reports = not _truth(config.get("no_reports"))
     for key, flag in VALUE_OPTIONS.items():
-        if key in DRIFT_ONLY and DRIFT_ONLY[key] != drift:
+        if key in DRIFT_ONLY and DRIFT_ONLY[key] != drift or key in REPORT_ONLY and not reports:
             continue
         if not _empty(config.get(key)):
             options += [flag, str(config[key]).strip()]
