@@ -127,7 +127,9 @@ def contrast_weights(specs, design, events=None) -> tuple[ContrastWeights, ...]:
         return tuple(contrasts)
     contrasts = []
     for spec in specs:
-        if _WEIGHTS.match(spec.definition):
+        if spec.definition.strip() in columns:  # a column named like a weight list ("2"): the column, as nilearn reads it
+            vector = _unit(spec.definition.strip(), columns)
+        elif _WEIGHTS.match(spec.definition):
             weights = np.array([float(w) for w in spec.definition.split(",")])
             for weight in weights:
                 problem = weight_size_problem(weight)
@@ -177,6 +179,7 @@ def check_contrasts(specs, designs) -> list[Note]:
             )
         labels[label] = spec.name
         if _WEIGHTS.match(spec.definition):
+            _check_weights_or_column(spec, designs)
             continue
         missing = []
         for run, design in designs.items():
@@ -201,6 +204,27 @@ def check_contrasts(specs, designs) -> list[Note]:
             for run, col, _ in missing
         ]
     return notes
+
+
+def _check_weights_or_column(spec, designs) -> None:
+    """A weight list that is also the name of a design column (trial types coded ``1``, ``2``)
+    names the column, as nilearn reads a column's name; it must then name it in every design,
+    or some runs would take it as weights by position and others as the column.
+
+    Raises
+    ------
+    UsageError
+    """
+    name = spec.definition.strip()
+    having = [run for run, design in designs.items() if name in {str(c) for c in design.matrix.columns}]
+    if having and len(having) < len(designs):
+        lacking = next(run for run in designs if run not in having)
+        raise UsageError(
+            f"--contrast {spec.name}={spec.definition} names the design column {name!r} of "
+            f"{getattr(having[0], 'name', having[0])} but is a list of weights by position for "
+            f"{getattr(lacking, 'name', lacking)}, which has no such column; give every weight of "
+            "the design's columns in order, with commas, or leave that run out."
+        )
 
 
 def model_contrasts(run, node, design) -> tuple[tuple[ContrastWeights, ...], list[Note]]:

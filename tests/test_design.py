@@ -581,6 +581,34 @@ def test_comma_weights_are_zero_padded(example_design, weights):
     np.testing.assert_array_equal(contrast.vector, given + [0.0] * (width - len(given)))
 
 
+def _coded(example_design):
+    """The design with its conditions coded as numbers (trial types 1 and 2)."""
+    from dataclasses import replace
+
+    return replace(example_design, matrix=example_design.matrix.rename(columns={"audio": "1", "visual": "2"}))
+
+
+@pytest.mark.parametrize("definition", ["2", " 2 "])
+def test_a_weight_list_that_names_a_column_is_the_column(example_design, definition):
+    """nilearn reads a column's name as that column: --contrast d=2 over trial types 1 and 2 weighed
+    the first column by 2, without a word."""
+    coded = _coded(example_design)
+    specs = [ContrastSpec("d", definition)]
+    assert design.check_contrasts(specs, {"run1": coded, "run2": coded}) == []
+    (contrast,) = design.contrast_weights(specs, coded)
+    assert contrast.weights == {"2": 1.0}
+    (contrast,) = design.contrast_weights(specs, example_design)  # no such column: weights by position
+    assert contrast.weights == {example_design.matrix.columns[0]: 2.0}
+
+
+def test_a_weight_list_that_names_a_column_of_some_runs_only_is_a_usage_error(example_design):
+    with pytest.raises(UsageError) as error:
+        design.check_contrasts([ContrastSpec("d", "2")], {"run1": _coded(example_design), "run2": example_design})
+    assert error.value.exit_code == EX_USAGE
+    assert "--contrast d=2 names the design column '2' of run1 but is a list of weights by position for run2" \
+        in str(error.value)
+
+
 def test_weights_as_long_as_the_design(example_design):
     width = example_design.matrix.shape[1]
     weights = ",".join(["0"] * (width - 1) + ["1"])
