@@ -811,6 +811,24 @@ def test_a_group_test_in_each_subject_s_own_anatomy_is_said(fresh_dataset, tmp_p
     assert len(said) == 1 and "space-T1w" in said[0] and "WARNING" in said[0]
 
 
+def test_a_group_test_of_maps_without_a_space_is_said(fresh_dataset, tmp_path, capsys):
+    """Maps of inputs that name no space (each run's own BOLD reference) were tested across
+    subjects without a word, where space-T1w ones are said."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    for path in sorted((dataset.path / "derivatives").rglob("*_space-*")):
+        if "_space-T1w_" in path.name:
+            path.rename(path.with_name(path.name.replace("_space-T1w", "")))
+        else:
+            path.unlink()
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    assert not list(out.rglob("*_space-*"))
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "maps without a space- entity" in line]
+    assert len(said) == 1 and "WARNING" in said[0] and "own BOLD reference" in said[0]
+
+
 def test_a_group_participant_label_without_maps_is_named_in_a_warning(example_dataset, analysed, tmp_path, capsys):
     output = tmp_path / "out"
     shutil.copytree(analysed, output)

@@ -370,6 +370,11 @@ def _found_maps(settings, step) -> tuple:
                                 "across subjects unless they were registered to one template; test a template space "
                                 "(--space MNI152NLin2009cAsym at the participant level)")
               for space in sorted({item.space for item in found if item.space in NATIVE_VOLUME_SPACES})]
+    if any(item.space is None for item in found):
+        notes.append(Note("selection", "maps without a space- entity lie in each subject's own BOLD reference (their "
+                                       "inputs named no space), so a voxel is not one place across subjects unless "
+                                       "they were registered to one template; test a template space (preprocess into "
+                                       "one, and --space MNI152NLin2009cAsym at the participant level, say)"))
     notes += [Note("selection", f"--participant-label {label} has no maps in {output_dir} and was left out; "
                                 + (f"run the participant level for sub-{label} to test it"
                                    if (settings.bids_dir / f"sub-{label}").is_dir()
@@ -626,7 +631,7 @@ def _check_grid(test, output_dir, grids) -> None:
         space = test.inputs[0].space
         advice = (f"space-{space} is each subject's own anatomy, so test a template space (rerun the participant "
                   "level with --space MNI152NLin2009cAsym, say)" if space in NATIVE_VOLUME_SPACES else
-                  "rerun the participant level with one --space for all subjects")
+                  "rerun the participant level with one --space, and one resolution (res-) of it, for all subjects")
         raise NoDataError(
             f"The subjects' task-{test.task} masks in {output_dir} are on different voxel grids ({masks[0]} and "
             f"{masks[differ[0]]}: {differ[1]}); {advice}."
