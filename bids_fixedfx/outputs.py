@@ -272,12 +272,58 @@ def merged_description(bids_dir, output_dir, datasets=None) -> dict:
 
 def write_dataset_files(bids_dir, output_dir, datasets=None) -> None:
     """Write ``dataset_description.json`` and ``.bidsignore`` (same content from every process);
-    ``DatasetLinks`` keeps the links an earlier level wrote (:func:`merged_description`)."""
+    ``DatasetLinks`` keeps the links an earlier level wrote (:func:`merged_description`).
+    Call it under :func:`folder_lock` of OUTPUT_DIR: jobs beside this one merge their links
+    into the same file."""
     output_dir = Path(output_dir)
     _remove_stale_temporaries(output_dir)
     write_json(merged_description(bids_dir, output_dir, datasets), output_dir / "dataset_description.json")
     write_text(BIDSIGNORE, output_dir / ".bidsignore")
     write_text(README, output_dir / "README.md")
+
+
+@contextmanager
+def folder_lock(folder):
+    """An exclusive lock on a folder (``flock`` on it, where the system has it; made if
+    missing) for the block: jobs beside this one that read a file of it and write it again
+    (``dataset_description.json``'s links, a model copy) take turns."""
+    folder = Path(folder)
+    try:
+        import fcntl
+
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks (some NFS mounts): unlocked, as where there is no flock
+        yield
+    finally:
+        os.close(handle)  # the lock goes with it
+
+
+def renamed_datasets(used, settled) -> dict:
+    """The names of ``used`` (name -> root) that ``settled`` gives their datasets otherwise:
+    old name -> new name."""
+    names = {os.path.realpath(root): name for name, root in settled.items()}
+    return {name: names[os.path.realpath(root)] for name, root in used.items()
+            if names.get(os.path.realpath(root), name) != name}
+
+
+def rename_sources(data, renamed):
+    """A sidecar's content with the BIDS URIs of renamed datasets (``bids:<old>:path``) renamed."""
+    if isinstance(data, str) and data.startswith("bids:"):
+        name, sep, rest = data[5:].partition(":")
+        return f"bids:{renamed[name]}:{rest}" if sep and name in renamed else data
+    if isinstance(data, dict):
+        return {key: rename_sources(value, renamed) for key, value in data.items()}
+    if isinstance(data, list):
+        return [rename_sources(value, renamed) for value in data]
+    return data
 
 
 #: Seconds after which one of our temporary files outside the sets is a killed job's leftover
@@ -536,6 +582,18 @@ class Staging:
         relative = Path(relative)
         self.written.append(relative)
         return self.folder / relative
+
+    def rename_datasets(self, renamed) -> None:
+        """Rename datasets in the BIDS URIs of the sidecars staged (``renamed``: old name -> new)."""
+        if not renamed:
+            return
+        for relative in self.written:
+            path = self.folder / relative
+            if path.suffix == ".json" and path.is_file():
+                data = json.loads(path.read_text(encoding="utf-8"))
+                again = rename_sources(data, renamed)
+                if again != data:
+                    write_json(again, path)
 
     def commit(self, stale=()) -> list[Path]:
         """Remove the ``stale`` files (relative paths) not written again, then move the

@@ -79,6 +79,9 @@ class Settings:
     contrasts: tuple[ContrastSpec, ...] = ()
     model_file: Path | None = None
     model_node_names: dict = field(default_factory=dict, hash=False, compare=False)
+    # the input datasets by the names the sidecars' Sources use (outputs.dataset_names), settled
+    # once for a job's sets; empty: named from OUTPUT_DIR's links when needed
+    datasets: dict = field(default_factory=dict, hash=False, compare=False)
     design_dir: Path | None = None
     mask: Path | None = None
     model: ModelSettings = ModelSettings()

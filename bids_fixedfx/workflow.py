@@ -112,7 +112,7 @@ def _participant(settings, derivatives, fork):
         ", ".join(sorted({s.task for s in checked.subjects})), " and ".join(s or "none" for s in checked.spaces),
     )
     if settings.boilerplate_only:
-        outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
+        _settle_datasets(settings)
         _write_boilerplate(settings, checked, None, undescribed=_other_subjects(settings.output_dir, checked))
         return
 
@@ -125,7 +125,7 @@ def _participant(settings, derivatives, fork):
     if model is not None:
         _warn_replaced_model(model, settings, checked, merged=default and plan.same_default_options(checked, settings))
     model_file = _model_copy(model) if model is not None else None
-    settings = replace(settings, model_file=model_file,
+    settings = replace(settings, model_file=model_file, datasets=_datasets(settings),
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
     fitted = _fit_all(checked.runs, settings, ahead)
     del ahead  # the first run's series: freed once fitted
@@ -169,7 +169,7 @@ def _participant(settings, derivatives, fork):
             if not settings.reports:  # the figures of no space (a run's design) serve another space's section too
                 stale = _without_shared_figures(stale, settings.output_dir, subject)
             if first_set:
-                outputs.write_dataset_files(settings.bids_dir, settings.output_dir, _datasets(settings))
+                settings = _settle_datasets(settings, staging)
                 if model is not None:
                     _write_model_copy(model, default, checked, settings, looked_for)
                 first_set = False
@@ -354,6 +354,19 @@ def _fit_all(run_plans, settings, ahead=None):
             yield run_plan, result, time.perf_counter() - start
 
 
+def _settle_datasets(settings, staging=None):
+    """Write OUTPUT_DIR's dataset files, the input datasets named under its lock: a job beside
+    this one (a subject's, over its own ``fmriprep`` folder) may have given a name to another
+    dataset since this job named its own; the sidecars ``staging`` holds then take the names
+    settled. Returns the settings with them."""
+    with outputs.folder_lock(settings.output_dir):
+        datasets = _datasets(settings)
+        if staging is not None:
+            staging.rename_datasets(outputs.renamed_datasets(settings.datasets or datasets, datasets))
+        outputs.write_dataset_files(settings.bids_dir, settings.output_dir, datasets)
+    return replace(settings, datasets=datasets)
+
+
 def _datasets(settings) -> dict:
     """The input datasets by the names that ``Sources`` URIs use (``raw``, ``fmriprep``...)."""
     folders = [("designs", settings.design_dir)] if settings.design_dir is not None else []
@@ -386,7 +399,7 @@ def write_run(run_plan, result, place, settings, levels=("subject",)) -> None:
     run, output_dir, model = run_plan.run, settings.output_dir, surface.run_model(run_plan.run, settings.model)
     design_tsv = naming.build_run("design", run, space=None, extension=".tsv")
     outputs.write_tsv(run_plan.design.matrix, place.path(design_tsv))
-    datasets = _datasets(settings)
+    datasets = settings.datasets or _datasets(settings)
     source = lambda path: outputs.source(path, output_dir, datasets)  # noqa: E731
     info = sidecars.FirstLevelModelInfo.from_settings(model, run_plan.design.precomputed)
     design = run_plan.design
@@ -451,7 +464,7 @@ def write_node(maps, place, settings) -> None:
     model, form = surface.run_model(maps.runs[0].run, settings.model), maps.runs[0].form
     common = _node_entities(maps)
     parts = (step.desc,) if step.desc else ()
-    datasets = _datasets(settings)
+    datasets = settings.datasets or _datasets(settings)
     run_masks = [outputs.source(p.run.mask, output_dir, datasets) for p in maps.runs if p.run.mask is not None]
     mask_paths = outputs.write_map_and_sidecars(
         maps.mask, place, f"{maps.level}_mask",
@@ -545,7 +558,8 @@ def _group(settings, fork):
         for text in said_once(map(str, checked.notes)):
             logger.warning("%s", text)
         if settings.boilerplate_only:
-            outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
+            with outputs.folder_lock(settings.output_dir):
+                outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
             if model is not None:
                 _copy_model(model, settings)
             _write_boilerplate(settings, None, checked, planning.then_result(), methods)
@@ -561,7 +575,8 @@ def _group(settings, fork):
                             f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
                             _group_test_name(test, settings), len(set(test.subjects)))
             # every test computed: only now does OUTPUT_DIR change
-            outputs.write_dataset_files(settings.bids_dir, settings.output_dir)  # first: it marks OUTPUT_DIR as ours
+            with outputs.folder_lock(settings.output_dir):  # first: it marks OUTPUT_DIR as ours
+                outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
             if model is not None:
                 _copy_model(model, settings)
             stale = _stale_group_files(settings.output_dir, checked, settings)
@@ -859,33 +874,12 @@ def _made_otherwise(effects, info, labels, weighted, merged=False) -> str | None
     return "contrasts" if (not theirs <= labels if merged else theirs != labels) else None
 
 
-@contextmanager
-def _models_locked(output_dir):
-    """An exclusive lock on ``OUTPUT_DIR/models`` (``flock`` on the folder, where the system has
-    it) while a job reads the model copy there and writes its own: jobs of one subject each,
-    started together, merge their default models' conditions one after the other."""
-    folder = Path(output_dir) / "models"
-    try:
-        import fcntl
-
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):
-        yield
-        return
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(handle)  # the lock goes with it
-
-
 def _write_model_copy(model, default, checked, settings, looked_for=None) -> None:
     """Write the participant level's model copy, under the lock of ``models/``; the default
     model made again there (``default``): a job beside this one may have written its conditions
     since (:func:`.plan.default_model`; ``looked_for``: the conditions planning looked for in
     other events files, which are not looked for again)."""
-    with _models_locked(settings.output_dir):
+    with outputs.folder_lock(settings.output_dir / "models"):  # jobs of one subject merge their conditions in turn
         if default:
             model = plan.default_model(checked, settings, looked_for)[0] or model
         _copy_model(model, settings)

@@ -104,3 +104,53 @@ def test_without_a_fork_the_modules_are_loaded_before_the_call_and_blas_limited_
             loaded, threads = call.result()
         assert loaded and set(threads) == {1}
         assert max(_numpy_blas_threads()) == 2
+
+
+def test_jobs_beside_each_other_over_folders_of_one_name_keep_every_link(fresh_dataset, tmp_path, monkeypatch):
+    """Per-subject jobs over per-subject ``fmriprep`` folders, started together: each named its
+    folder before the others wrote their links, so two sidecars' ``bids:fmriprep:`` pointed at
+    another subject's folder and ``DatasetLinks`` lost some folders. Here the other job runs
+    whole once this one has written its first run."""
+    import json
+    import shutil
+    import subprocess
+
+    from bids_fixedfx.cli import main
+
+    dataset = fresh_dataset(subjects=("01", "02"))
+    folders = {}
+    for subject in ("01", "02"):
+        folder = folders[subject] = tmp_path / f"sub-{subject}" / "fmriprep"
+        shutil.copytree(dataset.path / "derivatives" / "fmriprep", folder)
+        for other in folder.glob("sub-*"):
+            if other.is_dir() and other.name != f"sub-{subject}":
+                shutil.rmtree(other)
+    shutil.rmtree(dataset.path / "derivatives")
+    out = tmp_path / "out"
+    common = ["--skip-bids-validation", "--no-reports", "--nprocs", "1", "--space", "MNI152NLin2009cAsym"]
+    write_run, ran = workflow.write_run, []
+
+    def other_job_between(*args, **kwargs):
+        write_run(*args, **kwargs)
+        if not ran:  # sub-02's job, run whole once this one has written its first run's sidecars
+            ran.append(subprocess.run(
+                [sys.executable, "-m", "bids_fixedfx", str(dataset.path), str(out), "participant",
+                 "--participant-label", "02", "-d", str(folders["02"]), *common], capture_output=True, text=True))
+
+    monkeypatch.setattr(workflow, "write_run", other_job_between)
+    assert main([str(dataset.path), str(out), "participant", "--participant-label", "01", "-d", str(folders["01"]),
+                 *common]) == 0
+    assert ran and ran[0].returncode == 0, ran[0].stderr
+    links = json.loads((out / "dataset_description.json").read_text())["DatasetLinks"]
+    assert sorted((out / path).resolve() for name, path in links.items() if name != "raw") == sorted(
+        folder.resolve() for folder in folders.values())
+    for subject, folder in folders.items():
+        sidecars = list((out / f"sub-{subject}").rglob("*_stat-z_statmap.json"))
+        assert sidecars
+        for sidecar in sidecars:
+            for uri in json.loads(sidecar.read_text())["Sources"]:
+                name, _, relative = uri[len("bids:"):].partition(":")
+                target = ((out / links[name]) if name else out).joinpath(relative).resolve()
+                assert target.is_file(), uri
+                if name not in ("", "raw"):
+                    assert target.is_relative_to(folder.resolve()), (subject, uri)
