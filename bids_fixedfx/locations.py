@@ -122,7 +122,8 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
             raise UsageError(
                 f"{option} {path} {where} {kind}, which is never written to; use a folder outside it{elsewhere}."
             )
-        _check_folder(option, path)  # after the inputs: its trial folder is made in no input
+        # after the inputs: its trial folder is made in no input; a saved index may be read-only (shared)
+        _check_folder(option, path, read_only=option == "--bids-database-dir" and path.is_dir())
         if option == "OUTPUT_DIR":
             _check_not_another_dataset(path)
             held = next((root for root in inputs if path in root.parents), None)
@@ -131,9 +132,9 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
                                  "writes and replaces folders of OUTPUT_DIR); use an OUTPUT_DIR outside it.")
             check_no_links(path, subjects)
             output = path
-        elif option == "--bids-database-dir" and (path == output or output in path.parents):
-            raise UsageError(f"--bids-database-dir {path} is inside OUTPUT_DIR {output}, among the outputs (whose "
-                             "reruns replace files and whose BIDS validation it would fail); use a folder outside it.")
+        elif path == output or output in path.parents:
+            raise UsageError(f"{option} {path} is inside OUTPUT_DIR {output}, among the outputs (whose reruns replace "
+                             "files and whose BIDS validation it would fail); use a folder outside it.")
 
 
 #: The folders of OUTPUT_DIR the app writes in and removes from, besides the subjects'.
@@ -220,13 +221,16 @@ def _home() -> Path | None:
         return None
 
 
-def _check_folder(option: str, path: Path) -> None:
+def _check_folder(option: str, path: Path, read_only: bool = False) -> None:
     """``path`` is a folder the app can write in, or can be made as one: a folder is made in
-    it (or in the nearest folder above it that exists) and removed again."""
+    it (or in the nearest folder above it that exists) and removed again (``read_only``: a
+    folder is enough)."""
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         where = "is a file" if existing == path else f"would be made under the file {existing}"
         raise UsageError(f"{option} {path} {where}; give a folder.")
+    if read_only:
+        return
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path} cannot be written: {existing} is not writable.")
     try:  # permissions are not all: root-squashed NFS, ACLs, /sys and some mounts refuse anyway
@@ -266,3 +270,20 @@ def scratch(work_dir):
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = before[1]
+
+
+def creation_mode(mode: int = 0o666) -> int:
+    """``mode`` less the process's umask: the permissions a file (0o666) or folder (0o777)
+    made by ``open`` or ``mkdir`` gets, for those made another way (a temporary file, then
+    renamed; ``tempfile.mkdtemp``'s 0o700), so that a lab's shared folder (umask 002) gives
+    its group what it gives it of every other file."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:  # read, not set: no window for other threads
+            for line in status:
+                if line.startswith("Umask:"):
+                    return mode & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mode & ~mask

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__, naming
+from .locations import creation_mode
 from .sidecars import STAT_KEYS, STAT_KEYS_F
 
 CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
@@ -151,7 +152,7 @@ def _atomic(path: Path, write):
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, creation_mode())  # as open() would make it (mkstemp's is 0o600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1205,6 +1205,36 @@ def test_a_database_dir_that_cannot_be_written_falls_back(fresh_dataset, make_se
     assert selection == discover.select_runs(make_settings(dataset.path))
 
 
+def test_a_saved_index_is_made_as_the_umask_says_and_another_user_s_is_passed_over(
+        fresh_dataset, make_settings, tmp_path, monkeypatch, caplog):
+    """A saved index was made 0700 (mkdtemp's), and a job of another user of the lab's shared
+    folder failed on it (exit 1, Permission denied) instead of indexing afresh."""
+    import os
+    from pathlib import Path
+
+    dataset = fresh_dataset(subjects=("03",))
+    database = tmp_path / "db"
+    before = os.umask(0o002)
+    try:
+        selection = discover.select_runs(make_settings(dataset.path, bids_database_dir=database))
+    finally:
+        os.umask(before)
+    (saved,) = [p for p in database.iterdir() if p.is_dir()]
+    assert saved.stat().st_mode & 0o777 == 0o775
+    is_file = Path.is_file
+
+    def unreadable(path):
+        if path.parent == saved:
+            raise PermissionError(13, "Permission denied", str(path))
+        return is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", unreadable)
+    with caplog.at_level("WARNING", logger="bids_fixedfx"):
+        assert discover.select_runs(make_settings(dataset.path, bids_database_dir=database)) == selection
+    assert f"The index saved in {saved} cannot be read (Permission denied), so the dataset was indexed afresh" \
+        in caplog.text
+
+
 def test_concurrent_jobs_share_one_saved_index(fresh_dataset, tmp_path):
     dataset = fresh_dataset(subjects=("01", "03"))
     database = tmp_path / "db"

@@ -30,13 +30,54 @@ def test_locations_outside_the_inputs_are_allowed(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["", "sub-01", "logs/index"])
-def test_a_database_dir_inside_output_dir_is_refused(tmp_path, where):
-    """The saved index went among the outputs: the BIDS validator failed them."""
+@pytest.mark.parametrize("option, key", [("--bids-database-dir", "database_dir"), ("--work-dir", "work_dir")])
+def test_a_database_or_work_dir_inside_output_dir_is_refused(tmp_path, where, option, key):
+    """The saved index went among the outputs, and -w OUT/work left an empty work/ there: the
+    BIDS validator failed them."""
     bids = _dataset(tmp_path / "bids")
-    with pytest.raises(UsageError, match=f"--bids-database-dir {tmp_path / 'out' / where}".rstrip("/")
+    with pytest.raises(UsageError, match=f"{option} {tmp_path / 'out' / where}".rstrip("/")
                                          + f" is inside OUTPUT_DIR {tmp_path / 'out'}"):
-        locations.check_locations(bids, tmp_path / "out", database_dir=tmp_path / "out" / where)
-    locations.check_locations(bids, tmp_path / "out", database_dir=tmp_path / "outdb")
+        locations.check_locations(bids, tmp_path / "out", **{key: tmp_path / "out" / where})
+    locations.check_locations(bids, tmp_path / "out", **{key: tmp_path / "outdb"})
+
+
+def test_a_database_dir_that_exists_may_be_read_only(tmp_path, monkeypatch):
+    """A lab's saved index, read-only to the users that run the jobs, was refused (64): it is
+    read (and one that cannot be saved there is made afresh, with a warning)."""
+    import tempfile
+
+    bids = _dataset(tmp_path / "bids")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+
+    made = tempfile.mkdtemp
+
+    def refused(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == shared:  # the lab's folder: read-only to this user
+            raise PermissionError(13, "Permission denied")
+        return made(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)
+    locations.check_locations(bids, tmp_path / "out", database_dir=shared)
+    with pytest.raises(UsageError, match="--bids-database-dir .* cannot be written"):
+        locations.check_locations(bids, tmp_path / "out", database_dir=shared / "new")
+
+
+@pytest.mark.parametrize("umask, mode, folder", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)])
+def test_files_and_folders_are_made_as_the_umask_says(tmp_path, umask, mode, folder):
+    """Outputs were 0644 whatever the umask: a lab's shared folder (umask 002) gave its group
+    no write access to them."""
+    import os
+
+    from bids_fixedfx import outputs
+
+    before = os.umask(umask)
+    try:
+        assert locations.creation_mode() == mode and locations.creation_mode(0o777) == folder
+        written = outputs.write_text("x", tmp_path / "a.txt")
+    finally:
+        os.umask(before)
+    assert written.stat().st_mode & 0o777 == mode
 
 
 @pytest.mark.parametrize(

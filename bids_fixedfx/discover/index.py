@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import NoDataError, UsageError
+from ..locations import creation_mode
 from .bidsignore import bidsignore_rules
 from .derivatives import holds_subjects, is_described
 from .folders import LABEL, _selected
@@ -226,7 +227,14 @@ def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label,
     )
     name = "layout-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
     final = database_dir / name
-    if not (final / _MANIFEST).is_file():
+    try:
+        saved = (final / _MANIFEST).is_file()
+    except OSError as error:  # another user's index, not readable by this one
+        logger.warning("The index saved in %s cannot be read (%s), so the dataset was indexed afresh; make it "
+                       "readable to every job (chmod -R g+rX, say), or give each user a --bids-database-dir.",
+                       final, error.strerror)
+        return None
+    if not saved:
         try:
             database_dir.mkdir(parents=True, exist_ok=True)
             lock = open(database_dir / f"{name}.lock", "a")  # noqa: SIM115 (held while saving)
@@ -288,6 +296,7 @@ def _save_index(database_dir, name, bids_dir, derivatives, ignore, clean=False, 
             shutil.rmtree(leftover, ignore_errors=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=database_dir))
     try:
+        os.chmod(temporary, creation_mode(0o777))  # shared with the jobs of a lab's other users, as umask allows
         start = time.perf_counter()
         layout, indexer = _index(bids_dir, derivatives, ignore, database_path=temporary, declared=declared)
         for each in (layout, *layout.derivatives.values()):
