@@ -969,3 +969,44 @@ def test_an_earlier_section_holding_active_markup_is_not_carried_over(tmp_path, 
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "The section of task evil, space none in a page of" in said[0] and \
         "holds markup the app never writes" in said[0]
+
+
+def test_jobs_of_one_subject_beside_each_other_keep_both_sections(fresh_dataset, tmp_path, monkeypatch):
+    """Per-space (or per-task) jobs of one subject started together each read the page before
+    the other wrote it, so the page kept one job's section. Here the other job starts once this
+    one has read the earlier page, and writes its page after this one's (it waits its turn;
+    without the turn, it is let finish first)."""
+    import fcntl
+
+    from bids_fixedfx.cli import main
+    from bids_fixedfx.report import subject as subject_report
+
+    dataset = fresh_dataset(subjects=("01",))
+    out = tmp_path / "out"
+    common = ["--skip-bids-validation", "--nprocs", "1", "--participant-label", "01"]
+    earlier_sets, other = subject_report.earlier_sets, []
+
+    def other_job_meanwhile(*args, **kwargs):
+        found = earlier_sets(*args, **kwargs)
+        if not other:
+            other.append(subprocess.Popen(
+                [sys.executable, "-m", "bids_fixedfx", str(dataset.path), str(out), "participant", *common,
+                 "--space", "T1w"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            handle = os.open(out, os.O_RDONLY)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken: this job reads without a turn
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                other[0].wait(timeout=300)
+            except BlockingIOError:
+                pass  # this job's turn: the other one waits for it
+            finally:
+                os.close(handle)
+        return found
+
+    monkeypatch.setattr(subject_report, "earlier_sets", other_job_meanwhile)
+    assert main([str(dataset.path), str(out), "participant", *common, "--space", "MNI152NLin2009cAsym"]) == 0
+    _, stderr = other[0].communicate(timeout=300)
+    assert other[0].returncode == 0, stderr
+    page = (out / "sub-01.html").read_text()
+    for space in ("MNI152NLin2009cAsym", "T1w"):
+        assert f'id="task-checkerboard-space-{space}"' in page, space

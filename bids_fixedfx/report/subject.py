@@ -10,6 +10,7 @@ and masks are one figure each, and each contrast is one figure with its details 
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,18 +68,21 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
     files = files or Files(settings.output_dir)
     tasks = [task_section(settings, plan, [n for n in notes if n.about(subject, plan.task)], files, estimator)
              for plan in plans]
-    if earlier is None:
-        earlier = earlier_sets(settings.output_dir, subject, {task["anchor"] for task in tasks})
-    page = files.render(
-        "subject.html.jinja",
-        subject=subject,
-        tasks=tasks,
-        earlier=earlier,
-        n_runs=len({p.run.name for plan in plans for p in plan.runs}),  # a run fitted in two spaces is one run
-        citation=citation_link(files),
-        provenance=provenance(settings),
-    )
-    return files.write_page(subject_page(subject), page)
+    # the earlier page read and this one written in one turn: a job of the subject's other task
+    # beside this one keeps this job's section, and this job keeps that job's
+    with outputs.folder_lock(settings.output_dir) if earlier is None else nullcontext():
+        if earlier is None:
+            earlier = earlier_sets(settings.output_dir, subject, {task["anchor"] for task in tasks})
+        page = files.render(
+            "subject.html.jinja",
+            subject=subject,
+            tasks=tasks,
+            earlier=earlier,
+            n_runs=len({p.run.name for plan in plans for p in plan.runs}),  # a run fitted in two spaces is one run
+            citation=citation_link(files),
+            provenance=provenance(settings),
+        )
+        return files.write_page(subject_page(subject), page)
 
 
 def section_anchor(task, space) -> str:
@@ -96,11 +100,12 @@ def keep_earlier_sections(settings, subject: str, anchors) -> Path | None:
     path : Path or None
         The page rewritten, or None when it was removed (or there was none).
     """
-    earlier = earlier_sets(settings.output_dir, subject, set(anchors))
-    if earlier:
-        return write_subject_report(settings, subject, [], [], earlier=earlier)
-    page = settings.output_dir / subject_page(subject)
-    outputs.remove_files(settings.output_dir, [subject_page(subject)] if page.is_file() else [])
+    with outputs.folder_lock(settings.output_dir):  # in one turn (see write_subject_report)
+        earlier = earlier_sets(settings.output_dir, subject, set(anchors))
+        if earlier:
+            return write_subject_report(settings, subject, [], [], earlier=earlier)
+        page = settings.output_dir / subject_page(subject)
+        outputs.remove_files(settings.output_dir, [subject_page(subject)] if page.is_file() else [])
     return None
 
 
