@@ -1238,8 +1238,7 @@ def _remove_outdated_group_page(settings, tests) -> None:
     would show); its sections of other tasks and spaces (maps this job left as they were) stay,
     with their figures, and so does a page of another group model's or design's maps."""
     from .report import page_maps, shown_maps
-    from .report.group import earlier_group_sets, write_group_page
-    from .report.pages import linked_files
+    from .report.group import earlier_group_sets
     from .report.subject import section_anchor
 
     output_dir, page = settings.output_dir, naming.build("group_report")
@@ -1250,7 +1249,17 @@ def _remove_outdated_group_page(settings, tests) -> None:
     if shown is not None and shown != page_maps(settings):
         logger.debug("%s shows the desc-%s maps, which this job left as they were: kept", page, shown)
         return
-    earlier = earlier_group_sets(settings, {section_anchor(test.task, test.space) for test in tests})
+    with outputs.folder_lock(output_dir):  # the page read and written again in one turn (see write_group_page)
+        _prune_group_page_locked(settings, tests, earlier_group_sets(
+            settings, {section_anchor(test.task, test.space) for test in tests}))
+
+
+def _prune_group_page_locked(settings, tests, earlier) -> None:
+    """:func:`_remove_outdated_group_page`'s removal, given the page's sections of other tasks and spaces."""
+    from .report.group import write_group_page
+    from .report.pages import linked_files
+
+    output_dir, page = settings.output_dir, naming.build("group_report")
     linked = {path for kept in earlier for path in linked_files(kept.section)}
     figures = [path.relative_to(output_dir) for path in sorted((output_dir / "group" / "figures").glob("*"))
                if path.is_file() and path.relative_to(output_dir) not in linked]

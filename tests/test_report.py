@@ -971,27 +971,17 @@ def test_an_earlier_section_holding_active_markup_is_not_carried_over(tmp_path, 
         "holds markup the app never writes" in said[0]
 
 
-def test_jobs_of_one_subject_beside_each_other_keep_both_sections(fresh_dataset, tmp_path, monkeypatch):
-    """Per-space (or per-task) jobs of one subject started together each read the page before
-    the other wrote it, so the page kept one job's section. Here the other job starts once this
-    one has read the earlier page, and writes its page after this one's (it waits its turn;
-    without the turn, it is let finish first)."""
+def _other_job_once_read(read, out, other, arguments):
+    """``read`` (a page's earlier sections), then, the first time, another job of the app
+    started (into ``other``): let finish when this job reads without holding the lock of
+    OUTPUT_DIR, else left waiting for its turn."""
     import fcntl
 
-    from bids_fixedfx.cli import main
-    from bids_fixedfx.report import subject as subject_report
-
-    dataset = fresh_dataset(subjects=("01",))
-    out = tmp_path / "out"
-    common = ["--skip-bids-validation", "--nprocs", "1", "--participant-label", "01"]
-    earlier_sets, other = subject_report.earlier_sets, []
-
-    def other_job_meanwhile(*args, **kwargs):
-        found = earlier_sets(*args, **kwargs)
+    def reading(*args, **kwargs):
+        found = read(*args, **kwargs)
         if not other:
-            other.append(subprocess.Popen(
-                [sys.executable, "-m", "bids_fixedfx", str(dataset.path), str(out), "participant", *common,
-                 "--space", "T1w"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            other.append(subprocess.Popen([sys.executable, "-m", "bids_fixedfx", *arguments],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
             handle = os.open(out, os.O_RDONLY)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken: this job reads without a turn
@@ -1003,10 +993,48 @@ def test_jobs_of_one_subject_beside_each_other_keep_both_sections(fresh_dataset,
                 os.close(handle)
         return found
 
-    monkeypatch.setattr(subject_report, "earlier_sets", other_job_meanwhile)
+    return reading
+
+
+def test_jobs_of_one_subject_beside_each_other_keep_both_sections(fresh_dataset, tmp_path, monkeypatch):
+    """Per-space (or per-task) jobs of one subject started together each read the page before
+    the other wrote it, so the page kept one job's section. Here the other job starts once this
+    one has read the earlier page, and writes its page after this one's (it waits its turn;
+    without the turn, it is let finish first)."""
+    from bids_fixedfx.cli import main
+    from bids_fixedfx.report import subject as subject_report
+
+    dataset = fresh_dataset(subjects=("01",))
+    out = tmp_path / "out"
+    common = ["--skip-bids-validation", "--nprocs", "1", "--participant-label", "01"]
+    other = []
+    monkeypatch.setattr(subject_report, "earlier_sets", _other_job_once_read(
+        subject_report.earlier_sets, out, other, [str(dataset.path), str(out), "participant", *common, "--space", "T1w"]))
     assert main([str(dataset.path), str(out), "participant", *common, "--space", "MNI152NLin2009cAsym"]) == 0
     _, stderr = other[0].communicate(timeout=300)
     assert other[0].returncode == 0, stderr
     page = (out / "sub-01.html").read_text()
+    for space in ("MNI152NLin2009cAsym", "T1w"):
+        assert f'id="task-checkerboard-space-{space}"' in page, space
+
+
+def test_group_jobs_beside_each_other_keep_both_sections(fresh_dataset, tmp_path, monkeypatch):
+    """As per-space jobs of one subject: group jobs of two spaces started together (the page
+    read by one, written by the other meanwhile) kept one job's section of group.html."""
+    from bids_fixedfx.cli import main
+    from bids_fixedfx.report import group as group_report
+
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports", "--nprocs",
+                 "1", "--space", "MNI152NLin2009cAsym", "T1w"]) == 0
+    other = []
+    monkeypatch.setattr(group_report, "earlier_group_sets", _other_job_once_read(
+        group_report.earlier_group_sets, out, other,
+        [str(dataset.path), str(out), "group", "--nprocs", "1", "--space", "T1w"]))
+    assert main([str(dataset.path), str(out), "group", "--nprocs", "1", "--space", "MNI152NLin2009cAsym"]) == 0
+    _, stderr = other[0].communicate(timeout=300)
+    assert other[0].returncode == 0, stderr
+    page = (out / "group.html").read_text()
     for space in ("MNI152NLin2009cAsym", "T1w"):
         assert f'id="task-checkerboard-space-{space}"' in page, space

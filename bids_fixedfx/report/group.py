@@ -8,6 +8,7 @@ their design sidecars (:class:`~bids_fixedfx.boilerplate.readback.Reader`).
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -46,10 +47,6 @@ def write_group_page(settings, group_plan, notes=(), earlier=None):
     path : Path or None
         None when no contrast was tested and no earlier section is kept.
     """
-    if earlier is None:
-        earlier = earlier_group_sets(settings, {section_anchor(t.task, t.space) for t in group_plan.tests})
-    if not group_plan.tests and not earlier:
-        return None
     files, reader = Files(settings.output_dir), Reader(settings.output_dir)
     grouped = defaultdict(lambda: {"tests": [], "untested": []})
     for test in group_plan.tests:
@@ -66,7 +63,20 @@ def write_group_page(settings, group_plan, notes=(), earlier=None):
             command = recorded_command(item.info)
             if command and command not in commands:
                 commands.append(command)
-    html = files.render(
+    # the earlier page read and this one written in one turn (the lock of OUTPUT_DIR): a group job of
+    # other tasks beside this one keeps this job's sections, and this job keeps that job's
+    with outputs.folder_lock(settings.output_dir) if earlier is None else nullcontext():
+        if earlier is None:
+            earlier = earlier_group_sets(settings, {section_anchor(t.task, t.space) for t in group_plan.tests})
+        if not tasks and not earlier:
+            return None
+        return files.write_page(naming.build("group_report"), _render(
+            settings, files, tasks, earlier, commands, (*group_plan.notes, *notes)))
+
+
+def _render(settings, files, tasks, earlier, commands, notes) -> str:
+    """``group.html``: these tasks' sections and the earlier ones kept."""
+    return files.render(
         "group.html.jinja",
         tasks=tasks,
         group_model=("fixed effects" if settings.group_model == "fixed"
@@ -77,12 +87,11 @@ def write_group_page(settings, group_plan, notes=(), earlier=None):
         maps_desc=page_maps(settings),
         design=settings.model_node_names.get("dataset") if settings.group_design else None,
         min_subjects=MIN_SUBJECTS,
-        warnings=[note.text for note in (*group_plan.notes, *notes)],
+        warnings=[note.text for note in notes],
         citation=citation_link(files),
         provenance=provenance(settings, {"participant": "\n".join(commands) or "(not recorded in the subject maps)",
                                          "group": settings.command or "(not recorded)"}),
     )
-    return files.write_page(naming.build("group_report"), html)
 
 
 def earlier_group_sets(settings, anchors) -> list[EarlierSet]:
