@@ -323,6 +323,9 @@ def check_report_options(argv) -> None:
 
 #: The ``--bids-filter-file`` entries the app reads.
 FILTER_KINDS = ("bold", "mask", "confounds", "events")
+#: The entries of fMRIPrep's filter files (its ``DEFAULT_BIDS_QUERIES``) that name files this app
+#: does not read: a job script passes one filter file to both.
+OTHER_FILTER_KINDS = ("t1w", "t2w", "flair", "fmap", "sbref", "roi", "dwi", "asl", "pet")
 
 
 def _read_filters(path):
@@ -536,8 +539,14 @@ def main(argv=None, fork: bool = False) -> int:
         return stop.code if isinstance(stop.code, int) else EX_USAGE
     _setup_logging(settings.verbose)
     allocator.tune(settings.nprocs)
+    from .surface import hide_carrier_warning
+
+    hide_carrier_warning()
     for kind in settings.bids_filters:
-        if kind not in FILTER_KINDS:  # fMRIPrep's filter files also hold t1w, fmap...: said, not refused
+        if kind in OTHER_FILTER_KINDS:  # a filter file made for fMRIPrep
+            logger.info("--bids-filter-file entry %r is of files this app does not read (it reads %s), so it is "
+                        "ignored.", kind, ", ".join(FILTER_KINDS))
+        elif kind not in FILTER_KINDS:
             logger.warning("--bids-filter-file entry %r is not a kind this app reads (%s), so it is ignored; "
                            "check its spelling.", kind[:40], ", ".join(FILTER_KINDS))
 

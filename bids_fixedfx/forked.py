@@ -33,6 +33,7 @@ import traceback
 import warnings
 
 from .errors import FixedFxError
+from .surface import hide_carrier_warning
 
 #: The logger whose records the child sends back (the app's: every module logs to it).
 LOGGER = "bids_fixedfx"
@@ -254,6 +255,7 @@ def _then(then, value, kept, send, shared) -> None:
     logged = len(kept.records)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # any warning, even one shown before, is this process's to give
+        hide_carrier_warning()
         try:
             answer = then(value, shared.allocate)
         except Exception:  # noqa: BLE001 - the parent does the work itself, and reports what it finds

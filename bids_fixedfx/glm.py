@@ -52,6 +52,7 @@ from .series import (  # noqa: F401  (a run's series; re-exported for the caller
     streamed_series,
 )
 from .settings import STATS
+from .surface import hide_carrier_warning
 
 #: nilearn's output names for the maps of SPEC §3.
 NILEARN_OUTPUTS = {
@@ -479,6 +480,7 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         series, mask_img, overwrite_series = series[:, varies], mask_without(mask_img, ~varies), True
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
+        hide_carrier_warning()
         maps, dof, r_square = fit_contrasts(
             series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
             tests=[fitted_test(getattr(c, "test", "t")) for c in contrasts], overwrite_series=overwrite_series,

@@ -262,6 +262,20 @@ def series_mask(series) -> np.ndarray:
     return finite & varies
 
 
+#: What nibabel says of a NIfTI header of more than 32,767 voxels along x: true of the internal
+#: ``(n, 1, 1)`` carrier of a surface of that many vertices (fsaverage6, fsLR's grayordinates),
+#: which is never written, so it is not said (the maps written are GIFTI and CIFTI).
+CARRIER_WARNING = "Using large vector Freesurfer hack"
+
+
+def hide_carrier_warning() -> None:
+    """Ignore nibabel's :data:`CARRIER_WARNING` from here on (call again after
+    ``warnings.simplefilter``, which drops it)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=CARRIER_WARNING, category=UserWarning)
+
+
 def as_image(values):
     """A map (or mask) of vertices as the internal ``(n, 1, 1)`` NIfTI carrier (identity affine)."""
     import nibabel as nib

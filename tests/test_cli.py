@@ -386,13 +386,19 @@ def test_a_filter_of_a_runs_files_naming_a_run_entity_is_refused(tmp_path, capsy
 
 
 def test_a_filter_entry_of_a_kind_the_app_does_not_read_is_said(tmp_path, capsys):
-    """A typo ("bolt") was ignored without a word; fMRIPrep's other kinds (t1w) are said too, not refused."""
+    """A typo ("bolt") was ignored without a word; fMRIPrep's other kinds (t1w, fmap) are said
+    without a warning (a filter file made for fMRIPrep: nothing is misspelled), not refused."""
     path = tmp_path / "filters.json"
-    path.write_text(json.dumps({"bolt": {"run": 1}, "t1w": {"acquisition": None}, "bold": {"run": 1}}))
+    path.write_text(json.dumps({"bolt": {"run": 1}, "t1w": {"acquisition": None}, "fmap": {"run": 1},
+                                "bold": {"run": 1}}))
     code = cli.main(["/no/such/dataset", str(tmp_path / "out"), "participant", "--bids-filter-file", str(path)])
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
-    assert code != 0 and len(warnings) == 2
-    assert "'bolt'" in warnings[0] and "'t1w'" in warnings[1] and "ignored" in warnings[0]
+    said = capsys.readouterr().err.splitlines()
+    warnings = [line for line in said if "WARNING" in line]
+    assert code != 0 and len(warnings) == 1
+    assert "'bolt'" in warnings[0] and "ignored; check its spelling" in warnings[0]
+    for kind in ("t1w", "fmap"):
+        (line,) = [line for line in said if f"entry '{kind}'" in line]
+        assert "INFO" in line and "of files this app does not read" in line and "spelling" not in line
 
 
 def test_missing_bids_filter_file_exits_64(tmp_path, capsys):

@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -433,6 +434,25 @@ def test_cifti_density_is_chosen_with_the_filter_file(tmp_path, capsys):
     assert main([*argv, "--bids-filter-file", str(filters)]) == 0
     written = sorted(p.name for p in (tmp_path / "out" / "sub-01" / "func").glob("*.dscalar.nii"))
     assert written and all("_den-2k_" in name for name in written)
+
+
+def test_a_surface_of_more_than_32767_vertices_says_nothing_of_nibabel_s_carrier(tmp_path):
+    """fsaverage6 and fsLR's 91k grayordinates printed nibabel's "large vector Freesurfer hack"
+    warning of the internal (n, 1, 1) image, raw and as a run's note, though no NIfTI is written."""
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+                                   n_volumes=30, surfaces=True)
+    for path in sorted(dataset.path.rglob(f"*_space-{FS5}_bold.func.gii")):
+        img = nib.load(path)
+        arrays = [nib.gifti.GiftiDataArray(np.resize(d.data, 40962).astype(np.float32), intent=d.intent,
+                                           datatype="NIFTI_TYPE_FLOAT32", meta=d.meta) for d in img.darrays]
+        nib.save(nib.GiftiImage(darrays=arrays, meta=img.meta), str(path).replace(FS5, "fsaverage6"))
+        path.unlink()
+    done = subprocess.run([sys.executable, "-m", "bids_fixedfx", str(dataset.path), str(tmp_path / "out"),
+                           "participant", "--skip-bids-validation", "--space", "fsaverage6", "--no-reports"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "large vector" not in done.stderr and "Freesurfer hack" not in done.stderr
+    assert list((tmp_path / "out" / "sub-01").rglob("*space-fsaverage6*_stat-z_statmap.func.gii"))
 
 
 # ----------------------------------------------------------------------------
