@@ -90,6 +90,24 @@ def test_run_without_events(one_subject, tmp_path, capsys):
           "sub-01_ses-1_task-checkerboard_run-02", "events")
 
 
+@pytest.mark.parametrize("change, said", [
+    ("empty", "holds no event to model"),
+    ("milliseconds", "starts after the run's last volume"),
+])
+def test_no_run_to_fit_says_why(one_subject, tmp_path, capsys, change, said):
+    """Events of a header alone, or onsets in milliseconds: the error said "no run has a contrast
+    to compute", and the reason (each run's warning) was never shown."""
+    for events in one_subject.path.rglob("*_events.tsv"):
+        frame = pd.read_csv(events, sep="\t")
+        if change == "empty":
+            frame = frame.iloc[:0]
+        else:
+            frame["onset"] *= 1000
+        frame.to_csv(events, sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 66,
+          "no run has a contrast to compute", said)
+
+
 def test_missing_repetition_time(one_subject, tmp_path, capsys):
     for sidecar in [*one_subject.path.glob("task-*_bold.json"),
                     *(one_subject.path / "derivatives").rglob("*_desc-preproc_bold.json")]:

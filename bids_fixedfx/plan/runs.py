@@ -166,6 +166,10 @@ def plan_runs(selection, settings, model=None) -> Plan:
         if not contrasts:
             if node is not None and skipped and not why:
                 why.append(skipped[0].text.removeprefix(f"{run.name}: "))
+            elif node is None and not why:
+                why.append(_design_said(run, built[run]) or (
+                    "it has no events file" if run.events is None else
+                    f"its events file {run.events} holds no event to model (a condition is a trial_type)"))
             notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute and was left out."))
             left_out[(run.subject, run.task, run.space)].append(LeftOut(run, NO_CONTRAST))
             continue
@@ -187,8 +191,9 @@ def plan_runs(selection, settings, model=None) -> Plan:
         contrasts, dependent = _estimable(contrasts, built[run], run)
         notes += dependent
         if not contrasts:
-            if dependent and not why:
-                why.append(dependent[0].text.removeprefix(f"{run.name}: "))
+            if not why:
+                why.append(dependent[0].text.removeprefix(f"{run.name}: ") if dependent else
+                           _design_said(run, built[run]) or "each of its contrasts weighs an empty regressor")
             cause = "of linearly dependent columns" if dependent else "an empty regressor"
             notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute (each weighs "
                                                            f"{cause}) and was left out."))
@@ -230,6 +235,13 @@ def _check_names_apart(subject, levels) -> None:
                     "with a run- entity in the dataset (run-1), or fit one of them with --bids-filter-file, "
                     f'e.g. {{"bold": {{"run": null}}}}.'
                 )
+
+
+def _design_said(run, design) -> str | None:
+    """What a run's design said of its events (every event of a condition after the run's end,
+    say), the first thing: why it may have no contrast to compute."""
+    said = [note.text.removeprefix(f"{run.name}: ") for note in design.notes]
+    return said[0] if said else None
 
 
 def _nothing_to_fit(runs, left_out, why=()) -> str:
