@@ -19,6 +19,7 @@ from collections import Counter
 from . import __version__, allocator
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
 from .jsonfile import EVERY_KEY, read_object
+from .locations import give_a_home
 from .arguments import (
     DRIFT_OPTIONS,
     GROUP_ONLY,
@@ -542,6 +543,9 @@ def main(argv=None, fork: bool = False) -> int:
     from .surface import hide_carrier_warning
 
     hide_carrier_warning()
+    home = give_a_home(settings.work_dir)
+    if home is not None:
+        logger.debug("This user has no home folder: HOME is %s for this job", home)
     for kind in settings.bids_filters:
         if kind in OTHER_FILTER_KINDS:  # a filter file made for fMRIPrep
             logger.info("--bids-filter-file entry %r is of files this app does not read (it reads %s), so it is "

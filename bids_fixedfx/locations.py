@@ -221,6 +221,24 @@ def _home() -> Path | None:
         return None
 
 
+def give_a_home(work_dir=None) -> Path | None:
+    """Set ``HOME`` to the scratch space (``--work-dir``, else the system's temporary folder)
+    when the user has no home folder (an account-less user of a container or an HPC job, with
+    ``HOME`` unset): pybids' import and the validator's cache (Deno's) look for one, and
+    stopped the job (exit 1, or a valid dataset said to fail validation).
+
+    Returns
+    -------
+    home : Path or None
+        The folder set, or None when the user has a home folder (nothing is changed).
+    """
+    if _home() is not None:
+        return None
+    home = Path(work_dir) if work_dir is not None else Path(tempfile.gettempdir())
+    os.environ["HOME"] = str(home)
+    return home
+
+
 def _check_folder(option: str, path: Path, read_only: bool = False) -> None:
     """``path`` is a folder the app can write in, or can be made as one: a folder is made in
     it (or in the nearest folder above it that exists) and removed again (``read_only``: a

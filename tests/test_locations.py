@@ -256,3 +256,21 @@ def test_a_folder_its_permissions_allow_but_its_file_system_refuses_is_named(tmp
     with pytest.raises(UsageError, match=rf"OUTPUT_DIR {tmp_path / 'out' / 'deep'} cannot be written: a folder "
                        rf"cannot be made in {tmp_path} \(Operation not permitted\)"):
         locations.check_locations(bids, tmp_path / "out" / "deep")
+
+
+def test_a_user_without_a_home_folder_is_given_the_scratch_space(tmp_path, monkeypatch):
+    """An account-less user of a container with HOME unset: pybids' import stopped the job (exit 1,
+    "Could not determine home directory") and the validator found no cache folder (exit 16)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert locations.give_a_home(tmp_path / "work") is None  # a home folder: left as it is
+    assert os.environ["HOME"] == str(tmp_path)
+
+    def homeless():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr(Path, "home", staticmethod(homeless))
+    assert locations.give_a_home(tmp_path / "work") == tmp_path / "work"
+    assert os.environ["HOME"] == str(tmp_path / "work")
+    monkeypatch.delenv("HOME")
+    assert locations.give_a_home() == Path(tempfile.gettempdir())
