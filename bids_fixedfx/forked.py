@@ -31,6 +31,7 @@ import sys
 import threading
 import traceback
 import warnings
+from contextlib import contextmanager
 
 from .errors import FixedFxError
 from .surface import hide_carrier_warning
@@ -95,7 +96,8 @@ class Forked:
                     # BLAS's idle workers (can_fork saw to Python's), which OpenBLAS handles at a fork
                     warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)",
                                             category=DeprecationWarning)
-                    self._child.start()
+                    with _stops_blocked():
+                        self._child.start()
             except OSError:  # no process to be had (a limit on processes, memory): the call is made here
                 self._receive.close()
                 if self._shared is not None:
@@ -217,12 +219,30 @@ class _Kept(logging.Handler):
         self.records.append(logging.makeLogRecord(kept | {"msg": self.format(record)}))
 
 
+#: The signals that stop the app (``cli.run``'s handlers raise on them).
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def _stops_blocked():
+    """:data:`STOPS` blocked while the block forks, and delivered once it has: Python runs a
+    handler that arrives during a fork's own after-fork callbacks there, where its exception is
+    printed and dropped ("Exception ignored"), so a SIGTERM was lost and, as its handler ignores
+    the next ones while the job cleans up, the job ran on deaf to every later one."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _answer(send, receive, parent, function, args, then=None, shared=None) -> None:
     """In the child: call, and send (kind, value, traceback text, log records, warnings):
     kind "value" and the result, or "error" and the exception (pickling keeps neither its
     traceback nor its cause, hence the text, sent when :class:`ChildTraceback` says)."""
     receive.close()  # the parent's end: with it closed, sending to a parent that died fails
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # blocked by the parent while it forked
     _end_with(parent)
     kept = _Kept()
     logger = logging.getLogger(LOGGER)

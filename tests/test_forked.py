@@ -343,3 +343,30 @@ def test_interrupted_during_then_ends_the_child_at_once(tmp_path):
         raise KeyboardInterrupt
     assert time.monotonic() - start < GRACE / 2
     assert not _running(pid)
+
+
+SIGTERM_DURING_THE_FORK = """
+import os, signal, sys
+from bids_fixedfx import cli
+from bids_fixedfx.forked import Forked
+for stopping in cli.STOPPING:
+    signal.signal(stopping, cli._terminate)
+armed = [True]
+os.register_at_fork(after_in_parent=lambda: armed and (armed.pop(), os.kill(os.getpid(), signal.SIGTERM)))
+try:
+    with Forked(os.getpid) as call:
+        call.result()
+except cli.Terminated:
+    print("terminated")
+    sys.exit(143)
+print("ran on")
+"""
+
+
+def test_a_sigterm_during_a_fork_stops_the_job():
+    """A SIGTERM (scancel, docker stop) that arrived while Python ran its after-fork callbacks
+    was printed as an ignored exception and lost; the job ran on, ignoring every later signal."""
+    done = subprocess.run([sys.executable, "-c", SIGTERM_DURING_THE_FORK], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (143, "terminated"), done.stderr
+    assert "Exception ignored" not in done.stderr
