@@ -584,6 +584,11 @@ def main(argv=None, fork: bool = False) -> int:
             logger.error("Another job is writing the same outputs in %s at the same time (it removed the files "
                          "this job staged in %s); run one job per subject, task and space at a time, then rerun this "
                          "one.", settings.output_dir, STAGING_ROOT)
+        elif isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {error.filename}" if error.filename else f" writing in {settings.output_dir}"
+            logger.error("Processing failed: the disk is full (or the quota reached)%s; free space there, or give "
+                         "another OUTPUT_DIR (or --work-dir), then rerun: the files already in place are complete, "
+                         "those being written were removed.", where)
         elif isinstance(error, MemoryError):  # numpy's says how much; a Python allocation says nothing
             logger.error("Processing failed: not enough memory%s; give the job more memory, or fewer runs or subjects "
                          "at a time (--participant-label).", f" ({error})" if str(error) else "")

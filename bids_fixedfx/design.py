@@ -227,7 +227,10 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
                                 dtype={column: str for column in text_columns} or None)
     except FileNotFoundError:
         raise InputFileError(f"The {what} {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+    except UnicodeDecodeError as error:  # Latin-1 or UTF-16 from a spreadsheet
+        raise InputFileError(f"The {what} {path} is not UTF-8 text (byte {error.start} is not UTF-8, as BIDS "
+                             "requires); save it again as UTF-8.") from error
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         reason = " ".join(str(error).split()).rstrip(".")
         raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}; write it again as a "
                              "tab-separated table with a header line.") from error

@@ -139,6 +139,18 @@ def test_empty_cells_are_missing_as_n_a_is(example_run, tmp_path):
     assert design.read_table(blank)["trans_x_derivative1"].isna().iloc[0]
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_a_table_not_in_utf8_says_so(tmp_path, encoding):
+    """A spreadsheet's Latin-1 export said "'utf-8' codec can't decode ...; write it again as a
+    tab-separated table with a header line": it is one; its encoding is at fault."""
+    events = tmp_path / "sub-01_task-x_events.tsv"
+    events.write_bytes("onset\tduration\ttrial_type\n0\t1\tcaf\u00e9\n".encode(encoding))
+    with pytest.raises(InputFileError) as error:
+        design.read_table(events, "events file")
+    assert str(error.value).startswith(f"The events file {events} is not UTF-8 text (byte ")
+    assert str(error.value).endswith("is not UTF-8, as BIDS requires); save it again as UTF-8.")
+
+
 def test_a_table_that_cannot_be_read_says_what_to_do(tmp_path):
     """An empty confounds file (a copy interrupted, the BIDS examples' placeholders) said only
     pandas' 'No columns to parse from file'."""

@@ -818,6 +818,23 @@ def test_trial_types_that_differ_in_spaces_only_are_said_so(fresh_dataset, tmp_p
           "'audio '", "spaces only")
 
 
+def test_a_full_disk_is_said_as_such_naming_the_file(one_subject, tmp_path, capsys, monkeypatch):
+    """It was "Processing failed: [Errno 28] No space left on device", naming no file, saying nothing to do."""
+    import errno
+
+    from bids_fixedfx import outputs
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(outputs, "_atomic", full)
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", *QUICK]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "the disk is full (or the quota reached) writing " in errors[0]
+    assert str(tmp_path / "out") in errors[0] and "free space there" in errors[0]
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
 @pytest.mark.parametrize("error", [MemoryError(), MemoryError("Unable to allocate 894. GiB for an array")])
 def test_running_out_of_memory_is_said_as_such(one_subject, tmp_path, capsys, monkeypatch, error):
     """A Python allocation that fails says nothing: 'Processing failed:  (run with -v ...)'."""
