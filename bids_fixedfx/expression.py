@@ -108,6 +108,13 @@ def _tokens(text: str, where: str = "Contrast expression"):
                 f"{position + 1}; only numbers, column names, + - * / and parentheses are allowed."
             )
         kind = match.lastgroup
+        if kind == "name" and tokens and tokens[-1][0] == "number" and match.start(kind) == position:
+            word = tokens[-1][1] + match.group(kind)  # a condition such as 2back, read as 2 then back
+            raise UsageError(
+                f"{where} {text!r} names {word!r}, which starts with a digit: an expression names columns that "
+                "start with a letter or _ (a weight is written 2*name); give the contrast as comma-separated "
+                "weights in the order of the design's columns (a run's _design.tsv), or rename the condition."
+            )
         tokens.append((kind, match.group(kind)))
         position = match.end()
     return tokens

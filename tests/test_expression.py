@@ -102,3 +102,13 @@ def test_weight_lists():
     assert WEIGHT_LIST.match(" 0.5 , -.5 ,1e-3")
     assert not WEIGHT_LIST.match("1,,2")
     assert not WEIGHT_LIST.match("a,1")
+
+
+@pytest.mark.parametrize("text, name", [("2back-0back", "2back"), ("a - 2b", "2b"), ("0.5*(1st+2nd)", "1st")])
+def test_a_name_that_starts_with_a_digit_is_said_to(text, name):
+    """n-back conditions (2back): the error was "unexpected 'back'"."""
+    with pytest.raises(UsageError) as error:
+        parse_expression(text, "--contrast d")
+    assert f"names {name!r}, which starts with a digit" in str(error.value)
+    assert "comma-separated weights" in str(error.value) and "2*name" in str(error.value)
+    assert parse_expression("2*back - 0.5 * a").weights == (("back", 2.0), ("a", -0.5))  # weights still read
