@@ -287,7 +287,7 @@ def test_the_models_folder_is_locked_while_a_job_writes_its_copy(tmp_path):
     import fcntl
     import os
 
-    from bids_fixedfx import workflow
+    from bids_fixedfx import outputs
 
     def try_lock():
         handle = os.open(tmp_path / "models", os.O_RDONLY)
@@ -296,7 +296,7 @@ def test_the_models_folder_is_locked_while_a_job_writes_its_copy(tmp_path):
         finally:
             os.close(handle)
 
-    with workflow._models_locked(tmp_path):
+    with outputs.folder_lock(tmp_path / "models"):
         with pytest.raises(BlockingIOError):
             try_lock()
     try_lock()
