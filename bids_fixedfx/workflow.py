@@ -170,10 +170,10 @@ def _participant(settings, derivatives, fork):
                 stale = _without_shared_figures(stale, settings.output_dir, subject)
             if first_set:
                 settings = _settle_datasets(settings, staging)
-                if model is not None:
-                    _write_model_copy(model, default, checked, settings, looked_for)
-                first_set = False
             staging.commit(stale)
+            if first_set and model is not None:  # once the maps that cite it are in place: a set that fails to
+                _write_model_copy(model, default, checked, settings, looked_for)  # move leaves the earlier copy
+            first_set = False
         for maps in made:
             logger.info("sub-%s%s task-%s%s: node %s (%s) over %d input(s) written (subject %d of %d)",
                         subject.subject, f" ses-{maps.session}" if maps.session else "", subject.task,

@@ -154,3 +154,27 @@ def test_jobs_beside_each_other_over_folders_of_one_name_keep_every_link(fresh_d
                 assert target.is_file(), uri
                 if name not in ("", "raw"):
                     assert target.is_relative_to(folder.resolve()), (subject, uri)
+
+
+def test_a_set_that_fails_to_move_into_place_leaves_the_earlier_model_copy(fresh_dataset, tmp_path, monkeypatch):
+    """The model's copy was written before the first set moved into place: a rerun with other options
+    whose set failed to move (a file of the output made read-only) left a copy that no map matched."""
+    from bids_fixedfx import outputs
+    from bids_fixedfx.cli import main
+
+    dataset = fresh_dataset(subjects=("01",))
+    out = tmp_path / "out"
+    common = [str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports", "--nprocs", "1"]
+    assert main(common) == 0
+    model = out / "models" / "model-default_smdl.json"
+    before = model.read_text()
+
+    def refused(self, stale=()):
+        raise PermissionError(13, "Permission denied", str(out / "sub-01"))
+
+    monkeypatch.setattr(outputs.Staging, "commit", refused)
+    assert main([*common, "--smoothing-fwhm", "0"]) == 1
+    assert model.read_text() == before
+    monkeypatch.undo()
+    assert main([*common, "--smoothing-fwhm", "0"]) == 0
+    assert model.read_text() != before  # the rerun that moved its set wrote its own
