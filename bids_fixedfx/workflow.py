@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import (combine, discover, forked, glm, inference, locations, naming, nodes, outputs, plan, progress, sidecars,
                surface)
-from .errors import UsageError
+from .errors import FixedFxError, UsageError
 from .notes import Note, Repeats, said_once
 
 logger = logging.getLogger("bids_fixedfx")
@@ -117,6 +117,7 @@ def _participant(settings, derivatives, fork):
         return
 
     _check_other_sessions(checked, settings)
+    _check_other_resolution(checked, settings)
     settings = replace(settings, derivatives=tuple(derivatives))
     # the dataset's files and the model's copy are written with the first set: a run that fails
     # in its fit (a mask nilearn computes empty) leaves OUTPUT_DIR as it was, and a job stopped
@@ -942,6 +943,52 @@ def _check_other_sessions(checked, settings) -> None:
                 f"{settings.output_dir} holds maps of sub-{subject.subject} ses-{', ses-'.join(other)}, which this "
                 f"job's subject maps of {chosen} only would replace: {remedy} to combine all of them, or use another "
                 "OUTPUT_DIR."
+            )
+
+
+#: Entities of an input's name that the output names do not carry (fMRIPrep's template
+#: resolution and cohort): the maps of two of their values would have one name.
+UNNAMED_ENTITIES = ("res", "cohort")
+
+
+def _entities_unnamed(name) -> dict:
+    """The :data:`UNNAMED_ENTITIES` of a file name (``{"res": "2"}``)."""
+    import re
+
+    return dict(re.findall(r"_(%s)-([a-zA-Z0-9]+)" % "|".join(UNNAMED_ENTITIES), Path(name).name))
+
+
+def _check_other_resolution(checked, settings) -> None:
+    """Refuse a job whose subject maps would replace those an earlier job made of the same
+    subject, task and space from inputs of another resolution or cohort (``res-1`` and
+    ``res-2`` of a template, chosen with ``--bids-filter-file``): the names of the maps carry
+    neither, so the second silently replaced the first.
+
+    Raises
+    ------
+    UsageError
+    """
+    for subject in checked.subjects:
+        mine = {tuple(sorted(_entities_unnamed(plan.run.bold).items())) for plan in subject.runs}
+        found = [path for path in outputs.existing_set(settings.output_dir, f"sub-{subject.subject}",
+                                                       subject=subject.subject, task=subject.task, space=subject.space)
+                 if path.name.endswith("_statmap.json") and "run" in naming.parse(path)]
+        if not found:
+            continue
+        try:
+            sources = sidecars.read_json(settings.output_dir / found[0]).get("Sources", [])
+        except FixedFxError:
+            continue  # an unreadable sidecar: said where the group level reads it
+        bold = next((str(s) for s in sources if isinstance(s, str) and "_bold" in s), None)
+        theirs = tuple(sorted(_entities_unnamed(bold).items())) if bold else None
+        if theirs is not None and theirs not in mine:
+            said = lambda entities: " ".join(f"{k}-{v}" for k, v in entities) or "no res- or cohort-"  # noqa: E731
+            raise UsageError(
+                f"{settings.output_dir} holds maps of sub-{subject.subject} task-{subject.task}"
+                f"{f' space-{subject.space}' if subject.space else ''} made from inputs of {said(theirs)}, and this "
+                f"job's inputs are of {' and '.join(said(m) for m in sorted(mine))}; the names of the maps carry "
+                "neither, so these would replace those: use another OUTPUT_DIR for each resolution, or remove "
+                "the earlier maps first."
             )
 
 

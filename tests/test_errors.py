@@ -243,6 +243,25 @@ def test_several_resolutions_of_one_space(one_subject, tmp_path, capsys):
                  "--bids-filter-file", str(tmp_path / "filter.json")]) == 0
 
 
+def test_maps_of_another_resolution_are_not_replaced(one_subject, tmp_path, capsys):
+    """res-1 and res-2 jobs (each chosen with --bids-filter-file) into one OUTPUT_DIR: the maps'
+    names carry no res-, so the second job's silently replaced the first's."""
+    for bold in list((one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.*")):
+        copy = bold.with_name(bold.name.replace(f"space-{SPACE}_", f"space-{SPACE}_res-2_"))
+        copy.write_bytes(bold.read_bytes())
+    out = tmp_path / "out"
+    for res in (None, "2"):
+        (tmp_path / f"filter-{res}.json").write_text(json.dumps({"bold": {"res": res}}))
+    common = [one_subject.path, out, "participant", "--skip-bids-validation", "--no-reports", "--bids-filter-file"]
+    assert main([str(a) for a in [*common, tmp_path / "filter-None.json"]]) == 0
+    capsys.readouterr()
+    written = checksums(out)
+    message = fails(capsys, [*common, tmp_path / "filter-2.json"], 64, "made from inputs of no res- or cohort-",
+                    "inputs are of res-2", "another OUTPUT_DIR", output=tmp_path / "nothing")
+    assert "sub-01 task-checkerboard" in message and checksums(out) == written
+    assert main([str(a) for a in [*common, tmp_path / "filter-None.json"]]) == 0  # a rerun of the same inputs
+
+
 def test_series_in_two_formats_are_told_apart_by_extension(one_subject, tmp_path, capsys):
     import gzip
 
