@@ -322,6 +322,31 @@ def check_report_options(argv) -> None:
                              "report; drop one or the other.")
 
 
+def check_path_encoding(args) -> None:
+    """Refuse a path whose name holds bytes that are not UTF-8 (a folder named on a Latin-1
+    system): the validator stopped on it (a valid dataset said to fail validation) and pybids
+    with a UnicodeEncodeError (exit 1).
+
+    Raises
+    ------
+    UsageError
+        Naming the option and the first byte at fault.
+    """
+    parser = build_parser()
+    flags = {a.dest: a.metavar if not a.option_strings else max(a.option_strings, key=len) for a in parser._actions}
+    for dest, value in vars(args).items():
+        for path in value if isinstance(value, list) else [value]:
+            if not isinstance(path, os.PathLike):
+                continue
+            try:
+                str(path).encode("utf-8")
+            except UnicodeEncodeError as error:
+                byte = os.fsencode(str(path)[error.start])
+                raise UsageError(f"{flags.get(dest) or dest.upper()} {str(path)!r} holds the byte {byte!r}, which is "
+                                 "not UTF-8 (a name from a Latin-1 system); rename that folder or file in UTF-8."
+                                 ) from None
+
+
 #: The ``--bids-filter-file`` entries the app reads.
 FILTER_KINDS = ("bold", "mask", "confounds", "events")
 #: The entries of fMRIPrep's filter files (its ``DEFAULT_BIDS_QUERIES``) that name files this app
@@ -399,6 +424,7 @@ def parse_settings(argv=None) -> Settings:
     check_level_options(argv, args.analysis_level)
     check_drift_options(argv, args.drift_model)
     check_report_options(argv)
+    check_path_encoding(args)
     confounds = MOTION_CONFOUNDS if args.confounds is None else tuple(args.confounds)
     if confounds in (("none",), ("",)):
         confounds = ()

@@ -141,6 +141,24 @@ def test_a_report_threshold_without_reports_exits_64(without, capsys):
     assert f"--report-threshold has no effect with {without}, which writes no report" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where", ["BIDS_DIR", "OUTPUT_DIR", "--derivatives", "--work-dir"])
+def test_a_path_that_is_not_utf8_exits_64(tmp_path, capsys, where):
+    """A folder named on a Latin-1 system: the validator stopped on it (a valid dataset said to fail
+    validation, 16) and pybids with a UnicodeEncodeError (1)."""
+    import os
+
+    odd = os.fsdecode(bytes(tmp_path) + b"/caf\xe9")
+    argv = {"BIDS_DIR": [odd, "out", "participant"], "OUTPUT_DIR": ["ds", odd, "participant"],
+            "--derivatives": ["ds", "out", "participant", "--derivatives", odd],
+            "--work-dir": ["ds", "out", "participant", "--work-dir", odd]}[where]
+    assert cli.main(argv) == EX_USAGE
+    said = capsys.readouterr().err
+    assert f"error: {where} " in said and "which is not UTF-8" in said
+    with pytest.raises(UsageError) as error:
+        cli.parse_settings(argv)
+    assert str(error.value).startswith(f"{where} ") and "holds the byte b'\\xe9', which is not UTF-8" in str(error.value)
+
+
 def test_long_and_short_option_spellings_agree():
     assert parse("--task", "x").task == parse("-t", "x").task == ("x",)
     assert parse("--derivatives", "d").derivatives == parse("-d", "d").derivatives
