@@ -95,7 +95,9 @@ class LinearCombination:
         return vector
 
 
-def _tokens(text: str, where: str = "Contrast expression"):
+def _tokens(text: str, where: str = "Contrast expression", digit_names=None):
+    """The (kind, value) tokens of an expression; ``digit_names`` collects the words that start
+    with a digit (``2back``, read as the number 2 then the name back)."""
     position = 0
     tokens = []
     while position < len(text):
@@ -108,13 +110,9 @@ def _tokens(text: str, where: str = "Contrast expression"):
                 f"{position + 1}; only numbers, column names, + - * / and parentheses are allowed."
             )
         kind = match.lastgroup
-        if kind == "name" and tokens and tokens[-1][0] == "number" and match.start(kind) == position:
-            word = tokens[-1][1] + match.group(kind)  # a condition such as 2back, read as 2 then back
-            raise UsageError(
-                f"{where} {text!r} names {word!r}, which starts with a digit: an expression names columns that "
-                "start with a letter or _ (a weight is written 2*name); give the contrast as comma-separated "
-                "weights in the order of the design's columns (a run's _design.tsv), or rename the condition."
-            )
+        if kind == "name" and tokens and tokens[-1][0] == "number" and match.start(kind) == position \
+                and digit_names is not None:
+            digit_names.append(tokens[-1][1] + match.group(kind))
         tokens.append((kind, match.group(kind)))
         position = match.end()
     return tokens
@@ -126,7 +124,8 @@ class _Parser:
     def __init__(self, text, where):
         self.text = text
         self.where = where
-        self.tokens = _tokens(text, where)
+        self.digit_names = []
+        self.tokens = _tokens(text, where, self.digit_names)
         self.index = 0
 
     def fail(self, why):
@@ -143,6 +142,13 @@ class _Parser:
     def parse(self):
         if not self.tokens:
             self.fail("it is empty")
+        if self.digit_names:  # a condition such as 2back (a column of that name alone is taken as the column)
+            raise UsageError(
+                f"{self.where} {self.text!r} names {self.digit_names[0]!r}, which starts with a digit: an expression "
+                "names columns that start with a letter or _ (a weight is written 2*name); give the contrast as "
+                "comma-separated weights in the order of the design's columns (a run's _design.tsv), or rename "
+                "the condition."
+            )
         result = self.expression(depth=0)
         if self.index < len(self.tokens):
             self.fail(f"unexpected {self.peek()[1]!r}")

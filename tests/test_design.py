@@ -613,6 +613,22 @@ def test_a_weight_list_that_names_a_column_is_the_column(example_design, definit
     assert contrast.weights == {example_design.matrix.columns[0]: 2.0}
 
 
+def test_a_column_whose_name_starts_with_a_digit_is_named_whole(example_design):
+    """n-back conditions: --contrast twoback=2back names the column 2back (it was accepted before the
+    expression check said names start with a letter, and must stay so)."""
+    from dataclasses import replace
+
+    from bids_fixedfx.arguments import contrast
+
+    nback = replace(example_design, matrix=example_design.matrix.rename(columns={"audio": "2back"}))
+    spec = contrast("twoback=2back")
+    assert design.check_contrasts([spec], {"run1": nback}) == []
+    (weights,) = design.contrast_weights([spec], nback)
+    assert weights.weights == {"2back": 1.0}
+    with pytest.raises(UsageError, match="names '2back', which starts with a digit"):
+        design.check_contrasts([contrast("d=2back-visual")], {"run1": nback})
+
+
 def test_a_weight_list_that_names_a_column_of_some_runs_only_is_a_usage_error(example_design):
     with pytest.raises(UsageError) as error:
         design.check_contrasts([ContrastSpec("d", "2")], {"run1": _coded(example_design), "run2": example_design})
