@@ -31,9 +31,9 @@ import sys
 import threading
 import traceback
 import warnings
-from contextlib import contextmanager
 
 from .errors import FixedFxError
+from .outputs import stops_held
 from .surface import hide_carrier_warning
 
 #: The logger whose records the child sends back (the app's: every module logs to it).
@@ -88,16 +88,21 @@ class Forked:
                     self._then = then = None
             context = multiprocessing.get_context("fork")
             self._receive, send = context.Pipe(duplex=False)
+            handlers = {stop: signal.getsignal(stop) for stop in STOPS}  # the child's, not stops_held's
             self._child = context.Process(target=_answer, daemon=True,
-                                          args=(send, self._receive, os.getpid(), function, args, then, self._shared))
+                                          args=(send, self._receive, os.getpid(), function, args, then, self._shared,
+                                                handlers))
             try:
                 with warnings.catch_warnings():
                     # Python 3.12+ warns of any other thread of the process; the others here are
                     # BLAS's idle workers (can_fork saw to Python's), which OpenBLAS handles at a fork
                     warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)",
                                             category=DeprecationWarning)
-                    with _stops_blocked():
+                    with stops_held():  # see STOPS
                         self._child.start()
+            except KeyboardInterrupt:  # a stop that came while forking, acted on once the child is made
+                self.__exit__(*sys.exc_info())
+                raise
             except OSError:  # no process to be had (a limit on processes, memory): the call is made here
                 self._receive.close()
                 if self._shared is not None:
@@ -219,30 +224,24 @@ class _Kept(logging.Handler):
         self.records.append(logging.makeLogRecord(kept | {"msg": self.format(record)}))
 
 
-#: The signals that stop the app (``cli.run``'s handlers raise on them).
+#: The signals that stop the app (``cli.run``'s handlers raise on them). They are held while a
+#: child is forked (:func:`.outputs.stops_held`) and acted on once it is: Python runs a handler
+#: that arrives during a fork's own after-fork callbacks there, where its exception is printed
+#: and dropped ("Exception ignored"), so a SIGTERM was lost and, as its handler ignores the next
+#: ones while the job cleans up, the job ran on deaf to every later one. (Blocking them was not
+#: enough: BLAS's threads take a signal the main thread blocks, and Python runs its handler anyway.)
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-@contextmanager
-def _stops_blocked():
-    """:data:`STOPS` blocked while the block forks, and delivered once it has: Python runs a
-    handler that arrives during a fork's own after-fork callbacks there, where its exception is
-    printed and dropped ("Exception ignored"), so a SIGTERM was lost and, as its handler ignores
-    the next ones while the job cleans up, the job ran on deaf to every later one."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _answer(send, receive, parent, function, args, then=None, shared=None) -> None:
+def _answer(send, receive, parent, function, args, then=None, shared=None, handlers=None) -> None:
     """In the child: call, and send (kind, value, traceback text, log records, warnings):
     kind "value" and the result, or "error" and the exception (pickling keeps neither its
     traceback nor its cause, hence the text, sent when :class:`ChildTraceback` says)."""
     receive.close()  # the parent's end: with it closed, sending to a parent that died fails
+    for stop, handler in (handlers or {}).items():  # the parent's own, not those it held the stops with
+        if handler is not None:
+            signal.signal(stop, handler)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # blocked by the parent while it forked
     _end_with(parent)
     kept = _Kept()
     logger = logging.getLogger(LOGGER)
