@@ -308,23 +308,30 @@ def folder_lock(folder):
 
 
 def renamed_datasets(used, settled) -> dict:
-    """The names of ``used`` (name -> root) that ``settled`` gives their datasets otherwise:
-    old name -> new name."""
-    names = {os.path.realpath(root): name for name, root in settled.items()}
-    return {name: names[os.path.realpath(root)] for name, root in used.items()
-            if names.get(os.path.realpath(root), name) != name}
+    """The names of ``used`` (name -> root) that ``settled`` no longer gives their folder:
+    old name -> the name ``settled`` gives it (one folder may have two names, BIDS_DIR's ``raw``
+    and ``designs`` of ``--design-dir BIDS_DIR``, say: a name that still names its folder stays)."""
+    renamed = {}
+    for name, root in used.items():
+        if name in settled and os.path.realpath(settled[name]) == os.path.realpath(root):
+            continue
+        others = sorted(other for other, where in settled.items() if os.path.realpath(where) == os.path.realpath(root))
+        if others:
+            renamed[name] = others[-1]  # as source() chooses among names of one folder
+    return renamed
 
 
 def rename_sources(data, renamed):
-    """A sidecar's content with the BIDS URIs of renamed datasets (``bids:<old>:path``) renamed."""
-    if isinstance(data, str) and data.startswith("bids:"):
-        name, sep, rest = data[5:].partition(":")
-        return f"bids:{renamed[name]}:{rest}" if sep and name in renamed else data
-    if isinstance(data, dict):
-        return {key: rename_sources(value, renamed) for key, value in data.items()}
-    if isinstance(data, list):
-        return [rename_sources(value, renamed) for value in data]
-    return data
+    """A sidecar's content with the BIDS URIs of renamed datasets (``bids:<old>:path``) renamed:
+    those its keys hold (``BOLD``, ``Mask``) or list (``Sources``); the text of a nested object
+    (a contrast's name) is left as it is."""
+    def uri(value):
+        if isinstance(value, str) and value.startswith("bids:"):
+            name, sep, rest = value[5:].partition(":")
+            return f"bids:{renamed[name]}:{rest}" if sep and name in renamed else value
+        return value
+
+    return {key: [uri(v) for v in value] if isinstance(value, list) else uri(value) for key, value in data.items()}
 
 
 #: Seconds after which one of our temporary files outside the sets is a killed job's leftover

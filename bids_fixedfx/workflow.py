@@ -958,6 +958,16 @@ def _entities_unnamed(name) -> dict:
     return dict(re.findall(r"_(%s)-([a-zA-Z0-9]+)" % "|".join(UNNAMED_ENTITIES), Path(name).name))
 
 
+def _bold_source(sidecar) -> str | None:
+    """The BOLD series a map's sidecar names among its ``Sources`` (a run's map), or None (a
+    subject's map, whose sources are run maps; an unreadable sidecar, said where it is read)."""
+    try:
+        sources = sidecars.read_json(sidecar).get("Sources", [])
+    except FixedFxError:
+        return None
+    return next((s for s in sources if isinstance(s, str) and "_bold" in s), None) if isinstance(sources, list) else None
+
+
 def _check_other_resolution(checked, settings) -> None:
     """Refuse a job whose subject maps would replace those an earlier job made of the same
     subject, task and space from inputs of another resolution or cohort (``res-1`` and
@@ -970,16 +980,11 @@ def _check_other_resolution(checked, settings) -> None:
     """
     for subject in checked.subjects:
         mine = {tuple(sorted(_entities_unnamed(plan.run.bold).items())) for plan in subject.runs}
-        found = [path for path in outputs.existing_set(settings.output_dir, f"sub-{subject.subject}",
-                                                       subject=subject.subject, task=subject.task, space=subject.space)
-                 if path.name.endswith("_statmap.json") and "run" in naming.parse(path)]
-        if not found:
-            continue
-        try:
-            sources = sidecars.read_json(settings.output_dir / found[0]).get("Sources", [])
-        except FixedFxError:
-            continue  # an unreadable sidecar: said where the group level reads it
-        bold = next((str(s) for s in sources if isinstance(s, str) and "_bold" in s), None)
+        found = sorted((path for path in outputs.existing_set(
+            settings.output_dir, f"sub-{subject.subject}", subject=subject.subject, task=subject.task,
+            space=subject.space) if path.name.endswith("_statmap.json")),
+            key=lambda path: "run" not in naming.parse(path))  # a run's maps first: their Sources name the BOLD
+        bold = next(filter(None, map(_bold_source, (settings.output_dir / path for path in found))), None)
         theirs = tuple(sorted(_entities_unnamed(bold).items())) if bold else None
         if theirs is not None and theirs not in mine:
             said = lambda entities: " ".join(f"{k}-{v}" for k, v in entities) or "no res- or cohort-"  # noqa: E731

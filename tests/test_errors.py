@@ -93,6 +93,7 @@ def test_run_without_events(one_subject, tmp_path, capsys):
 @pytest.mark.parametrize("change, said", [
     ("empty", "holds no event to model"),
     ("milliseconds", "starts after the run's last volume"),
+    ("milliseconds, a modulation n/a", "starts after the run's last volume"),  # said of the design before
 ])
 def test_no_run_to_fit_says_why(one_subject, tmp_path, capsys, change, said):
     """Events of a header alone, or onsets in milliseconds: the error said "no run has a contrast
@@ -103,7 +104,10 @@ def test_no_run_to_fit_says_why(one_subject, tmp_path, capsys, change, said):
             frame = frame.iloc[:0]
         else:
             frame["onset"] *= 1000
-        frame.to_csv(events, sep="\t", index=False)
+        if "modulation" in change:
+            frame["modulation"] = 1.0
+            frame.loc[0, "modulation"] = None
+        frame.to_csv(events, sep="\t", index=False, na_rep="n/a")
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 66,
           "no run has a contrast to compute", said)
 
@@ -243,9 +247,19 @@ def test_several_resolutions_of_one_space(one_subject, tmp_path, capsys):
                  "--bids-filter-file", str(tmp_path / "filter.json")]) == 0
 
 
-def test_maps_of_another_resolution_are_not_replaced(one_subject, tmp_path, capsys):
+@pytest.mark.parametrize("single", [False, True])
+def test_maps_of_another_resolution_are_not_replaced(one_subject, tmp_path, capsys, single):
     """res-1 and res-2 jobs (each chosen with --bids-filter-file) into one OUTPUT_DIR: the maps'
-    names carry no res-, so the second job's silently replaced the first's."""
+    names carry no res-, so the second job's silently replaced the first's (``single``: a subject
+    of one run, whose maps carry no run-)."""
+    import shutil
+
+    if single:  # one run, named without run-
+        for path in sorted(one_subject.path.rglob("*"), reverse=True):
+            if path.exists() and ("ses-2" in path.name or "run-02" in path.name):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            elif "_run-01" in path.name:
+                path.rename(path.with_name(path.name.replace("_run-01", "")))
     for bold in list((one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.*")):
         copy = bold.with_name(bold.name.replace(f"space-{SPACE}_", f"space-{SPACE}_res-2_"))
         copy.write_bytes(bold.read_bytes())
@@ -259,6 +273,7 @@ def test_maps_of_another_resolution_are_not_replaced(one_subject, tmp_path, caps
     message = fails(capsys, [*common, tmp_path / "filter-2.json"], 64, "made from inputs of no res- or cohort-",
                     "inputs are of res-2", "another OUTPUT_DIR", output=tmp_path / "nothing")
     assert "sub-01 task-checkerboard" in message and checksums(out) == written
+    assert not single or not [p for p in out.rglob("*_statmap.json") if "run-" in p.name]
     assert main([str(a) for a in [*common, tmp_path / "filter-None.json"]]) == 0  # a rerun of the same inputs
 
 

@@ -390,3 +390,20 @@ def test_a_dataset_keeps_its_name_and_another_gets_one_of_its_own(tmp_path):
     links = json.loads((out / "dataset_description.json").read_text())["DatasetLinks"]
     assert (out / links["fmriprep"]).resolve() == first.resolve()
     assert (out / links["fmriprep2"]).resolve() == second.resolve()
+
+
+def test_a_dataset_is_renamed_only_when_its_name_is_taken_by_another_folder(tmp_path):
+    """A folder of two names (--mask in BIDS_DIR's top folder: raw and mask) had its first set's
+    sidecars renamed from bids:raw: to bids:mask:, unlike every later set's."""
+    from bids_fixedfx.outputs import rename_sources, renamed_datasets
+
+    raw, first, second = tmp_path / "bids", tmp_path / "a" / "fmriprep", tmp_path / "b" / "fmriprep"
+    same = {"raw": raw, "mask": raw, "fmriprep": first}
+    assert renamed_datasets(same, dict(same)) == {}
+    taken = renamed_datasets({"raw": raw, "fmriprep": first}, {"raw": raw, "fmriprep": second, "fmriprep2": first})
+    assert taken == {"fmriprep": "fmriprep2"}
+    sidecar = {"Sources": ["bids:raw:sub-01/func/x_events.tsv", "bids:fmriprep:sub-01/func/x_bold.nii.gz",
+                           "bids::sub-01/func/x_design.tsv"], "Contrast": {"Name": "bids:fmriprep:not-a-uri?"}}
+    assert rename_sources(sidecar, taken) == {**sidecar, "Sources": [
+        "bids:raw:sub-01/func/x_events.tsv", "bids:fmriprep2:sub-01/func/x_bold.nii.gz", "bids::sub-01/func/x_design.tsv"]}
+    assert rename_sources({"BOLD": "bids:fmriprep:x_bold.nii.gz"}, taken) == {"BOLD": "bids:fmriprep2:x_bold.nii.gz"}

@@ -238,10 +238,10 @@ def _check_names_apart(subject, levels) -> None:
 
 
 def _design_said(run, design) -> str | None:
-    """What a run's design said of its events (every event of a condition after the run's end,
-    say), the first thing: why it may have no contrast to compute."""
-    said = [note.text.removeprefix(f"{run.name}: ") for note in design.notes]
-    return said[0] if said else None
+    """What a run's design said of its conditions' regressors (every event of a condition after
+    the run's end, say), else the first thing it said: why it may have no contrast to compute."""
+    notes = sorted(design.notes, key=lambda note: note.kind != "empty-condition")  # stable: else in order
+    return notes[0].text.removeprefix(f"{run.name}: ") if notes else None
 
 
 def _nothing_to_fit(runs, left_out, why=()) -> str:
