@@ -1313,8 +1313,13 @@ def _prune_group_page_locked(settings, tests, earlier) -> None:
 
     output_dir, page = settings.output_dir, naming.build("group_report")
     linked = {path for kept in earlier for path in linked_files(kept.section)}
+    # this job's tasks and spaces only: a group job of another task beside this one may have drawn
+    # figures its page does not link yet
+    own = {(test.task, space) for test in tests for space in (test.space, None)}
     figures = [path.relative_to(output_dir) for path in sorted((output_dir / "group" / "figures").glob("*"))
-               if path.is_file() and path.relative_to(output_dir) not in linked]
+               if path.is_file() and path.relative_to(output_dir) not in linked
+               and (naming.parse(path.relative_to(output_dir)).get("task"),
+                    naming.parse(path.relative_to(output_dir)).get("space")) in own]
     if earlier:  # the page of the other tasks and spaces
         write_group_page(settings, plan.GroupPlan(tests=(), untested=(), notes=()), earlier=earlier)
         outputs.remove_files(output_dir, figures)

@@ -1038,3 +1038,21 @@ def test_group_jobs_beside_each_other_keep_both_sections(fresh_dataset, tmp_path
     page = (out / "group.html").read_text()
     for space in ("MNI152NLin2009cAsym", "T1w"):
         assert f'id="task-checkerboard-space-{space}"' in page, space
+
+
+def test_a_group_job_without_reports_leaves_the_figures_of_other_spaces(fresh_dataset, tmp_path):
+    """A --no-reports group job removed every figure its page did not link: the figures a group job
+    of another space (or task) beside it had just drawn, before writing its page."""
+    from bids_fixedfx.cli import main
+
+    dataset = fresh_dataset(subjects=("01", "02"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports", "--nprocs",
+                 "1", "--space", "MNI152NLin2009cAsym", "T1w"]) == 0
+    group = [str(dataset.path), str(out), "group", "--nprocs", "1", "--space"]
+    assert main([*group, "MNI152NLin2009cAsym"]) == 0
+    mine = sorted((out / "group" / "figures").glob("*space-MNI152NLin2009cAsym*"))
+    drawn = out / "group" / "figures" / "task-checkerboard_space-T1w_contrast-audio_desc-z_map.png"
+    drawn.write_bytes(mine[0].read_bytes())  # the other job's figure, not on the page yet
+    assert main([*group, "MNI152NLin2009cAsym", "--no-reports"]) == 0
+    assert drawn.is_file() and not [path for path in mine if path.exists()]
