@@ -609,6 +609,7 @@ class Staging:
         place: :func:`stops_held`); return the final paths."""
         keep = set(self.written)
         final = []
+        self._check_writable()
         with stops_held():
             for relative in stale:
                 if Path(relative) not in keep:
@@ -620,6 +621,25 @@ class Staging:
                 final.append(target)
         self.discard()
         return final
+
+    def _check_writable(self) -> None:
+        """Refuse, before any file moves, a set whose folders this user cannot write in (a
+        subject's folder made read-only, another user's ``figures/``): the moves stopped at the
+        first such file, leaving the set half replaced.
+
+        Raises
+        ------
+        UsageError
+            Naming the folder.
+        """
+        from .errors import UsageError
+
+        for folder in sorted({(self.output_dir / relative).parent for relative in self.written}):
+            existing = next(p for p in (folder, *folder.parents) if p.exists())
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise UsageError(f"{existing} cannot be written by this user, so the outputs of {self.key} were not "
+                                 "replaced (nothing of them was moved); make it writable (chmod u+w), or give "
+                                 "another OUTPUT_DIR.")
 
     def discard(self) -> None:
         """Remove what was staged (the set's earlier files stay as they were)."""

@@ -407,3 +407,26 @@ def test_a_dataset_is_renamed_only_when_its_name_is_taken_by_another_folder(tmp_
     assert rename_sources(sidecar, taken) == {**sidecar, "Sources": [
         "bids:raw:sub-01/func/x_events.tsv", "bids:fmriprep2:sub-01/func/x_bold.nii.gz", "bids::sub-01/func/x_design.tsv"]}
     assert rename_sources({"BOLD": "bids:fmriprep:x_bold.nii.gz"}, taken) == {"BOLD": "bids:fmriprep2:x_bold.nii.gz"}
+
+
+def test_a_set_whose_folder_cannot_be_written_replaces_nothing(tmp_path, monkeypatch):
+    """A subject's figures/ folder another user owns: the moves stopped at its first file, with
+    the maps before it replaced and those after it not (exit 1); now nothing moves, and the
+    folder is named (64)."""
+    from bids_fixedfx.errors import UsageError
+
+    names = [Path("sub-01/func/sub-01_task-x_contrast-a_stat-z_statmap.nii.gz"),
+             Path("sub-01/figures/sub-01_task-x_run-01_desc-design_matrix.png")]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"old")
+    locked = tmp_path / "sub-01" / "figures"
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and access(path, mode))
+    with outputs.Staging(tmp_path, "sub-01_task-x_space-none") as staging:
+        for name in names:
+            outputs.write_text("new", staging.path(name))
+        with pytest.raises(UsageError, match=f"{locked} cannot be written by this user, so the outputs of "
+                                             "sub-01_task-x_space-none were not replaced"):
+            staging.commit()
+    assert [(tmp_path / name).read_bytes() for name in names] == [b"old", b"old"]
