@@ -448,12 +448,25 @@ def write_statmaps(kind, contrast_maps, place, sidecar, form=None, **entities) -
     for stat in contrast_maps.maps:
         paths = write_map(contrast_maps.maps[stat], place, kind, form, contrast=contrast_maps.contrast.label,
                           stat=stat, **entities)
-        keys = STAT_KEYS_F.get(stat, {}) if test == "F" else STAT_KEYS.get(stat, {})
+        keys = STAT_KEYS.get(stat, {}) if test != "F" else {
+            "NumeratorDegreesOfFreedom": f_rows(contrast_maps.contrast), **STAT_KEYS_F.get(stat, {})}
         for path in map_paths(kind, form, sidecars=True, contrast=contrast_maps.contrast.label, stat=stat,
                               **entities):
             write_json({**sidecar, "Statistic": stat, **keys, **extra}, place.path(path))
         written += paths
     return written
+
+
+def f_rows(contrast) -> int:
+    """An F contrast's rows: the numerator's degrees of freedom of its F statistic (nilearn's
+    ``Contrast.dim``; ``DegreesOfFreedom`` states the denominator's)."""
+    import numpy as np
+
+    vector = getattr(contrast, "vector", None)
+    if vector is not None:
+        return int(np.atleast_2d(vector).shape[0])
+    weights = getattr(contrast, "weights", None)
+    return len(weights) if isinstance(weights, (list, tuple)) else 1
 
 
 def write_inference_maps(kind, label, inference_maps, place, sidecar, group_model=None, design=None, desc_parts=(),

@@ -466,6 +466,16 @@ def test_run_level_t_and_f_contrasts_equal_first_level_model(six_subjects, two_s
                                        atol=1e-5 * np.abs(expected_map.get_fdata()).max(), err_msg=f"{label} {stat}")
     sidecar = json.loads(next(folder.glob(f"{stem}_*_contrast-anyTask_stat-F_statmap.json")).read_text())
     assert sidecar["Contrast"]["Test"] == "F" and len(sidecar["Contrast"]["Weights"]) == 2
+    # both degrees of freedom of the F statistic are stated: its p map is F's survival function at them
+    from scipy.stats import f as f_distribution
+
+    assert sidecar["NumeratorDegreesOfFreedom"] == 2
+    f_map, p_map = (nib.load(str(two_sample / naming.build(
+        "run_statmap", subject="02", task="checkerboard", run="01", space=SPACE, contrast="anyTask", stat=stat,
+        extension=".nii.gz"))).get_fdata() for stat in ("F", "p"))
+    inside = f_map != 0
+    np.testing.assert_allclose(p_map[inside], f_distribution.sf(
+        f_map[inside], sidecar["NumeratorDegreesOfFreedom"], sidecar["DegreesOfFreedom"]), rtol=1e-4, atol=1e-7)
     # F contrasts are terminal: no subject or group map of them
     assert not list(two_sample.rglob("sub-02_task-checkerboard_space-*_contrast-anyTask_*"))
 

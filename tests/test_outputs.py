@@ -430,3 +430,13 @@ def test_a_set_whose_folder_cannot_be_written_replaces_nothing(tmp_path, monkeyp
                                              "sub-01_task-x_space-none were not replaced"):
             staging.commit()
     assert [(tmp_path / name).read_bytes() for name in names] == [b"old", b"old"]
+
+
+def test_an_f_contrast_s_rows_are_its_numerator_degrees_of_freedom():
+    """F sidecars stated the denominator's degrees of freedom only (DegreesOfFreedom)."""
+    from bids_fixedfx.group import GroupContrast
+    from bids_fixedfx.outputs import f_rows
+
+    assert f_rows(GroupContrast("any", "any", [{"a": 1.0}, {"b": 1.0}, {"c": 1.0}], "F")) == 3
+    assert f_rows(SimpleNamespace(vector=np.eye(4)[:2])) == 2
+    assert f_rows(SimpleNamespace(vector=np.eye(4)[0])) == 1
