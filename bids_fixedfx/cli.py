@@ -277,7 +277,7 @@ def check_level_options(argv, level) -> None:
         Naming the option and the level it belongs to.
     """
     parser = build_parser()
-    flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions if a.option_strings}
+    flags = option_flags(parser)
     other, wrong = ("group", GROUP_ONLY) if level == "participant" else ("participant", PARTICIPANT_ONLY)
     given = given_options(argv, parser)
     for dest in sorted(given & set(wrong)):
@@ -322,18 +322,29 @@ def check_report_options(argv) -> None:
                              "report; drop one or the other.")
 
 
-def check_path_encoding(args) -> None:
+def option_flags(parser) -> dict:
+    """How the command line spells each argument: its longest flag (``--work-dir``), or the
+    name of a positional one (``BIDS_DIR``)."""
+    return {a.dest: max(a.option_strings, key=len) if a.option_strings else a.dest.upper() for a in parser._actions}
+
+
+def check_path_encoding(args, parser) -> None:
     """Refuse a path whose name holds bytes that are not UTF-8 (a folder named on a Latin-1
     system): the validator stopped on it (a valid dataset said to fail validation) and pybids
     with a UnicodeEncodeError (exit 1).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    parser : argparse.ArgumentParser
+        The parser that made ``args``.
 
     Raises
     ------
     UsageError
         Naming the option and the first byte at fault.
     """
-    parser = build_parser()
-    flags = {a.dest: a.metavar if not a.option_strings else max(a.option_strings, key=len) for a in parser._actions}
+    flags = option_flags(parser)
     for dest, value in vars(args).items():
         for path in value if isinstance(value, list) else [value]:
             if not isinstance(path, os.PathLike):
@@ -342,7 +353,7 @@ def check_path_encoding(args) -> None:
                 str(path).encode("utf-8")
             except UnicodeEncodeError as error:
                 byte = os.fsencode(str(path)[error.start])
-                raise UsageError(f"{flags.get(dest) or dest.upper()} {str(path)!r} holds the byte {byte!r}, which is "
+                raise UsageError(f"{flags[dest]} {str(path)!r} holds the byte {byte!r}, which is "
                                  "not UTF-8 (a name from a Latin-1 system); rename that folder or file in UTF-8."
                                  ) from None
 
@@ -420,11 +431,12 @@ def parse_settings(argv=None) -> Settings:
     settings : Settings
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     check_level_options(argv, args.analysis_level)
     check_drift_options(argv, args.drift_model)
     check_report_options(argv)
-    check_path_encoding(args)
+    check_path_encoding(args, parser)
     confounds = MOTION_CONFOUNDS if args.confounds is None else tuple(args.confounds)
     if confounds in (("none",), ("",)):
         confounds = ()

@@ -33,7 +33,7 @@ import traceback
 import warnings
 
 from .errors import FixedFxError
-from .outputs import stops_held
+from .outputs import STOPS, stops_held
 from .surface import hide_carrier_warning
 
 #: The logger whose records the child sends back (the app's: every module logs to it).
@@ -98,7 +98,11 @@ class Forked:
                     # BLAS's idle workers (can_fork saw to Python's), which OpenBLAS handles at a fork
                     warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)",
                                             category=DeprecationWarning)
-                    with stops_held():  # see STOPS
+                    # the stopping signals held while forking, acted on once the child is made: a handler run
+                    # in the fork's after-fork callbacks had its exception dropped ("Exception ignored"), so a
+                    # SIGTERM was lost and the job ran on deaf to later ones (blocking them was not enough:
+                    # BLAS's threads take a signal the main thread blocks, and Python runs its handler anyway)
+                    with stops_held():
                         self._child.start()
             except KeyboardInterrupt:  # a stop that came while forking, acted on once the child is made
                 self.__exit__(*sys.exc_info())
@@ -222,15 +226,6 @@ class _Kept(logging.Handler):
     def emit(self, record):
         kept = {key: value for key, value in record.__dict__.items() if key in _RECORD_KEYS}
         self.records.append(logging.makeLogRecord(kept | {"msg": self.format(record)}))
-
-
-#: The signals that stop the app (``cli.run``'s handlers raise on them). They are held while a
-#: child is forked (:func:`.outputs.stops_held`) and acted on once it is: Python runs a handler
-#: that arrives during a fork's own after-fork callbacks there, where its exception is printed
-#: and dropped ("Exception ignored"), so a SIGTERM was lost and, as its handler ignores the next
-#: ones while the job cleans up, the job ran on deaf to every later one. (Blocking them was not
-#: enough: BLAS's threads take a signal the main thread blocks, and Python runs its handler anyway.)
-STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _answer(send, receive, parent, function, args, then=None, shared=None, handlers=None) -> None:

@@ -239,17 +239,27 @@ def give_a_home(work_dir=None) -> Path | None:
     return home
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` if it exists, else the nearest folder above it that does (where it would be made)."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def can_write_in(folder: Path) -> bool:
+    """Whether this user may make and remove files in ``folder`` (its permissions, not a trial)."""
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def _check_folder(option: str, path: Path, read_only: bool = False) -> None:
     """``path`` is a folder the app can write in, or can be made as one: a folder is made in
     it (or in the nearest folder above it that exists) and removed again (``read_only``: a
     folder is enough)."""
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    existing = nearest_existing(path)
     if not existing.is_dir():
         where = "is a file" if existing == path else f"would be made under the file {existing}"
         raise UsageError(f"{option} {path} {where}; give a folder.")
     if read_only:
         return
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not can_write_in(existing):
         raise UsageError(f"{option} {path} cannot be written: {existing} is not writable.")
     try:  # permissions are not all: root-squashed NFS, ACLs, /sys and some mounts refuse anyway
         os.rmdir(tempfile.mkdtemp(prefix=".bids-fixedfx-check-", dir=existing))

@@ -9,12 +9,13 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__, naming
-from .locations import creation_mode
+from .locations import can_write_in, creation_mode, nearest_existing
 from .sidecars import STAT_KEYS, STAT_KEYS_F
 
 CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
@@ -547,17 +548,19 @@ def _staging_folder(root: Path, key: str, attempts: int = 20) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
 
 
+#: The signals that stop the app (``cli.run``'s handlers raise on them), which :func:`stops_held` holds.
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
 def stops_held():
     """SIGINT, SIGTERM and SIGHUP held back while the block runs, then raised again: a set's
     files are moved into place all or none (a SIGTERM among the moves left a subject's new
     effect map beside its earlier variance and t maps, which the group level then combined).
     In a thread other than the main one, nothing is held (Python sets handlers there only)."""
-    import signal
-
     pending, handlers = [], {}
     try:
-        for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for stopping in STOPS:
             if signal.getsignal(stopping) is not None:  # (None: a handler not set from Python, left alone)
                 handlers[stopping] = signal.signal(stopping, lambda number, frame: pending.append(number))
     except ValueError:  # not the main thread
@@ -648,8 +651,8 @@ class Staging:
         from .errors import UsageError
 
         for folder in sorted({(self.output_dir / relative).parent for relative in self.written}):
-            existing = next(p for p in (folder, *folder.parents) if p.exists())
-            if not os.access(existing, os.W_OK | os.X_OK):
+            existing = nearest_existing(folder)
+            if not can_write_in(existing):
                 raise UsageError(f"{existing} cannot be written by this user, so the outputs of {self.key} were not "
                                  "replaced (nothing of them was moved); make it writable (chmod u+w), or give "
                                  "another OUTPUT_DIR.")
