@@ -11,6 +11,7 @@ import re
 from html import escape
 
 from .bibtex import _CITATION, _KEY, author_year, cited_keys, reference
+from .text import ESCAPED
 
 
 def _cite(text: str, references: dict, link: bool) -> str:
@@ -66,7 +67,7 @@ def to_html(keyed: str, references: dict) -> str:
 
 
 #: The characters :func:`~.text.plain` escapes with a backslash (CommonMark's escapes among them).
-_ESCAPABLE = frozenset("\\`*_{}[]<>#|&!")
+_ESCAPABLE = frozenset(ESCAPED)
 
 
 def _inline(text: str, references: dict) -> str:

@@ -178,10 +178,15 @@ def code(value) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+#: The characters that Markdown or HTML would read, which :func:`plain` escapes with a backslash
+#: (and the page's converter, :mod:`.markdown`, reads back as themselves).
+ESCAPED = "\\`*_{}[]<>#|&!"
+
+
 def plain(value) -> str:
-    """``value`` (a name from the data, in running text) with the characters that Markdown or
-    HTML would read escaped by a backslash."""
-    return re.sub(r"([\\`*_{}\[\]<>#|&!])", r"\\\1", visible(str(value)))
+    """``value`` (a name from the data, in running text) with the characters of :data:`ESCAPED`
+    escaped by a backslash."""
+    return re.sub(f"([{re.escape(ESCAPED)}])", r"\\\1", visible(str(value)))
 
 
 #: The most confound columns the methods text names one by one (a full motion and tissue
