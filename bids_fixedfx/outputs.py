@@ -6,6 +6,7 @@ This is the one place that knows how the app's files are named.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -17,6 +18,8 @@ from pathlib import Path
 from . import __version__, naming
 from .locations import can_write_in, creation_mode, nearest_existing
 from .sidecars import STAT_KEYS, STAT_KEYS_F
+
+logger = logging.getLogger("bids_fixedfx")
 
 CODE_URL = "https://github.com/bids-fixedfx/bids-fixedfx"
 #: Hidden folder at the root of OUTPUT_DIR where a set of files is written before it is
@@ -622,21 +625,47 @@ class Staging:
     def commit(self, stale=()) -> list[Path]:
         """Remove the ``stale`` files (relative paths) not written again, then move the
         set into place, whole (a stopping signal meanwhile is acted on once it is in
-        place: :func:`stops_held`); return the final paths."""
+        place: :func:`stops_held`); return the final paths.
+
+        A move that fails partway (a full disk, a folder of another file system) puts the
+        set back as it was before the error is raised: each file replaced or removed is
+        first linked (a hard link, which costs no space) under the staging folder.
+        """
         keep = set(self.written)
-        final = []
+        removed = [Path(relative) for relative in stale if Path(relative) not in keep]
         self._check_writable()
+        kept, placed, made = {}, [], []  # earlier files' links; files moved in; folders made
         with stops_held():
-            for relative in stale:
-                if Path(relative) not in keep:
+            try:
+                for relative in [*removed, *self.written]:
+                    kept.update(self._keep_earlier(relative))
+                for relative in removed:
                     (self.output_dir / relative).unlink(missing_ok=True)
-            for relative in self.written:
-                target = self.output_dir / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.folder / relative, target)
-                final.append(target)
+                for relative in self.written:
+                    target = self.output_dir / relative
+                    made.extend(_make_folders(target.parent))
+                    os.replace(self.folder / relative, target)
+                    placed.append(target)
+            except OSError:
+                _put_back(kept, placed, made)
+                raise
         self.discard()
-        return final
+        return placed
+
+    def _keep_earlier(self, relative) -> dict:
+        """{file: its link under the staging folder} for an earlier file the commit will
+        replace or remove; {} when there is none, or it cannot be linked (a file system
+        without hard links: it is then not put back)."""
+        target = self.output_dir / relative
+        if not (target.is_symlink() or target.is_file()):
+            return {}
+        link = self.folder / EARLIER / relative
+        try:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.link(target, link, follow_symlinks=False)
+        except OSError:
+            return {}
+        return {target: link}
 
     def _check_writable(self) -> None:
         """Refuse, before any file moves, a set whose folders this user cannot write in (a
@@ -672,6 +701,39 @@ class Staging:
     def __exit__(self, kind, value, traceback):
         if kind is not None:
             self.discard()
+
+
+#: Where a set's staging folder keeps links to the earlier files its commit replaces
+#: (no output's name starts with a dot).
+EARLIER = ".earlier"
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; return those it made, deepest last."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for each in reversed(missing):
+        each.mkdir(exist_ok=True)
+    return list(reversed(missing))
+
+
+def _put_back(kept, placed, made) -> None:
+    """Undo a commit that failed partway: the earlier files (``kept``: file -> link) back in
+    place, the files of the set placed without an earlier one removed, the folders made
+    for them removed when empty. Best effort: the error that stopped the commit is the
+    one reported."""
+    for target in placed:
+        if target not in kept:
+            target.unlink(missing_ok=True)
+    for target, link in kept.items():
+        try:
+            os.replace(link, target)
+        except OSError as error:
+            logger.warning("%s could not be put back (%s); rerun this job to make it again.", target, error)
+    for folder in reversed(made):
+        remove_if_empty(folder)
 
 
 def remove_if_empty(folder) -> None:

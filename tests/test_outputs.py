@@ -432,6 +432,40 @@ def test_a_set_whose_folder_cannot_be_written_replaces_nothing(tmp_path, monkeyp
     assert [(tmp_path / name).read_bytes() for name in names] == [b"old", b"old"]
 
 
+def test_a_set_whose_moves_fail_partway_is_put_back_as_it_was(tmp_path, monkeypatch):
+    """A full disk among the moves (a new folder to make) left the set half replaced: the new
+    effect map beside the earlier variance map, the stale map removed."""
+    import errno
+
+    earlier = {Path(f"sub-01/func/sub-01_task-x_contrast-a_stat-{stat}_statmap.nii.gz"): f"earlier {stat}".encode()
+               for stat in ("effect", "variance")}
+    stale = Path("sub-01/func/sub-01_task-x_contrast-gone_stat-z_statmap.nii.gz")
+    earlier[stale] = b"earlier z"
+    for name, data in earlier.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    new = [*[name for name in earlier if name != stale], Path("sub-01/figures/sub-01_task-x_desc-design_matrix.png")]
+    replace, moves, failed = os.replace, [], []
+
+    def replace_until_full(source, target):
+        if len(moves) == 2 and not failed:  # the third move: the disk is full (putting back needs no space)
+            failed.append(target)
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        moves.append(target)
+        replace(source, target)
+
+    with pytest.raises(OSError, match="No space left"):
+        with outputs.Staging(tmp_path, "sub-01_task-x_space-none") as staging:
+            for name in reversed(new):  # the figure first: a folder made for it
+                outputs.write_text("new", staging.path(name))
+            monkeypatch.setattr(outputs.os, "replace", replace_until_full)
+            staging.commit([stale])
+    assert len(moves) == 2 + 3 and failed  # the figure and one map moved in; the three earlier maps put back
+    assert {name: (tmp_path / name).read_bytes() for name in earlier} == earlier
+    assert not (tmp_path / "sub-01" / "figures").exists()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()) == sorted(earlier)
+
+
 def test_an_f_contrast_s_rows_are_its_numerator_degrees_of_freedom():
     """F sidecars stated the denominator's degrees of freedom only (DegreesOfFreedom)."""
     from bids_fixedfx.group import GroupContrast
