@@ -444,6 +444,24 @@ def test_group_designs_and_dummy_scans_are_stated():
     assert "one-sample" not in text
 
 
+@pytest.mark.parametrize(("tasks", "expected"), [
+    (("x",), "For the one subject with a single run, the subject's maps are those of the run."),
+    (("x", "y"), "Where a subject had a single run of a task (2 of the 3 combinations of a subject and a task), the "
+                 "subject's maps for that task are those of the run."),
+])
+def test_subjects_with_a_single_run_are_counted_once_whatever_their_tasks(tasks, expected):
+    """sub-02, one run of each of two tasks, was counted as two subjects with a single run."""
+    from bids_fixedfx.boilerplate import facts, render
+
+    runs = [facts.RunFacts(subject, None, task, 2.0, 100, ("a",), (), False, True, "fMRIPrep 23.2.0", "m.nii.gz")
+            for subject, task in (("01", "x"), ("01", "x"), *(("02", task) for task in tasks))]
+    model = facts.ModelFacts("glover", "cosine", 0.01, None, "ar1", 5.0, False)
+    first = facts.FirstLevel(tuple(runs), model, None, (facts.contrast_facts("a", {"a": 1.0}, ("a",)),))
+    text = render(facts.Methods((first,), None, True, {"participant": ("bids-fixedfx in out participant",)},
+                                boilerplate.software_versions()))
+    assert expected in " ".join(text.split())
+
+
 def test_corrected_inference_is_stated(example_dataset, tmp_path):
     text = boilerplate_only(example_dataset, tmp_path / "a", "--threshold", "fdr", "--cluster-extent", "10",
                             "--cluster-inference")

@@ -41,7 +41,8 @@ def describe(first) -> dict:
         "sessions": sorted({r.session for r in runs if r.session}),
         "runs_min": min(counts),
         "runs_max": max(counts),
-        "single_run_subjects": sum(1 for c in counts if c == 1),
+        "single_run_sets": sum(1 for c in per_subject.values() if c == 1),  # (subject, task) pairs
+        "n_sets": len(per_subject),
         "space": first.space,
         "by_space": first.by_space,
         "surface": bool(runs) and all(r.surface for r in runs),
