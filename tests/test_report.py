@@ -893,6 +893,9 @@ def test_a_model_with_an_f_contrast_gets_its_report(tmp_path):
     page = (output / "sub-01.html").read_text()
     assert "F test of 2 rows" in page
     assert "was not found" not in page  # F tests have run maps only: no subject map is announced missing
+    ids = set(re.findall(r'id="([^"]+)"', page))  # the contrasts table linked the F test to a section it has not
+    assert [link for link in re.findall(r'href="#([^"]+)"', page) if link not in ids] == []
+    assert "(F test: the runs&#39; maps only)" in page or "(F test: the runs' maps only)" in page
     assert "<code>trial_type.audio</code>&nbsp;1); (<code>trial_type.visual</code>&nbsp;1)" in page
     design_figures = list((output / "sub-01" / "figures").glob("*_desc-design_matrix.png"))
     assert len(design_figures) == 2

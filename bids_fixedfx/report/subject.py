@@ -343,7 +343,8 @@ def _conditions(plan) -> dict:
 
 
 def _contrast_labels(plan) -> dict:
-    """The contrasts that have subject maps: F tests are the runs' alone (see the runs' table)."""
+    """The contrasts that have subject maps: an F test's maps are the runs' alone (the contrasts
+    table says so)."""
     labels = {}
     for run_plan in plan.runs:
         for contrast in run_plan.contrasts:
@@ -363,6 +364,7 @@ def _contrast_weights(plan) -> list[dict]:
                 "name": contrast.name, "label": contrast.label,
                 "weights": contrast.weights, "expression": format_weights(contrast.weights),
                 "n_runs": sum(1 for p in plan.runs if any(c.label == contrast.label for c in p.contrasts)),
+                "f_test": contrast.test == "F",  # no subject maps, so no section of its own to link to
             })
     return list(rows.values())
 
