@@ -824,6 +824,18 @@ def test_a_twelve_run_page_stays_short_with_everything_reachable(twelve_runs, br
          more.querySelector('div.rsquared img').naturalWidth]""")
     folded, r_square, design_shown, other, width = shown
     assert folded == 0 and r_square > 50 and design_shown == 0 and other == 0 and width > 0, shown
+    # the bar of links stays one line high, and a section it jumps to starts below it, at any width
+    for width in (1280, 600):
+        hidden = page_script(browser, page.resolve().as_uri(), """
+            const bar = document.querySelector('nav.bar');
+            [bar.getBoundingClientRect().height, [...bar.querySelectorAll('a[href^="#"]')].flatMap(a => {
+                const target = document.getElementById(a.getAttribute('href').slice(1));
+                target.scrollIntoView();
+                const below = target.getBoundingClientRect().top >= bar.getBoundingClientRect().bottom - 1;
+                return below || window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1
+                    ? [] : [a.getAttribute('href')];
+            })]""", width=width)
+        assert hidden[0] < 60 and hidden[1] == [], (width, hidden)
 
 
 @pytest.fixture(scope="module")
@@ -861,7 +873,7 @@ def test_the_group_page_shows_the_permutation_maps_and_their_clusters(permuted, 
     assert loaded and all(complete and width > 0 for _, complete, width in loaded)
 
 
-def page_script(port, url, expression):
+def page_script(port, url, expression, width=1280):
     """The value of a script evaluated in a loaded page (1280 px wide, its images decoded)."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -869,7 +881,7 @@ def page_script(port, url, expression):
     tab = DevTools(target["webSocketDebuggerUrl"])
     try:
         tab.call("Page.enable")
-        tab.call("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False)
+        tab.call("Emulation.setDeviceMetricsOverride", width=width, height=1000, deviceScaleFactor=1, mobile=False)
         tab.call("Page.navigate", url=url)
         tab.wait_for("Page.loadEventFired")
         return tab.call("Runtime.evaluate", returnByValue=True, expression=expression)["result"]["value"]
