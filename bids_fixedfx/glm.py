@@ -128,7 +128,7 @@ class RunResult:
 
 
 def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None,
-                  overwrite_series=False):
+                  overwrite_series=False, means=None):
     """Fit the GLM and compute t and F contrasts, as nilearn, on whole arrays.
 
     The numbers are those of nilearn's ``mean_scaling``, ``run_glm`` and
@@ -155,6 +155,10 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
         Scale a writable floating-point ``series`` in place (it then holds nilearn's
         mean-scaled series) instead of scaling a copy: one pass less over the series,
         and no second copy of it in memory.
+    means : numpy.ndarray, shape (n_voxels,), optional
+        The voxels' means (:func:`voxel_means`), when taken over a larger series than
+        ``series`` (the run's mask before its constant voxels were left out, as nilearn
+        takes them); by default those of ``series``.
 
     Returns
     -------
@@ -173,7 +177,7 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
     tests = list(tests) if tests is not None else ["t"] * len(vectors)
     models = NoiseModels(np.asarray(design_matrix, dtype=np.float64), vectors, tests)
     fitted = FittedVoxels(n_voxels, models)
-    scaled = mean_scaled(series, voxel_means(series), in_place=overwrite_series)
+    scaled = mean_scaled(series, voxel_means(series) if means is None else means, in_place=overwrite_series)
     # n_threads in all: the products are small, and BLAS's own threads would compete
     # with these (and with other processes, with --nprocs 1)
     with threadpool_limits(limits=1):
@@ -181,10 +185,11 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
             groups = [(None, slice(start, stop)) for start, stop in _chunks(n_voxels, chunk)]
         else:
             bins = np.empty(n_voxels, dtype=int)
+            mean = residual_mean(scaled, models)  # every chunk's: nilearn removes the mean of all the residuals
 
             def estimate(bounds):
                 start, stop = bounds
-                bins[start:stop] = ar1_bins(ar1_coefficients(ols_residuals(scaled[:, start:stop], models)))
+                bins[start:stop] = ar1_bins(ar1_coefficients(ols_residuals(scaled[:, start:stop], models), mean))
 
             _map(estimate, _chunks(n_voxels, chunk), n_threads)
             groups = bin_groups(bins, chunk)
@@ -252,14 +257,17 @@ class NoiseModels:
 AR_BINS = 100
 
 
-def ar1_coefficients(residuals):
+def ar1_coefficients(residuals, mean=None):
     """Each voxel's lag-1 autocorrelation of its OLS residuals, as nilearn's
     ``_yule_walker(residuals.T, 1)`` computes it (the mean removed is that of all
-    the residuals given).
+    the residuals, every voxel's).
 
     Parameters
     ----------
     residuals : numpy.ndarray, shape (n_volumes, n_voxels)
+    mean : float, optional
+        The mean of all the run's residuals (:func:`residual_mean`), when ``residuals``
+        are some of its voxels'; by default the mean of ``residuals``.
 
     Returns
     -------
@@ -267,13 +275,32 @@ def ar1_coefficients(residuals):
     """
     x = residuals.T
     n_times = x.shape[-1]
-    y = x - x.mean()
+    y = x - (x.mean() if mean is None else mean)
     r = np.zeros((x.shape[0], 2), np.float64)
     r[:, 0] += (y[:, np.newaxis, :] @ y[:, :, np.newaxis])[:, 0, 0]
     r[:, 1] += (y[:, np.newaxis, 0:-1] @ y[:, 1:, np.newaxis])[:, 0, 0]
     r /= (n_times - np.arange(2)) * n_times
     with np.errstate(divide="ignore", invalid="ignore"):
         return r[:, 1] / r[:, 0]  # nilearn solves this 1x1 Toeplitz system per voxel
+
+
+def residual_mean(scaled, models) -> float:
+    """The mean of the OLS residuals of all voxels and volumes (which nilearn's
+    ``_yule_walker`` removes before its products), without the residuals: their sum is
+    ``(1 - H 1)' Y 1``, ``H`` the design's hat matrix and ``Y 1`` the volumes' sums over
+    the voxels. About 0 with an intercept in the design; without one (a ``--design-dir``
+    design), the mean of a chunk of voxels was not the run's, and moved voxels to other
+    AR(1) bins.
+
+    Parameters
+    ----------
+    scaled : numpy.ndarray, shape (n_volumes, n_voxels)
+        The mean-scaled series.
+    models : NoiseModels
+    """
+    design, pinv, _, _ = models.model(None)
+    ones = np.ones(design.shape[0])
+    return float((ones - design @ (pinv @ ones)) @ scaled.sum(axis=1, dtype=np.float64)) / scaled.size
 
 
 def ar1_bins(rho):
@@ -284,11 +311,14 @@ def ar1_bins(rho):
     return (rho * AR_BINS).astype(int)
 
 
-def voxel_means(series):
+def voxel_means(series, keep=None):
     """Each voxel's mean as nilearn's ``mean_scaling`` takes it: computed over the whole
     series at once (a single-precision mean's rounding depends on the order it is summed
-    in), and at least 1. Warns as nilearn does of a mean of 0."""
+    in: the voxels ``keep`` picks are taken from the means of all), and at least 1. Warns
+    as nilearn does of a mean of 0."""
     mean = series.mean(axis=0)
+    if keep is not None:
+        mean = mean[keep]
     if (mean == 0).any():
         pywarnings.warn("Mean values of 0 observed. The data have probably been centered. "
                         "Scaling might not work as expected.", UserWarning, stacklevel=2)
@@ -476,14 +506,17 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         overwrite_series = True
     varies = varying_voxels(series)
     constant = int(varies.size - np.count_nonzero(varies))
-    if 0 < constant < varies.size:  # left out of the run's mask (all constant: fitted, and said below)
-        series, mask_img, overwrite_series = series[:, varies], mask_without(mask_img, ~varies), True
+    means = None
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
         hide_carrier_warning()
+        if 0 < constant < varies.size:  # left out of the run's mask (all constant: fitted, and said below)
+            means = voxel_means(series, varies)  # over the whole mask, as nilearn's: a subset's are summed otherwise
+            series, mask_img, overwrite_series = series[:, varies], mask_without(mask_img, ~varies), True
         maps, dof, r_square = fit_contrasts(
             series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
             tests=[fitted_test(getattr(c, "test", "t")) for c in contrasts], overwrite_series=overwrite_series,
+            means=means,
         )
     notes = tuple(dict.fromkeys(
         f"{name}: {one_line(w.message)}" for w in caught if issubclass(w.category, UserWarning)

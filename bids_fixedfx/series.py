@@ -194,11 +194,13 @@ def _sigma(affine, smoothing_fwhm):
 
 
 def _series_dtype(data_dtype, sigma):
+    """The series' type as nilearn's masker gives it: a float's own; integers in single
+    precision (64-bit integers smoothed in double)."""
     if data_dtype.kind == "f":
         return data_dtype
-    if sigma is not None:  # nilearn's smooth_array works on integers in single precision
-        return np.dtype(np.float64 if data_dtype.itemsize == 8 else np.float32)
-    return np.dtype(np.float64)
+    if sigma is not None and data_dtype.itemsize == 8:
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
 
 
 #: ``scipy.ndimage.gaussian_filter1d``'s default: the kernel stops at 4 standard deviations.

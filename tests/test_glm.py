@@ -349,6 +349,64 @@ def test_voxels_constant_over_time_are_left_out_of_the_mask(synthetic, noise_mod
     assert said and f"{constant.sum()} of the {inside.sum()} voxels of its mask" in said[0]
 
 
+@pytest.fixture(scope="module")
+def large_constant_slab():
+    """A float32 run of about 7,000 voxels with AR(1) noise (coefficients spread over many
+    bins), unsmoothed, and a slab of its mask at 0 over time (outside the field of view)."""
+    rng = np.random.default_rng(11)
+    shape, n_volumes = (24, 24, 14), 80
+    frame_times = np.arange(n_volumes) * TR
+    events = pd.DataFrame({"onset": [10.0, 50.0, 90.0, 130.0], "duration": [10.0] * 4, "trial_type": ["a", "b"] * 2})
+    matrix = make_first_level_design_matrix(frame_times, events, hrf_model="glover", drift_model="cosine",
+                                            high_pass=0.01)
+    rho = rng.uniform(-0.3, 0.8, shape)
+    noise = rng.normal(0.0, 1.0, shape + (n_volumes,))  # small beside the mean: single precision's rounding shows
+    for t in range(1, n_volumes):
+        noise[..., t] += rho * noise[..., t - 1]
+    data = (rng.uniform(400, 1200, shape)[..., None] + noise).astype(np.float32)
+    data[:, :, 3:5] = 0.0
+    mask = np.ones(shape, np.uint8)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    run_design = design.Design(matrix=matrix, conditions=("a", "b"), confounds=())
+    contrasts = design.contrast_weights((), run_design)
+    return nib.Nifti1Image(data, affine), nib.Nifti1Image(mask, affine), run_design, contrasts
+
+
+@pytest.mark.parametrize("dropped", [True, False])
+def test_voxels_left_out_keep_nilearns_means_and_ar1_bins(large_constant_slab, dropped):
+    """The voxels' means were taken over the series without its constant voxels, a copy
+    whose single-precision sums are rounded otherwise: a voxel in 1,500 moved to the next
+    AR(1) bin (variance maps 0.7% off)."""
+    bold, mask, run_design, contrasts = large_constant_slab
+    if not dropped:  # the same voxels, the constant slab outside the mask instead
+        inside = np.asarray(mask.dataobj).copy()
+        inside[:, :, 3:5] = 0
+        mask = nib.Nifti1Image(inside, mask.affine)
+    result = glm.fit_run(bold, run_design, contrasts, mask=mask, noise_model="ar1")
+    assert result.mask.get_fdata().sum() == 24 * 24 * 12
+    assert_same_maps(result, nilearn_fit(bold, run_design.matrix, mask=mask, smoothing_fwhm=None, noise_model="ar1"),
+                     contrasts)
+
+
+@pytest.mark.parametrize("smoothing_fwhm", [None, 5.0])
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.int32, np.float32, np.float64])
+def test_the_series_has_the_type_nilearns_masker_gives(synthetic, tmp_path, smoothing_fwhm, dtype):
+    """Unsmoothed integers were fitted in double precision, nilearn's masker gives single:
+    the AR(1) coefficients differed by 4e-6, enough to move a voxel near a bin's edge."""
+    from nilearn.maskers import NiftiMasker
+
+    bold, mask, _, _ = synthetic
+    image = nib.Nifti1Image(np.clip(np.round(bold.get_fdata()), 0, 255).astype(dtype), bold.affine)
+    nib.save(image, tmp_path / "bold.nii.gz")
+    nib.save(mask, tmp_path / "mask.nii.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = NiftiMasker(mask, smoothing_fwhm=smoothing_fwhm).fit_transform(image).dtype
+    assert glm.masked_series(image, glm.load_mask(mask, image), smoothing_fwhm).dtype == expected
+    read = glm.prepare_run(tmp_path / "bold.nii.gz", tmp_path / "mask.nii.gz", smoothing_fwhm, 2)
+    assert read.series.dtype == expected
+
+
 def test_non_finite_volumes_of_a_file_are_counted(synthetic, tmp_path):
     """Read as the workflow reads a file (volume by volume, on threads): two volumes with a NaN."""
     bold, mask, run_design, contrasts = synthetic
@@ -441,6 +499,19 @@ def test_vectorised_fit_in_chunks_and_threads(random_glm):
     for a, b in zip(whole, chunked):
         for stat in a:
             np.testing.assert_allclose(a[stat], b[stat], rtol=1e-10, atol=1e-12)
+
+
+def test_chunks_of_a_design_without_an_intercept_share_nilearns_ar1_bins(random_glm):
+    """A --design-dir design without a constant column: the mean its Yule-Walker estimate
+    removes (nilearn's: all the residuals') was each chunk's own, and moved voxels to other bins."""
+    series, matrix, vectors, tests = random_glm
+    matrix, vectors = matrix[:, :4], [v[..., :4] if v.shape[-1] > 4 else v for v in vectors]
+    expected, expected_dof, labels = nilearn_chunk(series, matrix, vectors, tests, "ar1")
+    maps, dof, _ = glm.fit_contrasts(series, matrix, vectors, "ar1", n_threads=2, chunk=701, tests=tests)
+    assert dof == expected_dof
+    for ours, theirs in zip(maps, expected):
+        for stat in ours:
+            np.testing.assert_allclose(ours[stat], theirs[stat], rtol=1e-10, atol=1e-12, err_msg=stat)
 
 
 def test_an_unknown_noise_model_is_refused(random_glm):
