@@ -229,11 +229,14 @@ def _finite(value):
     return value
 
 
+def tsv_text(frame) -> str:
+    """A table as a BIDS TSV holds it (``n/a`` for missing values)."""
+    return frame.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.10g", lineterminator="\n")
+
+
 def write_tsv(frame, path: Path) -> Path:
-    """Write a table as a BIDS TSV (``n/a`` for missing values) atomically."""
-    return _atomic(
-        Path(path), lambda tmp: frame.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.10g")
-    )
+    """Write a table as a BIDS TSV (:func:`tsv_text`) atomically."""
+    return _atomic(Path(path), lambda tmp: tmp.write_text(tsv_text(frame), encoding="utf-8"))
 
 
 #: Distributions whose versions decide the numbers; recorded in ``GeneratedBy``.

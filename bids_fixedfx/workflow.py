@@ -118,6 +118,7 @@ def _participant(settings, derivatives, fork):
 
     _check_other_sessions(checked, settings)
     _check_other_resolution(checked, settings)
+    _check_shared_designs(checked, settings)
     settings = replace(settings, derivatives=tuple(derivatives))
     # the dataset's files and the model's copy are written with the first set: a run that fails
     # in its fit (a mask nilearn computes empty) leaves OUTPUT_DIR as it was, and a job stopped
@@ -995,6 +996,42 @@ def _check_other_resolution(checked, settings) -> None:
                 "neither, so these would replace those: use another OUTPUT_DIR for each resolution, or remove "
                 "the earlier maps first."
             )
+
+
+def _check_shared_designs(checked, settings) -> None:
+    """Refuse a job that would rewrite a run's design (``_design.tsv``, named without a space:
+    every space's maps of the run share it) with another one, while maps of the run in a space
+    this job does not remake stay: they would cite a design that did not make them (a rerun
+    of one space with another model).
+
+    Raises
+    ------
+    UsageError
+    """
+    mine = defaultdict(set)  # (subject, task) -> the spaces this job remakes
+    for subject in checked.subjects:
+        mine[subject.subject, subject.task].add(subject.space)
+    for subject in checked.subjects:
+        for run_plan in subject.runs:
+            relative = naming.build_run("design", run_plan.run, space=None, extension=".tsv")
+            earlier = settings.output_dir / relative
+            try:
+                if not earlier.is_file() or earlier.read_text(encoding="utf-8") == outputs.tsv_text(
+                        run_plan.design.matrix):
+                    continue
+            except (OSError, UnicodeDecodeError):
+                continue  # unreadable: replaced, as before
+            own, remade = naming.run_entities(run_plan.run), mine[subject.subject, subject.task]
+            others = sorted({str(found.get("space")) for path in earlier.parent.iterdir()  # the run's maps
+                             if (found := naming.parse(path.relative_to(settings.output_dir))).get("stat")
+                             and {k: found.get(k) for k in own} == own and found.get("space") not in remade})
+            if others:
+                raise UsageError(
+                    f"{run_plan.run.name}: this job's design differs from {relative} in {settings.output_dir}, "
+                    f"with which the run's maps in space {' and '.join(others)} were computed, and this job "
+                    "does not remake them (its design is shared by every space's maps): include those spaces "
+                    "(--space), or write to another OUTPUT_DIR."
+                )
 
 
 def _stale_group_files(output_dir, checked, settings) -> list:

@@ -277,6 +277,21 @@ def test_maps_of_another_resolution_are_not_replaced(one_subject, tmp_path, caps
     assert main([str(a) for a in [*common, tmp_path / "filter-None.json"]]) == 0  # a rerun of the same inputs
 
 
+def test_a_design_other_spaces_maps_share_is_not_rewritten_with_another(one_subject, tmp_path, capsys):
+    """A rerun of one space with another model rewrote the runs' designs (named without a
+    space), which the other space's maps kept citing."""
+    out = tmp_path / "out"
+    common = [one_subject.path, out, "participant", "--skip-bids-validation", "--no-reports"]
+    assert main([str(a) for a in [*common, "--space", SPACE, "T1w"]]) == 0
+    capsys.readouterr()
+    written = checksums(out)
+    message = fails(capsys, [*common, "--space", SPACE, "--hrf-model", "spm"], 64, "T1w", "--space",
+                    "another OUTPUT_DIR", "_design.tsv", output=tmp_path / "nothing")
+    assert "sub-01_" in message and checksums(out) == written
+    assert main([str(a) for a in [*common, "--space", SPACE]]) == 0  # the same design: one space remade
+    assert main([str(a) for a in [*common, "--space", SPACE, "T1w", "--hrf-model", "spm"]]) == 0  # both
+
+
 def test_series_in_two_formats_are_told_apart_by_extension(one_subject, tmp_path, capsys):
     import gzip
 
