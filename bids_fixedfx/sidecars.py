@@ -390,6 +390,7 @@ class DesignSidecar:
     sources: tuple[str, ...]
     dummy_scans: dict | None = None  # {"Volumes", "Source", "Reason"} of design.DummyScans
     convolution: tuple[str, ...] = ()  # HRFs of the model's Convolve transformations (HRFModel: the design's)
+    excluded: tuple[int, ...] = ()  # the volumes left out of the fit (0-based): nilearn's sample_mask's complement
 
     def to_json(self) -> dict:
         return {
@@ -402,6 +403,7 @@ class DesignSidecar:
             "Precomputed": self.precomputed,
             "ConfoundsOption": list(self.confounds_option),
             "VolumesExcluded": self.volumes_excluded,
+            **({"ExcludedVolumes": list(self.excluded)} if self.excluded else {}),
             "DummyScans": self.dummy_scans,
             "HRFModel": self.hrf_model,
             **({"ConvolveHRFModels": list(self.convolution)} if self.convolution else {}),
@@ -424,7 +426,10 @@ class DesignSidecar:
         convolution = data.get("ConvolveHRFModels") or []
         if not _strings(convolution):
             raise InputFileError(f"{path}: ConvolveHRFModels is not a list of HRF names.")
-        return cls(*values, convolution=tuple(convolution))
+        excluded = data.get("ExcludedVolumes") or []
+        if not isinstance(excluded, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in excluded):
+            raise InputFileError(f"{path}: ExcludedVolumes is not a list of volume indices.")
+        return cls(*values, convolution=tuple(convolution), excluded=tuple(excluded))
 
     @classmethod
     def read(cls, path) -> DesignSidecar:

@@ -416,6 +416,7 @@ def write_run(run_plan, result, place, settings, levels=("subject",)) -> None:
         confounds_option=tuple(model.confounds),
         volumes_excluded=design.n_excluded,
         dummy_scans=design.dummy_scans.to_json() if design.dummy_scans else None,
+        excluded=_excluded_volumes(design),
         hrf_model=info.hrf_model,
         convolution=model.convolution,
         drift_model=info.drift_model,
@@ -437,6 +438,14 @@ def write_run(run_plan, result, place, settings, levels=("subject",)) -> None:
         sidecar = sidecars.StatmapSidecar(sources, _contrast_info(maps), maps.dof, info, **_model_keys(settings, "run"))
         outputs.write_statmaps("run_statmap", maps, place, sidecar.to_json(), run_plan.form, space=run.space,
                                **naming.run_entities(run))
+
+
+def _excluded_volumes(design) -> tuple[int, ...]:
+    """The volumes (0-based) a design's ``sample_mask`` leaves out of the fit."""
+    if design.sample_mask is None:
+        return ()
+    kept = {int(volume) for volume in design.sample_mask}
+    return tuple(volume for volume in range(len(design.matrix)) if volume not in kept)
 
 
 def _run_sources(run_plan) -> list:
