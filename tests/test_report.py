@@ -294,6 +294,11 @@ def test_subject_report_shows_what_the_issue_asks(reports):
                      "Fixed effects"):
         assert expected in html, expected
     assert "t-test" not in html  # the default subject maps are fixed effects over the runs
+    assert "4 runs of task checkerboard, combined by fixed effects." in html
+    # a subject of one run: its maps are the run's, not combined (said of every subject)
+    single = [page.read_text(encoding="utf-8") for page in pages(reports) if page.name.startswith("sub-")]
+    assert sum("1 run of task checkerboard, whose maps are the subject&#39;s." in page
+               or "1 run of task checkerboard, whose maps are the subject's." in page for page in single) == 1
     figures = [url for tag, url in links_of(reports / "sub-01.html").urls if tag == "img"]
     for kind in ("run-01_desc-design_matrix", "run-01_space-MNI152NLin2009cAsym_desc-rsquared_statmap",
                  "desc-fd_motion", "desc-coverage_mask",

@@ -79,6 +79,7 @@ def write_subject_report(settings, subject: str, plans, notes, files: Files | No
             tasks=tasks,
             earlier=earlier,
             n_runs=len({p.run.name for plan in plans for p in plan.runs}),  # a run fitted in two spaces is one run
+            combined=any(len(plan.runs) > 1 for plan in plans),  # a task's runs combined (not a single run's maps)
             citation=citation_link(files),
             provenance=provenance(settings),
         )
