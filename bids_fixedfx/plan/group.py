@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,8 @@ from .. import design as designs
 from ..errors import NoDataError, UsageError, check_regular_file
 from ..notes import Note
 from ..surface import check_inference, files_of, group_spaces, is_surface_file
+
+logger = logging.getLogger("bids_fixedfx")
 
 #: The fewest subjects a group test needs.
 MIN_SUBJECTS = 2
@@ -155,6 +158,14 @@ def find_subject_maps(output_dir, level: str = "subject", desc: str | None = Non
         def path(kind, **more):
             return output_dir / naming.build(f"{level}_{kind}", **common, **{**where, **more})
 
+        try:
+            own = path("statmap", contrast=label, stat="effect", desc=desc) == effect
+        except ValueError:  # entities no name of the app's is made of (a stray file: x..y_stat-effect)
+            own = False
+        if not own:
+            logger.warning("%s is not named as this app names a %s map (a file put there by hand?), so the group "
+                           "level leaves it out; rename or remove it.", effect, level)
+            continue
         found.append(SubjectMapFiles(
             **common, contrast=label, effect=effect,
             variance=path("statmap", contrast=label, stat="variance", desc=desc),
