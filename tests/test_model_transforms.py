@@ -186,6 +186,15 @@ def test_simple_variables_for_higher_levels():
     ([{"Name": "Assign", "Input": ["RT"], "Target": ["gain", "loss"]}],
      'its Target must name one variable, not \\["gain"'),
     ([{"Name": "Lag", "Input": ["gain"], "Order": 1000000000, "Dense": True}], "cannot be applied with the arguments"),
+    # a flag or number as a string (from a web form) was read by its truth: "false" binarized
+    ([{"Name": "Threshold", "Input": ["gain"], "Threshold": 15, "Binarize": "false"}],
+     'transformation Threshold: its Binarize must be true or false, not "false"'),
+    ([{"Name": "Scale", "Input": ["gain"], "Demean": "no"}], 'its Demean must be true or false, not "no"'),
+    ([{"Name": "Scale", "Input": ["gain"], "ReplaceNa": {"x": 1}}], 'its ReplaceNa must be "before", "after" or null'),
+    ([{"Name": "Lag", "Input": ["gain"], "Difference": "false", "Dense": True}], "its Difference must be true or"),
+    ([{"Name": "Lag", "Input": ["gain"], "Shift": True, "Dense": True}], "its Shift must be a number, not true"),
+    ([{"Name": "Scale", "Input": ["gain"], "Dense": "yes"}], 'its Dense must be true or false, not "yes"'),
+    ([{"Name": "Scale", "Input": ["gain", "loss"], "Rescale": [True, "0"]}], 'its Rescale must be true or false'),
 ])
 def test_transformation_errors_name_the_culprit(instructions, message):
     with pytest.raises(ModelError, match=message) as caught:

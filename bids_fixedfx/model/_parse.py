@@ -186,4 +186,7 @@ def parse_instruction(raw, where: str, names, record):
         raise ModelError(f"{where} needs a Query, such as \"trial_type == 'face'\".")
     if name in ("Copy", "Rename", "Product", "Sum", "And", "Or") and output is None:
         raise ModelError(f"{where} needs an Output.")
+    from .transforms import check_arguments  # (transforms imports this package's models)
+
+    check_arguments(name, arguments, where)
     return record(name=name, input=inputs, output=output, arguments=arguments)

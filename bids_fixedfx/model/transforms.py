@@ -180,6 +180,34 @@ def _expand(patterns, work, where) -> list:
     return names
 
 
+def check_arguments(name, arguments, where) -> None:
+    """Refuse an argument of another type than its default's: a flag must be true or false
+    (JSON's ``"false"``, a string, was true), a number a number.
+
+    Raises
+    ------
+    ModelError
+        Naming the node, the transformation and the argument.
+    """
+    import inspect
+
+    if name not in _REGISTRY:
+        return
+    function = _REGISTRY[name][0]
+    defaults = {key: parameter.default for key, parameter in inspect.signature(function).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+    defaults["dense"] = False
+    for key, value in arguments.items():
+        default = defaults.get(key)
+        if key in _LIST_ARGUMENTS or default is None or not isinstance(default, (bool, int, float)):
+            continue
+        flag = isinstance(default, bool)
+        for one in value if isinstance(value, list) else [value]:
+            if isinstance(one, bool) != flag or not isinstance(one, (bool, int, float)):
+                raise ModelError(f"{where}: its {''.join(part.capitalize() for part in key.split('_'))} must be "
+                                 f"{'true or false' if flag else 'a number'}, not {json.dumps(one)[:80]}.")
+
+
 def _argument_for(arguments, i, n):
     return {k: v[i] if isinstance(v, list) and len(v) == n and n > 1 and k not in _LIST_ARGUMENTS else v
             for k, v in arguments.items()}
@@ -249,6 +277,9 @@ def _aligned(inputs, context, where):
 
 @_transformation("Scale")
 def _scale(v, context, where, demean=True, rescale=True, replace_na=None):
+    if replace_na not in (None, "before", "after"):
+        raise ModelError(f"{where}: its ReplaceNa must be \"before\", \"after\" or null, not "
+                         f"{json.dumps(replace_na)[:80]}.")
     data = pd.Series(v.values.astype(float))
     if data.nunique() == 1 and replace_na in (None, "before"):
         raise ModelError(f"{where}: {v.name!r} is constant ({data.dropna().iloc[0]}) and cannot be scaled; "
