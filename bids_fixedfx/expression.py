@@ -45,8 +45,9 @@ def weight_size_problem(weight: float) -> str | None:
 #: A number as user text writes it (``3``, ``0.5``, ``.5``, ``1e-3``), without a sign: the
 #: pattern of every number the app reads from text. Its digits split one way only, so that a
 #: run of many digits fails in linear time (``\d+\.?\d*`` tried every split: a cell of
-#: 100,000 digits took minutes).
-NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+#: 100,000 digits took minutes). ASCII digits only: Python's ``\d`` and ``float`` also read
+#: other scripts' (``١`` as 1).
+NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 
 _TOKEN = re.compile(
     rf"\s*(?:(?P<number>{NUMBER})"

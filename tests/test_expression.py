@@ -76,6 +76,8 @@ HOSTILE = [
     "a" * 20_000,
     "audio\x00",
     "audio - visual\u202e",
+    "\u0661*audio",  # an Arabic-Indic 1, which Python's \\d and float() read as 1
+    "audio - \uff12*visual",  # a fullwidth 2
 ]
 
 
