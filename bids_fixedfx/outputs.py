@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__, naming
 from .locations import can_write_in, creation_mode, nearest_existing
-from .sidecars import STAT_KEYS, STAT_KEYS_F
+from .sidecars import LIBRARIES, STAT_KEYS, STAT_KEYS_F
 
 logger = logging.getLogger("bids_fixedfx")
 
@@ -239,8 +239,6 @@ def write_tsv(frame, path: Path) -> Path:
     return _atomic(Path(path), lambda tmp: tmp.write_text(tsv_text(frame), encoding="utf-8"))
 
 
-#: Distributions whose versions decide the numbers; recorded in ``GeneratedBy``.
-RECORDED_DEPENDENCIES = ("nilearn", "pybids", "nibabel", "numpy", "scipy")
 
 
 def dataset_description(bids_dir, output_dir, datasets=None) -> dict:
@@ -249,7 +247,7 @@ def dataset_description(bids_dir, output_dir, datasets=None) -> dict:
     from importlib import metadata
 
     generated_by = [{"Name": "bids-fixedfx", "Version": __version__, "CodeURL": CODE_URL}]
-    for name in RECORDED_DEPENDENCIES:
+    for name in LIBRARIES:
         try:
             generated_by.append({"Name": name, "Version": metadata.version(name)})
         except metadata.PackageNotFoundError:

@@ -51,6 +51,7 @@ def test_default_settings_are_stated(example_dataset, tmp_path):
         "2 sessions (ses-1 and ses-2)",
         "1 to 4 runs per subject",
         "fMRIPrep 23.2.0",
+        "and SciPy ",  # its version, as GeneratedBy records it
         "MNI152NLin2009cAsym space",
         "The repetition time was 2 s",
         "Glover hemodynamic response function",

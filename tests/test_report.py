@@ -290,7 +290,7 @@ def test_subject_report_shows_what_the_issue_asks(reports):
     for expected in ("ses-1_run-01", "ses-2_run-02", "Runs", "Conditions", "Confounds used", "trans_x",
                      "Warnings", "AR(1)", "5 mm FWHM", "|z| &gt; 3", "Peak z", "mean FD", "max VIF",
                      "in subject mask", "Motion", "Masks", "Provenance", "bids-fixedfx", "nilearn", "pybids",
-                     "nibabel", "numpy", "--nprocs 2", "<details", "median R²", "Fixed-effects z map of",
+                     "nibabel", "numpy", "scipy", "--nprocs 2", "<details", "median R²", "Fixed-effects z map of",
                      "Fixed effects"):
         assert expected in html, expected
     assert "t-test" not in html  # the default subject maps are fixed effects over the runs

@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import __version__
-from ..sidecars import FirstLevelModelInfo, read_json
+from ..sidecars import LIBRARIES, FirstLevelModelInfo, read_json
 
-#: The libraries whose versions the methods text and the reports give.
-LIBRARIES = ("nilearn", "pybids", "nibabel", "numpy")
 
 
 @dataclass(frozen=True)
