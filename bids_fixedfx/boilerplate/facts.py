@@ -128,6 +128,8 @@ class GroupLevel:
     design: str | None = None  # the dataset node whose design the subjects' maps were entered into
     nodes: tuple[DatasetNodeFacts, ...] = ()
     passed: tuple[str, ...] = ()  # the dataset nodes' contrasts of Test "pass": effect and variance only
+    columns: tuple[str, ...] = ()  # the group design's columns (``design``)
+    contrasts: tuple[ContrastFacts, ...] = ()  # the group design's contrasts
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,20 @@ def _sidecar_of(relative: str, entities: dict) -> Path:
     return Path(relative[:len(relative) - len(extension)] + ".json")
 
 
+def _group_design_facts(designed) -> tuple:
+    """The columns of the group design (the first test's: every test's has them, with their
+    subjects' rows) and its contrasts, for the methods text."""
+    if not designed:
+        return (), ()
+    contrasts = {}
+    for test in designed:
+        for matrix in test.contrasts:
+            weights = ([{c: float(w) for c, w in zip(matrix.columns, row) if w != 0} for row in matrix.matrix]
+                       if matrix.test == "F" else matrix.weights)
+            contrasts.setdefault(matrix.source, contrast_facts(matrix.source, weights, (), matrix.test))  # (each tested per contrast)
+    return tuple(str(c) for c in designed[0].design.columns), tuple(contrasts.values())
+
+
 def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
     """A run's facts from its design sidecar."""
     design = record.design
@@ -278,12 +292,12 @@ def methods_from_group(settings, group_plan) -> Methods:
             tuple(entry["contrasts"].values()), tuple(entry["left_out"].values()), by_space,
         ))
     tests = tuple((test.task, test.name, tuple(sorted(set(test.subjects)))) for test in group_plan.tests)
+    designed = [test for test in group_plan.tests if test.design is not None and settings.group_model != "fixed"]
     group = GroupLevel("fixed" if settings.group_model == "fixed" else "random", tests,
                        settings.model_node_names.get("dataset") if settings.group_design else None,
                        dataset_node_facts(group_plan.tests),
-                       tuple(dict.fromkeys(m.name for test in group_plan.tests for m in test.contrasts
-                                           if test.design is not None and settings.group_model != "fixed"
-                                           and m.test == "pass")))
+                       tuple(dict.fromkeys(m.name for test in designed for m in test.contrasts if m.test == "pass")),
+                       *_group_design_facts(designed))
     return Methods(
         tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
         software_versions(), figure_threshold(settings), corrected_inference(settings), "group",

@@ -271,6 +271,8 @@ def render(methods: Methods) -> str:
             "varying": len({subjects for _, _, subjects in methods.group.tests}) > 1,
             "nodes": list(methods.group.nodes),
             "passed": list(methods.group.passed),
+            "columns": list(methods.group.columns),
+            "contrasts": list(methods.group.contrasts),
         }
     units = {unit_of(f.runs) for f in methods.first_levels} or {"voxel"}
     text = _environment().get_template(TEMPLATE).render(
