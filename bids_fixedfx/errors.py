@@ -54,6 +54,15 @@ class InvalidBIDSError(FixedFxError):
     exit_code = EX_INVALID_BIDS
 
 
+def few(names, most: int = 10, longest: int = 40) -> str:
+    """Names for a message, joined by commas: at most ``most`` of them (then how many more),
+    each cut to ``longest`` characters (a label of 100,000 characters, from a web form, made
+    a message of as many)."""
+    names = [name if len(name) <= longest else name[:longest - 1] + "…" for name in map(str, names)]
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def check_regular_file(path, named: str, error=InputFileError) -> None:
     """Refuse a path that exists but is no regular file (a device such as ``/dev/zero``, a
     named pipe, a folder), which the readers of input files would read for ever or hang on;

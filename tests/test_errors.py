@@ -4,6 +4,7 @@ nothing written to OUTPUT_DIR, and the input dataset untouched."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -306,6 +307,18 @@ def test_a_stray_map_name_in_output_dir_is_left_out_of_the_group_level(fresh_dat
     assert f"{stray} is not named as this app names a subject map" in " ".join(said.split())
     assert sorted(p.name for p in (out / "group").glob("*_stat-t_statmap.nii.gz")) == [
         f"task-checkerboard_space-{SPACE}_contrast-{c}_stat-t_statmap.nii.gz" for c in ("audio", "visual")]
+
+
+def test_labels_that_match_no_subject_are_named_in_a_short_message(fresh_dataset, tmp_path, capsys):
+    """A label of 100,000 characters (a web form's) was repeated whole in a message of as many,
+    and every subject of the dataset was listed (a thousand, in a large one)."""
+    dataset = fresh_dataset()
+    for n in range(4, 16):  # more subjects than a message lists
+        shutil.copytree(dataset.path / "sub-01", dataset.path / f"sub-{n:02d}")
+    message = fails(capsys, [dataset.path, tmp_path / "out", "participant", "--skip-bids-validation",
+                             "--participant-label", "0" * 100_000, "77"], 66, "--participant-label 0000", ", 77",
+                    "and 5 more")
+    assert len(message) < 600, message
 
 
 def test_series_in_two_formats_are_told_apart_by_extension(one_subject, tmp_path, capsys):

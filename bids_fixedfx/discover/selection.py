@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import NoDataError, UsageError
+from ..errors import NoDataError, UsageError, few
 from ..settings import DEFAULT_SPACE
 from .bidsignore import declared_subjects
 from .derivatives import find_derivatives, holds_func, looping_derivatives, skipped_derivatives
@@ -79,11 +79,10 @@ def select_runs(settings) -> Selection:
                 raise NoDataError(f"{settings.bids_dir} has no sub-* folders with data.")
             raise NoDataError(
                 f"No subject matches {settings.selected_by.get('participant_label', '--participant-label')} "
-                f"{' '.join(missing)} "
-                f"(the dataset has {', '.join('sub-' + s for s in present)})."
+                f"{few(missing)} (the dataset has {few(['sub-' + s for s in present])})."
             )
         for label in missing:
-            warnings.append(f"{settings.selected_by.get('participant_label', '--participant-label')} {label} "
+            warnings.append(f"{settings.selected_by.get('participant_label', '--participant-label')} {few([label])} "
                             "matches no subject and was ignored.")
         subjects = [s for s in subjects if s in settings.participant_label]
     elif not subjects:
