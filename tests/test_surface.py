@@ -767,6 +767,9 @@ def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     # nilearn" and "no R² map")
     assert "vertices finite and varying" in page and "R² map written, not drawn" in page
     assert "computed by nilearn" not in page and "no R² map" not in page
+    # each space's scaling is said of what its values belong to (surfaces said "voxel mean")
+    assert [page.count(f"percent signal change (each {unit}&#39;s mean)") for unit in ("voxel", "vertex", "grayordinate")
+            ] == [1, 1, 1]
     figures = analysed / "sub-01" / "figures"
     assert (figures / f"sub-01_task-checkerboard_space-{FS5}_contrast-audio_desc-zmap_statmap.png").stat().st_size > 10_000
     table = pd.read_csv(figures / f"sub-01_task-checkerboard_space-{FS5}_contrast-audio_desc-peaks_table.tsv", sep="\t")

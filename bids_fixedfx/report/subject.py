@@ -377,6 +377,10 @@ def _confounds(plan) -> dict:
             "union": list(dict.fromkeys(c for columns in per_run for c in columns))}
 
 
+#: What a map's values belong to, by the form of its data (a volume's: None).
+_ELEMENT = {None: "voxel", "gifti": "vertex", "cifti": "grayordinate"}
+
+
 def _model_rows(settings, plan, estimator="meta") -> list[tuple[str, str]]:
     from ..surface import run_model
 
@@ -408,7 +412,7 @@ def _model_rows(settings, plan, estimator="meta") -> list[tuple[str, str]]:
         ("Confounds", " ".join(_confounds(plan)["union"]) or "none"),
         ("Noise model", "AR(1)" if model.noise_model == "ar1" else "OLS"),
         ("Smoothing", f"{model.smoothing_fwhm:g} mm FWHM" if model.smoothing_fwhm else "none"),
-        ("Signal scaling", "percent signal change (voxel mean)"),
+        ("Signal scaling", f"percent signal change (each {_ELEMENT[getattr(plan.runs[0].form, 'kind', None)]}'s mean)"),
         ("Fixed effects", "precision-weighted" if model.precision_weighted else "unweighted (nilearn's default)")
         if estimator == "meta" else ("Subject maps", "a one-sample t-test across the runs or sessions (OLS)"),
         ("Figure threshold", f"|z| > {settings.report_threshold:g}, uncorrected, for display"),
