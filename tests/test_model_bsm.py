@@ -294,6 +294,15 @@ def test_default_model_refusals():
         default_model(["a"], drift_model="spline")
 
 
+def test_a_variable_listed_twice_in_x_is_said():
+    """Model.X listing "audio" twice was read without a word (from a web form's model)."""
+    model = parse_model({"Name": "m", "BIDSModelVersion": "1.0.0", "Nodes": [{
+        "Level": "Run", "Name": "run", "GroupBy": ["run", "subject"], "Model": {"X": ["audio", 1, "audio", "visual", 1]},
+        "DummyContrasts": {"Test": "t"}}]})
+    assert [n for n in model.notes if "more than once" in n] == [
+        "Node 'run': Model.X lists 'audio', 1 more than once; the design has one column of each, so remove the repeats"]
+
+
 def test_a_template_style_model_is_read_with_notes():
     """bidspm templates leave blanks, pybids writes FEMA and DoubleGamma and may omit GroupBy:
     read, each with a note; the same model written out reads back equal."""

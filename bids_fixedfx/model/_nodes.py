@@ -61,6 +61,10 @@ def parse_node(raw, index, source, notes) -> Node:
               for v in _filled(listify(model["X"]), f"{where}: Model.X", notes))
     if not x:
         raise ModelError(f"{where} has no variables in Model.X.")
+    repeated = list(dict.fromkeys(v for i, v in enumerate(x) if v in x[:i]))
+    if repeated:
+        notes.append(f"{where}: Model.X lists {', '.join(map(repr, repeated))} more than once; the design has one "
+                     "column of each, so remove the repeats")
     if level == "run" and not any(is_intercept(v) for v in x) and model.get("Formula") is None:
         notes.append(f"{where}: Model.X has no 1, but the run's design keeps nilearn's constant column (its drifts "
                      "and the mean signal need it); add 1 to Model.X to say so")
