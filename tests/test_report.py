@@ -913,6 +913,11 @@ def test_a_model_with_an_f_contrast_gets_its_report(tmp_path):
     ids = set(re.findall(r'id="([^"]+)"', page))  # the contrasts table linked the F test to a section it has not
     assert [link for link in re.findall(r'href="#([^"]+)"', page) if link not in ids] == []
     assert "(F test: the runs&#39; maps only)" in page or "(F test: the runs' maps only)" in page
+    # its section shows each run's map (as z) and peak: it appeared nowhere on the page
+    assert 'id="task-checkerboard-space-MNI152NLin2009cAsym-contrast-anyTask"' in page
+    assert "(F test)</h4>" in page and re.search(r"peak z: run-01 \d+\.\d\d, run-02 \d+\.\d\d\.", page)
+    grid = output / "sub-01" / "figures" / "sub-01_task-checkerboard_space-MNI152NLin2009cAsym_contrast-anyTask_desc-runs_statmap.png"
+    assert grid.stat().st_size > 5_000 and grid.name in page
     assert "<code>trial_type.audio</code>&nbsp;1); (<code>trial_type.visual</code>&nbsp;1)" in page
     design_figures = list((output / "sub-01" / "figures").glob("*_desc-design_matrix.png"))
     assert len(design_figures) == 2

@@ -178,12 +178,16 @@ def task_section(settings, plan, notes, files: Files, estimator: str = "meta") -
         "motion": _motion_figure(plan, runs, files, common),
         "coverage": _coverage_figure(view, plan, run_masks, files, common) if form is None else None,
         "contrasts": [],
+        "f_tests": [],
     }
     for label, name in _contrast_labels(plan).items():
         if form is None:
             section["contrasts"].append(_contrast(settings, plan, label, name, view, files, anchor, underlay))
         else:
             section["contrasts"].append(_surface_contrast(settings, plan, label, name, files, anchor))
+    if form is None:  # (a surface's F maps are in its files only)
+        section["f_tests"] = [_f_test(settings, plan, label, name, view, files, anchor, underlay)
+                              for label, name in _f_test_labels(plan).items()]
     return section
 
 
@@ -354,6 +358,45 @@ def _contrast_labels(plan) -> dict:
     return labels
 
 
+def _f_test_labels(plan) -> dict:
+    """The runs' F tests (label -> name), which have run maps only."""
+    labels = {}
+    for run_plan in plan.runs:
+        for contrast in run_plan.contrasts:
+            if contrast.test == "F":
+                labels.setdefault(contrast.label, contrast.name)
+    return labels
+
+
+def _f_test(settings, plan, label, name, view, files: Files, anchor, underlay: str) -> dict:
+    """A run F test: each run's z map (from its F map: the runs' maps are not combined), on
+    the slices where the runs' z maps peak, with each run's peak z."""
+    threshold = settings.report_threshold
+    runs = []
+    for run_plan in plan.runs:
+        if any(c.label == label and c.test == "F" for c in run_plan.contrasts):
+            path = settings.output_dir / naming.build_run("run_statmap", run_plan.run, contrast=label, stat="z",
+                                                          extension=".nii.gz")
+            if path.is_file():
+                runs.append((_short_name(run_plan.run), slices.load(path).data))
+    section = {"name": name, "label": label, "anchor": f"{anchor}-contrast-{label}", "figure": None,
+               "peaks": [(run, float(np.max(np.nan_to_num(z), initial=0.0))) for run, z in runs]}
+    if runs:
+        largest = max(peak for _, peak in section["peaks"])
+        strongest = max(runs, key=lambda run: float(np.max(np.nan_to_num(run[1]), initial=0.0)))[1]
+        cuts = slices.choose_cuts(strongest, threshold, N_CUTS, view.box)
+        shown = f"|z| > {threshold:g}"
+        common = {"subject": plan.subject, "task": plan.task, "space": plan.space, "contrast": label}
+        section["figure"] = files.figure(
+            naming.build("subject_figure", desc="runs", suffix="statmap", extension=".png", **common),
+            figures.map_grid(replace(view, vmax=max(largest, 1.25 * threshold, 1.0)), runs, cuts,
+                             f"{name}: each run's F test as z (same slices and colour scale)"),
+            f"z maps of the F test {name} in each run, {shown}",
+            f"z of each run's F statistic, {shown} (uncorrected, for display), {underlay}.",
+        )
+    return section
+
+
 def _contrast_weights(plan) -> list[dict]:
     """Each contrast's numeric weights (those of its first run; the runs' columns may differ)."""
     from ..boilerplate import format_weights
@@ -365,7 +408,7 @@ def _contrast_weights(plan) -> list[dict]:
                 "name": contrast.name, "label": contrast.label,
                 "weights": contrast.weights, "expression": format_weights(contrast.weights),
                 "n_runs": sum(1 for p in plan.runs if any(c.label == contrast.label for c in p.contrasts)),
-                "f_test": contrast.test == "F",  # no subject maps, so no section of its own to link to
+                "f_test": contrast.test == "F",  # no subject maps: a section of the runs' maps (volumes)
             })
     return list(rows.values())
 
