@@ -128,7 +128,7 @@ class RunResult:
 
 
 def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None,
-                  overwrite_series=False, means=None):
+                  overwrite_series=False, means=None, left_out=(0.0, 0)):
     """Fit the GLM and compute t and F contrasts, as nilearn, on whole arrays.
 
     The numbers are those of nilearn's ``mean_scaling``, ``run_glm`` and
@@ -159,6 +159,9 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
         The voxels' means (:func:`voxel_means`), when taken over a larger series than
         ``series`` (the run's mask before its constant voxels were left out, as nilearn
         takes them); by default those of ``series``.
+    left_out : (float, int)
+        Those voxels left out (:func:`left_out_scaled`), whose residuals nilearn's AR(1)
+        estimate counts too.
 
     Returns
     -------
@@ -185,7 +188,7 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
             groups = [(None, slice(start, stop)) for start, stop in _chunks(n_voxels, chunk)]
         else:
             bins = np.empty(n_voxels, dtype=int)
-            mean = residual_mean(scaled, models)  # every chunk's: nilearn removes the mean of all the residuals
+            mean = residual_mean(scaled, models, left_out)  # every chunk's: nilearn removes the mean of all
 
             def estimate(bounds):
                 start, stop = bounds
@@ -284,7 +287,7 @@ def ar1_coefficients(residuals, mean=None):
         return r[:, 1] / r[:, 0]  # nilearn solves this 1x1 Toeplitz system per voxel
 
 
-def residual_mean(scaled, models) -> float:
+def residual_mean(scaled, models, left_out=(0.0, 0)) -> float:
     """The mean of the OLS residuals of all voxels and volumes (which nilearn's
     ``_yule_walker`` removes before its products), without the residuals: their sum is
     ``(1 - H 1)' Y 1``, ``H`` the design's hat matrix and ``Y 1`` the volumes' sums over
@@ -297,10 +300,15 @@ def residual_mean(scaled, models) -> float:
     scaled : numpy.ndarray, shape (n_volumes, n_voxels)
         The mean-scaled series.
     models : NoiseModels
+    left_out : (float, int)
+        The voxels of the mask left out of ``scaled`` as constant (:func:`left_out_scaled`):
+        the sum of their scaled values, and their number.
     """
     design, pinv, _, _ = models.model(None)
     ones = np.ones(design.shape[0])
-    return float((ones - design @ (pinv @ ones)) @ scaled.sum(axis=1, dtype=np.float64)) / scaled.size
+    total, count = left_out
+    sums = scaled.sum(axis=1, dtype=np.float64) + total
+    return float((ones - design @ (pinv @ ones)) @ sums) / (scaled.shape[0] * (scaled.shape[1] + count))
 
 
 def ar1_bins(rho):
@@ -319,6 +327,23 @@ def voxel_means(series, keep=None):
     mean = series.mean(axis=0)
     if keep is not None:
         mean = mean[keep]
+    return _at_least_one(mean)
+
+
+def left_out_scaled(series, left_out) -> tuple[float, int]:
+    """The sum of the mean-scaled values of voxels constant over time that the fit leaves
+    out (one value per voxel, the same in every volume), and their number: the mean of the
+    residuals that nilearn's Yule-Walker estimate removes is over every voxel of the mask
+    (:func:`residual_mean`), and theirs is not 0 without an intercept in the design."""
+    if not left_out.any():
+        return 0.0, 0
+    means = np.maximum(series.mean(axis=0)[left_out], 1)  # as voxel_means (the whole series'), unwarned
+    values = mean_scaled(series[:1, left_out], means)  # in the series' precision, as the voxels it keeps
+    return float(values.sum(dtype=np.float64)), int(np.count_nonzero(left_out))
+
+
+def _at_least_one(mean):
+    """Means of at least 1, as ``mean_scaling`` takes them (with its warning of a mean of 0)."""
     if (mean == 0).any():
         pywarnings.warn("Mean values of 0 observed. The data have probably been centered. "
                         "Scaling might not work as expected.", UserWarning, stacklevel=2)
@@ -506,17 +531,18 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         overwrite_series = True
     varies = varying_voxels(series)
     constant = int(varies.size - np.count_nonzero(varies))
-    means = None
+    means, left_out = None, (0.0, 0)
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
         hide_carrier_warning()
         if 0 < constant < varies.size:  # left out of the run's mask (all constant: fitted, and said below)
             means = voxel_means(series, varies)  # over the whole mask, as nilearn's: a subset's are summed otherwise
+            left_out = left_out_scaled(series, ~varies)
             series, mask_img, overwrite_series = series[:, varies], mask_without(mask_img, ~varies), True
         maps, dof, r_square = fit_contrasts(
             series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
             tests=[fitted_test(getattr(c, "test", "t")) for c in contrasts], overwrite_series=overwrite_series,
-            means=means,
+            means=means, left_out=left_out,
         )
     notes = tuple(dict.fromkeys(
         f"{name}: {one_line(w.message)}" for w in caught if issubclass(w.category, UserWarning)
