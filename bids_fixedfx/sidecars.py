@@ -407,7 +407,7 @@ class DesignSidecar:
             "Precomputed": self.precomputed,
             "ConfoundsOption": list(self.confounds_option),
             "VolumesExcluded": self.volumes_excluded,
-            **({"ExcludedVolumes": list(self.excluded)} if self.excluded else {}),
+            **({"ExcludedVolumeIndices": list(self.excluded)} if self.excluded else {}),
             "DummyScans": self.dummy_scans,
             "HRFModel": self.hrf_model,
             **({"ConvolveHRFModels": list(self.convolution)} if self.convolution else {}),
@@ -430,9 +430,9 @@ class DesignSidecar:
         convolution = data.get("ConvolveHRFModels") or []
         if not _strings(convolution):
             raise InputFileError(f"{path}: ConvolveHRFModels is not a list of HRF names.")
-        excluded = data.get("ExcludedVolumes") or []
+        excluded = data.get("ExcludedVolumeIndices") or []
         if not isinstance(excluded, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in excluded):
-            raise InputFileError(f"{path}: ExcludedVolumes is not a list of volume indices.")
+            raise InputFileError(f"{path}: ExcludedVolumeIndices is not a list of volume indices.")
         return cls(*values, convolution=tuple(convolution), excluded=tuple(excluded))
 
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import logging
 import os
 import sys
@@ -1008,10 +1009,10 @@ def _check_other_resolution(checked, settings) -> None:
 
 
 def _check_shared_designs(checked, settings) -> None:
-    """Refuse a job that would rewrite a run's design (``_design.tsv``, named without a space:
-    every space's maps of the run share it) with another one, while maps of the run in a space
-    this job does not remake stay: they would cite a design that did not make them (a rerun
-    of one space with another model).
+    """Refuse a job that would rewrite a run's design (``_design.tsv`` and its sidecar, named
+    without a space: every space's maps of the run share them) with another one, while maps of
+    the run in a space this job does not remake stay: they would cite a design that did not
+    make them (a rerun of one space with another model, or other volumes left out).
 
     Raises
     ------
@@ -1020,27 +1021,46 @@ def _check_shared_designs(checked, settings) -> None:
     mine = defaultdict(set)  # (subject, task) -> the spaces this job remakes
     for subject in checked.subjects:
         mine[subject.subject, subject.task].add(subject.space)
+    listed = {}  # a run folder -> the entities of the maps in it (one listing per folder)
     for subject in checked.subjects:
         for run_plan in subject.runs:
             relative = naming.build_run("design", run_plan.run, space=None, extension=".tsv")
             earlier = settings.output_dir / relative
-            try:
-                if not earlier.is_file() or earlier.read_text(encoding="utf-8") == outputs.tsv_text(
-                        run_plan.design.matrix):
-                    continue
-            except (OSError, UnicodeDecodeError):
-                continue  # unreadable: replaced, as before
+            folder = earlier.parent
+            if folder not in listed:
+                try:
+                    listed[folder] = [found for path in folder.iterdir()
+                                      if (found := naming.parse(path.relative_to(settings.output_dir))).get("stat")]
+                except OSError:
+                    listed[folder] = []
             own, remade = naming.run_entities(run_plan.run), mine[subject.subject, subject.task]
-            others = sorted({str(found.get("space")) for path in earlier.parent.iterdir()  # the run's maps
-                             if (found := naming.parse(path.relative_to(settings.output_dir))).get("stat")
-                             and {k: found.get(k) for k in own} == own and found.get("space") not in remade})
-            if others:
+            others = sorted({found.get("space") or "none" for found in listed[folder]  # the run's other maps
+                             if {k: found.get(k) for k in own} == own and found.get("space") not in remade})
+            if others and not _same_design(earlier, run_plan.design):
                 raise UsageError(
-                    f"{run_plan.run.name}: this job's design differs from {relative} in {settings.output_dir}, "
-                    f"with which the run's maps in space {' and '.join(others)} were computed, and this job "
-                    "does not remake them (its design is shared by every space's maps): include those spaces "
-                    "(--space), or write to another OUTPUT_DIR."
+                    f"{run_plan.run.name}: this job's design differs from {relative} in {settings.output_dir} (its "
+                    f"columns or the volumes it leaves out), with which the run's maps in space "
+                    f"{' and '.join(others)} were computed, and this job does not remake them (its design is shared "
+                    "by every space's maps): include those spaces (--space), or write to another OUTPUT_DIR."
                 )
+
+
+def _same_design(earlier, design) -> bool:
+    """Whether the design files written at ``earlier`` (its ``.tsv``; the ``.json`` beside it)
+    hold ``design``: the same table, and the same volumes left out of the fit. Unreadable
+    ones count as the same (replaced, as before)."""
+    try:
+        if earlier.read_text(encoding="utf-8") != outputs.tsv_text(design.matrix):
+            return False
+        sidecar = json.loads(earlier.with_suffix(".json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return not earlier.exists()  # no design there: nothing to rewrite
+    except (OSError, ValueError):
+        return True
+    excluded = sidecar.get("ExcludedVolumeIndices") if isinstance(sidecar, dict) else None
+    if excluded is None:  # written before the indices were: the count
+        return isinstance(sidecar, dict) and sidecar.get("VolumesExcluded") == design.n_excluded
+    return excluded == list(_excluded_volumes(design))
 
 
 def _stale_group_files(output_dir, checked, settings) -> list:

@@ -106,7 +106,7 @@ def test_sidecar_model_and_methods_say_which_volumes_and_why(fitted):
     design = json.loads((fitted / "sub-01" / "func" / "sub-01_task-checkerboard_run-02_design.json").read_text())
     assert design["VolumesExcluded"] == DUMMY
     assert design["DummyScans"]["Volumes"] == [0, 1] and design["DummyScans"]["Source"] == "confounds"
-    assert design["ExcludedVolumes"] == [0, 1]  # every volume left out, censored ones included
+    assert design["ExcludedVolumeIndices"] == [0, 1]  # every volume left out, censored ones included
     assert "non_steady_state_outlier" in design["DummyScans"]["Reason"]
     model = json.loads((fitted / "models" / "model-default_smdl.json").read_text())
     assert model["Nodes"][0]["Model"]["Software"]["nilearn"]["non_steady_state"] is True

@@ -289,6 +289,10 @@ def test_a_design_other_spaces_maps_share_is_not_rewritten_with_another(one_subj
     message = fails(capsys, [*common, "--space", SPACE, "--hrf-model", "spm"], 64, "T1w", "--space",
                     "another OUTPUT_DIR", "_design.tsv", output=tmp_path / "nothing")
     assert "sub-01_" in message and checksums(out) == written
+    # the same table, other volumes left out: the sidecar beside it would say so of the T1w maps too
+    fails(capsys, [*common, "--space", SPACE, "--dummy-scans", "4"], 64, "T1w", "volumes it leaves out",
+          output=tmp_path / "nothing")
+    assert checksums(out) == written
     assert main([str(a) for a in [*common, "--space", SPACE]]) == 0  # the same design: one space remade
     assert main([str(a) for a in [*common, "--space", SPACE, "T1w", "--hrf-model", "spm"]]) == 0  # both
 
