@@ -654,19 +654,23 @@ class Staging:
         return placed
 
     def _keep_earlier(self, relative) -> dict:
-        """{file: its link under the staging folder} for an earlier file the commit will
-        replace or remove; {} when there is none, or it cannot be linked (a file system
-        without hard links: it is then not put back)."""
+        """{file: where it is kept under the staging folder} for an earlier file the commit
+        will replace or remove ({} when there is none): a hard link to it, or, on a file
+        system without hard links, the file itself moved there (None when neither can be
+        made: it is then neither put back nor removed by a failed commit)."""
         target = self.output_dir / relative
         if not (target.is_symlink() or target.is_file()):
             return {}
-        link = self.folder / EARLIER / relative
+        kept = self.folder / EARLIER / relative
         try:
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.link(target, link, follow_symlinks=False)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.link(target, kept, follow_symlinks=False)
         except OSError:
-            return {}
-        return {target: link}
+            try:
+                os.replace(target, kept)
+            except OSError:
+                return {target: None}
+        return {target: kept}
 
     def _check_writable(self) -> None:
         """Refuse, before any file moves, a set whose folders this user cannot write in (a
@@ -721,14 +725,16 @@ def _make_folders(folder: Path) -> list[Path]:
 
 
 def _put_back(kept, placed, made) -> None:
-    """Undo a commit that failed partway: the earlier files (``kept``: file -> link) back in
-    place, the files of the set placed without an earlier one removed, the folders made
-    for them removed when empty. Best effort: the error that stopped the commit is the
-    one reported."""
+    """Undo a commit that failed partway: the earlier files (``kept``: file -> where it is
+    kept, None where it could not be) back in place, the files of the set placed without an
+    earlier one removed, the folders made for them removed when empty. Best effort: the
+    error that stopped the commit is the one reported."""
     for target in placed:
         if target not in kept:
             target.unlink(missing_ok=True)
     for target, link in kept.items():
+        if link is None:
+            continue  # not kept: the set's new file stays rather than none
         try:
             os.replace(link, target)
         except OSError as error:

@@ -432,10 +432,18 @@ def test_a_set_whose_folder_cannot_be_written_replaces_nothing(tmp_path, monkeyp
     assert [(tmp_path / name).read_bytes() for name in names] == [b"old", b"old"]
 
 
-def test_a_set_whose_moves_fail_partway_is_put_back_as_it_was(tmp_path, monkeypatch):
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_set_whose_moves_fail_partway_is_put_back_as_it_was(tmp_path, monkeypatch, hard_links):
     """A full disk among the moves (a new folder to make) left the set half replaced: the new
-    effect map beside the earlier variance map, the stale map removed."""
+    effect map beside the earlier variance map, the stale map removed. On a file system
+    without hard links, the earlier files are moved aside instead (they were deleted)."""
     import errno
+
+    if not hard_links:
+        def no_link(*args, **kwargs):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(outputs.os, "link", no_link)
 
     earlier = {Path(f"sub-01/func/sub-01_task-x_contrast-a_stat-{stat}_statmap.nii.gz"): f"earlier {stat}".encode()
                for stat in ("effect", "variance")}
@@ -448,8 +456,9 @@ def test_a_set_whose_moves_fail_partway_is_put_back_as_it_was(tmp_path, monkeypa
     replace, moves, failed = os.replace, [], []
 
     def replace_until_full(source, target):
-        if len(moves) == 2 and not failed:  # the third move: the disk is full (putting back needs no space)
-            failed.append(target)
+        into_place = outputs.STAGING_ROOT in str(source) and outputs.EARLIER not in str(source)
+        if into_place and sum(outputs.STAGING_ROOT not in str(t) for t in moves) == 2 and not failed:
+            failed.append(target)  # the third move into place: the disk is full (putting back needs no space)
             raise OSError(errno.ENOSPC, "No space left on device", str(target))
         moves.append(target)
         replace(source, target)
@@ -460,7 +469,8 @@ def test_a_set_whose_moves_fail_partway_is_put_back_as_it_was(tmp_path, monkeypa
                 outputs.write_text("new", staging.path(name))
             monkeypatch.setattr(outputs.os, "replace", replace_until_full)
             staging.commit([stale])
-    assert len(moves) == 2 + 3 and failed  # the figure and one map moved in; the three earlier maps put back
+    # the figure and one map moved in, the three earlier maps put back (and moved aside first, without links)
+    assert len(moves) == (2 + 3 if hard_links else 3 + 2 + 3) and failed
     assert {name: (tmp_path / name).read_bytes() for name in earlier} == earlier
     assert not (tmp_path / "sub-01" / "figures").exists()
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()) == sorted(earlier)
