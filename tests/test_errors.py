@@ -297,18 +297,20 @@ def test_a_design_other_spaces_maps_share_is_not_rewritten_with_another(one_subj
     assert main([str(a) for a in [*common, "--space", SPACE, "T1w", "--hrf-model", "spm"]]) == 0  # both
 
 
-def test_a_stray_map_name_in_output_dir_is_left_out_of_the_group_level(fresh_dataset, tmp_path, capsys):
+@pytest.mark.parametrize("stat", ["effect", "variance"])
+def test_a_stray_map_name_in_output_dir_is_left_out_of_the_group_level(fresh_dataset, tmp_path, capsys, stat):
     """A file named like a subject's effect map but of no name the app makes (``x..y``) stopped
-    the group level with an internal error (exit 1)."""
+    the group level with an internal error (exit 1); as a variance map, with an error saying to
+    rerun the participant level, which does not remove it."""
     dataset = fresh_dataset(subjects=("01", "02"))
     out = tmp_path / "out"
     assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
-    stray = out / "sub-01" / "func" / f"sub-01_task-checkerboard_space-{SPACE}_contrast-x..y_stat-effect_statmap.nii.gz"
+    stray = out / "sub-01" / "func" / f"sub-01_task-checkerboard_space-{SPACE}_contrast-x..y_stat-{stat}_statmap.nii.gz"
     stray.write_bytes(b"x")
     capsys.readouterr()
     assert main([str(dataset.path), str(out), "group", "--no-reports"]) == 0
     said = capsys.readouterr().err
-    assert f"{stray} is not named as this app names a subject map" in " ".join(said.split())
+    assert f"{stray} is not named as this app names its maps" in " ".join(said.split())
     assert sorted(p.name for p in (out / "group").glob("*_stat-t_statmap.nii.gz")) == [
         f"task-checkerboard_space-{SPACE}_contrast-{c}_stat-t_statmap.nii.gz" for c in ("audio", "visual")]
 

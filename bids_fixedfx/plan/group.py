@@ -141,7 +141,7 @@ def find_subject_maps(output_dir, level: str = "subject", desc: str | None = Non
                 *output_dir.glob(f"{stem}_hemi-L_*_stat-[ev]*_statmap.func.gii"),  # a GIFTI pair's left map
                 *output_dir.glob(f"{stem}_stat-[ev]*_statmap.dscalar.nii"),
             ]
-    effects = _effects_checked(list(dict.fromkeys(effects)))
+    effects = _effects_checked([path for path in dict.fromkeys(effects) if _named_by_the_app(path)])
     allowed = {"subject", "task", "space", "hemi", "den", "contrast", "stat", "suffix", "extension", "desc"}
     allowed |= {"session"} if level == "session" else set()
     found = []
@@ -158,14 +158,6 @@ def find_subject_maps(output_dir, level: str = "subject", desc: str | None = Non
         def path(kind, **more):
             return output_dir / naming.build(f"{level}_{kind}", **common, **{**where, **more})
 
-        try:
-            own = path("statmap", contrast=label, stat="effect", desc=desc) == effect
-        except ValueError:  # entities no name of the app's is made of (a stray file: x..y_stat-effect)
-            own = False
-        if not own:
-            logger.warning("%s is not named as this app names a %s map (a file put there by hand?), so the group "
-                           "level leaves it out; rename or remove it.", effect, level)
-            continue
         found.append(SubjectMapFiles(
             **common, contrast=label, effect=effect,
             variance=path("statmap", contrast=label, stat="variance", desc=desc),
@@ -174,6 +166,20 @@ def find_subject_maps(output_dir, level: str = "subject", desc: str | None = Non
             info=None,
         ))
     return found
+
+
+def _named_by_the_app(path) -> bool:
+    """Whether a map's name is one the app could give: key-value pairs whose values are
+    letters and digits (a check of a few microseconds: a group level lists thousands of maps).
+    A file put there by hand (``contrast-x..y``) is said and left out: it stopped the group
+    level with an internal error, or as a variance map without its effect map."""
+    stem = path.name.split("_statmap.", 1)[0]  # key-value pairs of letters and digits, as BIDS names them
+    if all(len(pair) == 2 and pair[0].isalpha() and pair[1].isascii() and pair[1].isalnum()
+           for pair in (part.split("-", 1) for part in stem.split("_"))):
+        return True
+    logger.warning("%s is not named as this app names its maps (a file put there by hand?), so the group level "
+                   "leaves it out; rename or remove it.", path)
+    return False
 
 
 def _effects_checked(paths) -> list:
