@@ -195,6 +195,11 @@ def test_simple_variables_for_higher_levels():
     ([{"Name": "Lag", "Input": ["gain"], "Shift": True, "Dense": True}], "its Shift must be a number, not true"),
     ([{"Name": "Scale", "Input": ["gain"], "Dense": "yes"}], 'its Dense must be true or false, not "yes"'),
     ([{"Name": "Scale", "Input": ["gain", "loss"], "Rescale": [True, "0"]}], 'its Rescale must be true or false'),
+    ([{"Name": "Sum", "Input": ["gain", "loss"], "Weights": ["1", "2"], "Output": "s"}],
+     'its Weights must be a number, not "1"'),
+    ([{"Name": "Sum", "Input": ["gain", "loss"], "Weights": [True, False], "Output": "s"}],
+     "its Weights must be a number, not true"),
+    ([{"Name": "ToDense", "Input": ["gain"], "SamplingRate": "10"}], 'its SamplingRate must be a number, not "10"'),
 ])
 def test_transformation_errors_name_the_culprit(instructions, message):
     with pytest.raises(ModelError, match=message) as caught:
@@ -225,7 +230,7 @@ def test_columns_from_small_events_are_bounded():
     with pytest.raises(ModelError, match=r"Split of 'gain' by 'c0', 'c1', 'c2', 'c3' .* makes 4,096 columns"):
         ours([{"Name": "Split", "Input": ["gain"], "By": ["c0", "c1", "c2", "c3"]}], events=unique)
     assert len(ours([{"Name": "Split", "Input": ["gain"], "By": ["c0", "c1", "c2"]}], events=unique).names) > 512
-    for rate in (2e6, 0, "fast"):
+    for rate in (2e6, 0):  # ("fast": not a number, refused when the model is read)
         with pytest.raises(ModelError, match="SamplingRate .* is not a rate in Hz above 0 and at most 1000"):
             ours([{"Name": "ToDense", "Input": ["loss"], "SamplingRate": rate}])
 

@@ -199,13 +199,20 @@ def check_arguments(name, arguments, where) -> None:
     defaults["dense"] = False
     for key, value in arguments.items():
         default = defaults.get(key)
-        if key in _LIST_ARGUMENTS or default is None or not isinstance(default, (bool, int, float)):
+        if key in _NUMBER_ARGUMENTS and value is not None:
+            flag = False  # numbers (or a list of them) whatever the default
+        elif key in _LIST_ARGUMENTS or default is None or not isinstance(default, (bool, int, float)):
             continue
-        flag = isinstance(default, bool)
+        else:
+            flag = isinstance(default, bool)
         for one in value if isinstance(value, list) else [value]:
             if isinstance(one, bool) != flag or not isinstance(one, (bool, int, float)):
                 raise ModelError(f"{where}: its {''.join(part.capitalize() for part in key.split('_'))} must be "
                                  f"{'true or false' if flag else 'a number'}, not {json.dumps(one)[:80]}.")
+
+
+#: Arguments that are numbers or lists of numbers, whose defaults (None) do not say so.
+_NUMBER_ARGUMENTS = ("weights", "fir_delays", "sampling_rate")
 
 
 def _argument_for(arguments, i, n):
