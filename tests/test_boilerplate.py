@@ -463,6 +463,29 @@ def test_subjects_with_a_single_run_are_counted_once_whatever_their_tasks(tasks,
     assert expected in " ".join(text.split())
 
 
+@pytest.mark.parametrize(("tests", "said"), [
+    (("t", "F"), "; the t and F statistics were converted to z and p maps."),
+    (("F",), "; the F statistics were converted to z and p maps."),
+    (("pass",), "`age` 1. "),  # nothing tested: no statistics to convert
+])
+def test_a_group_design_says_the_statistics_its_contrasts_make(tests, said):
+    from bids_fixedfx.boilerplate import facts, render
+
+    run = facts.RunFacts("01", None, "x", 2.0, 100, ("a",), (), False, True, "fMRIPrep 23.2.0", "m.nii.gz")
+    model = facts.ModelFacts("glover", "cosine", 0.01, None, "ar1", 5.0, False)
+    first = facts.FirstLevel((run,), model, None, (facts.contrast_facts("a", {"a": 1.0}, ("a",)),))
+    made = {"t": facts.contrast_facts("age", {"age": 1.0}, (), "t"),
+            "F": facts.contrast_facts("groups", [{"g.a": 1.0}, {"g.b": 1.0}], (), "F"),
+            "pass": facts.contrast_facts("age", {"age": 1.0}, (), "pass")}
+    group = facts.GroupLevel("random", (("x", "a", ("01", "02", "03")),), "ageModel", columns=("g.a", "g.b", "age"),
+                             contrasts=tuple(made[test] for test in tests),
+                             passed=("age",) if tests == ("pass",) else ())
+    text = " ".join(render(facts.Methods((first,), group, True, {"group": ("bids-fixedfx in out group",)},
+                                         boilerplate.software_versions())).split())
+    assert "of the columns `g.a`, `g.b` and `age`" in text and said in text
+    assert ("statistics were converted" in text) == (tests != ("pass",))
+
+
 def test_corrected_inference_is_stated(example_dataset, tmp_path):
     text = boilerplate_only(example_dataset, tmp_path / "a", "--threshold", "fdr", "--cluster-extent", "10",
                             "--cluster-inference")
