@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from .expression import WEIGHT_LIST, check_characters
+from .expression import NUMBER, WEIGHT_LIST, check_characters
 from .errors import UsageError
 from .inference import MAX_PERMUTATIONS
 from .settings import MAX_DRIFT_ORDER, MAX_HIGH_PASS, ContrastSpec
@@ -93,8 +93,22 @@ def derivatives_path(value) -> Path:
     return nonblank_path(value)
 
 
+def _number(value) -> float:
+    """A number written in ASCII digits (``float`` reads other scripts' too: ``٥`` as 5)."""
+    if not re.fullmatch(rf"\s*[-+]?{NUMBER}\s*", value):
+        raise argparse.ArgumentTypeError(f"must be a number: {value!r}")
+    return float(value)
+
+
+def _integer(value) -> int:
+    """A whole number written in ASCII digits."""
+    if not re.fullmatch(r"\s*[-+]?[0-9]+\s*", value):
+        raise argparse.ArgumentTypeError(f"must be a whole number: {value!r}")
+    return int(value)
+
+
 def nonnegative_float(value):
-    number = float(value)
+    number = _number(value)
     if not math.isfinite(number):  # nan and inf: not a size, a frequency or a threshold
         raise argparse.ArgumentTypeError(f"must be a finite number: {value!r}")
     if number < 0:
@@ -127,21 +141,21 @@ def cutoff_hz(value):
 
 
 def nonnegative_int(value):
-    number = int(value)
+    number = _integer(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
     return number
 
 
 def probability(value):
-    number = float(value)
+    number = _number(value)
     if not 0 < number < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value!r}")
     return number
 
 
 def positive_int(value):
-    number = int(value)
+    number = _integer(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
     return number

@@ -292,6 +292,8 @@ def test_more_contrasts_than_allowed_exit_64(capsys):
         ([*POSITIONAL, "--cluster-threshold", "nan"], "--cluster-threshold"),
         ([*POSITIONAL, "--report-threshold", "-inf"], "--report-threshold"),
         ([*POSITIONAL, "--drift-order", "0"], "--drift-order"),
+        ([*POSITIONAL, "--smoothing-fwhm", "\u0665"], "--smoothing-fwhm: must be a number"),  # read as 5
+        ([*POSITIONAL, "--dummy-scans", "\u0663"], "--dummy-scans: must be a whole number"),  # read as 3
         (["bids", "out", "group", "--n-perm", "1000000000"], "--n-perm: must be at most 100,000"),  # ran silently
         ([*POSITIONAL, "--drift-model", "polynomial", "--drift-order", "101"], "must be at most 100"),  # hung
         ([*POSITIONAL, "--drift-model", "spline"], "--drift-model"),
