@@ -239,8 +239,6 @@ def write_tsv(frame, path: Path) -> Path:
     return _atomic(Path(path), lambda tmp: tmp.write_text(tsv_text(frame), encoding="utf-8"))
 
 
-
-
 def dataset_description(bids_dir, output_dir, datasets=None) -> dict:
     """The output's ``dataset_description.json`` content (with the versions of the
     libraries that compute the maps in ``GeneratedBy``)."""

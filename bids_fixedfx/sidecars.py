@@ -19,11 +19,11 @@ MODEL_KEYS = ("SmoothingFWHM", "NoiseModel", "HRFModel", "DriftModel", "HighPass
 OPTION_KEYS = ("ConfoundsOption", "DummyScansOption", "NonSteadyState", "DriftOrder", "ConvolveHRFModels")
 
 
-#: What the sidecars of p and z maps state about them (SPEC §4: their tail; outside the mask).
 #: Distributions whose versions decide the numbers: recorded in ``GeneratedBy``, and given by
 #: the methods text and the reports.
 LIBRARIES = ("nilearn", "pybids", "nibabel", "numpy", "scipy")
 
+#: What the sidecars of p and z maps state about them (SPEC §4: their tail; outside the mask).
 STAT_KEYS = {
     "p": {
         "Tail": "one-sided: p of the t statistic being this large or larger (small for positive effects)",
