@@ -703,11 +703,6 @@ def build_design(run, model) -> Design:
     check_drift_order(run, model.drift_model, model.drift_order)
     events = read_events(run.events)
     _check_condition_count(run, events)
-    if events["duration"].isna().any():
-        raise InputFileError(
-            f"{run.events} has events whose duration is n/a; nilearn's design needs a duration for every "
-            "event (0 for an impulse)."
-        )
     untyped = events["trial_type"].isna() if "trial_type" in events else None
     if untyped is not None and untyped.any():  # as nilearn's design matrix leaves them out, but said
         events = events[~untyped].reset_index(drop=True)
@@ -718,6 +713,11 @@ def build_design(run, model) -> Design:
         )]
     else:
         early_notes = []
+    if events["duration"].isna().any():  # (of the events modelled: those left out above may have none, as
+        raise InputFileError(  # OpenNeuro's ds002, ds007, ds008... write for responses)
+            f"{run.events} has events whose duration is n/a; nilearn's design needs a duration for every "
+            "event (0 for an impulse)."
+        )
     modulation = "none"
     if "modulation" in events:
         events, unmodulated = _numeric_modulation(run, events)

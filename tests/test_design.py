@@ -376,6 +376,14 @@ def test_events_with_a_repeated_column_or_n_a_durations_are_named(example_run, t
     table.to_csv(path, sep="\t", index=False, na_rep="n/a")
     with pytest.raises(InputFileError, match="duration is n/a"):  # was nilearn's 'must not contain nan values'
         design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
+    # responses without a trial_type or a duration (OpenNeuro's ds002, ds007, ds008...): left out, as the
+    # other untyped events, where the run was refused
+    responses = pd.DataFrame({"onset": [7.5, 31.0], "duration": [np.nan, np.nan], "trial_type": [np.nan, np.nan]})
+    pd.concat([pd.read_csv(example_run.events, sep="\t"), responses]).to_csv(path, sep="\t", index=False,
+                                                                            na_rep="n/a")
+    built = design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
+    assert_same_matrix(built.matrix, design.build_design(example_run, ModelSettings()).matrix)
+    assert any("2 event(s) of" in str(note) and "trial_type n/a" in str(note) for note in built.notes)
 
 
 def test_a_trial_type_too_long_for_a_name_is_refused_when_the_events_are_read(example_run, tmp_path):
