@@ -923,6 +923,20 @@ def test_a_model_with_an_f_contrast_gets_its_report(tmp_path):
     assert len(design_figures) == 2
 
 
+def test_an_unreadable_bold_reference_leaves_the_figures_over_the_bold(tmp_path, capsys):
+    """An empty _boldref.nii.gz (the BIDS examples' placeholders) stopped the reports after every
+    map was written (exit 1, 'Processing failed: Empty file')."""
+    dataset = small_dataset(tmp_path, n_subjects=1, n_sessions=1, n_runs=2, n_volumes=40)
+    emptied = sorted(dataset.path.rglob("*_boldref.nii.gz"))
+    assert emptied
+    for path in emptied:
+        path.write_bytes(b"")
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1"]) == 0
+    assert f"The BOLD reference {emptied[0]} cannot be read" in capsys.readouterr().err
+    assert "over the first volume of the BOLD series" in (output / "sub-01.html").read_text()
+
+
 def test_names_lose_their_bidirectional_controls_on_the_pages():
     """A contrast named with U+202E (right-to-left override) reversed the page's own text after
     it (the navigation's "Provenance" read "ecnanevorP"); escaping alone keeps the character."""

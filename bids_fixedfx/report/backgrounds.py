@@ -7,12 +7,16 @@ dataset that holds it.
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .. import naming
 from . import slices
+
+logger = logging.getLogger("bids_fixedfx")
 
 #: BOLD references averaged into a group's background (the first subjects').
 MAX_AVERAGED = 20
@@ -70,11 +74,26 @@ def run_background(bold) -> tuple[slices.Volume, str]:
         Which image it is, for captions.
     """
     reference = boldref_of(bold)
-    if reference is not None:
-        volume = slices.load(reference)
-        if volume.data.ndim == 3:
-            return volume, "the BOLD reference image"
+    volume = _reference(reference) if reference is not None else None
+    if volume is not None and volume.data.ndim == 3:
+        return volume, "the BOLD reference image"
     return slices.first_volume(bold), "the first volume of the BOLD series"
+
+
+def _reference(path) -> slices.Volume | None:
+    """A BOLD reference image, or None (said once) when it cannot be read: it is a background
+    only, and an empty or corrupt one stopped the reports after every map was written."""
+    try:
+        return slices.load(path)
+    except Exception as error:  # noqa: BLE001 - nibabel's errors of a bad file are of many kinds
+        _said_unreadable(str(path), " ".join(str(error).split())[:200])
+        return None
+
+
+@lru_cache(maxsize=None)
+def _said_unreadable(path: str, reason: str) -> None:
+    logger.warning("The BOLD reference %s cannot be read (%s), so the figures are drawn over other images; "
+                   "replace it, or remove it.", path, reason)
 
 
 def on_grid(background: slices.Volume | None, grid: slices.Volume, mask=None):
@@ -92,10 +111,8 @@ def mean_background(bolds, grid: slices.Volume, mask=None, limit: int = MAX_AVER
         if count == limit:
             break
         reference = boldref_of(bold) if bold is not None else None
-        if reference is None:
-            continue
-        volume = slices.load(reference)
-        if volume.data.ndim != 3 or not volume.same_grid(grid):
+        volume = _reference(reference) if reference is not None else None
+        if volume is None or volume.data.ndim != 3 or not volume.same_grid(grid):
             continue
         total = volume.data.astype(np.float64) if total is None else total + volume.data
         count += 1
