@@ -93,15 +93,19 @@ def test_run_without_events(one_subject, tmp_path, capsys):
 
 @pytest.mark.parametrize("change, said", [
     ("empty", "holds no event to model"),
+    ("empty, no confounds", "holds no event to model"),  # said the confounds file was missing instead
     ("milliseconds", "starts after the run's last volume"),
     ("milliseconds, a modulation n/a", "starts after the run's last volume"),  # said of the design before
 ])
 def test_no_run_to_fit_says_why(one_subject, tmp_path, capsys, change, said):
     """Events of a header alone, or onsets in milliseconds: the error said "no run has a contrast
     to compute", and the reason (each run's warning) was never shown."""
+    if "no confounds" in change:
+        for confounds in one_subject.path.rglob("*_desc-confounds_timeseries.*"):
+            confounds.unlink()
     for events in one_subject.path.rglob("*_events.tsv"):
         frame = pd.read_csv(events, sep="\t")
-        if change == "empty":
+        if change.startswith("empty"):
             frame = frame.iloc[:0]
         else:
             frame["onset"] *= 1000

@@ -239,9 +239,16 @@ def _check_names_apart(subject, levels) -> None:
 
 def _design_said(run, design) -> str | None:
     """What a run's design said of its conditions' regressors (every event of a condition after
-    the run's end, say), else the first thing it said: why it may have no contrast to compute."""
-    notes = sorted(design.notes, key=lambda note: note.kind != "empty-condition")  # stable: else in order
+    the run's end, say), else the first thing it said of its events: why it may have no contrast
+    to compute (what it said of its confounds is not why: a run without a confounds file and
+    with an events file of a header alone was said to lack the confounds)."""
+    notes = sorted((note for note in design.notes if note.kind not in _NOT_WHY),
+                   key=lambda note: note.kind != "empty-condition")  # stable: else in order
     return notes[0].text.removeprefix(f"{run.name}: ") if notes else None
+
+
+#: Notes of a design that do not say why it has no contrast.
+_NOT_WHY = ("no-confounds", "confounds-unmatched")
 
 
 def _nothing_to_fit(runs, left_out, why=()) -> str:
