@@ -671,6 +671,24 @@ def test_subject_folders_right_under_derivatives_are_read_as_derivatives(fresh_d
         assert (outputs["described"] / relative).read_bytes() == (outputs["bare"] / relative).read_bytes(), relative
 
 
+def test_an_unreadable_description_of_derivatives_without_func_data_is_left_out(fresh_dataset, tmp_path, caplog):
+    """An anatomy pipeline's empty dataset_description.json under derivatives/ (the BIDS
+    examples' ieeg_epilepsy) stopped the job (66); with func data it is still refused by name."""
+    dataset = fresh_dataset(subjects=("01",))
+    other = dataset.path / "derivatives" / "brainvisa"
+    (other / "sub-01" / "anat").mkdir(parents=True)
+    (other / "dataset_description.json").write_bytes(b"")
+    with caplog.at_level("WARNING", logger="bids_fixedfx"):
+        found = discover.find_derivatives(dataset.path, tmp_path / "out")
+    assert other not in found and dataset.path / "derivatives" / "fmriprep" in found
+    assert f"{other} is left out of the derivatives: it holds no func data" in caplog.text
+    discover.check_descriptions(dataset.path, found)  # no error
+    (other / "sub-01" / "func").mkdir()
+    assert other in discover.find_derivatives(dataset.path, tmp_path / "out")
+    with pytest.raises(InputFileError, match="brainvisa/dataset_description.json"):
+        discover.check_descriptions(dataset.path, discover.find_derivatives(dataset.path, tmp_path / "out"))
+
+
 def test_check_bids_dir(example_dataset, tmp_path):
     discover.check_bids_dir(example_dataset.path)  # no error
     (tmp_path / "code").mkdir()  # no description and no subject folder (with one: read, with a warning)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError, UsageError, check_regular_file
@@ -38,7 +39,29 @@ def find_derivatives(bids_dir: Path, output_dir: Path) -> tuple[Path, ...]:
         if (path / "dataset_description.json").is_file() and not _same_folder(path, output_dir)
         and not is_own_output(path)  # an earlier OUTPUT_DIR holds no input of a run
         and not _leads_back(path, bids_dir)
+        and not _unreadable_without_func(path)
     )
+
+
+def _unreadable_without_func(path: Path) -> bool:
+    """Whether a derivatives folder found under ``BIDS_DIR/derivatives`` has a description
+    that cannot be read and no ``func`` data: another pipeline's (an anatomy's, of 0 bytes in
+    the BIDS examples), which stopped the job though it holds nothing to model. Said once.
+    With ``func`` data it is used, and its description refused by name (check_descriptions)."""
+    try:
+        read_json(path / "dataset_description.json")
+    except Exception as error:  # noqa: BLE001 - any reason it cannot be read
+        if holds_func(path):
+            return False
+        _say_skipped(str(path), " ".join(str(error).split())[:200])
+        return True
+    return False
+
+
+@lru_cache(maxsize=None)
+def _say_skipped(path: str, reason: str) -> None:
+    logger.warning("%s is left out of the derivatives: it holds no func data, and its dataset_description.json "
+                   "cannot be read (%s).", path, reason)
 
 
 def _leads_back(path: Path, bids_dir: Path) -> bool:
