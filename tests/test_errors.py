@@ -117,6 +117,15 @@ def test_no_run_to_fit_says_why(one_subject, tmp_path, capsys, change, said):
           "no run has a contrast to compute", said)
 
 
+def test_fmriprep_output_given_as_bids_dir_is_told_to_go_with_d(one_subject, tmp_path, capsys):
+    """fMRIPrep's folder as BIDS_DIR (DatasetType derivative, no events) was told to give --design-dir."""
+    fmriprep = one_subject.path / "derivatives" / "fmriprep"
+    description = json.loads((fmriprep / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    fails(capsys, [fmriprep, tmp_path / "out", "participant", "--skip-bids-validation"], 66,
+          "BIDS_DIR is a derivatives dataset", "with -d")
+
+
 def test_missing_repetition_time(one_subject, tmp_path, capsys):
     for sidecar in [*one_subject.path.glob("task-*_bold.json"),
                     *(one_subject.path / "derivatives").rglob("*_desc-preproc_bold.json")]:
