@@ -319,35 +319,27 @@ def ar1_bins(rho):
     return (rho * AR_BINS).astype(int)
 
 
-def voxel_means(series, keep=None):
+def voxel_means(series, mean=None):
     """Each voxel's mean as nilearn's ``mean_scaling`` takes it: computed over the whole
     series at once (a single-precision mean's rounding depends on the order it is summed
-    in: the voxels ``keep`` picks are taken from the means of all), and at least 1. Warns
-    as nilearn does of a mean of 0."""
-    mean = series.mean(axis=0)
-    if keep is not None:
-        mean = mean[keep]
-    return _at_least_one(mean)
-
-
-def left_out_scaled(series, left_out) -> tuple[float, int]:
-    """The sum of the mean-scaled values of voxels constant over time that the fit leaves
-    out (one value per voxel, the same in every volume), and their number: the mean of the
-    residuals that nilearn's Yule-Walker estimate removes is over every voxel of the mask
-    (:func:`residual_mean`), and theirs is not 0 without an intercept in the design."""
-    if not left_out.any():
-        return 0.0, 0
-    means = np.maximum(series.mean(axis=0)[left_out], 1)  # as voxel_means (the whole series'), unwarned
-    values = mean_scaled(series[:1, left_out], means)  # in the series' precision, as the voxels it keeps
-    return float(values.sum(dtype=np.float64)), int(np.count_nonzero(left_out))
-
-
-def _at_least_one(mean):
-    """Means of at least 1, as ``mean_scaling`` takes them (with its warning of a mean of 0)."""
+    in: ``mean``, when given, is some voxels' of the means of all), and at least 1. Warns as
+    nilearn does of a mean of 0."""
+    mean = series.mean(axis=0) if mean is None else mean
     if (mean == 0).any():
         pywarnings.warn("Mean values of 0 observed. The data have probably been centered. "
                         "Scaling might not work as expected.", UserWarning, stacklevel=2)
     return np.maximum(mean, 1)
+
+
+def left_out_scaled(series, left_out, mean) -> tuple[float, int]:
+    """The sum of the mean-scaled values of voxels constant over time that the fit leaves
+    out (one value per voxel, the same in every volume), and their number: the mean of the
+    residuals that nilearn's Yule-Walker estimate removes is over every voxel of the mask
+    (:func:`residual_mean`), and theirs is not 0 without an intercept in the design.
+    ``mean``: every voxel's mean over the whole series."""
+    means = np.maximum(mean[left_out], 1)  # as voxel_means, unwarned
+    values = mean_scaled(series[:1, left_out], means)  # in the series' precision, as the voxels it keeps
+    return float(values.sum(dtype=np.float64)), int(np.count_nonzero(left_out))
 
 
 def mean_scaled(voxels, means, in_place=False):
@@ -536,8 +528,8 @@ def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_th
         pywarnings.simplefilter("always")
         hide_carrier_warning()
         if 0 < constant < varies.size:  # left out of the run's mask (all constant: fitted, and said below)
-            means = voxel_means(series, varies)  # over the whole mask, as nilearn's: a subset's are summed otherwise
-            left_out = left_out_scaled(series, ~varies)
+            every = series.mean(axis=0)  # over the whole mask, as nilearn's: a subset's are summed otherwise
+            means, left_out = voxel_means(series, every[varies]), left_out_scaled(series, ~varies, every)
             series, mask_img, overwrite_series = series[:, varies], mask_without(mask_img, ~varies), True
         maps, dof, r_square = fit_contrasts(
             series, matrix, [c.vector for c in contrasts], noise_model, n_threads,
