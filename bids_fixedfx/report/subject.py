@@ -187,7 +187,7 @@ def task_section(settings, plan, notes, files: Files, estimator: str = "meta") -
             section["contrasts"].append(_surface_contrast(settings, plan, label, name, files, anchor))
     if form is None:  # (a surface's F maps are in its files only)
         section["f_tests"] = [_f_test(settings, plan, label, name, view, files, anchor, underlay)
-                              for label, name in _f_test_labels(plan).items()]
+                              for label, name in _contrast_labels(plan, f_tests=True).items()]
     return section
 
 
@@ -347,23 +347,13 @@ def _conditions(plan) -> dict:
     return dict(counts)
 
 
-def _contrast_labels(plan) -> dict:
-    """The contrasts that have subject maps: an F test's maps are the runs' alone (the contrasts
-    table says so)."""
+def _contrast_labels(plan, f_tests=False) -> dict:
+    """The contrasts (label -> name) that have subject maps; with ``f_tests``, the runs' F
+    tests instead, whose maps are the runs' alone (the contrasts table says so)."""
     labels = {}
     for run_plan in plan.runs:
         for contrast in run_plan.contrasts:
-            if contrast.test != "F":
-                labels.setdefault(contrast.label, contrast.name)
-    return labels
-
-
-def _f_test_labels(plan) -> dict:
-    """The runs' F tests (label -> name), which have run maps only."""
-    labels = {}
-    for run_plan in plan.runs:
-        for contrast in run_plan.contrasts:
-            if contrast.test == "F":
+            if (contrast.test == "F") == f_tests:
                 labels.setdefault(contrast.label, contrast.name)
     return labels
 
@@ -379,12 +369,12 @@ def _f_test(settings, plan, label, name, view, files: Files, anchor, underlay: s
                                                           extension=".nii.gz")
             if path.is_file():
                 runs.append((_short_name(run_plan.run), slices.load(path).data))
+    peaks = [float(np.max(np.nan_to_num(z), initial=0.0)) for _, z in runs]
     section = {"name": name, "label": label, "anchor": f"{anchor}-contrast-{label}", "figure": None,
-               "peaks": [(run, float(np.max(np.nan_to_num(z), initial=0.0))) for run, z in runs]}
+               "peaks": [(run, peak) for (run, _), peak in zip(runs, peaks)]}
     if runs:
-        largest = max(peak for _, peak in section["peaks"])
-        strongest = max(runs, key=lambda run: float(np.max(np.nan_to_num(run[1]), initial=0.0)))[1]
-        cuts = slices.choose_cuts(strongest, threshold, N_CUTS, view.box)
+        largest = max(peaks)
+        cuts = slices.choose_cuts(runs[peaks.index(largest)][1], threshold, N_CUTS, view.box)
         shown = f"|z| > {threshold:g}"
         common = {"subject": plan.subject, "task": plan.task, "space": plan.space, "contrast": label}
         section["figure"] = files.figure(
