@@ -6,8 +6,10 @@ Reports and the methods text pick notes by their fields (``subject``, ``task``, 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: The kinds of note, and what each means.
 KINDS = {
@@ -136,3 +138,10 @@ class Repeats:
                 lines.append(f"The warning about {first.group(0) if first else 'the first'} above holds for "
                              f"{_others(members[SAID_IN_FULL:])}.")
         return lines
+
+
+@lru_cache(maxsize=None)
+def warn_once(text: str) -> None:
+    """Log a warning once in this process: a file found bad by a step run for every run or
+    subject (an unreadable BOLD reference, another pipeline's broken description)."""
+    logging.getLogger("bids_fixedfx").warning("%s", text)

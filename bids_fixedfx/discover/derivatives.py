@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from ..errors import InputFileError, NoDataError, UsageError, check_regular_file
 from ..locations import is_own_output
+from ..notes import warn_once
 from ..sidecars import read_json
 
 logger = logging.getLogger(__name__)
@@ -53,15 +53,10 @@ def _unreadable_without_func(path: Path) -> bool:
     except Exception as error:  # noqa: BLE001 - any reason it cannot be read
         if holds_func(path):
             return False
-        _say_skipped(str(path), " ".join(str(error).split())[:200])
+        warn_once(f"{path} is left out of the derivatives: it holds no func data, and its dataset_description.json "
+                  f"cannot be read ({' '.join(str(error).split())[:200]}).")
         return True
     return False
-
-
-@lru_cache(maxsize=None)
-def _say_skipped(path: str, reason: str) -> None:
-    logger.warning("%s is left out of the derivatives: it holds no func data, and its dataset_description.json "
-                   "cannot be read (%s).", path, reason)
 
 
 def _leads_back(path: Path, bids_dir: Path) -> bool:
@@ -124,6 +119,19 @@ def holds_func(path: Path) -> bool:
         return any(path.glob("sub-*/func")) or any(path.glob("sub-*/ses-*/func"))
     except OSError:
         return False
+
+
+def declared_derivative(bids_dir: Path) -> bool:
+    """Whether a dataset's description gives it the DatasetType ``derivative`` (fMRIPrep's
+    output, given as BIDS_DIR, say).
+
+    Raises
+    ------
+    InputFileError
+        The description cannot be read.
+    """
+    own = read_json(Path(bids_dir) / "dataset_description.json") if is_described(bids_dir) else {}
+    return str(own.get("DatasetType", "raw")).lower() == "derivative"
 
 
 def is_described(path: Path) -> bool:
@@ -204,8 +212,7 @@ def check_descriptions(bids_dir: Path, derivatives) -> None:
     ------
     InputFileError
     """
-    own = read_json(bids_dir / "dataset_description.json") if is_described(bids_dir) else {}
-    if str(own.get("DatasetType", "raw")).lower() == "derivative" and _holds_events(bids_dir):
+    if declared_derivative(bids_dir) and _holds_events(bids_dir):
         raise InputFileError(  # pybids then reads none of its files as raw: its events were "missing"
             f"{bids_dir / 'dataset_description.json'} has the DatasetType \"derivative\", but BIDS_DIR holds raw "
             "data (events files); give it the DatasetType \"raw\", or give the raw dataset as BIDS_DIR."

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ..errors import InputFileError, NoDataError, UsageError, few
 from ..settings import DEFAULT_SPACE
-from ..sidecars import read_json
 from .bidsignore import declared_subjects
-from .derivatives import find_derivatives, holds_func, looping_derivatives, skipped_derivatives
+from .derivatives import (declared_derivative, find_derivatives, holds_func, looping_derivatives,
+                          skipped_derivatives)
 from .folders import _in_selection, _layout_roots, _subject_folders, stray_subject_folders
 from .index import _open_index
 from .matching import _design_files, _unmatched_designs
@@ -256,7 +256,10 @@ def _select_tasks(layout, settings, query):
         raise NoDataError(f"{named} of {settings.bids_dir} {'has' if len(query['subject']) == 1 else 'have'} no "
                           "BOLD series (no func folder with *_bold files), so there is nothing to model.")
     if not with_events:
-        derived = _derivative_dataset(settings.bids_dir)
+        try:
+            derived = declared_derivative(settings.bids_dir)
+        except InputFileError:
+            derived = False
         raise NoDataError(
             f"No task of the selected data has events.tsv files "
             f"(tasks: {', '.join(sorted(all_tasks)) or 'none'}); "
@@ -265,18 +268,6 @@ def _select_tasks(layout, settings, query):
                if derived else "give --design-dir.")
         )
     return tuple(sorted(with_events & all_tasks) or sorted(with_events))
-
-
-def _derivative_dataset(bids_dir) -> bool:
-    """Whether BIDS_DIR's description says it is a derivatives dataset (fMRIPrep's output given
-    as BIDS_DIR)."""
-    if not (Path(bids_dir) / "dataset_description.json").is_file():
-        return False
-    try:
-        description = read_json(Path(bids_dir) / "dataset_description.json")
-    except InputFileError:
-        return False
-    return str(description.get("DatasetType", "")).lower() == "derivative"
 
 
 #: Entities of derivatives only: a --bids-filter-file choosing them selects no raw series.

@@ -7,16 +7,13 @@ dataset that holds it.
 
 from __future__ import annotations
 
-import logging
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .. import naming
+from ..notes import warn_once
 from . import slices
-
-logger = logging.getLogger("bids_fixedfx")
 
 #: BOLD references averaged into a group's background (the first subjects').
 MAX_AVERAGED = 20
@@ -86,14 +83,9 @@ def _reference(path) -> slices.Volume | None:
     try:
         return slices.load(path)
     except Exception as error:  # noqa: BLE001 - nibabel's errors of a bad file are of many kinds
-        _said_unreadable(str(path), " ".join(str(error).split())[:200])
+        warn_once(f"The BOLD reference {path} cannot be read ({' '.join(str(error).split())[:200]}), so the "
+                  "figures are drawn over other images; replace it, or remove it.")
         return None
-
-
-@lru_cache(maxsize=None)
-def _said_unreadable(path: str, reason: str) -> None:
-    logger.warning("The BOLD reference %s cannot be read (%s), so the figures are drawn over other images; "
-                   "replace it, or remove it.", path, reason)
 
 
 def on_grid(background: slices.Volume | None, grid: slices.Volume, mask=None):
