@@ -117,12 +117,12 @@ def ols_contrast(values, design, con_val, stat_type="t") -> dict:
     return out
 
 
-def group_fixed_effects(effects, variances, dofs, mask, contrast) -> ContrastMaps:
+def group_fixed_effects(effects, variances, dofs, mask, contrast, precision_weighted=False) -> ContrastMaps:
     """Fixed effects across subjects, over their effect and variance maps.
 
-    The numbers of nilearn's ``compute_fixed_effects`` (plain mean; ``dofs`` summed), with the
-    maps read one pair at a time and summed as they come: memory does not grow with the
-    number of subjects.
+    The numbers of nilearn's ``compute_fixed_effects`` (a plain mean, or weighted by inverse
+    variance; ``dofs`` summed), with the maps read one pair at a time and summed as they come:
+    memory does not grow with the number of subjects.
 
     Parameters
     ----------
@@ -132,12 +132,15 @@ def group_fixed_effects(effects, variances, dofs, mask, contrast) -> ContrastMap
         The subjects' degrees of freedom; the result has their sum.
     mask : Nifti1Image
     contrast : GroupContrast
+    precision_weighted : bool
+        Weight the subjects by inverse variance (a dataset ``meta`` node's
+        ``Software.nilearn.precision_weighted``).
 
     Returns
     -------
     maps : ContrastMaps
     """
-    values = streamed_fixed_effects(effects, variances, mask, dofs)
+    values = streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted)
     maps = {stat: unmask_map(values[stat], mask, OUTSIDE_MASK[stat]) for stat in STATS}
     return ContrastMaps(contrast, maps, float(np.sum(dofs)))
 

@@ -1278,10 +1278,9 @@ def _group_maps(test, contrast, matrix, mask, group_model, values=None):
     if matrix is None:
         if group_model == "fixed":
             maps = combine.group_fixed_effects(effects, [i.variance for i in items], [i.info.dof for i in items],
-                                               mask, contrast)
-        else:
-            maps = combine.one_sample_test(effects, mask, contrast)
-        return maps, {"GroupModel": "fixed effects" if group_model == "fixed" else "one-sample t-test"}
+                                               mask, contrast, test.precision_weighted)
+            return maps, {"GroupModel": "fixed effects", "FixedEffects": {"PrecisionWeighted": test.precision_weighted}}
+        return combine.one_sample_test(effects, mask, contrast), {"GroupModel": "one-sample t-test"}
     design = test.design
     maps = combine.group_glm(effects, mask, design, matrix.matrix, contrast, values)
     plain = _one_sample(design)

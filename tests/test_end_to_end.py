@@ -752,6 +752,37 @@ def test_group_fixed_effects_equal_nilearn(example_dataset, analysed, reference,
     assert plain["ModelFile"] == "bids::models/model-default_smdl.json"
 
 
+def test_a_precision_weighted_dataset_node_weights_the_subjects(example_dataset, analysed, reference, tmp_path):
+    """A model's dataset meta node with Software.nilearn.precision_weighted true: its maps were a
+    plain mean of the subjects, the setting ignored, while the sidecar cited the model."""
+    output = tmp_path / "out"
+    shutil.copytree(analysed, output)
+    document = json.loads((output / "models" / "model-default_smdl.json").read_text())
+    document["Name"] = "weighted"
+    dataset = next(node for node in document["Nodes"] if node["Level"] == "Dataset")
+    dataset["Model"] = {"Type": "meta", "X": [1], "Software": {"nilearn": {"precision_weighted": True}}}
+    model = tmp_path / "model-weighted_smdl.json"
+    model.write_text(json.dumps(document))
+    assert main([str(example_dataset.path), str(output), "group", "-m", str(model), "--no-reports"]) == 0
+    for condition in example_dataset.conditions:
+        subjects = [reference["subjects"][(s, condition)] for s in example_dataset.subjects]
+        mask = intersect_masks([s["mask"] for s in subjects], threshold=1, connected=False)
+        maps = dict(zip(("effect", "variance", "t", "z"), compute_fixed_effects(
+            [s["effect"] for s in subjects], [s["variance"] for s in subjects], mask, precision_weighted=True,
+            dofs=[s["dof"] for s in subjects])))
+        prefix = output / "group" / f"task-checkerboard_space-{SPACE}_contrast-{condition}_stat-"
+        for stat_name, img in maps.items():
+            assert difference(f"{prefix}{stat_name}_desc-fixedfx_statmap.nii.gz", img.get_fdata()) < TOLERANCE
+        sidecar = json.loads(Path(f"{prefix}t_desc-fixedfx_statmap.json").read_text())
+        assert sidecar["FixedEffects"] == {"PrecisionWeighted": True}
+        assert sidecar["ModelFile"] == "bids::models/model-weighted_smdl.json"
+    methods = " ".join((output / "logs" / "CITATION.md").read_text().split())
+    assert "(nilearn's `compute_fixed_effects`, weighted by inverse variance)" in methods
+    dataset["Model"]["Software"]["nilearn"]["precision_weighted"] = "yes"
+    model.write_text(json.dumps(document))
+    assert main([str(example_dataset.path), str(output), "group", "-m", str(model), "--no-reports"]) == 64
+
+
 @pytest.mark.parametrize("tamper", ["nan", "negative dof", "text dof", "grid"])
 def test_a_tampered_subject_map_is_named_at_the_group_level(example_dataset, analysed, tmp_path, capsys, tamper):
     """Each was exit 0 with NaN maps or p values from a wrong dof, or exit 1 ('Processing failed').

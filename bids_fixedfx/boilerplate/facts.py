@@ -130,6 +130,7 @@ class GroupLevel:
     passed: tuple[str, ...] = ()  # the dataset nodes' contrasts of Test "pass": effect and variance only
     columns: tuple[str, ...] = ()  # the group design's columns (``design``)
     contrasts: tuple[ContrastFacts, ...] = ()  # the group design's contrasts
+    precision_weighted: bool = False  # fixed effects weighted by inverse variance (a dataset meta node's)
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,8 @@ def dataset_node_facts(tests) -> tuple[DatasetNodeFacts, ...]:
         first = group[0]
         columns = list(first.design.columns) if first.design is not None else ["intercept"]
         if first.group_model == "fixed":
-            model = "fixed effects (nilearn's `compute_fixed_effects`)"
+            weighted = ", weighted by inverse variance" if first.precision_weighted else ""
+            model = f"fixed effects (nilearn's `compute_fixed_effects`{weighted})"
         elif columns == ["intercept"]:
             model = "a one-sample t-test (nilearn's `SecondLevelModel`)"
         else:

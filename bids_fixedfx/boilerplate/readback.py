@@ -297,7 +297,8 @@ def methods_from_group(settings, group_plan) -> Methods:
                        settings.model_node_names.get("dataset") if settings.group_design else None,
                        dataset_node_facts(group_plan.tests),
                        tuple(dict.fromkeys(m.name for test in designed for m in test.contrasts if m.test == "pass")),
-                       *_group_design_facts(designed))
+                       *_group_design_facts(designed),
+                       precision_weighted=any(test.precision_weighted for test in group_plan.tests))
     return Methods(
         tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
         software_versions(), figure_threshold(settings), corrected_inference(settings), "group",

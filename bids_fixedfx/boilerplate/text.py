@@ -273,6 +273,7 @@ def render(methods: Methods) -> str:
             "passed": list(methods.group.passed),
             "columns": list(methods.group.columns),
             "contrasts": list(methods.group.contrasts),
+            "precision_weighted": methods.group.precision_weighted,
         }
     units = {unit_of(f.runs) for f in methods.first_levels} or {"voxel"}
     text = _environment().get_template(TEMPLATE).render(

@@ -46,7 +46,8 @@ class GroupTest:
     both are None (a one-sample test of the intercept, or fixed effects). ``desc_parts``
     name the maps apart when the model has several dataset nodes (the node) or the node
     groups by more than the contrast (``groupPatient``); ``group_model`` is the node's
-    (``random`` or ``fixed``), None for the settings'.
+    (``random`` or ``fixed``), None for the settings'; ``precision_weighted``, whether a
+    ``meta`` node weights its inputs by inverse variance (its ``Software.nilearn``).
     """
 
     task: str
@@ -60,6 +61,7 @@ class GroupTest:
     group_model: str | None = None
     source_desc: str | None = None  # the desc of the input maps' node
     design_desc: str | None = None  # the desc of a group design's maps (plan.graph.design_desc)
+    precision_weighted: bool = False
 
     @property
     def parts_text(self) -> str:
@@ -605,6 +607,7 @@ def _fed_by_runs(model, step) -> list:
 def _node_fields(step, values) -> dict:
     """The GroupTest fields of a dataset node: the node, its group model and the parts of
     ``desc`` that name its maps apart (the node, the values of GroupBy beyond the contrast)."""
+    from ..model.design import precision_weighted_of
     from ..naming import label_of
     from .graph import design_desc
 
@@ -615,8 +618,10 @@ def _node_fields(step, values) -> dict:
     if not parts and design is None:  # an edge's Filter of the inputs: not the plain test's maps (SPEC §3)
         parts = tuple(label_of(f"{k} {' '.join(v)}") for k, v in step.filter.items() if k != "contrast")
     parts += tuple(label_of(f"{k} {v}") for k, v in values.items() if k != "contrast")
+    meta = step.node.model_type == "meta"
     return {"node": step.node, "desc_parts": parts, "source_desc": step.source_desc, "design_desc": design,
-            "group_model": "fixed" if step.node.model_type == "meta" else "random"}
+            "group_model": "fixed" if meta else "random",
+            "precision_weighted": meta and precision_weighted_of(step.node, False)}
 
 
 def _check_one_name(named, test, values, step) -> None:
