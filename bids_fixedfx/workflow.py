@@ -463,6 +463,14 @@ def _contrast_info(maps) -> sidecars.ContrastInfo:
     return sidecars.ContrastInfo(maps.contrast.name, maps.contrast.weights, getattr(maps.contrast, "test", "t"))
 
 
+def _made_by(model_file) -> tuple[str, ...]:
+    """The model files whose subject maps a group model file tests as its own: itself, and for
+    the default model with fixed effects over the subjects, the default model."""
+    default, fixed = (f"bids::{naming.build('model', model=name).as_posix()}"
+                      for name in ("default", plan.FIXED_EFFECTS_MODEL_NAME))
+    return (model_file, default) if model_file == fixed else (model_file,)
+
+
 def _model_keys(settings, level) -> dict:
     """``node`` and ``model_file`` of a sidecar: the model's node of that level."""
     if settings.model_file is None:
@@ -688,6 +696,8 @@ def _plan_group(settings):
     checked = plan.plan_group(settings, model)
     if model is not None and settings.model_file and not settings.group_covariates:
         _check_inputs_made_by(model, settings, checked)
+    elif model is None and settings.group_model == "fixed":
+        model, settings = _fixed_effects_model(settings, checked)
     methods = replace(boilerplate.group_methods(settings, checked),
                       undescribed=_other_group_tasks(settings.output_dir, checked))
     return model, settings, checked, methods
@@ -699,6 +709,26 @@ def _other_group_tasks(output_dir, checked) -> tuple[str, ...]:
     mine = {test.task for test in (*checked.tests, *checked.untested)}
     tasks = {naming.parse(path.name).get("task") for path in (output_dir / "group").glob("task-*_statmap.json")}
     return tuple(f"task-{task}" for task in sorted(tasks - mine - {None}))
+
+
+def _fixed_effects_model(settings, checked):
+    """``--group-model fixed`` without ``-m``: the default model with fixed effects over the
+    subjects (:func:`.plan.fixed_effects_model`), which the group maps' sidecars cite and
+    the job writes beside it; None (and the settings as they were) unless the default model in
+    OUTPUT_DIR made every subject map tested.
+
+    Returns
+    -------
+    model : Model or None
+    settings : Settings
+    """
+    default = naming.build("model", model="default")
+    cited = f"bids::{default.as_posix()}"
+    made = [item.info.model_file == cited for test in checked.tests for item in test.inputs]
+    if not made or not all(made) or not _default_model_states(settings.output_dir / default, "random"):
+        return None, settings
+    model = plan.fixed_effects_model((settings.output_dir / default).read_text(encoding="utf-8"))
+    return model, replace(settings, model_file=_model_copy(model), model_node_names={"dataset": "dataset"})
 
 
 def _default_model_states(path, group_model) -> bool:
@@ -1189,7 +1219,7 @@ def write_group(test, settings, staging, intersections=None, own_masks=None, sha
     node_keys = _model_keys(settings, "dataset")
     if node_keys and test.node is not None:
         node_keys["node"] = test.node.name
-    elif node_keys and any(i.info.model_file != node_keys["model_file"] for i in items):
+    elif node_keys and any(i.info.model_file not in _made_by(node_keys["model_file"]) for i in items):
         node_keys = {}  # the default model's copy, which did not make these subject maps (a model file's did)
     contrasts = list(combine.contrasts_of(test, group_model))
     masks = tuple(i.mask for i in items)

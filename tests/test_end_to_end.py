@@ -746,10 +746,22 @@ def test_group_fixed_effects_equal_nilearn(example_dataset, analysed, reference,
         assert difference(f"{prefix}p_desc-fixedfx_statmap.nii.gz", p) < TOLERANCE
         sidecar = json.loads(Path(f"{prefix}z_desc-fixedfx_statmap.json").read_text())
         assert sidecar["GroupModel"] == "fixed effects" and sidecar["DegreesOfFreedom"] == sum(dofs)
-        # the default model's dataset node is the one-sample t-test: these maps do not cite it
-        assert "ModelFile" not in sidecar and "Node" not in sidecar
+        assert sidecar["FixedEffects"] == {"PrecisionWeighted": False}
+        # the default model's dataset node is the one-sample t-test: these maps cite the default model with
+        # fixed effects over the subjects, written beside it (they cited no model)
+        assert (sidecar["ModelFile"], sidecar["Node"], sidecar["Level"]) == (
+            "bids::models/model-defaultFixedfx_smdl.json", "dataset", "Dataset")
     plain = json.loads(next((analysed / "group").glob("*_contrast-audio_stat-z_statmap.json")).read_text())
     assert plain["ModelFile"] == "bids::models/model-default_smdl.json"
+    # that model, given back with -m, makes the same maps
+    again = tmp_path / "again"
+    shutil.copytree(analysed, again)
+    assert main([str(example_dataset.path), str(again), "group", "--no-reports", "-m",
+                 str(output / "models" / "model-defaultFixedfx_smdl.json")]) == 0
+    written = sorted((output / "group").glob("*_desc-fixedfx_statmap.*"))
+    assert written and [p.name for p in written] == [p.name for p in sorted((again / "group").glob("*_desc-fixedfx_statmap.*"))]
+    for path in written:
+        assert path.read_bytes() == (again / "group" / path.name).read_bytes(), path.name
 
 
 def test_a_precision_weighted_dataset_node_weights_the_subjects(example_dataset, analysed, reference, tmp_path):

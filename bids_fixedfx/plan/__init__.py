@@ -17,10 +17,12 @@ from .group import (
     read_participants,
 )
 from .models import (
+    FIXED_EFFECTS_MODEL_NAME,
     SUPPORTED,
     apply_input,
     covariates_model,
     default_model,
+    fixed_effects_model,
     inference_settings,
     model_settings,
     read_model,
@@ -30,9 +32,9 @@ from .models import (
 from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, residual_dof
 
 __all__ = [
-    "MIN_DOF", "MIN_SUBJECTS", "SUPPORTED", "GroupPlan", "GroupTest", "LeftOut", "Plan", "RunPlan",
+    "FIXED_EFFECTS_MODEL_NAME", "MIN_DOF", "MIN_SUBJECTS", "SUPPORTED", "GroupPlan", "GroupTest", "LeftOut", "Plan", "RunPlan",
     "SubjectMapFiles", "SubjectPlan", "apply_input", "covariates_model", "default_model", "described_columns",
-    "find_subject_maps",
+    "find_subject_maps", "fixed_effects_model",
     "inference_settings", "model_settings", "plan_group",
     "plan_runs", "read_model", "read_participants", "residual_dof", "run_node", "same_default_options",
 ]

@@ -163,6 +163,37 @@ def run_node(model):
 #: are told apart by the options their sidecars record, not by its nodes (which name the
 #: conditions of the jobs that wrote it).
 DEFAULT_MODEL_NAME = "default"
+#: The ``Name`` of the default model with fixed effects over the subjects (``--group-model fixed``).
+FIXED_EFFECTS_MODEL_NAME = "defaultFixedfx"
+
+
+def fixed_effects_model(default_text):
+    """The model of ``--group-model fixed`` without ``-m``: the default model (its text, as the
+    participant level wrote it) with its dataset node combining the subjects by fixed effects
+    (``meta``, unweighted, as nilearn's ``compute_fixed_effects`` by default), named
+    :data:`FIXED_EFFECTS_MODEL_NAME`, for the group maps' sidecars to cite; its run and subject
+    nodes are the default model's, so that ``-m`` of it makes the same subject and group maps.
+
+    Parameters
+    ----------
+    default_text : str
+        ``models/model-default_smdl.json``, whose dataset node is the one-sample t-test.
+
+    Returns
+    -------
+    model : bids_fixedfx.model.Model
+    """
+    from ..model import parse_model
+
+    document = json.loads(default_text)
+    for node in document["Nodes"]:
+        if str(node.get("Level", "")).lower() == "dataset":
+            node["Model"]["Type"] = "meta"
+            node["Model"].setdefault("Software", {}).setdefault("nilearn", {})["precision_weighted"] = False
+    document["Name"] = FIXED_EFFECTS_MODEL_NAME
+    document["Description"] = ("The model that the bids-fixedfx command-line options define, with "
+                               "--group-model fixed: fixed effects over the subjects.")
+    return parse_model(document, "The default model", schema=False)
 
 
 def participant_nodes(document) -> list:
