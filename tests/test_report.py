@@ -263,6 +263,18 @@ def test_a_report_per_subject_and_one_for_the_group(reports, example_dataset):
 
 
 @pytest.mark.slow
+def test_the_group_page_and_methods_say_how_few_sign_flips_are_distinct(reports):
+    """Three subjects have 8 distinct sign flips: the page and the methods text said 20 permutations,
+    and the footer said that no map shown was corrected for multiple comparisons."""
+    html = " ".join((reports / "group.html").read_text(encoding="utf-8").split())
+    assert "Permutation test: 20 permutations (8 distinct with 3 subjects), family-wise p &lt; 0.05" in html
+    assert ('without correction for multiple comparisons, except in the sections headed "Corrected", '
+            '"Cluster-level inference" or "Permutation test".') in html
+    text = " ".join((reports / "logs" / "CITATION.md").read_text(encoding="utf-8").split())
+    assert ("with 20 sign flips (Nichols and Holmes, 2002), of which only 8 are distinct with 3 subjects (so no p "
+            "value falls below 1/8)") in text
+
+
 def test_every_image_and_link_resolves_relative_to_the_page(reports):
     checked = 0
     for page in pages(reports):

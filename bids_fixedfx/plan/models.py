@@ -35,13 +35,16 @@ def read_model(settings):
             f"Node {node.name!r} of {settings.model_file} has no Contrasts and no DummyContrasts, so it computes "
             "no map; add the contrasts to estimate (DummyContrasts gives one per variable)."
         )
-    conditions = [c.condition_list for c in node.contrasts]
+    conditions = [(c.name, c.condition_list) for c in node.contrasts]
     if node.dummy_contrasts is not None:
-        conditions += [(c,) for c in (node.dummy_contrasts.conditions or node.x)]
-    if not any(all(_in_x(c, node.x) for c in names) for names in conditions):
+        conditions += [(c, (c,)) for c in (node.dummy_contrasts.conditions or node.x)]
+    outside = [(name, c) for name, names in conditions for c in names if not _in_x(c, node.x)]
+    if outside:  # a misspelling: no run's design can have it (a run without a condition of X leaves it out)
+        name, variable = outside[0]
         raise ModelError(
-            f"Node {node.name!r} of {settings.model_file}: every contrast names a variable that is not in Model.X "
-            f"({next(c for names in conditions for c in names if not _in_x(c, node.x))!r}), so it computes no map."
+            f"Node {node.name!r} of {settings.model_file}: contrast {name!r} names {variable!r}, which is not a "
+            f"variable of Model.X ({', '.join(map(str, node.x))}), so no design has it; correct the name or add "
+            "the variable to Model.X."
         )
     return model
 
@@ -49,7 +52,8 @@ def read_model(settings):
 def _in_x(name, x) -> bool:
     """Whether a contrast's condition is a column that ``Model.X`` can make: itself, a match of a
     wildcard, a level of a category named alone (``trial_type.a`` of ``trial_type``), the intercept,
-    a column the HRF adds to a variable (``audio_derivative``, ``audio_delay_2``)."""
+    a column the HRF adds to a variable (``audio_derivative``, ``audio_delay_2``), a trial type
+    named by its bare value (``a`` for ``trial_type.a``, as the contrasts read it)."""
     import re
     from fnmatch import fnmatchcase
 
@@ -58,8 +62,9 @@ def _in_x(name, x) -> bool:
     if not isinstance(name, str):
         return False
     made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", name)
+    names = dict.fromkeys((name, made, f"trial_type.{name}", f"trial_type.{made}"))
     return any(isinstance(v, str) and any(fnmatchcase(n, v) or fnmatchcase(v, n) or n.startswith(f"{v}.")
-                                          for n in dict.fromkeys((name, made)))
+                                          for n in names)
                for v in x)
 
 

@@ -117,7 +117,10 @@ def permutation_section(settings, map_entities: dict, figure_entities: dict, vie
     methods = [info.extra.get("Method", desc).removeprefix("permutation test, ") for desc, info, _ in found]
     permutations = found[0][1].extra.get("Permutations")
     forming = [info.extra["ClusterFormingThreshold"] for _, info, _ in found if "ClusterFormingThreshold" in info.extra]
-    what = f"{permutations} permutations, family-wise p < {alpha:g}: {', '.join(methods)}"
+    subjects = (found[0][1].group or {}).get("NumberOfSubjects")  # n subjects: 2^n distinct sign flips
+    few = (f" ({2 ** subjects} distinct with {subjects} subjects)" if isinstance(permutations, int)
+           and isinstance(subjects, int) and 2 ** subjects < permutations else "")
+    what = f"{permutations} permutations{few}, family-wise p < {alpha:g}: {', '.join(methods)}"
     largest = max(float(data.max()) for _, _, data in found)
     section = {"what": what, "figure": None, "tables": [],
                "none": f"No voxel survives: the smallest family-wise p is {10 ** -largest:.3g}."}
