@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import InputFileError, check_regular_file
+from .errors import InputFileError, NoDataError, check_regular_file
 
 class _EveryKey:
     """``once`` for a file in which no key may be given twice, at any depth."""
@@ -55,7 +55,8 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
     Raises
     ------
     FixedFxError
-        Of type ``error``: the file is missing or unreadable, not UTF-8, not JSON, nested too
+        Of type ``error`` (:class:`~bids_fixedfx.errors.InputFileError` for a missing file
+        when ``error`` is not a kind of ``NoDataError``): the file is missing or unreadable, not UTF-8, not JSON, nested too
         deeply (or holds a number of thousands of digits), or holds no JSON object.
     """
     named = f"{what} {path}" if what else str(path)
@@ -76,8 +77,9 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
             raise error(f"{named} holds {size / 2 ** 20:,.0f} MB, more than any JSON file the app reads "
                         f"({MAX_BYTES // 2 ** 20} MB at most); check the file.")
         data = json.loads(Path(path).read_text(encoding="utf-8-sig"), object_pairs_hook=pairs if once else None)
-    except FileNotFoundError:
-        raise error(f"{named} does not exist{'; ' + missing if missing else ''}.") from None
+    except FileNotFoundError:  # a file missing is the input's fault (66), whatever names it
+        missed = error if issubclass(error, NoDataError) else InputFileError
+        raise missed(f"{named} does not exist{'; ' + missing if missing else ''}.") from None
     except OSError as failure:
         raise error(f"{named} cannot be read: {failure.strerror}.") from None
     except UnicodeDecodeError:

@@ -12,7 +12,7 @@ import pytest
 
 import bids_fixedfx
 from bids_fixedfx import cli
-from bids_fixedfx.errors import EX_USAGE, UsageError
+from bids_fixedfx.errors import EX_USAGE, InputFileError, UsageError
 from bids_fixedfx.settings import MAX_CONTRASTS, MOTION_CONFOUNDS, ContrastSpec
 
 POSITIONAL = ["bids", "out", "participant"]
@@ -421,13 +421,14 @@ def test_a_filter_entry_of_a_kind_the_app_does_not_read_is_said(tmp_path, capsys
         assert "INFO" in line and "of files this app does not read" in line and "spelling" not in line
 
 
-def test_missing_bids_filter_file_exits_64(tmp_path, capsys):
+def test_missing_bids_filter_file_exits_66(tmp_path, capsys):
+    """A required file missing is 66 (SPEC §1), as a missing --mask or events file; it was 64."""
     path = tmp_path / "no_such_filters.json"
-    with pytest.raises(UsageError) as error:
+    with pytest.raises(InputFileError) as error:
         parse("--bids-filter-file", str(path))
     assert "--bids-filter-file" in str(error.value)
     assert str(path) in str(error.value)
-    assert cli.main([*POSITIONAL, "--bids-filter-file", str(path)]) == EX_USAGE
+    assert cli.main([*POSITIONAL, "--bids-filter-file", str(path)]) == 66
     assert str(path) in capsys.readouterr().err
 
 

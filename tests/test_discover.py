@@ -697,9 +697,11 @@ def test_check_bids_dir(example_dataset, tmp_path):
     assert str(tmp_path) in str(error.value)
     assert "dataset_description.json and no sub-* folder" in str(error.value)
     missing = tmp_path / "no-such-dir"
-    with pytest.raises(UsageError) as error:
+    with pytest.raises(NoDataError, match=f"BIDS_DIR {missing} does not exist"):  # a missing input: 66
         discover.check_bids_dir(missing)
-    assert str(missing) in str(error.value)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="is not a directory"):
+        discover.check_bids_dir(tmp_path / "file")
 
 
 def test_the_validator_is_installed():

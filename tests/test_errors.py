@@ -31,8 +31,19 @@ def test_not_a_bids_directory(tmp_path, capsys):
     fails(capsys, [tmp_path / "notbids", tmp_path / "out", "participant"], 66, "notbids", "dataset_description.json")
 
 
-def test_missing_bids_directory(tmp_path, capsys):
-    fails(capsys, [tmp_path / "nowhere", tmp_path / "out", "participant"], 64, "nowhere")
+def test_missing_inputs_exit_66(tmp_path, one_subject, capsys):
+    """A BIDS_DIR, model file or derivatives folder that does not exist is a required input missing
+    (66, as a missing --mask or --design-dir); they were 64, and a missing -d folder was said to
+    have no dataset_description.json."""
+    fails(capsys, [tmp_path / "nowhere", tmp_path / "out", "participant"], 66, "BIDS_DIR", "nowhere does not exist")
+    common = [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"]
+    fails(capsys, [*common, "-m", tmp_path / "model.json"], 66, "Model file", "model.json does not exist")
+    fails(capsys, [*common, "-d", tmp_path / "fmriprep"], 66, "--derivatives", "fmriprep does not exist")
+    fails(capsys, [*common, "--design-dir", tmp_path / "designs"], 66, "--design-dir", "designs does not exist")
+    assert not (tmp_path / "out").exists()
+    readme = one_subject.path / "README"
+    readme.write_text("a file")
+    fails(capsys, [readme, tmp_path / "out", "participant"], 64, "is not a directory")
 
 
 def test_input_failing_validation_exits_16(one_subject, tmp_path, capsys):

@@ -42,6 +42,10 @@ def test_an_option_s_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--bids-filter-file .*filters.json is not valid JSON") as caught:
         read_object(path, "--bids-filter-file", UsageError)
     assert caught.value.exit_code == EX_USAGE
+    # a file missing is the input's fault (66), as a missing mask or events file, whatever option names it
+    with pytest.raises(InputFileError, match="--bids-filter-file .*nothing.json does not exist") as caught:
+        read_object(tmp_path / "nothing.json", "--bids-filter-file", UsageError)
+    assert caught.value.exit_code == EX_NO_INPUT
 
 
 def test_a_folder_or_a_device_is_not_read(tmp_path):

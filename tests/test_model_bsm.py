@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bids_fixedfx.errors import EX_USAGE, UsageError
+from bids_fixedfx.errors import EX_USAGE, InputFileError, UsageError
 from bids_fixedfx.model import INTERCEPT, Model, ModelError, load_model, parse_model
 from bids_fixedfx.model._checks import _check_schema
 from bids_fixedfx.model.defaults import MOTION, default_model
@@ -70,7 +70,7 @@ def test_load_model_from_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ModelError, match="model-x_smdl.json is not valid JSON"):
         load_model(path)
-    with pytest.raises(ModelError, match="cannot be read"):
+    with pytest.raises(InputFileError, match="missing.json does not exist"):  # a missing input: 66
         load_model(tmp_path / "missing.json")
 
 

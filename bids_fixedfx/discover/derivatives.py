@@ -171,8 +171,10 @@ def check_bids_dir(bids_dir: Path) -> None:
     UsageError
         ``bids_dir`` is not a directory.
     NoDataError
-        It has no ``dataset_description.json`` and no ``sub-*`` folder.
+        It does not exist, or has no ``dataset_description.json`` and no ``sub-*`` folder.
     """
+    if not bids_dir.exists():
+        raise NoDataError(f"BIDS_DIR {bids_dir} does not exist.")
     if not bids_dir.is_dir():
         raise UsageError(f"BIDS_DIR {bids_dir} is not a directory.")
     description = bids_dir / "dataset_description.json"

@@ -93,6 +93,8 @@ def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, 
                 f"--derivatives {path} is BIDS_DIR itself, the raw data; give the preprocessed derivatives "
                 "(fMRIPrep's output folder), or leave -d out to use those under BIDS_DIR/derivatives."
             )
+        if not Path(path).exists():
+            raise NoDataError(f"--derivatives {path} does not exist.")
         if not is_described(path) and not holds_subjects(path):
             inside = sorted(child for child in Path(path).glob("*/dataset_description.json"))[:3] \
                 if Path(path).is_dir() else []

@@ -56,7 +56,7 @@ def _events_for(events_files, layout, entities, raw, name, filtered=False, ignor
 def _design_files(design_dir):
     """Every design file in ``design_dir`` with its entities (run numbers unpadded)."""
     if not design_dir.is_dir():
-        raise NoDataError(f"--design-dir {design_dir} is not a directory.")
+        raise NoDataError(f"--design-dir {design_dir} {'is not a directory' if design_dir.exists() else 'does not exist'}.")
     files = []
     for path in sorted(design_dir.iterdir()):
         if path.name.endswith(("_design.tsv", "_design.npz")) or path.suffix in (".tsv", ".npz"):

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError, check_regular_file
+from ..errors import InputFileError, UsageError, check_regular_file
 from ._parse import canonical, listify
 
 #: The analysis levels, lowest first.
@@ -326,6 +326,8 @@ def load_model(path) -> Model:
     check_regular_file(path, f"Model file {path}", ModelError)  # a pipe or /dev/zero: read for ever
     try:
         text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:  # a missing input file (66), as a missing mask or events file
+        raise InputFileError(f"Model file {path} does not exist.") from None
     except OSError as error:
         raise ModelError(f"Model file {path} cannot be read ({error.strerror or error}).") from None
     except UnicodeDecodeError:
