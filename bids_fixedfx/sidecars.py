@@ -219,7 +219,9 @@ class StatmapSidecar:
     statistic : str or None
         ``effect``, ``variance``, ``t``, ``z`` or ``p``.
     node, model_file : str or None
-        The model's node that made the map, and the model file (``Node``, ``ModelFile``).
+        The model's node that made the map, and the model file (``Node``, ``ModelFile``); a
+        model file without a node: maps the app made where the model has no node (the subject
+        maps of a model without a subject node).
     bids_level : str or None
         ``Level`` as BIDS Stats Models name it, when the node's level is not the one the
         other keys imply (``Session``).
@@ -273,7 +275,9 @@ class StatmapSidecar:
             data.update(self.group)
         data.update(self.extra)
         if self.node is not None:
-            data.update({"Node": self.node, "Level": self.bsm_level, "ModelFile": self.model_file})
+            data.update({"Node": self.node, "Level": self.bsm_level})
+        if self.model_file is not None:
+            data["ModelFile"] = self.model_file
         if self.statistic is not None:
             data["Statistic"] = self.statistic
         return data

@@ -25,6 +25,7 @@ from . import (combine, discover, forked, glm, inference, locations, naming, nod
                surface)
 from .errors import FixedFxError, UsageError
 from .notes import Note, Repeats, said_once
+from .plan.graph import IMPLICIT_SUBJECT
 
 logger = logging.getLogger("bids_fixedfx")
 
@@ -472,9 +473,13 @@ def _made_by(model_file) -> tuple[str, ...]:
 
 
 def _model_keys(settings, level) -> dict:
-    """``node`` and ``model_file`` of a sidecar: the model's node of that level."""
+    """``node`` and ``model_file`` of a sidecar: the model's node of that level (the model file
+    alone when the model has no node there: the group level's one-sample test of a model without
+    a dataset node)."""
     if settings.model_file is None:
         return {}
+    if settings.model_node_names and level not in settings.model_node_names:
+        return {"model_file": f"bids::{settings.model_file.as_posix()}"}
     return {"node": settings.model_node_names.get(level, level), "model_file": f"bids::{settings.model_file.as_posix()}"}
 
 
@@ -548,9 +553,12 @@ def _node_entities(maps) -> dict:
 
 
 def _node_keys(settings, node) -> dict:
-    """``node``, ``level`` and ``model_file`` of a sidecar (with a model file)."""
+    """``node``, ``level`` and ``model_file`` of a sidecar (with a model file; the model file alone
+    for the subject maps of a model without a subject node, which no node of it makes)."""
     if settings.model_file is None:
         return {}
+    if node == IMPLICIT_SUBJECT:  # equal, not the same: the plan comes from a child process
+        return {"model_file": f"bids::{settings.model_file.as_posix()}"}
     return {"node": node.name, "bids_level": node.level.capitalize(),
             "model_file": f"bids::{settings.model_file.as_posix()}"}
 
@@ -673,6 +681,10 @@ def _plan_group(settings):
         settings = replace(settings, inference=plan.inference_settings(model, settings, "group"))
         for text in model.notes:
             logger.warning("%s", text)
+        if not model.nodes_at("dataset") and not settings.group_covariates:
+            logger.warning("%s has no dataset node, so each contrast of the subject maps is tested by a one-sample "
+                           "t-test across subjects (the app's default), whose sidecars name no Node of it; add a "
+                           "dataset node to state the group test.", settings.model_file)
     if settings.group_covariates:
         participants = plan.read_participants(settings.bids_dir, coded=settings.group_covariates)
         if settings.participant_label:  # the levels and values of the subjects tested

@@ -606,6 +606,29 @@ def test_a_run_model_of_f_tests_only_writes_its_run_maps(fresh_dataset, tmp_path
     assert "for each F test the maps of the F, z and p statistics" in methods and "by fixed effects" in methods
 
 
+def test_maps_of_nodes_the_model_lacks_cite_no_node_of_it(fresh_dataset, tmp_path, capsys):
+    """A model of a run node alone: its subject maps (fixed effects, the app's own) and its group
+    maps (the one-sample test) cited nodes 'subject' and 'dataset' of a file that has neither, and
+    the group level said nothing of the test it chose. They cite the model file alone."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    model = _model(tmp_path, [{**RUN, "Model": {"Type": "glm", "X": ["audio", "visual", 1]}}], "runOnly")
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(model)]) == 0
+    run = json.loads(next(out.rglob("sub-01_*_run-*_contrast-audio_stat-t_statmap.json")).read_text())
+    assert (run["Node"], run["Level"], run["ModelFile"]) == ("run", "Run", "bids::models/model-runOnly_smdl.json")
+    subject = json.loads(next(out.rglob("sub-01_task-checkerboard_space-*_contrast-audio_stat-t_statmap.json"))
+                         .read_text())
+    assert subject["FixedEffects"]["NumberOfRuns"] > 1 and not {"Node", "Level"} & set(subject)
+    assert subject["ModelFile"] == "bids::models/model-runOnly_smdl.json"  # the model file of the job
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"{model} has no dataset node, so each contrast of the subject maps is tested by a one-sample t-test" in said
+    group = json.loads(next((out / "group").glob("*_contrast-audio_stat-t_statmap.json")).read_text())
+    assert group["GroupModel"] == "one-sample t-test" and not {"Node", "Level"} & set(group)
+    assert group["ModelFile"] == "bids::models/model-runOnly_smdl.json"
+
+
 def test_a_contrast_of_linearly_dependent_columns_is_not_computed(fresh_dataset, tmp_path, capsys):
     """``task = Or(audio, visual)`` beside audio and visual: nilearn fits the singular design through
     its pseudo-inverse, and the app wrote maps of ``task`` (not estimable) with exit 0. The
