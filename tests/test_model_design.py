@@ -446,3 +446,14 @@ def test_a_variable_s_exact_name_is_found_before_a_wildcard_reading():
 
     assert expand_names(["a.b[c]"], ["a.b[c]", "a.bc"], "Model.X") == ["a.b[c]"]
     assert expand_names(["a.b[cd]"], ["a.b[c]", "a.bc", "a.bd"], "Model.X") == ["a.bc", "a.bd"]  # a pattern still
+
+
+def test_a_name_that_split_makes_is_not_read_as_a_wildcard_in_x():
+    """``rt.trial_type[face]`` in Model.X: the column was made, and every run warned that the
+    pattern matched no variable (its brackets read as a character class)."""
+    events, confounds = random_run(11)
+    node = run_model(["response_time.trial_type[face]", 1],
+                     transformations=[{"Name": "Split", "Input": ["response_time"], "By": ["trial_type"]}])
+    design = build_run_design(node, events, confounds, tr=TR, n_volumes=N_VOLUMES)
+    assert "response_time.trial_type[face]" in design.matrix.columns
+    assert not [note for note in design.notes if "matches no variable" in note], design.notes

@@ -347,7 +347,8 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     notes += [f"{run_name}: Model.X {pattern!r} matches no variable of this run (no event or confound column of "
               "that name), so the design has no column of it; check the pattern if it should"
               for pattern in x if isinstance(pattern, str) and is_wildcard(pattern) and pattern not in absent
-              and pattern not in made_by_hrf and not any(fnmatchcase(name, pattern) for name in variables.names)]
+              and pattern not in made_by_hrf and pattern not in variables.names  # Split's rt.trial_type[a]: a name
+              and not any(fnmatchcase(name, pattern) for name in variables.names)]
     _check_not_split_by_fir(node, x_names, variables)
     hrf_x = categories_as_levels(node.hrf.variables, variables, where, missing=0.0)[0] if node.hrf else ()
     hrf_names = {n for n in x_names if any(n == pattern or fnmatchcase(n, pattern) for pattern in hrf_x)}
