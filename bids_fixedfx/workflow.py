@@ -624,6 +624,10 @@ def _group(settings, fork):
         from . import report
 
         report.write_group_report(settings, replace(checked, tests=plain))
+    elif settings.reports and checked.tests:
+        logger.info("No group report: the group report shows the tests of one dataset node over the subject maps, "
+                    "and the model's tests are named apart (several dataset nodes, a GroupBy beyond the contrast, "
+                    "or session maps); their maps are in %s.", settings.output_dir / "group")
     elif plain:  # the page showed maps this job replaced: they go, with their figures
         _remove_outdated_group_page(settings, plain)
     # else: this job's tests are another model's, which no page shows; the page's maps are as they were

@@ -815,3 +815,18 @@ def test_contrast_labels_apart_only_by_case_are_said_with_their_subjects():
     [said] = [note.text for note in _labels_apart_by_case(found)]
     assert said.startswith("task-stop space-MNI: the contrasts Go and go differ only in case")
     assert "(Go: sub-01, sub-02; go: sub-03)" in said
+
+
+def test_a_group_job_without_a_report_says_why(sessions_dataset, sessions_out, tmp_path, caplog):
+    """Two dataset nodes: no group.html was written, and nothing said so."""
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models", "group.html"))
+    model = write_model(tmp_path, document("twoTests", [RUN, node("Subject", "subject"),
+                                                        node("Dataset", "mean", "glm"),
+                                                        node("Dataset", "perGroup", "glm", group_by=["contrast", "group"])],
+                                           [("run", "subject"), ("subject", "mean"), ("subject", "perGroup")]))
+    with caplog.at_level(logging.INFO, logger="bids_fixedfx"):
+        assert main([str(sessions_dataset.path), str(out), "group", "-m", str(model)]) == 0
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("No group report:")]
+    assert len(said) == 1 and "several dataset nodes" in said[0] and str(out / "group") in said[0], said
+    assert not (out / "group.html").exists() and list((out / "group").glob("*_statmap.nii.gz"))
