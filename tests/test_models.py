@@ -1063,3 +1063,18 @@ def test_a_template_style_model_output_is_valid_bids(rhymes_analysed):
     done = subprocess.run([command, "--format", "json", str(out)], capture_output=True, text=True)
     errors = [i for i in json.loads(done.stdout)["issues"]["issues"] if i["severity"] == "error"]
     assert errors == [] and done.returncode == 0
+
+
+def test_a_group_selection_by_the_model_s_input_names_it(fresh_dataset, tmp_path, capsys):
+    """The model's Input.subject selecting no subject map was blamed on a --participant-label never given."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    model = _model(tmp_path, [RUN, {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"],
+                                    "Model": {"Type": "meta", "X": [1]}, "DummyContrasts": {"Test": "t"}}], "someSubjects")
+    document = json.loads(model.read_text())
+    document["Input"] = {"subject": ["01", "02"]}
+    model.write_text(json.dumps(document))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(model), "--participant-label", "03"]) == 0
+    fails(capsys, [dataset.path, out, "group", "--no-reports", "-m", model], 66,
+          f"Input.subject of {model.name} 01 02 selects none of the subject-level maps", "(subjects: 03)",
+          output=out / "group")

@@ -495,10 +495,12 @@ def _selected(found, settings, what) -> list:
     NoDataError
         An option that selects none of them, named with the values the maps have.
     """
-    selections = (
-        ("--participant-label", "subjects", settings.participant_label, lambda item: item.subject),
-        ("--task", "tasks", settings.task, lambda item: item.task),
-        ("--space", "spaces", settings.spaces, lambda item: "none" if item.space is None else item.space),
+    selections = (  # each named as the option, or the model's Input that stood in for it
+        (settings.selected_by.get("participant_label", "--participant-label"), "subjects", settings.participant_label,
+         lambda item: item.subject),
+        (settings.selected_by.get("task", "--task"), "tasks", settings.task, lambda item: item.task),
+        (settings.selected_by.get("space", "--space"), "spaces", settings.spaces,
+         lambda item: "none" if item.space is None else item.space),
     )
     for option, name, given, value_of in selections:
         wanted = {"none" if value.lower() == "none" else value for value in given}
