@@ -362,5 +362,20 @@ def read_mask(path, what: str = "Mask"):
     try:
         values, affine = load_mask_img(img)
     except (ValueError, TypeError) as error:
-        raise InputFileError(f"{what} {path} is not a usable mask: {_reason(error)}.") from error
+        raise InputFileError(f"{what} {path} is not a usable mask: {_mask_fault(img, error)}.") from error
     return nib.Nifti1Image(values.astype(np.int8), affine)
+
+
+def _mask_fault(img, error) -> str:
+    """What nilearn refused in a mask, in one clause: its values counted, not listed (nilearn's
+    message lists them all, over lines, and adds a sentence of its own)."""
+    data = np.asanyarray(img.dataobj)
+    if data.ndim == 3 and np.issubdtype(data.dtype, np.number):
+        values = np.unique(data)
+        if len(values) > 2:
+            return (f"it holds {len(values)} distinct values ({values[0]:g} to {values[-1]:g}), where a mask holds 0 "
+                    "outside and one value inside; binarize it (a probability map at 0.5, say)")
+        if len(values) == 2 and 0 not in values:
+            return (f"it holds the values {values[0]:g} and {values[1]:g}, where a mask holds 0 outside; set the "
+                    "voxels outside the brain to 0")
+    return _reason(error)

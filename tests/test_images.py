@@ -161,14 +161,18 @@ def test_not_an_image(tmp_path):
 
 @pytest.mark.parametrize(
     ("values", "reason"),
-    [(np.zeros((4, 4, 4)), "empty"), (np.arange(64).reshape(4, 4, 4) % 3, "2 values")],
+    [(np.zeros((4, 4, 4)), "empty"),
+     (np.arange(64).reshape(4, 4, 4) % 3, r"it holds 3 distinct values \(0 to 2\), where a mask holds 0 outside"),
+     (np.linspace(0.001, 1, 64).reshape(4, 4, 4), "it holds 64 distinct values .*; binarize it"),
+     (np.arange(64).reshape(4, 4, 4) % 2 + 1, "it holds the values 1 and 2, where a mask holds 0 outside")],
 )
 def test_unusable_masks_are_named(tmp_path, values, reason):
     path = tmp_path / "mask.nii.gz"
-    nib.Nifti1Image(values.astype(np.int16), np.eye(4)).to_filename(path)
+    nib.Nifti1Image(values.astype(np.int16 if values.max() > 1 or not values.any() else np.float32),
+                    np.eye(4)).to_filename(path)
     with pytest.raises(InputFileError, match=f"Mask {path} is not a usable mask.*{reason}") as error:
         read_mask(path)
-    assert "\n" not in str(error.value)
+    assert "\n" not in str(error.value) and str(error.value).count(". ") == 0  # one sentence
 
 
 def test_a_binary_mask(tmp_path):
