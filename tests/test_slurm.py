@@ -415,6 +415,7 @@ def test_failed_participant_is_recorded_and_stops_the_group(stage, dataset, tmp_
                             text=True, timeout=600)
     assert strict.returncode == 1, strict.stdout + strict.stderr
     assert "sub-99 (66)" in strict.stderr and "ALLOW_PARTIAL" in strict.stderr
+    assert "remove the exit code file of one to leave it out for good" in strict.stderr
     assert not (out / "group").exists()
     table = (status_dir / "participants.tsv").read_text().splitlines()
     assert table == ["participant_id\texit_code", "sub-01\t0", "sub-02\t0", "sub-99\t66"]
@@ -503,3 +504,10 @@ def test_submit_makes_the_array_and_the_dependent_group_job(stage, dataset, tmp_
                              env={**env, "IMAGE": str(tmp_path / "nowhere.sif")},
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 66 and "nowhere.sif does not exist" in missing.stderr
+    # a label with no folder (a typo) is refused before anything is submitted: recorded as failed, it
+    # stopped every later group job
+    (tmp_path / "sbatch.log").unlink()
+    typo = subprocess.run(["bash", str(SLURM / "submit.sh"), str(config)], env={**env, "PARTICIPANTS": "01 07"},
+                          capture_output=True, text=True, timeout=60)
+    assert typo.returncode == 66 and "PARTICIPANTS names sub-07, which BIDS_DIR" in typo.stderr, typo.stderr
+    assert not (tmp_path / "sbatch.log").exists()

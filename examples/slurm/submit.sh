@@ -47,6 +47,15 @@ if [ "${n}" -eq 0 ]; then
     echo "submit.sh: error: no participant (no sub-* folder in ${BIDS_DIR})." >&2
     exit 66
 fi
+# A label with no folder (a typo) would fail its array task and, recorded, stop every later group job.
+absent=()
+while IFS= read -r label; do
+    [ -d "${BIDS_DIR}/sub-${label}" ] || absent+=("sub-${label}")
+done < "${PARTICIPANTS_FILE}"
+if [ "${#absent[@]}" -gt 0 ]; then
+    echo "submit.sh: error: PARTICIPANTS names ${absent[*]}, which BIDS_DIR ${BIDS_DIR} does not hold; check the labels." >&2
+    exit 66
+fi
 # An earlier exit code of these participants would be taken for this submission's (those of other
 # participants stay: the group job includes them).
 while IFS= read -r label; do
