@@ -344,7 +344,15 @@ def test_brainlife_reports_failures(dataset, tmp_path):
     assert product["bids_fixedfx"]["exit_code"] == 66
     assert [s["level"] for s in product["bids_fixedfx"]["steps"]] == ["participant"]
     assert product["brainlife"][0]["type"] == "error"
-    assert "exit code 66" in product["brainlife"][0]["msg"]
+    # the app's own sentence, which brainlife shows (the log is not): it said "see bids-fixedfx.log" alone
+    assert "exit code 66: No subject matches --participant-label 99" in product["brainlife"][0]["msg"]
+
+    # a command that cannot run: a traceback (exit 1), and the earlier run's product.json left as this one's
+    done = _run_main(work, {**env, "BIDS_FIXEDFX": str(tmp_path / "no-such-command")})
+    assert done.returncode == 127 and "Traceback" not in done.stderr, done.stderr
+    product = json.loads((work / "product.json").read_text())
+    assert product["bids_fixedfx"]["exit_code"] == 127
+    assert "cannot run " in product["brainlife"][0]["msg"] and "no-such-command" in product["brainlife"][0]["msg"]
 
     (work / "config.json").write_text(json.dumps({"bids": "nowhere"}))
     done = _run_main(work, env)

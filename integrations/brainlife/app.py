@@ -182,12 +182,35 @@ def summarize(output_dir: Path) -> dict:
 
 
 def run_level(command: list[str], level: str, log) -> dict:
+    """Run one level, its output appended to ``log``; its exit code, time and, when it failed,
+    the error it said (its last ``ERROR``/``error:`` line), for brainlife's message."""
     started = time.monotonic()
     log.write(f"$ {shlex.join(command)}\n")
     log.flush()
-    done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
-    return {"level": level, "command": command, "exit_code": done.returncode,
-            "seconds": round(time.monotonic() - started, 1)}
+    start = Path(log.name).stat().st_size
+    try:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    except OSError as error:  # the command is missing or not executable
+        code, said = 127, f"cannot run {command[0]}: {error.strerror or error}"
+        log.write(said + "\n")
+    else:
+        said = _error_said(Path(log.name), start) if code else None
+    step = {"level": level, "command": command, "exit_code": code, "seconds": round(time.monotonic() - started, 1)}
+    if said:
+        step["error"] = said
+    return step
+
+
+def _error_said(path: Path, start: int) -> str | None:
+    """The last error line written to ``path`` after byte ``start``, without its time stamp."""
+    with open(path, "rb") as stream:
+        stream.seek(start)
+        lines = stream.read().decode("utf-8", "replace").splitlines()
+    for line in reversed(lines):
+        for mark in (" ERROR: ", "error: "):
+            if mark in line:
+                return line.split(mark, 1)[1].strip()[:1000]
+    return None
 
 
 def main(argv=None) -> int:
@@ -198,6 +221,7 @@ def main(argv=None) -> int:
         "version": VERSION, "exit_code": None, "command": None, "steps": [], "outputs": {}}}
     details = product["bids_fixedfx"]
     rc = 0
+    Path("product.json").unlink(missing_ok=True)  # an earlier run's, which would stand for this one's
     try:
         try:
             config = json.loads(config_path.read_text())
@@ -239,9 +263,10 @@ def main(argv=None) -> int:
                 messages.append({"type": "success",
                                  "msg": f"{step['level']} level done in {step['seconds']} s."})
             else:
+                said = f": {step['error']}" if step.get("error") else ""
                 messages.append({"type": "error",
                                  "msg": f"{step['level']} level failed with exit code "
-                                        f"{step['exit_code']}; see bids-fixedfx.log."})
+                                        f"{step['exit_code']}{said} (see bids-fixedfx.log)."})
         if summary["subjects"]:
             messages.append({"type": "info", "msg": (
                 f"{len(summary['subjects'])} subject(s) ({', '.join(summary['subjects'])}), "
