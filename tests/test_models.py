@@ -1078,3 +1078,13 @@ def test_a_group_selection_by_the_model_s_input_names_it(fresh_dataset, tmp_path
     fails(capsys, [dataset.path, out, "group", "--no-reports", "-m", model], 66,
           f"Input.subject of {model.name} 01 02 selects none of the subject-level maps", "(subjects: 03)",
           output=out / "group")
+
+
+def test_a_covariates_design_too_large_for_its_subjects_names_the_option(fresh_dataset, tmp_path, capsys):
+    """It named 'Node groupCovariates', which the user never wrote, and said nothing of what to do."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    fails(capsys, [dataset.path, out, "group", "--no-reports", "--group-covariates", "age", "group"], 64,
+          "--group-covariates (its design, node 'groupCovariates')", "model fewer columns, or more",
+          output=out / "group")

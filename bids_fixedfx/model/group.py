@@ -21,6 +21,17 @@ from .contrasts import GROUP_INTERCEPT
 from .design import categories_as_levels, expand_names, implicit_factors
 from .formula import apply_formula, parse_formula
 from .transforms import apply_transformations
+
+#: The name of the dataset node that ``--group-covariates`` makes (its model's too).
+COVARIATES_NODE = "groupCovariates"
+
+
+def node_named(node) -> str:
+    """How a message names a dataset node: ``--group-covariates`` for the node that option made,
+    which the user never wrote."""
+    if node.name == COVARIATES_NODE:
+        return f"--group-covariates (its design, node {node.name!r})"
+    return f"Node {node.name!r}"
 from .variables import table_variables
 
 
@@ -62,7 +73,7 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
     -------
     design : GroupDesign
     """
-    where = f"Node {node.name!r}"
+    where = node_named(node)
     if inputs.empty:
         raise ModelError(f"{where} has an empty group: no inputs to model.")
     _check_finite(node, inputs, label)
@@ -250,7 +261,8 @@ def check_rank(matrix: pd.DataFrame, where: str = "The design") -> None:
     """
     values = matrix.to_numpy(dtype=float)
     if values.shape[0] < values.shape[1]:
-        raise ModelError(f"{where}: the design has {values.shape[1]} columns but only {values.shape[0]} rows.")
+        raise ModelError(f"{where}: the design has {values.shape[1]} columns but only {values.shape[0]} rows; "
+                         "model fewer columns, or more inputs.")
     for k in range(values.shape[1]):
         if np.linalg.matrix_rank(values[:, : k + 1]) <= k:
             if not np.any(values[:, k]):

@@ -840,7 +840,7 @@ def _model_test(test, node, table, unlisted=()):
     ``participants.tsv`` and ``sessions.tsv``) and its contrasts; ``unlisted``: the subjects
     without a row in ``participants.tsv``."""
     from ..model.contrasts import contrast_matrices
-    from ..model.group import build_group_design
+    from ..model.group import build_group_design, node_named
 
     table = table.reset_index(drop=True)
     _check_numbers_with_stray_text(node, table)
@@ -863,8 +863,9 @@ def _model_test(test, node, table, unlisted=()):
                "for missing values in participants.tsv (n/a or no row)" if dropped else "")
         error = NoDataError if dropped else UsageError  # the data's missing values, or the model's size
         raise error(
-            f"Node {node.name!r}: the design of task-{test.task} contrast-{test.contrast} has "
-            f"{matrix.shape[1]} columns for {len(kept)} subjects{why}, leaving no degrees of freedom."
+            f"{node_named(node)}: the design of task-{test.task} contrast-{test.contrast} has "
+            f"{matrix.shape[1]} columns for {len(kept)} subjects{why}, leaving no degrees of freedom; model fewer "
+            "columns, or more subjects."
         )
     return replace(test, inputs=tuple(kept), design=matrix, contrasts=tuple(contrasts)), notes
 

@@ -483,6 +483,7 @@ def covariates_model(columns, participants, inference=None, described=None):
 
     from ..errors import InputFileError, UsageError
     from ..model import parse_model
+    from ..model.group import COVARIATES_NODE
     from ..model.inference import inference_software
 
     x, contrasts, instructions, groups, notes = [], [], [], None, []
@@ -555,14 +556,14 @@ def covariates_model(columns, participants, inference=None, described=None):
     else:
         x = [1, *x]
         contrasts = [{"Name": "mean", "ConditionList": [1], "Weights": [1], "Test": "t"}, *contrasts]
-    node = {"Level": "Dataset", "Name": "groupCovariates", "GroupBy": ["contrast"],
+    node = {"Level": "Dataset", "Name": COVARIATES_NODE, "GroupBy": ["contrast"],
             "Model": {"Type": "glm", "X": x}, "Contrasts": contrasts}
     software = inference_software(inference, "dataset") if inference is not None else {}
     if software:
         node["Model"]["Software"] = software
     if instructions:
         node["Transformations"] = {"Transformer": "pybids-transforms-v1", "Instructions": instructions}
-    document = {"Name": "groupCovariates", "BIDSModelVersion": "1.0.0",
+    document = {"Name": COVARIATES_NODE, "BIDSModelVersion": "1.0.0",
                 "Description": f"The group design of --group-covariates {' '.join(columns)}.", "Nodes": [node]}
     model = parse_model(document, "--group-covariates")
     return replace(model, notes=(*model.notes, *notes))
