@@ -784,7 +784,8 @@ def _check_model_copy(model, target) -> None:
     if _other_participant_nodes(model, target):
         raise UsageError(
             f"{target} holds another model named {model.name!r}, whose run, session or subject nodes made the "
-            "subject maps (their sidecars name it); give this model another Name."
+            "subject maps (their sidecars name it); run the participant level with this model first, which replaces "
+            "them and the copy."
         )
 
 

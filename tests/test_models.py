@@ -113,6 +113,14 @@ def test_a_group_model_whose_run_node_did_not_make_the_subject_maps_is_refused(f
     assert "were made by models/model-default_smdl.json, whose run, session or subject nodes are not those of the " \
            "model 'other'" in error
     assert not (out / "models" / "model-other_smdl.json").exists()
+    # a model of the same Name as the copy the subject maps cite, edited since: it was told to take another
+    # Name, which only led to the error above
+    document["Name"] = "renamed"
+    renamed.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(renamed)]) == 64
+    error = " ".join(capsys.readouterr().err.split())
+    assert "holds another model named 'renamed'" in error and "run the participant level with this model first" in error
 
 
 def test_subject_maps_of_two_versions_of_a_model_file_are_not_tested_together(fresh_dataset, tmp_path, capsys):
