@@ -116,6 +116,7 @@ def _participant(settings, derivatives, fork):
     if settings.boilerplate_only:
         _settle_datasets(settings)
         _write_boilerplate(settings, checked, None, undescribed=_other_subjects(settings.output_dir, checked))
+        _said_boilerplate(settings)
         return
 
     _check_other_sessions(checked, settings)
@@ -591,6 +592,7 @@ def _group(settings, fork):
             if model is not None:
                 _copy_model(model, settings)
             _write_boilerplate(settings, None, checked, planning.then_result(), methods)
+            _said_boilerplate(settings)
             return
         with ExitStack() as staged:  # a test that fails discards every test staged before it
             intersections = dict(checked.masks)  # made while planning; a task's contrasts share them
@@ -1341,6 +1343,11 @@ def _group_maps(test, contrast, matrix, mask, group_model, values=None):
                                  "Values": design.to_numpy().round(10).tolist()}
         group["ContrastMatrix"] = matrix.matrix.round(10).tolist()
     return maps, group
+
+
+def _said_boilerplate(settings) -> None:
+    """The closing line of a ``--boilerplate-only`` job: where the text is."""
+    logger.log(progress.SUMMARY, "Methods text written (no map): %s", settings.output_dir / "logs" / "CITATION.md")
 
 
 def _write_boilerplate(settings, checked, group_plan, composed=None, methods=None, undescribed=()):

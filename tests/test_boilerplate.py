@@ -35,9 +35,12 @@ def boilerplate_only(dataset, output, *options):
     return citation(output)
 
 
-def test_boilerplate_only_writes_the_citation_files_and_no_map_or_report(example_dataset, tmp_path):
+def test_boilerplate_only_writes_the_citation_files_and_no_map_or_report(example_dataset, tmp_path, capsys):
     output = tmp_path / "out"
+    capsys.readouterr()
     boilerplate_only(example_dataset, output)
+    # the job said where the text went (it did not, and the group level said nothing at all)
+    assert f"Methods text written (no map): {output / 'logs' / 'CITATION.md'}" in capsys.readouterr().err
     logs = sorted(p.name for p in (output / "logs").iterdir())
     expected = ["CITATION.bib", "CITATION.html", "CITATION.md"] + (["CITATION.tex"] if shutil.which("pandoc") else [])
     assert logs == expected
