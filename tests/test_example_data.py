@@ -605,6 +605,23 @@ def test_main_rejects_bad_arguments(tmp_path, capsys):
     assert "n_subjects" in capsys.readouterr().err
 
 
+def test_main_refuses_a_file_or_a_dataset_of_other_subjects(tmp_path, capsys):
+    """A file: a traceback (exit 1); a dataset of more subjects: merged, its participants.tsv
+    listing fewer subjects than its sub-* folders."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "file")])
+    assert exc.value.code == 2 and "is a file; give a folder" in capsys.readouterr().err
+    out = tmp_path / "ds"
+    small = ["--sessions", "1", "--runs", "1", "--shape", "12", "12", "12", "--volumes", "40", "--no-derivatives"]
+    assert main([str(out), "--subjects", "2", *small]) == 0
+    assert main([str(out), "--subjects", "2", *small]) == 0  # the same dataset again (the quick start rerun)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([str(out), "--subjects", "1", *small])
+    assert exc.value.code == 2 and "holds sub-02, which a dataset of 1 subject(s) does not" in capsys.readouterr().err
+
+
 def test_runnable_as_module(tmp_path):
     env = dict(os.environ)
     paths = [str(REPO), env.get("PYTHONPATH", "")]
