@@ -469,7 +469,8 @@ def parse_settings(argv=None) -> Settings:
             raise UsageError(f"{OPTIONS[field]} needs {OPTIONS[needed]} ({why}).")
     for field, needed, why in REQUIRES_ONE:  # given alone, it would change nothing
         if getattr(args, field) is not None and not any(getattr(inference, other) for other in needed):
-            raise UsageError(f"{OPTIONS[field]} needs {' or '.join(OPTIONS[other] for other in needed)} ({why}).")
+            here = [other for other in needed if not (args.analysis_level == "participant" and other in GROUP_ONLY)]
+            raise UsageError(f"{OPTIONS[field]} needs {' or '.join(OPTIONS[other] for other in here)} ({why}).")
     if len(args.contrast) > MAX_CONTRASTS:
         raise UsageError(f"--contrast is given {len(args.contrast)} times; at most {MAX_CONTRASTS} contrasts are "
                          "computed in one run of the app (each writes five maps a run and a subject).")

@@ -200,7 +200,8 @@ def check_contrasts(specs, designs) -> list[Note]:
                    else ".")
             )
         notes += [
-            Note.for_run(run, "contrast-skipped", f"{run.name}: contrast {spec.name} skipped, this run has no column {col}")
+            Note.for_run(run, "contrast-skipped", f"{run.name}: contrast {spec.name} skipped, this run has no column "
+                                                  f"{col} (no event of it in the run's events file)")
             for run, col, _ in missing
         ]
     return notes

@@ -155,7 +155,10 @@ def read_events(path) -> pd.DataFrame:
     _check_header(path, "Events file")
     for column in ("onset", "duration"):
         if column not in events.columns:
-            raise InputFileError(f"{path} has no {column!r} column, which BIDS events files need.")
+            commas = len(events.columns) == 1 and "," in str(events.columns[0])  # a CSV file: one column
+            raise InputFileError(f"{path} has no {column!r} column, which BIDS events files need"
+                                 + ("; its columns are separated by commas, where BIDS tables use tabs." if commas
+                                    else "."))
         events[column] = _numbers(events, column, path)
     if not np.isfinite(events["onset"]).all():
         raise InputFileError(f"{path} has onsets that are n/a or not finite; every event needs an onset.")

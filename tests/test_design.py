@@ -386,6 +386,15 @@ def test_events_with_a_repeated_column_or_n_a_durations_are_named(example_run, t
     assert any("2 event(s) of" in str(note) and "trial_type n/a" in str(note) for note in built.notes)
 
 
+def test_events_written_with_commas_are_said_to_be(example_run, tmp_path):
+    """A CSV events file was said to have no 'onset' column, though its header begins with it."""
+    path = tmp_path / example_run.events.name
+    pd.read_csv(example_run.events, sep="\t").to_csv(path, index=False)
+    with pytest.raises(InputFileError, match="has no 'onset' column, which BIDS events files need; its columns are "
+                                             "separated by commas, where BIDS tables use tabs"):
+        design.build_design(dataclasses.replace(example_run, events=path), ModelSettings())
+
+
 def test_a_trial_type_too_long_for_a_name_is_refused_when_the_events_are_read(example_run, tmp_path):
     """One trial_type of 5 MB (a web form's upload) took about 900 MB of memory before the
     name was refused; 20 MB, 3 GB."""

@@ -243,6 +243,9 @@ def test_group_with_one_subject(one_subject, tmp_path, capsys):
     message = capsys.readouterr().err
     assert "at least 2 subjects" in message and "sub-01" in message
     assert checksums(out) == written and not (out / "group").exists()
+    # with --task, the task is named (a task of one subject in a dataset of many)
+    assert main([str(one_subject.path), str(out), "group", "--task", "checkerboard"]) == 66
+    assert "at least 2 subjects with maps of task checkerboard" in capsys.readouterr().err
 
 
 def test_a_group_selection_of_no_maps_names_its_option(fresh_dataset, tmp_path, capsys):

@@ -372,8 +372,10 @@ def _found_maps(settings, step) -> tuple:
     check_inference(settings.inference, [item.space for item in found if is_surface_file(item.effect)])
     subjects = sorted({item.subject for item in found})
     if len(subjects) < MIN_SUBJECTS:
+        tasks = sorted({item.task for item in found})
+        of = f" of task {', '.join(tasks)}" if settings.task and tasks else ""  # --task chose them
         raise NoDataError(
-            f"The group level needs at least {MIN_SUBJECTS} subjects with maps in {output_dir}; "
+            f"The group level needs at least {MIN_SUBJECTS} subjects with maps{of} in {output_dir}; "
             f"found {len(subjects)}{' (sub-' + subjects[0] + ')' if subjects else ''}."
         )
     read = []
