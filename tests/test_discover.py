@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import shutil
@@ -1095,10 +1096,14 @@ def test_runs_are_the_same_with_a_participant_label_or_a_saved_index(example_dat
     assert discover.select_runs(make_settings(example_dataset.path, bids_database_dir=database)) == example_selection
 
 
-def test_the_saved_index_is_reused(fresh_dataset, make_settings, tmp_path, monkeypatch):
+def test_the_saved_index_is_reused(fresh_dataset, make_settings, tmp_path, monkeypatch, caplog):
     dataset = fresh_dataset(subjects=("01", "03"))
     database = tmp_path / "db"
-    first = discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
+    with caplog.at_level(logging.INFO, logger="bids_fixedfx"):
+        first = discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
+    said = [r.getMessage() for r in caplog.records if "index" in r.getMessage()]
+    # the job that saved it said so, not also that it reused it
+    assert len(said) == 1 and said[0].startswith(f"Indexed {dataset.path} and saved the index in {database}"), said
     saved = [p for p in database.iterdir() if p.is_dir()]
     assert len(saved) == 1 and (saved[0] / "layout_index.sqlite").is_file()
     assert not [p for p in database.iterdir() if p.name.endswith(".tmp")]
@@ -1107,7 +1112,11 @@ def test_the_saved_index_is_reused(fresh_dataset, make_settings, tmp_path, monke
         raise AssertionError("the saved index was not reused")
 
     monkeypatch.setattr(discover.index, "_index", no_indexing)
-    again = discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bids_fixedfx"):
+        again = discover.select_runs(make_settings(dataset.path, participant_label=("01",), bids_database_dir=database))
+    assert [r.getMessage() for r in caplog.records if "index" in r.getMessage()] == [
+        f"Reused the index saved in {saved[0]}"]
     other = discover.select_runs(make_settings(dataset.path, participant_label=("03",), bids_database_dir=database))
     assert again == first
     assert other.subjects == ("03",)

@@ -236,6 +236,7 @@ def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label,
                        "readable to every job (chmod -R g+rX, say), or give each user a --bids-database-dir.",
                        final, error.strerror)
         return None
+    made = False  # by this job, which said so
     if not saved:
         try:
             database_dir.mkdir(parents=True, exist_ok=True)
@@ -256,6 +257,7 @@ def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label,
                     _save_index(
                         database_dir, name, bids_dir, derivatives, ignore, clean=locked is True, declared=declared
                     )
+                    made = True
             except (OSError, sqlite3.Error, SQLAlchemyError) as error:
                 logger.warning(
                     "The index could not be saved in --bids-database-dir %s (%s), so the "
@@ -263,7 +265,7 @@ def _saved_index(database_dir, bids_dir, derivatives, ignore, participant_label,
                 )
                 return None
     try:
-        return _load_saved(final, bids_dir, derivatives, participant_label)
+        return _load_saved(final, bids_dir, derivatives, participant_label, just_saved=made)
     except (OSError, sqlite3.Error, SQLAlchemyError) as error:
         logger.warning(
             "The index saved in %s could not be read (%s), so the dataset was indexed afresh.",
@@ -337,8 +339,9 @@ def _add_search_index(database):
     connection.close()
 
 
-def _load_saved(folder, bids_dir, derivatives, participant_label):
-    """The saved index in ``folder``, or None when the selection's folders changed since."""
+def _load_saved(folder, bids_dir, derivatives, participant_label, just_saved=False):
+    """The saved index in ``folder``, or None when the selection's folders changed since
+    (``just_saved``: this job saved it, and said so)."""
     from bids import BIDSLayout
 
     try:
@@ -372,7 +375,8 @@ def _load_saved(folder, bids_dir, derivatives, participant_label):
     layout = BIDSLayout(
         bids_dir, validate=False, derivatives=list(derivatives) or False, database_path=folder
     )
-    logger.info("Reused the index saved in %s", folder)
+    if not just_saved:
+        logger.info("Reused the index saved in %s", folder)
     return layout, loops
 
 
