@@ -1107,3 +1107,18 @@ def test_a_group_job_without_reports_leaves_the_figures_of_other_spaces(fresh_da
     drawn.write_bytes(mine[0].read_bytes())  # the other job's figure, not on the page yet
     assert main([*group, "MNI152NLin2009cAsym", "--no-reports"]) == 0
     assert drawn.is_file() and not [path for path in mine if path.exists()]
+
+
+def test_a_group_rerun_removes_the_figures_its_page_no_longer_shows(reports, example_dataset, tmp_path):
+    """A rerun without --threshold left the earlier corrected figures and tables beside the page."""
+    output = tmp_path / "out"
+    shutil.copytree(reports, output)
+    figures = output / "group" / "figures"
+    common = [str(example_dataset.path), str(output), "group"]
+    assert main([*common, "--threshold", "fdr"]) == 0
+    assert list(figures.glob("*_desc-corrected_*"))
+    assert main(common) == 0
+    assert not list(figures.glob("*_desc-corrected_*"))
+    page = (output / "group.html").read_text(encoding="utf-8")
+    kept = sorted(figures.iterdir())
+    assert kept and all(f"group/figures/{path.name}" in page for path in kept)  # every one left is shown

@@ -13,6 +13,7 @@ zipped. The pages are rendered from the Jinja templates in ``bids_fixedfx/data/r
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import time
@@ -104,8 +105,19 @@ def write_group_report(settings, group_plan, notes=()):
     start = time.perf_counter()
     path = write_group_page(settings, group_plan, notes)
     if path is not None:
+        _remove_unshown_figures(path, settings.output_dir / "group" / "figures")
         logger.info("Group report written in %.1f s; open %s", time.perf_counter() - start, path)
     return path
+
+
+def _remove_unshown_figures(page, folder) -> None:
+    """Remove the figures and tables of ``folder`` that ``page`` no longer shows or links (a
+    rerun without ``--threshold`` left the earlier job's corrected figures beside the page)."""
+    text = page.read_text(encoding="utf-8")
+    shown = {html.unescape(link) for link in re.findall(r'(?:src|href)="([^"]+)"', text)}
+    for path in folder.glob("*"):
+        if path.suffix in (".png", ".tsv") and path.relative_to(page.parent).as_posix() not in shown:
+            path.unlink(missing_ok=True)
 
 
 def page_maps(settings) -> str:
