@@ -277,7 +277,8 @@ def _r_square(run_plan, data, view: MapView, files: Files) -> dict | None:
         f"R² map of {run.name}",
         f"R² of each voxel: the share of the variance of the run's scaled BOLD series that its model "
         f"(conditions, confounds, drift) explains, on the whitened data (a pseudo-R² with AR(1), as nilearn's "
-        f"r_square); 0 to {view.vmax:g}, one scale for the task's runs. Low everywhere: a run or design to check.",
+        f"r_square); 0 to {view.vmax:g}, one scale for the task's runs. A map low everywhere, unlike the other "
+        "runs', points to a run or design to check.",
     )
     return {"median": float(np.median(np.nan_to_num(data[view.mask]))), "figure": figure}
 
