@@ -1122,3 +1122,13 @@ def test_a_group_rerun_removes_the_figures_its_page_no_longer_shows(reports, exa
     page = (output / "group.html").read_text(encoding="utf-8")
     kept = sorted(figures.iterdir())
     assert kept and all(f"group/figures/{path.name}" in page for path in kept)  # every one left is shown
+
+
+def test_a_contrast_heading_names_its_files_when_its_label_differs(reports, example_dataset, tmp_path):
+    """--group-covariates headings read audio_mean while the files are named contrast-audioMean."""
+    output = tmp_path / "out"
+    shutil.copytree(reports, output)
+    assert main([str(example_dataset.path), str(output), "group", "--group-covariates", "age"]) == 0
+    page = (output / "group.html").read_text(encoding="utf-8")
+    assert "<h4>audio_mean <small>(files: contrast-audioMean)</small></h4>" in page
+    assert list((output / "group").glob("*_contrast-audioMean_stat-t_desc-groupCovariates_statmap.nii.gz"))
