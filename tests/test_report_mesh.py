@@ -151,3 +151,17 @@ def test_a_face_is_shown_when_the_mean_of_its_vertices_is_beyond_the_threshold(f
     assert not _coloured(_panels(png)[0]).any()
     png = surfaces.map_figure(z + (z > 0) * 0.2, _fsaverage5_form(), 3.0, 8.0, "above")
     assert _coloured(_panels(png)[0]).sum() > 1000
+
+
+def test_a_capped_peak_table_says_it_holds_the_strongest_vertices_only():
+    """Off a mesh, 100 rows of 106 vertices beyond the threshold were linked as the 'full table'."""
+    from bids_fixedfx.report.pages import _environment
+    from bids_fixedfx.report.surfaces import MAX_PEAKS, PeakTable
+
+    rows = tuple((rank, "CORTEX_LEFT", rank, 5.0 - rank / 100) for rank in range(1, MAX_PEAKS + 1))
+    template = _environment().from_string('{% from "macros.html.jinja" import vertex_peaks %}{{ vertex_peaks(found, 3) }}')
+    for n_above, said in ((MAX_PEAKS + 6, f"the {MAX_PEAKS} strongest of the {MAX_PEAKS + 6} vertices beyond 3"),
+                          (MAX_PEAKS, "full table")):
+        table = PeakTable(("peak", "structure", "vertex", "z"), rows, n_above, on_mesh=False)
+        page = template.render(found={"table": table, "rows": rows[:10], "tsv": "t.tsv", "tsv_name": "t.tsv"})
+        assert said in " ".join(page.split()), page
