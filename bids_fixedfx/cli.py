@@ -44,7 +44,7 @@ from .arguments import (
     strip_prefix,
 )
 from .inference import METHODS, OPTIONS, REQUIRES, REQUIRES_ONE, InferenceSettings
-from .progress import SUMMARY
+from .progress import SUMMARY, WarningCount
 from .settings import CONFOUND_STRATEGIES, MAX_CONTRASTS, MOTION_CONFOUNDS, ModelSettings, Settings
 
 logger = logging.getLogger("bids_fixedfx")
@@ -559,6 +559,9 @@ def _setup_logging(verbose):
     handler.bids_fixedfx = True
     handler.setFormatter(_Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S"))
     logger.addHandler(handler)
+    counter = WarningCount()  # afresh each run: the closing summary counts this job's warnings
+    counter.bids_fixedfx = True
+    logger.addHandler(counter)
     logger.setLevel(level)
     logger.propagate = False
 

@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
 #: Log level of a level's closing summary: shown by ``--quiet``, which hides INFO lines.
 SUMMARY = 25
+
+
+class WarningCount(logging.Handler):
+    """Counts the warnings a job says (its closing summary tells how many are above)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record) -> None:
+        self.count += 1
+
+
+def warnings_above(logger_name: str = "bids_fixedfx") -> str | None:
+    """`` (3 warning(s) above)`` for a closing summary, from the logger's :class:`WarningCount`:
+    ``""`` when none was said, None when none is counted (the app run from Python)."""
+    counted = [h.count for h in logging.getLogger(logger_name).handlers if isinstance(h, WarningCount)]
+    if not counted:
+        return None
+    return f" ({counted[0]} warning(s) above)" if counted[0] else ""
 
 
 def remaining(done: int, total: int, elapsed: float) -> str:

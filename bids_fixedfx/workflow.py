@@ -205,8 +205,17 @@ def _participant(settings, derivatives, fork):
              ] if reports else []
     logger.log(progress.SUMMARY, "Participant level done in %s: %d run(s) of %d subject(s) in %s%s%s",
                progress.duration(time.perf_counter() - started), total, len({s.subject for s in checked.subjects}),
-               settings.output_dir, f" ({len(set(map(str, notes)))} warning(s) above)" if notes else "",
+               settings.output_dir, _warnings_above(notes),
                f"; report: {pages[0]}" + (f" and {len(pages) - 1} more" if len(pages) > 1 else "") if pages else "")
+
+
+def _warnings_above(notes=()) -> str:
+    """How many warnings the job said, for its closing line (counted by the command's logging;
+    else its notes, each said once)."""
+    counted = progress.warnings_above()
+    if counted is not None:
+        return counted
+    return f" ({len(set(map(str, notes)))} warning(s) above)" if notes else ""
 
 
 @contextmanager
@@ -634,9 +643,9 @@ def _group(settings, fork):
         _remove_outdated_group_page(settings, plain)
     # else: this job's tests are another model's, which no page shows; the page's maps are as they were
     page = settings.output_dir / naming.build("group_report")
-    logger.log(progress.SUMMARY, "Group level done: %d test(s) of %s in %s%s", len(checked.tests),
+    logger.log(progress.SUMMARY, "Group level done: %d test(s) of %s in %s%s%s", len(checked.tests),
                ", ".join(sorted({f"task-{t.task}" for t in checked.tests})), settings.output_dir / "group",
-               f"; report: {page}" if settings.reports and plain else "")
+               _warnings_above(), f"; report: {page}" if settings.reports and plain else "")
 
 
 def _outdated_group_maps(output_dir, since) -> list[str]:

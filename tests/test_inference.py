@@ -132,7 +132,11 @@ def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tm
     capsys.readouterr()
     assert main([*common, "group", "--no-reports", "--threshold", "bonferroni", "--n-perm", "30", "--tfce"]) == 0
     # three subjects have 8 sign flips: the 30 permutations asked for cannot resolve p below 1/8
-    assert "3 subjects have only 8 distinct sign flips, fewer than the --n-perm 30" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "3 subjects have only 8 distinct sign flips, fewer than the --n-perm 30" in said
+    # the closing line counts the warnings above it (the group level's did not)
+    warned = len([line for line in said.splitlines() if " WARNING: " in line])
+    assert warned and f"({warned} warning(s) above)" in said.splitlines()[-1]
     group = out / "group"
     for name in ("stat-z_desc-bonferroni", "stat-logp_desc-permmaxt", "stat-logp_desc-permtfce"):
         assert list(group.glob(f"*_contrast-audio_{name}_statmap.nii.gz")), name
