@@ -49,12 +49,12 @@ from .settings import CONFOUND_STRATEGIES, MAX_CONTRASTS, MOTION_CONFOUNDS, Mode
 
 logger = logging.getLogger("bids_fixedfx")
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors exit with SPEC's usage code, 64 (a value they quote is
-    cut when it is long: :func:`bounded`)."""
+    """An argument parser whose errors exit with SPEC's usage code, 64, in one line that
+    points to ``--help`` (argparse printed its whole usage, twenty lines, before the error; a
+    value the line quotes is cut when it is long: :func:`bounded`)."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(EX_USAGE, f"{self.prog}: error: {bounded(message)}\n")
+        self.exit(EX_USAGE, f"{self.prog}: error: {bounded(message).rstrip('.')}; see {self.prog} --help.\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
