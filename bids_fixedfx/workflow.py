@@ -567,8 +567,8 @@ def _node_keys(settings, node) -> dict:
     for the subject maps of a model without a subject node, which no node of it makes)."""
     if settings.model_file is None:
         return {}
-    if node == IMPLICIT_SUBJECT:  # equal, not the same: the plan comes from a child process
-        return {"model_file": f"bids::{settings.model_file.as_posix()}"}
+    if node == IMPLICIT_SUBJECT and "subject" not in settings.model_node_names:  # equal: the plan comes from a
+        return {"model_file": f"bids::{settings.model_file.as_posix()}"}  # child process (the default model's: kept)
     return {"node": node.name, "bids_level": node.level.capitalize(),
             "model_file": f"bids::{settings.model_file.as_posix()}"}
 

@@ -837,8 +837,8 @@ def test_a_group_model_of_the_same_name_with_other_participant_nodes_is_refused(
     model["Nodes"][0]["Model"]["X"] = model["Nodes"][0]["Model"]["X"][:-1]
     path = tmp_path / "model-twoSample_smdl.json"
     path.write_text(json.dumps(model))
-    fails(capsys, [six_subjects.path, out, "group", "--no-reports", "-m", path], 64, str(copy), "another Name",
-          output=out / "group")
+    fails(capsys, [six_subjects.path, out, "group", "--no-reports", "-m", path], 64, str(copy),
+          "run the participant level with this model first", output=out / "group")
     assert copy.read_bytes() == before
 
 
