@@ -459,3 +459,12 @@ def test_names_without_a_letter_of_a_label_and_too_many_nodes_are_refused():
     many.pop("Edges")
     with pytest.raises(ModelError, match="has 101 nodes; a model may have at most 100"):
         parse_model(many, "model.json")
+
+
+def test_a_condition_named_twice_in_a_contrast_is_refused():
+    """["word", "word"] with [1, 1] was read as a weight of 2 on word, without a word."""
+    document = copy.deepcopy(EXAMPLE)
+    run = document["Nodes"][0]
+    run["Contrasts"] = [{"Name": "twice", "ConditionList": ["congruent", "congruent"], "Weights": [1, 1], "Test": "t"}]
+    with pytest.raises(ModelError, match="contrast 'twice' names 'congruent' twice in its ConditionList"):
+        parse_model(document)

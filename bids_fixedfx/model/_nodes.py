@@ -233,6 +233,10 @@ def _parse_contrast(raw, where, notes, level, made=()) -> Contrast:
     conditions = tuple(_variable(v, f"{where}: ConditionList", made) for v in listify(doc.get("ConditionList")))
     if not conditions:
         raise ModelError(f"{where} has no ConditionList.")
+    repeated = [c for i, c in enumerate(conditions) if c in conditions[:i]]
+    if repeated:  # its weights were summed without a word (1 and 1: a weight of 2)
+        raise ModelError(f"{where} names {repeated[0]!r} twice in its ConditionList; name each condition once, "
+                         "with its weight.")
     if "Weights" not in doc:
         raise ModelError(f"{where} has no Weights.")
     test = _test(doc.get("Test", "t"), where, notes, level)
