@@ -1096,3 +1096,22 @@ def test_a_covariates_design_too_large_for_its_subjects_names_the_option(fresh_d
     fails(capsys, [dataset.path, out, "group", "--no-reports", "--group-covariates", "age", "group"], 64,
           "--group-covariates (its design, node 'groupCovariates')", "model fewer columns, or more",
           output=out / "group")
+
+
+def test_a_group_variable_without_participants_tsv_says_the_file_is_missing(fresh_dataset, tmp_path, capsys):
+    """'Model.X names age, which is not a variable (variables: subject, contrast, task)' did not say
+    that the dataset has no participants.tsv."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    document = json.loads((out / "models" / "model-default_smdl.json").read_text())
+    document["Name"] = "age"
+    document["Nodes"][2] = {"Level": "Dataset", "Name": "age", "GroupBy": ["contrast"],
+                            "Model": {"Type": "glm", "X": [1, "age"]},
+                            "Contrasts": [{"Name": "slope", "ConditionList": ["age"], "Weights": [1], "Test": "t"}]}
+    document["Edges"][1]["Destination"] = "age"
+    model = tmp_path / "model-age_smdl.json"
+    model.write_text(json.dumps(document))
+    (dataset.path / "participants.tsv").unlink()
+    fails(capsys, [dataset.path, out, "group", "--no-reports", "-m", model], 64, "Model.X names 'age'",
+          "BIDS_DIR has no participants.tsv", output=out / "group")

@@ -841,12 +841,19 @@ def _model_test(test, node, table, unlisted=()):
     """A test designed by a model's dataset node: its design over the inputs (from
     ``participants.tsv`` and ``sessions.tsv``) and its contrasts; ``unlisted``: the subjects
     without a row in ``participants.tsv``."""
+    from ..model.bsm import ModelError
     from ..model.contrasts import contrast_matrices
     from ..model.group import build_group_design, node_named
 
     table = table.reset_index(drop=True)
     _check_numbers_with_stray_text(node, table)
-    design = build_group_design(node, table, label="subject", unlisted=unlisted)
+    try:
+        design = build_group_design(node, table, label="subject", unlisted=unlisted)
+    except ModelError as error:
+        if "which is not a variable" not in str(error) or set(table.columns) - {"subject", "contrast", "task", "session"}:
+            raise
+        raise ModelError(f"{str(error).rstrip('.')}; BIDS_DIR has no participants.tsv (or one of participant_id "
+                         "alone), whose columns a dataset node's Model.X names.") from None
     kept = [item for item, keep in zip(test.inputs, ~table.index.isin(design.dropped)) if keep]
     notes = [Note("selection", text, task=test.task) for text in design.notes]
     if len(kept) < MIN_SUBJECTS:
