@@ -661,9 +661,10 @@ def test_subject_folders_right_under_derivatives_are_read_as_derivatives(fresh_d
     assert "has no dataset_description.json; its sub-* folders were read as preprocessed" in caplog.text
     assert selection.runs and all(run.preprocessed and run.mask is not None for run in selection.runs)
     assert all(run.bold.relative_to(bare.path / "derivatives").parts[0] == "sub-01" for run in selection.runs)
-    outputs = {}
-    for name, dataset in (("described", described), ("bare", bare)):
-        outputs[name] = tmp_path / name
+    # the bare job writes beside the subject folders of derivatives/, as BIDS Apps write (SPEC §4's new
+    # folder under BIDS_DIR/derivatives/; it was refused), twice: its rerun does not read it as input
+    outputs = {"described": tmp_path / "described", "bare": bare.path / "derivatives" / "fixedfx"}
+    for name, dataset in (("described", described), ("bare", bare), ("bare", bare)):
         assert main([str(dataset.path), str(outputs[name]), "participant", "--skip-bids-validation", "--no-reports",
                      "--space", "MNI152NLin2009cAsym"]) == 0
     maps = sorted(p.relative_to(outputs["described"]) for p in outputs["described"].rglob("*_statmap.nii.gz"))

@@ -170,23 +170,29 @@ def test_a_given_derivatives_dataset_is_an_input(tmp_path):
 
 
 def test_derivatives_folder_that_is_itself_a_dataset(tmp_path):
+    """derivatives/ itself fMRIPrep's dataset: a new folder beside its sub-* is the exception of
+    SPEC §4 (under BIDS_DIR/derivatives/, not itself an input; the index reads no other top-level
+    folder of a dataset); its subject folders stay inputs."""
     bids = _dataset(tmp_path / "bids")
     _dataset(bids / "derivatives", generated_by="fMRIPrep")
-    with pytest.raises(UsageError):
-        locations.check_locations(bids, bids / "derivatives" / "fixedfx")
-
-
+    (bids / "derivatives" / "sub-01").mkdir()
+    locations.check_locations(bids, bids / "derivatives" / "fixedfx")
+    with pytest.raises(UsageError, match="is inside the input dataset"):
+        locations.check_locations(bids, bids / "derivatives" / "sub-01" / "out")
+    with pytest.raises(UsageError, match="derivatives is inside BIDS_DIR, which is never written to"):
+        locations.check_locations(bids, bids / "derivatives")
 
 
 def test_subject_folders_under_derivatives_read_as_derivatives_are_an_input(tmp_path):
-    """nilearn's layout (``derivatives/sub-*``, no description), read as derivatives: nothing
-    may be written under ``derivatives/``, and the message does not suggest it."""
+    """nilearn's layout (``derivatives/sub-*``, no description), read as derivatives: its subject
+    folders are inputs; a new folder beside them was refused, though SPEC §4 allows one under
+    BIDS_DIR/derivatives/ (the probe of other generators' layouts, nilearn's own, found it)."""
     bids = _dataset(tmp_path / "bids")
     (bids / "derivatives" / "sub-01" / "func").mkdir(parents=True)
+    locations.check_locations(bids, bids / "derivatives" / "fixedfx", derivatives=(bids / "derivatives",))
     with pytest.raises(UsageError) as error:
-        locations.check_locations(bids, bids / "derivatives" / "fixedfx", derivatives=(bids / "derivatives",))
+        locations.check_locations(bids, bids / "derivatives" / "sub-01" / "x", derivatives=(bids / "derivatives",))
     assert f"inside the input dataset {bids / 'derivatives'}" in str(error.value)
-    assert "new folder under" not in str(error.value)
     locations.check_locations(bids, tmp_path / "out", derivatives=(bids / "derivatives",))
 
 
