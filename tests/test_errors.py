@@ -454,3 +454,20 @@ def test_a_mask_nilearn_computes_empty_leaves_no_output_folder(fresh_dataset, tm
     out = tmp_path / "out"
     fails(capsys, [dataset.path, out, "participant", "--skip-bids-validation"], 66, bold, "empty brain mask")
     assert not out.exists()
+
+
+def test_a_contrast_of_one_subject_among_several_points_to_the_events(fresh_dataset, tmp_path, capsys):
+    """sub-02's events with a misspelt trial_type column (nilearn's 'dummy' condition): the group
+    level advised running the participant level for the other subjects, which had run."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    for events in (dataset.path / "sub-02").rglob("*_events.tsv"):
+        text = events.read_text()
+        events.write_text(text.replace("trial_type", "trialtype", 1))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert ("contrast-dummy has maps for one subject only (sub-02), so it is not tested; the maps of the 2 other "
+            "subject(s) of the task have no such contrast: check its condition's name in the events files") in said
+    assert "run the participant level for the other subjects first" not in said

@@ -260,9 +260,13 @@ def plan_group(settings, model=None) -> GroupPlan:
             _check_one_name(named, test, values, step)
             if len(items) < MIN_SUBJECTS:
                 grouped_by = {k: v for k, v in values.items() if k not in ("contrast", "session")}
-                advice = ("run the participant level for the other subjects first" if not grouped_by else
-                          "it is the only subject with " + ", ".join(f"{k} {v!r}" for k, v in grouped_by.items())
-                          + f" of node {step.node.name!r}'s GroupBy (a test needs at least 2 subjects)")
+                others = len(peers[_peer_key(key, keys)] - {items[0].subject})
+                advice = ("it is the only subject with " + ", ".join(f"{k} {v!r}" for k, v in grouped_by.items())
+                          + f" of node {step.node.name!r}'s GroupBy (a test needs at least 2 subjects)" if grouped_by
+                          else "run the participant level for the other subjects first" if not others else
+                          f"the maps of the {others} other subject(s) of the task have no such contrast: check its "
+                          "condition's name in the events files (a misspelt trial_type column makes nilearn's "
+                          "'dummy' condition)")
                 notes.append(Note(
                     "selection",
                     f"task-{task} contrast-{label}{test.parts_text} has maps for one subject only "
