@@ -415,7 +415,7 @@ def test_failed_participant_is_recorded_and_stops_the_group(stage, dataset, tmp_
                             text=True, timeout=600)
     assert strict.returncode == 1, strict.stdout + strict.stderr
     assert "sub-99 (66)" in strict.stderr and "ALLOW_PARTIAL" in strict.stderr
-    assert "remove the exit code file of one to leave it out for good" in strict.stderr
+    assert "resubmit the failed participants (PARTICIPANTS=...)" in strict.stderr
     assert not (out / "group").exists()
     table = (status_dir / "participants.tsv").read_text().splitlines()
     assert table == ["participant_id\texit_code", "sub-01\t0", "sub-02\t0", "sub-99\t66"]
@@ -511,3 +511,6 @@ def test_submit_makes_the_array_and_the_dependent_group_job(stage, dataset, tmp_
                           capture_output=True, text=True, timeout=60)
     assert typo.returncode == 66 and "PARTICIPANTS names sub-07, which BIDS_DIR" in typo.stderr, typo.stderr
     assert not (tmp_path / "sbatch.log").exists()
+    # the earlier submission's list, which its pending tasks and group job read, is left as it was
+    assert (log_dir / "participants.txt").read_text() == "01\n02\n03\n04\n"
+    assert sorted(p.name for p in log_dir.iterdir() if p.name.startswith("participants.txt")) == ["participants.txt"]

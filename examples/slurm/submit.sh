@@ -30,19 +30,23 @@ LOG_DIR="${LOG_DIR:-${OUTPUT_DIR}/logs/slurm}"
 STATUS_DIR="${STATUS_DIR:-${LOG_DIR}/status}"
 mkdir -p "${OUTPUT_DIR}" "${LOG_DIR}" "${STATUS_DIR}"
 
-# The participant list, frozen at submission: array task i takes line i.
+# The participant list, frozen at submission: array task i takes line i. It is made beside the
+# file and put in place once checked: a refused submission leaves an earlier one's list as it was
+# (its pending array tasks and group job read it).
 PARTICIPANTS_FILE="${LOG_DIR}/participants.txt"
+listed="${PARTICIPANTS_FILE}.new.$$"
+trap 'rm -f "${listed}"' EXIT
 if [ -n "${PARTICIPANTS:-}" ]; then
-    for p in ${PARTICIPANTS}; do printf '%s\n' "${p#sub-}"; done > "${PARTICIPANTS_FILE}"
+    for p in ${PARTICIPANTS}; do printf '%s\n' "${p#sub-}"; done > "${listed}"
 else
     for d in "${BIDS_DIR}"/sub-*/; do
         [ -d "$d" ] || continue
         d="${d%/}"
         d="${d##*/}"
         printf '%s\n' "${d#sub-}"
-    done | LC_ALL=C sort > "${PARTICIPANTS_FILE}"
+    done | LC_ALL=C sort > "${listed}"
 fi
-n="$(wc -l < "${PARTICIPANTS_FILE}")"
+n="$(wc -l < "${listed}")"
 if [ "${n}" -eq 0 ]; then
     echo "submit.sh: error: no participant (no sub-* folder in ${BIDS_DIR})." >&2
     exit 66
@@ -51,11 +55,12 @@ fi
 absent=()
 while IFS= read -r label; do
     [ -d "${BIDS_DIR}/sub-${label}" ] || absent+=("sub-${label}")
-done < "${PARTICIPANTS_FILE}"
+done < "${listed}"
 if [ "${#absent[@]}" -gt 0 ]; then
     echo "submit.sh: error: PARTICIPANTS names ${absent[*]}, which BIDS_DIR ${BIDS_DIR} does not hold; check the labels." >&2
     exit 66
 fi
+mv -f "${listed}" "${PARTICIPANTS_FILE}"
 # An earlier exit code of these participants would be taken for this submission's (those of other
 # participants stay: the group job includes them).
 while IFS= read -r label; do
