@@ -68,9 +68,10 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
     (SPEC §4), and an OUTPUT_DIR that holds another dataset.
 
     Each may be a folder under ``BIDS_DIR/derivatives/`` that is not itself an input
-    (a new folder, or an earlier output of this app), also where ``derivatives/`` is itself
-    the derivatives dataset (its ``sub-*`` beside it: the index reads no other top-level
-    folder); nothing else inside BIDS_DIR or inside any derivatives dataset that is read. OUTPUT_DIR is a new or empty folder or an
+    (a new folder, or an earlier output of this app); OUTPUT_DIR also where ``derivatives/``
+    is itself the derivatives dataset (beside its ``sub-*``: the index reads no other
+    top-level folder); nothing else inside BIDS_DIR or inside any derivatives dataset that is
+    read. OUTPUT_DIR is a new or empty folder or an
     earlier output of this app: a folder with another ``dataset_description.json``, or with
     ``sub-*`` entries and none, is another dataset, whose files a run would replace.
 
@@ -117,8 +118,10 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
                 continue
             if root == bids_dir and (bids_dir / "derivatives") in path.parents:
                 continue  # a folder under derivatives/ that no input dataset holds
-            if root == bids_dir / "derivatives" and path != root and not path.relative_to(root).parts[0].startswith("sub-"):
-                continue  # derivatives/ itself the input (nilearn's layout): a folder beside its sub-*, never indexed
+            if (option == "OUTPUT_DIR" and root == bids_dir / "derivatives" and path != root
+                    and not path.relative_to(root).parts[0].startswith("sub-")):
+                continue  # derivatives/ itself the input (nilearn's layout): OUTPUT_DIR beside its sub-*, never indexed
+                # (a scratch or index folder there, written in every job, would make a saved index look out of date)
             where = "is" if path == root else "is inside"
             kind = "BIDS_DIR" if root == bids_dir else f"the input dataset {root}"
             elsewhere = "" if root == bids_dir / "derivatives" else f" or a new folder under {bids_dir / 'derivatives'}"

@@ -190,6 +190,10 @@ def test_subject_folders_under_derivatives_read_as_derivatives_are_an_input(tmp_
     bids = _dataset(tmp_path / "bids")
     (bids / "derivatives" / "sub-01" / "func").mkdir(parents=True)
     locations.check_locations(bids, bids / "derivatives" / "fixedfx", derivatives=(bids / "derivatives",))
+    for option in ("work_dir", "database_dir"):  # written in every job: a saved index would look out of date
+        with pytest.raises(UsageError, match="is inside the input dataset"):
+            locations.check_locations(bids, tmp_path / "out", derivatives=(bids / "derivatives",),
+                                      **{option: bids / "derivatives" / "scratch"})
     with pytest.raises(UsageError) as error:
         locations.check_locations(bids, bids / "derivatives" / "sub-01" / "x", derivatives=(bids / "derivatives",))
     assert f"inside the input dataset {bids / 'derivatives'}" in str(error.value)
