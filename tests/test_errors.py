@@ -41,6 +41,12 @@ def test_missing_inputs_exit_66(tmp_path, one_subject, capsys):
     fails(capsys, [*common, "-d", tmp_path / "fmriprep"], 66, "--derivatives", "fmriprep does not exist")
     fails(capsys, [*common, "--design-dir", tmp_path / "designs"], 66, "--design-dir", "designs does not exist")
     assert not (tmp_path / "out").exists()
+    # so at the group level, which reads BIDS_DIR's participants.tsv (it ran on a mistyped path, exit 0)
+    out = tmp_path / "done"
+    assert main([str(one_subject.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    fails(capsys, [tmp_path / "nowhere", out, "group"], 66, "BIDS_DIR", "nowhere does not exist", output=out / "group")
+    fails(capsys, [one_subject.path, out, "group", "-d", tmp_path / "fmriprep"], 66, "fmriprep does not exist",
+          output=out / "group")
     readme = one_subject.path / "README"
     readme.write_text("a file")
     fails(capsys, [readme, tmp_path / "out", "participant"], 64, "is not a directory")
