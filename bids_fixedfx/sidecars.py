@@ -221,7 +221,7 @@ class StatmapSidecar:
     node, model_file : str or None
         The model's node that made the map, and the model file (``Node``, ``ModelFile``); a
         model file without a node: maps the app made where the model has no node (the subject
-        maps of a model without a subject node).
+        maps of a model without a subject node), written with ``Node`` null.
     bids_level : str or None
         ``Level`` as BIDS Stats Models name it, when the node's level is not the one the
         other keys imply (``Session``).
@@ -274,7 +274,7 @@ class StatmapSidecar:
         if self.group is not None:
             data.update(self.group)
         data.update(self.extra)
-        if self.node is not None:
+        if self.node is not None or self.model_file is not None:  # Node null: no node of the model made it
             data.update({"Node": self.node, "Level": self.bsm_level})
         if self.model_file is not None:
             data["ModelFile"] = self.model_file

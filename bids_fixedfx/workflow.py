@@ -841,7 +841,7 @@ def _maps_of_replaced_nodes(model, output_dir) -> list[str]:
             sidecar = read_object(path)
         except FixedFxError:  # a sidecar this app cannot read is not its own
             continue
-        if sidecar.get("ModelFile") == cited and sidecar.get("Node") not in names:
+        if sidecar.get("ModelFile") == cited and sidecar.get("Node") is not None and sidecar.get("Node") not in names:
             orphans.add(str(sidecar.get("Node")))
     if not orphans:
         return []

@@ -617,7 +617,7 @@ def test_a_run_model_of_f_tests_only_writes_its_run_maps(fresh_dataset, tmp_path
 def test_maps_of_nodes_the_model_lacks_cite_no_node_of_it(fresh_dataset, tmp_path, capsys):
     """A model of a run node alone: its subject maps (fixed effects, the app's own) and its group
     maps (the one-sample test) cited nodes 'subject' and 'dataset' of a file that has neither, and
-    the group level said nothing of the test it chose. They cite the model file alone."""
+    the group level said nothing of the test it chose. They cite the model file, and Node null."""
     dataset = fresh_dataset(subjects=("01", "02"))
     model = _model(tmp_path, [{**RUN, "Model": {"Type": "glm", "X": ["audio", "visual", 1]}}], "runOnly")
     out = tmp_path / "out"
@@ -626,15 +626,16 @@ def test_maps_of_nodes_the_model_lacks_cite_no_node_of_it(fresh_dataset, tmp_pat
     assert (run["Node"], run["Level"], run["ModelFile"]) == ("run", "Run", "bids::models/model-runOnly_smdl.json")
     subject = json.loads(next(out.rglob("sub-01_task-checkerboard_space-*_contrast-audio_stat-t_statmap.json"))
                          .read_text())
-    assert subject["FixedEffects"]["NumberOfRuns"] > 1 and not {"Node", "Level"} & set(subject)
-    assert subject["ModelFile"] == "bids::models/model-runOnly_smdl.json"  # the model file of the job
+    assert subject["FixedEffects"]["NumberOfRuns"] > 1  # Node null: no node of the model made them
+    assert (subject["Node"], subject["Level"], subject["ModelFile"]) == (
+        None, "Subject", "bids::models/model-runOnly_smdl.json")
     capsys.readouterr()
     assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert f"{model} has no dataset node, so each contrast of the subject maps is tested by a one-sample t-test" in said
     group = json.loads(next((out / "group").glob("*_contrast-audio_stat-t_statmap.json")).read_text())
-    assert group["GroupModel"] == "one-sample t-test" and not {"Node", "Level"} & set(group)
-    assert group["ModelFile"] == "bids::models/model-runOnly_smdl.json"
+    assert group["GroupModel"] == "one-sample t-test"
+    assert (group["Node"], group["Level"], group["ModelFile"]) == (None, "Dataset", "bids::models/model-runOnly_smdl.json")
 
 
 def test_a_contrast_of_linearly_dependent_columns_is_not_computed(fresh_dataset, tmp_path, capsys):
