@@ -1114,5 +1114,5 @@ def test_a_group_variable_without_participants_tsv_says_the_file_is_missing(fres
     model = tmp_path / "model-age_smdl.json"
     model.write_text(json.dumps(document))
     (dataset.path / "participants.tsv").unlink()
-    fails(capsys, [dataset.path, out, "group", "--no-reports", "-m", model], 64, "Model.X names 'age'",
+    fails(capsys, [dataset.path, out, "group", "--no-reports", "-m", model], 66, "Model.X names 'age'",
           "BIDS_DIR has no participants.tsv", output=out / "group")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import design as designs
-from ..errors import NoDataError, UsageError, check_regular_file
+from ..errors import InputFileError, NoDataError, UsageError, check_regular_file
 from ..notes import Note
 from ..surface import check_inference, files_of, group_spaces, is_surface_file
 
@@ -856,8 +856,8 @@ def _model_test(test, node, table, unlisted=()):
     except ModelError as error:
         if "which is not a variable" not in str(error) or set(table.columns) - {"subject", "contrast", "task", "session"}:
             raise
-        raise ModelError(f"{str(error).rstrip('.')}; BIDS_DIR has no participants.tsv (or one of participant_id "
-                         "alone), whose columns a dataset node's Model.X names.") from None
+        raise InputFileError(f"{str(error).rstrip('.')}; BIDS_DIR has no participants.tsv (or one of participant_id "
+                             "alone), whose columns a dataset node's Model.X names.") from None  # a missing file: 66
     kept = [item for item, keep in zip(test.inputs, ~table.index.isin(design.dropped)) if keep]
     notes = [Note("selection", text, task=test.task) for text in design.notes]
     if len(kept) < MIN_SUBJECTS:
