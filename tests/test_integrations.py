@@ -346,6 +346,7 @@ def test_brainlife_reports_failures(dataset, tmp_path):
     assert product["brainlife"][0]["type"] == "error"
     # the app's own sentence, which brainlife shows (the log is not): it said "see bids-fixedfx.log" alone
     assert "exit code 66: No subject matches --participant-label 99" in product["brainlife"][0]["msg"]
+    assert "No subject matches --participant-label 99" in done.stderr  # the error, not a summary line after it
 
     # a command that cannot run: a traceback (exit 1), and the earlier run's product.json left as this one's
     done = _run_main(work, {**env, "BIDS_FIXEDFX": str(tmp_path / "no-such-command")})

@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if target.exists() and not target.is_dir():
         parser.error(f"{target} is a file; give a folder (new, or a dataset this command wrote).")
     wanted = {f"sub-{i + 1:02d}" for i in range(args.subjects)}  # the study's labels (study.Study.subjects)
-    others = sorted(p.name for p in target.glob("sub-*") if p.name not in wanted) if target.is_dir() else []
+    others = sorted(p.name for p in target.glob("sub-*") if p.name not in wanted) \
+        if target.is_dir() and args.subjects > 0 else []  # 0: the generator's own message
     if others:  # written over, the dataset would hold subjects its participants.tsv does not list
         parser.error(f"{target} holds {', '.join(others[:5])}{' ...' if len(others) > 5 else ''}, which a dataset "
                      f"of {args.subjects} subject(s) does not; give a new folder.")

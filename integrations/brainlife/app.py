@@ -278,7 +278,8 @@ def main(argv=None) -> int:
     details["exit_code"] = rc
     Path("product.json").write_text(json.dumps(product, indent=2) + "\n")
     if rc:
-        print(f"bids-fixedfx (brainlife): {messages[-1]['msg'] if messages else 'failed'}", file=sys.stderr)
+        errors = [m["msg"] for m in messages if m["type"] == "error"]  # not the summary line after it
+        print(f"bids-fixedfx (brainlife): {errors[0] if errors else 'failed'}", file=sys.stderr)
     return rc
 
 
