@@ -136,6 +136,9 @@ def test_desc_names_node_and_group_apart():
               [("run", "ses"), ("ses", "s")]), "Node 's' of m has DummyContrasts with Test 'F'"),
     (document("m", [RUN, node("Subject", "one sample"), node("Subject", "one_sample")],
               [("run", "one sample"), ("run", "one_sample")]), "desc-oneSample"),
+    # a fixed-effects dataset node of an age slope: its X and contrast were dropped, its maps the plain mean's
+    (document("m", [RUN, node("Subject", "s"), {**node("Dataset", "d"), "Model": {"Type": "meta", "X": [1, "age"]}}],
+              [("run", "s"), ("s", "d")]), "Node 'd' of m is a meta"),
 ])
 def test_graphs_this_app_does_not_run_are_named(doc, named):
     with pytest.raises(ModelError, match=named.replace("(", r"\(")):

@@ -149,6 +149,12 @@ def check_graph(model, source: str) -> None:
         if feeder.level not in allowed:
             raise ModelError(f"Node {node.name!r} ({node.level}) of {source} is fed by node {feeder.name!r} "
                              f"({feeder.level}); a {node.level} node is fed by a {' or '.join(SOURCES[node.level])} node.")
+        if node.level == "dataset" and node.model_type == "meta" and (
+                any(not is_intercept(x) for x in node.x) or node.formula not in (None, "1")):
+            stated = f"Model.Formula {node.formula!r}" if node.formula not in (None, "1") else f"Model.X {list(node.x)}"
+            raise ModelError(f"Node {node.name!r} of {source} is a meta (fixed effects) node with {stated}; fixed "
+                             "effects combine the subjects' maps with Model.X [1] alone, and a design of other "
+                             "columns is a glm node's.")  # the columns and their contrasts were dropped unsaid
         if node.level in PARTICIPANT_GROUPS:
             _check_participant_group_by(node)
             _check_participant_design(node, source)
