@@ -21,6 +21,7 @@ from .contrasts import GROUP_INTERCEPT
 from .design import categories_as_levels, expand_names, implicit_factors
 from .formula import apply_formula, parse_formula
 from .transforms import apply_transformations
+from .variables import table_variables
 
 #: The name of the dataset node that ``--group-covariates`` makes (its model's too).
 COVARIATES_NODE = "groupCovariates"
@@ -32,7 +33,6 @@ def node_named(node) -> str:
     if node.name == COVARIATES_NODE:
         return f"--group-covariates (its design, node {node.name!r})"
     return f"Node {node.name!r}"
-from .variables import table_variables
 
 
 @dataclass(frozen=True, eq=False)
