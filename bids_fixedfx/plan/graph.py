@@ -149,9 +149,8 @@ def check_graph(model, source: str) -> None:
         if feeder.level not in allowed:
             raise ModelError(f"Node {node.name!r} ({node.level}) of {source} is fed by node {feeder.name!r} "
                              f"({feeder.level}); a {node.level} node is fed by a {' or '.join(SOURCES[node.level])} node.")
-        if node.level == "dataset" and node.model_type == "meta" and (
-                any(not is_intercept(x) for x in node.x) or node.formula not in (None, "1")):
-            stated = f"Model.Formula {node.formula!r}" if node.formula not in (None, "1") else f"Model.X {list(node.x)}"
+        stated = _own_design(node)
+        if node.level == "dataset" and node.model_type == "meta" and stated:
             raise ModelError(f"Node {node.name!r} of {source} is a meta (fixed effects) node with {stated}; fixed "
                              "effects combine the subjects' maps with Model.X [1] alone, and a design of other "
                              "columns is a glm node's.")  # the columns and their contrasts were dropped unsaid
@@ -164,13 +163,23 @@ def check_graph(model, source: str) -> None:
                                      f"a {node.level} node's inputs are selected by {', '.join(FILTER_ENTITIES)}.")
 
 
+def _own_design(node) -> str | None:
+    """A node's design beyond the intercept, as messages name it (``Model.X [1, 'age']``,
+    ``Model.Formula '1 + age'``); None for the intercept alone."""
+    if node.formula not in (None, "1"):
+        return f"Model.Formula {node.formula!r}"
+    if any(not is_intercept(x) for x in node.x):
+        return f"Model.X {list(node.x)}"
+    return None
+
+
 def _check_participant_design(node, source: str) -> None:
     """A session or subject node combines each incoming contrast over its inputs: its design is
     the intercept and its contrasts are its inputs' (DummyContrasts, or a contrast of one incoming
     contrast under its own name with weight 1); a design of its own (``Model.X`` or ``Formula``
     beyond ``1``, other ``Contrasts``) is refused, not ignored."""
-    if any(not is_intercept(x) for x in node.x) or node.formula not in (None, "1"):
-        stated = f"Model.Formula {node.formula!r}" if node.formula not in (None, "1") else f"Model.X {list(node.x)}"
+    stated = _own_design(node)
+    if stated:
         raise ModelError(f"Node {node.name!r} of {source} has {stated}; a {node.level} node combines each incoming "
                          "contrast over its inputs (Model.X [1]), and a design across sessions or contrasts is a "
                          "dataset node's (see the paired design in the README).")
