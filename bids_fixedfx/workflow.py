@@ -581,12 +581,8 @@ def run_group(settings, fork: bool = False) -> None:
     child then composes the methods text (:func:`_group_methods`) while this process computes
     the maps.
     """
-    from .errors import NoDataError
-
     discover.check_bids_dir(settings.bids_dir)  # its participants.tsv; a path mistyped is said, as at the participant level
-    for path in settings.derivatives:
-        if not Path(path).exists():
-            raise NoDataError(f"--derivatives {path} does not exist.")
+    discover.check_given_derivatives(settings.derivatives)
     locations.check_locations(settings.bids_dir, settings.output_dir, settings.work_dir, settings.derivatives,
                               settings.bids_database_dir, subjects=())
     with locations.scratch(settings.work_dir):

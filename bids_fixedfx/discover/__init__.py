@@ -26,7 +26,13 @@ Modules, each with one job:
 
 from ..naming import RUN_ENTITIES, run_name
 from . import index
-from .derivatives import check_bids_dir, check_descriptions, find_derivatives, skipped_derivatives
+from .derivatives import (
+    check_bids_dir,
+    check_descriptions,
+    check_given_derivatives,
+    find_derivatives,
+    skipped_derivatives,
+)
 from .index import INDEX_FORMAT, load_layout
 from .metadata import inherited_files, sidecar_metadata
 from .query import CONFOUNDS_DESCS, CONFOUNDS_SUFFIXES, NIFTI
@@ -36,7 +42,7 @@ from .validate import Validation, validate_input_dir, validator_command
 
 __all__ = [
     "CONFOUNDS_DESCS", "CONFOUNDS_SUFFIXES", "INDEX_FORMAT", "NIFTI", "RUN_ENTITIES", "Run",
-    "Selection", "Validation", "check_bids_dir", "check_descriptions", "find_derivatives", "index", "inherited_files", "load_layout",
+    "Selection", "Validation", "check_bids_dir", "check_descriptions", "check_given_derivatives", "find_derivatives", "index", "inherited_files", "load_layout",
     "run_name", "select_runs", "sidecar_metadata", "skipped_derivatives", "validate_input_dir",
     "validator_command",
 ]

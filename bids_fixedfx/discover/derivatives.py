@@ -191,6 +191,18 @@ def check_bids_dir(bids_dir: Path) -> None:
         )
 
 
+def check_given_derivatives(derivatives) -> None:
+    """Refuse a ``-d`` folder that does not exist (a missing input: 66), at either level.
+
+    Raises
+    ------
+    NoDataError
+    """
+    for path in derivatives:
+        if not Path(path).exists():
+            raise NoDataError(f"--derivatives {path} does not exist.")
+
+
 def _holds_events(bids_dir) -> bool:
     """Whether a dataset holds events files (the search stops at the first found)."""
     patterns = ("task-*_events.tsv", "sub-*/func/*_events.tsv", "sub-*/ses-*/func/*_events.tsv")

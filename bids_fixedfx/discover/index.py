@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import NoDataError, UsageError
 from ..locations import creation_mode
 from .bidsignore import bidsignore_rules
-from .derivatives import holds_subjects, is_described
+from .derivatives import check_given_derivatives, holds_subjects, is_described
 from .folders import LABEL, _selected
 from .indexer import _indexer_class
 
@@ -87,14 +87,13 @@ def load_layout(
 
 def _open_index(bids_dir, derivatives, participant_label=(), database_dir=None, exclude=()):
     """The layout and the symbolic links that were not followed because they loop."""
+    check_given_derivatives(derivatives)
     for path in derivatives:
         if Path(path).resolve() == Path(bids_dir).resolve():
             raise UsageError(
                 f"--derivatives {path} is BIDS_DIR itself, the raw data; give the preprocessed derivatives "
                 "(fMRIPrep's output folder), or leave -d out to use those under BIDS_DIR/derivatives."
             )
-        if not Path(path).exists():
-            raise NoDataError(f"--derivatives {path} does not exist.")
         if not is_described(path) and not holds_subjects(path):
             inside = sorted(child for child in Path(path).glob("*/dataset_description.json"))[:3] \
                 if Path(path).is_dir() else []
