@@ -25,7 +25,6 @@ from . import (combine, discover, forked, glm, inference, locations, naming, nod
                surface)
 from .errors import FixedFxError, UsageError
 from .notes import Note, Repeats, said_once
-from .plan.graph import IMPLICIT_SUBJECT
 
 logger = logging.getLogger("bids_fixedfx")
 
@@ -474,23 +473,28 @@ def _contrast_info(maps) -> sidecars.ContrastInfo:
     return sidecars.ContrastInfo(maps.contrast.name, maps.contrast.weights, getattr(maps.contrast, "test", "t"))
 
 
+def _own_uri(relative) -> str:
+    """The BIDS URI of a file of OUTPUT_DIR (``bids::models/...``), as sidecars cite it."""
+    return f"bids::{Path(relative).as_posix()}"
+
+
 def _made_by(model_file) -> tuple[str, ...]:
     """The model files whose subject maps a group model file tests as its own: itself, and for
     the default model with fixed effects over the subjects, the default model."""
-    default, fixed = (f"bids::{naming.build('model', model=name).as_posix()}"
-                      for name in ("default", plan.FIXED_EFFECTS_MODEL_NAME))
+    default, fixed = (_own_uri(naming.build("model", model=name)) for name in ("default", plan.FIXED_EFFECTS_MODEL_NAME))
     return (model_file, default) if model_file == fixed else (model_file,)
 
 
 def _model_keys(settings, level) -> dict:
     """``node`` and ``model_file`` of a sidecar: the model's node of that level (the model file
-    alone when the model has no node there: the group level's one-sample test of a model without
-    a dataset node)."""
+    alone when the model has no node there: the subject maps of a model without a subject node,
+    the group level's one-sample test of a model without a dataset node)."""
     if settings.model_file is None:
         return {}
+    cited = {"model_file": _own_uri(settings.model_file)}
     if settings.model_node_names and level not in settings.model_node_names:
-        return {"model_file": f"bids::{settings.model_file.as_posix()}"}
-    return {"node": settings.model_node_names.get(level, level), "model_file": f"bids::{settings.model_file.as_posix()}"}
+        return cited
+    return {"node": settings.model_node_names.get(level, level), **cited}
 
 
 def write_node(maps, place, settings) -> None:
@@ -563,14 +567,13 @@ def _node_entities(maps) -> dict:
 
 
 def _node_keys(settings, node) -> dict:
-    """``node``, ``level`` and ``model_file`` of a sidecar (with a model file; the model file alone
-    for the subject maps of a model without a subject node, which no node of it makes)."""
-    if settings.model_file is None:
-        return {}
-    if node == IMPLICIT_SUBJECT and "subject" not in settings.model_node_names:  # equal: the plan comes from a
-        return {"model_file": f"bids::{settings.model_file.as_posix()}"}  # child process (the default model's: kept)
-    return {"node": node.name, "bids_level": node.level.capitalize(),
-            "model_file": f"bids::{settings.model_file.as_posix()}"}
+    """``node``, ``level`` and ``model_file`` of a session or subject node's sidecar (see
+    :func:`_model_keys`: the model file alone where the model has no node of that level, whose
+    subject maps the app makes as its own subject node)."""
+    keys = _model_keys(settings, node.level)
+    if "node" in keys:
+        keys.update(node=node.name, bids_level=node.level.capitalize())
+    return keys
 
 
 def run_group(settings, fork: bool = False) -> None:
@@ -752,8 +755,7 @@ def _fixed_effects_model(settings, checked):
     settings : Settings
     """
     default = naming.build("model", model="default")
-    cited = f"bids::{default.as_posix()}"
-    made = [item.info.model_file == cited for test in checked.tests for item in test.inputs]
+    made = [item.info.model_file == _own_uri(default) for test in checked.tests for item in test.inputs]
     if not made or not all(made) or not _default_model_states(settings.output_dir / default, "random"):
         return None, settings
     model = plan.fixed_effects_model((settings.output_dir / default).read_text(encoding="utf-8"))
@@ -808,7 +810,7 @@ def _check_inputs_made_by(model, settings, checked) -> None:
     (another HRF, smoothing) was accepted, and its copy cited by maps it did not make."""
     if not any(node.level != "dataset" for node in model.nodes):
         return  # dataset nodes alone: they say nothing of how the subject maps were made
-    own = f"bids::{_model_copy(model).as_posix()}"
+    own = _own_uri(_model_copy(model))
     for test in checked.tests:
         for item in test.inputs:
             cited = item.info.model_file
@@ -830,7 +832,7 @@ def _maps_of_replaced_nodes(model, output_dir) -> list[str]:
     from .errors import FixedFxError
     from .jsonfile import read_object
 
-    cited, names = f"bids::{_model_copy(model).as_posix()}", {node.name for node in model.nodes}
+    cited, names = _own_uri(_model_copy(model)), {node.name for node in model.nodes}
     orphans = set()
     for path in (output_dir / "group").glob("*_stat-effect*_statmap.json"):
         try:
