@@ -19,9 +19,10 @@ and memory only:
   fit's variance is that of the column-centred design times the parameters (the fitted
   values less their mean), and the residuals are computed in place by BLAS (``gemm``),
   instead of holding the fitted values in an array of the data's size;
-- voxels are fitted in chunks, on ``n_threads`` threads: first the OLS fit that gives
-  each voxel's AR(1) bin, chunk by chunk, then each bin's voxels together (in chunks),
-  then every contrast's statistics at once. nilearn's AR(1) model bins each voxel's
+- voxels are fitted in chunks small enough to stay in a core's cache, on ``n_threads``
+  threads: first the OLS fit that gives each voxel's AR(1) bin, chunk by chunk, then each
+  bin's voxels together (in chunks; the voxels are first put in the order of their bins, so
+  that a bin's voxels are next to one another), then every contrast's statistics at once. nilearn's AR(1) model bins each voxel's
   own AR coefficient, so every voxel's estimate is independent of the others and
   chunking gives the same numbers (up to the mean residual that ``_yule_walker``
   removes: that of the chunk, about 1e-16 of the residuals). Each voxel's mean is taken
@@ -68,8 +69,10 @@ F_STATS = ("F", "z", "p")
 #: The maps of a BIDS Stats Model contrast of Test "pass": no statistical test, only the
 #: effect and its variance, which the next node takes.
 PASS_STATS = ("effect", "variance")
-#: Voxels fitted together: small enough that a chunk's arrays stay in cache (and memory low).
-CHUNK_VOXELS = 2000
+#: The size of a chunk of voxels fitted together, in double precision: small enough that its
+#: arrays (the data, its fit, its residuals) stay in a core's L2 cache. Chunks of 2,000 voxels
+#: of 200 volumes (3.2 MB) made the fit 1.7 times as long on the benchmark.
+CHUNK_BYTES = 2**19
 #: A run's maps as they are held until written (and combined): in single precision, as they
 #: are written (``outputs.as_float32``); a run's maps span the whole grid, and in double
 #: precision ten maps of a 1 mm grid took 680 MB.
@@ -127,7 +130,7 @@ class RunResult:
         return None
 
 
-def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=CHUNK_VOXELS, tests=None,
+def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1, chunk=None, tests=None,
                   overwrite_series=False, means=None, left_out=(0.0, 0)):
     """Fit the GLM and compute t and F contrasts, as nilearn, on whole arrays.
 
@@ -147,14 +150,15 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
         One weight vector (t) or matrix (F) per contrast.
     noise_model : {'ar1', 'ols'}
     n_threads : int
-    chunk : int
-        Voxels fitted together at most.
+    chunk : int, optional
+        Voxels fitted together at most (default: :func:`chunk_voxels`).
     tests : list of str, optional
         ``t`` or ``F`` per contrast (default: all ``t``).
     overwrite_series : bool
-        Scale a writable floating-point ``series`` in place (it then holds nilearn's
-        mean-scaled series) instead of scaling a copy: one pass less over the series,
-        and no second copy of it in memory.
+        Scale a writable floating-point ``series`` in place instead of scaling a copy: one
+        pass less over the series, and no second copy of it in memory. It then holds
+        nilearn's mean-scaled series, its voxels (columns) in the order of their AR(1) bins
+        (:func:`sort_voxels`; with OLS, as they were).
     means : numpy.ndarray, shape (n_voxels,), optional
         The voxels' means (:func:`voxel_means`), when taken over a larger series than
         ``series`` (the run's mask before its constant voxels were left out, as nilearn
@@ -177,6 +181,7 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
     from threadpoolctl import threadpool_limits
 
     n_voxels = series.shape[1]
+    chunk = chunk or chunk_voxels(series.shape[0])
     tests = list(tests) if tests is not None else ["t"] * len(vectors)
     models = NoiseModels(np.asarray(design_matrix, dtype=np.float64), vectors, tests)
     fitted = FittedVoxels(n_voxels, models)
@@ -195,9 +200,18 @@ def fit_contrasts(series, design_matrix, vectors, noise_model="ar1", n_threads=1
                 bins[start:stop] = ar1_bins(ar1_coefficients(ols_residuals(scaled[:, start:stop], models), mean))
 
             _map(estimate, _chunks(n_voxels, chunk), n_threads)
-            groups = bin_groups(bins, chunk)
+            order = np.argsort(bins, kind="stable")
+            sort_voxels(scaled, order, n_threads)
+            groups = bin_groups(bins[order], chunk)
         _map(lambda group: fit_voxels(scaled, *group, models, fitted), groups, n_threads)
+        if noise_model != "ols":
+            fitted.unsort(order)
     return fitted.contrast_maps(), float(models.dof), fitted.r_square
+
+
+def chunk_voxels(n_volumes: int) -> int:
+    """Voxels fitted together: a chunk of :data:`CHUNK_BYTES` (at least 16 voxels)."""
+    return max(16, CHUNK_BYTES // (8 * max(n_volumes, 1)))
 
 
 def _chunks(n_voxels, chunk):
@@ -276,12 +290,11 @@ def ar1_coefficients(residuals, mean=None):
     -------
     rho : numpy.ndarray, shape (n_voxels,)
     """
-    x = residuals.T
-    n_times = x.shape[-1]
-    y = x - (x.mean() if mean is None else mean)
-    r = np.zeros((x.shape[0], 2), np.float64)
-    r[:, 0] += (y[:, np.newaxis, :] @ y[:, :, np.newaxis])[:, 0, 0]
-    r[:, 1] += (y[:, np.newaxis, 0:-1] @ y[:, 1:, np.newaxis])[:, 0, 0]
+    n_times = residuals.shape[0]
+    y = residuals - (residuals.mean() if mean is None else mean)
+    r = np.empty((y.shape[1], 2), np.float64)
+    r[:, 0] = np.einsum("ij,ij->j", y, y)  # each voxel's products, over time
+    r[:, 1] = np.einsum("ij,ij->j", y[:-1], y[1:])
     r /= (n_times - np.arange(2)) * n_times
     with np.errstate(divide="ignore", invalid="ignore"):
         return r[:, 1] / r[:, 0]  # nilearn solves this 1x1 Toeplitz system per voxel
@@ -359,22 +372,35 @@ def ols_residuals(scaled, models):
     """The residuals of nilearn's OLS fit of the mean-scaled series (``run_glm``'s first
     pass, from which the AR(1) coefficients are estimated)."""
     design, pinv, _, _ = models.model(None)
-    return scaled - np.dot(design, np.dot(pinv, scaled))
+    data = np.array(scaled, dtype=np.float64)  # as np.dot casts it; gemm then writes over it
+    return subtract_fit(data, design, np.dot(pinv, data))
 
 
-def bin_groups(bins, chunk=CHUNK_VOXELS):
-    """The voxels of each AR(1) bin, in chunks of at most ``chunk``.
+def sort_voxels(scaled, order, n_threads=1):
+    """Put the voxels (columns) of ``scaled`` in ``order``, in place, a volume at a time (so
+    that the voxels of an AR(1) bin are next to one another: gathering them from all over
+    each volume, bin by bin, took as long as fitting them)."""
+    def volumes(bounds):
+        row = np.empty(scaled.shape[1], dtype=scaled.dtype)
+        for t in range(*bounds):
+            np.take(scaled[t], order, out=row)
+            scaled[t] = row
+
+    _map(volumes, _chunks(scaled.shape[0], -(-scaled.shape[0] // max(n_threads, 1))), n_threads)
+
+
+def bin_groups(bins, chunk):
+    """The voxels of each AR(1) bin, in chunks of at most ``chunk``, ``bins`` sorted.
 
     Returns
     -------
-    groups : list of (int, numpy.ndarray)
-        A bin and the (increasing) indices of some of its voxels.
+    groups : list of (int, slice)
+        A bin and some of its voxels.
     """
-    order = np.argsort(bins, kind="stable")
-    values, starts = np.unique(bins[order], return_index=True)
-    stops = np.append(starts[1:], len(order))
+    values, starts = np.unique(bins, return_index=True)
+    stops = np.append(starts[1:], len(bins))
     return [
-        (int(value), order[first:min(first + chunk, stop)])
+        (int(value), slice(first, min(first + chunk, stop)))
         for value, start, stop in zip(values, starts, stops)
         for first in range(start, stop, chunk)
     ]
@@ -391,6 +417,19 @@ class FittedVoxels:
         self.effects = [np.empty(n_voxels) if test == "t" else np.empty((len(vector), n_voxels))
                         for vector, test in zip(models.vectors, models.tests)]
         self.factors = [np.empty(n_voxels) if test == "t" else None for test in models.tests]
+
+    def unsort(self, order):
+        """Put the voxels back where they were, those fitted being in ``order`` (:func:`sort_voxels`)."""
+        def unsorted(values):
+            if values is None:
+                return None
+            back = np.empty_like(values)
+            back[..., order] = values
+            return back
+
+        self.dispersion, self.r_square = unsorted(self.dispersion), unsorted(self.r_square)
+        self.effects = [unsorted(values) for values in self.effects]
+        self.factors = [unsorted(values) for values in self.factors]
 
     def contrast_maps(self):
         """Per contrast, its maps (see :func:`fit_contrasts`), through nilearn's ``Contrast``."""
@@ -424,13 +463,12 @@ def fit_voxels(scaled, rho_bin, columns, models, fitted):
         Masked BOLD, mean-scaled (:func:`mean_scaled`).
     rho_bin : int or None
         The voxels' AR(1) bin (None: OLS).
-    columns : slice or numpy.ndarray
+    columns : slice
         The voxels.
     models : NoiseModels
     fitted : FittedVoxels
     """
-    # a bin's voxels are gathered (a copy), an OLS chunk is a view of the series
-    data = scaled[:, columns]  # OLSModel fits it as it is
+    data = scaled[:, columns]  # a view; OLSModel fits it as it is
     design, pinv, centred, contrast_factors = models.model(rho_bin)
     if rho_bin is not None:  # ARModel.whiten, in double precision: x[1:] - rho * x[:-1], x[0] kept
         scaled, data = data, np.empty_like(data, dtype=np.float64)  # in its layout: sums run as before
