@@ -1,5 +1,5 @@
 """``python -m bids_fixedfx``: the same as the ``bids-fixedfx`` command."""
 
-from .cli import run
+from .command import run
 
 run()

@@ -635,3 +635,16 @@ def test_a_stopped_command_removes_what_it_was_writing_and_says_which_signal(tmp
     assert not staged.exists() or not any(staged.iterdir()), sorted(staged.rglob("*"))
     for sidecar in output.rglob("*_statmap.json"):  # what was written is whole: each map beside its sidecar
         assert sidecar.with_name(sidecar.name.replace(".json", ".nii.gz")).is_file()
+
+
+@pytest.mark.parametrize("given", [None, "2"])
+def test_the_command_starts_openblas_on_one_thread_unless_told(given):
+    """The command's module sets OpenBLAS to one thread before NumPy loads it (its idle threads
+    spun at every start); a value the user set is kept."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = ("import bids_fixedfx.command, numpy, scipy.linalg; from threadpoolctl import threadpool_info; "
+            "print(sorted({i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == ("[1]" if given is None else f"[{min(int(given), os.cpu_count())}]")
