@@ -44,6 +44,7 @@ import numpy as np
 from .notes import one_line
 from .series import (  # noqa: F401  (a run's series; re-exported for the callers of glm)
     MaskedRun,
+    SeriesPool,
     _map,
     load_mask,
     masked_series,

@@ -325,10 +325,12 @@ def _fit_all(run_plans, settings, ahead=None):
     """
     model = settings.model
 
+    pool = glm.SeriesPool()  # the series of a run fitted is where the run after next is read
+
     def prepare(run_plan, n_threads, ahead=None):
         start = time.perf_counter()
         smoothing = surface.run_model(run_plan.run, model).smoothing_fwhm
-        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads, ahead)
+        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads, ahead, pool)
         if ahead is not None and masked.series is ahead.series:
             logger.debug("%s: %d voxels read, masked and smoothed while nilearn loaded", run_plan.run.name,
                          masked.series.shape[1])
@@ -363,6 +365,7 @@ def _fit_all(run_plans, settings, ahead=None):
             # beside the next run's readers, on the cores they leave (at least one)
             threads = settings.nprocs if following is None else max(1, settings.nprocs - READ_THREADS)
             result = fit(run_plan, masked, threads)
+            pool.give_back(masked.series)
             del masked
             yield run_plan, result, time.perf_counter() - start
 

@@ -766,3 +766,33 @@ def test_r_square_map_equals_first_level_models(example_dataset, example_run, no
     for box in example_dataset.active.values():
         active[box] = True
     assert np.median(ours[active & inside]) > np.median(ours[~active & inside]) + 0.05
+
+
+def test_series_pool_hands_a_fitted_series_out_again():
+    """A series given back is where the next series of its shape is made; one of another
+    shape, or a view of other memory, is not kept."""
+    pool = glm.SeriesPool()
+    first = pool((4, 6), np.float32)
+    pool.give_back(first)
+    assert pool((4, 6), np.float32) is first
+    assert pool((4, 6), np.float32) is not first  # handed out once
+    pool.give_back(first)
+    assert pool((5, 6), np.float32) is not first and pool((4, 6), np.float32) is not first  # dropped
+    pool.give_back(np.zeros((2, 4, 6), np.float32)[0])
+    assert pool((4, 6), np.float32).flags.owndata
+
+
+def test_a_run_read_over_a_fitted_runs_series_is_read_whole(synthetic, tmp_path):
+    """prepare_run with a SeriesPool reads a run's files over the series of a run already fitted."""
+    bold_img, mask_img, _, _ = synthetic
+    bold, mask = tmp_path / "bold.nii.gz", tmp_path / "mask.nii.gz"
+    bold_img.to_filename(bold)
+    mask_img.to_filename(mask)
+    alone = glm.prepare_run(bold, mask, 5.0)
+    pool = glm.SeriesPool()
+    used = glm.prepare_run(bold, mask, 5.0, allocate=pool).series
+    used[:] = -1.0
+    pool.give_back(used)
+    again = glm.prepare_run(bold, mask, 5.0, allocate=pool)
+    assert again.series is used
+    np.testing.assert_array_equal(again.series, alone.series)
