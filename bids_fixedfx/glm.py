@@ -19,15 +19,15 @@ and memory only:
   fit's variance is that of the column-centred design times the parameters (the fitted
   values less their mean), and the residuals are computed in place by BLAS (``gemm``),
   instead of holding the fitted values in an array of the data's size;
-- voxels are fitted in chunks small enough to stay in a core's cache, on ``n_threads``
-  threads: first the OLS fit that gives each voxel's AR(1) bin, chunk by chunk, then each
-  bin's voxels together (in chunks; the voxels are first put in the order of their bins, so
-  that a bin's voxels are next to one another), then every contrast's statistics at once. nilearn's AR(1) model bins each voxel's
-  own AR coefficient, so every voxel's estimate is independent of the others and
-  chunking gives the same numbers (up to the mean residual that ``_yule_walker``
-  removes: that of the chunk, about 1e-16 of the residuals). Each voxel's mean is taken
-  over the whole series at once, as nilearn takes it (a single-precision mean's
-  rounding depends on the order it is summed in).
+- voxels are fitted in chunks small enough to stay in a core's cache (:data:`CHUNK_BYTES`),
+  on ``n_threads`` threads: first the OLS fit that gives each voxel's AR(1) bin, chunk by
+  chunk, then each bin's voxels together (in chunks; the voxels are first put in the order
+  of their bins, so that a bin's voxels are next to one another), then every contrast's
+  statistics at once. nilearn's AR(1) model bins each voxel's own AR coefficient, so every
+  voxel's estimate is independent of the others, and chunking gives the same numbers (the
+  mean residual that ``_yule_walker`` removes is the whole run's: :func:`residual_mean`).
+  Each voxel's mean is taken over the whole series at once, as nilearn takes it (a
+  single-precision mean's rounding depends on the order it is summed in).
 
 Tests compare every map with ``FirstLevelModel`` on the same data, and the fit with
 ``run_glm`` and ``compute_contrast`` to 1e-10.
@@ -46,6 +46,7 @@ from .series import (  # noqa: F401  (a run's series; re-exported for the caller
     MaskedRun,
     SeriesPool,
     _map,
+    is_streamed,
     load_mask,
     masked_series,
     prepare_run,
@@ -70,9 +71,9 @@ F_STATS = ("F", "z", "p")
 #: The maps of a BIDS Stats Model contrast of Test "pass": no statistical test, only the
 #: effect and its variance, which the next node takes.
 PASS_STATS = ("effect", "variance")
-#: The size of a chunk of voxels fitted together, in double precision: small enough that its
-#: arrays (the data, its fit, its residuals) stay in a core's L2 cache. Chunks of 2,000 voxels
-#: of 200 volumes (3.2 MB) made the fit 1.7 times as long on the benchmark.
+#: The size of a chunk of voxels fitted together, in double precision, chosen for a core's L2
+#: cache: on the benchmark machine (1 MB of L2 a core), chunks of 2,000 voxels of 200 volumes
+#: (3.2 MB) made the fit 1.7 times as long, and chunks of 256 to 512 voxels were the quickest.
 CHUNK_BYTES = 2**19
 #: A run's maps as they are held until written (and combined): in single precision, as they
 #: are written (``outputs.as_float32``); a run's maps span the whole grid, and in double
@@ -553,7 +554,8 @@ def set_outside(img, mask_img, outside):
 def fit_masked(masked, design, contrasts, *, noise_model="ar1", name="run", n_threads=1,
                overwrite_series=False) -> RunResult:
     """Fit a masked run's GLM and compute its contrasts (see :func:`fit_run`);
-    ``overwrite_series``: the run's series may be scaled in place (see :func:`fit_contrasts`)."""
+    ``overwrite_series``: the run's series may be used as the fit's work space (scaled in place,
+    its voxels reordered: see :func:`fit_contrasts`)."""
     series, mask_img = masked.series, masked.mask
     matrix = design.matrix.to_numpy()
     if design.sample_mask is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -309,29 +310,51 @@ def _map(function, items, n_threads) -> list:
 
 
 class SeriesPool:
-    """An allocator (``allocate(shape, dtype)``) that hands out again the series given back to
-    it once fitted: a run's series is tens of megabytes, which the kernel mapped and zeroed
-    anew for every run (on the benchmark, 0.05 s of CPU a run, in the threads that smooth).
-    It keeps one series at most, and none that the next run cannot take."""
+    """An allocator (``allocate(shape, dtype)``) that hands out again a series it made, once
+    given back: a run's series is tens of megabytes, which the kernel mapped and zeroed anew
+    for every run (on the benchmark, 0.05 s of CPU a run, in the threads that smooth).
+
+    It keeps one series at most, until the next call, which takes it if its shape and type
+    fit, and drops it otherwise; :meth:`clear` drops it before a read that makes no series
+    here (a surface, or a run whose mask nilearn computes).
+    """
 
     def __init__(self):
         self._kept = None
+        self._made = {}  # id -> weak reference, of the series made here and still alive
         self._lock = threading.Lock()
 
     def __call__(self, shape, dtype):
         with self._lock:
             kept, self._kept = self._kept, None
+            self._made = {key: ref for key, ref in self._made.items() if ref() is not None}
         if kept is not None and kept.shape == tuple(shape) and kept.dtype == np.dtype(dtype):
             return kept
         del kept  # freed before a new one is made
-        return np.empty(shape, dtype)
+        series = np.empty(shape, dtype)
+        with self._lock:
+            self._made[id(series)] = weakref.ref(series)
+        return series
 
-    def give_back(self, series):
-        """Keep ``series`` for the next run, when it is an array of its own (not a view of
-        other memory, such as the series the selecting child read) that nothing else uses."""
-        if isinstance(series, np.ndarray) and series.flags.owndata and series.flags.writeable:
-            with self._lock:
+    def give_back(self, series) -> None:
+        """Keep ``series`` for the next call, if it was made here; the caller no longer uses it."""
+        with self._lock:
+            ref = self._made.get(id(series))
+            if ref is not None and ref() is series:
                 self._kept = series
+
+    def clear(self) -> None:
+        """Drop the series kept."""
+        with self._lock:
+            self._kept = None
+
+
+def is_streamed(bold, mask) -> bool:
+    """Whether :func:`prepare_run` reads this run volume by volume (a volume's BOLD file, with
+    a mask file or image): the reads that make a series with ``allocate``."""
+    from .surface import is_surface_file
+
+    return isinstance(bold, (str, Path)) and mask is not None and not is_surface_file(bold)
 
 
 @dataclass(frozen=True, eq=False)
@@ -425,7 +448,7 @@ def prepare_run(bold, mask=None, smoothing_fwhm=None, n_threads=1, ahead=None, a
         from .surface import prepare_run as prepare_surface_run
 
         return prepare_surface_run(bold, smoothing_fwhm)
-    if isinstance(bold, (str, Path)) and mask is not None:  # read, smoothed and masked as it is decompressed
+    if is_streamed(bold, mask):  # read, smoothed and masked as it is decompressed
         mask_img = load_mask(mask, None)
         if ahead is not None and ahead.matches(bold, mask, smoothing_fwhm, mask_img):
             return MaskedRun(ahead.series, mask_img, ahead.nonfinite_volumes)

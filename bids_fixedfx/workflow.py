@@ -320,17 +320,21 @@ def _fit_all(run_plans, settings, ahead=None):
     the dataset's size. With more than one core, the next run is read, smoothed and
     masked (on :data:`READ_THREADS` threads) while the current one is fitted, on the
     cores the readers leave (one at least: on two cores, more threads than cores cost
-    more than they gave). ``ahead``: the first run's series as the selecting child read
-    it (:func:`_read_first`), taken if read from the same files in the same way.
+    more than they gave). A run's series, once fitted, is where the run after next is read
+    (the next one, with one core, which is read after the fit), through a :class:`.glm.SeriesPool`,
+    so that reads do not add to that memory. ``ahead``: the first run's series as the selecting
+    child read it (:func:`_read_first`), taken if read from the same files in the same way.
     """
     model = settings.model
-
-    pool = glm.SeriesPool()  # the series of a run fitted is where the run after next is read
+    pool = glm.SeriesPool()
 
     def prepare(run_plan, n_threads, ahead=None):
         start = time.perf_counter()
         smoothing = surface.run_model(run_plan.run, model).smoothing_fwhm
-        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads, ahead, pool)
+        if not glm.is_streamed(run_plan.run.bold, run_plan.run.mask):
+            pool.clear()  # this read makes its series elsewhere: the series kept would only take memory
+        masked = glm.prepare_run(run_plan.run.bold, run_plan.run.mask, smoothing, n_threads, ahead,
+                                 allocate=pool)
         if ahead is not None and masked.series is ahead.series:
             logger.debug("%s: %d voxels read, masked and smoothed while nilearn loaded", run_plan.run.name,
                          masked.series.shape[1])
@@ -347,9 +351,13 @@ def _fit_all(run_plans, settings, ahead=None):
         return result
 
     if settings.nprocs <= 1:
-        for run_plan in run_plans:
+        for index, run_plan in enumerate(run_plans):
             start = time.perf_counter()
-            result = fit(run_plan, prepare(run_plan, 1))
+            masked = prepare(run_plan, 1)
+            result = fit(run_plan, masked)
+            if index + 1 < len(run_plans):  # where the next run is read
+                pool.give_back(masked.series)
+            del masked
             yield run_plan, result, time.perf_counter() - start
         return
     with ThreadPoolExecutor(max_workers=1) as reader:
@@ -365,7 +373,8 @@ def _fit_all(run_plans, settings, ahead=None):
             # beside the next run's readers, on the cores they leave (at least one)
             threads = settings.nprocs if following is None else max(1, settings.nprocs - READ_THREADS)
             result = fit(run_plan, masked, threads)
-            pool.give_back(masked.series)
+            if index + 2 < len(run_plans):  # where the run after next is read (the next one is being read)
+                pool.give_back(masked.series)
             del masked
             yield run_plan, result, time.perf_counter() - start
 

@@ -178,3 +178,46 @@ def test_a_set_that_fails_to_move_into_place_leaves_the_earlier_model_copy(fresh
     monkeypatch.undo()
     assert main([*common, "--smoothing-fwhm", "0"]) == 0
     assert model.read_text() != before  # the rerun that moved its set wrote its own
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+@pytest.mark.parametrize("kinds", ["vvvvvv", "vvsvsv", "ssssss", "vsvvvs"])
+def test_reads_into_fitted_series_keep_memory_to_two_series(kinds, nprocs, monkeypatch):
+    """A fitted run's series is where a later volume run is read (SeriesPool), never held
+    beside more series than before: two at most while a run is fitted beside the next
+    one's read, one with one core, and none kept for a surface run (read elsewhere)."""
+    import weakref
+
+    import numpy as np
+
+    from bids_fixedfx import glm
+
+    alive, peaks, reused = [], [], []
+
+    def prepare_run(bold, mask, smoothing, n_threads, ahead=None, allocate=np.empty):
+        series = allocate((4, 3), np.float32) if glm.is_streamed(bold, mask) else np.empty((4, 3), np.float32)
+        reused.append(any(ref() is series for ref in alive))
+        alive.append(weakref.ref(series))
+        return glm.MaskedRun(series, None)
+
+    def fit_masked(masked, *args, **kwargs):
+        gc.collect()
+        peaks.append(len({id(ref()) for ref in alive if ref() is not None}))
+        return SimpleNamespace(notes=())
+
+    monkeypatch.setattr(glm, "prepare_run", prepare_run)
+    monkeypatch.setattr(glm, "fit_masked", fit_masked)
+    monkeypatch.setattr(workflow.surface, "is_surface_file", lambda path: str(path).endswith(".gii"))
+    monkeypatch.setattr(workflow.surface, "run_model", lambda run, model: model)
+    runs = [SimpleNamespace(run=SimpleNamespace(bold=f"r{i}" + (".gii" if kind == "s" else ".nii.gz"),
+                                                mask=None if kind == "s" else "mask.nii.gz", name=f"r{i}"),
+                            design=None, contrasts=())
+            for i, kind in enumerate(kinds)]
+    settings = SimpleNamespace(model=SimpleNamespace(noise_model="ar1", smoothing_fwhm=None), nprocs=nprocs)
+    for _ in workflow._fit_all(runs, settings):
+        pass
+    assert max(peaks) <= (2 if nprocs > 1 else 1)
+    streamed = [kind == "v" for kind in kinds]
+    later = 2 if nprocs > 1 else 1  # a run's series is read into by the run that many after it
+    expected = [i >= later and streamed[i] and streamed[i - later] for i in range(len(kinds))]
+    assert reused == expected
