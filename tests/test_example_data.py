@@ -622,6 +622,22 @@ def test_main_refuses_a_file_or_a_dataset_of_other_subjects(tmp_path, capsys):
     assert exc.value.code == 2 and "holds sub-02, which a dataset of 1 subject(s) does not" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fewer", [["--runs", "1"], ["--sessions", "1"], ["--task", "other"]])
+def test_main_refuses_a_dataset_of_other_runs(tmp_path, capsys, fewer):
+    """Written again with fewer runs or sessions, or another task, a dataset kept the earlier
+    runs' files beside its own; it is refused, the folder left as it was."""
+    out = tmp_path / "ds"
+    small = ["--subjects", "1", "--shape", "12", "12", "12", "--volumes", "40"]
+    assert main([str(out), *small, "--runs", "2", "--sessions", "2"]) == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([str(out), *small, "--runs", "2", "--sessions", "2", *fewer])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"{out} holds files of runs" in err and "(sub-01_ses-" in err, err
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
 def test_runnable_as_module(tmp_path):
     env = dict(os.environ)
     paths = [str(REPO), env.get("PYTHONPATH", "")]

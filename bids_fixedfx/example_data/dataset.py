@@ -186,6 +186,10 @@ def make_example_dataset(
     if not 0 <= int(non_steady_state) < study.n_volumes:
         raise ValueError(f"non_steady_state must be 0 or more and fewer than the {study.n_volumes} volumes")
     root = Path(path)
+    stale = _other_runs(root, study)
+    if stale:  # written over, the dataset would keep an earlier dataset's runs among its own
+        raise ValueError(f"{root} holds files of runs that this dataset (its subjects, sessions, runs and task) "
+                         f"does not have ({', '.join(stale[:3])}{' ...' if len(stale) > 3 else ''}); give a new folder")
     anatomy = grids.make_anatomy(study.shape, study.conditions)
 
     root.mkdir(parents=True, exist_ok=True)
@@ -206,6 +210,19 @@ def make_example_dataset(
         active=MappingProxyType(dict(anatomy.active)),
         effect_size=EFFECT_SIZE,
     )
+
+
+def _other_runs(root: Path, study: Study) -> list[str]:
+    """The files of runs in ``root``'s subject folders (raw and fMRIPrep's) that ``study`` does
+    not have: those of an earlier dataset with more runs or sessions, or another task."""
+    prefixes = {names.run_prefix(run) for i_sub in range(study.n_subjects) for run in study.runs_of(i_sub)}
+    found = []
+    for folder in (root, root / names.FMRIPREP):
+        for path in sorted(folder.glob("sub-*/**/*_run-*")):
+            prefix = "_".join(part for part in path.name.split("_") if part.split("-")[0] in ("sub", "ses", "task", "run"))
+            if path.is_file() and prefix not in prefixes:
+                found.append(path.name)
+    return found
 
 
 def _write_subject(root, study: Study, anatomy: grids.Anatomy, i_sub: int, non_steady_state: int = 0) -> None:

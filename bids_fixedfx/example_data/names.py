@@ -83,6 +83,11 @@ def run_file(
     return _folder(key.subject, key.session, "func") / name
 
 
+def run_prefix(key: RunKey) -> str:
+    """What every file name of a run begins with: ``sub-01_ses-1_task-checkerboard_run-01``."""
+    return "_".join(f"{name}-{value}" for name, value in _run_entities(key) if value is not None)
+
+
 def surface_file(key: RunKey, extension: str, *, space: str, hemi=None, den=None) -> PurePosixPath:
     """A run's surface or CIFTI BOLD series as fMRIPrep names it
     (``..._hemi-L_space-fsaverage5_bold.func.gii``, ``..._space-fsLR_den-91k_bold.dtseries.nii``)."""
