@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .dataset import make_example_dataset
-from .study import CONDITIONS, TASK, subject_labels
+from .study import CONDITIONS, TASK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,15 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    target = Path(args.output_dir)
-    if target.exists() and not target.is_dir():
-        parser.error(f"{target} is a file; give a folder (new, or a dataset this command wrote).")
-    wanted = {f"sub-{label}" for label in subject_labels(args.subjects)}
-    others = sorted(p.name for p in target.glob("sub-*") if p.name not in wanted) \
-        if target.is_dir() and args.subjects > 0 else []  # 0: the generator's own message
-    if others:  # written over, the dataset would hold subjects its participants.tsv does not list
-        parser.error(f"{target} holds {', '.join(others[:5])}{' ...' if len(others) > 5 else ''}, which a dataset "
-                     f"of {args.subjects} subject(s) does not; give a new folder.")
     try:
         dataset = make_example_dataset(
             args.output_dir,

@@ -186,10 +186,7 @@ def make_example_dataset(
     if not 0 <= int(non_steady_state) < study.n_volumes:
         raise ValueError(f"non_steady_state must be 0 or more and fewer than the {study.n_volumes} volumes")
     root = Path(path)
-    stale = _other_runs(root, study)
-    if stale:  # written over, the dataset would keep an earlier dataset's runs among its own
-        raise ValueError(f"{root} holds files of runs that this dataset (its subjects, sessions, runs and task) "
-                         f"does not have ({', '.join(stale[:3])}{' ...' if len(stale) > 3 else ''}); give a new folder")
+    _check_earlier_dataset(root, study)
     anatomy = grids.make_anatomy(study.shape, study.conditions)
 
     root.mkdir(parents=True, exist_ok=True)
@@ -212,17 +209,33 @@ def make_example_dataset(
     )
 
 
-def _other_runs(root: Path, study: Study) -> list[str]:
-    """The files of runs in ``root``'s subject folders (raw and fMRIPrep's) that ``study`` does
-    not have: those of an earlier dataset with more runs or sessions, or another task."""
+def _check_earlier_dataset(root: Path, study: Study) -> None:
+    """Refuse a file, and a folder holding what ``study`` does not have: subjects, or files of
+    runs (an earlier dataset's with more subjects, runs or sessions, or another task), which,
+    written over, the dataset would keep beside its own (subjects its participants.tsv does
+    not list, runs it does not have).
+
+    Raises
+    ------
+    ValueError
+    """
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root} is a file; give a folder (new, or a dataset this command wrote).")
+    wanted = {names.subject_id(label) for label in study.subjects}
+    others = sorted(p.name for p in root.glob("sub-*") if p.name not in wanted)
+    if others:
+        raise ValueError(f"{root} holds {', '.join(others[:5])}{' ...' if len(others) > 5 else ''}, which a dataset "
+                         f"of {study.n_subjects} subject(s) does not; give a new folder.")
     prefixes = {names.run_prefix(run) for i_sub in range(study.n_subjects) for run in study.runs_of(i_sub)}
-    found = []
+    stale = []
     for folder in (root, root / names.FMRIPREP):
         for path in sorted(folder.glob("sub-*/**/*_run-*")):
             prefix = "_".join(part for part in path.name.split("_") if part.split("-")[0] in ("sub", "ses", "task", "run"))
             if path.is_file() and prefix not in prefixes:
-                found.append(path.name)
-    return found
+                stale.append(path.name)
+    if stale:
+        raise ValueError(f"{root} holds files of runs that this dataset (its subjects, sessions, runs and task) "
+                         f"does not have ({', '.join(stale[:3])}{' ...' if len(stale) > 3 else ''}); give a new folder")
 
 
 def _write_subject(root, study: Study, anatomy: grids.Anatomy, i_sub: int, non_steady_state: int = 0) -> None:

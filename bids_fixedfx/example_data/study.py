@@ -19,11 +19,6 @@ EFFECT_SIZE = 2.5
 """Amplitude (in percent of the baseline) of each condition's regressor."""
 
 
-def subject_labels(n_subjects: int) -> tuple[str, ...]:
-    """The labels of a dataset of ``n_subjects`` subjects, without ``sub-``: ``("01", "02", ...)``."""
-    return tuple(f"{i + 1:02d}" for i in range(n_subjects))
-
-
 @dataclass(frozen=True)
 class RunKey:
     """The entities of one run: subject label, session (None without sessions) and run."""
@@ -118,7 +113,7 @@ class Study:
     @property
     def subjects(self) -> tuple[str, ...]:
         """Subject labels without ``sub-``: ``("01", "02", ...)``."""
-        return subject_labels(self.n_subjects)
+        return tuple(f"{i + 1:02d}" for i in range(self.n_subjects))
 
     @property
     def sessions(self) -> tuple[int | None, ...]:
