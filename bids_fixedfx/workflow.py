@@ -114,8 +114,8 @@ def _participant(settings, derivatives, fork):
     )
     if settings.boilerplate_only:
         _settle_datasets(settings)
-        _write_boilerplate(settings, checked, None, undescribed=_other_subjects(settings.output_dir, checked))
-        _said_boilerplate(settings)
+        _said_boilerplate(_write_boilerplate(settings, checked, None,
+                                             undescribed=_other_subjects(settings.output_dir, checked)))
         return
 
     _check_other_sessions(checked, settings)
@@ -617,8 +617,7 @@ def _group(settings, fork):
                 outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
             if model is not None:
                 _copy_model(model, settings)
-            _write_boilerplate(settings, None, checked, planning.then_result(), methods)
-            _said_boilerplate(settings)
+            _said_boilerplate(_write_boilerplate(settings, None, checked, planning.then_result(), methods))
             return
         with ExitStack() as staged:  # a test that fails discards every test staged before it
             intersections = dict(checked.masks)  # made while planning; a task's contrasts share them
@@ -1370,19 +1369,21 @@ def _group_maps(test, contrast, matrix, mask, group_model, values=None):
     return maps, group
 
 
-def _said_boilerplate(settings) -> None:
-    """The closing line of a ``--boilerplate-only`` job: where the text is."""
-    logger.log(progress.SUMMARY, "Methods text written (no map): %s", settings.output_dir / "logs" / "CITATION.md")
+def _said_boilerplate(written) -> None:
+    """The closing line of a ``--boilerplate-only`` job: where the text is (the first of the
+    files written, :func:`_write_boilerplate`: ``logs/CITATION.md``)."""
+    logger.log(progress.SUMMARY, "Methods text written (no map): %s", written[0])
 
 
 def _write_boilerplate(settings, checked, group_plan, composed=None, methods=None, undescribed=()):
     """Write the methods boilerplate (``logs/CITATION.*``) from the level's plan (``composed``:
     its text, made beforehand; ``methods``: the group level's facts; ``undescribed``: the
-    subjects of OUTPUT_DIR this job did not make; see :func:`.boilerplate.write`)."""
+    subjects of OUTPUT_DIR this job did not make; see :func:`.boilerplate.write`). Returns the
+    files written."""
     from . import boilerplate
 
-    boilerplate.write(settings, plan=checked, group_plan=group_plan, notes=checked.notes if checked else (),
-                      composed=composed, methods=methods, undescribed=undescribed)
+    return boilerplate.write(settings, plan=checked, group_plan=group_plan, notes=checked.notes if checked else (),
+                             composed=composed, methods=methods, undescribed=undescribed)
 
 
 def _other_subjects(output_dir, checked) -> tuple[str, ...]:
