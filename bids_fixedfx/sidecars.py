@@ -353,11 +353,19 @@ class FitSidecar:
     model_file: str | None = None
 
     DESCRIPTION = ("Proportion of the variance of the scaled BOLD series that the model explains in each "
-                   "voxel, computed on the whitened data and design (a pseudo-R2 with the AR(1) model), "
-                   "as nilearn's RegressionResults.r_square")
+                   "voxel, as nilearn's RegressionResults.r_square")
+
+    @property
+    def description(self) -> str:
+        """:data:`DESCRIPTION`, with how the noise model enters it: with AR(1), a pseudo-R2 of
+        the whitened data and design; with OLS, the plain R2."""
+        if self.model.noise_model == "ols":
+            return f"{self.DESCRIPTION} (the plain R2 of the OLS fit)"
+        return (f"{self.DESCRIPTION}, computed on the data and design whitened by each voxel's AR(1) "
+                "model (a pseudo-R2)")
 
     def to_json(self) -> dict:
-        data = {"Sources": list(self.sources), "Statistic": "rsquared", "Description": self.DESCRIPTION,
+        data = {"Sources": list(self.sources), "Statistic": "rsquared", "Description": self.description,
                 "DegreesOfFreedom": self.dof, **self.model.to_json(), "ValueOutsideMask": 0}
         if self.node is not None:
             data.update({"Node": self.node, "Level": "Run", "ModelFile": self.model_file})

@@ -11,6 +11,7 @@ from bids_fixedfx.settings import ModelSettings
 from bids_fixedfx.sidecars import (
     ContrastInfo,
     DesignSidecar,
+    FitSidecar,
     FirstLevelModelInfo,
     StatmapSidecar,
     read_json,
@@ -103,3 +104,12 @@ def test_design_sidecar_round_trip(tmp_path):
     path = tmp_path / "d.json"
     path.write_text(json.dumps(sidecar.to_json()))
     assert DesignSidecar.read(path) == sidecar
+
+
+@pytest.mark.parametrize("noise_model, says, not_said", [("ar1", "pseudo-R2", "plain R2"),
+                                                          ("ols", "plain R2", "whitened")])
+def test_the_r_square_description_follows_the_noise_model(noise_model, says, not_said):
+    info = FirstLevelModelInfo.from_settings(ModelSettings(noise_model=noise_model))
+    data = FitSidecar(("bids:raw:sub-01/func/x_bold.nii.gz",), 180.0, info).to_json()
+    assert data["NoiseModel"] == noise_model
+    assert says in data["Description"] and not_said not in data["Description"]
