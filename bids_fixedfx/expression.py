@@ -152,7 +152,15 @@ class _Parser:
             )
         result = self.expression(depth=0)
         if self.index < len(self.tokens):
-            self.fail(f"unexpected {self.peek()[1]!r}")
+            (kind, previous), (_, value) = self.tokens[self.index - 1], self.peek()
+            if kind == "name" and self.peek()[0] == "name":  # a column name holding a space: go nogo
+                self.fail(
+                    f"{previous!r} and {value!r} stand side by side without an operator; a column whose name holds a "
+                    f"space or an operator (such as {previous + ' ' + value!r}) cannot be written in an expression: "
+                    "give that column's name alone, or the contrast as comma-separated weights in the order of the "
+                    "design's columns (a run's _design.tsv)"
+                )
+            self.fail(f"unexpected {value!r}")
         return result
 
     def expression(self, depth):

@@ -115,3 +115,16 @@ def test_a_name_that_starts_with_a_digit_is_said_to(text, name):
     assert "comma-separated weights" in str(error.value) and "2*name" in str(error.value)
     assert parse_expression("2*back - 0.5 * a").weights == (("back", 2.0), ("a", -0.5))  # weights still read
     check_characters(text)  # a column's whole name may start with a digit (the column, as nilearn reads it)
+
+
+@pytest.mark.parametrize("text, column", [("go-nogo - face house", "face house"), ("face house", "face house"),
+                                          ("2*left hand + right", "left hand")])
+def test_a_column_name_with_a_space_is_said_to_be_given_alone_or_by_weights(text, column):
+    """A column of events' trial type 'face house': the error was "unexpected 'house'"."""
+    with pytest.raises(UsageError) as error:
+        parse_expression(text, "--contrast d")
+    said = str(error.value)
+    assert f"(such as {column!r})" in said
+    assert "name alone" in said and "comma-separated weights" in said
+    with pytest.raises(UsageError, match="unexpected '2'"):  # a number after a name is another slip
+        parse_expression("face 2", "--contrast d")

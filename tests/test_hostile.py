@@ -899,3 +899,24 @@ def test_a_subject_map_off_the_grid_is_refused_from_its_header(tmp_path, monkeyp
     monkeypatch.setattr(images, "_inflate", lambda *args, **kwargs: pytest.fail("the map's data were read"))
     with pytest.raises(InputFileError, match=r"is not on the group mask's grid: shape \(200, 200, 100\)"):
         maps.masked_matrix([big], mask)
+
+
+@pytest.mark.parametrize("other, code, said", [
+    ("Audio", 66, "spell it alike in every row (or, if they are two conditions, name their contrasts apart with "
+                  "--contrast NAME=SPEC)"),
+    ("au dio", 64, "name them apart with --contrast NAME=SPEC"),
+])
+def test_trial_types_that_make_one_file_label_say_how_to_keep_them_apart(one_subject, tmp_path, capsys, other,
+                                                                         code, said):
+    """'audio' and 'Audio' (a slip, or two conditions) make one file on file systems that ignore
+    case; 'au dio' and 'audio' both make contrast-audio. Either way the message says how to
+    keep them apart; contrasts named apart run."""
+    events = next((one_subject.path / "sub-01").rglob("*run-01_events.tsv"))
+    table = pd.read_csv(events, sep="\t")
+    first = table.index[table["trial_type"] == "audio"][0]
+    table.loc[first, "trial_type"] = other
+    table.to_csv(events, sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], code, said)
+    if code == 66:
+        assert main([str(one_subject.path), str(tmp_path / "named"), "participant", *QUICK,
+                     "--contrast", f"one={other}", "--contrast", "two=audio"]) == 0
