@@ -136,6 +136,11 @@ def test_desc_names_node_and_group_apart():
               [("run", "ses"), ("ses", "s")]), "Node 's' of m has DummyContrasts with Test 'F'"),
     (document("m", [RUN, node("Subject", "one sample"), node("Subject", "one_sample")],
               [("run", "one sample"), ("run", "one_sample")]), "desc-oneSample"),
+    # fixedfxOlsX both: the second part of a desc is capitalised (the job failed once every run was fitted)
+    (document("m", [RUN, node("Subject", "olsX"), node("Subject", "OlsX")], [("run", "olsX"), ("run", "OlsX")]),
+     "Nodes 'olsX' and 'OlsX' of m would name their maps alike (desc-olsX and desc-OlsX differ only in case"),
+    (document("m", [RUN, node("Subject", "s"), node("Dataset", "oneSample", "glm"), node("Dataset", "ONESAMPLE", "glm")],
+              [("run", "s"), ("s", "oneSample"), ("s", "ONESAMPLE")]), "desc-oneSample and desc-ONESAMPLE"),
     # a fixed-effects dataset node of an age slope: its X and contrast were dropped, its maps the plain mean's
     (document("m", [RUN, node("Subject", "s"), {**node("Dataset", "d"), "Model": {"Type": "meta", "X": [1, "age"]}}],
               [("run", "s"), ("s", "d")]), "Node 'd' of m is a meta"),

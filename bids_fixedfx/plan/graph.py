@@ -128,13 +128,16 @@ def check_graph(model, source: str) -> None:
     if len(runs) > 1:
         raise ModelError(f"{source} has {len(runs)} run-level nodes ({', '.join(n.name for n in runs)}); "
                          "the runs are fitted by one run node, whose contrasts several later nodes may receive.")
-    labels = {}
+    labels = {}  # (level, label in any case) -> (node name, label): olsX and OlsX both name maps fixedfxOlsX
     for node in model.nodes:
-        label = (node.level, node_desc(model, node))
-        if label[1] is not None and label in labels:
-            raise ModelError(f"Nodes {labels[label]!r} and {node.name!r} of {source} would name their maps alike "
-                             f"(desc-{label[1]}); rename one.")
-        labels[label] = node.name
+        desc = node_desc(model, node)
+        key = (node.level, desc.casefold() if desc is not None else None)
+        if desc is not None and key in labels:
+            first, first_desc = labels[key]
+            alike = f"desc-{desc}" if desc == first_desc else f"desc-{first_desc} and desc-{desc} differ only in case"
+            raise ModelError(f"Nodes {first!r} and {node.name!r} of {source} would name their maps alike "
+                             f"({alike}); rename one.")
+        labels[key] = (node.name, desc)
         if node.model_type not in TYPES[node.level]:
             raise ModelError(f"Node {node.name!r} of {source} is a {node.level}-level {node.model_type} node; "
                              f"a {node.level} node is of type {' or '.join(TYPES[node.level])}.")
