@@ -102,8 +102,12 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
         if path is None:
             continue
         try:
-            if Path(path).is_symlink() and not Path(path).exists():
+            dangling = next((p for p in (Path(path), *Path(path).parents) if p.is_symlink() and not p.exists()), None)
+            if dangling == Path(path):
                 raise UsageError(f"{option} {path} is a symbolic link to nothing (or a loop of links); give a folder.")
+            if dangling is not None:  # the folder would be made through it: mkdir fails on the link
+                raise UsageError(f"{option} {path} is under {dangling}, a symbolic link to nothing (or a loop of "
+                                 "links); give a folder that exists or can be made.")
             path = Path(path).resolve()
         except (RuntimeError, OSError):  # a loop of links: Python's resolve() gives up
             raise UsageError(f"{option} {path} is a loop of symbolic links; give a folder.") from None

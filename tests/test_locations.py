@@ -252,6 +252,21 @@ def test_an_output_dir_that_is_a_broken_link_is_named(tmp_path, kind):
         locations.check_locations(bids, link)
 
 
+@pytest.mark.parametrize("option", ["OUTPUT_DIR", "--work-dir", "--bids-database-dir"])
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_a_folder_under_a_broken_link_is_named(tmp_path, kind, option):
+    """OUTPUT_DIR under a link to nothing was exit 1 ('[Errno 17] File exists'), once the runs were fitted."""
+    bids = _dataset(tmp_path / "bids")
+    link = tmp_path / kind
+    link.symlink_to(tmp_path / "nowhere" if kind == "dangling" else link)
+    folder = link / "out" / "deeper"
+    given = {"OUTPUT_DIR": {"output_dir": folder},
+             "--work-dir": {"output_dir": tmp_path / "out", "work_dir": folder},
+             "--bids-database-dir": {"output_dir": tmp_path / "out", "database_dir": folder}}[option]
+    with pytest.raises(UsageError, match=f"{option} {folder} is under {link}, a symbolic link to nothing"):
+        locations.check_locations(bids, **given)
+
+
 def test_a_folder_its_permissions_allow_but_its_file_system_refuses_is_named(tmp_path, monkeypatch):
     """Root-squashed NFS, ACLs and /sys let ``os.access`` pass and then refuse the folder: the
     check makes one, rather than failing when the first output is written (exit 1)."""
