@@ -1528,6 +1528,21 @@ def test_run_labels_padded_apart_in_the_derivatives_are_one_run(fresh_dataset, m
     assert not [w for w in selection.warnings if "no preprocessed one" in w]
 
 
+@pytest.mark.parametrize("label", ["\uff102", "0\u00b2", "0\u0662"])  # fullwidth 0, superscript 2, Arabic-Indic 2
+def test_a_run_label_of_other_than_ascii_letters_and_digits_is_refused(fresh_dataset, tmp_path, capsys, label):
+    """pybids reads ``run-\uff102`` as run 2: it took run-02's events and named its maps with the
+    fullwidth digit (exit 0)."""
+    from tools import fails
+
+    dataset = fresh_dataset(subjects=("01",))
+    renamed = []
+    for path in sorted((dataset.path / "derivatives" / "fmriprep").rglob("*run-02*")):
+        renamed.append(path.rename(path.with_name(path.name.replace("run-02", f"run-{label}"))))
+    said = fails(capsys, [dataset.path, tmp_path / "out", "participant", "--skip-bids-validation", "--no-reports"],
+                 EX_NO_INPUT, f"run label {label!r}", "not ASCII letters and digits")
+    assert any(str(path) in said for path in renamed)
+
+
 def test_a_run_whose_confounds_file_alone_is_missing_is_refused(fresh_dataset, tmp_path, capsys):
     """A partial copy of the derivatives: that run was fitted without motion regressors (exit 0,
     one warning) and folded into its subject's maps."""

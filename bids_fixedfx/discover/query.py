@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from ..errors import NoDataError
+from ..errors import InputFileError, NoDataError
 from ..naming import ENTITY_KEYS, RUN_ENTITIES
 
 NIFTI = [".nii.gz", ".nii"]
@@ -53,6 +53,15 @@ def _pybids_filters(query: dict) -> dict:
 
 
 def _run_entities(bids_file) -> tuple[tuple[str, str], ...]:
+    """A run's entities as (key, label), from its file's name; a label of these entities that is
+    not ASCII letters and digits in the name is refused (pybids reads ``run-０2``, fullwidth
+    digits, as run 2, whose events it took, and ``run-0²`` as run 0)."""
+    keys = {key for _, key in RUN_ENTITIES}
+    for part in Path(bids_file.path).name.split(".")[0].split("_"):
+        key, _, label = part.partition("-")
+        if key in keys and not (label.isascii() and label.isalnum()):
+            raise InputFileError(f"{bids_file.path} has the {key} label {label!r}, which is not ASCII letters and "
+                                 "digits, as BIDS labels are; rename the file.")
     entities = bids_file.get_entities()
     return tuple(
         (key, str(entities[name])) for name, key in RUN_ENTITIES if entities.get(name) is not None
