@@ -446,6 +446,26 @@ def test_binary_garbage_as_events(one_subject, tmp_path, capsys):
 # ---------------------------------------------------------------- designs
 
 
+@pytest.mark.parametrize("second", ["npz", "padded"])
+def test_two_designs_for_one_run_are_refused(one_subject, tmp_path, capsys, second):
+    """A .tsv beside a .npz of one run: the .npz was taken without a word, and the .tsv said to
+    match no run."""
+    design_dir = tmp_path / "designs"
+    design_dir.mkdir()
+    bold = sorted((one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"))[0]
+    stem, rows = naming_stem(bold), nib.load(str(bold)).shape[3]
+    design = pd.DataFrame({"a": np.sin(np.arange(rows)), "constant": np.ones(rows)})
+    design.to_csv(design_dir / f"{stem}_design.tsv", sep="\t", index=False)
+    if second == "npz":
+        other = f"{stem}_design.npz"
+        np.savez(design_dir / other, X=design.to_numpy())
+    else:
+        other = f"{stem.replace('run-01', 'run-1')}_design.tsv"
+        design.to_csv(design_dir / other, sep="\t", index=False)
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK, "--design-dir", design_dir], 64,
+          f"holds 2 designs for {stem}", f"{stem}_design.tsv", other, "keep one of them")
+
+
 def test_a_pickled_npz_design_is_not_loaded(one_subject, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     design_dir = tmp_path / "designs"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import NoDataError
-from ..naming import ENTITY_NAMES
+from ..errors import NoDataError, UsageError
+from ..naming import ENTITY_NAMES, run_name
 from .bidsignore import ignoring_rule
 from .metadata import _name_entities, inherited_files
 from .query import _one, _unpadded
@@ -74,7 +74,8 @@ def _design_for(design_dir, entities):
     if design_dir is None:
         return None
     wanted = {ENTITY_NAMES[key]: _unpadded(ENTITY_NAMES[key], value) for key, value in entities}
-    for file_entities, path in _design_files(design_dir):
-        if file_entities == wanted:
-            return path
-    return None
+    found = [path for file_entities, path in _design_files(design_dir) if file_entities == wanted]
+    if len(found) > 1:  # a .tsv and a .npz, or run-1 and run-01: which one was meant is the user's to say
+        raise UsageError(f"--design-dir {design_dir} holds {len(found)} designs for {run_name(entities)} "
+                         f"({', '.join(sorted(p.name for p in found))}); keep one of them.")
+    return found[0] if found else None
