@@ -353,12 +353,18 @@ def read_mask(path, what: str = "Mask"):
     Raises
     ------
     InputFileError
-        Unreadable, not 3D, empty, or with more than two values.
+        Unreadable, not 3D, empty, with more than two values, or non-finite ones.
     """
     import nibabel as nib
     from nilearn.masking import load_mask_img
 
     img = read_image(path, what)
+    data = np.asanyarray(img.dataobj)
+    if data.dtype.kind in "fc" and not np.isfinite(data).all():  # nilearn zeroes them, warning in Python's words
+        count = np.count_nonzero(~np.isfinite(data))
+        raise InputFileError(f"{what} {path} is not a usable mask: it holds {count} non-finite value"
+                             f"{'s' if count > 1 else ''} (NaN or infinity), where a mask holds 0 outside and one "
+                             "value inside; set them to 0.")
     try:
         values, affine = load_mask_img(img)
     except (ValueError, TypeError) as error:

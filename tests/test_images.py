@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -173,6 +174,20 @@ def test_unusable_masks_are_named(tmp_path, values, reason):
     with pytest.raises(InputFileError, match=f"Mask {path} is not a usable mask.*{reason}") as error:
         read_mask(path)
     assert "\n" not in str(error.value) and str(error.value).count(". ") == 0  # one sentence
+
+
+@pytest.mark.parametrize(("bad", "said"), [((np.nan,), "1 non-finite value "), ((np.inf, -np.inf), "2 non-finite values")])
+def test_a_mask_with_non_finite_values_is_named(tmp_path, bad, said):
+    """nilearn zeroed them, with two lines of Python's warning on the terminal, and the job went on."""
+    path = tmp_path / "mask.nii.gz"
+    values = np.zeros((4, 4, 4), dtype=np.float32)
+    values[1:3, 1:3, 1:3] = 1
+    values.flat[:len(bad)] = bad
+    nib.Nifti1Image(values, np.eye(4)).to_filename(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning of nilearn's
+        with pytest.raises(InputFileError, match=f"Mask {path} is not a usable mask: it holds {said}.*set them to 0"):
+            read_mask(path)
 
 
 def test_a_binary_mask(tmp_path):
