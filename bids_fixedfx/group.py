@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputFileError
 from .glm import NILEARN_OUTPUTS, OUTSIDE_MASK, STATS, ContrastMaps, fitted_test, stats_of, unmask_map
-from .maps import _masked_values, _voxel_blocks, intersect_masks, masked_matrix
+from .maps import _masked_values, _name, _voxel_blocks, intersect_masks, masked_matrix
 
 @dataclass(frozen=True)
 class GroupContrast:
@@ -179,7 +180,11 @@ def streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted=Fa
     weight_sum = np.zeros_like(effect_sum)
     for effect_img, variance_img in zip(effects, variances):
         effect = _masked_values(effect_img, inside, affine).astype(np.float64)
-        variance = np.maximum(_masked_values(variance_img, inside, affine).astype(np.float64), tiny)
+        variance = _masked_values(variance_img, inside, affine).astype(np.float64)
+        if np.any(variance < 0):  # no variance map the app writes; nilearn's floor would make them 1e-16
+            raise InputFileError(f"{_name(variance_img)} holds negative values inside the mask, so it is no "
+                                 "variance map; rerun the participant level for its subject.")
+        variance = np.maximum(variance, tiny)
         if precision_weighted:
             weight = 1.0 / variance
             weight_sum += weight

@@ -238,6 +238,20 @@ def test_streamed_fixed_effects_equal_nilearn(group_maps, precision_weighted):
     np.testing.assert_allclose(ours["p"], stats.t.sf(ours["t"], np.sum(dofs)), rtol=1e-6)
 
 
+def test_a_variance_map_with_negative_values_is_named(group_maps, tmp_path):
+    """A tampered or corrupt subject variance map: nilearn's floor made its voxels 1e-16, and
+    the subject outweighed the others without a word."""
+    from bids_fixedfx.errors import InputFileError
+
+    effects, variances, mask = group_maps
+    data = variances[1].get_fdata().copy()  # not the fixture's cached array
+    data[mask.get_fdata() > 0] *= -1
+    bad = _save(nib.Nifti1Image(data, variances[1].affine), tmp_path / "sub-02_stat-variance_statmap.nii.gz")
+    dofs = [40.0] * len(effects)
+    with pytest.raises(InputFileError, match=f"{bad} holds negative values inside the mask"):
+        combine.streamed_fixed_effects(effects, [variances[0], bad, *variances[2:]], mask, dofs)
+
+
 def test_group_fixed_effects(maps):
     effects, variances, mask, dofs = maps
     contrast = combine.GroupContrast("audio", "audio", {"intercept": 1.0})
