@@ -196,6 +196,10 @@ def test_string_fractions_and_f_contrasts():
     ({"Nodes__0__Model__Software": "nilearn"}, "Node 'run': Model.Software must be an object, one entry per software"),
     ({"Nodes__1__Model__Software": 5}, "Node 'subject': Model.Software must be an object"),
     ({"Nodes__0__Model__Software": {"nilearn": ["ar1"]}}, "Model.Software.nilearn must be an object of settings"),
+    # a slip of a setting's name was a note, and the run was fitted with the default AR(1) model
+    ({"Nodes__0__Model__Software": {"nilearn": {"noise_modle": "ols"}}},
+     r"Node 'run': Model.Software.nilearn.noise_modle is no setting this app reads; did you mean noise_model\?"),
+    ({"Nodes__1__Model__Software": {"nilearn": {"Precision_Weighted": True}}}, "did you mean precision_weighted"),
 ])
 def test_bad_models_are_one_sentence(changes, message):
     with pytest.raises(ModelError, match=message) as caught:
@@ -389,6 +393,8 @@ def test_options_and_software_keys_the_app_does_not_apply_are_noted():
     assert any("Model.Options.LowPassFilterCutoffHz is not applied" in n for n in notes), notes
     assert any("Model.Options.Aggregate is not applied" in n for n in notes), notes
     assert any("Model.Software.nilearn.minimize_memory is not read" in n for n in notes), notes
+    document["Nodes"][0]["Model"]["Software"] = {"nilearn": {"hrf_model": "spm"}}  # nilearn's, near drift_model
+    assert any("Model.Software.nilearn.hrf_model is not read" in n for n in parse_model(document).notes)
     assert not any("noise_model is not read" in n or "smoothing_fwhm is not read" in n for n in notes)
     document["Nodes"][0]["Model"]["Software"] = {"bids-fixedfx": {"Threshold": "fdr"}}
     assert any("Model.Software.bids-fixedfx is not read in a run node" in n for n in parse_model(document).notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from ._parse import canonical, check_hrf_model, listify, parse_instruction, parse_weights
@@ -16,6 +17,11 @@ from .formula import parse_formula
 #: The ``Model.Software.nilearn`` keys the app reads (:mod:`.design`).
 SOFTWARE_KEYS = ("noise_model", "drift_model", "drift_order", "precision_weighted", "non_steady_state",
                  "dummy_scans", "smoothing_fwhm")
+#: nilearn's FirstLevelModel arguments that a model may name and this app does not read (its
+#: HRF is Model.HRF's, its high-pass Options'): ignored with a note, never taken for a slip.
+NILEARN_ARGUMENTS = ("t_r", "slice_time_ref", "hrf_model", "high_pass", "fir_delays", "min_onset", "mask_img",
+                     "target_affine", "target_shape", "memory", "memory_level", "standardize", "signal_scaling",
+                     "verbose", "n_jobs", "minimize_memory", "subject_label", "random_state")
 
 
 def parse_node(raw, index, source, notes) -> Node:
@@ -90,6 +96,10 @@ def parse_node(raw, index, source, notes) -> Node:
         notes.append(f"{where}: Model.Software.bids-fixedfx is not read in a {level} node (corrected inference is "
                      "stated in the subject node, for the participant level, or the dataset node), so it was ignored")
     for key in [k for k in nilearn if k not in SOFTWARE_KEYS]:
+        meant = difflib.get_close_matches(str(key).lower(), SOFTWARE_KEYS, n=1, cutoff=0.75)
+        if meant and key not in NILEARN_ARGUMENTS:  # noise_modle: a slip that would fit the default model in its place
+            raise ModelError(f"{where}: Model.Software.nilearn.{key} is no setting this app reads; did you mean "
+                             f"{meant[0]}? (It reads {', '.join(SOFTWARE_KEYS)}.)")
         notes.append(f"{where}: Model.Software.nilearn.{key} is not read by this app (it reads "
                      f"{', '.join(SOFTWARE_KEYS)}), so it was ignored")
     high_pass = options.pop("HighPassFilterCutoffHz", None)
