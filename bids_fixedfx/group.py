@@ -151,7 +151,8 @@ def streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted=Fa
 
     The sums of nilearn's ``_compute_fixed_effects_params`` (variances floored at 1e-16;
     the mean effect and the mean variance over n, or inverse-variance weights), accumulated
-    in float64 in the maps' order, then nilearn's ``Contrast`` for t, z and p.
+    in float64 in the maps' order, then nilearn's ``Contrast`` for t, z and p. Non-finite
+    values count as 0, as nilearn's masker gives them to ``compute_fixed_effects``.
 
     Parameters
     ----------
@@ -179,8 +180,9 @@ def streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted=Fa
     effect_sum = np.zeros(int(inside.sum()))
     weight_sum = np.zeros_like(effect_sum)
     for effect_img, variance_img in zip(effects, variances):
-        effect = _masked_values(effect_img, inside, affine).astype(np.float64)
-        variance = _masked_values(variance_img, inside, affine).astype(np.float64)
+        # non-finite values are 0, as nilearn's masker gives them to compute_fixed_effects (NaN was written)
+        effect = _finite(_masked_values(effect_img, inside, affine))
+        variance = _finite(_masked_values(variance_img, inside, affine))
         if np.any(variance < 0):  # no variance map the app writes; nilearn's floor would make them 1e-16
             raise InputFileError(f"{_name(variance_img)} holds negative values inside the mask, so it is no "
                                  "variance map; rerun the participant level for its subject.")
@@ -203,6 +205,11 @@ def streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted=Fa
     z = found.z_score()
     return {"effect": effect, "variance": variance, "t": np.ravel(found.stat_), "z": np.ravel(z),
             "p": np.ravel(found.p_value())}
+
+
+def _finite(values) -> np.ndarray:
+    """``values`` in double precision, NaN and infinity 0."""
+    return np.nan_to_num(values.astype(np.float64), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def group_level(effects, variances, dofs, masks, contrast, group_model="random"):

@@ -238,6 +238,27 @@ def test_streamed_fixed_effects_equal_nilearn(group_maps, precision_weighted):
     np.testing.assert_allclose(ours["p"], stats.t.sf(ours["t"], np.sum(dofs)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("precision_weighted", [False, True])
+def test_streamed_fixed_effects_take_non_finite_values_as_nilearn_does(group_maps, precision_weighted):
+    """A NaN voxel of a subject's effect or variance map (precision weighting of a voxel constant
+    in a run) was written NaN; nilearn's masker makes it 0."""
+    effects, variances, mask = group_maps
+    inside = np.flatnonzero(mask.get_fdata() > 0)
+    effect, variance = effects[1].get_fdata().copy(), variances[2].get_fdata().copy()
+    effect.flat[inside[:3]] = [np.nan, np.inf, -np.inf]
+    variance.flat[inside[3:5]] = [np.nan, np.inf]
+    effects = [effects[0], nib.Nifti1Image(effect, AFFINE), *effects[2:]]
+    variances = [*variances[:2], nib.Nifti1Image(variance, AFFINE), *variances[3:]]
+    dofs = [40.0] * len(effects)
+    ours = combine.streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nilearn's: non-finite values replaced by 0
+        theirs = compute_fixed_effects(effects, variances, mask, precision_weighted=precision_weighted, dofs=dofs)
+    for stat, expected in zip(("effect", "variance", "t", "z"), theirs):
+        assert np.isfinite(ours[stat]).all(), stat
+        np.testing.assert_allclose(ours[stat], values(expected, mask), rtol=1e-6, atol=0, err_msg=stat)
+
+
 def test_a_variance_map_with_negative_values_is_named(group_maps, tmp_path):
     """A tampered or corrupt subject variance map: nilearn's floor made its voxels 1e-16, and
     the subject outweighed the others without a word."""
