@@ -12,7 +12,7 @@ GRID_ATOL = 1e-4
 GROUP_BLOCK_VALUES = 4_000_000
 
 
-def intersect_masks(mask_imgs):
+def intersect_masks(mask_imgs, sizes=None):
     """The voxels inside every mask (nilearn's ``intersect_masks`` with threshold 1).
 
     The masks are read one at a time, so memory does not grow with their number.
@@ -21,6 +21,8 @@ def intersect_masks(mask_imgs):
     ----------
     mask_imgs : list of Nifti1Image or paths
         Masks on one grid.
+    sizes : list, optional
+        Where each mask's number of voxels is appended, as it is read.
 
     Returns
     -------
@@ -40,6 +42,8 @@ def intersect_masks(mask_imgs):
     inside = affine = None
     for index, mask_img in enumerate(mask_imgs):
         values, this_affine = _read_mask(mask_img)
+        if sizes is not None:
+            sizes.append(int(np.count_nonzero(values)))
         if inside is None:
             inside, affine = values.copy(), this_affine
             continue
@@ -55,6 +59,18 @@ def intersect_masks(mask_imgs):
 def is_empty(mask_img) -> bool:
     """Whether a mask (an image of 0 and 1, as :func:`intersect_masks` makes) holds no voxel."""
     return not np.asanyarray(mask_img.dataobj).any()
+
+
+def least_shared(mask_imgs) -> int:
+    """Which mask (its position) holds the smallest part of the voxels that at least half the
+    masks share (the masks on one grid, read twice, one at a time)."""
+    mask_imgs = list(mask_imgs)
+    counts = None
+    for mask_img in mask_imgs:
+        values, _ = _read_mask(mask_img)
+        counts = values.astype(np.int32) if counts is None else counts + values
+    shared = counts >= (len(mask_imgs) + 1) // 2
+    return int(np.argmin([np.count_nonzero(_read_mask(mask_img)[0] & shared) for mask_img in mask_imgs]))
 
 
 def masks_apart(mask_imgs) -> list[int]:

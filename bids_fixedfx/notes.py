@@ -28,7 +28,7 @@ KINDS = {
     "contrast-weights": "a contrast weighs other columns in other runs of a subject (a weight list)",
     "run-left-out": "a run was left out of its subject's maps",
     "subject-left-out": "a subject was left out of a group test, having no maps of its contrast",
-    "mask": "about a run's mask",
+    "mask": "about a run's mask, or a group mask that subject masks shrink",
 }
 
 

@@ -585,6 +585,27 @@ def test_subject_masks_with_no_voxel_in_common_stop_the_group_level_before_it_wr
     assert "sub-01," not in errors[0] and "sub-03," not in errors[0]
 
 
+def test_a_subject_mask_that_barely_overlaps_the_others_is_said_to(example_dataset, analysed, tmp_path, capsys):
+    """A subject mask of a few voxels shrank the group mask to them, without a word (exit 0)."""
+    out = _participant_outputs(analysed, tmp_path / "out")
+    masks = {s: out / f"sub-{s}" / "func" / f"sub-{s}_task-checkerboard_space-{SPACE}_desc-fixedfx_mask.nii.gz"
+             for s in ("01", "02", "03")}
+    shared = (data(masks["01"]) > 0) & (data(masks["03"]) > 0)
+    few = np.zeros(shared.shape, dtype=np.int8)
+    few.flat[np.flatnonzero(shared)[:4]] = 1
+    nib.save(nib.Nifti1Image(few, nib.load(masks["02"]).affine), masks["02"])
+    capsys.readouterr()
+    assert main([str(example_dataset.path), str(out), "group", "--no-reports", "--space", SPACE]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "group mask" in line]
+    assert len(warned) == 1, warned  # once for the task's contrasts, which share the masks
+    assert "keeps 4 voxels" in warned[0] and "the mask of sub-02 holds the least" in warned[0], warned
+    group_mask = next((out / "group").glob("*_mask.nii.gz"))
+    assert np.count_nonzero(data(group_mask)) == 4
+    nib.save(nib.Nifti1Image(shared.astype(np.int8), nib.load(masks["02"]).affine), masks["02"])
+    assert main([str(example_dataset.path), str(out), "group", "--no-reports", "--space", SPACE]) == 0
+    assert "group mask" not in capsys.readouterr().err  # a mask of the others' shared voxels: no warning
+
+
 def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset, analysed, tmp_path,
                                                                     monkeypatch):
     """Every contrast of a task is tested over the same subjects' masks: they are intersected
@@ -594,7 +615,7 @@ def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset
     out = _participant_outputs(analysed, tmp_path / "out")
     made = []
     original = combine.intersect_masks
-    monkeypatch.setattr(combine, "intersect_masks", lambda masks: made.append(tuple(masks)) or original(masks))
+    monkeypatch.setattr(combine, "intersect_masks", lambda masks, *sizes: made.append(tuple(masks)) or original(masks, *sizes))
     assert main([str(example_dataset.path), str(out), "group", "--no-reports", "--nprocs", "1"]) == 0
     tested = {p.name.split("_contrast-")[1].split("_")[0] for p in (out / "group").glob("*_stat-t_statmap.nii.gz")}
     assert len(tested) >= 2 and len(made) == 1 and len(made[0]) == 3

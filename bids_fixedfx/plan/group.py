@@ -282,7 +282,7 @@ def plan_group(settings, model=None) -> GroupPlan:
                 notes += more
             _check_labels(test, settings.group_model)
             _check_grid(test, output_dir, grids)
-            _check_masks_overlap(test, output_dir, masks)
+            notes += _check_masks_overlap(test, output_dir, masks)
             step_tests.append(test)
         if step is not None:
             _check_computes_a_map(step.node, step_tests)
@@ -689,21 +689,43 @@ def _check_vertices(test, output_dir, masks, forms) -> None:
             )
 
 
-def _check_masks_overlap(test, output_dir, masks) -> None:
+#: A group mask below this part of the median subject mask is said to (a subject's mask that
+#: barely overlaps the others' leaves the group test a few voxels).
+SMALL_GROUP_MASK = 0.5
+
+
+def _check_masks_overlap(test, output_dir, masks) -> list[Note]:
     """Refuse, before any group file is written, a test whose subjects' masks have no voxel in
     common: its maps would be empty. ``masks``: the group mask of each set of subject masks,
-    made once (the tests of a task's contrasts share them) and kept for computing the tests."""
+    made once (the tests of a task's contrasts share them) and kept for computing the tests.
+
+    Returns a warning when the group mask keeps less than :data:`SMALL_GROUP_MASK` of the
+    median subject mask (said once per set of masks), naming the subject whose mask holds the
+    least of what at least half the masks share."""
     from .. import combine
-    from ..maps import is_empty, masks_apart
+    from ..maps import is_empty, least_shared, masks_apart
 
     paths = tuple(item.mask for item in test.inputs)
-    if paths not in masks:
-        masks[paths] = combine.intersect_masks(paths)
-    if not is_empty(masks[paths]):
-        return
-    distinct = list(dict.fromkeys(paths))
     owners = {item.mask: f"sub-{item.subject}" + (f" ses-{item.session}" if item.session else "")
               for item in test.inputs}
+    notes = []
+    if paths not in masks:
+        sizes = []
+        masks[paths] = combine.intersect_masks(paths, sizes)
+        kept, median = int(np.count_nonzero(np.asanyarray(masks[paths].dataobj))), float(np.median(sizes))
+        if kept and kept < SMALL_GROUP_MASK * median:
+            distinct = list(dict.fromkeys(paths))
+            notes.append(Note(
+                "mask",
+                f"The group mask of task-{test.task}{test.parts_text} keeps {kept} voxels, {kept / median:.0%} of the "
+                f"median subject mask ({median:.0f}): the mask of {owners[distinct[least_shared(distinct)]]} holds "
+                "the least of what the others share; check it (the subject's report), or leave that subject out with "
+                "--participant-label.",
+                task=test.task,
+            ))
+    if not is_empty(masks[paths]):
+        return notes
+    distinct = list(dict.fromkeys(paths))
     apart = [owners[distinct[index]] for index in masks_apart(distinct)]
     told = (f"the masks of {', '.join(apart)} share none of the voxels that the other subjects' masks share"
             if apart else f"no voxel lies inside the masks of all of {', '.join(owners.values())}")
