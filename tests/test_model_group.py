@@ -75,6 +75,17 @@ def test_a_covariate_is_demeaned_over_the_inputs_tested_not_those_left_out():
     assert design.notes == ("Node 'group': left out sub-02 (group missing)",)
 
 
+def test_a_level_that_only_subjects_left_out_held_is_said_to_be_theirs():
+    """sub-03, without an age, alone of site 3: 'Model.X names 'site.3', which is not a
+    variable', though participants.tsv has site 3, and sub-03's note was never shown."""
+    table = PARTICIPANTS.assign(site=["1", "2", "3", "1", "2"])
+    node = dataset_node([1, "age", "site.2", "site.3"], [{"Name": "Factor", "Input": ["site"]}])
+    with pytest.raises(ModelError, match=r"'site.3', which is not a variable.*, once sub-03 was left out for "
+                                         r"missing values \(a level of a factor may have been theirs alone\)\."):
+        build_group_design(node, table)
+    assert len(build_group_design(node, table.fillna({"age": 40.0})).matrix) == 5
+
+
 def test_a_level_named_in_x_is_missing_where_its_category_is():
     """group n/a gave the subject a row of zeros in group.patient and group.control (exit 0,
     wrong degrees of freedom), where X: ["group"] left it out."""
