@@ -135,6 +135,12 @@ def _participant(settings, derivatives, fork):
     del ahead  # the first run's series: freed once fitted
     total, done, notes, repeats = len(checked.runs), 0, list(checked.notes), Repeats()
     subject_steps = [step for step in checked.steps if step.level == "subject"]
+    f_tests = list(dict.fromkeys(c.name for s in checked.subjects for p in s.runs for c in p.contrasts if c.test == "F"))
+    if f_tests and any(step.level != "run" for step in checked.steps):
+        logger.info("%s %s F test%s: %s maps are the runs' (%s nodes combine t contrasts).", ", ".join(f_tests),
+                    "is an" if len(f_tests) == 1 else "are", "" if len(f_tests) == 1 else "s",
+                    "its" if len(f_tests) == 1 else "their",
+                    " and ".join(dict.fromkeys(step.level for step in checked.steps if step.level != "run")))
     unreported = set()  # sets whose subject node let none of their runs through: no subject maps to show
     started = time.perf_counter()
     ordinals = {label: n for n, label in enumerate(dict.fromkeys(s.subject for s in checked.subjects), start=1)}

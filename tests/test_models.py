@@ -609,6 +609,8 @@ def test_a_run_model_of_f_tests_only_writes_its_run_maps(fresh_dataset, tmp_path
                                                              "Weights": [1, -1], "Test": "t"}]}
     out = tmp_path / "with-t"
     assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(_model(tmp_path, [with_t], "withT"))]) == 0
+    # said: the subject maps of av came without anyTask's, and no line said why
+    assert "anyTask is an F test: its maps are the runs' (subject nodes combine t contrasts)." in capsys.readouterr().err
     methods = (out / "logs" / "CITATION.md").read_text()
     assert "`anyTask`: an F test of 2 rows, (`audio` 1) and (`visual` 1); `av`: `audio` 1, `visual` -1." in methods
     assert "for each F test the maps of the F, z and p statistics" in methods and "by fixed effects" in methods
