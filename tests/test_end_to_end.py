@@ -606,6 +606,21 @@ def test_a_subject_mask_that_barely_overlaps_the_others_is_said_to(example_datas
     assert "group mask" not in capsys.readouterr().err  # a mask of the others' shared voxels: no warning
 
 
+def test_a_subject_rerun_with_settings_no_model_states_is_refused_saying_which(example_dataset, analysed, tmp_path,
+                                                                            capsys):
+    """sub-02 rerun with --mask FILE: the group level said only 'ModelFile "bids::models/..." vs
+    null', and --mask was never named."""
+    out = _participant_outputs(analysed, tmp_path / "out")
+    mask = next((example_dataset.path / "derivatives").rglob(f"sub-02_*space-{SPACE}_desc-brain_mask.nii.gz"))
+    assert main([str(example_dataset.path), str(out), "participant", "--participant-label", "02", "--mask", str(mask),
+                 "--skip-bids-validation", "--no-reports"]) == 0
+    capsys.readouterr()
+    assert main([str(example_dataset.path), str(out), "group", "--no-reports"]) == 64
+    error = " ".join(capsys.readouterr().err.split())
+    assert "made with different models" in error and "vs null: the job that wrote null had settings no model" in error
+    assert "--mask FILE" in error
+
+
 def test_the_group_mask_of_one_set_of_subject_masks_is_made_once(example_dataset, analysed, tmp_path,
                                                                     monkeypatch):
     """Every contrast of a task is tested over the same subjects' masks: they are intersected

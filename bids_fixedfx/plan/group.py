@@ -964,6 +964,11 @@ def _differences(one, other) -> str:
         if key == "ModelNodesDigest" and a != b:  # two versions of a model file of one name (or none)
             parts.append("the run, session or subject nodes of the model file (ModelNodesDigest differs)")
             continue
+        if key == "ModelFile" and a != b and None in (a, b):
+            parts.append(f"ModelFile {json_text(a)} vs {json_text(b)}: the job that wrote null had settings no model "
+                         "states (--design-dir, --mask FILE, a load_confounds strategy, or events whose modulation "
+                         "is n/a for some events or that only some runs have; its log said which)")
+            continue
         if a != b:
             parts.append(f"{key} {json_text(a)} vs {json_text(b)}")
     return "; ".join(parts) or "sidecars differ"
