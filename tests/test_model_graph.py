@@ -711,6 +711,27 @@ def test_a_participant_on_two_rows_is_refused_naming_the_file(tmp_path):
     assert caught.value.exit_code == 66
 
 
+@pytest.mark.parametrize("columns, named, said", [
+    (["mean"], "mean", "the test of the mean effect (mean:"),
+    (["group", "Mean"], "Mean", "the test of the mean effect (Mean:"),
+    (["age", "Age"], "Age", "the test of the slope of column 'age' (Age:"),
+    (["group", "a minus b"], "a minus b", "the test of the groups' 'a minus b' (aMinusB:"),
+])
+def test_a_covariate_named_as_another_test_is_named(columns, named, said):
+    """A column 'mean': "Node 'groupCovariates' has two contrasts named 'mean'", of a node the
+    user never wrote."""
+    from bids_fixedfx.errors import UsageError
+    from bids_fixedfx.plan import covariates_model
+
+    table = pd.DataFrame({"mean": [1.0, 2, 3, 5], "Mean": [1.0, 2, 3, 5], "age": [3.0, 4, 5, 7], "Age": [1.0, 5, 2, 3],
+                          "group": ["a", "b", "a", "b"], "a minus b": [1.0, 2, 3, 5]}, index=["01", "02", "03", "04"])
+    with pytest.raises(UsageError, match=f"--group-covariates {named}: the test of its slope would bear the name of "
+                                         f"{said.replace('(', '.')}.*rename the participants.tsv column"):
+        covariates_model(columns, table)
+    assert [c.name for c in covariates_model(["group", "age"], table).nodes[0].contrasts] == [
+        "mean", "a minus b", "age"]
+
+
 def test_group_covariates_written_with_a_decimal_comma_are_named(tmp_path):
     from bids_fixedfx.errors import InputFileError
     from bids_fixedfx.plan import covariates_model, read_participants

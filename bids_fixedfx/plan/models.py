@@ -540,6 +540,7 @@ def covariates_model(columns, participants, inference=None, described=None):
             raise UsageError(f"--group-covariates {column} has {len(levels)} level(s) among the subjects selected "
                              f"({', '.join(levels)}); a group column needs two or more.")
         groups = (column, levels)
+    slopes = {id(contrast) for contrast in contrasts}  # the covariates' (the group tests come below)
     if groups is not None:
         column, levels = groups
         indicators = [f"{column}.{level}" for level in levels]
@@ -556,6 +557,21 @@ def covariates_model(columns, participants, inference=None, described=None):
     else:
         x = [1, *x]
         contrasts = [{"Name": "mean", "ConditionList": [1], "Weights": [1], "Test": "t"}, *contrasts]
+    from ..naming import label_of
+
+    def test_of(contrast):
+        if id(contrast) in slopes:
+            return f"the slope of column {contrast['Name']!r}"
+        return "the mean effect" if contrast is contrasts[0] else f"the groups' {contrast['Name']!r}"
+
+    named = {}
+    for contrast in contrasts:  # a covariate column named mean: "two contrasts named 'mean'", of a node never written
+        key = label_of(contrast["Name"]).casefold()
+        if key in named:
+            raise UsageError(f"--group-covariates {contrast['Name']}: the test of its slope would bear the name of "
+                             f"the test of {test_of(named[key])} ({label_of(contrast['Name'])}: names that differ only "
+                             "in case or punctuation are one); rename the participants.tsv column.")
+        named[key] = contrast
     node = {"Level": "Dataset", "Name": COVARIATES_NODE, "GroupBy": ["contrast"],
             "Model": {"Type": "glm", "X": x}, "Contrasts": contrasts}
     software = inference_software(inference, "dataset") if inference is not None else {}
