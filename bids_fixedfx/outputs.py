@@ -486,7 +486,8 @@ def write_inference_maps(kind, label, inference_maps, place, sidecar, group_mode
     place : Staging or Direct
     sidecar : dict
         Keys every map shares (``Contrast``, ``DegreesOfFreedom`` ...); ``Sources`` is
-        set to the unthresholded z map of the same contrast.
+        set to the unthresholded z map of the same contrast, which the thresholded maps are
+        made from (a permutation test's ``logp`` maps keep the sidecar's: the maps tested).
     group_model : str or None
         The group model, which the maps' ``desc`` names too.
     design : str or None
@@ -511,8 +512,8 @@ def write_inference_maps(kind, label, inference_maps, place, sidecar, group_mode
             for ext in (".nii.gz", ".json")
         }
         write_nifti(as_float32(item.img), place.path(names[".nii.gz"]))
-        write_json({**sidecar, "Sources": [source(z_map, place.output_dir)], "Statistic": item.stat,
-                    **item.sidecar}, place.path(names[".json"]))
+        sources = sidecar["Sources"] if item.stat == "logp" and "Sources" in sidecar else [source(z_map, place.output_dir)]
+        write_json({**sidecar, "Sources": sources, "Statistic": item.stat, **item.sidecar}, place.path(names[".json"]))
         written.append(names[".nii.gz"])
     return written
 

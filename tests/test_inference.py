@@ -140,6 +140,12 @@ def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tm
     group = out / "group"
     for name in ("stat-z_desc-bonferroni", "stat-logp_desc-permmaxt", "stat-logp_desc-permtfce"):
         assert list(group.glob(f"*_contrast-audio_{name}_statmap.nii.gz")), name
+    # a threshold of the z map names it; the permutations' maps, the subject maps they permuted (the z map, once)
+    sources = {name: json.loads(next(group.glob(f"*_contrast-audio_{name}_statmap.json")).read_text())["Sources"]
+               for name in ("stat-z_desc-bonferroni", "stat-logp_desc-permmaxt", "stat-t")}
+    assert len(sources["stat-z_desc-bonferroni"]) == 1 and sources["stat-z_desc-bonferroni"][0].endswith(
+        "_contrast-audio_stat-z_statmap.nii.gz")
+    assert sources["stat-logp_desc-permmaxt"] == sources["stat-t"] and len(sources["stat-t"]) >= 3
     # fixed effects over subjects: other names, the random-effects maps stay
     assert main([*common, "group", "--no-reports", "--group-model", "fixed", "--threshold", "fdr"]) == 0
     assert list(group.glob("*_contrast-audio_stat-z_desc-fixedfx_statmap.nii.gz"))
