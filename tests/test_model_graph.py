@@ -468,6 +468,20 @@ def _group_of_sessions(dataset, participant_out, tmp_path, caplog, dataset_node,
     return out, [r.getMessage() for r in caplog.records if said in r.getMessage()]
 
 
+def test_a_mean_over_the_contrasts_pooled_is_said(sessions_dataset, sessions_out, tmp_path, caplog):
+    """GroupBy [] with X [1]: one test of every subject's maps of every contrast, as if each
+    map were a subject's (degrees of freedom of maps, not subjects), without a word."""
+    out, said = _group_of_sessions(sessions_dataset, sessions_out, tmp_path, caplog,
+                                   {**node("Dataset", "pooled", "glm"), "GroupBy": []}, "subject", "without 'contrast'")
+    assert len(said) == 1, said
+    assert "Node 'pooled' groups by [] without 'contrast', so its task-checkerboard test of the mean pools" in said[0]
+    assert "add 'contrast' to its GroupBy" in said[0]
+    caplog.clear()
+    out, said = _group_of_sessions(sessions_dataset, sessions_out, tmp_path / "per", caplog,
+                                   node("Dataset", "perContrast", "glm"), "subject", "without 'contrast'")
+    assert not said
+
+
 def test_a_group_by_session_over_subject_maps_is_one_test_and_said(sessions_dataset, sessions_out, tmp_path, caplog):
     """Subject maps hold both sessions: a dataset node grouping them by session runs one test
     per contrast (the subject node's maps) and says so; over session maps it tests each session."""

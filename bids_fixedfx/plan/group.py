@@ -258,6 +258,13 @@ def plan_group(settings, model=None) -> GroupPlan:
             label = values.get("contrast") or "-".join(dict.fromkeys(i.contrast for i in items))
             test = GroupTest(task, space, label, tuple(items), **_node_fields(step, values))
             _check_one_name(named, test, values, step)
+            pooled = list(dict.fromkeys(i.contrast for i in items))
+            if step is not None and "contrast" not in keys and len(pooled) > 1 and _intercept_only(step.node):
+                notes.append(Note(
+                    "model", f"Node {step.node.name!r} groups by {list(step.node.group_by)} without 'contrast', so its "
+                    f"task-{task} test of the mean pools {len(items)} maps of {len(pooled)} contrasts "
+                    f"({', '.join(pooled[:4])}{', ...' if len(pooled) > 4 else ''}) as if each were another "
+                    "subject's; add 'contrast' to its GroupBy to test each apart", task=task))
             if len(items) < MIN_SUBJECTS:
                 grouped_by = {k: v for k, v in values.items() if k not in ("contrast", "session")}
                 others = len(peers[_peer_key(key, keys)] - {items[0].subject})
@@ -692,6 +699,13 @@ def _check_vertices(test, output_dir, masks, forms) -> None:
 #: A group mask below this part of the median subject mask is said to (a subject's mask that
 #: barely overlaps the others' leaves the group test a few voxels).
 SMALL_GROUP_MASK = 0.5
+
+
+def _intercept_only(node) -> bool:
+    """Whether a node's design is the intercept alone (its test, the inputs' mean)."""
+    from ..model.bsm import is_intercept
+
+    return all(is_intercept(x) for x in node.x)
 
 
 def _check_masks_overlap(test, output_dir, masks) -> list[Note]:
