@@ -404,8 +404,9 @@ def _check_labels(run, contrasts, design, model_file=None):
                 raise InputFileError(
                     f"{run.events} has the trial types {first!r} and {contrast.name!r}, one condition spelled "
                     f"two ways (a stray space or letter case) that make one file label {label}; spell it alike "
-                    "in every row (or, if they are two conditions, name their contrasts apart "
-                    + (f"in {model_file})." if model_file else "with --contrast NAME=SPEC).")
+                    + ("in every row." if first.strip() == contrast.name.strip() else  # a space: never two conditions
+                       "in every row (or, if they are two conditions, name their contrasts apart "
+                       + (f"in {model_file})." if model_file else "with --contrast NAME=SPEC)."))
                 )
             raise UsageError(
                 f"Contrasts {first!r} and {contrast.name!r} of {run.name} both make the file label "
