@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import nibabel as nib
+import numpy as np
 import pytest
 
 from bids_fixedfx import naming, report
@@ -248,6 +249,30 @@ def links_of(page):
     return parser
 
 
+class _Headings(HTMLParser):
+    """The levels of a page's headings, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.levels = []
+
+    def handle_starttag(self, tag, attrs):
+        if len(tag) == 2 and tag[0] == "h" and tag[1].isdigit():
+            self.levels.append(int(tag[1]))
+
+
+@pytest.mark.slow
+def test_headings_never_skip_a_level(reports):
+    """The cards under a task's h2 (Model, Conditions ...) and the provenance's were h4: a
+    screen reader's outline went from h2 to h4."""
+    for page in pages(reports):
+        parser = _Headings()
+        parser.feed(page.read_text(encoding="utf-8"))
+        assert parser.levels and parser.levels[0] == 1, page.name
+        skips = [(a, b) for a, b in zip(parser.levels, parser.levels[1:]) if b > a + 1]
+        assert not skips, (page.name, skips)
+
+
 @pytest.mark.slow
 def test_a_report_per_subject_and_one_for_the_group(reports, example_dataset):
     names = {p.name for p in pages(reports)}
@@ -401,6 +426,12 @@ def test_the_log_ends_with_where_the_report_is_and_corrected_maps_are_shown(exam
         assert (f"{entities}_desc-tdp_statmap.png" in html) == table.is_file() == bool((tdp > 0).any())
     assert (tdp > 0).any()  # the example's effects hold true discoveries
     assert len(table.read_text().splitlines()) > 1
+    # each cluster's proportion, the point of the table, read at its peak (the table had no such column)
+    import pandas as pd
+
+    listed = pd.read_csv(table, sep="\t")
+    assert listed.columns[-1] == "TDP" and listed["TDP"].between(0, 1).all() and (listed["TDP"] > 0).all()
+    assert set(np.round(listed["TDP"], 3)) <= set(np.round(tdp[tdp > 0], 3))
 
 
 def test_notes_are_shown_to_the_subjects_they_name():
@@ -1132,3 +1163,23 @@ def test_a_contrast_heading_names_its_files_when_its_label_differs(reports, exam
     page = (output / "group.html").read_text(encoding="utf-8")
     assert "<h4>audio_mean <small>(files: contrast-audioMean)</small></h4>" in page
     assert list((output / "group").glob("*_contrast-audioMean_stat-t_desc-groupCovariates_statmap.nii.gz"))
+
+
+@pytest.mark.parametrize("text", ["alpha 0.05: |z| ≥ 2.98", "median R² 0.31", "27 mm³", "−4.07 – 4.79", "2 × 2"])
+def test_figure_text_has_no_character_the_font_lacks(text):
+    """Pillow's own font has no ≥, ², ³, – or −: the corrected maps' titles read "|z| ▯ 2.98"."""
+    from PIL import Image, ImageDraw
+
+    from bids_fixedfx.report.draw import Canvas, drawable
+
+    canvas = Canvas(10, 10)
+    font = canvas.font(14)
+
+    def glyph(character):
+        image = Image.new("L", (40, 30), 0)
+        ImageDraw.Draw(image).text((5, 5), character, font=font, fill=255)
+        return np.asarray(image)
+
+    missing = glyph("\uffff")  # a character no font of this kind has: its empty box
+    assert not [c for c in drawable(text) if c != " " and np.array_equal(glyph(c), missing)]
+    assert [c for c in text if c != " " and np.array_equal(glyph(c), missing)]  # the font lacks some as given

@@ -195,8 +195,20 @@ def tdp_section(settings, kind: str, map_entities: dict, figure_kind: str, figur
         f"({what}; positive z) that hold a true effect: nilearn's cluster_level_inference (all-resolution "
         "inference, Rosenblatt et al. 2018); voxels of clusters with a bound above 0 coloured.",
     )
-    table = cluster_table(slices.Volume(np.where(data > 0, z_map, 0.0), view.grid.affine), 0.0, view.template,
-                          min_voxels=1)
+    table = with_tdp(cluster_table(slices.Volume(np.where(data > 0, z_map, 0.0), view.grid.affine), 0.0,
+                                   view.template, min_voxels=1), data, view.grid.affine)
     tsv_path = naming.build(figure_kind, desc="tdp", suffix="table", extension=".tsv", **figure_entities)
     section["clusters"] = {**listed(table, files, tsv_path), "threshold": f"clusters with true discoveries ({what})"}
     return section
+
+
+def with_tdp(table, tdp, affine):
+    """A cluster table with a ``TDP`` column: the proportion of true discoveries at each row's
+    peak (the map holds each cluster's bound in its voxels), the point of the table."""
+    inverse = np.linalg.inv(affine)
+    rows = []
+    for row in table.rows:
+        voxel = np.rint(inverse @ np.array([*map(float, row[1:4]), 1.0]))[:3].astype(int)
+        inside = all(0 <= v < n for v, n in zip(voxel, tdp.shape))
+        rows.append((*row, round(float(tdp[tuple(voxel)]), 3) if inside else ""))
+    return replace(table, columns=(*table.columns, "TDP"), rows=tuple(rows))

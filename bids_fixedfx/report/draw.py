@@ -22,6 +22,17 @@ ACCENT = (43, 87, 151)
 WARN = (200, 40, 40)
 
 
+#: Characters Pillow's own font lacks (drawn as empty boxes: "|z| ▯ 2.98"), and what stands
+#: for them in figures (the pages' HTML keeps them).
+MISSING_GLYPHS = str.maketrans({"≥": ">=", "≤": "<=", "²": "^2", "³": "^3", "–": "-", "—": "-", "−": "-",
+                                "×": "x", "µ": "u"})
+
+
+def drawable(text) -> str:
+    """``text`` as Pillow's own font can draw it (:data:`MISSING_GLYPHS`)."""
+    return str(text).translate(MISSING_GLYPHS)
+
+
 class Canvas:
     """An RGB image to draw a figure on.
 
@@ -55,20 +66,20 @@ class Canvas:
 
     def text_width(self, text: str, size: int = 11) -> float:
         """How wide ``text`` is drawn at ``size``, in pixels."""
-        return self.font(size).getlength(str(text))
+        return self.font(size).getlength(drawable(text))
 
     def text(self, xy, text, size: int = 11, fill=INK, anchor: str = "la") -> None:
         """Write ``text`` at ``xy`` (Pillow anchors: ``la`` left-ascender, ``mm`` middle ...)."""
-        self.pen.text((float(xy[0]), float(xy[1])), str(text), font=self.font(size), fill=fill, anchor=anchor)
+        self.pen.text((float(xy[0]), float(xy[1])), drawable(text), font=self.font(size), fill=fill, anchor=anchor)
 
     def vertical_text(self, xy, text, size: int = 11, fill=INK) -> None:
         """Write ``text`` turned a quarter anticlockwise, its end at ``xy`` (x centred)."""
         from PIL import Image, ImageDraw
 
-        font = self.font(size)
-        width = int(font.getlength(str(text))) + 2
+        font, text = self.font(size), drawable(text)
+        width = int(font.getlength(text)) + 2
         label = Image.new("L", (width, size + 4), 0)
-        ImageDraw.Draw(label).text((1, 1), str(text), font=font, fill=255)
+        ImageDraw.Draw(label).text((1, 1), text, font=font, fill=255)
         label = label.rotate(90, expand=True)
         x = int(xy[0] - label.size[0] / 2)
         y = int(xy[1] - label.size[1])

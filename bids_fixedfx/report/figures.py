@@ -259,8 +259,10 @@ def coverage(view: MapView, count: np.ndarray, n_runs: int, cuts, title: str) ->
     canvas = _slice_row(view, tiles, cuts, title, 30, 420)
     y = TITLE + tiles[0].shape[0] + 9
     x = GAP
-    for colour, text in ((all_runs, f"all {n_runs} runs (the subject's mask)"),
-                         (some_runs[1], "all but one run"), (some_runs[0], "one run")):
+    legend = [(all_runs, f"all {n_runs} runs (the subject's mask)"), (some_runs[1], "all but one run")]
+    if n_runs >= 4:  # the colours between the two: 2 to n - 2 runs
+        legend.append((some_runs.mean(axis=0), f"2 to {n_runs - 2} runs" if n_runs > 4 else "2 runs"))
+    for colour, text in (*legend, (some_runs[0], "one run")):
         canvas.rectangle((x, y, x + 12, y + 12), fill=tuple(int(c) for c in colour))
         canvas.text((x + 17, y), text, size=11)
         x += 30 + canvas.text_width(text, 11)
