@@ -391,7 +391,9 @@ def test_runs_left_out_and_every_level_s_command_are_stated():
     text = render(methods)
     assert "with 100 sign flips" in text
     assert "the permutation maps are shown where the family-wise error corrected p < 0.01" in text
-    assert "One further run was left out of its subject's maps: sub-01_task-x_run-2 (it leaves 0 residual" in text
+    # not 'further': the run is among those counted above, and it may be left out of one contrast's maps only
+    assert ("One run was left out of its subject's maps (of every contrast, or of the one named): "
+            "sub-01_task-x_run-2 (it leaves 0 residual") in text
     assert ("participant level, `bids-fixedfx in out participant --participant-label 01` and "
             "`bids-fixedfx in out participant --participant-label 02`; group level, "
             "`bids-fixedfx in out group`") in text
