@@ -1183,3 +1183,21 @@ def test_figure_text_has_no_character_the_font_lacks(text):
     missing = glyph("\uffff")  # a character no font of this kind has: its empty box
     assert not [c for c in drawable(text) if c != " " and np.array_equal(glyph(c), missing)]
     assert [c for c in text if c != " " and np.array_equal(glyph(c), missing)]  # the font lacks some as given
+
+
+@pytest.mark.parametrize("threshold, vmax", [(4.07, 4.79), (3.0, 6.0), (0.1, 0.12)])
+def test_colour_bar_labels_do_not_overlap(threshold, vmax):
+    """A threshold near the peak wrote '-4.79-4.07' and '4.074.79' on one line (a minus sign lost)."""
+    from bids_fixedfx.report.draw import Canvas, colour_bar
+
+    canvas, written = Canvas(300, 60), []
+    draw = canvas.text
+    canvas.text = lambda xy, text, size=11, fill=None, anchor="la": (written.append((xy, text, size, anchor)),
+                                                                      draw(xy, text, size, anchor=anchor))
+    colour_bar(canvas, (40, 25), 220, threshold, vmax)
+    labels = [(xy, text, size, anchor) for xy, text, size, anchor in written if text != "z"]
+    assert sorted(text for _, text, _, _ in labels) == sorted(f"{v:.3g}" for v in (-vmax, -threshold, threshold, vmax))
+    for line in {xy[1] for xy, *_ in labels}:
+        spans = sorted((xy[0] - canvas.text_width(text, size) / 2, xy[0] + canvas.text_width(text, size) / 2)
+                       for xy, text, size, _ in labels if xy[1] == line)
+        assert all(left > right for (_, right), (left, _) in zip(spans, spans[1:])), spans

@@ -133,10 +133,19 @@ def colour_bar(canvas: Canvas, xy, width: int, threshold: float, vmax: float, la
     canvas.paste(np.repeat(strip[None].astype(np.uint8), height, axis=0), (x, y))
     canvas.rectangle((x, y, x + width - 1, y + height - 1), outline=MUTED)
     ticks = (-vmax, -threshold, threshold, vmax) if signed else tuple(dict.fromkeys((0.0, threshold, vmax)))
-    for value in ticks:
+    placed = []  # (left, right) of the labels written below the bar
+    for value in sorted(ticks, key=lambda v: abs(v) != vmax):  # the ends first: the threshold's give way
         tick = x + (value - low) / (vmax - low) * (width - 1)
-        canvas.line([(tick, y + height), (tick, y + height + 3)], fill=MUTED)
-        canvas.text((tick, y + height + 4), f"{value:.3g}", size=10, fill=INK, anchor="ma")
+        text = f"{value:.3g}"
+        half = canvas.text_width(text, 10) / 2 + 2
+        below = not any(left < tick + half and tick - half < right for left, right in placed)
+        if below:  # else above the bar: a threshold near the peak wrote "4.074.79" and lost a minus sign
+            placed.append((tick - half, tick + half))
+            canvas.line([(tick, y + height), (tick, y + height + 3)], fill=MUTED)
+            canvas.text((tick, y + height + 4), text, size=10, fill=INK, anchor="ma")
+        else:
+            canvas.line([(tick, y - 3), (tick, y)], fill=MUTED)
+            canvas.text((tick, y - 4), text, size=10, fill=INK, anchor="md")
     canvas.text((x - 6, y + height / 2), label, size=12, fill=INK, anchor="rm")
 
 
