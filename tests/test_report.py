@@ -961,6 +961,11 @@ def test_a_model_with_an_f_contrast_gets_its_report(tmp_path):
     assert "(F test)</h4>" in page and re.search(r"peak z: run-01 \d+\.\d\d, run-02 \d+\.\d\d\.", page)
     grid = output / "sub-01" / "figures" / "sub-01_task-checkerboard_space-MNI152NLin2009cAsym_contrast-anyTask_desc-runs_statmap.png"
     assert grid.stat().st_size > 5_000 and grid.name in page
+    from PIL import Image  # an F test's z is one-sided: nothing drawn blue, as if an effect of opposite sign
+
+    rgb = np.asarray(Image.open(grid).convert("RGB")).astype(int)
+    assert not ((rgb[..., 2] > 150) & (rgb[..., 2] - rgb[..., 0] > 80)).any()
+    assert (rgb[..., 0] - rgb[..., 2] > 80).any()  # its positive z, red to yellow
     assert "<code>trial_type.audio</code>&nbsp;1); (<code>trial_type.visual</code>&nbsp;1)" in page
     design_figures = list((output / "sub-01" / "figures").glob("*_desc-design_matrix.png"))
     assert len(design_figures) == 2

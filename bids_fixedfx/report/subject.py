@@ -368,20 +368,20 @@ def _f_test(settings, plan, label, name, view, files: Files, anchor, underlay: s
         if any(c.label == label and c.test == "F" for c in run_plan.contrasts):
             path = settings.output_dir / naming.build_run("run_statmap", run_plan.run, contrast=label, stat="z",
                                                           extension=".nii.gz")
-            if path.is_file():
-                runs.append((_short_name(run_plan.run), slices.load(path).data))
+            if path.is_file():  # an F test's z is one-sided: below 0 is p above 0.5, not an effect of opposite sign
+                runs.append((_short_name(run_plan.run), np.clip(np.nan_to_num(slices.load(path).data), 0.0, None)))
     peaks = [float(np.max(np.nan_to_num(z), initial=0.0)) for _, z in runs]
     section = {"name": name, "label": label, "anchor": f"{anchor}-contrast-{label}", "figure": None,
                "peaks": [(run, peak) for (run, _), peak in zip(runs, peaks)]}
     if runs:
         largest = max(peaks)
         cuts = slices.choose_cuts(runs[peaks.index(largest)][1], threshold, N_CUTS, view.box)
-        shown = f"|z| > {threshold:g}"
+        shown = f"z > {threshold:g}"
         common = {"subject": plan.subject, "task": plan.task, "space": plan.space, "contrast": label}
         section["figure"] = files.figure(
             naming.build("subject_figure", desc="runs", suffix="statmap", extension=".png", **common),
             figures.map_grid(replace(view, vmax=max(largest, 1.25 * threshold, 1.0)), runs, cuts,
-                             f"{name}: each run's F test as z (same slices and colour scale)"),
+                             f"{name}: each run's F test as z (same slices and colour scale)", signed=False),
             f"z maps of the F test {name} in each run, {shown}",
             f"z of each run's F statistic, {shown} (uncorrected, for display), {underlay}.",
         )
