@@ -481,6 +481,17 @@ def prepare_run(bold, smoothing_fwhm=None):
             "and varies over time, so it has nothing to fit; check the file, or leave the run out with "
             "--bids-filter-file."
         )
+    if form.kind == "gifti":  # one hemisphere empty: it left the subject's and the group's maps without a word
+        from .naming import hemisphere_pair
+
+        n_left = form.n_vertices[0]
+        for path, part in zip(hemisphere_pair(Path(bold)), (inside[:n_left], inside[n_left:])):
+            if not part.any():
+                raise InputFileError(
+                    f"BOLD series {path} has no vertex whose series is finite and varies over time, so its "
+                    "hemisphere would be missing from the subject's and the group's maps; check the file, or leave "
+                    "the run out with --bids-filter-file."
+                )
     if smoothing_fwhm:
         series = smooth_series(series, form, smoothing_fwhm)
     return MaskedRun(np.ascontiguousarray(series[:, inside]), as_image(inside.astype(np.int8)))

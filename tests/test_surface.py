@@ -360,6 +360,26 @@ def test_a_run_with_no_vertex_to_fit_is_refused_by_name(surface_dataset, tmp_pat
     assert not (output / "sub-03").exists()
 
 
+@pytest.mark.parametrize("hemi", ["L", "R"])
+def test_a_run_with_one_hemisphere_empty_is_refused_by_name(surface_dataset, tmp_path, capsys, hemi):
+    """A hemisphere all NaN in one run: its subject's mask of that hemisphere was empty, and the
+    group's (the intersection) too, without a word (exit 0 at both levels)."""
+    dataset = tmp_path / "ds"
+    shutil.copytree(surface_dataset.path, dataset)
+    run = runs_of(surface_dataset, "03")[0]
+    left, right = (dataset / path.relative_to(surface_dataset.path) for path in gifti_pair(surface_dataset, "03", run))
+    target = left if hemi == "L" else right
+    img = nib.load(str(target))
+    nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(np.full_like(d.data, np.nan), intent=d.intent)
+                                           for d in img.darrays]), str(target))
+    output = tmp_path / "out"
+    assert main([str(dataset), str(output), "participant", "--skip-bids-validation", "--participant-label", "03",
+                 "--space", FS5, "--no-reports"]) == EX_NO_INPUT
+    error = capsys.readouterr().err
+    assert f"{target} has no vertex whose series is finite and varies over time, so its hemisphere" in error
+    assert not (output / "sub-03").exists()
+
+
 def test_smoothing_rule():
     assert surface.smoothing_for(FS5, "gifti", 5.0, given=False) is None  # the default: volumes only
     assert surface.smoothing_for(FS5, "gifti", 4.0, given=True) == 4.0  # nilearn's mesh ships
