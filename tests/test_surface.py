@@ -828,3 +828,19 @@ def test_fsaverage5_smoothing_equals_nilearn_on_its_mesh(surface_dataset, tmp_pa
     sidecar = json.loads((output / "sub-03" / "func" /
                           f"sub-03_task-checkerboard_hemi-L_space-{FS5}_contrast-audio_stat-z_statmap.json").read_text())
     assert sidecar["SmoothingFWHM"] == 6
+
+
+def test_a_group_level_of_native_surface_maps_only_says_they_are_not_tested(surface_dataset, analysed, tmp_path,
+                                                                            capsys):
+    """Subject maps in fsnative alone: 'needs at least 2 subjects with maps; found 0', with no
+    word of the maps it had found and left out."""
+    output = tmp_path / "out"
+    output.mkdir()
+    for path in analysed.rglob(f"sub-*/func/*space-{FS5}_*"):
+        target = output / path.relative_to(analysed).with_name(path.name.replace(f"space-{FS5}", "space-fsnative"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    shutil.copy(analysed / "dataset_description.json", output)
+    assert main([str(surface_dataset.path), str(output), "group", "--no-reports"]) == EX_NO_INPUT
+    error = " ".join(capsys.readouterr().err.split())
+    assert "found 0, besides maps of space-fsnative, which are not tested (their vertices are each subject's own)" in error

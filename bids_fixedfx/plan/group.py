@@ -387,7 +387,10 @@ def _found_maps(settings, step) -> tuple:
         of = f" of task {', '.join(tasks)}" if settings.task and tasks else ""  # --task chose them
         raise NoDataError(
             f"The group level needs at least {MIN_SUBJECTS} subjects with maps{of} in {output_dir}; "
-            f"found {len(subjects)}{' (sub-' + subjects[0] + ')' if subjects else ''}."
+            f"found {len(subjects)}{' (sub-' + subjects[0] + ')' if subjects else ''}"
+            + (f", besides maps of space-{' and space-'.join(native)}, which are not tested (their vertices are each "
+               "subject's own); run the participant level in a shared space, such as --space fsaverage5."
+               if native else ".")
         )
     read = []
     for item in found:
