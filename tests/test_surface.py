@@ -844,3 +844,19 @@ def test_a_group_level_of_native_surface_maps_only_says_they_are_not_tested(surf
     assert main([str(surface_dataset.path), str(output), "group", "--no-reports"]) == EX_NO_INPUT
     error = " ".join(capsys.readouterr().err.split())
     assert "found 0, besides maps of space-fsnative, which are not tested (their vertices are each subject's own)" in error
+
+
+def test_a_space_the_bold_filter_leaves_out_is_said_to_be_filtered(surface_dataset, tmp_path, capsys):
+    """{"bold": {"den": ...}} leaves out the GIFTI series (no den- entity): '--space fsaverage5
+    matches no preprocessed BOLD (spaces present: fsLR)', though its files were there."""
+    density = next(surface_dataset.path.rglob("*_space-fsLR_*_bold.dtseries.nii")).name.split("_den-")[1].split("_")[0]
+    filters = tmp_path / "filter.json"
+    filters.write_text(json.dumps({"bold": {"den": density}}))
+    argv = [str(surface_dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+            "--participant-label", "03", "--no-reports", "--space", FS5, FSLR]
+    assert main([*argv, "--bids-filter-file", str(filters)]) == EX_NO_INPUT
+    error = " ".join(capsys.readouterr().err.split())
+    assert f"--space {FS5} matches no preprocessed BOLD" in error
+    assert "its series are there, and the --bids-filter-file 'bold' query leaves them out" in error
+    filters.write_text(json.dumps({"bold": {"den": [density, None]}}))  # the way the message points to
+    assert main([*argv, "--bids-filter-file", str(filters)]) == 0

@@ -144,8 +144,15 @@ def select_runs(settings) -> Selection:
         return any(next(Path(root).glob(f"sub-{subject}/**/*_space-{space}_hemi-[LR].func.gii"), None) is not None
                    for root in derivatives for subject in query["subject"])
 
+    def filtered_away(space):  # the space's series, which the bold filter leaves out (den-91k only, say)
+        if not bold_filters:
+            return False
+        return bool(_get(layout, scope="derivatives", return_type="object", suffix="bold", extension=NIFTI,
+                         desc="preproc", space=space, **query)
+                    or [f for f in surface_series(layout, query, {}) if f.get_entities().get("space") == space])
+
     chosen = _choose_spaces(settings.spaces, spaces, settings.selected_by.get("space", "--space"), descs_in,
-                            legacy_surfaces)
+                            legacy_surfaces, filtered_away)
     # surface spaces first: a run's design sidecar (shared by its spaces) then names its volume BOLD
     surface_spaces = {f.get_entities().get("space") for f in surfaces}
     chosen.sort(key=lambda space: space not in surface_spaces)
@@ -274,11 +281,14 @@ def _select_tasks(layout, settings, query):
 DERIVATIVE_ENTITIES = ("desc", "space", "res", "den", "cohort", "label", "from", "to", "mode", "hemi")
 
 
-def _choose_spaces(requested, spaces, source="--space", other_descs=None, legacy_surfaces=None) -> list:
+def _choose_spaces(requested, spaces, source="--space", other_descs=None, legacy_surfaces=None,
+                   filtered_away=None) -> list:
     """The spaces to model: those asked for (each must be present), else the default;
     ``other_descs(space)``: the ``desc-`` labels of a space's other BOLD series, named in the
     message about a space without preprocessed ones; ``legacy_surfaces(space)``: whether the
-    derivatives hold its surface series under fMRIPrep's names before version 21.0."""
+    derivatives hold its surface series under fMRIPrep's names before version 21.0;
+    ``filtered_away(space)``: whether its series are there but the ``--bids-filter-file``
+    ``bold`` query leaves them out."""
     if requested:
         chosen = []
         for space in requested:
@@ -287,7 +297,10 @@ def _choose_spaces(requested, spaces, source="--space", other_descs=None, legacy
                 descs = other_descs(space) if other_descs is not None and wanted != "none" else []
                 hint = (f"; its series are of {', '.join(f'desc-{d}' for d in descs)}, which --bids-filter-file "
                         f"holding {json.dumps({'bold': {'desc': descs[0]}})} chooses" if descs else "")
-                if not descs and wanted != "none" and legacy_surfaces is not None and legacy_surfaces(space):
+                if not descs and wanted != "none" and filtered_away is not None and filtered_away(space):
+                    hint = ("; its series are there, and the --bids-filter-file 'bold' query leaves them out (an entity "
+                            "another space lacks, such as den, matches its files when given as [value, null])")
+                elif not descs and wanted != "none" and legacy_surfaces is not None and legacy_surfaces(space):
                     hint = (f"; its surface series are named as fMRIPrep named them before version 21.0 "
                             f"(*_space-{space}_hemi-L.func.gii, without _bold), which this app does not read: rename "
                             f"them as BIDS Derivatives name them (*_hemi-L_space-{space}_bold.func.gii), or rerun "
