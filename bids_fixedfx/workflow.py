@@ -523,9 +523,15 @@ def write_node(maps, place, settings) -> None:
     parts = (step.desc,) if step.desc else ()
     datasets = settings.datasets or _datasets(settings)
     run_masks = [outputs.source(p.run.mask, output_dir, datasets) for p in maps.runs if p.run.mask is not None]
+    what = f"Intersection of the masks of the {maps.level}'s runs"
+    if not run_masks and maps.runs[0].run.is_surface:  # the vertex rule's masks: made of the runs' series
+        what += " (each, the vertices or grayordinates whose series is finite and varies over time)"
+        run_masks = [outputs.source(path, output_dir, datasets)
+                     for p in maps.runs for path in (naming.hemisphere_pair(p.run.bold)
+                                                      if "hemi-L" in p.run.bold.name.split("_") else [p.run.bold])]
     mask_paths = outputs.write_map_and_sidecars(
         maps.mask, place, f"{maps.level}_mask",
-        outputs.mask_sidecar(f"Intersection of the masks of the {maps.level}'s runs", maps.space, run_masks),
+        outputs.mask_sidecar(what, maps.space, run_masks),
         form, desc=naming.mask_desc("fixedfx", parts), **common,
     )
     info = sidecars.FirstLevelModelInfo.from_settings(model, all(p.design.precomputed for p in maps.runs))

@@ -606,6 +606,11 @@ def test_surface_subject_maps_equal_nilearn_fixed_effects(surface_dataset, analy
             assert relative_difference(ours, maps[stat], maps["inside"]) < TOLERANCE, (subject, condition, stat)
         mask = gifti_values(folder / f"sub-{subject}_task-checkerboard_hemi-L_space-{FS5}_desc-fixedfx_mask.func.gii")
         np.testing.assert_array_equal(mask > 0, maps["inside"])
+        # its sources: the runs' series the vertex rule was applied to (they were [])
+        sources = json.loads((folder / f"sub-{subject}_task-checkerboard_hemi-L_space-{FS5}_desc-fixedfx_mask.json")
+                             .read_text())["Sources"]
+        assert len(sources) == 2 * len(runs_of(surface_dataset, subject))
+        assert all(s.endswith("_bold.func.gii") and ("_hemi-L_" in s or "_hemi-R_" in s) for s in sources), sources
         sidecar = json.loads((folder / f"sub-{subject}_task-checkerboard_hemi-R_space-{FS5}_contrast-{condition}_stat-z_statmap.json").read_text())
         assert sidecar["SmoothingFWHM"] == 0 and "VertexMask" in sidecar
         assert sidecar["FixedEffects"]["NumberOfRuns"] == len(runs_of(surface_dataset, subject))
