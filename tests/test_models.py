@@ -616,6 +616,24 @@ def test_a_run_model_of_f_tests_only_writes_its_run_maps(fresh_dataset, tmp_path
     assert "for each F test the maps of the F, z and p statistics" in methods and "by fixed effects" in methods
 
 
+def test_the_group_level_methods_text_keeps_the_runs_f_tests(fresh_dataset, tmp_path):
+    """The group level wrote logs/CITATION.md anew from the subject maps, which no F test
+    reaches: the model's F test, described by the participant level, vanished from it."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    with_t = {**RUN, "Model": {"Type": "glm", "X": ["audio", "visual", 1]},
+              "Contrasts": [{"Name": "anyTask", "ConditionList": ["audio", "visual"], "Weights": [[1, 0], [0, 1]],
+                             "Test": "F"},
+                            {"Name": "av", "ConditionList": ["audio", "visual"], "Weights": [1, -1], "Test": "t"}]}
+    del with_t["DummyContrasts"]
+    model, out = _model(tmp_path, [with_t], "withT"), tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "-m", str(model)]) == 0
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    methods = (out / "logs" / "CITATION.md").read_text()
+    assert "`anyTask`: an F test of 2 rows, (`audio` 1) and (`visual` 1)" in methods
+    assert "`av`: `audio` 1, `visual` -1" in methods and "one-sample t-test" in methods
+    assert "for each F test the maps of the F, z and p statistics" in methods
+
+
 def test_maps_of_nodes_the_model_lacks_cite_no_node_of_it(fresh_dataset, tmp_path, capsys):
     """A model of a run node alone: its subject maps (fixed effects, the app's own) and its group
     maps (the one-sample test) cited nodes 'subject' and 'dataset' of a file that has neither, and

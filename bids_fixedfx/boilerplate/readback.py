@@ -139,6 +139,26 @@ class Reader:
                 records.append(self._record(relative, entities))
         return records
 
+    def run_f_tests(self, design_tsv) -> dict:
+        """The F tests of the run whose design is ``design_tsv`` (relative to OUTPUT_DIR; None:
+        none), by name, as contrast facts: F tests stay the runs', so no subject map's sources
+        lead to them, and one run of a model tells them all (a glob of its folder, read once)."""
+        if design_tsv is None:
+            return {}
+        design_tsv = Path(design_tsv)
+        stem = design_tsv.name[:-len("_design.tsv")] if design_tsv.name.endswith("_design.tsv") else None
+        if stem is None:
+            return {}
+        found = {}
+        conditions = self.design(design_tsv.with_suffix(".json")).conditions
+        for sidecar in sorted((self.output_dir / design_tsv.parent).glob(f"{stem}_*stat-F_statmap.json")):
+            if not naming.parse(sidecar.name).get("contrast"):
+                continue
+            contrast = self.statmap(sidecar.relative_to(self.output_dir)).contrast
+            if contrast.test == "F":
+                found.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, conditions, "F"))
+        return found
+
     def _own_sources(self, info):
         """The sources that are files of OUTPUT_DIR, with their entities: ``bids::`` URIs (the
         app names its own files so; the input datasets, ``bids:<name>:``, lie outside OUTPUT_DIR),
@@ -284,6 +304,8 @@ def methods_from_group(settings, group_plan) -> Methods:
     first_levels = []
     by_space = len({space for _, space in by_model}) > 1
     for (facts, _), entry in by_model.items():
+        for name, contrast in reader.run_f_tests(next(iter(entry["runs"]), None)).items():
+            entry["contrasts"].setdefault(name, contrast)  # the runs' alone: no subject map tells of them
         runs = tuple(entry["runs"].values())
         masks = {run.mask for run in runs}
         given = len(runs) > 1 and len(masks) == 1 and None not in masks  # one --mask for every run
