@@ -512,7 +512,8 @@ def write_inference_maps(kind, label, inference_maps, place, sidecar, group_mode
             for ext in (".nii.gz", ".json")
         }
         write_nifti(as_float32(item.img), place.path(names[".nii.gz"]))
-        sources = sidecar["Sources"] if item.stat == "logp" and "Sources" in sidecar else [source(z_map, place.output_dir)]
+        tested = item.stat == "logp" and "Sources" in sidecar  # a permutation test: of the maps tested
+        sources = sidecar["Sources"] if tested else [source(z_map, place.output_dir)]
         write_json({**sidecar, "Sources": sources, "Statistic": item.stat, **item.sidecar}, place.path(names[".json"]))
         written.append(names[".nii.gz"])
     return written

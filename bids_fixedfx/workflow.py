@@ -135,7 +135,8 @@ def _participant(settings, derivatives, fork):
     del ahead  # the first run's series: freed once fitted
     total, done, notes, repeats = len(checked.runs), 0, list(checked.notes), Repeats()
     subject_steps = [step for step in checked.steps if step.level == "subject"]
-    f_tests = list(dict.fromkeys(c.name for s in checked.subjects for p in s.runs for c in p.contrasts if c.test == "F"))
+    f_tests = list(dict.fromkeys(c.name for subject in checked.subjects for run_plan in subject.runs
+                                 for c in run_plan.contrasts if c.test == "F"))
     if f_tests and any(step.level != "run" for step in checked.steps):
         logger.info("%s %s F test%s: %s maps are the runs' (%s nodes combine t contrasts).", ", ".join(f_tests),
                     "is an" if len(f_tests) == 1 else "are", "" if len(f_tests) == 1 else "s",

@@ -298,8 +298,8 @@ def _choose_spaces(requested, spaces, source="--space", other_descs=None, legacy
                 hint = (f"; its series are of {', '.join(f'desc-{d}' for d in descs)}, which --bids-filter-file "
                         f"holding {json.dumps({'bold': {'desc': descs[0]}})} chooses" if descs else "")
                 if not descs and wanted != "none" and filtered_away is not None and filtered_away(space):
-                    hint = ("; its series are there, and the --bids-filter-file 'bold' query leaves them out (an entity "
-                            "another space lacks, such as den, matches its files when given as [value, null])")
+                    hint = ("; its series are there, and the --bids-filter-file 'bold' query leaves them out (an "
+                            "entity another space lacks, such as den, matches its files when given as [value, null])")
                 elif not descs and wanted != "none" and legacy_surfaces is not None and legacy_surfaces(space):
                     hint = (f"; its surface series are named as fMRIPrep named them before version 21.0 "
                             f"(*_space-{space}_hemi-L.func.gii, without _bold), which this app does not read: rename "

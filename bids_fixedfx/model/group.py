@@ -101,8 +101,9 @@ def build_group_design(node, inputs: pd.DataFrame, *, label: str = "subject", un
         try:
             matrix, more = _design_matrix(node, inputs.loc[~missing], where)
         except ModelError as error:  # a Factor level only they held is gone: said with why
-            raise ModelError(f"{str(error).rstrip('.')}, once {', '.join(names)} {'was' if len(names) == 1 else 'were'} "
-                             "left out for missing values (a level of a factor may have been theirs alone).") from None
+            were = "was" if len(names) == 1 else "were"
+            raise ModelError(f"{str(error).rstrip('.')}, once {', '.join(names)} {were} left out for missing values "
+                             "(a level of a factor may have been theirs alone).") from None
         notes += [note for note in more if note not in notes]
         matrix = matrix.dropna()
         dropped += tuple(i for i in inputs.index[~missing] if i not in matrix.index)
