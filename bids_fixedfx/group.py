@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import InputFileError
 from .glm import NILEARN_OUTPUTS, OUTSIDE_MASK, STATS, ContrastMaps, fitted_test, stats_of, unmask_map
-from .maps import _masked_values, _name, _voxel_blocks, intersect_masks, masked_matrix
+from .maps import _masked_values, _name, _voxel_blocks, intersect_masks, masked_matrix, zero_non_finite
 
 @dataclass(frozen=True)
 class GroupContrast:
@@ -180,9 +180,8 @@ def streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted=Fa
     effect_sum = np.zeros(int(inside.sum()))
     weight_sum = np.zeros_like(effect_sum)
     for effect_img, variance_img in zip(effects, variances):
-        # non-finite values are 0, as nilearn's masker gives them to compute_fixed_effects (NaN was written)
-        effect = _finite(_masked_values(effect_img, inside, affine))
-        variance = _finite(_masked_values(variance_img, inside, affine))
+        effect = zero_non_finite(_masked_values(effect_img, inside, affine).astype(np.float64))
+        variance = zero_non_finite(_masked_values(variance_img, inside, affine).astype(np.float64))
         if np.any(variance < 0):  # no variance map the app writes; nilearn's floor would make them 1e-16
             raise InputFileError(f"{_name(variance_img)} holds negative values inside the mask, so it is no "
                                  "variance map; rerun the participant level for its subject.")
@@ -205,11 +204,6 @@ def streamed_fixed_effects(effects, variances, mask, dofs, precision_weighted=Fa
     z = found.z_score()
     return {"effect": effect, "variance": variance, "t": np.ravel(found.stat_), "z": np.ravel(z),
             "p": np.ravel(found.p_value())}
-
-
-def _finite(values) -> np.ndarray:
-    """``values`` in double precision, NaN and infinity 0."""
-    return np.nan_to_num(values.astype(np.float64), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def group_level(effects, variances, dofs, masks, contrast, group_model="random"):

@@ -61,15 +61,20 @@ def is_empty(mask_img) -> bool:
     return not np.asanyarray(mask_img.dataobj).any()
 
 
-def least_shared(mask_imgs) -> int:
-    """Which mask (its position) holds the smallest part of the voxels that at least half the
-    masks share (the masks on one grid, read twice, one at a time)."""
-    mask_imgs = list(mask_imgs)
+def _coverage(mask_imgs) -> np.ndarray:
+    """How many of the masks (on one grid, read one at a time) hold each voxel."""
     counts = None
     for mask_img in mask_imgs:
         values, _ = _read_mask(mask_img)
         counts = values.astype(np.int32) if counts is None else counts + values
-    shared = counts >= (len(mask_imgs) + 1) // 2
+    return counts
+
+
+def least_shared(mask_imgs) -> int:
+    """Which mask (its position) holds the smallest part of the voxels that at least half the
+    masks share (the masks on one grid, read twice, one at a time)."""
+    mask_imgs = list(mask_imgs)
+    shared = _coverage(mask_imgs) >= (len(mask_imgs) + 1) // 2
     return int(np.argmin([np.count_nonzero(_read_mask(mask_img)[0] & shared) for mask_img in mask_imgs]))
 
 
@@ -89,10 +94,7 @@ def masks_apart(mask_imgs) -> list[int]:
         voxels most shared, as two pairs of overlapping masks that miss each other).
     """
     mask_imgs = list(mask_imgs)
-    counts = None
-    for mask_img in mask_imgs:
-        values, _ = _read_mask(mask_img)
-        counts = values.astype(np.int32) if counts is None else counts + values
+    counts = _coverage(mask_imgs)
     most = counts == counts.max()
     return [index for index, mask_img in enumerate(mask_imgs) if not (_read_mask(mask_img)[0] & most).any()]
 
@@ -184,9 +186,15 @@ def masked_matrix(imgs, mask_img) -> np.ndarray:
         elif matrix.dtype != np.result_type(matrix.dtype, dtype):
             matrix = matrix.astype(np.float64)
         matrix[row] = values
-    if matrix is not None and matrix.dtype.kind == "f":  # as nilearn's maskers (ensure_finite): NaN and infinity are 0
-        np.nan_to_num(matrix, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if matrix is not None and matrix.dtype.kind == "f":
+        zero_non_finite(matrix)
     return matrix
+
+
+def zero_non_finite(values: np.ndarray) -> np.ndarray:
+    """``values`` (floating point) with NaN and infinity set to 0, in place, as nilearn's maskers
+    give maps to ``SecondLevelModel`` and ``compute_fixed_effects`` (``ensure_finite``)."""
+    return np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _voxel_blocks(n_rows: int, n_voxels: int):
