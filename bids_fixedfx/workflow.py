@@ -528,8 +528,7 @@ def write_node(maps, place, settings) -> None:
     if not run_masks and maps.runs[0].run.is_surface:  # the vertex rule's masks: made of the runs' series
         what += " (each, the vertices or grayordinates whose series is finite and varies over time)"
         run_masks = [outputs.source(path, output_dir, datasets)
-                     for p in maps.runs for path in (naming.hemisphere_pair(p.run.bold)
-                                                      if "hemi-L" in p.run.bold.name.split("_") else [p.run.bold])]
+                     for p in maps.runs for path in surface.files_of(p.run.bold)]
     mask_paths = outputs.write_map_and_sidecars(
         maps.mask, place, f"{maps.level}_mask",
         outputs.mask_sidecar(what, maps.space, run_masks),

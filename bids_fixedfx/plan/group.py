@@ -723,6 +723,7 @@ def _check_masks_overlap(test, output_dir, masks) -> list[Note]:
     from ..maps import is_empty, least_shared, masks_apart
 
     paths = tuple(item.mask for item in test.inputs)
+    distinct = list(dict.fromkeys(paths))
     owners = {item.mask: f"sub-{item.subject}" + (f" ses-{item.session}" if item.session else "")
               for item in test.inputs}
     notes = []
@@ -731,7 +732,6 @@ def _check_masks_overlap(test, output_dir, masks) -> list[Note]:
         masks[paths] = combine.intersect_masks(paths, sizes)
         kept, median = int(np.count_nonzero(np.asanyarray(masks[paths].dataobj))), float(np.median(sizes))
         if kept and kept < SMALL_GROUP_MASK * median:
-            distinct = list(dict.fromkeys(paths))
             notes.append(Note(
                 "mask",
                 f"The group mask of task-{test.task}{test.parts_text} keeps {kept} voxels, {kept / median:.0%} of the "
@@ -742,7 +742,6 @@ def _check_masks_overlap(test, output_dir, masks) -> list[Note]:
             ))
     if not is_empty(masks[paths]):
         return notes
-    distinct = list(dict.fromkeys(paths))
     apart = [owners[distinct[index]] for index in masks_apart(distinct)]
     told = (f"the masks of {', '.join(apart)} share none of the voxels that the other subjects' masks share"
             if apart else f"no voxel lies inside the masks of all of {', '.join(owners.values())}")

@@ -485,6 +485,7 @@ def covariates_model(columns, participants, inference=None, described=None):
     from ..model import parse_model
     from ..model.group import COVARIATES_NODE
     from ..model.inference import inference_software
+    from ..naming import label_of
 
     x, contrasts, instructions, groups, notes = [], [], [], None, []
     for column in columns:
@@ -557,7 +558,6 @@ def covariates_model(columns, participants, inference=None, described=None):
     else:
         x = [1, *x]
         contrasts = [{"Name": "mean", "ConditionList": [1], "Weights": [1], "Test": "t"}, *contrasts]
-    from ..naming import label_of
 
     def test_of(contrast):
         if id(contrast) in slopes:
