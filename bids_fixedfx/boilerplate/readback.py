@@ -143,12 +143,10 @@ class Reader:
         """The F tests of the run whose design is ``design_tsv`` (relative to OUTPUT_DIR; None:
         none), by name, as contrast facts: F tests stay the runs', so no subject map's sources
         lead to them, and one run of a model tells them all (a glob of its folder, read once)."""
-        if design_tsv is None:
+        if design_tsv is None or not Path(design_tsv).name.endswith("_design.tsv"):
             return {}
         design_tsv = Path(design_tsv)
-        stem = design_tsv.name[:-len("_design.tsv")] if design_tsv.name.endswith("_design.tsv") else None
-        if stem is None:
-            return {}
+        stem = design_tsv.name.removesuffix("_design.tsv")
         found = {}
         conditions = self.design(design_tsv.with_suffix(".json")).conditions
         for sidecar in sorted((self.output_dir / design_tsv.parent).glob(f"{stem}_*stat-F_statmap.json")):
