@@ -837,11 +837,13 @@ def small_dataset(root, **counts):
 
 @pytest.fixture(scope="module")
 def twelve_runs(tmp_path_factory):
-    """One subject with 12 runs (2 sessions of 6), four contrasts, participant level with reports."""
+    """One subject with 12 runs (2 sessions of 6), four contrasts, an OLS noise model, participant level
+    with reports."""
     root = tmp_path_factory.mktemp("twelve")
     dataset = small_dataset(root, n_subjects=1, n_sessions=2, n_runs=6, n_volumes=40)
     output = root / "out"
     assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--nprocs", "1",
+                 "--noise-model", "ols",
                  "--contrast", "audio=audio", "--contrast", "visual=visual",
                  "--contrast", "audioMinusVisual=audio-visual", "--contrast", "both=audio+visual"]) == 0
     return output
@@ -857,6 +859,8 @@ def test_a_twelve_run_page_stays_short_with_everything_reachable(twelve_runs, br
     assert len(images) == 2 * 12 + 2 + 4 * 2
     for contrast in ("audio", "visual", "audioMinusVisual", "both"):
         assert f'href="#task-checkerboard-space-MNI152NLin2009cAsym-contrast-{contrast}"' in html
+    # the R² maps' captions say what R² is under OLS (they said "pseudo-R² with AR(1)" whatever the model)
+    assert html.count("the plain R² of the OLS fit") == 12 and "pseudo-R²" not in html
     events, loaded, _ = open_page(browser, page.resolve().as_uri())
     assert all(complete and width > 0 for _, complete, width in loaded)
     height = page_height(browser, page.resolve().as_uri())

@@ -790,7 +790,7 @@ def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     assert "local maxima of |z| on the mesh" in page and "no mesh here" in page
     # a surface run's mask is the vertex rule and its R² map is written (the runs table said "computed by
     # nilearn" and "no R² map")
-    assert "vertices finite and varying" in page and "R² map written, not drawn" in page
+    assert "vertices finite and varying" in page and "map written, not drawn" in page
     assert "computed by nilearn" not in page and "no R² map" not in page
     # each space's scaling is said of what its values belong to (surfaces said "voxel mean")
     assert [page.count(f"percent signal change (each {unit}&#39;s mean)") for unit in ("voxel", "vertex", "grayordinate")
@@ -816,6 +816,35 @@ def test_surface_reports_draw_the_mesh_and_list_peak_vertices(analysed):
     assert [methods.count(f"each {unit}'s time series") for unit in ("voxel", "vertex", "grayordinate")] == [1, 1, 1]
     assert "`run_glm` and `compute_contrast`" in methods and "in the fsLR space (CIFTI grayordinates)" in methods
     assert "whose series was finite and not constant over time" in methods
+
+
+def surface_file_values(path):
+    """A written surface map's values: a GIFTI pair (named by its hemi-L file) left then right, or a CIFTI row."""
+    if path.name.endswith(".func.gii"):
+        pair = (path, path.with_name(path.name.replace("hemi-L", "hemi-R")))
+        return np.concatenate([nib.load(p).darrays[0].data for p in pair])
+    return np.asarray(nib.load(path).dataobj)[0]
+
+
+def test_surface_runs_table_gives_each_runs_median_r_square(analysed):
+    """A surface run's row gives the median of its written R² map over the subject's vertex mask, as a
+    volume run's row does over the subject's voxel mask (it said only "R² map written, not drawn")."""
+    func = analysed / "sub-01" / "func"
+    expected = []
+    for space in (FS5, FSLR):
+        def maps(kind, run="", space=space):
+            return sorted(p for p in func.glob(f"sub-01_task-checkerboard_{run}*space-{space}_*{kind}*")
+                          if "hemi-R" not in p.name and not p.name.endswith(".json"))
+        [mask] = maps("desc-fixedfx_mask")
+        inside = surface_file_values(mask) > 0
+        assert inside.any()
+        runs = maps("stat-rsquared_statmap", run="run-")
+        assert len(runs) == 2
+        expected += [f"{np.median(surface_file_values(run)[inside]):.2f}" for run in runs]
+    page = (analysed / "sub-01.html").read_text()
+    shown = re.findall(r'<td class="num">(-?[0-9.]+)</td>\n<td>map written, not drawn</td>', page)
+    assert sorted(shown) == sorted(expected)
+    assert all(0 < float(value) < 1 for value in shown)
 
 
 @pytest.mark.slow

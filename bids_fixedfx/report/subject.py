@@ -160,8 +160,11 @@ def task_section(settings, plan, notes, files: Files, estimator: str = "meta") -
         fit_view, r_squares = _r_square_maps(output_dir, plan, view)
     else:  # a surface or CIFTI space: maps on the mesh, peak vertices (report.surfaces); no R² slices
         run_masks, fits, view, underlay = [], [None] * len(plan.runs), None, ""
-        fit_view, r_squares = None, [None] * len(plan.runs)
-    runs = [_run_row(p, fit, files, anchor) | {"r_square": _r_square(p, r2, fit_view, files)}
+        fit_view, r_squares = None, _surface_r_squares(output_dir, plan)
+    from ..surface import run_model
+
+    noise_model = run_model(plan.runs[0].run, settings.model).noise_model
+    runs = [_run_row(p, fit, files, anchor) | {"r_square": _r_square(p, r2, fit_view, files, noise_model)}
             for p, fit, r2 in zip(plan.runs, fits, r_squares)]
     section = {
         "task": plan.task,
@@ -266,19 +269,47 @@ def _r_square_maps(output_dir, plan, view):
     return replace(view, threshold=0.0, vmax=vmax, template=False), maps
 
 
-def _r_square(run_plan, data, view: MapView, files: Files) -> dict | None:
-    """A run's median R² in the subject's mask and its figure (a thumbnail in the runs table)."""
+def _surface_r_squares(output_dir, plan) -> list:
+    """The runs' R² values in the subject's vertex mask (None where a run's map is not there);
+    a surface's R² maps are summed up in the runs table, not drawn."""
+    from ..errors import FixedFxError
+    from ..surface import read_map
+
+    form = plan.runs[0].form
+    mask_path = outputs.map_paths("subject_mask", form, subject=plan.subject, task=plan.task, space=plan.space)[0]
+    try:
+        inside = np.asarray(read_map(output_dir / mask_path).dataobj).ravel() > 0
+    except FixedFxError:
+        return [None] * len(plan.runs)
+    values = []
+    for run_plan in plan.runs:
+        path = outputs.map_paths("run_fit", run_plan.form, space=run_plan.run.space,
+                                 **naming.run_entities(run_plan.run))[0]
+        try:
+            data = np.asarray(read_map(output_dir / path).dataobj).ravel()
+        except FixedFxError:
+            data = None
+        values.append(data[inside] if data is not None and data.shape == inside.shape else None)
+    return values
+
+
+def _r_square(run_plan, data, view: MapView | None, files: Files, noise_model: str = "ar1") -> dict | None:
+    """A run's median R² in the subject's mask and its figure (a thumbnail in the runs table);
+    ``view`` None: ``data`` holds the subject mask's vertices, which are not drawn."""
     if data is None:
         return None
+    if view is None:
+        return {"median": float(np.median(np.nan_to_num(data))) if data.size else float("nan"), "figure": None}
     run = run_plan.run
+    how = ("on the whitened data (a pseudo-R² with AR(1), as nilearn's r_square)" if noise_model == "ar1"
+           else "the plain R² of the OLS fit, as nilearn's r_square")
     figure = files.figure(
         naming.build_run("run_figure", run, desc="rsquared", suffix="statmap", extension=".png"),
         figures.r_square(view, data, slices.even_cuts(view.box, N_CUTS), f"{run.name}: R-squared"),
         f"R² map of {run.name}",
         f"R² of each voxel: the share of the variance of the run's scaled BOLD series that its model "
-        f"(conditions, confounds, drift) explains, on the whitened data (a pseudo-R² with AR(1), as nilearn's "
-        f"r_square); 0 to {view.vmax:g}, one scale for the task's runs. A map low everywhere, unlike the other "
-        "runs', points to a run or design to check.",
+        f"(conditions, confounds, drift) explains, {how}; 0 to {view.vmax:g}, one scale for the task's runs. "
+        "A map low everywhere, unlike the other runs', points to a run or design to check.",
     )
     return {"median": float(np.median(np.nan_to_num(data[view.mask]))), "figure": figure}
 
