@@ -276,6 +276,7 @@ def _select(settings):
     """
     model = plan.read_model(settings)
     if model is not None:
+        plan.check_dataset_variables(model, settings)
         settings = plan.apply_input(model, settings)
         settings = replace(settings, model=plan.model_settings(model, settings),
                            inference=plan.inference_settings(model, settings, "participant"))

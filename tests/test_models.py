@@ -1119,6 +1119,45 @@ def test_a_covariates_design_too_large_for_its_subjects_names_the_option(fresh_d
           output=out / "group")
 
 
+def age_model(path, x):
+    """A model of the default run and subject nodes whose dataset node fits ``Model.X`` ``x``."""
+    document = {"Name": "age", "BIDSModelVersion": "1.0.0", "Input": {"task": ["checkerboard"]}, "Nodes": [
+        {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"],
+         "Model": {"Type": "glm", "X": ["trial_type.audio", "trial_type.visual", 1]},
+         "DummyContrasts": {"Conditions": ["trial_type.audio"], "Test": "t"}},
+        {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"], "Model": {"Type": "meta", "X": [1]},
+         "DummyContrasts": {"Test": "t"}},
+        {"Level": "Dataset", "Name": "age", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": x},
+         "Transformations": {"Transformer": "pybids-transforms-v1", "Instructions": [
+             {"Name": "Scale", "Input": ["age"], "Output": ["ageScaled"]}]},
+         "Contrasts": [{"Name": "slope", "ConditionList": [x[-1]], "Weights": [1], "Test": "t"}]}]}
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize("x", [[1, "age"], [1, "ageScaled"], [1, "group.patient"], [1, "sex"]])
+def test_a_dataset_node_of_variables_participants_tsv_gives_is_run_at_the_participant_level(fresh_dataset, tmp_path,
+                                                                                            x):
+    """The early check of the dataset node's variables lets through participants.tsv's columns, what the
+    node's transformations make and a Factor's column.level names."""
+    dataset = fresh_dataset(subjects=("01",))
+    assert main([str(dataset.path), str(tmp_path / "out"), "participant", *QUICK, "--nprocs", "1",
+                 "-m", str(age_model(tmp_path / "model-age_smdl.json", x))]) == 0
+
+
+def test_a_dataset_node_naming_no_variable_is_refused_before_the_runs_are_fitted(fresh_dataset, tmp_path, capsys):
+    """A misspelt participants.tsv column in the dataset node's Model.X was found by the group level
+    only, after every subject's job had run."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    model = age_model(tmp_path / "model-age_smdl.json", [1, "agee"])
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64,
+          f"Node 'age' of {model}: Model.X names 'agee', which is not a variable (variables: age,",
+          "so the group level would refuse it")
+    (dataset.path / "participants.tsv").unlink()
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 66,
+          "Model.X names 'agee'", "BIDS_DIR has no participants.tsv")
+
+
 def test_a_group_variable_without_participants_tsv_says_the_file_is_missing(fresh_dataset, tmp_path, capsys):
     """'Model.X names age, which is not a variable (variables: subject, contrast, task)' did not say
     that the dataset has no participants.tsv."""

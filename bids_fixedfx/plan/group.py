@@ -752,6 +752,55 @@ def _check_masks_overlap(test, output_dir, masks) -> list[Note]:
     )
 
 
+#: The variables a dataset node's inputs carry besides the columns of participants.tsv
+#: (and of sessions.tsv, for session maps): see :func:`_input_table`.
+INPUT_VARIABLES = ("subject", "session", "task", "contrast")
+
+
+def check_dataset_variables(model, settings) -> None:
+    """At the participant level: refuse a dataset node whose ``Model.X`` names a variable that
+    nothing can give it (neither ``participants.tsv``, nor the inputs' entities, nor its own
+    transformations), which the group level refuses once every subject is fitted.
+
+    Names the node's transformations make (their ``Output``, and a ``Factor``'s
+    ``column.level``) count as given; so does every name when a ``sessions.tsv`` exists, whose
+    columns session maps carry, or when ``participants.tsv`` cannot be read (the group level
+    says why).
+
+    Raises
+    ------
+    ModelError
+        A name that is no variable (64).
+    InputFileError
+        Such a name, and BIDS_DIR has no ``participants.tsv`` (66).
+    """
+    from ..errors import FixedFxError
+    from ..model.bsm import ModelError, is_intercept
+    from ..model.variables import is_wildcard, listed
+
+    nodes = [node for node in model.nodes_at("dataset") if node.formula is None]
+    wanted = {node.name: [x for x in node.x if isinstance(x, str) and not is_intercept(x) and not is_wildcard(x)]
+              for node in nodes}
+    if not any(wanted.values()):
+        return
+    try:
+        columns = set(read_participants(settings.bids_dir).columns)
+    except FixedFxError:
+        return
+    for node in nodes:
+        made = {name for step in node.transformations for name in step.output or ()}
+        known = columns | set(INPUT_VARIABLES) | made
+        unknown = [x for x in wanted[node.name] if x not in known and x.split(".", 1)[0] not in known]
+        if not unknown or next(Path(settings.bids_dir).glob("sub-*/sub-*_sessions.tsv"), None) is not None:
+            continue
+        text = (f"Node {node.name!r} of {settings.model_file}: Model.X names {unknown[0]!r}, which is not a variable "
+                f"(variables: {listed(sorted(known), unknown[0])}), so the group level would refuse it")
+        if not columns:
+            raise InputFileError(f"{text}; BIDS_DIR has no participants.tsv (or one of participant_id alone), whose "
+                                 "columns a dataset node's Model.X names.")
+        raise ModelError(f"{text}; correct the name in the model or the column in participants.tsv.")
+
+
 def read_participants(bids_dir, coded=()):
     """``participants.tsv`` as a table indexed by subject label (``sub-`` removed); an empty
     table when the dataset has none.
