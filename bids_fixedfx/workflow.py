@@ -277,6 +277,7 @@ def _select(settings):
     model = plan.read_model(settings)
     if model is not None:
         plan.check_dataset_variables(model, settings)
+        plan.check_dataset_contrasts(model, settings)
         settings = plan.apply_input(model, settings)
         settings = replace(settings, model=plan.model_settings(model, settings),
                            inference=plan.inference_settings(model, settings, "participant"))
@@ -648,7 +649,7 @@ def _group(settings, fork):
             if model is not None:
                 _copy_model(model, settings)
             stale = _stale_group_files(settings.output_dir, checked, settings)
-            for text in _untested_maps_removed(stale, checked):
+            for text in _untested_maps_removed(stale, checked) + _other_maps_removed(stale, checked):
                 logger.warning("%s", text)
             outputs.remove_files(settings.output_dir, stale)
             for staging, stale in sets:
@@ -1201,6 +1202,24 @@ def _untested_maps_removed(stale, checked) -> list[str]:
             f"{', '.join(sorted(labels))} that an earlier job wrote were removed, since this job does not test them "
             "(see above); rerun the group level over the subjects that made them to make them again"
             for (task, space), labels in sorted(removed.items(), key=lambda item: (item[0][0], item[0][1] or ""))]
+
+
+def _other_maps_removed(stale, checked) -> list[str]:
+    """A warning for the maps among ``stale`` of contrasts that this job's tests still make,
+    but under other names (another design of ``--group-covariates``, or of a dataset node of
+    the same name): they go with the names this job now owns, and the user is told."""
+    untested = {(t.task, t.space, t.contrast) for t in checked.untested}
+    removed = sorted({"_".join(f"{key}-{entities[name]}" for key, name in
+                               (("task", "task"), ("space", "space"), ("contrast", "contrast"), ("desc", "desc"))
+                               if entities.get(name) is not None)
+                      for entities in map(naming.parse, stale)
+                      if entities.get("suffix") == "statmap" and entities.get("contrast") is not None
+                      and (entities.get("task"), entities.get("space"), entities.get("contrast")) not in untested})
+    if not removed:
+        return []
+    return [f"{len(removed)} set(s) of group maps that an earlier job wrote under the names this job's group model "
+            f"uses, such as {removed[0]}, were removed, since this job does not compute them; to keep the maps of "
+            "two designs, give their dataset nodes different names (or write them to different OUTPUT_DIRs)"]
 
 
 def _group_key(test, settings) -> str:

@@ -883,6 +883,29 @@ def test_a_group_column_of_one_level_among_the_subjects_selected_is_named(six_su
 
 
 @pytest.mark.slow
+def test_maps_another_design_of_the_same_name_wrote_are_said_to_be_removed(six_subjects, two_sample, tmp_path,
+                                                                            capsys):
+    """Two designs of --group-covariates name their maps alike (desc-groupCovariates): the second
+    removed the first's maps of other contrasts without a word."""
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    common = [str(six_subjects.path), str(out), "group", "--no-reports", "--group-covariates"]
+    assert main([*common, "group", "age"]) == 0
+    differences = sorted((out / "group").glob("*ControlMinusPatient*_statmap.nii.gz"))
+    assert differences
+    capsys.readouterr()
+    assert main([*common, "age"]) == 0
+    said = capsys.readouterr().err
+    assert not any(p.exists() for p in differences)
+    warnings = [line for line in said.splitlines() if "WARNING" in line and "were removed" in line]
+    assert len(warnings) == 1, said
+    assert "set(s) of group maps that an earlier job wrote under the names this job's group model uses" in warnings[0]
+    assert "ControlMinusPatient_desc-groupCovariates" in warnings[0] and "give their dataset nodes different names" in warnings[0]
+    assert main([*common, "age"]) == 0  # a rerun of the same design removes nothing, and says nothing of it
+    assert "were removed" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
     """One-sample, fixed effects and a group design each have their own names; a rerun of one
     replaces its own maps only, with the same bytes, and leaves nothing stale."""
@@ -1119,8 +1142,9 @@ def test_a_covariates_design_too_large_for_its_subjects_names_the_option(fresh_d
           output=out / "group")
 
 
-def age_model(path, x):
-    """A model of the default run and subject nodes whose dataset node fits ``Model.X`` ``x``."""
+def age_model(path, x, condition=None):
+    """A model of the default run and subject nodes whose dataset node fits ``Model.X`` ``x`` and
+    tests ``condition`` (the last of ``x`` by default)."""
     document = {"Name": "age", "BIDSModelVersion": "1.0.0", "Input": {"task": ["checkerboard"]}, "Nodes": [
         {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"],
          "Model": {"Type": "glm", "X": ["trial_type.audio", "trial_type.visual", 1]},
@@ -1130,19 +1154,20 @@ def age_model(path, x):
         {"Level": "Dataset", "Name": "age", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": x},
          "Transformations": {"Transformer": "pybids-transforms-v1", "Instructions": [
              {"Name": "Scale", "Input": ["age"], "Output": ["ageScaled"]}]},
-         "Contrasts": [{"Name": "slope", "ConditionList": [x[-1]], "Weights": [1], "Test": "t"}]}]}
+         "Contrasts": [{"Name": "slope", "ConditionList": [condition or x[-1]], "Weights": [1], "Test": "t"}]}]}
     path.write_text(json.dumps(document))
     return path
 
 
-@pytest.mark.parametrize("x", [[1, "age"], [1, "ageScaled"], [1, "group.patient"], [1, "sex"]])
+@pytest.mark.parametrize("x, condition", [([1, "age"], None), ([1, "ageScaled"], None), ([1, "group.patient"], None),
+                                          ([1, "sex"], None), (["group"], "group.patient"), ([1, "age"], "intercept")])
 def test_a_dataset_node_of_variables_participants_tsv_gives_is_run_at_the_participant_level(fresh_dataset, tmp_path,
-                                                                                            x):
-    """The early check of the dataset node's variables lets through participants.tsv's columns, what the
-    node's transformations make and a Factor's column.level names."""
+                                                                                            x, condition):
+    """The early checks of the dataset node's variables and contrasts let through participants.tsv's
+    columns, what the node's transformations make, a Factor's column.level names and the intercept."""
     dataset = fresh_dataset(subjects=("01",))
     assert main([str(dataset.path), str(tmp_path / "out"), "participant", *QUICK, "--nprocs", "1",
-                 "-m", str(age_model(tmp_path / "model-age_smdl.json", x))]) == 0
+                 "-m", str(age_model(tmp_path / "model-age_smdl.json", x, condition))]) == 0
 
 
 def test_a_dataset_node_naming_no_variable_is_refused_before_the_runs_are_fitted(fresh_dataset, tmp_path, capsys):
@@ -1153,6 +1178,9 @@ def test_a_dataset_node_naming_no_variable_is_refused_before_the_runs_are_fitted
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64,
           f"Node 'age' of {model}: Model.X names 'agee', which is not a variable (variables: age,",
           "so the group level would refuse it")
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m",
+                   age_model(tmp_path / "model-ageSlope_smdl.json", [1, "age"], "agee")], 64,
+          "Node 'age' of", "contrast 'slope' names 'agee', which is not a variable of Model.X (1, age)")
     (dataset.path / "participants.tsv").unlink()
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 66,
           "Model.X names 'agee'", "BIDS_DIR has no participants.tsv")

@@ -21,6 +21,7 @@ from .models import (
     FIXED_EFFECTS_MODEL_NAME,
     SUPPORTED,
     apply_input,
+    check_dataset_contrasts,
     covariates_model,
     default_model,
     fixed_effects_model,
@@ -34,8 +35,8 @@ from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, resid
 
 __all__ = [
     "FIXED_EFFECTS_MODEL_NAME", "MIN_DOF", "MIN_SUBJECTS", "SUPPORTED", "GroupPlan", "GroupTest", "LeftOut", "Plan", "RunPlan",
-    "SubjectMapFiles", "SubjectPlan", "apply_input", "check_dataset_variables", "covariates_model", "default_model",
-    "described_columns",
+    "SubjectMapFiles", "SubjectPlan", "apply_input", "check_dataset_contrasts", "check_dataset_variables",
+    "covariates_model", "default_model", "described_columns",
     "find_subject_maps", "fixed_effects_model",
     "inference_settings", "model_settings", "plan_group",
     "plan_runs", "read_model", "read_participants", "residual_dof", "run_node", "same_default_options",

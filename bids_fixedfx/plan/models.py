@@ -35,18 +35,42 @@ def read_model(settings):
             f"Node {node.name!r} of {settings.model_file} has no Contrasts and no DummyContrasts, so it computes "
             "no map; add the contrasts to estimate (DummyContrasts gives one per variable)."
         )
+    _check_contrasts_in_x(node, settings.model_file)
+    return model
+
+
+def check_dataset_contrasts(model, settings) -> None:
+    """At the participant level: refuse a dataset node whose contrast names a column that its
+    ``Model.X`` cannot make, which the group level refuses once every subject is fitted (it
+    then names the design's columns).
+
+    Raises
+    ------
+    ModelError
+    """
+    for node in model.nodes_at("dataset"):
+        if node.formula is None:
+            _check_contrasts_in_x(node, settings.model_file)
+
+
+def _check_contrasts_in_x(node, model_file) -> None:
+    """Refuse a contrast (or a run node's dummy contrast) naming a condition that no design
+    of the node's ``Model.X`` has: a misspelling."""
+    from ..model.bsm import ModelError, is_intercept
+    from ..model.contrasts import GROUP_INTERCEPT
+
     conditions = [(c.name, c.condition_list) for c in node.contrasts]
-    if node.dummy_contrasts is not None:
+    if node.dummy_contrasts is not None and node.level == "run":
         conditions += [(c, (c,)) for c in (node.dummy_contrasts.conditions or node.x)]
-    outside = [(name, c) for name, names in conditions for c in names if not _in_x(c, node.x)]
-    if outside:  # a misspelling: no run's design can have it (a run without a condition of X leaves it out)
+    x = node.x if node.level == "run" or not any(map(is_intercept, node.x)) else (*node.x, GROUP_INTERCEPT)
+    outside = [(name, c) for name, names in conditions for c in names if not _in_x(c, x)]
+    if outside:  # a misspelling: no design can have it (a run without a condition of X leaves it out)
         name, variable = outside[0]
         raise ModelError(
-            f"Node {node.name!r} of {settings.model_file}: contrast {name!r} names {variable!r}, which is not a "
-            f"variable of Model.X ({', '.join(map(str, node.x))}), so no design has it; correct the name or add "
-            "the variable to Model.X."
+            f"Node {node.name!r} of {model_file}: contrast {name!r} names {variable!r}, which is not a variable of "
+            f"Model.X ({', '.join(map(str, node.x))}), so no design has it; correct the name or add the variable "
+            "to Model.X."
         )
-    return model
 
 
 def _in_x(name, x) -> bool:
