@@ -1026,8 +1026,8 @@ def _check_other_sessions(checked, settings) -> None:
         selected = {plan.run.session for plan in subject.runs} - {None}
         found = outputs.existing_set(settings.output_dir, f"sub-{subject.subject}", subject=subject.subject,
                                      task=subject.task, space=(subject.space, None))
-        other = sorted({entities["session"] for entities in map(naming.parse, found)
-                        if entities.get("session") not in (None, *selected) and "run" in entities})
+        other = sorted({entities["session"] for entities in map(naming.parse, found)  # (runs without run-, too)
+                        if entities.get("session") not in (None, *selected) and entities.get("suffix") == "statmap"})
         if other:
             every = " ".join(sorted(selected | set(other)))
             if settings.session_label:

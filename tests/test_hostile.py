@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from bids_fixedfx.cli import main
+from bids_fixedfx.example_data import make_example_dataset
 from bids_fixedfx.settings import MOTION_CONFOUNDS
 from tools import checksums, fails
 
@@ -598,6 +599,26 @@ def test_a_session_job_does_not_replace_the_maps_of_another_session_job(one_subj
     assert main([str(one_subject.path), str(out), "participant", *QUICK, "--bids-filter-file", str(selection)]) == 64
     message = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
     assert len(message) == 1 and "sub-01 ses-2" in message[0] and "--bids-filter-file select the sessions 1 2" in message[0]
+    assert checksums(out) == before
+
+
+def test_a_session_job_does_not_replace_the_maps_of_another_session_s_unnumbered_run(tmp_path, capsys):
+    """One run per session without a run- label (ds000114's shape): the --session-label retest job
+    replaced the subject maps of the test job's session, and deleted its run maps, with exit 0."""
+    dataset = make_example_dataset(tmp_path / "ds", n_subjects=1, n_sessions=2, n_runs=1, shape=(12, 14, 12),
+                                   n_volumes=40)
+    for path in sorted(dataset.path.rglob("*_run-01_*"), key=lambda p: -len(p.parts)):
+        path.rename(path.with_name(path.name.replace("_run-01_", "_")))
+    for scans in dataset.path.rglob("*_scans.tsv"):
+        scans.write_text(scans.read_text().replace("_run-01_", "_"))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "--session-label", "1"]) == 0
+    assert list(out.rglob("sub-01_ses-1_task-checkerboard_space-*_stat-effect_statmap.nii.gz"))
+    capsys.readouterr()
+    before = checksums(out)
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "--session-label", "2"]) == 64
+    message = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(message) == 1 and "sub-01 ses-1" in message[0] and "--session-label 1 2" in message[0]
     assert checksums(out) == before
 
 
