@@ -376,7 +376,9 @@ def _read_filters(path):
         )
     from .naming import entity_patterns
 
-    known = {entity.name for entity in entity_patterns(statmaps=False)}
+    from .discover.query import NAME_ONLY_ENTITIES
+
+    known = {entity.name for entity in entity_patterns(statmaps=False)} | set(NAME_ONLY_ENTITIES)
     plain = (str, int, float, bool, type(None))
     for kind, query in filters.items():
         for entity, value in query.items():

@@ -281,6 +281,28 @@ def test_several_resolutions_of_one_space(one_subject, tmp_path, capsys):
                  "--bids-filter-file", str(tmp_path / "filter.json")]) == 0
 
 
+def test_cohorts_of_one_space_are_chosen_with_the_filter_file(one_subject, tmp_path, capsys):
+    """fMRIPrep's two cohorts of a template: pybids indexes no cohort-, so the filter the app's
+    message suggested was refused as 'not a BIDS entity', and no cohort could be chosen."""
+    for path in list((one_subject.path / "derivatives").rglob(f"*space-{SPACE}_desc-*")):
+        for cohort in ("1", "2"):
+            copy = path.with_name(path.name.replace(f"space-{SPACE}_", f"space-{SPACE}_cohort-{cohort}_"))
+            copy.write_bytes(path.read_bytes())
+        path.unlink()
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
+          "several preprocessed BOLD series", "cohort-1", "cohort-2", "--bids-filter-file")
+    (tmp_path / "filter.json").write_text(json.dumps({"bold": {"cohort": "2"}, "mask": {"cohort": ["2"]}}))
+    out = tmp_path / "out"
+    assert main([str(one_subject.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "--bids-filter-file", str(tmp_path / "filter.json")]) == 0
+    sidecars = list(out.rglob("*run-01*_stat-z_statmap.json"))
+    assert sidecars
+    for sidecar in sidecars:
+        sources = json.loads(sidecar.read_text())["Sources"]
+        assert [s for s in sources if f"space-{SPACE}_cohort-2_desc-preproc_bold" in s], sources
+        assert not [s for s in sources if "cohort-1" in s], sources
+
+
 @pytest.mark.parametrize("single", [False, True])
 def test_maps_of_another_resolution_are_not_replaced(one_subject, tmp_path, capsys, single):
     """res-1 and res-2 jobs (each chosen with --bids-filter-file) into one OUTPUT_DIR: the maps'

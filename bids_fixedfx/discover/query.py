@@ -14,16 +14,41 @@ CONFOUNDS_DESCS = ["confounds"]
 CONFOUNDS_SUFFIXES = ["timeseries", "regressors"]
 
 
+#: Entities of fMRIPrep's names that pybids does not index (``cohort`` of a template with
+#: cohorts, ``space-MNIPediatricAsym_cohort-1``): a filter on them is applied to the names.
+NAME_ONLY_ENTITIES = ("cohort",)
+
+
 def _get(layout, **filters):
-    """``layout.get`` with the subject filter first.
+    """``layout.get`` with the subject filter first, and the filters of
+    :data:`NAME_ONLY_ENTITIES` applied to the files' names (a value, a list of values, or
+    None: the entity absent).
 
     pybids joins one copy of its tag table per filter, in the order given; SQLite then
     starts from the first of equally costed joins, so putting the subject first makes a
     query of one subject read that subject's rows, not those of every subject with the
     same suffix, in a saved index of a large dataset.
     """
+    by_name = {key: filters.pop(key) for key in NAME_ONLY_ENTITIES if key in filters}
     first = {"subject": filters.pop("subject")} if "subject" in filters else {}
-    return layout.get(**first, **filters)
+    found = layout.get(**first, **filters)
+    for key, wanted in by_name.items():
+        found = [f for f in found if _name_has(getattr(f, "path", f), key, wanted)]
+    return found
+
+
+def _name_has(path, key, wanted) -> bool:
+    """Whether a file's name has the entity ``key`` with a value of ``wanted`` (a value, a
+    list of them, pybids' ``Query.NONE``/``Query.ANY``)."""
+    from bids.layout import Query
+
+    parts = dict(part.partition("-")[::2] for part in Path(str(path)).name.split(".")[0].split("_"))
+    value = parts.get(key)
+    if wanted is Query.NONE:
+        return value is None
+    if wanted is Query.ANY:
+        return value is not None
+    return value is not None and value in {str(v) for v in (wanted if isinstance(wanted, list) else [wanted])}
 
 
 def _values(layout, entity, **filters):
