@@ -643,6 +643,7 @@ def _group(settings, fork):
                 logger.info("task-%s%s contrast-%s%s: %s over %d subjects computed", test.task,
                             f" space-{test.space}" if test.space else "", test.contrast, test.parts_text,
                             _group_test_name(test, settings), len(set(test.subjects)))
+            plan.check_inputs_unchanged(checked.tests)
             # every test computed: only now does OUTPUT_DIR change
             with outputs.folder_lock(settings.output_dir):  # first: it marks OUTPUT_DIR as ours
                 outputs.write_dataset_files(settings.bids_dir, settings.output_dir)

@@ -681,6 +681,33 @@ def test_group_refuses_subjects_fitted_with_different_models(two_subjects, tmp_p
     assert checksums(out) == written
 
 
+def test_group_refuses_subject_maps_replaced_while_it_read_them(two_subjects, tmp_path, capsys, monkeypatch):
+    """A participant rerun (other options) replacing sub-02's maps while a group job ran: the group
+    tested the new maps under the sidecars it had read of the old ones, and exited 0."""
+    from bids_fixedfx import workflow
+
+    out = tmp_path / "out"
+    assert main([str(two_subjects.path), str(out), "participant", *QUICK]) == 0
+    rewritten = sorted((out / "sub-02" / "func").glob("*_stat-effect_statmap.nii.gz"))[0]
+    write_group = workflow.write_group
+
+    def a_participant_job_meanwhile(*args, **kwargs):  # its commit: the set renamed into place
+        copy = rewritten.with_name("copy.nii.gz")
+        copy.write_bytes(rewritten.read_bytes())
+        copy.replace(rewritten)
+        return write_group(*args, **kwargs)
+
+    monkeypatch.setattr(workflow, "write_group", a_participant_job_meanwhile)
+    capsys.readouterr()
+    assert main([str(two_subjects.path), str(out), "group", "--no-reports"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(err) == 1 and f"{rewritten} was rewritten or removed while the group level read sub-02's maps" in err[0]
+    assert "rerun the group level once the participant jobs have ended" in err[0]
+    assert not (out / "group").exists()
+    monkeypatch.setattr(workflow, "write_group", write_group)
+    assert main([str(two_subjects.path), str(out), "group", "--no-reports"]) == 0
+
+
 def test_group_takes_subjects_fitted_with_the_same_model_spelled_otherwise(two_subjects, tmp_path):
     """--dummy-scans 0 (the default, recorded as null) and the default confounds named in another
     order make the same maps: the group level refused them as different models (exit 64)."""

@@ -12,6 +12,7 @@ from .group import (
     GroupTest,
     SubjectMapFiles,
     check_dataset_variables,
+    check_inputs_unchanged,
     described_columns,
     find_subject_maps,
     plan_group,
@@ -36,7 +37,7 @@ from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, resid
 __all__ = [
     "FIXED_EFFECTS_MODEL_NAME", "MIN_DOF", "MIN_SUBJECTS", "SUPPORTED", "GroupPlan", "GroupTest", "LeftOut", "Plan", "RunPlan",
     "SubjectMapFiles", "SubjectPlan", "apply_input", "check_dataset_contrasts", "check_dataset_variables",
-    "covariates_model", "default_model", "described_columns",
+    "check_inputs_unchanged", "covariates_model", "default_model", "described_columns",
     "find_subject_maps", "fixed_effects_model",
     "inference_settings", "model_settings", "plan_group",
     "plan_runs", "read_model", "read_participants", "residual_dof", "run_node", "same_default_options",

@@ -35,6 +35,7 @@ class SubjectMapFiles:
     mask: object
     info: object  # sidecars.StatmapSidecar
     session: str | None = None  # maps of a session node
+    stamps: tuple = ()  # (path, inode, mtime, size) of each file, when the sidecar was read
 
 
 @dataclass(frozen=True, eq=False)
@@ -394,11 +395,14 @@ def _found_maps(settings, step) -> tuple:
         )
     read = []
     for item in found:
+        stamps = []
         for path in (*files_of(item.effect), *files_of(item.variance), item.sidecar, *files_of(item.mask)):
-            if not path.is_file():
+            stamp = _stamp(path)
+            if stamp is None:
                 what = "is not a regular file (a folder, a device or a pipe)" if path.exists() else "is missing"
                 raise NoDataError(f"{path} {what}; rerun the participant level for sub-{item.subject}.")
-        read.append(replace(item, info=StatmapSidecar.read(item.sidecar)))
+            stamps.append(stamp)
+        read.append(replace(item, info=StatmapSidecar.read(item.sidecar), stamps=tuple(stamps)))
     notes = [Note("selection", f"space-{space} maps were not tested: their vertices are each subject's own")
              for space in native]
     notes += [Note("selection", f"space-{space} maps lie in each subject's own anatomy, so a voxel is not one place "
@@ -420,6 +424,43 @@ def _found_maps(settings, step) -> tuple:
     if not settings.participant_label:
         notes += _unprocessed(settings.bids_dir, mapped, output_dir, settings.task)
     return read, notes
+
+
+def _stamp(path) -> tuple | None:
+    """A regular file's path, inode, modification time and size (None: missing or not a regular
+    file): a participant job that replaces a subject's maps changes them."""
+    import stat
+
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return (str(path), status.st_ino, status.st_mtime_ns, status.st_size)
+
+
+def check_inputs_unchanged(tests) -> None:
+    """Refuse the group maps computed from subject maps that a participant job replaced
+    while this job planned and read them: their sidecars, read first, may describe other
+    maps than those read (a rerun with other options), or the maps of one subject may be of
+    two runs of the participant level.
+
+    Raises
+    ------
+    FixedFxError
+        A subject map, its sidecar or mask changed since its sidecar was read (exit 1).
+    """
+    from ..errors import FixedFxError
+
+    for test in tests:
+        for item in test.inputs:
+            for path, *stamp in item.stamps:
+                if _stamp(path) != (path, *stamp):
+                    raise FixedFxError(
+                        f"{path} was rewritten or removed while the group level read sub-{item.subject}'s maps (a "
+                        "participant job running at the same time?), so nothing was written; rerun the group level "
+                        "once the participant jobs have ended.")
 
 
 def _labels_apart_by_case(found) -> list:
