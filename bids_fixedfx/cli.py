@@ -53,8 +53,37 @@ class _Parser(argparse.ArgumentParser):
     points to ``--help`` (argparse printed its whole usage, twenty lines, before the error; a
     value the line quotes is cut when it is long: :func:`bounded`)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Given)
+        self.register("action", "store", _Given)
+        self.given = set()
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.given = set()  # the options given so far in this parse (see _Given)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message):
         self.exit(EX_USAGE, f"{self.prog}: error: {bounded(message).rstrip('.')}; see {self.prog} --help.\n")
+
+
+class _Given(argparse.Action):
+    """argparse's ``store`` for options given more than once: the values of a list option
+    (``nargs="+"``) add up, each once (``--participant-label 01 --participant-label 02`` is both
+    subjects, as a job script that builds the line option by option means it); a second,
+    different value of a one-value option is an error (argparse kept the last one without a
+    word: ``--smoothing-fwhm 5 --smoothing-fwhm 8`` smoothed at 8)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(parser, "given", set())
+        if self.nargs == "+":
+            earlier = list(getattr(namespace, self.dest, None) or []) if self.dest in given else []
+            values = earlier + [value for value in values if value not in earlier]
+        elif self.dest in given and getattr(namespace, self.dest, None) != values:
+            parser.error(f"argument {'/'.join(self.option_strings)}: given twice, with "
+                         f"{getattr(namespace, self.dest)!s} and {values!s}; give it once")
+        given.add(self.dest)
+        setattr(namespace, self.dest, values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise-model", choices=["ar1", "ols"], default="ar1", help="(default: ar1)"
     )
     model.add_argument(
-        "--confounds", nargs="+", default=None, metavar="X",
+        "--confounds", nargs="+", default=None, metavar="X", type=nonblank("confound column or strategy", "motion"),
         help="confound columns (wildcards allowed: 'trans_*'), a nilearn load_confounds "
         "strategy (motion, wm_csf, global_signal, compcor, ...), or 'none' "
         "(default: the six motion parameters)",

@@ -194,6 +194,18 @@ def test_participant_labels_with_or_without_prefix(given, expected):
     assert parse("--participant-label", *given).participant_label == expected
 
 
+def test_list_options_given_twice_add_up_and_one_value_options_may_repeat_their_value():
+    """--participant-label 01 --participant-label 02 processed sub-02 only (argparse keeps the last
+    occurrence), so a job script building its line option by option dropped subjects."""
+    settings = parse("--participant-label", "01", "--participant-label", "sub-02", "01", "--space", "T1w",
+                     "--space", "MNI152NLin2009cAsym", "--confounds", "trans_x", "--confounds", "rot_x",
+                     "--smoothing-fwhm", "6", "--smoothing-fwhm", "6")
+    assert settings.participant_label == ("01", "02")
+    assert list(settings.spaces) == ["T1w", "MNI152NLin2009cAsym"]
+    assert list(settings.model.confounds) == ["trans_x", "rot_x"]
+    assert settings.model.smoothing_fwhm == 6
+
+
 @pytest.mark.parametrize(
     "given, expected",
     [
@@ -320,6 +332,13 @@ def test_more_contrasts_than_allowed_exit_64(capsys):
         ([*POSITIONAL, "--session-label", ""], "argument --session-label: '' names no label"),
         ([*POSITIONAL, "--participant-label", "01", ""], "--participant_label: '' names no label"),
         (["bids", "out", "group", "--group-covariates", ""], "argument --group-covariates: '' names no column"),
+        # an unset shell variable (--confounds "$CONF") dropped the motion regressors without a word
+        ([*POSITIONAL, "--confounds", ""], "argument --confounds: '' names no confound column or strategy"),
+        # a one-value option given twice kept its last value without a word
+        ([*POSITIONAL, "--smoothing-fwhm", "5", "--smoothing-fwhm", "8"],
+         "argument --smoothing-fwhm: given twice, with 5.0 and 8.0; give it once"),
+        ([*POSITIONAL, "-m", "a.json", "--model", "b.json"], "argument -m/--model: given twice, with a.json and b.json"),
+        ([*POSITIONAL, "--noise-model", "ols", "--noise-model", "ar1"], "argument --noise-model: given twice"),
     ],
 )
 def test_argparse_errors_exit_64(argv, option, capsys):
