@@ -704,7 +704,8 @@ def _outdated_group_maps(output_dir, since) -> list[str]:
     if not stale:
         return []
     return [f"{len(stale)} group map set(s) of another group model or contrast, such as {stale[0]}, were computed "
-            "from subject maps rewritten or removed since; rerun the group level that made them, or remove them."]
+            "from subject maps rewritten or removed since (or copied without their modification times: cp -p and "
+            "rsync -t keep them); rerun the group level that made them, or remove them."]
 
 
 def _plan_group(settings):

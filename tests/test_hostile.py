@@ -622,6 +622,14 @@ def test_a_session_job_does_not_replace_the_maps_of_another_session_s_unnumbered
     assert checksums(out) == before
 
 
+def test_a_folder_in_place_of_a_preprocessed_series_is_named(one_subject, tmp_path, capsys):
+    """pybids indexes files only: the run was left out as unprocessed, with a warning and exit 0."""
+    bold = sorted((one_subject.path / "derivatives").rglob("*_run-01_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"))[0]
+    bold.unlink()
+    bold.mkdir()
+    fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, f"{bold} is not a regular file")
+
+
 def test_only_runs_without_degrees_of_freedom(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",))  # one run
     bold = next((dataset.path / "derivatives").rglob(f"*space-{SPACE}_desc-preproc_bold.nii.gz"))

@@ -398,9 +398,23 @@ def unmodelled_runs(layout, query, runs, spaces) -> list[str]:
     for name, entities in sorted({one_acquisition(e): e for e in map(_run_entities, raw)}.items()):
         missing = [space or "none" for space in spaces if key(entities) not in modelled.get(space, set())]
         if missing:
+            _check_no_unreadable_series(layout, entities, name)
             found.append(f"{name} has a raw BOLD series but no preprocessed one in space {', '.join(missing)} "
                          "in the derivatives, so it is not modelled there; preprocess it, or check the derivatives.")
     return found
+
+
+def _check_no_unreadable_series(layout, entities, name) -> None:
+    """Refuse a run whose preprocessed series is there under its name but is no regular file
+    (a folder, a pipe): pybids indexes files only, so the run was left out as if unprocessed."""
+    wanted = {key: _unpadded(key, value) for key, value in entities if key != "echo"}
+    folder = f"sub-{wanted['sub']}/" + (f"ses-{wanted['ses']}/" if "ses" in wanted else "") + "func"
+    for root in {Path(d.root) for d in layout.derivatives.values()} if layout.derivatives else ():
+        for path in (root / folder).glob(f"sub-{wanted['sub']}_*_desc-preproc_bold.nii*"):
+            parts = dict(part.split("-", 1) for part in path.name.split(".")[0].split("_") if "-" in part)
+            if {key: _unpadded(key, parts.get(key)) for key in wanted} == wanted and not path.is_file():
+                raise InputFileError(f"{path} is not a regular file (a folder, a pipe or a broken link), so "
+                                     f"{name} cannot be read; replace it with the preprocessed series.")
 
 
 def _holds_legacy_bold(root) -> bool:
