@@ -262,6 +262,26 @@ def _check_extra_fields(path, what) -> None:
                                      f"header names {width} columns; give each row one field per column.")
 
 
+#: The columns of fMRIPrep's confounds that each nilearn ``load_confounds`` strategy reads.
+STRATEGY_COLUMNS = {
+    "motion": "trans_x, trans_y, trans_z, rot_x, rot_y, rot_z", "wm_csf": "csf, white_matter",
+    "global_signal": "global_signal", "compcor": "a_comp_cor_* or t_comp_cor_*", "high_pass": "cosine_*",
+    "scrub": "framewise_displacement, std_dvars", "non_steady_state": "non_steady_state_outlier_*",
+    "ica_aroma": "aroma_motion_*",
+}
+
+
+def _lacking_strategies(message) -> str | None:
+    """The strategies whose columns nilearn's ``load_confounds`` found missing, with those columns
+    (``wm_csf (csf, white_matter)``), from its message ("The following keywords or parameters are
+    missing: [] ['wm_csf']"); None for another message."""
+    found = re.search(r"missing:\s*\[(.*?)\]\s*\[(.*?)\]", message)
+    keywords = re.findall(r"'([^']+)'", found.group(2)) if found else []
+    if not keywords:
+        return None
+    return ", ".join(f"{k} ({STRATEGY_COLUMNS[k]})" if k in STRATEGY_COLUMNS else k for k in keywords)
+
+
 def _refuse_other_file(run, name, names) -> None:
     """A strategy is nilearn's ``load_confounds``, which reads the confounds file it finds beside
     the series: refused when ``--bids-filter-file`` chose another one for the run (its columns
@@ -324,6 +344,12 @@ def select_confounds(run, names, given=True):
                 f"{run.name} do not have."
             ) from None
         except (ValueError, FileNotFoundError) as error:  # nilearn's missing columns or files
+            lacking = _lacking_strategies(str(error))
+            if lacking:
+                raise NoDataError(
+                    f"The confounds of {run.name}{f' ({run.confounds})' if run.confounds else ''} have no column of "
+                    f"the --confounds strategy {lacking}; choose strategies, or columns, that they have."
+                ) from None
             reason = re.sub(r"\.(?=[A-Z])", ". ", " ".join(str(error).split())).rstrip(".")  # its sentences glued
             missing = isinstance(error, FileNotFoundError) or "could not find" in reason.lower()
             raise (NoDataError if missing else UsageError)(

@@ -489,6 +489,26 @@ def test_a_confound_strategy_reads_the_confounds_of_an_uncompressed_series(examp
     assert_same_matrix(design.build_design(run, strategy).matrix, design.build_design(example_run, strategy).matrix)
 
 
+def test_a_confound_strategy_whose_columns_the_table_lacks_names_them(example_run, tmp_path):
+    """Was 64 with nilearn's "The following keywords or parameters are missing: [] ['wm_csf']",
+    naming the BOLD series: the table lacks data (66), and the columns are named."""
+    import shutil
+
+    import pandas as pd
+
+    bold = shutil.copy(example_run.bold, tmp_path / example_run.bold.name)
+    confounds = tmp_path / example_run.confounds.name
+    shutil.copy(example_run.confounds.with_suffix(".json"), confounds.with_suffix(".json"))
+    pd.read_csv(example_run.confounds, sep="\t").drop(columns=["csf", "white_matter"]).to_csv(
+        confounds, sep="\t", index=False, na_rep="n/a")
+    run = dataclasses.replace(example_run, bold=Path(bold), confounds=confounds)
+    with pytest.raises(NoDataError) as caught:
+        design.build_design(run, ModelSettings(confounds=("motion", "wm_csf")))
+    assert caught.value.exit_code == 66
+    assert str(caught.value) == (f"The confounds of {run.name} ({confounds}) have no column of the --confounds "
+                                 "strategy wm_csf (csf, white_matter); choose strategies, or columns, that they have.")
+
+
 def test_compcor_without_the_confounds_sidecar_is_a_missing_file(example_run, tmp_path):
     """Was 64, and nilearn's sentences were glued ('...json.This is necessary')."""
     import shutil
