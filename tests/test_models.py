@@ -906,6 +906,41 @@ def test_maps_another_design_of_the_same_name_wrote_are_said_to_be_removed(six_s
 
 
 @pytest.mark.slow
+def test_a_coded_column_named_alone_in_a_model_is_said_to_be_fitted_as_a_slope(six_subjects, two_sample, tmp_path,
+                                                                                 capsys):
+    """A site column of codes that participants.json gives as Levels was fitted as one covariate
+    (a slope over 1, 2, 3) without a word, where --group-covariates compares its groups."""
+    dataset = tmp_path / "ds"
+    shutil.copytree(six_subjects.path, dataset)
+    table = pd.read_csv(dataset / "participants.tsv", sep="\t")
+    table["site"] = [1, 2, 3, 1, 2, 3][:len(table)]
+    table.to_csv(dataset / "participants.tsv", sep="\t", index=False)
+    (dataset / "participants.json").write_text(json.dumps(
+        {"site": {"Description": "scanner site", "Levels": {"1": "Paris", "2": "Oslo", "3": "Rome"}}}))
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    document = json.loads((MODELS / "model-twoSample_smdl.json").read_text())
+    document["Nodes"][2] = {"Level": "Dataset", "Name": "siteSlope", "GroupBy": ["contrast"],
+                            "Model": {"Type": "glm", "X": [1, "site"]},
+                            "Contrasts": [{"Name": "mean", "ConditionList": [1], "Weights": [1], "Test": "t"}]}
+    model = tmp_path / "model-site_smdl.json"
+    model.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "'site'" in line]
+    assert len(said) == 1 and "codes of its Levels (1: Paris, 2: Oslo, 3: Rome)" in said[0], said
+    assert "a slope over the codes" in said[0] and "add a Factor of 'site'" in said[0]
+    document["Nodes"][2]["Transformations"] = {"Transformer": "pybids-transforms-v1",
+                                               "Instructions": [{"Name": "Factor", "Input": ["site"]}]}
+    document["Nodes"][2]["Model"]["X"] = ["site.1", "site.2", "site.3"]
+    document["Nodes"][2]["Contrasts"][0]["ConditionList"] = ["site.1", "site.2", "site.3"]
+    document["Nodes"][2]["Contrasts"][0]["Weights"] = ["1/3", "1/3", "1/3"]
+    model.write_text(json.dumps(document))
+    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(model)]) == 0
+    assert "Levels" not in capsys.readouterr().err  # its groups compared: nothing to say
+
+
+@pytest.mark.slow
 def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
     """One-sample, fixed effects and a group design each have their own names; a rerun of one
     replaces its own maps only, with the same bytes, and leaves nothing stale."""

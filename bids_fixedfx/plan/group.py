@@ -236,7 +236,8 @@ def plan_group(settings, model=None) -> GroupPlan:
         if step is not None:
             table, unlisted = _input_table(found, settings, step.node)
             found, table, keys = _select(step, found, table)
-            notes += [note for note in (*_combined_groups(step, found, table), *_fed_by_runs(model, step))
+            notes += [note for note in (*_combined_groups(step, found, table), *_fed_by_runs(model, step),
+                                        *_coded_as_slopes(step.node, table, settings.bids_dir))
                       if note not in notes]
         grouped = defaultdict(list)
         for index, item in enumerate(found):
@@ -947,6 +948,31 @@ def _stripped(table, text=()):
         numbers = pd.to_numeric(values, errors="coerce")
         table[column] = numbers if numbers.notna().sum() == values.notna().sum() and column not in text else values
     return table
+
+
+def _coded_as_slopes(node, table, bids_dir) -> list[Note]:
+    """A note for each column that ``Model.X`` names alone whose numbers all are codes of the
+    ``Levels`` that ``participants.json`` gives it (``{"1": "patient", "2": "control"}``): the
+    design fits it as one covariate, a slope over the codes, where ``--group-covariates``
+    compares its groups."""
+    import pandas as pd
+
+    factored = {name for step in node.transformations if step.name == "Factor" for name in step.input}
+    named = [x for x in node.x if isinstance(x, str) and x in table.columns and x not in factored
+             and pd.api.types.is_numeric_dtype(table[x])]
+    if not named:
+        return []
+    described = described_columns(bids_dir)
+    notes = []
+    for column in named:
+        levels = described.get(column, {}).get("Levels")
+        if isinstance(levels, dict) and _level_codes(table[column], levels) is not None:
+            notes.append(Note("selection", (
+                f"Node {node.name!r}: Model.X names {column!r}, whose numbers participants.json gives as the codes of "
+                f"its Levels ({', '.join(f'{k}: {v}' for k, v in list(levels.items())[:4])}), so the design fits it "
+                f"as one covariate, a slope over the codes; to compare its groups, add a Factor of {column!r} to the "
+                "node's Transformations and name its levels in Model.X")))
+    return notes
 
 
 def _check_numbers_with_stray_text(node, table) -> None:
