@@ -941,6 +941,18 @@ def test_a_coded_column_named_alone_in_a_model_is_said_to_be_fitted_as_a_slope(s
 
 
 @pytest.mark.slow
+def test_a_level_of_the_model_no_subject_selected_has_is_named(six_subjects, two_sample, tmp_path, capsys):
+    """Patients alone selected for the two-sample model: 'Model.X names group.control, which is not a
+    variable' (64), where the selection lacks data."""
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    fails(capsys, [six_subjects.path, out, "group", "--no-reports", "--participant-label", "01", "03", "05",
+                   "-m", MODELS / "model-twoSample_smdl.json"], 66,
+          "Node 'patientsVsControls': Model.X names 'group.control', but no subject tested (sub-01, sub-03, sub-05) "
+          "has group 'control' in participants.tsv (they have patient)", output=out / "group")
+
+
+@pytest.mark.slow
 def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
     """One-sample, fixed effects and a group design each have their own names; a rerun of one
     replaces its own maps only, with the same bytes, and leaves nothing stale."""

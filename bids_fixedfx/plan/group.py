@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import design as designs
-from ..errors import InputFileError, NoDataError, UsageError, check_regular_file
+from ..errors import InputFileError, NoDataError, UsageError, check_regular_file, few
 from ..notes import Note
 from ..surface import check_inference, files_of, group_spaces, is_surface_file
 
@@ -995,6 +995,29 @@ def _check_numbers_with_stray_text(node, table) -> None:
             )
 
 
+def _check_level_among_inputs(node, table, message) -> None:
+    """Refuse, as data missing from the selection (66), a ``column.level`` of ``Model.X`` that no
+    input has (patients alone selected: ``group.control``), which the design's check said "is
+    not a variable"."""
+    import re
+
+    found = re.search(r"names '([^']+)', which is not a variable", message)
+    if not found or "." not in found.group(1):
+        return
+    column, level = found.group(1).rsplit(".", 1)
+    if column not in table.columns or table[column].dtype.kind not in "OSU":
+        return
+    present = sorted({str(v) for v in table[column].dropna()})
+    if level in present:
+        return
+    subjects = sorted(set(table["subject"])) if "subject" in table else []
+    raise NoDataError(
+        f"Node {node.name!r}: Model.X names {found.group(1)!r}, but no subject tested ({few([f'sub-{s}' for s in subjects])}) "
+        f"has {column} {level!r} in participants.tsv (they have {', '.join(present) or 'none'}); select subjects of "
+        f"every level the model names, or leave {found.group(1)!r} out of it."
+    )
+
+
 def _model_test(test, node, table, unlisted=()):
     """A test designed by a model's dataset node: its design over the inputs (from
     ``participants.tsv`` and ``sessions.tsv``) and its contrasts; ``unlisted``: the subjects
@@ -1008,6 +1031,7 @@ def _model_test(test, node, table, unlisted=()):
     try:
         design = build_group_design(node, table, label="subject", unlisted=unlisted)
     except ModelError as error:
+        _check_level_among_inputs(node, table, str(error))
         if "which is not a variable" not in str(error) or set(table.columns) - {"subject", "contrast", "task", "session"}:
             raise
         raise InputFileError(f"{str(error).rstrip('.')}; BIDS_DIR has no participants.tsv (or one of participant_id "
