@@ -15,6 +15,7 @@ import shlex
 import signal
 import sys
 from collections import Counter
+from pathlib import Path
 
 from . import __version__, allocator
 from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
@@ -385,6 +386,27 @@ def check_path_encoding(args, parser) -> None:
                 raise UsageError(f"{flags[dest]} {str(path)!r} holds the byte {byte!r}, which is "
                                  "not UTF-8 (a name from a Latin-1 system); rename that folder or file in UTF-8."
                                  ) from None
+            _check_name_lengths(path, flags[dest])
+
+
+def _check_name_lengths(path, flag) -> None:
+    """Refuse a path one of whose names is longer than the file system allows (255 bytes on
+    most): it failed later as a link loop, a missing file, or a name "the outputs need"."""
+    longest = max((part for part in Path(path).parts if part != "/"), key=lambda part: len(os.fsencode(part)),
+                  default="")
+    size = len(os.fsencode(longest))
+    if size <= 255:
+        return
+    folder = Path(path)
+    while not os.path.exists(folder) and folder != folder.parent:
+        folder = folder.parent
+    try:
+        allowed = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        allowed = 255
+    if size > allowed:
+        raise UsageError(f"{flag} {bounded(str(path))!r} holds a name of {size} bytes ({longest[:40]}...), longer than "
+                         f"the file system allows ({allowed}); give a shorter path.")
 
 
 #: The ``--bids-filter-file`` entries the app reads.

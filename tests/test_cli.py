@@ -194,6 +194,23 @@ def test_participant_labels_with_or_without_prefix(given, expected):
     assert parse("--participant-label", *given).participant_label == expected
 
 
+@pytest.mark.parametrize("option", ["BIDS_DIR", "OUTPUT_DIR", "--bids-filter-file", "--mask", "--design-dir", "-d", "-m",
+                                    "-w", "--bids-database-dir"])
+def test_a_path_with_a_name_longer_than_the_file_system_allows_names_its_option(option, tmp_path, capsys):
+    """A 300-byte folder name: a traceback (--bids-filter-file), "a loop of symbolic links"
+    (OUTPUT_DIR), or "a file name the outputs need" (-d)."""
+    long = str(tmp_path / ("o" * 300))
+    argv = {"BIDS_DIR": [long, str(tmp_path / "out"), "participant"],
+            "OUTPUT_DIR": [str(tmp_path), long, "participant"]}.get(option, [str(tmp_path), str(tmp_path / "out"),
+                                                                        "participant", option, long])
+    assert cli.main(argv) == EX_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a name of 300 bytes" in err and "longer than the file system allows" in err
+    flag = {"-d": "--derivatives", "-m": "--model", "-w": "--work-dir"}.get(option, option)
+    assert err.split(": error: ")[1].startswith(f"{flag} "), err
+    assert not (tmp_path / "out").exists()
+
+
 def test_list_options_given_twice_add_up_and_one_value_options_may_repeat_their_value():
     """--participant-label 01 --participant-label 02 processed sub-02 only (argparse keeps the last
     occurrence), so a job script building its line option by option dropped subjects."""
