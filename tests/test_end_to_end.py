@@ -1153,6 +1153,39 @@ def test_a_run_without_run_beside_other_runs_is_refused(fresh_dataset, tmp_path,
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
 
 
+def test_a_session_node_over_one_unnumbered_run_per_session_takes_its_maps(tmp_path):
+    """ds000114's shape (ses-test, ses-retest, one run each, no run-) with a session node: refused as
+    "no run- entity, beside other runs of its task", naming the run of the other session."""
+    from bids_fixedfx.example_data import make_example_dataset
+
+    dataset = make_example_dataset(tmp_path / "ds", n_subjects=1, n_sessions=2, n_runs=1, shape=(12, 14, 12),
+                                   n_volumes=40)
+    for path in sorted(dataset.path.rglob("*_run-01_*")):
+        path.rename(path.with_name(path.name.replace("_run-01_", "_")))
+    model = tmp_path / "model-sessions_smdl.json"
+    model.write_text(json.dumps({"Name": "sessions", "BIDSModelVersion": "1.0.0", "Nodes": [
+        {"Level": "Run", "Name": "run", "GroupBy": ["run", "session", "subject"],
+         "Model": {"Type": "glm", "X": ["trial_type.audio", "trial_type.visual", 1]},
+         "DummyContrasts": {"Conditions": ["trial_type.audio"], "Test": "t"}},
+        {"Level": "Session", "Name": "session", "GroupBy": ["subject", "session", "contrast"],
+         "Model": {"Type": "meta", "X": [1]}, "DummyContrasts": {"Test": "t"}},
+        {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"],
+         "Model": {"Type": "meta", "X": [1]}, "DummyContrasts": {"Test": "t"}}]}))
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                 "-m", str(model)]) == 0
+    for session in ("1", "2"):
+        sidecar = json.loads((out / "sub-01" / f"ses-{session}" / "func" / (
+            f"sub-01_ses-{session}_task-checkerboard_space-{SPACE}_contrast-trialTypeAudio_stat-z_statmap.json")
+        ).read_text())
+        assert sidecar["Level"] == "Session" and sidecar["FixedEffects"]["NumberOfRuns"] == 1
+        assert [s for s in sidecar["Sources"] if s.endswith(f"sub-01_ses-{session}_task-checkerboard_space-{SPACE}"
+                                                           "_desc-preproc_bold.nii.gz")]
+    subject = json.loads((out / "sub-01" / "func" / (
+        f"sub-01_task-checkerboard_space-{SPACE}_contrast-trialTypeAudio_stat-z_statmap.json")).read_text())
+    assert subject["Level"] == "Subject" and len([s for s in subject["Sources"] if "stat-effect" in s]) == 2
+
+
 def test_raw_only_dataset_runs_with_the_defaults(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",), derivatives=False)
     out = tmp_path / "out"

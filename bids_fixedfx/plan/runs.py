@@ -226,7 +226,7 @@ def _check_names_apart(subject, levels) -> None:
     for plan in subject.runs:
         own = {key for key, _ in plan.run.entities}
         if own == keys or ("session" in levels and own == keys | {"ses"}):
-            shared = [p for p in subject.runs if own <= {key for key, _ in p.run.entities}]
+            shared = [p for p in subject.runs if set(plan.run.entities) <= set(p.run.entities)]  # its sub, ses, task
             if len(shared) > 1:
                 other = next(p.run for p in shared if p is not plan)
                 raise UsageError(
