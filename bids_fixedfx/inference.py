@@ -218,6 +218,8 @@ def permutation_maps(effects, mask_img, settings: InferenceSettings, random_stat
 
     with warnings.catch_warnings():  # nilearn's own cluster-size image is made of int64s, and it says so
         warnings.filterwarnings("ignore", message="Data array used to create a new image contains 64-bit ints")
+        # and that one job runs one permutation: a note for its own n_jobs, which the app does not set
+        warnings.filterwarnings("ignore", message="The specified number of permutations is")
         outputs = non_parametric_inference(
             list(effects), design_matrix=design, second_level_contrast="intercept", mask=mask_img,
             n_perm=settings.n_perm, two_sided_test=True, random_state=random_state, threshold=threshold,

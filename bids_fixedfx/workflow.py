@@ -1333,6 +1333,10 @@ def write_group(test, settings, staging, intersections=None, own_masks=None, sha
                                "--n-perm %d asked for, so the permutation p values cannot go below 1/%d.", test.task,
                                contrast.label, len(effects), 2 ** len(effects), settings.inference.n_perm,
                                2 ** len(effects))
+            elif 0 < settings.inference.n_perm < 20 and _one_sample(test.design):
+                logger.warning("task-%s contrast-%s: %d permutations cannot give a corrected p value below 1/%d, so "
+                               "no voxel can reach p < 0.05; ask for at least 20 (1,000 or more for stable p values).",
+                               test.task, contrast.label, settings.inference.n_perm, settings.inference.n_perm + 1)
             found = inference.inference_maps(
                 maps.maps, mask, settings.inference,
                 effects=effects if group_model == "random" and _one_sample(test.design) else None,

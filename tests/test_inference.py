@@ -152,6 +152,12 @@ def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tm
     assert list(group.glob("*_contrast-audio_stat-z_desc-fixedfxFdr_statmap.nii.gz"))
     assert list(group.glob("*_contrast-audio_stat-z_statmap.nii.gz"))
     assert list(group.glob("*_contrast-audio_stat-logp_desc-permmaxt_statmap.nii.gz"))
+    # too few permutations to reach p < 0.05: said, once per contrast; nilearn's note on its n_jobs is not shown
+    capsys.readouterr()
+    assert main([*common, "group", "--no-reports", "--n-perm", "3"]) == 0
+    said = capsys.readouterr().err
+    assert said.count("3 permutations cannot give a corrected p value below 1/4, so no voxel can reach p < 0.05") == 2
+    assert "UserWarning" not in said and "number of jobs" not in said
     p = json.loads(next(group.glob("*_contrast-audio_stat-p_statmap.json")).read_text())
     assert p["ValueOutsideMask"] == 1 and "one-sided" in p["Tail"]
     p_map = nib.load(str(next(group.glob("*_contrast-audio_stat-p_statmap.nii.gz"))))
