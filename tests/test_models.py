@@ -953,6 +953,24 @@ def test_a_level_of_the_model_no_subject_selected_has_is_named(six_subjects, two
 
 
 @pytest.mark.slow
+def test_participants_rows_of_unpadded_labels_are_said_to_name_no_subject(six_subjects, two_sample, tmp_path,
+                                                                         capsys):
+    """participants.tsv writing sub-1 where the folders are sub-01: the subjects were left out as
+    having no row, without a word of the rows that were meant for them."""
+    dataset = tmp_path / "ds"
+    shutil.copytree(six_subjects.path, dataset)
+    table = pd.read_csv(dataset / "participants.tsv", sep="\t")
+    table.loc[:1, "participant_id"] = ["sub-1", "sub-2"]
+    table.to_csv(dataset / "participants.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    shutil.copytree(two_sample, out, ignore=shutil.ignore_patterns("group"))
+    capsys.readouterr()
+    assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "participants.tsv has" in line]
+    assert len(said) == 1 and "a row for sub-1 but none for sub-01, whose maps these are (and 1 more such)" in said[0]
+
+
+@pytest.mark.slow
 def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
     """One-sample, fixed effects and a group design each have their own names; a rerun of one
     replaces its own maps only, with the same bytes, and leaves nothing stale."""

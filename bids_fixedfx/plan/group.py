@@ -235,6 +235,7 @@ def plan_group(settings, model=None) -> GroupPlan:
         keys, table, unlisted = ("contrast",), None, set()
         if step is not None:
             table, unlisted = _input_table(found, settings, step.node)
+            notes += [note for note in _rows_apart(unlisted, settings.bids_dir) if note not in notes]
             found, table, keys = _select(step, found, table)
             notes += [note for note in (*_combined_groups(step, found, table), *_fed_by_runs(model, step),
                                         *_coded_as_slopes(step.node, table, settings.bids_dir))
@@ -570,6 +571,22 @@ def _selected(found, settings, what) -> list:
             raise NoDataError(f"{option} {asked} selects none of the {what} in {settings.output_dir} ({name}: {listed}).")
         found = kept
     return found
+
+
+def _rows_apart(unlisted, bids_dir) -> list[Note]:
+    """A note when subjects without a row in ``participants.tsv`` have one under another label
+    that names the same number (``sub-1`` for ``sub-01``): labels are compared as written."""
+    if not unlisted:
+        return []
+    rows = [str(label) for label in read_participants(bids_dir).index]
+    alike = [(subject, row) for subject in sorted(unlisted) for row in rows
+             if row != subject and row.isdigit() and subject.isdigit() and int(row) == int(subject)]
+    if not alike:
+        return []
+    subject, row = alike[0]
+    return [Note("selection", f"participants.tsv has a row for sub-{row} but none for sub-{subject}, whose maps "
+                              f"these are{f' (and {len(alike) - 1} more such)' if len(alike) > 1 else ''}: BIDS "
+                              "compares labels as written, so write participant_id as the folders are named")]
 
 
 def _input_table(found, settings, node=None):
