@@ -272,14 +272,17 @@ STRATEGY_COLUMNS = {
 
 
 def _lacking_strategies(message) -> str | None:
-    """The strategies whose columns nilearn's ``load_confounds`` found missing, with those columns
-    (``wm_csf (csf, white_matter)``), from its message ("The following keywords or parameters are
-    missing: [] ['wm_csf']"); None for another message."""
+    """What nilearn's ``load_confounds`` found missing, as a clause of a sentence on the confounds
+    (``have no column of the strategy wm_csf (csf, white_matter)``), from its message ("The following
+    keywords or parameters are missing: [] ['wm_csf']"); None for another message."""
     found = re.search(r"missing:\s*\[(.*?)\]\s*\[(.*?)\]", message)
-    keywords = re.findall(r"'([^']+)'", found.group(2)) if found else []
-    if not keywords:
+    if not found:
         return None
-    return ", ".join(f"{k} ({STRATEGY_COLUMNS[k]})" if k in STRATEGY_COLUMNS else k for k in keywords)
+    keywords, columns = (re.findall(r"'([^']+)'", found.group(index)) for index in (2, 1))
+    if not keywords:  # the columns of a strategy's parameter (a motion derivative, say)
+        return f"lack the columns {', '.join(columns)} that it reads" if columns else None
+    return "have no column of the strategy " + ", ".join(
+        f"{k} ({STRATEGY_COLUMNS[k]})" if k in STRATEGY_COLUMNS else k for k in keywords)
 
 
 def _refuse_other_file(run, name, names) -> None:
@@ -347,8 +350,9 @@ def select_confounds(run, names, given=True):
             lacking = _lacking_strategies(str(error))
             if lacking:
                 raise NoDataError(
-                    f"The confounds of {run.name}{f' ({run.confounds})' if run.confounds else ''} have no column of "
-                    f"the --confounds strategy {lacking}; choose strategies, or columns, that they have."
+                    f"--confounds {' '.join(names)}: the confounds of {run.name}"
+                    f"{f' ({run.confounds})' if run.confounds else ''} {lacking}; choose strategies, or columns, "
+                    "that they have."
                 ) from None
             reason = re.sub(r"\.(?=[A-Z])", ". ", " ".join(str(error).split())).rstrip(".")  # its sentences glued
             missing = isinstance(error, FileNotFoundError) or "could not find" in reason.lower()

@@ -650,7 +650,9 @@ def _group(settings, fork):
             if model is not None:
                 _copy_model(model, settings)
             stale = _stale_group_files(settings.output_dir, checked, settings)
-            for text in _untested_maps_removed(stale, checked) + _other_maps_removed(stale, checked):
+            tested_from = _tested_contrasts(settings.output_dir, stale)
+            for text in _untested_maps_removed(stale, checked, tested_from) + _other_maps_removed(stale, checked,
+                                                                                                 tested_from):
                 logger.warning("%s", text)
             outputs.remove_files(settings.output_dir, stale)
             for staging, stale in sets:
@@ -1189,34 +1191,72 @@ def _stale_group_files(output_dir, checked, settings) -> list:
     return stale
 
 
-def _untested_maps_removed(stale, checked) -> list[str]:
+def _tested_contrasts(output_dir, stale) -> dict:
+    """{stale group map: the contrast of the subject maps it was computed from}, from its set's
+    ``stat-t`` (or ``stat-F``) sidecar's ``Sources`` (a group design names its maps
+    ``visualAge`` after the subject maps' ``visual``), read once a set."""
+    import glob
+    import re
+
+    from .errors import FixedFxError
+    from .jsonfile import read_object
+
+    found, read = {}, {}
+    for relative in stale:
+        entities = naming.parse(relative)
+        if entities.get("suffix") != "statmap" or entities.get("contrast") is None:
+            continue
+        desc = f"_desc-{entities['desc']}" if entities.get("desc") else ""
+        stem = glob.escape(str(relative).split("_stat-", 1)[0])
+        if (stem, desc) not in read:
+            read[stem, desc] = None
+            for sidecar in sorted(Path(output_dir).glob(f"{stem}_stat-[tF]{desc}_statmap.json")):
+                try:
+                    sources = read_object(sidecar).get("Sources", [])
+                except (OSError, FixedFxError):
+                    continue
+                labels = [m.group(1) for m in (re.search(r"_contrast-([a-zA-Z0-9]+)_", str(source))
+                                                for source in (sources if isinstance(sources, list) else [])) if m]
+                if labels:
+                    read[stem, desc] = labels[0]
+                    break
+        found[relative] = read[stem, desc] or entities["contrast"]
+    return found
+
+
+def _untested_maps_removed(stale, checked, tested_from=None) -> list[str]:
     """A warning per task and space whose earlier group maps of a contrast this job does not
     test (too few subjects now) are among ``stale``: they go, so that no map outlives the
-    subjects it was computed from, and the user is told."""
+    subjects it was computed from, and the user is told. ``tested_from``: each stale map's
+    subject contrast (:func:`_tested_contrasts`)."""
     untested = {(t.task, t.space, t.contrast) for t in checked.untested}
     removed = defaultdict(set)
     for relative in stale:
         entities = naming.parse(relative)
-        key = (entities.get("task"), entities.get("space"), entities.get("contrast"))
+        contrast = (tested_from or {}).get(relative, entities.get("contrast"))
+        key = (entities.get("task"), entities.get("space"), contrast)
         if entities.get("suffix") == "statmap" and key in untested:
-            removed[key[:2]].add(key[2])
+            removed[key[:2]].add(entities.get("contrast"))
     return [f"task-{task}{f' space-{space}' if space else ''}: the group maps of contrast(s) "
             f"{', '.join(sorted(labels))} that an earlier job wrote were removed, since this job does not test them "
             "(see above); rerun the group level over the subjects that made them to make them again"
             for (task, space), labels in sorted(removed.items(), key=lambda item: (item[0][0], item[0][1] or ""))]
 
 
-def _other_maps_removed(stale, checked) -> list[str]:
+def _other_maps_removed(stale, checked, tested_from=None) -> list[str]:
     """A warning for the maps among ``stale`` of contrasts that this job's tests still make,
     but under other names (another design of ``--group-covariates``, or of a dataset node of
     the same name): they go with the names this job now owns, and the user is told."""
     untested = {(t.task, t.space, t.contrast) for t in checked.untested}
-    removed = sorted({"_".join(f"{key}-{entities[name]}" for key, name in
-                               (("task", "task"), ("space", "space"), ("contrast", "contrast"), ("desc", "desc"))
-                               if entities.get(name) is not None)
-                      for entities in map(naming.parse, stale)
-                      if entities.get("suffix") == "statmap" and entities.get("contrast") is not None
-                      and (entities.get("task"), entities.get("space"), entities.get("contrast")) not in untested})
+    removed = set()
+    for relative in stale:
+        entities = naming.parse(relative)
+        contrast = (tested_from or {}).get(relative, entities.get("contrast"))
+        if (entities.get("suffix") == "statmap" and entities.get("contrast") is not None
+                and (entities.get("task"), entities.get("space"), contrast) not in untested):
+            removed.add("_".join(f"{key}-{entities[key]}" for key in ("task", "space", "contrast", "desc")
+                                 if entities.get(key) is not None))
+    removed = sorted(removed)
     if not removed:
         return []
     return [f"{len(removed)} set(s) of group maps that an earlier job wrote under the names this job's group model "

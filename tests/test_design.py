@@ -505,8 +505,9 @@ def test_a_confound_strategy_whose_columns_the_table_lacks_names_them(example_ru
     with pytest.raises(NoDataError) as caught:
         design.build_design(run, ModelSettings(confounds=("motion", "wm_csf")))
     assert caught.value.exit_code == 66
-    assert str(caught.value) == (f"The confounds of {run.name} ({confounds}) have no column of the --confounds "
-                                 "strategy wm_csf (csf, white_matter); choose strategies, or columns, that they have.")
+    assert str(caught.value) == (f"--confounds motion wm_csf: the confounds of {run.name} ({confounds}) have no "
+                                 "column of the strategy wm_csf (csf, white_matter); choose strategies, or columns, "
+                                 "that they have.")
 
 
 def test_compcor_without_the_confounds_sidecar_is_a_missing_file(example_run, tmp_path):

@@ -1186,6 +1186,26 @@ def test_a_session_node_over_one_unnumbered_run_per_session_takes_its_maps(tmp_p
     assert subject["Level"] == "Subject" and len([s for s in subject["Sources"] if "stat-effect" in s]) == 2
 
 
+def test_a_run_not_preprocessed_is_named_among_the_runs_left_out(fresh_dataset, tmp_path, capsys):
+    """A run whose preprocessed series is missing was said in the log only: the subject's sidecars
+    counted the runs fitted, without the one left out, as they name runs without events."""
+    dataset = fresh_dataset(subjects=("01",))
+    for path in (dataset.path / "derivatives" / "fmriprep").rglob(f"sub-01_ses-2_task-checkerboard_run-02_space-{SPACE}_*"):
+        path.unlink()
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation"]) == 0
+    assert "sub-01_ses-2_task-checkerboard_run-02 has a raw BOLD series but no preprocessed one" in \
+        capsys.readouterr().err
+    sidecar = json.loads((out / "sub-01" / "func" / (
+        f"sub-01_task-checkerboard_space-{SPACE}_contrast-audio_stat-z_statmap.json")).read_text())
+    assert sidecar["FixedEffects"]["NumberOfRuns"] == 3
+    assert sidecar["FixedEffects"]["RunsLeftOut"] == [{
+        "Run": "sub-01_ses-2_task-checkerboard_run-02",
+        "Reason": f"it has a raw BOLD series but no preprocessed one in space {SPACE}"}]
+    page = (out / "sub-01.html").read_text()
+    assert "sub-01_ses-2_task-checkerboard_run-02: it has a raw BOLD series but no preprocessed one" in page
+
+
 def test_raw_only_dataset_runs_with_the_defaults(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",), derivatives=False)
     out = tmp_path / "out"

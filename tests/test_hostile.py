@@ -628,6 +628,14 @@ def test_a_folder_in_place_of_a_preprocessed_series_is_named(one_subject, tmp_pa
     bold.unlink()
     bold.mkdir()
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK], 66, f"{bold} is not a regular file")
+    # a series of a space not asked for, not fetched (a DataLad link to nothing), leaves the run out as unprocessed
+    bold.rmdir()
+    other = bold.with_name(bold.name.replace("space-MNI152NLin2009cAsym", "space-T1w"))
+    other.unlink()
+    other.symlink_to(tmp_path / "not-fetched.nii.gz")
+    assert main([str(one_subject.path), str(tmp_path / "out"), "participant", *QUICK, "--space",
+                 "MNI152NLin2009cAsym"]) == 0
+    assert "has a raw BOLD series but no preprocessed one in space MNI152NLin2009cAsym" in capsys.readouterr().err
 
 
 def test_only_runs_without_degrees_of_freedom(fresh_dataset, tmp_path, capsys):

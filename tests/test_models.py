@@ -950,6 +950,15 @@ def test_a_level_of_the_model_no_subject_selected_has_is_named(six_subjects, two
                    "-m", MODELS / "model-twoSample_smdl.json"], 66,
           "Node 'patientsVsControls': Model.X names 'group.control', but no subject tested (sub-01, sub-03, sub-05) "
           "has group 'control' in participants.tsv (they have patient)", output=out / "group")
+    # a level participants.tsv does not hold is a misspelling of the model's (64), not data missing
+    document = json.loads((MODELS / "model-twoSample_smdl.json").read_text())
+    document["Nodes"][2]["Model"]["X"][1] = "group.contol"
+    document["Nodes"][2]["Contrasts"] = [document["Nodes"][2]["Contrasts"][1]]
+    typo = tmp_path / "model-typo_smdl.json"
+    typo.write_text(json.dumps(document))
+    fails(capsys, [six_subjects.path, out, "group", "--no-reports", "-m", typo], 64,
+          "Model.X names 'group.contol', but participants.tsv's group has no level 'contol' (its levels: control, "
+          "patient); correct the name in the model", output=out / "group")
 
 
 @pytest.mark.slow
@@ -968,6 +977,38 @@ def test_participants_rows_of_unpadded_labels_are_said_to_name_no_subject(six_su
     assert main([str(dataset), str(out), "group", "--no-reports", "-m", str(MODELS / "model-twoSample_smdl.json")]) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "participants.tsv has" in line]
     assert len(said) == 1 and "a row for sub-1 but none for sub-01, whose maps these are (and 1 more such)" in said[0]
+
+
+def test_group_maps_of_a_contrast_no_longer_tested_are_said_to_be_so_by_their_design_s_names(fresh_dataset, tmp_path,
+                                                                                               capsys):
+    """A design of age names its maps visualAge after the subject maps' visual: once visual was no
+    longer tested, its visualAge maps were said to be another design's of the same names."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    model = tmp_path / "model-two_smdl.json"
+    model.write_text(json.dumps({"Name": "two", "BIDSModelVersion": "1.0.0", "Nodes": [
+        {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"],
+         "Model": {"Type": "glm", "X": ["trial_type.audio", "trial_type.visual", 1]},
+         "Contrasts": [{"Name": "audio", "ConditionList": ["trial_type.audio"], "Weights": [1], "Test": "t"},
+                       {"Name": "visual", "ConditionList": ["trial_type.visual"], "Weights": [1], "Test": "t"}]},
+        {"Level": "Subject", "Name": "subject", "GroupBy": ["subject", "contrast"], "Model": {"Type": "meta", "X": [1]},
+         "DummyContrasts": {"Test": "t"}},
+        {"Level": "Dataset", "Name": "dataset", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": [1, "age"]},
+         "DummyContrasts": {"Test": "t"}}]}))
+    out = tmp_path / "out"
+    common = [str(dataset.path), str(out)]
+    assert main([*common, "participant", *QUICK, "-m", str(model)]) == 0
+    assert main([*common, "group", "--no-reports", "-m", str(model)]) == 0
+    assert list((out / "group").glob("*_contrast-visualAge_stat-t_*statmap.nii.gz"))
+    for subject in ("02", "03"):
+        for path in (out / f"sub-{subject}").rglob("*_contrast-visual_*"):
+            path.unlink()
+    capsys.readouterr()
+    assert main([*common, "group", "--no-reports", "-m", str(model)]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "were removed" in line]
+    assert len(said) == 1, said
+    assert "the group maps of contrast(s) visual, visualAge that an earlier job wrote were removed, since this job " \
+           "does not test them" in said[0]
+    assert not list((out / "group").glob("*_contrast-visual*"))
 
 
 @pytest.mark.slow
@@ -1207,9 +1248,9 @@ def test_a_covariates_design_too_large_for_its_subjects_names_the_option(fresh_d
           output=out / "group")
 
 
-def age_model(path, x, condition=None):
+def age_model(path, x, condition=None, transformations=True):
     """A model of the default run and subject nodes whose dataset node fits ``Model.X`` ``x`` and
-    tests ``condition`` (the last of ``x`` by default)."""
+    tests ``condition`` (the last of ``x`` by default), with a Scale of age (``transformations``)."""
     document = {"Name": "age", "BIDSModelVersion": "1.0.0", "Input": {"task": ["checkerboard"]}, "Nodes": [
         {"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"],
          "Model": {"Type": "glm", "X": ["trial_type.audio", "trial_type.visual", 1]},
@@ -1218,14 +1259,18 @@ def age_model(path, x, condition=None):
          "DummyContrasts": {"Test": "t"}},
         {"Level": "Dataset", "Name": "age", "GroupBy": ["contrast"], "Model": {"Type": "glm", "X": x},
          "Transformations": {"Transformer": "pybids-transforms-v1", "Instructions": [
-             {"Name": "Scale", "Input": ["age"], "Output": ["ageScaled"]}]},
+             {"Name": "Scale", "Input": ["age"], "Output": ["ageScaled"]},
+             {"Name": "Scale", "Input": ["age"], "OutputSuffix": "_z"}]},
          "Contrasts": [{"Name": "slope", "ConditionList": [condition or x[-1]], "Weights": [1], "Test": "t"}]}]}
+    if not transformations:
+        del document["Nodes"][2]["Transformations"]
     path.write_text(json.dumps(document))
     return path
 
 
 @pytest.mark.parametrize("x, condition", [([1, "age"], None), ([1, "ageScaled"], None), ([1, "group.patient"], None),
-                                          ([1, "sex"], None), (["group"], "group.patient"), ([1, "age"], "intercept")])
+                                          ([1, "sex"], None), (["group"], "group.patient"), ([1, "age"], "intercept"),
+                                          ([1, "age_z"], None)])
 def test_a_dataset_node_of_variables_participants_tsv_gives_is_run_at_the_participant_level(fresh_dataset, tmp_path,
                                                                                             x, condition):
     """The early checks of the dataset node's variables and contrasts let through participants.tsv's
@@ -1239,10 +1284,14 @@ def test_a_dataset_node_naming_no_variable_is_refused_before_the_runs_are_fitted
     """A misspelt participants.tsv column in the dataset node's Model.X was found by the group level
     only, after every subject's job had run."""
     dataset = fresh_dataset(subjects=("01", "02"))
-    model = age_model(tmp_path / "model-age_smdl.json", [1, "agee"])
+    model = age_model(tmp_path / "model-age_smdl.json", [1, "agee"], transformations=False)
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m", model], 64,
           f"Node 'age' of {model}: Model.X names 'agee', which is not a variable (variables: age,",
           "so the group level would refuse it")
+    fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m",
+                   age_model(tmp_path / "model-level_smdl.json", ["group.contol"], transformations=False)], 64,
+          "Model.X names 'group.contol', but participants.tsv's group has no level 'contol' (its levels: control, "
+          "patient)")
     fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "-m",
                    age_model(tmp_path / "model-ageSlope_smdl.json", [1, "age"], "agee")], 64,
           "Node 'age' of", "contrast 'slope' names 'agee', which is not a variable of Model.X (1, age)")

@@ -71,6 +71,18 @@ class Run:
 
 
 @dataclass(frozen=True)
+class UnprocessedRun:
+    """A raw run that has no preprocessed series in a space modelled, and so is left out of
+    its subject's maps there (named in the maps' ``RunsLeftOut``)."""
+
+    name: str
+    subject: str
+    task: str
+    session: str | None
+    space: str | None
+
+
+@dataclass(frozen=True)
 class Selection:
     """What discovery found: the runs to fit and what a user should know about them."""
 
@@ -79,6 +91,7 @@ class Selection:
     derivatives: tuple[Path, ...]
     warnings: tuple[str, ...]
     spaces: tuple[str | None, ...] = ()  # every space modelled (volume and surface spaces)
+    unprocessed: tuple[UnprocessedRun, ...] = ()  # raw runs without a preprocessed series in a space modelled
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -370,9 +383,9 @@ def other_descs(root, limit: int = 200) -> list[str]:
     return list(descs)
 
 
-def unmodelled_runs(layout, query, runs, spaces) -> list[str]:
+def unmodelled_runs(layout, query, runs, spaces) -> tuple[list[str], list[UnprocessedRun]]:
     """Warnings for the selected raw BOLD runs that have no preprocessed series in a
-    chosen space, and so are not modelled there.
+    chosen space, and so are not modelled there; and those runs, by space.
 
     Parameters
     ----------
@@ -394,27 +407,34 @@ def unmodelled_runs(layout, query, runs, spaces) -> list[str]:
     for run in runs:
         modelled.setdefault(run.space, set()).add(key(run.entities))
     raw = _get(layout, scope="raw", return_type="object", suffix="bold", extension=NIFTI, **query)
-    found = []
+    found, unprocessed = [], []
     for name, entities in sorted({one_acquisition(e): e for e in map(_run_entities, raw)}.items()):
-        missing = [space or "none" for space in spaces if key(entities) not in modelled.get(space, set())]
+        missing = [space for space in spaces if key(entities) not in modelled.get(space, set())]
         if missing:
-            _check_no_unreadable_series(layout, entities, name)
-            found.append(f"{name} has a raw BOLD series but no preprocessed one in space {', '.join(missing)} "
-                         "in the derivatives, so it is not modelled there; preprocess it, or check the derivatives.")
-    return found
+            _check_no_unreadable_series(layout, entities, name, missing)
+            found.append(f"{name} has a raw BOLD series but no preprocessed one in space "
+                         f"{', '.join(space or 'none' for space in missing)} in the derivatives, so it is not modelled "
+                         "there; preprocess it, or check the derivatives.")
+            values = dict(entities)
+            unprocessed += [UnprocessedRun(name, values["sub"], values["task"], values.get("ses"), space)
+                            for space in missing]
+    return found, unprocessed
 
 
-def _check_no_unreadable_series(layout, entities, name) -> None:
-    """Refuse a run whose preprocessed series is there under its name but is no regular file
-    (a folder, a pipe): pybids indexes files only, so the run was left out as if unprocessed."""
+def _check_no_unreadable_series(layout, entities, name, spaces) -> None:
+    """Refuse a run whose preprocessed series in one of ``spaces`` is there under its name but
+    is no regular file (a folder, a pipe, a link to a file not there): pybids indexes files
+    only, so the run was left out as if unprocessed."""
     wanted = {key: _unpadded(key, value) for key, value in entities if key != "echo"}
     folder = f"sub-{wanted['sub']}/" + (f"ses-{wanted['ses']}/" if "ses" in wanted else "") + "func"
     for root in {Path(d.root) for d in layout.derivatives.values()} if layout.derivatives else ():
         for path in (root / folder).glob(f"sub-{wanted['sub']}_*_desc-preproc_bold.nii*"):
             parts = dict(part.split("-", 1) for part in path.name.split(".")[0].split("_") if "-" in part)
-            if {key: _unpadded(key, parts.get(key)) for key in wanted} == wanted and not path.is_file():
-                raise InputFileError(f"{path} is not a regular file (a folder, a pipe or a broken link), so "
-                                     f"{name} cannot be read; replace it with the preprocessed series.")
+            if ({key: _unpadded(key, parts.get(key)) for key in wanted} == wanted and parts.get("space") in spaces
+                    and not path.is_file()):
+                raise InputFileError(f"{path} is not a regular file (a folder, a pipe, or a link to a file that is "
+                                     f"not there, as a DataLad dataset's file not yet fetched), so {name} cannot be "
+                                     "read; replace it with the preprocessed series, or fetch it.")
 
 
 def _holds_legacy_bold(root) -> bool:

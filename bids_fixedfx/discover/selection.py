@@ -177,10 +177,11 @@ def select_runs(settings) -> Selection:
     # a filter's entities of the raw series leave runs out on purpose; its desc, space or res do not
     raw_filters = {key: value for key, value in bold_filters.items()
                    if key not in (*DERIVATIVE_ENTITIES, "suffix", "extension", "scope", "return_type")}
-    warnings += unmodelled_runs(layout, {**query, **raw_filters}, runs, chosen)
+    unmodelled, unprocessed = unmodelled_runs(layout, {**query, **raw_filters}, runs, chosen)
+    warnings += unmodelled
     warnings += _unmatched_designs(settings.design_dir, runs)
     return Selection(tuple(runs), chosen[0] if len(chosen) == 1 else None, tuple(derivatives), tuple(warnings),
-                     spaces=tuple(chosen))
+                     spaces=tuple(chosen), unprocessed=tuple(unprocessed))
 
 
 def _check_confounds_everywhere(runs, settings) -> None:

@@ -288,7 +288,7 @@ def plan_group(settings, model=None) -> GroupPlan:
             notes += _without_contrast(test, peers[_peer_key(key, keys)], output_dir)
             _check_same_model(test)
             if step is not None:
-                test, more = _model_test(test, step.node, table.loc[indices], unlisted)
+                test, more = _model_test(test, step.node, table.loc[indices], unlisted, settings.bids_dir)
                 notes += more
             _check_labels(test, settings.group_model)
             _check_grid(test, output_dir, grids)
@@ -818,18 +818,19 @@ INPUT_VARIABLES = ("subject", "session", "task", "contrast")
 
 def check_dataset_variables(model, settings) -> None:
     """At the participant level: refuse a dataset node whose ``Model.X`` names a variable that
-    nothing can give it (neither ``participants.tsv``, nor the inputs' entities, nor its own
-    transformations), which the group level refuses once every subject is fitted.
+    nothing can give it (neither ``participants.tsv`` nor the inputs' entities), or a level
+    (``group.contol``) that its ``participants.tsv`` column does not hold, which the group level
+    refuses once every subject is fitted.
 
-    Names the node's transformations make (their ``Output``, and a ``Factor``'s
-    ``column.level``) count as given; so does every name when a ``sessions.tsv`` exists, whose
-    columns session maps carry, or when ``participants.tsv`` cannot be read (the group level
-    says why).
+    Only nodes whose names come from those alone are checked: grouped by contrast, with no
+    transformations (which make names of their own: ``Output``, ``OutputSuffix``, a ``Factor``'s
+    ``Sep``) and no formula; and none when a ``sessions.tsv`` exists, whose columns session maps
+    carry, or when ``participants.tsv`` cannot be read (the group level says why).
 
     Raises
     ------
     ModelError
-        A name that is no variable (64).
+        A name that is no variable, or a level of none of the subjects (64).
     InputFileError
         Such a name, and BIDS_DIR has no ``participants.tsv`` (66).
     """
@@ -837,27 +838,35 @@ def check_dataset_variables(model, settings) -> None:
     from ..model.bsm import ModelError, is_intercept
     from ..model.variables import is_wildcard, listed
 
-    nodes = [node for node in model.nodes_at("dataset") if node.formula is None]
+    nodes = [node for node in model.nodes_at("dataset")
+             if node.formula is None and not node.transformations and "contrast" in node.group_by]
     wanted = {node.name: [x for x in node.x if isinstance(x, str) and not is_intercept(x) and not is_wildcard(x)]
               for node in nodes}
     if not any(wanted.values()):
         return
     try:
-        columns = set(read_participants(settings.bids_dir).columns)
+        participants = read_participants(settings.bids_dir)
     except FixedFxError:
         return
+    columns = set(participants.columns)
+    known = columns | set(INPUT_VARIABLES)
     for node in nodes:
-        made = {name for step in node.transformations for name in step.output or ()}
-        known = columns | set(INPUT_VARIABLES) | made
         unknown = [x for x in wanted[node.name] if x not in known and x.split(".", 1)[0] not in known]
-        if not unknown or next(Path(settings.bids_dir).glob("sub-*/sub-*_sessions.tsv"), None) is not None:
-            continue
-        text = (f"Node {node.name!r} of {settings.model_file}: Model.X names {unknown[0]!r}, which is not a variable "
-                f"(variables: {listed(sorted(known), unknown[0])}), so the group level would refuse it")
-        if not columns:
-            raise InputFileError(f"{text}; BIDS_DIR has no participants.tsv (or one of participant_id alone), whose "
-                                 "columns a dataset node's Model.X names.")
-        raise ModelError(f"{text}; correct the name in the model or the column in participants.tsv.")
+        if unknown and next(Path(settings.bids_dir).glob("sub-*/sub-*_sessions.tsv"), None) is None:
+            text = (f"Node {node.name!r} of {settings.model_file}: Model.X names {unknown[0]!r}, which is not a "
+                    f"variable (variables: {listed(sorted(known), unknown[0])}), so the group level would refuse it")
+            if not columns:
+                raise InputFileError(f"{text}; BIDS_DIR has no participants.tsv (or one of participant_id alone), "
+                                     "whose columns a dataset node's Model.X names.")
+            raise ModelError(f"{text}; correct the name in the model or the column in participants.tsv.")
+        for name in wanted[node.name]:
+            column, _, level = name.rpartition(".")
+            if column in columns and name not in columns and participants[column].dtype.kind in "OSU":
+                levels = sorted({str(v) for v in participants[column].dropna()})
+                if level not in levels:
+                    raise ModelError(f"Node {node.name!r} of {settings.model_file}: Model.X names {name!r}, but "
+                                     f"participants.tsv's {column} has no level {level!r} (its levels: "
+                                     f"{', '.join(levels) or 'none'}); correct the name in the model.")
 
 
 def read_participants(bids_dir, coded=()):
@@ -1012,11 +1021,14 @@ def _check_numbers_with_stray_text(node, table) -> None:
             )
 
 
-def _check_level_among_inputs(node, table, message) -> None:
+def _check_level_among_inputs(node, table, message, bids_dir=None) -> None:
     """Refuse, as data missing from the selection (66), a ``column.level`` of ``Model.X`` that no
-    input has (patients alone selected: ``group.control``), which the design's check said "is
-    not a variable"."""
+    input has but ``participants.tsv`` holds (patients alone selected: ``group.control``), which
+    the design's check said "is not a variable"; a level it does not hold is a misspelling (64)."""
     import re
+
+    from ..errors import FixedFxError
+    from ..model.bsm import ModelError
 
     found = re.search(r"names '([^']+)', which is not a variable", message)
     if not found or "." not in found.group(1):
@@ -1027,6 +1039,16 @@ def _check_level_among_inputs(node, table, message) -> None:
     present = sorted({str(v) for v in table[column].dropna()})
     if level in present:
         return
+    try:
+        every = read_participants(bids_dir) if bids_dir is not None else None
+    except FixedFxError:
+        every = None
+    if every is not None and column in every.columns:
+        levels = sorted({str(v) for v in every[column].dropna()})
+        if level not in levels:
+            raise ModelError(f"Node {node.name!r}: Model.X names {found.group(1)!r}, but participants.tsv's {column} "
+                             f"has no level {level!r} (its levels: {', '.join(levels) or 'none'}); correct the name "
+                             "in the model.")
     subjects = sorted(set(table["subject"])) if "subject" in table else []
     raise NoDataError(
         f"Node {node.name!r}: Model.X names {found.group(1)!r}, but no subject tested ({few([f'sub-{s}' for s in subjects])}) "
@@ -1035,7 +1057,7 @@ def _check_level_among_inputs(node, table, message) -> None:
     )
 
 
-def _model_test(test, node, table, unlisted=()):
+def _model_test(test, node, table, unlisted=(), bids_dir=None):
     """A test designed by a model's dataset node: its design over the inputs (from
     ``participants.tsv`` and ``sessions.tsv``) and its contrasts; ``unlisted``: the subjects
     without a row in ``participants.tsv``."""
@@ -1048,7 +1070,7 @@ def _model_test(test, node, table, unlisted=()):
     try:
         design = build_group_design(node, table, label="subject", unlisted=unlisted)
     except ModelError as error:
-        _check_level_among_inputs(node, table, str(error))
+        _check_level_among_inputs(node, table, str(error), bids_dir)
         if "which is not a variable" not in str(error) or set(table.columns) - {"subject", "contrast", "task", "session"}:
             raise
         raise InputFileError(f"{str(error).rstrip('.')}; BIDS_DIR has no participants.tsv (or one of participant_id "

@@ -202,6 +202,9 @@ def plan_runs(selection, settings, model=None) -> Plan:
         plans.append(RunPlan(run, built[run], contrasts, dof, forms[run]))
     if not plans:
         raise NoDataError(_nothing_to_fit(runs, left_out, why))
+    for run in selection.unprocessed:  # a run of the subject's task that was not preprocessed in that space
+        left_out[(run.subject, run.task, run.space)].append(
+            LeftOut(run, f"it has a raw BOLD series but no preprocessed one in space {run.space or 'none'}"))
     _check_labels_across_runs(plans)
     notes += _weights_across_runs(plans)
     notes += _missing_contrasts(plans)
