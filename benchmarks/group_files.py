@@ -112,12 +112,13 @@ def make_outputs(template: Path, root: Path, n_subjects: int) -> Path:
 
 
 def make_subset(full: Path, root: Path, n_subjects: int) -> Path:
-    """OUTPUT_DIR holding the first ``n_subjects`` subject folders of ``full`` (linked)."""
+    """OUTPUT_DIR holding the first ``n_subjects`` subject folders of ``full``, their files hard
+    links (the app refuses a subject folder that is a symbolic link: it would write through it)."""
     if (root / ".complete").is_file():
         return root
     _new_output_dir(full, root)
     for index in range(1, n_subjects + 1):
-        (root / f"sub-{index:04d}").symlink_to(full / f"sub-{index:04d}", target_is_directory=True)
+        shutil.copytree(full / f"sub-{index:04d}", root / f"sub-{index:04d}", copy_function=os.link)
     (root / ".complete").write_text("")
     return root
 

@@ -340,6 +340,26 @@ def test_masked_matrix_keeps_float64_values(group_maps):
     np.testing.assert_array_equal(matrix, [values(e, mask) for e in effects])
 
 
+def test_masked_matrix_holds_little_beside_the_matrix():
+    """Non-finite values were zeroed over the whole matrix at once: nan_to_num's temporaries held
+    as much memory again (1,044 vs 676 MB for 500 subjects of 2 mm maps); a row at a time holds a row."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    shape, n_maps = (30, 30, 30), 40
+    maps = [nib.Nifti1Image(rng.standard_normal(shape).astype(np.float32), AFFINE) for _ in range(n_maps)]
+    np.asarray(maps[5].dataobj)[0, 0, 0] = np.nan
+    mask = nib.Nifti1Image(np.ones(shape, dtype=np.int8), AFFINE)
+    tracemalloc.start()
+    try:
+        matrix = combine.masked_matrix(maps, mask)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert matrix.shape == (n_maps, np.prod(shape)) and matrix[5, 0] == 0 and np.isfinite(matrix).all()
+    assert peak < 1.3 * matrix.nbytes, (peak, matrix.nbytes)
+
+
 def test_maps_and_masks_on_other_grids_are_refused(group_maps):
     effects, variances, mask = group_maps
     shifted = nib.Nifti1Image(np.asarray(effects[0].dataobj), np.diag([2.0, 3.0, 3.0, 1.0]))
