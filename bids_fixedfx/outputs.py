@@ -87,16 +87,25 @@ def dataset_names(bids_dir, derivatives=(), folders=(), earlier=None) -> dict:
     return names
 
 
-def linked_datasets(output_dir) -> dict:
+def linked_datasets(output_dir, bids_dir=None) -> dict:
     """The datasets OUTPUT_DIR's ``dataset_description.json`` links (name -> absolute root);
-    empty when it has none, or no readable one."""
-    return {name: Path(output_dir) / path for name, path in _earlier_links(output_dir).items()
+    empty when it has none, or no readable one. With ``bids_dir``, links of an OUTPUT_DIR
+    moved since are followed from its new place (:func:`_earlier_links`)."""
+    return {name: Path(output_dir) / path for name, path in _earlier_links(output_dir, bids_dir).items()
             if isinstance(path, str)}
 
 
-def _earlier_links(output_dir) -> dict:
-    """The ``DatasetLinks`` of the ``dataset_description.json`` already in OUTPUT_DIR, as
-    written (name -> path relative to it); empty when there is none, or no readable one."""
+def _earlier_links(output_dir, bids_dir=None) -> dict:
+    """The ``DatasetLinks`` of the ``dataset_description.json`` already in OUTPUT_DIR (name ->
+    path relative to it); empty when there is none, or no readable one.
+
+    With ``bids_dir``: when OUTPUT_DIR was moved (its ``raw`` link is not BIDS_DIR's path from
+    it now), a link that no longer leads to a folder is taken from BIDS_DIR as it was (the
+    derivatives beside the raw data stayed where they were): ``../ds/derivatives/fmriprep``
+    written beside ``../ds`` is ``../../ds/derivatives/fmriprep`` beside ``../../ds``.
+    """
+    import posixpath
+
     path = Path(output_dir) / "dataset_description.json"
     if not path.is_file():  # none yet (or not a file: refused by the location checks)
         return {}
@@ -104,7 +113,20 @@ def _earlier_links(output_dir) -> dict:
         links = json.loads(path.read_text(encoding="utf-8")).get("DatasetLinks", {})
     except (OSError, ValueError, AttributeError):
         return {}
-    return {str(name): value for name, value in links.items()} if isinstance(links, dict) else {}
+    links = {str(name): value for name, value in links.items()} if isinstance(links, dict) else {}
+    old_raw = links.get("raw")
+    if bids_dir is None or not isinstance(old_raw, str) or posixpath.isabs(old_raw):
+        return links
+    new_raw = Path(os.path.relpath(os.path.realpath(bids_dir), os.path.realpath(output_dir))).as_posix()
+    if new_raw == old_raw:
+        return links
+    for name, link in links.items():
+        if name == "raw" or not isinstance(link, str) or posixpath.isabs(link) or os.path.isdir(Path(output_dir) / link):
+            continue
+        moved = posixpath.normpath(posixpath.join(new_raw, posixpath.relpath(link, old_raw)))
+        if os.path.isdir(Path(output_dir) / moved):
+            links[name] = moved
+    return links
 
 
 def source(path, output_dir, datasets=None) -> str:
@@ -268,7 +290,7 @@ def merged_description(bids_dir, output_dir, datasets=None) -> dict:
     its ``SourceDatasets`` the raw dataset and every linked one (the derivatives read)."""
     output_dir = Path(output_dir)
     description = dataset_description(bids_dir, output_dir, datasets)
-    description["DatasetLinks"] = {**_earlier_links(output_dir), **description["DatasetLinks"]}
+    description["DatasetLinks"] = {**_earlier_links(output_dir, bids_dir), **description["DatasetLinks"]}
     urls = [source["URL"] for source in description["SourceDatasets"]] + list(description["DatasetLinks"].values())
     description["SourceDatasets"] = [{"URL": url} for url in dict.fromkeys(urls)]  # raw, then each linked input
     return description

@@ -406,7 +406,7 @@ def _datasets(settings) -> dict:
     folders = [("designs", settings.design_dir)] if settings.design_dir is not None else []
     if settings.mask is not None:
         folders.append(("mask", Path(settings.mask).absolute().parent))
-    earlier = outputs.linked_datasets(settings.output_dir)
+    earlier = outputs.linked_datasets(settings.output_dir, settings.bids_dir)
     return outputs.dataset_names(settings.bids_dir, settings.derivatives, folders, earlier)
 
 

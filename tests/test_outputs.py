@@ -484,3 +484,25 @@ def test_an_f_contrast_s_rows_are_its_numerator_degrees_of_freedom():
     assert f_rows(GroupContrast("any", "any", [{"a": 1.0}, {"b": 1.0}, {"c": 1.0}], "F")) == 3
     assert f_rows(SimpleNamespace(vector=np.eye(4)[:2])) == 2
     assert f_rows(SimpleNamespace(vector=np.eye(4)[0])) == 1
+
+
+def test_links_of_a_moved_output_dir_lead_to_the_datasets_from_its_new_place(tmp_path):
+    """OUTPUT_DIR moved a folder deeper: the group level rewrote the raw link only, its fmriprep
+    link led nowhere (the methods text lost fMRIPrep and its citation), and a later participant
+    job named the same derivatives fmriprep2."""
+    bids = tmp_path / "ds"
+    fmriprep = bids / "derivatives" / "fmriprep"
+    fmriprep.mkdir(parents=True)
+    first = tmp_path / "out"
+    outputs.write_dataset_files(bids, first, {"raw": bids, "fmriprep": fmriprep})
+    written = json.loads((first / "dataset_description.json").read_text())["DatasetLinks"]
+    assert written == {"raw": "../ds", "fmriprep": "../ds/derivatives/fmriprep"}
+    moved = tmp_path / "moved" / "out"
+    moved.parent.mkdir()
+    first.rename(moved)
+    assert outputs.linked_datasets(moved, bids)["fmriprep"] == moved / "../../ds/derivatives/fmriprep"
+    outputs.write_dataset_files(bids, moved)  # the group level: BIDS_DIR's datasets only
+    links = json.loads((moved / "dataset_description.json").read_text())["DatasetLinks"]
+    assert links == {"raw": "../../ds", "fmriprep": "../../ds/derivatives/fmriprep"}
+    assert all((moved / link).is_dir() for link in links.values())
+
