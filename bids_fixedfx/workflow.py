@@ -1253,6 +1253,7 @@ def _other_maps_removed(stale, checked, tested_from=None) -> list[str]:
         entities = naming.parse(relative)
         contrast = (tested_from or {}).get(relative, entities.get("contrast"))
         if (entities.get("suffix") == "statmap" and entities.get("contrast") is not None
+                and Path(relative).parent.name != "figures"
                 and (entities.get("task"), entities.get("space"), contrast) not in untested):
             removed.add("_".join(f"{key}-{entities[key]}" for key in ("task", "space", "contrast", "desc")
                                  if entities.get(key) is not None))
@@ -1260,8 +1261,9 @@ def _other_maps_removed(stale, checked, tested_from=None) -> list[str]:
     if not removed:
         return []
     return [f"{len(removed)} set(s) of group maps that an earlier job wrote under the names this job's group model "
-            f"uses, such as {removed[0]}, were removed, since this job does not compute them; to keep the maps of "
-            "two designs, give their dataset nodes different names (or write them to different OUTPUT_DIRs)"]
+            f"uses, such as {removed[0]}, were removed, since this job does not compute them (a contrast the model "
+            "no longer has, or another design of the same names); to keep the maps of two designs, give their "
+            "dataset nodes different names (or write them to different OUTPUT_DIRs)"]
 
 
 def _group_key(test, settings) -> str:

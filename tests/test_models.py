@@ -1012,6 +1012,25 @@ def test_group_maps_of_a_contrast_no_longer_tested_are_said_to_be_so_by_their_de
 
 
 @pytest.mark.slow
+def test_a_dropped_contrast_s_group_maps_are_said_removed_once_a_set(fresh_dataset, tmp_path, capsys):
+    """Its figures were counted as sets of maps ("3 set(s)" for one contrast), and the advice spoke
+    of designs only."""
+    dataset = fresh_dataset(subjects=("01", "02", "03"))
+    out = tmp_path / "out"
+    common = [str(dataset.path), str(out)]
+    assert main([*common, "participant", "--skip-bids-validation"]) == 0
+    assert main([*common, "group"]) == 0
+    assert list((out / "group" / "figures").glob("*_contrast-visual_*"))
+    assert main([*common, "participant", "--skip-bids-validation", "--contrast", "audio=audio"]) == 0
+    capsys.readouterr()
+    assert main([*common, "group"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "were removed" in line]
+    assert len(said) == 1 and "1 set(s) of group maps" in said[0] and "_contrast-visual," in said[0], said
+    assert "a contrast the model no longer has" in said[0]
+    assert not list((out / "group").rglob("*_contrast-visual_*"))
+
+
+@pytest.mark.slow
 def test_maps_of_different_group_models_coexist(six_subjects, two_sample, tmp_path):
     """One-sample, fixed effects and a group design each have their own names; a rerun of one
     replaces its own maps only, with the same bytes, and leaves nothing stale."""
