@@ -1287,9 +1287,12 @@ def _without_shared_figures(stale, output_dir, subject) -> list:
 def _group_maps_outdated_by(output_dir, checked) -> list[str]:
     """A warning for the group maps of the tasks this participant job rewrote subject maps of:
     they were computed from the maps it replaced (their Sources may name files now gone)."""
+    import glob
+
     subjects = sorted({s.subject for s in checked.subjects})
-    tasks = sorted(task for task in {s.task for s in checked.subjects}
-                   if next((output_dir / "group").glob(f"task-{task}_*_statmap.json"), None) is not None)
+    tasks = sorted({s.task for s in checked.subjects  # in the spaces this job wrote (another's stay as they were)
+                    if next((output_dir / "group").glob(glob.escape(f"task-{s.task}_") + (
+                        glob.escape(f"space-{s.space}_") if s.space else "") + "*_statmap.json"), None) is not None})
     if not tasks:
         return []
     named = ", ".join(f"sub-{s}" for s in subjects[:5])

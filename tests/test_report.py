@@ -72,6 +72,11 @@ def test_a_rerun_without_reports_removes_the_pages_it_outdates(reports, example_
     assert main([*common, "group", "--no-reports", "--participant-label", *example_dataset.subjects[1:]]) == 0
     assert not (output / "group.html").exists()
     assert not list((output / "group" / "figures").glob("*"))  # the page's figures went with it
+    # a job in a space the group maps are not of outdates none of them (it said to rerun the group level)
+    caplog.clear()
+    assert main([*common, "participant", "--skip-bids-validation", "--no-reports", "--participant-label", first,
+                 "--space", "T1w"]) == 0
+    assert "holds group maps" not in caplog.text
 
 
 def test_a_group_job_of_another_model_keeps_the_page_of_the_maps_it_left(reports, example_dataset, tmp_path):
