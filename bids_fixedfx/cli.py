@@ -531,6 +531,8 @@ def parse_settings(argv=None) -> Settings:
     duplicated = sorted(n for n, count in names.items() if count > 1)
     if duplicated:
         raise UsageError(f"--contrast {duplicated[0]} is given more than once.")
+    if args.quiet and args.verbose:
+        raise UsageError("-q/--quiet and -v/--verbose ask for less and more of the log at once; give one or the other.")
     return Settings(
         bids_dir=args.bids_dir.absolute(),
         output_dir=args.output_dir.absolute(),

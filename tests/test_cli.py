@@ -159,6 +159,14 @@ def test_a_path_that_is_not_utf8_exits_64(tmp_path, capsys, where):
     assert str(error.value).startswith(f"{where} ") and "holds the byte b'\\xe9', which is not UTF-8" in str(error.value)
 
 
+def test_quiet_and_verbose_together_exit_64(capsys):
+    assert parse("-q").verbose == -1
+    with pytest.raises(UsageError, match="-q/--quiet and -v/--verbose"):
+        parse("-q", "-v")
+    assert cli.main([*POSITIONAL, "--verbose", "--quiet"]) == EX_USAGE
+    assert "give one or the other" in capsys.readouterr().err
+
+
 def test_long_and_short_option_spellings_agree():
     assert parse("--task", "x").task == parse("-t", "x").task == ("x",)
     assert parse("--derivatives", "d").derivatives == parse("-d", "d").derivatives
