@@ -673,6 +673,7 @@ class Staging:
                 _put_back(kept, placed, made)
                 raise
         self.discard()
+        _remove_emptied_folders(self.output_dir, removed)
         return placed
 
     def _keep_earlier(self, relative) -> dict:
@@ -771,6 +772,18 @@ def remove_if_empty(folder) -> None:
         Path(folder).rmdir()
     except OSError:
         pass  # not empty, or gone
+
+
+def _remove_emptied_folders(output_dir, removed) -> None:
+    """Remove the folders that the ``removed`` files (relative paths) left empty, up to a
+    subject's or the group's folder (an earlier job's ``figures/`` when this one writes no
+    reports); a folder that still holds anything, or that cannot be removed, stays."""
+    folders = {parent for relative in removed for parent in Path(relative).parents if len(parent.parts) > 1}
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # the deepest first
+        try:
+            (Path(output_dir) / folder).rmdir()
+        except OSError:
+            continue
 
 
 def remove_files(output_dir, relatives) -> None:

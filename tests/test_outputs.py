@@ -259,6 +259,22 @@ def test_staging_replaces_a_set_and_leaves_nothing_behind(tmp_path):
     assert not (tmp_path / outputs.STAGING_ROOT).exists()
 
 
+def test_staging_removes_the_folders_its_stale_files_left_empty(tmp_path):
+    """A rerun without reports removed an earlier job's figures and left their folder empty."""
+    figures = tmp_path / "sub-01" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "sub-01_task-x_contrast-a_stat-z_statmap.svg").write_text("old")
+    other = tmp_path / "sub-01" / "ses-1" / "figures"
+    other.mkdir(parents=True)
+    (other / "sub-01_ses-1_task-y_design.svg").write_text("another task's")
+    stale = outputs.existing_set(tmp_path, "sub-01", subject="01", task="x", space=(None,))
+    assert stale == [Path("sub-01/figures/sub-01_task-x_contrast-a_stat-z_statmap.svg")]
+    with outputs.Staging(tmp_path, "sub-01_task-x_space-none") as staging:
+        outputs.write_text("new", staging.path(Path("sub-01/func/sub-01_task-x_contrast-a_stat-z_statmap.nii.gz")))
+        staging.commit(stale)
+    assert not figures.exists() and other.is_dir() and (tmp_path / "sub-01" / "func").is_dir()
+
+
 def test_a_stopping_signal_among_the_moves_acts_once_the_set_is_in_place(tmp_path, monkeypatch):
     """A SIGTERM (SLURM's time limit) while a set was moved into place stopped the moves: a
     subject's new effect map beside its earlier variance map, which the group level combined."""
