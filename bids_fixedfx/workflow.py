@@ -1357,6 +1357,7 @@ def write_group(test, settings, staging, intersections=None, own_masks=None, sha
     if every is not None and shared_written is not None and key not in shared_written:
         shared_written.add(key)  # the task's mask, of every subject tested: the one the report shows
         _write_group_mask(combine.intersect_masks(every), every, staging, output_dir, form, key)
+    raw = outputs.dataset_names(settings.bids_dir)  # participants.tsv's and sessions.tsv's dataset
     values = None  # the effect maps inside the mask, read once for the contrasts of a group design
     if any(matrix is not None for _, matrix in contrasts):
         values = combine.masked_matrix(effects, mask)
@@ -1365,7 +1366,8 @@ def write_group(test, settings, staging, intersections=None, own_masks=None, sha
         sources = [*effects, *([i.variance for i in items] if group_model == "fixed" else [])]
         sidecar = sidecars.StatmapSidecar(
             tuple(dict.fromkeys(outputs.source(p, output_dir)  # a GIFTI pair: named once, by either file
-                                for f in [*sources, *mask_paths] for p in surface.files_of(f))),
+                                for f in [*sources, *mask_paths] for p in surface.files_of(f)))
+            + tuple(outputs.source(p, output_dir, raw) for p in test.tables),
             sidecars.ContrastInfo(contrast.name, contrast.weights, contrast.test), maps.dof,
             items[0].info.model,
             group={**group, "NumberOfSubjects": len(subjects), "Subjects": subjects, **sessions},

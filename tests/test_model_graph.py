@@ -704,6 +704,34 @@ def test_sessions_tables_are_read_by_session_label(tmp_path):
         read_sessions(tmp_path, "01")
 
 
+def test_the_tables_whose_columns_a_dataset_node_uses_are_its_sources(tmp_path):
+    from types import SimpleNamespace
+
+    from bids_fixedfx.plan.group import _input_table, _tables_used
+
+    (tmp_path / "participants.tsv").write_text("participant_id\tage\tgroup\nsub-01\t30\ta\nsub-02\t40\tb\n")
+    for subject in ("01", "02"):
+        (tmp_path / f"sub-{subject}").mkdir()
+        (tmp_path / f"sub-{subject}" / f"sub-{subject}_sessions.tsv").write_text(
+            "session_id\tvisit\nses-1\tbaseline\nses-2\tfollowup\n")
+    found = [SimpleNamespace(subject=subject, session=session, task="x", info=SimpleNamespace(
+        contrast=SimpleNamespace(name="a"))) for subject in ("01", "02") for session in ("1", "2")]
+    settings = SimpleNamespace(bids_dir=tmp_path, group_covariates=())
+
+    def used(x, group_by=("contrast",), filter={}, subjects=("01", "02")):
+        node = SimpleNamespace(x=x, group_by=group_by)
+        table, _, origins = _input_table(found, settings, node)
+        return [p.relative_to(tmp_path).as_posix() for p in _tables_used(
+            SimpleNamespace(node=node, filter=filter), SimpleNamespace(subjects=subjects), origins)]
+
+    assert used([1]) == []  # the mean: no table's column
+    assert used([1, "age"]) == ["participants.tsv"]
+    assert used(["group.a", "group.b"]) == ["participants.tsv"]
+    assert used([1], group_by=("contrast", "visit"), subjects=("02",)) == ["sub-02/sub-02_sessions.tsv"]
+    assert used([1, "age"], filter={"visit": ("baseline",)}) == [
+        "participants.tsv", "sub-01/sub-01_sessions.tsv", "sub-02/sub-02_sessions.tsv"]
+
+
 def test_participants_tables_as_spreadsheets_write_them_are_read_by_label(tmp_path):
     from bids_fixedfx.plan.group import read_participants
 

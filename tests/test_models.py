@@ -560,6 +560,7 @@ def test_subjects_with_a_missing_covariate_are_left_out_and_named(six_subjects, 
     sidecar = json.loads(next((out / "group").glob("*_contrast-audioGtVisualAge_stat-t_desc-patientsVsControls_"
                                                     "statmap.json")).read_text())
     assert sidecar["NumberOfSubjects"] == 5 and "02" not in sidecar["Subjects"]
+    assert "bids:raw:participants.tsv" in sidecar["Sources"]  # the design's columns come from it
     # left out until no degree of freedom is left: the error says why (it named the columns and subjects only)
     table.loc[[2, 3], "age"] = "n/a"
     table.to_csv(dataset / "participants.tsv", sep="\t", index=False)

@@ -63,6 +63,7 @@ class GroupTest:
     source_desc: str | None = None  # the desc of the input maps' node
     design_desc: str | None = None  # the desc of a group design's maps (plan.graph.design_desc)
     precision_weighted: bool = False
+    tables: tuple = ()  # participants.tsv and sessions.tsv files whose columns the node used (Sources)
 
     @property
     def parts_text(self) -> str:
@@ -232,9 +233,9 @@ def plan_group(settings, model=None) -> GroupPlan:
             read[source], more = _found_maps(settings, step)
             notes += [note for note in more if note not in notes]
         found = read[source]
-        keys, table, unlisted = ("contrast",), None, set()
+        keys, table, unlisted, origins = ("contrast",), None, set(), {}
         if step is not None:
-            table, unlisted = _input_table(found, settings, step.node)
+            table, unlisted, origins = _input_table(found, settings, step.node)
             notes += [note for note in _rows_apart(unlisted, settings.bids_dir) if note not in notes]
             found, table, keys = _select(step, found, table)
             notes += [note for note in (*_combined_groups(step, found, table), *_fed_by_runs(model, step),
@@ -289,6 +290,7 @@ def plan_group(settings, model=None) -> GroupPlan:
             _check_same_model(test)
             if step is not None:
                 test, more = _model_test(test, step.node, table.loc[indices], unlisted, settings.bids_dir)
+                test = replace(test, tables=_tables_used(step, test, origins))
                 notes += more
             _check_labels(test, settings.group_model)
             _check_grid(test, output_dir, grids)
@@ -611,16 +613,33 @@ def _input_table(found, settings, node=None):
         )
     sessions = {}
     rows = []
+    origins = {str(column): {None: settings.bids_dir / "participants.tsv"} for column in participants.columns}
     for item in found:
         row = participants.loc[item.subject].to_dict() if item.subject in participants.index else {}
         if item.session is not None:
             if item.subject not in sessions:
-                sessions[item.subject] = read_sessions(settings.bids_dir, item.subject)
+                sessions[item.subject] = table = read_sessions(settings.bids_dir, item.subject)
+                for column in table.columns:
+                    origins.setdefault(str(column), {})[item.subject] = (
+                        settings.bids_dir / f"sub-{item.subject}" / f"sub-{item.subject}_sessions.tsv")
             table = sessions[item.subject]
             row.update(table.loc[item.session].to_dict() if item.session in table.index else {})
             row["session"] = item.session
         rows.append({**row, "subject": item.subject, "contrast": item.info.contrast.name, "task": item.task})
-    return pd.DataFrame(rows), {item.subject for item in found} - set(participants.index)
+    return pd.DataFrame(rows), {item.subject for item in found} - set(participants.index), origins
+
+
+def _tables_used(step, test, origins) -> tuple:
+    """The ``participants.tsv`` and ``sessions.tsv`` files (of the test's subjects) whose
+    columns a dataset node's design, GroupBy or edge Filter names: sources of its maps."""
+    from ..model.bsm import is_intercept
+
+    node = step.node
+    named = ({str(x).split(".", 1)[0] for x in node.x if isinstance(x, str) and not is_intercept(x)}
+             | set(node.group_by) | set(step.filter))
+    subjects = set(test.subjects) | {None}
+    return tuple(dict.fromkeys(path for column in sorted(named) for subject, path in origins.get(column, {}).items()
+                               if subject in subjects))
 
 
 def _select(step, found, table):
