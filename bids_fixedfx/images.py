@@ -63,6 +63,7 @@ def _load_header(path: Path, what: str):
     except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
             zlib.error) as error:  # HeaderDataError: a scaling (scl_slope, scl_inter) nibabel refuses
         raise InputFileError(f"{what} {path} cannot be read as NIfTI: {_reason(error)}.") from error
+    _check_shape_and_type(img, path, what)
     affine = getattr(img, "affine", None)
     if affine is not None and np.shape(affine) == (4, 4):
         if not np.isfinite(affine).all():
@@ -72,6 +73,24 @@ def _load_header(path: Path, what: str):
             raise InputFileError(f"{what} {path} has a voxel-to-world affine that maps the voxels to a plane or a "
                                  "point (a voxel size of 0); correct its header (sform or qform, pixdim).")
     return img
+
+
+def _check_shape_and_type(img, path, what) -> None:
+    """Refuse a header whose dimensions are not all at least 1 (numpy, or nilearn's checks of
+    another file, failed on them later) or whose values are not real numbers (RGB or complex
+    voxels: a cast that failed, or the imaginary part silently dropped)."""
+    header = getattr(img, "header", None)
+    if not (hasattr(header, "get_data_shape") and hasattr(header, "get_data_dtype")):
+        return
+    shape = tuple(int(n) for n in header.get_data_shape())
+    if any(n < 1 for n in shape):
+        raise InputFileError(f"{what} {path} has a header that gives its data the dimensions {shape}, where each "
+                             "must be at least 1: the header is corrupt; write the image again.")
+    dtype = header.get_data_dtype()
+    if dtype.kind not in "biuf":
+        kind = "complex" if dtype.kind == "c" else "RGB" if dtype.names else str(dtype)
+        raise InputFileError(f"{what} {path} holds {kind} values, where an image the app reads holds real numbers; "
+                             "convert it to a real type (float32, say).")
 
 
 def _reason(error) -> str:

@@ -288,3 +288,34 @@ def test_a_degenerate_affine_is_named(tmp_path, affine, said):
     nib.save(nib.Nifti1Image(np.ones((4, 4, 4, 3), dtype=np.float32), None, header), path)
     with pytest.raises(InputFileError, match=f"BOLD series {path} has a voxel-to-world affine .*{said}"):
         check_image(path, "BOLD series")
+
+
+@pytest.mark.parametrize("where", [1, 4])
+def test_a_header_with_a_dimension_below_1_is_named(tmp_path, image, where):
+    """A negative dimension ended in numpy's 'negative dimensions are not allowed' (exit 1), and a
+    BOLD of 0 or -40 volumes was blamed on its events file."""
+    path, _ = image
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    for value in (0, -3):
+        raw[40 + 2 * where:42 + 2 * where] = np.int16(value).tobytes()  # dim[where]
+        damaged = tmp_path / f"damaged{value}.nii.gz"
+        damaged.write_bytes(gzip.compress(bytes(raw)))
+        with pytest.raises(InputFileError, match=f"BOLD series {damaged} has a header that gives its data the "
+                                                 r"dimensions \(.*\), where each must be at least 1"):
+            check_image(damaged, "BOLD series")
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    (np.ones((4, 4, 4, 3), dtype=np.complex64), "complex"),
+    (np.zeros((4, 4, 4, 3), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")]), "RGB"),
+])
+def test_an_image_of_other_than_real_numbers_is_named(tmp_path, values, said):
+    """An RGB series failed its cast to float32 (exit 1, naming no file); a complex one was fitted on
+    its real part, with a bare ComplexWarning."""
+    path = tmp_path / "bold.nii.gz"
+    nib.save(nib.Nifti1Image(values, np.eye(4)), path)
+    with pytest.raises(InputFileError, match=f"BOLD series {path} holds {said} values, where an image the app reads "
+                                             "holds real numbers"):
+        check_image(path, "BOLD series")
+    with pytest.raises(InputFileError, match=f"Mask {path} holds {said} values"):
+        read_mask(path)
