@@ -828,7 +828,8 @@ def _check_npz_header(archive, path, run) -> None:
     ------
     InputFileError
     """
-    with archive.open("X.npy") as member:  # the zip file np.load opened
+    name = "X.npy" if "X.npy" in archive.namelist() else "X"  # np.load reads either as X
+    with archive.open(name) as member:  # the zip file np.load opened
         version = np.lib.format.read_magic(member)
         shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
                            np.lib.format.read_array_header_2_0)(member)
@@ -863,8 +864,9 @@ def load_design(run) -> Design:
                     raise InputFileError(f"Design file {path} has no matrix under key 'X'.")
                 _check_npz_header(archive.zip, path, run)
                 values = np.asarray(archive["X"], dtype=float)
-        except (ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
-            reason = " ".join(str(error).split()).rstrip(".")
+        except (ValueError, TypeError, OSError, EOFError, KeyError, NotImplementedError, RuntimeError,
+                zipfile.BadZipFile) as error:  # NotImplementedError: a compression zipfile lacks; Runtime: encrypted
+            reason = " ".join(str(error).split()).strip("'\"").rstrip(".")
             raise InputFileError(f"Design file {path} cannot be read as a numeric matrix: {reason}.") from error
         if values.ndim != 2:
             raise InputFileError(f"Design file {path} holds a {values.ndim}-D array, not a matrix.")

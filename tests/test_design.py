@@ -840,6 +840,29 @@ def test_a_tsv_design_wider_than_its_run_is_refused_from_its_header(example_run,
         design.load_design(dataclasses.replace(example_run, design=path, events=None, confounds=None))
 
 
+def test_an_npz_design_made_by_hand_reads_as_np_load_reads_it(example_run, example_design, tmp_path):
+    """A zip whose member is named X (not X.npy), which np.load reads as X, ended in "There is no item
+    named 'X.npy' in the archive", exit 1; a member of a compression zipfile lacks, likewise."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    np.save(buffer, example_design.matrix.to_numpy())
+    path = tmp_path / f"{example_run.name}_design.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X", buffer.getvalue())
+    loaded = design.load_design(dataclasses.replace(example_run, design=path, events=None, confounds=None))
+    np.testing.assert_array_equal(loaded.matrix.to_numpy(), example_design.matrix.to_numpy())
+    raw = bytearray(path.read_bytes())
+    local = raw.index(b"PK\x03\x04") + 8
+    central = raw.index(b"PK\x01\x02") + 10
+    raw[local:local + 2] = raw[central:central + 2] = (99).to_bytes(2, "little")  # AES: not in zipfile
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputFileError, match=f"Design file {re.escape(str(path))} cannot be read as a numeric "
+                                             "matrix: That compression method is not supported"):
+        design.load_design(dataclasses.replace(example_run, design=path, events=None, confounds=None))
+
+
 def test_load_design_npz_without_x(example_run, tmp_path):
     path = tmp_path / f"{example_run.name}_design.npz"
     np.savez(path, Y=np.ones((example_run.n_volumes, 2)))
