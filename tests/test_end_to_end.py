@@ -964,6 +964,21 @@ def test_a_subject_without_maps_of_one_contrast_is_named_with_both_causes(exampl
     assert visual["Subjects"] == others and audio["Subjects"] == list(example_dataset.subjects)
 
 
+def test_a_subject_whose_runs_all_lack_a_condition_others_have_is_warned(fresh_dataset, tmp_path, capsys):
+    """Its maps of that condition were not made, without a word (the group level then said the
+    subject report says so)."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    for path in (dataset.path / "sub-01").rglob("*_events.tsv"):
+        table = pd.read_csv(path, sep="\t")
+        table[table["trial_type"] != "visual"].to_csv(path, sep="\t", index=False, na_rep="n/a")
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "none of its runs has" in line]
+    assert len(said) == 1 and "WARNING" in said[0]
+    assert "sub-01 task-checkerboard: none of its runs has visual" in said[0] and "1 other subject(s)" in said[0]
+    assert not list(output.rglob("sub-01_*contrast-visual_*")) and list(output.rglob("sub-02_*contrast-visual_*"))
+
+
 @pytest.mark.slow
 def test_the_default_model_of_modulated_events_gives_identical_maps(fresh_dataset, tmp_path, capsys):
     """Events with a modulation column: the model written had no Product, so -m of it fitted

@@ -67,7 +67,7 @@ def parse_node(raw, index, source, notes) -> Node:
               for v in _filled(listify(model["X"]), f"{where}: Model.X", notes))
     if not x:
         raise ModelError(f"{where} has no variables in Model.X.")
-    repeated = list(dict.fromkeys(v for i, v in enumerate(x) if v in x[:i]))
+    repeated = list(dict.fromkeys(_repeats(x)))
     if repeated:
         notes.append(f"{where}: Model.X lists {', '.join(map(repr, repeated))} more than once; the design has one "
                      "column of each, so remove the repeats")
@@ -189,6 +189,16 @@ def _placeholder(raw, where, notes) -> bool:
     return True
 
 
+def _repeats(values):
+    """The values met again after their first time, in order (a set: a list of 100,000 names
+    compared with all those before each took a minute)."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            yield value
+        seen.add(value)
+
+
 def _variable(value, where, made=()):
     """A variable's name, or :data:`INTERCEPT` for 1 (the number, or the text ``"1"`` unless the
     node's transformations make a variable of that name: a trial type ``1`` renamed, as the
@@ -243,7 +253,7 @@ def _parse_contrast(raw, where, notes, level, made=()) -> Contrast:
     conditions = tuple(_variable(v, f"{where}: ConditionList", made) for v in listify(doc.get("ConditionList")))
     if not conditions:
         raise ModelError(f"{where} has no ConditionList.")
-    repeated = [c for i, c in enumerate(conditions) if c in conditions[:i]]
+    repeated = list(_repeats(conditions))
     if repeated:  # its weights were summed without a word (1 and 1: a weight of 2)
         raise ModelError(f"{where} names {repeated[0]!r} twice in its ConditionList; name each condition once, "
                          "with its weight.")

@@ -208,6 +208,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     _check_labels_across_runs(plans)
     notes += _weights_across_runs(plans)
     notes += _missing_contrasts(plans)
+    notes += _contrasts_other_subjects_have(plans, notes)
     surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface])
     subjects = _by_subject(plans, left_out)
     for subject in subjects:
@@ -543,6 +544,35 @@ def _missing_contrasts(plans):
                        else "its subject's maps of that contrast combine the other runs only"),
                 ))
     return notes
+
+
+def _contrasts_other_subjects_have(plans, notes):
+    """Notes for subjects none of whose runs of a task has a contrast that other subjects' runs
+    of the task have (no such events): they get no maps of it, which their runs' notes did not
+    say when no run of theirs was expected to have it (the options' contrasts, one per condition)."""
+    by_task = defaultdict(dict)  # task -> subject -> contrast labels
+    names = {}
+    for plan in plans:
+        labels = by_task[plan.run.task].setdefault(plan.run.subject, set())
+        for contrast in plan.contrasts:
+            labels.add(contrast.label)
+            names.setdefault(contrast.label, contrast.name)
+    said = {(note.subject, note.task) for note in notes if note.kind == "contrast-skipped" and note.subject}
+    found = []
+    for task, subjects in by_task.items():
+        every = set().union(*subjects.values())
+        for subject, labels in sorted(subjects.items()):
+            missing = sorted(every - labels)
+            if missing and (subject, task) not in said:
+                others = sum(1 for s, own in subjects.items() if s != subject and own & set(missing))
+                found.append(Note(
+                    "contrast-skipped",
+                    f"sub-{subject} task-{task}: none of its runs has {', '.join(names[m] for m in missing)} "
+                    f"(no such events, or an empty regressor), which the runs of {others} other subject(s) have, "
+                    "so it has no maps of it; check its events files if it should",
+                    subject=subject, task=task,
+                ))
+    return found
 
 
 def _check_levels_some_run_has(node, built, bids_dir) -> None:
