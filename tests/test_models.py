@@ -329,6 +329,37 @@ def test_a_misspelt_level_in_a_model_is_refused(fresh_dataset, tmp_path, capsys)
     assert "(their trial types: audio, visual)" in error
     assert "typo_smdl.json" in error and not (tmp_path / "second").exists()
 
+def test_a_misspelt_level_in_a_contrast_is_refused(fresh_dataset, tmp_path, capsys):
+    """A ConditionList's 'audio.typo' read as a level of X's audio passed the model's check, then no
+    design had it: the contrast was left out of every run with a warning, exit 0. A category of X
+    named alone makes its levels, which a contrast (and Model.HRF) may name."""
+    dataset = fresh_dataset(subjects=("01",))
+    first = tmp_path / "first"
+    assert main([str(dataset.path), str(first), "participant", *QUICK]) == 0
+    document = json.loads((first / "models" / "model-default_smdl.json").read_text())
+    run = document["Nodes"][0]
+    run["Contrasts"] = [{"Name": "typo", "ConditionList": ["audio.typo"], "Weights": [1], "Test": "t"}]
+    model = tmp_path / "typo_smdl.json"
+    model.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main([str(dataset.path), str(tmp_path / "second"), "participant", *QUICK, "-m", str(model)]) == 64
+    error = capsys.readouterr().err
+    assert "contrast 'typo' names 'audio.typo', which no design of the selected runs has and no events file" in error
+    assert "typo_smdl.json" in error and not (tmp_path / "second").exists()
+    del run["Transformations"]
+    run["Model"]["X"] = ["trial_type", "trans_x", 1]
+    run["Model"]["HRF"]["Variables"] = ["trial_type.audio", "trial_type.visual"]
+    run["Contrasts"] = [{"Name": "level", "ConditionList": ["trial_type.audio"], "Weights": [1], "Test": "t"}]
+    model.write_text(json.dumps(document))
+    assert main([str(dataset.path), str(tmp_path / "third"), "participant", *QUICK, "-m", str(model)]) == 0
+    assert "not in Model.X" not in capsys.readouterr().err
+    assert list((tmp_path / "third").rglob("*_contrast-level_stat-z_statmap.nii.gz"))
+    run["Contrasts"][0]["ConditionList"] = ["trial_type.audoi"]
+    model.write_text(json.dumps(document))
+    assert main([str(dataset.path), str(tmp_path / "fourth"), "participant", *QUICK, "-m", str(model)]) == 64
+    assert "names 'trial_type.audoi', which no design of the selected runs has" in capsys.readouterr().err
+
+
 def test_no_default_model_is_written_for_events_without_a_trial_type(fresh_dataset, tmp_path, capsys):
     """Events without trial_type are nilearn's one condition 'dummy': the model written named
     trial_type, and -m of it stopped (64)."""

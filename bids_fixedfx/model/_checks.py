@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .bsm import LEVELS, ModelError
+from .variables import is_wildcard
 
 
 def check_model(model, source: str, schema: bool = True) -> list:
@@ -60,7 +61,10 @@ def _check_node(node):
     elif node.model_type == "meta":
         raise ModelError(f"{where} is a meta model at Run level; meta (fixed effects) combines the runs' contrasts at a higher level.")
     if node.hrf is not None:
-        unknown = [v for v in node.hrf.variables if v not in node.x and not _matches_any(v, node.x)]
+        x = set(node.x)
+        patterns = [p for p in x if isinstance(p, str) and is_wildcard(p)]
+        unknown = [v for v in node.hrf.variables if v not in x and not _matches_any(v, patterns)
+                   and not any(v[:i] in x for i, c in enumerate(v) if c == ".")]  # a level of a category of X
         if unknown:
             notes.append(f"{where}: Model.HRF names {', '.join(map(repr, unknown))}, not in Model.X, so not in "
                          "the design")

@@ -55,41 +55,61 @@ def check_dataset_contrasts(model, settings) -> None:
 
 def _check_contrasts_in_x(node, model_file) -> None:
     """Refuse a contrast (or a run node's dummy contrast) naming a condition that no design
-    of the node's ``Model.X`` has: a misspelling."""
+    of the node's ``Model.X`` has: a misspelling, or a pattern (``aud*``), which only
+    ``DummyContrasts`` expand."""
     from ..model.bsm import ModelError, is_intercept
     from ..model.contrasts import GROUP_INTERCEPT
+    from ..model.variables import is_wildcard
 
-    conditions = [(c.name, c.condition_list) for c in node.contrasts]
+    conditions = [(c.name, c.condition_list, False) for c in node.contrasts]
     if node.dummy_contrasts is not None and node.level == "run":
-        conditions += [(c, (c,)) for c in (node.dummy_contrasts.conditions or node.x)]
+        conditions += [(c, (c,), True) for c in (node.dummy_contrasts.conditions or node.x)]
     x = node.x if node.level == "run" or not any(map(is_intercept, node.x)) else (*node.x, GROUP_INTERCEPT)
-    outside = [(name, c) for name, names in conditions for c in names if not _in_x(c, x)]
+    variables = _XNames(x)
+    outside = [(name, c) for name, names, dummy in conditions for c in names if not variables.has(c, dummy)]
     if outside:  # a misspelling: no design can have it (a run without a condition of X leaves it out)
         name, variable = outside[0]
+        named = ", ".join(map(str, node.x[:20])) + (f" and {len(node.x) - 20} more" if len(node.x) > 20 else "")
+        pattern = isinstance(variable, str) and is_wildcard(variable)
         raise ModelError(
             f"Node {node.name!r} of {model_file}: contrast {name!r} names {variable!r}, which is not a variable of "
-            f"Model.X ({', '.join(map(str, node.x))}), so no design has it; correct the name or add the variable "
-            "to Model.X."
+            f"Model.X ({named}), so no design has it; "
+            + ("a contrast's ConditionList names each column (only DummyContrasts expand patterns)." if pattern else
+               "correct the name or add the variable to Model.X.")
         )
 
 
-def _in_x(name, x) -> bool:
-    """Whether a contrast's condition is a column that ``Model.X`` can make: itself, a match of a
-    wildcard, a level of a category named alone (``trial_type.a`` of ``trial_type``), the intercept,
-    a column the HRF adds to a variable (``audio_derivative``, ``audio_delay_2``), a trial type
-    named by its bare value (``a`` for ``trial_type.a``, as the contrasts read it)."""
-    import re
-    from fnmatch import fnmatchcase
+class _XNames:
+    """The names a node's ``Model.X`` gives, for :meth:`has` (exact names in a set, patterns
+    apart: a list of 100,000 names matched against each condition took a minute)."""
 
-    if name in x or name == 1:  # the run's design always has nilearn's constant
-        return True
-    if not isinstance(name, str):
-        return False
-    made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", name)
-    names = dict.fromkeys((name, made, f"trial_type.{name}", f"trial_type.{made}"))
-    return any(isinstance(v, str) and any(fnmatchcase(n, v) or fnmatchcase(v, n) or n.startswith(f"{v}.")
-                                          for n in names)
-               for v in x)
+    def __init__(self, x):
+        from ..model.variables import is_wildcard
+
+        self.exact = {v for v in x if not (isinstance(v, str) and is_wildcard(v))}
+        self.patterns = [v for v in x if isinstance(v, str) and is_wildcard(v)]
+
+    def has(self, name, dummy=False) -> bool:
+        """Whether a contrast's condition is a column that ``Model.X`` can make: itself, a match of
+        a wildcard, a level of a category named alone (``trial_type.a`` of ``trial_type``; a level
+        may hold dots), the intercept, a column the HRF adds to a variable (``audio_derivative``,
+        ``audio_delay_2``), a trial type named by its bare value (``a`` for ``trial_type.a``, as
+        the contrasts read it); a dummy contrast's pattern that matches a name of X."""
+        import re
+        from fnmatch import fnmatchcase
+
+        from ..model.variables import is_wildcard
+
+        if name in self.exact or name == 1:  # the run's design always has nilearn's constant
+            return True
+        if not isinstance(name, str):
+            return False
+        if is_wildcard(name):
+            return dummy and any(isinstance(v, str) and fnmatchcase(v, name) for v in (*self.exact, *self.patterns))
+        made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", name)
+        names = dict.fromkeys((name, made, f"trial_type.{name}", f"trial_type.{made}"))
+        return any(n in self.exact or any(fnmatchcase(n, p) for p in self.patterns)
+                   or any(n[:i] in self.exact for i, c in enumerate(n) if c == ".") for n in names)
 
 
 #: ``Options.Mask`` entities that name each run's own brain mask, the mask this version uses.

@@ -156,6 +156,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
         notes += designs.check_contrasts(settings.contrasts, built)
     else:
         _check_levels_some_run_has(node, built, settings.bids_dir)
+        _check_contrast_levels(node, built, settings.bids_dir)
     plans, left_out, why = [], defaultdict(list), []
     for run in runs:
         if node is None:
@@ -600,6 +601,45 @@ def _check_levels_some_run_has(node, built, bids_dir) -> None:
     named = ", ".join(map(repr, sorted(nowhere)))
     raise ModelError(f"Node {node.name!r} names {named}, which no event of the selected runs has (their trial types: "
                      f"{listed}); check the spelling in the model file.")
+
+
+def _check_contrast_levels(node, built, bids_dir) -> None:
+    """Refuse a contrast's condition that reads as a level of a variable of ``Model.X``
+    (``audio.typo`` of ``audio``) when no selected run's design has it and no events file of
+    the dataset holds that level: a misspelling, which each run left out with a warning (a
+    level that ``Model.X`` names itself is left out of the runs that lack it, with a note).
+
+    Raises
+    ------
+    ModelError
+        Naming the contrast, the condition and the designs' columns.
+    """
+    import re
+
+    from ..model import ModelError
+    from ..model.variables import listed
+
+    designs_built = [design for design in built.values() if not design.precomputed]
+    if not designs_built:
+        return
+    columns = set().union(*(map(str, design.matrix.columns) for design in designs_built))
+    named = set(node.x)  # a level X names itself may be missing from every run (bidspm's templates): left out
+    wanted = {}
+    for contrast in node.contrasts:
+        for condition in contrast.condition_list:
+            if not isinstance(condition, str) or "." not in condition:
+                continue
+            made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", condition)
+            if {condition, made} & named:
+                continue
+            if not {condition, made, f"trial_type.{condition}", f"trial_type.{made}"} & columns:
+                wanted.setdefault(made, (contrast.name, condition))
+    nowhere = sorted(set(wanted) - levels_in_other_events(set(wanted), bids_dir)) if wanted else []
+    if nowhere:
+        name, condition = wanted[nowhere[0]]
+        raise ModelError(f"Node {node.name!r}: contrast {name!r} names {condition!r}, which no design of the selected "
+                         f"runs has and no events file of the dataset holds (the designs' columns: "
+                         f"{listed(sorted(columns), condition)}); check the spelling in the model file.")
 
 
 def levels_in_other_events(levels, bids_dir, read=(), known=None) -> set:
