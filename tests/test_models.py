@@ -329,6 +329,30 @@ def test_a_misspelt_level_in_a_model_is_refused(fresh_dataset, tmp_path, capsys)
     assert "(their trial types: audio, visual)" in error
     assert "typo_smdl.json" in error and not (tmp_path / "second").exists()
 
+@pytest.mark.parametrize("emptied", ["rows", "trial_types"])
+def test_the_default_model_of_a_run_without_events_gives_identical_maps(fresh_dataset, tmp_path, capsys, emptied):
+    """A run whose events file has a header only, or trial types all n/a: -m of the default model
+    stopped with "list index out of range" (exit 1; the Factor of no level), then on the Rename of
+    a level the run lacks (64); without -m the run is left out with a warning."""
+    dataset = fresh_dataset(subjects=("01",))
+    events = sorted((dataset.path / "sub-01").rglob("*_events.tsv"))[-1]
+    table = pd.read_csv(events, sep="\t")
+    if emptied == "rows":
+        table = table.iloc[:0]
+    else:
+        table["trial_type"] = np.nan
+    table.to_csv(events, sep="\t", index=False, na_rep="n/a")
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main([str(dataset.path), str(first), "participant", *QUICK]) == 0
+    assert main([str(dataset.path), str(second), "participant", *QUICK, "-m",
+                 str(first / "models" / "model-default_smdl.json")]) == 0
+    said = capsys.readouterr().err
+    assert said.count(f"{events.name.removesuffix('_events.tsv')} has no contrast to compute and was left out") == 2
+    names = sorted(p.relative_to(first) for p in first.rglob("*_statmap.nii.gz"))
+    assert names and names == sorted(p.relative_to(second) for p in second.rglob("*_statmap.nii.gz"))
+    assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
+
+
 def test_a_misspelt_level_in_a_contrast_is_refused(fresh_dataset, tmp_path, capsys):
     """A ConditionList's 'audio.typo' read as a level of X's audio passed the model's check, then no
     design had it: the contrast was left out of every run with a warning, exit 0. A category of X

@@ -133,7 +133,8 @@ def _factor(v, context, where, constraint="none", ref_level=None, sep="."):
         ref_level = matches[0]
     elif len(levels) > 1 and constraint != "none":
         ref_level = levels[0]
-    context.variables.pop(v.name, None)
+    if levels:  # a run without events (or with none valued) keeps the column: its levels are absent here
+        context.variables.pop(v.name, None)
     out = []
     for level in levels:
         if constraint != "none" and level == ref_level:

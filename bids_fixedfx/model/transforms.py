@@ -159,8 +159,9 @@ def _is_absent_level(name, work) -> bool:
     columns = [name[:i] for i, character in enumerate(name) if character == "."]
     for column_name in columns:
         column = work.get(column_name)
-        if column is not None:
-            return column.kind == "sparse" and not column.numeric
+        if column is not None:  # (a column of no event, or of missing values only, has any level absent)
+            return column.kind == "sparse" and (not column.numeric or not np.isfinite(
+                np.asarray(column.values, dtype=float)).any())
     return any(other.startswith(f"{column_name}.") and work[other].kind == "sparse" for other in work
                for column_name in columns)
 
@@ -228,7 +229,7 @@ def _store(work, transformation, inputs, results, prefix, suffix, where):
     for i, (variable, result) in enumerate(zip(inputs, results)):
         if transformation.name == "Rename":
             work.pop(variable.name, None)
-        if result is None:
+        if result is None or (isinstance(result, list) and not result):  # a Factor of no events: no level
             continue
         many = isinstance(result, list)
         result = result if many else [result]
