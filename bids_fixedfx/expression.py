@@ -32,6 +32,12 @@ MAX_WEIGHT = 1e12
 MIN_WEIGHT = 1e-6
 
 
+def rounds_to_zero(text: str) -> bool:
+    """Whether a number written as text (``1e-999``) is not 0 but reads as 0.0 (below the
+    smallest double): a weight written so would be taken as 0 without a word."""
+    return float(text) == 0 and any(digit in "123456789" for digit in text.lower().split("e")[0])
+
+
 def weight_size_problem(weight: float) -> str | None:
     """What is wrong with the size of a weight (too large, or too small but not 0), or None."""
     if not np.isfinite(weight) or abs(weight) > MAX_WEIGHT:
@@ -207,6 +213,8 @@ class _Parser:
             number = float(value)
             if not np.isfinite(number) or abs(number) > MAX_WEIGHT:
                 self.fail(f"{value} is not a finite number of at most {MAX_WEIGHT:g}")
+            if rounds_to_zero(value):
+                self.fail(f"{value} is too small to be told from 0")
             return {}, number
         if kind == "name":
             return {value: 1.0}, 0.0

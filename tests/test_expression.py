@@ -72,6 +72,7 @@ HOSTILE = [
     "   ",
     "1e999 * audio",
     "1e300 * audio",  # finite, but its variance map overflowed single precision
+    "audio * 1e-999 - visual",  # a weight that read as 0
     "(" * 500 + "audio" + ")" * 500,
     "a" * 20_000,
     "audio\x00",

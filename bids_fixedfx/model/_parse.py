@@ -110,10 +110,24 @@ def _weight_value(value, where: str) -> float:
         raise ModelError(f"{where} has the weight {value!r}; weights are numbers or fractions like \"-1/3\".")
     numerator, denominator = match.groups()
     if denominator is None:
+        _check_not_rounded(numerator, value, where)
         return float(numerator)
     if float(denominator) == 0:
         raise ModelError(f"{where} has the weight {value!r}, a division by zero.")
+    for part in (numerator, denominator):  # "1/1e999" made 0 of an infinite denominator
+        if not math.isfinite(float(part)):
+            raise ModelError(f"{where} has the weight {value[:40]!r}, whose {part[:20]!r} is not a finite number.")
+    _check_not_rounded(numerator, value, where)
     return float(numerator) / float(denominator)
+
+
+def _check_not_rounded(number, value, where) -> None:
+    from ..expression import rounds_to_zero
+    from .bsm import ModelError
+
+    if rounds_to_zero(number):
+        raise ModelError(f"{where} has the weight {value[:40]!r}, whose {number[:20]!r} is too small to be told "
+                         "from 0 (below 1e-308); write 0 if 0 is meant.")
 
 
 def parse_weights(raw, n_conditions: int, test: str, where: str) -> tuple:
