@@ -1265,6 +1265,24 @@ def test_precomputed_tsv_designs_default_to_condition_contrasts(analysed, fresh_
     assert "No events: the designs were read precomputed (--design-dir)." in page and "<p>None:" not in page
 
 
+def test_precomputed_designs_of_constants_alone_are_named_as_why_nothing_is_fitted(fresh_dataset, tmp_path, capsys):
+    """The error said the run 'has no events file', which a --design-dir run does not need."""
+    dataset = fresh_dataset(subjects=("01",))
+    design_dir = tmp_path / "designs"
+    design_dir.mkdir()
+    runs = sorted(p for p in dataset.path.joinpath("sub-01").rglob("*_bold.nii.gz"))
+    for bold in runs:
+        n = nib.load(bold).shape[3]
+        pd.DataFrame({"constant": np.ones(n), "drift_1": np.linspace(-1, 1, n)}).to_csv(
+            design_dir / bold.name.replace("_bold.nii.gz", "_design.tsv"), sep="\t", index=False)
+    capsys.readouterr()
+    assert main([str(dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation", "--no-reports",
+                 "--design-dir", str(design_dir)]) == 66
+    error = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(error) == 1 and "has no column to contrast (each is constant or a drift term)" in error[0]
+    assert str(design_dir) in error[0] and "no events file" not in error[0]
+
+
 def test_unmatched_design_file_is_reported(fresh_dataset, tmp_path, capsys):
     dataset = fresh_dataset(subjects=("03",))
     design_dir = tmp_path / "designs"

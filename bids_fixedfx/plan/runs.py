@@ -169,6 +169,8 @@ def plan_runs(selection, settings, model=None) -> Plan:
                 why.append(skipped[0].text.removeprefix(f"{run.name}: "))
             elif node is None and not why:
                 why.append(_design_said(run, built[run]) or (
+                    f"its design file {run.design} has no column to contrast (each is constant or a drift term)"
+                    if built[run].precomputed else
                     "it has no events file" if run.events is None else
                     f"its events file {run.events} holds no event to model (a condition is a trial_type)"))
             notes.append(Note.for_run(run, "run-left-out", f"{run.name} has no contrast to compute and was left out."))
