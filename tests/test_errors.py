@@ -484,6 +484,22 @@ def test_a_mask_nilearn_computes_empty_leaves_no_output_folder(fresh_dataset, tm
     assert not out.exists()
 
 
+def test_a_task_of_one_subject_of_participant_label_says_to_give_more_labels(two_task_dataset, tmp_path, capsys):
+    """A group job of --participant-label 01 03, sub-03 without the other task: the advice was to
+    run the participant level for the other subjects, whose maps were there (sub-02's)."""
+    dataset = two_task_dataset(n_subjects=3)
+    for path in dataset.path.rglob("sub-03_*task-other*"):
+        path.unlink()
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "--participant-label", "01", "03"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert ("task-other contrast-audio has maps for one subject only (sub-01), so it is not tested; it is the only "
+            "one of --participant-label with maps of the task") in said
+    assert "run the participant level for the other subjects first" not in said
+
+
 def test_a_contrast_of_one_subject_among_several_points_to_the_events(fresh_dataset, tmp_path, capsys):
     """sub-02's events with a misspelt trial_type column (nilearn's 'dummy' condition): the group
     level advised running the participant level for the other subjects, which had run."""

@@ -274,7 +274,10 @@ def plan_group(settings, model=None) -> GroupPlan:
                 others = len(peers[_peer_key(key, keys)] - {items[0].subject})
                 advice = ("it is the only subject with " + ", ".join(f"{k} {v!r}" for k, v in grouped_by.items())
                           + f" of node {step.node.name!r}'s GroupBy (a test needs at least 2 subjects)" if grouped_by
-                          else "run the participant level for the other subjects first" if not others else
+                          else ("it is the only one of --participant-label with maps of the task (a test needs at "
+                                "least 2 subjects): give more labels, or none to test every subject"
+                                if settings.participant_label else "run the participant level for the other subjects "
+                                "first") if not others else
                           f"the maps of the {others} other subject(s) of the task have no such contrast: check its "
                           "condition's name in the events files (a misspelt trial_type column makes nilearn's "
                           "'dummy' condition)")
