@@ -1621,3 +1621,11 @@ def test_the_filter_suggested_for_a_cifti_series_beside_a_gifti_pair_is_its_dens
     names = ["sub-01_task-x_run-1_hemi-L_space-fsLR_den-32k_bold.func.gii",
              "sub-01_task-x_run-1_space-fsLR_den-91k_bold.dtseries.nii"]
     assert filter_hint("bold", names) == '{"bold": {"den": "32k"}}'
+
+
+def test_the_filter_suggested_for_files_of_two_cohorts_is_a_cohort():
+    """pybids indexes no cohort-: two masks apart by their cohort alone were said to be kept one of."""
+    from bids_fixedfx.discover.query import filter_hint
+
+    names = [f"sub-01_task-x_space-MNIPediatricAsym_cohort-{c}_desc-brain_mask.nii.gz" for c in ("1", "2")]
+    assert filter_hint("mask", names) == '{"mask": {"cohort": "1"}}'

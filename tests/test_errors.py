@@ -291,16 +291,19 @@ def test_cohorts_of_one_space_are_chosen_with_the_filter_file(one_subject, tmp_p
         path.unlink()
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", "--skip-bids-validation"], 64,
           "several preprocessed BOLD series", "cohort-1", "cohort-2", "--bids-filter-file")
-    (tmp_path / "filter.json").write_text(json.dumps({"bold": {"cohort": "2"}, "mask": {"cohort": ["2"]}}))
-    out = tmp_path / "out"
-    assert main([str(one_subject.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
-                 "--bids-filter-file", str(tmp_path / "filter.json")]) == 0
-    sidecars = list(out.rglob("*run-01*_stat-z_statmap.json"))
-    assert sidecars
-    for sidecar in sidecars:
-        sources = json.loads(sidecar.read_text())["Sources"]
-        assert [s for s in sources if f"space-{SPACE}_cohort-2_desc-preproc_bold" in s], sources
-        assert not [s for s in sources if "cohort-1" in s], sources
+    # the BOLD's cohort chooses its mask, as its res- does (two masks were said to be kept one of, 66)
+    for chosen in ({"bold": {"cohort": "2"}}, {"bold": {"cohort": "2"}, "mask": {"cohort": ["2"]}}):
+        (tmp_path / "filter.json").write_text(json.dumps(chosen))
+        out = tmp_path / "out"
+        assert main([str(one_subject.path), str(out), "participant", "--skip-bids-validation", "--no-reports",
+                     "--bids-filter-file", str(tmp_path / "filter.json")]) == 0
+        sidecars = list(out.rglob("*run-01*_stat-z_statmap.json"))
+        assert sidecars
+        for sidecar in sidecars:
+            sources = json.loads(sidecar.read_text())["Sources"]
+            assert [s for s in sources if f"space-{SPACE}_cohort-2_desc-preproc_bold" in s], sources
+            assert [s for s in sources if f"space-{SPACE}_cohort-2_desc-brain_mask" in s], sources
+            assert not [s for s in sources if "cohort-1" in s], sources
 
 
 @pytest.mark.parametrize("single", [False, True])

@@ -211,7 +211,7 @@ def filter_hint(kind, files) -> str | None:
     from ..naming import match_entities
 
     found = [match_entities("/" + Path(f).name, statmaps=False) for f in files]
-    found = [{**entities, "extension": _extension(f)} for entities, f in zip(found, files)]
+    found = [{**entities, **name_only_entities(f), "extension": _extension(f)} for entities, f in zip(found, files)]
     names = [name for name in dict.fromkeys(k for entities in found for k in entities)
              if name not in ("extension", "hemi")]  # a GIFTI series is its pair: the app takes both hemispheres
     for name in [*names, "extension"]:
@@ -220,6 +220,15 @@ def filter_hint(kind, files) -> str | None:
             value = next((v for v in values if v is not None), None)
             return json.dumps({kind: {name: value if isinstance(value, (int, float)) else str(value)}})
     return None
+
+
+def name_only_entities(path) -> dict:
+    """The :data:`NAME_ONLY_ENTITIES` a file's name carries (``cohort-1``), which pybids does not index."""
+    import re
+
+    name = Path(path).name
+    return {key: found.group(1) for key in NAME_ONLY_ENTITIES
+            if (found := re.search(rf"(?:^|_){key}-([A-Za-z0-9]+)(?=_|\.)", name))}
 
 
 def _extension(path) -> str:

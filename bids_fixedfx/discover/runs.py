@@ -354,8 +354,12 @@ def _filter_matches_none(settings, kind, name) -> str:
 
 
 def _grid_entities(bids_file):
+    """A file's entities but those of its kind (pybids' and the name-only ones: ``cohort-``)."""
+    from .query import name_only_entities
+
     ignored = ("desc", "suffix", "extension", "datatype")
-    return {k: str(v) for k, v in bids_file.get_entities().items() if k not in ignored}
+    return {**{k: str(v) for k, v in bids_file.get_entities().items() if k not in ignored},
+            **name_only_entities(bids_file.path)}
 
 
 #: What a derivatives dataset of preprocessed BOLD holds (volumes, GIFTI pairs, CIFTI).
