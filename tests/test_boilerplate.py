@@ -246,6 +246,27 @@ def test_group_level_text_is_read_back_from_the_outputs(fresh_dataset, tmp_path)
     assert not (output / "group.html").exists()
 
 
+def test_the_start_time_of_slice_timed_series_is_stated(fresh_dataset, tmp_path):
+    """Runs modelled at their StartTime (the reference slice of slice-timing correction): the text
+    did not say so, and nilearn's default (slice_time_ref 0) gives other maps."""
+    dataset = fresh_dataset(subjects=("01", "03"))
+    for sidecar in (dataset.path / "derivatives").rglob("sub-01_*_desc-preproc_bold.json"):
+        sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "StartTime": 0.95,
+                                       "SliceTimingCorrected": True}))
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    said = "The regressors were sampled at the time of each volume's reference slice, 0.95 s after the volume's start"
+    participant = citation(output)
+    assert main([str(dataset.path), str(output), "group", "--no-reports"]) == 0  # read back from the sidecars
+    for text in (participant, citation(output)):
+        text = " ".join(text.split())
+        assert said in text and "whose sidecar gives a `StartTime` (at its start in the others)" in text
+    only = tmp_path / "only"  # sub-03: no StartTime, no sentence
+    assert main([str(dataset.path), str(only), "participant", "--skip-bids-validation", "--no-reports",
+                 "--participant-label", "03"]) == 0
+    assert "reference slice" not in citation(only)
+
+
 def test_a_model_s_convolve_transformation_is_stated(fresh_dataset, tmp_path):
     """A model that convolves with a ``Convolve`` transformation (the style of FitLins and of the
     BIDS Stats Models examples) has no ``Model.HRF``: both levels' texts said the conditions were

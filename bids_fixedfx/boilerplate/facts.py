@@ -35,6 +35,7 @@ class RunFacts:
     dummy_source: str | None = None  # "confounds" (fMRIPrep's columns) or "option" (--dummy-scans)
     surface: bool = False  # a GIFTI pair or CIFTI series, masked by the surface rule
     cifti: bool = False  # a CIFTI series (grayordinates)
+    start_time: float = 0.0  # StartTime: the time of each volume's reference slice (nilearn's slice_time_ref * tr)
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,7 @@ def _first_level(settings, subjects, space, by_space, notes, steps=()) -> FirstL
     for run_plan in run_plans:
         run, design = run_plan.run, run_plan.design
         runs.append(RunFacts(
-            subject=run.subject, session=run.session, task=run.task, tr=run.tr,
+            subject=run.subject, session=run.session, task=run.task, tr=run.tr, start_time=run.start_time or 0.0,
             n_volumes=run.n_volumes, conditions=tuple(design.conditions),
             confounds=tuple(design.confounds), precomputed=design.precomputed,
             preprocessed=run.preprocessed,

@@ -226,7 +226,8 @@ def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
     dummy = design.dummy_scans or {"Volumes": []}
     return RunFacts(
         subject=record.entities["subject"], session=record.entities.get("session"),
-        task=record.entities["task"], tr=design.repetition_time, n_volumes=design.n_volumes,
+        task=record.entities["task"], tr=design.repetition_time, start_time=design.start_time or 0.0,
+        n_volumes=design.n_volumes,
         conditions=tuple(design.conditions), confounds=tuple(design.confounds),
         precomputed=design.precomputed, preprocessed=design.preprocessed,
         pipeline=reader.pipeline(bold) if design.preprocessed else None,

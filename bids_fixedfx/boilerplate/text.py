@@ -52,6 +52,8 @@ def describe(first) -> dict:
         "pipelines": pipelines,
         "fmriprep": any(p.lower().startswith("fmriprep") for p in pipelines),
         "trs": [f"{tr:g}" for tr in sorted({r.tr for r in runs})],
+        "start_times": [f"{start:g}" for start in sorted({r.start_time for r in runs if r.start_time})],
+        "start_times_some": any(not r.start_time for r in runs),
         "volumes_min": min((r.n_volumes for r in runs), default=0),
         "volumes_max": max((r.n_volumes for r in runs), default=0),
         "from_events": len(modelled),
