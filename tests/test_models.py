@@ -1144,7 +1144,11 @@ def test_group_report_shows_each_contrast_of_a_group_design(six_subjects, two_sa
      (["--group-covariates", "age", "--group-model", "fixed"], "--group-model fixed"),
      (["--group-covariates", "age"], "participants.tsv, which is missing"),
      # ids 1, 2 for sub-01, sub-02: 'Demean: no variable age (variables: subject, contrast, task)', 64
-     (["--group-covariates", "age"], "none of its participant_id values (1, 2, 03) names a subject with maps")],
+     (["--group-covariates", "age"], "none of its participant_id values (1, 2, 03) names a subject with maps"),
+     # a task column was overwritten by the maps' task ('no subject has task a ... they have checkerboard', 66),
+     # a subject column by the labels ('not a column of participants.tsv')
+     (["--group-covariates", "task"], "names 'task', which is both a column of"),
+     (["--group-covariates", "subject"], "names 'subject', which is both a column of")],
 )
 def test_group_covariates_errors(fresh_dataset, tmp_path, capsys, options, named):
     dataset = fresh_dataset(subjects=("01", "02"))
@@ -1155,6 +1159,14 @@ def test_group_covariates_errors(fresh_dataset, tmp_path, capsys, options, named
     table = dataset.path / "participants.tsv"
     if "participant_id values" in named:
         table.write_text(table.read_text().replace("sub-01", "1").replace("sub-02", "2"))
+    if "both a column" in named:  # set aside, not read: the other columns and the labels serve as before
+        from bids_fixedfx.plan.group import read_participants
+
+        before = read_participants(dataset.path)
+        frame = pd.read_csv(table, sep="\t")
+        frame["task"], frame["subject"] = "a", range(len(frame))
+        frame.to_csv(table, sep="\t", index=False)
+        pd.testing.assert_frame_equal(read_participants(dataset.path), before)
     capsys.readouterr()
     assert main([str(dataset.path), str(out), "group", "--no-reports", *options]) == (
         66 if "participant_id values" in named else 64)

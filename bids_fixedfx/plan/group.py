@@ -605,6 +605,7 @@ def _input_table(found, settings, node=None):
     participants = read_participants(settings.bids_dir, coded=settings.group_covariates or ())
     subjects = sorted({item.subject for item in found})
     named = {str(x).split(".", 1)[0] for x in node.x if not is_intercept(x)} | set(node.group_by) if node else set()
+    check_no_clashing_column(participants, named, f"Node {node.name!r}" if node else "The group design")
     if set(participants.columns) & named and not set(subjects) & set(participants.index):
         from ..errors import InputFileError
 
@@ -622,6 +623,7 @@ def _input_table(found, settings, node=None):
         if item.session is not None:
             if item.subject not in sessions:
                 sessions[item.subject] = table = read_sessions(settings.bids_dir, item.subject)
+                check_no_clashing_column(table, named, f"Node {node.name!r}" if node else "The group design")
                 for column in table.columns:
                     origins.setdefault(str(column), {})[item.subject] = (
                         settings.bids_dir / f"sub-{item.subject}" / f"sub-{item.subject}_sessions.tsv")
@@ -975,11 +977,32 @@ def _labelled_table(path, id_column, name, key, kind):
     table = _stripped(designs.read_table(path, f"{kind} file", text_columns=(id_column,)), text=(id_column,))
     if id_column not in table:
         raise InputFileError(f"{path} has no {id_column} column, which BIDS {kind} files need.")
+    # a column named as a variable every map carries (subject, task...) would be overwritten by it:
+    # set aside, and refused where a model or --group-covariates names it (clashing_column)
+    clashing = [str(c) for c in table.columns if c in INPUT_VARIABLES and c != id_column]
+    table = table.drop(columns=clashing)
     table[name] = table.pop(id_column).astype(str).str.replace(f"^{key}-", "", regex=True)
     repeated = table[name][table[name].duplicated()]
     if len(repeated):
         raise InputFileError(f"{path} lists {key}-{repeated.iloc[0]} on more than one row; give each one row.")
-    return table.set_index(name)
+    table = table.set_index(name)
+    table.attrs["clashing"] = {column: path for column in clashing}
+    return table
+
+
+def check_no_clashing_column(table, names, what) -> None:
+    """Refuse ``names`` (variables a model or an option names) that are also the name of a column
+    of ``participants.tsv`` or ``sessions.tsv`` set aside for clashing with a variable every map
+    carries (a ``task`` column beside the task entity): which one is meant cannot be told.
+
+    Raises
+    ------
+    UsageError
+    """
+    for column, path in table.attrs.get("clashing", {}).items():
+        if column in names:
+            raise UsageError(f"{what} names {column!r}, which is both a column of {path} and a variable every map "
+                             f"carries ({', '.join(INPUT_VARIABLES)}): rename the column in {path.name}.")
 
 
 def _stripped(table, text=()):

@@ -530,12 +530,14 @@ def covariates_model(columns, participants, inference=None, described=None):
     from ..model.group import COVARIATES_NODE
     from ..model.inference import inference_software
     from ..naming import label_of
+    from .group import check_no_clashing_column
 
     x, contrasts, instructions, groups, notes = [], [], [], None, []
     for column in columns:
         if not len(participants.columns):
             raise UsageError(f"--group-covariates {column} needs BIDS_DIR/participants.tsv, which is missing or "
                              "holds no column but participant_id.")
+        check_no_clashing_column(participants, {column}, f"--group-covariates {column}")
         if column not in participants.columns:
             raise UsageError(
                 f"--group-covariates {column} is not a column of participants.tsv "
