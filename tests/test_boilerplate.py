@@ -336,6 +336,36 @@ def test_names_from_the_data_are_never_read_as_markdown_or_html():
     assert plain("fMRIPrep 23.1") == "fMRIPrep 23.1" and plain("a_b <i>") == "a\\_b \\<i\\>"
 
 
+def test_filters_groups_columns_masks_and_reasons_from_the_data_stay_text():
+    """An edge's Filter, a GroupBy variable, a design column and --mask's file name were written
+    raw (or between backticks a name could close): CITATION.html held <img onerror> and a link."""
+    from types import SimpleNamespace as NS
+
+    import pandas as pd
+
+    from bids_fixedfx.boilerplate import facts, render
+    from bids_fixedfx.boilerplate.bibtex import read_references
+    from bids_fixedfx.boilerplate.markdown import to_html
+
+    evil = "x` <img src=x onerror=alert(1)> [click](https://evil.example/f) `"
+    nodes = facts.node_facts([NS(node=NS(name="subject", model_type="meta"), level="subject", source_level="run",
+                                 filter={"contrast": (evil,)}, desc=None)])
+    dataset = facts.dataset_node_facts([NS(named_plainly=False, node=NS(name="groups", group_by=("contrast", evil)),
+                                           design=pd.DataFrame({evil: [1.0], "age": [2.0]}), group_model="random",
+                                           precision_weighted=False, inputs=(NS(session=None),))])
+    run = facts.RunFacts("01", None, "x", 2.0, 100, ("a",), (), False, True, None, f"{evil}.nii.gz")
+    model = facts.ModelFacts("glover", "cosine", 0.01, None, "ar1", 5.0, False, mask_given=True)
+    first = facts.FirstLevel((run,), model, "MNI152NLin2009cAsym", (facts.contrast_facts("a", {"a": 1.0}, ("a",)),),
+                             (facts.LeftOutRun("sub-01_task-x_run-2", f"its events file {evil}.tsv is empty"),),
+                             nodes=nodes)
+    methods = facts.Methods((first,), facts.GroupLevel("random", (("x", "a", ("01", "02")),), nodes=dataset), True,
+                            {"participant": ("bids-fixedfx in out participant",)}, boilerplate.software_versions())
+    text = render(methods)
+    page = to_html(text, read_references())
+    assert text.count("onerror") == 5 and page.count("onerror=alert(1)") == 5  # each name said, as text
+    assert "<img" not in page and 'href="https://evil' not in page
+
+
 def test_contrasts_are_stated_with_their_weights(example_dataset, tmp_path):
     default = boilerplate_only(example_dataset, tmp_path / "a")
     assert "each condition against the implicit baseline" in default

@@ -326,16 +326,19 @@ def node_facts(steps) -> tuple[NodeFacts, ...]:
     """The participant-level nodes, when the graph goes beyond one subject node fed by the runs
     (a session node, several subject nodes, a Filter); otherwise none (the text as before)."""
     from ..plan.graph import filter_text
+    from .text import code  # names from the model: a code span, never Markdown or HTML
 
     if len(steps) < 2 and not any(step.filter or step.source_level != "run" for step in steps):
         return ()
     return tuple(NodeFacts(step.node.name, step.level, step.source_level, step.node.model_type == "meta",
-                           filter_text(step.filter) if step.filter else None, step.desc) for step in steps)
+                           code(filter_text(step.filter)) if step.filter else None, step.desc) for step in steps)
 
 
 def dataset_node_facts(tests) -> tuple[DatasetNodeFacts, ...]:
     """The dataset nodes of the group plan's tests, when any test is named apart from the
     one-node names (several dataset nodes, GroupBy beyond the contrast, session maps)."""
+    from .text import code  # names from the data: a code span, never Markdown or HTML
+
     if all(test.named_plainly for test in tests):
         return ()
     by_node = {}
@@ -351,9 +354,9 @@ def dataset_node_facts(tests) -> tuple[DatasetNodeFacts, ...]:
         elif columns == ["intercept"]:
             model = "a one-sample t-test (nilearn's `SecondLevelModel`)"
         else:
-            shown = ", ".join(f"`{c}`" for c in columns[:6]) + (", ..." if len(columns) > 6 else "")
+            shown = ", ".join(code(c) for c in columns[:6]) + (", ..." if len(columns) > 6 else "")
             model = f"a general linear model (nilearn's `SecondLevelModel`) with the columns {shown}"
-        groups = tuple(f"`{v}`" for v in first.node.group_by if v != "task")
+        groups = tuple(code(v) for v in first.node.group_by if v != "task")
         inputs = "session" if any(i.session for i in first.inputs) else "subject"
         facts.append(DatasetNodeFacts(name, inputs, groups, model, len(group)))
     return tuple(facts)

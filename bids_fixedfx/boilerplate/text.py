@@ -136,7 +136,7 @@ def mask_text(runs, mask_given) -> str:
         return (f"the {'grayordinates' if unit_of(runs) == 'grayordinate' else 'vertices'} whose series was finite "
                 "and not constant over time (the others, such as the medial wall, were left out)")
     if mask_given and masks and masks[0]:
-        return f"the brain mask `{masks[0]}`, the same for every run"
+        return f"the brain mask {code(masks[0])}, the same for every run"
     if all(m is not None for m in masks):
         return "each run's brain mask from the preprocessed derivatives"
     if all(m is None for m in masks):
