@@ -1047,7 +1047,13 @@ def test_a_job_without_reports_over_one_space_keeps_the_other_spaces_section(tmp
 
 @pytest.mark.parametrize("payload", ["<script>alert(1)</script>", '<img src="x.png" onerror="alert(2)">',
                                      '<a href=" JaVa\nScRiPt:alert(3)">x</a>', "<svg onload=alert(4)></svg>",
-                                     '<iframe srcdoc="&lt;script&gt;"></iframe>'])
+                                     '<iframe srcdoc="&lt;script&gt;"></iframe>',
+                                     # what loads or leads out of OUTPUT_DIR was carried over too
+                                     '<img src="https://evil.example/pixel.png">', '<a href="file:///etc/passwd">x</a>',
+                                     '<img src="../x.png">', '<a href="//evil.example/">x</a>',
+                                     '<p style="background:url(https://evil.example/p)">x</p>',
+                                     '<img src="x.png" srcset="https://evil.example/p.png 2x">',
+                                     '<a href="/etc/passwd">x</a>', '<img src="sub-01/..\\..\\x.png">'])
 def test_an_earlier_section_holding_active_markup_is_not_carried_over(tmp_path, caplog, payload):
     """A page of a shared OUTPUT_DIR edited to hold a script in another task's section: the next
     job's page carried the section over as it was, script and all."""

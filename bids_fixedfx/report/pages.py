@@ -175,14 +175,15 @@ def earlier_sections(output_dir, text: str, anchors, still_written) -> list[Earl
         anchor, task, space, section = match.groups()
         if anchor in anchors or anchor in earlier:
             continue
-        if not still_written(task, space) or not all((Path(output_dir) / path).is_file()
-                                                      for path in linked_files(section)):
+        if not still_written(task, space):
             continue
-        active = active_markup(section)
+        active = active_markup(section)  # before its files are looked for: they may lie anywhere
         if active is not None:  # a page of a shared OUTPUT_DIR edited: not carried into the new one
             logger.warning("The section of task %s, space %s in a page of %s holds markup the app never writes (%s), "
                            "so it was left out of the page; rerun the job of that task and space to write it again.",
                            task, space or "none", output_dir, active)
+            continue
+        if not all((Path(output_dir) / path).is_file() for path in linked_files(section)):
             continue
         earlier[anchor] = EarlierSet(anchor, task, space, section)
     return list(earlier.values())
@@ -193,10 +194,18 @@ ACTIVE_ELEMENTS = frozenset({"script", "iframe", "frame", "object", "embed", "ap
                              "style", "svg", "math", "template", "portal"})
 
 
+#: Attributes that load or lead somewhere, which the report's sections never hold (their
+#: ``href`` and ``src`` lead to OUTPUT_DIR's own files, or to an anchor of the page).
+LOADING_ATTRIBUTES = frozenset({"srcdoc", "formaction", "xlink:href", "srcset", "style", "ping", "poster",
+                                "background", "action", "data", "cite", "longdesc", "usemap", "imagesrcset"})
+
+
 def active_markup(section: str) -> str | None:
-    """What in a page's section could run a script or load another page (an element such as
-    ``script``, an ``on*`` attribute, a ``javascript:`` or ``data:`` address other than an
-    image's), said in a few words; None when there is nothing of the kind."""
+    """What in a page's section could run a script, load something or lead out of OUTPUT_DIR
+    (an element such as ``script``, an ``on*`` or ``style`` attribute, an address with a scheme
+    (``https:``, ``file:``, ``javascript:``) other than a PNG image's ``data:``, an absolute
+    one or one that climbs out with ``..``), said in a few words; None when there is nothing
+    of the kind."""
     from html.parser import HTMLParser
 
     found = []
@@ -207,15 +216,28 @@ def active_markup(section: str) -> str | None:
                 found.append(f"a {tag} element")
             for name, value in attrs:
                 address = re.sub(r"[\s\x00-\x1f]", "", value or "").lower()
-                if name.startswith("on") or name in ("srcdoc", "formaction", "xlink:href") or \
-                        address.startswith(("javascript:", "vbscript:")) or \
-                        (address.startswith("data:") and not address.startswith("data:image/png")):
+                if name.startswith("on") or name in LOADING_ATTRIBUTES:
                     found.append(f"a {name} attribute")
+                elif name in ("href", "src") and not _own_address(address):
+                    found.append(f"a {name} leading out of OUTPUT_DIR")
 
     parser = Elements()
     parser.feed(section)
     parser.close()
     return found[0] if found else None
+
+
+def _own_address(address: str) -> bool:
+    """Whether an ``href`` or ``src`` (blanks and controls removed) is an anchor, a PNG
+    image's ``data:``, or a relative path that stays in OUTPUT_DIR."""
+    from pathlib import PurePosixPath
+
+    if address.startswith("#") or address.startswith("data:image/png"):
+        return True
+    path = re.split(r"[?#]", address, maxsplit=1)[0].replace("\\", "/")
+    if ":" in path.split("/")[0] or path.startswith("/"):  # a scheme (https:, file:...), //host, /root
+        return False
+    return ".." not in PurePosixPath(path).parts
 
 
 def linked_files(section: str) -> set[Path]:
