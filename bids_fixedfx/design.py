@@ -231,8 +231,8 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
     except FileNotFoundError:
         raise InputFileError(f"The {what} {path} does not exist.") from None
     except UnicodeDecodeError as error:  # Latin-1 or UTF-16 from a spreadsheet
-        raise InputFileError(f"The {what} {path} is not UTF-8 text (byte {error.start} is not UTF-8, as BIDS "
-                             "requires); save it again as UTF-8.") from error
+        raise InputFileError(f"The {what} {path} is not UTF-8 text (byte {_first_not_utf8(path)} is not UTF-8, "
+                             "as BIDS requires); save it again as UTF-8.") from error
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         reason = " ".join(str(error).split()).rstrip(".")
         raise InputFileError(f"The {what} {path} cannot be read as a TSV table: {reason}; write it again as a "
@@ -895,6 +895,22 @@ def load_design(run) -> Design:
         if not NUISANCE_COLUMNS.match(str(c)) and np.ptp(matrix[c].to_numpy()) > 0
     )
     return Design(matrix=matrix, conditions=conditions, confounds=(), precomputed=True)
+
+
+def _first_not_utf8(path) -> int:
+    """The offset in the file of its first byte that is not UTF-8 (pandas' error gives it
+    within the chunk it decoded), read a block at a time."""
+    import codecs
+
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                return offset + error.start - len(decoder.getstate()[0])
+            offset += len(block)
+    return offset
 
 
 def header_names(path) -> list[str]:

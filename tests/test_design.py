@@ -149,6 +149,15 @@ def test_a_table_not_in_utf8_says_so(tmp_path, encoding):
         design.read_table(events, "events file")
     assert str(error.value).startswith(f"The events file {events} is not UTF-8 text (byte ")
     assert str(error.value).endswith("is not UTF-8, as BIDS requires); save it again as UTF-8.")
+    if encoding == "latin-1":  # the file's offset: pandas' own was within the chunk it decoded (4 for 45)
+        offset = events.read_bytes().index("\u00e9".encode("latin-1"))
+        assert f"(byte {offset} is not UTF-8" in str(error.value)
+
+
+def test_the_first_byte_not_utf8_is_found_across_blocks(tmp_path):
+    path = tmp_path / "table.tsv"
+    path.write_bytes("a\u00e9".encode() * 700_000 + b"\xff")  # a character across the first 1 MiB block's end
+    assert design._first_not_utf8(path) == 2_100_000
 
 
 def test_a_table_that_cannot_be_read_says_what_to_do(tmp_path):
