@@ -908,7 +908,6 @@ def _warn_replaced_model(model, settings, checked, merged=False) -> None:
         return  # the maps that cite the copy, of these options, are remade by the new one: none is looked at
     subjects = {s.subject for s in checked.subjects}
     own_sets = {(s.subject, s.task, s.space) for s in checked.subjects}
-    info = sidecars.FirstLevelModelInfo.from_settings(settings.model).compared()
     weighted = bool(settings.model.precision_weighted)
     labels = {c.label for s in checked.subjects for p in s.runs for c in p.contrasts if c.test in ("t", "pass")}
     if merged:  # with conditions this job's runs lack, as other subjects have
@@ -922,7 +921,7 @@ def _warn_replaced_model(model, settings, checked, merged=False) -> None:
             effects = [e for e in effects
                        if (label, *map(naming.parse(e.name).get, ("task", "space"))) not in own_sets]
             name = f"{folder.name}'s other tasks or spaces"
-        made = _made_otherwise(effects, info, labels, weighted, merged) if effects else None
+        made = _made_otherwise(effects, settings.model, labels, weighted, merged) if effects else None
         if made is not None:  # (the group level tests a task and space at a time: a subject's other ones apart)
             (options if made == "options" and label not in subjects else otherwise[made]).append(name)
     remade = "their sidecars cite a model that did not make them (-m of it would not remake their maps)"
@@ -957,9 +956,10 @@ def _named_contrast_labels(model) -> set:
     return {bids_label(name) for name in names}
 
 
-def _made_otherwise(effects, info, labels, weighted, merged=False) -> str | None:
+def _made_otherwise(effects, model, labels, weighted, merged=False) -> str | None:
     """How the effect maps of these sidecars were made otherwise than with these first-level
-    settings (:meth:`.sidecars.FirstLevelModelInfo.compared`) and precision weighting
+    settings (``model``, as they apply to the first sidecar's map: a surface map's smoothing is
+    its own; :meth:`.sidecars.FirstLevelModelInfo.compared`) and precision weighting
     (``"options"``: the settings the first sidecar records, the weighting of the first one that
     combined runs), or contrast labels (``"contrasts"``: others than ``labels``, or, ``merged``,
     some outside them); None when they were not."""
@@ -971,10 +971,23 @@ def _made_otherwise(effects, info, labels, weighted, merged=False) -> str | None
         combined = next((sidecars.StatmapSidecar.read(p) for p in effects if "_run-" not in p.name), None)
     except (FixedFxError, KeyError, TypeError, ValueError):  # unreadable: cannot tell, so said
         return "options"
-    if (combined is not None and combined.precision_weighted not in (None, weighted)) or recorded.compared() != info:
+    expected = sidecars.FirstLevelModelInfo.from_settings(_model_of_map(effects[0], model)).compared()
+    if (combined is not None and combined.precision_weighted not in (None, weighted)) or recorded.compared() != expected:
         return "options"
     theirs = {naming.parse(p.name).get("contrast") for p in effects}
     return "contrasts" if (not theirs <= labels if merged else theirs != labels) else None
+
+
+def _model_of_map(sidecar, model):
+    """The first-level settings as they apply to the map of a sidecar: a GIFTI or CIFTI map's
+    smoothing decided by :func:`.surface.smoothing_for` (the map beside the sidecar tells)."""
+    stem = sidecar.name.removesuffix(".json")
+    for extension, kind in ((".func.gii", "gifti"), (".dscalar.nii", "cifti")):
+        if sidecar.with_name(stem + extension).exists():
+            return replace(model, smoothing_fwhm=surface.smoothing_for(
+                naming.parse(sidecar.name).get("space"), kind, model.smoothing_fwhm, model.smoothing_given,
+                model.smoothing_by_model))
+    return model
 
 
 def _write_model_copy(model, default, checked, settings, looked_for=None) -> None:

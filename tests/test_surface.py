@@ -894,3 +894,20 @@ def test_a_space_the_bold_filter_leaves_out_is_said_to_be_filtered(surface_datas
     assert "its series are there, and the --bids-filter-file 'bold' query leaves them out" in error
     filters.write_text(json.dumps({"bold": {"den": [density, None]}}))  # the way the message points to
     assert main([*argv, "--bids-filter-file", str(filters)]) == 0
+
+
+@pytest.mark.slow
+def test_a_rerun_of_other_contrasts_on_a_surface_space_says_contrasts_changed(surface_dataset, analysed, tmp_path,
+                                                                              capsys):
+    """The other subjects' first sidecar is a surface map's (hemi- sorts first), unsmoothed, and was
+    compared with the volume's smoothing: 'described other options ... the group level will refuse
+    to test them', which it did not."""
+    import shutil
+
+    output = tmp_path / "out"
+    shutil.copytree(analysed, output)
+    capsys.readouterr()
+    assert main([str(surface_dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports",
+                 "--participant-label", "01", "--space", FS5, "--contrast", "diff=audio-visual"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "models/model-default_smdl.json described" in line]
+    assert said and all("described other contrasts" in line for line in said)
