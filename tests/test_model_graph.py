@@ -719,7 +719,7 @@ def test_the_tables_whose_columns_a_dataset_node_uses_are_its_sources(tmp_path):
     settings = SimpleNamespace(bids_dir=tmp_path, group_covariates=())
 
     def used(x, group_by=("contrast",), filter={}, subjects=("01", "02")):
-        node = SimpleNamespace(x=x, group_by=group_by)
+        node = SimpleNamespace(name="node", x=x, group_by=group_by)
         table, _, origins = _input_table(found, settings, node)
         return [p.relative_to(tmp_path).as_posix() for p in _tables_used(
             SimpleNamespace(node=node, filter=filter), SimpleNamespace(subjects=subjects), origins)]
