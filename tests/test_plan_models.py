@@ -130,6 +130,13 @@ def test_a_contrast_naming_a_pattern_is_refused_and_a_dummy_contrast_may(make_se
     run["DummyContrasts"] = {"Test": "t", "Contrasts": ["aud?o", "trans_*"]}
     path.write_text(json.dumps({"Name": "pattern", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
     assert read_model(settings).name == "pattern"  # a match of X's pattern; a level of visual (it may hold dots)
+    for x in (["rt.trial_type[face]", 1], ["rt.*", 1]):  # names of Split's making hold brackets: names all the same
+        run["Model"]["X"] = x
+        run["Contrasts"] = [{"Name": "p", "ConditionList": ["rt.trial_type[face]"], "Weights": [1], "Test": "t"}]
+        del run["DummyContrasts"]
+        path.write_text(json.dumps({"Name": "pattern", "BIDSModelVersion": "1.0.0", "Nodes": [run]}))
+        assert read_model(settings).name == "pattern"
+        run["DummyContrasts"] = {"Test": "t"}
 
 
 def test_a_model_of_100000_variables_is_read_in_linear_time(make_settings, example_dataset, tmp_path):

@@ -59,7 +59,6 @@ def _check_contrasts_in_x(node, model_file) -> None:
     ``DummyContrasts`` expand."""
     from ..model.bsm import ModelError, is_intercept
     from ..model.contrasts import GROUP_INTERCEPT
-    from ..model.variables import is_wildcard
 
     conditions = [(c.name, c.condition_list, False) for c in node.contrasts]
     if node.dummy_contrasts is not None and node.level == "run":
@@ -70,13 +69,22 @@ def _check_contrasts_in_x(node, model_file) -> None:
     if outside:  # a misspelling: no design can have it (a run without a condition of X leaves it out)
         name, variable = outside[0]
         named = ", ".join(map(str, node.x[:20])) + (f" and {len(node.x) - 20} more" if len(node.x) > 20 else "")
-        pattern = isinstance(variable, str) and is_wildcard(variable)
+        pattern = _is_pattern(variable)
         raise ModelError(
             f"Node {node.name!r} of {model_file}: contrast {name!r} names {variable!r}, which is not a variable of "
             f"Model.X ({named}), so no design has it; "
             + ("a contrast's ConditionList names each column (only DummyContrasts expand patterns)." if pattern else
                "correct the name or add the variable to Model.X.")
         )
+
+
+def _is_pattern(name) -> bool:
+    """Whether a contrast's condition is an ``fnmatch`` pattern (``aud*``, ``trans_[xy]``), not
+    a name that holds brackets (Split's ``rt.trial_type[face]``: brackets after a dot)."""
+    import re
+
+    return isinstance(name, str) and bool(re.search(r"[*?]", name) or (
+        "[" in name and "." not in name.split("[", 1)[0]))
 
 
 class _XNames:
@@ -86,7 +94,7 @@ class _XNames:
     def __init__(self, x):
         from ..model.variables import is_wildcard
 
-        self.exact = {v for v in x if not (isinstance(v, str) and is_wildcard(v))}
+        self.exact = set(x)  # a name of Split's making holds brackets (rt.trial_type[a]): a name too
         self.patterns = [v for v in x if isinstance(v, str) and is_wildcard(v)]
 
     def has(self, name, dummy=False) -> bool:
@@ -98,14 +106,13 @@ class _XNames:
         import re
         from fnmatch import fnmatchcase
 
-        from ..model.variables import is_wildcard
-
         if name in self.exact or name == 1:  # the run's design always has nilearn's constant
             return True
         if not isinstance(name, str):
             return False
-        if is_wildcard(name):
-            return dummy and any(isinstance(v, str) and fnmatchcase(v, name) for v in (*self.exact, *self.patterns))
+        if _is_pattern(name):
+            return dummy and any(isinstance(v, str) and fnmatchcase(v, name) for v in self.exact)
+        # else a name, brackets and all (Split's rt.trial_type[face], which X's rt.* matches)
         made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", name)
         names = dict.fromkeys((name, made, f"trial_type.{name}", f"trial_type.{made}"))
         return any(n in self.exact or any(fnmatchcase(n, p) for p in self.patterns)
