@@ -225,3 +225,29 @@ def test_subjects_without_maps_are_those_with_data_of_the_tasks_tested(tmp_path)
     said = _unprocessed(tmp_path, {"01"}, tmp_path / "out")
     assert len(said) == 1 and "2 subject(s)" in said[0].text and "(sub-02, sub-03)" in said[0].text
     assert _unprocessed(tmp_path, {"02"}, tmp_path / "out", ("beta",)) == []
+
+
+def test_a_contrast_level_no_design_or_events_file_has_is_refused_but_names_the_node_makes(tmp_path):
+    """audio.typo (a level of X's audio) is a misspelling; Split's rt.trial_type[face] and a
+    transformation's Output are names of the node's making, which a job's runs may lack."""
+    from types import SimpleNamespace as NS
+
+    import pandas as pd
+
+    from bids_fixedfx.plan.runs import _check_contrast_levels
+
+    (tmp_path / "sub-01").mkdir()
+    (tmp_path / "sub-01" / "sub-01_task-x_events.tsv").write_text("onset\tduration\ttrial_type\n0\t1\taudio\n")
+    from collections import namedtuple
+
+    built = {namedtuple("Run", "events")(tmp_path / "sub-01" / "sub-01_task-x_events.tsv"): NS(
+        precomputed=False, matrix=pd.DataFrame(columns=["audio", "constant"]))}
+
+    def node(*conditions, outputs=()):
+        return NS(name="run", x=("audio", "rt.*", 1), transformations=(NS(output=outputs),),
+                  contrasts=(NS(name="c", condition_list=conditions),))
+
+    _check_contrast_levels(node("audio", "rt.trial_type[face]", "made.level", outputs=("made.level",)), built, tmp_path)
+    _check_contrast_levels(node("trial_type.audio"), built, tmp_path)  # a level an events file holds
+    with pytest.raises(ModelError, match="contrast 'c' names 'audio.typo', which no design of the selected runs has"):
+        _check_contrast_levels(node("audio", "audio.typo"), built, tmp_path)

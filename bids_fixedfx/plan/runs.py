@@ -626,10 +626,11 @@ def _check_contrast_levels(node, built, bids_dir) -> None:
         return
     columns = set().union(*(map(str, design.matrix.columns) for design in designs_built))
     named = set(node.x)  # a level X names itself may be missing from every run (bidspm's templates): left out
+    named |= {name for t in node.transformations for name in (t.output or ())}  # and names the node makes
     wanted = {}
     for contrast in node.contrasts:
         for condition in contrast.condition_list:
-            if not isinstance(condition, str) or "." not in condition:
+            if not isinstance(condition, str) or "." not in condition or "[" in condition:  # (Split's rt.x[a])
                 continue
             made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", condition)
             if {condition, made} & named:
