@@ -114,6 +114,8 @@ class Design:
     absent : tuple of str
         A model's run node: the levels its transformations take that no event of this run has
         (left out).
+    left_out : tuple of str
+        A model's run node: the names of its ``Model.X`` that no event of this run has.
     """
 
     matrix: pd.DataFrame
@@ -127,6 +129,7 @@ class Design:
     modulation: str = "none"  # the events' modulation column: "none", "numbers", or "some n/a"
     untyped: bool = False
     absent: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()
 
     @property
     def n_excluded(self) -> int:
@@ -1031,6 +1034,7 @@ def model_design(run, node) -> Design:
         condition_counts={str(k): int(v) for k, v in counts.items()},
         notes=tuple(Note.for_run(run, "design", text) for text in built.notes),
         absent=built.absent,
+        left_out=built.left_out,
     )
     return with_dummy_scans(design, run, confounds, **dummy)
 

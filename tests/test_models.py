@@ -353,6 +353,30 @@ def test_the_default_model_of_a_run_without_events_gives_identical_maps(fresh_da
     assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
 
 
+def test_conditions_of_another_task_in_a_model_are_said_once_per_task(tmp_path, capsys):
+    """The default model of two tasks given back with -m: each run warned of the other task's
+    conditions and contrasts, a line (or four, condensed) for every run of each."""
+    common = {"n_subjects": 2, "n_sessions": 1, "n_runs": 1, "shape": (12, 12, 12), "n_volumes": 40}
+    dataset = make_example_dataset(tmp_path / "bids", **common)
+    other = make_example_dataset(tmp_path / "motor", task="motor", conditions=("left", "right"), **common)
+    for path in other.path.rglob("*task-motor*"):
+        (dataset.path / path.relative_to(other.path)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, dataset.path / path.relative_to(other.path))
+    first = tmp_path / "first"
+    assert main([str(dataset.path), str(first), "participant", *QUICK]) == 0
+    capsys.readouterr()
+    second = tmp_path / "second"
+    assert main([str(dataset.path), str(second), "participant", *QUICK, "-m",
+                 str(first / "models" / "model-default_smdl.json")]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert not [line for line in said if "_run-" in line or "sub-0" in line], said
+    assert len(said) == 6 and all(line.split("WARNING: ")[1].startswith("task-") for line in said)  # 2 + 2 x 2
+    assert [line for line in said if "task-motor: no event has 'audio', 'visual' in any of its 2 runs" in line]
+    assert [line for line in said if "task-motor, each of its 2 runs: Node 'run': contrast 'audio' left out" in line]
+    names = sorted(p.relative_to(first) for p in first.rglob("*_statmap.nii.gz"))
+    assert names and all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
+
+
 def test_a_misspelt_level_in_a_contrast_is_refused(fresh_dataset, tmp_path, capsys):
     """A ConditionList's 'audio.typo' read as a level of X's audio passed the model's check, then no
     design had it: the contrast was left out of every run with a warning, exit 0. A category of X

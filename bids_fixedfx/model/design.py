@@ -50,6 +50,9 @@ class RunDesign:
         The levels of categorical variables that the node's transformations take as inputs and
         that no event of this run has: left out (a level ``Model.X`` names that no run has, as
         bidspm's templates name them, is left out with a note).
+    left_out : tuple of str
+        The names of ``Model.X`` that no event of this run has (each said in a note,
+        :func:`absent_note`).
     """
 
     matrix: pd.DataFrame
@@ -58,6 +61,7 @@ class RunDesign:
     drift: tuple
     notes: tuple = ()
     absent: tuple = ()
+    left_out: tuple = ()
 
     @property
     def x_columns(self) -> tuple:
@@ -339,7 +343,7 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     notes = [one_line(w.message) for w in said if issubclass(w.category, UserWarning)] + list(notes)
     absent = absent_levels(x, variables.names, given.names)
     absent += [name for name in x if name in unmade - set(variables.names) and name not in absent]
-    notes += [f"{run_name}: no event has {name!r}, which is left out of this run's design" for name in absent]
+    notes += [absent_note(run_name, name) for name in absent]
     made_by_hrf = [e for e in x if node.hrf is not None and convolution_made(e, variables.names)]
     x_names = expand_names([e for e in x if e not in absent and e not in made_by_hrf], variables.names,
                            f"{where}: Model.X")
@@ -401,7 +405,13 @@ def build_run_design(node, events, confounds, *, tr: float, n_volumes: int, star
     drift = tuple(c for c in matrix.columns if c not in columns)
     if INTERCEPT in node.x:
         confound_names += ("constant",)
-    return RunDesign(matrix, tuple(conditions), confound_names, drift, tuple(notes), tuple(sorted(absent_inputs)))
+    return RunDesign(matrix, tuple(conditions), confound_names, drift, tuple(notes), tuple(sorted(absent_inputs)),
+                     tuple(absent))
+
+
+def absent_note(run_name, name) -> str:
+    """The note of a name of ``Model.X`` that no event of a run has."""
+    return f"{run_name}: no event has {name!r}, which is left out of this run's design"
 
 
 def _confound(variable: Variable, times, where, notes) -> Variable:

@@ -150,20 +150,20 @@ def plan_runs(selection, settings, model=None) -> Plan:
         if mask is not None and settings.mask is None:
             _intersect(inside, (run.subject, run.task, run.space), mask)
         built[run] = designs.model_design(run, node) if node else designs.build_design(run, settings.model)
-        notes += built[run].notes
+    notes += _design_notes(runs, built)
     _check_one_design_per_run(runs)
     if node is None:
         notes += designs.check_contrasts(settings.contrasts, built)
     else:
         _check_levels_some_run_has(node, built, settings.bids_dir)
         _check_contrast_levels(node, built, settings.bids_dir)
-    plans, left_out, why = [], defaultdict(list), []
+    plans, left_out, why, skips = [], defaultdict(list), [], {}
     for run in runs:
         if node is None:
             contrasts = designs.contrast_weights(settings.contrasts, built[run], run.events)
         else:
             contrasts, skipped = designs.model_contrasts(run, node, built[run])
-            notes += skipped
+            skips[run] = skipped
         if not contrasts:
             if node is not None and skipped and not why:
                 why.append(skipped[0].text.removeprefix(f"{run.name}: "))
@@ -203,6 +203,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
             left_out[(run.subject, run.task, run.space)].append(LeftOut(run, NO_CONTRAST))
             continue
         plans.append(RunPlan(run, built[run], contrasts, dof, forms[run]))
+    notes += _said_once_per_task(runs, skips)
     if not plans:
         raise NoDataError(_nothing_to_fit(runs, left_out, why))
     for run in selection.unprocessed:  # a run of the subject's task that was not preprocessed in that space
@@ -546,6 +547,48 @@ def _missing_contrasts(plans):
                     + ("that F test has no map of this run" if only_f
                        else "its subject's maps of that contrast combine the other runs only"),
                 ))
+    return notes
+
+
+def _design_notes(runs, built):
+    """The notes of the runs' designs, those of a name of ``Model.X`` that no run of a task has
+    said once for the task (a default model of several tasks, given back with ``-m``, names the
+    other tasks' conditions: a line for every run of each)."""
+    from ..model.design import absent_note
+
+    by_task = defaultdict(list)
+    for run in runs:
+        by_task[run.task].append(run)
+    everywhere = {task: set.intersection(*(set(built[run].left_out) for run in task_runs))
+                  for task, task_runs in by_task.items() if len(task_runs) > 1}
+    notes = []
+    for run in runs:
+        said = {absent_note(run.name, name) for name in everywhere.get(run.task, ())}
+        notes += [note for note in built[run].notes if note.text not in said]
+    for task, names in everywhere.items():
+        if names:
+            listed = ", ".join(map(repr, sorted(names)))
+            notes.append(Note("design", f"task-{task}: no event has {listed} in any of its {len(by_task[task])} "
+                                        f"runs, so {'they are' if len(names) > 1 else 'it is'} left out of their "
+                                        "designs", task=task))
+    return notes
+
+
+def _said_once_per_task(runs, skips):
+    """The runs' notes of contrasts left out (``skips``: run -> its notes), those that every run
+    of a task has alike said once for the task."""
+    by_task = defaultdict(list)
+    for run in runs:
+        if run in skips:
+            by_task[run.task].append(run)
+    notes = []
+    for task, task_runs in by_task.items():
+        texts = [[note.text.removeprefix(f"{run.name}: ") for note in skips[run]] for run in task_runs]
+        everywhere = set.intersection(*map(set, texts)) if len(task_runs) > 1 else set()
+        for run in task_runs:
+            notes += [note for note, text in zip(skips[run], texts[task_runs.index(run)]) if text not in everywhere]
+        notes += [Note("contrast-skipped", f"task-{task}, each of its {len(task_runs)} runs: {text}", task=task)
+                  for text in dict.fromkeys(t for t in texts[0] if t in everywhere)]
     return notes
 
 
