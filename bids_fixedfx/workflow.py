@@ -1522,9 +1522,26 @@ def _prune_subject_pages(settings, checked) -> None:
         if keep_earlier_sections(settings, subject, own) is None:
             logger.info("Removed %s, the report of the outputs this job replaced (written without a report).",
                         page.name)
+            _unlink_from_group_page(settings.output_dir, subject, page.name)
         else:
             logger.info("Removed from %s the sections of the outputs this job replaced (written without a report).",
                         page.name)
+
+
+def _unlink_from_group_page(output_dir, subject, page_name) -> None:
+    """The group's page names a subject whose page a job without reports removed: its link
+    (which led nowhere until the group level ran again) becomes the subject's name alone."""
+    import html
+
+    page = output_dir / naming.build("group_report")
+    link = f'<a href="{html.escape(page_name)}">sub-{html.escape(subject)}</a>'
+    with outputs.folder_lock(output_dir):  # as the group level reads and writes its page
+        try:
+            text = page.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return
+        if link in text:
+            outputs.write_text(text.replace(link, f"sub-{html.escape(subject)}"), page)
 
 
 def _remove_outdated_group_page(settings, tests) -> None:

@@ -66,6 +66,9 @@ def test_a_rerun_without_reports_removes_the_pages_it_outdates(reports, example_
     assert not (output / f"sub-{first}.html").exists()
     assert all((output / f"sub-{s}.html").is_file() for s in example_dataset.subjects[1:])
     assert f"Removed sub-{first}.html" in caplog.text
+    group_page = (output / "group.html").read_text()  # it linked the page removed, until the group level ran again
+    assert f'href="sub-{first}.html"' not in group_page and f"<td>sub-{first}</td>" in group_page
+    assert all(f'<a href="sub-{s}.html">sub-{s}</a>' in group_page for s in example_dataset.subjects[1:])
     assert (f"{output / 'group'} holds group maps of task-checkerboard computed before this job replaced the maps of "
             f"sub-{first}; rerun the group level to update them.") in caplog.text
     assert list((output / "group" / "figures").glob("*.png"))
