@@ -541,13 +541,19 @@ def kind_of(path) -> str:
 def run_model(run, model):
     """A run's first-level settings: those given, with a surface or CIFTI run's smoothing
     decided by :func:`smoothing_for` (volumes unchanged)."""
-    from dataclasses import replace
 
     if not is_surface_file(run.bold):
         return model
-    fwhm = smoothing_for(run.space, kind_of(run.bold), model.smoothing_fwhm, model.smoothing_given,
-                         model.smoothing_by_model)
-    return replace(model, smoothing_fwhm=fwhm)
+    return model_in(run.space, kind_of(run.bold), model)
+
+
+def model_in(space, kind, model):
+    """First-level settings with the smoothing of :func:`smoothing_for` a surface or CIFTI
+    space (``kind``: ``gifti`` or ``cifti``)."""
+    from dataclasses import replace
+
+    return replace(model, smoothing_fwhm=smoothing_for(space, kind, model.smoothing_fwhm, model.smoothing_given,
+                                                       model.smoothing_by_model))
 
 
 def map_images(img, form, name="map"):

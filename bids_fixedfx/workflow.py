@@ -982,11 +982,9 @@ def _model_of_map(sidecar, model):
     """The first-level settings as they apply to the map of a sidecar: a GIFTI or CIFTI map's
     smoothing decided by :func:`.surface.smoothing_for` (the map beside the sidecar tells)."""
     stem = sidecar.name.removesuffix(".json")
-    for extension, kind in ((".func.gii", "gifti"), (".dscalar.nii", "cifti")):
+    for extension, kind in ((surface.GIFTI_MAP, "gifti"), (surface.CIFTI_MAP, "cifti")):
         if sidecar.with_name(stem + extension).exists():
-            return replace(model, smoothing_fwhm=surface.smoothing_for(
-                naming.parse(sidecar.name).get("space"), kind, model.smoothing_fwhm, model.smoothing_given,
-                model.smoothing_by_model))
+            return surface.model_in(naming.parse(sidecar.name).get("space"), kind, model)
     return model
 
 

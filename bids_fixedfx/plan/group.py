@@ -600,11 +600,10 @@ def _input_table(found, settings, node=None):
     that have no row in ``participants.tsv``."""
     import pandas as pd
 
-    from ..model.bsm import is_intercept
 
     participants = read_participants(settings.bids_dir, coded=settings.group_covariates or ())
     subjects = sorted({item.subject for item in found})
-    named = {str(x).split(".", 1)[0] for x in node.x if not is_intercept(x)} | set(node.group_by) if node else set()
+    named = _named_variables(node) if node else set()
     check_no_clashing_column(participants, named, f"Node {node.name!r}" if node else "The group design")
     if set(participants.columns) & named and not set(subjects) & set(participants.index):
         from ..errors import InputFileError
@@ -634,14 +633,18 @@ def _input_table(found, settings, node=None):
     return pd.DataFrame(rows), {item.subject for item in found} - set(participants.index), origins
 
 
+def _named_variables(node) -> set:
+    """The variables a dataset node's ``Model.X`` (a ``column.level`` by its column) and
+    ``GroupBy`` name."""
+    from ..model.bsm import is_intercept
+
+    return {str(x).split(".", 1)[0] for x in node.x if not is_intercept(x)} | set(node.group_by)
+
+
 def _tables_used(step, test, origins) -> tuple:
     """The ``participants.tsv`` and ``sessions.tsv`` files (of the test's subjects) whose
     columns a dataset node's design, GroupBy or edge Filter names: sources of its maps."""
-    from ..model.bsm import is_intercept
-
-    node = step.node
-    named = ({str(x).split(".", 1)[0] for x in node.x if isinstance(x, str) and not is_intercept(x)}
-             | set(node.group_by) | set(step.filter))
+    named = _named_variables(step.node) | set(step.filter)
     subjects = set(test.subjects) | {None}
     return tuple(dict.fromkeys(path for column in sorted(named) for subject, path in origins.get(column, {}).items()
                                if subject in subjects))

@@ -103,7 +103,6 @@ class _XNames:
         may hold dots), the intercept, a column the HRF adds to a variable (``audio_derivative``,
         ``audio_delay_2``), a trial type named by its bare value (``a`` for ``trial_type.a``, as
         the contrasts read it); a dummy contrast's pattern that matches a name of X."""
-        import re
         from fnmatch import fnmatchcase
 
         if name in self.exact or name == 1:  # the run's design always has nilearn's constant
@@ -113,10 +112,19 @@ class _XNames:
         if _is_pattern(name):
             return dummy and any(isinstance(v, str) and fnmatchcase(v, name) for v in self.exact)
         # else a name, brackets and all (Split's rt.trial_type[face], which X's rt.* matches)
-        made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", name)
-        names = dict.fromkeys((name, made, f"trial_type.{name}", f"trial_type.{made}"))
         return any(n in self.exact or any(fnmatchcase(n, p) for p in self.patterns)
-                   or any(n[:i] in self.exact for i, c in enumerate(n) if c == ".") for n in names)
+                   or any(n[:i] in self.exact for i, c in enumerate(n) if c == ".") for n in condition_names(name))
+
+
+def condition_names(name) -> tuple:
+    """The columns a contrast's condition may stand for: itself, the variable a column the HRF
+    adds to it comes from (``audio`` of ``audio_derivative``, ``audio_delay_2``), and either as
+    a trial type named by its bare value (``trial_type.audio``): these four, in that order (a
+    name the HRF did not make is its own variable, twice)."""
+    import re
+
+    made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", name)
+    return name, made, f"trial_type.{name}", f"trial_type.{made}"
 
 
 #: ``Options.Mask`` entities that name each run's own brain mask, the mask this version uses.

@@ -585,8 +585,8 @@ def _said_once_per_task(runs, skips):
     for task, task_runs in by_task.items():
         texts = [[note.text.removeprefix(f"{run.name}: ") for note in skips[run]] for run in task_runs]
         everywhere = set.intersection(*map(set, texts)) if len(task_runs) > 1 else set()
-        for run in task_runs:
-            notes += [note for note, text in zip(skips[run], texts[task_runs.index(run)]) if text not in everywhere]
+        for run, run_texts in zip(task_runs, texts):
+            notes += [note for note, text in zip(skips[run], run_texts) if text not in everywhere]
         notes += [Note("contrast-skipped", f"task-{task}, each of its {len(task_runs)} runs: {text}", task=task)
                   for text in dict.fromkeys(t for t in texts[0] if t in everywhere)]
     return notes
@@ -659,10 +659,9 @@ def _check_contrast_levels(node, built, bids_dir) -> None:
     ModelError
         Naming the contrast, the condition and the designs' columns.
     """
-    import re
-
     from ..model import ModelError
     from ..model.variables import listed
+    from .models import condition_names
 
     designs_built = [design for design in built.values() if not design.precomputed]
     if not designs_built:
@@ -675,11 +674,11 @@ def _check_contrast_levels(node, built, bids_dir) -> None:
         for condition in contrast.condition_list:
             if not isinstance(condition, str) or "." not in condition or "[" in condition:  # (Split's rt.x[a])
                 continue
-            made = re.sub(r"_(derivative|dispersion|delay_\d+)$", "", condition)
-            if {condition, made} & named:
+            names = condition_names(condition)  # (itself, the variable an HRF column comes from, ...)
+            if set(names[:2]) & named:
                 continue
-            if not {condition, made, f"trial_type.{condition}", f"trial_type.{made}"} & columns:
-                wanted.setdefault(made, (contrast.name, condition))
+            if not set(names) & columns:
+                wanted.setdefault(names[1], (contrast.name, condition))
     nowhere = sorted(set(wanted) - levels_in_other_events(set(wanted), bids_dir)) if wanted else []
     if nowhere:
         name, condition = wanted[nowhere[0]]
