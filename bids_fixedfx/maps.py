@@ -99,6 +99,36 @@ def masks_apart(mask_imgs) -> list[int]:
     return [index for index, mask_img in enumerate(mask_imgs) if not (_read_mask(mask_img)[0] & most).any()]
 
 
+def disjoint_pair(mask_imgs) -> tuple[int, int] | None:
+    """Two masks (their positions) that share no voxel, where the intersection of masks on one
+    grid comes out empty: the first mask that empties the intersection of those before it,
+    and the first of those that it misses wholly; None when no two miss each other (each
+    pair overlaps, but not all of them at once). Masks are read one at a time.
+    """
+    mask_imgs = list(mask_imgs)
+    common = None
+    for later, mask_img in enumerate(mask_imgs):
+        values = _read_mask(mask_img)[0]
+        if common is not None and not (common & values).any():
+            return next(((earlier, later) for earlier in range(later)
+                         if not (_read_mask(mask_imgs[earlier])[0] & values).any()), None)
+        common = values if common is None else common & values
+    return None
+
+
+def why_empty(mask_imgs, names) -> str:
+    """Why the intersection of masks on one grid is empty, the masks named by ``names``: those
+    apart from the others (:func:`masks_apart`), else two that miss each other
+    (:func:`disjoint_pair`), else all of them."""
+    apart = [names[index] for index in masks_apart(mask_imgs)]
+    if apart:
+        return f"the masks of {', '.join(apart)} share none of the voxels that the others share"
+    pair = disjoint_pair(mask_imgs)
+    if pair:
+        return f"the masks of {names[pair[0]]} and {names[pair[1]]} share no voxel"
+    return f"no voxel lies inside the masks of all of {', '.join(names)}"
+
+
 def _is_path(img) -> bool:
     """Whether ``img`` names a file (rather than being an image in memory)."""
     return isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")

@@ -1168,19 +1168,22 @@ def _same_design(earlier, design) -> bool:
 def _stale_group_files(output_dir, checked, settings) -> list:
     """Files of the planned tasks and spaces that this group run does not make again: maps
     of its own group models, nodes and groups whose contrast it no longer tests (other group
-    models' maps stay: their names differ), their group masks once no test of theirs is made,
-    and figures of contrasts the report no longer shows."""
-    written, owns = set(), set()
+    models' maps stay: their names differ), the maps of groups of its nodes that the data no
+    longer has (their sidecars name the node and this model's copy), their group masks once no
+    test of theirs is made, and figures of contrasts the report no longer shows."""
+    written, owns = set(), {_own(test, settings)[2] for test in checked.untested}  # a group too small now
     for test in checked.tests:
         group_model, _, own = _own(test, settings)
         owns.add(own)
         written |= {(test.task, test.space, contrast.label, own) for contrast, _ in combine.contrasts_of(test, group_model)}
+    nodes = {test.node.name for test in (*checked.tests, *checked.untested) if test.node is not None}
+    made_here = _made_by_nodes(output_dir, nodes, settings.model_file)
     shown = {(task, space, label) for task, space, label, _ in written}
     # the group masks of this job's models: a task's (no contrast) stays while a test of it is made
     tested_contrasts = {(*_mask_key(test, settings), test.contrast) for test in checked.tests}
     tested_masks = {tested[:3] for tested in tested_contrasts}
     mask_keys = tested_masks | {_mask_key(test, settings) for test in checked.untested}
-    stale = []
+    stale, other_masks, cited = [], [], set()
     for task, space in {(t.task, t.space) for t in (*checked.tests, *checked.untested)}:
         for relative in outputs.existing_set(output_dir, "group", task=task, space=space):
             entities = naming.parse(relative)
@@ -1190,6 +1193,9 @@ def _stale_group_files(output_dir, checked, settings) -> list:
                 if (key not in tested_masks) if contrast is None else ((*key, contrast) not in tested_contrasts):
                     stale.append(relative)  # the mask of maps removed below (a contrast's own: its test's)
                 continue
+            if entities.get("suffix") == "mask":
+                other_masks.append(relative)
+                continue
             if contrast is None:
                 continue
             if relative.parent.name == "figures":
@@ -1197,41 +1203,78 @@ def _stale_group_files(output_dir, checked, settings) -> list:
                     stale.append(relative)
                 continue
             own = naming.group_model_of(entities)
-            if own in owns and (task, space, contrast, own) not in written:
+            if (task, space, contrast, own) in written:
+                continue
+            if own in owns:
                 stale.append(relative)
-    return stale
+            elif (sources := made_here(relative)) is not None:  # a group of this node no longer in the data
+                stale.append(relative)
+                cited.update(_stem(source) for source in sources)
+    return stale + [mask for mask in other_masks if _stem(mask) in cited]  # (their own masks)
 
 
-def _tested_contrasts(output_dir, stale) -> dict:
-    """{stale group map: the contrast of the subject maps it was computed from}, from its set's
-    ``stat-t`` (or ``stat-F``) sidecar's ``Sources`` (a group design names its maps
-    ``visualAge`` after the subject maps' ``visual``), read once a set."""
+def _stem(relative) -> str:
+    """A file's path without its extensions (a map and its sidecar share it)."""
+    return str(relative).split(".", 1)[0]
+
+
+def _made_by_nodes(output_dir, nodes, model_file):
+    """``made_here(relative)``: the group files (relative paths) its set's ``stat-t`` or
+    ``stat-F`` sidecar cites when that names one of ``nodes`` of the model this job copied
+    (``model_file``) as the set's maker, else None."""
+    sidecar_of = _set_sidecars(output_dir)
+
+    def made_here(relative):
+        found = sidecar_of(relative) if nodes and model_file is not None else None
+        if found is None or found.get("Node") not in nodes or found.get("ModelFile") != _own_uri(model_file):
+            return None
+        sources = found.get("Sources")
+        return [Path(str(s).removeprefix("bids::")) for s in (sources if isinstance(sources, list) else [])
+                if str(s).startswith("bids::group/") and ".." not in str(s)]
+    return made_here
+
+
+def _set_sidecars(output_dir):
+    """``sidecar_of(relative)``: the ``stat-t`` (or ``stat-F``) sidecar of a group map's set, as
+    a dict (None when it has none that reads); each set's read once."""
     import glob
-    import re
 
     from .errors import FixedFxError
     from .jsonfile import read_object
 
-    found, read = {}, {}
-    for relative in stale:
+    read = {}
+
+    def sidecar_of(relative):
         entities = naming.parse(relative)
-        if entities.get("suffix") != "statmap" or entities.get("contrast") is None:
-            continue
         desc = f"_desc-{entities['desc']}" if entities.get("desc") else ""
         stem = glob.escape(str(relative).split("_stat-", 1)[0])
         if (stem, desc) not in read:
             read[stem, desc] = None
             for sidecar in sorted(Path(output_dir).glob(f"{stem}_stat-[tF]{desc}_statmap.json")):
                 try:
-                    sources = read_object(sidecar).get("Sources", [])
+                    read[stem, desc] = read_object(sidecar)
+                    break
                 except (OSError, FixedFxError):
                     continue
-                labels = [m.group(1) for m in (re.search(r"_contrast-([a-zA-Z0-9]+)_", str(source))
-                                                for source in (sources if isinstance(sources, list) else [])) if m]
-                if labels:
-                    read[stem, desc] = labels[0]
-                    break
-        found[relative] = read[stem, desc] or entities["contrast"]
+        return read[stem, desc]
+    return sidecar_of
+
+
+def _tested_contrasts(output_dir, stale) -> dict:
+    """{stale group map: the contrast of the subject maps it was computed from}, from its set's
+    ``stat-t`` (or ``stat-F``) sidecar's ``Sources`` (a group design names its maps
+    ``visualAge`` after the subject maps' ``visual``), read once a set."""
+    import re
+
+    sidecar_of, found = _set_sidecars(output_dir), {}
+    for relative in stale:
+        entities = naming.parse(relative)
+        if entities.get("suffix") != "statmap" or entities.get("contrast") is None:
+            continue
+        sources = (sidecar_of(relative) or {}).get("Sources", [])
+        labels = [m.group(1) for m in (re.search(r"_contrast-([a-zA-Z0-9]+)_", str(source))
+                                        for source in (sources if isinstance(sources, list) else [])) if m]
+        found[relative] = labels[0] if labels else entities["contrast"]
     return found
 
 
@@ -1247,7 +1290,8 @@ def _untested_maps_removed(stale, checked, tested_from=None) -> list[str]:
         contrast = (tested_from or {}).get(relative, entities.get("contrast"))
         key = (entities.get("task"), entities.get("space"), contrast)
         if entities.get("suffix") == "statmap" and key in untested:
-            removed[key[:2]].add(entities.get("contrast"))
+            desc = naming.group_model_of(entities)
+            removed[key[:2]].add(entities.get("contrast") + (f" (desc-{desc})" if desc else ""))
     return [f"task-{task}{f' space-{space}' if space else ''}: the group maps of contrast(s) "
             f"{', '.join(sorted(labels))} that an earlier job wrote were removed, since this job does not test them "
             "(see above); rerun the group level over the subjects that made them to make them again"
@@ -1273,7 +1317,7 @@ def _other_maps_removed(stale, checked, tested_from=None) -> list[str]:
         return []
     return [f"{len(removed)} set(s) of group maps that an earlier job wrote under the names this job's group model "
             f"uses, such as {removed[0]}, were removed, since this job does not compute them (a contrast the model "
-            "no longer has, or another design of the same names); to keep the maps of two designs, give their "
+            "no longer has, a group of its GroupBy no longer in the data, or another design of the same names); to keep the maps of two designs, give their "
             "dataset nodes different names (or write them to different OUTPUT_DIRs)"]
 
 

@@ -410,6 +410,28 @@ def test_masks_apart_are_those_missing_the_voxels_most_masks_share():
     assert not map_reading.is_empty(combine.intersect_masks([left, most]))
 
 
+def test_a_pair_of_masks_that_miss_each_other_is_found():
+    """Two masks of four missing each other (each holds some of the most shared voxels): the
+    error listed every subject."""
+    def mask(part):
+        array = np.zeros(SHAPE, np.int8)
+        array[part] = 1
+        return nib.Nifti1Image(array, AFFINE)
+
+    whole, left, right = mask(np.s_[:]), mask(np.s_[:3]), mask(np.s_[4:])
+    assert map_reading.masks_apart([whole, left, whole, right]) == []
+    assert map_reading.disjoint_pair([whole, left, whole, right]) == (1, 3)
+    assert map_reading.disjoint_pair([right, whole, left]) == (0, 2)
+    # each pair overlaps, the three do not: no pair to name
+    third = [mask(np.s_[:2]), mask(np.s_[1:3])]
+    both = mask(np.s_[:1]).get_fdata() + mask(np.s_[2:3]).get_fdata()
+    assert map_reading.disjoint_pair([*third, nib.Nifti1Image(both.astype(np.int8), AFFINE)]) is None
+    assert map_reading.disjoint_pair([whole, left]) is None
+    named = ["sub-01", "sub-02", "sub-03", "sub-04"]
+    assert map_reading.why_empty([whole, left, whole, right], named) == "the masks of sub-02 and sub-04 share no voxel"
+    assert map_reading.why_empty([left, left, whole, right], named).startswith("the masks of sub-04 share none")
+
+
 def test_same_grid():
     a = nib.Nifti1Image(np.zeros(SHAPE), AFFINE)
     b = nib.Nifti1Image(np.ones(SHAPE), AFFINE.copy())

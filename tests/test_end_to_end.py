@@ -1154,18 +1154,29 @@ def test_single_run_named_by_subject_and_task_only(fresh_dataset, tmp_path):
     assert 0 < np.median(data(r_square)[data(r_square) > 0]) < 1
 
 
-def test_a_run_without_run_beside_other_runs_is_refused(fresh_dataset, tmp_path, capsys):
+@pytest.mark.parametrize("other", ["run-02", "acq-mb"])
+def test_a_run_without_run_beside_other_runs_is_refused(fresh_dataset, tmp_path, capsys, other):
     """A run named without run- beside a numbered one (a run acquired again, on OpenNeuro): its maps
     had the subject maps' names, were written over by the fixed effects, and these cited themselves."""
     dataset = fresh_dataset(subjects=("01",))
     for root in (dataset.path, dataset.path / "derivatives" / "fmriprep"):
         shutil.rmtree(root / "sub-01" / "ses-2")
     out_of_session_1(dataset, "01")
+    for path in sorted(dataset.path.rglob("*_run-02_*")) if other == "acq-mb" else ():  # no run- either
+        path.rename(path.with_name(path.name.replace("_run-02", "").replace("task-checkerboard_",
+                                                                            "task-checkerboard_acq-mb_")))
     out = tmp_path / "out"
     assert main([str(dataset.path), str(out), "participant", "--skip-bids-validation", "--no-reports"]) == 64
+    error = capsys.readouterr().err
     assert f"sub-01_task-checkerboard_space-{SPACE}_desc-preproc_bold.nii.gz has no run- entity, beside other " \
-           f"runs of its task (sub-01_task-checkerboard_run-02_space-" in capsys.readouterr().err
+           f"runs of its task (sub-01_task-checkerboard_{other}_space-" in error, error
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+    # either filter the error gives fits one of them (it gave {"run": null} alone, which fails beside an acq-)
+    filters = re.search(r"--bids-filter-file (\{.*?\}\}) or (\{.*?\}\})", error).groups()
+    for number, text in enumerate(filters):
+        (tmp_path / f"filter{number}.json").write_text(text)
+        assert main([str(dataset.path), str(tmp_path / f"out{number}"), "participant", "--skip-bids-validation",
+                     "--no-reports", "--bids-filter-file", str(tmp_path / f"filter{number}.json")]) == 0, text
 
 
 def test_a_session_node_over_one_unnumbered_run_per_session_takes_its_maps(tmp_path):

@@ -252,6 +252,11 @@ def test_group_with_one_subject(one_subject, tmp_path, capsys):
     # with --task, the task is named (a task of one subject in a dataset of many)
     assert main([str(one_subject.path), str(out), "group", "--task", "checkerboard"]) == 66
     assert "at least 2 subjects with maps of task checkerboard" in capsys.readouterr().err
+    # a label mistyped among those given is named, with the error it caused (it was said only on success)
+    assert main([str(one_subject.path), str(out), "group", "--participant-label", "07", "01"]) == 66
+    message = capsys.readouterr().err
+    assert "found 1 (sub-01); --participant-label 07 has none and no folder in" in message, message
+    assert "check the label" in message and checksums(out) == written
 
 
 def test_a_group_selection_of_no_maps_names_its_option(fresh_dataset, tmp_path, capsys):

@@ -454,6 +454,23 @@ def test_unknown_variables_empty_groups_and_rank_deficient_designs_are_one_sente
 
 
 @pytest.mark.slow
+def test_a_design_without_degrees_of_freedom_counts_maps_and_subjects(sessions_dataset, sessions_out, tmp_path,
+                                                                      capsys):
+    """A paired design over 3 session maps of 2 subjects said '3 columns for 3 subjects'."""
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    for path in session_map(out, "02", "2", "effect").parent.glob("*_statmap.*"):
+        path.unlink()
+    model = write_model(tmp_path, document("paired", [RUN, node("Session", "session"), PAIRED],
+                                           [("run", "session"), ("session", "paired")]))
+    capsys.readouterr()
+    assert main([str(sessions_dataset.path), str(out), "group", "--no-reports", "-m", str(model),
+                 "--participant-label", "01", "02"]) == 64
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "has 3 columns for 3 maps of 2 subjects, leaving no degrees" in errors[0], errors
+
+
+@pytest.mark.slow
 def _group_of_sessions(dataset, participant_out, tmp_path, caplog, dataset_node, source, said):
     """The group level of a model run -> session -> subject with ``dataset_node`` fed by
     ``source``, over a copy of the participant maps; its folder and the warnings that hold ``said``."""
@@ -529,6 +546,75 @@ def test_a_group_of_one_subject_is_named_as_a_group_not_as_missing_maps(sessions
     assert said and all(f"only subject with group {few!r} of node 'perGroup'" in text and
                         "run the participant level" not in text for text in said), said
     assert sidecar(group_map(out, "audio", "t", f"group{many.capitalize()}"))["Subjects"] == by_group[many][:2]
+
+
+@pytest.mark.slow
+def test_a_rerun_removes_the_maps_of_groups_too_small_or_gone(sessions_dataset, sessions_out, tmp_path, caplog):
+    """A group of the GroupBy with one subject left, or none, kept its earlier maps (Subjects that
+    participants.tsv no longer gave it), whose sidecars cited a mask the rerun had removed."""
+    dataset = tmp_path / "bids"
+    shutil.copytree(sessions_dataset.path, dataset, ignore=shutil.ignore_patterns("derivatives", "sub-*"))
+    participants = pd.read_csv(dataset / "participants.tsv", sep="\t")
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    model = write_model(tmp_path, document("perGroup", [RUN, node("Subject", "subject"),
+                                                        node("Dataset", "perGroup", "glm", group_by=["contrast", "group"])],
+                                           [("run", "subject"), ("subject", "perGroup")]))
+    args = [str(dataset), str(out), "group", "--no-reports", "-m", str(model)]
+
+    def control_files():
+        return sorted(p.name for p in (out / "group").iterdir() if "Control" in p.name)
+
+    for control, removed in ((participants["participant_id"][:1], "does not test them"),
+                             (participants["participant_id"][:0], "no longer in the data")):
+        participants.assign(group=np.where(participants["participant_id"].isin(participants["participant_id"][:2]),
+                                           "control", "patient")).to_csv(dataset / "participants.tsv", sep="\t",
+                                                                         index=False)
+        assert main(args) == 0
+        made = control_files()
+        assert group_map(out, "audio", "t", "groupControl").exists() and any("_mask." in f for f in made), made
+        participants.assign(group=np.where(participants["participant_id"].isin(control), "control", "patient")).to_csv(
+            dataset / "participants.tsv", sep="\t", index=False)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bids_fixedfx"):
+            assert main(args) == 0
+        assert control_files() == [], control_files()
+        said = [r.getMessage() for r in caplog.records if "were removed" in r.getMessage()]
+        assert len(said) == 1 and removed in said[0] and "groupControl" in said[0], said
+        for sources in (sidecar(path)["Sources"] for path in (out / "group").glob("*_statmap.json")):
+            assert all((out / s.removeprefix("bids::")).exists() for s in sources if s.startswith("bids::")), sources
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("covariate", ["arm", "dose"])
+def test_a_test_whose_design_needs_a_subject_without_its_contrast_is_left_out(tmp_path, capsys, covariate):
+    """The one subject of a level (or of another dose) had no maps of one contrast: the whole
+    job stopped, naming a Model.X that --group-covariates wrote, not the contrast at fault."""
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=5, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+                                   n_volumes=40, spaces=(SPACE,))
+    participants = pd.read_csv(dataset.path / "participants.tsv", sep="\t")
+    first = participants["participant_id"] == "sub-01"
+    participants["arm"] = np.where(first, "sibling", np.resize(["patient", "control"], len(participants)))
+    participants["dose"] = np.where(first, 5, 0)
+    participants.to_csv(dataset.path / "participants.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    assert main([str(dataset.path), str(out), "participant", *QUICK]) == 0
+    for path in (out / "sub-01" / "func").glob("*_contrast-visual_*"):
+        path.unlink()
+    capsys.readouterr()
+    assert main([str(dataset.path), str(out), "group", "--no-reports", "--group-covariates", covariate]) == 0
+    said = capsys.readouterr().err
+    assert said.count("contrast-visual is not tested: without sub-01 (no maps of it)") == 1, said
+    assert "is tested without" not in said and covariate in said, said
+    made = sorted(path.name for path in (out / "group").glob("*_statmap.nii.gz"))
+    assert made and all("contrast-audio" in name for name in made), made
+    subjects = {tuple(sidecar(path)["Subjects"]) for path in (out / "group").glob("*_statmap.json")}
+    assert subjects == {("01", "02", "03", "04", "05")}, subjects
+    for path in (out / "sub-01" / "func").glob("*_contrast-audio_*"):  # no subject of the level: refused, as it was
+        path.unlink()
+    code = main([str(dataset.path), str(out), "group", "--no-reports", "--group-covariates", covariate])
+    error = capsys.readouterr().err
+    assert code == (66 if covariate == "arm" else 64) and "not tested" not in error and covariate in error, error
 
 
 @pytest.mark.slow
@@ -781,6 +867,19 @@ def test_group_covariates_written_with_a_decimal_comma_are_named(tmp_path):
     (tmp_path / "participants.tsv").write_text("participant_id\tage\nsub-01\t41,5\nsub-02\t35\nsub-03\t32,25\n")
     with pytest.raises(InputFileError, match="--group-covariates age: participants.tsv writes its numbers with a "
                                              "decimal comma \\('41,5'\\)"):
+        covariates_model(["age"], read_participants(tmp_path))
+
+
+@pytest.mark.parametrize("table", [None, "participant_id\nsub-01\nsub-02\n"])
+def test_group_covariates_without_a_participants_table_are_a_missing_file(tmp_path, table):
+    """Exit 64 (a usage error), where a model's dataset node naming a column gave 66 (SPEC §1)."""
+    from bids_fixedfx.errors import InputFileError
+    from bids_fixedfx.plan import covariates_model, read_participants
+
+    if table is not None:
+        (tmp_path / "participants.tsv").write_text(table)
+    with pytest.raises(InputFileError, match="--group-covariates age needs BIDS_DIR/participants.tsv, which is "
+                                             "missing or holds no column but participant_id"):
         covariates_model(["age"], read_participants(tmp_path))
 
 

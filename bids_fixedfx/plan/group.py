@@ -225,8 +225,10 @@ def plan_group(settings, model=None) -> GroupPlan:
 
     from .graph import dataset_steps
 
+    from ..model.bsm import ModelError
+
     output_dir = settings.output_dir
-    tests, untested, notes, read, grids, masks = [], [], [], {}, {}, {}
+    tests, untested, notes, read, grids, masks, design_errors = [], [], [], {}, {}, {}, []
     for step in dataset_steps(model) or (None,):
         source = (step.source_level, step.source_desc) if step is not None else ("subject", None)
         if source not in read:  # several dataset nodes fed by one node read its maps once
@@ -252,9 +254,10 @@ def plan_group(settings, model=None) -> GroupPlan:
                                   subject=item.subject, task=item.task))
                 continue
             grouped[(item.task, item.space, *(str(values[k]) for k in keys))].append(index)
-        peers = defaultdict(set)  # the subjects with maps of each task, space and group, any contrast
+        peers = defaultdict(dict)  # {subject: an index of its maps} of each task, space and group, any contrast
         for key, indices in grouped.items():
-            peers[_peer_key(key, keys)] |= {found[i].subject for i in indices}
+            for i in indices:
+                peers[_peer_key(key, keys)].setdefault(found[i].subject, i)
         step_tests, named = [], {}
         for key, indices in sorted(grouped.items(), key=lambda kv: tuple(map(str, kv[0]))):
             task, space, values = key[0], key[1], dict(zip(keys, key[2:]))
@@ -271,7 +274,7 @@ def plan_group(settings, model=None) -> GroupPlan:
                     "subject's; add 'contrast' to its GroupBy to test each apart", task=task))
             if len(items) < MIN_SUBJECTS:
                 grouped_by = {k: v for k, v in values.items() if k not in ("contrast", "session")}
-                others = len(peers[_peer_key(key, keys)] - {items[0].subject})
+                others = len(set(peers[_peer_key(key, keys)]) - {items[0].subject})
                 advice = ("it is the only subject with " + ", ".join(f"{k} {v!r}" for k, v in grouped_by.items())
                           + f" of node {step.node.name!r}'s GroupBy (a test needs at least 2 subjects)" if grouped_by
                           else ("it is the only one of --participant-label with maps of the task (a test needs at "
@@ -289,12 +292,25 @@ def plan_group(settings, model=None) -> GroupPlan:
                 ))
                 untested.append(test)
                 continue
-            notes += _without_contrast(test, peers[_peer_key(key, keys)], output_dir)
+            without = _without_contrast(test, peers[_peer_key(key, keys)], output_dir)
             _check_same_model(test)
             if step is not None:
-                test, more = _model_test(test, step.node, table.loc[indices], unlisted, settings.bids_dir)
+                try:
+                    test, more = _model_test(test, step.node, table.loc[indices], unlisted, settings.bids_dir)
+                except (ModelError, NoDataError, UsageError) as error:
+                    peer = peers[_peer_key(key, keys)]
+                    if not _estimable_with(test, peer, found, table, step.node, unlisted, settings.bids_dir):
+                        raise
+                    left_out = sorted(set(peer) - set(test.subjects))
+                    notes.append(Note("selection", f"task-{task} contrast-{label}{test.parts_text} is not tested: "
+                                      f"without {few([f'sub-{s}' for s in left_out])} (no maps of it), "
+                                      f"{str(error)[:1].lower()}{str(error)[1:]}", task=task))
+                    untested.append(test)
+                    design_errors.append(error)
+                    continue
                 test = replace(test, tables=_tables_used(step, test, origins))
                 notes += more
+            notes += without
             _check_labels(test, settings.group_model)
             _check_grid(test, output_dir, grids)
             notes += _check_masks_overlap(test, output_dir, masks)
@@ -302,6 +318,8 @@ def plan_group(settings, model=None) -> GroupPlan:
         if step is not None:
             _check_computes_a_map(step.node, step_tests)
         tests += step_tests
+    if not tests and design_errors:  # each test's design needs the subjects that lack its contrast
+        raise design_errors[0]
     if not tests:
         raise NoDataError(
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
@@ -346,6 +364,23 @@ def _peer_key(key, keys) -> tuple:
     """A test's key (task, space and the values of ``keys``) without its contrast: the subjects
     under it are those a test of each of its contrasts would take."""
     return key[:2] + tuple(value for name, value in zip(keys, key[2:]) if name != "contrast")
+
+
+def _estimable_with(test, peers, found, table, node, unlisted, bids_dir) -> bool:
+    """Whether the test's design, refused over its inputs, is made over ``peers`` (a map of
+    each subject of its task, space and group, any contrast) when some of them lack its
+    contrast: the subjects left out, not the model, are then at fault."""
+    from ..model.bsm import ModelError
+
+    if not set(peers) - set(test.subjects):
+        return False
+    indices = list(peers.values())
+    try:
+        _model_test(replace(test, inputs=tuple(found[i] for i in indices)), node, table.loc[indices], unlisted,
+                    bids_dir)
+    except (ModelError, NoDataError, UsageError):
+        return False
+    return True
 
 
 def _without_contrast(test, peers, output_dir) -> list[Note]:
@@ -393,12 +428,15 @@ def _found_maps(settings, step) -> tuple:
     if len(subjects) < MIN_SUBJECTS:
         tasks = sorted({item.task for item in found})
         of = f" of task {', '.join(tasks)}" if settings.task and tasks else ""  # --task chose them
+        unknown = [label for label in absent if not (settings.bids_dir / f"sub-{label}").is_dir()]
         raise NoDataError(
             f"The group level needs at least {MIN_SUBJECTS} subjects with maps{of} in {output_dir}; "
             f"found {len(subjects)}{' (sub-' + subjects[0] + ')' if subjects else ''}"
             + (f", besides maps of space-{' and space-'.join(native)}, which are not tested (their vertices are each "
                "subject's own); run the participant level in a shared space, such as --space fsaverage5."
-               if native else ".")
+               if native else f"; --participant-label {' '.join(absent)} {'has' if len(absent) == 1 else 'have'} "
+               f"none{' and no folder in ' + str(settings.bids_dir) + ': check the label' if unknown else ''}."
+               if absent else ".")
         )
     read = []
     for item in found:
@@ -806,7 +844,7 @@ def _check_masks_overlap(test, output_dir, masks) -> list[Note]:
     median subject mask (said once per set of masks), naming the subject whose mask holds the
     least of what at least half the masks share."""
     from .. import combine
-    from ..maps import is_empty, least_shared, masks_apart
+    from ..maps import is_empty, least_shared, why_empty
 
     paths = tuple(item.mask for item in test.inputs)
     distinct = list(dict.fromkeys(paths))
@@ -828,9 +866,7 @@ def _check_masks_overlap(test, output_dir, masks) -> list[Note]:
             ))
     if not is_empty(masks[paths]):
         return notes
-    apart = [owners[distinct[index]] for index in masks_apart(distinct)]
-    told = (f"the masks of {', '.join(apart)} share none of the voxels that the other subjects' masks share"
-            if apart else f"no voxel lies inside the masks of all of {', '.join(owners.values())}")
+    told = why_empty(distinct, [owners[path] for path in distinct])
     raise NoDataError(
         f"The subjects' task-{test.task} masks in {output_dir} have no voxel in common ({told}), so the group "
         f"mask of contrast-{test.contrast}{test.parts_text} would be empty; rerun the participant level for "
@@ -1142,10 +1178,16 @@ def _model_test(test, node, table, unlisted=(), bids_dir=None):
         error = NoDataError if dropped else UsageError  # the data's missing values, or the model's size
         raise error(
             f"{node_named(node)}: the design of task-{test.task} contrast-{test.contrast} has "
-            f"{matrix.shape[1]} columns for {len(kept)} subjects{why}, leaving no degrees of freedom; model fewer "
+            f"{matrix.shape[1]} columns for {_inputs_counted(kept)}{why}, leaving no degrees of freedom; model fewer "
             "columns, or more subjects."
         )
     return replace(test, inputs=tuple(kept), design=matrix, contrasts=tuple(contrasts)), notes
+
+
+def _inputs_counted(inputs) -> str:
+    """``3 subjects``, or ``3 maps of 2 subjects`` (a subject's sessions, or contrasts, apart)."""
+    subjects = len({item.subject for item in inputs})
+    return f"{len(inputs)} subjects" if subjects == len(inputs) else f"{len(inputs)} maps of {subjects} subjects"
 
 
 def _check_computes_a_map(node, tests) -> None:

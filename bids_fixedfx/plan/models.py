@@ -536,7 +536,8 @@ def covariates_model(columns, participants, inference=None, described=None):
     UsageError
         A column that ``participants.tsv`` lacks, a group column with one level, two group columns.
     InputFileError
-        A column of numbers written with a decimal comma or a unit, or with a stray word among them.
+        No ``participants.tsv`` (or one of ``participant_id`` alone); a column of numbers written
+        with a decimal comma or a unit, or with a stray word among them.
     """
     import pandas as pd
 
@@ -550,8 +551,8 @@ def covariates_model(columns, participants, inference=None, described=None):
     x, contrasts, instructions, groups, notes = [], [], [], None, []
     for column in columns:
         if not len(participants.columns):
-            raise UsageError(f"--group-covariates {column} needs BIDS_DIR/participants.tsv, which is missing or "
-                             "holds no column but participant_id.")
+            raise InputFileError(f"--group-covariates {column} needs BIDS_DIR/participants.tsv, which is missing or "
+                                 "holds no column but participant_id.")
         check_no_clashing_column(participants, {column}, f"--group-covariates {column}")
         if column not in participants.columns:
             raise UsageError(

@@ -8,6 +8,7 @@ that the subject's sidecars record.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -237,11 +238,14 @@ def _check_names_apart(subject, levels) -> None:
             shared = [p for p in subject.runs if set(plan.run.entities) <= set(p.run.entities)]  # its sub, ses, task
             if len(shared) > 1:
                 other = next(p.run for p in shared if p is not plan)
+                key, value = sorted(set(other.entities) - set(plan.run.entities))[0]  # what tells them apart
+                name = naming.ENTITY_NAMES.get(key, key)
+                value = json.dumps(int(value) if key == "run" and str(value).isdigit() else str(value))
                 raise UsageError(
                     f"{plan.run.bold.name} has no run- entity, beside other runs of its task ({other.bold.name}): "
                     f"its maps would have the names of its {'session' if 'ses' in own else 'subject'}'s; name it "
-                    "with a run- entity in the dataset (run-1), or fit one of them with --bids-filter-file, "
-                    f'e.g. {{"bold": {{"run": null}}}}.'
+                    "with a run- entity in the dataset (run-1), or fit only it or only the others with "
+                    f'--bids-filter-file {{"bold": {{"{name}": null}}}} or {{"bold": {{"{name}": {value}}}}}.'
                 )
 
 
@@ -350,17 +354,15 @@ def _check_masks_overlap(subject, inside) -> None:
     its maps would have none (nilearn's fixed effects then fail with 'The mask is invalid as
     it is empty'). ``inside``: what :func:`_intersect` made of all the subject's runs, those
     left out too; the masks are read again only then."""
-    from ..maps import intersect_masks, is_empty, masks_apart
+    from ..maps import intersect_masks, is_empty, why_empty
 
     if inside is None or inside[1].any() or len(subject.runs) < 2:
         return
     masks = [plan.run.mask for plan in subject.runs]
     if subject.left_out and not is_empty(intersect_masks(masks)):
         return  # the runs left out made it empty
-    names = [subject.runs[index].run.name for index in masks_apart(masks)]
     where = f"sub-{subject.subject} task-{subject.task}" + (f" space-{subject.space}" if subject.space else "")
-    told = (f"the masks of {', '.join(names)} share none of the voxels that the others share" if names else
-            f"no voxel lies inside the masks of all of {', '.join(plan.run.name for plan in subject.runs)}")
+    told = why_empty(masks, [plan.run.name for plan in subject.runs])
     raise InputFileError(f"The brain masks of the runs of {where} have no voxel in common ({told}), so its maps "
                          "would have none; check those masks in the derivatives (or give one with --mask).")
 
