@@ -407,6 +407,7 @@ class DesignSidecar:
     dummy_scans: dict | None = None  # {"Volumes", "Source", "Reason"} of design.DummyScans
     convolution: tuple[str, ...] = ()  # HRFs of the model's Convolve transformations (HRFModel: the design's)
     excluded: tuple[int, ...] = ()  # the volumes left out of the fit (0-based): nilearn's sample_mask's complement
+    modulated: bool = False  # the events' modulation column scaled their regressors (nilearn's parametric modulation)
 
     def to_json(self) -> dict:
         return {
@@ -423,6 +424,7 @@ class DesignSidecar:
             "DummyScans": self.dummy_scans,
             "HRFModel": self.hrf_model,
             **({"ConvolveHRFModels": list(self.convolution)} if self.convolution else {}),
+            **({"ParametricModulation": True} if self.modulated else {}),
             "DriftModel": self.drift_model,
             "HighPass": self.high_pass,
             "DriftOrder": self.drift_order,
@@ -445,7 +447,8 @@ class DesignSidecar:
         excluded = data.get("ExcludedVolumeIndices") or []
         if not isinstance(excluded, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in excluded):
             raise InputFileError(f"{path}: ExcludedVolumeIndices is not a list of volume indices.")
-        return cls(*values, convolution=tuple(convolution), excluded=tuple(excluded))
+        return cls(*values, convolution=tuple(convolution), excluded=tuple(excluded),
+                   modulated=data.get("ParametricModulation") is True)
 
     @classmethod
     def read(cls, path) -> DesignSidecar:

@@ -449,6 +449,7 @@ def write_run(run_plan, result, place, settings, levels=("subject",)) -> None:
         volumes_excluded=design.n_excluded,
         dummy_scans=design.dummy_scans.to_json() if design.dummy_scans else None,
         excluded=_excluded_volumes(design),
+        modulated=design.modulation != "none",
         hrf_model=info.hrf_model,
         convolution=model.convolution,
         drift_model=info.drift_model,

@@ -267,6 +267,32 @@ def test_the_start_time_of_slice_timed_series_is_stated(fresh_dataset, tmp_path)
     assert "reference slice" not in citation(only)
 
 
+def test_a_parametric_modulation_is_stated(fresh_dataset, tmp_path):
+    """Events with a modulation column scale their regressors (nilearn's parametric modulation):
+    the maps were right, the text said plain boxcars."""
+    import numpy as np
+    import pandas as pd
+
+    dataset = fresh_dataset(subjects=("01", "03"))
+    modulated = sorted((dataset.path / "sub-01").rglob("*_events.tsv"))
+    for path in modulated:
+        events = pd.read_csv(path, sep="\t")
+        events.assign(modulation=np.linspace(0.5, 1.5, len(events))).to_csv(path, sep="\t", index=False)
+    output = tmp_path / "out"
+    assert main([str(dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports"]) == 0
+    participant = " ".join(citation(output).split())
+    assert main([str(dataset.path), str(output), "group", "--no-reports"]) == 0  # read back from the sidecars
+    runs = len(list(output.rglob("sub-*_design.json")))
+    for text in (participant, " ".join(citation(output).split())):
+        assert (f"each event's boxcar scaled by its value in the events' `modulation` column (parametric "
+                f"modulation, in the {len(modulated)} runs whose events files have one)") in text, text
+        assert len(modulated) < runs
+    only = tmp_path / "only"  # sub-03: no modulation column, no words of it
+    assert main([str(dataset.path), str(only), "participant", "--skip-bids-validation", "--no-reports",
+                 "--participant-label", "03"]) == 0
+    assert "parametric modulation" not in citation(only)
+
+
 def test_a_model_s_convolve_transformation_is_stated(fresh_dataset, tmp_path):
     """A model that convolves with a ``Convolve`` transformation (the style of FitLins and of the
     BIDS Stats Models examples) has no ``Model.HRF``: both levels' texts said the conditions were

@@ -36,6 +36,7 @@ class RunFacts:
     surface: bool = False  # a GIFTI pair or CIFTI series, masked by the surface rule
     cifti: bool = False  # a CIFTI series (grayordinates)
     start_time: float = 0.0  # StartTime: the time of each volume's reference slice (nilearn's slice_time_ref * tr)
+    modulated: bool = False  # each event's regressor scaled by the events' modulation column
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,7 @@ def _first_level(settings, subjects, space, by_space, notes, steps=()) -> FirstL
             dummy_source=design.dummy_scans.source if design.dummy_scans else None,
             surface=run.is_surface,
             cifti=run.is_surface and kind_of(run.bold) == "cifti",
+            modulated=design.modulation != "none",
         ))
         for contrast in run_plan.contrasts:
             contrasts.setdefault(contrast.name, contrast_facts(contrast.name, contrast.weights, design.conditions,

@@ -235,6 +235,7 @@ def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
         censored=design.volumes_excluded - len(dummy["Volumes"]),
         dummy_scans=len(dummy["Volumes"]),
         dummy_source=design.dummy_scans["Source"] if design.dummy_scans else None,
+        modulated=design.modulated,
     )
 
 

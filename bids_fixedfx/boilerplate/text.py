@@ -59,6 +59,7 @@ def describe(first) -> dict:
         "from_events": len(modelled),
         "precomputed": len(runs) - len(modelled),
         "conditions": list(dict.fromkeys(c for r in modelled for c in r.conditions)),
+        "modulated": sum(r.modulated for r in modelled),
         "hrf_text": hrf_text(model.hrf_model, model.convolution),
         "drift_model": drift,
         "high_pass": model.high_pass,
