@@ -291,7 +291,12 @@ def test_missing_tr_is_no_data(fresh_dataset, make_settings):
         discover.select_runs(make_settings(dataset.path))
     assert error.value.exit_code == EX_NO_INPUT
     assert "RepetitionTime" in str(error.value)
-    assert stem(raw_bolds(dataset.path)[0]) in str(error.value)
+    assert stem(raw_bolds(dataset.path)[0]) in str(error.value) and "VolumeTiming" not in str(error.value)
+    # a sparse acquisition (VolumeTiming instead, valid BIDS): said so
+    edit_json(dataset.path / "task-checkerboard_bold.json", lambda d: d.update(VolumeTiming=[0, 2, 4]))
+    with pytest.raises(NoDataError, match="they give VolumeTiming .a sparse or clustered acquisition., which this "
+                                          "app does not model"):
+        discover.select_runs(make_settings(dataset.path))
 
 
 def test_tr_falls_back_to_the_raw_json_with_inheritance(fresh_dataset, make_settings):

@@ -229,9 +229,12 @@ def _first_repetition_time(layout, files, run_name):
                     f"time (at least {MIN_TR:g} s); correct the sidecar."
                 )
             return tr
+    sparse = any(_metadata(layout, path).get("VolumeTiming") is not None for path in files if path is not None)
     raise NoDataError(
         f"No RepetitionTime for {run_name}: none of the JSON sidecars of "
-        f"{', '.join(str(p) for p in files if p is not None)} (or their inherited ones) has it."
+        f"{', '.join(str(p) for p in files if p is not None)} (or their inherited ones) has it"
+        + ("; they give VolumeTiming (a sparse or clustered acquisition), which this app does not model, as "
+           "nilearn's design matrices need a RepetitionTime." if sparse else ".")
     )
 
 
