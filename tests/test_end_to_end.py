@@ -979,6 +979,25 @@ def test_a_subject_whose_runs_all_lack_a_condition_others_have_is_warned(fresh_d
     assert not list(output.rglob("sub-01_*contrast-visual_*")) and list(output.rglob("sub-02_*contrast-visual_*"))
 
 
+def test_a_subject_whose_runs_are_all_left_out_is_told_its_earlier_maps_stay(fresh_dataset, tmp_path, capsys):
+    """Its earlier maps stayed, without a word, and the group level tested them."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    output = tmp_path / "out"
+    args = [str(dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports"]
+    assert main(args) == 0
+    earlier = sorted(p.name for p in output.rglob("sub-01_*_statmap.nii.gz"))
+    capsys.readouterr()
+    assert main(args) == 0  # every run fitted again: nothing said
+    assert "every run was left out" not in capsys.readouterr().err
+    for path in (dataset.path / "sub-01").rglob("*_events.tsv"):
+        path.write_text(path.read_text().splitlines()[0] + "\n")  # a header alone: no contrast to compute
+    assert main(args) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "every run was left out" in line]
+    assert len(said) == 1 and "WARNING" in said[0] and f"so the {len(earlier)} maps of it" in said[0], said
+    assert said[0].split(": every run")[0].endswith(f"sub-01 task-checkerboard space-{SPACE}"), said
+    assert sorted(p.name for p in output.rglob("sub-01_*_statmap.nii.gz")) == earlier
+
+
 @pytest.mark.slow
 def test_the_default_model_of_modulated_events_gives_identical_maps(fresh_dataset, tmp_path, capsys):
     """Events with a modulation column: the model written had no Product, so -m of it fitted

@@ -214,6 +214,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     notes += _weights_across_runs(plans)
     notes += _missing_contrasts(plans)
     notes += _contrasts_other_subjects_have(plans, notes)
+    notes += _earlier_maps_unfitted(left_out, plans, settings.output_dir)
     surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface])
     subjects = _by_subject(plans, left_out)
     for subject in subjects:
@@ -225,6 +226,28 @@ def plan_runs(selection, settings, model=None) -> Plan:
         _check_names_apart(subject, {step.level for step in steps})
     check_participant_inputs(steps, plans)
     return Plan(tuple(subjects), selection.space, tuple(notes), steps)
+
+
+def _earlier_maps_unfitted(left_out, plans, output_dir) -> list[Note]:
+    """A warning for each subject, task and space of which every run was left out while OUTPUT_DIR
+    holds its maps from an earlier job: nothing replaces them, and the group level would test
+    maps that the data no longer make."""
+    from ..outputs import existing_set
+
+    fitted = {(plan.run.subject, plan.run.task, plan.run.space) for plan in plans}
+    notes = []
+    for subject, task, space in sorted(set(left_out) - fitted, key=lambda key: tuple(map(str, key))):
+        folder = Path(output_dir) / f"sub-{subject}"
+        maps = [path for path in (existing_set(output_dir, f"sub-{subject}", subject=subject, task=task, space=space)
+                                  if folder.is_dir() else ())
+                if "_statmap." in path.name and not path.name.endswith(".json")]  # (volumes, GIFTI, CIFTI)
+        if maps:
+            where = f"sub-{subject} task-{task}" + (f" space-{space}" if space else "")
+            notes.append(Note("run-left-out", f"{where}: every run was left out (see above), so the {len(maps)} maps "
+                              f"of it that an earlier job wrote in {folder} stay as they were, and the group level "
+                              "would test them; correct the runs and rerun, or remove those maps.",
+                              subject=subject, task=task))
+    return notes
 
 
 def _check_names_apart(subject, levels) -> None:
