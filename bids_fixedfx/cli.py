@@ -747,10 +747,38 @@ class Terminated(KeyboardInterrupt):
 STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+#: The signal being handled (its number), once one came.
+_STOPPED_BY = []
+
+
 def _terminate(signal_number, frame):
     for stopping in STOPPING:  # a second signal would interrupt the removal of the files being written
         signal.signal(stopping, signal.SIG_IGN)
+    _STOPPED_BY[:] = [signal_number]
     raise Terminated(signal_number)
+
+
+def _terminate_again(signal_number, frame):
+    raise Terminated(_STOPPED_BY[0])
+
+
+def _unraisable(unraisable) -> None:
+    """``sys.unraisablehook``: a :class:`Terminated` raised while Python ran a finalizer or a
+    garbage collector's callback (pybids' database objects have them), where it ignores every
+    exception, is raised again 10 ms later from a SIGALRM, outside it: the job went on to its
+    end, exit 0, the signals that stop it ignored. Anything else is reported as Python does."""
+    if isinstance(unraisable.exc_value, Terminated) and _STOPPED_BY:
+        signal.signal(signal.SIGALRM, _terminate_again)
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT, SIGTERM and SIGHUP stop the command as Ctrl-C does (see :func:`run`)."""
+    for stopping in STOPPING:
+        signal.signal(stopping, _terminate)
+    sys.unraisablehook = _unraisable
 
 
 def run() -> None:
@@ -767,8 +795,7 @@ def run() -> None:
     import atexit
     import os
 
-    for stopping in STOPPING:
-        signal.signal(stopping, _terminate)
+    stop_on_signals()
     code = main(fork=True)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is None or sys.getprofile() is not None or sys.gettrace() is not None:

@@ -372,3 +372,45 @@ def test_a_sigterm_during_a_fork_stops_the_job():
                           timeout=60)
     assert (done.returncode, done.stdout.strip()) == (143, "terminated"), done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+SIGTERM_IN_A_FINALIZER = """
+import gc, os, sys, time
+from bids_fixedfx import cli
+cli.stop_on_signals()
+class Finalized:
+    def __del__(self):  # as pybids' database objects' clean-up runs, in a collection
+        os.kill(os.getpid(), int(sys.argv[1]))
+        for _ in range(1000):  # the handler runs here, where Python ignores what it raises
+            pass
+try:
+    if sys.argv[2] == "collected":
+        cycle = Finalized()
+        cycle.itself = cycle
+        del cycle
+        gc.collect()
+    else:
+        Finalized()
+    start = time.monotonic()
+    while time.monotonic() - start < 5:
+        pass
+except cli.Terminated as stop:
+    print("terminated")
+    sys.exit(128 + stop.signal_number)
+print("ran on")
+"""
+
+
+@pytest.mark.parametrize("how", ["collected", "released"])
+@pytest.mark.parametrize("sent", ["SIGTERM", "SIGINT"])
+def test_a_signal_in_a_finalizer_stops_the_job(how, sent):
+    """A SIGTERM that came while the garbage collector ran sqlalchemy's clean-up callbacks was
+    printed as an ignored exception and lost: the job ran to its end, exit 0, and ignored every
+    later signal (docker stop and scancel then kill it in the middle of a write)."""
+    import signal
+
+    number = int(getattr(signal, sent))
+    done = subprocess.run([sys.executable, "-c", SIGTERM_IN_A_FINALIZER, str(number), how], capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (128 + number, "terminated"), done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
