@@ -242,6 +242,7 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
                              "tab-separated table with a header line.") from error
     if caught:  # rows with more fields than the header: pandas drops the extra ones (empty ones are harmless)
         _check_extra_fields(path, what)
+    _check_no_line_break(table, path, what)
     while len(table.columns) and re.fullmatch(r"Unnamed: \d+", str(table.columns[-1])) and \
             table[table.columns[-1]].isna().all() and not header_names(path)[-1].strip():
         table = table.iloc[:, :-1]  # a tab ending the header (as spreadsheets write): no column
@@ -251,6 +252,28 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
         if repeated:
             raise InputFileError(f"The {what} {path} names the column {repeated[0]!r} more than once.")
     return table
+
+
+def _check_no_line_break(table, path, what) -> None:
+    """Refuse a cell (or a column name) holding a line break: a double quote that opens a cell
+    and one that closes a later line's make one cell of the rows between (pandas reads quotes
+    as CSV does), which merged three events into one of a trial type of them all."""
+    names = [str(name) for name in table.columns]
+    for column, name in zip(table.columns, names):
+        if "\n" in name or "\r" in name:
+            raise InputFileError(f"The {what} {path} has a column name holding a line break ({name[:40]!r}): a double "
+                                 "quote in its header opens a name that a later line closes; remove the stray quotes.")
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        broken = values.map(lambda value: isinstance(value, str) and ("\n" in value or "\r" in value))
+        if broken.any():
+            row = int(np.flatnonzero(broken.to_numpy())[0])
+            raise InputFileError(
+                f"The {what} {path} has a cell holding a line break (column {name!r}, row {row + 1}: "
+                f"{values.iloc[row][:40]!r}): a double quote opens it on one line and another closes it on a later "
+                "one, which makes one cell of the rows between; remove the stray quotes (a TSV cell holds no line "
+                "break).")
 
 
 def _check_extra_fields(path, what) -> None:

@@ -171,6 +171,25 @@ def test_a_table_that_cannot_be_read_says_what_to_do(tmp_path):
                                 "file; write it again as a tab-separated table with a header line.")
 
 
+def test_a_stray_quote_that_merges_rows_is_refused(example_run, tmp_path):
+    """'"audio' on one line and 'audio"' two lines below made one event of the three, of a trial
+    type 'audio\\n27.3\\t12.0\\tvisual...': a contrast of that name, exit 0 (the validator passes it)."""
+    lines = example_run.events.read_text().splitlines()
+    quoted = tmp_path / "quoted_events.tsv"
+    quoted.write_text("\n".join([lines[0], '\t"'.join(lines[1].rsplit("\t", 1)), lines[2],
+                                  lines[3] + '"', *lines[4:]]) + "\n")
+    with pytest.raises(InputFileError, match=f"{quoted} has a cell holding a line break \\(column 'trial_type', "
+                                             "row 1: .*remove the stray quotes"):
+        design.read_table(quoted, "events file")
+    header = tmp_path / "participants.tsv"
+    header.write_text('participant_id\t"age\nsub-01\t41"\n')
+    with pytest.raises(InputFileError, match="has a column name holding a line break"):
+        design.read_table(header, "participants table")
+    tabbed = tmp_path / "tabbed.tsv"  # a quoted tab is a cell's (BIDS' escape), as it was
+    tabbed.write_text('participant_id\tnote\nsub-01\t"a\tb"\n')
+    assert design.read_table(tabbed)["note"].tolist() == ["a\tb"]
+
+
 def test_rows_with_more_fields_than_the_header_and_columns_given_twice(example_run, tmp_path):
     """A tab at the end of each event (not of the header) made pandas read the onsets as the
     rows' names: every onset became the duration, without a word. A field too many with a
