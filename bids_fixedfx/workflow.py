@@ -145,52 +145,54 @@ def _participant(settings, derivatives, fork):
     unreported = set()  # sets whose subject node let none of their runs through: no subject maps to show
     started = time.perf_counter()
     ordinals = {label: n for n, label in enumerate(dict.fromkeys(s.subject for s in checked.subjects), start=1)}
-    for subject in checked.subjects:
-        key = naming.set_key(subject=subject.subject, task=subject.task, space=subject.space)
-        with outputs.Staging(settings.output_dir, key) as staging:
-            results = []
-            for run_plan in subject.runs:
-                _, result, seconds = next(fitted)
-                done += 1
-                elapsed = time.perf_counter() - started
-                logger.info("[%d/%d] %s fitted in %.1f s%s", done, total, run_plan.run.name, seconds,
-                            progress.remaining(done, total, elapsed))
-                for text in result.notes:
-                    if repeats.say(text):  # a note about every run: said a few times, the others named at the end
+    with _pages_pruned_on_failure(settings, checked) as committed:  # a job stopped after some subjects' sets
+        for subject in checked.subjects:
+            key = naming.set_key(subject=subject.subject, task=subject.task, space=subject.space)
+            with outputs.Staging(settings.output_dir, key) as staging:
+                results = []
+                for run_plan in subject.runs:
+                    _, result, seconds = next(fitted)
+                    done += 1
+                    elapsed = time.perf_counter() - started
+                    logger.info("[%d/%d] %s fitted in %.1f s%s", done, total, run_plan.run.name, seconds,
+                                progress.remaining(done, total, elapsed))
+                    for text in result.notes:
+                        if repeats.say(text):  # a note about every run: said a few times, the others named at the end
+                            logger.warning("%s", text)
+                        notes.append(Note.for_run(run_plan.run, "fit", text))
+                    write_run(run_plan, result, staging, settings, levels={s.level for s in checked.steps})
+                    results.append(result if len(subject.runs) == 1 else _kept_for_combining(result))
+                made = nodes.node_maps(checked.steps, subject, results, settings.model.precision_weighted)
+                if subject_steps and not any(maps.step.level == "subject" for maps in made):
+                    unreported.add(subject)
+                    space = f" space-{subject.space}" if subject.space else ""
+                    text = (f"sub-{subject.subject} task-{subject.task}{space}: the model's subject node "
+                            f"({subject_steps[0].node.name}) takes none of its runs (its Filter), so it has run maps "
+                            "only, and no subject report section")
+                    if repeats.say(text):
                         logger.warning("%s", text)
-                    notes.append(Note.for_run(run_plan.run, "fit", text))
-                write_run(run_plan, result, staging, settings, levels={s.level for s in checked.steps})
-                results.append(result if len(subject.runs) == 1 else _kept_for_combining(result))
-            made = nodes.node_maps(checked.steps, subject, results, settings.model.precision_weighted)
-            if subject_steps and not any(maps.step.level == "subject" for maps in made):
-                unreported.add(subject)
-                space = f" space-{subject.space}" if subject.space else ""
-                text = (f"sub-{subject.subject} task-{subject.task}{space}: the model's subject node "
-                        f"({subject_steps[0].node.name}) takes none of its runs (its Filter), so it has run maps "
-                        "only, and no subject report section")
-                if repeats.say(text):
-                    logger.warning("%s", text)
-                notes.append(Note("subject-left-out", text, subject=subject.subject, task=subject.task))
+                    notes.append(Note("subject-left-out", text, subject=subject.subject, task=subject.task))
+                for maps in made:
+                    write_node(maps, staging, settings)
+                stale = outputs.existing_set(
+                    settings.output_dir, f"sub-{subject.subject}", subject=subject.subject, task=subject.task,
+                    space=(subject.space, None),
+                )
+                if not settings.reports:  # the figures of no space (a run's design) serve another space's section too
+                    stale = _without_shared_figures(stale, settings.output_dir, subject)
+                if first_set:
+                    settings = _settle_datasets(settings, staging)
+                staging.commit(stale)
+                committed.append(subject)
+                if first_set and model is not None:  # once the maps that cite it are in place: a set that fails to
+                    _write_model_copy(model, default, checked, settings, looked_for)  # move leaves the earlier copy
+                first_set = False
             for maps in made:
-                write_node(maps, staging, settings)
-            stale = outputs.existing_set(
-                settings.output_dir, f"sub-{subject.subject}", subject=subject.subject, task=subject.task,
-                space=(subject.space, None),
-            )
-            if not settings.reports:  # the figures of no space (a run's design) serve another space's section too
-                stale = _without_shared_figures(stale, settings.output_dir, subject)
-            if first_set:
-                settings = _settle_datasets(settings, staging)
-            staging.commit(stale)
-            if first_set and model is not None:  # once the maps that cite it are in place: a set that fails to
-                _write_model_copy(model, default, checked, settings, looked_for)  # move leaves the earlier copy
-            first_set = False
-        for maps in made:
-            logger.info("sub-%s%s task-%s%s: node %s (%s) over %d input(s) written (subject %d of %d)",
-                        subject.subject, f" ses-{maps.session}" if maps.session else "", subject.task,
-                        f" space-{subject.space}" if subject.space else "",
-                        maps.step.node.name, "fixed effects" if maps.step.node.model_type == "meta" else "OLS",
-                        len(maps.runs), ordinals[subject.subject], len(ordinals))
+                logger.info("sub-%s%s task-%s%s: node %s (%s) over %d input(s) written (subject %d of %d)",
+                            subject.subject, f" ses-{maps.session}" if maps.session else "", subject.task,
+                            f" space-{subject.space}" if subject.space else "",
+                            maps.step.node.name, "fixed effects" if maps.step.node.model_type == "meta" else "OLS",
+                            len(maps.runs), ordinals[subject.subject], len(ordinals))
     for text in repeats.rest():
         logger.warning("%s", text)
     for text in _group_maps_outdated_by(settings.output_dir, checked):
@@ -1547,6 +1549,24 @@ def _write_reports(settings, checked, notes, fork=False):
     from . import report
 
     report.write_participant_reports(settings, checked, notes, fork=fork)
+
+
+@contextmanager
+def _pages_pruned_on_failure(settings, checked):
+    """The list of subject sets committed so far, filled by the caller: when the job fails or is
+    stopped after some (a later run unreadable, a SIGTERM), their pages lose the sections of
+    the maps they replaced (:func:`_prune_subject_pages`), which showed the earlier maps and
+    figures the new sets removed, as a job without reports leaves them."""
+    committed = []
+    try:
+        yield committed
+    except BaseException:
+        if committed:
+            try:
+                _prune_subject_pages(settings, replace(checked, subjects=tuple(committed)))
+            except Exception:  # noqa: BLE001 - the job's own error is the one to say
+                logger.debug("The pages of the subjects written could not be pruned", exc_info=True)
+        raise
 
 
 def _prune_subject_pages(settings, checked) -> None:

@@ -82,6 +82,33 @@ def test_a_rerun_without_reports_removes_the_pages_it_outdates(reports, example_
     assert "holds group maps" not in caplog.text
 
 
+@pytest.mark.slow
+def test_a_job_that_fails_after_some_subjects_leaves_no_page_of_their_earlier_maps(fresh_dataset, tmp_path):
+    """A rerun whose second subject's series is corrupt (exit 66) replaced the first subject's maps
+    and figures, and left its page, which showed the earlier settings and linked missing images."""
+    dataset = fresh_dataset(subjects=("01", "02"))
+    output = tmp_path / "out"
+    common = [str(dataset.path), str(output), "participant", "--skip-bids-validation"]
+    assert main(common) == 0
+    assert (output / "sub-01.html").is_file() and (output / "sub-02.html").is_file()
+    bold = sorted((dataset.path / "derivatives").rglob("sub-02_*_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+                                                         ))[-1]
+    data = bytearray(bold.read_bytes())
+    data[-8] ^= 0xFF  # the gzip's checksum: found when the series is read, after sub-01's set is in place
+    bold.write_bytes(bytes(data))
+    assert main([*common, "--smoothing-fwhm", "3"]) == 66
+    assert sidecar_smoothing(output, "01") == 3.0 and sidecar_smoothing(output, "02") == 5.0
+    page = output / "sub-01.html"
+    assert not page.exists() or all((output / url).exists() for tag, url in links_of(page).urls
+                                    if tag == "img" and not url.startswith("data:"))
+    assert (output / "sub-02.html").is_file()  # its maps are as they were: so is its page
+
+
+def sidecar_smoothing(output, subject):
+    found = next((output / f"sub-{subject}").rglob("*_contrast-audio_stat-t_statmap.json"))
+    return json.loads(found.read_text())["SmoothingFWHM"]
+
+
 def test_a_group_job_of_another_model_keeps_the_page_of_the_maps_it_left(reports, example_dataset, tmp_path):
     """A group job whose model's tests no page shows (a node grouped by a participants.tsv column)
     removed group.html, whose one-sample maps it left as they were."""
