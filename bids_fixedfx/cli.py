@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__, allocator
-from .errors import EX_FAILURE, EX_USAGE, FixedFxError, UsageError
+from .errors import EX_FAILURE, EX_NO_INPUT, EX_USAGE, FixedFxError, UsageError
 from .jsonfile import EVERY_KEY, read_object
 from .locations import give_a_home
 from .arguments import (
@@ -635,6 +635,10 @@ def main(argv=None, fork: bool = False) -> int:
         return error.exit_code
     except SystemExit as stop:  # argparse: --help, --version, or a usage error
         return stop.code if isinstance(stop.code, int) else EX_USAGE
+    except PermissionError as error:  # an option's file under a folder closed to this user
+        text, code = _permission_denied(error, None)
+        print(f"bids-fixedfx: error: {bounded(text)}", file=sys.stderr)
+        return code
     _setup_logging(settings.verbose)
     allocator.tune(settings.nprocs)
     from .surface import hide_carrier_warning
@@ -671,6 +675,11 @@ def main(argv=None, fork: bool = False) -> int:
     except Exception as error:  # noqa: BLE001 - the app's last line of defence
         from .outputs import STAGING_ROOT
 
+        if isinstance(error, PermissionError):
+            text, code = _permission_denied(error, settings)
+            logger.error("%s", text)
+            logger.debug("Traceback:", exc_info=True)
+            return code
         if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:  # labels joined: a contrast, a column
             name = os.path.basename(str(error.filename or ""))
             logger.error("A file name the outputs need, %s (%d bytes), is longer than the file system allows; shorten "
@@ -721,6 +730,21 @@ def _check_confounds(names) -> None:
         columns = [n for n in names if n not in CONFOUND_STRATEGIES]
         raise UsageError(f"--confounds mixes nilearn load_confounds strategies ({', '.join(strategies)}) and column "
                          f"names ({', '.join(columns)}); give strategies or columns, not both.")
+
+
+def _permission_denied(error, settings) -> tuple[str, int]:
+    """The sentence and exit code of a file or folder this job's user may not read or write:
+    one of OUTPUT_DIR, ``--work-dir`` or ``--bids-database-dir`` (64, as a folder that cannot
+    be written to), else an input (66)."""
+    path = Path(error.filename) if error.filename else None
+    roots = [] if settings is None else [settings.output_dir, settings.work_dir, settings.bids_database_dir]
+    written = path is not None and any(root is not None and (path == Path(root) or Path(root) in path.parents)
+                                       for root in roots)
+    user = f" (uid {os.getuid()})" if hasattr(os, "getuid") else ""
+    text = (f"Permission denied: this job's user{user} cannot {'write' if written else 'read'} "
+            f"{path if path is not None else 'a file it needs'}; give that user access (a container runs as the "
+            f"user its -u or --user option gives), or give another {'folder' if written else 'path'}.")
+    return text, EX_USAGE if written else EX_NO_INPUT
 
 
 def _naming_the_model(error, model_file) -> str:

@@ -79,11 +79,16 @@ def check_regular_file(path, named: str, error=InputFileError) -> None:
     from pathlib import Path
 
     path = Path(path)
-    if _unfetched(path):
-        raise error(f"{named} is a DataLad (git-annex) file whose content was not fetched; run `datalad get "
-                    f"{path}` (or `git annex get`) in its dataset first.")
-    if path.exists() and not path.is_file():
-        raise error(f"{named} is not a regular file (a folder, a device or a pipe); give a file.")
+    try:
+        if _unfetched(path):
+            raise error(f"{named} is a DataLad (git-annex) file whose content was not fetched; run `datalad get "
+                        f"{path}` (or `git annex get`) in its dataset first.")
+        if path.exists() and not path.is_file():
+            raise error(f"{named} is not a regular file (a folder, a device or a pipe); give a file.")
+    except PermissionError:  # a folder above it this user may not enter: an input unusable (66), as one missing
+        denied = error if issubclass(error, NoDataError) else InputFileError
+        raise denied(f"{named} cannot be read: permission denied (a folder above it is closed to this job's "
+                    "user); give that user access, or give another path.") from None
 
 
 def _unfetched(path) -> bool:

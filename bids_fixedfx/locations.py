@@ -109,6 +109,9 @@ def check_locations(bids_dir, output_dir, work_dir=None, derivatives=(), databas
                 raise UsageError(f"{option} {path} is under {dangling}, a symbolic link to nothing (or a loop of "
                                  "links); give a folder that exists or can be made.")
             path = Path(path).resolve()
+        except PermissionError:
+            raise UsageError(f"{option} {path} cannot be reached: permission denied (a folder above it is closed to "
+                             "this job's user); give that user access, or give another folder.") from None
         except (RuntimeError, OSError):  # a loop of links: Python's resolve() gives up
             raise UsageError(f"{option} {path} is a loop of symbolic links; give a folder.") from None
         for link, target in linked:

@@ -1004,3 +1004,66 @@ def test_trial_types_that_make_one_file_label_say_how_to_keep_them_apart(one_sub
     if code == 66:
         assert main([str(one_subject.path), str(tmp_path / "named"), "participant", *QUICK,
                      "--contrast", f"one={other}", "--contrast", "two=audio"]) == 0
+
+
+@pytest.fixture(scope="module")
+def closed_folder(tmp_path_factory):
+    """A small dataset, open to every user, beside a folder closed to all but its owner (root),
+    holding a model file, a filter file and a mask; and how to run the command as another
+    user (``nobody``: root reads any folder)."""
+    import os
+    import shutil
+    import stat
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.getuid() != 0:
+        run_as = []
+    elif shutil.which("setpriv"):
+        run_as = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    else:
+        pytest.skip("running as root without setpriv (util-linux): no other user to be")
+    root = Path(tempfile.mkdtemp(prefix="bids-fixedfx-closed-"))  # pytest's own folders are closed to others
+    os.chmod(root, 0o755)
+    dataset = make_example_dataset(root / "ds", n_subjects=2, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+                                   n_volumes=30, spaces=("MNI152NLin2009cAsym",))
+    closed, open_ = root / "closed", root / "open"
+    closed.mkdir()
+    open_.mkdir(mode=0o777)
+    os.chmod(open_, 0o777)
+    (closed / "filter.json").write_text('{"bold": {}}')
+    (closed / "model.json").write_text("{}")
+    for path in [root / "ds", *(root / "ds").rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if path.is_dir()
+                                                                           else 0))
+    closed.chmod(0o700 if run_as else 0o000)
+
+    def run(*args):
+        command = [*run_as, sys.executable, "-m", "bids_fixedfx", str(dataset.path), *map(str, args),
+                   "--skip-bids-validation"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": "/tmp"})
+
+    yield closed, open_, run
+    closed.chmod(0o700)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize(("option", "code", "said"), [
+    ("--bids-filter-file", 66, "--bids-filter-file {closed}/filter.json cannot be read: permission denied"),
+    ("-m", 66, "{closed}/filter.json cannot be read: permission denied"),
+    ("--mask", 66, "--mask {closed}/filter.json cannot be read: permission denied"),
+    ("--design-dir", 66, "this job's user (uid"),
+    ("-w", 64, "--work-dir {closed}/filter.json cannot be reached: permission denied"),
+    ("OUTPUT_DIR", 64, "OUTPUT_DIR {closed}/filter.json cannot be reached: permission denied"),
+])
+def test_a_path_under_a_folder_closed_to_the_user_is_one_sentence(closed_folder, option, code, said):
+    """A filter file there gave a PermissionError traceback and exit 1; a model file, a mask or a
+    design folder 'Processing failed: [Errno 13]', exit 1; OUTPUT_DIR 'a loop of symbolic links'."""
+    closed, open_, run = closed_folder
+    given = closed / "filter.json"
+    output = given if option == "OUTPUT_DIR" else open_ / f"out{option}"
+    done = run(output, "participant", *([] if option == "OUTPUT_DIR" else [option, given]))
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line or "error:" in line]
+    assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
+    assert len(errors) == 1 and said.format(closed=closed) in errors[0], errors
