@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputFileError, UsageError
 from .expression import WEIGHT_LIST as _WEIGHTS
-from .expression import parse_expression, weight_size_problem
+from .expression import parse_expression, rounds_to_zero, weight_size_problem
 from .naming import label_of
 from .notes import Note
 
@@ -130,7 +130,12 @@ def contrast_weights(specs, design, events=None) -> tuple[ContrastWeights, ...]:
         if spec.definition.strip() in columns:  # a column named like a weight list ("2"): the column, as nilearn reads it
             vector = _unit(spec.definition.strip(), columns)
         elif _WEIGHTS.match(spec.definition):
-            weights = np.array([float(w) for w in spec.definition.split(",")])
+            written = spec.definition.split(",")
+            small = next((w.strip() for w in written if rounds_to_zero(w.strip())), None)
+            if small is not None:
+                raise UsageError(f"--contrast {spec.name} has the weight {small[:20]!r}, too small to be told from 0 "
+                                 "(below 1e-308); write 0 if 0 is meant.")
+            weights = np.array([float(w) for w in written])
             for weight in weights:
                 problem = weight_size_problem(weight)
                 if problem:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from .errors import InputFileError, NoDataError, check_regular_file
+from .expression import rounds_to_zero
 
 class _EveryKey:
     """``once`` for a file in which no key may be given twice, at any depth."""
@@ -71,12 +72,19 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
             data[key] = value
         return data
 
+    def number(text):  # JSON's 1e-400 reads as 0.0 without a word
+        if rounds_to_zero(text):
+            rounded.append(text)
+        return float(text)
+
+    rounded = []
     try:
         size = Path(path).stat().st_size
         if size > MAX_BYTES:  # read whole, a file of gigabytes took several times its size in memory
             raise error(f"{named} holds {size / 2 ** 20:,.0f} MB, more than any JSON file the app reads "
                         f"({MAX_BYTES // 2 ** 20} MB at most); check the file.")
-        data = json.loads(Path(path).read_text(encoding="utf-8-sig"), object_pairs_hook=pairs if once else None)
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"), object_pairs_hook=pairs if once else None,
+                          parse_float=number)
     except FileNotFoundError:  # a file missing is the input's fault (66), whatever names it
         missed = error if issubclass(error, NoDataError) else InputFileError
         raise missed(f"{named} does not exist{'; ' + missing if missing else ''}.") from None
@@ -88,6 +96,9 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
         raise error(f"{named} is not valid JSON: {failure.msg} (line {failure.lineno}).") from None
     except (RecursionError, ValueError):  # nested too deeply; an integer of thousands of digits
         raise error(f"{named} is not valid JSON: it is nested too deeply or holds too long a number.") from None
+    if rounded:
+        raise error(f"{named} holds the number {rounded[0][:20]}, too small to be told from 0 (below 1e-308), which "
+                    "would be read as 0; write 0 if 0 is meant.")
     if not isinstance(data, dict):
         raise error(f"{named} must hold a JSON object, not {_TYPES.get(type(data), 'a value')}.")
     if twice:

@@ -629,6 +629,7 @@ def test_expression_with_coefficients(example_design):
     ("audio*1e-4*1e-4-visual", "gives audio the weight 1e-08"),
     ("1e-9,1", "has the weight 1e-09, which is below 1e-06"),
     ("1e13,1", "has the weight 1e\\+13, which is not a finite number of at most 1e\\+12"),
+    ("1,1e-400", "has the weight '1e-400', too small to be told from 0"),  # it was 0, exit 0
 ])
 def test_contrast_weights_too_small_or_too_large_are_refused(example_design, spec, said):
     """1e-12*audio gave a subject t a hundred thousand times too small (fixed effects floor the

@@ -95,6 +95,7 @@ def test_hostile_model_files_are_usage_errors(tmp_path):
                          ('"1/1e999"', "whose '1e999' is not a finite number"),  # it was 0
                          ('"1e999/1e999"', "whose '1e999' is not a finite number"),
                          ('"1e-999"', "whose '1e-999' is too small to be told from 0"),  # it was 0
+                         ("1e-400", "holds the number 1e-400, too small to be told from 0"),  # it was 0, exit 0
                          ("9" * 5000, "it holds a number of thousands of digits")):  # inf maps; no Python advice
         text = json.dumps(EXAMPLE).replace('"Weights": [1, -1]', f'"Weights": [{weight}, -1]')
         assert text != json.dumps(EXAMPLE)
