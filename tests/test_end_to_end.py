@@ -1049,6 +1049,29 @@ def test_a_job_stopped_before_its_first_maps_leaves_the_model_copy_as_it_was(exa
     assert model.read_text() != before and '"smoothing_fwhm": 8.0' in model.read_text()
 
 
+def test_a_job_beside_one_of_other_options_says_the_copy_it_replaced(example_dataset, tmp_path, capsys,
+                                                                      monkeypatch):
+    """Two jobs of other options run at once: neither found a model copy when it began, so the
+    second to write it replaced the first's without a word, and that job's subject cited it."""
+    from bids_fixedfx import workflow
+
+    output = tmp_path / "out"
+    first, second, *_ = example_dataset.subjects
+    common = [str(example_dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports"]
+    real, beside = workflow._fit_all, []
+
+    def fit_all(*args, **kwargs):  # the other job runs its course while this one begins fitting
+        if not beside:
+            beside.append(None)  # (its own fit comes here too)
+            beside[0] = main([*common, "--participant-label", first, "--hrf-model", "spm"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workflow, "_fit_all", fit_all)
+    assert main([*common, "--participant-label", second]) == 0 and beside == [0]
+    said = [line for line in capsys.readouterr().err.splitlines() if "described other options" in line]
+    assert len(said) == 1 and f"(sub-{first} was made with them)" in said[0] and "WARNING" in said[0], said
+
+
 def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example_dataset, tmp_path, capsys):
     """A job with other options replaced models/model-default_smdl.json without a word, though
     the subjects fitted before cite it."""
