@@ -24,6 +24,7 @@ def test_an_object_is_read_with_or_without_a_byte_order_mark(tmp_path):
     (b'{"a": ' + b"9" * 5000 + b"}", "too long a number"),
     (b"[1, 2]", "must hold a JSON object, not an array"),
     (b'"text"', "must hold a JSON object, not a string"),
+    (b'{"StartTime": 1e-400}', "holds the number 1e-400, too small to be told from 0"),  # read as 0
 ])
 def test_each_failure_is_one_sentence_naming_the_file(tmp_path, content, message):
     path = tmp_path / "b.json"

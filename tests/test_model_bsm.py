@@ -176,6 +176,9 @@ def test_string_fractions_and_f_contrasts():
     ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "DoubleGamma", "Parameters": {"PeakDelay": 3}}},
      "Model.HRF.Parameters has 'PeakDelay'; the HRF models of this app \\(nilearn's\\) take only fir_delays"),
     ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "fir"}}, "needs Parameters.fir_delays"),
+    # a delay of -1 or 1.5 was said to be missing
+    ({"Nodes__0__Model__HRF": {"Variables": ["congruent"], "Model": "fir", "Parameters": {"fir_delays": [0, 1.5]}}},
+     "Parameters.fir_delays is \\[0, 1.5\\]; give whole numbers of scans, 0 or more"),
     ({"Nodes__1__Model__HRF": {"Variables": ["congruent"], "Model": "spm"}}, "Node 'subject' is at subject level but has Model.HRF"),
     ({"Nodes__0__Model__Type": "meta"}, "meta model at Run level"),
     ({"Nodes__0__Contrastz": []}, "Node 1 of the model has an unknown key 'Contrastz'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 
 from ._parse import canonical, check_hrf_model, listify, parse_instruction, parse_weights
@@ -299,8 +300,11 @@ def _parse_hrf(raw, where, notes) -> HRF:
         raise ModelError(f"{where}: Model.HRF.Parameters has {next(iter(parameters))!r}; the HRF models of this app "
                          "(nilearn's) take only fir_delays.")
     if model == "fir":
-        if not delays or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in listify(delays)):
+        if not delays:
             raise ModelError(f"{where}: the 'fir' HRF needs Parameters.fir_delays, a list of delays in scans.")
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in listify(delays)):
+            raise ModelError(f"{where}: Model.HRF.Parameters.fir_delays is {json.dumps(delays)[:60]}; give whole "
+                             "numbers of scans, 0 or more (such as [0, 1, 2]).")
         delays = tuple(listify(delays))
     elif delays is not None:
         raise ModelError(f"{where}: fir_delays is given but the HRF model is {model!r}, not 'fir'.")
