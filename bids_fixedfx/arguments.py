@@ -116,6 +116,19 @@ def nonnegative_float(value):
     return number
 
 
+#: The largest z threshold taken: no z map holds more (nilearn's z scores floor p at 1e-300, a z of 37).
+MAX_Z = 40.0
+
+
+def z_threshold(value):
+    """``--report-threshold``, ``--cluster-threshold``: a z of 0 to :data:`MAX_Z` (1e300 drew
+    numpy's overflow warnings into the log, and a map of nothing)."""
+    number = nonnegative_float(value)
+    if number > MAX_Z:
+        raise argparse.ArgumentTypeError(f"must be a z of at most {MAX_Z:g} (no z map holds more): {value!r}")
+    return number
+
+
 def smoothing_width(value):
     """``--smoothing-fwhm``: 0 (none) or a width of at least 0.01 mm (a kernel narrower than
     that smooths nothing, and nilearn's of 1e-160 mm gave maps of NaN)."""

@@ -34,7 +34,6 @@ from .arguments import (
     drift_order,
     hrf_name,
     nonblank,
-    nonnegative_float,
     nonnegative_int,
     nonblank_path,
     permutations,
@@ -43,6 +42,7 @@ from .arguments import (
     smoothing_width,
     space_label,
     strip_prefix,
+    z_threshold,
 )
 from .inference import METHODS, OPTIONS, REQUIRES, REQUIRES_ONE, InferenceSettings
 from .progress import SUMMARY, WarningCount
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nilearn's cluster_level_inference map (proportion of true discoveries)",
     )
     infer.add_argument(
-        "--cluster-threshold", type=nonnegative_float, default=None, metavar="Z",
+        "--cluster-threshold", type=z_threshold, default=None, metavar="Z",
         help="cluster-forming z of --cluster-inference and of permutation cluster statistics (default: 3)",
     )
     infer.add_argument(
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = parser.add_argument_group("Reports")
     report.add_argument(
-        "--report-threshold", type=nonnegative_float, default=3.0, metavar="Z",
+        "--report-threshold", type=z_threshold, default=3.0, metavar="Z",
         help="|z| threshold of the report's maps (default: 3)",
     )
     report.add_argument("--no-reports", action="store_true", help="do not write HTML reports")

@@ -353,6 +353,10 @@ def test_more_contrasts_than_allowed_exit_64(capsys):
         ([*POSITIONAL, "--space", "MNI152NLin6Asym:res-2"], '{"bold": {"res": "2"}, "mask": {"res": "2"}}'),
         ([*POSITIONAL, "--space", "MNI/../x"], "'MNI/../x' is not a BIDS space label"),
         ([*POSITIONAL, "--smoothing-fwhm", "1e-160"], "must be 0 (no smoothing) or at least 0.01 mm"),  # NaN maps
+        # numpy's overflow warnings in the log, and a report of nothing
+        ([*POSITIONAL, "--report-threshold", "1e300"], "--report-threshold: must be a z of at most 40"),
+        (["bids", "out", "group", "--cluster-inference", "--cluster-threshold", "1e300"],
+         "--cluster-threshold: must be a z of at most 40"),
         ([*POSITIONAL, "-t", ""], "argument -t/--task: '' names no label"),
         ([*POSITIONAL, "--session-label", ""], "argument --session-label: '' names no label"),
         ([*POSITIONAL, "--participant-label", "01", ""], "--participant_label: '' names no label"),
