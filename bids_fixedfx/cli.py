@@ -619,6 +619,19 @@ def _setup_logging(verbose):
     logger.addHandler(counter)
     logger.setLevel(level)
     logger.propagate = False
+    nibabel = logging.getLogger("nibabel.global")  # its own stderr handler, added when nibabel loads
+    if not any(isinstance(f, _ToDebug) for f in nibabel.filters):
+        nibabel.addFilter(_ToDebug())
+
+
+class _ToDebug(logging.Filter):
+    """A filter of nibabel's header checks' logger: what it says of a header it mends
+    (``sizeof_hdr should be 348``) goes to the app's log at debug level (``-v``), not to stderr
+    in its own words ahead of the app's sentence about the file."""
+
+    def filter(self, record):
+        logger.debug("nibabel: %s", record.getMessage())
+        return False
 
 
 def main(argv=None, fork: bool = False) -> int:

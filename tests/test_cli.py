@@ -710,3 +710,32 @@ def test_the_command_starts_openblas_on_one_thread_unless_told(given):
         pytest.skip("NumPy and SciPy are not built with OpenBLAS here")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert done.stdout.strip() == ("[1]" if given is None else f"[{min(int(given), cores)}]")
+
+
+def test_what_nibabel_says_of_a_header_it_mends_goes_to_the_debug_log():
+    """'sizeof_hdr should be 348; set sizeof_hdr to 348' reached stderr through nibabel's own
+    handler, in its words, ahead of the app's lines (once per read of the file)."""
+    import logging
+    import logging.handlers
+
+    from bids_fixedfx import cli
+
+    heard = []
+
+    class Kept(logging.Handler):
+        def emit(self, record):
+            heard.append(record.getMessage())
+
+    nibabel, ours = logging.getLogger("nibabel.global"), logging.getLogger("bids_fixedfx")
+    kept, logged = Kept(), logging.handlers.BufferingHandler(10)
+    nibabel.addHandler(kept)
+    try:
+        cli._setup_logging(1)
+        ours.addHandler(logged)
+        nibabel.warning("sizeof_hdr should be 348; set sizeof_hdr to 348")
+    finally:
+        nibabel.removeHandler(kept)
+        ours.removeHandler(logged)
+    assert heard == []
+    assert [(r.levelname, r.getMessage()) for r in logged.buffer] == [
+        ("DEBUG", "nibabel: sizeof_hdr should be 348; set sizeof_hdr to 348")]
