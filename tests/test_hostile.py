@@ -282,6 +282,16 @@ def test_a_contrast_name_too_long_for_a_file_name(one_subject, tmp_path, capsys,
     fails(capsys, [one_subject.path, tmp_path / "out", "participant", *QUICK, *options], 64, "a" * 40, "too long")
 
 
+def test_a_task_label_too_long_for_any_map_name_is_said_as_the_run_s_fault(tmp_path, capsys):
+    """A task label of 150 letters: '--contrast A=audio' was refused as 'Contrast 'A' ... too long
+    a name', which no contrast name could mend."""
+    dataset = make_example_dataset(tmp_path / "bids", n_subjects=1, n_sessions=1, n_runs=1, shape=(12, 12, 12),
+                                   n_volumes=30, spaces=("MNI152NLin2009cAsym",), task="a" * 150)
+    said = fails(capsys, [dataset.path, tmp_path / "out", "participant", *QUICK, "--contrast", "A=audio"], 66,
+                 "has labels too long to name its maps after, whatever their contrast", "shorter labels")
+    assert "Contrast 'A'" not in said
+
+
 # ---------------------------------------------------------------- images
 
 

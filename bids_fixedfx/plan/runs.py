@@ -423,6 +423,13 @@ def _check_labels(run, contrasts, design, model_file=None):
             desc=max(naming.INFERENCE_DESCS, key=len), extension=".dscalar.nii",
         ).name
         if naming.temporary_length(longest) > naming.NAME_MAX:
+            shortest = longest.replace(f"_contrast-{contrast.label}_", "_contrast-a_")
+            if naming.temporary_length(shortest) > naming.NAME_MAX:  # the run's own labels leave no room
+                raise InputFileError(
+                    f"{run.bold.name} has labels too long to name its maps after, whatever their contrast: "
+                    f"{shortest[:60]}... is longer than file systems allow ({naming.NAME_MAX} bytes); "
+                    "rename the run with shorter labels (its task-, acq- ...)."
+                )
             shown = contrast.name if len(contrast.name) <= 40 else contrast.name[:40] + "..."
             raise UsageError(
                 f"Contrast {shown!r} of {run.name} is too long a name for the files of its maps "
