@@ -1054,7 +1054,7 @@ def closed_folder(tmp_path_factory):
                    "--skip-bids-validation"]
         return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": "/tmp"})
 
-    yield closed, open_, run
+    yield closed, open_, run, dataset
     closed.chmod(0o700)
     shutil.rmtree(root, ignore_errors=True)
 
@@ -1070,10 +1070,25 @@ def closed_folder(tmp_path_factory):
 def test_a_path_under_a_folder_closed_to_the_user_is_one_sentence(closed_folder, option, code, said):
     """A filter file there gave a PermissionError traceback and exit 1; a model file, a mask or a
     design folder 'Processing failed: [Errno 13]', exit 1; OUTPUT_DIR 'a loop of symbolic links'."""
-    closed, open_, run = closed_folder
+    closed, open_, run, _ = closed_folder
     given = closed / "filter.json"
     output = given if option == "OUTPUT_DIR" else open_ / f"out{option}"
     done = run(output, "participant", *([] if option == "OUTPUT_DIR" else [option, given]))
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line or "error:" in line]
     assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
     assert len(errors) == 1 and said.format(closed=closed) in errors[0], errors
+
+
+def test_a_subject_folder_closed_to_the_user_is_named(closed_folder):
+    """It was read as empty: its runs were said to have no events.tsv."""
+    _, open_, run, dataset = closed_folder
+    subject = dataset.path / "sub-02"
+    mode = subject.stat().st_mode
+    subject.chmod(0o700 if closed_folder[0].stat().st_mode & 0o777 == 0o700 else 0o000)
+    try:
+        done = run(open_ / "out-subject", "participant", "--no-reports")
+    finally:
+        subject.chmod(mode)
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert done.returncode == 66 and len(errors) == 1, done.stderr
+    assert f"{subject} cannot be read: permission denied" in errors[0] and "--participant-label" in errors[0]

@@ -7,6 +7,8 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import InputFileError
+
 
 @functools.cache
 def _indexer_class():
@@ -51,6 +53,12 @@ def _indexer_class():
             try:
                 status = os.stat(folder)
                 entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+            except PermissionError:  # a subject's folder closed to this user: its runs were said to be missing
+                if folder[len(self._root):].lstrip("/").startswith("sub-"):
+                    raise InputFileError(f"{folder} cannot be read: permission denied (it is closed to this job's "
+                                         "user); give that user access, or leave the subject out with "
+                                         "--participant-label.") from None
+                return [], []
             except OSError:  # a dangling link, or a folder that cannot be read
                 return [], []
             key = (status.st_dev, status.st_ino)
