@@ -173,7 +173,7 @@ def test_a_set_that_fails_to_move_into_place_leaves_the_earlier_model_copy(fresh
         raise PermissionError(13, "Permission denied", str(out / "sub-01"))
 
     monkeypatch.setattr(outputs.Staging, "commit", refused)
-    assert main([*common, "--smoothing-fwhm", "0"]) == 1
+    assert main([*common, "--smoothing-fwhm", "0"]) == 64  # OUTPUT_DIR not writable: said so
     assert model.read_text() == before
     monkeypatch.undo()
     assert main([*common, "--smoothing-fwhm", "0"]) == 0
