@@ -1186,33 +1186,50 @@ def _same_design(earlier, design) -> bool:
 def _stale_group_files(output_dir, checked, settings) -> list:
     """Files of the planned tasks and spaces that this group run does not make again: maps
     of its own group models, nodes and groups whose contrast it no longer tests (other group
-    models' maps stay: their names differ), the maps of groups of its nodes that the data no
-    longer has (their sidecars name the node and this model's copy), their group masks once no
-    test of theirs is made, and figures of contrasts the report no longer shows."""
-    written, owns = set(), {_own(test, settings)[2] for test in checked.untested}  # a group too small now
+    models' maps stay: their names differ); the maps of a group of its nodes that it no longer
+    tests (one subject left in it) or that the data no longer has, when this job tested every
+    subject of theirs (a ``--participant-label`` job leaves the groups it did not select); the
+    group masks of the maps removed, and figures of contrasts the report no longer shows."""
+    written, owns = set(), set()
     for test in checked.tests:
         group_model, _, own = _own(test, settings)
         owns.add(own)
         written |= {(test.task, test.space, contrast.label, own) for contrast, _ in combine.contrasts_of(test, group_model)}
+    untested_owns = {_own(test, settings)[2] for test in checked.untested} - owns
+    considered = {item.subject for test in (*checked.tests, *checked.untested) for item in test.inputs}
     nodes = {test.node.name for test in (*checked.tests, *checked.untested) if test.node is not None}
-    made_here = _made_by_nodes(output_dir, nodes, settings.model_file)
+    sidecar_of = _set_sidecars(output_dir)
+
+    def replaced_group(relative, own) -> bool:
+        """Whether an earlier set is of a group of this job's nodes whose subjects it all tested."""
+        found = sidecar_of(relative) or {}
+        subjects = found.get("Subjects")
+        if not isinstance(subjects, list) or not {str(s) for s in subjects} <= considered:
+            return False
+        return own in untested_owns or (found.get("Node") in nodes and settings.model_file is not None
+                                        and found.get("ModelFile") == _own_uri(settings.model_file))
+
+    def masks_cited(relative) -> set:
+        """The stems of the group files that a set's sidecar cites (its group mask)."""
+        sources = (sidecar_of(relative) or {}).get("Sources")
+        return {_stem(str(s).removeprefix("bids::")) for s in (sources if isinstance(sources, list) else [])
+                if str(s).startswith("bids::group/") and ".." not in str(s)}
+
     shown = {(task, space, label) for task, space, label, _ in written}
     # the group masks of this job's models: a task's (no contrast) stays while a test of it is made
     tested_contrasts = {(*_mask_key(test, settings), test.contrast) for test in checked.tests}
     tested_masks = {tested[:3] for tested in tested_contrasts}
-    mask_keys = tested_masks | {_mask_key(test, settings) for test in checked.untested}
     stale, other_masks, cited = [], [], set()
     for task, space in {(t.task, t.space) for t in (*checked.tests, *checked.untested)}:
         for relative in outputs.existing_set(output_dir, "group", task=task, space=space):
             entities = naming.parse(relative)
             contrast = entities.get("contrast")
-            if entities.get("suffix") == "mask" and (task, space, entities.get("desc")) in mask_keys:
-                key = (task, space, entities.get("desc"))
-                if (key not in tested_masks) if contrast is None else ((*key, contrast) not in tested_contrasts):
-                    stale.append(relative)  # the mask of maps removed below (a contrast's own: its test's)
-                continue
             if entities.get("suffix") == "mask":
-                other_masks.append(relative)
+                key = (task, space, entities.get("desc"))
+                if key not in tested_masks:
+                    other_masks.append(relative)  # removed with the maps that cite it, if they go
+                elif contrast is not None and (*key, contrast) not in tested_contrasts:
+                    stale.append(relative)  # a contrast's own mask: its test's
                 continue
             if contrast is None:
                 continue
@@ -1223,12 +1240,10 @@ def _stale_group_files(output_dir, checked, settings) -> list:
             own = naming.group_model_of(entities)
             if (task, space, contrast, own) in written:
                 continue
-            if own in owns:
+            if own in owns or replaced_group(relative, own):
                 stale.append(relative)
-            elif (sources := made_here(relative)) is not None:  # a group of this node no longer in the data
-                stale.append(relative)
-                cited.update(_stem(source) for source in sources)
-    return stale + [mask for mask in other_masks if _stem(mask) in cited]  # (their own masks)
+                cited |= masks_cited(relative)
+    return stale + [mask for mask in other_masks if _stem(mask) in cited]
 
 
 def _stem(relative) -> str:
@@ -1236,25 +1251,10 @@ def _stem(relative) -> str:
     return str(relative).split(".", 1)[0]
 
 
-def _made_by_nodes(output_dir, nodes, model_file):
-    """``made_here(relative)``: the group files (relative paths) its set's ``stat-t`` or
-    ``stat-F`` sidecar cites when that names one of ``nodes`` of the model this job copied
-    (``model_file``) as the set's maker, else None."""
-    sidecar_of = _set_sidecars(output_dir)
-
-    def made_here(relative):
-        found = sidecar_of(relative) if nodes and model_file is not None else None
-        if found is None or found.get("Node") not in nodes or found.get("ModelFile") != _own_uri(model_file):
-            return None
-        sources = found.get("Sources")
-        return [Path(str(s).removeprefix("bids::")) for s in (sources if isinstance(sources, list) else [])
-                if str(s).startswith("bids::group/") and ".." not in str(s)]
-    return made_here
-
-
 def _set_sidecars(output_dir):
-    """``sidecar_of(relative)``: the ``stat-t`` (or ``stat-F``) sidecar of a group map's set, as
-    a dict (None when it has none that reads); each set's read once."""
+    """``sidecar_of(relative)``: the ``stat-t`` (or ``stat-F``) sidecar of a group map's set
+    (corrected-inference maps included: their ``desc`` adds the method to the set's), as a
+    dict (None when it has none that reads); each set's read once."""
     import glob
 
     from .errors import FixedFxError
@@ -1263,8 +1263,8 @@ def _set_sidecars(output_dir):
     read = {}
 
     def sidecar_of(relative):
-        entities = naming.parse(relative)
-        desc = f"_desc-{entities['desc']}" if entities.get("desc") else ""
+        own = naming.group_model_of(naming.parse(relative))
+        desc = f"_desc-{own}" if own else ""
         stem = glob.escape(str(relative).split("_stat-", 1)[0])
         if (stem, desc) not in read:
             read[stem, desc] = None

@@ -560,11 +560,12 @@ def test_a_rerun_removes_the_maps_of_groups_too_small_or_gone(sessions_dataset, 
     model = write_model(tmp_path, document("perGroup", [RUN, node("Subject", "subject"),
                                                         node("Dataset", "perGroup", "glm", group_by=["contrast", "group"])],
                                            [("run", "subject"), ("subject", "perGroup")]))
-    args = [str(dataset), str(out), "group", "--no-reports", "-m", str(model)]
+    args = [str(dataset), str(out), "group", "--no-reports", "-m", str(model), "--threshold", "fdr"]
 
     def control_files():
         return sorted(p.name for p in (out / "group").iterdir() if "Control" in p.name)
 
+    labels = [p.removeprefix("sub-") for p in participants["participant_id"]]
     for control, removed in ((participants["participant_id"][:1], "does not test them"),
                              (participants["participant_id"][:0], "no longer in the data")):
         participants.assign(group=np.where(participants["participant_id"].isin(participants["participant_id"][:2]),
@@ -573,6 +574,10 @@ def test_a_rerun_removes_the_maps_of_groups_too_small_or_gone(sessions_dataset, 
         assert main(args) == 0
         made = control_files()
         assert group_map(out, "audio", "t", "groupControl").exists() and any("_mask." in f for f in made), made
+        assert any("ControlFdr" in f for f in made), made
+        for chosen in (labels[2:], labels[1:]):  # the controls not selected, or one: their maps stay as they were
+            assert main([*args, "--participant-label", *chosen]) == 0
+            assert control_files() == made
         participants.assign(group=np.where(participants["participant_id"].isin(control), "control", "patient")).to_csv(
             dataset / "participants.tsv", sep="\t", index=False)
         caplog.clear()
