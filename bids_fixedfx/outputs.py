@@ -580,13 +580,16 @@ STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 @contextmanager
 def stops_held():
-    """SIGINT, SIGTERM and SIGHUP held back while the block runs, then raised again: a set's
-    files are moved into place all or none (a SIGTERM among the moves left a subject's new
-    effect map beside its earlier variance and t maps, which the group level then combined).
+    """SIGINT, SIGTERM and SIGHUP (and a SIGALRM the command handles) held back while the block
+    runs, then raised again: a set's files are moved into place all or none (a SIGTERM among
+    the moves left a subject's new effect map beside its earlier variance and t maps, which the
+    group level then combined).
     In a thread other than the main one, nothing is held (Python sets handlers there only)."""
     pending, handlers = [], {}
+    alarm = getattr(signal, "SIGALRM", None)  # the command's stop raised again (cli._unraisable) comes by it
+    held = (*STOPS, alarm) if alarm is not None and callable(signal.getsignal(alarm)) else STOPS
     try:
-        for stopping in STOPS:
+        for stopping in held:
             if signal.getsignal(stopping) is not None:  # (None: a handler not set from Python, left alone)
                 handlers[stopping] = signal.signal(stopping, lambda number, frame: pending.append(number))
     except ValueError:  # not the main thread

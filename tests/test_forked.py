@@ -414,3 +414,35 @@ def test_a_signal_in_a_finalizer_stops_the_job(how, sent):
                           text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (128 + number, "terminated"), done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
+
+
+SIGTERM_IN_A_FINALIZER_THEN_A_HELD_BLOCK = """
+import os, signal, sys, time
+from bids_fixedfx import cli
+from bids_fixedfx.outputs import stops_held
+cli.stop_on_signals()
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass
+try:
+    Finalized()
+    with stops_held():  # a set's moves: the stop raised again waits for their end
+        start = time.monotonic()
+        while time.monotonic() - start < 0.5:
+            pass
+        print("moved")
+except cli.Terminated as stop:
+    print("terminated")
+    sys.exit(128 + stop.signal_number)
+print("ran on")
+"""
+
+
+def test_a_stop_raised_again_waits_for_the_moves_of_a_set():
+    """The SIGALRM that raises a stop lost in a finalizer again was not held by stops_held: it
+    could land in the middle of a set's moves."""
+    done = subprocess.run([sys.executable, "-c", SIGTERM_IN_A_FINALIZER_THEN_A_HELD_BLOCK], capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout.split()) == (143, ["moved", "terminated"]), done.stderr
