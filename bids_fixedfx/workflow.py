@@ -126,10 +126,9 @@ def _participant(settings, derivatives, fork):
     # in its fit (a mask nilearn computes empty) leaves OUTPUT_DIR as it was, and a job stopped
     # before it leaves the earlier copy
     first_set = True
-    merged = default and plan.same_default_options(checked, settings)
     seen_copy = _text_or_none(settings.output_dir / _model_copy(model)) if model is not None else None
     if model is not None:
-        _warn_replaced_model(model, settings, checked, merged=merged)
+        _warn_replaced_model(model, settings, checked, merged=default and plan.same_default_options(checked, settings))
     model_file = _model_copy(model) if model is not None else None
     settings = replace(settings, model_file=model_file, datasets=_datasets(settings),
                        model_node_names={n.level: n.name for n in model.nodes} if model else {})
@@ -188,7 +187,7 @@ def _participant(settings, derivatives, fork):
                 committed.append(subject)
                 if first_set and model is not None:  # once the maps that cite it are in place: a set that fails to
                     _write_model_copy(model, default, checked, settings, looked_for,  # move leaves the earlier copy
-                                      replaced=(seen_copy, merged))
+                                      seen=seen_copy)
                 first_set = False
             for maps in made:
                 logger.info("sub-%s%s task-%s%s: node %s (%s) over %d input(s) written (subject %d of %d)",
@@ -994,18 +993,19 @@ def _model_of_map(sidecar, model):
     return model
 
 
-def _write_model_copy(model, default, checked, settings, looked_for=None, replaced=None) -> None:
+def _write_model_copy(model, default, checked, settings, looked_for=None, seen=None) -> None:
     """Write the participant level's model copy, under the lock of ``models/``; the default
     model made again there (``default``): a job beside this one may have written its conditions
     since (:func:`.plan.default_model`; ``looked_for``: the conditions planning looked for in
-    other events files, which are not looked for again). ``replaced``: the copy's text when the
-    job began and whether it merges a default model's conditions: a copy that another job wrote
-    since is checked again as the one there at the start was (:func:`_warn_replaced_model`)."""
+    other events files, which are not looked for again). ``seen``: the copy's text when the job
+    began: a copy that another job wrote since is checked again as the one there at the start
+    was (:func:`_warn_replaced_model`), against its options as they are now."""
     with outputs.folder_lock(settings.output_dir / "models"):  # jobs of one subject merge their conditions in turn
         if default:
             model = plan.default_model(checked, settings, looked_for)[0] or model
-        if replaced is not None and _text_or_none(settings.output_dir / _model_copy(model)) != replaced[0]:
-            _warn_replaced_model(model, settings, checked, merged=replaced[1])
+        if _text_or_none(settings.output_dir / _model_copy(model)) != seen:
+            _warn_replaced_model(model, settings, checked,
+                                 merged=default and plan.same_default_options(checked, settings))
         _copy_model(model, settings)
 
 

@@ -1072,6 +1072,32 @@ def test_a_job_beside_one_of_other_options_says_the_copy_it_replaced(example_dat
     assert len(said) == 1 and f"(sub-{first} was made with them)" in said[0] and "WARNING" in said[0], said
 
 
+@pytest.mark.parametrize("audio_only", ["01", "02"])
+def test_jobs_of_the_same_options_at_once_say_nothing_of_the_copy(fresh_dataset, tmp_path, capsys, monkeypatch,
+                                                                   audio_only):
+    """An array job's subjects on a fresh OUTPUT_DIR, one without visual events: the copy written
+    beside it was checked as another model's, and said to describe other contrasts."""
+    from bids_fixedfx import workflow
+
+    dataset = fresh_dataset(subjects=("01", "02"))
+    for path in (dataset.path / f"sub-{audio_only}").rglob("*_events.tsv"):
+        table = pd.read_csv(path, sep="\t")
+        table[table["trial_type"] != "visual"].to_csv(path, sep="\t", index=False)
+    output = tmp_path / "out"
+    common = [str(dataset.path), str(output), "participant", "--skip-bids-validation", "--no-reports"]
+    real, beside = workflow._fit_all, []
+
+    def fit_all(*args, **kwargs):
+        if not beside:
+            beside.append(None)
+            beside[0] = main([*common, "--participant-label", "01"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workflow, "_fit_all", fit_all)
+    assert main([*common, "--participant-label", "02"]) == 0 and beside == [0]
+    assert "described other" not in capsys.readouterr().err
+
+
 def test_a_job_that_replaces_the_default_model_of_other_subjects_says_so(example_dataset, tmp_path, capsys):
     """A job with other options replaced models/model-default_smdl.json without a word, though
     the subjects fitted before cite it."""
