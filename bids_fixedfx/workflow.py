@@ -656,8 +656,8 @@ def _group(settings, fork):
                 _copy_model(model, settings)
             stale = _stale_group_files(settings.output_dir, checked, settings)
             tested_from = _tested_contrasts(settings.output_dir, stale)
-            for text in _untested_maps_removed(stale, checked, tested_from) + _other_maps_removed(stale, checked,
-                                                                                                 tested_from):
+            for text in (_untested_maps_removed(stale, checked, settings, tested_from)
+                         + _other_maps_removed(stale, checked, tested_from)):
                 logger.warning("%s", text)
             outputs.remove_files(settings.output_dir, stale)
             for staging, stale in sets:
@@ -1296,20 +1296,21 @@ def _tested_contrasts(output_dir, stale) -> dict:
     return found
 
 
-def _untested_maps_removed(stale, checked, tested_from=None) -> list[str]:
+def _untested_maps_removed(stale, checked, settings, tested_from=None) -> list[str]:
     """A warning per task and space whose earlier group maps of a contrast this job does not
     test (too few subjects now) are among ``stale``: they go, so that no map outlives the
     subjects it was computed from, and the user is told. ``tested_from``: each stale map's
     subject contrast (:func:`_tested_contrasts`)."""
     untested = {(t.task, t.space, t.contrast) for t in checked.untested}
+    groups = {(t.task, t.space, t.contrast, _own(t, settings)[2]): t.parts_text
+              for t in checked.untested if t.desc_parts}  # a group of the GroupBy: named, as its test was
     removed = defaultdict(set)
     for relative in stale:
         entities = naming.parse(relative)
         contrast = (tested_from or {}).get(relative, entities.get("contrast"))
         key = (entities.get("task"), entities.get("space"), contrast)
         if entities.get("suffix") == "statmap" and key in untested:
-            desc = naming.group_model_of(entities)
-            removed[key[:2]].add(entities.get("contrast") + (f" (desc-{desc})" if desc else ""))
+            removed[key[:2]].add(entities.get("contrast") + groups.get((*key, naming.group_model_of(entities)), ""))
     return [f"task-{task}{f' space-{space}' if space else ''}: the group maps of contrast(s) "
             f"{', '.join(sorted(labels))} that an earlier job wrote were removed, since this job does not test them "
             "(see above); rerun the group level over the subjects that made them to make them again"
