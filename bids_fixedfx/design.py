@@ -255,18 +255,20 @@ def read_table(path, what: str = "table", text_columns=()) -> pd.DataFrame:
 
 
 def _check_no_line_break(table, path, what) -> None:
-    """Refuse a cell (or a column name) holding a line break: a double quote that opens a cell
-    and one that closes a later line's make one cell of the rows between (pandas reads quotes
-    as CSV does), which merged three events into one of a trial type of them all."""
+    """Refuse a cell (or a column name) holding a line break and a tab: a double quote that
+    opens a cell and one that closes a later line's make one cell of the rows between (pandas
+    reads quotes as CSV does), which merged three events into one of a trial type of them all.
+    A quoted text of several lines (a free-text column) is read as it is."""
     names = [str(name) for name in table.columns]
     for column, name in zip(table.columns, names):
-        if "\n" in name or "\r" in name:
+        if ("\n" in name or "\r" in name) and "\t" in name:
             raise InputFileError(f"The {what} {path} has a column name holding a line break ({name[:40]!r}): a double "
                                  "quote in its header opens a name that a later line closes; remove the stray quotes.")
         values = table[column]
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
-        broken = values.map(lambda value: isinstance(value, str) and ("\n" in value or "\r" in value))
+        broken = values.map(lambda value: isinstance(value, str) and "\t" in value  # rows, not a text's lines
+                            and ("\n" in value or "\r" in value))
         if broken.any():
             row = int(np.flatnonzero(broken.to_numpy())[0])
             raise InputFileError(

@@ -186,8 +186,8 @@ def test_a_stray_quote_that_merges_rows_is_refused(example_run, tmp_path):
     with pytest.raises(InputFileError, match="has a column name holding a line break"):
         design.read_table(header, "participants table")
     tabbed = tmp_path / "tabbed.tsv"  # a quoted tab is a cell's (BIDS' escape), as it was
-    tabbed.write_text('participant_id\tnote\nsub-01\t"a\tb"\n')
-    assert design.read_table(tabbed)["note"].tolist() == ["a\tb"]
+    tabbed.write_text('participant_id\tnote\nsub-01\t"a\tb"\nsub-02\t"two\nlines"\n')  # and a text's lines
+    assert design.read_table(tabbed)["note"].tolist() == ["a\tb", "two\nlines"]
 
 
 def test_rows_with_more_fields_than_the_header_and_columns_given_twice(example_run, tmp_path):
