@@ -649,6 +649,8 @@ def main(argv=None, fork: bool = False) -> int:
     except SystemExit as stop:  # argparse: --help, --version, or a usage error
         return stop.code if isinstance(stop.code, int) else EX_USAGE
     except PermissionError as error:  # an option's file under a folder closed to this user
+        if not error.filename:
+            raise
         text, code = _permission_denied(error, None)
         print(f"bids-fixedfx: error: {bounded(text)}", file=sys.stderr)
         return code
@@ -688,7 +690,7 @@ def main(argv=None, fork: bool = False) -> int:
     except Exception as error:  # noqa: BLE001 - the app's last line of defence
         from .outputs import STAGING_ROOT
 
-        if isinstance(error, PermissionError):
+        if isinstance(error, PermissionError) and error.filename:
             text, code = _permission_denied(error, settings)
             logger.error("%s", text)
             logger.debug("Traceback:", exc_info=True)
@@ -749,14 +751,13 @@ def _permission_denied(error, settings) -> tuple[str, int]:
     """The sentence and exit code of a file or folder this job's user may not read or write:
     one of OUTPUT_DIR, ``--work-dir`` or ``--bids-database-dir`` (64, as a folder that cannot
     be written to), else an input (66)."""
-    path = Path(error.filename) if error.filename else None
+    path = Path(error.filename)
     roots = [] if settings is None else [settings.output_dir, settings.work_dir, settings.bids_database_dir]
-    written = path is not None and any(root is not None and (path == Path(root) or Path(root) in path.parents)
-                                       for root in roots)
+    written = any(root is not None and (path == Path(root) or Path(root) in path.parents) for root in roots)
     user = f" (uid {os.getuid()})" if hasattr(os, "getuid") else ""
-    text = (f"Permission denied: this job's user{user} cannot {'write' if written else 'read'} "
-            f"{path if path is not None else 'a file it needs'}; give that user access (a container runs as the "
-            f"user its -u or --user option gives), or give another {'folder' if written else 'path'}.")
+    text = (f"Permission denied: this job's user{user} cannot {'access' if written else 'read'} {path}; give that "
+            f"user access (a container runs as the user its -u or --user option gives), or give another "
+            f"{'folder' if written else 'path'}.")
     return text, EX_USAGE if written else EX_NO_INPUT
 
 

@@ -88,6 +88,10 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
     except FileNotFoundError:  # a file missing is the input's fault (66), whatever names it
         missed = error if issubclass(error, NoDataError) else InputFileError
         raise missed(f"{named} does not exist{'; ' + missing if missing else ''}.") from None
+    except PermissionError:  # closed to this user: an input unusable (66), whatever names it
+        denied = error if issubclass(error, NoDataError) else InputFileError
+        raise denied(f"{named} cannot be read: permission denied; give this job's user access, or give another "
+                     "path.") from None
     except OSError as failure:
         raise error(f"{named} cannot be read: {failure.strerror}.") from None
     except UnicodeDecodeError:

@@ -1044,6 +1044,8 @@ def closed_folder(tmp_path_factory):
     os.chmod(open_, 0o777)
     (closed / "filter.json").write_text('{"bold": {}}')
     (closed / "model.json").write_text("{}")
+    (root / "own.json").write_text('{"bold": {}}')  # a file closed itself, in an open folder
+    (root / "own.json").chmod(0o600 if run_as else 0o000)
     for path in [root / "ds", *(root / "ds").rglob("*")]:
         path.chmod(path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if path.is_dir()
                                                                            else 0))
@@ -1065,6 +1067,7 @@ def closed_folder(tmp_path_factory):
     ("--mask", 66, "--mask {closed}/filter.json cannot be read: permission denied"),
     ("--design-dir", 66, "this job's user (uid"),
     ("-w", 64, "--work-dir {closed}/filter.json cannot be reached: permission denied"),
+    ("--bids-filter-file own", 66, "--bids-filter-file {closed}/../own.json cannot be read: permission denied"),
     ("OUTPUT_DIR", 64, "OUTPUT_DIR {closed}/filter.json cannot be reached: permission denied"),
 ])
 def test_a_path_under_a_folder_closed_to_the_user_is_one_sentence(closed_folder, option, code, said):
@@ -1072,6 +1075,8 @@ def test_a_path_under_a_folder_closed_to_the_user_is_one_sentence(closed_folder,
     design folder 'Processing failed: [Errno 13]', exit 1; OUTPUT_DIR 'a loop of symbolic links'."""
     closed, open_, run, _ = closed_folder
     given = closed / "filter.json"
+    if option.endswith(" own"):
+        option, given = option.removesuffix(" own"), closed / ".." / "own.json"
     output = given if option == "OUTPUT_DIR" else open_ / f"out{option}"
     done = run(output, "participant", *([] if option == "OUTPUT_DIR" else [option, given]))
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line or "error:" in line]
