@@ -1067,7 +1067,7 @@ def closed_folder(tmp_path_factory):
     ("--mask", 66, "--mask {closed}/filter.json cannot be read: permission denied"),
     ("--design-dir", 66, "this job's user (uid"),
     ("-w", 64, "--work-dir {closed}/filter.json cannot be reached: permission denied"),
-    ("--bids-filter-file own", 66, "--bids-filter-file {closed}/../own.json cannot be read: permission denied"),
+    ("--bids-filter-file own", 66, "own.json cannot be read: permission denied"),
     ("OUTPUT_DIR", 64, "OUTPUT_DIR {closed}/filter.json cannot be reached: permission denied"),
 ])
 def test_a_path_under_a_folder_closed_to_the_user_is_one_sentence(closed_folder, option, code, said):
@@ -1076,7 +1076,7 @@ def test_a_path_under_a_folder_closed_to_the_user_is_one_sentence(closed_folder,
     closed, open_, run, _ = closed_folder
     given = closed / "filter.json"
     if option.endswith(" own"):
-        option, given = option.removesuffix(" own"), closed / ".." / "own.json"
+        option, given = option.removesuffix(" own"), closed.parent / "own.json"
     output = given if option == "OUTPUT_DIR" else open_ / f"out{option}"
     done = run(output, "participant", *([] if option == "OUTPUT_DIR" else [option, given]))
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line or "error:" in line]
