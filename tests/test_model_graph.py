@@ -620,6 +620,21 @@ def test_a_test_whose_design_needs_a_subject_without_its_contrast_is_left_out(tm
     code = main([str(dataset.path), str(out), "group", "--no-reports", "--group-covariates", covariate])
     error = capsys.readouterr().err
     assert code == (66 if covariate == "arm" else 64) and "not tested" not in error and covariate in error, error
+    if covariate != "arm":
+        return
+    # each test lacks a subject its design needs: no test, and the error says why (it named a level alone)
+    assert main([str(dataset.path), str(out), "participant", *QUICK, "--participant-label", "01"]) == 0
+    for path in (out / "sub-01" / "func").glob("*_contrast-audio_*"):
+        path.unlink()
+    for path in (out / "sub-02" / "func").glob("*_contrast-visual_*"):
+        path.unlink()
+    participants.assign(arm=np.where(first, "sibling", np.where(participants["participant_id"] == "sub-02", "twin",
+                                                                  "patient"))).to_csv(
+        dataset.path / "participants.tsv", sep="\t", index=False)
+    code = main([str(dataset.path), str(out), "group", "--no-reports", "--group-covariates", covariate])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert code == 66 and len(errors) == 1 and "No test can be made: task-checkerboard contrast-" in errors[0], errors
+    assert "is not tested: without sub-0" in errors[0] and "1 more test(s) alike" in errors[0], errors
 
 
 @pytest.mark.slow

@@ -299,14 +299,15 @@ def plan_group(settings, model=None) -> GroupPlan:
                     test, more = _model_test(test, step.node, table.loc[indices], unlisted, settings.bids_dir)
                 except (ModelError, NoDataError, UsageError) as error:
                     peer = peers[_peer_key(key, keys)]
-                    if not _estimable_with(test, peer, found, table, step.node, unlisted, settings.bids_dir):
+                    if isinstance(error, InputFileError) or not _estimable_with(
+                            test, peer, found, table, step.node, unlisted, settings.bids_dir):
                         raise
                     left_out = sorted(set(peer) - set(test.subjects))
                     notes.append(Note("selection", f"task-{task} contrast-{label}{test.parts_text} is not tested: "
                                       f"without {few([f'sub-{s}' for s in left_out])} (no maps of it), "
                                       f"{str(error)[:1].lower()}{str(error)[1:]}", task=task))
                     untested.append(test)
-                    design_errors.append(error)
+                    design_errors.append((notes[-1], error))
                     continue
                 test = replace(test, tables=_tables_used(step, test, origins))
                 notes += more
@@ -319,7 +320,9 @@ def plan_group(settings, model=None) -> GroupPlan:
             _check_computes_a_map(step.node, step_tests)
         tests += step_tests
     if not tests and design_errors:  # each test's design needs the subjects that lack its contrast
-        raise design_errors[0]
+        (note, error), more = design_errors[0], len(design_errors) - 1
+        raise NoDataError(f"No test can be made: {note.text}" + (f" (and {more} more test(s) alike)" if more else "")
+                          ) from error
     if not tests:
         raise NoDataError(
             f"No contrast has maps for {MIN_SUBJECTS} or more subjects; nothing to test at the group level."
@@ -374,10 +377,10 @@ def _estimable_with(test, peers, found, table, node, unlisted, bids_dir) -> bool
 
     if not set(peers) - set(test.subjects):
         return False
-    indices = list(peers.values())
-    try:
-        _model_test(replace(test, inputs=tuple(found[i] for i in indices)), node, table.loc[indices], unlisted,
-                    bids_dir)
+    indices, own = list(peers.values()), {item.contrast for item in test.inputs}
+    peer_table = table.loc[indices].assign(contrast=own.pop()) if len(own) == 1 else table.loc[indices]
+    try:  # (of the test's contrast, as its own inputs are)
+        _model_test(replace(test, inputs=tuple(found[i] for i in indices)), node, peer_table, unlisted, bids_dir)
     except (ModelError, NoDataError, UsageError):
         return False
     return True
