@@ -32,6 +32,26 @@ _TYPES = {list: "an array", str: "a string", bool: "true or false", int: "a numb
 MAX_BYTES = 64 << 20
 
 
+class RoundedNumber(Exception):
+    """A JSON number that is not 0 but reads as 0.0 (``1e-400``): :func:`exact_float` raises it."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.text = text
+
+    def said(self, named) -> str:
+        return (f"{named} holds the number {self.text[:20]}, too small to be told from 0 (below 1e-308), which "
+                "would be read as 0; write 0 if 0 is meant.")
+
+
+def exact_float(text) -> float:
+    """``json.loads``' hook for numbers with a fraction or an exponent: refuses one that reads as
+    0.0 without being 0 (a weight of ``1e-400`` was taken as 0 without a word)."""
+    if rounds_to_zero(text):
+        raise RoundedNumber(text)
+    return float(text)
+
+
 def read_object(path, what: str = "", error=InputFileError, missing: str = "", once=()) -> dict:
     """Read a JSON object (a byte-order mark allowed), naming the file in any error.
 
@@ -72,19 +92,13 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
             data[key] = value
         return data
 
-    def number(text):  # JSON's 1e-400 reads as 0.0 without a word
-        if rounds_to_zero(text):
-            rounded.append(text)
-        return float(text)
-
-    rounded = []
     try:
         size = Path(path).stat().st_size
         if size > MAX_BYTES:  # read whole, a file of gigabytes took several times its size in memory
             raise error(f"{named} holds {size / 2 ** 20:,.0f} MB, more than any JSON file the app reads "
                         f"({MAX_BYTES // 2 ** 20} MB at most); check the file.")
         data = json.loads(Path(path).read_text(encoding="utf-8-sig"), object_pairs_hook=pairs if once else None,
-                          parse_float=number)
+                          parse_float=exact_float)
     except FileNotFoundError:  # a file missing is the input's fault (66), whatever names it
         missed = error if issubclass(error, NoDataError) else InputFileError
         raise missed(f"{named} does not exist{'; ' + missing if missing else ''}.") from None
@@ -94,15 +108,14 @@ def read_object(path, what: str = "", error=InputFileError, missing: str = "", o
                      "path.") from None
     except OSError as failure:
         raise error(f"{named} cannot be read: {failure.strerror}.") from None
+    except RoundedNumber as rounded:
+        raise error(rounded.said(named)) from None
     except UnicodeDecodeError:
         raise error(f"{named} is not UTF-8 text, as JSON files are.") from None
     except json.JSONDecodeError as failure:
         raise error(f"{named} is not valid JSON: {failure.msg} (line {failure.lineno}).") from None
     except (RecursionError, ValueError):  # nested too deeply; an integer of thousands of digits
         raise error(f"{named} is not valid JSON: it is nested too deeply or holds too long a number.") from None
-    if rounded:
-        raise error(f"{named} holds the number {rounded[0][:20]}, too small to be told from 0 (below 1e-308), which "
-                    "would be read as 0; write 0 if 0 is meant.")
     if not isinstance(data, dict):
         raise error(f"{named} must hold a JSON object, not {_TYPES.get(type(data), 'a value')}.")
     if twice:

@@ -255,7 +255,7 @@ def test_group_with_one_subject(one_subject, tmp_path, capsys):
     # a label mistyped among those given is named, with the error it caused (it was said only on success)
     assert main([str(one_subject.path), str(out), "group", "--participant-label", "07", "01"]) == 66
     message = capsys.readouterr().err
-    assert "found 1 (sub-01); --participant-label 07 has none and no folder in" in message, message
+    assert "found 1 (sub-01); --participant-label 07 has none (sub-07 has no folder in" in message, message
     assert "check the label" in message and checksums(out) == written
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputFileError, UsageError, check_regular_file
+from ..jsonfile import RoundedNumber, exact_float
 from ._parse import canonical, listify
 
 #: The analysis levels, lowest first.
@@ -230,13 +231,12 @@ class Model:
         """Parse JSON text (see :func:`parse_model`)."""
         try:
             document = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys,
-                                  parse_float=_not_rounded)
+                                  parse_float=exact_float)
         except _RepeatedKey as error:
             raise ModelError(f"{source} has the key {error.key!r} twice in one object; JSON keeps only the last, "
                              "so remove or merge the other.") from None
-        except _RoundedNumber as error:
-            raise ModelError(f"{source} holds the number {error.text[:20]}, too small to be told from 0 (below "
-                             "1e-308), which would be read as 0; write 0 if 0 is meant.") from None
+        except RoundedNumber as error:
+            raise ModelError(error.said(source)) from None
         except json.JSONDecodeError as error:
             raise ModelError(f"{source} is not valid JSON ({error.msg}, line {error.lineno}).") from None
         except RecursionError:
@@ -262,22 +262,6 @@ def _unique_keys(pairs) -> dict:
             raise _RepeatedKey(key)
         document[key] = value
     return document
-
-
-class _RoundedNumber(Exception):
-    def __init__(self, text):
-        super().__init__(text)
-        self.text = text
-
-
-def _not_rounded(text) -> float:
-    """``json.loads``' hook for numbers with a fraction or an exponent: one that is not 0 but
-    reads as 0.0 (``1e-400``, a weight) is refused, where Python would read 0 without a word."""
-    from ..expression import rounds_to_zero
-
-    if rounds_to_zero(text):
-        raise _RoundedNumber(text)
-    return float(text)
 
 
 def _no_constant(name):

@@ -438,7 +438,8 @@ def _found_maps(settings, step) -> tuple:
             + (f", besides maps of space-{' and space-'.join(native)}, which are not tested (their vertices are each "
                "subject's own); run the participant level in a shared space, such as --space fsaverage5."
                if native else f"; --participant-label {' '.join(absent)} {'has' if len(absent) == 1 else 'have'} "
-               f"none{' and no folder in ' + str(settings.bids_dir) + ': check the label' if unknown else ''}."
+               f"none" + (f" ({', '.join(f'sub-{label}' for label in unknown)} {'has' if len(unknown) == 1 else 'have'}"
+                          f" no folder in {settings.bids_dir}: check the label)" if unknown else "") + "."
                if absent else ".")
         )
     read = []
