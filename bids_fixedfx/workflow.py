@@ -764,6 +764,9 @@ def _plan_group(settings):
         _check_inputs_made_by(model, settings, checked)
     elif model is None and settings.group_model == "fixed":
         model, settings = _fixed_effects_model(settings, checked)
+    elif model is None and settings.model_file is not None:  # the default model: it states this job's inference
+        model = plan.with_dataset_inference((settings.output_dir / settings.model_file).read_text(encoding="utf-8"),
+                                            settings.inference)
     methods = replace(boilerplate.group_methods(settings, checked),
                       undescribed=_other_group_tasks(settings.output_dir, checked))
     return model, settings, checked, methods
@@ -792,7 +795,7 @@ def _fixed_effects_model(settings, checked):
     made = [item.info.model_file == _own_uri(default) for test in checked.tests for item in test.inputs]
     if not made or not all(made) or not _default_model_states(settings.output_dir / default, "random"):
         return None, settings
-    model = plan.fixed_effects_model((settings.output_dir / default).read_text(encoding="utf-8"))
+    model = plan.fixed_effects_model((settings.output_dir / default).read_text(encoding="utf-8"), settings.inference)
     return model, replace(settings, model_file=_model_copy(model), model_node_names={"dataset": "dataset"})
 
 

@@ -31,6 +31,7 @@ from .models import (
     read_model,
     run_node,
     same_default_options,
+    with_dataset_inference,
 )
 from .runs import MIN_DOF, LeftOut, Plan, RunPlan, SubjectPlan, plan_runs, residual_dof
 
@@ -41,4 +42,5 @@ __all__ = [
     "find_subject_maps", "fixed_effects_model",
     "inference_settings", "model_settings", "plan_group",
     "plan_runs", "read_model", "read_participants", "residual_dof", "run_node", "same_default_options",
+    "with_dataset_inference",
 ]

@@ -231,7 +231,36 @@ DEFAULT_MODEL_NAME = "default"
 FIXED_EFFECTS_MODEL_NAME = "defaultFixedfx"
 
 
-def fixed_effects_model(default_text):
+def with_dataset_inference(text, inference):
+    """A model (its JSON text, as OUTPUT_DIR holds it) whose dataset nodes state the group level's
+    corrected inference (``Model.Software.bids-fixedfx``, :func:`.model.inference.inference_software`),
+    so that ``-m`` of it gives the same corrected maps; the node states none when none is asked.
+
+    Parameters
+    ----------
+    text : str
+    inference : InferenceSettings
+
+    Returns
+    -------
+    model : bids_fixedfx.model.Model
+    """
+    from ..model import parse_model
+    from ..model.inference import inference_software
+
+    document = json.loads(text)
+    for node in document.get("Nodes", []):
+        if str(node.get("Level", "")).lower() != "dataset":
+            continue
+        software = node.setdefault("Model", {}).setdefault("Software", {})
+        software.pop("bids-fixedfx", None)
+        software.update(inference_software(inference, "dataset"))
+        if not software:
+            node["Model"].pop("Software")
+    return parse_model(document, "The default model", schema=False)
+
+
+def fixed_effects_model(default_text, inference=None):
     """The model of ``--group-model fixed`` without ``-m``: the default model (its text, as the
     participant level wrote it) with its dataset node combining the subjects by fixed effects
     (``meta``, unweighted, as nilearn's ``compute_fixed_effects`` by default), named
@@ -242,6 +271,8 @@ def fixed_effects_model(default_text):
     ----------
     default_text : str
         ``models/model-default_smdl.json``, whose dataset node is the one-sample t-test.
+    inference : InferenceSettings, optional
+        The group level's corrected inference, stated in the dataset node.
 
     Returns
     -------
@@ -257,6 +288,8 @@ def fixed_effects_model(default_text):
     document["Name"] = FIXED_EFFECTS_MODEL_NAME
     document["Description"] = ("The model that the bids-fixedfx command-line options define, with "
                                "--group-model fixed: fixed effects over the subjects.")
+    if inference is not None:
+        return with_dataset_inference(json.dumps(document), inference)
     return parse_model(document, "The default model", schema=False)
 
 
