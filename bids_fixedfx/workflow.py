@@ -12,6 +12,7 @@ import gc
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -1457,10 +1458,13 @@ def write_group(test, settings, staging, intersections=None, own_masks=None, sha
                                "--n-perm %d asked for, so the permutation p values cannot go below 1/%d.", test.task,
                                contrast.label, len(effects), 2 ** len(effects), settings.inference.n_perm,
                                2 ** len(effects))
-            elif 0 < settings.inference.n_perm < 20 and _one_sample(test.design):
+            elif 0 < settings.inference.n_perm < _fewest_permutations(settings.inference.permutation_alpha) and \
+                    _one_sample(test.design):
                 logger.warning("task-%s contrast-%s: %d permutations cannot give a corrected p value below 1/%d, so "
-                               "no voxel can reach p < 0.05; ask for at least 20 (1,000 or more for stable p values).",
-                               test.task, contrast.label, settings.inference.n_perm, settings.inference.n_perm + 1)
+                               "no voxel can reach p < %g (the alpha); ask for at least %d (1,000 or more for stable "
+                               "p values).", test.task, contrast.label, settings.inference.n_perm,
+                               settings.inference.n_perm + 1, settings.inference.permutation_alpha,
+                               _fewest_permutations(settings.inference.permutation_alpha))
             found = inference.inference_maps(
                 maps.maps, mask, settings.inference,
                 effects=effects if group_model == "random" and _one_sample(test.design) else None,
@@ -1491,6 +1495,11 @@ def _write_group_mask(mask, subject_masks, staging, output_dir, form, key, contr
                               for p in surface.files_of(m)]),
         form, desc=desc, task=task, space=space, **({"contrast": contrast} if contrast else {}),
     )
+
+
+def _fewest_permutations(alpha) -> int:
+    """The fewest permutations whose smallest p value, 1/(n + 1), is below ``alpha`` (20 for 0.05)."""
+    return math.floor(1 / alpha + 1e-9)
 
 
 def _group_test_name(test, settings) -> str:

@@ -156,7 +156,12 @@ def test_corrected_maps_are_written_at_subject_and_group_level(fresh_dataset, tm
     capsys.readouterr()
     assert main([*common, "group", "--no-reports", "--n-perm", "3"]) == 0
     said = capsys.readouterr().err
-    assert said.count("3 permutations cannot give a corrected p value below 1/4, so no voxel can reach p < 0.05") == 2
+    assert said.count("3 permutations cannot give a corrected p value below 1/4, so no voxel can reach p < 0.05 "
+                      "(the alpha); ask for at least 20") == 2
+    assert main([*common, "group", "--no-reports", "--n-perm", "7", "--alpha", "0.2"]) == 0  # 1/8 < 0.2: can
+    assert "permutations cannot give" not in capsys.readouterr().err
+    assert main([*common, "group", "--no-reports", "--n-perm", "7", "--alpha", "0.1"]) == 0  # 1/8 > 0.1: cannot
+    assert "no voxel can reach p < 0.1 (the alpha); ask for at least 10" in capsys.readouterr().err
     assert "UserWarning" not in said and "number of jobs" not in said
     p = json.loads(next(group.glob("*_contrast-audio_stat-p_statmap.json")).read_text())
     assert p["ValueOutsideMask"] == 1 and "one-sided" in p["Tail"]
