@@ -153,7 +153,12 @@ def threshold_map(z_img, mask_img, settings: InferenceSettings) -> InferenceMap:
         )
     passing = {"Threshold": float(threshold) if np.isfinite(threshold) else None}
     if not np.asarray(img.dataobj).any():
-        passing["Description"] = "No voxel passes: the threshold is above every |z|, and the map is zero."
+        z = np.abs(np.asarray(z_img.dataobj))[np.asarray(mask_img.dataobj) != 0]
+        higher = np.isfinite(threshold) and bool(np.any(z >= threshold))
+        passing["Description"] = (
+            f"No voxel passes: the voxels of |z| at or above the threshold lie in clusters of fewer than "
+            f"{int(settings.cluster_extent)} voxels (ClusterExtent), and the map is zero." if higher else
+            "No voxel passes: the threshold is above every |z|, and the map is zero.")
     return InferenceMap("z", settings.method, img, {
         "Method": {"fpr": "uncorrected (false positive rate)", "fdr": "false discovery rate",
                    "bonferroni": "Bonferroni (family-wise error rate)"}[settings.method],

@@ -64,6 +64,11 @@ def test_a_threshold_no_voxel_passes_is_null_not_infinity(z_and_mask, recwarn):
     assert bonferroni.sidecar["Threshold"] > np.abs(noise.get_fdata()).max() and "No voxel" in bonferroni.sidecar["Description"]
     assert not [w for w in recwarn if "threshold=" in str(w.message)]
     assert "Description" not in inference.threshold_map(z, mask, InferenceSettings(method="fdr")).sidecar
+    assert "above every |z|" in bonferroni.sidecar["Description"]
+    # voxels above the threshold, in clusters too small: said so (it said the threshold was above every |z|)
+    clustered = inference.threshold_map(z, mask, InferenceSettings(method="fpr", cluster_extent=100_000))
+    assert not clustered.img.get_fdata().any() and np.abs(z.get_fdata()).max() > clustered.sidecar["Threshold"]
+    assert "lie in clusters of fewer than 100000 voxels (ClusterExtent)" in clustered.sidecar["Description"]
 
 
 def test_cluster_inference_equals_nilearn(z_and_mask):
