@@ -335,7 +335,7 @@ def smoothing_for(space, kind, fwhm, given, by_model=False) -> float | None:
     )
 
 
-def check_inference(inference, spaces) -> None:
+def check_inference(inference, spaces, model_file=None) -> None:
     """Refuse corrected inference on surface or CIFTI spaces: its thresholds, clusters and
     permutations are those of nilearn's volume tools.
 
@@ -344,6 +344,9 @@ def check_inference(inference, spaces) -> None:
     inference : InferenceSettings
     spaces : iterable of str
         The surface and CIFTI spaces about to be modelled or tested.
+    model_file : Path, optional
+        The model given with ``-m``, which then asked for it (a model and the options that it
+        states are not given together).
 
     Raises
     ------
@@ -351,9 +354,12 @@ def check_inference(inference, spaces) -> None:
     """
     spaces = sorted(set(spaces))
     if inference.any and spaces:
+        asked, remedy = ((f"asked by {Path(model_file).name}'s Model.Software.bids-fixedfx", "leave that section out")
+                         if model_file is not None else
+                         ("--threshold, --n-perm and the cluster options", "leave those options out"))
         raise UsageError(
-            f"Corrected inference (--threshold, --n-perm and the cluster options) is computed on volumes; "
-            f"space {', '.join(spaces)} is a surface or CIFTI space: leave those options out or choose volume spaces."
+            f"Corrected inference ({asked}) is computed on volumes; space {', '.join(spaces)} is a surface or CIFTI "
+            f"space: {remedy} or choose volume spaces."
         )
 
 

@@ -429,6 +429,17 @@ def test_corrected_inference_on_a_surface_space_is_a_usage_error(surface_dataset
     message = capsys.readouterr().err
     assert "--threshold" in message and FS5 in message
     assert not list(tmp_path.rglob("*_statmap.*"))
+    # asked by a model file: it and its section are named (it said to leave out options never given)
+    written = tmp_path / "volume"
+    assert main([str(surface_dataset.path), str(written), "participant", "--skip-bids-validation", "--space",
+                 "MNI152NLin2009cAsym", "--threshold", "fdr", "--no-reports", "--participant-label", "01"]) == 0
+    model = written / "models" / "model-default_smdl.json"
+    capsys.readouterr()
+    assert main([str(surface_dataset.path), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "--space", FS5, "-m", str(model), "--no-reports"]) == 64
+    message = capsys.readouterr().err
+    assert "asked by model-default_smdl.json's Model.Software.bids-fixedfx" in message and "--threshold" not in message
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*_statmap.*"))
 
 
 def test_a_volume_mask_with_a_surface_space_is_a_usage_error(surface_dataset, tmp_path, capsys):

@@ -426,7 +426,8 @@ def _found_maps(settings, step) -> tuple:
     selected = {item.subject for item in found}
     absent = [label for label in settings.participant_label if label not in selected]
     found, native = group_spaces(found, settings.spaces)
-    check_inference(settings.inference, [item.space for item in found if is_surface_file(item.effect)])
+    check_inference(settings.inference, [item.space for item in found if is_surface_file(item.effect)],
+                    settings.model_file if step is not None and not settings.group_covariates else None)
     subjects = sorted({item.subject for item in found})
     if len(subjects) < MIN_SUBJECTS:
         tasks = sorted({item.task for item in found})

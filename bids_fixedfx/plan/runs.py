@@ -215,7 +215,7 @@ def plan_runs(selection, settings, model=None) -> Plan:
     notes += _missing_contrasts(plans)
     notes += _contrasts_other_subjects_have(plans, notes)
     notes += _earlier_maps_unfitted(left_out, plans, settings.output_dir)
-    surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface])
+    surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface], settings.model_file)
     subjects = _by_subject(plans, left_out)
     for subject in subjects:
         _check_subject_grid(subject)
