@@ -147,7 +147,8 @@ def _participant(settings, derivatives, fork):
     unreported = set()  # sets whose subject node let none of their runs through: no subject maps to show
     started = time.perf_counter()
     ordinals = {label: n for n, label in enumerate(dict.fromkeys(s.subject for s in checked.subjects), start=1)}
-    with _pages_pruned_on_failure(settings, checked) as committed:  # a job stopped after some subjects' sets
+    with _pages_pruned_on_failure(settings, checked) as committed:  # a job stopped after some subjects' sets,
+        # or in their reports
         for subject in checked.subjects:
             key = naming.set_key(subject=subject.subject, task=subject.task, space=subject.space)
             with outputs.Staging(settings.output_dir, key) as staging:
@@ -196,21 +197,22 @@ def _participant(settings, derivatives, fork):
                             f" space-{subject.space}" if subject.space else "",
                             maps.step.node.name, "fixed effects" if maps.step.node.model_type == "meta" else "OLS",
                             len(maps.runs), ordinals[subject.subject], len(ordinals))
-    for text in repeats.rest():
-        logger.warning("%s", text)
-    for text in _group_maps_outdated_by(settings.output_dir, checked):
-        logger.warning("%s", text)
-    _write_boilerplate(settings, checked, None, undescribed=_other_subjects(settings.output_dir, checked))
-    reports = settings.reports and subject_steps and not any(step.desc for step in subject_steps)
-    if settings.reports and not reports:
-        logger.info("No subject report: %s.", "the model has several subject nodes, and a report shows one node's maps"
-                    if subject_steps else "the model's run node makes F tests only, which no subject node combines")
-    if reports:
-        fitted.close()  # its reader thread ended: the reports may fork
-        _write_reports(settings, replace(checked, subjects=tuple(s for s in checked.subjects if s not in unreported)),
-                       notes, fork)
-    else:  # an earlier job's page would show maps and figures this job replaced: its other sections stay
-        _prune_subject_pages(settings, checked)
+        for text in repeats.rest():
+            logger.warning("%s", text)
+        for text in _group_maps_outdated_by(settings.output_dir, checked):
+            logger.warning("%s", text)
+        _write_boilerplate(settings, checked, None, undescribed=_other_subjects(settings.output_dir, checked))
+        reports = settings.reports and subject_steps and not any(step.desc for step in subject_steps)
+        if settings.reports and not reports:
+            logger.info("No subject report: %s.",
+                        "the model has several subject nodes, and a report shows one node's maps" if subject_steps
+                        else "the model's run node makes F tests only, which no subject node combines")
+        if reports:
+            fitted.close()  # its reader thread ended: the reports may fork
+            shown = tuple(s for s in checked.subjects if s not in unreported)
+            _write_reports(settings, replace(checked, subjects=shown), notes, fork)
+        else:  # an earlier job's page would show maps and figures this job replaced: its other sections stay
+            _prune_subject_pages(settings, checked)
     pages = [settings.output_dir / naming.build("subject_report", subject=s)
              for s in dict.fromkeys(subject.subject for subject in checked.subjects if subject not in unreported)
              ] if reports else []

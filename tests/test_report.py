@@ -104,6 +104,27 @@ def test_a_job_that_fails_after_some_subjects_leaves_no_page_of_their_earlier_ma
     assert (output / "sub-02.html").is_file()  # its maps are as they were: so is its page
 
 
+@pytest.mark.slow
+def test_a_job_whose_reports_fail_leaves_no_page_of_the_earlier_maps(fresh_dataset, tmp_path, monkeypatch):
+    """Every set in place, then the reports failed: the earlier pages linked figures the sets removed."""
+    from bids_fixedfx import workflow
+
+    dataset = fresh_dataset(subjects=("01", "02"))
+    output = tmp_path / "out"
+    common = [str(dataset.path), str(output), "participant", "--skip-bids-validation"]
+    assert main(common) == 0
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("no font")
+
+    monkeypatch.setattr(workflow, "_write_reports", failing)
+    assert main([*common, "--smoothing-fwhm", "3"]) == 1
+    assert sidecar_smoothing(output, "01") == 3.0 and sidecar_smoothing(output, "02") == 3.0
+    for page in output.glob("sub-*.html"):
+        assert all((output / url).exists() for tag, url in links_of(page).urls
+                   if tag == "img" and not url.startswith("data:")), page
+
+
 def sidecar_smoothing(output, subject):
     found = next((output / f"sub-{subject}").rglob("*_contrast-audio_stat-t_statmap.json"))
     return json.loads(found.read_text())["SmoothingFWHM"]
