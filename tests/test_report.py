@@ -463,6 +463,32 @@ def test_group_report_lists_subjects_design_and_contrasts(reports, example_datas
 
 
 @pytest.mark.slow
+def test_a_correction_no_voxel_passes_is_said_without_a_figure(example_dataset, tmp_path):
+    """The figure of an empty corrected map was drawn with a legend of '|z| > 3.75 shown', the top
+    of the colour scale, for a threshold of 21.6 (or none at all)."""
+    output = tmp_path / "out"
+    assert main([str(example_dataset.path), str(output), "participant", "--skip-bids-validation",
+                 "--participant-label", "03", "--threshold", "bonferroni", "--alpha", "1e-100"]) == 0
+    html = (output / "sub-03.html").read_text(encoding="utf-8")
+    said = re.findall(r"No voxel passes the correction \(Bonferroni \(family-wise error rate\), alpha 1e-100: "
+                      r"\|z\| ≥ (\d+\.\d+)\)", html)
+    assert len(said) == len(example_dataset.conditions) and all(float(z) > 20 for z in said), said
+    assert not list((output / "sub-03" / "figures").glob("*_desc-corrected_*"))
+    assert all((output / url).exists() for tag, url in links_of(output / "sub-03.html").urls
+               if tag == "img" and not url.startswith("data:"))
+
+
+def test_a_warning_heading_keeps_its_names_capitals():
+    """'Fmriprep's non-steady-state columns...': the heading's filter lowered every letter after the first."""
+    from bids_fixedfx.notes import KINDS
+    from bids_fixedfx.report.pages import _environment
+
+    macros = _environment().get_template("macros.html.jinja").module
+    html = str(macros.warnings([{"meaning": KINDS["dummy-scans"], "texts": ["sub-01: 2 volumes"]}]))
+    assert "The non-steady-state columns of fMRIPrep&#39;s confounds were used instead of --dummy-scans:" in html
+    assert all(meaning.split()[0].islower() for meaning in KINDS.values())  # (none starts with a capitalised name)
+
+
 def test_the_log_ends_with_where_the_report_is_and_corrected_maps_are_shown(example_dataset, tmp_path, capsys):
     output = tmp_path / "out"
     assert main([str(example_dataset.path), str(output), "participant", "--skip-bids-validation",

@@ -59,11 +59,14 @@ def corrected_section(settings, kind: str, map_entities: dict, figure_kind: str,
     threshold = info.extra.get("Threshold")
     threshold = np.inf if threshold is None else float(threshold)  # null: no voxel passes
     extent = int(info.extra.get("ClusterExtent", 0))
-    volume = slices.Volume(slices.load(path).data, view.grid.affine)
-    survivors = replace(view, threshold=min(threshold, view.vmax) * (1 - 1e-6))  # inf: no voxel survives
     cut = f"|z| ≥ {threshold:.2f}" if np.isfinite(threshold) else "no voxel passes"
     what = f"{info.extra.get('Method', method)}, alpha {info.extra.get('Alpha')}: {cut}" + (
         f", clusters of {extent} voxels or more" if extent else "")
+    volume = slices.Volume(slices.load(path).data, view.grid.affine)
+    if not np.isfinite(threshold) or not np.any(volume.data):  # no figure of a cut-off above the colour scale
+        return {"what": what, "figure": None, "none": f"No voxel passes the correction ({what}).",
+                "threshold": f"corrected ({what})"}
+    survivors = replace(view, threshold=min(threshold, view.vmax) * (1 - 1e-6))
     table = cluster_table(volume, 0.0, view.template, min_voxels=1)
     tsv_path = naming.build(figure_kind, desc="corrected", suffix="table", extension=".tsv", **figure_entities)
     cuts = slices.choose_cuts(volume.data, 0.0, 4, view.box)
