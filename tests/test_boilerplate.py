@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -525,6 +526,11 @@ def test_group_designs_and_dummy_scans_are_stated():
     assert "In the 1 run without such columns, the first 4 volumes were left out" in text
     assert "general linear model across subjects" in text and "dataset node `ageModel`" in text
     assert "one-sample" not in text
+    # a covariate's values are not participants.tsv's once demeaned: said (it said 'of the columns' alone)
+    group = facts.GroupLevel("random", (("x", "a", ("01", "02")),), "ageModel", columns=("intercept", "age"),
+                             transformed=(("age", "demeaned"), ("dose", "scaled")))
+    text = " ".join(render(replace(methods, group=group)).split())
+    assert "with the columns `intercept` and `age`, `age` demeaned and `dose` scaled;" in text
 
 
 @pytest.mark.parametrize(("tasks", "expected"), [
@@ -564,7 +570,7 @@ def test_a_group_design_says_the_statistics_its_contrasts_make(tests, said):
                              passed=("age",) if tests == ("pass",) else ())
     text = " ".join(render(facts.Methods((first,), group, True, {"group": ("bids-fixedfx in out group",)},
                                          boilerplate.software_versions())).split())
-    assert "of the columns `g.a`, `g.b` and `age`" in text and said in text
+    assert "with the columns `g.a`, `g.b` and `age`" in text and said in text
     assert ("statistics were converted" in text) == (tests != ("pass",))
 
 

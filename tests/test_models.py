@@ -904,7 +904,7 @@ def test_group_covariates_shortcut_equals_the_model_file(six_subjects, two_sampl
     assert (out / "models" / "model-groupCovariates_smdl.json").is_file()
     # the methods text names the design's columns and contrasts, and the statistics they make
     methods = " ".join((out / "logs" / "CITATION.md").read_text().split())
-    assert "of the columns `group.control`, `group.patient` and `age`" in methods
+    assert "with the columns `group.control`, `group.patient` and `age`, `age` demeaned;" in methods  # (as built)
     assert ("the contrasts `mean`: `group.control` 0.5, `group.patient` 0.5; `control minus patient`: "
             "`group.control` 1, `group.patient` -1; `age`: `age` 1; the t statistics were") in methods
     assert "t (or F)" not in methods

@@ -133,6 +133,7 @@ class GroupLevel:
     columns: tuple[str, ...] = ()  # the group design's columns (``design``)
     contrasts: tuple[ContrastFacts, ...] = ()  # the group design's contrasts
     precision_weighted: bool = False  # fixed effects weighted by inverse variance (a dataset meta node's)
+    transformed: tuple[tuple[str, str], ...] = ()  # (column, "demeaned"), by the dataset node's transformations
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,22 @@ def _group_design_facts(designed) -> tuple:
     return tuple(str(c) for c in designed[0].design.columns), tuple(contrasts.values())
 
 
+#: The transformations of a dataset node that change a design column's values, as the text says them.
+TRANSFORMED = {"demean": "demeaned", "scale": "scaled", "orthogonalize": "orthogonalized"}
+
+
+def _group_transformed(designed) -> tuple:
+    """(column, what was done to it) for each column that the first group design's node demeans,
+    scales or orthogonalizes (a covariate's values are not those of ``participants.tsv``)."""
+    node = designed[0].node if designed else None
+    said = []
+    for transformation in getattr(node, "transformations", ()) or ():
+        verb = TRANSFORMED.get(str(transformation.name).lower())
+        if verb:
+            said += [(str(column), verb) for column in transformation.input]
+    return tuple(dict.fromkeys(said))
+
+
 def run_facts(record: RunRecord, reader: Reader) -> RunFacts:
     """A run's facts from its design sidecar."""
     design = record.design
@@ -320,7 +336,8 @@ def methods_from_group(settings, group_plan) -> Methods:
                        dataset_node_facts(group_plan.tests),
                        tuple(dict.fromkeys(m.name for test in designed for m in test.contrasts if m.test == "pass")),
                        *_group_design_facts(designed),
-                       precision_weighted=any(test.precision_weighted for test in group_plan.tests))
+                       precision_weighted=any(test.precision_weighted for test in group_plan.tests),
+                       transformed=_group_transformed(designed))
     return Methods(
         tuple(first_levels), group, True, {"participant": tuple(commands), "group": (settings.command,)},
         software_versions(), figure_threshold(settings), corrected_inference(settings), "group",

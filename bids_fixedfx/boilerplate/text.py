@@ -275,6 +275,7 @@ def render(methods: Methods) -> str:
             "nodes": list(methods.group.nodes),
             "passed": list(methods.group.passed),
             "columns": list(methods.group.columns),
+            "transformed": list(methods.group.transformed),
             "contrasts": list(methods.group.contrasts),
             "precision_weighted": methods.group.precision_weighted,
         }
