@@ -144,8 +144,9 @@ def plan_runs(selection, settings, model=None) -> Plan:
     built, forms, inside = {}, {}, {}
     for run in runs:
         logger.debug(
-            "%s: BOLD %s, mask %s, events %s, confounds %s, design %s, TR %g s, %d volumes",
-            run.name, run.bold, run.mask, run.events, run.confounds, run.design, run.tr, run.n_volumes,
+            "%s: BOLD %s, mask %s, events %s, confounds %s%s, TR %g s, %d volumes",
+            run.name, run.bold, run.mask or "none (nilearn computes one)", run.events or "none",
+            run.confounds or "none", f", design {run.design}" if run.design else "", run.tr, run.n_volumes,
         )
         forms[run], mask = _check_images(run, settings)
         if mask is not None and settings.mask is None:
