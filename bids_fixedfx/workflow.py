@@ -767,9 +767,6 @@ def _plan_group(settings):
         _check_inputs_made_by(model, settings, checked)
     elif model is None and settings.group_model == "fixed":
         model, settings = _fixed_effects_model(settings, checked)
-    elif model is None and settings.model_file is not None:  # the default model: it states this job's inference
-        model = plan.with_dataset_inference((settings.output_dir / settings.model_file).read_text(encoding="utf-8"),
-                                            settings.inference)
     methods = replace(boilerplate.group_methods(settings, checked),
                       undescribed=_other_group_tasks(settings.output_dir, checked))
     return model, settings, checked, methods

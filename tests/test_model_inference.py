@@ -113,17 +113,17 @@ def test_a_model_stating_the_settings_gives_the_maps_of_the_options(fresh_datase
     assert ours.keys() == expected.keys()
     for name in expected:
         np.testing.assert_array_equal(ours[name], expected[name], err_msg=str(name))
-    # the default model's copy states the group level's options too (it stated none): -m of it remakes them
-    assert json.loads(written.read_text())["Nodes"][2]["Model"]["Software"] == {
-        "bids-fixedfx": {"Threshold": "bonferroni", "NPerm": 20}}
-    by_copy = tmp_path / "copy"
-    assert main([str(dataset.path), str(by_copy), "participant", *QUICK, "-m", str(written)]) == 0
-    assert main([str(dataset.path), str(by_copy), "group", "--no-reports", "-m", str(written)]) == 0
-    ours = maps(by_copy / "group", "*_desc-*_statmap.nii.gz")
+    # fixed effects over the subjects: their model's copy (the group level's own) states the options too
+    # (it stated none): -m of it remakes the corrected maps
+    assert main([str(dataset.path), str(by_options), "group", "--no-reports", "--group-model", "fixed",
+                 "--threshold", "bonferroni"]) == 0
+    fixed = by_options / "models" / "model-defaultFixedfx_smdl.json"
+    assert json.loads(fixed.read_text())["Nodes"][2]["Model"]["Software"]["bids-fixedfx"] == {"Threshold": "bonferroni"}
+    assert "Software" not in json.loads(written.read_text())["Nodes"][2]["Model"]  # the participant level's copy
+    expected = maps(by_options / "group", "*_desc-fixedfxBonferroni_statmap.nii.gz")
+    assert expected
+    assert main([str(dataset.path), str(by_model), "group", "--no-reports", "-m", str(fixed)]) == 0
+    ours = maps(by_model / "group", "*_desc-fixedfxBonferroni_statmap.nii.gz")
     assert ours.keys() == expected.keys()
     for name in expected:
         np.testing.assert_array_equal(ours[name], expected[name], err_msg=str(name))
-    # a group job without inference: the copy states none again, and the corrected maps go
-    assert main([str(dataset.path), str(by_options), "group", "--no-reports"]) == 0
-    assert "Software" not in json.loads(written.read_text())["Nodes"][2]["Model"]
-    assert not list((by_options / "group").glob("*_desc-*_statmap.nii.gz"))
