@@ -1222,7 +1222,7 @@ def _stale_group_files(output_dir, checked, settings) -> list:
     # the group masks of this job's models: a task's (no contrast) stays while a test of it is made
     tested_contrasts = {(*_mask_key(test, settings), test.contrast) for test in checked.tests}
     tested_masks = {tested[:3] for tested in tested_contrasts}
-    stale, other_masks, cited = [], [], set()
+    stale, other_masks, cited, kept = [], [], set(), []
     for task, space in {(t.task, t.space) for t in (*checked.tests, *checked.untested)}:
         for relative in outputs.existing_set(output_dir, "group", task=task, space=space):
             entities = naming.parse(relative)
@@ -1246,7 +1246,14 @@ def _stale_group_files(output_dir, checked, settings) -> list:
             if own in owns or replaced_group(relative, own):
                 stale.append(relative)
                 cited |= masks_cited(relative)
-    return stale + [mask for mask in other_masks if _stem(mask) in cited]
+            elif entities.get("suffix") == "statmap":
+                kept.append(relative)
+    masks = [mask for mask in other_masks if _stem(mask) in cited]
+    gone = {tuple(map(naming.parse(mask).get, ("task", "space", "desc"))) for mask in masks}
+    still = set().union(*map(masks_cited, kept)) if kept else set()  # (an earlier set that stays cites it)
+    masks += [mask for mask in other_masks if mask not in masks and naming.parse(mask).get("contrast") is None
+              and tuple(map(naming.parse(mask).get, ("task", "space", "desc"))) in gone and _stem(mask) not in still]
+    return stale + masks  # (a group's task-wide mask goes with the masks of its contrasts' maps)
 
 
 def _stem(relative) -> str:

@@ -591,6 +591,33 @@ def test_a_rerun_removes_the_maps_of_groups_too_small_or_gone(sessions_dataset, 
 
 
 @pytest.mark.slow
+def test_a_group_gone_takes_its_task_wide_mask_when_its_contrasts_had_masks_of_their_own(sessions_dataset,
+                                                                                         sessions_out, tmp_path):
+    """A subject without visual maps gave the group's contrasts masks of their own beside a task-wide
+    one that no sidecar cites: the group gone, that mask stayed."""
+    dataset = tmp_path / "bids"
+    shutil.copytree(sessions_dataset.path, dataset, ignore=shutil.ignore_patterns("derivatives", "sub-*"))
+    participants = pd.read_csv(dataset / "participants.tsv", sep="\t")
+    out = tmp_path / "out"
+    shutil.copytree(sessions_out, out, ignore=shutil.ignore_patterns("group", "models"))
+    for path in (out / "sub-02").rglob("*_contrast-visual_*"):
+        path.unlink()
+    model = write_model(tmp_path, document("perGroup", [RUN, node("Subject", "subject"),
+                                                        node("Dataset", "perGroup", "glm", group_by=["contrast", "group"])],
+                                           [("run", "subject"), ("subject", "perGroup")]))
+    args = [str(dataset), str(out), "group", "--no-reports", "-m", str(model)]
+    ids = list(participants["participant_id"])
+    for control in (ids[:3], ids[:1]):
+        participants.assign(group=np.where(participants["participant_id"].isin(control), "control", "patient")).to_csv(
+            dataset / "participants.tsv", sep="\t", index=False)
+        assert main(args) == 0
+        made = sorted(p.name for p in (out / "group").iterdir() if "Control" in p.name)
+        if len(control) > 1:
+            assert any("_desc-groupGroupControl_mask." in name and "_contrast-" not in name for name in made), made
+    assert made == [], made
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("covariate", ["arm", "dose"])
 def test_a_test_whose_design_needs_a_subject_without_its_contrast_is_left_out(tmp_path, capsys, covariate):
     """The one subject of a level (or of another dose) had no maps of one contrast: the whole
