@@ -440,6 +440,16 @@ def test_corrected_inference_on_a_surface_space_is_a_usage_error(surface_dataset
     message = capsys.readouterr().err
     assert "asked by model-default_smdl.json's Model.Software.bids-fixedfx" in message and "--threshold" not in message
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*_statmap.*"))
+    # a model without the section, the option beside it: the option is named, not the model
+    plain = tmp_path / "plain"
+    assert main([str(surface_dataset.path), str(plain), "participant", "--skip-bids-validation", "--space",
+                 "MNI152NLin2009cAsym", "--no-reports", "--participant-label", "01"]) == 0
+    capsys.readouterr()
+    assert main([str(surface_dataset.path), str(tmp_path / "out2"), "participant", "--skip-bids-validation",
+                 "--space", FS5, "-m", str(plain / "models" / "model-default_smdl.json"), "--threshold", "fdr",
+                 "--no-reports"]) == 64
+    message = capsys.readouterr().err
+    assert "(--threshold, --n-perm and the cluster options)" in message and "asked by" not in message, message
 
 
 def test_a_volume_mask_with_a_surface_space_is_a_usage_error(surface_dataset, tmp_path, capsys):

@@ -410,6 +410,7 @@ def _without_contrast(test, peers, output_dir) -> list[Note]:
 def _found_maps(settings, step) -> tuple:
     """The maps a dataset node (or the options' test) receives, their sidecars read, and notes
     of the spaces left out (each subject's own vertices)."""
+    from ..model.inference import stated_inference
     from ..sidecars import StatmapSidecar
 
     output_dir = settings.output_dir
@@ -426,8 +427,9 @@ def _found_maps(settings, step) -> tuple:
     selected = {item.subject for item in found}
     absent = [label for label in settings.participant_label if label not in selected]
     found, native = group_spaces(found, settings.spaces)
+    stated = step is not None and not settings.group_covariates and stated_inference(step.node) is not None
     check_inference(settings.inference, [item.space for item in found if is_surface_file(item.effect)],
-                    settings.model_file if step is not None and not settings.group_covariates else None)
+                    settings.model_file if stated else None)
     subjects = sorted({item.subject for item in found})
     if len(subjects) < MIN_SUBJECTS:
         tasks = sorted({item.task for item in found})

@@ -216,7 +216,8 @@ def plan_runs(selection, settings, model=None) -> Plan:
     notes += _missing_contrasts(plans)
     notes += _contrasts_other_subjects_have(plans, notes)
     notes += _earlier_maps_unfitted(left_out, plans, settings.output_dir)
-    surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface], settings.model_file)
+    surface.check_inference(settings.inference, [p.run.space for p in plans if p.run.is_surface],
+                            settings.model_file if _states_inference(model, "subject") else None)
     subjects = _by_subject(plans, left_out)
     for subject in subjects:
         _check_subject_grid(subject)
@@ -227,6 +228,14 @@ def plan_runs(selection, settings, model=None) -> Plan:
         _check_names_apart(subject, {step.level for step in steps})
     check_participant_inputs(steps, plans)
     return Plan(tuple(subjects), selection.space, tuple(notes), steps)
+
+
+def _states_inference(model, level) -> bool:
+    """Whether the model's nodes of ``level`` ask for corrected inference themselves (else the
+    options did, beside a model without it)."""
+    from ..model.inference import stated_inference
+
+    return model is not None and any(stated_inference(node) is not None for node in model.nodes_at(level))
 
 
 def _earlier_maps_unfitted(left_out, plans, output_dir) -> list[Note]:
