@@ -649,9 +649,8 @@ def main(argv=None, fork: bool = False) -> int:
     except SystemExit as stop:  # argparse: --help, --version, or a usage error
         return stop.code if isinstance(stop.code, int) else EX_USAGE
     except PermissionError as error:  # an option's file under a folder closed to this user
-        if not error.filename:
-            raise
-        text, code = _permission_denied(error, None)
+        text, code = _permission_denied(error, None) if error.filename else (
+            f"Processing failed: {error} (a resource this job's user may not use).", EX_FAILURE)
         print(f"bids-fixedfx: error: {bounded(text)}", file=sys.stderr)
         return code
     _setup_logging(settings.verbose)

@@ -109,12 +109,13 @@ def ols_contrast(values, design, con_val, stat_type="t") -> dict:
     stats = stats_of(stat_type)
     out = {stat: np.empty(values.shape[1]) for stat in stats}
     model = OLSModel(design)
-    for block in _voxel_blocks(*values.shape):
-        fit = SimpleRegressionResults(model.fit(values[:, block].astype(np.float64)))
-        labels = np.zeros(block.stop - block.start)
-        found = compute_contrast(labels, {0.0: fit}, con_val, stat_type)
-        for stat in stats:
-            out[stat][block] = np.ravel(getattr(found, NILEARN_OUTPUTS[stat])())
+    with np.errstate(divide="ignore"):  # a vertex of 0 in every map (the medial wall): nilearn's 1/0 of its sd
+        for block in _voxel_blocks(*values.shape):
+            fit = SimpleRegressionResults(model.fit(values[:, block].astype(np.float64)))
+            labels = np.zeros(block.stop - block.start)
+            found = compute_contrast(labels, {0.0: fit}, con_val, stat_type)
+            for stat in stats:
+                out[stat][block] = np.ravel(getattr(found, NILEARN_OUTPUTS[stat])())
     return out
 
 

@@ -725,3 +725,23 @@ def test_a_source_leading_out_of_its_dataset_is_refused(tmp_path, source):
                                                                     "x_bold.nii.gz").resolve()
     with pytest.raises(InputFileError, match=f"The source {re.escape(source)} of a sidecar leads out of"):
         reader.resolve(source)
+
+
+def test_a_group_design_s_transformed_columns_are_named_as_the_design_names_them():
+    """A Scale of age into age_z without rescaling was said 'age scaled': the column is age_z, demeaned."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bids_fixedfx.boilerplate.readback import _group_transformed
+    from bids_fixedfx.model.bsm import Transformation
+
+    node = SimpleNamespace(transformations=(
+        Transformation("Scale", ("age",), ("age_z",), {"Rescale": False}),
+        Transformation("Scale", ("dose",)),
+        Transformation("Demean", ("weight",)),  # not a column of the design: not said
+        Transformation("Factor", ("group",)),
+    ))
+    test = SimpleNamespace(node=node, design=pd.DataFrame(columns=["intercept", "age_z", "dose"]))
+    assert _group_transformed([test]) == (("age_z", "demeaned"), ("dose", "demeaned and scaled to unit variance"))
+    assert _group_transformed([]) == ()

@@ -739,3 +739,16 @@ def test_what_nibabel_says_of_a_header_it_mends_goes_to_the_debug_log():
     assert heard == []
     assert [(r.levelname, r.getMessage()) for r in logged.buffer] == [
         ("DEBUG", "nibabel: sizeof_hdr should be 348; set sizeof_hdr to 348")]
+
+
+def test_a_permission_error_without_a_file_while_reading_the_options_is_one_sentence(monkeypatch, capsys):
+    """It escaped as a traceback (a semaphore or /dev/shm the user may not use names no file)."""
+    from bids_fixedfx import cli
+
+    def refused(argv=None):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(cli, "parse_settings", refused)
+    assert cli.main(["bids", "out", "participant"]) == 1
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "Processing failed: [Errno 1] Operation not permitted" in said[0], said

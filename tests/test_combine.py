@@ -478,3 +478,27 @@ def test_inputs_left_with_no_common_voxel_are_named():
               for name, mask in zip(("sub-01_task-x_run-1", "sub-01_task-x_run-2"), halves)]
     with pytest.raises(NoDataError, match="sub-01_task-x_run-1, sub-01_task-x_run-2 have no voxel in common"):
         combine.combine_inputs(inputs)
+
+
+def test_a_vertex_of_zeros_in_every_map_is_tested_without_numpy_s_warning():
+    """A surface's medial wall (0 in every subject's map): nilearn's 1/0 of its sd printed numpy's
+    'divide by zero' warning with its source line, even with -q; the numbers are nilearn's."""
+    from nilearn.glm.contrasts import compute_contrast
+    from nilearn.glm.regression import OLSModel, SimpleRegressionResults
+
+    from bids_fixedfx.group import ols_contrast
+
+    values = np.random.default_rng(3).normal(size=(6, 5))
+    values[:, 2] = 0.0
+    design = np.ones((6, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        with np.errstate(all="warn"):
+            found = ols_contrast(values, design, np.array([1.0]))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        fit = SimpleRegressionResults(OLSModel(design).fit(values))
+        theirs = compute_contrast(np.zeros(5), {0.0: fit}, np.array([1.0]), "t")
+    np.testing.assert_allclose(found["t"], np.ravel(theirs.stat()), rtol=1e-10)
+    np.testing.assert_allclose(found["z"], np.ravel(theirs.z_score()), rtol=1e-10)
+    assert found["t"][2] == 0 and found["p"][2] == 0.5

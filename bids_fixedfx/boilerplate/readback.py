@@ -219,19 +219,24 @@ def _group_design_facts(designed) -> tuple:
     return tuple(str(c) for c in designed[0].design.columns), tuple(contrasts.values())
 
 
-#: The transformations of a dataset node that change a design column's values, as the text says them.
-TRANSFORMED = {"demean": "demeaned", "scale": "scaled", "orthogonalize": "orthogonalized"}
-
-
 def _group_transformed(designed) -> tuple:
-    """(column, what was done to it) for each column that the first group design's node demeans,
-    scales or orthogonalizes (a covariate's values are not those of ``participants.tsv``)."""
+    """(column, what was done to it) for each column of the first group design that its node
+    demeans, scales or orthogonalizes (a covariate's values are not those of ``participants.tsv``):
+    the transformation's output, as the design names it."""
     node = designed[0].node if designed else None
+    columns = {str(column) for column in designed[0].design.columns} if designed else set()
     said = []
     for transformation in getattr(node, "transformations", ()) or ():
-        verb = TRANSFORMED.get(str(transformation.name).lower())
-        if verb:
-            said += [(str(column), verb) for column in transformation.input]
+        name, arguments = str(transformation.name).lower(), {str(k).lower(): v for k, v in
+                                                           (transformation.arguments or {}).items()}
+        if name == "scale":
+            demean, rescale = arguments.get("demean", True), arguments.get("rescale", True)
+            verb = ("demeaned and scaled to unit variance" if demean and rescale else "demeaned" if demean
+                    else "scaled to unit variance" if rescale else None)
+        else:
+            verb = {"demean": "demeaned", "orthogonalize": "orthogonalized"}.get(name)
+        outputs = transformation.output or transformation.input
+        said += [(str(column), verb) for column in outputs if verb and str(column) in columns]
     return tuple(dict.fromkeys(said))
 
 
