@@ -1199,18 +1199,22 @@ def _stale_group_files(output_dir, checked, settings) -> list:
         owns.add(own)
         written |= {(test.task, test.space, contrast.label, own) for contrast, _ in combine.contrasts_of(test, group_model)}
     untested_owns = {_own(test, settings)[2] for test in checked.untested} - owns
+    grouped_owns = {_own(test, settings)[2] for test in (*checked.tests, *checked.untested) if test.desc_parts}
     considered = {item.subject for test in (*checked.tests, *checked.untested) for item in test.inputs}
     nodes = {test.node.name for test in (*checked.tests, *checked.untested) if test.node is not None}
     sidecar_of = _set_sidecars(output_dir)
 
+    def all_tested(relative) -> bool:
+        """Whether this job tested every subject of an earlier set."""
+        subjects = (sidecar_of(relative) or {}).get("Subjects")
+        return isinstance(subjects, list) and {str(s) for s in subjects} <= considered
+
     def replaced_group(relative, own) -> bool:
         """Whether an earlier set is of a group of this job's nodes whose subjects it all tested."""
         found = sidecar_of(relative) or {}
-        subjects = found.get("Subjects")
-        if not isinstance(subjects, list) or not {str(s) for s in subjects} <= considered:
-            return False
-        return own in untested_owns or (found.get("Node") in nodes and settings.model_file is not None
-                                        and found.get("ModelFile") == _own_uri(settings.model_file))
+        return all_tested(relative) and (own in untested_owns or (
+            found.get("Node") in nodes and settings.model_file is not None
+            and found.get("ModelFile") == _own_uri(settings.model_file)))
 
     def masks_cited(relative) -> set:
         """The stems of the group files that a set's sidecar cites (its group mask)."""
@@ -1229,10 +1233,8 @@ def _stale_group_files(output_dir, checked, settings) -> list:
             contrast = entities.get("contrast")
             if entities.get("suffix") == "mask":
                 key = (task, space, entities.get("desc"))
-                if key not in tested_masks:
-                    other_masks.append(relative)  # removed with the maps that cite it, if they go
-                elif contrast is not None and (*key, contrast) not in tested_contrasts:
-                    stale.append(relative)  # a contrast's own mask: its test's
+                if key not in tested_masks or (contrast is not None and (*key, contrast) not in tested_contrasts):
+                    other_masks.append(relative)  # not this job's: removed with the maps that cite it, if they go
                 continue
             if contrast is None:
                 continue
@@ -1243,7 +1245,7 @@ def _stale_group_files(output_dir, checked, settings) -> list:
             own = naming.group_model_of(entities)
             if (task, space, contrast, own) in written:
                 continue
-            if own in owns or replaced_group(relative, own):
+            if (own in owns and (own not in grouped_owns or all_tested(relative))) or replaced_group(relative, own):
                 stale.append(relative)
                 cited |= masks_cited(relative)
             elif entities.get("suffix") == "statmap":

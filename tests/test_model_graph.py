@@ -614,6 +614,11 @@ def test_a_group_gone_takes_its_task_wide_mask_when_its_contrasts_had_masks_of_t
         made = sorted(p.name for p in (out / "group").iterdir() if "Control" in p.name)
         if len(control) > 1:
             assert any("_desc-groupGroupControl_mask." in name and "_contrast-" not in name for name in made), made
+            # sub-03 left unselected: control's visual maps (of sub-01 and sub-03) are its, and stay
+            labels = [i.removeprefix("sub-") for i in ids]
+            assert main([*args, "--participant-label", *labels[:2], *labels[3:]]) == 0
+            assert [n for n in made if "visual" in n] == sorted(
+                p.name for p in (out / "group").iterdir() if "Control" in p.name and "visual" in p.name)
     assert made == [], made
 
 
