@@ -657,8 +657,9 @@ def _group(settings, fork):
                 outputs.write_dataset_files(settings.bids_dir, settings.output_dir)
             if model is not None:
                 _copy_model(model, settings)
-            stale = _stale_group_files(settings.output_dir, checked, settings)
-            tested_from = _tested_contrasts(settings.output_dir, stale)
+            sidecar_of = _set_sidecars(settings.output_dir)  # each earlier set's sidecar read once for both
+            stale = _stale_group_files(settings.output_dir, checked, settings, sidecar_of)
+            tested_from = _tested_contrasts(stale, sidecar_of)
             for text in (_untested_maps_removed(stale, checked, settings, tested_from)
                          + _other_maps_removed(stale, checked, tested_from)):
                 logger.warning("%s", text)
@@ -1186,13 +1187,14 @@ def _same_design(earlier, design) -> bool:
     return excluded == list(_excluded_volumes(design))
 
 
-def _stale_group_files(output_dir, checked, settings) -> list:
+def _stale_group_files(output_dir, checked, settings, sidecar_of) -> list:
     """Files of the planned tasks and spaces that this group run does not make again: maps
     of its own group models, nodes and groups whose contrast it no longer tests (other group
     models' maps stay: their names differ); the maps of a group of its nodes that it no longer
     tests (one subject left in it) or that the data no longer has, when this job tested every
     subject of theirs (a ``--participant-label`` job leaves the groups it did not select); the
-    group masks of the maps removed, and figures of contrasts the report no longer shows."""
+    group masks of the maps removed, and figures of contrasts the report no longer shows.
+    ``sidecar_of``: :func:`_set_sidecars` of OUTPUT_DIR."""
     written, owns = set(), set()
     for test in checked.tests:
         group_model, _, own = _own(test, settings)
@@ -1202,7 +1204,6 @@ def _stale_group_files(output_dir, checked, settings) -> list:
     grouped_owns = {_own(test, settings)[2] for test in (*checked.tests, *checked.untested) if test.desc_parts}
     considered = {item.subject for test in (*checked.tests, *checked.untested) for item in test.inputs}
     nodes = {test.node.name for test in (*checked.tests, *checked.untested) if test.node is not None}
-    sidecar_of = _set_sidecars(output_dir)
 
     def all_tested(relative) -> bool:
         """Whether this job tested every subject of an earlier set."""
@@ -1290,13 +1291,13 @@ def _set_sidecars(output_dir):
     return sidecar_of
 
 
-def _tested_contrasts(output_dir, stale) -> dict:
+def _tested_contrasts(stale, sidecar_of) -> dict:
     """{stale group map: the contrast of the subject maps it was computed from}, from its set's
     ``stat-t`` (or ``stat-F``) sidecar's ``Sources`` (a group design names its maps
-    ``visualAge`` after the subject maps' ``visual``), read once a set."""
+    ``visualAge`` after the subject maps' ``visual``); ``sidecar_of``: :func:`_set_sidecars`, read once a set."""
     import re
 
-    sidecar_of, found = _set_sidecars(output_dir), {}
+    found = {}
     for relative in stale:
         entities = naming.parse(relative)
         if entities.get("suffix") != "statmap" or entities.get("contrast") is None:
